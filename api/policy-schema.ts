@@ -1,0 +1,393 @@
+/**
+ * The one schema of a ResiliencePolicy spec (contract: shared/api/v1alpha1.md).
+ *
+ * Everything else derives from it: the TypeScript types (`Static`), the local
+ * policy-file validator (Ajv), the CRD's openAPIV3Schema, and the built-in
+ * defaults. Settings that `spec.defaults` can override (timeouts, retry,
+ * circuitBreaker, bulkhead) carry their built-in default as the annotation
+ * `x-breakwater-default` rather than JSON Schema `default`: a `default` there
+ * would be filled into every upstream and silently beat `spec.defaults`.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { FAILURE_CLASSES } from './failure-classes.js';
+
+export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
+export const SIZE_PATTERN = '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$';
+export const DNS_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
+
+/** Annotation key for a default inherited through `spec.defaults`. */
+export const INHERITED_DEFAULT = 'x-breakwater-default';
+
+const duration = (description: string) =>
+  Type.String({ pattern: DURATION_PATTERN, description: `${description} A duration such as 250ms, 30s, 5m, 1h.` });
+const percent = (description: string) => Type.Integer({ minimum: 0, maximum: 100, description });
+
+/** A settings leaf: its built-in default travels as an annotation and in the description. */
+function inherited<T extends TSchema>(schema: T, value: unknown) {
+  const description = `${schema.description ?? ''} Default: ${JSON.stringify(value)}.`.trim();
+  return Type.Optional({ ...schema, description, [INHERITED_DEFAULT]: value } as T);
+}
+
+/** A string that must be one of `values`: a JSON Schema `enum`, so errors and `kubectl explain` list the choices. */
+function stringEnum<const T extends readonly string[]>(values: T, options: { description?: string; default?: T[number] } = {}) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+const failureClass = stringEnum(FAILURE_CLASSES, { description: 'A failure class (see the contract).' });
+const failureClasses = (description: string, value: readonly string[]) =>
+  inherited(Type.Array(failureClass, { description, uniqueItems: true }), value);
+
+export const TimeoutsSchema = Type.Object(
+  {
+    total: inherited(duration('Whole request including queueing, retries and fallbacks.'), '120s'),
+    attempt: inherited(duration('One upstream attempt.'), '60s'),
+    firstByte: inherited(duration('To response headers, and for streams to the first data event.'), '20s'),
+    streamIdle: inherited(duration('Longest gap allowed between two stream chunks.'), '30s'),
+    perOutputToken: inherited(
+      duration('If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken).'),
+      '0ms',
+    ),
+  },
+  { additionalProperties: false, description: 'Timeouts.' },
+);
+
+export const BackoffSchema = Type.Object(
+  {
+    base: inherited(duration('Delay before the first retry.'), '250ms'),
+    max: inherited(duration('Largest delay between attempts.'), '10s'),
+    multiplier: inherited(Type.Number({ minimum: 1, maximum: 10, description: 'Growth factor per retry.' }), 2),
+    jitter: inherited(
+      stringEnum(['full', 'equal', 'decorrelated', 'none'], { description: 'How the delay is randomised.' }),
+      'full',
+    ),
+  },
+  { additionalProperties: false, description: 'Exponential backoff between attempts.' },
+);
+
+export const RetryBudgetSchema = Type.Object(
+  {
+    ratio: inherited(percent('Retries allowed as a percentage of requests in the window.'), 20),
+    minPerSecond: inherited(
+      Type.Integer({ minimum: 0, maximum: 10000, description: 'Retries per second always allowed, whatever the ratio.' }),
+      5,
+    ),
+    window: inherited(duration('Window over which requests and retries are counted.'), '10s'),
+  },
+  { additionalProperties: false, description: 'Retry budget (as in Envoy and Linkerd): bounds retries under load.' },
+);
+
+export const RetrySchema = Type.Object(
+  {
+    attempts: inherited(
+      Type.Integer({ minimum: 1, maximum: 10, description: 'Total attempts on this upstream, the first included.' }),
+      3,
+    ),
+    backoff: Type.Optional(BackoffSchema),
+    on: failureClasses('Failure classes that are retried.', [
+      'rate-limited',
+      'overloaded',
+      'server-error',
+      'timeout',
+      'connect-failure',
+      'reset',
+    ]),
+    statusCodes: inherited(
+      Type.Array(Type.Integer({ minimum: 400, maximum: 599 }), {
+        uniqueItems: true,
+        description: 'HTTP statuses that are retried (when their class is in `on`).',
+      }),
+      [429, 500, 502, 503, 504, 529],
+    ),
+    respectRetryAfter: inherited(
+      Type.Boolean({ description: 'Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks.' }),
+      true,
+    ),
+    maxRetryAfter: inherited(duration('Asked to wait longer than this: do not wait, give the answer (or fall back).'), '30s'),
+    budget: Type.Optional(RetryBudgetSchema),
+    maxBodyBytes: inherited(
+      Type.String({ pattern: SIZE_PATTERN, description: 'Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi.' }),
+      '10Mi',
+    ),
+  },
+  { additionalProperties: false, description: 'Retries with backoff, Retry-After and a budget.' },
+);
+
+export const CircuitBreakerSchema = Type.Object(
+  {
+    scope: inherited(
+      stringEnum(['upstream', 'model'], {
+        description: 'One breaker per upstream, or one per upstream and model (the JSON body field `model`).',
+      }),
+      'model',
+    ),
+    consecutiveFailures: inherited(
+      Type.Integer({ minimum: 0, maximum: 1000, description: 'Opens after this many failures in a row (0 = off).' }),
+      5,
+    ),
+    failureRate: Type.Optional(Type.Object(
+      {
+        threshold: inherited(percent('Opens when failures reach this percentage of calls in the window (0 = off).'), 50),
+        minRequests: inherited(
+          Type.Integer({ minimum: 1, maximum: 100000, description: 'Calls needed in the window before the rate counts.' }),
+          20,
+        ),
+        window: inherited(duration('Sliding window for the failure and slow-call rates.'), '30s'),
+      },
+      { additionalProperties: false, description: 'Failure rate over a sliding time window.' },
+    )),
+    slowCall: Type.Optional(Type.Object(
+      {
+        threshold: inherited(percent('Opens when slow calls reach this percentage of calls in the window (0 = off).'), 80),
+        duration: inherited(duration('A call slower than this (to first byte for streams) is slow.'), '30s'),
+      },
+      { additionalProperties: false, description: 'Slow-call rate.' },
+    )),
+    openFor: inherited(duration('How long the breaker stays open; doubles on each re-open.'), '30s'),
+    maxOpenFor: inherited(duration('Cap on the doubled open time.'), '5m'),
+    halfOpen: Type.Optional(Type.Object(
+      {
+        maxProbes: inherited(Type.Integer({ minimum: 1, maximum: 100, description: 'Probe calls let through at once while half-open.' }), 1),
+        successesToClose: inherited(Type.Integer({ minimum: 1, maximum: 100, description: 'Successful probes that close the breaker.' }), 2),
+      },
+      { additionalProperties: false, description: 'Half-open probing.' },
+    )),
+    failOn: failureClasses('Failure classes that count against the breaker (rate-limited is opt-in).', [
+      'server-error',
+      'timeout',
+      'connect-failure',
+      'reset',
+      'invalid-response',
+    ]),
+  },
+  { additionalProperties: false, description: 'Circuit breaker.' },
+);
+
+export const BulkheadSchema = Type.Object(
+  {
+    maxConcurrent: inherited(Type.Integer({ minimum: 1, maximum: 10000, description: 'Requests in flight to this upstream at once.' }), 32),
+    maxQueue: inherited(Type.Integer({ minimum: 0, maximum: 100000, description: 'Requests waiting for a slot.' }), 128),
+    queueTimeout: inherited(duration('Longest wait for a slot.'), '5s'),
+  },
+  { additionalProperties: false, description: 'Concurrency limit with a priority queue.' },
+);
+
+const settingsProperties = {
+  timeouts: Type.Optional(TimeoutsSchema),
+  retry: Type.Optional(RetrySchema),
+  circuitBreaker: Type.Optional(CircuitBreakerSchema),
+  bulkhead: Type.Optional(BulkheadSchema),
+};
+
+export const SettingsSchema = Type.Object(settingsProperties, {
+  additionalProperties: false,
+  description: 'Settings merged under every upstream\'s own settings.',
+});
+
+const secretRef = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 253, description: 'Secret name in the policy\'s namespace.' }),
+    key: Type.String({ minLength: 1, maxLength: 253, description: 'Key in the Secret.' }),
+  },
+  { additionalProperties: false, description: 'A key of a Secret.' },
+);
+
+export const AuthSchema = Type.Object(
+  {
+    secretRef: Type.Optional(secretRef),
+    env: Type.Optional(Type.String({ minLength: 1, description: 'Locally: read the credential from this environment variable of the sidecar.' })),
+    file: Type.Optional(Type.String({ minLength: 1, description: 'Locally: read the credential from this file.' })),
+    header: Type.String({ default: 'Authorization', minLength: 1, description: 'Header the credential is sent in.' }),
+    prefix: Type.String({ default: 'Bearer ', description: 'Text put before the credential.' }),
+  },
+  { additionalProperties: false, description: 'Credential the sidecar sets when calling this upstream; it replaces the app\'s.' },
+);
+
+export const FallbackTierSchema = Type.Object(
+  {
+    upstream: Type.Optional(Type.String({ pattern: DNS_LABEL_PATTERN, description: 'Another upstream of this policy.' })),
+    model: Type.Optional(Type.String({ minLength: 1, description: 'Rewrite the request\'s model for this tier.' })),
+    cache: Type.Optional(Type.Object({}, { additionalProperties: false, description: 'The last good answer to an identical request.' })),
+    static: Type.Optional(
+      Type.Object(
+        { message: Type.String({ minLength: 1, description: 'Content of the degraded answer.' }) },
+        { additionalProperties: false, description: 'A degraded answer in the upstream\'s API shape.' },
+      ),
+    ),
+    when: Type.Optional(
+      Type.Array(stringEnum([...FAILURE_CLASSES, 'unavailable']), {
+        uniqueItems: true,
+        description: 'Conditions under which this tier is tried (default: any failure).',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'One fallback tier: exactly one of upstream, cache, static.' },
+);
+
+const httpUrl = Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', description: 'http or https URL, with an optional base path.' });
+
+export const UpstreamSchema = Type.Object(
+  {
+    name: Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63, description: 'DNS label; apps reach it at http://127.0.0.1:15001/<name>/...' }),
+    url: Type.Optional(httpUrl),
+    api: stringEnum(['openai', 'anthropic', 'ollama', 'generic'], {
+      default: 'openai',
+      description: 'API family: error shapes, streaming format, model field, usage.',
+    }),
+    env: Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), {
+      default: [],
+      uniqueItems: true,
+      description: 'App environment variables the injector points at this upstream (never overriding a value set).',
+    }),
+    auth: Type.Optional(AuthSchema),
+    endpoints: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { url: httpUrl, weight: Type.Integer({ minimum: 1, maximum: 1000, default: 1, description: 'Weight for weighted balancing.' }) },
+          { additionalProperties: false },
+        ),
+        { minItems: 1, maxItems: 64, description: 'Several replicas, regions or keys instead of url.' },
+      ),
+    ),
+    loadBalancing: stringEnum(['round-robin', 'weighted', 'least-outstanding'], {
+      default: 'least-outstanding',
+      description: 'How endpoints are chosen.',
+    }),
+    ...settingsProperties,
+    rateLimit: Type.Object(
+      {
+        requestsPerMinute: Type.Integer({ minimum: 0, default: 0, description: 'Client-side request rate limit (0 = off).' }),
+        tokensPerMinute: Type.Integer({ minimum: 0, default: 0, description: 'Client-side token rate limit (0 = off).' }),
+      },
+      { additionalProperties: false, default: {}, description: 'Client-side rate limits.' },
+    ),
+    fallback: Type.Array(FallbackTierSchema, { default: [], maxItems: 16, description: 'Tried in order once this upstream cannot answer.' }),
+  },
+  { additionalProperties: false, description: 'A model API the app calls through the sidecar.' },
+);
+
+const labelSelector = Type.Object(
+  {
+    matchLabels: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Labels a pod must carry.' })),
+    matchExpressions: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            key: Type.String(),
+            operator: stringEnum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+            values: Type.Optional(Type.Array(Type.String())),
+          },
+          { additionalProperties: false },
+        ),
+        { description: 'Label expressions a pod must satisfy.' },
+      ),
+    ),
+  },
+  { additionalProperties: false, description: 'Pods in this namespace that use this policy.' },
+);
+
+export const PrioritiesSchema = Type.Object(
+  {
+    default: Type.String({ default: 'normal', description: 'Class of requests without x-breakwater-priority.' }),
+    classes: Type.Array(
+      Type.Object(
+        {
+          name: Type.String({ pattern: DNS_LABEL_PATTERN, description: 'Class name, as sent in x-breakwater-priority.' }),
+          reserved: Type.Integer({ minimum: 0, maximum: 100, default: 0, description: 'Share of bulkhead slots only this class may use.' }),
+          maxShare: Type.Integer({ minimum: 1, maximum: 100, default: 100, description: 'Largest share of bulkhead slots this class may hold.' }),
+        },
+        { additionalProperties: false },
+      ),
+      {
+        minItems: 1,
+        maxItems: 8,
+        default: [{ name: 'critical', reserved: 25 }, { name: 'normal' }, { name: 'batch', maxShare: 20 }],
+        description: 'Bulkhead classes, most important first: queued requests are admitted in this order.',
+      },
+    ),
+  },
+  { additionalProperties: false, default: {}, description: 'Bulkhead priority classes chosen by the request header x-breakwater-priority.' },
+);
+
+export const PolicySpecSchema = Type.Object(
+  {
+    podSelector: Type.Optional(labelSelector),
+    defaults: Type.Optional(SettingsSchema),
+    upstreams: Type.Array(UpstreamSchema, { minItems: 1, maxItems: 32, description: 'Model APIs, 1 to 32.' }),
+    priorities: PrioritiesSchema,
+    degradation: Type.Object(
+      {
+        window: Type.String({ pattern: DURATION_PATTERN, default: '60s', description: 'Rolling window for error rate and queue depth.' }),
+        degraded: Type.Object(
+          {
+            errorRate: Type.Integer({ minimum: 0, maximum: 100, default: 5, description: 'Error rate (%) that enters degraded mode.' }),
+            queueDepth: Type.Integer({ minimum: 0, default: 100, description: 'Queued requests that enter degraded mode.' }),
+            maxTokens: Type.Integer({ minimum: 1, default: 256, description: 'max_tokens clamp in degraded mode.' }),
+            temperature: Type.Number({ minimum: 0, maximum: 2, default: 0, description: 'temperature set in degraded mode.' }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        emergency: Type.Object(
+          {
+            errorRate: Type.Integer({ minimum: 0, maximum: 100, default: 25, description: 'Error rate (%) that enters emergency mode.' }),
+            serve: Type.Array(stringEnum(['cache', 'static']), { default: ['cache', 'static'], description: 'Tiers served in emergency mode.' }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+      },
+      { additionalProperties: false, default: {}, description: 'Whole-sidecar modes: normal, degraded, emergency.' },
+    ),
+    cache: Type.Object(
+      {
+        ttl: Type.String({ pattern: DURATION_PATTERN, default: '10m', description: 'How long an answer stays usable.' }),
+        maxEntries: Type.Integer({ minimum: 0, default: 10000, description: 'Entries kept.' }),
+        maxBytes: Type.String({ pattern: SIZE_PATTERN, default: '64Mi', description: 'Bytes kept.' }),
+        serveFresh: Type.Boolean({ default: false, description: 'Also answer from the cache while the upstream is healthy.' }),
+        redis: Type.Optional(
+          Type.Object(
+            { url: Type.String({ default: '', description: 'Shared Redis cache (empty = off).' }), secretRef: Type.Optional(secretRef) },
+            { additionalProperties: false },
+          ),
+        ),
+      },
+      { additionalProperties: false, default: {}, description: 'Response cache.' },
+    ),
+    validation: Type.Object(
+      {
+        json: Type.Boolean({ default: true, description: 'A JSON-mode request must get valid JSON content.' }),
+        refusal: Type.Boolean({ default: false, description: 'Refusal phrases count as invalid.' }),
+        emptyContent: Type.Boolean({ default: true, description: 'Empty content counts as invalid.' }),
+      },
+      { additionalProperties: false, default: {}, description: '200 answers that fail these count as invalid-response.' },
+    ),
+    faults: Type.Array(
+      Type.Object(
+        {
+          upstream: Type.String({ pattern: DNS_LABEL_PATTERN }),
+          percent: percent('Share of requests affected.'),
+          delay: Type.Optional(Type.String({ pattern: DURATION_PATTERN })),
+          abort: Type.Optional(Type.Object({ status: Type.Integer({ minimum: 400, maximum: 599 }) }, { additionalProperties: false })),
+        },
+        { additionalProperties: false },
+      ),
+      { default: [], description: 'Chaos experiments: delay or abort a share of requests.' },
+    ),
+    shutdown: Type.Object(
+      {
+        appPreStopSleep: Type.String({ pattern: DURATION_PATTERN, default: '5s', description: 'preStop sleep injected into app containers.' }),
+        drainTimeout: Type.String({ pattern: DURATION_PATTERN, default: '30s', description: 'Time in-flight requests get to finish on shutdown.' }),
+      },
+      { additionalProperties: false, default: {}, description: 'Graceful shutdown.' },
+    ),
+  },
+  { additionalProperties: false, description: 'How the sidecar treats this pod\'s LLM traffic.' },
+);
+
+export type PolicySpec = Static<typeof PolicySpecSchema>;
+export type UpstreamSpec = Static<typeof UpstreamSchema>;
+export type Settings = Static<typeof SettingsSchema>;
+export type FallbackTier = Static<typeof FallbackTierSchema>;
+export type ApiFamily = UpstreamSpec['api'];
+
+type DeepRequired<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]-?: DeepRequired<T[K]> } : T;
+/** Settings with every field present: the built-in defaults overlaid by spec.defaults and the upstream's own. */
+export type FullSettings = DeepRequired<Settings>;

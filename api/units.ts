@@ -1,0 +1,26 @@
+/** Durations ("250ms", "1m30s") and sizes ("10Mi") as the policy writes them, parsed to milliseconds and bytes. */
+
+const DURATION_PART = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g;
+const MS_PER_UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Milliseconds in a duration string; throws on anything the schema's pattern would reject. */
+export function parseDuration(text: string): number {
+  let total = 0;
+  let consumed = 0;
+  for (const match of text.matchAll(DURATION_PART)) {
+    if (match.index !== consumed) break;
+    total += Number(match[1]) * MS_PER_UNIT[match[2]!]!;
+    consumed += match[0].length;
+  }
+  if (consumed === 0 || consumed !== text.length) throw new Error(`not a duration: ${JSON.stringify(text)}`);
+  return total;
+}
+
+const BYTES_PER_SUFFIX: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };
+
+/** Bytes in a size string such as "512Ki", "10Mi" or "1000". */
+export function parseSize(text: string): number {
+  const match = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|k|M|G)?$/.exec(text);
+  if (!match) throw new Error(`not a size: ${JSON.stringify(text)}`);
+  return Math.floor(Number(match[1]) * BYTES_PER_SUFFIX[match[2] ?? '']!);
+}

@@ -1,0 +1,139 @@
+/**
+ * Validates a policy document (a bare spec or a whole ResiliencePolicy object)
+ * against the schema, fills the schema's defaults, and checks the cross-field
+ * rules that the CRD expresses as CEL. Every problem names its field path.
+ */
+import { Ajv, type ErrorObject } from 'ajv';
+import { PolicySpecSchema, type PolicySpec } from './policy-schema.js';
+import { mergeSettings } from './settings-defaults.js';
+import { parseDuration } from './units.js';
+
+export interface PolicyProblem {
+  /** Field path such as `spec.upstreams[0].retry.attempts`. */
+  path: string;
+  message: string;
+}
+
+export type PolicyVerdict =
+  | { ok: true; spec: PolicySpec; metadata: { name?: string; namespace?: string; uid?: string; generation?: number } }
+  | { ok: false; problems: PolicyProblem[] };
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+const validateSpec = ajv.compile<PolicySpec>(PolicySpecSchema);
+
+function toPath(instancePath: string): string {
+  let path = 'spec';
+  for (const part of instancePath.split('/').slice(1)) {
+    const key = part.replaceAll('~1', '/').replaceAll('~0', '~');
+    path += /^[0-9]+$/.test(key) ? `[${key}]` : `.${key}`;
+  }
+  return path;
+}
+
+function describe(error: ErrorObject): PolicyProblem {
+  const path = toPath(error.instancePath);
+  switch (error.keyword) {
+    case 'additionalProperties':
+      return { path: `${path}.${error.params.additionalProperty}`, message: 'unknown field' };
+    case 'required':
+      return { path: `${path}.${error.params.missingProperty}`, message: 'is required' };
+    case 'enum':
+      return { path, message: `must be one of: ${(error.params.allowedValues as string[]).join(', ')}` };
+    case 'pattern':
+      return { path, message: patternMessage(error.params.pattern as string) };
+    default:
+      return { path, message: error.message ?? 'is invalid' };
+  }
+}
+
+function patternMessage(pattern: string): string {
+  if (pattern.includes('ms|s|m|h')) return 'must be a duration such as 250ms, 30s, 5m or 1h';
+  if (pattern.includes('Ki|Mi|Gi')) return 'must be a size such as 512Ki or 10Mi';
+  if (pattern.includes('a-z0-9')) return 'must be a DNS label: lower-case letters, digits and -, at most 63';
+  if (pattern.startsWith('^https?')) return 'must be an http:// or https:// URL';
+  return `must match ${pattern}`;
+}
+
+/** The cross-field rules (the CRD's CEL rules say the same). */
+function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
+  const problems: PolicyProblem[] = [];
+  const names = new Set<string>();
+  spec.upstreams.forEach((upstream, i) => {
+    const at = `spec.upstreams[${i}]`;
+    if (names.has(upstream.name)) problems.push({ path: `${at}.name`, message: `duplicate upstream name "${upstream.name}"` });
+    names.add(upstream.name);
+    if ((upstream.url === undefined) === (upstream.endpoints === undefined)) {
+      problems.push({ path: at, message: 'exactly one of url or endpoints must be set' });
+    }
+    const auth = upstream.auth;
+    if (auth && [auth.secretRef, auth.env, auth.file].filter((s) => s !== undefined).length !== 1) {
+      problems.push({ path: `${at}.auth`, message: 'exactly one of secretRef, env or file must be set' });
+    }
+    const settings = mergeSettings(spec.defaults, upstream);
+    if (parseDuration(settings.retry.backoff.base) > parseDuration(settings.retry.backoff.max)) {
+      problems.push({ path: `${at}.retry.backoff.base`, message: 'must not exceed retry.backoff.max' });
+    }
+    if (parseDuration(settings.circuitBreaker.openFor) > parseDuration(settings.circuitBreaker.maxOpenFor)) {
+      problems.push({ path: `${at}.circuitBreaker.openFor`, message: 'must not exceed circuitBreaker.maxOpenFor' });
+    }
+  });
+  spec.upstreams.forEach((upstream, i) => {
+    upstream.fallback.forEach((tier, j) => {
+      const at = `spec.upstreams[${i}].fallback[${j}]`;
+      const kinds = [tier.upstream, tier.cache, tier.static].filter((k) => k !== undefined).length;
+      if (kinds !== 1) problems.push({ path: at, message: 'exactly one of upstream, cache or static must be set' });
+      if (tier.model !== undefined && tier.upstream === undefined) problems.push({ path: `${at}.model`, message: 'only applies to an upstream tier' });
+      if (tier.upstream !== undefined && !names.has(tier.upstream)) {
+        problems.push({ path: `${at}.upstream`, message: `names no upstream of this policy (known: ${[...names].join(', ')})` });
+      }
+      if (tier.upstream === upstream.name) problems.push({ path: `${at}.upstream`, message: 'an upstream cannot fall back to itself' });
+    });
+  });
+  const classes = spec.priorities.classes.map((c) => c.name);
+  if (new Set(classes).size !== classes.length) problems.push({ path: 'spec.priorities.classes', message: 'class names must be unique' });
+  if (!classes.includes(spec.priorities.default)) {
+    problems.push({ path: 'spec.priorities.default', message: `names no class (known: ${classes.join(', ')})` });
+  }
+  const reserved = spec.priorities.classes.reduce((sum, c) => sum + c.reserved, 0);
+  if (reserved > 100) problems.push({ path: 'spec.priorities.classes', message: `reserved shares add up to ${reserved}%, more than 100%` });
+  spec.faults.forEach((fault, i) => {
+    if (!names.has(fault.upstream)) problems.push({ path: `spec.faults[${i}].upstream`, message: 'names no upstream of this policy' });
+  });
+  return problems;
+}
+
+/** Validates and defaults a parsed policy document. The input is not modified. */
+export function validatePolicy(document: unknown): PolicyVerdict {
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) {
+    return { ok: false, problems: [{ path: 'spec', message: 'must be an object (a ResiliencePolicy or its spec)' }] };
+  }
+  const doc = document as Record<string, unknown>;
+  const isResource = 'apiVersion' in doc || 'kind' in doc;
+  if (isResource && (doc.apiVersion !== 'breakwater.dev/v1alpha1' || doc.kind !== 'ResiliencePolicy')) {
+    return { ok: false, problems: [{ path: 'apiVersion', message: 'must be breakwater.dev/v1alpha1 with kind ResiliencePolicy' }] };
+  }
+  const spec = structuredClone(isResource ? doc.spec : doc);
+  if (!validateSpec(spec)) {
+    const problems = (validateSpec.errors ?? []).map(describe);
+    const unique = new Map(problems.map((p) => [`${p.path} ${p.message}`, p]));
+    return { ok: false, problems: [...unique.values()] };
+  }
+  const problems = crossFieldProblems(spec);
+  if (problems.length > 0) return { ok: false, problems };
+  const meta = (isResource ? doc.metadata : undefined) as Record<string, unknown> | undefined;
+  return {
+    ok: true,
+    spec,
+    metadata: {
+      name: meta?.name as string | undefined,
+      namespace: meta?.namespace as string | undefined,
+      uid: meta?.uid as string | undefined,
+      generation: meta?.generation as number | undefined,
+    },
+  };
+}
+
+/** One line per problem, for people. */
+export function formatProblems(problems: PolicyProblem[]): string {
+  return problems.map((p) => `${p.path}: ${p.message}`).join('\n');
+}

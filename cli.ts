@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+/**
+ * The `breakwater` command. Subcommands:
+ *   sidecar --policy FILE | --demo  [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021]
+ *   check-policy FILE
+ *   mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parse } from 'yaml';
+import { formatProblems, validatePolicy } from './api/index.js';
+import { loadPolicyFile, watchPolicyFile } from './sidecar/config/policy-file.js';
+import { startDemoUpstream } from './sidecar/demo.js';
+import { createLogger } from './sidecar/log.js';
+import { MockUpstream } from './sidecar/mock-upstream/mock-upstream.js';
+import { startSidecar, type HostPort } from './sidecar/sidecar.js';
+
+const USAGE = `usage:
+  breakwater sidecar --policy FILE [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021]
+  breakwater sidecar --demo        (embedded policy and a built-in mock upstream)
+  breakwater check-policy FILE
+  breakwater mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]`;
+
+function hostPort(text: string, flag: string): HostPort {
+  const match = /^(.*):([0-9]+)$/.exec(text);
+  if (!match) throw new UsageError(`${flag} must be HOST:PORT, got "${text}"`);
+  return { host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]) };
+}
+
+class UsageError extends Error {}
+
+async function sidecar(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      policy: { type: 'string' },
+      demo: { type: 'boolean', default: false },
+      listen: { type: 'string', default: '127.0.0.1:15001' },
+      admin: { type: 'string', default: '0.0.0.0:15021' },
+    },
+  });
+  if (!values.policy === !values.demo) throw new UsageError('give exactly one of --policy FILE or --demo');
+  const log = createLogger();
+  let config;
+  if (values.demo) {
+    const demo = await startDemoUpstream();
+    config = demo.config;
+    log.info({ mockUpstream: demo.upstream.url }, 'demo: built-in mock upstream started (fails 20% of requests with 503)');
+  } else {
+    const loaded = loadPolicyFile(values.policy!);
+    if (!loaded.ok) {
+      process.stderr.write(`${loaded.error}\n`);
+      process.exit(1);
+    }
+    config = loaded.config;
+  }
+  const sidecar = await startSidecar({
+    config,
+    listen: hostPort(values.listen, '--listen'),
+    admin: hostPort(values.admin, '--admin'),
+    log,
+    onDrained: (clean) => process.exit(clean ? 0 : 1),
+  });
+  if (values.policy) {
+    watchPolicyFile(values.policy, (result) => {
+      if (result.ok) sidecar.apply(result.config);
+      else log.error({ error: result.error }, 'policy file change rejected; the last good config stays in force');
+    });
+  }
+  if (values.demo) {
+    process.stdout.write(`\nTry:\n  curl -s ${sidecar.dataUrl}/demo/v1/chat/completions -H 'content-type: application/json' \\\n    -d '{"model":"demo","messages":[{"role":"user","content":"hi"}]}' -i\n  curl -s ${sidecar.adminUrl.replace('0.0.0.0', '127.0.0.1')}/status\n\n`);
+  }
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void sidecar.drain());
+}
+
+function checkPolicy(args: string[]): void {
+  const file = args[0];
+  if (!file || args.length > 1) throw new UsageError('check-policy takes one FILE');
+  let verdict;
+  try {
+    verdict = validatePolicy(parse(readFileSync(file, 'utf8')));
+  } catch (err) {
+    process.stderr.write(`${file}: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  if (!verdict.ok) {
+    process.stderr.write(`${file}: invalid policy (${verdict.problems.length} problem${verdict.problems.length > 1 ? 's' : ''}):\n${formatProblems(verdict.problems)}\n`);
+    process.exit(1);
+  }
+  const loaded = loadPolicyFile(file);
+  if (!loaded.ok) {
+    process.stderr.write(`${loaded.error}\n`);
+    process.exit(1);
+  }
+  const names = verdict.spec.upstreams.map((u) => u.name).join(', ');
+  process.stdout.write(`${file}: valid (upstreams: ${names})\n`);
+  for (const field of loaded.config.notEnforced) process.stdout.write(`note: ${field} is accepted but not enforced by this version\n`);
+}
+
+async function mockUpstream(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { listen: { type: 'string', default: '127.0.0.1:15099' }, 'fail-percent': { type: 'string', default: '0' } } });
+  const at = hostPort(values.listen, '--listen');
+  const mock = await MockUpstream.start({ host: at.host, port: at.port, failPercent: Number(values['fail-percent']), failure: { kind: 'status', status: 503 } });
+  process.stdout.write(`mock upstream listening on ${mock.url}\n`);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void mock.close().then(() => process.exit(0)));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'sidecar':
+      return sidecar(rest);
+    case 'check-policy':
+      return checkPolicy(rest);
+    case 'mock-upstream':
+      return mockUpstream(rest);
+    default:
+      throw new UsageError(command ? `unknown command "${command}"` : 'no command given');
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,70 @@
+/**
+ * The admin server (port 15021, where probes reach it): health, readiness,
+ * Prometheus metrics and a JSON status; mutations only from loopback.
+ */
+import { Hono, type Context } from 'hono';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import type { Metrics } from '../metrics.js';
+import type { SidecarState } from '../sidecar-state.js';
+
+export interface AdminDeps {
+  state: SidecarState;
+  metrics: Metrics;
+  /** Ready: a config is loaded and the sidecar is not draining. */
+  isReady(): boolean;
+  isDraining(): boolean;
+  /** Starts a graceful shutdown (POST /quitquitquit). */
+  quit(): void;
+}
+
+function fromLoopback(c: Context): boolean {
+  const address = getConnInfo(c).remote.address ?? '';
+  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
+}
+
+/** Breakers, queues and config version, as /status shows them. */
+export function statusReport(state: SidecarState, draining: boolean) {
+  return {
+    ready: state.config !== undefined && !draining,
+    draining,
+    mode: 'normal',
+    config: state.config?.version ?? null,
+    notEnforced: state.config?.notEnforced ?? [],
+    upstreams: [...state.live()].map((u) => ({
+      name: u.name,
+      origin: u.config.origin,
+      api: u.config.api,
+      bulkhead: { inFlight: u.bulkhead.active, queued: u.bulkhead.waiting, maxConcurrent: u.config.bulkhead.maxConcurrent },
+      retryBudget: { allowance: Math.floor(u.budget.allowance()) },
+      breakers: u.breakerEntries().map(([scope, b]) => ({ scope, state: b.stateName, remainingOpenMs: Math.round(b.remainingOpenMs) })),
+    })),
+  };
+}
+
+export function createAdminApp(deps: AdminDeps): Hono {
+  const app = new Hono();
+  app.get('/healthz', (c) => c.text('ok'));
+  app.get('/readyz', (c) => (deps.isReady() ? c.text('ready') : c.text(deps.isDraining() ? 'draining' : 'no config loaded', 503)));
+  app.get('/metrics', async (c) => c.body(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }));
+  app.get('/status', (c) => c.json(statusReport(deps.state, deps.isDraining())));
+  app.use('*', async (c, next) => {
+    if (c.req.method !== 'GET' && !fromLoopback(c)) return c.json({ error: 'admin mutations are accepted from loopback only' }, 403);
+    await next();
+  });
+  app.post('/breakers/reset', (c) => {
+    const only = c.req.query('upstream');
+    const reset: string[] = [];
+    for (const u of deps.state.live()) {
+      if (only !== undefined && u.name !== only) continue;
+      u.resetBreakers();
+      reset.push(u.name);
+    }
+    if (only !== undefined && reset.length === 0) return c.json({ error: `no upstream named "${only}"` }, 404);
+    return c.json({ reset });
+  });
+  app.post('/quitquitquit', (c) => {
+    deps.quit();
+    return c.json({ draining: true });
+  });
+  return app;
+}

@@ -1,0 +1,147 @@
+/**
+ * Compiles a validated policy spec into the sidecar's runtime config: settings
+ * merged per upstream (built-in ← spec.defaults ← own), durations in
+ * milliseconds, sizes in bytes, class lists as sets, credentials resolved.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  mergeSettings,
+  parseDuration,
+  parseSize,
+  type ApiFamily,
+  type ConfigVersion,
+  type FailureClass,
+  type PolicySpec,
+  type UpstreamSpec,
+} from '../../api/index.js';
+import type { BackoffSettings } from '../resilience/backoff.js';
+import type { BreakerSettings } from '../resilience/circuit-breaker.js';
+import type { BulkheadSettings, PriorityClass } from '../resilience/bulkhead.js';
+import type { RetryBudgetSettings } from '../resilience/retry-budget.js';
+
+export interface UpstreamConfig {
+  name: string;
+  api: ApiFamily;
+  /** scheme://host:port of the upstream. */
+  origin: string;
+  /** Path prefix of the upstream URL, without a trailing slash ("" for none). */
+  basePath: string;
+  /** Header the sidecar sets instead of the app's credentials. */
+  auth?: { header: string; value: string };
+  timeouts: { totalMs: number; attemptMs: number; firstByteMs: number; streamIdleMs: number; perOutputTokenMs: number };
+  retry: {
+    attempts: number;
+    backoff: BackoffSettings;
+    on: ReadonlySet<FailureClass>;
+    statusCodes: ReadonlySet<number>;
+    respectRetryAfter: boolean;
+    maxRetryAfterMs: number;
+    budget: RetryBudgetSettings;
+    maxBodyBytes: number;
+  };
+  breaker: BreakerSettings & { scope: 'upstream' | 'model'; failOn: ReadonlySet<FailureClass> };
+  bulkhead: BulkheadSettings;
+}
+
+export interface RuntimeConfig {
+  version: ConfigVersion;
+  upstreams: ReadonlyMap<string, UpstreamConfig>;
+  priorities: { classes: PriorityClass[]; defaultIndex: number };
+  drainTimeoutMs: number;
+  /** Policy fields this sidecar accepts but does not enforce yet. */
+  notEnforced: string[];
+}
+
+function resolveAuth(auth: UpstreamSpec['auth']): UpstreamConfig['auth'] {
+  if (!auth) return undefined;
+  let secret: string | undefined;
+  if (auth.env !== undefined) secret = process.env[auth.env];
+  else if (auth.file !== undefined) secret = readFileSync(auth.file, 'utf8').trim();
+  // In a cluster the injector exposes a secretRef as this variable.
+  else if (auth.secretRef) secret = process.env[`BREAKWATER_SECRET_${auth.secretRef.name}_${auth.secretRef.key}`.toUpperCase().replace(/[^A-Z0-9_]/g, '_')];
+  if (!secret) throw new Error(`credential for auth is empty or missing (${auth.env ? `env ${auth.env}` : auth.file ? `file ${auth.file}` : 'secretRef'})`);
+  return { header: auth.header, value: auth.prefix + secret };
+}
+
+function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConfig {
+  const s = mergeSettings(spec.defaults, upstream);
+  const url = new URL(upstream.url ?? upstream.endpoints![0]!.url);
+  const cb = s.circuitBreaker;
+  return {
+    name: upstream.name,
+    api: upstream.api,
+    origin: url.origin,
+    basePath: url.pathname.replace(/\/+$/, ''),
+    auth: resolveAuth(upstream.auth),
+    timeouts: {
+      totalMs: parseDuration(s.timeouts.total),
+      attemptMs: parseDuration(s.timeouts.attempt),
+      firstByteMs: parseDuration(s.timeouts.firstByte),
+      streamIdleMs: parseDuration(s.timeouts.streamIdle),
+      perOutputTokenMs: parseDuration(s.timeouts.perOutputToken),
+    },
+    retry: {
+      attempts: s.retry.attempts,
+      backoff: {
+        baseMs: parseDuration(s.retry.backoff.base),
+        maxMs: parseDuration(s.retry.backoff.max),
+        multiplier: s.retry.backoff.multiplier,
+        jitter: s.retry.backoff.jitter,
+      },
+      on: new Set(s.retry.on),
+      statusCodes: new Set(s.retry.statusCodes),
+      respectRetryAfter: s.retry.respectRetryAfter,
+      maxRetryAfterMs: parseDuration(s.retry.maxRetryAfter),
+      budget: {
+        ratioPercent: s.retry.budget.ratio,
+        minPerSecond: s.retry.budget.minPerSecond,
+        windowMs: parseDuration(s.retry.budget.window),
+      },
+      maxBodyBytes: parseSize(s.retry.maxBodyBytes),
+    },
+    breaker: {
+      scope: cb.scope,
+      failOn: new Set(cb.failOn),
+      consecutiveFailures: cb.consecutiveFailures,
+      failureRate: {
+        thresholdPercent: cb.failureRate.threshold,
+        minRequests: cb.failureRate.minRequests,
+        windowMs: parseDuration(cb.failureRate.window),
+      },
+      slowCall: { thresholdPercent: cb.slowCall.threshold, durationMs: parseDuration(cb.slowCall.duration) },
+      openForMs: parseDuration(cb.openFor),
+      maxOpenForMs: parseDuration(cb.maxOpenFor),
+      halfOpen: { maxProbes: cb.halfOpen.maxProbes, successesToClose: cb.halfOpen.successesToClose },
+    },
+    bulkhead: {
+      maxConcurrent: s.bulkhead.maxConcurrent,
+      maxQueue: s.bulkhead.maxQueue,
+      queueTimeoutMs: parseDuration(s.bulkhead.queueTimeout),
+    },
+  };
+}
+
+/** Fields a user set that this version accepts but does not act on yet; said at load, never silently ignored. */
+function notEnforcedFields(raw: unknown): string[] {
+  const spec = (raw ?? {}) as Record<string, unknown>;
+  const out = ['degradation', 'cache', 'validation'].filter((k) => spec[k] !== undefined).map((k) => `spec.${k}`);
+  if (Array.isArray(spec.faults) && spec.faults.length > 0) out.push('spec.faults');
+  const upstreams = Array.isArray(spec.upstreams) ? (spec.upstreams as Record<string, unknown>[]) : [];
+  upstreams.forEach((u, i) => {
+    for (const key of ['endpoints', 'loadBalancing', 'rateLimit']) if (u[key] !== undefined) out.push(`spec.upstreams[${i}].${key}`);
+    if (Array.isArray(u.fallback) && u.fallback.length > 0) out.push(`spec.upstreams[${i}].fallback`);
+  });
+  return out;
+}
+
+/** `rawSpec` is the spec as written (before defaults), used only to tell which fields the user set. */
+export function compileConfig(spec: PolicySpec, version: ConfigVersion, rawSpec?: unknown): RuntimeConfig {
+  const classes = spec.priorities.classes.map((c) => ({ name: c.name, reservedPercent: c.reserved, maxSharePercent: c.maxShare }));
+  return {
+    version,
+    upstreams: new Map(spec.upstreams.map((u) => [u.name, compileUpstream(spec, u)])),
+    priorities: { classes, defaultIndex: classes.findIndex((c) => c.name === spec.priorities.default) },
+    drainTimeoutMs: parseDuration(spec.shutdown.drainTimeout),
+    notEnforced: rawSpec === undefined ? [] : notEnforcedFields(rawSpec),
+  };
+}

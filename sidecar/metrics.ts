@@ -1,0 +1,134 @@
+/**
+ * The sidecar's Prometheus instruments, in one registry. Label values come
+ * from the policy (upstream names) or are bounded (classes, outcomes); model
+ * names come from apps, so only the first MAX_MODELS per upstream get a label
+ * of their own and the rest share "other".
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Bulkhead } from './resilience/bulkhead.js';
+import type { CircuitBreaker } from './resilience/circuit-breaker.js';
+
+/** What the scrape-time gauges read: the upstreams' live objects. */
+export interface LiveUpstream {
+  name: string;
+  bulkhead: Bulkhead;
+  breakerEntries(): [string, CircuitBreaker][];
+}
+
+const MAX_MODELS = 32;
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/** Gauges are computed when scraped, from `live()`, so the request path never touches them. */
+export function createMetrics(live: () => Iterable<LiveUpstream>) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'breakwater_process_' });
+  const m = {
+    registry,
+    requests: new Counter({
+      name: 'breakwater_requests_total',
+      help: 'Finished requests by upstream, model, final failure class ("none" for success) and outcome (ok, upstream_error, local_error, cancelled).',
+      labelNames: ['upstream', 'model', 'class', 'outcome'] as const,
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: 'breakwater_request_duration_seconds',
+      help: 'Time from request arrival to the last byte of the answer.',
+      labelNames: ['upstream', 'outcome'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    timeToFirstByte: new Histogram({
+      name: 'breakwater_time_to_first_byte_seconds',
+      help: 'Time from request arrival to the first byte sent to the app (first data event for streams).',
+      labelNames: ['upstream'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    attempts: new Counter({
+      name: 'breakwater_upstream_attempts_total',
+      help: 'Attempts sent upstream, by the failure class of their outcome ("none" for success).',
+      labelNames: ['upstream', 'class'] as const,
+      registers: [registry],
+    }),
+    retries: new Counter({
+      name: 'breakwater_retries_total',
+      help: 'Retries made, by the failure class that caused them.',
+      labelNames: ['upstream', 'class'] as const,
+      registers: [registry],
+    }),
+    budgetRefusals: new Counter({
+      name: 'breakwater_retry_budget_refusals_total',
+      help: 'Retries not made because the retry budget was spent.',
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+    }),
+    breakerState: new Gauge({
+      name: 'breakwater_circuit_breaker_state',
+      help: '1 for the state each breaker is in (closed, open, half-open); model "*" is an upstream-wide breaker.',
+      labelNames: ['upstream', 'model', 'state'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const u of live()) {
+          for (const [model, breaker] of u.breakerEntries()) {
+            for (const state of ['closed', 'open', 'half-open'] as const) {
+              this.set({ upstream: u.name, model, state }, breaker.stateName === state ? 1 : 0);
+            }
+          }
+        }
+      },
+    }),
+    breakerTransitions: new Counter({
+      name: 'breakwater_circuit_breaker_transitions_total',
+      help: 'Breaker state changes.',
+      labelNames: ['upstream', 'from', 'to'] as const,
+      registers: [registry],
+    }),
+    bulkheadInFlight: new Gauge({
+      name: 'breakwater_bulkhead_in_flight',
+      help: 'Requests holding a bulkhead slot.',
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const u of live()) this.set({ upstream: u.name }, u.bulkhead.active);
+      },
+    }),
+    bulkheadQueued: new Gauge({
+      name: 'breakwater_bulkhead_queued',
+      help: 'Requests waiting for a bulkhead slot.',
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const u of live()) this.set({ upstream: u.name }, u.bulkhead.waiting);
+      },
+    }),
+    bulkheadRejected: new Counter({
+      name: 'breakwater_bulkhead_rejected_total',
+      help: 'Requests the bulkhead turned away, by reason (queue-full, queue-timeout, evicted).',
+      labelNames: ['upstream', 'reason'] as const,
+      registers: [registry],
+    }),
+    tokens: new Counter({
+      name: 'breakwater_tokens_total',
+      help: 'Tokens reported in upstream answers (gen_ai.client.token.usage), by type input or output.',
+      labelNames: ['upstream', 'model', 'type'] as const,
+      registers: [registry],
+    }),
+  };
+  const models = new Map<string, Set<string>>();
+  /** The label value for a model: itself while few are known for the upstream, else "other". */
+  const modelLabel = (upstream: string, model: string | undefined): string => {
+    if (!model) return 'none';
+    let known = models.get(upstream);
+    if (!known) models.set(upstream, (known = new Set()));
+    if (known.has(model)) return model;
+    if (known.size >= MAX_MODELS) return 'other';
+    known.add(model);
+    return model;
+  };
+  return { ...m, modelLabel };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,155 @@
+/**
+ * The circuit breaker: a closed → open → half-open state machine, kept apart
+ * from the rules that decide when to trip (consecutive failures, failure rate
+ * and slow-call rate over a sliding window).
+ *
+ * The request path asks `tryAcquire()` before an attempt and reports the
+ * outcome with `record()` (or `release()` when there is none to report, e.g.
+ * the app went away). Outcomes of calls admitted before the last transition
+ * are ignored, so a slow call from a closed period cannot re-open a breaker
+ * that has since recovered.
+ */
+import type { Clock } from './clock.js';
+import { SlidingCounts } from './sliding-counts.js';
+
+export interface BreakerSettings {
+  consecutiveFailures: number;
+  failureRate: { thresholdPercent: number; minRequests: number; windowMs: number };
+  slowCall: { thresholdPercent: number; durationMs: number };
+  openForMs: number;
+  maxOpenForMs: number;
+  halfOpen: { maxProbes: number; successesToClose: number };
+}
+
+export type BreakerStateName = 'closed' | 'open' | 'half-open';
+
+type State =
+  | { name: 'closed' }
+  | { name: 'open'; until: number }
+  | { name: 'half-open'; probes: number; successes: number };
+
+export interface BreakerPermit {
+  readonly generation: number;
+}
+
+export type Admission = { ok: true; permit: BreakerPermit } | { ok: false; retryAfterMs: number };
+
+export interface CallOutcome {
+  failure: boolean;
+  durationMs: number;
+}
+
+export type TransitionListener = (from: BreakerStateName, to: BreakerStateName, reason: string) => void;
+
+const CALLS = 0;
+const FAILURES = 1;
+const SLOW = 2;
+/** While half-open with every probe slot taken, callers are told to come back after this long. */
+const HALF_OPEN_RETRY_AFTER_MS = 1000;
+
+export class CircuitBreaker {
+  private state: State = { name: 'closed' };
+  private generation = 0;
+  private consecutive = 0;
+  /** How many times in a row the breaker opened without closing in between (drives the doubling). */
+  private reopenings = 0;
+  private readonly window: SlidingCounts;
+
+  constructor(
+    private readonly settings: BreakerSettings,
+    private readonly clock: Clock,
+    private readonly onTransition: TransitionListener = () => {},
+  ) {
+    this.window = new SlidingCounts(settings.failureRate.windowMs, clock, 3);
+  }
+
+  /** The state now (an expired open state reads as half-open). */
+  get stateName(): BreakerStateName {
+    if (this.state.name === 'open' && this.clock.now() >= this.state.until) return 'half-open';
+    return this.state.name;
+  }
+
+  /** Milliseconds until an open breaker lets a probe through (0 otherwise). */
+  get remainingOpenMs(): number {
+    return this.state.name === 'open' ? Math.max(0, this.state.until - this.clock.now()) : 0;
+  }
+
+  tryAcquire(): Admission {
+    const state = this.state;
+    if (state.name === 'closed') return { ok: true, permit: { generation: this.generation } };
+    if (state.name === 'open') {
+      const now = this.clock.now();
+      if (now < state.until) return { ok: false, retryAfterMs: state.until - now };
+      this.moveTo({ name: 'half-open', probes: 0, successes: 0 }, 'open time elapsed');
+    }
+    const halfOpen = this.state as Extract<State, { name: 'half-open' }>;
+    if (halfOpen.probes >= this.settings.halfOpen.maxProbes) return { ok: false, retryAfterMs: HALF_OPEN_RETRY_AFTER_MS };
+    halfOpen.probes++;
+    return { ok: true, permit: { generation: this.generation } };
+  }
+
+  record(permit: BreakerPermit, outcome: CallOutcome): void {
+    if (permit.generation !== this.generation) return;
+    const state = this.state;
+    if (state.name === 'half-open') {
+      state.probes--;
+      if (outcome.failure) return this.open('probe failed');
+      if (++state.successes >= this.settings.halfOpen.successesToClose) this.close();
+      return;
+    }
+    if (state.name !== 'closed') return;
+    const slow = outcome.durationMs >= this.settings.slowCall.durationMs;
+    this.window.add(CALLS);
+    if (outcome.failure) this.window.add(FAILURES);
+    if (slow) this.window.add(SLOW);
+    this.consecutive = outcome.failure ? this.consecutive + 1 : 0;
+    const reason = this.tripReason();
+    if (reason) this.open(reason);
+  }
+
+  /** Gives back a permit whose call has no outcome to report (e.g. cancelled by the app). */
+  release(permit: BreakerPermit): void {
+    if (permit.generation === this.generation && this.state.name === 'half-open') this.state.probes--;
+  }
+
+  /** Closes the breaker and forgets its history (admin reset). */
+  reset(): void {
+    this.reopenings = 0;
+    if (this.state.name !== 'closed') this.close('reset');
+  }
+
+  private tripReason(): string | undefined {
+    const { consecutiveFailures, failureRate, slowCall } = this.settings;
+    if (consecutiveFailures > 0 && this.consecutive >= consecutiveFailures) return `${this.consecutive} consecutive failures`;
+    const calls = this.window.total(CALLS);
+    if (calls < failureRate.minRequests) return undefined;
+    const failures = (100 * this.window.total(FAILURES)) / calls;
+    if (failureRate.thresholdPercent > 0 && failures >= failureRate.thresholdPercent) {
+      return `failure rate ${failures.toFixed(0)}% over ${calls} calls`;
+    }
+    const slow = (100 * this.window.total(SLOW)) / calls;
+    if (slowCall.thresholdPercent > 0 && slow >= slowCall.thresholdPercent) return `slow-call rate ${slow.toFixed(0)}% over ${calls} calls`;
+    return undefined;
+  }
+
+  private open(reason: string): void {
+    const { openForMs, maxOpenForMs } = this.settings;
+    const duration = Math.min(maxOpenForMs, openForMs * 2 ** this.reopenings);
+    this.reopenings++;
+    this.moveTo({ name: 'open', until: this.clock.now() + duration }, reason);
+  }
+
+  private close(reason = 'probes succeeded'): void {
+    this.reopenings = 0;
+    this.consecutive = 0;
+    this.window.clear();
+    this.moveTo({ name: 'closed' }, reason);
+  }
+
+  private moveTo(next: State, reason: string): void {
+    const from = this.state.name;
+    this.state = next;
+    this.generation++;
+    this.onTransition(from, next.name, reason);
+  }
+}

@@ -1,0 +1,54 @@
+/** Time as the resilience state machines see it: injectable, so tests drive it by hand. */
+
+export interface Clock {
+  /** Milliseconds on a monotonic scale. */
+  now(): number;
+  /** Calls `fn` after `ms`; the handle cancels it. */
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(handle: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  setTimer: (fn, ms) => {
+    const timer = setTimeout(fn, ms);
+    timer.unref?.();
+    return timer;
+  },
+  clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/** A clock that moves only when told to, for deterministic tests. */
+export class ManualClock implements Clock {
+  private time = 0;
+  private timers = new Map<number, { at: number; fn: () => void }>();
+  private nextId = 1;
+
+  now(): number {
+    return this.time;
+  }
+
+  setTimer(fn: () => void, ms: number): unknown {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.time + Math.max(0, ms), fn });
+    return id;
+  }
+
+  clearTimer(handle: unknown): void {
+    this.timers.delete(handle as number);
+  }
+
+  /** Moves time forward, firing due timers in order. */
+  advance(ms: number): void {
+    const end = this.time + ms;
+    for (;;) {
+      let next: [number, { at: number; fn: () => void }] | undefined;
+      for (const entry of this.timers) if (entry[1].at <= end && (!next || entry[1].at < next[1].at)) next = entry;
+      if (!next) break;
+      this.timers.delete(next[0]);
+      this.time = next[1].at;
+      next[1].fn();
+    }
+    this.time = end;
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * The config in force and the live objects built from it. A new config is
+ * applied whole: upstreams whose settings are unchanged keep their live
+ * objects; the others get new ones, and the replaced ones close once their
+ * in-flight requests finish.
+ */
+import type { RuntimeConfig } from './config/runtime-config.js';
+import type { Metrics } from './metrics.js';
+import type { Clock } from './resilience/clock.js';
+import { fingerprint, UpstreamState, type BreakerTransition } from './proxy/upstream-state.js';
+
+export class SidecarState {
+  config: RuntimeConfig | undefined;
+  private upstreams = new Map<string, UpstreamState>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly metrics: Metrics,
+    private readonly onTransition: (event: BreakerTransition) => void,
+  ) {}
+
+  upstream(name: string): UpstreamState | undefined {
+    return this.upstreams.get(name);
+  }
+
+  live(): Iterable<UpstreamState> {
+    return this.upstreams.values();
+  }
+
+  apply(config: RuntimeConfig): void {
+    const classes = config.priorities.classes;
+    const next = new Map<string, UpstreamState>();
+    for (const [name, upstream] of config.upstreams) {
+      const print = fingerprint(upstream, classes);
+      const current = this.upstreams.get(name);
+      next.set(name, current?.fingerprint === print ? current : new UpstreamState(upstream, print, classes, this.clock, this.metrics, this.onTransition));
+    }
+    for (const [name, state] of this.upstreams) if (next.get(name) !== state) void state.close();
+    this.upstreams = next;
+    this.config = config;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.upstreams.values()].map((s) => s.close()));
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * sidecar/ — the per-pod proxy. This file assembles it: config state, the data
+ * plane (proxy/), the admin server (admin/), metrics and logs, and the graceful
+ * drain. Resilience state machines live in resilience/, config loading in config/.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createAdaptorServer } from '@hono/node-server';
+import type { Logger } from 'pino';
+import { createAdminApp } from './admin/admin-app.js';
+import type { RuntimeConfig } from './config/runtime-config.js';
+import { createLogger } from './log.js';
+import { createMetrics } from './metrics.js';
+import { createProxyServer } from './proxy/server.js';
+import { systemClock, type Clock } from './resilience/clock.js';
+import { SidecarState } from './sidecar-state.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface SidecarOptions {
+  config: RuntimeConfig;
+  listen: HostPort;
+  admin: HostPort;
+  clock?: Clock;
+  log?: Logger;
+  random?: () => number;
+  /** Called once a drain started by SIGTERM or /quitquitquit has finished. */
+  onDrained?: (clean: boolean) => void;
+}
+
+export interface Sidecar {
+  dataUrl: string;
+  adminUrl: string;
+  state: SidecarState;
+  apply(config: RuntimeConfig): void;
+  /** Stops taking new connections, lets in-flight requests finish within drainTimeout, then closes. True when all finished. */
+  drain(): Promise<boolean>;
+}
+
+function listen(server: Server, at: HostPort): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => {
+      const { address, port } = server.address() as AddressInfo;
+      resolve(`http://${address.includes(':') ? `[${address}]` : address}:${port}`);
+    });
+  });
+}
+
+export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
+  const clock = options.clock ?? systemClock;
+  const log = options.log ?? createLogger();
+  const metrics = createMetrics(() => state.live());
+  const state: SidecarState = new SidecarState(clock, metrics, (t) => log.warn(t, 'circuit breaker transition'));
+  state.apply(options.config);
+  const proxy = createProxyServer(state, { clock, metrics, log, random: options.random });
+  let drainPromise: Promise<boolean> | undefined;
+
+  const drain = (): Promise<boolean> =>
+    (drainPromise ??= (async () => {
+      const timeoutMs = state.config!.drainTimeoutMs;
+      log.info({ inFlight: proxy.inFlight, timeoutMs }, 'draining');
+      proxy.startDraining();
+      const until = Date.now() + timeoutMs;
+      while (proxy.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+      const clean = proxy.inFlight === 0;
+      proxy.server.closeAllConnections();
+      adminServer.close();
+      adminServer.closeAllConnections?.();
+      await state.close();
+      log.info({ clean, abandoned: proxy.inFlight }, 'drained');
+      options.onDrained?.(clean);
+      return clean;
+    })());
+
+  const adminApp = createAdminApp({
+    state,
+    metrics,
+    isReady: () => state.config !== undefined && drainPromise === undefined,
+    isDraining: () => drainPromise !== undefined,
+    quit: () => void drain(),
+  });
+  const adminServer = createAdaptorServer({ fetch: adminApp.fetch }) as Server;
+  const [dataUrl, adminUrl] = await Promise.all([listen(proxy.server, options.listen), listen(adminServer, options.admin)]);
+  log.info({ dataUrl, adminUrl, config: options.config.version }, 'sidecar ready');
+  if (options.config.notEnforced.length > 0) {
+    log.warn({ fields: options.config.notEnforced }, 'policy fields accepted but not enforced by this version');
+  }
+  return {
+    dataUrl,
+    adminUrl,
+    state,
+    apply(config) {
+      state.apply(config);
+      log.info({ config: config.version }, 'config applied');
+    },
+    drain,
+  };
+}
