@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { BUILTIN_SETTINGS, formatProblems, mergeSettings, parseDuration, parseSize, validatePolicy, INHERITED_DEFAULT, SettingsSchema } from '../../api/index.js';
+import { compileConfig } from '../../sidecar/config/runtime-config.js';
+
+const example = (name: string) => parse(readFileSync(new URL(`../../examples/${name}`, import.meta.url), 'utf8'));
+const problemsOf = (doc: unknown) => {
+  const v = validatePolicy(doc);
+  assert.equal(v.ok, false, 'expected the policy to be rejected');
+  return v.ok ? '' : formatProblems(v.problems);
+};
+
+describe('units', () => {
+  it('parses durations and sizes', () => {
+    assert.equal(parseDuration('250ms'), 250);
+    assert.equal(parseDuration('1m30s'), 90_000);
+    assert.equal(parseDuration('1.5h'), 5_400_000);
+    assert.throws(() => parseDuration('10'), /not a duration/);
+    assert.throws(() => parseDuration('5s garbage'), /not a duration/);
+    assert.equal(parseSize('10Mi'), 10 * 1024 * 1024);
+    assert.equal(parseSize('64k'), 64_000);
+    assert.equal(parseSize('512'), 512);
+    assert.throws(() => parseSize('10MB'), /not a size/);
+  });
+});
+
+describe('policy schema', () => {
+  it('has the contract defaults for every inheritable setting', () => {
+    assert.deepEqual(BUILTIN_SETTINGS.timeouts, { total: '120s', attempt: '60s', firstByte: '20s', streamIdle: '30s', perOutputToken: '0ms' });
+    assert.deepEqual(BUILTIN_SETTINGS.retry.backoff, { base: '250ms', max: '10s', multiplier: 2, jitter: 'full' });
+    assert.equal(BUILTIN_SETTINGS.retry.attempts, 3);
+    assert.deepEqual(BUILTIN_SETTINGS.retry.statusCodes, [429, 500, 502, 503, 504, 529]);
+    assert.deepEqual(BUILTIN_SETTINGS.retry.budget, { ratio: 20, minPerSecond: 5, window: '10s' });
+    assert.equal(BUILTIN_SETTINGS.retry.maxRetryAfter, '30s');
+    assert.equal(BUILTIN_SETTINGS.retry.maxBodyBytes, '10Mi');
+    assert.equal(BUILTIN_SETTINGS.circuitBreaker.scope, 'model');
+    assert.deepEqual(BUILTIN_SETTINGS.circuitBreaker.halfOpen, { maxProbes: 1, successesToClose: 2 });
+    assert.deepEqual(BUILTIN_SETTINGS.circuitBreaker.failOn, ['server-error', 'timeout', 'connect-failure', 'reset', 'invalid-response']);
+    assert.deepEqual(BUILTIN_SETTINGS.bulkhead, { maxConcurrent: 32, maxQueue: 128, queueTimeout: '5s' });
+  });
+
+  it('gives every settings leaf a built-in default', () => {
+    const walk = (schema: Record<string, unknown>, path: string): void => {
+      if (INHERITED_DEFAULT in schema) return;
+      const props = schema.properties as Record<string, Record<string, unknown>> | undefined;
+      assert.ok(props, `${path} has neither a default nor fields`);
+      for (const [k, child] of Object.entries(props)) walk(child, `${path}.${k}`);
+    };
+    walk(SettingsSchema as unknown as Record<string, unknown>, 'settings');
+  });
+
+  it('layers built-in ← spec.defaults ← the upstream\'s own settings', () => {
+    const merged = mergeSettings({ timeouts: { total: '60s', firstByte: '5s' } }, { timeouts: { firstByte: '2s' } });
+    assert.equal(merged.timeouts.total, '60s');
+    assert.equal(merged.timeouts.firstByte, '2s');
+    assert.equal(merged.timeouts.attempt, '60s');
+    assert.equal(merged.retry.attempts, 3);
+  });
+
+  it('accepts a bare spec and a whole ResiliencePolicy, filling defaults', () => {
+    const bare = validatePolicy(example('minimal.yaml'));
+    assert.ok(bare.ok);
+    assert.equal(bare.spec.upstreams[0]!.api, 'openai');
+    assert.equal(bare.spec.priorities.default, 'normal');
+    assert.equal(bare.spec.shutdown.drainTimeout, '30s');
+    const whole = validatePolicy(example('chat-policy.yaml'));
+    assert.ok(whole.ok, whole.ok ? '' : formatProblems(whole.problems));
+    assert.equal(whole.metadata.name, 'chat');
+  });
+
+  it('validates and compiles every example policy', () => {
+    for (const file of readdirSync(new URL('../../examples/', import.meta.url)).filter((f) => f.endsWith('.yaml'))) {
+      const v = validatePolicy(example(file));
+      assert.ok(v.ok, `${file}: ${v.ok ? '' : formatProblems(v.problems)}`);
+      const config = compileConfig(v.spec, { source: 'file', policy: file, generation: 0, hash: 'x' });
+      assert.ok(config.upstreams.size > 0);
+    }
+  });
+
+  it('names each invalid field by its path', () => {
+    const text = problemsOf(example('invalid/bad-fields.yaml'));
+    assert.match(text, /^spec\.upstreams\[0\]\.name: must be a DNS label/m);
+    assert.match(text, /^spec\.upstreams\[0\]\.url: must be an http:\/\/ or https:\/\/ URL/m);
+    assert.match(text, /^spec\.upstreams\[0\]\.retry\.attempts: must be >= 1/m);
+    assert.match(problemsOf({ upstreams: [{ name: 'a', url: 'http://a', timeout: {} }] }), /spec\.upstreams\[0\]\.timeout: unknown field/);
+    assert.match(problemsOf({ upstreams: [{ name: 'a', url: 'http://a', retry: { backoff: { jitter: 'some' } } }] }), /retry\.backoff\.jitter: must be one of: full, equal, decorrelated, none/);
+    assert.match(problemsOf({ upstreams: [{ name: 'a', url: 'http://a', timeouts: { total: '10' } }] }), /timeouts\.total: must be a duration/);
+    assert.match(problemsOf({ upstreams: [] }), /spec\.upstreams: must NOT have fewer than 1 items/);
+    assert.match(problemsOf({}), /spec\.upstreams: is required/);
+    assert.match(problemsOf({ apiVersion: 'v1', kind: 'ConfigMap' }), /apiVersion: must be breakwater.dev\/v1alpha1/);
+  });
+
+  it('checks the cross-field rules', () => {
+    const text = problemsOf(example('invalid/cross-field.yaml'));
+    assert.match(text, /spec\.upstreams\[1\]\.name: duplicate upstream name "primary"/);
+    assert.match(text, /spec\.upstreams\[0\]\.retry\.backoff\.base: must not exceed retry\.backoff\.max/);
+    assert.match(text, /spec\.upstreams\[0\]\.fallback\[0\]\.upstream: names no upstream of this policy/);
+    assert.match(problemsOf({ upstreams: [{ name: 'a' }] }), /spec\.upstreams\[0\]: exactly one of url or endpoints/);
+    assert.match(problemsOf({ upstreams: [{ name: 'a', url: 'http://a' }], priorities: { default: 'vip' } }), /spec\.priorities\.default: names no class/);
+  });
+
+  it('does not modify the document it validates', () => {
+    const doc = { upstreams: [{ name: 'a', url: 'http://a' }] };
+    validatePolicy(doc);
+    assert.deepEqual(doc, { upstreams: [{ name: 'a', url: 'http://a' }] });
+  });
+});

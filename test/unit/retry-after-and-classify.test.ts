@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { classifyStatus, classifyTransportError } from '../../sidecar/proxy/classify.js';
+import { retryAfterMs } from '../../sidecar/proxy/retry-after.js';
+
+const NOW = Date.parse('2026-11-23T12:00:00Z');
+
+describe('retry-after', () => {
+  it('reads seconds, HTTP dates and milliseconds', () => {
+    assert.equal(retryAfterMs({ 'retry-after': '2' }, NOW), 2000);
+    assert.equal(retryAfterMs({ 'retry-after': '0.5' }, NOW), 500);
+    assert.equal(retryAfterMs({ 'retry-after': 'Mon, 23 Nov 2026 12:00:07 GMT' }, NOW), 7000);
+    assert.equal(retryAfterMs({ 'retry-after-ms': '150' }, NOW), 150);
+    assert.equal(retryAfterMs({ 'retry-after-ms': '150', 'retry-after': '9' }, NOW), 150, 'the precise header wins');
+    assert.equal(retryAfterMs({ 'retry-after': 'Mon, 23 Nov 2026 11:59:00 GMT' }, NOW), 0, 'a past date means now');
+    assert.equal(retryAfterMs({ 'retry-after': 'soon' }, NOW), undefined);
+    assert.equal(retryAfterMs({}, NOW), undefined);
+  });
+
+  it('reads reset headers only for the limit that is spent', () => {
+    assert.equal(retryAfterMs({ 'x-ratelimit-reset-requests': '1s', 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-tokens': '6m0s', 'x-ratelimit-remaining-tokens': '900' }, NOW), 1000);
+    assert.equal(retryAfterMs({ 'x-ratelimit-reset-tokens': '1m30.5s', 'x-ratelimit-remaining-tokens': '0' }, NOW), 90_500);
+    assert.equal(retryAfterMs({ 'x-ratelimit-reset-requests': '20ms', 'x-ratelimit-remaining-requests': '5' }, NOW), undefined);
+    assert.equal(retryAfterMs({ 'anthropic-ratelimit-tokens-reset': '2026-11-23T12:00:03Z', 'anthropic-ratelimit-tokens-remaining': '0' }, NOW), 3000);
+  });
+});
+
+describe('classification', () => {
+  it('sorts statuses into the contract classes', () => {
+    assert.equal(classifyStatus(200, ''), undefined);
+    assert.equal(classifyStatus(429, ''), 'rate-limited');
+    assert.equal(classifyStatus(503, ''), 'overloaded');
+    assert.equal(classifyStatus(529, ''), 'overloaded');
+    assert.equal(classifyStatus(500, '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'), 'overloaded');
+    assert.equal(classifyStatus(500, ''), 'server-error');
+    assert.equal(classifyStatus(502, ''), 'server-error');
+    assert.equal(classifyStatus(400, '{"error":{"message":"bad"}}'), 'client-error');
+    assert.equal(classifyStatus(404, ''), 'client-error');
+  });
+
+  it('recognises context-length errors from real API bodies', () => {
+    const bodies = [
+      // OpenAI
+      '{"error":{"message":"This model\'s maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}',
+      // Anthropic
+      '{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}',
+      // vLLM
+      '{"object":"error","message":"This model\'s maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}',
+      // llama.cpp server
+      '{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}}',
+    ];
+    for (const body of bodies) assert.equal(classifyStatus(400, body), 'context-length', body);
+  });
+
+  it('recognises content-filter errors', () => {
+    assert.equal(classifyStatus(400, '{"error":{"code":"content_filter","message":"The response was filtered"}}'), 'content-filter');
+  });
+
+  it('sorts transport errors into connect-failure and reset', () => {
+    assert.equal(classifyTransportError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })), 'connect-failure');
+    assert.equal(classifyTransportError(Object.assign(new Error('x'), { cause: { code: 'ENOTFOUND' } })), 'connect-failure');
+    assert.equal(classifyTransportError(Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' })), 'reset');
+  });
+});
