@@ -41,6 +41,8 @@ const DEFAULT_TEXT = 'Hello from the Breakwater mock upstream.';
 
 export class MockUpstream {
   readonly requests: RecordedRequest[] = [];
+  /** Requests whose client went away before the answer was complete. */
+  abandoned = 0;
   defaultBehavior: Behavior = { kind: 'ok' };
   private readonly queue: Behavior[] = [];
   private readonly sockets = new Set<Socket>();
@@ -109,6 +111,9 @@ export class MockUpstream {
     }
     const path = req.url ?? '/';
     this.requests.push({ method: req.method ?? 'GET', path, headers: req.headers, body });
+    res.on('close', () => {
+      if (!res.writableFinished) this.abandoned++;
+    });
     const behavior = this.pick(req);
     const api = apiOfPath(path);
     const model = typeof body.model === 'string' ? body.model : 'mock-model';
@@ -157,7 +162,8 @@ export class MockUpstream {
     for (const e of events.start) res.write(e);
     for (let i = 0; i < events.content.length; i++) {
       if (i === cutAfter) {
-        if (behavior.kind === 'stream-then-reset') req.socket.destroy();
+        // Let what was written reach the client before the connection drops.
+        if (behavior.kind === 'stream-then-reset') res.write('', () => setTimeout(() => req.socket.destroy(), 20));
         if (behavior.kind === 'stream-without-terminator') res.end();
         return; // stream-then-hang: stays open, silent
       }
