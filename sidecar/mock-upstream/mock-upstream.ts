@@ -31,9 +31,10 @@ export interface RecordedRequest {
 export interface MockUpstreamOptions {
   port?: number;
   host?: string;
-  /** Share (0–100) of requests without a scripted behaviour that get `failure` instead of the default. */
+  /** Share (0–100) of requests without a scripted behaviour that fail instead of getting the default. */
   failPercent?: number;
-  failure?: Behavior;
+  /** How they fail: one behaviour, or one picked at random from a list. */
+  failure?: Behavior | Behavior[];
   random?: () => number;
 }
 
@@ -95,7 +96,7 @@ export class MockUpstream {
     const queued = this.queue.shift();
     if (queued) return queued;
     const { failPercent = 0, failure, random = Math.random } = this.options;
-    if (failure && random() * 100 < failPercent) return failure;
+    if (failure && random() * 100 < failPercent) return Array.isArray(failure) ? failure[Math.floor(random() * failure.length)]! : failure;
     return this.defaultBehavior;
   }
 
@@ -148,11 +149,20 @@ export class MockUpstream {
   private async answer(req: IncomingMessage, res: ServerResponse, api: MockApi, model: string, body: Record<string, unknown>, behavior: Behavior): Promise<void> {
     const text = (behavior.kind === 'ok' && behavior.text) || DEFAULT_TEXT;
     const usage = { input: 12, output: text.split(' ').length };
-    if (!isStreamRequest(api, body) && behavior.kind === 'ok') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(completeBody(api, model, text, usage));
+    const cutAfter = 'afterChunks' in behavior ? behavior.afterChunks : undefined;
+    if (!isStreamRequest(api, body)) {
+      const complete = completeBody(api, model, text, usage);
+      if (behavior.kind === 'ok') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(complete);
+        return;
+      }
+      // A plain answer cut short the way the stream would have been.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(complete.slice(0, complete.length / 2));
+      if (behavior.kind === 'stream-then-reset') res.write('', () => setTimeout(() => req.socket.destroy(), 20));
+      if (behavior.kind === 'stream-without-terminator') res.end();
       return;
     }
-    const cutAfter = 'afterChunks' in behavior ? behavior.afterChunks : undefined;
     const pieceCount = behavior.kind === 'ok' ? (behavior.chunks ?? 5) : Math.max((cutAfter ?? 4) + 1, 5);
     const words = text.split(' ');
     const pieces = Array.from({ length: pieceCount }, (_, i) => words.slice((i * words.length) / pieceCount, ((i + 1) * words.length) / pieceCount).join(' ') + ' ');

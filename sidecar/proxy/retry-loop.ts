@@ -84,6 +84,15 @@ export async function runAttempts(req: ProxyRequest, env: LoopEnv): Promise<Fina
         attempts: n - 1,
       };
     }
+    if (last) {
+      // A retry is spent from the budget and counted only once the breaker lets it through.
+      if (!upstream.budget.tryWithdraw()) {
+        breaker.release(admission.permit);
+        metrics.budgetRefusals.inc({ upstream: name });
+        return stopWith(last, n - 1, 'budget', name);
+      }
+      metrics.retries.inc({ upstream: name, class: last.failure! });
+    }
     const started = clock.now();
     const result = await attempt(req, clock);
     if (result.kind === 'cancelled') {
@@ -109,11 +118,10 @@ export async function runAttempts(req: ProxyRequest, env: LoopEnv): Promise<Fina
     const wait = asked ?? backoffDelay(retry.backoff, n, previousDelay, env.random);
     previousDelay = wait;
     if (clock.now() + wait >= req.deadline) return stopWith(result, n, 'deadline', name);
-    if (!upstream.budget.tryWithdraw()) {
+    if (!upstream.budget.canWithdraw()) {
       metrics.budgetRefusals.inc({ upstream: name });
       return stopWith(result, n, 'budget', name);
     }
-    metrics.retries.inc({ upstream: name, class: failure! });
     if (!(await sleep(clock, wait, req.signal))) return { kind: 'cancelled', attempts: n };
   }
 }

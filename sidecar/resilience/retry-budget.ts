@@ -36,9 +36,14 @@ export class RetryBudget {
     return (minPerSecond * windowMs) / 1000 + (ratioPercent / 100) * this.counts.total(REQUESTS);
   }
 
+  /** True when the budget has a retry to give now. */
+  canWithdraw(): boolean {
+    return this.counts.total(RETRIES) + 1 <= this.allowance();
+  }
+
   /** Takes one retry from the budget; false when the budget is spent. */
   tryWithdraw(): boolean {
-    if (this.counts.total(RETRIES) + 1 > this.allowance()) return false;
+    if (!this.canWithdraw()) return false;
     this.counts.add(RETRIES);
     return true;
   }

@@ -167,7 +167,7 @@ describe('circuit breaker', () => {
         const s = settings({ halfOpen: { maxProbes, successesToClose: 2 }, failureRate: { thresholdPercent: 50, minRequests: 4, windowMs: 5000 }, slowCall: { thresholdPercent: 80, durationMs: 1000 } });
         let openedAt = 0;
         let transitions = 0;
-        let last: BreakerStateName = 'closed';
+        let last = 'closed' as BreakerStateName;
         const b = new CircuitBreaker(s, clock, (_from, to) => {
           if (to === 'open') openedAt = clock.now();
           last = to;

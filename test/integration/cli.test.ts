@@ -1,0 +1,107 @@
+/** The `breakwater` command as users run it: check-policy, start-up, hot reload, graceful drain. */
+import assert from 'node:assert/strict';
+import { writeFileSync, renameSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chat, post, startMock } from '../support/harness.js';
+import { cliResult, spawnSidecar, writePolicy } from '../support/sidecar-process.js';
+
+const example = (name: string) => fileURLToPath(new URL(`../../examples/${name}`, import.meta.url));
+const status = async (adminUrl: string) => (await (await fetch(`${adminUrl}/status`)).json()) as any;
+
+async function until(check: () => Promise<boolean> | boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('breakwater check-policy', () => {
+  it('accepts the example policies', async () => {
+    for (const file of ['minimal.yaml', 'chat-policy.yaml']) {
+      const r = await cliResult(['check-policy', example(file)]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /valid \(upstreams: /);
+    }
+  });
+
+  it('explains every error by field path and exits 1', async () => {
+    const r = await cliResult(['check-policy', example('invalid/bad-fields.yaml')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /invalid policy \(3 problems\)/);
+    assert.match(r.stderr, /spec\.upstreams\[0\]\.name: must be a DNS label/);
+    assert.match(r.stderr, /spec\.upstreams\[0\]\.url: /);
+    assert.match(r.stderr, /spec\.upstreams\[0\]\.retry\.attempts: must be >= 1/);
+  });
+
+  it('says which fields it accepts but does not enforce yet', async () => {
+    const file = writePolicy('upstreams: [{name: a, url: "http://a", fallback: [{static: {message: busy}}]}]\n');
+    const r = await cliResult(['check-policy', file]);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /note: spec\.upstreams\[0\]\.fallback is accepted but not enforced/);
+  });
+
+  it('exits 2 with usage on a wrong command line', async () => {
+    const r = await cliResult(['sidecar']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /exactly one of --policy FILE or --demo/);
+  });
+});
+
+describe('breakwater sidecar', () => {
+  it('refuses to start on an invalid policy, naming the field', async () => {
+    const file = writePolicy('upstreams: [{name: a, url: "http://a", bulkhead: {maxConcurrent: 0}}]\n');
+    const r = await cliResult(['sidecar', '--policy', file, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /spec\.upstreams\[0\]\.bulkhead\.maxConcurrent: must be >= 1/);
+  });
+
+  it('applies a valid edit of the policy file at once and keeps the last good config on an invalid one', async (t) => {
+    const mock = await startMock(t);
+    const sidecar = await spawnSidecar(t, `upstreams: [{name: first, url: "${mock.url}"}]\n`);
+    const before = await status(sidecar.adminUrl);
+    assert.equal((await post(`${sidecar.dataUrl}/first/v1/chat/completions`, chat())).status, 200);
+
+    // Editors and ConfigMap updates replace the file; do the same.
+    const replace = (text: string) => {
+      writeFileSync(`${sidecar.policyFile}.tmp`, text);
+      renameSync(`${sidecar.policyFile}.tmp`, sidecar.policyFile);
+    };
+    replace(`upstreams: [{name: second, url: "${mock.url}"}]\n`);
+    await until(async () => (await status(sidecar.adminUrl)).config.hash !== before.config.hash, 'the new config');
+    assert.equal((await post(`${sidecar.dataUrl}/second/v1/chat/completions`, chat())).status, 200);
+    assert.equal((await post(`${sidecar.dataUrl}/first/v1/chat/completions`, chat())).status, 404);
+    const good = await status(sidecar.adminUrl);
+
+    replace(`upstreams: [{name: third, url: "ftp://nope"}]\n`);
+    await until(() => sidecar.logs.some((l) => l.msg?.toString().startsWith('policy file change rejected')), 'the rejection');
+    const rejection = sidecar.logs.find((l) => l.msg?.toString().startsWith('policy file change rejected'))!;
+    assert.match(String(rejection.error), /spec\.upstreams\[0\]\.url/);
+    assert.equal((await status(sidecar.adminUrl)).config.hash, good.config.hash);
+    assert.equal((await post(`${sidecar.dataUrl}/second/v1/chat/completions`, chat())).status, 200, 'the last good config stays in force');
+  });
+
+  it('on SIGTERM fails readiness, refuses new connections, finishes in-flight requests and streams, and exits 0', async (t) => {
+    const mock = await startMock(t);
+    const sidecar = await spawnSidecar(t, `upstreams: [{name: p, url: "${mock.url}"}]\nshutdown: {drainTimeout: 5s}\n`);
+    assert.equal((await fetch(`${sidecar.adminUrl}/readyz`)).status, 200);
+    mock.enqueue({ kind: 'ok', delayMs: 600 }, { kind: 'ok', chunks: 6, chunkDelayMs: 100 });
+    const plain = post(`${sidecar.dataUrl}/p/v1/chat/completions`, chat());
+    const stream = post(`${sidecar.dataUrl}/p/v1/chat/completions`, chat({ stream: true }));
+    await until(() => mock.requests.length === 2, 'both requests upstream');
+    const signalledAt = performance.now();
+    sidecar.child.kill('SIGTERM');
+    await until(async () => (await fetch(`${sidecar.adminUrl}/readyz`).then((r) => r.status, () => 0)) !== 200, 'readiness to fail');
+    await assert.rejects(fetch(`${sidecar.dataUrl}/p/v1/chat/completions`, { method: 'POST', body: chat() }), 'new connections are refused');
+    const [p, s] = await Promise.all([plain, stream]);
+    assert.equal(p.status, 200);
+    assert.equal(p.json().choices[0].message.content, 'Hello from the Breakwater mock upstream.');
+    assert.equal(s.status, 200);
+    assert.match(s.text, /data: \[DONE\]/);
+    assert.equal(await sidecar.exited, 0);
+    const drainMs = performance.now() - signalledAt;
+    assert.ok(drainMs < 5000, `exited after ${drainMs} ms, past drainTimeout`);
+    t.diagnostic(`drained and exited in ${drainMs.toFixed(0)} ms`);
+  });
+});

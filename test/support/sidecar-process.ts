@@ -1,0 +1,73 @@
+/** Runs the real `breakwater` CLI as a child process (on the Node that runs the tests) and waits for it to be ready. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../../cli.ts', import.meta.url));
+
+export interface SidecarProcess {
+  child: ChildProcess;
+  dataUrl: string;
+  adminUrl: string;
+  policyFile: string;
+  /** Parsed JSON log lines so far. */
+  logs: Record<string, unknown>[];
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+  stderr(): string;
+}
+
+export function writePolicy(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'breakwater-')), 'policy.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+export function runCli(args: string[]): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Collects a finished CLI run's exit code and output. */
+export async function cliResult(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = runCli(args);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  return { code, stdout, stderr };
+}
+
+export async function spawnSidecar(t: TestContext, policyText: string): Promise<SidecarProcess> {
+  const policyFile = writePolicy(policyText);
+  const child = runCli(['sidecar', '--policy', policyFile, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+  const logs: Record<string, unknown>[] = [];
+  let err = '';
+  let pending = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', r));
+  t.after(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      pending += d;
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        if (!line.startsWith('{')) continue;
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.msg === 'sidecar ready') resolve(entry);
+      }
+    });
+    void exited.then((code) => reject(new Error(`sidecar exited (${code}) before it was ready: ${err}`)));
+  });
+  const entry = await ready;
+  return { child, dataUrl: entry.dataUrl as string, adminUrl: entry.adminUrl as string, policyFile, logs, exited, stderr: () => err };
+}
