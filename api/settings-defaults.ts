@@ -1,24 +1,12 @@
 /**
- * Built-in defaults of the inheritable settings, read off the schema's
- * `x-breakwater-default` annotations, and the merge that layers
- * built-in ← spec.defaults ← upstream's own.
+ * The merge that layers built-in defaults ← spec.defaults ← an upstream's own
+ * settings. The built-in values are generated from the schema's
+ * `x-breakwater-default` annotations (scripts/generated-files.ts).
  */
-import type { TSchema } from '@sinclair/typebox';
-import { INHERITED_DEFAULT, SettingsSchema, type FullSettings, type Settings } from './policy-schema.js';
+import { BUILTIN_SETTINGS } from './generated/builtin-settings.js';
+import type { FullSettings, Settings } from './policy-schema.js';
 
-function collectDefaults(schema: TSchema): unknown {
-  if (INHERITED_DEFAULT in schema) return structuredClone(schema[INHERITED_DEFAULT]);
-  if (schema.type !== 'object' || !schema.properties) return undefined;
-  const out: Record<string, unknown> = {};
-  for (const [key, child] of Object.entries(schema.properties as Record<string, TSchema>)) {
-    const value = collectDefaults(child);
-    if (value !== undefined) out[key] = value;
-  }
-  return out;
-}
-
-/** Every inheritable setting at its built-in value. */
-export const BUILTIN_SETTINGS = collectDefaults(SettingsSchema) as FullSettings;
+export { BUILTIN_SETTINGS };
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 

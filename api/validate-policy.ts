@@ -3,8 +3,9 @@
  * against the schema, fills the schema's defaults, and checks the cross-field
  * rules that the CRD expresses as CEL. Every problem names its field path.
  */
-import { Ajv, type ErrorObject } from 'ajv';
-import { PolicySpecSchema, type PolicySpec } from './policy-schema.js';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import generatedValidator from './generated/validate-spec.js';
+import type { PolicySpec } from './policy-schema.js';
 import { mergeSettings } from './settings-defaults.js';
 import { parseDuration } from './units.js';
 
@@ -18,8 +19,8 @@ export type PolicyVerdict =
   | { ok: true; spec: PolicySpec; metadata: { name?: string; namespace?: string; uid?: string; generation?: number } }
   | { ok: false; problems: PolicyProblem[] };
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-const validateSpec = ajv.compile<PolicySpec>(PolicySpecSchema);
+/** Ajv's standalone validator, generated from the schema: fills defaults, collects every error. */
+const validateSpec = generatedValidator as unknown as ValidateFunction<PolicySpec>;
 
 function toPath(instancePath: string): string {
   let path = 'spec';

@@ -35,12 +35,12 @@ export class SidecarState {
       const current = this.upstreams.get(name);
       next.set(name, current?.fingerprint === print ? current : new UpstreamState(upstream, print, classes, this.clock, this.metrics, this.onTransition));
     }
-    for (const [name, state] of this.upstreams) if (next.get(name) !== state) void state.close();
+    for (const [name, state] of this.upstreams) if (next.get(name) !== state) state.close();
     this.upstreams = next;
     this.config = config;
   }
 
-  async close(): Promise<void> {
-    await Promise.all([...this.upstreams.values()].map((s) => s.close()));
+  close(): void {
+    for (const state of this.upstreams.values()) state.close();
   }
 }

@@ -70,7 +70,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       proxy.server.closeAllConnections();
       adminServer.close();
       adminServer.closeAllConnections?.();
-      await state.close();
+      state.close();
       log.info({ clean, abandoned: proxy.inFlight }, 'drained');
       options.onDrained?.(clean);
       return clean;

@@ -5,7 +5,7 @@
  * handed back as soon as its first data event arrives, with its timers still
  * running, so the caller can relay it or, if it never starts, retry it.
  */
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { FailureClass } from '../../api/index.js';
 import type { Clock } from '../resilience/clock.js';
 import { hasDataEvent, streamFraming, type StreamFraming } from './api-dialects.js';
@@ -103,22 +103,16 @@ export async function attempt(req: ProxyRequest, clock: Clock): Promise<AttemptR
   if (firstByteMs < Math.min(attemptMs, remaining)) timers.arm('first-byte', firstByteMs);
   let handedOver = false;
   try {
-    const response = await req.upstream.pool.request({
-      path: req.path,
-      method: req.method as 'POST',
-      headers: req.headers,
-      body: req.bodyStream ?? req.body,
-      signal: timers.controller.signal,
-    });
-    const iterator = response.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    const framing = response.statusCode < 300 ? streamFraming(headerValue(response.headers['content-type'])) : undefined;
+    const response = await send(req, timers.controller.signal);
+    const iterator = response[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const framing = response.statusCode! < 300 ? streamFraming(headerValue(response.headers['content-type'])) : undefined;
     if (!framing) {
       timers.disarm('first-byte');
       const chunks: Buffer[] = [];
       for (let r = await iterator.next(); !r.done; r = await iterator.next()) chunks.push(r.value);
       const body = Buffer.concat(chunks);
-      const failure = classifyStatus(response.statusCode, response.statusCode >= 400 ? body.toString('utf8') : '');
-      return { kind: 'answer', status: response.statusCode, headers: response.headers, body, failure };
+      const failure = classifyStatus(response.statusCode!, response.statusCode! >= 400 ? body.toString('utf8') : '');
+      return { kind: 'answer', status: response.statusCode!, headers: response.headers, body, failure };
     }
     const head: Buffer[] = [];
     let text = '';
@@ -134,7 +128,7 @@ export async function attempt(req: ProxyRequest, clock: Clock): Promise<AttemptR
     handedOver = true;
     return {
       kind: 'stream',
-      status: response.statusCode,
+      status: response.statusCode!,
       headers: response.headers,
       framing,
       head,
@@ -150,6 +144,16 @@ export async function attempt(req: ProxyRequest, clock: Clock): Promise<AttemptR
   } finally {
     if (!handedOver) timers.dispose();
   }
+}
+
+/** Sends the request on the upstream's keep-alive agent; resolves once the response headers are in. */
+function send(req: ProxyRequest, signal: AbortSignal): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const outgoing = req.upstream.client.request(req.path, { method: req.method, headers: req.headers, signal }, resolve);
+    outgoing.on('error', reject);
+    if (req.bodyStream) req.bodyStream.pipe(outgoing);
+    else outgoing.end(req.body ?? undefined);
+  });
 }
 
 export function headerValue(value: string | string[] | undefined): string | undefined {

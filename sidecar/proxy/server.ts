@@ -154,11 +154,14 @@ export function createProxyServer(state: SidecarState, env: PipelineEnv): ProxyS
       if (!res.writableFinished) appGone.abort();
     });
     const { body, stream } = await readBody(req, upstream.config.retry.maxBodyBytes);
+    const headers = forwardedHeaders(req.headers, upstream);
+    if (body) headers['content-length'] = String(body.length);
+    else if (stream && req.headers['content-length']) headers['content-length'] = req.headers['content-length'];
     const request: ProxyRequest = {
       upstream,
       method: req.method ?? 'GET',
       path: upstream.config.basePath + rest,
-      headers: forwardedHeaders(req.headers, upstream),
+      headers,
       body,
       bodyStream: stream,
       ...inspectBody(body),

@@ -1,12 +1,12 @@
 /**
- * The live objects behind one upstream: its connection pool, bulkhead, retry
+ * The live objects behind one upstream: its connections, bulkhead, retry
  * budget and breakers. On a config change, an upstream whose settings did not
  * change keeps them (open breakers stay open); a changed one gets new ones.
  */
-import { Pool } from 'undici';
 import { LRUCache } from 'lru-cache';
 import type { UpstreamConfig } from '../config/runtime-config.js';
 import type { LiveUpstream, Metrics } from '../metrics.js';
+import { UpstreamClient } from './upstream-client.js';
 import { Bulkhead, type PriorityClass } from '../resilience/bulkhead.js';
 import { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import type { Clock } from '../resilience/clock.js';
@@ -26,7 +26,7 @@ export interface BreakerTransition {
 const MAX_MODEL_BREAKERS = 256;
 
 export class UpstreamState implements LiveUpstream {
-  readonly pool: Pool;
+  readonly client: UpstreamClient;
   readonly bulkhead: Bulkhead;
   readonly budget: RetryBudget;
   private readonly breakers = new LRUCache<string, CircuitBreaker>({ max: MAX_MODEL_BREAKERS });
@@ -40,7 +40,7 @@ export class UpstreamState implements LiveUpstream {
     private readonly metrics: Metrics,
     private readonly onTransition: (event: BreakerTransition) => void,
   ) {
-    this.pool = new Pool(config.origin, { keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0, connect: { timeout: config.timeouts.firstByteMs } });
+    this.client = new UpstreamClient(config.origin);
     this.bulkhead = new Bulkhead(config.bulkhead, classes, clock);
     this.budget = new RetryBudget(config.retry.budget, clock);
   }
@@ -73,8 +73,10 @@ export class UpstreamState implements LiveUpstream {
     for (const breaker of this.breakers.values()) breaker.reset();
   }
 
-  close(): Promise<void> {
-    return this.pool.close();
+  /** Closes the connections once the requests in flight on them have finished. */
+  close(): void {
+    if (this.bulkhead.active === 0) return this.client.close();
+    setTimeout(() => this.close(), 100).unref();
   }
 }
 

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { BUILTIN_SETTINGS, formatProblems, mergeSettings, parseDuration, parseSize, validatePolicy, INHERITED_DEFAULT, SettingsSchema } from '../../api/index.js';
+import { BUILTIN_SETTINGS, formatProblems, mergeSettings, parseDuration, parseSize, validatePolicy } from '../../api/index.js';
+import { INHERITED_DEFAULT, SettingsSchema } from '../../api/policy-schema.js';
+import { generatedFiles } from '../../scripts/generated-files.js';
 import { compileConfig } from '../../sidecar/config/runtime-config.js';
 
 const example = (name: string) => parse(readFileSync(new URL(`../../examples/${name}`, import.meta.url), 'utf8'));
@@ -99,6 +101,12 @@ describe('policy schema', () => {
     assert.match(text, /spec\.upstreams\[0\]\.fallback\[0\]\.upstream: names no upstream of this policy/);
     assert.match(problemsOf({ upstreams: [{ name: 'a' }] }), /spec\.upstreams\[0\]: exactly one of url or endpoints/);
     assert.match(problemsOf({ upstreams: [{ name: 'a', url: 'http://a' }], priorities: { default: 'vip' } }), /spec\.priorities\.default: names no class/);
+  });
+
+  it('has its generated files up to date (run `npm run generate` after changing the schema)', () => {
+    for (const [path, content] of Object.entries(generatedFiles())) {
+      assert.equal(readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8'), content, `${path} is stale`);
+    }
   });
 
   it('does not modify the document it validates', () => {

@@ -1,0 +1,275 @@
+/**
+ * bench/ — measures the sidecar against peers in one run on this machine (not a test).
+ *
+ * One tiny upstream (nginx answering a fixed chat completion) is called
+ * (a) directly, (b) through nginx as a plain reverse proxy, (c) through the
+ * Portkey gateway, (d) through the Breakwater sidecar with a full policy
+ * (breaker, retry, timeouts, bulkhead, metrics and request logs on). Load: wrk
+ * for closed-loop throughput, vegeta for open-loop latency at a fixed rate.
+ * Writes bench/results/latest.json and bench/results/latest.md.
+ * Run with `npm run bench` (installs the peers first). Loopback only.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const NODE = process.execPath;
+const VEGETA = join(ROOT, '.cache/bin/vegeta');
+const PORTKEY = join(ROOT, '.cache/peers/node_modules/@portkey-ai/gateway/build/start-server.js');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = 64;
+const RATE = 500;
+const PORTS = { upstream: 18080, nginx: 18081, portkey: 18787, breakwater: 18001, admin: 18021 };
+
+const work = mkdtempSync(join(tmpdir(), 'breakwater-bench-'));
+const children: ChildProcess[] = [];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const COMPLETION = JSON.stringify({
+  id: 'chatcmpl-bench',
+  object: 'chat.completion',
+  created: 1,
+  model: 'bench-model',
+  choices: [{ index: 0, message: { role: 'assistant', content: 'Hello from the benchmark upstream.' }, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 9, completion_tokens: 6, total_tokens: 15 },
+});
+const REQUEST = JSON.stringify({ model: 'bench-model', messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 16 });
+
+interface Target {
+  name: string;
+  url: string;
+  headers: Record<string, string>;
+}
+
+const TARGETS: Target[] = [
+  { name: 'direct', url: `http://127.0.0.1:${PORTS.upstream}/v1/chat/completions`, headers: {} },
+  { name: 'nginx', url: `http://127.0.0.1:${PORTS.nginx}/v1/chat/completions`, headers: {} },
+  { name: 'breakwater', url: `http://127.0.0.1:${PORTS.breakwater}/primary/v1/chat/completions`, headers: {} },
+  {
+    name: 'portkey',
+    url: `http://127.0.0.1:${PORTS.portkey}/v1/chat/completions`,
+    headers: { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${PORTS.upstream}/v1`, authorization: 'Bearer sk-bench' },
+  },
+];
+
+function nginxConfig(name: string, server: string): string {
+  const file = join(work, `${name}.conf`);
+  writeFileSync(
+    file,
+    `worker_processes 1;
+daemon off;
+pid ${work}/${name}.pid;
+error_log ${work}/${name}.error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${work}/${name}-body;
+  proxy_temp_path ${work}/${name}-proxy;
+  fastcgi_temp_path ${work}/${name}-fcgi;
+  uwsgi_temp_path ${work}/${name}-uwsgi;
+  scgi_temp_path ${work}/${name}-scgi;
+  keepalive_requests 1000000;
+  ${server}
+}
+`,
+  );
+  return file;
+}
+
+function start(command: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  child.on('exit', (code) => {
+    if (code && code !== 0 && !stopping) process.stderr.write(`${command} exited ${code}: ${err}\n`);
+  });
+  children.push(child);
+  return child;
+}
+
+async function waitFor(url: string, init: RequestInit = {}, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      const res = await fetch(url, init);
+      await res.arrayBuffer();
+      if (res.status < 500) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > end) throw new Error(`${url} did not come up`);
+    await sleep(5);
+  }
+}
+
+function breakwaterPolicy(): string {
+  const file = join(work, 'policy.yaml');
+  writeFileSync(
+    file,
+    `upstreams:
+  - name: primary
+    url: http://127.0.0.1:${PORTS.upstream}
+    api: openai
+    timeouts: {total: 30s, attempt: 10s, firstByte: 5s, streamIdle: 5s, perOutputToken: 100ms}
+    retry: {attempts: 3, backoff: {base: 100ms, max: 2s}, budget: {ratio: 20, minPerSecond: 5, window: 10s}}
+    circuitBreaker: {scope: model, consecutiveFailures: 5, failureRate: {threshold: 50, minRequests: 20, window: 30s}}
+    bulkhead: {maxConcurrent: 512, maxQueue: 1024, queueTimeout: 5s}
+shutdown: {drainTimeout: 1s}
+`,
+  );
+  return file;
+}
+
+function startBreakwater(policy: string): ChildProcess {
+  return start(NODE, [join(ROOT, 'dist/cli.js'), 'sidecar', '--policy', policy, '--listen', `127.0.0.1:${PORTS.breakwater}`, '--admin', `127.0.0.1:${PORTS.admin}`]);
+}
+
+/** Median time from spawn to /readyz answering 200, over several starts. */
+async function timeToReady(policy: string, runs = 7): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const started = performance.now();
+    const child = startBreakwater(policy);
+    await waitFor(`http://127.0.0.1:${PORTS.admin}/readyz`);
+    times.push(performance.now() - started);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(runs / 2)]!;
+}
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+}
+
+function wrkScript(target: Target): string {
+  const file = join(work, `${target.name}.lua`);
+  const headers = Object.entries({ 'Content-Type': 'application/json', ...target.headers })
+    .map(([k, v]) => `wrk.headers["${k}"] = "${v}"`)
+    .join('\n');
+  writeFileSync(file, `wrk.method = "POST"\nwrk.body = '${REQUEST}'\n${headers}\n`);
+  return file;
+}
+
+interface Throughput {
+  rps: number;
+  errors: number;
+}
+
+function wrk(target: Target, connections: number, seconds: number): Throughput {
+  const out = spawnSync('wrk', ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '-s', wrkScript(target), target.url], { encoding: 'utf8' }).stdout;
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = non2xx + (socketErrors ? socketErrors.slice(1).reduce((s, n) => s + Number(n), 0) : 0);
+  return { rps, errors };
+}
+
+interface Latency {
+  p50: number;
+  p99: number;
+  success: number;
+}
+
+function vegeta(target: Target, rate: number, seconds: number): Latency {
+  const bodyFile = join(work, 'body.json');
+  writeFileSync(bodyFile, REQUEST);
+  const headerArgs = Object.entries({ 'Content-Type': 'application/json', ...target.headers }).flatMap(([k, v]) => ['-header', `${k}: ${v}`]);
+  const attack = spawnSync(VEGETA, ['attack', `-rate=${rate}`, `-duration=${seconds}s`, `-body=${bodyFile}`, ...headerArgs], { input: `POST ${target.url}\n`, maxBuffer: 1 << 30 });
+  const report = spawnSync(VEGETA, ['report', '-type=json'], { input: attack.stdout, encoding: 'utf8', maxBuffer: 1 << 30 });
+  const json = JSON.parse(report.stdout) as { latencies: Record<string, number>; success: number };
+  return { p50: json.latencies['50th']! / 1e6, p99: json.latencies['99th']! / 1e6, success: json.success };
+}
+
+let stopping = false;
+function stopAll(): void {
+  stopping = true;
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+}
+process.on('exit', stopAll);
+
+async function main(): Promise<void> {
+  start('nginx', ['-c', nginxConfig('upstream', `server { listen 127.0.0.1:${PORTS.upstream}; location / { default_type application/json; return 200 '${COMPLETION}'; } }`)]);
+  start('nginx', [
+    '-c',
+    nginxConfig(
+      'proxy',
+      `upstream model { server 127.0.0.1:${PORTS.upstream}; keepalive 128; }
+  server { listen 127.0.0.1:${PORTS.nginx}; location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
+    ),
+  ]);
+  start(NODE, [PORTKEY, `--port=${PORTS.portkey}`, '--headless'], { NODE_ENV: 'production' });
+  const policy = breakwaterPolicy();
+  const readyMs = await timeToReady(policy);
+  const sidecar = startBreakwater(policy);
+  await waitFor(`http://127.0.0.1:${PORTS.admin}/readyz`);
+  for (const t of TARGETS) await waitFor(t.url, { method: 'POST', body: REQUEST, headers: { 'content-type': 'application/json', ...t.headers } });
+  await sleep(500);
+  const idleRss = rssMiB(sidecar.pid!);
+
+  const results: Record<string, { throughput: Throughput; latency: Latency }> = {};
+  for (const t of TARGETS) {
+    wrk(t, CONNECTIONS, 2); // warm-up
+    const throughput = wrk(t, CONNECTIONS, SECONDS);
+    const latency = vegeta(t, RATE, SECONDS);
+    results[t.name] = { throughput, latency };
+    process.stdout.write(`${t.name}: ${throughput.rps.toFixed(0)} req/s (${throughput.errors} errors); at ${RATE}/s p50 ${latency.p50.toFixed(3)} ms p99 ${latency.p99.toFixed(3)} ms, success ${(latency.success * 100).toFixed(1)}%\n`);
+  }
+
+  // RSS under 200 concurrent requests: sample while wrk holds 200 connections busy.
+  let peakRss = 0;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMiB(sidecar.pid!))), 100);
+  const loaded = spawn('wrk', ['-t', '1', '-c', '200', '-d', `${SECONDS}s`, '-s', wrkScript(TARGETS[2]!), TARGETS[2]!.url], { stdio: 'ignore' });
+  await new Promise((r) => loaded.once('exit', r));
+  clearInterval(sampler);
+
+  const bw = results.breakwater!;
+  const direct = results.direct!;
+  const summary = {
+    date: new Date().toISOString(),
+    node: spawnSync(NODE, ['--version'], { encoding: 'utf8' }).stdout.trim(),
+    seconds: SECONDS,
+    connections: CONNECTIONS,
+    rate: RATE,
+    results,
+    ratios: {
+      throughputVsNginx: bw.throughput.rps / results.nginx!.throughput.rps,
+      throughputVsPortkey: bw.throughput.rps / results.portkey!.throughput.rps,
+    },
+    addedLatencyMs: Object.fromEntries(
+      TARGETS.filter((t) => t.name !== 'direct').map((t) => [t.name, { p50: results[t.name]!.latency.p50 - direct.latency.p50, p99: results[t.name]!.latency.p99 - direct.latency.p99 }]),
+    ),
+    sidecar: { readyMs, idleRssMiB: idleRss, peakRssUnder200ConcurrentMiB: peakRss },
+  };
+  writeFileSync(join(ROOT, 'bench/results/latest.json'), JSON.stringify(summary, null, 2) + '\n');
+  const row = (name: string) => {
+    const r = results[name]!;
+    const added = summary.addedLatencyMs[name as keyof typeof summary.addedLatencyMs];
+    return `| ${name} | ${r.throughput.rps.toFixed(0)} | ${r.latency.p50.toFixed(2)} | ${r.latency.p99.toFixed(2)} | ${added ? `${added.p50.toFixed(2)} / ${added.p99.toFixed(2)}` : '—'} | ${r.throughput.errors} |`;
+  };
+  const md = `Benchmark run ${summary.date} on ${summary.node}, 2 cores shared by load generator, proxy and upstream.
+Throughput: wrk, 1 thread, ${CONNECTIONS} connections, ${SECONDS} s. Latency: vegeta open-loop at ${RATE} req/s for ${SECONDS} s.
+
+| path | req/s | p50 ms | p99 ms | added p50 / p99 ms | errors |
+|---|---|---|---|---|---|
+${TARGETS.map((t) => row(t.name)).join('\n')}
+
+- Breakwater throughput: **${(summary.ratios.throughputVsNginx * 100).toFixed(0)}% of nginx**, **${summary.ratios.throughputVsPortkey.toFixed(1)}× Portkey**.
+- Sidecar RSS: ${idleRss.toFixed(1)} MiB idle, ${peakRss.toFixed(1)} MiB peak under 200 concurrent requests.
+- Sidecar start to ready (/readyz 200): ${readyMs.toFixed(0)} ms (median of 7).
+`;
+  writeFileSync(join(ROOT, 'bench/results/latest.md'), md);
+  process.stdout.write(`\n${md}`);
+  stopAll();
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack}\n`);
+  stopAll();
+  process.exit(1);
+});
