@@ -59,7 +59,7 @@ async function sidecar(args: string[]): Promise<void> {
     listen: hostPort(values.listen, '--listen'),
     admin: hostPort(values.admin, '--admin'),
     log,
-    onDrained: (clean) => process.exit(clean ? 0 : 1),
+    onDrained: (clean) => log.flush(() => process.exit(clean ? 0 : 1)),
   });
   if (values.policy) {
     watchPolicyFile(values.policy, (result) => {

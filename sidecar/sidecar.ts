@@ -86,6 +86,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const adminServer = createAdaptorServer({ fetch: adminApp.fetch }) as Server;
   const [dataUrl, adminUrl] = await Promise.all([listen(proxy.server, options.listen), listen(adminServer, options.admin)]);
   log.info({ dataUrl, adminUrl, config: options.config.version }, 'sidecar ready');
+  log.flush();
   if (options.config.notEnforced.length > 0) {
     log.warn({ fields: options.config.notEnforced }, 'policy fields accepted but not enforced by this version');
   }

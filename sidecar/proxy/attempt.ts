@@ -104,16 +104,14 @@ export async function attempt(req: ProxyRequest, clock: Clock): Promise<AttemptR
   let handedOver = false;
   try {
     const response = await send(req, timers.controller.signal);
-    const iterator = response[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     const framing = response.statusCode! < 300 ? streamFraming(headerValue(response.headers['content-type'])) : undefined;
     if (!framing) {
       timers.disarm('first-byte');
-      const chunks: Buffer[] = [];
-      for (let r = await iterator.next(); !r.done; r = await iterator.next()) chunks.push(r.value);
-      const body = Buffer.concat(chunks);
+      const body = await readAll(response);
       const failure = classifyStatus(response.statusCode!, response.statusCode! >= 400 ? body.toString('utf8') : '');
       return { kind: 'answer', status: response.statusCode!, headers: response.headers, body, failure };
     }
+    const iterator = response[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     const head: Buffer[] = [];
     let text = '';
     for (;;) {
@@ -153,6 +151,19 @@ function send(req: ProxyRequest, signal: AbortSignal): Promise<IncomingMessage> 
     outgoing.on('error', reject);
     if (req.bodyStream) req.bodyStream.pipe(outgoing);
     else outgoing.end(req.body ?? undefined);
+  });
+}
+
+function readAll(response: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    response.on('data', (chunk: Buffer) => chunks.push(chunk));
+    response.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    response.on('error', reject);
+    // A response that dies mid-body (reset, abort) ends with 'aborted'/'close' rather than 'end'.
+    response.on('close', () => {
+      if (!response.complete) reject(new Error('response ended before its body was complete'));
+    });
   });
 }
 
