@@ -42,6 +42,8 @@ interface Target {
   name: string;
   url: string;
   headers: Record<string, string>;
+  /** The process whose CPU the request path costs (the proxy; the upstream for direct). */
+  pid?: number;
 }
 
 const TARGETS: Target[] = [
@@ -123,8 +125,11 @@ shutdown: {drainTimeout: 1s}
   return file;
 }
 
+/** The V8 flags the image runs the sidecar with (Dockerfile ENV NODE_OPTIONS), so the bench measures what is deployed. */
+const IMAGE_NODE_OPTIONS = /ENV NODE_OPTIONS="([^"]*)"/.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))![1]!.split(' ');
+
 function startBreakwater(policy: string): ChildProcess {
-  return start(NODE, [join(ROOT, 'dist/cli.js'), 'sidecar', '--policy', policy, '--listen', `127.0.0.1:${PORTS.breakwater}`, '--admin', `127.0.0.1:${PORTS.admin}`]);
+  return start(NODE, [...IMAGE_NODE_OPTIONS, join(ROOT, 'dist/cli.js'), 'sidecar', '--policy', policy, '--listen', `127.0.0.1:${PORTS.breakwater}`, '--admin', `127.0.0.1:${PORTS.admin}`]);
 }
 
 /** Median time from spawn to /readyz answering 200, over several starts. */
@@ -142,9 +147,17 @@ async function timeToReady(policy: string, runs = 7): Promise<number> {
   return times[Math.floor(runs / 2)]!;
 }
 
-function rssMiB(pid: number): number {
+/** Resident memory in MiB: total, and the anonymous part (heap, buffers) without mapped files such as the node binary. */
+function rssMiB(pid: number): { total: number; anon: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+  const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) / 1024;
+  return { total: kib('VmRSS'), anon: kib('RssAnon') };
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
 function wrkScript(target: Target): string {
@@ -174,28 +187,33 @@ interface Latency {
   p50: number;
   p99: number;
   success: number;
+  /** CPU time the proxy spent per request at this fixed rate, in microseconds. */
+  cpuMicrosPerRequest: number;
 }
 
 function vegeta(target: Target, rate: number, seconds: number): Latency {
+  const cpuBefore = target.pid ? cpuSeconds(target.pid) : 0;
   const bodyFile = join(work, 'body.json');
   writeFileSync(bodyFile, REQUEST);
   const headerArgs = Object.entries({ 'Content-Type': 'application/json', ...target.headers }).flatMap(([k, v]) => ['-header', `${k}: ${v}`]);
   const attack = spawnSync(VEGETA, ['attack', `-rate=${rate}`, `-duration=${seconds}s`, `-body=${bodyFile}`, ...headerArgs], { input: `POST ${target.url}\n`, maxBuffer: 1 << 30 });
   const report = spawnSync(VEGETA, ['report', '-type=json'], { input: attack.stdout, encoding: 'utf8', maxBuffer: 1 << 30 });
-  const json = JSON.parse(report.stdout) as { latencies: Record<string, number>; success: number };
-  return { p50: json.latencies['50th']! / 1e6, p99: json.latencies['99th']! / 1e6, success: json.success };
+  const json = JSON.parse(report.stdout) as { latencies: Record<string, number>; success: number; requests: number };
+  const cpuMicrosPerRequest = target.pid ? ((cpuSeconds(target.pid) - cpuBefore) * 1e6) / json.requests : NaN;
+  return { p50: json.latencies['50th']! / 1e6, p99: json.latencies['99th']! / 1e6, success: json.success, cpuMicrosPerRequest };
 }
 
 let stopping = false;
 function stopAll(): void {
   stopping = true;
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  // SIGTERM: nginx's master then stops its workers too (SIGKILL would orphan them).
+  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
 }
 process.on('exit', stopAll);
 
 async function main(): Promise<void> {
-  start('nginx', ['-c', nginxConfig('upstream', `server { listen 127.0.0.1:${PORTS.upstream}; location / { default_type application/json; return 200 '${COMPLETION}'; } }`)]);
-  start('nginx', [
+  const upstream = start('nginx', ['-c', nginxConfig('upstream', `server { listen 127.0.0.1:${PORTS.upstream}; location / { default_type application/json; return 200 '${COMPLETION}'; } }`)]);
+  const nginxProxy = start('nginx', [
     '-c',
     nginxConfig(
       'proxy',
@@ -203,7 +221,7 @@ async function main(): Promise<void> {
   server { listen 127.0.0.1:${PORTS.nginx}; location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
     ),
   ]);
-  start(NODE, [PORTKEY, `--port=${PORTS.portkey}`, '--headless'], { NODE_ENV: 'production' });
+  const portkey = start(NODE, [PORTKEY, `--port=${PORTS.portkey}`, '--headless'], { NODE_ENV: 'production' });
   const policy = breakwaterPolicy();
   const readyMs = await timeToReady(policy);
   const sidecar = startBreakwater(policy);
@@ -211,6 +229,10 @@ async function main(): Promise<void> {
   for (const t of TARGETS) await waitFor(t.url, { method: 'POST', body: REQUEST, headers: { 'content-type': 'application/json', ...t.headers } });
   await sleep(500);
   const idleRss = rssMiB(sidecar.pid!);
+  // nginx serves from one worker process, the master's only child.
+  const nginxWorker = (pid: number) => Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0]);
+  const pids: Record<string, number> = { direct: nginxWorker(upstream.pid!), nginx: nginxWorker(nginxProxy.pid!), breakwater: sidecar.pid!, portkey: portkey.pid! };
+  for (const t of TARGETS) t.pid = pids[t.name];
 
   const results: Record<string, { throughput: Throughput; latency: Latency }> = {};
   for (const t of TARGETS) {
@@ -218,12 +240,16 @@ async function main(): Promise<void> {
     const throughput = wrk(t, CONNECTIONS, SECONDS);
     const latency = vegeta(t, RATE, SECONDS);
     results[t.name] = { throughput, latency };
-    process.stdout.write(`${t.name}: ${throughput.rps.toFixed(0)} req/s (${throughput.errors} errors); at ${RATE}/s p50 ${latency.p50.toFixed(3)} ms p99 ${latency.p99.toFixed(3)} ms, success ${(latency.success * 100).toFixed(1)}%\n`);
+    process.stdout.write(`${t.name}: ${throughput.rps.toFixed(0)} req/s (${throughput.errors} errors); at ${RATE}/s p50 ${latency.p50.toFixed(3)} ms p99 ${latency.p99.toFixed(3)} ms, ${latency.cpuMicrosPerRequest.toFixed(0)} µs CPU/req, success ${(latency.success * 100).toFixed(1)}%\n`);
   }
 
   // RSS under 200 concurrent requests: sample while wrk holds 200 connections busy.
-  let peakRss = 0;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMiB(sidecar.pid!))), 100);
+  const peakRss = { total: 0, anon: 0 };
+  const sampler = setInterval(() => {
+    const now = rssMiB(sidecar.pid!);
+    peakRss.total = Math.max(peakRss.total, now.total);
+    peakRss.anon = Math.max(peakRss.anon, now.anon);
+  }, 100);
   const loaded = spawn('wrk', ['-t', '1', '-c', '200', '-d', `${SECONDS}s`, '-s', wrkScript(TARGETS[2]!), TARGETS[2]!.url], { stdio: 'ignore' });
   await new Promise((r) => loaded.once('exit', r));
   clearInterval(sampler);
@@ -240,6 +266,8 @@ async function main(): Promise<void> {
     ratios: {
       throughputVsNginx: bw.throughput.rps / results.nginx!.throughput.rps,
       throughputVsPortkey: bw.throughput.rps / results.portkey!.throughput.rps,
+      cpuPerRequestVsNginx: bw.latency.cpuMicrosPerRequest / results.nginx!.latency.cpuMicrosPerRequest,
+      cpuPerRequestPortkeyVsBreakwater: results.portkey!.latency.cpuMicrosPerRequest / bw.latency.cpuMicrosPerRequest,
     },
     addedLatencyMs: Object.fromEntries(
       TARGETS.filter((t) => t.name !== 'direct').map((t) => [t.name, { p50: results[t.name]!.latency.p50 - direct.latency.p50, p99: results[t.name]!.latency.p99 - direct.latency.p99 }]),
@@ -250,17 +278,19 @@ async function main(): Promise<void> {
   const row = (name: string) => {
     const r = results[name]!;
     const added = summary.addedLatencyMs[name as keyof typeof summary.addedLatencyMs];
-    return `| ${name} | ${r.throughput.rps.toFixed(0)} | ${r.latency.p50.toFixed(2)} | ${r.latency.p99.toFixed(2)} | ${added ? `${added.p50.toFixed(2)} / ${added.p99.toFixed(2)}` : '—'} | ${r.throughput.errors} |`;
+    return `| ${name} | ${r.throughput.rps.toFixed(0)} | ${r.latency.p50.toFixed(2)} | ${r.latency.p99.toFixed(2)} | ${added ? `${added.p50.toFixed(2)} / ${added.p99.toFixed(2)}` : '—'} | ${r.latency.cpuMicrosPerRequest.toFixed(0)} | ${r.throughput.errors} |`;
   };
   const md = `Benchmark run ${summary.date} on ${summary.node}, 2 cores shared by load generator, proxy and upstream.
 Throughput: wrk, 1 thread, ${CONNECTIONS} connections, ${SECONDS} s. Latency: vegeta open-loop at ${RATE} req/s for ${SECONDS} s.
+Sidecar run as the image runs it: node ${IMAGE_NODE_OPTIONS.join(' ')}.
 
-| path | req/s | p50 ms | p99 ms | added p50 / p99 ms | errors |
-|---|---|---|---|---|---|
+| path | req/s | p50 ms | p99 ms | added p50 / p99 ms | CPU µs/req at ${RATE}/s | errors |
+|---|---|---|---|---|---|---|
 ${TARGETS.map((t) => row(t.name)).join('\n')}
 
 - Breakwater throughput: **${(summary.ratios.throughputVsNginx * 100).toFixed(0)}% of nginx**, **${summary.ratios.throughputVsPortkey.toFixed(1)}× Portkey**.
-- Sidecar RSS: ${idleRss.toFixed(1)} MiB idle, ${peakRss.toFixed(1)} MiB peak under 200 concurrent requests.
+- Breakwater CPU per request: ${(bw.latency.cpuMicrosPerRequest / results.nginx!.latency.cpuMicrosPerRequest).toFixed(1)}× nginx's, ${(results.portkey!.latency.cpuMicrosPerRequest / bw.latency.cpuMicrosPerRequest).toFixed(1)}× less than Portkey's.
+- Sidecar RSS: ${idleRss.total.toFixed(1)} MiB idle (${idleRss.anon.toFixed(1)} anonymous), peak ${peakRss.total.toFixed(1)} MiB (${peakRss.anon.toFixed(1)} anonymous) under 200 concurrent requests.
 - Sidecar start to ready (/readyz 200): ${readyMs.toFixed(0)} ms (median of 7).
 `;
   writeFileSync(join(ROOT, 'bench/results/latest.md'), md);

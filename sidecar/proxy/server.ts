@@ -76,16 +76,30 @@ function readBody(req: IncomingMessage, max: number): Promise<Body> {
   });
 }
 
-/** Fields of a JSON request body the sidecar acts on. */
-function inspectBody(body: Buffer | null): { model?: string; maxTokens?: number } {
+/** Bodies up to this size are parsed whole to read the fields the sidecar acts on. */
+const PARSE_LIMIT = 256 * 1024;
+/** Larger ones are only peeked at: SDKs write top-level scalars such as model before or after the long messages. */
+const PEEK_BYTES = 4096;
+
+function numberOrUndefined(value: unknown): number | undefined {
+  return typeof value === 'number' && value > 0 ? value : undefined;
+}
+
+/** Fields of a JSON request body the sidecar acts on: the model (breaker scope) and the output token cap (perOutputToken). */
+export function inspectBody(body: Buffer | null): { model?: string; maxTokens?: number } {
   if (!body || body[0] !== 0x7b /* { */) return {};
+  if (body.length > PARSE_LIMIT) {
+    const edges = body.toString('utf8', 0, PEEK_BYTES) + '\n' + body.toString('utf8', body.length - PEEK_BYTES);
+    const model = /"model"\s*:\s*"((?:[^"\\]|\\.){1,256})"/.exec(edges)?.[1];
+    const maxTokens = /"(?:max_tokens|max_completion_tokens|num_predict)"\s*:\s*([0-9]+)/.exec(edges)?.[1];
+    return { model, maxTokens: maxTokens === undefined ? undefined : Number(maxTokens) };
+  }
   try {
     const json = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
     const options = json.options as Record<string, unknown> | undefined;
-    const maxTokens = json.max_tokens ?? json.max_completion_tokens ?? options?.num_predict;
     return {
       model: typeof json.model === 'string' ? json.model : undefined,
-      maxTokens: typeof maxTokens === 'number' && maxTokens > 0 ? maxTokens : undefined,
+      maxTokens: numberOrUndefined(json.max_tokens) ?? numberOrUndefined(json.max_completion_tokens) ?? numberOrUndefined(options?.num_predict),
     };
   } catch {
     return {}; // not JSON after all: the upstream will say so

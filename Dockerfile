@@ -1,0 +1,26 @@
+# One image for every subcommand: `breakwater sidecar` and, later, `breakwater controller`.
+# Build stage: compile TypeScript; keep production dependencies only.
+FROM node:24-alpine AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json cli.ts ./
+COPY api api
+COPY sidecar sidecar
+RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
+
+# Runtime stage: Node 24 LTS, no npm cache, no sources, no dev tools, non-root.
+FROM node:24-alpine
+WORKDIR /app
+ENV NODE_ENV=production
+# Heap sized for a sidecar (bench/ runs the sidecar with these same flags, read from here):
+# a small young generation keeps resident memory ~100 MiB lower under load at no throughput cost;
+# old space leaves headroom for large prompts.
+ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=128"
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+USER 65532:65532
+EXPOSE 15001 15021
+ENTRYPOINT ["node", "/app/dist/cli.js"]
+CMD ["sidecar", "--policy", "/etc/breakwater/policy.yaml", "--listen", "127.0.0.1:15001", "--admin", "0.0.0.0:15021"]
