@@ -40,6 +40,18 @@ describe('proxy: streams', () => {
     assert.equal(await rig.metric('breakwater_tokens_total', { type: 'output' }), 6, 'usage read from the stream');
   });
 
+  it('bounds a generation by perOutputToken × max_tokens', async (t) => {
+    const mock = await startMock(t);
+    mock.defaultBehavior = { kind: 'ok', chunks: 5, chunkDelayMs: 150 };
+    const rig = await startRig(t, policy(mock.url, 'openai', { timeouts: { firstByte: '100ms', streamIdle: '1s', perOutputToken: '10ms' } }));
+    const quick = await readStream(rig.url('/primary/v1/chat/completions'), chat({ stream: true, max_tokens: 200 }));
+    assert.equal(dataEvents(quick.text).at(-1), '[DONE]', '100ms + 200 × 10ms = 2.1 s is enough');
+    const capped = await readStream(rig.url('/primary/v1/chat/completions'), chat({ stream: true, max_tokens: 20 }));
+    const last = JSON.parse(dataEvents(capped.text).at(-1)!);
+    assert.equal(last.error.code, 'upstream_timeout');
+    assert.match(last.error.message, /attempt timeout/, '100ms + 20 × 10ms = 300 ms is not');
+  });
+
   it('retries a stream that sends headers but no data once firstByte passes', async (t) => {
     const mock = await startMock(t);
     mock.enqueue({ kind: 'headers-then-hang' });
