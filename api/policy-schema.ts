@@ -18,6 +18,13 @@ export const DNS_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
 /** Annotation key for a default inherited through `spec.defaults`. */
 export const INHERITED_DEFAULT = 'x-breakwater-default';
 
+/**
+ * A cross-field rule as the CRD states it (CEL, checked by the API server); the
+ * same rules are checked locally in validate-policy.ts, and the end-to-end
+ * tests hold both to the same invalid examples.
+ */
+const cel = (...rules: { rule: string; message: string }[]) => ({ 'x-kubernetes-validations': rules });
+
 const duration = (description: string) =>
   Type.String({ pattern: DURATION_PATTERN, description: `${description} A duration such as 250ms, 30s, 5m, 1h.` });
 const percent = (description: string) => Type.Integer({ minimum: 0, maximum: 100, description });
@@ -61,7 +68,11 @@ export const BackoffSchema = Type.Object(
       'full',
     ),
   },
-  { additionalProperties: false, description: 'Exponential backoff between attempts.' },
+  {
+    additionalProperties: false,
+    description: 'Exponential backoff between attempts.',
+    ...cel({ rule: '!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)', message: 'retry.backoff.base must not exceed retry.backoff.max' }),
+  },
 );
 
 export const RetryBudgetSchema = Type.Object(
@@ -159,7 +170,11 @@ export const CircuitBreakerSchema = Type.Object(
       'invalid-response',
     ]),
   },
-  { additionalProperties: false, description: 'Circuit breaker.' },
+  {
+    additionalProperties: false,
+    description: 'Circuit breaker.',
+    ...cel({ rule: '!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)', message: 'circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor' }),
+  },
 );
 
 export const BulkheadSchema = Type.Object(
@@ -199,12 +214,16 @@ export const AuthSchema = Type.Object(
     header: Type.String({ default: 'Authorization', minLength: 1, description: 'Header the credential is sent in.' }),
     prefix: Type.String({ default: 'Bearer ', description: 'Text put before the credential.' }),
   },
-  { additionalProperties: false, description: 'Credential the sidecar sets when calling this upstream; it replaces the app\'s.' },
+  {
+    additionalProperties: false,
+    description: 'Credential the sidecar sets when calling this upstream; it replaces the app\'s.',
+    ...cel({ rule: '[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1', message: 'auth: exactly one of secretRef, env or file must be set' }),
+  },
 );
 
 export const FallbackTierSchema = Type.Object(
   {
-    upstream: Type.Optional(Type.String({ pattern: DNS_LABEL_PATTERN, description: 'Another upstream of this policy.' })),
+    upstream: Type.Optional(Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63, description: 'Another upstream of this policy.' })),
     model: Type.Optional(Type.String({ minLength: 1, description: 'Rewrite the request\'s model for this tier.' })),
     cache: Type.Optional(Type.Object({}, { additionalProperties: false, description: 'The last good answer to an identical request.' })),
     static: Type.Optional(
@@ -220,7 +239,14 @@ export const FallbackTierSchema = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false, description: 'One fallback tier: exactly one of upstream, cache, static.' },
+  {
+    additionalProperties: false,
+    description: 'One fallback tier: exactly one of upstream, cache, static.',
+    ...cel(
+      { rule: '[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1', message: 'fallback: exactly one of upstream, cache or static must be set' },
+      { rule: '!has(self.model) || has(self.upstream)', message: 'fallback.model only applies to an upstream tier' },
+    ),
+  },
 );
 
 const httpUrl = Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', description: 'http or https URL, with an optional base path.' });
@@ -262,7 +288,11 @@ export const UpstreamSchema = Type.Object(
     ),
     fallback: Type.Array(FallbackTierSchema, { default: [], maxItems: 16, description: 'Tried in order once this upstream cannot answer.' }),
   },
-  { additionalProperties: false, description: 'A model API the app calls through the sidecar.' },
+  {
+    additionalProperties: false,
+    description: 'A model API the app calls through the sidecar.',
+    ...cel({ rule: 'has(self.url) != has(self.endpoints)', message: 'exactly one of url or endpoints must be set' }),
+  },
 );
 
 const labelSelector = Type.Object(
@@ -287,11 +317,11 @@ const labelSelector = Type.Object(
 
 export const PrioritiesSchema = Type.Object(
   {
-    default: Type.String({ default: 'normal', description: 'Class of requests without x-breakwater-priority.' }),
+    default: Type.String({ default: 'normal', maxLength: 63, description: 'Class of requests without x-breakwater-priority.' }),
     classes: Type.Array(
       Type.Object(
         {
-          name: Type.String({ pattern: DNS_LABEL_PATTERN, description: 'Class name, as sent in x-breakwater-priority.' }),
+          name: Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63, description: 'Class name, as sent in x-breakwater-priority.' }),
           reserved: Type.Integer({ minimum: 0, maximum: 100, default: 0, description: 'Share of bulkhead slots only this class may use.' }),
           maxShare: Type.Integer({ minimum: 1, maximum: 100, default: 100, description: 'Largest share of bulkhead slots this class may hold.' }),
         },
@@ -302,17 +332,30 @@ export const PrioritiesSchema = Type.Object(
         maxItems: 8,
         default: [{ name: 'critical', reserved: 25 }, { name: 'normal' }, { name: 'batch', maxShare: 20 }],
         description: 'Bulkhead classes, most important first: queued requests are admitted in this order.',
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['name'],
       },
     ),
   },
-  { additionalProperties: false, default: {}, description: 'Bulkhead priority classes chosen by the request header x-breakwater-priority.' },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'Bulkhead priority classes chosen by the request header x-breakwater-priority.',
+    ...cel({ rule: 'self.classes.exists(c, c.name == self.default)', message: 'priorities.default must name one of priorities.classes' }),
+  },
 );
 
 export const PolicySpecSchema = Type.Object(
   {
     podSelector: Type.Optional(labelSelector),
     defaults: Type.Optional(SettingsSchema),
-    upstreams: Type.Array(UpstreamSchema, { minItems: 1, maxItems: 32, description: 'Model APIs, 1 to 32.' }),
+    upstreams: Type.Array(UpstreamSchema, {
+      minItems: 1,
+      maxItems: 32,
+      description: 'Model APIs, 1 to 32, with unique names.',
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['name'],
+    }),
     priorities: PrioritiesSchema,
     degradation: Type.Object(
       {
@@ -362,14 +405,14 @@ export const PolicySpecSchema = Type.Object(
     faults: Type.Array(
       Type.Object(
         {
-          upstream: Type.String({ pattern: DNS_LABEL_PATTERN }),
+          upstream: Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63, description: 'Upstream the fault applies to.' }),
           percent: percent('Share of requests affected.'),
           delay: Type.Optional(Type.String({ pattern: DURATION_PATTERN })),
           abort: Type.Optional(Type.Object({ status: Type.Integer({ minimum: 400, maximum: 599 }) }, { additionalProperties: false })),
         },
         { additionalProperties: false },
       ),
-      { default: [], description: 'Chaos experiments: delay or abort a share of requests.' },
+      { default: [], maxItems: 32, description: 'Chaos experiments: delay or abort a share of requests.' },
     ),
     shutdown: Type.Object(
       {
@@ -379,7 +422,17 @@ export const PolicySpecSchema = Type.Object(
       { additionalProperties: false, default: {}, description: 'Graceful shutdown.' },
     ),
   },
-  { additionalProperties: false, description: 'How the sidecar treats this pod\'s LLM traffic.' },
+  {
+    additionalProperties: false,
+    description: 'How the sidecar treats this pod\'s LLM traffic.',
+    ...cel(
+      {
+        rule: 'self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))',
+        message: 'spec.upstreams[].fallback[].upstream must name another upstream of this policy',
+      },
+      { rule: '!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))', message: 'spec.faults[].upstream must name an upstream of this policy' },
+    ),
+  },
 );
 
 export type PolicySpec = Static<typeof PolicySpecSchema>;

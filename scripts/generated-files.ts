@@ -1,13 +1,15 @@
 /**
  * Everything derived from the one policy schema (api/policy-schema.ts) and
- * committed: the standalone validator and the built-in settings defaults, so
- * the sidecar needs neither TypeBox nor Ajv at run time (faster start, less
- * memory). `npm run generate` writes them; a test fails when they are stale.
+ * committed: the standalone validator and the built-in settings defaults (so
+ * the sidecar needs neither TypeBox nor Ajv at run time: faster start, less
+ * memory) and the CRD. `npm run generate` writes them; a test fails when they
+ * are stale.
  */
 import type { TSchema } from '@sinclair/typebox';
 import { Ajv, type ValidateFunction } from 'ajv';
 import standaloneModule from 'ajv/dist/standalone/index.js';
 import { INHERITED_DEFAULT, PolicySpecSchema, SettingsSchema } from '../api/policy-schema.js';
+import { crdYaml } from './crd.js';
 
 /** The CommonJS module's export is the function itself. */
 const standaloneCode = standaloneModule as unknown as (ajv: Ajv, validate: ValidateFunction) => string;
@@ -43,5 +45,6 @@ export function generatedFiles(): Record<string, string> {
   return {
     'api/generated/validate-spec.ts': validatorModule(),
     'api/generated/builtin-settings.ts': defaultsModule(),
+    'crds/breakwater.dev_resiliencepolicies.yaml': crdYaml(),
   };
 }

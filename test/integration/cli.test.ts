@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { chat, post, startMock } from '../support/harness.js';
 import { cliResult, spawnSidecar, writePolicy } from '../support/sidecar-process.js';
 
-const example = (name: string) => fileURLToPath(new URL(`../../examples/${name}`, import.meta.url));
+const example = (name: string) => fileURLToPath(new URL(`../../examples/policies/${name}`, import.meta.url));
 const status = async (adminUrl: string) => (await (await fetch(`${adminUrl}/status`)).json()) as any;
 
 async function until(check: () => Promise<boolean> | boolean, what: string, ms = 5000): Promise<void> {

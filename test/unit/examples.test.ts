@@ -5,8 +5,8 @@ import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { formatProblems, validatePolicy } from '../../api/index.js';
 
-describe('examples/kubernetes-manual-sidecar.yaml', () => {
-  const docs = parseAllDocuments(readFileSync(new URL('../../examples/kubernetes-manual-sidecar.yaml', import.meta.url), 'utf8')).map((d) => d.toJS());
+describe('examples/kubernetes/manual-sidecar.yaml', () => {
+  const docs = parseAllDocuments(readFileSync(new URL('../../examples/kubernetes/manual-sidecar.yaml', import.meta.url), 'utf8')).map((d) => d.toJS());
   const configMap = docs.find((d) => d.kind === 'ConfigMap');
   const deployment = docs.find((d) => d.kind === 'Deployment');
 

@@ -7,7 +7,7 @@ import { INHERITED_DEFAULT, SettingsSchema } from '../../api/policy-schema.js';
 import { generatedFiles } from '../../scripts/generated-files.js';
 import { compileConfig } from '../../sidecar/config/runtime-config.js';
 
-const example = (name: string) => parse(readFileSync(new URL(`../../examples/${name}`, import.meta.url), 'utf8'));
+const example = (name: string) => parse(readFileSync(new URL(`../../examples/policies/${name}`, import.meta.url), 'utf8'));
 const problemsOf = (doc: unknown) => {
   const v = validatePolicy(doc);
   assert.equal(v.ok, false, 'expected the policy to be rejected');
@@ -73,7 +73,7 @@ describe('policy schema', () => {
   });
 
   it('validates and compiles every example policy', () => {
-    for (const file of readdirSync(new URL('../../examples/', import.meta.url)).filter((f) => f.endsWith('.yaml'))) {
+    for (const file of readdirSync(new URL('../../examples/policies/', import.meta.url)).filter((f) => f.endsWith('.yaml'))) {
       const v = validatePolicy(example(file));
       assert.ok(v.ok, `${file}: ${v.ok ? '' : formatProblems(v.problems)}`);
       const config = compileConfig(v.spec, { source: 'file', policy: file, generation: 0, hash: 'x' });
