@@ -341,7 +341,7 @@ export const PrioritiesSchema = Type.Object(
     additionalProperties: false,
     default: {},
     description: 'Bulkhead priority classes chosen by the request header x-breakwater-priority.',
-    ...cel({ rule: 'self.classes.exists(c, c.name == self.default)', message: 'priorities.default must name one of priorities.classes' }),
+    ...cel({ rule: '!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)', message: 'priorities.default must name one of priorities.classes' }),
   },
 );
 

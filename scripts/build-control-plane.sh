@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver and etcd from their Go modules (through the Go module
-# proxy) into .cache/control-plane/<versions>/, once; later runs reuse them.
+# proxy) into ${BREAKWATER_CACHE_DIR:-~/.cache/breakwater}/control-plane/<versions>/,
+# once; later runs, and fresh clones on the same machine, reuse them (as
+# setup-envtest keeps its binaries outside the project).
 # Prints the folder holding both binaries (usable as KUBEBUILDER_ASSETS).
 # Tests use KUBEBUILDER_ASSETS (or TEST_ASSET_KUBE_APISERVER / TEST_ASSET_ETCD)
 # instead when a user already has these binaries.
 set -euo pipefail
 K8S_VERSION=${K8S_VERSION:-1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-3.6.16}
-root=$(cd "$(dirname "$0")/.." && pwd)
-out="$root/.cache/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
+out="${BREAKWATER_CACHE_DIR:-$HOME/.cache/breakwater}/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 if [ -x "$out/kube-apiserver" ] && [ -x "$out/etcd" ]; then echo "$out"; exit 0; fi
 mkdir -p "$out"
 work=$(mktemp -d)

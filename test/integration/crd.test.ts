@@ -1,0 +1,110 @@
+/**
+ * The ResiliencePolicy CRD on a real kube-apiserver: it installs, the example
+ * policies apply (with the API server filling defaults), invalid ones are
+ * rejected with messages that name the field — by kubectl and by the client,
+ * in agreement with the sidecar's own validator — and kubectl explain / get
+ * show descriptions and the printer columns.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ApiException, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { parse, stringify } from 'yaml';
+import { validatePolicy } from '../../api/index.js';
+import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
+
+const CRD = fileURLToPath(new URL('../../crds/breakwater.dev_resiliencepolicies.yaml', import.meta.url));
+const example = (name: string) => parse(readFileSync(new URL(`../../examples/policies/${name}`, import.meta.url), 'utf8')) as Record<string, unknown>;
+const asResource = (name: string, spec: unknown) => ({ apiVersion: 'breakwater.dev/v1alpha1', kind: 'ResiliencePolicy', metadata: { name, namespace: 'default' }, spec });
+const GROUP = { group: 'breakwater.dev', version: 'v1alpha1', plural: 'resiliencepolicies' };
+
+describe('ResiliencePolicy CRD on a real API server', () => {
+  let cp: ControlPlane;
+  let api: CustomObjectsApi;
+
+  before(async () => {
+    cp = await startControlPlane();
+    const applied = await cp.kubectl(['apply', '-f', CRD]);
+    assert.equal(applied.code, 0, applied.stderr);
+    const established = await cp.kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/resiliencepolicies.breakwater.dev']);
+    assert.equal(established.code, 0, established.stderr);
+    const kc = new KubeConfig();
+    kc.loadFromFile(cp.kubeconfig);
+    api = kc.makeApiClient(CustomObjectsApi);
+  });
+  after(() => cp?.stop());
+
+  it('applies the example policies with kubectl, and the API server fills the defaults', async () => {
+    assert.equal((await cp.kubectl(['create', 'namespace', 'team-a'])).code, 0);
+    const full = await cp.kubectl(['apply', '-f', fileURLToPath(new URL('../../examples/policies/chat-policy.yaml', import.meta.url))]);
+    assert.equal(full.code, 0, full.stderr);
+    const minimal = await cp.kubectl(['apply', '-f', '-'], stringify(asResource('minimal', example('minimal.yaml'))));
+    assert.equal(minimal.code, 0, minimal.stderr);
+    const stored = JSON.parse((await cp.kubectl(['get', 'rp', 'minimal', '-o', 'json'])).stdout);
+    assert.equal(stored.spec.upstreams[0].api, 'openai');
+    assert.equal(stored.spec.priorities.default, 'normal');
+    assert.equal(stored.spec.shutdown.drainTimeout, '30s');
+    assert.equal(stored.spec.upstreams[0].retry, undefined, 'inheritable settings are not defaulted into each upstream');
+  });
+
+  it('rejects invalid fields with messages that name them', async () => {
+    const r = await cp.kubectl(['apply', '-f', '-'], stringify(asResource('bad-fields', example('invalid/bad-fields.yaml'))));
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /spec\.upstreams\[0\]\.name: Invalid value: "Primary_Model"/);
+    assert.match(r.stderr, /spec\.upstreams\[0\]\.url: Invalid value: "ftp:\/\/models\.internal"/);
+    assert.match(r.stderr, /spec\.upstreams\[0\]\.retry\.attempts: Invalid value: 0: spec\.upstreams\[0\]\.retry\.attempts in body should be greater than or equal to 1/);
+  });
+
+  it('enforces the cross-field rules as CEL, agreeing with the sidecar\'s validator', async () => {
+    const cases: [string, unknown, RegExp[]][] = [
+      ['cross-field', example('invalid/cross-field.yaml'), [/spec\.upstreams\[1\]: Duplicate value: \{"name":"primary"\}/, /spec\.upstreams\[0\]\.retry\.backoff: Invalid value: retry\.backoff\.base must not exceed retry\.backoff\.max/]],
+      ['no-url', { upstreams: [{ name: 'a' }] }, [/spec\.upstreams\[0\]: Invalid value: exactly one of url or endpoints must be set/]],
+      ['bad-fallback', { upstreams: [{ name: 'a', url: 'http://a', fallback: [{ upstream: 'b' }] }] }, [/spec: Invalid value: spec\.upstreams\[\]\.fallback\[\]\.upstream must name another upstream of this policy/]],
+      ['two-tiers', { upstreams: [{ name: 'a', url: 'http://a', fallback: [{ cache: {}, static: { message: 'x' } }] }] }, [/fallback: exactly one of upstream, cache or static must be set/]],
+      ['bad-priority', { upstreams: [{ name: 'a', url: 'http://a' }], priorities: { default: 'vip' } }, [/spec\.priorities: Invalid value: priorities\.default must name one of priorities\.classes/]],
+      ['open-for', { upstreams: [{ name: 'a', url: 'http://a', circuitBreaker: { openFor: '10m', maxOpenFor: '5m' } }] }, [/circuitBreaker\.openFor must not exceed circuitBreaker\.maxOpenFor/]],
+      ['bad-fault', { upstreams: [{ name: 'a', url: 'http://a' }], faults: [{ upstream: 'z', percent: 5 }] }, [/spec\.faults\[\]\.upstream must name an upstream of this policy/]],
+    ];
+    for (const [name, spec, patterns] of cases) {
+      const r = await cp.kubectl(['apply', '-f', '-'], stringify(asResource(name, spec)));
+      assert.notEqual(r.code, 0, `${name} was accepted by the API server`);
+      for (const pattern of patterns) assert.match(r.stderr, pattern, name);
+      assert.equal(validatePolicy(spec).ok, false, `${name} was accepted by the sidecar's validator`);
+    }
+  });
+
+  it('rejects invalid policies sent with the client, with a 422 naming the field', async () => {
+    const body = asResource('via-client', { upstreams: [{ name: 'a', url: 'http://a', timeouts: { total: 'soon' } }] });
+    await assert.rejects(api.createNamespacedCustomObject({ ...GROUP, namespace: 'default', body }), (err: ApiException<string>) => {
+      assert.equal(err.code, 422);
+      assert.match(String(err.body), /spec\.upstreams\[0\]\.timeouts\.total/);
+      return true;
+    });
+  });
+
+  it('explains every field with kubectl explain', async () => {
+    const r = await cp.kubectl(['explain', 'rp.spec.upstreams.retry']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Retries with backoff, Retry-After and a budget/);
+    assert.match(r.stdout, /attempts\s+<integer>/);
+    assert.match(r.stdout, /Default: 3/);
+    const backoff = await cp.kubectl(['explain', 'rp.spec.upstreams.retry.backoff.jitter']);
+    assert.match(backoff.stdout, /ENUM:\s+full\s+equal\s+decorrelated\s+none/);
+  });
+
+  it('shows the printer columns, short name and category, and takes status only through its subresource', async () => {
+    const status = { observedGeneration: 1, pods: { targeted: 3, synced: 2, withOpenBreaker: 1 }, conditions: [{ type: 'Ready', status: 'False', reason: 'PodsNotSynced', message: '1 of 3 pods has not acknowledged generation 1', lastTransitionTime: new Date().toISOString() }] };
+    await api.patchNamespacedCustomObjectStatus({ ...GROUP, namespace: 'default', name: 'minimal', body: [{ op: 'add', path: '/status', value: status }] });
+    const table = await cp.kubectl(['get', 'rp', 'minimal']);
+    assert.match(table.stdout, /^NAME\s+TARGETED\s+SYNCED\s+OPEN\s+READY\s+AGE\s*$/m);
+    assert.match(table.stdout, /^minimal\s+3\s+2\s+1\s+False\s+\S+\s*$/m);
+    const all = await cp.kubectl(['get', 'breakwater', '-A', '-o', 'name']);
+    assert.match(all.stdout, /resiliencepolicy\.breakwater\.dev\/chat/);
+    // A status sent with the main resource is ignored.
+    const current = JSON.parse((await cp.kubectl(['get', 'rp', 'minimal', '-o', 'json'])).stdout);
+    current.status.pods.targeted = 99;
+    await api.replaceNamespacedCustomObject({ ...GROUP, namespace: 'default', name: 'minimal', body: current });
+    assert.match((await cp.kubectl(['get', 'rp', 'minimal'])).stdout, /^minimal\s+3\s+/m);
+  });
+});
