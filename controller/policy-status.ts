@@ -1,0 +1,86 @@
+/**
+ * The status of a policy, computed from what the controller knows: the pods it
+ * targets, what each pod's sidecar last reported, and whether the spec and its
+ * references are sound. Pure and level-based; conditions keep their
+ * lastTransitionTime while their status does not change.
+ */
+import type { ConfigVersion, SidecarReport } from '../api/index.js';
+import type { Condition, PolicyStatus } from '../api/policy-status.js';
+
+export interface PolicyFacts {
+  generation: number;
+  version: ConfigVersion;
+  /** Why the spec cannot be used (invalid, or a Secret it names is missing); undefined when sound. */
+  problem?: { reason: string; message: string };
+  /** Pods that this policy selects but that use an older policy. */
+  conflicts: { pod: string; winner: string }[];
+}
+
+export interface TargetedPod {
+  key: string;
+  report?: SidecarReport;
+}
+
+export const sameVersion = (a: ConfigVersion | null | undefined, b: ConfigVersion) =>
+  !!a && a.policy === b.policy && a.generation === b.generation && a.hash === b.hash;
+
+/** Sets a condition, keeping lastTransitionTime when its status is unchanged (meta.SetStatusCondition). */
+export function setCondition(conditions: Condition[], next: Omit<Condition, 'lastTransitionTime'>, now: string): Condition[] {
+  const previous = conditions.find((c) => c.type === next.type);
+  const lastTransitionTime = previous && previous.status === next.status ? previous.lastTransitionTime : now;
+  return [...conditions.filter((c) => c.type !== next.type), { ...next, lastTransitionTime }];
+}
+
+export function computeStatus(facts: PolicyFacts, pods: TargetedPod[], previous: PolicyStatus | undefined, now: string): PolicyStatus {
+  const synced = pods.filter((p) => sameVersion(p.report?.applied, facts.version));
+  const upstreams = new Map<string, { closed: number; halfOpen: number; open: number }>();
+  let withOpenBreaker = 0;
+  for (const pod of pods) {
+    let open = false;
+    for (const [name, counts] of Object.entries(pod.report?.breakers ?? {})) {
+      const sum = upstreams.get(name) ?? { closed: 0, halfOpen: 0, open: 0 };
+      sum.closed += counts.closed;
+      sum.halfOpen += counts.halfOpen;
+      sum.open += counts.open;
+      upstreams.set(name, sum);
+      if (counts.open > 0) open = true;
+    }
+    if (open) withOpenBreaker++;
+  }
+  const rejected = pods.filter((p) => p.report?.rejected && sameVersion(p.report.rejected.version, facts.version));
+  const generation = facts.generation;
+  let conditions = previous?.conditions ?? [];
+  const accepted = facts.problem
+    ? { status: 'False' as const, ...facts.problem }
+    : facts.conflicts.length > 0
+      ? { status: 'True' as const, reason: 'Conflicted', message: `${facts.conflicts.length} selected pod(s) use an older policy: ${facts.conflicts.slice(0, 5).map((c) => `${c.pod} → ${c.winner}`).join(', ')}` }
+      : { status: 'True' as const, reason: 'Valid', message: 'The spec is valid and its references resolve.' };
+  conditions = setCondition(conditions, { type: 'Accepted', observedGeneration: generation, ...accepted }, now);
+  const ready =
+    rejected.length > 0
+      ? { status: 'False' as const, reason: 'ConfigRejected', message: `${rejected.length} sidecar(s) rejected generation ${generation}: ${rejected[0]!.report!.rejected!.error}` }
+      : pods.length === 0
+        ? { status: 'True' as const, reason: 'NoTargetedPods', message: 'No injected pod uses this policy.' }
+        : synced.length === pods.length
+          ? { status: 'True' as const, reason: 'AllPodsSynced', message: `All ${pods.length} pod(s) run generation ${generation}.` }
+          : { status: 'False' as const, reason: 'PodsNotSynced', message: `${pods.length - synced.length} of ${pods.length} pod(s) have not acknowledged generation ${generation}.` };
+  conditions = setCondition(conditions, { type: 'Ready', observedGeneration: generation, ...ready }, now);
+  const degraded =
+    withOpenBreaker > 0
+      ? { status: 'True' as const, reason: 'BreakersOpen', message: `${withOpenBreaker} pod(s) have an open circuit breaker.` }
+      : { status: 'False' as const, reason: 'Healthy', message: 'No open circuit breakers.' };
+  conditions = setCondition(conditions, { type: 'Degraded', observedGeneration: generation, ...degraded }, now);
+  const order = ['Accepted', 'Ready', 'Degraded'];
+  conditions.sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
+  return {
+    observedGeneration: generation,
+    conditions,
+    pods: { targeted: pods.length, synced: synced.length, withOpenBreaker },
+    upstreams: [...upstreams].sort(([a], [b]) => a.localeCompare(b)).map(([name, breakers]) => {
+      const before = previous?.upstreams?.find((u) => u.name === name);
+      const changed = !before || JSON.stringify(before.breakers) !== JSON.stringify(breakers);
+      const lastTransitionTime = changed ? now : before.lastTransitionTime;
+      return lastTransitionTime ? { name, breakers, lastTransitionTime } : { name, breakers };
+    }),
+  };
+}

@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { computeStatus, type PolicyFacts } from '../../controller/policy-status.js';
+
+const version = { source: 'controller' as const, policy: 'team-a/chat', generation: 2, hash: 'h2' };
+const facts: PolicyFacts = { generation: 2, version, conflicts: [] };
+const closed = { closed: 1, halfOpen: 0, open: 0 };
+const condition = (s: ReturnType<typeof computeStatus>, type: string) => s.conditions!.find((c) => c.type === type)!;
+
+describe('policy status', () => {
+  it('counts targeted, synced and pods with an open breaker, and sets the conditions', () => {
+    const s = computeStatus(
+      facts,
+      [
+        { key: 'a', report: { applied: version, breakers: { primary: closed } } },
+        { key: 'b', report: { applied: { ...version, generation: 1, hash: 'h1' }, breakers: { primary: { closed: 0, halfOpen: 0, open: 1 } } } },
+        { key: 'c' },
+      ],
+      undefined,
+      '2026-11-23T10:00:00Z',
+    );
+    assert.deepEqual(s.pods, { targeted: 3, synced: 1, withOpenBreaker: 1 });
+    assert.equal(s.observedGeneration, 2);
+    assert.deepEqual(s.upstreams, [{ name: 'primary', breakers: { closed: 1, halfOpen: 0, open: 1 }, lastTransitionTime: '2026-11-23T10:00:00Z' }]);
+    assert.equal(condition(s, 'Accepted').status, 'True');
+    assert.equal(condition(s, 'Ready').reason, 'PodsNotSynced');
+    assert.equal(condition(s, 'Degraded').status, 'True');
+    assert.deepEqual(s.conditions!.map((c) => c.type), ['Accepted', 'Ready', 'Degraded']);
+  });
+
+  it('moves lastTransitionTime only when a condition\'s status changes', () => {
+    const first = computeStatus(facts, [{ key: 'a' }], undefined, 't1');
+    const same = computeStatus(facts, [{ key: 'a' }], first, 't2');
+    assert.equal(condition(same, 'Ready').lastTransitionTime, 't1');
+    const synced = computeStatus(facts, [{ key: 'a', report: { applied: version, breakers: {} } }], same, 't3');
+    assert.equal(condition(synced, 'Ready').status, 'True');
+    assert.equal(condition(synced, 'Ready').lastTransitionTime, 't3');
+    assert.equal(condition(synced, 'Accepted').lastTransitionTime, 't1');
+  });
+
+  it('reports a spec problem, conflicts and rejected config truthfully', () => {
+    const bad = computeStatus({ ...facts, problem: { reason: 'SecretNotFound', message: 'secret openai-key not found' } }, [], undefined, 't');
+    assert.equal(condition(bad, 'Accepted').status, 'False');
+    assert.equal(condition(bad, 'Accepted').reason, 'SecretNotFound');
+    const conflicted = computeStatus({ ...facts, conflicts: [{ pod: 'team-a/p', winner: 'team-a/old' }] }, [], undefined, 't');
+    assert.equal(condition(conflicted, 'Accepted').reason, 'Conflicted');
+    const rejected = computeStatus(facts, [{ key: 'a', report: { applied: null, rejected: { version, error: 'bad' }, breakers: {} } }], undefined, 't');
+    assert.equal(condition(rejected, 'Ready').reason, 'ConfigRejected');
+  });
+});
