@@ -7,6 +7,7 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json cli.ts ./
 COPY api api
 COPY sidecar sidecar
+COPY controller controller
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
 
 # Runtime stage: Node 24 LTS, no npm cache, no sources, no dev tools, non-root.

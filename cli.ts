@@ -3,12 +3,15 @@
  * The `breakwater` command. Subcommands:
  *   sidecar --policy FILE | --demo  [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021]
  *   check-policy FILE
+ *   controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE]
  *   mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { formatProblems, validatePolicy } from './api/index.js';
+import { startController } from './controller/controller.js';
+import { followController } from './sidecar/config/controller-source.js';
 import { loadPolicyFile, watchPolicyFile } from './sidecar/config/policy-file.js';
 import { startDemoUpstream } from './sidecar/demo.js';
 import { createLogger } from './sidecar/log.js';
@@ -17,8 +20,10 @@ import { startSidecar, type HostPort } from './sidecar/sidecar.js';
 
 const USAGE = `usage:
   breakwater sidecar --policy FILE [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021]
+  breakwater sidecar --controller URL --pod-name NAME [--token-file F] [--ca-file F] [--config-cache F] [--listen ...] [--admin ...]
   breakwater sidecar --demo        (embedded policy and a built-in mock upstream)
   breakwater check-policy FILE
+  breakwater controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE]
   breakwater mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]`;
 
 function hostPort(text: string, flag: string): HostPort {
@@ -35,19 +40,27 @@ async function sidecar(args: string[]): Promise<void> {
     options: {
       policy: { type: 'string' },
       demo: { type: 'boolean', default: false },
+      controller: { type: 'string' },
+      'pod-name': { type: 'string', default: process.env.POD_NAME },
+      'token-file': { type: 'string', default: '/var/run/secrets/breakwater.dev/token' },
+      'ca-file': { type: 'string' },
+      'config-cache': { type: 'string' },
       listen: { type: 'string', default: '127.0.0.1:15001' },
       admin: { type: 'string', default: '0.0.0.0:15021' },
     },
   });
-  if (!values.policy === !values.demo) throw new UsageError('give exactly one of --policy FILE or --demo');
+  if ([values.policy, values.demo || undefined, values.controller].filter((v) => v !== undefined).length !== 1) {
+    throw new UsageError('give exactly one of --policy FILE, --controller URL or --demo');
+  }
+  if (values.controller && !values['pod-name']) throw new UsageError('--controller needs --pod-name (or the POD_NAME environment variable)');
   const log = createLogger();
   let config;
   if (values.demo) {
     const demo = await startDemoUpstream();
     config = demo.config;
     log.info({ mockUpstream: demo.upstream.url }, 'demo: built-in mock upstream started (fails 20% of requests with 503)');
-  } else {
-    const loaded = loadPolicyFile(values.policy!);
+  } else if (values.policy) {
+    const loaded = loadPolicyFile(values.policy);
     if (!loaded.ok) {
       process.stderr.write(`${loaded.error}\n`);
       process.exit(1);
@@ -61,6 +74,19 @@ async function sidecar(args: string[]): Promise<void> {
     log,
     onDrained: (clean) => log.flush(() => process.exit(clean ? 0 : 1)),
   });
+  if (values.controller) {
+    const source = followController({
+      url: values.controller,
+      pod: values['pod-name']!,
+      tokenFile: values['token-file'],
+      caFile: values['ca-file'],
+      cacheFile: values['config-cache'],
+      apply: (config) => sidecar.apply(config),
+      breakers: () => sidecar.state.breakerCounts(),
+      log,
+    });
+    process.once('exit', () => source.stop());
+  }
   if (values.policy) {
     watchPolicyFile(values.policy, (result) => {
       if (result.ok) sidecar.apply(result.config);
@@ -97,6 +123,31 @@ function checkPolicy(args: string[]): void {
   for (const field of loaded.config.notEnforced) process.stdout.write(`note: ${field} is accepted but not enforced by this version\n`);
 }
 
+async function controller(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'config-listen': { type: 'string', default: '0.0.0.0:15443' },
+      'health-listen': { type: 'string', default: '0.0.0.0:15080' },
+      kubeconfig: { type: 'string' },
+    },
+  });
+  if (!values['tls-cert'] || !values['tls-key']) throw new UsageError('controller needs --tls-cert and --tls-key for the config stream');
+  const log = createLogger(undefined, 'controller');
+  const running = await startController({
+    kubeconfig: values.kubeconfig,
+    configListen: hostPort(values['config-listen'], '--config-listen'),
+    healthListen: hostPort(values['health-listen'], '--health-listen'),
+    tlsCertFile: values['tls-cert'],
+    tlsKeyFile: values['tls-key'],
+    log,
+  });
+  log.flush();
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void running.stop().then(() => log.flush(() => process.exit(0))));
+}
+
 async function mockUpstream(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { listen: { type: 'string', default: '127.0.0.1:15099' }, 'fail-percent': { type: 'string', default: '0' } } });
   const at = hostPort(values.listen, '--listen');
@@ -112,6 +163,8 @@ async function main(argv: string[]): Promise<void> {
       return sidecar(rest);
     case 'check-policy':
       return checkPolicy(rest);
+    case 'controller':
+      return controller(rest);
     case 'mock-upstream':
       return mockUpstream(rest);
     default:

@@ -11,3 +11,4 @@ export * from './units.js';
 export * from './settings-defaults.js';
 export * from './validate-policy.js';
 export * from './protocol.js';
+export * from './config-hash.js';

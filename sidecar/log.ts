@@ -13,8 +13,8 @@ const FLUSH_INTERVAL_MS = 250;
  * CPU per request, bench/), and flushed at least every 250 ms; call `flush()`
  * before exiting.
  */
-export function createLogger(level = process.env.BREAKWATER_LOG_LEVEL ?? 'info'): Logger {
-  const log = pino({ level, base: { component: 'sidecar' } }, pino.destination({ dest: 1, sync: false, minLength: 4096 }));
+export function createLogger(level = process.env.BREAKWATER_LOG_LEVEL ?? 'info', component = 'sidecar'): Logger {
+  const log = pino({ level, base: { component } }, pino.destination({ dest: 1, sync: false, minLength: 4096 }));
   setInterval(() => log.flush(), FLUSH_INTERVAL_MS).unref();
   return log;
 }

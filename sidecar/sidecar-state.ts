@@ -4,6 +4,7 @@
  * objects; the others get new ones, and the replaced ones close once their
  * in-flight requests finish.
  */
+import type { BreakerCounts } from '../api/index.js';
 import type { RuntimeConfig } from './config/runtime-config.js';
 import type { Metrics } from './metrics.js';
 import type { Clock } from './resilience/clock.js';
@@ -38,6 +39,22 @@ export class SidecarState {
     for (const [name, state] of this.upstreams) if (next.get(name) !== state) state.close();
     this.upstreams = next;
     this.config = config;
+  }
+
+  /** Breaker states per upstream, as reported to the controller. */
+  breakerCounts(): Record<string, BreakerCounts> {
+    const out: Record<string, BreakerCounts> = {};
+    for (const [name, upstream] of this.upstreams) {
+      const counts = { closed: 0, halfOpen: 0, open: 0 };
+      for (const [, breaker] of upstream.breakerEntries()) {
+        const state = breaker.stateName;
+        if (state === 'open') counts.open++;
+        else if (state === 'half-open') counts.halfOpen++;
+        else counts.closed++;
+      }
+      out[name] = counts;
+    }
+    return out;
   }
 
   close(): void {

@@ -15,13 +15,16 @@ import { createProxyServer } from './proxy/server.js';
 import { systemClock, type Clock } from './resilience/clock.js';
 import { SidecarState } from './sidecar-state.js';
 
+const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+
 export interface HostPort {
   host: string;
   port: number;
 }
 
 export interface SidecarOptions {
-  config: RuntimeConfig;
+  /** The config to start with; without one the sidecar is not ready until one is applied. */
+  config?: RuntimeConfig;
   listen: HostPort;
   admin: HostPort;
   clock?: Clock;
@@ -55,13 +58,13 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const log = options.log ?? createLogger();
   const metrics = createMetrics(() => state.live());
   const state: SidecarState = new SidecarState(clock, metrics, (t) => log.warn(t, 'circuit breaker transition'));
-  state.apply(options.config);
+  if (options.config) state.apply(options.config);
   const proxy = createProxyServer(state, { clock, metrics, log, random: options.random });
   let drainPromise: Promise<boolean> | undefined;
 
   const drain = (): Promise<boolean> =>
     (drainPromise ??= (async () => {
-      const timeoutMs = state.config!.drainTimeoutMs;
+      const timeoutMs = state.config?.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
       log.info({ inFlight: proxy.inFlight, timeoutMs }, 'draining');
       proxy.startDraining();
       const until = Date.now() + timeoutMs;
@@ -85,11 +88,12 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   });
   const adminServer = createAdaptorServer({ fetch: adminApp.fetch }) as Server;
   const [dataUrl, adminUrl] = await Promise.all([listen(proxy.server, options.listen), listen(adminServer, options.admin)]);
-  log.info({ dataUrl, adminUrl, config: options.config.version }, 'sidecar ready');
+  log.info({ dataUrl, adminUrl, config: options.config?.version ?? null }, 'sidecar listening');
   log.flush();
-  if (options.config.notEnforced.length > 0) {
-    log.warn({ fields: options.config.notEnforced }, 'policy fields accepted but not enforced by this version');
-  }
+  const warnNotEnforced = (config: RuntimeConfig) => {
+    if (config.notEnforced.length > 0) log.warn({ fields: config.notEnforced }, 'policy fields accepted but not enforced by this version');
+  };
+  if (options.config) warnNotEnforced(options.config);
   return {
     dataUrl,
     adminUrl,
@@ -97,6 +101,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     apply(config) {
       state.apply(config);
       log.info({ config: config.version }, 'config applied');
+      warnNotEnforced(config);
     },
     drain,
   };

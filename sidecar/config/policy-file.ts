@@ -3,11 +3,10 @@
  * ResiliencePolicy), validated, compiled; and watched, so that a valid edit
  * takes effect at once and an invalid one leaves the last good config in force.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
-import { formatProblems, validatePolicy, type PolicySpec } from '../../api/index.js';
+import { formatProblems, hashSpec, validatePolicy } from '../../api/index.js';
 import { compileConfig, type RuntimeConfig } from './runtime-config.js';
 
 export type LoadResult = { ok: true; config: RuntimeConfig } | { ok: false; error: string };
@@ -34,10 +33,6 @@ export function loadPolicyText(text: string, source: string, origin: 'file' | 'd
   } catch (err) {
     return { ok: false, error: `${source}: ${(err as Error).message}` };
   }
-}
-
-export function hashSpec(spec: PolicySpec): string {
-  return createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
 }
 
 export function loadPolicyFile(path: string): LoadResult {

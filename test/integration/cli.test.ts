@@ -45,7 +45,7 @@ describe('breakwater check-policy', () => {
   it('exits 2 with usage on a wrong command line', async () => {
     const r = await cliResult(['sidecar']);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /exactly one of --policy FILE or --demo/);
+    assert.match(r.stderr, /exactly one of --policy FILE, --controller URL or --demo/);
   });
 });
 

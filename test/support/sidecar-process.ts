@@ -43,7 +43,12 @@ export async function cliResult(args: string[]): Promise<{ code: number | null; 
 
 export async function spawnSidecar(t: TestContext, policyText: string): Promise<SidecarProcess> {
   const policyFile = writePolicy(policyText);
-  const child = runCli(['sidecar', '--policy', policyFile, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+  return startSidecarProcess(t, ['--policy', policyFile], policyFile);
+}
+
+/** Runs `breakwater sidecar` with these config arguments, on ephemeral ports. */
+export async function startSidecarProcess(t: TestContext, configArgs: string[], policyFile = ''): Promise<SidecarProcess> {
+  const child = runCli(['sidecar', ...configArgs, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
   const logs: Record<string, unknown>[] = [];
   let err = '';
   let pending = '';
@@ -63,7 +68,7 @@ export async function spawnSidecar(t: TestContext, policyText: string): Promise<
         if (!line.startsWith('{')) continue;
         const entry = JSON.parse(line) as Record<string, unknown>;
         logs.push(entry);
-        if (entry.msg === 'sidecar ready') resolve(entry);
+        if (entry.msg === 'sidecar listening') resolve(entry);
       }
     });
     void exited.then((code) => reject(new Error(`sidecar exited (${code}) before it was ready: ${err}`)));

@@ -1,0 +1,89 @@
+/**
+ * The sidecars connected to this controller: one server-sent-event stream per
+ * pod, the snapshot last sent on it, and the last report each pod sent. A
+ * snapshot is sent when a stream opens and whenever the pod's desired config
+ * version changes; heartbeats keep idle streams (and their proxies) alive.
+ */
+import type { ServerResponse } from 'node:http';
+import type { ConfigSnapshot, SidecarReport } from '../api/index.js';
+
+export type Desired = { snapshot: ConfigSnapshot } | { reason: string };
+
+interface Connection {
+  res: ServerResponse;
+  sent?: string;
+}
+
+export class ConfigHub {
+  private readonly connections = new Map<string, Set<Connection>>();
+  readonly reports = new Map<string, SidecarReport>();
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(
+    /** The config a pod (`namespace/name`) should run now. */
+    private readonly desired: (pod: string) => Desired,
+    private readonly onReport: (pod: string, report: SidecarReport, previous: SidecarReport | undefined) => void,
+    heartbeatMs = 15_000,
+  ) {
+    this.heartbeat = setInterval(() => {
+      for (const set of this.connections.values()) for (const c of set) c.res.write(': heartbeat\n\n');
+    }, heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const set of this.connections.values()) n += set.size;
+    return n;
+  }
+
+  /** Starts streaming to a pod; returns the function that ends it. */
+  attach(pod: string, res: ServerResponse): () => void {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+    const connection: Connection = { res };
+    let set = this.connections.get(pod);
+    if (!set) this.connections.set(pod, (set = new Set()));
+    set.add(connection);
+    this.send(pod, connection);
+    return () => {
+      set.delete(connection);
+      if (set.size === 0) this.connections.delete(pod);
+    };
+  }
+
+  /** Sends a pod its desired config if it changed since the last send. */
+  refresh(pod: string): void {
+    for (const connection of this.connections.get(pod) ?? []) this.send(pod, connection);
+  }
+
+  /** Pods with an open stream. */
+  connectedPods(): string[] {
+    return [...this.connections.keys()];
+  }
+
+  report(pod: string, report: SidecarReport): void {
+    const previous = this.reports.get(pod);
+    this.reports.set(pod, report);
+    this.onReport(pod, report, previous);
+  }
+
+  forget(pod: string): void {
+    this.reports.delete(pod);
+  }
+
+  close(): void {
+    clearInterval(this.heartbeat);
+    for (const set of this.connections.values()) for (const c of set) c.res.end();
+    this.connections.clear();
+  }
+
+  private send(pod: string, connection: Connection): void {
+    const desired = this.desired(pod);
+    const [event, data] = 'snapshot' in desired ? ['snapshot', desired.snapshot] : ['no-policy', { reason: desired.reason }];
+    const payload = JSON.stringify(data);
+    const fingerprint = `${event}:${'snapshot' in desired ? JSON.stringify(desired.snapshot.version) : payload}`;
+    if (connection.sent === fingerprint) return;
+    connection.sent = fingerprint;
+    connection.res.write(`event: ${event}\ndata: ${payload}\n\n`);
+  }
+}

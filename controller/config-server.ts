@@ -1,0 +1,67 @@
+/**
+ * The HTTPS endpoint sidecars connect to (see api/protocol.ts). Every request
+ * carries the pod's projected token; a token bound to another pod than the one
+ * asked for is refused, so a pod only ever gets its own config.
+ */
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { SidecarReport } from '../api/index.js';
+import type { ConfigHub } from './config-hub.js';
+import type { Authenticate } from './token-review.js';
+
+const MAX_REPORT_BYTES = 256 * 1024;
+
+function answer(res: ServerResponse, status: number, error?: string): void {
+  if (error === undefined) res.writeHead(status).end();
+  else res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error }));
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_REPORT_BYTES) throw new Error('report too large');
+    chunks.push(chunk as Buffer);
+  }
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+export function createConfigServer(options: { cert: string | Buffer; key: string | Buffer; authenticate: Authenticate; hub: ConfigHub; log: Logger }): Server {
+  const { authenticate, hub, log } = options;
+  return createServer({ cert: options.cert, key: options.key }, (req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', 'https://controller');
+      const route = `${req.method} ${url.pathname}`;
+      if (route !== 'GET /v1/config' && route !== 'POST /v1/report') return answer(res, 404, 'not found');
+      const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+      if (!token) return answer(res, 401, 'a bearer token (the pod\'s projected service-account token) is required');
+      let identity;
+      try {
+        identity = await authenticate(token);
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'TokenReview failed');
+        return answer(res, 503, 'cannot review tokens right now');
+      }
+      if (!identity) return answer(res, 401, 'token rejected: not a valid pod-bound token for audience breakwater.dev');
+      const asked = url.searchParams.get('pod');
+      if (asked !== identity.pod) return answer(res, 403, `the token is bound to pod ${identity.namespace}/${identity.pod}`);
+      const pod = `${identity.namespace}/${identity.pod}`;
+      if (route === 'GET /v1/config') {
+        const detach = hub.attach(pod, res);
+        req.on('close', detach);
+        return;
+      }
+      try {
+        hub.report(pod, (await readJson(req)) as SidecarReport);
+        answer(res, 204);
+      } catch (err) {
+        answer(res, 400, `bad report: ${(err as Error).message}`);
+      }
+    })().catch((err: unknown) => {
+      log.error({ err: (err as Error).message }, 'config request failed');
+      if (!res.headersSent) answer(res, 500, 'internal error');
+    });
+  });
+}

@@ -1,0 +1,127 @@
+/**
+ * controller/ — the operator. This file assembles it: informers for
+ * ResiliencePolicies and injected pods feed the level-based reconciler
+ * (reconciler.ts), which writes status and decides each pod's config; the
+ * config server (config-server.ts) streams that config to sidecars, which
+ * authenticate with their pod-bound tokens (token-review.ts); a small Hono app
+ * serves health, readiness and metrics.
+ */
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createAdaptorServer } from '@hono/node-server';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { Hono } from 'hono';
+import type { Logger } from 'pino';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { HostPort } from '../sidecar/sidecar.js';
+import { createConfigServer } from './config-server.js';
+import { EventRecorder } from './event-recorder.js';
+import { GROUP, Reconciler, type PolicyObject } from './reconciler.js';
+import { resilientInformer } from './resilient-informer.js';
+import { tokenReviewer } from './token-review.js';
+
+/** Pods the injector has given a sidecar carry this label; the controller watches only them. */
+export const INJECTED_LABEL = 'breakwater.dev/injected';
+
+export interface ControllerOptions {
+  kubeconfig?: string;
+  configListen: HostPort;
+  healthListen: HostPort;
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  log: Logger;
+  /** How often every policy is reconciled even without events. */
+  resyncMs?: number;
+}
+
+export interface Controller {
+  configUrl: string;
+  healthUrl: string;
+  reconciler: Reconciler;
+  stop(): Promise<void>;
+}
+
+function listen(server: Server, at: HostPort, scheme: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => resolve(`${scheme}://${at.host}:${(server.address() as AddressInfo).port}`));
+  });
+}
+
+export async function startController(options: ControllerOptions): Promise<Controller> {
+  const { log } = options;
+  const kc = new KubeConfig();
+  if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
+  else kc.loadFromDefault();
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
+  const reconciler = new Reconciler({ custom, core, events: new EventRecorder(core, log), log, isLeader: () => true });
+
+  const policies = resilientInformer<PolicyObject>(
+    kc,
+    `/apis/${GROUP.group}/${GROUP.version}/${GROUP.plural}`,
+    () => custom.listClusterCustomObject(GROUP),
+    { upsert: (p) => reconciler.upsertPolicy(p), remove: (p) => reconciler.removePolicy(p), synced: () => reconciler.resyncAll() },
+    log,
+  );
+  const selector = `${INJECTED_LABEL}=true`;
+  const pods = resilientInformer<V1Pod>(
+    kc,
+    '/api/v1/pods',
+    () => core.listPodForAllNamespaces({ labelSelector: selector }),
+    { upsert: (p) => reconciler.upsertPod(p), remove: (p) => reconciler.removePod(p), synced: () => reconciler.resyncAll() },
+    log,
+    { labelSelector: selector },
+  );
+  const resync = setInterval(() => reconciler.resyncAll(), options.resyncMs ?? 30_000);
+  resync.unref();
+
+  const configServer = createConfigServer({
+    cert: readFileSync(options.tlsCertFile),
+    key: readFileSync(options.tlsKeyFile),
+    authenticate: tokenReviewer(kc),
+    hub: reconciler.hub,
+    log,
+  });
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'breakwater_controller_process_' });
+  new Gauge({
+    name: 'breakwater_controller_connected_sidecars',
+    help: 'Sidecar config streams open on this replica.',
+    registers: [registry],
+    collect() {
+      this.set(reconciler.hub.size);
+    },
+  });
+  new Gauge({
+    name: 'breakwater_controller_status_writes',
+    help: 'Status writes made by this replica since it started.',
+    registers: [registry],
+    collect() {
+      this.set(reconciler.statusWrites);
+    },
+  });
+  const app = new Hono();
+  app.get('/healthz', (c) => c.text('ok'));
+  app.get('/readyz', (c) => (policies.hasSynced && pods.hasSynced ? c.text('ready') : c.text('informers not synced', 503)));
+  app.get('/metrics', async (c) => c.body(await registry.metrics(), 200, { 'content-type': registry.contentType }));
+  const healthServer = createAdaptorServer({ fetch: app.fetch }) as Server;
+
+  const [configUrl, healthUrl] = await Promise.all([listen(configServer, options.configListen, 'https'), listen(healthServer, options.healthListen, 'http')]);
+  log.info({ configUrl, healthUrl }, 'controller started');
+  return {
+    configUrl,
+    healthUrl,
+    reconciler,
+    async stop() {
+      clearInterval(resync);
+      reconciler.close();
+      configServer.closeAllConnections();
+      configServer.close();
+      healthServer.close();
+      await Promise.all([policies.stop(), pods.stop()]);
+    },
+  };
+}

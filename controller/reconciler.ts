@@ -1,0 +1,220 @@
+/**
+ * The controller's level-based core. Informers keep caches of policies and of
+ * injected pods; sidecars' reports arrive through the config hub. Any change
+ * marks the affected policies dirty; a coalescing loop then recomputes each
+ * one's status from the caches alone (so the outcome does not depend on the
+ * order of events, and is the same after a restart) and writes it through the
+ * status subresource only when it changed. Pods are re-sent their config
+ * whenever what they should run changes.
+ */
+import type { CoreV1Api, CustomObjectsApi, KubernetesObject, V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { canonicalJson, formatProblems, hashSpec, validatePolicy, type PolicySpec, type SidecarReport } from '../api/index.js';
+import type { PolicyStatus } from '../api/policy-status.js';
+import { ConfigHub, type Desired } from './config-hub.js';
+import type { EventRecorder } from './event-recorder.js';
+import { computeStatus, type PolicyFacts } from './policy-status.js';
+import { keyOf, resolvePod, type PodRef, type PolicyRef, type Resolution } from './policy-resolution.js';
+
+export const GROUP = { group: 'breakwater.dev', version: 'v1alpha1', plural: 'resiliencepolicies' };
+
+export interface PolicyObject extends KubernetesObject {
+  metadata: V1ObjectMeta;
+  spec: PolicySpec;
+  status?: PolicyStatus;
+}
+
+export interface ReconcilerDeps {
+  custom: CustomObjectsApi;
+  core: CoreV1Api;
+  events: EventRecorder;
+  log: Logger;
+  /** Only the leader writes status. */
+  isLeader: () => boolean;
+  coalesceMs?: number;
+}
+
+const podKey = (pod: V1Pod) => `${pod.metadata!.namespace}/${pod.metadata!.name}`;
+const isLive = (pod: V1Pod) => !pod.metadata?.deletionTimestamp && pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed';
+
+function policyRef(p: PolicyObject): PolicyRef {
+  return { namespace: p.metadata.namespace!, name: p.metadata.name!, createdAt: new Date(p.metadata.creationTimestamp ?? 0).toISOString(), podSelector: p.spec.podSelector };
+}
+
+function podRef(pod: V1Pod): PodRef {
+  return { namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, labels: pod.metadata!.labels ?? {}, annotations: pod.metadata!.annotations ?? {} };
+}
+
+export class Reconciler {
+  readonly hub: ConfigHub;
+  private readonly policies = new Map<string, PolicyObject>();
+  private readonly pods = new Map<string, V1Pod>();
+  private readonly dirty = new Set<string>();
+  private flushing: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  statusWrites = 0;
+
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.hub = new ConfigHub(
+      (pod) => this.desired(pod),
+      (pod, report, previous) => this.onReport(pod, report, previous),
+    );
+  }
+
+  // --- informer events -------------------------------------------------------
+
+  upsertPolicy(policy: PolicyObject): void {
+    this.policies.set(keyOf(policyRef(policy)), policy);
+    this.namespaceChanged(policy.metadata.namespace!);
+  }
+
+  removePolicy(policy: PolicyObject): void {
+    this.policies.delete(keyOf(policyRef(policy)));
+    this.namespaceChanged(policy.metadata.namespace!);
+  }
+
+  upsertPod(pod: V1Pod): void {
+    const key = podKey(pod);
+    const before = this.pods.get(key);
+    this.pods.set(key, pod);
+    for (const p of [before, pod]) if (p) this.markResolution(this.resolve(p));
+    this.hub.refresh(key);
+  }
+
+  removePod(pod: V1Pod): void {
+    const key = podKey(pod);
+    this.pods.delete(key);
+    this.hub.forget(key);
+    this.markResolution(this.resolve(pod));
+  }
+
+  /** After a (re)list: everything may have changed while unwatched. */
+  resyncAll(): void {
+    for (const key of this.policies.keys()) this.mark(key);
+    for (const pod of this.hub.connectedPods()) this.hub.refresh(pod);
+  }
+
+  // --- what each pod should run ----------------------------------------------
+
+  private resolve(pod: V1Pod): Resolution {
+    return resolvePod(podRef(pod), [...this.policies.values()].map(policyRef));
+  }
+
+  desired(pod: string): Desired {
+    const object = this.pods.get(pod);
+    if (!object) return { reason: `pod ${pod} is not known to the controller (not injected, or not yet seen)` };
+    const resolution = this.resolve(object);
+    if (!resolution.policy) {
+      return { reason: resolution.missingPin ? `pod pins policy ${resolution.missingPin}, which does not exist` : 'no ResiliencePolicy selects this pod' };
+    }
+    const policy = this.policies.get(resolution.policy)!;
+    return {
+      snapshot: {
+        version: { source: 'controller', policy: resolution.policy, generation: policy.metadata.generation ?? 0, hash: hashSpec(policy.spec), uid: policy.metadata.uid },
+        spec: policy.spec,
+      },
+    };
+  }
+
+  private onReport(pod: string, report: SidecarReport, previous: SidecarReport | undefined): void {
+    const object = this.pods.get(pod);
+    const policyKey = object && this.resolve(object).policy;
+    if (!policyKey) return;
+    this.mark(policyKey);
+    const policy = this.policies.get(policyKey)!;
+    const target = { apiVersion: 'breakwater.dev/v1alpha1', kind: 'ResiliencePolicy', metadata: policy.metadata };
+    for (const [upstream, counts] of Object.entries(report.breakers)) {
+      if (counts.open > (previous?.breakers[upstream]?.open ?? 0)) {
+        this.deps.events.record(target, 'Warning', 'BreakerOpened', `pod ${pod}: circuit breaker for upstream ${upstream} opened`);
+      }
+    }
+    if (report.rejected && report.rejected.version.hash !== previous?.rejected?.version.hash) {
+      this.deps.events.record(target, 'Warning', 'ConfigRejected', `pod ${pod} rejected generation ${report.rejected.version.generation}: ${report.rejected.error}`);
+    }
+  }
+
+  // --- status ----------------------------------------------------------------
+
+  private namespaceChanged(namespace: string): void {
+    for (const key of this.policies.keys()) if (key.startsWith(`${namespace}/`)) this.mark(key);
+    for (const pod of this.hub.connectedPods()) if (pod.startsWith(`${namespace}/`)) this.hub.refresh(pod);
+  }
+
+  private markResolution(resolution: Resolution): void {
+    for (const key of [resolution.policy, ...resolution.conflicts]) if (key) this.mark(key);
+  }
+
+  private mark(key: string): void {
+    this.dirty.add(key);
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, this.deps.coalesceMs ?? 250);
+  }
+
+  /** Reconciles every dirty policy; one pass at a time. */
+  flush(): Promise<void> {
+    this.flushing ??= (async () => {
+      const keys = [...this.dirty];
+      this.dirty.clear();
+      for (const key of keys) {
+        try {
+          await this.reconcile(key);
+        } catch (err) {
+          this.deps.log.warn({ policy: key, err: (err as Error).message }, 'reconcile failed; retrying');
+          setTimeout(() => this.mark(key), 1000).unref();
+        }
+      }
+    })().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  private async facts(key: string, policy: PolicyObject): Promise<PolicyFacts> {
+    const generation = policy.metadata.generation ?? 0;
+    const version = { source: 'controller' as const, policy: key, generation, hash: hashSpec(policy.spec), uid: policy.metadata.uid };
+    const conflicts: PolicyFacts['conflicts'] = [];
+    for (const pod of this.pods.values()) {
+      const r = this.resolve(pod);
+      if (r.conflicts.includes(key)) conflicts.push({ pod: podKey(pod), winner: r.policy! });
+    }
+    const verdict = validatePolicy(policy.spec);
+    if (!verdict.ok) return { generation, version, conflicts, problem: { reason: 'InvalidSpec', message: formatProblems(verdict.problems) } };
+    for (const upstream of policy.spec.upstreams) {
+      const ref = upstream.auth?.secretRef;
+      if (!ref) continue;
+      const found = await this.deps.core.readNamespacedSecret({ name: ref.name, namespace: policy.metadata.namespace! }).then(
+        (secret) => secret.data?.[ref.key] !== undefined,
+        (err: { code?: number }) => (err.code === 404 ? false : Promise.reject(err)),
+      );
+      if (!found) {
+        return { generation, version, conflicts, problem: { reason: 'SecretNotFound', message: `upstream ${upstream.name}: Secret ${ref.name} with key ${ref.key} not found in namespace ${policy.metadata.namespace}` } };
+      }
+    }
+    return { generation, version, conflicts };
+  }
+
+  private async reconcile(key: string): Promise<void> {
+    const policy = this.policies.get(key);
+    if (!policy || !this.deps.isLeader()) return;
+    const targeted = [...this.pods.values()].filter((pod) => isLive(pod) && this.resolve(pod).policy === key);
+    const pods = targeted.map((pod) => ({ key: podKey(pod), report: this.hub.reports.get(podKey(pod)) }));
+    const status = computeStatus(await this.facts(key, policy), pods, policy.status, new Date().toISOString());
+    if (canonicalJson(status) === canonicalJson(policy.status ?? null)) return;
+    const updated = (await this.deps.custom.patchNamespacedCustomObjectStatus({
+      ...GROUP,
+      namespace: policy.metadata.namespace!,
+      name: policy.metadata.name!,
+      body: [{ op: 'add', path: '/status', value: status }],
+    })) as PolicyObject;
+    this.statusWrites++;
+    // Keep the written status, so the next pass compares against it even before the watch event arrives.
+    if (this.policies.get(key) === policy) this.policies.set(key, { ...policy, status: updated.status ?? status });
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    this.hub.close();
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * Config from the controller: a long-lived server-sent-event stream
+ * (api/protocol.ts) opened with the pod's projected token, re-read on every
+ * connect since the kubelet rotates it. Snapshots are validated and applied
+ * whole; the last good one is kept on disk (an emptyDir) and applied at
+ * start-up, so the sidecar keeps enforcing its policy while the controller is
+ * away, across its own restarts too. Reconnects back off with jitter. What is
+ * applied, and breaker states, are reported back.
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { request, type RequestOptions } from 'node:https';
+import type { Logger } from 'pino';
+import { formatProblems, validatePolicy, type ConfigSnapshot, type ConfigVersion, type SidecarReport } from '../../api/index.js';
+import { backoffDelay } from '../resilience/backoff.js';
+import { compileConfig, type RuntimeConfig } from './runtime-config.js';
+
+export interface ControllerSourceOptions {
+  /** https://controller:15443 */
+  url: string;
+  pod: string;
+  tokenFile: string;
+  caFile?: string;
+  /** Where the last good snapshot is kept. */
+  cacheFile?: string;
+  apply(config: RuntimeConfig): void;
+  breakers(): SidecarReport['breakers'];
+  log: Logger;
+  reportIntervalMs?: number;
+  /** A stream silent for this long (no heartbeat) is considered dead. */
+  silenceMs?: number;
+}
+
+const RECONNECT = { baseMs: 500, maxMs: 30_000, multiplier: 2, jitter: 'full' as const };
+
+function compileSnapshot(snapshot: ConfigSnapshot): { config: RuntimeConfig } | { error: string } {
+  const verdict = validatePolicy(snapshot.spec);
+  if (!verdict.ok) return { error: formatProblems(verdict.problems) };
+  try {
+    return { config: compileConfig(verdict.spec, snapshot.version, snapshot.spec) };
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
+
+export function followController(options: ControllerSourceOptions): { stop(): void } {
+  const { log } = options;
+  let applied: ConfigVersion | null = null;
+  let rejected: SidecarReport['rejected'];
+  let stopped = false;
+  let failures = 0;
+  let current: ReturnType<typeof request> | undefined;
+  let lastSent = '';
+  let lastSentAt = 0;
+  const tls = (): RequestOptions => ({ ca: options.caFile ? readFileSync(options.caFile) : undefined, headers: { authorization: `Bearer ${readFileSync(options.tokenFile, 'utf8').trim()}` } });
+
+  const take = (snapshot: ConfigSnapshot, from: string): boolean => {
+    const compiled = compileSnapshot(snapshot);
+    if ('error' in compiled) {
+      rejected = { version: snapshot.version, error: compiled.error };
+      log.error({ version: snapshot.version, error: compiled.error }, `config from ${from} rejected; the last good config stays in force`);
+      return false;
+    }
+    options.apply(compiled.config);
+    applied = snapshot.version;
+    rejected = undefined;
+    return true;
+  };
+
+  if (options.cacheFile) {
+    try {
+      const snapshot = JSON.parse(readFileSync(options.cacheFile, 'utf8')) as ConfigSnapshot;
+      if (take(snapshot, 'the last good copy on disk')) log.info({ version: snapshot.version }, 'applied the last good config from disk');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.warn({ err: (err as Error).message }, 'ignoring unreadable config cache');
+    }
+  }
+
+  const persist = (snapshot: ConfigSnapshot) => {
+    if (!options.cacheFile) return;
+    try {
+      writeFileSync(`${options.cacheFile}.tmp`, JSON.stringify(snapshot));
+      renameSync(`${options.cacheFile}.tmp`, options.cacheFile);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'could not keep the config on disk');
+    }
+  };
+
+  const report = (force = false) => {
+    const body = JSON.stringify({ applied, rejected, breakers: options.breakers() } satisfies SidecarReport);
+    if (!force && body === lastSent && Date.now() - lastSentAt < 30_000) return;
+    lastSent = body;
+    lastSentAt = Date.now();
+    let req;
+    try {
+      req = request(`${options.url}/v1/report?pod=${encodeURIComponent(options.pod)}`, { ...tls(), method: 'POST' }, (res) => res.resume());
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'cannot report to the controller');
+      return;
+    }
+    req.setHeader('content-type', 'application/json');
+    req.on('error', () => {
+      lastSent = ''; // try again next round
+    });
+    req.end(body);
+  };
+  const reporter = setInterval(() => report(), options.reportIntervalMs ?? 2000);
+  reporter.unref();
+
+  const handleEvent = (block: string) => {
+    let event = 'message';
+    let data = '';
+    for (const line of block.split('\n')) {
+      if (line.startsWith('event:')) event = line.slice(6).trim();
+      else if (line.startsWith('data:')) data += line.slice(5).trim();
+    }
+    if (event === 'snapshot') {
+      const snapshot = JSON.parse(data) as ConfigSnapshot;
+      if (take(snapshot, 'the controller')) {
+        persist(snapshot);
+        log.info({ version: snapshot.version }, 'config from the controller applied');
+      }
+      report(true);
+    } else if (event === 'no-policy') {
+      log.warn({ reason: (JSON.parse(data) as { reason: string }).reason }, 'the controller has no policy for this pod; keeping the config in force');
+    }
+  };
+
+  const connect = () => {
+    if (stopped) return;
+    let buffer = '';
+    let silence: NodeJS.Timeout | undefined;
+    const alive = () => {
+      clearTimeout(silence);
+      silence = setTimeout(() => current?.destroy(new Error('config stream silent')), options.silenceMs ?? 45_000);
+    };
+    let done = false;
+    const retry = (why: string) => {
+      clearTimeout(silence);
+      if (stopped || done) return;
+      done = true;
+      const delay = backoffDelay(RECONNECT, ++failures, 0);
+      log.warn({ why, retryInMs: Math.round(delay) }, 'config stream lost');
+      setTimeout(connect, delay).unref();
+    };
+    try {
+      current = request(`${options.url}/v1/config?pod=${encodeURIComponent(options.pod)}`, tls(), (res) => {
+        if (res.statusCode !== 200) {
+          let body = '';
+          res.on('data', (d) => (body += d));
+          res.on('end', () => retry(`controller answered ${res.statusCode}: ${body}`));
+          return;
+        }
+        failures = 0;
+        alive();
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          alive();
+          buffer += chunk;
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            if (!block.startsWith(':')) handleEvent(block);
+          }
+        });
+        res.on('close', () => retry('stream ended'));
+      });
+    } catch (err) {
+      return retry((err as Error).message);
+    }
+    current.on('error', (err) => retry(err.message));
+    current.end();
+  };
+  connect();
+
+  return {
+    stop() {
+      stopped = true;
+      clearInterval(reporter);
+      current?.destroy();
+    },
+  };
+}
