@@ -5,8 +5,7 @@
  */
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import generatedValidator from './generated/validate-spec.js';
-import type { PolicySpec } from './policy-schema.js';
-import { mergeSettings } from './settings-defaults.js';
+import type { PolicySpec, Settings } from './policy-schema.js';
 import { parseDuration } from './units.js';
 
 export interface PolicyProblem {
@@ -55,9 +54,26 @@ function patternMessage(pattern: string): string {
   return `must match ${pattern}`;
 }
 
+/**
+ * base ≤ max and openFor ≤ maxOpenFor, when one object states both (as the CRD's
+ * CEL rules check them). A value inherited from elsewhere yields instead: the
+ * compiled config stretches an inherited cap to an explicit value.
+ */
+function orderProblems(settings: Settings | undefined, at: string, problems: PolicyProblem[]): void {
+  const backoff = settings?.retry?.backoff;
+  if (backoff?.base !== undefined && backoff.max !== undefined && parseDuration(backoff.base) > parseDuration(backoff.max)) {
+    problems.push({ path: `${at}.retry.backoff.base`, message: 'must not exceed retry.backoff.max' });
+  }
+  const cb = settings?.circuitBreaker;
+  if (cb?.openFor !== undefined && cb.maxOpenFor !== undefined && parseDuration(cb.openFor) > parseDuration(cb.maxOpenFor)) {
+    problems.push({ path: `${at}.circuitBreaker.openFor`, message: 'must not exceed circuitBreaker.maxOpenFor' });
+  }
+}
+
 /** The cross-field rules (the CRD's CEL rules say the same). */
 function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
   const problems: PolicyProblem[] = [];
+  orderProblems(spec.defaults, 'spec.defaults', problems);
   const names = new Set<string>();
   spec.upstreams.forEach((upstream, i) => {
     const at = `spec.upstreams[${i}]`;
@@ -70,13 +86,7 @@ function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
     if (auth && [auth.secretRef, auth.env, auth.file].filter((s) => s !== undefined).length !== 1) {
       problems.push({ path: `${at}.auth`, message: 'exactly one of secretRef, env or file must be set' });
     }
-    const settings = mergeSettings(spec.defaults, upstream);
-    if (parseDuration(settings.retry.backoff.base) > parseDuration(settings.retry.backoff.max)) {
-      problems.push({ path: `${at}.retry.backoff.base`, message: 'must not exceed retry.backoff.max' });
-    }
-    if (parseDuration(settings.circuitBreaker.openFor) > parseDuration(settings.circuitBreaker.maxOpenFor)) {
-      problems.push({ path: `${at}.circuitBreaker.openFor`, message: 'must not exceed circuitBreaker.maxOpenFor' });
-    }
+    orderProblems(upstream, at, problems);
   });
   spec.upstreams.forEach((upstream, i) => {
     upstream.fallback.forEach((tier, j) => {

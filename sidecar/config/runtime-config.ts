@@ -84,7 +84,8 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
       attempts: s.retry.attempts,
       backoff: {
         baseMs: parseDuration(s.retry.backoff.base),
-        maxMs: parseDuration(s.retry.backoff.max),
+        // An inherited max yields to an explicit larger base (validation rejects both set in one object).
+        maxMs: Math.max(parseDuration(s.retry.backoff.max), parseDuration(s.retry.backoff.base)),
         multiplier: s.retry.backoff.multiplier,
         jitter: s.retry.backoff.jitter,
       },
@@ -110,7 +111,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
       },
       slowCall: { thresholdPercent: cb.slowCall.threshold, durationMs: parseDuration(cb.slowCall.duration) },
       openForMs: parseDuration(cb.openFor),
-      maxOpenForMs: parseDuration(cb.maxOpenFor),
+      maxOpenForMs: Math.max(parseDuration(cb.maxOpenFor), parseDuration(cb.openFor)),
       halfOpen: { maxProbes: cb.halfOpen.maxProbes, successesToClose: cb.halfOpen.successesToClose },
     },
     bulkhead: {

@@ -48,7 +48,22 @@ export async function spawnSidecar(t: TestContext, policyText: string): Promise<
 
 /** Runs `breakwater sidecar` with these config arguments, on ephemeral ports. */
 export async function startSidecarProcess(t: TestContext, configArgs: string[], policyFile = ''): Promise<SidecarProcess> {
-  const child = runCli(['sidecar', ...configArgs, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+  const { child, logs, exited, stderr, entry } = await startCliProcess(t, ['sidecar', ...configArgs, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], 'sidecar listening');
+  return { child, dataUrl: entry.dataUrl as string, adminUrl: entry.adminUrl as string, policyFile, logs, exited, stderr };
+}
+
+export interface CliProcess {
+  child: ChildProcess;
+  logs: Record<string, unknown>[];
+  exited: Promise<number | null>;
+  stderr(): string;
+  /** The log line that said the process is up. */
+  entry: Record<string, unknown>;
+}
+
+/** Runs the CLI until it logs `readyMessage`; killed when the test ends. */
+export async function startCliProcess(t: TestContext, args: string[], readyMessage: string): Promise<CliProcess> {
+  const child = runCli(args);
   const logs: Record<string, unknown>[] = [];
   let err = '';
   let pending = '';
@@ -68,11 +83,11 @@ export async function startSidecarProcess(t: TestContext, configArgs: string[], 
         if (!line.startsWith('{')) continue;
         const entry = JSON.parse(line) as Record<string, unknown>;
         logs.push(entry);
-        if (entry.msg === 'sidecar listening') resolve(entry);
+        if (entry.msg === readyMessage) resolve(entry);
       }
     });
-    void exited.then((code) => reject(new Error(`sidecar exited (${code}) before it was ready: ${err}`)));
+    void exited.then((code) => reject(new Error(`${args[0]} exited (${code}) before it was ready: ${err}`)));
   });
   const entry = await ready;
-  return { child, dataUrl: entry.dataUrl as string, adminUrl: entry.adminUrl as string, policyFile, logs, exited, stderr: () => err };
+  return { child, logs, exited, stderr: () => err, entry };
 }

@@ -101,6 +101,15 @@ describe('policy schema', () => {
     assert.match(text, /spec\.upstreams\[0\]\.fallback\[0\]\.upstream: names no upstream of this policy/);
     assert.match(problemsOf({ upstreams: [{ name: 'a' }] }), /spec\.upstreams\[0\]: exactly one of url or endpoints/);
     assert.match(problemsOf({ upstreams: [{ name: 'a', url: 'http://a' }], priorities: { default: 'vip' } }), /spec\.priorities\.default: names no class/);
+    assert.match(problemsOf({ defaults: { circuitBreaker: { openFor: '10m', maxOpenFor: '5m' } }, upstreams: [{ name: 'a', url: 'http://a' }] }), /spec\.defaults\.circuitBreaker\.openFor: must not exceed/);
+  });
+
+  it('lets an inherited cap stretch to an explicit value, as the API server does', () => {
+    const v = validatePolicy({ upstreams: [{ name: 'a', url: 'http://a', retry: { backoff: { base: '20s' } }, circuitBreaker: { openFor: '10m' } }] });
+    assert.ok(v.ok, v.ok ? '' : formatProblems(v.problems));
+    const u = compileConfig(v.spec, { source: 'file', policy: 'p', generation: 0, hash: 'h' }).upstreams.get('a')!;
+    assert.equal(u.retry.backoff.maxMs, 20_000, 'max (10s inherited) stretched to base');
+    assert.equal(u.breaker.maxOpenForMs, 600_000, 'maxOpenFor (5m inherited) stretched to openFor');
   });
 
   it('has its generated files up to date (run `npm run generate` after changing the schema)', () => {

@@ -1,0 +1,211 @@
+/**
+ * End to end on a real kube-apiserver: the CRD and a policy are applied, pods
+ * that it selects are created (the test plays the kubelet: it sets them
+ * Running), real sidecar processes stand in for those pods with real
+ * pod-bound TokenRequest tokens, and a real controller process pushes the
+ * policy to them and reports the truth in status.
+ */
+import assert from 'node:assert/strict';
+import { createSign } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { MockUpstream } from '../../sidecar/mock-upstream/mock-upstream.js';
+import { chat, post } from '../support/harness.js';
+import { issueServingCertificate, startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { startCliProcess, startSidecarProcess, type CliProcess, type SidecarProcess } from '../support/sidecar-process.js';
+
+const CRD = fileURLToPath(new URL('../../crds/breakwater.dev_resiliencepolicies.yaml', import.meta.url));
+const NS = 'shop';
+
+async function until<T>(what: string, check: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const policy = (upstreamUrl: string, attempts: number) => ({
+  apiVersion: 'breakwater.dev/v1alpha1',
+  kind: 'ResiliencePolicy',
+  metadata: { name: 'chat', namespace: NS },
+  spec: {
+    podSelector: { matchLabels: { app: 'chatbot' } },
+    upstreams: [{ name: 'primary', url: upstreamUrl, retry: { attempts, backoff: { base: '10ms', max: '20ms' } }, circuitBreaker: { consecutiveFailures: 3, openFor: '10m' } }],
+  },
+});
+
+const pod = (name: string) => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name, namespace: NS, labels: { app: 'chatbot', 'breakwater.dev/injected': 'true' } },
+  spec: { serviceAccountName: 'chatbot', containers: [{ name: 'app', image: 'registry.example.com/chatbot:1' }] },
+});
+
+/** A service-account JWT signed with the cluster's own key but already expired. */
+function expiredToken(cp: ControlPlane, podName: string, podUid: string): string {
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const body = `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64({
+    iss: cp.url,
+    sub: `system:serviceaccount:${NS}:chatbot`,
+    aud: ['breakwater.dev'],
+    iat: now - 7200,
+    nbf: now - 7200,
+    exp: now - 3600,
+    'kubernetes.io': { namespace: NS, serviceaccount: { name: 'chatbot', uid: 'x' }, pod: { name: podName, uid: podUid } },
+  })}`;
+  const signature = createSign('RSA-SHA256').update(body).sign(readFileSync(join(cp.dir, 'sa.key')), 'base64url');
+  return `${body}.${signature}`;
+}
+
+describe('controller end to end on a real API server', () => {
+  let cp: ControlPlane;
+  let mock: MockUpstream;
+  let work: string;
+  let tls: { cert: string; key: string };
+
+  before(async () => {
+    cp = await startControlPlane();
+    mock = await MockUpstream.start();
+    work = mkdtempSync(join(tmpdir(), 'breakwater-e2e-'));
+    tls = issueServingCertificate(cp.dir, 'controller');
+    for (const args of [['apply', '-f', CRD], ['wait', '--for=condition=Established', '--timeout=30s', 'crd/resiliencepolicies.breakwater.dev'], ['create', 'namespace', NS], ['-n', NS, 'create', 'serviceaccount', 'chatbot']]) {
+      const r = await cp.kubectl(args);
+      assert.equal(r.code, 0, r.stderr);
+    }
+  });
+  after(async () => {
+    await mock?.close();
+    await cp?.stop();
+  });
+
+  const startController = (t: TestContext): Promise<CliProcess> =>
+    startCliProcess(t, ['controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0'], 'controller started');
+
+  async function runningPod(name: string): Promise<void> {
+    assert.equal((await cp.kubectl(['apply', '-f', '-'], stringify(pod(name)))).code, 0);
+    const patched = await cp.kubectl(['-n', NS, 'patch', 'pod', name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Running', podIP: '127.0.0.10' } })]);
+    assert.equal(patched.code, 0, patched.stderr);
+  }
+
+  async function tokenFor(podName: string, audience = 'breakwater.dev'): Promise<string> {
+    const r = await cp.kubectl(['-n', NS, 'create', 'token', 'chatbot', `--audience=${audience}`, '--bound-object-kind=Pod', `--bound-object-name=${podName}`, '--duration=10m']);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim();
+  }
+
+  const sidecarFor = async (t: TestContext, controllerUrl: string, podName: string): Promise<SidecarProcess> => {
+    const tokenFile = join(work, `${podName}.token`);
+    writeFileSync(tokenFile, await tokenFor(podName));
+    return startSidecarProcess(t, ['--controller', controllerUrl, '--pod-name', podName, '--token-file', tokenFile, '--ca-file', join(cp.dir, 'ca.crt'), '--config-cache', join(work, `${podName}.config.json`)]);
+  };
+
+  const row = async () => (await cp.kubectl(['-n', NS, 'get', 'rp', 'chat'])).stdout.split('\n')[1] ?? '';
+  const status = async () => JSON.parse((await cp.kubectl(['-n', NS, 'get', 'rp', 'chat', '-o', 'json'])).stdout).status ?? {};
+  const ready = (s: SidecarProcess) => fetch(`${s.adminUrl}/readyz`).then((r) => r.status === 200, () => false);
+  const attemptsVia = async (s: SidecarProcess) => (await post(`${s.dataUrl}/primary/v1/chat/completions`, chat())).headers.get('x-breakwater-attempts');
+
+  it('pushes the policy to each pod\'s sidecar, reports the truth in status, and survives the controller going away', async (t) => {
+    await runningPod('chatbot-a');
+    await runningPod('chatbot-b');
+    assert.equal((await cp.kubectl(['apply', '-f', '-'], stringify(policy(mock.url, 2)))).code, 0);
+    let controller = await startController(t);
+    const configUrl = controller.entry.configUrl as string;
+    const a = await sidecarFor(t, configUrl, 'chatbot-a');
+    const b = await sidecarFor(t, configUrl, 'chatbot-b');
+    await until('both sidecars to be ready with the policy', async () => (await ready(a)) && (await ready(b)));
+
+    // The policy reached the sidecars: traffic to a failing upstream is retried as it says.
+    mock.defaultBehavior = { kind: 'status', status: 502 };
+    assert.equal(await attemptsVia(a), '2');
+    mock.defaultBehavior = { kind: 'ok' };
+    await until('TARGETED 2 SYNCED 2 READY True', async () => /^chat\s+2\s+2\s+0\s+True\s/.test(await row()));
+    const first = await status();
+    assert.equal(first.observedGeneration, 1);
+    assert.deepEqual(first.conditions.map((c: { type: string; status: string }) => `${c.type}=${c.status}`), ['Accepted=True', 'Ready=True', 'Degraded=False']);
+
+    // A change of the policy reaches every sidecar, and SYNCED catches up with the new generation.
+    assert.equal((await cp.kubectl(['apply', '-f', '-'], stringify(policy(mock.url, 3)))).code, 0);
+    await until('generation 2 synced on both pods', async () => {
+      const s = await status();
+      return s.observedGeneration === 2 && s.pods?.synced === 2;
+    });
+    mock.defaultBehavior = { kind: 'status', status: 502 };
+    assert.equal(await attemptsVia(b), '3');
+
+    // Driving the upstream into failure opens a breaker: OPEN, Degraded, and an Event.
+    assert.equal(await attemptsVia(a), '3'); // three failures in a row: the breaker opens
+    const refused = await post(`${a.dataUrl}/primary/v1/chat/completions`, chat());
+    assert.equal(refused.json().error.code, 'circuit_open');
+    await until('OPEN to count the pod', async () => /^chat\s+2\s+2\s+2\s+True\s/.test(await row()));
+    const degraded = await status();
+    assert.equal(degraded.conditions.find((c: { type: string }) => c.type === 'Degraded').status, 'True');
+    assert.deepEqual(degraded.upstreams, [{ name: 'primary', breakers: { closed: 0, halfOpen: 0, open: 2 }, lastTransitionTime: degraded.upstreams[0].lastTransitionTime }]);
+    const described = await until('the event in kubectl describe', async () => {
+      const out = (await cp.kubectl(['-n', NS, 'describe', 'rp', 'chat'])).stdout;
+      return /BreakerOpened.*circuit breaker for upstream primary opened/.test(out) && out;
+    });
+    assert.match(described, /Warning\s+BreakerOpened/);
+
+    // Without the controller, sidecars keep enforcing, also across a sidecar restart (from the copy on disk).
+    controller.child.kill('SIGKILL');
+    await controller.exited;
+    assert.equal((await post(`${a.dataUrl}/primary/v1/chat/completions`, chat())).json().error.code, 'circuit_open');
+    b.child.kill('SIGTERM');
+    await b.exited;
+    const b2 = await sidecarFor(t, configUrl, 'chatbot-b');
+    await until('the restarted sidecar to be ready from its last good config', () => ready(b2));
+    mock.defaultBehavior = { kind: 'status', status: 502 };
+    assert.equal(await attemptsVia(b2), '3', 'generation 2 still enforced');
+
+    // A restarted controller resumes status: breakers reset on both pods show up as healthy.
+    mock.defaultBehavior = { kind: 'ok' };
+    controller = await startController(t);
+    const fresh = controller.entry.configUrl as string;
+    const a2 = await sidecarFor(t, fresh, 'chatbot-a');
+    const b3 = await sidecarFor(t, fresh, 'chatbot-b');
+    a.child.kill('SIGTERM');
+    b2.child.kill('SIGTERM');
+    await until('the new sidecars ready', async () => (await ready(a2)) && (await ready(b3)));
+    await until('status to resume: synced, no open breaker', async () => /^chat\s+2\s+2\s+0\s+True\s/.test(await row()));
+    assert.equal((await status()).conditions.find((c: { type: string }) => c.type === 'Degraded').status, 'False');
+  });
+
+  it('gives a config only to the pod the token is bound to', async (t) => {
+    const uid = JSON.parse((await cp.kubectl(['-n', NS, 'get', 'pod', 'chatbot-a', '-o', 'json'])).stdout).metadata.uid;
+    const controller = await startController(t);
+    const url = `${controller.entry.configUrl as string}/v1/config?pod=chatbot-a`;
+    const { request } = await import('node:https');
+    const ca = readFileSync(join(cp.dir, 'ca.crt'));
+    const statusWith = (token?: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(url, { ca, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+          let body = '';
+          res.on('data', (d) => {
+            body += d;
+            if (res.statusCode === 200) req.destroy(); // a live stream: its first event is enough
+          });
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+          res.on('close', () => resolve({ status: res.statusCode!, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    assert.equal((await statusWith()).status, 401, 'no token');
+    const other = await statusWith(await tokenFor('chatbot-b'));
+    assert.equal(other.status, 403, 'a token bound to another pod');
+    assert.match(other.body, /bound to pod shop\/chatbot-b/);
+    assert.equal((await statusWith(expiredToken(cp, 'chatbot-a', uid))).status, 401, 'an expired token');
+    assert.equal((await statusWith(await tokenFor('chatbot-a', 'https://kubernetes.default.svc'))).status, 401, 'a token for another audience');
+    const own = await statusWith(await tokenFor('chatbot-a'));
+    assert.equal(own.status, 200);
+    assert.match(own.body, /^event: snapshot\ndata: \{"version":\{"source":"controller","policy":"shop\/chat"/);
+  });
+});
