@@ -3,13 +3,13 @@
  * The `breakwater` command. Subcommands:
  *   sidecar --policy FILE | --demo  [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021]
  *   check-policy FILE
- *   controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE]
+ *   controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s]
  *   mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
-import { formatProblems, validatePolicy } from './api/index.js';
+import { formatProblems, parseDuration, validatePolicy } from './api/index.js';
 import { startController } from './controller/controller.js';
 import { followController } from './sidecar/config/controller-source.js';
 import { loadPolicyFile, watchPolicyFile } from './sidecar/config/policy-file.js';
@@ -23,7 +23,7 @@ const USAGE = `usage:
   breakwater sidecar --controller URL --pod-name NAME [--token-file F] [--ca-file F] [--config-cache F] [--listen ...] [--admin ...]
   breakwater sidecar --demo        (embedded policy and a built-in mock upstream)
   breakwater check-policy FILE
-  breakwater controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE]
+  breakwater controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s]
   breakwater mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]`;
 
 function hostPort(text: string, flag: string): HostPort {
@@ -132,6 +132,7 @@ async function controller(args: string[]): Promise<void> {
       'config-listen': { type: 'string', default: '0.0.0.0:15443' },
       'health-listen': { type: 'string', default: '0.0.0.0:15080' },
       kubeconfig: { type: 'string' },
+      resync: { type: 'string', default: '30s' },
     },
   });
   if (!values['tls-cert'] || !values['tls-key']) throw new UsageError('controller needs --tls-cert and --tls-key for the config stream');
@@ -142,6 +143,7 @@ async function controller(args: string[]): Promise<void> {
     healthListen: hostPort(values['health-listen'], '--health-listen'),
     tlsCertFile: values['tls-cert'],
     tlsKeyFile: values['tls-key'],
+    resyncMs: parseDuration(values.resync),
     log,
   });
   log.flush();

@@ -87,7 +87,7 @@ describe('controller end to end on a real API server', () => {
   });
 
   const startController = (t: TestContext): Promise<CliProcess> =>
-    startCliProcess(t, ['controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0'], 'controller started');
+    startCliProcess(t, ['controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0', '--resync', '1s'], 'controller started');
 
   async function runningPod(name: string): Promise<void> {
     assert.equal((await cp.kubectl(['apply', '-f', '-'], stringify(pod(name)))).code, 0);
@@ -176,6 +176,27 @@ describe('controller end to end on a real API server', () => {
     await until('the new sidecars ready', async () => (await ready(a2)) && (await ready(b3)));
     await until('status to resume: synced, no open breaker', async () => /^chat\s+2\s+2\s+0\s+True\s/.test(await row()));
     assert.equal((await status()).conditions.find((c: { type: string }) => c.type === 'Degraded').status, 'False');
+  });
+
+  it('says Accepted=False with a reason while a Secret the policy names is missing, and True once it exists', async (t) => {
+    const keyed = {
+      apiVersion: 'breakwater.dev/v1alpha1',
+      kind: 'ResiliencePolicy',
+      metadata: { name: 'keyed', namespace: NS },
+      spec: { upstreams: [{ name: 'openai', url: 'https://api.openai.com', auth: { secretRef: { name: 'openai-key', key: 'apiKey' } } }] },
+    };
+    assert.equal((await cp.kubectl(['apply', '-f', '-'], stringify(keyed))).code, 0);
+    await startController(t);
+    const accepted = async () =>
+      (JSON.parse((await cp.kubectl(['-n', NS, 'get', 'rp', 'keyed', '-o', 'json'])).stdout).status?.conditions ?? []).find((c: { type: string }) => c.type === 'Accepted');
+    const missing = await until('Accepted=False', async () => (await accepted())?.status === 'False' && accepted());
+    assert.equal(missing.reason, 'SecretNotFound');
+    assert.match(missing.message, /Secret openai-key with key apiKey not found in namespace shop/);
+    assert.equal((await cp.kubectl(['-n', NS, 'create', 'secret', 'generic', 'openai-key', '--from-literal=apiKey=sk-test'])).code, 0);
+    const found = await until('Accepted=True', async () => (await accepted())?.status === 'True' && accepted());
+    assert.equal(found.reason, 'Valid');
+    const status = JSON.stringify(JSON.parse((await cp.kubectl(['-n', NS, 'get', 'rp', 'keyed', '-o', 'json'])).stdout).status);
+    assert.ok(!status.includes('sk-test'), 'no secret in status');
   });
 
   it('gives a config only to the pod the token is bound to', async (t) => {
