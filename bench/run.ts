@@ -14,6 +14,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { IMAGE_NODE_OPTIONS } from './image-node-options.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NODE = process.execPath;
@@ -124,9 +125,6 @@ shutdown: {drainTimeout: 1s}
   );
   return file;
 }
-
-/** The V8 flags the image runs the sidecar with (Dockerfile ENV NODE_OPTIONS), so the bench measures what is deployed. */
-const IMAGE_NODE_OPTIONS = /ENV NODE_OPTIONS="([^"]*)"/.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))![1]!.split(' ');
 
 function startBreakwater(policy: string): ChildProcess {
   return start(NODE, [...IMAGE_NODE_OPTIONS, join(ROOT, 'dist/cli.js'), 'sidecar', '--policy', policy, '--listen', `127.0.0.1:${PORTS.breakwater}`, '--admin', `127.0.0.1:${PORTS.admin}`]);

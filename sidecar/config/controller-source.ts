@@ -92,7 +92,8 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
     lastSentAt = Date.now();
     let req;
     try {
-      req = request(`${options.url}/v1/report?pod=${encodeURIComponent(options.pod)}`, { ...tls(), method: 'POST' }, (res) => res.resume());
+      // Reports are rare: a short-lived connection, so the controller holds one connection per pod, not two.
+      req = request(`${options.url}/v1/report?pod=${encodeURIComponent(options.pod)}`, { ...tls(), method: 'POST', agent: false }, (res) => res.resume());
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'cannot report to the controller');
       return;

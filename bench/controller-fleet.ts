@@ -1,0 +1,177 @@
+/**
+ * Controller fleet benchmark (not a test): one controller process, a real
+ * kube-apiserver, and a simulated fleet of N sidecars — N real pods, N real
+ * pod-bound tokens, N TLS config streams that report back what they applied,
+ * as sidecars do. Measures the time from `kubectl apply` of a changed policy
+ * until every stream has the new generation (and until status says SYNCED N),
+ * and the controller's resident memory. Writes bench/results/controller-fleet.{json,md}.
+ * Run with `npm run bench:controller` (FLEET=1000 by default). Loopback only.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { issueServingCertificate, startControlPlane } from '../test/support/control-plane.js';
+import { IMAGE_NODE_OPTIONS } from './image-node-options.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const FLEET = Number(process.env.FLEET ?? 1000);
+const NS = 'fleet';
+const CONCURRENCY = 50;
+
+async function inBatches<T>(items: T[], fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
+const policy = (attempts: number) =>
+  stringify({
+    apiVersion: 'breakwater.dev/v1alpha1',
+    kind: 'ResiliencePolicy',
+    metadata: { name: 'fleet', namespace: NS },
+    spec: { podSelector: { matchLabels: { app: 'fleet' } }, upstreams: [{ name: 'primary', url: 'http://127.0.0.1:9', retry: { attempts } }] },
+  });
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+
+async function main(): Promise<void> {
+  const cp = await startControlPlane();
+  try {
+    const kubectl = async (args: string[], input?: string) => {
+      const r = await cp.kubectl(args, input);
+      if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    await kubectl(['apply', '-f', join(ROOT, 'crds/breakwater.dev_resiliencepolicies.yaml')]);
+    await kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/resiliencepolicies.breakwater.dev']);
+    await kubectl(['create', 'namespace', NS]);
+    await kubectl(['-n', NS, 'create', 'serviceaccount', 'app']);
+    await kubectl(['apply', '-f', '-'], policy(1));
+    const kc = new KubeConfig();
+    kc.loadFromFile(cp.kubeconfig);
+    const core = kc.makeApiClient(CoreV1Api);
+    const names = Array.from({ length: FLEET }, (_, i) => `app-${i}`);
+    let t = performance.now();
+    await inBatches(names, (name) =>
+      core.createNamespacedPod({
+        namespace: NS,
+        body: { metadata: { name, labels: { app: 'fleet', 'breakwater.dev/injected': 'true' } }, spec: { serviceAccountName: 'app', containers: [{ name: 'app', image: 'app:1' }] } },
+      }),
+    );
+    const tokens = new Map<string, string>();
+    await inBatches(names, async (name) => {
+      const r = await core.createNamespacedServiceAccountToken({
+        name: 'app',
+        namespace: NS,
+        body: { spec: { audiences: ['breakwater.dev'], expirationSeconds: 3600, boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name } } },
+      });
+      tokens.set(name, r.status?.token ?? '');
+    });
+    process.stdout.write(`${FLEET} pods and tokens in ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
+
+    const tls = issueServingCertificate(cp.dir, 'controller');
+    const controller = spawn(process.execPath, [...IMAGE_NODE_OPTIONS, join(ROOT, 'dist/cli.js'), 'controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const [configUrl, healthUrl] = await new Promise<[string, string]>((resolve) => {
+      let out = '';
+      controller.stdout!.on('data', (d) => {
+        out += d;
+        const m = /"configUrl":"([^"]+)","healthUrl":"([^"]+)"/.exec(out);
+        if (m) resolve([m[1]!, m[2]!]);
+      });
+    });
+
+    // The simulated fleet: each stream reports what it applied, as a sidecar does.
+    const agent = new Agent({ keepAlive: true, maxSockets: Infinity, ca: readFileSync(join(cp.dir, 'ca.crt')) });
+    const generationAt = new Map<string, Map<number, number>>();
+    const reportApplied = (name: string, version: unknown) => {
+      const body = JSON.stringify({ applied: version, breakers: { primary: { closed: 1, halfOpen: 0, open: 0 } } });
+      const req = request(`${configUrl}/v1/report?pod=${name}`, { ca: agent.options.ca, agent: false, method: 'POST', headers: { authorization: `Bearer ${tokens.get(name)}`, 'content-type': 'application/json' } }, (res) => res.resume());
+      req.on('error', () => {});
+      req.end(body);
+    };
+    t = performance.now();
+    await inBatches(names, (name) =>
+      new Promise<void>((resolve, reject) => {
+        const req = request(`${configUrl}/v1/config?pod=${name}`, { agent, headers: { authorization: `Bearer ${tokens.get(name)}` } }, (res) => {
+          if (res.statusCode !== 200) return reject(new Error(`${name}: ${res.statusCode}`));
+          let buffer = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            buffer += chunk;
+            let end: number;
+            while ((end = buffer.indexOf('\n\n')) >= 0) {
+              const block = buffer.slice(0, end);
+              buffer = buffer.slice(end + 2);
+              const data = /^data: (.*)$/m.exec(block)?.[1];
+              if (!block.startsWith('event: snapshot') || !data) continue;
+              const version = (JSON.parse(data) as { version: { generation: number } }).version;
+              let seen = generationAt.get(name);
+              if (!seen) generationAt.set(name, (seen = new Map()));
+              seen.set(version.generation, performance.now());
+              reportApplied(name, version);
+              resolve();
+            }
+          });
+        });
+        req.on('error', reject);
+        req.end();
+      }),
+    );
+    process.stdout.write(`${FLEET} streams connected and configured in ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
+    const synced = async (generation: number) => {
+      const status = JSON.parse(await kubectl(['-n', NS, 'get', 'rp', 'fleet', '-o', 'json'])).status;
+      return status?.observedGeneration === generation && status.pods?.synced === FLEET;
+    };
+    while (!(await synced(1))) await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 1000));
+
+    const applyAt = performance.now();
+    await kubectl(['apply', '-f', '-'], policy(2));
+    const applyReturnedMs = performance.now() - applyAt;
+    while (![...generationAt.values()].every((g) => g.has(2))) await new Promise((r) => setTimeout(r, 10));
+    const delays = [...generationAt.values()].map((g) => g.get(2)! - applyAt).sort((a, b) => a - b);
+    while (!(await synced(2))) await new Promise((r) => setTimeout(r, 50));
+    const syncedMs = performance.now() - applyAt;
+    const metrics = await (await fetch(`${healthUrl}/metrics`)).text();
+    const metric = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576;
+    const status = readFileSync(`/proc/${controller.pid}/status`, 'utf8');
+    const mib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) / 1024;
+    const result = {
+      date: new Date().toISOString(),
+      fleet: FLEET,
+      kubectlApplyMs: applyReturnedMs,
+      newGenerationAtSidecarMs: { p50: percentile(delays, 50), p99: percentile(delays, 99), max: delays.at(-1)! },
+      statusSyncedMs: syncedMs,
+      controllerRssMiB: { now: mib('VmRSS'), peak: mib('VmHWM'), anonymous: mib('RssAnon') },
+      controllerHeapMiB: { used: metric('breakwater_controller_process_nodejs_heap_size_used_bytes'), total: metric('breakwater_controller_process_nodejs_heap_size_total_bytes'), external: metric('breakwater_controller_process_nodejs_external_memory_bytes') },
+    };
+    writeFileSync(join(ROOT, 'bench/results/controller-fleet.json'), JSON.stringify(result, null, 2) + '\n');
+    const md = `Controller fleet benchmark, ${result.date}: ${FLEET} simulated sidecars (real pods, pod-bound tokens, TLS config streams) on one controller process (node ${IMAGE_NODE_OPTIONS.join(' ')}) and a local kube-apiserver v1.37.2, all on 2 cores.
+
+| measure | value |
+|---|---|
+| \`kubectl apply\` → new generation at every sidecar, p50 / p99 / max | ${result.newGenerationAtSidecarMs.p50.toFixed(0)} / ${result.newGenerationAtSidecarMs.p99.toFixed(0)} / ${result.newGenerationAtSidecarMs.max.toFixed(0)} ms |
+| \`kubectl apply\` → status SYNCED ${FLEET} | ${result.statusSyncedMs.toFixed(0)} ms |
+| \`kubectl apply\` itself | ${result.kubectlApplyMs.toFixed(0)} ms |
+| controller RSS now / peak (anonymous) | ${result.controllerRssMiB.now.toFixed(0)} / ${result.controllerRssMiB.peak.toFixed(0)} MiB (${result.controllerRssMiB.anonymous.toFixed(0)}) |
+| controller JS heap used / total, external | ${result.controllerHeapMiB.used.toFixed(0)} / ${result.controllerHeapMiB.total.toFixed(0)} MiB, ${result.controllerHeapMiB.external.toFixed(0)} MiB |
+`;
+    writeFileSync(join(ROOT, 'bench/results/controller-fleet.md'), md);
+    process.stdout.write(`\n${md}`);
+    agent.destroy();
+    controller.kill('SIGTERM');
+  } finally {
+    await cp.stop();
+  }
+  process.exit(0);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${(err as Error).stack}\n`);
+  process.exit(1);
+});
