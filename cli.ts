@@ -3,7 +3,7 @@
  * The `breakwater` command. Subcommands:
  *   sidecar --policy FILE | --demo  [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021]
  *   check-policy FILE
- *   controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s]
+ *   controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
  *   mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]
  */
 import { readFileSync } from 'node:fs';
@@ -20,10 +20,10 @@ import { startSidecar, type HostPort } from './sidecar/sidecar.js';
 
 const USAGE = `usage:
   breakwater sidecar --policy FILE [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021]
-  breakwater sidecar --controller URL --pod-name NAME [--token-file F] [--ca-file F] [--config-cache F] [--listen ...] [--admin ...]
+  breakwater sidecar --controller URL[,URL...] --pod-name NAME [--token-file F] [--ca-file F] [--config-cache F] [--listen ...] [--admin ...]
   breakwater sidecar --demo        (embedded policy and a built-in mock upstream)
   breakwater check-policy FILE
-  breakwater controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s]
+  breakwater controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
   breakwater mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]`;
 
 function hostPort(text: string, flag: string): HostPort {
@@ -76,7 +76,7 @@ async function sidecar(args: string[]): Promise<void> {
   });
   if (values.controller) {
     const source = followController({
-      url: values.controller,
+      urls: values.controller.split(','),
       pod: values['pod-name']!,
       tokenFile: values['token-file'],
       caFile: values['ca-file'],
@@ -133,6 +133,9 @@ async function controller(args: string[]): Promise<void> {
       'health-listen': { type: 'string', default: '0.0.0.0:15080' },
       kubeconfig: { type: 'string' },
       resync: { type: 'string', default: '30s' },
+      'leader-election-namespace': { type: 'string', default: process.env.POD_NAMESPACE ?? 'breakwater-system' },
+      'lease-duration': { type: 'string', default: '15s' },
+      identity: { type: 'string', default: process.env.POD_NAME },
     },
   });
   if (!values['tls-cert'] || !values['tls-key']) throw new UsageError('controller needs --tls-cert and --tls-key for the config stream');
@@ -144,6 +147,12 @@ async function controller(args: string[]): Promise<void> {
     tlsCertFile: values['tls-cert'],
     tlsKeyFile: values['tls-key'],
     resyncMs: parseDuration(values.resync),
+    leaderElection: {
+      namespace: values['leader-election-namespace'],
+      identity: values.identity,
+      leaseDurationMs: parseDuration(values['lease-duration']),
+      renewMs: parseDuration(values['lease-duration']) / 3,
+    },
     log,
   });
   log.flush();

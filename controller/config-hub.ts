@@ -1,6 +1,6 @@
 /**
  * The sidecars connected to this controller: one server-sent-event stream per
- * pod, the snapshot last sent on it, and the last report each pod sent. A
+ * pod, the snapshot last sent on it, and the last report each pod sent here. A
  * snapshot is sent when a stream opens and whenever the pod's desired config
  * version changes; heartbeats keep idle streams (and their proxies) alive.
  */
@@ -16,7 +16,8 @@ interface Connection {
 
 export class ConfigHub {
   private readonly connections = new Map<string, Set<Connection>>();
-  readonly reports = new Map<string, SidecarReport>();
+  /** The last report each connected pod sent to this replica. */
+  private readonly reports = new Map<string, SidecarReport>();
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(

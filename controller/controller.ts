@@ -3,21 +3,25 @@
  * ResiliencePolicies and injected pods feed the level-based reconciler
  * (reconciler.ts), which writes status and decides each pod's config; the
  * config server (config-server.ts) streams that config to sidecars, which
- * authenticate with their pod-bound tokens (token-review.ts); a small Hono app
- * serves health, readiness and metrics.
+ * authenticate with their pod-bound tokens (token-review.ts). Every replica
+ * serves streams; only the Lease holder (leader-election.ts) writes status. A
+ * small Hono app serves health, readiness and metrics.
  */
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { hostname } from 'node:os';
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { HostPort } from '../sidecar/sidecar.js';
 import { createConfigServer } from './config-server.js';
 import { EventRecorder } from './event-recorder.js';
+import { LeaderElector } from './leader-election.js';
 import { GROUP, Reconciler, type PolicyObject } from './reconciler.js';
+import { ReportStore } from './report-store.js';
 import { resilientInformer } from './resilient-informer.js';
 import { tokenReviewer } from './token-review.js';
 
@@ -33,6 +37,8 @@ export interface ControllerOptions {
   log: Logger;
   /** How often every policy is reconciled even without events. */
   resyncMs?: number;
+  /** Lease for leader election: only the leader writes status. */
+  leaderElection?: { namespace: string; identity?: string; leaseDurationMs?: number; renewMs?: number };
 }
 
 export interface Controller {
@@ -56,7 +62,14 @@ export async function startController(options: ControllerOptions): Promise<Contr
   else kc.loadFromDefault();
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
-  const reconciler = new Reconciler({ custom, core, events: new EventRecorder(core, log), log, isLeader: () => true });
+  const le = options.leaderElection ?? { namespace: 'breakwater-system' };
+  const elector = new LeaderElector(
+    kc.makeApiClient(CoordinationV1Api),
+    { name: 'breakwater-controller', identity: le.identity ?? `${hostname()}-${process.pid}`, namespace: le.namespace, leaseDurationMs: le.leaseDurationMs, renewMs: le.renewMs, onChange: (leader) => leader && reconciler.resyncAll() },
+    log,
+  );
+  const reconciler: Reconciler = new Reconciler({ custom, core, events: new EventRecorder(core, log), reports: new ReportStore(core, log), log, isLeader: () => elector.isLeader() });
+  elector.start();
 
   const policies = resilientInformer<PolicyObject>(
     kc,
@@ -96,6 +109,14 @@ export async function startController(options: ControllerOptions): Promise<Contr
     },
   });
   new Gauge({
+    name: 'breakwater_controller_leader',
+    help: '1 while this replica holds the leader lease (and writes status).',
+    registers: [registry],
+    collect() {
+      this.set(elector.isLeader() ? 1 : 0);
+    },
+  });
+  new Gauge({
     name: 'breakwater_controller_status_writes',
     help: 'Status writes made by this replica since it started.',
     registers: [registry],
@@ -117,6 +138,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     reconciler,
     async stop() {
       clearInterval(resync);
+      await elector.stop();
       reconciler.close();
       configServer.closeAllConnections();
       configServer.close();

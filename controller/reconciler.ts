@@ -1,6 +1,7 @@
 /**
  * The controller's level-based core. Informers keep caches of policies and of
- * injected pods; sidecars' reports arrive through the config hub. Any change
+ * injected pods; sidecars' reports arrive through the config hub and are
+ * recorded on their pods (report-store.ts), whichever replica took them. Any change
  * marks the affected policies dirty; a coalescing loop then recomputes each
  * one's status from the caches alone (so the outcome does not depend on the
  * order of events, and is the same after a restart) and writes it through the
@@ -15,6 +16,7 @@ import { ConfigHub, type Desired } from './config-hub.js';
 import type { EventRecorder } from './event-recorder.js';
 import { computeStatus, type PolicyFacts } from './policy-status.js';
 import { keyOf, resolvePod, type PodRef, type PolicyRef, type Resolution } from './policy-resolution.js';
+import { reportOf, type ReportStore } from './report-store.js';
 
 export const GROUP = { group: 'breakwater.dev', version: 'v1alpha1', plural: 'resiliencepolicies' };
 
@@ -28,6 +30,7 @@ export interface ReconcilerDeps {
   custom: CustomObjectsApi;
   core: CoreV1Api;
   events: EventRecorder;
+  reports: ReportStore;
   log: Logger;
   /** Only the leader writes status. */
   isLeader: () => boolean;
@@ -85,6 +88,7 @@ export class Reconciler {
     const key = podKey(pod);
     this.pods.delete(key);
     this.hub.forget(key);
+    this.deps.reports.forget(key);
     this.markResolution(this.resolve(pod));
   }
 
@@ -120,7 +124,7 @@ export class Reconciler {
     const object = this.pods.get(pod);
     const policyKey = object && this.resolve(object).policy;
     if (!policyKey) return;
-    this.mark(policyKey);
+    this.deps.reports.save(pod, report);
     const policy = this.policies.get(policyKey)!;
     const target = { apiVersion: 'breakwater.dev/v1alpha1', kind: 'ResiliencePolicy', metadata: policy.metadata };
     for (const [upstream, counts] of Object.entries(report.breakers)) {
@@ -199,7 +203,7 @@ export class Reconciler {
     const policy = this.policies.get(key);
     if (!policy || !this.deps.isLeader()) return;
     const targeted = [...this.pods.values()].filter((pod) => isLive(pod) && this.resolve(pod).policy === key);
-    const pods = targeted.map((pod) => ({ key: podKey(pod), report: this.hub.reports.get(podKey(pod)) }));
+    const pods = targeted.map((pod) => ({ key: podKey(pod), report: reportOf(pod) }));
     const status = computeStatus(await this.facts(key, policy), pods, policy.status, new Date().toISOString());
     if (canonicalJson(status) === canonicalJson(policy.status ?? null)) return;
     const updated = (await this.deps.custom.patchNamespacedCustomObjectStatus({
@@ -216,5 +220,6 @@ export class Reconciler {
   close(): void {
     clearTimeout(this.timer);
     this.hub.close();
+    this.deps.reports.close();
   }
 }

@@ -15,8 +15,8 @@ import { backoffDelay } from '../resilience/backoff.js';
 import { compileConfig, type RuntimeConfig } from './runtime-config.js';
 
 export interface ControllerSourceOptions {
-  /** https://controller:15443 */
-  url: string;
+  /** https://controller:15443, or several replicas' URLs tried in turn. */
+  urls: string[];
   pod: string;
   tokenFile: string;
   caFile?: string;
@@ -51,6 +51,8 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
   let current: ReturnType<typeof request> | undefined;
   let lastSent = '';
   let lastSentAt = 0;
+  let urlIndex = 0;
+  const url = () => options.urls[urlIndex % options.urls.length]!;
   const tls = (): RequestOptions => ({ ca: options.caFile ? readFileSync(options.caFile) : undefined, headers: { authorization: `Bearer ${readFileSync(options.tokenFile, 'utf8').trim()}` } });
 
   const take = (snapshot: ConfigSnapshot, from: string): boolean => {
@@ -93,7 +95,7 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
     let req;
     try {
       // Reports are rare: a short-lived connection, so the controller holds one connection per pod, not two.
-      req = request(`${options.url}/v1/report?pod=${encodeURIComponent(options.pod)}`, { ...tls(), method: 'POST', agent: false }, (res) => res.resume());
+      req = request(`${url()}/v1/report?pod=${encodeURIComponent(options.pod)}`, { ...tls(), method: 'POST', agent: false }, (res) => res.resume());
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'cannot report to the controller');
       return;
@@ -140,11 +142,12 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
       if (stopped || done) return;
       done = true;
       const delay = backoffDelay(RECONNECT, ++failures, 0);
+      urlIndex++; // the next replica, if there are several
       log.warn({ why, retryInMs: Math.round(delay) }, 'config stream lost');
       setTimeout(connect, delay).unref();
     };
     try {
-      current = request(`${options.url}/v1/config?pod=${encodeURIComponent(options.pod)}`, tls(), (res) => {
+      current = request(`${url()}/v1/config?pod=${encodeURIComponent(options.pod)}`, tls(), (res) => {
         if (res.statusCode !== 200) {
           let body = '';
           res.on('data', (d) => (body += d));

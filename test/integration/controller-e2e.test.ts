@@ -76,7 +76,7 @@ describe('controller end to end on a real API server', () => {
     mock = await MockUpstream.start();
     work = mkdtempSync(join(tmpdir(), 'breakwater-e2e-'));
     tls = issueServingCertificate(cp.dir, 'controller');
-    for (const args of [['apply', '-f', CRD], ['wait', '--for=condition=Established', '--timeout=30s', 'crd/resiliencepolicies.breakwater.dev'], ['create', 'namespace', NS], ['-n', NS, 'create', 'serviceaccount', 'chatbot']]) {
+    for (const args of [['apply', '-f', CRD], ['wait', '--for=condition=Established', '--timeout=30s', 'crd/resiliencepolicies.breakwater.dev'], ['create', 'namespace', NS], ['-n', NS, 'create', 'serviceaccount', 'chatbot'], ['create', 'namespace', 'breakwater-system']]) {
       const r = await cp.kubectl(args);
       assert.equal(r.code, 0, r.stderr);
     }
@@ -86,8 +86,12 @@ describe('controller end to end on a real API server', () => {
     await cp?.stop();
   });
 
-  const startController = (t: TestContext): Promise<CliProcess> =>
-    startCliProcess(t, ['controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0', '--resync', '1s'], 'controller started');
+  const startController = (t: TestContext, identity = 'replica'): Promise<CliProcess> =>
+    startCliProcess(
+      t,
+      ['controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0', '--resync', '1s', '--lease-duration', '3s', '--identity', identity],
+      'controller started',
+    );
 
   async function runningPod(name: string): Promise<void> {
     assert.equal((await cp.kubectl(['apply', '-f', '-'], stringify(pod(name)))).code, 0);
@@ -102,6 +106,7 @@ describe('controller end to end on a real API server', () => {
   }
 
   const sidecarFor = async (t: TestContext, controllerUrl: string, podName: string): Promise<SidecarProcess> => {
+    // controllerUrl may list several replicas, tried in turn (as a Service would spread them).
     const tokenFile = join(work, `${podName}.token`);
     writeFileSync(tokenFile, await tokenFor(podName));
     return startSidecarProcess(t, ['--controller', controllerUrl, '--pod-name', podName, '--token-file', tokenFile, '--ca-file', join(cp.dir, 'ca.crt'), '--config-cache', join(work, `${podName}.config.json`)]);
@@ -197,6 +202,41 @@ describe('controller end to end on a real API server', () => {
     assert.equal(found.reason, 'Valid');
     const status = JSON.stringify(JSON.parse((await cp.kubectl(['-n', NS, 'get', 'rp', 'keyed', '-o', 'json'])).stdout).status);
     assert.ok(!status.includes('sk-test'), 'no secret in status');
+  });
+
+  it('runs two replicas safely: one leader writes status, and the other takes over when it dies', async (t) => {
+    const r1 = await startController(t, 'replica-1');
+    const r2 = await startController(t, 'replica-2');
+    const holder = async () => (await cp.kubectl(['-n', 'breakwater-system', 'get', 'lease', 'breakwater-controller', '-o', 'jsonpath={.spec.holderIdentity}'])).stdout;
+    const leaderName = await until('a leader', async () => ['replica-1', 'replica-2'].includes(await holder()) && holder());
+    const [leader, follower] = leaderName === 'replica-1' ? [r1, r2] : [r2, r1];
+    const leaderUrl = leader.entry.configUrl as string;
+    const followerUrl = follower.entry.configUrl as string;
+    // One sidecar on each replica; each can fall back to the other.
+    const onLeader = await sidecarFor(t, `${leaderUrl},${followerUrl}`, 'chatbot-a');
+    const onFollower = await sidecarFor(t, `${followerUrl},${leaderUrl}`, 'chatbot-b');
+    await until('both ready', async () => (await ready(onLeader)) && (await ready(onFollower)));
+    /** Applies the policy with `attempts` and waits until both pods run its generation, which it returns. */
+    const rollOut = async (attempts: number): Promise<number> => {
+      assert.equal((await cp.kubectl(['apply', '-f', '-'], stringify(policy(mock.url, attempts)))).code, 0);
+      const g = JSON.parse((await cp.kubectl(['-n', NS, 'get', 'rp', 'chat', '-o', 'json'])).stdout).metadata.generation as number;
+      await until(`generation ${g} synced on both pods`, async () => {
+        const s = await status();
+        return s.observedGeneration === g && s.pods?.synced === 2;
+      });
+      return g;
+    };
+    await rollOut(4); // the report from the follower's sidecar reached the leader's status
+    const metrics = async (c: CliProcess) => (await (await fetch(`${c.entry.healthUrl as string}/metrics`)).text()).match(/^breakwater_controller_leader (\d)/m)?.[1];
+    assert.equal(await metrics(leader), '1');
+    assert.equal(await metrics(follower), '0');
+
+    leader.child.kill('SIGKILL');
+    await leader.exited;
+    await until('the follower to take the lease', async () => (await holder()) !== leaderName);
+    const latest = await rollOut(5); // written by the new leader, reported by both sidecars (one reconnected)
+    const applied = (await (await fetch(`${onLeader.adminUrl}/status`)).json()) as { config: { generation: number } };
+    assert.equal(applied.config.generation, latest, 'the sidecar of the dead replica reconnected to the other and runs the latest generation');
   });
 
   it('gives a config only to the pod the token is bound to', async (t) => {

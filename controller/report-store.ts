@@ -1,0 +1,77 @@
+/**
+ * Where sidecar reports live: on the pod itself, as the annotation
+ * `breakwater.dev/sidecar-state`. The replica a sidecar happens to be connected
+ * to writes it (only when it changed, at most once per interval per pod); the
+ * leader reads every pod's from its pod cache. So status is computed from API
+ * objects alone: it needs no traffic between replicas and survives any of
+ * them restarting.
+ */
+import { PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { SidecarReport } from '../api/index.js';
+
+export const REPORT_ANNOTATION = 'breakwater.dev/sidecar-state';
+
+/** The report recorded on a pod, if any. */
+export function reportOf(pod: V1Pod): SidecarReport | undefined {
+  const text = pod.metadata?.annotations?.[REPORT_ANNOTATION];
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as SidecarReport;
+  } catch {
+    return undefined;
+  }
+}
+
+export class ReportStore {
+  private readonly pending = new Map<string, string>();
+  private readonly written = new Map<string, string>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly core: CoreV1Api,
+    private readonly log: Logger,
+    private readonly intervalMs = 500,
+  ) {}
+
+  /** Records a pod's (`namespace/name`) latest report, coalescing bursts. */
+  save(pod: string, report: SidecarReport): void {
+    const text = JSON.stringify(report);
+    if (this.written.get(pod) === text) return;
+    this.pending.set(pod, text);
+    this.timer ??= setTimeout(() => void this.flush(), this.intervalMs);
+  }
+
+  /** Forgets a pod that is gone. */
+  forget(pod: string): void {
+    this.pending.delete(pod);
+    this.written.delete(pod);
+  }
+
+  private async flush(): Promise<void> {
+    this.timer = undefined;
+    const batch = [...this.pending];
+    this.pending.clear();
+    await Promise.all(
+      batch.map(async ([pod, text]) => {
+        const [namespace, name] = pod.split('/') as [string, string];
+        try {
+          await this.core.patchNamespacedPod(
+            { namespace, name, body: { metadata: { annotations: { [REPORT_ANNOTATION]: text } } } },
+            setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+          );
+          this.written.set(pod, text);
+        } catch (err) {
+          if ((err as { code?: number }).code === 404) return this.forget(pod);
+          this.log.warn({ pod, err: (err as Error).message }, 'could not record a sidecar report; retrying');
+          if (!this.pending.has(pod)) this.pending.set(pod, text);
+          this.timer ??= setTimeout(() => void this.flush(), this.intervalMs * 4);
+        }
+      }),
+    );
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+  }
+}
