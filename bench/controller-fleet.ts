@@ -50,6 +50,7 @@ async function main(): Promise<void> {
     await kubectl(['apply', '-f', join(ROOT, 'crds/breakwater.dev_resiliencepolicies.yaml')]);
     await kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/resiliencepolicies.breakwater.dev']);
     await kubectl(['create', 'namespace', NS]);
+    await kubectl(['create', 'namespace', 'breakwater-system']); // where the controller's leader Lease lives
     await kubectl(['-n', NS, 'create', 'serviceaccount', 'app']);
     await kubectl(['apply', '-f', '-'], policy(1));
     const kc = new KubeConfig();
@@ -76,6 +77,7 @@ async function main(): Promise<void> {
 
     const tls = issueServingCertificate(cp.dir, 'controller');
     const controller = spawn(process.execPath, [...IMAGE_NODE_OPTIONS, join(ROOT, 'dist/cli.js'), 'controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    if (process.env.FLEET_LOGS) controller.stdout!.on('data', (d) => process.stderr.write(d));
     const [configUrl, healthUrl] = await new Promise<[string, string]>((resolve) => {
       let out = '';
       controller.stdout!.on('data', (d) => {

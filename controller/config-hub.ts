@@ -62,6 +62,11 @@ export class ConfigHub {
     return [...this.connections.keys()];
   }
 
+  /** The latest report of a pod while it is connected here (fresher than what is recorded on the pod). */
+  liveReport(pod: string): SidecarReport | undefined {
+    return this.connections.has(pod) ? this.reports.get(pod) : undefined;
+  }
+
   report(pod: string, report: SidecarReport): void {
     const previous = this.reports.get(pod);
     this.reports.set(pod, report);

@@ -65,7 +65,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const le = options.leaderElection ?? { namespace: 'breakwater-system' };
   const elector = new LeaderElector(
     kc.makeApiClient(CoordinationV1Api),
-    { name: 'breakwater-controller', identity: le.identity ?? `${hostname()}-${process.pid}`, namespace: le.namespace, leaseDurationMs: le.leaseDurationMs, renewMs: le.renewMs, onChange: (leader) => leader && reconciler.resyncAll() },
+    { name: 'breakwater-controller', identity: le.identity ?? `${hostname()}-${process.pid}`, namespace: le.namespace, leaseDurationMs: le.leaseDurationMs, renewMs: le.renewMs, onChange: (leader) => (leader ? reconciler.resyncAll() : reconciler.recordLiveReports()) },
     log,
   );
   const reconciler: Reconciler = new Reconciler({ custom, core, events: new EventRecorder(core, log), reports: new ReportStore(core, log), log, isLeader: () => elector.isLeader() });

@@ -1,7 +1,8 @@
 /**
  * The controller's level-based core. Informers keep caches of policies and of
- * injected pods; sidecars' reports arrive through the config hub and are
- * recorded on their pods (report-store.ts), whichever replica took them. Any change
+ * injected pods; sidecars' reports arrive through the config hub. The leader
+ * uses its own sidecars' reports as they arrive; other replicas record theirs
+ * on the pods (report-store.ts), where the leader reads them. Any change
  * marks the affected policies dirty; a coalescing loop then recomputes each
  * one's status from the caches alone (so the outcome does not depend on the
  * order of events, and is the same after a restart) and writes it through the
@@ -92,6 +93,14 @@ export class Reconciler {
     this.markResolution(this.resolve(pod));
   }
 
+  /** Called when this replica stops leading: the new leader learns its sidecars' state from their pods. */
+  recordLiveReports(): void {
+    for (const pod of this.hub.connectedPods()) {
+      const report = this.hub.liveReport(pod);
+      if (report) this.deps.reports.save(pod, report);
+    }
+  }
+
   /** After a (re)list: everything may have changed while unwatched. */
   resyncAll(): void {
     for (const key of this.policies.keys()) this.mark(key);
@@ -124,7 +133,9 @@ export class Reconciler {
     const object = this.pods.get(pod);
     const policyKey = object && this.resolve(object).policy;
     if (!policyKey) return;
-    this.deps.reports.save(pod, report);
+    // The leader reads the live reports of its own sidecars; the others' reach it through their pods.
+    if (!this.deps.isLeader()) this.deps.reports.save(pod, report);
+    this.mark(policyKey);
     const policy = this.policies.get(policyKey)!;
     const target = { apiVersion: 'breakwater.dev/v1alpha1', kind: 'ResiliencePolicy', metadata: policy.metadata };
     for (const [upstream, counts] of Object.entries(report.breakers)) {
@@ -203,7 +214,7 @@ export class Reconciler {
     const policy = this.policies.get(key);
     if (!policy || !this.deps.isLeader()) return;
     const targeted = [...this.pods.values()].filter((pod) => isLive(pod) && this.resolve(pod).policy === key);
-    const pods = targeted.map((pod) => ({ key: podKey(pod), report: reportOf(pod) }));
+    const pods = targeted.map((pod) => ({ key: podKey(pod), report: this.hub.liveReport(podKey(pod)) ?? reportOf(pod) }));
     const status = computeStatus(await this.facts(key, policy), pods, policy.status, new Date().toISOString());
     if (canonicalJson(status) === canonicalJson(policy.status ?? null)) return;
     const updated = (await this.deps.custom.patchNamespacedCustomObjectStatus({

@@ -1,10 +1,10 @@
 /**
- * Where sidecar reports live: on the pod itself, as the annotation
- * `breakwater.dev/sidecar-state`. The replica a sidecar happens to be connected
- * to writes it (only when it changed, at most once per interval per pod); the
- * leader reads every pod's from its pod cache. So status is computed from API
- * objects alone: it needs no traffic between replicas and survives any of
- * them restarting.
+ * Where sidecar reports reach the leader from other replicas: on the pod
+ * itself, as the annotation `breakwater.dev/sidecar-state`. A replica that is
+ * not the leader writes it for the sidecars connected to it (only when it
+ * changed, at most once per interval per pod), and the leader reads it from
+ * its pod cache. So there is no traffic between replicas, and a new leader
+ * finds every pod's last state in the API.
  */
 import { PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';

@@ -1,9 +1,9 @@
 /** The official `openai` SDK (maxRetries 0) pointed at a real sidecar process with baseURL. */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { startMock } from '../support/harness.js';
+import { freePort } from '../support/ports.js';
 import { spawnSidecar } from '../support/sidecar-process.js';
 
 const policy = (url: string, extra = '') => `
@@ -33,10 +33,7 @@ describe('openai SDK through the sidecar', () => {
   });
 
   it('opens the breaker on a primary that refuses connections, then refuses at once with circuit_open', async (t) => {
-    const probe = createServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-    const port = (probe.address() as { port: number }).port;
-    await new Promise((r) => probe.close(r));
+    const port = await freePort();
     const sidecar = await spawnSidecar(t, policy(`http://127.0.0.1:${port}`).replace('timeouts', 'retry: {attempts: 1}\n    timeouts'));
     const openai = client(sidecar.dataUrl);
     for (let i = 0; i < 3; i++) {

@@ -1,21 +1,13 @@
 /** Circuit breakers, bulkheads with priorities, and app disconnects, through real sockets. */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import { chat, post, startMock, startRig } from '../support/harness.js';
+import { freePort } from '../support/ports.js';
 
-/** A loopback port with nothing listening: connections are refused. */
-async function refusedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 describe('proxy: circuit breakers', () => {
   it('opens after consecutive connect failures and then refuses at once with circuit_open and Retry-After', async (t) => {
-    const port = await refusedPort();
+    const port = await freePort();
     const rig = await startRig(t, {
       upstreams: [{ name: 'primary', url: `http://127.0.0.1:${port}`, retry: { attempts: 1 }, circuitBreaker: { consecutiveFailures: 3, openFor: '30s' } }],
     });
@@ -77,7 +69,7 @@ describe('proxy: circuit breakers', () => {
   });
 
   it('resets breakers on POST /breakers/reset from loopback', async (t) => {
-    const port = await refusedPort();
+    const port = await freePort();
     const rig = await startRig(t, { upstreams: [{ name: 'primary', url: `http://127.0.0.1:${port}`, retry: { attempts: 1 }, circuitBreaker: { consecutiveFailures: 1 } }] });
     await post(rig.url('/primary/v1/chat/completions'), chat());
     assert.equal(await rig.metric('breakwater_circuit_breaker_state', { state: 'open' }), 1);

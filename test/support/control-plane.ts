@@ -12,10 +12,10 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './ports.js';
 
 const BUILD_SCRIPT = fileURLToPath(new URL('../../scripts/build-control-plane.sh', import.meta.url));
 
@@ -38,14 +38,6 @@ function assets(): { apiserver: string; etcd: string } {
   if (apiserver && etcd) return { apiserver, etcd };
   const built = execFileSync('bash', [BUILD_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').at(-1)!;
   return { apiserver: apiserver ?? join(built, 'kube-apiserver'), etcd: etcd ?? join(built, 'etcd') };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 function openssl(dir: string, args: string[]): void {
