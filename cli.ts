@@ -4,6 +4,7 @@
  *   sidecar --policy FILE | --demo  [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021]
  *   check-policy FILE
  *   controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
+ *              [--sidecar-image IMAGE --advertise-url URL --ca-file FILE]  (serves the injection webhook at /mutate-pods)
  *   mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]
  */
 import { readFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ const USAGE = `usage:
   breakwater sidecar --demo        (embedded policy and a built-in mock upstream)
   breakwater check-policy FILE
   breakwater controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
+             [--sidecar-image IMAGE --advertise-url URL --ca-file FILE]   (and serve the injection webhook)
   breakwater mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]`;
 
 function hostPort(text: string, flag: string): HostPort {
@@ -80,6 +82,7 @@ async function sidecar(args: string[]): Promise<void> {
       pod: values['pod-name']!,
       tokenFile: values['token-file'],
       caFile: values['ca-file'],
+      ca: process.env.BREAKWATER_CONTROLLER_CA,
       cacheFile: values['config-cache'],
       apply: (config) => sidecar.apply(config),
       breakers: () => sidecar.state.breakerCounts(),
@@ -136,8 +139,15 @@ async function controller(args: string[]): Promise<void> {
       'leader-election-namespace': { type: 'string', default: process.env.POD_NAMESPACE ?? 'breakwater-system' },
       'lease-duration': { type: 'string', default: '15s' },
       identity: { type: 'string', default: process.env.POD_NAME },
+      'sidecar-image': { type: 'string' },
+      'advertise-url': { type: 'string' },
+      'ca-file': { type: 'string' },
     },
   });
+  const injecting = values['sidecar-image'] !== undefined;
+  if (injecting && (!values['advertise-url'] || !values['ca-file'])) {
+    throw new UsageError('injection (--sidecar-image) needs --advertise-url (how sidecars reach the controller) and --ca-file (the CA of its certificate)');
+  }
   if (!values['tls-cert'] || !values['tls-key']) throw new UsageError('controller needs --tls-cert and --tls-key for the config stream');
   const log = createLogger(undefined, 'controller');
   const running = await startController({
@@ -147,6 +157,7 @@ async function controller(args: string[]): Promise<void> {
     tlsCertFile: values['tls-cert'],
     tlsKeyFile: values['tls-key'],
     resyncMs: parseDuration(values.resync),
+    injection: injecting ? { image: values['sidecar-image']!, controllerUrl: values['advertise-url']!, caFile: values['ca-file']! } : undefined,
     leaderElection: {
       namespace: values['leader-election-namespace'],
       identity: values.identity,

@@ -4,8 +4,9 @@
  * (reconciler.ts), which writes status and decides each pod's config; the
  * config server (config-server.ts) streams that config to sidecars, which
  * authenticate with their pod-bound tokens (token-review.ts). Every replica
- * serves streams; only the Lease holder (leader-election.ts) writes status. A
- * small Hono app serves health, readiness and metrics.
+ * serves streams and, when injection is on, the pod admission webhook
+ * (admission.ts, injection.ts); only the Lease holder (leader-election.ts)
+ * writes status. A small Hono app serves health, readiness and metrics.
  */
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -17,6 +18,7 @@ import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { HostPort } from '../sidecar/sidecar.js';
+import { admissionHandler } from './admission.js';
 import { createConfigServer } from './config-server.js';
 import { EventRecorder } from './event-recorder.js';
 import { LeaderElector } from './leader-election.js';
@@ -37,6 +39,8 @@ export interface ControllerOptions {
   log: Logger;
   /** How often every policy is reconciled even without events. */
   resyncMs?: number;
+  /** Sidecar injection (the webhook on the config port): the image, the URL sidecars reach this controller at, and the CA that signed its certificate. */
+  injection?: { image: string; controllerUrl: string; caFile: string };
   /** Lease for leader election: only the leader writes status. */
   leaderElection?: { namespace: string; identity?: string; leaseDurationMs?: number; renewMs?: number };
 }
@@ -90,12 +94,26 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const resync = setInterval(() => reconciler.resyncAll(), options.resyncMs ?? 30_000);
   resync.unref();
 
+  const injection = options.injection;
+  const admit =
+    injection &&
+    admissionHandler({
+      core,
+      log,
+      context: (pod, namespace) => ({
+        image: injection.image,
+        controllerUrl: injection.controllerUrl,
+        controllerCa: readFileSync(injection.caFile, 'utf8'),
+        policy: reconciler.policyFor(pod, namespace),
+      }),
+    });
   const configServer = createConfigServer({
     cert: readFileSync(options.tlsCertFile),
     key: readFileSync(options.tlsKeyFile),
     authenticate: tokenReviewer(kc),
     hub: reconciler.hub,
     log,
+    admit: admit as ((review: never) => Promise<unknown>) | undefined,
   });
 
   const registry = new Registry();

@@ -113,6 +113,14 @@ export class Reconciler {
     return resolvePod(podRef(pod), [...this.policies.values()].map(policyRef));
   }
 
+  /** The policy a pod being created would get (from the caches: instant, never a slow lookup). */
+  policyFor(pod: V1Pod, namespace: string): { name: string; spec: PolicySpec } | undefined {
+    const ref = { namespace, name: pod.metadata?.name ?? '', labels: pod.metadata?.labels ?? {}, annotations: pod.metadata?.annotations ?? {} };
+    const key = resolvePod(ref, [...this.policies.values()].map(policyRef)).policy;
+    const policy = key ? this.policies.get(key) : undefined;
+    return policy && { name: key!, spec: policy.spec };
+  }
+
   desired(pod: string): Desired {
     const object = this.pods.get(pod);
     if (!object) return { reason: `pod ${pod} is not known to the controller (not injected, or not yet seen)` };

@@ -20,6 +20,8 @@ export interface ControllerSourceOptions {
   pod: string;
   tokenFile: string;
   caFile?: string;
+  /** The CA as PEM text, when no file is given (the injector passes it in the environment). */
+  ca?: string;
   /** Where the last good snapshot is kept. */
   cacheFile?: string;
   apply(config: RuntimeConfig): void;
@@ -53,7 +55,7 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
   let lastSentAt = 0;
   let urlIndex = 0;
   const url = () => options.urls[urlIndex % options.urls.length]!;
-  const tls = (): RequestOptions => ({ ca: options.caFile ? readFileSync(options.caFile) : undefined, headers: { authorization: `Bearer ${readFileSync(options.tokenFile, 'utf8').trim()}` } });
+  const tls = (): RequestOptions => ({ ca: options.caFile ? readFileSync(options.caFile) : options.ca, headers: { authorization: `Bearer ${readFileSync(options.tokenFile, 'utf8').trim()}` } });
 
   const take = (snapshot: ConfigSnapshot, from: string): boolean => {
     const compiled = compileSnapshot(snapshot);

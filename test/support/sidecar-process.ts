@@ -61,15 +61,15 @@ export interface CliProcess {
   entry: Record<string, unknown>;
 }
 
-/** Runs the CLI until it logs `readyMessage`; killed when the test ends. */
-export async function startCliProcess(t: TestContext, args: string[], readyMessage: string): Promise<CliProcess> {
+/** Runs the CLI until it logs `readyMessage`; killed when the test `t` ends (if given; otherwise the caller stops it). */
+export async function startCliProcess(t: TestContext | undefined, args: string[], readyMessage: string): Promise<CliProcess> {
   const child = runCli(args);
   const logs: Record<string, unknown>[] = [];
   let err = '';
   let pending = '';
   child.stderr!.on('data', (d) => (err += d));
   const exited = new Promise<number | null>((r) => child.on('exit', r));
-  t.after(async () => {
+  t?.after(async () => {
     if (child.exitCode === null) child.kill('SIGKILL');
     await exited;
   });

@@ -1,0 +1,136 @@
+/**
+ * The sidecar injection as a pure, idempotent function: `injectSidecar(pod,
+ * context)` returns the pod with Breakwater added (contract, "Pods") — a native
+ * sidecar placed first among initContainers, with probes on the admin port, a
+ * hardened securityContext, downward-API identity, a projected token for
+ * audience breakwater.dev, an emptyDir for the last good config, and the
+ * credentials of the Secrets its policy names; app containers get the
+ * upstreams' env (never overriding a value set) and a preStop sleep; the grace
+ * period covers sleep and drain. A pod that carries breakwater.dev/status is
+ * returned unchanged.
+ */
+import type { V1Container, V1EnvVar, V1Pod } from '@kubernetes/client-node';
+import { parseDuration, TOKEN_AUDIENCE, type PolicySpec } from '../api/index.js';
+
+export const SIDECAR_NAME = 'breakwater-sidecar';
+export const STATUS_ANNOTATION = 'breakwater.dev/status';
+export const INJECT_KEY = 'breakwater.dev/inject';
+export const DATA_PORT = 15001;
+export const ADMIN_PORT = 15021;
+const TOKEN_DIR = '/var/run/secrets/breakwater.dev';
+const CACHE_DIR = '/var/run/breakwater';
+
+export interface InjectionContext {
+  image: string;
+  /** The controller's config-stream URL(s), comma-separated. */
+  controllerUrl: string;
+  /** PEM of the CA that signed the controller's serving certificate. */
+  controllerCa: string;
+  /** The pod's policy, when one is known; injection proceeds with defaults otherwise. */
+  policy?: { name: string; spec: PolicySpec };
+}
+
+/** Environment variable through which a Secret's key reaches the sidecar (runtime-config.ts reads the same name). */
+export const secretEnvName = (name: string, key: string) => `BREAKWATER_SECRET_${name}_${key}`.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+
+/** The base URL an app uses for an upstream: OpenAI clients expect the /v1 prefix in it. */
+function baseUrlFor(upstream: PolicySpec['upstreams'][number]): string {
+  const root = `http://127.0.0.1:${DATA_PORT}/${upstream.name}`;
+  const upstreamPath = upstream.url ? new URL(upstream.url).pathname.replace(/\/+$/, '') : '';
+  return upstream.api === 'openai' && !upstreamPath.endsWith('/v1') ? `${root}/v1` : root;
+}
+
+function sidecarContainer(context: InjectionContext): V1Container {
+  const secretEnv: V1EnvVar[] = [];
+  for (const upstream of context.policy?.spec.upstreams ?? []) {
+    const ref = upstream.auth?.secretRef;
+    if (ref) secretEnv.push({ name: secretEnvName(ref.name, ref.key), valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } });
+  }
+  const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({ httpGet: { path, port: ADMIN_PORT }, periodSeconds, failureThreshold, timeoutSeconds: 2 });
+  return {
+    name: SIDECAR_NAME,
+    image: context.image,
+    restartPolicy: 'Always',
+    args: [
+      'sidecar',
+      '--controller', context.controllerUrl,
+      '--token-file', `${TOKEN_DIR}/token`,
+      '--config-cache', `${CACHE_DIR}/config.json`,
+      '--listen', `127.0.0.1:${DATA_PORT}`,
+      '--admin', `0.0.0.0:${ADMIN_PORT}`,
+    ],
+    env: [
+      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: 'BREAKWATER_CONTROLLER_CA', value: context.controllerCa },
+      ...secretEnv,
+    ],
+    ports: [{ name: 'bw-admin', containerPort: ADMIN_PORT }],
+    startupProbe: probe('/readyz', 1, 60),
+    readinessProbe: probe('/readyz', 5, 3),
+    livenessProbe: probe('/healthz', 10, 3),
+    resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '256Mi' } },
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    volumeMounts: [
+      { name: 'breakwater-token', mountPath: TOKEN_DIR, readOnly: true },
+      { name: 'breakwater-cache', mountPath: CACHE_DIR },
+    ],
+  };
+}
+
+export function injectSidecar(original: V1Pod, context: InjectionContext): V1Pod {
+  if (original.metadata?.annotations?.[STATUS_ANNOTATION]) return original;
+  const pod = structuredClone(original);
+  const spec = pod.spec!;
+  const meta = (pod.metadata ??= {});
+  const upstreams = context.policy?.spec.upstreams ?? [];
+  const shutdown = context.policy?.spec.shutdown ?? { appPreStopSleep: '5s', drainTimeout: '30s' };
+  const sleepSeconds = Math.ceil(parseDuration(shutdown.appPreStopSleep) / 1000);
+  const drainSeconds = Math.ceil(parseDuration(shutdown.drainTimeout) / 1000);
+
+  spec.initContainers = [sidecarContainer(context), ...(spec.initContainers ?? [])];
+  // The projected token needs a service account; 'default' is what the ServiceAccount admission plugin would set.
+  spec.serviceAccountName ??= 'default';
+  spec.volumes = [
+    ...(spec.volumes ?? []),
+    { name: 'breakwater-token', projected: { sources: [{ serviceAccountToken: { audience: TOKEN_AUDIENCE, expirationSeconds: 3600, path: 'token' } }] } },
+    { name: 'breakwater-cache', emptyDir: { medium: 'Memory', sizeLimit: '8Mi' } },
+  ];
+  const injectedEnv = new Set<string>();
+  for (const container of spec.containers) {
+    const present = new Set((container.env ?? []).map((e) => e.name));
+    for (const upstream of upstreams) {
+      for (const name of upstream.env) {
+        if (present.has(name)) continue;
+        (container.env ??= []).push({ name, value: baseUrlFor(upstream) });
+        injectedEnv.add(name);
+      }
+    }
+    if (!container.lifecycle?.preStop) (container.lifecycle ??= {}).preStop = { sleep: { seconds: sleepSeconds } };
+  }
+  const grace = sleepSeconds + drainSeconds + 5;
+  if ((spec.terminationGracePeriodSeconds ?? 30) < grace) spec.terminationGracePeriodSeconds = grace;
+  (meta.labels ??= {})['breakwater.dev/injected'] = 'true';
+  (meta.annotations ??= {})[STATUS_ANNOTATION] = JSON.stringify({
+    sidecar: SIDECAR_NAME,
+    image: context.image,
+    policy: context.policy?.name ?? null,
+    env: [...injectedEnv].sort(),
+  });
+  return pod;
+}
+
+/** Whether a pod asks for injection (contract: namespace label, or pod label or annotation; "false" opts out). */
+export function wantsInjection(pod: V1Pod, namespaceLabels: Record<string, string>): boolean {
+  if (pod.spec?.hostNetwork) return false;
+  const own = pod.metadata?.labels?.[INJECT_KEY] ?? pod.metadata?.annotations?.[INJECT_KEY];
+  if (own === 'false') return false;
+  return own === 'true' || namespaceLabels[INJECT_KEY] === 'enabled';
+}

@@ -1,0 +1,150 @@
+/**
+ * Sidecar injection through a real kube-apiserver: the webhook is registered
+ * with the real caBundle and the API server calls the controller over TLS
+ * while pods are created.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { V1Pod } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { issueServingCertificate, startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { startCliProcess, type CliProcess } from '../support/sidecar-process.js';
+
+const CRD = fileURLToPath(new URL('../../crds/breakwater.dev_resiliencepolicies.yaml', import.meta.url));
+const IMAGE = 'registry.example.com/breakwater:test';
+
+describe('sidecar injection through a real API server', () => {
+  let cp: ControlPlane;
+  let controller: CliProcess;
+  let ca: string;
+
+  const kubectl = async (args: string[], input?: string) => {
+    const r = await cp.kubectl(args, input);
+    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  /** Creates a pod and returns it as the API server stored it. */
+  const create = async (namespace: string, pod: object): Promise<V1Pod> => JSON.parse(await kubectl(['-n', namespace, 'create', '-o', 'json', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Pod', ...pod })));
+  const container = (name: string, env: { name: string; value: string }[] = []) => ({ name, image: 'app:1', env });
+
+  before(async () => {
+    cp = await startControlPlane();
+    ca = join(cp.dir, 'ca.crt');
+    await kubectl(['apply', '-f', CRD]);
+    await kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/resiliencepolicies.breakwater.dev']);
+    for (const ns of ['apps', 'plain', 'breakwater-system']) await kubectl(['create', 'namespace', ns]);
+    await kubectl(['label', 'namespace', 'apps', 'breakwater.dev/inject=enabled']);
+    await kubectl(['apply', '-f', '-'], stringify({
+      apiVersion: 'breakwater.dev/v1alpha1',
+      kind: 'ResiliencePolicy',
+      metadata: { name: 'chat', namespace: 'apps' },
+      spec: {
+        podSelector: { matchLabels: { app: 'chat' } },
+        upstreams: [{ name: 'primary', url: 'https://api.openai.com', env: ['OPENAI_BASE_URL'], auth: { secretRef: { name: 'openai-key', key: 'apiKey' } } }],
+        shutdown: { appPreStopSleep: '7s', drainTimeout: '40s' },
+      },
+    }));
+    const tls = issueServingCertificate(cp.dir, 'controller');
+    const args = ['controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0'];
+    controller = await startCliProcess(
+      undefined, // lives for the whole suite; stopped in after()
+      [...args, '--sidecar-image', IMAGE, '--advertise-url', 'https://breakwater-controller.breakwater-system.svc:15443', '--ca-file', ca],
+      'controller started',
+    );
+    const webhookUrl = `${controller.entry.configUrl as string}/mutate-pods`;
+    await kubectl(['apply', '-f', '-'], stringify({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: { name: 'breakwater' },
+      webhooks: [{
+        name: 'pods.breakwater.dev',
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        failurePolicy: 'Ignore',
+        timeoutSeconds: 5,
+        reinvocationPolicy: 'IfNeeded',
+        clientConfig: { url: webhookUrl, caBundle: readFileSync(ca).toString('base64') },
+        rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
+        namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'breakwater-system'] }] },
+        objectSelector: { matchExpressions: [{ key: 'breakwater.dev/inject', operator: 'NotIn', values: ['false'] }] },
+      }],
+    }));
+    // The API server picks webhook configurations up asynchronously.
+    for (let i = 0; i < 100; i++) {
+      const probe = await create('apps', { metadata: { generateName: 'probe-', labels: { app: 'probe' } }, spec: { containers: [container('app')] } });
+      if (probe.spec?.initContainers?.length) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  after(async () => {
+    controller?.child.kill('SIGKILL');
+    await cp?.stop();
+  });
+
+  it('injects a Deployment-style pod (generateName) in a labelled namespace: sidecar, probes, env, preStop, grace period', async () => {
+    const pod = await create('apps', {
+      metadata: { generateName: 'chat-7d9f-', labels: { app: 'chat' } },
+      spec: { containers: [container('app'), container('worker', [{ name: 'OPENAI_BASE_URL', value: 'http://mine' }])] },
+    });
+    const [sidecar] = pod.spec!.initContainers!;
+    assert.equal(sidecar!.name, 'breakwater-sidecar');
+    assert.equal(sidecar!.restartPolicy, 'Always');
+    assert.equal(sidecar!.image, IMAGE);
+    assert.equal(sidecar!.startupProbe!.httpGet!.path, '/readyz');
+    assert.equal(sidecar!.livenessProbe!.httpGet!.path, '/healthz');
+    assert.deepEqual(sidecar!.securityContext!.capabilities!.drop, ['ALL']);
+    assert.equal(sidecar!.securityContext!.readOnlyRootFilesystem, true);
+    const env = Object.fromEntries(sidecar!.env!.map((e) => [e.name, e]));
+    assert.equal(env.POD_NAME!.valueFrom!.fieldRef!.fieldPath, 'metadata.name');
+    assert.deepEqual(env.BREAKWATER_SECRET_OPENAI_KEY_APIKEY!.valueFrom!.secretKeyRef, { name: 'openai-key', key: 'apiKey' });
+    const token = pod.spec!.volumes!.find((v) => v.name === 'breakwater-token')!;
+    assert.equal(token.projected!.sources![0]!.serviceAccountToken!.audience, 'breakwater.dev');
+    const [app, worker] = pod.spec!.containers;
+    assert.deepEqual(app!.env, [{ name: 'OPENAI_BASE_URL', value: 'http://127.0.0.1:15001/primary/v1' }]);
+    assert.deepEqual(worker!.env, [{ name: 'OPENAI_BASE_URL', value: 'http://mine' }], 'a value the user set is never overridden');
+    assert.equal(app!.lifecycle!.preStop!.sleep!.seconds, 7);
+    assert.ok(pod.spec!.terminationGracePeriodSeconds! >= 7 + 40);
+    assert.equal(pod.metadata!.labels!['breakwater.dev/injected'], 'true');
+    assert.deepEqual(JSON.parse(pod.metadata!.annotations!['breakwater.dev/status']!), { sidecar: 'breakwater-sidecar', image: IMAGE, policy: 'apps/chat', env: ['OPENAI_BASE_URL'] });
+  });
+
+  it('leaves alone a pod that opts out, a hostNetwork pod, and pods in namespaces that did not opt in', async () => {
+    const optedOut = await create('apps', { metadata: { name: 'opted-out', annotations: { 'breakwater.dev/inject': 'false' } }, spec: { containers: [container('app')] } });
+    const hostNet = await create('apps', { metadata: { name: 'host-net' }, spec: { hostNetwork: true, containers: [container('app')] } });
+    const plain = await create('plain', { metadata: { name: 'plain' }, spec: { containers: [container('app')] } });
+    for (const pod of [optedOut, hostNet, plain]) {
+      assert.equal(pod.spec!.initContainers, undefined, pod.metadata!.name);
+      assert.equal(pod.metadata!.annotations?.['breakwater.dev/status'], undefined, pod.metadata!.name);
+    }
+    const optedIn = await create('plain', { metadata: { name: 'opted-in', labels: { 'breakwater.dev/inject': 'true' } }, spec: { containers: [container('app')] } });
+    assert.equal(optedIn.spec!.initContainers![0]!.name, 'breakwater-sidecar', 'a pod label opts in anywhere');
+  });
+
+  it('changes nothing when the webhook sees an injected pod again', async () => {
+    const injected = await create('apps', { metadata: { generateName: 'again-', labels: { app: 'chat' } }, spec: { containers: [container('app')] } });
+    const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'r-1', namespace: 'apps', object: injected } };
+    const response = await new Promise<{ response: { allowed: boolean; patch?: string } }>((resolve, reject) => {
+      const req = request(`${controller.entry.configUrl as string}/mutate-pods`, { method: 'POST', ca: readFileSync(ca), headers: { 'content-type': 'application/json' } }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve(JSON.parse(body)));
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify(review));
+    });
+    assert.equal(response.response.allowed, true);
+    assert.equal(response.response.patch, undefined);
+  });
+
+  it('still lets pods be created while the controller is down (failurePolicy Ignore)', async () => {
+    controller.child.kill('SIGKILL');
+    await controller.exited;
+    const pod = await create('apps', { metadata: { generateName: 'while-down-', labels: { app: 'chat' } }, spec: { containers: [container('app')] } });
+    assert.ok(pod.metadata!.name!.startsWith('while-down-'));
+    assert.equal(pod.spec!.initContainers, undefined);
+  });
+});
