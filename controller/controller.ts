@@ -135,6 +135,20 @@ export async function startController(options: ControllerOptions): Promise<Contr
     },
   });
   new Gauge({
+    name: 'breakwater_controller_policy_pods',
+    help: 'Pods per policy as its status says: targeted, synced, and with an open breaker.',
+    labelNames: ['policy', 'state'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [policy, pods] of reconciler.podCounts()) {
+        this.set({ policy, state: 'targeted' }, pods.targeted);
+        this.set({ policy, state: 'synced' }, pods.synced);
+        this.set({ policy, state: 'with_open_breaker' }, pods.withOpenBreaker);
+      }
+    },
+  });
+  new Gauge({
     name: 'breakwater_controller_status_writes',
     help: 'Status writes made by this replica since it started.',
     registers: [registry],

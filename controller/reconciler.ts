@@ -236,6 +236,11 @@ export class Reconciler {
     if (this.policies.get(key) === policy) this.policies.set(key, { ...policy, status: updated.status ?? status });
   }
 
+  /** Pod counts per policy, as its status says. */
+  podCounts(): [string, NonNullable<PolicyStatus['pods']>][] {
+    return [...this.policies].flatMap(([key, p]) => (p.status?.pods ? [[key, p.status.pods] as [string, NonNullable<PolicyStatus['pods']>]] : []));
+  }
+
   close(): void {
     clearTimeout(this.timer);
     this.hub.close();

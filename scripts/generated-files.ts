@@ -46,5 +46,7 @@ export function generatedFiles(): Record<string, string> {
     'api/generated/validate-spec.ts': validatorModule(),
     'api/generated/builtin-settings.ts': defaultsModule(),
     'crds/breakwater.dev_resiliencepolicies.yaml': crdYaml(),
+    // Helm installs CRDs from the chart's own crds/ folder.
+    'charts/breakwater/crds/breakwater.dev_resiliencepolicies.yaml': crdYaml(),
   };
 }

@@ -1,0 +1,119 @@
+/**
+ * The Helm chart against a real API server: it lints, its rendered manifests
+ * are accepted by a server-side dry run, its RBAC grants what the controller
+ * needs and nothing it must not have, and an upgrade keeps the generated
+ * certificates (so the webhook's caBundle and the sidecars' trust stay valid).
+ * helm comes from $HELM, or scripts/build-helm.sh builds it from its Go module once.
+ */
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
+
+const CHART = fileURLToPath(new URL('../../charts/breakwater', import.meta.url));
+const NS = 'breakwater-system';
+const SA = `system:serviceaccount:${NS}:bw-breakwater`;
+const ALL_FEATURES = ['--set', 'certManager.enabled=true', '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.prometheusRule.enabled=true', '--set', 'metrics.grafanaDashboard.enabled=true'];
+
+const helmBinary = () => process.env.HELM ?? execFileSync('bash', [fileURLToPath(new URL('../../scripts/build-helm.sh', import.meta.url))], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
+
+describe('Helm chart on a real API server', () => {
+  let cp: ControlPlane;
+  let helmPath: string;
+  const helm = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(helmPath, [...args, '--kubeconfig', cp.kubeconfig], { encoding: 'utf8', maxBuffer: 1 << 26 }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr })),
+    );
+  const render = async (extra: string[] = []) => {
+    const r = await helm(['template', 'bw', CHART, '-n', NS, '--kube-version', '1.37.2', ...extra]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout;
+  };
+  const kinds = (yaml: string) => parseAllDocuments(yaml).map((d) => d.toJS()).filter(Boolean) as { kind: string; metadata: { name: string } }[];
+
+  before(async () => {
+    helmPath = helmBinary();
+    cp = await startControlPlane();
+    assert.equal((await cp.kubectl(['create', 'namespace', NS])).code, 0);
+  });
+  after(() => cp?.stop());
+
+  it('lints, with defaults and with every feature on', async () => {
+    for (const extra of [[], ALL_FEATURES]) {
+      const r = await helm(['lint', CHART, ...extra]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
+    const features = kinds(await render(ALL_FEATURES)).map((d) => d.kind);
+    for (const kind of ['Certificate', 'Issuer', 'ServiceMonitor', 'PodMonitor', 'PrometheusRule', 'ConfigMap']) assert.ok(features.includes(kind), kind);
+  });
+
+  it('renders manifests the API server accepts (server-side dry run): CRD, RBAC, webhook, Deployment, PDB', async () => {
+    const manifests = await render(['--include-crds']);
+    assert.deepEqual(
+      kinds(manifests).map((d) => d.kind).sort(),
+      ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'MutatingWebhookConfiguration', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount'],
+    );
+    const r = await cp.kubectl(['apply', '--dry-run=server', '-f', '-'], manifests);
+    assert.equal(r.code, 0, r.stderr);
+    for (const kind of ['customresourcedefinition', 'clusterrole', 'mutatingwebhookconfiguration', 'deployment', 'poddisruptionbudget']) {
+      assert.match(r.stdout, new RegExp(`^${kind}\\.\\S+/\\S+ (created|configured) \\(server dry run\\)$`, 'm'), kind);
+    }
+  });
+
+  it('grants the controller what it needs and not what it must not have', async () => {
+    // can-i resolves resource names through discovery, so the CRD must exist.
+    assert.equal((await cp.kubectl(['apply', '-f', fileURLToPath(new URL('../../crds/breakwater.dev_resiliencepolicies.yaml', import.meta.url))])).code, 0);
+    await cp.kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/resiliencepolicies.breakwater.dev']);
+    const rbac = kinds(await render()).filter((d) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(d.kind));
+    const applied = await cp.kubectl(['apply', '-f', '-'], rbac.map((d) => JSON.stringify(d)).join('\n'));
+    assert.equal(applied.code, 0, applied.stderr);
+    const can = async (args: string[]) => (await cp.kubectl(['auth', 'can-i', `--as=${SA}`, ...args])).stdout.trim();
+    const allowed: string[][] = [
+      ['list', 'pods', '--all-namespaces'],
+      ['watch', 'pods', '--all-namespaces'],
+      ['patch', 'pods', '-n', 'apps'],
+      ['watch', 'resiliencepolicies.breakwater.dev', '--all-namespaces'],
+      ['patch', 'resiliencepolicies.breakwater.dev', '--subresource=status', '-n', 'apps'],
+      ['get', 'secrets', '-n', 'apps'],
+      ['get', 'namespaces'],
+      ['create', 'tokenreviews.authentication.k8s.io'],
+      ['create', 'events', '-n', 'apps'],
+      ['create', 'leases.coordination.k8s.io', '-n', NS],
+      ['update', 'leases.coordination.k8s.io', '-n', NS],
+    ];
+    const denied: string[][] = [
+      ['list', 'secrets', '--all-namespaces'],
+      ['watch', 'secrets', '-n', 'apps'],
+      ['delete', 'pods', '-n', 'apps'],
+      ['create', 'pods', '-n', 'apps'],
+      ['update', 'resiliencepolicies.breakwater.dev', '-n', 'apps'],
+      ['create', 'leases.coordination.k8s.io', '-n', 'apps'],
+      ['create', 'serviceaccounts/token', '-n', 'apps'],
+      ['update', 'mutatingwebhookconfigurations.admissionregistration.k8s.io'],
+    ];
+    for (const args of allowed) assert.equal(await can(args), 'yes', `should be allowed: ${args.join(' ')}`);
+    for (const args of denied) assert.equal(await can(args), 'no', `should be denied: ${args.join(' ')}`);
+  });
+
+  it('installs, and keeps its certificates and the webhook caBundle across an upgrade', async () => {
+    // A release of its own, apart from the objects the RBAC test applied by hand.
+    assert.equal((await cp.kubectl(['create', 'namespace', 'bw-install'])).code, 0);
+    const installed = await helm(['upgrade', '--install', 'rel', CHART, '-n', 'bw-install', '--set', 'image.repository=registry.example.com/breakwater']);
+    assert.equal(installed.code, 0, installed.stderr);
+    assert.match(installed.stdout, /kubectl label namespace <ns> breakwater\.dev\/inject=enabled/, 'NOTES.txt tells what to do next');
+    const state = async () => {
+      const secret = JSON.parse((await cp.kubectl(['-n', 'bw-install', 'get', 'secret', 'rel-breakwater-tls', '-o', 'json'])).stdout);
+      const webhook = JSON.parse((await cp.kubectl(['get', 'mutatingwebhookconfiguration', 'rel-breakwater', '-o', 'json'])).stdout);
+      return { ca: secret.data['ca.crt'] as string, cert: secret.data['tls.crt'] as string, caBundle: webhook.webhooks[0].clientConfig.caBundle as string };
+    };
+    const before = await state();
+    assert.equal(before.caBundle, before.ca, 'the webhook trusts the CA that signed the serving certificate');
+    const upgraded = await helm(['upgrade', 'rel', CHART, '-n', 'bw-install', '--reuse-values', '--set', 'controller.replicas=3']);
+    assert.equal(upgraded.code, 0, upgraded.stderr);
+    assert.deepEqual(await state(), before);
+    assert.equal(JSON.parse((await cp.kubectl(['-n', 'bw-install', 'get', 'deployment', 'rel-breakwater', '-o', 'json'])).stdout).spec.replicas, 3);
+  });
+});
