@@ -82,6 +82,14 @@ describe('breakwater sidecar', () => {
     assert.equal((await post(`${sidecar.dataUrl}/second/v1/chat/completions`, chat())).status, 200, 'the last good config stays in force');
   });
 
+  it('drains and exits 0 on POST /quitquitquit from loopback', async (t) => {
+    const mock = await startMock(t);
+    const sidecar = await spawnSidecar(t, `upstreams: [{name: p, url: "${mock.url}"}]\nshutdown: {drainTimeout: 5s}\n`);
+    const r = await fetch(`${sidecar.adminUrl}/quitquitquit`, { method: 'POST' });
+    assert.deepEqual(await r.json(), { draining: true });
+    assert.equal(await sidecar.exited, 0);
+  });
+
   it('on SIGTERM fails readiness, refuses new connections, finishes in-flight requests and streams, and exits 0', async (t) => {
     const mock = await startMock(t);
     const sidecar = await spawnSidecar(t, `upstreams: [{name: p, url: "${mock.url}"}]\nshutdown: {drainTimeout: 5s}\n`);
