@@ -69,6 +69,9 @@ async function sidecar(args: string[]): Promise<void> {
     }
     config = loaded.config;
   }
+  // Signals can arrive as soon as the ports are open: handle them from the start.
+  let started: Awaited<ReturnType<typeof startSidecar>> | undefined;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => (started ? void started.drain() : process.exit(0)));
   const sidecar = await startSidecar({
     config,
     listen: hostPort(values.listen, '--listen'),
@@ -76,6 +79,7 @@ async function sidecar(args: string[]): Promise<void> {
     log,
     onDrained: (clean) => log.flush(() => process.exit(clean ? 0 : 1)),
   });
+  started = sidecar;
   if (values.controller) {
     const source = followController({
       urls: values.controller.split(','),
@@ -99,7 +103,6 @@ async function sidecar(args: string[]): Promise<void> {
   if (values.demo) {
     process.stdout.write(`\nTry:\n  curl -s ${sidecar.dataUrl}/demo/v1/chat/completions -H 'content-type: application/json' \\\n    -d '{"model":"demo","messages":[{"role":"user","content":"hi"}]}' -i\n  curl -s ${sidecar.adminUrl.replace('0.0.0.0', '127.0.0.1')}/status\n\n`);
   }
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void sidecar.drain());
 }
 
 function checkPolicy(args: string[]): void {
@@ -150,7 +153,10 @@ async function controller(args: string[]): Promise<void> {
   }
   if (!values['tls-cert'] || !values['tls-key']) throw new UsageError('controller needs --tls-cert and --tls-key for the config stream');
   const log = createLogger(undefined, 'controller');
-  const running = await startController({
+  let running: Awaited<ReturnType<typeof startController>> | undefined;
+  const stop = () => void (running?.stop() ?? Promise.resolve()).then(() => log.flush(() => process.exit(0)));
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, stop);
+  running = await startController({
     kubeconfig: values.kubeconfig,
     configListen: hostPort(values['config-listen'], '--config-listen'),
     healthListen: hostPort(values['health-listen'], '--health-listen'),
@@ -167,7 +173,6 @@ async function controller(args: string[]): Promise<void> {
     log,
   });
   log.flush();
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void running.stop().then(() => log.flush(() => process.exit(0))));
 }
 
 async function mockUpstream(args: string[]): Promise<void> {

@@ -63,7 +63,8 @@ export function createAdminApp(deps: AdminDeps): Hono {
     return c.json({ reset });
   });
   app.post('/quitquitquit', (c) => {
-    deps.quit();
+    // Answer first: the drain closes this server's connections.
+    setTimeout(deps.quit, 0);
     return c.json({ draining: true });
   });
   return app;
