@@ -438,7 +438,6 @@ export const PolicySpecSchema = Type.Object(
 export type PolicySpec = Static<typeof PolicySpecSchema>;
 export type UpstreamSpec = Static<typeof UpstreamSchema>;
 export type Settings = Static<typeof SettingsSchema>;
-export type FallbackTier = Static<typeof FallbackTierSchema>;
 export type ApiFamily = UpstreamSpec['api'];
 
 type DeepRequired<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]-?: DeepRequired<T[K]> } : T;

@@ -10,6 +10,9 @@ import type { PolicySpec } from './policy-schema.js';
 
 export const TOKEN_AUDIENCE = 'breakwater.dev';
 
+/** The environment variable through which the injector hands a Secret's key (auth.secretRef) to the sidecar. */
+export const secretEnvName = (name: string, key: string) => `BREAKWATER_SECRET_${name}_${key}`.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+
 /** Identifies one resolved config: which policy, which generation, and a hash of the spec. */
 export interface ConfigVersion {
   source: 'file' | 'controller' | 'demo';

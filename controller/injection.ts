@@ -10,7 +10,7 @@
  * returned unchanged.
  */
 import type { V1Container, V1EnvVar, V1Pod } from '@kubernetes/client-node';
-import { parseDuration, TOKEN_AUDIENCE, type PolicySpec } from '../api/index.js';
+import { parseDuration, secretEnvName, TOKEN_AUDIENCE, type PolicySpec } from '../api/index.js';
 
 export const SIDECAR_NAME = 'breakwater-sidecar';
 export const STATUS_ANNOTATION = 'breakwater.dev/status';
@@ -30,9 +30,6 @@ export interface InjectionContext {
   policy?: { name: string; spec: PolicySpec };
 }
 
-/** Environment variable through which a Secret's key reaches the sidecar (runtime-config.ts reads the same name). */
-export const secretEnvName = (name: string, key: string) => `BREAKWATER_SECRET_${name}_${key}`.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
-
 /** The base URL an app uses for an upstream: OpenAI clients expect the /v1 prefix in it. */
 function baseUrlFor(upstream: PolicySpec['upstreams'][number]): string {
   const root = `http://127.0.0.1:${DATA_PORT}/${upstream.name}`;
@@ -44,7 +41,8 @@ function sidecarContainer(context: InjectionContext): V1Container {
   const secretEnv: V1EnvVar[] = [];
   for (const upstream of context.policy?.spec.upstreams ?? []) {
     const ref = upstream.auth?.secretRef;
-    if (ref) secretEnv.push({ name: secretEnvName(ref.name, ref.key), valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } });
+    // optional: a missing Secret must not keep the pod from starting; the sidecar reports the config it cannot use.
+    if (ref) secretEnv.push({ name: secretEnvName(ref.name, ref.key), valueFrom: { secretKeyRef: { name: ref.name, key: ref.key, optional: true } } });
   }
   const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({ httpGet: { path, port: ADMIN_PORT }, periodSeconds, failureThreshold, timeoutSeconds: 2 });
   return {

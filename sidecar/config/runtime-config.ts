@@ -8,6 +8,7 @@ import {
   mergeSettings,
   parseDuration,
   parseSize,
+  secretEnvName,
   type ApiFamily,
   type ConfigVersion,
   type FailureClass,
@@ -57,8 +58,8 @@ function resolveAuth(auth: UpstreamSpec['auth']): UpstreamConfig['auth'] {
   let secret: string | undefined;
   if (auth.env !== undefined) secret = process.env[auth.env];
   else if (auth.file !== undefined) secret = readFileSync(auth.file, 'utf8').trim();
-  // In a cluster the injector exposes a secretRef as this variable.
-  else if (auth.secretRef) secret = process.env[`BREAKWATER_SECRET_${auth.secretRef.name}_${auth.secretRef.key}`.toUpperCase().replace(/[^A-Z0-9_]/g, '_')];
+  // In a cluster the injector hands a secretRef to the sidecar as an environment variable.
+  else if (auth.secretRef) secret = process.env[secretEnvName(auth.secretRef.name, auth.secretRef.key)];
   if (!secret) throw new Error(`credential for auth is empty or missing (${auth.env ? `env ${auth.env}` : auth.file ? `file ${auth.file}` : 'secretRef'})`);
   return { header: auth.header, value: auth.prefix + secret };
 }

@@ -100,7 +100,7 @@ describe('sidecar injection through a real API server', () => {
     assert.equal(sidecar!.securityContext!.readOnlyRootFilesystem, true);
     const env = Object.fromEntries(sidecar!.env!.map((e) => [e.name, e]));
     assert.equal(env.POD_NAME!.valueFrom!.fieldRef!.fieldPath, 'metadata.name');
-    assert.deepEqual(env.BREAKWATER_SECRET_OPENAI_KEY_APIKEY!.valueFrom!.secretKeyRef, { name: 'openai-key', key: 'apiKey' });
+    assert.deepEqual(env.BREAKWATER_SECRET_OPENAI_KEY_APIKEY!.valueFrom!.secretKeyRef, { name: 'openai-key', key: 'apiKey', optional: true });
     const token = pod.spec!.volumes!.find((v) => v.name === 'breakwater-token')!;
     assert.equal(token.projected!.sources![0]!.serviceAccountToken!.audience, 'breakwater.dev');
     const [app, worker] = pod.spec!.containers;
