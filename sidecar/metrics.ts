@@ -26,7 +26,7 @@ export function createMetrics(live: () => Iterable<LiveUpstream>) {
     registry,
     requests: new Counter({
       name: 'breakwater_requests_total',
-      help: 'Finished requests by upstream, model, final failure class ("none" for success) and outcome (ok, upstream_error, local_error, cancelled).',
+      help: 'Finished requests by upstream, model, final failure class ("none" for success) and outcome (ok, upstream_error, local_error, cancelled, degraded).',
       labelNames: ['upstream', 'model', 'class', 'outcome'] as const,
       registers: [registry],
     }),
@@ -48,6 +48,12 @@ export function createMetrics(live: () => Iterable<LiveUpstream>) {
       name: 'breakwater_upstream_attempts_total',
       help: 'Attempts sent upstream, by the failure class of their outcome ("none" for success).',
       labelNames: ['upstream', 'class'] as const,
+      registers: [registry],
+    }),
+    fallbacks: new Counter({
+      name: 'breakwater_fallbacks_total',
+      help: 'Requests answered by a fallback tier: another upstream (by name), cache or static.',
+      labelNames: ['upstream', 'tier'] as const,
       registers: [registry],
     }),
     retries: new Counter({

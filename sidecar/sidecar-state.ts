@@ -8,10 +8,13 @@ import type { BreakerCounts } from '../api/index.js';
 import type { RuntimeConfig } from './config/runtime-config.js';
 import type { Metrics } from './metrics.js';
 import type { Clock } from './resilience/clock.js';
+import { ResponseCache } from './proxy/response-cache.js';
 import { fingerprint, UpstreamState, type BreakerTransition } from './proxy/upstream-state.js';
 
 export class SidecarState {
   config: RuntimeConfig | undefined;
+  /** Answers kept for the cache tier; replaced (emptied) only when the cache settings change. */
+  cache = new ResponseCache({ ttlMs: 0, maxEntries: 0, maxBytes: 0, serveFresh: false });
   private upstreams = new Map<string, UpstreamState>();
 
   constructor(
@@ -38,6 +41,7 @@ export class SidecarState {
     }
     for (const [name, state] of this.upstreams) if (next.get(name) !== state) state.close();
     this.upstreams = next;
+    if (JSON.stringify(this.cache.config) !== JSON.stringify(config.cache)) this.cache = new ResponseCache(config.cache);
     this.config = config;
   }
 

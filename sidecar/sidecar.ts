@@ -59,7 +59,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const metrics = createMetrics(() => state.live());
   const state: SidecarState = new SidecarState(clock, metrics, (t) => log.warn(t, 'circuit breaker transition'));
   if (options.config) state.apply(options.config);
-  const proxy = createProxyServer(state, { clock, metrics, log, random: options.random });
+  const proxy = createProxyServer(state, { clock, metrics, log, state, random: options.random });
   let drainPromise: Promise<boolean> | undefined;
 
   const drain = (): Promise<boolean> =>

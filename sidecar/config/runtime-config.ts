@@ -42,12 +42,30 @@ export interface UpstreamConfig {
   };
   breaker: BreakerSettings & { scope: 'upstream' | 'model'; failOn: ReadonlySet<FailureClass> };
   bulkhead: BulkheadSettings;
+  /** Tried in order once this upstream cannot answer. */
+  fallback: FallbackTierConfig[];
+}
+
+/** A fallback tier; `when` undefined means any failure the app did not cause. */
+export type FallbackTierConfig = { when?: ReadonlySet<string> } & (
+  | { kind: 'upstream'; upstream: string; model?: string }
+  | { kind: 'cache' }
+  | { kind: 'static'; message: string }
+);
+
+export interface CacheConfig {
+  ttlMs: number;
+  maxEntries: number;
+  maxBytes: number;
+  /** Answer from the cache even while the upstream is healthy. */
+  serveFresh: boolean;
 }
 
 export interface RuntimeConfig {
   version: ConfigVersion;
   upstreams: ReadonlyMap<string, UpstreamConfig>;
   priorities: { classes: PriorityClass[]; defaultIndex: number };
+  cache: CacheConfig;
   drainTimeoutMs: number;
   /** Policy fields this sidecar accepts but does not enforce yet. */
   notEnforced: string[];
@@ -120,18 +138,24 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
       maxQueue: s.bulkhead.maxQueue,
       queueTimeoutMs: parseDuration(s.bulkhead.queueTimeout),
     },
+    fallback: upstream.fallback.map((tier): FallbackTierConfig => {
+      const when = tier.when ? new Set<string>(tier.when) : undefined;
+      if (tier.upstream !== undefined) return { kind: 'upstream', upstream: tier.upstream, model: tier.model, when };
+      if (tier.cache !== undefined) return { kind: 'cache', when };
+      return { kind: 'static', message: tier.static!.message, when };
+    }),
   };
 }
 
 /** Fields a user set that this version accepts but does not act on yet; said at load, never silently ignored. */
 function notEnforcedFields(raw: unknown): string[] {
   const spec = (raw ?? {}) as Record<string, unknown>;
-  const out = ['degradation', 'cache', 'validation'].filter((k) => spec[k] !== undefined).map((k) => `spec.${k}`);
+  const out = ['degradation', 'validation'].filter((k) => spec[k] !== undefined).map((k) => `spec.${k}`);
+  if ((spec.cache as Record<string, unknown> | undefined)?.redis !== undefined) out.push('spec.cache.redis');
   if (Array.isArray(spec.faults) && spec.faults.length > 0) out.push('spec.faults');
   const upstreams = Array.isArray(spec.upstreams) ? (spec.upstreams as Record<string, unknown>[]) : [];
   upstreams.forEach((u, i) => {
     for (const key of ['endpoints', 'loadBalancing', 'rateLimit']) if (u[key] !== undefined) out.push(`spec.upstreams[${i}].${key}`);
-    if (Array.isArray(u.fallback) && u.fallback.length > 0) out.push(`spec.upstreams[${i}].fallback`);
   });
   return out;
 }
@@ -143,6 +167,12 @@ export function compileConfig(spec: PolicySpec, version: ConfigVersion, rawSpec?
     version,
     upstreams: new Map(spec.upstreams.map((u) => [u.name, compileUpstream(spec, u)])),
     priorities: { classes, defaultIndex: classes.findIndex((c) => c.name === spec.priorities.default) },
+    cache: {
+      ttlMs: parseDuration(spec.cache.ttl),
+      maxEntries: spec.cache.maxEntries,
+      maxBytes: parseSize(spec.cache.maxBytes),
+      serveFresh: spec.cache.serveFresh,
+    },
     drainTimeoutMs: parseDuration(spec.shutdown.drainTimeout),
     notEnforced: rawSpec === undefined ? [] : notEnforcedFields(rawSpec),
   };

@@ -9,7 +9,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { apiOfPath, completeBody, errorBodyFor, isStreamRequest, streamEvents, type MockApi } from './responses.js';
+import { apiOfPath, completeBody, errorBodyFor, isStreamRequest, streamEvents, type AnswerShape } from '../proxy/answer-shapes.js';
 
 export type Behavior =
   | { kind: 'ok'; text?: string; delayMs?: number; chunks?: number; chunkDelayMs?: number }
@@ -146,7 +146,7 @@ export class MockUpstream {
     }
   }
 
-  private async answer(req: IncomingMessage, res: ServerResponse, api: MockApi, model: string, body: Record<string, unknown>, behavior: Behavior): Promise<void> {
+  private async answer(req: IncomingMessage, res: ServerResponse, api: AnswerShape, model: string, body: Record<string, unknown>, behavior: Behavior): Promise<void> {
     const text = (behavior.kind === 'ok' && behavior.text) || DEFAULT_TEXT;
     const usage = { input: 12, output: text.split(' ').length };
     const cutAfter = 'afterChunks' in behavior ? behavior.afterChunks : undefined;
@@ -186,7 +186,7 @@ export class MockUpstream {
   }
 }
 
-function contentTypeOf(api: MockApi, stream: boolean): string {
+function contentTypeOf(api: AnswerShape, stream: boolean): string {
   if (!stream) return 'application/json';
   return api.startsWith('ollama') ? 'application/x-ndjson' : 'text/event-stream';
 }

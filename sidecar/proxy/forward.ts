@@ -1,55 +1,164 @@
 /**
- * The pipeline of one request, in the order the contract gives:
- * bulkhead admission → (per attempt) breaker → attempt with timeouts →
- * classification → retry decision → the answer to the app; then one metrics
- * update and one log line.
+ * The pipeline of one request, in the order the contract gives: for the
+ * upstream and then each fallback tier that its `when` admits — bulkhead
+ * admission → (per attempt) breaker → attempt with timeouts → classification
+ * → retry decision — until a tier answers; a `cache` tier answers with the
+ * last good answer to the same request, a `static` tier with the policy's
+ * degraded message, both in the API's success shape. The total timeout spans
+ * the chain. Then one metrics update and one log line.
  */
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { FailureClass } from '../../api/index.js';
+import type { FallbackTierConfig } from '../config/runtime-config.js';
 import type { Metrics } from '../metrics.js';
 import { BulkheadRejection } from '../resilience/bulkhead.js';
 import type { Clock } from '../resilience/clock.js';
+import type { SidecarState } from '../sidecar-state.js';
+import { answerText, apiOfPath, completeBody, streamEvents } from './answer-shapes.js';
 import type { ProxyRequest } from './proxy-request.js';
-import { respond, writeLocalError, type Delivery } from './respond.js';
-import { runAttempts } from './retry-loop.js';
+import { ResponseCache } from './response-cache.js';
+import { respond, type Delivery } from './respond.js';
+import { runAttempts, type Final } from './retry-loop.js';
+import { requestFor } from './tier-request.js';
 
 export interface PipelineEnv {
   clock: Clock;
   metrics: Metrics;
   log: Logger;
+  state: SidecarState;
   random?: () => number;
 }
 
-async function admitAndRun(req: ProxyRequest, res: ServerResponse, env: PipelineEnv): Promise<Delivery & { attempts: number }> {
+type Tier = FallbackTierConfig | { kind: 'primary' };
+
+/** The failure that ended a tier, as `fallback.when` names it; undefined when the tier's answer stands. */
+function failureOf(final: Final): FailureClass | 'unavailable' | undefined {
+  if (final.kind === 'local') return final.failure;
+  if (final.kind === 'answer') return final.answer.failure === 'client-error' ? undefined : final.answer.failure;
+  return undefined;
+}
+
+/** Classes that, once retries are spent, make an upstream "unavailable" for `when`. */
+const UNAVAILABLE = new Set(['unavailable', 'rate-limited', 'overloaded', 'server-error', 'timeout', 'connect-failure', 'reset']);
+
+function admits(tier: FallbackTierConfig, failure: FailureClass | 'unavailable'): boolean {
+  if (!tier.when) return true;
+  return tier.when.has(failure) || (tier.when.has('unavailable') && UNAVAILABLE.has(failure));
+}
+
+/** Bulkhead, then attempts, on one upstream; the slot is held until `release`. */
+async function attemptTier(req: ProxyRequest, env: PipelineEnv): Promise<{ final: Final; release: () => void }> {
   const { bulkhead, config } = req.upstream;
   if (!bulkhead.tryAcquire(req.priority)) {
     try {
       await bulkhead.acquire(req.priority, req.signal);
     } catch (err) {
       if (!(err instanceof BulkheadRejection)) throw err;
-      if (err.reason === 'aborted') return { status: 499, outcome: 'cancelled', failure: 'none', attempts: 0 };
+      if (err.reason === 'aborted') return { final: { kind: 'cancelled', attempts: 0 }, release: () => {} };
       env.metrics.bulkheadRejected.inc({ upstream: config.name, reason: err.reason });
       const message = `upstream ${config.name} is at its concurrency limit (${err.reason})`;
-      writeLocalError(res, config.api, 503, 'overloaded', message, { 'x-breakwater-upstream': config.name, 'x-breakwater-attempts': '0' }, 1000);
-      return { status: 503, outcome: 'local_error', failure: 'unavailable', code: 'overloaded', firstByteAt: env.clock.now(), attempts: 0 };
+      return { final: { kind: 'local', status: 503, code: 'overloaded', message, retryAfterMs: 1000, failure: 'unavailable', attempts: 0 }, release: () => {} };
     }
   }
+  let released = false;
+  const release = () => {
+    if (!released) bulkhead.release(req.priority);
+    released = true;
+  };
   try {
-    const final = await runAttempts(req, env);
-    return { ...(await respond(res, req, final, env.clock)), attempts: final.attempts };
+    return { final: await runAttempts(req, env), release };
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+/** An answer the sidecar composes (cache or static tier): the upstream's success shape, streamed if the app asked. */
+function writeComposed(res: ServerResponse, req: ProxyRequest, text: string, cached: Buffer | undefined, tier: 'cache' | 'static', clock: Clock): Delivery {
+  const shape = apiOfPath(req.appPath);
+  const model = req.model ?? 'breakwater';
+  const headers: Record<string, string> = { 'x-breakwater-upstream': req.upstream.config.name, 'x-breakwater-fallback': tier, 'x-breakwater-attempts': '0' };
+  if (tier === 'cache') headers['x-breakwater-cache'] = 'hit';
+  else headers['x-breakwater-degraded'] = 'true';
+  if (req.stream) {
+    const events = streamEvents(shape, model, [text], { input: 0, output: 0 });
+    const body = [...events.start, ...events.content, ...events.end].join('');
+    res.writeHead(200, { ...headers, 'content-type': shape.startsWith('ollama') ? 'application/x-ndjson' : 'text/event-stream', 'cache-control': 'no-cache' }).end(body);
+  } else {
+    const body = cached ?? Buffer.from(completeBody(shape, model, text, { input: 0, output: 0 }));
+    res.writeHead(200, { ...headers, 'content-type': 'application/json', 'content-length': String(body.length) }).end(body);
+  }
+  return { status: 200, outcome: tier === 'cache' ? 'ok' : 'degraded', failure: 'none', firstByteAt: clock.now() };
+}
+
+async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv): Promise<Delivery & { attempts: number; tier: string }> {
+  const primary = req.upstream;
+  const cache = env.state.cache;
+  // Only chains that can answer from the cache pay for keys and stored answers.
+  const usesCache = cache.config.serveFresh || primary.config.fallback.some((tier) => tier.kind === 'cache');
+  const cacheKey = usesCache ? ResponseCache.key(primary.config.name, req.appPath, req.body) : undefined;
+  const shape = apiOfPath(req.appPath);
+  if (cache.config.serveFresh) {
+    const hit = cache.get(cacheKey);
+    const text = hit && answerText(shape, hit.body.toString('utf8'));
+    if (hit && text !== undefined) return { ...writeComposed(res, req, text, hit.body, 'cache', env.clock), attempts: 0, tier: 'cache' };
+  }
+  const chain: Tier[] = [{ kind: 'primary' }, ...primary.config.fallback];
+  let last: { final: Final; request: ProxyRequest; release: () => void } | undefined;
+  let failure: FailureClass | 'unavailable' | undefined;
+  let attempts = 0;
+  for (const tier of chain) {
+    if (tier.kind !== 'primary' && (failure === undefined || !admits(tier, failure))) continue;
+    if (tier.kind === 'cache') {
+      const hit = cache.get(cacheKey);
+      const text = hit && answerText(shape, hit.body.toString('utf8'));
+      if (hit && text !== undefined) {
+        last?.release();
+        return { ...writeComposed(res, req, text, req.stream ? undefined : hit.body, 'cache', env.clock), attempts, tier: 'cache' };
+      }
+      continue;
+    }
+    if (tier.kind === 'static') {
+      last?.release();
+      return { ...writeComposed(res, req, tier.message, undefined, 'static', env.clock), attempts, tier: 'static' };
+    }
+    const upstream = tier.kind === 'primary' ? primary : env.state.upstream(tier.upstream);
+    // A body streamed to the primary (over maxBodyBytes) cannot be sent again.
+    if (!upstream || (tier.kind !== 'primary' && req.bodyStream) || env.clock.now() >= req.deadline) continue;
+    const request = tier.kind === 'primary' ? req : requestFor(req, upstream, tier.model);
+    const outcome = await attemptTier(request, env);
+    attempts += outcome.final.attempts;
+    last?.release();
+    last = { ...outcome, request };
+    failure = failureOf(outcome.final);
+    if (failure === undefined) break;
+  }
+  if (!last) throw new Error('no tier of the chain could be tried');
+  try {
+    // x-breakwater-attempts counts the attempts of the whole chain.
+    const final = { ...last.final, attempts };
+    const { request } = last;
+    if (usesCache && final.kind === 'answer' && final.answer.failure === undefined && !req.stream && (final.answer.headers['content-type'] ?? '').includes('json')) {
+      cache.set(cacheKey, { status: final.answer.status, contentType: 'application/json', body: final.answer.body });
+    }
+    const tierName = request.upstream === primary ? 'primary' : request.upstream.config.name;
+    if (tierName !== 'primary') res.setHeader('x-breakwater-fallback', tierName);
+    return { ...(await respond(res, request, final, env.clock)), attempts, tier: tierName };
   } finally {
-    bulkhead.release(req.priority);
+    last.release();
   }
 }
 
 export async function forward(req: ProxyRequest, res: ServerResponse, env: PipelineEnv): Promise<void> {
   const { metrics, clock } = env;
   const upstream = req.upstream.config.name;
-  const d = await admitAndRun(req, res, env);
+  const d = await runChain(req, res, env);
   const model = metrics.modelLabel(upstream, req.model);
   const seconds = (clock.now() - req.startedAt) / 1000;
   metrics.requests.inc({ upstream, model, class: d.failure, outcome: d.outcome });
   metrics.duration.observe({ upstream, outcome: d.outcome }, seconds);
+  if (d.tier !== 'primary') metrics.fallbacks.inc({ upstream, tier: d.tier });
   if (d.firstByteAt !== undefined) metrics.timeToFirstByte.observe({ upstream }, (d.firstByteAt - req.startedAt) / 1000);
   if (d.usage) {
     metrics.tokens.inc({ upstream, model, type: 'input' }, d.usage.input);
@@ -65,6 +174,7 @@ export async function forward(req: ProxyRequest, res: ServerResponse, env: Pipel
       class: d.failure,
       code: d.code,
       attempts: d.attempts,
+      tier: d.tier,
       durationMs: Math.round(seconds * 1000),
       ttfbMs: d.firstByteAt === undefined ? undefined : Math.round(d.firstByteAt - req.startedAt),
       tokens: d.usage,

@@ -6,6 +6,12 @@ import type { UpstreamState } from './upstream-state.js';
 export interface ProxyRequest {
   upstream: UpstreamState;
   method: string;
+  /** The app's path after /<upstream>, with the query. */
+  appPath: string;
+  /** The app's headers, less hop-by-hop and x-breakwater-* ones (before any upstream's credentials). */
+  appHeaders: IncomingHttpHeaders;
+  /** Whether the app asked for a streamed answer. */
+  stream: boolean;
   /** Path on the upstream: its base path, the app's path and the query. */
   path: string;
   /** Headers to send upstream (hop-by-hop, x-breakwater-* and the app's credentials when auth replaces them are gone). */

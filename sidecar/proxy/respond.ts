@@ -12,7 +12,8 @@ import { errorBody, streamErrorEvent, streamTerminated, tokenUsage, type TokenUs
 import type { ProxyRequest } from './proxy-request.js';
 import type { Final } from './retry-loop.js';
 
-export type Outcome = 'ok' | 'upstream_error' | 'local_error' | 'cancelled';
+/** `degraded`: answered by the static tier. */
+export type Outcome = 'ok' | 'upstream_error' | 'local_error' | 'cancelled' | 'degraded';
 
 /** What happened, for metrics and the request log. */
 export interface Delivery {

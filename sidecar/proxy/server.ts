@@ -10,7 +10,7 @@ import type { SidecarState } from '../sidecar-state.js';
 import { forward, type PipelineEnv } from './forward.js';
 import type { ProxyRequest } from './proxy-request.js';
 import { writeLocalError } from './respond.js';
-import type { UpstreamState } from './upstream-state.js';
+import { upstreamHeaders } from './tier-request.js';
 
 const DROPPED_REQUEST_HEADERS = new Set([
   'host',
@@ -26,19 +26,10 @@ const DROPPED_REQUEST_HEADERS = new Set([
   'x-breakwater-priority',
   'x-breakwater-timeout',
 ]);
-/** Credentials an app may send; dropped when the policy sets the upstream's own. */
-const APP_CREDENTIALS = new Set(['authorization', 'x-api-key', 'api-key']);
-
-function forwardedHeaders(headers: IncomingHttpHeaders, upstream: UpstreamState): IncomingHttpHeaders {
-  const auth = upstream.config.auth;
+/** The app's headers without those that are not forwarded. */
+function appHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = {};
-  for (const [key, value] of Object.entries(headers)) {
-    if (DROPPED_REQUEST_HEADERS.has(key) || (auth && APP_CREDENTIALS.has(key))) continue;
-    out[key] = value;
-  }
-  // Compressed answers would hide stream events, terminators and usage from the sidecar.
-  out['accept-encoding'] = 'identity';
-  if (auth) out[auth.header.toLowerCase()] = auth.value;
+  for (const [key, value] of Object.entries(headers)) if (!DROPPED_REQUEST_HEADERS.has(key)) out[key] = value;
   return out;
 }
 
@@ -86,13 +77,14 @@ function numberOrUndefined(value: unknown): number | undefined {
 }
 
 /** Fields of a JSON request body the sidecar acts on: the model (breaker scope) and the output token cap (perOutputToken). */
-export function inspectBody(body: Buffer | null): { model?: string; maxTokens?: number } {
+export function inspectBody(body: Buffer | null): { model?: string; maxTokens?: number; stream?: boolean } {
   if (!body || body[0] !== 0x7b /* { */) return {};
   if (body.length > PARSE_LIMIT) {
     const edges = body.toString('utf8', 0, PEEK_BYTES) + '\n' + body.toString('utf8', body.length - PEEK_BYTES);
     const model = /"model"\s*:\s*"((?:[^"\\]|\\.){1,256})"/.exec(edges)?.[1];
     const maxTokens = /"(?:max_tokens|max_completion_tokens|num_predict)"\s*:\s*([0-9]+)/.exec(edges)?.[1];
-    return { model, maxTokens: maxTokens === undefined ? undefined : Number(maxTokens) };
+    const stream = /"stream"\s*:\s*(true|false)/.exec(edges)?.[1];
+    return { model, maxTokens: maxTokens === undefined ? undefined : Number(maxTokens), stream: stream === undefined ? undefined : stream === 'true' };
   }
   try {
     const json = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
@@ -100,6 +92,7 @@ export function inspectBody(body: Buffer | null): { model?: string; maxTokens?: 
     return {
       model: typeof json.model === 'string' ? json.model : undefined,
       maxTokens: numberOrUndefined(json.max_tokens) ?? numberOrUndefined(json.max_completion_tokens) ?? numberOrUndefined(options?.num_predict),
+      stream: typeof json.stream === 'boolean' ? json.stream : undefined,
     };
   } catch {
     return {}; // not JSON after all: the upstream will say so
@@ -168,17 +161,20 @@ export function createProxyServer(state: SidecarState, env: PipelineEnv): ProxyS
       if (!res.writableFinished) appGone.abort();
     });
     const { body, stream } = await readBody(req, upstream.config.retry.maxBodyBytes);
-    const headers = forwardedHeaders(req.headers, upstream);
-    if (body) headers['content-length'] = String(body.length);
-    else if (stream && req.headers['content-length']) headers['content-length'] = req.headers['content-length'];
+    const forwarded = appHeaders(req.headers);
+    const { stream: asked, ...fields } = inspectBody(body);
     const request: ProxyRequest = {
       upstream,
       method: req.method ?? 'GET',
+      appPath: rest,
+      appHeaders: forwarded,
+      // Ollama streams unless told not to; the others only when asked.
+      stream: asked ?? (api === 'ollama' && rest.startsWith('/api/')),
       path: upstream.config.basePath + rest,
-      headers,
+      headers: upstreamHeaders(forwarded, upstream, body, stream ? header(req, 'content-length') : undefined),
       body,
       bodyStream: stream,
-      ...inspectBody(body),
+      ...fields,
       priority,
       startedAt,
       deadline: startedAt + totalMs,

@@ -6,18 +6,18 @@ const body = (o: object) => Buffer.from(JSON.stringify(o));
 
 describe('request body inspection', () => {
   it('reads model and the output token cap from OpenAI, Anthropic and Ollama bodies', () => {
-    assert.deepEqual(inspectBody(body({ model: 'gpt-4o', max_tokens: 100, messages: [] })), { model: 'gpt-4o', maxTokens: 100 });
-    assert.deepEqual(inspectBody(body({ model: 'o3', max_completion_tokens: 50 })), { model: 'o3', maxTokens: 50 });
-    assert.deepEqual(inspectBody(body({ model: 'llama3.1:8b', options: { num_predict: 64 } })), { model: 'llama3.1:8b', maxTokens: 64 });
-    assert.deepEqual(inspectBody(body({ messages: [] })), { model: undefined, maxTokens: undefined });
+    assert.deepEqual(inspectBody(body({ model: 'gpt-4o', max_tokens: 100, messages: [], stream: true })), { model: 'gpt-4o', maxTokens: 100, stream: true });
+    assert.deepEqual(inspectBody(body({ model: 'o3', max_completion_tokens: 50 })), { model: 'o3', maxTokens: 50, stream: undefined });
+    assert.deepEqual(inspectBody(body({ model: 'llama3.1:8b', options: { num_predict: 64 }, stream: false })), { model: 'llama3.1:8b', maxTokens: 64, stream: false });
+    assert.deepEqual(inspectBody(body({ messages: [] })), { model: undefined, maxTokens: undefined, stream: undefined });
     assert.deepEqual(inspectBody(Buffer.from('not json')), {});
     assert.deepEqual(inspectBody(null), {});
   });
 
   it('peeks at the edges of a large body instead of parsing it whole', () => {
     const long = 'x'.repeat(1024 * 1024);
-    assert.deepEqual(inspectBody(body({ model: 'gpt-4o', messages: [{ role: 'user', content: long }], max_tokens: 7 })), { model: 'gpt-4o', maxTokens: 7 });
-    assert.deepEqual(inspectBody(body({ messages: [{ role: 'user', content: long }], model: 'claude-x', max_tokens: 9 })), { model: 'claude-x', maxTokens: 9 });
+    assert.deepEqual(inspectBody(body({ model: 'gpt-4o', messages: [{ role: 'user', content: long }], max_tokens: 7 })), { model: 'gpt-4o', maxTokens: 7, stream: undefined });
+    assert.deepEqual(inspectBody(body({ messages: [{ role: 'user', content: long }], model: 'claude-x', max_tokens: 9, stream: true })), { model: 'claude-x', maxTokens: 9, stream: true });
     assert.equal(inspectBody(body({ messages: [{ role: 'user', content: 'a "model": "fake" quote ' + long }] })).model, undefined, 'quotes inside content are escaped, so they never match');
   });
 });

@@ -1,19 +1,20 @@
 /**
- * Bodies in the shapes real model servers use: OpenAI chat completions,
- * Anthropic messages and Ollama chat/generate, plain and streamed
- * (SSE for OpenAI and Anthropic, NDJSON for Ollama).
+ * Success answers in the shapes real model servers use: OpenAI chat
+ * completions, Anthropic messages and Ollama chat/generate, plain and streamed
+ * (SSE for OpenAI and Anthropic, NDJSON for Ollama). The sidecar builds its
+ * static and cached answers with them; the mock upstream its replies.
  */
 
-export type MockApi = 'openai' | 'anthropic' | 'ollama-chat' | 'ollama-generate';
+export type AnswerShape = 'openai' | 'anthropic' | 'ollama-chat' | 'ollama-generate';
 
-export function apiOfPath(path: string): MockApi {
+export function apiOfPath(path: string): AnswerShape {
   if (path.includes('/messages')) return 'anthropic';
   if (path.startsWith('/api/generate')) return 'ollama-generate';
   if (path.startsWith('/api/')) return 'ollama-chat';
   return 'openai';
 }
 
-export function isStreamRequest(api: MockApi, body: Record<string, unknown>): boolean {
+export function isStreamRequest(api: AnswerShape, body: Record<string, unknown>): boolean {
   // Ollama streams unless told not to; the others only when asked.
   return api.startsWith('ollama') ? body.stream !== false : body.stream === true;
 }
@@ -23,7 +24,7 @@ export interface Usage {
   output: number;
 }
 
-export function completeBody(api: MockApi, model: string, text: string, usage: Usage): string {
+export function completeBody(api: AnswerShape, model: string, text: string, usage: Usage): string {
   const created = Math.floor(Date.now() / 1000);
   switch (api) {
     case 'openai':
@@ -61,7 +62,7 @@ export function completeBody(api: MockApi, model: string, text: string, usage: U
 }
 
 /** The events of a stream: `start` (before content), one per content piece, and `end` (terminator included). */
-export function streamEvents(api: MockApi, model: string, pieces: string[], usage: Usage): { start: string[]; content: string[]; end: string[] } {
+export function streamEvents(api: AnswerShape, model: string, pieces: string[], usage: Usage): { start: string[]; content: string[]; end: string[] } {
   const created = Math.floor(Date.now() / 1000);
   switch (api) {
     case 'openai': {
@@ -112,8 +113,21 @@ export function streamEvents(api: MockApi, model: string, pieces: string[], usag
   }
 }
 
+/** The text of a plain answer in any of these shapes (undefined if it has none). */
+export function answerText(shape: AnswerShape, body: string): string | undefined {
+  try {
+    const json = JSON.parse(body) as Record<string, any>;
+    if (shape === 'openai') return json.choices?.[0]?.message?.content ?? undefined;
+    if (shape === 'anthropic') return json.content?.find((c: { type: string }) => c.type === 'text')?.text;
+    if (shape === 'ollama-chat') return json.message?.content;
+    return json.response;
+  } catch {
+    return undefined;
+  }
+}
+
 /** An error body in the API's shape, for a status the mock is told to answer with. */
-export function errorBodyFor(api: MockApi, status: number, message?: string): string {
+export function errorBodyFor(api: AnswerShape, status: number, message?: string): string {
   const text = message ?? (status === 429 ? 'Rate limit reached for requests' : status >= 500 ? 'The server had an error while processing your request.' : 'Invalid request');
   if (api === 'anthropic') {
     const type = status === 429 ? 'rate_limit_error' : status === 529 ? 'overloaded_error' : status >= 500 ? 'api_error' : 'invalid_request_error';

@@ -1,0 +1,144 @@
+/** Fallback chains: other upstreams (with their own model and key), the cache tier and the static tier. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import OpenAI from 'openai';
+import { chat, post, startMock, startRig } from '../support/harness.js';
+import { freePort } from '../support/ports.js';
+
+const messages = [{ role: 'user' as const, content: 'hi' }];
+const fast = { backoff: { base: '1ms', max: '5ms' } };
+
+describe('fallback chains', () => {
+  it('falls back from a primary that is down to a secondary, with the model rewritten and the secondary\'s own key', async (t) => {
+    const secondary = await startMock(t);
+    process.env.BW_TEST_SECONDARY_KEY = 'sk-secondary';
+    t.after(() => delete process.env.BW_TEST_SECONDARY_KEY);
+    const rig = await startRig(t, {
+      upstreams: [
+        { name: 'primary', url: `http://127.0.0.1:${await freePort()}`, retry: { attempts: 2, ...fast }, fallback: [{ upstream: 'secondary', model: 'llama3.1:8b', when: ['unavailable'] }] },
+        { name: 'secondary', url: secondary.url, auth: { env: 'BW_TEST_SECONDARY_KEY' } },
+      ],
+    });
+    const r = await post(rig.url('/primary/v1/chat/completions'), chat({ model: 'gpt-4o' }), { authorization: 'Bearer sk-app-key' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-breakwater-fallback'), 'secondary');
+    assert.equal(r.headers.get('x-breakwater-upstream'), 'secondary');
+    assert.equal(r.headers.get('x-breakwater-attempts'), '3', 'two on the primary, one on the secondary');
+    assert.equal(secondary.requests[0]!.body.model, 'llama3.1:8b');
+    assert.equal(secondary.requests[0]!.headers.authorization, 'Bearer sk-secondary', 'the app\'s key never reaches another provider');
+    assert.equal(await rig.metric('breakwater_fallbacks_total', { tier: 'secondary' }), 1);
+  });
+
+  it('sends a context-length error from each API to the larger-context tier, and nothing else there', async (t) => {
+    const small = await startMock(t);
+    const large = await startMock(t);
+    const rig = await startRig(t, {
+      upstreams: [
+        { name: 'small', url: small.url, retry: fast, fallback: [{ upstream: 'large', model: 'big-context', when: ['context-length'] }] },
+        { name: 'large', url: large.url },
+      ],
+    });
+    const bodies = [
+      '{"error":{"message":"This model\'s maximum context length is 8192 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}',
+      '{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}',
+      '{"object":"error","message":"This model\'s maximum context length is 4096 tokens. However, you requested 5000 tokens.","type":"BadRequestError","param":null,"code":400}',
+      '{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}}',
+    ];
+    for (const body of bodies) {
+      small.enqueue({ kind: 'status', status: 400, body });
+      const r = await post(rig.url('/small/v1/chat/completions'), chat());
+      assert.equal(r.status, 200, body);
+      assert.equal(r.headers.get('x-breakwater-fallback'), 'large');
+    }
+    assert.deepEqual(large.requests.map((r) => r.body.model), ['big-context', 'big-context', 'big-context', 'big-context']);
+    small.enqueue({ kind: 'status', status: 400, body: '{"error":{"message":"bad role","type":"invalid_request_error"}}' });
+    assert.equal((await post(rig.url('/small/v1/chat/completions'), chat())).status, 400, 'an ordinary 400 is not sent to the larger model');
+    small.defaultBehavior = { kind: 'status', status: 503 };
+    const overloaded = await post(rig.url('/small/v1/chat/completions'), chat());
+    assert.equal(overloaded.status, 503, 'when: [context-length] does not take overload');
+    assert.equal(large.requests.length, 4);
+  });
+
+  it('answers from the cache for a repeated request and with the static message for a new one, both readable by the SDK, plain and streamed', async (t) => {
+    const primary = await startMock(t);
+    const secondary = await startMock(t);
+    const rig = await startRig(t, {
+      upstreams: [
+        {
+          name: 'primary',
+          url: primary.url,
+          retry: { attempts: 1 },
+          circuitBreaker: { consecutiveFailures: 0 },
+          fallback: [{ upstream: 'secondary' }, { cache: {} }, { static: { message: 'The assistant is busy; please try again shortly.' } }],
+        },
+        { name: 'secondary', url: secondary.url, retry: { attempts: 1 }, circuitBreaker: { consecutiveFailures: 0 } },
+      ],
+    });
+    const openai = new OpenAI({ apiKey: 'sk-test', baseURL: rig.url('/primary/v1'), maxRetries: 0 });
+    primary.enqueue({ kind: 'ok', text: 'Paris is the capital of France.' });
+    const fresh = await openai.chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'capital of France?' }] });
+    assert.equal(fresh.choices[0]!.message.content, 'Paris is the capital of France.');
+
+    primary.defaultBehavior = { kind: 'status', status: 500 };
+    secondary.defaultBehavior = { kind: 'reset' };
+    const { data: cached, response } = await openai.chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'capital of France?' }] }).withResponse();
+    assert.equal(cached.choices[0]!.message.content, 'Paris is the capital of France.');
+    assert.equal(response.headers.get('x-breakwater-fallback'), 'cache');
+    assert.equal(response.headers.get('x-breakwater-cache'), 'hit');
+    let streamed = '';
+    for await (const chunk of await openai.chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'capital of France?' }], stream: true })) {
+      streamed += chunk.choices[0]?.delta.content ?? '';
+    }
+    assert.equal(streamed, 'Paris is the capital of France.', 'a streaming request is answered from the cached plain answer as a stream');
+
+    const { data: degraded, response: degradedResponse } = await openai.chat.completions.create({ model: 'gpt-test', messages }).withResponse();
+    assert.equal(degraded.choices[0]!.message.content, 'The assistant is busy; please try again shortly.');
+    assert.equal(degradedResponse.headers.get('x-breakwater-degraded'), 'true');
+    assert.equal(degradedResponse.headers.get('x-breakwater-fallback'), 'static');
+    let staticStream = '';
+    for await (const chunk of await openai.chat.completions.create({ model: 'gpt-test', messages, stream: true })) staticStream += chunk.choices[0]?.delta.content ?? '';
+    assert.equal(staticStream, 'The assistant is busy; please try again shortly.');
+    assert.equal(await rig.metric('breakwater_requests_total', { outcome: 'degraded' }), 2);
+  });
+
+  it('answers Anthropic and Ollama apps from the static tier in their own shapes', async (t) => {
+    const rig = await startRig(t, {
+      upstreams: [
+        { name: 'claude', url: `http://127.0.0.1:${await freePort()}`, api: 'anthropic', retry: { attempts: 1 }, fallback: [{ static: { message: 'busy' } }] },
+        { name: 'ollama', url: `http://127.0.0.1:${await freePort()}`, api: 'ollama', retry: { attempts: 1 }, fallback: [{ static: { message: 'busy' } }] },
+      ],
+    });
+    const claude = await post(rig.url('/claude/v1/messages'), JSON.stringify({ model: 'claude-x', max_tokens: 10, messages }));
+    assert.deepEqual(claude.json().content, [{ type: 'text', text: 'busy' }]);
+    const ollama = await post(rig.url('/ollama/api/chat'), JSON.stringify({ model: 'llama3', messages }));
+    const lines = ollama.text.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(lines[0].message.content, 'busy', 'Ollama streams by default');
+    assert.equal(lines.at(-1).done, true);
+  });
+
+  it('serves 10,000 requests at ≥ 99.9% with the primary failing every time, and the open breaker keeps it to probes', async (t) => {
+    const primary = await startMock(t);
+    primary.defaultBehavior = { kind: 'status', status: 500 };
+    const secondary = await startMock(t);
+    const rig = await startRig(t, {
+      upstreams: [
+        { name: 'primary', url: primary.url, retry: { attempts: 2, ...fast }, circuitBreaker: { consecutiveFailures: 5, openFor: '500ms', maxOpenFor: '2s' }, bulkhead: { maxConcurrent: 64 }, fallback: [{ upstream: 'secondary', when: ['unavailable'] }] },
+        { name: 'secondary', url: secondary.url, bulkhead: { maxConcurrent: 64 } },
+      ],
+    });
+    const REQUESTS = 10_000;
+    const CONCURRENCY = 32;
+    let next = 0;
+    let ok = 0;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next++ < REQUESTS) if ((await post(rig.url('/primary/v1/chat/completions'), chat())).status === 200) ok++;
+      }),
+    );
+    const probes = await rig.metric('breakwater_circuit_breaker_transitions_total', { to: 'half-open' });
+    t.diagnostic(`${ok} of ${REQUESTS} succeeded; the primary saw ${primary.requests.length} requests, with ${probes} half-open periods`);
+    assert.ok(ok / REQUESTS >= 0.999, `success rate ${ok / REQUESTS}`);
+    // Before the breaker first opened: 5 failures in a row, plus what was already in flight (2 attempts each).
+    assert.ok(primary.requests.length <= 5 + CONCURRENCY * 2 + probes, `the primary saw ${primary.requests.length} requests`);
+  });
+});
