@@ -19,6 +19,7 @@ import type { BackoffSettings } from '../resilience/backoff.js';
 import type { BreakerSettings } from '../resilience/circuit-breaker.js';
 import type { BulkheadSettings, PriorityClass } from '../resilience/bulkhead.js';
 import type { RetryBudgetSettings } from '../resilience/retry-budget.js';
+import type { ValidationSettings } from '../proxy/validate-answer.js';
 
 export interface UpstreamConfig {
   name: string;
@@ -42,6 +43,8 @@ export interface UpstreamConfig {
   };
   breaker: BreakerSettings & { scope: 'upstream' | 'model'; failOn: ReadonlySet<FailureClass> };
   bulkhead: BulkheadSettings;
+  /** Which 200s count as invalid-response (the policy's `validation`). */
+  validation: ValidationSettings;
   /** Tried in order once this upstream cannot answer. */
   fallback: FallbackTierConfig[];
 }
@@ -138,6 +141,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
       maxQueue: s.bulkhead.maxQueue,
       queueTimeoutMs: parseDuration(s.bulkhead.queueTimeout),
     },
+    validation: spec.validation,
     fallback: upstream.fallback.map((tier): FallbackTierConfig => {
       const when = tier.when ? new Set<string>(tier.when) : undefined;
       if (tier.upstream !== undefined) return { kind: 'upstream', upstream: tier.upstream, model: tier.model, when };
@@ -150,7 +154,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
 /** Fields a user set that this version accepts but does not act on yet; said at load, never silently ignored. */
 function notEnforcedFields(raw: unknown): string[] {
   const spec = (raw ?? {}) as Record<string, unknown>;
-  const out = ['degradation', 'validation'].filter((k) => spec[k] !== undefined).map((k) => `spec.${k}`);
+  const out = ['degradation'].filter((k) => spec[k] !== undefined).map((k) => `spec.${k}`);
   if ((spec.cache as Record<string, unknown> | undefined)?.redis !== undefined) out.push('spec.cache.redis');
   if (Array.isArray(spec.faults) && spec.faults.length > 0) out.push('spec.faults');
   const upstreams = Array.isArray(spec.upstreams) ? (spec.upstreams as Record<string, unknown>[]) : [];

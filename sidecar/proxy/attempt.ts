@@ -9,7 +9,9 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { FailureClass } from '../../api/index.js';
 import type { Clock } from '../resilience/clock.js';
 import { hasDataEvent, streamFraming, type StreamFraming } from './api-dialects.js';
+import { apiOfPath } from './answer-shapes.js';
 import { classifyStatus, classifyTransportError } from './classify.js';
+import { invalidAnswer } from './validate-answer.js';
 import type { ProxyRequest } from './proxy-request.js';
 
 export type TimeoutKind = 'first-byte' | 'attempt' | 'total' | 'stream-idle';
@@ -108,8 +110,10 @@ export async function attempt(req: ProxyRequest, clock: Clock): Promise<AttemptR
     if (!framing) {
       timers.disarm('first-byte');
       const body = await readAll(response);
-      const failure = classifyStatus(response.statusCode!, response.statusCode! >= 400 ? body.toString('utf8') : '');
-      return { kind: 'answer', status: response.statusCode!, headers: response.headers, body, failure };
+      const status = response.statusCode!;
+      let failure = classifyStatus(status, status >= 400 ? body.toString('utf8') : '');
+      if (status < 300 && invalidAnswer(apiOfPath(req.appPath), body.toString('utf8'), req.jsonMode === true, req.upstream.config.validation)) failure = 'invalid-response';
+      return { kind: 'answer', status, headers: response.headers, body, failure };
     }
     const iterator = response[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     const head: Buffer[] = [];

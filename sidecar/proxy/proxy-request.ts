@@ -12,6 +12,8 @@ export interface ProxyRequest {
   appHeaders: IncomingHttpHeaders;
   /** Whether the app asked for a streamed answer. */
   stream: boolean;
+  /** Whether the app asked for JSON output (response_format, or Ollama's format). */
+  jsonMode?: boolean;
   /** Path on the upstream: its base path, the app's path and the query. */
   path: string;
   /** Headers to send upstream (hop-by-hop, x-breakwater-* and the app's credentials when auth replaces them are gone). */

@@ -111,7 +111,8 @@ export async function runAttempts(req: ProxyRequest, env: LoopEnv): Promise<Fina
 
     // Should there be another attempt, and after how long?
     if (req.bodyStream) return stopWith(result, n, 'body-not-replayable', name);
-    if (!retry.on.has(failure!) || (result.kind === 'answer' && !retry.statusCodes.has(result.status))) return stopWith(result, n, 'not-retryable', name);
+    // statusCodes narrows error statuses; an invalid 200 is retried by class alone.
+    if (!retry.on.has(failure!) || (result.kind === 'answer' && result.status >= 400 && !retry.statusCodes.has(result.status))) return stopWith(result, n, 'not-retryable', name);
     if (n >= retry.attempts) return stopWith(result, n, 'attempts-exhausted', name);
     const asked = result.kind === 'answer' && retry.respectRetryAfter ? retryAfterMs(result.headers, Date.now()) : undefined;
     if (asked !== undefined && asked > retry.maxRetryAfterMs) return stopWith(result, n, 'retry-after-too-long', name);

@@ -77,7 +77,7 @@ function numberOrUndefined(value: unknown): number | undefined {
 }
 
 /** Fields of a JSON request body the sidecar acts on: the model (breaker scope) and the output token cap (perOutputToken). */
-export function inspectBody(body: Buffer | null): { model?: string; maxTokens?: number; stream?: boolean } {
+export function inspectBody(body: Buffer | null): { model?: string; maxTokens?: number; stream?: boolean; jsonMode?: boolean } {
   if (!body || body[0] !== 0x7b /* { */) return {};
   if (body.length > PARSE_LIMIT) {
     const edges = body.toString('utf8', 0, PEEK_BYTES) + '\n' + body.toString('utf8', body.length - PEEK_BYTES);
@@ -93,6 +93,7 @@ export function inspectBody(body: Buffer | null): { model?: string; maxTokens?: 
       model: typeof json.model === 'string' ? json.model : undefined,
       maxTokens: numberOrUndefined(json.max_tokens) ?? numberOrUndefined(json.max_completion_tokens) ?? numberOrUndefined(options?.num_predict),
       stream: typeof json.stream === 'boolean' ? json.stream : undefined,
+      jsonMode: /^json_(object|schema)$/.test((json.response_format as { type?: string } | undefined)?.type ?? '') || json.format === 'json' || typeof json.format === 'object' || undefined,
     };
   } catch {
     return {}; // not JSON after all: the upstream will say so

@@ -116,6 +116,37 @@ describe('fallback chains', () => {
     assert.equal(lines.at(-1).done, true);
   });
 
+  it('treats unusable 200s as invalid-response: retried, sent to the next tier, and counted by the breaker', async (t) => {
+    const primary = await startMock(t);
+    const secondary = await startMock(t);
+    const completion = (content: string) => JSON.stringify({ id: 'x', object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }] });
+    const rig = await startRig(t, {
+      upstreams: [
+        {
+          name: 'primary',
+          url: primary.url,
+          retry: { attempts: 2, on: ['invalid-response', 'server-error'], ...fast },
+          circuitBreaker: { consecutiveFailures: 3 },
+          fallback: [{ upstream: 'secondary', when: ['invalid-response'] }],
+        },
+        { name: 'secondary', url: secondary.url },
+      ],
+    });
+    const jsonRequest = chat({ response_format: { type: 'json_object' } });
+    primary.enqueue({ kind: 'status', status: 200, body: completion('Sure! Here it is: {"city": "Paris"}') }, { kind: 'status', status: 200, body: completion('{"city": "Paris"}') });
+    const retried = await post(rig.url('/primary/v1/chat/completions'), jsonRequest);
+    assert.equal(retried.headers.get('x-breakwater-attempts'), '2');
+    assert.equal(JSON.parse(retried.json().choices[0].message.content).city, 'Paris');
+    primary.defaultBehavior = { kind: 'status', status: 200, body: completion('') };
+    const fellBack = await post(rig.url('/primary/v1/chat/completions'), chat());
+    assert.equal(fellBack.headers.get('x-breakwater-fallback'), 'secondary');
+    assert.equal(fellBack.json().choices[0].message.content, 'Hello from the Breakwater mock upstream.');
+    assert.equal(await rig.metric('breakwater_upstream_attempts_total', { upstream: 'primary', class: 'invalid-response' }), 3);
+    // The first request's valid retry reset the run; this one's first attempt is the third invalid answer in a row.
+    assert.equal((await post(rig.url('/primary/v1/chat/completions'), chat())).headers.get('x-breakwater-fallback'), 'secondary');
+    assert.equal(await rig.metric('breakwater_circuit_breaker_state', { upstream: 'primary', state: 'open' }), 1, 'three invalid answers in a row opened the breaker');
+  });
+
   it('serves 10,000 requests at ≥ 99.9% with the primary failing every time, and the open breaker keeps it to probes', async (t) => {
     const primary = await startMock(t);
     primary.defaultBehavior = { kind: 'status', status: 500 };
