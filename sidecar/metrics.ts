@@ -56,6 +56,12 @@ export function createMetrics(live: () => Iterable<LiveUpstream>) {
       labelNames: ['upstream', 'tier'] as const,
       registers: [registry],
     }),
+    faults: new Counter({
+      name: 'breakwater_faults_injected_total',
+      help: 'Faults injected into upstream attempts by the policy (kind delay or abort).',
+      labelNames: ['upstream', 'kind'] as const,
+      registers: [registry],
+    }),
     retries: new Counter({
       name: 'breakwater_retries_total',
       help: 'Retries made, by the failure class that caused them.',

@@ -47,6 +47,8 @@ export interface UpstreamConfig {
   validation: ValidationSettings;
   /** Tried in order once this upstream cannot answer. */
   fallback: FallbackTierConfig[];
+  /** Chaos: faults injected into this upstream's attempts. */
+  faults: { percent: number; delayMs?: number; abortStatus?: number }[];
 }
 
 /** A fallback tier; `when` undefined means any failure the app did not cause. */
@@ -142,6 +144,9 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
       queueTimeoutMs: parseDuration(s.bulkhead.queueTimeout),
     },
     validation: spec.validation,
+    faults: spec.faults
+      .filter((f) => f.upstream === upstream.name)
+      .map((f) => ({ percent: f.percent, delayMs: f.delay === undefined ? undefined : parseDuration(f.delay), abortStatus: f.abort?.status })),
     fallback: upstream.fallback.map((tier): FallbackTierConfig => {
       const when = tier.when ? new Set<string>(tier.when) : undefined;
       if (tier.upstream !== undefined) return { kind: 'upstream', upstream: tier.upstream, model: tier.model, when };
@@ -156,7 +161,6 @@ function notEnforcedFields(raw: unknown): string[] {
   const spec = (raw ?? {}) as Record<string, unknown>;
   const out = ['degradation'].filter((k) => spec[k] !== undefined).map((k) => `spec.${k}`);
   if ((spec.cache as Record<string, unknown> | undefined)?.redis !== undefined) out.push('spec.cache.redis');
-  if (Array.isArray(spec.faults) && spec.faults.length > 0) out.push('spec.faults');
   const upstreams = Array.isArray(spec.upstreams) ? (spec.upstreams as Record<string, unknown>[]) : [];
   upstreams.forEach((u, i) => {
     for (const key of ['endpoints', 'loadBalancing', 'rateLimit']) if (u[key] !== undefined) out.push(`spec.upstreams[${i}].${key}`);

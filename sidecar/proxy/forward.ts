@@ -75,10 +75,10 @@ async function attemptTier(req: ProxyRequest, env: PipelineEnv): Promise<{ final
 }
 
 /** An answer the sidecar composes (cache or static tier): the upstream's success shape, streamed if the app asked. */
-function writeComposed(res: ServerResponse, req: ProxyRequest, text: string, cached: Buffer | undefined, tier: 'cache' | 'static', clock: Clock): Delivery {
+function writeComposed(res: ServerResponse, req: ProxyRequest, text: string, cached: Buffer | undefined, tier: 'cache' | 'static', attempts: number, clock: Clock): Delivery {
   const shape = apiOfPath(req.appPath);
   const model = req.model ?? 'breakwater';
-  const headers: Record<string, string> = { 'x-breakwater-upstream': req.upstream.config.name, 'x-breakwater-fallback': tier, 'x-breakwater-attempts': '0' };
+  const headers: Record<string, string> = { 'x-breakwater-upstream': req.upstream.config.name, 'x-breakwater-fallback': tier, 'x-breakwater-attempts': String(attempts) };
   if (tier === 'cache') headers['x-breakwater-cache'] = 'hit';
   else headers['x-breakwater-degraded'] = 'true';
   if (req.stream) {
@@ -102,7 +102,7 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
   if (cache.config.serveFresh) {
     const hit = cache.get(cacheKey);
     const text = hit && answerText(shape, hit.body.toString('utf8'));
-    if (hit && text !== undefined) return { ...writeComposed(res, req, text, hit.body, 'cache', env.clock), attempts: 0, tier: 'cache' };
+    if (hit && text !== undefined) return { ...writeComposed(res, req, text, hit.body, 'cache', 0, env.clock), attempts: 0, tier: 'cache' };
   }
   const chain: Tier[] = [{ kind: 'primary' }, ...primary.config.fallback];
   let last: { final: Final; request: ProxyRequest; release: () => void } | undefined;
@@ -115,13 +115,13 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
       const text = hit && answerText(shape, hit.body.toString('utf8'));
       if (hit && text !== undefined) {
         last?.release();
-        return { ...writeComposed(res, req, text, req.stream ? undefined : hit.body, 'cache', env.clock), attempts, tier: 'cache' };
+        return { ...writeComposed(res, req, text, req.stream ? undefined : hit.body, 'cache', attempts, env.clock), attempts, tier: 'cache' };
       }
       continue;
     }
     if (tier.kind === 'static') {
       last?.release();
-      return { ...writeComposed(res, req, tier.message, undefined, 'static', env.clock), attempts, tier: 'static' };
+      return { ...writeComposed(res, req, tier.message, undefined, 'static', attempts, env.clock), attempts, tier: 'static' };
     }
     const upstream = tier.kind === 'primary' ? primary : env.state.upstream(tier.upstream);
     // A body streamed to the primary (over maxBodyBytes) cannot be sent again.

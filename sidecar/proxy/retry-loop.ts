@@ -10,7 +10,9 @@ import { backoffDelay } from '../resilience/backoff.js';
 import type { BreakerPermit, CircuitBreaker } from '../resilience/circuit-breaker.js';
 import type { Clock } from '../resilience/clock.js';
 import type { LocalErrorCode } from './api-dialects.js';
+import { apiOfPath, errorBodyFor } from './answer-shapes.js';
 import { attempt, type AttemptResult } from './attempt.js';
+import { classifyStatus } from './classify.js';
 import type { ProxyRequest } from './proxy-request.js';
 import { retryAfterMs } from './retry-after.js';
 
@@ -45,6 +47,28 @@ function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<boolean> 
     }, ms);
     signal.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/**
+ * One attempt, unless the policy injects a fault into it: a delay before it,
+ * or an answer with the abort status in the API's error shape instead of it.
+ */
+async function attemptWithFaults(req: ProxyRequest, env: LoopEnv): Promise<AttemptResult> {
+  const random = env.random ?? Math.random;
+  const { name, faults } = req.upstream.config;
+  for (const fault of faults) {
+    if (random() * 100 >= fault.percent) continue;
+    if (fault.delayMs !== undefined) {
+      env.metrics.faults.inc({ upstream: name, kind: 'delay' });
+      if (!(await sleep(env.clock, Math.min(fault.delayMs, Math.max(0, req.deadline - env.clock.now())), req.signal))) return { kind: 'cancelled' };
+    }
+    if (fault.abortStatus !== undefined) {
+      env.metrics.faults.inc({ upstream: name, kind: 'abort' });
+      const body = errorBodyFor(apiOfPath(req.appPath), fault.abortStatus, 'fault injected by the Breakwater policy');
+      return { kind: 'answer', status: fault.abortStatus, headers: { 'content-type': 'application/json', 'x-breakwater-fault': 'abort' }, body: Buffer.from(body), failure: classifyStatus(fault.abortStatus, body) };
+    }
+  }
+  return attempt(req, env.clock);
 }
 
 /** The final answer for a failed attempt after which no retry comes. */
@@ -94,7 +118,7 @@ export async function runAttempts(req: ProxyRequest, env: LoopEnv): Promise<Fina
       metrics.retries.inc({ upstream: name, class: last.failure! });
     }
     const started = clock.now();
-    const result = await attempt(req, clock);
+    const result = await attemptWithFaults(req, env);
     if (result.kind === 'cancelled') {
       breaker.release(admission.permit);
       return { kind: 'cancelled', attempts: n };

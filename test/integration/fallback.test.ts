@@ -147,6 +147,25 @@ describe('fallback chains', () => {
     assert.equal(await rig.metric('breakwater_circuit_breaker_state', { upstream: 'primary', state: 'open' }), 1, 'three invalid answers in a row opened the breaker');
   });
 
+  it('injects the policy\'s faults into attempts, and the chain handles them like real failures', async (t) => {
+    const primary = await startMock(t);
+    const rig = await startRig(t, {
+      upstreams: [{ name: 'primary', url: primary.url, retry: { attempts: 2, ...fast }, fallback: [{ static: { message: 'busy' } }] }],
+      faults: [{ upstream: 'primary', percent: 100, abort: { status: 503 } }],
+    });
+    const aborted = await post(rig.url('/primary/v1/chat/completions'), chat());
+    assert.equal(aborted.headers.get('x-breakwater-fallback'), 'static');
+    assert.equal(aborted.headers.get('x-breakwater-attempts'), '2', 'each attempt was faulted, then retried');
+    assert.equal(primary.requests.length, 0, 'an aborted attempt never reaches the upstream');
+    assert.equal(await rig.metric('breakwater_faults_injected_total', { kind: 'abort' }), 2);
+
+    const delayed = await startRig(t, { upstreams: [{ name: 'primary', url: primary.url }], faults: [{ upstream: 'primary', percent: 100, delay: '250ms' }] });
+    const slow = await post(delayed.url('/primary/v1/chat/completions'), chat());
+    assert.equal(slow.status, 200);
+    assert.ok(slow.ms >= 250, `answered after ${slow.ms} ms`);
+    assert.equal(primary.requests.length, 1);
+  });
+
   it('serves 10,000 requests at ≥ 99.9% with the primary failing every time, and the open breaker keeps it to probes', async (t) => {
     const primary = await startMock(t);
     primary.defaultBehavior = { kind: 'status', status: 500 };
