@@ -19,7 +19,7 @@ const MAX_MODELS = 32;
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** Gauges are computed when scraped, from `live()`, so the request path never touches them. */
-export function createMetrics(live: () => Iterable<LiveUpstream>) {
+export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => string = () => 'normal') {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'breakwater_process_' });
   const m = {
@@ -121,6 +121,15 @@ export function createMetrics(live: () => Iterable<LiveUpstream>) {
       help: 'Requests the bulkhead turned away, by reason (queue-full, queue-timeout, evicted).',
       labelNames: ['upstream', 'reason'] as const,
       registers: [registry],
+    }),
+    mode: new Gauge({
+      name: 'breakwater_degradation_mode',
+      help: '1 for the mode the sidecar is in: normal, degraded or emergency.',
+      labelNames: ['mode'] as const,
+      registers: [registry],
+      collect() {
+        for (const m of ['normal', 'degraded', 'emergency']) this.set({ mode: m }, mode() === m ? 1 : 0);
+      },
     }),
     tokens: new Counter({
       name: 'breakwater_tokens_total',

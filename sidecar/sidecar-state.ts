@@ -8,6 +8,7 @@ import type { BreakerCounts } from '../api/index.js';
 import type { RuntimeConfig } from './config/runtime-config.js';
 import type { Metrics } from './metrics.js';
 import type { Clock } from './resilience/clock.js';
+import { DegradationMonitor } from './resilience/degradation.js';
 import { ResponseCache } from './proxy/response-cache.js';
 import { fingerprint, UpstreamState, type BreakerTransition } from './proxy/upstream-state.js';
 
@@ -15,13 +16,26 @@ export class SidecarState {
   config: RuntimeConfig | undefined;
   /** Answers kept for the cache tier; replaced (emptied) only when the cache settings change. */
   cache = new ResponseCache({ ttlMs: 0, maxEntries: 0, maxBytes: 0, serveFresh: false });
+  /** The whole-sidecar mode; replaced (its window emptied) only when its settings change. */
+  degradation: DegradationMonitor;
+  private degradationSettings = '';
   private upstreams = new Map<string, UpstreamState>();
 
   constructor(
     private readonly clock: Clock,
     private readonly metrics: Metrics,
     private readonly onTransition: (event: BreakerTransition) => void,
-  ) {}
+    private readonly onModeChange: (from: string, to: string) => void = () => {},
+  ) {
+    this.degradation = new DegradationMonitor({ windowMs: 60_000, degradedErrorRate: 0, degradedQueueDepth: 0, emergencyErrorRate: 0 }, clock);
+  }
+
+  /** Requests waiting in every upstream's bulkhead queue. */
+  queued(): number {
+    let n = 0;
+    for (const u of this.upstreams.values()) n += u.bulkhead.waiting;
+    return n;
+  }
 
   upstream(name: string): UpstreamState | undefined {
     return this.upstreams.get(name);
@@ -42,6 +56,11 @@ export class SidecarState {
     for (const [name, state] of this.upstreams) if (next.get(name) !== state) state.close();
     this.upstreams = next;
     if (JSON.stringify(this.cache.config) !== JSON.stringify(config.cache)) this.cache = new ResponseCache(config.cache);
+    const degradation = JSON.stringify(config.degradation.settings);
+    if (degradation !== this.degradationSettings) {
+      this.degradation = new DegradationMonitor(config.degradation.settings, this.clock, this.onModeChange);
+      this.degradationSettings = degradation;
+    }
     this.config = config;
   }
 

@@ -56,8 +56,16 @@ function listen(server: Server, at: HostPort): Promise<string> {
 export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const clock = options.clock ?? systemClock;
   const log = options.log ?? createLogger();
-  const metrics = createMetrics(() => state.live());
-  const state: SidecarState = new SidecarState(clock, metrics, (t) => log.warn(t, 'circuit breaker transition'));
+  const metrics = createMetrics(
+    () => state.live(),
+    () => state.degradation.name,
+  );
+  const state: SidecarState = new SidecarState(
+    clock,
+    metrics,
+    (t) => log.warn(t, 'circuit breaker transition'),
+    (from, to) => log.warn({ from, to }, 'degradation mode changed'),
+  );
   if (options.config) state.apply(options.config);
   const proxy = createProxyServer(state, { clock, metrics, log, state, random: options.random });
   let drainPromise: Promise<boolean> | undefined;

@@ -27,7 +27,7 @@ export function statusReport(state: SidecarState, draining: boolean) {
   return {
     ready: state.config !== undefined && !draining,
     draining,
-    mode: 'normal',
+    mode: state.degradation.name,
     config: state.config?.version ?? null,
     notEnforced: state.config?.notEnforced ?? [],
     upstreams: [...state.live()].map((u) => ({

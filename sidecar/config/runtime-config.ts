@@ -18,6 +18,7 @@ import {
 import type { BackoffSettings } from '../resilience/backoff.js';
 import type { BreakerSettings } from '../resilience/circuit-breaker.js';
 import type { BulkheadSettings, PriorityClass } from '../resilience/bulkhead.js';
+import type { DegradationSettings } from '../resilience/degradation.js';
 import type { RetryBudgetSettings } from '../resilience/retry-budget.js';
 import type { ValidationSettings } from '../proxy/validate-answer.js';
 
@@ -66,11 +67,21 @@ export interface CacheConfig {
   serveFresh: boolean;
 }
 
+export interface DegradationConfig {
+  settings: DegradationSettings;
+  /** In degraded mode: max_tokens is clamped to this and temperature set. */
+  maxTokens: number;
+  temperature: number;
+  /** In emergency mode only these tiers answer. */
+  serve: ReadonlySet<'cache' | 'static'>;
+}
+
 export interface RuntimeConfig {
   version: ConfigVersion;
   upstreams: ReadonlyMap<string, UpstreamConfig>;
   priorities: { classes: PriorityClass[]; defaultIndex: number };
   cache: CacheConfig;
+  degradation: DegradationConfig;
   drainTimeoutMs: number;
   /** Policy fields this sidecar accepts but does not enforce yet. */
   notEnforced: string[];
@@ -159,7 +170,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
 /** Fields a user set that this version accepts but does not act on yet; said at load, never silently ignored. */
 function notEnforcedFields(raw: unknown): string[] {
   const spec = (raw ?? {}) as Record<string, unknown>;
-  const out = ['degradation'].filter((k) => spec[k] !== undefined).map((k) => `spec.${k}`);
+  const out: string[] = [];
   if ((spec.cache as Record<string, unknown> | undefined)?.redis !== undefined) out.push('spec.cache.redis');
   const upstreams = Array.isArray(spec.upstreams) ? (spec.upstreams as Record<string, unknown>[]) : [];
   upstreams.forEach((u, i) => {
@@ -180,6 +191,17 @@ export function compileConfig(spec: PolicySpec, version: ConfigVersion, rawSpec?
       maxEntries: spec.cache.maxEntries,
       maxBytes: parseSize(spec.cache.maxBytes),
       serveFresh: spec.cache.serveFresh,
+    },
+    degradation: {
+      settings: {
+        windowMs: parseDuration(spec.degradation.window),
+        degradedErrorRate: spec.degradation.degraded.errorRate,
+        degradedQueueDepth: spec.degradation.degraded.queueDepth,
+        emergencyErrorRate: spec.degradation.emergency.errorRate,
+      },
+      maxTokens: spec.degradation.degraded.maxTokens,
+      temperature: spec.degradation.degraded.temperature,
+      serve: new Set(spec.degradation.emergency.serve),
     },
     drainTimeoutMs: parseDuration(spec.shutdown.drainTimeout),
     notEnforced: rawSpec === undefined ? [] : notEnforcedFields(rawSpec),

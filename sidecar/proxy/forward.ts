@@ -18,9 +18,10 @@ import type { SidecarState } from '../sidecar-state.js';
 import { answerText, apiOfPath, completeBody, streamEvents } from './answer-shapes.js';
 import type { ProxyRequest } from './proxy-request.js';
 import { ResponseCache } from './response-cache.js';
-import { respond, type Delivery } from './respond.js';
+import { respond, writeLocalError, type Delivery } from './respond.js';
+import type { Mode } from '../resilience/degradation.js';
 import { runAttempts, type Final } from './retry-loop.js';
-import { requestFor } from './tier-request.js';
+import { degradedRequest, requestFor } from './tier-request.js';
 
 export interface PipelineEnv {
   clock: Clock;
@@ -92,8 +93,12 @@ function writeComposed(res: ServerResponse, req: ProxyRequest, text: string, cac
   return { status: 200, outcome: tier === 'cache' ? 'ok' : 'degraded', failure: 'none', firstByteAt: clock.now() };
 }
 
-async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv): Promise<Delivery & { attempts: number; tier: string }> {
+async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv, sidecarMode: Mode): Promise<Delivery & { attempts: number; tier: string }> {
   const primary = req.upstream;
+  const degradation = env.state.config!.degradation;
+  // Emergency needs a tier it may serve; a chain without one keeps calling its upstreams, as in degraded mode.
+  const servable = primary.config.fallback.some((tier) => (tier.kind === 'cache' || tier.kind === 'static') && degradation.serve.has(tier.kind));
+  const mode = sidecarMode === 'emergency' && !servable ? 'degraded' : sidecarMode;
   const cache = env.state.cache;
   // Only chains that can answer from the cache pay for keys and stored answers.
   const usesCache = cache.config.serveFresh || primary.config.fallback.some((tier) => tier.kind === 'cache');
@@ -104,9 +109,13 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
     const text = hit && answerText(shape, hit.body.toString('utf8'));
     if (hit && text !== undefined) return { ...writeComposed(res, req, text, hit.body, 'cache', 0, env.clock), attempts: 0, tier: 'cache' };
   }
-  const chain: Tier[] = [{ kind: 'primary' }, ...primary.config.fallback];
+  // Emergency: only the tiers the policy lists answer, and no upstream is called.
+  const chain: Tier[] =
+    mode === 'emergency'
+      ? primary.config.fallback.filter((tier) => (tier.kind === 'cache' || tier.kind === 'static') && degradation.serve.has(tier.kind)).map((tier) => ({ ...tier, when: undefined }))
+      : [{ kind: 'primary' }, ...primary.config.fallback];
   let last: { final: Final; request: ProxyRequest; release: () => void } | undefined;
-  let failure: FailureClass | 'unavailable' | undefined;
+  let failure: FailureClass | 'unavailable' | undefined = mode === 'emergency' ? 'unavailable' : undefined;
   let attempts = 0;
   for (const tier of chain) {
     if (tier.kind !== 'primary' && (failure === undefined || !admits(tier, failure))) continue;
@@ -126,7 +135,8 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
     const upstream = tier.kind === 'primary' ? primary : env.state.upstream(tier.upstream);
     // A body streamed to the primary (over maxBodyBytes) cannot be sent again.
     if (!upstream || (tier.kind !== 'primary' && req.bodyStream) || env.clock.now() >= req.deadline) continue;
-    const request = tier.kind === 'primary' ? req : requestFor(req, upstream, tier.model);
+    const tierRequest = tier.kind === 'primary' ? req : requestFor(req, upstream, tier.model);
+    const request = mode === 'degraded' ? degradedRequest(tierRequest, degradation.maxTokens, degradation.temperature) : tierRequest;
     const outcome = await attemptTier(request, env);
     attempts += outcome.final.attempts;
     last?.release();
@@ -134,7 +144,11 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
     failure = failureOf(outcome.final);
     if (failure === undefined) break;
   }
-  if (!last) throw new Error('no tier of the chain could be tried');
+  if (!last) {
+    const message = mode === 'emergency' ? 'the sidecar is in emergency mode and has no cached answer for this request' : 'no tier of the chain could be tried';
+    writeLocalError(res, primary.config.api, 503, 'overloaded', message, { 'x-breakwater-upstream': primary.config.name, 'x-breakwater-attempts': String(attempts) }, 5000);
+    return { status: 503, outcome: 'local_error', failure: 'unavailable', code: 'overloaded', firstByteAt: env.clock.now(), attempts, tier: 'primary' };
+  }
   try {
     // x-breakwater-attempts counts the attempts of the whole chain.
     const final = { ...last.final, attempts };
@@ -153,7 +167,11 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
 export async function forward(req: ProxyRequest, res: ServerResponse, env: PipelineEnv): Promise<void> {
   const { metrics, clock } = env;
   const upstream = req.upstream.config.name;
-  const d = await runChain(req, res, env);
+  const mode = env.state.degradation.mode(env.state.queued());
+  if (mode !== 'normal') res.setHeader('x-breakwater-mode', mode);
+  const d = await runChain(req, res, env, mode);
+  // Emergency answers skip the upstreams and stay out of the window, so it drains and the mode can recover.
+  if (mode !== 'emergency') env.state.degradation.record(!['ok', 'cancelled'].includes(d.outcome) && !['client-error', 'context-length', 'content-filter'].includes(d.failure));
   const model = metrics.modelLabel(upstream, req.model);
   const seconds = (clock.now() - req.startedAt) / 1000;
   metrics.requests.inc({ upstream, model, class: d.failure, outcome: d.outcome });

@@ -32,6 +32,30 @@ function withModel(body: Buffer | null, model: string): Buffer | null {
   }
 }
 
+/**
+ * The request as degraded mode sends it: max_tokens (or max_completion_tokens,
+ * or Ollama's num_predict) clamped, added when absent, and temperature set.
+ */
+export function degradedRequest(req: ProxyRequest, maxTokens: number, temperature: number): ProxyRequest {
+  if (!req.body) return req;
+  let json: Record<string, any>;
+  try {
+    json = JSON.parse(req.body.toString('utf8')) as Record<string, any>;
+  } catch {
+    return req;
+  }
+  const clamp = (v: unknown) => (typeof v === 'number' ? Math.min(v, maxTokens) : v);
+  if (req.appPath.startsWith('/api/')) {
+    json.options = { ...json.options, num_predict: clamp(json.options?.num_predict ?? maxTokens), temperature };
+  } else {
+    if (json.max_completion_tokens !== undefined) json.max_completion_tokens = clamp(json.max_completion_tokens);
+    else json.max_tokens = clamp(json.max_tokens ?? maxTokens);
+    json.temperature = temperature;
+  }
+  const body = Buffer.from(JSON.stringify(json));
+  return { ...req, body, maxTokens: Math.min(req.maxTokens ?? maxTokens, maxTokens), headers: upstreamHeaders(req.appHeaders, req.upstream, body) };
+}
+
 /** The request for another upstream of the chain (optionally with another model). */
 export function requestFor(req: ProxyRequest, upstream: UpstreamState, model?: string): ProxyRequest {
   const body = model === undefined ? req.body : withModel(req.body, model);

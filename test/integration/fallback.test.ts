@@ -166,6 +166,36 @@ describe('fallback chains', () => {
     assert.equal(primary.requests.length, 1);
   });
 
+  it('degrades under errors (max_tokens clamped, temperature set), and in emergency answers from the listed tiers without calling upstreams', async (t) => {
+    const primary = await startMock(t);
+    const rig = await startRig(t, {
+      upstreams: [{ name: 'primary', url: primary.url, retry: { attempts: 1 }, circuitBreaker: { consecutiveFailures: 0 }, fallback: [{ static: { message: 'busy' } }] }],
+      degradation: { window: '30s', degraded: { errorRate: 10, maxTokens: 16, temperature: 0 }, emergency: { errorRate: 60, serve: ['static'] } },
+    });
+    const send = () => post(rig.url('/primary/v1/chat/completions'), chat({ max_tokens: 500, temperature: 0.9 }));
+    // 20 requests, 3 failing (15%): degraded from then on.
+    for (let i = 0; i < 20; i++) {
+      if (i % 7 === 6) primary.enqueue({ kind: 'status', status: 500 });
+      await send();
+    }
+    const degraded = await send();
+    assert.equal(degraded.headers.get('x-breakwater-mode'), 'degraded');
+    assert.equal(primary.requests.at(-1)!.body.max_tokens, 16);
+    assert.equal(primary.requests.at(-1)!.body.temperature, 0);
+    // Everything fails: past 60% the sidecar answers from the static tier alone.
+    primary.defaultBehavior = { kind: 'status', status: 500 };
+    for (let i = 0; i < 60; i++) await send();
+    const seen = primary.requests.length;
+    const emergency = await send();
+    assert.equal(emergency.headers.get('x-breakwater-mode'), 'emergency');
+    assert.equal(emergency.headers.get('x-breakwater-fallback'), 'static');
+    assert.equal(emergency.json().choices[0].message.content, 'busy');
+    assert.equal(primary.requests.length, seen, 'no upstream call in emergency mode');
+    const status = (await (await fetch(`${rig.sidecar.adminUrl}/status`)).json()) as { mode: string };
+    assert.equal(status.mode, 'emergency');
+    assert.equal(await rig.metric('breakwater_degradation_mode', { mode: 'emergency' }), 1);
+  });
+
   it('serves 10,000 requests at ≥ 99.9% with the primary failing every time, and the open breaker keeps it to probes', async (t) => {
     const primary = await startMock(t);
     primary.defaultBehavior = { kind: 'status', status: 500 };

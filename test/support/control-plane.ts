@@ -108,8 +108,19 @@ function run(binary: string, args: string[], log: string): { child: ChildProcess
   return { child, exited: () => (child.exitCode !== null || child.signalCode !== null ? stderr.slice(-2000) : undefined) };
 }
 
+/** Starts a control plane, trying again with fresh ports if one was taken between choosing and binding it. */
 export async function startControlPlane(): Promise<ControlPlane> {
-  const { apiserver, etcd } = assets();
+  const binaries = assets();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(binaries);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startOnce({ apiserver, etcd }: { apiserver: string; etcd: string }): Promise<ControlPlane> {
   const dir = mkdtempSync(join(tmpdir(), 'breakwater-cp-'));
   makeCertificates(dir);
   const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
@@ -128,7 +139,13 @@ export async function startControlPlane(): Promise<ControlPlane> {
     ],
     join(dir, 'etcd.log'),
   );
-  await waitUntil(async () => (await fetch(`${etcdUrl}/health`).then((r) => r.ok, () => false)), 'etcd', 30_000, etcdProc.exited);
+  try {
+    await waitUntil(async () => (await fetch(`${etcdUrl}/health`).then((r) => r.ok, () => false)), 'etcd', 30_000, etcdProc.exited);
+  } catch (err) {
+    etcdProc.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const url = `https://127.0.0.1:${apiPort}`;
   const apiProc = run(
     apiserver,
@@ -170,6 +187,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     await waitUntil(async () => (await probe(`${url}/readyz`, dir)) === 200, 'kube-apiserver', 90_000, apiProc.exited);
   } catch (err) {
     await stopAll();
+    rmSync(dir, { recursive: true, force: true });
     throw err;
   }
   const kubeconfig = join(dir, 'kubeconfig');
