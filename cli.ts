@@ -11,13 +11,10 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { formatProblems, parseDuration, validatePolicy } from './api/index.js';
-import { startController } from './controller/controller.js';
-import { followController } from './sidecar/config/controller-source.js';
-import { loadPolicyFile, watchPolicyFile } from './sidecar/config/policy-file.js';
-import { startDemoUpstream } from './sidecar/demo.js';
 import { createLogger } from './sidecar/log.js';
-import { MockUpstream } from './sidecar/mock-upstream/mock-upstream.js';
-import { startSidecar, type HostPort } from './sidecar/sidecar.js';
+import type { HostPort } from './sidecar/sidecar.js';
+
+// Each subcommand imports what it needs when it runs: the sidecar must not pay for the controller's Kubernetes client.
 
 const USAGE = `usage:
   breakwater sidecar --policy FILE [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021]
@@ -37,6 +34,8 @@ function hostPort(text: string, flag: string): HostPort {
 class UsageError extends Error {}
 
 async function sidecar(args: string[]): Promise<void> {
+  const { startSidecar } = await import('./sidecar/sidecar.js');
+  const { loadPolicyFile, watchPolicyFile } = await import('./sidecar/config/policy-file.js');
   const { values } = parseArgs({
     args,
     options: {
@@ -58,6 +57,7 @@ async function sidecar(args: string[]): Promise<void> {
   const log = createLogger();
   let config;
   if (values.demo) {
+    const { startDemoUpstream } = await import('./sidecar/demo.js');
     const demo = await startDemoUpstream();
     config = demo.config;
     log.info({ mockUpstream: demo.upstream.url }, 'demo: built-in mock upstream started (fails 20% of requests with 503)');
@@ -81,6 +81,7 @@ async function sidecar(args: string[]): Promise<void> {
   });
   started = sidecar;
   if (values.controller) {
+    const { followController } = await import('./sidecar/config/controller-source.js');
     const source = followController({
       urls: values.controller.split(','),
       pod: values['pod-name']!,
@@ -105,7 +106,8 @@ async function sidecar(args: string[]): Promise<void> {
   }
 }
 
-function checkPolicy(args: string[]): void {
+async function checkPolicy(args: string[]): Promise<void> {
+  const { loadPolicyFile } = await import('./sidecar/config/policy-file.js');
   const file = args[0];
   if (!file || args.length > 1) throw new UsageError('check-policy takes one FILE');
   let verdict;
@@ -152,6 +154,7 @@ async function controller(args: string[]): Promise<void> {
     throw new UsageError('injection (--sidecar-image) needs --advertise-url (how sidecars reach the controller) and --ca-file (the CA of its certificate)');
   }
   if (!values['tls-cert'] || !values['tls-key']) throw new UsageError('controller needs --tls-cert and --tls-key for the config stream');
+  const { startController } = await import('./controller/controller.js');
   const log = createLogger(undefined, 'controller');
   let running: Awaited<ReturnType<typeof startController>> | undefined;
   const stop = () => void (running?.stop() ?? Promise.resolve()).then(() => log.flush(() => process.exit(0)));
@@ -178,6 +181,7 @@ async function controller(args: string[]): Promise<void> {
 async function mockUpstream(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { listen: { type: 'string', default: '127.0.0.1:15099' }, 'fail-percent': { type: 'string', default: '0' } } });
   const at = hostPort(values.listen, '--listen');
+  const { MockUpstream } = await import('./sidecar/mock-upstream/mock-upstream.js');
   const mock = await MockUpstream.start({ host: at.host, port: at.port, failPercent: Number(values['fail-percent']), failure: { kind: 'status', status: 503 } });
   process.stdout.write(`mock upstream listening on ${mock.url}\n`);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void mock.close().then(() => process.exit(0)));

@@ -23,7 +23,7 @@ const PORTKEY = join(ROOT, '.cache/peers/node_modules/@portkey-ai/gateway/build/
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 64;
 const RATE = 500;
-const PORTS = { upstream: 18080, nginx: 18081, portkey: 18787, breakwater: 18001, admin: 18021 };
+const PORTS = { upstream: 18080, nginx: 18081, portkey: 18787, breakwater: 18001, admin: 18021, withFallback: 18002, withFallbackAdmin: 18022 };
 
 const work = mkdtempSync(join(tmpdir(), 'breakwater-bench-'));
 const children: ChildProcess[] = [];
@@ -51,6 +51,8 @@ const TARGETS: Target[] = [
   { name: 'direct', url: `http://127.0.0.1:${PORTS.upstream}/v1/chat/completions`, headers: {} },
   { name: 'nginx', url: `http://127.0.0.1:${PORTS.nginx}/v1/chat/completions`, headers: {} },
   { name: 'breakwater', url: `http://127.0.0.1:${PORTS.breakwater}/primary/v1/chat/completions`, headers: {} },
+  // The same policy with a fallback chain (another upstream, cache, static) that the healthy upstream never needs.
+  { name: 'breakwater+fallback', url: `http://127.0.0.1:${PORTS.withFallback}/primary/v1/chat/completions`, headers: {} },
   {
     name: 'portkey',
     url: `http://127.0.0.1:${PORTS.portkey}/v1/chat/completions`,
@@ -108,8 +110,12 @@ async function waitFor(url: string, init: RequestInit = {}, ms = 15_000): Promis
   }
 }
 
-function breakwaterPolicy(): string {
-  const file = join(work, 'policy.yaml');
+function breakwaterPolicy(withFallback = false): string {
+  const file = join(work, withFallback ? 'policy-fallback.yaml' : 'policy.yaml');
+  const fallback = withFallback ? `
+    fallback: [{upstream: secondary, model: small}, {cache: {}}, {static: {message: busy}}]
+  - name: secondary
+    url: http://127.0.0.1:${PORTS.upstream}` : '';
   writeFileSync(
     file,
     `upstreams:
@@ -119,15 +125,15 @@ function breakwaterPolicy(): string {
     timeouts: {total: 30s, attempt: 10s, firstByte: 5s, streamIdle: 5s, perOutputToken: 100ms}
     retry: {attempts: 3, backoff: {base: 100ms, max: 2s}, budget: {ratio: 20, minPerSecond: 5, window: 10s}}
     circuitBreaker: {scope: model, consecutiveFailures: 5, failureRate: {threshold: 50, minRequests: 20, window: 30s}}
-    bulkhead: {maxConcurrent: 512, maxQueue: 1024, queueTimeout: 5s}
+    bulkhead: {maxConcurrent: 512, maxQueue: 1024, queueTimeout: 5s}${fallback}
 shutdown: {drainTimeout: 1s}
 `,
   );
   return file;
 }
 
-function startBreakwater(policy: string): ChildProcess {
-  return start(NODE, [...IMAGE_NODE_OPTIONS, join(ROOT, 'dist/cli.js'), 'sidecar', '--policy', policy, '--listen', `127.0.0.1:${PORTS.breakwater}`, '--admin', `127.0.0.1:${PORTS.admin}`]);
+function startBreakwater(policy: string, port = PORTS.breakwater, adminPort = PORTS.admin): ChildProcess {
+  return start(NODE, [...IMAGE_NODE_OPTIONS, join(ROOT, 'dist/cli.js'), 'sidecar', '--policy', policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`]);
 }
 
 /** Median time from spawn to /readyz answering 200, over several starts. */
@@ -223,13 +229,15 @@ async function main(): Promise<void> {
   const policy = breakwaterPolicy();
   const readyMs = await timeToReady(policy);
   const sidecar = startBreakwater(policy);
+  const withFallback = startBreakwater(breakwaterPolicy(true), PORTS.withFallback, PORTS.withFallbackAdmin);
   await waitFor(`http://127.0.0.1:${PORTS.admin}/readyz`);
+  await waitFor(`http://127.0.0.1:${PORTS.withFallbackAdmin}/readyz`);
   for (const t of TARGETS) await waitFor(t.url, { method: 'POST', body: REQUEST, headers: { 'content-type': 'application/json', ...t.headers } });
   await sleep(500);
   const idleRss = rssMiB(sidecar.pid!);
   // nginx serves from one worker process, the master's only child.
   const nginxWorker = (pid: number) => Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0]);
-  const pids: Record<string, number> = { direct: nginxWorker(upstream.pid!), nginx: nginxWorker(nginxProxy.pid!), breakwater: sidecar.pid!, portkey: portkey.pid! };
+  const pids: Record<string, number> = { direct: nginxWorker(upstream.pid!), nginx: nginxWorker(nginxProxy.pid!), breakwater: sidecar.pid!, 'breakwater+fallback': withFallback.pid!, portkey: portkey.pid! };
   for (const t of TARGETS) t.pid = pids[t.name];
 
   const results: Record<string, { throughput: Throughput; latency: Latency }> = {};
@@ -266,6 +274,7 @@ async function main(): Promise<void> {
       throughputVsPortkey: bw.throughput.rps / results.portkey!.throughput.rps,
       cpuPerRequestVsNginx: bw.latency.cpuMicrosPerRequest / results.nginx!.latency.cpuMicrosPerRequest,
       cpuPerRequestPortkeyVsBreakwater: results.portkey!.latency.cpuMicrosPerRequest / bw.latency.cpuMicrosPerRequest,
+      throughputWithUnusedFallbackVsPlain: results['breakwater+fallback']!.throughput.rps / bw.throughput.rps,
     },
     addedLatencyMs: Object.fromEntries(
       TARGETS.filter((t) => t.name !== 'direct').map((t) => [t.name, { p50: results[t.name]!.latency.p50 - direct.latency.p50, p99: results[t.name]!.latency.p99 - direct.latency.p99 }]),
@@ -287,6 +296,7 @@ Sidecar run as the image runs it: node ${IMAGE_NODE_OPTIONS.join(' ')}.
 ${TARGETS.map((t) => row(t.name)).join('\n')}
 
 - Breakwater throughput: **${(summary.ratios.throughputVsNginx * 100).toFixed(0)}% of nginx**, **${summary.ratios.throughputVsPortkey.toFixed(1)}× Portkey**.
+- With a fallback chain configured but unused: **${(summary.ratios.throughputWithUnusedFallbackVsPlain * 100).toFixed(0)}%** of the plain sidecar's throughput.
 - Breakwater CPU per request: ${(bw.latency.cpuMicrosPerRequest / results.nginx!.latency.cpuMicrosPerRequest).toFixed(1)}× nginx's, ${(results.portkey!.latency.cpuMicrosPerRequest / bw.latency.cpuMicrosPerRequest).toFixed(1)}× less than Portkey's.
 - Sidecar RSS: ${idleRss.total.toFixed(1)} MiB idle (${idleRss.anon.toFixed(1)} anonymous), peak ${peakRss.total.toFixed(1)} MiB (${peakRss.anon.toFixed(1)} anonymous) under 200 concurrent requests.
 - Sidecar start to ready (/readyz 200): ${readyMs.toFixed(0)} ms (median of 7).

@@ -113,14 +113,18 @@ export function streamEvents(api: AnswerShape, model: string, pieces: string[], 
   }
 }
 
-/** The text of a plain answer in any of these shapes (undefined if it has none). */
+/** The text of a parsed plain answer in any of these shapes (undefined if it has none). */
+export function textOf(shape: AnswerShape, json: Record<string, any>): string | undefined {
+  if (shape === 'openai') return json.choices?.[0]?.message?.content ?? undefined;
+  if (shape === 'anthropic') return json.content?.find?.((c: { type: string }) => c.type === 'text')?.text;
+  if (shape === 'ollama-chat') return json.message?.content;
+  return json.response;
+}
+
+/** The text of a plain answer body in any of these shapes (undefined if it has none or is not JSON). */
 export function answerText(shape: AnswerShape, body: string): string | undefined {
   try {
-    const json = JSON.parse(body) as Record<string, any>;
-    if (shape === 'openai') return json.choices?.[0]?.message?.content ?? undefined;
-    if (shape === 'anthropic') return json.content?.find((c: { type: string }) => c.type === 'text')?.text;
-    if (shape === 'ollama-chat') return json.message?.content;
-    return json.response;
+    return textOf(shape, JSON.parse(body) as Record<string, any>);
   } catch {
     return undefined;
   }

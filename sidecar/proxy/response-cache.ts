@@ -7,7 +7,6 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { canonicalJson } from '../../api/index.js';
 import type { CacheConfig } from '../config/runtime-config.js';
 
 export interface CachedAnswer {
@@ -15,6 +14,10 @@ export interface CachedAnswer {
   contentType: string;
   body: Buffer;
 }
+
+const STREAM_FLAGS = /"stream"\s*:\s*(?:true|false)|"stream_options"\s*:\s*\{[^{}]*\}/g;
+/** The commas a cut leaves behind: before `,` or `}`, or right after `{`. */
+const STRAY_COMMAS = /,\s*(?=[,}])|(?<=\{)\s*,/g;
 
 /** Overhead counted per entry besides its body. */
 const ENTRY_OVERHEAD = 128;
@@ -29,19 +32,17 @@ export class ResponseCache {
         : undefined;
   }
 
-  /** The key of a request, or undefined when its body is not JSON (such requests are not cached). */
+  /**
+   * The key of a request, or undefined when its body is not a JSON object (such requests are not cached).
+   * It is computed on every request of a chain with a cache tier, so it works on the raw text: the stream
+   * flags are cut out (inside JSON strings quotes are escaped, so `"stream":` only matches keys) rather
+   * than parsing and re-serialising the body. Two requests differing only in key order get two keys.
+   */
   static key(upstream: string, path: string, body: Buffer | null): string | undefined {
-    let request: Record<string, unknown> = {};
-    if (body && body.length > 0) {
-      try {
-        request = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
-      } catch {
-        return undefined;
-      }
-      delete request.stream;
-      delete request.stream_options;
-    }
-    return createHash('sha256').update(`${upstream}\n${path}\n${canonicalJson(request)}`).digest('hex');
+    const text = body && body.length > 0 ? body.toString('utf8') : '{}';
+    if (text.charCodeAt(0) !== 0x7b /* { */) return undefined;
+    const request = text.replace(STREAM_FLAGS, '').replace(STRAY_COMMAS, '');
+    return createHash('sha1').update(upstream).update('\n').update(path).update('\n').update(request).digest('base64');
   }
 
   get(key: string | undefined): CachedAnswer | undefined {

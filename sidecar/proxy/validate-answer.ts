@@ -4,7 +4,7 @@
  * breaker instead of reaching the app as a success. Checked on plain answers;
  * a stream is already on its way to the app when it could be judged.
  */
-import { answerText, type AnswerShape } from './answer-shapes.js';
+import { textOf, type AnswerShape } from './answer-shapes.js';
 
 export interface ValidationSettings {
   /** A request that asked for JSON output must get valid JSON content. */
@@ -30,7 +30,7 @@ export function invalidAnswer(shape: AnswerShape, body: string, jsonMode: boolea
     return undefined;
   }
   if (settings.refusal && typeof json.choices?.[0]?.message?.refusal === 'string') return 'the model refused';
-  const text = answerText(shape, body);
+  const text = textOf(shape, json);
   if (text === undefined) return undefined; // not a completion (models list, embeddings, ...)
   if (settings.emptyContent && text.trim() === '' && !hasToolCalls(json)) return 'empty content';
   if (settings.json && jsonMode) {
