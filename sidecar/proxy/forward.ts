@@ -93,12 +93,13 @@ function writeComposed(res: ServerResponse, req: ProxyRequest, text: string, cac
   return { status: 200, outcome: tier === 'cache' ? 'ok' : 'degraded', failure: 'none', firstByteAt: clock.now() };
 }
 
-async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv, sidecarMode: Mode): Promise<Delivery & { attempts: number; tier: string }> {
+async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv, sidecarMode: Mode): Promise<Delivery & { attempts: number; tier: string; mode: Mode }> {
   const primary = req.upstream;
   const degradation = env.state.config!.degradation;
   // Emergency needs a tier it may serve; a chain without one keeps calling its upstreams, as in degraded mode.
   const servable = primary.config.fallback.some((tier) => (tier.kind === 'cache' || tier.kind === 'static') && degradation.serve.has(tier.kind));
   const mode = sidecarMode === 'emergency' && !servable ? 'degraded' : sidecarMode;
+  if (mode !== 'normal') res.setHeader('x-breakwater-mode', mode);
   const cache = env.state.cache;
   // Only chains that can answer from the cache pay for keys and stored answers.
   const usesCache = cache.config.serveFresh || primary.config.fallback.some((tier) => tier.kind === 'cache');
@@ -107,7 +108,7 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
   if (cache.config.serveFresh) {
     const hit = cache.get(cacheKey);
     const text = hit && answerText(shape, hit.body.toString('utf8'));
-    if (hit && text !== undefined) return { ...writeComposed(res, req, text, hit.body, 'cache', 0, env.clock), attempts: 0, tier: 'cache' };
+    if (hit && text !== undefined) return { ...writeComposed(res, req, text, hit.body, 'cache', 0, env.clock), attempts: 0, tier: 'cache', mode };
   }
   // Emergency: only the tiers the policy lists answer, and no upstream is called.
   const chain: Tier[] =
@@ -124,22 +125,23 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
       const text = hit && answerText(shape, hit.body.toString('utf8'));
       if (hit && text !== undefined) {
         last?.release();
-        return { ...writeComposed(res, req, text, req.stream ? undefined : hit.body, 'cache', attempts, env.clock), attempts, tier: 'cache' };
+        return { ...writeComposed(res, req, text, req.stream ? undefined : hit.body, 'cache', attempts, env.clock), attempts, tier: 'cache', mode };
       }
       continue;
     }
     if (tier.kind === 'static') {
       last?.release();
-      return { ...writeComposed(res, req, tier.message, undefined, 'static', attempts, env.clock), attempts, tier: 'static' };
+      return { ...writeComposed(res, req, tier.message, undefined, 'static', attempts, env.clock), attempts, tier: 'static', mode };
     }
     const upstream = tier.kind === 'primary' ? primary : env.state.upstream(tier.upstream);
     // A body streamed to the primary (over maxBodyBytes) cannot be sent again.
     if (!upstream || (tier.kind !== 'primary' && req.bodyStream) || env.clock.now() >= req.deadline) continue;
     const tierRequest = tier.kind === 'primary' ? req : requestFor(req, upstream, tier.model);
     const request = mode === 'degraded' ? degradedRequest(tierRequest, degradation.maxTokens, degradation.temperature) : tierRequest;
+    // The previous tier's answer is read in full; its slot goes back before the next tier is tried.
+    last?.release();
     const outcome = await attemptTier(request, env);
     attempts += outcome.final.attempts;
-    last?.release();
     last = { ...outcome, request };
     failure = failureOf(outcome.final);
     if (failure === undefined) break;
@@ -147,7 +149,7 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
   if (!last) {
     const message = mode === 'emergency' ? 'the sidecar is in emergency mode and has no cached answer for this request' : 'no tier of the chain could be tried';
     writeLocalError(res, primary.config.api, 503, 'overloaded', message, { 'x-breakwater-upstream': primary.config.name, 'x-breakwater-attempts': String(attempts) }, 5000);
-    return { status: 503, outcome: 'local_error', failure: 'unavailable', code: 'overloaded', firstByteAt: env.clock.now(), attempts, tier: 'primary' };
+    return { status: 503, outcome: 'local_error', failure: 'unavailable', code: 'overloaded', firstByteAt: env.clock.now(), attempts, tier: 'primary', mode };
   }
   try {
     // x-breakwater-attempts counts the attempts of the whole chain.
@@ -158,7 +160,7 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
     }
     const tierName = request.upstream === primary ? 'primary' : request.upstream.config.name;
     if (tierName !== 'primary') res.setHeader('x-breakwater-fallback', tierName);
-    return { ...(await respond(res, request, final, env.clock)), attempts, tier: tierName };
+    return { ...(await respond(res, request, final, env.clock)), attempts, tier: tierName, mode };
   } finally {
     last.release();
   }
@@ -167,11 +169,9 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
 export async function forward(req: ProxyRequest, res: ServerResponse, env: PipelineEnv): Promise<void> {
   const { metrics, clock } = env;
   const upstream = req.upstream.config.name;
-  const mode = env.state.degradation.mode(env.state.queued());
-  if (mode !== 'normal') res.setHeader('x-breakwater-mode', mode);
-  const d = await runChain(req, res, env, mode);
+  const d = await runChain(req, res, env, env.state.degradation.mode(env.state.queued()));
   // Emergency answers skip the upstreams and stay out of the window, so it drains and the mode can recover.
-  if (mode !== 'emergency') env.state.degradation.record(!['ok', 'cancelled'].includes(d.outcome) && !['client-error', 'context-length', 'content-filter'].includes(d.failure));
+  if (d.mode !== 'emergency') env.state.degradation.record(!['ok', 'cancelled'].includes(d.outcome) && !['client-error', 'context-length', 'content-filter'].includes(d.failure));
   const model = metrics.modelLabel(upstream, req.model);
   const seconds = (clock.now() - req.startedAt) / 1000;
   metrics.requests.inc({ upstream, model, class: d.failure, outcome: d.outcome });

@@ -29,6 +29,22 @@ describe('fallback chains', () => {
     assert.equal(await rig.metric('breakwater_fallbacks_total', { tier: 'secondary' }), 1);
   });
 
+  it('gives the primary\'s bulkhead slot back before trying the next tier', async (t) => {
+    const secondary = await startMock(t);
+    secondary.defaultBehavior = { kind: 'ok', delayMs: 400 };
+    const rig = await startRig(t, {
+      upstreams: [
+        { name: 'primary', url: `http://127.0.0.1:${await freePort()}`, retry: { attempts: 1 }, bulkhead: { maxConcurrent: 1 }, fallback: [{ upstream: 'secondary' }] },
+        { name: 'secondary', url: secondary.url },
+      ],
+    });
+    const pending = post(rig.url('/primary/v1/chat/completions'), chat());
+    await new Promise((r) => setTimeout(r, 200)); // the primary has failed; the secondary is answering
+    const status = (await (await fetch(`${rig.sidecar.adminUrl}/status`)).json()) as { upstreams: { name: string; bulkhead: { inFlight: number } }[] };
+    assert.deepEqual(status.upstreams.map((u) => [u.name, u.bulkhead.inFlight]), [['primary', 0], ['secondary', 1]]);
+    assert.equal((await pending).status, 200);
+  });
+
   it('sends a context-length error from each API to the larger-context tier, and nothing else there', async (t) => {
     const small = await startMock(t);
     const large = await startMock(t);
