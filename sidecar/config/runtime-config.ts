@@ -19,6 +19,7 @@ import type { BackoffSettings } from '../resilience/backoff.js';
 import type { BreakerSettings } from '../resilience/circuit-breaker.js';
 import type { BulkheadSettings, PriorityClass } from '../resilience/bulkhead.js';
 import type { DegradationSettings } from '../resilience/degradation.js';
+import type { RateLimitSettings } from '../resilience/rate-limiter.js';
 import type { RetryBudgetSettings } from '../resilience/retry-budget.js';
 import type { ValidationSettings } from '../proxy/validate-answer.js';
 
@@ -48,6 +49,8 @@ export interface UpstreamConfig {
   validation: ValidationSettings;
   /** Tried in order once this upstream cannot answer. */
   fallback: FallbackTierConfig[];
+  /** Client-side limits (0 = off). */
+  rateLimit: RateLimitSettings;
   /** Chaos: faults injected into this upstream's attempts. */
   faults: { percent: number; delayMs?: number; abortStatus?: number }[];
 }
@@ -155,6 +158,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
       queueTimeoutMs: parseDuration(s.bulkhead.queueTimeout),
     },
     validation: spec.validation,
+    rateLimit: upstream.rateLimit,
     faults: spec.faults
       .filter((f) => f.upstream === upstream.name)
       .map((f) => ({ percent: f.percent, delayMs: f.delay === undefined ? undefined : parseDuration(f.delay), abortStatus: f.abort?.status })),
@@ -174,7 +178,7 @@ function notEnforcedFields(raw: unknown): string[] {
   if ((spec.cache as Record<string, unknown> | undefined)?.redis !== undefined) out.push('spec.cache.redis');
   const upstreams = Array.isArray(spec.upstreams) ? (spec.upstreams as Record<string, unknown>[]) : [];
   upstreams.forEach((u, i) => {
-    for (const key of ['endpoints', 'loadBalancing', 'rateLimit']) if (u[key] !== undefined) out.push(`spec.upstreams[${i}].${key}`);
+    for (const key of ['endpoints', 'loadBalancing']) if (u[key] !== undefined) out.push(`spec.upstreams[${i}].${key}`);
   });
   return out;
 }

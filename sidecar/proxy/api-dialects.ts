@@ -14,6 +14,7 @@ export type LocalErrorCode =
   | 'request_too_large'
   | 'unknown_upstream'
   | 'invalid_request'
+  | 'rate_limited'
   | 'stream_interrupted';
 
 const ANTHROPIC_TYPE: Record<LocalErrorCode, string> = {
@@ -25,6 +26,7 @@ const ANTHROPIC_TYPE: Record<LocalErrorCode, string> = {
   request_too_large: 'request_too_large',
   unknown_upstream: 'not_found_error',
   invalid_request: 'invalid_request_error',
+  rate_limited: 'rate_limit_error',
   stream_interrupted: 'api_error',
 };
 
@@ -37,6 +39,7 @@ const OPENAI_TYPE: Record<LocalErrorCode, string> = {
   request_too_large: 'invalid_request_error',
   unknown_upstream: 'invalid_request_error',
   invalid_request: 'invalid_request_error',
+  rate_limited: 'requests',
   stream_interrupted: 'server_error',
 };
 

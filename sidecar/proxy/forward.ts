@@ -20,7 +20,7 @@ import type { ProxyRequest } from './proxy-request.js';
 import { ResponseCache } from './response-cache.js';
 import { respond, writeLocalError, type Delivery } from './respond.js';
 import type { Mode } from '../resilience/degradation.js';
-import { runAttempts, type Final } from './retry-loop.js';
+import { runAttempts, sleep, type Final } from './retry-loop.js';
 import { degradedRequest, requestFor } from './tier-request.js';
 
 export interface PipelineEnv {
@@ -48,9 +48,33 @@ function admits(tier: FallbackTierConfig, failure: FailureClass | 'unavailable')
   return tier.when.has(failure) || (tier.when.has('unavailable') && UNAVAILABLE.has(failure));
 }
 
-/** Bulkhead, then attempts, on one upstream; the slot is held until `release`. */
+/** LLM tokens a request is expected to use: its output cap, and its input at ~4 bytes a token. */
+const estimatedTokens = (req: ProxyRequest) => (req.maxTokens ?? 0) + Math.ceil((req.body?.length ?? 0) / 4);
+
+/**
+ * The client-side rate limit: a request over it waits as long as the bulkhead's
+ * queue timeout and the deadline allow, and is otherwise refused with 429.
+ */
+async function rateLimit(req: ProxyRequest, env: PipelineEnv): Promise<Final | undefined> {
+  const { limiter, config } = req.upstream;
+  if (!limiter.enabled) return undefined;
+  const until = Math.min(env.clock.now() + config.bulkhead.queueTimeoutMs, req.deadline);
+  for (;;) {
+    const wait = limiter.tryTake(estimatedTokens(req));
+    if (wait === 0) return undefined;
+    if (env.clock.now() + wait > until) {
+      const message = `upstream ${config.name} is over its client-side rate limit`;
+      return { kind: 'local', status: 429, code: 'rate_limited', message, retryAfterMs: wait, failure: 'rate-limited', attempts: 0 };
+    }
+    if (!(await sleep(env.clock, wait, req.signal))) return { kind: 'cancelled', attempts: 0 };
+  }
+}
+
+/** Rate limit, bulkhead, then attempts, on one upstream; the slot is held until `release`. */
 async function attemptTier(req: ProxyRequest, env: PipelineEnv): Promise<{ final: Final; release: () => void }> {
   const { bulkhead, config } = req.upstream;
+  const limited = await rateLimit(req, env);
+  if (limited) return { final: limited, release: () => {} };
   if (!bulkhead.tryAcquire(req.priority)) {
     try {
       await bulkhead.acquire(req.priority, req.signal);
@@ -160,7 +184,10 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
     }
     const tierName = request.upstream === primary ? 'primary' : request.upstream.config.name;
     if (tierName !== 'primary') res.setHeader('x-breakwater-fallback', tierName);
-    return { ...(await respond(res, request, final, env.clock)), attempts, tier: tierName, mode };
+    const delivery = await respond(res, request, final, env.clock);
+    // Correct the rate limiter's estimate with what the answer says it used.
+    if (delivery.usage) request.upstream.limiter.adjust(delivery.usage.input + delivery.usage.output - estimatedTokens(request));
+    return { ...delivery, attempts, tier: tierName, mode };
   } finally {
     last.release();
   }

@@ -34,7 +34,8 @@ export interface LoopEnv {
   random?: () => number;
 }
 
-function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<boolean> {
+/** Waits `ms`; false if `signal` aborted first. */
+export function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve(false);
     const onAbort = () => {

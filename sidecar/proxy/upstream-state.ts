@@ -1,6 +1,6 @@
 /**
- * The live objects behind one upstream: its connections, bulkhead, retry
- * budget and breakers. On a config change, an upstream whose settings did not
+ * The live objects behind one upstream: its connections, rate limiter,
+ * bulkhead, retry budget and breakers. On a config change, an upstream whose settings did not
  * change keeps them (open breakers stay open); a changed one gets new ones.
  */
 import { LRUCache } from 'lru-cache';
@@ -10,6 +10,7 @@ import { UpstreamClient } from './upstream-client.js';
 import { Bulkhead, type PriorityClass } from '../resilience/bulkhead.js';
 import { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import type { Clock } from '../resilience/clock.js';
+import { RateLimiter } from '../resilience/rate-limiter.js';
 import { RetryBudget } from '../resilience/retry-budget.js';
 
 const UPSTREAM_SCOPE = '*';
@@ -29,6 +30,7 @@ export class UpstreamState implements LiveUpstream {
   readonly client: UpstreamClient;
   readonly bulkhead: Bulkhead;
   readonly budget: RetryBudget;
+  readonly limiter: RateLimiter;
   private readonly breakers = new LRUCache<string, CircuitBreaker>({ max: MAX_MODEL_BREAKERS });
 
   constructor(
@@ -43,6 +45,7 @@ export class UpstreamState implements LiveUpstream {
     this.client = new UpstreamClient(config.origin);
     this.bulkhead = new Bulkhead(config.bulkhead, classes, clock);
     this.budget = new RetryBudget(config.retry.budget, clock);
+    this.limiter = new RateLimiter(config.rateLimit, clock);
   }
 
   get name(): string {

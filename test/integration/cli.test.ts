@@ -36,10 +36,10 @@ describe('breakwater check-policy', () => {
   });
 
   it('says which fields it accepts but does not enforce yet', async () => {
-    const file = writePolicy('upstreams: [{name: a, url: "http://a", rateLimit: {requestsPerMinute: 60}}]\n');
+    const file = writePolicy('upstreams: [{name: a, endpoints: [{url: "http://a1"}, {url: "http://a2"}]}]\n');
     const r = await cliResult(['check-policy', file]);
     assert.equal(r.code, 0);
-    assert.match(r.stdout, /note: spec\.upstreams\[0\]\.rateLimit is accepted but not enforced/);
+    assert.match(r.stdout, /note: spec\.upstreams\[0\]\.endpoints is accepted but not enforced/);
   });
 
   it('exits 2 with usage on a wrong command line', async () => {

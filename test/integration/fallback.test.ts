@@ -212,6 +212,35 @@ describe('fallback chains', () => {
     assert.equal(await rig.metric('breakwater_degradation_mode', { mode: 'emergency' }), 1);
   });
 
+  it('holds requests over the client-side rate limit in the queue, then answers 429 with Retry-After, which a fallback can take', async (t) => {
+    const primary = await startMock(t);
+    const secondary = await startMock(t);
+    const rig = await startRig(t, {
+      upstreams: [
+        { name: 'smooth', url: primary.url, rateLimit: { requestsPerMinute: 60 }, bulkhead: { queueTimeout: '3s' } },
+        { name: 'strict', url: primary.url, rateLimit: { requestsPerMinute: 6 }, bulkhead: { queueTimeout: '1s' } },
+        { name: 'guarded', url: primary.url, rateLimit: { requestsPerMinute: 6 }, fallback: [{ upstream: 'secondary', when: ['rate-limited'] }] },
+        { name: 'secondary', url: secondary.url },
+      ],
+    });
+    // 60/min: a burst of 10 goes at once, the 11th waits about a second for its turn.
+    for (let i = 0; i < 10; i++) await post(rig.url('/smooth/v1/chat/completions'), chat());
+    const waited = await post(rig.url('/smooth/v1/chat/completions'), chat());
+    assert.equal(waited.status, 200);
+    assert.ok(waited.ms >= 500, `the 11th request went after ${waited.ms} ms`);
+    // 6/min: the second request would wait 10 s, more than its 1 s queue timeout.
+    assert.equal((await post(rig.url('/strict/v1/chat/completions'), chat())).status, 200);
+    const refused = await post(rig.url('/strict/v1/chat/completions'), chat());
+    assert.equal(refused.status, 429);
+    assert.equal(refused.json().error.code, 'rate_limited');
+    assert.equal(refused.headers.get('retry-after'), '10');
+    await post(rig.url('/guarded/v1/chat/completions'), chat());
+    const diverted = await post(rig.url('/guarded/v1/chat/completions'), chat());
+    assert.equal(diverted.status, 200);
+    assert.equal(diverted.headers.get('x-breakwater-fallback'), 'secondary');
+    assert.equal(primary.requests.length, 11 + 1 + 1, 'requests over the limit never reached the upstream');
+  });
+
   it('serves 10,000 requests at ≥ 99.9% with the primary failing every time, and the open breaker keeps it to probes', async (t) => {
     const primary = await startMock(t);
     primary.defaultBehavior = { kind: 'status', status: 500 };
