@@ -39,8 +39,8 @@ function baseUrlFor(upstream: PolicySpec['upstreams'][number]): string {
 
 function sidecarContainer(context: InjectionContext): V1Container {
   const secretEnv: V1EnvVar[] = [];
-  for (const upstream of context.policy?.spec.upstreams ?? []) {
-    const ref = upstream.auth?.secretRef;
+  const refs = [...(context.policy?.spec.upstreams ?? []).map((u) => u.auth?.secretRef), context.policy?.spec.cache.redis?.secretRef];
+  for (const ref of refs) {
     // optional: a missing Secret must not keep the pod from starting; the sidecar reports the config it cannot use.
     if (ref) secretEnv.push({ name: secretEnvName(ref.name, ref.key), valueFrom: { secretKeyRef: { name: ref.name, key: ref.key, optional: true } } });
   }

@@ -26,6 +26,7 @@ export class SidecarState {
     private readonly metrics: Metrics,
     private readonly onTransition: (event: BreakerTransition) => void,
     private readonly onModeChange: (from: string, to: string) => void = () => {},
+    private readonly onRedisError: (err: Error) => void = () => {},
   ) {
     this.degradation = new DegradationMonitor({ windowMs: 60_000, degradedErrorRate: 0, degradedQueueDepth: 0, emergencyErrorRate: 0 }, clock);
   }
@@ -55,7 +56,10 @@ export class SidecarState {
     }
     for (const [name, state] of this.upstreams) if (next.get(name) !== state) state.close();
     this.upstreams = next;
-    if (JSON.stringify(this.cache.config) !== JSON.stringify(config.cache)) this.cache = new ResponseCache(config.cache);
+    if (JSON.stringify(this.cache.config) !== JSON.stringify(config.cache)) {
+      this.cache.close();
+      this.cache = new ResponseCache(config.cache, this.onRedisError);
+    }
     const degradation = JSON.stringify(config.degradation.settings);
     if (degradation !== this.degradationSettings) {
       this.degradation = new DegradationMonitor(config.degradation.settings, this.clock, this.onModeChange);
@@ -81,6 +85,7 @@ export class SidecarState {
   }
 
   close(): void {
+    this.cache.close();
     for (const state of this.upstreams.values()) state.close();
   }
 }

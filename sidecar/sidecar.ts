@@ -53,6 +53,16 @@ function listen(server: Server, at: HostPort): Promise<string> {
   });
 }
 
+/** Redis errors while it is away come every few seconds: log one a minute. */
+function redisErrorLogger(log: Logger): (err: Error) => void {
+  let last = 0;
+  return (err) => {
+    if (Date.now() - last < 60_000) return;
+    last = Date.now();
+    log.warn({ err: err.message }, 'shared cache (Redis) unavailable; answering from the local cache only');
+  };
+}
+
 export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const clock = options.clock ?? systemClock;
   const log = options.log ?? createLogger();
@@ -65,6 +75,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     metrics,
     (t) => log.warn(t, 'circuit breaker transition'),
     (from, to) => log.warn({ from, to }, 'degradation mode changed'),
+    redisErrorLogger(log),
   );
   if (options.config) state.apply(options.config);
   const proxy = createProxyServer(state, { clock, metrics, log, state, random: options.random });

@@ -28,6 +28,7 @@ export function statusReport(state: SidecarState, draining: boolean) {
     ready: state.config !== undefined && !draining,
     draining,
     mode: state.degradation.name,
+    sharedCache: state.cache.sharedStatus,
     config: state.config?.version ?? null,
     notEnforced: state.config?.notEnforced ?? [],
     upstreams: [...state.live()].map((u) => ({

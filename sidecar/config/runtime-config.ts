@@ -68,6 +68,8 @@ export interface CacheConfig {
   maxBytes: number;
   /** Answer from the cache even while the upstream is healthy. */
   serveFresh: boolean;
+  /** A Redis shared by the fleet, behind the local cache. */
+  redis?: { url: string; password?: string };
 }
 
 export interface DegradationConfig {
@@ -175,7 +177,6 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
 function notEnforcedFields(raw: unknown): string[] {
   const spec = (raw ?? {}) as Record<string, unknown>;
   const out: string[] = [];
-  if ((spec.cache as Record<string, unknown> | undefined)?.redis !== undefined) out.push('spec.cache.redis');
   const upstreams = Array.isArray(spec.upstreams) ? (spec.upstreams as Record<string, unknown>[]) : [];
   upstreams.forEach((u, i) => {
     for (const key of ['endpoints', 'loadBalancing']) if (u[key] !== undefined) out.push(`spec.upstreams[${i}].${key}`);
@@ -195,6 +196,13 @@ export function compileConfig(spec: PolicySpec, version: ConfigVersion, rawSpec?
       maxEntries: spec.cache.maxEntries,
       maxBytes: parseSize(spec.cache.maxBytes),
       serveFresh: spec.cache.serveFresh,
+      redis: spec.cache.redis?.url
+        ? {
+            url: spec.cache.redis.url,
+            // In a cluster the injector hands the Secret to the sidecar as an environment variable.
+            password: spec.cache.redis.secretRef ? process.env[secretEnvName(spec.cache.redis.secretRef.name, spec.cache.redis.secretRef.key)] : undefined,
+          }
+        : undefined,
     },
     degradation: {
       settings: {

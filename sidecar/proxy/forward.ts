@@ -130,7 +130,7 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
   const cacheKey = usesCache ? ResponseCache.key(primary.config.name, req.appPath, req.body) : undefined;
   const shape = apiOfPath(req.appPath);
   if (cache.config.serveFresh) {
-    const hit = cache.get(cacheKey);
+    const hit = await cache.get(cacheKey);
     const text = hit && answerText(shape, hit.body.toString('utf8'));
     if (hit && text !== undefined) return { ...writeComposed(res, req, text, hit.body, 'cache', 0, env.clock), attempts: 0, tier: 'cache', mode };
   }
@@ -145,7 +145,7 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
   for (const tier of chain) {
     if (tier.kind !== 'primary' && (failure === undefined || !admits(tier, failure))) continue;
     if (tier.kind === 'cache') {
-      const hit = cache.get(cacheKey);
+      const hit = await cache.get(cacheKey);
       const text = hit && answerText(shape, hit.body.toString('utf8'));
       if (hit && text !== undefined) {
         last?.release();

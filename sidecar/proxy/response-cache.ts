@@ -3,9 +3,13 @@
  * plain successful answers, keyed by upstream, path and the request body in
  * canonical form with its stream flags removed, so a streaming request can be
  * answered from a plain one. Used as a stale-if-error fallback tier, and as a
- * fresh cache only when `cache.serveFresh` is set.
+ * fresh cache only when `cache.serveFresh` is set. With `cache.redis`, a fleet
+ * of pods shares answers: Redis is a second level behind the local LRU, asked
+ * with a short timeout, and its being down never fails or slows a request (no
+ * offline queue: commands fail at once while it is away).
  */
 import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import type { CacheConfig } from '../config/runtime-config.js';
 
@@ -19,17 +23,35 @@ const STREAM_FLAGS = /"stream"\s*:\s*(?:true|false)|"stream_options"\s*:\s*\{[^{
 /** The commas a cut leaves behind: before `,` or `}`, or right after `{`. */
 const STRAY_COMMAS = /,\s*(?=[,}])|(?<=\{)\s*,/g;
 
+/** How long a lookup waits for Redis before answering "not cached". */
+const REDIS_TIMEOUT_MS = 100;
+const REDIS_PREFIX = 'breakwater:answer:';
+
 /** Overhead counted per entry besides its body. */
 const ENTRY_OVERHEAD = 128;
 
 export class ResponseCache {
   private readonly lru: LRUCache<string, CachedAnswer> | undefined;
+  private readonly redis: Redis | undefined;
 
-  constructor(readonly config: CacheConfig) {
+  constructor(
+    readonly config: CacheConfig,
+    onRedisError: (err: Error) => void = () => {},
+  ) {
     this.lru =
       config.maxEntries > 0 && config.maxBytes > 0
         ? new LRUCache({ max: config.maxEntries, maxSize: config.maxBytes, sizeCalculation: (v) => v.body.length + ENTRY_OVERHEAD, ttl: config.ttlMs })
         : undefined;
+    if (config.redis) {
+      this.redis = new Redis(config.redis.url, {
+        password: config.redis.password,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        connectTimeout: 1000,
+        retryStrategy: (times) => Math.min(200 * times, 5000),
+      });
+      this.redis.on('error', onRedisError);
+    }
   }
 
   /**
@@ -45,11 +67,32 @@ export class ResponseCache {
     return createHash('sha1').update(upstream).update('\n').update(path).update('\n').update(request).digest('base64');
   }
 
-  get(key: string | undefined): CachedAnswer | undefined {
-    return key === undefined ? undefined : this.lru?.get(key);
+  /** The shared cache's connection state (ready, connecting, reconnecting, ...), or 'off'. */
+  get sharedStatus(): string {
+    return this.redis?.status ?? 'off';
+  }
+
+  /** The answer kept for `key`: from this pod first, then from the fleet's Redis. */
+  async get(key: string | undefined): Promise<CachedAnswer | undefined> {
+    if (key === undefined) return undefined;
+    const local = this.lru?.get(key);
+    if (local || !this.redis || this.redis.status !== 'ready') return local;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), REDIS_TIMEOUT_MS)));
+    const body = await Promise.race([this.redis.getBuffer(REDIS_PREFIX + key).catch(() => null), timeout]).finally(() => clearTimeout(timer));
+    if (!body) return undefined;
+    const answer = { status: 200, contentType: 'application/json', body };
+    this.lru?.set(key, answer);
+    return answer;
   }
 
   set(key: string | undefined, answer: CachedAnswer): void {
-    if (key !== undefined) this.lru?.set(key, answer);
+    if (key === undefined) return;
+    this.lru?.set(key, answer);
+    if (this.redis?.status === 'ready') this.redis.set(REDIS_PREFIX + key, answer.body, 'PX', this.config.ttlMs).catch(() => {});
+  }
+
+  close(): void {
+    this.redis?.disconnect();
   }
 }
