@@ -128,7 +128,6 @@ async function checkPolicy(args: string[]): Promise<void> {
   }
   const names = verdict.spec.upstreams.map((u) => u.name).join(', ');
   process.stdout.write(`${file}: valid (upstreams: ${names})\n`);
-  for (const field of loaded.config.notEnforced) process.stdout.write(`note: ${field} is accepted but not enforced by this version\n`);
 }
 
 async function controller(args: string[]): Promise<void> {

@@ -109,10 +109,6 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const [dataUrl, adminUrl] = await Promise.all([listen(proxy.server, options.listen), listen(adminServer, options.admin)]);
   log.info({ dataUrl, adminUrl, config: options.config?.version ?? null }, 'sidecar listening');
   log.flush();
-  const warnNotEnforced = (config: RuntimeConfig) => {
-    if (config.notEnforced.length > 0) log.warn({ fields: config.notEnforced }, 'policy fields accepted but not enforced by this version');
-  };
-  if (options.config) warnNotEnforced(options.config);
   return {
     dataUrl,
     adminUrl,
@@ -120,7 +116,6 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     apply(config) {
       state.apply(config);
       log.info({ config: config.version }, 'config applied');
-      warnNotEnforced(config);
     },
     drain,
   };

@@ -30,10 +30,10 @@ export function statusReport(state: SidecarState, draining: boolean) {
     mode: state.degradation.name,
     sharedCache: state.cache.sharedStatus,
     config: state.config?.version ?? null,
-    notEnforced: state.config?.notEnforced ?? [],
     upstreams: [...state.live()].map((u) => ({
       name: u.name,
-      origin: u.config.origin,
+      endpoints: u.endpoints.map((e) => ({ origin: e.config.origin, weight: e.config.weight, inFlight: e.outstanding })),
+      loadBalancing: u.config.loadBalancing,
       api: u.config.api,
       bulkhead: { inFlight: u.bulkhead.active, queued: u.bulkhead.waiting, maxConcurrent: u.config.bulkhead.maxConcurrent },
       retryBudget: { allowance: Math.floor(u.budget.allowance()) },

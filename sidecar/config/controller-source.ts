@@ -38,7 +38,7 @@ function compileSnapshot(snapshot: ConfigSnapshot): { config: RuntimeConfig } | 
   const verdict = validatePolicy(snapshot.spec);
   if (!verdict.ok) return { error: formatProblems(verdict.problems) };
   try {
-    return { config: compileConfig(verdict.spec, snapshot.version, snapshot.spec) };
+    return { config: compileConfig(verdict.spec, snapshot.version) };
   } catch (err) {
     return { error: (err as Error).message };
   }

@@ -21,7 +21,6 @@ export function loadPolicyText(text: string, source: string, origin: 'file' | 'd
   }
   const verdict = validatePolicy(document);
   if (!verdict.ok) return { ok: false, error: `${source}: invalid policy:\n${formatProblems(verdict.problems)}` };
-  const raw = (document as Record<string, unknown>).spec ?? document;
   try {
     const version = {
       source: origin,
@@ -29,7 +28,7 @@ export function loadPolicyText(text: string, source: string, origin: 'file' | 'd
       generation: verdict.metadata.generation ?? 0,
       hash: hashSpec(verdict.spec),
     };
-    return { ok: true, config: compileConfig(verdict.spec, version, raw) };
+    return { ok: true, config: compileConfig(verdict.spec, version) };
   } catch (err) {
     return { ok: false, error: `${source}: ${(err as Error).message}` };
   }

@@ -26,10 +26,9 @@ import type { ValidationSettings } from '../proxy/validate-answer.js';
 export interface UpstreamConfig {
   name: string;
   api: ApiFamily;
-  /** scheme://host:port of the upstream. */
-  origin: string;
-  /** Path prefix of the upstream URL, without a trailing slash ("" for none). */
-  basePath: string;
+  /** Where the upstream is served: its url, or its endpoints. */
+  endpoints: EndpointConfig[];
+  loadBalancing: 'round-robin' | 'weighted' | 'least-outstanding';
   /** Header the sidecar sets instead of the app's credentials. */
   auth?: { header: string; value: string };
   timeouts: { totalMs: number; attemptMs: number; firstByteMs: number; streamIdleMs: number; perOutputTokenMs: number };
@@ -81,6 +80,14 @@ export interface DegradationConfig {
   serve: ReadonlySet<'cache' | 'static'>;
 }
 
+export interface EndpointConfig {
+  /** scheme://host:port */
+  origin: string;
+  /** Path prefix of the URL, without a trailing slash ("" for none). */
+  basePath: string;
+  weight: number;
+}
+
 export interface RuntimeConfig {
   version: ConfigVersion;
   upstreams: ReadonlyMap<string, UpstreamConfig>;
@@ -88,8 +95,6 @@ export interface RuntimeConfig {
   cache: CacheConfig;
   degradation: DegradationConfig;
   drainTimeoutMs: number;
-  /** Policy fields this sidecar accepts but does not enforce yet. */
-  notEnforced: string[];
 }
 
 function resolveAuth(auth: UpstreamSpec['auth']): UpstreamConfig['auth'] {
@@ -105,13 +110,16 @@ function resolveAuth(auth: UpstreamSpec['auth']): UpstreamConfig['auth'] {
 
 function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConfig {
   const s = mergeSettings(spec.defaults, upstream);
-  const url = new URL(upstream.url ?? upstream.endpoints![0]!.url);
+  const endpoint = (text: string, weight: number): EndpointConfig => {
+    const url = new URL(text);
+    return { origin: url.origin, basePath: url.pathname.replace(/\/+$/, ''), weight };
+  };
   const cb = s.circuitBreaker;
   return {
     name: upstream.name,
     api: upstream.api,
-    origin: url.origin,
-    basePath: url.pathname.replace(/\/+$/, ''),
+    endpoints: upstream.url !== undefined ? [endpoint(upstream.url, 1)] : upstream.endpoints!.map((e) => endpoint(e.url, e.weight)),
+    loadBalancing: upstream.loadBalancing,
     auth: resolveAuth(upstream.auth),
     timeouts: {
       totalMs: parseDuration(s.timeouts.total),
@@ -173,19 +181,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
   };
 }
 
-/** Fields a user set that this version accepts but does not act on yet; said at load, never silently ignored. */
-function notEnforcedFields(raw: unknown): string[] {
-  const spec = (raw ?? {}) as Record<string, unknown>;
-  const out: string[] = [];
-  const upstreams = Array.isArray(spec.upstreams) ? (spec.upstreams as Record<string, unknown>[]) : [];
-  upstreams.forEach((u, i) => {
-    for (const key of ['endpoints', 'loadBalancing']) if (u[key] !== undefined) out.push(`spec.upstreams[${i}].${key}`);
-  });
-  return out;
-}
-
-/** `rawSpec` is the spec as written (before defaults), used only to tell which fields the user set. */
-export function compileConfig(spec: PolicySpec, version: ConfigVersion, rawSpec?: unknown): RuntimeConfig {
+export function compileConfig(spec: PolicySpec, version: ConfigVersion): RuntimeConfig {
   const classes = spec.priorities.classes.map((c) => ({ name: c.name, reservedPercent: c.reserved, maxSharePercent: c.maxShare }));
   return {
     version,
@@ -216,6 +212,5 @@ export function compileConfig(spec: PolicySpec, version: ConfigVersion, rawSpec?
       serve: new Set(spec.degradation.emergency.serve),
     },
     drainTimeoutMs: parseDuration(spec.shutdown.drainTimeout),
-    notEnforced: rawSpec === undefined ? [] : notEnforcedFields(rawSpec),
   };
 }

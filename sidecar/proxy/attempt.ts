@@ -13,6 +13,7 @@ import { apiOfPath } from './answer-shapes.js';
 import { classifyStatus, classifyTransportError } from './classify.js';
 import { invalidAnswer } from './validate-answer.js';
 import type { ProxyRequest } from './proxy-request.js';
+import type { Endpoint } from './upstream-state.js';
 
 export type TimeoutKind = 'first-byte' | 'attempt' | 'total' | 'stream-idle';
 
@@ -93,7 +94,7 @@ function attemptLimitMs(req: ProxyRequest): number {
   return t.attemptMs;
 }
 
-export async function attempt(req: ProxyRequest, clock: Clock): Promise<AttemptResult> {
+export async function attempt(req: ProxyRequest, endpoint: Endpoint, clock: Clock): Promise<AttemptResult> {
   const started = clock.now();
   const timers = new AttemptTimers(clock, req.signal);
   const remaining = req.deadline - started;
@@ -105,7 +106,7 @@ export async function attempt(req: ProxyRequest, clock: Clock): Promise<AttemptR
   if (firstByteMs < Math.min(attemptMs, remaining)) timers.arm('first-byte', firstByteMs);
   let handedOver = false;
   try {
-    const response = await send(req, timers.controller.signal);
+    const response = await send(req, endpoint, timers.controller.signal);
     const framing = response.statusCode! < 300 ? streamFraming(headerValue(response.headers['content-type'])) : undefined;
     if (!framing) {
       timers.disarm('first-byte');
@@ -149,9 +150,9 @@ export async function attempt(req: ProxyRequest, clock: Clock): Promise<AttemptR
 }
 
 /** Sends the request on the upstream's keep-alive agent; resolves once the response headers are in. */
-function send(req: ProxyRequest, signal: AbortSignal): Promise<IncomingMessage> {
+function send(req: ProxyRequest, endpoint: Endpoint, signal: AbortSignal): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const outgoing = req.upstream.client.request(req.path, { method: req.method, headers: req.headers, signal }, resolve);
+    const outgoing = endpoint.client.request(endpoint.config.basePath + req.appPath, { method: req.method, headers: req.headers, signal }, resolve);
     outgoing.on('error', reject);
     if (req.bodyStream) req.bodyStream.pipe(outgoing);
     else outgoing.end(req.body ?? undefined);

@@ -213,7 +213,7 @@ export async function forward(req: ProxyRequest, res: ServerResponse, env: Pipel
     {
       upstream,
       model: req.model,
-      path: req.path.split('?', 1)[0], // the query may carry a key
+      path: req.appPath.split('?', 1)[0], // the query may carry a key
       status: d.status,
       outcome: d.outcome,
       class: d.failure,

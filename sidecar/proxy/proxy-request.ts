@@ -14,8 +14,6 @@ export interface ProxyRequest {
   stream: boolean;
   /** Whether the app asked for JSON output (response_format, or Ollama's format). */
   jsonMode?: boolean;
-  /** Path on the upstream: its base path, the app's path and the query. */
-  path: string;
   /** Headers to send upstream (hop-by-hop, x-breakwater-* and the app's credentials when auth replaces them are gone). */
   headers: IncomingHttpHeaders;
   /** The whole body when it fits retry.maxBodyBytes, so attempts can replay it. */

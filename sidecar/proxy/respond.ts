@@ -146,6 +146,7 @@ async function relayStream(res: ServerResponse, req: ProxyRequest, final: Extrac
     }
   } finally {
     timers.dispose();
+    final.onEnd();
   }
   if (req.signal.aborted) {
     timers.abort();

@@ -14,6 +14,7 @@ import { apiOfPath, errorBodyFor } from './answer-shapes.js';
 import { attempt, type AttemptResult } from './attempt.js';
 import { classifyStatus } from './classify.js';
 import type { ProxyRequest } from './proxy-request.js';
+import type { Endpoint } from './upstream-state.js';
 import { retryAfterMs } from './retry-after.js';
 
 /** Why the loop made no further attempt. */
@@ -24,7 +25,7 @@ type Stream = Extract<AttemptResult, { kind: 'stream' }>;
 
 export type Final =
   | { kind: 'answer'; answer: Answer; attempts: number; stopped?: StopReason }
-  | { kind: 'stream'; stream: Stream; attempts: number; breaker: CircuitBreaker; permit: BreakerPermit }
+  | { kind: 'stream'; stream: Stream; attempts: number; breaker: CircuitBreaker; permit: BreakerPermit; /** Called once the stream has ended. */ onEnd: () => void }
   | { kind: 'local'; status: number; code: LocalErrorCode; message: string; retryAfterMs?: number; failure: FailureClass | 'unavailable'; attempts: number }
   | { kind: 'cancelled'; attempts: number };
 
@@ -54,7 +55,7 @@ export function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<bo
  * One attempt, unless the policy injects a fault into it: a delay before it,
  * or an answer with the abort status in the API's error shape instead of it.
  */
-async function attemptWithFaults(req: ProxyRequest, env: LoopEnv): Promise<AttemptResult> {
+async function attemptWithFaults(req: ProxyRequest, endpoint: Endpoint, env: LoopEnv): Promise<AttemptResult> {
   const random = env.random ?? Math.random;
   const { name, faults } = req.upstream.config;
   for (const fault of faults) {
@@ -69,7 +70,7 @@ async function attemptWithFaults(req: ProxyRequest, env: LoopEnv): Promise<Attem
       return { kind: 'answer', status: fault.abortStatus, headers: { 'content-type': 'application/json', 'x-breakwater-fault': 'abort' }, body: Buffer.from(body), failure: classifyStatus(fault.abortStatus, body) };
     }
   }
-  return attempt(req, env.clock);
+  return attempt(req, endpoint, env.clock);
 }
 
 /** The final answer for a failed attempt after which no retry comes. */
@@ -94,8 +95,7 @@ export async function runAttempts(req: ProxyRequest, env: LoopEnv): Promise<Fina
   let previousDelay = 0;
   let last: Answer | Extract<AttemptResult, { kind: 'error' }> | undefined;
   for (let n = 1; ; n++) {
-    const breaker = upstream.breakerFor(req.model);
-    const admission = breaker.tryAcquire();
+    const admission = upstream.choose(req.model);
     if (!admission.ok) {
       if (last) return stopWith(last, n - 1, 'circuit-open', name);
       const scope = req.model && upstream.config.breaker.scope === 'model' ? ` (model ${req.model})` : '';
@@ -112,22 +112,26 @@ export async function runAttempts(req: ProxyRequest, env: LoopEnv): Promise<Fina
     if (last) {
       // A retry is spent from the budget and counted only once the breaker lets it through.
       if (!upstream.budget.tryWithdraw()) {
-        breaker.release(admission.permit);
+        admission.breaker.release(admission.permit);
         metrics.budgetRefusals.inc({ upstream: name });
         return stopWith(last, n - 1, 'budget', name);
       }
       metrics.retries.inc({ upstream: name, class: last.failure! });
     }
+    const { breaker, endpoint } = admission;
     const started = clock.now();
-    const result = await attemptWithFaults(req, env);
+    endpoint.outstanding++;
+    const result = await attemptWithFaults(req, endpoint, env);
     if (result.kind === 'cancelled') {
+      endpoint.outstanding--;
       breaker.release(admission.permit);
       return { kind: 'cancelled', attempts: n };
     }
     if (result.kind === 'stream') {
       metrics.attempts.inc({ upstream: name, class: 'none' });
-      return { kind: 'stream', stream: result, attempts: n, breaker, permit: admission.permit };
+      return { kind: 'stream', stream: result, attempts: n, breaker, permit: admission.permit, onEnd: () => endpoint.outstanding-- };
     }
+    endpoint.outstanding--;
     const failure = result.failure;
     metrics.attempts.inc({ upstream: name, class: failure ?? 'none' });
     breaker.record(admission.permit, { failure: failure !== undefined && failOn.has(failure), durationMs: clock.now() - started });

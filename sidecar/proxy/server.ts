@@ -171,7 +171,6 @@ export function createProxyServer(state: SidecarState, env: PipelineEnv): ProxyS
       appHeaders: forwarded,
       // Ollama streams unless told not to; the others only when asked.
       stream: asked ?? (api === 'ollama' && rest.startsWith('/api/')),
-      path: upstream.config.basePath + rest,
       headers: upstreamHeaders(forwarded, upstream, body, stream ? header(req, 'content-length') : undefined),
       body,
       bodyStream: stream,

@@ -1,6 +1,6 @@
 /**
  * The request for one upstream of a chain: the app's request with that
- * upstream's base path and credentials (the app's own never go to an upstream
+ * upstream's credentials (the app's own never go to an upstream
  * that has credentials in the policy) and, for a fallback tier that says so, a
  * rewritten model.
  */
@@ -64,7 +64,6 @@ export function requestFor(req: ProxyRequest, upstream: UpstreamState, model?: s
     upstream,
     body,
     model: model ?? req.model,
-    path: upstream.config.basePath + req.appPath,
     headers: upstreamHeaders(req.appHeaders, upstream, body),
   };
 }

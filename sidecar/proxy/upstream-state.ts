@@ -1,19 +1,32 @@
 /**
- * The live objects behind one upstream: its connections, rate limiter,
- * bulkhead, retry budget and breakers. On a config change, an upstream whose settings did not
+ * The live objects behind one upstream: its endpoints (connections, requests
+ * in flight, and breakers of their own), rate limiter, bulkhead and retry
+ * budget. Each attempt goes to the first endpoint, in the balancer's order,
+ * whose breaker admits it, so an ejected endpoint takes no traffic while
+ * others can serve. On a config change, an upstream whose settings did not
  * change keeps them (open breakers stay open); a changed one gets new ones.
  */
 import { LRUCache } from 'lru-cache';
-import type { UpstreamConfig } from '../config/runtime-config.js';
+import type { EndpointConfig, UpstreamConfig } from '../config/runtime-config.js';
 import type { LiveUpstream, Metrics } from '../metrics.js';
 import { UpstreamClient } from './upstream-client.js';
 import { Bulkhead, type PriorityClass } from '../resilience/bulkhead.js';
-import { CircuitBreaker } from '../resilience/circuit-breaker.js';
+import { CircuitBreaker, type BreakerPermit } from '../resilience/circuit-breaker.js';
 import type { Clock } from '../resilience/clock.js';
 import { RateLimiter } from '../resilience/rate-limiter.js';
 import { RetryBudget } from '../resilience/retry-budget.js';
 
 const UPSTREAM_SCOPE = '*';
+
+export interface Endpoint {
+  readonly index: number;
+  readonly config: EndpointConfig;
+  readonly client: UpstreamClient;
+  /** Attempts in flight (streams until they end). */
+  outstanding: number;
+}
+
+export type Choice = { ok: true; endpoint: Endpoint; breaker: CircuitBreaker; permit: BreakerPermit } | { ok: false; retryAfterMs: number };
 
 export interface BreakerTransition {
   upstream: string;
@@ -27,7 +40,10 @@ export interface BreakerTransition {
 const MAX_MODEL_BREAKERS = 256;
 
 export class UpstreamState implements LiveUpstream {
-  readonly client: UpstreamClient;
+  readonly endpoints: Endpoint[];
+  private turn = 0;
+  /** Smooth weighted round-robin state (as nginx does it), one per endpoint. */
+  private readonly currentWeights: number[];
   readonly bulkhead: Bulkhead;
   readonly budget: RetryBudget;
   readonly limiter: RateLimiter;
@@ -42,7 +58,8 @@ export class UpstreamState implements LiveUpstream {
     private readonly metrics: Metrics,
     private readonly onTransition: (event: BreakerTransition) => void,
   ) {
-    this.client = new UpstreamClient(config.origin);
+    this.endpoints = config.endpoints.map((e, index) => ({ index, config: e, client: new UpstreamClient(e.origin), outstanding: 0 }));
+    this.currentWeights = config.endpoints.map(() => 0);
     this.bulkhead = new Bulkhead(config.bulkhead, classes, clock);
     this.budget = new RetryBudget(config.retry.budget, clock);
     this.limiter = new RateLimiter(config.rateLimit, clock);
@@ -52,9 +69,46 @@ export class UpstreamState implements LiveUpstream {
     return this.config.name;
   }
 
-  /** The breaker for a request's model (one per upstream when scope is upstream). */
-  breakerFor(model: string | undefined): CircuitBreaker {
-    const key = this.config.breaker.scope === 'model' && model ? model : UPSTREAM_SCOPE;
+  /** Endpoints in the order the balancer prefers them for the next attempt. */
+  private order(): Endpoint[] {
+    const all = this.endpoints;
+    if (all.length === 1) return all;
+    switch (this.config.loadBalancing) {
+      case 'round-robin': {
+        const start = this.turn++ % all.length;
+        return [...all.slice(start), ...all.slice(0, start)];
+      }
+      case 'weighted': {
+        const total = all.reduce((sum, e) => sum + e.config.weight, 0);
+        all.forEach((e, i) => (this.currentWeights[i]! += e.config.weight));
+        const best = all.reduce((a, b) => (this.currentWeights[b.index]! > this.currentWeights[a.index]! ? b : a));
+        this.currentWeights[best.index]! -= total;
+        return [best, ...all.filter((e) => e !== best)];
+      }
+      case 'least-outstanding': {
+        const start = this.turn++ % all.length; // ties rotate
+        return [...all.slice(start), ...all.slice(0, start)].sort((a, b) => a.outstanding - b.outstanding);
+      }
+    }
+  }
+
+  /** The endpoint for the next attempt and its breaker's permit, or how long until one would admit it. */
+  choose(model: string | undefined): Choice {
+    let retryAfterMs = Infinity;
+    for (const endpoint of this.order()) {
+      const breaker = this.breakerFor(model, endpoint.index);
+      const admission = breaker.tryAcquire();
+      if (admission.ok) return { ok: true, endpoint, breaker, permit: admission.permit };
+      retryAfterMs = Math.min(retryAfterMs, admission.retryAfterMs);
+    }
+    return { ok: false, retryAfterMs };
+  }
+
+  /** The breaker for a request's model (one per upstream when scope is upstream) at one endpoint. */
+  breakerFor(model: string | undefined, endpoint = 0): CircuitBreaker {
+    const scope = this.config.breaker.scope === 'model' && model ? model : UPSTREAM_SCOPE;
+    // With one endpoint the key is the scope alone; with several, the endpoint is part of it.
+    const key = this.endpoints.length > 1 ? `${scope}@${endpoint}` : scope;
     let breaker = this.breakers.get(key);
     if (!breaker) {
       const upstream = this.config.name;
@@ -78,7 +132,7 @@ export class UpstreamState implements LiveUpstream {
 
   /** Closes the connections once the requests in flight on them have finished. */
   close(): void {
-    if (this.bulkhead.active === 0) return this.client.close();
+    if (this.bulkhead.active === 0) return this.endpoints.forEach((e) => e.client.close());
     setTimeout(() => this.close(), 100).unref();
   }
 }

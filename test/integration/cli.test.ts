@@ -35,13 +35,6 @@ describe('breakwater check-policy', () => {
     assert.match(r.stderr, /spec\.upstreams\[0\]\.retry\.attempts: must be >= 1/);
   });
 
-  it('says which fields it accepts but does not enforce yet', async () => {
-    const file = writePolicy('upstreams: [{name: a, endpoints: [{url: "http://a1"}, {url: "http://a2"}]}]\n');
-    const r = await cliResult(['check-policy', file]);
-    assert.equal(r.code, 0);
-    assert.match(r.stdout, /note: spec\.upstreams\[0\]\.endpoints is accepted but not enforced/);
-  });
-
   it('exits 2 with usage on a wrong command line', async () => {
     const r = await cliResult(['sidecar']);
     assert.equal(r.code, 2);
