@@ -48,12 +48,16 @@ describe('classification', () => {
       '{"object":"error","message":"This model\'s maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}',
       // llama.cpp server
       '{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}}',
+      // Ollama (with truncation off)
+      '{"error":"the input length exceeds the context length"}',
     ];
     for (const body of bodies) assert.equal(classifyStatus(400, body), 'context-length', body);
   });
 
   it('recognises content-filter errors', () => {
     assert.equal(classifyStatus(400, '{"error":{"code":"content_filter","message":"The response was filtered"}}'), 'content-filter');
+    // Azure OpenAI
+    assert.equal(classifyStatus(400, '{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI\'s content management policy.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation"}}}'), 'content-filter');
   });
 
   it('sorts transport errors into connect-failure and reset', () => {
