@@ -52,6 +52,8 @@ function podRef(pod: V1Pod): PodRef {
 export class Reconciler {
   readonly hub: ConfigHub;
   private readonly policies = new Map<string, PolicyObject>();
+  /** What resolution needs of each policy; rebuilt only when a policy is added, changed or removed. */
+  private refs: PolicyRef[] | undefined;
   private readonly pods = new Map<string, V1Pod>();
   private readonly dirty = new Set<string>();
   private flushing: Promise<void> | undefined;
@@ -69,11 +71,13 @@ export class Reconciler {
 
   upsertPolicy(policy: PolicyObject): void {
     this.policies.set(keyOf(policyRef(policy)), policy);
+    this.refs = undefined;
     this.namespaceChanged(policy.metadata.namespace!);
   }
 
   removePolicy(policy: PolicyObject): void {
     this.policies.delete(keyOf(policyRef(policy)));
+    this.refs = undefined;
     this.namespaceChanged(policy.metadata.namespace!);
   }
 
@@ -109,14 +113,18 @@ export class Reconciler {
 
   // --- what each pod should run ----------------------------------------------
 
+  private policyRefs(): PolicyRef[] {
+    return (this.refs ??= [...this.policies.values()].map(policyRef));
+  }
+
   private resolve(pod: V1Pod): Resolution {
-    return resolvePod(podRef(pod), [...this.policies.values()].map(policyRef));
+    return resolvePod(podRef(pod), this.policyRefs());
   }
 
   /** The policy a pod being created would get (from the caches: instant, never a slow lookup). */
   policyFor(pod: V1Pod, namespace: string): { name: string; spec: PolicySpec } | undefined {
     const ref = { namespace, name: pod.metadata?.name ?? '', labels: pod.metadata?.labels ?? {}, annotations: pod.metadata?.annotations ?? {} };
-    const key = resolvePod(ref, [...this.policies.values()].map(policyRef)).policy;
+    const key = resolvePod(ref, this.policyRefs()).policy;
     const policy = key ? this.policies.get(key) : undefined;
     return policy && { name: key!, spec: policy.spec };
   }
@@ -194,14 +202,9 @@ export class Reconciler {
     return this.flushing;
   }
 
-  private async facts(key: string, policy: PolicyObject): Promise<PolicyFacts> {
+  private async facts(key: string, policy: PolicyObject, conflicts: PolicyFacts['conflicts']): Promise<PolicyFacts> {
     const generation = policy.metadata.generation ?? 0;
     const version = { source: 'controller' as const, policy: key, generation, hash: hashSpec(policy.spec), uid: policy.metadata.uid };
-    const conflicts: PolicyFacts['conflicts'] = [];
-    for (const pod of this.pods.values()) {
-      const r = this.resolve(pod);
-      if (r.conflicts.includes(key)) conflicts.push({ pod: podKey(pod), winner: r.policy! });
-    }
     const verdict = validatePolicy(policy.spec);
     if (!verdict.ok) return { generation, version, conflicts, problem: { reason: 'InvalidSpec', message: formatProblems(verdict.problems) } };
     for (const upstream of policy.spec.upstreams) {
@@ -221,9 +224,15 @@ export class Reconciler {
   private async reconcile(key: string): Promise<void> {
     const policy = this.policies.get(key);
     if (!policy || !this.deps.isLeader()) return;
-    const targeted = [...this.pods.values()].filter((pod) => isLive(pod) && this.resolve(pod).policy === key);
-    const pods = targeted.map((pod) => ({ key: podKey(pod), report: this.hub.liveReport(podKey(pod)) ?? reportOf(pod) }));
-    const status = computeStatus(await this.facts(key, policy), pods, policy.status, new Date().toISOString());
+    // One resolution per pod: which pods this policy targets, and which it selects but loses.
+    const pods: { key: string; report: SidecarReport | undefined }[] = [];
+    const conflicts: PolicyFacts['conflicts'] = [];
+    for (const pod of this.pods.values()) {
+      const r = this.resolve(pod);
+      if (r.policy === key && isLive(pod)) pods.push({ key: podKey(pod), report: this.hub.liveReport(podKey(pod)) ?? reportOf(pod) });
+      if (r.conflicts.includes(key)) conflicts.push({ pod: podKey(pod), winner: r.policy! });
+    }
+    const status = computeStatus(await this.facts(key, policy, conflicts), pods, policy.status, new Date().toISOString());
     if (canonicalJson(status) === canonicalJson(policy.status ?? null)) return;
     const updated = (await this.deps.custom.patchNamespacedCustomObjectStatus({
       ...GROUP,

@@ -46,8 +46,12 @@ export interface UpstreamConfig {
   bulkhead: BulkheadSettings;
   /** Which 200s count as invalid-response (the policy's `validation`). */
   validation: ValidationSettings;
-  /** Tried in order once this upstream cannot answer. */
-  fallback: FallbackTierConfig[];
+  /** The upstream itself, then its fallback tiers, in the order they are tried. */
+  chain: ChainTier[];
+  /** The tiers emergency mode may answer from (cache, static, as listed), tried on any failure; empty if none. */
+  emergencyChain: ChainTier[];
+  /** Whether a tier can answer from the cache, so good answers must be kept. */
+  hasCacheTier: boolean;
   /** Client-side limits (0 = off). */
   rateLimit: RateLimitSettings;
   /** Chaos: faults injected into this upstream's attempts. */
@@ -55,6 +59,9 @@ export interface UpstreamConfig {
 }
 
 /** A fallback tier; `when` undefined means any failure the app did not cause. */
+/** A tier of an upstream's chain: the upstream itself, or a fallback. */
+export type ChainTier = FallbackTierConfig | { kind: 'primary' };
+
 export type FallbackTierConfig = { when?: ReadonlySet<string> } & (
   | { kind: 'upstream'; upstream: string; model?: string }
   | { kind: 'cache' }
@@ -76,8 +83,6 @@ export interface DegradationConfig {
   /** In degraded mode: max_tokens is clamped to this and temperature set. */
   maxTokens: number;
   temperature: number;
-  /** In emergency mode only these tiers answer. */
-  serve: ReadonlySet<'cache' | 'static'>;
 }
 
 export interface EndpointConfig {
@@ -115,6 +120,13 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
     return { origin: url.origin, basePath: url.pathname.replace(/\/+$/, ''), weight };
   };
   const cb = s.circuitBreaker;
+  const fallback = upstream.fallback.map((tier): FallbackTierConfig => {
+    const when = tier.when ? new Set<string>(tier.when) : undefined;
+    if (tier.upstream !== undefined) return { kind: 'upstream', upstream: tier.upstream, model: tier.model, when };
+    if (tier.cache !== undefined) return { kind: 'cache', when };
+    return { kind: 'static', message: tier.static!.message, when };
+  });
+  const emergencyServes = new Set<string>(spec.degradation.emergency.serve);
   return {
     name: upstream.name,
     api: upstream.api,
@@ -172,12 +184,9 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
     faults: spec.faults
       .filter((f) => f.upstream === upstream.name)
       .map((f) => ({ percent: f.percent, delayMs: f.delay === undefined ? undefined : parseDuration(f.delay), abortStatus: f.abort?.status })),
-    fallback: upstream.fallback.map((tier): FallbackTierConfig => {
-      const when = tier.when ? new Set<string>(tier.when) : undefined;
-      if (tier.upstream !== undefined) return { kind: 'upstream', upstream: tier.upstream, model: tier.model, when };
-      if (tier.cache !== undefined) return { kind: 'cache', when };
-      return { kind: 'static', message: tier.static!.message, when };
-    }),
+    chain: [{ kind: 'primary' }, ...fallback],
+    emergencyChain: fallback.filter((tier) => (tier.kind === 'cache' || tier.kind === 'static') && emergencyServes.has(tier.kind)).map((tier) => ({ ...tier, when: undefined })),
+    hasCacheTier: fallback.some((tier) => tier.kind === 'cache'),
   };
 }
 
@@ -209,7 +218,6 @@ export function compileConfig(spec: PolicySpec, version: ConfigVersion): Runtime
       },
       maxTokens: spec.degradation.degraded.maxTokens,
       temperature: spec.degradation.degraded.temperature,
-      serve: new Set(spec.degradation.emergency.serve),
     },
     drainTimeoutMs: parseDuration(spec.shutdown.drainTimeout),
   };

@@ -31,8 +31,6 @@ export interface PipelineEnv {
   random?: () => number;
 }
 
-type Tier = FallbackTierConfig | { kind: 'primary' };
-
 /** The failure that ended a tier, as `fallback.when` names it; undefined when the tier's answer stands. */
 function failureOf(final: Final): FailureClass | 'unavailable' | undefined {
   if (final.kind === 'local') return final.failure;
@@ -121,12 +119,11 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
   const primary = req.upstream;
   const degradation = env.state.config!.degradation;
   // Emergency needs a tier it may serve; a chain without one keeps calling its upstreams, as in degraded mode.
-  const servable = primary.config.fallback.some((tier) => (tier.kind === 'cache' || tier.kind === 'static') && degradation.serve.has(tier.kind));
-  const mode = sidecarMode === 'emergency' && !servable ? 'degraded' : sidecarMode;
+  const mode = sidecarMode === 'emergency' && primary.config.emergencyChain.length === 0 ? 'degraded' : sidecarMode;
   if (mode !== 'normal') res.setHeader('x-breakwater-mode', mode);
   const cache = env.state.cache;
   // Only chains that can answer from the cache pay for keys and stored answers.
-  const usesCache = cache.config.serveFresh || primary.config.fallback.some((tier) => tier.kind === 'cache');
+  const usesCache = cache.config.serveFresh || primary.config.hasCacheTier;
   const cacheKey = usesCache ? ResponseCache.key(primary.config.name, req.appPath, req.body) : undefined;
   const shape = apiOfPath(req.appPath);
   if (cache.config.serveFresh) {
@@ -135,10 +132,7 @@ async function runChain(req: ProxyRequest, res: ServerResponse, env: PipelineEnv
     if (hit && text !== undefined) return { ...writeComposed(res, req, text, hit.body, 'cache', 0, env.clock), attempts: 0, tier: 'cache', mode };
   }
   // Emergency: only the tiers the policy lists answer, and no upstream is called.
-  const chain: Tier[] =
-    mode === 'emergency'
-      ? primary.config.fallback.filter((tier) => (tier.kind === 'cache' || tier.kind === 'static') && degradation.serve.has(tier.kind)).map((tier) => ({ ...tier, when: undefined }))
-      : [{ kind: 'primary' }, ...primary.config.fallback];
+  const chain = mode === 'emergency' ? primary.config.emergencyChain : primary.config.chain;
   let last: { final: Final; request: ProxyRequest; release: () => void } | undefined;
   let failure: FailureClass | 'unavailable' | undefined = mode === 'emergency' ? 'unavailable' : undefined;
   let attempts = 0;
