@@ -6,6 +6,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json cli.ts ./
 COPY api api
+COPY lib lib
 COPY sidecar sidecar
 COPY controller controller
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { formatProblems, parseDuration, validatePolicy } from './api/index.js';
 import { createLogger } from './sidecar/log.js';
-import type { HostPort } from './sidecar/sidecar.js';
+import { parseHostPort, type HostPort } from './lib/index.js';
 
 // Each subcommand imports what it needs when it runs: the sidecar must not pay for the controller's Kubernetes client.
 
@@ -26,9 +26,9 @@ const USAGE = `usage:
   breakwater mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]`;
 
 function hostPort(text: string, flag: string): HostPort {
-  const match = /^(.*):([0-9]+)$/.exec(text);
-  if (!match) throw new UsageError(`${flag} must be HOST:PORT, got "${text}"`);
-  return { host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]) };
+  const at = parseHostPort(text);
+  if (!at) throw new UsageError(`${flag} must be HOST:PORT, got "${text}"`);
+  return at;
 }
 
 class UsageError extends Error {}

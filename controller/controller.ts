@@ -10,14 +10,13 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import { hostname } from 'node:os';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { HostPort } from '../sidecar/sidecar.js';
+import { listen, type HostPort } from '../lib/index.js';
 import { admissionHandler } from './admission.js';
 import { createConfigServer } from './config-server.js';
 import { EventRecorder } from './event-recorder.js';
@@ -52,12 +51,6 @@ export interface Controller {
   stop(): Promise<void>;
 }
 
-function listen(server: Server, at: HostPort, scheme: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(at.port, at.host, () => resolve(`${scheme}://${at.host}:${(server.address() as AddressInfo).port}`));
-  });
-}
 
 export async function startController(options: ControllerOptions): Promise<Controller> {
   const { log } = options;

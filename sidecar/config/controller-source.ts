@@ -11,6 +11,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { request, type RequestOptions } from 'node:https';
 import type { Logger } from 'pino';
 import { formatProblems, validatePolicy, type ConfigSnapshot, type ConfigVersion, type SidecarReport } from '../../api/index.js';
+import { SseReader, type SseEvent } from '../../lib/index.js';
 import { backoffDelay } from '../resilience/backoff.js';
 import { compileConfig, type RuntimeConfig } from './runtime-config.js';
 
@@ -111,13 +112,7 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
   const reporter = setInterval(() => report(), options.reportIntervalMs ?? 2000);
   reporter.unref();
 
-  const handleEvent = (block: string) => {
-    let event = 'message';
-    let data = '';
-    for (const line of block.split('\n')) {
-      if (line.startsWith('event:')) event = line.slice(6).trim();
-      else if (line.startsWith('data:')) data += line.slice(5).trim();
-    }
+  const handleEvent = ({ event, data }: SseEvent) => {
     if (event === 'snapshot') {
       const snapshot = JSON.parse(data) as ConfigSnapshot;
       if (take(snapshot, 'the controller')) {
@@ -132,7 +127,7 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
 
   const connect = () => {
     if (stopped) return;
-    let buffer = '';
+    const events = new SseReader();
     let silence: NodeJS.Timeout | undefined;
     const alive = () => {
       clearTimeout(silence);
@@ -161,13 +156,7 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
           alive();
-          buffer += chunk;
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            if (!block.startsWith(':')) handleEvent(block);
-          }
+          for (const event of events.push(chunk)) handleEvent(event);
         });
         res.on('close', () => retry('stream ended'));
       });

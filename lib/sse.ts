@@ -1,0 +1,54 @@
+/**
+ * An incremental reader of server-sent events (the WHATWG event-stream
+ * format): text goes in as it arrives, complete events come out. Only the
+ * unfinished last line is kept between calls, so a long stream is read in
+ * linear time. Lines end with LF or CRLF; comment lines (keep-alives) yield
+ * nothing.
+ */
+
+export interface SseEvent {
+  /** The `event:` field, "message" when absent. */
+  event: string;
+  /** The `data:` lines, joined with newlines. */
+  data: string;
+}
+
+export class SseReader {
+  private partial = '';
+  private event = '';
+  private data: string[] = [];
+
+  /** Feeds the next piece of the stream; returns the events it completed. */
+  push(text: string): SseEvent[] {
+    const events: SseEvent[] = [];
+    let start = 0;
+    const all = this.partial + text;
+    // The held-back part has no newline: search only what is new.
+    for (let end = all.indexOf('\n', this.partial.length); end >= 0; end = all.indexOf('\n', start)) {
+      const line = all.charCodeAt(end - 1) === 13 /* \r */ ? all.slice(start, end - 1) : all.slice(start, end);
+      start = end + 1;
+      if (line === '') {
+        if (this.data.length > 0) events.push({ event: this.event || 'message', data: this.data.join('\n') });
+        this.event = '';
+        this.data = [];
+      } else if (line.charCodeAt(0) !== 58 /* : */) {
+        this.field(line);
+      }
+    }
+    this.partial = all.slice(start);
+    return events;
+  }
+
+  /** Characters of an unfinished line held back (callers bound it). */
+  get pending(): number {
+    return this.partial.length;
+  }
+
+  private field(line: string): void {
+    const colon = line.indexOf(':');
+    const name = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? '' : line.slice(line.charCodeAt(colon + 1) === 32 ? colon + 2 : colon + 1);
+    if (name === 'data') this.data.push(value);
+    else if (name === 'event') this.event = value;
+  }
+}
