@@ -1,7 +1,7 @@
 /**
- * The circuit breaker: a closed → open → half-open state machine, kept apart
- * from the rules that decide when to trip (consecutive failures, failure rate
- * and slow-call rate over a sliding window).
+ * The circuit breaker: a closed → open → half-open state machine. When to
+ * trip is not its business: it asks its TripRules (trip-rules.ts:
+ * consecutive failures, failure rate and slow-call rate over a window).
  *
  * The request path asks `tryAcquire()` before an attempt and reports the
  * outcome with `record()` (or `release()` when there is none to report, e.g.
@@ -10,12 +10,11 @@
  * that has since recovered.
  */
 import type { Clock } from './clock.js';
-import { SlidingCounts } from './sliding-counts.js';
+import { TripRules, type CallOutcome, type TripSettings } from './trip-rules.js';
 
-export interface BreakerSettings {
-  consecutiveFailures: number;
-  failureRate: { thresholdPercent: number; minRequests: number; windowMs: number };
-  slowCall: { thresholdPercent: number; durationMs: number };
+export type { CallOutcome } from './trip-rules.js';
+
+export interface BreakerSettings extends TripSettings {
   openForMs: number;
   maxOpenForMs: number;
   halfOpen: { maxProbes: number; successesToClose: number };
@@ -34,33 +33,24 @@ export interface BreakerPermit {
 
 export type Admission = { ok: true; permit: BreakerPermit } | { ok: false; retryAfterMs: number };
 
-export interface CallOutcome {
-  failure: boolean;
-  durationMs: number;
-}
-
 export type TransitionListener = (from: BreakerStateName, to: BreakerStateName, reason: string) => void;
 
-const CALLS = 0;
-const FAILURES = 1;
-const SLOW = 2;
 /** While half-open with every probe slot taken, callers are told to come back after this long. */
 const HALF_OPEN_RETRY_AFTER_MS = 1000;
 
 export class CircuitBreaker {
   private state: State = { name: 'closed' };
   private generation = 0;
-  private consecutive = 0;
   /** How many times in a row the breaker opened without closing in between (drives the doubling). */
   private reopenings = 0;
-  private readonly window: SlidingCounts;
+  private readonly rules: TripRules;
 
   constructor(
     private readonly settings: BreakerSettings,
     private readonly clock: Clock,
     private readonly onTransition: TransitionListener = () => {},
   ) {
-    this.window = new SlidingCounts(settings.failureRate.windowMs, clock, 3);
+    this.rules = new TripRules(settings, clock);
   }
 
   /** The state now (an expired open state reads as half-open). */
@@ -98,12 +88,7 @@ export class CircuitBreaker {
       return;
     }
     if (state.name !== 'closed') return;
-    const slow = outcome.durationMs >= this.settings.slowCall.durationMs;
-    this.window.add(CALLS);
-    if (outcome.failure) this.window.add(FAILURES);
-    if (slow) this.window.add(SLOW);
-    this.consecutive = outcome.failure ? this.consecutive + 1 : 0;
-    const reason = this.tripReason();
+    const reason = this.rules.record(outcome);
     if (reason) this.open(reason);
   }
 
@@ -118,20 +103,6 @@ export class CircuitBreaker {
     if (this.state.name !== 'closed') this.close('reset');
   }
 
-  private tripReason(): string | undefined {
-    const { consecutiveFailures, failureRate, slowCall } = this.settings;
-    if (consecutiveFailures > 0 && this.consecutive >= consecutiveFailures) return `${this.consecutive} consecutive failures`;
-    const calls = this.window.total(CALLS);
-    if (calls < failureRate.minRequests) return undefined;
-    const failures = (100 * this.window.total(FAILURES)) / calls;
-    if (failureRate.thresholdPercent > 0 && failures >= failureRate.thresholdPercent) {
-      return `failure rate ${failures.toFixed(0)}% over ${calls} calls`;
-    }
-    const slow = (100 * this.window.total(SLOW)) / calls;
-    if (slowCall.thresholdPercent > 0 && slow >= slowCall.thresholdPercent) return `slow-call rate ${slow.toFixed(0)}% over ${calls} calls`;
-    return undefined;
-  }
-
   private open(reason: string): void {
     const { openForMs, maxOpenForMs } = this.settings;
     const duration = Math.min(maxOpenForMs, openForMs * 2 ** this.reopenings);
@@ -141,8 +112,7 @@ export class CircuitBreaker {
 
   private close(reason = 'probes succeeded'): void {
     this.reopenings = 0;
-    this.consecutive = 0;
-    this.window.clear();
+    this.rules.clear();
     this.moveTo({ name: 'closed' }, reason);
   }
 
