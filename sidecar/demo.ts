@@ -3,8 +3,7 @@
  * built-in mock upstream, which fails a share of requests so retries and the
  * breaker can be watched with no API key and no model server.
  */
-import { loadPolicyText } from './config/policy-file.js';
-import type { RuntimeConfig } from './config/runtime-config.js';
+import { loadPolicyText, type RuntimeConfig } from './config/index.js';
 import { MockUpstream } from './mock-upstream/mock-upstream.js';
 
 export function demoPolicy(upstreamUrl: string): string {

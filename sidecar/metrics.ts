@@ -5,8 +5,7 @@
  * of their own and the rest share "other".
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Bulkhead } from './resilience/bulkhead.js';
-import type { CircuitBreaker } from './resilience/circuit-breaker.js';
+import type { Bulkhead, CircuitBreaker } from './resilience/index.js';
 
 /** What the scrape-time gauges read: the upstreams' live objects. */
 export interface LiveUpstream {

@@ -5,10 +5,9 @@
  * in-flight requests finish.
  */
 import type { BreakerCounts } from '../api/index.js';
-import type { RuntimeConfig } from './config/runtime-config.js';
+import type { RuntimeConfig } from './config/index.js';
 import type { Metrics } from './metrics.js';
-import type { Clock } from './resilience/clock.js';
-import { DegradationMonitor } from './resilience/degradation.js';
+import { type Clock, DegradationMonitor } from './resilience/index.js';
 import { ResponseCache } from './proxy/response-cache.js';
 import { fingerprint, UpstreamState, type BreakerTransition } from './proxy/upstream-state.js';
 

@@ -1,26 +1,24 @@
 /**
- * sidecar/ — the per-pod proxy. This file assembles it: config state, the data
- * plane (proxy/), the admin server (admin/), metrics and logs, and the graceful
- * drain. Resilience state machines live in resilience/, config loading in config/.
+ * sidecar/ — the per-pod proxy. This file assembles it: config state
+ * (sidecar-state.ts, fed from config/), the data plane (proxy/: read
+ * proxy/pipeline.ts first, it lists the layers a request goes through), the
+ * admin server (admin/), metrics and logs, and the graceful drain. The
+ * resilience state machines live in resilience/.
  */
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Logger } from 'pino';
+import { listen, type HostPort } from '../lib/index.js';
 import { createAdminApp } from './admin/admin-app.js';
-import type { RuntimeConfig } from './config/runtime-config.js';
+import type { RuntimeConfig } from './config/index.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
+import { buildPipeline } from './proxy/pipeline.js';
 import { createProxyServer } from './proxy/server.js';
-import { systemClock, type Clock } from './resilience/clock.js';
+import { type Clock, systemClock } from './resilience/index.js';
 import { SidecarState } from './sidecar-state.js';
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
-
-export interface HostPort {
-  host: string;
-  port: number;
-}
 
 export interface SidecarOptions {
   /** The config to start with; without one the sidecar is not ready until one is applied. */
@@ -43,22 +41,12 @@ export interface Sidecar {
   drain(): Promise<boolean>;
 }
 
-function listen(server: Server, at: HostPort): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(at.port, at.host, () => {
-      const { address, port } = server.address() as AddressInfo;
-      resolve(`http://${address.includes(':') ? `[${address}]` : address}:${port}`);
-    });
-  });
-}
-
 /** Redis errors while it is away come every few seconds: log one a minute. */
-function redisErrorLogger(log: Logger): (err: Error) => void {
-  let last = 0;
+function redisErrorLogger(log: Logger, clock: Clock): (err: Error) => void {
+  let last = -Infinity;
   return (err) => {
-    if (Date.now() - last < 60_000) return;
-    last = Date.now();
+    if (clock.now() - last < 60_000) return;
+    last = clock.now();
     log.warn({ err: err.message }, 'shared cache (Redis) unavailable; answering from the local cache only');
   };
 }
@@ -75,10 +63,20 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     metrics,
     (t) => log.warn(t, 'circuit breaker transition'),
     (from, to) => log.warn({ from, to }, 'degradation mode changed'),
-    redisErrorLogger(log),
+    redisErrorLogger(log, clock),
   );
   if (options.config) state.apply(options.config);
-  const proxy = createProxyServer(state, { clock, metrics, log, state, random: options.random });
+  const pipeline = buildPipeline({
+    clock,
+    metrics,
+    random: options.random,
+    upstream: (name) => state.upstream(name),
+    cache: () => state.cache,
+    degradation: () => state.degradation,
+    degradedSettings: () => state.config!.degradation,
+    queued: () => state.queued(),
+  });
+  const proxy = createProxyServer({ pipeline, config: () => state.config, upstream: (name) => state.upstream(name), clock, metrics, log });
   let drainPromise: Promise<boolean> | undefined;
 
   const drain = (): Promise<boolean> =>
@@ -86,8 +84,10 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       const timeoutMs = state.config?.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
       log.info({ inFlight: proxy.inFlight, timeoutMs }, 'draining');
       proxy.startDraining();
-      const until = Date.now() + timeoutMs;
-      while (proxy.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+      let timer: unknown;
+      const timeUp = new Promise<void>((resolve) => (timer = clock.setTimer(resolve, timeoutMs)));
+      await Promise.race([proxy.idle(), timeUp]);
+      clock.clearTimer(timer);
       const clean = proxy.inFlight === 0;
       proxy.server.closeAllConnections();
       adminServer.close();

@@ -1,5 +1,5 @@
 /**
- * The admin server (port 15021, where probes reach it): health, readiness,
+ * admin/ — the admin server (port 15021, where probes reach it): health, readiness,
  * Prometheus metrics and a JSON status; mutations only from loopback.
  */
 import { Hono, type Context } from 'hono';

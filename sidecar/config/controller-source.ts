@@ -12,7 +12,7 @@ import { request, type RequestOptions } from 'node:https';
 import type { Logger } from 'pino';
 import { formatProblems, validatePolicy, type ConfigSnapshot, type ConfigVersion, type SidecarReport } from '../../api/index.js';
 import { SseReader, type SseEvent } from '../../lib/index.js';
-import { backoffDelay } from '../resilience/backoff.js';
+import { backoffDelay } from '../resilience/index.js';
 import { compileConfig, type RuntimeConfig } from './runtime-config.js';
 
 export interface ControllerSourceOptions {

@@ -15,13 +15,7 @@ import {
   type PolicySpec,
   type UpstreamSpec,
 } from '../../api/index.js';
-import type { BackoffSettings } from '../resilience/backoff.js';
-import type { BreakerSettings } from '../resilience/circuit-breaker.js';
-import type { BulkheadSettings, PriorityClass } from '../resilience/bulkhead.js';
-import type { DegradationSettings } from '../resilience/degradation.js';
-import type { RateLimitSettings } from '../resilience/rate-limiter.js';
-import type { RetryBudgetSettings } from '../resilience/retry-budget.js';
-import type { ValidationSettings } from '../proxy/validate-answer.js';
+import type { BackoffSettings, BreakerSettings, BulkheadSettings, DegradationSettings, PriorityClass, RateLimitSettings, RetryBudgetSettings } from '../resilience/index.js';
 
 export interface UpstreamConfig {
   name: string;
@@ -45,7 +39,7 @@ export interface UpstreamConfig {
   breaker: BreakerSettings & { scope: 'upstream' | 'model'; failOn: ReadonlySet<FailureClass> };
   bulkhead: BulkheadSettings;
   /** Which 200s count as invalid-response (the policy's `validation`). */
-  validation: ValidationSettings;
+  validation: PolicySpec['validation'];
   /** The upstream itself, then its fallback tiers, in the order they are tried. */
   chain: ChainTier[];
   /** The tiers emergency mode may answer from (cache, static, as listed), tried on any failure; empty if none. */
@@ -58,8 +52,7 @@ export interface UpstreamConfig {
   faults: { percent: number; delayMs?: number; abortStatus?: number }[];
 }
 
-/** A fallback tier; `when` undefined means any failure the app did not cause. */
-/** A tier of an upstream's chain: the upstream itself, or a fallback. */
+/** A tier of an upstream's chain: the upstream itself, or a fallback (`when` undefined: any failure the app did not cause). */
 export type ChainTier = FallbackTierConfig | { kind: 'primary' };
 
 export type FallbackTierConfig = { when?: ReadonlySet<string> } & (

@@ -1,5 +1,5 @@
 /**
- * A model server that misbehaves on purpose: answers in OpenAI, Anthropic or
+ * mock-upstream/ — a model server that misbehaves on purpose: answers in OpenAI, Anthropic or
  * Ollama shape (by path), plain or streamed, and on cue returns an error
  * status with Retry-After, hangs before headers, sends headers and no data,
  * stalls or resets mid-stream, ends a stream without its terminator, resets
@@ -9,7 +9,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { apiOfPath, completeBody, errorBodyFor, isStreamRequest, streamEvents, type AnswerShape } from '../proxy/answer-shapes.js';
+import { dialectOfPath, type Dialect } from '../proxy/dialects/dialect.js';
 
 export type Behavior =
   | { kind: 'ok'; text?: string; delayMs?: number; chunks?: number; chunkDelayMs?: number }
@@ -116,7 +116,7 @@ export class MockUpstream {
       if (!res.writableFinished) this.abandoned++;
     });
     const behavior = this.pick(req);
-    const api = apiOfPath(path);
+    const dialect = dialectOfPath(path);
     const model = typeof body.model === 'string' ? body.model : 'mock-model';
     const wait = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 
@@ -128,12 +128,12 @@ export class MockUpstream {
         return;
       case 'status': {
         await wait(behavior.delayMs);
-        const text = behavior.body ?? errorBodyFor(api, behavior.status);
+        const text = behavior.body ?? dialect.upstreamErrorBody(behavior.status);
         res.writeHead(behavior.status, { 'content-type': 'application/json', ...behavior.headers }).end(text);
         return;
       }
       case 'headers-then-hang':
-        res.writeHead(200, { 'content-type': contentTypeOf(api, true) });
+        res.writeHead(200, { 'content-type': dialect.streamContentType });
         res.flushHeaders();
         return;
       default:
@@ -142,16 +142,16 @@ export class MockUpstream {
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', data: [{ id: 'mock-model', object: 'model' }] }));
           return;
         }
-        await this.answer(req, res, api, model, body, behavior);
+        await this.answer(req, res, dialect, model, body, behavior);
     }
   }
 
-  private async answer(req: IncomingMessage, res: ServerResponse, api: AnswerShape, model: string, body: Record<string, unknown>, behavior: Behavior): Promise<void> {
+  private async answer(req: IncomingMessage, res: ServerResponse, dialect: Dialect, model: string, body: Record<string, unknown>, behavior: Behavior): Promise<void> {
     const text = (behavior.kind === 'ok' && behavior.text) || DEFAULT_TEXT;
     const usage = { input: 12, output: text.split(' ').length };
     const cutAfter = 'afterChunks' in behavior ? behavior.afterChunks : undefined;
-    if (!isStreamRequest(api, body)) {
-      const complete = completeBody(api, model, text, usage);
+    if (!(typeof body.stream === 'boolean' ? body.stream : dialect.streamsByDefault)) {
+      const complete = dialect.composeAnswer(model, text, usage);
       if (behavior.kind === 'ok') {
         res.writeHead(200, { 'content-type': 'application/json' }).end(complete);
         return;
@@ -166,8 +166,8 @@ export class MockUpstream {
     const pieceCount = behavior.kind === 'ok' ? (behavior.chunks ?? 5) : Math.max((cutAfter ?? 4) + 1, 5);
     const words = text.split(' ');
     const pieces = Array.from({ length: pieceCount }, (_, i) => words.slice((i * words.length) / pieceCount, ((i + 1) * words.length) / pieceCount).join(' ') + ' ');
-    const events = streamEvents(api, model, pieces, usage);
-    res.writeHead(200, { 'content-type': contentTypeOf(api, true), 'cache-control': 'no-cache' });
+    const events = dialect.composeStream(model, pieces, usage);
+    res.writeHead(200, { 'content-type': dialect.streamContentType, 'cache-control': 'no-cache' });
     const delay = behavior.kind === 'ok' ? (behavior.chunkDelayMs ?? 0) : 0;
     for (const e of events.start) res.write(e);
     for (let i = 0; i < events.content.length; i++) {
@@ -184,9 +184,4 @@ export class MockUpstream {
     for (const e of events.end) res.write(e);
     res.end();
   }
-}
-
-function contentTypeOf(api: AnswerShape, stream: boolean): string {
-  if (!stream) return 'application/json';
-  return api.startsWith('ollama') ? 'application/x-ndjson' : 'text/event-stream';
 }

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
-import type { CacheConfig } from '../config/runtime-config.js';
+import type { CacheConfig } from '../config/index.js';
 
 export interface CachedAnswer {
   status: number;

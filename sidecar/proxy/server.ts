@@ -1,108 +1,42 @@
 /**
  * The data plane's HTTP server: routes `/<upstream>/<path>` to a configured
- * upstream (and nowhere else), reads and parses the request once, and hands it
- * to the pipeline. Any failure still gets an answer: no request hangs.
+ * upstream (and nowhere else), reads the request once, runs it through the
+ * pipeline, writes the outcome and observes it. Whatever happens, the
+ * request gets an answer and a stream's body is given up at the end, so
+ * every layer's hold on it is released.
  */
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { PassThrough, type Readable } from 'node:stream';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import { parseDuration } from '../../api/index.js';
-import type { SidecarState } from '../sidecar-state.js';
-import { forward, type PipelineEnv } from './forward.js';
-import type { ProxyRequest } from './proxy-request.js';
-import { writeLocalError } from './respond.js';
+import { CONNECTION_HEADERS, firstHeader } from '../../lib/index.js';
+import type { RuntimeConfig } from '../config/index.js';
+import type { Metrics } from '../metrics.js';
+import type { Clock } from '../resilience/index.js';
+import { dialectFor, type Dialect } from './dialects/dialect.js';
+import { openai } from './dialects/openai.js';
+import type { Handler, Outcome, ProxyRequest, RequestContext } from './handler.js';
+import { observe } from './observe.js';
+import { inspectBody, readBody } from './read-request.js';
 import { upstreamHeaders } from './tier-request.js';
+import type { UpstreamState } from './upstream-state.js';
+import { writeLocalError, writeOutcome } from './write-outcome.js';
 
-const DROPPED_REQUEST_HEADERS = new Set([
-  'host',
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'expect',
-  'content-length',
-  'x-breakwater-priority',
-  'x-breakwater-timeout',
-]);
-/** The app's headers without those that are not forwarded. */
-function appHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const out: IncomingHttpHeaders = {};
-  for (const [key, value] of Object.entries(headers)) if (!DROPPED_REQUEST_HEADERS.has(key)) out[key] = value;
+/** Request headers never forwarded: connection headers, the host, and the app's words to the sidecar. */
+const NOT_FORWARDED = new Set([...CONNECTION_HEADERS, 'host', 'expect', 'x-breakwater-priority', 'x-breakwater-timeout']);
+
+function appHeaders(req: IncomingMessage): ProxyRequest['appHeaders'] {
+  const out: ProxyRequest['appHeaders'] = {};
+  for (const [key, value] of Object.entries(req.headers)) if (!NOT_FORWARDED.has(key)) out[key] = value;
   return out;
 }
 
-type Body = { body: Buffer | null; stream?: Readable };
-
-/** Buffers the body up to `max` bytes; past that, hands back a stream that replays what was read and the rest. */
-function readBody(req: IncomingMessage, max: number): Promise<Body> {
-  if (Number(req.headers['content-length']) > max) return Promise.resolve({ body: null, stream: req });
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = () => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', reject);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      chunks.push(chunk);
-      if (size <= max) return;
-      cleanup();
-      req.pause();
-      const replay = new PassThrough();
-      for (const c of chunks) replay.write(c);
-      req.pipe(replay);
-      resolve({ body: null, stream: replay });
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve({ body: chunks.length === 0 ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', reject);
-  });
-}
-
-/** Bodies up to this size are parsed whole to read the fields the sidecar acts on. */
-const PARSE_LIMIT = 256 * 1024;
-/** Larger ones are only peeked at: SDKs write top-level scalars such as model before or after the long messages. */
-const PEEK_BYTES = 4096;
-
-function numberOrUndefined(value: unknown): number | undefined {
-  return typeof value === 'number' && value > 0 ? value : undefined;
-}
-
-/** Fields of a JSON request body the sidecar acts on: the model (breaker scope) and the output token cap (perOutputToken). */
-export function inspectBody(body: Buffer | null): { model?: string; maxTokens?: number; stream?: boolean; jsonMode?: boolean } {
-  if (!body || body[0] !== 0x7b /* { */) return {};
-  if (body.length > PARSE_LIMIT) {
-    const edges = body.toString('utf8', 0, PEEK_BYTES) + '\n' + body.toString('utf8', body.length - PEEK_BYTES);
-    const model = /"model"\s*:\s*"((?:[^"\\]|\\.){1,256})"/.exec(edges)?.[1];
-    const maxTokens = /"(?:max_tokens|max_completion_tokens|num_predict)"\s*:\s*([0-9]+)/.exec(edges)?.[1];
-    const stream = /"stream"\s*:\s*(true|false)/.exec(edges)?.[1];
-    return { model, maxTokens: maxTokens === undefined ? undefined : Number(maxTokens), stream: stream === undefined ? undefined : stream === 'true' };
-  }
-  try {
-    const json = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
-    const options = json.options as Record<string, unknown> | undefined;
-    return {
-      model: typeof json.model === 'string' ? json.model : undefined,
-      maxTokens: numberOrUndefined(json.max_tokens) ?? numberOrUndefined(json.max_completion_tokens) ?? numberOrUndefined(options?.num_predict),
-      stream: typeof json.stream === 'boolean' ? json.stream : undefined,
-      jsonMode: /^json_(object|schema)$/.test((json.response_format as { type?: string } | undefined)?.type ?? '') || json.format === 'json' || typeof json.format === 'object' || undefined,
-    };
-  } catch {
-    return {}; // not JSON after all: the upstream will say so
-  }
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
+export interface ProxyServerDeps {
+  pipeline: Handler;
+  config(): RuntimeConfig | undefined;
+  upstream(name: string): UpstreamState | undefined;
+  clock: Clock;
+  metrics: Metrics;
+  log: Logger;
 }
 
 export interface ProxyServer {
@@ -111,88 +45,111 @@ export interface ProxyServer {
   readonly inFlight: number;
   /** Stop taking new work: new requests on open connections are still answered, with connection: close. */
   startDraining(): void;
+  /** Resolves once no request is in flight. */
+  idle(): Promise<void>;
 }
 
-export function createProxyServer(state: SidecarState, env: PipelineEnv): ProxyServer {
+/** A request the sidecar refuses before the pipeline: the answer to write instead. */
+class Refusal {
+  constructor(
+    readonly status: number,
+    readonly code: 'unknown_upstream' | 'overloaded' | 'invalid_request',
+    readonly message: string,
+    readonly dialect: Dialect = openai,
+  ) {}
+}
+
+/** The upstream, priority class and total timeout a request asks for, or why it cannot have them. */
+function route(req: IncomingMessage, deps: ProxyServerDeps): Refusal | { upstream: UpstreamState; path: string; priority: number; totalMs: number; dialect: Dialect } {
+  const url = req.url ?? '/';
+  let nameEnd = 1;
+  while (nameEnd < url.length && url[nameEnd] !== '/' && url[nameEnd] !== '?') nameEnd++;
+  const name = url.slice(1, nameEnd);
+  const path = url[nameEnd] === '/' ? url.slice(nameEnd) : `/${url.slice(nameEnd)}`;
+  const config = deps.config();
+  const upstream = deps.upstream(name);
+  if (!config) return new Refusal(503, 'overloaded', 'no config loaded yet');
+  if (!upstream) {
+    const known = [...config.upstreams.keys()].join(', ');
+    return new Refusal(404, 'unknown_upstream', `no upstream named "${name.slice(0, 64)}"; known upstreams: ${known} (call http://127.0.0.1:15001/<upstream>/<path>)`);
+  }
+  const dialect = dialectFor(upstream.config.api, path);
+  const { priorities } = config;
+  const priorityName = firstHeader(req.headers, 'x-breakwater-priority');
+  const priority = priorityName === undefined ? priorities.defaultIndex : priorities.classes.findIndex((c) => c.name === priorityName);
+  if (priority < 0) {
+    const names = priorities.classes.map((c) => c.name).join(', ');
+    return new Refusal(400, 'invalid_request', `x-breakwater-priority "${priorityName!.slice(0, 64)}" is not a class of this policy (${names})`, dialect);
+  }
+  let totalMs = upstream.config.timeouts.totalMs;
+  const timeoutHeader = firstHeader(req.headers, 'x-breakwater-timeout');
+  if (timeoutHeader !== undefined) {
+    let asked: number;
+    try {
+      asked = parseDuration(timeoutHeader);
+    } catch {
+      return new Refusal(400, 'invalid_request', `x-breakwater-timeout "${timeoutHeader.slice(0, 64)}" is not a duration such as 500ms or 30s`, dialect);
+    }
+    totalMs = Math.min(totalMs, asked); // may only shorten
+  }
+  return { upstream, path, priority, totalMs, dialect };
+}
+
+export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
+  const { clock } = deps;
   let inFlight = 0;
   let draining = false;
+  const idleWaiters: (() => void)[] = [];
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = req.url ?? '/';
-    let nameEnd = 1;
-    while (nameEnd < url.length && url[nameEnd] !== '/' && url[nameEnd] !== '?') nameEnd++;
-    const name = url.slice(1, nameEnd);
-    const rest = url[nameEnd] === '/' ? url.slice(nameEnd) : `/${url.slice(nameEnd)}`;
-    const upstream = state.upstream(name);
-    if (!upstream) {
-      const known = state.config ? [...state.config.upstreams.keys()] : [];
-      const message = state.config
-        ? `no upstream named "${name}"; known upstreams: ${known.join(', ')} (call http://127.0.0.1:15001/<upstream>/<path>)`
-        : 'no config loaded yet';
-      writeLocalError(res, 'openai', state.config ? 404 : 503, state.config ? 'unknown_upstream' : 'overloaded', message);
+    const routed = route(req, deps);
+    if (routed instanceof Refusal) {
+      writeLocalError(res, routed.dialect, routed.status, routed.code, routed.message);
       req.resume();
       return;
     }
-    const api = upstream.config.api;
-    const priorities = state.config!.priorities;
-    const priorityName = header(req, 'x-breakwater-priority');
-    const priority = priorityName === undefined ? priorities.defaultIndex : priorities.classes.findIndex((c) => c.name === priorityName);
-    if (priority < 0) {
-      const names = priorities.classes.map((c) => c.name).join(', ');
-      writeLocalError(res, api, 400, 'invalid_request', `x-breakwater-priority "${priorityName}" is not a class of this policy (${names})`);
-      req.resume();
-      return;
-    }
-    let totalMs = upstream.config.timeouts.totalMs;
-    const timeoutHeader = header(req, 'x-breakwater-timeout');
-    if (timeoutHeader !== undefined) {
-      let asked: number;
-      try {
-        asked = parseDuration(timeoutHeader);
-      } catch {
-        writeLocalError(res, api, 400, 'invalid_request', `x-breakwater-timeout "${timeoutHeader}" is not a duration such as 500ms or 30s`);
-        req.resume();
-        return;
-      }
-      totalMs = Math.min(totalMs, asked); // may only shorten
-    }
-    const startedAt = env.clock.now();
+    const { upstream, path, dialect } = routed;
+    const startedAt = clock.now();
     const appGone = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) appGone.abort();
     });
-    const { body, stream } = await readBody(req, upstream.config.retry.maxBodyBytes);
-    const forwarded = appHeaders(req.headers);
+    const { body, stream: bodyStream } = await readBody(req, upstream.config.retry.maxBodyBytes);
+    const forwarded = appHeaders(req);
     const { stream: asked, ...fields } = inspectBody(body);
     const request: ProxyRequest = {
       upstream,
       method: req.method ?? 'GET',
-      appPath: rest,
+      appPath: path,
       appHeaders: forwarded,
-      // Ollama streams unless told not to; the others only when asked.
-      stream: asked ?? (api === 'ollama' && rest.startsWith('/api/')),
-      headers: upstreamHeaders(forwarded, upstream, body, stream ? header(req, 'content-length') : undefined),
+      stream: asked ?? dialect.streamsByDefault,
+      headers: upstreamHeaders(forwarded, upstream, body, bodyStream ? firstHeader(req.headers, 'content-length') : undefined),
       body,
-      bodyStream: stream,
+      bodyStream,
       ...fields,
-      priority,
-      startedAt,
-      deadline: startedAt + totalMs,
-      signal: appGone.signal,
+      priority: routed.priority,
     };
+    const ctx: RequestContext = { dialect, primary: upstream.config.name, startedAt, deadline: startedAt + routed.totalMs, signal: appGone.signal, mode: 'normal', attempts: 0 };
     if (draining) res.setHeader('connection', 'close');
-    await forward(request, res, env);
+    const outcome: Outcome = await deps.pipeline(request, ctx);
+    try {
+      observe(request, ctx, await writeOutcome(res, outcome, ctx, clock), deps);
+    } finally {
+      if (outcome.kind === 'stream') outcome.body.cancel();
+    }
   }
 
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
     inFlight++;
     handle(req, res)
       .catch((err: unknown) => {
-        env.log.error({ err }, 'request failed inside the sidecar');
-        if (!res.headersSent) writeLocalError(res, 'openai', 502, 'upstream_unavailable', 'the sidecar failed to handle this request');
+        deps.log.error({ err }, 'request failed inside the sidecar');
+        if (!res.headersSent) writeLocalError(res, openai, 502, 'upstream_unavailable', 'the sidecar failed to handle this request');
         else res.destroy();
       })
-      .finally(() => inFlight--);
+      .finally(() => {
+        if (--inFlight === 0) idleWaiters.splice(0).forEach((wake) => wake());
+      });
   });
   return {
     server,
@@ -203,6 +160,9 @@ export function createProxyServer(state: SidecarState, env: PipelineEnv): ProxyS
       draining = true;
       server.close();
       server.closeIdleConnections();
+    },
+    idle() {
+      return inFlight === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve));
     },
   };
 }

@@ -1,11 +1,11 @@
 /**
  * The request for one upstream of a chain: the app's request with that
- * upstream's credentials (the app's own never go to an upstream
- * that has credentials in the policy) and, for a fallback tier that says so, a
- * rewritten model.
+ * upstream's own credentials in place of the app's when the policy sets them,
+ * optionally another model; and the request as degraded mode sends it.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ProxyRequest } from './proxy-request.js';
+import type { Dialect } from './dialects/dialect.js';
+import type { ProxyRequest } from './handler.js';
 import type { UpstreamState } from './upstream-state.js';
 
 /** Credentials an app may send; dropped when the policy sets the upstream's own. */
@@ -23,47 +23,33 @@ export function upstreamHeaders(appHeaders: IncomingHttpHeaders, upstream: Upstr
   return out;
 }
 
-function withModel(body: Buffer | null, model: string): Buffer | null {
-  if (!body) return body;
+/** The body as a JSON object, or undefined when it is not one. */
+function parsed(body: Buffer | null): Record<string, any> | undefined {
+  if (!body) return undefined;
   try {
-    return Buffer.from(JSON.stringify({ ...(JSON.parse(body.toString('utf8')) as object), model }));
+    const json = JSON.parse(body.toString('utf8')) as unknown;
+    return typeof json === 'object' && json !== null && !Array.isArray(json) ? (json as Record<string, any>) : undefined;
   } catch {
-    return body; // not JSON: nothing to rewrite
+    return undefined;
   }
 }
 
-/**
- * The request as degraded mode sends it: max_tokens (or max_completion_tokens,
- * or Ollama's num_predict) clamped, added when absent, and temperature set.
- */
-export function degradedRequest(req: ProxyRequest, maxTokens: number, temperature: number): ProxyRequest {
-  if (!req.body) return req;
-  let json: Record<string, any>;
-  try {
-    json = JSON.parse(req.body.toString('utf8')) as Record<string, any>;
-  } catch {
-    return req;
-  }
-  const clamp = (v: unknown) => (typeof v === 'number' ? Math.min(v, maxTokens) : v);
-  if (req.appPath.startsWith('/api/')) {
-    json.options = { ...json.options, num_predict: clamp(json.options?.num_predict ?? maxTokens), temperature };
-  } else {
-    if (json.max_completion_tokens !== undefined) json.max_completion_tokens = clamp(json.max_completion_tokens);
-    else json.max_tokens = clamp(json.max_tokens ?? maxTokens);
-    json.temperature = temperature;
-  }
-  const body = Buffer.from(JSON.stringify(json));
-  return { ...req, body, maxTokens: Math.min(req.maxTokens ?? maxTokens, maxTokens), headers: upstreamHeaders(req.appHeaders, req.upstream, body) };
+function withBody(req: ProxyRequest, body: Buffer, changes: Partial<ProxyRequest> = {}): ProxyRequest {
+  const next = { ...req, ...changes, body };
+  return { ...next, headers: upstreamHeaders(req.appHeaders, next.upstream, body) };
+}
+
+/** The request as degraded mode sends it (see the dialect's limitOutput). */
+export function limitOutput(req: ProxyRequest, dialect: Dialect, maxTokens: number, temperature: number): ProxyRequest {
+  const json = parsed(req.body);
+  if (!json) return req;
+  dialect.limitOutput(json, maxTokens, temperature);
+  return withBody(req, Buffer.from(JSON.stringify(json)), { maxTokens: Math.min(req.maxTokens ?? maxTokens, maxTokens) });
 }
 
 /** The request for another upstream of the chain (optionally with another model). */
 export function requestFor(req: ProxyRequest, upstream: UpstreamState, model?: string): ProxyRequest {
-  const body = model === undefined ? req.body : withModel(req.body, model);
-  return {
-    ...req,
-    upstream,
-    body,
-    model: model ?? req.model,
-    headers: upstreamHeaders(req.appHeaders, upstream, body),
-  };
+  const json = model === undefined ? undefined : parsed(req.body);
+  if (json) return withBody(req, Buffer.from(JSON.stringify({ ...json, model })), { upstream, model });
+  return { ...req, upstream, model: model ?? req.model, headers: upstreamHeaders(req.appHeaders, upstream, req.body) };
 }

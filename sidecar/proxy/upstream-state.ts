@@ -7,14 +7,10 @@
  * change keeps them (open breakers stay open); a changed one gets new ones.
  */
 import { LRUCache } from 'lru-cache';
-import type { EndpointConfig, UpstreamConfig } from '../config/runtime-config.js';
+import type { EndpointConfig, UpstreamConfig } from '../config/index.js';
 import type { LiveUpstream, Metrics } from '../metrics.js';
 import { UpstreamClient } from './upstream-client.js';
-import { Bulkhead, type PriorityClass } from '../resilience/bulkhead.js';
-import { CircuitBreaker, type BreakerPermit } from '../resilience/circuit-breaker.js';
-import type { Clock } from '../resilience/clock.js';
-import { RateLimiter } from '../resilience/rate-limiter.js';
-import { RetryBudget } from '../resilience/retry-budget.js';
+import { type BreakerPermit, Bulkhead, CircuitBreaker, type Clock, type PriorityClass, RateLimiter, RetryBudget } from '../resilience/index.js';
 
 const UPSTREAM_SCOPE = '*';
 

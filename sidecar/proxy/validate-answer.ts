@@ -4,35 +4,26 @@
  * breaker instead of reaching the app as a success. Checked on plain answers;
  * a stream is already on its way to the app when it could be judged.
  */
-import { textOf, type AnswerShape } from './answer-shapes.js';
+import type { PolicySpec } from '../../api/index.js';
+import type { Dialect } from './dialects/dialect.js';
 
-export interface ValidationSettings {
-  /** A request that asked for JSON output must get valid JSON content. */
-  json: boolean;
-  /** Refusals (OpenAI's `refusal` field, or a refusal phrase) are invalid. */
-  refusal: boolean;
-  /** Empty content without tool calls is invalid. */
-  emptyContent: boolean;
-}
+export type ValidationSettings = PolicySpec['validation'];
 
 const REFUSAL = /^\s*(I'm sorry|I am sorry|I apologi[sz]e|Sorry)[,.]?\s+(but\s+)?I\s+(can(no|')t|am unable to|won't)\b/i;
 
-function hasToolCalls(json: Record<string, any>): boolean {
-  return Boolean(json.choices?.[0]?.message?.tool_calls?.length || json.message?.tool_calls?.length || json.content?.some?.((c: { type: string }) => c.type === 'tool_use'));
-}
-
 /** Why a 200 answer is unusable, or undefined when it is fine (or not JSON at all: not ours to judge). */
-export function invalidAnswer(shape: AnswerShape, body: string, jsonMode: boolean, settings: ValidationSettings): string | undefined {
+export function invalidAnswer(dialect: Dialect, body: string, jsonMode: boolean, settings: ValidationSettings): string | undefined {
   let json: Record<string, any>;
   try {
     json = JSON.parse(body) as Record<string, any>;
   } catch {
     return undefined;
   }
-  if (settings.refusal && typeof json.choices?.[0]?.message?.refusal === 'string') return 'the model refused';
-  const text = textOf(shape, json);
-  if (text === undefined) return undefined; // not a completion (models list, embeddings, ...)
-  if (settings.emptyContent && text.trim() === '' && !hasToolCalls(json)) return 'empty content';
+  if (typeof json !== 'object' || json === null) return undefined;
+  if (settings.refusal && dialect.refused(json)) return 'the model refused';
+  const text = dialect.answerText(json);
+  if (typeof text !== 'string') return undefined; // not a completion (models list, embeddings, ...)
+  if (settings.emptyContent && text.trim() === '' && !dialect.hasToolCalls(json)) return 'empty content';
   if (settings.json && jsonMode) {
     try {
       JSON.parse(text);

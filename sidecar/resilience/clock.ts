@@ -3,6 +3,8 @@
 export interface Clock {
   /** Milliseconds on a monotonic scale. */
   now(): number;
+  /** Milliseconds since the Unix epoch (to read HTTP dates such as Retry-After). */
+  wallTime(): number;
   /** Calls `fn` after `ms`; the handle cancels it. */
   setTimer(fn: () => void, ms: number): unknown;
   clearTimer(handle: unknown): void;
@@ -10,6 +12,7 @@ export interface Clock {
 
 export const systemClock: Clock = {
   now: () => performance.now(),
+  wallTime: () => Date.now(),
   setTimer: (fn, ms) => {
     const timer = setTimeout(fn, ms);
     timer.unref?.();
@@ -24,8 +27,15 @@ export class ManualClock implements Clock {
   private timers = new Map<number, { at: number; fn: () => void }>();
   private nextId = 1;
 
+  /** `epochMs` is the wall time at which the clock starts. */
+  constructor(private readonly epochMs = Date.UTC(2026, 0, 1)) {}
+
   now(): number {
     return this.time;
+  }
+
+  wallTime(): number {
+    return this.epochMs + this.time;
   }
 
   setTimer(fn: () => void, ms: number): unknown {

@@ -41,6 +41,11 @@ export class RetryBudget {
     return this.counts.total(RETRIES) + 1 <= this.allowance();
   }
 
+  /** Gives back a retry taken by `tryWithdraw` that was never made. */
+  refund(): void {
+    this.counts.add(RETRIES, -1);
+  }
+
   /** Takes one retry from the budget; false when the budget is spent. */
   tryWithdraw(): boolean {
     if (!this.canWithdraw()) return false;

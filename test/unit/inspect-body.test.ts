@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { inspectBody } from '../../sidecar/proxy/server.js';
+import { inspectBody } from '../../sidecar/proxy/read-request.js';
 
 const body = (o: object) => Buffer.from(JSON.stringify(o));
 

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { classifyStatus, classifyTransportError } from '../../sidecar/proxy/classify.js';
+import { classifyStatus as classify, classifyTransportError } from '../../sidecar/proxy/classify.js';
+import { anthropic } from '../../sidecar/proxy/dialects/anthropic.js';
+import type { Dialect } from '../../sidecar/proxy/dialects/dialect.js';
+import { generic } from '../../sidecar/proxy/dialects/generic.js';
+import { ollamaChat } from '../../sidecar/proxy/dialects/ollama.js';
+import { openai } from '../../sidecar/proxy/dialects/openai.js';
 import { retryAfterMs } from '../../sidecar/proxy/retry-after.js';
 
 const NOW = Date.parse('2026-11-23T12:00:00Z');
@@ -25,6 +30,9 @@ describe('retry-after', () => {
   });
 });
 
+/** Classified as an OpenAI-compatible server's answer, unless a dialect is named. */
+const classifyStatus = (status: number, body: string, dialect: Dialect = openai) => classify(status, body, dialect.recognisers);
+
 describe('classification', () => {
   it('sorts statuses into the contract classes', () => {
     assert.equal(classifyStatus(200, ''), undefined);
@@ -39,23 +47,31 @@ describe('classification', () => {
   });
 
   it('recognises context-length errors from real API bodies', () => {
-    const bodies = [
-      // OpenAI
-      '{"error":{"message":"This model\'s maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}',
-      // Anthropic
-      '{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}',
-      // vLLM
-      '{"object":"error","message":"This model\'s maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}',
-      // llama.cpp server
-      '{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}}',
-      // Ollama (with truncation off)
-      '{"error":"the input length exceeds the context length"}',
+    const openaiBody = '{"error":{"message":"This model\'s maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}';
+    const anthropicBody = '{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}';
+    const vllmBody = '{"object":"error","message":"This model\'s maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}';
+    const llamaCppBody = '{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}}';
+    const ollamaBody = '{"error":"the input length exceeds the context length"}';
+    const cases: [Dialect, string][] = [
+      [openai, openaiBody],
+      [openai, vllmBody],
+      [openai, llamaCppBody],
+      [anthropic, anthropicBody],
+      [ollamaChat, ollamaBody],
     ];
-    for (const body of bodies) assert.equal(classifyStatus(400, body), 'context-length', body);
+    for (const [dialect, body] of cases) assert.equal(classifyStatus(400, body, dialect), 'context-length', `${dialect.name}: ${body}`);
+    // OpenAI-compatible gateways and the generic dialect pass other providers' texts through.
+    for (const [, body] of cases) {
+      assert.equal(classifyStatus(400, body, openai), 'context-length', body);
+      assert.equal(classifyStatus(400, body, generic), 'context-length', body);
+    }
+    // A dialect knows its own family's texts only.
+    assert.equal(classifyStatus(400, openaiBody.replace('maximum context length', 'limit'), anthropic), 'client-error');
   });
 
   it('recognises content-filter errors', () => {
     assert.equal(classifyStatus(400, '{"error":{"code":"content_filter","message":"The response was filtered"}}'), 'content-filter');
+    assert.equal(classifyStatus(400, '{"error":{"code":"content_filter","message":"The response was filtered"}}', generic), 'content-filter');
     // Azure OpenAI
     assert.equal(classifyStatus(400, '{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI\'s content management policy.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation"}}}'), 'content-filter');
   });

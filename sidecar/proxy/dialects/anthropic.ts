@@ -1,0 +1,71 @@
+/** Anthropic's Messages API: typed error bodies, named SSE events ending in message_stop, usage in input/output_tokens. */
+import type { Dialect, LocalErrorCode } from './types.js';
+import { clamp, composedId, ndjsonError, OVERLOADED, statusMessage, usageReader } from './shared.js';
+
+const ERROR_TYPE: Record<LocalErrorCode, string> = {
+  circuit_open: 'overloaded_error',
+  overloaded: 'overloaded_error',
+  upstream_timeout: 'api_error',
+  upstream_unavailable: 'api_error',
+  retry_budget_exhausted: 'overloaded_error',
+  request_too_large: 'request_too_large',
+  unknown_upstream: 'not_found_error',
+  invalid_request: 'invalid_request_error',
+  rate_limited: 'rate_limit_error',
+  stream_interrupted: 'api_error',
+};
+
+const textBlock = (json: Record<string, any>) => (Array.isArray(json.content) ? json.content.find((c: { type?: string }) => c?.type === 'text') : undefined);
+
+export const anthropic: Dialect = {
+  name: 'anthropic',
+  errorBody: (code, text) => JSON.stringify({ type: 'error', error: { type: ERROR_TYPE[code], message: text, code } }),
+  upstreamErrorBody(status, text = statusMessage(status)) {
+    const type = status === 429 ? 'rate_limit_error' : status === 529 ? 'overloaded_error' : status >= 500 ? 'api_error' : 'invalid_request_error';
+    return JSON.stringify({ type: 'error', error: { type, message: text } });
+  },
+  streamError(framing, code, text) {
+    return framing === 'ndjson' ? ndjsonError(code, text) : `event: error\ndata: ${anthropic.errorBody(code, text)}\n\n`;
+  },
+  terminated: (tail) => tail.includes('message_stop'),
+  usage: usageReader(['input_tokens'], ['output_tokens']),
+  recognisers: [
+    { class: 'context-length', pattern: /prompt is too long/i, source: 'Anthropic' },
+    { class: 'context-length', pattern: /context window|context length/i, source: 'Anthropic (other wordings)' },
+    OVERLOADED,
+  ],
+  streamsByDefault: false,
+  answerText: (json) => textBlock(json)?.text,
+  hasToolCalls: (json) => Array.isArray(json.content) && json.content.some((c: { type?: string }) => c?.type === 'tool_use'),
+  refused: (json) => json.stop_reason === 'refusal',
+  limitOutput(json, maxTokens, temperature) {
+    json.max_tokens = clamp(json.max_tokens, maxTokens);
+    json.temperature = temperature;
+  },
+  composeAnswer(model, text, usage) {
+    return JSON.stringify({
+      id: composedId('msg_'),
+      type: 'message',
+      role: 'assistant',
+      model,
+      content: [{ type: 'text', text }],
+      stop_reason: 'end_turn',
+      stop_sequence: null,
+      usage: { input_tokens: usage.input, output_tokens: usage.output },
+    });
+  },
+  composeStream(model, pieces, usage) {
+    const event = (type: string, data: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+    const message = { id: composedId('msg_'), type: 'message', role: 'assistant', model, content: [], stop_reason: null, usage: { input_tokens: usage.input, output_tokens: 1 } };
+    return {
+      start: [event('message_start', { message }), event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } })],
+      content: pieces.map((p) => event('content_block_delta', { index: 0, delta: { type: 'text_delta', text: p } })),
+      end: [
+        event('content_block_stop', { index: 0 }),
+        event('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: usage.output } }),
+        event('message_stop', {}),
+      ],
+    };
+  },
+  streamContentType: 'text/event-stream',
+};

@@ -1,0 +1,42 @@
+/**
+ * Ollama's native API (/api/chat and /api/generate): streams NDJSON unless
+ * told not to, ends with a `"done": true` line, counts tokens in
+ * prompt_eval_count and eval_count, and puts options under `options`.
+ * (Its OpenAI-compatible /v1 is the openai dialect.)
+ */
+import type { Dialect } from './types.js';
+import { clamp, ndjsonError, OVERLOADED, statusMessage, usageReader } from './shared.js';
+
+function ollamaDialect(endpoint: 'chat' | 'generate'): Dialect {
+  const content = (text: string) => (endpoint === 'chat' ? { message: { role: 'assistant', content: text } } : { response: text });
+  const line = (model: string, text: string, done: boolean, extra: object = {}) =>
+    JSON.stringify({ model, created_at: new Date().toISOString(), ...content(text), done, ...extra }) + '\n';
+  return {
+    name: `ollama-${endpoint}`,
+    errorBody: (code, text) => JSON.stringify({ error: `${code}: ${text}` }),
+    upstreamErrorBody: (status, text = statusMessage(status)) => JSON.stringify({ error: text }),
+    streamError: (_framing, code, text) => ndjsonError(code, text),
+    terminated: (tail) => /"done"\s*:\s*true/.test(tail),
+    usage: usageReader(['prompt_eval_count'], ['eval_count']),
+    recognisers: [{ class: 'context-length', pattern: /context length|context window/i, source: 'Ollama' }, OVERLOADED],
+    streamsByDefault: true,
+    answerText: (json) => (endpoint === 'chat' ? json.message?.content : json.response),
+    hasToolCalls: (json) => Boolean(json.message?.tool_calls?.length),
+    refused: () => false,
+    limitOutput(json, maxTokens, temperature) {
+      const options = typeof json.options === 'object' && json.options !== null ? json.options : {};
+      json.options = { ...options, num_predict: clamp(options.num_predict, maxTokens), temperature };
+    },
+    composeAnswer: (model, text, usage) =>
+      line(model, text, true, { done_reason: 'stop', prompt_eval_count: usage.input, eval_count: usage.output }).trimEnd(),
+    composeStream: (model, pieces, usage) => ({
+      start: [],
+      content: pieces.map((p) => line(model, p, false)),
+      end: [line(model, '', true, { done_reason: 'stop', prompt_eval_count: usage.input, eval_count: usage.output })],
+    }),
+    streamContentType: 'application/x-ndjson',
+  };
+}
+
+export const ollamaChat = ollamaDialect('chat');
+export const ollamaGenerate = ollamaDialect('generate');

@@ -1,0 +1,51 @@
+/** Pieces more than one dialect uses. */
+import { randomUUID } from 'node:crypto';
+import type { Recogniser, StreamFraming, TokenUsage } from './types.js';
+
+/** The last number a global pattern captures in `text`, or 0. */
+function lastNumber(pattern: RegExp, text: string): number {
+  let value = 0;
+  for (const m of text.matchAll(pattern)) value = Number(m[1]);
+  return value;
+}
+
+/** A usage reader for the given input and output field names. */
+export function usageReader(inputFields: string[], outputFields: string[]): (text: string) => TokenUsage | undefined {
+  const input = new RegExp(`"(?:${inputFields.join('|')})"\\s*:\\s*([0-9]{1,12})`, 'g');
+  const output = new RegExp(`"(?:${outputFields.join('|')})"\\s*:\\s*([0-9]{1,12})`, 'g');
+  return (text) => {
+    const i = lastNumber(input, text);
+    const o = lastNumber(output, text);
+    return i || o ? { input: i, output: o } : undefined;
+  };
+}
+
+/** The error line that ends an NDJSON stream, in any family (Ollama's shape). */
+export function ndjsonError(code: string, message: string): string {
+  return JSON.stringify({ error: `${code}: ${message}`, done: true }) + '\n';
+}
+
+/** For dialects whose SSE error event is `data: <errorBody>`. */
+export function dataErrorEvent(framing: StreamFraming, code: string, message: string, body: string): string {
+  return framing === 'ndjson' ? ndjsonError(code, message) : `data: ${body}\n\n`;
+}
+
+/** An id for an answer the sidecar composes (never one that looks like a provider's or the mock's). */
+export function composedId(prefix: string): string {
+  return `${prefix}breakwater-${randomUUID().replaceAll('-', '').slice(0, 20)}`;
+}
+
+/** A default message for an upstream error status. */
+export function statusMessage(status: number): string {
+  if (status === 429) return 'Rate limit reached for requests';
+  return status >= 500 ? 'The server had an error while processing your request.' : 'Invalid request';
+}
+
+/** Clamps a numeric cap to `max` (a missing one becomes `max`). */
+export function clamp(value: unknown, max: number): unknown {
+  if (value === undefined) return max;
+  return typeof value === 'number' ? Math.min(value, max) : value;
+}
+
+/** Overload texts that servers of every family use. */
+export const OVERLOADED: Recogniser = { class: 'overloaded', pattern: /overloaded_error|"overloaded"|server is overloaded/i, source: 'Anthropic, TGI and others' };

@@ -1,0 +1,67 @@
+/** What a dialect is: the interface every API family's module implements, and the types it speaks in. */
+import type { FailureClass } from '../../../api/index.js';
+
+/** Codes of the answers the sidecar makes itself. */
+export type LocalErrorCode =
+  | 'circuit_open'
+  | 'overloaded'
+  | 'upstream_timeout'
+  | 'upstream_unavailable'
+  | 'retry_budget_exhausted'
+  | 'request_too_large'
+  | 'unknown_upstream'
+  | 'invalid_request'
+  | 'rate_limited'
+  | 'stream_interrupted';
+
+export interface TokenUsage {
+  input: number;
+  output: number;
+}
+
+export type StreamFraming = 'sse' | 'ndjson';
+
+/** A pattern in an upstream's error body that names its failure class. */
+export interface Recogniser {
+  class: Extract<FailureClass, 'context-length' | 'content-filter' | 'overloaded'>;
+  pattern: RegExp;
+  /** Whose error text it is. */
+  source: string;
+}
+
+/** A whole stream the sidecar composes: events before the content, one per piece, and the closing ones. */
+export interface ComposedStream {
+  start: string[];
+  content: string[];
+  end: string[];
+}
+
+export interface Dialect {
+  readonly name: string;
+  /** Body of an answer the sidecar makes itself (always JSON). */
+  errorBody(code: LocalErrorCode, message: string): string;
+  /** An error body as this API's own servers write it (injected faults, the mock upstream). */
+  upstreamErrorBody(status: number, message?: string): string;
+  /** The event that ends a stream the sidecar has to break off. */
+  streamError(framing: StreamFraming, code: LocalErrorCode, message: string): string;
+  /** Whether the end of a stream holds this API's terminator; undefined when it has none to check. */
+  terminated(tail: string): boolean | undefined;
+  /** Token usage reported in an answer or a stream (the last report wins). */
+  usage(text: string): TokenUsage | undefined;
+  /** Error-body recognisers, checked in order. */
+  readonly recognisers: readonly Recogniser[];
+  /** Whether a request without a `stream` field gets a stream. */
+  readonly streamsByDefault: boolean;
+  /** The text of a parsed plain answer; undefined when it is not a completion. */
+  answerText(json: Record<string, any>): string | undefined;
+  hasToolCalls(json: Record<string, any>): boolean;
+  /** The API's own refusal field is set. */
+  refused(json: Record<string, any>): boolean;
+  /** Clamps the output-token cap (adding it when absent) and sets the temperature, in place. */
+  limitOutput(json: Record<string, any>, maxTokens: number, temperature: number): void;
+  /** A plain answer with `text`, in this API's success shape. */
+  composeAnswer(model: string, text: string, usage: TokenUsage): string;
+  /** A stream with `pieces` of text, in this API's success shape and framing. */
+  composeStream(model: string, pieces: string[], usage: TokenUsage): ComposedStream;
+  readonly streamContentType: string;
+}

@@ -1,0 +1,120 @@
+/**
+ * The types the request path is made of. A Handler takes one request and
+ * resolves to its Outcome; a Layer wraps a Handler in another (tower's
+ * Layer). An Outcome is data only: it carries no permits and no callbacks,
+ * and a stream's body releases what the layers hold when it ends.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { FailureClass } from '../../api/index.js';
+import type { Mode } from '../resilience/index.js';
+import type { Dialect, LocalErrorCode, StreamFraming } from './dialects/dialect.js';
+import type { StreamBody } from './stream-body.js';
+import type { Endpoint, UpstreamState } from './upstream-state.js';
+
+/** One app request as it goes to one upstream (the primary, or a fallback tier), parsed once when it arrived. */
+export interface ProxyRequest {
+  upstream: UpstreamState;
+  method: string;
+  /** The app's path after /<upstream>, with the query. */
+  appPath: string;
+  /** The app's headers, less connection and x-breakwater-* ones (before any upstream's credentials). */
+  appHeaders: IncomingHttpHeaders;
+  /** Whether the app asked for a streamed answer. */
+  stream: boolean;
+  /** Whether the app asked for JSON output (response_format, or Ollama's format). */
+  jsonMode?: boolean;
+  /** Headers to send this upstream. */
+  headers: IncomingHttpHeaders;
+  /** The whole body when it fits retry.maxBodyBytes, so attempts can replay it. */
+  body: Buffer | null;
+  /** A body too large to buffer: sent once, never retried. */
+  bodyStream?: Readable;
+  model?: string;
+  maxTokens?: number;
+  /** Index of the priority class (0 = most important). */
+  priority: number;
+  /** The endpoint of the upstream this attempt goes to (set by the breaker layer). */
+  endpoint?: Endpoint;
+}
+
+/** What holds for the whole request, across tiers and attempts. */
+export interface RequestContext {
+  /** The app's API, chosen once from the addressed upstream. */
+  readonly dialect: Dialect;
+  /** The upstream the app addressed. */
+  readonly primary: string;
+  /** Clock time the request arrived and the time its total timeout ends. */
+  readonly startedAt: number;
+  readonly deadline: number;
+  /** Aborts when the app goes away. */
+  readonly signal: AbortSignal;
+  /** The sidecar's mode for this request (set by the degradation layer). */
+  mode: Mode;
+  /** Attempts sent upstream so far, over the whole chain. */
+  attempts: number;
+  /** The request's key in the answer cache, when its chain uses the cache. */
+  cacheKey?: string;
+}
+
+/** Why the retry layer made no further attempt. */
+export type StopReason = 'not-retryable' | 'attempts-exhausted' | 'retry-after-too-long' | 'deadline' | 'budget' | 'circuit-open' | 'body-not-replayable';
+
+/** Who produced an outcome: the upstream (its name) and the model asked of it. */
+interface Source {
+  upstream: string;
+  model?: string;
+}
+
+export type AnswerOutcome = Source & {
+  kind: 'answer';
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  /** Undefined for a success. */
+  failure: FailureClass | undefined;
+  stopped?: StopReason;
+  /** Set when the sidecar composed the answer from a cache or static tier. */
+  composed?: 'cache' | 'static';
+};
+
+export type StreamOutcome = Source & {
+  kind: 'stream';
+  status: number;
+  headers: IncomingHttpHeaders;
+  framing: StreamFraming;
+  body: StreamBody;
+  /** Time from the attempt's start to its first data event. */
+  timeToFirstDataMs: number;
+};
+
+export type LocalOutcome = Source & {
+  kind: 'local';
+  status: number;
+  code: LocalErrorCode;
+  message: string;
+  retryAfterMs?: number;
+  failure: FailureClass | 'unavailable';
+};
+
+export type Outcome = AnswerOutcome | StreamOutcome | LocalOutcome | { kind: 'cancelled' };
+
+export type Handler = (req: ProxyRequest, ctx: RequestContext) => Promise<Outcome>;
+export type Layer = (inner: Handler) => Handler;
+
+/** An answer the sidecar makes itself about `req`. */
+export function localError(
+  req: ProxyRequest,
+  status: number,
+  code: LocalErrorCode,
+  message: string,
+  failure: LocalOutcome['failure'],
+  retryAfterMs?: number,
+): LocalOutcome {
+  return { kind: 'local', upstream: req.upstream.config.name, model: req.model, status, code, message, failure, retryAfterMs };
+}
+
+/** The failure class an outcome ends with; undefined for a success, a stream that started, or a cancellation. */
+export function failureOf(outcome: Outcome): FailureClass | 'unavailable' | undefined {
+  return outcome.kind === 'answer' || outcome.kind === 'local' ? outcome.failure : undefined;
+}

@@ -1,0 +1,27 @@
+/**
+ * The answer cache around the fallback chain: computes the request's key once
+ * (only for chains that can use it), answers from the cache before anything
+ * else when `cache.serveFresh` is set, and keeps every good plain JSON answer
+ * so that a cache tier has something to serve later.
+ */
+import { ResponseCache } from '../response-cache.js';
+import { answerFromCache } from '../composed-answers.js';
+import type { Layer } from '../handler.js';
+
+export function answerCache(cache: () => ResponseCache): Layer {
+  return (inner) => async (req, ctx) => {
+    const store = cache();
+    if (!store.config.serveFresh && !req.upstream.config.hasCacheTier) return inner(req, ctx);
+    const key = ResponseCache.key(req.upstream.config.name, req.appPath, req.body);
+    ctx.cacheKey = key;
+    if (store.config.serveFresh) {
+      const hit = await answerFromCache(store, key, req, ctx.dialect);
+      if (hit) return hit;
+    }
+    const outcome = await inner(req, ctx);
+    if (outcome.kind === 'answer' && !outcome.composed && outcome.failure === undefined && !req.stream && String(outcome.headers['content-type'] ?? '').includes('json')) {
+      store.set(key, { status: outcome.status, contentType: 'application/json', body: outcome.body });
+    }
+    return outcome;
+  };
+}

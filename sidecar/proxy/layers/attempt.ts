@@ -1,0 +1,111 @@
+/**
+ * One attempt at the upstream endpoint, the innermost handler, bounded by
+ * its timeouts: first byte (to the headers, and for a stream to its first
+ * data event), the attempt as a whole, and the request's deadline. A plain
+ * answer is read whole and classified (status, the dialect's recognisers,
+ * validation of 200s); a stream is handed up once its first data event is in,
+ * so one that never starts can still be retried or fall back.
+ */
+import type { IncomingMessage } from 'node:http';
+import { firstHeader, SseReader } from '../../../lib/index.js';
+import type { Clock } from '../../resilience/index.js';
+import { AttemptTimers } from '../attempt-timers.js';
+import { classifyStatus, classifyTransportError } from '../classify.js';
+import { streamFraming, type StreamFraming } from '../dialects/dialect.js';
+import { localError, type Handler, type Outcome, type ProxyRequest } from '../handler.js';
+import { UpstreamStream } from '../upstream-stream.js';
+import { invalidAnswer } from '../validate-answer.js';
+
+/** timeouts.attempt, shortened by perOutputToken when the request says how many tokens it wants. */
+function attemptLimitMs(req: ProxyRequest): number {
+  const t = req.upstream.config.timeouts;
+  if (t.perOutputTokenMs > 0 && req.maxTokens) return Math.min(t.attemptMs, t.firstByteMs + req.maxTokens * t.perOutputTokenMs);
+  return t.attemptMs;
+}
+
+/** Sends the request on the endpoint's keep-alive agent; resolves once the response headers are in. */
+function send(req: ProxyRequest, signal: AbortSignal): Promise<IncomingMessage> {
+  const endpoint = req.endpoint!;
+  return new Promise((resolve, reject) => {
+    const outgoing = endpoint.client.request(endpoint.config.basePath + req.appPath, { method: req.method, headers: req.headers, signal }, resolve);
+    outgoing.on('error', reject);
+    if (req.bodyStream) req.bodyStream.pipe(outgoing);
+    else outgoing.end(req.body ?? undefined);
+  });
+}
+
+function readAll(response: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    response.on('data', (chunk: Buffer) => chunks.push(chunk));
+    response.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    response.on('error', reject);
+    // A response that dies mid-body (reset, abort) ends with 'aborted'/'close' rather than 'end'.
+    response.on('close', () => {
+      if (!response.complete) reject(new Error('response ended before its body was complete'));
+    });
+  });
+}
+
+/** Tells, chunk by chunk, whether a stream has sent its first data event (not just comments or keep-alives). */
+function firstDataDetector(framing: StreamFraming): (chunk: Buffer) => boolean {
+  if (framing === 'ndjson') return (chunk) => /\S/.test(chunk.toString('utf8'));
+  const reader = new SseReader();
+  return (chunk) => reader.push(chunk.toString('utf8')).length > 0;
+}
+
+export function attempt(clock: Clock): Handler {
+  return async (req, ctx) => {
+    const started = clock.now();
+    const timers = new AttemptTimers(clock, ctx.signal);
+    const { timeouts, validation } = req.upstream.config;
+    const remaining = ctx.deadline - started;
+    const attemptMs = attemptLimitMs(req);
+    // Only the timer that ends first matters for each stage; it names the timeout.
+    if (attemptMs < remaining) timers.arm('attempt', attemptMs);
+    else timers.arm('total', remaining);
+    if (timeouts.firstByteMs < Math.min(attemptMs, remaining)) timers.arm('first-byte', timeouts.firstByteMs);
+    const source = { upstream: req.upstream.config.name, model: req.model };
+    let handedOver = false;
+    try {
+      const response = await send(req, timers.controller.signal);
+      const status = response.statusCode!;
+      const framing = status < 300 ? streamFraming(firstHeader(response.headers, 'content-type')) : undefined;
+      if (!framing) {
+        timers.disarm('first-byte');
+        const body = await readAll(response);
+        const text = body.toString('utf8');
+        let failure = classifyStatus(status, status >= 400 ? text : '', ctx.dialect.recognisers);
+        if (status < 300 && invalidAnswer(ctx.dialect, text, req.jsonMode === true, validation)) failure = 'invalid-response';
+        return { kind: 'answer', ...source, status, headers: response.headers, body, failure };
+      }
+      const chunks = response[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+      const isFirstData = firstDataDetector(framing);
+      const buffered: Buffer[] = [];
+      for (;;) {
+        const r = await chunks.next();
+        if (r.done) break;
+        buffered.push(r.value);
+        if (isFirstData(r.value)) break;
+      }
+      timers.disarm('first-byte');
+      if (buffered.length === 0) return localError(req, 502, 'upstream_unavailable', `${source.upstream}: reset: stream ended before its first data event`, 'reset', 1000);
+      handedOver = true;
+      const body = new UpstreamStream(response, chunks, buffered, timers, ctx.dialect, timeouts.streamIdleMs);
+      return { kind: 'stream', ...source, status, headers: response.headers, framing, body, timeToFirstDataMs: clock.now() - started };
+    } catch (err) {
+      return failed(req, timers, ctx.signal, err);
+    } finally {
+      if (!handedOver) timers.dispose();
+    }
+  };
+}
+
+/** The outcome of an attempt that threw: a timeout, the app leaving, or a transport failure. */
+function failed(req: ProxyRequest, timers: AttemptTimers, appSignal: AbortSignal, err: unknown): Outcome {
+  const name = req.upstream.config.name;
+  if (timers.expired) return localError(req, 504, 'upstream_timeout', `${name}: ${timers.expired} timeout`, 'timeout');
+  if (appSignal.aborted) return { kind: 'cancelled' };
+  const failure = classifyTransportError(err);
+  return localError(req, 502, 'upstream_unavailable', `${name}: ${failure}: ${(err as Error).message}`, failure, 1000);
+}

@@ -1,0 +1,58 @@
+/**
+ * The fallback chain: the addressed upstream first, then each tier its
+ * `when` admits, until one answers: another upstream (its own request, model
+ * and credentials, through the layers below), the cache, or the policy's
+ * static message. In emergency mode only the tiers the policy lists answer.
+ * The total timeout spans the chain. Everything below this layer runs once
+ * per upstream tier.
+ */
+import type { FailureClass } from '../../../api/index.js';
+import type { FallbackTierConfig } from '../../config/index.js';
+import type { Clock } from '../../resilience/index.js';
+import type { ResponseCache } from '../response-cache.js';
+import { answerFromCache, staticAnswer } from '../composed-answers.js';
+import { failureOf, localError, type Layer, type Outcome } from '../handler.js';
+import { requestFor } from '../tier-request.js';
+import type { UpstreamState } from '../upstream-state.js';
+
+/** Classes that, once retries are spent, make an upstream "unavailable" for `when`. */
+const UNAVAILABLE = new Set(['unavailable', 'rate-limited', 'overloaded', 'server-error', 'timeout', 'connect-failure', 'reset']);
+
+function admits(tier: FallbackTierConfig, failure: FailureClass | 'unavailable'): boolean {
+  if (!tier.when) return true;
+  return tier.when.has(failure) || (tier.when.has('unavailable') && UNAVAILABLE.has(failure));
+}
+
+export interface FallbackDeps {
+  clock: Clock;
+  upstream(name: string): UpstreamState | undefined;
+  cache(): ResponseCache;
+}
+
+export function fallback(deps: FallbackDeps): Layer {
+  return (inner) => async (primaryRequest, ctx) => {
+    const primary = primaryRequest.upstream;
+    const emergency = ctx.mode === 'emergency';
+    let failure: FailureClass | 'unavailable' | undefined = emergency ? 'unavailable' : undefined;
+    let last: Outcome | undefined;
+    for (const tier of emergency ? primary.config.emergencyChain : primary.config.chain) {
+      if (tier.kind !== 'primary' && (failure === undefined || !admits(tier, failure))) continue;
+      if (tier.kind === 'cache') {
+        const hit = await answerFromCache(deps.cache(), ctx.cacheKey, primaryRequest, ctx.dialect);
+        if (hit) return hit;
+        continue;
+      }
+      if (tier.kind === 'static') return staticAnswer(tier.message, primaryRequest, ctx.dialect);
+      const upstream = tier.kind === 'primary' ? primary : deps.upstream(tier.upstream);
+      // A body streamed to the primary (over maxBodyBytes) cannot be sent again.
+      if (!upstream || (tier.kind !== 'primary' && primaryRequest.bodyStream) || deps.clock.now() >= ctx.deadline) continue;
+      last = await inner(tier.kind === 'primary' ? primaryRequest : requestFor(primaryRequest, upstream, tier.model), ctx);
+      failure = failureOf(last);
+      // A success stands, and so does the app's own mistake: no other tier would take it better.
+      if (failure === undefined || failure === 'client-error') break;
+    }
+    if (last) return last;
+    const message = emergency ? 'the sidecar is in emergency mode and has no cached answer for this request' : 'no tier of the chain could be tried';
+    return localError(primaryRequest, 503, 'overloaded', message, 'unavailable', 5000);
+  };
+}

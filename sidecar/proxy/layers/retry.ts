@@ -1,0 +1,75 @@
+/**
+ * Retries on one upstream: after an attempt fails with a class in `retry.on`
+ * (and, for error statuses, one in `statusCodes`), another attempt follows
+ * after a backoff or the upstream's Retry-After, while attempts, the deadline
+ * and the retry budget allow. A retry is taken from the budget before it is
+ * tried and given back if the breaker below refuses it: a retry never goes
+ * through an open breaker, and the last answer stands.
+ */
+import type { FailureClass } from '../../../api/index.js';
+import type { Metrics } from '../../metrics.js';
+import { backoffDelay, type Clock, sleep } from '../../resilience/index.js';
+import type { AnswerOutcome, Layer, LocalOutcome, Outcome, StopReason } from '../handler.js';
+import { retryAfterMs } from '../retry-after.js';
+
+type Failed = AnswerOutcome | LocalOutcome;
+
+/** The outcome a failed attempt ends the request with when no retry follows. */
+function stopWith(last: Failed, stopped: StopReason): Outcome {
+  if (last.kind === 'answer') return { ...last, stopped };
+  if (stopped !== 'budget') return last;
+  return { ...last, status: 503, code: 'retry_budget_exhausted', message: `${last.message}; retry budget exhausted`, retryAfterMs: 1000 };
+}
+
+/** The breaker below refused the attempt: none was made. */
+const refused = (outcome: Outcome) => outcome.kind === 'local' && outcome.code === 'circuit_open';
+
+export interface RetryDeps {
+  clock: Clock;
+  metrics: Metrics;
+  random?: () => number;
+}
+
+export function retry({ clock, metrics, random }: RetryDeps): Layer {
+  return (inner) => async (req, ctx) => {
+    const { upstream } = req;
+    const { name, retry: policy } = upstream.config;
+    upstream.budget.recordRequest();
+    let previousDelay = 0;
+    let last: Failed | undefined;
+    for (let n = 1; ; n++) {
+      if (last && !upstream.budget.tryWithdraw()) {
+        metrics.budgetRefusals.inc({ upstream: name });
+        return stopWith(last, 'budget');
+      }
+      const outcome = await inner(req, ctx);
+      if (refused(outcome)) {
+        if (!last) return outcome;
+        upstream.budget.refund();
+        return stopWith(last, 'circuit-open');
+      }
+      ctx.attempts++;
+      if (last) metrics.retries.inc({ upstream: name, class: last.failure });
+      if (outcome.kind === 'cancelled') return outcome;
+      const failure = outcome.kind === 'stream' ? undefined : (outcome.failure as FailureClass | undefined);
+      metrics.attempts.inc({ upstream: name, class: failure ?? 'none' });
+      if (outcome.kind === 'stream' || failure === undefined) return outcome;
+      last = outcome as Failed;
+
+      // Should there be another attempt, and after how long?
+      if (req.bodyStream) return stopWith(last, 'body-not-replayable');
+      if (!policy.on.has(failure) || (last.kind === 'answer' && last.status >= 400 && !policy.statusCodes.has(last.status))) return stopWith(last, 'not-retryable');
+      if (n >= policy.attempts) return stopWith(last, 'attempts-exhausted');
+      const asked = last.kind === 'answer' && policy.respectRetryAfter ? retryAfterMs(last.headers, clock.wallTime()) : undefined;
+      if (asked !== undefined && asked > policy.maxRetryAfterMs) return stopWith(last, 'retry-after-too-long');
+      const wait = asked ?? backoffDelay(policy.backoff, n, previousDelay, random);
+      previousDelay = wait;
+      if (clock.now() + wait >= ctx.deadline) return stopWith(last, 'deadline');
+      if (!upstream.budget.canWithdraw()) {
+        metrics.budgetRefusals.inc({ upstream: name });
+        return stopWith(last, 'budget');
+      }
+      if (!(await sleep(clock, wait, ctx.signal))) return { kind: 'cancelled' };
+    }
+  };
+}

@@ -1,0 +1,38 @@
+/** One metrics update and one log line for every finished request. */
+import type { Logger } from 'pino';
+import type { Metrics } from '../metrics.js';
+import type { Clock } from '../resilience/index.js';
+import type { ProxyRequest, RequestContext } from './handler.js';
+import type { Delivery } from './write-outcome.js';
+
+export function observe(req: ProxyRequest, ctx: RequestContext, d: Delivery, deps: { metrics: Metrics; log: Logger; clock: Clock }): void {
+  const { metrics } = deps;
+  const upstream = ctx.primary;
+  const model = metrics.modelLabel(upstream, req.model);
+  const seconds = (deps.clock.now() - ctx.startedAt) / 1000;
+  metrics.requests.inc({ upstream, model, class: d.failure, outcome: d.outcome });
+  metrics.duration.observe({ upstream, outcome: d.outcome }, seconds);
+  if (d.tier !== 'primary') metrics.fallbacks.inc({ upstream, tier: d.tier });
+  if (d.firstByteAt !== undefined) metrics.timeToFirstByte.observe({ upstream }, (d.firstByteAt - ctx.startedAt) / 1000);
+  if (d.usage) {
+    metrics.tokens.inc({ upstream, model, type: 'input' }, d.usage.input);
+    metrics.tokens.inc({ upstream, model, type: 'output' }, d.usage.output);
+  }
+  deps.log.info(
+    {
+      upstream,
+      model: req.model,
+      path: req.appPath.split('?', 1)[0], // the query may carry a key
+      status: d.status,
+      outcome: d.outcome,
+      class: d.failure,
+      code: d.code,
+      attempts: ctx.attempts,
+      tier: d.tier,
+      durationMs: Math.round(seconds * 1000),
+      ttfbMs: d.firstByteAt === undefined ? undefined : Math.round(d.firstByteAt - ctx.startedAt),
+      tokens: d.usage,
+    },
+    'request',
+  );
+}

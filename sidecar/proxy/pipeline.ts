@@ -1,0 +1,67 @@
+/**
+ * proxy/ — the data plane. This file is its map: the layers one request goes
+ * through, outermost first. server.ts reads the request and writes the
+ * outcome; layers/ holds one file per layer; dialects/ what differs between
+ * API families.
+ *
+ *   degradation       the sidecar's mode for this request; its outcome feeds the mode's window
+ *   answer cache      fresh hits (serveFresh); keeps good answers for the cache tier
+ *   fallback          the addressed upstream, then each tier its `when` admits (upstream, cache, static)
+ *   --- per upstream tier ---
+ *   degraded request  in degraded mode: output tokens clamped, temperature set
+ *   rate limit        client-side request and token buckets
+ *   bulkhead          a slot of the upstream's bulkhead, by priority class
+ *   retry             attempts with backoff, Retry-After and the retry budget
+ *   --- per attempt ---
+ *   breaker           the first endpoint whose breaker admits the attempt
+ *   faults            injected delays and aborts (so breakers see them)
+ *   endpoint load     attempts in flight per endpoint (least-outstanding)
+ *   attempt           the HTTP call: timeouts, classification, first data event
+ *
+ * Why this order: the mode and the cache act on the request as the app sent
+ * it; each tier is its own upstream, with its own limits, slots and retries;
+ * admission (rate limit, bulkhead) comes before any retry, so a retry never
+ * queues again; the breaker is asked before every attempt, so retries never
+ * pound an open breaker.
+ */
+import type { Metrics } from '../metrics.js';
+import type { Clock, DegradationMonitor } from '../resilience/index.js';
+import type { Handler, Layer } from './handler.js';
+import { answerCache, attempt, breaker, bulkhead, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry } from './layers/index.js';
+import type { ResponseCache } from './response-cache.js';
+import type { UpstreamState } from './upstream-state.js';
+
+export interface PipelineDeps {
+  clock: Clock;
+  metrics: Metrics;
+  random?: () => number;
+  /** The live objects of the config in force (replaced on apply, so read per request). */
+  upstream(name: string): UpstreamState | undefined;
+  cache(): ResponseCache;
+  degradation(): DegradationMonitor;
+  degradedSettings(): { maxTokens: number; temperature: number };
+  queued(): number;
+}
+
+/** `layers` around `innermost`, the first given outermost. */
+function stack(layers: Layer[], innermost: Handler): Handler {
+  return layers.reduceRight<Handler>((inner, layer) => layer(inner), innermost);
+}
+
+export function buildPipeline(d: PipelineDeps): Handler {
+  return stack(
+    [
+      degradation({ monitor: d.degradation, queued: d.queued }),
+      answerCache(d.cache),
+      fallback({ clock: d.clock, upstream: d.upstream, cache: d.cache }),
+      degradedRequest(d.degradedSettings),
+      rateLimit(d.clock),
+      bulkhead(d.metrics),
+      retry({ clock: d.clock, metrics: d.metrics, random: d.random }),
+      breaker(d.clock),
+      faults({ clock: d.clock, metrics: d.metrics, random: d.random }),
+      endpointLoad,
+    ],
+    attempt(d.clock),
+  );
+}

@@ -1,0 +1,81 @@
+/**
+ * Reading an app's request once, as it arrives: the body buffered up to the
+ * replay cap (past it, handed on as a stream that is sent once), and the
+ * fields of a JSON body the sidecar acts on.
+ */
+import type { IncomingMessage } from 'node:http';
+import { PassThrough, type Readable } from 'node:stream';
+
+export type Body = { body: Buffer | null; stream?: Readable };
+
+/** Buffers the body up to `max` bytes; past that, hands back a stream that replays what was read and the rest. */
+export function readBody(req: IncomingMessage, max: number): Promise<Body> {
+  if (Number(req.headers['content-length']) > max) return Promise.resolve({ body: null, stream: req });
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', reject);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      chunks.push(chunk);
+      if (size <= max) return;
+      cleanup();
+      req.pause();
+      const replay = new PassThrough();
+      for (const c of chunks) replay.write(c);
+      req.pipe(replay);
+      resolve({ body: null, stream: replay });
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve({ body: chunks.length === 0 ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', reject);
+  });
+}
+
+/** Bodies up to this size are parsed whole to read the fields the sidecar acts on. */
+const PARSE_LIMIT = 256 * 1024;
+/** Larger ones are only peeked at: SDKs write top-level scalars such as model before or after the long messages. */
+const PEEK_BYTES = 4096;
+
+function numberOrUndefined(value: unknown): number | undefined {
+  return typeof value === 'number' && value > 0 ? value : undefined;
+}
+
+export interface BodyFields {
+  model?: string;
+  maxTokens?: number;
+  stream?: boolean;
+  jsonMode?: boolean;
+}
+
+/** Fields of a JSON request body the sidecar acts on: the model (breaker scope), the output token cap (perOutputToken), stream and JSON mode. */
+export function inspectBody(body: Buffer | null): BodyFields {
+  if (!body || body[0] !== 0x7b /* { */) return {};
+  if (body.length > PARSE_LIMIT) {
+    const edges = body.toString('utf8', 0, PEEK_BYTES) + '\n' + body.toString('utf8', body.length - PEEK_BYTES);
+    const model = /"model"\s*:\s*"((?:[^"\\]|\\.){1,256})"/.exec(edges)?.[1];
+    const maxTokens = /"(?:max_tokens|max_completion_tokens|num_predict)"\s*:\s*([0-9]+)/.exec(edges)?.[1];
+    const stream = /"stream"\s*:\s*(true|false)/.exec(edges)?.[1];
+    return { model, maxTokens: maxTokens === undefined ? undefined : Number(maxTokens), stream: stream === undefined ? undefined : stream === 'true' };
+  }
+  try {
+    const json = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+    const options = json.options as Record<string, unknown> | undefined;
+    return {
+      model: typeof json.model === 'string' ? json.model : undefined,
+      maxTokens: numberOrUndefined(json.max_tokens) ?? numberOrUndefined(json.max_completion_tokens) ?? numberOrUndefined(options?.num_predict),
+      stream: typeof json.stream === 'boolean' ? json.stream : undefined,
+      jsonMode: /^json_(object|schema)$/.test((json.response_format as { type?: string } | undefined)?.type ?? '') || json.format === 'json' || typeof json.format === 'object' || undefined,
+    };
+  } catch {
+    return {}; // not JSON after all: the upstream will say so
+  }
+}

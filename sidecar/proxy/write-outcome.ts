@@ -1,0 +1,134 @@
+/**
+ * Writes an outcome to the app, and only that: an answer passed through
+ * (with the sidecar's x-breakwater-* headers), an answer the sidecar makes
+ * itself in the app's API's error shape, or a stream relayed chunk by chunk
+ * until it ends; a stream that breaks after data reached the app ends with
+ * a well-formed error event. Returns what was delivered, for metrics and logs.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { FailureClass } from '../../api/index.js';
+import { CONNECTION_HEADERS, isSafeHeaderValue } from '../../lib/index.js';
+import type { Clock } from '../resilience/index.js';
+import type { Dialect, LocalErrorCode, TokenUsage } from './dialects/dialect.js';
+import type { Outcome, RequestContext, StreamOutcome } from './handler.js';
+
+/** `degraded`: answered by the static tier. */
+export type DeliveryOutcome = 'ok' | 'upstream_error' | 'local_error' | 'cancelled' | 'degraded';
+
+/** What reached the app. */
+export interface Delivery {
+  status: number;
+  outcome: DeliveryOutcome;
+  failure: FailureClass | 'unavailable' | 'none';
+  /** Who answered: "primary", a fallback upstream's name, "cache" or "static". */
+  tier: string;
+  /** Clock time the first byte went to the app. */
+  firstByteAt?: number;
+  usage?: TokenUsage;
+  code?: string;
+}
+
+/** An answer the sidecar makes itself, in the app's API's error shape. */
+export function writeLocalError(
+  res: ServerResponse,
+  dialect: Dialect,
+  status: number,
+  code: LocalErrorCode,
+  message: string,
+  extra: OutgoingHttpHeaders = {},
+  retryAfterMs?: number,
+): void {
+  const body = dialect.errorBody(code, message);
+  const headers: OutgoingHttpHeaders = { ...extra, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-breakwater-error': code };
+  if (retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
+  res.writeHead(status, headers).end(body);
+}
+
+function passedOn(headers: IncomingHttpHeaders, extra: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [key, value] of Object.entries(headers)) if (value !== undefined && !CONNECTION_HEADERS.has(key)) out[key] = value;
+  return Object.assign(out, extra);
+}
+
+/** Who answered, as x-breakwater-fallback and the metrics name it. */
+function tierOf(outcome: Outcome, ctx: RequestContext): string {
+  if (outcome.kind === 'cancelled') return 'primary';
+  if (outcome.kind === 'answer' && outcome.composed) return outcome.composed;
+  return outcome.upstream === ctx.primary ? 'primary' : outcome.upstream;
+}
+
+function breakwaterHeaders(outcome: Exclude<Outcome, { kind: 'cancelled' }>, ctx: RequestContext, tier: string): OutgoingHttpHeaders {
+  const h: OutgoingHttpHeaders = { 'x-breakwater-upstream': outcome.upstream, 'x-breakwater-attempts': String(ctx.attempts) };
+  // The model comes from the app: echoed only when it is a legal, short header value.
+  if (outcome.model && isSafeHeaderValue(outcome.model)) h['x-breakwater-model'] = outcome.model;
+  if (tier !== 'primary') h['x-breakwater-fallback'] = tier;
+  if (ctx.mode !== 'normal') h['x-breakwater-mode'] = ctx.mode;
+  return h;
+}
+
+/** Waits until `res` can take more, or the app leaves (false). */
+function drained(res: ServerResponse, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      res.off('drain', onDrain);
+      signal.removeEventListener('abort', onAbort);
+      resolve(ok);
+    };
+    const onDrain = () => done(true);
+    const onAbort = () => done(false);
+    res.on('drain', onDrain);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export async function writeOutcome(res: ServerResponse, outcome: Outcome, ctx: RequestContext, clock: Clock): Promise<Delivery> {
+  const tier = tierOf(outcome, ctx);
+  switch (outcome.kind) {
+    case 'cancelled':
+      return { status: 499, outcome: 'cancelled', failure: 'none', tier };
+    case 'local':
+      writeLocalError(res, ctx.dialect, outcome.status, outcome.code, outcome.message, breakwaterHeaders(outcome, ctx, tier), outcome.retryAfterMs);
+      return { status: outcome.status, outcome: 'local_error', failure: outcome.failure, code: outcome.code, firstByteAt: clock.now(), tier };
+    case 'answer': {
+      const extra = breakwaterHeaders(outcome, ctx, tier);
+      if (outcome.stopped) extra['x-breakwater-retry-stopped'] = outcome.stopped;
+      extra['content-length'] = outcome.body.length;
+      res.writeHead(outcome.status, passedOn(outcome.headers, extra)).end(outcome.body);
+      const ok = outcome.failure === undefined;
+      return {
+        status: outcome.status,
+        outcome: outcome.composed === 'static' ? 'degraded' : ok ? 'ok' : 'upstream_error',
+        failure: outcome.failure ?? 'none',
+        firstByteAt: clock.now(),
+        tier,
+        usage: ok && !outcome.composed ? ctx.dialect.usage(outcome.body.toString('utf8')) : undefined,
+      };
+    }
+    case 'stream':
+      return relay(res, outcome, ctx, clock, tier);
+  }
+}
+
+async function relay(res: ServerResponse, stream: StreamOutcome, ctx: RequestContext, clock: Clock, tier: string): Promise<Delivery> {
+  res.writeHead(stream.status, passedOn(stream.headers, breakwaterHeaders(stream, ctx, tier)));
+  const firstByteAt = clock.now();
+  for (;;) {
+    const next = await stream.body.read();
+    if (Buffer.isBuffer(next)) {
+      if (res.write(next) || (await drained(res, ctx.signal))) continue;
+      stream.body.cancel();
+      return { status: stream.status, outcome: 'cancelled', failure: 'none', firstByteAt, tier };
+    }
+    if (next.kind === 'complete') {
+      res.end();
+      return { status: stream.status, outcome: 'ok', failure: 'none', firstByteAt, tier, usage: next.usage };
+    }
+    if (next.kind === 'cancelled') {
+      res.destroy();
+      return { status: stream.status, outcome: 'cancelled', failure: 'none', firstByteAt, tier };
+    }
+    const code = next.failure === 'timeout' ? 'upstream_timeout' : 'stream_interrupted';
+    res.end(ctx.dialect.streamError(stream.framing, code, `${stream.upstream}: ${next.detail}`));
+    return { status: stream.status, outcome: 'upstream_error', failure: next.failure, firstByteAt, tier, code };
+  }
+}

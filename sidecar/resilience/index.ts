@@ -1,0 +1,16 @@
+/**
+ * resilience/ — the state machines the product is made of, each small, owned
+ * and tested hard, and none knowing about HTTP: the circuit breaker and its
+ * trip rules, the priority bulkhead, the retry budget, backoff with jitter,
+ * client-side rate limits, degradation modes, the sliding window they count
+ * in, and the injectable clock every one of them reads time from.
+ */
+export * from './backoff.js';
+export * from './bulkhead.js';
+export * from './circuit-breaker.js';
+export * from './clock.js';
+export * from './degradation.js';
+export * from './rate-limiter.js';
+export * from './retry-budget.js';
+export * from './sleep.js';
+export * from './trip-rules.js';

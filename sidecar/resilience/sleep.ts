@@ -1,0 +1,18 @@
+/** A wait on the injectable clock that the app's going away cuts short. */
+import type { Clock } from './clock.js';
+
+/** Waits `ms`; resolves false if `signal` aborted first. */
+export function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const onAbort = () => {
+      clock.clearTimer(timer);
+      resolve(false);
+    };
+    const timer = clock.setTimer(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,50 @@
+/**
+ * What a request holds (its breaker permit, its endpoint's in-flight count,
+ * its bulkhead slot) is given back whatever happens while its answer is
+ * written. Here: a model name that is not a legal header value, which the
+ * sidecar used to echo in x-breakwater-model, so writing the stream's head
+ * threw, the answer became a 502, and a half-open breaker kept the probe's
+ * permit for good (every later request: circuit_open).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { chat, post, startMock, startRig } from '../support/harness.js';
+
+interface Status {
+  upstreams: { bulkhead: { inFlight: number }; endpoints: { inFlight: number }[]; breakers: { state: string }[] }[];
+}
+
+describe('proxy: releases', () => {
+  for (const stream of [true, false]) {
+    it(`answers a ${stream ? 'stream' : 'plain request'} for a model that is no legal header value, and the half-open breaker's probe is settled`, async (t) => {
+      const mock = await startMock(t);
+      const rig = await startRig(t, {
+        upstreams: [
+          {
+            name: 'primary',
+            url: mock.url,
+            retry: { attempts: 1 },
+            circuitBreaker: { scope: 'upstream', consecutiveFailures: 1, openFor: '100ms', halfOpen: { maxProbes: 1, successesToClose: 1 } },
+          },
+        ],
+      });
+      mock.enqueue({ kind: 'status', status: 500 });
+      assert.equal((await post(rig.url('/primary/v1/chat/completions'), chat())).status, 500, 'one failure opens the breaker');
+      await new Promise((r) => setTimeout(r, 150)); // half-open: the next request is the probe
+
+      const hostile = await post(rig.url('/primary/v1/chat/completions'), chat({ stream, model: 'gpt-\u0100\r\nx-injected: 1' }));
+      assert.equal(hostile.status, 200);
+      assert.equal(hostile.headers.get('x-injected'), null);
+      assert.equal(hostile.headers.get('x-breakwater-model'), null, 'an illegal value is not echoed');
+      if (stream) assert.match(hostile.text, /data: \[DONE\]/);
+
+      const status = (await (await fetch(`${rig.sidecar.adminUrl}/status`)).json()) as Status;
+      const [primary] = status.upstreams;
+      assert.equal(primary!.endpoints[0]!.inFlight, 0, 'the endpoint count went back');
+      assert.equal(primary!.bulkhead.inFlight, 0, 'the bulkhead slot went back');
+      assert.equal(primary!.breakers[0]!.state, 'closed', 'the probe succeeded and closed the breaker');
+      const after = await post(rig.url('/primary/v1/chat/completions'), chat({ stream }));
+      assert.equal(after.status, 200, 'the breaker is not wedged');
+    });
+  }
+});

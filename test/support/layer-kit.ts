@@ -1,0 +1,116 @@
+/**
+ * For testing one layer alone: an upstream's live objects compiled from a
+ * policy, on a ManualClock; a request and its context; inner handlers that
+ * answer, fail, throw or stream as told; and a stream body the test drives.
+ */
+import { loadPolicyText } from '../../sidecar/config/policy-file.js';
+import type { RuntimeConfig } from '../../sidecar/config/runtime-config.js';
+import { createMetrics } from '../../sidecar/metrics.js';
+import { openai } from '../../sidecar/proxy/dialects/openai.js';
+import type { AnswerOutcome, Handler, LocalOutcome, Outcome, ProxyRequest, RequestContext } from '../../sidecar/proxy/handler.js';
+import type { StreamBody, StreamEnd } from '../../sidecar/proxy/stream-body.js';
+import { UpstreamState } from '../../sidecar/proxy/upstream-state.js';
+import { ManualClock } from '../../sidecar/resilience/clock.js';
+
+export const metrics = createMetrics(() => []);
+
+export function compile(spec: object): RuntimeConfig {
+  const loaded = loadPolicyText(JSON.stringify(spec), 'layer test');
+  if (!loaded.ok) throw new Error(loaded.error);
+  return loaded.config;
+}
+
+/** Live objects for upstream `name` of `spec` (default: one upstream "primary" with the given settings). */
+export function upstreamOf(clock: ManualClock, settings: object = {}, spec?: object, name = 'primary'): UpstreamState {
+  const config = compile(spec ?? { upstreams: [{ name: 'primary', url: 'http://127.0.0.1:9', ...settings }] });
+  return new UpstreamState(config.upstreams.get(name)!, name, config.priorities.classes, clock, metrics, () => {});
+}
+
+export function requestTo(upstream: UpstreamState, extra: Partial<ProxyRequest> = {}): ProxyRequest {
+  const body = Buffer.from(JSON.stringify({ model: 'm', messages: [] }));
+  return { upstream, method: 'POST', appPath: '/v1/chat/completions', appHeaders: {}, headers: {}, stream: false, body, model: 'm', priority: 1, endpoint: upstream.endpoints[0], ...extra };
+}
+
+export function contextAt(clock: ManualClock, extra: Partial<RequestContext> = {}): RequestContext & { abort(): void } {
+  const app = new AbortController();
+  return { dialect: openai, primary: 'primary', startedAt: clock.now(), deadline: clock.now() + 60_000, signal: app.signal, mode: 'normal', attempts: 0, abort: () => app.abort(), ...extra };
+}
+
+export function answer(status = 200, failure?: AnswerOutcome['failure'], body = '{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":4}}'): AnswerOutcome {
+  return { kind: 'answer', upstream: 'primary', status, headers: { 'content-type': 'application/json' }, body: Buffer.from(body), failure };
+}
+
+export function localFailure(failure: LocalOutcome['failure'] = 'reset', code: LocalOutcome['code'] = 'upstream_unavailable'): LocalOutcome {
+  return { kind: 'local', upstream: 'primary', status: 502, code, message: 'failed', failure };
+}
+
+/** An inner handler giving each outcome in turn (the last one from then on) and counting its calls. */
+export function innerGiving(...outcomes: (Outcome | (() => Outcome) | Error)[]): Handler & { calls: ProxyRequest[] } {
+  const calls: ProxyRequest[] = [];
+  const handler = async (req: ProxyRequest) => {
+    calls.push(req);
+    const next = outcomes[Math.min(calls.length, outcomes.length) - 1]!;
+    if (next instanceof Error) throw next;
+    return typeof next === 'function' ? next() : next;
+  };
+  return Object.assign(handler, { calls });
+}
+
+/** A stream body the test drives: `push`, `end` and `fail` feed it; `cancels` counts cancel() calls. */
+export class DrivenStream implements StreamBody {
+  cancels = 0;
+  private queue: (Buffer | StreamEnd)[] = [];
+  private waiting: ((next: Buffer | StreamEnd) => void) | undefined;
+  private over: StreamEnd | undefined;
+
+  push(text: string): void {
+    this.deliver(Buffer.from(text));
+  }
+
+  end(usage?: { input: number; output: number }): void {
+    this.deliver({ kind: 'complete', usage });
+  }
+
+  fail(failure: 'reset' | 'timeout' = 'reset'): void {
+    this.deliver({ kind: 'failed', failure, detail: 'test' });
+  }
+
+  read(): Promise<Buffer | StreamEnd> {
+    if (this.over && this.queue.length === 0) return Promise.resolve(this.over);
+    const next = this.queue.shift();
+    if (next) return Promise.resolve(next);
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+
+  cancel(): void {
+    this.cancels++;
+    this.deliver({ kind: 'cancelled' });
+  }
+
+  private deliver(next: Buffer | StreamEnd): void {
+    if (this.over) return;
+    if (!Buffer.isBuffer(next)) this.over = next;
+    const waiter = this.waiting;
+    this.waiting = undefined;
+    if (waiter) waiter(next);
+    else this.queue.push(next);
+  }
+}
+
+export function streamOf(body: StreamBody): Outcome {
+  return { kind: 'stream', upstream: 'primary', status: 200, headers: { 'content-type': 'text/event-stream' }, framing: 'sse', body, timeToFirstDataMs: 5 };
+}
+
+/** Reads a stream outcome to its end. */
+export async function drain(outcome: Outcome): Promise<StreamEnd> {
+  if (outcome.kind !== 'stream') throw new Error(`expected a stream, got ${outcome.kind}`);
+  for (;;) {
+    const next = await outcome.body.read();
+    if (!Buffer.isBuffer(next)) return next;
+  }
+}
+
+/** Lets pending promise callbacks run. */
+export const settle = () => new Promise((r) => setImmediate(r));
+
+export { ManualClock };

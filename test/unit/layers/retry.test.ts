@@ -1,0 +1,100 @@
+/**
+ * The retry layer on a ManualClock: which failures it retries, how long it
+ * waits (backoff, Retry-After read against the clock's wall time), and the
+ * retry budget: a retry the breaker refuses is given back to the budget.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Outcome } from '../../../sidecar/proxy/handler.js';
+import { retry } from '../../../sidecar/proxy/layers/retry.js';
+import { answer, contextAt, innerGiving, localFailure, ManualClock, metrics, requestTo, settle, upstreamOf } from '../../support/layer-kit.js';
+
+const FAST = { retry: { attempts: 3, backoff: { base: '100ms', max: '100ms', jitter: 'none' } } };
+
+/** Runs `pending` to completion, moving the clock 10 ms at a time; returns the outcome and the time it took on the clock. */
+async function onClock(clock: ManualClock, pending: Promise<Outcome>): Promise<{ outcome: Outcome; ms: number }> {
+  const start = clock.now();
+  let outcome: Outcome | undefined;
+  void pending.then((o) => (outcome = o));
+  for (let i = 0; i < 10_000 && !outcome; i++) {
+    await settle();
+    if (!outcome) clock.advance(10);
+  }
+  assert.ok(outcome, 'the retry layer settled');
+  return { outcome, ms: clock.now() - start };
+}
+
+describe('retry layer', () => {
+  it('retries a retryable failure after the backoff, then returns the success, counting attempts', async () => {
+    const clock = new ManualClock();
+    const upstream = upstreamOf(clock, FAST);
+    const inner = innerGiving(answer(503, 'overloaded'), localFailure('reset'), answer());
+    const ctx = contextAt(clock);
+    const { outcome, ms } = await onClock(clock, retry({ clock, metrics })(inner)(requestTo(upstream), ctx));
+    assert.equal(outcome.kind === 'answer' && outcome.status, 200);
+    assert.equal(inner.calls.length, 3);
+    assert.equal(ctx.attempts, 3);
+    assert.ok(ms >= 200 && ms < 250, `two backoffs of 100 ms, took ${ms}`);
+  });
+
+  it('passes a client error through after one attempt', async () => {
+    const clock = new ManualClock();
+    const inner = innerGiving(answer(400, 'client-error'));
+    const outcome = await retry({ clock, metrics })(inner)(requestTo(upstreamOf(clock, FAST)), contextAt(clock));
+    assert.equal(outcome.kind === 'answer' && outcome.stopped, 'not-retryable');
+    assert.equal(inner.calls.length, 1);
+  });
+
+  it('stops after `attempts` with the last answer', async () => {
+    const clock = new ManualClock();
+    const inner = innerGiving(answer(500, 'server-error'));
+    const { outcome } = await onClock(clock, retry({ clock, metrics })(inner)(requestTo(upstreamOf(clock, FAST)), contextAt(clock)));
+    assert.equal(outcome.kind === 'answer' && outcome.stopped, 'attempts-exhausted');
+    assert.equal(inner.calls.length, 3);
+  });
+
+  it('waits as long as an HTTP-date Retry-After asks, read against the clock', async () => {
+    const clock = new ManualClock();
+    const asked = new Date(Math.ceil((clock.wallTime() + 2000) / 1000) * 1000);
+    const limited: Outcome = { ...answer(429, 'rate-limited'), headers: { 'retry-after': asked.toUTCString() } };
+    const inner = innerGiving(limited, answer());
+    const { outcome, ms } = await onClock(clock, retry({ clock, metrics })(inner)(requestTo(upstreamOf(clock, FAST)), contextAt(clock)));
+    assert.equal(outcome.kind, 'answer');
+    const expected = asked.getTime() - Date.UTC(2026, 0, 1);
+    assert.ok(ms >= expected && ms < expected + 20, `waited ${ms} ms for ${expected}`);
+  });
+
+  it('does not wait past the deadline', async () => {
+    const clock = new ManualClock();
+    const inner = innerGiving(answer(503, 'overloaded'));
+    const outcome = await retry({ clock, metrics })(inner)(requestTo(upstreamOf(clock, FAST)), contextAt(clock, { deadline: 50 }));
+    assert.equal(outcome.kind === 'answer' && outcome.stopped, 'deadline');
+  });
+
+  it('stops with the last answer when the breaker refuses a retry, and gives that retry back to the budget', async () => {
+    const clock = new ManualClock();
+    const upstream = upstreamOf(clock, { ...FAST, retry: { ...FAST.retry, budget: { ratio: 100, minPerSecond: 0 } } });
+    const open = localFailure('unavailable', 'circuit_open');
+    const inner = innerGiving(answer(503, 'overloaded'), open);
+    const { outcome } = await onClock(clock, retry({ clock, metrics })(inner)(requestTo(upstream), contextAt(clock)));
+    assert.equal(outcome.kind === 'answer' && outcome.stopped, 'circuit-open');
+    assert.ok(upstream.budget.canWithdraw(), 'the refused retry was given back: one request still buys one retry');
+  });
+
+  it('refuses a retry the budget cannot pay for', async () => {
+    const clock = new ManualClock();
+    const upstream = upstreamOf(clock, { ...FAST, retry: { ...FAST.retry, budget: { ratio: 0, minPerSecond: 0 } } });
+    const inner = innerGiving(answer(503, 'overloaded'));
+    const outcome = await retry({ clock, metrics })(inner)(requestTo(upstream), contextAt(clock));
+    assert.equal(outcome.kind === 'answer' && outcome.stopped, 'budget');
+    assert.equal(inner.calls.length, 1);
+  });
+
+  it('never retries a body it could not replay', async () => {
+    const clock = new ManualClock();
+    const inner = innerGiving(answer(503, 'overloaded'));
+    const { Readable } = await import('node:stream');
+    const outcome = await retry({ clock, metrics })(inner)(requestTo(upstreamOf(clock, FAST), { body: null, bodyStream: Readable.from([]) }), contextAt(clock));
+    assert.equal(outcome.kind === 'answer' && outcome.stopped, 'body-not-replayable');
+  });
+});
