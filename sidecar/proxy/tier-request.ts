@@ -2,19 +2,27 @@
  * The request for one upstream of a chain: the app's request with that
  * upstream's own credentials in place of the app's when the policy sets them,
  * optionally another model; and the request as degraded mode sends it.
+ * The app's credentials go to the upstream it addressed and nowhere else: a
+ * fallback tier gets its own credentials from the policy, or none.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dialect } from './dialects/dialect.js';
 import type { ProxyRequest } from './handler.js';
 import type { UpstreamState } from './upstream-state.js';
 
-/** Credentials an app may send; dropped when the policy sets the upstream's own. */
-const APP_CREDENTIALS = new Set(['authorization', 'x-api-key', 'api-key']);
+/** Headers that carry an app's credentials or identity with a provider (OpenAI, Azure, Anthropic, Google, cookies). */
+const APP_CREDENTIALS = new Set(['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'api-key', 'x-goog-api-key', 'openai-organization', 'openai-project']);
 
+function withoutCredentials(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = {};
+  for (const [key, value] of Object.entries(headers)) if (!APP_CREDENTIALS.has(key)) out[key] = value;
+  return out;
+}
+
+/** The headers for `upstream`: the app's (less its credentials when the policy sets the upstream's own), plus the upstream's credentials. */
 export function upstreamHeaders(appHeaders: IncomingHttpHeaders, upstream: UpstreamState, body: Buffer | null, streamedLength?: string): IncomingHttpHeaders {
   const auth = upstream.config.auth;
-  const out: IncomingHttpHeaders = {};
-  for (const [key, value] of Object.entries(appHeaders)) if (!(auth && APP_CREDENTIALS.has(key))) out[key] = value;
+  const out: IncomingHttpHeaders = auth ? withoutCredentials(appHeaders) : { ...appHeaders };
   // Compressed answers would hide stream events, terminators and usage from the sidecar.
   out['accept-encoding'] = 'identity';
   if (auth) out[auth.header.toLowerCase()] = auth.value;
@@ -47,9 +55,10 @@ export function limitOutput(req: ProxyRequest, dialect: Dialect, maxTokens: numb
   return withBody(req, Buffer.from(JSON.stringify(json)), { maxTokens: Math.min(req.maxTokens ?? maxTokens, maxTokens) });
 }
 
-/** The request for another upstream of the chain (optionally with another model). */
+/** The request for another upstream of the chain (optionally with another model), without the app's credentials. */
 export function requestFor(req: ProxyRequest, upstream: UpstreamState, model?: string): ProxyRequest {
+  const tier = { ...req, upstream, appHeaders: withoutCredentials(req.appHeaders) };
   const json = model === undefined ? undefined : parsed(req.body);
-  if (json) return withBody(req, Buffer.from(JSON.stringify({ ...json, model })), { upstream, model });
-  return { ...req, upstream, model: model ?? req.model, headers: upstreamHeaders(req.appHeaders, upstream, req.body) };
+  if (json) return withBody(tier, Buffer.from(JSON.stringify({ ...json, model })), { model });
+  return { ...tier, model: model ?? req.model, headers: upstreamHeaders(tier.appHeaders, upstream, req.body) };
 }
