@@ -1,6 +1,9 @@
 /**
  * The timers of one attempt, all aborting the same controller, which the
  * app's going away aborts too. Whichever fires first names the timeout.
+ * `settled()` bounds any wait of the attempt by that abort, so the attempt
+ * ends on time whatever the peer does (some peers make Node's client go
+ * silent: an unrequested 101 destroys the socket without an event).
  */
 import type { Clock } from '../resilience/index.js';
 
@@ -11,6 +14,7 @@ export class AttemptTimers {
   expired: TimeoutKind | undefined;
   private readonly handles = new Map<TimeoutKind, unknown>();
   private readonly onAppAbort = () => this.controller.abort();
+  private readonly aborted: Promise<never>;
 
   constructor(
     private readonly clock: Clock,
@@ -18,6 +22,17 @@ export class AttemptTimers {
   ) {
     if (appSignal.aborted) this.controller.abort();
     else appSignal.addEventListener('abort', this.onAppAbort, { once: true });
+    const signal = this.controller.signal;
+    this.aborted = new Promise<never>((_, reject) => {
+      if (signal.aborted) reject(new Error('attempt aborted'));
+      else signal.addEventListener('abort', () => reject(new Error('attempt aborted')), { once: true });
+    });
+    this.aborted.catch(() => {}); // only ever raced against
+  }
+
+  /** `work`, or a rejection as soon as the attempt is aborted (by a timer or the app), whichever comes first. */
+  settled<T>(work: Promise<T>): Promise<T> {
+    return Promise.race([work, this.aborted]);
   }
 
   arm(kind: TimeoutKind, ms: number): void {

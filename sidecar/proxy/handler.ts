@@ -86,6 +86,8 @@ export type StreamOutcome = Source & {
   body: StreamBody;
   /** Time from the attempt's start to its first data event. */
   timeToFirstDataMs: number;
+  /** The upstream's stream-idle timeout, which also bounds how long the app may take to read. */
+  idleMs: number;
 };
 
 export type LocalOutcome = Source & {

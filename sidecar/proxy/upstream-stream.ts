@@ -34,7 +34,7 @@ export class UpstreamStream implements StreamBody {
     this.timers.arm('stream-idle', this.idleMs);
     let next: IteratorResult<Buffer>;
     try {
-      next = await this.chunks.next();
+      next = await this.timers.settled(this.chunks.next());
     } catch (err) {
       if (this.end) return this.end; // cancelled while waiting
       const expired = this.timers.expired;

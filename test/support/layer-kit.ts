@@ -98,7 +98,7 @@ export class DrivenStream implements StreamBody {
 }
 
 export function streamOf(body: StreamBody): Outcome {
-  return { kind: 'stream', upstream: 'primary', status: 200, headers: { 'content-type': 'text/event-stream' }, framing: 'sse', body, timeToFirstDataMs: 5 };
+  return { kind: 'stream', upstream: 'primary', status: 200, headers: { 'content-type': 'text/event-stream' }, framing: 'sse', body, timeToFirstDataMs: 5, idleMs: 30_000 };
 }
 
 /** Reads a stream outcome to its end. */

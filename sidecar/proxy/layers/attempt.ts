@@ -29,6 +29,11 @@ function send(req: ProxyRequest, signal: AbortSignal): Promise<IncomingMessage> 
   return new Promise((resolve, reject) => {
     const outgoing = endpoint.client.request(endpoint.config.basePath + req.appPath, { method: req.method, headers: req.headers, signal }, resolve);
     outgoing.on('error', reject);
+    // The sidecar asks for no upgrade: an upstream that switches protocols anyway (101) has not answered.
+    outgoing.on('upgrade', (response: IncomingMessage, socket: { destroy(): void }) => {
+      socket.destroy();
+      reject(new Error(`upstream answered ${response.statusCode} and switched protocols`));
+    });
     if (req.bodyStream) req.bodyStream.pipe(outgoing);
     else outgoing.end(req.body ?? undefined);
   });
@@ -68,12 +73,12 @@ export function attempt(clock: Clock): Handler {
     const source = { upstream: req.upstream.config.name, model: req.model };
     let handedOver = false;
     try {
-      const response = await send(req, timers.controller.signal);
+      const response = await timers.settled(send(req, timers.controller.signal));
       const status = response.statusCode!;
       const framing = status < 300 ? streamFraming(firstHeader(response.headers, 'content-type')) : undefined;
       if (!framing) {
         timers.disarm('first-byte');
-        const body = await readAll(response);
+        const body = await timers.settled(readAll(response));
         const text = body.toString('utf8');
         let failure = classifyStatus(status, status >= 400 ? text : '', ctx.dialect.recognisers);
         if (status < 300 && invalidAnswer(ctx.dialect, text, req.jsonMode === true, validation)) failure = 'invalid-response';
@@ -83,7 +88,7 @@ export function attempt(clock: Clock): Handler {
       const isFirstData = firstDataDetector(framing);
       const buffered: Buffer[] = [];
       for (;;) {
-        const r = await chunks.next();
+        const r = await timers.settled(chunks.next());
         if (r.done) break;
         buffered.push(r.value);
         if (isFirstData(r.value)) break;
@@ -92,7 +97,7 @@ export function attempt(clock: Clock): Handler {
       if (buffered.length === 0) return localError(req, 502, 'upstream_unavailable', `${source.upstream}: reset: stream ended before its first data event`, 'reset', 1000);
       handedOver = true;
       const body = new UpstreamStream(response, chunks, buffered, timers, ctx.dialect, timeouts.streamIdleMs);
-      return { kind: 'stream', ...source, status, headers: response.headers, framing, body, timeToFirstDataMs: clock.now() - started };
+      return { kind: 'stream', ...source, status, headers: response.headers, framing, body, timeToFirstDataMs: clock.now() - started, idleMs: timeouts.streamIdleMs };
     } catch (err) {
       return failed(req, timers, ctx.signal, err);
     } finally {

@@ -1,0 +1,49 @@
+/**
+ * Upstreams that misbehave below HTTP's surface: whatever they do, every
+ * request gets one answer by its deadline and gives its bulkhead slot back.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { chat, post, startRig } from '../support/harness.js';
+import { startRawUpstream } from '../support/raw-upstream.js';
+
+interface Status {
+  upstreams: { bulkhead: { inFlight: number }; endpoints: { inFlight: number }[] }[];
+}
+
+const TOTAL_MS = 1500;
+
+describe('hostile upstreams', () => {
+  for (const stream of [false, true]) {
+    it(`an unrequested 101 Switching Protocols is answered in time, and the slot comes back (${stream ? 'stream' : 'plain'})`, async (t) => {
+      const upstream = await startRawUpstream(t, (socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'));
+      const rig = await startRig(t, {
+        upstreams: [{ name: 'primary', url: upstream.url, timeouts: { total: `${TOTAL_MS}ms`, firstByte: '1s' }, retry: { attempts: 2, backoff: { base: '10ms', max: '10ms' } } }],
+      });
+      const answer = await Promise.race([
+        post(rig.url('/primary/v1/chat/completions'), chat({ stream })),
+        new Promise<undefined>((resolve) => setTimeout(resolve, TOTAL_MS + 2000)),
+      ]);
+      assert.ok(answer, 'the request was answered');
+      assert.equal(answer.status, 502);
+      assert.equal(answer.json().error.code, 'upstream_unavailable');
+      assert.match(answer.json().error.message, /switched protocols/);
+      assert.equal(upstream.requests, 2, 'it was retried');
+      const status = (await (await fetch(`${rig.sidecar.adminUrl}/status`)).json()) as Status;
+      assert.equal(status.upstreams[0]!.bulkhead.inFlight, 0);
+      assert.equal(status.upstreams[0]!.endpoints[0]!.inFlight, 0);
+    });
+  }
+
+  it('an upstream that sends headers and then a body that never ends is cut at the attempt timeout', async (t) => {
+    const upstream = await startRawUpstream(t, (socket) => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000000\r\n\r\n{"choices":');
+    });
+    const rig = await startRig(t, { upstreams: [{ name: 'primary', url: upstream.url, timeouts: { total: `${TOTAL_MS}ms`, attempt: '300ms' }, retry: { attempts: 1 } }] });
+    const answer = await post(rig.url('/primary/v1/chat/completions'), chat());
+    assert.equal(answer.status, 504);
+    assert.equal(answer.json().error.code, 'upstream_timeout');
+    const status = (await (await fetch(`${rig.sidecar.adminUrl}/status`)).json()) as Status;
+    assert.equal(status.upstreams[0]!.bulkhead.inFlight, 0);
+  });
+});
