@@ -66,16 +66,18 @@ function breakwaterHeaders(outcome: Exclude<Outcome, { kind: 'cancelled' }>, ctx
   return h;
 }
 
-/** Waits until `res` can take more, or the app leaves (false). */
-function drained(res: ServerResponse, signal: AbortSignal): Promise<boolean> {
+/** Waits until `res` can take more (true), or the app leaves or reads nothing for `ms` (false). */
+function drained(res: ServerResponse, signal: AbortSignal, clock: Clock, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
     const done = (ok: boolean) => {
       res.off('drain', onDrain);
       signal.removeEventListener('abort', onAbort);
+      clock.clearTimer(timer);
       resolve(ok);
     };
     const onDrain = () => done(true);
     const onAbort = () => done(false);
+    const timer = clock.setTimer(() => done(false), ms);
     res.on('drain', onDrain);
     signal.addEventListener('abort', onAbort, { once: true });
   });
@@ -115,8 +117,10 @@ async function relay(res: ServerResponse, stream: StreamOutcome, ctx: RequestCon
   for (;;) {
     const next = await stream.body.read();
     if (Buffer.isBuffer(next)) {
-      if (res.write(next) || (await drained(res, ctx.signal))) continue;
+      // An app that stops reading holds its slot no longer than the stream-idle timeout and the deadline allow.
+      if (res.write(next) || (await drained(res, ctx.signal, clock, Math.min(stream.idleMs, ctx.deadline - clock.now())))) continue;
       stream.body.cancel();
+      res.destroy();
       return { status: stream.status, outcome: 'cancelled', failure: 'none', firstByteAt, tier };
     }
     if (next.kind === 'complete') {
