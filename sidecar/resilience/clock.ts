@@ -10,11 +10,14 @@ export interface Clock {
   clearTimer(handle: unknown): void;
 }
 
+/** Node's timers take at most 2^31−1 ms; a longer delay would fire after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const systemClock: Clock = {
   now: () => performance.now(),
   wallTime: () => Date.now(),
   setTimer: (fn, ms) => {
-    const timer = setTimeout(fn, ms);
+    const timer = setTimeout(fn, Math.min(Math.max(0, ms), MAX_TIMER_MS));
     timer.unref?.();
     return timer;
   },

@@ -86,3 +86,14 @@ describe('retry budget', () => {
     );
   });
 });
+
+describe('system clock', () => {
+  it('clamps a delay Node cannot hold (over 2^31−1 ms) instead of firing at once', async () => {
+    const { systemClock } = await import('../../sidecar/resilience/clock.js');
+    let fired = false;
+    const timer = systemClock.setTimer(() => (fired = true), 1000 * 3_600_000); // 1000h
+    await new Promise((r) => setTimeout(r, 50));
+    systemClock.clearTimer(timer);
+    assert.equal(fired, false);
+  });
+});
