@@ -32,8 +32,10 @@ export interface BreakerTransition {
   to: string;
   reason: string;
 }
-/** Breakers kept per upstream in model scope; the least recently used beyond this are forgotten. */
+/** Breakers kept per upstream in model scope; the least recently used closed ones beyond this are forgotten. */
 const MAX_MODEL_BREAKERS = 256;
+/** Breakers that are not closed are never forgotten for churn, up to this many per upstream (then the oldest goes). */
+const MAX_PINNED_BREAKERS = 4096;
 
 export class UpstreamState implements LiveUpstream {
   readonly endpoints: Endpoint[];
@@ -43,7 +45,20 @@ export class UpstreamState implements LiveUpstream {
   readonly bulkhead: Bulkhead;
   readonly budget: RetryBudget;
   readonly limiter: RateLimiter;
-  private readonly breakers = new LRUCache<string, CircuitBreaker>({ max: MAX_MODEL_BREAKERS });
+  /**
+   * A breaker the LRU evicts while open or half-open moves to `pinned`, so
+   * model churn cannot send traffic back to a failing upstream; it leaves
+   * once it closes.
+   */
+  private readonly pinned = new Map<string, CircuitBreaker>();
+  private readonly breakers = new LRUCache<string, CircuitBreaker>({
+    max: MAX_MODEL_BREAKERS,
+    dispose: (breaker, key, reason) => {
+      if (reason !== 'evict' || breaker.stateName === 'closed') return;
+      if (this.pinned.size >= MAX_PINNED_BREAKERS) this.pinned.delete(this.pinned.keys().next().value!);
+      this.pinned.set(key, breaker);
+    },
+  });
 
   constructor(
     readonly config: UpstreamConfig,
@@ -105,10 +120,11 @@ export class UpstreamState implements LiveUpstream {
     const scope = this.config.breaker.scope === 'model' && model ? model : UPSTREAM_SCOPE;
     // With one endpoint the key is the scope alone; with several, the endpoint is part of it.
     const key = this.endpoints.length > 1 ? `${scope}@${endpoint}` : scope;
-    let breaker = this.breakers.get(key);
+    let breaker = this.breakers.get(key) ?? this.pinned.get(key);
     if (!breaker) {
       const upstream = this.config.name;
       breaker = new CircuitBreaker(this.config.breaker, this.clock, (from, to, reason) => {
+        if (to === 'closed') this.pinned.delete(key);
         this.metrics.breakerTransitions.inc({ upstream, from, to });
         this.onTransition({ upstream, scope: key, from, to, reason });
       });
@@ -119,11 +135,11 @@ export class UpstreamState implements LiveUpstream {
 
   /** Breakers by scope key ("*" for the upstream-wide one). */
   breakerEntries(): [string, CircuitBreaker][] {
-    return [...this.breakers.entries()];
+    return [...this.breakers.entries(), ...this.pinned.entries()];
   }
 
   resetBreakers(): void {
-    for (const breaker of this.breakers.values()) breaker.reset();
+    for (const [, breaker] of this.breakerEntries()) breaker.reset();
   }
 
   /** Closes the connections once the requests in flight on them have finished. */

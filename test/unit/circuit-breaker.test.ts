@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { CircuitBreaker, type BreakerSettings, type BreakerStateName } from '../../sidecar/resilience/circuit-breaker.js';
+import { UpstreamState } from '../../sidecar/proxy/upstream-state.js';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
+import { compile, metrics } from '../support/layer-kit.js';
 
 const settings = (over: Partial<BreakerSettings> = {}): BreakerSettings => ({
   consecutiveFailures: 3,
@@ -198,5 +200,21 @@ describe('circuit breaker', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('breakers under model churn', () => {
+  it('never forgets a breaker while it is open, however many other models come and go', () => {
+    const clock = new ManualClock();
+    const config = compile({ upstreams: [{ name: 'p', url: 'http://127.0.0.1:9', circuitBreaker: { scope: 'model', consecutiveFailures: 1, openFor: '1m' } }] });
+    const upstream = new UpstreamState(config.upstreams.get('p')!, 'p', config.priorities.classes, clock, metrics, () => {});
+    const failing = upstream.breakerFor('failing-model');
+    const admission = failing.tryAcquire();
+    assert.ok(admission.ok);
+    failing.record(admission.permit, { failure: true, durationMs: 1 });
+    for (let i = 0; i < 600; i++) upstream.breakerFor(`churn-${i}`).tryAcquire();
+    assert.equal(upstream.breakerFor('failing-model'), failing, 'the same breaker, still there');
+    assert.equal(failing.stateName, 'open');
+    assert.ok(upstream.breakerEntries().length <= 257, 'closed breakers are still forgotten');
   });
 });
