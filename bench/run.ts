@@ -8,6 +8,8 @@
  * for closed-loop throughput, vegeta for open-loop latency at a fixed rate.
  * Writes bench/results/latest.json and bench/results/latest.md.
  * Run with `npm run bench` (installs the peers first). Loopback only.
+ * `BENCH_BASELINE=<git ref> npm run bench` also builds that commit and runs
+ * its sidecar on the same policy in the same run, for before/after figures.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,7 +25,9 @@ const PORTKEY = join(ROOT, '.cache/peers/node_modules/@portkey-ai/gateway/build/
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 64;
 const RATE = 500;
-const PORTS = { upstream: 18080, nginx: 18081, portkey: 18787, breakwater: 18001, admin: 18021, withFallback: 18002, withFallbackAdmin: 18022 };
+const PORTS = { upstream: 18080, nginx: 18081, portkey: 18787, breakwater: 18001, admin: 18021, withFallback: 18002, withFallbackAdmin: 18022, baseline: 18003, baselineAdmin: 18023 };
+/** A git ref whose sidecar runs beside this one (before/after in one run). */
+const BASELINE = process.env.BENCH_BASELINE;
 
 const work = mkdtempSync(join(tmpdir(), 'breakwater-bench-'));
 const children: ChildProcess[] = [];
@@ -58,6 +62,7 @@ const TARGETS: Target[] = [
     url: `http://127.0.0.1:${PORTS.portkey}/v1/chat/completions`,
     headers: { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${PORTS.upstream}/v1`, authorization: 'Bearer sk-bench' },
   },
+  ...(BASELINE ? [{ name: `breakwater@${BASELINE}`, url: `http://127.0.0.1:${PORTS.baseline}/primary/v1/chat/completions`, headers: {} }] : []),
 ];
 
 function nginxConfig(name: string, server: string): string {
@@ -132,8 +137,21 @@ shutdown: {drainTimeout: 1s}
   return file;
 }
 
-function startBreakwater(policy: string, port = PORTS.breakwater, adminPort = PORTS.admin): ChildProcess {
-  return start(NODE, [...IMAGE_NODE_OPTIONS, join(ROOT, 'dist/cli.js'), 'sidecar', '--policy', policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`]);
+function startBreakwater(policy: string, port = PORTS.breakwater, adminPort = PORTS.admin, cli = join(ROOT, 'dist/cli.js')): ChildProcess {
+  return start(NODE, [...IMAGE_NODE_OPTIONS, cli, 'sidecar', '--policy', policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`]);
+}
+
+/** Builds the sidecar of git ref `ref` (with this checkout's node_modules); returns its cli.js. */
+function buildBaseline(ref: string): string {
+  const dir = join(work, 'baseline');
+  const archive = spawnSync('git', ['archive', '--format=tar', ref], { cwd: ROOT, maxBuffer: 1 << 30 });
+  if (archive.status !== 0) throw new Error(`git archive ${ref}: ${archive.stderr}`);
+  spawnSync('mkdir', ['-p', dir]);
+  spawnSync('tar', ['-x', '-C', dir], { input: archive.stdout });
+  spawnSync('ln', ['-s', join(ROOT, 'node_modules'), join(dir, 'node_modules')]);
+  const tsc = spawnSync(NODE, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: dir, encoding: 'utf8' });
+  if (tsc.status !== 0) throw new Error(`building ${ref}: ${tsc.stdout}`);
+  return join(dir, 'dist/cli.js');
 }
 
 /** Median time from spawn to /readyz answering 200, over several starts. */
@@ -230,6 +248,8 @@ async function main(): Promise<void> {
   const readyMs = await timeToReady(policy);
   const sidecar = startBreakwater(policy);
   const withFallback = startBreakwater(breakwaterPolicy(true), PORTS.withFallback, PORTS.withFallbackAdmin);
+  const baseline = BASELINE ? startBreakwater(policy, PORTS.baseline, PORTS.baselineAdmin, buildBaseline(BASELINE)) : undefined;
+  if (baseline) await waitFor(`http://127.0.0.1:${PORTS.baselineAdmin}/readyz`);
   await waitFor(`http://127.0.0.1:${PORTS.admin}/readyz`);
   await waitFor(`http://127.0.0.1:${PORTS.withFallbackAdmin}/readyz`);
   for (const t of TARGETS) await waitFor(t.url, { method: 'POST', body: REQUEST, headers: { 'content-type': 'application/json', ...t.headers } });
@@ -238,6 +258,7 @@ async function main(): Promise<void> {
   // nginx serves from one worker process, the master's only child.
   const nginxWorker = (pid: number) => Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0]);
   const pids: Record<string, number> = { direct: nginxWorker(upstream.pid!), nginx: nginxWorker(nginxProxy.pid!), breakwater: sidecar.pid!, 'breakwater+fallback': withFallback.pid!, portkey: portkey.pid! };
+  if (baseline) pids[`breakwater@${BASELINE}`] = baseline.pid!;
   for (const t of TARGETS) t.pid = pids[t.name];
 
   const results: Record<string, { throughput: Throughput; latency: Latency }> = {};
@@ -248,6 +269,25 @@ async function main(): Promise<void> {
     results[t.name] = { throughput, latency };
     process.stdout.write(`${t.name}: ${throughput.rps.toFixed(0)} req/s (${throughput.errors} errors); at ${RATE}/s p50 ${latency.p50.toFixed(3)} ms p99 ${latency.p99.toFixed(3)} ms, ${latency.cpuMicrosPerRequest.toFixed(0)} µs CPU/req, success ${(latency.success * 100).toFixed(1)}%\n`);
   }
+
+  // Before/after: the two sidecars in alternating rounds, so drift on this shared machine falls on both alike.
+  const abRounds: { after: Latency & Throughput; before: Latency & Throughput }[] = [];
+  if (BASELINE) {
+    const [after, before] = [TARGETS.find((t) => t.name === 'breakwater')!, TARGETS.find((t) => t.name === `breakwater@${BASELINE}`)!];
+    const measure = (t: Target) => ({ ...wrk(t, CONNECTIONS, SECONDS / 2), ...vegeta(t, RATE, SECONDS / 2) });
+    for (let round = 0; round < 5; round++) {
+      const pair = round % 2 === 0 ? { after: measure(after), before: measure(before) } : { before: measure(before), after: measure(after) };
+      abRounds.push(pair);
+      process.stdout.write(`A/B round ${round + 1}: CPU µs/req ${pair.after.cpuMicrosPerRequest.toFixed(0)} vs ${pair.before.cpuMicrosPerRequest.toFixed(0)}, req/s ${pair.after.rps.toFixed(0)} vs ${pair.before.rps.toFixed(0)}, p99 ${pair.after.p99.toFixed(2)} vs ${pair.before.p99.toFixed(2)} ms\n`);
+    }
+  }
+  const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!; // rounds are odd
+  const ab = BASELINE && {
+    rounds: abRounds.length,
+    cpuMicrosPerRequest: { after: median(abRounds.map((r) => r.after.cpuMicrosPerRequest)), before: median(abRounds.map((r) => r.before.cpuMicrosPerRequest)) },
+    rps: { after: median(abRounds.map((r) => r.after.rps)), before: median(abRounds.map((r) => r.before.rps)) },
+    p99: { after: median(abRounds.map((r) => r.after.p99)), before: median(abRounds.map((r) => r.before.p99)) },
+  };
 
   // RSS under 200 concurrent requests: sample while wrk holds 200 connections busy.
   const peakRss = { total: 0, anon: 0 };
@@ -276,6 +316,7 @@ async function main(): Promise<void> {
       cpuPerRequestPortkeyVsBreakwater: results.portkey!.latency.cpuMicrosPerRequest / bw.latency.cpuMicrosPerRequest,
       throughputWithUnusedFallbackVsPlain: results['breakwater+fallback']!.throughput.rps / bw.throughput.rps,
     },
+    ...(ab && { againstBaseline: { ref: BASELINE, ...ab } }),
     addedLatencyMs: Object.fromEntries(
       TARGETS.filter((t) => t.name !== 'direct').map((t) => [t.name, { p50: results[t.name]!.latency.p50 - direct.latency.p50, p99: results[t.name]!.latency.p99 - direct.latency.p99 }]),
     ),
@@ -300,7 +341,7 @@ ${TARGETS.map((t) => row(t.name)).join('\n')}
 - Breakwater CPU per request: ${(bw.latency.cpuMicrosPerRequest / results.nginx!.latency.cpuMicrosPerRequest).toFixed(1)}× nginx's, ${(results.portkey!.latency.cpuMicrosPerRequest / bw.latency.cpuMicrosPerRequest).toFixed(1)}× less than Portkey's.
 - Sidecar RSS: ${idleRss.total.toFixed(1)} MiB idle (${idleRss.anon.toFixed(1)} anonymous), peak ${peakRss.total.toFixed(1)} MiB (${peakRss.anon.toFixed(1)} anonymous) under 200 concurrent requests.
 - Sidecar start to ready (/readyz 200): ${readyMs.toFixed(0)} ms (median of 7).
-`;
+${ab ? `- Against ${BASELINE}, medians of ${ab.rounds} alternating rounds in this run: CPU µs/req at ${RATE}/s ${ab.cpuMicrosPerRequest.after.toFixed(0)} vs ${ab.cpuMicrosPerRequest.before.toFixed(0)} (×${(ab.cpuMicrosPerRequest.after / ab.cpuMicrosPerRequest.before).toFixed(2)}), throughput ${ab.rps.after.toFixed(0)} vs ${ab.rps.before.toFixed(0)} req/s (×${(ab.rps.after / ab.rps.before).toFixed(2)}), p99 ${ab.p99.after.toFixed(2)} vs ${ab.p99.before.toFixed(2)} ms.\n` : ''}`;
   writeFileSync(join(ROOT, 'bench/results/latest.md'), md);
   process.stdout.write(`\n${md}`);
   stopAll();
