@@ -45,7 +45,7 @@ export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => st
     }),
     attempts: new Counter({
       name: 'breakwater_upstream_attempts_total',
-      help: 'Attempts sent upstream, by the failure class of their outcome ("none" for success).',
+      help: 'Attempts sent upstream, by the failure class of their outcome ("none" for success, "cancelled" when the app left first).',
       labelNames: ['upstream', 'class'] as const,
       registers: [registry],
     }),

@@ -19,7 +19,7 @@ import { observe } from './observe.js';
 import { inspectBody, readBody } from './read-request.js';
 import { upstreamHeaders } from './tier-request.js';
 import type { UpstreamState } from './upstream-state.js';
-import { writeLocalError, writeOutcome } from './write-outcome.js';
+import { writeLocalError, writeOutcome, type Delivery } from './write-outcome.js';
 
 /** Request headers never forwarded: connection headers, the host, and the app's words to the sidecar. */
 const NOT_FORWARDED = new Set([...CONNECTION_HEADERS, 'host', 'expect', 'x-breakwater-priority', 'x-breakwater-timeout']);
@@ -49,6 +49,9 @@ export interface ProxyServer {
   idle(): Promise<void>;
 }
 
+/** A `.` or `..` path segment, also percent-encoded: it would leave the upstream's base path. */
+const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|\?|$)/i;
+
 /** A request the sidecar refuses before the pipeline: the answer to write instead. */
 class Refusal {
   constructor(
@@ -74,6 +77,7 @@ function route(req: IncomingMessage, deps: ProxyServerDeps): Refusal | { upstrea
     return new Refusal(404, 'unknown_upstream', `no upstream named "${name.slice(0, 64)}"; known upstreams: ${known} (call http://127.0.0.1:15001/<upstream>/<path>)`);
   }
   const dialect = dialectFor(upstream.config.api, path);
+  if (DOT_SEGMENT.test(path.split('?', 1)[0]!)) return new Refusal(400, 'invalid_request', 'the path may not hold "." or ".." segments', dialect);
   const { priorities } = config;
   const priorityName = firstHeader(req.headers, 'x-breakwater-priority');
   const priority = priorityName === undefined ? priorities.defaultIndex : priorities.classes.findIndex((c) => c.name === priorityName);
@@ -131,12 +135,20 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     };
     const ctx: RequestContext = { dialect, primary: upstream.config.name, startedAt, deadline: startedAt + routed.totalMs, signal: appGone.signal, mode: 'normal', attempts: 0 };
     if (draining) res.setHeader('connection', 'close');
-    const outcome: Outcome = await deps.pipeline(request, ctx);
+    let outcome: Outcome | undefined;
+    let delivery: Delivery;
     try {
-      observe(request, ctx, await writeOutcome(res, outcome, ctx, clock), deps);
+      outcome = await deps.pipeline(request, ctx);
+      delivery = await writeOutcome(res, outcome, ctx, clock);
+    } catch (err) {
+      deps.log.error({ err, upstream: ctx.primary }, 'request failed inside the sidecar');
+      if (!res.headersSent) writeLocalError(res, dialect, 502, 'upstream_unavailable', 'the sidecar failed to handle this request');
+      else res.destroy();
+      delivery = { status: 502, outcome: 'local_error', failure: 'unavailable', code: 'internal_error', tier: 'primary' };
     } finally {
-      if (outcome.kind === 'stream') outcome.body.cancel();
+      if (outcome?.kind === 'stream') outcome.body.cancel();
     }
+    observe(request, ctx, delivery, deps);
   }
 
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {

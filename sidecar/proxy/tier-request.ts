@@ -42,6 +42,15 @@ function parsed(body: Buffer | null): Record<string, any> | undefined {
   }
 }
 
+/** The JSON as a body, or undefined when it cannot be written back (nested too deep for the stack). */
+function serialised(json: Record<string, any>): Buffer | undefined {
+  try {
+    return Buffer.from(JSON.stringify(json));
+  } catch {
+    return undefined;
+  }
+}
+
 function withBody(req: ProxyRequest, body: Buffer, changes: Partial<ProxyRequest> = {}): ProxyRequest {
   const next = { ...req, ...changes, body };
   return { ...next, headers: upstreamHeaders(req.appHeaders, next.upstream, body) };
@@ -52,13 +61,15 @@ export function limitOutput(req: ProxyRequest, dialect: Dialect, maxTokens: numb
   const json = parsed(req.body);
   if (!json) return req;
   dialect.limitOutput(json, maxTokens, temperature);
-  return withBody(req, Buffer.from(JSON.stringify(json)), { maxTokens: Math.min(req.maxTokens ?? maxTokens, maxTokens) });
+  const body = serialised(json);
+  return body ? withBody(req, body, { maxTokens: Math.min(req.maxTokens ?? maxTokens, maxTokens) }) : req;
 }
 
 /** The request for another upstream of the chain (optionally with another model), without the app's credentials. */
 export function requestFor(req: ProxyRequest, upstream: UpstreamState, model?: string): ProxyRequest {
   const tier = { ...req, upstream, appHeaders: withoutCredentials(req.appHeaders) };
   const json = model === undefined ? undefined : parsed(req.body);
-  if (json) return withBody(tier, Buffer.from(JSON.stringify({ ...json, model })), { model });
+  const body = json && serialised({ ...json, model });
+  if (body) return withBody(tier, body, { model });
   return { ...tier, model: model ?? req.model, headers: upstreamHeaders(tier.appHeaders, upstream, req.body) };
 }

@@ -50,9 +50,9 @@ export function retry({ clock, metrics, random }: RetryDeps): Layer {
       }
       ctx.attempts++;
       if (last) metrics.retries.inc({ upstream: name, class: last.failure });
+      const failure = outcome.kind === 'stream' || outcome.kind === 'cancelled' ? undefined : (outcome.failure as FailureClass | undefined);
+      metrics.attempts.inc({ upstream: name, class: outcome.kind === 'cancelled' ? 'cancelled' : (failure ?? 'none') });
       if (outcome.kind === 'cancelled') return outcome;
-      const failure = outcome.kind === 'stream' ? undefined : (outcome.failure as FailureClass | undefined);
-      metrics.attempts.inc({ upstream: name, class: failure ?? 'none' });
       if (outcome.kind === 'stream' || failure === undefined) return outcome;
       last = outcome as Failed;
 
