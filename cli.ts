@@ -97,7 +97,7 @@ async function sidecar(args: string[]): Promise<void> {
   }
   if (values.policy) {
     watchPolicyFile(values.policy, (result) => {
-      if (result.ok) sidecar.apply(result.config);
+      if (result.ok) sidecar.apply(result.config); // one that cannot be applied is logged and the last good one stays
       else log.error({ error: result.error }, 'policy file change rejected; the last good config stays in force');
     });
   }

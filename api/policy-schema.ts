@@ -10,6 +10,7 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { FAILURE_CLASSES } from './failure-classes.js';
+import { MAX_DURATION_CHARS } from './units.js';
 
 export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
 export const SIZE_PATTERN = '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$';
@@ -26,7 +27,7 @@ export const INHERITED_DEFAULT = 'x-breakwater-default';
 const cel = (...rules: { rule: string; message: string }[]) => ({ 'x-kubernetes-validations': rules });
 
 const duration = (description: string) =>
-  Type.String({ pattern: DURATION_PATTERN, description: `${description} A duration such as 250ms, 30s, 5m, 1h.` });
+  Type.String({ pattern: DURATION_PATTERN, maxLength: MAX_DURATION_CHARS, description: `${description} A duration such as 250ms, 30s, 5m, 1h.` });
 const percent = (description: string) => Type.Integer({ minimum: 0, maximum: 100, description });
 
 /** A settings leaf: its built-in default travels as an annotation and in the description. */
@@ -359,7 +360,7 @@ export const PolicySpecSchema = Type.Object(
     priorities: PrioritiesSchema,
     degradation: Type.Object(
       {
-        window: Type.String({ pattern: DURATION_PATTERN, default: '60s', description: 'Rolling window for error rate and queue depth.' }),
+        window: Type.String({ pattern: DURATION_PATTERN, maxLength: MAX_DURATION_CHARS, default: '60s', description: 'Rolling window for error rate and queue depth.' }),
         degraded: Type.Object(
           {
             errorRate: Type.Integer({ minimum: 0, maximum: 100, default: 5, description: 'Error rate (%) that enters degraded mode.' }),
@@ -381,13 +382,16 @@ export const PolicySpecSchema = Type.Object(
     ),
     cache: Type.Object(
       {
-        ttl: Type.String({ pattern: DURATION_PATTERN, default: '10m', description: 'How long an answer stays usable.' }),
-        maxEntries: Type.Integer({ minimum: 0, default: 10000, description: 'Entries kept.' }),
+        ttl: Type.String({ pattern: DURATION_PATTERN, maxLength: MAX_DURATION_CHARS, default: '10m', description: 'How long an answer stays usable.' }),
+        maxEntries: Type.Integer({ minimum: 0, maximum: 100000, default: 10000, description: 'Entries kept (at most 100000: the cache reserves room for all of them up front).' }),
         maxBytes: Type.String({ pattern: SIZE_PATTERN, default: '64Mi', description: 'Bytes kept.' }),
         serveFresh: Type.Boolean({ default: false, description: 'Also answer from the cache while the upstream is healthy.' }),
         redis: Type.Optional(
           Type.Object(
-            { url: Type.String({ default: '', description: 'Shared Redis cache (empty = off).' }), secretRef: Type.Optional(secretRef) },
+            {
+              url: Type.String({ default: '', pattern: '^(rediss?://[^\\s]+)?$', maxLength: 2048, description: 'Shared Redis cache, redis:// or rediss:// (empty = off).' }),
+              secretRef: Type.Optional(secretRef),
+            },
             { additionalProperties: false },
           ),
         ),
@@ -416,8 +420,8 @@ export const PolicySpecSchema = Type.Object(
     ),
     shutdown: Type.Object(
       {
-        appPreStopSleep: Type.String({ pattern: DURATION_PATTERN, default: '5s', description: 'preStop sleep injected into app containers.' }),
-        drainTimeout: Type.String({ pattern: DURATION_PATTERN, default: '30s', description: 'Time in-flight requests get to finish on shutdown.' }),
+        appPreStopSleep: Type.String({ pattern: DURATION_PATTERN, maxLength: MAX_DURATION_CHARS, default: '5s', description: 'preStop sleep injected into app containers.' }),
+        drainTimeout: Type.String({ pattern: DURATION_PATTERN, maxLength: MAX_DURATION_CHARS, default: '30s', description: 'Time in-flight requests get to finish on shutdown.' }),
       },
       { additionalProperties: false, default: {}, description: 'Graceful shutdown.' },
     ),

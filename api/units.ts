@@ -3,8 +3,12 @@
 const DURATION_PART = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g;
 const MS_PER_UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
+/** The longest duration string accepted ("1h30m15s500ms" is 13): checked before any parsing. */
+export const MAX_DURATION_CHARS = 32;
+
 /** Milliseconds in a duration string; throws on anything the schema's pattern would reject. */
 export function parseDuration(text: string): number {
+  if (text.length > MAX_DURATION_CHARS) throw new Error(`not a duration: longer than ${MAX_DURATION_CHARS} characters`);
   let total = 0;
   let consumed = 0;
   for (const match of text.matchAll(DURATION_PART)) {

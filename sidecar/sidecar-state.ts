@@ -45,25 +45,41 @@ export class SidecarState {
     return this.upstreams.values();
   }
 
+  /**
+   * Puts `config` in force, or throws and changes nothing: every live object
+   * it needs is built before any is swapped in, and what was built for a
+   * config that fails is closed again.
+   */
   apply(config: RuntimeConfig): void {
     const classes = config.priorities.classes;
     const next = new Map<string, UpstreamState>();
-    for (const [name, upstream] of config.upstreams) {
-      const print = fingerprint(upstream, classes);
-      const current = this.upstreams.get(name);
-      next.set(name, current?.fingerprint === print ? current : new UpstreamState(upstream, print, classes, this.clock, this.metrics, this.onTransition));
+    const built: UpstreamState[] = [];
+    const cacheChanged = JSON.stringify(this.cache.config) !== JSON.stringify(config.cache);
+    const degradationSettings = JSON.stringify(config.degradation.settings);
+    let cache = this.cache;
+    let degradation = this.degradation;
+    try {
+      for (const [name, upstream] of config.upstreams) {
+        const print = fingerprint(upstream, classes);
+        const current = this.upstreams.get(name);
+        if (current?.fingerprint === print) next.set(name, current);
+        else built.push(next.set(name, new UpstreamState(upstream, print, classes, this.clock, this.metrics, this.onTransition)).get(name)!);
+      }
+      if (cacheChanged) cache = new ResponseCache(config.cache, this.onRedisError);
+      if (degradationSettings !== this.degradationSettings) degradation = new DegradationMonitor(config.degradation.settings, this.clock, this.onModeChange);
+    } catch (err) {
+      for (const upstream of built) upstream.close();
+      if (cache !== this.cache) cache.close();
+      throw new Error(`config ${config.version.policy} (generation ${config.version.generation}) could not be applied: ${(err as Error).message}`);
     }
     for (const [name, state] of this.upstreams) if (next.get(name) !== state) state.close();
     this.upstreams = next;
-    if (JSON.stringify(this.cache.config) !== JSON.stringify(config.cache)) {
+    if (cache !== this.cache) {
       this.cache.close();
-      this.cache = new ResponseCache(config.cache, this.onRedisError);
+      this.cache = cache;
     }
-    const degradation = JSON.stringify(config.degradation.settings);
-    if (degradation !== this.degradationSettings) {
-      this.degradation = new DegradationMonitor(config.degradation.settings, this.clock, this.onModeChange);
-      this.degradationSettings = degradation;
-    }
+    this.degradation = degradation;
+    this.degradationSettings = degradationSettings;
     this.config = config;
   }
 

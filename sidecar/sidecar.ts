@@ -36,7 +36,8 @@ export interface Sidecar {
   dataUrl: string;
   adminUrl: string;
   state: SidecarState;
-  apply(config: RuntimeConfig): void;
+  /** Puts a config in force; one that cannot be applied is rejected (the error) and the last good one stays. */
+  apply(config: RuntimeConfig): { ok: true } | { ok: false; error: string };
   /** Stops taking new connections, lets in-flight requests finish within drainTimeout, then closes. True when all finished. */
   drain(): Promise<boolean>;
 }
@@ -114,8 +115,15 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     adminUrl,
     state,
     apply(config) {
-      state.apply(config);
+      try {
+        state.apply(config);
+      } catch (err) {
+        const error = (err as Error).message;
+        log.error({ config: config.version, error }, 'config rejected; the last good config stays in force');
+        return { ok: false, error };
+      }
       log.info({ config: config.version }, 'config applied');
+      return { ok: true };
     },
     drain,
   };

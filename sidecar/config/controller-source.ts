@@ -25,7 +25,8 @@ export interface ControllerSourceOptions {
   ca?: string;
   /** Where the last good snapshot is kept. */
   cacheFile?: string;
-  apply(config: RuntimeConfig): void;
+  /** Puts a config in force, or says why it cannot be (the last good one then stays). */
+  apply(config: RuntimeConfig): { ok: true } | { ok: false; error: string };
   breakers(): SidecarReport['breakers'];
   log: Logger;
   reportIntervalMs?: number;
@@ -60,12 +61,12 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
 
   const take = (snapshot: ConfigSnapshot, from: string): boolean => {
     const compiled = compileSnapshot(snapshot);
-    if ('error' in compiled) {
-      rejected = { version: snapshot.version, error: compiled.error };
-      log.error({ version: snapshot.version, error: compiled.error }, `config from ${from} rejected; the last good config stays in force`);
+    const result = 'error' in compiled ? compiled : options.apply(compiled.config);
+    if ('error' in result) {
+      rejected = { version: snapshot.version, error: result.error };
+      log.error({ version: snapshot.version, error: result.error }, `config from ${from} rejected; the last good config stays in force`);
       return false;
     }
-    options.apply(compiled.config);
     applied = snapshot.version;
     rejected = undefined;
     return true;

@@ -12,6 +12,7 @@ const GO_DURATION = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g;
 const MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 function goDuration(text: string): number | undefined {
+  if (text.length > 32) return undefined; // checked before the regex runs: no upstream makes it scan a long header
   let total = 0;
   let matched = false;
   for (const m of text.matchAll(GO_DURATION)) {
