@@ -1,8 +1,9 @@
 /**
  * The sidecar's Prometheus instruments, in one registry. Label values come
  * from the policy (upstream names) or are bounded (classes, outcomes); model
- * names come from apps, so only the first MAX_MODELS per upstream get a label
- * of their own and the rest share "other".
+ * names come from apps, so only the first MAX_MODELS per upstream, of at most
+ * MAX_MODEL_LABEL characters, get a label of their own and the rest share
+ * "other" (the breaker-state gauge too, where it counts the breakers).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Bulkhead, CircuitBreaker } from './resilience/index.js';
@@ -11,15 +12,28 @@ import type { Bulkhead, CircuitBreaker } from './resilience/index.js';
 export interface LiveUpstream {
   name: string;
   bulkhead: Bulkhead;
+  endpoints: readonly unknown[];
   breakerEntries(): [string, CircuitBreaker][];
 }
 
 const MAX_MODELS = 32;
+const MAX_MODEL_LABEL = 64;
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** Gauges are computed when scraped, from `live()`, so the request path never touches them. */
 export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => string = () => 'normal') {
   const registry = new Registry();
+  const models = new Map<string, Set<string>>();
+  /** The label value for a model: itself while few are known for the upstream and it is short, else "other". */
+  const modelLabel = (upstream: string, model: string | undefined): string => {
+    if (!model) return 'none';
+    let known = models.get(upstream);
+    if (!known) models.set(upstream, (known = new Set()));
+    if (known.has(model)) return model;
+    if (known.size >= MAX_MODELS || model.length > MAX_MODEL_LABEL) return 'other';
+    known.add(model);
+    return model;
+  };
   collectDefaultMetrics({ register: registry, prefix: 'breakwater_process_' });
   const m = {
     registry,
@@ -75,17 +89,21 @@ export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => st
     }),
     breakerState: new Gauge({
       name: 'breakwater_circuit_breaker_state',
-      help: '1 for the state each breaker is in (closed, open, half-open); model "*" is an upstream-wide breaker.',
+      help: 'Breakers in each state (closed, open, half-open): 1 or 0 for a model with a label of its own, a count for "other"; model "*" is an upstream-wide breaker.',
       labelNames: ['upstream', 'model', 'state'] as const,
       registers: [registry],
       collect() {
         this.reset();
         for (const u of live()) {
-          for (const [model, breaker] of u.breakerEntries()) {
-            for (const state of ['closed', 'open', 'half-open'] as const) {
-              this.set({ upstream: u.name, model, state }, breaker.stateName === state ? 1 : 0);
-            }
+          const counts = new Map<string, Record<string, number>>();
+          for (const [key, breaker] of u.breakerEntries()) {
+            const scope = u.endpoints.length > 1 ? key.slice(0, key.lastIndexOf('@')) : key; // model@endpoint with several endpoints
+            const label = scope === '*' ? '*' : modelLabel(u.name, scope);
+            const byState = counts.get(label) ?? { closed: 0, open: 0, 'half-open': 0 };
+            byState[breaker.stateName]!++;
+            counts.set(label, byState);
           }
+          for (const [model, byState] of counts) for (const [state, n] of Object.entries(byState)) this.set({ upstream: u.name, model, state }, n);
         }
       },
     }),
@@ -136,17 +154,6 @@ export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => st
       labelNames: ['upstream', 'model', 'type'] as const,
       registers: [registry],
     }),
-  };
-  const models = new Map<string, Set<string>>();
-  /** The label value for a model: itself while few are known for the upstream, else "other". */
-  const modelLabel = (upstream: string, model: string | undefined): string => {
-    if (!model) return 'none';
-    let known = models.get(upstream);
-    if (!known) models.set(upstream, (known = new Set()));
-    if (known.has(model)) return model;
-    if (known.size >= MAX_MODELS) return 'other';
-    known.add(model);
-    return model;
   };
   return { ...m, modelLabel };
 }

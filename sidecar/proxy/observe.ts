@@ -21,7 +21,7 @@ export function observe(req: ProxyRequest, ctx: RequestContext, d: Delivery, dep
   deps.log.info(
     {
       upstream,
-      model: req.model,
+      model: req.model?.slice(0, 256), // from the app: bounded
       path: req.appPath.split('?', 1)[0], // the query may carry a key
       status: d.status,
       outcome: d.outcome,
