@@ -287,6 +287,23 @@ export const UpstreamSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: 'Client-side rate limits.' },
     ),
+    limits: Type.Object(
+      {
+        maxAnswerBytes: Type.String({
+          pattern: SIZE_PATTERN,
+          maxLength: 16,
+          default: '64Mi',
+          description: 'Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.',
+        }),
+        maxStreamHeadBytes: Type.String({
+          pattern: SIZE_PATTERN,
+          maxLength: 16,
+          default: '1Mi',
+          description: 'Most a stream may send before its first data event (comments, keep-alives); past it the attempt fails as invalid-response.',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'Caps on what the sidecar holds of an upstream answer.' },
+    ),
     fallback: Type.Array(FallbackTierSchema, { default: [], maxItems: 16, description: 'Tried in order once this upstream cannot answer.' }),
   },
   {

@@ -48,6 +48,8 @@ export interface UpstreamConfig {
   hasCacheTier: boolean;
   /** Client-side limits (0 = off). */
   rateLimit: RateLimitSettings;
+  /** Caps on what is held of an answer: a plain one whole, a stream's bytes before its first data event. */
+  limits: { maxAnswerBytes: number; maxStreamHeadBytes: number };
   /** Chaos: faults injected into this upstream's attempts. */
   faults: { percent: number; delayMs?: number; abortStatus?: number }[];
 }
@@ -174,6 +176,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
     },
     validation: spec.validation,
     rateLimit: upstream.rateLimit,
+    limits: { maxAnswerBytes: parseSize(upstream.limits.maxAnswerBytes), maxStreamHeadBytes: parseSize(upstream.limits.maxStreamHeadBytes) },
     faults: spec.faults
       .filter((f) => f.upstream === upstream.name)
       .map((f) => ({ percent: f.percent, delayMs: f.delay === undefined ? undefined : parseDuration(f.delay), abortStatus: f.abort?.status })),

@@ -46,4 +46,32 @@ describe('hostile upstreams', () => {
     const status = (await (await fetch(`${rig.sidecar.adminUrl}/status`)).json()) as Status;
     assert.equal(status.upstreams[0]!.bulkhead.inFlight, 0);
   });
+
+  it('fails an answer larger than limits.maxAnswerBytes as invalid-response, declared or not', async (t) => {
+    const big = `{"choices":[{"message":{"content":"${'x'.repeat(2 * 1024 * 1024)}"}}]}`;
+    for (const declared of [true, false]) {
+      const upstream = await startRawUpstream(t, (socket) => {
+        const head = declared ? `content-length: ${big.length}` : 'connection: close';
+        socket.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${head}\r\n\r\n${big}`);
+      });
+      const rig = await startRig(t, { upstreams: [{ name: 'primary', url: upstream.url, retry: { attempts: 1 }, limits: { maxAnswerBytes: '1Mi' } }] });
+      const answer = await post(rig.url('/primary/v1/chat/completions'), chat());
+      assert.equal(answer.status, 502, declared ? 'declared' : 'undeclared');
+      assert.match(answer.json().error.message, /invalid-response: the answer is larger than limits.maxAnswerBytes/);
+      assert.equal(await rig.metric('breakwater_upstream_attempts_total', { class: 'invalid-response' }), 1);
+    }
+  });
+
+  it('fails a stream that sends only comments past limits.maxStreamHeadBytes', async (t) => {
+    const upstream = await startRawUpstream(t, (socket) => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n');
+      const comment = `: ${'k'.repeat(4096)}\n\n`;
+      const pump = setInterval(() => socket.write(`${comment.length.toString(16)}\r\n${comment}\r\n`), 1);
+      socket.on('close', () => clearInterval(pump));
+    });
+    const rig = await startRig(t, { upstreams: [{ name: 'primary', url: upstream.url, retry: { attempts: 1 }, timeouts: { firstByte: '10s' }, limits: { maxStreamHeadBytes: '64Ki' } }] });
+    const answer = await post(rig.url('/primary/v1/chat/completions'), chat({ stream: true }));
+    assert.equal(answer.status, 502);
+    assert.match(answer.json().error.message, /before its first data event/);
+  });
 });

@@ -39,10 +39,23 @@ function send(req: ProxyRequest, signal: AbortSignal): Promise<IncomingMessage> 
   });
 }
 
-function readAll(response: IncomingMessage): Promise<Buffer> {
+/** An answer larger than the upstream's `limits` allow: the attempt fails as invalid-response. */
+class TooLarge extends Error {}
+
+function readAll(response: IncomingMessage, max: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    response.on('data', (chunk: Buffer) => chunks.push(chunk));
+    let size = 0;
+    const tooLarge = () => {
+      response.destroy();
+      reject(new TooLarge(`the answer is larger than limits.maxAnswerBytes (${max} bytes)`));
+    };
+    if (Number(response.headers['content-length']) > max) return tooLarge();
+    response.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) tooLarge();
+      else chunks.push(chunk);
+    });
     response.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
     response.on('error', reject);
     // A response that dies mid-body (reset, abort) ends with 'aborted'/'close' rather than 'end'.
@@ -63,7 +76,7 @@ export function attempt(clock: Clock): Handler {
   return async (req, ctx) => {
     const started = clock.now();
     const timers = new AttemptTimers(clock, ctx.signal);
-    const { timeouts, validation } = req.upstream.config;
+    const { timeouts, validation, limits } = req.upstream.config;
     const remaining = ctx.deadline - started;
     const attemptMs = attemptLimitMs(req);
     // Only the timer that ends first matters for each stage; it names the timeout.
@@ -78,7 +91,7 @@ export function attempt(clock: Clock): Handler {
       const framing = status < 300 ? streamFraming(firstHeader(response.headers, 'content-type')) : undefined;
       if (!framing) {
         timers.disarm('first-byte');
-        const body = await timers.settled(readAll(response));
+        const body = await timers.settled(readAll(response, limits.maxAnswerBytes));
         const text = body.toString('utf8');
         let failure = classifyStatus(status, status >= 400 ? text : '', ctx.dialect.recognisers);
         if (status < 300 && invalidAnswer(ctx.dialect, text, req.jsonMode === true, validation)) failure = 'invalid-response';
@@ -87,11 +100,16 @@ export function attempt(clock: Clock): Handler {
       const chunks = response[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
       const isFirstData = firstDataDetector(framing);
       const buffered: Buffer[] = [];
-      for (;;) {
+      for (let held = 0; ; ) {
         const r = await timers.settled(chunks.next());
         if (r.done) break;
         buffered.push(r.value);
         if (isFirstData(r.value)) break;
+        held += r.value.length;
+        if (held > limits.maxStreamHeadBytes) {
+          response.destroy();
+          throw new TooLarge(`the stream sent more than limits.maxStreamHeadBytes (${limits.maxStreamHeadBytes} bytes) before its first data event`);
+        }
       }
       timers.disarm('first-byte');
       if (buffered.length === 0) return localError(req, 502, 'upstream_unavailable', `${source.upstream}: reset: stream ended before its first data event`, 'reset', 1000);
@@ -109,6 +127,7 @@ export function attempt(clock: Clock): Handler {
 /** The outcome of an attempt that threw: a timeout, the app leaving, or a transport failure. */
 function failed(req: ProxyRequest, timers: AttemptTimers, appSignal: AbortSignal, err: unknown): Outcome {
   const name = req.upstream.config.name;
+  if (err instanceof TooLarge) return localError(req, 502, 'upstream_unavailable', `${name}: invalid-response: ${err.message}`, 'invalid-response');
   if (timers.expired) return localError(req, 504, 'upstream_timeout', `${name}: ${timers.expired} timeout`, 'timeout');
   if (appSignal.aborted) return { kind: 'cancelled' };
   const failure = classifyTransportError(err);
