@@ -212,8 +212,8 @@ export const AuthSchema = Type.Object(
     secretRef: Type.Optional(secretRef),
     env: Type.Optional(Type.String({ minLength: 1, description: 'Locally: read the credential from this environment variable of the sidecar.' })),
     file: Type.Optional(Type.String({ minLength: 1, description: 'Locally: read the credential from this file.' })),
-    header: Type.String({ default: 'Authorization', minLength: 1, description: 'Header the credential is sent in.' }),
-    prefix: Type.String({ default: 'Bearer ', description: 'Text put before the credential.' }),
+    header: Type.String({ default: 'Authorization', minLength: 1, maxLength: 64, pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", description: 'Header the credential is sent in (an HTTP header name).' }),
+    prefix: Type.String({ default: 'Bearer ', maxLength: 64, pattern: '^[\\t\\x20-\\x7e]*$', description: 'Text put before the credential (printable ASCII: no CR, LF or NUL).' }),
   },
   {
     additionalProperties: false,
@@ -250,7 +250,11 @@ export const FallbackTierSchema = Type.Object(
   },
 );
 
-const httpUrl = Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', description: 'http or https URL, with an optional base path.' });
+const httpUrl = Type.String({
+  pattern: '^https?://[^\\s/@?#]+(/[^\\s?#]*)?$',
+  maxLength: 2048,
+  description: 'http or https URL, with an optional base path; no credentials (use auth), query or fragment.',
+});
 
 export const UpstreamSchema = Type.Object(
   {

@@ -50,7 +50,10 @@ function patternMessage(pattern: string): string {
   if (pattern.includes('ms|s|m|h')) return 'must be a duration such as 250ms, 30s, 5m or 1h';
   if (pattern.includes('Ki|Mi|Gi')) return 'must be a size such as 512Ki or 10Mi';
   if (pattern.includes('a-z0-9')) return 'must be a DNS label: lower-case letters, digits and -, at most 63';
-  if (pattern.startsWith('^https?')) return 'must be an http:// or https:// URL';
+  if (pattern.startsWith('^https?')) return 'must be an http:// or https:// URL without credentials, query or fragment';
+  if (pattern.startsWith('^(rediss?')) return 'must be a redis:// or rediss:// URL (or empty)';
+  if (pattern.startsWith('^[!#$%')) return 'must be an HTTP header name';
+  if (pattern.startsWith('^[\\t\\x20')) return 'must be printable ASCII (no CR, LF or NUL)';
   return `must match ${pattern}`;
 }
 

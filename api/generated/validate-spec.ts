@@ -5,16 +5,18 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"}],"type":"object","required":["upstreams","priorities","degradation","cache","validation","faults","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h. Default: \"120s\".","type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h. Default: \"60s\".","type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first data event. A duration such as 250ms, 30s, 5m, 1h. Default: \"20s\".","type":"string","x-breakwater-default":"20s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h. Default: \"0ms\".","type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h. Default: \"250ms\".","type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h. Default: \"10s\".","type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h. Default: \"10s\".","type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h. Default: \"5m\".","type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h. Default: \"5s\".","type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/]+(/[^\\s]*)?$","description":"http or https URL, with an optional base path.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"description":"Header the credential is sent in.","type":"string"},"prefix":{"default":"Bearer ","description":"Text put before the credential.","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/]+(/[^\\s]*)?$","description":"http or https URL, with an optional base path.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h. Default: \"120s\".","type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h. Default: \"60s\".","type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first data event. A duration such as 250ms, 30s, 5m, 1h. Default: \"20s\".","type":"string","x-breakwater-default":"20s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h. Default: \"0ms\".","type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h. Default: \"250ms\".","type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h. Default: \"10s\".","type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h. Default: \"10s\".","type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h. Default: \"5m\".","type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h. Default: \"5s\".","type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first data event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure).","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error","unavailable"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"default":"60s","description":"Rolling window for error rate and queue depth.","type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"default":"10m","description":"How long an answer stays usable.","type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"default":"5s","description":"preStop sleep injected into app containers.","type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"default":"30s","description":"Time in-flight requests get to finish on shutdown.","type":"string"}}}}};
+const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"}],"type":"object","required":["upstreams","priorities","degradation","cache","validation","faults","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h. Default: \"120s\".","type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h. Default: \"60s\".","type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first data event. A duration such as 250ms, 30s, 5m, 1h. Default: \"20s\".","type":"string","x-breakwater-default":"20s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h. Default: \"0ms\".","type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h. Default: \"250ms\".","type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h. Default: \"10s\".","type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h. Default: \"10s\".","type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h. Default: \"5m\".","type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h. Default: \"5s\".","type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h. Default: \"120s\".","type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h. Default: \"60s\".","type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first data event. A duration such as 250ms, 30s, 5m, 1h. Default: \"20s\".","type":"string","x-breakwater-default":"20s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h. Default: \"0ms\".","type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h. Default: \"250ms\".","type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h. Default: \"10s\".","type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h. Default: \"10s\".","type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h. Default: \"5m\".","type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h. Default: \"5s\".","type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first data event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure).","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error","unavailable"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"default":"60s","description":"Rolling window for error rate and queue depth.","type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"default":"10m","description":"How long an answer stays usable.","type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"default":"5s","description":"preStop sleep injected into app containers.","type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"default":"30s","description":"Time in-flight requests get to finish on shutdown.","type":"string"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
 const pattern0 = new RegExp("^(.*)$", "u");
 const pattern1 = new RegExp("^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$", "u");
 const pattern10 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$", "u");
 const pattern16 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
-const pattern17 = new RegExp("^https?://[^\\s/]+(/[^\\s]*)?$", "u");
+const pattern17 = new RegExp("^https?://[^\\s/@?#]+(/[^\\s?#]*)?$", "u");
 const pattern18 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
-const pattern42 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
+const pattern19 = new RegExp("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "u");
+const pattern20 = new RegExp("^[\\t\\x20-\\x7e]*$", "u");
+const pattern44 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1931,8 +1933,8 @@ errors++;
 if(data56.url !== undefined){
 let data58 = data56.url;
 if(typeof data58 === "string"){
-if(!pattern17.test(data58)){
-const err153 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/]+(/[^\\s]*)?$"},message:"must match pattern \""+"^https?://[^\\s/]+(/[^\\s]*)?$"+"\""};
+if(func3(data58) > 2048){
+const err153 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -1941,9 +1943,8 @@ vErrors.push(err153);
 }
 errors++;
 }
-}
-else {
-const err154 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern17.test(data58)){
+const err154 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -1953,9 +1954,8 @@ vErrors.push(err154);
 errors++;
 }
 }
-let data59 = data56.api;
-if(typeof data59 !== "string"){
-const err155 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err155 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -1964,13 +1964,25 @@ vErrors.push(err155);
 }
 errors++;
 }
-if(!((((data59 === "openai") || (data59 === "anthropic")) || (data59 === "ollama")) || (data59 === "generic"))){
-const err156 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.api.enum},message:"must be equal to one of the allowed values"};
+}
+let data59 = data56.api;
+if(typeof data59 !== "string"){
+const err156 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err156];
 }
 else {
 vErrors.push(err156);
+}
+errors++;
+}
+if(!((((data59 === "openai") || (data59 === "anthropic")) || (data59 === "ollama")) || (data59 === "generic"))){
+const err157 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.api.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err157];
+}
+else {
+vErrors.push(err157);
 }
 errors++;
 }
@@ -1981,23 +1993,23 @@ for(let i9=0; i9<len6; i9++){
 let data61 = data60[i9];
 if(typeof data61 === "string"){
 if(!pattern18.test(data61)){
-const err157 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
-if(vErrors === null){
-vErrors = [err157];
-}
-else {
-vErrors.push(err157);
-}
-errors++;
-}
-}
-else {
-const err158 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err158 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
 if(vErrors === null){
 vErrors = [err158];
 }
 else {
 vErrors.push(err158);
+}
+errors++;
+}
+}
+else {
+const err159 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err159];
+}
+else {
+vErrors.push(err159);
 }
 errors++;
 }
@@ -2013,12 +2025,12 @@ continue;
 }
 if(typeof indices3[item3] == "number"){
 j3 = indices3[item3];
-const err159 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/uniqueItems",keyword:"uniqueItems",params:{i: i10, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i10+" are identical)"};
+const err160 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/uniqueItems",keyword:"uniqueItems",params:{i: i10, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i10+" are identical)"};
 if(vErrors === null){
-vErrors = [err159];
+vErrors = [err160];
 }
 else {
-vErrors.push(err159);
+vErrors.push(err160);
 }
 errors++;
 break;
@@ -2028,12 +2040,12 @@ indices3[item3] = i10;
 }
 }
 else {
-const err160 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err161 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err160];
+vErrors = [err161];
 }
 else {
-vErrors.push(err160);
+vErrors.push(err161);
 }
 errors++;
 }
@@ -2047,17 +2059,7 @@ if(data62.prefix === undefined){
 data62.prefix = "Bearer ";
 }
 if(data62.header === undefined){
-const err161 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "header"},message:"must have required property '"+"header"+"'"};
-if(vErrors === null){
-vErrors = [err161];
-}
-else {
-vErrors.push(err161);
-}
-errors++;
-}
-if(data62.prefix === undefined){
-const err162 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "prefix"},message:"must have required property '"+"prefix"+"'"};
+const err162 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "header"},message:"must have required property '"+"header"+"'"};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2066,9 +2068,8 @@ vErrors.push(err162);
 }
 errors++;
 }
-for(const key15 in data62){
-if(!(((((key15 === "secretRef") || (key15 === "env")) || (key15 === "file")) || (key15 === "header")) || (key15 === "prefix"))){
-const err163 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+if(data62.prefix === undefined){
+const err163 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "prefix"},message:"must have required property '"+"prefix"+"'"};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2077,12 +2078,9 @@ vErrors.push(err163);
 }
 errors++;
 }
-}
-if(data62.secretRef !== undefined){
-let data63 = data62.secretRef;
-if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
-if(data63.name === undefined){
-const err164 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+for(const key15 in data62){
+if(!(((((key15 === "secretRef") || (key15 === "env")) || (key15 === "file")) || (key15 === "header")) || (key15 === "prefix"))){
+const err164 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2091,8 +2089,12 @@ vErrors.push(err164);
 }
 errors++;
 }
-if(data63.key === undefined){
-const err165 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+}
+if(data62.secretRef !== undefined){
+let data63 = data62.secretRef;
+if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
+if(data63.name === undefined){
+const err165 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2101,9 +2103,8 @@ vErrors.push(err165);
 }
 errors++;
 }
-for(const key16 in data63){
-if(!((key16 === "name") || (key16 === "key"))){
-const err166 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+if(data63.key === undefined){
+const err166 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2112,12 +2113,9 @@ vErrors.push(err166);
 }
 errors++;
 }
-}
-if(data63.name !== undefined){
-let data64 = data63.name;
-if(typeof data64 === "string"){
-if(func3(data64) > 253){
-const err167 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+for(const key16 in data63){
+if(!((key16 === "name") || (key16 === "key"))){
+const err167 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2126,8 +2124,12 @@ vErrors.push(err167);
 }
 errors++;
 }
-if(func3(data64) < 1){
-const err168 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data63.name !== undefined){
+let data64 = data63.name;
+if(typeof data64 === "string"){
+if(func3(data64) > 253){
+const err168 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2136,9 +2138,8 @@ vErrors.push(err168);
 }
 errors++;
 }
-}
-else {
-const err169 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func3(data64) < 1){
+const err169 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2148,11 +2149,8 @@ vErrors.push(err169);
 errors++;
 }
 }
-if(data63.key !== undefined){
-let data65 = data63.key;
-if(typeof data65 === "string"){
-if(func3(data65) > 253){
-const err170 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+else {
+const err170 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2161,8 +2159,12 @@ vErrors.push(err170);
 }
 errors++;
 }
-if(func3(data65) < 1){
-const err171 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data63.key !== undefined){
+let data65 = data63.key;
+if(typeof data65 === "string"){
+if(func3(data65) > 253){
+const err171 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2171,9 +2173,8 @@ vErrors.push(err171);
 }
 errors++;
 }
-}
-else {
-const err172 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func3(data65) < 1){
+const err172 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2183,9 +2184,8 @@ vErrors.push(err172);
 errors++;
 }
 }
-}
 else {
-const err173 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err173 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -2195,11 +2195,9 @@ vErrors.push(err173);
 errors++;
 }
 }
-if(data62.env !== undefined){
-let data66 = data62.env;
-if(typeof data66 === "string"){
-if(func3(data66) < 1){
-const err174 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err174 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -2209,8 +2207,11 @@ vErrors.push(err174);
 errors++;
 }
 }
-else {
-const err175 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data62.env !== undefined){
+let data66 = data62.env;
+if(typeof data66 === "string"){
+if(func3(data66) < 1){
+const err175 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2220,11 +2221,8 @@ vErrors.push(err175);
 errors++;
 }
 }
-if(data62.file !== undefined){
-let data67 = data62.file;
-if(typeof data67 === "string"){
-if(func3(data67) < 1){
-const err176 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err176 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -2234,8 +2232,11 @@ vErrors.push(err176);
 errors++;
 }
 }
-else {
-const err177 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data62.file !== undefined){
+let data67 = data62.file;
+if(typeof data67 === "string"){
+if(func3(data67) < 1){
+const err177 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2245,10 +2246,8 @@ vErrors.push(err177);
 errors++;
 }
 }
-let data68 = data62.header;
-if(typeof data68 === "string"){
-if(func3(data68) < 1){
-const err178 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err178 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2258,8 +2257,10 @@ vErrors.push(err178);
 errors++;
 }
 }
-else {
-const err179 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data68 = data62.header;
+if(typeof data68 === "string"){
+if(func3(data68) > 64){
+const err179 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2268,8 +2269,8 @@ vErrors.push(err179);
 }
 errors++;
 }
-if(typeof data62.prefix !== "string"){
-const err180 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func3(data68) < 1){
+const err180 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2278,9 +2279,8 @@ vErrors.push(err180);
 }
 errors++;
 }
-}
-else {
-const err181 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern19.test(data68)){
+const err181 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2290,11 +2290,8 @@ vErrors.push(err181);
 errors++;
 }
 }
-if(data56.endpoints !== undefined){
-let data70 = data56.endpoints;
-if(Array.isArray(data70)){
-if(data70.length > 64){
-const err182 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+else {
+const err182 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2303,13 +2300,71 @@ vErrors.push(err182);
 }
 errors++;
 }
-if(data70.length < 1){
-const err183 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+let data69 = data62.prefix;
+if(typeof data69 === "string"){
+if(func3(data69) > 64){
+const err183 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err183];
 }
 else {
 vErrors.push(err183);
+}
+errors++;
+}
+if(!pattern20.test(data69)){
+const err184 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^[\\t\\x20-\\x7e]*$"},message:"must match pattern \""+"^[\\t\\x20-\\x7e]*$"+"\""};
+if(vErrors === null){
+vErrors = [err184];
+}
+else {
+vErrors.push(err184);
+}
+errors++;
+}
+}
+else {
+const err185 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err185];
+}
+else {
+vErrors.push(err185);
+}
+errors++;
+}
+}
+else {
+const err186 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err186];
+}
+else {
+vErrors.push(err186);
+}
+errors++;
+}
+}
+if(data56.endpoints !== undefined){
+let data70 = data56.endpoints;
+if(Array.isArray(data70)){
+if(data70.length > 64){
+const err187 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+if(vErrors === null){
+vErrors = [err187];
+}
+else {
+vErrors.push(err187);
+}
+errors++;
+}
+if(data70.length < 1){
+const err188 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(vErrors === null){
+vErrors = [err188];
+}
+else {
+vErrors.push(err188);
 }
 errors++;
 }
@@ -2321,65 +2376,7 @@ if(data71.weight === undefined){
 data71.weight = 1;
 }
 if(data71.url === undefined){
-const err184 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
-if(vErrors === null){
-vErrors = [err184];
-}
-else {
-vErrors.push(err184);
-}
-errors++;
-}
-if(data71.weight === undefined){
-const err185 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "weight"},message:"must have required property '"+"weight"+"'"};
-if(vErrors === null){
-vErrors = [err185];
-}
-else {
-vErrors.push(err185);
-}
-errors++;
-}
-for(const key17 in data71){
-if(!((key17 === "url") || (key17 === "weight"))){
-const err186 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err186];
-}
-else {
-vErrors.push(err186);
-}
-errors++;
-}
-}
-if(data71.url !== undefined){
-let data72 = data71.url;
-if(typeof data72 === "string"){
-if(!pattern17.test(data72)){
-const err187 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/]+(/[^\\s]*)?$"},message:"must match pattern \""+"^https?://[^\\s/]+(/[^\\s]*)?$"+"\""};
-if(vErrors === null){
-vErrors = [err187];
-}
-else {
-vErrors.push(err187);
-}
-errors++;
-}
-}
-else {
-const err188 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err188];
-}
-else {
-vErrors.push(err188);
-}
-errors++;
-}
-}
-let data73 = data71.weight;
-if(!((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73)))){
-const err189 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err189 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -2388,9 +2385,8 @@ vErrors.push(err189);
 }
 errors++;
 }
-if(typeof data73 == "number"){
-if(data73 > 1000 || isNaN(data73)){
-const err190 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+if(data71.weight === undefined){
+const err190 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "weight"},message:"must have required property '"+"weight"+"'"};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2399,8 +2395,9 @@ vErrors.push(err190);
 }
 errors++;
 }
-if(data73 < 1 || isNaN(data73)){
-const err191 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+for(const key17 in data71){
+if(!((key17 === "url") || (key17 === "weight"))){
+const err191 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -2410,9 +2407,11 @@ vErrors.push(err191);
 errors++;
 }
 }
-}
-else {
-const err192 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data71.url !== undefined){
+let data72 = data71.url;
+if(typeof data72 === "string"){
+if(func3(data72) > 2048){
+const err192 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2421,10 +2420,8 @@ vErrors.push(err192);
 }
 errors++;
 }
-}
-}
-else {
-const err193 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!pattern17.test(data72)){
+const err193 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2434,9 +2431,8 @@ vErrors.push(err193);
 errors++;
 }
 }
-let data74 = data56.loadBalancing;
-if(typeof data74 !== "string"){
-const err194 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err194 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2445,8 +2441,10 @@ vErrors.push(err194);
 }
 errors++;
 }
-if(!(((data74 === "round-robin") || (data74 === "weighted")) || (data74 === "least-outstanding"))){
-const err195 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.loadBalancing.enum},message:"must be equal to one of the allowed values"};
+}
+let data73 = data71.weight;
+if(!((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73)))){
+const err195 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2455,12 +2453,9 @@ vErrors.push(err195);
 }
 errors++;
 }
-if(data56.timeouts !== undefined){
-let data75 = data56.timeouts;
-if(data75 && typeof data75 == "object" && !Array.isArray(data75)){
-for(const key18 in data75){
-if(!(((((key18 === "total") || (key18 === "attempt")) || (key18 === "firstByte")) || (key18 === "streamIdle")) || (key18 === "perOutputToken"))){
-const err196 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+if(typeof data73 == "number"){
+if(data73 > 1000 || isNaN(data73)){
+const err196 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2469,12 +2464,8 @@ vErrors.push(err196);
 }
 errors++;
 }
-}
-if(data75.total !== undefined){
-let data76 = data75.total;
-if(typeof data76 === "string"){
-if(func3(data76) > 32){
-const err197 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data73 < 1 || isNaN(data73)){
+const err197 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2483,8 +2474,10 @@ vErrors.push(err197);
 }
 errors++;
 }
-if(!pattern1.test(data76)){
-const err198 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+}
+else {
+const err198 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2494,8 +2487,9 @@ vErrors.push(err198);
 errors++;
 }
 }
+}
 else {
-const err199 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err199 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2505,11 +2499,9 @@ vErrors.push(err199);
 errors++;
 }
 }
-if(data75.attempt !== undefined){
-let data77 = data75.attempt;
-if(typeof data77 === "string"){
-if(func3(data77) > 32){
-const err200 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+let data74 = data56.loadBalancing;
+if(typeof data74 !== "string"){
+const err200 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2518,8 +2510,8 @@ vErrors.push(err200);
 }
 errors++;
 }
-if(!pattern1.test(data77)){
-const err201 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!(((data74 === "round-robin") || (data74 === "weighted")) || (data74 === "least-outstanding"))){
+const err201 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.loadBalancing.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2528,9 +2520,12 @@ vErrors.push(err201);
 }
 errors++;
 }
-}
-else {
-const err202 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data56.timeouts !== undefined){
+let data75 = data56.timeouts;
+if(data75 && typeof data75 == "object" && !Array.isArray(data75)){
+for(const key18 in data75){
+if(!(((((key18 === "total") || (key18 === "attempt")) || (key18 === "firstByte")) || (key18 === "streamIdle")) || (key18 === "perOutputToken"))){
+const err202 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -2540,11 +2535,11 @@ vErrors.push(err202);
 errors++;
 }
 }
-if(data75.firstByte !== undefined){
-let data78 = data75.firstByte;
-if(typeof data78 === "string"){
-if(func3(data78) > 32){
-const err203 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data75.total !== undefined){
+let data76 = data75.total;
+if(typeof data76 === "string"){
+if(func3(data76) > 32){
+const err203 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -2553,8 +2548,8 @@ vErrors.push(err203);
 }
 errors++;
 }
-if(!pattern1.test(data78)){
-const err204 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!pattern1.test(data76)){
+const err204 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -2565,7 +2560,7 @@ errors++;
 }
 }
 else {
-const err205 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err205 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -2575,11 +2570,11 @@ vErrors.push(err205);
 errors++;
 }
 }
-if(data75.streamIdle !== undefined){
-let data79 = data75.streamIdle;
-if(typeof data79 === "string"){
-if(func3(data79) > 32){
-const err206 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data75.attempt !== undefined){
+let data77 = data75.attempt;
+if(typeof data77 === "string"){
+if(func3(data77) > 32){
+const err206 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -2588,8 +2583,8 @@ vErrors.push(err206);
 }
 errors++;
 }
-if(!pattern1.test(data79)){
-const err207 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!pattern1.test(data77)){
+const err207 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -2600,7 +2595,7 @@ errors++;
 }
 }
 else {
-const err208 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err208 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -2610,11 +2605,11 @@ vErrors.push(err208);
 errors++;
 }
 }
-if(data75.perOutputToken !== undefined){
-let data80 = data75.perOutputToken;
-if(typeof data80 === "string"){
-if(func3(data80) > 32){
-const err209 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data75.firstByte !== undefined){
+let data78 = data75.firstByte;
+if(typeof data78 === "string"){
+if(func3(data78) > 32){
+const err209 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -2623,8 +2618,8 @@ vErrors.push(err209);
 }
 errors++;
 }
-if(!pattern1.test(data80)){
-const err210 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!pattern1.test(data78)){
+const err210 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -2635,7 +2630,7 @@ errors++;
 }
 }
 else {
-const err211 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err211 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -2645,9 +2640,11 @@ vErrors.push(err211);
 errors++;
 }
 }
-}
-else {
-const err212 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data75.streamIdle !== undefined){
+let data79 = data75.streamIdle;
+if(typeof data79 === "string"){
+if(func3(data79) > 32){
+const err212 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -2656,13 +2653,8 @@ vErrors.push(err212);
 }
 errors++;
 }
-}
-if(data56.retry !== undefined){
-let data81 = data56.retry;
-if(data81 && typeof data81 == "object" && !Array.isArray(data81)){
-for(const key19 in data81){
-if(!((((((((key19 === "attempts") || (key19 === "backoff")) || (key19 === "on")) || (key19 === "statusCodes")) || (key19 === "respectRetryAfter")) || (key19 === "maxRetryAfter")) || (key19 === "budget")) || (key19 === "maxBodyBytes"))){
-const err213 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+if(!pattern1.test(data79)){
+const err213 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -2672,10 +2664,8 @@ vErrors.push(err213);
 errors++;
 }
 }
-if(data81.attempts !== undefined){
-let data82 = data81.attempts;
-if(!((typeof data82 == "number") && (!(data82 % 1) && !isNaN(data82)))){
-const err214 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err214 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -2684,9 +2674,12 @@ vErrors.push(err214);
 }
 errors++;
 }
-if(typeof data82 == "number"){
-if(data82 > 10 || isNaN(data82)){
-const err215 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+if(data75.perOutputToken !== undefined){
+let data80 = data75.perOutputToken;
+if(typeof data80 === "string"){
+if(func3(data80) > 32){
+const err215 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -2695,13 +2688,85 @@ vErrors.push(err215);
 }
 errors++;
 }
-if(data82 < 1 || isNaN(data82)){
-const err216 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(!pattern1.test(data80)){
+const err216 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err216];
 }
 else {
 vErrors.push(err216);
+}
+errors++;
+}
+}
+else {
+const err217 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err217];
+}
+else {
+vErrors.push(err217);
+}
+errors++;
+}
+}
+}
+else {
+const err218 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err218];
+}
+else {
+vErrors.push(err218);
+}
+errors++;
+}
+}
+if(data56.retry !== undefined){
+let data81 = data56.retry;
+if(data81 && typeof data81 == "object" && !Array.isArray(data81)){
+for(const key19 in data81){
+if(!((((((((key19 === "attempts") || (key19 === "backoff")) || (key19 === "on")) || (key19 === "statusCodes")) || (key19 === "respectRetryAfter")) || (key19 === "maxRetryAfter")) || (key19 === "budget")) || (key19 === "maxBodyBytes"))){
+const err219 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err219];
+}
+else {
+vErrors.push(err219);
+}
+errors++;
+}
+}
+if(data81.attempts !== undefined){
+let data82 = data81.attempts;
+if(!((typeof data82 == "number") && (!(data82 % 1) && !isNaN(data82)))){
+const err220 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err220];
+}
+else {
+vErrors.push(err220);
+}
+errors++;
+}
+if(typeof data82 == "number"){
+if(data82 > 10 || isNaN(data82)){
+const err221 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+if(vErrors === null){
+vErrors = [err221];
+}
+else {
+vErrors.push(err221);
+}
+errors++;
+}
+if(data82 < 1 || isNaN(data82)){
+const err222 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err222];
+}
+else {
+vErrors.push(err222);
 }
 errors++;
 }
@@ -2712,77 +2777,7 @@ let data83 = data81.backoff;
 if(data83 && typeof data83 == "object" && !Array.isArray(data83)){
 for(const key20 in data83){
 if(!((((key20 === "base") || (key20 === "max")) || (key20 === "multiplier")) || (key20 === "jitter"))){
-const err217 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err217];
-}
-else {
-vErrors.push(err217);
-}
-errors++;
-}
-}
-if(data83.base !== undefined){
-let data84 = data83.base;
-if(typeof data84 === "string"){
-if(func3(data84) > 32){
-const err218 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err218];
-}
-else {
-vErrors.push(err218);
-}
-errors++;
-}
-if(!pattern1.test(data84)){
-const err219 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
-if(vErrors === null){
-vErrors = [err219];
-}
-else {
-vErrors.push(err219);
-}
-errors++;
-}
-}
-else {
-const err220 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err220];
-}
-else {
-vErrors.push(err220);
-}
-errors++;
-}
-}
-if(data83.max !== undefined){
-let data85 = data83.max;
-if(typeof data85 === "string"){
-if(func3(data85) > 32){
-const err221 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err221];
-}
-else {
-vErrors.push(err221);
-}
-errors++;
-}
-if(!pattern1.test(data85)){
-const err222 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
-if(vErrors === null){
-vErrors = [err222];
-}
-else {
-vErrors.push(err222);
-}
-errors++;
-}
-}
-else {
-const err223 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err223 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err223];
 }
@@ -2792,11 +2787,11 @@ vErrors.push(err223);
 errors++;
 }
 }
-if(data83.multiplier !== undefined){
-let data86 = data83.multiplier;
-if(typeof data86 == "number"){
-if(data86 > 10 || isNaN(data86)){
-const err224 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+if(data83.base !== undefined){
+let data84 = data83.base;
+if(typeof data84 === "string"){
+if(func3(data84) > 32){
+const err224 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -2805,8 +2800,8 @@ vErrors.push(err224);
 }
 errors++;
 }
-if(data86 < 1 || isNaN(data86)){
-const err225 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(!pattern1.test(data84)){
+const err225 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err225];
 }
@@ -2817,7 +2812,7 @@ errors++;
 }
 }
 else {
-const err226 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
+const err226 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err226];
 }
@@ -2827,10 +2822,11 @@ vErrors.push(err226);
 errors++;
 }
 }
-if(data83.jitter !== undefined){
-let data87 = data83.jitter;
-if(typeof data87 !== "string"){
-const err227 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data83.max !== undefined){
+let data85 = data83.max;
+if(typeof data85 === "string"){
+if(func3(data85) > 32){
+const err227 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err227];
 }
@@ -2839,8 +2835,8 @@ vErrors.push(err227);
 }
 errors++;
 }
-if(!((((data87 === "full") || (data87 === "equal")) || (data87 === "decorrelated")) || (data87 === "none"))){
-const err228 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
+if(!pattern1.test(data85)){
+const err228 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err228];
 }
@@ -2850,14 +2846,83 @@ vErrors.push(err228);
 errors++;
 }
 }
-}
 else {
-const err229 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err229 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err229];
 }
 else {
 vErrors.push(err229);
+}
+errors++;
+}
+}
+if(data83.multiplier !== undefined){
+let data86 = data83.multiplier;
+if(typeof data86 == "number"){
+if(data86 > 10 || isNaN(data86)){
+const err230 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+if(vErrors === null){
+vErrors = [err230];
+}
+else {
+vErrors.push(err230);
+}
+errors++;
+}
+if(data86 < 1 || isNaN(data86)){
+const err231 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err231];
+}
+else {
+vErrors.push(err231);
+}
+errors++;
+}
+}
+else {
+const err232 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err232];
+}
+else {
+vErrors.push(err232);
+}
+errors++;
+}
+}
+if(data83.jitter !== undefined){
+let data87 = data83.jitter;
+if(typeof data87 !== "string"){
+const err233 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err233];
+}
+else {
+vErrors.push(err233);
+}
+errors++;
+}
+if(!((((data87 === "full") || (data87 === "equal")) || (data87 === "decorrelated")) || (data87 === "none"))){
+const err234 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err234];
+}
+else {
+vErrors.push(err234);
+}
+errors++;
+}
+}
+}
+else {
+const err235 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err235];
+}
+else {
+vErrors.push(err235);
 }
 errors++;
 }
@@ -2869,22 +2934,22 @@ const len8 = data88.length;
 for(let i12=0; i12<len8; i12++){
 let data89 = data88[i12];
 if(typeof data89 !== "string"){
-const err230 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err236 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err230];
+vErrors = [err236];
 }
 else {
-vErrors.push(err230);
+vErrors.push(err236);
 }
 errors++;
 }
 if(!((((((((((data89 === "rate-limited") || (data89 === "overloaded")) || (data89 === "server-error")) || (data89 === "timeout")) || (data89 === "connect-failure")) || (data89 === "reset")) || (data89 === "context-length")) || (data89 === "content-filter")) || (data89 === "invalid-response")) || (data89 === "client-error"))){
-const err231 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+const err237 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
-vErrors = [err231];
+vErrors = [err237];
 }
 else {
-vErrors.push(err231);
+vErrors.push(err237);
 }
 errors++;
 }
@@ -2900,12 +2965,12 @@ continue;
 }
 if(typeof indices4[item4] == "number"){
 j4 = indices4[item4];
-const err232 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i13, j: j4},message:"must NOT have duplicate items (items ## "+j4+" and "+i13+" are identical)"};
+const err238 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i13, j: j4},message:"must NOT have duplicate items (items ## "+j4+" and "+i13+" are identical)"};
 if(vErrors === null){
-vErrors = [err232];
+vErrors = [err238];
 }
 else {
-vErrors.push(err232);
+vErrors.push(err238);
 }
 errors++;
 break;
@@ -2915,12 +2980,12 @@ indices4[item4] = i13;
 }
 }
 else {
-const err233 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err239 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err233];
+vErrors = [err239];
 }
 else {
-vErrors.push(err233);
+vErrors.push(err239);
 }
 errors++;
 }
@@ -2932,33 +2997,33 @@ const len9 = data90.length;
 for(let i14=0; i14<len9; i14++){
 let data91 = data90[i14];
 if(!((typeof data91 == "number") && (!(data91 % 1) && !isNaN(data91)))){
-const err234 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err240 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err234];
+vErrors = [err240];
 }
 else {
-vErrors.push(err234);
+vErrors.push(err240);
 }
 errors++;
 }
 if(typeof data91 == "number"){
 if(data91 > 599 || isNaN(data91)){
-const err235 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+const err241 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
-vErrors = [err235];
+vErrors = [err241];
 }
 else {
-vErrors.push(err235);
+vErrors.push(err241);
 }
 errors++;
 }
 if(data91 < 400 || isNaN(data91)){
-const err236 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+const err242 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
 if(vErrors === null){
-vErrors = [err236];
+vErrors = [err242];
 }
 else {
-vErrors.push(err236);
+vErrors.push(err242);
 }
 errors++;
 }
@@ -2975,12 +3040,12 @@ continue;
 }
 if(typeof indices5[item5] == "number"){
 j5 = indices5[item5];
-const err237 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i15, j: j5},message:"must NOT have duplicate items (items ## "+j5+" and "+i15+" are identical)"};
+const err243 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i15, j: j5},message:"must NOT have duplicate items (items ## "+j5+" and "+i15+" are identical)"};
 if(vErrors === null){
-vErrors = [err237];
+vErrors = [err243];
 }
 else {
-vErrors.push(err237);
+vErrors.push(err243);
 }
 errors++;
 break;
@@ -2990,24 +3055,24 @@ indices5[item5] = i15;
 }
 }
 else {
-const err238 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err244 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err238];
+vErrors = [err244];
 }
 else {
-vErrors.push(err238);
+vErrors.push(err244);
 }
 errors++;
 }
 }
 if(data81.respectRetryAfter !== undefined){
 if(typeof data81.respectRetryAfter !== "boolean"){
-const err239 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/respectRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+const err245 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/respectRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
-vErrors = [err239];
+vErrors = [err245];
 }
 else {
-vErrors.push(err239);
+vErrors.push(err245);
 }
 errors++;
 }
@@ -3016,33 +3081,33 @@ if(data81.maxRetryAfter !== undefined){
 let data93 = data81.maxRetryAfter;
 if(typeof data93 === "string"){
 if(func3(data93) > 32){
-const err240 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err246 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
-vErrors = [err240];
+vErrors = [err246];
 }
 else {
-vErrors.push(err240);
+vErrors.push(err246);
 }
 errors++;
 }
 if(!pattern1.test(data93)){
-const err241 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err247 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
-vErrors = [err241];
+vErrors = [err247];
 }
 else {
-vErrors.push(err241);
+vErrors.push(err247);
 }
 errors++;
 }
 }
 else {
-const err242 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err248 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err242];
+vErrors = [err248];
 }
 else {
-vErrors.push(err242);
+vErrors.push(err248);
 }
 errors++;
 }
@@ -3052,76 +3117,7 @@ let data94 = data81.budget;
 if(data94 && typeof data94 == "object" && !Array.isArray(data94)){
 for(const key21 in data94){
 if(!(((key21 === "ratio") || (key21 === "minPerSecond")) || (key21 === "window"))){
-const err243 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err243];
-}
-else {
-vErrors.push(err243);
-}
-errors++;
-}
-}
-if(data94.ratio !== undefined){
-let data95 = data94.ratio;
-if(!((typeof data95 == "number") && (!(data95 % 1) && !isNaN(data95)))){
-const err244 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err244];
-}
-else {
-vErrors.push(err244);
-}
-errors++;
-}
-if(typeof data95 == "number"){
-if(data95 > 100 || isNaN(data95)){
-const err245 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
-if(vErrors === null){
-vErrors = [err245];
-}
-else {
-vErrors.push(err245);
-}
-errors++;
-}
-if(data95 < 0 || isNaN(data95)){
-const err246 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
-if(vErrors === null){
-vErrors = [err246];
-}
-else {
-vErrors.push(err246);
-}
-errors++;
-}
-}
-}
-if(data94.minPerSecond !== undefined){
-let data96 = data94.minPerSecond;
-if(!((typeof data96 == "number") && (!(data96 % 1) && !isNaN(data96)))){
-const err247 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err247];
-}
-else {
-vErrors.push(err247);
-}
-errors++;
-}
-if(typeof data96 == "number"){
-if(data96 > 10000 || isNaN(data96)){
-const err248 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
-if(vErrors === null){
-vErrors = [err248];
-}
-else {
-vErrors.push(err248);
-}
-errors++;
-}
-if(data96 < 0 || isNaN(data96)){
-const err249 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+const err249 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err249];
 }
@@ -3131,12 +3127,10 @@ vErrors.push(err249);
 errors++;
 }
 }
-}
-if(data94.window !== undefined){
-let data97 = data94.window;
-if(typeof data97 === "string"){
-if(func3(data97) > 32){
-const err250 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data94.ratio !== undefined){
+let data95 = data94.ratio;
+if(!((typeof data95 == "number") && (!(data95 % 1) && !isNaN(data95)))){
+const err250 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err250];
 }
@@ -3145,8 +3139,9 @@ vErrors.push(err250);
 }
 errors++;
 }
-if(!pattern1.test(data97)){
-const err251 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data95 == "number"){
+if(data95 > 100 || isNaN(data95)){
+const err251 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err251];
 }
@@ -3155,9 +3150,8 @@ vErrors.push(err251);
 }
 errors++;
 }
-}
-else {
-const err252 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data95 < 0 || isNaN(data95)){
+const err252 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err252];
 }
@@ -3168,8 +3162,10 @@ errors++;
 }
 }
 }
-else {
-const err253 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data94.minPerSecond !== undefined){
+let data96 = data94.minPerSecond;
+if(!((typeof data96 == "number") && (!(data96 % 1) && !isNaN(data96)))){
+const err253 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err253];
 }
@@ -3178,12 +3174,9 @@ vErrors.push(err253);
 }
 errors++;
 }
-}
-if(data81.maxBodyBytes !== undefined){
-let data98 = data81.maxBodyBytes;
-if(typeof data98 === "string"){
-if(!pattern10.test(data98)){
-const err254 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(typeof data96 == "number"){
+if(data96 > 10000 || isNaN(data96)){
+const err254 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err254];
 }
@@ -3192,9 +3185,8 @@ vErrors.push(err254);
 }
 errors++;
 }
-}
-else {
-const err255 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data96 < 0 || isNaN(data96)){
+const err255 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err255];
 }
@@ -3205,8 +3197,11 @@ errors++;
 }
 }
 }
-else {
-const err256 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data94.window !== undefined){
+let data97 = data94.window;
+if(typeof data97 === "string"){
+if(func3(data97) > 32){
+const err256 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err256];
 }
@@ -3215,13 +3210,8 @@ vErrors.push(err256);
 }
 errors++;
 }
-}
-if(data56.circuitBreaker !== undefined){
-let data99 = data56.circuitBreaker;
-if(data99 && typeof data99 == "object" && !Array.isArray(data99)){
-for(const key22 in data99){
-if(!((((((((key22 === "scope") || (key22 === "consecutiveFailures")) || (key22 === "failureRate")) || (key22 === "slowCall")) || (key22 === "openFor")) || (key22 === "maxOpenFor")) || (key22 === "halfOpen")) || (key22 === "failOn"))){
-const err257 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
+if(!pattern1.test(data97)){
+const err257 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err257];
 }
@@ -3231,10 +3221,8 @@ vErrors.push(err257);
 errors++;
 }
 }
-if(data99.scope !== undefined){
-let data100 = data99.scope;
-if(typeof data100 !== "string"){
-const err258 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err258 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err258];
 }
@@ -3243,8 +3231,10 @@ vErrors.push(err258);
 }
 errors++;
 }
-if(!((data100 === "upstream") || (data100 === "model"))){
-const err259 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err259 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err259];
 }
@@ -3254,10 +3244,11 @@ vErrors.push(err259);
 errors++;
 }
 }
-if(data99.consecutiveFailures !== undefined){
-let data101 = data99.consecutiveFailures;
-if(!((typeof data101 == "number") && (!(data101 % 1) && !isNaN(data101)))){
-const err260 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data81.maxBodyBytes !== undefined){
+let data98 = data81.maxBodyBytes;
+if(typeof data98 === "string"){
+if(!pattern10.test(data98)){
+const err260 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err260];
 }
@@ -3266,9 +3257,9 @@ vErrors.push(err260);
 }
 errors++;
 }
-if(typeof data101 == "number"){
-if(data101 > 1000 || isNaN(data101)){
-const err261 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+else {
+const err261 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err261];
 }
@@ -3277,13 +3268,87 @@ vErrors.push(err261);
 }
 errors++;
 }
-if(data101 < 0 || isNaN(data101)){
-const err262 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+}
+else {
+const err262 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err262];
 }
 else {
 vErrors.push(err262);
+}
+errors++;
+}
+}
+if(data56.circuitBreaker !== undefined){
+let data99 = data56.circuitBreaker;
+if(data99 && typeof data99 == "object" && !Array.isArray(data99)){
+for(const key22 in data99){
+if(!((((((((key22 === "scope") || (key22 === "consecutiveFailures")) || (key22 === "failureRate")) || (key22 === "slowCall")) || (key22 === "openFor")) || (key22 === "maxOpenFor")) || (key22 === "halfOpen")) || (key22 === "failOn"))){
+const err263 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err263];
+}
+else {
+vErrors.push(err263);
+}
+errors++;
+}
+}
+if(data99.scope !== undefined){
+let data100 = data99.scope;
+if(typeof data100 !== "string"){
+const err264 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err264];
+}
+else {
+vErrors.push(err264);
+}
+errors++;
+}
+if(!((data100 === "upstream") || (data100 === "model"))){
+const err265 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err265];
+}
+else {
+vErrors.push(err265);
+}
+errors++;
+}
+}
+if(data99.consecutiveFailures !== undefined){
+let data101 = data99.consecutiveFailures;
+if(!((typeof data101 == "number") && (!(data101 % 1) && !isNaN(data101)))){
+const err266 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err266];
+}
+else {
+vErrors.push(err266);
+}
+errors++;
+}
+if(typeof data101 == "number"){
+if(data101 > 1000 || isNaN(data101)){
+const err267 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+if(vErrors === null){
+vErrors = [err267];
+}
+else {
+vErrors.push(err267);
+}
+errors++;
+}
+if(data101 < 0 || isNaN(data101)){
+const err268 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err268];
+}
+else {
+vErrors.push(err268);
 }
 errors++;
 }
@@ -3294,76 +3359,7 @@ let data102 = data99.failureRate;
 if(data102 && typeof data102 == "object" && !Array.isArray(data102)){
 for(const key23 in data102){
 if(!(((key23 === "threshold") || (key23 === "minRequests")) || (key23 === "window"))){
-const err263 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err263];
-}
-else {
-vErrors.push(err263);
-}
-errors++;
-}
-}
-if(data102.threshold !== undefined){
-let data103 = data102.threshold;
-if(!((typeof data103 == "number") && (!(data103 % 1) && !isNaN(data103)))){
-const err264 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err264];
-}
-else {
-vErrors.push(err264);
-}
-errors++;
-}
-if(typeof data103 == "number"){
-if(data103 > 100 || isNaN(data103)){
-const err265 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
-if(vErrors === null){
-vErrors = [err265];
-}
-else {
-vErrors.push(err265);
-}
-errors++;
-}
-if(data103 < 0 || isNaN(data103)){
-const err266 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
-if(vErrors === null){
-vErrors = [err266];
-}
-else {
-vErrors.push(err266);
-}
-errors++;
-}
-}
-}
-if(data102.minRequests !== undefined){
-let data104 = data102.minRequests;
-if(!((typeof data104 == "number") && (!(data104 % 1) && !isNaN(data104)))){
-const err267 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err267];
-}
-else {
-vErrors.push(err267);
-}
-errors++;
-}
-if(typeof data104 == "number"){
-if(data104 > 100000 || isNaN(data104)){
-const err268 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
-if(vErrors === null){
-vErrors = [err268];
-}
-else {
-vErrors.push(err268);
-}
-errors++;
-}
-if(data104 < 1 || isNaN(data104)){
-const err269 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err269 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err269];
 }
@@ -3373,12 +3369,10 @@ vErrors.push(err269);
 errors++;
 }
 }
-}
-if(data102.window !== undefined){
-let data105 = data102.window;
-if(typeof data105 === "string"){
-if(func3(data105) > 32){
-const err270 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data102.threshold !== undefined){
+let data103 = data102.threshold;
+if(!((typeof data103 == "number") && (!(data103 % 1) && !isNaN(data103)))){
+const err270 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err270];
 }
@@ -3387,8 +3381,9 @@ vErrors.push(err270);
 }
 errors++;
 }
-if(!pattern1.test(data105)){
-const err271 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data103 == "number"){
+if(data103 > 100 || isNaN(data103)){
+const err271 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err271];
 }
@@ -3397,9 +3392,8 @@ vErrors.push(err271);
 }
 errors++;
 }
-}
-else {
-const err272 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data103 < 0 || isNaN(data103)){
+const err272 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err272];
 }
@@ -3410,8 +3404,10 @@ errors++;
 }
 }
 }
-else {
-const err273 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data102.minRequests !== undefined){
+let data104 = data102.minRequests;
+if(!((typeof data104 == "number") && (!(data104 % 1) && !isNaN(data104)))){
+const err273 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err273];
 }
@@ -3420,13 +3416,9 @@ vErrors.push(err273);
 }
 errors++;
 }
-}
-if(data99.slowCall !== undefined){
-let data106 = data99.slowCall;
-if(data106 && typeof data106 == "object" && !Array.isArray(data106)){
-for(const key24 in data106){
-if(!((key24 === "threshold") || (key24 === "duration"))){
-const err274 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
+if(typeof data104 == "number"){
+if(data104 > 100000 || isNaN(data104)){
+const err274 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err274];
 }
@@ -3435,11 +3427,8 @@ vErrors.push(err274);
 }
 errors++;
 }
-}
-if(data106.threshold !== undefined){
-let data107 = data106.threshold;
-if(!((typeof data107 == "number") && (!(data107 % 1) && !isNaN(data107)))){
-const err275 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data104 < 1 || isNaN(data104)){
+const err275 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err275];
 }
@@ -3448,9 +3437,13 @@ vErrors.push(err275);
 }
 errors++;
 }
-if(typeof data107 == "number"){
-if(data107 > 100 || isNaN(data107)){
-const err276 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+}
+if(data102.window !== undefined){
+let data105 = data102.window;
+if(typeof data105 === "string"){
+if(func3(data105) > 32){
+const err276 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err276];
 }
@@ -3459,8 +3452,8 @@ vErrors.push(err276);
 }
 errors++;
 }
-if(data107 < 0 || isNaN(data107)){
-const err277 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(!pattern1.test(data105)){
+const err277 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err277];
 }
@@ -3470,12 +3463,8 @@ vErrors.push(err277);
 errors++;
 }
 }
-}
-if(data106.duration !== undefined){
-let data108 = data106.duration;
-if(typeof data108 === "string"){
-if(func3(data108) > 32){
-const err278 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err278 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err278];
 }
@@ -3484,8 +3473,10 @@ vErrors.push(err278);
 }
 errors++;
 }
-if(!pattern1.test(data108)){
-const err279 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+}
+else {
+const err279 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err279];
 }
@@ -3495,8 +3486,12 @@ vErrors.push(err279);
 errors++;
 }
 }
-else {
-const err280 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data99.slowCall !== undefined){
+let data106 = data99.slowCall;
+if(data106 && typeof data106 == "object" && !Array.isArray(data106)){
+for(const key24 in data106){
+if(!((key24 === "threshold") || (key24 === "duration"))){
+const err280 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err280];
 }
@@ -3506,9 +3501,10 @@ vErrors.push(err280);
 errors++;
 }
 }
-}
-else {
-const err281 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data106.threshold !== undefined){
+let data107 = data106.threshold;
+if(!((typeof data107 == "number") && (!(data107 % 1) && !isNaN(data107)))){
+const err281 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err281];
 }
@@ -3517,12 +3513,9 @@ vErrors.push(err281);
 }
 errors++;
 }
-}
-if(data99.openFor !== undefined){
-let data109 = data99.openFor;
-if(typeof data109 === "string"){
-if(func3(data109) > 32){
-const err282 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(typeof data107 == "number"){
+if(data107 > 100 || isNaN(data107)){
+const err282 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err282];
 }
@@ -3531,8 +3524,8 @@ vErrors.push(err282);
 }
 errors++;
 }
-if(!pattern1.test(data109)){
-const err283 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data107 < 0 || isNaN(data107)){
+const err283 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err283];
 }
@@ -3542,8 +3535,12 @@ vErrors.push(err283);
 errors++;
 }
 }
-else {
-const err284 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if(data106.duration !== undefined){
+let data108 = data106.duration;
+if(typeof data108 === "string"){
+if(func3(data108) > 32){
+const err284 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err284];
 }
@@ -3552,12 +3549,8 @@ vErrors.push(err284);
 }
 errors++;
 }
-}
-if(data99.maxOpenFor !== undefined){
-let data110 = data99.maxOpenFor;
-if(typeof data110 === "string"){
-if(func3(data110) > 32){
-const err285 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern1.test(data108)){
+const err285 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err285];
 }
@@ -3566,8 +3559,9 @@ vErrors.push(err285);
 }
 errors++;
 }
-if(!pattern1.test(data110)){
-const err286 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err286 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err286];
 }
@@ -3577,8 +3571,9 @@ vErrors.push(err286);
 errors++;
 }
 }
+}
 else {
-const err287 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err287 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err287];
 }
@@ -3588,12 +3583,11 @@ vErrors.push(err287);
 errors++;
 }
 }
-if(data99.halfOpen !== undefined){
-let data111 = data99.halfOpen;
-if(data111 && typeof data111 == "object" && !Array.isArray(data111)){
-for(const key25 in data111){
-if(!((key25 === "maxProbes") || (key25 === "successesToClose"))){
-const err288 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
+if(data99.openFor !== undefined){
+let data109 = data99.openFor;
+if(typeof data109 === "string"){
+if(func3(data109) > 32){
+const err288 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err288];
 }
@@ -3602,11 +3596,8 @@ vErrors.push(err288);
 }
 errors++;
 }
-}
-if(data111.maxProbes !== undefined){
-let data112 = data111.maxProbes;
-if(!((typeof data112 == "number") && (!(data112 % 1) && !isNaN(data112)))){
-const err289 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data109)){
+const err289 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err289];
 }
@@ -3615,9 +3606,9 @@ vErrors.push(err289);
 }
 errors++;
 }
-if(typeof data112 == "number"){
-if(data112 > 100 || isNaN(data112)){
-const err290 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err290 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err290];
 }
@@ -3626,8 +3617,12 @@ vErrors.push(err290);
 }
 errors++;
 }
-if(data112 < 1 || isNaN(data112)){
-const err291 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data99.maxOpenFor !== undefined){
+let data110 = data99.maxOpenFor;
+if(typeof data110 === "string"){
+if(func3(data110) > 32){
+const err291 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err291];
 }
@@ -3636,12 +3631,8 @@ vErrors.push(err291);
 }
 errors++;
 }
-}
-}
-if(data111.successesToClose !== undefined){
-let data113 = data111.successesToClose;
-if(!((typeof data113 == "number") && (!(data113 % 1) && !isNaN(data113)))){
-const err292 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data110)){
+const err292 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err292];
 }
@@ -3650,9 +3641,9 @@ vErrors.push(err292);
 }
 errors++;
 }
-if(typeof data113 == "number"){
-if(data113 > 100 || isNaN(data113)){
-const err293 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err293 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err293];
 }
@@ -3661,8 +3652,13 @@ vErrors.push(err293);
 }
 errors++;
 }
-if(data113 < 1 || isNaN(data113)){
-const err294 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data99.halfOpen !== undefined){
+let data111 = data99.halfOpen;
+if(data111 && typeof data111 == "object" && !Array.isArray(data111)){
+for(const key25 in data111){
+if(!((key25 === "maxProbes") || (key25 === "successesToClose"))){
+const err294 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err294];
 }
@@ -3672,15 +3668,84 @@ vErrors.push(err294);
 errors++;
 }
 }
-}
-}
-else {
-const err295 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data111.maxProbes !== undefined){
+let data112 = data111.maxProbes;
+if(!((typeof data112 == "number") && (!(data112 % 1) && !isNaN(data112)))){
+const err295 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err295];
 }
 else {
 vErrors.push(err295);
+}
+errors++;
+}
+if(typeof data112 == "number"){
+if(data112 > 100 || isNaN(data112)){
+const err296 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(vErrors === null){
+vErrors = [err296];
+}
+else {
+vErrors.push(err296);
+}
+errors++;
+}
+if(data112 < 1 || isNaN(data112)){
+const err297 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err297];
+}
+else {
+vErrors.push(err297);
+}
+errors++;
+}
+}
+}
+if(data111.successesToClose !== undefined){
+let data113 = data111.successesToClose;
+if(!((typeof data113 == "number") && (!(data113 % 1) && !isNaN(data113)))){
+const err298 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err298];
+}
+else {
+vErrors.push(err298);
+}
+errors++;
+}
+if(typeof data113 == "number"){
+if(data113 > 100 || isNaN(data113)){
+const err299 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(vErrors === null){
+vErrors = [err299];
+}
+else {
+vErrors.push(err299);
+}
+errors++;
+}
+if(data113 < 1 || isNaN(data113)){
+const err300 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err300];
+}
+else {
+vErrors.push(err300);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err301 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err301];
+}
+else {
+vErrors.push(err301);
 }
 errors++;
 }
@@ -3692,22 +3757,22 @@ const len10 = data114.length;
 for(let i16=0; i16<len10; i16++){
 let data115 = data114[i16];
 if(typeof data115 !== "string"){
-const err296 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err302 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err296];
+vErrors = [err302];
 }
 else {
-vErrors.push(err296);
+vErrors.push(err302);
 }
 errors++;
 }
 if(!((((((((((data115 === "rate-limited") || (data115 === "overloaded")) || (data115 === "server-error")) || (data115 === "timeout")) || (data115 === "connect-failure")) || (data115 === "reset")) || (data115 === "context-length")) || (data115 === "content-filter")) || (data115 === "invalid-response")) || (data115 === "client-error"))){
-const err297 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+const err303 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
-vErrors = [err297];
+vErrors = [err303];
 }
 else {
-vErrors.push(err297);
+vErrors.push(err303);
 }
 errors++;
 }
@@ -3723,12 +3788,12 @@ continue;
 }
 if(typeof indices6[item6] == "number"){
 j6 = indices6[item6];
-const err298 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i17, j: j6},message:"must NOT have duplicate items (items ## "+j6+" and "+i17+" are identical)"};
+const err304 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i17, j: j6},message:"must NOT have duplicate items (items ## "+j6+" and "+i17+" are identical)"};
 if(vErrors === null){
-vErrors = [err298];
+vErrors = [err304];
 }
 else {
-vErrors.push(err298);
+vErrors.push(err304);
 }
 errors++;
 break;
@@ -3738,24 +3803,24 @@ indices6[item6] = i17;
 }
 }
 else {
-const err299 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err305 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err299];
+vErrors = [err305];
 }
 else {
-vErrors.push(err299);
+vErrors.push(err305);
 }
 errors++;
 }
 }
 }
 else {
-const err300 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err306 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
-vErrors = [err300];
+vErrors = [err306];
 }
 else {
-vErrors.push(err300);
+vErrors.push(err306);
 }
 errors++;
 }
@@ -3765,76 +3830,7 @@ let data116 = data56.bulkhead;
 if(data116 && typeof data116 == "object" && !Array.isArray(data116)){
 for(const key26 in data116){
 if(!(((key26 === "maxConcurrent") || (key26 === "maxQueue")) || (key26 === "queueTimeout"))){
-const err301 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err301];
-}
-else {
-vErrors.push(err301);
-}
-errors++;
-}
-}
-if(data116.maxConcurrent !== undefined){
-let data117 = data116.maxConcurrent;
-if(!((typeof data117 == "number") && (!(data117 % 1) && !isNaN(data117)))){
-const err302 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err302];
-}
-else {
-vErrors.push(err302);
-}
-errors++;
-}
-if(typeof data117 == "number"){
-if(data117 > 10000 || isNaN(data117)){
-const err303 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
-if(vErrors === null){
-vErrors = [err303];
-}
-else {
-vErrors.push(err303);
-}
-errors++;
-}
-if(data117 < 1 || isNaN(data117)){
-const err304 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
-if(vErrors === null){
-vErrors = [err304];
-}
-else {
-vErrors.push(err304);
-}
-errors++;
-}
-}
-}
-if(data116.maxQueue !== undefined){
-let data118 = data116.maxQueue;
-if(!((typeof data118 == "number") && (!(data118 % 1) && !isNaN(data118)))){
-const err305 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err305];
-}
-else {
-vErrors.push(err305);
-}
-errors++;
-}
-if(typeof data118 == "number"){
-if(data118 > 100000 || isNaN(data118)){
-const err306 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
-if(vErrors === null){
-vErrors = [err306];
-}
-else {
-vErrors.push(err306);
-}
-errors++;
-}
-if(data118 < 0 || isNaN(data118)){
-const err307 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+const err307 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err307];
 }
@@ -3844,12 +3840,10 @@ vErrors.push(err307);
 errors++;
 }
 }
-}
-if(data116.queueTimeout !== undefined){
-let data119 = data116.queueTimeout;
-if(typeof data119 === "string"){
-if(func3(data119) > 32){
-const err308 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data116.maxConcurrent !== undefined){
+let data117 = data116.maxConcurrent;
+if(!((typeof data117 == "number") && (!(data117 % 1) && !isNaN(data117)))){
+const err308 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err308];
 }
@@ -3858,8 +3852,9 @@ vErrors.push(err308);
 }
 errors++;
 }
-if(!pattern1.test(data119)){
-const err309 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data117 == "number"){
+if(data117 > 10000 || isNaN(data117)){
+const err309 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err309];
 }
@@ -3868,9 +3863,8 @@ vErrors.push(err309);
 }
 errors++;
 }
-}
-else {
-const err310 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data117 < 1 || isNaN(data117)){
+const err310 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err310];
 }
@@ -3881,13 +3875,84 @@ errors++;
 }
 }
 }
-else {
-const err311 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data116.maxQueue !== undefined){
+let data118 = data116.maxQueue;
+if(!((typeof data118 == "number") && (!(data118 % 1) && !isNaN(data118)))){
+const err311 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err311];
 }
 else {
 vErrors.push(err311);
+}
+errors++;
+}
+if(typeof data118 == "number"){
+if(data118 > 100000 || isNaN(data118)){
+const err312 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(vErrors === null){
+vErrors = [err312];
+}
+else {
+vErrors.push(err312);
+}
+errors++;
+}
+if(data118 < 0 || isNaN(data118)){
+const err313 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err313];
+}
+else {
+vErrors.push(err313);
+}
+errors++;
+}
+}
+}
+if(data116.queueTimeout !== undefined){
+let data119 = data116.queueTimeout;
+if(typeof data119 === "string"){
+if(func3(data119) > 32){
+const err314 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err314];
+}
+else {
+vErrors.push(err314);
+}
+errors++;
+}
+if(!pattern1.test(data119)){
+const err315 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(vErrors === null){
+vErrors = [err315];
+}
+else {
+vErrors.push(err315);
+}
+errors++;
+}
+}
+else {
+const err316 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err316];
+}
+else {
+vErrors.push(err316);
+}
+errors++;
+}
+}
+}
+else {
+const err317 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err317];
+}
+else {
+vErrors.push(err317);
 }
 errors++;
 }
@@ -3901,74 +3966,7 @@ if(data120.tokensPerMinute === undefined){
 data120.tokensPerMinute = 0;
 }
 if(data120.requestsPerMinute === undefined){
-const err312 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "requestsPerMinute"},message:"must have required property '"+"requestsPerMinute"+"'"};
-if(vErrors === null){
-vErrors = [err312];
-}
-else {
-vErrors.push(err312);
-}
-errors++;
-}
-if(data120.tokensPerMinute === undefined){
-const err313 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "tokensPerMinute"},message:"must have required property '"+"tokensPerMinute"+"'"};
-if(vErrors === null){
-vErrors = [err313];
-}
-else {
-vErrors.push(err313);
-}
-errors++;
-}
-for(const key27 in data120){
-if(!((key27 === "requestsPerMinute") || (key27 === "tokensPerMinute"))){
-const err314 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err314];
-}
-else {
-vErrors.push(err314);
-}
-errors++;
-}
-}
-let data121 = data120.requestsPerMinute;
-if(!((typeof data121 == "number") && (!(data121 % 1) && !isNaN(data121)))){
-const err315 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err315];
-}
-else {
-vErrors.push(err315);
-}
-errors++;
-}
-if(typeof data121 == "number"){
-if(data121 < 0 || isNaN(data121)){
-const err316 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
-if(vErrors === null){
-vErrors = [err316];
-}
-else {
-vErrors.push(err316);
-}
-errors++;
-}
-}
-let data122 = data120.tokensPerMinute;
-if(!((typeof data122 == "number") && (!(data122 % 1) && !isNaN(data122)))){
-const err317 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err317];
-}
-else {
-vErrors.push(err317);
-}
-errors++;
-}
-if(typeof data122 == "number"){
-if(data122 < 0 || isNaN(data122)){
-const err318 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+const err318 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "requestsPerMinute"},message:"must have required property '"+"requestsPerMinute"+"'"};
 if(vErrors === null){
 vErrors = [err318];
 }
@@ -3977,15 +3975,82 @@ vErrors.push(err318);
 }
 errors++;
 }
-}
-}
-else {
-const err319 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data120.tokensPerMinute === undefined){
+const err319 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "tokensPerMinute"},message:"must have required property '"+"tokensPerMinute"+"'"};
 if(vErrors === null){
 vErrors = [err319];
 }
 else {
 vErrors.push(err319);
+}
+errors++;
+}
+for(const key27 in data120){
+if(!((key27 === "requestsPerMinute") || (key27 === "tokensPerMinute"))){
+const err320 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err320];
+}
+else {
+vErrors.push(err320);
+}
+errors++;
+}
+}
+let data121 = data120.requestsPerMinute;
+if(!((typeof data121 == "number") && (!(data121 % 1) && !isNaN(data121)))){
+const err321 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err321];
+}
+else {
+vErrors.push(err321);
+}
+errors++;
+}
+if(typeof data121 == "number"){
+if(data121 < 0 || isNaN(data121)){
+const err322 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err322];
+}
+else {
+vErrors.push(err322);
+}
+errors++;
+}
+}
+let data122 = data120.tokensPerMinute;
+if(!((typeof data122 == "number") && (!(data122 % 1) && !isNaN(data122)))){
+const err323 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err323];
+}
+else {
+vErrors.push(err323);
+}
+errors++;
+}
+if(typeof data122 == "number"){
+if(data122 < 0 || isNaN(data122)){
+const err324 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err324];
+}
+else {
+vErrors.push(err324);
+}
+errors++;
+}
+}
+}
+else {
+const err325 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err325];
+}
+else {
+vErrors.push(err325);
 }
 errors++;
 }
@@ -3998,74 +4063,7 @@ if(data123.maxStreamHeadBytes === undefined){
 data123.maxStreamHeadBytes = "1Mi";
 }
 if(data123.maxAnswerBytes === undefined){
-const err320 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxAnswerBytes"},message:"must have required property '"+"maxAnswerBytes"+"'"};
-if(vErrors === null){
-vErrors = [err320];
-}
-else {
-vErrors.push(err320);
-}
-errors++;
-}
-if(data123.maxStreamHeadBytes === undefined){
-const err321 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxStreamHeadBytes"},message:"must have required property '"+"maxStreamHeadBytes"+"'"};
-if(vErrors === null){
-vErrors = [err321];
-}
-else {
-vErrors.push(err321);
-}
-errors++;
-}
-for(const key28 in data123){
-if(!((key28 === "maxAnswerBytes") || (key28 === "maxStreamHeadBytes"))){
-const err322 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err322];
-}
-else {
-vErrors.push(err322);
-}
-errors++;
-}
-}
-let data124 = data123.maxAnswerBytes;
-if(typeof data124 === "string"){
-if(func3(data124) > 16){
-const err323 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
-if(vErrors === null){
-vErrors = [err323];
-}
-else {
-vErrors.push(err323);
-}
-errors++;
-}
-if(!pattern10.test(data124)){
-const err324 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
-if(vErrors === null){
-vErrors = [err324];
-}
-else {
-vErrors.push(err324);
-}
-errors++;
-}
-}
-else {
-const err325 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err325];
-}
-else {
-vErrors.push(err325);
-}
-errors++;
-}
-let data125 = data123.maxStreamHeadBytes;
-if(typeof data125 === "string"){
-if(func3(data125) > 16){
-const err326 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+const err326 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxAnswerBytes"},message:"must have required property '"+"maxAnswerBytes"+"'"};
 if(vErrors === null){
 vErrors = [err326];
 }
@@ -4074,8 +4072,8 @@ vErrors.push(err326);
 }
 errors++;
 }
-if(!pattern10.test(data125)){
-const err327 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(data123.maxStreamHeadBytes === undefined){
+const err327 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxStreamHeadBytes"},message:"must have required property '"+"maxStreamHeadBytes"+"'"};
 if(vErrors === null){
 vErrors = [err327];
 }
@@ -4084,9 +4082,9 @@ vErrors.push(err327);
 }
 errors++;
 }
-}
-else {
-const err328 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key28 in data123){
+if(!((key28 === "maxAnswerBytes") || (key28 === "maxStreamHeadBytes"))){
+const err328 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err328];
 }
@@ -4096,8 +4094,10 @@ vErrors.push(err328);
 errors++;
 }
 }
-else {
-const err329 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data124 = data123.maxAnswerBytes;
+if(typeof data124 === "string"){
+if(func3(data124) > 16){
+const err329 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err329];
 }
@@ -4106,10 +4106,8 @@ vErrors.push(err329);
 }
 errors++;
 }
-let data126 = data56.fallback;
-if(Array.isArray(data126)){
-if(data126.length > 16){
-const err330 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+if(!pattern10.test(data124)){
+const err330 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err330];
 }
@@ -4118,13 +4116,9 @@ vErrors.push(err330);
 }
 errors++;
 }
-const len11 = data126.length;
-for(let i18=0; i18<len11; i18++){
-let data127 = data126[i18];
-if(data127 && typeof data127 == "object" && !Array.isArray(data127)){
-for(const key29 in data127){
-if(!(((((key29 === "upstream") || (key29 === "model")) || (key29 === "cache")) || (key29 === "static")) || (key29 === "when"))){
-const err331 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties"};
+}
+else {
+const err331 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err331];
 }
@@ -4133,12 +4127,10 @@ vErrors.push(err331);
 }
 errors++;
 }
-}
-if(data127.upstream !== undefined){
-let data128 = data127.upstream;
-if(typeof data128 === "string"){
-if(func3(data128) > 63){
-const err332 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+let data125 = data123.maxStreamHeadBytes;
+if(typeof data125 === "string"){
+if(func3(data125) > 16){
+const err332 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err332];
 }
@@ -4147,8 +4139,8 @@ vErrors.push(err332);
 }
 errors++;
 }
-if(!pattern16.test(data128)){
-const err333 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(!pattern10.test(data125)){
+const err333 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err333];
 }
@@ -4159,7 +4151,7 @@ errors++;
 }
 }
 else {
-const err334 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err334 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err334];
 }
@@ -4169,11 +4161,8 @@ vErrors.push(err334);
 errors++;
 }
 }
-if(data127.model !== undefined){
-let data129 = data127.model;
-if(typeof data129 === "string"){
-if(func3(data129) < 1){
-const err335 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err335 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err335];
 }
@@ -4182,9 +4171,10 @@ vErrors.push(err335);
 }
 errors++;
 }
-}
-else {
-const err336 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data126 = data56.fallback;
+if(Array.isArray(data126)){
+if(data126.length > 16){
+const err336 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err336];
 }
@@ -4193,12 +4183,13 @@ vErrors.push(err336);
 }
 errors++;
 }
-}
-if(data127.cache !== undefined){
-let data130 = data127.cache;
-if(data130 && typeof data130 == "object" && !Array.isArray(data130)){
-for(const key30 in data130){
-const err337 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key30},message:"must NOT have additional properties"};
+const len11 = data126.length;
+for(let i18=0; i18<len11; i18++){
+let data127 = data126[i18];
+if(data127 && typeof data127 == "object" && !Array.isArray(data127)){
+for(const key29 in data127){
+if(!(((((key29 === "upstream") || (key29 === "model")) || (key29 === "cache")) || (key29 === "static")) || (key29 === "when"))){
+const err337 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err337];
 }
@@ -4208,8 +4199,11 @@ vErrors.push(err337);
 errors++;
 }
 }
-else {
-const err338 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data127.upstream !== undefined){
+let data128 = data127.upstream;
+if(typeof data128 === "string"){
+if(func3(data128) > 63){
+const err338 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err338];
 }
@@ -4218,12 +4212,8 @@ vErrors.push(err338);
 }
 errors++;
 }
-}
-if(data127.static !== undefined){
-let data131 = data127.static;
-if(data131 && typeof data131 == "object" && !Array.isArray(data131)){
-if(data131.message === undefined){
-const err339 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
+if(!pattern16.test(data128)){
+const err339 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err339];
 }
@@ -4232,9 +4222,9 @@ vErrors.push(err339);
 }
 errors++;
 }
-for(const key31 in data131){
-if(!(key31 === "message")){
-const err340 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key31},message:"must NOT have additional properties"};
+}
+else {
+const err340 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err340];
 }
@@ -4244,11 +4234,11 @@ vErrors.push(err340);
 errors++;
 }
 }
-if(data131.message !== undefined){
-let data132 = data131.message;
-if(typeof data132 === "string"){
-if(func3(data132) < 1){
-const err341 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data127.model !== undefined){
+let data129 = data127.model;
+if(typeof data129 === "string"){
+if(func3(data129) < 1){
+const err341 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err341];
 }
@@ -4259,7 +4249,7 @@ errors++;
 }
 }
 else {
-const err342 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err342 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err342];
 }
@@ -4269,14 +4259,89 @@ vErrors.push(err342);
 errors++;
 }
 }
-}
-else {
-const err343 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data127.cache !== undefined){
+let data130 = data127.cache;
+if(data130 && typeof data130 == "object" && !Array.isArray(data130)){
+for(const key30 in data130){
+const err343 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key30},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err343];
 }
 else {
 vErrors.push(err343);
+}
+errors++;
+}
+}
+else {
+const err344 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err344];
+}
+else {
+vErrors.push(err344);
+}
+errors++;
+}
+}
+if(data127.static !== undefined){
+let data131 = data127.static;
+if(data131 && typeof data131 == "object" && !Array.isArray(data131)){
+if(data131.message === undefined){
+const err345 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
+if(vErrors === null){
+vErrors = [err345];
+}
+else {
+vErrors.push(err345);
+}
+errors++;
+}
+for(const key31 in data131){
+if(!(key31 === "message")){
+const err346 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key31},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err346];
+}
+else {
+vErrors.push(err346);
+}
+errors++;
+}
+}
+if(data131.message !== undefined){
+let data132 = data131.message;
+if(typeof data132 === "string"){
+if(func3(data132) < 1){
+const err347 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err347];
+}
+else {
+vErrors.push(err347);
+}
+errors++;
+}
+}
+else {
+const err348 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err348];
+}
+else {
+vErrors.push(err348);
+}
+errors++;
+}
+}
+}
+else {
+const err349 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err349];
+}
+else {
+vErrors.push(err349);
 }
 errors++;
 }
@@ -4288,22 +4353,22 @@ const len12 = data133.length;
 for(let i19=0; i19<len12; i19++){
 let data134 = data133[i19];
 if(typeof data134 !== "string"){
-const err344 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when/" + i19,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err350 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when/" + i19,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err344];
+vErrors = [err350];
 }
 else {
-vErrors.push(err344);
+vErrors.push(err350);
 }
 errors++;
 }
 if(!(((((((((((data134 === "rate-limited") || (data134 === "overloaded")) || (data134 === "server-error")) || (data134 === "timeout")) || (data134 === "connect-failure")) || (data134 === "reset")) || (data134 === "context-length")) || (data134 === "content-filter")) || (data134 === "invalid-response")) || (data134 === "client-error")) || (data134 === "unavailable"))){
-const err345 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when/" + i19,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
+const err351 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when/" + i19,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
-vErrors = [err345];
+vErrors = [err351];
 }
 else {
-vErrors.push(err345);
+vErrors.push(err351);
 }
 errors++;
 }
@@ -4319,12 +4384,12 @@ continue;
 }
 if(typeof indices7[item7] == "number"){
 j7 = indices7[item7];
-const err346 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i20, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i20+" are identical)"};
+const err352 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i20, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i20+" are identical)"};
 if(vErrors === null){
-vErrors = [err346];
+vErrors = [err352];
 }
 else {
-vErrors.push(err346);
+vErrors.push(err352);
 }
 errors++;
 break;
@@ -4334,59 +4399,59 @@ indices7[item7] = i20;
 }
 }
 else {
-const err347 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err353 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err347];
+vErrors = [err353];
 }
 else {
-vErrors.push(err347);
+vErrors.push(err353);
 }
 errors++;
 }
 }
 }
 else {
-const err348 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err354 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
-vErrors = [err348];
+vErrors = [err354];
 }
 else {
-vErrors.push(err348);
+vErrors.push(err354);
 }
 errors++;
 }
 }
 }
 else {
-const err349 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err355 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err349];
+vErrors = [err355];
 }
 else {
-vErrors.push(err349);
+vErrors.push(err355);
 }
 errors++;
 }
 }
 else {
-const err350 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err356 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
-vErrors = [err350];
+vErrors = [err356];
 }
 else {
-vErrors.push(err350);
+vErrors.push(err356);
 }
 errors++;
 }
 }
 }
 else {
-const err351 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err357 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err351];
+vErrors = [err357];
 }
 else {
-vErrors.push(err351);
+vErrors.push(err357);
 }
 errors++;
 }
@@ -4400,33 +4465,33 @@ if(data135.classes === undefined){
 data135.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
 }
 if(data135.default === undefined){
-const err352 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
+const err358 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
 if(vErrors === null){
-vErrors = [err352];
+vErrors = [err358];
 }
 else {
-vErrors.push(err352);
+vErrors.push(err358);
 }
 errors++;
 }
 if(data135.classes === undefined){
-const err353 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
+const err359 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
 if(vErrors === null){
-vErrors = [err353];
+vErrors = [err359];
 }
 else {
-vErrors.push(err353);
+vErrors.push(err359);
 }
 errors++;
 }
 for(const key32 in data135){
 if(!((key32 === "default") || (key32 === "classes"))){
-const err354 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
+const err360 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
 if(vErrors === null){
-vErrors = [err354];
+vErrors = [err360];
 }
 else {
-vErrors.push(err354);
+vErrors.push(err360);
 }
 errors++;
 }
@@ -4434,45 +4499,45 @@ errors++;
 let data136 = data135.default;
 if(typeof data136 === "string"){
 if(func3(data136) > 63){
-const err355 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+const err361 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
-vErrors = [err355];
+vErrors = [err361];
 }
 else {
-vErrors.push(err355);
+vErrors.push(err361);
 }
 errors++;
 }
 }
 else {
-const err356 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err362 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err356];
+vErrors = [err362];
 }
 else {
-vErrors.push(err356);
+vErrors.push(err362);
 }
 errors++;
 }
 let data137 = data135.classes;
 if(Array.isArray(data137)){
 if(data137.length > 8){
-const err357 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
+const err363 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
 if(vErrors === null){
-vErrors = [err357];
+vErrors = [err363];
 }
 else {
-vErrors.push(err357);
+vErrors.push(err363);
 }
 errors++;
 }
 if(data137.length < 1){
-const err358 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+const err364 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
-vErrors = [err358];
+vErrors = [err364];
 }
 else {
-vErrors.push(err358);
+vErrors.push(err364);
 }
 errors++;
 }
@@ -4487,73 +4552,7 @@ if(data138.maxShare === undefined){
 data138.maxShare = 100;
 }
 if(data138.name === undefined){
-const err359 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
-if(vErrors === null){
-vErrors = [err359];
-}
-else {
-vErrors.push(err359);
-}
-errors++;
-}
-if(data138.reserved === undefined){
-const err360 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
-if(vErrors === null){
-vErrors = [err360];
-}
-else {
-vErrors.push(err360);
-}
-errors++;
-}
-if(data138.maxShare === undefined){
-const err361 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
-if(vErrors === null){
-vErrors = [err361];
-}
-else {
-vErrors.push(err361);
-}
-errors++;
-}
-for(const key33 in data138){
-if(!(((key33 === "name") || (key33 === "reserved")) || (key33 === "maxShare"))){
-const err362 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err362];
-}
-else {
-vErrors.push(err362);
-}
-errors++;
-}
-}
-if(data138.name !== undefined){
-let data139 = data138.name;
-if(typeof data139 === "string"){
-if(func3(data139) > 63){
-const err363 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
-if(vErrors === null){
-vErrors = [err363];
-}
-else {
-vErrors.push(err363);
-}
-errors++;
-}
-if(!pattern16.test(data139)){
-const err364 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
-if(vErrors === null){
-vErrors = [err364];
-}
-else {
-vErrors.push(err364);
-}
-errors++;
-}
-}
-else {
-const err365 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err365 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err365];
 }
@@ -4562,10 +4561,8 @@ vErrors.push(err365);
 }
 errors++;
 }
-}
-let data140 = data138.reserved;
-if(!((typeof data140 == "number") && (!(data140 % 1) && !isNaN(data140)))){
-const err366 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data138.reserved === undefined){
+const err366 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
 if(vErrors === null){
 vErrors = [err366];
 }
@@ -4574,9 +4571,8 @@ vErrors.push(err366);
 }
 errors++;
 }
-if(typeof data140 == "number"){
-if(data140 > 100 || isNaN(data140)){
-const err367 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data138.maxShare === undefined){
+const err367 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
 if(vErrors === null){
 vErrors = [err367];
 }
@@ -4585,8 +4581,9 @@ vErrors.push(err367);
 }
 errors++;
 }
-if(data140 < 0 || isNaN(data140)){
-const err368 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key33 in data138){
+if(!(((key33 === "name") || (key33 === "reserved")) || (key33 === "maxShare"))){
+const err368 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err368];
 }
@@ -4596,9 +4593,11 @@ vErrors.push(err368);
 errors++;
 }
 }
-let data141 = data138.maxShare;
-if(!((typeof data141 == "number") && (!(data141 % 1) && !isNaN(data141)))){
-const err369 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data138.name !== undefined){
+let data139 = data138.name;
+if(typeof data139 === "string"){
+if(func3(data139) > 63){
+const err369 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err369];
 }
@@ -4607,9 +4606,8 @@ vErrors.push(err369);
 }
 errors++;
 }
-if(typeof data141 == "number"){
-if(data141 > 100 || isNaN(data141)){
-const err370 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(!pattern16.test(data139)){
+const err370 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err370];
 }
@@ -4618,8 +4616,9 @@ vErrors.push(err370);
 }
 errors++;
 }
-if(data141 < 1 || isNaN(data141)){
-const err371 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err371 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err371];
 }
@@ -4629,9 +4628,9 @@ vErrors.push(err371);
 errors++;
 }
 }
-}
-else {
-const err372 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data140 = data138.reserved;
+if(!((typeof data140 == "number") && (!(data140 % 1) && !isNaN(data140)))){
+const err372 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err372];
 }
@@ -4640,10 +4639,9 @@ vErrors.push(err372);
 }
 errors++;
 }
-}
-}
-else {
-const err373 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data140 == "number"){
+if(data140 > 100 || isNaN(data140)){
+const err373 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err373];
 }
@@ -4652,14 +4650,81 @@ vErrors.push(err373);
 }
 errors++;
 }
-}
-else {
-const err374 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data140 < 0 || isNaN(data140)){
+const err374 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err374];
 }
 else {
 vErrors.push(err374);
+}
+errors++;
+}
+}
+let data141 = data138.maxShare;
+if(!((typeof data141 == "number") && (!(data141 % 1) && !isNaN(data141)))){
+const err375 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err375];
+}
+else {
+vErrors.push(err375);
+}
+errors++;
+}
+if(typeof data141 == "number"){
+if(data141 > 100 || isNaN(data141)){
+const err376 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(vErrors === null){
+vErrors = [err376];
+}
+else {
+vErrors.push(err376);
+}
+errors++;
+}
+if(data141 < 1 || isNaN(data141)){
+const err377 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err377];
+}
+else {
+vErrors.push(err377);
+}
+errors++;
+}
+}
+}
+else {
+const err378 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err378];
+}
+else {
+vErrors.push(err378);
+}
+errors++;
+}
+}
+}
+else {
+const err379 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err379];
+}
+else {
+vErrors.push(err379);
+}
+errors++;
+}
+}
+else {
+const err380 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err380];
+}
+else {
+vErrors.push(err380);
 }
 errors++;
 }
@@ -4675,43 +4740,43 @@ if(data142.emergency === undefined){
 data142.emergency = {};
 }
 if(data142.window === undefined){
-const err375 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+const err381 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
-vErrors = [err375];
+vErrors = [err381];
 }
 else {
-vErrors.push(err375);
+vErrors.push(err381);
 }
 errors++;
 }
 if(data142.degraded === undefined){
-const err376 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
+const err382 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
 if(vErrors === null){
-vErrors = [err376];
+vErrors = [err382];
 }
 else {
-vErrors.push(err376);
+vErrors.push(err382);
 }
 errors++;
 }
 if(data142.emergency === undefined){
-const err377 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
+const err383 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
 if(vErrors === null){
-vErrors = [err377];
+vErrors = [err383];
 }
 else {
-vErrors.push(err377);
+vErrors.push(err383);
 }
 errors++;
 }
 for(const key34 in data142){
 if(!(((key34 === "window") || (key34 === "degraded")) || (key34 === "emergency"))){
-const err378 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
+const err384 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
 if(vErrors === null){
-vErrors = [err378];
+vErrors = [err384];
 }
 else {
-vErrors.push(err378);
+vErrors.push(err384);
 }
 errors++;
 }
@@ -4719,33 +4784,33 @@ errors++;
 let data143 = data142.window;
 if(typeof data143 === "string"){
 if(func3(data143) > 32){
-const err379 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err385 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
-vErrors = [err379];
+vErrors = [err385];
 }
 else {
-vErrors.push(err379);
+vErrors.push(err385);
 }
 errors++;
 }
 if(!pattern1.test(data143)){
-const err380 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err386 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
-vErrors = [err380];
+vErrors = [err386];
 }
 else {
-vErrors.push(err380);
+vErrors.push(err386);
 }
 errors++;
 }
 }
 else {
-const err381 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err387 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err381];
+vErrors = [err387];
 }
 else {
-vErrors.push(err381);
+vErrors.push(err387);
 }
 errors++;
 }
@@ -4764,71 +4829,7 @@ if(data144.temperature === undefined){
 data144.temperature = 0;
 }
 if(data144.errorRate === undefined){
-const err382 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
-if(vErrors === null){
-vErrors = [err382];
-}
-else {
-vErrors.push(err382);
-}
-errors++;
-}
-if(data144.queueDepth === undefined){
-const err383 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
-if(vErrors === null){
-vErrors = [err383];
-}
-else {
-vErrors.push(err383);
-}
-errors++;
-}
-if(data144.maxTokens === undefined){
-const err384 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
-if(vErrors === null){
-vErrors = [err384];
-}
-else {
-vErrors.push(err384);
-}
-errors++;
-}
-if(data144.temperature === undefined){
-const err385 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
-if(vErrors === null){
-vErrors = [err385];
-}
-else {
-vErrors.push(err385);
-}
-errors++;
-}
-for(const key35 in data144){
-if(!((((key35 === "errorRate") || (key35 === "queueDepth")) || (key35 === "maxTokens")) || (key35 === "temperature"))){
-const err386 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err386];
-}
-else {
-vErrors.push(err386);
-}
-errors++;
-}
-}
-let data145 = data144.errorRate;
-if(!((typeof data145 == "number") && (!(data145 % 1) && !isNaN(data145)))){
-const err387 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err387];
-}
-else {
-vErrors.push(err387);
-}
-errors++;
-}
-if(typeof data145 == "number"){
-if(data145 > 100 || isNaN(data145)){
-const err388 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+const err388 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err388];
 }
@@ -4837,8 +4838,8 @@ vErrors.push(err388);
 }
 errors++;
 }
-if(data145 < 0 || isNaN(data145)){
-const err389 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data144.queueDepth === undefined){
+const err389 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
 if(vErrors === null){
 vErrors = [err389];
 }
@@ -4847,10 +4848,8 @@ vErrors.push(err389);
 }
 errors++;
 }
-}
-let data146 = data144.queueDepth;
-if(!((typeof data146 == "number") && (!(data146 % 1) && !isNaN(data146)))){
-const err390 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data144.maxTokens === undefined){
+const err390 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
 if(vErrors === null){
 vErrors = [err390];
 }
@@ -4859,9 +4858,8 @@ vErrors.push(err390);
 }
 errors++;
 }
-if(typeof data146 == "number"){
-if(data146 < 0 || isNaN(data146)){
-const err391 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data144.temperature === undefined){
+const err391 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
 if(vErrors === null){
 vErrors = [err391];
 }
@@ -4870,10 +4868,9 @@ vErrors.push(err391);
 }
 errors++;
 }
-}
-let data147 = data144.maxTokens;
-if(!((typeof data147 == "number") && (!(data147 % 1) && !isNaN(data147)))){
-const err392 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key35 in data144){
+if(!((((key35 === "errorRate") || (key35 === "queueDepth")) || (key35 === "maxTokens")) || (key35 === "temperature"))){
+const err392 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err392];
 }
@@ -4882,9 +4879,10 @@ vErrors.push(err392);
 }
 errors++;
 }
-if(typeof data147 == "number"){
-if(data147 < 1 || isNaN(data147)){
-const err393 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let data145 = data144.errorRate;
+if(!((typeof data145 == "number") && (!(data145 % 1) && !isNaN(data145)))){
+const err393 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err393];
 }
@@ -4893,11 +4891,9 @@ vErrors.push(err393);
 }
 errors++;
 }
-}
-let data148 = data144.temperature;
-if(typeof data148 == "number"){
-if(data148 > 2 || isNaN(data148)){
-const err394 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
+if(typeof data145 == "number"){
+if(data145 > 100 || isNaN(data145)){
+const err394 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err394];
 }
@@ -4906,8 +4902,8 @@ vErrors.push(err394);
 }
 errors++;
 }
-if(data148 < 0 || isNaN(data148)){
-const err395 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data145 < 0 || isNaN(data145)){
+const err395 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err395];
 }
@@ -4917,8 +4913,9 @@ vErrors.push(err395);
 errors++;
 }
 }
-else {
-const err396 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
+let data146 = data144.queueDepth;
+if(!((typeof data146 == "number") && (!(data146 % 1) && !isNaN(data146)))){
+const err396 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err396];
 }
@@ -4927,14 +4924,82 @@ vErrors.push(err396);
 }
 errors++;
 }
-}
-else {
-const err397 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data146 == "number"){
+if(data146 < 0 || isNaN(data146)){
+const err397 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err397];
 }
 else {
 vErrors.push(err397);
+}
+errors++;
+}
+}
+let data147 = data144.maxTokens;
+if(!((typeof data147 == "number") && (!(data147 % 1) && !isNaN(data147)))){
+const err398 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err398];
+}
+else {
+vErrors.push(err398);
+}
+errors++;
+}
+if(typeof data147 == "number"){
+if(data147 < 1 || isNaN(data147)){
+const err399 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err399];
+}
+else {
+vErrors.push(err399);
+}
+errors++;
+}
+}
+let data148 = data144.temperature;
+if(typeof data148 == "number"){
+if(data148 > 2 || isNaN(data148)){
+const err400 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
+if(vErrors === null){
+vErrors = [err400];
+}
+else {
+vErrors.push(err400);
+}
+errors++;
+}
+if(data148 < 0 || isNaN(data148)){
+const err401 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err401];
+}
+else {
+vErrors.push(err401);
+}
+errors++;
+}
+}
+else {
+const err402 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err402];
+}
+else {
+vErrors.push(err402);
+}
+errors++;
+}
+}
+else {
+const err403 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err403];
+}
+else {
+vErrors.push(err403);
 }
 errors++;
 }
@@ -4947,66 +5012,66 @@ if(data149.serve === undefined){
 data149.serve = ["cache","static"];
 }
 if(data149.errorRate === undefined){
-const err398 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+const err404 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
-vErrors = [err398];
+vErrors = [err404];
 }
 else {
-vErrors.push(err398);
+vErrors.push(err404);
 }
 errors++;
 }
 if(data149.serve === undefined){
-const err399 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
+const err405 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
 if(vErrors === null){
-vErrors = [err399];
+vErrors = [err405];
 }
 else {
-vErrors.push(err399);
+vErrors.push(err405);
 }
 errors++;
 }
 for(const key36 in data149){
 if(!((key36 === "errorRate") || (key36 === "serve"))){
-const err400 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
+const err406 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
 if(vErrors === null){
-vErrors = [err400];
+vErrors = [err406];
 }
 else {
-vErrors.push(err400);
+vErrors.push(err406);
 }
 errors++;
 }
 }
 let data150 = data149.errorRate;
 if(!((typeof data150 == "number") && (!(data150 % 1) && !isNaN(data150)))){
-const err401 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err407 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err401];
+vErrors = [err407];
 }
 else {
-vErrors.push(err401);
+vErrors.push(err407);
 }
 errors++;
 }
 if(typeof data150 == "number"){
 if(data150 > 100 || isNaN(data150)){
-const err402 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+const err408 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
-vErrors = [err402];
+vErrors = [err408];
 }
 else {
-vErrors.push(err402);
+vErrors.push(err408);
 }
 errors++;
 }
 if(data150 < 0 || isNaN(data150)){
-const err403 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+const err409 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
-vErrors = [err403];
+vErrors = [err409];
 }
 else {
-vErrors.push(err403);
+vErrors.push(err409);
 }
 errors++;
 }
@@ -5017,56 +5082,56 @@ const len14 = data151.length;
 for(let i22=0; i22<len14; i22++){
 let data152 = data151[i22];
 if(typeof data152 !== "string"){
-const err404 = {instancePath:instancePath+"/degradation/emergency/serve/" + i22,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err410 = {instancePath:instancePath+"/degradation/emergency/serve/" + i22,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err404];
+vErrors = [err410];
 }
 else {
-vErrors.push(err404);
+vErrors.push(err410);
 }
 errors++;
 }
 if(!((data152 === "cache") || (data152 === "static"))){
-const err405 = {instancePath:instancePath+"/degradation/emergency/serve/" + i22,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
+const err411 = {instancePath:instancePath+"/degradation/emergency/serve/" + i22,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
-vErrors = [err405];
+vErrors = [err411];
 }
 else {
-vErrors.push(err405);
+vErrors.push(err411);
 }
 errors++;
 }
 }
 }
 else {
-const err406 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err412 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err406];
+vErrors = [err412];
 }
 else {
-vErrors.push(err406);
+vErrors.push(err412);
 }
 errors++;
 }
 }
 else {
-const err407 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err413 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
-vErrors = [err407];
+vErrors = [err413];
 }
 else {
-vErrors.push(err407);
+vErrors.push(err413);
 }
 errors++;
 }
 }
 else {
-const err408 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err414 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
-vErrors = [err408];
+vErrors = [err414];
 }
 else {
-vErrors.push(err408);
+vErrors.push(err414);
 }
 errors++;
 }
@@ -5085,71 +5150,7 @@ if(data153.serveFresh === undefined){
 data153.serveFresh = false;
 }
 if(data153.ttl === undefined){
-const err409 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
-if(vErrors === null){
-vErrors = [err409];
-}
-else {
-vErrors.push(err409);
-}
-errors++;
-}
-if(data153.maxEntries === undefined){
-const err410 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
-if(vErrors === null){
-vErrors = [err410];
-}
-else {
-vErrors.push(err410);
-}
-errors++;
-}
-if(data153.maxBytes === undefined){
-const err411 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
-if(vErrors === null){
-vErrors = [err411];
-}
-else {
-vErrors.push(err411);
-}
-errors++;
-}
-if(data153.serveFresh === undefined){
-const err412 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
-if(vErrors === null){
-vErrors = [err412];
-}
-else {
-vErrors.push(err412);
-}
-errors++;
-}
-for(const key37 in data153){
-if(!(((((key37 === "ttl") || (key37 === "maxEntries")) || (key37 === "maxBytes")) || (key37 === "serveFresh")) || (key37 === "redis"))){
-const err413 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err413];
-}
-else {
-vErrors.push(err413);
-}
-errors++;
-}
-}
-let data154 = data153.ttl;
-if(typeof data154 === "string"){
-if(func3(data154) > 32){
-const err414 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err414];
-}
-else {
-vErrors.push(err414);
-}
-errors++;
-}
-if(!pattern1.test(data154)){
-const err415 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err415 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
 if(vErrors === null){
 vErrors = [err415];
 }
@@ -5158,9 +5159,8 @@ vErrors.push(err415);
 }
 errors++;
 }
-}
-else {
-const err416 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data153.maxEntries === undefined){
+const err416 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
 if(vErrors === null){
 vErrors = [err416];
 }
@@ -5169,9 +5169,8 @@ vErrors.push(err416);
 }
 errors++;
 }
-let data155 = data153.maxEntries;
-if(!((typeof data155 == "number") && (!(data155 % 1) && !isNaN(data155)))){
-const err417 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data153.maxBytes === undefined){
+const err417 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
 if(vErrors === null){
 vErrors = [err417];
 }
@@ -5180,9 +5179,8 @@ vErrors.push(err417);
 }
 errors++;
 }
-if(typeof data155 == "number"){
-if(data155 > 100000 || isNaN(data155)){
-const err418 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(data153.serveFresh === undefined){
+const err418 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
 if(vErrors === null){
 vErrors = [err418];
 }
@@ -5191,8 +5189,9 @@ vErrors.push(err418);
 }
 errors++;
 }
-if(data155 < 0 || isNaN(data155)){
-const err419 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key37 in data153){
+if(!(((((key37 === "ttl") || (key37 === "maxEntries")) || (key37 === "maxBytes")) || (key37 === "serveFresh")) || (key37 === "redis"))){
+const err419 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err419];
 }
@@ -5202,10 +5201,10 @@ vErrors.push(err419);
 errors++;
 }
 }
-let data156 = data153.maxBytes;
-if(typeof data156 === "string"){
-if(!pattern10.test(data156)){
-const err420 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+let data154 = data153.ttl;
+if(typeof data154 === "string"){
+if(func3(data154) > 32){
+const err420 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err420];
 }
@@ -5214,9 +5213,8 @@ vErrors.push(err420);
 }
 errors++;
 }
-}
-else {
-const err421 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data154)){
+const err421 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err421];
 }
@@ -5225,8 +5223,9 @@ vErrors.push(err421);
 }
 errors++;
 }
-if(typeof data153.serveFresh !== "boolean"){
-const err422 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+else {
+const err422 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err422];
 }
@@ -5235,14 +5234,9 @@ vErrors.push(err422);
 }
 errors++;
 }
-if(data153.redis !== undefined){
-let data158 = data153.redis;
-if(data158 && typeof data158 == "object" && !Array.isArray(data158)){
-if(data158.url === undefined){
-data158.url = "";
-}
-if(data158.url === undefined){
-const err423 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
+let data155 = data153.maxEntries;
+if(!((typeof data155 == "number") && (!(data155 % 1) && !isNaN(data155)))){
+const err423 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err423];
 }
@@ -5251,9 +5245,9 @@ vErrors.push(err423);
 }
 errors++;
 }
-for(const key38 in data158){
-if(!((key38 === "url") || (key38 === "secretRef"))){
-const err424 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
+if(typeof data155 == "number"){
+if(data155 > 100000 || isNaN(data155)){
+const err424 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err424];
 }
@@ -5262,11 +5256,8 @@ vErrors.push(err424);
 }
 errors++;
 }
-}
-let data159 = data158.url;
-if(typeof data159 === "string"){
-if(func3(data159) > 2048){
-const err425 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if(data155 < 0 || isNaN(data155)){
+const err425 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err425];
 }
@@ -5275,8 +5266,11 @@ vErrors.push(err425);
 }
 errors++;
 }
-if(!pattern42.test(data159)){
-const err426 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
+}
+let data156 = data153.maxBytes;
+if(typeof data156 === "string"){
+if(!pattern10.test(data156)){
+const err426 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err426];
 }
@@ -5287,7 +5281,7 @@ errors++;
 }
 }
 else {
-const err427 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err427 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err427];
 }
@@ -5296,11 +5290,8 @@ vErrors.push(err427);
 }
 errors++;
 }
-if(data158.secretRef !== undefined){
-let data160 = data158.secretRef;
-if(data160 && typeof data160 == "object" && !Array.isArray(data160)){
-if(data160.name === undefined){
-const err428 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(typeof data153.serveFresh !== "boolean"){
+const err428 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err428];
 }
@@ -5309,8 +5300,14 @@ vErrors.push(err428);
 }
 errors++;
 }
-if(data160.key === undefined){
-const err429 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+if(data153.redis !== undefined){
+let data158 = data153.redis;
+if(data158 && typeof data158 == "object" && !Array.isArray(data158)){
+if(data158.url === undefined){
+data158.url = "";
+}
+if(data158.url === undefined){
+const err429 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err429];
 }
@@ -5319,9 +5316,9 @@ vErrors.push(err429);
 }
 errors++;
 }
-for(const key39 in data160){
-if(!((key39 === "name") || (key39 === "key"))){
-const err430 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
+for(const key38 in data158){
+if(!((key38 === "url") || (key38 === "secretRef"))){
+const err430 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err430];
 }
@@ -5331,11 +5328,10 @@ vErrors.push(err430);
 errors++;
 }
 }
-if(data160.name !== undefined){
-let data161 = data160.name;
-if(typeof data161 === "string"){
-if(func3(data161) > 253){
-const err431 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+let data159 = data158.url;
+if(typeof data159 === "string"){
+if(func3(data159) > 2048){
+const err431 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err431];
 }
@@ -5344,8 +5340,8 @@ vErrors.push(err431);
 }
 errors++;
 }
-if(func3(data161) < 1){
-const err432 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(!pattern44.test(data159)){
+const err432 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
 if(vErrors === null){
 vErrors = [err432];
 }
@@ -5356,7 +5352,7 @@ errors++;
 }
 }
 else {
-const err433 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err433 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err433];
 }
@@ -5365,12 +5361,11 @@ vErrors.push(err433);
 }
 errors++;
 }
-}
-if(data160.key !== undefined){
-let data162 = data160.key;
-if(typeof data162 === "string"){
-if(func3(data162) > 253){
-const err434 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data158.secretRef !== undefined){
+let data160 = data158.secretRef;
+if(data160 && typeof data160 == "object" && !Array.isArray(data160)){
+if(data160.name === undefined){
+const err434 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err434];
 }
@@ -5379,8 +5374,8 @@ vErrors.push(err434);
 }
 errors++;
 }
-if(func3(data162) < 1){
-const err435 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data160.key === undefined){
+const err435 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err435];
 }
@@ -5389,9 +5384,9 @@ vErrors.push(err435);
 }
 errors++;
 }
-}
-else {
-const err436 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key39 in data160){
+if(!((key39 === "name") || (key39 === "key"))){
+const err436 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err436];
 }
@@ -5401,9 +5396,11 @@ vErrors.push(err436);
 errors++;
 }
 }
-}
-else {
-const err437 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data160.name !== undefined){
+let data161 = data160.name;
+if(typeof data161 === "string"){
+if(func3(data161) > 253){
+const err437 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err437];
 }
@@ -5412,10 +5409,8 @@ vErrors.push(err437);
 }
 errors++;
 }
-}
-}
-else {
-const err438 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(func3(data161) < 1){
+const err438 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err438];
 }
@@ -5425,14 +5420,84 @@ vErrors.push(err438);
 errors++;
 }
 }
-}
 else {
-const err439 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err439 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err439];
 }
 else {
 vErrors.push(err439);
+}
+errors++;
+}
+}
+if(data160.key !== undefined){
+let data162 = data160.key;
+if(typeof data162 === "string"){
+if(func3(data162) > 253){
+const err440 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(vErrors === null){
+vErrors = [err440];
+}
+else {
+vErrors.push(err440);
+}
+errors++;
+}
+if(func3(data162) < 1){
+const err441 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err441];
+}
+else {
+vErrors.push(err441);
+}
+errors++;
+}
+}
+else {
+const err442 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err442];
+}
+else {
+vErrors.push(err442);
+}
+errors++;
+}
+}
+}
+else {
+const err443 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err443];
+}
+else {
+vErrors.push(err443);
+}
+errors++;
+}
+}
+}
+else {
+const err444 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err444];
+}
+else {
+vErrors.push(err444);
+}
+errors++;
+}
+}
+}
+else {
+const err445 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err445];
+}
+else {
+vErrors.push(err445);
 }
 errors++;
 }
@@ -5448,69 +5513,7 @@ if(data163.emptyContent === undefined){
 data163.emptyContent = true;
 }
 if(data163.json === undefined){
-const err440 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
-if(vErrors === null){
-vErrors = [err440];
-}
-else {
-vErrors.push(err440);
-}
-errors++;
-}
-if(data163.refusal === undefined){
-const err441 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
-if(vErrors === null){
-vErrors = [err441];
-}
-else {
-vErrors.push(err441);
-}
-errors++;
-}
-if(data163.emptyContent === undefined){
-const err442 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
-if(vErrors === null){
-vErrors = [err442];
-}
-else {
-vErrors.push(err442);
-}
-errors++;
-}
-for(const key40 in data163){
-if(!(((key40 === "json") || (key40 === "refusal")) || (key40 === "emptyContent"))){
-const err443 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err443];
-}
-else {
-vErrors.push(err443);
-}
-errors++;
-}
-}
-if(typeof data163.json !== "boolean"){
-const err444 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
-if(vErrors === null){
-vErrors = [err444];
-}
-else {
-vErrors.push(err444);
-}
-errors++;
-}
-if(typeof data163.refusal !== "boolean"){
-const err445 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
-if(vErrors === null){
-vErrors = [err445];
-}
-else {
-vErrors.push(err445);
-}
-errors++;
-}
-if(typeof data163.emptyContent !== "boolean"){
-const err446 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+const err446 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
 if(vErrors === null){
 vErrors = [err446];
 }
@@ -5519,9 +5522,8 @@ vErrors.push(err446);
 }
 errors++;
 }
-}
-else {
-const err447 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data163.refusal === undefined){
+const err447 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
 if(vErrors === null){
 vErrors = [err447];
 }
@@ -5530,10 +5532,8 @@ vErrors.push(err447);
 }
 errors++;
 }
-let data167 = data.faults;
-if(Array.isArray(data167)){
-if(data167.length > 32){
-const err448 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+if(data163.emptyContent === undefined){
+const err448 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
 if(vErrors === null){
 vErrors = [err448];
 }
@@ -5542,12 +5542,9 @@ vErrors.push(err448);
 }
 errors++;
 }
-const len15 = data167.length;
-for(let i23=0; i23<len15; i23++){
-let data168 = data167[i23];
-if(data168 && typeof data168 == "object" && !Array.isArray(data168)){
-if(data168.upstream === undefined){
-const err449 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+for(const key40 in data163){
+if(!(((key40 === "json") || (key40 === "refusal")) || (key40 === "emptyContent"))){
+const err449 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err449];
 }
@@ -5556,8 +5553,9 @@ vErrors.push(err449);
 }
 errors++;
 }
-if(data168.percent === undefined){
-const err450 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
+}
+if(typeof data163.json !== "boolean"){
+const err450 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err450];
 }
@@ -5566,9 +5564,8 @@ vErrors.push(err450);
 }
 errors++;
 }
-for(const key41 in data168){
-if(!((((key41 === "upstream") || (key41 === "percent")) || (key41 === "delay")) || (key41 === "abort"))){
-const err451 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
+if(typeof data163.refusal !== "boolean"){
+const err451 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err451];
 }
@@ -5577,12 +5574,8 @@ vErrors.push(err451);
 }
 errors++;
 }
-}
-if(data168.upstream !== undefined){
-let data169 = data168.upstream;
-if(typeof data169 === "string"){
-if(func3(data169) > 63){
-const err452 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(typeof data163.emptyContent !== "boolean"){
+const err452 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err452];
 }
@@ -5591,8 +5584,9 @@ vErrors.push(err452);
 }
 errors++;
 }
-if(!pattern16.test(data169)){
-const err453 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+else {
+const err453 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err453];
 }
@@ -5601,9 +5595,10 @@ vErrors.push(err453);
 }
 errors++;
 }
-}
-else {
-const err454 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data167 = data.faults;
+if(Array.isArray(data167)){
+if(data167.length > 32){
+const err454 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err454];
 }
@@ -5612,11 +5607,12 @@ vErrors.push(err454);
 }
 errors++;
 }
-}
-if(data168.percent !== undefined){
-let data170 = data168.percent;
-if(!((typeof data170 == "number") && (!(data170 % 1) && !isNaN(data170)))){
-const err455 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const len15 = data167.length;
+for(let i23=0; i23<len15; i23++){
+let data168 = data167[i23];
+if(data168 && typeof data168 == "object" && !Array.isArray(data168)){
+if(data168.upstream === undefined){
+const err455 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
 if(vErrors === null){
 vErrors = [err455];
 }
@@ -5625,9 +5621,8 @@ vErrors.push(err455);
 }
 errors++;
 }
-if(typeof data170 == "number"){
-if(data170 > 100 || isNaN(data170)){
-const err456 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data168.percent === undefined){
+const err456 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
 if(vErrors === null){
 vErrors = [err456];
 }
@@ -5636,8 +5631,9 @@ vErrors.push(err456);
 }
 errors++;
 }
-if(data170 < 0 || isNaN(data170)){
-const err457 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key41 in data168){
+if(!((((key41 === "upstream") || (key41 === "percent")) || (key41 === "delay")) || (key41 === "abort"))){
+const err457 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err457];
 }
@@ -5647,12 +5643,11 @@ vErrors.push(err457);
 errors++;
 }
 }
-}
-if(data168.delay !== undefined){
-let data171 = data168.delay;
-if(typeof data171 === "string"){
-if(!pattern1.test(data171)){
-const err458 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data168.upstream !== undefined){
+let data169 = data168.upstream;
+if(typeof data169 === "string"){
+if(func3(data169) > 63){
+const err458 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err458];
 }
@@ -5661,9 +5656,8 @@ vErrors.push(err458);
 }
 errors++;
 }
-}
-else {
-const err459 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern16.test(data169)){
+const err459 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err459];
 }
@@ -5673,11 +5667,8 @@ vErrors.push(err459);
 errors++;
 }
 }
-if(data168.abort !== undefined){
-let data172 = data168.abort;
-if(data172 && typeof data172 == "object" && !Array.isArray(data172)){
-if(data172.status === undefined){
-const err460 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
+else {
+const err460 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err460];
 }
@@ -5686,9 +5677,11 @@ vErrors.push(err460);
 }
 errors++;
 }
-for(const key42 in data172){
-if(!(key42 === "status")){
-const err461 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
+}
+if(data168.percent !== undefined){
+let data170 = data168.percent;
+if(!((typeof data170 == "number") && (!(data170 % 1) && !isNaN(data170)))){
+const err461 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err461];
 }
@@ -5697,11 +5690,9 @@ vErrors.push(err461);
 }
 errors++;
 }
-}
-if(data172.status !== undefined){
-let data173 = data172.status;
-if(!((typeof data173 == "number") && (!(data173 % 1) && !isNaN(data173)))){
-const err462 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data170 == "number"){
+if(data170 > 100 || isNaN(data170)){
+const err462 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err462];
 }
@@ -5710,9 +5701,8 @@ vErrors.push(err462);
 }
 errors++;
 }
-if(typeof data173 == "number"){
-if(data173 > 599 || isNaN(data173)){
-const err463 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+if(data170 < 0 || isNaN(data170)){
+const err463 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err463];
 }
@@ -5721,8 +5711,13 @@ vErrors.push(err463);
 }
 errors++;
 }
-if(data173 < 400 || isNaN(data173)){
-const err464 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+}
+}
+if(data168.delay !== undefined){
+let data171 = data168.delay;
+if(typeof data171 === "string"){
+if(!pattern1.test(data171)){
+const err464 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err464];
 }
@@ -5732,10 +5727,8 @@ vErrors.push(err464);
 errors++;
 }
 }
-}
-}
 else {
-const err465 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err465 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err465];
 }
@@ -5745,9 +5738,11 @@ vErrors.push(err465);
 errors++;
 }
 }
-}
-else {
-const err466 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data168.abort !== undefined){
+let data172 = data168.abort;
+if(data172 && typeof data172 == "object" && !Array.isArray(data172)){
+if(data172.status === undefined){
+const err466 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
 if(vErrors === null){
 vErrors = [err466];
 }
@@ -5756,15 +5751,85 @@ vErrors.push(err466);
 }
 errors++;
 }
-}
-}
-else {
-const err467 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
+for(const key42 in data172){
+if(!(key42 === "status")){
+const err467 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err467];
 }
 else {
 vErrors.push(err467);
+}
+errors++;
+}
+}
+if(data172.status !== undefined){
+let data173 = data172.status;
+if(!((typeof data173 == "number") && (!(data173 % 1) && !isNaN(data173)))){
+const err468 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err468];
+}
+else {
+vErrors.push(err468);
+}
+errors++;
+}
+if(typeof data173 == "number"){
+if(data173 > 599 || isNaN(data173)){
+const err469 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+if(vErrors === null){
+vErrors = [err469];
+}
+else {
+vErrors.push(err469);
+}
+errors++;
+}
+if(data173 < 400 || isNaN(data173)){
+const err470 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(vErrors === null){
+vErrors = [err470];
+}
+else {
+vErrors.push(err470);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err471 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err471];
+}
+else {
+vErrors.push(err471);
+}
+errors++;
+}
+}
+}
+else {
+const err472 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err472];
+}
+else {
+vErrors.push(err472);
+}
+errors++;
+}
+}
+}
+else {
+const err473 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err473];
+}
+else {
+vErrors.push(err473);
 }
 errors++;
 }
@@ -5777,74 +5842,7 @@ if(data174.drainTimeout === undefined){
 data174.drainTimeout = "30s";
 }
 if(data174.appPreStopSleep === undefined){
-const err468 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
-if(vErrors === null){
-vErrors = [err468];
-}
-else {
-vErrors.push(err468);
-}
-errors++;
-}
-if(data174.drainTimeout === undefined){
-const err469 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
-if(vErrors === null){
-vErrors = [err469];
-}
-else {
-vErrors.push(err469);
-}
-errors++;
-}
-for(const key43 in data174){
-if(!((key43 === "appPreStopSleep") || (key43 === "drainTimeout"))){
-const err470 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err470];
-}
-else {
-vErrors.push(err470);
-}
-errors++;
-}
-}
-let data175 = data174.appPreStopSleep;
-if(typeof data175 === "string"){
-if(func3(data175) > 32){
-const err471 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err471];
-}
-else {
-vErrors.push(err471);
-}
-errors++;
-}
-if(!pattern1.test(data175)){
-const err472 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
-if(vErrors === null){
-vErrors = [err472];
-}
-else {
-vErrors.push(err472);
-}
-errors++;
-}
-}
-else {
-const err473 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err473];
-}
-else {
-vErrors.push(err473);
-}
-errors++;
-}
-let data176 = data174.drainTimeout;
-if(typeof data176 === "string"){
-if(func3(data176) > 32){
-const err474 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err474 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
 if(vErrors === null){
 vErrors = [err474];
 }
@@ -5853,8 +5851,8 @@ vErrors.push(err474);
 }
 errors++;
 }
-if(!pattern1.test(data176)){
-const err475 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data174.drainTimeout === undefined){
+const err475 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err475];
 }
@@ -5863,9 +5861,9 @@ vErrors.push(err475);
 }
 errors++;
 }
-}
-else {
-const err476 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key43 in data174){
+if(!((key43 === "appPreStopSleep") || (key43 === "drainTimeout"))){
+const err476 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err476];
 }
@@ -5875,8 +5873,10 @@ vErrors.push(err476);
 errors++;
 }
 }
-else {
-const err477 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data175 = data174.appPreStopSleep;
+if(typeof data175 === "string"){
+if(func3(data175) > 32){
+const err477 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err477];
 }
@@ -5885,14 +5885,79 @@ vErrors.push(err477);
 }
 errors++;
 }
-}
-else {
-const err478 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data175)){
+const err478 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err478];
 }
 else {
 vErrors.push(err478);
+}
+errors++;
+}
+}
+else {
+const err479 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err479];
+}
+else {
+vErrors.push(err479);
+}
+errors++;
+}
+let data176 = data174.drainTimeout;
+if(typeof data176 === "string"){
+if(func3(data176) > 32){
+const err480 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err480];
+}
+else {
+vErrors.push(err480);
+}
+errors++;
+}
+if(!pattern1.test(data176)){
+const err481 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(vErrors === null){
+vErrors = [err481];
+}
+else {
+vErrors.push(err481);
+}
+errors++;
+}
+}
+else {
+const err482 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err482];
+}
+else {
+vErrors.push(err482);
+}
+errors++;
+}
+}
+else {
+const err483 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err483];
+}
+else {
+vErrors.push(err483);
+}
+errors++;
+}
+}
+else {
+const err484 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err484];
+}
+else {
+vErrors.push(err484);
 }
 errors++;
 }

@@ -19,6 +19,10 @@ describe('config that would break the sidecar', () => {
       [{ ...base, cache: { maxEntries: 1e300 } }, /cache\.maxEntries/],
       [{ ...base, cache: { maxEntries: 1e9 } }, /cache\.maxEntries/],
       [{ upstreams: [{ name: 'primary', url: 'http://127.0.0.1:9', timeouts: { total: '1'.repeat(40) + 's' } }] }, /timeouts\.total/],
+      [{ upstreams: [{ name: 'primary', url: 'http://127.0.0.1:9', auth: { env: 'K', header: 'X-Key\r\nX-Injected: 1' } }] }, /auth\.header/],
+      [{ upstreams: [{ name: 'primary', url: 'http://127.0.0.1:9', auth: { env: 'K', prefix: 'Bearer \n' } }] }, /auth\.prefix/],
+      [{ upstreams: [{ name: 'primary', url: 'https://user:secret@api.example.com/v1' }] }, /upstreams\.0\.url|upstreams\[0\]\.url/],
+      [{ upstreams: [{ name: 'primary', url: 'https://api.example.com/v1?key=secret' }] }, /upstreams\.0\.url|upstreams\[0\]\.url/],
     ];
     for (const [spec, field] of cases) {
       const verdict = validatePolicy(spec);
