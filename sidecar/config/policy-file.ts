@@ -46,7 +46,9 @@ export function loadPolicyFile(path: string): LoadResult {
 
 /**
  * Calls `onResult` after each change of the file. The directory is watched, not
- * the file, so editors' rename-on-save and Kubernetes ConfigMap symlink swaps are seen.
+ * the file, so editors' rename-on-save and Kubernetes ConfigMap symlink swaps
+ * (entries named `..data`, `..2026_…`) are seen; changes to other files in the
+ * directory are ignored, so a busy neighbour cannot hold an edit back.
  */
 export function watchPolicyFile(path: string, onResult: (result: LoadResult) => void, debounceMs = 100): FSWatcher {
   const file = resolve(path);
@@ -57,7 +59,9 @@ export function watchPolicyFile(path: string, onResult: (result: LoadResult) => 
   } catch {
     lastText = undefined;
   }
-  const watcher = watch(dirname(file), () => {
+  const name = basename(file);
+  const watcher = watch(dirname(file), (_event, changed) => {
+    if (changed && changed !== name && !changed.startsWith('..')) return;
     clearTimeout(timer);
     timer = setTimeout(() => {
       let text: string;
