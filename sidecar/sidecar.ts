@@ -14,7 +14,7 @@ import type { RuntimeConfig } from './config/index.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { buildPipeline } from './proxy/pipeline.js';
-import { createProxyServer } from './proxy/server.js';
+import { createProxyServer, type InboundLimits } from './proxy/server.js';
 import { type Clock, systemClock } from './resilience/index.js';
 import { SidecarState } from './sidecar-state.js';
 
@@ -28,6 +28,8 @@ export interface SidecarOptions {
   clock?: Clock;
   log?: Logger;
   random?: () => number;
+  /** Limits on the apps' connections (defaults: DEFAULT_INBOUND_LIMITS). */
+  inbound?: InboundLimits;
   /** Called once a drain started by SIGTERM or /quitquitquit has finished. */
   onDrained?: (clean: boolean) => void;
 }
@@ -77,7 +79,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     degradedSettings: () => state.config!.degradation,
     queued: () => state.queued(),
   });
-  const proxy = createProxyServer({ pipeline, config: () => state.config, upstream: (name) => state.upstream(name), clock, metrics, log });
+  const proxy = createProxyServer({ pipeline, inbound: options.inbound, config: () => state.config, upstream: (name) => state.upstream(name), clock, metrics, log });
   let drainPromise: Promise<boolean> | undefined;
 
   const drain = (): Promise<boolean> =>

@@ -30,8 +30,18 @@ function appHeaders(req: IncomingMessage): ProxyRequest['appHeaders'] {
   return out;
 }
 
+/** How long a client may take to send a request's headers, and the whole request; how many connections it may hold. */
+export interface InboundLimits {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  maxConnections: number;
+}
+
+export const DEFAULT_INBOUND_LIMITS: InboundLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 120_000, maxConnections: 4096 };
+
 export interface ProxyServerDeps {
   pipeline: Handler;
+  inbound?: InboundLimits;
   config(): RuntimeConfig | undefined;
   upstream(name: string): UpstreamState | undefined;
   clock: Clock;
@@ -151,7 +161,16 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     observe(request, ctx, delivery, deps);
   }
 
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+  const inbound = deps.inbound ?? DEFAULT_INBOUND_LIMITS;
+  // Slow or idle clients are cut off: headers and the whole request (not the answer, which may stream for long) have deadlines.
+  const server = createServer(
+    {
+      keepAliveTimeout: 65_000,
+      headersTimeout: inbound.headersTimeoutMs,
+      requestTimeout: inbound.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, inbound.headersTimeoutMs),
+    },
+    (req, res) => {
     inFlight++;
     handle(req, res)
       .catch((err: unknown) => {
@@ -162,7 +181,9 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       .finally(() => {
         if (--inFlight === 0) idleWaiters.splice(0).forEach((wake) => wake());
       });
-  });
+    },
+  );
+  server.maxConnections = inbound.maxConnections;
   return {
     server,
     get inFlight() {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
-import { chat, post, startRig } from '../support/harness.js';
+import { chat, post, startMock, startRig } from '../support/harness.js';
 import { startRawUpstream } from '../support/raw-upstream.js';
 
 interface Status {
@@ -51,5 +51,43 @@ describe('hostile clients', () => {
     assert.equal(await inFlight(rig.sidecar.adminUrl), 0, 'the slot came back although the client never read');
     t.diagnostic(`slot back ${Math.round(performance.now() - started)} ms after the stream started (streamIdle 300 ms)`);
     assert.equal((await post(rig.url('/healthy/v1/chat/completions'), chat())).status, 200, 'a normal request is served afterwards');
+  });
+
+  it('slowloris: a client that never finishes its headers is cut off, and a long stream is not', async (t) => {
+    const mock = await startMock(t);
+    mock.defaultBehavior = { kind: 'ok', chunks: 6, chunkDelayMs: 250 }; // a 1.5 s stream
+    const rig = await startRig(t, { upstreams: [{ name: 'primary', url: mock.url }] }, { inbound: { headersTimeoutMs: 300, requestTimeoutMs: 600, maxConnections: 100 } });
+    const { port } = new URL(rig.sidecar.dataUrl);
+    const slow = connect(Number(port), '127.0.0.1');
+    t.after(() => slow.destroy());
+    slow.write('POST /primary/v1/chat/completions HTTP/1.1\r\nhost: x\r\n');
+    const drip = setInterval(() => slow.write('x-drip: 1\r\n'), 100);
+    t.after(() => clearInterval(drip));
+    const closedAfter = await new Promise<number>((resolve) => {
+      const started = performance.now();
+      slow.on('close', () => resolve(performance.now() - started));
+      slow.on('error', () => {});
+    });
+    clearInterval(drip);
+    assert.ok(closedAfter < 3000, `closed after ${Math.round(closedAfter)} ms`);
+    const stream = await post(rig.url('/primary/v1/chat/completions'), chat({ stream: true }));
+    assert.equal(stream.status, 200);
+    assert.ok(stream.ms > 1000, 'the stream outlived the request timeout');
+    assert.match(stream.text, /\[DONE\]/);
+  });
+
+  it('refuses connections past the cap, and serves again once they close', async (t) => {
+    const mock = await startMock(t);
+    const rig = await startRig(t, { upstreams: [{ name: 'primary', url: mock.url }] }, { inbound: { headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, maxConnections: 5 } });
+    const { port } = new URL(rig.sidecar.dataUrl);
+    const idle = Array.from({ length: 5 }, () => connect(Number(port), '127.0.0.1').on('error', () => {}));
+    await new Promise((r) => setTimeout(r, 100));
+    const extra = connect(Number(port), '127.0.0.1').on('error', () => {});
+    const refused = await Promise.race([new Promise((resolve) => extra.on('close', () => resolve(true))), new Promise((resolve) => setTimeout(() => resolve(false), 2000))]);
+    extra.destroy();
+    assert.equal(refused, true, 'the connection past the cap was closed');
+    for (const s of idle) s.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await post(rig.url('/primary/v1/chat/completions'), chat())).status, 200);
   });
 });
