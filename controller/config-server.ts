@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { SidecarReport } from '../api/index.js';
 import type { ConfigHub } from './config-hub.js';
-import type { Authenticate } from './token-review.js';
+import { TooManyReviews, type Authenticate } from './token-review.js';
 
 const MAX_REPORT_BYTES = 256 * 1024;
 /** An AdmissionReview carries a whole pod. */
@@ -54,8 +54,12 @@ export function createConfigServer(options: {
       if (!token) return answer(res, 401, 'a bearer token (the pod\'s projected service-account token) is required');
       let identity;
       try {
-        identity = await authenticate(token);
+        identity = await authenticate(token, req.socket.remoteAddress ?? 'unknown');
       } catch (err) {
+        if (err instanceof TooManyReviews) {
+          res.setHeader('retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))));
+          return answer(res, 429, err.message);
+        }
         log.error({ err: (err as Error).message }, 'TokenReview failed');
         return answer(res, 503, 'cannot review tokens right now');
       }

@@ -24,7 +24,7 @@ import { LeaderElector } from './leader-election.js';
 import { GROUP, Reconciler, type PolicyObject } from './reconciler.js';
 import { ReportStore } from './report-store.js';
 import { resilientInformer } from './resilient-informer.js';
-import { tokenReviewer } from './token-review.js';
+import { kubeTokenReview, tokenReviewer } from './token-review.js';
 
 /** Pods the injector has given a sidecar carry this label; the controller watches only them. */
 export const INJECTED_LABEL = 'breakwater.dev/injected';
@@ -103,7 +103,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const configServer = createConfigServer({
     cert: readFileSync(options.tlsCertFile),
     key: readFileSync(options.tlsKeyFile),
-    authenticate: tokenReviewer(kc),
+    authenticate: tokenReviewer({ review: kubeTokenReview(kc) }),
     hub: reconciler.hub,
     log,
     admit: admit as ((review: never) => Promise<unknown>) | undefined,
