@@ -43,3 +43,52 @@ export interface SidecarReport {
   /** Breaker states per upstream. */
   breakers: Record<string, BreakerCounts>;
 }
+
+const MAX_REPORTED_ERROR = 1024;
+const MAX_COUNT = 1_000_000;
+
+const isText = (v: unknown, max: number): v is string => typeof v === 'string' && v.length <= max;
+const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_COUNT;
+
+function isVersion(v: unknown): v is ConfigVersion {
+  const o = v as Record<string, unknown>;
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    ['file', 'controller', 'demo'].includes(o.source as string) &&
+    isText(o.policy, 320) &&
+    isCount(o.generation) &&
+    isText(o.hash, 128) &&
+    (o.uid === undefined || isText(o.uid, 64))
+  );
+}
+
+/**
+ * A report as a sidecar sent it, checked field by field: a sidecar is only as
+ * trustworthy as the pod it runs in. Breakers may only be reported for the
+ * upstreams of the pod's own policy (`upstreams`); a rejection's error is cut
+ * to 1,024 characters. Returns the report, or why it is refused.
+ */
+export function validateReport(value: unknown, upstreams: ReadonlySet<string>): { ok: true; report: SidecarReport } | { ok: false; error: string } {
+  const o = value as Record<string, unknown>;
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return { ok: false, error: 'a report is a JSON object' };
+  if (o.applied !== null && !isVersion(o.applied)) return { ok: false, error: 'applied: not a config version' };
+  const rejected = o.rejected as { version?: unknown; error?: unknown } | undefined;
+  if (rejected !== undefined && (typeof rejected !== 'object' || rejected === null || !isVersion(rejected.version) || typeof rejected.error !== 'string')) {
+    return { ok: false, error: 'rejected: needs a version and an error' };
+  }
+  const breakers = o.breakers as Record<string, Record<string, unknown>>;
+  if (typeof breakers !== 'object' || breakers === null || Array.isArray(breakers)) return { ok: false, error: 'breakers: not an object' };
+  for (const [name, counts] of Object.entries(breakers)) {
+    if (!upstreams.has(name)) return { ok: false, error: `breakers: "${name.slice(0, 64)}" is not an upstream of this pod's policy` };
+    if (typeof counts !== 'object' || counts === null || !isCount(counts.closed) || !isCount(counts.halfOpen) || !isCount(counts.open)) {
+      return { ok: false, error: `breakers.${name}: needs closed, halfOpen and open counts` };
+    }
+  }
+  const report: SidecarReport = {
+    applied: o.applied as ConfigVersion | null,
+    breakers: Object.fromEntries(Object.entries(breakers).map(([name, c]) => [name, { closed: c.closed as number, halfOpen: c.halfOpen as number, open: c.open as number }])),
+  };
+  if (rejected) report.rejected = { version: rejected.version as ConfigVersion, error: (rejected.error as string).slice(0, MAX_REPORTED_ERROR) };
+  return { ok: true, report };
+}

@@ -5,7 +5,7 @@
  * version changes; heartbeats keep idle streams (and their proxies) alive.
  */
 import type { ServerResponse } from 'node:http';
-import type { ConfigSnapshot, SidecarReport } from '../api/index.js';
+import { validateReport, type ConfigSnapshot, type SidecarReport } from '../api/index.js';
 
 export type Desired = { snapshot: ConfigSnapshot } | { reason: string };
 
@@ -67,10 +67,17 @@ export class ConfigHub {
     return this.connections.has(pod) ? this.reports.get(pod) : undefined;
   }
 
-  report(pod: string, report: SidecarReport): void {
+  /** Takes a pod's report once it checks out (see validateReport); returns why it was refused, if it was. */
+  report(pod: string, body: unknown): string | undefined {
+    const desired = this.desired(pod);
+    const upstreams = new Set('snapshot' in desired ? desired.snapshot.spec.upstreams.map((u) => u.name) : []);
+    const checked = validateReport(body, upstreams);
+    if (!checked.ok) return checked.error;
+    const report = checked.report;
     const previous = this.reports.get(pod);
     this.reports.set(pod, report);
     this.onReport(pod, report, previous);
+    return undefined;
   }
 
   forget(pod: string): void {

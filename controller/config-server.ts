@@ -7,7 +7,6 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { SidecarReport } from '../api/index.js';
 import type { ConfigHub } from './config-hub.js';
 import { TooManyReviews, type Authenticate } from './token-review.js';
 
@@ -72,12 +71,15 @@ export function createConfigServer(options: {
         req.on('close', detach);
         return;
       }
+      let body: unknown;
       try {
-        hub.report(pod, (await readJson(req)) as SidecarReport);
-        answer(res, 204);
+        body = await readJson(req);
       } catch (err) {
-        answer(res, 400, `bad report: ${(err as Error).message}`);
+        return answer(res, 400, `bad report: ${(err as Error).message}`);
       }
+      const refused = hub.report(pod, body);
+      if (refused) return answer(res, 400, `bad report: ${refused}`);
+      answer(res, 204);
     })().catch((err: unknown) => {
       log.error({ err: (err as Error).message }, 'config request failed');
       if (!res.headersSent) answer(res, 500, 'internal error');

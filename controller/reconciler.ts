@@ -227,9 +227,10 @@ export class Reconciler {
     // One resolution per pod: which pods this policy targets, and which it selects but loses.
     const pods: { key: string; report: SidecarReport | undefined }[] = [];
     const conflicts: PolicyFacts['conflicts'] = [];
+    const upstreams = new Set(policy.spec.upstreams.map((u) => u.name));
     for (const pod of this.pods.values()) {
       const r = this.resolve(pod);
-      if (r.policy === key && isLive(pod)) pods.push({ key: podKey(pod), report: this.hub.liveReport(podKey(pod)) ?? reportOf(pod) });
+      if (r.policy === key && isLive(pod)) pods.push({ key: podKey(pod), report: this.hub.liveReport(podKey(pod)) ?? reportOf(pod, upstreams) });
       if (r.conflicts.includes(key)) conflicts.push({ pod: podKey(pod), winner: r.policy! });
     }
     const status = computeStatus(await this.facts(key, policy, conflicts), pods, policy.status, new Date().toISOString());

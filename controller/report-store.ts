@@ -8,16 +8,24 @@
  */
 import { PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { SidecarReport } from '../api/index.js';
+import { validateReport, type SidecarReport } from '../api/index.js';
 
 export const REPORT_ANNOTATION = 'breakwater.dev/sidecar-state';
 
-/** The report recorded on a pod, if any. */
-export function reportOf(pod: V1Pod): SidecarReport | undefined {
+/** Recorded reports are at most this long (a real one is a few hundred bytes). */
+const MAX_RECORDED_CHARS = 16 * 1024;
+
+/**
+ * The report recorded on a pod, if any and if it checks out against its
+ * policy's upstreams. The pod's owner can write this annotation too, so it is
+ * validated like a report that came over the wire.
+ */
+export function reportOf(pod: V1Pod, upstreams: ReadonlySet<string>): SidecarReport | undefined {
   const text = pod.metadata?.annotations?.[REPORT_ANNOTATION];
-  if (!text) return undefined;
+  if (!text || text.length > MAX_RECORDED_CHARS) return undefined;
   try {
-    return JSON.parse(text) as SidecarReport;
+    const checked = validateReport(JSON.parse(text), upstreams);
+    return checked.ok ? checked.report : undefined;
   } catch {
     return undefined;
   }
