@@ -19,14 +19,49 @@ interface AdmissionReview {
 const NAMESPACE_LOOKUP_MS = 2000;
 const NAMESPACE_CACHE_MS = 30_000;
 
+/** Resolves within `ms` or rejects. */
+function within<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out`)), ms).unref());
+  return Promise.race([work, timeout]);
+}
+
+/**
+ * The variables each container's envFrom sources set (keys of the ConfigMaps
+ * and Secrets, with the source's prefix; a Secret's values are never read
+ * out), or 'unknown' for a container one of whose sources could not be read.
+ */
+async function envFromKeys(core: CoreV1Api, pod: V1Pod, namespace: string): Promise<Map<string, ReadonlySet<string> | 'unknown'>> {
+  const out = new Map<string, ReadonlySet<string> | 'unknown'>();
+  for (const container of pod.spec?.containers ?? []) {
+    if (!container.envFrom?.length) continue;
+    const keys = new Set<string>();
+    try {
+      for (const source of container.envFrom) {
+        const ref = source.configMapRef ?? source.secretRef;
+        if (!ref?.name) continue;
+        const read = source.configMapRef
+          ? core.readNamespacedConfigMap({ name: ref.name, namespace }).then((cm) => [...Object.keys(cm.data ?? {}), ...Object.keys(cm.binaryData ?? {})])
+          : core.readNamespacedSecret({ name: ref.name, namespace }).then((secret) => Object.keys(secret.data ?? {}));
+        const names = await within(read, NAMESPACE_LOOKUP_MS, `reading ${ref.name}`).catch((err: { code?: number }) => {
+          if (err.code === 404 && ref.optional) return [];
+          throw err;
+        });
+        for (const name of names) keys.add((source.prefix ?? '') + name);
+      }
+      out.set(container.name, keys);
+    } catch {
+      out.set(container.name, 'unknown');
+    }
+  }
+  return out;
+}
+
 export function admissionHandler(deps: { core: CoreV1Api; context: (pod: V1Pod, namespace: string) => InjectionContext; log: Logger }) {
   const namespaces = new Map<string, { labels: Record<string, string>; until: number }>();
   const namespaceLabels = async (name: string): Promise<Record<string, string>> => {
     const hit = namespaces.get(name);
     if (hit && hit.until > Date.now()) return hit.labels;
-    const lookup = deps.core.readNamespace({ name }).then((ns) => ns.metadata?.labels ?? {});
-    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('namespace lookup timed out')), NAMESPACE_LOOKUP_MS).unref());
-    const labels = await Promise.race([lookup, timeout]);
+    const labels = await within(deps.core.readNamespace({ name }).then((ns) => ns.metadata?.labels ?? {}), NAMESPACE_LOOKUP_MS, 'namespace lookup');
     namespaces.set(name, { labels, until: Date.now() + NAMESPACE_CACHE_MS });
     return labels;
   };
@@ -51,7 +86,11 @@ export function admissionHandler(deps: { core: CoreV1Api; context: (pod: V1Pod, 
         return {};
       });
       if (!wantsInjection(pod, labels)) return answer();
-      const injected = injectSidecar(pod, deps.context(pod, namespace));
+      const setByEnvFrom = await envFromKeys(deps.core, pod, namespace);
+      for (const [container, keys] of setByEnvFrom) {
+        if (keys === 'unknown') deps.log.warn({ namespace, container }, 'an envFrom source could not be read; no base URL is set in that container');
+      }
+      const injected = injectSidecar(pod, { ...deps.context(pod, namespace), setByEnvFrom });
       return answer(fastJsonPatch.compare(pod, injected));
     } catch (err) {
       deps.log.error({ namespace, err: (err as Error).message }, 'injection failed; the pod is admitted unchanged');

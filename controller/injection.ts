@@ -5,7 +5,8 @@
  * hardened securityContext, downward-API identity, a projected token for
  * audience breakwater.dev, an emptyDir for the last good config, and the
  * credentials of the Secrets its policy names; app containers get the
- * upstreams' env (never overriding a value set) and a preStop sleep; the grace
+ * upstreams' env (never overriding a value set, in env or through envFrom)
+ * and a preStop sleep; the grace
  * period covers sleep and drain. A pod that carries breakwater.dev/status is
  * returned unchanged.
  */
@@ -28,6 +29,12 @@ export interface InjectionContext {
   controllerCa: string;
   /** The pod's policy, when one is known; injection proceeds with defaults otherwise. */
   policy?: { name: string; spec: PolicySpec };
+  /**
+   * Per container, the variables its envFrom sources set (Kubernetes lets
+   * `env` win over them, so the injector must not add those), or 'unknown'
+   * when a source could not be read: then it adds none to that container.
+   */
+  setByEnvFrom?: ReadonlyMap<string, ReadonlySet<string> | 'unknown'>;
 }
 
 /** The base URL an app uses for an upstream: OpenAI clients expect the /v1 prefix in it. */
@@ -103,10 +110,11 @@ export function injectSidecar(original: V1Pod, context: InjectionContext): V1Pod
   ];
   const injectedEnv = new Set<string>();
   for (const container of spec.containers) {
-    const present = new Set((container.env ?? []).map((e) => e.name));
+    const fromSources = context.setByEnvFrom?.get(container.name);
+    const present = new Set([...(container.env ?? []).map((e) => e.name), ...(fromSources instanceof Set ? fromSources : [])]);
     for (const upstream of upstreams) {
       for (const name of upstream.env) {
-        if (present.has(name)) continue;
+        if (present.has(name) || fromSources === 'unknown') continue;
         (container.env ??= []).push({ name, value: baseUrlFor(upstream) });
         injectedEnv.add(name);
       }

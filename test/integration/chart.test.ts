@@ -78,6 +78,7 @@ describe('Helm chart on a real API server', () => {
       ['watch', 'resiliencepolicies.breakwater.dev', '--all-namespaces'],
       ['patch', 'resiliencepolicies.breakwater.dev', '--subresource=status', '-n', 'apps'],
       ['get', 'secrets', '-n', 'apps'],
+      ['get', 'configmaps', '-n', 'apps'],
       ['get', 'namespaces'],
       ['create', 'tokenreviews.authentication.k8s.io'],
       ['create', 'events', '-n', 'apps'],
@@ -87,6 +88,7 @@ describe('Helm chart on a real API server', () => {
     const denied: string[][] = [
       ['list', 'secrets', '--all-namespaces'],
       ['watch', 'secrets', '-n', 'apps'],
+      ['list', 'configmaps', '-n', 'apps'],
       ['delete', 'pods', '-n', 'apps'],
       ['create', 'pods', '-n', 'apps'],
       ['update', 'resiliencepolicies.breakwater.dev', '-n', 'apps'],

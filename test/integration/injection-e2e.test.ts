@@ -112,6 +112,26 @@ describe('sidecar injection through a real API server', () => {
     assert.deepEqual(JSON.parse(pod.metadata!.annotations!['breakwater.dev/status']!), { sidecar: 'breakwater-sidecar', image: IMAGE, policy: 'apps/chat', env: ['OPENAI_BASE_URL'] });
   });
 
+  it('never overrides a base URL the app sets through envFrom (a ConfigMap, a Secret, with a prefix)', async () => {
+    await kubectl(['-n', 'apps', 'create', 'configmap', 'app-settings', '--from-literal=OPENAI_BASE_URL=http://mine', '--from-literal=OTHER=1']);
+    await kubectl(['-n', 'apps', 'create', 'secret', 'generic', 'app-secrets', '--from-literal=BASE_URL=http://mine-too']);
+    await kubectl(['-n', 'apps', 'create', 'configmap', 'unrelated', '--from-literal=LOG_LEVEL=debug']);
+    const pod = await create('apps', {
+      metadata: { generateName: 'chat-envfrom-', labels: { app: 'chat' } },
+      spec: {
+        containers: [
+          { ...container('from-configmap'), envFrom: [{ configMapRef: { name: 'app-settings' } }] },
+          { ...container('from-secret-with-prefix'), envFrom: [{ secretRef: { name: 'app-secrets' }, prefix: 'OPENAI_' }] },
+          { ...container('unrelated-envfrom'), envFrom: [{ configMapRef: { name: 'unrelated' } }, { configMapRef: { name: 'missing', optional: true } }] },
+        ],
+      },
+    });
+    const [fromConfigMap, fromSecret, unrelated] = pod.spec!.containers;
+    assert.deepEqual(fromConfigMap!.env ?? [], [], 'OPENAI_BASE_URL comes from the ConfigMap');
+    assert.deepEqual(fromSecret!.env ?? [], [], 'OPENAI_ + BASE_URL comes from the Secret');
+    assert.deepEqual(unrelated!.env, [{ name: 'OPENAI_BASE_URL', value: 'http://127.0.0.1:15001/primary/v1' }], 'other envFrom sources do not stop injection');
+  });
+
   it('leaves alone a pod that opts out, a hostNetwork pod, and pods in namespaces that did not opt in', async () => {
     const optedOut = await create('apps', { metadata: { name: 'opted-out', annotations: { 'breakwater.dev/inject': 'false' } }, spec: { containers: [container('app')] } });
     const hostNet = await create('apps', { metadata: { name: 'host-net' }, spec: { hostNetwork: true, containers: [container('app')] } });
