@@ -4,7 +4,7 @@
  *   sidecar --policy FILE | --demo  [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021]
  *   check-policy FILE
  *   controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
- *              [--sidecar-image IMAGE --advertise-url URL --ca-file FILE]  (serves the injection webhook at /mutate-pods)
+ *              [--sidecar-image IMAGE --advertise-url URL --ca-file FILE [--webhook-listen 0.0.0.0:15444]]  (serves the injection webhook at /mutate-pods on its own port)
  *   mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]
  */
 import { readFileSync } from 'node:fs';
@@ -22,7 +22,7 @@ const USAGE = `usage:
   breakwater sidecar --demo        (embedded policy and a built-in mock upstream)
   breakwater check-policy FILE
   breakwater controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
-             [--sidecar-image IMAGE --advertise-url URL --ca-file FILE]   (and serve the injection webhook)
+             [--sidecar-image IMAGE --advertise-url URL --ca-file FILE [--webhook-listen 0.0.0.0:15444]]   (and serve the injection webhook on its own port)
   breakwater mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]`;
 
 function hostPort(text: string, flag: string): HostPort {
@@ -138,6 +138,7 @@ async function controller(args: string[]): Promise<void> {
       'tls-key': { type: 'string' },
       'config-listen': { type: 'string', default: '0.0.0.0:15443' },
       'health-listen': { type: 'string', default: '0.0.0.0:15080' },
+      'webhook-listen': { type: 'string', default: '0.0.0.0:15444' },
       kubeconfig: { type: 'string' },
       resync: { type: 'string', default: '30s' },
       'leader-election-namespace': { type: 'string', default: process.env.POD_NAMESPACE ?? 'breakwater-system' },
@@ -165,7 +166,9 @@ async function controller(args: string[]): Promise<void> {
     tlsCertFile: values['tls-cert'],
     tlsKeyFile: values['tls-key'],
     resyncMs: parseDuration(values.resync),
-    injection: injecting ? { image: values['sidecar-image']!, controllerUrl: values['advertise-url']!, caFile: values['ca-file']! } : undefined,
+    injection: injecting
+      ? { listen: hostPort(values['webhook-listen'], '--webhook-listen'), image: values['sidecar-image']!, controllerUrl: values['advertise-url']!, caFile: values['ca-file']! }
+      : undefined,
     leaderElection: {
       namespace: values['leader-election-namespace'],
       identity: values.identity,

@@ -1,8 +1,9 @@
 /**
- * The controller's HTTPS port: the config stream sidecars connect to (see
- * api/protocol.ts) and, when injection is on, the pod admission webhook. Every
- * sidecar request carries the pod's projected token; a token bound to another
- * pod than the one asked for is refused, so a pod only ever gets its own config.
+ * The controller's config port (HTTPS): the config stream sidecars connect
+ * to and where they report (see api/protocol.ts). Every request carries the
+ * pod's projected token; a token bound to another pod than the one asked for
+ * is refused, so a pod only ever gets its own config. (The admission webhook
+ * has a port of its own: webhook-server.ts.)
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -11,15 +12,13 @@ import type { ConfigHub } from './config-hub.js';
 import { TooManyReviews, type Authenticate } from './token-review.js';
 
 const MAX_REPORT_BYTES = 256 * 1024;
-/** An AdmissionReview carries a whole pod. */
-const MAX_REVIEW_BYTES = 4 * 1024 * 1024;
 
 function answer(res: ServerResponse, status: number, error?: string): void {
   if (error === undefined) res.writeHead(status).end();
   else res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error }));
 }
 
-async function readJson(req: IncomingMessage, limit = MAX_REPORT_BYTES): Promise<unknown> {
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   let size = 0;
   const chunks: Buffer[] = [];
   for await (const chunk of req) {
@@ -36,18 +35,12 @@ export function createConfigServer(options: {
   authenticate: Authenticate;
   hub: ConfigHub;
   log: Logger;
-  /** The admission webhook (POST /mutate-pods), when injection is on. */
-  admit?: (review: never) => Promise<unknown>;
 }): Server {
-  const { authenticate, hub, log, admit } = options;
+  const { authenticate, hub, log } = options;
   return createServer({ cert: options.cert, key: options.key }, (req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'https://controller');
       const route = `${req.method} ${url.pathname}`;
-      if (route === 'POST /mutate-pods' && admit) {
-        const review = await admit((await readJson(req, MAX_REVIEW_BYTES)) as never);
-        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(review));
-      }
       if (route !== 'GET /v1/config' && route !== 'POST /v1/report') return answer(res, 404, 'not found');
       const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
       if (!token) return answer(res, 401, 'a bearer token (the pod\'s projected service-account token) is required');
@@ -73,7 +66,7 @@ export function createConfigServer(options: {
       }
       let body: unknown;
       try {
-        body = await readJson(req);
+        body = await readJson(req, MAX_REPORT_BYTES);
       } catch (err) {
         return answer(res, 400, `bad report: ${(err as Error).message}`);
       }

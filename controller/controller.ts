@@ -19,6 +19,7 @@ import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { listen, type HostPort } from '../lib/index.js';
 import { admissionHandler } from './admission.js';
 import { createConfigServer } from './config-server.js';
+import { createWebhookServer } from './webhook-server.js';
 import { EventRecorder } from './event-recorder.js';
 import { LeaderElector } from './leader-election.js';
 import { GROUP, Reconciler, type PolicyObject } from './reconciler.js';
@@ -38,14 +39,16 @@ export interface ControllerOptions {
   log: Logger;
   /** How often every policy is reconciled even without events. */
   resyncMs?: number;
-  /** Sidecar injection (the webhook on the config port): the image, the URL sidecars reach this controller at, and the CA that signed its certificate. */
-  injection?: { image: string; controllerUrl: string; caFile: string };
+  /** Sidecar injection: the webhook's own port, the image, the URL sidecars reach this controller at, and the CA that signed its certificate. */
+  injection?: { listen: HostPort; image: string; controllerUrl: string; caFile: string };
   /** Lease for leader election: only the leader writes status. */
   leaderElection?: { namespace: string; identity?: string; leaseDurationMs?: number; renewMs?: number };
 }
 
 export interface Controller {
   configUrl: string;
+  /** Where the admission webhook answers (POST /mutate-pods), when injection is on. */
+  webhookUrl?: string;
   healthUrl: string;
   reconciler: Reconciler;
   stop(): Promise<void>;
@@ -100,14 +103,9 @@ export async function startController(options: ControllerOptions): Promise<Contr
         policy: reconciler.policyFor(pod, namespace),
       }),
     });
-  const configServer = createConfigServer({
-    cert: readFileSync(options.tlsCertFile),
-    key: readFileSync(options.tlsKeyFile),
-    authenticate: tokenReviewer({ review: kubeTokenReview(kc) }),
-    hub: reconciler.hub,
-    log,
-    admit: admit as ((review: never) => Promise<unknown>) | undefined,
-  });
+  const tls = { cert: readFileSync(options.tlsCertFile), key: readFileSync(options.tlsKeyFile) };
+  const configServer = createConfigServer({ ...tls, authenticate: tokenReviewer({ review: kubeTokenReview(kc) }), hub: reconciler.hub, log });
+  const webhookServer = admit && createWebhookServer({ ...tls, admit: admit as (review: never) => Promise<unknown>, log });
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'breakwater_controller_process_' });
@@ -155,11 +153,16 @@ export async function startController(options: ControllerOptions): Promise<Contr
   app.get('/metrics', async (c) => c.body(await registry.metrics(), 200, { 'content-type': registry.contentType }));
   const healthServer = createAdaptorServer({ fetch: app.fetch }) as Server;
 
-  const [configUrl, healthUrl] = await Promise.all([listen(configServer, options.configListen, 'https'), listen(healthServer, options.healthListen, 'http')]);
-  log.info({ configUrl, healthUrl }, 'controller started');
+  const [configUrl, healthUrl, webhookUrl] = await Promise.all([
+    listen(configServer, options.configListen, 'https'),
+    listen(healthServer, options.healthListen, 'http'),
+    webhookServer && injection ? listen(webhookServer, injection.listen, 'https') : undefined,
+  ]);
+  log.info({ configUrl, healthUrl, webhookUrl }, 'controller started');
   return {
     configUrl,
     healthUrl,
+    webhookUrl,
     reconciler,
     async stop() {
       clearInterval(resync);
@@ -167,6 +170,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       reconciler.close();
       configServer.closeAllConnections();
       configServer.close();
+      webhookServer?.close();
       healthServer.close();
       await Promise.all([policies.stop(), pods.stop()]);
     },

@@ -15,7 +15,8 @@ import { startControlPlane, type ControlPlane } from '../support/control-plane.j
 const CHART = fileURLToPath(new URL('../../charts/breakwater', import.meta.url));
 const NS = 'breakwater-system';
 const SA = `system:serviceaccount:${NS}:bw-breakwater`;
-const ALL_FEATURES = ['--set', 'certManager.enabled=true', '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.prometheusRule.enabled=true', '--set', 'metrics.grafanaDashboard.enabled=true'];
+const NETWORK_POLICY = ['--set', 'networkPolicy.enabled=true', '--set', 'networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/24'];
+const ALL_FEATURES = ['--set', 'certManager.enabled=true', '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.prometheusRule.enabled=true', '--set', 'metrics.grafanaDashboard.enabled=true', ...NETWORK_POLICY];
 
 const helmBinary = () => process.env.HELM ?? execFileSync('bash', [fileURLToPath(new URL('../../scripts/build-helm.sh', import.meta.url))], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
 
@@ -47,7 +48,19 @@ describe('Helm chart on a real API server', () => {
       assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
     }
     const features = kinds(await render(ALL_FEATURES)).map((d) => d.kind);
-    for (const kind of ['Certificate', 'Issuer', 'ServiceMonitor', 'PodMonitor', 'PrometheusRule', 'ConfigMap']) assert.ok(features.includes(kind), kind);
+    for (const kind of ['Certificate', 'Issuer', 'ServiceMonitor', 'PodMonitor', 'PrometheusRule', 'ConfigMap', 'NetworkPolicy']) assert.ok(features.includes(kind), kind);
+  });
+
+  it('serves the webhook on its own port, which the NetworkPolicy opens only to webhookFrom', async () => {
+    const docs = parseAllDocuments(await render(NETWORK_POLICY)).map((d) => d.toJS()).filter(Boolean) as Record<string, any>[];
+    const webhook = docs.find((d) => d.kind === 'MutatingWebhookConfiguration')!;
+    assert.equal(webhook.webhooks[0].clientConfig.service.port, 15444);
+    const policy = docs.find((d) => d.kind === 'NetworkPolicy')!;
+    const rule = (port: number) => policy.spec.ingress.find((r: { ports: { port: number }[] }) => r.ports[0]!.port === port);
+    assert.deepEqual(rule(15443).from, [{ namespaceSelector: {} }], 'every sidecar reaches its config stream');
+    assert.deepEqual(rule(15444).from, [{ ipBlock: { cidr: '10.0.0.0/24' } }], 'only the API server reaches the webhook');
+    const r = await cp.kubectl(['apply', '--dry-run=server', '-n', 'default', '-f', '-'], JSON.stringify({ ...policy, metadata: { ...policy.metadata, namespace: 'default' } }));
+    assert.equal(r.code, 0, r.stderr);
   });
 
   it('renders manifests the API server accepts (server-side dry run): CRD, RBAC, webhook, Deployment, PDB', async () => {

@@ -49,13 +49,13 @@ describe('sidecar injection through a real API server', () => {
       },
     }));
     const tls = issueServingCertificate(cp.dir, 'controller');
-    const args = ['controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0'];
+    const args = ['controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0', '--webhook-listen', '127.0.0.1:0'];
     controller = await startCliProcess(
       undefined, // lives for the whole suite; stopped in after()
       [...args, '--sidecar-image', IMAGE, '--advertise-url', 'https://breakwater-controller.breakwater-system.svc:15443', '--ca-file', ca],
       'controller started',
     );
-    const webhookUrl = `${controller.entry.configUrl as string}/mutate-pods`;
+    const webhookUrl = `${controller.entry.webhookUrl as string}/mutate-pods`;
     await kubectl(['apply', '-f', '-'], stringify({
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'MutatingWebhookConfiguration',
@@ -144,20 +144,32 @@ describe('sidecar injection through a real API server', () => {
     assert.equal(optedIn.spec!.initContainers![0]!.name, 'breakwater-sidecar', 'a pod label opts in anywhere');
   });
 
-  it('changes nothing when the webhook sees an injected pod again', async () => {
-    const injected = await create('apps', { metadata: { generateName: 'again-', labels: { app: 'chat' } }, spec: { containers: [container('app')] } });
-    const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'r-1', namespace: 'apps', object: injected } };
-    const response = await new Promise<{ response: { allowed: boolean; patch?: string } }>((resolve, reject) => {
-      const req = request(`${controller.entry.configUrl as string}/mutate-pods`, { method: 'POST', ca: readFileSync(ca), headers: { 'content-type': 'application/json' } }, (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve(JSON.parse(body)));
+  /** POSTs an AdmissionReview to `base`/mutate-pods and returns the status and the parsed answer. */
+  const review = (base: string, object: V1Pod) =>
+    new Promise<{ status: number; body: { response?: { allowed: boolean; patch?: string } } }>((resolve, reject) => {
+      const body = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'r-1', namespace: 'apps', object } };
+      const req = request(`${base}/mutate-pods`, { method: 'POST', ca: readFileSync(ca), headers: { 'content-type': 'application/json' } }, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
       });
       req.on('error', reject);
-      req.end(JSON.stringify(review));
+      req.end(JSON.stringify(body));
     });
-    assert.equal(response.response.allowed, true);
-    assert.equal(response.response.patch, undefined);
+
+  it('changes nothing when the webhook sees an injected pod again', async () => {
+    const injected = await create('apps', { metadata: { generateName: 'again-', labels: { app: 'chat' } }, spec: { containers: [container('app')] } });
+    const { body } = await review(controller.entry.webhookUrl as string, injected);
+    assert.equal(body.response!.allowed, true);
+    assert.equal(body.response!.patch, undefined);
+  });
+
+  it('answers admission reviews only on the webhook port, never on the config port every sidecar reaches', async () => {
+    const pod = { metadata: { name: 'x', namespace: 'apps', labels: { app: 'chat' } }, spec: { containers: [container('app')] } } as V1Pod;
+    const onConfigPort = await review(controller.entry.configUrl as string, pod);
+    assert.equal(onConfigPort.status, 404);
+    assert.equal(onConfigPort.body.response, undefined, 'nothing about policies is revealed there');
+    assert.equal((await review(controller.entry.webhookUrl as string, pod)).status, 200);
   });
 
   it('still lets pods be created while the controller is down (failurePolicy Ignore)', async () => {
