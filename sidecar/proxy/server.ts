@@ -171,16 +171,16 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       connectionsCheckingInterval: Math.min(1000, inbound.headersTimeoutMs),
     },
     (req, res) => {
-    inFlight++;
-    handle(req, res)
-      .catch((err: unknown) => {
-        deps.log.error({ err }, 'request failed inside the sidecar');
-        if (!res.headersSent) writeLocalError(res, openai, 502, 'upstream_unavailable', 'the sidecar failed to handle this request');
-        else res.destroy();
-      })
-      .finally(() => {
-        if (--inFlight === 0) idleWaiters.splice(0).forEach((wake) => wake());
-      });
+      inFlight++;
+      handle(req, res)
+        .catch((err: unknown) => {
+          deps.log.error({ err }, 'request failed inside the sidecar');
+          if (!res.headersSent) writeLocalError(res, openai, 502, 'upstream_unavailable', 'the sidecar failed to handle this request');
+          else res.destroy();
+        })
+        .finally(() => {
+          if (--inFlight === 0) idleWaiters.splice(0).forEach((wake) => wake());
+        });
     },
   );
   server.maxConnections = inbound.maxConnections;
