@@ -22,7 +22,7 @@ export function observe(req: ProxyRequest, ctx: RequestContext, d: Delivery, dep
     {
       upstream,
       model: req.model?.slice(0, 256), // from the app: bounded
-      path: req.appPath.split('?', 1)[0], // the query may carry a key
+      path: req.appPath.split('?', 1)[0]!.slice(0, 256), // the query may carry a key; the path is the app's: bounded
       status: d.status,
       outcome: d.outcome,
       class: d.failure,
