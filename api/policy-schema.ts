@@ -363,7 +363,13 @@ export const PrioritiesSchema = Type.Object(
     additionalProperties: false,
     default: {},
     description: 'Bulkhead priority classes chosen by the request header x-breakwater-priority.',
-    ...cel({ rule: '!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)', message: 'priorities.default must name one of priorities.classes' }),
+    ...cel(
+      { rule: '!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)', message: 'priorities.default must name one of priorities.classes' },
+      {
+        rule: '!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100',
+        message: 'the classes\' reserved shares must add up to less than 100, or some class could never run',
+      },
+    ),
   },
 );
 

@@ -109,7 +109,8 @@ function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
     problems.push({ path: 'spec.priorities.default', message: `names no class (known: ${classes.join(', ')})` });
   }
   const reserved = spec.priorities.classes.reduce((sum, c) => sum + c.reserved, 0);
-  if (reserved > 100) problems.push({ path: 'spec.priorities.classes', message: `reserved shares add up to ${reserved}%, more than 100%` });
+  // The CRD's CEL rule says the same: with reserved shares of 100% or more, some class could never run.
+  if (classes.length > 1 && reserved >= 100) problems.push({ path: 'spec.priorities.classes', message: `reserved shares add up to ${reserved}%: they must add up to less than 100, or some class could never run` });
   spec.faults.forEach((fault, i) => {
     if (!names.has(fault.upstream)) problems.push({ path: `spec.faults[${i}].upstream`, message: 'names no upstream of this policy' });
   });

@@ -65,6 +65,7 @@ describe('ResiliencePolicy CRD on a real API server', () => {
       ['bad-priority', { upstreams: [{ name: 'a', url: 'http://a' }], priorities: { default: 'vip' } }, [/spec\.priorities: Invalid value: priorities\.default must name one of priorities\.classes/]],
       ['open-for', { upstreams: [{ name: 'a', url: 'http://a', circuitBreaker: { openFor: '10m', maxOpenFor: '5m' } }] }, [/circuitBreaker\.openFor must not exceed circuitBreaker\.maxOpenFor/]],
       ['bad-fault', { upstreams: [{ name: 'a', url: 'http://a' }], faults: [{ upstream: 'z', percent: 5 }] }, [/spec\.faults\[\]\.upstream must name an upstream of this policy/]],
+      ['starved-class', { upstreams: [{ name: 'a', url: 'http://a' }], priorities: { default: 'normal', classes: [{ name: 'critical', reserved: 100 }, { name: 'normal' }] } }, [/reserved shares must add up to less than 100/]],
     ];
     for (const [name, spec, patterns] of cases) {
       const r = await cp.kubectl(['apply', '-f', '-'], stringify(asResource(name, spec)));
