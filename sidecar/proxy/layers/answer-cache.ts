@@ -6,22 +6,25 @@
  */
 import { ResponseCache } from '../response-cache.js';
 import { answerFromCache } from '../composed-answers.js';
-import type { Layer } from '../handler.js';
+import type { Handler, Layer } from '../handler.js';
 
 export function answerCache(cache: () => ResponseCache): Layer {
-  return (inner) => async (req, ctx) => {
-    const store = cache();
-    if (!store.config.serveFresh && !req.upstream.config.hasCacheTier) return inner(req, ctx);
-    const key = ResponseCache.key(req.upstream.config.name, req.appPath, req.body);
-    ctx.cacheKey = key;
-    if (store.config.serveFresh) {
-      const hit = await answerFromCache(store, key, req, ctx.dialect);
-      if (hit) return hit;
-    }
-    const outcome = await inner(req, ctx);
-    if (outcome.kind === 'answer' && !outcome.composed && outcome.failure === undefined && !req.stream && String(outcome.headers['content-type'] ?? '').includes('json')) {
-      store.set(key, { status: outcome.status, contentType: 'application/json', body: outcome.body });
-    }
-    return outcome;
+  return (inner) => {
+    const cached: Handler = async (req, ctx) => {
+      const store = cache();
+      const key = ResponseCache.key(req.upstream.config.name, req.appPath, req.body);
+      ctx.cacheKey = key;
+      if (store.config.serveFresh) {
+        const hit = await answerFromCache(store, key, req, ctx.dialect);
+        if (hit) return hit;
+      }
+      const outcome = await inner(req, ctx);
+      if (outcome.kind === 'answer' && !outcome.composed && outcome.failure === undefined && !req.stream && String(outcome.headers['content-type'] ?? '').includes('json')) {
+        store.set(key, { status: outcome.status, contentType: 'application/json', body: outcome.body });
+      }
+      return outcome;
+    };
+    // A chain that cannot use the cache pays nothing for it.
+    return (req, ctx) => (cache().config.serveFresh || req.upstream.config.hasCacheTier ? cached(req, ctx) : inner(req, ctx));
   };
 }

@@ -7,13 +7,19 @@
  */
 import type { Metrics } from '../../metrics.js';
 import { BulkheadRejection } from '../../resilience/index.js';
-import { localError, type Layer } from '../handler.js';
+import { localError, type Handler, type Layer } from '../handler.js';
 import { holding } from '../holding.js';
 
 export function bulkhead(metrics: Metrics): Layer {
-  return (inner) => async (req, ctx) => {
-    const { bulkhead: slots, config } = req.upstream;
-    if (!slots.tryAcquire(req.priority)) {
+  return (inner) => {
+    /** With a slot taken: holds it until the call is over. */
+    const held: Handler = (req, ctx) =>
+      holding(
+        () => inner(req, ctx),
+        () => req.upstream.bulkhead.release(req.priority),
+      );
+    const queued: Handler = async (req, ctx) => {
+      const { bulkhead: slots, config } = req.upstream;
       try {
         await slots.acquire(req.priority, ctx.signal);
       } catch (err) {
@@ -22,10 +28,8 @@ export function bulkhead(metrics: Metrics): Layer {
         metrics.bulkheadRejected.inc({ upstream: config.name, reason: err.reason });
         return localError(req, 503, 'overloaded', `upstream ${config.name} is at its concurrency limit (${err.reason})`, 'unavailable', 1000);
       }
-    }
-    return holding(
-      () => inner(req, ctx),
-      () => slots.release(req.priority),
-    );
+      return held(req, ctx);
+    };
+    return (req, ctx) => (req.upstream.bulkhead.tryAcquire(req.priority) ? held(req, ctx) : queued(req, ctx));
   };
 }

@@ -6,35 +6,37 @@
  * stream, when it ends) the estimate is corrected.
  */
 import { type Clock, sleep } from '../../resilience/index.js';
-import { localError, type Layer, type ProxyRequest } from '../handler.js';
+import { localError, type Handler, type Layer, type ProxyRequest } from '../handler.js';
 import { holding } from '../holding.js';
 
 /** LLM tokens a request is expected to use: its output cap, and its input at ~4 bytes a token. */
 export const estimatedTokens = (req: ProxyRequest) => (req.maxTokens ?? 0) + Math.ceil((req.body?.length ?? 0) / 4);
 
 export function rateLimit(clock: Clock): Layer {
-  return (inner) => async (req, ctx) => {
-    const { limiter, config } = req.upstream;
-    if (!limiter.enabled) return inner(req, ctx);
-    const estimate = estimatedTokens(req);
-    const until = Math.min(clock.now() + config.bulkhead.queueTimeoutMs, ctx.deadline);
-    for (let wait = limiter.tryTake(estimate); wait > 0; wait = limiter.tryTake(estimate)) {
-      if (clock.now() + wait > until) {
-        return localError(req, 429, 'rate_limited', `upstream ${config.name} is over its client-side rate limit`, 'rate-limited', wait);
+  return (inner) => {
+    const limited: Handler = async (req, ctx) => {
+      const { limiter, config } = req.upstream;
+      const estimate = estimatedTokens(req);
+      const until = Math.min(clock.now() + config.bulkhead.queueTimeoutMs, ctx.deadline);
+      for (let wait = limiter.tryTake(estimate); wait > 0; wait = limiter.tryTake(estimate)) {
+        if (clock.now() + wait > until) {
+          return localError(req, 429, 'rate_limited', `upstream ${config.name} is over its client-side rate limit`, 'rate-limited', wait);
+        }
+        if (!(await sleep(clock, wait, ctx.signal))) return { kind: 'cancelled' };
       }
-      if (!(await sleep(clock, wait, ctx.signal))) return { kind: 'cancelled' };
-    }
-    return holding(
-      () => inner(req, ctx),
-      (end) => {
-        const usage =
-          end.kind === 'stream-ended'
-            ? end.end.kind === 'complete' ? end.end.usage : undefined
-            : end.kind === 'returned' && end.outcome.kind === 'answer' && end.outcome.failure === undefined
-              ? ctx.dialect.usage(end.outcome.body.toString('utf8'))
-              : undefined;
-        if (usage) limiter.adjust(usage.input + usage.output - estimate);
-      },
-    );
+      return holding(
+        () => inner(req, ctx),
+        (end) => {
+          const usage =
+            end.kind === 'stream-ended'
+              ? end.end.kind === 'complete' ? end.end.usage : undefined
+              : end.kind === 'returned' && end.outcome.kind === 'answer' && end.outcome.failure === undefined
+                ? ctx.dialect.usage(end.outcome.body.toString('utf8'))
+                : undefined;
+          if (usage) limiter.adjust(usage.input + usage.output - estimate);
+        },
+      );
+    };
+    return (req, ctx) => (req.upstream.limiter.enabled ? limited(req, ctx) : inner(req, ctx));
   };
 }
