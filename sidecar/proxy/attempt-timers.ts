@@ -13,21 +13,18 @@ export class AttemptTimers {
   readonly controller = new AbortController();
   expired: TimeoutKind | undefined;
   private readonly handles = new Map<TimeoutKind, unknown>();
-  private readonly onAppAbort = () => this.controller.abort();
-  private readonly aborted: Promise<never>;
+  private readonly onAppAbort = () => this.abort();
+  private rejectAborted: (err: Error) => void = () => {};
+  /** Rejects once the attempt is aborted; settled() races work against it. */
+  private readonly aborted = new Promise<never>((_, reject) => (this.rejectAborted = reject));
 
   constructor(
     private readonly clock: Clock,
     private readonly appSignal: AbortSignal,
   ) {
-    if (appSignal.aborted) this.controller.abort();
-    else appSignal.addEventListener('abort', this.onAppAbort, { once: true });
-    const signal = this.controller.signal;
-    this.aborted = new Promise<never>((_, reject) => {
-      if (signal.aborted) reject(new Error('attempt aborted'));
-      else signal.addEventListener('abort', () => reject(new Error('attempt aborted')), { once: true });
-    });
     this.aborted.catch(() => {}); // only ever raced against
+    if (appSignal.aborted) this.abort();
+    else appSignal.addEventListener('abort', this.onAppAbort, { once: true });
   }
 
   /** `work`, or a rejection as soon as the attempt is aborted (by a timer or the app), whichever comes first. */
@@ -53,13 +50,15 @@ export class AttemptTimers {
     this.appSignal.removeEventListener('abort', this.onAppAbort);
   }
 
-  /** Aborts the attempt: its upstream request is destroyed. */
+  /** Aborts the attempt: its upstream request is destroyed, and every wait in settled() ends. */
   abort(): void {
+    if (this.controller.signal.aborted) return;
     this.controller.abort();
+    this.rejectAborted(new Error('attempt aborted'));
   }
 
   private expire(kind: TimeoutKind): void {
     this.expired ??= kind;
-    this.controller.abort();
+    this.abort();
   }
 }

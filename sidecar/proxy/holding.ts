@@ -14,18 +14,26 @@ export type CallEnd =
   | { kind: 'stream-ended'; outcome: StreamOutcome; end: StreamEnd };
 
 /** Runs `call` and hands `release` how it ended, exactly once (see the module's comment). */
-export async function holding(call: () => Promise<Outcome>, release: (end: CallEnd) => void): Promise<Outcome> {
-  let outcome: Outcome;
+export function holding(call: () => Promise<Outcome>, release: (end: CallEnd) => void): Promise<Outcome> {
+  let pending: Promise<Outcome>;
   try {
-    outcome = await call();
+    pending = call();
   } catch (err) {
     release({ kind: 'threw' });
-    throw err;
+    return Promise.reject(err);
   }
-  if (outcome.kind !== 'stream') {
-    release({ kind: 'returned', outcome });
-    return outcome;
-  }
-  const stream = outcome;
-  return { ...stream, body: onStreamEnd(stream.body, (end) => release({ kind: 'stream-ended', outcome: stream, end })) };
+  // One reaction, not an async function: this runs once per layer per request.
+  return pending.then(
+    (outcome) => {
+      if (outcome.kind !== 'stream') {
+        release({ kind: 'returned', outcome });
+        return outcome;
+      }
+      return { ...outcome, body: onStreamEnd(outcome.body, (end) => release({ kind: 'stream-ended', outcome, end })) };
+    },
+    (err: unknown) => {
+      release({ kind: 'threw' });
+      throw err;
+    },
+  );
 }
