@@ -17,6 +17,8 @@ import { chat, post, startMock, startRig } from '../support/harness.js';
 const RUNS = Number(process.env.BREAKWATER_FUZZ_RUNS ?? 40);
 
 const duration = fc.tuple(fc.integer({ min: 0, max: 99_999 }), fc.constantFrom('ms', 's', 'm', 'h')).map(([n, unit]) => `${n}${unit}`);
+/** Two durations, the first no longer than the second (base ≤ max, openFor ≤ maxOpenFor), so most policies are valid. */
+const ordered = fc.tuple(fc.integer({ min: 0, max: 99_999_999 }), fc.integer({ min: 0, max: 99_999_999 })).map(([a, b]) => [`${Math.min(a, b)}ms`, `${Math.max(a, b)}ms`] as const);
 const size = fc.tuple(fc.integer({ min: 0, max: 4096 }), fc.constantFrom('', 'Ki', 'Mi', 'Gi')).map(([n, unit]) => `${n}${unit}`);
 const settings = fc.record(
   {
@@ -24,7 +26,9 @@ const settings = fc.record(
     retry: fc.record(
       {
         attempts: fc.integer({ min: 1, max: 10 }),
-        backoff: fc.record({ base: duration, max: duration, multiplier: fc.integer({ min: 1, max: 10 }), jitter: fc.constantFrom('full', 'equal', 'decorrelated', 'none') }, { requiredKeys: [] }),
+        backoff: fc
+          .tuple(ordered, fc.integer({ min: 1, max: 10 }), fc.constantFrom('full', 'equal', 'decorrelated', 'none'))
+          .map(([[base, max], multiplier, jitter]) => ({ base, max, multiplier, jitter })),
         maxRetryAfter: duration,
         maxBodyBytes: size,
       },
@@ -34,8 +38,7 @@ const settings = fc.record(
       {
         scope: fc.constantFrom('upstream', 'model'),
         consecutiveFailures: fc.integer({ min: 0, max: 1000 }),
-        openFor: duration,
-        maxOpenFor: duration,
+        openFor: ordered.map(([openFor]) => openFor),
         halfOpen: fc.record({ maxProbes: fc.integer({ min: 1, max: 100 }), successesToClose: fc.integer({ min: 1, max: 100 }) }),
       },
       { requiredKeys: [] },
@@ -49,7 +52,7 @@ const spec = fc.record({
   limits: fc.record({ maxAnswerBytes: size, maxStreamHeadBytes: size }, { requiredKeys: [] }),
   rateLimit: fc.record({ requestsPerMinute: fc.constantFrom(0, 600, 100_000), tokensPerMinute: fc.constantFrom(0, 1_000_000) }),
   cache: fc.record({ ttl: duration, maxEntries: fc.integer({ min: 0, max: 100_000 }), maxBytes: size, serveFresh: fc.boolean() }, { requiredKeys: [] }),
-  classes: fc.uniqueArray(fc.record({ name: fc.constantFrom('a', 'b', 'c', 'd'), reserved: fc.integer({ min: 0, max: 100 }), maxShare: fc.integer({ min: 1, max: 100 }) }), {
+  classes: fc.uniqueArray(fc.record({ name: fc.constantFrom('a', 'b', 'c', 'd'), reserved: fc.integer({ min: 0, max: 33 }), maxShare: fc.integer({ min: 1, max: 100 }) }), {
     minLength: 1,
     maxLength: 4,
     selector: (c) => c.name,
