@@ -225,7 +225,7 @@ export const AuthSchema = Type.Object(
 export const FallbackTierSchema = Type.Object(
   {
     upstream: Type.Optional(Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63, description: 'Another upstream of this policy.' })),
-    model: Type.Optional(Type.String({ minLength: 1, description: 'Rewrite the request\'s model for this tier.' })),
+    model: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Rewrite the request\'s model for this tier.' })),
     cache: Type.Optional(Type.Object({}, { additionalProperties: false, description: 'The last good answer to an identical request.' })),
     static: Type.Optional(
       Type.Object(

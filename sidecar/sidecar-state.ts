@@ -62,8 +62,9 @@ export class SidecarState {
       for (const [name, upstream] of config.upstreams) {
         const print = fingerprint(upstream, classes);
         const current = this.upstreams.get(name);
-        if (current?.fingerprint === print) next.set(name, current);
-        else built.push(next.set(name, new UpstreamState(upstream, print, classes, this.clock, this.metrics, this.onTransition)).get(name)!);
+        const live = current?.fingerprint === print ? current : new UpstreamState(upstream, print, classes, this.clock, this.metrics, this.onTransition);
+        if (live !== current) built.push(live);
+        next.set(name, live);
       }
       if (cacheChanged) cache = new ResponseCache(config.cache, this.onRedisError);
       if (degradationSettings !== this.degradationSettings) degradation = new DegradationMonitor(config.degradation.settings, this.clock, this.onModeChange);

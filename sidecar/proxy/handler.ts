@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FailureClass } from '../../api/index.js';
 import type { Mode } from '../resilience/index.js';
-import type { Dialect, LocalErrorCode, StreamFraming } from './dialects/dialect.js';
+import type { Dialect, LocalErrorCode, StreamFraming, TokenUsage } from './dialects/dialect.js';
 import type { StreamBody } from './stream-body.js';
 import type { Endpoint, UpstreamState } from './upstream-state.js';
 
@@ -73,6 +73,8 @@ export type AnswerOutcome = Source & {
   body: Buffer;
   /** Undefined for a success. */
   failure: FailureClass | undefined;
+  /** Tokens a successful upstream answer reports (read once, by the attempt). */
+  usage?: TokenUsage;
   stopped?: StopReason;
   /** Set when the sidecar composed the answer from a cache or static tier. */
   composed?: 'cache' | 'static';

@@ -21,7 +21,7 @@ export function observe(req: ProxyRequest, ctx: RequestContext, d: Delivery, dep
   deps.log.info(
     {
       upstream,
-      model: req.model?.slice(0, 256), // from the app: bounded
+      model: req.model, // bounded when read (read-request.ts)
       path: req.appPath.split('?', 1)[0]!.slice(0, 256), // the query may carry a key; the path is the app's: bounded
       status: d.status,
       outcome: d.outcome,

@@ -40,6 +40,9 @@ export function readBody(req: IncomingMessage, max: number): Promise<Body> {
   });
 }
 
+/** The app's model, as the sidecar keeps it (breaker keys, headers, logs): longer ones are cut here, once. */
+const MAX_MODEL_CHARS = 256;
+
 /** Bodies up to this size are parsed whole to read the fields the sidecar acts on. */
 const PARSE_LIMIT = 256 * 1024;
 /** Larger ones are only peeked at: SDKs write top-level scalars such as model before or after the long messages. */
@@ -61,7 +64,7 @@ export function inspectBody(body: Buffer | null): BodyFields {
   if (!body || body[0] !== 0x7b /* { */) return {};
   if (body.length > PARSE_LIMIT) {
     const edges = body.toString('utf8', 0, PEEK_BYTES) + '\n' + body.toString('utf8', body.length - PEEK_BYTES);
-    const model = /"model"\s*:\s*"((?:[^"\\]|\\.){1,256})"/.exec(edges)?.[1];
+    const model = /"model"\s*:\s*"((?:[^"\\]|\\.){1,256})"/.exec(edges)?.[1]; // 256: MAX_MODEL_CHARS
     const maxTokens = /"(?:max_tokens|max_completion_tokens|num_predict)"\s*:\s*([0-9]+)/.exec(edges)?.[1];
     const stream = /"stream"\s*:\s*(true|false)/.exec(edges)?.[1];
     return { model, maxTokens: maxTokens === undefined ? undefined : Number(maxTokens), stream: stream === undefined ? undefined : stream === 'true' };
@@ -70,7 +73,7 @@ export function inspectBody(body: Buffer | null): BodyFields {
     const json = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
     const options = json.options as Record<string, unknown> | undefined;
     return {
-      model: typeof json.model === 'string' ? json.model : undefined,
+      model: typeof json.model === 'string' ? json.model.slice(0, MAX_MODEL_CHARS) : undefined,
       maxTokens: numberOrUndefined(json.max_tokens) ?? numberOrUndefined(json.max_completion_tokens) ?? numberOrUndefined(options?.num_predict),
       stream: typeof json.stream === 'boolean' ? json.stream : undefined,
       jsonMode: /^json_(object|schema)$/.test((json.response_format as { type?: string } | undefined)?.type ?? '') || json.format === 'json' || typeof json.format === 'object' || undefined,

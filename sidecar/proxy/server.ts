@@ -109,6 +109,13 @@ function route(req: IncomingMessage, deps: ProxyServerDeps): Refusal | { upstrea
   return { upstream, path, priority, totalMs, dialect };
 }
 
+/** A bug inside the sidecar still answers the app: 502 if nothing was written yet, else the connection is cut. */
+function failedInside(res: ServerResponse, dialect: Dialect, err: unknown, log: Logger): void {
+  log.error({ err }, 'request failed inside the sidecar');
+  if (!res.headersSent) writeLocalError(res, dialect, 502, 'upstream_unavailable', 'the sidecar failed to handle this request');
+  else res.destroy();
+}
+
 export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
   const { clock } = deps;
   let inFlight = 0;
@@ -151,9 +158,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       outcome = await deps.pipeline(request, ctx);
       delivery = await writeOutcome(res, outcome, ctx, clock);
     } catch (err) {
-      deps.log.error({ err, upstream: ctx.primary }, 'request failed inside the sidecar');
-      if (!res.headersSent) writeLocalError(res, dialect, 502, 'upstream_unavailable', 'the sidecar failed to handle this request');
-      else res.destroy();
+      failedInside(res, dialect, err, deps.log);
       delivery = { status: 502, outcome: 'local_error', failure: 'unavailable', code: 'internal_error', tier: 'primary' };
     } finally {
       if (outcome?.kind === 'stream') outcome.body.cancel();
@@ -173,11 +178,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     (req, res) => {
       inFlight++;
       handle(req, res)
-        .catch((err: unknown) => {
-          deps.log.error({ err }, 'request failed inside the sidecar');
-          if (!res.headersSent) writeLocalError(res, openai, 502, 'upstream_unavailable', 'the sidecar failed to handle this request');
-          else res.destroy();
-        })
+        .catch((err: unknown) => failedInside(res, openai, err, deps.log))
         .finally(() => {
           if (--inFlight === 0) idleWaiters.splice(0).forEach((wake) => wake());
         });

@@ -13,7 +13,6 @@ import { UpstreamClient } from './upstream-client.js';
 import { type BreakerPermit, Bulkhead, CircuitBreaker, type Clock, type PriorityClass, RateLimiter, RetryBudget } from '../resilience/index.js';
 
 const UPSTREAM_SCOPE = '*';
-const MAX_MODEL_KEY = 256;
 
 export interface Endpoint {
   readonly index: number;
@@ -118,8 +117,8 @@ export class UpstreamState implements LiveUpstream {
 
   /** The breaker for a request's model (one per upstream when scope is upstream) at one endpoint. */
   breakerFor(model: string | undefined, endpoint = 0): CircuitBreaker {
-    // Models come from apps: a long one is cut, so keys stay small (models alike in their first 256 characters share a breaker).
-    const scope = this.config.breaker.scope === 'model' && model ? model.slice(0, MAX_MODEL_KEY) : UPSTREAM_SCOPE;
+    // Models from apps are cut to 256 characters when read (read-request.ts), so keys stay small.
+    const scope = this.config.breaker.scope === 'model' && model ? model : UPSTREAM_SCOPE;
     // With one endpoint the key is the scope alone; with several, the endpoint is part of it.
     const key = this.endpoints.length > 1 ? `${scope}@${endpoint}` : scope;
     let breaker = this.breakers.get(key) ?? this.pinned.get(key);

@@ -103,7 +103,7 @@ export async function writeOutcome(res: ServerResponse, outcome: Outcome, ctx: R
         failure: outcome.failure ?? 'none',
         firstByteAt: clock.now(),
         tier,
-        usage: ok && !outcome.composed ? ctx.dialect.usage(outcome.body.toString('utf8')) : undefined,
+        usage: outcome.usage,
       };
     }
     case 'stream':

@@ -11,7 +11,7 @@ export interface Clock {
 }
 
 /** Node's timers take at most 2^31−1 ms; a longer delay would fire after 1 ms. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export const systemClock: Clock = {
   now: () => performance.now(),

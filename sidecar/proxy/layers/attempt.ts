@@ -95,7 +95,8 @@ export function attempt(clock: Clock): Handler {
         const text = body.toString('utf8');
         let failure = classifyStatus(status, status >= 400 ? text : '', ctx.dialect.recognisers);
         if (status < 300 && invalidAnswer(ctx.dialect, text, req.jsonMode === true, validation)) failure = 'invalid-response';
-        return { kind: 'answer', ...source, status, headers: response.headers, body, failure };
+        const usage = failure === undefined ? ctx.dialect.usage(text) : undefined;
+        return { kind: 'answer', ...source, status, headers: response.headers, body, failure, usage };
       }
       const chunks = response[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
       const isFirstData = firstDataDetector(framing);

@@ -30,7 +30,7 @@ export function breaker(clock: Clock): Layer {
     const { upstream } = req;
     const admission = upstream.choose(req.model);
     if (!admission.ok) {
-      const scope = req.model && upstream.config.breaker.scope === 'model' ? ` (model ${req.model.slice(0, 256)})` : '';
+      const scope = req.model && upstream.config.breaker.scope === 'model' ? ` (model ${req.model})` : '';
       return Promise.resolve(localError(req, 503, 'circuit_open', `circuit breaker for upstream ${upstream.name}${scope} is open`, 'unavailable', admission.retryAfterMs));
     }
     const { breaker: circuit, permit, endpoint } = admission;

@@ -12,7 +12,7 @@ import { holding, type CallEnd } from '../holding.js';
 const APP_CAUSED = new Set(['client-error', 'context-length', 'content-filter']);
 
 /** Whether a request that ended so counts as an error in the window. */
-export function countsAsError(end: CallEnd): boolean {
+function countsAsError(end: CallEnd): boolean {
   switch (end.kind) {
     case 'threw':
       return true;

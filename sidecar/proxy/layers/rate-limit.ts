@@ -10,7 +10,7 @@ import { localError, type Handler, type Layer, type ProxyRequest } from '../hand
 import { holding } from '../holding.js';
 
 /** LLM tokens a request is expected to use: its output cap, and its input at ~4 bytes a token. */
-export const estimatedTokens = (req: ProxyRequest) => (req.maxTokens ?? 0) + Math.ceil((req.body?.length ?? 0) / 4);
+const estimatedTokens = (req: ProxyRequest) => (req.maxTokens ?? 0) + Math.ceil((req.body?.length ?? 0) / 4);
 
 export function rateLimit(clock: Clock): Layer {
   return (inner) => {
@@ -30,8 +30,8 @@ export function rateLimit(clock: Clock): Layer {
           const usage =
             end.kind === 'stream-ended'
               ? end.end.kind === 'complete' ? end.end.usage : undefined
-              : end.kind === 'returned' && end.outcome.kind === 'answer' && end.outcome.failure === undefined
-                ? ctx.dialect.usage(end.outcome.body.toString('utf8'))
+              : end.kind === 'returned' && end.outcome.kind === 'answer'
+                ? end.outcome.usage
                 : undefined;
           if (usage) limiter.adjust(usage.input + usage.output - estimate);
         },
