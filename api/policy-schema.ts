@@ -10,7 +10,7 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { FAILURE_CLASSES } from './failure-classes.js';
-import { MAX_DURATION_CHARS } from './units.js';
+import { MAX_DURATION, MAX_DURATION_CHARS } from './units.js';
 
 export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
 export const SIZE_PATTERN = '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$';
@@ -26,8 +26,15 @@ export const INHERITED_DEFAULT = 'x-breakwater-default';
  */
 const cel = (...rules: { rule: string; message: string }[]) => ({ 'x-kubernetes-validations': rules });
 
-const duration = (description: string) =>
-  Type.String({ pattern: DURATION_PATTERN, maxLength: MAX_DURATION_CHARS, description: `${description} A duration such as 250ms, 30s, 5m, 1h.` });
+/** A duration: at most MAX_DURATION, the longest wait a timer can hold (setTimeout's 2^31-1 ms). */
+const duration = (description: string, options: { default?: string } = {}) =>
+  Type.String({
+    pattern: DURATION_PATTERN,
+    maxLength: MAX_DURATION_CHARS,
+    description: `${description} A duration such as 250ms, 30s, 5m, 1h (at most ${MAX_DURATION}).`,
+    ...options,
+    ...cel({ rule: `duration(self) <= duration('${MAX_DURATION}')`, message: `must be at most ${MAX_DURATION}` }),
+  });
 const percent = (description: string) => Type.Integer({ minimum: 0, maximum: 100, description });
 
 /** A settings leaf: its built-in default travels as an annotation and in the description. */
@@ -295,7 +302,6 @@ export const UpstreamSchema = Type.Object(
       {
         maxAnswerBytes: Type.String({
           pattern: SIZE_PATTERN,
-          maxLength: 16,
           default: '64Mi',
           description: 'Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.',
         }),
@@ -387,7 +393,7 @@ export const PolicySpecSchema = Type.Object(
     priorities: PrioritiesSchema,
     degradation: Type.Object(
       {
-        window: Type.String({ pattern: DURATION_PATTERN, maxLength: MAX_DURATION_CHARS, default: '60s', description: 'Rolling window for error rate and queue depth.' }),
+        window: duration('Rolling window for error rate and queue depth.', { default: '60s' }),
         degraded: Type.Object(
           {
             errorRate: Type.Integer({ minimum: 0, maximum: 100, default: 5, description: 'Error rate (%) that enters degraded mode.' }),
@@ -409,7 +415,7 @@ export const PolicySpecSchema = Type.Object(
     ),
     cache: Type.Object(
       {
-        ttl: Type.String({ pattern: DURATION_PATTERN, maxLength: MAX_DURATION_CHARS, default: '10m', description: 'How long an answer stays usable.' }),
+        ttl: duration('How long an answer stays usable.', { default: '10m' }),
         maxEntries: Type.Integer({ minimum: 0, maximum: 100000, default: 10000, description: 'Entries kept (at most 100000: the cache reserves room for all of them up front).' }),
         maxBytes: Type.String({ pattern: SIZE_PATTERN, default: '64Mi', description: 'Bytes kept.' }),
         serveFresh: Type.Boolean({ default: false, description: 'Also answer from the cache while the upstream is healthy.' }),
@@ -438,17 +444,30 @@ export const PolicySpecSchema = Type.Object(
         {
           upstream: Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63, description: 'Upstream the fault applies to.' }),
           percent: percent('Share of requests affected.'),
-          delay: Type.Optional(Type.String({ pattern: DURATION_PATTERN })),
+          delay: Type.Optional(duration('Added before the request is sent.')),
           abort: Type.Optional(Type.Object({ status: Type.Integer({ minimum: 400, maximum: 599 }) }, { additionalProperties: false })),
         },
         { additionalProperties: false },
       ),
       { default: [], maxItems: 32, description: 'Chaos experiments: delay or abort a share of requests.' },
     ),
+    inbound: Type.Object(
+      {
+        headersTimeout: duration('Longest an app may take to send a request\'s headers.', { default: '10s' }),
+        requestTimeout: duration('Longest an app may take to send a whole request (not the answer, which may stream for long).', { default: '120s' }),
+        maxConnections: Type.Integer({ minimum: 1, maximum: 65536, default: 4096, description: 'Connections the data port holds at once; past it, new ones are closed at once.' }),
+        maxBufferedBytes: Type.String({
+          pattern: SIZE_PATTERN,
+          default: '64Mi',
+          description: 'Request bodies the sidecar holds in memory at once, across all requests (while they arrive, wait for a slot, or are kept for retries). A request that would go past it gets 503 overloaded, before its body is read when it declares its length.',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'Limits on what apps send to the sidecar.' },
+    ),
     shutdown: Type.Object(
       {
-        appPreStopSleep: Type.String({ pattern: DURATION_PATTERN, maxLength: MAX_DURATION_CHARS, default: '5s', description: 'preStop sleep injected into app containers.' }),
-        drainTimeout: Type.String({ pattern: DURATION_PATTERN, maxLength: MAX_DURATION_CHARS, default: '30s', description: 'Time in-flight requests get to finish on shutdown.' }),
+        appPreStopSleep: duration('preStop sleep injected into app containers.', { default: '5s' }),
+        drainTimeout: duration('Time in-flight requests get to finish on shutdown.', { default: '30s' }),
       },
       { additionalProperties: false, default: {}, description: 'Graceful shutdown.' },
     ),

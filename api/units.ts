@@ -3,6 +3,9 @@
 const DURATION_PART = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g;
 const MS_PER_UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
+/** The longest duration a policy may state: a timer holds at most 2^31-1 ms (596h is 2,145,600,000 ms). */
+export const MAX_DURATION = '596h';
+
 /** The longest duration string accepted ("1h30m15s500ms" is 13): checked before any parsing. */
 export const MAX_DURATION_CHARS = 32;
 

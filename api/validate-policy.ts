@@ -5,8 +5,9 @@
  */
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import generatedValidator from './generated/validate-spec.js';
-import type { PolicySpec, Settings } from './policy-schema.js';
-import { parseDuration } from './units.js';
+import type { TSchema } from '@sinclair/typebox';
+import { DURATION_PATTERN, PolicySpecSchema, type PolicySpec, type Settings } from './policy-schema.js';
+import { MAX_DURATION, parseDuration } from './units.js';
 
 export interface PolicyProblem {
   /** Field path such as `spec.upstreams[0].retry.attempts`. */
@@ -73,9 +74,25 @@ function orderProblems(settings: Settings | undefined, at: string, problems: Pol
   }
 }
 
+const MAX_DURATION_MS = parseDuration(MAX_DURATION);
+
+/** Durations longer than MAX_DURATION, found by walking the value beside its schema (the CRD's CEL rule on each duration says the same). */
+function durationProblems(schema: TSchema, value: unknown, path: string, problems: PolicyProblem[]): void {
+  if (schema.pattern === DURATION_PATTERN) {
+    if (typeof value === 'string' && parseDuration(value) > MAX_DURATION_MS) problems.push({ path, message: `must be at most ${MAX_DURATION}` });
+  } else if (Array.isArray(value) && schema.items) {
+    value.forEach((item, i) => durationProblems(schema.items as TSchema, item, `${path}[${i}]`, problems));
+  } else if (typeof value === 'object' && value !== null && schema.properties) {
+    for (const [key, child] of Object.entries(schema.properties as Record<string, TSchema>)) {
+      if (key in value) durationProblems(child, (value as Record<string, unknown>)[key], `${path}.${key}`, problems);
+    }
+  }
+}
+
 /** The cross-field rules (the CRD's CEL rules say the same). */
 function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
   const problems: PolicyProblem[] = [];
+  durationProblems(PolicySpecSchema, spec, 'spec', problems);
   orderProblems(spec.defaults, 'spec.defaults', problems);
   const names = new Set<string>();
   spec.upstreams.forEach((upstream, i) => {

@@ -14,7 +14,7 @@ import type { RuntimeConfig } from './config/index.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { buildPipeline } from './proxy/pipeline.js';
-import { createProxyServer, type InboundLimits } from './proxy/server.js';
+import { createProxyServer } from './proxy/server.js';
 import { type Clock, systemClock } from './resilience/index.js';
 import { SidecarState } from './sidecar-state.js';
 
@@ -28,8 +28,6 @@ export interface SidecarOptions {
   clock?: Clock;
   log?: Logger;
   random?: () => number;
-  /** Limits on the apps' connections (defaults: DEFAULT_INBOUND_LIMITS). */
-  inbound?: InboundLimits;
   /** Called once a drain started by SIGTERM or /quitquitquit has finished. */
   onDrained?: (clean: boolean) => void;
 }
@@ -60,6 +58,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const metrics = createMetrics(
     () => state.live(),
     () => state.degradation.name,
+    () => proxy.bufferedBodyBytes,
   );
   const state: SidecarState = new SidecarState(
     clock,
@@ -79,7 +78,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     degradedSettings: () => state.config!.degradation,
     queued: () => state.queued(),
   });
-  const proxy = createProxyServer({ pipeline, inbound: options.inbound, config: () => state.config, upstream: (name) => state.upstream(name), clock, metrics, log });
+  const proxy = createProxyServer({ pipeline, config: () => state.config, upstream: (name) => state.upstream(name), clock, metrics, log });
   let drainPromise: Promise<boolean> | undefined;
 
   const drain = (): Promise<boolean> =>
@@ -106,6 +105,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     metrics,
     isReady: () => state.config !== undefined && drainPromise === undefined,
     isDraining: () => drainPromise !== undefined,
+    bufferedBodyBytes: () => proxy.bufferedBodyBytes,
     quit: () => void drain(),
   });
   const adminServer = createAdaptorServer({ fetch: adminApp.fetch }) as Server;
@@ -119,6 +119,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     apply(config) {
       try {
         state.apply(config);
+        proxy.applyInbound(config.inbound);
       } catch (err) {
         const error = (err as Error).message;
         log.error({ config: config.version, error }, 'config rejected; the last good config stays in force');

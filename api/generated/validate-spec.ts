@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"}],"type":"object","required":["upstreams","priorities","degradation","cache","validation","faults","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h. Default: \"120s\".","type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h. Default: \"60s\".","type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first data event. A duration such as 250ms, 30s, 5m, 1h. Default: \"20s\".","type":"string","x-breakwater-default":"20s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h. Default: \"0ms\".","type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h. Default: \"250ms\".","type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h. Default: \"10s\".","type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h. Default: \"10s\".","type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h. Default: \"5m\".","type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h. Default: \"5s\".","type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h. Default: \"120s\".","type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h. Default: \"60s\".","type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first data event. A duration such as 250ms, 30s, 5m, 1h. Default: \"20s\".","type":"string","x-breakwater-default":"20s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h. Default: \"0ms\".","type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h. Default: \"250ms\".","type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h. Default: \"10s\".","type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h. Default: \"10s\".","type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h. Default: \"30s\".","type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h. Default: \"5m\".","type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h. Default: \"5s\".","type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first data event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure).","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error","unavailable"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"default":"60s","description":"Rolling window for error rate and queue depth.","type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"default":"10m","description":"How long an answer stays usable.","type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"default":"5s","description":"preStop sleep injected into app containers.","type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"default":"30s","description":"Time in-flight requests get to finish on shutdown.","type":"string"}}}}};
+const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"}],"type":"object","required":["upstreams","priorities","degradation","cache","validation","faults","inbound","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first data event. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5m\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first data event. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5m\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first data event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure).","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error","unavailable"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Added before the request is sent. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections","maxBufferedBytes"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"},"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Request bodies the sidecar holds in memory at once, across all requests (while they arrive, wait for a slot, or are kept for retries). A request that would go past it gets 503 overloaded, before its body is read when it declares its length.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
 const pattern0 = new RegExp("^(.*)$", "u");
@@ -36,6 +36,9 @@ data.validation = {};
 }
 if(data.faults === undefined){
 data.faults = [];
+}
+if(data.inbound === undefined){
+data.inbound = {};
 }
 if(data.shutdown === undefined){
 data.shutdown = {};
@@ -100,8 +103,8 @@ vErrors.push(err5);
 }
 errors++;
 }
-if(data.shutdown === undefined){
-const err6 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "shutdown"},message:"must have required property '"+"shutdown"+"'"};
+if(data.inbound === undefined){
+const err6 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "inbound"},message:"must have required property '"+"inbound"+"'"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -110,14 +113,24 @@ vErrors.push(err6);
 }
 errors++;
 }
-for(const key0 in data){
-if(!(func2.call(schema11.properties, key0))){
-const err7 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
+if(data.shutdown === undefined){
+const err7 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "shutdown"},message:"must have required property '"+"shutdown"+"'"};
 if(vErrors === null){
 vErrors = [err7];
 }
 else {
 vErrors.push(err7);
+}
+errors++;
+}
+for(const key0 in data){
+if(!(func2.call(schema11.properties, key0))){
+const err8 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err8];
+}
+else {
+vErrors.push(err8);
 }
 errors++;
 }
@@ -127,12 +140,12 @@ let data0 = data.podSelector;
 if(data0 && typeof data0 == "object" && !Array.isArray(data0)){
 for(const key1 in data0){
 if(!((key1 === "matchLabels") || (key1 === "matchExpressions"))){
-const err8 = {instancePath:instancePath+"/podSelector",schemaPath:"#/properties/podSelector/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
+const err9 = {instancePath:instancePath+"/podSelector",schemaPath:"#/properties/podSelector/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
 if(vErrors === null){
-vErrors = [err8];
+vErrors = [err9];
 }
 else {
-vErrors.push(err8);
+vErrors.push(err9);
 }
 errors++;
 }
@@ -143,12 +156,12 @@ if(data1 && typeof data1 == "object" && !Array.isArray(data1)){
 for(const key2 in data1){
 if(pattern0.test(key2)){
 if(typeof data1[key2] !== "string"){
-const err9 = {instancePath:instancePath+"/podSelector/matchLabels/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/podSelector/properties/matchLabels/patternProperties/%5E(.*)%24/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err10 = {instancePath:instancePath+"/podSelector/matchLabels/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/podSelector/properties/matchLabels/patternProperties/%5E(.*)%24/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err9];
+vErrors = [err10];
 }
 else {
-vErrors.push(err9);
+vErrors.push(err10);
 }
 errors++;
 }
@@ -156,12 +169,12 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath:instancePath+"/podSelector/matchLabels",schemaPath:"#/properties/podSelector/properties/matchLabels/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err11 = {instancePath:instancePath+"/podSelector/matchLabels",schemaPath:"#/properties/podSelector/properties/matchLabels/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
-vErrors = [err10];
+vErrors = [err11];
 }
 else {
-vErrors.push(err10);
+vErrors.push(err11);
 }
 errors++;
 }
@@ -174,17 +187,7 @@ for(let i0=0; i0<len0; i0++){
 let data4 = data3[i0];
 if(data4 && typeof data4 == "object" && !Array.isArray(data4)){
 if(data4.key === undefined){
-const err11 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
-if(vErrors === null){
-vErrors = [err11];
-}
-else {
-vErrors.push(err11);
-}
-errors++;
-}
-if(data4.operator === undefined){
-const err12 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/required",keyword:"required",params:{missingProperty: "operator"},message:"must have required property '"+"operator"+"'"};
+const err12 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -193,9 +196,8 @@ vErrors.push(err12);
 }
 errors++;
 }
-for(const key3 in data4){
-if(!(((key3 === "key") || (key3 === "operator")) || (key3 === "values"))){
-const err13 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
+if(data4.operator === undefined){
+const err13 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/required",keyword:"required",params:{missingProperty: "operator"},message:"must have required property '"+"operator"+"'"};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -204,10 +206,9 @@ vErrors.push(err13);
 }
 errors++;
 }
-}
-if(data4.key !== undefined){
-if(typeof data4.key !== "string"){
-const err14 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/key",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key3 in data4){
+if(!(((key3 === "key") || (key3 === "operator")) || (key3 === "values"))){
+const err14 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -217,10 +218,9 @@ vErrors.push(err14);
 errors++;
 }
 }
-if(data4.operator !== undefined){
-let data6 = data4.operator;
-if(typeof data6 !== "string"){
-const err15 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/operator",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/operator/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data4.key !== undefined){
+if(typeof data4.key !== "string"){
+const err15 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/key",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -229,13 +229,26 @@ vErrors.push(err15);
 }
 errors++;
 }
-if(!((((data6 === "In") || (data6 === "NotIn")) || (data6 === "Exists")) || (data6 === "DoesNotExist"))){
-const err16 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/operator",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/operator/enum",keyword:"enum",params:{allowedValues: schema11.properties.podSelector.properties.matchExpressions.items.properties.operator.enum},message:"must be equal to one of the allowed values"};
+}
+if(data4.operator !== undefined){
+let data6 = data4.operator;
+if(typeof data6 !== "string"){
+const err16 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/operator",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/operator/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err16];
 }
 else {
 vErrors.push(err16);
+}
+errors++;
+}
+if(!((((data6 === "In") || (data6 === "NotIn")) || (data6 === "Exists")) || (data6 === "DoesNotExist"))){
+const err17 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/operator",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/operator/enum",keyword:"enum",params:{allowedValues: schema11.properties.podSelector.properties.matchExpressions.items.properties.operator.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err17];
+}
+else {
+vErrors.push(err17);
 }
 errors++;
 }
@@ -246,19 +259,7 @@ if(Array.isArray(data7)){
 const len1 = data7.length;
 for(let i1=0; i1<len1; i1++){
 if(typeof data7[i1] !== "string"){
-const err17 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/values/" + i1,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/values/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err17];
-}
-else {
-vErrors.push(err17);
-}
-errors++;
-}
-}
-}
-else {
-const err18 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/values",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/values/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err18 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/values/" + i1,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/values/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -270,7 +271,7 @@ errors++;
 }
 }
 else {
-const err19 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err19 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/values",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/values/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -282,7 +283,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/podSelector/matchExpressions",schemaPath:"#/properties/podSelector/properties/matchExpressions/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err20 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -294,7 +295,7 @@ errors++;
 }
 }
 else {
-const err21 = {instancePath:instancePath+"/podSelector",schemaPath:"#/properties/podSelector/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err21 = {instancePath:instancePath+"/podSelector/matchExpressions",schemaPath:"#/properties/podSelector/properties/matchExpressions/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -304,12 +305,9 @@ vErrors.push(err21);
 errors++;
 }
 }
-if(data.defaults !== undefined){
-let data9 = data.defaults;
-if(data9 && typeof data9 == "object" && !Array.isArray(data9)){
-for(const key4 in data9){
-if(!((((key4 === "timeouts") || (key4 === "retry")) || (key4 === "circuitBreaker")) || (key4 === "bulkhead"))){
-const err22 = {instancePath:instancePath+"/defaults",schemaPath:"#/properties/defaults/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
+}
+else {
+const err22 = {instancePath:instancePath+"/podSelector",schemaPath:"#/properties/podSelector/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -319,12 +317,12 @@ vErrors.push(err22);
 errors++;
 }
 }
-if(data9.timeouts !== undefined){
-let data10 = data9.timeouts;
-if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
-for(const key5 in data10){
-if(!(((((key5 === "total") || (key5 === "attempt")) || (key5 === "firstByte")) || (key5 === "streamIdle")) || (key5 === "perOutputToken"))){
-const err23 = {instancePath:instancePath+"/defaults/timeouts",schemaPath:"#/properties/defaults/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+if(data.defaults !== undefined){
+let data9 = data.defaults;
+if(data9 && typeof data9 == "object" && !Array.isArray(data9)){
+for(const key4 in data9){
+if(!((((key4 === "timeouts") || (key4 === "retry")) || (key4 === "circuitBreaker")) || (key4 === "bulkhead"))){
+const err23 = {instancePath:instancePath+"/defaults",schemaPath:"#/properties/defaults/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -334,11 +332,12 @@ vErrors.push(err23);
 errors++;
 }
 }
-if(data10.total !== undefined){
-let data11 = data10.total;
-if(typeof data11 === "string"){
-if(func3(data11) > 32){
-const err24 = {instancePath:instancePath+"/defaults/timeouts/total",schemaPath:"#/properties/defaults/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data9.timeouts !== undefined){
+let data10 = data9.timeouts;
+if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
+for(const key5 in data10){
+if(!(((((key5 === "total") || (key5 === "attempt")) || (key5 === "firstByte")) || (key5 === "streamIdle")) || (key5 === "perOutputToken"))){
+const err24 = {instancePath:instancePath+"/defaults/timeouts",schemaPath:"#/properties/defaults/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -347,8 +346,12 @@ vErrors.push(err24);
 }
 errors++;
 }
-if(!pattern1.test(data11)){
-const err25 = {instancePath:instancePath+"/defaults/timeouts/total",schemaPath:"#/properties/defaults/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data10.total !== undefined){
+let data11 = data10.total;
+if(typeof data11 === "string"){
+if(func3(data11) > 32){
+const err25 = {instancePath:instancePath+"/defaults/timeouts/total",schemaPath:"#/properties/defaults/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -357,9 +360,8 @@ vErrors.push(err25);
 }
 errors++;
 }
-}
-else {
-const err26 = {instancePath:instancePath+"/defaults/timeouts/total",schemaPath:"#/properties/defaults/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data11)){
+const err26 = {instancePath:instancePath+"/defaults/timeouts/total",schemaPath:"#/properties/defaults/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -369,11 +371,8 @@ vErrors.push(err26);
 errors++;
 }
 }
-if(data10.attempt !== undefined){
-let data12 = data10.attempt;
-if(typeof data12 === "string"){
-if(func3(data12) > 32){
-const err27 = {instancePath:instancePath+"/defaults/timeouts/attempt",schemaPath:"#/properties/defaults/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err27 = {instancePath:instancePath+"/defaults/timeouts/total",schemaPath:"#/properties/defaults/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -382,8 +381,12 @@ vErrors.push(err27);
 }
 errors++;
 }
-if(!pattern1.test(data12)){
-const err28 = {instancePath:instancePath+"/defaults/timeouts/attempt",schemaPath:"#/properties/defaults/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data10.attempt !== undefined){
+let data12 = data10.attempt;
+if(typeof data12 === "string"){
+if(func3(data12) > 32){
+const err28 = {instancePath:instancePath+"/defaults/timeouts/attempt",schemaPath:"#/properties/defaults/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -392,9 +395,8 @@ vErrors.push(err28);
 }
 errors++;
 }
-}
-else {
-const err29 = {instancePath:instancePath+"/defaults/timeouts/attempt",schemaPath:"#/properties/defaults/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data12)){
+const err29 = {instancePath:instancePath+"/defaults/timeouts/attempt",schemaPath:"#/properties/defaults/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -404,11 +406,8 @@ vErrors.push(err29);
 errors++;
 }
 }
-if(data10.firstByte !== undefined){
-let data13 = data10.firstByte;
-if(typeof data13 === "string"){
-if(func3(data13) > 32){
-const err30 = {instancePath:instancePath+"/defaults/timeouts/firstByte",schemaPath:"#/properties/defaults/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err30 = {instancePath:instancePath+"/defaults/timeouts/attempt",schemaPath:"#/properties/defaults/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -417,8 +416,12 @@ vErrors.push(err30);
 }
 errors++;
 }
-if(!pattern1.test(data13)){
-const err31 = {instancePath:instancePath+"/defaults/timeouts/firstByte",schemaPath:"#/properties/defaults/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data10.firstByte !== undefined){
+let data13 = data10.firstByte;
+if(typeof data13 === "string"){
+if(func3(data13) > 32){
+const err31 = {instancePath:instancePath+"/defaults/timeouts/firstByte",schemaPath:"#/properties/defaults/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -427,9 +430,8 @@ vErrors.push(err31);
 }
 errors++;
 }
-}
-else {
-const err32 = {instancePath:instancePath+"/defaults/timeouts/firstByte",schemaPath:"#/properties/defaults/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data13)){
+const err32 = {instancePath:instancePath+"/defaults/timeouts/firstByte",schemaPath:"#/properties/defaults/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -439,11 +441,8 @@ vErrors.push(err32);
 errors++;
 }
 }
-if(data10.streamIdle !== undefined){
-let data14 = data10.streamIdle;
-if(typeof data14 === "string"){
-if(func3(data14) > 32){
-const err33 = {instancePath:instancePath+"/defaults/timeouts/streamIdle",schemaPath:"#/properties/defaults/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err33 = {instancePath:instancePath+"/defaults/timeouts/firstByte",schemaPath:"#/properties/defaults/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -452,8 +451,12 @@ vErrors.push(err33);
 }
 errors++;
 }
-if(!pattern1.test(data14)){
-const err34 = {instancePath:instancePath+"/defaults/timeouts/streamIdle",schemaPath:"#/properties/defaults/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data10.streamIdle !== undefined){
+let data14 = data10.streamIdle;
+if(typeof data14 === "string"){
+if(func3(data14) > 32){
+const err34 = {instancePath:instancePath+"/defaults/timeouts/streamIdle",schemaPath:"#/properties/defaults/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -462,9 +465,8 @@ vErrors.push(err34);
 }
 errors++;
 }
-}
-else {
-const err35 = {instancePath:instancePath+"/defaults/timeouts/streamIdle",schemaPath:"#/properties/defaults/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data14)){
+const err35 = {instancePath:instancePath+"/defaults/timeouts/streamIdle",schemaPath:"#/properties/defaults/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -474,11 +476,8 @@ vErrors.push(err35);
 errors++;
 }
 }
-if(data10.perOutputToken !== undefined){
-let data15 = data10.perOutputToken;
-if(typeof data15 === "string"){
-if(func3(data15) > 32){
-const err36 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err36 = {instancePath:instancePath+"/defaults/timeouts/streamIdle",schemaPath:"#/properties/defaults/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -487,8 +486,12 @@ vErrors.push(err36);
 }
 errors++;
 }
-if(!pattern1.test(data15)){
-const err37 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data10.perOutputToken !== undefined){
+let data15 = data10.perOutputToken;
+if(typeof data15 === "string"){
+if(func3(data15) > 32){
+const err37 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -497,9 +500,8 @@ vErrors.push(err37);
 }
 errors++;
 }
-}
-else {
-const err38 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data15)){
+const err38 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -509,9 +511,8 @@ vErrors.push(err38);
 errors++;
 }
 }
-}
 else {
-const err39 = {instancePath:instancePath+"/defaults/timeouts",schemaPath:"#/properties/defaults/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err39 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -521,12 +522,9 @@ vErrors.push(err39);
 errors++;
 }
 }
-if(data9.retry !== undefined){
-let data16 = data9.retry;
-if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
-for(const key6 in data16){
-if(!((((((((key6 === "attempts") || (key6 === "backoff")) || (key6 === "on")) || (key6 === "statusCodes")) || (key6 === "respectRetryAfter")) || (key6 === "maxRetryAfter")) || (key6 === "budget")) || (key6 === "maxBodyBytes"))){
-const err40 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+}
+else {
+const err40 = {instancePath:instancePath+"/defaults/timeouts",schemaPath:"#/properties/defaults/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -536,10 +534,12 @@ vErrors.push(err40);
 errors++;
 }
 }
-if(data16.attempts !== undefined){
-let data17 = data16.attempts;
-if(!((typeof data17 == "number") && (!(data17 % 1) && !isNaN(data17)))){
-const err41 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data9.retry !== undefined){
+let data16 = data9.retry;
+if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
+for(const key6 in data16){
+if(!((((((((key6 === "attempts") || (key6 === "backoff")) || (key6 === "on")) || (key6 === "statusCodes")) || (key6 === "respectRetryAfter")) || (key6 === "maxRetryAfter")) || (key6 === "budget")) || (key6 === "maxBodyBytes"))){
+const err41 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -548,9 +548,11 @@ vErrors.push(err41);
 }
 errors++;
 }
-if(typeof data17 == "number"){
-if(data17 > 10 || isNaN(data17)){
-const err42 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+if(data16.attempts !== undefined){
+let data17 = data16.attempts;
+if(!((typeof data17 == "number") && (!(data17 % 1) && !isNaN(data17)))){
+const err42 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -559,13 +561,24 @@ vErrors.push(err42);
 }
 errors++;
 }
-if(data17 < 1 || isNaN(data17)){
-const err43 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data17 == "number"){
+if(data17 > 10 || isNaN(data17)){
+const err43 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err43];
 }
 else {
 vErrors.push(err43);
+}
+errors++;
+}
+if(data17 < 1 || isNaN(data17)){
+const err44 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err44];
+}
+else {
+vErrors.push(err44);
 }
 errors++;
 }
@@ -576,21 +589,7 @@ let data18 = data16.backoff;
 if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
 for(const key7 in data18){
 if(!((((key7 === "base") || (key7 === "max")) || (key7 === "multiplier")) || (key7 === "jitter"))){
-const err44 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err44];
-}
-else {
-vErrors.push(err44);
-}
-errors++;
-}
-}
-if(data18.base !== undefined){
-let data19 = data18.base;
-if(typeof data19 === "string"){
-if(func3(data19) > 32){
-const err45 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err45 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -599,8 +598,12 @@ vErrors.push(err45);
 }
 errors++;
 }
-if(!pattern1.test(data19)){
-const err46 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data18.base !== undefined){
+let data19 = data18.base;
+if(typeof data19 === "string"){
+if(func3(data19) > 32){
+const err46 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -609,9 +612,8 @@ vErrors.push(err46);
 }
 errors++;
 }
-}
-else {
-const err47 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data19)){
+const err47 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -621,11 +623,8 @@ vErrors.push(err47);
 errors++;
 }
 }
-if(data18.max !== undefined){
-let data20 = data18.max;
-if(typeof data20 === "string"){
-if(func3(data20) > 32){
-const err48 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err48 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -634,8 +633,12 @@ vErrors.push(err48);
 }
 errors++;
 }
-if(!pattern1.test(data20)){
-const err49 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data18.max !== undefined){
+let data20 = data18.max;
+if(typeof data20 === "string"){
+if(func3(data20) > 32){
+const err49 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -644,9 +647,8 @@ vErrors.push(err49);
 }
 errors++;
 }
-}
-else {
-const err50 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data20)){
+const err50 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -656,11 +658,8 @@ vErrors.push(err50);
 errors++;
 }
 }
-if(data18.multiplier !== undefined){
-let data21 = data18.multiplier;
-if(typeof data21 == "number"){
-if(data21 > 10 || isNaN(data21)){
-const err51 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+else {
+const err51 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -669,8 +668,12 @@ vErrors.push(err51);
 }
 errors++;
 }
-if(data21 < 1 || isNaN(data21)){
-const err52 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data18.multiplier !== undefined){
+let data21 = data18.multiplier;
+if(typeof data21 == "number"){
+if(data21 > 10 || isNaN(data21)){
+const err52 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -679,9 +682,8 @@ vErrors.push(err52);
 }
 errors++;
 }
-}
-else {
-const err53 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data21 < 1 || isNaN(data21)){
+const err53 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -691,10 +693,8 @@ vErrors.push(err53);
 errors++;
 }
 }
-if(data18.jitter !== undefined){
-let data22 = data18.jitter;
-if(typeof data22 !== "string"){
-const err54 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err54 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -703,8 +703,11 @@ vErrors.push(err54);
 }
 errors++;
 }
-if(!((((data22 === "full") || (data22 === "equal")) || (data22 === "decorrelated")) || (data22 === "none"))){
-const err55 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
+}
+if(data18.jitter !== undefined){
+let data22 = data18.jitter;
+if(typeof data22 !== "string"){
+const err55 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -713,15 +716,25 @@ vErrors.push(err55);
 }
 errors++;
 }
-}
-}
-else {
-const err56 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!((((data22 === "full") || (data22 === "equal")) || (data22 === "decorrelated")) || (data22 === "none"))){
+const err56 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err56];
 }
 else {
 vErrors.push(err56);
+}
+errors++;
+}
+}
+}
+else {
+const err57 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err57];
+}
+else {
+vErrors.push(err57);
 }
 errors++;
 }
@@ -733,22 +746,22 @@ const len2 = data23.length;
 for(let i2=0; i2<len2; i2++){
 let data24 = data23[i2];
 if(typeof data24 !== "string"){
-const err57 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err57];
-}
-else {
-vErrors.push(err57);
-}
-errors++;
-}
-if(!((((((((((data24 === "rate-limited") || (data24 === "overloaded")) || (data24 === "server-error")) || (data24 === "timeout")) || (data24 === "connect-failure")) || (data24 === "reset")) || (data24 === "context-length")) || (data24 === "content-filter")) || (data24 === "invalid-response")) || (data24 === "client-error"))){
-const err58 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+const err58 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err58];
 }
 else {
 vErrors.push(err58);
+}
+errors++;
+}
+if(!((((((((((data24 === "rate-limited") || (data24 === "overloaded")) || (data24 === "server-error")) || (data24 === "timeout")) || (data24 === "connect-failure")) || (data24 === "reset")) || (data24 === "context-length")) || (data24 === "content-filter")) || (data24 === "invalid-response")) || (data24 === "client-error"))){
+const err59 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err59];
+}
+else {
+vErrors.push(err59);
 }
 errors++;
 }
@@ -764,12 +777,12 @@ continue;
 }
 if(typeof indices0[item0] == "number"){
 j0 = indices0[item0];
-const err59 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i3+" are identical)"};
+const err60 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i3+" are identical)"};
 if(vErrors === null){
-vErrors = [err59];
+vErrors = [err60];
 }
 else {
-vErrors.push(err59);
+vErrors.push(err60);
 }
 errors++;
 break;
@@ -779,12 +792,12 @@ indices0[item0] = i3;
 }
 }
 else {
-const err60 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err61 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err60];
+vErrors = [err61];
 }
 else {
-vErrors.push(err60);
+vErrors.push(err61);
 }
 errors++;
 }
@@ -796,18 +809,7 @@ const len3 = data25.length;
 for(let i4=0; i4<len3; i4++){
 let data26 = data25[i4];
 if(!((typeof data26 == "number") && (!(data26 % 1) && !isNaN(data26)))){
-const err61 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err61];
-}
-else {
-vErrors.push(err61);
-}
-errors++;
-}
-if(typeof data26 == "number"){
-if(data26 > 599 || isNaN(data26)){
-const err62 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+const err62 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -816,13 +818,24 @@ vErrors.push(err62);
 }
 errors++;
 }
-if(data26 < 400 || isNaN(data26)){
-const err63 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(typeof data26 == "number"){
+if(data26 > 599 || isNaN(data26)){
+const err63 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err63];
 }
 else {
 vErrors.push(err63);
+}
+errors++;
+}
+if(data26 < 400 || isNaN(data26)){
+const err64 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(vErrors === null){
+vErrors = [err64];
+}
+else {
+vErrors.push(err64);
 }
 errors++;
 }
@@ -839,12 +852,12 @@ continue;
 }
 if(typeof indices1[item1] == "number"){
 j1 = indices1[item1];
-const err64 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i5, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i5+" are identical)"};
+const err65 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i5, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i5+" are identical)"};
 if(vErrors === null){
-vErrors = [err64];
+vErrors = [err65];
 }
 else {
-vErrors.push(err64);
+vErrors.push(err65);
 }
 errors++;
 break;
@@ -854,19 +867,7 @@ indices1[item1] = i5;
 }
 }
 else {
-const err65 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err65];
-}
-else {
-vErrors.push(err65);
-}
-errors++;
-}
-}
-if(data16.respectRetryAfter !== undefined){
-if(typeof data16.respectRetryAfter !== "boolean"){
-const err66 = {instancePath:instancePath+"/defaults/retry/respectRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+const err66 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -876,11 +877,9 @@ vErrors.push(err66);
 errors++;
 }
 }
-if(data16.maxRetryAfter !== undefined){
-let data28 = data16.maxRetryAfter;
-if(typeof data28 === "string"){
-if(func3(data28) > 32){
-const err67 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data16.respectRetryAfter !== undefined){
+if(typeof data16.respectRetryAfter !== "boolean"){
+const err67 = {instancePath:instancePath+"/defaults/retry/respectRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -889,8 +888,12 @@ vErrors.push(err67);
 }
 errors++;
 }
-if(!pattern1.test(data28)){
-const err68 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data16.maxRetryAfter !== undefined){
+let data28 = data16.maxRetryAfter;
+if(typeof data28 === "string"){
+if(func3(data28) > 32){
+const err68 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -899,9 +902,8 @@ vErrors.push(err68);
 }
 errors++;
 }
-}
-else {
-const err69 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data28)){
+const err69 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -911,12 +913,8 @@ vErrors.push(err69);
 errors++;
 }
 }
-if(data16.budget !== undefined){
-let data29 = data16.budget;
-if(data29 && typeof data29 == "object" && !Array.isArray(data29)){
-for(const key8 in data29){
-if(!(((key8 === "ratio") || (key8 === "minPerSecond")) || (key8 === "window"))){
-const err70 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
+else {
+const err70 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -926,10 +924,12 @@ vErrors.push(err70);
 errors++;
 }
 }
-if(data29.ratio !== undefined){
-let data30 = data29.ratio;
-if(!((typeof data30 == "number") && (!(data30 % 1) && !isNaN(data30)))){
-const err71 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data16.budget !== undefined){
+let data29 = data16.budget;
+if(data29 && typeof data29 == "object" && !Array.isArray(data29)){
+for(const key8 in data29){
+if(!(((key8 === "ratio") || (key8 === "minPerSecond")) || (key8 === "window"))){
+const err71 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -938,9 +938,11 @@ vErrors.push(err71);
 }
 errors++;
 }
-if(typeof data30 == "number"){
-if(data30 > 100 || isNaN(data30)){
-const err72 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data29.ratio !== undefined){
+let data30 = data29.ratio;
+if(!((typeof data30 == "number") && (!(data30 % 1) && !isNaN(data30)))){
+const err72 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -949,8 +951,9 @@ vErrors.push(err72);
 }
 errors++;
 }
-if(data30 < 0 || isNaN(data30)){
-const err73 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data30 == "number"){
+if(data30 > 100 || isNaN(data30)){
+const err73 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -959,12 +962,8 @@ vErrors.push(err73);
 }
 errors++;
 }
-}
-}
-if(data29.minPerSecond !== undefined){
-let data31 = data29.minPerSecond;
-if(!((typeof data31 == "number") && (!(data31 % 1) && !isNaN(data31)))){
-const err74 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data30 < 0 || isNaN(data30)){
+const err74 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -973,9 +972,12 @@ vErrors.push(err74);
 }
 errors++;
 }
-if(typeof data31 == "number"){
-if(data31 > 10000 || isNaN(data31)){
-const err75 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+}
+if(data29.minPerSecond !== undefined){
+let data31 = data29.minPerSecond;
+if(!((typeof data31 == "number") && (!(data31 % 1) && !isNaN(data31)))){
+const err75 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -984,13 +986,24 @@ vErrors.push(err75);
 }
 errors++;
 }
-if(data31 < 0 || isNaN(data31)){
-const err76 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data31 == "number"){
+if(data31 > 10000 || isNaN(data31)){
+const err76 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err76];
 }
 else {
 vErrors.push(err76);
+}
+errors++;
+}
+if(data31 < 0 || isNaN(data31)){
+const err77 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err77];
+}
+else {
+vErrors.push(err77);
 }
 errors++;
 }
@@ -1000,17 +1013,7 @@ if(data29.window !== undefined){
 let data32 = data29.window;
 if(typeof data32 === "string"){
 if(func3(data32) > 32){
-const err77 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err77];
-}
-else {
-vErrors.push(err77);
-}
-errors++;
-}
-if(!pattern1.test(data32)){
-const err78 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err78 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1019,9 +1022,8 @@ vErrors.push(err78);
 }
 errors++;
 }
-}
-else {
-const err79 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data32)){
+const err79 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1031,9 +1033,8 @@ vErrors.push(err79);
 errors++;
 }
 }
-}
 else {
-const err80 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err80 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1043,11 +1044,9 @@ vErrors.push(err80);
 errors++;
 }
 }
-if(data16.maxBodyBytes !== undefined){
-let data33 = data16.maxBodyBytes;
-if(typeof data33 === "string"){
-if(!pattern10.test(data33)){
-const err81 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+}
+else {
+const err81 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1057,8 +1056,11 @@ vErrors.push(err81);
 errors++;
 }
 }
-else {
-const err82 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data16.maxBodyBytes !== undefined){
+let data33 = data16.maxBodyBytes;
+if(typeof data33 === "string"){
+if(!pattern10.test(data33)){
+const err82 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1068,9 +1070,8 @@ vErrors.push(err82);
 errors++;
 }
 }
-}
 else {
-const err83 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err83 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1080,12 +1081,9 @@ vErrors.push(err83);
 errors++;
 }
 }
-if(data9.circuitBreaker !== undefined){
-let data34 = data9.circuitBreaker;
-if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
-for(const key9 in data34){
-if(!((((((((key9 === "scope") || (key9 === "consecutiveFailures")) || (key9 === "failureRate")) || (key9 === "slowCall")) || (key9 === "openFor")) || (key9 === "maxOpenFor")) || (key9 === "halfOpen")) || (key9 === "failOn"))){
-const err84 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
+}
+else {
+const err84 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1095,10 +1093,12 @@ vErrors.push(err84);
 errors++;
 }
 }
-if(data34.scope !== undefined){
-let data35 = data34.scope;
-if(typeof data35 !== "string"){
-const err85 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data9.circuitBreaker !== undefined){
+let data34 = data9.circuitBreaker;
+if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
+for(const key9 in data34){
+if(!((((((((key9 === "scope") || (key9 === "consecutiveFailures")) || (key9 === "failureRate")) || (key9 === "slowCall")) || (key9 === "openFor")) || (key9 === "maxOpenFor")) || (key9 === "halfOpen")) || (key9 === "failOn"))){
+const err85 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1107,8 +1107,11 @@ vErrors.push(err85);
 }
 errors++;
 }
-if(!((data35 === "upstream") || (data35 === "model"))){
-const err86 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
+}
+if(data34.scope !== undefined){
+let data35 = data34.scope;
+if(typeof data35 !== "string"){
+const err86 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1117,11 +1120,8 @@ vErrors.push(err86);
 }
 errors++;
 }
-}
-if(data34.consecutiveFailures !== undefined){
-let data36 = data34.consecutiveFailures;
-if(!((typeof data36 == "number") && (!(data36 % 1) && !isNaN(data36)))){
-const err87 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!((data35 === "upstream") || (data35 === "model"))){
+const err87 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1130,9 +1130,11 @@ vErrors.push(err87);
 }
 errors++;
 }
-if(typeof data36 == "number"){
-if(data36 > 1000 || isNaN(data36)){
-const err88 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+if(data34.consecutiveFailures !== undefined){
+let data36 = data34.consecutiveFailures;
+if(!((typeof data36 == "number") && (!(data36 % 1) && !isNaN(data36)))){
+const err88 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1141,13 +1143,24 @@ vErrors.push(err88);
 }
 errors++;
 }
-if(data36 < 0 || isNaN(data36)){
-const err89 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data36 == "number"){
+if(data36 > 1000 || isNaN(data36)){
+const err89 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err89];
 }
 else {
 vErrors.push(err89);
+}
+errors++;
+}
+if(data36 < 0 || isNaN(data36)){
+const err90 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err90];
+}
+else {
+vErrors.push(err90);
 }
 errors++;
 }
@@ -1158,20 +1171,7 @@ let data37 = data34.failureRate;
 if(data37 && typeof data37 == "object" && !Array.isArray(data37)){
 for(const key10 in data37){
 if(!(((key10 === "threshold") || (key10 === "minRequests")) || (key10 === "window"))){
-const err90 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err90];
-}
-else {
-vErrors.push(err90);
-}
-errors++;
-}
-}
-if(data37.threshold !== undefined){
-let data38 = data37.threshold;
-if(!((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38)))){
-const err91 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err91 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1180,9 +1180,11 @@ vErrors.push(err91);
 }
 errors++;
 }
-if(typeof data38 == "number"){
-if(data38 > 100 || isNaN(data38)){
-const err92 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data37.threshold !== undefined){
+let data38 = data37.threshold;
+if(!((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38)))){
+const err92 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1191,8 +1193,9 @@ vErrors.push(err92);
 }
 errors++;
 }
-if(data38 < 0 || isNaN(data38)){
-const err93 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data38 == "number"){
+if(data38 > 100 || isNaN(data38)){
+const err93 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1201,12 +1204,8 @@ vErrors.push(err93);
 }
 errors++;
 }
-}
-}
-if(data37.minRequests !== undefined){
-let data39 = data37.minRequests;
-if(!((typeof data39 == "number") && (!(data39 % 1) && !isNaN(data39)))){
-const err94 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data38 < 0 || isNaN(data38)){
+const err94 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1215,9 +1214,12 @@ vErrors.push(err94);
 }
 errors++;
 }
-if(typeof data39 == "number"){
-if(data39 > 100000 || isNaN(data39)){
-const err95 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+}
+if(data37.minRequests !== undefined){
+let data39 = data37.minRequests;
+if(!((typeof data39 == "number") && (!(data39 % 1) && !isNaN(data39)))){
+const err95 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1226,13 +1228,24 @@ vErrors.push(err95);
 }
 errors++;
 }
-if(data39 < 1 || isNaN(data39)){
-const err96 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data39 == "number"){
+if(data39 > 100000 || isNaN(data39)){
+const err96 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err96];
 }
 else {
 vErrors.push(err96);
+}
+errors++;
+}
+if(data39 < 1 || isNaN(data39)){
+const err97 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err97];
+}
+else {
+vErrors.push(err97);
 }
 errors++;
 }
@@ -1242,17 +1255,7 @@ if(data37.window !== undefined){
 let data40 = data37.window;
 if(typeof data40 === "string"){
 if(func3(data40) > 32){
-const err97 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err97];
-}
-else {
-vErrors.push(err97);
-}
-errors++;
-}
-if(!pattern1.test(data40)){
-const err98 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err98 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1261,9 +1264,8 @@ vErrors.push(err98);
 }
 errors++;
 }
-}
-else {
-const err99 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data40)){
+const err99 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1273,9 +1275,8 @@ vErrors.push(err99);
 errors++;
 }
 }
-}
 else {
-const err100 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err100 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1285,12 +1286,9 @@ vErrors.push(err100);
 errors++;
 }
 }
-if(data34.slowCall !== undefined){
-let data41 = data34.slowCall;
-if(data41 && typeof data41 == "object" && !Array.isArray(data41)){
-for(const key11 in data41){
-if(!((key11 === "threshold") || (key11 === "duration"))){
-const err101 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+}
+else {
+const err101 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1300,10 +1298,12 @@ vErrors.push(err101);
 errors++;
 }
 }
-if(data41.threshold !== undefined){
-let data42 = data41.threshold;
-if(!((typeof data42 == "number") && (!(data42 % 1) && !isNaN(data42)))){
-const err102 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data34.slowCall !== undefined){
+let data41 = data34.slowCall;
+if(data41 && typeof data41 == "object" && !Array.isArray(data41)){
+for(const key11 in data41){
+if(!((key11 === "threshold") || (key11 === "duration"))){
+const err102 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1312,9 +1312,11 @@ vErrors.push(err102);
 }
 errors++;
 }
-if(typeof data42 == "number"){
-if(data42 > 100 || isNaN(data42)){
-const err103 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data41.threshold !== undefined){
+let data42 = data41.threshold;
+if(!((typeof data42 == "number") && (!(data42 % 1) && !isNaN(data42)))){
+const err103 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1323,13 +1325,24 @@ vErrors.push(err103);
 }
 errors++;
 }
-if(data42 < 0 || isNaN(data42)){
-const err104 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data42 == "number"){
+if(data42 > 100 || isNaN(data42)){
+const err104 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err104];
 }
 else {
 vErrors.push(err104);
+}
+errors++;
+}
+if(data42 < 0 || isNaN(data42)){
+const err105 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err105];
+}
+else {
+vErrors.push(err105);
 }
 errors++;
 }
@@ -1339,17 +1352,7 @@ if(data41.duration !== undefined){
 let data43 = data41.duration;
 if(typeof data43 === "string"){
 if(func3(data43) > 32){
-const err105 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err105];
-}
-else {
-vErrors.push(err105);
-}
-errors++;
-}
-if(!pattern1.test(data43)){
-const err106 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err106 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1358,9 +1361,8 @@ vErrors.push(err106);
 }
 errors++;
 }
-}
-else {
-const err107 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data43)){
+const err107 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1370,9 +1372,8 @@ vErrors.push(err107);
 errors++;
 }
 }
-}
 else {
-const err108 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err108 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1382,11 +1383,9 @@ vErrors.push(err108);
 errors++;
 }
 }
-if(data34.openFor !== undefined){
-let data44 = data34.openFor;
-if(typeof data44 === "string"){
-if(func3(data44) > 32){
-const err109 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+else {
+const err109 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1395,8 +1394,12 @@ vErrors.push(err109);
 }
 errors++;
 }
-if(!pattern1.test(data44)){
-const err110 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data34.openFor !== undefined){
+let data44 = data34.openFor;
+if(typeof data44 === "string"){
+if(func3(data44) > 32){
+const err110 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1405,9 +1408,8 @@ vErrors.push(err110);
 }
 errors++;
 }
-}
-else {
-const err111 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data44)){
+const err111 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1417,11 +1419,8 @@ vErrors.push(err111);
 errors++;
 }
 }
-if(data34.maxOpenFor !== undefined){
-let data45 = data34.maxOpenFor;
-if(typeof data45 === "string"){
-if(func3(data45) > 32){
-const err112 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err112 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1430,8 +1429,12 @@ vErrors.push(err112);
 }
 errors++;
 }
-if(!pattern1.test(data45)){
-const err113 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data34.maxOpenFor !== undefined){
+let data45 = data34.maxOpenFor;
+if(typeof data45 === "string"){
+if(func3(data45) > 32){
+const err113 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1440,9 +1443,8 @@ vErrors.push(err113);
 }
 errors++;
 }
-}
-else {
-const err114 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data45)){
+const err114 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1452,12 +1454,8 @@ vErrors.push(err114);
 errors++;
 }
 }
-if(data34.halfOpen !== undefined){
-let data46 = data34.halfOpen;
-if(data46 && typeof data46 == "object" && !Array.isArray(data46)){
-for(const key12 in data46){
-if(!((key12 === "maxProbes") || (key12 === "successesToClose"))){
-const err115 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+else {
+const err115 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1467,10 +1465,12 @@ vErrors.push(err115);
 errors++;
 }
 }
-if(data46.maxProbes !== undefined){
-let data47 = data46.maxProbes;
-if(!((typeof data47 == "number") && (!(data47 % 1) && !isNaN(data47)))){
-const err116 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data34.halfOpen !== undefined){
+let data46 = data34.halfOpen;
+if(data46 && typeof data46 == "object" && !Array.isArray(data46)){
+for(const key12 in data46){
+if(!((key12 === "maxProbes") || (key12 === "successesToClose"))){
+const err116 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1479,9 +1479,11 @@ vErrors.push(err116);
 }
 errors++;
 }
-if(typeof data47 == "number"){
-if(data47 > 100 || isNaN(data47)){
-const err117 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data46.maxProbes !== undefined){
+let data47 = data46.maxProbes;
+if(!((typeof data47 == "number") && (!(data47 % 1) && !isNaN(data47)))){
+const err117 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1490,8 +1492,9 @@ vErrors.push(err117);
 }
 errors++;
 }
-if(data47 < 1 || isNaN(data47)){
-const err118 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data47 == "number"){
+if(data47 > 100 || isNaN(data47)){
+const err118 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1500,12 +1503,8 @@ vErrors.push(err118);
 }
 errors++;
 }
-}
-}
-if(data46.successesToClose !== undefined){
-let data48 = data46.successesToClose;
-if(!((typeof data48 == "number") && (!(data48 % 1) && !isNaN(data48)))){
-const err119 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data47 < 1 || isNaN(data47)){
+const err119 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1514,9 +1513,12 @@ vErrors.push(err119);
 }
 errors++;
 }
-if(typeof data48 == "number"){
-if(data48 > 100 || isNaN(data48)){
-const err120 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+}
+if(data46.successesToClose !== undefined){
+let data48 = data46.successesToClose;
+if(!((typeof data48 == "number") && (!(data48 % 1) && !isNaN(data48)))){
+const err120 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1525,8 +1527,9 @@ vErrors.push(err120);
 }
 errors++;
 }
-if(data48 < 1 || isNaN(data48)){
-const err121 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data48 == "number"){
+if(data48 > 100 || isNaN(data48)){
+const err121 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1535,16 +1538,26 @@ vErrors.push(err121);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err122 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data48 < 1 || isNaN(data48)){
+const err122 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err122];
 }
 else {
 vErrors.push(err122);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err123 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err123];
+}
+else {
+vErrors.push(err123);
 }
 errors++;
 }
@@ -1556,22 +1569,22 @@ const len4 = data49.length;
 for(let i6=0; i6<len4; i6++){
 let data50 = data49[i6];
 if(typeof data50 !== "string"){
-const err123 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err123];
-}
-else {
-vErrors.push(err123);
-}
-errors++;
-}
-if(!((((((((((data50 === "rate-limited") || (data50 === "overloaded")) || (data50 === "server-error")) || (data50 === "timeout")) || (data50 === "connect-failure")) || (data50 === "reset")) || (data50 === "context-length")) || (data50 === "content-filter")) || (data50 === "invalid-response")) || (data50 === "client-error"))){
-const err124 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+const err124 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err124];
 }
 else {
 vErrors.push(err124);
+}
+errors++;
+}
+if(!((((((((((data50 === "rate-limited") || (data50 === "overloaded")) || (data50 === "server-error")) || (data50 === "timeout")) || (data50 === "connect-failure")) || (data50 === "reset")) || (data50 === "context-length")) || (data50 === "content-filter")) || (data50 === "invalid-response")) || (data50 === "client-error"))){
+const err125 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err125];
+}
+else {
+vErrors.push(err125);
 }
 errors++;
 }
@@ -1587,12 +1600,12 @@ continue;
 }
 if(typeof indices2[item2] == "number"){
 j2 = indices2[item2];
-const err125 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i7, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i7+" are identical)"};
+const err126 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i7, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i7+" are identical)"};
 if(vErrors === null){
-vErrors = [err125];
+vErrors = [err126];
 }
 else {
-vErrors.push(err125);
+vErrors.push(err126);
 }
 errors++;
 break;
@@ -1602,19 +1615,7 @@ indices2[item2] = i7;
 }
 }
 else {
-const err126 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err126];
-}
-else {
-vErrors.push(err126);
-}
-errors++;
-}
-}
-}
-else {
-const err127 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err127 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -1624,12 +1625,9 @@ vErrors.push(err127);
 errors++;
 }
 }
-if(data9.bulkhead !== undefined){
-let data51 = data9.bulkhead;
-if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
-for(const key13 in data51){
-if(!(((key13 === "maxConcurrent") || (key13 === "maxQueue")) || (key13 === "queueTimeout"))){
-const err128 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+}
+else {
+const err128 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -1639,10 +1637,12 @@ vErrors.push(err128);
 errors++;
 }
 }
-if(data51.maxConcurrent !== undefined){
-let data52 = data51.maxConcurrent;
-if(!((typeof data52 == "number") && (!(data52 % 1) && !isNaN(data52)))){
-const err129 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data9.bulkhead !== undefined){
+let data51 = data9.bulkhead;
+if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
+for(const key13 in data51){
+if(!(((key13 === "maxConcurrent") || (key13 === "maxQueue")) || (key13 === "queueTimeout"))){
+const err129 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -1651,9 +1651,11 @@ vErrors.push(err129);
 }
 errors++;
 }
-if(typeof data52 == "number"){
-if(data52 > 10000 || isNaN(data52)){
-const err130 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+if(data51.maxConcurrent !== undefined){
+let data52 = data51.maxConcurrent;
+if(!((typeof data52 == "number") && (!(data52 % 1) && !isNaN(data52)))){
+const err130 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -1662,8 +1664,9 @@ vErrors.push(err130);
 }
 errors++;
 }
-if(data52 < 1 || isNaN(data52)){
-const err131 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data52 == "number"){
+if(data52 > 10000 || isNaN(data52)){
+const err131 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -1672,12 +1675,8 @@ vErrors.push(err131);
 }
 errors++;
 }
-}
-}
-if(data51.maxQueue !== undefined){
-let data53 = data51.maxQueue;
-if(!((typeof data53 == "number") && (!(data53 % 1) && !isNaN(data53)))){
-const err132 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data52 < 1 || isNaN(data52)){
+const err132 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -1686,9 +1685,12 @@ vErrors.push(err132);
 }
 errors++;
 }
-if(typeof data53 == "number"){
-if(data53 > 100000 || isNaN(data53)){
-const err133 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+}
+if(data51.maxQueue !== undefined){
+let data53 = data51.maxQueue;
+if(!((typeof data53 == "number") && (!(data53 % 1) && !isNaN(data53)))){
+const err133 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -1697,13 +1699,24 @@ vErrors.push(err133);
 }
 errors++;
 }
-if(data53 < 0 || isNaN(data53)){
-const err134 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data53 == "number"){
+if(data53 > 100000 || isNaN(data53)){
+const err134 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err134];
 }
 else {
 vErrors.push(err134);
+}
+errors++;
+}
+if(data53 < 0 || isNaN(data53)){
+const err135 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err135];
+}
+else {
+vErrors.push(err135);
 }
 errors++;
 }
@@ -1713,17 +1726,7 @@ if(data51.queueTimeout !== undefined){
 let data54 = data51.queueTimeout;
 if(typeof data54 === "string"){
 if(func3(data54) > 32){
-const err135 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err135];
-}
-else {
-vErrors.push(err135);
-}
-errors++;
-}
-if(!pattern1.test(data54)){
-const err136 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err136 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -1732,9 +1735,8 @@ vErrors.push(err136);
 }
 errors++;
 }
-}
-else {
-const err137 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data54)){
+const err137 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -1744,9 +1746,8 @@ vErrors.push(err137);
 errors++;
 }
 }
-}
 else {
-const err138 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err138 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -1758,7 +1759,7 @@ errors++;
 }
 }
 else {
-const err139 = {instancePath:instancePath+"/defaults",schemaPath:"#/properties/defaults/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err139 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -1768,11 +1769,9 @@ vErrors.push(err139);
 errors++;
 }
 }
-if(data.upstreams !== undefined){
-let data55 = data.upstreams;
-if(Array.isArray(data55)){
-if(data55.length > 32){
-const err140 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+}
+else {
+const err140 = {instancePath:instancePath+"/defaults",schemaPath:"#/properties/defaults/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -1781,13 +1780,27 @@ vErrors.push(err140);
 }
 errors++;
 }
-if(data55.length < 1){
-const err141 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+if(data.upstreams !== undefined){
+let data55 = data.upstreams;
+if(Array.isArray(data55)){
+if(data55.length > 32){
+const err141 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err141];
 }
 else {
 vErrors.push(err141);
+}
+errors++;
+}
+if(data55.length < 1){
+const err142 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(vErrors === null){
+vErrors = [err142];
+}
+else {
+vErrors.push(err142);
 }
 errors++;
 }
@@ -1814,17 +1827,7 @@ if(data56.fallback === undefined){
 data56.fallback = [];
 }
 if(data56.name === undefined){
-const err142 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
-if(vErrors === null){
-vErrors = [err142];
-}
-else {
-vErrors.push(err142);
-}
-errors++;
-}
-if(data56.api === undefined){
-const err143 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "api"},message:"must have required property '"+"api"+"'"};
+const err143 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -1833,8 +1836,8 @@ vErrors.push(err143);
 }
 errors++;
 }
-if(data56.env === undefined){
-const err144 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "env"},message:"must have required property '"+"env"+"'"};
+if(data56.api === undefined){
+const err144 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "api"},message:"must have required property '"+"api"+"'"};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -1843,8 +1846,8 @@ vErrors.push(err144);
 }
 errors++;
 }
-if(data56.loadBalancing === undefined){
-const err145 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "loadBalancing"},message:"must have required property '"+"loadBalancing"+"'"};
+if(data56.env === undefined){
+const err145 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "env"},message:"must have required property '"+"env"+"'"};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -1853,8 +1856,8 @@ vErrors.push(err145);
 }
 errors++;
 }
-if(data56.rateLimit === undefined){
-const err146 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "rateLimit"},message:"must have required property '"+"rateLimit"+"'"};
+if(data56.loadBalancing === undefined){
+const err146 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "loadBalancing"},message:"must have required property '"+"loadBalancing"+"'"};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -1863,8 +1866,8 @@ vErrors.push(err146);
 }
 errors++;
 }
-if(data56.limits === undefined){
-const err147 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "limits"},message:"must have required property '"+"limits"+"'"};
+if(data56.rateLimit === undefined){
+const err147 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "rateLimit"},message:"must have required property '"+"rateLimit"+"'"};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -1873,8 +1876,8 @@ vErrors.push(err147);
 }
 errors++;
 }
-if(data56.fallback === undefined){
-const err148 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "fallback"},message:"must have required property '"+"fallback"+"'"};
+if(data56.limits === undefined){
+const err148 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "limits"},message:"must have required property '"+"limits"+"'"};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -1883,9 +1886,8 @@ vErrors.push(err148);
 }
 errors++;
 }
-for(const key14 in data56){
-if(!(func2.call(schema11.properties.upstreams.items.properties, key14))){
-const err149 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+if(data56.fallback === undefined){
+const err149 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "fallback"},message:"must have required property '"+"fallback"+"'"};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -1894,12 +1896,9 @@ vErrors.push(err149);
 }
 errors++;
 }
-}
-if(data56.name !== undefined){
-let data57 = data56.name;
-if(typeof data57 === "string"){
-if(func3(data57) > 63){
-const err150 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+for(const key14 in data56){
+if(!(func2.call(schema11.properties.upstreams.items.properties, key14))){
+const err150 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -1908,8 +1907,12 @@ vErrors.push(err150);
 }
 errors++;
 }
-if(!pattern16.test(data57)){
-const err151 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+if(data56.name !== undefined){
+let data57 = data56.name;
+if(typeof data57 === "string"){
+if(func3(data57) > 63){
+const err151 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -1918,9 +1921,8 @@ vErrors.push(err151);
 }
 errors++;
 }
-}
-else {
-const err152 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern16.test(data57)){
+const err152 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -1930,11 +1932,8 @@ vErrors.push(err152);
 errors++;
 }
 }
-if(data56.url !== undefined){
-let data58 = data56.url;
-if(typeof data58 === "string"){
-if(func3(data58) > 2048){
-const err153 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+else {
+const err153 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -1943,8 +1942,12 @@ vErrors.push(err153);
 }
 errors++;
 }
-if(!pattern17.test(data58)){
-const err154 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
+}
+if(data56.url !== undefined){
+let data58 = data56.url;
+if(typeof data58 === "string"){
+if(func3(data58) > 2048){
+const err154 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -1953,9 +1956,8 @@ vErrors.push(err154);
 }
 errors++;
 }
-}
-else {
-const err155 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern17.test(data58)){
+const err155 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -1965,9 +1967,8 @@ vErrors.push(err155);
 errors++;
 }
 }
-let data59 = data56.api;
-if(typeof data59 !== "string"){
-const err156 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err156 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -1976,13 +1977,25 @@ vErrors.push(err156);
 }
 errors++;
 }
-if(!((((data59 === "openai") || (data59 === "anthropic")) || (data59 === "ollama")) || (data59 === "generic"))){
-const err157 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.api.enum},message:"must be equal to one of the allowed values"};
+}
+let data59 = data56.api;
+if(typeof data59 !== "string"){
+const err157 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err157];
 }
 else {
 vErrors.push(err157);
+}
+errors++;
+}
+if(!((((data59 === "openai") || (data59 === "anthropic")) || (data59 === "ollama")) || (data59 === "generic"))){
+const err158 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.api.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err158];
+}
+else {
+vErrors.push(err158);
 }
 errors++;
 }
@@ -1993,23 +2006,23 @@ for(let i9=0; i9<len6; i9++){
 let data61 = data60[i9];
 if(typeof data61 === "string"){
 if(!pattern18.test(data61)){
-const err158 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
-if(vErrors === null){
-vErrors = [err158];
-}
-else {
-vErrors.push(err158);
-}
-errors++;
-}
-}
-else {
-const err159 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err159 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
 if(vErrors === null){
 vErrors = [err159];
 }
 else {
 vErrors.push(err159);
+}
+errors++;
+}
+}
+else {
+const err160 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err160];
+}
+else {
+vErrors.push(err160);
 }
 errors++;
 }
@@ -2025,12 +2038,12 @@ continue;
 }
 if(typeof indices3[item3] == "number"){
 j3 = indices3[item3];
-const err160 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/uniqueItems",keyword:"uniqueItems",params:{i: i10, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i10+" are identical)"};
+const err161 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/uniqueItems",keyword:"uniqueItems",params:{i: i10, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i10+" are identical)"};
 if(vErrors === null){
-vErrors = [err160];
+vErrors = [err161];
 }
 else {
-vErrors.push(err160);
+vErrors.push(err161);
 }
 errors++;
 break;
@@ -2040,12 +2053,12 @@ indices3[item3] = i10;
 }
 }
 else {
-const err161 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err162 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err161];
+vErrors = [err162];
 }
 else {
-vErrors.push(err161);
+vErrors.push(err162);
 }
 errors++;
 }
@@ -2059,17 +2072,7 @@ if(data62.prefix === undefined){
 data62.prefix = "Bearer ";
 }
 if(data62.header === undefined){
-const err162 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "header"},message:"must have required property '"+"header"+"'"};
-if(vErrors === null){
-vErrors = [err162];
-}
-else {
-vErrors.push(err162);
-}
-errors++;
-}
-if(data62.prefix === undefined){
-const err163 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "prefix"},message:"must have required property '"+"prefix"+"'"};
+const err163 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "header"},message:"must have required property '"+"header"+"'"};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2078,9 +2081,8 @@ vErrors.push(err163);
 }
 errors++;
 }
-for(const key15 in data62){
-if(!(((((key15 === "secretRef") || (key15 === "env")) || (key15 === "file")) || (key15 === "header")) || (key15 === "prefix"))){
-const err164 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+if(data62.prefix === undefined){
+const err164 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "prefix"},message:"must have required property '"+"prefix"+"'"};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2089,12 +2091,9 @@ vErrors.push(err164);
 }
 errors++;
 }
-}
-if(data62.secretRef !== undefined){
-let data63 = data62.secretRef;
-if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
-if(data63.name === undefined){
-const err165 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+for(const key15 in data62){
+if(!(((((key15 === "secretRef") || (key15 === "env")) || (key15 === "file")) || (key15 === "header")) || (key15 === "prefix"))){
+const err165 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2103,8 +2102,12 @@ vErrors.push(err165);
 }
 errors++;
 }
-if(data63.key === undefined){
-const err166 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+}
+if(data62.secretRef !== undefined){
+let data63 = data62.secretRef;
+if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
+if(data63.name === undefined){
+const err166 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2113,9 +2116,8 @@ vErrors.push(err166);
 }
 errors++;
 }
-for(const key16 in data63){
-if(!((key16 === "name") || (key16 === "key"))){
-const err167 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+if(data63.key === undefined){
+const err167 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2124,12 +2126,9 @@ vErrors.push(err167);
 }
 errors++;
 }
-}
-if(data63.name !== undefined){
-let data64 = data63.name;
-if(typeof data64 === "string"){
-if(func3(data64) > 253){
-const err168 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+for(const key16 in data63){
+if(!((key16 === "name") || (key16 === "key"))){
+const err168 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2138,8 +2137,12 @@ vErrors.push(err168);
 }
 errors++;
 }
-if(func3(data64) < 1){
-const err169 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data63.name !== undefined){
+let data64 = data63.name;
+if(typeof data64 === "string"){
+if(func3(data64) > 253){
+const err169 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2148,9 +2151,8 @@ vErrors.push(err169);
 }
 errors++;
 }
-}
-else {
-const err170 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func3(data64) < 1){
+const err170 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2160,11 +2162,8 @@ vErrors.push(err170);
 errors++;
 }
 }
-if(data63.key !== undefined){
-let data65 = data63.key;
-if(typeof data65 === "string"){
-if(func3(data65) > 253){
-const err171 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+else {
+const err171 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2173,8 +2172,12 @@ vErrors.push(err171);
 }
 errors++;
 }
-if(func3(data65) < 1){
-const err172 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data63.key !== undefined){
+let data65 = data63.key;
+if(typeof data65 === "string"){
+if(func3(data65) > 253){
+const err172 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2183,9 +2186,8 @@ vErrors.push(err172);
 }
 errors++;
 }
-}
-else {
-const err173 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func3(data65) < 1){
+const err173 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -2195,9 +2197,8 @@ vErrors.push(err173);
 errors++;
 }
 }
-}
 else {
-const err174 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err174 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -2207,11 +2208,9 @@ vErrors.push(err174);
 errors++;
 }
 }
-if(data62.env !== undefined){
-let data66 = data62.env;
-if(typeof data66 === "string"){
-if(func3(data66) < 1){
-const err175 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err175 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2221,8 +2220,11 @@ vErrors.push(err175);
 errors++;
 }
 }
-else {
-const err176 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data62.env !== undefined){
+let data66 = data62.env;
+if(typeof data66 === "string"){
+if(func3(data66) < 1){
+const err176 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -2232,11 +2234,8 @@ vErrors.push(err176);
 errors++;
 }
 }
-if(data62.file !== undefined){
-let data67 = data62.file;
-if(typeof data67 === "string"){
-if(func3(data67) < 1){
-const err177 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err177 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2246,8 +2245,11 @@ vErrors.push(err177);
 errors++;
 }
 }
-else {
-const err178 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data62.file !== undefined){
+let data67 = data62.file;
+if(typeof data67 === "string"){
+if(func3(data67) < 1){
+const err178 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2257,10 +2259,8 @@ vErrors.push(err178);
 errors++;
 }
 }
-let data68 = data62.header;
-if(typeof data68 === "string"){
-if(func3(data68) > 64){
-const err179 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
+else {
+const err179 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2269,8 +2269,11 @@ vErrors.push(err179);
 }
 errors++;
 }
-if(func3(data68) < 1){
-const err180 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+let data68 = data62.header;
+if(typeof data68 === "string"){
+if(func3(data68) > 64){
+const err180 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2279,8 +2282,8 @@ vErrors.push(err180);
 }
 errors++;
 }
-if(!pattern19.test(data68)){
-const err181 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
+if(func3(data68) < 1){
+const err181 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2289,9 +2292,8 @@ vErrors.push(err181);
 }
 errors++;
 }
-}
-else {
-const err182 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern19.test(data68)){
+const err182 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2300,10 +2302,9 @@ vErrors.push(err182);
 }
 errors++;
 }
-let data69 = data62.prefix;
-if(typeof data69 === "string"){
-if(func3(data69) > 64){
-const err183 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
+}
+else {
+const err183 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -2312,8 +2313,10 @@ vErrors.push(err183);
 }
 errors++;
 }
-if(!pattern20.test(data69)){
-const err184 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^[\\t\\x20-\\x7e]*$"},message:"must match pattern \""+"^[\\t\\x20-\\x7e]*$"+"\""};
+let data69 = data62.prefix;
+if(typeof data69 === "string"){
+if(func3(data69) > 64){
+const err184 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -2322,9 +2325,8 @@ vErrors.push(err184);
 }
 errors++;
 }
-}
-else {
-const err185 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern20.test(data69)){
+const err185 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^[\\t\\x20-\\x7e]*$"},message:"must match pattern \""+"^[\\t\\x20-\\x7e]*$"+"\""};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -2335,7 +2337,7 @@ errors++;
 }
 }
 else {
-const err186 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err186 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -2345,11 +2347,8 @@ vErrors.push(err186);
 errors++;
 }
 }
-if(data56.endpoints !== undefined){
-let data70 = data56.endpoints;
-if(Array.isArray(data70)){
-if(data70.length > 64){
-const err187 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+else {
+const err187 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -2358,13 +2357,27 @@ vErrors.push(err187);
 }
 errors++;
 }
-if(data70.length < 1){
-const err188 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+if(data56.endpoints !== undefined){
+let data70 = data56.endpoints;
+if(Array.isArray(data70)){
+if(data70.length > 64){
+const err188 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err188];
 }
 else {
 vErrors.push(err188);
+}
+errors++;
+}
+if(data70.length < 1){
+const err189 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(vErrors === null){
+vErrors = [err189];
+}
+else {
+vErrors.push(err189);
 }
 errors++;
 }
@@ -2376,17 +2389,7 @@ if(data71.weight === undefined){
 data71.weight = 1;
 }
 if(data71.url === undefined){
-const err189 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
-if(vErrors === null){
-vErrors = [err189];
-}
-else {
-vErrors.push(err189);
-}
-errors++;
-}
-if(data71.weight === undefined){
-const err190 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "weight"},message:"must have required property '"+"weight"+"'"};
+const err190 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2395,9 +2398,8 @@ vErrors.push(err190);
 }
 errors++;
 }
-for(const key17 in data71){
-if(!((key17 === "url") || (key17 === "weight"))){
-const err191 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+if(data71.weight === undefined){
+const err191 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "weight"},message:"must have required property '"+"weight"+"'"};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -2406,12 +2408,9 @@ vErrors.push(err191);
 }
 errors++;
 }
-}
-if(data71.url !== undefined){
-let data72 = data71.url;
-if(typeof data72 === "string"){
-if(func3(data72) > 2048){
-const err192 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+for(const key17 in data71){
+if(!((key17 === "url") || (key17 === "weight"))){
+const err192 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2420,8 +2419,12 @@ vErrors.push(err192);
 }
 errors++;
 }
-if(!pattern17.test(data72)){
-const err193 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
+}
+if(data71.url !== undefined){
+let data72 = data71.url;
+if(typeof data72 === "string"){
+if(func3(data72) > 2048){
+const err193 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2430,9 +2433,8 @@ vErrors.push(err193);
 }
 errors++;
 }
-}
-else {
-const err194 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern17.test(data72)){
+const err194 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2442,9 +2444,8 @@ vErrors.push(err194);
 errors++;
 }
 }
-let data73 = data71.weight;
-if(!((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73)))){
-const err195 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err195 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2453,9 +2454,10 @@ vErrors.push(err195);
 }
 errors++;
 }
-if(typeof data73 == "number"){
-if(data73 > 1000 || isNaN(data73)){
-const err196 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+let data73 = data71.weight;
+if(!((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73)))){
+const err196 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2464,8 +2466,9 @@ vErrors.push(err196);
 }
 errors++;
 }
-if(data73 < 1 || isNaN(data73)){
-const err197 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data73 == "number"){
+if(data73 > 1000 || isNaN(data73)){
+const err197 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2474,10 +2477,8 @@ vErrors.push(err197);
 }
 errors++;
 }
-}
-}
-else {
-const err198 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data73 < 1 || isNaN(data73)){
+const err198 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2489,7 +2490,7 @@ errors++;
 }
 }
 else {
-const err199 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err199 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2499,9 +2500,9 @@ vErrors.push(err199);
 errors++;
 }
 }
-let data74 = data56.loadBalancing;
-if(typeof data74 !== "string"){
-const err200 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+else {
+const err200 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2510,8 +2511,10 @@ vErrors.push(err200);
 }
 errors++;
 }
-if(!(((data74 === "round-robin") || (data74 === "weighted")) || (data74 === "least-outstanding"))){
-const err201 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.loadBalancing.enum},message:"must be equal to one of the allowed values"};
+}
+let data74 = data56.loadBalancing;
+if(typeof data74 !== "string"){
+const err201 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2520,12 +2523,8 @@ vErrors.push(err201);
 }
 errors++;
 }
-if(data56.timeouts !== undefined){
-let data75 = data56.timeouts;
-if(data75 && typeof data75 == "object" && !Array.isArray(data75)){
-for(const key18 in data75){
-if(!(((((key18 === "total") || (key18 === "attempt")) || (key18 === "firstByte")) || (key18 === "streamIdle")) || (key18 === "perOutputToken"))){
-const err202 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+if(!(((data74 === "round-robin") || (data74 === "weighted")) || (data74 === "least-outstanding"))){
+const err202 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.loadBalancing.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -2534,12 +2533,12 @@ vErrors.push(err202);
 }
 errors++;
 }
-}
-if(data75.total !== undefined){
-let data76 = data75.total;
-if(typeof data76 === "string"){
-if(func3(data76) > 32){
-const err203 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data56.timeouts !== undefined){
+let data75 = data56.timeouts;
+if(data75 && typeof data75 == "object" && !Array.isArray(data75)){
+for(const key18 in data75){
+if(!(((((key18 === "total") || (key18 === "attempt")) || (key18 === "firstByte")) || (key18 === "streamIdle")) || (key18 === "perOutputToken"))){
+const err203 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -2548,8 +2547,12 @@ vErrors.push(err203);
 }
 errors++;
 }
-if(!pattern1.test(data76)){
-const err204 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data75.total !== undefined){
+let data76 = data75.total;
+if(typeof data76 === "string"){
+if(func3(data76) > 32){
+const err204 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -2558,9 +2561,8 @@ vErrors.push(err204);
 }
 errors++;
 }
-}
-else {
-const err205 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data76)){
+const err205 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -2570,11 +2572,8 @@ vErrors.push(err205);
 errors++;
 }
 }
-if(data75.attempt !== undefined){
-let data77 = data75.attempt;
-if(typeof data77 === "string"){
-if(func3(data77) > 32){
-const err206 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err206 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -2583,8 +2582,12 @@ vErrors.push(err206);
 }
 errors++;
 }
-if(!pattern1.test(data77)){
-const err207 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data75.attempt !== undefined){
+let data77 = data75.attempt;
+if(typeof data77 === "string"){
+if(func3(data77) > 32){
+const err207 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -2593,9 +2596,8 @@ vErrors.push(err207);
 }
 errors++;
 }
-}
-else {
-const err208 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data77)){
+const err208 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -2605,11 +2607,8 @@ vErrors.push(err208);
 errors++;
 }
 }
-if(data75.firstByte !== undefined){
-let data78 = data75.firstByte;
-if(typeof data78 === "string"){
-if(func3(data78) > 32){
-const err209 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err209 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -2618,8 +2617,12 @@ vErrors.push(err209);
 }
 errors++;
 }
-if(!pattern1.test(data78)){
-const err210 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data75.firstByte !== undefined){
+let data78 = data75.firstByte;
+if(typeof data78 === "string"){
+if(func3(data78) > 32){
+const err210 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -2628,9 +2631,8 @@ vErrors.push(err210);
 }
 errors++;
 }
-}
-else {
-const err211 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data78)){
+const err211 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -2640,11 +2642,8 @@ vErrors.push(err211);
 errors++;
 }
 }
-if(data75.streamIdle !== undefined){
-let data79 = data75.streamIdle;
-if(typeof data79 === "string"){
-if(func3(data79) > 32){
-const err212 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err212 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -2653,8 +2652,12 @@ vErrors.push(err212);
 }
 errors++;
 }
-if(!pattern1.test(data79)){
-const err213 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data75.streamIdle !== undefined){
+let data79 = data75.streamIdle;
+if(typeof data79 === "string"){
+if(func3(data79) > 32){
+const err213 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -2663,9 +2666,8 @@ vErrors.push(err213);
 }
 errors++;
 }
-}
-else {
-const err214 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data79)){
+const err214 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -2675,11 +2677,8 @@ vErrors.push(err214);
 errors++;
 }
 }
-if(data75.perOutputToken !== undefined){
-let data80 = data75.perOutputToken;
-if(typeof data80 === "string"){
-if(func3(data80) > 32){
-const err215 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err215 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -2688,8 +2687,12 @@ vErrors.push(err215);
 }
 errors++;
 }
-if(!pattern1.test(data80)){
-const err216 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data75.perOutputToken !== undefined){
+let data80 = data75.perOutputToken;
+if(typeof data80 === "string"){
+if(func3(data80) > 32){
+const err216 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err216];
 }
@@ -2698,9 +2701,8 @@ vErrors.push(err216);
 }
 errors++;
 }
-}
-else {
-const err217 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data80)){
+const err217 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err217];
 }
@@ -2710,9 +2712,8 @@ vErrors.push(err217);
 errors++;
 }
 }
-}
 else {
-const err218 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err218 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err218];
 }
@@ -2722,12 +2723,9 @@ vErrors.push(err218);
 errors++;
 }
 }
-if(data56.retry !== undefined){
-let data81 = data56.retry;
-if(data81 && typeof data81 == "object" && !Array.isArray(data81)){
-for(const key19 in data81){
-if(!((((((((key19 === "attempts") || (key19 === "backoff")) || (key19 === "on")) || (key19 === "statusCodes")) || (key19 === "respectRetryAfter")) || (key19 === "maxRetryAfter")) || (key19 === "budget")) || (key19 === "maxBodyBytes"))){
-const err219 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+}
+else {
+const err219 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err219];
 }
@@ -2737,10 +2735,12 @@ vErrors.push(err219);
 errors++;
 }
 }
-if(data81.attempts !== undefined){
-let data82 = data81.attempts;
-if(!((typeof data82 == "number") && (!(data82 % 1) && !isNaN(data82)))){
-const err220 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data56.retry !== undefined){
+let data81 = data56.retry;
+if(data81 && typeof data81 == "object" && !Array.isArray(data81)){
+for(const key19 in data81){
+if(!((((((((key19 === "attempts") || (key19 === "backoff")) || (key19 === "on")) || (key19 === "statusCodes")) || (key19 === "respectRetryAfter")) || (key19 === "maxRetryAfter")) || (key19 === "budget")) || (key19 === "maxBodyBytes"))){
+const err220 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -2749,9 +2749,11 @@ vErrors.push(err220);
 }
 errors++;
 }
-if(typeof data82 == "number"){
-if(data82 > 10 || isNaN(data82)){
-const err221 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+if(data81.attempts !== undefined){
+let data82 = data81.attempts;
+if(!((typeof data82 == "number") && (!(data82 % 1) && !isNaN(data82)))){
+const err221 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err221];
 }
@@ -2760,13 +2762,24 @@ vErrors.push(err221);
 }
 errors++;
 }
-if(data82 < 1 || isNaN(data82)){
-const err222 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data82 == "number"){
+if(data82 > 10 || isNaN(data82)){
+const err222 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err222];
 }
 else {
 vErrors.push(err222);
+}
+errors++;
+}
+if(data82 < 1 || isNaN(data82)){
+const err223 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err223];
+}
+else {
+vErrors.push(err223);
 }
 errors++;
 }
@@ -2777,21 +2790,7 @@ let data83 = data81.backoff;
 if(data83 && typeof data83 == "object" && !Array.isArray(data83)){
 for(const key20 in data83){
 if(!((((key20 === "base") || (key20 === "max")) || (key20 === "multiplier")) || (key20 === "jitter"))){
-const err223 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err223];
-}
-else {
-vErrors.push(err223);
-}
-errors++;
-}
-}
-if(data83.base !== undefined){
-let data84 = data83.base;
-if(typeof data84 === "string"){
-if(func3(data84) > 32){
-const err224 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err224 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -2800,8 +2799,12 @@ vErrors.push(err224);
 }
 errors++;
 }
-if(!pattern1.test(data84)){
-const err225 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data83.base !== undefined){
+let data84 = data83.base;
+if(typeof data84 === "string"){
+if(func3(data84) > 32){
+const err225 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err225];
 }
@@ -2810,9 +2813,8 @@ vErrors.push(err225);
 }
 errors++;
 }
-}
-else {
-const err226 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data84)){
+const err226 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err226];
 }
@@ -2822,11 +2824,8 @@ vErrors.push(err226);
 errors++;
 }
 }
-if(data83.max !== undefined){
-let data85 = data83.max;
-if(typeof data85 === "string"){
-if(func3(data85) > 32){
-const err227 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err227 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err227];
 }
@@ -2835,8 +2834,12 @@ vErrors.push(err227);
 }
 errors++;
 }
-if(!pattern1.test(data85)){
-const err228 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data83.max !== undefined){
+let data85 = data83.max;
+if(typeof data85 === "string"){
+if(func3(data85) > 32){
+const err228 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err228];
 }
@@ -2845,9 +2848,8 @@ vErrors.push(err228);
 }
 errors++;
 }
-}
-else {
-const err229 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data85)){
+const err229 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err229];
 }
@@ -2857,11 +2859,8 @@ vErrors.push(err229);
 errors++;
 }
 }
-if(data83.multiplier !== undefined){
-let data86 = data83.multiplier;
-if(typeof data86 == "number"){
-if(data86 > 10 || isNaN(data86)){
-const err230 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+else {
+const err230 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err230];
 }
@@ -2870,8 +2869,12 @@ vErrors.push(err230);
 }
 errors++;
 }
-if(data86 < 1 || isNaN(data86)){
-const err231 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data83.multiplier !== undefined){
+let data86 = data83.multiplier;
+if(typeof data86 == "number"){
+if(data86 > 10 || isNaN(data86)){
+const err231 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err231];
 }
@@ -2880,9 +2883,8 @@ vErrors.push(err231);
 }
 errors++;
 }
-}
-else {
-const err232 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data86 < 1 || isNaN(data86)){
+const err232 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err232];
 }
@@ -2892,10 +2894,8 @@ vErrors.push(err232);
 errors++;
 }
 }
-if(data83.jitter !== undefined){
-let data87 = data83.jitter;
-if(typeof data87 !== "string"){
-const err233 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err233 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err233];
 }
@@ -2904,8 +2904,11 @@ vErrors.push(err233);
 }
 errors++;
 }
-if(!((((data87 === "full") || (data87 === "equal")) || (data87 === "decorrelated")) || (data87 === "none"))){
-const err234 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
+}
+if(data83.jitter !== undefined){
+let data87 = data83.jitter;
+if(typeof data87 !== "string"){
+const err234 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err234];
 }
@@ -2914,15 +2917,25 @@ vErrors.push(err234);
 }
 errors++;
 }
-}
-}
-else {
-const err235 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!((((data87 === "full") || (data87 === "equal")) || (data87 === "decorrelated")) || (data87 === "none"))){
+const err235 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err235];
 }
 else {
 vErrors.push(err235);
+}
+errors++;
+}
+}
+}
+else {
+const err236 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err236];
+}
+else {
+vErrors.push(err236);
 }
 errors++;
 }
@@ -2934,22 +2947,22 @@ const len8 = data88.length;
 for(let i12=0; i12<len8; i12++){
 let data89 = data88[i12];
 if(typeof data89 !== "string"){
-const err236 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err236];
-}
-else {
-vErrors.push(err236);
-}
-errors++;
-}
-if(!((((((((((data89 === "rate-limited") || (data89 === "overloaded")) || (data89 === "server-error")) || (data89 === "timeout")) || (data89 === "connect-failure")) || (data89 === "reset")) || (data89 === "context-length")) || (data89 === "content-filter")) || (data89 === "invalid-response")) || (data89 === "client-error"))){
-const err237 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+const err237 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err237];
 }
 else {
 vErrors.push(err237);
+}
+errors++;
+}
+if(!((((((((((data89 === "rate-limited") || (data89 === "overloaded")) || (data89 === "server-error")) || (data89 === "timeout")) || (data89 === "connect-failure")) || (data89 === "reset")) || (data89 === "context-length")) || (data89 === "content-filter")) || (data89 === "invalid-response")) || (data89 === "client-error"))){
+const err238 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err238];
+}
+else {
+vErrors.push(err238);
 }
 errors++;
 }
@@ -2965,12 +2978,12 @@ continue;
 }
 if(typeof indices4[item4] == "number"){
 j4 = indices4[item4];
-const err238 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i13, j: j4},message:"must NOT have duplicate items (items ## "+j4+" and "+i13+" are identical)"};
+const err239 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i13, j: j4},message:"must NOT have duplicate items (items ## "+j4+" and "+i13+" are identical)"};
 if(vErrors === null){
-vErrors = [err238];
+vErrors = [err239];
 }
 else {
-vErrors.push(err238);
+vErrors.push(err239);
 }
 errors++;
 break;
@@ -2980,12 +2993,12 @@ indices4[item4] = i13;
 }
 }
 else {
-const err239 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err240 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err239];
+vErrors = [err240];
 }
 else {
-vErrors.push(err239);
+vErrors.push(err240);
 }
 errors++;
 }
@@ -2997,18 +3010,7 @@ const len9 = data90.length;
 for(let i14=0; i14<len9; i14++){
 let data91 = data90[i14];
 if(!((typeof data91 == "number") && (!(data91 % 1) && !isNaN(data91)))){
-const err240 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err240];
-}
-else {
-vErrors.push(err240);
-}
-errors++;
-}
-if(typeof data91 == "number"){
-if(data91 > 599 || isNaN(data91)){
-const err241 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+const err241 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err241];
 }
@@ -3017,13 +3019,24 @@ vErrors.push(err241);
 }
 errors++;
 }
-if(data91 < 400 || isNaN(data91)){
-const err242 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(typeof data91 == "number"){
+if(data91 > 599 || isNaN(data91)){
+const err242 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err242];
 }
 else {
 vErrors.push(err242);
+}
+errors++;
+}
+if(data91 < 400 || isNaN(data91)){
+const err243 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(vErrors === null){
+vErrors = [err243];
+}
+else {
+vErrors.push(err243);
 }
 errors++;
 }
@@ -3040,12 +3053,12 @@ continue;
 }
 if(typeof indices5[item5] == "number"){
 j5 = indices5[item5];
-const err243 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i15, j: j5},message:"must NOT have duplicate items (items ## "+j5+" and "+i15+" are identical)"};
+const err244 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i15, j: j5},message:"must NOT have duplicate items (items ## "+j5+" and "+i15+" are identical)"};
 if(vErrors === null){
-vErrors = [err243];
+vErrors = [err244];
 }
 else {
-vErrors.push(err243);
+vErrors.push(err244);
 }
 errors++;
 break;
@@ -3055,19 +3068,7 @@ indices5[item5] = i15;
 }
 }
 else {
-const err244 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err244];
-}
-else {
-vErrors.push(err244);
-}
-errors++;
-}
-}
-if(data81.respectRetryAfter !== undefined){
-if(typeof data81.respectRetryAfter !== "boolean"){
-const err245 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/respectRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+const err245 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err245];
 }
@@ -3077,11 +3078,9 @@ vErrors.push(err245);
 errors++;
 }
 }
-if(data81.maxRetryAfter !== undefined){
-let data93 = data81.maxRetryAfter;
-if(typeof data93 === "string"){
-if(func3(data93) > 32){
-const err246 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data81.respectRetryAfter !== undefined){
+if(typeof data81.respectRetryAfter !== "boolean"){
+const err246 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/respectRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err246];
 }
@@ -3090,8 +3089,12 @@ vErrors.push(err246);
 }
 errors++;
 }
-if(!pattern1.test(data93)){
-const err247 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data81.maxRetryAfter !== undefined){
+let data93 = data81.maxRetryAfter;
+if(typeof data93 === "string"){
+if(func3(data93) > 32){
+const err247 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err247];
 }
@@ -3100,9 +3103,8 @@ vErrors.push(err247);
 }
 errors++;
 }
-}
-else {
-const err248 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data93)){
+const err248 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err248];
 }
@@ -3112,12 +3114,8 @@ vErrors.push(err248);
 errors++;
 }
 }
-if(data81.budget !== undefined){
-let data94 = data81.budget;
-if(data94 && typeof data94 == "object" && !Array.isArray(data94)){
-for(const key21 in data94){
-if(!(((key21 === "ratio") || (key21 === "minPerSecond")) || (key21 === "window"))){
-const err249 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
+else {
+const err249 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err249];
 }
@@ -3127,10 +3125,12 @@ vErrors.push(err249);
 errors++;
 }
 }
-if(data94.ratio !== undefined){
-let data95 = data94.ratio;
-if(!((typeof data95 == "number") && (!(data95 % 1) && !isNaN(data95)))){
-const err250 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data81.budget !== undefined){
+let data94 = data81.budget;
+if(data94 && typeof data94 == "object" && !Array.isArray(data94)){
+for(const key21 in data94){
+if(!(((key21 === "ratio") || (key21 === "minPerSecond")) || (key21 === "window"))){
+const err250 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err250];
 }
@@ -3139,9 +3139,11 @@ vErrors.push(err250);
 }
 errors++;
 }
-if(typeof data95 == "number"){
-if(data95 > 100 || isNaN(data95)){
-const err251 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data94.ratio !== undefined){
+let data95 = data94.ratio;
+if(!((typeof data95 == "number") && (!(data95 % 1) && !isNaN(data95)))){
+const err251 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err251];
 }
@@ -3150,8 +3152,9 @@ vErrors.push(err251);
 }
 errors++;
 }
-if(data95 < 0 || isNaN(data95)){
-const err252 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data95 == "number"){
+if(data95 > 100 || isNaN(data95)){
+const err252 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err252];
 }
@@ -3160,12 +3163,8 @@ vErrors.push(err252);
 }
 errors++;
 }
-}
-}
-if(data94.minPerSecond !== undefined){
-let data96 = data94.minPerSecond;
-if(!((typeof data96 == "number") && (!(data96 % 1) && !isNaN(data96)))){
-const err253 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data95 < 0 || isNaN(data95)){
+const err253 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err253];
 }
@@ -3174,9 +3173,12 @@ vErrors.push(err253);
 }
 errors++;
 }
-if(typeof data96 == "number"){
-if(data96 > 10000 || isNaN(data96)){
-const err254 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+}
+if(data94.minPerSecond !== undefined){
+let data96 = data94.minPerSecond;
+if(!((typeof data96 == "number") && (!(data96 % 1) && !isNaN(data96)))){
+const err254 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err254];
 }
@@ -3185,13 +3187,24 @@ vErrors.push(err254);
 }
 errors++;
 }
-if(data96 < 0 || isNaN(data96)){
-const err255 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data96 == "number"){
+if(data96 > 10000 || isNaN(data96)){
+const err255 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err255];
 }
 else {
 vErrors.push(err255);
+}
+errors++;
+}
+if(data96 < 0 || isNaN(data96)){
+const err256 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err256];
+}
+else {
+vErrors.push(err256);
 }
 errors++;
 }
@@ -3201,17 +3214,7 @@ if(data94.window !== undefined){
 let data97 = data94.window;
 if(typeof data97 === "string"){
 if(func3(data97) > 32){
-const err256 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err256];
-}
-else {
-vErrors.push(err256);
-}
-errors++;
-}
-if(!pattern1.test(data97)){
-const err257 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err257 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err257];
 }
@@ -3220,9 +3223,8 @@ vErrors.push(err257);
 }
 errors++;
 }
-}
-else {
-const err258 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data97)){
+const err258 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err258];
 }
@@ -3232,9 +3234,8 @@ vErrors.push(err258);
 errors++;
 }
 }
-}
 else {
-const err259 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err259 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err259];
 }
@@ -3244,11 +3245,9 @@ vErrors.push(err259);
 errors++;
 }
 }
-if(data81.maxBodyBytes !== undefined){
-let data98 = data81.maxBodyBytes;
-if(typeof data98 === "string"){
-if(!pattern10.test(data98)){
-const err260 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+}
+else {
+const err260 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err260];
 }
@@ -3258,8 +3257,11 @@ vErrors.push(err260);
 errors++;
 }
 }
-else {
-const err261 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data81.maxBodyBytes !== undefined){
+let data98 = data81.maxBodyBytes;
+if(typeof data98 === "string"){
+if(!pattern10.test(data98)){
+const err261 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err261];
 }
@@ -3269,9 +3271,8 @@ vErrors.push(err261);
 errors++;
 }
 }
-}
 else {
-const err262 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err262 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err262];
 }
@@ -3281,12 +3282,9 @@ vErrors.push(err262);
 errors++;
 }
 }
-if(data56.circuitBreaker !== undefined){
-let data99 = data56.circuitBreaker;
-if(data99 && typeof data99 == "object" && !Array.isArray(data99)){
-for(const key22 in data99){
-if(!((((((((key22 === "scope") || (key22 === "consecutiveFailures")) || (key22 === "failureRate")) || (key22 === "slowCall")) || (key22 === "openFor")) || (key22 === "maxOpenFor")) || (key22 === "halfOpen")) || (key22 === "failOn"))){
-const err263 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
+}
+else {
+const err263 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err263];
 }
@@ -3296,10 +3294,12 @@ vErrors.push(err263);
 errors++;
 }
 }
-if(data99.scope !== undefined){
-let data100 = data99.scope;
-if(typeof data100 !== "string"){
-const err264 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data56.circuitBreaker !== undefined){
+let data99 = data56.circuitBreaker;
+if(data99 && typeof data99 == "object" && !Array.isArray(data99)){
+for(const key22 in data99){
+if(!((((((((key22 === "scope") || (key22 === "consecutiveFailures")) || (key22 === "failureRate")) || (key22 === "slowCall")) || (key22 === "openFor")) || (key22 === "maxOpenFor")) || (key22 === "halfOpen")) || (key22 === "failOn"))){
+const err264 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err264];
 }
@@ -3308,8 +3308,11 @@ vErrors.push(err264);
 }
 errors++;
 }
-if(!((data100 === "upstream") || (data100 === "model"))){
-const err265 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
+}
+if(data99.scope !== undefined){
+let data100 = data99.scope;
+if(typeof data100 !== "string"){
+const err265 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err265];
 }
@@ -3318,11 +3321,8 @@ vErrors.push(err265);
 }
 errors++;
 }
-}
-if(data99.consecutiveFailures !== undefined){
-let data101 = data99.consecutiveFailures;
-if(!((typeof data101 == "number") && (!(data101 % 1) && !isNaN(data101)))){
-const err266 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!((data100 === "upstream") || (data100 === "model"))){
+const err266 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err266];
 }
@@ -3331,9 +3331,11 @@ vErrors.push(err266);
 }
 errors++;
 }
-if(typeof data101 == "number"){
-if(data101 > 1000 || isNaN(data101)){
-const err267 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+if(data99.consecutiveFailures !== undefined){
+let data101 = data99.consecutiveFailures;
+if(!((typeof data101 == "number") && (!(data101 % 1) && !isNaN(data101)))){
+const err267 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err267];
 }
@@ -3342,13 +3344,24 @@ vErrors.push(err267);
 }
 errors++;
 }
-if(data101 < 0 || isNaN(data101)){
-const err268 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data101 == "number"){
+if(data101 > 1000 || isNaN(data101)){
+const err268 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err268];
 }
 else {
 vErrors.push(err268);
+}
+errors++;
+}
+if(data101 < 0 || isNaN(data101)){
+const err269 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err269];
+}
+else {
+vErrors.push(err269);
 }
 errors++;
 }
@@ -3359,20 +3372,7 @@ let data102 = data99.failureRate;
 if(data102 && typeof data102 == "object" && !Array.isArray(data102)){
 for(const key23 in data102){
 if(!(((key23 === "threshold") || (key23 === "minRequests")) || (key23 === "window"))){
-const err269 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err269];
-}
-else {
-vErrors.push(err269);
-}
-errors++;
-}
-}
-if(data102.threshold !== undefined){
-let data103 = data102.threshold;
-if(!((typeof data103 == "number") && (!(data103 % 1) && !isNaN(data103)))){
-const err270 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err270 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err270];
 }
@@ -3381,9 +3381,11 @@ vErrors.push(err270);
 }
 errors++;
 }
-if(typeof data103 == "number"){
-if(data103 > 100 || isNaN(data103)){
-const err271 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data102.threshold !== undefined){
+let data103 = data102.threshold;
+if(!((typeof data103 == "number") && (!(data103 % 1) && !isNaN(data103)))){
+const err271 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err271];
 }
@@ -3392,8 +3394,9 @@ vErrors.push(err271);
 }
 errors++;
 }
-if(data103 < 0 || isNaN(data103)){
-const err272 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data103 == "number"){
+if(data103 > 100 || isNaN(data103)){
+const err272 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err272];
 }
@@ -3402,12 +3405,8 @@ vErrors.push(err272);
 }
 errors++;
 }
-}
-}
-if(data102.minRequests !== undefined){
-let data104 = data102.minRequests;
-if(!((typeof data104 == "number") && (!(data104 % 1) && !isNaN(data104)))){
-const err273 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data103 < 0 || isNaN(data103)){
+const err273 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err273];
 }
@@ -3416,9 +3415,12 @@ vErrors.push(err273);
 }
 errors++;
 }
-if(typeof data104 == "number"){
-if(data104 > 100000 || isNaN(data104)){
-const err274 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+}
+if(data102.minRequests !== undefined){
+let data104 = data102.minRequests;
+if(!((typeof data104 == "number") && (!(data104 % 1) && !isNaN(data104)))){
+const err274 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err274];
 }
@@ -3427,13 +3429,24 @@ vErrors.push(err274);
 }
 errors++;
 }
-if(data104 < 1 || isNaN(data104)){
-const err275 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data104 == "number"){
+if(data104 > 100000 || isNaN(data104)){
+const err275 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err275];
 }
 else {
 vErrors.push(err275);
+}
+errors++;
+}
+if(data104 < 1 || isNaN(data104)){
+const err276 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err276];
+}
+else {
+vErrors.push(err276);
 }
 errors++;
 }
@@ -3443,17 +3456,7 @@ if(data102.window !== undefined){
 let data105 = data102.window;
 if(typeof data105 === "string"){
 if(func3(data105) > 32){
-const err276 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err276];
-}
-else {
-vErrors.push(err276);
-}
-errors++;
-}
-if(!pattern1.test(data105)){
-const err277 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err277 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err277];
 }
@@ -3462,9 +3465,8 @@ vErrors.push(err277);
 }
 errors++;
 }
-}
-else {
-const err278 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data105)){
+const err278 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err278];
 }
@@ -3474,9 +3476,8 @@ vErrors.push(err278);
 errors++;
 }
 }
-}
 else {
-const err279 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err279 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err279];
 }
@@ -3486,12 +3487,9 @@ vErrors.push(err279);
 errors++;
 }
 }
-if(data99.slowCall !== undefined){
-let data106 = data99.slowCall;
-if(data106 && typeof data106 == "object" && !Array.isArray(data106)){
-for(const key24 in data106){
-if(!((key24 === "threshold") || (key24 === "duration"))){
-const err280 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
+}
+else {
+const err280 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err280];
 }
@@ -3501,10 +3499,12 @@ vErrors.push(err280);
 errors++;
 }
 }
-if(data106.threshold !== undefined){
-let data107 = data106.threshold;
-if(!((typeof data107 == "number") && (!(data107 % 1) && !isNaN(data107)))){
-const err281 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data99.slowCall !== undefined){
+let data106 = data99.slowCall;
+if(data106 && typeof data106 == "object" && !Array.isArray(data106)){
+for(const key24 in data106){
+if(!((key24 === "threshold") || (key24 === "duration"))){
+const err281 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err281];
 }
@@ -3513,9 +3513,11 @@ vErrors.push(err281);
 }
 errors++;
 }
-if(typeof data107 == "number"){
-if(data107 > 100 || isNaN(data107)){
-const err282 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data106.threshold !== undefined){
+let data107 = data106.threshold;
+if(!((typeof data107 == "number") && (!(data107 % 1) && !isNaN(data107)))){
+const err282 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err282];
 }
@@ -3524,13 +3526,24 @@ vErrors.push(err282);
 }
 errors++;
 }
-if(data107 < 0 || isNaN(data107)){
-const err283 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data107 == "number"){
+if(data107 > 100 || isNaN(data107)){
+const err283 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err283];
 }
 else {
 vErrors.push(err283);
+}
+errors++;
+}
+if(data107 < 0 || isNaN(data107)){
+const err284 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err284];
+}
+else {
+vErrors.push(err284);
 }
 errors++;
 }
@@ -3540,17 +3553,7 @@ if(data106.duration !== undefined){
 let data108 = data106.duration;
 if(typeof data108 === "string"){
 if(func3(data108) > 32){
-const err284 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err284];
-}
-else {
-vErrors.push(err284);
-}
-errors++;
-}
-if(!pattern1.test(data108)){
-const err285 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err285 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err285];
 }
@@ -3559,9 +3562,8 @@ vErrors.push(err285);
 }
 errors++;
 }
-}
-else {
-const err286 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data108)){
+const err286 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err286];
 }
@@ -3571,9 +3573,8 @@ vErrors.push(err286);
 errors++;
 }
 }
-}
 else {
-const err287 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err287 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err287];
 }
@@ -3583,11 +3584,9 @@ vErrors.push(err287);
 errors++;
 }
 }
-if(data99.openFor !== undefined){
-let data109 = data99.openFor;
-if(typeof data109 === "string"){
-if(func3(data109) > 32){
-const err288 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+else {
+const err288 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err288];
 }
@@ -3596,8 +3595,12 @@ vErrors.push(err288);
 }
 errors++;
 }
-if(!pattern1.test(data109)){
-const err289 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data99.openFor !== undefined){
+let data109 = data99.openFor;
+if(typeof data109 === "string"){
+if(func3(data109) > 32){
+const err289 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err289];
 }
@@ -3606,9 +3609,8 @@ vErrors.push(err289);
 }
 errors++;
 }
-}
-else {
-const err290 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data109)){
+const err290 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err290];
 }
@@ -3618,11 +3620,8 @@ vErrors.push(err290);
 errors++;
 }
 }
-if(data99.maxOpenFor !== undefined){
-let data110 = data99.maxOpenFor;
-if(typeof data110 === "string"){
-if(func3(data110) > 32){
-const err291 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err291 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err291];
 }
@@ -3631,8 +3630,12 @@ vErrors.push(err291);
 }
 errors++;
 }
-if(!pattern1.test(data110)){
-const err292 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data99.maxOpenFor !== undefined){
+let data110 = data99.maxOpenFor;
+if(typeof data110 === "string"){
+if(func3(data110) > 32){
+const err292 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err292];
 }
@@ -3641,9 +3644,8 @@ vErrors.push(err292);
 }
 errors++;
 }
-}
-else {
-const err293 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data110)){
+const err293 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err293];
 }
@@ -3653,12 +3655,8 @@ vErrors.push(err293);
 errors++;
 }
 }
-if(data99.halfOpen !== undefined){
-let data111 = data99.halfOpen;
-if(data111 && typeof data111 == "object" && !Array.isArray(data111)){
-for(const key25 in data111){
-if(!((key25 === "maxProbes") || (key25 === "successesToClose"))){
-const err294 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
+else {
+const err294 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err294];
 }
@@ -3668,10 +3666,12 @@ vErrors.push(err294);
 errors++;
 }
 }
-if(data111.maxProbes !== undefined){
-let data112 = data111.maxProbes;
-if(!((typeof data112 == "number") && (!(data112 % 1) && !isNaN(data112)))){
-const err295 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data99.halfOpen !== undefined){
+let data111 = data99.halfOpen;
+if(data111 && typeof data111 == "object" && !Array.isArray(data111)){
+for(const key25 in data111){
+if(!((key25 === "maxProbes") || (key25 === "successesToClose"))){
+const err295 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err295];
 }
@@ -3680,9 +3680,11 @@ vErrors.push(err295);
 }
 errors++;
 }
-if(typeof data112 == "number"){
-if(data112 > 100 || isNaN(data112)){
-const err296 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data111.maxProbes !== undefined){
+let data112 = data111.maxProbes;
+if(!((typeof data112 == "number") && (!(data112 % 1) && !isNaN(data112)))){
+const err296 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err296];
 }
@@ -3691,8 +3693,9 @@ vErrors.push(err296);
 }
 errors++;
 }
-if(data112 < 1 || isNaN(data112)){
-const err297 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data112 == "number"){
+if(data112 > 100 || isNaN(data112)){
+const err297 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err297];
 }
@@ -3701,12 +3704,8 @@ vErrors.push(err297);
 }
 errors++;
 }
-}
-}
-if(data111.successesToClose !== undefined){
-let data113 = data111.successesToClose;
-if(!((typeof data113 == "number") && (!(data113 % 1) && !isNaN(data113)))){
-const err298 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data112 < 1 || isNaN(data112)){
+const err298 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err298];
 }
@@ -3715,9 +3714,12 @@ vErrors.push(err298);
 }
 errors++;
 }
-if(typeof data113 == "number"){
-if(data113 > 100 || isNaN(data113)){
-const err299 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+}
+if(data111.successesToClose !== undefined){
+let data113 = data111.successesToClose;
+if(!((typeof data113 == "number") && (!(data113 % 1) && !isNaN(data113)))){
+const err299 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err299];
 }
@@ -3726,8 +3728,9 @@ vErrors.push(err299);
 }
 errors++;
 }
-if(data113 < 1 || isNaN(data113)){
-const err300 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data113 == "number"){
+if(data113 > 100 || isNaN(data113)){
+const err300 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err300];
 }
@@ -3736,16 +3739,26 @@ vErrors.push(err300);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err301 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data113 < 1 || isNaN(data113)){
+const err301 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err301];
 }
 else {
 vErrors.push(err301);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err302 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err302];
+}
+else {
+vErrors.push(err302);
 }
 errors++;
 }
@@ -3757,22 +3770,22 @@ const len10 = data114.length;
 for(let i16=0; i16<len10; i16++){
 let data115 = data114[i16];
 if(typeof data115 !== "string"){
-const err302 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err302];
-}
-else {
-vErrors.push(err302);
-}
-errors++;
-}
-if(!((((((((((data115 === "rate-limited") || (data115 === "overloaded")) || (data115 === "server-error")) || (data115 === "timeout")) || (data115 === "connect-failure")) || (data115 === "reset")) || (data115 === "context-length")) || (data115 === "content-filter")) || (data115 === "invalid-response")) || (data115 === "client-error"))){
-const err303 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+const err303 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err303];
 }
 else {
 vErrors.push(err303);
+}
+errors++;
+}
+if(!((((((((((data115 === "rate-limited") || (data115 === "overloaded")) || (data115 === "server-error")) || (data115 === "timeout")) || (data115 === "connect-failure")) || (data115 === "reset")) || (data115 === "context-length")) || (data115 === "content-filter")) || (data115 === "invalid-response")) || (data115 === "client-error"))){
+const err304 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err304];
+}
+else {
+vErrors.push(err304);
 }
 errors++;
 }
@@ -3788,12 +3801,12 @@ continue;
 }
 if(typeof indices6[item6] == "number"){
 j6 = indices6[item6];
-const err304 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i17, j: j6},message:"must NOT have duplicate items (items ## "+j6+" and "+i17+" are identical)"};
+const err305 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i17, j: j6},message:"must NOT have duplicate items (items ## "+j6+" and "+i17+" are identical)"};
 if(vErrors === null){
-vErrors = [err304];
+vErrors = [err305];
 }
 else {
-vErrors.push(err304);
+vErrors.push(err305);
 }
 errors++;
 break;
@@ -3803,19 +3816,7 @@ indices6[item6] = i17;
 }
 }
 else {
-const err305 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err305];
-}
-else {
-vErrors.push(err305);
-}
-errors++;
-}
-}
-}
-else {
-const err306 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err306 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err306];
 }
@@ -3825,12 +3826,9 @@ vErrors.push(err306);
 errors++;
 }
 }
-if(data56.bulkhead !== undefined){
-let data116 = data56.bulkhead;
-if(data116 && typeof data116 == "object" && !Array.isArray(data116)){
-for(const key26 in data116){
-if(!(((key26 === "maxConcurrent") || (key26 === "maxQueue")) || (key26 === "queueTimeout"))){
-const err307 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
+}
+else {
+const err307 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err307];
 }
@@ -3840,10 +3838,12 @@ vErrors.push(err307);
 errors++;
 }
 }
-if(data116.maxConcurrent !== undefined){
-let data117 = data116.maxConcurrent;
-if(!((typeof data117 == "number") && (!(data117 % 1) && !isNaN(data117)))){
-const err308 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data56.bulkhead !== undefined){
+let data116 = data56.bulkhead;
+if(data116 && typeof data116 == "object" && !Array.isArray(data116)){
+for(const key26 in data116){
+if(!(((key26 === "maxConcurrent") || (key26 === "maxQueue")) || (key26 === "queueTimeout"))){
+const err308 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err308];
 }
@@ -3852,9 +3852,11 @@ vErrors.push(err308);
 }
 errors++;
 }
-if(typeof data117 == "number"){
-if(data117 > 10000 || isNaN(data117)){
-const err309 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+if(data116.maxConcurrent !== undefined){
+let data117 = data116.maxConcurrent;
+if(!((typeof data117 == "number") && (!(data117 % 1) && !isNaN(data117)))){
+const err309 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err309];
 }
@@ -3863,8 +3865,9 @@ vErrors.push(err309);
 }
 errors++;
 }
-if(data117 < 1 || isNaN(data117)){
-const err310 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data117 == "number"){
+if(data117 > 10000 || isNaN(data117)){
+const err310 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err310];
 }
@@ -3873,12 +3876,8 @@ vErrors.push(err310);
 }
 errors++;
 }
-}
-}
-if(data116.maxQueue !== undefined){
-let data118 = data116.maxQueue;
-if(!((typeof data118 == "number") && (!(data118 % 1) && !isNaN(data118)))){
-const err311 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data117 < 1 || isNaN(data117)){
+const err311 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err311];
 }
@@ -3887,9 +3886,12 @@ vErrors.push(err311);
 }
 errors++;
 }
-if(typeof data118 == "number"){
-if(data118 > 100000 || isNaN(data118)){
-const err312 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+}
+if(data116.maxQueue !== undefined){
+let data118 = data116.maxQueue;
+if(!((typeof data118 == "number") && (!(data118 % 1) && !isNaN(data118)))){
+const err312 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err312];
 }
@@ -3898,13 +3900,24 @@ vErrors.push(err312);
 }
 errors++;
 }
-if(data118 < 0 || isNaN(data118)){
-const err313 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data118 == "number"){
+if(data118 > 100000 || isNaN(data118)){
+const err313 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err313];
 }
 else {
 vErrors.push(err313);
+}
+errors++;
+}
+if(data118 < 0 || isNaN(data118)){
+const err314 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err314];
+}
+else {
+vErrors.push(err314);
 }
 errors++;
 }
@@ -3914,17 +3927,7 @@ if(data116.queueTimeout !== undefined){
 let data119 = data116.queueTimeout;
 if(typeof data119 === "string"){
 if(func3(data119) > 32){
-const err314 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err314];
-}
-else {
-vErrors.push(err314);
-}
-errors++;
-}
-if(!pattern1.test(data119)){
-const err315 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err315 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err315];
 }
@@ -3933,9 +3936,8 @@ vErrors.push(err315);
 }
 errors++;
 }
-}
-else {
-const err316 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data119)){
+const err316 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err316];
 }
@@ -3945,14 +3947,25 @@ vErrors.push(err316);
 errors++;
 }
 }
-}
 else {
-const err317 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err317 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err317];
 }
 else {
 vErrors.push(err317);
+}
+errors++;
+}
+}
+}
+else {
+const err318 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err318];
+}
+else {
+vErrors.push(err318);
 }
 errors++;
 }
@@ -3966,17 +3979,7 @@ if(data120.tokensPerMinute === undefined){
 data120.tokensPerMinute = 0;
 }
 if(data120.requestsPerMinute === undefined){
-const err318 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "requestsPerMinute"},message:"must have required property '"+"requestsPerMinute"+"'"};
-if(vErrors === null){
-vErrors = [err318];
-}
-else {
-vErrors.push(err318);
-}
-errors++;
-}
-if(data120.tokensPerMinute === undefined){
-const err319 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "tokensPerMinute"},message:"must have required property '"+"tokensPerMinute"+"'"};
+const err319 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "requestsPerMinute"},message:"must have required property '"+"requestsPerMinute"+"'"};
 if(vErrors === null){
 vErrors = [err319];
 }
@@ -3985,9 +3988,8 @@ vErrors.push(err319);
 }
 errors++;
 }
-for(const key27 in data120){
-if(!((key27 === "requestsPerMinute") || (key27 === "tokensPerMinute"))){
-const err320 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
+if(data120.tokensPerMinute === undefined){
+const err320 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "tokensPerMinute"},message:"must have required property '"+"tokensPerMinute"+"'"};
 if(vErrors === null){
 vErrors = [err320];
 }
@@ -3996,10 +3998,9 @@ vErrors.push(err320);
 }
 errors++;
 }
-}
-let data121 = data120.requestsPerMinute;
-if(!((typeof data121 == "number") && (!(data121 % 1) && !isNaN(data121)))){
-const err321 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key27 in data120){
+if(!((key27 === "requestsPerMinute") || (key27 === "tokensPerMinute"))){
+const err321 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err321];
 }
@@ -4008,9 +4009,10 @@ vErrors.push(err321);
 }
 errors++;
 }
-if(typeof data121 == "number"){
-if(data121 < 0 || isNaN(data121)){
-const err322 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data121 = data120.requestsPerMinute;
+if(!((typeof data121 == "number") && (!(data121 % 1) && !isNaN(data121)))){
+const err322 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err322];
 }
@@ -4019,10 +4021,9 @@ vErrors.push(err322);
 }
 errors++;
 }
-}
-let data122 = data120.tokensPerMinute;
-if(!((typeof data122 == "number") && (!(data122 % 1) && !isNaN(data122)))){
-const err323 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data121 == "number"){
+if(data121 < 0 || isNaN(data121)){
+const err323 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err323];
 }
@@ -4031,9 +4032,10 @@ vErrors.push(err323);
 }
 errors++;
 }
-if(typeof data122 == "number"){
-if(data122 < 0 || isNaN(data122)){
-const err324 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data122 = data120.tokensPerMinute;
+if(!((typeof data122 == "number") && (!(data122 % 1) && !isNaN(data122)))){
+const err324 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err324];
 }
@@ -4042,15 +4044,26 @@ vErrors.push(err324);
 }
 errors++;
 }
-}
-}
-else {
-const err325 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data122 == "number"){
+if(data122 < 0 || isNaN(data122)){
+const err325 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err325];
 }
 else {
 vErrors.push(err325);
+}
+errors++;
+}
+}
+}
+else {
+const err326 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err326];
+}
+else {
+vErrors.push(err326);
 }
 errors++;
 }
@@ -4063,17 +4076,7 @@ if(data123.maxStreamHeadBytes === undefined){
 data123.maxStreamHeadBytes = "1Mi";
 }
 if(data123.maxAnswerBytes === undefined){
-const err326 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxAnswerBytes"},message:"must have required property '"+"maxAnswerBytes"+"'"};
-if(vErrors === null){
-vErrors = [err326];
-}
-else {
-vErrors.push(err326);
-}
-errors++;
-}
-if(data123.maxStreamHeadBytes === undefined){
-const err327 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxStreamHeadBytes"},message:"must have required property '"+"maxStreamHeadBytes"+"'"};
+const err327 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxAnswerBytes"},message:"must have required property '"+"maxAnswerBytes"+"'"};
 if(vErrors === null){
 vErrors = [err327];
 }
@@ -4082,9 +4085,8 @@ vErrors.push(err327);
 }
 errors++;
 }
-for(const key28 in data123){
-if(!((key28 === "maxAnswerBytes") || (key28 === "maxStreamHeadBytes"))){
-const err328 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
+if(data123.maxStreamHeadBytes === undefined){
+const err328 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxStreamHeadBytes"},message:"must have required property '"+"maxStreamHeadBytes"+"'"};
 if(vErrors === null){
 vErrors = [err328];
 }
@@ -4093,11 +4095,9 @@ vErrors.push(err328);
 }
 errors++;
 }
-}
-let data124 = data123.maxAnswerBytes;
-if(typeof data124 === "string"){
-if(func3(data124) > 16){
-const err329 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+for(const key28 in data123){
+if(!((key28 === "maxAnswerBytes") || (key28 === "maxStreamHeadBytes"))){
+const err329 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err329];
 }
@@ -4106,6 +4106,9 @@ vErrors.push(err329);
 }
 errors++;
 }
+}
+let data124 = data123.maxAnswerBytes;
+if(typeof data124 === "string"){
 if(!pattern10.test(data124)){
 const err330 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
@@ -5726,8 +5729,8 @@ errors++;
 if(data168.delay !== undefined){
 let data171 = data168.delay;
 if(typeof data171 === "string"){
-if(!pattern1.test(data171)){
-const err465 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(func3(data171) > 32){
+const err465 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err465];
 }
@@ -5736,9 +5739,8 @@ vErrors.push(err465);
 }
 errors++;
 }
-}
-else {
-const err466 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data171)){
+const err466 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err466];
 }
@@ -5748,11 +5750,8 @@ vErrors.push(err466);
 errors++;
 }
 }
-if(data168.abort !== undefined){
-let data172 = data168.abort;
-if(data172 && typeof data172 == "object" && !Array.isArray(data172)){
-if(data172.status === undefined){
-const err467 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
+else {
+const err467 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err467];
 }
@@ -5761,9 +5760,12 @@ vErrors.push(err467);
 }
 errors++;
 }
-for(const key42 in data172){
-if(!(key42 === "status")){
-const err468 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
+}
+if(data168.abort !== undefined){
+let data172 = data168.abort;
+if(data172 && typeof data172 == "object" && !Array.isArray(data172)){
+if(data172.status === undefined){
+const err468 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
 if(vErrors === null){
 vErrors = [err468];
 }
@@ -5772,11 +5774,9 @@ vErrors.push(err468);
 }
 errors++;
 }
-}
-if(data172.status !== undefined){
-let data173 = data172.status;
-if(!((typeof data173 == "number") && (!(data173 % 1) && !isNaN(data173)))){
-const err469 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key42 in data172){
+if(!(key42 === "status")){
+const err469 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err469];
 }
@@ -5785,9 +5785,11 @@ vErrors.push(err469);
 }
 errors++;
 }
-if(typeof data173 == "number"){
-if(data173 > 599 || isNaN(data173)){
-const err470 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+}
+if(data172.status !== undefined){
+let data173 = data172.status;
+if(!((typeof data173 == "number") && (!(data173 % 1) && !isNaN(data173)))){
+const err470 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err470];
 }
@@ -5796,8 +5798,9 @@ vErrors.push(err470);
 }
 errors++;
 }
-if(data173 < 400 || isNaN(data173)){
-const err471 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(typeof data173 == "number"){
+if(data173 > 599 || isNaN(data173)){
+const err471 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err471];
 }
@@ -5806,11 +5809,8 @@ vErrors.push(err471);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err472 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data173 < 400 || isNaN(data173)){
+const err472 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
 if(vErrors === null){
 vErrors = [err472];
 }
@@ -5821,8 +5821,9 @@ errors++;
 }
 }
 }
+}
 else {
-const err473 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err473 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err473];
 }
@@ -5834,7 +5835,7 @@ errors++;
 }
 }
 else {
-const err474 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err474 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err474];
 }
@@ -5843,16 +5844,10 @@ vErrors.push(err474);
 }
 errors++;
 }
-let data174 = data.shutdown;
-if(data174 && typeof data174 == "object" && !Array.isArray(data174)){
-if(data174.appPreStopSleep === undefined){
-data174.appPreStopSleep = "5s";
 }
-if(data174.drainTimeout === undefined){
-data174.drainTimeout = "30s";
 }
-if(data174.appPreStopSleep === undefined){
-const err475 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
+else {
+const err475 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err475];
 }
@@ -5861,8 +5856,22 @@ vErrors.push(err475);
 }
 errors++;
 }
-if(data174.drainTimeout === undefined){
-const err476 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
+let data174 = data.inbound;
+if(data174 && typeof data174 == "object" && !Array.isArray(data174)){
+if(data174.headersTimeout === undefined){
+data174.headersTimeout = "10s";
+}
+if(data174.requestTimeout === undefined){
+data174.requestTimeout = "120s";
+}
+if(data174.maxConnections === undefined){
+data174.maxConnections = 4096;
+}
+if(data174.maxBufferedBytes === undefined){
+data174.maxBufferedBytes = "64Mi";
+}
+if(data174.headersTimeout === undefined){
+const err476 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err476];
 }
@@ -5871,9 +5880,8 @@ vErrors.push(err476);
 }
 errors++;
 }
-for(const key43 in data174){
-if(!((key43 === "appPreStopSleep") || (key43 === "drainTimeout"))){
-const err477 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
+if(data174.requestTimeout === undefined){
+const err477 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err477];
 }
@@ -5882,11 +5890,8 @@ vErrors.push(err477);
 }
 errors++;
 }
-}
-let data175 = data174.appPreStopSleep;
-if(typeof data175 === "string"){
-if(func3(data175) > 32){
-const err478 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data174.maxConnections === undefined){
+const err478 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
 if(vErrors === null){
 vErrors = [err478];
 }
@@ -5895,8 +5900,8 @@ vErrors.push(err478);
 }
 errors++;
 }
-if(!pattern1.test(data175)){
-const err479 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data174.maxBufferedBytes === undefined){
+const err479 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
 if(vErrors === null){
 vErrors = [err479];
 }
@@ -5905,9 +5910,9 @@ vErrors.push(err479);
 }
 errors++;
 }
-}
-else {
-const err480 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key43 in data174){
+if(!((((key43 === "headersTimeout") || (key43 === "requestTimeout")) || (key43 === "maxConnections")) || (key43 === "maxBufferedBytes"))){
+const err480 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err480];
 }
@@ -5916,10 +5921,11 @@ vErrors.push(err480);
 }
 errors++;
 }
-let data176 = data174.drainTimeout;
-if(typeof data176 === "string"){
-if(func3(data176) > 32){
-const err481 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+let data175 = data174.headersTimeout;
+if(typeof data175 === "string"){
+if(func3(data175) > 32){
+const err481 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err481];
 }
@@ -5928,8 +5934,8 @@ vErrors.push(err481);
 }
 errors++;
 }
-if(!pattern1.test(data176)){
-const err482 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!pattern1.test(data175)){
+const err482 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err482];
 }
@@ -5940,7 +5946,7 @@ errors++;
 }
 }
 else {
-const err483 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err483 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err483];
 }
@@ -5949,9 +5955,10 @@ vErrors.push(err483);
 }
 errors++;
 }
-}
-else {
-const err484 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data176 = data174.requestTimeout;
+if(typeof data176 === "string"){
+if(func3(data176) > 32){
+const err484 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err484];
 }
@@ -5960,14 +5967,219 @@ vErrors.push(err484);
 }
 errors++;
 }
-}
-else {
-const err485 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data176)){
+const err485 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err485];
 }
 else {
 vErrors.push(err485);
+}
+errors++;
+}
+}
+else {
+const err486 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err486];
+}
+else {
+vErrors.push(err486);
+}
+errors++;
+}
+let data177 = data174.maxConnections;
+if(!((typeof data177 == "number") && (!(data177 % 1) && !isNaN(data177)))){
+const err487 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err487];
+}
+else {
+vErrors.push(err487);
+}
+errors++;
+}
+if(typeof data177 == "number"){
+if(data177 > 65536 || isNaN(data177)){
+const err488 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
+if(vErrors === null){
+vErrors = [err488];
+}
+else {
+vErrors.push(err488);
+}
+errors++;
+}
+if(data177 < 1 || isNaN(data177)){
+const err489 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err489];
+}
+else {
+vErrors.push(err489);
+}
+errors++;
+}
+}
+let data178 = data174.maxBufferedBytes;
+if(typeof data178 === "string"){
+if(!pattern10.test(data178)){
+const err490 = {instancePath:instancePath+"/inbound/maxBufferedBytes",schemaPath:"#/properties/inbound/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(vErrors === null){
+vErrors = [err490];
+}
+else {
+vErrors.push(err490);
+}
+errors++;
+}
+}
+else {
+const err491 = {instancePath:instancePath+"/inbound/maxBufferedBytes",schemaPath:"#/properties/inbound/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err491];
+}
+else {
+vErrors.push(err491);
+}
+errors++;
+}
+}
+else {
+const err492 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err492];
+}
+else {
+vErrors.push(err492);
+}
+errors++;
+}
+let data179 = data.shutdown;
+if(data179 && typeof data179 == "object" && !Array.isArray(data179)){
+if(data179.appPreStopSleep === undefined){
+data179.appPreStopSleep = "5s";
+}
+if(data179.drainTimeout === undefined){
+data179.drainTimeout = "30s";
+}
+if(data179.appPreStopSleep === undefined){
+const err493 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
+if(vErrors === null){
+vErrors = [err493];
+}
+else {
+vErrors.push(err493);
+}
+errors++;
+}
+if(data179.drainTimeout === undefined){
+const err494 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
+if(vErrors === null){
+vErrors = [err494];
+}
+else {
+vErrors.push(err494);
+}
+errors++;
+}
+for(const key44 in data179){
+if(!((key44 === "appPreStopSleep") || (key44 === "drainTimeout"))){
+const err495 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err495];
+}
+else {
+vErrors.push(err495);
+}
+errors++;
+}
+}
+let data180 = data179.appPreStopSleep;
+if(typeof data180 === "string"){
+if(func3(data180) > 32){
+const err496 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err496];
+}
+else {
+vErrors.push(err496);
+}
+errors++;
+}
+if(!pattern1.test(data180)){
+const err497 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(vErrors === null){
+vErrors = [err497];
+}
+else {
+vErrors.push(err497);
+}
+errors++;
+}
+}
+else {
+const err498 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err498];
+}
+else {
+vErrors.push(err498);
+}
+errors++;
+}
+let data181 = data179.drainTimeout;
+if(typeof data181 === "string"){
+if(func3(data181) > 32){
+const err499 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err499];
+}
+else {
+vErrors.push(err499);
+}
+errors++;
+}
+if(!pattern1.test(data181)){
+const err500 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(vErrors === null){
+vErrors = [err500];
+}
+else {
+vErrors.push(err500);
+}
+errors++;
+}
+}
+else {
+const err501 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err501];
+}
+else {
+vErrors.push(err501);
+}
+errors++;
+}
+}
+else {
+const err502 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err502];
+}
+else {
+vErrors.push(err502);
+}
+errors++;
+}
+}
+else {
+const err503 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err503];
+}
+else {
+vErrors.push(err503);
 }
 errors++;
 }

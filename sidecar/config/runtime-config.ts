@@ -94,7 +94,16 @@ export interface RuntimeConfig {
   priorities: { classes: PriorityClass[]; defaultIndex: number };
   cache: CacheConfig;
   degradation: DegradationConfig;
+  inbound: InboundLimits;
   drainTimeoutMs: number;
+}
+
+/** How long an app may take to send a request's headers and the whole request, how many connections it may hold, and how many body bytes all requests may hold at once. */
+export interface InboundLimits {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  maxConnections: number;
+  maxBufferedBytes: number;
 }
 
 function resolveAuth(auth: UpstreamSpec['auth']): UpstreamConfig['auth'] {
@@ -214,6 +223,12 @@ export function compileConfig(spec: PolicySpec, version: ConfigVersion): Runtime
       },
       maxTokens: spec.degradation.degraded.maxTokens,
       temperature: spec.degradation.degraded.temperature,
+    },
+    inbound: {
+      headersTimeoutMs: parseDuration(spec.inbound.headersTimeout),
+      requestTimeoutMs: parseDuration(spec.inbound.requestTimeout),
+      maxConnections: spec.inbound.maxConnections,
+      maxBufferedBytes: parseSize(spec.inbound.maxBufferedBytes),
     },
     drainTimeoutMs: parseDuration(spec.shutdown.drainTimeout),
   };

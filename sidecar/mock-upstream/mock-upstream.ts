@@ -69,6 +69,11 @@ export class MockUpstream {
     return `http://${address}:${port}`;
   }
 
+  /** Closes the keep-alive connections that carry no request now. */
+  closeIdleConnections(): void {
+    this.server.closeIdleConnections();
+  }
+
   get port(): number {
     return (this.server.address() as AddressInfo).port;
   }

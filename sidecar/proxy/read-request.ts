@@ -5,12 +5,25 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
+import type { BodyLease } from './body-budget.js';
 
 export type Body = { body: Buffer | null; stream?: Readable };
 
-/** Buffers the body up to `max` bytes; past that, hands back a stream that replays what was read and the rest. */
-export function readBody(req: IncomingMessage, max: number): Promise<Body> {
-  if (Number(req.headers['content-length']) > max) return Promise.resolve({ body: null, stream: req });
+/** The body would take the request-body budget past its limit: nothing more is read. */
+export const OVER_BUDGET = Symbol('over budget');
+
+/**
+ * Buffers the body up to `max` bytes, taking them from `lease`: all at once
+ * when the length is declared, else chunk by chunk. A body declared longer
+ * than `max` is handed on as the request itself, sent once; one that only
+ * turns out longer comes back as a stream that replays what was read and
+ * the rest. OVER_BUDGET if the budget has no room for it.
+ */
+export function readBody(req: IncomingMessage, max: number, lease: BodyLease): Promise<Body | typeof OVER_BUDGET> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > max) return Promise.resolve({ body: null, stream: req });
+  const takenUpFront = Number.isFinite(declared);
+  if (takenUpFront && !lease.take(declared)) return Promise.resolve(OVER_BUDGET);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -20,6 +33,11 @@ export function readBody(req: IncomingMessage, max: number): Promise<Body> {
       req.off('error', reject);
     };
     const onData = (chunk: Buffer) => {
+      if (!takenUpFront && !lease.take(chunk.length)) {
+        cleanup();
+        resolve(OVER_BUDGET);
+        return;
+      }
       size += chunk.length;
       chunks.push(chunk);
       if (size <= max) return;

@@ -9,14 +9,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from 'pino';
 import { parseDuration } from '../../api/index.js';
 import { CONNECTION_HEADERS, firstHeader } from '../../lib/index.js';
-import type { RuntimeConfig } from '../config/index.js';
+import type { InboundLimits, RuntimeConfig } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
 import type { Clock } from '../resilience/index.js';
 import { dialectFor, type Dialect } from './dialects/dialect.js';
 import { openai } from './dialects/openai.js';
 import type { Handler, Outcome, ProxyRequest, RequestContext } from './handler.js';
 import { observe } from './observe.js';
-import { inspectBody, readBody } from './read-request.js';
+import { BodyBudget, type BodyLease } from './body-budget.js';
+import { inspectBody, OVER_BUDGET, readBody } from './read-request.js';
 import { upstreamHeaders } from './tier-request.js';
 import type { UpstreamState } from './upstream-state.js';
 import { writeLocalError, writeOutcome, type Delivery } from './write-outcome.js';
@@ -30,18 +31,8 @@ function appHeaders(req: IncomingMessage): ProxyRequest['appHeaders'] {
   return out;
 }
 
-/** How long a client may take to send a request's headers, and the whole request; how many connections it may hold. */
-export interface InboundLimits {
-  headersTimeoutMs: number;
-  requestTimeoutMs: number;
-  maxConnections: number;
-}
-
-export const DEFAULT_INBOUND_LIMITS: InboundLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 120_000, maxConnections: 4096 };
-
 export interface ProxyServerDeps {
   pipeline: Handler;
-  inbound?: InboundLimits;
   config(): RuntimeConfig | undefined;
   upstream(name: string): UpstreamState | undefined;
   clock: Clock;
@@ -53,6 +44,10 @@ export interface ProxyServer {
   server: Server;
   /** Requests being handled now. */
   readonly inFlight: number;
+  /** Bytes of request bodies held now, across all requests. */
+  readonly bufferedBodyBytes: number;
+  /** Applies a config's header and request deadlines and connection cap (to connections from now on). */
+  applyInbound(limits: InboundLimits): void;
   /** Stop taking new work: new requests on open connections are still answered, with connection: close. */
   startDraining(): void;
   /** Resolves once no request is in flight. */
@@ -73,7 +68,15 @@ class Refusal {
 }
 
 /** The upstream, priority class and total timeout a request asks for, or why it cannot have them. */
-function route(req: IncomingMessage, deps: ProxyServerDeps): Refusal | { upstream: UpstreamState; path: string; priority: number; totalMs: number; dialect: Dialect } {
+interface Routed {
+  upstream: UpstreamState;
+  path: string;
+  priority: number;
+  totalMs: number;
+  dialect: Dialect;
+}
+
+function route(req: IncomingMessage, deps: ProxyServerDeps): Refusal | Routed {
   const url = req.url ?? '/';
   let nameEnd = 1;
   while (nameEnd < url.length && url[nameEnd] !== '/' && url[nameEnd] !== '?') nameEnd++;
@@ -122,6 +125,8 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
   let draining = false;
   const idleWaiters: (() => void)[] = [];
 
+  const bodies = new BodyBudget(() => deps.config()?.inbound.maxBufferedBytes ?? 0);
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const routed = route(req, deps);
     if (routed instanceof Refusal) {
@@ -129,13 +134,23 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       req.resume();
       return;
     }
+    const lease = bodies.lease();
+    try {
+      await proxy(req, res, routed, lease);
+    } finally {
+      lease.release(); // the body's bytes, however the request ended
+    }
+  }
+
+  async function proxy(req: IncomingMessage, res: ServerResponse, routed: Routed, lease: BodyLease): Promise<void> {
     const { upstream, path, dialect } = routed;
     const startedAt = clock.now();
     const appGone = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) appGone.abort();
     });
-    const { body, stream: bodyStream } = await readBody(req, upstream.config.retry.maxBodyBytes);
+    const read = await readBody(req, upstream.config.retry.maxBodyBytes, lease);
+    const { body, stream: bodyStream } = read === OVER_BUDGET ? { body: null, stream: undefined } : read;
     const forwarded = appHeaders(req);
     const { stream: asked, ...fields } = inspectBody(body);
     const request: ProxyRequest = {
@@ -152,6 +167,13 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     };
     const ctx: RequestContext = { dialect, primary: upstream.config.name, startedAt, deadline: startedAt + routed.totalMs, signal: appGone.signal, mode: 'normal', attempts: 0 };
     if (draining) res.setHeader('connection', 'close');
+    if (read === OVER_BUDGET) {
+      // The rest of the body is read and dropped, and the connection closed after the answer.
+      writeLocalError(res, dialect, 503, 'overloaded', 'the sidecar holds as many request bodies as inbound.maxBufferedBytes allows; retry shortly', { connection: 'close' }, 1000);
+      req.resume();
+      observe(request, ctx, { status: 503, outcome: 'local_error', failure: 'unavailable', code: 'overloaded', tier: 'primary' }, deps);
+      return;
+    }
     let outcome: Outcome | undefined;
     let delivery: Delivery;
     try {
@@ -166,30 +188,31 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     observe(request, ctx, delivery, deps);
   }
 
-  const inbound = deps.inbound ?? DEFAULT_INBOUND_LIMITS;
-  // Slow or idle clients are cut off: headers and the whole request (not the answer, which may stream for long) have deadlines.
-  const server = createServer(
-    {
-      keepAliveTimeout: 65_000,
-      headersTimeout: inbound.headersTimeoutMs,
-      requestTimeout: inbound.requestTimeoutMs,
-      connectionsCheckingInterval: Math.min(1000, inbound.headersTimeoutMs),
-    },
-    (req, res) => {
-      inFlight++;
-      handle(req, res)
-        .catch((err: unknown) => failedInside(res, openai, err, deps.log))
-        .finally(() => {
-          if (--inFlight === 0) idleWaiters.splice(0).forEach((wake) => wake());
-        });
-    },
-  );
-  server.maxConnections = inbound.maxConnections;
+  // Slow or idle clients are cut off: headers and the whole request (not the answer, which may stream for long) have deadlines, checked every 500 ms.
+  const server = createServer({ keepAliveTimeout: 65_000, connectionsCheckingInterval: 500 }, (req, res) => {
+    inFlight++;
+    handle(req, res)
+      .catch((err: unknown) => failedInside(res, openai, err, deps.log))
+      .finally(() => {
+        if (--inFlight === 0) idleWaiters.splice(0).forEach((wake) => wake());
+      });
+  });
+  const applyInbound = (limits: InboundLimits) => {
+    server.headersTimeout = limits.headersTimeoutMs;
+    server.requestTimeout = limits.requestTimeoutMs;
+    server.maxConnections = limits.maxConnections;
+  };
+  const initial = deps.config();
+  if (initial) applyInbound(initial.inbound);
   return {
     server,
     get inFlight() {
       return inFlight;
     },
+    get bufferedBodyBytes() {
+      return bodies.bytes;
+    },
+    applyInbound,
     startDraining() {
       draining = true;
       server.close();

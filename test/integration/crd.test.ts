@@ -65,6 +65,7 @@ describe('ResiliencePolicy CRD on a real API server', () => {
       ['bad-priority', { upstreams: [{ name: 'a', url: 'http://a' }], priorities: { default: 'vip' } }, [/spec\.priorities: Invalid value: priorities\.default must name one of priorities\.classes/]],
       ['open-for', { upstreams: [{ name: 'a', url: 'http://a', circuitBreaker: { openFor: '10m', maxOpenFor: '5m' } }] }, [/circuitBreaker\.openFor must not exceed circuitBreaker\.maxOpenFor/]],
       ['bad-fault', { upstreams: [{ name: 'a', url: 'http://a' }], faults: [{ upstream: 'z', percent: 5 }] }, [/spec\.faults\[\]\.upstream must name an upstream of this policy/]],
+      ['long-timeout', { upstreams: [{ name: 'a', url: 'http://a', timeouts: { total: '1000h' } }], cache: { ttl: '597h' } }, [/spec\.upstreams\[0\]\.timeouts\.total: Invalid value: "1000h": must be at most 596h/, /spec\.cache\.ttl: Invalid value: "597h": must be at most 596h/]],
       ['starved-class', { upstreams: [{ name: 'a', url: 'http://a' }], priorities: { default: 'normal', classes: [{ name: 'critical', reserved: 100 }, { name: 'normal' }] } }, [/reserved shares must add up to less than 100/]],
     ];
     for (const [name, spec, patterns] of cases) {

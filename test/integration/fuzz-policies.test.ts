@@ -1,6 +1,6 @@
 /**
  * Fuzzing policies: fast-check writes policies from the schema's own ranges
- * (durations from 0 ms to 99,999 h, sizes, counts, priority classes, cache
+ * (durations from 0 ms to the schema's 596 h, sizes, counts, priority classes, cache
  * bounds, answer limits). Each one the validator accepts is applied to a
  * running sidecar: applying never throws or kills it (a config that cannot
  * be applied is rejected, the last good one stays), and a request through it,
@@ -16,7 +16,17 @@ import { chat, post, startMock, startRig } from '../support/harness.js';
 
 const RUNS = Number(process.env.BREAKWATER_FUZZ_RUNS ?? 40);
 
-const duration = fc.tuple(fc.integer({ min: 0, max: 99_999 }), fc.constantFrom('ms', 's', 'm', 'h')).map(([n, unit]) => `${n}${unit}`);
+/** Up to 596h (the schema's maximum) in each unit. */
+const duration = fc.oneof(
+  ...(
+    [
+      ['ms', 99_999],
+      ['s', 99_999],
+      ['m', 35_760],
+      ['h', 596],
+    ] as const
+  ).map(([unit, max]) => fc.integer({ min: 0, max }).map((n) => `${n}${unit}`)),
+);
 /** Two durations, the first no longer than the second (base ≤ max, openFor ≤ maxOpenFor), so most policies are valid. */
 const ordered = fc.tuple(fc.integer({ min: 0, max: 99_999_999 }), fc.integer({ min: 0, max: 99_999_999 })).map(([a, b]) => [`${Math.min(a, b)}ms`, `${Math.max(a, b)}ms`] as const);
 const size = fc.tuple(fc.integer({ min: 0, max: 4096 }), fc.constantFrom('', 'Ki', 'Mi', 'Gi')).map(([n, unit]) => `${n}${unit}`);

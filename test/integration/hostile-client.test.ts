@@ -56,7 +56,7 @@ describe('hostile clients', () => {
   it('slowloris: a client that never finishes its headers is cut off, and a long stream is not', async (t) => {
     const mock = await startMock(t);
     mock.defaultBehavior = { kind: 'ok', chunks: 6, chunkDelayMs: 250 }; // a 1.5 s stream
-    const rig = await startRig(t, { upstreams: [{ name: 'primary', url: mock.url }] }, { inbound: { headersTimeoutMs: 300, requestTimeoutMs: 600, maxConnections: 100 } });
+    const rig = await startRig(t, { upstreams: [{ name: 'primary', url: mock.url }], inbound: { headersTimeout: '300ms', requestTimeout: '600ms', maxConnections: 100 } });
     const { port } = new URL(rig.sidecar.dataUrl);
     const slow = connect(Number(port), '127.0.0.1');
     t.after(() => slow.destroy());
@@ -78,7 +78,7 @@ describe('hostile clients', () => {
 
   it('refuses connections past the cap, and serves again once they close', async (t) => {
     const mock = await startMock(t);
-    const rig = await startRig(t, { upstreams: [{ name: 'primary', url: mock.url }] }, { inbound: { headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, maxConnections: 5 } });
+    const rig = await startRig(t, { upstreams: [{ name: 'primary', url: mock.url }], inbound: { maxConnections: 5 } });
     const { port } = new URL(rig.sidecar.dataUrl);
     const idle = Array.from({ length: 5 }, () => connect(Number(port), '127.0.0.1').on('error', () => {}));
     await new Promise((r) => setTimeout(r, 100));

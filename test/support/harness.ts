@@ -19,7 +19,7 @@ export interface Rig {
 }
 
 /** Starts a sidecar for `spec` (an object, written as YAML and loaded as a policy file would be). */
-export async function startRig(t: TestContext, spec: object, options: Pick<Parameters<typeof startSidecar>[0], 'inbound'> = {}): Promise<Rig> {
+export async function startRig(t: TestContext, spec: object): Promise<Rig> {
   const loaded = loadPolicyText(stringify({ shutdown: { drainTimeout: '2s' }, ...spec }), 'test policy');
   if (!loaded.ok) throw new Error(loaded.error);
   const logs: Record<string, unknown>[] = [];
@@ -34,7 +34,6 @@ export async function startRig(t: TestContext, spec: object, options: Pick<Param
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
     log: pino({ level: 'info' }, sink),
-    ...options,
   });
   t.after(() => sidecar.drain());
   return {

@@ -89,6 +89,12 @@ describe('policy schema', () => {
     assert.match(problemsOf({ upstreams: [{ name: 'a', url: 'http://a', timeout: {} }] }), /spec\.upstreams\[0\]\.timeout: unknown field/);
     assert.match(problemsOf({ upstreams: [{ name: 'a', url: 'http://a', retry: { backoff: { jitter: 'some' } } }] }), /retry\.backoff\.jitter: must be one of: full, equal, decorrelated, none/);
     assert.match(problemsOf({ upstreams: [{ name: 'a', url: 'http://a', timeouts: { total: '10' } }] }), /timeouts\.total: must be a duration/);
+    // A timer holds at most 2^31-1 ms: longer durations are refused, not wrapped to ~1 ms.
+    const long = problemsOf({ upstreams: [{ name: 'a', url: 'http://a', timeouts: { total: '1000h' }, fallback: [{ static: { message: 'x' } }] }], defaults: { bulkhead: { queueTimeout: '596h1ms' } }, faults: [{ upstream: 'a', percent: 1, delay: '600h' }] });
+    assert.match(long, /^spec\.upstreams\[0\]\.timeouts\.total: must be at most 596h$/m);
+    assert.match(long, /^spec\.defaults\.bulkhead\.queueTimeout: must be at most 596h$/m);
+    assert.match(long, /^spec\.faults\[0\]\.delay: must be at most 596h$/m);
+    assert.equal(validatePolicy({ upstreams: [{ name: 'a', url: 'http://a', timeouts: { total: '596h' } }] }).ok, true);
     assert.match(problemsOf({ upstreams: [] }), /spec\.upstreams: must NOT have fewer than 1 items/);
     assert.match(problemsOf({}), /spec\.upstreams: is required/);
     assert.match(problemsOf({ apiVersion: 'v1', kind: 'ConfigMap' }), /apiVersion: must be breakwater.dev\/v1alpha1/);
