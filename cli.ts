@@ -175,6 +175,7 @@ async function controller(args: string[]): Promise<void> {
       leaseDurationMs: parseDuration(values['lease-duration']),
       renewMs: parseDuration(values['lease-duration']) / 3,
     },
+    ownPod: process.env.POD_NAME && process.env.POD_UID ? { name: process.env.POD_NAME, uid: process.env.POD_UID } : undefined,
     log,
   });
   log.flush();

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import { hostname } from 'node:os';
-import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1ConfigMap, type V1Pod } from '@kubernetes/client-node';
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -23,7 +23,7 @@ import { createWebhookServer } from './webhook-server.js';
 import { EventRecorder } from './event-recorder.js';
 import { LeaderElector } from './leader-election.js';
 import { GROUP, Reconciler, type PolicyObject } from './reconciler.js';
-import { ReportStore } from './report-store.js';
+import { ReportRecorder, reportsConfigMapName, REPORTS_LABEL } from './report-store.js';
 import { resilientInformer } from './resilient-informer.js';
 import { kubeTokenReview, tokenReviewer } from './token-review.js';
 
@@ -43,6 +43,8 @@ export interface ControllerOptions {
   injection?: { listen: HostPort; image: string; controllerUrl: string; caFile: string };
   /** Lease for leader election: only the leader writes status. */
   leaderElection?: { namespace: string; identity?: string; leaseDurationMs?: number; renewMs?: number };
+  /** This replica's own Pod, when it runs in one: its reports ConfigMap belongs to it, and goes with it. */
+  ownPod?: { name: string; uid: string };
 }
 
 export interface Controller {
@@ -63,12 +65,15 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
   const le = options.leaderElection ?? { namespace: 'breakwater-system' };
+  const identity = le.identity ?? `${hostname()}-${process.pid}`;
   const elector = new LeaderElector(
     kc.makeApiClient(CoordinationV1Api),
-    { name: 'breakwater-controller', identity: le.identity ?? `${hostname()}-${process.pid}`, namespace: le.namespace, leaseDurationMs: le.leaseDurationMs, renewMs: le.renewMs, onChange: (leader) => (leader ? reconciler.resyncAll() : reconciler.recordLiveReports()) },
+    { name: 'breakwater-controller', identity, namespace: le.namespace, leaseDurationMs: le.leaseDurationMs, renewMs: le.renewMs, onChange: (leader) => (leader ? reconciler.resyncAll() : reconciler.recordLiveReports()) },
     log,
   );
-  const reconciler: Reconciler = new Reconciler({ custom, core, events: new EventRecorder(core, log), reports: new ReportStore(core, log), log, isLeader: () => elector.isLeader() });
+  const owner = options.ownPod && { apiVersion: 'v1', kind: 'Pod', name: options.ownPod.name, uid: options.ownPod.uid };
+  const reports = new ReportRecorder(core, { namespace: le.namespace, name: reportsConfigMapName(identity), owner }, log);
+  const reconciler: Reconciler = new Reconciler({ custom, core, events: new EventRecorder(core, log), reports, log, isLeader: () => elector.isLeader() });
   elector.start();
 
   const policies = resilientInformer<PolicyObject>(
@@ -86,6 +91,14 @@ export async function startController(options: ControllerOptions): Promise<Contr
     { upsert: (p) => reconciler.upsertPod(p), remove: (p) => reconciler.removePod(p), synced: () => reconciler.resyncAll() },
     log,
     { labelSelector: selector },
+  );
+  const recorded = resilientInformer<V1ConfigMap>(
+    kc,
+    `/api/v1/namespaces/${le.namespace}/configmaps`,
+    () => core.listNamespacedConfigMap({ namespace: le.namespace, labelSelector: REPORTS_LABEL }),
+    { upsert: (cm) => reconciler.recordedReports(cm), remove: (cm) => reconciler.recordedReports(cm, true), synced: () => reconciler.resyncAll() },
+    log,
+    { labelSelector: REPORTS_LABEL },
   );
   const resync = setInterval(() => reconciler.resyncAll(), options.resyncMs ?? 30_000);
   resync.unref();
@@ -172,7 +185,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       configServer.close();
       webhookServer?.close();
       healthServer.close();
-      await Promise.all([policies.stop(), pods.stop()]);
+      await Promise.all([policies.stop(), pods.stop(), recorded.stop()]);
     },
   };
 }

@@ -2,14 +2,15 @@
  * The controller's level-based core. Informers keep caches of policies and of
  * injected pods; sidecars' reports arrive through the config hub. The leader
  * uses its own sidecars' reports as they arrive; other replicas record theirs
- * on the pods (report-store.ts), where the leader reads them. Any change
+ * in ConfigMaps of the controller's namespace (report-store.ts), which the
+ * leader watches. Any change
  * marks the affected policies dirty; a coalescing loop then recomputes each
  * one's status from the caches alone (so the outcome does not depend on the
  * order of events, and is the same after a restart) and writes it through the
  * status subresource only when it changed. Pods are re-sent their config
  * whenever what they should run changes.
  */
-import type { CoreV1Api, CustomObjectsApi, KubernetesObject, V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Api, CustomObjectsApi, KubernetesObject, V1ConfigMap, V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { canonicalJson, formatProblems, hashSpec, validatePolicy, type PolicySpec, type SidecarReport } from '../api/index.js';
 import type { PolicyStatus } from '../api/policy-status.js';
@@ -17,7 +18,7 @@ import { ConfigHub, type Desired } from './config-hub.js';
 import type { EventRecorder } from './event-recorder.js';
 import { computeStatus, type PolicyFacts } from './policy-status.js';
 import { keyOf, resolvePod, type PodRef, type PolicyRef, type Resolution } from './policy-resolution.js';
-import { reportOf, type ReportStore } from './report-store.js';
+import { RecordedReports, type ReportRecorder } from './report-store.js';
 
 export const GROUP = { group: 'breakwater.dev', version: 'v1alpha1', plural: 'resiliencepolicies' };
 
@@ -31,7 +32,8 @@ export interface ReconcilerDeps {
   custom: CustomObjectsApi;
   core: CoreV1Api;
   events: EventRecorder;
-  reports: ReportStore;
+  /** Where this replica records its sidecars' reports while it does not lead. */
+  reports: ReportRecorder;
   log: Logger;
   /** Only the leader writes status. */
   isLeader: () => boolean;
@@ -55,6 +57,7 @@ export class Reconciler {
   /** What resolution needs of each policy; rebuilt only when a policy is added, changed or removed. */
   private refs: PolicyRef[] | undefined;
   private readonly pods = new Map<string, V1Pod>();
+  private readonly recorded = new RecordedReports();
   private readonly dirty = new Set<string>();
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -97,7 +100,15 @@ export class Reconciler {
     this.markResolution(this.resolve(pod));
   }
 
-  /** Called when this replica stops leading: the new leader learns its sidecars' state from their pods. */
+  /** Other replicas' recorded reports changed (a reports ConfigMap was added, changed or removed). */
+  recordedReports(cm: V1ConfigMap, removed = false): void {
+    for (const key of removed ? this.recorded.remove(cm) : this.recorded.upsert(cm)) {
+      const pod = this.pods.get(key);
+      if (pod) this.markResolution(this.resolve(pod));
+    }
+  }
+
+  /** Called when this replica stops leading: the new leader learns its sidecars' state from what this one records. */
   recordLiveReports(): void {
     for (const pod of this.hub.connectedPods()) {
       const report = this.hub.liveReport(pod);
@@ -149,7 +160,7 @@ export class Reconciler {
     const object = this.pods.get(pod);
     const policyKey = object && this.resolve(object).policy;
     if (!policyKey) return;
-    // The leader reads the live reports of its own sidecars; the others' reach it through their pods.
+    // The leader reads the live reports of its own sidecars; the others' reach it through their replicas' ConfigMaps.
     if (!this.deps.isLeader()) this.deps.reports.save(pod, report);
     this.mark(policyKey);
     const policy = this.policies.get(policyKey)!;
@@ -230,7 +241,7 @@ export class Reconciler {
     const upstreams = new Set(policy.spec.upstreams.map((u) => u.name));
     for (const pod of this.pods.values()) {
       const r = this.resolve(pod);
-      if (r.policy === key && isLive(pod)) pods.push({ key: podKey(pod), report: this.hub.liveReport(podKey(pod)) ?? reportOf(pod, upstreams) });
+      if (r.policy === key && isLive(pod)) pods.push({ key: podKey(pod), report: this.hub.liveReport(podKey(pod)) ?? this.recorded.reportFor(podKey(pod), upstreams) });
       if (r.conflicts.includes(key)) conflicts.push({ pod: podKey(pod), winner: r.policy! });
     }
     const status = computeStatus(await this.facts(key, policy, conflicts), pods, policy.status, new Date().toISOString());

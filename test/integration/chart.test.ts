@@ -87,7 +87,6 @@ describe('Helm chart on a real API server', () => {
     const allowed: string[][] = [
       ['list', 'pods', '--all-namespaces'],
       ['watch', 'pods', '--all-namespaces'],
-      ['patch', 'pods', '-n', 'apps'],
       ['watch', 'resiliencepolicies.breakwater.dev', '--all-namespaces'],
       ['patch', 'resiliencepolicies.breakwater.dev', '--subresource=status', '-n', 'apps'],
       ['get', 'secrets', '-n', 'apps'],
@@ -97,11 +96,16 @@ describe('Helm chart on a real API server', () => {
       ['create', 'events', '-n', 'apps'],
       ['create', 'leases.coordination.k8s.io', '-n', NS],
       ['update', 'leases.coordination.k8s.io', '-n', NS],
+      ['watch', 'configmaps', '-n', NS],
+      ['create', 'configmaps', '-n', NS],
+      ['patch', 'configmaps', '-n', NS],
     ];
     const denied: string[][] = [
       ['list', 'secrets', '--all-namespaces'],
       ['watch', 'secrets', '-n', 'apps'],
       ['list', 'configmaps', '-n', 'apps'],
+      ['patch', 'configmaps', '-n', 'apps'],
+      ['patch', 'pods', '-n', 'apps'], // sidecar reports are not recorded where pod owners could forge them
       ['delete', 'pods', '-n', 'apps'],
       ['create', 'pods', '-n', 'apps'],
       ['update', 'resiliencepolicies.breakwater.dev', '-n', 'apps'],

@@ -227,6 +227,21 @@ describe('controller end to end on a real API server', () => {
       return g;
     };
     await rollOut(4); // the report from the follower's sidecar reached the leader's status
+    // It went through the follower's ConfigMap in the controller's namespace, which pod owners cannot write.
+    const recorded = JSON.parse((await cp.kubectl(['-n', 'breakwater-system', 'get', 'configmap', '-l', 'breakwater.dev/reports', '-o', 'json'])).stdout).items as { metadata: { name: string }; data?: Record<string, string> }[];
+    assert.deepEqual(
+      recorded.filter((cm) => cm.data?.['shop_chatbot-b']).map((cm) => cm.metadata.name),
+      [`breakwater-reports-${leaderName === 'replica-1' ? 'replica-2' : 'replica-1'}`],
+    );
+    // A pod's owner who writes a report on their own pod (the old channel) forges nothing.
+    const version = ((await (await fetch(`${onLeader.adminUrl}/status`)).json()) as { config: object }).config;
+    await runningPod('chatbot-forger');
+    const forged = JSON.stringify({ applied: version, breakers: { primary: { closed: 0, halfOpen: 0, open: 1 } } });
+    assert.equal((await cp.kubectl(['-n', NS, 'annotate', 'pod', 'chatbot-forger', `breakwater.dev/sidecar-state=${forged}`])).code, 0);
+    await until('the forger to be targeted', async () => (await status()).pods?.targeted === 3);
+    await new Promise((r) => setTimeout(r, 2500)); // a few resyncs (1 s)
+    assert.deepEqual((await status()).pods, { targeted: 3, synced: 2, withOpenBreaker: 0 });
+    assert.equal((await cp.kubectl(['-n', NS, 'delete', 'pod', 'chatbot-forger', '--grace-period=0', '--force'])).code, 0);
     const metrics = async (c: CliProcess) => (await (await fetch(`${c.entry.healthUrl as string}/metrics`)).text()).match(/^breakwater_controller_leader (\d)/m)?.[1];
     assert.equal(await metrics(leader), '1');
     assert.equal(await metrics(follower), '0');

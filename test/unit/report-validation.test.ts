@@ -1,13 +1,13 @@
 /**
  * Sidecar reports drive the policy's status, and a sidecar is only as
- * trustworthy as its pod: reports (over the wire, or recorded on the pod)
- * are checked field by field before they count.
+ * trustworthy as its pod: reports (over the wire, or recorded by another
+ * replica) are checked field by field before they count.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { validateReport } from '../../api/index.js';
-import { reportOf, REPORT_ANNOTATION } from '../../controller/report-store.js';
+import { RecordedReports, reportsConfigMapName } from '../../controller/report-store.js';
 
 const version = { source: 'controller', policy: 'shop/chat', generation: 3, hash: 'abc' };
 const upstreams = new Set(['primary', 'local']);
@@ -46,10 +46,24 @@ describe('sidecar report validation', () => {
     fc.assert(fc.property(fc.jsonValue(), (value) => void validateReport(value, upstreams)), { numRuns: 500 });
   });
 
-  it('checks a report recorded on a pod the same way', () => {
-    const pod = (text: string) => ({ metadata: { annotations: { [REPORT_ANNOTATION]: text } } });
-    assert.deepEqual(reportOf(pod(JSON.stringify(good)), upstreams), good);
-    assert.equal(reportOf(pod(JSON.stringify({ ...good, breakers: { forged: { closed: 0, halfOpen: 0, open: 50 } } })), upstreams), undefined);
-    assert.equal(reportOf(pod('{not json'), upstreams), undefined);
+  it('takes the newest report another replica recorded, checked the same way', () => {
+    const recorded = new RecordedReports();
+    const cm = (name: string, data: Record<string, string>) => ({ metadata: { name }, data });
+    const entry = (at: number, report: unknown) => JSON.stringify({ at, report });
+    const older = { ...good, breakers: { primary: { closed: 3, halfOpen: 0, open: 0 } } };
+    assert.deepEqual(recorded.upsert(cm('breakwater-reports-a', { 'shop_chat-1': entry(1000, older) })), ['shop/chat-1']);
+    assert.deepEqual(recorded.upsert(cm('breakwater-reports-b', { 'shop_chat-1': entry(2000, good), 'shop_chat-2': '{not json' })), ['shop/chat-1', 'shop/chat-2']);
+    assert.deepEqual(recorded.reportFor('shop/chat-1', upstreams), good, 'the newest of the two replicas');
+    assert.equal(recorded.reportFor('shop/chat-2', upstreams), undefined);
+    recorded.upsert(cm('breakwater-reports-b', { 'shop_chat-1': entry(3000, { ...good, breakers: { forged: { closed: 0, halfOpen: 0, open: 50 } } }) }));
+    assert.deepEqual(recorded.reportFor('shop/chat-1', upstreams), older, 'an invalid newer report does not count');
+    assert.deepEqual(recorded.remove(cm('breakwater-reports-a', {})), ['shop/chat-1']);
+    assert.equal(recorded.reportFor('shop/chat-1', upstreams), undefined);
+  });
+
+  it('names a replica\'s ConfigMap with a DNS subdomain, whatever its identity', () => {
+    assert.equal(reportsConfigMapName('breakwater-7d9f-x2'), 'breakwater-reports-breakwater-7d9f-x2');
+    assert.equal(reportsConfigMapName('Host_Name:1234'), 'breakwater-reports-host-name-1234');
+    fc.assert(fc.property(fc.string(), (identity) => /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(reportsConfigMapName(identity)) && reportsConfigMapName(identity).length <= 253));
   });
 });
