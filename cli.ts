@@ -4,7 +4,8 @@
  *   sidecar --policy FILE | --demo  [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021]
  *   check-policy FILE
  *   controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
- *              [--sidecar-image IMAGE --advertise-url URL --ca-file FILE [--webhook-listen 0.0.0.0:15444]]  (serves the injection webhook at /mutate-pods on its own port)
+ *              [--sidecar-image IMAGE --advertise-url URL --ca-file FILE [--webhook-listen 0.0.0.0:15444] [--webhook-client-ca FILE]]
+ *              (serves the injection webhook at /mutate-pods on its own port; with --webhook-client-ca, only to callers whose client certificate it signed)
  *   mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]
  */
 import { readFileSync } from 'node:fs';
@@ -22,7 +23,8 @@ const USAGE = `usage:
   breakwater sidecar --demo        (embedded policy and a built-in mock upstream)
   breakwater check-policy FILE
   breakwater controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
-             [--sidecar-image IMAGE --advertise-url URL --ca-file FILE [--webhook-listen 0.0.0.0:15444]]   (and serve the injection webhook on its own port)
+             [--sidecar-image IMAGE --advertise-url URL --ca-file FILE [--webhook-listen 0.0.0.0:15444] [--webhook-client-ca FILE]]
+             (and serve the injection webhook on its own port; with --webhook-client-ca, only to callers whose client certificate that CA signed)
   breakwater mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]`;
 
 function hostPort(text: string, flag: string): HostPort {
@@ -139,6 +141,7 @@ async function controller(args: string[]): Promise<void> {
       'config-listen': { type: 'string', default: '0.0.0.0:15443' },
       'health-listen': { type: 'string', default: '0.0.0.0:15080' },
       'webhook-listen': { type: 'string', default: '0.0.0.0:15444' },
+      'webhook-client-ca': { type: 'string' },
       kubeconfig: { type: 'string' },
       resync: { type: 'string', default: '30s' },
       'leader-election-namespace': { type: 'string', default: process.env.POD_NAMESPACE ?? 'breakwater-system' },
@@ -167,7 +170,7 @@ async function controller(args: string[]): Promise<void> {
     tlsKeyFile: values['tls-key'],
     resyncMs: parseDuration(values.resync),
     injection: injecting
-      ? { listen: hostPort(values['webhook-listen'], '--webhook-listen'), image: values['sidecar-image']!, controllerUrl: values['advertise-url']!, caFile: values['ca-file']! }
+      ? { listen: hostPort(values['webhook-listen'], '--webhook-listen'), image: values['sidecar-image']!, controllerUrl: values['advertise-url']!, caFile: values['ca-file']!, clientCaFile: values['webhook-client-ca'] }
       : undefined,
     leaderElection: {
       namespace: values['leader-election-namespace'],

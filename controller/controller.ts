@@ -40,7 +40,7 @@ export interface ControllerOptions {
   /** How often every policy is reconciled even without events. */
   resyncMs?: number;
   /** Sidecar injection: the webhook's own port, the image, the URL sidecars reach this controller at, and the CA that signed its certificate. */
-  injection?: { listen: HostPort; image: string; controllerUrl: string; caFile: string };
+  injection?: { listen: HostPort; image: string; controllerUrl: string; caFile: string; clientCaFile?: string };
   /** Lease for leader election: only the leader writes status. */
   leaderElection?: { namespace: string; identity?: string; leaseDurationMs?: number; renewMs?: number };
   /** This replica's own Pod, when it runs in one: its reports ConfigMap belongs to it, and goes with it. */
@@ -118,7 +118,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
     });
   const tls = { cert: readFileSync(options.tlsCertFile), key: readFileSync(options.tlsKeyFile) };
   const configServer = createConfigServer({ ...tls, authenticate: tokenReviewer({ review: kubeTokenReview(kc) }), hub: reconciler.hub, log });
-  const webhookServer = admit && createWebhookServer({ ...tls, admit: admit as (review: never) => Promise<unknown>, log });
+  const clientCa = injection?.clientCaFile ? readFileSync(injection.clientCaFile) : undefined;
+  const webhookServer = admit && createWebhookServer({ ...tls, clientCa, admit: admit as (review: never) => Promise<unknown>, log });
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'breakwater_controller_process_' });

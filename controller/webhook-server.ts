@@ -3,6 +3,8 @@
  * config port that every sidecar reaches, so that a NetworkPolicy can let
  * sidecars reach their config and keep them away from the webhook (whose
  * answers show policies' upstreams, env values and Secret names).
+ * With `clientCa`, only callers with a client certificate signed by it (the
+ * API server, configured to present one) complete the TLS handshake.
  */
 import { createServer, type Server } from 'node:https';
 import type { Logger } from 'pino';
@@ -10,8 +12,18 @@ import type { Logger } from 'pino';
 /** An AdmissionReview carries a whole pod. */
 const MAX_REVIEW_BYTES = 4 * 1024 * 1024;
 
-export function createWebhookServer(options: { cert: string | Buffer; key: string | Buffer; admit: (review: never) => Promise<unknown>; log: Logger }): Server {
-  return createServer({ cert: options.cert, key: options.key }, (req, res) => {
+export interface WebhookServerOptions {
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** CA that the callers' client certificates must chain to; without it, any caller may connect. */
+  clientCa?: string | Buffer;
+  admit: (review: never) => Promise<unknown>;
+  log: Logger;
+}
+
+export function createWebhookServer(options: WebhookServerOptions): Server {
+  const clientAuth = options.clientCa ? { requestCert: true, rejectUnauthorized: true, ca: options.clientCa } : {};
+  return createServer({ cert: options.cert, key: options.key, ...clientAuth }, (req, res) => {
     void (async () => {
       if (req.method !== 'POST' || new URL(req.url ?? '/', 'https://webhook').pathname !== '/mutate-pods') {
         return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');

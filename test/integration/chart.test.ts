@@ -16,7 +16,8 @@ const CHART = fileURLToPath(new URL('../../charts/breakwater', import.meta.url))
 const NS = 'breakwater-system';
 const SA = `system:serviceaccount:${NS}:bw-breakwater`;
 const NETWORK_POLICY = ['--set', 'networkPolicy.enabled=true', '--set', 'networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/24'];
-const ALL_FEATURES = ['--set', 'certManager.enabled=true', '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.prometheusRule.enabled=true', '--set', 'metrics.grafanaDashboard.enabled=true', ...NETWORK_POLICY];
+const CLIENT_CA = ['--set-string', 'webhook.clientCA=-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'];
+const ALL_FEATURES = [...CLIENT_CA, '--set', 'certManager.enabled=true', '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.prometheusRule.enabled=true', '--set', 'metrics.grafanaDashboard.enabled=true', ...NETWORK_POLICY];
 
 const helmBinary = () => process.env.HELM ?? execFileSync('bash', [fileURLToPath(new URL('../../scripts/build-helm.sh', import.meta.url))], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
 
@@ -61,6 +62,16 @@ describe('Helm chart on a real API server', () => {
     assert.deepEqual(rule(15444).from, [{ ipBlock: { cidr: '10.0.0.0/24' } }], 'only the API server reaches the webhook');
     const r = await cp.kubectl(['apply', '--dry-run=server', '-n', 'default', '-f', '-'], JSON.stringify({ ...policy, metadata: { ...policy.metadata, namespace: 'default' } }));
     assert.equal(r.code, 0, r.stderr);
+  });
+
+  it('requires the API server\'s client certificate on the webhook when webhook.clientCA is set', async () => {
+    const docs = (yaml: string) => parseAllDocuments(yaml).map((d) => d.toJS()).filter(Boolean) as Record<string, any>[];
+    const args = (all: Record<string, any>[]) => all.find((d) => d.kind === 'Deployment')!.spec.template.spec.containers[0].args as string[];
+    assert.ok(!args(docs(await render())).some((a) => a.startsWith('--webhook-client-ca')), 'off by default');
+    const on = docs(await render(CLIENT_CA));
+    assert.ok(args(on).includes('--webhook-client-ca=/webhook-client-ca/ca.crt'));
+    const ca = on.find((d) => d.kind === 'ConfigMap' && d.metadata.name.endsWith('-webhook-client-ca'))!;
+    assert.match(ca.data['ca.crt'], /BEGIN CERTIFICATE/);
   });
 
   it('renders manifests the API server accepts (server-side dry run): CRD, RBAC, webhook, Deployment, PDB', async () => {

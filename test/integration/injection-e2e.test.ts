@@ -1,10 +1,13 @@
 /**
  * Sidecar injection through a real kube-apiserver: the webhook is registered
  * with the real caBundle and the API server calls the controller over TLS
- * while pods are created.
+ * while pods are created, presenting its client certificate, which the
+ * webhook requires (--webhook-client-ca).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -52,7 +55,7 @@ describe('sidecar injection through a real API server', () => {
     const args = ['controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0', '--webhook-listen', '127.0.0.1:0'];
     controller = await startCliProcess(
       undefined, // lives for the whole suite; stopped in after()
-      [...args, '--sidecar-image', IMAGE, '--advertise-url', 'https://breakwater-controller.breakwater-system.svc:15443', '--ca-file', ca],
+      [...args, '--sidecar-image', IMAGE, '--advertise-url', 'https://breakwater-controller.breakwater-system.svc:15443', '--ca-file', ca, '--webhook-client-ca', ca],
       'controller started',
     );
     const webhookUrl = `${controller.entry.webhookUrl as string}/mutate-pods`;
@@ -144,11 +147,14 @@ describe('sidecar injection through a real API server', () => {
     assert.equal(optedIn.spec!.initContainers![0]!.name, 'breakwater-sidecar', 'a pod label opts in anywhere');
   });
 
+  /** The API server's webhook client certificate (control-plane.ts), which the test presents as the API server would. */
+  const apiServerCert = () => ({ cert: readFileSync(join(cp.dir, 'webhook-client.crt')), key: readFileSync(join(cp.dir, 'webhook-client.key')) });
+
   /** POSTs an AdmissionReview to `base`/mutate-pods and returns the status and the parsed answer. */
-  const review = (base: string, object: V1Pod) =>
+  const review = (base: string, object: V1Pod, client: { cert?: Buffer; key?: Buffer } = apiServerCert()) =>
     new Promise<{ status: number; body: { response?: { allowed: boolean; patch?: string } } }>((resolve, reject) => {
       const body = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'r-1', namespace: 'apps', object } };
-      const req = request(`${base}/mutate-pods`, { method: 'POST', ca: readFileSync(ca), headers: { 'content-type': 'application/json' } }, (res) => {
+      const req = request(`${base}/mutate-pods`, { method: 'POST', ca: readFileSync(ca), ...client, headers: { 'content-type': 'application/json' } }, (res) => {
         let text = '';
         res.on('data', (d) => (text += d));
         res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
@@ -170,6 +176,16 @@ describe('sidecar injection through a real API server', () => {
     assert.equal(onConfigPort.status, 404);
     assert.equal(onConfigPort.body.response, undefined, 'nothing about policies is revealed there');
     assert.equal((await review(controller.entry.webhookUrl as string, pod)).status, 200);
+  });
+
+  it('answers only callers whose client certificate the configured CA signed', async () => {
+    const pod = { metadata: { name: 'x', namespace: 'apps', labels: { app: 'chat' } }, spec: { containers: [container('app')] } } as V1Pod;
+    const webhook = controller.entry.webhookUrl as string;
+    await assert.rejects(review(webhook, pod, {}), 'no client certificate: the handshake fails');
+    const other = mkdtempSync(join(tmpdir(), 'breakwater-other-ca-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-days', '1', '-subj', '/CN=kube-apiserver-webhook-client'], { cwd: other, stdio: 'ignore' });
+    await assert.rejects(review(webhook, pod, { cert: readFileSync(join(other, 'c.pem')), key: readFileSync(join(other, 'k.pem')) }), 'a certificate from another CA: the handshake fails');
+    assert.equal((await review(webhook, pod)).status, 200);
   });
 
   it('still lets pods be created while the controller is down (failurePolicy Ignore)', async () => {

@@ -55,14 +55,37 @@ export function issueCertificate(dir: string, name: string, subject: string, ext
 /** A serving certificate for 127.0.0.1 signed by the test CA. */
 export const issueServingCertificate = (dir: string, name: string) => issueCertificate(dir, name, `/CN=${name}`, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
 
-/** CA, apiserver serving cert, admin client cert, service-account key pair. */
+/** CA, apiserver serving cert, admin client cert, the API server's client cert for webhooks, service-account key pair. */
 export function makeCertificates(dir: string): void {
   openssl(dir, ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=breakwater-test-ca']);
   const leaf = (name: string, subject: string, ext: string) => issueCertificate(dir, name, subject, ext);
   leaf('apiserver', '/CN=kube-apiserver', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   leaf('admin', '/O=system:masters/CN=breakwater-test-admin', 'extendedKeyUsage=clientAuth\n');
+  leaf('webhook-client', '/CN=kube-apiserver-webhook-client', 'extendedKeyUsage=clientAuth\n');
   openssl(dir, ['genrsa', '-out', 'sa.key', '2048']);
   openssl(dir, ['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub']);
+}
+
+/** The API server presents webhook-client.crt to every webhook, as a cluster configured for webhook client authentication does. */
+function writeAdmissionConfig(dir: string): string {
+  writeFileSync(
+    join(dir, 'webhook-client.kubeconfig'),
+    `apiVersion: v1
+kind: Config
+users: [{name: "*", user: {client-certificate: ${join(dir, 'webhook-client.crt')}, client-key: ${join(dir, 'webhook-client.key')}}}]
+`,
+  );
+  const file = join(dir, 'admission.yaml');
+  writeFileSync(
+    file,
+    `apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+  - name: MutatingAdmissionWebhook
+    configuration: {apiVersion: apiserver.config.k8s.io/v1, kind: WebhookAdmissionConfiguration, kubeConfigFile: ${join(dir, 'webhook-client.kubeconfig')}}
+`,
+  );
+  return file;
 }
 
 function kubeconfigFor(dir: string, url: string): string {
@@ -166,6 +189,7 @@ async function startOnce({ apiserver, etcd }: { apiserver: string; etcd: string 
       '--allow-privileged=true',
       // No controller-manager runs: nothing would create the default service accounts this plugin waits for.
       '--disable-admission-plugins=ServiceAccount',
+      `--admission-control-config-file=${writeAdmissionConfig(dir)}`,
       '--enable-priority-and-fairness=false',
       // The kubernetes Service would point at 127.0.0.1, which the endpoint reconciler refuses.
       '--endpoint-reconciler-type=none',
