@@ -1,7 +1,9 @@
 /**
  * An upstream that misbehaves at the byte level: a raw TCP server on
  * 127.0.0.1 that reads each request's head and then runs a script on the
- * socket. It counts connections, and closes them all when the test ends.
+ * socket (given the head, so one server can play many parts). It counts
+ * requests, in all and per path, and closes every connection when the test
+ * ends, or when asked.
  */
 import { createServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -11,11 +13,20 @@ export interface RawUpstream {
   url: string;
   /** Requests whose head arrived. */
   requests: number;
+  /** The same, per request path. */
+  byPath: Map<string, number>;
+  /** Destroys every connection now. */
+  closeAll(): void;
 }
 
-export async function startRawUpstream(t: TestContext, script: (socket: Socket) => void): Promise<RawUpstream> {
+export async function startRawUpstream(t: TestContext, script: (socket: Socket, head: string) => void): Promise<RawUpstream> {
   const sockets = new Set<Socket>();
-  const upstream = { url: '', requests: 0 };
+  const upstream: RawUpstream = {
+    url: '',
+    requests: 0,
+    byPath: new Map(),
+    closeAll: () => sockets.forEach((s) => s.destroy()),
+  };
   const server = createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -26,7 +37,9 @@ export async function startRawUpstream(t: TestContext, script: (socket: Socket) 
       if (!head.includes('\r\n\r\n')) return;
       socket.off('data', onData);
       upstream.requests++;
-      script(socket);
+      const path = head.split(' ', 2)[1] ?? '';
+      upstream.byPath.set(path, (upstream.byPath.get(path) ?? 0) + 1);
+      script(socket, head);
     };
     socket.on('data', onData);
   });
