@@ -5,8 +5,8 @@
  */
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import generatedValidator from './generated/validate-spec.js';
-import type { TSchema } from '@sinclair/typebox';
-import { DURATION_PATTERN, PolicySpecSchema, type PolicySpec, type Settings } from './policy-schema.js';
+import { DURATION_FIELDS } from './generated/duration-fields.js';
+import type { PolicySpec, Settings } from './policy-schema.js';
 import { MAX_DURATION, parseDuration } from './units.js';
 
 export interface PolicyProblem {
@@ -76,23 +76,24 @@ function orderProblems(settings: Settings | undefined, at: string, problems: Pol
 
 const MAX_DURATION_MS = parseDuration(MAX_DURATION);
 
-/** Durations longer than MAX_DURATION, found by walking the value beside its schema (the CRD's CEL rule on each duration says the same). */
-function durationProblems(schema: TSchema, value: unknown, path: string, problems: PolicyProblem[]): void {
-  if (schema.pattern === DURATION_PATTERN) {
-    if (typeof value === 'string' && parseDuration(value) > MAX_DURATION_MS) problems.push({ path, message: `must be at most ${MAX_DURATION}` });
-  } else if (Array.isArray(value) && schema.items) {
-    value.forEach((item, i) => durationProblems(schema.items as TSchema, item, `${path}[${i}]`, problems));
-  } else if (typeof value === 'object' && value !== null && schema.properties) {
-    for (const [key, child] of Object.entries(schema.properties as Record<string, TSchema>)) {
-      if (key in value) durationProblems(child, (value as Record<string, unknown>)[key], `${path}.${key}`, problems);
+/** Durations longer than MAX_DURATION (the CRD's CEL rule on each duration field says the same). */
+function durationProblems(spec: PolicySpec, problems: PolicyProblem[]): void {
+  const visit = (value: unknown, field: readonly string[], path: string): void => {
+    if (field.length === 0) {
+      if (typeof value === 'string' && parseDuration(value) > MAX_DURATION_MS) problems.push({ path, message: `must be at most ${MAX_DURATION}` });
+    } else if (field[0] === '*') {
+      if (Array.isArray(value)) value.forEach((item, i) => visit(item, field.slice(1), `${path}[${i}]`));
+    } else if (typeof value === 'object' && value !== null && field[0]! in value) {
+      visit((value as Record<string, unknown>)[field[0]!], field.slice(1), `${path}.${field[0]}`);
     }
-  }
+  };
+  for (const field of DURATION_FIELDS) visit(spec, field, 'spec');
 }
 
 /** The cross-field rules (the CRD's CEL rules say the same). */
 function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
   const problems: PolicyProblem[] = [];
-  durationProblems(PolicySpecSchema, spec, 'spec', problems);
+  durationProblems(spec, problems);
   orderProblems(spec.defaults, 'spec.defaults', problems);
   const names = new Set<string>();
   spec.upstreams.forEach((upstream, i) => {

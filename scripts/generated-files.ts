@@ -1,6 +1,7 @@
 /**
  * Everything derived from the one policy schema (api/policy-schema.ts) and
- * committed: the standalone validator and the built-in settings defaults (so
+ * committed: the standalone validator, the built-in settings defaults and where
+ * durations are (so
  * the sidecar needs neither TypeBox nor Ajv at run time: faster start, less
  * memory) and the CRD. `npm run generate` writes them; a test fails when they
  * are stale.
@@ -8,7 +9,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import { Ajv, type ValidateFunction } from 'ajv';
 import standaloneModule from 'ajv/dist/standalone/index.js';
-import { INHERITED_DEFAULT, PolicySpecSchema, SettingsSchema } from '../api/policy-schema.js';
+import { DURATION_PATTERN, INHERITED_DEFAULT, PolicySpecSchema, SettingsSchema } from '../api/policy-schema.js';
 import { crdYaml } from './crd.js';
 
 /** The CommonJS module's export is the function itself. */
@@ -40,11 +41,25 @@ function defaultsModule(): string {
   return `${HEADER}import type { FullSettings } from '../policy-schema.js';\n\n/** Every inheritable setting at its built-in value. */\nexport const BUILTIN_SETTINGS: FullSettings = ${defaults};\n`;
 }
 
+/** Where the spec holds durations: property names, and `*` for every item of an array. */
+function durationFields(schema: TSchema, at: string[] = []): string[][] {
+  if (schema.pattern === DURATION_PATTERN) return [at];
+  if (schema.type === 'array' && schema.items) return durationFields(schema.items as TSchema, [...at, '*']);
+  if (schema.type !== 'object' || !schema.properties) return [];
+  return Object.entries(schema.properties as Record<string, TSchema>).flatMap(([key, child]) => durationFields(child, [...at, key]));
+}
+
+function durationFieldsModule(): string {
+  const fields = durationFields(PolicySpecSchema).map((f) => `  ${JSON.stringify(f)},`).join('\n');
+  return `${HEADER}\n/** Where a policy spec holds durations (\`*\`: every item of an array), for the check against MAX_DURATION. */\nexport const DURATION_FIELDS: readonly (readonly string[])[] = [\n${fields}\n];\n`;
+}
+
 /** Repository-relative path → content. */
 export function generatedFiles(): Record<string, string> {
   return {
     'api/generated/validate-spec.ts': validatorModule(),
     'api/generated/builtin-settings.ts': defaultsModule(),
+    'api/generated/duration-fields.ts': durationFieldsModule(),
     'crds/breakwater.dev_resiliencepolicies.yaml': crdYaml(),
     // Helm installs CRDs from the chart's own crds/ folder.
     'charts/breakwater/crds/breakwater.dev_resiliencepolicies.yaml': crdYaml(),
