@@ -2,7 +2,7 @@
  * The sidecar's memory under attack, measured on a real `breakwater sidecar`
  * process from /proc: its resident memory (RSS) and open file descriptors.
  *
- * - Slow uploads: 100 clients each send 9 MB of a body and then stall. Bodies
+ * - Slow uploads: 100 clients each send 9 MB of a body, 1 MB every 50 ms, and then stall. Bodies
  *   are held against inbound.maxBufferedBytes (64 MiB by default), so RSS
  *   grows by at most that budget plus a fixed slack, not by 900 MB; the rest
  *   are refused with 503 at once.
@@ -32,7 +32,7 @@ const status = async (adminUrl: string) => (await (await fetch(`${adminUrl}/stat
 const SLACK = 64 * MiB;
 
 describe('memory under attack', () => {
-  it('slow uploads: 100 stalled 9 MB bodies hold at most inbound.maxBufferedBytes, the rest get 503 at once', async (t) => {
+  it('slow uploads: 100 clients sending 9 MB bodies and stalling hold at most inbound.maxBufferedBytes, the rest get 503', async (t) => {
     const mock = await startMock(t);
     const sidecar = await spawnSidecar(t, stringify({ upstreams: [{ name: 'primary', url: mock.url }] }));
     const pid = sidecar.child.pid!;
@@ -91,7 +91,10 @@ describe('memory under attack', () => {
   });
 });
 
-/** A client that sends a 9 MB body (declared or chunked) and then stalls, never finishing it; records the status of any answer. */
+/**
+ * A slow client: it sends a 9 MB body (declared or chunked) 1 MB every 50 ms while it has no answer, and then
+ * stalls, never finishing it; records the status of any answer.
+ */
 function upload(port: number, body: Buffer, declared: boolean): { socket: Socket; status?: number } {
   const client: { socket: Socket; status?: number } = { socket: connect(port, '127.0.0.1') };
   const { socket } = client;
@@ -105,7 +108,14 @@ function upload(port: number, body: Buffer, declared: boolean): { socket: Socket
   const length = declared ? `content-length: ${body.length + 1_000_000}` : 'transfer-encoding: chunked';
   socket.write(`POST /primary/v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n${length}\r\n\r\n`);
   if (!declared) socket.write(`${body.length.toString(16)}\r\n`);
-  socket.write(body); // and never the rest
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (client.status !== undefined || sent >= body.length || socket.destroyed) return clearInterval(timer);
+    if (socket.writableLength > 1_000_000) return; // the sidecar is not reading: wait
+    socket.write(body.subarray(sent, sent + 1_000_000));
+    sent += 1_000_000;
+  }, 50);
+  socket.once('close', () => clearInterval(timer));
   return client;
 }
 
