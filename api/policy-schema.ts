@@ -456,13 +456,19 @@ export const PolicySpecSchema = Type.Object(
         headersTimeout: duration('Longest an app may take to send a request\'s headers.', { default: '10s' }),
         requestTimeout: duration('Longest an app may take to send a whole request (not the answer, which may stream for long).', { default: '120s' }),
         maxConnections: Type.Integer({ minimum: 1, maximum: 65536, default: 4096, description: 'Connections the data port holds at once; past it, new ones are closed at once.' }),
-        maxBufferedBytes: Type.String({
-          pattern: SIZE_PATTERN,
-          default: '64Mi',
-          description: 'Request bodies the sidecar holds in memory at once, across all requests (while they arrive, wait for a slot, or are kept for retries). A request that would go past it gets 503 overloaded, before its body is read when it declares its length.',
-        }),
       },
       { additionalProperties: false, default: {}, description: 'Limits on what apps send to the sidecar.' },
+    ),
+    limits: Type.Object(
+      {
+        maxBufferedBytes: Type.String({
+          pattern: SIZE_PATTERN,
+          default: '96Mi',
+          description:
+            'Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'Caps on what the whole sidecar holds.' },
     ),
     shutdown: Type.Object(
       {

@@ -21,7 +21,7 @@ const MAX_MODEL_LABEL = 64;
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** Gauges are computed when scraped, from `live()`, so the request path never touches them. */
-export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => string = () => 'normal', bufferedBodyBytes: () => number = () => 0) {
+export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => string = () => 'normal', bufferedBytes: () => number = () => 0) {
   const registry = new Registry();
   const models = new Map<string, Set<string>>();
   /** The label value for a model: itself while few are known for the upstream and it is short, else "other". */
@@ -148,12 +148,12 @@ export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => st
         for (const m of ['normal', 'degraded', 'emergency']) this.set({ mode: m }, mode() === m ? 1 : 0);
       },
     }),
-    bufferedBodyBytes: new Gauge({
-      name: 'breakwater_buffered_request_bytes',
-      help: 'Bytes of request bodies held in memory now, across all requests (at most inbound.maxBufferedBytes).',
+    bufferedBytes: new Gauge({
+      name: 'breakwater_buffered_bytes',
+      help: 'Bytes of bodies (requests, plain answers) held in memory now, across all requests (at most limits.maxBufferedBytes).',
       registers: [registry],
       collect() {
-        this.set(bufferedBodyBytes());
+        this.set(bufferedBytes());
       },
     }),
     tokens: new Counter({

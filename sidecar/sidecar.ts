@@ -58,7 +58,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const metrics = createMetrics(
     () => state.live(),
     () => state.degradation.name,
-    () => proxy.bufferedBodyBytes,
+    () => proxy.bufferedBytes,
   );
   const state: SidecarState = new SidecarState(
     clock,
@@ -105,7 +105,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     metrics,
     isReady: () => state.config !== undefined && drainPromise === undefined,
     isDraining: () => drainPromise !== undefined,
-    bufferedBodyBytes: () => proxy.bufferedBodyBytes,
+    bufferedBytes: () => proxy.bufferedBytes,
     quit: () => void drain(),
   });
   const adminServer = createAdaptorServer({ fetch: adminApp.fetch }) as Server;

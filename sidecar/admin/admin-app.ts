@@ -13,8 +13,8 @@ export interface AdminDeps {
   /** Ready: a config is loaded and the sidecar is not draining. */
   isReady(): boolean;
   isDraining(): boolean;
-  /** Bytes of request bodies the data port holds now. */
-  bufferedBodyBytes(): number;
+  /** Bytes of bodies (requests, plain answers) the data port holds now. */
+  bufferedBytes(): number;
   /** Starts a graceful shutdown (POST /quitquitquit). */
   quit(): void;
 }
@@ -24,15 +24,15 @@ function fromLoopback(c: Context): boolean {
   return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
 }
 
-/** Breakers, queues, held request bytes and config version, as /status shows them. */
-export function statusReport(state: SidecarState, draining: boolean, bufferedBodyBytes: number) {
+/** Breakers, queues, held body bytes and config version, as /status shows them. */
+export function statusReport(state: SidecarState, draining: boolean, bufferedBytes: number) {
   return {
     ready: state.config !== undefined && !draining,
     draining,
     mode: state.degradation.name,
     sharedCache: state.cache.sharedStatus,
     config: state.config?.version ?? null,
-    inbound: { bufferedBodyBytes },
+    bufferedBytes,
     upstreams: [...state.live()].map((u) => ({
       name: u.name,
       endpoints: u.endpoints.map((e) => ({ origin: e.config.origin, weight: e.config.weight, inFlight: e.outstanding })),
@@ -50,7 +50,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
   app.get('/healthz', (c) => c.text('ok'));
   app.get('/readyz', (c) => (deps.isReady() ? c.text('ready') : c.text(deps.isDraining() ? 'draining' : 'no config loaded', 503)));
   app.get('/metrics', async (c) => c.body(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }));
-  app.get('/status', (c) => c.json(statusReport(deps.state, deps.isDraining(), deps.bufferedBodyBytes())));
+  app.get('/status', (c) => c.json(statusReport(deps.state, deps.isDraining(), deps.bufferedBytes())));
   app.use('*', async (c, next) => {
     if (c.req.method !== 'GET' && !fromLoopback(c)) return c.json({ error: 'admin mutations are accepted from loopback only' }, 403);
     await next();

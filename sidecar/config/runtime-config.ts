@@ -95,15 +95,16 @@ export interface RuntimeConfig {
   cache: CacheConfig;
   degradation: DegradationConfig;
   inbound: InboundLimits;
+  /** Bytes of bodies (requests, plain answers) all requests may hold in memory at once. */
+  maxBufferedBytes: number;
   drainTimeoutMs: number;
 }
 
-/** How long an app may take to send a request's headers and the whole request, how many connections it may hold, and how many body bytes all requests may hold at once. */
+/** How long an app may take to send a request's headers and the whole request, and how many connections it may hold. */
 export interface InboundLimits {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   maxConnections: number;
-  maxBufferedBytes: number;
 }
 
 function resolveAuth(auth: UpstreamSpec['auth']): UpstreamConfig['auth'] {
@@ -228,8 +229,8 @@ export function compileConfig(spec: PolicySpec, version: ConfigVersion): Runtime
       headersTimeoutMs: parseDuration(spec.inbound.headersTimeout),
       requestTimeoutMs: parseDuration(spec.inbound.requestTimeout),
       maxConnections: spec.inbound.maxConnections,
-      maxBufferedBytes: parseSize(spec.inbound.maxBufferedBytes),
     },
+    maxBufferedBytes: parseSize(spec.limits.maxBufferedBytes),
     drainTimeoutMs: parseDuration(spec.shutdown.drainTimeout),
   };
 }

@@ -1,9 +1,10 @@
 /**
- * The memory budget for request bodies, shared by all requests: each request
- * takes bytes through its own lease as they arrive (or all at once when it
- * declares its length) and gives them all back when it ends, exactly once.
- * A take that would go past the budget fails: the request is refused rather
- * than buffered, so slow or large uploads cannot grow the heap past it.
+ * The memory budget for bodies, shared by all requests (limits.maxBufferedBytes):
+ * each request takes bytes through its own lease as its body arrives (all at
+ * once when it declares its length) and as plain answers are read, and gives
+ * them all back when it ends, exactly once. A take that would go past the
+ * budget fails: the request is refused rather than buffered, so slow uploads
+ * or large answers cannot grow the heap past it.
  */
 export interface BodyLease {
   /** Takes `bytes` more for this request; false (and nothing taken) if the budget has no room. */

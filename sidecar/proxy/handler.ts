@@ -8,6 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FailureClass } from '../../api/index.js';
 import type { Mode } from '../resilience/index.js';
+import type { BodyLease } from './body-budget.js';
 import type { Dialect, LocalErrorCode, StreamFraming, TokenUsage } from './dialects/dialect.js';
 import type { StreamBody } from './stream-body.js';
 import type { Endpoint, UpstreamState } from './upstream-state.js';
@@ -55,6 +56,8 @@ export interface RequestContext {
   attempts: number;
   /** The request's key in the answer cache, when its chain uses the cache. */
   cacheKey?: string;
+  /** The bytes of bodies this request holds (its own, plain answers), from the sidecar's budget; given back when it ends. */
+  readonly memory: BodyLease;
 }
 
 /** Why the retry layer made no further attempt. */

@@ -44,8 +44,8 @@ export interface ProxyServer {
   server: Server;
   /** Requests being handled now. */
   readonly inFlight: number;
-  /** Bytes of request bodies held now, across all requests. */
-  readonly bufferedBodyBytes: number;
+  /** Bytes of bodies (requests, plain answers) held now, across all requests. */
+  readonly bufferedBytes: number;
   /** Applies a config's header and request deadlines and connection cap (to connections from now on). */
   applyInbound(limits: InboundLimits): void;
   /** Stop taking new work: new requests on open connections are still answered, with connection: close. */
@@ -125,7 +125,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
   let draining = false;
   const idleWaiters: (() => void)[] = [];
 
-  const bodies = new BodyBudget(() => deps.config()?.inbound.maxBufferedBytes ?? 0);
+  const bodies = new BodyBudget(() => deps.config()?.maxBufferedBytes ?? 0);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const routed = route(req, deps);
@@ -138,7 +138,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     try {
       await proxy(req, res, routed, lease);
     } finally {
-      lease.release(); // the body's bytes, however the request ended
+      lease.release(); // the bytes of its body and answers, however the request ended
     }
   }
 
@@ -165,11 +165,11 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       ...fields,
       priority: routed.priority,
     };
-    const ctx: RequestContext = { dialect, primary: upstream.config.name, startedAt, deadline: startedAt + routed.totalMs, signal: appGone.signal, mode: 'normal', attempts: 0 };
+    const ctx: RequestContext = { dialect, primary: upstream.config.name, startedAt, deadline: startedAt + routed.totalMs, signal: appGone.signal, mode: 'normal', attempts: 0, memory: lease };
     if (draining) res.setHeader('connection', 'close');
     if (read === OVER_BUDGET) {
       // The rest of the body is read and dropped (so the app, still sending, reads a clear 503, not a reset), and the connection closed after the answer.
-      writeLocalError(res, dialect, 503, 'overloaded', 'the sidecar holds as many request bodies as inbound.maxBufferedBytes allows; retry shortly', { connection: 'close' }, 1000);
+      writeLocalError(res, dialect, 503, 'overloaded', 'the sidecar holds as many bodies as limits.maxBufferedBytes allows; retry shortly', { connection: 'close' }, 1000);
       req.resume();
       observe(request, ctx, { status: 503, outcome: 'local_error', failure: 'unavailable', code: 'overloaded', tier: 'primary' }, deps);
       return;
@@ -209,7 +209,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     get inFlight() {
       return inFlight;
     },
-    get bufferedBodyBytes() {
+    get bufferedBytes() {
       return bodies.bytes;
     },
     applyInbound,

@@ -10,6 +10,7 @@ import { openai } from '../../sidecar/proxy/dialects/openai.js';
 import type { AnswerOutcome, Handler, LocalOutcome, Outcome, ProxyRequest, RequestContext } from '../../sidecar/proxy/handler.js';
 import type { StreamBody, StreamEnd } from '../../sidecar/proxy/stream-body.js';
 import { UpstreamState } from '../../sidecar/proxy/upstream-state.js';
+import { BodyBudget } from '../../sidecar/proxy/body-budget.js';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
 
 export const metrics = createMetrics(() => []);
@@ -33,7 +34,7 @@ export function requestTo(upstream: UpstreamState, extra: Partial<ProxyRequest> 
 
 export function contextAt(clock: ManualClock, extra: Partial<RequestContext> = {}): RequestContext & { abort(): void } {
   const app = new AbortController();
-  return { dialect: openai, primary: 'primary', startedAt: clock.now(), deadline: clock.now() + 60_000, signal: app.signal, mode: 'normal', attempts: 0, abort: () => app.abort(), ...extra };
+  return { dialect: openai, primary: 'primary', startedAt: clock.now(), deadline: clock.now() + 60_000, signal: app.signal, mode: 'normal', attempts: 0, memory: new BodyBudget(() => Infinity).lease(), abort: () => app.abort(), ...extra };
 }
 
 export function answer(status = 200, failure?: AnswerOutcome['failure'], body = '{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":4}}'): AnswerOutcome {

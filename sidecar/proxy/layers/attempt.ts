@@ -10,6 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { firstHeader, SseReader } from '../../../lib/index.js';
 import type { Clock } from '../../resilience/index.js';
 import { AttemptTimers } from '../attempt-timers.js';
+import type { BodyLease } from '../body-budget.js';
 import { classifyStatus, classifyTransportError } from '../classify.js';
 import { streamFraming, type StreamFraming } from '../dialects/dialect.js';
 import { localError, type Handler, type Outcome, type ProxyRequest } from '../handler.js';
@@ -42,21 +43,29 @@ function send(req: ProxyRequest, signal: AbortSignal): Promise<IncomingMessage> 
 /** An answer larger than the upstream's `limits` allow: the attempt fails as invalid-response. */
 class TooLarge extends Error {}
 
-function readAll(response: IncomingMessage, max: number): Promise<Buffer> {
+/** The sidecar's body budget (limits.maxBufferedBytes) has no room for the answer: the request is refused as overloaded. */
+class OverBudget extends Error {}
+
+/** Reads a plain answer whole, up to `max` bytes, taking them from the request's share of the body budget; into one buffer when its length is declared. */
+function readAll(response: IncomingMessage, max: number, memory: BodyLease): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    const fail = (err: Error) => {
+      response.destroy();
+      reject(err);
+    };
+    const declared = Number(response.headers['content-length']);
+    if (declared > max) return fail(new TooLarge(`the answer is larger than limits.maxAnswerBytes (${max} bytes)`));
+    const whole = Number.isInteger(declared) && declared > 0 ? Buffer.allocUnsafe(declared) : undefined;
     const chunks: Buffer[] = [];
     let size = 0;
-    const tooLarge = () => {
-      response.destroy();
-      reject(new TooLarge(`the answer is larger than limits.maxAnswerBytes (${max} bytes)`));
-    };
-    if (Number(response.headers['content-length']) > max) return tooLarge();
     response.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) tooLarge();
+      if (size + chunk.length > max) return fail(new TooLarge(`the answer is larger than limits.maxAnswerBytes (${max} bytes)`));
+      if (!memory.take(chunk.length)) return fail(new OverBudget('the sidecar holds as many bodies as limits.maxBufferedBytes allows'));
+      if (whole) chunk.copy(whole, size); // the parser holds to the declared length
       else chunks.push(chunk);
+      size += chunk.length;
     });
-    response.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    response.on('end', () => resolve(whole ?? (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))));
     response.on('error', reject);
     // A response that dies mid-body (reset, abort) ends with 'aborted'/'close' rather than 'end'.
     response.on('close', () => {
@@ -91,7 +100,7 @@ export function attempt(clock: Clock): Handler {
       const framing = status < 300 ? streamFraming(firstHeader(response.headers, 'content-type')) : undefined;
       if (!framing) {
         timers.disarm('first-byte');
-        const body = await timers.settled(readAll(response, limits.maxAnswerBytes));
+        const body = await timers.settled(readAll(response, limits.maxAnswerBytes, ctx.memory));
         const text = body.toString('utf8');
         let failure = classifyStatus(status, status >= 400 ? text : '', ctx.dialect.recognisers);
         if (status < 300 && invalidAnswer(ctx.dialect, text, req.jsonMode === true, validation)) failure = 'invalid-response';
@@ -129,6 +138,7 @@ export function attempt(clock: Clock): Handler {
 function failed(req: ProxyRequest, timers: AttemptTimers, appSignal: AbortSignal, err: unknown): Outcome {
   const name = req.upstream.config.name;
   if (err instanceof TooLarge) return localError(req, 502, 'upstream_unavailable', `${name}: invalid-response: ${err.message}`, 'invalid-response');
+  if (err instanceof OverBudget) return localError(req, 503, 'overloaded', `${name}: ${err.message}; retry shortly`, 'unavailable', 1000);
   if (timers.expired) return localError(req, 504, 'upstream_timeout', `${name}: ${timers.expired} timeout`, 'timeout');
   if (appSignal.aborted) return { kind: 'cancelled' };
   const failure = classifyTransportError(err);
