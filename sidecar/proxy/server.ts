@@ -168,8 +168,9 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     const ctx: RequestContext = { dialect, primary: upstream.config.name, startedAt, deadline: startedAt + routed.totalMs, signal: appGone.signal, mode: 'normal', attempts: 0, memory: lease };
     if (draining) res.setHeader('connection', 'close');
     if (read === OVER_BUDGET) {
-      // The rest of the body is read and dropped (so the app, still sending, reads a clear 503, not a reset), and the connection closed after the answer.
-      writeLocalError(res, dialect, 503, 'overloaded', 'the sidecar holds as many bodies as limits.maxBufferedBytes allows; retry shortly', { connection: 'close' }, 1000);
+      // The rest of the body is read and dropped, and the connection kept: closing it while the app still sends
+      // would reset it, and the app would lose the 503. inbound.requestTimeout bounds how long that takes.
+      writeLocalError(res, dialect, 503, 'overloaded', 'the sidecar holds as many bodies as limits.maxBufferedBytes allows; retry shortly', {}, 1000);
       req.resume();
       observe(request, ctx, { status: 503, outcome: 'local_error', failure: 'unavailable', code: 'overloaded', tier: 'primary' }, deps);
       return;
