@@ -3,7 +3,9 @@
  * chunks read so far first, then the rest under the stream-idle timeout (and
  * the attempt's and request's own timers, still running). It ends
  * `complete` with the usage it reported, or `failed` when the connection
- * breaks, a timer fires, or it ends without its API's terminator.
+ * breaks, a timer fires, or it ends without its API's terminator. A stream
+ * that ends cleanly without its terminator after its last event said the
+ * answer finished is complete: the app gets the terminator it expects.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Dialect } from './dialects/dialect.js';
@@ -15,6 +17,8 @@ const EDGE_CHARS = 4096;
 
 export class UpstreamStream implements StreamBody {
   private end: StreamEnd | undefined;
+  /** The end to give after the terminator the sidecar added. */
+  private completeAfterTerminator: StreamEnd | undefined;
   private head = '';
   private tail = '';
 
@@ -29,6 +33,7 @@ export class UpstreamStream implements StreamBody {
 
   async read(): Promise<Buffer | StreamEnd> {
     if (this.end) return this.end;
+    if (this.completeAfterTerminator) return this.finish(this.completeAfterTerminator);
     const early = this.buffered.shift();
     if (early) return this.remember(early);
     this.timers.arm('stream-idle', this.idleMs);
@@ -44,8 +49,14 @@ export class UpstreamStream implements StreamBody {
     }
     if (this.end) return this.end;
     if (!next.done) return this.remember(next.value);
-    if (this.dialect.terminated(this.tail) === false) return this.finish({ kind: 'failed', failure: 'reset', detail: 'upstream ended the stream without its terminator' });
-    return this.finish({ kind: 'complete', usage: this.dialect.usage(this.head + this.tail) });
+    const usage = this.dialect.usage(this.head + this.tail);
+    if (this.dialect.terminated(this.tail) === false) {
+      const terminator = this.dialect.missingTerminator(this.tail);
+      if (terminator === undefined) return this.finish({ kind: 'failed', failure: 'reset', detail: 'upstream ended the stream without its terminator' });
+      this.completeAfterTerminator = { kind: 'complete', usage };
+      return Buffer.from(terminator);
+    }
+    return this.finish({ kind: 'complete', usage });
   }
 
   cancel(): void {

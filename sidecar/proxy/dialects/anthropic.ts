@@ -28,6 +28,7 @@ export const anthropic: Dialect = {
     return framing === 'ndjson' ? ndjsonError(code, text) : `event: error\ndata: ${anthropic.errorBody(code, text)}\n\n`;
   },
   terminated: (tail) => tail.includes('message_stop'),
+  missingTerminator: (tail) => (/"stop_reason"\s*:\s*"[^"]+"/.test(tail) ? 'event: message_stop\ndata: {"type":"message_stop"}\n\n' : undefined),
   usage: usageReader(['input_tokens'], ['output_tokens']),
   recognisers: [
     { class: 'context-length', pattern: /prompt is too long/i, source: 'Anthropic' },

@@ -17,6 +17,7 @@ export const generic: Dialect = {
   ...openai,
   name: 'generic',
   terminated: () => undefined,
+  missingTerminator: () => undefined,
   usage: usageReader(['prompt_tokens', 'input_tokens', 'prompt_eval_count'], ['completion_tokens', 'output_tokens', 'eval_count']),
   recognisers,
   answerText: (json) => known.map((d) => d.answerText(json)).find((text) => text !== undefined),

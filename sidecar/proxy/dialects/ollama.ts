@@ -17,6 +17,7 @@ function ollamaDialect(endpoint: 'chat' | 'generate'): Dialect {
     upstreamErrorBody: (status, text = statusMessage(status)) => JSON.stringify({ error: text }),
     streamError: (_framing, code, text) => ndjsonError(code, text),
     terminated: (tail) => /"done"\s*:\s*true/.test(tail),
+    missingTerminator: () => undefined, // "done": true is both the finish and the terminator
     usage: usageReader(['prompt_eval_count'], ['eval_count']),
     recognisers: [{ class: 'context-length', pattern: /context length|context window/i, source: 'Ollama' }, OVERLOADED],
     streamsByDefault: true,

@@ -43,6 +43,7 @@ export const openai: Dialect = {
     return dataErrorEvent(framing, code, text, openai.errorBody(code, text));
   },
   terminated: (tail) => tail.includes('data: [DONE]'),
+  missingTerminator: (tail) => (/"finish_reason"\s*:\s*"[^"]+"/.test(tail) ? 'data: [DONE]\n\n' : undefined),
   usage: usageReader(['prompt_tokens'], ['completion_tokens']),
   recognisers: OPENAI_RECOGNISERS,
   streamsByDefault: false,

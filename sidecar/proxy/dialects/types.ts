@@ -46,6 +46,12 @@ export interface Dialect {
   streamError(framing: StreamFraming, code: LocalErrorCode, message: string): string;
   /** Whether the end of a stream holds this API's terminator; undefined when it has none to check. */
   terminated(tail: string): boolean | undefined;
+  /**
+   * For a stream that ended cleanly without its terminator: the terminator to send the app, when the
+   * stream's last events say the answer finished (OpenAI's finish_reason, Anthropic's stop_reason);
+   * undefined when it did not, and the stream was cut.
+   */
+  missingTerminator(tail: string): string | undefined;
   /** Token usage reported in an answer or a stream (the last report wins). */
   usage(text: string): TokenUsage | undefined;
   /** Error-body recognisers, checked in order. */
