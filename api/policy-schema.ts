@@ -171,6 +171,7 @@ export const CircuitBreakerSchema = Type.Object(
       { additionalProperties: false, description: 'Half-open probing.' },
     )),
     failOn: failureClasses('Failure classes that count against the breaker (rate-limited is opt-in).', [
+      'overloaded',
       'server-error',
       'timeout',
       'connect-failure',

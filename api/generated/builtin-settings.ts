@@ -62,6 +62,7 @@ export const BUILTIN_SETTINGS: FullSettings = {
       "successesToClose": 2
     },
     "failOn": [
+      "overloaded",
       "server-error",
       "timeout",
       "connect-failure",

@@ -30,6 +30,17 @@ describe('proxy: circuit breakers', () => {
     assert.ok(rig.logs.some((l) => l.msg === 'circuit breaker transition' && l.to === 'open'));
   });
 
+  it('counts an overloaded upstream (503, 529) against the breaker by default: probed, not hammered', async (t) => {
+    const mock = await startMock(t);
+    mock.defaultBehavior = { kind: 'status', status: 529 };
+    const rig = await startRig(t, { upstreams: [{ name: 'primary', url: mock.url, retry: { attempts: 1 } }] });
+    for (let i = 0; i < 5; i++) assert.equal((await post(rig.url('/primary/v1/chat/completions'), chat())).status, 529, 'the upstream\'s own answer');
+    const refused = await post(rig.url('/primary/v1/chat/completions'), chat());
+    assert.equal(refused.status, 503);
+    assert.equal(refused.json().error.code, 'circuit_open');
+    assert.equal(mock.requests.length, 5, 'the sixth request did not reach the upstream');
+  });
+
   it('probes after openFor and closes again once the upstream recovers', async (t) => {
     const mock = await startMock(t);
     mock.defaultBehavior = { kind: 'status', status: 500 };

@@ -39,7 +39,7 @@ describe('policy schema', () => {
     assert.equal(BUILTIN_SETTINGS.retry.maxBodyBytes, '10Mi');
     assert.equal(BUILTIN_SETTINGS.circuitBreaker.scope, 'model');
     assert.deepEqual(BUILTIN_SETTINGS.circuitBreaker.halfOpen, { maxProbes: 1, successesToClose: 2 });
-    assert.deepEqual(BUILTIN_SETTINGS.circuitBreaker.failOn, ['server-error', 'timeout', 'connect-failure', 'reset', 'invalid-response']);
+    assert.deepEqual(BUILTIN_SETTINGS.circuitBreaker.failOn, ['overloaded', 'server-error', 'timeout', 'connect-failure', 'reset', 'invalid-response']);
     assert.deepEqual(BUILTIN_SETTINGS.bulkhead, { maxConcurrent: 32, maxQueue: 128, queueTimeout: '5s' });
   });
 
