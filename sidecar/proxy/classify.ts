@@ -21,6 +21,11 @@ export function classifyStatus(status: number, body: string, recognisers: readon
   return recognised === 'context-length' || recognised === 'content-filter' ? recognised : 'client-error';
 }
 
+/** The failure class of an error event in the middle of a stream (its error text): overloaded, context-length or content-filter when recognised, rate-limited, else server-error. */
+export function classifyStreamError(text: string, recognisers: readonly Recogniser[]): FailureClass {
+  return recognise(recognisers, text) ?? (/rate[_ ]?limit/i.test(text) ? 'rate-limited' : 'server-error');
+}
+
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT']);
 
 /** The failure class of a transport error from Node's HTTP client (its `code`, or its cause's). */

@@ -18,6 +18,19 @@ export interface StreamBody {
   cancel(): void;
 }
 
+/** `body` with `first` read from it already: handed out first. */
+export function startingWith(first: Buffer, body: StreamBody): StreamBody {
+  let pending: Buffer | undefined = first;
+  return {
+    read() {
+      const next = pending;
+      pending = undefined;
+      return next ? Promise.resolve(next) : body.read();
+    },
+    cancel: () => body.cancel(),
+  };
+}
+
 /** `body`, calling `onEnd` exactly once, when it ends, fails or is cancelled. */
 export function onStreamEnd(body: StreamBody, onEnd: (end: StreamEnd) => void): StreamBody {
   let ended = false;

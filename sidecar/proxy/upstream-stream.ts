@@ -1,24 +1,36 @@
 /**
  * A stream from the upstream, relayed from its first data event on: the
  * chunks read so far first, then the rest under the stream-idle timeout (and
- * the attempt's and request's own timers, still running). It ends
- * `complete` with the usage it reported, or `failed` when the connection
- * breaks, a timer fires, or it ends without its API's terminator. A stream
- * that ends cleanly without its terminator after its last event said the
- * answer finished is complete: the app gets the terminator it expects.
+ * the attempt's and request's own timers, still running).
+ *
+ * It relays whole events only (event-splitter.ts), each checked by the
+ * dialect: an error event from the upstream, or an event that is not the
+ * API's JSON, ends the stream as a failure of its class before that event
+ * reaches the app. It ends `complete` with the usage it reported, or
+ * `failed` when the connection breaks, a timer fires, an event fails, or it
+ * ends without its API's terminator. A stream that ends cleanly without its
+ * terminator after its last event said the answer finished is complete: the
+ * app gets the terminator it expects.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Dialect } from './dialects/dialect.js';
+import { StringDecoder } from 'node:string_decoder';
+import { SseReader } from '../../lib/index.js';
 import type { AttemptTimers } from './attempt-timers.js';
+import type { Dialect, StreamFraming } from './dialects/dialect.js';
+import { EventSplitter } from './event-splitter.js';
 import type { StreamBody, StreamEnd } from './stream-body.js';
 
 /** Bytes of a stream's start and end kept to find its usage and terminator. */
 const EDGE_CHARS = 4096;
+/** The longest single event relayed (held whole until it completes). */
+export const MAX_EVENT_CHARS = 4 * 1024 * 1024;
 
 export class UpstreamStream implements StreamBody {
   private end: StreamEnd | undefined;
-  /** The end to give after the terminator the sidecar added. */
-  private completeAfterTerminator: StreamEnd | undefined;
+  /** What to give the app next: whole events, then perhaps how the stream ended. */
+  private readonly queue: (Buffer | StreamEnd)[] = [];
+  private readonly decoder = new StringDecoder('utf8');
+  private readonly splitter: EventSplitter;
   private head = '';
   private tail = '';
 
@@ -28,51 +40,90 @@ export class UpstreamStream implements StreamBody {
     private readonly buffered: Buffer[],
     private readonly timers: AttemptTimers,
     private readonly dialect: Dialect,
+    private readonly framing: StreamFraming,
     private readonly idleMs: number,
-  ) {}
+  ) {
+    this.splitter = new EventSplitter(framing);
+  }
 
   async read(): Promise<Buffer | StreamEnd> {
-    if (this.end) return this.end;
-    if (this.completeAfterTerminator) return this.finish(this.completeAfterTerminator);
-    const early = this.buffered.shift();
-    if (early) return this.remember(early);
-    this.timers.arm('stream-idle', this.idleMs);
-    let next: IteratorResult<Buffer>;
-    try {
-      next = await this.timers.settled(this.chunks.next());
-    } catch (err) {
-      if (this.end) return this.end; // cancelled while waiting
-      const expired = this.timers.expired;
-      if (!expired && this.timers.controller.signal.aborted) return this.finish({ kind: 'cancelled' }); // the app left
-      const detail = expired ? `${expired} timeout after the stream started` : `stream broken: ${(err as Error).message}`;
-      return this.finish({ kind: 'failed', failure: expired ? 'timeout' : 'reset', detail });
+    for (;;) {
+      if (this.end) return this.end;
+      const next = this.queue.shift();
+      if (next) return Buffer.isBuffer(next) ? next : this.finish(next);
+      const early = this.buffered.shift();
+      if (early) {
+        this.take(early);
+        continue;
+      }
+      this.timers.arm('stream-idle', this.idleMs);
+      let chunk: IteratorResult<Buffer>;
+      try {
+        chunk = await this.timers.settled(this.chunks.next());
+      } catch (err) {
+        if (this.end) return this.end; // cancelled while waiting
+        const expired = this.timers.expired;
+        if (!expired && this.timers.controller.signal.aborted) return this.finish({ kind: 'cancelled' }); // the app left
+        const detail = expired ? `${expired} timeout after the stream started` : `stream broken: ${(err as Error).message}`;
+        return this.finish({ kind: 'failed', failure: expired ? 'timeout' : 'reset', detail });
+      }
+      if (this.end) return this.end;
+      if (chunk.done) this.ended();
+      else this.take(chunk.value);
     }
-    if (this.end) return this.end;
-    if (!next.done) return this.remember(next.value);
-    const usage = this.dialect.usage(this.head + this.tail);
-    if (this.dialect.terminated(this.tail) === false) {
-      const terminator = this.dialect.missingTerminator(this.tail);
-      if (terminator === undefined) return this.finish({ kind: 'failed', failure: 'reset', detail: 'upstream ended the stream without its terminator' });
-      this.completeAfterTerminator = { kind: 'complete', usage };
-      return Buffer.from(terminator);
-    }
-    return this.finish({ kind: 'complete', usage });
   }
 
   cancel(): void {
     this.finish({ kind: 'cancelled' });
   }
 
-  private remember(chunk: Buffer): Buffer {
-    const text = chunk.toString('utf8');
+  /** Queues the whole events a chunk completes, up to the first that fails. */
+  private take(chunk: Buffer): void {
+    let out = '';
+    for (const raw of this.splitter.push(this.decoder.write(chunk))) {
+      const failed = this.check(raw);
+      if (failed) {
+        this.relay(out);
+        this.queue.push(failed);
+        return;
+      }
+      out += raw;
+    }
+    this.relay(out);
+    if (this.splitter.held > MAX_EVENT_CHARS) this.queue.push({ kind: 'failed', failure: 'invalid-response', detail: `an event longer than ${MAX_EVENT_CHARS} characters` });
+  }
+
+  /** The upstream ended the stream cleanly: was it complete? */
+  private ended(): void {
+    this.relay(this.splitter.flush() + this.decoder.end());
+    const usage = this.dialect.usage(this.head + this.tail);
+    if (this.dialect.terminated(this.tail) === false) {
+      const terminator = this.dialect.missingTerminator(this.tail);
+      if (terminator === undefined) return void this.queue.push({ kind: 'failed', failure: 'reset', detail: 'upstream ended the stream without its terminator' });
+      this.relay(terminator);
+    }
+    this.queue.push({ kind: 'complete', usage });
+  }
+
+  /** Why an event ends the stream, per the dialect; comments and keep-alives pass. */
+  private check(raw: string): StreamEnd | undefined {
+    const event = this.framing === 'ndjson' ? { event: 'message', data: raw.trim() } : new SseReader().push(raw)[0];
+    if (!event) return undefined;
+    const failed = this.dialect.eventFailure(event.event, event.data);
+    return failed && { kind: 'failed', ...failed };
+  }
+
+  private relay(text: string): void {
+    if (text === '') return;
     if (this.head.length < EDGE_CHARS) this.head += text.slice(0, EDGE_CHARS - this.head.length);
     this.tail = (this.tail + text).slice(-EDGE_CHARS);
-    return chunk;
+    this.queue.push(Buffer.from(text));
   }
 
   private finish(end: StreamEnd): StreamEnd {
     if (this.end) return this.end;
     this.end = end;
+    this.queue.length = 0;
     this.timers.dispose();
     // A stream that did not complete leaves its connection in an unknown state: close it.
     if (end.kind !== 'complete') {

@@ -1,6 +1,12 @@
 /** Anthropic's Messages API: typed error bodies, named SSE events ending in message_stop, usage in input/output_tokens. */
-import type { Dialect, LocalErrorCode } from './types.js';
-import { clamp, composedId, ndjsonError, OVERLOADED, statusMessage, usageReader } from './shared.js';
+import type { Dialect, LocalErrorCode, Recogniser } from './types.js';
+import { clamp, composedId, jsonEventFailure, ndjsonError, OVERLOADED, statusMessage, usageReader } from './shared.js';
+
+const ANTHROPIC_RECOGNISERS: Recogniser[] = [
+  { class: 'context-length', pattern: /prompt is too long/i, source: 'Anthropic' },
+  { class: 'context-length', pattern: /context window|context length/i, source: 'Anthropic (other wordings)' },
+  OVERLOADED,
+];
 
 const ERROR_TYPE: Record<LocalErrorCode, string> = {
   circuit_open: 'overloaded_error',
@@ -28,13 +34,10 @@ export const anthropic: Dialect = {
     return framing === 'ndjson' ? ndjsonError(code, text) : `event: error\ndata: ${anthropic.errorBody(code, text)}\n\n`;
   },
   terminated: (tail) => tail.includes('message_stop'),
+  eventFailure: jsonEventFailure((event, json) => (event === 'error' || json.type === 'error' ? (json.error ?? json) : undefined), ANTHROPIC_RECOGNISERS),
   missingTerminator: (tail) => (/"stop_reason"\s*:\s*"[^"]+"/.test(tail) ? 'event: message_stop\ndata: {"type":"message_stop"}\n\n' : undefined),
   usage: usageReader(['input_tokens'], ['output_tokens']),
-  recognisers: [
-    { class: 'context-length', pattern: /prompt is too long/i, source: 'Anthropic' },
-    { class: 'context-length', pattern: /context window|context length/i, source: 'Anthropic (other wordings)' },
-    OVERLOADED,
-  ],
+  recognisers: ANTHROPIC_RECOGNISERS,
   streamsByDefault: false,
   answerText: (json) => textBlock(json)?.text,
   hasToolCalls: (json) => Array.isArray(json.content) && json.content.some((c: { type?: string }) => c?.type === 'tool_use'),

@@ -4,8 +4,10 @@
  * prompt_eval_count and eval_count, and puts options under `options`.
  * (Its OpenAI-compatible /v1 is the openai dialect.)
  */
-import type { Dialect } from './types.js';
-import { clamp, ndjsonError, OVERLOADED, statusMessage, usageReader } from './shared.js';
+import type { Dialect, Recogniser } from './types.js';
+import { clamp, jsonEventFailure, ndjsonError, OVERLOADED, statusMessage, usageReader } from './shared.js';
+
+const OLLAMA_RECOGNISERS: Recogniser[] = [{ class: 'context-length', pattern: /context length|context window/i, source: 'Ollama' }, OVERLOADED];
 
 function ollamaDialect(endpoint: 'chat' | 'generate'): Dialect {
   const content = (text: string) => (endpoint === 'chat' ? { message: { role: 'assistant', content: text } } : { response: text });
@@ -18,8 +20,9 @@ function ollamaDialect(endpoint: 'chat' | 'generate'): Dialect {
     streamError: (_framing, code, text) => ndjsonError(code, text),
     terminated: (tail) => /"done"\s*:\s*true/.test(tail),
     missingTerminator: () => undefined, // "done": true is both the finish and the terminator
+    eventFailure: jsonEventFailure((_event, json) => (typeof json.error === 'string' ? json.error : undefined), OLLAMA_RECOGNISERS),
     usage: usageReader(['prompt_eval_count'], ['eval_count']),
-    recognisers: [{ class: 'context-length', pattern: /context length|context window/i, source: 'Ollama' }, OVERLOADED],
+    recognisers: OLLAMA_RECOGNISERS,
     streamsByDefault: true,
     answerText: (json) => (endpoint === 'chat' ? json.message?.content : json.response),
     hasToolCalls: (json) => Boolean(json.message?.tool_calls?.length),

@@ -5,7 +5,7 @@
  * know Anthropic's and Ollama's texts.
  */
 import type { Dialect, LocalErrorCode, Recogniser } from './types.js';
-import { clamp, composedId, dataErrorEvent, OVERLOADED, statusMessage, usageReader } from './shared.js';
+import { clamp, composedId, dataErrorEvent, jsonEventFailure, OVERLOADED, statusMessage, usageReader } from './shared.js';
 
 const ERROR_TYPE: Record<LocalErrorCode, string> = {
   circuit_open: 'server_error',
@@ -43,6 +43,7 @@ export const openai: Dialect = {
     return dataErrorEvent(framing, code, text, openai.errorBody(code, text));
   },
   terminated: (tail) => tail.includes('data: [DONE]'),
+  eventFailure: jsonEventFailure((_event, json) => json.error, OPENAI_RECOGNISERS),
   missingTerminator: (tail) => (/"finish_reason"\s*:\s*"[^"]+"/.test(tail) ? 'data: [DONE]\n\n' : undefined),
   usage: usageReader(['prompt_tokens'], ['completion_tokens']),
   recognisers: OPENAI_RECOGNISERS,

@@ -1,12 +1,33 @@
 /** Pieces more than one dialect uses. */
 import { randomUUID } from 'node:crypto';
-import type { Recogniser, StreamFraming, TokenUsage } from './types.js';
+import { classifyStreamError } from '../classify.js';
+import type { EventFailure, Recogniser, StreamFraming, TokenUsage } from './types.js';
 
 /** The last number a global pattern captures in `text`, or 0. */
 function lastNumber(pattern: RegExp, text: string): number {
   let value = 0;
   for (const m of text.matchAll(pattern)) value = Number(m[1]);
   return value;
+}
+
+/**
+ * The event check of an API whose stream events are JSON: an event that is not JSON is invalid-response
+ * (so no garbage reaches the app as a success); `errorOf` finds an in-stream error, classified by its text.
+ */
+export function jsonEventFailure(errorOf: (event: string, json: any) => unknown, recognisers: readonly Recogniser[]): (event: string, data: string) => EventFailure | undefined {
+  return (event, data) => {
+    if (data === '[DONE]' || data.trim() === '') return undefined;
+    let json: unknown;
+    try {
+      json = JSON.parse(data);
+    } catch {
+      return { failure: 'invalid-response', detail: `a malformed event: ${JSON.stringify(data.slice(0, 100))}` };
+    }
+    const error = typeof json === 'object' && json !== null ? errorOf(event, json) : undefined;
+    if (error === undefined || error === null) return undefined;
+    const text = typeof error === 'string' ? error : JSON.stringify(error);
+    return { failure: classifyStreamError(text, recognisers), detail: `an error event: ${text.slice(0, 300)}` };
+  };
 }
 
 /** A usage reader for the given input and output field names. */

@@ -29,6 +29,12 @@ export interface Recogniser {
   source: string;
 }
 
+/** Why an event ends a stream. */
+export interface EventFailure {
+  failure: FailureClass;
+  detail: string;
+}
+
 /** A whole stream the sidecar composes: events before the content, one per piece, and the closing ones. */
 export interface ComposedStream {
   start: string[];
@@ -52,6 +58,12 @@ export interface Dialect {
    * undefined when it did not, and the stream was cut.
    */
   missingTerminator(tail: string): string | undefined;
+  /**
+   * Why one whole stream event (its SSE event name and data, or an NDJSON line) ends the stream: an error
+   * event from the upstream (Anthropic's `event: error`, an OpenAI `{"error": ...}` chunk, Ollama's
+   * `{"error": "..."}`), or an event that is not the JSON this API sends. Undefined for a good event.
+   */
+  eventFailure(event: string, data: string): EventFailure | undefined;
   /** Token usage reported in an answer or a stream (the last report wins). */
   usage(text: string): TokenUsage | undefined;
   /** Error-body recognisers, checked in order. */

@@ -14,6 +14,7 @@ import type { BodyLease } from '../body-budget.js';
 import { classifyStatus, classifyTransportError } from '../classify.js';
 import { streamFraming, type StreamFraming } from '../dialects/dialect.js';
 import { localError, type Handler, type Outcome, type ProxyRequest } from '../handler.js';
+import { startingWith } from '../stream-body.js';
 import { UpstreamStream } from '../upstream-stream.js';
 import { invalidAnswer } from '../validate-answer.js';
 
@@ -123,8 +124,15 @@ export function attempt(clock: Clock): Handler {
       }
       timers.disarm('first-byte');
       if (buffered.length === 0) return localError(req, 502, 'upstream_unavailable', `${source.upstream}: reset: stream ended before its first data event`, 'reset', 1000);
-      handedOver = true;
-      const body = new UpstreamStream(response, chunks, buffered, timers, ctx.dialect, timeouts.streamIdleMs);
+      handedOver = true; // from here the stream disposes of the timers
+      const stream = new UpstreamStream(response, chunks, buffered, timers, ctx.dialect, framing, timeouts.streamIdleMs);
+      // Its first event is in already: one that fails (an error event, garbage) fails the attempt before the app sees anything.
+      const first = await stream.read();
+      if (!Buffer.isBuffer(first)) {
+        if (first.kind === 'failed') return localError(req, 502, 'upstream_unavailable', `${source.upstream}: ${first.failure}: ${first.detail}`, first.failure, 1000);
+        return { kind: 'cancelled' };
+      }
+      const body = startingWith(first, stream);
       return { kind: 'stream', ...source, status, headers: response.headers, framing, body, timeToFirstDataMs: clock.now() - started, idleMs: timeouts.streamIdleMs };
     } catch (err) {
       return failed(req, timers, ctx.signal, err);
