@@ -75,6 +75,29 @@ describe('fallback chains', () => {
     assert.equal(large.requests.length, 4);
   });
 
+  it('does not route a content-filter refusal to another model unless a tier names content-filter', async (t) => {
+    const refusal = JSON.stringify({ error: { message: 'The response was filtered due to the prompt triggering content management policy.', type: 'invalid_request_error', code: 'content_filter' } });
+    const primary = await startMock(t);
+    primary.defaultBehavior = { kind: 'status', status: 400, body: refusal };
+    const other = await startMock(t);
+    const policy = (when?: string[]) => ({
+      upstreams: [
+        { name: 'primary', url: primary.url, fallback: [{ upstream: 'other', ...(when ? { when } : {}) }] },
+        { name: 'other', url: other.url },
+      ],
+    });
+    const byDefault = await startRig(t, policy());
+    const refused = await post(byDefault.url('/primary/v1/chat/completions'), chat());
+    assert.equal(refused.status, 400);
+    assert.equal(refused.json().error.code, 'content_filter', 'the provider\'s reason reaches the app');
+    assert.equal(primary.requests.length, 1, 'one attempt');
+    assert.equal(other.requests.length, 0, 'not routed around the filter');
+
+    const optedIn = await startRig(t, policy(['content-filter']));
+    assert.equal((await post(optedIn.url('/primary/v1/chat/completions'), chat())).status, 200);
+    assert.equal(other.requests.length, 1, 'routed when the policy says so');
+  });
+
   it('answers from the cache for a repeated request and with the static message for a new one, both readable by the SDK, plain and streamed', async (t) => {
     const primary = await startMock(t);
     const secondary = await startMock(t);

@@ -18,8 +18,12 @@ import type { UpstreamState } from '../upstream-state.js';
 /** Classes that, once retries are spent, make an upstream "unavailable" for `when`. */
 const UNAVAILABLE = new Set(['unavailable', 'rate-limited', 'overloaded', 'server-error', 'timeout', 'connect-failure', 'reset']);
 
+/**
+ * Whether a tier takes a failure. A content-filter refusal goes only to a tier whose `when` names it:
+ * routing around a provider's safety system is the policy author's decision, never a default.
+ */
 function admits(tier: FallbackTierConfig, failure: FailureClass | 'unavailable'): boolean {
-  if (!tier.when) return true;
+  if (!tier.when) return failure !== 'content-filter';
   return tier.when.has(failure) || (tier.when.has('unavailable') && UNAVAILABLE.has(failure));
 }
 
