@@ -46,6 +46,8 @@ export interface UpstreamConfig {
   emergencyChain: ChainTier[];
   /** Whether a tier can answer from the cache, so good answers must be kept. */
   hasCacheTier: boolean;
+  /** A fallback upstream takes a timeout: then a timeout is not retried here, so a silent route costs one attempt. */
+  timeoutFallsBack: boolean;
   /** Client-side limits (0 = off). */
   rateLimit: RateLimitSettings;
   /** Caps on what is held of an answer: a plain one whole, a stream's bytes before its first data event. */
@@ -193,6 +195,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
     chain: [{ kind: 'primary' }, ...fallback],
     emergencyChain: fallback.filter((tier) => (tier.kind === 'cache' || tier.kind === 'static') && emergencyServes.has(tier.kind)).map((tier) => ({ ...tier, when: undefined })),
     hasCacheTier: fallback.some((tier) => tier.kind === 'cache'),
+    timeoutFallsBack: fallback.some((tier) => tier.kind === 'upstream' && (!tier.when || tier.when.has('timeout') || tier.when.has('unavailable'))),
   };
 }
 

@@ -61,7 +61,7 @@ export interface RequestContext {
 }
 
 /** Why the retry layer made no further attempt. */
-export type StopReason = 'not-retryable' | 'attempts-exhausted' | 'retry-after-too-long' | 'deadline' | 'budget' | 'circuit-open' | 'body-not-replayable';
+export type StopReason = 'falls-back' | 'not-retryable' | 'attempts-exhausted' | 'retry-after-too-long' | 'deadline' | 'budget' | 'circuit-open' | 'body-not-replayable';
 
 /** Who produced an outcome: the upstream (its name) and the model asked of it. */
 interface Source {

@@ -75,6 +75,23 @@ describe('fallback chains', () => {
     assert.equal(large.requests.length, 4);
   });
 
+  it('spends one attempt on an upstream that never answers when a fallback upstream exists, and retries it when none does', async (t) => {
+    const silent = await startMock(t);
+    silent.defaultBehavior = { kind: 'hang' };
+    const other = await startMock(t);
+    const primary = { name: 'primary', url: silent.url, timeouts: { firstByte: '300ms' }, retry: { attempts: 3, ...fast } };
+    const withFallback = await startRig(t, { upstreams: [{ ...primary, fallback: [{ upstream: 'other' }] }, { name: 'other', url: other.url }] });
+    const answered = await post(withFallback.url('/primary/v1/chat/completions'), chat());
+    assert.equal(answered.status, 200);
+    assert.equal(answered.headers.get('x-breakwater-fallback'), 'other');
+    assert.equal(silent.requests.length, 1, 'one attempt on the silent route');
+    assert.equal(answered.headers.get('x-breakwater-attempts'), '2');
+
+    const alone = await startRig(t, { upstreams: [primary] });
+    assert.equal((await post(alone.url('/primary/v1/chat/completions'), chat())).status, 504);
+    assert.equal(silent.requests.length, 1 + 3, 'without a fallback, the timeout is retried as retry.on says');
+  });
+
   it('does not route a content-filter refusal to another model unless a tier names content-filter', async (t) => {
     const refusal = JSON.stringify({ error: { message: 'The response was filtered due to the prompt triggering content management policy.', type: 'invalid_request_error', code: 'content_filter' } });
     const primary = await startMock(t);

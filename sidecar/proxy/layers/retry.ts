@@ -4,7 +4,9 @@
  * after a backoff or the upstream's Retry-After, while attempts, the deadline
  * and the retry budget allow. A retry is taken from the budget before it is
  * tried and given back if the breaker below refuses it: a retry never goes
- * through an open breaker, and the last answer stands.
+ * through an open breaker, and the last answer stands. A timeout of the
+ * addressed upstream is not retried when a fallback upstream would take it:
+ * a route that never answers costs one attempt, not the whole deadline.
  */
 import type { FailureClass } from '../../../api/index.js';
 import type { Metrics } from '../../metrics.js';
@@ -58,6 +60,7 @@ export function retry({ clock, metrics, random }: RetryDeps): Layer {
 
       // Should there be another attempt, and after how long?
       if (req.bodyStream) return stopWith(last, 'body-not-replayable');
+      if (failure === 'timeout' && name === ctx.primary && upstream.config.timeoutFallsBack) return stopWith(last, 'falls-back');
       if (!policy.on.has(failure) || (last.kind === 'answer' && last.status >= 400 && !policy.statusCodes.has(last.status))) return stopWith(last, 'not-retryable');
       if (n >= policy.attempts) return stopWith(last, 'attempts-exhausted');
       const asked = last.kind === 'answer' && policy.respectRetryAfter ? retryAfterMs(last.headers, clock.wallTime()) : undefined;
