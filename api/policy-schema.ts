@@ -315,6 +315,18 @@ export const UpstreamSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: 'Caps on what the sidecar holds of an upstream answer.' },
     ),
+    streamRecovery: Type.Object(
+      {
+        maxRecoveries: Type.Integer({
+          minimum: 0,
+          maximum: 3,
+          default: 1,
+          description:
+            'A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain, regenerated and verified against what was delivered: at most this many times per request (0 = off).',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'Mid-stream recovery.' },
+    ),
     fallback: Type.Array(FallbackTierSchema, { default: [], maxItems: 16, description: 'Tried in order once this upstream cannot answer.' }),
   },
   {

@@ -156,6 +156,12 @@ export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => st
         this.set(bufferedBytes());
       },
     }),
+    streamRecoveries: new Counter({
+      name: 'breakwater_stream_recoveries_total',
+      help: 'Streams that broke after text reached the app and were recovered or not, by strategy and result (recovered, diverged, failed, refused).',
+      labelNames: ['upstream', 'strategy', 'result'] as const,
+      registers: [registry],
+    }),
     tokens: new Counter({
       name: 'breakwater_tokens_total',
       help: 'Tokens reported in upstream answers (gen_ai.client.token.usage), by type input or output.',

@@ -50,6 +50,8 @@ export interface UpstreamConfig {
   timeoutFallsBack: boolean;
   /** Client-side limits (0 = off). */
   rateLimit: RateLimitSettings;
+  /** Mid-stream recoveries a request of this upstream may have (0 = off). */
+  maxStreamRecoveries: number;
   /** Caps on what is held of an answer: a plain one whole, a stream's bytes before its first data event. */
   limits: { maxAnswerBytes: number; maxStreamHeadBytes: number };
   /** Chaos: faults injected into this upstream's attempts. */
@@ -195,6 +197,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
     chain: [{ kind: 'primary' }, ...fallback],
     emergencyChain: fallback.filter((tier) => (tier.kind === 'cache' || tier.kind === 'static') && emergencyServes.has(tier.kind)).map((tier) => ({ ...tier, when: undefined })),
     hasCacheTier: fallback.some((tier) => tier.kind === 'cache'),
+    maxStreamRecoveries: upstream.streamRecovery.maxRecoveries,
     timeoutFallsBack: fallback.some((tier) => tier.kind === 'upstream' && (!tier.when || tier.when.has('timeout') || tier.when.has('unavailable'))),
   };
 }

@@ -6,6 +6,7 @@
  *
  *   degradation       the sidecar's mode for this request; its outcome feeds the mode's window
  *   answer cache      fresh hits (serveFresh); keeps good answers for the cache tier
+ *   stream recovery   a stream that breaks after its first text continues from a new run of the chain
  *   fallback          the addressed upstream, then each tier its `when` admits (upstream, cache, static)
  *   --- per upstream tier ---
  *   degraded request  in degraded mode: output tokens clamped, temperature set
@@ -19,7 +20,8 @@
  *   attempt           the HTTP call: timeouts, classification, first data event
  *
  * Why this order: the mode and the cache act on the request as the app sent
- * it; each tier is its own upstream, with its own limits, slots and retries;
+ * it; recovery wraps the whole chain, so a broken stream may continue from the
+ * same upstream or a fallback tier; each tier is its own upstream, with its own limits, slots and retries;
  * admission (rate limit, bulkhead) comes before any retry, so a retry never
  * queues again; the breaker is asked before every attempt, so retries never
  * pound an open breaker.
@@ -27,7 +29,7 @@
 import type { Metrics } from '../metrics.js';
 import type { Clock, DegradationMonitor } from '../resilience/index.js';
 import type { Handler, Layer } from './handler.js';
-import { answerCache, attempt, breaker, bulkhead, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry } from './layers/index.js';
+import { answerCache, attempt, breaker, bulkhead, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry, streamRecovery } from './layers/index.js';
 import type { ResponseCache } from './response-cache.js';
 import type { UpstreamState } from './upstream-state.js';
 
@@ -53,6 +55,7 @@ export function buildPipeline(d: PipelineDeps): Handler {
     [
       degradation({ monitor: d.degradation, queued: d.queued }),
       answerCache(d.cache),
+      streamRecovery(d.clock, d.metrics),
       fallback({ clock: d.clock, upstream: d.upstream, cache: d.cache }),
       degradedRequest(d.degradedSettings),
       rateLimit(d.clock),

@@ -2,8 +2,8 @@
  * resilience/ — the state machines the product is made of, each small, owned
  * and tested hard, and none knowing about HTTP: the circuit breaker and its
  * trip rules, the priority bulkhead, the retry budget, backoff with jitter,
- * client-side rate limits, degradation modes, the sliding window they count
- * in, and the injectable clock every one of them reads time from.
+ * client-side rate limits, degradation modes, the stream verifier of
+ * mid-stream recovery, the sliding window they count in, and the injectable clock every one of them reads time from.
  */
 export * from './backoff.js';
 export * from './bulkhead.js';
@@ -13,4 +13,5 @@ export * from './degradation.js';
 export * from './rate-limiter.js';
 export * from './retry-budget.js';
 export * from './sleep.js';
+export * from './stream-verifier.js';
 export * from './trip-rules.js';

@@ -1,6 +1,6 @@
 /** Anthropic's Messages API: typed error bodies, named SSE events ending in message_stop, usage in input/output_tokens. */
 import type { Dialect, LocalErrorCode, Recogniser } from './types.js';
-import { clamp, composedId, jsonEventFailure, ndjsonError, OVERLOADED, statusMessage, usageReader } from './shared.js';
+import { clamp, composedId, jsonEventFailure, parseEvent, ndjsonError, OVERLOADED, statusMessage, usageReader } from './shared.js';
 
 const ANTHROPIC_RECOGNISERS: Recogniser[] = [
   { class: 'context-length', pattern: /prompt is too long/i, source: 'Anthropic' },
@@ -34,6 +34,16 @@ export const anthropic: Dialect = {
     return framing === 'ndjson' ? ndjsonError(code, text) : `event: error\ndata: ${anthropic.errorBody(code, text)}\n\n`;
   },
   terminated: (tail) => tail.includes('message_stop'),
+  streamText(event, data) {
+    const json = parseEvent(data);
+    if (event === 'content_block_start' && json?.content_block?.type !== 'text') return null; // tool use, thinking
+    if (event !== 'content_block_delta') return undefined;
+    return json?.delta?.type === 'text_delta' && typeof json.delta.text === 'string' ? json.delta.text : null;
+  },
+  withStreamText(event, data, text) {
+    const json = JSON.parse(data) as Record<string, any>;
+    return `event: ${event}\ndata: ${JSON.stringify({ ...json, delta: { ...json.delta, text } })}\n\n`;
+  },
   eventFailure: jsonEventFailure((event, json) => (event === 'error' || json.type === 'error' ? (json.error ?? json) : undefined), ANTHROPIC_RECOGNISERS),
   missingTerminator: (tail) => (/"stop_reason"\s*:\s*"[^"]+"/.test(tail) ? 'event: message_stop\ndata: {"type":"message_stop"}\n\n' : undefined),
   usage: usageReader(['input_tokens'], ['output_tokens']),

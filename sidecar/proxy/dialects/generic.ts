@@ -18,7 +18,9 @@ export const generic: Dialect = {
   name: 'generic',
   terminated: () => undefined,
   missingTerminator: () => undefined,
-  eventFailure: () => undefined, // an API it does not know: its events are relayed as they are
+  eventFailure: () => undefined,
+  streamText: () => null,
+  withStreamText: (_event, data) => data, // an API it does not know: its events are relayed as they are
   usage: usageReader(['prompt_tokens', 'input_tokens', 'prompt_eval_count'], ['completion_tokens', 'output_tokens', 'eval_count']),
   recognisers,
   answerText: (json) => known.map((d) => d.answerText(json)).find((text) => text !== undefined),

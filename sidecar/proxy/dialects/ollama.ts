@@ -20,6 +20,8 @@ function ollamaDialect(endpoint: 'chat' | 'generate'): Dialect {
     streamError: (_framing, code, text) => ndjsonError(code, text),
     terminated: (tail) => /"done"\s*:\s*true/.test(tail),
     missingTerminator: () => undefined, // "done": true is both the finish and the terminator
+    streamText: () => null, // recovery does not know Ollama's lines yet
+    withStreamText: (_event, data) => data,
     eventFailure: jsonEventFailure((_event, json) => (typeof json.error === 'string' ? json.error : undefined), OLLAMA_RECOGNISERS),
     usage: usageReader(['prompt_eval_count'], ['eval_count']),
     recognisers: OLLAMA_RECOGNISERS,

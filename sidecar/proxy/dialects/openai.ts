@@ -5,7 +5,7 @@
  * know Anthropic's and Ollama's texts.
  */
 import type { Dialect, LocalErrorCode, Recogniser } from './types.js';
-import { clamp, composedId, dataErrorEvent, jsonEventFailure, OVERLOADED, statusMessage, usageReader } from './shared.js';
+import { clamp, composedId, dataErrorEvent, jsonEventFailure, parseEvent, OVERLOADED, statusMessage, usageReader } from './shared.js';
 
 const ERROR_TYPE: Record<LocalErrorCode, string> = {
   circuit_open: 'server_error',
@@ -43,6 +43,21 @@ export const openai: Dialect = {
     return dataErrorEvent(framing, code, text, openai.errorBody(code, text));
   },
   terminated: (tail) => tail.includes('data: [DONE]'),
+  streamText(_event, data) {
+    if (data === '[DONE]') return undefined;
+    const json = parseEvent(data);
+    const choices = json?.choices;
+    if (!Array.isArray(choices)) return undefined;
+    if (choices.length > 1) return null;
+    const delta = choices[0]?.delta;
+    if (delta?.tool_calls || delta?.function_call || delta?.reasoning_content || delta?.reasoning) return null;
+    return typeof delta?.content === 'string' ? delta.content : undefined;
+  },
+  withStreamText(_event, data, text) {
+    const json = JSON.parse(data) as Record<string, any>;
+    json.choices[0].delta.content = text;
+    return `data: ${JSON.stringify(json)}\n\n`;
+  },
   eventFailure: jsonEventFailure((_event, json) => json.error, OPENAI_RECOGNISERS),
   missingTerminator: (tail) => (/"finish_reason"\s*:\s*"[^"]+"/.test(tail) ? 'data: [DONE]\n\n' : undefined),
   usage: usageReader(['prompt_tokens'], ['completion_tokens']),

@@ -10,6 +10,16 @@ function lastNumber(pattern: RegExp, text: string): number {
   return value;
 }
 
+/** A stream event's JSON object, or undefined. */
+export function parseEvent(data: string): Record<string, any> | undefined {
+  try {
+    const json: unknown = JSON.parse(data);
+    return typeof json === 'object' && json !== null ? (json as Record<string, any>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The event check of an API whose stream events are JSON: an event that is not JSON is invalid-response
  * (so no garbage reaches the app as a success); `errorOf` finds an in-stream error, classified by its text.

@@ -64,6 +64,14 @@ export interface Dialect {
    * `{"error": "..."}`), or an event that is not the JSON this API sends. Undefined for a good event.
    */
   eventFailure(event: string, data: string): EventFailure | undefined;
+  /**
+   * For mid-stream recovery: the answer text a whole stream event carries; undefined for an event without
+   * text (a role, a finish, usage); null for one recovery cannot vouch for (tool-call or reasoning deltas,
+   * several choices), or for an API whose events it does not know.
+   */
+  streamText(event: string, data: string): string | null | undefined;
+  /** The same text event (one that `streamText` read), carrying `text` instead, as a raw event. */
+  withStreamText(event: string, data: string, text: string): string;
   /** Token usage reported in an answer or a stream (the last report wins). */
   usage(text: string): TokenUsage | undefined;
   /** Error-body recognisers, checked in order. */

@@ -1,0 +1,139 @@
+/**
+ * A stream that survives a break after its first text: it relays the
+ * stream, noting the text the app has been sent; when the stream fails (cut,
+ * stall, error event, malformed event), it asks `again()` for a new stream of
+ * the same request and regenerates-and-verifies: the new stream's text is held
+ * back until it has matched everything delivered, then the rest is relayed,
+ * so the app reads one uninterrupted answer. A new stream that diverges, or
+ * does not come, ends the stream with the original failure. A stream that
+ * carries what recovery cannot vouch for (tool-call or reasoning deltas) is
+ * never recovered.
+ */
+import { SseReader } from '../../lib/index.js';
+import { StreamVerifier } from '../resilience/index.js';
+import type { Dialect, StreamFraming } from './dialects/dialect.js';
+import { EventSplitter } from './event-splitter.js';
+import type { StreamBody, StreamEnd } from './stream-body.js';
+
+export type RecoveryResult = 'recovered' | 'diverged' | 'failed' | 'refused';
+
+export interface RecoveryDeps {
+  dialect: Dialect;
+  framing: StreamFraming;
+  maxRecoveries: number;
+  /** A new stream of the same request, or undefined when none could be had (no time left, the chain failed). */
+  again(): Promise<StreamBody | undefined>;
+  /** Each recovery tried, with its result. */
+  onRecovery(result: RecoveryResult): void;
+}
+
+type Failed = Extract<StreamEnd, { kind: 'failed' }>;
+
+export class RecoveringStream implements StreamBody {
+  private current: StreamBody;
+  private delivered = '';
+  private vouched = true;
+  private recoveries = 0;
+  /** While verifying a new stream: its verifier, whether it has sent text yet, and the failure it replaces. */
+  private verifying: { verifier: StreamVerifier; sawText: boolean; original: Failed } | undefined;
+  private splitter: EventSplitter;
+  private end: StreamEnd | undefined;
+
+  constructor(
+    first: StreamBody,
+    private readonly deps: RecoveryDeps,
+  ) {
+    this.current = first;
+    this.splitter = new EventSplitter(deps.framing);
+  }
+
+  async read(): Promise<Buffer | StreamEnd> {
+    for (;;) {
+      if (this.end) return this.end;
+      const next = await this.current.read();
+      if (this.end) return this.end;
+      if (Buffer.isBuffer(next)) {
+        const out = this.pass(next);
+        if (typeof out !== 'string') return this.finish(out);
+        if (out !== '') return Buffer.from(out);
+        continue;
+      }
+      if (next.kind === 'failed') {
+        const outcome = await this.recover(this.verifying?.original ?? next);
+        if (outcome) return this.finish(outcome);
+        continue;
+      }
+      if (next.kind === 'complete' && this.verifying && !this.verifying.verifier.caughtUp) return this.finish(this.diverged());
+      if (next.kind === 'complete' && this.verifying) this.deps.onRecovery('recovered');
+      return this.finish(next);
+    }
+  }
+
+  cancel(): void {
+    this.finish({ kind: 'cancelled' });
+  }
+
+  /** What of a chunk goes to the app (whole events), or how the stream ends. */
+  private pass(chunk: Buffer): string | StreamEnd {
+    let out = '';
+    for (const raw of this.splitter.push(chunk.toString('utf8'))) {
+      const parsed = this.deps.framing === 'ndjson' ? { event: 'message', data: raw.trim() } : new SseReader().push(raw)[0];
+      const text = parsed ? this.deps.dialect.streamText(parsed.event, parsed.data) : undefined;
+      if (text === null) this.vouched = false;
+      const v = this.verifying;
+      if (!v) {
+        if (typeof text === 'string') this.delivered += text;
+        out += raw;
+        continue;
+      }
+      if (text === null) return this.diverged();
+      if (text === undefined) {
+        if (v.sawText && v.verifier.caughtUp) out += raw; // events before the new text repeat what the app has
+        continue;
+      }
+      v.sawText = true;
+      const verdict = v.verifier.push(text);
+      if (verdict.kind === 'diverged') return this.diverged();
+      if (verdict.kind === 'emit') {
+        this.delivered += verdict.text;
+        out += verdict.text === text ? raw : this.deps.dialect.withStreamText(parsed!.event, parsed!.data, verdict.text);
+      }
+    }
+    return out;
+  }
+
+  /** Tries a new stream after `failure`; the end to give when no recovery can follow. */
+  private async recover(failure: Failed): Promise<StreamEnd | undefined> {
+    if (this.verifying) this.deps.onRecovery('failed');
+    if (!this.vouched) {
+      this.deps.onRecovery('refused');
+      return failure;
+    }
+    if (this.recoveries >= this.deps.maxRecoveries || this.delivered === '') return failure;
+    this.recoveries++;
+    this.current.cancel();
+    const next = await this.deps.again();
+    if (this.end) return this.end;
+    if (!next) {
+      this.deps.onRecovery('failed');
+      return failure;
+    }
+    this.current = next;
+    this.splitter = new EventSplitter(this.deps.framing);
+    this.verifying = { verifier: new StreamVerifier(this.delivered), sawText: false, original: failure };
+    return undefined;
+  }
+
+  private diverged(): StreamEnd {
+    this.deps.onRecovery('diverged');
+    const original = this.verifying!.original;
+    return { kind: 'failed', failure: original.failure, detail: `${original.detail}; a new attempt diverged from the text already sent` };
+  }
+
+  private finish(end: StreamEnd): StreamEnd {
+    if (this.end) return this.end;
+    this.end = end;
+    this.current.cancel();
+    return end;
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Mid-stream recovery, read through the official SDKs: a stream that breaks
+ * after text reached the app (cut, stall, error event) continues from a new
+ * run of the chain, regenerated and verified against the text already sent,
+ * and the app reads one whole answer. A new stream that diverges ends the
+ * stream with the original failure; tool-call streams are never recovered.
+ */
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { describe, it } from 'node:test';
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+import { stringify } from 'yaml';
+import { startRawUpstream } from '../support/raw-upstream.js';
+import { spawnSidecar } from '../support/sidecar-process.js';
+
+const TOKENS = Array.from({ length: 60 }, (_, i) => `w${i} `);
+const CANONICAL = TOKENS.join('');
+const sseHead = 'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n';
+const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
+const openaiEvent = (delta: object, finish: string | null = null) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'gpt-test', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+const anthropicEvent = (type: string, data: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+
+/** Writes an OpenAI stream of `tokens`; `breakAfter` tokens in, it resets (`cut`) or goes silent (`stall`). */
+function openaiStream(socket: Socket, tokens: string[], breakAfter?: { at: number; how: 'cut' | 'stall' }): void {
+  socket.write(sseHead + chunk(openaiEvent({ role: 'assistant', content: '' })));
+  tokens.forEach((token, i) => {
+    if (breakAfter && i >= breakAfter.at) return;
+    socket.write(chunk(openaiEvent({ content: token })));
+  });
+  if (breakAfter?.how === 'cut') return void setTimeout(() => socket.resetAndDestroy(), 20);
+  if (breakAfter?.how === 'stall') return;
+  socket.end(chunk(openaiEvent({}, 'stop')) + chunk('data: [DONE]\n\n') + '0\r\n\r\n');
+}
+
+const policy = (url: string, extra: object = {}) => stringify({ upstreams: [{ name: 'primary', url, timeouts: { streamIdle: '500ms' }, retry: { attempts: 1 }, ...extra }] });
+const sdk = (dataUrl: string) => new OpenAI({ apiKey: 'sk-test', baseURL: `${dataUrl}/primary/v1`, maxRetries: 0 });
+
+async function read(stream: AsyncIterable<OpenAI.ChatCompletionChunk>): Promise<string> {
+  let text = '';
+  for await (const c of stream) text += c.choices[0]?.delta.content ?? '';
+  return text;
+}
+
+async function metric(adminUrl: string, labels: Record<string, string>): Promise<number> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('breakwater_stream_recoveries_total{') && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)))
+    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
+describe('mid-stream recovery', () => {
+  for (const how of ['cut', 'stall'] as const) {
+    it(`openai: a stream ${how === 'cut' ? 'cut after 40' : 'stalled after 20'} of 60 tokens reaches the app whole`, async (t) => {
+      let calls = 0;
+      const upstream = await startRawUpstream(t, (socket) => openaiStream(socket, TOKENS, ++calls === 1 ? { at: how === 'cut' ? 40 : 20, how } : undefined));
+      const sidecar = await spawnSidecar(t, policy(upstream.url));
+      const stream = await sdk(sidecar.dataUrl).chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'count' }], stream: true, temperature: 0 });
+      assert.equal(await read(stream), CANONICAL);
+      assert.equal(calls, 2);
+      assert.equal(await metric(sidecar.adminUrl, { result: 'recovered', strategy: 'regenerate' }), 1);
+    });
+  }
+
+  it('openai: a new stream that diverges ends the stream with the original failure, after only the text already sent', async (t) => {
+    let calls = 0;
+    const upstream = await startRawUpstream(t, (socket) => (++calls === 1 ? openaiStream(socket, TOKENS, { at: 30, how: 'cut' }) : openaiStream(socket, TOKENS.map((w) => w.toUpperCase()))));
+    const sidecar = await spawnSidecar(t, policy(upstream.url));
+    const stream = await sdk(sidecar.dataUrl).chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'count' }], stream: true });
+    let text = '';
+    await assert.rejects(async () => {
+      for await (const c of stream) text += c.choices[0]?.delta.content ?? '';
+    }, /diverged/);
+    assert.equal(text, TOKENS.slice(0, 30).join(''), 'nothing of the diverging stream reached the app');
+    assert.equal(await metric(sidecar.adminUrl, { result: 'diverged' }), 1);
+  });
+
+  it('never recovers a stream of tool-call deltas', async (t) => {
+    let calls = 0;
+    const upstream = await startRawUpstream(t, (socket) => {
+      calls++;
+      socket.write(sseHead + chunk(openaiEvent({ content: 'Let me look. ' })) + chunk(openaiEvent({ tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'search', arguments: '{"q":' } }] })));
+      setTimeout(() => socket.resetAndDestroy(), 20);
+    });
+    const sidecar = await spawnSidecar(t, policy(upstream.url));
+    const stream = await sdk(sidecar.dataUrl).chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'x' }], stream: true });
+    await assert.rejects(read(stream));
+    assert.equal(calls, 1);
+    assert.equal(await metric(sidecar.adminUrl, { result: 'refused' }), 1);
+  });
+
+  it('is off with streamRecovery.maxRecoveries 0', async (t) => {
+    let calls = 0;
+    const upstream = await startRawUpstream(t, (socket) => openaiStream(socket, TOKENS, ++calls === 1 ? { at: 40, how: 'cut' } : undefined));
+    const sidecar = await spawnSidecar(t, policy(upstream.url, { streamRecovery: { maxRecoveries: 0 } }));
+    const stream = await sdk(sidecar.dataUrl).chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'count' }], stream: true });
+    await assert.rejects(read(stream));
+    assert.equal(calls, 1);
+  });
+
+  it('anthropic: a stream cut mid-way reaches the SDK as one whole message', async (t) => {
+    let calls = 0;
+    const upstream = await startRawUpstream(t, (socket) => {
+      const first = ++calls === 1;
+      socket.write(
+        sseHead +
+          chunk(anthropicEvent('message_start', { message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-test', content: [], stop_reason: null, usage: { input_tokens: 5, output_tokens: 1 } } })) +
+          chunk(anthropicEvent('content_block_start', { index: 0, content_block: { type: 'text', text: '' } })),
+      );
+      for (const [i, token] of TOKENS.entries()) {
+        if (first && i >= 40) return void setTimeout(() => socket.resetAndDestroy(), 20);
+        socket.write(chunk(anthropicEvent('content_block_delta', { index: 0, delta: { type: 'text_delta', text: token } })));
+      }
+      socket.end(
+        chunk(anthropicEvent('content_block_stop', { index: 0 })) +
+          chunk(anthropicEvent('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 60 } })) +
+          chunk(anthropicEvent('message_stop', {})) +
+          '0\r\n\r\n',
+      );
+    });
+    const sidecar = await spawnSidecar(t, stringify({ upstreams: [{ name: 'claude', url: upstream.url, api: 'anthropic', retry: { attempts: 1 } }] }));
+    const client = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${sidecar.dataUrl}/claude`, maxRetries: 0 });
+    const message = await client.messages.stream({ model: 'claude-test', max_tokens: 100, messages: [{ role: 'user', content: 'count' }] }).finalMessage();
+    const [block] = message.content;
+    assert.equal(message.content.length, 1);
+    assert.equal(block?.type === 'text' ? block.text : undefined, CANONICAL);
+    assert.equal(message.stop_reason, 'end_turn');
+    assert.equal(calls, 2);
+  });
+});
