@@ -14,31 +14,34 @@ export interface BodyLease {
 }
 
 export class BodyBudget {
-  private held = 0;
+  /** Bytes held now, across all requests (the leases change it). */
+  held = 0;
 
   /** `max()` is read at each take, so a new config's budget applies at once. */
-  constructor(private readonly max: () => number) {}
-
-  /** Bytes held now, across all requests. */
-  get bytes(): number {
-    return this.held;
-  }
+  constructor(readonly max: () => number) {}
 
   lease(): BodyLease {
-    let taken = 0;
-    let released = false;
-    return {
-      take: (bytes) => {
-        if (released || this.held + bytes > this.max()) return false;
-        this.held += bytes;
-        taken += bytes;
-        return true;
-      },
-      release: () => {
-        if (released) return;
-        released = true;
-        this.held -= taken;
-      },
-    };
+    return new Lease(this);
+  }
+}
+
+/** One request's share: a class, not closures, as one is made per request. */
+class Lease implements BodyLease {
+  private taken = 0;
+  private released = false;
+
+  constructor(private readonly budget: BodyBudget) {}
+
+  take(bytes: number): boolean {
+    if (this.released || this.budget.held + bytes > this.budget.max()) return false;
+    this.budget.held += bytes;
+    this.taken += bytes;
+    return true;
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.budget.held -= this.taken;
   }
 }

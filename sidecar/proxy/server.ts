@@ -211,7 +211,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       return inFlight;
     },
     get bufferedBytes() {
-      return bodies.bytes;
+      return bodies.held;
     },
     applyInbound,
     startDraining() {

@@ -22,20 +22,20 @@ describe('request-body budget', () => {
           }
           const l = leases[s.lease]!;
           if ('take' in s) {
-            const before = budget.bytes;
+            const before = budget.held;
             const ok = l.lease.take(s.take);
             assert.equal(ok, !l.released && before + s.take <= max);
             if (ok) l.held += s.take;
-            assert.equal(budget.bytes, before + (ok ? s.take : 0));
+            assert.equal(budget.held, before + (ok ? s.take : 0));
           } else {
             l.lease.release();
             l.held = 0;
             l.released = true;
           }
-          assert.equal(budget.bytes, leases.reduce((sum, x) => sum + x.held, 0));
+          assert.equal(budget.held, leases.reduce((sum, x) => sum + x.held, 0));
         }
         for (const l of leases) l.lease.release();
-        assert.equal(budget.bytes, 0);
+        assert.equal(budget.held, 0);
       }),
     );
   });
@@ -49,9 +49,9 @@ describe('request-body budget', () => {
     assert.ok(b.take(40));
     a.release();
     a.release();
-    assert.equal(budget.bytes, 40);
+    assert.equal(budget.held, 40);
     assert.ok(!a.take(1), 'a released lease takes nothing more');
     b.release();
-    assert.equal(budget.bytes, 0);
+    assert.equal(budget.held, 0);
   });
 });
