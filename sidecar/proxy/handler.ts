@@ -54,6 +54,8 @@ export interface RequestContext {
   mode: Mode;
   /** Attempts sent upstream so far, over the whole chain. */
   attempts: number;
+  /** Mid-stream recoveries of this request's stream that succeeded. */
+  recoveries?: number;
   /** The request's key in the answer cache, when its chain uses the cache. */
   cacheKey?: string;
   /** The bytes of bodies this request holds (its own, plain answers), from the sidecar's budget; given back when it ends. */

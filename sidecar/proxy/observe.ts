@@ -28,6 +28,7 @@ export function observe(req: ProxyRequest, ctx: RequestContext, d: Delivery, dep
       class: d.failure,
       code: d.code,
       attempts: ctx.attempts,
+      recoveries: ctx.recoveries,
       tier: d.tier,
       durationMs: Math.round(seconds * 1000),
       ttfbMs: d.firstByteAt === undefined ? undefined : Math.round(d.firstByteAt - ctx.startedAt),

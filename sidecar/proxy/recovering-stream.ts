@@ -4,7 +4,8 @@
  * stall, error event, malformed event), it asks `again()` for a new stream of
  * the same request and regenerates-and-verifies: the new stream's text is held
  * back until it has matched everything delivered, then the rest is relayed,
- * so the app reads one uninterrupted answer. A new stream that diverges, or
+ * so the app reads one uninterrupted answer, with an SSE comment before
+ * the terminator that says it was recovered (SDKs skip comments). A new stream that diverges, or
  * does not come, ends the stream with the original failure. A stream that
  * carries what recovery cannot vouch for (tool-call or reasoning deltas) is
  * never recovered.
@@ -88,7 +89,9 @@ export class RecoveringStream implements StreamBody {
       }
       if (text === null) return this.diverged();
       if (text === undefined) {
-        if (v.sawText && v.verifier.caughtUp) out += raw; // events before the new text repeat what the app has
+        if (!v.sawText || !v.verifier.caughtUp) continue; // events before the new text repeat what the app has
+        if (this.deps.dialect.terminated(raw)) out += `: breakwater recovered this stream after: ${v.original.detail.replace(/[\r\n]/g, ' ')}\n\n`;
+        out += raw;
         continue;
       }
       v.sawText = true;

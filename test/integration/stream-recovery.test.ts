@@ -63,6 +63,24 @@ describe('mid-stream recovery', () => {
     });
   }
 
+  it('tells the app after the fact: an SSE comment before the terminator, and recoveries in the request log', async (t) => {
+    let calls = 0;
+    const upstream = await startRawUpstream(t, (socket) => openaiStream(socket, TOKENS, ++calls === 1 ? { at: 10, how: 'cut' } : undefined));
+    const sidecar = await spawnSidecar(t, policy(upstream.url));
+    const res = await fetch(`${sidecar.dataUrl}/primary/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'gpt-test', stream: true, messages: [] }) });
+    const text = await res.text();
+    assert.match(text, /\n: breakwater recovered this stream after: stream broken[^\n]*\n\ndata: \[DONE\]\n\n$/);
+    const logged = await (async () => {
+      for (let i = 0; i < 50; i++, await new Promise((r) => setTimeout(r, 20))) {
+        const line = sidecar.logs.find((l) => l.msg === 'request');
+        if (line) return line;
+      }
+      return undefined;
+    })();
+    assert.equal(logged?.recoveries, 1);
+    assert.equal(logged?.outcome, 'ok');
+  });
+
   it('openai: a new stream that diverges ends the stream with the original failure, after only the text already sent', async (t) => {
     let calls = 0;
     const upstream = await startRawUpstream(t, (socket) => (++calls === 1 ? openaiStream(socket, TOKENS, { at: 30, how: 'cut' }) : openaiStream(socket, TOKENS.map((w) => w.toUpperCase()))));

@@ -24,7 +24,10 @@ export function streamRecovery(clock: Clock, metrics: Metrics): Layer {
         const next = await inner(req, ctx);
         return next.kind === 'stream' ? next.body : undefined;
       },
-      onRecovery: (result) => metrics.streamRecoveries.inc({ upstream: req.upstream.config.name, strategy: 'regenerate', result }),
+      onRecovery: (result) => {
+        metrics.streamRecoveries.inc({ upstream: req.upstream.config.name, strategy: 'regenerate', result });
+        if (result === 'recovered') ctx.recoveries = (ctx.recoveries ?? 0) + 1;
+      },
     });
     return { ...outcome, body };
   };
