@@ -56,7 +56,10 @@ export const TimeoutsSchema = Type.Object(
   {
     total: inherited(duration('Whole request including queueing, retries and fallbacks.'), '120s'),
     attempt: inherited(duration('One upstream attempt.'), '60s'),
-    firstByte: inherited(duration('To response headers, and for streams to the first data event.'), '20s'),
+    firstByte: inherited(
+      duration('To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token.'),
+      '60s',
+    ),
     streamIdle: inherited(duration('Longest gap allowed between two stream chunks.'), '30s'),
     perOutputToken: inherited(
       duration('If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken).'),
@@ -310,7 +313,7 @@ export const UpstreamSchema = Type.Object(
           pattern: SIZE_PATTERN,
           maxLength: 16,
           default: '1Mi',
-          description: 'Most a stream may send before its first data event (comments, keep-alives); past it the attempt fails as invalid-response.',
+          description: 'Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.',
         }),
       },
       { additionalProperties: false, default: {}, description: 'Caps on what the sidecar holds of an upstream answer.' },

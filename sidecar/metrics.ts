@@ -52,7 +52,7 @@ export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => st
     }),
     timeToFirstByte: new Histogram({
       name: 'breakwater_time_to_first_byte_seconds',
-      help: 'Time from request arrival to the first byte sent to the app (first data event for streams).',
+      help: 'Time from request arrival to the first byte sent to the app (first content event for streams).',
       labelNames: ['upstream'] as const,
       buckets: LATENCY_BUCKETS,
       registers: [registry],

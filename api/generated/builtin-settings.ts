@@ -6,7 +6,7 @@ export const BUILTIN_SETTINGS: FullSettings = {
   "timeouts": {
     "total": "120s",
     "attempt": "60s",
-    "firstByte": "20s",
+    "firstByte": "60s",
     "streamIdle": "30s",
     "perOutputToken": "0ms"
   },

@@ -52,7 +52,7 @@ export interface UpstreamConfig {
   rateLimit: RateLimitSettings;
   /** Mid-stream recoveries a request of this upstream may have (0 = off). */
   maxStreamRecoveries: number;
-  /** Caps on what is held of an answer: a plain one whole, a stream's bytes before its first data event. */
+  /** Caps on what is held of an answer: a plain one whole, a stream's bytes before its first content event. */
   limits: { maxAnswerBytes: number; maxStreamHeadBytes: number };
   /** Chaos: faults injected into this upstream's attempts. */
   faults: { percent: number; delayMs?: number; abortStatus?: number }[];

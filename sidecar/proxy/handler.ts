@@ -91,7 +91,7 @@ export type StreamOutcome = Source & {
   headers: IncomingHttpHeaders;
   framing: StreamFraming;
   body: StreamBody;
-  /** Time from the attempt's start to its first data event. */
+  /** Time from the attempt's start to its first content event. */
   timeToFirstDataMs: number;
   /** The upstream's stream-idle timeout, which also bounds how long the app may take to read. */
   idleMs: number;

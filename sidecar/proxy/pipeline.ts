@@ -17,7 +17,7 @@
  *   breaker           the first endpoint whose breaker admits the attempt
  *   faults            injected delays and aborts (so breakers see them)
  *   endpoint load     attempts in flight per endpoint (least-outstanding)
- *   attempt           the HTTP call: timeouts, classification, first data event
+ *   attempt           the HTTP call: timeouts, classification, first content event
  *
  * Why this order: the mode and the cache act on the request as the app sent
  * it; recovery wraps the whole chain, so a broken stream may continue from the

@@ -1,5 +1,5 @@
 /**
- * A stream from the upstream, relayed from its first data event on: the
+ * A stream from the upstream, relayed from its first content event on: the
  * chunks read so far first, then the rest under the stream-idle timeout (and
  * the attempt's and request's own timers, still running).
  *

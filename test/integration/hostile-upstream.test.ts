@@ -72,6 +72,6 @@ describe('hostile upstreams', () => {
     const rig = await startRig(t, { upstreams: [{ name: 'primary', url: upstream.url, retry: { attempts: 1 }, timeouts: { firstByte: '10s' }, limits: { maxStreamHeadBytes: '64Ki' } }] });
     const answer = await post(rig.url('/primary/v1/chat/completions'), chat({ stream: true }));
     assert.equal(answer.status, 502);
-    assert.match(answer.json().error.message, /before its first data event/);
+    assert.match(answer.json().error.message, /before its first content event/);
   });
 });

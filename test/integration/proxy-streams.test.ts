@@ -43,13 +43,14 @@ describe('proxy: streams', () => {
   it('bounds a generation by perOutputToken × max_tokens', async (t) => {
     const mock = await startMock(t);
     mock.defaultBehavior = { kind: 'ok', chunks: 5, chunkDelayMs: 150 };
-    const rig = await startRig(t, policy(mock.url, 'openai', { timeouts: { firstByte: '100ms', streamIdle: '1s', perOutputToken: '10ms' } }));
+    // The first token comes 150 ms in: firstByte (to the first content event) must allow it.
+    const rig = await startRig(t, policy(mock.url, 'openai', { timeouts: { firstByte: '300ms', streamIdle: '1s', perOutputToken: '10ms' }, streamRecovery: { maxRecoveries: 0 } }));
     const quick = await readStream(rig.url('/primary/v1/chat/completions'), chat({ stream: true, max_tokens: 200 }));
-    assert.equal(dataEvents(quick.text).at(-1), '[DONE]', '100ms + 200 × 10ms = 2.1 s is enough');
+    assert.equal(dataEvents(quick.text).at(-1), '[DONE]', '300ms + 200 × 10ms = 2.3 s is enough');
     const capped = await readStream(rig.url('/primary/v1/chat/completions'), chat({ stream: true, max_tokens: 20 }));
     const last = JSON.parse(dataEvents(capped.text).at(-1)!);
     assert.equal(last.error.code, 'upstream_timeout');
-    assert.match(last.error.message, /attempt timeout/, '100ms + 20 × 10ms = 300 ms is not');
+    assert.match(last.error.message, /attempt timeout/, '300ms + 20 × 10ms = 500 ms is not, for a 750 ms stream');
   });
 
   it('retries a stream that sends headers but no data once firstByte passes', async (t) => {

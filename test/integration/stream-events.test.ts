@@ -72,6 +72,27 @@ describe('stream events, one by one', () => {
     assert.match(raw.text, /stream_interrupted/);
   });
 
+  it('measures time to first token to the first content event: a role chunk and pings do not count', async (t) => {
+    // The role chunk and a ping at once, the first token 1.5 s later.
+    const slow = await startRawUpstream(t, (socket) => {
+      socket.write(sseHead + chunk(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] })}\n\n`) + chunk(': ping\n\n'));
+      setTimeout(() => socket.writable && socket.end(chunk(delta('late')) + chunk('data: [DONE]\n\n') + '0\r\n\r\n'), 1500);
+    });
+    const fast = await startRawUpstream(t, (socket) => socket.end(sseHead + chunk(delta('from the fallback')) + chunk('data: [DONE]\n\n') + '0\r\n\r\n'));
+    const upstreams = (firstByte?: string) => [
+      { name: 'primary', url: slow.url, retry: { attempts: 1 }, ...(firstByte ? { timeouts: { firstByte } } : {}), fallback: [{ upstream: 'other' }] },
+      { name: 'other', url: fast.url },
+    ];
+    const patient = await startRig(t, { upstreams: upstreams() });
+    const waited = await post(patient.url('/primary/v1/chat/completions'), chat({ stream: true }));
+    assert.match(waited.text, /"content":"late"/, 'the default first-token timeout waits for a late first token');
+    const impatient = await startRig(t, { upstreams: upstreams('1s') });
+    const fellBack = await post(impatient.url('/primary/v1/chat/completions'), chat({ stream: true }));
+    assert.match(fellBack.text, /from the fallback/, 'a first-token timeout sends the request to the next tier');
+    assert.ok(!fellBack.text.includes('"role"'), 'nothing of the slow stream reached the app');
+    assert.equal(fellBack.headers.get('x-breakwater-fallback'), 'other');
+  });
+
   it('a stream whose first event is an error is retried before the app sees anything', async (t) => {
     let calls = 0;
     const upstream = await startRawUpstream(t, (socket) => {

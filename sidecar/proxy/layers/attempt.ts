@@ -3,7 +3,7 @@
  * its timeouts: first byte (to the headers, and for a stream to its first
  * data event), the attempt as a whole, and the request's deadline. A plain
  * answer is read whole and classified (status, the dialect's recognisers,
- * validation of 200s); a stream is handed up once its first data event is in,
+ * validation of 200s); a stream is handed up once its first content event is in,
  * so one that never starts can still be retried or fall back.
  */
 import type { IncomingMessage } from 'node:http';
@@ -12,7 +12,7 @@ import type { Clock } from '../../resilience/index.js';
 import { AttemptTimers } from '../attempt-timers.js';
 import type { BodyLease } from '../body-budget.js';
 import { classifyStatus, classifyTransportError } from '../classify.js';
-import { streamFraming, type StreamFraming } from '../dialects/dialect.js';
+import { streamFraming, type Dialect, type StreamFraming } from '../dialects/dialect.js';
 import { localError, type Handler, type Outcome, type ProxyRequest } from '../handler.js';
 import { startingWith } from '../stream-body.js';
 import { UpstreamStream } from '../upstream-stream.js';
@@ -75,11 +75,19 @@ function readAll(response: IncomingMessage, max: number, memory: BodyLease): Pro
   });
 }
 
-/** Tells, chunk by chunk, whether a stream has sent its first data event (not just comments or keep-alives). */
-function firstDataDetector(framing: StreamFraming): (chunk: Buffer) => boolean {
+/**
+ * Tells, chunk by chunk, whether a stream has sent its first content event: text, a tool call or
+ * reasoning (not a role-only chunk, a ping or a keep-alive), or an event that fails it. Time to first
+ * token is measured to there.
+ */
+function firstContentDetector(framing: StreamFraming, dialect: Dialect): (chunk: Buffer) => boolean {
+  const counts = (event: string, data: string) => {
+    const text = dialect.streamText(event, data);
+    return text === null || (text !== undefined && text !== '') || dialect.eventFailure(event, data) !== undefined;
+  };
   if (framing === 'ndjson') return (chunk) => /\S/.test(chunk.toString('utf8'));
   const reader = new SseReader();
-  return (chunk) => reader.push(chunk.toString('utf8')).length > 0;
+  return (chunk) => reader.push(chunk.toString('utf8')).some((e) => counts(e.event, e.data));
 }
 
 export function attempt(clock: Clock): Handler {
@@ -109,7 +117,7 @@ export function attempt(clock: Clock): Handler {
         return { kind: 'answer', ...source, status, headers: response.headers, body, failure, usage };
       }
       const chunks = response[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-      const isFirstData = firstDataDetector(framing);
+      const isFirstData = firstContentDetector(framing, ctx.dialect);
       const buffered: Buffer[] = [];
       for (let held = 0; ; ) {
         const r = await timers.settled(chunks.next());
@@ -119,11 +127,11 @@ export function attempt(clock: Clock): Handler {
         held += r.value.length;
         if (held > limits.maxStreamHeadBytes) {
           response.destroy();
-          throw new TooLarge(`the stream sent more than limits.maxStreamHeadBytes (${limits.maxStreamHeadBytes} bytes) before its first data event`);
+          throw new TooLarge(`the stream sent more than limits.maxStreamHeadBytes (${limits.maxStreamHeadBytes} bytes) before its first content event`);
         }
       }
       timers.disarm('first-byte');
-      if (buffered.length === 0) return localError(req, 502, 'upstream_unavailable', `${source.upstream}: reset: stream ended before its first data event`, 'reset', 1000);
+      if (buffered.length === 0) return localError(req, 502, 'upstream_unavailable', `${source.upstream}: reset: stream ended before its first content event`, 'reset', 1000);
       handedOver = true; // from here the stream disposes of the timers
       const stream = new UpstreamStream(response, chunks, buffered, timers, ctx.dialect, framing, timeouts.streamIdleMs);
       // Its first event is in already: one that fails (an error event, garbage) fails the attempt before the app sees anything.
