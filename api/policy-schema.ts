@@ -330,6 +330,13 @@ export const UpstreamSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: 'Mid-stream recovery.' },
     ),
+    throughputFloor: Type.Object(
+      {
+        bytesPerSecond: Type.Integer({ minimum: 0, maximum: 1_000_000_000, default: 0, description: 'Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.' }),
+        window: duration('The window the floor is measured over.', { default: '10s' }),
+      },
+      { additionalProperties: false, default: {}, description: 'A floor under a stream\'s throughput (opt-in).' },
+    ),
     fallback: Type.Array(FallbackTierSchema, { default: [], maxItems: 16, description: 'Tried in order once this upstream cannot answer.' }),
   },
   {

@@ -30,6 +30,7 @@ export const DURATION_FIELDS: readonly (readonly string[])[] = [
   ["upstreams","*","circuitBreaker","openFor"],
   ["upstreams","*","circuitBreaker","maxOpenFor"],
   ["upstreams","*","bulkhead","queueTimeout"],
+  ["upstreams","*","throughputFloor","window"],
   ["degradation","window"],
   ["cache","ttl"],
   ["faults","*","delay"],

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"}],"type":"object","required":["upstreams","priorities","degradation","cache","validation","faults","inbound","limits","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5m\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5m\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain, regenerated and verified against what was delivered: at most this many times per request (0 = off).","type":"integer"}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure).","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error","unavailable"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Added before the request is sent. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}}}};
+const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"}],"type":"object","required":["upstreams","priorities","degradation","cache","validation","faults","inbound","limits","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5m\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5m\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain, regenerated and verified against what was delivered: at most this many times per request (0 = off).","type":"integer"}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure).","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error","unavailable"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Added before the request is sent. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
 const pattern0 = new RegExp("^(.*)$", "u");
@@ -16,7 +16,7 @@ const pattern17 = new RegExp("^https?://[^\\s/@?#]+(/[^\\s?#]*)?$", "u");
 const pattern18 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 const pattern19 = new RegExp("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "u");
 const pattern20 = new RegExp("^[\\t\\x20-\\x7e]*$", "u");
-const pattern44 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
+const pattern45 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1839,6 +1839,9 @@ data56.limits = {};
 if(data56.streamRecovery === undefined){
 data56.streamRecovery = {};
 }
+if(data56.throughputFloor === undefined){
+data56.throughputFloor = {};
+}
 if(data56.fallback === undefined){
 data56.fallback = [];
 }
@@ -1912,8 +1915,8 @@ vErrors.push(err150);
 }
 errors++;
 }
-if(data56.fallback === undefined){
-const err151 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "fallback"},message:"must have required property '"+"fallback"+"'"};
+if(data56.throughputFloor === undefined){
+const err151 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "throughputFloor"},message:"must have required property '"+"throughputFloor"+"'"};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -1922,9 +1925,8 @@ vErrors.push(err151);
 }
 errors++;
 }
-for(const key14 in data56){
-if(!(func2.call(schema11.properties.upstreams.items.properties, key14))){
-const err152 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+if(data56.fallback === undefined){
+const err152 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "fallback"},message:"must have required property '"+"fallback"+"'"};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -1933,12 +1935,9 @@ vErrors.push(err152);
 }
 errors++;
 }
-}
-if(data56.name !== undefined){
-let data57 = data56.name;
-if(typeof data57 === "string"){
-if(func3(data57) > 63){
-const err153 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+for(const key14 in data56){
+if(!(func2.call(schema11.properties.upstreams.items.properties, key14))){
+const err153 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -1947,8 +1946,12 @@ vErrors.push(err153);
 }
 errors++;
 }
-if(!pattern16.test(data57)){
-const err154 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+if(data56.name !== undefined){
+let data57 = data56.name;
+if(typeof data57 === "string"){
+if(func3(data57) > 63){
+const err154 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -1957,9 +1960,8 @@ vErrors.push(err154);
 }
 errors++;
 }
-}
-else {
-const err155 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern16.test(data57)){
+const err155 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -1969,11 +1971,8 @@ vErrors.push(err155);
 errors++;
 }
 }
-if(data56.url !== undefined){
-let data58 = data56.url;
-if(typeof data58 === "string"){
-if(func3(data58) > 2048){
-const err156 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+else {
+const err156 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -1982,8 +1981,12 @@ vErrors.push(err156);
 }
 errors++;
 }
-if(!pattern17.test(data58)){
-const err157 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
+}
+if(data56.url !== undefined){
+let data58 = data56.url;
+if(typeof data58 === "string"){
+if(func3(data58) > 2048){
+const err157 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -1992,9 +1995,8 @@ vErrors.push(err157);
 }
 errors++;
 }
-}
-else {
-const err158 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern17.test(data58)){
+const err158 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2004,9 +2006,8 @@ vErrors.push(err158);
 errors++;
 }
 }
-let data59 = data56.api;
-if(typeof data59 !== "string"){
-const err159 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err159 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2015,13 +2016,25 @@ vErrors.push(err159);
 }
 errors++;
 }
-if(!((((data59 === "openai") || (data59 === "anthropic")) || (data59 === "ollama")) || (data59 === "generic"))){
-const err160 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.api.enum},message:"must be equal to one of the allowed values"};
+}
+let data59 = data56.api;
+if(typeof data59 !== "string"){
+const err160 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err160];
 }
 else {
 vErrors.push(err160);
+}
+errors++;
+}
+if(!((((data59 === "openai") || (data59 === "anthropic")) || (data59 === "ollama")) || (data59 === "generic"))){
+const err161 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.api.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err161];
+}
+else {
+vErrors.push(err161);
 }
 errors++;
 }
@@ -2032,23 +2045,23 @@ for(let i9=0; i9<len6; i9++){
 let data61 = data60[i9];
 if(typeof data61 === "string"){
 if(!pattern18.test(data61)){
-const err161 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
-if(vErrors === null){
-vErrors = [err161];
-}
-else {
-vErrors.push(err161);
-}
-errors++;
-}
-}
-else {
-const err162 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err162 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
 if(vErrors === null){
 vErrors = [err162];
 }
 else {
 vErrors.push(err162);
+}
+errors++;
+}
+}
+else {
+const err163 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err163];
+}
+else {
+vErrors.push(err163);
 }
 errors++;
 }
@@ -2064,12 +2077,12 @@ continue;
 }
 if(typeof indices3[item3] == "number"){
 j3 = indices3[item3];
-const err163 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/uniqueItems",keyword:"uniqueItems",params:{i: i10, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i10+" are identical)"};
+const err164 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/uniqueItems",keyword:"uniqueItems",params:{i: i10, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i10+" are identical)"};
 if(vErrors === null){
-vErrors = [err163];
+vErrors = [err164];
 }
 else {
-vErrors.push(err163);
+vErrors.push(err164);
 }
 errors++;
 break;
@@ -2079,12 +2092,12 @@ indices3[item3] = i10;
 }
 }
 else {
-const err164 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err165 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err164];
+vErrors = [err165];
 }
 else {
-vErrors.push(err164);
+vErrors.push(err165);
 }
 errors++;
 }
@@ -2098,17 +2111,7 @@ if(data62.prefix === undefined){
 data62.prefix = "Bearer ";
 }
 if(data62.header === undefined){
-const err165 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "header"},message:"must have required property '"+"header"+"'"};
-if(vErrors === null){
-vErrors = [err165];
-}
-else {
-vErrors.push(err165);
-}
-errors++;
-}
-if(data62.prefix === undefined){
-const err166 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "prefix"},message:"must have required property '"+"prefix"+"'"};
+const err166 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "header"},message:"must have required property '"+"header"+"'"};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2117,9 +2120,8 @@ vErrors.push(err166);
 }
 errors++;
 }
-for(const key15 in data62){
-if(!(((((key15 === "secretRef") || (key15 === "env")) || (key15 === "file")) || (key15 === "header")) || (key15 === "prefix"))){
-const err167 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+if(data62.prefix === undefined){
+const err167 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "prefix"},message:"must have required property '"+"prefix"+"'"};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2128,12 +2130,9 @@ vErrors.push(err167);
 }
 errors++;
 }
-}
-if(data62.secretRef !== undefined){
-let data63 = data62.secretRef;
-if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
-if(data63.name === undefined){
-const err168 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+for(const key15 in data62){
+if(!(((((key15 === "secretRef") || (key15 === "env")) || (key15 === "file")) || (key15 === "header")) || (key15 === "prefix"))){
+const err168 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2142,8 +2141,12 @@ vErrors.push(err168);
 }
 errors++;
 }
-if(data63.key === undefined){
-const err169 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+}
+if(data62.secretRef !== undefined){
+let data63 = data62.secretRef;
+if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
+if(data63.name === undefined){
+const err169 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2152,9 +2155,8 @@ vErrors.push(err169);
 }
 errors++;
 }
-for(const key16 in data63){
-if(!((key16 === "name") || (key16 === "key"))){
-const err170 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+if(data63.key === undefined){
+const err170 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2163,12 +2165,9 @@ vErrors.push(err170);
 }
 errors++;
 }
-}
-if(data63.name !== undefined){
-let data64 = data63.name;
-if(typeof data64 === "string"){
-if(func3(data64) > 253){
-const err171 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+for(const key16 in data63){
+if(!((key16 === "name") || (key16 === "key"))){
+const err171 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2177,8 +2176,12 @@ vErrors.push(err171);
 }
 errors++;
 }
-if(func3(data64) < 1){
-const err172 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data63.name !== undefined){
+let data64 = data63.name;
+if(typeof data64 === "string"){
+if(func3(data64) > 253){
+const err172 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2187,9 +2190,8 @@ vErrors.push(err172);
 }
 errors++;
 }
-}
-else {
-const err173 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func3(data64) < 1){
+const err173 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -2199,11 +2201,8 @@ vErrors.push(err173);
 errors++;
 }
 }
-if(data63.key !== undefined){
-let data65 = data63.key;
-if(typeof data65 === "string"){
-if(func3(data65) > 253){
-const err174 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+else {
+const err174 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -2212,8 +2211,12 @@ vErrors.push(err174);
 }
 errors++;
 }
-if(func3(data65) < 1){
-const err175 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data63.key !== undefined){
+let data65 = data63.key;
+if(typeof data65 === "string"){
+if(func3(data65) > 253){
+const err175 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2222,9 +2225,8 @@ vErrors.push(err175);
 }
 errors++;
 }
-}
-else {
-const err176 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func3(data65) < 1){
+const err176 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -2234,9 +2236,8 @@ vErrors.push(err176);
 errors++;
 }
 }
-}
 else {
-const err177 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err177 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2246,11 +2247,9 @@ vErrors.push(err177);
 errors++;
 }
 }
-if(data62.env !== undefined){
-let data66 = data62.env;
-if(typeof data66 === "string"){
-if(func3(data66) < 1){
-const err178 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err178 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2260,8 +2259,11 @@ vErrors.push(err178);
 errors++;
 }
 }
-else {
-const err179 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data62.env !== undefined){
+let data66 = data62.env;
+if(typeof data66 === "string"){
+if(func3(data66) < 1){
+const err179 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2271,11 +2273,8 @@ vErrors.push(err179);
 errors++;
 }
 }
-if(data62.file !== undefined){
-let data67 = data62.file;
-if(typeof data67 === "string"){
-if(func3(data67) < 1){
-const err180 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err180 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2285,8 +2284,11 @@ vErrors.push(err180);
 errors++;
 }
 }
-else {
-const err181 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data62.file !== undefined){
+let data67 = data62.file;
+if(typeof data67 === "string"){
+if(func3(data67) < 1){
+const err181 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2296,10 +2298,8 @@ vErrors.push(err181);
 errors++;
 }
 }
-let data68 = data62.header;
-if(typeof data68 === "string"){
-if(func3(data68) > 64){
-const err182 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
+else {
+const err182 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2308,8 +2308,11 @@ vErrors.push(err182);
 }
 errors++;
 }
-if(func3(data68) < 1){
-const err183 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+let data68 = data62.header;
+if(typeof data68 === "string"){
+if(func3(data68) > 64){
+const err183 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -2318,8 +2321,8 @@ vErrors.push(err183);
 }
 errors++;
 }
-if(!pattern19.test(data68)){
-const err184 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
+if(func3(data68) < 1){
+const err184 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -2328,9 +2331,8 @@ vErrors.push(err184);
 }
 errors++;
 }
-}
-else {
-const err185 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern19.test(data68)){
+const err185 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -2339,10 +2341,9 @@ vErrors.push(err185);
 }
 errors++;
 }
-let data69 = data62.prefix;
-if(typeof data69 === "string"){
-if(func3(data69) > 64){
-const err186 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
+}
+else {
+const err186 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -2351,8 +2352,10 @@ vErrors.push(err186);
 }
 errors++;
 }
-if(!pattern20.test(data69)){
-const err187 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^[\\t\\x20-\\x7e]*$"},message:"must match pattern \""+"^[\\t\\x20-\\x7e]*$"+"\""};
+let data69 = data62.prefix;
+if(typeof data69 === "string"){
+if(func3(data69) > 64){
+const err187 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -2361,9 +2364,8 @@ vErrors.push(err187);
 }
 errors++;
 }
-}
-else {
-const err188 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern20.test(data69)){
+const err188 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^[\\t\\x20-\\x7e]*$"},message:"must match pattern \""+"^[\\t\\x20-\\x7e]*$"+"\""};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -2374,7 +2376,7 @@ errors++;
 }
 }
 else {
-const err189 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err189 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -2384,11 +2386,8 @@ vErrors.push(err189);
 errors++;
 }
 }
-if(data56.endpoints !== undefined){
-let data70 = data56.endpoints;
-if(Array.isArray(data70)){
-if(data70.length > 64){
-const err190 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+else {
+const err190 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2397,13 +2396,27 @@ vErrors.push(err190);
 }
 errors++;
 }
-if(data70.length < 1){
-const err191 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+if(data56.endpoints !== undefined){
+let data70 = data56.endpoints;
+if(Array.isArray(data70)){
+if(data70.length > 64){
+const err191 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err191];
 }
 else {
 vErrors.push(err191);
+}
+errors++;
+}
+if(data70.length < 1){
+const err192 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(vErrors === null){
+vErrors = [err192];
+}
+else {
+vErrors.push(err192);
 }
 errors++;
 }
@@ -2415,17 +2428,7 @@ if(data71.weight === undefined){
 data71.weight = 1;
 }
 if(data71.url === undefined){
-const err192 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
-if(vErrors === null){
-vErrors = [err192];
-}
-else {
-vErrors.push(err192);
-}
-errors++;
-}
-if(data71.weight === undefined){
-const err193 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "weight"},message:"must have required property '"+"weight"+"'"};
+const err193 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2434,9 +2437,8 @@ vErrors.push(err193);
 }
 errors++;
 }
-for(const key17 in data71){
-if(!((key17 === "url") || (key17 === "weight"))){
-const err194 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+if(data71.weight === undefined){
+const err194 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "weight"},message:"must have required property '"+"weight"+"'"};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2445,12 +2447,9 @@ vErrors.push(err194);
 }
 errors++;
 }
-}
-if(data71.url !== undefined){
-let data72 = data71.url;
-if(typeof data72 === "string"){
-if(func3(data72) > 2048){
-const err195 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+for(const key17 in data71){
+if(!((key17 === "url") || (key17 === "weight"))){
+const err195 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2459,8 +2458,12 @@ vErrors.push(err195);
 }
 errors++;
 }
-if(!pattern17.test(data72)){
-const err196 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
+}
+if(data71.url !== undefined){
+let data72 = data71.url;
+if(typeof data72 === "string"){
+if(func3(data72) > 2048){
+const err196 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2469,9 +2472,8 @@ vErrors.push(err196);
 }
 errors++;
 }
-}
-else {
-const err197 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern17.test(data72)){
+const err197 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2481,9 +2483,8 @@ vErrors.push(err197);
 errors++;
 }
 }
-let data73 = data71.weight;
-if(!((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73)))){
-const err198 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err198 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2492,9 +2493,10 @@ vErrors.push(err198);
 }
 errors++;
 }
-if(typeof data73 == "number"){
-if(data73 > 1000 || isNaN(data73)){
-const err199 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+let data73 = data71.weight;
+if(!((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73)))){
+const err199 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2503,8 +2505,9 @@ vErrors.push(err199);
 }
 errors++;
 }
-if(data73 < 1 || isNaN(data73)){
-const err200 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data73 == "number"){
+if(data73 > 1000 || isNaN(data73)){
+const err200 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2513,10 +2516,8 @@ vErrors.push(err200);
 }
 errors++;
 }
-}
-}
-else {
-const err201 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data73 < 1 || isNaN(data73)){
+const err201 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2528,7 +2529,7 @@ errors++;
 }
 }
 else {
-const err202 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err202 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -2538,9 +2539,9 @@ vErrors.push(err202);
 errors++;
 }
 }
-let data74 = data56.loadBalancing;
-if(typeof data74 !== "string"){
-const err203 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+else {
+const err203 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -2549,8 +2550,10 @@ vErrors.push(err203);
 }
 errors++;
 }
-if(!(((data74 === "round-robin") || (data74 === "weighted")) || (data74 === "least-outstanding"))){
-const err204 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.loadBalancing.enum},message:"must be equal to one of the allowed values"};
+}
+let data74 = data56.loadBalancing;
+if(typeof data74 !== "string"){
+const err204 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -2559,12 +2562,8 @@ vErrors.push(err204);
 }
 errors++;
 }
-if(data56.timeouts !== undefined){
-let data75 = data56.timeouts;
-if(data75 && typeof data75 == "object" && !Array.isArray(data75)){
-for(const key18 in data75){
-if(!(((((key18 === "total") || (key18 === "attempt")) || (key18 === "firstByte")) || (key18 === "streamIdle")) || (key18 === "perOutputToken"))){
-const err205 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+if(!(((data74 === "round-robin") || (data74 === "weighted")) || (data74 === "least-outstanding"))){
+const err205 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.loadBalancing.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -2573,12 +2572,12 @@ vErrors.push(err205);
 }
 errors++;
 }
-}
-if(data75.total !== undefined){
-let data76 = data75.total;
-if(typeof data76 === "string"){
-if(func3(data76) > 32){
-const err206 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data56.timeouts !== undefined){
+let data75 = data56.timeouts;
+if(data75 && typeof data75 == "object" && !Array.isArray(data75)){
+for(const key18 in data75){
+if(!(((((key18 === "total") || (key18 === "attempt")) || (key18 === "firstByte")) || (key18 === "streamIdle")) || (key18 === "perOutputToken"))){
+const err206 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -2587,8 +2586,12 @@ vErrors.push(err206);
 }
 errors++;
 }
-if(!pattern1.test(data76)){
-const err207 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data75.total !== undefined){
+let data76 = data75.total;
+if(typeof data76 === "string"){
+if(func3(data76) > 32){
+const err207 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -2597,9 +2600,8 @@ vErrors.push(err207);
 }
 errors++;
 }
-}
-else {
-const err208 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data76)){
+const err208 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -2609,11 +2611,8 @@ vErrors.push(err208);
 errors++;
 }
 }
-if(data75.attempt !== undefined){
-let data77 = data75.attempt;
-if(typeof data77 === "string"){
-if(func3(data77) > 32){
-const err209 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err209 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -2622,8 +2621,12 @@ vErrors.push(err209);
 }
 errors++;
 }
-if(!pattern1.test(data77)){
-const err210 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data75.attempt !== undefined){
+let data77 = data75.attempt;
+if(typeof data77 === "string"){
+if(func3(data77) > 32){
+const err210 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -2632,9 +2635,8 @@ vErrors.push(err210);
 }
 errors++;
 }
-}
-else {
-const err211 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data77)){
+const err211 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -2644,11 +2646,8 @@ vErrors.push(err211);
 errors++;
 }
 }
-if(data75.firstByte !== undefined){
-let data78 = data75.firstByte;
-if(typeof data78 === "string"){
-if(func3(data78) > 32){
-const err212 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err212 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -2657,8 +2656,12 @@ vErrors.push(err212);
 }
 errors++;
 }
-if(!pattern1.test(data78)){
-const err213 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data75.firstByte !== undefined){
+let data78 = data75.firstByte;
+if(typeof data78 === "string"){
+if(func3(data78) > 32){
+const err213 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -2667,9 +2670,8 @@ vErrors.push(err213);
 }
 errors++;
 }
-}
-else {
-const err214 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data78)){
+const err214 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -2679,11 +2681,8 @@ vErrors.push(err214);
 errors++;
 }
 }
-if(data75.streamIdle !== undefined){
-let data79 = data75.streamIdle;
-if(typeof data79 === "string"){
-if(func3(data79) > 32){
-const err215 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err215 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -2692,8 +2691,12 @@ vErrors.push(err215);
 }
 errors++;
 }
-if(!pattern1.test(data79)){
-const err216 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data75.streamIdle !== undefined){
+let data79 = data75.streamIdle;
+if(typeof data79 === "string"){
+if(func3(data79) > 32){
+const err216 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err216];
 }
@@ -2702,9 +2705,8 @@ vErrors.push(err216);
 }
 errors++;
 }
-}
-else {
-const err217 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data79)){
+const err217 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err217];
 }
@@ -2714,11 +2716,8 @@ vErrors.push(err217);
 errors++;
 }
 }
-if(data75.perOutputToken !== undefined){
-let data80 = data75.perOutputToken;
-if(typeof data80 === "string"){
-if(func3(data80) > 32){
-const err218 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err218 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err218];
 }
@@ -2727,8 +2726,12 @@ vErrors.push(err218);
 }
 errors++;
 }
-if(!pattern1.test(data80)){
-const err219 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data75.perOutputToken !== undefined){
+let data80 = data75.perOutputToken;
+if(typeof data80 === "string"){
+if(func3(data80) > 32){
+const err219 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err219];
 }
@@ -2737,9 +2740,8 @@ vErrors.push(err219);
 }
 errors++;
 }
-}
-else {
-const err220 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data80)){
+const err220 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -2749,9 +2751,8 @@ vErrors.push(err220);
 errors++;
 }
 }
-}
 else {
-const err221 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err221 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err221];
 }
@@ -2761,12 +2762,9 @@ vErrors.push(err221);
 errors++;
 }
 }
-if(data56.retry !== undefined){
-let data81 = data56.retry;
-if(data81 && typeof data81 == "object" && !Array.isArray(data81)){
-for(const key19 in data81){
-if(!((((((((key19 === "attempts") || (key19 === "backoff")) || (key19 === "on")) || (key19 === "statusCodes")) || (key19 === "respectRetryAfter")) || (key19 === "maxRetryAfter")) || (key19 === "budget")) || (key19 === "maxBodyBytes"))){
-const err222 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+}
+else {
+const err222 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err222];
 }
@@ -2776,10 +2774,12 @@ vErrors.push(err222);
 errors++;
 }
 }
-if(data81.attempts !== undefined){
-let data82 = data81.attempts;
-if(!((typeof data82 == "number") && (!(data82 % 1) && !isNaN(data82)))){
-const err223 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data56.retry !== undefined){
+let data81 = data56.retry;
+if(data81 && typeof data81 == "object" && !Array.isArray(data81)){
+for(const key19 in data81){
+if(!((((((((key19 === "attempts") || (key19 === "backoff")) || (key19 === "on")) || (key19 === "statusCodes")) || (key19 === "respectRetryAfter")) || (key19 === "maxRetryAfter")) || (key19 === "budget")) || (key19 === "maxBodyBytes"))){
+const err223 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err223];
 }
@@ -2788,9 +2788,11 @@ vErrors.push(err223);
 }
 errors++;
 }
-if(typeof data82 == "number"){
-if(data82 > 10 || isNaN(data82)){
-const err224 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+if(data81.attempts !== undefined){
+let data82 = data81.attempts;
+if(!((typeof data82 == "number") && (!(data82 % 1) && !isNaN(data82)))){
+const err224 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -2799,13 +2801,24 @@ vErrors.push(err224);
 }
 errors++;
 }
-if(data82 < 1 || isNaN(data82)){
-const err225 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data82 == "number"){
+if(data82 > 10 || isNaN(data82)){
+const err225 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err225];
 }
 else {
 vErrors.push(err225);
+}
+errors++;
+}
+if(data82 < 1 || isNaN(data82)){
+const err226 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err226];
+}
+else {
+vErrors.push(err226);
 }
 errors++;
 }
@@ -2816,21 +2829,7 @@ let data83 = data81.backoff;
 if(data83 && typeof data83 == "object" && !Array.isArray(data83)){
 for(const key20 in data83){
 if(!((((key20 === "base") || (key20 === "max")) || (key20 === "multiplier")) || (key20 === "jitter"))){
-const err226 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err226];
-}
-else {
-vErrors.push(err226);
-}
-errors++;
-}
-}
-if(data83.base !== undefined){
-let data84 = data83.base;
-if(typeof data84 === "string"){
-if(func3(data84) > 32){
-const err227 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err227 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err227];
 }
@@ -2839,8 +2838,12 @@ vErrors.push(err227);
 }
 errors++;
 }
-if(!pattern1.test(data84)){
-const err228 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data83.base !== undefined){
+let data84 = data83.base;
+if(typeof data84 === "string"){
+if(func3(data84) > 32){
+const err228 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err228];
 }
@@ -2849,9 +2852,8 @@ vErrors.push(err228);
 }
 errors++;
 }
-}
-else {
-const err229 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data84)){
+const err229 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err229];
 }
@@ -2861,11 +2863,8 @@ vErrors.push(err229);
 errors++;
 }
 }
-if(data83.max !== undefined){
-let data85 = data83.max;
-if(typeof data85 === "string"){
-if(func3(data85) > 32){
-const err230 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err230 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err230];
 }
@@ -2874,8 +2873,12 @@ vErrors.push(err230);
 }
 errors++;
 }
-if(!pattern1.test(data85)){
-const err231 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data83.max !== undefined){
+let data85 = data83.max;
+if(typeof data85 === "string"){
+if(func3(data85) > 32){
+const err231 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err231];
 }
@@ -2884,9 +2887,8 @@ vErrors.push(err231);
 }
 errors++;
 }
-}
-else {
-const err232 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data85)){
+const err232 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err232];
 }
@@ -2896,11 +2898,8 @@ vErrors.push(err232);
 errors++;
 }
 }
-if(data83.multiplier !== undefined){
-let data86 = data83.multiplier;
-if(typeof data86 == "number"){
-if(data86 > 10 || isNaN(data86)){
-const err233 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+else {
+const err233 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err233];
 }
@@ -2909,8 +2908,12 @@ vErrors.push(err233);
 }
 errors++;
 }
-if(data86 < 1 || isNaN(data86)){
-const err234 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data83.multiplier !== undefined){
+let data86 = data83.multiplier;
+if(typeof data86 == "number"){
+if(data86 > 10 || isNaN(data86)){
+const err234 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err234];
 }
@@ -2919,9 +2922,8 @@ vErrors.push(err234);
 }
 errors++;
 }
-}
-else {
-const err235 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data86 < 1 || isNaN(data86)){
+const err235 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err235];
 }
@@ -2931,10 +2933,8 @@ vErrors.push(err235);
 errors++;
 }
 }
-if(data83.jitter !== undefined){
-let data87 = data83.jitter;
-if(typeof data87 !== "string"){
-const err236 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err236 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err236];
 }
@@ -2943,8 +2943,11 @@ vErrors.push(err236);
 }
 errors++;
 }
-if(!((((data87 === "full") || (data87 === "equal")) || (data87 === "decorrelated")) || (data87 === "none"))){
-const err237 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
+}
+if(data83.jitter !== undefined){
+let data87 = data83.jitter;
+if(typeof data87 !== "string"){
+const err237 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err237];
 }
@@ -2953,15 +2956,25 @@ vErrors.push(err237);
 }
 errors++;
 }
-}
-}
-else {
-const err238 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!((((data87 === "full") || (data87 === "equal")) || (data87 === "decorrelated")) || (data87 === "none"))){
+const err238 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err238];
 }
 else {
 vErrors.push(err238);
+}
+errors++;
+}
+}
+}
+else {
+const err239 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err239];
+}
+else {
+vErrors.push(err239);
 }
 errors++;
 }
@@ -2973,22 +2986,22 @@ const len8 = data88.length;
 for(let i12=0; i12<len8; i12++){
 let data89 = data88[i12];
 if(typeof data89 !== "string"){
-const err239 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err239];
-}
-else {
-vErrors.push(err239);
-}
-errors++;
-}
-if(!((((((((((data89 === "rate-limited") || (data89 === "overloaded")) || (data89 === "server-error")) || (data89 === "timeout")) || (data89 === "connect-failure")) || (data89 === "reset")) || (data89 === "context-length")) || (data89 === "content-filter")) || (data89 === "invalid-response")) || (data89 === "client-error"))){
-const err240 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+const err240 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err240];
 }
 else {
 vErrors.push(err240);
+}
+errors++;
+}
+if(!((((((((((data89 === "rate-limited") || (data89 === "overloaded")) || (data89 === "server-error")) || (data89 === "timeout")) || (data89 === "connect-failure")) || (data89 === "reset")) || (data89 === "context-length")) || (data89 === "content-filter")) || (data89 === "invalid-response")) || (data89 === "client-error"))){
+const err241 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err241];
+}
+else {
+vErrors.push(err241);
 }
 errors++;
 }
@@ -3004,12 +3017,12 @@ continue;
 }
 if(typeof indices4[item4] == "number"){
 j4 = indices4[item4];
-const err241 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i13, j: j4},message:"must NOT have duplicate items (items ## "+j4+" and "+i13+" are identical)"};
+const err242 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i13, j: j4},message:"must NOT have duplicate items (items ## "+j4+" and "+i13+" are identical)"};
 if(vErrors === null){
-vErrors = [err241];
+vErrors = [err242];
 }
 else {
-vErrors.push(err241);
+vErrors.push(err242);
 }
 errors++;
 break;
@@ -3019,12 +3032,12 @@ indices4[item4] = i13;
 }
 }
 else {
-const err242 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err243 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err242];
+vErrors = [err243];
 }
 else {
-vErrors.push(err242);
+vErrors.push(err243);
 }
 errors++;
 }
@@ -3036,18 +3049,7 @@ const len9 = data90.length;
 for(let i14=0; i14<len9; i14++){
 let data91 = data90[i14];
 if(!((typeof data91 == "number") && (!(data91 % 1) && !isNaN(data91)))){
-const err243 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err243];
-}
-else {
-vErrors.push(err243);
-}
-errors++;
-}
-if(typeof data91 == "number"){
-if(data91 > 599 || isNaN(data91)){
-const err244 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+const err244 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err244];
 }
@@ -3056,13 +3058,24 @@ vErrors.push(err244);
 }
 errors++;
 }
-if(data91 < 400 || isNaN(data91)){
-const err245 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(typeof data91 == "number"){
+if(data91 > 599 || isNaN(data91)){
+const err245 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err245];
 }
 else {
 vErrors.push(err245);
+}
+errors++;
+}
+if(data91 < 400 || isNaN(data91)){
+const err246 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(vErrors === null){
+vErrors = [err246];
+}
+else {
+vErrors.push(err246);
 }
 errors++;
 }
@@ -3079,12 +3092,12 @@ continue;
 }
 if(typeof indices5[item5] == "number"){
 j5 = indices5[item5];
-const err246 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i15, j: j5},message:"must NOT have duplicate items (items ## "+j5+" and "+i15+" are identical)"};
+const err247 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i15, j: j5},message:"must NOT have duplicate items (items ## "+j5+" and "+i15+" are identical)"};
 if(vErrors === null){
-vErrors = [err246];
+vErrors = [err247];
 }
 else {
-vErrors.push(err246);
+vErrors.push(err247);
 }
 errors++;
 break;
@@ -3094,19 +3107,7 @@ indices5[item5] = i15;
 }
 }
 else {
-const err247 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err247];
-}
-else {
-vErrors.push(err247);
-}
-errors++;
-}
-}
-if(data81.respectRetryAfter !== undefined){
-if(typeof data81.respectRetryAfter !== "boolean"){
-const err248 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/respectRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+const err248 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err248];
 }
@@ -3116,11 +3117,9 @@ vErrors.push(err248);
 errors++;
 }
 }
-if(data81.maxRetryAfter !== undefined){
-let data93 = data81.maxRetryAfter;
-if(typeof data93 === "string"){
-if(func3(data93) > 32){
-const err249 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data81.respectRetryAfter !== undefined){
+if(typeof data81.respectRetryAfter !== "boolean"){
+const err249 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/respectRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err249];
 }
@@ -3129,8 +3128,12 @@ vErrors.push(err249);
 }
 errors++;
 }
-if(!pattern1.test(data93)){
-const err250 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data81.maxRetryAfter !== undefined){
+let data93 = data81.maxRetryAfter;
+if(typeof data93 === "string"){
+if(func3(data93) > 32){
+const err250 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err250];
 }
@@ -3139,9 +3142,8 @@ vErrors.push(err250);
 }
 errors++;
 }
-}
-else {
-const err251 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data93)){
+const err251 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err251];
 }
@@ -3151,12 +3153,8 @@ vErrors.push(err251);
 errors++;
 }
 }
-if(data81.budget !== undefined){
-let data94 = data81.budget;
-if(data94 && typeof data94 == "object" && !Array.isArray(data94)){
-for(const key21 in data94){
-if(!(((key21 === "ratio") || (key21 === "minPerSecond")) || (key21 === "window"))){
-const err252 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
+else {
+const err252 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err252];
 }
@@ -3166,10 +3164,12 @@ vErrors.push(err252);
 errors++;
 }
 }
-if(data94.ratio !== undefined){
-let data95 = data94.ratio;
-if(!((typeof data95 == "number") && (!(data95 % 1) && !isNaN(data95)))){
-const err253 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data81.budget !== undefined){
+let data94 = data81.budget;
+if(data94 && typeof data94 == "object" && !Array.isArray(data94)){
+for(const key21 in data94){
+if(!(((key21 === "ratio") || (key21 === "minPerSecond")) || (key21 === "window"))){
+const err253 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err253];
 }
@@ -3178,9 +3178,11 @@ vErrors.push(err253);
 }
 errors++;
 }
-if(typeof data95 == "number"){
-if(data95 > 100 || isNaN(data95)){
-const err254 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data94.ratio !== undefined){
+let data95 = data94.ratio;
+if(!((typeof data95 == "number") && (!(data95 % 1) && !isNaN(data95)))){
+const err254 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err254];
 }
@@ -3189,8 +3191,9 @@ vErrors.push(err254);
 }
 errors++;
 }
-if(data95 < 0 || isNaN(data95)){
-const err255 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data95 == "number"){
+if(data95 > 100 || isNaN(data95)){
+const err255 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err255];
 }
@@ -3199,12 +3202,8 @@ vErrors.push(err255);
 }
 errors++;
 }
-}
-}
-if(data94.minPerSecond !== undefined){
-let data96 = data94.minPerSecond;
-if(!((typeof data96 == "number") && (!(data96 % 1) && !isNaN(data96)))){
-const err256 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data95 < 0 || isNaN(data95)){
+const err256 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err256];
 }
@@ -3213,9 +3212,12 @@ vErrors.push(err256);
 }
 errors++;
 }
-if(typeof data96 == "number"){
-if(data96 > 10000 || isNaN(data96)){
-const err257 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+}
+if(data94.minPerSecond !== undefined){
+let data96 = data94.minPerSecond;
+if(!((typeof data96 == "number") && (!(data96 % 1) && !isNaN(data96)))){
+const err257 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err257];
 }
@@ -3224,13 +3226,24 @@ vErrors.push(err257);
 }
 errors++;
 }
-if(data96 < 0 || isNaN(data96)){
-const err258 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data96 == "number"){
+if(data96 > 10000 || isNaN(data96)){
+const err258 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err258];
 }
 else {
 vErrors.push(err258);
+}
+errors++;
+}
+if(data96 < 0 || isNaN(data96)){
+const err259 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err259];
+}
+else {
+vErrors.push(err259);
 }
 errors++;
 }
@@ -3240,17 +3253,7 @@ if(data94.window !== undefined){
 let data97 = data94.window;
 if(typeof data97 === "string"){
 if(func3(data97) > 32){
-const err259 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err259];
-}
-else {
-vErrors.push(err259);
-}
-errors++;
-}
-if(!pattern1.test(data97)){
-const err260 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err260 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err260];
 }
@@ -3259,9 +3262,8 @@ vErrors.push(err260);
 }
 errors++;
 }
-}
-else {
-const err261 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data97)){
+const err261 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err261];
 }
@@ -3271,9 +3273,8 @@ vErrors.push(err261);
 errors++;
 }
 }
-}
 else {
-const err262 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err262 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err262];
 }
@@ -3283,11 +3284,9 @@ vErrors.push(err262);
 errors++;
 }
 }
-if(data81.maxBodyBytes !== undefined){
-let data98 = data81.maxBodyBytes;
-if(typeof data98 === "string"){
-if(!pattern10.test(data98)){
-const err263 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+}
+else {
+const err263 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err263];
 }
@@ -3297,8 +3296,11 @@ vErrors.push(err263);
 errors++;
 }
 }
-else {
-const err264 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data81.maxBodyBytes !== undefined){
+let data98 = data81.maxBodyBytes;
+if(typeof data98 === "string"){
+if(!pattern10.test(data98)){
+const err264 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err264];
 }
@@ -3308,9 +3310,8 @@ vErrors.push(err264);
 errors++;
 }
 }
-}
 else {
-const err265 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err265 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err265];
 }
@@ -3320,12 +3321,9 @@ vErrors.push(err265);
 errors++;
 }
 }
-if(data56.circuitBreaker !== undefined){
-let data99 = data56.circuitBreaker;
-if(data99 && typeof data99 == "object" && !Array.isArray(data99)){
-for(const key22 in data99){
-if(!((((((((key22 === "scope") || (key22 === "consecutiveFailures")) || (key22 === "failureRate")) || (key22 === "slowCall")) || (key22 === "openFor")) || (key22 === "maxOpenFor")) || (key22 === "halfOpen")) || (key22 === "failOn"))){
-const err266 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
+}
+else {
+const err266 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err266];
 }
@@ -3335,10 +3333,12 @@ vErrors.push(err266);
 errors++;
 }
 }
-if(data99.scope !== undefined){
-let data100 = data99.scope;
-if(typeof data100 !== "string"){
-const err267 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data56.circuitBreaker !== undefined){
+let data99 = data56.circuitBreaker;
+if(data99 && typeof data99 == "object" && !Array.isArray(data99)){
+for(const key22 in data99){
+if(!((((((((key22 === "scope") || (key22 === "consecutiveFailures")) || (key22 === "failureRate")) || (key22 === "slowCall")) || (key22 === "openFor")) || (key22 === "maxOpenFor")) || (key22 === "halfOpen")) || (key22 === "failOn"))){
+const err267 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err267];
 }
@@ -3347,8 +3347,11 @@ vErrors.push(err267);
 }
 errors++;
 }
-if(!((data100 === "upstream") || (data100 === "model"))){
-const err268 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
+}
+if(data99.scope !== undefined){
+let data100 = data99.scope;
+if(typeof data100 !== "string"){
+const err268 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err268];
 }
@@ -3357,11 +3360,8 @@ vErrors.push(err268);
 }
 errors++;
 }
-}
-if(data99.consecutiveFailures !== undefined){
-let data101 = data99.consecutiveFailures;
-if(!((typeof data101 == "number") && (!(data101 % 1) && !isNaN(data101)))){
-const err269 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!((data100 === "upstream") || (data100 === "model"))){
+const err269 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err269];
 }
@@ -3370,9 +3370,11 @@ vErrors.push(err269);
 }
 errors++;
 }
-if(typeof data101 == "number"){
-if(data101 > 1000 || isNaN(data101)){
-const err270 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+if(data99.consecutiveFailures !== undefined){
+let data101 = data99.consecutiveFailures;
+if(!((typeof data101 == "number") && (!(data101 % 1) && !isNaN(data101)))){
+const err270 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err270];
 }
@@ -3381,13 +3383,24 @@ vErrors.push(err270);
 }
 errors++;
 }
-if(data101 < 0 || isNaN(data101)){
-const err271 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data101 == "number"){
+if(data101 > 1000 || isNaN(data101)){
+const err271 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err271];
 }
 else {
 vErrors.push(err271);
+}
+errors++;
+}
+if(data101 < 0 || isNaN(data101)){
+const err272 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err272];
+}
+else {
+vErrors.push(err272);
 }
 errors++;
 }
@@ -3398,20 +3411,7 @@ let data102 = data99.failureRate;
 if(data102 && typeof data102 == "object" && !Array.isArray(data102)){
 for(const key23 in data102){
 if(!(((key23 === "threshold") || (key23 === "minRequests")) || (key23 === "window"))){
-const err272 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err272];
-}
-else {
-vErrors.push(err272);
-}
-errors++;
-}
-}
-if(data102.threshold !== undefined){
-let data103 = data102.threshold;
-if(!((typeof data103 == "number") && (!(data103 % 1) && !isNaN(data103)))){
-const err273 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err273 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err273];
 }
@@ -3420,9 +3420,11 @@ vErrors.push(err273);
 }
 errors++;
 }
-if(typeof data103 == "number"){
-if(data103 > 100 || isNaN(data103)){
-const err274 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data102.threshold !== undefined){
+let data103 = data102.threshold;
+if(!((typeof data103 == "number") && (!(data103 % 1) && !isNaN(data103)))){
+const err274 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err274];
 }
@@ -3431,8 +3433,9 @@ vErrors.push(err274);
 }
 errors++;
 }
-if(data103 < 0 || isNaN(data103)){
-const err275 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data103 == "number"){
+if(data103 > 100 || isNaN(data103)){
+const err275 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err275];
 }
@@ -3441,12 +3444,8 @@ vErrors.push(err275);
 }
 errors++;
 }
-}
-}
-if(data102.minRequests !== undefined){
-let data104 = data102.minRequests;
-if(!((typeof data104 == "number") && (!(data104 % 1) && !isNaN(data104)))){
-const err276 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data103 < 0 || isNaN(data103)){
+const err276 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err276];
 }
@@ -3455,9 +3454,12 @@ vErrors.push(err276);
 }
 errors++;
 }
-if(typeof data104 == "number"){
-if(data104 > 100000 || isNaN(data104)){
-const err277 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+}
+if(data102.minRequests !== undefined){
+let data104 = data102.minRequests;
+if(!((typeof data104 == "number") && (!(data104 % 1) && !isNaN(data104)))){
+const err277 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err277];
 }
@@ -3466,13 +3468,24 @@ vErrors.push(err277);
 }
 errors++;
 }
-if(data104 < 1 || isNaN(data104)){
-const err278 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data104 == "number"){
+if(data104 > 100000 || isNaN(data104)){
+const err278 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err278];
 }
 else {
 vErrors.push(err278);
+}
+errors++;
+}
+if(data104 < 1 || isNaN(data104)){
+const err279 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err279];
+}
+else {
+vErrors.push(err279);
 }
 errors++;
 }
@@ -3482,17 +3495,7 @@ if(data102.window !== undefined){
 let data105 = data102.window;
 if(typeof data105 === "string"){
 if(func3(data105) > 32){
-const err279 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err279];
-}
-else {
-vErrors.push(err279);
-}
-errors++;
-}
-if(!pattern1.test(data105)){
-const err280 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err280 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err280];
 }
@@ -3501,9 +3504,8 @@ vErrors.push(err280);
 }
 errors++;
 }
-}
-else {
-const err281 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data105)){
+const err281 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err281];
 }
@@ -3513,9 +3515,8 @@ vErrors.push(err281);
 errors++;
 }
 }
-}
 else {
-const err282 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err282 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err282];
 }
@@ -3525,12 +3526,9 @@ vErrors.push(err282);
 errors++;
 }
 }
-if(data99.slowCall !== undefined){
-let data106 = data99.slowCall;
-if(data106 && typeof data106 == "object" && !Array.isArray(data106)){
-for(const key24 in data106){
-if(!((key24 === "threshold") || (key24 === "duration"))){
-const err283 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
+}
+else {
+const err283 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err283];
 }
@@ -3540,10 +3538,12 @@ vErrors.push(err283);
 errors++;
 }
 }
-if(data106.threshold !== undefined){
-let data107 = data106.threshold;
-if(!((typeof data107 == "number") && (!(data107 % 1) && !isNaN(data107)))){
-const err284 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data99.slowCall !== undefined){
+let data106 = data99.slowCall;
+if(data106 && typeof data106 == "object" && !Array.isArray(data106)){
+for(const key24 in data106){
+if(!((key24 === "threshold") || (key24 === "duration"))){
+const err284 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err284];
 }
@@ -3552,9 +3552,11 @@ vErrors.push(err284);
 }
 errors++;
 }
-if(typeof data107 == "number"){
-if(data107 > 100 || isNaN(data107)){
-const err285 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data106.threshold !== undefined){
+let data107 = data106.threshold;
+if(!((typeof data107 == "number") && (!(data107 % 1) && !isNaN(data107)))){
+const err285 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err285];
 }
@@ -3563,13 +3565,24 @@ vErrors.push(err285);
 }
 errors++;
 }
-if(data107 < 0 || isNaN(data107)){
-const err286 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data107 == "number"){
+if(data107 > 100 || isNaN(data107)){
+const err286 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err286];
 }
 else {
 vErrors.push(err286);
+}
+errors++;
+}
+if(data107 < 0 || isNaN(data107)){
+const err287 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err287];
+}
+else {
+vErrors.push(err287);
 }
 errors++;
 }
@@ -3579,17 +3592,7 @@ if(data106.duration !== undefined){
 let data108 = data106.duration;
 if(typeof data108 === "string"){
 if(func3(data108) > 32){
-const err287 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err287];
-}
-else {
-vErrors.push(err287);
-}
-errors++;
-}
-if(!pattern1.test(data108)){
-const err288 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err288 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err288];
 }
@@ -3598,9 +3601,8 @@ vErrors.push(err288);
 }
 errors++;
 }
-}
-else {
-const err289 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data108)){
+const err289 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err289];
 }
@@ -3610,9 +3612,8 @@ vErrors.push(err289);
 errors++;
 }
 }
-}
 else {
-const err290 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err290 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err290];
 }
@@ -3622,11 +3623,9 @@ vErrors.push(err290);
 errors++;
 }
 }
-if(data99.openFor !== undefined){
-let data109 = data99.openFor;
-if(typeof data109 === "string"){
-if(func3(data109) > 32){
-const err291 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+else {
+const err291 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err291];
 }
@@ -3635,8 +3634,12 @@ vErrors.push(err291);
 }
 errors++;
 }
-if(!pattern1.test(data109)){
-const err292 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data99.openFor !== undefined){
+let data109 = data99.openFor;
+if(typeof data109 === "string"){
+if(func3(data109) > 32){
+const err292 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err292];
 }
@@ -3645,9 +3648,8 @@ vErrors.push(err292);
 }
 errors++;
 }
-}
-else {
-const err293 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data109)){
+const err293 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err293];
 }
@@ -3657,11 +3659,8 @@ vErrors.push(err293);
 errors++;
 }
 }
-if(data99.maxOpenFor !== undefined){
-let data110 = data99.maxOpenFor;
-if(typeof data110 === "string"){
-if(func3(data110) > 32){
-const err294 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err294 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err294];
 }
@@ -3670,8 +3669,12 @@ vErrors.push(err294);
 }
 errors++;
 }
-if(!pattern1.test(data110)){
-const err295 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data99.maxOpenFor !== undefined){
+let data110 = data99.maxOpenFor;
+if(typeof data110 === "string"){
+if(func3(data110) > 32){
+const err295 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err295];
 }
@@ -3680,9 +3683,8 @@ vErrors.push(err295);
 }
 errors++;
 }
-}
-else {
-const err296 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data110)){
+const err296 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err296];
 }
@@ -3692,12 +3694,8 @@ vErrors.push(err296);
 errors++;
 }
 }
-if(data99.halfOpen !== undefined){
-let data111 = data99.halfOpen;
-if(data111 && typeof data111 == "object" && !Array.isArray(data111)){
-for(const key25 in data111){
-if(!((key25 === "maxProbes") || (key25 === "successesToClose"))){
-const err297 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
+else {
+const err297 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err297];
 }
@@ -3707,10 +3705,12 @@ vErrors.push(err297);
 errors++;
 }
 }
-if(data111.maxProbes !== undefined){
-let data112 = data111.maxProbes;
-if(!((typeof data112 == "number") && (!(data112 % 1) && !isNaN(data112)))){
-const err298 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data99.halfOpen !== undefined){
+let data111 = data99.halfOpen;
+if(data111 && typeof data111 == "object" && !Array.isArray(data111)){
+for(const key25 in data111){
+if(!((key25 === "maxProbes") || (key25 === "successesToClose"))){
+const err298 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err298];
 }
@@ -3719,9 +3719,11 @@ vErrors.push(err298);
 }
 errors++;
 }
-if(typeof data112 == "number"){
-if(data112 > 100 || isNaN(data112)){
-const err299 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data111.maxProbes !== undefined){
+let data112 = data111.maxProbes;
+if(!((typeof data112 == "number") && (!(data112 % 1) && !isNaN(data112)))){
+const err299 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err299];
 }
@@ -3730,8 +3732,9 @@ vErrors.push(err299);
 }
 errors++;
 }
-if(data112 < 1 || isNaN(data112)){
-const err300 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data112 == "number"){
+if(data112 > 100 || isNaN(data112)){
+const err300 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err300];
 }
@@ -3740,12 +3743,8 @@ vErrors.push(err300);
 }
 errors++;
 }
-}
-}
-if(data111.successesToClose !== undefined){
-let data113 = data111.successesToClose;
-if(!((typeof data113 == "number") && (!(data113 % 1) && !isNaN(data113)))){
-const err301 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data112 < 1 || isNaN(data112)){
+const err301 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err301];
 }
@@ -3754,9 +3753,12 @@ vErrors.push(err301);
 }
 errors++;
 }
-if(typeof data113 == "number"){
-if(data113 > 100 || isNaN(data113)){
-const err302 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+}
+if(data111.successesToClose !== undefined){
+let data113 = data111.successesToClose;
+if(!((typeof data113 == "number") && (!(data113 % 1) && !isNaN(data113)))){
+const err302 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err302];
 }
@@ -3765,8 +3767,9 @@ vErrors.push(err302);
 }
 errors++;
 }
-if(data113 < 1 || isNaN(data113)){
-const err303 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data113 == "number"){
+if(data113 > 100 || isNaN(data113)){
+const err303 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err303];
 }
@@ -3775,16 +3778,26 @@ vErrors.push(err303);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err304 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data113 < 1 || isNaN(data113)){
+const err304 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err304];
 }
 else {
 vErrors.push(err304);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err305 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err305];
+}
+else {
+vErrors.push(err305);
 }
 errors++;
 }
@@ -3796,22 +3809,22 @@ const len10 = data114.length;
 for(let i16=0; i16<len10; i16++){
 let data115 = data114[i16];
 if(typeof data115 !== "string"){
-const err305 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err305];
-}
-else {
-vErrors.push(err305);
-}
-errors++;
-}
-if(!((((((((((data115 === "rate-limited") || (data115 === "overloaded")) || (data115 === "server-error")) || (data115 === "timeout")) || (data115 === "connect-failure")) || (data115 === "reset")) || (data115 === "context-length")) || (data115 === "content-filter")) || (data115 === "invalid-response")) || (data115 === "client-error"))){
-const err306 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+const err306 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err306];
 }
 else {
 vErrors.push(err306);
+}
+errors++;
+}
+if(!((((((((((data115 === "rate-limited") || (data115 === "overloaded")) || (data115 === "server-error")) || (data115 === "timeout")) || (data115 === "connect-failure")) || (data115 === "reset")) || (data115 === "context-length")) || (data115 === "content-filter")) || (data115 === "invalid-response")) || (data115 === "client-error"))){
+const err307 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err307];
+}
+else {
+vErrors.push(err307);
 }
 errors++;
 }
@@ -3827,12 +3840,12 @@ continue;
 }
 if(typeof indices6[item6] == "number"){
 j6 = indices6[item6];
-const err307 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i17, j: j6},message:"must NOT have duplicate items (items ## "+j6+" and "+i17+" are identical)"};
+const err308 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i17, j: j6},message:"must NOT have duplicate items (items ## "+j6+" and "+i17+" are identical)"};
 if(vErrors === null){
-vErrors = [err307];
+vErrors = [err308];
 }
 else {
-vErrors.push(err307);
+vErrors.push(err308);
 }
 errors++;
 break;
@@ -3842,19 +3855,7 @@ indices6[item6] = i17;
 }
 }
 else {
-const err308 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err308];
-}
-else {
-vErrors.push(err308);
-}
-errors++;
-}
-}
-}
-else {
-const err309 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err309 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err309];
 }
@@ -3864,12 +3865,9 @@ vErrors.push(err309);
 errors++;
 }
 }
-if(data56.bulkhead !== undefined){
-let data116 = data56.bulkhead;
-if(data116 && typeof data116 == "object" && !Array.isArray(data116)){
-for(const key26 in data116){
-if(!(((key26 === "maxConcurrent") || (key26 === "maxQueue")) || (key26 === "queueTimeout"))){
-const err310 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
+}
+else {
+const err310 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err310];
 }
@@ -3879,10 +3877,12 @@ vErrors.push(err310);
 errors++;
 }
 }
-if(data116.maxConcurrent !== undefined){
-let data117 = data116.maxConcurrent;
-if(!((typeof data117 == "number") && (!(data117 % 1) && !isNaN(data117)))){
-const err311 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data56.bulkhead !== undefined){
+let data116 = data56.bulkhead;
+if(data116 && typeof data116 == "object" && !Array.isArray(data116)){
+for(const key26 in data116){
+if(!(((key26 === "maxConcurrent") || (key26 === "maxQueue")) || (key26 === "queueTimeout"))){
+const err311 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err311];
 }
@@ -3891,9 +3891,11 @@ vErrors.push(err311);
 }
 errors++;
 }
-if(typeof data117 == "number"){
-if(data117 > 10000 || isNaN(data117)){
-const err312 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+if(data116.maxConcurrent !== undefined){
+let data117 = data116.maxConcurrent;
+if(!((typeof data117 == "number") && (!(data117 % 1) && !isNaN(data117)))){
+const err312 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err312];
 }
@@ -3902,8 +3904,9 @@ vErrors.push(err312);
 }
 errors++;
 }
-if(data117 < 1 || isNaN(data117)){
-const err313 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data117 == "number"){
+if(data117 > 10000 || isNaN(data117)){
+const err313 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err313];
 }
@@ -3912,12 +3915,8 @@ vErrors.push(err313);
 }
 errors++;
 }
-}
-}
-if(data116.maxQueue !== undefined){
-let data118 = data116.maxQueue;
-if(!((typeof data118 == "number") && (!(data118 % 1) && !isNaN(data118)))){
-const err314 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data117 < 1 || isNaN(data117)){
+const err314 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err314];
 }
@@ -3926,9 +3925,12 @@ vErrors.push(err314);
 }
 errors++;
 }
-if(typeof data118 == "number"){
-if(data118 > 100000 || isNaN(data118)){
-const err315 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+}
+if(data116.maxQueue !== undefined){
+let data118 = data116.maxQueue;
+if(!((typeof data118 == "number") && (!(data118 % 1) && !isNaN(data118)))){
+const err315 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err315];
 }
@@ -3937,13 +3939,24 @@ vErrors.push(err315);
 }
 errors++;
 }
-if(data118 < 0 || isNaN(data118)){
-const err316 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data118 == "number"){
+if(data118 > 100000 || isNaN(data118)){
+const err316 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err316];
 }
 else {
 vErrors.push(err316);
+}
+errors++;
+}
+if(data118 < 0 || isNaN(data118)){
+const err317 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err317];
+}
+else {
+vErrors.push(err317);
 }
 errors++;
 }
@@ -3953,17 +3966,7 @@ if(data116.queueTimeout !== undefined){
 let data119 = data116.queueTimeout;
 if(typeof data119 === "string"){
 if(func3(data119) > 32){
-const err317 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err317];
-}
-else {
-vErrors.push(err317);
-}
-errors++;
-}
-if(!pattern1.test(data119)){
-const err318 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err318 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err318];
 }
@@ -3972,9 +3975,8 @@ vErrors.push(err318);
 }
 errors++;
 }
-}
-else {
-const err319 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data119)){
+const err319 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err319];
 }
@@ -3984,14 +3986,25 @@ vErrors.push(err319);
 errors++;
 }
 }
-}
 else {
-const err320 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err320 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err320];
 }
 else {
 vErrors.push(err320);
+}
+errors++;
+}
+}
+}
+else {
+const err321 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err321];
+}
+else {
+vErrors.push(err321);
 }
 errors++;
 }
@@ -4005,17 +4018,7 @@ if(data120.tokensPerMinute === undefined){
 data120.tokensPerMinute = 0;
 }
 if(data120.requestsPerMinute === undefined){
-const err321 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "requestsPerMinute"},message:"must have required property '"+"requestsPerMinute"+"'"};
-if(vErrors === null){
-vErrors = [err321];
-}
-else {
-vErrors.push(err321);
-}
-errors++;
-}
-if(data120.tokensPerMinute === undefined){
-const err322 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "tokensPerMinute"},message:"must have required property '"+"tokensPerMinute"+"'"};
+const err322 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "requestsPerMinute"},message:"must have required property '"+"requestsPerMinute"+"'"};
 if(vErrors === null){
 vErrors = [err322];
 }
@@ -4024,9 +4027,8 @@ vErrors.push(err322);
 }
 errors++;
 }
-for(const key27 in data120){
-if(!((key27 === "requestsPerMinute") || (key27 === "tokensPerMinute"))){
-const err323 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
+if(data120.tokensPerMinute === undefined){
+const err323 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "tokensPerMinute"},message:"must have required property '"+"tokensPerMinute"+"'"};
 if(vErrors === null){
 vErrors = [err323];
 }
@@ -4035,10 +4037,9 @@ vErrors.push(err323);
 }
 errors++;
 }
-}
-let data121 = data120.requestsPerMinute;
-if(!((typeof data121 == "number") && (!(data121 % 1) && !isNaN(data121)))){
-const err324 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key27 in data120){
+if(!((key27 === "requestsPerMinute") || (key27 === "tokensPerMinute"))){
+const err324 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err324];
 }
@@ -4047,9 +4048,10 @@ vErrors.push(err324);
 }
 errors++;
 }
-if(typeof data121 == "number"){
-if(data121 < 0 || isNaN(data121)){
-const err325 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data121 = data120.requestsPerMinute;
+if(!((typeof data121 == "number") && (!(data121 % 1) && !isNaN(data121)))){
+const err325 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err325];
 }
@@ -4058,10 +4060,9 @@ vErrors.push(err325);
 }
 errors++;
 }
-}
-let data122 = data120.tokensPerMinute;
-if(!((typeof data122 == "number") && (!(data122 % 1) && !isNaN(data122)))){
-const err326 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data121 == "number"){
+if(data121 < 0 || isNaN(data121)){
+const err326 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err326];
 }
@@ -4070,9 +4071,10 @@ vErrors.push(err326);
 }
 errors++;
 }
-if(typeof data122 == "number"){
-if(data122 < 0 || isNaN(data122)){
-const err327 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data122 = data120.tokensPerMinute;
+if(!((typeof data122 == "number") && (!(data122 % 1) && !isNaN(data122)))){
+const err327 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err327];
 }
@@ -4081,15 +4083,26 @@ vErrors.push(err327);
 }
 errors++;
 }
-}
-}
-else {
-const err328 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data122 == "number"){
+if(data122 < 0 || isNaN(data122)){
+const err328 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err328];
 }
 else {
 vErrors.push(err328);
+}
+errors++;
+}
+}
+}
+else {
+const err329 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err329];
+}
+else {
+vErrors.push(err329);
 }
 errors++;
 }
@@ -4102,17 +4115,7 @@ if(data123.maxStreamHeadBytes === undefined){
 data123.maxStreamHeadBytes = "1Mi";
 }
 if(data123.maxAnswerBytes === undefined){
-const err329 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxAnswerBytes"},message:"must have required property '"+"maxAnswerBytes"+"'"};
-if(vErrors === null){
-vErrors = [err329];
-}
-else {
-vErrors.push(err329);
-}
-errors++;
-}
-if(data123.maxStreamHeadBytes === undefined){
-const err330 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxStreamHeadBytes"},message:"must have required property '"+"maxStreamHeadBytes"+"'"};
+const err330 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxAnswerBytes"},message:"must have required property '"+"maxAnswerBytes"+"'"};
 if(vErrors === null){
 vErrors = [err330];
 }
@@ -4121,9 +4124,8 @@ vErrors.push(err330);
 }
 errors++;
 }
-for(const key28 in data123){
-if(!((key28 === "maxAnswerBytes") || (key28 === "maxStreamHeadBytes"))){
-const err331 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
+if(data123.maxStreamHeadBytes === undefined){
+const err331 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxStreamHeadBytes"},message:"must have required property '"+"maxStreamHeadBytes"+"'"};
 if(vErrors === null){
 vErrors = [err331];
 }
@@ -4132,11 +4134,9 @@ vErrors.push(err331);
 }
 errors++;
 }
-}
-let data124 = data123.maxAnswerBytes;
-if(typeof data124 === "string"){
-if(!pattern10.test(data124)){
-const err332 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+for(const key28 in data123){
+if(!((key28 === "maxAnswerBytes") || (key28 === "maxStreamHeadBytes"))){
+const err332 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err332];
 }
@@ -4146,8 +4146,10 @@ vErrors.push(err332);
 errors++;
 }
 }
-else {
-const err333 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data124 = data123.maxAnswerBytes;
+if(typeof data124 === "string"){
+if(!pattern10.test(data124)){
+const err333 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err333];
 }
@@ -4156,10 +4158,9 @@ vErrors.push(err333);
 }
 errors++;
 }
-let data125 = data123.maxStreamHeadBytes;
-if(typeof data125 === "string"){
-if(func3(data125) > 16){
-const err334 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+}
+else {
+const err334 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err334];
 }
@@ -4168,8 +4169,10 @@ vErrors.push(err334);
 }
 errors++;
 }
-if(!pattern10.test(data125)){
-const err335 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+let data125 = data123.maxStreamHeadBytes;
+if(typeof data125 === "string"){
+if(func3(data125) > 16){
+const err335 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err335];
 }
@@ -4178,9 +4181,8 @@ vErrors.push(err335);
 }
 errors++;
 }
-}
-else {
-const err336 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern10.test(data125)){
+const err336 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err336];
 }
@@ -4191,12 +4193,23 @@ errors++;
 }
 }
 else {
-const err337 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err337 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err337];
 }
 else {
 vErrors.push(err337);
+}
+errors++;
+}
+}
+else {
+const err338 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err338];
+}
+else {
+vErrors.push(err338);
 }
 errors++;
 }
@@ -4206,18 +4219,7 @@ if(data126.maxRecoveries === undefined){
 data126.maxRecoveries = 1;
 }
 if(data126.maxRecoveries === undefined){
-const err338 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "maxRecoveries"},message:"must have required property '"+"maxRecoveries"+"'"};
-if(vErrors === null){
-vErrors = [err338];
-}
-else {
-vErrors.push(err338);
-}
-errors++;
-}
-for(const key29 in data126){
-if(!(key29 === "maxRecoveries")){
-const err339 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties"};
+const err339 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "maxRecoveries"},message:"must have required property '"+"maxRecoveries"+"'"};
 if(vErrors === null){
 vErrors = [err339];
 }
@@ -4226,10 +4228,9 @@ vErrors.push(err339);
 }
 errors++;
 }
-}
-let data127 = data126.maxRecoveries;
-if(!((typeof data127 == "number") && (!(data127 % 1) && !isNaN(data127)))){
-const err340 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key29 in data126){
+if(!(key29 === "maxRecoveries")){
+const err340 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err340];
 }
@@ -4238,9 +4239,10 @@ vErrors.push(err340);
 }
 errors++;
 }
-if(typeof data127 == "number"){
-if(data127 > 3 || isNaN(data127)){
-const err341 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3},message:"must be <= 3"};
+}
+let data127 = data126.maxRecoveries;
+if(!((typeof data127 == "number") && (!(data127 % 1) && !isNaN(data127)))){
+const err341 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err341];
 }
@@ -4249,8 +4251,9 @@ vErrors.push(err341);
 }
 errors++;
 }
-if(data127 < 0 || isNaN(data127)){
-const err342 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data127 == "number"){
+if(data127 > 3 || isNaN(data127)){
+const err342 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3},message:"must be <= 3"};
 if(vErrors === null){
 vErrors = [err342];
 }
@@ -4259,10 +4262,8 @@ vErrors.push(err342);
 }
 errors++;
 }
-}
-}
-else {
-const err343 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data127 < 0 || isNaN(data127)){
+const err343 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err343];
 }
@@ -4271,10 +4272,10 @@ vErrors.push(err343);
 }
 errors++;
 }
-let data128 = data56.fallback;
-if(Array.isArray(data128)){
-if(data128.length > 16){
-const err344 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+}
+}
+else {
+const err344 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err344];
 }
@@ -4283,13 +4284,16 @@ vErrors.push(err344);
 }
 errors++;
 }
-const len11 = data128.length;
-for(let i18=0; i18<len11; i18++){
-let data129 = data128[i18];
-if(data129 && typeof data129 == "object" && !Array.isArray(data129)){
-for(const key30 in data129){
-if(!(((((key30 === "upstream") || (key30 === "model")) || (key30 === "cache")) || (key30 === "static")) || (key30 === "when"))){
-const err345 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key30},message:"must NOT have additional properties"};
+let data128 = data56.throughputFloor;
+if(data128 && typeof data128 == "object" && !Array.isArray(data128)){
+if(data128.bytesPerSecond === undefined){
+data128.bytesPerSecond = 0;
+}
+if(data128.window === undefined){
+data128.window = "10s";
+}
+if(data128.bytesPerSecond === undefined){
+const err345 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "bytesPerSecond"},message:"must have required property '"+"bytesPerSecond"+"'"};
 if(vErrors === null){
 vErrors = [err345];
 }
@@ -4298,12 +4302,8 @@ vErrors.push(err345);
 }
 errors++;
 }
-}
-if(data129.upstream !== undefined){
-let data130 = data129.upstream;
-if(typeof data130 === "string"){
-if(func3(data130) > 63){
-const err346 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data128.window === undefined){
+const err346 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err346];
 }
@@ -4312,8 +4312,9 @@ vErrors.push(err346);
 }
 errors++;
 }
-if(!pattern16.test(data130)){
-const err347 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+for(const key30 in data128){
+if(!((key30 === "bytesPerSecond") || (key30 === "window"))){
+const err347 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key30},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err347];
 }
@@ -4323,8 +4324,9 @@ vErrors.push(err347);
 errors++;
 }
 }
-else {
-const err348 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data129 = data128.bytesPerSecond;
+if(!((typeof data129 == "number") && (!(data129 % 1) && !isNaN(data129)))){
+const err348 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err348];
 }
@@ -4333,12 +4335,9 @@ vErrors.push(err348);
 }
 errors++;
 }
-}
-if(data129.model !== undefined){
-let data131 = data129.model;
-if(typeof data131 === "string"){
-if(func3(data131) > 256){
-const err349 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(typeof data129 == "number"){
+if(data129 > 1000000000 || isNaN(data129)){
+const err349 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000},message:"must be <= 1000000000"};
 if(vErrors === null){
 vErrors = [err349];
 }
@@ -4347,8 +4346,8 @@ vErrors.push(err349);
 }
 errors++;
 }
-if(func3(data131) < 1){
-const err350 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data129 < 0 || isNaN(data129)){
+const err350 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err350];
 }
@@ -4358,8 +4357,10 @@ vErrors.push(err350);
 errors++;
 }
 }
-else {
-const err351 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data130 = data128.window;
+if(typeof data130 === "string"){
+if(func3(data130) > 32){
+const err351 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err351];
 }
@@ -4368,12 +4369,8 @@ vErrors.push(err351);
 }
 errors++;
 }
-}
-if(data129.cache !== undefined){
-let data132 = data129.cache;
-if(data132 && typeof data132 == "object" && !Array.isArray(data132)){
-for(const key31 in data132){
-const err352 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key31},message:"must NOT have additional properties"};
+if(!pattern1.test(data130)){
+const err352 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err352];
 }
@@ -4384,7 +4381,7 @@ errors++;
 }
 }
 else {
-const err353 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err353 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err353];
 }
@@ -4394,11 +4391,8 @@ vErrors.push(err353);
 errors++;
 }
 }
-if(data129.static !== undefined){
-let data133 = data129.static;
-if(data133 && typeof data133 == "object" && !Array.isArray(data133)){
-if(data133.message === undefined){
-const err354 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
+else {
+const err354 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err354];
 }
@@ -4407,9 +4401,10 @@ vErrors.push(err354);
 }
 errors++;
 }
-for(const key32 in data133){
-if(!(key32 === "message")){
-const err355 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
+let data131 = data56.fallback;
+if(Array.isArray(data131)){
+if(data131.length > 16){
+const err355 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err355];
 }
@@ -4418,12 +4413,13 @@ vErrors.push(err355);
 }
 errors++;
 }
-}
-if(data133.message !== undefined){
-let data134 = data133.message;
-if(typeof data134 === "string"){
-if(func3(data134) < 1){
-const err356 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const len11 = data131.length;
+for(let i18=0; i18<len11; i18++){
+let data132 = data131[i18];
+if(data132 && typeof data132 == "object" && !Array.isArray(data132)){
+for(const key31 in data132){
+if(!(((((key31 === "upstream") || (key31 === "model")) || (key31 === "cache")) || (key31 === "static")) || (key31 === "when"))){
+const err356 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key31},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err356];
 }
@@ -4433,8 +4429,11 @@ vErrors.push(err356);
 errors++;
 }
 }
-else {
-const err357 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data132.upstream !== undefined){
+let data133 = data132.upstream;
+if(typeof data133 === "string"){
+if(func3(data133) > 63){
+const err357 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err357];
 }
@@ -4443,10 +4442,8 @@ vErrors.push(err357);
 }
 errors++;
 }
-}
-}
-else {
-const err358 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern16.test(data133)){
+const err358 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err358];
 }
@@ -4456,14 +4453,8 @@ vErrors.push(err358);
 errors++;
 }
 }
-if(data129.when !== undefined){
-let data135 = data129.when;
-if(Array.isArray(data135)){
-const len12 = data135.length;
-for(let i19=0; i19<len12; i19++){
-let data136 = data135[i19];
-if(typeof data136 !== "string"){
-const err359 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when/" + i19,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err359 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err359];
 }
@@ -4472,8 +4463,12 @@ vErrors.push(err359);
 }
 errors++;
 }
-if(!(((((((((((data136 === "rate-limited") || (data136 === "overloaded")) || (data136 === "server-error")) || (data136 === "timeout")) || (data136 === "connect-failure")) || (data136 === "reset")) || (data136 === "context-length")) || (data136 === "content-filter")) || (data136 === "invalid-response")) || (data136 === "client-error")) || (data136 === "unavailable"))){
-const err360 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when/" + i19,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
+}
+if(data132.model !== undefined){
+let data134 = data132.model;
+if(typeof data134 === "string"){
+if(func3(data134) > 256){
+const err360 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err360];
 }
@@ -4482,19 +4477,8 @@ vErrors.push(err360);
 }
 errors++;
 }
-}
-let i20 = data135.length;
-let j7;
-if(i20 > 1){
-const indices7 = {};
-for(;i20--;){
-let item7 = data135[i20];
-if(typeof item7 !== "string"){
-continue;
-}
-if(typeof indices7[item7] == "number"){
-j7 = indices7[item7];
-const err361 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i20, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i20+" are identical)"};
+if(func3(data134) < 1){
+const err361 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err361];
 }
@@ -4502,14 +4486,10 @@ else {
 vErrors.push(err361);
 }
 errors++;
-break;
-}
-indices7[item7] = i20;
-}
 }
 }
 else {
-const err362 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err362 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err362];
 }
@@ -4519,9 +4499,11 @@ vErrors.push(err362);
 errors++;
 }
 }
-}
-else {
-const err363 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data132.cache !== undefined){
+let data135 = data132.cache;
+if(data135 && typeof data135 == "object" && !Array.isArray(data135)){
+for(const key32 in data135){
+const err363 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err363];
 }
@@ -4531,9 +4513,8 @@ vErrors.push(err363);
 errors++;
 }
 }
-}
 else {
-const err364 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err364 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err364];
 }
@@ -4543,8 +4524,11 @@ vErrors.push(err364);
 errors++;
 }
 }
-else {
-const err365 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data132.static !== undefined){
+let data136 = data132.static;
+if(data136 && typeof data136 == "object" && !Array.isArray(data136)){
+if(data136.message === undefined){
+const err365 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
 if(vErrors === null){
 vErrors = [err365];
 }
@@ -4553,10 +4537,9 @@ vErrors.push(err365);
 }
 errors++;
 }
-}
-}
-else {
-const err366 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
+for(const key33 in data136){
+if(!(key33 === "message")){
+const err366 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err366];
 }
@@ -4566,16 +4549,11 @@ vErrors.push(err366);
 errors++;
 }
 }
-let data137 = data.priorities;
-if(data137 && typeof data137 == "object" && !Array.isArray(data137)){
-if(data137.default === undefined){
-data137.default = "normal";
-}
-if(data137.classes === undefined){
-data137.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
-}
-if(data137.default === undefined){
-const err367 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
+if(data136.message !== undefined){
+let data137 = data136.message;
+if(typeof data137 === "string"){
+if(func3(data137) < 1){
+const err367 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err367];
 }
@@ -4584,8 +4562,9 @@ vErrors.push(err367);
 }
 errors++;
 }
-if(data137.classes === undefined){
-const err368 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
+}
+else {
+const err368 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err368];
 }
@@ -4594,9 +4573,10 @@ vErrors.push(err368);
 }
 errors++;
 }
-for(const key33 in data137){
-if(!((key33 === "default") || (key33 === "classes"))){
-const err369 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
+}
+}
+else {
+const err369 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err369];
 }
@@ -4606,10 +4586,14 @@ vErrors.push(err369);
 errors++;
 }
 }
-let data138 = data137.default;
-if(typeof data138 === "string"){
-if(func3(data138) > 63){
-const err370 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data132.when !== undefined){
+let data138 = data132.when;
+if(Array.isArray(data138)){
+const len12 = data138.length;
+for(let i19=0; i19<len12; i19++){
+let data139 = data138[i19];
+if(typeof data139 !== "string"){
+const err370 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when/" + i19,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err370];
 }
@@ -4618,9 +4602,8 @@ vErrors.push(err370);
 }
 errors++;
 }
-}
-else {
-const err371 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!(((((((((((data139 === "rate-limited") || (data139 === "overloaded")) || (data139 === "server-error")) || (data139 === "timeout")) || (data139 === "connect-failure")) || (data139 === "reset")) || (data139 === "context-length")) || (data139 === "content-filter")) || (data139 === "invalid-response")) || (data139 === "client-error")) || (data139 === "unavailable"))){
+const err371 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when/" + i19,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err371];
 }
@@ -4629,10 +4612,19 @@ vErrors.push(err371);
 }
 errors++;
 }
-let data139 = data137.classes;
-if(Array.isArray(data139)){
-if(data139.length > 8){
-const err372 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
+}
+let i20 = data138.length;
+let j7;
+if(i20 > 1){
+const indices7 = {};
+for(;i20--;){
+let item7 = data138[i20];
+if(typeof item7 !== "string"){
+continue;
+}
+if(typeof indices7[item7] == "number"){
+j7 = indices7[item7];
+const err372 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i20, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i20+" are identical)"};
 if(vErrors === null){
 vErrors = [err372];
 }
@@ -4640,9 +4632,14 @@ else {
 vErrors.push(err372);
 }
 errors++;
+break;
 }
-if(data139.length < 1){
-const err373 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+indices7[item7] = i20;
+}
+}
+}
+else {
+const err373 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err373];
 }
@@ -4651,18 +4648,10 @@ vErrors.push(err373);
 }
 errors++;
 }
-const len13 = data139.length;
-for(let i21=0; i21<len13; i21++){
-let data140 = data139[i21];
-if(data140 && typeof data140 == "object" && !Array.isArray(data140)){
-if(data140.reserved === undefined){
-data140.reserved = 0;
 }
-if(data140.maxShare === undefined){
-data140.maxShare = 100;
 }
-if(data140.name === undefined){
-const err374 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+else {
+const err374 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err374];
 }
@@ -4671,8 +4660,10 @@ vErrors.push(err374);
 }
 errors++;
 }
-if(data140.reserved === undefined){
-const err375 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
+}
+}
+else {
+const err375 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err375];
 }
@@ -4681,8 +4672,9 @@ vErrors.push(err375);
 }
 errors++;
 }
-if(data140.maxShare === undefined){
-const err376 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
+}
+else {
+const err376 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err376];
 }
@@ -4691,9 +4683,10 @@ vErrors.push(err376);
 }
 errors++;
 }
-for(const key34 in data140){
-if(!(((key34 === "name") || (key34 === "reserved")) || (key34 === "maxShare"))){
-const err377 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
+}
+}
+else {
+const err377 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err377];
 }
@@ -4703,11 +4696,16 @@ vErrors.push(err377);
 errors++;
 }
 }
-if(data140.name !== undefined){
-let data141 = data140.name;
-if(typeof data141 === "string"){
-if(func3(data141) > 63){
-const err378 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+let data140 = data.priorities;
+if(data140 && typeof data140 == "object" && !Array.isArray(data140)){
+if(data140.default === undefined){
+data140.default = "normal";
+}
+if(data140.classes === undefined){
+data140.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
+}
+if(data140.default === undefined){
+const err378 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
 if(vErrors === null){
 vErrors = [err378];
 }
@@ -4716,8 +4714,8 @@ vErrors.push(err378);
 }
 errors++;
 }
-if(!pattern16.test(data141)){
-const err379 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(data140.classes === undefined){
+const err379 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
 if(vErrors === null){
 vErrors = [err379];
 }
@@ -4726,9 +4724,9 @@ vErrors.push(err379);
 }
 errors++;
 }
-}
-else {
-const err380 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key34 in data140){
+if(!((key34 === "default") || (key34 === "classes"))){
+const err380 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err380];
 }
@@ -4738,9 +4736,10 @@ vErrors.push(err380);
 errors++;
 }
 }
-let data142 = data140.reserved;
-if(!((typeof data142 == "number") && (!(data142 % 1) && !isNaN(data142)))){
-const err381 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data141 = data140.default;
+if(typeof data141 === "string"){
+if(func3(data141) > 63){
+const err381 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err381];
 }
@@ -4749,9 +4748,9 @@ vErrors.push(err381);
 }
 errors++;
 }
-if(typeof data142 == "number"){
-if(data142 > 100 || isNaN(data142)){
-const err382 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err382 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err382];
 }
@@ -4760,8 +4759,10 @@ vErrors.push(err382);
 }
 errors++;
 }
-if(data142 < 0 || isNaN(data142)){
-const err383 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+let data142 = data140.classes;
+if(Array.isArray(data142)){
+if(data142.length > 8){
+const err383 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
 if(vErrors === null){
 vErrors = [err383];
 }
@@ -4770,10 +4771,8 @@ vErrors.push(err383);
 }
 errors++;
 }
-}
-let data143 = data140.maxShare;
-if(!((typeof data143 == "number") && (!(data143 % 1) && !isNaN(data143)))){
-const err384 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data142.length < 1){
+const err384 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err384];
 }
@@ -4782,9 +4781,18 @@ vErrors.push(err384);
 }
 errors++;
 }
-if(typeof data143 == "number"){
-if(data143 > 100 || isNaN(data143)){
-const err385 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+const len13 = data142.length;
+for(let i21=0; i21<len13; i21++){
+let data143 = data142[i21];
+if(data143 && typeof data143 == "object" && !Array.isArray(data143)){
+if(data143.reserved === undefined){
+data143.reserved = 0;
+}
+if(data143.maxShare === undefined){
+data143.maxShare = 100;
+}
+if(data143.name === undefined){
+const err385 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err385];
 }
@@ -4793,8 +4801,8 @@ vErrors.push(err385);
 }
 errors++;
 }
-if(data143 < 1 || isNaN(data143)){
-const err386 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data143.reserved === undefined){
+const err386 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
 if(vErrors === null){
 vErrors = [err386];
 }
@@ -4803,10 +4811,8 @@ vErrors.push(err386);
 }
 errors++;
 }
-}
-}
-else {
-const err387 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data143.maxShare === undefined){
+const err387 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
 if(vErrors === null){
 vErrors = [err387];
 }
@@ -4815,10 +4821,9 @@ vErrors.push(err387);
 }
 errors++;
 }
-}
-}
-else {
-const err388 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+for(const key35 in data143){
+if(!(((key35 === "name") || (key35 === "reserved")) || (key35 === "maxShare"))){
+const err388 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err388];
 }
@@ -4828,8 +4833,11 @@ vErrors.push(err388);
 errors++;
 }
 }
-else {
-const err389 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data143.name !== undefined){
+let data144 = data143.name;
+if(typeof data144 === "string"){
+if(func3(data144) > 63){
+const err389 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err389];
 }
@@ -4838,19 +4846,8 @@ vErrors.push(err389);
 }
 errors++;
 }
-let data144 = data.degradation;
-if(data144 && typeof data144 == "object" && !Array.isArray(data144)){
-if(data144.window === undefined){
-data144.window = "60s";
-}
-if(data144.degraded === undefined){
-data144.degraded = {};
-}
-if(data144.emergency === undefined){
-data144.emergency = {};
-}
-if(data144.window === undefined){
-const err390 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+if(!pattern16.test(data144)){
+const err390 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err390];
 }
@@ -4859,8 +4856,9 @@ vErrors.push(err390);
 }
 errors++;
 }
-if(data144.degraded === undefined){
-const err391 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
+}
+else {
+const err391 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err391];
 }
@@ -4869,8 +4867,10 @@ vErrors.push(err391);
 }
 errors++;
 }
-if(data144.emergency === undefined){
-const err392 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
+}
+let data145 = data143.reserved;
+if(!((typeof data145 == "number") && (!(data145 % 1) && !isNaN(data145)))){
+const err392 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err392];
 }
@@ -4879,9 +4879,9 @@ vErrors.push(err392);
 }
 errors++;
 }
-for(const key35 in data144){
-if(!(((key35 === "window") || (key35 === "degraded")) || (key35 === "emergency"))){
-const err393 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
+if(typeof data145 == "number"){
+if(data145 > 100 || isNaN(data145)){
+const err393 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err393];
 }
@@ -4890,11 +4890,8 @@ vErrors.push(err393);
 }
 errors++;
 }
-}
-let data145 = data144.window;
-if(typeof data145 === "string"){
-if(func3(data145) > 32){
-const err394 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data145 < 0 || isNaN(data145)){
+const err394 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err394];
 }
@@ -4903,8 +4900,10 @@ vErrors.push(err394);
 }
 errors++;
 }
-if(!pattern1.test(data145)){
-const err395 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+let data146 = data143.maxShare;
+if(!((typeof data146 == "number") && (!(data146 % 1) && !isNaN(data146)))){
+const err395 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err395];
 }
@@ -4913,9 +4912,9 @@ vErrors.push(err395);
 }
 errors++;
 }
-}
-else {
-const err396 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data146 == "number"){
+if(data146 > 100 || isNaN(data146)){
+const err396 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err396];
 }
@@ -4924,22 +4923,8 @@ vErrors.push(err396);
 }
 errors++;
 }
-let data146 = data144.degraded;
-if(data146 && typeof data146 == "object" && !Array.isArray(data146)){
-if(data146.errorRate === undefined){
-data146.errorRate = 5;
-}
-if(data146.queueDepth === undefined){
-data146.queueDepth = 100;
-}
-if(data146.maxTokens === undefined){
-data146.maxTokens = 256;
-}
-if(data146.temperature === undefined){
-data146.temperature = 0;
-}
-if(data146.errorRate === undefined){
-const err397 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+if(data146 < 1 || isNaN(data146)){
+const err397 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err397];
 }
@@ -4948,8 +4933,10 @@ vErrors.push(err397);
 }
 errors++;
 }
-if(data146.queueDepth === undefined){
-const err398 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
+}
+}
+else {
+const err398 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err398];
 }
@@ -4958,8 +4945,10 @@ vErrors.push(err398);
 }
 errors++;
 }
-if(data146.maxTokens === undefined){
-const err399 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
+}
+}
+else {
+const err399 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err399];
 }
@@ -4968,8 +4957,9 @@ vErrors.push(err399);
 }
 errors++;
 }
-if(data146.temperature === undefined){
-const err400 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
+}
+else {
+const err400 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err400];
 }
@@ -4978,9 +4968,19 @@ vErrors.push(err400);
 }
 errors++;
 }
-for(const key36 in data146){
-if(!((((key36 === "errorRate") || (key36 === "queueDepth")) || (key36 === "maxTokens")) || (key36 === "temperature"))){
-const err401 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
+let data147 = data.degradation;
+if(data147 && typeof data147 == "object" && !Array.isArray(data147)){
+if(data147.window === undefined){
+data147.window = "60s";
+}
+if(data147.degraded === undefined){
+data147.degraded = {};
+}
+if(data147.emergency === undefined){
+data147.emergency = {};
+}
+if(data147.window === undefined){
+const err401 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err401];
 }
@@ -4989,10 +4989,8 @@ vErrors.push(err401);
 }
 errors++;
 }
-}
-let data147 = data146.errorRate;
-if(!((typeof data147 == "number") && (!(data147 % 1) && !isNaN(data147)))){
-const err402 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data147.degraded === undefined){
+const err402 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
 if(vErrors === null){
 vErrors = [err402];
 }
@@ -5001,9 +4999,8 @@ vErrors.push(err402);
 }
 errors++;
 }
-if(typeof data147 == "number"){
-if(data147 > 100 || isNaN(data147)){
-const err403 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data147.emergency === undefined){
+const err403 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
 if(vErrors === null){
 vErrors = [err403];
 }
@@ -5012,8 +5009,9 @@ vErrors.push(err403);
 }
 errors++;
 }
-if(data147 < 0 || isNaN(data147)){
-const err404 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key36 in data147){
+if(!(((key36 === "window") || (key36 === "degraded")) || (key36 === "emergency"))){
+const err404 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err404];
 }
@@ -5023,9 +5021,10 @@ vErrors.push(err404);
 errors++;
 }
 }
-let data148 = data146.queueDepth;
-if(!((typeof data148 == "number") && (!(data148 % 1) && !isNaN(data148)))){
-const err405 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data148 = data147.window;
+if(typeof data148 === "string"){
+if(func3(data148) > 32){
+const err405 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err405];
 }
@@ -5034,9 +5033,8 @@ vErrors.push(err405);
 }
 errors++;
 }
-if(typeof data148 == "number"){
-if(data148 < 0 || isNaN(data148)){
-const err406 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(!pattern1.test(data148)){
+const err406 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err406];
 }
@@ -5046,9 +5044,8 @@ vErrors.push(err406);
 errors++;
 }
 }
-let data149 = data146.maxTokens;
-if(!((typeof data149 == "number") && (!(data149 % 1) && !isNaN(data149)))){
-const err407 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err407 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err407];
 }
@@ -5057,9 +5054,22 @@ vErrors.push(err407);
 }
 errors++;
 }
-if(typeof data149 == "number"){
-if(data149 < 1 || isNaN(data149)){
-const err408 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+let data149 = data147.degraded;
+if(data149 && typeof data149 == "object" && !Array.isArray(data149)){
+if(data149.errorRate === undefined){
+data149.errorRate = 5;
+}
+if(data149.queueDepth === undefined){
+data149.queueDepth = 100;
+}
+if(data149.maxTokens === undefined){
+data149.maxTokens = 256;
+}
+if(data149.temperature === undefined){
+data149.temperature = 0;
+}
+if(data149.errorRate === undefined){
+const err408 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err408];
 }
@@ -5068,11 +5078,8 @@ vErrors.push(err408);
 }
 errors++;
 }
-}
-let data150 = data146.temperature;
-if(typeof data150 == "number"){
-if(data150 > 2 || isNaN(data150)){
-const err409 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
+if(data149.queueDepth === undefined){
+const err409 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
 if(vErrors === null){
 vErrors = [err409];
 }
@@ -5081,8 +5088,8 @@ vErrors.push(err409);
 }
 errors++;
 }
-if(data150 < 0 || isNaN(data150)){
-const err410 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data149.maxTokens === undefined){
+const err410 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
 if(vErrors === null){
 vErrors = [err410];
 }
@@ -5091,9 +5098,8 @@ vErrors.push(err410);
 }
 errors++;
 }
-}
-else {
-const err411 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data149.temperature === undefined){
+const err411 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
 if(vErrors === null){
 vErrors = [err411];
 }
@@ -5102,9 +5108,9 @@ vErrors.push(err411);
 }
 errors++;
 }
-}
-else {
-const err412 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key37 in data149){
+if(!((((key37 === "errorRate") || (key37 === "queueDepth")) || (key37 === "maxTokens")) || (key37 === "temperature"))){
+const err412 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err412];
 }
@@ -5113,16 +5119,10 @@ vErrors.push(err412);
 }
 errors++;
 }
-let data151 = data144.emergency;
-if(data151 && typeof data151 == "object" && !Array.isArray(data151)){
-if(data151.errorRate === undefined){
-data151.errorRate = 25;
 }
-if(data151.serve === undefined){
-data151.serve = ["cache","static"];
-}
-if(data151.errorRate === undefined){
-const err413 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+let data150 = data149.errorRate;
+if(!((typeof data150 == "number") && (!(data150 % 1) && !isNaN(data150)))){
+const err413 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err413];
 }
@@ -5131,8 +5131,9 @@ vErrors.push(err413);
 }
 errors++;
 }
-if(data151.serve === undefined){
-const err414 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
+if(typeof data150 == "number"){
+if(data150 > 100 || isNaN(data150)){
+const err414 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err414];
 }
@@ -5141,9 +5142,8 @@ vErrors.push(err414);
 }
 errors++;
 }
-for(const key37 in data151){
-if(!((key37 === "errorRate") || (key37 === "serve"))){
-const err415 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
+if(data150 < 0 || isNaN(data150)){
+const err415 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err415];
 }
@@ -5153,9 +5153,9 @@ vErrors.push(err415);
 errors++;
 }
 }
-let data152 = data151.errorRate;
-if(!((typeof data152 == "number") && (!(data152 % 1) && !isNaN(data152)))){
-const err416 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data151 = data149.queueDepth;
+if(!((typeof data151 == "number") && (!(data151 % 1) && !isNaN(data151)))){
+const err416 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err416];
 }
@@ -5164,9 +5164,9 @@ vErrors.push(err416);
 }
 errors++;
 }
-if(typeof data152 == "number"){
-if(data152 > 100 || isNaN(data152)){
-const err417 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(typeof data151 == "number"){
+if(data151 < 0 || isNaN(data151)){
+const err417 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err417];
 }
@@ -5175,8 +5175,10 @@ vErrors.push(err417);
 }
 errors++;
 }
-if(data152 < 0 || isNaN(data152)){
-const err418 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data152 = data149.maxTokens;
+if(!((typeof data152 == "number") && (!(data152 % 1) && !isNaN(data152)))){
+const err418 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err418];
 }
@@ -5185,14 +5187,9 @@ vErrors.push(err418);
 }
 errors++;
 }
-}
-let data153 = data151.serve;
-if(Array.isArray(data153)){
-const len14 = data153.length;
-for(let i22=0; i22<len14; i22++){
-let data154 = data153[i22];
-if(typeof data154 !== "string"){
-const err419 = {instancePath:instancePath+"/degradation/emergency/serve/" + i22,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data152 == "number"){
+if(data152 < 1 || isNaN(data152)){
+const err419 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err419];
 }
@@ -5201,8 +5198,11 @@ vErrors.push(err419);
 }
 errors++;
 }
-if(!((data154 === "cache") || (data154 === "static"))){
-const err420 = {instancePath:instancePath+"/degradation/emergency/serve/" + i22,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
+}
+let data153 = data149.temperature;
+if(typeof data153 == "number"){
+if(data153 > 2 || isNaN(data153)){
+const err420 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
 if(vErrors === null){
 vErrors = [err420];
 }
@@ -5211,10 +5211,8 @@ vErrors.push(err420);
 }
 errors++;
 }
-}
-}
-else {
-const err421 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data153 < 0 || isNaN(data153)){
+const err421 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err421];
 }
@@ -5225,7 +5223,7 @@ errors++;
 }
 }
 else {
-const err422 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err422 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err422];
 }
@@ -5236,7 +5234,7 @@ errors++;
 }
 }
 else {
-const err423 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err423 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err423];
 }
@@ -5245,22 +5243,16 @@ vErrors.push(err423);
 }
 errors++;
 }
-let data155 = data.cache;
-if(data155 && typeof data155 == "object" && !Array.isArray(data155)){
-if(data155.ttl === undefined){
-data155.ttl = "10m";
+let data154 = data147.emergency;
+if(data154 && typeof data154 == "object" && !Array.isArray(data154)){
+if(data154.errorRate === undefined){
+data154.errorRate = 25;
 }
-if(data155.maxEntries === undefined){
-data155.maxEntries = 10000;
+if(data154.serve === undefined){
+data154.serve = ["cache","static"];
 }
-if(data155.maxBytes === undefined){
-data155.maxBytes = "64Mi";
-}
-if(data155.serveFresh === undefined){
-data155.serveFresh = false;
-}
-if(data155.ttl === undefined){
-const err424 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
+if(data154.errorRate === undefined){
+const err424 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err424];
 }
@@ -5269,8 +5261,8 @@ vErrors.push(err424);
 }
 errors++;
 }
-if(data155.maxEntries === undefined){
-const err425 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
+if(data154.serve === undefined){
+const err425 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
 if(vErrors === null){
 vErrors = [err425];
 }
@@ -5279,8 +5271,9 @@ vErrors.push(err425);
 }
 errors++;
 }
-if(data155.maxBytes === undefined){
-const err426 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
+for(const key38 in data154){
+if(!((key38 === "errorRate") || (key38 === "serve"))){
+const err426 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err426];
 }
@@ -5289,8 +5282,10 @@ vErrors.push(err426);
 }
 errors++;
 }
-if(data155.serveFresh === undefined){
-const err427 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
+}
+let data155 = data154.errorRate;
+if(!((typeof data155 == "number") && (!(data155 % 1) && !isNaN(data155)))){
+const err427 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err427];
 }
@@ -5299,9 +5294,9 @@ vErrors.push(err427);
 }
 errors++;
 }
-for(const key38 in data155){
-if(!(((((key38 === "ttl") || (key38 === "maxEntries")) || (key38 === "maxBytes")) || (key38 === "serveFresh")) || (key38 === "redis"))){
-const err428 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
+if(typeof data155 == "number"){
+if(data155 > 100 || isNaN(data155)){
+const err428 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err428];
 }
@@ -5310,11 +5305,8 @@ vErrors.push(err428);
 }
 errors++;
 }
-}
-let data156 = data155.ttl;
-if(typeof data156 === "string"){
-if(func3(data156) > 32){
-const err429 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data155 < 0 || isNaN(data155)){
+const err429 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err429];
 }
@@ -5323,8 +5315,14 @@ vErrors.push(err429);
 }
 errors++;
 }
-if(!pattern1.test(data156)){
-const err430 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+let data156 = data154.serve;
+if(Array.isArray(data156)){
+const len14 = data156.length;
+for(let i22=0; i22<len14; i22++){
+let data157 = data156[i22];
+if(typeof data157 !== "string"){
+const err430 = {instancePath:instancePath+"/degradation/emergency/serve/" + i22,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err430];
 }
@@ -5333,9 +5331,8 @@ vErrors.push(err430);
 }
 errors++;
 }
-}
-else {
-const err431 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!((data157 === "cache") || (data157 === "static"))){
+const err431 = {instancePath:instancePath+"/degradation/emergency/serve/" + i22,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err431];
 }
@@ -5344,9 +5341,10 @@ vErrors.push(err431);
 }
 errors++;
 }
-let data157 = data155.maxEntries;
-if(!((typeof data157 == "number") && (!(data157 % 1) && !isNaN(data157)))){
-const err432 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+else {
+const err432 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err432];
 }
@@ -5355,9 +5353,9 @@ vErrors.push(err432);
 }
 errors++;
 }
-if(typeof data157 == "number"){
-if(data157 > 100000 || isNaN(data157)){
-const err433 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+else {
+const err433 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err433];
 }
@@ -5366,8 +5364,9 @@ vErrors.push(err433);
 }
 errors++;
 }
-if(data157 < 0 || isNaN(data157)){
-const err434 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err434 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err434];
 }
@@ -5376,11 +5375,22 @@ vErrors.push(err434);
 }
 errors++;
 }
+let data158 = data.cache;
+if(data158 && typeof data158 == "object" && !Array.isArray(data158)){
+if(data158.ttl === undefined){
+data158.ttl = "10m";
 }
-let data158 = data155.maxBytes;
-if(typeof data158 === "string"){
-if(!pattern10.test(data158)){
-const err435 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(data158.maxEntries === undefined){
+data158.maxEntries = 10000;
+}
+if(data158.maxBytes === undefined){
+data158.maxBytes = "64Mi";
+}
+if(data158.serveFresh === undefined){
+data158.serveFresh = false;
+}
+if(data158.ttl === undefined){
+const err435 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
 if(vErrors === null){
 vErrors = [err435];
 }
@@ -5389,9 +5399,8 @@ vErrors.push(err435);
 }
 errors++;
 }
-}
-else {
-const err436 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data158.maxEntries === undefined){
+const err436 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
 if(vErrors === null){
 vErrors = [err436];
 }
@@ -5400,8 +5409,8 @@ vErrors.push(err436);
 }
 errors++;
 }
-if(typeof data155.serveFresh !== "boolean"){
-const err437 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data158.maxBytes === undefined){
+const err437 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
 if(vErrors === null){
 vErrors = [err437];
 }
@@ -5410,14 +5419,8 @@ vErrors.push(err437);
 }
 errors++;
 }
-if(data155.redis !== undefined){
-let data160 = data155.redis;
-if(data160 && typeof data160 == "object" && !Array.isArray(data160)){
-if(data160.url === undefined){
-data160.url = "";
-}
-if(data160.url === undefined){
-const err438 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
+if(data158.serveFresh === undefined){
+const err438 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
 if(vErrors === null){
 vErrors = [err438];
 }
@@ -5426,9 +5429,9 @@ vErrors.push(err438);
 }
 errors++;
 }
-for(const key39 in data160){
-if(!((key39 === "url") || (key39 === "secretRef"))){
-const err439 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
+for(const key39 in data158){
+if(!(((((key39 === "ttl") || (key39 === "maxEntries")) || (key39 === "maxBytes")) || (key39 === "serveFresh")) || (key39 === "redis"))){
+const err439 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err439];
 }
@@ -5438,10 +5441,10 @@ vErrors.push(err439);
 errors++;
 }
 }
-let data161 = data160.url;
-if(typeof data161 === "string"){
-if(func3(data161) > 2048){
-const err440 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+let data159 = data158.ttl;
+if(typeof data159 === "string"){
+if(func3(data159) > 32){
+const err440 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err440];
 }
@@ -5450,8 +5453,8 @@ vErrors.push(err440);
 }
 errors++;
 }
-if(!pattern44.test(data161)){
-const err441 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
+if(!pattern1.test(data159)){
+const err441 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err441];
 }
@@ -5462,7 +5465,7 @@ errors++;
 }
 }
 else {
-const err442 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err442 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err442];
 }
@@ -5471,11 +5474,9 @@ vErrors.push(err442);
 }
 errors++;
 }
-if(data160.secretRef !== undefined){
-let data162 = data160.secretRef;
-if(data162 && typeof data162 == "object" && !Array.isArray(data162)){
-if(data162.name === undefined){
-const err443 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+let data160 = data158.maxEntries;
+if(!((typeof data160 == "number") && (!(data160 % 1) && !isNaN(data160)))){
+const err443 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err443];
 }
@@ -5484,8 +5485,9 @@ vErrors.push(err443);
 }
 errors++;
 }
-if(data162.key === undefined){
-const err444 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+if(typeof data160 == "number"){
+if(data160 > 100000 || isNaN(data160)){
+const err444 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err444];
 }
@@ -5494,9 +5496,8 @@ vErrors.push(err444);
 }
 errors++;
 }
-for(const key40 in data162){
-if(!((key40 === "name") || (key40 === "key"))){
-const err445 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
+if(data160 < 0 || isNaN(data160)){
+const err445 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err445];
 }
@@ -5506,11 +5507,10 @@ vErrors.push(err445);
 errors++;
 }
 }
-if(data162.name !== undefined){
-let data163 = data162.name;
-if(typeof data163 === "string"){
-if(func3(data163) > 253){
-const err446 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+let data161 = data158.maxBytes;
+if(typeof data161 === "string"){
+if(!pattern10.test(data161)){
+const err446 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err446];
 }
@@ -5519,8 +5519,9 @@ vErrors.push(err446);
 }
 errors++;
 }
-if(func3(data163) < 1){
-const err447 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err447 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err447];
 }
@@ -5529,9 +5530,8 @@ vErrors.push(err447);
 }
 errors++;
 }
-}
-else {
-const err448 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data158.serveFresh !== "boolean"){
+const err448 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err448];
 }
@@ -5540,12 +5540,14 @@ vErrors.push(err448);
 }
 errors++;
 }
+if(data158.redis !== undefined){
+let data163 = data158.redis;
+if(data163 && typeof data163 == "object" && !Array.isArray(data163)){
+if(data163.url === undefined){
+data163.url = "";
 }
-if(data162.key !== undefined){
-let data164 = data162.key;
-if(typeof data164 === "string"){
-if(func3(data164) > 253){
-const err449 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data163.url === undefined){
+const err449 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err449];
 }
@@ -5554,8 +5556,9 @@ vErrors.push(err449);
 }
 errors++;
 }
-if(func3(data164) < 1){
-const err450 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+for(const key40 in data163){
+if(!((key40 === "url") || (key40 === "secretRef"))){
+const err450 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err450];
 }
@@ -5565,8 +5568,10 @@ vErrors.push(err450);
 errors++;
 }
 }
-else {
-const err451 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data164 = data163.url;
+if(typeof data164 === "string"){
+if(func3(data164) > 2048){
+const err451 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err451];
 }
@@ -5575,10 +5580,8 @@ vErrors.push(err451);
 }
 errors++;
 }
-}
-}
-else {
-const err452 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern45.test(data164)){
+const err452 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
 if(vErrors === null){
 vErrors = [err452];
 }
@@ -5588,9 +5591,8 @@ vErrors.push(err452);
 errors++;
 }
 }
-}
 else {
-const err453 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err453 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err453];
 }
@@ -5599,10 +5601,11 @@ vErrors.push(err453);
 }
 errors++;
 }
-}
-}
-else {
-const err454 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data163.secretRef !== undefined){
+let data165 = data163.secretRef;
+if(data165 && typeof data165 == "object" && !Array.isArray(data165)){
+if(data165.name === undefined){
+const err454 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err454];
 }
@@ -5611,19 +5614,8 @@ vErrors.push(err454);
 }
 errors++;
 }
-let data165 = data.validation;
-if(data165 && typeof data165 == "object" && !Array.isArray(data165)){
-if(data165.json === undefined){
-data165.json = true;
-}
-if(data165.refusal === undefined){
-data165.refusal = false;
-}
-if(data165.emptyContent === undefined){
-data165.emptyContent = true;
-}
-if(data165.json === undefined){
-const err455 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
+if(data165.key === undefined){
+const err455 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err455];
 }
@@ -5632,8 +5624,9 @@ vErrors.push(err455);
 }
 errors++;
 }
-if(data165.refusal === undefined){
-const err456 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
+for(const key41 in data165){
+if(!((key41 === "name") || (key41 === "key"))){
+const err456 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err456];
 }
@@ -5642,8 +5635,12 @@ vErrors.push(err456);
 }
 errors++;
 }
-if(data165.emptyContent === undefined){
-const err457 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
+}
+if(data165.name !== undefined){
+let data166 = data165.name;
+if(typeof data166 === "string"){
+if(func3(data166) > 253){
+const err457 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err457];
 }
@@ -5652,9 +5649,8 @@ vErrors.push(err457);
 }
 errors++;
 }
-for(const key41 in data165){
-if(!(((key41 === "json") || (key41 === "refusal")) || (key41 === "emptyContent"))){
-const err458 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
+if(func3(data166) < 1){
+const err458 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err458];
 }
@@ -5664,8 +5660,8 @@ vErrors.push(err458);
 errors++;
 }
 }
-if(typeof data165.json !== "boolean"){
-const err459 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err459 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err459];
 }
@@ -5674,8 +5670,12 @@ vErrors.push(err459);
 }
 errors++;
 }
-if(typeof data165.refusal !== "boolean"){
-const err460 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+if(data165.key !== undefined){
+let data167 = data165.key;
+if(typeof data167 === "string"){
+if(func3(data167) > 253){
+const err460 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err460];
 }
@@ -5684,8 +5684,8 @@ vErrors.push(err460);
 }
 errors++;
 }
-if(typeof data165.emptyContent !== "boolean"){
-const err461 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(func3(data167) < 1){
+const err461 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err461];
 }
@@ -5696,7 +5696,7 @@ errors++;
 }
 }
 else {
-const err462 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err462 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err462];
 }
@@ -5705,10 +5705,10 @@ vErrors.push(err462);
 }
 errors++;
 }
-let data169 = data.faults;
-if(Array.isArray(data169)){
-if(data169.length > 32){
-const err463 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+}
+}
+else {
+const err463 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err463];
 }
@@ -5717,12 +5717,10 @@ vErrors.push(err463);
 }
 errors++;
 }
-const len15 = data169.length;
-for(let i23=0; i23<len15; i23++){
-let data170 = data169[i23];
-if(data170 && typeof data170 == "object" && !Array.isArray(data170)){
-if(data170.upstream === undefined){
-const err464 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+}
+}
+else {
+const err464 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err464];
 }
@@ -5731,8 +5729,10 @@ vErrors.push(err464);
 }
 errors++;
 }
-if(data170.percent === undefined){
-const err465 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
+}
+}
+else {
+const err465 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err465];
 }
@@ -5741,9 +5741,19 @@ vErrors.push(err465);
 }
 errors++;
 }
-for(const key42 in data170){
-if(!((((key42 === "upstream") || (key42 === "percent")) || (key42 === "delay")) || (key42 === "abort"))){
-const err466 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
+let data168 = data.validation;
+if(data168 && typeof data168 == "object" && !Array.isArray(data168)){
+if(data168.json === undefined){
+data168.json = true;
+}
+if(data168.refusal === undefined){
+data168.refusal = false;
+}
+if(data168.emptyContent === undefined){
+data168.emptyContent = true;
+}
+if(data168.json === undefined){
+const err466 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
 if(vErrors === null){
 vErrors = [err466];
 }
@@ -5752,12 +5762,8 @@ vErrors.push(err466);
 }
 errors++;
 }
-}
-if(data170.upstream !== undefined){
-let data171 = data170.upstream;
-if(typeof data171 === "string"){
-if(func3(data171) > 63){
-const err467 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data168.refusal === undefined){
+const err467 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
 if(vErrors === null){
 vErrors = [err467];
 }
@@ -5766,8 +5772,8 @@ vErrors.push(err467);
 }
 errors++;
 }
-if(!pattern16.test(data171)){
-const err468 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(data168.emptyContent === undefined){
+const err468 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
 if(vErrors === null){
 vErrors = [err468];
 }
@@ -5776,9 +5782,9 @@ vErrors.push(err468);
 }
 errors++;
 }
-}
-else {
-const err469 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key42 in data168){
+if(!(((key42 === "json") || (key42 === "refusal")) || (key42 === "emptyContent"))){
+const err469 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err469];
 }
@@ -5788,10 +5794,8 @@ vErrors.push(err469);
 errors++;
 }
 }
-if(data170.percent !== undefined){
-let data172 = data170.percent;
-if(!((typeof data172 == "number") && (!(data172 % 1) && !isNaN(data172)))){
-const err470 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data168.json !== "boolean"){
+const err470 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err470];
 }
@@ -5800,9 +5804,8 @@ vErrors.push(err470);
 }
 errors++;
 }
-if(typeof data172 == "number"){
-if(data172 > 100 || isNaN(data172)){
-const err471 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(typeof data168.refusal !== "boolean"){
+const err471 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err471];
 }
@@ -5811,8 +5814,8 @@ vErrors.push(err471);
 }
 errors++;
 }
-if(data172 < 0 || isNaN(data172)){
-const err472 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data168.emptyContent !== "boolean"){
+const err472 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err472];
 }
@@ -5822,12 +5825,8 @@ vErrors.push(err472);
 errors++;
 }
 }
-}
-if(data170.delay !== undefined){
-let data173 = data170.delay;
-if(typeof data173 === "string"){
-if(func3(data173) > 32){
-const err473 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err473 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err473];
 }
@@ -5836,8 +5835,10 @@ vErrors.push(err473);
 }
 errors++;
 }
-if(!pattern1.test(data173)){
-const err474 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+let data172 = data.faults;
+if(Array.isArray(data172)){
+if(data172.length > 32){
+const err474 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err474];
 }
@@ -5846,9 +5847,12 @@ vErrors.push(err474);
 }
 errors++;
 }
-}
-else {
-const err475 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len15 = data172.length;
+for(let i23=0; i23<len15; i23++){
+let data173 = data172[i23];
+if(data173 && typeof data173 == "object" && !Array.isArray(data173)){
+if(data173.upstream === undefined){
+const err475 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
 if(vErrors === null){
 vErrors = [err475];
 }
@@ -5857,12 +5861,8 @@ vErrors.push(err475);
 }
 errors++;
 }
-}
-if(data170.abort !== undefined){
-let data174 = data170.abort;
-if(data174 && typeof data174 == "object" && !Array.isArray(data174)){
-if(data174.status === undefined){
-const err476 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
+if(data173.percent === undefined){
+const err476 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
 if(vErrors === null){
 vErrors = [err476];
 }
@@ -5871,9 +5871,9 @@ vErrors.push(err476);
 }
 errors++;
 }
-for(const key43 in data174){
-if(!(key43 === "status")){
-const err477 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
+for(const key43 in data173){
+if(!((((key43 === "upstream") || (key43 === "percent")) || (key43 === "delay")) || (key43 === "abort"))){
+const err477 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err477];
 }
@@ -5883,10 +5883,11 @@ vErrors.push(err477);
 errors++;
 }
 }
-if(data174.status !== undefined){
-let data175 = data174.status;
-if(!((typeof data175 == "number") && (!(data175 % 1) && !isNaN(data175)))){
-const err478 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data173.upstream !== undefined){
+let data174 = data173.upstream;
+if(typeof data174 === "string"){
+if(func3(data174) > 63){
+const err478 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err478];
 }
@@ -5895,9 +5896,8 @@ vErrors.push(err478);
 }
 errors++;
 }
-if(typeof data175 == "number"){
-if(data175 > 599 || isNaN(data175)){
-const err479 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+if(!pattern16.test(data174)){
+const err479 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err479];
 }
@@ -5906,8 +5906,9 @@ vErrors.push(err479);
 }
 errors++;
 }
-if(data175 < 400 || isNaN(data175)){
-const err480 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+}
+else {
+const err480 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err480];
 }
@@ -5917,10 +5918,10 @@ vErrors.push(err480);
 errors++;
 }
 }
-}
-}
-else {
-const err481 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data173.percent !== undefined){
+let data175 = data173.percent;
+if(!((typeof data175 == "number") && (!(data175 % 1) && !isNaN(data175)))){
+const err481 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err481];
 }
@@ -5929,10 +5930,9 @@ vErrors.push(err481);
 }
 errors++;
 }
-}
-}
-else {
-const err482 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data175 == "number"){
+if(data175 > 100 || isNaN(data175)){
+const err482 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err482];
 }
@@ -5941,10 +5941,8 @@ vErrors.push(err482);
 }
 errors++;
 }
-}
-}
-else {
-const err483 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data175 < 0 || isNaN(data175)){
+const err483 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err483];
 }
@@ -5953,19 +5951,13 @@ vErrors.push(err483);
 }
 errors++;
 }
-let data176 = data.inbound;
-if(data176 && typeof data176 == "object" && !Array.isArray(data176)){
-if(data176.headersTimeout === undefined){
-data176.headersTimeout = "10s";
 }
-if(data176.requestTimeout === undefined){
-data176.requestTimeout = "120s";
 }
-if(data176.maxConnections === undefined){
-data176.maxConnections = 4096;
-}
-if(data176.headersTimeout === undefined){
-const err484 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
+if(data173.delay !== undefined){
+let data176 = data173.delay;
+if(typeof data176 === "string"){
+if(func3(data176) > 32){
+const err484 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err484];
 }
@@ -5974,8 +5966,8 @@ vErrors.push(err484);
 }
 errors++;
 }
-if(data176.requestTimeout === undefined){
-const err485 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
+if(!pattern1.test(data176)){
+const err485 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err485];
 }
@@ -5984,8 +5976,9 @@ vErrors.push(err485);
 }
 errors++;
 }
-if(data176.maxConnections === undefined){
-const err486 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
+}
+else {
+const err486 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err486];
 }
@@ -5994,9 +5987,12 @@ vErrors.push(err486);
 }
 errors++;
 }
-for(const key44 in data176){
-if(!(((key44 === "headersTimeout") || (key44 === "requestTimeout")) || (key44 === "maxConnections"))){
-const err487 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
+}
+if(data173.abort !== undefined){
+let data177 = data173.abort;
+if(data177 && typeof data177 == "object" && !Array.isArray(data177)){
+if(data177.status === undefined){
+const err487 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
 if(vErrors === null){
 vErrors = [err487];
 }
@@ -6005,11 +6001,9 @@ vErrors.push(err487);
 }
 errors++;
 }
-}
-let data177 = data176.headersTimeout;
-if(typeof data177 === "string"){
-if(func3(data177) > 32){
-const err488 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+for(const key44 in data177){
+if(!(key44 === "status")){
+const err488 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err488];
 }
@@ -6018,8 +6012,11 @@ vErrors.push(err488);
 }
 errors++;
 }
-if(!pattern1.test(data177)){
-const err489 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data177.status !== undefined){
+let data178 = data177.status;
+if(!((typeof data178 == "number") && (!(data178 % 1) && !isNaN(data178)))){
+const err489 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err489];
 }
@@ -6028,9 +6025,9 @@ vErrors.push(err489);
 }
 errors++;
 }
-}
-else {
-const err490 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data178 == "number"){
+if(data178 > 599 || isNaN(data178)){
+const err490 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err490];
 }
@@ -6039,10 +6036,8 @@ vErrors.push(err490);
 }
 errors++;
 }
-let data178 = data176.requestTimeout;
-if(typeof data178 === "string"){
-if(func3(data178) > 32){
-const err491 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data178 < 400 || isNaN(data178)){
+const err491 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
 if(vErrors === null){
 vErrors = [err491];
 }
@@ -6051,8 +6046,11 @@ vErrors.push(err491);
 }
 errors++;
 }
-if(!pattern1.test(data178)){
-const err492 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+}
+}
+else {
+const err492 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err492];
 }
@@ -6062,8 +6060,9 @@ vErrors.push(err492);
 errors++;
 }
 }
+}
 else {
-const err493 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err493 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err493];
 }
@@ -6072,9 +6071,10 @@ vErrors.push(err493);
 }
 errors++;
 }
-let data179 = data176.maxConnections;
-if(!((typeof data179 == "number") && (!(data179 % 1) && !isNaN(data179)))){
-const err494 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+else {
+const err494 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err494];
 }
@@ -6083,9 +6083,19 @@ vErrors.push(err494);
 }
 errors++;
 }
-if(typeof data179 == "number"){
-if(data179 > 65536 || isNaN(data179)){
-const err495 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
+let data179 = data.inbound;
+if(data179 && typeof data179 == "object" && !Array.isArray(data179)){
+if(data179.headersTimeout === undefined){
+data179.headersTimeout = "10s";
+}
+if(data179.requestTimeout === undefined){
+data179.requestTimeout = "120s";
+}
+if(data179.maxConnections === undefined){
+data179.maxConnections = 4096;
+}
+if(data179.headersTimeout === undefined){
+const err495 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err495];
 }
@@ -6094,8 +6104,8 @@ vErrors.push(err495);
 }
 errors++;
 }
-if(data179 < 1 || isNaN(data179)){
-const err496 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data179.requestTimeout === undefined){
+const err496 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err496];
 }
@@ -6104,10 +6114,8 @@ vErrors.push(err496);
 }
 errors++;
 }
-}
-}
-else {
-const err497 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data179.maxConnections === undefined){
+const err497 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
 if(vErrors === null){
 vErrors = [err497];
 }
@@ -6116,13 +6124,9 @@ vErrors.push(err497);
 }
 errors++;
 }
-let data180 = data.limits;
-if(data180 && typeof data180 == "object" && !Array.isArray(data180)){
-if(data180.maxBufferedBytes === undefined){
-data180.maxBufferedBytes = "96Mi";
-}
-if(data180.maxBufferedBytes === undefined){
-const err498 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
+for(const key45 in data179){
+if(!(((key45 === "headersTimeout") || (key45 === "requestTimeout")) || (key45 === "maxConnections"))){
+const err498 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err498];
 }
@@ -6131,9 +6135,11 @@ vErrors.push(err498);
 }
 errors++;
 }
-for(const key45 in data180){
-if(!(key45 === "maxBufferedBytes")){
-const err499 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
+}
+let data180 = data179.headersTimeout;
+if(typeof data180 === "string"){
+if(func3(data180) > 32){
+const err499 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err499];
 }
@@ -6142,11 +6148,8 @@ vErrors.push(err499);
 }
 errors++;
 }
-}
-let data181 = data180.maxBufferedBytes;
-if(typeof data181 === "string"){
-if(!pattern10.test(data181)){
-const err500 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(!pattern1.test(data180)){
+const err500 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err500];
 }
@@ -6157,7 +6160,7 @@ errors++;
 }
 }
 else {
-const err501 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err501 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err501];
 }
@@ -6166,9 +6169,10 @@ vErrors.push(err501);
 }
 errors++;
 }
-}
-else {
-const err502 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data181 = data179.requestTimeout;
+if(typeof data181 === "string"){
+if(func3(data181) > 32){
+const err502 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err502];
 }
@@ -6177,16 +6181,8 @@ vErrors.push(err502);
 }
 errors++;
 }
-let data182 = data.shutdown;
-if(data182 && typeof data182 == "object" && !Array.isArray(data182)){
-if(data182.appPreStopSleep === undefined){
-data182.appPreStopSleep = "5s";
-}
-if(data182.drainTimeout === undefined){
-data182.drainTimeout = "30s";
-}
-if(data182.appPreStopSleep === undefined){
-const err503 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
+if(!pattern1.test(data181)){
+const err503 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err503];
 }
@@ -6195,8 +6191,9 @@ vErrors.push(err503);
 }
 errors++;
 }
-if(data182.drainTimeout === undefined){
-const err504 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
+}
+else {
+const err504 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err504];
 }
@@ -6205,9 +6202,9 @@ vErrors.push(err504);
 }
 errors++;
 }
-for(const key46 in data182){
-if(!((key46 === "appPreStopSleep") || (key46 === "drainTimeout"))){
-const err505 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
+let data182 = data179.maxConnections;
+if(!((typeof data182 == "number") && (!(data182 % 1) && !isNaN(data182)))){
+const err505 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err505];
 }
@@ -6216,11 +6213,9 @@ vErrors.push(err505);
 }
 errors++;
 }
-}
-let data183 = data182.appPreStopSleep;
-if(typeof data183 === "string"){
-if(func3(data183) > 32){
-const err506 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(typeof data182 == "number"){
+if(data182 > 65536 || isNaN(data182)){
+const err506 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
 if(vErrors === null){
 vErrors = [err506];
 }
@@ -6229,8 +6224,8 @@ vErrors.push(err506);
 }
 errors++;
 }
-if(!pattern1.test(data183)){
-const err507 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data182 < 1 || isNaN(data182)){
+const err507 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err507];
 }
@@ -6240,8 +6235,9 @@ vErrors.push(err507);
 errors++;
 }
 }
+}
 else {
-const err508 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err508 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err508];
 }
@@ -6250,10 +6246,13 @@ vErrors.push(err508);
 }
 errors++;
 }
-let data184 = data182.drainTimeout;
-if(typeof data184 === "string"){
-if(func3(data184) > 32){
-const err509 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+let data183 = data.limits;
+if(data183 && typeof data183 == "object" && !Array.isArray(data183)){
+if(data183.maxBufferedBytes === undefined){
+data183.maxBufferedBytes = "96Mi";
+}
+if(data183.maxBufferedBytes === undefined){
+const err509 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
 if(vErrors === null){
 vErrors = [err509];
 }
@@ -6262,8 +6261,9 @@ vErrors.push(err509);
 }
 errors++;
 }
-if(!pattern1.test(data184)){
-const err510 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key46 in data183){
+if(!(key46 === "maxBufferedBytes")){
+const err510 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err510];
 }
@@ -6273,8 +6273,10 @@ vErrors.push(err510);
 errors++;
 }
 }
-else {
-const err511 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data184 = data183.maxBufferedBytes;
+if(typeof data184 === "string"){
+if(!pattern10.test(data184)){
+const err511 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err511];
 }
@@ -6285,7 +6287,7 @@ errors++;
 }
 }
 else {
-const err512 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err512 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err512];
 }
@@ -6296,12 +6298,140 @@ errors++;
 }
 }
 else {
-const err513 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err513 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err513];
 }
 else {
 vErrors.push(err513);
+}
+errors++;
+}
+let data185 = data.shutdown;
+if(data185 && typeof data185 == "object" && !Array.isArray(data185)){
+if(data185.appPreStopSleep === undefined){
+data185.appPreStopSleep = "5s";
+}
+if(data185.drainTimeout === undefined){
+data185.drainTimeout = "30s";
+}
+if(data185.appPreStopSleep === undefined){
+const err514 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
+if(vErrors === null){
+vErrors = [err514];
+}
+else {
+vErrors.push(err514);
+}
+errors++;
+}
+if(data185.drainTimeout === undefined){
+const err515 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
+if(vErrors === null){
+vErrors = [err515];
+}
+else {
+vErrors.push(err515);
+}
+errors++;
+}
+for(const key47 in data185){
+if(!((key47 === "appPreStopSleep") || (key47 === "drainTimeout"))){
+const err516 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err516];
+}
+else {
+vErrors.push(err516);
+}
+errors++;
+}
+}
+let data186 = data185.appPreStopSleep;
+if(typeof data186 === "string"){
+if(func3(data186) > 32){
+const err517 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err517];
+}
+else {
+vErrors.push(err517);
+}
+errors++;
+}
+if(!pattern1.test(data186)){
+const err518 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(vErrors === null){
+vErrors = [err518];
+}
+else {
+vErrors.push(err518);
+}
+errors++;
+}
+}
+else {
+const err519 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err519];
+}
+else {
+vErrors.push(err519);
+}
+errors++;
+}
+let data187 = data185.drainTimeout;
+if(typeof data187 === "string"){
+if(func3(data187) > 32){
+const err520 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err520];
+}
+else {
+vErrors.push(err520);
+}
+errors++;
+}
+if(!pattern1.test(data187)){
+const err521 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(vErrors === null){
+vErrors = [err521];
+}
+else {
+vErrors.push(err521);
+}
+errors++;
+}
+}
+else {
+const err522 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err522];
+}
+else {
+vErrors.push(err522);
+}
+errors++;
+}
+}
+else {
+const err523 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err523];
+}
+else {
+vErrors.push(err523);
+}
+errors++;
+}
+}
+else {
+const err524 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err524];
+}
+else {
+vErrors.push(err524);
 }
 errors++;
 }

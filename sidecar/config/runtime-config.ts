@@ -50,6 +50,8 @@ export interface UpstreamConfig {
   timeoutFallsBack: boolean;
   /** Client-side limits (0 = off). */
   rateLimit: RateLimitSettings;
+  /** Least bytes per second a stream must send, over each window after its first content event (0 = off). */
+  throughputFloor: { bytesPerSecond: number; windowMs: number };
   /** Mid-stream recoveries a request of this upstream may have (0 = off). */
   maxStreamRecoveries: number;
   /** Caps on what is held of an answer: a plain one whole, a stream's bytes before its first content event. */
@@ -198,6 +200,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
     emergencyChain: fallback.filter((tier) => (tier.kind === 'cache' || tier.kind === 'static') && emergencyServes.has(tier.kind)).map((tier) => ({ ...tier, when: undefined })),
     hasCacheTier: fallback.some((tier) => tier.kind === 'cache'),
     maxStreamRecoveries: upstream.streamRecovery.maxRecoveries,
+    throughputFloor: { bytesPerSecond: upstream.throughputFloor.bytesPerSecond, windowMs: parseDuration(upstream.throughputFloor.window) },
     timeoutFallsBack: fallback.some((tier) => tier.kind === 'upstream' && (!tier.when || tier.when.has('timeout') || tier.when.has('unavailable'))),
   };
 }

@@ -8,13 +8,15 @@
  * API's JSON, ends the stream as a failure of its class before that event
  * reaches the app. It ends `complete` with the usage it reported, or
  * `failed` when the connection breaks, a timer fires, an event fails, or it
- * ends without its API's terminator. A stream that ends cleanly without its
+ * ends without its API's terminator, or falls below its throughput floor
+ * (opt-in). A stream that ends cleanly without its
  * terminator after its last event said the answer finished is complete: the
  * app gets the terminator it expects.
  */
 import type { IncomingMessage } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import { SseReader } from '../../lib/index.js';
+import type { ThroughputFloor } from '../resilience/index.js';
 import type { AttemptTimers } from './attempt-timers.js';
 import type { Dialect, StreamFraming } from './dialects/dialect.js';
 import { EventSplitter } from './event-splitter.js';
@@ -42,6 +44,8 @@ export class UpstreamStream implements StreamBody {
     private readonly dialect: Dialect,
     private readonly framing: StreamFraming,
     private readonly idleMs: number,
+    /** An opt-in floor under the stream's throughput, and the clock it reads. */
+    private readonly floor?: { meter: ThroughputFloor; now: () => number },
   ) {
     this.splitter = new EventSplitter(framing);
   }
@@ -90,6 +94,10 @@ export class UpstreamStream implements StreamBody {
       out += raw;
     }
     this.relay(out);
+    if (this.floor?.meter.record(Buffer.byteLength(out), this.floor.now())) {
+      this.queue.push({ kind: 'failed', failure: 'timeout', detail: 'the stream fell below its throughput floor' });
+      return;
+    }
     if (this.splitter.held > MAX_EVENT_CHARS) this.queue.push({ kind: 'failed', failure: 'invalid-response', detail: `an event longer than ${MAX_EVENT_CHARS} characters` });
   }
 

@@ -14,4 +14,5 @@ export * from './rate-limiter.js';
 export * from './retry-budget.js';
 export * from './sleep.js';
 export * from './stream-verifier.js';
+export * from './throughput-floor.js';
 export * from './trip-rules.js';

@@ -63,6 +63,23 @@ describe('mid-stream recovery', () => {
     });
   }
 
+  it('treats a stream below its throughput floor as stalled, and recovers it', async (t) => {
+    let calls = 0;
+    const upstream = await startRawUpstream(t, (socket) => {
+      if (++calls > 1) return openaiStream(socket, TOKENS);
+      // A trickle: a token every 250 ms (about 400 bytes/s), far below the floor, but never idle for long.
+      socket.write(sseHead + chunk(openaiEvent({ role: 'assistant', content: '' })));
+      let i = 0;
+      const timer = setInterval(() => (socket.writable ? socket.write(chunk(openaiEvent({ content: TOKENS[i++ % TOKENS.length]! }))) : clearInterval(timer)), 250);
+      socket.once('close', () => clearInterval(timer));
+    });
+    const sidecar = await spawnSidecar(t, policy(upstream.url, { throughputFloor: { bytesPerSecond: 2000, window: '1s' } }));
+    const stream = await sdk(sidecar.dataUrl).chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'count' }], stream: true });
+    assert.equal(await read(stream), CANONICAL);
+    assert.equal(calls, 2);
+    assert.equal(await metric(sidecar.adminUrl, { result: 'recovered' }), 1);
+  });
+
   it('tells the app after the fact: an SSE comment before the terminator, and recoveries in the request log', async (t) => {
     let calls = 0;
     const upstream = await startRawUpstream(t, (socket) => openaiStream(socket, TOKENS, ++calls === 1 ? { at: 10, how: 'cut' } : undefined));

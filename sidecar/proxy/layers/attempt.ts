@@ -8,7 +8,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { firstHeader, SseReader } from '../../../lib/index.js';
-import type { Clock } from '../../resilience/index.js';
+import { ThroughputFloor, type Clock } from '../../resilience/index.js';
 import { AttemptTimers } from '../attempt-timers.js';
 import type { BodyLease } from '../body-budget.js';
 import { classifyStatus, classifyTransportError } from '../classify.js';
@@ -133,7 +133,9 @@ export function attempt(clock: Clock): Handler {
       timers.disarm('first-byte');
       if (buffered.length === 0) return localError(req, 502, 'upstream_unavailable', `${source.upstream}: reset: stream ended before its first content event`, 'reset', 1000);
       handedOver = true; // from here the stream disposes of the timers
-      const stream = new UpstreamStream(response, chunks, buffered, timers, ctx.dialect, framing, timeouts.streamIdleMs);
+      const { throughputFloor } = req.upstream.config;
+      const floor = throughputFloor.bytesPerSecond > 0 ? { meter: new ThroughputFloor(throughputFloor.bytesPerSecond, throughputFloor.windowMs, clock.now()), now: () => clock.now() } : undefined;
+      const stream = new UpstreamStream(response, chunks, buffered, timers, ctx.dialect, framing, timeouts.streamIdleMs, floor);
       // Its first event is in already: one that fails (an error event, garbage) fails the attempt before the app sees anything.
       const first = await stream.read();
       if (!Buffer.isBuffer(first)) {
