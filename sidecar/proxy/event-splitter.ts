@@ -3,9 +3,18 @@
  * and including the blank line that ends each event, for NDJSON each line.
  * An unfinished event is held back (the caller bounds `held`), so the app is
  * only ever sent whole events, and a stream that breaks or is judged mid-way
- * never leaves half an event behind.
+ * never leaves half an event behind. Each event comes with its fields, read
+ * once here for whoever checks it.
  */
+import { SseReader, type SseEvent } from '../../lib/index.js';
 import type { StreamFraming } from './dialects/dialect.js';
+
+export interface WholeEvent {
+  /** The event as it came, separator included. */
+  raw: string;
+  /** Its name and data (an NDJSON line is a "message" with the line as data); undefined for an SSE comment or keep-alive. */
+  fields: SseEvent | undefined;
+}
 
 const SSE_EVENT_END = /\r?\n\r?\n/g;
 
@@ -14,21 +23,23 @@ export class EventSplitter {
 
   constructor(private readonly framing: StreamFraming) {}
 
-  /** Feeds the next piece of text; returns the events it completed, raw, in order. */
-  push(text: string): string[] {
+  /** Feeds the next piece of text; returns the events it completed, in order. */
+  push(text: string): WholeEvent[] {
     const all = this.pending + text;
-    const events: string[] = [];
+    const events: WholeEvent[] = [];
     let start = 0;
     if (this.framing === 'ndjson') {
       for (let end = all.indexOf('\n', this.pending.length); end >= 0; end = all.indexOf('\n', start)) {
-        events.push(all.slice(start, end + 1));
+        const raw = all.slice(start, end + 1);
+        events.push({ raw, fields: { event: 'message', data: raw.trim() } });
         start = end + 1;
       }
     } else {
       // Only the new text (and the 3 characters before it, which may begin a separator) can hold a new boundary.
       SSE_EVENT_END.lastIndex = Math.max(0, this.pending.length - 3);
       for (let m = SSE_EVENT_END.exec(all); m; m = SSE_EVENT_END.exec(all)) {
-        events.push(all.slice(start, m.index + m[0].length));
+        const raw = all.slice(start, m.index + m[0].length);
+        events.push({ raw, fields: new SseReader().push(raw)[0] });
         start = m.index + m[0].length;
       }
     }

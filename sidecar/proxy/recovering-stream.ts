@@ -8,9 +8,9 @@
  * the terminator that says it was recovered (SDKs skip comments). A new stream that diverges, or
  * does not come, ends the stream with the original failure. A stream that
  * carries what recovery cannot vouch for (tool-call or reasoning deltas) is
- * never recovered.
+ * never recovered, nor is one that sent more text than it keeps a copy of.
  */
-import { SseReader } from '../../lib/index.js';
+import { StringDecoder } from 'node:string_decoder';
 import { StreamVerifier } from '../resilience/index.js';
 import type { Dialect, StreamFraming } from './dialects/dialect.js';
 import { EventSplitter } from './event-splitter.js';
@@ -30,6 +30,9 @@ export interface RecoveryDeps {
 
 type Failed = Extract<StreamEnd, { kind: 'failed' }>;
 
+/** The most text a stream may have sent and still be recovered: a copy is kept to verify a new stream against. */
+export const MAX_RECOVERABLE_CHARS = 1024 * 1024;
+
 export class RecoveringStream implements StreamBody {
   private current: StreamBody;
   private delivered = '';
@@ -38,6 +41,7 @@ export class RecoveringStream implements StreamBody {
   /** While verifying a new stream: its verifier, whether it has sent text yet, and the failure it replaces. */
   private verifying: { verifier: StreamVerifier; sawText: boolean; original: Failed } | undefined;
   private splitter: EventSplitter;
+  private decoder = new StringDecoder('utf8');
   private end: StreamEnd | undefined;
 
   constructor(
@@ -77,13 +81,12 @@ export class RecoveringStream implements StreamBody {
   /** What of a chunk goes to the app (whole events), or how the stream ends. */
   private pass(chunk: Buffer): string | StreamEnd {
     let out = '';
-    for (const raw of this.splitter.push(chunk.toString('utf8'))) {
-      const parsed = this.deps.framing === 'ndjson' ? { event: 'message', data: raw.trim() } : new SseReader().push(raw)[0];
-      const text = parsed ? this.deps.dialect.streamText(parsed.event, parsed.data) : undefined;
+    for (const { raw, fields } of this.splitter.push(this.decoder.write(chunk))) {
+      const text = fields ? this.deps.dialect.streamText(fields.event, fields.data) : undefined;
       if (text === null) this.vouched = false;
       const v = this.verifying;
       if (!v) {
-        if (typeof text === 'string') this.delivered += text;
+        if (typeof text === 'string') this.deliver(text);
         out += raw;
         continue;
       }
@@ -98,11 +101,20 @@ export class RecoveringStream implements StreamBody {
       const verdict = v.verifier.push(text);
       if (verdict.kind === 'diverged') return this.diverged();
       if (verdict.kind === 'emit') {
-        this.delivered += verdict.text;
-        out += verdict.text === text ? raw : this.deps.dialect.withStreamText(parsed!.event, parsed!.data, verdict.text);
+        this.deliver(verdict.text);
+        out += verdict.text === text ? raw : this.deps.dialect.withStreamText(fields!.event, fields!.data, verdict.text);
       }
     }
     return out;
+  }
+
+  /** Notes text sent to the app; past MAX_RECOVERABLE_CHARS the copy is dropped and the stream can no longer be recovered. */
+  private deliver(text: string): void {
+    if (!this.vouched) return;
+    this.delivered += text;
+    if (this.delivered.length <= MAX_RECOVERABLE_CHARS) return;
+    this.vouched = false;
+    this.delivered = '';
   }
 
   /** Tries a new stream after `failure`; the end to give when no recovery can follow. */
@@ -123,6 +135,7 @@ export class RecoveringStream implements StreamBody {
     }
     this.current = next;
     this.splitter = new EventSplitter(this.deps.framing);
+    this.decoder = new StringDecoder('utf8');
     this.verifying = { verifier: new StreamVerifier(this.delivered), sawText: false, original: failure };
     return undefined;
   }

@@ -15,11 +15,10 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
-import { SseReader } from '../../lib/index.js';
 import type { ThroughputFloor } from '../resilience/index.js';
 import type { AttemptTimers } from './attempt-timers.js';
 import type { Dialect, StreamFraming } from './dialects/dialect.js';
-import { EventSplitter } from './event-splitter.js';
+import { EventSplitter, type WholeEvent } from './event-splitter.js';
 import type { StreamBody, StreamEnd } from './stream-body.js';
 
 /** Bytes of a stream's start and end kept to find its usage and terminator. */
@@ -42,7 +41,7 @@ export class UpstreamStream implements StreamBody {
     private readonly buffered: Buffer[],
     private readonly timers: AttemptTimers,
     private readonly dialect: Dialect,
-    private readonly framing: StreamFraming,
+    framing: StreamFraming,
     private readonly idleMs: number,
     /** An opt-in floor under the stream's throughput, and the clock it reads. */
     private readonly floor?: { meter: ThroughputFloor; now: () => number },
@@ -84,14 +83,14 @@ export class UpstreamStream implements StreamBody {
   /** Queues the whole events a chunk completes, up to the first that fails. */
   private take(chunk: Buffer): void {
     let out = '';
-    for (const raw of this.splitter.push(this.decoder.write(chunk))) {
-      const failed = this.check(raw);
+    for (const event of this.splitter.push(this.decoder.write(chunk))) {
+      const failed = this.check(event);
       if (failed) {
         this.relay(out);
         this.queue.push(failed);
         return;
       }
-      out += raw;
+      out += event.raw;
     }
     this.relay(out);
     if (this.floor?.meter.record(Buffer.byteLength(out), this.floor.now())) {
@@ -114,10 +113,9 @@ export class UpstreamStream implements StreamBody {
   }
 
   /** Why an event ends the stream, per the dialect; comments and keep-alives pass. */
-  private check(raw: string): StreamEnd | undefined {
-    const event = this.framing === 'ndjson' ? { event: 'message', data: raw.trim() } : new SseReader().push(raw)[0];
-    if (!event) return undefined;
-    const failed = this.dialect.eventFailure(event.event, event.data);
+  private check({ fields }: WholeEvent): StreamEnd | undefined {
+    if (!fields) return undefined;
+    const failed = this.dialect.eventFailure(fields.event, fields.data);
     return failed && { kind: 'failed', ...failed };
   }
 
