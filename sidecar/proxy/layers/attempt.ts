@@ -47,21 +47,28 @@ class TooLarge extends Error {}
 /** The sidecar's body budget (limits.maxBufferedBytes) has no room for the answer: the request is refused as overloaded. */
 class OverBudget extends Error {}
 
-/** Reads a plain answer whole, up to `max` bytes, taking them from the request's share of the body budget; into one buffer when its length is declared. */
+/**
+ * Reads a plain answer whole, up to `max` bytes, taking them from the request's share of the body
+ * budget: a declared length at once (before its buffer is made), otherwise chunk by chunk.
+ */
 function readAll(response: IncomingMessage, max: number, memory: BodyLease): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const fail = (err: Error) => {
       response.destroy();
       reject(err);
     };
+    const tooLarge = () => fail(new TooLarge(`the answer is larger than limits.maxAnswerBytes (${max} bytes)`));
+    const overBudget = () => fail(new OverBudget('the sidecar holds as many bodies as limits.maxBufferedBytes allows'));
     const declared = Number(response.headers['content-length']);
-    if (declared > max) return fail(new TooLarge(`the answer is larger than limits.maxAnswerBytes (${max} bytes)`));
-    const whole = Number.isInteger(declared) && declared > 0 ? Buffer.allocUnsafe(declared) : undefined;
+    if (declared > max) return tooLarge();
+    const charged = Number.isInteger(declared) && declared > 0;
+    if (charged && !memory.take(declared)) return overBudget();
+    const whole = charged ? Buffer.allocUnsafe(declared) : undefined;
     const chunks: Buffer[] = [];
     let size = 0;
     response.on('data', (chunk: Buffer) => {
-      if (size + chunk.length > max) return fail(new TooLarge(`the answer is larger than limits.maxAnswerBytes (${max} bytes)`));
-      if (!memory.take(chunk.length)) return fail(new OverBudget('the sidecar holds as many bodies as limits.maxBufferedBytes allows'));
+      if (size + chunk.length > max) return tooLarge();
+      if (!charged && !memory.take(chunk.length)) return overBudget();
       if (whole) chunk.copy(whole, size); // the parser holds to the declared length
       else chunks.push(chunk);
       size += chunk.length;
