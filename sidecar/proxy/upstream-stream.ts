@@ -9,9 +9,11 @@
  * reaches the app. It ends `complete` with the usage it reported, or
  * `failed` when the connection breaks, a timer fires, an event fails, or it
  * ends without its API's terminator, or falls below its throughput floor
- * (opt-in). A stream that ends cleanly without its
- * terminator after its last event said the answer finished is complete: the
- * app gets the terminator it expects.
+ * (opt-in). A stream whose events said the answer finished (OpenAI's
+ * finish_reason, Anthropic's stop_reason) and that then ends without its
+ * terminator is complete: the app gets the terminator it expects. Such a
+ * stream gets FINISHED_IDLE_MS, not the whole idle timeout, to send the rest
+ * (usage, the terminator), and is complete too if it breaks or stays silent.
  */
 import type { IncomingMessage } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
@@ -25,6 +27,8 @@ import type { StreamBody, StreamEnd } from './stream-body.js';
 const EDGE_CHARS = 4096;
 /** The longest single event relayed (held whole until it completes). */
 export const MAX_EVENT_CHARS = 4 * 1024 * 1024;
+/** How long a stream whose answer finished may take to send the rest (usage, the terminator). */
+export const FINISHED_IDLE_MS = 2000;
 
 export class UpstreamStream implements StreamBody {
   private end: StreamEnd | undefined;
@@ -34,6 +38,8 @@ export class UpstreamStream implements StreamBody {
   private readonly splitter: EventSplitter;
   private head = '';
   private tail = '';
+  /** Whether an event said the answer finished (the stream may still send usage and its terminator). */
+  private finished = false;
 
   constructor(
     private readonly response: IncomingMessage,
@@ -59,7 +65,7 @@ export class UpstreamStream implements StreamBody {
         this.take(early);
         continue;
       }
-      this.timers.arm('stream-idle', this.idleMs);
+      this.timers.arm('stream-idle', this.finished ? Math.min(this.idleMs, FINISHED_IDLE_MS) : this.idleMs);
       let chunk: IteratorResult<Buffer>;
       try {
         chunk = await this.timers.settled(this.chunks.next());
@@ -67,6 +73,13 @@ export class UpstreamStream implements StreamBody {
         if (this.end) return this.end; // cancelled while waiting
         const expired = this.timers.expired;
         if (!expired && this.timers.controller.signal.aborted) return this.finish({ kind: 'cancelled' }); // the app left
+        if (this.finished) {
+          // The answer is whole; what did not come (usage, the terminator) is not worth a failure. Half an event is dropped.
+          this.response.destroy();
+          this.splitter.flush();
+          this.ended();
+          continue;
+        }
         const detail = expired ? `${expired} timeout after the stream started` : `stream broken: ${(err as Error).message}`;
         return this.finish({ kind: 'failed', failure: expired ? 'timeout' : 'reset', detail });
       }
@@ -121,6 +134,7 @@ export class UpstreamStream implements StreamBody {
 
   private relay(text: string): void {
     if (text === '') return;
+    this.finished ||= this.dialect.missingTerminator(text) !== undefined;
     if (this.head.length < EDGE_CHARS) this.head += text.slice(0, EDGE_CHARS - this.head.length);
     this.tail = (this.tail + text).slice(-EDGE_CHARS);
     this.queue.push(Buffer.from(text));
