@@ -325,7 +325,12 @@ export const UpstreamSchema = Type.Object(
           maximum: 3,
           default: 1,
           description:
-            'A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain, regenerated and verified against what was delivered: at most this many times per request (0 = off).',
+            'A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).',
+        }),
+        continuation: stringEnum(['auto', 'prefill', 'continue-final-message', 'off'], {
+          default: 'auto',
+          description:
+            'How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp\'s server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill).',
         }),
       },
       { additionalProperties: false, default: {}, description: 'Mid-stream recovery.' },

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"}],"type":"object","required":["upstreams","priorities","degradation","cache","validation","faults","inbound","limits","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5m\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5m\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain, regenerated and verified against what was delivered: at most this many times per request (0 = off).","type":"integer"}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure).","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error","unavailable"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Added before the request is sent. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}}}};
+const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"}],"type":"object","required":["upstreams","priorities","degradation","cache","validation","faults","inbound","limits","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5m\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5m\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5m"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries","continuation"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).","type":"integer"},"continuation":{"type":"string","enum":["auto","prefill","continue-final-message","off"],"default":"auto","description":"How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp's server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill)."}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure).","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error","unavailable"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Added before the request is sent. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
 const pattern0 = new RegExp("^(.*)$", "u");
@@ -4218,6 +4218,9 @@ if(data126 && typeof data126 == "object" && !Array.isArray(data126)){
 if(data126.maxRecoveries === undefined){
 data126.maxRecoveries = 1;
 }
+if(data126.continuation === undefined){
+data126.continuation = "auto";
+}
 if(data126.maxRecoveries === undefined){
 const err339 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "maxRecoveries"},message:"must have required property '"+"maxRecoveries"+"'"};
 if(vErrors === null){
@@ -4228,9 +4231,8 @@ vErrors.push(err339);
 }
 errors++;
 }
-for(const key29 in data126){
-if(!(key29 === "maxRecoveries")){
-const err340 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties"};
+if(data126.continuation === undefined){
+const err340 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "continuation"},message:"must have required property '"+"continuation"+"'"};
 if(vErrors === null){
 vErrors = [err340];
 }
@@ -4239,10 +4241,9 @@ vErrors.push(err340);
 }
 errors++;
 }
-}
-let data127 = data126.maxRecoveries;
-if(!((typeof data127 == "number") && (!(data127 % 1) && !isNaN(data127)))){
-const err341 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key29 in data126){
+if(!((key29 === "maxRecoveries") || (key29 === "continuation"))){
+const err341 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err341];
 }
@@ -4251,9 +4252,10 @@ vErrors.push(err341);
 }
 errors++;
 }
-if(typeof data127 == "number"){
-if(data127 > 3 || isNaN(data127)){
-const err342 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3},message:"must be <= 3"};
+}
+let data127 = data126.maxRecoveries;
+if(!((typeof data127 == "number") && (!(data127 % 1) && !isNaN(data127)))){
+const err342 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err342];
 }
@@ -4262,8 +4264,9 @@ vErrors.push(err342);
 }
 errors++;
 }
-if(data127 < 0 || isNaN(data127)){
-const err343 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data127 == "number"){
+if(data127 > 3 || isNaN(data127)){
+const err343 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3},message:"must be <= 3"};
 if(vErrors === null){
 vErrors = [err343];
 }
@@ -4272,10 +4275,8 @@ vErrors.push(err343);
 }
 errors++;
 }
-}
-}
-else {
-const err344 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data127 < 0 || isNaN(data127)){
+const err344 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err344];
 }
@@ -4284,16 +4285,10 @@ vErrors.push(err344);
 }
 errors++;
 }
-let data128 = data56.throughputFloor;
-if(data128 && typeof data128 == "object" && !Array.isArray(data128)){
-if(data128.bytesPerSecond === undefined){
-data128.bytesPerSecond = 0;
 }
-if(data128.window === undefined){
-data128.window = "10s";
-}
-if(data128.bytesPerSecond === undefined){
-const err345 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "bytesPerSecond"},message:"must have required property '"+"bytesPerSecond"+"'"};
+let data128 = data126.continuation;
+if(typeof data128 !== "string"){
+const err345 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err345];
 }
@@ -4302,8 +4297,8 @@ vErrors.push(err345);
 }
 errors++;
 }
-if(data128.window === undefined){
-const err346 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+if(!((((data128 === "auto") || (data128 === "prefill")) || (data128 === "continue-final-message")) || (data128 === "off"))){
+const err346 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.streamRecovery.properties.continuation.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err346];
 }
@@ -4312,9 +4307,9 @@ vErrors.push(err346);
 }
 errors++;
 }
-for(const key30 in data128){
-if(!((key30 === "bytesPerSecond") || (key30 === "window"))){
-const err347 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key30},message:"must NOT have additional properties"};
+}
+else {
+const err347 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err347];
 }
@@ -4323,10 +4318,16 @@ vErrors.push(err347);
 }
 errors++;
 }
+let data129 = data56.throughputFloor;
+if(data129 && typeof data129 == "object" && !Array.isArray(data129)){
+if(data129.bytesPerSecond === undefined){
+data129.bytesPerSecond = 0;
 }
-let data129 = data128.bytesPerSecond;
-if(!((typeof data129 == "number") && (!(data129 % 1) && !isNaN(data129)))){
-const err348 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data129.window === undefined){
+data129.window = "10s";
+}
+if(data129.bytesPerSecond === undefined){
+const err348 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "bytesPerSecond"},message:"must have required property '"+"bytesPerSecond"+"'"};
 if(vErrors === null){
 vErrors = [err348];
 }
@@ -4335,9 +4336,8 @@ vErrors.push(err348);
 }
 errors++;
 }
-if(typeof data129 == "number"){
-if(data129 > 1000000000 || isNaN(data129)){
-const err349 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000},message:"must be <= 1000000000"};
+if(data129.window === undefined){
+const err349 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err349];
 }
@@ -4346,8 +4346,9 @@ vErrors.push(err349);
 }
 errors++;
 }
-if(data129 < 0 || isNaN(data129)){
-const err350 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key30 in data129){
+if(!((key30 === "bytesPerSecond") || (key30 === "window"))){
+const err350 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key30},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err350];
 }
@@ -4357,10 +4358,9 @@ vErrors.push(err350);
 errors++;
 }
 }
-let data130 = data128.window;
-if(typeof data130 === "string"){
-if(func3(data130) > 32){
-const err351 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+let data130 = data129.bytesPerSecond;
+if(!((typeof data130 == "number") && (!(data130 % 1) && !isNaN(data130)))){
+const err351 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err351];
 }
@@ -4369,8 +4369,9 @@ vErrors.push(err351);
 }
 errors++;
 }
-if(!pattern1.test(data130)){
-const err352 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data130 == "number"){
+if(data130 > 1000000000 || isNaN(data130)){
+const err352 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000},message:"must be <= 1000000000"};
 if(vErrors === null){
 vErrors = [err352];
 }
@@ -4379,9 +4380,8 @@ vErrors.push(err352);
 }
 errors++;
 }
-}
-else {
-const err353 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data130 < 0 || isNaN(data130)){
+const err353 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err353];
 }
@@ -4391,8 +4391,10 @@ vErrors.push(err353);
 errors++;
 }
 }
-else {
-const err354 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data131 = data129.window;
+if(typeof data131 === "string"){
+if(func3(data131) > 32){
+const err354 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err354];
 }
@@ -4401,10 +4403,8 @@ vErrors.push(err354);
 }
 errors++;
 }
-let data131 = data56.fallback;
-if(Array.isArray(data131)){
-if(data131.length > 16){
-const err355 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+if(!pattern1.test(data131)){
+const err355 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err355];
 }
@@ -4413,13 +4413,9 @@ vErrors.push(err355);
 }
 errors++;
 }
-const len11 = data131.length;
-for(let i18=0; i18<len11; i18++){
-let data132 = data131[i18];
-if(data132 && typeof data132 == "object" && !Array.isArray(data132)){
-for(const key31 in data132){
-if(!(((((key31 === "upstream") || (key31 === "model")) || (key31 === "cache")) || (key31 === "static")) || (key31 === "when"))){
-const err356 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key31},message:"must NOT have additional properties"};
+}
+else {
+const err356 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err356];
 }
@@ -4429,11 +4425,8 @@ vErrors.push(err356);
 errors++;
 }
 }
-if(data132.upstream !== undefined){
-let data133 = data132.upstream;
-if(typeof data133 === "string"){
-if(func3(data133) > 63){
-const err357 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+else {
+const err357 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err357];
 }
@@ -4442,8 +4435,10 @@ vErrors.push(err357);
 }
 errors++;
 }
-if(!pattern16.test(data133)){
-const err358 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+let data132 = data56.fallback;
+if(Array.isArray(data132)){
+if(data132.length > 16){
+const err358 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err358];
 }
@@ -4452,9 +4447,13 @@ vErrors.push(err358);
 }
 errors++;
 }
-}
-else {
-const err359 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len11 = data132.length;
+for(let i18=0; i18<len11; i18++){
+let data133 = data132[i18];
+if(data133 && typeof data133 == "object" && !Array.isArray(data133)){
+for(const key31 in data133){
+if(!(((((key31 === "upstream") || (key31 === "model")) || (key31 === "cache")) || (key31 === "static")) || (key31 === "when"))){
+const err359 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key31},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err359];
 }
@@ -4464,11 +4463,11 @@ vErrors.push(err359);
 errors++;
 }
 }
-if(data132.model !== undefined){
-let data134 = data132.model;
+if(data133.upstream !== undefined){
+let data134 = data133.upstream;
 if(typeof data134 === "string"){
-if(func3(data134) > 256){
-const err360 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(func3(data134) > 63){
+const err360 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err360];
 }
@@ -4477,8 +4476,8 @@ vErrors.push(err360);
 }
 errors++;
 }
-if(func3(data134) < 1){
-const err361 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(!pattern16.test(data134)){
+const err361 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err361];
 }
@@ -4489,7 +4488,7 @@ errors++;
 }
 }
 else {
-const err362 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err362 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err362];
 }
@@ -4499,11 +4498,11 @@ vErrors.push(err362);
 errors++;
 }
 }
-if(data132.cache !== undefined){
-let data135 = data132.cache;
-if(data135 && typeof data135 == "object" && !Array.isArray(data135)){
-for(const key32 in data135){
-const err363 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
+if(data133.model !== undefined){
+let data135 = data133.model;
+if(typeof data135 === "string"){
+if(func3(data135) > 256){
+const err363 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err363];
 }
@@ -4512,9 +4511,8 @@ vErrors.push(err363);
 }
 errors++;
 }
-}
-else {
-const err364 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(func3(data135) < 1){
+const err364 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err364];
 }
@@ -4524,11 +4522,8 @@ vErrors.push(err364);
 errors++;
 }
 }
-if(data132.static !== undefined){
-let data136 = data132.static;
-if(data136 && typeof data136 == "object" && !Array.isArray(data136)){
-if(data136.message === undefined){
-const err365 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
+else {
+const err365 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err365];
 }
@@ -4537,9 +4532,12 @@ vErrors.push(err365);
 }
 errors++;
 }
-for(const key33 in data136){
-if(!(key33 === "message")){
-const err366 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
+}
+if(data133.cache !== undefined){
+let data136 = data133.cache;
+if(data136 && typeof data136 == "object" && !Array.isArray(data136)){
+for(const key32 in data136){
+const err366 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err366];
 }
@@ -4549,11 +4547,8 @@ vErrors.push(err366);
 errors++;
 }
 }
-if(data136.message !== undefined){
-let data137 = data136.message;
-if(typeof data137 === "string"){
-if(func3(data137) < 1){
-const err367 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err367 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err367];
 }
@@ -4563,8 +4558,11 @@ vErrors.push(err367);
 errors++;
 }
 }
-else {
-const err368 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data133.static !== undefined){
+let data137 = data133.static;
+if(data137 && typeof data137 == "object" && !Array.isArray(data137)){
+if(data137.message === undefined){
+const err368 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
 if(vErrors === null){
 vErrors = [err368];
 }
@@ -4573,10 +4571,9 @@ vErrors.push(err368);
 }
 errors++;
 }
-}
-}
-else {
-const err369 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key33 in data137){
+if(!(key33 === "message")){
+const err369 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err369];
 }
@@ -4586,14 +4583,11 @@ vErrors.push(err369);
 errors++;
 }
 }
-if(data132.when !== undefined){
-let data138 = data132.when;
-if(Array.isArray(data138)){
-const len12 = data138.length;
-for(let i19=0; i19<len12; i19++){
-let data139 = data138[i19];
-if(typeof data139 !== "string"){
-const err370 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when/" + i19,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data137.message !== undefined){
+let data138 = data137.message;
+if(typeof data138 === "string"){
+if(func3(data138) < 1){
+const err370 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err370];
 }
@@ -4602,8 +4596,9 @@ vErrors.push(err370);
 }
 errors++;
 }
-if(!(((((((((((data139 === "rate-limited") || (data139 === "overloaded")) || (data139 === "server-error")) || (data139 === "timeout")) || (data139 === "connect-failure")) || (data139 === "reset")) || (data139 === "context-length")) || (data139 === "content-filter")) || (data139 === "invalid-response")) || (data139 === "client-error")) || (data139 === "unavailable"))){
-const err371 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when/" + i19,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err371 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err371];
 }
@@ -4613,18 +4608,9 @@ vErrors.push(err371);
 errors++;
 }
 }
-let i20 = data138.length;
-let j7;
-if(i20 > 1){
-const indices7 = {};
-for(;i20--;){
-let item7 = data138[i20];
-if(typeof item7 !== "string"){
-continue;
 }
-if(typeof indices7[item7] == "number"){
-j7 = indices7[item7];
-const err372 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i20, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i20+" are identical)"};
+else {
+const err372 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err372];
 }
@@ -4632,14 +4618,16 @@ else {
 vErrors.push(err372);
 }
 errors++;
-break;
-}
-indices7[item7] = i20;
 }
 }
-}
-else {
-const err373 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data133.when !== undefined){
+let data139 = data133.when;
+if(Array.isArray(data139)){
+const len12 = data139.length;
+for(let i19=0; i19<len12; i19++){
+let data140 = data139[i19];
+if(typeof data140 !== "string"){
+const err373 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when/" + i19,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err373];
 }
@@ -4648,10 +4636,8 @@ vErrors.push(err373);
 }
 errors++;
 }
-}
-}
-else {
-const err374 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!(((((((((((data140 === "rate-limited") || (data140 === "overloaded")) || (data140 === "server-error")) || (data140 === "timeout")) || (data140 === "connect-failure")) || (data140 === "reset")) || (data140 === "context-length")) || (data140 === "content-filter")) || (data140 === "invalid-response")) || (data140 === "client-error")) || (data140 === "unavailable"))){
+const err374 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when/" + i19,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err374];
 }
@@ -4661,9 +4647,18 @@ vErrors.push(err374);
 errors++;
 }
 }
+let i20 = data139.length;
+let j7;
+if(i20 > 1){
+const indices7 = {};
+for(;i20--;){
+let item7 = data139[i20];
+if(typeof item7 !== "string"){
+continue;
 }
-else {
-const err375 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof indices7[item7] == "number"){
+j7 = indices7[item7];
+const err375 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i20, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i20+" are identical)"};
 if(vErrors === null){
 vErrors = [err375];
 }
@@ -4671,10 +4666,14 @@ else {
 vErrors.push(err375);
 }
 errors++;
+break;
+}
+indices7[item7] = i20;
+}
 }
 }
 else {
-const err376 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err376 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err376];
 }
@@ -4686,7 +4685,7 @@ errors++;
 }
 }
 else {
-const err377 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err377 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i18,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err377];
 }
@@ -4696,16 +4695,9 @@ vErrors.push(err377);
 errors++;
 }
 }
-let data140 = data.priorities;
-if(data140 && typeof data140 == "object" && !Array.isArray(data140)){
-if(data140.default === undefined){
-data140.default = "normal";
 }
-if(data140.classes === undefined){
-data140.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
-}
-if(data140.default === undefined){
-const err378 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
+else {
+const err378 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err378];
 }
@@ -4714,8 +4706,9 @@ vErrors.push(err378);
 }
 errors++;
 }
-if(data140.classes === undefined){
-const err379 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
+}
+else {
+const err379 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err379];
 }
@@ -4724,9 +4717,10 @@ vErrors.push(err379);
 }
 errors++;
 }
-for(const key34 in data140){
-if(!((key34 === "default") || (key34 === "classes"))){
-const err380 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
+}
+}
+else {
+const err380 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err380];
 }
@@ -4736,10 +4730,16 @@ vErrors.push(err380);
 errors++;
 }
 }
-let data141 = data140.default;
-if(typeof data141 === "string"){
-if(func3(data141) > 63){
-const err381 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+let data141 = data.priorities;
+if(data141 && typeof data141 == "object" && !Array.isArray(data141)){
+if(data141.default === undefined){
+data141.default = "normal";
+}
+if(data141.classes === undefined){
+data141.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
+}
+if(data141.default === undefined){
+const err381 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
 if(vErrors === null){
 vErrors = [err381];
 }
@@ -4748,9 +4748,8 @@ vErrors.push(err381);
 }
 errors++;
 }
-}
-else {
-const err382 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data141.classes === undefined){
+const err382 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
 if(vErrors === null){
 vErrors = [err382];
 }
@@ -4759,10 +4758,9 @@ vErrors.push(err382);
 }
 errors++;
 }
-let data142 = data140.classes;
-if(Array.isArray(data142)){
-if(data142.length > 8){
-const err383 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
+for(const key34 in data141){
+if(!((key34 === "default") || (key34 === "classes"))){
+const err383 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err383];
 }
@@ -4771,8 +4769,11 @@ vErrors.push(err383);
 }
 errors++;
 }
-if(data142.length < 1){
-const err384 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+let data142 = data141.default;
+if(typeof data142 === "string"){
+if(func3(data142) > 63){
+const err384 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err384];
 }
@@ -4781,18 +4782,9 @@ vErrors.push(err384);
 }
 errors++;
 }
-const len13 = data142.length;
-for(let i21=0; i21<len13; i21++){
-let data143 = data142[i21];
-if(data143 && typeof data143 == "object" && !Array.isArray(data143)){
-if(data143.reserved === undefined){
-data143.reserved = 0;
 }
-if(data143.maxShare === undefined){
-data143.maxShare = 100;
-}
-if(data143.name === undefined){
-const err385 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+else {
+const err385 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err385];
 }
@@ -4801,8 +4793,10 @@ vErrors.push(err385);
 }
 errors++;
 }
-if(data143.reserved === undefined){
-const err386 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
+let data143 = data141.classes;
+if(Array.isArray(data143)){
+if(data143.length > 8){
+const err386 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
 if(vErrors === null){
 vErrors = [err386];
 }
@@ -4811,8 +4805,8 @@ vErrors.push(err386);
 }
 errors++;
 }
-if(data143.maxShare === undefined){
-const err387 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
+if(data143.length < 1){
+const err387 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err387];
 }
@@ -4821,9 +4815,18 @@ vErrors.push(err387);
 }
 errors++;
 }
-for(const key35 in data143){
-if(!(((key35 === "name") || (key35 === "reserved")) || (key35 === "maxShare"))){
-const err388 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
+const len13 = data143.length;
+for(let i21=0; i21<len13; i21++){
+let data144 = data143[i21];
+if(data144 && typeof data144 == "object" && !Array.isArray(data144)){
+if(data144.reserved === undefined){
+data144.reserved = 0;
+}
+if(data144.maxShare === undefined){
+data144.maxShare = 100;
+}
+if(data144.name === undefined){
+const err388 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err388];
 }
@@ -4832,12 +4835,8 @@ vErrors.push(err388);
 }
 errors++;
 }
-}
-if(data143.name !== undefined){
-let data144 = data143.name;
-if(typeof data144 === "string"){
-if(func3(data144) > 63){
-const err389 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data144.reserved === undefined){
+const err389 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
 if(vErrors === null){
 vErrors = [err389];
 }
@@ -4846,8 +4845,8 @@ vErrors.push(err389);
 }
 errors++;
 }
-if(!pattern16.test(data144)){
-const err390 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(data144.maxShare === undefined){
+const err390 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
 if(vErrors === null){
 vErrors = [err390];
 }
@@ -4856,9 +4855,9 @@ vErrors.push(err390);
 }
 errors++;
 }
-}
-else {
-const err391 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key35 in data144){
+if(!(((key35 === "name") || (key35 === "reserved")) || (key35 === "maxShare"))){
+const err391 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err391];
 }
@@ -4868,9 +4867,11 @@ vErrors.push(err391);
 errors++;
 }
 }
-let data145 = data143.reserved;
-if(!((typeof data145 == "number") && (!(data145 % 1) && !isNaN(data145)))){
-const err392 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data144.name !== undefined){
+let data145 = data144.name;
+if(typeof data145 === "string"){
+if(func3(data145) > 63){
+const err392 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err392];
 }
@@ -4879,9 +4880,8 @@ vErrors.push(err392);
 }
 errors++;
 }
-if(typeof data145 == "number"){
-if(data145 > 100 || isNaN(data145)){
-const err393 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(!pattern16.test(data145)){
+const err393 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err393];
 }
@@ -4890,8 +4890,9 @@ vErrors.push(err393);
 }
 errors++;
 }
-if(data145 < 0 || isNaN(data145)){
-const err394 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err394 = {instancePath:instancePath+"/priorities/classes/" + i21+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err394];
 }
@@ -4901,9 +4902,9 @@ vErrors.push(err394);
 errors++;
 }
 }
-let data146 = data143.maxShare;
+let data146 = data144.reserved;
 if(!((typeof data146 == "number") && (!(data146 % 1) && !isNaN(data146)))){
-const err395 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err395 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err395];
 }
@@ -4914,7 +4915,7 @@ errors++;
 }
 if(typeof data146 == "number"){
 if(data146 > 100 || isNaN(data146)){
-const err396 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+const err396 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err396];
 }
@@ -4923,8 +4924,8 @@ vErrors.push(err396);
 }
 errors++;
 }
-if(data146 < 1 || isNaN(data146)){
-const err397 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data146 < 0 || isNaN(data146)){
+const err397 = {instancePath:instancePath+"/priorities/classes/" + i21+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err397];
 }
@@ -4934,9 +4935,9 @@ vErrors.push(err397);
 errors++;
 }
 }
-}
-else {
-const err398 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data147 = data144.maxShare;
+if(!((typeof data147 == "number") && (!(data147 % 1) && !isNaN(data147)))){
+const err398 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err398];
 }
@@ -4945,10 +4946,9 @@ vErrors.push(err398);
 }
 errors++;
 }
-}
-}
-else {
-const err399 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data147 == "number"){
+if(data147 > 100 || isNaN(data147)){
+const err399 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err399];
 }
@@ -4957,9 +4957,8 @@ vErrors.push(err399);
 }
 errors++;
 }
-}
-else {
-const err400 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data147 < 1 || isNaN(data147)){
+const err400 = {instancePath:instancePath+"/priorities/classes/" + i21+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err400];
 }
@@ -4968,19 +4967,10 @@ vErrors.push(err400);
 }
 errors++;
 }
-let data147 = data.degradation;
-if(data147 && typeof data147 == "object" && !Array.isArray(data147)){
-if(data147.window === undefined){
-data147.window = "60s";
 }
-if(data147.degraded === undefined){
-data147.degraded = {};
 }
-if(data147.emergency === undefined){
-data147.emergency = {};
-}
-if(data147.window === undefined){
-const err401 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err401 = {instancePath:instancePath+"/priorities/classes/" + i21,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err401];
 }
@@ -4989,8 +4979,10 @@ vErrors.push(err401);
 }
 errors++;
 }
-if(data147.degraded === undefined){
-const err402 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
+}
+}
+else {
+const err402 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err402];
 }
@@ -4999,8 +4991,9 @@ vErrors.push(err402);
 }
 errors++;
 }
-if(data147.emergency === undefined){
-const err403 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
+}
+else {
+const err403 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err403];
 }
@@ -5009,9 +5002,19 @@ vErrors.push(err403);
 }
 errors++;
 }
-for(const key36 in data147){
-if(!(((key36 === "window") || (key36 === "degraded")) || (key36 === "emergency"))){
-const err404 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
+let data148 = data.degradation;
+if(data148 && typeof data148 == "object" && !Array.isArray(data148)){
+if(data148.window === undefined){
+data148.window = "60s";
+}
+if(data148.degraded === undefined){
+data148.degraded = {};
+}
+if(data148.emergency === undefined){
+data148.emergency = {};
+}
+if(data148.window === undefined){
+const err404 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err404];
 }
@@ -5020,11 +5023,8 @@ vErrors.push(err404);
 }
 errors++;
 }
-}
-let data148 = data147.window;
-if(typeof data148 === "string"){
-if(func3(data148) > 32){
-const err405 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data148.degraded === undefined){
+const err405 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
 if(vErrors === null){
 vErrors = [err405];
 }
@@ -5033,8 +5033,8 @@ vErrors.push(err405);
 }
 errors++;
 }
-if(!pattern1.test(data148)){
-const err406 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data148.emergency === undefined){
+const err406 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
 if(vErrors === null){
 vErrors = [err406];
 }
@@ -5043,9 +5043,9 @@ vErrors.push(err406);
 }
 errors++;
 }
-}
-else {
-const err407 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key36 in data148){
+if(!(((key36 === "window") || (key36 === "degraded")) || (key36 === "emergency"))){
+const err407 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err407];
 }
@@ -5054,22 +5054,11 @@ vErrors.push(err407);
 }
 errors++;
 }
-let data149 = data147.degraded;
-if(data149 && typeof data149 == "object" && !Array.isArray(data149)){
-if(data149.errorRate === undefined){
-data149.errorRate = 5;
 }
-if(data149.queueDepth === undefined){
-data149.queueDepth = 100;
-}
-if(data149.maxTokens === undefined){
-data149.maxTokens = 256;
-}
-if(data149.temperature === undefined){
-data149.temperature = 0;
-}
-if(data149.errorRate === undefined){
-const err408 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+let data149 = data148.window;
+if(typeof data149 === "string"){
+if(func3(data149) > 32){
+const err408 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err408];
 }
@@ -5078,8 +5067,8 @@ vErrors.push(err408);
 }
 errors++;
 }
-if(data149.queueDepth === undefined){
-const err409 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
+if(!pattern1.test(data149)){
+const err409 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err409];
 }
@@ -5088,8 +5077,9 @@ vErrors.push(err409);
 }
 errors++;
 }
-if(data149.maxTokens === undefined){
-const err410 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
+}
+else {
+const err410 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err410];
 }
@@ -5098,8 +5088,22 @@ vErrors.push(err410);
 }
 errors++;
 }
-if(data149.temperature === undefined){
-const err411 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
+let data150 = data148.degraded;
+if(data150 && typeof data150 == "object" && !Array.isArray(data150)){
+if(data150.errorRate === undefined){
+data150.errorRate = 5;
+}
+if(data150.queueDepth === undefined){
+data150.queueDepth = 100;
+}
+if(data150.maxTokens === undefined){
+data150.maxTokens = 256;
+}
+if(data150.temperature === undefined){
+data150.temperature = 0;
+}
+if(data150.errorRate === undefined){
+const err411 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err411];
 }
@@ -5108,9 +5112,8 @@ vErrors.push(err411);
 }
 errors++;
 }
-for(const key37 in data149){
-if(!((((key37 === "errorRate") || (key37 === "queueDepth")) || (key37 === "maxTokens")) || (key37 === "temperature"))){
-const err412 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
+if(data150.queueDepth === undefined){
+const err412 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
 if(vErrors === null){
 vErrors = [err412];
 }
@@ -5119,10 +5122,8 @@ vErrors.push(err412);
 }
 errors++;
 }
-}
-let data150 = data149.errorRate;
-if(!((typeof data150 == "number") && (!(data150 % 1) && !isNaN(data150)))){
-const err413 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data150.maxTokens === undefined){
+const err413 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
 if(vErrors === null){
 vErrors = [err413];
 }
@@ -5131,9 +5132,8 @@ vErrors.push(err413);
 }
 errors++;
 }
-if(typeof data150 == "number"){
-if(data150 > 100 || isNaN(data150)){
-const err414 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data150.temperature === undefined){
+const err414 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
 if(vErrors === null){
 vErrors = [err414];
 }
@@ -5142,8 +5142,9 @@ vErrors.push(err414);
 }
 errors++;
 }
-if(data150 < 0 || isNaN(data150)){
-const err415 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key37 in data150){
+if(!((((key37 === "errorRate") || (key37 === "queueDepth")) || (key37 === "maxTokens")) || (key37 === "temperature"))){
+const err415 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err415];
 }
@@ -5153,9 +5154,9 @@ vErrors.push(err415);
 errors++;
 }
 }
-let data151 = data149.queueDepth;
+let data151 = data150.errorRate;
 if(!((typeof data151 == "number") && (!(data151 % 1) && !isNaN(data151)))){
-const err416 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err416 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err416];
 }
@@ -5165,8 +5166,8 @@ vErrors.push(err416);
 errors++;
 }
 if(typeof data151 == "number"){
-if(data151 < 0 || isNaN(data151)){
-const err417 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data151 > 100 || isNaN(data151)){
+const err417 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err417];
 }
@@ -5175,10 +5176,8 @@ vErrors.push(err417);
 }
 errors++;
 }
-}
-let data152 = data149.maxTokens;
-if(!((typeof data152 == "number") && (!(data152 % 1) && !isNaN(data152)))){
-const err418 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data151 < 0 || isNaN(data151)){
+const err418 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err418];
 }
@@ -5187,9 +5186,10 @@ vErrors.push(err418);
 }
 errors++;
 }
-if(typeof data152 == "number"){
-if(data152 < 1 || isNaN(data152)){
-const err419 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let data152 = data150.queueDepth;
+if(!((typeof data152 == "number") && (!(data152 % 1) && !isNaN(data152)))){
+const err419 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err419];
 }
@@ -5198,11 +5198,9 @@ vErrors.push(err419);
 }
 errors++;
 }
-}
-let data153 = data149.temperature;
-if(typeof data153 == "number"){
-if(data153 > 2 || isNaN(data153)){
-const err420 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
+if(typeof data152 == "number"){
+if(data152 < 0 || isNaN(data152)){
+const err420 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err420];
 }
@@ -5211,8 +5209,10 @@ vErrors.push(err420);
 }
 errors++;
 }
-if(data153 < 0 || isNaN(data153)){
-const err421 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data153 = data150.maxTokens;
+if(!((typeof data153 == "number") && (!(data153 % 1) && !isNaN(data153)))){
+const err421 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err421];
 }
@@ -5221,9 +5221,9 @@ vErrors.push(err421);
 }
 errors++;
 }
-}
-else {
-const err422 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(typeof data153 == "number"){
+if(data153 < 1 || isNaN(data153)){
+const err422 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err422];
 }
@@ -5233,8 +5233,10 @@ vErrors.push(err422);
 errors++;
 }
 }
-else {
-const err423 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data154 = data150.temperature;
+if(typeof data154 == "number"){
+if(data154 > 2 || isNaN(data154)){
+const err423 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
 if(vErrors === null){
 vErrors = [err423];
 }
@@ -5243,16 +5245,8 @@ vErrors.push(err423);
 }
 errors++;
 }
-let data154 = data147.emergency;
-if(data154 && typeof data154 == "object" && !Array.isArray(data154)){
-if(data154.errorRate === undefined){
-data154.errorRate = 25;
-}
-if(data154.serve === undefined){
-data154.serve = ["cache","static"];
-}
-if(data154.errorRate === undefined){
-const err424 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+if(data154 < 0 || isNaN(data154)){
+const err424 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err424];
 }
@@ -5261,8 +5255,9 @@ vErrors.push(err424);
 }
 errors++;
 }
-if(data154.serve === undefined){
-const err425 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
+}
+else {
+const err425 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err425];
 }
@@ -5271,9 +5266,9 @@ vErrors.push(err425);
 }
 errors++;
 }
-for(const key38 in data154){
-if(!((key38 === "errorRate") || (key38 === "serve"))){
-const err426 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
+}
+else {
+const err426 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err426];
 }
@@ -5282,10 +5277,16 @@ vErrors.push(err426);
 }
 errors++;
 }
+let data155 = data148.emergency;
+if(data155 && typeof data155 == "object" && !Array.isArray(data155)){
+if(data155.errorRate === undefined){
+data155.errorRate = 25;
 }
-let data155 = data154.errorRate;
-if(!((typeof data155 == "number") && (!(data155 % 1) && !isNaN(data155)))){
-const err427 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data155.serve === undefined){
+data155.serve = ["cache","static"];
+}
+if(data155.errorRate === undefined){
+const err427 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err427];
 }
@@ -5294,9 +5295,8 @@ vErrors.push(err427);
 }
 errors++;
 }
-if(typeof data155 == "number"){
-if(data155 > 100 || isNaN(data155)){
-const err428 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data155.serve === undefined){
+const err428 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
 if(vErrors === null){
 vErrors = [err428];
 }
@@ -5305,8 +5305,9 @@ vErrors.push(err428);
 }
 errors++;
 }
-if(data155 < 0 || isNaN(data155)){
-const err429 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key38 in data155){
+if(!((key38 === "errorRate") || (key38 === "serve"))){
+const err429 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err429];
 }
@@ -5316,13 +5317,9 @@ vErrors.push(err429);
 errors++;
 }
 }
-let data156 = data154.serve;
-if(Array.isArray(data156)){
-const len14 = data156.length;
-for(let i22=0; i22<len14; i22++){
-let data157 = data156[i22];
-if(typeof data157 !== "string"){
-const err430 = {instancePath:instancePath+"/degradation/emergency/serve/" + i22,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data156 = data155.errorRate;
+if(!((typeof data156 == "number") && (!(data156 % 1) && !isNaN(data156)))){
+const err430 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err430];
 }
@@ -5331,8 +5328,9 @@ vErrors.push(err430);
 }
 errors++;
 }
-if(!((data157 === "cache") || (data157 === "static"))){
-const err431 = {instancePath:instancePath+"/degradation/emergency/serve/" + i22,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
+if(typeof data156 == "number"){
+if(data156 > 100 || isNaN(data156)){
+const err431 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err431];
 }
@@ -5341,10 +5339,8 @@ vErrors.push(err431);
 }
 errors++;
 }
-}
-}
-else {
-const err432 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data156 < 0 || isNaN(data156)){
+const err432 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err432];
 }
@@ -5354,8 +5350,13 @@ vErrors.push(err432);
 errors++;
 }
 }
-else {
-const err433 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data157 = data155.serve;
+if(Array.isArray(data157)){
+const len14 = data157.length;
+for(let i22=0; i22<len14; i22++){
+let data158 = data157[i22];
+if(typeof data158 !== "string"){
+const err433 = {instancePath:instancePath+"/degradation/emergency/serve/" + i22,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err433];
 }
@@ -5364,9 +5365,8 @@ vErrors.push(err433);
 }
 errors++;
 }
-}
-else {
-const err434 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!((data158 === "cache") || (data158 === "static"))){
+const err434 = {instancePath:instancePath+"/degradation/emergency/serve/" + i22,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err434];
 }
@@ -5375,22 +5375,10 @@ vErrors.push(err434);
 }
 errors++;
 }
-let data158 = data.cache;
-if(data158 && typeof data158 == "object" && !Array.isArray(data158)){
-if(data158.ttl === undefined){
-data158.ttl = "10m";
 }
-if(data158.maxEntries === undefined){
-data158.maxEntries = 10000;
 }
-if(data158.maxBytes === undefined){
-data158.maxBytes = "64Mi";
-}
-if(data158.serveFresh === undefined){
-data158.serveFresh = false;
-}
-if(data158.ttl === undefined){
-const err435 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
+else {
+const err435 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err435];
 }
@@ -5399,8 +5387,9 @@ vErrors.push(err435);
 }
 errors++;
 }
-if(data158.maxEntries === undefined){
-const err436 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
+}
+else {
+const err436 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err436];
 }
@@ -5409,8 +5398,9 @@ vErrors.push(err436);
 }
 errors++;
 }
-if(data158.maxBytes === undefined){
-const err437 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
+}
+else {
+const err437 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err437];
 }
@@ -5419,8 +5409,22 @@ vErrors.push(err437);
 }
 errors++;
 }
-if(data158.serveFresh === undefined){
-const err438 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
+let data159 = data.cache;
+if(data159 && typeof data159 == "object" && !Array.isArray(data159)){
+if(data159.ttl === undefined){
+data159.ttl = "10m";
+}
+if(data159.maxEntries === undefined){
+data159.maxEntries = 10000;
+}
+if(data159.maxBytes === undefined){
+data159.maxBytes = "64Mi";
+}
+if(data159.serveFresh === undefined){
+data159.serveFresh = false;
+}
+if(data159.ttl === undefined){
+const err438 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
 if(vErrors === null){
 vErrors = [err438];
 }
@@ -5429,9 +5433,8 @@ vErrors.push(err438);
 }
 errors++;
 }
-for(const key39 in data158){
-if(!(((((key39 === "ttl") || (key39 === "maxEntries")) || (key39 === "maxBytes")) || (key39 === "serveFresh")) || (key39 === "redis"))){
-const err439 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
+if(data159.maxEntries === undefined){
+const err439 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
 if(vErrors === null){
 vErrors = [err439];
 }
@@ -5440,11 +5443,8 @@ vErrors.push(err439);
 }
 errors++;
 }
-}
-let data159 = data158.ttl;
-if(typeof data159 === "string"){
-if(func3(data159) > 32){
-const err440 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data159.maxBytes === undefined){
+const err440 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
 if(vErrors === null){
 vErrors = [err440];
 }
@@ -5453,8 +5453,8 @@ vErrors.push(err440);
 }
 errors++;
 }
-if(!pattern1.test(data159)){
-const err441 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data159.serveFresh === undefined){
+const err441 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
 if(vErrors === null){
 vErrors = [err441];
 }
@@ -5463,9 +5463,9 @@ vErrors.push(err441);
 }
 errors++;
 }
-}
-else {
-const err442 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key39 in data159){
+if(!(((((key39 === "ttl") || (key39 === "maxEntries")) || (key39 === "maxBytes")) || (key39 === "serveFresh")) || (key39 === "redis"))){
+const err442 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err442];
 }
@@ -5474,9 +5474,11 @@ vErrors.push(err442);
 }
 errors++;
 }
-let data160 = data158.maxEntries;
-if(!((typeof data160 == "number") && (!(data160 % 1) && !isNaN(data160)))){
-const err443 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+let data160 = data159.ttl;
+if(typeof data160 === "string"){
+if(func3(data160) > 32){
+const err443 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err443];
 }
@@ -5485,9 +5487,8 @@ vErrors.push(err443);
 }
 errors++;
 }
-if(typeof data160 == "number"){
-if(data160 > 100000 || isNaN(data160)){
-const err444 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(!pattern1.test(data160)){
+const err444 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err444];
 }
@@ -5496,8 +5497,9 @@ vErrors.push(err444);
 }
 errors++;
 }
-if(data160 < 0 || isNaN(data160)){
-const err445 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err445 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err445];
 }
@@ -5506,11 +5508,9 @@ vErrors.push(err445);
 }
 errors++;
 }
-}
-let data161 = data158.maxBytes;
-if(typeof data161 === "string"){
-if(!pattern10.test(data161)){
-const err446 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+let data161 = data159.maxEntries;
+if(!((typeof data161 == "number") && (!(data161 % 1) && !isNaN(data161)))){
+const err446 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err446];
 }
@@ -5519,9 +5519,9 @@ vErrors.push(err446);
 }
 errors++;
 }
-}
-else {
-const err447 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data161 == "number"){
+if(data161 > 100000 || isNaN(data161)){
+const err447 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err447];
 }
@@ -5530,8 +5530,8 @@ vErrors.push(err447);
 }
 errors++;
 }
-if(typeof data158.serveFresh !== "boolean"){
-const err448 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data161 < 0 || isNaN(data161)){
+const err448 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err448];
 }
@@ -5540,14 +5540,11 @@ vErrors.push(err448);
 }
 errors++;
 }
-if(data158.redis !== undefined){
-let data163 = data158.redis;
-if(data163 && typeof data163 == "object" && !Array.isArray(data163)){
-if(data163.url === undefined){
-data163.url = "";
 }
-if(data163.url === undefined){
-const err449 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
+let data162 = data159.maxBytes;
+if(typeof data162 === "string"){
+if(!pattern10.test(data162)){
+const err449 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err449];
 }
@@ -5556,9 +5553,9 @@ vErrors.push(err449);
 }
 errors++;
 }
-for(const key40 in data163){
-if(!((key40 === "url") || (key40 === "secretRef"))){
-const err450 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
+}
+else {
+const err450 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err450];
 }
@@ -5567,11 +5564,8 @@ vErrors.push(err450);
 }
 errors++;
 }
-}
-let data164 = data163.url;
-if(typeof data164 === "string"){
-if(func3(data164) > 2048){
-const err451 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if(typeof data159.serveFresh !== "boolean"){
+const err451 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err451];
 }
@@ -5580,8 +5574,14 @@ vErrors.push(err451);
 }
 errors++;
 }
-if(!pattern45.test(data164)){
-const err452 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
+if(data159.redis !== undefined){
+let data164 = data159.redis;
+if(data164 && typeof data164 == "object" && !Array.isArray(data164)){
+if(data164.url === undefined){
+data164.url = "";
+}
+if(data164.url === undefined){
+const err452 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err452];
 }
@@ -5590,9 +5590,9 @@ vErrors.push(err452);
 }
 errors++;
 }
-}
-else {
-const err453 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key40 in data164){
+if(!((key40 === "url") || (key40 === "secretRef"))){
+const err453 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err453];
 }
@@ -5601,11 +5601,11 @@ vErrors.push(err453);
 }
 errors++;
 }
-if(data163.secretRef !== undefined){
-let data165 = data163.secretRef;
-if(data165 && typeof data165 == "object" && !Array.isArray(data165)){
-if(data165.name === undefined){
-const err454 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+}
+let data165 = data164.url;
+if(typeof data165 === "string"){
+if(func3(data165) > 2048){
+const err454 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err454];
 }
@@ -5614,8 +5614,8 @@ vErrors.push(err454);
 }
 errors++;
 }
-if(data165.key === undefined){
-const err455 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+if(!pattern45.test(data165)){
+const err455 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
 if(vErrors === null){
 vErrors = [err455];
 }
@@ -5624,9 +5624,9 @@ vErrors.push(err455);
 }
 errors++;
 }
-for(const key41 in data165){
-if(!((key41 === "name") || (key41 === "key"))){
-const err456 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
+}
+else {
+const err456 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err456];
 }
@@ -5635,12 +5635,11 @@ vErrors.push(err456);
 }
 errors++;
 }
-}
-if(data165.name !== undefined){
-let data166 = data165.name;
-if(typeof data166 === "string"){
-if(func3(data166) > 253){
-const err457 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data164.secretRef !== undefined){
+let data166 = data164.secretRef;
+if(data166 && typeof data166 == "object" && !Array.isArray(data166)){
+if(data166.name === undefined){
+const err457 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err457];
 }
@@ -5649,8 +5648,8 @@ vErrors.push(err457);
 }
 errors++;
 }
-if(func3(data166) < 1){
-const err458 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data166.key === undefined){
+const err458 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err458];
 }
@@ -5659,9 +5658,9 @@ vErrors.push(err458);
 }
 errors++;
 }
-}
-else {
-const err459 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key41 in data166){
+if(!((key41 === "name") || (key41 === "key"))){
+const err459 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err459];
 }
@@ -5671,11 +5670,11 @@ vErrors.push(err459);
 errors++;
 }
 }
-if(data165.key !== undefined){
-let data167 = data165.key;
+if(data166.name !== undefined){
+let data167 = data166.name;
 if(typeof data167 === "string"){
 if(func3(data167) > 253){
-const err460 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+const err460 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err460];
 }
@@ -5685,7 +5684,7 @@ vErrors.push(err460);
 errors++;
 }
 if(func3(data167) < 1){
-const err461 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err461 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err461];
 }
@@ -5696,7 +5695,7 @@ errors++;
 }
 }
 else {
-const err462 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err462 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err462];
 }
@@ -5706,9 +5705,11 @@ vErrors.push(err462);
 errors++;
 }
 }
-}
-else {
-const err463 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data166.key !== undefined){
+let data168 = data166.key;
+if(typeof data168 === "string"){
+if(func3(data168) > 253){
+const err463 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err463];
 }
@@ -5717,10 +5718,8 @@ vErrors.push(err463);
 }
 errors++;
 }
-}
-}
-else {
-const err464 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(func3(data168) < 1){
+const err464 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err464];
 }
@@ -5730,9 +5729,8 @@ vErrors.push(err464);
 errors++;
 }
 }
-}
 else {
-const err465 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err465 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err465];
 }
@@ -5741,19 +5739,10 @@ vErrors.push(err465);
 }
 errors++;
 }
-let data168 = data.validation;
-if(data168 && typeof data168 == "object" && !Array.isArray(data168)){
-if(data168.json === undefined){
-data168.json = true;
 }
-if(data168.refusal === undefined){
-data168.refusal = false;
 }
-if(data168.emptyContent === undefined){
-data168.emptyContent = true;
-}
-if(data168.json === undefined){
-const err466 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
+else {
+const err466 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err466];
 }
@@ -5762,8 +5751,10 @@ vErrors.push(err466);
 }
 errors++;
 }
-if(data168.refusal === undefined){
-const err467 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
+}
+}
+else {
+const err467 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err467];
 }
@@ -5772,8 +5763,10 @@ vErrors.push(err467);
 }
 errors++;
 }
-if(data168.emptyContent === undefined){
-const err468 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
+}
+}
+else {
+const err468 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err468];
 }
@@ -5782,9 +5775,19 @@ vErrors.push(err468);
 }
 errors++;
 }
-for(const key42 in data168){
-if(!(((key42 === "json") || (key42 === "refusal")) || (key42 === "emptyContent"))){
-const err469 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
+let data169 = data.validation;
+if(data169 && typeof data169 == "object" && !Array.isArray(data169)){
+if(data169.json === undefined){
+data169.json = true;
+}
+if(data169.refusal === undefined){
+data169.refusal = false;
+}
+if(data169.emptyContent === undefined){
+data169.emptyContent = true;
+}
+if(data169.json === undefined){
+const err469 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
 if(vErrors === null){
 vErrors = [err469];
 }
@@ -5793,9 +5796,8 @@ vErrors.push(err469);
 }
 errors++;
 }
-}
-if(typeof data168.json !== "boolean"){
-const err470 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data169.refusal === undefined){
+const err470 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
 if(vErrors === null){
 vErrors = [err470];
 }
@@ -5804,8 +5806,8 @@ vErrors.push(err470);
 }
 errors++;
 }
-if(typeof data168.refusal !== "boolean"){
-const err471 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data169.emptyContent === undefined){
+const err471 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
 if(vErrors === null){
 vErrors = [err471];
 }
@@ -5814,8 +5816,9 @@ vErrors.push(err471);
 }
 errors++;
 }
-if(typeof data168.emptyContent !== "boolean"){
-const err472 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+for(const key42 in data169){
+if(!(((key42 === "json") || (key42 === "refusal")) || (key42 === "emptyContent"))){
+const err472 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err472];
 }
@@ -5825,8 +5828,8 @@ vErrors.push(err472);
 errors++;
 }
 }
-else {
-const err473 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data169.json !== "boolean"){
+const err473 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err473];
 }
@@ -5835,10 +5838,8 @@ vErrors.push(err473);
 }
 errors++;
 }
-let data172 = data.faults;
-if(Array.isArray(data172)){
-if(data172.length > 32){
-const err474 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+if(typeof data169.refusal !== "boolean"){
+const err474 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err474];
 }
@@ -5847,12 +5848,8 @@ vErrors.push(err474);
 }
 errors++;
 }
-const len15 = data172.length;
-for(let i23=0; i23<len15; i23++){
-let data173 = data172[i23];
-if(data173 && typeof data173 == "object" && !Array.isArray(data173)){
-if(data173.upstream === undefined){
-const err475 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+if(typeof data169.emptyContent !== "boolean"){
+const err475 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err475];
 }
@@ -5861,8 +5858,9 @@ vErrors.push(err475);
 }
 errors++;
 }
-if(data173.percent === undefined){
-const err476 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
+}
+else {
+const err476 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err476];
 }
@@ -5871,9 +5869,10 @@ vErrors.push(err476);
 }
 errors++;
 }
-for(const key43 in data173){
-if(!((((key43 === "upstream") || (key43 === "percent")) || (key43 === "delay")) || (key43 === "abort"))){
-const err477 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
+let data173 = data.faults;
+if(Array.isArray(data173)){
+if(data173.length > 32){
+const err477 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err477];
 }
@@ -5882,12 +5881,12 @@ vErrors.push(err477);
 }
 errors++;
 }
-}
-if(data173.upstream !== undefined){
-let data174 = data173.upstream;
-if(typeof data174 === "string"){
-if(func3(data174) > 63){
-const err478 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+const len15 = data173.length;
+for(let i23=0; i23<len15; i23++){
+let data174 = data173[i23];
+if(data174 && typeof data174 == "object" && !Array.isArray(data174)){
+if(data174.upstream === undefined){
+const err478 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
 if(vErrors === null){
 vErrors = [err478];
 }
@@ -5896,8 +5895,8 @@ vErrors.push(err478);
 }
 errors++;
 }
-if(!pattern16.test(data174)){
-const err479 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(data174.percent === undefined){
+const err479 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
 if(vErrors === null){
 vErrors = [err479];
 }
@@ -5906,9 +5905,9 @@ vErrors.push(err479);
 }
 errors++;
 }
-}
-else {
-const err480 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key43 in data174){
+if(!((((key43 === "upstream") || (key43 === "percent")) || (key43 === "delay")) || (key43 === "abort"))){
+const err480 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err480];
 }
@@ -5918,10 +5917,11 @@ vErrors.push(err480);
 errors++;
 }
 }
-if(data173.percent !== undefined){
-let data175 = data173.percent;
-if(!((typeof data175 == "number") && (!(data175 % 1) && !isNaN(data175)))){
-const err481 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data174.upstream !== undefined){
+let data175 = data174.upstream;
+if(typeof data175 === "string"){
+if(func3(data175) > 63){
+const err481 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err481];
 }
@@ -5930,9 +5930,8 @@ vErrors.push(err481);
 }
 errors++;
 }
-if(typeof data175 == "number"){
-if(data175 > 100 || isNaN(data175)){
-const err482 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(!pattern16.test(data175)){
+const err482 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err482];
 }
@@ -5941,8 +5940,9 @@ vErrors.push(err482);
 }
 errors++;
 }
-if(data175 < 0 || isNaN(data175)){
-const err483 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err483 = {instancePath:instancePath+"/faults/" + i23+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err483];
 }
@@ -5952,12 +5952,10 @@ vErrors.push(err483);
 errors++;
 }
 }
-}
-if(data173.delay !== undefined){
-let data176 = data173.delay;
-if(typeof data176 === "string"){
-if(func3(data176) > 32){
-const err484 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data174.percent !== undefined){
+let data176 = data174.percent;
+if(!((typeof data176 == "number") && (!(data176 % 1) && !isNaN(data176)))){
+const err484 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err484];
 }
@@ -5966,8 +5964,9 @@ vErrors.push(err484);
 }
 errors++;
 }
-if(!pattern1.test(data176)){
-const err485 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data176 == "number"){
+if(data176 > 100 || isNaN(data176)){
+const err485 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err485];
 }
@@ -5976,9 +5975,8 @@ vErrors.push(err485);
 }
 errors++;
 }
-}
-else {
-const err486 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data176 < 0 || isNaN(data176)){
+const err486 = {instancePath:instancePath+"/faults/" + i23+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err486];
 }
@@ -5988,11 +5986,12 @@ vErrors.push(err486);
 errors++;
 }
 }
-if(data173.abort !== undefined){
-let data177 = data173.abort;
-if(data177 && typeof data177 == "object" && !Array.isArray(data177)){
-if(data177.status === undefined){
-const err487 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
+}
+if(data174.delay !== undefined){
+let data177 = data174.delay;
+if(typeof data177 === "string"){
+if(func3(data177) > 32){
+const err487 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err487];
 }
@@ -6001,9 +6000,8 @@ vErrors.push(err487);
 }
 errors++;
 }
-for(const key44 in data177){
-if(!(key44 === "status")){
-const err488 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
+if(!pattern1.test(data177)){
+const err488 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err488];
 }
@@ -6013,10 +6011,8 @@ vErrors.push(err488);
 errors++;
 }
 }
-if(data177.status !== undefined){
-let data178 = data177.status;
-if(!((typeof data178 == "number") && (!(data178 % 1) && !isNaN(data178)))){
-const err489 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err489 = {instancePath:instancePath+"/faults/" + i23+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err489];
 }
@@ -6025,9 +6021,12 @@ vErrors.push(err489);
 }
 errors++;
 }
-if(typeof data178 == "number"){
-if(data178 > 599 || isNaN(data178)){
-const err490 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+}
+if(data174.abort !== undefined){
+let data178 = data174.abort;
+if(data178 && typeof data178 == "object" && !Array.isArray(data178)){
+if(data178.status === undefined){
+const err490 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
 if(vErrors === null){
 vErrors = [err490];
 }
@@ -6036,8 +6035,9 @@ vErrors.push(err490);
 }
 errors++;
 }
-if(data178 < 400 || isNaN(data178)){
-const err491 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+for(const key44 in data178){
+if(!(key44 === "status")){
+const err491 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err491];
 }
@@ -6047,10 +6047,10 @@ vErrors.push(err491);
 errors++;
 }
 }
-}
-}
-else {
-const err492 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data178.status !== undefined){
+let data179 = data178.status;
+if(!((typeof data179 == "number") && (!(data179 % 1) && !isNaN(data179)))){
+const err492 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err492];
 }
@@ -6059,10 +6059,9 @@ vErrors.push(err492);
 }
 errors++;
 }
-}
-}
-else {
-const err493 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data179 == "number"){
+if(data179 > 599 || isNaN(data179)){
+const err493 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err493];
 }
@@ -6071,10 +6070,8 @@ vErrors.push(err493);
 }
 errors++;
 }
-}
-}
-else {
-const err494 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data179 < 400 || isNaN(data179)){
+const err494 = {instancePath:instancePath+"/faults/" + i23+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
 if(vErrors === null){
 vErrors = [err494];
 }
@@ -6083,19 +6080,11 @@ vErrors.push(err494);
 }
 errors++;
 }
-let data179 = data.inbound;
-if(data179 && typeof data179 == "object" && !Array.isArray(data179)){
-if(data179.headersTimeout === undefined){
-data179.headersTimeout = "10s";
 }
-if(data179.requestTimeout === undefined){
-data179.requestTimeout = "120s";
 }
-if(data179.maxConnections === undefined){
-data179.maxConnections = 4096;
 }
-if(data179.headersTimeout === undefined){
-const err495 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
+else {
+const err495 = {instancePath:instancePath+"/faults/" + i23+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err495];
 }
@@ -6104,8 +6093,10 @@ vErrors.push(err495);
 }
 errors++;
 }
-if(data179.requestTimeout === undefined){
-const err496 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
+}
+}
+else {
+const err496 = {instancePath:instancePath+"/faults/" + i23,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err496];
 }
@@ -6114,8 +6105,10 @@ vErrors.push(err496);
 }
 errors++;
 }
-if(data179.maxConnections === undefined){
-const err497 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
+}
+}
+else {
+const err497 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err497];
 }
@@ -6124,9 +6117,19 @@ vErrors.push(err497);
 }
 errors++;
 }
-for(const key45 in data179){
-if(!(((key45 === "headersTimeout") || (key45 === "requestTimeout")) || (key45 === "maxConnections"))){
-const err498 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
+let data180 = data.inbound;
+if(data180 && typeof data180 == "object" && !Array.isArray(data180)){
+if(data180.headersTimeout === undefined){
+data180.headersTimeout = "10s";
+}
+if(data180.requestTimeout === undefined){
+data180.requestTimeout = "120s";
+}
+if(data180.maxConnections === undefined){
+data180.maxConnections = 4096;
+}
+if(data180.headersTimeout === undefined){
+const err498 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err498];
 }
@@ -6135,11 +6138,8 @@ vErrors.push(err498);
 }
 errors++;
 }
-}
-let data180 = data179.headersTimeout;
-if(typeof data180 === "string"){
-if(func3(data180) > 32){
-const err499 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data180.requestTimeout === undefined){
+const err499 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err499];
 }
@@ -6148,8 +6148,8 @@ vErrors.push(err499);
 }
 errors++;
 }
-if(!pattern1.test(data180)){
-const err500 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data180.maxConnections === undefined){
+const err500 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
 if(vErrors === null){
 vErrors = [err500];
 }
@@ -6158,9 +6158,9 @@ vErrors.push(err500);
 }
 errors++;
 }
-}
-else {
-const err501 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key45 in data180){
+if(!(((key45 === "headersTimeout") || (key45 === "requestTimeout")) || (key45 === "maxConnections"))){
+const err501 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err501];
 }
@@ -6169,10 +6169,11 @@ vErrors.push(err501);
 }
 errors++;
 }
-let data181 = data179.requestTimeout;
+}
+let data181 = data180.headersTimeout;
 if(typeof data181 === "string"){
 if(func3(data181) > 32){
-const err502 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err502 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err502];
 }
@@ -6182,7 +6183,7 @@ vErrors.push(err502);
 errors++;
 }
 if(!pattern1.test(data181)){
-const err503 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err503 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err503];
 }
@@ -6193,7 +6194,7 @@ errors++;
 }
 }
 else {
-const err504 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err504 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err504];
 }
@@ -6202,9 +6203,10 @@ vErrors.push(err504);
 }
 errors++;
 }
-let data182 = data179.maxConnections;
-if(!((typeof data182 == "number") && (!(data182 % 1) && !isNaN(data182)))){
-const err505 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data182 = data180.requestTimeout;
+if(typeof data182 === "string"){
+if(func3(data182) > 32){
+const err505 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err505];
 }
@@ -6213,9 +6215,8 @@ vErrors.push(err505);
 }
 errors++;
 }
-if(typeof data182 == "number"){
-if(data182 > 65536 || isNaN(data182)){
-const err506 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
+if(!pattern1.test(data182)){
+const err506 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err506];
 }
@@ -6224,8 +6225,9 @@ vErrors.push(err506);
 }
 errors++;
 }
-if(data182 < 1 || isNaN(data182)){
-const err507 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err507 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err507];
 }
@@ -6234,10 +6236,9 @@ vErrors.push(err507);
 }
 errors++;
 }
-}
-}
-else {
-const err508 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data183 = data180.maxConnections;
+if(!((typeof data183 == "number") && (!(data183 % 1) && !isNaN(data183)))){
+const err508 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err508];
 }
@@ -6246,13 +6247,9 @@ vErrors.push(err508);
 }
 errors++;
 }
-let data183 = data.limits;
-if(data183 && typeof data183 == "object" && !Array.isArray(data183)){
-if(data183.maxBufferedBytes === undefined){
-data183.maxBufferedBytes = "96Mi";
-}
-if(data183.maxBufferedBytes === undefined){
-const err509 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
+if(typeof data183 == "number"){
+if(data183 > 65536 || isNaN(data183)){
+const err509 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
 if(vErrors === null){
 vErrors = [err509];
 }
@@ -6261,9 +6258,8 @@ vErrors.push(err509);
 }
 errors++;
 }
-for(const key46 in data183){
-if(!(key46 === "maxBufferedBytes")){
-const err510 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
+if(data183 < 1 || isNaN(data183)){
+const err510 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err510];
 }
@@ -6273,10 +6269,9 @@ vErrors.push(err510);
 errors++;
 }
 }
-let data184 = data183.maxBufferedBytes;
-if(typeof data184 === "string"){
-if(!pattern10.test(data184)){
-const err511 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+}
+else {
+const err511 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err511];
 }
@@ -6285,9 +6280,13 @@ vErrors.push(err511);
 }
 errors++;
 }
+let data184 = data.limits;
+if(data184 && typeof data184 == "object" && !Array.isArray(data184)){
+if(data184.maxBufferedBytes === undefined){
+data184.maxBufferedBytes = "96Mi";
 }
-else {
-const err512 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data184.maxBufferedBytes === undefined){
+const err512 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
 if(vErrors === null){
 vErrors = [err512];
 }
@@ -6296,9 +6295,9 @@ vErrors.push(err512);
 }
 errors++;
 }
-}
-else {
-const err513 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key46 in data184){
+if(!(key46 === "maxBufferedBytes")){
+const err513 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err513];
 }
@@ -6307,16 +6306,11 @@ vErrors.push(err513);
 }
 errors++;
 }
-let data185 = data.shutdown;
-if(data185 && typeof data185 == "object" && !Array.isArray(data185)){
-if(data185.appPreStopSleep === undefined){
-data185.appPreStopSleep = "5s";
 }
-if(data185.drainTimeout === undefined){
-data185.drainTimeout = "30s";
-}
-if(data185.appPreStopSleep === undefined){
-const err514 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
+let data185 = data184.maxBufferedBytes;
+if(typeof data185 === "string"){
+if(!pattern10.test(data185)){
+const err514 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err514];
 }
@@ -6325,8 +6319,9 @@ vErrors.push(err514);
 }
 errors++;
 }
-if(data185.drainTimeout === undefined){
-const err515 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
+}
+else {
+const err515 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err515];
 }
@@ -6335,9 +6330,9 @@ vErrors.push(err515);
 }
 errors++;
 }
-for(const key47 in data185){
-if(!((key47 === "appPreStopSleep") || (key47 === "drainTimeout"))){
-const err516 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
+}
+else {
+const err516 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err516];
 }
@@ -6346,11 +6341,16 @@ vErrors.push(err516);
 }
 errors++;
 }
+let data186 = data.shutdown;
+if(data186 && typeof data186 == "object" && !Array.isArray(data186)){
+if(data186.appPreStopSleep === undefined){
+data186.appPreStopSleep = "5s";
 }
-let data186 = data185.appPreStopSleep;
-if(typeof data186 === "string"){
-if(func3(data186) > 32){
-const err517 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data186.drainTimeout === undefined){
+data186.drainTimeout = "30s";
+}
+if(data186.appPreStopSleep === undefined){
+const err517 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
 if(vErrors === null){
 vErrors = [err517];
 }
@@ -6359,8 +6359,8 @@ vErrors.push(err517);
 }
 errors++;
 }
-if(!pattern1.test(data186)){
-const err518 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data186.drainTimeout === undefined){
+const err518 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err518];
 }
@@ -6369,9 +6369,9 @@ vErrors.push(err518);
 }
 errors++;
 }
-}
-else {
-const err519 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key47 in data186){
+if(!((key47 === "appPreStopSleep") || (key47 === "drainTimeout"))){
+const err519 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err519];
 }
@@ -6380,10 +6380,11 @@ vErrors.push(err519);
 }
 errors++;
 }
-let data187 = data185.drainTimeout;
+}
+let data187 = data186.appPreStopSleep;
 if(typeof data187 === "string"){
 if(func3(data187) > 32){
-const err520 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err520 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err520];
 }
@@ -6393,7 +6394,7 @@ vErrors.push(err520);
 errors++;
 }
 if(!pattern1.test(data187)){
-const err521 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err521 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err521];
 }
@@ -6404,7 +6405,7 @@ errors++;
 }
 }
 else {
-const err522 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err522 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err522];
 }
@@ -6413,9 +6414,10 @@ vErrors.push(err522);
 }
 errors++;
 }
-}
-else {
-const err523 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data188 = data186.drainTimeout;
+if(typeof data188 === "string"){
+if(func3(data188) > 32){
+const err523 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err523];
 }
@@ -6424,14 +6426,46 @@ vErrors.push(err523);
 }
 errors++;
 }
-}
-else {
-const err524 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data188)){
+const err524 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err524];
 }
 else {
 vErrors.push(err524);
+}
+errors++;
+}
+}
+else {
+const err525 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err525];
+}
+else {
+vErrors.push(err525);
+}
+errors++;
+}
+}
+else {
+const err526 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err526];
+}
+else {
+vErrors.push(err526);
+}
+errors++;
+}
+}
+else {
+const err527 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err527];
+}
+else {
+vErrors.push(err527);
 }
 errors++;
 }

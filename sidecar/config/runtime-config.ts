@@ -52,12 +52,28 @@ export interface UpstreamConfig {
   rateLimit: RateLimitSettings;
   /** Least bytes per second a stream must send, over each window after its first content event (0 = off). */
   throughputFloor: { bytesPerSecond: number; windowMs: number };
-  /** Mid-stream recoveries a request of this upstream may have (0 = off). */
-  maxStreamRecoveries: number;
+  /**
+   * Mid-stream recovery: how many a request addressed to this upstream may have (0 = off), and how this
+   * upstream, as the tier a recovery lands on, is asked to continue the text delivered ('off': regenerate).
+   */
+  streamRecovery: { maxRecoveries: number; continuation: ContinuationStyle };
   /** Caps on what is held of an answer: a plain one whole, a stream's bytes before its first content event. */
   limits: { maxAnswerBytes: number; maxStreamHeadBytes: number };
   /** Chaos: faults injected into this upstream's attempts. */
   faults: { percent: number; delayMs?: number; abortStatus?: number }[];
+}
+
+/** How a tier is asked to continue a broken stream's text (see proxy/layers/continuation.ts). */
+export type ContinuationStyle = 'prefill' | 'continue-final-message' | 'off';
+
+/**
+ * `auto` by API: Anthropic and Ollama continue a trailing assistant message; OpenAI's own API does not
+ * (vLLM, llama.cpp and other servers that speak it are declared in the policy).
+ */
+function continuationOf(upstream: UpstreamSpec): ContinuationStyle {
+  const declared = upstream.streamRecovery.continuation;
+  if (declared !== 'auto') return declared;
+  return upstream.api === 'anthropic' || upstream.api === 'ollama' ? 'prefill' : 'off';
 }
 
 /** A tier of an upstream's chain: the upstream itself, or a fallback (`when` undefined: any failure the app did not cause). */
@@ -199,7 +215,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
     chain: [{ kind: 'primary' }, ...fallback],
     emergencyChain: fallback.filter((tier) => (tier.kind === 'cache' || tier.kind === 'static') && emergencyServes.has(tier.kind)).map((tier) => ({ ...tier, when: undefined })),
     hasCacheTier: fallback.some((tier) => tier.kind === 'cache'),
-    maxStreamRecoveries: upstream.streamRecovery.maxRecoveries,
+    streamRecovery: { maxRecoveries: upstream.streamRecovery.maxRecoveries, continuation: continuationOf(upstream) },
     throughputFloor: { bytesPerSecond: upstream.throughputFloor.bytesPerSecond, windowMs: parseDuration(upstream.throughputFloor.window) },
     timeoutFallsBack: fallback.some((tier) => tier.kind === 'upstream' && (!tier.when || tier.when.has('timeout') || tier.when.has('unavailable'))),
   };

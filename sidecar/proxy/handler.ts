@@ -37,6 +37,8 @@ export interface ProxyRequest {
   priority: number;
   /** The endpoint of the upstream this attempt goes to (set by the breaker layer). */
   endpoint?: Endpoint;
+  /** During a mid-stream recovery: the answer text the app already has, for a tier that can continue it. */
+  continuation?: string;
 }
 
 /** What holds for the whole request, across tiers and attempts. */
@@ -95,6 +97,8 @@ export type StreamOutcome = Source & {
   timeToFirstDataMs: number;
   /** The upstream's stream-idle timeout, which also bounds how long the app may take to read. */
   idleMs: number;
+  /** For a stream asked to continue a recovery's text: how many of its characters the request carried; its text follows them. */
+  continues?: number;
 };
 
 export type LocalOutcome = Source & {

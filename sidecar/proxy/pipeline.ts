@@ -9,6 +9,7 @@
  *   stream recovery   a stream that breaks after its first text continues from a new run of the chain
  *   fallback          the addressed upstream, then each tier its `when` admits (upstream, cache, static)
  *   --- per upstream tier ---
+ *   continuation      in a recovery: the tier is asked to continue the text delivered, where it can
  *   degraded request  in degraded mode: output tokens clamped, temperature set
  *   rate limit        client-side request and token buckets
  *   bulkhead          a slot of the upstream's bulkhead, by priority class
@@ -29,7 +30,7 @@
 import type { Metrics } from '../metrics.js';
 import type { Clock, DegradationMonitor } from '../resilience/index.js';
 import type { Handler, Layer } from './handler.js';
-import { answerCache, attempt, breaker, bulkhead, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry, streamRecovery } from './layers/index.js';
+import { answerCache, attempt, breaker, bulkhead, continuation, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry, streamRecovery } from './layers/index.js';
 import type { ResponseCache } from './response-cache.js';
 import type { UpstreamState } from './upstream-state.js';
 
@@ -57,6 +58,7 @@ export function buildPipeline(d: PipelineDeps): Handler {
       answerCache(d.cache),
       streamRecovery(d.clock, d.metrics),
       fallback({ clock: d.clock, upstream: d.upstream, cache: d.cache }),
+      continuation,
       degradedRequest(d.degradedSettings),
       rateLimit(d.clock),
       bulkhead(d.metrics),

@@ -1,14 +1,17 @@
 /**
  * A stream that survives a break after its first text: it relays the
  * stream, noting the text the app has been sent; when the stream fails (cut,
- * stall, error event, malformed event), it asks `again()` for a new stream of
- * the same request and regenerates-and-verifies: the new stream's text is held
- * back until it has matched everything delivered, then the rest is relayed,
- * so the app reads one uninterrupted answer, with an SSE comment before
- * the terminator that says it was recovered (SDKs skip comments). A new stream that diverges, or
- * does not come, ends the stream with the original failure. A stream that
- * carries what recovery cannot vouch for (tool-call or reasoning deltas) is
- * never recovered, nor is one that sent more text than it keeps a copy of.
+ * stall, error event, malformed event), it asks `again(delivered)` for a new
+ * stream of the same request. A new stream either continues the text (its
+ * request carried some of it) or starts the answer anew; either way its text
+ * is held back until it has matched whatever of the delivered text its
+ * request did not carry (all of it for a new answer: regenerate and verify),
+ * and only the rest is relayed. The app reads one uninterrupted answer, with
+ * an SSE comment before the terminator that says it was recovered (SDKs skip
+ * comments). A new stream that diverges, or does not come, ends the stream
+ * with the original failure. A stream that carries what recovery cannot
+ * vouch for (tool-call or reasoning deltas) is never recovered, nor is one
+ * that sent more text than it keeps a copy of.
  */
 import { StringDecoder } from 'node:string_decoder';
 import { StreamVerifier } from '../resilience/index.js';
@@ -17,15 +20,23 @@ import { EventSplitter } from './event-splitter.js';
 import type { StreamBody, StreamEnd } from './stream-body.js';
 
 export type RecoveryResult = 'recovered' | 'diverged' | 'failed' | 'refused';
+/** How a new stream took up the answer; 'none' when no new stream was had. */
+export type RecoveryStrategy = 'continuation' | 'regenerate' | 'none';
+
+/** A new stream of the request; `continues`: how many characters of the delivered text its request carried. */
+export interface NextStream {
+  body: StreamBody;
+  continues?: number;
+}
 
 export interface RecoveryDeps {
   dialect: Dialect;
   framing: StreamFraming;
   maxRecoveries: number;
-  /** A new stream of the same request, or undefined when none could be had (no time left, the chain failed). */
-  again(): Promise<StreamBody | undefined>;
+  /** A new stream of the same request, given the text delivered, or undefined when none could be had (no time left, the chain failed). */
+  again(delivered: string): Promise<NextStream | undefined>;
   /** Each recovery tried, with its result. */
-  onRecovery(result: RecoveryResult): void;
+  onRecovery(result: RecoveryResult, strategy: RecoveryStrategy): void;
 }
 
 type Failed = Extract<StreamEnd, { kind: 'failed' }>;
@@ -38,8 +49,8 @@ export class RecoveringStream implements StreamBody {
   private delivered = '';
   private vouched = true;
   private recoveries = 0;
-  /** While verifying a new stream: its verifier, whether it has sent text yet, and the failure it replaces. */
-  private verifying: { verifier: StreamVerifier; sawText: boolean; original: Failed } | undefined;
+  /** While a new stream takes up the answer: its verifier, how it does, whether it has sent text yet, and the failure it replaces. */
+  private verifying: { verifier: StreamVerifier; strategy: RecoveryStrategy; sawText: boolean; original: Failed } | undefined;
   private splitter: EventSplitter;
   private decoder = new StringDecoder('utf8');
   private end: StreamEnd | undefined;
@@ -69,7 +80,7 @@ export class RecoveringStream implements StreamBody {
         continue;
       }
       if (next.kind === 'complete' && this.verifying && !this.verifying.verifier.caughtUp) return this.finish(this.diverged());
-      if (next.kind === 'complete' && this.verifying) this.deps.onRecovery('recovered');
+      if (next.kind === 'complete' && this.verifying) this.deps.onRecovery('recovered', this.verifying.strategy);
       return this.finish(next);
     }
   }
@@ -92,8 +103,9 @@ export class RecoveringStream implements StreamBody {
       }
       if (text === null) return this.diverged();
       if (text === undefined) {
-        if (!v.sawText || !v.verifier.caughtUp) continue; // events before the new text repeat what the app has
-        if (this.deps.dialect.terminated(raw)) out += `: breakwater recovered this stream after: ${v.original.detail.replace(/[\r\n]/g, ' ')}\n\n`;
+        // Until it has caught up, and its opening events, a new stream repeats what the app has.
+        if (!v.verifier.caughtUp || (!v.sawText && fields !== undefined && this.deps.dialect.opensStream(fields.event, fields.data))) continue;
+        if (this.deps.framing === 'sse' && this.deps.dialect.terminated(raw)) out += `: breakwater recovered this stream after: ${v.original.detail.replace(/[\r\n]/g, ' ')}\n\n`;
         out += raw;
         continue;
       }
@@ -119,29 +131,30 @@ export class RecoveringStream implements StreamBody {
 
   /** Tries a new stream after `failure`; the end to give when no recovery can follow. */
   private async recover(failure: Failed): Promise<StreamEnd | undefined> {
-    if (this.verifying) this.deps.onRecovery('failed');
+    if (this.verifying) this.deps.onRecovery('failed', this.verifying.strategy);
     if (!this.vouched) {
-      this.deps.onRecovery('refused');
+      this.deps.onRecovery('refused', 'none');
       return failure;
     }
     if (this.recoveries >= this.deps.maxRecoveries || this.delivered === '') return failure;
     this.recoveries++;
     this.current.cancel();
-    const next = await this.deps.again();
+    const next = await this.deps.again(this.delivered);
     if (this.end) return this.end;
     if (!next) {
-      this.deps.onRecovery('failed');
+      this.deps.onRecovery('failed', 'none');
       return failure;
     }
-    this.current = next;
+    this.current = next.body;
     this.splitter = new EventSplitter(this.deps.framing);
     this.decoder = new StringDecoder('utf8');
-    this.verifying = { verifier: new StreamVerifier(this.delivered), sawText: false, original: failure };
+    const notCarried = this.delivered.slice(next.continues ?? 0);
+    this.verifying = { verifier: new StreamVerifier(notCarried), strategy: next.continues === undefined ? 'regenerate' : 'continuation', sawText: false, original: failure };
     return undefined;
   }
 
   private diverged(): StreamEnd {
-    this.deps.onRecovery('diverged');
+    this.deps.onRecovery('diverged', this.verifying!.strategy);
     const original = this.verifying!.original;
     return { kind: 'failed', failure: original.failure, detail: `${original.detail}; a new attempt diverged from the text already sent` };
   }

@@ -65,6 +65,17 @@ export function limitOutput(req: ProxyRequest, dialect: Dialect, maxTokens: numb
   return body ? withBody(req, body, { maxTokens: Math.min(req.maxTokens ?? maxTokens, maxTokens) }) : req;
 }
 
+/**
+ * The request asking its upstream to continue `req.continuation`, in `style` (see the dialect's
+ * continueWith), and how many characters of it the request carries; undefined when it cannot be asked.
+ */
+export function continuationRequest(req: ProxyRequest, dialect: Dialect, style: 'prefill' | 'continue-final-message'): { request: ProxyRequest; carried: number } | undefined {
+  const json = req.continuation === undefined ? undefined : parsed(req.body);
+  const carried = json && dialect.continueWith(json, req.continuation!, style);
+  const body = carried === undefined ? undefined : serialised(json!);
+  return body && { request: withBody(req, body), carried: carried! };
+}
+
 /** The request for another upstream of the chain (optionally with another model), without the app's credentials. */
 export function requestFor(req: ProxyRequest, upstream: UpstreamState, model?: string): ProxyRequest {
   const tier = { ...req, upstream, appHeaders: withoutCredentials(req.appHeaders) };

@@ -1,9 +1,10 @@
 /**
  * Mid-stream recovery, read through the official SDKs: a stream that breaks
  * after text reached the app (cut, stall, error event) continues from a new
- * run of the chain, regenerated and verified against the text already sent,
- * and the app reads one whole answer. A new stream that diverges ends the
- * stream with the original failure; tool-call streams are never recovered.
+ * run of the chain, and the app reads one whole answer: continued where the
+ * tier can continue a prefill, else regenerated and verified against the
+ * text already sent. A new stream that diverges ends the stream with the
+ * original failure; tool-call streams are never recovered.
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
@@ -11,6 +12,7 @@ import { describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { stringify } from 'yaml';
+import { CANONICAL as MODEL_CANONICAL, TOKENS as MODEL_TOKENS, startModelUpstream } from '../support/model-upstream.js';
 import { startRawUpstream } from '../support/raw-upstream.js';
 import { spawnSidecar } from '../support/sidecar-process.js';
 
@@ -134,7 +136,7 @@ describe('mid-stream recovery', () => {
     assert.equal(calls, 1);
   });
 
-  it('anthropic: a stream cut mid-way reaches the SDK as one whole message', async (t) => {
+  it('anthropic: a stream cut mid-way reaches the SDK as one whole message (regenerated: this upstream ignores prefills)', async (t) => {
     let calls = 0;
     const upstream = await startRawUpstream(t, (socket) => {
       const first = ++calls === 1;
@@ -154,7 +156,7 @@ describe('mid-stream recovery', () => {
           '0\r\n\r\n',
       );
     });
-    const sidecar = await spawnSidecar(t, stringify({ upstreams: [{ name: 'claude', url: upstream.url, api: 'anthropic', retry: { attempts: 1 } }] }));
+    const sidecar = await spawnSidecar(t, stringify({ upstreams: [{ name: 'claude', url: upstream.url, api: 'anthropic', retry: { attempts: 1 }, streamRecovery: { continuation: 'off' } }] }));
     const client = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${sidecar.dataUrl}/claude`, maxRetries: 0 });
     const message = await client.messages.stream({ model: 'claude-test', max_tokens: 100, messages: [{ role: 'user', content: 'count' }] }).finalMessage();
     const [block] = message.content;
@@ -162,5 +164,68 @@ describe('mid-stream recovery', () => {
     assert.equal(block?.type === 'text' ? block.text : undefined, CANONICAL);
     assert.equal(message.stop_reason, 'end_turn');
     assert.equal(calls, 2);
+  });
+});
+
+describe('mid-stream recovery by continuation', () => {
+  const anthropicPolicy = (url: string, continuation?: string) =>
+    stringify({ upstreams: [{ name: 'claude', url, api: 'anthropic', retry: { attempts: 1 }, ...(continuation ? { streamRecovery: { continuation } } : {}) }] });
+
+  it('anthropic (prefill by default): the upstream is asked to continue the delivered text, trailing whitespace left to it, and the app reads one message', async (t) => {
+    const upstream = await startModelUpstream(t, { prefill: 'continues', fault: (call) => (call.n === 1 ? { cutAfter: 40 } : undefined) });
+    const sidecar = await spawnSidecar(t, anthropicPolicy(upstream.url));
+    const client = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${sidecar.dataUrl}/claude`, maxRetries: 0 });
+    const message = await client.messages.stream({ model: 'claude-test', max_tokens: 100, messages: [{ role: 'user', content: 'count' }] }).finalMessage();
+    const [block] = message.content;
+    assert.equal(block?.type === 'text' ? block.text : undefined, MODEL_CANONICAL);
+    assert.equal(message.content.length, 1);
+    const prefill = upstream.calls[1]?.json.messages.at(-1);
+    assert.deepEqual(prefill, { role: 'assistant', content: MODEL_TOKENS.slice(0, 40).join('').trimEnd() });
+    assert.equal(upstream.calls.length, 2);
+    assert.equal(await metric(sidecar.adminUrl, { result: 'recovered', strategy: 'continuation' }), 1);
+  });
+
+  it('anthropic: a prefill refused with a 400 is regenerated and verified on the same upstream; the app never sees the 400', async (t) => {
+    const upstream = await startModelUpstream(t, { prefill: 'rejects', fault: (call) => (call.n === 1 ? { cutAfter: 25 } : undefined) });
+    const sidecar = await spawnSidecar(t, anthropicPolicy(upstream.url));
+    const client = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${sidecar.dataUrl}/claude`, maxRetries: 0 });
+    const message = await client.messages.stream({ model: 'claude-test', max_tokens: 100, messages: [{ role: 'user', content: 'count' }] }).finalMessage();
+    const [block] = message.content;
+    assert.equal(block?.type === 'text' ? block.text : undefined, MODEL_CANONICAL);
+    assert.deepEqual(
+      upstream.calls.map((c) => c.json.messages.at(-1).role),
+      ['user', 'assistant', 'user'],
+    );
+    assert.equal(await metric(sidecar.adminUrl, { result: 'recovered', strategy: 'regenerate' }), 1);
+  });
+
+  it('anthropic with continuation off: regenerates, and sends no prefill', async (t) => {
+    const upstream = await startModelUpstream(t, { prefill: 'continues', fault: (call) => (call.n === 1 ? { cutAfter: 25 } : undefined) });
+    const sidecar = await spawnSidecar(t, anthropicPolicy(upstream.url, 'off'));
+    const client = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${sidecar.dataUrl}/claude`, maxRetries: 0 });
+    const message = await client.messages.stream({ model: 'claude-test', max_tokens: 100, messages: [{ role: 'user', content: 'count' }] }).finalMessage();
+    assert.equal(message.content[0]?.type === 'text' ? message.content[0].text : undefined, MODEL_CANONICAL);
+    assert.deepEqual(upstream.calls.map((c) => c.json.messages.length), [1, 1]);
+  });
+
+  it('vLLM (openai, continuation: continue-final-message): the prefill carries continue_final_message and no generation prompt', async (t) => {
+    const upstream = await startModelUpstream(t, { prefill: 'continues', fault: (call) => (call.n === 1 ? { cutAfter: 33 } : undefined) });
+    const sidecar = await spawnSidecar(t, policy(upstream.url, { streamRecovery: { continuation: 'continue-final-message' } }));
+    const stream = await sdk(sidecar.dataUrl).chat.completions.create({ model: 'qwen', messages: [{ role: 'user', content: 'count' }], stream: true });
+    assert.equal(await read(stream), MODEL_CANONICAL);
+    const continued = upstream.calls[1]?.json;
+    assert.equal(continued?.continue_final_message, true);
+    assert.equal(continued?.add_generation_prompt, false);
+    assert.deepEqual(continued?.messages.at(-1), { role: 'assistant', content: MODEL_TOKENS.slice(0, 33).join('') });
+    assert.equal(await metric(sidecar.adminUrl, { result: 'recovered', strategy: 'continuation' }), 1);
+  });
+
+  it('openai by default: no prefill is sent (OpenAI does not continue one); the answer is regenerated', async (t) => {
+    const upstream = await startModelUpstream(t, { prefill: 'ignores', fault: (call) => (call.n === 1 ? { cutAfter: 33 } : undefined) });
+    const sidecar = await spawnSidecar(t, policy(upstream.url));
+    const stream = await sdk(sidecar.dataUrl).chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'count' }], stream: true });
+    assert.equal(await read(stream), MODEL_CANONICAL);
+    assert.deepEqual(upstream.calls.map((c) => c.json.messages.length), [1, 1]);
+    assert.equal(await metric(sidecar.adminUrl, { result: 'recovered', strategy: 'regenerate' }), 1);
   });
 });

@@ -1,6 +1,6 @@
 /** Anthropic's Messages API: typed error bodies, named SSE events ending in message_stop, usage in input/output_tokens. */
 import type { Dialect, LocalErrorCode, Recogniser } from './types.js';
-import { clamp, composedId, jsonEventFailure, parseEvent, ndjsonError, OVERLOADED, statusMessage, usageReader } from './shared.js';
+import { clamp, composedId, jsonEventFailure, parseEvent, ndjsonError, OVERLOADED, prefillAssistant, statusMessage, usageReader } from './shared.js';
 
 const ANTHROPIC_RECOGNISERS: Recogniser[] = [
   { class: 'context-length', pattern: /prompt is too long/i, source: 'Anthropic' },
@@ -40,9 +40,15 @@ export const anthropic: Dialect = {
     if (event !== 'content_block_delta') return undefined;
     return json?.delta?.type === 'text_delta' && typeof json.delta.text === 'string' ? json.delta.text : null;
   },
+  opensStream: (event) => event === 'message_start' || event === 'content_block_start',
   withStreamText(event, data, text) {
     const json = JSON.parse(data) as Record<string, any>;
     return `event: ${event}\ndata: ${JSON.stringify({ ...json, delta: { ...json.delta, text } })}\n\n`;
+  },
+  continueWith(json, text) {
+    // "final assistant content cannot end with trailing whitespace": the whitespace is left to the continuation.
+    const carried = text.trimEnd();
+    return carried !== '' && prefillAssistant(json, carried) ? carried.length : undefined;
   },
   eventFailure: jsonEventFailure((event, json) => (event === 'error' || json.type === 'error' ? (json.error ?? json) : undefined), ANTHROPIC_RECOGNISERS),
   missingTerminator: (tail) => (/"stop_reason"\s*:\s*"[^"]+"/.test(tail) ? 'event: message_stop\ndata: {"type":"message_stop"}\n\n' : undefined),

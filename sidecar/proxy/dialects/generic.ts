@@ -21,6 +21,8 @@ export const generic: Dialect = {
   eventFailure: () => undefined,
   streamText: () => null,
   withStreamText: (_event, data) => data, // an API it does not know: its events are relayed as they are
+  continueWith: () => undefined,
+  opensStream: () => false,
   usage: usageReader(['prompt_tokens', 'input_tokens', 'prompt_eval_count'], ['completion_tokens', 'output_tokens', 'eval_count']),
   recognisers,
   answerText: (json) => known.map((d) => d.answerText(json)).find((text) => text !== undefined),

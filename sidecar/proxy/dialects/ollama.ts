@@ -5,7 +5,7 @@
  * (Its OpenAI-compatible /v1 is the openai dialect.)
  */
 import type { Dialect, Recogniser } from './types.js';
-import { clamp, jsonEventFailure, ndjsonError, OVERLOADED, statusMessage, usageReader } from './shared.js';
+import { clamp, jsonEventFailure, ndjsonError, OVERLOADED, parseEvent, prefillAssistant, statusMessage, usageReader } from './shared.js';
 
 const OLLAMA_RECOGNISERS: Recogniser[] = [{ class: 'context-length', pattern: /context length|context window/i, source: 'Ollama' }, OVERLOADED];
 
@@ -20,8 +20,21 @@ function ollamaDialect(endpoint: 'chat' | 'generate'): Dialect {
     streamError: (_framing, code, text) => ndjsonError(code, text),
     terminated: (tail) => /"done"\s*:\s*true/.test(tail),
     missingTerminator: () => undefined, // "done": true is both the finish and the terminator
-    streamText: () => null, // recovery does not know Ollama's lines yet
-    withStreamText: (_event, data) => data,
+    streamText(_event, data) {
+      const json = parseEvent(data);
+      if (json?.message?.tool_calls || json?.message?.thinking || json?.thinking) return null;
+      const text = endpoint === 'chat' ? json?.message?.content : json?.response;
+      return typeof text === 'string' && text !== '' ? text : undefined;
+    },
+    opensStream: () => false, // each line stands alone
+    withStreamText(_event, data, text) {
+      const json = JSON.parse(data) as Record<string, any>;
+      if (endpoint === 'chat') json.message = { ...json.message, content: text };
+      else json.response = text;
+      return JSON.stringify(json) + '\n';
+    },
+    // /api/generate wraps its prompt in the model's template: only a chat's assistant turn can be continued.
+    continueWith: (json, text) => (endpoint === 'chat' && prefillAssistant(json, text) ? text.length : undefined),
     eventFailure: jsonEventFailure((_event, json) => (typeof json.error === 'string' ? json.error : undefined), OLLAMA_RECOGNISERS),
     usage: usageReader(['prompt_eval_count'], ['eval_count']),
     recognisers: OLLAMA_RECOGNISERS,

@@ -5,7 +5,7 @@
  * know Anthropic's and Ollama's texts.
  */
 import type { Dialect, LocalErrorCode, Recogniser } from './types.js';
-import { clamp, composedId, dataErrorEvent, jsonEventFailure, parseEvent, OVERLOADED, statusMessage, usageReader } from './shared.js';
+import { clamp, composedId, dataErrorEvent, jsonEventFailure, parseEvent, OVERLOADED, prefillAssistant, statusMessage, usageReader } from './shared.js';
 
 const ERROR_TYPE: Record<LocalErrorCode, string> = {
   circuit_open: 'server_error',
@@ -53,10 +53,22 @@ export const openai: Dialect = {
     if (delta?.tool_calls || delta?.function_call || delta?.reasoning_content || delta?.reasoning) return null;
     return typeof delta?.content === 'string' ? delta.content : undefined;
   },
+  opensStream(_event, data) {
+    const choice = parseEvent(data)?.choices?.[0];
+    return typeof choice?.delta?.role === 'string' && !choice.delta.content && !choice.finish_reason;
+  },
   withStreamText(_event, data, text) {
     const json = JSON.parse(data) as Record<string, any>;
     json.choices[0].delta.content = text;
     return `data: ${JSON.stringify(json)}\n\n`;
+  },
+  continueWith(json, text, style) {
+    if (!prefillAssistant(json, text)) return undefined;
+    if (style === 'continue-final-message') {
+      json.continue_final_message = true;
+      json.add_generation_prompt = false;
+    }
+    return text.length;
   },
   eventFailure: jsonEventFailure((_event, json) => json.error, OPENAI_RECOGNISERS),
   missingTerminator: (tail) => (/"finish_reason"\s*:\s*"[^"]+"/.test(tail) ? 'data: [DONE]\n\n' : undefined),

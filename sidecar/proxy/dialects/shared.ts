@@ -72,6 +72,20 @@ export function statusMessage(status: number): string {
   return status >= 500 ? 'The server had an error while processing your request.' : 'Invalid request';
 }
 
+/**
+ * Puts `text` at the end of a chat's assistant turn: after the app's own trailing assistant message (an
+ * app may prefill too), or as a new one. False when the body has no messages.
+ */
+export function prefillAssistant(json: Record<string, any>, text: string): boolean {
+  const messages: unknown = json.messages;
+  if (!Array.isArray(messages)) return false;
+  const last = messages.at(-1) as Record<string, any> | undefined;
+  if (last?.role === 'assistant' && typeof last.content === 'string') last.content += text;
+  else if (last?.role === 'assistant' && Array.isArray(last.content)) last.content.push({ type: 'text', text });
+  else messages.push({ role: 'assistant', content: text });
+  return true;
+}
+
 /** Clamps a numeric cap to `max` (a missing one becomes `max`). */
 export function clamp(value: unknown, max: number): unknown {
   if (value === undefined) return max;

@@ -70,8 +70,20 @@ export interface Dialect {
    * several choices), or for an API whose events it does not know.
    */
   streamText(event: string, data: string): string | null | undefined;
+  /**
+   * Whether a stream event (without text) opens a stream or a content block: OpenAI's role chunk, Anthropic's
+   * message_start and content_block_start. A new stream that takes up an answer the app has begun drops them.
+   */
+  opensStream(event: string, data: string): boolean;
   /** The same text event (one that `streamText` read), carrying `text` instead, as a raw event. */
   withStreamText(event: string, data: string, text: string): string;
+  /**
+   * For mid-stream recovery by continuation: makes a request body (in place) ask for the answer that begins
+   * with `text`, as a trailing assistant message; `continue-final-message` also sets the flags vLLM and its
+   * kin want. Returns how much of `text` the request carries (Anthropic refuses trailing whitespace), or
+   * undefined when the request cannot carry it (no chat messages, an API without prefill).
+   */
+  continueWith(json: Record<string, any>, text: string, style: 'prefill' | 'continue-final-message'): number | undefined;
   /** Token usage reported in an answer or a stream (the last report wins). */
   usage(text: string): TokenUsage | undefined;
   /** Error-body recognisers, checked in order. */

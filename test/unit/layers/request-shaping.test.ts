@@ -1,14 +1,18 @@
 /**
  * The layers that shape or replace an attempt: injected faults (delay and
- * abort, in the app's API's error shape) and degraded mode's request.
+ * abort, in the app's API's error shape), degraded mode's request, and a
+ * recovery's continuation request.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { anthropic } from '../../../sidecar/proxy/dialects/anthropic.js';
-import { ollamaChat } from '../../../sidecar/proxy/dialects/ollama.js';
+import { ollamaChat, ollamaGenerate } from '../../../sidecar/proxy/dialects/ollama.js';
+import { openai } from '../../../sidecar/proxy/dialects/openai.js';
+import { BodyBudget } from '../../../sidecar/proxy/body-budget.js';
+import { continuation } from '../../../sidecar/proxy/layers/continuation.js';
 import { degradedRequest } from '../../../sidecar/proxy/layers/degraded-request.js';
 import { faults } from '../../../sidecar/proxy/layers/faults.js';
-import { answer, contextAt, innerGiving, ManualClock, metrics, requestTo, settle, upstreamOf } from '../../support/layer-kit.js';
+import { answer, contextAt, DrivenStream, innerGiving, ManualClock, metrics, requestTo, settle, streamOf, upstreamOf } from '../../support/layer-kit.js';
 
 describe('faults layer', () => {
   it('answers with the abort status in the app\'s API shape instead of calling in', async () => {
@@ -74,3 +78,80 @@ describe('degraded-request layer', () => {
     assert.deepEqual(JSON.parse(inner.calls[0]!.body!.toString()).options, { num_predict: 64, top_k: 3, temperature: 0 });
   });
 });
+
+describe('continuation layer', () => {
+  const chat = (messages: object[]) => Buffer.from(JSON.stringify({ model: 'm', stream: true, messages }));
+  const lastMessage = (body: Buffer | null) => JSON.parse(body!.toString()).messages.at(-1);
+  const setup = (api: string, continuationStyle?: string) => {
+    const clock = new ManualClock();
+    const upstream = upstreamOf(clock, { api, ...(continuationStyle ? { streamRecovery: { continuation: continuationStyle } } : {}) });
+    return { clock, upstream, req: requestTo(upstream, { stream: true, body: chat([{ role: 'user', content: 'count' }]), continuation: 'one two ' }) };
+  };
+
+  it('asks an Anthropic tier to continue (trailing whitespace left out), and says how much the request carried', async () => {
+    const { clock, req } = setup('anthropic');
+    const inner = innerGiving(streamOf(new DrivenStream()));
+    const outcome = await continuation(inner)(req, contextAt(clock, { dialect: anthropic }));
+    assert.deepEqual(lastMessage(inner.calls[0]!.body), { role: 'assistant', content: 'one two' });
+    assert.equal(inner.calls[0]!.headers['content-length'], String(inner.calls[0]!.body!.length));
+    assert.equal(outcome.kind === 'stream' && outcome.continues, 'one two'.length);
+  });
+
+  it('appends to the app\'s own trailing assistant message instead of adding a second one', async () => {
+    const { clock, req } = setup('anthropic');
+    const inner = innerGiving(streamOf(new DrivenStream()));
+    await continuation(inner)({ ...req, body: chat([{ role: 'user', content: 'json please' }, { role: 'assistant', content: '{' }]) }, contextAt(clock, { dialect: anthropic }));
+    const messages = JSON.parse(inner.calls[0]!.body!.toString()).messages;
+    assert.equal(messages.length, 2);
+    assert.deepEqual(messages[1], { role: 'assistant', content: '{one two' });
+  });
+
+  for (const [what, refusal] of [
+    ['a 400 (no prefill on this model)', answer(400, 'client-error', '{"type":"error","error":{"type":"invalid_request_error","message":"prefill not supported"}}')],
+    ['a context-length error (the prompt grew)', answer(400, 'context-length')],
+  ] as const) {
+    it(`sends the original request when the continuation is refused with ${what}; the refusal never comes out`, async () => {
+      const { clock, req } = setup('anthropic');
+      const regenerated = streamOf(new DrivenStream());
+      const inner = innerGiving(refusal, regenerated);
+      const outcome = await continuation(inner)(req, contextAt(clock, { dialect: anthropic }));
+      assert.equal(inner.calls.length, 2);
+      assert.equal(lastMessage(inner.calls[1]!.body).role, 'user');
+      assert.equal(inner.calls[1]!.continuation, undefined);
+      assert.equal(outcome, regenerated);
+    });
+  }
+
+  it('passes other failures through (the fallback layer above decides)', async () => {
+    const { clock, req } = setup('anthropic');
+    const inner = innerGiving(answer(529, 'overloaded'));
+    const outcome = await continuation(inner)(req, contextAt(clock, { dialect: anthropic }));
+    assert.equal(inner.calls.length, 1);
+    assert.equal(outcome.kind === 'answer' && outcome.failure, 'overloaded');
+  });
+
+  it('sends the original request where the tier cannot continue: OpenAI by default, continuation off, a body without messages, no memory left', async () => {
+    const cases = [
+      { ...setup('openai'), dialect: openai, budget: Infinity },
+      { ...setup('anthropic', 'off'), dialect: anthropic, budget: Infinity },
+      { ...setup('ollama'), dialect: ollamaGenerate, budget: Infinity },
+      { ...setup('anthropic'), dialect: anthropic, budget: 10 },
+    ];
+    for (const { clock, req, dialect, budget } of cases) {
+      const inner = innerGiving(streamOf(new DrivenStream()));
+      const body = dialect === ollamaGenerate ? Buffer.from('{"model":"m","prompt":"count"}') : req.body;
+      const outcome = await continuation(inner)({ ...req, body }, contextAt(clock, { dialect, memory: new BodyBudget(() => budget).lease() }));
+      assert.equal(inner.calls[0]!.body, body, `${dialect.name}: the body as the app sent it`);
+      assert.equal(outcome.kind === 'stream' && outcome.continues, undefined);
+    }
+  });
+
+  it('asks a vLLM tier (continue-final-message) with its flags', async () => {
+    const { clock, req } = setup('openai', 'continue-final-message');
+    const inner = innerGiving(streamOf(new DrivenStream()));
+    await continuation(inner)(req, contextAt(clock));
+    const sent = JSON.parse(inner.calls[0]!.body!.toString());
+    assert.deepEqual([sent.continue_final_message, sent.add_generation_prompt, sent.messages.at(-1)], [true, false, { role: 'assistant', content: 'one two ' }]);
+  });
+});
+
