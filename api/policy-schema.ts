@@ -164,8 +164,8 @@ export const CircuitBreakerSchema = Type.Object(
       },
       { additionalProperties: false, description: 'Slow-call rate.' },
     )),
-    openFor: inherited(duration('How long the breaker stays open; doubles on each re-open.'), '30s'),
-    maxOpenFor: inherited(duration('Cap on the doubled open time.'), '5m'),
+    openFor: inherited(duration('How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals.'), '10s'),
+    maxOpenFor: inherited(duration('Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it).'), '20s'),
     halfOpen: Type.Optional(Type.Object(
       {
         maxProbes: inherited(Type.Integer({ minimum: 1, maximum: 100, description: 'Probe calls let through at once while half-open.' }), 1),

@@ -55,8 +55,8 @@ export const BUILTIN_SETTINGS: FullSettings = {
       "threshold": 80,
       "duration": "30s"
     },
-    "openFor": "30s",
-    "maxOpenFor": "5m",
+    "openFor": "10s",
+    "maxOpenFor": "20s",
     "halfOpen": {
       "maxProbes": 1,
       "successesToClose": 2
