@@ -122,4 +122,23 @@ describe('recovering stream', () => {
     assert.deepEqual(run.results, [['recovered', 'continuation']]);
     assert.equal(run.text, line('Hel') + line('lo') + line('', true));
   });
+
+  it('recovers at most maxRecoveries times: a third break ends the stream with its failure', async () => {
+    const results: RecoveryResult[] = [];
+    let asked = 0;
+    // Each new stream verifies what was sent, adds one piece, and breaks again.
+    const stream = new RecoveringStream(scripted([event('a')], cut), {
+      dialect: openai,
+      framing: 'sse',
+      maxRecoveries: 2,
+      again: async (delivered) => (asked++, { body: scripted([event(delivered + String(asked))], cut) }),
+      onRecovery: (r) => results.push(r),
+    });
+    const { text, end } = await drain(stream);
+    assert.equal(asked, 2);
+    assert.deepEqual(results, ['failed', 'failed']);
+    assert.equal(end.kind, 'failed');
+    assert.deepEqual([...text.matchAll(/"content":"([^"]*)"/g)].map((m) => m[1]), ['a', '1', '2'], 'each recovery relayed only its new text');
+  });
 });
+
