@@ -30,9 +30,10 @@ const status = async (adminUrl: string) => (await (await fetch(`${adminUrl}/stat
 /**
  * RSS the sidecar may gain beyond the bytes it deliberately holds: V8's heap growth, socket state, and
  * buffers already dropped but not yet collected (the refused uploads' bodies are read and dropped, so
- * that the app reads a clear 503 rather than a reset).
+ * that the app reads a clear 503 rather than a reset). Measured: +81 to +128 MiB over a 64 MiB budget
+ * on an idle machine, +145 MiB while a Go build took both cores (collection lags the garbage).
  */
-const SLACK = 64 * MiB;
+const SLACK = 96 * MiB;
 
 describe('memory under attack', () => {
   it('slow uploads: 100 clients sending 9 MB bodies and stalling hold at most limits.maxBufferedBytes, the rest get 503', async (t) => {
