@@ -1,6 +1,15 @@
-# One image for every subcommand: `breakwater sidecar` and, later, `breakwater controller`.
+# One image for every subcommand: `breakwater sidecar`, `controller` and `mock-upstream`.
+#
+# Bases. The runtime base is distroless Node 24 on Debian: glibc, where Node's official builds are
+# tier 1 (Alpine's musl builds are experimental), and no shell, package manager or npm, so a sidecar in
+# every pod carries the least to attack and to patch; a Debian slim base would add a shell and apt.
+# Both bases are build arguments: scripts/build-image.sh passes bases assembled on the machine (Node 24
+# from the npm registry) where no public registry is reachable.
+ARG BUILD_BASE=node:24-bookworm-slim
+ARG RUNTIME_BASE=gcr.io/distroless/nodejs24-debian12:nonroot
+
 # Build stage: compile TypeScript; keep production dependencies only.
-FROM node:24-alpine AS build
+FROM ${BUILD_BASE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
@@ -12,7 +21,7 @@ COPY controller controller
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
 
 # Runtime stage: Node 24 LTS, no npm cache, no sources, no dev tools, non-root.
-FROM node:24-alpine
+FROM ${RUNTIME_BASE}
 WORKDIR /app
 ENV NODE_ENV=production
 # Heap sized for a sidecar (bench/ runs the sidecar with these same flags, read from here):
@@ -24,5 +33,5 @@ COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 USER 65532:65532
 EXPOSE 15001 15021
-ENTRYPOINT ["node", "/app/dist/cli.js"]
+ENTRYPOINT ["/nodejs/bin/node", "/app/dist/cli.js"]
 CMD ["sidecar", "--policy", "/etc/breakwater/policy.yaml", "--listen", "127.0.0.1:15001", "--admin", "0.0.0.0:15021"]
