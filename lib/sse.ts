@@ -13,10 +13,42 @@ export interface SseEvent {
   data: string;
 }
 
-export class SseReader {
-  private partial = '';
+/** The fields of one event as its lines arrive. */
+class EventFields {
   private event = '';
   private data: string[] = [];
+
+  /** Takes one line (without its line ending) that is neither blank nor a comment. */
+  field(line: string): void {
+    const colon = line.indexOf(':');
+    const name = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? '' : line.slice(line.charCodeAt(colon + 1) === 32 ? colon + 2 : colon + 1);
+    if (name === 'data') this.data.push(value);
+    else if (name === 'event') this.event = value;
+  }
+
+  /** The event its lines made (undefined when no data came: comments, keep-alives), and a fresh start. */
+  take(): SseEvent | undefined {
+    const event = this.data.length > 0 ? { event: this.event || 'message', data: this.data.join('\n') } : undefined;
+    this.event = '';
+    this.data = [];
+    return event;
+  }
+}
+
+/** The fields of one whole event, `block` being its lines; undefined for one without data (a comment, a keep-alive). */
+export function parseSseEvent(block: string): SseEvent | undefined {
+  const fields = new EventFields();
+  for (const raw of block.split('\n')) {
+    const line = raw.charCodeAt(raw.length - 1) === 13 /* \r */ ? raw.slice(0, -1) : raw;
+    if (line !== '' && line.charCodeAt(0) !== 58 /* : */) fields.field(line);
+  }
+  return fields.take();
+}
+
+export class SseReader {
+  private partial = '';
+  private readonly fields = new EventFields();
 
   /** Feeds the next piece of the stream; returns the events it completed. */
   push(text: string): SseEvent[] {
@@ -28,11 +60,10 @@ export class SseReader {
       const line = all.charCodeAt(end - 1) === 13 /* \r */ ? all.slice(start, end - 1) : all.slice(start, end);
       start = end + 1;
       if (line === '') {
-        if (this.data.length > 0) events.push({ event: this.event || 'message', data: this.data.join('\n') });
-        this.event = '';
-        this.data = [];
+        const event = this.fields.take();
+        if (event) events.push(event);
       } else if (line.charCodeAt(0) !== 58 /* : */) {
-        this.field(line);
+        this.fields.field(line);
       }
     }
     this.partial = all.slice(start);
@@ -42,13 +73,5 @@ export class SseReader {
   /** Characters of an unfinished line held back (callers bound it). */
   get pending(): number {
     return this.partial.length;
-  }
-
-  private field(line: string): void {
-    const colon = line.indexOf(':');
-    const name = colon < 0 ? line : line.slice(0, colon);
-    const value = colon < 0 ? '' : line.slice(line.charCodeAt(colon + 1) === 32 ? colon + 2 : colon + 1);
-    if (name === 'data') this.data.push(value);
-    else if (name === 'event') this.event = value;
   }
 }

@@ -6,7 +6,7 @@
  * never leaves half an event behind. Each event comes with its fields, read
  * once here for whoever checks it.
  */
-import { SseReader, type SseEvent } from '../../lib/index.js';
+import { parseSseEvent, type SseEvent } from '../../lib/index.js';
 import type { StreamFraming } from './dialects/dialect.js';
 
 export interface WholeEvent {
@@ -39,7 +39,7 @@ export class EventSplitter {
       SSE_EVENT_END.lastIndex = Math.max(0, this.pending.length - 3);
       for (let m = SSE_EVENT_END.exec(all); m; m = SSE_EVENT_END.exec(all)) {
         const raw = all.slice(start, m.index + m[0].length);
-        events.push({ raw, fields: new SseReader().push(raw)[0] });
+        events.push({ raw, fields: parseSseEvent(raw) });
         start = m.index + m[0].length;
       }
     }

@@ -61,6 +61,9 @@ export function readBody(req: IncomingMessage, max: number, lease: BodyLease): P
 /** The app's model, as the sidecar keeps it (breaker keys, headers, logs): longer ones are cut here, once. */
 const MAX_MODEL_CHARS = 256;
 
+/** A top-level "model" found by peeking, no longer than MAX_MODEL_CHARS. */
+const PEEKED_MODEL = new RegExp(`"model"\\s*:\\s*"((?:[^"\\\\]|\\\\.){1,${MAX_MODEL_CHARS}})"`);
+
 /** Bodies up to this size are parsed whole to read the fields the sidecar acts on. */
 const PARSE_LIMIT = 256 * 1024;
 /** Larger ones are only peeked at: SDKs write top-level scalars such as model before or after the long messages. */
@@ -82,7 +85,7 @@ export function inspectBody(body: Buffer | null): BodyFields {
   if (!body || body[0] !== 0x7b /* { */) return {};
   if (body.length > PARSE_LIMIT) {
     const edges = body.toString('utf8', 0, PEEK_BYTES) + '\n' + body.toString('utf8', body.length - PEEK_BYTES);
-    const model = /"model"\s*:\s*"((?:[^"\\]|\\.){1,256})"/.exec(edges)?.[1]; // 256: MAX_MODEL_CHARS
+    const model = PEEKED_MODEL.exec(edges)?.[1];
     const maxTokens = /"(?:max_tokens|max_completion_tokens|num_predict)"\s*:\s*([0-9]+)/.exec(edges)?.[1];
     const stream = /"stream"\s*:\s*(true|false)/.exec(edges)?.[1];
     return { model, maxTokens: maxTokens === undefined ? undefined : Number(maxTokens), stream: stream === undefined ? undefined : stream === 'true' };

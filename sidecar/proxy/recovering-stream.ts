@@ -69,8 +69,16 @@ export class RecoveringStream implements StreamBody {
       const next = await this.current.read();
       if (this.end) return this.end;
       if (Buffer.isBuffer(next)) {
+        // A stream that cannot be recovered any more is only relayed (after what was held back): nothing in it needs reading.
+        if (!this.vouched && !this.verifying) {
+          const held = this.splitter.flush() + this.decoder.end();
+          return held === '' ? next : Buffer.concat([Buffer.from(held), next]);
+        }
+        const relayed = !this.verifying && this.splitter.held === 0;
         const out = this.pass(next);
         if (typeof out !== 'string') return this.finish(out);
+        // Passed whole (whole events in, none held back): the bytes as they came, not encoded again.
+        if (relayed && this.splitter.held === 0 && Buffer.byteLength(out) === next.length) return next;
         if (out !== '') return Buffer.from(out);
         continue;
       }

@@ -95,6 +95,7 @@ export class UpstreamStream implements StreamBody {
 
   /** Queues the whole events a chunk completes, up to the first that fails. */
   private take(chunk: Buffer): void {
+    const heldBefore = this.splitter.held;
     let out = '';
     for (const event of this.splitter.push(this.decoder.write(chunk))) {
       const failed = this.check(event);
@@ -105,7 +106,9 @@ export class UpstreamStream implements StreamBody {
       }
       out += event.raw;
     }
-    this.relay(out);
+    // A chunk of whole events (the usual case) is relayed as it came, not encoded again.
+    const whole = heldBefore === 0 && this.splitter.held === 0 && Buffer.byteLength(out) === chunk.length;
+    this.relay(out, whole ? chunk : undefined);
     if (this.floor?.meter.record(Buffer.byteLength(out), this.floor.now())) {
       this.queue.push({ kind: 'failed', failure: 'timeout', detail: 'the stream fell below its throughput floor' });
       return;
@@ -132,12 +135,13 @@ export class UpstreamStream implements StreamBody {
     return failed && { kind: 'failed', ...failed };
   }
 
-  private relay(text: string): void {
+  /** Queues `text` for the app (as `bytes` when they are its encoding already), noting its edges. */
+  private relay(text: string, bytes?: Buffer): void {
     if (text === '') return;
     this.finished ||= this.dialect.missingTerminator(text) !== undefined;
     if (this.head.length < EDGE_CHARS) this.head += text.slice(0, EDGE_CHARS - this.head.length);
     this.tail = (this.tail + text).slice(-EDGE_CHARS);
-    this.queue.push(Buffer.from(text));
+    this.queue.push(bytes ?? Buffer.from(text));
   }
 
   private finish(end: StreamEnd): StreamEnd {

@@ -241,7 +241,7 @@ export async function startCluster(): Promise<Cluster> {
       '--allow-privileged=true',
       `--admission-control-config-file=${DIR}/admission.yaml`,
     ]);
-    await waitFor('kube-apiserver', 60_000, () => quiet('kubectl', ['--kubeconfig', admin, 'get', '--raw', '/readyz']).trim() === 'ok', started);
+    await waitFor('kube-apiserver', 60_000, () => quiet('kubectl', ['--kubeconfig', admin, '--request-timeout=5s', 'get', '--raw', '/readyz']).trim() === 'ok', started);
     start(started, DIR, 'kube-controller-manager', node('kube-controller-manager'), [
       `--kubeconfig=${DIR}/controller-manager.kubeconfig`,
       `--authentication-kubeconfig=${DIR}/controller-manager.kubeconfig`,

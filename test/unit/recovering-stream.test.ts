@@ -140,5 +140,19 @@ describe('recovering stream', () => {
     assert.equal(end.kind, 'failed');
     assert.deepEqual([...text.matchAll(/"content":"([^"]*)"/g)].map((m) => m[1]), ['a', '1', '2'], 'each recovery relayed only its new text');
   });
+
+  it('relays every byte of a stream it stops reading (tool calls), the half event it held back included, and the bytes as they came', async () => {
+    const toolCall = `data: ${JSON.stringify({ choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: '{' } }] } }] })}\n\n`;
+    const later = event('après');
+    const chunks = [event('hi'), toolCall + later.slice(0, 10), later.slice(10), event('more')];
+    const sent = chunks.map((c) => Buffer.from(c));
+    const first = sent[0]!;
+    const upstream: StreamBody = { read: async () => sent.shift() ?? { kind: 'complete' }, cancel() {} };
+    const stream = new RecoveringStream(upstream, { dialect: openai, framing: 'sse', maxRecoveries: 1, again: async () => undefined, onRecovery: () => {} });
+    const read: Buffer[] = [];
+    for (let next = await stream.read(); Buffer.isBuffer(next); next = await stream.read()) read.push(next);
+    assert.equal(Buffer.concat(read).toString(), chunks.join(''));
+    assert.equal(read[0], first, 'a chunk of whole events is passed on as the same bytes');
+  });
 });
 
