@@ -4,11 +4,16 @@
  * patch from the pod as sent to the pod as injected. It never blocks a pod:
  * any failure admits the pod unchanged (and is logged), and the namespace
  * lookup has a short timeout after which only the pod's own opt-in counts.
+ * A pod that asks but that no policy selects is admitted unchanged too: a
+ * sidecar without a config would never become ready, and its app would
+ * never start.
  */
 import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
 import fastJsonPatch from 'fast-json-patch';
 import type { Logger } from 'pino';
 import { injectSidecar, wantsInjection, type InjectionContext } from './injection.js';
+
+type PolicyChoice = NonNullable<InjectionContext['policy']>;
 
 interface AdmissionReview {
   apiVersion: string;
@@ -56,7 +61,16 @@ async function envFromKeys(core: CoreV1Api, pod: V1Pod, namespace: string): Prom
   return out;
 }
 
-export function admissionHandler(deps: { core: CoreV1Api; context: (pod: V1Pod, namespace: string) => InjectionContext; log: Logger }) {
+export interface AdmissionDeps {
+  core: CoreV1Api;
+  /** What every injection carries: image, controller URL and CA. */
+  context: () => Omit<InjectionContext, 'policy' | 'setByEnvFrom'>;
+  /** The policy that selects the pod (bounded here by a short timeout), or undefined. */
+  policyFor: (pod: V1Pod, namespace: string) => Promise<PolicyChoice | undefined>;
+  log: Logger;
+}
+
+export function admissionHandler(deps: AdmissionDeps) {
   const namespaces = new Map<string, { labels: Record<string, string>; until: number }>();
   const namespaceLabels = async (name: string): Promise<Record<string, string>> => {
     const hit = namespaces.get(name);
@@ -86,11 +100,17 @@ export function admissionHandler(deps: { core: CoreV1Api; context: (pod: V1Pod, 
         return {};
       });
       if (!wantsInjection(pod, labels)) return answer();
+      const policy = await within(deps.policyFor(pod, namespace), NAMESPACE_LOOKUP_MS, 'policy lookup');
+      if (!policy) {
+        const name = pod.metadata?.name ?? pod.metadata?.generateName ?? '';
+        deps.log.warn({ namespace, pod: name.slice(0, 253) }, 'no ResiliencePolicy selects this pod; it is admitted without a sidecar');
+        return answer();
+      }
       const setByEnvFrom = await envFromKeys(deps.core, pod, namespace);
       for (const [container, keys] of setByEnvFrom) {
         if (keys === 'unknown') deps.log.warn({ namespace, container }, 'an envFrom source could not be read; no base URL is set in that container');
       }
-      const injected = injectSidecar(pod, { ...deps.context(pod, namespace), setByEnvFrom });
+      const injected = injectSidecar(pod, { ...deps.context(), policy, setByEnvFrom });
       return answer(fastJsonPatch.compare(pod, injected));
     } catch (err) {
       deps.log.error({ namespace, err: (err as Error).message }, 'injection failed; the pod is admitted unchanged');

@@ -109,12 +109,11 @@ export async function startController(options: ControllerOptions): Promise<Contr
     admissionHandler({
       core,
       log,
-      context: (pod, namespace) => ({
-        image: injection.image,
-        controllerUrl: injection.controllerUrl,
-        controllerCa: readFileSync(injection.caFile, 'utf8'),
-        policy: reconciler.policyFor(pod, namespace),
-      }),
+      context: () => ({ image: injection.image, controllerUrl: injection.controllerUrl, controllerCa: readFileSync(injection.caFile, 'utf8') }),
+      // A policy applied together with its workload may not be in the cache yet: then ask the API server.
+      policyFor: async (pod, namespace) =>
+        reconciler.policyFor(pod, namespace) ??
+        reconciler.policyFor(pod, namespace, ((await custom.listNamespacedCustomObject({ ...GROUP, namespace })) as { items: PolicyObject[] }).items),
     });
   const tls = { cert: readFileSync(options.tlsCertFile), key: readFileSync(options.tlsKeyFile) };
   const configServer = createConfigServer({ ...tls, authenticate: tokenReviewer({ review: kubeTokenReview(kc) }), hub: reconciler.hub, log });

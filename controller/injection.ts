@@ -27,8 +27,8 @@ export interface InjectionContext {
   controllerUrl: string;
   /** PEM of the CA that signed the controller's serving certificate. */
   controllerCa: string;
-  /** The pod's policy, when one is known; injection proceeds with defaults otherwise. */
-  policy?: { name: string; spec: PolicySpec };
+  /** The policy that selects the pod (a pod no policy selects is not injected). */
+  policy: { name: string; spec: PolicySpec };
   /**
    * Per container, the variables its envFrom sources set (Kubernetes lets
    * `env` win over them, so the injector must not add those), or 'unknown'
@@ -46,7 +46,7 @@ function baseUrlFor(upstream: PolicySpec['upstreams'][number]): string {
 
 function sidecarContainer(context: InjectionContext): V1Container {
   const secretEnv: V1EnvVar[] = [];
-  const refs = [...(context.policy?.spec.upstreams ?? []).map((u) => u.auth?.secretRef), context.policy?.spec.cache.redis?.secretRef];
+  const refs = [...(context.policy.spec.upstreams ?? []).map((u) => u.auth?.secretRef), context.policy.spec.cache?.redis?.secretRef];
   for (const ref of refs) {
     // optional: a missing Secret must not keep the pod from starting; the sidecar reports the config it cannot use.
     if (ref) secretEnv.push({ name: secretEnvName(ref.name, ref.key), valueFrom: { secretKeyRef: { name: ref.name, key: ref.key, optional: true } } });
@@ -95,8 +95,8 @@ export function injectSidecar(original: V1Pod, context: InjectionContext): V1Pod
   const pod = structuredClone(original);
   const spec = pod.spec!;
   const meta = (pod.metadata ??= {});
-  const upstreams = context.policy?.spec.upstreams ?? [];
-  const shutdown = context.policy?.spec.shutdown ?? { appPreStopSleep: '5s', drainTimeout: '30s' };
+  const upstreams = context.policy.spec.upstreams ?? [];
+  const shutdown = context.policy.spec.shutdown ?? { appPreStopSleep: '5s', drainTimeout: '30s' };
   const sleepSeconds = Math.ceil(parseDuration(shutdown.appPreStopSleep) / 1000);
   const drainSeconds = Math.ceil(parseDuration(shutdown.drainTimeout) / 1000);
 
@@ -127,7 +127,7 @@ export function injectSidecar(original: V1Pod, context: InjectionContext): V1Pod
   (meta.annotations ??= {})[STATUS_ANNOTATION] = JSON.stringify({
     sidecar: SIDECAR_NAME,
     image: context.image,
-    policy: context.policy?.name ?? null,
+    policy: context.policy.name,
     env: [...injectedEnv].sort(),
   });
   return pod;

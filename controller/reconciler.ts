@@ -132,11 +132,16 @@ export class Reconciler {
     return resolvePod(podRef(pod), this.policyRefs());
   }
 
-  /** The policy a pod being created would get (from the caches: instant, never a slow lookup). */
-  policyFor(pod: V1Pod, namespace: string): { name: string; spec: PolicySpec } | undefined {
+  /**
+   * The policy a pod being created would get: from the caches (instant), or
+   * from `among` (policies the caller listed itself, when the cache may not
+   * have seen a policy applied together with its workload).
+   */
+  policyFor(pod: V1Pod, namespace: string, among?: PolicyObject[]): { name: string; spec: PolicySpec } | undefined {
     const ref = { namespace, name: pod.metadata?.name ?? '', labels: pod.metadata?.labels ?? {}, annotations: pod.metadata?.annotations ?? {} };
-    const key = resolvePod(ref, this.policyRefs()).policy;
-    const policy = key ? this.policies.get(key) : undefined;
+    const policies = among ? new Map(among.map((p) => [keyOf(policyRef(p)), p])) : this.policies;
+    const key = resolvePod(ref, among ? among.map(policyRef) : this.policyRefs()).policy;
+    const policy = key ? policies.get(key) : undefined;
     return policy && { name: key!, spec: policy.spec };
   }
 

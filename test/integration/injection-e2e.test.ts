@@ -44,6 +44,12 @@ describe('sidecar injection through a real API server', () => {
     await kubectl(['apply', '-f', '-'], stringify({
       apiVersion: 'breakwater.dev/v1alpha1',
       kind: 'ResiliencePolicy',
+      metadata: { name: 'solo', namespace: 'plain' },
+      spec: { podSelector: { matchLabels: { app: 'solo' } }, upstreams: [{ name: 'local', url: 'http://vllm.plain.svc:8000' }] },
+    }));
+    await kubectl(['apply', '-f', '-'], stringify({
+      apiVersion: 'breakwater.dev/v1alpha1',
+      kind: 'ResiliencePolicy',
       metadata: { name: 'chat', namespace: 'apps' },
       spec: {
         podSelector: { matchLabels: { app: 'chat' } },
@@ -78,7 +84,7 @@ describe('sidecar injection through a real API server', () => {
     }));
     // The API server picks webhook configurations up asynchronously.
     for (let i = 0; i < 100; i++) {
-      const probe = await create('apps', { metadata: { generateName: 'probe-', labels: { app: 'probe' } }, spec: { containers: [container('app')] } });
+      const probe = await create('apps', { metadata: { generateName: 'probe-', labels: { app: 'chat' } }, spec: { containers: [container('app')] } });
       if (probe.spec?.initContainers?.length) break;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -143,8 +149,21 @@ describe('sidecar injection through a real API server', () => {
       assert.equal(pod.spec!.initContainers, undefined, pod.metadata!.name);
       assert.equal(pod.metadata!.annotations?.['breakwater.dev/status'], undefined, pod.metadata!.name);
     }
-    const optedIn = await create('plain', { metadata: { name: 'opted-in', labels: { 'breakwater.dev/inject': 'true' } }, spec: { containers: [container('app')] } });
+    const optedIn = await create('plain', { metadata: { name: 'opted-in', labels: { 'breakwater.dev/inject': 'true', app: 'solo' } }, spec: { containers: [container('app')] } });
     assert.equal(optedIn.spec!.initContainers![0]!.name, 'breakwater-sidecar', 'a pod label opts in anywhere');
+  });
+
+  // Found on a real cluster: such a pod got a sidecar with no config to fetch, whose startup probe never passed, so its app never started.
+  it('admits unchanged a pod that asks for Breakwater but that no policy selects, or that pins a policy that does not exist', async () => {
+    const unselected = await create('apps', { metadata: { name: 'unselected', labels: { app: 'batch' } }, spec: { containers: [container('app')] } });
+    const pinsMissing = await create('apps', { metadata: { name: 'pins-missing', labels: { app: 'chat' }, annotations: { 'breakwater.dev/policy': 'nope' } }, spec: { containers: [container('app')] } });
+    for (const pod of [unselected, pinsMissing]) {
+      assert.equal(pod.spec!.initContainers, undefined, pod.metadata!.name);
+      assert.equal(pod.spec!.containers[0]!.env ?? undefined, undefined, pod.metadata!.name);
+      assert.equal(pod.metadata!.labels!['breakwater.dev/injected'], undefined, pod.metadata!.name);
+    }
+    const selected = await create('apps', { metadata: { name: 'selected', labels: { app: 'chat' } }, spec: { containers: [container('app')] } });
+    assert.equal(selected.spec!.initContainers![0]!.name, 'breakwater-sidecar', 'the same namespace and shape with a policy is injected');
   });
 
   /** The API server's webhook client certificate (control-plane.ts), which the test presents as the API server would. */
