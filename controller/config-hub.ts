@@ -1,13 +1,19 @@
 /**
  * The sidecars connected to this controller: one server-sent-event stream per
- * pod, the snapshot last sent on it, and the last report each pod sent here. A
- * snapshot is sent when a stream opens and whenever the pod's desired config
+ * pod, the snapshot last sent on it, and the last report each pod sent here
+ * (reports are separate requests: through a Service they may reach another
+ * replica than the pod's stream does). A snapshot is sent when a stream opens and whenever the pod's desired config
  * version changes; heartbeats keep idle streams (and their proxies) alive.
  */
 import type { ServerResponse } from 'node:http';
 import { validateReport, type ConfigSnapshot, type SidecarReport } from '../api/index.js';
 
 export type Desired = { snapshot: ConfigSnapshot } | { reason: string };
+
+export interface ReceivedReport {
+  at: number;
+  report: SidecarReport;
+}
 
 interface Connection {
   res: ServerResponse;
@@ -16,8 +22,8 @@ interface Connection {
 
 export class ConfigHub {
   private readonly connections = new Map<string, Set<Connection>>();
-  /** The last report each connected pod sent to this replica. */
-  private readonly reports = new Map<string, SidecarReport>();
+  /** The last report each pod sent to this replica, and when it came (ms since the epoch). */
+  private readonly reports = new Map<string, ReceivedReport>();
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(
@@ -25,6 +31,7 @@ export class ConfigHub {
     private readonly desired: (pod: string) => Desired,
     private readonly onReport: (pod: string, report: SidecarReport, previous: SidecarReport | undefined) => void,
     heartbeatMs = 15_000,
+    private readonly now: () => number = Date.now,
   ) {
     this.heartbeat = setInterval(() => {
       for (const set of this.connections.values()) for (const c of set) c.res.write(': heartbeat\n\n');
@@ -62,9 +69,14 @@ export class ConfigHub {
     return [...this.connections.keys()];
   }
 
-  /** The latest report of a pod while it is connected here (fresher than what is recorded on the pod). */
-  liveReport(pod: string): SidecarReport | undefined {
-    return this.connections.has(pod) ? this.reports.get(pod) : undefined;
+  /** The latest report a pod sent to this replica, whether or not its stream is here. */
+  latestReport(pod: string): ReceivedReport | undefined {
+    return this.reports.get(pod);
+  }
+
+  /** Pods that reported to this replica. */
+  reportingPods(): string[] {
+    return [...this.reports.keys()];
   }
 
   /** Takes a pod's report once it checks out (see validateReport); returns why it was refused, if it was. */
@@ -74,8 +86,8 @@ export class ConfigHub {
     const checked = validateReport(body, upstreams);
     if (!checked.ok) return checked.error;
     const report = checked.report;
-    const previous = this.reports.get(pod);
-    this.reports.set(pod, report);
+    const previous = this.reports.get(pod)?.report;
+    this.reports.set(pod, { at: this.now(), report });
     this.onReport(pod, report, previous);
     return undefined;
   }

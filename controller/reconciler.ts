@@ -110,10 +110,7 @@ export class Reconciler {
 
   /** Called when this replica stops leading: the new leader learns its sidecars' state from what this one records. */
   recordLiveReports(): void {
-    for (const pod of this.hub.connectedPods()) {
-      const report = this.hub.liveReport(pod);
-      if (report) this.deps.reports.save(pod, report);
-    }
+    for (const pod of this.hub.reportingPods()) this.deps.reports.save(pod, this.hub.latestReport(pod)!.report);
   }
 
   /** After a (re)list: everything may have changed while unwatched. */
@@ -165,7 +162,7 @@ export class Reconciler {
     const object = this.pods.get(pod);
     const policyKey = object && this.resolve(object).policy;
     if (!policyKey) return;
-    // The leader reads the live reports of its own sidecars; the others' reach it through their replicas' ConfigMaps.
+    // The leader reads the reports that reach it; the others' reach it through their replicas' ConfigMaps.
     if (!this.deps.isLeader()) this.deps.reports.save(pod, report);
     this.mark(policyKey);
     const policy = this.policies.get(policyKey)!;
@@ -246,7 +243,7 @@ export class Reconciler {
     const upstreams = new Set(policy.spec.upstreams.map((u) => u.name));
     for (const pod of this.pods.values()) {
       const r = this.resolve(pod);
-      if (r.policy === key && isLive(pod)) pods.push({ key: podKey(pod), report: this.hub.liveReport(podKey(pod)) ?? this.recorded.reportFor(podKey(pod), upstreams) });
+      if (r.policy === key && isLive(pod)) pods.push({ key: podKey(pod), report: this.newestReport(podKey(pod), upstreams) });
       if (r.conflicts.includes(key)) conflicts.push({ pod: podKey(pod), winner: r.policy! });
     }
     const status = computeStatus(await this.facts(key, policy, conflicts), pods, policy.status, new Date().toISOString());
@@ -260,6 +257,13 @@ export class Reconciler {
     this.statusWrites++;
     // Keep the written status, so the next pass compares against it even before the watch event arrives.
     if (this.policies.get(key) === policy) this.policies.set(key, { ...policy, status: updated.status ?? status });
+  }
+
+  /** A pod's newest report: the one it sent here, or one another replica recorded. */
+  private newestReport(pod: string, upstreams: ReadonlySet<string>): SidecarReport | undefined {
+    const here = this.hub.latestReport(pod);
+    const recorded = this.recorded.reportFor(pod, upstreams);
+    return (here && recorded ? (recorded.at > here.at ? recorded : here) : (here ?? recorded))?.report;
   }
 
   /** Pod counts per policy, as its status says. */

@@ -146,8 +146,8 @@ export class RecordedReports {
     return changedPods(before, new Map());
   }
 
-  /** The newest recorded report of a pod (`namespace/name`) that checks out against its policy's upstreams. */
-  reportFor(pod: string, upstreams: ReadonlySet<string>): SidecarReport | undefined {
+  /** The newest recorded report of a pod (`namespace/name`) that checks out against its policy's upstreams, and when it was recorded. */
+  reportFor(pod: string, upstreams: ReadonlySet<string>): { at: number; report: SidecarReport } | undefined {
     const key = keyOfPod(pod);
     let newest: { at: number; report: SidecarReport } | undefined;
     for (const entries of this.byConfigMap.values()) {
@@ -162,7 +162,7 @@ export class RecordedReports {
         // not JSON: not a report
       }
     }
-    return newest?.report;
+    return newest;
   }
 }
 

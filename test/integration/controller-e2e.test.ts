@@ -242,6 +242,26 @@ describe('controller end to end on a real API server', () => {
     await new Promise((r) => setTimeout(r, 2500)); // a few resyncs (1 s)
     assert.deepEqual((await status()).pods, { targeted: 3, synced: 2, withOpenBreaker: 0 });
     assert.equal((await cp.kubectl(['-n', NS, 'delete', 'pod', 'chatbot-forger', '--grace-period=0', '--force'])).code, 0);
+
+    // Found on a real cluster: through a Service, a sidecar's report (its own short request) may reach the replica
+    // that does not hold its stream. It counts there too: here, the leader learns of chatbot-b's open breaker.
+    const reportTo = async (base: string, podName: string, open: number) => {
+      const applied = ((await (await fetch(`${onFollower.adminUrl}/status`)).json()) as { config: object }).config;
+      const { request } = await import('node:https');
+      return new Promise<number>((resolve, reject) => {
+        const req = request(`${base}/v1/report?pod=${podName}`, { method: 'POST', ca: readFileSync(join(cp.dir, 'ca.crt')), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify({ applied, breakers: { primary: { closed: 1 - open, halfOpen: 0, open } } }));
+      });
+    };
+    const token = await tokenFor('chatbot-b');
+    assert.equal(await reportTo(leaderUrl, 'chatbot-b', 1), 204);
+    await until('the report sent to the replica without the stream counted', async () => (await status()).pods?.withOpenBreaker === 1, 5000);
+    assert.equal(await reportTo(leaderUrl, 'chatbot-b', 0), 204);
+    await until('and the next one too', async () => (await status()).pods?.withOpenBreaker === 0, 5000);
     const metrics = async (c: CliProcess) => (await (await fetch(`${c.entry.healthUrl as string}/metrics`)).text()).match(/^breakwater_controller_leader (\d)/m)?.[1];
     assert.equal(await metrics(leader), '1');
     assert.equal(await metrics(follower), '0');

@@ -53,10 +53,10 @@ describe('sidecar report validation', () => {
     const older = { ...good, breakers: { primary: { closed: 3, halfOpen: 0, open: 0 } } };
     assert.deepEqual(recorded.upsert(cm('breakwater-reports-a', { 'shop_chat-1': entry(1000, older) })), ['shop/chat-1']);
     assert.deepEqual(recorded.upsert(cm('breakwater-reports-b', { 'shop_chat-1': entry(2000, good), 'shop_chat-2': '{not json' })), ['shop/chat-1', 'shop/chat-2']);
-    assert.deepEqual(recorded.reportFor('shop/chat-1', upstreams), good, 'the newest of the two replicas');
+    assert.deepEqual(recorded.reportFor('shop/chat-1', upstreams)?.report, good, 'the newest of the two replicas');
     assert.equal(recorded.reportFor('shop/chat-2', upstreams), undefined);
     recorded.upsert(cm('breakwater-reports-b', { 'shop_chat-1': entry(3000, { ...good, breakers: { forged: { closed: 0, halfOpen: 0, open: 50 } } }) }));
-    assert.deepEqual(recorded.reportFor('shop/chat-1', upstreams), older, 'an invalid newer report does not count');
+    assert.deepEqual(recorded.reportFor('shop/chat-1', upstreams)?.report, older, 'an invalid newer report does not count');
     assert.deepEqual(recorded.remove(cm('breakwater-reports-a', {})), ['shop/chat-1']);
     assert.equal(recorded.reportFor('shop/chat-1', upstreams), undefined);
   });
