@@ -64,6 +64,17 @@ describe('Helm chart on a real API server', () => {
     assert.equal(r.code, 0, r.stderr);
   });
 
+  it('spreads the replicas over nodes as controller.antiAffinity says: preferred by default, required, or none', async () => {
+    const affinity = async (extra: string[]) =>
+      (parseAllDocuments(await render(extra)).map((d) => d.toJS()).find((d) => d?.kind === 'Deployment') as Record<string, any>).spec.template.spec.affinity;
+    const term = { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'breakwater', 'app.kubernetes.io/instance': 'bw', 'app.kubernetes.io/component': 'controller' } } };
+    assert.deepEqual(await affinity([]), { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: term }] } });
+    assert.deepEqual(await affinity(['--set', 'controller.antiAffinity=required']), { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [term] } });
+    assert.equal(await affinity(['--set', 'controller.antiAffinity=none']), undefined);
+    const wrong = await helm(['template', 'bw', CHART, '--kube-version', '1.37.2', '--set', 'controller.antiAffinity=sometimes']);
+    assert.match(wrong.stderr, /controller.antiAffinity must be preferred, required or none/);
+  });
+
   it('requires the API server\'s client certificate on the webhook when webhook.clientCA is set', async () => {
     const docs = (yaml: string) => parseAllDocuments(yaml).map((d) => d.toJS()).filter(Boolean) as Record<string, any>[];
     const args = (all: Record<string, any>[]) => all.find((d) => d.kind === 'Deployment')!.spec.template.spec.containers[0].args as string[];
