@@ -185,8 +185,9 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     cluster.importImage(ARCHIVE);
   });
 
+  let stopped = false;
   after(async () => {
-    await cluster?.stop();
+    if (!stopped) await cluster?.stop();
     rmSync(OUTCOMES, { recursive: true, force: true });
     console.log(`# figures:\n${figures.map((f) => `#   ${f}`).join('\n')}`);
   });
@@ -326,5 +327,12 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     const late = JSON.parse(await kubectl(['get', 'pod', 'late', '-n', 'shop', '-o', 'json']));
     assert.equal(late.spec.initContainers, undefined, 'no sidecar');
     assert.equal(late.spec.containers[0].env, undefined, 'no base URL');
+  });
+
+  it('stops the cluster and leaves nothing behind on the machine', async () => {
+    stopped = true;
+    const started = Date.now();
+    assert.deepEqual(await cluster.stop(), []);
+    figure(`cluster stopped and the machine restored in ${Date.now() - started} ms`);
   });
 });

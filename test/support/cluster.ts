@@ -9,8 +9,10 @@
  *
  * It changes the machine, and `stop()` undoes it: the processes it started
  * (by PID), the pods' containers, mounts under its folder and /run/netns,
- * the iptables chains (KUBE-*, CNI-*), the bridge, the kubepods cgroups and
- * the sysctls it set. One cluster per machine: a second start is refused
+ * the iptables chains (KUBE-*, CNI-*), the bridge, the kubepods cgroups, the
+ * sysctls it set, and /var/lib/kubelet/device-plugins (the kubelet writes its
+ * socket there whatever its root dir). `stop()` then looks for anything left
+ * and returns it, so a test can insist on a clean machine. One cluster per machine: a second start is refused
  * while the first runs (ports 6443 and 10250 and the chains are machine-wide).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -33,8 +35,12 @@ export interface Cluster {
   kubectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Imports a docker-archive into the node's containerd (for the kubelet). */
   importImage(archive: string): void;
-  stop(): Promise<void>;
+  /** Stops the cluster and undoes its changes; returns what is still left (nothing, when all went well). */
+  stop(): Promise<string[]>;
 }
+
+/** The kubelet's device-plugin folder, outside its root dir, and whether each level was there before. */
+const DEVICE_PLUGINS = '/var/lib/kubelet/device-plugins';
 
 const sh = (cmd: string, args: string[], input?: string) => execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
 const quiet = (cmd: string, args: string[]) => {
@@ -59,14 +65,20 @@ function nodeIp(): string {
   return address.address;
 }
 
-/** Refuses a second cluster; takes over from one whose process is gone (cleaning what it left). */
-function takeMachine(): void {
+/**
+ * Refuses a second cluster; takes over from one whose process is gone
+ * (cleaning what it left). The lock file holds the PID and the folders this
+ * cluster creates outside its own, so a later run can remove them too.
+ */
+function takeMachine(): string[] {
   if (existsSync(LOCK)) {
-    const pid = Number(readFileSync(LOCK, 'utf8'));
-    if (pid && existsSync(`/proc/${pid}`)) throw new Error(`a Breakwater e2e cluster already runs on this machine (pid ${pid})`);
-    undoMachineChanges({});
+    const [pid, ...created] = readFileSync(LOCK, 'utf8').split('\n').filter(Boolean);
+    if (Number(pid) && existsSync(`/proc/${pid}`)) throw new Error(`a Breakwater e2e cluster already runs on this machine (pid ${pid})`);
+    undoMachineChanges({}, created);
   }
-  writeFileSync(LOCK, String(process.pid));
+  const createdDirs = ['/var/lib/kubelet', DEVICE_PLUGINS].filter((d) => !existsSync(d)).reverse();
+  writeFileSync(LOCK, [process.pid, ...createdDirs].join('\n'));
+  return createdDirs;
 }
 
 function certificates(pki: string, l: NodeLayout): void {
@@ -130,7 +142,7 @@ async function waitFor(what: string, ms: number, check: () => boolean | Promise<
 }
 
 /** Undoes what a cluster changed on the machine: the caller has stopped its processes. */
-function undoMachineChanges(sysctls: Record<string, string>): void {
+function undoMachineChanges(sysctls: Record<string, string>, createdDirs: string[]): void {
   // The pods' processes first (they outlive their shims and containerd: every process in a kubepods
   // cgroup is one the cluster started), then the shims, mounts, namespaces, network, cgroups.
   for (const pid of kubepodsProcesses()) quiet('kill', ['-9', pid]);
@@ -155,8 +167,27 @@ function undoMachineChanges(sysctls: Record<string, string>): void {
     const kubepods = join('/sys/fs/cgroup', hierarchy, 'kubepods');
     if (existsSync(kubepods)) removeCgroup(kubepods);
   }
+  rmSync(join(DEVICE_PLUGINS, 'kubelet.sock'), { force: true });
+  for (const dir of createdDirs) quiet('rmdir', [dir]);
   rmSync(DIR, { recursive: true, force: true });
   rmSync(LOCK, { force: true });
+}
+
+/** What a stopped cluster left on the machine (see undoMachineChanges), as readable lines. */
+function leftovers(started: Started[], sysctls: Record<string, string>, createdDirs: string[]): string[] {
+  const left: string[] = [];
+  for (const s of started) if (s.child.exitCode === null && s.child.signalCode === null) left.push(`process ${s.name} (pid ${s.child.pid})`);
+  left.push(...kubepodsProcesses().map((pid) => `pod process ${pid}`));
+  for (const line of quiet('ps', ['-eo', 'pid=,args=']).split('\n')) if (line.includes('containerd-shim-runc-v2') && line.includes(`${DIR}/`)) left.push(`shim ${line.trim()}`);
+  for (const m of readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '')) if (m.startsWith(DIR) || m.startsWith('/run/netns/cni-')) left.push(`mount ${m}`);
+  if (quiet('ip', ['link', 'show', 'bwe2e0'])) left.push('bridge bwe2e0');
+  for (const table of ['filter', 'nat', 'mangle']) {
+    for (const line of quiet('iptables-save', ['-t', table]).split('\n')) if (/^:(KUBE-|CNI-)/.test(line)) left.push(`iptables ${table} chain ${line.slice(1).split(' ')[0]}`);
+  }
+  for (const [key, value] of Object.entries(sysctls)) if (readFileSync(`/proc/sys/${key}`, 'utf8').trim() !== value) left.push(`sysctl ${key}`);
+  for (const hierarchy of readdirSync('/sys/fs/cgroup')) if (existsSync(join('/sys/fs/cgroup', hierarchy, 'kubepods'))) left.push(`cgroup ${hierarchy}/kubepods`);
+  for (const path of [DIR, LOCK, join(DEVICE_PLUGINS, 'kubelet.sock'), ...createdDirs]) if (existsSync(path)) left.push(`file ${path}`);
+  return left;
 }
 
 /** PIDs in the kubepods cgroups of the memory hierarchy (every pod process is in one). */
@@ -183,7 +214,7 @@ function removeCgroup(path: string): void {
 
 export async function startCluster(): Promise<Cluster> {
   const binaries = assets();
-  takeMachine();
+  const createdDirs = takeMachine();
   const started: Started[] = [];
   const sysctls = Object.fromEntries(SYSCTLS.filter((k) => existsSync(`/proc/sys/${k}`)).map((k) => [k, readFileSync(`/proc/sys/${k}`, 'utf8').trim()]));
   const l: NodeLayout = { dir: DIR, nodeIp: nodeIp(), nodeName: hostname(), podCidr: '10.244.0.0/24', serviceCidr: '10.96.0.0/16', pauseImage: 'registry.k8s.io/pause:breakwater-e2e', cniBin: '/usr/lib/cni' };
@@ -196,7 +227,8 @@ export async function startCluster(): Promise<Cluster> {
         s.child.once('exit', () => r(clearTimeout(force)));
       });
     }
-    undoMachineChanges(sysctls);
+    undoMachineChanges(sysctls, createdDirs);
+    return leftovers(started, sysctls, createdDirs);
   };
   try {
     for (const sub of ['logs', 'cni', 'containerd', 'kubelet', 'etcd']) mkdirSync(join(DIR, sub), { recursive: true });
