@@ -19,6 +19,8 @@ COPY lib lib
 COPY sidecar sidecar
 COPY controller controller
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
+# Type declarations, source maps and docs are never read at run time: half of node_modules (~46 MB).
+RUN find node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' -o -name '*.md' \) -exec rm -f {} +
 
 # Runtime stage: Node 24 LTS, no npm cache, no sources, no dev tools, non-root.
 FROM ${RUNTIME_BASE}
