@@ -1,0 +1,19 @@
+/**
+ * Input guards (the upstream's `guards`): a request that trips one is
+ * answered 400 guardrail_blocked at once, as a client error (never retried,
+ * never a breaker failure, never sent to a fallback tier), and never reaches
+ * the upstream. What is said and counted about it is the guard's name only.
+ */
+import type { Metrics } from '../../metrics.js';
+import { localError, type Layer } from '../handler.js';
+
+export function inputGuard(metrics: Metrics): Layer {
+  return (inner) => (req, ctx) => {
+    const guards = req.upstream.config.guards;
+    if (!guards.active) return inner(req, ctx);
+    const tripped = guards.check(req.bodyStream ? null : req.body);
+    if (tripped === undefined) return inner(req, ctx);
+    metrics.guardBlocks.inc({ upstream: req.upstream.config.name, guard: tripped });
+    return Promise.resolve(localError(req, 400, 'guardrail_blocked', `the request was blocked by input guard "${tripped}"`, 'client-error'));
+  };
+}
