@@ -130,6 +130,11 @@ async function checkPolicy(args: string[]): Promise<void> {
   }
   const names = verdict.spec.upstreams.map((u) => u.name).join(', ');
   process.stdout.write(`${file}: valid (upstreams: ${names})\n`);
+  for (const u of verdict.spec.upstreams) {
+    const g = u.guards;
+    const on = [g.maxInputBytes && `at most ${g.maxInputBytes} body bytes`, g.maxInputTokens && `at most ${g.maxInputTokens} input tokens (estimated)`, g.deny.length && `deny ${g.deny.map((d) => d.name).join(', ')}`].filter(Boolean);
+    if (on.length > 0) process.stdout.write(`  ${u.name}: input guards: ${on.join('; ')}; a request that trips one gets 400 guardrail_blocked and never leaves\n`);
+  }
 }
 
 async function controller(args: string[]): Promise<void> {

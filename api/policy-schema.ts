@@ -342,6 +342,39 @@ export const UpstreamSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: 'A floor under a stream\'s throughput (opt-in).' },
     ),
+    guards: Type.Object(
+      {
+        maxInputBytes: Type.Integer({ minimum: 0, maximum: 1 << 30, default: 0, description: 'Largest request body, in bytes (0 = off).' }),
+        maxInputTokens: Type.Integer({
+          minimum: 0,
+          maximum: 100_000_000,
+          default: 0,
+          description: 'Most input tokens a request may carry, estimated as the UTF-8 bytes of its message text divided by 4 (0 = off).',
+        }),
+        deny: Type.Array(
+          Type.Object(
+            {
+              name: Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63, description: 'The guard\'s name: the only thing said or logged about a request it blocks.' }),
+              pattern: Type.String({
+                minLength: 1,
+                maxLength: 512,
+                description: 'An RE2 regular expression (linear-time: no backreferences or lookaround) searched for in the request\'s message text.',
+              }),
+              ignoreCase: Type.Boolean({ default: true, description: 'Match regardless of case.' }),
+            },
+            { additionalProperties: false },
+          ),
+          { default: [], maxItems: 16, description: 'Patterns that block a request whose message text contains a match.' },
+        ),
+      },
+      {
+        additionalProperties: false,
+        default: {},
+        description:
+          'Input guards (opt-in): a request that trips one gets 400 guardrail_blocked in the API\'s error shape and never reaches the upstream. Deny patterns read at most 1 MiB of message text; a body they cannot read whole (past retry.maxBodyBytes, not JSON, or more text than that) is blocked.',
+        ...cel({ rule: '!has(self.deny) || self.deny.all(d, self.deny.exists_one(e, e.name == d.name))', message: 'guards.deny[].name must be unique' }),
+      },
+    ),
     fallback: Type.Array(FallbackTierSchema, { default: [], maxItems: 16, description: 'Tried in order once this upstream cannot answer.' }),
   },
   {

@@ -4,6 +4,7 @@
  * rules that the CRD expresses as CEL. Every problem names its field path.
  */
 import type { ErrorObject, ValidateFunction } from 'ajv';
+import { RE2JS } from 're2js';
 import generatedValidator from './generated/validate-spec.js';
 import { DURATION_FIELDS } from './generated/duration-fields.js';
 import type { PolicySpec, Settings } from './policy-schema.js';
@@ -90,6 +91,20 @@ function durationProblems(spec: PolicySpec, problems: PolicyProblem[]): void {
   for (const field of DURATION_FIELDS) visit(spec, field, 'spec');
 }
 
+/** Deny patterns must compile as RE2 (the CRD cannot check that), and their names be unique. */
+function guardProblems(guards: PolicySpec['upstreams'][number]['guards'], at: string, problems: PolicyProblem[]): void {
+  const names = new Set<string>();
+  guards.deny.forEach((deny, i) => {
+    if (names.has(deny.name)) problems.push({ path: `${at}.deny[${i}].name`, message: `duplicate guard name "${deny.name}"` });
+    names.add(deny.name);
+    try {
+      RE2JS.compile(deny.pattern);
+    } catch (err) {
+      problems.push({ path: `${at}.deny[${i}].pattern`, message: `not an RE2 regular expression: ${(err as Error).message.slice(0, 200)}` });
+    }
+  });
+}
+
 /** The cross-field rules (the CRD's CEL rules say the same). */
 function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
   const problems: PolicyProblem[] = [];
@@ -108,6 +123,7 @@ function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
       problems.push({ path: `${at}.auth`, message: 'exactly one of secretRef, env or file must be set' });
     }
     orderProblems(upstream, at, problems);
+    guardProblems(upstream.guards, `${at}.guards`, problems);
   });
   spec.upstreams.forEach((upstream, i) => {
     upstream.fallback.forEach((tier, j) => {

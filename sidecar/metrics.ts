@@ -69,6 +69,12 @@ export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => st
       labelNames: ['upstream', 'tier'] as const,
       registers: [registry],
     }),
+    guardBlocks: new Counter({
+      name: 'breakwater_guard_blocks_total',
+      help: 'Requests an input guard blocked before they reached the upstream, by guard name.',
+      labelNames: ['upstream', 'guard'] as const,
+      registers: [registry],
+    }),
     faults: new Counter({
       name: 'breakwater_faults_injected_total',
       help: 'Faults injected into upstream attempts by the policy (kind delay or abort).',

@@ -15,6 +15,7 @@ import {
   type PolicySpec,
   type UpstreamSpec,
 } from '../../api/index.js';
+import { compileInputGuards, type InputGuards } from './input-guards.js';
 import type { BackoffSettings, BreakerSettings, BulkheadSettings, DegradationSettings, PriorityClass, RateLimitSettings, RetryBudgetSettings } from '../resilience/index.js';
 
 export interface UpstreamConfig {
@@ -59,6 +60,8 @@ export interface UpstreamConfig {
   streamRecovery: { maxRecoveries: number; continuation: ContinuationStyle };
   /** Caps on what is held of an answer: a plain one whole, a stream's bytes before its first content event. */
   limits: { maxAnswerBytes: number; maxStreamHeadBytes: number };
+  /** Input guards (off unless the policy sets them). */
+  guards: InputGuards;
   /** Chaos: faults injected into this upstream's attempts. */
   faults: { percent: number; delayMs?: number; abortStatus?: number }[];
 }
@@ -217,6 +220,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
     hasCacheTier: fallback.some((tier) => tier.kind === 'cache'),
     streamRecovery: { maxRecoveries: upstream.streamRecovery.maxRecoveries, continuation: continuationOf(upstream) },
     throughputFloor: { bytesPerSecond: upstream.throughputFloor.bytesPerSecond, windowMs: parseDuration(upstream.throughputFloor.window) },
+    guards: compileInputGuards(upstream.guards),
     timeoutFallsBack: fallback.some((tier) => tier.kind === 'upstream' && (!tier.when || tier.when.has('timeout') || tier.when.has('unavailable'))),
   };
 }

@@ -9,6 +9,7 @@
  *   stream recovery   a stream that breaks after its first text continues from a new run of the chain
  *   fallback          the addressed upstream, then each tier its `when` admits (upstream, cache, static)
  *   --- per upstream tier ---
+ *   input guard       the tier's input guards: a request that trips one never leaves
  *   continuation      in a recovery: the tier is asked to continue the text delivered, where it can
  *   degraded request  in degraded mode: output tokens clamped, temperature set
  *   rate limit        client-side request and token buckets
@@ -21,7 +22,8 @@
  *   attempt           the HTTP call: timeouts, classification, first content event
  *
  * Why this order: the mode and the cache act on the request as the app sent
- * it; recovery wraps the whole chain, so a broken stream may continue from the
+ * it; a guard reads the request as the app sent it, before it costs a token,
+ * a slot or an attempt; recovery wraps the whole chain, so a broken stream may continue from the
  * same upstream or a fallback tier; each tier is its own upstream, with its own limits, slots and retries;
  * admission (rate limit, bulkhead) comes before any retry, so a retry never
  * queues again; the breaker is asked before every attempt, so retries never
@@ -30,7 +32,7 @@
 import type { Metrics } from '../metrics.js';
 import type { Clock, DegradationMonitor } from '../resilience/index.js';
 import type { Handler, Layer } from './handler.js';
-import { answerCache, attempt, breaker, bulkhead, continuation, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry, streamRecovery } from './layers/index.js';
+import { answerCache, attempt, breaker, bulkhead, continuation, inputGuard, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry, streamRecovery } from './layers/index.js';
 import type { ResponseCache } from './response-cache.js';
 import type { UpstreamState } from './upstream-state.js';
 
@@ -58,6 +60,7 @@ export function buildPipeline(d: PipelineDeps): Handler {
       answerCache(d.cache),
       streamRecovery(d.clock, d.metrics),
       fallback({ clock: d.clock, upstream: d.upstream, cache: d.cache }),
+      inputGuard(d.metrics),
       continuation,
       degradedRequest(d.degradedSettings),
       rateLimit(d.clock),

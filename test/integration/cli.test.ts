@@ -24,6 +24,9 @@ describe('breakwater check-policy', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /valid \(upstreams: /);
     }
+    const r = await cliResult(['check-policy', example('chat-policy.yaml')]);
+    assert.match(r.stdout, /^ {2}claude: input guards: at most 100000 input tokens \(estimated\); deny jailbreak; a request that trips one gets 400 guardrail_blocked/m, 'the guards that are on are explained');
+    assert.doesNotMatch(r.stdout, /vllm: input guards/);
   });
 
   it('explains every error by field path and exits 1', async () => {

@@ -19,6 +19,7 @@ const ERROR_TYPE: Record<LocalErrorCode, string> = {
   invalid_request: 'invalid_request_error',
   rate_limited: 'rate_limit_error',
   stream_interrupted: 'api_error',
+  guardrail_blocked: 'invalid_request_error',
 };
 
 const textBlock = (json: Record<string, any>) => (Array.isArray(json.content) ? json.content.find((c: { type?: string }) => c?.type === 'text') : undefined);

@@ -18,6 +18,7 @@ const ERROR_TYPE: Record<LocalErrorCode, string> = {
   invalid_request: 'invalid_request_error',
   rate_limited: 'requests',
   stream_interrupted: 'server_error',
+  guardrail_blocked: 'invalid_request_error',
 };
 
 export const OPENAI_RECOGNISERS: readonly Recogniser[] = [

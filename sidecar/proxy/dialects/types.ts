@@ -12,7 +12,8 @@ export type LocalErrorCode =
   | 'unknown_upstream'
   | 'invalid_request'
   | 'rate_limited'
-  | 'stream_interrupted';
+  | 'stream_interrupted'
+  | 'guardrail_blocked';
 
 export interface TokenUsage {
   input: number;

@@ -9,6 +9,7 @@ export * from './degradation.js';
 export * from './answer-cache.js';
 export * from './stream-recovery.js';
 export * from './fallback.js';
+export * from './input-guard.js';
 export * from './continuation.js';
 export * from './degraded-request.js';
 export * from './rate-limit.js';
