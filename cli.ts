@@ -18,8 +18,8 @@ import { parseHostPort, type HostPort } from './lib/index.js';
 // Each subcommand imports what it needs when it runs: the sidecar must not pay for the controller's Kubernetes client.
 
 const USAGE = `usage:
-  breakwater sidecar --policy FILE [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021]
-  breakwater sidecar --controller URL[,URL...] --pod-name NAME [--token-file F] [--ca-file F] [--config-cache F] [--listen ...] [--admin ...]
+  breakwater sidecar --policy FILE [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021] [--breaker-state FILE]
+  breakwater sidecar --controller URL[,URL...] --pod-name NAME [--token-file F] [--ca-file F] [--config-cache F] [--breaker-state F] [--listen ...] [--admin ...]
   breakwater sidecar --demo        (embedded policy and a built-in mock upstream)
   breakwater check-policy FILE
   breakwater controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
@@ -48,6 +48,7 @@ async function sidecar(args: string[]): Promise<void> {
       'token-file': { type: 'string', default: '/var/run/secrets/breakwater.dev/token' },
       'ca-file': { type: 'string' },
       'config-cache': { type: 'string' },
+      'breaker-state': { type: 'string' },
       listen: { type: 'string', default: '127.0.0.1:15001' },
       admin: { type: 'string', default: '0.0.0.0:15021' },
     },
@@ -80,6 +81,7 @@ async function sidecar(args: string[]): Promise<void> {
     admin: hostPort(values.admin, '--admin'),
     log,
     onDrained: (clean) => log.flush(() => process.exit(clean ? 0 : 1)),
+    breakerStateFile: values['breaker-state'],
   });
   started = sidecar;
   if (values.controller) {

@@ -2,14 +2,16 @@
  * sidecar/ — the per-pod proxy. This file assembles it: config state
  * (sidecar-state.ts, fed from config/), the data plane (proxy/: read
  * proxy/pipeline.ts first, it lists the layers a request goes through), the
- * admin server (admin/), metrics and logs, and the graceful drain. The
- * resilience state machines live in resilience/.
+ * admin server (admin/), metrics and logs, the graceful drain, and the
+ * breakers kept across restarts (breaker-store.ts). The resilience state
+ * machines live in resilience/.
  */
 import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { listen, type HostPort } from '../lib/index.js';
 import { createAdminApp } from './admin/admin-app.js';
+import { BreakerStore, type SavedBreaker } from './breaker-store.js';
 import type { RuntimeConfig } from './config/index.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -30,6 +32,8 @@ export interface SidecarOptions {
   random?: () => number;
   /** Called once a drain started by SIGTERM or /quitquitquit has finished. */
   onDrained?: (clean: boolean) => void;
+  /** Where open breakers are kept across restarts (beside the last good config); none when unset. */
+  breakerStateFile?: string;
 }
 
 export interface Sidecar {
@@ -52,6 +56,42 @@ function redisErrorLogger(log: Logger, clock: Clock): (err: Error) => void {
   };
 }
 
+/**
+ * The breakers of `state` kept in `store`: saved shortly after any transition
+ * and at the end of a drain; restored once, when the first config is in force.
+ */
+function keptBreakers(store: BreakerStore, state: () => SidecarState) {
+  let restored = false;
+  let timer: NodeJS.Timeout | undefined;
+  const saveNow = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    const config = state().config;
+    if (!config) return;
+    const open: SavedBreaker[] = [];
+    for (const upstream of state().live()) {
+      for (const [scope, breaker] of upstream.breakerEntries()) {
+        const saved = breaker.saved();
+        if (saved) open.push({ upstream: upstream.name, scope, ...saved });
+      }
+    }
+    store.save(config.version.hash, open);
+  };
+  return {
+    saveNow,
+    changed() {
+      // Coalesces a burst of transitions into one write, soon enough to survive a kill.
+      timer ??= setTimeout(saveNow, 100).unref();
+    },
+    restore() {
+      const config = state().config;
+      if (restored || !config) return;
+      restored = true;
+      for (const saved of store.load(config.version.hash)) state().upstream(saved.upstream)?.breakerAt(saved.scope).restore(saved);
+    },
+  };
+}
+
 export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const clock = options.clock ?? systemClock;
   const log = options.log ?? createLogger();
@@ -60,14 +100,21 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     () => state.degradation.name,
     () => proxy.bufferedBytes,
   );
+  const breakers = options.breakerStateFile ? keptBreakers(new BreakerStore(options.breakerStateFile, log, () => clock.wallTime()), () => state) : undefined;
   const state: SidecarState = new SidecarState(
     clock,
     metrics,
-    (t) => log.warn(t, 'circuit breaker transition'),
+    (t) => {
+      log.warn(t, 'circuit breaker transition');
+      breakers?.changed();
+    },
     (from, to) => log.warn({ from, to }, 'degradation mode changed'),
     redisErrorLogger(log, clock),
   );
-  if (options.config) state.apply(options.config);
+  if (options.config) {
+    state.apply(options.config);
+    breakers?.restore();
+  }
   const pipeline = buildPipeline({
     clock,
     metrics,
@@ -94,6 +141,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       proxy.server.closeAllConnections();
       adminServer.close();
       adminServer.closeAllConnections?.();
+      breakers?.saveNow();
       state.close();
       log.info({ clean, abandoned: proxy.inFlight }, 'drained');
       options.onDrained?.(clean);
@@ -120,6 +168,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       try {
         state.apply(config);
         proxy.applyInbound(config.inbound);
+        breakers?.restore();
       } catch (err) {
         const error = (err as Error).message;
         log.error({ config: config.version, error }, 'config rejected; the last good config stays in force');

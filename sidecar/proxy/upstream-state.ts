@@ -120,7 +120,11 @@ export class UpstreamState implements LiveUpstream {
     // Models from apps are cut to 256 characters when read (read-request.ts), so keys stay small.
     const scope = this.config.breaker.scope === 'model' && model ? model : UPSTREAM_SCOPE;
     // With one endpoint the key is the scope alone; with several, the endpoint is part of it.
-    const key = this.endpoints.length > 1 ? `${scope}@${endpoint}` : scope;
+    return this.breakerAt(this.endpoints.length > 1 ? `${scope}@${endpoint}` : scope);
+  }
+
+  /** The breaker with scope key `key` (as breakerEntries() names them), made when there is none. */
+  breakerAt(key: string): CircuitBreaker {
     let breaker = this.breakers.get(key) ?? this.pinned.get(key);
     if (!breaker) {
       const upstream = this.config.name;

@@ -22,6 +22,12 @@ export interface BreakerSettings extends TripSettings {
 
 export type BreakerStateName = 'closed' | 'open' | 'half-open';
 
+export interface SavedBreakerState {
+  state: 'open' | 'half-open';
+  remainingMs: number;
+  reopenings: number;
+}
+
 type State =
   | { name: 'closed' }
   | { name: 'open'; until: number }
@@ -95,6 +101,21 @@ export class CircuitBreaker {
   /** Gives back a permit whose call has no outcome to report (e.g. cancelled by the app). */
   release(permit: BreakerPermit): void {
     if (permit.generation === this.generation && this.state.name === 'half-open') this.state.probes--;
+  }
+
+  /** What must outlive a restart: an open or half-open state, the open time left, and the re-open count. */
+  saved(): SavedBreakerState | undefined {
+    const name = this.stateName;
+    if (name === 'closed') return undefined;
+    return { state: name, remainingMs: this.remainingOpenMs, reopenings: this.reopenings };
+  }
+
+  /** Puts a closed breaker back in a saved state (after a restart); one with a state of its own keeps it. */
+  restore(saved: SavedBreakerState): void {
+    if (this.state.name !== 'closed') return;
+    this.reopenings = saved.reopenings;
+    if (saved.state === 'open' && saved.remainingMs > 0) this.moveTo({ name: 'open', until: this.clock.now() + saved.remainingMs }, 'restored after a restart');
+    else this.moveTo({ name: 'half-open', probes: 0, successes: 0 }, 'restored after a restart');
   }
 
   /** Closes the breaker and forgets its history (admin reset). */

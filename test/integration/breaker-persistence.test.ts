@@ -1,0 +1,60 @@
+/**
+ * Breakers that survive a restart, on a real sidecar process: killed (SIGKILL,
+ * no drain) with an open breaker and restarted within openFor, it sends
+ * nothing to that upstream until the breaker's half-open time, then probes.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { chat, post, startMock } from '../support/harness.js';
+import { startSidecarProcess, writePolicy } from '../support/sidecar-process.js';
+
+async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('breaker state across a sidecar restart', () => {
+  it('a sidecar killed with an open breaker and restarted sends 0 requests upstream until half-open', async (t) => {
+    const mock = await startMock(t);
+    mock.defaultBehavior = { kind: 'status', status: 503 };
+    const openForMs = 4000;
+    const policy = writePolicy(`upstreams: [{name: model, url: "${mock.url}", retry: {attempts: 1}, circuitBreaker: {consecutiveFailures: 2, openFor: ${openForMs}ms, maxOpenFor: 8s}}]\n`);
+    const state = join(mkdtempSync(join(tmpdir(), 'breakwater-state-')), 'breakers.json');
+    const args = ['--policy', policy, '--breaker-state', state];
+    const url = (s: { dataUrl: string }) => `${s.dataUrl}/model/v1/chat/completions`;
+
+    const first = await startSidecarProcess(t, args, policy);
+    for (let i = 0; i < 2; i++) await post(url(first), chat());
+    assert.equal((await post(url(first), chat())).json().error.code, 'circuit_open');
+    const openedAt = Date.now();
+    await until('the open breaker saved', () => existsSync(state) && readFileSync(state, 'utf8').includes('"open"'));
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const sent = mock.requests.length;
+    assert.equal(sent, 2);
+
+    const second = await startSidecarProcess(t, args, policy);
+    const restartedMs = Date.now() - openedAt;
+    assert.ok(restartedMs < openForMs, `restarted within openFor (${restartedMs} ms)`);
+    mock.defaultBehavior = { kind: 'ok' }; // healed: only the breaker keeps requests away now
+    const refused = await post(url(second), chat());
+    assert.equal(refused.status, 503);
+    assert.equal(refused.json().error.code, 'circuit_open');
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    assert.ok(retryAfter >= 1 && retryAfter <= Math.ceil(openForMs / 1000), `Retry-After ${retryAfter} s: the open time left`);
+    for (let i = 0; i < 20; i++) await post(url(second), chat());
+    assert.equal(mock.requests.length, sent, 'nothing reached the upstream while the restored breaker was open');
+
+    await until('the breaker half-open', () => Date.now() - openedAt > openForMs + 100, openForMs + 1000);
+    const probe = await post(url(second), chat());
+    assert.equal(probe.status, 200, 'after the saved open time, a probe goes through');
+    assert.equal(mock.requests.length, sent + 1);
+    assert.ok(second.logs.some((l) => l.msg === 'circuit breaker transition' && l.reason === 'restored after a restart'));
+  });
+});

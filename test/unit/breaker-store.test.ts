@@ -1,0 +1,112 @@
+/** Breakers that survive a restart: the breaker's saved state, and the file it is kept in (bounded, distrustful). */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { pino } from 'pino';
+import { BreakerStore } from '../../sidecar/breaker-store.js';
+import { CircuitBreaker, type BreakerSettings } from '../../sidecar/resilience/circuit-breaker.js';
+import { ManualClock } from '../../sidecar/resilience/clock.js';
+
+const settings: BreakerSettings = {
+  consecutiveFailures: 2,
+  failureRate: { thresholdPercent: 0, minRequests: 10, windowMs: 10_000 },
+  slowCall: { thresholdPercent: 0, durationMs: 1000 },
+  openForMs: 1000,
+  maxOpenForMs: 8000,
+  halfOpen: { maxProbes: 1, successesToClose: 1 },
+};
+const fail = (b: CircuitBreaker) => {
+  const a = b.tryAcquire();
+  assert.ok(a.ok);
+  b.record(a.permit, { failure: true, durationMs: 1 });
+};
+const silent = pino({ level: 'silent' });
+const fileIn = () => join(mkdtempSync(join(tmpdir(), 'breakwater-breakers-')), 'breakers.json');
+
+describe('a breaker\'s saved state', () => {
+  it('carries the open time left and the re-open count into a new breaker', () => {
+    const clock = new ManualClock();
+    const before = new CircuitBreaker(settings, clock);
+    fail(before);
+    fail(before); // open for 1 s
+    clock.advance(1000);
+    fail(before); // the probe fails: open for 2 s, re-opened twice
+    clock.advance(500);
+    const saved = before.saved()!;
+    assert.deepEqual(saved, { state: 'open', remainingMs: 1500, reopenings: 2 });
+
+    const after = new CircuitBreaker(settings, new ManualClock());
+    const restarted = new ManualClock();
+    const restored = new CircuitBreaker(settings, restarted);
+    restored.restore(saved);
+    const refused = restored.tryAcquire();
+    assert.deepEqual(refused, { ok: false, retryAfterMs: 1500 }, 'no request until the saved open time is over');
+    restarted.advance(1500);
+    fail(restored); // the probe fails: the doubling goes on from the saved count
+    assert.equal(restored.remainingOpenMs, 4000);
+    assert.equal(after.saved(), undefined, 'a closed breaker saves nothing');
+  });
+
+  it('comes back half-open when its open time ran out while the sidecar was down, and leaves a breaker with a state of its own alone', () => {
+    const clock = new ManualClock();
+    const b = new CircuitBreaker(settings, clock);
+    b.restore({ state: 'open', remainingMs: 0, reopenings: 1 });
+    assert.equal(b.stateName, 'half-open');
+    assert.ok(b.tryAcquire().ok, 'one probe');
+    assert.equal(b.tryAcquire().ok, false, 'not a burst');
+    b.restore({ state: 'open', remainingMs: 5000, reopenings: 3 });
+    assert.equal(b.stateName, 'half-open', 'restore only applies to a breaker that is still closed');
+  });
+});
+
+describe('the breaker state file', () => {
+  it('round-trips, in wall-clock time', () => {
+    const file = fileIn();
+    let wall = Date.UTC(2026, 10, 24, 12);
+    const store = new BreakerStore(file, silent, () => wall);
+    store.save('hash-1', [{ upstream: 'openai', scope: 'gpt-4o', state: 'open', remainingMs: 9000, reopenings: 1 }, { upstream: 'local', scope: '*@1', state: 'half-open', remainingMs: 0, reopenings: 2 }]);
+    wall += 4000; // the restart took 4 s
+    assert.deepEqual(store.load('hash-1'), [
+      { upstream: 'openai', scope: 'gpt-4o', state: 'open', remainingMs: 5000, reopenings: 1 },
+      { upstream: 'local', scope: '*@1', state: 'half-open', remainingMs: 0, reopenings: 2 },
+    ]);
+  });
+
+  it('is ignored when missing, corrupt, from another policy version, too old or too large, and drops entries that are not its own', () => {
+    const file = fileIn();
+    let wall = Date.UTC(2026, 10, 24, 12);
+    const store = new BreakerStore(file, silent, () => wall);
+    assert.deepEqual(store.load('h'), [], 'missing');
+    writeFileSync(file, '{"config": "h", "breakers": [');
+    assert.deepEqual(store.load('h'), [], 'corrupt');
+    store.save('h', [{ upstream: 'u', scope: '*', state: 'open', remainingMs: 1000, reopenings: 0 }]);
+    assert.deepEqual(store.load('other'), [], 'another policy version');
+    wall += 10 * 60_000 + 1;
+    assert.deepEqual(store.load('h'), [], 'saved more than 10 minutes ago');
+    writeFileSync(file, JSON.stringify({ config: 'h', savedAt: wall, breakers: [{ upstream: 'u', scope: '*', state: 'open', until: wall + 10, reopenings: 0 }, { upstream: 'u', scope: '*', state: 'closed', until: 0, reopenings: 0 }, { upstream: 'x'.repeat(10_000), scope: '*', state: 'open', until: 0, reopenings: 0 }, { upstream: 'u', scope: 'm', state: 'open', until: 0, reopenings: 1e9 }, null, 'text'] }));
+    assert.deepEqual(store.load('h'), [{ upstream: 'u', scope: '*', state: 'open', remainingMs: 10, reopenings: 0 }]);
+    writeFileSync(file, JSON.stringify({ config: 'h', savedAt: wall, breakers: [], padding: 'x'.repeat(3 << 20) }));
+    assert.deepEqual(store.load('h'), [], 'larger than 2 MiB');
+  });
+
+  it('never throws on what it reads, whatever the file holds', () => {
+    const file = fileIn();
+    const store = new BreakerStore(file, silent, () => 0);
+    fc.assert(
+      fc.property(fc.oneof(fc.jsonValue().map((v) => JSON.stringify({ config: 'h', savedAt: 0, breakers: v })), fc.jsonValue().map((v) => JSON.stringify(v)), fc.string()), (text) => {
+        writeFileSync(file, text);
+        for (const b of store.load('h')) assert.ok(b.remainingMs >= 0 && b.reopenings <= 64);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('logs a write it cannot make instead of throwing', () => {
+    const store = new BreakerStore('/nonexistent-dir/breakers.json', silent);
+    store.save('h', []); // logged, not thrown
+    assert.deepEqual(store.load('h'), []);
+  });
+});
