@@ -342,6 +342,18 @@ export const UpstreamSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: 'A floor under a stream\'s throughput (opt-in).' },
     ),
+    hedge: Type.Object(
+      {
+        delay: duration('Send one hedge (a second attempt at this upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker; the first to answer wins and the other is cancelled.', { default: '0s' }),
+        percentile: Type.Integer({
+          minimum: 0,
+          maximum: 99,
+          default: 0,
+          description: 'When set (50-99) and at least 20 first-token times were seen, the hedge delay is this percentile of the last 100 (never below delay). 0 = the fixed delay.',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.' },
+    ),
     guards: Type.Object(
       {
         maxInputBytes: Type.Integer({ minimum: 0, maximum: 1 << 30, default: 0, description: 'Largest request body, in bytes (0 = off).' }),

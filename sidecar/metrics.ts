@@ -69,6 +69,12 @@ export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => st
       labelNames: ['upstream', 'tier'] as const,
       registers: [registry],
     }),
+    hedges: new Counter({
+      name: 'breakwater_hedges_total',
+      help: 'Hedges: won (the hedge answered first), lost (the first attempt did), failed (both failed), refused (breaker open), budget (no retry budget left: not sent).',
+      labelNames: ['upstream', 'result'] as const,
+      registers: [registry],
+    }),
     guardBlocks: new Counter({
       name: 'breakwater_guard_blocks_total',
       help: 'Requests an input guard blocked before they reached the upstream, by guard name.',

@@ -31,6 +31,7 @@ export const DURATION_FIELDS: readonly (readonly string[])[] = [
   ["upstreams","*","circuitBreaker","maxOpenFor"],
   ["upstreams","*","bulkhead","queueTimeout"],
   ["upstreams","*","throughputFloor","window"],
+  ["upstreams","*","hedge","delay"],
   ["degradation","window"],
   ["cache","ttl"],
   ["faults","*","delay"],

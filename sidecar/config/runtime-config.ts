@@ -60,6 +60,8 @@ export interface UpstreamConfig {
   streamRecovery: { maxRecoveries: number; continuation: ContinuationStyle };
   /** Caps on what is held of an answer: a plain one whole, a stream's bytes before its first content event. */
   limits: { maxAnswerBytes: number; maxStreamHeadBytes: number };
+  /** Hedged requests: delay 0 = off; percentile 0 = the fixed delay. */
+  hedge: { delayMs: number; percentile: number };
   /** Input guards (off unless the policy sets them). */
   guards: InputGuards;
   /** Chaos: faults injected into this upstream's attempts. */
@@ -220,6 +222,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
     hasCacheTier: fallback.some((tier) => tier.kind === 'cache'),
     streamRecovery: { maxRecoveries: upstream.streamRecovery.maxRecoveries, continuation: continuationOf(upstream) },
     throughputFloor: { bytesPerSecond: upstream.throughputFloor.bytesPerSecond, windowMs: parseDuration(upstream.throughputFloor.window) },
+    hedge: { delayMs: parseDuration(upstream.hedge.delay), percentile: upstream.hedge.percentile },
     guards: compileInputGuards(upstream.guards),
     timeoutFallsBack: fallback.some((tier) => tier.kind === 'upstream' && (!tier.when || tier.when.has('timeout') || tier.when.has('unavailable'))),
   };

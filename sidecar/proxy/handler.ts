@@ -56,6 +56,8 @@ export interface RequestContext {
   mode: Mode;
   /** Attempts sent upstream so far, over the whole chain. */
   attempts: number;
+  /** Set when a hedge was sent: whether it or the first attempt answered. */
+  hedge?: 'won' | 'lost';
   /** Mid-stream recoveries of this request's stream that succeeded. */
   recoveries?: number;
   /** The request's key in the answer cache, when its chain uses the cache. */

@@ -15,6 +15,7 @@
  *   rate limit        client-side request and token buckets
  *   bulkhead          a slot of the upstream's bulkhead, by priority class
  *   retry             attempts with backoff, Retry-After and the retry budget
+ *   hedge             a slow first attempt gets a second one alongside; the first to answer wins
  *   --- per attempt ---
  *   breaker           the first endpoint whose breaker admits the attempt
  *   faults            injected delays and aborts (so breakers see them)
@@ -26,13 +27,14 @@
  * a slot or an attempt; recovery wraps the whole chain, so a broken stream may continue from the
  * same upstream or a fallback tier; each tier is its own upstream, with its own limits, slots and retries;
  * admission (rate limit, bulkhead) comes before any retry, so a retry never
- * queues again; the breaker is asked before every attempt, so retries never
- * pound an open breaker.
+ * queues again; a hedge is an attempt within the retry's, on the same slot
+ * and budget; the breaker is asked before every attempt, so neither retries
+ * nor hedges pound an open breaker.
  */
 import type { Metrics } from '../metrics.js';
 import type { Clock, DegradationMonitor } from '../resilience/index.js';
 import type { Handler, Layer } from './handler.js';
-import { answerCache, attempt, breaker, bulkhead, continuation, inputGuard, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry, streamRecovery } from './layers/index.js';
+import { answerCache, attempt, breaker, bulkhead, continuation, hedge, inputGuard, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry, streamRecovery } from './layers/index.js';
 import type { ResponseCache } from './response-cache.js';
 import type { UpstreamState } from './upstream-state.js';
 
@@ -66,6 +68,7 @@ export function buildPipeline(d: PipelineDeps): Handler {
       rateLimit(d.clock),
       bulkhead(d.metrics),
       retry({ clock: d.clock, metrics: d.metrics, random: d.random }),
+      hedge({ clock: d.clock, metrics: d.metrics }),
       breaker(d.clock),
       faults({ clock: d.clock, metrics: d.metrics, random: d.random }),
       endpointLoad,

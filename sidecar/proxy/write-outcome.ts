@@ -63,6 +63,7 @@ function breakwaterHeaders(outcome: Exclude<Outcome, { kind: 'cancelled' }>, ctx
   if (outcome.model && isSafeHeaderValue(outcome.model)) h['x-breakwater-model'] = outcome.model;
   if (tier !== 'primary') h['x-breakwater-fallback'] = tier;
   if (ctx.mode !== 'normal') h['x-breakwater-mode'] = ctx.mode;
+  if (ctx.hedge) h['x-breakwater-hedge'] = ctx.hedge;
   return h;
 }
 

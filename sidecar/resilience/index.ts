@@ -15,4 +15,5 @@ export * from './retry-budget.js';
 export * from './sleep.js';
 export * from './stream-verifier.js';
 export * from './throughput-floor.js';
+export * from './latency-window.js';
 export * from './trip-rules.js';

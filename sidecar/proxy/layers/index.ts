@@ -15,6 +15,7 @@ export * from './degraded-request.js';
 export * from './rate-limit.js';
 export * from './bulkhead.js';
 export * from './retry.js';
+export * from './hedge.js';
 export * from './breaker.js';
 export * from './faults.js';
 export * from './endpoint-load.js';

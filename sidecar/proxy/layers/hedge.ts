@@ -1,0 +1,127 @@
+/**
+ * Hedged requests (the upstream's `hedge`): when the first attempt has no
+ * outcome yet (for a stream: no first content event) after the hedge delay,
+ * one more attempt goes to the same upstream. The first good outcome wins and
+ * the other attempt is cancelled at once: its request is aborted, or its
+ * stream given up, so the upstream sees the cancel. A hedge is taken from the
+ * retry budget (given back when the breaker refuses it) and goes through the
+ * breaker like any attempt, so none is sent while the breaker is open. The
+ * delay is fixed, or a percentile of the upstream's recent first-token times.
+ */
+import type { Metrics } from '../../metrics.js';
+import { type Clock, LatencyWindow } from '../../resilience/index.js';
+import type { Handler, Layer, Outcome, ProxyRequest, RequestContext } from '../handler.js';
+import type { UpstreamState } from '../upstream-state.js';
+
+/** A percentile delay needs at least this many first-token times; until then the fixed delay holds. */
+const MIN_SAMPLES = 20;
+
+const good = (o: Outcome) => o.kind === 'stream' || (o.kind === 'answer' && o.failure === undefined);
+const refused = (o: Outcome) => o.kind === 'local' && o.code === 'circuit_open';
+
+interface Launched {
+  result: Promise<Outcome>;
+  startedAt: number;
+  /** Aborts the attempt, or gives up the stream it answered with. Idempotent. */
+  cancel(): void;
+}
+
+/** Runs one attempt under its own abort signal, which the app's signal also aborts. */
+function launch(inner: Handler, req: ProxyRequest, ctx: RequestContext, clock: Clock): Launched {
+  const controller = new AbortController();
+  ctx.signal.addEventListener('abort', () => controller.abort(), { once: true });
+  const result = inner(req, { ...ctx, signal: controller.signal });
+  let cancelled = false;
+  return {
+    result,
+    startedAt: clock.now(),
+    cancel() {
+      if (cancelled) return;
+      cancelled = true;
+      controller.abort();
+      result.then(
+        (o) => o.kind === 'stream' && o.body.cancel(),
+        () => {},
+      );
+    },
+  };
+}
+
+/** `work`'s outcome if it comes within `ms`, else undefined. */
+function within(work: Promise<Outcome>, ms: number, clock: Clock): Promise<Outcome | undefined> {
+  return new Promise((resolve, reject) => {
+    const timer = clock.setTimer(() => resolve(undefined), ms);
+    work.then(
+      (o) => {
+        clock.clearTimer(timer);
+        resolve(o);
+      },
+      (err: unknown) => {
+        clock.clearTimer(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+export function hedge({ clock, metrics }: { clock: Clock; metrics: Metrics }): Layer {
+  const windows = new WeakMap<UpstreamState, LatencyWindow>();
+  return (inner) => async (req, ctx) => {
+    const { upstream } = req;
+    const { delayMs, percentile } = upstream.config.hedge;
+    if (delayMs === 0 || req.bodyStream) return inner(req, ctx);
+    let window = windows.get(upstream);
+    if (!window) windows.set(upstream, (window = new LatencyWindow()));
+    const delay = percentile > 0 && window.size >= MIN_SAMPLES ? Math.max(delayMs, window.percentile(percentile)!) : delayMs;
+    /** An attempt's outcome, its time to first token recorded when it is good. */
+    const timed = (l: Launched, hedged: boolean) =>
+      l.result.then((outcome) => {
+        if (good(outcome)) window.record(outcome.kind === 'stream' ? outcome.timeToFirstDataMs : clock.now() - l.startedAt);
+        return { outcome, hedged };
+      });
+
+    const first = launch(inner, req, ctx, clock);
+    const firstDone = timed(first, false);
+    const early = await within(
+      firstDone.then((t) => t.outcome),
+      delay,
+      clock,
+    );
+    if (early !== undefined) return early;
+    if (ctx.signal.aborted) return (await firstDone).outcome;
+    const name = upstream.config.name;
+    const settle = (outcome: Outcome, result: 'won' | 'lost' | 'failed' | 'refused') => {
+      metrics.hedges.inc({ upstream: name, result });
+      if (result === 'won' || result === 'lost') ctx.hedge = result;
+      return outcome;
+    };
+    if (!upstream.budget.tryWithdraw()) {
+      metrics.hedges.inc({ upstream: name, result: 'budget' });
+      return (await firstDone).outcome;
+    }
+    const second = launch(inner, req, ctx, clock);
+    const secondDone = timed(second, true);
+    ctx.attempts++;
+    try {
+      const sooner = await Promise.race([firstDone, secondDone]);
+      const [loser, later] = sooner.hedged ? [first, firstDone] : [second, secondDone];
+      if (good(sooner.outcome)) {
+        loser.cancel();
+        return settle(sooner.outcome, sooner.hedged ? 'won' : 'lost');
+      }
+      const other = await later;
+      const hedgeRefused = refused(sooner.hedged ? sooner.outcome : other.outcome);
+      if (hedgeRefused) {
+        upstream.budget.refund();
+        ctx.attempts--;
+        return settle(sooner.hedged ? other.outcome : sooner.outcome, 'refused');
+      }
+      if (good(other.outcome)) return settle(other.outcome, other.hedged ? 'won' : 'lost');
+      return settle(other.outcome, 'failed');
+    } catch (err) {
+      first.cancel();
+      second.cancel();
+      throw err;
+    }
+  };
+}

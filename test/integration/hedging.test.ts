@@ -1,0 +1,51 @@
+/**
+ * Hedged requests on a real sidecar against a real upstream on 127.0.0.1: a
+ * stream whose first token is slow gets a hedge after the delay; the hedge's
+ * first token wins, the slow attempt's connection is closed (the upstream
+ * sees the cancel), and the app is told in x-breakwater-hedge.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { chat, post, startMock, startRig } from '../support/harness.js';
+
+async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('hedged requests', () => {
+  it('race a slow first attempt; the loser\'s connection is closed', async (t) => {
+    const mock = await startMock(t);
+    const rig = await startRig(t, { upstreams: [{ name: 'model', url: mock.url, hedge: { delay: '100ms' } }] });
+    mock.enqueue({ kind: 'ok', delayMs: 5000, chunks: 3 }); // the first attempt: no first token for 5 s
+    const streamed = await post(rig.url('/model/v1/chat/completions'), chat({ stream: true }));
+    assert.equal(streamed.status, 200);
+    assert.match(streamed.text, /data: \[DONE\]/);
+    assert.equal(streamed.headers.get('x-breakwater-hedge'), 'won');
+    assert.equal(streamed.headers.get('x-breakwater-attempts'), '2');
+    assert.equal(mock.requests.length, 2);
+    await until('the slow attempt abandoned at the upstream', () => mock.abandoned === 1);
+    assert.equal(await rig.metric('breakwater_hedges_total', { result: 'won' }), 1);
+
+    const quick = await post(rig.url('/model/v1/chat/completions'), chat());
+    assert.equal(quick.headers.get('x-breakwater-hedge'), null, 'a quick answer is not hedged');
+    assert.equal(mock.requests.length, 3);
+  });
+
+  it('send no hedge past the breaker: a half-open breaker\'s single probe is not doubled', async (t) => {
+    const mock = await startMock(t);
+    const rig = await startRig(t, { upstreams: [{ name: 'model', url: mock.url, hedge: { delay: '50ms' }, retry: { attempts: 1 }, circuitBreaker: { consecutiveFailures: 1, openFor: '200ms', halfOpen: { maxProbes: 1, successesToClose: 1 } } }] });
+    mock.enqueue({ kind: 'status', status: 500 }, { kind: 'ok', delayMs: 400 });
+    assert.equal((await post(rig.url('/model/v1/chat/completions'), chat())).status, 500); // opens the breaker
+    assert.equal((await post(rig.url('/model/v1/chat/completions'), chat())).json().error.code, 'circuit_open');
+    await new Promise((r) => setTimeout(r, 250)); // half-open: one probe may go
+    const probe = await post(rig.url('/model/v1/chat/completions'), chat());
+    assert.equal(probe.status, 200, 'the slow probe answered');
+    assert.equal(probe.headers.get('x-breakwater-hedge'), null);
+    assert.equal(mock.requests.length, 2, 'the failure and the probe: the hedge was refused by the breaker');
+    assert.equal(await rig.metric('breakwater_hedges_total', { result: 'refused' }), 1);
+  });
+});
