@@ -342,6 +342,21 @@ export const UpstreamSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: 'A floor under a stream\'s throughput (opt-in).' },
     ),
+    healthCheck: Type.Object(
+      {
+        path: Type.String({
+          pattern: '^(/[!-~]*)?$',
+          maxLength: 256,
+          default: '',
+          description: 'Path probed on each endpoint\'s origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp\'s slots_idle: 0). An endpoint takes traffic only while healthy.',
+        }),
+        interval: duration('Time from the end of one probe to the start of the next.', { default: '5s' }),
+        timeout: duration('A probe that takes longer fails.', { default: '2s' }),
+        healthyThreshold: Type.Integer({ minimum: 1, maximum: 10, default: 1, description: 'Good probes in a row that make an unhealthy endpoint healthy.' }),
+        unhealthyThreshold: Type.Integer({ minimum: 1, maximum: 10, default: 2, description: 'Failed probes in a row that make a healthy endpoint unhealthy.' }),
+      },
+      { additionalProperties: false, default: {}, description: 'Active health checks of each endpoint (opt-in). Until its first probe answers, an endpoint takes no traffic.' },
+    ),
     hedge: Type.Object(
       {
         delay: duration('Send one hedge (a second attempt at this upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker; the first to answer wins and the other is cancelled.', { default: '0s' }),

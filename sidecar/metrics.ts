@@ -12,7 +12,7 @@ import type { Bulkhead, CircuitBreaker } from './resilience/index.js';
 export interface LiveUpstream {
   name: string;
   bulkhead: Bulkhead;
-  endpoints: readonly unknown[];
+  endpoints: readonly { index: number; health?: { status: string } }[];
   breakerEntries(): [string, CircuitBreaker][];
 }
 
@@ -74,6 +74,16 @@ export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => st
       help: 'Hedges: won (the hedge answered first), lost (the first attempt did), failed (both failed), refused (breaker open), budget (no retry budget left: not sent).',
       labelNames: ['upstream', 'result'] as const,
       registers: [registry],
+    }),
+    endpointHealthy: new Gauge({
+      name: 'breakwater_endpoint_healthy',
+      help: 'Per endpoint (its index in the upstream) with an active health check: 1 healthy, 0 unhealthy or not yet probed.',
+      labelNames: ['upstream', 'endpoint'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const u of live()) for (const e of u.endpoints) if (e.health) this.set({ upstream: u.name, endpoint: String(e.index) }, e.health.status === 'healthy' ? 1 : 0);
+      },
     }),
     guardBlocks: new Counter({
       name: 'breakwater_guard_blocks_total',

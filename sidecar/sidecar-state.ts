@@ -9,7 +9,7 @@ import type { RuntimeConfig } from './config/index.js';
 import type { Metrics } from './metrics.js';
 import { type Clock, DegradationMonitor } from './resilience/index.js';
 import { ResponseCache } from './proxy/response-cache.js';
-import { fingerprint, UpstreamState, type BreakerTransition } from './proxy/upstream-state.js';
+import { fingerprint, UpstreamState, type BreakerTransition, type HealthChange } from './proxy/upstream-state.js';
 
 export class SidecarState {
   config: RuntimeConfig | undefined;
@@ -26,6 +26,7 @@ export class SidecarState {
     private readonly onTransition: (event: BreakerTransition) => void,
     private readonly onModeChange: (from: string, to: string) => void = () => {},
     private readonly onRedisError: (err: Error) => void = () => {},
+    private readonly onHealthChange: (event: HealthChange) => void = () => {},
   ) {
     this.degradation = new DegradationMonitor({ windowMs: 60_000, degradedErrorRate: 0, degradedQueueDepth: 0, emergencyErrorRate: 0 }, clock);
   }
@@ -62,7 +63,7 @@ export class SidecarState {
       for (const [name, upstream] of config.upstreams) {
         const print = fingerprint(upstream, classes);
         const current = this.upstreams.get(name);
-        const live = current?.fingerprint === print ? current : new UpstreamState(upstream, print, classes, this.clock, this.metrics, this.onTransition);
+        const live = current?.fingerprint === print ? current : new UpstreamState(upstream, print, classes, this.clock, this.metrics, this.onTransition, this.onHealthChange);
         if (live !== current) built.push(live);
         next.set(name, live);
       }
@@ -75,6 +76,7 @@ export class SidecarState {
     }
     for (const [name, state] of this.upstreams) if (next.get(name) !== state) state.close();
     this.upstreams = next;
+    for (const upstream of built) upstream.startHealthChecks();
     if (cache !== this.cache) {
       this.cache.close();
       this.cache = cache;

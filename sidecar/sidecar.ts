@@ -110,6 +110,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     },
     (from, to) => log.warn({ from, to }, 'degradation mode changed'),
     redisErrorLogger(log, clock),
+    (h) => log.warn(h, 'endpoint health changed'),
   );
   if (options.config) {
     state.apply(options.config);
@@ -133,6 +134,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       const timeoutMs = state.config?.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
       log.info({ inFlight: proxy.inFlight, timeoutMs }, 'draining');
       proxy.startDraining();
+      for (const upstream of state.live()) upstream.stopHealthChecks();
       let timer: unknown;
       const timeUp = new Promise<void>((resolve) => (timer = clock.setTimer(resolve, timeoutMs)));
       await Promise.race([proxy.idle(), timeUp]);

@@ -31,6 +31,8 @@ export const DURATION_FIELDS: readonly (readonly string[])[] = [
   ["upstreams","*","circuitBreaker","maxOpenFor"],
   ["upstreams","*","bulkhead","queueTimeout"],
   ["upstreams","*","throughputFloor","window"],
+  ["upstreams","*","healthCheck","interval"],
+  ["upstreams","*","healthCheck","timeout"],
   ["upstreams","*","hedge","delay"],
   ["degradation","window"],
   ["cache","ttl"],

@@ -35,7 +35,7 @@ export function statusReport(state: SidecarState, draining: boolean, bufferedByt
     bufferedBytes,
     upstreams: [...state.live()].map((u) => ({
       name: u.name,
-      endpoints: u.endpoints.map((e) => ({ origin: e.config.origin, weight: e.config.weight, inFlight: e.outstanding })),
+      endpoints: u.endpoints.map((e) => ({ origin: e.config.origin, weight: e.config.weight, inFlight: e.outstanding, ...(e.health ? { health: e.health.status } : {}) })),
       loadBalancing: u.config.loadBalancing,
       api: u.config.api,
       bulkhead: { inFlight: u.bulkhead.active, queued: u.bulkhead.waiting, maxConcurrent: u.config.bulkhead.maxConcurrent },

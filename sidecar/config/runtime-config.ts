@@ -16,7 +16,7 @@ import {
   type UpstreamSpec,
 } from '../../api/index.js';
 import { compileInputGuards, type InputGuards } from './input-guards.js';
-import type { BackoffSettings, BreakerSettings, BulkheadSettings, DegradationSettings, PriorityClass, RateLimitSettings, RetryBudgetSettings } from '../resilience/index.js';
+import type { BackoffSettings, BreakerSettings, BulkheadSettings, DegradationSettings, HealthSettings, PriorityClass, RateLimitSettings, RetryBudgetSettings } from '../resilience/index.js';
 
 export interface UpstreamConfig {
   name: string;
@@ -60,6 +60,8 @@ export interface UpstreamConfig {
   streamRecovery: { maxRecoveries: number; continuation: ContinuationStyle };
   /** Caps on what is held of an answer: a plain one whole, a stream's bytes before its first content event. */
   limits: { maxAnswerBytes: number; maxStreamHeadBytes: number };
+  /** Active health checks of each endpoint (undefined: off). */
+  healthCheck?: HealthSettings & { path: string };
   /** Hedged requests: delay 0 = off; percentile 0 = the fixed delay. */
   hedge: { delayMs: number; percentile: number };
   /** Input guards (off unless the policy sets them). */
@@ -222,6 +224,15 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
     hasCacheTier: fallback.some((tier) => tier.kind === 'cache'),
     streamRecovery: { maxRecoveries: upstream.streamRecovery.maxRecoveries, continuation: continuationOf(upstream) },
     throughputFloor: { bytesPerSecond: upstream.throughputFloor.bytesPerSecond, windowMs: parseDuration(upstream.throughputFloor.window) },
+    healthCheck: upstream.healthCheck.path
+      ? {
+          path: upstream.healthCheck.path,
+          intervalMs: parseDuration(upstream.healthCheck.interval),
+          timeoutMs: parseDuration(upstream.healthCheck.timeout),
+          healthyThreshold: upstream.healthCheck.healthyThreshold,
+          unhealthyThreshold: upstream.healthCheck.unhealthyThreshold,
+        }
+      : undefined,
     hedge: { delayMs: parseDuration(upstream.hedge.delay), percentile: upstream.hedge.percentile },
     guards: compileInputGuards(upstream.guards),
     timeoutFallsBack: fallback.some((tier) => tier.kind === 'upstream' && (!tier.when || tier.when.has('timeout') || tier.when.has('unavailable'))),

@@ -2,15 +2,16 @@
  * The live objects behind one upstream: its endpoints (connections, requests
  * in flight, and breakers of their own), rate limiter, bulkhead and retry
  * budget. Each attempt goes to the first endpoint, in the balancer's order,
- * whose breaker admits it, so an ejected endpoint takes no traffic while
- * others can serve. On a config change, an upstream whose settings did not
+ * whose breaker admits it (and, with active health checks, that is healthy),
+ * so an ejected endpoint takes no traffic while others can serve. On a config change, an upstream whose settings did not
  * change keeps them (open breakers stay open); a changed one gets new ones.
  */
 import { LRUCache } from 'lru-cache';
 import type { EndpointConfig, UpstreamConfig } from '../config/index.js';
 import type { LiveUpstream, Metrics } from '../metrics.js';
+import { healthProbe } from './health-probe.js';
 import { UpstreamClient } from './upstream-client.js';
-import { type BreakerPermit, Bulkhead, CircuitBreaker, type Clock, type PriorityClass, RateLimiter, RetryBudget } from '../resilience/index.js';
+import { type BreakerPermit, Bulkhead, CircuitBreaker, type Clock, HealthCheck, type HealthStatus, type PriorityClass, RateLimiter, RetryBudget } from '../resilience/index.js';
 
 const UPSTREAM_SCOPE = '*';
 
@@ -20,9 +21,20 @@ export interface Endpoint {
   readonly client: UpstreamClient;
   /** Attempts in flight (streams until they end). */
   outstanding: number;
+  /** The endpoint's active health check, when the upstream has one. */
+  health?: HealthCheck;
 }
 
-export type Choice = { ok: true; endpoint: Endpoint; breaker: CircuitBreaker; permit: BreakerPermit } | { ok: false; retryAfterMs: number };
+export type Choice =
+  | { ok: true; endpoint: Endpoint; breaker: CircuitBreaker; permit: BreakerPermit }
+  /** `unhealthy`: no endpoint is healthy (else every breaker refused). */
+  | { ok: false; retryAfterMs: number; unhealthy?: boolean };
+
+export interface HealthChange {
+  upstream: string;
+  endpoint: string;
+  status: HealthStatus;
+}
 
 export interface BreakerTransition {
   upstream: string;
@@ -68,8 +80,15 @@ export class UpstreamState implements LiveUpstream {
     private readonly clock: Clock,
     private readonly metrics: Metrics,
     private readonly onTransition: (event: BreakerTransition) => void,
+    onHealthChange: (event: HealthChange) => void = () => {},
   ) {
     this.endpoints = config.endpoints.map((e, index) => ({ index, config: e, client: new UpstreamClient(e.origin), outstanding: 0 }));
+    const check = config.healthCheck;
+    if (check) {
+      for (const e of this.endpoints) {
+        e.health = new HealthCheck(check, clock, healthProbe(e, check.path), (status) => onHealthChange({ upstream: config.name, endpoint: e.config.origin, status }));
+      }
+    }
     this.currentWeights = config.endpoints.map(() => 0);
     this.bulkhead = new Bulkhead(config.bulkhead, classes, clock);
     this.budget = new RetryBudget(config.retry.budget, clock);
@@ -106,13 +125,27 @@ export class UpstreamState implements LiveUpstream {
   /** The endpoint for the next attempt and its breaker's permit, or how long until one would admit it. */
   choose(model: string | undefined): Choice {
     let retryAfterMs = Infinity;
+    let healthy = 0;
     for (const endpoint of this.order()) {
+      if (endpoint.health && endpoint.health.status !== 'healthy') continue;
+      healthy++;
       const breaker = this.breakerFor(model, endpoint.index);
       const admission = breaker.tryAcquire();
       if (admission.ok) return { ok: true, endpoint, breaker, permit: admission.permit };
       retryAfterMs = Math.min(retryAfterMs, admission.retryAfterMs);
     }
+    if (healthy === 0) return { ok: false, retryAfterMs: this.config.healthCheck!.intervalMs, unhealthy: true };
     return { ok: false, retryAfterMs };
+  }
+
+  /** Starts the endpoints' health checks (once this upstream's config is in force). */
+  startHealthChecks(): void {
+    for (const e of this.endpoints) e.health?.start();
+  }
+
+  /** Stops them for good (a drain, or this upstream replaced); each endpoint keeps its last status. */
+  stopHealthChecks(): void {
+    for (const e of this.endpoints) e.health?.stop();
   }
 
   /** The breaker for a request's model (one per upstream when scope is upstream) at one endpoint. */
@@ -147,8 +180,9 @@ export class UpstreamState implements LiveUpstream {
     for (const [, breaker] of this.breakerEntries()) breaker.reset();
   }
 
-  /** Closes the connections once the requests in flight on them have finished. */
+  /** Stops the health checks, and closes the connections once the requests in flight on them have finished. */
   close(): void {
+    this.stopHealthChecks();
     if (this.bulkhead.active === 0) return this.endpoints.forEach((e) => e.client.close());
     setTimeout(() => this.close(), 100).unref();
   }

@@ -16,4 +16,5 @@ export * from './sleep.js';
 export * from './stream-verifier.js';
 export * from './throughput-floor.js';
 export * from './latency-window.js';
+export * from './health-check.js';
 export * from './trip-rules.js';

@@ -1,7 +1,8 @@
 /**
  * Breaker admission and endpoint choice: the attempt goes to the first
- * endpoint, in the balancer's order, whose breaker (for the request's model
- * when scoped so) admits it; when none does, 503 `circuit_open` comes back
+ * endpoint, in the balancer's order, that is healthy (with active health
+ * checks) and whose breaker (for the request's model when scoped so) admits
+ * it; when none does, 503 `circuit_open` comes back
  * without an attempt. The permit is settled here, once: the outcome recorded
  * when the answer is in or the stream ends, or given back without one when
  * the app left or a layer threw. Breakers see injected faults (the faults
@@ -31,7 +32,9 @@ export function breaker(clock: Clock): Layer {
     const admission = upstream.choose(req.model);
     if (!admission.ok) {
       const scope = req.model && upstream.config.breaker.scope === 'model' ? ` (model ${req.model})` : '';
-      return Promise.resolve(localError(req, 503, 'circuit_open', `circuit breaker for upstream ${upstream.name}${scope} is open`, 'unavailable', admission.retryAfterMs));
+      // An endpoint its health check finds unhealthy is ejected as its breaker would eject it.
+      const why = admission.unhealthy ? `no endpoint of upstream ${upstream.name} is healthy` : `circuit breaker for upstream ${upstream.name}${scope} is open`;
+      return Promise.resolve(localError(req, 503, 'circuit_open', why, 'unavailable', admission.retryAfterMs));
     }
     const { breaker: circuit, permit, endpoint } = admission;
     const failOn = upstream.config.breaker.failOn;
