@@ -2,8 +2,9 @@
  * The sidecars connected to this controller: one server-sent-event stream per
  * pod, the snapshot last sent on it, and the last report each pod sent here
  * (reports are separate requests: through a Service they may reach another
- * replica than the pod's stream does). A snapshot is sent when a stream opens and whenever the pod's desired config
- * version changes; heartbeats keep idle streams (and their proxies) alive.
+ * replica than the pod's stream does). A snapshot is sent when a stream
+ * opens and whenever the pod's desired config version changes; heartbeats
+ * keep idle streams (and their proxies) alive.
  */
 import type { ServerResponse } from 'node:http';
 import { validateReport, type ConfigSnapshot, type SidecarReport } from '../api/index.js';

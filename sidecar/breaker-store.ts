@@ -1,6 +1,7 @@
 /**
- * Breakers that outlive a restart: the open and half-open ones, with their
- * open time left and re-open count, written beside the last good config
+ * Breakers that outlive a restart (`--breaker-state`): the open and
+ * half-open ones, with their open time left and re-open count, written
+ * beside the last good config
  * (atomically: a temporary file renamed over the old one) and read back at
  * start-up, so a restarted sidecar does not send a burst at an upstream it
  * knew to be down. Times are kept as wall-clock instants, since a restart
@@ -11,8 +12,11 @@
  */
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { SavedBreakerState } from './resilience/index.js';
+import type { Clock, SavedBreakerState } from './resilience/index.js';
+import type { SidecarState } from './sidecar-state.js';
 
+/** A burst of transitions is written once, this soon after the first: soon enough to survive a kill. */
+const SAVE_AFTER_MS = 100;
 /** At most this many breakers are kept (the most an upstream pins, see upstream-state.ts). */
 const MAX_SAVED = 4096;
 /** A file larger than this is not read. */
@@ -104,4 +108,41 @@ export class BreakerStore {
       .filter(isStored)
       .map((b) => ({ upstream: b.upstream, scope: b.scope, state: b.state, remainingMs: Math.max(0, b.until - now), reopenings: b.reopenings }));
   }
+}
+
+/**
+ * The breakers of the sidecar's state kept in `file`: saved shortly after any
+ * transition (`changed`) and at the end of a drain (`saveNow`); restored once,
+ * when the first config is in force (`restore`).
+ */
+export function keepBreakers(file: string, log: Logger, clock: Clock, state: () => SidecarState) {
+  const store = new BreakerStore(file, log, () => clock.wallTime());
+  let restored = false;
+  let timer: unknown;
+  const saveNow = () => {
+    clock.clearTimer(timer);
+    timer = undefined;
+    const config = state().config;
+    if (!config) return;
+    const kept: SavedBreaker[] = [];
+    for (const upstream of state().live()) {
+      for (const [scope, breaker] of upstream.breakerEntries()) {
+        const saved = breaker.saved();
+        if (saved) kept.push({ upstream: upstream.name, scope, ...saved });
+      }
+    }
+    store.save(config.version.hash, kept);
+  };
+  return {
+    saveNow,
+    changed() {
+      timer ??= clock.setTimer(saveNow, SAVE_AFTER_MS);
+    },
+    restore() {
+      const config = state().config;
+      if (restored || !config) return;
+      restored = true;
+      for (const saved of store.load(config.version.hash)) state().upstream(saved.upstream)?.breakerAt(saved.scope).restore(saved);
+    },
+  };
 }

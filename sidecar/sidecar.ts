@@ -11,7 +11,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { listen, type HostPort } from '../lib/index.js';
 import { createAdminApp } from './admin/admin-app.js';
-import { BreakerStore, type SavedBreaker } from './breaker-store.js';
+import { keepBreakers } from './breaker-store.js';
 import type { RuntimeConfig } from './config/index.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -56,42 +56,6 @@ function redisErrorLogger(log: Logger, clock: Clock): (err: Error) => void {
   };
 }
 
-/**
- * The breakers of `state` kept in `store`: saved shortly after any transition
- * and at the end of a drain; restored once, when the first config is in force.
- */
-function keptBreakers(store: BreakerStore, state: () => SidecarState) {
-  let restored = false;
-  let timer: NodeJS.Timeout | undefined;
-  const saveNow = () => {
-    clearTimeout(timer);
-    timer = undefined;
-    const config = state().config;
-    if (!config) return;
-    const open: SavedBreaker[] = [];
-    for (const upstream of state().live()) {
-      for (const [scope, breaker] of upstream.breakerEntries()) {
-        const saved = breaker.saved();
-        if (saved) open.push({ upstream: upstream.name, scope, ...saved });
-      }
-    }
-    store.save(config.version.hash, open);
-  };
-  return {
-    saveNow,
-    changed() {
-      // Coalesces a burst of transitions into one write, soon enough to survive a kill.
-      timer ??= setTimeout(saveNow, 100).unref();
-    },
-    restore() {
-      const config = state().config;
-      if (restored || !config) return;
-      restored = true;
-      for (const saved of store.load(config.version.hash)) state().upstream(saved.upstream)?.breakerAt(saved.scope).restore(saved);
-    },
-  };
-}
-
 export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const clock = options.clock ?? systemClock;
   const log = options.log ?? createLogger();
@@ -100,7 +64,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     () => state.degradation.name,
     () => proxy.bufferedBytes,
   );
-  const breakers = options.breakerStateFile ? keptBreakers(new BreakerStore(options.breakerStateFile, log, () => clock.wallTime()), () => state) : undefined;
+  const breakers = options.breakerStateFile ? keepBreakers(options.breakerStateFile, log, clock, () => state) : undefined;
   const state: SidecarState = new SidecarState(
     clock,
     metrics,

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
+import { until } from '../support/until.js';
 import { chat, post, startMock, startRig, type Rig } from '../support/harness.js';
 
 /** A model server whose /health says what `health()` returns, and which counts the completions it serves. */
@@ -30,15 +31,6 @@ async function modelServer(t: TestContext, health: () => { status: number; body:
 
 const health = async (rig: Rig) => ((await (await fetch(`${rig.sidecar.adminUrl}/status`)).json()) as { upstreams: { endpoints: { origin: string; health?: string }[] }[] }).upstreams[0]!.endpoints.map((e) => e.health);
 
-async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('active health checks', () => {
   it('keep traffic off a llama.cpp server that reports no free slot while another endpoint serves', async (t) => {

@@ -39,6 +39,9 @@ describe('input guards on a running sidecar', () => {
     const allowed = await post(rig.url('/openai/v1/chat/completions'), chat());
     assert.equal(allowed.status, 200);
     assert.equal(primary.requests.length, 1);
+    const models = await fetch(rig.url('/openai/v1/models'));
+    assert.equal(models.status, 200, 'a GET without a body passes the guards');
+    assert.equal(primary.requests.length, 2);
 
     assert.equal(await rig.metric('breakwater_guard_blocks_total', { guard: 'jailbreak' }), 3);
     const logged = JSON.stringify(rig.logs);

@@ -103,6 +103,8 @@ describe('input guard layer', () => {
     assert.equal(inner.calls.length, 0);
     assert.equal((await handler(requestTo(upstream, { body: body('hello') }), contextAt(clock))).kind, 'answer');
     assert.equal(inner.calls.length, 1);
+    assert.equal((await handler(requestTo(upstream, { method: 'GET', appPath: '/v1/models', body: null }), contextAt(clock))).kind, 'answer', 'no body: no input to guard');
+    assert.equal(inner.calls.length, 2);
     assert.match(await metrics.registry.metrics(), /breakwater_guard_blocks_total\{upstream="primary",guard="jailbreak"\} 1/);
   });
 });

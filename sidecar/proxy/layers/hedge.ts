@@ -74,11 +74,15 @@ export function hedge({ clock, metrics }: { clock: Clock; metrics: Metrics }): L
     if (!window) windows.set(upstream, (window = new LatencyWindow()));
     const delay = percentile > 0 && window.size >= MIN_SAMPLES ? Math.max(delayMs, window.percentile(percentile)!) : delayMs;
     /** An attempt's outcome, its time to first token recorded when it is good. */
-    const timed = (l: Launched, hedged: boolean) =>
-      l.result.then((outcome) => {
+    const timed = (l: Launched, hedged: boolean) => {
+      const done = l.result.then((outcome) => {
         if (good(outcome)) window.record(outcome.kind === 'stream' ? outcome.timeToFirstDataMs : clock.now() - l.startedAt);
         return { outcome, hedged };
       });
+      // The loser's end may never be awaited: a throw there must not become an unhandled rejection.
+      done.catch(() => {});
+      return done;
+    };
 
     const first = launch(inner, req, ctx, clock);
     const firstDone = timed(first, false);

@@ -10,7 +10,8 @@ import { localError, type Layer } from '../handler.js';
 export function inputGuard(metrics: Metrics): Layer {
   return (inner) => (req, ctx) => {
     const guards = req.upstream.config.guards;
-    if (!guards.active) return inner(req, ctx);
+    // A request without a body (GET /v1/models) carries no input to guard.
+    if (!guards.active || (!req.body && !req.bodyStream)) return inner(req, ctx);
     const tripped = guards.check(req.bodyStream ? null : req.body);
     if (tripped === undefined) return inner(req, ctx);
     metrics.guardBlocks.inc({ upstream: req.upstream.config.name, guard: tripped });
