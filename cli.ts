@@ -18,8 +18,8 @@ import { parseHostPort, type HostPort } from './lib/index.js';
 // Each subcommand imports what it needs when it runs: the sidecar must not pay for the controller's Kubernetes client.
 
 const USAGE = `usage:
-  breakwater sidecar --policy FILE [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021] [--breaker-state FILE]
-  breakwater sidecar --controller URL[,URL...] --pod-name NAME [--token-file F] [--ca-file F] [--config-cache F] [--breaker-state F] [--listen ...] [--admin ...]
+  breakwater sidecar --policy FILE [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021] [--state-file FILE]
+  breakwater sidecar --controller URL[,URL...] --pod-name NAME [--token-file F] [--ca-file F] [--config-cache F] [--state-file F] [--listen ...] [--admin ...]
   breakwater sidecar --demo        (embedded policy and a built-in mock upstream)
   breakwater check-policy FILE
   breakwater controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
@@ -48,7 +48,7 @@ async function sidecar(args: string[]): Promise<void> {
       'token-file': { type: 'string', default: '/var/run/secrets/breakwater.dev/token' },
       'ca-file': { type: 'string' },
       'config-cache': { type: 'string' },
-      'breaker-state': { type: 'string' },
+      'state-file': { type: 'string' },
       listen: { type: 'string', default: '127.0.0.1:15001' },
       admin: { type: 'string', default: '0.0.0.0:15021' },
     },
@@ -81,7 +81,7 @@ async function sidecar(args: string[]): Promise<void> {
     admin: hostPort(values.admin, '--admin'),
     log,
     onDrained: (clean) => log.flush(() => process.exit(clean ? 0 : 1)),
-    breakerStateFile: values['breaker-state'],
+    stateFile: values['state-file'],
   });
   started = sidecar;
   if (values.controller) {
@@ -132,7 +132,16 @@ async function checkPolicy(args: string[]): Promise<void> {
   }
   const names = verdict.spec.upstreams.map((u) => u.name).join(', ');
   process.stdout.write(`${file}: valid (upstreams: ${names})\n`);
+  const budgetLine = (b: typeof verdict.spec.budget, whose: string, routes: string[]) => {
+    const limits = [b.tokens && `${b.tokens} tokens`, Number(b.cost) > 0 && `${b.cost} in cost`].filter(Boolean);
+    if (limits.length === 0) return;
+    const over = routes.length > 0 ? `goes to ${routes.join(', then ')}` : `gets 429 budget_exhausted until the ${b.window} rolls`;
+    process.stdout.write(`  ${whose}: budget of ${limits.join(' and ')} per ${b.window} (per pod); a request over it ${over}\n`);
+  };
+  budgetLine(verdict.spec.budget, 'all upstreams together', []);
   for (const u of verdict.spec.upstreams) {
+    const routes = u.fallback.filter((f) => !f.when || f.when.includes('budget-exhausted')).map((f) => f.upstream ?? (f.cache ? 'the cache' : 'the static answer'));
+    budgetLine(u.budget, u.name, routes);
     const g = u.guards;
     const on = [g.maxInputBytes && `at most ${g.maxInputBytes} body bytes`, g.maxInputTokens && `at most ${g.maxInputTokens} input tokens (estimated)`, g.deny.length && `deny ${g.deny.map((d) => d.name).join(', ')}`].filter(Boolean);
     if (on.length > 0) process.stdout.write(`  ${u.name}: input guards: ${on.join('; ')}; a request that trips one gets 400 guardrail_blocked and never leaves\n`);

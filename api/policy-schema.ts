@@ -48,6 +48,26 @@ function stringEnum<const T extends readonly string[]>(values: T, options: { des
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
 }
 
+/** An amount of money, in whatever currency the policy's prices are in: a decimal such as 25 or 0.15. */
+export const MONEY_PATTERN = '^[0-9]{1,9}(\\.[0-9]{1,6})?$';
+const money = (description: string, options: { default?: string } = {}) => Type.String({ pattern: MONEY_PATTERN, maxLength: 16, description, ...options });
+
+/** A token and cost budget, for the whole policy or one upstream. */
+const budget = (whose: string) =>
+  Type.Object(
+    {
+      window: stringEnum(['hour', 'day'], { default: 'hour', description: 'What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls.' }),
+      tokens: Type.Integer({ minimum: 0, maximum: 1_000_000_000_000, default: 0, description: 'Input plus output tokens per window (0 = no limit).' }),
+      cost: money('Cost per window, in the currency of the upstreams\' prices (0 = no limit).', { default: '0' }),
+    },
+    {
+      additionalProperties: false,
+      default: {},
+      description: `A token and cost budget for ${whose} (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.`,
+    },
+  );
+const hasCost = (at: string) => `!has(${at}.budget) || !has(${at}.budget.cost) || double(${at}.budget.cost) == 0.0`;
+
 const failureClass = stringEnum(FAILURE_CLASSES, { description: 'A failure class (see the contract).' });
 const failureClasses = (description: string, value: readonly string[]) =>
   inherited(Type.Array(failureClass, { description, uniqueItems: true }), value);
@@ -245,9 +265,9 @@ export const FallbackTierSchema = Type.Object(
       ),
     ),
     when: Type.Optional(
-      Type.Array(stringEnum([...FAILURE_CLASSES, 'unavailable']), {
+      Type.Array(stringEnum([...FAILURE_CLASSES, 'unavailable', 'budget-exhausted']), {
         uniqueItems: true,
-        description: 'Conditions under which this tier is tried (default: any failure).',
+        description: 'Conditions under which this tier is tried (default: any failure). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream\'s or the policy\'s token or cost budget is spent.',
       }),
     ),
   },
@@ -369,6 +389,22 @@ export const UpstreamSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: 'Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.' },
     ),
+    prices: Type.Array(
+      Type.Object(
+        {
+          model: Type.String({ minLength: 1, maxLength: 256, description: 'A model name, or a prefix ending in * (gpt-4o*). An exact name beats a prefix, and a longer prefix a shorter one.' }),
+          input: money('Price of a million input tokens.'),
+          output: money('Price of a million output tokens.'),
+        },
+        { additionalProperties: false },
+      ),
+      {
+        default: [],
+        maxItems: 64,
+        description: 'Per-model prices, for cost budgets. A model of this upstream that no entry names is charged at the highest listed price; an upstream without prices (a self-hosted model) costs nothing.',
+      },
+    ),
+    budget: budget('this upstream'),
     guards: Type.Object(
       {
         maxInputBytes: Type.Integer({ minimum: 0, maximum: 1 << 30, default: 0, description: 'Largest request body, in bytes (0 = off).' }),
@@ -407,7 +443,10 @@ export const UpstreamSchema = Type.Object(
   {
     additionalProperties: false,
     description: 'A model API the app calls through the sidecar.',
-    ...cel({ rule: 'has(self.url) != has(self.endpoints)', message: 'exactly one of url or endpoints must be set' }),
+    ...cel(
+      { rule: 'has(self.url) != has(self.endpoints)', message: 'exactly one of url or endpoints must be set' },
+      { rule: `${hasCost('self')} || (has(self.prices) && size(self.prices) > 0)`, message: 'budget.cost needs prices for this upstream\'s models' },
+    ),
   },
 );
 
@@ -479,6 +518,7 @@ export const PolicySpecSchema = Type.Object(
       'x-kubernetes-list-map-keys': ['name'],
     }),
     priorities: PrioritiesSchema,
+    budget: budget('all upstreams of the policy together'),
     degradation: Type.Object(
       {
         window: duration('Rolling window for error rate and queue depth.', { default: '60s' }),
@@ -575,6 +615,7 @@ export const PolicySpecSchema = Type.Object(
         message: 'spec.upstreams[].fallback[].upstream must name another upstream of this policy',
       },
       { rule: '!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))', message: 'spec.faults[].upstream must name an upstream of this policy' },
+      { rule: `${hasCost('self')} || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)`, message: 'spec.budget.cost needs prices on at least one upstream' },
     ),
   },
 );

@@ -7,7 +7,7 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 import { RE2JS } from 're2js';
 import generatedValidator from './generated/validate-spec.js';
 import { DURATION_FIELDS } from './generated/duration-fields.js';
-import type { PolicySpec, Settings } from './policy-schema.js';
+import { MONEY_PATTERN, type PolicySpec, type Settings } from './policy-schema.js';
 import { MAX_DURATION, parseDuration } from './units.js';
 
 export interface PolicyProblem {
@@ -56,6 +56,7 @@ function patternMessage(pattern: string): string {
   if (pattern.startsWith('^(rediss?')) return 'must be a redis:// or rediss:// URL (or empty)';
   if (pattern.startsWith('^[!#$%')) return 'must be an HTTP header name';
   if (pattern.startsWith('^[\\t\\x20')) return 'must be printable ASCII (no CR, LF or NUL)';
+  if (pattern === MONEY_PATTERN) return 'must be a decimal amount such as 25 or 0.15';
   return `must match ${pattern}`;
 }
 
@@ -124,7 +125,9 @@ function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
     }
     orderProblems(upstream, at, problems);
     guardProblems(upstream.guards, `${at}.guards`, problems);
+    if (Number(upstream.budget.cost) > 0 && upstream.prices.length === 0) problems.push({ path: `${at}.budget.cost`, message: 'needs prices for this upstream\'s models' });
   });
+  if (Number(spec.budget.cost) > 0 && !spec.upstreams.some((u) => u.prices.length > 0)) problems.push({ path: 'spec.budget.cost', message: 'needs prices on at least one upstream' });
   spec.upstreams.forEach((upstream, i) => {
     upstream.fallback.forEach((tier, j) => {
       const at = `spec.upstreams[${i}].fallback[${j}]`;

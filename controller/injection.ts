@@ -61,7 +61,7 @@ function sidecarContainer(context: InjectionContext): V1Container {
       '--controller', context.controllerUrl,
       '--token-file', `${TOKEN_DIR}/token`,
       '--config-cache', `${CACHE_DIR}/config.json`,
-      '--breaker-state', `${CACHE_DIR}/breakers.json`,
+      '--state-file', `${CACHE_DIR}/state.json`,
       '--listen', `127.0.0.1:${DATA_PORT}`,
       '--admin', `0.0.0.0:${ADMIN_PORT}`,
     ],

@@ -6,7 +6,8 @@
  * "other" (the breaker-state gauge too, where it counts the breakers).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Bulkhead, CircuitBreaker } from './resilience/index.js';
+import type { KeptBudget } from './budget-book.js';
+import type { Bulkhead, CircuitBreaker, Spend, TokenBudget } from './resilience/index.js';
 
 /** What the scrape-time gauges read: the upstreams' live objects. */
 export interface LiveUpstream {
@@ -21,7 +22,12 @@ const MAX_MODEL_LABEL = 64;
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** Gauges are computed when scraped, from `live()`, so the request path never touches them. */
-export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => string = () => 'normal', bufferedBytes: () => number = () => 0) {
+export function createMetrics(
+  live: () => Iterable<LiveUpstream>,
+  mode: () => string = () => 'normal',
+  bufferedBytes: () => number = () => 0,
+  budgets: () => Iterable<KeptBudget> = () => [],
+) {
   const registry = new Registry();
   const models = new Map<string, Set<string>>();
   /** The label value for a model: itself while few are known for the upstream and it is short, else "other". */
@@ -35,6 +41,22 @@ export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => st
     return model;
   };
   collectDefaultMetrics({ register: registry, prefix: 'breakwater_process_' });
+  /** A gauge of one side of every budget (what it spent, or its limits), in tokens and in cost. */
+  const budgetGauge = (name: string, help: string, pick: (b: ReturnType<TokenBudget['snapshot']>) => Spend) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['scope', 'upstream', 'unit'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { scope, upstream = '', budget } of budgets()) {
+          const amounts = pick(budget.snapshot());
+          this.set({ scope, upstream, unit: 'tokens' }, amounts.tokens);
+          this.set({ scope, upstream, unit: 'cost' }, amounts.cost);
+        }
+      },
+    });
   const m = {
     registry,
     requests: new Counter({
@@ -89,6 +111,14 @@ export function createMetrics(live: () => Iterable<LiveUpstream>, mode: () => st
       name: 'breakwater_guard_blocks_total',
       help: 'Requests an input guard blocked before they reached the upstream, by guard name.',
       labelNames: ['upstream', 'guard'] as const,
+      registers: [registry],
+    }),
+    budgetSpent: budgetGauge('breakwater_budget_spent', 'What each token and cost budget spent in its current window (unit tokens or cost), by scope (policy or upstream) and upstream ("" for the policy).', (b) => b.spent),
+    budgetLimit: budgetGauge('breakwater_budget_limit', 'Each token and cost budget\'s limit per window (0 = no limit), with the same labels as breakwater_budget_spent.', (b) => b.limits),
+    budgetExhausted: new Counter({
+      name: 'breakwater_budget_exhausted_total',
+      help: 'Requests refused because a token or cost budget was spent, by scope (policy or upstream) and upstream ("" for the policy).',
+      labelNames: ['scope', 'upstream'] as const,
       registers: [registry],
     }),
     faults: new Counter({

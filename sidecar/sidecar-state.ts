@@ -5,6 +5,7 @@
  * in-flight requests finish.
  */
 import type { BreakerCounts } from '../api/index.js';
+import { BudgetBook } from './budget-book.js';
 import type { RuntimeConfig } from './config/index.js';
 import type { Metrics } from './metrics.js';
 import { type Clock, DegradationMonitor } from './resilience/index.js';
@@ -17,6 +18,8 @@ export class SidecarState {
   cache = new ResponseCache({ ttlMs: 0, maxEntries: 0, maxBytes: 0, serveFresh: false });
   /** The whole-sidecar mode; replaced (its window emptied) only when its settings change. */
   degradation: DegradationMonitor;
+  /** The token and cost budgets; kept across configs, so a new one never gives back what was spent. */
+  readonly budgets: BudgetBook;
   private degradationSettings = '';
   private upstreams = new Map<string, UpstreamState>();
 
@@ -28,6 +31,7 @@ export class SidecarState {
     private readonly onRedisError: (err: Error) => void = () => {},
     private readonly onHealthChange: (event: HealthChange) => void = () => {},
   ) {
+    this.budgets = new BudgetBook(clock);
     this.degradation = new DegradationMonitor({ windowMs: 60_000, degradedErrorRate: 0, degradedQueueDepth: 0, emergencyErrorRate: 0 }, clock);
   }
 
@@ -83,6 +87,7 @@ export class SidecarState {
     }
     this.degradation = degradation;
     this.degradationSettings = degradationSettings;
+    this.budgets.configure(config.budget, new Map([...config.upstreams].map(([name, u]) => [name, u.budget])));
     this.config = config;
   }
 

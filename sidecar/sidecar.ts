@@ -3,7 +3,7 @@
  * (sidecar-state.ts, fed from config/), the data plane (proxy/: read
  * proxy/pipeline.ts first, it lists the layers a request goes through), the
  * admin server (admin/), metrics and logs, the graceful drain, and the
- * breakers kept across restarts (breaker-store.ts). The resilience state
+ * breakers and budgets kept across restarts (kept-state.ts). The resilience state
  * machines live in resilience/.
  */
 import type { Server } from 'node:http';
@@ -11,7 +11,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { listen, type HostPort } from '../lib/index.js';
 import { createAdminApp } from './admin/admin-app.js';
-import { keepBreakers } from './breaker-store.js';
+import { keepState } from './kept-state.js';
 import type { RuntimeConfig } from './config/index.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -32,8 +32,8 @@ export interface SidecarOptions {
   random?: () => number;
   /** Called once a drain started by SIGTERM or /quitquitquit has finished. */
   onDrained?: (clean: boolean) => void;
-  /** Where open breakers are kept across restarts (beside the last good config); none when unset. */
-  breakerStateFile?: string;
+  /** Where open breakers and spent budgets are kept across restarts (beside the last good config); none when unset. */
+  stateFile?: string;
 }
 
 export interface Sidecar {
@@ -63,14 +63,15 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     () => state.live(),
     () => state.degradation.name,
     () => proxy.bufferedBytes,
+    () => state.budgets.all(),
   );
-  const breakers = options.breakerStateFile ? keepBreakers(options.breakerStateFile, log, clock, () => state) : undefined;
+  const kept = options.stateFile ? keepState(options.stateFile, log, clock, () => state) : undefined;
   const state: SidecarState = new SidecarState(
     clock,
     metrics,
     (t) => {
       log.warn(t, 'circuit breaker transition');
-      breakers?.changed();
+      kept?.changed();
     },
     (from, to) => log.warn({ from, to }, 'degradation mode changed'),
     redisErrorLogger(log, clock),
@@ -78,7 +79,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   );
   if (options.config) {
     state.apply(options.config);
-    breakers?.restore();
+    kept?.restore();
   }
   const pipeline = buildPipeline({
     clock,
@@ -89,6 +90,8 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     degradation: () => state.degradation,
     degradedSettings: () => state.config!.degradation,
     queued: () => state.queued(),
+    budgets: () => state.budgets,
+    budgetsSpent: () => kept?.changed(),
   });
   const proxy = createProxyServer({ pipeline, config: () => state.config, upstream: (name) => state.upstream(name), clock, metrics, log });
   let drainPromise: Promise<boolean> | undefined;
@@ -107,7 +110,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       proxy.server.closeAllConnections();
       adminServer.close();
       adminServer.closeAllConnections?.();
-      breakers?.saveNow();
+      kept?.saveNow();
       state.close();
       log.info({ clean, abandoned: proxy.inFlight }, 'drained');
       options.onDrained?.(clean);
@@ -134,7 +137,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       try {
         state.apply(config);
         proxy.applyInbound(config.inbound);
-        breakers?.restore();
+        kept?.restore();
       } catch (err) {
         const error = (err as Error).message;
         log.error({ config: config.version, error }, 'config rejected; the last good config stays in force');

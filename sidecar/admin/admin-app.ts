@@ -24,7 +24,7 @@ function fromLoopback(c: Context): boolean {
   return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
 }
 
-/** Breakers, queues, held body bytes and config version, as /status shows them. */
+/** Breakers, queues, budgets, held body bytes and config version, as /status shows them. */
 export function statusReport(state: SidecarState, draining: boolean, bufferedBytes: number) {
   return {
     ready: state.config !== undefined && !draining,
@@ -42,6 +42,10 @@ export function statusReport(state: SidecarState, draining: boolean, bufferedByt
       retryBudget: { allowance: Math.floor(u.budget.allowance()) },
       breakers: u.breakerEntries().map(([scope, b]) => ({ scope, state: b.stateName, remainingOpenMs: Math.round(b.remainingOpenMs) })),
     })),
+    budgets: [...state.budgets.all()].map(({ scope, upstream, budget }) => {
+      const { window, windowEndsAt, limits, spent, reserved } = budget.snapshot();
+      return { scope, ...(upstream === undefined ? {} : { upstream }), window, windowEndsAt: new Date(windowEndsAt).toISOString(), limits, spent, reserved };
+    }),
   };
 }
 

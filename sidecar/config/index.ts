@@ -9,3 +9,4 @@ export * from './controller-source.js';
 export * from './policy-file.js';
 export * from './runtime-config.js';
 export * from './input-guards.js';
+export * from './prices.js';

@@ -16,7 +16,8 @@ import {
   type UpstreamSpec,
 } from '../../api/index.js';
 import { compileInputGuards, type InputGuards } from './input-guards.js';
-import type { BackoffSettings, BreakerSettings, BulkheadSettings, DegradationSettings, HealthSettings, PriorityClass, RateLimitSettings, RetryBudgetSettings } from '../resilience/index.js';
+import { compilePrices, type PriceList } from './prices.js';
+import type { BackoffSettings, BreakerSettings, BudgetLimits, BulkheadSettings, DegradationSettings, HealthSettings, PriorityClass, RateLimitSettings, RetryBudgetSettings } from '../resilience/index.js';
 
 export interface UpstreamConfig {
   name: string;
@@ -66,6 +67,10 @@ export interface UpstreamConfig {
   hedge: { delayMs: number; percentile: number };
   /** Input guards (off unless the policy sets them). */
   guards: InputGuards;
+  /** This upstream's token and cost budget (undefined: none). */
+  budget?: BudgetLimits;
+  /** What tokens of a model of this upstream cost (its `prices`). */
+  prices: PriceList;
   /** Chaos: faults injected into this upstream's attempts. */
   faults: { percent: number; delayMs?: number; abortStatus?: number }[];
 }
@@ -127,6 +132,8 @@ export interface RuntimeConfig {
   /** Bytes of bodies (requests, plain answers) all requests may hold in memory at once. */
   maxBufferedBytes: number;
   drainTimeoutMs: number;
+  /** The token and cost budget of all upstreams together (undefined: none). */
+  budget?: BudgetLimits;
 }
 
 /** How long an app may take to send a request's headers and the whole request, and how many connections it may hold. */
@@ -145,6 +152,12 @@ function resolveAuth(auth: UpstreamSpec['auth']): UpstreamConfig['auth'] {
   else if (auth.secretRef) secret = process.env[secretEnvName(auth.secretRef.name, auth.secretRef.key)];
   if (!secret) throw new Error(`credential for auth is empty or missing (${auth.env ? `env ${auth.env}` : auth.file ? `file ${auth.file}` : 'secretRef'})`);
   return { header: auth.header, value: auth.prefix + secret };
+}
+
+/** A budget's limits, or undefined when it limits nothing. */
+function budgetOf(budget: PolicySpec['budget']): BudgetLimits | undefined {
+  const limits = { window: budget.window, tokens: budget.tokens, cost: Number(budget.cost) };
+  return limits.tokens > 0 || limits.cost > 0 ? limits : undefined;
 }
 
 function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConfig {
@@ -235,6 +248,8 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
       : undefined,
     hedge: { delayMs: parseDuration(upstream.hedge.delay), percentile: upstream.hedge.percentile },
     guards: compileInputGuards(upstream.guards),
+    budget: budgetOf(upstream.budget),
+    prices: compilePrices(upstream.prices),
     timeoutFallsBack: fallback.some((tier) => tier.kind === 'upstream' && (!tier.when || tier.when.has('timeout') || tier.when.has('unavailable'))),
   };
 }
@@ -275,5 +290,6 @@ export function compileConfig(spec: PolicySpec, version: ConfigVersion): Runtime
     },
     maxBufferedBytes: parseSize(spec.limits.maxBufferedBytes),
     drainTimeoutMs: parseDuration(spec.shutdown.drainTimeout),
+    budget: budgetOf(spec.budget),
   };
 }

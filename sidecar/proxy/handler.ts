@@ -103,13 +103,16 @@ export type StreamOutcome = Source & {
   continues?: number;
 };
 
+/** How a tier can fail, as fallback `when` names it: a failure class, unavailable, or its budget spent. */
+export type ChainFailure = FailureClass | 'unavailable' | 'budget-exhausted';
+
 export type LocalOutcome = Source & {
   kind: 'local';
   status: number;
   code: LocalErrorCode;
   message: string;
   retryAfterMs?: number;
-  failure: FailureClass | 'unavailable';
+  failure: ChainFailure;
 };
 
 export type Outcome = AnswerOutcome | StreamOutcome | LocalOutcome | { kind: 'cancelled' };
@@ -130,6 +133,6 @@ export function localError(
 }
 
 /** The failure class an outcome ends with; undefined for a success, a stream that started, or a cancellation. */
-export function failureOf(outcome: Outcome): FailureClass | 'unavailable' | undefined {
+export function failureOf(outcome: Outcome): ChainFailure | undefined {
   return outcome.kind === 'answer' || outcome.kind === 'local' ? outcome.failure : undefined;
 }

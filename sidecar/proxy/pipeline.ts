@@ -12,6 +12,7 @@
  *   input guard       the tier's input guards: a request that trips one never leaves
  *   continuation      in a recovery: the tier is asked to continue the text delivered, where it can
  *   degraded request  in degraded mode: output tokens clamped, temperature set
+ *   token budget      the tier's and the policy's token and cost budgets: reserved up front, charged from usage
  *   rate limit        client-side request and token buckets
  *   bulkhead          a slot of the upstream's bulkhead, by priority class
  *   retry             attempts with backoff, Retry-After and the retry budget
@@ -26,15 +27,18 @@
  * it; a guard reads the request as the app sent it, before it costs a token,
  * a slot or an attempt; recovery wraps the whole chain, so a broken stream may continue from the
  * same upstream or a fallback tier; each tier is its own upstream, with its own limits, slots and retries;
+ * the budget reserves for the request the tier will send (continued, clamped), and once for
+ * all its retries and hedges, so a spent budget can hand the request to a cheaper tier;
  * admission (rate limit, bulkhead) comes before any retry, so a retry never
  * queues again; a hedge is an attempt within the retry's, on the same slot
  * and budget; the breaker is asked before every attempt, so neither retries
  * nor hedges pound an open breaker.
  */
+import type { BudgetBook } from '../budget-book.js';
 import type { Metrics } from '../metrics.js';
 import type { Clock, DegradationMonitor } from '../resilience/index.js';
 import type { Handler, Layer } from './handler.js';
-import { answerCache, attempt, breaker, bulkhead, continuation, hedge, inputGuard, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry, streamRecovery } from './layers/index.js';
+import { answerCache, attempt, breaker, bulkhead, continuation, hedge, inputGuard, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry, streamRecovery, tokenBudget } from './layers/index.js';
 import type { ResponseCache } from './response-cache.js';
 import type { UpstreamState } from './upstream-state.js';
 
@@ -48,6 +52,9 @@ export interface PipelineDeps {
   degradation(): DegradationMonitor;
   degradedSettings(): { maxTokens: number; temperature: number };
   queued(): number;
+  budgets(): BudgetBook;
+  /** Spending changed (to keep it across a restart). */
+  budgetsSpent(): void;
 }
 
 /** `layers` around `innermost`, the first given outermost. */
@@ -65,6 +72,7 @@ export function buildPipeline(d: PipelineDeps): Handler {
       inputGuard(d.metrics),
       continuation,
       degradedRequest(d.degradedSettings),
+      tokenBudget({ budgets: d.budgets, metrics: d.metrics, spent: d.budgetsSpent }),
       rateLimit(d.clock),
       bulkhead(d.metrics),
       retry({ clock: d.clock, metrics: d.metrics, random: d.random }),

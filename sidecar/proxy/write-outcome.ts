@@ -6,11 +6,10 @@
  * a well-formed error event. Returns what was delivered, for metrics and logs.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { FailureClass } from '../../api/index.js';
 import { CONNECTION_HEADERS, isSafeHeaderValue } from '../../lib/index.js';
 import type { Clock } from '../resilience/index.js';
 import type { Dialect, LocalErrorCode, TokenUsage } from './dialects/dialect.js';
-import type { Outcome, RequestContext, StreamOutcome } from './handler.js';
+import type { ChainFailure, Outcome, RequestContext, StreamOutcome } from './handler.js';
 
 /** `degraded`: answered by the static tier. */
 export type DeliveryOutcome = 'ok' | 'upstream_error' | 'local_error' | 'cancelled' | 'degraded';
@@ -19,7 +18,7 @@ export type DeliveryOutcome = 'ok' | 'upstream_error' | 'local_error' | 'cancell
 export interface Delivery {
   status: number;
   outcome: DeliveryOutcome;
-  failure: FailureClass | 'unavailable' | 'none';
+  failure: ChainFailure | 'none';
   /** Who answered: "primary", a fallback upstream's name, "cache" or "static". */
   tier: string;
   /** Clock time the first byte went to the app. */

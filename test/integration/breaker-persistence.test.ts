@@ -20,7 +20,7 @@ describe('breaker state across a sidecar restart', () => {
     const openForMs = 4000;
     const policy = writePolicy(`upstreams: [{name: model, url: "${mock.url}", retry: {attempts: 1}, circuitBreaker: {consecutiveFailures: 2, openFor: ${openForMs}ms, maxOpenFor: 8s}}]\n`);
     const state = join(mkdtempSync(join(tmpdir(), 'breakwater-state-')), 'breakers.json');
-    const args = ['--policy', policy, '--breaker-state', state];
+    const args = ['--policy', policy, '--state-file', state];
     const url = (s: { dataUrl: string }) => `${s.dataUrl}/model/v1/chat/completions`;
 
     const first = await startSidecarProcess(t, args, policy);

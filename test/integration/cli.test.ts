@@ -27,6 +27,8 @@ describe('breakwater check-policy', () => {
     const r = await cliResult(['check-policy', example('chat-policy.yaml')]);
     assert.match(r.stdout, /^ {2}claude: input guards: at most 100000 input tokens \(estimated\); deny jailbreak; a request that trips one gets 400 guardrail_blocked/m, 'the guards that are on are explained');
     assert.doesNotMatch(r.stdout, /vllm: input guards/);
+    assert.match(r.stdout, /^ {2}claude: budget of 5 in cost per hour \(per pod\); a request over it gets 429 budget_exhausted until the hour rolls$/m, 'the budget is explained');
+    assert.doesNotMatch(r.stdout, /all upstreams together/, 'no policy budget, none explained');
   });
 
   it('explains every error by field path and exits 1', async () => {

@@ -20,6 +20,7 @@ const ERROR_TYPE: Record<LocalErrorCode, string> = {
   rate_limited: 'rate_limit_error',
   stream_interrupted: 'api_error',
   guardrail_blocked: 'invalid_request_error',
+  budget_exhausted: 'rate_limit_error',
 };
 
 const textBlock = (json: Record<string, any>) => (Array.isArray(json.content) ? json.content.find((c: { type?: string }) => c?.type === 'text') : undefined);

@@ -19,6 +19,7 @@ const ERROR_TYPE: Record<LocalErrorCode, string> = {
   rate_limited: 'requests',
   stream_interrupted: 'server_error',
   guardrail_blocked: 'invalid_request_error',
+  budget_exhausted: 'insufficient_quota',
 };
 
 export const OPENAI_RECOGNISERS: readonly Recogniser[] = [

@@ -13,7 +13,8 @@ export type LocalErrorCode =
   | 'invalid_request'
   | 'rate_limited'
   | 'stream_interrupted'
-  | 'guardrail_blocked';
+  | 'guardrail_blocked'
+  | 'budget_exhausted';
 
 export interface TokenUsage {
   input: number;

@@ -8,8 +8,8 @@ import type { DegradationMonitor } from '../../resilience/index.js';
 import type { Layer } from '../handler.js';
 import { holding, type CallEnd } from '../holding.js';
 
-/** Failures the app caused: they say nothing about the upstreams' health. */
-const APP_CAUSED = new Set(['client-error', 'context-length', 'content-filter']);
+/** Failures the app or its policy caused (a budget spent): they say nothing about the upstreams' health. */
+const APP_CAUSED = new Set(['client-error', 'context-length', 'content-filter', 'budget-exhausted']);
 
 /** Whether a request that ended so counts as an error in the window. */
 function countsAsError(end: CallEnd): boolean {

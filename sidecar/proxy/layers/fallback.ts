@@ -6,12 +6,11 @@
  * The total timeout spans the chain. Everything below this layer runs once
  * per upstream tier.
  */
-import type { FailureClass } from '../../../api/index.js';
 import type { FallbackTierConfig } from '../../config/index.js';
 import type { Clock } from '../../resilience/index.js';
 import type { ResponseCache } from '../response-cache.js';
 import { answerFromCache, staticAnswer } from '../composed-answers.js';
-import { failureOf, localError, type Layer, type Outcome } from '../handler.js';
+import { failureOf, localError, type ChainFailure, type Layer, type Outcome } from '../handler.js';
 import { requestFor } from '../tier-request.js';
 import type { UpstreamState } from '../upstream-state.js';
 
@@ -22,7 +21,7 @@ const UNAVAILABLE = new Set(['unavailable', 'rate-limited', 'overloaded', 'serve
  * Whether a tier takes a failure. A content-filter refusal goes only to a tier whose `when` names it:
  * routing around a provider's safety system is the policy author's decision, never a default.
  */
-function admits(tier: FallbackTierConfig, failure: FailureClass | 'unavailable'): boolean {
+function admits(tier: FallbackTierConfig, failure: ChainFailure): boolean {
   if (!tier.when) return failure !== 'content-filter';
   return tier.when.has(failure) || (tier.when.has('unavailable') && UNAVAILABLE.has(failure));
 }
@@ -37,7 +36,7 @@ export function fallback(deps: FallbackDeps): Layer {
   return (inner) => async (primaryRequest, ctx) => {
     const primary = primaryRequest.upstream;
     const emergency = ctx.mode === 'emergency';
-    let failure: FailureClass | 'unavailable' | undefined = emergency ? 'unavailable' : undefined;
+    let failure: ChainFailure | undefined = emergency ? 'unavailable' : undefined;
     let last: Outcome | undefined;
     for (const tier of emergency ? primary.config.emergencyChain : primary.config.chain) {
       if (tier.kind !== 'primary' && (failure === undefined || !admits(tier, failure))) continue;

@@ -12,6 +12,7 @@ export * from './fallback.js';
 export * from './input-guard.js';
 export * from './continuation.js';
 export * from './degraded-request.js';
+export * from './token-budget.js';
 export * from './rate-limit.js';
 export * from './bulkhead.js';
 export * from './retry.js';

@@ -7,10 +7,13 @@
  */
 import { type Clock, sleep } from '../../resilience/index.js';
 import { localError, type Handler, type Layer, type ProxyRequest } from '../handler.js';
+import { expectedUsage } from '../expected-usage.js';
 import { holding } from '../holding.js';
 
-/** LLM tokens a request is expected to use: its output cap, and its input at ~4 bytes a token. */
-const estimatedTokens = (req: ProxyRequest) => (req.maxTokens ?? 0) + Math.ceil((req.body?.length ?? 0) / 4);
+const estimatedTokens = (req: ProxyRequest) => {
+  const expected = expectedUsage(req);
+  return expected.input + expected.output;
+};
 
 export function rateLimit(clock: Clock): Layer {
   return (inner) => {

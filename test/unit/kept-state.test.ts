@@ -1,4 +1,4 @@
-/** Breakers that survive a restart: the breaker's saved state, and the file it is kept in (bounded, distrustful). */
+/** State that survives a restart: a breaker's saved state, and the file breakers and budgets are kept in (bounded, distrustful). */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { BreakerStore } from '../../sidecar/breaker-store.js';
+import { StateFile } from '../../sidecar/kept-state.js';
 import { CircuitBreaker, type BreakerSettings } from '../../sidecar/resilience/circuit-breaker.js';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
 
@@ -62,14 +62,14 @@ describe('a breaker\'s saved state', () => {
   });
 });
 
-describe('the breaker state file', () => {
+describe('the kept state file: breakers', () => {
   it('round-trips, in wall-clock time', () => {
     const file = fileIn();
     let wall = Date.UTC(2026, 10, 24, 12);
-    const store = new BreakerStore(file, silent, () => wall);
-    store.save('hash-1', [{ upstream: 'openai', scope: 'gpt-4o', state: 'open', remainingMs: 9000, reopenings: 1 }, { upstream: 'local', scope: '*@1', state: 'half-open', remainingMs: 0, reopenings: 2 }]);
+    const store = new StateFile(file, silent, () => wall);
+    store.save('hash-1', { breakers: [{ upstream: 'openai', scope: 'gpt-4o', state: 'open', remainingMs: 9000, reopenings: 1 }, { upstream: 'local', scope: '*@1', state: 'half-open', remainingMs: 0, reopenings: 2 }], budgets: [] });
     wall += 4000; // the restart took 4 s
-    assert.deepEqual(store.load('hash-1'), [
+    assert.deepEqual(store.load('hash-1').breakers, [
       { upstream: 'openai', scope: 'gpt-4o', state: 'open', remainingMs: 5000, reopenings: 1 },
       { upstream: 'local', scope: '*@1', state: 'half-open', remainingMs: 0, reopenings: 2 },
     ]);
@@ -78,35 +78,53 @@ describe('the breaker state file', () => {
   it('is ignored when missing, corrupt, from another policy version, too old or too large, and drops entries that are not its own', () => {
     const file = fileIn();
     let wall = Date.UTC(2026, 10, 24, 12);
-    const store = new BreakerStore(file, silent, () => wall);
-    assert.deepEqual(store.load('h'), [], 'missing');
+    const store = new StateFile(file, silent, () => wall);
+    assert.deepEqual(store.load('h').breakers, [], 'missing');
     writeFileSync(file, '{"config": "h", "breakers": [');
-    assert.deepEqual(store.load('h'), [], 'corrupt');
-    store.save('h', [{ upstream: 'u', scope: '*', state: 'open', remainingMs: 1000, reopenings: 0 }]);
-    assert.deepEqual(store.load('other'), [], 'another policy version');
+    assert.deepEqual(store.load('h').breakers, [], 'corrupt');
+    store.save('h', { breakers: [{ upstream: 'u', scope: '*', state: 'open', remainingMs: 1000, reopenings: 0 }], budgets: [] });
+    assert.deepEqual(store.load('other').breakers, [], 'another policy version');
     wall += 10 * 60_000 + 1;
-    assert.deepEqual(store.load('h'), [], 'saved more than 10 minutes ago');
+    assert.deepEqual(store.load('h').breakers, [], 'saved more than 10 minutes ago');
     writeFileSync(file, JSON.stringify({ config: 'h', savedAt: wall, breakers: [{ upstream: 'u', scope: '*', state: 'open', until: wall + 10, reopenings: 0 }, { upstream: 'u', scope: '*', state: 'closed', until: 0, reopenings: 0 }, { upstream: 'x'.repeat(10_000), scope: '*', state: 'open', until: 0, reopenings: 0 }, { upstream: 'u', scope: 'm', state: 'open', until: 0, reopenings: 1e9 }, null, 'text'] }));
-    assert.deepEqual(store.load('h'), [{ upstream: 'u', scope: '*', state: 'open', remainingMs: 10, reopenings: 0 }]);
-    writeFileSync(file, JSON.stringify({ config: 'h', savedAt: wall, breakers: [], padding: 'x'.repeat(3 << 20) }));
-    assert.deepEqual(store.load('h'), [], 'larger than 2 MiB');
+    assert.deepEqual(store.load('h').breakers, [{ upstream: 'u', scope: '*', state: 'open', remainingMs: 10, reopenings: 0 }]);
+    writeFileSync(file, JSON.stringify({ config: 'h', savedAt: wall, breakers: [], budgets: [{ scope: 'policy', windowStart: 0, tokens: 1, cost: 0 }], padding: 'x'.repeat(3 << 20) }));
+    assert.deepEqual(store.load('h'), { breakers: [], budgets: [] }, 'larger than 2 MiB');
   });
 
   it('never throws on what it reads, whatever the file holds', () => {
     const file = fileIn();
-    const store = new BreakerStore(file, silent, () => 0);
+    const store = new StateFile(file, silent, () => 0);
     fc.assert(
-      fc.property(fc.oneof(fc.jsonValue().map((v) => JSON.stringify({ config: 'h', savedAt: 0, breakers: v })), fc.jsonValue().map((v) => JSON.stringify(v)), fc.string()), (text) => {
+      fc.property(fc.oneof(fc.jsonValue().map((v) => JSON.stringify({ config: 'h', savedAt: 0, breakers: v, budgets: v })), fc.jsonValue().map((v) => JSON.stringify(v)), fc.string()), (text) => {
         writeFileSync(file, text);
-        for (const b of store.load('h')) assert.ok(b.remainingMs >= 0 && b.reopenings <= 64);
+        const kept = store.load('h');
+        for (const b of kept.breakers) assert.ok(b.remainingMs >= 0 && b.reopenings <= 64);
+        for (const b of kept.budgets) assert.ok(b.tokens >= 0 && b.cost >= 0 && (b.scope === 'policy' || typeof b.upstream === 'string'));
       }),
       { numRuns: 300 },
     );
   });
 
   it('logs a write it cannot make instead of throwing', () => {
-    const store = new BreakerStore('/nonexistent-dir/breakers.json', silent);
-    store.save('h', []); // logged, not thrown
-    assert.deepEqual(store.load('h'), []);
+    const store = new StateFile('/nonexistent-dir/state.json', silent);
+    store.save('h', { breakers: [], budgets: [] }); // logged, not thrown
+    assert.deepEqual(store.load('h'), { breakers: [], budgets: [] });
+  });
+});
+
+describe('the kept state file: budgets', () => {
+  it('keeps what budgets spent across policy versions and however old, and drops entries that are not its own', () => {
+    const file = fileIn();
+    const wall = Date.UTC(2026, 10, 24, 12, 30);
+    const store = new StateFile(file, silent, () => wall);
+    const spent = [
+      { scope: 'policy' as const, windowStart: Date.UTC(2026, 10, 24, 12), tokens: 10_400, cost: 0.25 },
+      { scope: 'upstream' as const, upstream: 'openai', windowStart: Date.UTC(2026, 10, 24), tokens: 3, cost: 0 },
+    ];
+    store.save('v1', { breakers: [{ upstream: 'u', scope: '*', state: 'open', remainingMs: 1000, reopenings: 0 }], budgets: spent });
+    assert.deepEqual(store.load('v2'), { breakers: [], budgets: spent }, 'a new policy version does not refill a budget');
+    writeFileSync(file, JSON.stringify({ config: 'v1', savedAt: 0, breakers: [], budgets: [...spent, { scope: 'upstream', windowStart: 0, tokens: 1, cost: 0 }, { scope: 'policy', windowStart: 0, tokens: -5, cost: 0 }, { scope: 'other', windowStart: 0, tokens: 1, cost: 0 }, { scope: 'policy', windowStart: 0, tokens: 'many', cost: 0 }] }));
+    assert.deepEqual(store.load('v1').budgets, spent, 'an upstream budget without its upstream, negative or non-numeric spending, an unknown scope');
   });
 });
