@@ -95,6 +95,7 @@ async function sidecar(args: string[]): Promise<void> {
       cacheFile: values['config-cache'],
       apply: (config) => sidecar.apply(config),
       breakers: () => sidecar.state.breakerCounts(),
+      slo: () => sidecar.state.slo?.report(),
       log,
     });
     process.once('exit', () => source.stop());
@@ -139,6 +140,12 @@ async function checkPolicy(args: string[]): Promise<void> {
     process.stdout.write(`  ${whose}: budget of ${limits.join(' and ')} per ${b.window} (per pod); a request over it ${over}\n`);
   };
   budgetLine(verdict.spec.budget, 'all upstreams together', []);
+  const { slo } = verdict.spec;
+  const objectives = [
+    Number(slo.availability.objective) > 0 && `availability ${slo.availability.objective}%`,
+    Number(slo.timeToFirstToken.objective) > 0 && `first token within ${slo.timeToFirstToken.threshold} for ${slo.timeToFirstToken.objective}% of streamed answers`,
+  ].filter(Boolean);
+  if (objectives.length > 0) process.stdout.write(`  SLOs: ${objectives.join('; ')}, over ${slo.window} (status condition SLOMet)\n`);
   for (const u of verdict.spec.upstreams) {
     const routes = u.fallback.filter((f) => !f.when || f.when.includes('budget-exhausted')).map((f) => f.upstream ?? (f.cache ? 'the cache' : 'the static answer'));
     budgetLine(u.budget, u.name, routes);

@@ -10,7 +10,7 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { FAILURE_CLASSES } from './failure-classes.js';
-import { MAX_DURATION, MAX_DURATION_CHARS } from './units.js';
+import { MAX_DURATION, MAX_DURATION_CHARS, MONEY_PATTERN, OBJECTIVE_PATTERN } from './units.js';
 
 export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
 export const SIZE_PATTERN = '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$';
@@ -48,8 +48,6 @@ function stringEnum<const T extends readonly string[]>(values: T, options: { des
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
 }
 
-/** An amount of money, in whatever currency the policy's prices are in: a decimal such as 25 or 0.15. */
-export const MONEY_PATTERN = '^[0-9]{1,9}(\\.[0-9]{1,6})?$';
 const money = (description: string, options: { default?: string } = {}) => Type.String({ pattern: MONEY_PATTERN, maxLength: 16, description, ...options });
 
 /** A token and cost budget, for the whole policy or one upstream. */
@@ -66,6 +64,8 @@ const budget = (whose: string) =>
       description: `A token and cost budget for ${whose} (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.`,
     },
   );
+const objective = (description: string) => Type.String({ pattern: OBJECTIVE_PATTERN, maxLength: 6, default: '0', description: `${description} A percentage below 100 such as 99 or 99.9; 0 = not tracked.` });
+
 const hasCost = (at: string) => `!has(${at}.budget) || !has(${at}.budget.cost) || double(${at}.budget.cost) == 0.0`;
 
 const failureClass = stringEnum(FAILURE_CLASSES, { description: 'A failure class (see the contract).' });
@@ -519,6 +519,28 @@ export const PolicySpecSchema = Type.Object(
     }),
     priorities: PrioritiesSchema,
     budget: budget('all upstreams of the policy together'),
+    slo: Type.Object(
+      {
+        window: duration('The rolling window over which each sidecar measures its SLIs, as /status and the policy\'s status report them (1m to 24h; longer compliance windows are Prometheus\' job, from breakwater_sli_events_total).', { default: '1h' }),
+        availability: Type.Object(
+          { objective: objective('Share of requests answered without failing the app (by any tier but the static message); requests the app or the policy refused (4xx, context-length, content-filter, guards, budgets) and requests the app cancelled do not count.') },
+          { additionalProperties: false, default: {}, description: 'The availability SLO.' },
+        ),
+        timeToFirstToken: Type.Object(
+          {
+            threshold: duration('A streamed answer whose first content event reaches the app within this is good.', { default: '2s' }),
+            objective: objective('Share of successful streamed answers whose first token came within threshold.'),
+          },
+          { additionalProperties: false, default: {}, description: 'The time-to-first-token SLO, over streamed answers.' },
+        ),
+      },
+      {
+        additionalProperties: false,
+        default: {},
+        description: 'Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy\'s SLIs over the window and a condition SLOMet into its status.',
+        ...cel({ rule: `!has(self.window) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))`, message: 'slo.window must be between 1m and 24h' }),
+      },
+    ),
     degradation: Type.Object(
       {
         window: duration('Rolling window for error rate and queue depth.', { default: '60s' }),

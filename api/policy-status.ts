@@ -8,7 +8,7 @@ const count = (description: string) => Type.Integer({ minimum: 0, description })
 
 /** A metav1.Condition. */
 export const ConditionSchema = Type.Object({
-  type: Type.String({ maxLength: 316, description: 'Accepted, Ready or Degraded.' }),
+  type: Type.String({ maxLength: 316, description: 'Accepted, Ready, Degraded or SLOMet.' }),
   status: Type.Unsafe<'True' | 'False' | 'Unknown'>({ type: 'string', enum: ['True', 'False', 'Unknown'], description: 'True, False or Unknown.' }),
   observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'The generation the condition was set for.' })),
   lastTransitionTime: Type.String({ format: 'date-time', description: 'When the status last changed.' }),
@@ -21,7 +21,7 @@ export const PolicyStatusSchema = Type.Object(
     observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'The spec generation this status describes.' })),
     conditions: Type.Optional(
       Type.Array(ConditionSchema, {
-        description: 'Accepted (spec valid, references resolvable), Ready (every targeted pod acknowledged this generation), Degraded (breakers open or pods degraded).',
+        description: 'Accepted (spec valid, references resolvable), Ready (every targeted pod acknowledged this generation), Degraded (breakers open or pods degraded), SLOMet (every SLO the spec sets is met over its window; Unknown without traffic).',
         'x-kubernetes-list-type': 'map',
         'x-kubernetes-list-map-keys': ['type'],
       }),
@@ -49,8 +49,26 @@ export const PolicyStatusSchema = Type.Object(
         { description: 'Breaker counts per upstream.', 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] },
       ),
     ),
+    slo: Type.Optional(
+      Type.Object(
+        {
+          window: Type.String({ maxLength: 32, description: 'The window the SLIs are measured over (spec.slo.window).' }),
+          slis: Type.Array(
+            Type.Object({
+              name: Type.Unsafe<'availability' | 'timeToFirstToken'>({ type: 'string', enum: ['availability', 'timeToFirstToken'], description: 'availability or timeToFirstToken.' }),
+              objective: Type.String({ maxLength: 16, description: 'The objective, in percent.' }),
+              actual: Type.String({ maxLength: 16, description: 'Good events over all events in the window, in percent with 3 decimals; empty without events.' }),
+              good: count('Good events in the window, across targeted pods.'),
+              total: count('All events in the window, across targeted pods.'),
+            }),
+            { description: 'Each tracked SLI.', 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] },
+          ),
+        },
+        { description: 'The policy\'s SLIs over its window, summed from the sidecars\' reports (pods that have gone take their counts with them).' },
+      ),
+    ),
   },
-  { description: 'What the controller observed: observedGeneration, conditions, pods and breakers.' },
+  { description: 'What the controller observed: observedGeneration, conditions, pods, breakers and SLOs.' },
 );
 
 export type PolicyStatus = Static<typeof PolicyStatusSchema>;

@@ -4,7 +4,7 @@
  * (audience `breakwater.dev`) as a bearer token, and receives server-sent
  * events: `snapshot` (a ConfigSnapshot, replaced whole, never patched) and
  * `no-policy`, with comment heartbeats between. It reports what it applied and
- * its breaker states with `POST /v1/report` (a SidecarReport).
+ * its breaker states and SLI counts with `POST /v1/report` (a SidecarReport).
  */
 import type { PolicySpec } from './policy-schema.js';
 
@@ -42,10 +42,35 @@ export interface SidecarReport {
   rejected?: { version: ConfigVersion; error: string };
   /** Breaker states per upstream. */
   breakers: Record<string, BreakerCounts>;
+  /** Good and total events of each SLI the policy tracks, over its SLO window. */
+  slo?: SloReport;
 }
+
+export interface SliCounts {
+  good: number;
+  total: number;
+}
+
+export type SloReport = Partial<Record<'availability' | 'timeToFirstToken', SliCounts>>;
 
 const MAX_REPORTED_ERROR = 1024;
 const MAX_COUNT = 1_000_000;
+
+/** SLI events of a day at a busy pod fit easily; a count past this is not a sidecar's. */
+const MAX_EVENTS = 1e12;
+
+/** SLI counts as a sidecar reported them, or undefined when they are not well-formed. */
+function sloReport(value: unknown): SloReport | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const out: SloReport = {};
+  for (const [name, counts] of Object.entries(value as Record<string, { good?: unknown; total?: unknown }>)) {
+    if (name !== 'availability' && name !== 'timeToFirstToken') return undefined;
+    const { good, total } = counts ?? {};
+    if (!Number.isSafeInteger(good) || !Number.isSafeInteger(total) || (good as number) < 0 || (good as number) > (total as number) || (total as number) > MAX_EVENTS) return undefined;
+    out[name] = { good: good as number, total: total as number };
+  }
+  return out;
+}
 
 const isText = (v: unknown, max: number): v is string => typeof v === 'string' && v.length <= max;
 const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_COUNT;
@@ -89,6 +114,11 @@ export function validateReport(value: unknown, upstreams: ReadonlySet<string>): 
     applied: o.applied as ConfigVersion | null,
     breakers: Object.fromEntries(Object.entries(breakers).map(([name, c]) => [name, { closed: c.closed as number, halfOpen: c.halfOpen as number, open: c.open as number }])),
   };
+  if (o.slo !== undefined) {
+    const slo = sloReport(o.slo);
+    if (!slo) return { ok: false, error: 'slo: needs availability and timeToFirstToken counts, good <= total' };
+    report.slo = slo;
+  }
   if (rejected) report.rejected = { version: rejected.version as ConfigVersion, error: (rejected.error as string).slice(0, MAX_REPORTED_ERROR) };
   return { ok: true, report };
 }

@@ -31,3 +31,9 @@ export function parseSize(text: string): number {
   if (!match) throw new Error(`not a size: ${JSON.stringify(text)}`);
   return Math.floor(Number(match[1]) * BYTES_PER_SUFFIX[match[2] ?? '']!);
 }
+
+/** An amount of money, in whatever currency the policy's prices are in: a decimal such as 25 or 0.15. */
+export const MONEY_PATTERN = '^[0-9]{1,9}(\\.[0-9]{1,6})?$';
+
+/** An SLO objective: a percentage below 100 such as 99.9 ("0" = no objective; 100 would leave no error budget to burn). */
+export const OBJECTIVE_PATTERN = '^[0-9]{1,2}(\\.[0-9]{1,3})?$';

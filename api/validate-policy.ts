@@ -7,8 +7,8 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 import { RE2JS } from 're2js';
 import generatedValidator from './generated/validate-spec.js';
 import { DURATION_FIELDS } from './generated/duration-fields.js';
-import { MONEY_PATTERN, type PolicySpec, type Settings } from './policy-schema.js';
-import { MAX_DURATION, parseDuration } from './units.js';
+import type { PolicySpec, Settings } from './policy-schema.js';
+import { MAX_DURATION, MONEY_PATTERN, OBJECTIVE_PATTERN, parseDuration } from './units.js';
 
 export interface PolicyProblem {
   /** Field path such as `spec.upstreams[0].retry.attempts`. */
@@ -57,6 +57,7 @@ function patternMessage(pattern: string): string {
   if (pattern.startsWith('^[!#$%')) return 'must be an HTTP header name';
   if (pattern.startsWith('^[\\t\\x20')) return 'must be printable ASCII (no CR, LF or NUL)';
   if (pattern === MONEY_PATTERN) return 'must be a decimal amount such as 25 or 0.15';
+  if (pattern === OBJECTIVE_PATTERN) return 'must be a percentage such as 99 or 99.9';
   return `must match ${pattern}`;
 }
 
@@ -127,6 +128,8 @@ function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
     guardProblems(upstream.guards, `${at}.guards`, problems);
     if (Number(upstream.budget.cost) > 0 && upstream.prices.length === 0) problems.push({ path: `${at}.budget.cost`, message: 'needs prices for this upstream\'s models' });
   });
+  const sloWindow = parseDuration(spec.slo.window);
+  if (sloWindow < 60_000 || sloWindow > 24 * 3_600_000) problems.push({ path: 'spec.slo.window', message: 'must be between 1m and 24h' });
   if (Number(spec.budget.cost) > 0 && !spec.upstreams.some((u) => u.prices.length > 0)) problems.push({ path: 'spec.budget.cost', message: 'needs prices on at least one upstream' });
   spec.upstreams.forEach((upstream, i) => {
     upstream.fallback.forEach((tier, j) => {

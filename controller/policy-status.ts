@@ -4,7 +4,7 @@
  * references are sound. Pure and level-based; conditions keep their
  * lastTransitionTime while their status does not change.
  */
-import type { ConfigVersion, SidecarReport } from '../api/index.js';
+import type { ConfigVersion, PolicySpec, SidecarReport } from '../api/index.js';
 import type { Condition, PolicyStatus } from '../api/policy-status.js';
 
 export interface PolicyFacts {
@@ -14,6 +14,41 @@ export interface PolicyFacts {
   problem?: { reason: string; message: string };
   /** Pods that this policy selects but that use an older policy. */
   conflicts: { pod: string; winner: string }[];
+  /** The spec's SLOs, when the spec is valid. */
+  slo?: PolicySpec['slo'];
+}
+
+type SliStatus = NonNullable<PolicyStatus['slo']>['slis'][number];
+
+const SLI_NAMES = { availability: 'availability', timeToFirstToken: 'time to first token' } as const;
+
+/** Each SLI the spec gives an objective, summed over the pods' reports. */
+function sloStatus(slo: PolicySpec['slo'], pods: TargetedPod[]): PolicyStatus['slo'] {
+  const objectives = { availability: slo.availability.objective, timeToFirstToken: slo.timeToFirstToken.objective };
+  const slis: SliStatus[] = [];
+  for (const name of ['availability', 'timeToFirstToken'] as const) {
+    if (!(Number(objectives[name]) > 0)) continue;
+    let good = 0;
+    let total = 0;
+    for (const pod of pods) {
+      good += pod.report?.slo?.[name]?.good ?? 0;
+      total += pod.report?.slo?.[name]?.total ?? 0;
+    }
+    // Cut, not rounded, so 99.9996% never reads as 100.000%.
+    const actual = total === 0 ? '' : (Math.floor((good / total) * 100_000) / 1000).toFixed(3);
+    slis.push({ name, objective: objectives[name], actual, good, total });
+  }
+  return slis.length === 0 ? undefined : { window: slo.window, slis };
+}
+
+/** SLOMet: True when every SLI with events meets its objective, False when one does not, Unknown without events. */
+function sloCondition(slo: NonNullable<PolicyStatus['slo']>): Omit<Condition, 'type' | 'lastTransitionTime'> {
+  const counted = slo.slis.filter((s) => s.total > 0);
+  const describe = (s: SliStatus) => `${SLI_NAMES[s.name]} ${s.actual}% (${s.good} of ${s.total}) against ${s.objective}%`;
+  if (counted.length === 0) return { status: 'Unknown', reason: 'NoTraffic', message: `No request counted towards the SLOs in the last ${slo.window}.` };
+  const missed = counted.filter((s) => s.good < (Number(s.objective) / 100) * s.total);
+  if (missed.length > 0) return { status: 'False', reason: 'BelowObjective', message: `Over the last ${slo.window}: ${missed.map(describe).join('; ')}.` };
+  return { status: 'True', reason: 'WithinObjectives', message: `Over the last ${slo.window}: ${counted.map(describe).join('; ')}.` };
 }
 
 export interface TargetedPod {
@@ -70,7 +105,10 @@ export function computeStatus(facts: PolicyFacts, pods: TargetedPod[], previous:
       ? { status: 'True' as const, reason: 'BreakersOpen', message: `${withOpenBreaker} pod(s) have an open circuit breaker.` }
       : { status: 'False' as const, reason: 'Healthy', message: 'No open circuit breakers.' };
   conditions = setCondition(conditions, { type: 'Degraded', observedGeneration: generation, ...degraded }, now);
-  const order = ['Accepted', 'Ready', 'Degraded'];
+  const slo = facts.slo && sloStatus(facts.slo, pods);
+  if (slo) conditions = setCondition(conditions, { type: 'SLOMet', observedGeneration: generation, ...sloCondition(slo) }, now);
+  else conditions = conditions.filter((c) => c.type !== 'SLOMet');
+  const order = ['Accepted', 'Ready', 'Degraded', 'SLOMet'];
   conditions.sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
   return {
     observedGeneration: generation,
@@ -82,5 +120,6 @@ export function computeStatus(facts: PolicyFacts, pods: TargetedPod[], previous:
       const lastTransitionTime = changed ? now : before.lastTransitionTime;
       return lastTransitionTime ? { name, breakers, lastTransitionTime } : { name, breakers };
     }),
+    ...(slo ? { slo } : {}),
   };
 }

@@ -231,7 +231,7 @@ export class Reconciler {
         return { generation, version, conflicts, problem: { reason: 'SecretNotFound', message: `upstream ${upstream.name}: Secret ${ref.name} with key ${ref.key} not found in namespace ${policy.metadata.namespace}` } };
       }
     }
-    return { generation, version, conflicts };
+    return { generation, version, conflicts, slo: verdict.spec.slo };
   }
 
   private async reconcile(key: string): Promise<void> {

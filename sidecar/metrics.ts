@@ -7,6 +7,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { KeptBudget } from './budget-book.js';
+import { BURN_WINDOWS, type SloTracker } from './slo-tracker.js';
 import type { Bulkhead, CircuitBreaker, Spend, TokenBudget } from './resilience/index.js';
 
 /** What the scrape-time gauges read: the upstreams' live objects. */
@@ -22,12 +23,17 @@ const MAX_MODEL_LABEL = 64;
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** Gauges are computed when scraped, from `live()`, so the request path never touches them. */
-export function createMetrics(
-  live: () => Iterable<LiveUpstream>,
-  mode: () => string = () => 'normal',
-  bufferedBytes: () => number = () => 0,
-  budgets: () => Iterable<KeptBudget> = () => [],
-) {
+/** What the scrape-time gauges read. */
+export interface MetricSources {
+  live?: () => Iterable<LiveUpstream>;
+  mode?: () => string;
+  bufferedBytes?: () => number;
+  budgets?: () => Iterable<KeptBudget>;
+  slo?: () => SloTracker | undefined;
+}
+
+export function createMetrics(sources: MetricSources = {}) {
+  const { live = () => [], mode = () => 'normal', bufferedBytes = () => 0, budgets = () => [], slo = () => undefined } = sources;
   const registry = new Registry();
   const models = new Map<string, Set<string>>();
   /** The label value for a model: itself while few are known for the upstream and it is short, else "other". */
@@ -115,6 +121,37 @@ export function createMetrics(
     }),
     budgetSpent: budgetGauge('breakwater_budget_spent', 'What each token and cost budget spent in its current window (unit tokens or cost), by scope (policy or upstream) and upstream ("" for the policy).', (b) => b.spent),
     budgetLimit: budgetGauge('breakwater_budget_limit', 'Each token and cost budget\'s limit per window (0 = no limit), with the same labels as breakwater_budget_spent.', (b) => b.limits),
+    sliEvents: new Counter({
+      name: 'breakwater_sli_events_total',
+      help: 'Requests counted towards the policy\'s SLOs, by SLI (availability, timeToFirstToken) and result (good, bad).',
+      labelNames: ['policy', 'sli', 'result'] as const,
+      registers: [registry],
+    }),
+    sloObjective: new Gauge({
+      name: 'breakwater_slo_objective',
+      help: 'The objective of each SLI of the policy, as a ratio (0.999 for 99.9%): what the burn-rate alerts divide by.',
+      labelNames: ['policy', 'sli'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const tracker = slo();
+        if (tracker) for (const [sli, { objective }] of tracker.slis) this.set({ policy: tracker.policy, sli }, objective);
+      },
+    }),
+    sloBurnRate: new Gauge({
+      name: 'breakwater_slo_burn_rate',
+      help: 'This sidecar\'s error rate over each window (5m, 30m, 1h, 6h) divided by the SLI\'s error budget: 1 spends it exactly over the SLO window.',
+      labelNames: ['policy', 'sli', 'window'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const tracker = slo();
+        if (!tracker) return;
+        for (const [sli, { objective, window }] of tracker.slis) {
+          for (const [name, ms] of Object.entries(BURN_WINDOWS)) this.set({ policy: tracker.policy, sli, window: name }, window.burnRate(ms, objective));
+        }
+      },
+    }),
     budgetExhausted: new Counter({
       name: 'breakwater_budget_exhausted_total',
       help: 'Requests refused because a token or cost budget was spent, by scope (policy or upstream) and upstream ("" for the policy).',

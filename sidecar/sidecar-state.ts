@@ -8,6 +8,7 @@ import type { BreakerCounts } from '../api/index.js';
 import { BudgetBook } from './budget-book.js';
 import type { RuntimeConfig } from './config/index.js';
 import type { Metrics } from './metrics.js';
+import { SloTracker } from './slo-tracker.js';
 import { type Clock, DegradationMonitor } from './resilience/index.js';
 import { ResponseCache } from './proxy/response-cache.js';
 import { fingerprint, UpstreamState, type BreakerTransition, type HealthChange } from './proxy/upstream-state.js';
@@ -20,6 +21,8 @@ export class SidecarState {
   degradation: DegradationMonitor;
   /** The token and cost budgets; kept across configs, so a new one never gives back what was spent. */
   readonly budgets: BudgetBook;
+  /** The policy's SLOs, if it has any; replaced (its windows emptied) only when they or the policy change. */
+  slo: SloTracker | undefined;
   private degradationSettings = '';
   private upstreams = new Map<string, UpstreamState>();
 
@@ -87,6 +90,9 @@ export class SidecarState {
     }
     this.degradation = degradation;
     this.degradationSettings = degradationSettings;
+    if (JSON.stringify([config.slo, config.version.policy]) !== JSON.stringify([this.slo?.config, this.slo?.policy])) {
+      this.slo = config.slo && new SloTracker(config.slo, config.version.policy, this.clock);
+    }
     this.budgets.configure(config.budget, new Map([...config.upstreams].map(([name, u]) => [name, u.budget])));
     this.config = config;
   }

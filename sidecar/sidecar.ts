@@ -59,12 +59,13 @@ function redisErrorLogger(log: Logger, clock: Clock): (err: Error) => void {
 export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const clock = options.clock ?? systemClock;
   const log = options.log ?? createLogger();
-  const metrics = createMetrics(
-    () => state.live(),
-    () => state.degradation.name,
-    () => proxy.bufferedBytes,
-    () => state.budgets.all(),
-  );
+  const metrics = createMetrics({
+    live: () => state.live(),
+    mode: () => state.degradation.name,
+    bufferedBytes: () => proxy.bufferedBytes,
+    budgets: () => state.budgets.all(),
+    slo: () => state.slo,
+  });
   const kept = options.stateFile ? keepState(options.stateFile, log, clock, () => state) : undefined;
   const state: SidecarState = new SidecarState(
     clock,
@@ -93,7 +94,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     budgets: () => state.budgets,
     budgetsSpent: () => kept?.changed(),
   });
-  const proxy = createProxyServer({ pipeline, config: () => state.config, upstream: (name) => state.upstream(name), clock, metrics, log });
+  const proxy = createProxyServer({ pipeline, config: () => state.config, upstream: (name) => state.upstream(name), clock, metrics, log, slo: () => state.slo });
   let drainPromise: Promise<boolean> | undefined;
 
   const drain = (): Promise<boolean> =>

@@ -34,6 +34,8 @@ export const DURATION_FIELDS: readonly (readonly string[])[] = [
   ["upstreams","*","healthCheck","interval"],
   ["upstreams","*","healthCheck","timeout"],
   ["upstreams","*","hedge","delay"],
+  ["slo","window"],
+  ["slo","timeToFirstToken","threshold"],
   ["degradation","window"],
   ["cache","ttl"],
   ["faults","*","delay"],

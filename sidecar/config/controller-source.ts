@@ -28,6 +28,8 @@ export interface ControllerSourceOptions {
   /** Puts a config in force, or says why it cannot be (the last good one then stays). */
   apply(config: RuntimeConfig): { ok: true } | { ok: false; error: string };
   breakers(): SidecarReport['breakers'];
+  /** SLI counts over the SLO window, sent with every report, and whether each SLO is met: only a change of that is a reason for one. */
+  slo?(): { counts: SidecarReport['slo']; verdict: string } | undefined;
   log: Logger;
   reportIntervalMs?: number;
   /** A stream silent for this long (no heartbeat) is considered dead. */
@@ -92,10 +94,14 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
   };
 
   const report = (force = false) => {
-    const body = JSON.stringify({ applied, rejected, breakers: options.breakers() } satisfies SidecarReport);
-    if (!force && body === lastSent && Date.now() - lastSentAt < 30_000) return;
-    lastSent = body;
+    const state: SidecarReport = { applied, rejected, breakers: options.breakers() };
+    const slo = options.slo?.();
+    const key = JSON.stringify([state, slo?.verdict]);
+    // SLI counts change with every request: they ride on reports sent for a change (an SLO met or missed) or every 30 s.
+    if (!force && key === lastSent && Date.now() - lastSentAt < 30_000) return;
+    lastSent = key;
     lastSentAt = Date.now();
+    const body = JSON.stringify({ ...state, slo: slo?.counts } satisfies SidecarReport);
     let req;
     try {
       // Reports are rare: a short-lived connection, so the controller holds one connection per pod, not two.

@@ -134,6 +134,24 @@ export interface RuntimeConfig {
   drainTimeoutMs: number;
   /** The token and cost budget of all upstreams together (undefined: none). */
   budget?: BudgetLimits;
+  /** The policy's SLOs (undefined: none). */
+  slo?: SloConfig;
+}
+
+/** SLO objectives as ratios (0 = not tracked), over a window. */
+export interface SloConfig {
+  windowMs: number;
+  availability: number;
+  timeToFirstToken: { thresholdMs: number; objective: number };
+}
+
+function sloOf(slo: PolicySpec['slo']): SloConfig | undefined {
+  const config = {
+    windowMs: parseDuration(slo.window),
+    availability: Number(slo.availability.objective) / 100,
+    timeToFirstToken: { thresholdMs: parseDuration(slo.timeToFirstToken.threshold), objective: Number(slo.timeToFirstToken.objective) / 100 },
+  };
+  return config.availability > 0 || config.timeToFirstToken.objective > 0 ? config : undefined;
 }
 
 /** How long an app may take to send a request's headers and the whole request, and how many connections it may hold. */
@@ -291,5 +309,6 @@ export function compileConfig(spec: PolicySpec, version: ConfigVersion): Runtime
     maxBufferedBytes: parseSize(spec.limits.maxBufferedBytes),
     drainTimeoutMs: parseDuration(spec.shutdown.drainTimeout),
     budget: budgetOf(spec.budget),
+    slo: sloOf(spec.slo),
   };
 }

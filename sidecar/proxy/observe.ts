@@ -1,11 +1,12 @@
-/** One metrics update and one log line for every finished request. */
+/** One metrics update (and SLI event) and one log line for every finished request. */
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import type { Clock } from '../resilience/index.js';
+import type { SloTracker } from '../slo-tracker.js';
 import type { ProxyRequest, RequestContext } from './handler.js';
 import type { Delivery } from './write-outcome.js';
 
-export function observe(req: ProxyRequest, ctx: RequestContext, d: Delivery, deps: { metrics: Metrics; log: Logger; clock: Clock }): void {
+export function observe(req: ProxyRequest, ctx: RequestContext, d: Delivery, deps: { metrics: Metrics; log: Logger; clock: Clock; slo(): SloTracker | undefined }): void {
   const { metrics } = deps;
   const upstream = ctx.primary;
   const model = metrics.modelLabel(upstream, req.model);
@@ -14,6 +15,8 @@ export function observe(req: ProxyRequest, ctx: RequestContext, d: Delivery, dep
   metrics.duration.observe({ upstream, outcome: d.outcome }, seconds);
   if (d.tier !== 'primary') metrics.fallbacks.inc({ upstream, tier: d.tier });
   if (d.firstByteAt !== undefined) metrics.timeToFirstByte.observe({ upstream }, (d.firstByteAt - ctx.startedAt) / 1000);
+  const slo = deps.slo();
+  if (slo) for (const [sli, good] of slo.record(d, req.stream, ctx.startedAt)) metrics.sliEvents.inc({ policy: slo.policy, sli, result: good ? 'good' : 'bad' });
   if (d.usage) {
     metrics.tokens.inc({ upstream, model, type: 'input' }, d.usage.input);
     metrics.tokens.inc({ upstream, model, type: 'output' }, d.usage.output);

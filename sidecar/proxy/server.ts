@@ -16,6 +16,7 @@ import { dialectFor, type Dialect } from './dialects/dialect.js';
 import { openai } from './dialects/openai.js';
 import type { Handler, Outcome, ProxyRequest, RequestContext } from './handler.js';
 import { observe } from './observe.js';
+import type { SloTracker } from '../slo-tracker.js';
 import { BodyBudget, type BodyLease } from './body-budget.js';
 import { inspectBody, OVER_BUDGET, readBody } from './read-request.js';
 import { upstreamHeaders } from './tier-request.js';
@@ -38,6 +39,8 @@ export interface ProxyServerDeps {
   clock: Clock;
   metrics: Metrics;
   log: Logger;
+  /** The policy's SLOs, which every finished request counts towards. */
+  slo(): SloTracker | undefined;
 }
 
 export interface ProxyServer {

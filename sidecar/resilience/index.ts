@@ -3,7 +3,7 @@
  * and tested hard, and none knowing about HTTP: the circuit breaker and its
  * trip rules, the priority bulkhead, the retry budget, backoff with jitter,
  * client-side rate limits, degradation modes, the stream verifier of
- * mid-stream recovery, token and cost budgets, the sliding window they count in, and the injectable clock every one of them reads time from.
+ * mid-stream recovery, token and cost budgets, SLI windows, the sliding window they count in, and the injectable clock every one of them reads time from.
  */
 export * from './backoff.js';
 export * from './bulkhead.js';
@@ -17,5 +17,6 @@ export * from './stream-verifier.js';
 export * from './throughput-floor.js';
 export * from './latency-window.js';
 export * from './health-check.js';
+export * from './sli-window.js';
 export * from './token-budget.js';
 export * from './trip-rules.js';

@@ -29,6 +29,7 @@ describe('breakwater check-policy', () => {
     assert.doesNotMatch(r.stdout, /vllm: input guards/);
     assert.match(r.stdout, /^ {2}claude: budget of 5 in cost per hour \(per pod\); a request over it gets 429 budget_exhausted until the hour rolls$/m, 'the budget is explained');
     assert.doesNotMatch(r.stdout, /all upstreams together/, 'no policy budget, none explained');
+    assert.match(r.stdout, /^ {2}SLOs: availability 99\.9%; first token within 2s for 95% of streamed answers, over 1h \(status condition SLOMet\)$/m);
   });
 
   it('explains every error by field path and exits 1', async () => {

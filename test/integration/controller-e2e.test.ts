@@ -183,6 +183,58 @@ describe('controller end to end on a real API server', () => {
     assert.equal((await status()).conditions.find((c: { type: string }) => c.type === 'Degraded').status, 'False');
   });
 
+  it('writes the policy\'s SLOs into status, so kubectl describe rp says whether they are met', async (t) => {
+    const sloPolicy = {
+      apiVersion: 'breakwater.dev/v1alpha1',
+      kind: 'ResiliencePolicy',
+      metadata: { name: 'slo', namespace: NS },
+      spec: {
+        podSelector: { matchLabels: { app: 'sloapp' } },
+        upstreams: [{ name: 'primary', url: mock.url, retry: { attempts: 1 }, circuitBreaker: { consecutiveFailures: 1000 } }],
+        slo: { window: '1h', availability: { objective: '99' }, timeToFirstToken: { threshold: '2s', objective: '90' } },
+      },
+    };
+    const sloPod = { ...pod('sloapp-a'), metadata: { ...pod('sloapp-a').metadata, labels: { app: 'sloapp', 'breakwater.dev/injected': 'true' } } };
+    assert.equal((await cp.kubectl(['apply', '-f', '-'], stringify(sloPod))).code, 0);
+    assert.equal((await cp.kubectl(['-n', NS, 'patch', 'pod', 'sloapp-a', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Running', podIP: '127.0.0.10' } })])).code, 0);
+    assert.equal((await cp.kubectl(['apply', '-f', '-'], stringify(sloPolicy))).code, 0);
+    const controller = await startController(t);
+    const sidecar = await sidecarFor(t, controller.entry.configUrl as string, 'sloapp-a');
+    await until('the sidecar ready', () => ready(sidecar));
+    const describe = async () => (await cp.kubectl(['-n', NS, 'describe', 'rp', 'slo'])).stdout;
+    const sloMet = async () => (JSON.parse((await cp.kubectl(['-n', NS, 'get', 'rp', 'slo', '-o', 'json'])).stdout).status?.conditions ?? []).find((c: { type: string }) => c.type === 'SLOMet');
+    const unknown = await until('SLOMet=Unknown before any traffic', async () => (await sloMet())?.status === 'Unknown' && sloMet());
+    assert.equal(unknown.reason, 'NoTraffic');
+
+    mock.defaultBehavior = { kind: 'ok' };
+    const url = `${sidecar.dataUrl}/primary/v1/chat/completions`;
+    for (let i = 0; i < 20; i++) assert.equal((await post(url, chat())).status, 200);
+    for (let i = 0; i < 5; i++) assert.equal((await post(url, chat({ stream: true }))).status, 200);
+    const met = await until('SLOMet=True', async () => (await sloMet())?.status === 'True' && describe());
+    assert.match(met, /Reason:\s+WithinObjectives\s+Status:\s+True\s+Type:\s+SLOMet/);
+    assert.match(met, /availability 100\.000% \(25 of 25\) against 99%; time to first token 100\.000% \(5 of 5\) against 90%/);
+
+    // Failures: the first already takes availability below 99%, and the sidecar reports that change at once
+    // (later counts ride on later reports), so status shows 25 good of 26 to 30.
+    mock.defaultBehavior = { kind: 'status', status: 502 };
+    for (let i = 0; i < 5; i++) assert.equal((await post(url, chat())).status, 502);
+    const missed = await until('SLOMet=False', async () => (await sloMet())?.status === 'False' && describe());
+    assert.match(missed, /Reason:\s+BelowObjective\s+Status:\s+False\s+Type:\s+SLOMet/);
+    const total = Number(/Over the last 1h: availability \d+\.\d{3}% \(25 of (\d+)\) against 99%\./.exec(missed)?.[1]);
+    assert.ok(total >= 26 && total <= 30, `25 good of ${total}`);
+    const status = JSON.parse((await cp.kubectl(['-n', NS, 'get', 'rp', 'slo', '-o', 'json'])).stdout).status;
+    assert.deepEqual(status.slo.slis, [
+      { name: 'availability', objective: '99', actual: (Math.floor((25 / total) * 100_000) / 1000).toFixed(3), good: 25, total },
+      { name: 'timeToFirstToken', objective: '90', actual: '100.000', good: 5, total: 5 },
+    ]);
+    const metrics = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
+    assert.match(metrics, /breakwater_sli_events_total\{policy="shop\/slo",sli="availability",result="bad"\} 5/);
+    assert.match(metrics, /breakwater_slo_objective\{policy="shop\/slo",sli="availability"\} 0\.99/);
+    // 5 bad in 30 over 5 minutes: (5/30) / (1 - 0.99) = 16.67.
+    assert.match(metrics, /breakwater_slo_burn_rate\{policy="shop\/slo",sli="availability",window="5m"\} 16\.66/);
+    mock.defaultBehavior = { kind: 'ok' };
+  });
+
   it('says Accepted=False with a reason while a Secret the policy names is missing, and True once it exists', async (t) => {
     const keyed = {
       apiVersion: 'breakwater.dev/v1alpha1',

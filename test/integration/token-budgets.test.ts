@@ -109,7 +109,8 @@ describe('token budgets on a real sidecar', () => {
     assert.match(metrics, /breakwater_budget_spent\{scope="upstream",upstream="metered",unit="tokens"\} 12000/);
     assert.match(metrics, /breakwater_budget_exhausted_total\{scope="upstream",upstream="routed"\} 3/);
 
-    await until('the spent budgets saved', () => existsSync(state) && readFileSync(state, 'utf8').includes('12000'));
+    const saved = () => (JSON.parse(readFileSync(state, 'utf8')) as { budgets: { tokens: number }[] }).budgets.map((b) => b.tokens);
+    await until('both spent budgets saved', () => existsSync(state) && saved().join() === '12000,12000');
     first.child.kill('SIGKILL');
     await first.exited;
 

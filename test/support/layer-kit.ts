@@ -13,7 +13,7 @@ import { UpstreamState } from '../../sidecar/proxy/upstream-state.js';
 import { BodyBudget } from '../../sidecar/proxy/body-budget.js';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
 
-export const metrics = createMetrics(() => []);
+export const metrics = createMetrics();
 
 export function compile(spec: object): RuntimeConfig {
   const loaded = loadPolicyText(JSON.stringify(spec), 'layer test');
