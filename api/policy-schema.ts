@@ -379,7 +379,9 @@ export const UpstreamSchema = Type.Object(
     ),
     hedge: Type.Object(
       {
-        delay: duration('Send one hedge (a second attempt at this upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker; the first to answer wins and the other is cancelled.', { default: '0s' }),
+        delay: duration('Send one hedge (a second attempt, at this upstream or the one named in upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker of their target; the first to answer wins and the other is cancelled.', { default: '0s' }),
+        upstream: Type.Optional(Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63, description: 'Another upstream of this policy to send the hedge to (with its own credentials), instead of this one.' })),
+        model: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Rewrite the hedge\'s model (with upstream).' })),
         percentile: Type.Integer({
           minimum: 0,
           maximum: 99,
@@ -637,6 +639,10 @@ export const PolicySpecSchema = Type.Object(
         message: 'spec.upstreams[].fallback[].upstream must name another upstream of this policy',
       },
       { rule: '!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))', message: 'spec.faults[].upstream must name an upstream of this policy' },
+      {
+        rule: 'self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || (u.hedge.upstream != u.name && self.upstreams.exists(v, v.name == u.hedge.upstream)))',
+        message: 'spec.upstreams[].hedge.upstream must name another upstream of this policy',
+      },
       { rule: `${hasCost('self')} || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)`, message: 'spec.budget.cost needs prices on at least one upstream' },
     ),
   },

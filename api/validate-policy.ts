@@ -143,6 +143,12 @@ function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
       if (tier.upstream === upstream.name) problems.push({ path: `${at}.upstream`, message: 'an upstream cannot fall back to itself' });
     });
   });
+  spec.upstreams.forEach((upstream, i) => {
+    const target = upstream.hedge.upstream;
+    const at = `spec.upstreams[${i}].hedge`;
+    if (target !== undefined && (target === upstream.name || !names.has(target))) problems.push({ path: `${at}.upstream`, message: `must name another upstream of this policy (known: ${[...names].join(', ')})` });
+    if (upstream.hedge.model !== undefined && target === undefined) problems.push({ path: `${at}.model`, message: 'only applies with hedge.upstream' });
+  });
   const classes = spec.priorities.classes.map((c) => c.name);
   if (new Set(classes).size !== classes.length) problems.push({ path: 'spec.priorities.classes', message: 'class names must be unique' });
   if (!classes.includes(spec.priorities.default)) {

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)","message":"spec.budget.cost needs prices on at least one upstream"}],"type":"object","required":["upstreams","priorities","budget","slo","degradation","cache","validation","faults","inbound","limits","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || (has(self.prices) && size(self.prices) > 0)","message":"budget.cost needs prices for this upstream's models"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","healthCheck","hedge","prices","budget","guards","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries","continuation"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).","type":"integer"},"continuation":{"type":"string","enum":["auto","prefill","continue-final-message","off"],"default":"auto","description":"How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp's server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill)."}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}},"healthCheck":{"additionalProperties":false,"default":{},"description":"Active health checks of each endpoint (opt-in). Until its first probe answers, an endpoint takes no traffic.","type":"object","required":["path","interval","timeout","healthyThreshold","unhealthyThreshold"],"properties":{"path":{"pattern":"^(/[!-~]*)?$","maxLength":256,"default":"","description":"Path probed on each endpoint's origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp's slots_idle: 0). An endpoint takes traffic only while healthy.","type":"string"},"interval":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time from the end of one probe to the start of the next. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"timeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A probe that takes longer fails. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"healthyThreshold":{"minimum":1,"maximum":10,"default":1,"description":"Good probes in a row that make an unhealthy endpoint healthy.","type":"integer"},"unhealthyThreshold":{"minimum":1,"maximum":10,"default":2,"description":"Failed probes in a row that make a healthy endpoint unhealthy.","type":"integer"}}},"hedge":{"additionalProperties":false,"default":{},"description":"Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.","type":"object","required":["delay","percentile"],"properties":{"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Send one hedge (a second attempt at this upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker; the first to answer wins and the other is cancelled. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"0s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"percentile":{"minimum":0,"maximum":99,"default":0,"description":"When set (50-99) and at least 20 first-token times were seen, the hedge delay is this percentile of the last 100 (never below delay). 0 = the fixed delay.","type":"integer"}}},"prices":{"default":[],"maxItems":64,"description":"Per-model prices, for cost budgets. A model of this upstream that no entry names is charged at the highest listed price; an upstream without prices (a self-hosted model) costs nothing.","type":"array","items":{"additionalProperties":false,"type":"object","required":["model","input","output"],"properties":{"model":{"minLength":1,"maxLength":256,"description":"A model name, or a prefix ending in * (gpt-4o*). An exact name beats a prefix, and a longer prefix a shorter one.","type":"string"},"input":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million input tokens.","type":"string"},"output":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million output tokens.","type":"string"}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for this upstream (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"guards":{"additionalProperties":false,"default":{},"description":"Input guards (opt-in): a request that trips one gets 400 guardrail_blocked in the API's error shape and never reaches the upstream. Deny patterns read at most 1 MiB of message text; a body they cannot read whole (past retry.maxBodyBytes, not JSON, or more text than that) is blocked.","x-kubernetes-validations":[{"rule":"!has(self.deny) || self.deny.all(d, self.deny.exists_one(e, e.name == d.name))","message":"guards.deny[].name must be unique"}],"type":"object","required":["maxInputBytes","maxInputTokens","deny"],"properties":{"maxInputBytes":{"minimum":0,"maximum":1073741824,"default":0,"description":"Largest request body, in bytes (0 = off).","type":"integer"},"maxInputTokens":{"minimum":0,"maximum":100000000,"default":0,"description":"Most input tokens a request may carry, estimated as the UTF-8 bytes of its message text divided by 4 (0 = off).","type":"integer"},"deny":{"default":[],"maxItems":16,"description":"Patterns that block a request whose message text contains a match.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","pattern","ignoreCase"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The guard's name: the only thing said or logged about a request it blocks.","type":"string"},"pattern":{"minLength":1,"maxLength":512,"description":"An RE2 regular expression (linear-time: no backreferences or lookaround) searched for in the request's message text.","type":"string"},"ignoreCase":{"default":true,"description":"Match regardless of case.","type":"boolean"}}}}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream's or the policy's token or cost budget is spent.","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error","unavailable","budget-exhausted"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for all upstreams of the policy together (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"slo":{"additionalProperties":false,"default":{},"description":"Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy's SLIs over the window and a condition SLOMet into its status.","x-kubernetes-validations":[{"rule":"!has(self.window) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))","message":"slo.window must be between 1m and 24h"}],"type":"object","required":["window","availability","timeToFirstToken"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The rolling window over which each sidecar measures its SLIs, as /status and the policy's status report them (1m to 24h; longer compliance windows are Prometheus' job, from breakwater_sli_events_total). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"1h","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"availability":{"additionalProperties":false,"default":{},"description":"The availability SLO.","type":"object","required":["objective"],"properties":{"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of requests answered without failing the app (by any tier but the static message); requests the app or the policy refused (4xx, context-length, content-filter, guards, budgets) and requests the app cancelled do not count. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}},"timeToFirstToken":{"additionalProperties":false,"default":{},"description":"The time-to-first-token SLO, over streamed answers.","type":"object","required":["threshold","objective"],"properties":{"threshold":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A streamed answer whose first content event reaches the app within this is good. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of successful streamed answers whose first token came within threshold. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Added before the request is sent. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}}}};
+const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"},{"rule":"self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || (u.hedge.upstream != u.name && self.upstreams.exists(v, v.name == u.hedge.upstream)))","message":"spec.upstreams[].hedge.upstream must name another upstream of this policy"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)","message":"spec.budget.cost needs prices on at least one upstream"}],"type":"object","required":["upstreams","priorities","budget","slo","degradation","cache","validation","faults","inbound","limits","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || (has(self.prices) && size(self.prices) > 0)","message":"budget.cost needs prices for this upstream's models"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","healthCheck","hedge","prices","budget","guards","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries","continuation"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).","type":"integer"},"continuation":{"type":"string","enum":["auto","prefill","continue-final-message","off"],"default":"auto","description":"How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp's server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill)."}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}},"healthCheck":{"additionalProperties":false,"default":{},"description":"Active health checks of each endpoint (opt-in). Until its first probe answers, an endpoint takes no traffic.","type":"object","required":["path","interval","timeout","healthyThreshold","unhealthyThreshold"],"properties":{"path":{"pattern":"^(/[!-~]*)?$","maxLength":256,"default":"","description":"Path probed on each endpoint's origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp's slots_idle: 0). An endpoint takes traffic only while healthy.","type":"string"},"interval":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time from the end of one probe to the start of the next. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"timeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A probe that takes longer fails. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"healthyThreshold":{"minimum":1,"maximum":10,"default":1,"description":"Good probes in a row that make an unhealthy endpoint healthy.","type":"integer"},"unhealthyThreshold":{"minimum":1,"maximum":10,"default":2,"description":"Failed probes in a row that make a healthy endpoint unhealthy.","type":"integer"}}},"hedge":{"additionalProperties":false,"default":{},"description":"Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.","type":"object","required":["delay","percentile"],"properties":{"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Send one hedge (a second attempt, at this upstream or the one named in upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker of their target; the first to answer wins and the other is cancelled. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"0s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy to send the hedge to (with its own credentials), instead of this one.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the hedge's model (with upstream).","type":"string"},"percentile":{"minimum":0,"maximum":99,"default":0,"description":"When set (50-99) and at least 20 first-token times were seen, the hedge delay is this percentile of the last 100 (never below delay). 0 = the fixed delay.","type":"integer"}}},"prices":{"default":[],"maxItems":64,"description":"Per-model prices, for cost budgets. A model of this upstream that no entry names is charged at the highest listed price; an upstream without prices (a self-hosted model) costs nothing.","type":"array","items":{"additionalProperties":false,"type":"object","required":["model","input","output"],"properties":{"model":{"minLength":1,"maxLength":256,"description":"A model name, or a prefix ending in * (gpt-4o*). An exact name beats a prefix, and a longer prefix a shorter one.","type":"string"},"input":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million input tokens.","type":"string"},"output":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million output tokens.","type":"string"}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for this upstream (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"guards":{"additionalProperties":false,"default":{},"description":"Input guards (opt-in): a request that trips one gets 400 guardrail_blocked in the API's error shape and never reaches the upstream. Deny patterns read at most 1 MiB of message text; a body they cannot read whole (past retry.maxBodyBytes, not JSON, or more text than that) is blocked.","x-kubernetes-validations":[{"rule":"!has(self.deny) || self.deny.all(d, self.deny.exists_one(e, e.name == d.name))","message":"guards.deny[].name must be unique"}],"type":"object","required":["maxInputBytes","maxInputTokens","deny"],"properties":{"maxInputBytes":{"minimum":0,"maximum":1073741824,"default":0,"description":"Largest request body, in bytes (0 = off).","type":"integer"},"maxInputTokens":{"minimum":0,"maximum":100000000,"default":0,"description":"Most input tokens a request may carry, estimated as the UTF-8 bytes of its message text divided by 4 (0 = off).","type":"integer"},"deny":{"default":[],"maxItems":16,"description":"Patterns that block a request whose message text contains a match.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","pattern","ignoreCase"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The guard's name: the only thing said or logged about a request it blocks.","type":"string"},"pattern":{"minLength":1,"maxLength":512,"description":"An RE2 regular expression (linear-time: no backreferences or lookaround) searched for in the request's message text.","type":"string"},"ignoreCase":{"default":true,"description":"Match regardless of case.","type":"boolean"}}}}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream's or the policy's token or cost budget is spent.","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error","unavailable","budget-exhausted"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for all upstreams of the policy together (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"slo":{"additionalProperties":false,"default":{},"description":"Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy's SLIs over the window and a condition SLOMet into its status.","x-kubernetes-validations":[{"rule":"!has(self.window) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))","message":"slo.window must be between 1m and 24h"}],"type":"object","required":["window","availability","timeToFirstToken"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The rolling window over which each sidecar measures its SLIs, as /status and the policy's status report them (1m to 24h; longer compliance windows are Prometheus' job, from breakwater_sli_events_total). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"1h","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"availability":{"additionalProperties":false,"default":{},"description":"The availability SLO.","type":"object","required":["objective"],"properties":{"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of requests answered without failing the app (by any tier but the static message); requests the app or the policy refused (4xx, context-length, content-filter, guards, budgets) and requests the app cancelled do not count. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}},"timeToFirstToken":{"additionalProperties":false,"default":{},"description":"The time-to-first-token SLO, over streamed answers.","type":"object","required":["threshold","objective"],"properties":{"threshold":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A streamed answer whose first content event reaches the app within this is good. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of successful streamed answers whose first token came within threshold. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Added before the request is sent. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
 const pattern0 = new RegExp("^(.*)$", "u");
@@ -17,9 +17,9 @@ const pattern18 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 const pattern19 = new RegExp("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "u");
 const pattern20 = new RegExp("^[\\t\\x20-\\x7e]*$", "u");
 const pattern40 = new RegExp("^(/[!-~]*)?$", "u");
-const pattern44 = new RegExp("^[0-9]{1,9}(\\.[0-9]{1,6})?$", "u");
-const pattern52 = new RegExp("^[0-9]{1,2}(\\.[0-9]{1,3})?$", "u");
-const pattern58 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
+const pattern45 = new RegExp("^[0-9]{1,9}(\\.[0-9]{1,6})?$", "u");
+const pattern53 = new RegExp("^[0-9]{1,2}(\\.[0-9]{1,3})?$", "u");
+const pattern59 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -4813,7 +4813,7 @@ vErrors.push(err388);
 errors++;
 }
 for(const key32 in data138){
-if(!((key32 === "delay") || (key32 === "percentile"))){
+if(!((((key32 === "delay") || (key32 === "upstream")) || (key32 === "model")) || (key32 === "percentile"))){
 const err389 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err389];
@@ -4857,9 +4857,11 @@ vErrors.push(err392);
 }
 errors++;
 }
-let data140 = data138.percentile;
-if(!((typeof data140 == "number") && (!(data140 % 1) && !isNaN(data140)))){
-const err393 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data138.upstream !== undefined){
+let data140 = data138.upstream;
+if(typeof data140 === "string"){
+if(func3(data140) > 63){
+const err393 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err393];
 }
@@ -4868,9 +4870,8 @@ vErrors.push(err393);
 }
 errors++;
 }
-if(typeof data140 == "number"){
-if(data140 > 99 || isNaN(data140)){
-const err394 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99"};
+if(!pattern16.test(data140)){
+const err394 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err394];
 }
@@ -4879,8 +4880,9 @@ vErrors.push(err394);
 }
 errors++;
 }
-if(data140 < 0 || isNaN(data140)){
-const err395 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err395 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err395];
 }
@@ -4890,9 +4892,11 @@ vErrors.push(err395);
 errors++;
 }
 }
-}
-else {
-const err396 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data138.model !== undefined){
+let data141 = data138.model;
+if(typeof data141 === "string"){
+if(func3(data141) > 256){
+const err396 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err396];
 }
@@ -4901,10 +4905,8 @@ vErrors.push(err396);
 }
 errors++;
 }
-let data141 = data56.prices;
-if(Array.isArray(data141)){
-if(data141.length > 64){
-const err397 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+if(func3(data141) < 1){
+const err397 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err397];
 }
@@ -4913,12 +4915,9 @@ vErrors.push(err397);
 }
 errors++;
 }
-const len11 = data141.length;
-for(let i18=0; i18<len11; i18++){
-let data142 = data141[i18];
-if(data142 && typeof data142 == "object" && !Array.isArray(data142)){
-if(data142.model === undefined){
-const err398 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "model"},message:"must have required property '"+"model"+"'"};
+}
+else {
+const err398 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err398];
 }
@@ -4927,8 +4926,10 @@ vErrors.push(err398);
 }
 errors++;
 }
-if(data142.input === undefined){
-const err399 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "input"},message:"must have required property '"+"input"+"'"};
+}
+let data142 = data138.percentile;
+if(!((typeof data142 == "number") && (!(data142 % 1) && !isNaN(data142)))){
+const err399 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err399];
 }
@@ -4937,8 +4938,9 @@ vErrors.push(err399);
 }
 errors++;
 }
-if(data142.output === undefined){
-const err400 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "output"},message:"must have required property '"+"output"+"'"};
+if(typeof data142 == "number"){
+if(data142 > 99 || isNaN(data142)){
+const err400 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99"};
 if(vErrors === null){
 vErrors = [err400];
 }
@@ -4947,9 +4949,8 @@ vErrors.push(err400);
 }
 errors++;
 }
-for(const key33 in data142){
-if(!(((key33 === "model") || (key33 === "input")) || (key33 === "output"))){
-const err401 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
+if(data142 < 0 || isNaN(data142)){
+const err401 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err401];
 }
@@ -4959,11 +4960,9 @@ vErrors.push(err401);
 errors++;
 }
 }
-if(data142.model !== undefined){
-let data143 = data142.model;
-if(typeof data143 === "string"){
-if(func3(data143) > 256){
-const err402 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+}
+else {
+const err402 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err402];
 }
@@ -4972,8 +4971,10 @@ vErrors.push(err402);
 }
 errors++;
 }
-if(func3(data143) < 1){
-const err403 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+let data143 = data56.prices;
+if(Array.isArray(data143)){
+if(data143.length > 64){
+const err403 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err403];
 }
@@ -4982,9 +4983,12 @@ vErrors.push(err403);
 }
 errors++;
 }
-}
-else {
-const err404 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len11 = data143.length;
+for(let i18=0; i18<len11; i18++){
+let data144 = data143[i18];
+if(data144 && typeof data144 == "object" && !Array.isArray(data144)){
+if(data144.model === undefined){
+const err404 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "model"},message:"must have required property '"+"model"+"'"};
 if(vErrors === null){
 vErrors = [err404];
 }
@@ -4993,12 +4997,8 @@ vErrors.push(err404);
 }
 errors++;
 }
-}
-if(data142.input !== undefined){
-let data144 = data142.input;
-if(typeof data144 === "string"){
-if(func3(data144) > 16){
-const err405 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(data144.input === undefined){
+const err405 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "input"},message:"must have required property '"+"input"+"'"};
 if(vErrors === null){
 vErrors = [err405];
 }
@@ -5007,8 +5007,8 @@ vErrors.push(err405);
 }
 errors++;
 }
-if(!pattern44.test(data144)){
-const err406 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+if(data144.output === undefined){
+const err406 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "output"},message:"must have required property '"+"output"+"'"};
 if(vErrors === null){
 vErrors = [err406];
 }
@@ -5017,9 +5017,9 @@ vErrors.push(err406);
 }
 errors++;
 }
-}
-else {
-const err407 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key33 in data144){
+if(!(((key33 === "model") || (key33 === "input")) || (key33 === "output"))){
+const err407 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err407];
 }
@@ -5029,11 +5029,11 @@ vErrors.push(err407);
 errors++;
 }
 }
-if(data142.output !== undefined){
-let data145 = data142.output;
+if(data144.model !== undefined){
+let data145 = data144.model;
 if(typeof data145 === "string"){
-if(func3(data145) > 16){
-const err408 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(func3(data145) > 256){
+const err408 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err408];
 }
@@ -5042,8 +5042,8 @@ vErrors.push(err408);
 }
 errors++;
 }
-if(!pattern44.test(data145)){
-const err409 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+if(func3(data145) < 1){
+const err409 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err409];
 }
@@ -5054,7 +5054,7 @@ errors++;
 }
 }
 else {
-const err410 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err410 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err410];
 }
@@ -5064,9 +5064,11 @@ vErrors.push(err410);
 errors++;
 }
 }
-}
-else {
-const err411 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data144.input !== undefined){
+let data146 = data144.input;
+if(typeof data146 === "string"){
+if(func3(data146) > 16){
+const err411 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err411];
 }
@@ -5075,10 +5077,8 @@ vErrors.push(err411);
 }
 errors++;
 }
-}
-}
-else {
-const err412 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!pattern45.test(data146)){
+const err412 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err412];
 }
@@ -5087,19 +5087,9 @@ vErrors.push(err412);
 }
 errors++;
 }
-let data146 = data56.budget;
-if(data146 && typeof data146 == "object" && !Array.isArray(data146)){
-if(data146.window === undefined){
-data146.window = "hour";
 }
-if(data146.tokens === undefined){
-data146.tokens = 0;
-}
-if(data146.cost === undefined){
-data146.cost = "0";
-}
-if(data146.window === undefined){
-const err413 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err413 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err413];
 }
@@ -5108,8 +5098,12 @@ vErrors.push(err413);
 }
 errors++;
 }
-if(data146.tokens === undefined){
-const err414 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
+}
+if(data144.output !== undefined){
+let data147 = data144.output;
+if(typeof data147 === "string"){
+if(func3(data147) > 16){
+const err414 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err414];
 }
@@ -5118,8 +5112,8 @@ vErrors.push(err414);
 }
 errors++;
 }
-if(data146.cost === undefined){
-const err415 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
+if(!pattern45.test(data147)){
+const err415 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err415];
 }
@@ -5128,9 +5122,9 @@ vErrors.push(err415);
 }
 errors++;
 }
-for(const key34 in data146){
-if(!(((key34 === "window") || (key34 === "tokens")) || (key34 === "cost"))){
-const err416 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
+}
+else {
+const err416 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err416];
 }
@@ -5140,9 +5134,9 @@ vErrors.push(err416);
 errors++;
 }
 }
-let data147 = data146.window;
-if(typeof data147 !== "string"){
-const err417 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+else {
+const err417 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err417];
 }
@@ -5151,8 +5145,10 @@ vErrors.push(err417);
 }
 errors++;
 }
-if(!((data147 === "hour") || (data147 === "day"))){
-const err418 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err418 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err418];
 }
@@ -5161,9 +5157,19 @@ vErrors.push(err418);
 }
 errors++;
 }
-let data148 = data146.tokens;
-if(!((typeof data148 == "number") && (!(data148 % 1) && !isNaN(data148)))){
-const err419 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data148 = data56.budget;
+if(data148 && typeof data148 == "object" && !Array.isArray(data148)){
+if(data148.window === undefined){
+data148.window = "hour";
+}
+if(data148.tokens === undefined){
+data148.tokens = 0;
+}
+if(data148.cost === undefined){
+data148.cost = "0";
+}
+if(data148.window === undefined){
+const err419 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err419];
 }
@@ -5172,9 +5178,8 @@ vErrors.push(err419);
 }
 errors++;
 }
-if(typeof data148 == "number"){
-if(data148 > 1000000000000 || isNaN(data148)){
-const err420 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
+if(data148.tokens === undefined){
+const err420 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
 if(vErrors === null){
 vErrors = [err420];
 }
@@ -5183,8 +5188,8 @@ vErrors.push(err420);
 }
 errors++;
 }
-if(data148 < 0 || isNaN(data148)){
-const err421 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data148.cost === undefined){
+const err421 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
 if(vErrors === null){
 vErrors = [err421];
 }
@@ -5193,11 +5198,9 @@ vErrors.push(err421);
 }
 errors++;
 }
-}
-let data149 = data146.cost;
-if(typeof data149 === "string"){
-if(func3(data149) > 16){
-const err422 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+for(const key34 in data148){
+if(!(((key34 === "window") || (key34 === "tokens")) || (key34 === "cost"))){
+const err422 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err422];
 }
@@ -5206,8 +5209,10 @@ vErrors.push(err422);
 }
 errors++;
 }
-if(!pattern44.test(data149)){
-const err423 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+}
+let data149 = data148.window;
+if(typeof data149 !== "string"){
+const err423 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err423];
 }
@@ -5216,9 +5221,8 @@ vErrors.push(err423);
 }
 errors++;
 }
-}
-else {
-const err424 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!((data149 === "hour") || (data149 === "day"))){
+const err424 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err424];
 }
@@ -5227,9 +5231,9 @@ vErrors.push(err424);
 }
 errors++;
 }
-}
-else {
-const err425 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data150 = data148.tokens;
+if(!((typeof data150 == "number") && (!(data150 % 1) && !isNaN(data150)))){
+const err425 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err425];
 }
@@ -5238,19 +5242,9 @@ vErrors.push(err425);
 }
 errors++;
 }
-let data150 = data56.guards;
-if(data150 && typeof data150 == "object" && !Array.isArray(data150)){
-if(data150.maxInputBytes === undefined){
-data150.maxInputBytes = 0;
-}
-if(data150.maxInputTokens === undefined){
-data150.maxInputTokens = 0;
-}
-if(data150.deny === undefined){
-data150.deny = [];
-}
-if(data150.maxInputBytes === undefined){
-const err426 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputBytes"},message:"must have required property '"+"maxInputBytes"+"'"};
+if(typeof data150 == "number"){
+if(data150 > 1000000000000 || isNaN(data150)){
+const err426 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
 if(vErrors === null){
 vErrors = [err426];
 }
@@ -5259,8 +5253,8 @@ vErrors.push(err426);
 }
 errors++;
 }
-if(data150.maxInputTokens === undefined){
-const err427 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputTokens"},message:"must have required property '"+"maxInputTokens"+"'"};
+if(data150 < 0 || isNaN(data150)){
+const err427 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err427];
 }
@@ -5269,8 +5263,11 @@ vErrors.push(err427);
 }
 errors++;
 }
-if(data150.deny === undefined){
-const err428 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "deny"},message:"must have required property '"+"deny"+"'"};
+}
+let data151 = data148.cost;
+if(typeof data151 === "string"){
+if(func3(data151) > 16){
+const err428 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err428];
 }
@@ -5279,9 +5276,8 @@ vErrors.push(err428);
 }
 errors++;
 }
-for(const key35 in data150){
-if(!(((key35 === "maxInputBytes") || (key35 === "maxInputTokens")) || (key35 === "deny"))){
-const err429 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
+if(!pattern45.test(data151)){
+const err429 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err429];
 }
@@ -5291,9 +5287,8 @@ vErrors.push(err429);
 errors++;
 }
 }
-let data151 = data150.maxInputBytes;
-if(!((typeof data151 == "number") && (!(data151 % 1) && !isNaN(data151)))){
-const err430 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err430 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err430];
 }
@@ -5302,9 +5297,9 @@ vErrors.push(err430);
 }
 errors++;
 }
-if(typeof data151 == "number"){
-if(data151 > 1073741824 || isNaN(data151)){
-const err431 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1073741824},message:"must be <= 1073741824"};
+}
+else {
+const err431 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err431];
 }
@@ -5313,8 +5308,19 @@ vErrors.push(err431);
 }
 errors++;
 }
-if(data151 < 0 || isNaN(data151)){
-const err432 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+let data152 = data56.guards;
+if(data152 && typeof data152 == "object" && !Array.isArray(data152)){
+if(data152.maxInputBytes === undefined){
+data152.maxInputBytes = 0;
+}
+if(data152.maxInputTokens === undefined){
+data152.maxInputTokens = 0;
+}
+if(data152.deny === undefined){
+data152.deny = [];
+}
+if(data152.maxInputBytes === undefined){
+const err432 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputBytes"},message:"must have required property '"+"maxInputBytes"+"'"};
 if(vErrors === null){
 vErrors = [err432];
 }
@@ -5323,10 +5329,8 @@ vErrors.push(err432);
 }
 errors++;
 }
-}
-let data152 = data150.maxInputTokens;
-if(!((typeof data152 == "number") && (!(data152 % 1) && !isNaN(data152)))){
-const err433 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data152.maxInputTokens === undefined){
+const err433 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputTokens"},message:"must have required property '"+"maxInputTokens"+"'"};
 if(vErrors === null){
 vErrors = [err433];
 }
@@ -5335,9 +5339,8 @@ vErrors.push(err433);
 }
 errors++;
 }
-if(typeof data152 == "number"){
-if(data152 > 100000000 || isNaN(data152)){
-const err434 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000000},message:"must be <= 100000000"};
+if(data152.deny === undefined){
+const err434 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "deny"},message:"must have required property '"+"deny"+"'"};
 if(vErrors === null){
 vErrors = [err434];
 }
@@ -5346,8 +5349,9 @@ vErrors.push(err434);
 }
 errors++;
 }
-if(data152 < 0 || isNaN(data152)){
-const err435 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key35 in data152){
+if(!(((key35 === "maxInputBytes") || (key35 === "maxInputTokens")) || (key35 === "deny"))){
+const err435 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err435];
 }
@@ -5357,10 +5361,9 @@ vErrors.push(err435);
 errors++;
 }
 }
-let data153 = data150.deny;
-if(Array.isArray(data153)){
-if(data153.length > 16){
-const err436 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+let data153 = data152.maxInputBytes;
+if(!((typeof data153 == "number") && (!(data153 % 1) && !isNaN(data153)))){
+const err436 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err436];
 }
@@ -5369,15 +5372,9 @@ vErrors.push(err436);
 }
 errors++;
 }
-const len12 = data153.length;
-for(let i19=0; i19<len12; i19++){
-let data154 = data153[i19];
-if(data154 && typeof data154 == "object" && !Array.isArray(data154)){
-if(data154.ignoreCase === undefined){
-data154.ignoreCase = true;
-}
-if(data154.name === undefined){
-const err437 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(typeof data153 == "number"){
+if(data153 > 1073741824 || isNaN(data153)){
+const err437 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1073741824},message:"must be <= 1073741824"};
 if(vErrors === null){
 vErrors = [err437];
 }
@@ -5386,8 +5383,8 @@ vErrors.push(err437);
 }
 errors++;
 }
-if(data154.pattern === undefined){
-const err438 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "pattern"},message:"must have required property '"+"pattern"+"'"};
+if(data153 < 0 || isNaN(data153)){
+const err438 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err438];
 }
@@ -5396,8 +5393,10 @@ vErrors.push(err438);
 }
 errors++;
 }
-if(data154.ignoreCase === undefined){
-const err439 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "ignoreCase"},message:"must have required property '"+"ignoreCase"+"'"};
+}
+let data154 = data152.maxInputTokens;
+if(!((typeof data154 == "number") && (!(data154 % 1) && !isNaN(data154)))){
+const err439 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err439];
 }
@@ -5406,9 +5405,9 @@ vErrors.push(err439);
 }
 errors++;
 }
-for(const key36 in data154){
-if(!(((key36 === "name") || (key36 === "pattern")) || (key36 === "ignoreCase"))){
-const err440 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
+if(typeof data154 == "number"){
+if(data154 > 100000000 || isNaN(data154)){
+const err440 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000000},message:"must be <= 100000000"};
 if(vErrors === null){
 vErrors = [err440];
 }
@@ -5417,12 +5416,8 @@ vErrors.push(err440);
 }
 errors++;
 }
-}
-if(data154.name !== undefined){
-let data155 = data154.name;
-if(typeof data155 === "string"){
-if(func3(data155) > 63){
-const err441 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data154 < 0 || isNaN(data154)){
+const err441 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err441];
 }
@@ -5431,8 +5426,11 @@ vErrors.push(err441);
 }
 errors++;
 }
-if(!pattern16.test(data155)){
-const err442 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+let data155 = data152.deny;
+if(Array.isArray(data155)){
+if(data155.length > 16){
+const err442 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err442];
 }
@@ -5441,9 +5439,15 @@ vErrors.push(err442);
 }
 errors++;
 }
+const len12 = data155.length;
+for(let i19=0; i19<len12; i19++){
+let data156 = data155[i19];
+if(data156 && typeof data156 == "object" && !Array.isArray(data156)){
+if(data156.ignoreCase === undefined){
+data156.ignoreCase = true;
 }
-else {
-const err443 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data156.name === undefined){
+const err443 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err443];
 }
@@ -5452,12 +5456,8 @@ vErrors.push(err443);
 }
 errors++;
 }
-}
-if(data154.pattern !== undefined){
-let data156 = data154.pattern;
-if(typeof data156 === "string"){
-if(func3(data156) > 512){
-const err444 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
+if(data156.pattern === undefined){
+const err444 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "pattern"},message:"must have required property '"+"pattern"+"'"};
 if(vErrors === null){
 vErrors = [err444];
 }
@@ -5466,8 +5466,8 @@ vErrors.push(err444);
 }
 errors++;
 }
-if(func3(data156) < 1){
-const err445 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data156.ignoreCase === undefined){
+const err445 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "ignoreCase"},message:"must have required property '"+"ignoreCase"+"'"};
 if(vErrors === null){
 vErrors = [err445];
 }
@@ -5476,9 +5476,9 @@ vErrors.push(err445);
 }
 errors++;
 }
-}
-else {
-const err446 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key36 in data156){
+if(!(((key36 === "name") || (key36 === "pattern")) || (key36 === "ignoreCase"))){
+const err446 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err446];
 }
@@ -5488,8 +5488,11 @@ vErrors.push(err446);
 errors++;
 }
 }
-if(typeof data154.ignoreCase !== "boolean"){
-const err447 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/ignoreCase",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/ignoreCase/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data156.name !== undefined){
+let data157 = data156.name;
+if(typeof data157 === "string"){
+if(func3(data157) > 63){
+const err447 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err447];
 }
@@ -5498,9 +5501,8 @@ vErrors.push(err447);
 }
 errors++;
 }
-}
-else {
-const err448 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern16.test(data157)){
+const err448 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err448];
 }
@@ -5510,9 +5512,8 @@ vErrors.push(err448);
 errors++;
 }
 }
-}
 else {
-const err449 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err449 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err449];
 }
@@ -5522,8 +5523,11 @@ vErrors.push(err449);
 errors++;
 }
 }
-else {
-const err450 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data156.pattern !== undefined){
+let data158 = data156.pattern;
+if(typeof data158 === "string"){
+if(func3(data158) > 512){
+const err450 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err450];
 }
@@ -5532,10 +5536,8 @@ vErrors.push(err450);
 }
 errors++;
 }
-let data158 = data56.fallback;
-if(Array.isArray(data158)){
-if(data158.length > 16){
-const err451 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+if(func3(data158) < 1){
+const err451 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err451];
 }
@@ -5544,13 +5546,9 @@ vErrors.push(err451);
 }
 errors++;
 }
-const len13 = data158.length;
-for(let i20=0; i20<len13; i20++){
-let data159 = data158[i20];
-if(data159 && typeof data159 == "object" && !Array.isArray(data159)){
-for(const key37 in data159){
-if(!(((((key37 === "upstream") || (key37 === "model")) || (key37 === "cache")) || (key37 === "static")) || (key37 === "when"))){
-const err452 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
+}
+else {
+const err452 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err452];
 }
@@ -5560,11 +5558,8 @@ vErrors.push(err452);
 errors++;
 }
 }
-if(data159.upstream !== undefined){
-let data160 = data159.upstream;
-if(typeof data160 === "string"){
-if(func3(data160) > 63){
-const err453 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(typeof data156.ignoreCase !== "boolean"){
+const err453 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/ignoreCase",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/ignoreCase/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err453];
 }
@@ -5573,8 +5568,9 @@ vErrors.push(err453);
 }
 errors++;
 }
-if(!pattern16.test(data160)){
-const err454 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+else {
+const err454 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err454];
 }
@@ -5584,8 +5580,9 @@ vErrors.push(err454);
 errors++;
 }
 }
+}
 else {
-const err455 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err455 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err455];
 }
@@ -5595,11 +5592,8 @@ vErrors.push(err455);
 errors++;
 }
 }
-if(data159.model !== undefined){
-let data161 = data159.model;
-if(typeof data161 === "string"){
-if(func3(data161) > 256){
-const err456 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+else {
+const err456 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err456];
 }
@@ -5608,8 +5602,10 @@ vErrors.push(err456);
 }
 errors++;
 }
-if(func3(data161) < 1){
-const err457 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+let data160 = data56.fallback;
+if(Array.isArray(data160)){
+if(data160.length > 16){
+const err457 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err457];
 }
@@ -5618,9 +5614,13 @@ vErrors.push(err457);
 }
 errors++;
 }
-}
-else {
-const err458 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len13 = data160.length;
+for(let i20=0; i20<len13; i20++){
+let data161 = data160[i20];
+if(data161 && typeof data161 == "object" && !Array.isArray(data161)){
+for(const key37 in data161){
+if(!(((((key37 === "upstream") || (key37 === "model")) || (key37 === "cache")) || (key37 === "static")) || (key37 === "when"))){
+const err458 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err458];
 }
@@ -5630,11 +5630,11 @@ vErrors.push(err458);
 errors++;
 }
 }
-if(data159.cache !== undefined){
-let data162 = data159.cache;
-if(data162 && typeof data162 == "object" && !Array.isArray(data162)){
-for(const key38 in data162){
-const err459 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
+if(data161.upstream !== undefined){
+let data162 = data161.upstream;
+if(typeof data162 === "string"){
+if(func3(data162) > 63){
+const err459 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err459];
 }
@@ -5643,9 +5643,8 @@ vErrors.push(err459);
 }
 errors++;
 }
-}
-else {
-const err460 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern16.test(data162)){
+const err460 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err460];
 }
@@ -5655,11 +5654,8 @@ vErrors.push(err460);
 errors++;
 }
 }
-if(data159.static !== undefined){
-let data163 = data159.static;
-if(data163 && typeof data163 == "object" && !Array.isArray(data163)){
-if(data163.message === undefined){
-const err461 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
+else {
+const err461 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err461];
 }
@@ -5668,9 +5664,12 @@ vErrors.push(err461);
 }
 errors++;
 }
-for(const key39 in data163){
-if(!(key39 === "message")){
-const err462 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
+}
+if(data161.model !== undefined){
+let data163 = data161.model;
+if(typeof data163 === "string"){
+if(func3(data163) > 256){
+const err462 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err462];
 }
@@ -5679,12 +5678,8 @@ vErrors.push(err462);
 }
 errors++;
 }
-}
-if(data163.message !== undefined){
-let data164 = data163.message;
-if(typeof data164 === "string"){
-if(func3(data164) < 1){
-const err463 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(func3(data163) < 1){
+const err463 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err463];
 }
@@ -5695,7 +5690,7 @@ errors++;
 }
 }
 else {
-const err464 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err464 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err464];
 }
@@ -5705,9 +5700,11 @@ vErrors.push(err464);
 errors++;
 }
 }
-}
-else {
-const err465 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data161.cache !== undefined){
+let data164 = data161.cache;
+if(data164 && typeof data164 == "object" && !Array.isArray(data164)){
+for(const key38 in data164){
+const err465 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err465];
 }
@@ -5717,14 +5714,8 @@ vErrors.push(err465);
 errors++;
 }
 }
-if(data159.when !== undefined){
-let data165 = data159.when;
-if(Array.isArray(data165)){
-const len14 = data165.length;
-for(let i21=0; i21<len14; i21++){
-let data166 = data165[i21];
-if(typeof data166 !== "string"){
-const err466 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err466 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err466];
 }
@@ -5733,8 +5724,12 @@ vErrors.push(err466);
 }
 errors++;
 }
-if(!((((((((((((data166 === "rate-limited") || (data166 === "overloaded")) || (data166 === "server-error")) || (data166 === "timeout")) || (data166 === "connect-failure")) || (data166 === "reset")) || (data166 === "context-length")) || (data166 === "content-filter")) || (data166 === "invalid-response")) || (data166 === "client-error")) || (data166 === "unavailable")) || (data166 === "budget-exhausted"))){
-const err467 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
+}
+if(data161.static !== undefined){
+let data165 = data161.static;
+if(data165 && typeof data165 == "object" && !Array.isArray(data165)){
+if(data165.message === undefined){
+const err467 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
 if(vErrors === null){
 vErrors = [err467];
 }
@@ -5743,19 +5738,9 @@ vErrors.push(err467);
 }
 errors++;
 }
-}
-let i22 = data165.length;
-let j7;
-if(i22 > 1){
-const indices7 = {};
-for(;i22--;){
-let item7 = data165[i22];
-if(typeof item7 !== "string"){
-continue;
-}
-if(typeof indices7[item7] == "number"){
-j7 = indices7[item7];
-const err468 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i22, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i22+" are identical)"};
+for(const key39 in data165){
+if(!(key39 === "message")){
+const err468 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err468];
 }
@@ -5763,14 +5748,13 @@ else {
 vErrors.push(err468);
 }
 errors++;
-break;
-}
-indices7[item7] = i22;
 }
 }
-}
-else {
-const err469 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data165.message !== undefined){
+let data166 = data165.message;
+if(typeof data166 === "string"){
+if(func3(data166) < 1){
+const err469 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err469];
 }
@@ -5780,9 +5764,8 @@ vErrors.push(err469);
 errors++;
 }
 }
-}
 else {
-const err470 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err470 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err470];
 }
@@ -5794,7 +5777,7 @@ errors++;
 }
 }
 else {
-const err471 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err471 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err471];
 }
@@ -5804,8 +5787,14 @@ vErrors.push(err471);
 errors++;
 }
 }
-else {
-const err472 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data161.when !== undefined){
+let data167 = data161.when;
+if(Array.isArray(data167)){
+const len14 = data167.length;
+for(let i21=0; i21<len14; i21++){
+let data168 = data167[i21];
+if(typeof data168 !== "string"){
+const err472 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err472];
 }
@@ -5814,10 +5803,8 @@ vErrors.push(err472);
 }
 errors++;
 }
-}
-}
-else {
-const err473 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!((((((((((((data168 === "rate-limited") || (data168 === "overloaded")) || (data168 === "server-error")) || (data168 === "timeout")) || (data168 === "connect-failure")) || (data168 === "reset")) || (data168 === "context-length")) || (data168 === "content-filter")) || (data168 === "invalid-response")) || (data168 === "client-error")) || (data168 === "unavailable")) || (data168 === "budget-exhausted"))){
+const err473 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err473];
 }
@@ -5827,16 +5814,18 @@ vErrors.push(err473);
 errors++;
 }
 }
-let data167 = data.priorities;
-if(data167 && typeof data167 == "object" && !Array.isArray(data167)){
-if(data167.default === undefined){
-data167.default = "normal";
+let i22 = data167.length;
+let j7;
+if(i22 > 1){
+const indices7 = {};
+for(;i22--;){
+let item7 = data167[i22];
+if(typeof item7 !== "string"){
+continue;
 }
-if(data167.classes === undefined){
-data167.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
-}
-if(data167.default === undefined){
-const err474 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
+if(typeof indices7[item7] == "number"){
+j7 = indices7[item7];
+const err474 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i22, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i22+" are identical)"};
 if(vErrors === null){
 vErrors = [err474];
 }
@@ -5844,9 +5833,14 @@ else {
 vErrors.push(err474);
 }
 errors++;
+break;
 }
-if(data167.classes === undefined){
-const err475 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
+indices7[item7] = i22;
+}
+}
+}
+else {
+const err475 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err475];
 }
@@ -5855,9 +5849,10 @@ vErrors.push(err475);
 }
 errors++;
 }
-for(const key40 in data167){
-if(!((key40 === "default") || (key40 === "classes"))){
-const err476 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
+}
+}
+else {
+const err476 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err476];
 }
@@ -5867,10 +5862,9 @@ vErrors.push(err476);
 errors++;
 }
 }
-let data168 = data167.default;
-if(typeof data168 === "string"){
-if(func3(data168) > 63){
-const err477 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+}
+else {
+const err477 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err477];
 }
@@ -5881,7 +5875,7 @@ errors++;
 }
 }
 else {
-const err478 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err478 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err478];
 }
@@ -5890,10 +5884,10 @@ vErrors.push(err478);
 }
 errors++;
 }
-let data169 = data167.classes;
-if(Array.isArray(data169)){
-if(data169.length > 8){
-const err479 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
+}
+}
+else {
+const err479 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err479];
 }
@@ -5902,8 +5896,17 @@ vErrors.push(err479);
 }
 errors++;
 }
-if(data169.length < 1){
-const err480 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+let data169 = data.priorities;
+if(data169 && typeof data169 == "object" && !Array.isArray(data169)){
+if(data169.default === undefined){
+data169.default = "normal";
+}
+if(data169.classes === undefined){
+data169.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
+}
+if(data169.default === undefined){
+const err480 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
 if(vErrors === null){
 vErrors = [err480];
 }
@@ -5912,18 +5915,8 @@ vErrors.push(err480);
 }
 errors++;
 }
-const len15 = data169.length;
-for(let i23=0; i23<len15; i23++){
-let data170 = data169[i23];
-if(data170 && typeof data170 == "object" && !Array.isArray(data170)){
-if(data170.reserved === undefined){
-data170.reserved = 0;
-}
-if(data170.maxShare === undefined){
-data170.maxShare = 100;
-}
-if(data170.name === undefined){
-const err481 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(data169.classes === undefined){
+const err481 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
 if(vErrors === null){
 vErrors = [err481];
 }
@@ -5932,8 +5925,9 @@ vErrors.push(err481);
 }
 errors++;
 }
-if(data170.reserved === undefined){
-const err482 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
+for(const key40 in data169){
+if(!((key40 === "default") || (key40 === "classes"))){
+const err482 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err482];
 }
@@ -5942,8 +5936,11 @@ vErrors.push(err482);
 }
 errors++;
 }
-if(data170.maxShare === undefined){
-const err483 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
+}
+let data170 = data169.default;
+if(typeof data170 === "string"){
+if(func3(data170) > 63){
+const err483 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err483];
 }
@@ -5952,9 +5949,9 @@ vErrors.push(err483);
 }
 errors++;
 }
-for(const key41 in data170){
-if(!(((key41 === "name") || (key41 === "reserved")) || (key41 === "maxShare"))){
-const err484 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
+}
+else {
+const err484 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err484];
 }
@@ -5963,12 +5960,10 @@ vErrors.push(err484);
 }
 errors++;
 }
-}
-if(data170.name !== undefined){
-let data171 = data170.name;
-if(typeof data171 === "string"){
-if(func3(data171) > 63){
-const err485 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+let data171 = data169.classes;
+if(Array.isArray(data171)){
+if(data171.length > 8){
+const err485 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
 if(vErrors === null){
 vErrors = [err485];
 }
@@ -5977,8 +5972,8 @@ vErrors.push(err485);
 }
 errors++;
 }
-if(!pattern16.test(data171)){
-const err486 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(data171.length < 1){
+const err486 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err486];
 }
@@ -5987,9 +5982,18 @@ vErrors.push(err486);
 }
 errors++;
 }
+const len15 = data171.length;
+for(let i23=0; i23<len15; i23++){
+let data172 = data171[i23];
+if(data172 && typeof data172 == "object" && !Array.isArray(data172)){
+if(data172.reserved === undefined){
+data172.reserved = 0;
 }
-else {
-const err487 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data172.maxShare === undefined){
+data172.maxShare = 100;
+}
+if(data172.name === undefined){
+const err487 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err487];
 }
@@ -5998,10 +6002,8 @@ vErrors.push(err487);
 }
 errors++;
 }
-}
-let data172 = data170.reserved;
-if(!((typeof data172 == "number") && (!(data172 % 1) && !isNaN(data172)))){
-const err488 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data172.reserved === undefined){
+const err488 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
 if(vErrors === null){
 vErrors = [err488];
 }
@@ -6010,9 +6012,8 @@ vErrors.push(err488);
 }
 errors++;
 }
-if(typeof data172 == "number"){
-if(data172 > 100 || isNaN(data172)){
-const err489 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data172.maxShare === undefined){
+const err489 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
 if(vErrors === null){
 vErrors = [err489];
 }
@@ -6021,8 +6022,9 @@ vErrors.push(err489);
 }
 errors++;
 }
-if(data172 < 0 || isNaN(data172)){
-const err490 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key41 in data172){
+if(!(((key41 === "name") || (key41 === "reserved")) || (key41 === "maxShare"))){
+const err490 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err490];
 }
@@ -6032,9 +6034,11 @@ vErrors.push(err490);
 errors++;
 }
 }
-let data173 = data170.maxShare;
-if(!((typeof data173 == "number") && (!(data173 % 1) && !isNaN(data173)))){
-const err491 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data172.name !== undefined){
+let data173 = data172.name;
+if(typeof data173 === "string"){
+if(func3(data173) > 63){
+const err491 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err491];
 }
@@ -6043,9 +6047,8 @@ vErrors.push(err491);
 }
 errors++;
 }
-if(typeof data173 == "number"){
-if(data173 > 100 || isNaN(data173)){
-const err492 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(!pattern16.test(data173)){
+const err492 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err492];
 }
@@ -6054,8 +6057,9 @@ vErrors.push(err492);
 }
 errors++;
 }
-if(data173 < 1 || isNaN(data173)){
-const err493 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err493 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err493];
 }
@@ -6065,9 +6069,9 @@ vErrors.push(err493);
 errors++;
 }
 }
-}
-else {
-const err494 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data174 = data172.reserved;
+if(!((typeof data174 == "number") && (!(data174 % 1) && !isNaN(data174)))){
+const err494 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err494];
 }
@@ -6076,10 +6080,9 @@ vErrors.push(err494);
 }
 errors++;
 }
-}
-}
-else {
-const err495 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data174 == "number"){
+if(data174 > 100 || isNaN(data174)){
+const err495 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err495];
 }
@@ -6088,9 +6091,8 @@ vErrors.push(err495);
 }
 errors++;
 }
-}
-else {
-const err496 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data174 < 0 || isNaN(data174)){
+const err496 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err496];
 }
@@ -6099,19 +6101,10 @@ vErrors.push(err496);
 }
 errors++;
 }
-let data174 = data.budget;
-if(data174 && typeof data174 == "object" && !Array.isArray(data174)){
-if(data174.window === undefined){
-data174.window = "hour";
 }
-if(data174.tokens === undefined){
-data174.tokens = 0;
-}
-if(data174.cost === undefined){
-data174.cost = "0";
-}
-if(data174.window === undefined){
-const err497 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+let data175 = data172.maxShare;
+if(!((typeof data175 == "number") && (!(data175 % 1) && !isNaN(data175)))){
+const err497 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err497];
 }
@@ -6120,8 +6113,9 @@ vErrors.push(err497);
 }
 errors++;
 }
-if(data174.tokens === undefined){
-const err498 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
+if(typeof data175 == "number"){
+if(data175 > 100 || isNaN(data175)){
+const err498 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err498];
 }
@@ -6130,8 +6124,8 @@ vErrors.push(err498);
 }
 errors++;
 }
-if(data174.cost === undefined){
-const err499 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
+if(data175 < 1 || isNaN(data175)){
+const err499 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err499];
 }
@@ -6140,9 +6134,10 @@ vErrors.push(err499);
 }
 errors++;
 }
-for(const key42 in data174){
-if(!(((key42 === "window") || (key42 === "tokens")) || (key42 === "cost"))){
-const err500 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
+}
+}
+else {
+const err500 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err500];
 }
@@ -6152,9 +6147,9 @@ vErrors.push(err500);
 errors++;
 }
 }
-let data175 = data174.window;
-if(typeof data175 !== "string"){
-const err501 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+else {
+const err501 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err501];
 }
@@ -6163,8 +6158,9 @@ vErrors.push(err501);
 }
 errors++;
 }
-if(!((data175 === "hour") || (data175 === "day"))){
-const err502 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err502 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err502];
 }
@@ -6173,9 +6169,19 @@ vErrors.push(err502);
 }
 errors++;
 }
-let data176 = data174.tokens;
-if(!((typeof data176 == "number") && (!(data176 % 1) && !isNaN(data176)))){
-const err503 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data176 = data.budget;
+if(data176 && typeof data176 == "object" && !Array.isArray(data176)){
+if(data176.window === undefined){
+data176.window = "hour";
+}
+if(data176.tokens === undefined){
+data176.tokens = 0;
+}
+if(data176.cost === undefined){
+data176.cost = "0";
+}
+if(data176.window === undefined){
+const err503 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err503];
 }
@@ -6184,9 +6190,8 @@ vErrors.push(err503);
 }
 errors++;
 }
-if(typeof data176 == "number"){
-if(data176 > 1000000000000 || isNaN(data176)){
-const err504 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
+if(data176.tokens === undefined){
+const err504 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
 if(vErrors === null){
 vErrors = [err504];
 }
@@ -6195,8 +6200,8 @@ vErrors.push(err504);
 }
 errors++;
 }
-if(data176 < 0 || isNaN(data176)){
-const err505 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data176.cost === undefined){
+const err505 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
 if(vErrors === null){
 vErrors = [err505];
 }
@@ -6205,11 +6210,9 @@ vErrors.push(err505);
 }
 errors++;
 }
-}
-let data177 = data174.cost;
-if(typeof data177 === "string"){
-if(func3(data177) > 16){
-const err506 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+for(const key42 in data176){
+if(!(((key42 === "window") || (key42 === "tokens")) || (key42 === "cost"))){
+const err506 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err506];
 }
@@ -6218,8 +6221,10 @@ vErrors.push(err506);
 }
 errors++;
 }
-if(!pattern44.test(data177)){
-const err507 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+}
+let data177 = data176.window;
+if(typeof data177 !== "string"){
+const err507 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err507];
 }
@@ -6228,9 +6233,8 @@ vErrors.push(err507);
 }
 errors++;
 }
-}
-else {
-const err508 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!((data177 === "hour") || (data177 === "day"))){
+const err508 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err508];
 }
@@ -6239,9 +6243,9 @@ vErrors.push(err508);
 }
 errors++;
 }
-}
-else {
-const err509 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data178 = data176.tokens;
+if(!((typeof data178 == "number") && (!(data178 % 1) && !isNaN(data178)))){
+const err509 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err509];
 }
@@ -6250,19 +6254,9 @@ vErrors.push(err509);
 }
 errors++;
 }
-let data178 = data.slo;
-if(data178 && typeof data178 == "object" && !Array.isArray(data178)){
-if(data178.window === undefined){
-data178.window = "1h";
-}
-if(data178.availability === undefined){
-data178.availability = {};
-}
-if(data178.timeToFirstToken === undefined){
-data178.timeToFirstToken = {};
-}
-if(data178.window === undefined){
-const err510 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+if(typeof data178 == "number"){
+if(data178 > 1000000000000 || isNaN(data178)){
+const err510 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
 if(vErrors === null){
 vErrors = [err510];
 }
@@ -6271,8 +6265,8 @@ vErrors.push(err510);
 }
 errors++;
 }
-if(data178.availability === undefined){
-const err511 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "availability"},message:"must have required property '"+"availability"+"'"};
+if(data178 < 0 || isNaN(data178)){
+const err511 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err511];
 }
@@ -6281,8 +6275,11 @@ vErrors.push(err511);
 }
 errors++;
 }
-if(data178.timeToFirstToken === undefined){
-const err512 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "timeToFirstToken"},message:"must have required property '"+"timeToFirstToken"+"'"};
+}
+let data179 = data176.cost;
+if(typeof data179 === "string"){
+if(func3(data179) > 16){
+const err512 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err512];
 }
@@ -6291,9 +6288,8 @@ vErrors.push(err512);
 }
 errors++;
 }
-for(const key43 in data178){
-if(!(((key43 === "window") || (key43 === "availability")) || (key43 === "timeToFirstToken"))){
-const err513 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
+if(!pattern45.test(data179)){
+const err513 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err513];
 }
@@ -6303,10 +6299,8 @@ vErrors.push(err513);
 errors++;
 }
 }
-let data179 = data178.window;
-if(typeof data179 === "string"){
-if(func3(data179) > 32){
-const err514 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err514 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err514];
 }
@@ -6315,8 +6309,9 @@ vErrors.push(err514);
 }
 errors++;
 }
-if(!pattern1.test(data179)){
-const err515 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err515 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err515];
 }
@@ -6325,9 +6320,19 @@ vErrors.push(err515);
 }
 errors++;
 }
+let data180 = data.slo;
+if(data180 && typeof data180 == "object" && !Array.isArray(data180)){
+if(data180.window === undefined){
+data180.window = "1h";
 }
-else {
-const err516 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data180.availability === undefined){
+data180.availability = {};
+}
+if(data180.timeToFirstToken === undefined){
+data180.timeToFirstToken = {};
+}
+if(data180.window === undefined){
+const err516 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err516];
 }
@@ -6336,13 +6341,8 @@ vErrors.push(err516);
 }
 errors++;
 }
-let data180 = data178.availability;
-if(data180 && typeof data180 == "object" && !Array.isArray(data180)){
-if(data180.objective === undefined){
-data180.objective = "0";
-}
-if(data180.objective === undefined){
-const err517 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
+if(data180.availability === undefined){
+const err517 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "availability"},message:"must have required property '"+"availability"+"'"};
 if(vErrors === null){
 vErrors = [err517];
 }
@@ -6351,9 +6351,8 @@ vErrors.push(err517);
 }
 errors++;
 }
-for(const key44 in data180){
-if(!(key44 === "objective")){
-const err518 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
+if(data180.timeToFirstToken === undefined){
+const err518 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "timeToFirstToken"},message:"must have required property '"+"timeToFirstToken"+"'"};
 if(vErrors === null){
 vErrors = [err518];
 }
@@ -6362,11 +6361,9 @@ vErrors.push(err518);
 }
 errors++;
 }
-}
-let data181 = data180.objective;
-if(typeof data181 === "string"){
-if(func3(data181) > 6){
-const err519 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
+for(const key43 in data180){
+if(!(((key43 === "window") || (key43 === "availability")) || (key43 === "timeToFirstToken"))){
+const err519 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err519];
 }
@@ -6375,8 +6372,11 @@ vErrors.push(err519);
 }
 errors++;
 }
-if(!pattern52.test(data181)){
-const err520 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
+}
+let data181 = data180.window;
+if(typeof data181 === "string"){
+if(func3(data181) > 32){
+const err520 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err520];
 }
@@ -6385,9 +6385,8 @@ vErrors.push(err520);
 }
 errors++;
 }
-}
-else {
-const err521 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data181)){
+const err521 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err521];
 }
@@ -6398,7 +6397,7 @@ errors++;
 }
 }
 else {
-const err522 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err522 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err522];
 }
@@ -6407,16 +6406,13 @@ vErrors.push(err522);
 }
 errors++;
 }
-let data182 = data178.timeToFirstToken;
+let data182 = data180.availability;
 if(data182 && typeof data182 == "object" && !Array.isArray(data182)){
-if(data182.threshold === undefined){
-data182.threshold = "2s";
-}
 if(data182.objective === undefined){
 data182.objective = "0";
 }
-if(data182.threshold === undefined){
-const err523 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "threshold"},message:"must have required property '"+"threshold"+"'"};
+if(data182.objective === undefined){
+const err523 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
 if(vErrors === null){
 vErrors = [err523];
 }
@@ -6425,8 +6421,9 @@ vErrors.push(err523);
 }
 errors++;
 }
-if(data182.objective === undefined){
-const err524 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
+for(const key44 in data182){
+if(!(key44 === "objective")){
+const err524 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err524];
 }
@@ -6435,9 +6432,11 @@ vErrors.push(err524);
 }
 errors++;
 }
-for(const key45 in data182){
-if(!((key45 === "threshold") || (key45 === "objective"))){
-const err525 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
+}
+let data183 = data182.objective;
+if(typeof data183 === "string"){
+if(func3(data183) > 6){
+const err525 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
 if(vErrors === null){
 vErrors = [err525];
 }
@@ -6446,11 +6445,8 @@ vErrors.push(err525);
 }
 errors++;
 }
-}
-let data183 = data182.threshold;
-if(typeof data183 === "string"){
-if(func3(data183) > 32){
-const err526 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern53.test(data183)){
+const err526 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
 if(vErrors === null){
 vErrors = [err526];
 }
@@ -6459,8 +6455,9 @@ vErrors.push(err526);
 }
 errors++;
 }
-if(!pattern1.test(data183)){
-const err527 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err527 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err527];
 }
@@ -6471,7 +6468,7 @@ errors++;
 }
 }
 else {
-const err528 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err528 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err528];
 }
@@ -6480,10 +6477,16 @@ vErrors.push(err528);
 }
 errors++;
 }
-let data184 = data182.objective;
-if(typeof data184 === "string"){
-if(func3(data184) > 6){
-const err529 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
+let data184 = data180.timeToFirstToken;
+if(data184 && typeof data184 == "object" && !Array.isArray(data184)){
+if(data184.threshold === undefined){
+data184.threshold = "2s";
+}
+if(data184.objective === undefined){
+data184.objective = "0";
+}
+if(data184.threshold === undefined){
+const err529 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "threshold"},message:"must have required property '"+"threshold"+"'"};
 if(vErrors === null){
 vErrors = [err529];
 }
@@ -6492,8 +6495,8 @@ vErrors.push(err529);
 }
 errors++;
 }
-if(!pattern52.test(data184)){
-const err530 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
+if(data184.objective === undefined){
+const err530 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
 if(vErrors === null){
 vErrors = [err530];
 }
@@ -6502,9 +6505,9 @@ vErrors.push(err530);
 }
 errors++;
 }
-}
-else {
-const err531 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key45 in data184){
+if(!((key45 === "threshold") || (key45 === "objective"))){
+const err531 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err531];
 }
@@ -6514,8 +6517,10 @@ vErrors.push(err531);
 errors++;
 }
 }
-else {
-const err532 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data185 = data184.threshold;
+if(typeof data185 === "string"){
+if(func3(data185) > 32){
+const err532 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err532];
 }
@@ -6524,9 +6529,8 @@ vErrors.push(err532);
 }
 errors++;
 }
-}
-else {
-const err533 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data185)){
+const err533 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err533];
 }
@@ -6535,19 +6539,9 @@ vErrors.push(err533);
 }
 errors++;
 }
-let data185 = data.degradation;
-if(data185 && typeof data185 == "object" && !Array.isArray(data185)){
-if(data185.window === undefined){
-data185.window = "60s";
 }
-if(data185.degraded === undefined){
-data185.degraded = {};
-}
-if(data185.emergency === undefined){
-data185.emergency = {};
-}
-if(data185.window === undefined){
-const err534 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err534 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err534];
 }
@@ -6556,8 +6550,10 @@ vErrors.push(err534);
 }
 errors++;
 }
-if(data185.degraded === undefined){
-const err535 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
+let data186 = data184.objective;
+if(typeof data186 === "string"){
+if(func3(data186) > 6){
+const err535 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
 if(vErrors === null){
 vErrors = [err535];
 }
@@ -6566,8 +6562,8 @@ vErrors.push(err535);
 }
 errors++;
 }
-if(data185.emergency === undefined){
-const err536 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
+if(!pattern53.test(data186)){
+const err536 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
 if(vErrors === null){
 vErrors = [err536];
 }
@@ -6576,9 +6572,9 @@ vErrors.push(err536);
 }
 errors++;
 }
-for(const key46 in data185){
-if(!(((key46 === "window") || (key46 === "degraded")) || (key46 === "emergency"))){
-const err537 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
+}
+else {
+const err537 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err537];
 }
@@ -6588,10 +6584,8 @@ vErrors.push(err537);
 errors++;
 }
 }
-let data186 = data185.window;
-if(typeof data186 === "string"){
-if(func3(data186) > 32){
-const err538 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err538 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err538];
 }
@@ -6600,8 +6594,9 @@ vErrors.push(err538);
 }
 errors++;
 }
-if(!pattern1.test(data186)){
-const err539 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err539 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err539];
 }
@@ -6610,9 +6605,19 @@ vErrors.push(err539);
 }
 errors++;
 }
+let data187 = data.degradation;
+if(data187 && typeof data187 == "object" && !Array.isArray(data187)){
+if(data187.window === undefined){
+data187.window = "60s";
 }
-else {
-const err540 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data187.degraded === undefined){
+data187.degraded = {};
+}
+if(data187.emergency === undefined){
+data187.emergency = {};
+}
+if(data187.window === undefined){
+const err540 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err540];
 }
@@ -6621,22 +6626,8 @@ vErrors.push(err540);
 }
 errors++;
 }
-let data187 = data185.degraded;
-if(data187 && typeof data187 == "object" && !Array.isArray(data187)){
-if(data187.errorRate === undefined){
-data187.errorRate = 5;
-}
-if(data187.queueDepth === undefined){
-data187.queueDepth = 100;
-}
-if(data187.maxTokens === undefined){
-data187.maxTokens = 256;
-}
-if(data187.temperature === undefined){
-data187.temperature = 0;
-}
-if(data187.errorRate === undefined){
-const err541 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+if(data187.degraded === undefined){
+const err541 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
 if(vErrors === null){
 vErrors = [err541];
 }
@@ -6645,8 +6636,8 @@ vErrors.push(err541);
 }
 errors++;
 }
-if(data187.queueDepth === undefined){
-const err542 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
+if(data187.emergency === undefined){
+const err542 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
 if(vErrors === null){
 vErrors = [err542];
 }
@@ -6655,8 +6646,9 @@ vErrors.push(err542);
 }
 errors++;
 }
-if(data187.maxTokens === undefined){
-const err543 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
+for(const key46 in data187){
+if(!(((key46 === "window") || (key46 === "degraded")) || (key46 === "emergency"))){
+const err543 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err543];
 }
@@ -6665,8 +6657,11 @@ vErrors.push(err543);
 }
 errors++;
 }
-if(data187.temperature === undefined){
-const err544 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
+}
+let data188 = data187.window;
+if(typeof data188 === "string"){
+if(func3(data188) > 32){
+const err544 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err544];
 }
@@ -6675,9 +6670,8 @@ vErrors.push(err544);
 }
 errors++;
 }
-for(const key47 in data187){
-if(!((((key47 === "errorRate") || (key47 === "queueDepth")) || (key47 === "maxTokens")) || (key47 === "temperature"))){
-const err545 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
+if(!pattern1.test(data188)){
+const err545 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err545];
 }
@@ -6687,9 +6681,8 @@ vErrors.push(err545);
 errors++;
 }
 }
-let data188 = data187.errorRate;
-if(!((typeof data188 == "number") && (!(data188 % 1) && !isNaN(data188)))){
-const err546 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err546 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err546];
 }
@@ -6698,9 +6691,22 @@ vErrors.push(err546);
 }
 errors++;
 }
-if(typeof data188 == "number"){
-if(data188 > 100 || isNaN(data188)){
-const err547 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+let data189 = data187.degraded;
+if(data189 && typeof data189 == "object" && !Array.isArray(data189)){
+if(data189.errorRate === undefined){
+data189.errorRate = 5;
+}
+if(data189.queueDepth === undefined){
+data189.queueDepth = 100;
+}
+if(data189.maxTokens === undefined){
+data189.maxTokens = 256;
+}
+if(data189.temperature === undefined){
+data189.temperature = 0;
+}
+if(data189.errorRate === undefined){
+const err547 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err547];
 }
@@ -6709,8 +6715,8 @@ vErrors.push(err547);
 }
 errors++;
 }
-if(data188 < 0 || isNaN(data188)){
-const err548 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data189.queueDepth === undefined){
+const err548 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
 if(vErrors === null){
 vErrors = [err548];
 }
@@ -6719,10 +6725,8 @@ vErrors.push(err548);
 }
 errors++;
 }
-}
-let data189 = data187.queueDepth;
-if(!((typeof data189 == "number") && (!(data189 % 1) && !isNaN(data189)))){
-const err549 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data189.maxTokens === undefined){
+const err549 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
 if(vErrors === null){
 vErrors = [err549];
 }
@@ -6731,9 +6735,8 @@ vErrors.push(err549);
 }
 errors++;
 }
-if(typeof data189 == "number"){
-if(data189 < 0 || isNaN(data189)){
-const err550 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data189.temperature === undefined){
+const err550 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
 if(vErrors === null){
 vErrors = [err550];
 }
@@ -6742,10 +6745,9 @@ vErrors.push(err550);
 }
 errors++;
 }
-}
-let data190 = data187.maxTokens;
-if(!((typeof data190 == "number") && (!(data190 % 1) && !isNaN(data190)))){
-const err551 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key47 in data189){
+if(!((((key47 === "errorRate") || (key47 === "queueDepth")) || (key47 === "maxTokens")) || (key47 === "temperature"))){
+const err551 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err551];
 }
@@ -6754,9 +6756,10 @@ vErrors.push(err551);
 }
 errors++;
 }
-if(typeof data190 == "number"){
-if(data190 < 1 || isNaN(data190)){
-const err552 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let data190 = data189.errorRate;
+if(!((typeof data190 == "number") && (!(data190 % 1) && !isNaN(data190)))){
+const err552 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err552];
 }
@@ -6765,11 +6768,9 @@ vErrors.push(err552);
 }
 errors++;
 }
-}
-let data191 = data187.temperature;
-if(typeof data191 == "number"){
-if(data191 > 2 || isNaN(data191)){
-const err553 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
+if(typeof data190 == "number"){
+if(data190 > 100 || isNaN(data190)){
+const err553 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err553];
 }
@@ -6778,8 +6779,8 @@ vErrors.push(err553);
 }
 errors++;
 }
-if(data191 < 0 || isNaN(data191)){
-const err554 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data190 < 0 || isNaN(data190)){
+const err554 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err554];
 }
@@ -6789,8 +6790,9 @@ vErrors.push(err554);
 errors++;
 }
 }
-else {
-const err555 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
+let data191 = data189.queueDepth;
+if(!((typeof data191 == "number") && (!(data191 % 1) && !isNaN(data191)))){
+const err555 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err555];
 }
@@ -6799,9 +6801,9 @@ vErrors.push(err555);
 }
 errors++;
 }
-}
-else {
-const err556 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data191 == "number"){
+if(data191 < 0 || isNaN(data191)){
+const err556 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err556];
 }
@@ -6810,16 +6812,10 @@ vErrors.push(err556);
 }
 errors++;
 }
-let data192 = data185.emergency;
-if(data192 && typeof data192 == "object" && !Array.isArray(data192)){
-if(data192.errorRate === undefined){
-data192.errorRate = 25;
 }
-if(data192.serve === undefined){
-data192.serve = ["cache","static"];
-}
-if(data192.errorRate === undefined){
-const err557 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+let data192 = data189.maxTokens;
+if(!((typeof data192 == "number") && (!(data192 % 1) && !isNaN(data192)))){
+const err557 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err557];
 }
@@ -6828,8 +6824,9 @@ vErrors.push(err557);
 }
 errors++;
 }
-if(data192.serve === undefined){
-const err558 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
+if(typeof data192 == "number"){
+if(data192 < 1 || isNaN(data192)){
+const err558 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err558];
 }
@@ -6838,9 +6835,11 @@ vErrors.push(err558);
 }
 errors++;
 }
-for(const key48 in data192){
-if(!((key48 === "errorRate") || (key48 === "serve"))){
-const err559 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key48},message:"must NOT have additional properties"};
+}
+let data193 = data189.temperature;
+if(typeof data193 == "number"){
+if(data193 > 2 || isNaN(data193)){
+const err559 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
 if(vErrors === null){
 vErrors = [err559];
 }
@@ -6849,10 +6848,8 @@ vErrors.push(err559);
 }
 errors++;
 }
-}
-let data193 = data192.errorRate;
-if(!((typeof data193 == "number") && (!(data193 % 1) && !isNaN(data193)))){
-const err560 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data193 < 0 || isNaN(data193)){
+const err560 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err560];
 }
@@ -6861,9 +6858,9 @@ vErrors.push(err560);
 }
 errors++;
 }
-if(typeof data193 == "number"){
-if(data193 > 100 || isNaN(data193)){
-const err561 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err561 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err561];
 }
@@ -6872,8 +6869,9 @@ vErrors.push(err561);
 }
 errors++;
 }
-if(data193 < 0 || isNaN(data193)){
-const err562 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err562 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err562];
 }
@@ -6882,14 +6880,16 @@ vErrors.push(err562);
 }
 errors++;
 }
+let data194 = data187.emergency;
+if(data194 && typeof data194 == "object" && !Array.isArray(data194)){
+if(data194.errorRate === undefined){
+data194.errorRate = 25;
 }
-let data194 = data192.serve;
-if(Array.isArray(data194)){
-const len16 = data194.length;
-for(let i24=0; i24<len16; i24++){
-let data195 = data194[i24];
-if(typeof data195 !== "string"){
-const err563 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data194.serve === undefined){
+data194.serve = ["cache","static"];
+}
+if(data194.errorRate === undefined){
+const err563 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err563];
 }
@@ -6898,8 +6898,8 @@ vErrors.push(err563);
 }
 errors++;
 }
-if(!((data195 === "cache") || (data195 === "static"))){
-const err564 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
+if(data194.serve === undefined){
+const err564 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
 if(vErrors === null){
 vErrors = [err564];
 }
@@ -6908,10 +6908,9 @@ vErrors.push(err564);
 }
 errors++;
 }
-}
-}
-else {
-const err565 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
+for(const key48 in data194){
+if(!((key48 === "errorRate") || (key48 === "serve"))){
+const err565 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key48},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err565];
 }
@@ -6921,8 +6920,9 @@ vErrors.push(err565);
 errors++;
 }
 }
-else {
-const err566 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data195 = data194.errorRate;
+if(!((typeof data195 == "number") && (!(data195 % 1) && !isNaN(data195)))){
+const err566 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err566];
 }
@@ -6931,9 +6931,9 @@ vErrors.push(err566);
 }
 errors++;
 }
-}
-else {
-const err567 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data195 == "number"){
+if(data195 > 100 || isNaN(data195)){
+const err567 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err567];
 }
@@ -6942,22 +6942,8 @@ vErrors.push(err567);
 }
 errors++;
 }
-let data196 = data.cache;
-if(data196 && typeof data196 == "object" && !Array.isArray(data196)){
-if(data196.ttl === undefined){
-data196.ttl = "10m";
-}
-if(data196.maxEntries === undefined){
-data196.maxEntries = 10000;
-}
-if(data196.maxBytes === undefined){
-data196.maxBytes = "64Mi";
-}
-if(data196.serveFresh === undefined){
-data196.serveFresh = false;
-}
-if(data196.ttl === undefined){
-const err568 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
+if(data195 < 0 || isNaN(data195)){
+const err568 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err568];
 }
@@ -6966,8 +6952,14 @@ vErrors.push(err568);
 }
 errors++;
 }
-if(data196.maxEntries === undefined){
-const err569 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
+}
+let data196 = data194.serve;
+if(Array.isArray(data196)){
+const len16 = data196.length;
+for(let i24=0; i24<len16; i24++){
+let data197 = data196[i24];
+if(typeof data197 !== "string"){
+const err569 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err569];
 }
@@ -6976,8 +6968,8 @@ vErrors.push(err569);
 }
 errors++;
 }
-if(data196.maxBytes === undefined){
-const err570 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
+if(!((data197 === "cache") || (data197 === "static"))){
+const err570 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err570];
 }
@@ -6986,8 +6978,10 @@ vErrors.push(err570);
 }
 errors++;
 }
-if(data196.serveFresh === undefined){
-const err571 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
+}
+}
+else {
+const err571 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err571];
 }
@@ -6996,9 +6990,9 @@ vErrors.push(err571);
 }
 errors++;
 }
-for(const key49 in data196){
-if(!(((((key49 === "ttl") || (key49 === "maxEntries")) || (key49 === "maxBytes")) || (key49 === "serveFresh")) || (key49 === "redis"))){
-const err572 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key49},message:"must NOT have additional properties"};
+}
+else {
+const err572 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err572];
 }
@@ -7008,10 +7002,8 @@ vErrors.push(err572);
 errors++;
 }
 }
-let data197 = data196.ttl;
-if(typeof data197 === "string"){
-if(func3(data197) > 32){
-const err573 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err573 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err573];
 }
@@ -7020,8 +7012,22 @@ vErrors.push(err573);
 }
 errors++;
 }
-if(!pattern1.test(data197)){
-const err574 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+let data198 = data.cache;
+if(data198 && typeof data198 == "object" && !Array.isArray(data198)){
+if(data198.ttl === undefined){
+data198.ttl = "10m";
+}
+if(data198.maxEntries === undefined){
+data198.maxEntries = 10000;
+}
+if(data198.maxBytes === undefined){
+data198.maxBytes = "64Mi";
+}
+if(data198.serveFresh === undefined){
+data198.serveFresh = false;
+}
+if(data198.ttl === undefined){
+const err574 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
 if(vErrors === null){
 vErrors = [err574];
 }
@@ -7030,9 +7036,8 @@ vErrors.push(err574);
 }
 errors++;
 }
-}
-else {
-const err575 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data198.maxEntries === undefined){
+const err575 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
 if(vErrors === null){
 vErrors = [err575];
 }
@@ -7041,9 +7046,8 @@ vErrors.push(err575);
 }
 errors++;
 }
-let data198 = data196.maxEntries;
-if(!((typeof data198 == "number") && (!(data198 % 1) && !isNaN(data198)))){
-const err576 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data198.maxBytes === undefined){
+const err576 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
 if(vErrors === null){
 vErrors = [err576];
 }
@@ -7052,9 +7056,8 @@ vErrors.push(err576);
 }
 errors++;
 }
-if(typeof data198 == "number"){
-if(data198 > 100000 || isNaN(data198)){
-const err577 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(data198.serveFresh === undefined){
+const err577 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
 if(vErrors === null){
 vErrors = [err577];
 }
@@ -7063,8 +7066,9 @@ vErrors.push(err577);
 }
 errors++;
 }
-if(data198 < 0 || isNaN(data198)){
-const err578 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key49 in data198){
+if(!(((((key49 === "ttl") || (key49 === "maxEntries")) || (key49 === "maxBytes")) || (key49 === "serveFresh")) || (key49 === "redis"))){
+const err578 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key49},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err578];
 }
@@ -7074,10 +7078,10 @@ vErrors.push(err578);
 errors++;
 }
 }
-let data199 = data196.maxBytes;
+let data199 = data198.ttl;
 if(typeof data199 === "string"){
-if(!pattern10.test(data199)){
-const err579 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(func3(data199) > 32){
+const err579 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err579];
 }
@@ -7086,9 +7090,8 @@ vErrors.push(err579);
 }
 errors++;
 }
-}
-else {
-const err580 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data199)){
+const err580 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err580];
 }
@@ -7097,8 +7100,9 @@ vErrors.push(err580);
 }
 errors++;
 }
-if(typeof data196.serveFresh !== "boolean"){
-const err581 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+else {
+const err581 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err581];
 }
@@ -7107,14 +7111,9 @@ vErrors.push(err581);
 }
 errors++;
 }
-if(data196.redis !== undefined){
-let data201 = data196.redis;
-if(data201 && typeof data201 == "object" && !Array.isArray(data201)){
-if(data201.url === undefined){
-data201.url = "";
-}
-if(data201.url === undefined){
-const err582 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
+let data200 = data198.maxEntries;
+if(!((typeof data200 == "number") && (!(data200 % 1) && !isNaN(data200)))){
+const err582 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err582];
 }
@@ -7123,9 +7122,9 @@ vErrors.push(err582);
 }
 errors++;
 }
-for(const key50 in data201){
-if(!((key50 === "url") || (key50 === "secretRef"))){
-const err583 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key50},message:"must NOT have additional properties"};
+if(typeof data200 == "number"){
+if(data200 > 100000 || isNaN(data200)){
+const err583 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err583];
 }
@@ -7134,11 +7133,8 @@ vErrors.push(err583);
 }
 errors++;
 }
-}
-let data202 = data201.url;
-if(typeof data202 === "string"){
-if(func3(data202) > 2048){
-const err584 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if(data200 < 0 || isNaN(data200)){
+const err584 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err584];
 }
@@ -7147,8 +7143,11 @@ vErrors.push(err584);
 }
 errors++;
 }
-if(!pattern58.test(data202)){
-const err585 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
+}
+let data201 = data198.maxBytes;
+if(typeof data201 === "string"){
+if(!pattern10.test(data201)){
+const err585 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err585];
 }
@@ -7159,7 +7158,7 @@ errors++;
 }
 }
 else {
-const err586 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err586 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err586];
 }
@@ -7168,11 +7167,8 @@ vErrors.push(err586);
 }
 errors++;
 }
-if(data201.secretRef !== undefined){
-let data203 = data201.secretRef;
-if(data203 && typeof data203 == "object" && !Array.isArray(data203)){
-if(data203.name === undefined){
-const err587 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(typeof data198.serveFresh !== "boolean"){
+const err587 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err587];
 }
@@ -7181,8 +7177,14 @@ vErrors.push(err587);
 }
 errors++;
 }
-if(data203.key === undefined){
-const err588 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+if(data198.redis !== undefined){
+let data203 = data198.redis;
+if(data203 && typeof data203 == "object" && !Array.isArray(data203)){
+if(data203.url === undefined){
+data203.url = "";
+}
+if(data203.url === undefined){
+const err588 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err588];
 }
@@ -7191,9 +7193,9 @@ vErrors.push(err588);
 }
 errors++;
 }
-for(const key51 in data203){
-if(!((key51 === "name") || (key51 === "key"))){
-const err589 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key51},message:"must NOT have additional properties"};
+for(const key50 in data203){
+if(!((key50 === "url") || (key50 === "secretRef"))){
+const err589 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key50},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err589];
 }
@@ -7203,11 +7205,10 @@ vErrors.push(err589);
 errors++;
 }
 }
-if(data203.name !== undefined){
-let data204 = data203.name;
+let data204 = data203.url;
 if(typeof data204 === "string"){
-if(func3(data204) > 253){
-const err590 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(func3(data204) > 2048){
+const err590 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err590];
 }
@@ -7216,8 +7217,8 @@ vErrors.push(err590);
 }
 errors++;
 }
-if(func3(data204) < 1){
-const err591 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(!pattern59.test(data204)){
+const err591 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
 if(vErrors === null){
 vErrors = [err591];
 }
@@ -7228,7 +7229,7 @@ errors++;
 }
 }
 else {
-const err592 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err592 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err592];
 }
@@ -7237,12 +7238,11 @@ vErrors.push(err592);
 }
 errors++;
 }
-}
-if(data203.key !== undefined){
-let data205 = data203.key;
-if(typeof data205 === "string"){
-if(func3(data205) > 253){
-const err593 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data203.secretRef !== undefined){
+let data205 = data203.secretRef;
+if(data205 && typeof data205 == "object" && !Array.isArray(data205)){
+if(data205.name === undefined){
+const err593 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err593];
 }
@@ -7251,8 +7251,8 @@ vErrors.push(err593);
 }
 errors++;
 }
-if(func3(data205) < 1){
-const err594 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data205.key === undefined){
+const err594 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err594];
 }
@@ -7261,9 +7261,9 @@ vErrors.push(err594);
 }
 errors++;
 }
-}
-else {
-const err595 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key51 in data205){
+if(!((key51 === "name") || (key51 === "key"))){
+const err595 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key51},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err595];
 }
@@ -7273,9 +7273,11 @@ vErrors.push(err595);
 errors++;
 }
 }
-}
-else {
-const err596 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data205.name !== undefined){
+let data206 = data205.name;
+if(typeof data206 === "string"){
+if(func3(data206) > 253){
+const err596 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err596];
 }
@@ -7284,10 +7286,8 @@ vErrors.push(err596);
 }
 errors++;
 }
-}
-}
-else {
-const err597 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(func3(data206) < 1){
+const err597 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err597];
 }
@@ -7297,9 +7297,8 @@ vErrors.push(err597);
 errors++;
 }
 }
-}
 else {
-const err598 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err598 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err598];
 }
@@ -7308,19 +7307,12 @@ vErrors.push(err598);
 }
 errors++;
 }
-let data206 = data.validation;
-if(data206 && typeof data206 == "object" && !Array.isArray(data206)){
-if(data206.json === undefined){
-data206.json = true;
 }
-if(data206.refusal === undefined){
-data206.refusal = false;
-}
-if(data206.emptyContent === undefined){
-data206.emptyContent = true;
-}
-if(data206.json === undefined){
-const err599 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
+if(data205.key !== undefined){
+let data207 = data205.key;
+if(typeof data207 === "string"){
+if(func3(data207) > 253){
+const err599 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err599];
 }
@@ -7329,8 +7321,8 @@ vErrors.push(err599);
 }
 errors++;
 }
-if(data206.refusal === undefined){
-const err600 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
+if(func3(data207) < 1){
+const err600 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err600];
 }
@@ -7339,8 +7331,9 @@ vErrors.push(err600);
 }
 errors++;
 }
-if(data206.emptyContent === undefined){
-const err601 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
+}
+else {
+const err601 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err601];
 }
@@ -7349,9 +7342,10 @@ vErrors.push(err601);
 }
 errors++;
 }
-for(const key52 in data206){
-if(!(((key52 === "json") || (key52 === "refusal")) || (key52 === "emptyContent"))){
-const err602 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key52},message:"must NOT have additional properties"};
+}
+}
+else {
+const err602 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err602];
 }
@@ -7361,8 +7355,9 @@ vErrors.push(err602);
 errors++;
 }
 }
-if(typeof data206.json !== "boolean"){
-const err603 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+else {
+const err603 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err603];
 }
@@ -7371,8 +7366,10 @@ vErrors.push(err603);
 }
 errors++;
 }
-if(typeof data206.refusal !== "boolean"){
-const err604 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+}
+else {
+const err604 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err604];
 }
@@ -7381,8 +7378,19 @@ vErrors.push(err604);
 }
 errors++;
 }
-if(typeof data206.emptyContent !== "boolean"){
-const err605 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+let data208 = data.validation;
+if(data208 && typeof data208 == "object" && !Array.isArray(data208)){
+if(data208.json === undefined){
+data208.json = true;
+}
+if(data208.refusal === undefined){
+data208.refusal = false;
+}
+if(data208.emptyContent === undefined){
+data208.emptyContent = true;
+}
+if(data208.json === undefined){
+const err605 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
 if(vErrors === null){
 vErrors = [err605];
 }
@@ -7391,9 +7399,8 @@ vErrors.push(err605);
 }
 errors++;
 }
-}
-else {
-const err606 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data208.refusal === undefined){
+const err606 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
 if(vErrors === null){
 vErrors = [err606];
 }
@@ -7402,10 +7409,8 @@ vErrors.push(err606);
 }
 errors++;
 }
-let data210 = data.faults;
-if(Array.isArray(data210)){
-if(data210.length > 32){
-const err607 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+if(data208.emptyContent === undefined){
+const err607 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
 if(vErrors === null){
 vErrors = [err607];
 }
@@ -7414,12 +7419,9 @@ vErrors.push(err607);
 }
 errors++;
 }
-const len17 = data210.length;
-for(let i25=0; i25<len17; i25++){
-let data211 = data210[i25];
-if(data211 && typeof data211 == "object" && !Array.isArray(data211)){
-if(data211.upstream === undefined){
-const err608 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+for(const key52 in data208){
+if(!(((key52 === "json") || (key52 === "refusal")) || (key52 === "emptyContent"))){
+const err608 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key52},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err608];
 }
@@ -7428,8 +7430,9 @@ vErrors.push(err608);
 }
 errors++;
 }
-if(data211.percent === undefined){
-const err609 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
+}
+if(typeof data208.json !== "boolean"){
+const err609 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err609];
 }
@@ -7438,9 +7441,8 @@ vErrors.push(err609);
 }
 errors++;
 }
-for(const key53 in data211){
-if(!((((key53 === "upstream") || (key53 === "percent")) || (key53 === "delay")) || (key53 === "abort"))){
-const err610 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key53},message:"must NOT have additional properties"};
+if(typeof data208.refusal !== "boolean"){
+const err610 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err610];
 }
@@ -7449,12 +7451,8 @@ vErrors.push(err610);
 }
 errors++;
 }
-}
-if(data211.upstream !== undefined){
-let data212 = data211.upstream;
-if(typeof data212 === "string"){
-if(func3(data212) > 63){
-const err611 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(typeof data208.emptyContent !== "boolean"){
+const err611 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err611];
 }
@@ -7463,8 +7461,9 @@ vErrors.push(err611);
 }
 errors++;
 }
-if(!pattern16.test(data212)){
-const err612 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+else {
+const err612 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err612];
 }
@@ -7473,9 +7472,10 @@ vErrors.push(err612);
 }
 errors++;
 }
-}
-else {
-const err613 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data212 = data.faults;
+if(Array.isArray(data212)){
+if(data212.length > 32){
+const err613 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err613];
 }
@@ -7484,11 +7484,12 @@ vErrors.push(err613);
 }
 errors++;
 }
-}
-if(data211.percent !== undefined){
-let data213 = data211.percent;
-if(!((typeof data213 == "number") && (!(data213 % 1) && !isNaN(data213)))){
-const err614 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const len17 = data212.length;
+for(let i25=0; i25<len17; i25++){
+let data213 = data212[i25];
+if(data213 && typeof data213 == "object" && !Array.isArray(data213)){
+if(data213.upstream === undefined){
+const err614 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
 if(vErrors === null){
 vErrors = [err614];
 }
@@ -7497,9 +7498,8 @@ vErrors.push(err614);
 }
 errors++;
 }
-if(typeof data213 == "number"){
-if(data213 > 100 || isNaN(data213)){
-const err615 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data213.percent === undefined){
+const err615 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
 if(vErrors === null){
 vErrors = [err615];
 }
@@ -7508,8 +7508,9 @@ vErrors.push(err615);
 }
 errors++;
 }
-if(data213 < 0 || isNaN(data213)){
-const err616 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key53 in data213){
+if(!((((key53 === "upstream") || (key53 === "percent")) || (key53 === "delay")) || (key53 === "abort"))){
+const err616 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key53},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err616];
 }
@@ -7519,12 +7520,11 @@ vErrors.push(err616);
 errors++;
 }
 }
-}
-if(data211.delay !== undefined){
-let data214 = data211.delay;
+if(data213.upstream !== undefined){
+let data214 = data213.upstream;
 if(typeof data214 === "string"){
-if(func3(data214) > 32){
-const err617 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(func3(data214) > 63){
+const err617 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err617];
 }
@@ -7533,8 +7533,8 @@ vErrors.push(err617);
 }
 errors++;
 }
-if(!pattern1.test(data214)){
-const err618 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!pattern16.test(data214)){
+const err618 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err618];
 }
@@ -7545,7 +7545,7 @@ errors++;
 }
 }
 else {
-const err619 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err619 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err619];
 }
@@ -7555,11 +7555,10 @@ vErrors.push(err619);
 errors++;
 }
 }
-if(data211.abort !== undefined){
-let data215 = data211.abort;
-if(data215 && typeof data215 == "object" && !Array.isArray(data215)){
-if(data215.status === undefined){
-const err620 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
+if(data213.percent !== undefined){
+let data215 = data213.percent;
+if(!((typeof data215 == "number") && (!(data215 % 1) && !isNaN(data215)))){
+const err620 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err620];
 }
@@ -7568,9 +7567,9 @@ vErrors.push(err620);
 }
 errors++;
 }
-for(const key54 in data215){
-if(!(key54 === "status")){
-const err621 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key54},message:"must NOT have additional properties"};
+if(typeof data215 == "number"){
+if(data215 > 100 || isNaN(data215)){
+const err621 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err621];
 }
@@ -7579,11 +7578,8 @@ vErrors.push(err621);
 }
 errors++;
 }
-}
-if(data215.status !== undefined){
-let data216 = data215.status;
-if(!((typeof data216 == "number") && (!(data216 % 1) && !isNaN(data216)))){
-const err622 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data215 < 0 || isNaN(data215)){
+const err622 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err622];
 }
@@ -7592,9 +7588,13 @@ vErrors.push(err622);
 }
 errors++;
 }
-if(typeof data216 == "number"){
-if(data216 > 599 || isNaN(data216)){
-const err623 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+}
+}
+if(data213.delay !== undefined){
+let data216 = data213.delay;
+if(typeof data216 === "string"){
+if(func3(data216) > 32){
+const err623 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err623];
 }
@@ -7603,8 +7603,8 @@ vErrors.push(err623);
 }
 errors++;
 }
-if(data216 < 400 || isNaN(data216)){
-const err624 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(!pattern1.test(data216)){
+const err624 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err624];
 }
@@ -7614,10 +7614,8 @@ vErrors.push(err624);
 errors++;
 }
 }
-}
-}
 else {
-const err625 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err625 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err625];
 }
@@ -7627,9 +7625,11 @@ vErrors.push(err625);
 errors++;
 }
 }
-}
-else {
-const err626 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data213.abort !== undefined){
+let data217 = data213.abort;
+if(data217 && typeof data217 == "object" && !Array.isArray(data217)){
+if(data217.status === undefined){
+const err626 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
 if(vErrors === null){
 vErrors = [err626];
 }
@@ -7638,10 +7638,9 @@ vErrors.push(err626);
 }
 errors++;
 }
-}
-}
-else {
-const err627 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
+for(const key54 in data217){
+if(!(key54 === "status")){
+const err627 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key54},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err627];
 }
@@ -7650,19 +7649,11 @@ vErrors.push(err627);
 }
 errors++;
 }
-let data217 = data.inbound;
-if(data217 && typeof data217 == "object" && !Array.isArray(data217)){
-if(data217.headersTimeout === undefined){
-data217.headersTimeout = "10s";
 }
-if(data217.requestTimeout === undefined){
-data217.requestTimeout = "120s";
-}
-if(data217.maxConnections === undefined){
-data217.maxConnections = 4096;
-}
-if(data217.headersTimeout === undefined){
-const err628 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
+if(data217.status !== undefined){
+let data218 = data217.status;
+if(!((typeof data218 == "number") && (!(data218 % 1) && !isNaN(data218)))){
+const err628 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err628];
 }
@@ -7671,8 +7662,9 @@ vErrors.push(err628);
 }
 errors++;
 }
-if(data217.requestTimeout === undefined){
-const err629 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
+if(typeof data218 == "number"){
+if(data218 > 599 || isNaN(data218)){
+const err629 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err629];
 }
@@ -7681,8 +7673,8 @@ vErrors.push(err629);
 }
 errors++;
 }
-if(data217.maxConnections === undefined){
-const err630 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
+if(data218 < 400 || isNaN(data218)){
+const err630 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
 if(vErrors === null){
 vErrors = [err630];
 }
@@ -7691,9 +7683,11 @@ vErrors.push(err630);
 }
 errors++;
 }
-for(const key55 in data217){
-if(!(((key55 === "headersTimeout") || (key55 === "requestTimeout")) || (key55 === "maxConnections"))){
-const err631 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key55},message:"must NOT have additional properties"};
+}
+}
+}
+else {
+const err631 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err631];
 }
@@ -7703,10 +7697,9 @@ vErrors.push(err631);
 errors++;
 }
 }
-let data218 = data217.headersTimeout;
-if(typeof data218 === "string"){
-if(func3(data218) > 32){
-const err632 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+else {
+const err632 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err632];
 }
@@ -7715,8 +7708,10 @@ vErrors.push(err632);
 }
 errors++;
 }
-if(!pattern1.test(data218)){
-const err633 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+}
+else {
+const err633 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err633];
 }
@@ -7725,9 +7720,19 @@ vErrors.push(err633);
 }
 errors++;
 }
+let data219 = data.inbound;
+if(data219 && typeof data219 == "object" && !Array.isArray(data219)){
+if(data219.headersTimeout === undefined){
+data219.headersTimeout = "10s";
 }
-else {
-const err634 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data219.requestTimeout === undefined){
+data219.requestTimeout = "120s";
+}
+if(data219.maxConnections === undefined){
+data219.maxConnections = 4096;
+}
+if(data219.headersTimeout === undefined){
+const err634 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err634];
 }
@@ -7736,10 +7741,8 @@ vErrors.push(err634);
 }
 errors++;
 }
-let data219 = data217.requestTimeout;
-if(typeof data219 === "string"){
-if(func3(data219) > 32){
-const err635 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data219.requestTimeout === undefined){
+const err635 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err635];
 }
@@ -7748,8 +7751,8 @@ vErrors.push(err635);
 }
 errors++;
 }
-if(!pattern1.test(data219)){
-const err636 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data219.maxConnections === undefined){
+const err636 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
 if(vErrors === null){
 vErrors = [err636];
 }
@@ -7758,9 +7761,9 @@ vErrors.push(err636);
 }
 errors++;
 }
-}
-else {
-const err637 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key55 in data219){
+if(!(((key55 === "headersTimeout") || (key55 === "requestTimeout")) || (key55 === "maxConnections"))){
+const err637 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key55},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err637];
 }
@@ -7769,9 +7772,11 @@ vErrors.push(err637);
 }
 errors++;
 }
-let data220 = data217.maxConnections;
-if(!((typeof data220 == "number") && (!(data220 % 1) && !isNaN(data220)))){
-const err638 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+let data220 = data219.headersTimeout;
+if(typeof data220 === "string"){
+if(func3(data220) > 32){
+const err638 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err638];
 }
@@ -7780,9 +7785,8 @@ vErrors.push(err638);
 }
 errors++;
 }
-if(typeof data220 == "number"){
-if(data220 > 65536 || isNaN(data220)){
-const err639 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
+if(!pattern1.test(data220)){
+const err639 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err639];
 }
@@ -7791,8 +7795,9 @@ vErrors.push(err639);
 }
 errors++;
 }
-if(data220 < 1 || isNaN(data220)){
-const err640 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err640 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err640];
 }
@@ -7801,10 +7806,10 @@ vErrors.push(err640);
 }
 errors++;
 }
-}
-}
-else {
-const err641 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data221 = data219.requestTimeout;
+if(typeof data221 === "string"){
+if(func3(data221) > 32){
+const err641 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err641];
 }
@@ -7813,13 +7818,8 @@ vErrors.push(err641);
 }
 errors++;
 }
-let data221 = data.limits;
-if(data221 && typeof data221 == "object" && !Array.isArray(data221)){
-if(data221.maxBufferedBytes === undefined){
-data221.maxBufferedBytes = "96Mi";
-}
-if(data221.maxBufferedBytes === undefined){
-const err642 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
+if(!pattern1.test(data221)){
+const err642 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err642];
 }
@@ -7828,9 +7828,9 @@ vErrors.push(err642);
 }
 errors++;
 }
-for(const key56 in data221){
-if(!(key56 === "maxBufferedBytes")){
-const err643 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key56},message:"must NOT have additional properties"};
+}
+else {
+const err643 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err643];
 }
@@ -7839,11 +7839,9 @@ vErrors.push(err643);
 }
 errors++;
 }
-}
-let data222 = data221.maxBufferedBytes;
-if(typeof data222 === "string"){
-if(!pattern10.test(data222)){
-const err644 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+let data222 = data219.maxConnections;
+if(!((typeof data222 == "number") && (!(data222 % 1) && !isNaN(data222)))){
+const err644 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err644];
 }
@@ -7852,9 +7850,9 @@ vErrors.push(err644);
 }
 errors++;
 }
-}
-else {
-const err645 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data222 == "number"){
+if(data222 > 65536 || isNaN(data222)){
+const err645 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
 if(vErrors === null){
 vErrors = [err645];
 }
@@ -7863,9 +7861,8 @@ vErrors.push(err645);
 }
 errors++;
 }
-}
-else {
-const err646 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data222 < 1 || isNaN(data222)){
+const err646 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err646];
 }
@@ -7874,16 +7871,10 @@ vErrors.push(err646);
 }
 errors++;
 }
-let data223 = data.shutdown;
-if(data223 && typeof data223 == "object" && !Array.isArray(data223)){
-if(data223.appPreStopSleep === undefined){
-data223.appPreStopSleep = "5s";
 }
-if(data223.drainTimeout === undefined){
-data223.drainTimeout = "30s";
 }
-if(data223.appPreStopSleep === undefined){
-const err647 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
+else {
+const err647 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err647];
 }
@@ -7892,8 +7883,13 @@ vErrors.push(err647);
 }
 errors++;
 }
-if(data223.drainTimeout === undefined){
-const err648 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
+let data223 = data.limits;
+if(data223 && typeof data223 == "object" && !Array.isArray(data223)){
+if(data223.maxBufferedBytes === undefined){
+data223.maxBufferedBytes = "96Mi";
+}
+if(data223.maxBufferedBytes === undefined){
+const err648 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
 if(vErrors === null){
 vErrors = [err648];
 }
@@ -7902,9 +7898,9 @@ vErrors.push(err648);
 }
 errors++;
 }
-for(const key57 in data223){
-if(!((key57 === "appPreStopSleep") || (key57 === "drainTimeout"))){
-const err649 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key57},message:"must NOT have additional properties"};
+for(const key56 in data223){
+if(!(key56 === "maxBufferedBytes")){
+const err649 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key56},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err649];
 }
@@ -7914,10 +7910,10 @@ vErrors.push(err649);
 errors++;
 }
 }
-let data224 = data223.appPreStopSleep;
+let data224 = data223.maxBufferedBytes;
 if(typeof data224 === "string"){
-if(func3(data224) > 32){
-const err650 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern10.test(data224)){
+const err650 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err650];
 }
@@ -7926,8 +7922,9 @@ vErrors.push(err650);
 }
 errors++;
 }
-if(!pattern1.test(data224)){
-const err651 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err651 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err651];
 }
@@ -7938,7 +7935,7 @@ errors++;
 }
 }
 else {
-const err652 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err652 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err652];
 }
@@ -7947,10 +7944,16 @@ vErrors.push(err652);
 }
 errors++;
 }
-let data225 = data223.drainTimeout;
-if(typeof data225 === "string"){
-if(func3(data225) > 32){
-const err653 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+let data225 = data.shutdown;
+if(data225 && typeof data225 == "object" && !Array.isArray(data225)){
+if(data225.appPreStopSleep === undefined){
+data225.appPreStopSleep = "5s";
+}
+if(data225.drainTimeout === undefined){
+data225.drainTimeout = "30s";
+}
+if(data225.appPreStopSleep === undefined){
+const err653 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
 if(vErrors === null){
 vErrors = [err653];
 }
@@ -7959,8 +7962,8 @@ vErrors.push(err653);
 }
 errors++;
 }
-if(!pattern1.test(data225)){
-const err654 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data225.drainTimeout === undefined){
+const err654 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err654];
 }
@@ -7969,9 +7972,9 @@ vErrors.push(err654);
 }
 errors++;
 }
-}
-else {
-const err655 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key57 in data225){
+if(!((key57 === "appPreStopSleep") || (key57 === "drainTimeout"))){
+const err655 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key57},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err655];
 }
@@ -7981,8 +7984,10 @@ vErrors.push(err655);
 errors++;
 }
 }
-else {
-const err656 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data226 = data225.appPreStopSleep;
+if(typeof data226 === "string"){
+if(func3(data226) > 32){
+const err656 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err656];
 }
@@ -7991,14 +7996,79 @@ vErrors.push(err656);
 }
 errors++;
 }
-}
-else {
-const err657 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data226)){
+const err657 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err657];
 }
 else {
 vErrors.push(err657);
+}
+errors++;
+}
+}
+else {
+const err658 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err658];
+}
+else {
+vErrors.push(err658);
+}
+errors++;
+}
+let data227 = data225.drainTimeout;
+if(typeof data227 === "string"){
+if(func3(data227) > 32){
+const err659 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err659];
+}
+else {
+vErrors.push(err659);
+}
+errors++;
+}
+if(!pattern1.test(data227)){
+const err660 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(vErrors === null){
+vErrors = [err660];
+}
+else {
+vErrors.push(err660);
+}
+errors++;
+}
+}
+else {
+const err661 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err661];
+}
+else {
+vErrors.push(err661);
+}
+errors++;
+}
+}
+else {
+const err662 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err662];
+}
+else {
+vErrors.push(err662);
+}
+errors++;
+}
+}
+else {
+const err663 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err663];
+}
+else {
+vErrors.push(err663);
 }
 errors++;
 }

@@ -63,8 +63,8 @@ export interface UpstreamConfig {
   limits: { maxAnswerBytes: number; maxStreamHeadBytes: number };
   /** Active health checks of each endpoint (undefined: off). */
   healthCheck?: HealthSettings & { path: string };
-  /** Hedged requests: delay 0 = off; percentile 0 = the fixed delay. */
-  hedge: { delayMs: number; percentile: number };
+  /** Hedged requests: delay 0 = off; percentile 0 = the fixed delay; to another upstream (and model), or this one. */
+  hedge: { delayMs: number; percentile: number; upstream?: string; model?: string };
   /** Input guards (off unless the policy sets them). */
   guards: InputGuards;
   /** This upstream's token and cost budget (undefined: none). */
@@ -264,7 +264,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
           unhealthyThreshold: upstream.healthCheck.unhealthyThreshold,
         }
       : undefined,
-    hedge: { delayMs: parseDuration(upstream.hedge.delay), percentile: upstream.hedge.percentile },
+    hedge: { delayMs: parseDuration(upstream.hedge.delay), percentile: upstream.hedge.percentile, upstream: upstream.hedge.upstream, model: upstream.hedge.model },
     guards: compileInputGuards(upstream.guards),
     budget: budgetOf(upstream.budget),
     prices: compilePrices(upstream.prices),

@@ -76,7 +76,7 @@ export function buildPipeline(d: PipelineDeps): Handler {
       rateLimit(d.clock),
       bulkhead(d.metrics),
       retry({ clock: d.clock, metrics: d.metrics, random: d.random }),
-      hedge({ clock: d.clock, metrics: d.metrics }),
+      hedge({ clock: d.clock, metrics: d.metrics, upstream: d.upstream }),
       breaker(d.clock),
       faults({ clock: d.clock, metrics: d.metrics, random: d.random }),
       endpointLoad,

@@ -1,7 +1,8 @@
 /**
  * Hedged requests (the upstream's `hedge`): when the first attempt has no
  * outcome yet (for a stream: no first content event) after the hedge delay,
- * one more attempt goes to the same upstream. The first good outcome wins and
+ * one more attempt goes to the same upstream, or to the upstream (and model)
+ * the policy names, with that upstream's own credentials and breaker. The first good outcome wins and
  * the other attempt is cancelled at once: its request is aborted, or its
  * stream given up, so the upstream sees the cancel. A hedge is taken from the
  * retry budget (given back when the breaker refuses it) and goes through the
@@ -11,6 +12,7 @@
 import type { Metrics } from '../../metrics.js';
 import { type Clock, LatencyWindow } from '../../resilience/index.js';
 import type { Handler, Layer, Outcome, ProxyRequest, RequestContext } from '../handler.js';
+import { requestFor } from '../tier-request.js';
 import type { UpstreamState } from '../upstream-state.js';
 
 /** A percentile delay needs at least this many first-token times; until then the fixed delay holds. */
@@ -64,7 +66,14 @@ function within(work: Promise<Outcome>, ms: number, clock: Clock): Promise<Outco
   });
 }
 
-export function hedge({ clock, metrics }: { clock: Clock; metrics: Metrics }): Layer {
+export interface HedgeDeps {
+  clock: Clock;
+  metrics: Metrics;
+  /** The live upstreams of the config in force, for a hedge sent to another one. */
+  upstream(name: string): UpstreamState | undefined;
+}
+
+export function hedge({ clock, metrics, upstream: live }: HedgeDeps): Layer {
   const windows = new WeakMap<UpstreamState, LatencyWindow>();
   return (inner) => async (req, ctx) => {
     const { upstream } = req;
@@ -103,7 +112,8 @@ export function hedge({ clock, metrics }: { clock: Clock; metrics: Metrics }): L
       metrics.hedges.inc({ upstream: name, result: 'budget' });
       return (await firstDone).outcome;
     }
-    const second = launch(inner, req, ctx, clock);
+    const target = upstream.config.hedge.upstream === undefined ? undefined : live(upstream.config.hedge.upstream);
+    const second = launch(inner, target ? requestFor(req, target, upstream.config.hedge.model) : req, ctx, clock);
     const secondDone = timed(second, true);
     ctx.attempts++;
     try {

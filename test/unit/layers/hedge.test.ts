@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Handler, Outcome, ProxyRequest, RequestContext } from '../../../sidecar/proxy/handler.js';
+import { validatePolicy } from '../../../api/validate-policy.js';
 import { hedge } from '../../../sidecar/proxy/layers/hedge.js';
 import { LatencyWindow } from '../../../sidecar/resilience/latency-window.js';
 import { answer, contextAt, DrivenStream, localFailure, ManualClock, metrics, requestTo, settle, streamOf, upstreamOf } from '../../support/layer-kit.js';
@@ -16,13 +17,47 @@ function attempts() {
 const hedged = (clock: ManualClock, hedgeSettings: object = { delay: '300ms' }, budget?: object) => {
   const upstream = upstreamOf(clock, { hedge: hedgeSettings, ...(budget ? { retry: { budget } } : {}) });
   const inner = attempts();
-  const handler = hedge({ clock, metrics })(inner.handler);
+  const handler = hedge({ clock, metrics, upstream: () => undefined })(inner.handler);
   return { upstream, inner, handler };
 };
 
 const count = async (result: string) => Number((await metrics.registry.metrics()).match(new RegExp(`breakwater_hedges_total\\{upstream="primary",result="${result}"\\} (\\d+)`))?.[1] ?? 0);
 
 describe('hedge layer', () => {
+  it('sends the hedge to the named upstream, with its model and its own credentials, never the app\'s', async () => {
+    const clock = new ManualClock();
+    const spec = {
+      upstreams: [
+        { name: 'primary', url: 'http://127.0.0.1:9', hedge: { delay: '300ms', upstream: 'fast', model: 'small' } },
+        { name: 'fast', url: 'http://127.0.0.1:8', auth: { env: 'BREAKWATER_TEST_FAST_KEY' } },
+      ],
+    };
+    process.env.BREAKWATER_TEST_FAST_KEY = 'sk-fast';
+    const primary = upstreamOf(clock, {}, spec, 'primary');
+    const fast = upstreamOf(clock, {}, spec, 'fast');
+    const inner = attempts();
+    const handler = hedge({ clock, metrics, upstream: (n) => (n === 'fast' ? fast : undefined) })(inner.handler);
+    const ctx = contextAt(clock);
+    const done = handler(requestTo(primary, { appHeaders: { authorization: 'Bearer app-key' }, headers: { authorization: 'Bearer app-key' } }), ctx);
+    await settle();
+    clock.advance(300);
+    await settle();
+    const sent = inner.calls[1]!.req;
+    assert.deepEqual([sent.upstream.name, sent.model, JSON.parse(sent.body!.toString()).model], ['fast', 'small', 'small']);
+    assert.equal(sent.headers.authorization, 'Bearer sk-fast', 'the hedge target\'s credentials');
+    assert.ok(!JSON.stringify(sent.headers).includes('app-key'), 'the app\'s credentials stay with the upstream it addressed');
+    inner.calls[1]!.answer({ ...answer(), upstream: 'fast' });
+    const outcome = await done;
+    assert.equal(outcome.kind === 'answer' && outcome.upstream, 'fast');
+    assert.equal(ctx.hedge, 'won');
+    assert.equal(inner.calls[0]!.signal.aborted, true);
+  });
+
+  it('takes hedge.upstream only when it names another upstream of the policy', () => {
+    const v = validatePolicy({ upstreams: [{ name: 'a', url: 'http://x', hedge: { delay: '1s', upstream: 'a' } }, { name: 'b', url: 'http://y', hedge: { model: 'm' } }] });
+    assert.deepEqual(!v.ok && v.problems.map((p) => p.path), ['spec.upstreams[0].hedge.upstream', 'spec.upstreams[1].hedge.model']);
+  });
+
   it('sends no hedge when the first attempt answers within the delay', async () => {
     const clock = new ManualClock();
     const { upstream, inner, handler } = hedged(clock);
