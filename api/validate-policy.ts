@@ -142,8 +142,6 @@ function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
       }
       if (tier.upstream === upstream.name) problems.push({ path: `${at}.upstream`, message: 'an upstream cannot fall back to itself' });
     });
-  });
-  spec.upstreams.forEach((upstream, i) => {
     const target = upstream.hedge.upstream;
     const at = `spec.upstreams[${i}].hedge`;
     if (target !== undefined && (target === upstream.name || !names.has(target))) problems.push({ path: `${at}.upstream`, message: `must name another upstream of this policy (known: ${[...names].join(', ')})` });

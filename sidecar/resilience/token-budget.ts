@@ -29,6 +29,7 @@ export interface SavedBudget extends Spend {
 export type BudgetAdmission = { ok: true } | { ok: false; limit: 'tokens' | 'cost'; retryAfterMs: number };
 
 const WINDOW_MS = { hour: 3_600_000, day: 86_400_000 } as const;
+const UNITS = ['tokens', 'cost'] as const;
 /** Refused only because of what requests in flight reserved: worth asking again soon, as they settle. */
 const IN_FLIGHT_RETRY_MS = 1000;
 
@@ -54,7 +55,7 @@ export class TokenBudget {
   /** Reserves `amount` if it fits under every limit, counting what is spent and what requests in flight reserved. */
   tryReserve(amount: Spend): BudgetAdmission {
     this.roll();
-    for (const unit of ['tokens', 'cost'] as const) {
+    for (const unit of UNITS) {
       const limit = this.limits[unit];
       if (limit <= 0 || this.spent[unit] + this.reserved[unit] + amount[unit] <= limit) continue;
       const untilRoll = this.windowStart + WINDOW_MS[this.limits.window] - this.clock.wallTime();

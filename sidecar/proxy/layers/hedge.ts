@@ -82,10 +82,10 @@ export function hedge({ clock, metrics, upstream: live }: HedgeDeps): Layer {
     let window = windows.get(upstream);
     if (!window) windows.set(upstream, (window = new LatencyWindow()));
     const delay = percentile > 0 && window.size >= MIN_SAMPLES ? Math.max(delayMs, window.percentile(percentile)!) : delayMs;
-    /** An attempt's outcome, its time to first token recorded when it is good. */
-    const timed = (l: Launched, hedged: boolean) => {
+    /** An attempt's outcome, its time to first token recorded when it is good and came from this upstream. */
+    const timed = (l: Launched, hedged: boolean, elsewhere = false) => {
       const done = l.result.then((outcome) => {
-        if (good(outcome)) window.record(outcome.kind === 'stream' ? outcome.timeToFirstDataMs : clock.now() - l.startedAt);
+        if (good(outcome) && !elsewhere) window.record(outcome.kind === 'stream' ? outcome.timeToFirstDataMs : clock.now() - l.startedAt);
         return { outcome, hedged };
       });
       // The loser's end may never be awaited: a throw there must not become an unhandled rejection.
@@ -114,7 +114,7 @@ export function hedge({ clock, metrics, upstream: live }: HedgeDeps): Layer {
     }
     const target = upstream.config.hedge.upstream === undefined ? undefined : live(upstream.config.hedge.upstream);
     const second = launch(inner, target ? requestFor(req, target, upstream.config.hedge.model) : req, ctx, clock);
-    const secondDone = timed(second, true);
+    const secondDone = timed(second, true, target !== undefined);
     ctx.attempts++;
     try {
       const sooner = await Promise.race([firstDone, secondDone]);
