@@ -1,15 +1,21 @@
 /**
- * bench/ — measures the sidecar against peers in one run on this machine (not a test).
+ * bench/ — measures the sidecar against its floor and its peers in one run on this machine (not a test).
  *
- * One tiny upstream (nginx answering a fixed chat completion) is called
- * (a) directly, (b) through nginx as a plain reverse proxy, (c) through the
- * Portkey gateway, (d) through the Breakwater sidecar with a full policy
- * (breaker, retry, timeouts, bulkhead, metrics and request logs on). Load: wrk
- * for closed-loop throughput, vegeta for open-loop latency at a fixed rate.
- * Writes bench/results/latest.json and bench/results/latest.md.
+ * One model server (bench/streams, Go) answers a plain chat completion at once
+ * and a streaming one with 60 events at 20–50 ms. It is called (a) directly,
+ * (b) through nginx, (c) through the floor: a featureless Node proxy
+ * (floor-proxy.ts), (d) through the sidecar on the default policy, (e) through
+ * the sidecar on the full example policy (examples/policies/chat-policy.yaml),
+ * (f) through the Portkey gateway (plain requests only).
+ *
+ * Plain requests: wrk for closed-loop throughput, then vegeta open-loop at a
+ * fixed rate in interleaved rounds, for latency and CPU time per request.
+ * Streams: `streams load` holds N streams open at once and measures each
+ * event's delay from the model server's write to its arrival; the proxy's
+ * CPU per relayed event and its memory per open stream are read from /proc.
+ * Everything is reported as a ratio to the floor. Writes bench/results/latest.{json,md}.
  * Run with `npm run bench` (installs the peers first). Loopback only.
- * `BENCH_BASELINE=<git ref> npm run bench` also builds that commit and runs
- * its sidecar on the same policy in the same run, for before/after figures.
+ * `BENCH_BASELINE=<git ref> npm run bench` also runs that commit's sidecar on the default policy.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -21,78 +27,36 @@ import { IMAGE_NODE_OPTIONS } from './image-node-options.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NODE = process.execPath;
 const VEGETA = join(ROOT, '.cache/bin/vegeta');
+const STREAMS = join(ROOT, '.cache/bin/streams');
 const PORTKEY = join(ROOT, '.cache/peers/node_modules/@portkey-ai/gateway/build/start-server.js');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const STREAM_COUNTS = (process.env.BENCH_STREAMS ?? '500,2000').split(',').map(Number);
 const CONNECTIONS = 64;
 const RATE = 500;
-const PORTS = { upstream: 18080, nginx: 18081, portkey: 18787, breakwater: 18001, admin: 18021, withFallback: 18002, withFallbackAdmin: 18022, baseline: 18003, baselineAdmin: 18023 };
+const UPSTREAM = 'http://127.0.0.1:18090';
 /** A git ref whose sidecar runs beside this one (before/after in one run). */
 const BASELINE = process.env.BENCH_BASELINE;
 
 const work = mkdtempSync(join(tmpdir(), 'breakwater-bench-'));
 const children: ChildProcess[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const COMPLETION = JSON.stringify({
-  id: 'chatcmpl-bench',
-  object: 'chat.completion',
-  created: 1,
-  model: 'bench-model',
-  choices: [{ index: 0, message: { role: 'assistant', content: 'Hello from the benchmark upstream.' }, finish_reason: 'stop' }],
-  usage: { prompt_tokens: 9, completion_tokens: 6, total_tokens: 15 },
-});
 const REQUEST = JSON.stringify({ model: 'bench-model', messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 16 });
 
 interface Target {
   name: string;
   url: string;
   headers: Record<string, string>;
-  /** The process whose CPU the request path costs (the proxy; the upstream for direct). */
-  pid?: number;
-}
-
-const TARGETS: Target[] = [
-  { name: 'direct', url: `http://127.0.0.1:${PORTS.upstream}/v1/chat/completions`, headers: {} },
-  { name: 'nginx', url: `http://127.0.0.1:${PORTS.nginx}/v1/chat/completions`, headers: {} },
-  { name: 'breakwater', url: `http://127.0.0.1:${PORTS.breakwater}/primary/v1/chat/completions`, headers: {} },
-  // The same policy with a fallback chain (another upstream, cache, static) that the healthy upstream never needs.
-  { name: 'breakwater+fallback', url: `http://127.0.0.1:${PORTS.withFallback}/primary/v1/chat/completions`, headers: {} },
-  {
-    name: 'portkey',
-    url: `http://127.0.0.1:${PORTS.portkey}/v1/chat/completions`,
-    headers: { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${PORTS.upstream}/v1`, authorization: 'Bearer sk-bench' },
-  },
-  ...(BASELINE ? [{ name: `breakwater@${BASELINE}`, url: `http://127.0.0.1:${PORTS.baseline}/primary/v1/chat/completions`, headers: {} }] : []),
-];
-
-function nginxConfig(name: string, server: string): string {
-  const file = join(work, `${name}.conf`);
-  writeFileSync(
-    file,
-    `worker_processes 1;
-daemon off;
-pid ${work}/${name}.pid;
-error_log ${work}/${name}.error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${work}/${name}-body;
-  proxy_temp_path ${work}/${name}-proxy;
-  fastcgi_temp_path ${work}/${name}-fcgi;
-  uwsgi_temp_path ${work}/${name}-uwsgi;
-  scgi_temp_path ${work}/${name}-scgi;
-  keepalive_requests 1000000;
-  ${server}
-}
-`,
-  );
-  return file;
+  /** The process whose CPU and memory the path costs (the model server itself for direct). */
+  pid: number;
+  /** Relays streams too (Portkey is measured on plain requests only). */
+  streams: boolean;
 }
 
 function start(command: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   let err = '';
-  child.stderr!.on('data', (d) => (err += d));
+  child.stderr!.on('data', (d) => (err = (err + d).slice(-4000)));
   child.on('exit', (code) => {
     if (code && code !== 0 && !stopping) process.stderr.write(`${command} exited ${code}: ${err}\n`);
   });
@@ -115,30 +79,49 @@ async function waitFor(url: string, init: RequestInit = {}, ms = 15_000): Promis
   }
 }
 
-function breakwaterPolicy(withFallback = false): string {
-  const file = join(work, withFallback ? 'policy-fallback.yaml' : 'policy.yaml');
-  const fallback = withFallback ? `
-    fallback: [{upstream: secondary, model: small}, {cache: {}}, {static: {message: busy}}]
-  - name: secondary
-    url: http://127.0.0.1:${PORTS.upstream}` : '';
+function nginxProxy(port: number): ChildProcess {
+  const file = join(work, 'nginx.conf');
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${work}/nginx-${t};`).join('\n  ');
   writeFileSync(
     file,
-    `upstreams:
-  - name: primary
-    url: http://127.0.0.1:${PORTS.upstream}
-    api: openai
-    timeouts: {total: 30s, attempt: 10s, firstByte: 5s, streamIdle: 5s, perOutputToken: 100ms}
-    retry: {attempts: 3, backoff: {base: 100ms, max: 2s}, budget: {ratio: 20, minPerSecond: 5, window: 10s}}
-    circuitBreaker: {scope: model, consecutiveFailures: 5, failureRate: {threshold: 50, minRequests: 20, window: 30s}}
-    bulkhead: {maxConcurrent: 512, maxQueue: 1024, queueTimeout: 5s}${fallback}
-shutdown: {drainTimeout: 1s}
+    `worker_processes 1;
+daemon off;
+pid ${work}/nginx.pid;
+error_log ${work}/nginx.error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  ${temp}
+  keepalive_requests 1000000;
+  upstream model { server ${new URL(UPSTREAM).host}; keepalive 128; }
+  server { listen 127.0.0.1:${port}; location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; } }
+}
 `,
   );
+  return start('nginx', ['-c', file]);
+}
+
+/** The bulkhead that lets one upstream hold the stream workload's 2,000 streams (the default is 32 in flight). */
+const STREAM_BULKHEAD = '{maxConcurrent: 4096, maxQueue: 128, queueTimeout: 5s}';
+
+/** examples/policies/minimal.yaml on the bench's model server: every field at its default but the bulkhead. */
+function defaultPolicy(): string {
+  const file = join(work, 'default.yaml');
+  const minimal = readFileSync(join(ROOT, 'examples/policies/minimal.yaml'), 'utf8');
+  writeFileSync(file, minimal.replace('https://api.openai.com', UPSTREAM).replace(/^upstreams:/m, `defaults:\n  bulkhead: ${STREAM_BULKHEAD}\nupstreams:`));
   return file;
 }
 
-function startBreakwater(policy: string, port = PORTS.breakwater, adminPort = PORTS.admin, cli = join(ROOT, 'dist/cli.js')): ChildProcess {
-  return start(NODE, [...IMAGE_NODE_OPTIONS, cli, 'sidecar', '--policy', policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`]);
+/** examples/policies/chat-policy.yaml with every upstream on the bench's model server: guards, budget, SLOs, priorities, breakers, retries. */
+function fullPolicy(): string {
+  const file = join(work, 'full.yaml');
+  const chat = readFileSync(join(ROOT, 'examples/policies/chat-policy.yaml'), 'utf8');
+  writeFileSync(file, chat.replace(/url: \S+/g, `url: ${UPSTREAM}`).replace(/bulkhead: \{[^}]*\}/, `bulkhead: ${STREAM_BULKHEAD}`));
+  return file;
+}
+
+function startBreakwater(policy: string, port: number, cli = join(ROOT, 'dist/cli.js')): ChildProcess {
+  return start(NODE, [...IMAGE_NODE_OPTIONS, cli, 'sidecar', '--policy', policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${port + 100}`]);
 }
 
 /** Builds the sidecar of git ref `ref` (with this checkout's node_modules); returns its cli.js. */
@@ -159,21 +142,43 @@ async function timeToReady(policy: string, runs = 7): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
     const started = performance.now();
-    const child = startBreakwater(policy);
-    await waitFor(`http://127.0.0.1:${PORTS.admin}/readyz`);
+    const child = startBreakwater(policy, 18009);
+    await waitFor('http://127.0.0.1:18109/readyz');
     times.push(performance.now() - started);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(runs / 2)]!;
+  return median(times);
 }
 
-/** Resident memory in MiB: total, and the anonymous part (heap, buffers) without mapped files such as the node binary. */
-function rssMiB(pid: number): { total: number; anon: number } {
+interface Memory {
+  /** Resident set, MiB. */
+  rss: number;
+  /** Its anonymous part (heap, buffers), without mapped files such as the node binary, MiB. */
+  anon: number;
+}
+
+function memory(pid: number): Memory {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) / 1024;
-  return { total: kib('VmRSS'), anon: kib('RssAnon') };
+  return { rss: kib('VmRSS'), anon: kib('RssAnon') };
+}
+
+/** The highest memory a process reaches while `during` runs, sampled every 50 ms. */
+async function peakMemory<T>(pid: number, during: Promise<T>): Promise<{ peak: Memory; result: T }> {
+  const peak = { rss: 0, anon: 0 };
+  const sample = () => {
+    const now = memory(pid);
+    peak.rss = Math.max(peak.rss, now.rss);
+    peak.anon = Math.max(peak.anon, now.anon);
+  };
+  const sampler = setInterval(sample, 50);
+  try {
+    return { result: await during, peak };
+  } finally {
+    clearInterval(sampler);
+    sample();
+  }
 }
 
 /** CPU seconds (user + system) a process has used so far. */
@@ -182,13 +187,21 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
-function wrkScript(target: Target): string {
-  const file = join(work, `${target.name}.lua`);
-  const headers = Object.entries({ 'Content-Type': 'application/json', ...target.headers })
-    .map(([k, v]) => `wrk.headers["${k}"] = "${v}"`)
-    .join('\n');
-  writeFileSync(file, `wrk.method = "POST"\nwrk.body = '${REQUEST}'\n${headers}\n`);
-  return file;
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length / 2;
+  return sorted.length % 2 ? sorted[Math.floor(mid)]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function run(command: string, args: string[], input?: string | Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`${command} exited ${code}`))));
+    child.stdin.end(input);
+  });
 }
 
 interface Throughput {
@@ -196,155 +209,227 @@ interface Throughput {
   errors: number;
 }
 
-function wrk(target: Target, connections: number, seconds: number): Throughput {
-  const out = spawnSync('wrk', ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '-s', wrkScript(target), target.url], { encoding: 'utf8' }).stdout;
+async function wrk(target: Target, connections: number, seconds: number): Promise<Throughput> {
+  const script = join(work, `${target.name}.lua`);
+  const headers = Object.entries({ 'Content-Type': 'application/json', ...target.headers }).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`);
+  writeFileSync(script, [`wrk.method = "POST"`, `wrk.body = '${REQUEST}'`, ...headers].join('\n') + '\n');
+  const out = (await run('wrk', ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '-s', script, target.url])).toString();
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const errors = non2xx + (socketErrors ? socketErrors.slice(1).reduce((s, n) => s + Number(n), 0) : 0);
-  return { rps, errors };
+  return { rps, errors: non2xx + (socketErrors ? socketErrors.slice(1).reduce((s, n) => s + Number(n), 0) : 0) };
 }
 
 interface Latency {
   p50: number;
   p99: number;
-  success: number;
-  /** CPU time the proxy spent per request at this fixed rate, in microseconds. */
-  cpuMicrosPerRequest: number;
+  errors: number;
+  /** CPU time the path's process spent per request at this fixed rate, µs. */
+  cpuMicros: number;
 }
 
-function vegeta(target: Target, rate: number, seconds: number): Latency {
-  const cpuBefore = target.pid ? cpuSeconds(target.pid) : 0;
+async function vegeta(target: Target, rate: number, seconds: number): Promise<Latency> {
+  const cpuBefore = cpuSeconds(target.pid);
   const bodyFile = join(work, 'body.json');
   writeFileSync(bodyFile, REQUEST);
   const headerArgs = Object.entries({ 'Content-Type': 'application/json', ...target.headers }).flatMap(([k, v]) => ['-header', `${k}: ${v}`]);
-  const attack = spawnSync(VEGETA, ['attack', `-rate=${rate}`, `-duration=${seconds}s`, `-body=${bodyFile}`, ...headerArgs], { input: `POST ${target.url}\n`, maxBuffer: 1 << 30 });
-  const report = spawnSync(VEGETA, ['report', '-type=json'], { input: attack.stdout, encoding: 'utf8', maxBuffer: 1 << 30 });
-  const json = JSON.parse(report.stdout) as { latencies: Record<string, number>; success: number; requests: number };
-  const cpuMicrosPerRequest = target.pid ? ((cpuSeconds(target.pid) - cpuBefore) * 1e6) / json.requests : NaN;
-  return { p50: json.latencies['50th']! / 1e6, p99: json.latencies['99th']! / 1e6, success: json.success, cpuMicrosPerRequest };
+  const attack = await run(VEGETA, ['attack', `-rate=${rate}`, `-duration=${seconds}s`, `-body=${bodyFile}`, ...headerArgs], `POST ${target.url}\n`);
+  const cpuMicros = ((cpuSeconds(target.pid) - cpuBefore) * 1e6) / (rate * seconds);
+  const report = JSON.parse((await run(VEGETA, ['report', '-type=json'], attack)).toString()) as { latencies: Record<string, number>; success: number; requests: number };
+  return { p50: report.latencies['50th']! / 1e6, p99: report.latencies['99th']! / 1e6, errors: Math.round(report.requests * (1 - report.success)), cpuMicros };
+}
+
+interface StreamRun {
+  streams: number;
+  dropped: number;
+  events: number;
+  delayP50Ms: number;
+  delayP99Ms: number;
+  delayMaxMs: number;
+  /** CPU time the path's process spent per relayed event, µs. */
+  cpuMicrosPerEvent: number;
+  /** Peak memory while the streams were open, and its rise over the memory just before, per stream (KiB). */
+  peak: Memory;
+  perStreamKiB: Memory;
+  firstError?: string;
+}
+
+async function streamLoad(target: Target, streams: number): Promise<StreamRun> {
+  await sleep(1000); // let the last run's connections close
+  const before = memory(target.pid);
+  const cpuBefore = cpuSeconds(target.pid);
+  const header = Object.entries(target.headers).map(([k, v]) => `${k}:${v}`)[0] ?? '';
+  const load = run(STREAMS, ['load', '-url', target.url, '-streams', String(streams), '-ramp', '1s', ...(header ? ['-header', header] : [])]);
+  const { peak, result } = await peakMemory(target.pid, load);
+  const report = JSON.parse(result.toString()) as { completed: number; dropped: number; events: number; delayP50Ms: number; delayP99Ms: number; delayMaxMs: number; firstError?: string };
+  const cpu = cpuSeconds(target.pid) - cpuBefore;
+  return {
+    streams,
+    dropped: report.dropped,
+    events: report.events,
+    delayP50Ms: report.delayP50Ms,
+    delayP99Ms: report.delayP99Ms,
+    delayMaxMs: report.delayMaxMs,
+    cpuMicrosPerEvent: (cpu * 1e6) / Math.max(1, report.events),
+    peak,
+    perStreamKiB: { rss: ((peak.rss - before.rss) * 1024) / streams, anon: ((peak.anon - before.anon) * 1024) / streams },
+    ...(report.firstError && { firstError: report.firstError }),
+  };
 }
 
 let stopping = false;
 function stopAll(): void {
   stopping = true;
-  // SIGTERM: nginx's master then stops its workers too (SIGKILL would orphan them).
+  // SIGTERM: nginx's master then stops its worker too (SIGKILL would orphan it).
   for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
 }
 process.on('exit', stopAll);
 
+interface Result {
+  idle: Memory;
+  throughput: Throughput;
+  latency: Latency;
+  /** Memory after the plain-request runs. */
+  afterPlain: Memory;
+  streams: StreamRun[];
+}
+
 async function main(): Promise<void> {
-  const upstream = start('nginx', ['-c', nginxConfig('upstream', `server { listen 127.0.0.1:${PORTS.upstream}; location / { default_type application/json; return 200 '${COMPLETION}'; } }`)]);
-  const nginxProxy = start('nginx', [
-    '-c',
-    nginxConfig(
-      'proxy',
-      `upstream model { server 127.0.0.1:${PORTS.upstream}; keepalive 128; }
-  server { listen 127.0.0.1:${PORTS.nginx}; location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
-    ),
-  ]);
-  const portkey = start(NODE, [PORTKEY, `--port=${PORTS.portkey}`, '--headless'], { NODE_ENV: 'production' });
-  const policy = breakwaterPolicy();
-  const readyMs = await timeToReady(policy);
-  const sidecar = startBreakwater(policy);
-  const withFallback = startBreakwater(breakwaterPolicy(true), PORTS.withFallback, PORTS.withFallbackAdmin);
-  const baseline = BASELINE ? startBreakwater(policy, PORTS.baseline, PORTS.baselineAdmin, buildBaseline(BASELINE)) : undefined;
-  if (baseline) await waitFor(`http://127.0.0.1:${PORTS.baselineAdmin}/readyz`);
-  await waitFor(`http://127.0.0.1:${PORTS.admin}/readyz`);
-  await waitFor(`http://127.0.0.1:${PORTS.withFallbackAdmin}/readyz`);
-  for (const t of TARGETS) await waitFor(t.url, { method: 'POST', body: REQUEST, headers: { 'content-type': 'application/json', ...t.headers } });
-  await sleep(500);
-  const idleRss = rssMiB(sidecar.pid!);
+  const model = start(STREAMS, ['upstream', '-listen', new URL(UPSTREAM).host]);
+  const nginx = nginxProxy(18081);
+  const floor = start(NODE, [...IMAGE_NODE_OPTIONS, join(ROOT, 'bench/floor-proxy.ts'), '18082', UPSTREAM]);
+  const portkey = start(NODE, [PORTKEY, '--port=18787', '--headless'], { NODE_ENV: 'production' });
+  const [defaults, full] = [defaultPolicy(), fullPolicy()];
+  const readyMs = await timeToReady(defaults);
+  const breakwater = startBreakwater(defaults, 18001);
+  const breakwaterFull = startBreakwater(full, 18002);
+  const baseline = BASELINE ? startBreakwater(defaults, 18003, buildBaseline(BASELINE)) : undefined;
   // nginx serves from one worker process, the master's only child.
-  const nginxWorker = (pid: number) => Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0]);
-  const pids: Record<string, number> = { direct: nginxWorker(upstream.pid!), nginx: nginxWorker(nginxProxy.pid!), breakwater: sidecar.pid!, 'breakwater+fallback': withFallback.pid!, portkey: portkey.pid! };
-  if (baseline) pids[`breakwater@${BASELINE}`] = baseline.pid!;
-  for (const t of TARGETS) t.pid = pids[t.name];
+  const nginxWorker = () => Number(readFileSync(`/proc/${nginx.pid}/task/${nginx.pid}/children`, 'utf8').trim().split(' ')[0]);
+  await sleep(300);
+  const chat = '/v1/chat/completions';
+  const targets: Target[] = [
+    { name: 'direct', url: `${UPSTREAM}${chat}`, headers: {}, pid: model.pid!, streams: true },
+    { name: 'nginx', url: `http://127.0.0.1:18081${chat}`, headers: {}, pid: nginxWorker(), streams: true },
+    { name: 'floor', url: `http://127.0.0.1:18082${chat}`, headers: {}, pid: floor.pid!, streams: true },
+    { name: 'breakwater', url: `http://127.0.0.1:18001/openai${chat}`, headers: {}, pid: breakwater.pid!, streams: true },
+    { name: 'breakwater-full', url: `http://127.0.0.1:18002/vllm${chat}`, headers: {}, pid: breakwaterFull.pid!, streams: true },
+    ...(baseline ? [{ name: `breakwater@${BASELINE}`, url: `http://127.0.0.1:18003/openai${chat}`, headers: {}, pid: baseline.pid!, streams: true }] : []),
+    {
+      name: 'portkey',
+      url: `http://127.0.0.1:18787${chat}`,
+      headers: { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${UPSTREAM}/v1`, authorization: 'Bearer sk-bench' },
+      pid: portkey.pid!,
+      streams: false,
+    },
+  ];
+  for (const t of targets) await waitFor(t.url, { method: 'POST', body: REQUEST, headers: { 'content-type': 'application/json', ...t.headers } });
+  await sleep(1000);
+  const results: Record<string, Result> = {};
+  for (const t of targets) results[t.name] = { idle: memory(t.pid), throughput: { rps: 0, errors: 0 }, latency: { p50: 0, p99: 0, errors: 0, cpuMicros: 0 }, afterPlain: { rss: 0, anon: 0 }, streams: [] };
 
-  const results: Record<string, { throughput: Throughput; latency: Latency }> = {};
-  for (const t of TARGETS) {
-    wrk(t, CONNECTIONS, 2); // warm-up
-    const throughput = wrk(t, CONNECTIONS, SECONDS);
-    const latency = vegeta(t, RATE, SECONDS);
-    results[t.name] = { throughput, latency };
-    process.stdout.write(`${t.name}: ${throughput.rps.toFixed(0)} req/s (${throughput.errors} errors); at ${RATE}/s p50 ${latency.p50.toFixed(3)} ms p99 ${latency.p99.toFixed(3)} ms, ${latency.cpuMicrosPerRequest.toFixed(0)} µs CPU/req, success ${(latency.success * 100).toFixed(1)}%\n`);
+  for (const t of targets) {
+    await wrk(t, CONNECTIONS, 2); // warm-up
+    results[t.name]!.throughput = await wrk(t, CONNECTIONS, SECONDS);
+    process.stdout.write(`${t.name}: ${results[t.name]!.throughput.rps.toFixed(0)} req/s\n`);
   }
-
-  // Before/after: the two sidecars in alternating rounds, so drift on this shared machine falls on both alike.
-  const abRounds: { after: Latency & Throughput; before: Latency & Throughput }[] = [];
-  if (BASELINE) {
-    const [after, before] = [TARGETS.find((t) => t.name === 'breakwater')!, TARGETS.find((t) => t.name === `breakwater@${BASELINE}`)!];
-    const measure = (t: Target) => ({ ...wrk(t, CONNECTIONS, SECONDS / 2), ...vegeta(t, RATE, SECONDS / 2) });
-    for (let round = 0; round < 5; round++) {
-      const pair = round % 2 === 0 ? { after: measure(after), before: measure(before) } : { before: measure(before), after: measure(after) };
-      abRounds.push(pair);
-      process.stdout.write(`A/B round ${round + 1}: CPU µs/req ${pair.after.cpuMicrosPerRequest.toFixed(0)} vs ${pair.before.cpuMicrosPerRequest.toFixed(0)}, req/s ${pair.after.rps.toFixed(0)} vs ${pair.before.rps.toFixed(0)}, p99 ${pair.after.p99.toFixed(2)} vs ${pair.before.p99.toFixed(2)} ms\n`);
+  // Open-loop rounds, the targets in a rotating order, so drift on this shared machine falls on all alike.
+  const rounds: Record<string, Latency[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[(i + round) % targets.length]!;
+      const latency = await vegeta(t, RATE, SECONDS);
+      rounds[t.name]!.push(latency);
+      process.stdout.write(`round ${round + 1} ${t.name}: p50 ${latency.p50.toFixed(3)} p99 ${latency.p99.toFixed(3)} ms, ${latency.cpuMicros.toFixed(0)} µs CPU/req, ${latency.errors} errors\n`);
     }
   }
-  const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!; // rounds are odd
-  const ab = BASELINE && {
-    rounds: abRounds.length,
-    cpuMicrosPerRequest: { after: median(abRounds.map((r) => r.after.cpuMicrosPerRequest)), before: median(abRounds.map((r) => r.before.cpuMicrosPerRequest)) },
-    rps: { after: median(abRounds.map((r) => r.after.rps)), before: median(abRounds.map((r) => r.before.rps)) },
-    p99: { after: median(abRounds.map((r) => r.after.p99)), before: median(abRounds.map((r) => r.before.p99)) },
-  };
+  for (const t of targets) {
+    const r = rounds[t.name]!;
+    results[t.name]!.latency = { p50: median(r.map((l) => l.p50)), p99: median(r.map((l) => l.p99)), errors: r.reduce((s, l) => s + l.errors, 0), cpuMicros: median(r.map((l) => l.cpuMicros)) };
+    results[t.name]!.afterPlain = memory(t.pid);
+  }
+  for (const count of STREAM_COUNTS) {
+    for (const t of targets.filter((t) => t.streams)) {
+      const s = await streamLoad(t, count);
+      results[t.name]!.streams.push(s);
+      process.stdout.write(`${count} streams via ${t.name}: ${s.dropped} dropped, delay p50 ${s.delayP50Ms.toFixed(2)} p99 ${s.delayP99Ms.toFixed(2)} ms, ${s.cpuMicrosPerEvent.toFixed(1)} µs CPU/event, peak ${s.peak.anon.toFixed(1)} MiB anon${s.firstError ? `, first error: ${s.firstError}` : ''}\n`);
+    }
+  }
+  report(targets, results, readyMs);
+  stopAll();
+}
 
-  // RSS under 200 concurrent requests: sample while wrk holds 200 connections busy.
-  const peakRss = { total: 0, anon: 0 };
-  const sampler = setInterval(() => {
-    const now = rssMiB(sidecar.pid!);
-    peakRss.total = Math.max(peakRss.total, now.total);
-    peakRss.anon = Math.max(peakRss.anon, now.anon);
-  }, 100);
-  const loaded = spawn('wrk', ['-t', '1', '-c', '200', '-d', `${SECONDS}s`, '-s', wrkScript(TARGETS[2]!), TARGETS[2]!.url], { stdio: 'ignore' });
-  await new Promise((r) => loaded.once('exit', r));
-  clearInterval(sampler);
-
-  const bw = results.breakwater!;
+function report(targets: Target[], results: Record<string, Result>, readyMs: number): void {
   const direct = results.direct!;
+  const floor = results.floor!;
+  const streamAt = (name: string, count: number) => results[name]!.streams.find((s) => s.streams === count);
+  const proxies = targets.filter((t) => t.name !== 'direct').map((t) => t.name);
   const summary = {
     date: new Date().toISOString(),
     node: spawnSync(NODE, ['--version'], { encoding: 'utf8' }).stdout.trim(),
+    nodeOptions: IMAGE_NODE_OPTIONS,
     seconds: SECONDS,
+    rounds: ROUNDS,
     connections: CONNECTIONS,
     rate: RATE,
+    readyMs,
     results,
-    ratios: {
-      throughputVsNginx: bw.throughput.rps / results.nginx!.throughput.rps,
-      throughputVsPortkey: bw.throughput.rps / results.portkey!.throughput.rps,
-      cpuPerRequestVsNginx: bw.latency.cpuMicrosPerRequest / results.nginx!.latency.cpuMicrosPerRequest,
-      cpuPerRequestPortkeyVsBreakwater: results.portkey!.latency.cpuMicrosPerRequest / bw.latency.cpuMicrosPerRequest,
-      throughputWithUnusedFallbackVsPlain: results['breakwater+fallback']!.throughput.rps / bw.throughput.rps,
-    },
-    ...(ab && { againstBaseline: { ref: BASELINE, ...ab } }),
-    addedLatencyMs: Object.fromEntries(
-      TARGETS.filter((t) => t.name !== 'direct').map((t) => [t.name, { p50: results[t.name]!.latency.p50 - direct.latency.p50, p99: results[t.name]!.latency.p99 - direct.latency.p99 }]),
+    vsFloor: Object.fromEntries(
+      proxies.map((name) => {
+        const r = results[name]!;
+        return [
+          name,
+          {
+            cpuPerRequest: r.latency.cpuMicros / floor.latency.cpuMicros,
+            addedP99Ms: r.latency.p99 - direct.latency.p99,
+            idleAnonMiB: r.idle.anon - floor.idle.anon,
+            streams: r.streams.map((s) => {
+              const f = streamAt('floor', s.streams)!;
+              const d = streamAt('direct', s.streams)!;
+              return { streams: s.streams, cpuPerEvent: s.cpuMicrosPerEvent / f.cpuMicrosPerEvent, addedDelayP99Ms: s.delayP99Ms - d.delayP99Ms, peakAnonOverFloorMiB: s.peak.anon - f.peak.anon };
+            }),
+          },
+        ];
+      }),
     ),
-    sidecar: { readyMs, idleRssMiB: idleRss, peakRssUnder200ConcurrentMiB: peakRss },
   };
   writeFileSync(join(ROOT, 'bench/results/latest.json'), JSON.stringify(summary, null, 2) + '\n');
-  const row = (name: string) => {
+  const x = (v: number) => `${v.toFixed(2)}×`;
+  const plainRow = (name: string) => {
     const r = results[name]!;
-    const added = summary.addedLatencyMs[name as keyof typeof summary.addedLatencyMs];
-    return `| ${name} | ${r.throughput.rps.toFixed(0)} | ${r.latency.p50.toFixed(2)} | ${r.latency.p99.toFixed(2)} | ${added ? `${added.p50.toFixed(2)} / ${added.p99.toFixed(2)}` : '—'} | ${r.latency.cpuMicrosPerRequest.toFixed(0)} | ${r.throughput.errors} |`;
+    const added = name === 'direct' ? '—' : `${(r.latency.p50 - direct.latency.p50).toFixed(2)} / ${(r.latency.p99 - direct.latency.p99).toFixed(2)}`;
+    return `| ${name} | ${r.throughput.rps.toFixed(0)} | ${r.latency.p50.toFixed(2)} / ${r.latency.p99.toFixed(2)} | ${added} | ${r.latency.cpuMicros.toFixed(0)} | ${x(r.latency.cpuMicros / floor.latency.cpuMicros)} | ${r.idle.rss.toFixed(1)} / ${r.idle.anon.toFixed(1)} | ${r.afterPlain.rss.toFixed(1)} / ${r.afterPlain.anon.toFixed(1)} | ${r.throughput.errors + r.latency.errors} |`;
   };
-  const md = `Benchmark run ${summary.date} on ${summary.node}, 2 cores shared by load generator, proxy and upstream.
-Throughput: wrk, 1 thread, ${CONNECTIONS} connections, ${SECONDS} s. Latency: vegeta open-loop at ${RATE} req/s for ${SECONDS} s.
-Sidecar run as the image runs it: node ${IMAGE_NODE_OPTIONS.join(' ')}.
+  const streamRows = STREAM_COUNTS.flatMap((count) =>
+    targets
+      .filter((t) => t.streams)
+      .map((t) => {
+        const s = streamAt(t.name, count)!;
+        const f = streamAt('floor', count)!;
+        const d = streamAt('direct', count)!;
+        const added = t.name === 'direct' ? '—' : (s.delayP99Ms - d.delayP99Ms).toFixed(2);
+        return `| ${count} | ${t.name} | ${s.dropped} | ${s.delayP50Ms.toFixed(2)} / ${s.delayP99Ms.toFixed(2)} | ${added} | ${s.cpuMicrosPerEvent.toFixed(1)} | ${x(s.cpuMicrosPerEvent / f.cpuMicrosPerEvent)} | ${s.peak.rss.toFixed(1)} / ${s.peak.anon.toFixed(1)} | ${(s.peak.anon - f.peak.anon).toFixed(1)} | ${s.perStreamKiB.anon.toFixed(1)} |`;
+      }),
+  );
+  const md = `Benchmark run ${summary.date} on ${summary.node}; 2 cores shared by the load generators, the proxies and the model server.
+Node proxies (the floor and the sidecars) run as the image runs them: node ${IMAGE_NODE_OPTIONS.join(' ')}.
 
-| path | req/s | p50 ms | p99 ms | added p50 / p99 ms | CPU µs/req at ${RATE}/s | errors |
-|---|---|---|---|---|---|---|
-${TARGETS.map((t) => row(t.name)).join('\n')}
+**Plain requests.** Throughput: wrk, 1 thread, ${CONNECTIONS} connections, ${SECONDS} s. Latency and CPU: vegeta open-loop at ${RATE} req/s for ${SECONDS} s, median of ${ROUNDS} interleaved rounds. Memory in MiB, RSS / anonymous (RssAnon).
 
-- Breakwater throughput: **${(summary.ratios.throughputVsNginx * 100).toFixed(0)}% of nginx**, **${summary.ratios.throughputVsPortkey.toFixed(1)}× Portkey**.
-- With a fallback chain configured but unused: **${(summary.ratios.throughputWithUnusedFallbackVsPlain * 100).toFixed(0)}%** of the plain sidecar's throughput.
-- Breakwater CPU per request: ${(bw.latency.cpuMicrosPerRequest / results.nginx!.latency.cpuMicrosPerRequest).toFixed(1)}× nginx's, ${(results.portkey!.latency.cpuMicrosPerRequest / bw.latency.cpuMicrosPerRequest).toFixed(1)}× less than Portkey's.
-- Sidecar RSS: ${idleRss.total.toFixed(1)} MiB idle (${idleRss.anon.toFixed(1)} anonymous), peak ${peakRss.total.toFixed(1)} MiB (${peakRss.anon.toFixed(1)} anonymous) under 200 concurrent requests.
+| path | req/s | p50 / p99 ms | added p50 / p99 ms | CPU µs/req | CPU vs floor | idle memory | after the runs | errors |
+|---|---|---|---|---|---|---|---|---|
+${['direct', ...proxies].map(plainRow).join('\n')}
+
+**Streams.** N streams at once (starts spread over 1 s), each 60 events at 20–50 ms. Delay: from the model server's write to the client's read, per event. Memory: the peak while the streams were open, MiB RSS / anonymous.
+
+| streams | path | dropped | delay p50 / p99 ms | added p99 ms | CPU µs/event | CPU vs floor | peak memory | anon over floor MiB | anon KiB/stream |
+|---|---|---|---|---|---|---|---|---|---|
+${streamRows.join('\n')}
+
 - Sidecar start to ready (/readyz 200): ${readyMs.toFixed(0)} ms (median of 7).
-${ab ? `- Against ${BASELINE}, medians of ${ab.rounds} alternating rounds in this run: CPU µs/req at ${RATE}/s ${ab.cpuMicrosPerRequest.after.toFixed(0)} vs ${ab.cpuMicrosPerRequest.before.toFixed(0)} (×${(ab.cpuMicrosPerRequest.after / ab.cpuMicrosPerRequest.before).toFixed(2)}), throughput ${ab.rps.after.toFixed(0)} vs ${ab.rps.before.toFixed(0)} req/s (×${(ab.rps.after / ab.rps.before).toFixed(2)}), p99 ${ab.p99.after.toFixed(2)} vs ${ab.p99.before.toFixed(2)} ms.\n` : ''}`;
+`;
   writeFileSync(join(ROOT, 'bench/results/latest.md'), md);
   process.stdout.write(`\n${md}`);
-  stopAll();
 }
 
 main().catch((err) => {

@@ -31,26 +31,52 @@ export function startingWith(first: Buffer, body: StreamBody): StreamBody {
   };
 }
 
-/** `body`, calling `onEnd` exactly once, when it ends, fails or is cancelled. */
-export function onStreamEnd(body: StreamBody, onEnd: (end: StreamEnd) => void): StreamBody {
-  let ended = false;
-  const finish = (end: StreamEnd) => {
-    if (ended) return;
-    ended = true;
-    onEnd(end);
+/** A body with hooks that run once, in the order added, when it ends, fails or is cancelled. */
+class HookedBody implements StreamBody {
+  readonly hooks: ((end: StreamEnd) => void)[] = [];
+  private ended = false;
+
+  constructor(private readonly body: StreamBody) {}
+
+  read(): Promise<Buffer | StreamEnd> {
+    return this.body.read().then(this.seen);
+  }
+
+  cancel(): void {
+    try {
+      this.body.cancel();
+    } finally {
+      this.finish({ kind: 'cancelled' });
+    }
+  }
+
+  private readonly seen = (next: Buffer | StreamEnd): Buffer | StreamEnd => {
+    if (!Buffer.isBuffer(next)) this.finish(next);
+    return next;
   };
-  return {
-    async read() {
-      const next = await body.read();
-      if (!Buffer.isBuffer(next)) finish(next);
-      return next;
-    },
-    cancel() {
+
+  /** Runs every hook, even if one throws (the first throw is passed on). */
+  private finish(end: StreamEnd): void {
+    if (this.ended) return;
+    this.ended = true;
+    let thrown: { err: unknown } | undefined;
+    for (const hook of this.hooks) {
       try {
-        body.cancel();
-      } finally {
-        finish({ kind: 'cancelled' });
+        hook(end);
+      } catch (err) {
+        thrown ??= { err };
       }
-    },
-  };
+    }
+    if (thrown) throw thrown.err;
+  }
+}
+
+/**
+ * `body`, calling `onEnd` exactly once, when it ends, fails or is cancelled. The layers that hold
+ * something for a stream all hook the same body, so a stream's chunks pass one wrapper, not one per layer.
+ */
+export function onStreamEnd(body: StreamBody, onEnd: (end: StreamEnd) => void): StreamBody {
+  const hooked = body instanceof HookedBody ? body : new HookedBody(body);
+  hooked.hooks.push(onEnd);
+  return hooked;
 }

@@ -19,6 +19,7 @@ import type { IncomingMessage } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import type { ThroughputFloor } from '../resilience/index.js';
 import type { AttemptTimers } from './attempt-timers.js';
+import type { ChunkSource } from './chunk-source.js';
 import type { Dialect, StreamFraming } from './dialects/dialect.js';
 import { EventSplitter, type WholeEvent } from './event-splitter.js';
 import type { StreamBody, StreamEnd } from './stream-body.js';
@@ -30,6 +31,24 @@ export const MAX_EVENT_CHARS = 4 * 1024 * 1024;
 /** How long a stream whose answer finished may take to send the rest (usage, the terminator). */
 export const FINISHED_IDLE_MS = 2000;
 
+/** The last `max` characters of a text that comes piece by piece, kept as the pieces: no copy per piece. */
+class TextTail {
+  private readonly pieces: string[] = [];
+  private length = 0;
+
+  constructor(private readonly max: number) {}
+
+  add(piece: string): void {
+    this.pieces.push(piece);
+    this.length += piece.length;
+    while (this.length - this.pieces[0]!.length >= this.max) this.length -= this.pieces.shift()!.length;
+  }
+
+  text(): string {
+    return this.pieces.join('').slice(-this.max);
+  }
+}
+
 export class UpstreamStream implements StreamBody {
   private end: StreamEnd | undefined;
   /** What to give the app next: whole events, then perhaps how the stream ended. */
@@ -37,13 +56,15 @@ export class UpstreamStream implements StreamBody {
   private readonly decoder = new StringDecoder('utf8');
   private readonly splitter: EventSplitter;
   private head = '';
-  private tail = '';
+  private readonly tail = new TextTail(EDGE_CHARS);
   /** Whether an event said the answer finished (the stream may still send usage and its terminator). */
   private finished = false;
+  /** The stream-idle timeout armed now (shorter once the answer finished). */
+  private armedIdleMs = 0;
 
   constructor(
     private readonly response: IncomingMessage,
-    private readonly chunks: AsyncIterator<Buffer>,
+    private readonly chunks: ChunkSource,
     private readonly buffered: Buffer[],
     private readonly timers: AttemptTimers,
     private readonly dialect: Dialect,
@@ -65,10 +86,12 @@ export class UpstreamStream implements StreamBody {
         this.take(early);
         continue;
       }
-      this.timers.arm('stream-idle', this.finished ? Math.min(this.idleMs, FINISHED_IDLE_MS) : this.idleMs);
-      let chunk: IteratorResult<Buffer>;
+      const idleMs = this.finished ? Math.min(this.idleMs, FINISHED_IDLE_MS) : this.idleMs;
+      if (idleMs !== this.armedIdleMs) this.timers.armIdle((this.armedIdleMs = idleMs));
+      else this.timers.touch();
+      let chunk: Buffer | null;
       try {
-        chunk = await this.timers.settled(this.chunks.next());
+        chunk = await this.chunks.next();
       } catch (err) {
         if (this.end) return this.end; // cancelled while waiting
         const expired = this.timers.expired;
@@ -84,8 +107,11 @@ export class UpstreamStream implements StreamBody {
         return this.finish({ kind: 'failed', failure: expired ? 'timeout' : 'reset', detail });
       }
       if (this.end) return this.end;
-      if (chunk.done) this.ended();
-      else this.take(chunk.value);
+      if (chunk === null) this.ended();
+      else {
+        this.timers.touch();
+        this.take(chunk);
+      }
     }
   }
 
@@ -119,9 +145,10 @@ export class UpstreamStream implements StreamBody {
   /** The upstream ended the stream cleanly: was it complete? */
   private ended(): void {
     this.relay(this.splitter.flush() + this.decoder.end());
-    const usage = this.dialect.usage(this.head + this.tail);
-    if (this.dialect.terminated(this.tail) === false) {
-      const terminator = this.dialect.missingTerminator(this.tail);
+    const tail = this.tail.text();
+    const usage = this.dialect.usage(this.head + tail);
+    if (this.dialect.terminated(tail) === false) {
+      const terminator = this.dialect.missingTerminator(tail);
       if (terminator === undefined) return void this.queue.push({ kind: 'failed', failure: 'reset', detail: 'upstream ended the stream without its terminator' });
       this.relay(terminator);
     }
@@ -140,7 +167,7 @@ export class UpstreamStream implements StreamBody {
     if (text === '') return;
     this.finished ||= this.dialect.missingTerminator(text) !== undefined;
     if (this.head.length < EDGE_CHARS) this.head += text.slice(0, EDGE_CHARS - this.head.length);
-    this.tail = (this.tail + text).slice(-EDGE_CHARS);
+    this.tail.add(text);
     this.queue.push(bytes ?? Buffer.from(text));
   }
 

@@ -10,6 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { firstHeader, SseReader } from '../../../lib/index.js';
 import { ThroughputFloor, type Clock } from '../../resilience/index.js';
 import { AttemptTimers } from '../attempt-timers.js';
+import { ChunkSource } from '../chunk-source.js';
 import type { BodyLease } from '../body-budget.js';
 import { classifyStatus, classifyTransportError } from '../classify.js';
 import { streamFraming, type Dialect, type StreamFraming } from '../dialects/dialect.js';
@@ -123,15 +124,15 @@ export function attempt(clock: Clock): Handler {
         const usage = failure === undefined ? ctx.dialect.usage(text) : undefined;
         return { kind: 'answer', ...source, status, headers: response.headers, body, failure, usage };
       }
-      const chunks = response[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+      const chunks = new ChunkSource(response, timers.controller.signal);
       const isFirstData = firstContentDetector(framing, ctx.dialect);
       const buffered: Buffer[] = [];
       for (let held = 0; ; ) {
-        const r = await timers.settled(chunks.next());
-        if (r.done) break;
-        buffered.push(r.value);
-        if (isFirstData(r.value)) break;
-        held += r.value.length;
+        const chunk = await chunks.next();
+        if (chunk === null) break;
+        buffered.push(chunk);
+        if (isFirstData(chunk)) break;
+        held += chunk.length;
         if (held > limits.maxStreamHeadBytes) {
           response.destroy();
           throw new TooLarge(`the stream sent more than limits.maxStreamHeadBytes (${limits.maxStreamHeadBytes} bytes) before its first content event`);

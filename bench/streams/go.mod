@@ -1,0 +1,3 @@
+module breakwater.dev/bench/streams
+
+go 1.22
