@@ -27,9 +27,10 @@ FROM ${RUNTIME_BASE}
 WORKDIR /app
 ENV NODE_ENV=production
 # Heap sized for a sidecar (bench/ runs the sidecar with these same flags, read from here):
-# a small young generation keeps resident memory ~100 MiB lower under load at no throughput cost;
-# old space leaves headroom for large prompts.
-ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=128"
+# a small young generation (1 MiB semi-spaces) keeps resident memory low under load and at idle
+# (~5 MiB less anonymous memory idle than 4 MiB, at no CPU cost measurable here); old space leaves
+# headroom for large prompts.
+ENV NODE_OPTIONS="--max-semi-space-size=1 --max-old-space-size=128"
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import { hostname } from 'node:os';
-import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1ConfigMap, type V1Pod } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, type V1ConfigMap } from '@kubernetes/client-node';
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -21,7 +21,9 @@ import { admissionHandler } from './admission.js';
 import { createConfigServer } from './config-server.js';
 import { createWebhookServer } from './webhook-server.js';
 import { EventRecorder } from './event-recorder.js';
+import { SharedConnectionKubeConfig } from './kube-config.js';
 import { LeaderElector } from './leader-election.js';
+import { metadataList, metadataWatch, type ObjectMetadata } from './metadata-watch.js';
 import { GROUP, Reconciler, type PolicyObject } from './reconciler.js';
 import { ReportRecorder, reportsConfigMapName, REPORTS_LABEL } from './report-store.js';
 import { resilientInformer } from './resilient-informer.js';
@@ -59,7 +61,7 @@ export interface Controller {
 
 export async function startController(options: ControllerOptions): Promise<Controller> {
   const { log } = options;
-  const kc = new KubeConfig();
+  const kc = new SharedConnectionKubeConfig();
   if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
   else kc.loadFromDefault();
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -84,13 +86,15 @@ export async function startController(options: ControllerOptions): Promise<Contr
     log,
   );
   const selector = `${INJECTED_LABEL}=true`;
-  const pods = resilientInformer<V1Pod>(
+  // Injected pods as metadata only, and only until they finish: a pod that completes leaves the watch as deleted.
+  const running = 'status.phase!=Succeeded,status.phase!=Failed';
+  const pods = resilientInformer<ObjectMetadata>(
     kc,
     '/api/v1/pods',
-    () => core.listPodForAllNamespaces({ labelSelector: selector }),
+    metadataList(kc, '/api/v1/pods', { labelSelector: selector, fieldSelector: running }),
     { upsert: (p) => reconciler.upsertPod(p), remove: (p) => reconciler.removePod(p), synced: () => reconciler.resyncAll() },
     log,
-    { labelSelector: selector },
+    { labelSelector: selector, fieldSelector: running, watch: metadataWatch(kc) },
   );
   const recorded = resilientInformer<V1ConfigMap>(
     kc,

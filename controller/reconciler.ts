@@ -10,7 +10,8 @@
  * status subresource only when it changed. Pods are re-sent their config
  * whenever what they should run changes.
  */
-import type { CoreV1Api, CustomObjectsApi, KubernetesObject, V1ConfigMap, V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Api, CustomObjectsApi, KubernetesObject, V1ConfigMap, V1ObjectMeta } from '@kubernetes/client-node';
+import type { ObjectMetadata } from './metadata-watch.js';
 import type { Logger } from 'pino';
 import { canonicalJson, formatProblems, hashSpec, validatePolicy, type PolicySpec, type SidecarReport } from '../api/index.js';
 import type { PolicyStatus } from '../api/policy-status.js';
@@ -40,14 +41,17 @@ export interface ReconcilerDeps {
   coalesceMs?: number;
 }
 
-const podKey = (pod: V1Pod) => `${pod.metadata!.namespace}/${pod.metadata!.name}`;
-const isLive = (pod: V1Pod) => !pod.metadata?.deletionTimestamp && pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed';
+/** A pod as the controller keeps it: its metadata (the watch asks for nothing else, and only for pods not finished). */
+type PodMeta = Pick<ObjectMetadata, 'metadata'>;
+
+const podKey = (pod: PodMeta) => `${pod.metadata!.namespace}/${pod.metadata!.name}`;
+const isLive = (pod: PodMeta) => !pod.metadata.deletionTimestamp;
 
 function policyRef(p: PolicyObject): PolicyRef {
   return { namespace: p.metadata.namespace!, name: p.metadata.name!, createdAt: new Date(p.metadata.creationTimestamp ?? 0).toISOString(), podSelector: p.spec.podSelector };
 }
 
-function podRef(pod: V1Pod): PodRef {
+function podRef(pod: PodMeta): PodRef {
   return { namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, labels: pod.metadata!.labels ?? {}, annotations: pod.metadata!.annotations ?? {} };
 }
 
@@ -56,7 +60,7 @@ export class Reconciler {
   private readonly policies = new Map<string, PolicyObject>();
   /** What resolution needs of each policy; rebuilt only when a policy is added, changed or removed. */
   private refs: PolicyRef[] | undefined;
-  private readonly pods = new Map<string, V1Pod>();
+  private readonly pods = new Map<string, PodMeta>();
   private readonly recorded = new RecordedReports();
   private readonly dirty = new Set<string>();
   private flushing: Promise<void> | undefined;
@@ -84,7 +88,7 @@ export class Reconciler {
     this.namespaceChanged(policy.metadata.namespace!);
   }
 
-  upsertPod(pod: V1Pod): void {
+  upsertPod(pod: PodMeta): void {
     const key = podKey(pod);
     const before = this.pods.get(key);
     this.pods.set(key, pod);
@@ -92,7 +96,7 @@ export class Reconciler {
     this.hub.refresh(key);
   }
 
-  removePod(pod: V1Pod): void {
+  removePod(pod: PodMeta): void {
     const key = podKey(pod);
     this.pods.delete(key);
     this.hub.forget(key);
@@ -125,7 +129,7 @@ export class Reconciler {
     return (this.refs ??= [...this.policies.values()].map(policyRef));
   }
 
-  private resolve(pod: V1Pod): Resolution {
+  private resolve(pod: PodMeta): Resolution {
     return resolvePod(podRef(pod), this.policyRefs());
   }
 
@@ -134,7 +138,7 @@ export class Reconciler {
    * from `among` (policies the caller listed itself, when the cache may not
    * have seen a policy applied together with its workload).
    */
-  policyFor(pod: V1Pod, namespace: string, among?: PolicyObject[]): { name: string; spec: PolicySpec } | undefined {
+  policyFor(pod: { metadata?: V1ObjectMeta }, namespace: string, among?: PolicyObject[]): { name: string; spec: PolicySpec } | undefined {
     const ref = { namespace, name: pod.metadata?.name ?? '', labels: pod.metadata?.labels ?? {}, annotations: pod.metadata?.annotations ?? {} };
     const policies = among ? new Map(among.map((p) => [keyOf(policyRef(p)), p])) : this.policies;
     const key = resolvePod(ref, among ? among.map(policyRef) : this.policyRefs()).policy;

@@ -3,7 +3,7 @@
  * running: restarted with exponential backoff after an error, and by a
  * watchdog when the watch has been silent for too long.
  */
-import { makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 export interface Handlers<T> {
@@ -25,9 +25,9 @@ export function resilientInformer<T extends KubernetesObject>(
   list: () => Promise<KubernetesListObject<T>>,
   handlers: Handlers<T>,
   log: Logger,
-  options: { labelSelector?: string; silenceMs?: number } = {},
+  options: { labelSelector?: string; fieldSelector?: string; silenceMs?: number; /** How to watch (metadata-watch.ts for metadata only); a plain watch by default. */ watch?: Watch } = {},
 ): ResilientInformer<T> {
-  const informer = makeInformer<T>(kc, path, list, options.labelSelector);
+  const informer = new ListWatch<T>(path, options.watch ?? new Watch(kc), list, false, options.labelSelector, options.fieldSelector);
   let failures = 0;
   let lastActivity = Date.now();
   let stopped = false;

@@ -9,7 +9,7 @@
  * offline queue: commands fail at once while it is away).
  */
 import { createHash } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import type { CacheConfig } from '../config/index.js';
 
@@ -32,7 +32,9 @@ const ENTRY_OVERHEAD = 128;
 
 export class ResponseCache {
   private readonly lru: LRUCache<string, CachedAnswer> | undefined;
-  private readonly redis: Redis | undefined;
+  /** The fleet's Redis, once its client has loaded (loaded only by a config that names one). */
+  private redis: Redis | undefined;
+  private closed = false;
 
   constructor(
     readonly config: CacheConfig,
@@ -42,16 +44,22 @@ export class ResponseCache {
       config.maxEntries > 0 && config.maxBytes > 0
         ? new LRUCache({ max: config.maxEntries, maxSize: config.maxBytes, sizeCalculation: (v) => v.body.length + ENTRY_OVERHEAD, ttl: config.ttlMs })
         : undefined;
-    if (config.redis) {
-      this.redis = new Redis(config.redis.url, {
-        password: config.redis.password,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        connectTimeout: 1000,
-        retryStrategy: (times) => Math.min(200 * times, 5000),
-      });
-      this.redis.on('error', onRedisError);
-    }
+    const shared = config.redis;
+    if (!shared) return;
+    import('ioredis').then(
+      ({ Redis }) => {
+        if (this.closed) return;
+        this.redis = new Redis(shared.url, {
+          password: shared.password,
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 0,
+          connectTimeout: 1000,
+          retryStrategy: (times) => Math.min(200 * times, 5000),
+        });
+        this.redis.on('error', onRedisError);
+      },
+      (err: unknown) => onRedisError(err as Error),
+    );
   }
 
   /**
@@ -69,7 +77,7 @@ export class ResponseCache {
 
   /** The shared cache's connection state (ready, connecting, reconnecting, ...), or 'off'. */
   get sharedStatus(): string {
-    return this.redis?.status ?? 'off';
+    return this.redis?.status ?? (this.config.redis ? 'connecting' : 'off');
   }
 
   /** The answer kept for `key`: from this pod first, then from the fleet's Redis. */
@@ -93,6 +101,7 @@ export class ResponseCache {
   }
 
   close(): void {
+    this.closed = true;
     this.redis?.disconnect();
   }
 }

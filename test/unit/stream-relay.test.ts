@@ -1,0 +1,100 @@
+/**
+ * The per-event path of a stream, piece by piece: the chunk source (bounded
+ * read-ahead, abort ends a wait at once), the lazy stream-idle timer (one
+ * timer, however many events), and the hooks the layers hang on one body.
+ */
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { PassThrough } from 'node:stream';
+import { describe, it } from 'node:test';
+import { AttemptTimers } from '../../sidecar/proxy/attempt-timers.js';
+import { ChunkSource, HIGH_WATER_BYTES } from '../../sidecar/proxy/chunk-source.js';
+import { onStreamEnd, type StreamBody, type StreamEnd } from '../../sidecar/proxy/stream-body.js';
+import { ManualClock } from '../../sidecar/resilience/index.js';
+
+const response = () => new PassThrough() as PassThrough & IncomingMessage;
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('ChunkSource', () => {
+  it('queues what arrives while nobody reads, pauses the response past the high-water mark, and resumes once drained', async () => {
+    const res = response();
+    const source = new ChunkSource(res, new AbortController().signal);
+    const chunk = Buffer.alloc(16 * 1024, 'a');
+    for (let i = 0; i < 6; i++) res.write(chunk);
+    await tick();
+    assert.equal(res.isPaused(), true, `paused after ${6 * chunk.length} bytes (high water ${HIGH_WATER_BYTES})`);
+    let read = 0;
+    while (res.isPaused()) read += (await source.next())!.length;
+    assert.ok(read >= HIGH_WATER_BYTES, 'resumed only once the queue was drained');
+    res.end();
+    let rest: Buffer | null;
+    while ((rest = await source.next())) read += rest.length;
+    assert.equal(read, 6 * chunk.length, 'every byte came through, in order, then the end');
+  });
+
+  it('ends a waiting read at once when the attempt is aborted, and every later one, queued chunks or not', async () => {
+    const res = response();
+    const abort = new AbortController();
+    const source = new ChunkSource(res, abort.signal);
+    const waiting = source.next();
+    abort.abort();
+    await assert.rejects(waiting, /attempt aborted/);
+    res.write('late');
+    await tick();
+    await assert.rejects(source.next(), /attempt aborted/);
+  });
+
+  it('rejects when the body dies before its end', async () => {
+    const res = response();
+    const source = new ChunkSource(res, new AbortController().signal);
+    res.write('data: {}\n\n');
+    assert.equal((await source.next())!.toString(), 'data: {}\n\n');
+    const waiting = source.next();
+    res.destroy();
+    await assert.rejects(waiting, /before its body was complete/);
+  });
+});
+
+describe('the stream-idle timer', () => {
+  it('expires only after its timeout with no touch, and touches set no timers', () => {
+    const clock = new ManualClock();
+    let timers = 0;
+    const setTimer = clock.setTimer.bind(clock);
+    clock.setTimer = (fn, ms) => (timers++, setTimer(fn, ms));
+    const attempt = new AttemptTimers(clock, new AbortController().signal);
+    attempt.armIdle(1000);
+    for (let i = 0; i < 100; i++) {
+      clock.advance(100);
+      attempt.touch();
+    }
+    assert.equal(attempt.expired, undefined, 'alive: touched every 100 ms for 10 s');
+    assert.ok(timers <= 12, `${timers} timers for 100 touches: about one per idle period, re-armed only when due`);
+    clock.advance(999);
+    assert.equal(attempt.expired, undefined);
+    clock.advance(1);
+    assert.equal(attempt.expired, 'stream-idle');
+    assert.equal(attempt.controller.signal.aborted, true);
+  });
+});
+
+describe('onStreamEnd()', () => {
+  it('hooks several layers on one body: each hook once, innermost first, even when one throws', async () => {
+    let ended = false;
+    const inner: StreamBody = {
+      read: async () => (ended ? { kind: 'complete' } : ((ended = true), Buffer.from('x'))),
+      cancel() {},
+    };
+    const calls: string[] = [];
+    const a = onStreamEnd(inner, () => calls.push('bulkhead'));
+    const b = onStreamEnd(a, () => {
+      calls.push('breaker');
+      throw new Error('a bug in a release');
+    });
+    const c = onStreamEnd(b, (end: StreamEnd) => calls.push(`degradation:${end.kind}`));
+    assert.equal(c, a, 'one wrapper for all three layers');
+    assert.ok(Buffer.isBuffer(await c.read()));
+    await assert.rejects(c.read(), /a bug in a release/);
+    c.cancel();
+    assert.deepEqual(calls, ['bulkhead', 'breaker', 'degradation:complete']);
+  });
+});
