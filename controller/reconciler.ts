@@ -11,7 +11,6 @@
  * whenever what they should run changes.
  */
 import type { CoreV1Api, CustomObjectsApi, KubernetesObject, V1ConfigMap, V1ObjectMeta } from '@kubernetes/client-node';
-import type { ObjectMetadata } from './metadata-watch.js';
 import type { Logger } from 'pino';
 import { canonicalJson, formatProblems, hashSpec, validatePolicy, type PolicySpec, type SidecarReport } from '../api/index.js';
 import type { PolicyStatus } from '../api/policy-status.js';
@@ -42,9 +41,9 @@ export interface ReconcilerDeps {
 }
 
 /** A pod as the controller keeps it: its metadata (the watch asks for nothing else, and only for pods not finished). */
-type PodMeta = Pick<ObjectMetadata, 'metadata'>;
+type PodMeta = { metadata: V1ObjectMeta };
 
-const podKey = (pod: PodMeta) => `${pod.metadata!.namespace}/${pod.metadata!.name}`;
+const podKey = (pod: PodMeta) => `${pod.metadata.namespace}/${pod.metadata.name}`;
 const isLive = (pod: PodMeta) => !pod.metadata.deletionTimestamp;
 
 function policyRef(p: PolicyObject): PolicyRef {
@@ -52,7 +51,7 @@ function policyRef(p: PolicyObject): PolicyRef {
 }
 
 function podRef(pod: PodMeta): PodRef {
-  return { namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, labels: pod.metadata!.labels ?? {}, annotations: pod.metadata!.annotations ?? {} };
+  return { namespace: pod.metadata.namespace!, name: pod.metadata.name!, labels: pod.metadata.labels ?? {}, annotations: pod.metadata.annotations ?? {} };
 }
 
 export class Reconciler {

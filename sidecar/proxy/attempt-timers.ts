@@ -89,8 +89,10 @@ export class AttemptTimers {
   }
 
   private expire(kind: TimeoutKind): void {
-    const idleLeft = this.lastTouch + this.idleMs - this.clock.now();
-    if (kind === 'stream-idle' && idleLeft > 0) return this.arm(kind, idleLeft);
+    if (kind === 'stream-idle') {
+      const idleLeft = this.lastTouch + this.idleMs - this.clock.now();
+      if (idleLeft > 0) return this.arm(kind, idleLeft); // touched since armed: not idle yet
+    }
     this.expired ??= kind;
     this.abort();
   }
