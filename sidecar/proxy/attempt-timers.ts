@@ -1,23 +1,33 @@
 /**
- * The timers of one attempt, all aborting the same controller, which the
- * app's going away aborts too. Whichever fires first names the timeout.
- * `settled()` bounds any wait of the attempt by that abort, so the attempt
- * ends on time whatever the peer does (some peers make Node's client go
- * silent: an unrequested 101 destroys the socket without an event). The
- * stream-idle timer is lazy: `touch()` only notes the time, and the timer
- * re-arms for the rest when it comes due, so a stream's events set no timers.
+ * The timers of one attempt, all aborting it, as the app's going away does
+ * too. Whichever fires first names the timeout. What the attempt holds (its
+ * upstream request, its body's reader) hangs on `onAbort`: plain callbacks,
+ * not an AbortSignal, whose listeners cost every request an EventTarget and
+ * a stream finisher in Node's client. `settled()` bounds any wait of the
+ * attempt by that abort, so the attempt ends on time whatever the peer does
+ * (some peers make Node's client go silent: an unrequested 101 destroys the
+ * socket without an event). The stream-idle timer is lazy: `touch()` only
+ * notes the time, and the timer re-arms for the rest when it comes due, so a
+ * stream's events set no timers.
  */
 import type { Clock } from '../resilience/index.js';
 
 export type TimeoutKind = 'first-byte' | 'attempt' | 'total' | 'stream-idle';
 
-export class AttemptTimers {
-  readonly controller = new AbortController();
+/** What an attempt's parts hang on its abort. */
+export interface AbortHooks {
+  readonly aborted: boolean;
+  /** Calls `listener` (which must not throw) once when the attempt is aborted, at once if it was; the returned function forgets it. */
+  onAbort(listener: () => void): () => void;
+}
+
+export class AttemptTimers implements AbortHooks {
   expired: TimeoutKind | undefined;
+  aborted = false;
   private readonly handles = new Map<TimeoutKind, unknown>();
   private readonly onAppAbort = () => this.abort();
-  /** The waits in settled(), each rejected if the attempt is aborted first. */
-  private readonly waits = new Set<(err: Error) => void>();
+  /** What the abort calls: the attempt's parts, and the waits in settled(). */
+  private readonly listeners = new Set<() => void>();
   private idleMs = 0;
   private lastTouch = 0;
 
@@ -31,23 +41,32 @@ export class AttemptTimers {
 
   /** `work`, or a rejection as soon as the attempt is aborted (by a timer or the app), whichever comes first. */
   settled<T>(work: Promise<T>): Promise<T> {
-    if (this.controller.signal.aborted) {
+    if (this.aborted) {
       work.catch(() => {}); // given up on
       return Promise.reject(new Error('attempt aborted'));
     }
     return new Promise<T>((resolve, reject) => {
-      this.waits.add(reject);
+      const forget = this.onAbort(() => reject(new Error('attempt aborted')));
       work.then(
         (value) => {
-          this.waits.delete(reject);
+          forget();
           resolve(value);
         },
         (err: unknown) => {
-          this.waits.delete(reject);
+          forget();
           reject(err);
         },
       );
     });
+  }
+
+  onAbort(listener: () => void): () => void {
+    if (this.aborted) {
+      listener();
+      return () => {};
+    }
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Arms the stream-idle timer: it expires `ms` after the last touch(). */
@@ -75,17 +94,22 @@ export class AttemptTimers {
 
   /** Stops every timer and forgets the app's signal. */
   dispose(): void {
-    for (const handle of this.handles.values()) this.clock.clearTimer(handle);
-    this.handles.clear();
+    this.stopTimers();
     this.appSignal.removeEventListener('abort', this.onAppAbort);
   }
 
-  /** Aborts the attempt: its upstream request is destroyed, and every wait in settled() ends. */
+  /** Aborts the attempt: its upstream request is destroyed, and every wait in settled() ends. Each listener runs once. */
   abort(): void {
-    if (this.controller.signal.aborted) return;
-    this.controller.abort();
-    for (const reject of this.waits) reject(new Error('attempt aborted'));
-    this.waits.clear();
+    if (this.aborted) return;
+    this.aborted = true;
+    this.stopTimers(); // whatever aborted it, no timeout is left to name
+    for (const listener of this.listeners) listener();
+    this.listeners.clear();
+  }
+
+  private stopTimers(): void {
+    for (const handle of this.handles.values()) this.clock.clearTimer(handle);
+    this.handles.clear();
   }
 
   private expire(kind: TimeoutKind): void {

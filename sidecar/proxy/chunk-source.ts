@@ -9,6 +9,7 @@
  * per-event path of every stream.
  */
 import type { IncomingMessage } from 'node:http';
+import type { AbortHooks } from './attempt-timers.js';
 
 /** Bytes read ahead of the reader before the response is paused. */
 export const HIGH_WATER_BYTES = 64 * 1024;
@@ -22,7 +23,7 @@ export class ChunkSource {
 
   constructor(
     private readonly response: IncomingMessage,
-    signal: AbortSignal,
+    attempt: AbortHooks,
   ) {
     response.on('data', (chunk: Buffer) => this.arrived(chunk));
     response.on('end', () => {
@@ -34,8 +35,7 @@ export class ChunkSource {
     response.on('close', () => {
       if (!this.done) this.break(new Error('response ended before its body was complete'));
     });
-    if (signal.aborted) this.break(new Error('attempt aborted'));
-    else signal.addEventListener('abort', () => this.break(new Error('attempt aborted')), { once: true });
+    attempt.onAbort(() => this.break(new Error('attempt aborted')));
   }
 
   /** The next chunk; null once the body ended cleanly. */

@@ -23,7 +23,7 @@ export class UpstreamClient {
     this.agent = secure ? new https.Agent(options) : new http.Agent(options);
   }
 
-  request(path: string, options: { method: string; headers: IncomingHttpHeaders; signal: AbortSignal }, onResponse: (res: IncomingMessage) => void): ClientRequest {
+  request(path: string, options: { method: string; headers: IncomingHttpHeaders; signal?: AbortSignal }, onResponse: (res: IncomingMessage) => void): ClientRequest {
     return this.transport.request({ hostname: this.hostname, port: this.port, path, agent: this.agent, ...options }, onResponse);
   }
 

@@ -95,7 +95,7 @@ export class UpstreamStream implements StreamBody {
       } catch (err) {
         if (this.end) return this.end; // cancelled while waiting
         const expired = this.timers.expired;
-        if (!expired && this.timers.controller.signal.aborted) return this.finish({ kind: 'cancelled' }); // the app left
+        if (!expired && this.timers.aborted) return this.finish({ kind: 'cancelled' }); // the app left
         if (this.finished) {
           // The answer is whole; what did not come (usage, the terminator) is not worth a failure. Half an event is dropped.
           this.response.destroy();

@@ -14,11 +14,12 @@ import { ManualClock } from '../../sidecar/resilience/index.js';
 
 const response = () => new PassThrough() as PassThrough & IncomingMessage;
 const tick = () => new Promise((r) => setImmediate(r));
+const attemptOf = (clock: ManualClock) => new AttemptTimers(clock, new AbortController().signal);
 
 describe('ChunkSource', () => {
   it('queues what arrives while nobody reads, pauses the response past the high-water mark, and resumes once drained', async () => {
     const res = response();
-    const source = new ChunkSource(res, new AbortController().signal);
+    const source = new ChunkSource(res, attemptOf(new ManualClock()));
     const chunk = Buffer.alloc(16 * 1024, 'a');
     for (let i = 0; i < 6; i++) res.write(chunk);
     await tick();
@@ -34,10 +35,10 @@ describe('ChunkSource', () => {
 
   it('ends a waiting read at once when the attempt is aborted, and every later one, queued chunks or not', async () => {
     const res = response();
-    const abort = new AbortController();
-    const source = new ChunkSource(res, abort.signal);
+    const attempt = attemptOf(new ManualClock());
+    const source = new ChunkSource(res, attempt);
     const waiting = source.next();
-    abort.abort();
+    attempt.abort();
     await assert.rejects(waiting, /attempt aborted/);
     res.write('late');
     await tick();
@@ -46,7 +47,7 @@ describe('ChunkSource', () => {
 
   it('rejects when the body dies before its end', async () => {
     const res = response();
-    const source = new ChunkSource(res, new AbortController().signal);
+    const source = new ChunkSource(res, attemptOf(new ManualClock()));
     res.write('data: {}\n\n');
     assert.equal((await source.next())!.toString(), 'data: {}\n\n');
     const waiting = source.next();
@@ -61,7 +62,7 @@ describe('the stream-idle timer', () => {
     let timers = 0;
     const setTimer = clock.setTimer.bind(clock);
     clock.setTimer = (fn, ms) => (timers++, setTimer(fn, ms));
-    const attempt = new AttemptTimers(clock, new AbortController().signal);
+    const attempt = attemptOf(clock);
     attempt.armIdle(1000);
     for (let i = 0; i < 100; i++) {
       clock.advance(100);
@@ -73,7 +74,39 @@ describe('the stream-idle timer', () => {
     assert.equal(attempt.expired, undefined);
     clock.advance(1);
     assert.equal(attempt.expired, 'stream-idle');
-    assert.equal(attempt.controller.signal.aborted, true);
+    assert.equal(attempt.aborted, true);
+  });
+});
+
+describe("an attempt's abort", () => {
+  it('calls each hook once, whoever aborts (a timer or the app), and a hook hung on after the abort at once', () => {
+    const clock = new ManualClock();
+    const app = new AbortController();
+    const attempt = new AttemptTimers(clock, app.signal);
+    const calls: string[] = [];
+    attempt.onAbort(() => calls.push('request'));
+    const forget = attempt.onAbort(() => calls.push('forgotten'));
+    attempt.onAbort(() => calls.push('reader'));
+    forget();
+    attempt.arm('first-byte', 100);
+    app.abort();
+    clock.advance(100);
+    attempt.abort();
+    assert.deepEqual(calls, ['request', 'reader'], 'once each, in order; the forgotten one never');
+    assert.equal(attempt.expired, undefined, 'the app left first: no timeout is named, and the timer was not left to fire');
+    attempt.onAbort(() => calls.push('late'));
+    assert.deepEqual(calls, ['request', 'reader', 'late']);
+  });
+
+  it('ends a wait in settled() when a timer fires, and the work is given up', async () => {
+    const clock = new ManualClock();
+    const attempt = attemptOf(clock);
+    attempt.arm('attempt', 50);
+    const waiting = attempt.settled(new Promise(() => {}));
+    clock.advance(50);
+    await assert.rejects(waiting, /attempt aborted/);
+    assert.equal(attempt.expired, 'attempt');
+    await assert.rejects(attempt.settled(Promise.reject(new Error('late'))), /attempt aborted/);
   });
 });
 

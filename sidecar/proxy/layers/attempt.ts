@@ -9,7 +9,7 @@
 import type { IncomingMessage } from 'node:http';
 import { firstHeader, SseReader } from '../../../lib/index.js';
 import { ThroughputFloor, type Clock } from '../../resilience/index.js';
-import { AttemptTimers } from '../attempt-timers.js';
+import { AttemptTimers, type AbortHooks } from '../attempt-timers.js';
 import { ChunkSource } from '../chunk-source.js';
 import type { BodyLease } from '../body-budget.js';
 import { classifyStatus, classifyTransportError } from '../classify.js';
@@ -26,12 +26,14 @@ function attemptLimitMs(req: ProxyRequest): number {
   return t.attemptMs;
 }
 
-/** Sends the request on the endpoint's keep-alive agent; resolves once the response headers are in. */
-function send(req: ProxyRequest, signal: AbortSignal): Promise<IncomingMessage> {
+/** Sends the request on the endpoint's keep-alive agent; resolves once the response headers are in. The attempt's abort destroys it. */
+function send(req: ProxyRequest, attempt: AbortHooks): Promise<IncomingMessage> {
   const endpoint = req.endpoint!;
   return new Promise((resolve, reject) => {
-    const outgoing = endpoint.client.request(endpoint.config.basePath + req.appPath, { method: req.method, headers: req.headers, signal }, resolve);
+    const outgoing = endpoint.client.request(endpoint.config.basePath + req.appPath, { method: req.method, headers: req.headers }, resolve);
     outgoing.on('error', reject);
+    // Once the answer is whole its socket is back in the pool and destroy() is a no-op (the request is done).
+    attempt.onAbort(() => outgoing.destroy(new Error('attempt aborted')));
     // The sidecar asks for no upgrade: an upstream that switches protocols anyway (101) has not answered.
     outgoing.on('upgrade', (response: IncomingMessage, socket: { destroy(): void }) => {
       socket.destroy();
@@ -112,7 +114,7 @@ export function attempt(clock: Clock): Handler {
     const source = { upstream: req.upstream.config.name, model: req.model };
     let handedOver = false;
     try {
-      const response = await timers.settled(send(req, timers.controller.signal));
+      const response = await timers.settled(send(req, timers));
       const status = response.statusCode!;
       const framing = status < 300 ? streamFraming(firstHeader(response.headers, 'content-type')) : undefined;
       if (!framing) {
@@ -124,7 +126,7 @@ export function attempt(clock: Clock): Handler {
         const usage = failure === undefined ? ctx.dialect.usage(text) : undefined;
         return { kind: 'answer', ...source, status, headers: response.headers, body, failure, usage };
       }
-      const chunks = new ChunkSource(response, timers.controller.signal);
+      const chunks = new ChunkSource(response, timers);
       const isFirstData = firstContentDetector(framing, ctx.dialect);
       const buffered: Buffer[] = [];
       for (let held = 0; ; ) {
