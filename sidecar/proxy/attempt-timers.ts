@@ -3,12 +3,12 @@
  * too. Whichever fires first names the timeout. What the attempt holds (its
  * upstream request, its body's reader) hangs on `onAbort`: plain callbacks,
  * not an AbortSignal, whose listeners cost every request an EventTarget and
- * a stream finisher in Node's client. `settled()` bounds any wait of the
- * attempt by that abort, so the attempt ends on time whatever the peer does
- * (some peers make Node's client go silent: an unrequested 101 destroys the
- * socket without an event). The stream-idle timer is lazy: `touch()` only
- * notes the time, and the timer re-arms for the rest when it comes due, so a
- * stream's events set no timers.
+ * a stream finisher in Node's client. Every wait of the attempt ends on its
+ * abort, so the attempt ends on time whatever the peer does (some peers make
+ * Node's client go silent: an unrequested 101 destroys the socket without an
+ * event). The stream-idle timer is lazy: `touch()` only notes the time, and
+ * the timer re-arms for the rest when it comes due, so a stream's events set
+ * no timers.
  */
 import type { Clock } from '../resilience/index.js';
 
@@ -17,8 +17,8 @@ export type TimeoutKind = 'first-byte' | 'attempt' | 'total' | 'stream-idle';
 /** What an attempt's parts hang on its abort. */
 export interface AbortHooks {
   readonly aborted: boolean;
-  /** Calls `listener` (which must not throw) once when the attempt is aborted, at once if it was; the returned function forgets it. */
-  onAbort(listener: () => void): () => void;
+  /** Calls `listener` (which must not throw) once when the attempt is aborted, at once if it was. */
+  onAbort(listener: () => void): void;
 }
 
 export class AttemptTimers implements AbortHooks {
@@ -26,8 +26,8 @@ export class AttemptTimers implements AbortHooks {
   aborted = false;
   private readonly handles = new Map<TimeoutKind, unknown>();
   private readonly onAppAbort = () => this.abort();
-  /** What the abort calls: the attempt's parts, and the waits in settled(). */
-  private readonly listeners = new Set<() => void>();
+  /** What the abort calls: the attempt's parts and their waits. */
+  private listeners: (() => void)[] = [];
   private idleMs = 0;
   private lastTouch = 0;
 
@@ -39,34 +39,9 @@ export class AttemptTimers implements AbortHooks {
     else appSignal.addEventListener('abort', this.onAppAbort, { once: true });
   }
 
-  /** `work`, or a rejection as soon as the attempt is aborted (by a timer or the app), whichever comes first. */
-  settled<T>(work: Promise<T>): Promise<T> {
-    if (this.aborted) {
-      work.catch(() => {}); // given up on
-      return Promise.reject(new Error('attempt aborted'));
-    }
-    return new Promise<T>((resolve, reject) => {
-      const forget = this.onAbort(() => reject(new Error('attempt aborted')));
-      work.then(
-        (value) => {
-          forget();
-          resolve(value);
-        },
-        (err: unknown) => {
-          forget();
-          reject(err);
-        },
-      );
-    });
-  }
-
-  onAbort(listener: () => void): () => void {
-    if (this.aborted) {
-      listener();
-      return () => {};
-    }
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  onAbort(listener: () => void): void {
+    if (this.aborted) listener();
+    else this.listeners.push(listener);
   }
 
   /** Arms the stream-idle timer: it expires `ms` after the last touch(). */
@@ -98,13 +73,14 @@ export class AttemptTimers implements AbortHooks {
     this.appSignal.removeEventListener('abort', this.onAppAbort);
   }
 
-  /** Aborts the attempt: its upstream request is destroyed, and every wait in settled() ends. Each listener runs once. */
+  /** Aborts the attempt: its upstream request is destroyed, and every wait of it ends. Each listener runs once. */
   abort(): void {
     if (this.aborted) return;
     this.aborted = true;
     this.stopTimers(); // whatever aborted it, no timeout is left to name
-    for (const listener of this.listeners) listener();
-    this.listeners.clear();
+    const listeners = this.listeners;
+    this.listeners = [];
+    for (const listener of listeners) listener();
   }
 
   private stopTimers(): void {

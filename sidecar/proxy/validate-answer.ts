@@ -11,15 +11,9 @@ export type ValidationSettings = PolicySpec['validation'];
 
 const REFUSAL = /^\s*(I'm sorry|I am sorry|I apologi[sz]e|Sorry)[,.]?\s+(but\s+)?I\s+(can(no|')t|am unable to|won't)\b/i;
 
-/** Why a 200 answer is unusable, or undefined when it is fine (or not JSON at all: not ours to judge). */
-export function invalidAnswer(dialect: Dialect, body: string, jsonMode: boolean, settings: ValidationSettings): string | undefined {
-  let json: Record<string, any>;
-  try {
-    json = JSON.parse(body) as Record<string, any>;
-  } catch {
-    return undefined;
-  }
-  if (typeof json !== 'object' || json === null) return undefined;
+/** Why a 200 answer (parsed: undefined when it is not a JSON object) is unusable, or undefined when it is fine or not JSON at all: not ours to judge. */
+export function invalidAnswer(dialect: Dialect, json: Record<string, any> | undefined, jsonMode: boolean, settings: ValidationSettings): string | undefined {
+  if (json === undefined) return undefined;
   if (settings.refusal && dialect.refused(json)) return 'the model refused';
   const text = dialect.answerText(json);
   if (typeof text !== 'string') return undefined; // not a completion (models list, embeddings, ...)

@@ -85,49 +85,26 @@ describe("an attempt's abort", () => {
     const attempt = new AttemptTimers(clock, app.signal);
     const calls: string[] = [];
     attempt.onAbort(() => calls.push('request'));
-    const forget = attempt.onAbort(() => calls.push('forgotten'));
     attempt.onAbort(() => calls.push('reader'));
-    forget();
     attempt.arm('first-byte', 100);
     app.abort();
     clock.advance(100);
     attempt.abort();
-    assert.deepEqual(calls, ['request', 'reader'], 'once each, in order; the forgotten one never');
+    assert.deepEqual(calls, ['request', 'reader'], 'once each, in order');
     assert.equal(attempt.expired, undefined, 'the app left first: no timeout is named, and the timer was not left to fire');
     attempt.onAbort(() => calls.push('late'));
     assert.deepEqual(calls, ['request', 'reader', 'late']);
   });
 
-  it('ends a wait in settled() when a timer fires, and the work is given up', async () => {
+  it('names the timer that fired first', () => {
     const clock = new ManualClock();
     const attempt = attemptOf(clock);
-    attempt.arm('attempt', 50);
-    const waiting = attempt.settled(new Promise(() => {}));
-    clock.advance(50);
-    await assert.rejects(waiting, /attempt aborted/);
-    assert.equal(attempt.expired, 'attempt');
-    await assert.rejects(attempt.settled(Promise.reject(new Error('late'))), /attempt aborted/);
-  });
-});
-
-describe('onStreamEnd()', () => {
-  it('hooks several layers on one body: each hook once, innermost first, even when one throws', async () => {
-    let ended = false;
-    const inner: StreamBody = {
-      read: async () => (ended ? { kind: 'complete' } : ((ended = true), Buffer.from('x'))),
-      cancel() {},
-    };
-    const calls: string[] = [];
-    const a = onStreamEnd(inner, () => calls.push('bulkhead'));
-    const b = onStreamEnd(a, () => {
-      calls.push('breaker');
-      throw new Error('a bug in a release');
-    });
-    const c = onStreamEnd(b, (end: StreamEnd) => calls.push(`degradation:${end.kind}`));
-    assert.equal(c, a, 'one wrapper for all three layers');
-    assert.ok(Buffer.isBuffer(await c.read()));
-    await assert.rejects(c.read(), /a bug in a release/);
-    c.cancel();
-    assert.deepEqual(calls, ['bulkhead', 'breaker', 'degradation:complete']);
+    let aborted = 0;
+    attempt.onAbort(() => aborted++);
+    attempt.arm('attempt', 80);
+    attempt.arm('first-byte', 50);
+    clock.advance(100);
+    assert.equal(attempt.expired, 'first-byte');
+    assert.equal(aborted, 1);
   });
 });

@@ -1,6 +1,6 @@
 /** Anthropic's Messages API: typed error bodies, named SSE events ending in message_stop, usage in input/output_tokens. */
 import type { Dialect, LocalErrorCode, Recogniser } from './types.js';
-import { clamp, composedId, jsonEventFailure, parseEvent, ndjsonError, OVERLOADED, prefillAssistant, statusMessage, usageReader } from './shared.js';
+import { clamp, composedId, jsonEventFailure, parseObject, ndjsonError, OVERLOADED, prefillAssistant, statusMessage, usageReaders } from './shared.js';
 
 const ANTHROPIC_RECOGNISERS: Recogniser[] = [
   { class: 'context-length', pattern: /prompt is too long/i, source: 'Anthropic' },
@@ -37,7 +37,7 @@ export const anthropic: Dialect = {
   },
   terminated: (tail) => tail.includes('message_stop'),
   streamText(event, data) {
-    const json = parseEvent(data);
+    const json = parseObject(data);
     if (event === 'content_block_start' && json?.content_block?.type !== 'text') return null; // tool use, thinking
     if (event !== 'content_block_delta') return undefined;
     return json?.delta?.type === 'text_delta' && typeof json.delta.text === 'string' ? json.delta.text : null;
@@ -54,7 +54,7 @@ export const anthropic: Dialect = {
   },
   eventFailure: jsonEventFailure((event, json) => (event === 'error' || json.type === 'error' ? (json.error ?? json) : undefined), ANTHROPIC_RECOGNISERS),
   missingTerminator: (tail) => (/"stop_reason"\s*:\s*"[^"]+"/.test(tail) ? 'event: message_stop\ndata: {"type":"message_stop"}\n\n' : undefined),
-  usage: usageReader(['input_tokens'], ['output_tokens']),
+  ...usageReaders(['input_tokens'], ['output_tokens']),
   recognisers: ANTHROPIC_RECOGNISERS,
   streamsByDefault: false,
   answerText: (json) => textBlock(json)?.text,

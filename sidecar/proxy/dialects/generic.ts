@@ -7,7 +7,7 @@ import { anthropic } from './anthropic.js';
 import type { Dialect, Recogniser } from './types.js';
 import { ollamaChat, ollamaGenerate } from './ollama.js';
 import { OPENAI_RECOGNISERS, openai } from './openai.js';
-import { usageReader } from './shared.js';
+import { usageReaders } from './shared.js';
 
 const known = [openai, anthropic, ollamaChat, ollamaGenerate];
 const recognisers: Recogniser[] = [...OPENAI_RECOGNISERS];
@@ -23,7 +23,7 @@ export const generic: Dialect = {
   withStreamText: (_event, data) => data, // an API it does not know: its events are relayed as they are
   continueWith: () => undefined,
   opensStream: () => false,
-  usage: usageReader(['prompt_tokens', 'input_tokens', 'prompt_eval_count'], ['completion_tokens', 'output_tokens', 'eval_count']),
+  ...usageReaders(['prompt_tokens', 'input_tokens', 'prompt_eval_count'], ['completion_tokens', 'output_tokens', 'eval_count']),
   recognisers,
   answerText: (json) => known.map((d) => d.answerText(json)).find((text) => text !== undefined),
   hasToolCalls: (json) => known.some((d) => d.hasToolCalls(json)),

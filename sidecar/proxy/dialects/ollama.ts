@@ -5,7 +5,7 @@
  * (Its OpenAI-compatible /v1 is the openai dialect.)
  */
 import type { Dialect, Recogniser } from './types.js';
-import { clamp, jsonEventFailure, ndjsonError, OVERLOADED, parseEvent, prefillAssistant, statusMessage, usageReader } from './shared.js';
+import { clamp, jsonEventFailure, ndjsonError, OVERLOADED, parseObject, prefillAssistant, statusMessage, usageReaders } from './shared.js';
 
 const OLLAMA_RECOGNISERS: Recogniser[] = [{ class: 'context-length', pattern: /context length|context window/i, source: 'Ollama' }, OVERLOADED];
 
@@ -21,7 +21,7 @@ function ollamaDialect(endpoint: 'chat' | 'generate'): Dialect {
     terminated: (tail) => /"done"\s*:\s*true/.test(tail),
     missingTerminator: () => undefined, // "done": true is both the finish and the terminator
     streamText(_event, data) {
-      const json = parseEvent(data);
+      const json = parseObject(data);
       if (json?.message?.tool_calls || json?.message?.thinking || json?.thinking) return null;
       const text = endpoint === 'chat' ? json?.message?.content : json?.response;
       return typeof text === 'string' && text !== '' ? text : undefined;
@@ -36,7 +36,7 @@ function ollamaDialect(endpoint: 'chat' | 'generate'): Dialect {
     // /api/generate wraps its prompt in the model's template: only a chat's assistant turn can be continued.
     continueWith: (json, text) => (endpoint === 'chat' && prefillAssistant(json, text) ? text.length : undefined),
     eventFailure: jsonEventFailure((_event, json) => (typeof json.error === 'string' ? json.error : undefined), OLLAMA_RECOGNISERS),
-    usage: usageReader(['prompt_eval_count'], ['eval_count']),
+    ...usageReaders(['prompt_eval_count'], ['eval_count']),
     recognisers: OLLAMA_RECOGNISERS,
     streamsByDefault: true,
     answerText: (json) => (endpoint === 'chat' ? json.message?.content : json.response),

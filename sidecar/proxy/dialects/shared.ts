@@ -1,7 +1,7 @@
 /** Pieces more than one dialect uses. */
 import { randomUUID } from 'node:crypto';
 import { classifyStreamError } from '../classify.js';
-import type { EventFailure, Recogniser, StreamFraming, TokenUsage } from './types.js';
+import type { Dialect, EventFailure, Recogniser, StreamFraming } from './types.js';
 
 /** The last number a global pattern captures in `text`, or 0. */
 function lastNumber(pattern: RegExp, text: string): number {
@@ -10,8 +10,8 @@ function lastNumber(pattern: RegExp, text: string): number {
   return value;
 }
 
-/** A stream event's JSON object, or undefined. */
-export function parseEvent(data: string): Record<string, any> | undefined {
+/** A JSON object (a stream event, a plain answer), or undefined when the text is not one. */
+export function parseObject(data: string): Record<string, any> | undefined {
   try {
     const json: unknown = JSON.parse(data);
     return typeof json === 'object' && json !== null ? (json as Record<string, any>) : undefined;
@@ -40,14 +40,30 @@ export function jsonEventFailure(errorOf: (event: string, json: any) => unknown,
   };
 }
 
-/** A usage reader for the given input and output field names. */
-export function usageReader(inputFields: string[], outputFields: string[]): (text: string) => TokenUsage | undefined {
+/** The last count any of `fields` holds, at the top of a parsed answer or in its `usage` object; 0 when none does. */
+function countIn(json: Record<string, any>, fields: string[]): number {
+  let value = 0;
+  for (const holder of [json, json.usage]) {
+    if (typeof holder !== 'object' || holder === null) continue;
+    for (const field of fields) {
+      const n: unknown = holder[field];
+      if (typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) value = n;
+    }
+  }
+  return value;
+}
+
+/**
+ * The usage readers for the given input and output field names: `usage` finds the last count in a text (a
+ * stream's edges), `answerUsage` reads a parsed answer, whose JSON the attempt parsed once already.
+ */
+export function usageReaders(inputFields: string[], outputFields: string[]): Pick<Dialect, 'usage' | 'answerUsage'> {
   const input = new RegExp(`"(?:${inputFields.join('|')})"\\s*:\\s*([0-9]{1,12})`, 'g');
   const output = new RegExp(`"(?:${outputFields.join('|')})"\\s*:\\s*([0-9]{1,12})`, 'g');
-  return (text) => {
-    const i = lastNumber(input, text);
-    const o = lastNumber(output, text);
-    return i || o ? { input: i, output: o } : undefined;
+  const either = (i: number, o: number) => (i || o ? { input: i, output: o } : undefined);
+  return {
+    usage: (text) => either(lastNumber(input, text), lastNumber(output, text)),
+    answerUsage: (json) => either(countIn(json, inputFields), countIn(json, outputFields)),
   };
 }
 

@@ -86,8 +86,10 @@ export interface Dialect {
    * undefined when the request cannot carry it (no chat messages, an API without prefill).
    */
   continueWith(json: Record<string, any>, text: string, style: 'prefill' | 'continue-final-message'): number | undefined;
-  /** Token usage reported in an answer or a stream (the last report wins). */
+  /** Token usage reported in a text: a stream's events (the last report wins). */
   usage(text: string): TokenUsage | undefined;
+  /** Token usage reported in a parsed plain answer. */
+  answerUsage(json: Record<string, any>): TokenUsage | undefined;
   /** Error-body recognisers, checked in order. */
   readonly recognisers: readonly Recogniser[];
   /** Whether a request without a `stream` field gets a stream. */

@@ -14,6 +14,7 @@ import { ChunkSource } from '../chunk-source.js';
 import type { BodyLease } from '../body-budget.js';
 import { classifyStatus, classifyTransportError } from '../classify.js';
 import { streamFraming, type Dialect, type StreamFraming } from '../dialects/dialect.js';
+import { parseObject } from '../dialects/shared.js';
 import { localError, type Handler, type Outcome, type ProxyRequest } from '../handler.js';
 import { startingWith } from '../stream-body.js';
 import { UpstreamStream } from '../upstream-stream.js';
@@ -26,14 +27,20 @@ function attemptLimitMs(req: ProxyRequest): number {
   return t.attemptMs;
 }
 
-/** Sends the request on the endpoint's keep-alive agent; resolves once the response headers are in. The attempt's abort destroys it. */
+/**
+ * Sends the request on the endpoint's keep-alive agent; resolves once the response headers are in.
+ * The attempt's abort destroys it and ends the wait, whatever the peer did or did not do.
+ */
 function send(req: ProxyRequest, attempt: AbortHooks): Promise<IncomingMessage> {
   const endpoint = req.endpoint!;
   return new Promise((resolve, reject) => {
     const outgoing = endpoint.client.request(endpoint.config.basePath + req.appPath, { method: req.method, headers: req.headers }, resolve);
     outgoing.on('error', reject);
     // Once the answer is whole its socket is back in the pool and destroy() is a no-op (the request is done).
-    attempt.onAbort(() => outgoing.destroy(new Error('attempt aborted')));
+    attempt.onAbort(() => {
+      outgoing.destroy();
+      reject(new Error('attempt aborted'));
+    });
     // The sidecar asks for no upgrade: an upstream that switches protocols anyway (101) has not answered.
     outgoing.on('upgrade', (response: IncomingMessage, socket: { destroy(): void }) => {
       socket.destroy();
@@ -52,9 +59,10 @@ class OverBudget extends Error {}
 
 /**
  * Reads a plain answer whole, up to `max` bytes, taking them from the request's share of the body
- * budget: a declared length at once (before its buffer is made), otherwise chunk by chunk.
+ * budget: a declared length at once (before its buffer is made), otherwise chunk by chunk. The
+ * attempt's abort ends the read.
  */
-function readAll(response: IncomingMessage, max: number, memory: BodyLease): Promise<Buffer> {
+function readAll(response: IncomingMessage, max: number, memory: BodyLease, attempt: AbortHooks): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const fail = (err: Error) => {
       response.destroy();
@@ -82,6 +90,7 @@ function readAll(response: IncomingMessage, max: number, memory: BodyLease): Pro
     response.on('close', () => {
       if (!response.complete) reject(new Error('response ended before its body was complete'));
     });
+    attempt.onAbort(() => fail(new Error('attempt aborted')));
   });
 }
 
@@ -114,16 +123,18 @@ export function attempt(clock: Clock): Handler {
     const source = { upstream: req.upstream.config.name, model: req.model };
     let handedOver = false;
     try {
-      const response = await timers.settled(send(req, timers));
+      const response = await send(req, timers);
       const status = response.statusCode!;
       const framing = status < 300 ? streamFraming(firstHeader(response.headers, 'content-type')) : undefined;
       if (!framing) {
         timers.disarm('first-byte');
-        const body = await timers.settled(readAll(response, limits.maxAnswerBytes, ctx.memory));
+        const body = await readAll(response, limits.maxAnswerBytes, ctx.memory, timers);
         const text = body.toString('utf8');
         let failure = classifyStatus(status, status >= 400 ? text : '', ctx.dialect.recognisers);
-        if (status < 300 && invalidAnswer(ctx.dialect, text, req.jsonMode === true, validation)) failure = 'invalid-response';
-        const usage = failure === undefined ? ctx.dialect.usage(text) : undefined;
+        // A 2xx is parsed once, for its validation and its usage.
+        const json = status < 300 ? parseObject(text) : undefined;
+        if (status < 300 && invalidAnswer(ctx.dialect, json, req.jsonMode === true, validation)) failure = 'invalid-response';
+        const usage = failure === undefined && json ? ctx.dialect.answerUsage(json) : undefined;
         return { kind: 'answer', ...source, status, headers: response.headers, body, failure, usage };
       }
       const chunks = new ChunkSource(response, timers);

@@ -10,7 +10,7 @@ import type { FallbackTierConfig } from '../../config/index.js';
 import type { Clock } from '../../resilience/index.js';
 import type { ResponseCache } from '../response-cache.js';
 import { answerFromCache, staticAnswer } from '../composed-answers.js';
-import { failureOf, localError, type ChainFailure, type Layer, type Outcome } from '../handler.js';
+import { failureOf, localError, type ChainFailure, type Handler, type Layer, type Outcome } from '../handler.js';
 import { requestFor } from '../tier-request.js';
 import type { UpstreamState } from '../upstream-state.js';
 
@@ -33,29 +33,33 @@ export interface FallbackDeps {
 }
 
 export function fallback(deps: FallbackDeps): Layer {
-  return (inner) => async (primaryRequest, ctx) => {
-    const primary = primaryRequest.upstream;
-    const emergency = ctx.mode === 'emergency';
-    let failure: ChainFailure | undefined = emergency ? 'unavailable' : undefined;
-    let last: Outcome | undefined;
-    for (const tier of emergency ? primary.config.emergencyChain : primary.config.chain) {
-      if (tier.kind !== 'primary' && (failure === undefined || !admits(tier, failure))) continue;
-      if (tier.kind === 'cache') {
-        const hit = await answerFromCache(deps.cache(), ctx.cacheKey, primaryRequest, ctx.dialect);
-        if (hit) return hit;
-        continue;
+  return (inner) => {
+    const walk: Handler = async (primaryRequest, ctx) => {
+      const primary = primaryRequest.upstream;
+      const emergency = ctx.mode === 'emergency';
+      let failure: ChainFailure | undefined = emergency ? 'unavailable' : undefined;
+      let last: Outcome | undefined;
+      for (const tier of emergency ? primary.config.emergencyChain : primary.config.chain) {
+        if (tier.kind !== 'primary' && (failure === undefined || !admits(tier, failure))) continue;
+        if (tier.kind === 'cache') {
+          const hit = await answerFromCache(deps.cache(), ctx.cacheKey, primaryRequest, ctx.dialect);
+          if (hit) return hit;
+          continue;
+        }
+        if (tier.kind === 'static') return staticAnswer(tier.message, primaryRequest, ctx.dialect);
+        const upstream = tier.kind === 'primary' ? primary : deps.upstream(tier.upstream);
+        // A body streamed to the primary (over maxBodyBytes) cannot be sent again.
+        if (!upstream || (tier.kind !== 'primary' && primaryRequest.bodyStream) || deps.clock.now() >= ctx.deadline) continue;
+        last = await inner(tier.kind === 'primary' ? primaryRequest : requestFor(primaryRequest, upstream, tier.model), ctx);
+        failure = failureOf(last);
+        // A success stands, and so does the app's own mistake: no other tier would take it better.
+        if (failure === undefined || failure === 'client-error') break;
       }
-      if (tier.kind === 'static') return staticAnswer(tier.message, primaryRequest, ctx.dialect);
-      const upstream = tier.kind === 'primary' ? primary : deps.upstream(tier.upstream);
-      // A body streamed to the primary (over maxBodyBytes) cannot be sent again.
-      if (!upstream || (tier.kind !== 'primary' && primaryRequest.bodyStream) || deps.clock.now() >= ctx.deadline) continue;
-      last = await inner(tier.kind === 'primary' ? primaryRequest : requestFor(primaryRequest, upstream, tier.model), ctx);
-      failure = failureOf(last);
-      // A success stands, and so does the app's own mistake: no other tier would take it better.
-      if (failure === undefined || failure === 'client-error') break;
-    }
-    if (last) return last;
-    const message = emergency ? 'the sidecar is in emergency mode and has no cached answer for this request' : 'no tier of the chain could be tried';
-    return localError(primaryRequest, 503, 'overloaded', message, 'unavailable', 5000);
+      if (last) return last;
+      const message = emergency ? 'the sidecar is in emergency mode and has no cached answer for this request' : 'no tier of the chain could be tried';
+      return localError(primaryRequest, 503, 'overloaded', message, 'unavailable', 5000);
+    };
+    // An upstream with no fallback tier, outside emergency mode, is its chain: the request goes straight through.
+    return (req, ctx) => (req.upstream.config.chain.length === 1 && ctx.mode !== 'emergency' && deps.clock.now() < ctx.deadline ? inner(req, ctx) : walk(req, ctx));
   };
 }

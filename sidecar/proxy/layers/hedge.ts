@@ -75,67 +75,70 @@ export interface HedgeDeps {
 
 export function hedge({ clock, metrics, upstream: live }: HedgeDeps): Layer {
   const windows = new WeakMap<UpstreamState, LatencyWindow>();
-  return (inner) => async (req, ctx) => {
-    const { upstream } = req;
-    const { delayMs, percentile } = upstream.config.hedge;
-    if (delayMs === 0 || req.bodyStream) return inner(req, ctx);
-    let window = windows.get(upstream);
-    if (!window) windows.set(upstream, (window = new LatencyWindow()));
-    const delay = percentile > 0 && window.size >= MIN_SAMPLES ? Math.max(delayMs, window.percentile(percentile)!) : delayMs;
-    /** An attempt's outcome, its time to first token recorded when it is good and came from this upstream. */
-    const timed = (l: Launched, hedged: boolean, elsewhere = false) => {
-      const done = l.result.then((outcome) => {
-        if (good(outcome) && !elsewhere) window.record(outcome.kind === 'stream' ? outcome.timeToFirstDataMs : clock.now() - l.startedAt);
-        return { outcome, hedged };
-      });
-      // The loser's end may never be awaited: a throw there must not become an unhandled rejection.
-      done.catch(() => {});
-      return done;
-    };
+  return (inner) => {
+    const hedged: Handler = async (req, ctx) => {
+      const { upstream } = req;
+      const { delayMs, percentile } = upstream.config.hedge;
+      let window = windows.get(upstream);
+      if (!window) windows.set(upstream, (window = new LatencyWindow()));
+      const delay = percentile > 0 && window.size >= MIN_SAMPLES ? Math.max(delayMs, window.percentile(percentile)!) : delayMs;
+      /** An attempt's outcome, its time to first token recorded when it is good and came from this upstream. */
+      const timed = (l: Launched, hedged: boolean, elsewhere = false) => {
+        const done = l.result.then((outcome) => {
+          if (good(outcome) && !elsewhere) window.record(outcome.kind === 'stream' ? outcome.timeToFirstDataMs : clock.now() - l.startedAt);
+          return { outcome, hedged };
+        });
+        // The loser's end may never be awaited: a throw there must not become an unhandled rejection.
+        done.catch(() => {});
+        return done;
+      };
 
-    const first = launch(inner, req, ctx, clock);
-    const firstDone = timed(first, false);
-    const early = await within(
-      firstDone.then((t) => t.outcome),
-      delay,
-      clock,
-    );
-    if (early !== undefined) return early;
-    if (ctx.signal.aborted) return (await firstDone).outcome;
-    const name = upstream.config.name;
-    const settle = (outcome: Outcome, result: 'won' | 'lost' | 'failed' | 'refused') => {
-      metrics.hedges.inc({ upstream: name, result });
-      if (result === 'won' || result === 'lost') ctx.hedge = result;
-      return outcome;
+      const first = launch(inner, req, ctx, clock);
+      const firstDone = timed(first, false);
+      const early = await within(
+        firstDone.then((t) => t.outcome),
+        delay,
+        clock,
+      );
+      if (early !== undefined) return early;
+      if (ctx.signal.aborted) return (await firstDone).outcome;
+      const name = upstream.config.name;
+      const settle = (outcome: Outcome, result: 'won' | 'lost' | 'failed' | 'refused') => {
+        metrics.hedges.inc({ upstream: name, result });
+        if (result === 'won' || result === 'lost') ctx.hedge = result;
+        return outcome;
+      };
+      if (!upstream.budget.tryWithdraw()) {
+        metrics.hedges.inc({ upstream: name, result: 'budget' });
+        return (await firstDone).outcome;
+      }
+      const target = upstream.config.hedge.upstream === undefined ? undefined : live(upstream.config.hedge.upstream);
+      const second = launch(inner, target ? requestFor(req, target, upstream.config.hedge.model) : req, ctx, clock);
+      const secondDone = timed(second, true, target !== undefined);
+      ctx.attempts++;
+      try {
+        const sooner = await Promise.race([firstDone, secondDone]);
+        const [loser, later] = sooner.hedged ? [first, firstDone] : [second, secondDone];
+        if (good(sooner.outcome)) {
+          loser.cancel();
+          return settle(sooner.outcome, sooner.hedged ? 'won' : 'lost');
+        }
+        const other = await later;
+        const hedgeRefused = refused(sooner.hedged ? sooner.outcome : other.outcome);
+        if (hedgeRefused) {
+          upstream.budget.refund();
+          ctx.attempts--;
+          return settle(sooner.hedged ? other.outcome : sooner.outcome, 'refused');
+        }
+        if (good(other.outcome)) return settle(other.outcome, other.hedged ? 'won' : 'lost');
+        return settle(other.outcome, 'failed');
+      } catch (err) {
+        first.cancel();
+        second.cancel();
+        throw err;
+      }
     };
-    if (!upstream.budget.tryWithdraw()) {
-      metrics.hedges.inc({ upstream: name, result: 'budget' });
-      return (await firstDone).outcome;
-    }
-    const target = upstream.config.hedge.upstream === undefined ? undefined : live(upstream.config.hedge.upstream);
-    const second = launch(inner, target ? requestFor(req, target, upstream.config.hedge.model) : req, ctx, clock);
-    const secondDone = timed(second, true, target !== undefined);
-    ctx.attempts++;
-    try {
-      const sooner = await Promise.race([firstDone, secondDone]);
-      const [loser, later] = sooner.hedged ? [first, firstDone] : [second, secondDone];
-      if (good(sooner.outcome)) {
-        loser.cancel();
-        return settle(sooner.outcome, sooner.hedged ? 'won' : 'lost');
-      }
-      const other = await later;
-      const hedgeRefused = refused(sooner.hedged ? sooner.outcome : other.outcome);
-      if (hedgeRefused) {
-        upstream.budget.refund();
-        ctx.attempts--;
-        return settle(sooner.hedged ? other.outcome : sooner.outcome, 'refused');
-      }
-      if (good(other.outcome)) return settle(other.outcome, other.hedged ? 'won' : 'lost');
-      return settle(other.outcome, 'failed');
-    } catch (err) {
-      first.cancel();
-      second.cancel();
-      throw err;
-    }
+    // A request its upstream does not hedge goes straight through, with no async step of this layer's.
+    return (req, ctx) => (req.upstream.config.hedge.delayMs === 0 || req.bodyStream ? inner(req, ctx) : hedged(req, ctx));
   };
 }
