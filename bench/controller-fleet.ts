@@ -1,11 +1,14 @@
 /**
- * Controller fleet benchmark (not a test): one controller process, a real
- * kube-apiserver, and a simulated fleet of N sidecars — N real pods, N real
- * pod-bound tokens, N TLS config streams that report back what they applied,
- * as sidecars do. Measures the time from `kubectl apply` of a changed policy
- * until every stream has the new generation (and until status says SYNCED N),
- * and the controller's resident memory. Writes bench/results/controller-fleet.{json,md}.
- * Run with `npm run bench:controller` (FLEET=1000 by default). Loopback only.
+ * Controller fleet benchmark (not a test): the chart's controller replicas
+ * (REPLICAS=2 by default, as the chart deploys), a real kube-apiserver, and a
+ * simulated fleet of N sidecars — N real pods, N real pod-bound tokens, N TLS
+ * config streams that report back what they applied, as sidecars do, spread
+ * over the replicas as the controller's Service spreads them. Measures the time
+ * from `kubectl apply` of a changed policy until every stream has the new
+ * generation (and until status says SYNCED N: the leader sums what the other
+ * replica recorded), and each replica's resident memory. Writes
+ * bench/results/controller-fleet.{json,md}. Run with `npm run bench:controller`
+ * (FLEET=1000 by default). Loopback only.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -19,6 +22,7 @@ import { IMAGE_NODE_OPTIONS } from './image-node-options.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FLEET = Number(process.env.FLEET ?? 1000);
+const REPLICAS = Number(process.env.REPLICAS ?? 2);
 const NS = 'fleet';
 const CONCURRENCY = 50;
 
@@ -76,30 +80,39 @@ async function main(): Promise<void> {
     process.stdout.write(`${FLEET} pods and tokens in ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
 
     const tls = issueServingCertificate(cp.dir, 'controller');
-    const controller = spawn(process.execPath, [...IMAGE_NODE_OPTIONS, join(ROOT, 'dist/cli.js'), 'controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    if (process.env.FLEET_LOGS) controller.stdout!.on('data', (d) => process.stderr.write(d));
-    const [configUrl, healthUrl] = await new Promise<[string, string]>((resolve) => {
-      let out = '';
-      controller.stdout!.on('data', (d) => {
-        out += d;
-        const m = /"configUrl":"([^"]+)","healthUrl":"([^"]+)"/.exec(out);
-        if (m) resolve([m[1]!, m[2]!]);
+    const startReplica = (n: number) => {
+      const args = [...IMAGE_NODE_OPTIONS, join(ROOT, 'dist/cli.js'), 'controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0', '--identity', `controller-${n}`];
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+      if (process.env.FLEET_LOGS) child.stdout!.on('data', (d) => process.stderr.write(d));
+      return new Promise<{ child: typeof child; configUrl: string; healthUrl: string }>((resolve) => {
+        let out = '';
+        const onData = (d: Buffer) => {
+          out += d;
+          const m = /"configUrl":"([^"]+)","healthUrl":"([^"]+)"/.exec(out);
+          if (!m) return;
+          child.stdout!.off('data', onData);
+          child.stdout!.resume();
+          resolve({ child, configUrl: m[1]!, healthUrl: m[2]! });
+        };
+        child.stdout!.on('data', onData);
       });
-    });
+    };
+    const replicas = await Promise.all(Array.from({ length: REPLICAS }, (_, n) => startReplica(n)));
+    const replicaOf = (name: string) => replicas[Number(name.slice('app-'.length)) % REPLICAS]!;
 
     // The simulated fleet: each stream reports what it applied, as a sidecar does.
     const agent = new Agent({ keepAlive: true, maxSockets: Infinity, ca: readFileSync(join(cp.dir, 'ca.crt')) });
     const generationAt = new Map<string, Map<number, number>>();
     const reportApplied = (name: string, version: unknown) => {
       const body = JSON.stringify({ applied: version, breakers: { primary: { closed: 1, halfOpen: 0, open: 0 } } });
-      const req = request(`${configUrl}/v1/report?pod=${name}`, { ca: agent.options.ca, agent: false, method: 'POST', headers: { authorization: `Bearer ${tokens.get(name)}`, 'content-type': 'application/json' } }, (res) => res.resume());
+      const req = request(`${replicaOf(name).configUrl}/v1/report?pod=${name}`, { ca: agent.options.ca, agent: false, method: 'POST', headers: { authorization: `Bearer ${tokens.get(name)}`, 'content-type': 'application/json' } }, (res) => res.resume());
       req.on('error', () => {});
       req.end(body);
     };
     t = performance.now();
     await inBatches(names, (name) =>
       new Promise<void>((resolve, reject) => {
-        const req = request(`${configUrl}/v1/config?pod=${name}`, { agent, headers: { authorization: `Bearer ${tokens.get(name)}` } }, (res) => {
+        const req = request(`${replicaOf(name).configUrl}/v1/config?pod=${name}`, { agent, headers: { authorization: `Bearer ${tokens.get(name)}` } }, (res) => {
           if (res.statusCode !== 200) return reject(new Error(`${name}: ${res.statusCode}`));
           let buffer = '';
           res.setEncoding('utf8');
@@ -139,34 +152,43 @@ async function main(): Promise<void> {
     const delays = [...generationAt.values()].map((g) => g.get(2)! - applyAt).sort((a, b) => a - b);
     while (!(await synced(2))) await new Promise((r) => setTimeout(r, 50));
     const syncedMs = performance.now() - applyAt;
-    const metrics = await (await fetch(`${healthUrl}/metrics`)).text();
-    const metric = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576;
-    const status = readFileSync(`/proc/${controller.pid}/status`, 'utf8');
-    const mib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) / 1024;
+    const memoryOf = async ({ child: replica, healthUrl }: (typeof replicas)[number]) => {
+      const metrics = await (await fetch(`${healthUrl}/metrics`)).text();
+      const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+      const metric = (name: string) => value(name) / 1048576;
+      const status = readFileSync(`/proc/${replica.pid}/status`, 'utf8');
+      const mib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) / 1024;
+      return {
+        leader: value('breakwater_controller_leader') === 1,
+        rssMiB: { now: mib('VmRSS'), peak: mib('VmHWM'), anonymous: mib('RssAnon') },
+        heapMiB: { used: metric('breakwater_controller_process_nodejs_heap_size_used_bytes'), total: metric('breakwater_controller_process_nodejs_heap_size_total_bytes'), external: metric('breakwater_controller_process_nodejs_external_memory_bytes') },
+      };
+    };
     const result = {
       date: new Date().toISOString(),
       fleet: FLEET,
+      replicas: REPLICAS,
       kubectlApplyMs: applyReturnedMs,
       newGenerationAtSidecarMs: { p50: percentile(delays, 50), p99: percentile(delays, 99), max: delays.at(-1)! },
       statusSyncedMs: syncedMs,
-      controllerRssMiB: { now: mib('VmRSS'), peak: mib('VmHWM'), anonymous: mib('RssAnon') },
-      controllerHeapMiB: { used: metric('breakwater_controller_process_nodejs_heap_size_used_bytes'), total: metric('breakwater_controller_process_nodejs_heap_size_total_bytes'), external: metric('breakwater_controller_process_nodejs_external_memory_bytes') },
+      controllers: await Promise.all(replicas.map(memoryOf)),
     };
     writeFileSync(join(ROOT, 'bench/results/controller-fleet.json'), JSON.stringify(result, null, 2) + '\n');
-    const md = `Controller fleet benchmark, ${result.date}: ${FLEET} simulated sidecars (real pods, pod-bound tokens, TLS config streams) on one controller process (node ${IMAGE_NODE_OPTIONS.join(' ')}) and a local kube-apiserver v1.37.2, all on 2 cores.
+    const memoryRow = (c: (typeof result.controllers)[number], n: number) =>
+      `| replica ${n}${c.leader ? ' (leader)' : ''}: RSS now / peak (anonymous); JS heap used / total, external | ${c.rssMiB.now.toFixed(0)} / ${c.rssMiB.peak.toFixed(0)} MiB (${c.rssMiB.anonymous.toFixed(0)}); ${c.heapMiB.used.toFixed(0)} / ${c.heapMiB.total.toFixed(0)} MiB, ${c.heapMiB.external.toFixed(0)} MiB |`;
+    const md = `Controller fleet benchmark, ${result.date}: ${FLEET} simulated sidecars (real pods, pod-bound tokens, TLS config streams) spread over ${REPLICAS} controller replicas (node ${IMAGE_NODE_OPTIONS.join(' ')}; ${Math.ceil(FLEET / REPLICAS)} streams each at most) and a local kube-apiserver v1.37.2, all on 2 cores.
 
 | measure | value |
 |---|---|
 | \`kubectl apply\` → new generation at every sidecar, p50 / p99 / max | ${result.newGenerationAtSidecarMs.p50.toFixed(0)} / ${result.newGenerationAtSidecarMs.p99.toFixed(0)} / ${result.newGenerationAtSidecarMs.max.toFixed(0)} ms |
 | \`kubectl apply\` → status SYNCED ${FLEET} | ${result.statusSyncedMs.toFixed(0)} ms |
 | \`kubectl apply\` itself | ${result.kubectlApplyMs.toFixed(0)} ms |
-| controller RSS now / peak (anonymous) | ${result.controllerRssMiB.now.toFixed(0)} / ${result.controllerRssMiB.peak.toFixed(0)} MiB (${result.controllerRssMiB.anonymous.toFixed(0)}) |
-| controller JS heap used / total, external | ${result.controllerHeapMiB.used.toFixed(0)} / ${result.controllerHeapMiB.total.toFixed(0)} MiB, ${result.controllerHeapMiB.external.toFixed(0)} MiB |
+${result.controllers.map(memoryRow).join('\n')}
 `;
     writeFileSync(join(ROOT, 'bench/results/controller-fleet.md'), md);
     process.stdout.write(`\n${md}`);
     agent.destroy();
-    controller.kill('SIGTERM');
+    for (const { child: replica } of replicas) replica.kill('SIGTERM');
   } finally {
     await cp.stop();
   }
