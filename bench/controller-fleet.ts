@@ -84,7 +84,8 @@ async function main(): Promise<void> {
       const args = [...IMAGE_NODE_OPTIONS, join(ROOT, 'dist/cli.js'), 'controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0', '--identity', `controller-${n}`];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
       if (process.env.FLEET_LOGS) child.stdout!.on('data', (d) => process.stderr.write(d));
-      return new Promise<{ child: typeof child; configUrl: string; healthUrl: string }>((resolve) => {
+      return new Promise<{ child: typeof child; configUrl: string; healthUrl: string }>((resolve, reject) => {
+        child.once('exit', (code) => reject(new Error(`controller replica ${n} exited (${code}) before it listened`)));
         let out = '';
         const onData = (d: Buffer) => {
           out += d;
