@@ -14,11 +14,15 @@ export function parseHostPort(text: string): HostPort | undefined {
   return { host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]) };
 }
 
-/** Starts `server` at `at`; resolves to its URL with the port it got (port 0 picks a free one). */
-export function listen(server: Server, at: HostPort, scheme = 'http'): Promise<string> {
+/**
+ * Starts `server` at `at`; resolves to its URL with the port it got (port 0 picks a free one).
+ * `backlog`: connections the kernel holds until they are accepted (Node's default is 511; the
+ * kernel caps it at net.core.somaxconn).
+ */
+export function listen(server: Server, at: HostPort, scheme = 'http', backlog?: number): Promise<string> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(at.port, at.host, () => {
+    server.listen({ port: at.port, host: at.host, backlog }, () => {
       server.off('error', reject);
       const { address, port } = server.address() as AddressInfo;
       resolve(`${scheme}://${address.includes(':') ? `[${address}]` : address}:${port}`);
