@@ -36,8 +36,25 @@ class EventFields {
   }
 }
 
+/**
+ * The value of `block`, a whole event, when it is the usual one: one `data:` line and the blank line
+ * that ends it; undefined for any other shape. After the first line only the blank line is left
+ * ("\n" or "\r\n"): any other line would take at least three characters with the blank line.
+ */
+function singleDataLine(block: string): string | undefined {
+  if (!block.startsWith('data:')) return undefined;
+  const nl = block.indexOf('\n');
+  const rest = block.length - nl - 1;
+  if (nl < 0 || rest > 2) return undefined;
+  const cr = block.charCodeAt(nl - 1) === 13 /* \r */ ? 1 : 0;
+  return block.slice(block.charCodeAt(5) === 32 /* space */ ? 6 : 5, nl - cr);
+}
+
 /** The fields of one whole event, `block` being its lines; undefined for one without data (a comment, a keep-alive). */
 export function parseSseEvent(block: string): SseEvent | undefined {
+  // The shape nearly every event of a model's stream has, read without splitting it into lines.
+  const data = singleDataLine(block);
+  if (data !== undefined) return { event: 'message', data };
   const fields = new EventFields();
   for (const raw of block.split('\n')) {
     const line = raw.charCodeAt(raw.length - 1) === 13 /* \r */ ? raw.slice(0, -1) : raw;

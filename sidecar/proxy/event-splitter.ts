@@ -16,7 +16,15 @@ export interface WholeEvent {
   fields: SseEvent | undefined;
 }
 
-const SSE_EVENT_END = /\r?\n\r?\n/g;
+/** Just past the first blank line (LF or CRLF endings) whose line break is at or after `from`; -1 when none is complete. */
+function sseEventEnd(text: string, from: number): number {
+  for (let nl = text.indexOf('\n', from); nl >= 0; nl = text.indexOf('\n', nl + 1)) {
+    const next = text.charCodeAt(nl + 1);
+    if (next === 10 /* \n */) return nl + 2;
+    if (next === 13 /* \r */ && text.charCodeAt(nl + 2) === 10) return nl + 3;
+  }
+  return -1;
+}
 
 export class EventSplitter {
   private pending = '';
@@ -35,12 +43,11 @@ export class EventSplitter {
         start = end + 1;
       }
     } else {
-      // Only the new text (and the 3 characters before it, which may begin a separator) can hold a new boundary.
-      SSE_EVENT_END.lastIndex = Math.max(0, this.pending.length - 3);
-      for (let m = SSE_EVENT_END.exec(all); m; m = SSE_EVENT_END.exec(all)) {
-        const raw = all.slice(start, m.index + m[0].length);
+      // Only the new text (and the 2 characters before it, which may begin a separator) can hold a new boundary.
+      for (let end = sseEventEnd(all, Math.max(0, this.pending.length - 2)); end >= 0; end = sseEventEnd(all, start)) {
+        const raw = all.slice(start, end);
         events.push({ raw, fields: parseSseEvent(raw) });
-        start = m.index + m[0].length;
+        start = end;
       }
     }
     this.pending = all.slice(start);
