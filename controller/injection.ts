@@ -16,6 +16,9 @@ import { parseDuration, secretEnvName, TOKEN_AUDIENCE, type PolicySpec } from '.
 export const SIDECAR_NAME = 'breakwater-sidecar';
 export const STATUS_ANNOTATION = 'breakwater.dev/status';
 export const INJECT_KEY = 'breakwater.dev/inject';
+/** The sidecar's log level for this pod (debug logs every request); anything but these four is ignored. */
+export const LOG_LEVEL_ANNOTATION = 'breakwater.dev/log-level';
+const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error']);
 export const DATA_PORT = 15001;
 export const ADMIN_PORT = 15021;
 const TOKEN_DIR = '/var/run/secrets/breakwater.dev';
@@ -44,7 +47,7 @@ function baseUrlFor(upstream: PolicySpec['upstreams'][number]): string {
   return upstream.api === 'openai' && !upstreamPath.endsWith('/v1') ? `${root}/v1` : root;
 }
 
-function sidecarContainer(context: InjectionContext): V1Container {
+function sidecarContainer(context: InjectionContext, logLevel: string | undefined): V1Container {
   const secretEnv: V1EnvVar[] = [];
   const refs = [...(context.policy.spec.upstreams ?? []).map((u) => u.auth?.secretRef), context.policy.spec.cache?.redis?.secretRef];
   for (const ref of refs) {
@@ -69,6 +72,7 @@ function sidecarContainer(context: InjectionContext): V1Container {
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
       { name: 'BREAKWATER_CONTROLLER_CA', value: context.controllerCa },
+      ...(logLevel ? [{ name: 'BREAKWATER_LOG_LEVEL', value: logLevel }] : []),
       ...secretEnv,
     ],
     ports: [{ name: 'bw-admin', containerPort: ADMIN_PORT }],
@@ -101,7 +105,8 @@ export function injectSidecar(original: V1Pod, context: InjectionContext): V1Pod
   const sleepSeconds = Math.ceil(parseDuration(shutdown.appPreStopSleep) / 1000);
   const drainSeconds = Math.ceil(parseDuration(shutdown.drainTimeout) / 1000);
 
-  spec.initContainers = [sidecarContainer(context), ...(spec.initContainers ?? [])];
+  const logLevel = meta.annotations?.[LOG_LEVEL_ANNOTATION];
+  spec.initContainers = [sidecarContainer(context, logLevel && LOG_LEVELS.has(logLevel) ? logLevel : undefined), ...(spec.initContainers ?? [])];
   // The projected token needs a service account; 'default' is what the ServiceAccount admission plugin would set.
   spec.serviceAccountName ??= 'default';
   spec.volumes = [

@@ -121,6 +121,18 @@ describe('sidecar injection through a real API server', () => {
     assert.deepEqual(JSON.parse(pod.metadata!.annotations!['breakwater.dev/status']!), { sidecar: 'breakwater-sidecar', image: IMAGE, policy: 'apps/chat', env: ['OPENAI_BASE_URL'] });
   });
 
+  it('sets the sidecar\'s log level from the pod\'s breakwater.dev/log-level, and ignores a value that is no level', async () => {
+    const levelOf = async (annotation: string | undefined) => {
+      const annotations = annotation === undefined ? undefined : { 'breakwater.dev/log-level': annotation };
+      const pod = await create('apps', { metadata: { generateName: 'chat-', labels: { app: 'chat' }, annotations }, spec: { containers: [container('app')] } });
+      return pod.spec!.initContainers![0]!.env!.find((e) => e.name === 'BREAKWATER_LOG_LEVEL')?.value;
+    };
+    assert.equal(await levelOf('debug'), 'debug');
+    assert.equal(await levelOf('warn'), 'warn');
+    assert.equal(await levelOf('verbose; rm -rf /'), undefined);
+    assert.equal(await levelOf(undefined), undefined, 'the sidecar\'s own default (info) unless the pod asks');
+  });
+
   it('never overrides a base URL the app sets through envFrom (a ConfigMap, a Secret, with a prefix)', async () => {
     await kubectl(['-n', 'apps', 'create', 'configmap', 'app-settings', '--from-literal=OPENAI_BASE_URL=http://mine', '--from-literal=OTHER=1']);
     await kubectl(['-n', 'apps', 'create', 'secret', 'generic', 'app-secrets', '--from-literal=BASE_URL=http://mine-too']);

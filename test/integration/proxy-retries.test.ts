@@ -10,7 +10,7 @@ const upstreamAt = (url: string, over: object = {}) => ({
 describe('proxy: plain requests', () => {
   it('passes a success through with x-breakwater headers and counts its tokens', async (t) => {
     const mock = await startMock(t);
-    const rig = await startRig(t, upstreamAt(mock.url));
+    const rig = await startRig(t, upstreamAt(mock.url), 'debug'); // a clean success's line is a debug line
     const r = await post(rig.url('/primary/v1/chat/completions'), chat());
     assert.equal(r.status, 200);
     assert.equal(r.json().choices[0].message.content, 'Hello from the Breakwater mock upstream.');

@@ -18,8 +18,8 @@ export interface Rig {
   metric(name: string, labels?: Record<string, string>): Promise<number>;
 }
 
-/** Starts a sidecar for `spec` (an object, written as YAML and loaded as a policy file would be). */
-export async function startRig(t: TestContext, spec: object): Promise<Rig> {
+/** Starts a sidecar for `spec` (an object, written as YAML and loaded as a policy file would be), logging at `logLevel`. */
+export async function startRig(t: TestContext, spec: object, logLevel = 'info'): Promise<Rig> {
   const loaded = loadPolicyText(stringify({ shutdown: { drainTimeout: '2s' }, ...spec }), 'test policy');
   if (!loaded.ok) throw new Error(loaded.error);
   const logs: Record<string, unknown>[] = [];
@@ -33,7 +33,7 @@ export async function startRig(t: TestContext, spec: object): Promise<Rig> {
     config: loaded.config,
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
-    log: pino({ level: 'info' }, sink),
+    log: pino({ level: logLevel }, sink),
   });
   t.after(() => sidecar.drain());
   return {
