@@ -6,7 +6,8 @@
  * (b) through nginx, (c) through the floor: a featureless Node proxy
  * (floor-proxy.ts), (d) through the sidecar on the default policy, (e) through
  * the sidecar on the full example policy (examples/policies/chat-policy.yaml),
- * (f) through the Portkey gateway (plain requests only).
+ * (f) through the Portkey gateway (plain requests only), and for plain requests
+ * (g) through the sidecar on the default policy logging every request (debug).
  *
  * Plain requests: wrk for closed-loop throughput, then vegeta open-loop at a
  * fixed rate in interleaved rounds, for latency and CPU time per request.
@@ -120,8 +121,8 @@ function fullPolicy(): string {
   return file;
 }
 
-function startBreakwater(policy: string, port: number, cli = join(ROOT, 'dist/cli.js')): ChildProcess {
-  return start(NODE, [...IMAGE_NODE_OPTIONS, cli, 'sidecar', '--policy', policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${port + 100}`]);
+function startBreakwater(policy: string, port: number, cli = join(ROOT, 'dist/cli.js'), env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return start(NODE, [...IMAGE_NODE_OPTIONS, cli, 'sidecar', '--policy', policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${port + 100}`], env);
 }
 
 /** Builds the sidecar of git ref `ref` (with this checkout's node_modules); returns its cli.js. */
@@ -303,6 +304,8 @@ async function main(): Promise<void> {
   const readyMs = await timeToReady(defaults);
   const breakwater = startBreakwater(defaults, 18001);
   const breakwaterFull = startBreakwater(full, 18002);
+  // A clean success's log line is a debug line: this one logs every request, as `breakwater.dev/log-level: debug` does.
+  const breakwaterLogged = startBreakwater(defaults, 18004, undefined, { BREAKWATER_LOG_LEVEL: 'debug' });
   const baseline = BASELINE ? startBreakwater(defaults, 18003, buildBaseline(BASELINE)) : undefined;
   // nginx serves from one worker process, the master's only child.
   const nginxWorker = () => Number(readFileSync(`/proc/${nginx.pid}/task/${nginx.pid}/children`, 'utf8').trim().split(' ')[0]);
@@ -314,6 +317,7 @@ async function main(): Promise<void> {
     { name: 'floor', url: `http://127.0.0.1:18082${chat}`, headers: {}, pid: floor.pid!, streams: true },
     { name: 'breakwater', url: `http://127.0.0.1:18001/openai${chat}`, headers: {}, pid: breakwater.pid!, streams: true },
     { name: 'breakwater-full', url: `http://127.0.0.1:18002/vllm${chat}`, headers: {}, pid: breakwaterFull.pid!, streams: true },
+    { name: 'breakwater-logged', url: `http://127.0.0.1:18004/openai${chat}`, headers: {}, pid: breakwaterLogged.pid!, streams: false },
     ...(baseline ? [{ name: `breakwater@${BASELINE}`, url: `http://127.0.0.1:18003/openai${chat}`, headers: {}, pid: baseline.pid!, streams: true }] : []),
     {
       name: 'portkey',
