@@ -15,14 +15,19 @@ export function parseHostPort(text: string): HostPort | undefined {
 }
 
 /**
- * Starts `server` at `at`; resolves to its URL with the port it got (port 0 picks a free one).
- * `backlog`: connections the kernel holds until they are accepted (Node's default is 511; the
- * kernel caps it at net.core.somaxconn).
+ * Connections the kernel holds for a server until it accepts them (it caps this at
+ * net.core.somaxconn), where Node's default is 511. A burst while the event loop is busy overflowed
+ * 511: 2,000 streams opening at once at the sidecar (the kernel dropped handshakes, requests came
+ * seconds late, and some met the headers timeout as a 408), or a fleet of sidecars reconnecting to a
+ * controller replica.
  */
-export function listen(server: Server, at: HostPort, scheme = 'http', backlog?: number): Promise<string> {
+const BACKLOG = 4096;
+
+/** Starts `server` at `at`, with a backlog of BACKLOG; resolves to its URL with the port it got (port 0 picks a free one). */
+export function listen(server: Server, at: HostPort, scheme = 'http'): Promise<string> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port: at.port, host: at.host, backlog }, () => {
+    server.listen({ port: at.port, host: at.host, backlog: BACKLOG }, () => {
       server.off('error', reject);
       const { address, port } = server.address() as AddressInfo;
       resolve(`${scheme}://${address.includes(':') ? `[${address}]` : address}:${port}`);

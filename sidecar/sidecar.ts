@@ -21,13 +21,6 @@ import { type Clock, systemClock } from './resilience/index.js';
 import { SidecarState } from './sidecar-state.js';
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
-/**
- * Connections the kernel holds for the data port until the sidecar accepts them: as many as the
- * default inbound.maxConnections. A burst of an app's connections while the event loop is busy
- * (2,000 streams opening at once) overflowed Node's default of 511: the kernel dropped handshakes,
- * requests arrived seconds late, and some met the 10 s headersTimeout as a 408 (bench/).
- */
-const ACCEPT_BACKLOG = 4096;
 
 export interface SidecarOptions {
   /** The config to start with; without one the sidecar is not ready until one is applied. */
@@ -134,7 +127,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     quit: () => void drain(),
   });
   const adminServer = createAdaptorServer({ fetch: adminApp.fetch }) as Server;
-  const [dataUrl, adminUrl] = await Promise.all([listen(proxy.server, options.listen, 'http', ACCEPT_BACKLOG), listen(adminServer, options.admin)]);
+  const [dataUrl, adminUrl] = await Promise.all([listen(proxy.server, options.listen), listen(adminServer, options.admin)]);
   log.info({ dataUrl, adminUrl, config: options.config?.version ?? null }, 'sidecar listening');
   log.flush();
   return {
