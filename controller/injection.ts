@@ -17,7 +17,7 @@ export const SIDECAR_NAME = 'breakwater-sidecar';
 export const STATUS_ANNOTATION = 'breakwater.dev/status';
 export const INJECT_KEY = 'breakwater.dev/inject';
 /** The sidecar's log level for this pod (debug logs every request); anything but these four is ignored. */
-export const LOG_LEVEL_ANNOTATION = 'breakwater.dev/log-level';
+const LOG_LEVEL_ANNOTATION = 'breakwater.dev/log-level';
 const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error']);
 export const DATA_PORT = 15001;
 export const ADMIN_PORT = 15021;

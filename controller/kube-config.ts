@@ -15,8 +15,6 @@ export class SharedConnectionKubeConfig extends KubeConfig {
   override async applySecurityAuthentication(ctx: RequestContext): Promise<void> {
     await super.applySecurityAuthentication(ctx);
     const own = ctx.getDispatcher();
-    if (!own) return;
-    this.dispatcher ??= own;
-    ctx.setDispatcher(this.dispatcher!);
+    if (own) ctx.setDispatcher((this.dispatcher ??= own));
   }
 }

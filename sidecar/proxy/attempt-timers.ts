@@ -16,7 +16,6 @@ export type TimeoutKind = 'first-byte' | 'attempt' | 'total' | 'stream-idle';
 
 /** What an attempt's parts hang on its abort. */
 export interface AbortHooks {
-  readonly aborted: boolean;
   /** Calls `listener` (which must not throw) once when the attempt is aborted, at once if it was. */
   onAbort(listener: () => void): void;
 }

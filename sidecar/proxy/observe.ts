@@ -2,7 +2,7 @@
  * One metrics update (and SLI event) and one log line for every finished request. A clean success
  * (answered by the addressed upstream at the first attempt, nothing recovered or hedged) is logged
  * at debug: its metrics say all there is, and a line per success is most of a pod's log volume and a
- * tenth of the sidecar's CPU per request at a steady rate (bench/). Anything else is logged at info.
+ * sixth of the sidecar's CPU per request at a steady rate (bench/). Anything else is logged at info.
  * `breakwater.dev/log-level: debug` on a pod (BREAKWATER_LOG_LEVEL) logs every request.
  */
 import type { Logger } from 'pino';

@@ -133,7 +133,7 @@ export function attempt(clock: Clock): Handler {
         let failure = classifyStatus(status, status >= 400 ? text : '', ctx.dialect.recognisers);
         // A 2xx is parsed once, for its validation and its usage.
         const json = status < 300 ? parseObject(text) : undefined;
-        if (status < 300 && invalidAnswer(ctx.dialect, json, req.jsonMode === true, validation)) failure = 'invalid-response';
+        if (invalidAnswer(ctx.dialect, json, req.jsonMode === true, validation)) failure = 'invalid-response';
         const usage = failure === undefined && json ? ctx.dialect.answerUsage(json) : undefined;
         return { kind: 'answer', ...source, status, headers: response.headers, body, failure, usage };
       }
