@@ -51,8 +51,7 @@ async function main(): Promise<void> {
       if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
       return r.stdout;
     };
-    await kubectl(['apply', '-f', join(ROOT, 'crds/breakwater.dev_resiliencepolicies.yaml')]);
-    await kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/resiliencepolicies.breakwater.dev']);
+    await cp.installCrd();
     await kubectl(['create', 'namespace', NS]);
     await kubectl(['create', 'namespace', 'breakwater-system']); // where the controller's leader Lease lives
     await kubectl(['-n', NS, 'create', 'serviceaccount', 'app']);

@@ -100,8 +100,7 @@ describe('Helm chart on a real API server', () => {
 
   it('grants the controller what it needs and not what it must not have', async () => {
     // can-i resolves resource names through discovery, so the CRD must exist.
-    assert.equal((await cp.kubectl(['apply', '-f', fileURLToPath(new URL('../../crds/breakwater.dev_resiliencepolicies.yaml', import.meta.url))])).code, 0);
-    await cp.kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/resiliencepolicies.breakwater.dev']);
+    await cp.installCrd();
     const rbac = kinds(await render()).filter((d) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(d.kind));
     const applied = await cp.kubectl(['apply', '-f', '-'], rbac.map((d) => JSON.stringify(d)).join('\n'));
     assert.equal(applied.code, 0, applied.stderr);

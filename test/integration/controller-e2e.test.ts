@@ -11,14 +11,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { MockUpstream } from '../../sidecar/mock-upstream/mock-upstream.js';
 import { chat, post } from '../support/harness.js';
 import { issueServingCertificate, startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { startCliProcess, startSidecarProcess, type CliProcess, type SidecarProcess } from '../support/sidecar-process.js';
 
-const CRD = fileURLToPath(new URL('../../crds/breakwater.dev_resiliencepolicies.yaml', import.meta.url));
 const NS = 'shop';
 
 async function until<T>(what: string, check: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
@@ -76,7 +74,8 @@ describe('controller end to end on a real API server', () => {
     mock = await MockUpstream.start();
     work = mkdtempSync(join(tmpdir(), 'breakwater-e2e-'));
     tls = issueServingCertificate(cp.dir, 'controller');
-    for (const args of [['apply', '-f', CRD], ['wait', '--for=condition=Established', '--timeout=30s', 'crd/resiliencepolicies.breakwater.dev'], ['create', 'namespace', NS], ['-n', NS, 'create', 'serviceaccount', 'chatbot'], ['create', 'namespace', 'breakwater-system']]) {
+    await cp.installCrd();
+    for (const args of [['create', 'namespace', NS], ['-n', NS, 'create', 'serviceaccount', 'chatbot'], ['create', 'namespace', 'breakwater-system']]) {
       const r = await cp.kubectl(args);
       assert.equal(r.code, 0, r.stderr);
     }

@@ -14,7 +14,6 @@ import { parse, stringify } from 'yaml';
 import { validatePolicy } from '../../api/index.js';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 
-const CRD = fileURLToPath(new URL('../../crds/breakwater.dev_resiliencepolicies.yaml', import.meta.url));
 const example = (name: string) => parse(readFileSync(new URL(`../../examples/policies/${name}`, import.meta.url), 'utf8')) as Record<string, unknown>;
 const asResource = (name: string, spec: unknown) => ({ apiVersion: 'breakwater.dev/v1alpha1', kind: 'ResiliencePolicy', metadata: { name, namespace: 'default' }, spec });
 const GROUP = { group: 'breakwater.dev', version: 'v1alpha1', plural: 'resiliencepolicies' };
@@ -25,10 +24,7 @@ describe('ResiliencePolicy CRD on a real API server', () => {
 
   before(async () => {
     cp = await startControlPlane();
-    const applied = await cp.kubectl(['apply', '-f', CRD]);
-    assert.equal(applied.code, 0, applied.stderr);
-    const established = await cp.kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/resiliencepolicies.breakwater.dev']);
-    assert.equal(established.code, 0, established.stderr);
+    await cp.installCrd();
     const kc = new KubeConfig();
     kc.loadFromFile(cp.kubeconfig);
     api = kc.makeApiClient(CustomObjectsApi);

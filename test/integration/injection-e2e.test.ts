@@ -11,13 +11,11 @@ import { tmpdir } from 'node:os';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { V1Pod } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { issueServingCertificate, startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { startCliProcess, type CliProcess } from '../support/sidecar-process.js';
 
-const CRD = fileURLToPath(new URL('../../crds/breakwater.dev_resiliencepolicies.yaml', import.meta.url));
 const IMAGE = 'registry.example.com/breakwater:test';
 
 describe('sidecar injection through a real API server', () => {
@@ -37,8 +35,7 @@ describe('sidecar injection through a real API server', () => {
   before(async () => {
     cp = await startControlPlane();
     ca = join(cp.dir, 'ca.crt');
-    await kubectl(['apply', '-f', CRD]);
-    await kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/resiliencepolicies.breakwater.dev']);
+    await cp.installCrd();
     for (const ns of ['apps', 'plain', 'breakwater-system']) await kubectl(['create', 'namespace', ns]);
     await kubectl(['label', 'namespace', 'apps', 'breakwater.dev/inject=enabled']);
     await kubectl(['apply', '-f', '-'], stringify({

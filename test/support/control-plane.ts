@@ -16,8 +16,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
+import { until } from './until.js';
 
 const BUILD_SCRIPT = fileURLToPath(new URL('../../scripts/build-control-plane.sh', import.meta.url));
+const CRD = fileURLToPath(new URL('../../crds/breakwater.dev_resiliencepolicies.yaml', import.meta.url));
 
 export interface ControlPlane {
   /** https://127.0.0.1:<port> */
@@ -28,6 +30,8 @@ export interface ControlPlane {
   dir: string;
   /** Runs the machine's kubectl against this control plane. */
   kubectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Applies the repository's ResiliencePolicy CRD and returns once the API server serves it. */
+  installCrd(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -216,17 +220,27 @@ async function startOnce({ apiserver, etcd }: { apiserver: string; etcd: string 
   }
   const kubeconfig = join(dir, 'kubeconfig');
   writeFileSync(kubeconfig, kubeconfigFor(dir, url));
+  const kubectl: ControlPlane['kubectl'] = (args, input) =>
+    new Promise((resolve) => {
+      const child = execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8' }, (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+      );
+      if (input !== undefined) child.stdin!.end(input);
+    });
   return {
     url,
     kubeconfig,
     dir,
-    kubectl: (args, input) =>
-      new Promise((resolve) => {
-        const child = execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8' }, (err, stdout, stderr) =>
-          resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-        );
-        if (input !== undefined) child.stdin!.end(input);
-      }),
+    kubectl,
+    async installCrd() {
+      const applied = await kubectl(['apply', '-f', CRD]);
+      if (applied.code !== 0) throw new Error(`kubectl apply ${CRD}: ${applied.stderr}`);
+      // Not `kubectl wait --for=condition=Established`: it fails outright when it
+      // reads the CRD before the API server has written any condition.
+      await until('the CRD to be established', async () =>
+        (await kubectl(['get', 'crd', 'resiliencepolicies.breakwater.dev', '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}'])).stdout,
+        (status) => status === 'True', 30_000);
+    },
     async stop() {
       await stopAll();
       rmSync(dir, { recursive: true, force: true });
