@@ -1,6 +1,6 @@
 /** Anthropic's Messages API: typed error bodies, named SSE events ending in message_stop, usage in input/output_tokens. */
 import type { Dialect, LocalErrorCode, Recogniser } from './types.js';
-import { clamp, composedId, jsonEventFailure, parseObject, ndjsonError, OVERLOADED, prefillAssistant, statusMessage, usageReaders } from './shared.js';
+import { clamp, composedId, jsonEventFailure, parseEventObject, ndjsonError, OVERLOADED, prefillAssistant, statusMessage, usageReaders } from './shared.js';
 
 const ANTHROPIC_RECOGNISERS: Recogniser[] = [
   { class: 'context-length', pattern: /prompt is too long/i, source: 'Anthropic' },
@@ -37,7 +37,7 @@ export const anthropic: Dialect = {
   },
   terminated: (tail) => tail.includes('message_stop'),
   streamText(event, data) {
-    const json = parseObject(data);
+    const json = parseEventObject(data);
     if (event === 'content_block_start' && json?.content_block?.type !== 'text') return null; // tool use, thinking
     if (event !== 'content_block_delta') return undefined;
     return json?.delta?.type === 'text_delta' && typeof json.delta.text === 'string' ? json.delta.text : null;

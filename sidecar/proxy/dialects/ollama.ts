@@ -5,7 +5,7 @@
  * (Its OpenAI-compatible /v1 is the openai dialect.)
  */
 import type { Dialect, Recogniser } from './types.js';
-import { clamp, jsonEventFailure, ndjsonError, OVERLOADED, parseObject, prefillAssistant, statusMessage, usageReaders } from './shared.js';
+import { clamp, jsonEventFailure, ndjsonError, OVERLOADED, parseEventObject, prefillAssistant, statusMessage, usageReaders } from './shared.js';
 
 const OLLAMA_RECOGNISERS: Recogniser[] = [{ class: 'context-length', pattern: /context length|context window/i, source: 'Ollama' }, OVERLOADED];
 
@@ -21,7 +21,7 @@ function ollamaDialect(endpoint: 'chat' | 'generate'): Dialect {
     terminated: (tail) => /"done"\s*:\s*true/.test(tail),
     missingTerminator: () => undefined, // "done": true is both the finish and the terminator
     streamText(_event, data) {
-      const json = parseObject(data);
+      const json = parseEventObject(data);
       if (json?.message?.tool_calls || json?.message?.thinking || json?.thinking) return null;
       const text = endpoint === 'chat' ? json?.message?.content : json?.response;
       return typeof text === 'string' && text !== '' ? text : undefined;

@@ -5,7 +5,7 @@
  * know Anthropic's and Ollama's texts.
  */
 import type { Dialect, LocalErrorCode, Recogniser } from './types.js';
-import { clamp, composedId, dataErrorEvent, jsonEventFailure, parseObject, OVERLOADED, prefillAssistant, statusMessage, usageReaders } from './shared.js';
+import { clamp, composedId, dataErrorEvent, jsonEventFailure, parseEventObject, OVERLOADED, prefillAssistant, statusMessage, usageReaders } from './shared.js';
 
 const ERROR_TYPE: Record<LocalErrorCode, string> = {
   circuit_open: 'server_error',
@@ -47,7 +47,7 @@ export const openai: Dialect = {
   terminated: (tail) => tail.includes('data: [DONE]'),
   streamText(_event, data) {
     if (data === '[DONE]') return undefined;
-    const json = parseObject(data);
+    const json = parseEventObject(data);
     const choices = json?.choices;
     if (!Array.isArray(choices)) return undefined;
     if (choices.length > 1) return null;
@@ -56,7 +56,7 @@ export const openai: Dialect = {
     return typeof delta?.content === 'string' ? delta.content : undefined;
   },
   opensStream(_event, data) {
-    const choice = parseObject(data)?.choices?.[0];
+    const choice = parseEventObject(data)?.choices?.[0];
     return typeof choice?.delta?.role === 'string' && !choice.delta.content && !choice.finish_reason;
   },
   withStreamText(_event, data, text) {

@@ -20,6 +20,35 @@ export function parseObject(data: string): Record<string, any> | undefined {
   }
 }
 
+/** What `parseEventData` gives for data that is not JSON. */
+const MALFORMED = Symbol('malformed');
+/** Data longer than this is parsed each time it is read, not kept. */
+const KEPT_EVENT_CHARS = 64 * 1024;
+let lastEvent: { data: string; json: unknown } | undefined;
+
+/**
+ * A stream event's data as JSON (MALFORMED when it is not JSON), to read only: never change what it returns.
+ * The last event parsed is kept, because the relay's check and recovery's reading of its text read the
+ * same event one after the other, and an event is parsed once, not once per reader.
+ */
+function parseEventData(data: string): unknown {
+  if (lastEvent?.data === data) return lastEvent.json;
+  let json: unknown;
+  try {
+    json = JSON.parse(data);
+  } catch {
+    json = MALFORMED;
+  }
+  lastEvent = data.length <= KEPT_EVENT_CHARS ? { data, json } : undefined;
+  return json;
+}
+
+/** A stream event's data as a JSON object to read, or undefined when it is not one. */
+export function parseEventObject(data: string): Record<string, any> | undefined {
+  const json = parseEventData(data);
+  return typeof json === 'object' && json !== null ? (json as Record<string, any>) : undefined;
+}
+
 /**
  * The event check of an API whose stream events are JSON: an event that is not JSON is invalid-response
  * (so no garbage reaches the app as a success); `errorOf` finds an in-stream error, classified by its text.
@@ -27,12 +56,8 @@ export function parseObject(data: string): Record<string, any> | undefined {
 export function jsonEventFailure(errorOf: (event: string, json: any) => unknown, recognisers: readonly Recogniser[]): (event: string, data: string) => EventFailure | undefined {
   return (event, data) => {
     if (data === '[DONE]' || data.trim() === '') return undefined;
-    let json: unknown;
-    try {
-      json = JSON.parse(data);
-    } catch {
-      return { failure: 'invalid-response', detail: `a malformed event: ${JSON.stringify(data.slice(0, 100))}` };
-    }
+    const json = parseEventData(data);
+    if (json === MALFORMED) return { failure: 'invalid-response', detail: `a malformed event: ${JSON.stringify(data.slice(0, 100))}` };
     const error = typeof json === 'object' && json !== null ? errorOf(event, json) : undefined;
     if (error === undefined || error === null) return undefined;
     const text = typeof error === 'string' ? error : JSON.stringify(error);
