@@ -10,18 +10,26 @@ function lastNumber(pattern: RegExp, text: string): number {
   return value;
 }
 
-/** A JSON object (a stream event, a plain answer), or undefined when the text is not one. */
-export function parseObject(data: string): Record<string, any> | undefined {
+/** What `parseJson` gives for a text that is not JSON. */
+const MALFORMED = Symbol('malformed');
+
+function parseJson(text: string): unknown {
   try {
-    const json: unknown = JSON.parse(data);
-    return typeof json === 'object' && json !== null ? (json as Record<string, any>) : undefined;
+    return JSON.parse(text);
   } catch {
-    return undefined;
+    return MALFORMED;
   }
 }
 
-/** What `parseEventData` gives for data that is not JSON. */
-const MALFORMED = Symbol('malformed');
+function asObject(json: unknown): Record<string, any> | undefined {
+  return typeof json === 'object' && json !== null ? (json as Record<string, any>) : undefined;
+}
+
+/** A JSON object (a plain answer), or undefined when the text is not one. */
+export function parseObject(text: string): Record<string, any> | undefined {
+  return asObject(parseJson(text));
+}
+
 /** Data longer than this is parsed each time it is read, not kept. */
 const KEPT_EVENT_CHARS = 64 * 1024;
 let lastEvent: { data: string; json: unknown } | undefined;
@@ -33,20 +41,14 @@ let lastEvent: { data: string; json: unknown } | undefined;
  */
 function parseEventData(data: string): unknown {
   if (lastEvent?.data === data) return lastEvent.json;
-  let json: unknown;
-  try {
-    json = JSON.parse(data);
-  } catch {
-    json = MALFORMED;
-  }
+  const json = parseJson(data);
   lastEvent = data.length <= KEPT_EVENT_CHARS ? { data, json } : undefined;
   return json;
 }
 
 /** A stream event's data as a JSON object to read, or undefined when it is not one. */
 export function parseEventObject(data: string): Record<string, any> | undefined {
-  const json = parseEventData(data);
-  return typeof json === 'object' && json !== null ? (json as Record<string, any>) : undefined;
+  return asObject(parseEventData(data));
 }
 
 /**
@@ -58,7 +60,8 @@ export function jsonEventFailure(errorOf: (event: string, json: any) => unknown,
     if (data === '[DONE]' || data.trim() === '') return undefined;
     const json = parseEventData(data);
     if (json === MALFORMED) return { failure: 'invalid-response', detail: `a malformed event: ${JSON.stringify(data.slice(0, 100))}` };
-    const error = typeof json === 'object' && json !== null ? errorOf(event, json) : undefined;
+    const object = asObject(json);
+    const error = object && errorOf(event, object);
     if (error === undefined || error === null) return undefined;
     const text = typeof error === 'string' ? error : JSON.stringify(error);
     return { failure: classifyStreamError(text, recognisers), detail: `an error event: ${text.slice(0, 300)}` };
@@ -68,8 +71,8 @@ export function jsonEventFailure(errorOf: (event: string, json: any) => unknown,
 /** The last count any of `fields` holds, at the top of a parsed answer or in its `usage` object; 0 when none does. */
 function countIn(json: Record<string, any>, fields: string[]): number {
   let value = 0;
-  for (const holder of [json, json.usage]) {
-    if (typeof holder !== 'object' || holder === null) continue;
+  for (const holder of [json, asObject(json.usage)]) {
+    if (!holder) continue;
     for (const field of fields) {
       const n: unknown = holder[field];
       if (typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) value = n;
