@@ -20,34 +20,14 @@ import { StringDecoder } from 'node:string_decoder';
 import type { ThroughputFloor } from '../resilience/index.js';
 import type { AttemptTimers } from './attempt-timers.js';
 import type { ChunkSource } from './chunk-source.js';
-import type { Dialect, StreamFraming } from './dialects/dialect.js';
+import type { Dialect, StreamFraming, TokenUsage } from './dialects/dialect.js';
 import { EventSplitter, type WholeEvent } from './event-splitter.js';
 import type { StreamBody, StreamEnd } from './stream-body.js';
 
-/** Bytes of a stream's start and end kept to find its usage and terminator. */
-const EDGE_CHARS = 4096;
 /** The longest single event relayed (held whole until it completes). */
 export const MAX_EVENT_CHARS = 4 * 1024 * 1024;
 /** How long a stream whose answer finished may take to send the rest (usage, the terminator). */
 export const FINISHED_IDLE_MS = 2000;
-
-/** The last `max` characters of a text that comes piece by piece, kept as the pieces: no copy per piece. */
-class TextTail {
-  private readonly pieces: string[] = [];
-  private length = 0;
-
-  constructor(private readonly max: number) {}
-
-  add(piece: string): void {
-    this.pieces.push(piece);
-    this.length += piece.length;
-    while (this.length - this.pieces[0]!.length >= this.max) this.length -= this.pieces.shift()!.length;
-  }
-
-  text(): string {
-    return this.pieces.join('').slice(-this.max);
-  }
-}
 
 export class UpstreamStream implements StreamBody {
   private end: StreamEnd | undefined;
@@ -55,10 +35,15 @@ export class UpstreamStream implements StreamBody {
   private readonly queue: (Buffer | StreamEnd)[] = [];
   private readonly decoder = new StringDecoder('utf8');
   private readonly splitter: EventSplitter;
-  private head = '';
-  private readonly tail = new TextTail(EDGE_CHARS);
-  /** Whether an event said the answer finished (the stream may still send usage and its terminator). */
-  private finished = false;
+  /**
+   * What the relayed events said, read as they pass (nothing of the stream is kept for its end): the usage
+   * reported (the last report of each count wins); whether the terminator came (undefined for an API without
+   * one); and, once an event said the answer finished, the terminator that ends it (the stream may still
+   * send usage and its own terminator).
+   */
+  private usage: TokenUsage | undefined;
+  private terminated: boolean | undefined;
+  private finishedWith: string | undefined;
   /** The stream-idle timeout armed now (shorter once the answer finished). */
   private armedIdleMs = 0;
 
@@ -74,6 +59,7 @@ export class UpstreamStream implements StreamBody {
     private readonly floor?: { meter: ThroughputFloor; now: () => number },
   ) {
     this.splitter = new EventSplitter(framing);
+    this.terminated = dialect.terminated(''); // false until the terminator comes, for an API that has one
   }
 
   async read(): Promise<Buffer | StreamEnd> {
@@ -86,7 +72,7 @@ export class UpstreamStream implements StreamBody {
         this.take(early);
         continue;
       }
-      const idleMs = this.finished ? Math.min(this.idleMs, FINISHED_IDLE_MS) : this.idleMs;
+      const idleMs = this.finishedWith !== undefined ? Math.min(this.idleMs, FINISHED_IDLE_MS) : this.idleMs;
       if (idleMs !== this.armedIdleMs) this.timers.armIdle((this.armedIdleMs = idleMs));
       else this.timers.touch();
       let chunk: Buffer | null;
@@ -96,7 +82,7 @@ export class UpstreamStream implements StreamBody {
         if (this.end) return this.end; // cancelled while waiting
         const expired = this.timers.expired;
         if (!expired && this.timers.aborted) return this.finish({ kind: 'cancelled' }); // the app left
-        if (this.finished) {
+        if (this.finishedWith !== undefined) {
           // The answer is whole; what did not come (usage, the terminator) is not worth a failure. Half an event is dropped.
           this.response.destroy();
           this.splitter.flush();
@@ -145,14 +131,11 @@ export class UpstreamStream implements StreamBody {
   /** The upstream ended the stream cleanly: was it complete? */
   private ended(): void {
     this.relay(this.splitter.flush() + this.decoder.end());
-    const tail = this.tail.text();
-    const usage = this.dialect.usage(this.head + tail);
-    if (this.dialect.terminated(tail) === false) {
-      const terminator = this.dialect.missingTerminator(tail);
-      if (terminator === undefined) return void this.queue.push({ kind: 'failed', failure: 'reset', detail: 'upstream ended the stream without its terminator' });
-      this.relay(terminator);
+    if (this.terminated === false) {
+      if (this.finishedWith === undefined) return void this.queue.push({ kind: 'failed', failure: 'reset', detail: 'upstream ended the stream without its terminator' });
+      this.relay(this.finishedWith);
     }
-    this.queue.push({ kind: 'complete', usage });
+    this.queue.push({ kind: 'complete', usage: this.usage });
   }
 
   /** Why an event ends the stream, per the dialect; comments and keep-alives pass. */
@@ -162,12 +145,12 @@ export class UpstreamStream implements StreamBody {
     return failed && { kind: 'failed', ...failed };
   }
 
-  /** Queues `text` for the app (as `bytes` when they are its encoding already), noting its edges. */
+  /** Queues `text` for the app (as `bytes` when they are its encoding already), noting what it says. */
   private relay(text: string, bytes?: Buffer): void {
     if (text === '') return;
-    this.finished ||= this.dialect.missingTerminator(text) !== undefined;
-    if (this.head.length < EDGE_CHARS) this.head += text.slice(0, EDGE_CHARS - this.head.length);
-    this.tail.add(text);
+    this.finishedWith ??= this.dialect.missingTerminator(text);
+    this.terminated ||= this.dialect.terminated(text);
+    this.usage = this.dialect.usage(text, this.usage);
     this.queue.push(bytes ?? Buffer.from(text));
   }
 

@@ -1,14 +1,21 @@
 /**
  * The per-event path of a stream, piece by piece: the chunk source (bounded
  * read-ahead, abort ends a wait at once), the lazy stream-idle timer (one
- * timer, however many events), and the hooks the layers hang on one body.
+ * timer, however many events), the hooks the layers hang on one body, and
+ * the relay, which reads the usage, finish and terminator as events pass
+ * and keeps none of them.
  */
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { AttemptTimers } from '../../sidecar/proxy/attempt-timers.js';
 import { ChunkSource, HIGH_WATER_BYTES } from '../../sidecar/proxy/chunk-source.js';
+import { anthropic } from '../../sidecar/proxy/dialects/anthropic.js';
+import { ollamaChat, ollamaGenerate } from '../../sidecar/proxy/dialects/ollama.js';
+import { openai } from '../../sidecar/proxy/dialects/openai.js';
+import { UpstreamStream } from '../../sidecar/proxy/upstream-stream.js';
 import { onStreamEnd, type StreamBody, type StreamEnd } from '../../sidecar/proxy/stream-body.js';
 import { ManualClock } from '../../sidecar/resilience/index.js';
 
@@ -106,5 +113,49 @@ describe("an attempt's abort", () => {
     clock.advance(100);
     assert.equal(attempt.expired, 'first-byte');
     assert.equal(aborted, 1);
+  });
+});
+
+describe('the relay (UpstreamStream)', () => {
+  /** Everything a stream gives the app, and how it ends. */
+  async function drain(stream: UpstreamStream): Promise<{ bytes: Buffer; end: StreamEnd }> {
+    const out: Buffer[] = [];
+    for (;;) {
+      const next = await stream.read();
+      if (!Buffer.isBuffer(next)) return { bytes: Buffer.concat(out), end: next };
+      out.push(next);
+    }
+  }
+
+  it('relays a stream cut into chunks anywhere, byte for byte, and ends it with the usage its events reported (property)', async () => {
+    const count = fc.integer({ min: 1, max: 1_000_000 });
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.string({ unit: 'binary' }), { maxLength: 40 }), count, count, fc.array(fc.nat(), { maxLength: 12 }), fc.boolean(), fc.boolean(), async (texts, input, output, cuts, cutShort, pinged) => {
+        for (const dialect of [openai, anthropic, ollamaChat, ollamaGenerate]) {
+          const { start, content, end } = dialect.composeStream('m', texts, { input, output });
+          // An SSE keep-alive between the finish and the terminator.
+          if (pinged && (dialect === anthropic || dialect === openai)) end.splice(-1, 0, ': keep-alive\n\n');
+          const whole = Buffer.from([...start, ...content, ...end].join(''));
+          // Cut short: without its last event (the terminator; Ollama's also holds the counts).
+          const sent = cutShort ? whole.subarray(0, whole.length - Buffer.byteLength(end.at(-1)!)) : whole;
+          const res = response();
+          const attempt = attemptOf(new ManualClock());
+          const stream = new UpstreamStream(res, new ChunkSource(res, attempt), [], attempt, dialect, dialect === anthropic || dialect === openai ? 'sse' : 'ndjson', 60_000);
+          const offsets = [...new Set(cuts.map((c) => c % (sent.length + 1)))].sort((a, b) => a - b);
+          [0, ...offsets].forEach((from, i) => res.write(sent.subarray(from, offsets[i] ?? sent.length)));
+          res.end();
+          const relayed = await drain(stream);
+          const ollama = dialect !== anthropic && dialect !== openai;
+          if (cutShort && ollama) {
+            assert.equal(relayed.end.kind, 'failed', 'an Ollama stream without its done line was cut');
+            continue;
+          }
+          // A stream cut after its finish gets the terminator it lacked: the app reads the whole stream.
+          assert.equal(relayed.bytes.toString(), whole.toString());
+          assert.deepEqual(relayed.end, { kind: 'complete', usage: { input, output } });
+        }
+      }),
+      { numRuns: 150 },
+    );
   });
 });

@@ -3,10 +3,10 @@ import { randomUUID } from 'node:crypto';
 import { classifyStreamError } from '../classify.js';
 import type { Dialect, EventFailure, Recogniser, StreamFraming } from './types.js';
 
-/** The last number a global pattern captures in `text`, or 0. */
-function lastNumber(pattern: RegExp, text: string): number {
-  let value = 0;
-  for (const m of text.matchAll(pattern)) value = Number(m[1]);
+/** The last number a global pattern captures in `text`, or `value` when it captures none. */
+function lastNumber(pattern: RegExp, text: string, value: number): number {
+  pattern.lastIndex = 0;
+  for (let m = pattern.exec(text); m; m = pattern.exec(text)) value = Number(m[1]);
   return value;
 }
 
@@ -83,14 +83,14 @@ function countIn(json: Record<string, any>, fields: string[]): number {
 
 /**
  * The usage readers for the given input and output field names: `usage` finds the last count in a text (a
- * stream's edges), `answerUsage` reads a parsed answer, whose JSON the attempt parsed once already.
+ * stream's events, piece by piece), `answerUsage` reads a parsed answer, whose JSON the attempt parsed once already.
  */
 export function usageReaders(inputFields: string[], outputFields: string[]): Pick<Dialect, 'usage' | 'answerUsage'> {
   const input = new RegExp(`"(?:${inputFields.join('|')})"\\s*:\\s*([0-9]{1,12})`, 'g');
   const output = new RegExp(`"(?:${outputFields.join('|')})"\\s*:\\s*([0-9]{1,12})`, 'g');
   const either = (i: number, o: number) => (i || o ? { input: i, output: o } : undefined);
   return {
-    usage: (text) => either(lastNumber(input, text), lastNumber(output, text)),
+    usage: (text, before) => either(lastNumber(input, text, before?.input ?? 0), lastNumber(output, text, before?.output ?? 0)),
     answerUsage: (json) => either(countIn(json, inputFields), countIn(json, outputFields)),
   };
 }

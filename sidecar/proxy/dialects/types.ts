@@ -52,14 +52,14 @@ export interface Dialect {
   upstreamErrorBody(status: number, message?: string): string;
   /** The event that ends a stream the sidecar has to break off. */
   streamError(framing: StreamFraming, code: LocalErrorCode, message: string): string;
-  /** Whether the end of a stream holds this API's terminator; undefined when it has none to check. */
-  terminated(tail: string): boolean | undefined;
+  /** Whether a piece of a stream (whole events) holds this API's terminator; undefined when it has none to check. */
+  terminated(events: string): boolean | undefined;
   /**
-   * For a stream that ended cleanly without its terminator: the terminator to send the app, when the
-   * stream's last events say the answer finished (OpenAI's finish_reason, Anthropic's stop_reason);
-   * undefined when it did not, and the stream was cut.
+   * When a piece of a stream (whole events) says the answer finished (OpenAI's finish_reason, Anthropic's
+   * stop_reason): the terminator to send the app should the stream end cleanly without its own; undefined
+   * when it does not say so (a stream that ends without either was cut).
    */
-  missingTerminator(tail: string): string | undefined;
+  missingTerminator(events: string): string | undefined;
   /**
    * Why one whole stream event (its SSE event name and data, or an NDJSON line) ends the stream: an error
    * event from the upstream (Anthropic's `event: error`, an OpenAI `{"error": ...}` chunk, Ollama's
@@ -86,8 +86,8 @@ export interface Dialect {
    * undefined when the request cannot carry it (no chat messages, an API without prefill).
    */
   continueWith(json: Record<string, any>, text: string, style: 'prefill' | 'continue-final-message'): number | undefined;
-  /** Token usage reported in a text: a stream's events (the last report wins). */
-  usage(text: string): TokenUsage | undefined;
+  /** Token usage reported in a text (a stream's events), over what `before` had (the last report of each count wins). */
+  usage(text: string, before?: TokenUsage): TokenUsage | undefined;
   /** Token usage reported in a parsed plain answer. */
   answerUsage(json: Record<string, any>): TokenUsage | undefined;
   /** Error-body recognisers, checked in order. */
