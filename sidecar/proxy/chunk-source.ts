@@ -1,12 +1,14 @@
 /**
- * A streamed response's body, pulled chunk by chunk: `next()` gives the next
- * chunk, `null` at a clean end, or rejects once the body breaks or the
- * attempt is aborted (whatever the peer does: the abort alone ends a wait).
- * Chunks wait here while the reader is busy, up to HIGH_WATER_BYTES; past it
- * the response is paused until the reader catches up, so a fast upstream and
- * a slow app never hold more than that. One listener per event for the whole
- * body, and no promise per chunk that arrives while nobody waits: this is the
- * per-event path of every stream.
+ * A streamed response's body, taken chunk by chunk: `take()` gives the
+ * next chunk there is, `null` at a clean end, nothing when none has come
+ * yet, and throws once the body broke or the attempt was aborted (whatever
+ * the peer does: the abort alone ends a wait); `ready()` resolves when
+ * taking again may give something. Chunks wait here while the reader is
+ * busy, up to HIGH_WATER_BYTES; past it the response is paused until the
+ * reader catches up, so a fast upstream and a slow app never hold more than
+ * that. One listener per event for the whole body, and one promise per wait
+ * (none for a chunk that arrives while nobody waits): this is the per-event
+ * path of every stream.
  */
 import type { IncomingMessage } from 'node:http';
 import type { AbortHooks } from './attempt-timers.js';
@@ -19,7 +21,8 @@ export class ChunkSource {
   private queuedBytes = 0;
   private done = false;
   private broken: Error | undefined;
-  private waiter: { resolve(chunk: Buffer | null): void; reject(err: Error): void } | undefined;
+  /** The wait in progress: resolved as soon as there is something to take. */
+  private wait: { promise: Promise<void>; resolve(): void } | undefined;
 
   constructor(
     private readonly response: IncomingMessage,
@@ -38,28 +41,43 @@ export class ChunkSource {
     attempt.onAbort(() => this.break(new Error('attempt aborted')));
   }
 
-  /** The next chunk; null once the body ended cleanly. */
-  next(): Promise<Buffer | null> {
-    if (this.broken) return Promise.reject(this.broken);
+  /** The next chunk; null once the body ended cleanly; undefined when none has come yet. Throws once the body broke. */
+  take(): Buffer | null | undefined {
+    if (this.broken) throw this.broken;
     const chunk = this.queue.shift();
     if (chunk) {
       this.queuedBytes -= chunk.length;
       if (this.queuedBytes === 0 && this.response.isPaused()) this.response.resume();
-      return Promise.resolve(chunk);
+      return chunk;
     }
-    if (this.done) return Promise.resolve(null);
-    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+    return this.done ? null : undefined;
+  }
+
+  /** Resolves once `take()` may give something: a chunk, the end or the break. Never rejects. */
+  ready(): Promise<void> {
+    if (this.broken || this.done || this.queue.length > 0) return Promise.resolve();
+    if (!this.wait) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.wait = { promise, resolve };
+    }
+    return this.wait.promise;
+  }
+
+  /** The next chunk, or null at the end, waiting for it; rejects once the body broke. */
+  async next(): Promise<Buffer | null> {
+    for (;;) {
+      const chunk = this.take();
+      if (chunk !== undefined) return chunk;
+      await this.ready();
+    }
   }
 
   private arrived(chunk: Buffer): void {
-    const waiter = this.waiter;
-    if (waiter) {
-      this.waiter = undefined;
-      return waiter.resolve(chunk);
-    }
     this.queue.push(chunk);
     this.queuedBytes += chunk.length;
     if (this.queuedBytes > HIGH_WATER_BYTES) this.response.pause();
+    this.wake();
   }
 
   private break(err: Error): void {
@@ -68,11 +86,9 @@ export class ChunkSource {
     this.wake();
   }
 
-  /** Hands the waiting reader what there is now: a chunk, the end or the break. */
   private wake(): void {
-    const waiter = this.waiter;
-    if (!waiter) return;
-    this.waiter = undefined;
-    this.next().then(waiter.resolve, waiter.reject);
+    const wait = this.wait;
+    this.wait = undefined;
+    wait?.resolve();
   }
 }

@@ -54,6 +54,8 @@ export class RecoveringStream implements StreamBody {
   private splitter: EventSplitter;
   private decoder = new StringDecoder('utf8');
   private end: StreamEnd | undefined;
+  /** While a new stream is being had: resolved once it is (or none could be). */
+  private recovering: Promise<void> | undefined;
 
   constructor(
     first: StreamBody,
@@ -63,11 +65,12 @@ export class RecoveringStream implements StreamBody {
     this.splitter = new EventSplitter(deps.framing);
   }
 
-  async read(): Promise<Buffer | StreamEnd> {
+  poll(): Buffer | StreamEnd | undefined {
     for (;;) {
       if (this.end) return this.end;
-      const next = await this.current.read();
-      if (this.end) return this.end;
+      if (this.recovering) return undefined;
+      const next = this.current.poll();
+      if (next === undefined) return undefined;
       if (Buffer.isBuffer(next)) {
         // A stream that cannot be recovered any more is only relayed (after what was held back): nothing in it needs reading.
         if (!this.vouched && !this.verifying) {
@@ -83,14 +86,21 @@ export class RecoveringStream implements StreamBody {
         continue;
       }
       if (next.kind === 'failed') {
-        const outcome = await this.recover(this.verifying?.original ?? next);
-        if (outcome) return this.finish(outcome);
+        const failure = this.verifying?.original ?? next;
+        this.recovering = this.recover(failure).then(
+          (outcome) => this.recovered(outcome),
+          () => this.recovered(failure),
+        );
         continue;
       }
       if (next.kind === 'complete' && this.verifying && !this.verifying.verifier.caughtUp) return this.finish(this.diverged());
       if (next.kind === 'complete' && this.verifying) this.deps.onRecovery('recovered', this.verifying.strategy);
       return this.finish(next);
     }
+  }
+
+  ready(): Promise<void> {
+    return this.end ? Promise.resolve() : (this.recovering ?? this.current.ready());
   }
 
   cancel(): void {
@@ -148,7 +158,10 @@ export class RecoveringStream implements StreamBody {
     this.recoveries++;
     this.current.cancel();
     const next = await this.deps.again(this.delivered);
-    if (this.end) return this.end;
+    if (this.end) {
+      next?.body.cancel(); // cancelled while it was being had: it has no reader
+      return this.end;
+    }
     if (!next) {
       this.deps.onRecovery('failed', 'none');
       return failure;
@@ -159,6 +172,12 @@ export class RecoveringStream implements StreamBody {
     const notCarried = this.delivered.slice(next.continues ?? 0);
     this.verifying = { verifier: new StreamVerifier(notCarried), strategy: next.continues === undefined ? 'regenerate' : 'continuation', sawText: false, original: failure };
     return undefined;
+  }
+
+  /** A recovery is over: the stream goes on with the new stream, or ends with `outcome`. */
+  private recovered(outcome: StreamEnd | undefined): void {
+    this.recovering = undefined;
+    if (outcome) this.finish(outcome);
   }
 
   private diverged(): StreamEnd {

@@ -1,6 +1,12 @@
 /**
- * A streamed answer's body as the layers pass it up: read chunk by chunk
- * until it ends, fails or is cancelled. Whoever gets the outcome last (the
+ * A streamed answer's body as the layers pass it up, polled the way tower
+ * and linkerd2-proxy poll a body: `poll()` gives the next chunk, or how the
+ * stream ended, when there is one now, and nothing when there is not yet;
+ * `ready()` then resolves once polling again may give something. Each layer
+ * answers a poll from the one below it, synchronously, and passes the
+ * bottom's `ready()` up as it is, so a waiting stream holds one promise
+ * (its upstream's), not one per layer, and a chunk that arrives goes
+ * through every layer in one call. Whoever gets the outcome last (the
  * server) cancels the body in its `finally`, so an abandoned stream ends too.
  */
 import type { FailureClass } from '../../api/index.js';
@@ -12,21 +18,33 @@ export type StreamEnd =
   | { kind: 'cancelled' };
 
 export interface StreamBody {
-  /** The next chunk, or how the stream ended (the same end on every later call). Never rejects. */
-  read(): Promise<Buffer | StreamEnd>;
+  /** The next chunk, or how the stream ended (the same end on every later call); undefined when neither is here yet. Throws only what an onStreamEnd hook threw. */
+  poll(): Buffer | StreamEnd | undefined;
+  /** Resolves once `poll()` may give something (after it gave undefined). Never rejects. */
+  ready(): Promise<void>;
   /** Gives the stream up: the upstream connection is closed and the stream ends `cancelled`. Idempotent. */
   cancel(): void;
+}
+
+/** The next chunk of `body`, or how it ended, waiting as long as that takes. */
+export async function nextOf(body: StreamBody): Promise<Buffer | StreamEnd> {
+  for (;;) {
+    const next = body.poll();
+    if (next !== undefined) return next;
+    await body.ready();
+  }
 }
 
 /** `body` with `first` read from it already: handed out first. */
 export function startingWith(first: Buffer, body: StreamBody): StreamBody {
   let pending: Buffer | undefined = first;
   return {
-    read() {
+    poll() {
       const next = pending;
       pending = undefined;
-      return next ? Promise.resolve(next) : body.read();
+      return next ?? body.poll();
     },
+    ready: () => body.ready(),
     cancel: () => body.cancel(),
   };
 }
@@ -38,8 +56,14 @@ class HookedBody implements StreamBody {
 
   constructor(private readonly body: StreamBody) {}
 
-  read(): Promise<Buffer | StreamEnd> {
-    return this.body.read().then(this.seen);
+  poll(): Buffer | StreamEnd | undefined {
+    const next = this.body.poll();
+    if (next !== undefined && !Buffer.isBuffer(next)) this.finish(next);
+    return next;
+  }
+
+  ready(): Promise<void> {
+    return this.body.ready();
   }
 
   cancel(): void {
@@ -49,11 +73,6 @@ class HookedBody implements StreamBody {
       this.finish({ kind: 'cancelled' });
     }
   }
-
-  private readonly seen = (next: Buffer | StreamEnd): Buffer | StreamEnd => {
-    if (!Buffer.isBuffer(next)) this.finish(next);
-    return next;
-  };
 
   /** Runs every hook, even if one throws (the first throw is passed on). */
   private finish(end: StreamEnd): void {

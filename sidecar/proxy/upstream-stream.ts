@@ -62,24 +62,20 @@ export class UpstreamStream implements StreamBody {
     this.terminated = dialect.terminated(''); // false until the terminator comes, for an API that has one
   }
 
-  async read(): Promise<Buffer | StreamEnd> {
+  poll(): Buffer | StreamEnd | undefined {
     for (;;) {
       if (this.end) return this.end;
       const next = this.queue.shift();
       if (next) return Buffer.isBuffer(next) ? next : this.finish(next);
       const early = this.buffered.shift();
       if (early) {
-        this.take(early);
+        this.accept(early);
         continue;
       }
-      const idleMs = this.finishedWith !== undefined ? Math.min(this.idleMs, FINISHED_IDLE_MS) : this.idleMs;
-      if (idleMs !== this.armedIdleMs) this.timers.armIdle((this.armedIdleMs = idleMs));
-      else this.timers.touch();
-      let chunk: Buffer | null;
+      let chunk: Buffer | null | undefined;
       try {
-        chunk = await this.chunks.next();
+        chunk = this.chunks.take();
       } catch (err) {
-        if (this.end) return this.end; // cancelled while waiting
         const expired = this.timers.expired;
         if (!expired && this.timers.aborted) return this.finish({ kind: 'cancelled' }); // the app left
         if (this.finishedWith !== undefined) {
@@ -92,13 +88,23 @@ export class UpstreamStream implements StreamBody {
         const detail = expired ? `${expired} timeout after the stream started` : `stream broken: ${(err as Error).message}`;
         return this.finish({ kind: 'failed', failure: expired ? 'timeout' : 'reset', detail });
       }
-      if (this.end) return this.end;
+      if (chunk === undefined) {
+        // Nothing yet: the wait that follows is under the stream-idle timeout (shorter once the answer finished).
+        const idleMs = this.finishedWith !== undefined ? Math.min(this.idleMs, FINISHED_IDLE_MS) : this.idleMs;
+        if (idleMs !== this.armedIdleMs) this.timers.armIdle((this.armedIdleMs = idleMs));
+        else this.timers.touch();
+        return undefined;
+      }
       if (chunk === null) this.ended();
       else {
         this.timers.touch();
-        this.take(chunk);
+        this.accept(chunk);
       }
     }
+  }
+
+  ready(): Promise<void> {
+    return this.end || this.queue.length > 0 || this.buffered.length > 0 ? Promise.resolve() : this.chunks.ready();
   }
 
   cancel(): void {
@@ -106,7 +112,7 @@ export class UpstreamStream implements StreamBody {
   }
 
   /** Queues the whole events a chunk completes, up to the first that fails. */
-  private take(chunk: Buffer): void {
+  private accept(chunk: Buffer): void {
     const heldBefore = this.splitter.held;
     let out = '';
     for (const event of this.splitter.push(this.decoder.write(chunk))) {

@@ -115,7 +115,11 @@ async function relay(res: ServerResponse, stream: StreamOutcome, ctx: RequestCon
   res.writeHead(stream.status, passedOn(stream.headers, breakwaterHeaders(stream, ctx, tier)));
   const firstByteAt = clock.now();
   for (;;) {
-    const next = await stream.body.read();
+    const next = stream.body.poll();
+    if (next === undefined) {
+      await stream.body.ready();
+      continue;
+    }
     if (Buffer.isBuffer(next)) {
       // An app that stops reading holds its slot no longer than the stream-idle timeout and the deadline allow.
       if (res.write(next) || (await drained(res, ctx.signal, clock, Math.min(stream.idleMs, ctx.deadline - clock.now())))) continue;

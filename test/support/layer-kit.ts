@@ -8,7 +8,7 @@ import type { RuntimeConfig } from '../../sidecar/config/runtime-config.js';
 import { createMetrics } from '../../sidecar/metrics.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
 import type { AnswerOutcome, Handler, LocalOutcome, Outcome, ProxyRequest, RequestContext } from '../../sidecar/proxy/handler.js';
-import type { StreamBody, StreamEnd } from '../../sidecar/proxy/stream-body.js';
+import { nextOf, type StreamBody, type StreamEnd } from '../../sidecar/proxy/stream-body.js';
 import { UpstreamState } from '../../sidecar/proxy/upstream-state.js';
 import { BodyBudget } from '../../sidecar/proxy/body-budget.js';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
@@ -61,7 +61,7 @@ export function innerGiving(...outcomes: (Outcome | (() => Outcome) | Error)[]):
 export class DrivenStream implements StreamBody {
   cancels = 0;
   private queue: (Buffer | StreamEnd)[] = [];
-  private waiting: ((next: Buffer | StreamEnd) => void) | undefined;
+  private waiting: (() => void) | undefined;
   private over: StreamEnd | undefined;
 
   push(text: string): void {
@@ -76,10 +76,12 @@ export class DrivenStream implements StreamBody {
     this.deliver({ kind: 'failed', failure, detail: 'test' });
   }
 
-  read(): Promise<Buffer | StreamEnd> {
-    if (this.over && this.queue.length === 0) return Promise.resolve(this.over);
-    const next = this.queue.shift();
-    if (next) return Promise.resolve(next);
+  poll(): Buffer | StreamEnd | undefined {
+    return this.queue.shift() ?? this.over;
+  }
+
+  ready(): Promise<void> {
+    if (this.queue.length > 0 || this.over) return Promise.resolve();
     return new Promise((resolve) => (this.waiting = resolve));
   }
 
@@ -90,11 +92,11 @@ export class DrivenStream implements StreamBody {
 
   private deliver(next: Buffer | StreamEnd): void {
     if (this.over) return;
-    if (!Buffer.isBuffer(next)) this.over = next;
+    if (Buffer.isBuffer(next)) this.queue.push(next);
+    else this.over = next;
     const waiter = this.waiting;
     this.waiting = undefined;
-    if (waiter) waiter(next);
-    else this.queue.push(next);
+    waiter?.();
   }
 }
 
@@ -106,10 +108,12 @@ export function streamOf(body: StreamBody): Outcome {
 export async function drain(outcome: Outcome): Promise<StreamEnd> {
   if (outcome.kind !== 'stream') throw new Error(`expected a stream, got ${outcome.kind}`);
   for (;;) {
-    const next = await outcome.body.read();
+    const next = await nextOf(outcome.body);
     if (!Buffer.isBuffer(next)) return next;
   }
 }
+
+export { nextOf };
 
 /** Lets pending promise callbacks run. */
 export const settle = () => new Promise((r) => setImmediate(r));

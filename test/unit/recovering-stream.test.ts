@@ -4,20 +4,20 @@ import { anthropic } from '../../sidecar/proxy/dialects/anthropic.js';
 import { ollamaChat } from '../../sidecar/proxy/dialects/ollama.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
 import { MAX_RECOVERABLE_CHARS, RecoveringStream, type NextStream, type RecoveryDeps, type RecoveryResult, type RecoveryStrategy } from '../../sidecar/proxy/recovering-stream.js';
-import type { StreamBody, StreamEnd } from '../../sidecar/proxy/stream-body.js';
+import { nextOf, type StreamBody, type StreamEnd } from '../../sidecar/proxy/stream-body.js';
 
 const event = (content: string) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content } }] })}\n\n`;
 
 /** A stream that sends `pieces`, then ends with `end`. */
 function scripted(pieces: string[], end: StreamEnd): StreamBody {
   const queue = [...pieces];
-  return { read: async () => (queue.length ? Buffer.from(queue.shift()!) : end), cancel() {} };
+  return { poll: () => (queue.length ? Buffer.from(queue.shift()!) : end), ready: async () => {}, cancel() {} };
 }
 
 async function drain(body: StreamBody): Promise<{ text: string; end: StreamEnd }> {
   let text = '';
   for (;;) {
-    const next = await body.read();
+    const next = await nextOf(body);
     if (!Buffer.isBuffer(next)) return { text, end: next };
     text += next.toString('utf8');
   }
@@ -147,12 +147,27 @@ describe('recovering stream', () => {
     const chunks = [event('hi'), toolCall + later.slice(0, 10), later.slice(10), event('more')];
     const sent = chunks.map((c) => Buffer.from(c));
     const first = sent[0]!;
-    const upstream: StreamBody = { read: async () => sent.shift() ?? { kind: 'complete' }, cancel() {} };
+    const upstream: StreamBody = { poll: () => sent.shift() ?? { kind: 'complete' }, ready: async () => {}, cancel() {} };
     const stream = new RecoveringStream(upstream, { dialect: openai, framing: 'sse', maxRecoveries: 1, again: async () => undefined, onRecovery: () => {} });
     const read: Buffer[] = [];
-    for (let next = await stream.read(); Buffer.isBuffer(next); next = await stream.read()) read.push(next);
+    for (let next = await nextOf(stream); Buffer.isBuffer(next); next = await nextOf(stream)) read.push(next);
     assert.equal(Buffer.concat(read).toString(), chunks.join(''));
     assert.equal(read[0], first, 'a chunk of whole events is passed on as the same bytes');
   });
-});
 
+  it('waits for a new stream on one promise, and cancels a new stream that comes after the stream was given up', async () => {
+    let give!: (next: NextStream) => void;
+    const again = new Promise<NextStream>((resolve) => (give = resolve));
+    const stream = new RecoveringStream(scripted([event('hi')], cut), { dialect: openai, framing: 'sse', maxRecoveries: 1, again: () => again, onRecovery: () => {} });
+    assert.ok(Buffer.isBuffer(stream.poll()));
+    assert.equal(stream.poll(), undefined, 'the break starts a recovery: nothing to give until it is over');
+    assert.equal(stream.ready(), stream.ready(), 'every reader waits on the same promise');
+    stream.cancel();
+    assert.deepEqual(stream.poll(), { kind: 'cancelled' });
+    let cancels = 0;
+    give({ body: { poll: () => undefined, ready: () => new Promise(() => {}), cancel: () => cancels++ } });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(cancels, 1, 'the late stream has no reader: its connection is closed');
+    assert.deepEqual(stream.poll(), { kind: 'cancelled' });
+  });
+});

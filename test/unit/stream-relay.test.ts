@@ -16,7 +16,7 @@ import { anthropic } from '../../sidecar/proxy/dialects/anthropic.js';
 import { ollamaChat, ollamaGenerate } from '../../sidecar/proxy/dialects/ollama.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
 import { UpstreamStream } from '../../sidecar/proxy/upstream-stream.js';
-import { onStreamEnd, type StreamBody, type StreamEnd } from '../../sidecar/proxy/stream-body.js';
+import { nextOf, onStreamEnd, type StreamBody, type StreamEnd } from '../../sidecar/proxy/stream-body.js';
 import { ManualClock } from '../../sidecar/resilience/index.js';
 
 const response = () => new PassThrough() as PassThrough & IncomingMessage;
@@ -121,7 +121,7 @@ describe('the relay (UpstreamStream)', () => {
   async function drain(stream: UpstreamStream): Promise<{ bytes: Buffer; end: StreamEnd }> {
     const out: Buffer[] = [];
     for (;;) {
-      const next = await stream.read();
+      const next = await nextOf(stream);
       if (!Buffer.isBuffer(next)) return { bytes: Buffer.concat(out), end: next };
       out.push(next);
     }

@@ -14,7 +14,7 @@ import { fallback } from '../../sidecar/proxy/layers/fallback.js';
 import { tokenBudget } from '../../sidecar/proxy/layers/token-budget.js';
 import { ResponseCache } from '../../sidecar/proxy/response-cache.js';
 import { TokenBudget } from '../../sidecar/resilience/token-budget.js';
-import { answer, compile, contextAt, DrivenStream, innerGiving, localFailure, ManualClock, metrics, requestTo, streamOf, upstreamOf } from '../support/layer-kit.js';
+import { answer, compile, contextAt, DrivenStream, innerGiving, localFailure, ManualClock, metrics, nextOf, requestTo, streamOf, upstreamOf } from '../support/layer-kit.js';
 
 /** 12:00 UTC on a day, so an hour window ends 60 minutes later. */
 const NOON = Date.UTC(2026, 10, 24, 12);
@@ -190,7 +190,7 @@ describe('the token budget layer', () => {
     assert.ok(streaming.kind === 'stream');
     stream.push('data: x\n\n');
     stream.fail();
-    for (let r = await streaming.body.read(); Buffer.isBuffer(r); r = await streaming.body.read());
+    for (let r = await nextOf(streaming.body); Buffer.isBuffer(r); r = await nextOf(streaming.body));
     assert.deepEqual(book.get({ scope: 'policy' })!.snapshot(), { ...book.get({ scope: 'policy' })!.snapshot(), spent: { tokens: 220, cost: 0 }, reserved: nothing });
   });
 
@@ -200,7 +200,7 @@ describe('the token budget layer', () => {
     const streaming = await layer(innerGiving(streamOf(stream)))(requestTo(up('cheap'), { ...sized(40, 500), stream: true }), contextAt(clock));
     assert.ok(streaming.kind === 'stream');
     stream.end({ input: 7, output: 3 });
-    for (let r = await streaming.body.read(); Buffer.isBuffer(r); r = await streaming.body.read());
+    for (let r = await nextOf(streaming.body); Buffer.isBuffer(r); r = await nextOf(streaming.body));
     assert.deepEqual(book.get({ scope: 'policy' })!.snapshot().spent, { tokens: 10, cost: 0 });
   });
 

@@ -16,7 +16,7 @@ import { classifyStatus, classifyTransportError } from '../classify.js';
 import { streamFraming, type Dialect, type StreamFraming } from '../dialects/dialect.js';
 import { parseObject } from '../dialects/shared.js';
 import { localError, type Handler, type Outcome, type ProxyRequest } from '../handler.js';
-import { startingWith } from '../stream-body.js';
+import { nextOf, startingWith } from '../stream-body.js';
 import { UpstreamStream } from '../upstream-stream.js';
 import { invalidAnswer } from '../validate-answer.js';
 
@@ -158,7 +158,7 @@ export function attempt(clock: Clock): Handler {
       const floor = throughputFloor.bytesPerSecond > 0 ? { meter: new ThroughputFloor(throughputFloor.bytesPerSecond, throughputFloor.windowMs, clock.now()), now: () => clock.now() } : undefined;
       const stream = new UpstreamStream(response, chunks, buffered, timers, ctx.dialect, framing, timeouts.streamIdleMs, floor);
       // Its first event is in already: one that fails (an error event, garbage) fails the attempt before the app sees anything.
-      const first = await stream.read();
+      const first = await nextOf(stream);
       if (!Buffer.isBuffer(first)) {
         if (first.kind === 'failed') return localError(req, 502, 'upstream_unavailable', `${source.upstream}: ${first.failure}: ${first.detail}`, first.failure, 1000);
         return { kind: 'cancelled' };

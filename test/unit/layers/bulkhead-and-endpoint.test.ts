@@ -9,7 +9,7 @@ import type { Handler, Layer } from '../../../sidecar/proxy/handler.js';
 import { bulkhead } from '../../../sidecar/proxy/layers/bulkhead.js';
 import { endpointLoad } from '../../../sidecar/proxy/layers/endpoint-load.js';
 import type { UpstreamState } from '../../../sidecar/proxy/upstream-state.js';
-import { answer, contextAt, drain, DrivenStream, innerGiving, localFailure, ManualClock, metrics, requestTo, settle, streamOf, upstreamOf } from '../../support/layer-kit.js';
+import { answer, contextAt, drain, DrivenStream, innerGiving, localFailure, ManualClock, metrics, nextOf, requestTo, settle, streamOf, upstreamOf } from '../../support/layer-kit.js';
 
 interface Held {
   name: string;
@@ -81,7 +81,7 @@ for (const { name, layer, held } of resources) {
       outcome.body.cancel();
       assert.equal(held(upstream), 0);
       assert.ok(body.cancels >= 1, 'the upstream stream was given up');
-      assert.equal((await outcome.body.read() as { kind: string }).kind, 'cancelled');
+      assert.equal((await nextOf(outcome.body) as { kind: string }).kind, 'cancelled');
     });
   });
 }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { holding, type CallEnd } from '../../../sidecar/proxy/holding.js';
-import { answer, DrivenStream, streamOf } from '../../support/layer-kit.js';
+import { answer, DrivenStream, nextOf, streamOf } from '../../support/layer-kit.js';
 
 type Step = 'push' | 'read' | 'cancel' | 'end' | 'fail';
 
@@ -37,7 +37,7 @@ describe('holding()', () => {
             over = true;
           }
           if (step === 'read' && !reading) {
-            reading = outcome.body.read().then((r) => {
+            reading = nextOf(outcome.body).then((r) => {
               if (!Buffer.isBuffer(r)) over = true;
               reading = undefined;
             });
