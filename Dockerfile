@@ -37,5 +37,6 @@ COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 USER 65532:65532
 EXPOSE 15001 15021
+# The chart's controller runs this same command with flags after node (controller.nodeFlags).
 ENTRYPOINT ["/nodejs/bin/node", "/app/dist/cli.js"]
 CMD ["sidecar", "--policy", "/etc/breakwater/policy.yaml", "--listen", "127.0.0.1:15001", "--admin", "0.0.0.0:15021"]

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { issueServingCertificate, startControlPlane } from '../test/support/control-plane.js';
-import { IMAGE_NODE_OPTIONS } from './image-node-options.js';
+import { CONTROLLER_NODE_FLAGS, IMAGE_NODE_OPTIONS } from './image-node-options.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FLEET = Number(process.env.FLEET ?? 1000);
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
 
     const tls = issueServingCertificate(cp.dir, 'controller');
     const startReplica = (n: number) => {
-      const args = [...IMAGE_NODE_OPTIONS, join(ROOT, 'dist/cli.js'), 'controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0', '--identity', `controller-${n}`];
+      const args = [...IMAGE_NODE_OPTIONS, ...CONTROLLER_NODE_FLAGS, join(ROOT, 'dist/cli.js'), 'controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0', '--identity', `controller-${n}`];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
       if (process.env.FLEET_LOGS) child.stdout!.on('data', (d) => process.stderr.write(d));
       return new Promise<{ child: typeof child; configUrl: string; healthUrl: string }>((resolve, reject) => {
@@ -158,8 +158,11 @@ async function main(): Promise<void> {
       const metric = (name: string) => value(name) / 1048576;
       const status = readFileSync(`/proc/${replica.pid}/status`, 'utf8');
       const mib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) / 1024;
+      // utime + stime, in clock ticks (100 a second on Linux).
+      const [utime, stime] = readFileSync(`/proc/${replica.pid}/stat`, 'utf8').split(') ')[1]!.split(' ').slice(11, 13).map(Number);
       return {
         leader: value('breakwater_controller_leader') === 1,
+        cpuSeconds: (utime! + stime!) / 100,
         rssMiB: { now: mib('VmRSS'), peak: mib('VmHWM'), anonymous: mib('RssAnon') },
         heapMiB: { used: metric('breakwater_controller_process_nodejs_heap_size_used_bytes'), total: metric('breakwater_controller_process_nodejs_heap_size_total_bytes'), external: metric('breakwater_controller_process_nodejs_external_memory_bytes') },
       };
@@ -175,8 +178,8 @@ async function main(): Promise<void> {
     };
     writeFileSync(join(ROOT, 'bench/results/controller-fleet.json'), JSON.stringify(result, null, 2) + '\n');
     const memoryRow = (c: (typeof result.controllers)[number], n: number) =>
-      `| replica ${n}${c.leader ? ' (leader)' : ''}: RSS now / peak (anonymous); JS heap used / total, external | ${c.rssMiB.now.toFixed(0)} / ${c.rssMiB.peak.toFixed(0)} MiB (${c.rssMiB.anonymous.toFixed(0)}); ${c.heapMiB.used.toFixed(0)} / ${c.heapMiB.total.toFixed(0)} MiB, ${c.heapMiB.external.toFixed(0)} MiB |`;
-    const md = `Controller fleet benchmark, ${result.date}: ${FLEET} simulated sidecars (real pods, pod-bound tokens, TLS config streams) spread over ${REPLICAS} controller replicas (node ${IMAGE_NODE_OPTIONS.join(' ')}; ${Math.ceil(FLEET / REPLICAS)} streams each at most) and a local kube-apiserver v1.37.2, all on 2 cores.
+      `| replica ${n}${c.leader ? ' (leader)' : ''}: RSS now / peak (anonymous); JS heap used / total, external; CPU for the whole run | ${c.rssMiB.now.toFixed(0)} / ${c.rssMiB.peak.toFixed(0)} MiB (${c.rssMiB.anonymous.toFixed(0)}); ${c.heapMiB.used.toFixed(0)} / ${c.heapMiB.total.toFixed(0)} MiB, ${c.heapMiB.external.toFixed(0)} MiB; ${c.cpuSeconds.toFixed(1)} s |`;
+    const md = `Controller fleet benchmark, ${result.date}: ${FLEET} simulated sidecars (real pods, pod-bound tokens, TLS config streams) spread over ${REPLICAS} controller replicas (node ${[...IMAGE_NODE_OPTIONS, ...CONTROLLER_NODE_FLAGS].join(' ')}, as the image and chart run it; ${Math.ceil(FLEET / REPLICAS)} streams each at most) and a local kube-apiserver v1.37.2, all on 2 cores.
 
 | measure | value |
 |---|---|

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
@@ -73,6 +74,15 @@ describe('Helm chart on a real API server', () => {
     assert.equal(await affinity(['--set', 'controller.antiAffinity=none']), undefined);
     const wrong = await helm(['template', 'bw', CHART, '--kube-version', '1.37.2', '--set', 'controller.antiAffinity=sometimes']);
     assert.match(wrong.stderr, /controller.antiAffinity must be preferred, required or none/);
+  });
+
+  it("runs the controller as the image's entrypoint with controller.nodeFlags after node (lite mode by default), or the image's own command", async () => {
+    const command = async (extra: string[]) =>
+      (parseAllDocuments(await render(extra)).map((d) => d.toJS()).find((d) => d?.kind === 'Deployment') as Record<string, any>).spec.template.spec.containers[0].command as string[] | undefined;
+    const [node, script] = JSON.parse(/^ENTRYPOINT (.+)$/m.exec(readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8'))![1]!) as string[];
+    assert.deepEqual(await command([]), [node, '--lite-mode', script]);
+    assert.deepEqual(await command(['--set', 'controller.nodeFlags={--lite-mode,--stack-size=2048}']), [node, '--lite-mode', '--stack-size=2048', script]);
+    assert.equal(await command(['--set', 'controller.nodeFlags=null']), undefined, 'no flags: the image\'s ENTRYPOINT runs as it is');
   });
 
   it('requires the API server\'s client certificate on the webhook when webhook.clientCA is set', async () => {
