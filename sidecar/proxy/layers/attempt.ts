@@ -166,6 +166,7 @@ export function attempt(clock: Clock): Handler {
       const body = startingWith(first, stream);
       return { kind: 'stream', ...source, status, headers: response.headers, framing, body, timeToFirstDataMs: clock.now() - started, idleMs: timeouts.streamIdleMs };
     } catch (err) {
+      if (timers.expired === 'total') ctx.deadline = Math.min(ctx.deadline, clock.now());
       return failed(req, timers, ctx.signal, err);
     } finally {
       if (!handedOver) timers.dispose();

@@ -1,11 +1,15 @@
 /**
  * The retry layer on a ManualClock: which failures it retries, how long it
  * waits (backoff, Retry-After read against the clock's wall time), and the
- * retry budget: a retry the breaker refuses is given back to the budget.
+ * retry budget: a retry the breaker refuses is given back to the budget. And
+ * with the real attempt layer against a socket that never answers: no attempt
+ * starts once the request's deadline timer fired.
  */
 import assert from 'node:assert/strict';
+import { createServer, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import type { Outcome } from '../../../sidecar/proxy/handler.js';
+import { attempt } from '../../../sidecar/proxy/layers/attempt.js';
 import { retry } from '../../../sidecar/proxy/layers/retry.js';
 import { answer, contextAt, innerGiving, localFailure, ManualClock, metrics, requestTo, settle, upstreamOf } from '../../support/layer-kit.js';
 
@@ -96,5 +100,34 @@ describe('retry layer', () => {
     const { Readable } = await import('node:stream');
     const outcome = await retry({ clock, metrics })(inner)(requestTo(upstreamOf(clock, FAST), { body: null, bodyStream: Readable.from([]) }), contextAt(clock));
     assert.equal(outcome.kind === 'answer' && outcome.stopped, 'body-not-replayable');
+  });
+
+  it("starts no attempt once the request's deadline timer fired, though the clock reads a little before the deadline", async (t) => {
+    // Node runs a timer on the time its event loop last read, so it can fire before the clock reaches the deadline: here 5 ms early.
+    class EarlyTimers extends ManualClock {
+      override setTimer(fn: () => void, ms: number): unknown {
+        return super.setTimer(fn, Math.max(0, ms - 5));
+      }
+    }
+    const sockets: Socket[] = [];
+    const hanging = createServer((socket) => void sockets.push(socket)); // accepts, never answers
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      for (const socket of sockets) socket.destroy();
+      hanging.close();
+    });
+    const clock = new EarlyTimers();
+    const upstream = upstreamOf(clock, { url: `http://127.0.0.1:${(hanging.address() as { port: number }).port}`, retry: { attempts: 3, backoff: { base: '1ms', max: '1ms', jitter: 'none' } } });
+    const ctx = contextAt(clock, { deadline: clock.now() + 100 });
+    let outcome: Outcome | undefined;
+    void retry({ clock, metrics })(attempt(clock))(requestTo(upstream), ctx).then((o) => (outcome = o));
+    while (sockets.length === 0) await new Promise((r) => setTimeout(r, 5));
+    clock.advance(95); // the deadline timer fires; the clock reads 95 of 100 ms
+    for (let i = 0; i < 200 && !outcome; i++) {
+      await new Promise((r) => setTimeout(r, 1));
+      clock.advance(1);
+    }
+    assert.equal(outcome?.kind === 'local' && outcome.code, 'upstream_timeout');
+    assert.equal(sockets.length, 1, 'no second attempt in the 5 ms the clock still showed');
   });
 });
