@@ -1,9 +1,10 @@
 /**
  * The retry layer on a ManualClock: which failures it retries, how long it
  * waits (backoff, Retry-After read against the clock's wall time), and the
- * retry budget: a retry the breaker refuses is given back to the budget. And
- * with the real attempt layer against a socket that never answers: no attempt
- * starts once the request's deadline timer fired.
+ * retry budget: a retry the breaker refuses is given back to the budget. And,
+ * with the real attempt layer against upstreams that hang, that neither a
+ * retry nor a mid-stream recovery starts once the request's deadline timer
+ * fired, though the clock may not have reached the deadline yet.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
@@ -11,7 +12,9 @@ import { describe, it } from 'node:test';
 import type { Outcome } from '../../../sidecar/proxy/handler.js';
 import { attempt } from '../../../sidecar/proxy/layers/attempt.js';
 import { retry } from '../../../sidecar/proxy/layers/retry.js';
-import { answer, contextAt, innerGiving, localFailure, ManualClock, metrics, requestTo, settle, upstreamOf } from '../../support/layer-kit.js';
+import { streamRecovery } from '../../../sidecar/proxy/layers/stream-recovery.js';
+import type { StreamEnd } from '../../../sidecar/proxy/stream-body.js';
+import { answer, contextAt, innerGiving, localFailure, ManualClock, metrics, nextOf, requestTo, settle, upstreamOf } from '../../support/layer-kit.js';
 
 const FAST = { retry: { attempts: 3, backoff: { base: '100ms', max: '100ms', jitter: 'none' } } };
 
@@ -101,33 +104,66 @@ describe('retry layer', () => {
     const outcome = await retry({ clock, metrics })(inner)(requestTo(upstreamOf(clock, FAST), { body: null, bodyStream: Readable.from([]) }), contextAt(clock));
     assert.equal(outcome.kind === 'answer' && outcome.stopped, 'body-not-replayable');
   });
+});
 
-  it("starts no attempt once the request's deadline timer fired, though the clock reads a little before the deadline", async (t) => {
-    // Node runs a timer on the time its event loop last read, so it can fire before the clock reaches the deadline: here 5 ms early.
-    class EarlyTimers extends ManualClock {
-      override setTimer(fn: () => void, ms: number): unknown {
-        return super.setTimer(fn, Math.max(0, ms - 5));
-      }
+describe("the request's deadline, when its timer fires before the clock reaches it", () => {
+  // Node runs a timer on the time its event loop last read, so it can fire before the clock reaches the deadline: here 5 ms early.
+  class EarlyTimers extends ManualClock {
+    override setTimer(fn: () => void, ms: number): unknown {
+      return super.setTimer(fn, Math.max(0, ms - 5));
     }
+  }
+
+  /** An upstream on 127.0.0.1 that accepts and sends `head` (nothing by default), then hangs; its sockets, to count attempts. */
+  async function hangingUpstream(t: { after(fn: () => void): void }, head = '') {
     const sockets: Socket[] = [];
-    const hanging = createServer((socket) => void sockets.push(socket)); // accepts, never answers
-    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    const server = createServer((socket) => {
+      sockets.push(socket);
+      socket.once('data', () => socket.write(head));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     t.after(() => {
       for (const socket of sockets) socket.destroy();
-      hanging.close();
+      server.close();
     });
-    const clock = new EarlyTimers();
-    const upstream = upstreamOf(clock, { url: `http://127.0.0.1:${(hanging.address() as { port: number }).port}`, retry: { attempts: 3, backoff: { base: '1ms', max: '1ms', jitter: 'none' } } });
-    const ctx = contextAt(clock, { deadline: clock.now() + 100 });
-    let outcome: Outcome | undefined;
-    void retry({ clock, metrics })(attempt(clock))(requestTo(upstream), ctx).then((o) => (outcome = o));
+    return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, sockets };
+  }
+
+  /** Moves the clock to 95 of the 100 ms the request has (its deadline timer fires), then 1 ms at a time until `done()`. */
+  async function past95(clock: ManualClock, sockets: Socket[], done: () => boolean) {
     while (sockets.length === 0) await new Promise((r) => setTimeout(r, 5));
-    clock.advance(95); // the deadline timer fires; the clock reads 95 of 100 ms
-    for (let i = 0; i < 200 && !outcome; i++) {
+    await new Promise((r) => setTimeout(r, 20)); // the attempt has what the upstream sent
+    clock.advance(95);
+    for (let i = 0; i < 200 && !done(); i++) {
       await new Promise((r) => setTimeout(r, 1));
       clock.advance(1);
     }
+  }
+
+  it('starts no retry in the gap', async (t) => {
+    const upstream = await hangingUpstream(t);
+    const clock = new EarlyTimers();
+    const state = upstreamOf(clock, { url: upstream.url, retry: { attempts: 3, backoff: { base: '1ms', max: '1ms', jitter: 'none' } } });
+    let outcome: Outcome | undefined;
+    void retry({ clock, metrics })(attempt(clock))(requestTo(state), contextAt(clock, { deadline: clock.now() + 100 })).then((o) => (outcome = o));
+    await past95(clock, upstream.sockets, () => outcome !== undefined);
     assert.equal(outcome?.kind === 'local' && outcome.code, 'upstream_timeout');
-    assert.equal(sockets.length, 1, 'no second attempt in the 5 ms the clock still showed');
+    assert.equal(upstream.sockets.length, 1, 'no second attempt in the 5 ms the clock still showed');
+  });
+
+  it('starts no mid-stream recovery in the gap', async (t) => {
+    const event = `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: 'hi' } }] })}\n\n`;
+    const upstream = await hangingUpstream(t, `HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 100000\r\n\r\n${event}`);
+    const clock = new EarlyTimers();
+    const state = upstreamOf(clock, { url: upstream.url, retry: { attempts: 3, backoff: { base: '1ms', max: '1ms', jitter: 'none' } } });
+    const outcome = await streamRecovery(clock, metrics)(retry({ clock, metrics })(attempt(clock)))(requestTo(state, { stream: true }), contextAt(clock, { deadline: clock.now() + 100 }));
+    assert.equal(outcome.kind, 'stream');
+    if (outcome.kind !== 'stream') return;
+    assert.ok(Buffer.isBuffer(outcome.body.poll()), 'the first event');
+    let end: StreamEnd | undefined;
+    void nextOf(outcome.body).then((next) => (end = next as StreamEnd));
+    await past95(clock, upstream.sockets, () => end !== undefined);
+    assert.equal(end?.kind === 'failed' && end.failure, 'timeout');
+    assert.equal(upstream.sockets.length, 1, 'no new stream asked for in the 5 ms the clock still showed');
   });
 });
