@@ -49,12 +49,7 @@ export interface RequestContext {
   readonly primary: string;
   /** Clock time the request arrived and the time its total timeout ends. */
   readonly startedAt: number;
-  /**
-   * Brought forward to the moment the request's own deadline timer fires: Node runs a timer on the time its
-   * event loop last read, so it may fire a few ms before `clock.now()` reaches the deadline, and no layer
-   * may start another attempt in that gap.
-   */
-  deadline: number;
+  readonly deadline: number;
   /** Aborts when the app goes away. */
   readonly signal: AbortSignal;
   /** The sidecar's mode for this request (set by the degradation layer). */

@@ -5,7 +5,7 @@ export interface Clock {
   now(): number;
   /** Milliseconds since the Unix epoch (to read HTTP dates such as Retry-After). */
   wallTime(): number;
-  /** Calls `fn` after `ms`; the handle cancels it. */
+  /** Calls `fn` once `ms` have passed by `now()`, never before; the handle cancels it. */
   setTimer(fn: () => void, ms: number): unknown;
   clearTimer(handle: unknown): void;
 }
@@ -13,15 +13,48 @@ export interface Clock {
 /** Node's timers take at most 2^31−1 ms; a longer delay would fire after 1 ms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * A timer that calls its function only once `performance.now()` has reached its due time. Node keeps
+ * its timers on a clock of whole milliseconds and runs most of them up to ~2 ms before that; a layer
+ * comparing `now()` with a deadline its own timer marked (is there time for a retry?) would otherwise
+ * still see time left after the timer fired. An early run is re-armed for the rest.
+ */
+class DueTimer {
+  private timeout: NodeJS.Timeout;
+
+  constructor(
+    private readonly fn: () => void,
+    private readonly due: number,
+    delay: number,
+  ) {
+    this.timeout = this.arm(delay);
+  }
+
+  cancel(): void {
+    clearTimeout(this.timeout);
+  }
+
+  private arm(delay: number): NodeJS.Timeout {
+    const timeout = setTimeout(DueTimer.run, delay, this);
+    timeout.unref();
+    return timeout;
+  }
+
+  private static run(timer: DueTimer): void {
+    const left = timer.due - performance.now();
+    if (left > 0) timer.timeout = timer.arm(left);
+    else timer.fn();
+  }
+}
+
 export const systemClock: Clock = {
   now: () => performance.now(),
   wallTime: () => Date.now(),
   setTimer: (fn, ms) => {
-    const timer = setTimeout(fn, Math.min(Math.max(0, ms), MAX_TIMER_MS));
-    timer.unref?.();
-    return timer;
+    const delay = Math.min(Math.max(0, ms), MAX_TIMER_MS);
+    return new DueTimer(fn, performance.now() + delay, delay);
   },
-  clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
+  clearTimer: (handle) => (handle as DueTimer | undefined)?.cancel(),
 };
 
 /** A clock that moves only when told to, for deterministic tests. */

@@ -96,4 +96,34 @@ describe('system clock', () => {
     systemClock.clearTimer(timer);
     assert.equal(fired, false);
   });
+
+  it("runs no timer before now() reaches its due time (Node's own timers run most of them up to ~2 ms early)", async () => {
+    const { systemClock } = await import('../../sidecar/resilience/clock.js');
+    const early: number[] = [];
+    await Promise.all(
+      Array.from({ length: 200 }, (_, i) => {
+        const ms = 5 + ((i * 7.37) % 20); // whole and fractional delays
+        const due = systemClock.now() + ms;
+        return new Promise<void>((resolve) =>
+          systemClock.setTimer(() => {
+            if (systemClock.now() < due) early.push(due - systemClock.now());
+            resolve();
+          }, ms),
+        );
+      }),
+    );
+    assert.deepEqual(early, [], `${early.length} of 200 timers ran before their due time`);
+  });
+
+  it('cancels a timer whether or not it was re-armed, and takes no handle as a no-op', async () => {
+    const { systemClock } = await import('../../sidecar/resilience/clock.js');
+    let fired = 0;
+    const timers = Array.from({ length: 50 }, (_, i) => systemClock.setTimer(() => fired++, 2 + (i % 5) + 0.5));
+    await new Promise((r) => setTimeout(r, 4)); // some ran early and were re-armed
+    for (const timer of timers) systemClock.clearTimer(timer);
+    const before = fired;
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(fired, before, 'nothing ran after its cancel');
+    systemClock.clearTimer(undefined);
+  });
 });

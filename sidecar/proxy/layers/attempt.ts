@@ -113,11 +113,6 @@ export function attempt(clock: Clock): Handler {
   return async (req, ctx) => {
     const started = clock.now();
     const timers = new AttemptTimers(clock, ctx.signal);
-    // The request's own deadline timer ending the attempt (before its stream is handed up or after) means the deadline
-    // has come, though Node may run that timer a few ms before clock.now() reaches it: nothing starts in that gap.
-    timers.onAbort(() => {
-      if (timers.expired === 'total') ctx.deadline = Math.min(ctx.deadline, clock.now());
-    });
     const { timeouts, validation, limits } = req.upstream.config;
     const remaining = ctx.deadline - started;
     const attemptMs = attemptLimitMs(req);
