@@ -22,7 +22,7 @@ export class ChunkSource {
   private done = false;
   private broken: Error | undefined;
   /** The wait in progress: resolved as soon as there is something to take. */
-  private wait: { promise: Promise<void>; resolve(): void } | undefined;
+  private wait: PromiseWithResolvers<void> | undefined;
 
   constructor(
     private readonly response: IncomingMessage,
@@ -56,11 +56,7 @@ export class ChunkSource {
   /** Resolves once `take()` may give something: a chunk, the end or the break. Never rejects. */
   ready(): Promise<void> {
     if (this.broken || this.done || this.queue.length > 0) return Promise.resolve();
-    if (!this.wait) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      this.wait = { promise, resolve };
-    }
+    this.wait ??= Promise.withResolvers<void>();
     return this.wait.promise;
   }
 
