@@ -9,6 +9,7 @@ export const FAILURE_CLASSES = [
   'context-length',
   'content-filter',
   'invalid-response',
+  'diverged',
   'client-error',
 ] as const;
 

@@ -75,12 +75,16 @@ const failureClasses = (description: string, value: readonly string[]) =>
 export const TimeoutsSchema = Type.Object(
   {
     total: inherited(duration('Whole request including queueing, retries and fallbacks.'), '120s'),
-    attempt: inherited(duration('One upstream attempt.'), '60s'),
+    attempt: inherited(duration('One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off.'), '120s'),
     firstByte: inherited(
       duration('To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token.'),
       '60s',
     ),
     streamIdle: inherited(duration('Longest gap allowed between two stream chunks.'), '30s'),
+    fallbackHedge: inherited(
+      duration('A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens.'),
+      '10s',
+    ),
     perOutputToken: inherited(
       duration('If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken).'),
       '0ms',

@@ -5,9 +5,10 @@ import type { FullSettings } from '../policy-schema.js';
 export const BUILTIN_SETTINGS: FullSettings = {
   "timeouts": {
     "total": "120s",
-    "attempt": "60s",
+    "attempt": "120s",
     "firstByte": "60s",
     "streamIdle": "30s",
+    "fallbackHedge": "10s",
     "perOutputToken": "0ms"
   },
   "retry": {

@@ -5,21 +5,21 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"},{"rule":"self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || (u.hedge.upstream != u.name && self.upstreams.exists(v, v.name == u.hedge.upstream)))","message":"spec.upstreams[].hedge.upstream must name another upstream of this policy"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)","message":"spec.budget.cost needs prices on at least one upstream"}],"type":"object","required":["upstreams","priorities","budget","slo","degradation","cache","validation","faults","inbound","limits","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || (has(self.prices) && size(self.prices) > 0)","message":"budget.cost needs prices for this upstream's models"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","healthCheck","hedge","prices","budget","guards","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries","continuation"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).","type":"integer"},"continuation":{"type":"string","enum":["auto","prefill","continue-final-message","off"],"default":"auto","description":"How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp's server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill)."}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}},"healthCheck":{"additionalProperties":false,"default":{},"description":"Active health checks of each endpoint (opt-in). Until its first probe answers, an endpoint takes no traffic.","type":"object","required":["path","interval","timeout","healthyThreshold","unhealthyThreshold"],"properties":{"path":{"pattern":"^(/[!-~]*)?$","maxLength":256,"default":"","description":"Path probed on each endpoint's origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp's slots_idle: 0). An endpoint takes traffic only while healthy.","type":"string"},"interval":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time from the end of one probe to the start of the next. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"timeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A probe that takes longer fails. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"healthyThreshold":{"minimum":1,"maximum":10,"default":1,"description":"Good probes in a row that make an unhealthy endpoint healthy.","type":"integer"},"unhealthyThreshold":{"minimum":1,"maximum":10,"default":2,"description":"Failed probes in a row that make a healthy endpoint unhealthy.","type":"integer"}}},"hedge":{"additionalProperties":false,"default":{},"description":"Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.","type":"object","required":["delay","percentile"],"properties":{"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Send one hedge (a second attempt, at this upstream or the one named in upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker of their target; the first to answer wins and the other is cancelled. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"0s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy to send the hedge to (with its own credentials), instead of this one.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the hedge's model (with upstream).","type":"string"},"percentile":{"minimum":0,"maximum":99,"default":0,"description":"When set (50-99) and at least 20 first-token times were seen, the hedge delay is this percentile of the last 100 (never below delay). 0 = the fixed delay.","type":"integer"}}},"prices":{"default":[],"maxItems":64,"description":"Per-model prices, for cost budgets. A model of this upstream that no entry names is charged at the highest listed price; an upstream without prices (a self-hosted model) costs nothing.","type":"array","items":{"additionalProperties":false,"type":"object","required":["model","input","output"],"properties":{"model":{"minLength":1,"maxLength":256,"description":"A model name, or a prefix ending in * (gpt-4o*). An exact name beats a prefix, and a longer prefix a shorter one.","type":"string"},"input":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million input tokens.","type":"string"},"output":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million output tokens.","type":"string"}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for this upstream (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"guards":{"additionalProperties":false,"default":{},"description":"Input guards (opt-in): a request that trips one gets 400 guardrail_blocked in the API's error shape and never reaches the upstream. Deny patterns read at most 1 MiB of message text; a body they cannot read whole (past retry.maxBodyBytes, not JSON, or more text than that) is blocked.","x-kubernetes-validations":[{"rule":"!has(self.deny) || self.deny.all(d, self.deny.exists_one(e, e.name == d.name))","message":"guards.deny[].name must be unique"}],"type":"object","required":["maxInputBytes","maxInputTokens","deny"],"properties":{"maxInputBytes":{"minimum":0,"maximum":1073741824,"default":0,"description":"Largest request body, in bytes (0 = off).","type":"integer"},"maxInputTokens":{"minimum":0,"maximum":100000000,"default":0,"description":"Most input tokens a request may carry, estimated as the UTF-8 bytes of its message text divided by 4 (0 = off).","type":"integer"},"deny":{"default":[],"maxItems":16,"description":"Patterns that block a request whose message text contains a match.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","pattern","ignoreCase"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The guard's name: the only thing said or logged about a request it blocks.","type":"string"},"pattern":{"minLength":1,"maxLength":512,"description":"An RE2 regular expression (linear-time: no backreferences or lookaround) searched for in the request's message text.","type":"string"},"ignoreCase":{"default":true,"description":"Match regardless of case.","type":"boolean"}}}}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream's or the policy's token or cost budget is spent.","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","client-error","unavailable","budget-exhausted"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for all upstreams of the policy together (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"slo":{"additionalProperties":false,"default":{},"description":"Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy's SLIs over the window and a condition SLOMet into its status.","x-kubernetes-validations":[{"rule":"!has(self.window) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))","message":"slo.window must be between 1m and 24h"}],"type":"object","required":["window","availability","timeToFirstToken"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The rolling window over which each sidecar measures its SLIs, as /status and the policy's status report them (1m to 24h; longer compliance windows are Prometheus' job, from breakwater_sli_events_total). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"1h","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"availability":{"additionalProperties":false,"default":{},"description":"The availability SLO.","type":"object","required":["objective"],"properties":{"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of requests answered without failing the app (by any tier but the static message); requests the app or the policy refused (4xx, context-length, content-filter, guards, budgets) and requests the app cancelled do not count. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}},"timeToFirstToken":{"additionalProperties":false,"default":{},"description":"The time-to-first-token SLO, over streamed answers.","type":"object","required":["threshold","objective"],"properties":{"threshold":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A streamed answer whose first content event reaches the app within this is good. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of successful streamed answers whose first token came within threshold. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Added before the request is sent. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}}}};
+const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"},{"rule":"self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || (u.hedge.upstream != u.name && self.upstreams.exists(v, v.name == u.hedge.upstream)))","message":"spec.upstreams[].hedge.upstream must name another upstream of this policy"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)","message":"spec.budget.cost needs prices on at least one upstream"}],"type":"object","required":["upstreams","priorities","budget","slo","degradation","cache","validation","faults","inbound","limits","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || (has(self.prices) && size(self.prices) > 0)","message":"budget.cost needs prices for this upstream's models"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","healthCheck","hedge","prices","budget","guards","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries","continuation"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).","type":"integer"},"continuation":{"type":"string","enum":["auto","prefill","continue-final-message","off"],"default":"auto","description":"How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp's server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill)."}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}},"healthCheck":{"additionalProperties":false,"default":{},"description":"Active health checks of each endpoint (opt-in). Until its first probe answers, an endpoint takes no traffic.","type":"object","required":["path","interval","timeout","healthyThreshold","unhealthyThreshold"],"properties":{"path":{"pattern":"^(/[!-~]*)?$","maxLength":256,"default":"","description":"Path probed on each endpoint's origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp's slots_idle: 0). An endpoint takes traffic only while healthy.","type":"string"},"interval":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time from the end of one probe to the start of the next. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"timeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A probe that takes longer fails. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"healthyThreshold":{"minimum":1,"maximum":10,"default":1,"description":"Good probes in a row that make an unhealthy endpoint healthy.","type":"integer"},"unhealthyThreshold":{"minimum":1,"maximum":10,"default":2,"description":"Failed probes in a row that make a healthy endpoint unhealthy.","type":"integer"}}},"hedge":{"additionalProperties":false,"default":{},"description":"Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.","type":"object","required":["delay","percentile"],"properties":{"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Send one hedge (a second attempt, at this upstream or the one named in upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker of their target; the first to answer wins and the other is cancelled. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"0s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy to send the hedge to (with its own credentials), instead of this one.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the hedge's model (with upstream).","type":"string"},"percentile":{"minimum":0,"maximum":99,"default":0,"description":"When set (50-99) and at least 20 first-token times were seen, the hedge delay is this percentile of the last 100 (never below delay). 0 = the fixed delay.","type":"integer"}}},"prices":{"default":[],"maxItems":64,"description":"Per-model prices, for cost budgets. A model of this upstream that no entry names is charged at the highest listed price; an upstream without prices (a self-hosted model) costs nothing.","type":"array","items":{"additionalProperties":false,"type":"object","required":["model","input","output"],"properties":{"model":{"minLength":1,"maxLength":256,"description":"A model name, or a prefix ending in * (gpt-4o*). An exact name beats a prefix, and a longer prefix a shorter one.","type":"string"},"input":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million input tokens.","type":"string"},"output":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million output tokens.","type":"string"}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for this upstream (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"guards":{"additionalProperties":false,"default":{},"description":"Input guards (opt-in): a request that trips one gets 400 guardrail_blocked in the API's error shape and never reaches the upstream. Deny patterns read at most 1 MiB of message text; a body they cannot read whole (past retry.maxBodyBytes, not JSON, or more text than that) is blocked.","x-kubernetes-validations":[{"rule":"!has(self.deny) || self.deny.all(d, self.deny.exists_one(e, e.name == d.name))","message":"guards.deny[].name must be unique"}],"type":"object","required":["maxInputBytes","maxInputTokens","deny"],"properties":{"maxInputBytes":{"minimum":0,"maximum":1073741824,"default":0,"description":"Largest request body, in bytes (0 = off).","type":"integer"},"maxInputTokens":{"minimum":0,"maximum":100000000,"default":0,"description":"Most input tokens a request may carry, estimated as the UTF-8 bytes of its message text divided by 4 (0 = off).","type":"integer"},"deny":{"default":[],"maxItems":16,"description":"Patterns that block a request whose message text contains a match.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","pattern","ignoreCase"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The guard's name: the only thing said or logged about a request it blocks.","type":"string"},"pattern":{"minLength":1,"maxLength":512,"description":"An RE2 regular expression (linear-time: no backreferences or lookaround) searched for in the request's message text.","type":"string"},"ignoreCase":{"default":true,"description":"Match regardless of case.","type":"boolean"}}}}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream's or the policy's token or cost budget is spent.","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error","unavailable","budget-exhausted"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for all upstreams of the policy together (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"slo":{"additionalProperties":false,"default":{},"description":"Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy's SLIs over the window and a condition SLOMet into its status.","x-kubernetes-validations":[{"rule":"!has(self.window) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))","message":"slo.window must be between 1m and 24h"}],"type":"object","required":["window","availability","timeToFirstToken"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The rolling window over which each sidecar measures its SLIs, as /status and the policy's status report them (1m to 24h; longer compliance windows are Prometheus' job, from breakwater_sli_events_total). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"1h","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"availability":{"additionalProperties":false,"default":{},"description":"The availability SLO.","type":"object","required":["objective"],"properties":{"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of requests answered without failing the app (by any tier but the static message); requests the app or the policy refused (4xx, context-length, content-filter, guards, budgets) and requests the app cancelled do not count. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}},"timeToFirstToken":{"additionalProperties":false,"default":{},"description":"The time-to-first-token SLO, over streamed answers.","type":"object","required":["threshold","objective"],"properties":{"threshold":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A streamed answer whose first content event reaches the app within this is good. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of successful streamed answers whose first token came within threshold. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Added before the request is sent. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
 const pattern0 = new RegExp("^(.*)$", "u");
 const pattern1 = new RegExp("^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$", "u");
-const pattern10 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$", "u");
-const pattern16 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
-const pattern17 = new RegExp("^https?://[^\\s/@?#]+(/[^\\s?#]*)?$", "u");
-const pattern18 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
-const pattern19 = new RegExp("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "u");
-const pattern20 = new RegExp("^[\\t\\x20-\\x7e]*$", "u");
-const pattern40 = new RegExp("^(/[!-~]*)?$", "u");
-const pattern45 = new RegExp("^[0-9]{1,9}(\\.[0-9]{1,6})?$", "u");
-const pattern53 = new RegExp("^[0-9]{1,2}(\\.[0-9]{1,3})?$", "u");
-const pattern59 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
+const pattern11 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$", "u");
+const pattern17 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
+const pattern18 = new RegExp("^https?://[^\\s/@?#]+(/[^\\s?#]*)?$", "u");
+const pattern19 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
+const pattern20 = new RegExp("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "u");
+const pattern21 = new RegExp("^[\\t\\x20-\\x7e]*$", "u");
+const pattern42 = new RegExp("^(/[!-~]*)?$", "u");
+const pattern47 = new RegExp("^[0-9]{1,9}(\\.[0-9]{1,6})?$", "u");
+const pattern55 = new RegExp("^[0-9]{1,2}(\\.[0-9]{1,3})?$", "u");
+const pattern61 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -378,7 +378,7 @@ if(data9.timeouts !== undefined){
 let data10 = data9.timeouts;
 if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
 for(const key5 in data10){
-if(!(((((key5 === "total") || (key5 === "attempt")) || (key5 === "firstByte")) || (key5 === "streamIdle")) || (key5 === "perOutputToken"))){
+if(!((((((key5 === "total") || (key5 === "attempt")) || (key5 === "firstByte")) || (key5 === "streamIdle")) || (key5 === "fallbackHedge")) || (key5 === "perOutputToken"))){
 const err27 = {instancePath:instancePath+"/defaults/timeouts",schemaPath:"#/properties/defaults/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err27];
@@ -529,11 +529,11 @@ vErrors.push(err39);
 errors++;
 }
 }
-if(data10.perOutputToken !== undefined){
-let data15 = data10.perOutputToken;
+if(data10.fallbackHedge !== undefined){
+let data15 = data10.fallbackHedge;
 if(typeof data15 === "string"){
 if(func3(data15) > 32){
-const err40 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err40 = {instancePath:instancePath+"/defaults/timeouts/fallbackHedge",schemaPath:"#/properties/defaults/properties/timeouts/properties/fallbackHedge/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -543,7 +543,7 @@ vErrors.push(err40);
 errors++;
 }
 if(!pattern1.test(data15)){
-const err41 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err41 = {instancePath:instancePath+"/defaults/timeouts/fallbackHedge",schemaPath:"#/properties/defaults/properties/timeouts/properties/fallbackHedge/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -554,7 +554,7 @@ errors++;
 }
 }
 else {
-const err42 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err42 = {instancePath:instancePath+"/defaults/timeouts/fallbackHedge",schemaPath:"#/properties/defaults/properties/timeouts/properties/fallbackHedge/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -564,9 +564,11 @@ vErrors.push(err42);
 errors++;
 }
 }
-}
-else {
-const err43 = {instancePath:instancePath+"/defaults/timeouts",schemaPath:"#/properties/defaults/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data10.perOutputToken !== undefined){
+let data16 = data10.perOutputToken;
+if(typeof data16 === "string"){
+if(func3(data16) > 32){
+const err43 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -575,13 +577,8 @@ vErrors.push(err43);
 }
 errors++;
 }
-}
-if(data9.retry !== undefined){
-let data16 = data9.retry;
-if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
-for(const key6 in data16){
-if(!((((((((key6 === "attempts") || (key6 === "backoff")) || (key6 === "on")) || (key6 === "statusCodes")) || (key6 === "respectRetryAfter")) || (key6 === "maxRetryAfter")) || (key6 === "budget")) || (key6 === "maxBodyBytes"))){
-const err44 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+if(!pattern1.test(data16)){
+const err44 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -591,10 +588,8 @@ vErrors.push(err44);
 errors++;
 }
 }
-if(data16.attempts !== undefined){
-let data17 = data16.attempts;
-if(!((typeof data17 == "number") && (!(data17 % 1) && !isNaN(data17)))){
-const err45 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err45 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -603,9 +598,10 @@ vErrors.push(err45);
 }
 errors++;
 }
-if(typeof data17 == "number"){
-if(data17 > 10 || isNaN(data17)){
-const err46 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+}
+else {
+const err46 = {instancePath:instancePath+"/defaults/timeouts",schemaPath:"#/properties/defaults/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -614,8 +610,13 @@ vErrors.push(err46);
 }
 errors++;
 }
-if(data17 < 1 || isNaN(data17)){
-const err47 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data9.retry !== undefined){
+let data17 = data9.retry;
+if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
+for(const key6 in data17){
+if(!((((((((key6 === "attempts") || (key6 === "backoff")) || (key6 === "on")) || (key6 === "statusCodes")) || (key6 === "respectRetryAfter")) || (key6 === "maxRetryAfter")) || (key6 === "budget")) || (key6 === "maxBodyBytes"))){
+const err47 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -625,13 +626,10 @@ vErrors.push(err47);
 errors++;
 }
 }
-}
-if(data16.backoff !== undefined){
-let data18 = data16.backoff;
-if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
-for(const key7 in data18){
-if(!((((key7 === "base") || (key7 === "max")) || (key7 === "multiplier")) || (key7 === "jitter"))){
-const err48 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+if(data17.attempts !== undefined){
+let data18 = data17.attempts;
+if(!((typeof data18 == "number") && (!(data18 % 1) && !isNaN(data18)))){
+const err48 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -640,12 +638,9 @@ vErrors.push(err48);
 }
 errors++;
 }
-}
-if(data18.base !== undefined){
-let data19 = data18.base;
-if(typeof data19 === "string"){
-if(func3(data19) > 32){
-const err49 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(typeof data18 == "number"){
+if(data18 > 10 || isNaN(data18)){
+const err49 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -654,8 +649,8 @@ vErrors.push(err49);
 }
 errors++;
 }
-if(!pattern1.test(data19)){
-const err50 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data18 < 1 || isNaN(data18)){
+const err50 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -665,8 +660,13 @@ vErrors.push(err50);
 errors++;
 }
 }
-else {
-const err51 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if(data17.backoff !== undefined){
+let data19 = data17.backoff;
+if(data19 && typeof data19 == "object" && !Array.isArray(data19)){
+for(const key7 in data19){
+if(!((((key7 === "base") || (key7 === "max")) || (key7 === "multiplier")) || (key7 === "jitter"))){
+const err51 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -676,11 +676,11 @@ vErrors.push(err51);
 errors++;
 }
 }
-if(data18.max !== undefined){
-let data20 = data18.max;
+if(data19.base !== undefined){
+let data20 = data19.base;
 if(typeof data20 === "string"){
 if(func3(data20) > 32){
-const err52 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err52 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -690,7 +690,7 @@ vErrors.push(err52);
 errors++;
 }
 if(!pattern1.test(data20)){
-const err53 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err53 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -701,7 +701,7 @@ errors++;
 }
 }
 else {
-const err54 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err54 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -711,11 +711,11 @@ vErrors.push(err54);
 errors++;
 }
 }
-if(data18.multiplier !== undefined){
-let data21 = data18.multiplier;
-if(typeof data21 == "number"){
-if(data21 > 10 || isNaN(data21)){
-const err55 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+if(data19.max !== undefined){
+let data21 = data19.max;
+if(typeof data21 === "string"){
+if(func3(data21) > 32){
+const err55 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -724,8 +724,8 @@ vErrors.push(err55);
 }
 errors++;
 }
-if(data21 < 1 || isNaN(data21)){
-const err56 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(!pattern1.test(data21)){
+const err56 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -736,7 +736,7 @@ errors++;
 }
 }
 else {
-const err57 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
+const err57 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -746,10 +746,11 @@ vErrors.push(err57);
 errors++;
 }
 }
-if(data18.jitter !== undefined){
-let data22 = data18.jitter;
-if(typeof data22 !== "string"){
-const err58 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data19.multiplier !== undefined){
+let data22 = data19.multiplier;
+if(typeof data22 == "number"){
+if(data22 > 10 || isNaN(data22)){
+const err58 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -758,8 +759,8 @@ vErrors.push(err58);
 }
 errors++;
 }
-if(!((((data22 === "full") || (data22 === "equal")) || (data22 === "decorrelated")) || (data22 === "none"))){
-const err59 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
+if(data22 < 1 || isNaN(data22)){
+const err59 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -769,9 +770,8 @@ vErrors.push(err59);
 errors++;
 }
 }
-}
 else {
-const err60 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err60 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -781,14 +781,10 @@ vErrors.push(err60);
 errors++;
 }
 }
-if(data16.on !== undefined){
-let data23 = data16.on;
-if(Array.isArray(data23)){
-const len2 = data23.length;
-for(let i2=0; i2<len2; i2++){
-let data24 = data23[i2];
-if(typeof data24 !== "string"){
-const err61 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data19.jitter !== undefined){
+let data23 = data19.jitter;
+if(typeof data23 !== "string"){
+const err61 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -797,8 +793,8 @@ vErrors.push(err61);
 }
 errors++;
 }
-if(!((((((((((data24 === "rate-limited") || (data24 === "overloaded")) || (data24 === "server-error")) || (data24 === "timeout")) || (data24 === "connect-failure")) || (data24 === "reset")) || (data24 === "context-length")) || (data24 === "content-filter")) || (data24 === "invalid-response")) || (data24 === "client-error"))){
-const err62 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+if(!((((data23 === "full") || (data23 === "equal")) || (data23 === "decorrelated")) || (data23 === "none"))){
+const err62 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -808,23 +804,62 @@ vErrors.push(err62);
 errors++;
 }
 }
-let i3 = data23.length;
-let j0;
-if(i3 > 1){
-const indices0 = {};
-for(;i3--;){
-let item0 = data23[i3];
-if(typeof item0 !== "string"){
-continue;
 }
-if(typeof indices0[item0] == "number"){
-j0 = indices0[item0];
-const err63 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i3+" are identical)"};
+else {
+const err63 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err63];
 }
 else {
 vErrors.push(err63);
+}
+errors++;
+}
+}
+if(data17.on !== undefined){
+let data24 = data17.on;
+if(Array.isArray(data24)){
+const len2 = data24.length;
+for(let i2=0; i2<len2; i2++){
+let data25 = data24[i2];
+if(typeof data25 !== "string"){
+const err64 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err64];
+}
+else {
+vErrors.push(err64);
+}
+errors++;
+}
+if(!(((((((((((data25 === "rate-limited") || (data25 === "overloaded")) || (data25 === "server-error")) || (data25 === "timeout")) || (data25 === "connect-failure")) || (data25 === "reset")) || (data25 === "context-length")) || (data25 === "content-filter")) || (data25 === "invalid-response")) || (data25 === "diverged")) || (data25 === "client-error"))){
+const err65 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err65];
+}
+else {
+vErrors.push(err65);
+}
+errors++;
+}
+}
+let i3 = data24.length;
+let j0;
+if(i3 > 1){
+const indices0 = {};
+for(;i3--;){
+let item0 = data24[i3];
+if(typeof item0 !== "string"){
+continue;
+}
+if(typeof indices0[item0] == "number"){
+j0 = indices0[item0];
+const err66 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i3+" are identical)"};
+if(vErrors === null){
+vErrors = [err66];
+}
+else {
+vErrors.push(err66);
 }
 errors++;
 break;
@@ -834,45 +869,7 @@ indices0[item0] = i3;
 }
 }
 else {
-const err64 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err64];
-}
-else {
-vErrors.push(err64);
-}
-errors++;
-}
-}
-if(data16.statusCodes !== undefined){
-let data25 = data16.statusCodes;
-if(Array.isArray(data25)){
-const len3 = data25.length;
-for(let i4=0; i4<len3; i4++){
-let data26 = data25[i4];
-if(!((typeof data26 == "number") && (!(data26 % 1) && !isNaN(data26)))){
-const err65 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err65];
-}
-else {
-vErrors.push(err65);
-}
-errors++;
-}
-if(typeof data26 == "number"){
-if(data26 > 599 || isNaN(data26)){
-const err66 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
-if(vErrors === null){
-vErrors = [err66];
-}
-else {
-vErrors.push(err66);
-}
-errors++;
-}
-if(data26 < 400 || isNaN(data26)){
-const err67 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+const err67 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -882,19 +879,14 @@ vErrors.push(err67);
 errors++;
 }
 }
-}
-let i5 = data25.length;
-let j1;
-if(i5 > 1){
-const indices1 = {};
-for(;i5--;){
-let item1 = data25[i5];
-if(!((typeof item1 == "number") && (!(item1 % 1) && !isNaN(item1)))){
-continue;
-}
-if(typeof indices1[item1] == "number"){
-j1 = indices1[item1];
-const err68 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i5, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i5+" are identical)"};
+if(data17.statusCodes !== undefined){
+let data26 = data17.statusCodes;
+if(Array.isArray(data26)){
+const len3 = data26.length;
+for(let i4=0; i4<len3; i4++){
+let data27 = data26[i4];
+if(!((typeof data27 == "number") && (!(data27 % 1) && !isNaN(data27)))){
+const err68 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -902,14 +894,10 @@ else {
 vErrors.push(err68);
 }
 errors++;
-break;
 }
-indices1[item1] = i5;
-}
-}
-}
-else {
-const err69 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data27 == "number"){
+if(data27 > 599 || isNaN(data27)){
+const err69 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -918,10 +906,8 @@ vErrors.push(err69);
 }
 errors++;
 }
-}
-if(data16.respectRetryAfter !== undefined){
-if(typeof data16.respectRetryAfter !== "boolean"){
-const err70 = {instancePath:instancePath+"/defaults/retry/respectRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data27 < 400 || isNaN(data27)){
+const err70 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -931,11 +917,19 @@ vErrors.push(err70);
 errors++;
 }
 }
-if(data16.maxRetryAfter !== undefined){
-let data28 = data16.maxRetryAfter;
-if(typeof data28 === "string"){
-if(func3(data28) > 32){
-const err71 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+let i5 = data26.length;
+let j1;
+if(i5 > 1){
+const indices1 = {};
+for(;i5--;){
+let item1 = data26[i5];
+if(!((typeof item1 == "number") && (!(item1 % 1) && !isNaN(item1)))){
+continue;
+}
+if(typeof indices1[item1] == "number"){
+j1 = indices1[item1];
+const err71 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i5, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i5+" are identical)"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -943,9 +937,14 @@ else {
 vErrors.push(err71);
 }
 errors++;
+break;
 }
-if(!pattern1.test(data28)){
-const err72 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+indices1[item1] = i5;
+}
+}
+}
+else {
+const err72 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -955,8 +954,9 @@ vErrors.push(err72);
 errors++;
 }
 }
-else {
-const err73 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data17.respectRetryAfter !== undefined){
+if(typeof data17.respectRetryAfter !== "boolean"){
+const err73 = {instancePath:instancePath+"/defaults/retry/respectRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -966,12 +966,11 @@ vErrors.push(err73);
 errors++;
 }
 }
-if(data16.budget !== undefined){
-let data29 = data16.budget;
-if(data29 && typeof data29 == "object" && !Array.isArray(data29)){
-for(const key8 in data29){
-if(!(((key8 === "ratio") || (key8 === "minPerSecond")) || (key8 === "window"))){
-const err74 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
+if(data17.maxRetryAfter !== undefined){
+let data29 = data17.maxRetryAfter;
+if(typeof data29 === "string"){
+if(func3(data29) > 32){
+const err74 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -980,11 +979,8 @@ vErrors.push(err74);
 }
 errors++;
 }
-}
-if(data29.ratio !== undefined){
-let data30 = data29.ratio;
-if(!((typeof data30 == "number") && (!(data30 % 1) && !isNaN(data30)))){
-const err75 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data29)){
+const err75 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -993,9 +989,9 @@ vErrors.push(err75);
 }
 errors++;
 }
-if(typeof data30 == "number"){
-if(data30 > 100 || isNaN(data30)){
-const err76 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err76 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1004,8 +1000,13 @@ vErrors.push(err76);
 }
 errors++;
 }
-if(data30 < 0 || isNaN(data30)){
-const err77 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data17.budget !== undefined){
+let data30 = data17.budget;
+if(data30 && typeof data30 == "object" && !Array.isArray(data30)){
+for(const key8 in data30){
+if(!(((key8 === "ratio") || (key8 === "minPerSecond")) || (key8 === "window"))){
+const err77 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1015,11 +1016,10 @@ vErrors.push(err77);
 errors++;
 }
 }
-}
-if(data29.minPerSecond !== undefined){
-let data31 = data29.minPerSecond;
+if(data30.ratio !== undefined){
+let data31 = data30.ratio;
 if(!((typeof data31 == "number") && (!(data31 % 1) && !isNaN(data31)))){
-const err78 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err78 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1029,8 +1029,8 @@ vErrors.push(err78);
 errors++;
 }
 if(typeof data31 == "number"){
-if(data31 > 10000 || isNaN(data31)){
-const err79 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+if(data31 > 100 || isNaN(data31)){
+const err79 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1040,7 +1040,7 @@ vErrors.push(err79);
 errors++;
 }
 if(data31 < 0 || isNaN(data31)){
-const err80 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+const err80 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1051,11 +1051,10 @@ errors++;
 }
 }
 }
-if(data29.window !== undefined){
-let data32 = data29.window;
-if(typeof data32 === "string"){
-if(func3(data32) > 32){
-const err81 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data30.minPerSecond !== undefined){
+let data32 = data30.minPerSecond;
+if(!((typeof data32 == "number") && (!(data32 % 1) && !isNaN(data32)))){
+const err81 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1064,8 +1063,9 @@ vErrors.push(err81);
 }
 errors++;
 }
-if(!pattern1.test(data32)){
-const err82 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data32 == "number"){
+if(data32 > 10000 || isNaN(data32)){
+const err82 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1074,9 +1074,8 @@ vErrors.push(err82);
 }
 errors++;
 }
-}
-else {
-const err83 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data32 < 0 || isNaN(data32)){
+const err83 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1087,8 +1086,11 @@ errors++;
 }
 }
 }
-else {
-const err84 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data30.window !== undefined){
+let data33 = data30.window;
+if(typeof data33 === "string"){
+if(func3(data33) > 32){
+const err84 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1097,12 +1099,8 @@ vErrors.push(err84);
 }
 errors++;
 }
-}
-if(data16.maxBodyBytes !== undefined){
-let data33 = data16.maxBodyBytes;
-if(typeof data33 === "string"){
-if(!pattern10.test(data33)){
-const err85 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(!pattern1.test(data33)){
+const err85 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1113,7 +1111,7 @@ errors++;
 }
 }
 else {
-const err86 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err86 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1125,7 +1123,7 @@ errors++;
 }
 }
 else {
-const err87 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err87 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1135,12 +1133,11 @@ vErrors.push(err87);
 errors++;
 }
 }
-if(data9.circuitBreaker !== undefined){
-let data34 = data9.circuitBreaker;
-if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
-for(const key9 in data34){
-if(!((((((((key9 === "scope") || (key9 === "consecutiveFailures")) || (key9 === "failureRate")) || (key9 === "slowCall")) || (key9 === "openFor")) || (key9 === "maxOpenFor")) || (key9 === "halfOpen")) || (key9 === "failOn"))){
-const err88 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
+if(data17.maxBodyBytes !== undefined){
+let data34 = data17.maxBodyBytes;
+if(typeof data34 === "string"){
+if(!pattern11.test(data34)){
+const err88 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1150,10 +1147,8 @@ vErrors.push(err88);
 errors++;
 }
 }
-if(data34.scope !== undefined){
-let data35 = data34.scope;
-if(typeof data35 !== "string"){
-const err89 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err89 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1162,8 +1157,10 @@ vErrors.push(err89);
 }
 errors++;
 }
-if(!((data35 === "upstream") || (data35 === "model"))){
-const err90 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err90 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1173,10 +1170,12 @@ vErrors.push(err90);
 errors++;
 }
 }
-if(data34.consecutiveFailures !== undefined){
-let data36 = data34.consecutiveFailures;
-if(!((typeof data36 == "number") && (!(data36 % 1) && !isNaN(data36)))){
-const err91 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data9.circuitBreaker !== undefined){
+let data35 = data9.circuitBreaker;
+if(data35 && typeof data35 == "object" && !Array.isArray(data35)){
+for(const key9 in data35){
+if(!((((((((key9 === "scope") || (key9 === "consecutiveFailures")) || (key9 === "failureRate")) || (key9 === "slowCall")) || (key9 === "openFor")) || (key9 === "maxOpenFor")) || (key9 === "halfOpen")) || (key9 === "failOn"))){
+const err91 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1185,9 +1184,11 @@ vErrors.push(err91);
 }
 errors++;
 }
-if(typeof data36 == "number"){
-if(data36 > 1000 || isNaN(data36)){
-const err92 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+if(data35.scope !== undefined){
+let data36 = data35.scope;
+if(typeof data36 !== "string"){
+const err92 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1196,8 +1197,8 @@ vErrors.push(err92);
 }
 errors++;
 }
-if(data36 < 0 || isNaN(data36)){
-const err93 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(!((data36 === "upstream") || (data36 === "model"))){
+const err93 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1207,13 +1208,10 @@ vErrors.push(err93);
 errors++;
 }
 }
-}
-if(data34.failureRate !== undefined){
-let data37 = data34.failureRate;
-if(data37 && typeof data37 == "object" && !Array.isArray(data37)){
-for(const key10 in data37){
-if(!(((key10 === "threshold") || (key10 === "minRequests")) || (key10 === "window"))){
-const err94 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
+if(data35.consecutiveFailures !== undefined){
+let data37 = data35.consecutiveFailures;
+if(!((typeof data37 == "number") && (!(data37 % 1) && !isNaN(data37)))){
+const err94 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1222,11 +1220,9 @@ vErrors.push(err94);
 }
 errors++;
 }
-}
-if(data37.threshold !== undefined){
-let data38 = data37.threshold;
-if(!((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38)))){
-const err95 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data37 == "number"){
+if(data37 > 1000 || isNaN(data37)){
+const err95 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1235,9 +1231,8 @@ vErrors.push(err95);
 }
 errors++;
 }
-if(typeof data38 == "number"){
-if(data38 > 100 || isNaN(data38)){
-const err96 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data37 < 0 || isNaN(data37)){
+const err96 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1246,8 +1241,14 @@ vErrors.push(err96);
 }
 errors++;
 }
-if(data38 < 0 || isNaN(data38)){
-const err97 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+}
+if(data35.failureRate !== undefined){
+let data38 = data35.failureRate;
+if(data38 && typeof data38 == "object" && !Array.isArray(data38)){
+for(const key10 in data38){
+if(!(((key10 === "threshold") || (key10 === "minRequests")) || (key10 === "window"))){
+const err97 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1257,11 +1258,10 @@ vErrors.push(err97);
 errors++;
 }
 }
-}
-if(data37.minRequests !== undefined){
-let data39 = data37.minRequests;
+if(data38.threshold !== undefined){
+let data39 = data38.threshold;
 if(!((typeof data39 == "number") && (!(data39 % 1) && !isNaN(data39)))){
-const err98 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err98 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1271,8 +1271,8 @@ vErrors.push(err98);
 errors++;
 }
 if(typeof data39 == "number"){
-if(data39 > 100000 || isNaN(data39)){
-const err99 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(data39 > 100 || isNaN(data39)){
+const err99 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1281,8 +1281,8 @@ vErrors.push(err99);
 }
 errors++;
 }
-if(data39 < 1 || isNaN(data39)){
-const err100 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data39 < 0 || isNaN(data39)){
+const err100 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1293,11 +1293,10 @@ errors++;
 }
 }
 }
-if(data37.window !== undefined){
-let data40 = data37.window;
-if(typeof data40 === "string"){
-if(func3(data40) > 32){
-const err101 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data38.minRequests !== undefined){
+let data40 = data38.minRequests;
+if(!((typeof data40 == "number") && (!(data40 % 1) && !isNaN(data40)))){
+const err101 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1306,8 +1305,9 @@ vErrors.push(err101);
 }
 errors++;
 }
-if(!pattern1.test(data40)){
-const err102 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data40 == "number"){
+if(data40 > 100000 || isNaN(data40)){
+const err102 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1316,9 +1316,8 @@ vErrors.push(err102);
 }
 errors++;
 }
-}
-else {
-const err103 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data40 < 1 || isNaN(data40)){
+const err103 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1329,8 +1328,11 @@ errors++;
 }
 }
 }
-else {
-const err104 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data38.window !== undefined){
+let data41 = data38.window;
+if(typeof data41 === "string"){
+if(func3(data41) > 32){
+const err104 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1339,13 +1341,8 @@ vErrors.push(err104);
 }
 errors++;
 }
-}
-if(data34.slowCall !== undefined){
-let data41 = data34.slowCall;
-if(data41 && typeof data41 == "object" && !Array.isArray(data41)){
-for(const key11 in data41){
-if(!((key11 === "threshold") || (key11 === "duration"))){
-const err105 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+if(!pattern1.test(data41)){
+const err105 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1355,10 +1352,8 @@ vErrors.push(err105);
 errors++;
 }
 }
-if(data41.threshold !== undefined){
-let data42 = data41.threshold;
-if(!((typeof data42 == "number") && (!(data42 % 1) && !isNaN(data42)))){
-const err106 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err106 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1367,9 +1362,10 @@ vErrors.push(err106);
 }
 errors++;
 }
-if(typeof data42 == "number"){
-if(data42 > 100 || isNaN(data42)){
-const err107 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+}
+else {
+const err107 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1378,8 +1374,13 @@ vErrors.push(err107);
 }
 errors++;
 }
-if(data42 < 0 || isNaN(data42)){
-const err108 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data35.slowCall !== undefined){
+let data42 = data35.slowCall;
+if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
+for(const key11 in data42){
+if(!((key11 === "threshold") || (key11 === "duration"))){
+const err108 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1389,12 +1390,10 @@ vErrors.push(err108);
 errors++;
 }
 }
-}
-if(data41.duration !== undefined){
-let data43 = data41.duration;
-if(typeof data43 === "string"){
-if(func3(data43) > 32){
-const err109 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data42.threshold !== undefined){
+let data43 = data42.threshold;
+if(!((typeof data43 == "number") && (!(data43 % 1) && !isNaN(data43)))){
+const err109 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1403,8 +1402,9 @@ vErrors.push(err109);
 }
 errors++;
 }
-if(!pattern1.test(data43)){
-const err110 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data43 == "number"){
+if(data43 > 100 || isNaN(data43)){
+const err110 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1413,9 +1413,8 @@ vErrors.push(err110);
 }
 errors++;
 }
-}
-else {
-const err111 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data43 < 0 || isNaN(data43)){
+const err111 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1426,8 +1425,11 @@ errors++;
 }
 }
 }
-else {
-const err112 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data42.duration !== undefined){
+let data44 = data42.duration;
+if(typeof data44 === "string"){
+if(func3(data44) > 32){
+const err112 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1436,12 +1438,8 @@ vErrors.push(err112);
 }
 errors++;
 }
-}
-if(data34.openFor !== undefined){
-let data44 = data34.openFor;
-if(typeof data44 === "string"){
-if(func3(data44) > 32){
-const err113 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern1.test(data44)){
+const err113 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1450,8 +1448,9 @@ vErrors.push(err113);
 }
 errors++;
 }
-if(!pattern1.test(data44)){
-const err114 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err114 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1461,8 +1460,9 @@ vErrors.push(err114);
 errors++;
 }
 }
+}
 else {
-const err115 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err115 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1472,11 +1472,11 @@ vErrors.push(err115);
 errors++;
 }
 }
-if(data34.maxOpenFor !== undefined){
-let data45 = data34.maxOpenFor;
+if(data35.openFor !== undefined){
+let data45 = data35.openFor;
 if(typeof data45 === "string"){
 if(func3(data45) > 32){
-const err116 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err116 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1486,7 +1486,7 @@ vErrors.push(err116);
 errors++;
 }
 if(!pattern1.test(data45)){
-const err117 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err117 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1497,7 +1497,7 @@ errors++;
 }
 }
 else {
-const err118 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err118 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1507,12 +1507,11 @@ vErrors.push(err118);
 errors++;
 }
 }
-if(data34.halfOpen !== undefined){
-let data46 = data34.halfOpen;
-if(data46 && typeof data46 == "object" && !Array.isArray(data46)){
-for(const key12 in data46){
-if(!((key12 === "maxProbes") || (key12 === "successesToClose"))){
-const err119 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+if(data35.maxOpenFor !== undefined){
+let data46 = data35.maxOpenFor;
+if(typeof data46 === "string"){
+if(func3(data46) > 32){
+const err119 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1521,11 +1520,8 @@ vErrors.push(err119);
 }
 errors++;
 }
-}
-if(data46.maxProbes !== undefined){
-let data47 = data46.maxProbes;
-if(!((typeof data47 == "number") && (!(data47 % 1) && !isNaN(data47)))){
-const err120 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data46)){
+const err120 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1534,9 +1530,9 @@ vErrors.push(err120);
 }
 errors++;
 }
-if(typeof data47 == "number"){
-if(data47 > 100 || isNaN(data47)){
-const err121 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err121 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1545,8 +1541,13 @@ vErrors.push(err121);
 }
 errors++;
 }
-if(data47 < 1 || isNaN(data47)){
-const err122 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data35.halfOpen !== undefined){
+let data47 = data35.halfOpen;
+if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
+for(const key12 in data47){
+if(!((key12 === "maxProbes") || (key12 === "successesToClose"))){
+const err122 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1556,11 +1557,10 @@ vErrors.push(err122);
 errors++;
 }
 }
-}
-if(data46.successesToClose !== undefined){
-let data48 = data46.successesToClose;
+if(data47.maxProbes !== undefined){
+let data48 = data47.maxProbes;
 if(!((typeof data48 == "number") && (!(data48 % 1) && !isNaN(data48)))){
-const err123 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err123 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1571,7 +1571,7 @@ errors++;
 }
 if(typeof data48 == "number"){
 if(data48 > 100 || isNaN(data48)){
-const err124 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+const err124 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1581,7 +1581,7 @@ vErrors.push(err124);
 errors++;
 }
 if(data48 < 1 || isNaN(data48)){
-const err125 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err125 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -1592,9 +1592,10 @@ errors++;
 }
 }
 }
-}
-else {
-const err126 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data47.successesToClose !== undefined){
+let data49 = data47.successesToClose;
+if(!((typeof data49 == "number") && (!(data49 % 1) && !isNaN(data49)))){
+const err126 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1603,15 +1604,9 @@ vErrors.push(err126);
 }
 errors++;
 }
-}
-if(data34.failOn !== undefined){
-let data49 = data34.failOn;
-if(Array.isArray(data49)){
-const len4 = data49.length;
-for(let i6=0; i6<len4; i6++){
-let data50 = data49[i6];
-if(typeof data50 !== "string"){
-const err127 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data49 == "number"){
+if(data49 > 100 || isNaN(data49)){
+const err127 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -1620,8 +1615,8 @@ vErrors.push(err127);
 }
 errors++;
 }
-if(!((((((((((data50 === "rate-limited") || (data50 === "overloaded")) || (data50 === "server-error")) || (data50 === "timeout")) || (data50 === "connect-failure")) || (data50 === "reset")) || (data50 === "context-length")) || (data50 === "content-filter")) || (data50 === "invalid-response")) || (data50 === "client-error"))){
-const err128 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+if(data49 < 1 || isNaN(data49)){
+const err128 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -1631,18 +1626,10 @@ vErrors.push(err128);
 errors++;
 }
 }
-let i7 = data49.length;
-let j2;
-if(i7 > 1){
-const indices2 = {};
-for(;i7--;){
-let item2 = data49[i7];
-if(typeof item2 !== "string"){
-continue;
 }
-if(typeof indices2[item2] == "number"){
-j2 = indices2[item2];
-const err129 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i7, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i7+" are identical)"};
+}
+else {
+const err129 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -1650,14 +1637,16 @@ else {
 vErrors.push(err129);
 }
 errors++;
-break;
-}
-indices2[item2] = i7;
 }
 }
-}
-else {
-const err130 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data35.failOn !== undefined){
+let data50 = data35.failOn;
+if(Array.isArray(data50)){
+const len4 = data50.length;
+for(let i6=0; i6<len4; i6++){
+let data51 = data50[i6];
+if(typeof data51 !== "string"){
+const err130 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -1666,10 +1655,8 @@ vErrors.push(err130);
 }
 errors++;
 }
-}
-}
-else {
-const err131 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!(((((((((((data51 === "rate-limited") || (data51 === "overloaded")) || (data51 === "server-error")) || (data51 === "timeout")) || (data51 === "connect-failure")) || (data51 === "reset")) || (data51 === "context-length")) || (data51 === "content-filter")) || (data51 === "invalid-response")) || (data51 === "diverged")) || (data51 === "client-error"))){
+const err131 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -1679,12 +1666,18 @@ vErrors.push(err131);
 errors++;
 }
 }
-if(data9.bulkhead !== undefined){
-let data51 = data9.bulkhead;
-if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
-for(const key13 in data51){
-if(!(((key13 === "maxConcurrent") || (key13 === "maxQueue")) || (key13 === "queueTimeout"))){
-const err132 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+let i7 = data50.length;
+let j2;
+if(i7 > 1){
+const indices2 = {};
+for(;i7--;){
+let item2 = data50[i7];
+if(typeof item2 !== "string"){
+continue;
+}
+if(typeof indices2[item2] == "number"){
+j2 = indices2[item2];
+const err132 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i7, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i7+" are identical)"};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -1692,12 +1685,14 @@ else {
 vErrors.push(err132);
 }
 errors++;
+break;
+}
+indices2[item2] = i7;
 }
 }
-if(data51.maxConcurrent !== undefined){
-let data52 = data51.maxConcurrent;
-if(!((typeof data52 == "number") && (!(data52 % 1) && !isNaN(data52)))){
-const err133 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err133 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -1706,9 +1701,10 @@ vErrors.push(err133);
 }
 errors++;
 }
-if(typeof data52 == "number"){
-if(data52 > 10000 || isNaN(data52)){
-const err134 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+}
+else {
+const err134 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -1717,8 +1713,13 @@ vErrors.push(err134);
 }
 errors++;
 }
-if(data52 < 1 || isNaN(data52)){
-const err135 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data9.bulkhead !== undefined){
+let data52 = data9.bulkhead;
+if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
+for(const key13 in data52){
+if(!(((key13 === "maxConcurrent") || (key13 === "maxQueue")) || (key13 === "queueTimeout"))){
+const err135 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -1728,11 +1729,10 @@ vErrors.push(err135);
 errors++;
 }
 }
-}
-if(data51.maxQueue !== undefined){
-let data53 = data51.maxQueue;
+if(data52.maxConcurrent !== undefined){
+let data53 = data52.maxConcurrent;
 if(!((typeof data53 == "number") && (!(data53 % 1) && !isNaN(data53)))){
-const err136 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err136 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -1742,8 +1742,8 @@ vErrors.push(err136);
 errors++;
 }
 if(typeof data53 == "number"){
-if(data53 > 100000 || isNaN(data53)){
-const err137 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(data53 > 10000 || isNaN(data53)){
+const err137 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -1752,8 +1752,8 @@ vErrors.push(err137);
 }
 errors++;
 }
-if(data53 < 0 || isNaN(data53)){
-const err138 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data53 < 1 || isNaN(data53)){
+const err138 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -1764,11 +1764,10 @@ errors++;
 }
 }
 }
-if(data51.queueTimeout !== undefined){
-let data54 = data51.queueTimeout;
-if(typeof data54 === "string"){
-if(func3(data54) > 32){
-const err139 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data52.maxQueue !== undefined){
+let data54 = data52.maxQueue;
+if(!((typeof data54 == "number") && (!(data54 % 1) && !isNaN(data54)))){
+const err139 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -1777,8 +1776,9 @@ vErrors.push(err139);
 }
 errors++;
 }
-if(!pattern1.test(data54)){
-const err140 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data54 == "number"){
+if(data54 > 100000 || isNaN(data54)){
+const err140 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -1787,9 +1787,8 @@ vErrors.push(err140);
 }
 errors++;
 }
-}
-else {
-const err141 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data54 < 0 || isNaN(data54)){
+const err141 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -1800,8 +1799,11 @@ errors++;
 }
 }
 }
-else {
-const err142 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data52.queueTimeout !== undefined){
+let data55 = data52.queueTimeout;
+if(typeof data55 === "string"){
+if(func3(data55) > 32){
+const err142 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -1810,10 +1812,8 @@ vErrors.push(err142);
 }
 errors++;
 }
-}
-}
-else {
-const err143 = {instancePath:instancePath+"/defaults",schemaPath:"#/properties/defaults/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data55)){
+const err143 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -1823,11 +1823,8 @@ vErrors.push(err143);
 errors++;
 }
 }
-if(data.upstreams !== undefined){
-let data55 = data.upstreams;
-if(Array.isArray(data55)){
-if(data55.length > 32){
-const err144 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+else {
+const err144 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -1836,8 +1833,10 @@ vErrors.push(err144);
 }
 errors++;
 }
-if(data55.length < 1){
-const err145 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+}
+else {
+const err145 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -1846,51 +1845,10 @@ vErrors.push(err145);
 }
 errors++;
 }
-const len5 = data55.length;
-for(let i8=0; i8<len5; i8++){
-let data56 = data55[i8];
-if(data56 && typeof data56 == "object" && !Array.isArray(data56)){
-if(data56.api === undefined){
-data56.api = "openai";
 }
-if(data56.env === undefined){
-data56.env = [];
 }
-if(data56.loadBalancing === undefined){
-data56.loadBalancing = "least-outstanding";
-}
-if(data56.rateLimit === undefined){
-data56.rateLimit = {};
-}
-if(data56.limits === undefined){
-data56.limits = {};
-}
-if(data56.streamRecovery === undefined){
-data56.streamRecovery = {};
-}
-if(data56.throughputFloor === undefined){
-data56.throughputFloor = {};
-}
-if(data56.healthCheck === undefined){
-data56.healthCheck = {};
-}
-if(data56.hedge === undefined){
-data56.hedge = {};
-}
-if(data56.prices === undefined){
-data56.prices = [];
-}
-if(data56.budget === undefined){
-data56.budget = {};
-}
-if(data56.guards === undefined){
-data56.guards = {};
-}
-if(data56.fallback === undefined){
-data56.fallback = [];
-}
-if(data56.name === undefined){
-const err146 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+else {
+const err146 = {instancePath:instancePath+"/defaults",schemaPath:"#/properties/defaults/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -1899,8 +1857,12 @@ vErrors.push(err146);
 }
 errors++;
 }
-if(data56.api === undefined){
-const err147 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "api"},message:"must have required property '"+"api"+"'"};
+}
+if(data.upstreams !== undefined){
+let data56 = data.upstreams;
+if(Array.isArray(data56)){
+if(data56.length > 32){
+const err147 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -1909,8 +1871,8 @@ vErrors.push(err147);
 }
 errors++;
 }
-if(data56.env === undefined){
-const err148 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "env"},message:"must have required property '"+"env"+"'"};
+if(data56.length < 1){
+const err148 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -1919,8 +1881,51 @@ vErrors.push(err148);
 }
 errors++;
 }
-if(data56.loadBalancing === undefined){
-const err149 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "loadBalancing"},message:"must have required property '"+"loadBalancing"+"'"};
+const len5 = data56.length;
+for(let i8=0; i8<len5; i8++){
+let data57 = data56[i8];
+if(data57 && typeof data57 == "object" && !Array.isArray(data57)){
+if(data57.api === undefined){
+data57.api = "openai";
+}
+if(data57.env === undefined){
+data57.env = [];
+}
+if(data57.loadBalancing === undefined){
+data57.loadBalancing = "least-outstanding";
+}
+if(data57.rateLimit === undefined){
+data57.rateLimit = {};
+}
+if(data57.limits === undefined){
+data57.limits = {};
+}
+if(data57.streamRecovery === undefined){
+data57.streamRecovery = {};
+}
+if(data57.throughputFloor === undefined){
+data57.throughputFloor = {};
+}
+if(data57.healthCheck === undefined){
+data57.healthCheck = {};
+}
+if(data57.hedge === undefined){
+data57.hedge = {};
+}
+if(data57.prices === undefined){
+data57.prices = [];
+}
+if(data57.budget === undefined){
+data57.budget = {};
+}
+if(data57.guards === undefined){
+data57.guards = {};
+}
+if(data57.fallback === undefined){
+data57.fallback = [];
+}
+if(data57.name === undefined){
+const err149 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -1929,8 +1934,8 @@ vErrors.push(err149);
 }
 errors++;
 }
-if(data56.rateLimit === undefined){
-const err150 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "rateLimit"},message:"must have required property '"+"rateLimit"+"'"};
+if(data57.api === undefined){
+const err150 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "api"},message:"must have required property '"+"api"+"'"};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -1939,8 +1944,8 @@ vErrors.push(err150);
 }
 errors++;
 }
-if(data56.limits === undefined){
-const err151 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "limits"},message:"must have required property '"+"limits"+"'"};
+if(data57.env === undefined){
+const err151 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "env"},message:"must have required property '"+"env"+"'"};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -1949,8 +1954,8 @@ vErrors.push(err151);
 }
 errors++;
 }
-if(data56.streamRecovery === undefined){
-const err152 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "streamRecovery"},message:"must have required property '"+"streamRecovery"+"'"};
+if(data57.loadBalancing === undefined){
+const err152 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "loadBalancing"},message:"must have required property '"+"loadBalancing"+"'"};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -1959,8 +1964,8 @@ vErrors.push(err152);
 }
 errors++;
 }
-if(data56.throughputFloor === undefined){
-const err153 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "throughputFloor"},message:"must have required property '"+"throughputFloor"+"'"};
+if(data57.rateLimit === undefined){
+const err153 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "rateLimit"},message:"must have required property '"+"rateLimit"+"'"};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -1969,8 +1974,8 @@ vErrors.push(err153);
 }
 errors++;
 }
-if(data56.healthCheck === undefined){
-const err154 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "healthCheck"},message:"must have required property '"+"healthCheck"+"'"};
+if(data57.limits === undefined){
+const err154 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "limits"},message:"must have required property '"+"limits"+"'"};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -1979,8 +1984,8 @@ vErrors.push(err154);
 }
 errors++;
 }
-if(data56.hedge === undefined){
-const err155 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "hedge"},message:"must have required property '"+"hedge"+"'"};
+if(data57.streamRecovery === undefined){
+const err155 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "streamRecovery"},message:"must have required property '"+"streamRecovery"+"'"};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -1989,8 +1994,8 @@ vErrors.push(err155);
 }
 errors++;
 }
-if(data56.prices === undefined){
-const err156 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "prices"},message:"must have required property '"+"prices"+"'"};
+if(data57.throughputFloor === undefined){
+const err156 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "throughputFloor"},message:"must have required property '"+"throughputFloor"+"'"};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -1999,8 +2004,8 @@ vErrors.push(err156);
 }
 errors++;
 }
-if(data56.budget === undefined){
-const err157 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "budget"},message:"must have required property '"+"budget"+"'"};
+if(data57.healthCheck === undefined){
+const err157 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "healthCheck"},message:"must have required property '"+"healthCheck"+"'"};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -2009,8 +2014,8 @@ vErrors.push(err157);
 }
 errors++;
 }
-if(data56.guards === undefined){
-const err158 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "guards"},message:"must have required property '"+"guards"+"'"};
+if(data57.hedge === undefined){
+const err158 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "hedge"},message:"must have required property '"+"hedge"+"'"};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2019,8 +2024,8 @@ vErrors.push(err158);
 }
 errors++;
 }
-if(data56.fallback === undefined){
-const err159 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "fallback"},message:"must have required property '"+"fallback"+"'"};
+if(data57.prices === undefined){
+const err159 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "prices"},message:"must have required property '"+"prices"+"'"};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2029,9 +2034,8 @@ vErrors.push(err159);
 }
 errors++;
 }
-for(const key14 in data56){
-if(!(func2.call(schema11.properties.upstreams.items.properties, key14))){
-const err160 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+if(data57.budget === undefined){
+const err160 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "budget"},message:"must have required property '"+"budget"+"'"};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2040,12 +2044,8 @@ vErrors.push(err160);
 }
 errors++;
 }
-}
-if(data56.name !== undefined){
-let data57 = data56.name;
-if(typeof data57 === "string"){
-if(func3(data57) > 63){
-const err161 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data57.guards === undefined){
+const err161 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "guards"},message:"must have required property '"+"guards"+"'"};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2054,8 +2054,8 @@ vErrors.push(err161);
 }
 errors++;
 }
-if(!pattern16.test(data57)){
-const err162 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(data57.fallback === undefined){
+const err162 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "fallback"},message:"must have required property '"+"fallback"+"'"};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2064,9 +2064,9 @@ vErrors.push(err162);
 }
 errors++;
 }
-}
-else {
-const err163 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key14 in data57){
+if(!(func2.call(schema11.properties.upstreams.items.properties, key14))){
+const err163 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2076,11 +2076,11 @@ vErrors.push(err163);
 errors++;
 }
 }
-if(data56.url !== undefined){
-let data58 = data56.url;
+if(data57.name !== undefined){
+let data58 = data57.name;
 if(typeof data58 === "string"){
-if(func3(data58) > 2048){
-const err164 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if(func3(data58) > 63){
+const err164 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2090,7 +2090,7 @@ vErrors.push(err164);
 errors++;
 }
 if(!pattern17.test(data58)){
-const err165 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
+const err165 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2101,7 +2101,7 @@ errors++;
 }
 }
 else {
-const err166 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err166 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2111,9 +2111,11 @@ vErrors.push(err166);
 errors++;
 }
 }
-let data59 = data56.api;
-if(typeof data59 !== "string"){
-const err167 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data57.url !== undefined){
+let data59 = data57.url;
+if(typeof data59 === "string"){
+if(func3(data59) > 2048){
+const err167 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2122,8 +2124,8 @@ vErrors.push(err167);
 }
 errors++;
 }
-if(!((((data59 === "openai") || (data59 === "anthropic")) || (data59 === "ollama")) || (data59 === "generic"))){
-const err168 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.api.enum},message:"must be equal to one of the allowed values"};
+if(!pattern18.test(data59)){
+const err168 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2132,14 +2134,9 @@ vErrors.push(err168);
 }
 errors++;
 }
-let data60 = data56.env;
-if(Array.isArray(data60)){
-const len6 = data60.length;
-for(let i9=0; i9<len6; i9++){
-let data61 = data60[i9];
-if(typeof data61 === "string"){
-if(!pattern18.test(data61)){
-const err169 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
+}
+else {
+const err169 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2149,8 +2146,9 @@ vErrors.push(err169);
 errors++;
 }
 }
-else {
-const err170 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data60 = data57.api;
+if(typeof data60 !== "string"){
+const err170 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2159,24 +2157,61 @@ vErrors.push(err170);
 }
 errors++;
 }
-}
-let i10 = data60.length;
-let j3;
-if(i10 > 1){
-const indices3 = {};
-for(;i10--;){
-let item3 = data60[i10];
-if(typeof item3 !== "string"){
-continue;
-}
-if(typeof indices3[item3] == "number"){
-j3 = indices3[item3];
-const err171 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/uniqueItems",keyword:"uniqueItems",params:{i: i10, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i10+" are identical)"};
+if(!((((data60 === "openai") || (data60 === "anthropic")) || (data60 === "ollama")) || (data60 === "generic"))){
+const err171 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.api.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err171];
 }
 else {
 vErrors.push(err171);
+}
+errors++;
+}
+let data61 = data57.env;
+if(Array.isArray(data61)){
+const len6 = data61.length;
+for(let i9=0; i9<len6; i9++){
+let data62 = data61[i9];
+if(typeof data62 === "string"){
+if(!pattern19.test(data62)){
+const err172 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
+if(vErrors === null){
+vErrors = [err172];
+}
+else {
+vErrors.push(err172);
+}
+errors++;
+}
+}
+else {
+const err173 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err173];
+}
+else {
+vErrors.push(err173);
+}
+errors++;
+}
+}
+let i10 = data61.length;
+let j3;
+if(i10 > 1){
+const indices3 = {};
+for(;i10--;){
+let item3 = data61[i10];
+if(typeof item3 !== "string"){
+continue;
+}
+if(typeof indices3[item3] == "number"){
+j3 = indices3[item3];
+const err174 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/uniqueItems",keyword:"uniqueItems",params:{i: i10, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i10+" are identical)"};
+if(vErrors === null){
+vErrors = [err174];
+}
+else {
+vErrors.push(err174);
 }
 errors++;
 break;
@@ -2186,47 +2221,7 @@ indices3[item3] = i10;
 }
 }
 else {
-const err172 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err172];
-}
-else {
-vErrors.push(err172);
-}
-errors++;
-}
-if(data56.auth !== undefined){
-let data62 = data56.auth;
-if(data62 && typeof data62 == "object" && !Array.isArray(data62)){
-if(data62.header === undefined){
-data62.header = "Authorization";
-}
-if(data62.prefix === undefined){
-data62.prefix = "Bearer ";
-}
-if(data62.header === undefined){
-const err173 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "header"},message:"must have required property '"+"header"+"'"};
-if(vErrors === null){
-vErrors = [err173];
-}
-else {
-vErrors.push(err173);
-}
-errors++;
-}
-if(data62.prefix === undefined){
-const err174 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "prefix"},message:"must have required property '"+"prefix"+"'"};
-if(vErrors === null){
-vErrors = [err174];
-}
-else {
-vErrors.push(err174);
-}
-errors++;
-}
-for(const key15 in data62){
-if(!(((((key15 === "secretRef") || (key15 === "env")) || (key15 === "file")) || (key15 === "header")) || (key15 === "prefix"))){
-const err175 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+const err175 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2235,12 +2230,17 @@ vErrors.push(err175);
 }
 errors++;
 }
-}
-if(data62.secretRef !== undefined){
-let data63 = data62.secretRef;
+if(data57.auth !== undefined){
+let data63 = data57.auth;
 if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
-if(data63.name === undefined){
-const err176 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(data63.header === undefined){
+data63.header = "Authorization";
+}
+if(data63.prefix === undefined){
+data63.prefix = "Bearer ";
+}
+if(data63.header === undefined){
+const err176 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "header"},message:"must have required property '"+"header"+"'"};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -2249,8 +2249,8 @@ vErrors.push(err176);
 }
 errors++;
 }
-if(data63.key === undefined){
-const err177 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+if(data63.prefix === undefined){
+const err177 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "prefix"},message:"must have required property '"+"prefix"+"'"};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2259,9 +2259,9 @@ vErrors.push(err177);
 }
 errors++;
 }
-for(const key16 in data63){
-if(!((key16 === "name") || (key16 === "key"))){
-const err178 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+for(const key15 in data63){
+if(!(((((key15 === "secretRef") || (key15 === "env")) || (key15 === "file")) || (key15 === "header")) || (key15 === "prefix"))){
+const err178 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2271,11 +2271,11 @@ vErrors.push(err178);
 errors++;
 }
 }
-if(data63.name !== undefined){
-let data64 = data63.name;
-if(typeof data64 === "string"){
-if(func3(data64) > 253){
-const err179 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data63.secretRef !== undefined){
+let data64 = data63.secretRef;
+if(data64 && typeof data64 == "object" && !Array.isArray(data64)){
+if(data64.name === undefined){
+const err179 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2284,8 +2284,8 @@ vErrors.push(err179);
 }
 errors++;
 }
-if(func3(data64) < 1){
-const err180 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data64.key === undefined){
+const err180 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2294,9 +2294,9 @@ vErrors.push(err180);
 }
 errors++;
 }
-}
-else {
-const err181 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key16 in data64){
+if(!((key16 === "name") || (key16 === "key"))){
+const err181 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2306,11 +2306,11 @@ vErrors.push(err181);
 errors++;
 }
 }
-if(data63.key !== undefined){
-let data65 = data63.key;
+if(data64.name !== undefined){
+let data65 = data64.name;
 if(typeof data65 === "string"){
 if(func3(data65) > 253){
-const err182 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+const err182 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2320,7 +2320,7 @@ vErrors.push(err182);
 errors++;
 }
 if(func3(data65) < 1){
-const err183 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err183 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -2331,7 +2331,7 @@ errors++;
 }
 }
 else {
-const err184 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err184 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -2341,9 +2341,11 @@ vErrors.push(err184);
 errors++;
 }
 }
-}
-else {
-const err185 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data64.key !== undefined){
+let data66 = data64.key;
+if(typeof data66 === "string"){
+if(func3(data66) > 253){
+const err185 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -2352,12 +2354,8 @@ vErrors.push(err185);
 }
 errors++;
 }
-}
-if(data62.env !== undefined){
-let data66 = data62.env;
-if(typeof data66 === "string"){
 if(func3(data66) < 1){
-const err186 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err186 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -2368,7 +2366,7 @@ errors++;
 }
 }
 else {
-const err187 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err187 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -2378,11 +2376,9 @@ vErrors.push(err187);
 errors++;
 }
 }
-if(data62.file !== undefined){
-let data67 = data62.file;
-if(typeof data67 === "string"){
-if(func3(data67) < 1){
-const err188 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err188 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -2392,8 +2388,11 @@ vErrors.push(err188);
 errors++;
 }
 }
-else {
-const err189 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data63.env !== undefined){
+let data67 = data63.env;
+if(typeof data67 === "string"){
+if(func3(data67) < 1){
+const err189 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -2403,10 +2402,8 @@ vErrors.push(err189);
 errors++;
 }
 }
-let data68 = data62.header;
-if(typeof data68 === "string"){
-if(func3(data68) > 64){
-const err190 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
+else {
+const err190 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2415,8 +2412,12 @@ vErrors.push(err190);
 }
 errors++;
 }
+}
+if(data63.file !== undefined){
+let data68 = data63.file;
+if(typeof data68 === "string"){
 if(func3(data68) < 1){
-const err191 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err191 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -2425,8 +2426,9 @@ vErrors.push(err191);
 }
 errors++;
 }
-if(!pattern19.test(data68)){
-const err192 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
+}
+else {
+const err192 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2436,8 +2438,10 @@ vErrors.push(err192);
 errors++;
 }
 }
-else {
-const err193 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data69 = data63.header;
+if(typeof data69 === "string"){
+if(func3(data69) > 64){
+const err193 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2446,10 +2450,8 @@ vErrors.push(err193);
 }
 errors++;
 }
-let data69 = data62.prefix;
-if(typeof data69 === "string"){
-if(func3(data69) > 64){
-const err194 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
+if(func3(data69) < 1){
+const err194 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2459,7 +2461,7 @@ vErrors.push(err194);
 errors++;
 }
 if(!pattern20.test(data69)){
-const err195 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^[\\t\\x20-\\x7e]*$"},message:"must match pattern \""+"^[\\t\\x20-\\x7e]*$"+"\""};
+const err195 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2470,7 +2472,7 @@ errors++;
 }
 }
 else {
-const err196 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err196 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2479,9 +2481,10 @@ vErrors.push(err196);
 }
 errors++;
 }
-}
-else {
-const err197 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data70 = data63.prefix;
+if(typeof data70 === "string"){
+if(func3(data70) > 64){
+const err197 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2490,12 +2493,8 @@ vErrors.push(err197);
 }
 errors++;
 }
-}
-if(data56.endpoints !== undefined){
-let data70 = data56.endpoints;
-if(Array.isArray(data70)){
-if(data70.length > 64){
-const err198 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+if(!pattern21.test(data70)){
+const err198 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^[\\t\\x20-\\x7e]*$"},message:"must match pattern \""+"^[\\t\\x20-\\x7e]*$"+"\""};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2504,8 +2503,9 @@ vErrors.push(err198);
 }
 errors++;
 }
-if(data70.length < 1){
-const err199 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+else {
+const err199 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2514,15 +2514,9 @@ vErrors.push(err199);
 }
 errors++;
 }
-const len7 = data70.length;
-for(let i11=0; i11<len7; i11++){
-let data71 = data70[i11];
-if(data71 && typeof data71 == "object" && !Array.isArray(data71)){
-if(data71.weight === undefined){
-data71.weight = 1;
 }
-if(data71.url === undefined){
-const err200 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
+else {
+const err200 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2531,8 +2525,12 @@ vErrors.push(err200);
 }
 errors++;
 }
-if(data71.weight === undefined){
-const err201 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "weight"},message:"must have required property '"+"weight"+"'"};
+}
+if(data57.endpoints !== undefined){
+let data71 = data57.endpoints;
+if(Array.isArray(data71)){
+if(data71.length > 64){
+const err201 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2541,9 +2539,8 @@ vErrors.push(err201);
 }
 errors++;
 }
-for(const key17 in data71){
-if(!((key17 === "url") || (key17 === "weight"))){
-const err202 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+if(data71.length < 1){
+const err202 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -2552,12 +2549,15 @@ vErrors.push(err202);
 }
 errors++;
 }
+const len7 = data71.length;
+for(let i11=0; i11<len7; i11++){
+let data72 = data71[i11];
+if(data72 && typeof data72 == "object" && !Array.isArray(data72)){
+if(data72.weight === undefined){
+data72.weight = 1;
 }
-if(data71.url !== undefined){
-let data72 = data71.url;
-if(typeof data72 === "string"){
-if(func3(data72) > 2048){
-const err203 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if(data72.url === undefined){
+const err203 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -2566,8 +2566,8 @@ vErrors.push(err203);
 }
 errors++;
 }
-if(!pattern17.test(data72)){
-const err204 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
+if(data72.weight === undefined){
+const err204 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "weight"},message:"must have required property '"+"weight"+"'"};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -2576,9 +2576,9 @@ vErrors.push(err204);
 }
 errors++;
 }
-}
-else {
-const err205 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key17 in data72){
+if(!((key17 === "url") || (key17 === "weight"))){
+const err205 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -2588,9 +2588,11 @@ vErrors.push(err205);
 errors++;
 }
 }
-let data73 = data71.weight;
-if(!((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73)))){
-const err206 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data72.url !== undefined){
+let data73 = data72.url;
+if(typeof data73 === "string"){
+if(func3(data73) > 2048){
+const err206 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -2599,9 +2601,8 @@ vErrors.push(err206);
 }
 errors++;
 }
-if(typeof data73 == "number"){
-if(data73 > 1000 || isNaN(data73)){
-const err207 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+if(!pattern18.test(data73)){
+const err207 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -2610,8 +2611,9 @@ vErrors.push(err207);
 }
 errors++;
 }
-if(data73 < 1 || isNaN(data73)){
-const err208 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err208 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -2621,9 +2623,9 @@ vErrors.push(err208);
 errors++;
 }
 }
-}
-else {
-const err209 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data74 = data72.weight;
+if(!((typeof data74 == "number") && (!(data74 % 1) && !isNaN(data74)))){
+const err209 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -2632,10 +2634,9 @@ vErrors.push(err209);
 }
 errors++;
 }
-}
-}
-else {
-const err210 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data74 == "number"){
+if(data74 > 1000 || isNaN(data74)){
+const err210 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -2644,10 +2645,8 @@ vErrors.push(err210);
 }
 errors++;
 }
-}
-let data74 = data56.loadBalancing;
-if(typeof data74 !== "string"){
-const err211 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data74 < 1 || isNaN(data74)){
+const err211 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -2656,8 +2655,10 @@ vErrors.push(err211);
 }
 errors++;
 }
-if(!(((data74 === "round-robin") || (data74 === "weighted")) || (data74 === "least-outstanding"))){
-const err212 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.loadBalancing.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err212 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -2666,12 +2667,10 @@ vErrors.push(err212);
 }
 errors++;
 }
-if(data56.timeouts !== undefined){
-let data75 = data56.timeouts;
-if(data75 && typeof data75 == "object" && !Array.isArray(data75)){
-for(const key18 in data75){
-if(!(((((key18 === "total") || (key18 === "attempt")) || (key18 === "firstByte")) || (key18 === "streamIdle")) || (key18 === "perOutputToken"))){
-const err213 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+}
+}
+else {
+const err213 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -2681,11 +2680,9 @@ vErrors.push(err213);
 errors++;
 }
 }
-if(data75.total !== undefined){
-let data76 = data75.total;
-if(typeof data76 === "string"){
-if(func3(data76) > 32){
-const err214 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+let data75 = data57.loadBalancing;
+if(typeof data75 !== "string"){
+const err214 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -2694,8 +2691,8 @@ vErrors.push(err214);
 }
 errors++;
 }
-if(!pattern1.test(data76)){
-const err215 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!(((data75 === "round-robin") || (data75 === "weighted")) || (data75 === "least-outstanding"))){
+const err215 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.loadBalancing.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -2704,9 +2701,12 @@ vErrors.push(err215);
 }
 errors++;
 }
-}
-else {
-const err216 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data57.timeouts !== undefined){
+let data76 = data57.timeouts;
+if(data76 && typeof data76 == "object" && !Array.isArray(data76)){
+for(const key18 in data76){
+if(!((((((key18 === "total") || (key18 === "attempt")) || (key18 === "firstByte")) || (key18 === "streamIdle")) || (key18 === "fallbackHedge")) || (key18 === "perOutputToken"))){
+const err216 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err216];
 }
@@ -2716,11 +2716,11 @@ vErrors.push(err216);
 errors++;
 }
 }
-if(data75.attempt !== undefined){
-let data77 = data75.attempt;
+if(data76.total !== undefined){
+let data77 = data76.total;
 if(typeof data77 === "string"){
 if(func3(data77) > 32){
-const err217 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err217 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err217];
 }
@@ -2730,7 +2730,7 @@ vErrors.push(err217);
 errors++;
 }
 if(!pattern1.test(data77)){
-const err218 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err218 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err218];
 }
@@ -2741,7 +2741,7 @@ errors++;
 }
 }
 else {
-const err219 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err219 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err219];
 }
@@ -2751,11 +2751,11 @@ vErrors.push(err219);
 errors++;
 }
 }
-if(data75.firstByte !== undefined){
-let data78 = data75.firstByte;
+if(data76.attempt !== undefined){
+let data78 = data76.attempt;
 if(typeof data78 === "string"){
 if(func3(data78) > 32){
-const err220 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err220 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -2765,7 +2765,7 @@ vErrors.push(err220);
 errors++;
 }
 if(!pattern1.test(data78)){
-const err221 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err221 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err221];
 }
@@ -2776,7 +2776,7 @@ errors++;
 }
 }
 else {
-const err222 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err222 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err222];
 }
@@ -2786,11 +2786,11 @@ vErrors.push(err222);
 errors++;
 }
 }
-if(data75.streamIdle !== undefined){
-let data79 = data75.streamIdle;
+if(data76.firstByte !== undefined){
+let data79 = data76.firstByte;
 if(typeof data79 === "string"){
 if(func3(data79) > 32){
-const err223 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err223 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err223];
 }
@@ -2800,7 +2800,7 @@ vErrors.push(err223);
 errors++;
 }
 if(!pattern1.test(data79)){
-const err224 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err224 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -2811,7 +2811,7 @@ errors++;
 }
 }
 else {
-const err225 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err225 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err225];
 }
@@ -2821,11 +2821,11 @@ vErrors.push(err225);
 errors++;
 }
 }
-if(data75.perOutputToken !== undefined){
-let data80 = data75.perOutputToken;
+if(data76.streamIdle !== undefined){
+let data80 = data76.streamIdle;
 if(typeof data80 === "string"){
 if(func3(data80) > 32){
-const err226 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err226 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err226];
 }
@@ -2835,7 +2835,7 @@ vErrors.push(err226);
 errors++;
 }
 if(!pattern1.test(data80)){
-const err227 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err227 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err227];
 }
@@ -2846,7 +2846,7 @@ errors++;
 }
 }
 else {
-const err228 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err228 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err228];
 }
@@ -2856,9 +2856,11 @@ vErrors.push(err228);
 errors++;
 }
 }
-}
-else {
-const err229 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data76.fallbackHedge !== undefined){
+let data81 = data76.fallbackHedge;
+if(typeof data81 === "string"){
+if(func3(data81) > 32){
+const err229 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err229];
 }
@@ -2867,13 +2869,8 @@ vErrors.push(err229);
 }
 errors++;
 }
-}
-if(data56.retry !== undefined){
-let data81 = data56.retry;
-if(data81 && typeof data81 == "object" && !Array.isArray(data81)){
-for(const key19 in data81){
-if(!((((((((key19 === "attempts") || (key19 === "backoff")) || (key19 === "on")) || (key19 === "statusCodes")) || (key19 === "respectRetryAfter")) || (key19 === "maxRetryAfter")) || (key19 === "budget")) || (key19 === "maxBodyBytes"))){
-const err230 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+if(!pattern1.test(data81)){
+const err230 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err230];
 }
@@ -2883,10 +2880,8 @@ vErrors.push(err230);
 errors++;
 }
 }
-if(data81.attempts !== undefined){
-let data82 = data81.attempts;
-if(!((typeof data82 == "number") && (!(data82 % 1) && !isNaN(data82)))){
-const err231 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err231 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err231];
 }
@@ -2895,9 +2890,12 @@ vErrors.push(err231);
 }
 errors++;
 }
-if(typeof data82 == "number"){
-if(data82 > 10 || isNaN(data82)){
-const err232 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+if(data76.perOutputToken !== undefined){
+let data82 = data76.perOutputToken;
+if(typeof data82 === "string"){
+if(func3(data82) > 32){
+const err232 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err232];
 }
@@ -2906,8 +2904,8 @@ vErrors.push(err232);
 }
 errors++;
 }
-if(data82 < 1 || isNaN(data82)){
-const err233 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(!pattern1.test(data82)){
+const err233 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err233];
 }
@@ -2917,13 +2915,8 @@ vErrors.push(err233);
 errors++;
 }
 }
-}
-if(data81.backoff !== undefined){
-let data83 = data81.backoff;
-if(data83 && typeof data83 == "object" && !Array.isArray(data83)){
-for(const key20 in data83){
-if(!((((key20 === "base") || (key20 === "max")) || (key20 === "multiplier")) || (key20 === "jitter"))){
-const err234 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
+else {
+const err234 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err234];
 }
@@ -2933,11 +2926,9 @@ vErrors.push(err234);
 errors++;
 }
 }
-if(data83.base !== undefined){
-let data84 = data83.base;
-if(typeof data84 === "string"){
-if(func3(data84) > 32){
-const err235 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+else {
+const err235 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err235];
 }
@@ -2946,8 +2937,13 @@ vErrors.push(err235);
 }
 errors++;
 }
-if(!pattern1.test(data84)){
-const err236 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data57.retry !== undefined){
+let data83 = data57.retry;
+if(data83 && typeof data83 == "object" && !Array.isArray(data83)){
+for(const key19 in data83){
+if(!((((((((key19 === "attempts") || (key19 === "backoff")) || (key19 === "on")) || (key19 === "statusCodes")) || (key19 === "respectRetryAfter")) || (key19 === "maxRetryAfter")) || (key19 === "budget")) || (key19 === "maxBodyBytes"))){
+const err236 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err236];
 }
@@ -2957,8 +2953,10 @@ vErrors.push(err236);
 errors++;
 }
 }
-else {
-const err237 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data83.attempts !== undefined){
+let data84 = data83.attempts;
+if(!((typeof data84 == "number") && (!(data84 % 1) && !isNaN(data84)))){
+const err237 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err237];
 }
@@ -2967,12 +2965,9 @@ vErrors.push(err237);
 }
 errors++;
 }
-}
-if(data83.max !== undefined){
-let data85 = data83.max;
-if(typeof data85 === "string"){
-if(func3(data85) > 32){
-const err238 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(typeof data84 == "number"){
+if(data84 > 10 || isNaN(data84)){
+const err238 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err238];
 }
@@ -2981,8 +2976,8 @@ vErrors.push(err238);
 }
 errors++;
 }
-if(!pattern1.test(data85)){
-const err239 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data84 < 1 || isNaN(data84)){
+const err239 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err239];
 }
@@ -2992,8 +2987,13 @@ vErrors.push(err239);
 errors++;
 }
 }
-else {
-const err240 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if(data83.backoff !== undefined){
+let data85 = data83.backoff;
+if(data85 && typeof data85 == "object" && !Array.isArray(data85)){
+for(const key20 in data85){
+if(!((((key20 === "base") || (key20 === "max")) || (key20 === "multiplier")) || (key20 === "jitter"))){
+const err240 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err240];
 }
@@ -3003,11 +3003,11 @@ vErrors.push(err240);
 errors++;
 }
 }
-if(data83.multiplier !== undefined){
-let data86 = data83.multiplier;
-if(typeof data86 == "number"){
-if(data86 > 10 || isNaN(data86)){
-const err241 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+if(data85.base !== undefined){
+let data86 = data85.base;
+if(typeof data86 === "string"){
+if(func3(data86) > 32){
+const err241 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err241];
 }
@@ -3016,8 +3016,8 @@ vErrors.push(err241);
 }
 errors++;
 }
-if(data86 < 1 || isNaN(data86)){
-const err242 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(!pattern1.test(data86)){
+const err242 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err242];
 }
@@ -3028,7 +3028,7 @@ errors++;
 }
 }
 else {
-const err243 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
+const err243 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err243];
 }
@@ -3038,10 +3038,11 @@ vErrors.push(err243);
 errors++;
 }
 }
-if(data83.jitter !== undefined){
-let data87 = data83.jitter;
-if(typeof data87 !== "string"){
-const err244 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data85.max !== undefined){
+let data87 = data85.max;
+if(typeof data87 === "string"){
+if(func3(data87) > 32){
+const err244 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err244];
 }
@@ -3050,8 +3051,8 @@ vErrors.push(err244);
 }
 errors++;
 }
-if(!((((data87 === "full") || (data87 === "equal")) || (data87 === "decorrelated")) || (data87 === "none"))){
-const err245 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
+if(!pattern1.test(data87)){
+const err245 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err245];
 }
@@ -3061,9 +3062,8 @@ vErrors.push(err245);
 errors++;
 }
 }
-}
 else {
-const err246 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err246 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err246];
 }
@@ -3073,14 +3073,11 @@ vErrors.push(err246);
 errors++;
 }
 }
-if(data81.on !== undefined){
-let data88 = data81.on;
-if(Array.isArray(data88)){
-const len8 = data88.length;
-for(let i12=0; i12<len8; i12++){
-let data89 = data88[i12];
-if(typeof data89 !== "string"){
-const err247 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data85.multiplier !== undefined){
+let data88 = data85.multiplier;
+if(typeof data88 == "number"){
+if(data88 > 10 || isNaN(data88)){
+const err247 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err247];
 }
@@ -3089,8 +3086,8 @@ vErrors.push(err247);
 }
 errors++;
 }
-if(!((((((((((data89 === "rate-limited") || (data89 === "overloaded")) || (data89 === "server-error")) || (data89 === "timeout")) || (data89 === "connect-failure")) || (data89 === "reset")) || (data89 === "context-length")) || (data89 === "content-filter")) || (data89 === "invalid-response")) || (data89 === "client-error"))){
-const err248 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+if(data88 < 1 || isNaN(data88)){
+const err248 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err248];
 }
@@ -3100,23 +3097,96 @@ vErrors.push(err248);
 errors++;
 }
 }
-let i13 = data88.length;
-let j4;
-if(i13 > 1){
-const indices4 = {};
-for(;i13--;){
-let item4 = data88[i13];
-if(typeof item4 !== "string"){
-continue;
-}
-if(typeof indices4[item4] == "number"){
-j4 = indices4[item4];
-const err249 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i13, j: j4},message:"must NOT have duplicate items (items ## "+j4+" and "+i13+" are identical)"};
+else {
+const err249 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err249];
 }
 else {
 vErrors.push(err249);
+}
+errors++;
+}
+}
+if(data85.jitter !== undefined){
+let data89 = data85.jitter;
+if(typeof data89 !== "string"){
+const err250 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err250];
+}
+else {
+vErrors.push(err250);
+}
+errors++;
+}
+if(!((((data89 === "full") || (data89 === "equal")) || (data89 === "decorrelated")) || (data89 === "none"))){
+const err251 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err251];
+}
+else {
+vErrors.push(err251);
+}
+errors++;
+}
+}
+}
+else {
+const err252 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err252];
+}
+else {
+vErrors.push(err252);
+}
+errors++;
+}
+}
+if(data83.on !== undefined){
+let data90 = data83.on;
+if(Array.isArray(data90)){
+const len8 = data90.length;
+for(let i12=0; i12<len8; i12++){
+let data91 = data90[i12];
+if(typeof data91 !== "string"){
+const err253 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err253];
+}
+else {
+vErrors.push(err253);
+}
+errors++;
+}
+if(!(((((((((((data91 === "rate-limited") || (data91 === "overloaded")) || (data91 === "server-error")) || (data91 === "timeout")) || (data91 === "connect-failure")) || (data91 === "reset")) || (data91 === "context-length")) || (data91 === "content-filter")) || (data91 === "invalid-response")) || (data91 === "diverged")) || (data91 === "client-error"))){
+const err254 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err254];
+}
+else {
+vErrors.push(err254);
+}
+errors++;
+}
+}
+let i13 = data90.length;
+let j4;
+if(i13 > 1){
+const indices4 = {};
+for(;i13--;){
+let item4 = data90[i13];
+if(typeof item4 !== "string"){
+continue;
+}
+if(typeof indices4[item4] == "number"){
+j4 = indices4[item4];
+const err255 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i13, j: j4},message:"must NOT have duplicate items (items ## "+j4+" and "+i13+" are identical)"};
+if(vErrors === null){
+vErrors = [err255];
+}
+else {
+vErrors.push(err255);
 }
 errors++;
 break;
@@ -3126,94 +3196,7 @@ indices4[item4] = i13;
 }
 }
 else {
-const err250 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err250];
-}
-else {
-vErrors.push(err250);
-}
-errors++;
-}
-}
-if(data81.statusCodes !== undefined){
-let data90 = data81.statusCodes;
-if(Array.isArray(data90)){
-const len9 = data90.length;
-for(let i14=0; i14<len9; i14++){
-let data91 = data90[i14];
-if(!((typeof data91 == "number") && (!(data91 % 1) && !isNaN(data91)))){
-const err251 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err251];
-}
-else {
-vErrors.push(err251);
-}
-errors++;
-}
-if(typeof data91 == "number"){
-if(data91 > 599 || isNaN(data91)){
-const err252 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
-if(vErrors === null){
-vErrors = [err252];
-}
-else {
-vErrors.push(err252);
-}
-errors++;
-}
-if(data91 < 400 || isNaN(data91)){
-const err253 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
-if(vErrors === null){
-vErrors = [err253];
-}
-else {
-vErrors.push(err253);
-}
-errors++;
-}
-}
-}
-let i15 = data90.length;
-let j5;
-if(i15 > 1){
-const indices5 = {};
-for(;i15--;){
-let item5 = data90[i15];
-if(!((typeof item5 == "number") && (!(item5 % 1) && !isNaN(item5)))){
-continue;
-}
-if(typeof indices5[item5] == "number"){
-j5 = indices5[item5];
-const err254 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i15, j: j5},message:"must NOT have duplicate items (items ## "+j5+" and "+i15+" are identical)"};
-if(vErrors === null){
-vErrors = [err254];
-}
-else {
-vErrors.push(err254);
-}
-errors++;
-break;
-}
-indices5[item5] = i15;
-}
-}
-}
-else {
-const err255 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err255];
-}
-else {
-vErrors.push(err255);
-}
-errors++;
-}
-}
-if(data81.respectRetryAfter !== undefined){
-if(typeof data81.respectRetryAfter !== "boolean"){
-const err256 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/respectRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+const err256 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err256];
 }
@@ -3223,11 +3206,14 @@ vErrors.push(err256);
 errors++;
 }
 }
-if(data81.maxRetryAfter !== undefined){
-let data93 = data81.maxRetryAfter;
-if(typeof data93 === "string"){
-if(func3(data93) > 32){
-const err257 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data83.statusCodes !== undefined){
+let data92 = data83.statusCodes;
+if(Array.isArray(data92)){
+const len9 = data92.length;
+for(let i14=0; i14<len9; i14++){
+let data93 = data92[i14];
+if(!((typeof data93 == "number") && (!(data93 % 1) && !isNaN(data93)))){
+const err257 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err257];
 }
@@ -3236,8 +3222,9 @@ vErrors.push(err257);
 }
 errors++;
 }
-if(!pattern1.test(data93)){
-const err258 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data93 == "number"){
+if(data93 > 599 || isNaN(data93)){
+const err258 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err258];
 }
@@ -3246,9 +3233,8 @@ vErrors.push(err258);
 }
 errors++;
 }
-}
-else {
-const err259 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data93 < 400 || isNaN(data93)){
+const err259 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
 if(vErrors === null){
 vErrors = [err259];
 }
@@ -3258,12 +3244,19 @@ vErrors.push(err259);
 errors++;
 }
 }
-if(data81.budget !== undefined){
-let data94 = data81.budget;
-if(data94 && typeof data94 == "object" && !Array.isArray(data94)){
-for(const key21 in data94){
-if(!(((key21 === "ratio") || (key21 === "minPerSecond")) || (key21 === "window"))){
-const err260 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
+}
+let i15 = data92.length;
+let j5;
+if(i15 > 1){
+const indices5 = {};
+for(;i15--;){
+let item5 = data92[i15];
+if(!((typeof item5 == "number") && (!(item5 % 1) && !isNaN(item5)))){
+continue;
+}
+if(typeof indices5[item5] == "number"){
+j5 = indices5[item5];
+const err260 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i15, j: j5},message:"must NOT have duplicate items (items ## "+j5+" and "+i15+" are identical)"};
 if(vErrors === null){
 vErrors = [err260];
 }
@@ -3271,12 +3264,14 @@ else {
 vErrors.push(err260);
 }
 errors++;
+break;
+}
+indices5[item5] = i15;
 }
 }
-if(data94.ratio !== undefined){
-let data95 = data94.ratio;
-if(!((typeof data95 == "number") && (!(data95 % 1) && !isNaN(data95)))){
-const err261 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err261 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err261];
 }
@@ -3285,9 +3280,10 @@ vErrors.push(err261);
 }
 errors++;
 }
-if(typeof data95 == "number"){
-if(data95 > 100 || isNaN(data95)){
-const err262 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data83.respectRetryAfter !== undefined){
+if(typeof data83.respectRetryAfter !== "boolean"){
+const err262 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/respectRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err262];
 }
@@ -3296,8 +3292,12 @@ vErrors.push(err262);
 }
 errors++;
 }
-if(data95 < 0 || isNaN(data95)){
-const err263 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data83.maxRetryAfter !== undefined){
+let data95 = data83.maxRetryAfter;
+if(typeof data95 === "string"){
+if(func3(data95) > 32){
+const err263 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err263];
 }
@@ -3306,12 +3306,8 @@ vErrors.push(err263);
 }
 errors++;
 }
-}
-}
-if(data94.minPerSecond !== undefined){
-let data96 = data94.minPerSecond;
-if(!((typeof data96 == "number") && (!(data96 % 1) && !isNaN(data96)))){
-const err264 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data95)){
+const err264 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err264];
 }
@@ -3320,9 +3316,9 @@ vErrors.push(err264);
 }
 errors++;
 }
-if(typeof data96 == "number"){
-if(data96 > 10000 || isNaN(data96)){
-const err265 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+else {
+const err265 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err265];
 }
@@ -3331,8 +3327,13 @@ vErrors.push(err265);
 }
 errors++;
 }
-if(data96 < 0 || isNaN(data96)){
-const err266 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data83.budget !== undefined){
+let data96 = data83.budget;
+if(data96 && typeof data96 == "object" && !Array.isArray(data96)){
+for(const key21 in data96){
+if(!(((key21 === "ratio") || (key21 === "minPerSecond")) || (key21 === "window"))){
+const err266 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err266];
 }
@@ -3342,12 +3343,10 @@ vErrors.push(err266);
 errors++;
 }
 }
-}
-if(data94.window !== undefined){
-let data97 = data94.window;
-if(typeof data97 === "string"){
-if(func3(data97) > 32){
-const err267 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data96.ratio !== undefined){
+let data97 = data96.ratio;
+if(!((typeof data97 == "number") && (!(data97 % 1) && !isNaN(data97)))){
+const err267 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err267];
 }
@@ -3356,8 +3355,9 @@ vErrors.push(err267);
 }
 errors++;
 }
-if(!pattern1.test(data97)){
-const err268 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data97 == "number"){
+if(data97 > 100 || isNaN(data97)){
+const err268 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err268];
 }
@@ -3366,9 +3366,8 @@ vErrors.push(err268);
 }
 errors++;
 }
-}
-else {
-const err269 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data97 < 0 || isNaN(data97)){
+const err269 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err269];
 }
@@ -3379,8 +3378,10 @@ errors++;
 }
 }
 }
-else {
-const err270 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data96.minPerSecond !== undefined){
+let data98 = data96.minPerSecond;
+if(!((typeof data98 == "number") && (!(data98 % 1) && !isNaN(data98)))){
+const err270 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err270];
 }
@@ -3389,12 +3390,9 @@ vErrors.push(err270);
 }
 errors++;
 }
-}
-if(data81.maxBodyBytes !== undefined){
-let data98 = data81.maxBodyBytes;
-if(typeof data98 === "string"){
-if(!pattern10.test(data98)){
-const err271 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(typeof data98 == "number"){
+if(data98 > 10000 || isNaN(data98)){
+const err271 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err271];
 }
@@ -3403,9 +3401,8 @@ vErrors.push(err271);
 }
 errors++;
 }
-}
-else {
-const err272 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data98 < 0 || isNaN(data98)){
+const err272 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err272];
 }
@@ -3416,8 +3413,11 @@ errors++;
 }
 }
 }
-else {
-const err273 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data96.window !== undefined){
+let data99 = data96.window;
+if(typeof data99 === "string"){
+if(func3(data99) > 32){
+const err273 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err273];
 }
@@ -3426,13 +3426,8 @@ vErrors.push(err273);
 }
 errors++;
 }
-}
-if(data56.circuitBreaker !== undefined){
-let data99 = data56.circuitBreaker;
-if(data99 && typeof data99 == "object" && !Array.isArray(data99)){
-for(const key22 in data99){
-if(!((((((((key22 === "scope") || (key22 === "consecutiveFailures")) || (key22 === "failureRate")) || (key22 === "slowCall")) || (key22 === "openFor")) || (key22 === "maxOpenFor")) || (key22 === "halfOpen")) || (key22 === "failOn"))){
-const err274 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
+if(!pattern1.test(data99)){
+const err274 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err274];
 }
@@ -3442,10 +3437,8 @@ vErrors.push(err274);
 errors++;
 }
 }
-if(data99.scope !== undefined){
-let data100 = data99.scope;
-if(typeof data100 !== "string"){
-const err275 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err275 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err275];
 }
@@ -3454,8 +3447,10 @@ vErrors.push(err275);
 }
 errors++;
 }
-if(!((data100 === "upstream") || (data100 === "model"))){
-const err276 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err276 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err276];
 }
@@ -3465,10 +3460,11 @@ vErrors.push(err276);
 errors++;
 }
 }
-if(data99.consecutiveFailures !== undefined){
-let data101 = data99.consecutiveFailures;
-if(!((typeof data101 == "number") && (!(data101 % 1) && !isNaN(data101)))){
-const err277 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data83.maxBodyBytes !== undefined){
+let data100 = data83.maxBodyBytes;
+if(typeof data100 === "string"){
+if(!pattern11.test(data100)){
+const err277 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err277];
 }
@@ -3477,9 +3473,9 @@ vErrors.push(err277);
 }
 errors++;
 }
-if(typeof data101 == "number"){
-if(data101 > 1000 || isNaN(data101)){
-const err278 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+else {
+const err278 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err278];
 }
@@ -3488,8 +3484,10 @@ vErrors.push(err278);
 }
 errors++;
 }
-if(data101 < 0 || isNaN(data101)){
-const err279 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+}
+else {
+const err279 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err279];
 }
@@ -3499,13 +3497,12 @@ vErrors.push(err279);
 errors++;
 }
 }
-}
-if(data99.failureRate !== undefined){
-let data102 = data99.failureRate;
-if(data102 && typeof data102 == "object" && !Array.isArray(data102)){
-for(const key23 in data102){
-if(!(((key23 === "threshold") || (key23 === "minRequests")) || (key23 === "window"))){
-const err280 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
+if(data57.circuitBreaker !== undefined){
+let data101 = data57.circuitBreaker;
+if(data101 && typeof data101 == "object" && !Array.isArray(data101)){
+for(const key22 in data101){
+if(!((((((((key22 === "scope") || (key22 === "consecutiveFailures")) || (key22 === "failureRate")) || (key22 === "slowCall")) || (key22 === "openFor")) || (key22 === "maxOpenFor")) || (key22 === "halfOpen")) || (key22 === "failOn"))){
+const err280 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err280];
 }
@@ -3515,10 +3512,10 @@ vErrors.push(err280);
 errors++;
 }
 }
-if(data102.threshold !== undefined){
-let data103 = data102.threshold;
-if(!((typeof data103 == "number") && (!(data103 % 1) && !isNaN(data103)))){
-const err281 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data101.scope !== undefined){
+let data102 = data101.scope;
+if(typeof data102 !== "string"){
+const err281 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err281];
 }
@@ -3527,9 +3524,8 @@ vErrors.push(err281);
 }
 errors++;
 }
-if(typeof data103 == "number"){
-if(data103 > 100 || isNaN(data103)){
-const err282 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(!((data102 === "upstream") || (data102 === "model"))){
+const err282 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err282];
 }
@@ -3538,8 +3534,11 @@ vErrors.push(err282);
 }
 errors++;
 }
-if(data103 < 0 || isNaN(data103)){
-const err283 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data101.consecutiveFailures !== undefined){
+let data103 = data101.consecutiveFailures;
+if(!((typeof data103 == "number") && (!(data103 % 1) && !isNaN(data103)))){
+const err283 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err283];
 }
@@ -3548,12 +3547,9 @@ vErrors.push(err283);
 }
 errors++;
 }
-}
-}
-if(data102.minRequests !== undefined){
-let data104 = data102.minRequests;
-if(!((typeof data104 == "number") && (!(data104 % 1) && !isNaN(data104)))){
-const err284 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data103 == "number"){
+if(data103 > 1000 || isNaN(data103)){
+const err284 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err284];
 }
@@ -3562,9 +3558,8 @@ vErrors.push(err284);
 }
 errors++;
 }
-if(typeof data104 == "number"){
-if(data104 > 100000 || isNaN(data104)){
-const err285 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(data103 < 0 || isNaN(data103)){
+const err285 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err285];
 }
@@ -3573,8 +3568,14 @@ vErrors.push(err285);
 }
 errors++;
 }
-if(data104 < 1 || isNaN(data104)){
-const err286 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+}
+if(data101.failureRate !== undefined){
+let data104 = data101.failureRate;
+if(data104 && typeof data104 == "object" && !Array.isArray(data104)){
+for(const key23 in data104){
+if(!(((key23 === "threshold") || (key23 === "minRequests")) || (key23 === "window"))){
+const err286 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err286];
 }
@@ -3584,12 +3585,10 @@ vErrors.push(err286);
 errors++;
 }
 }
-}
-if(data102.window !== undefined){
-let data105 = data102.window;
-if(typeof data105 === "string"){
-if(func3(data105) > 32){
-const err287 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data104.threshold !== undefined){
+let data105 = data104.threshold;
+if(!((typeof data105 == "number") && (!(data105 % 1) && !isNaN(data105)))){
+const err287 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err287];
 }
@@ -3598,8 +3597,9 @@ vErrors.push(err287);
 }
 errors++;
 }
-if(!pattern1.test(data105)){
-const err288 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data105 == "number"){
+if(data105 > 100 || isNaN(data105)){
+const err288 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err288];
 }
@@ -3608,9 +3608,8 @@ vErrors.push(err288);
 }
 errors++;
 }
-}
-else {
-const err289 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data105 < 0 || isNaN(data105)){
+const err289 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err289];
 }
@@ -3621,8 +3620,10 @@ errors++;
 }
 }
 }
-else {
-const err290 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data104.minRequests !== undefined){
+let data106 = data104.minRequests;
+if(!((typeof data106 == "number") && (!(data106 % 1) && !isNaN(data106)))){
+const err290 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err290];
 }
@@ -3631,13 +3632,9 @@ vErrors.push(err290);
 }
 errors++;
 }
-}
-if(data99.slowCall !== undefined){
-let data106 = data99.slowCall;
-if(data106 && typeof data106 == "object" && !Array.isArray(data106)){
-for(const key24 in data106){
-if(!((key24 === "threshold") || (key24 === "duration"))){
-const err291 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
+if(typeof data106 == "number"){
+if(data106 > 100000 || isNaN(data106)){
+const err291 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err291];
 }
@@ -3646,11 +3643,8 @@ vErrors.push(err291);
 }
 errors++;
 }
-}
-if(data106.threshold !== undefined){
-let data107 = data106.threshold;
-if(!((typeof data107 == "number") && (!(data107 % 1) && !isNaN(data107)))){
-const err292 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data106 < 1 || isNaN(data106)){
+const err292 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err292];
 }
@@ -3659,9 +3653,13 @@ vErrors.push(err292);
 }
 errors++;
 }
-if(typeof data107 == "number"){
-if(data107 > 100 || isNaN(data107)){
-const err293 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+}
+if(data104.window !== undefined){
+let data107 = data104.window;
+if(typeof data107 === "string"){
+if(func3(data107) > 32){
+const err293 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err293];
 }
@@ -3670,8 +3668,8 @@ vErrors.push(err293);
 }
 errors++;
 }
-if(data107 < 0 || isNaN(data107)){
-const err294 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(!pattern1.test(data107)){
+const err294 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err294];
 }
@@ -3681,12 +3679,8 @@ vErrors.push(err294);
 errors++;
 }
 }
-}
-if(data106.duration !== undefined){
-let data108 = data106.duration;
-if(typeof data108 === "string"){
-if(func3(data108) > 32){
-const err295 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err295 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err295];
 }
@@ -3695,8 +3689,10 @@ vErrors.push(err295);
 }
 errors++;
 }
-if(!pattern1.test(data108)){
-const err296 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+}
+else {
+const err296 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err296];
 }
@@ -3706,8 +3702,12 @@ vErrors.push(err296);
 errors++;
 }
 }
-else {
-const err297 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data101.slowCall !== undefined){
+let data108 = data101.slowCall;
+if(data108 && typeof data108 == "object" && !Array.isArray(data108)){
+for(const key24 in data108){
+if(!((key24 === "threshold") || (key24 === "duration"))){
+const err297 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err297];
 }
@@ -3717,9 +3717,10 @@ vErrors.push(err297);
 errors++;
 }
 }
-}
-else {
-const err298 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data108.threshold !== undefined){
+let data109 = data108.threshold;
+if(!((typeof data109 == "number") && (!(data109 % 1) && !isNaN(data109)))){
+const err298 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err298];
 }
@@ -3728,12 +3729,9 @@ vErrors.push(err298);
 }
 errors++;
 }
-}
-if(data99.openFor !== undefined){
-let data109 = data99.openFor;
-if(typeof data109 === "string"){
-if(func3(data109) > 32){
-const err299 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(typeof data109 == "number"){
+if(data109 > 100 || isNaN(data109)){
+const err299 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err299];
 }
@@ -3742,8 +3740,8 @@ vErrors.push(err299);
 }
 errors++;
 }
-if(!pattern1.test(data109)){
-const err300 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data109 < 0 || isNaN(data109)){
+const err300 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err300];
 }
@@ -3753,8 +3751,12 @@ vErrors.push(err300);
 errors++;
 }
 }
-else {
-const err301 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if(data108.duration !== undefined){
+let data110 = data108.duration;
+if(typeof data110 === "string"){
+if(func3(data110) > 32){
+const err301 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err301];
 }
@@ -3763,12 +3765,8 @@ vErrors.push(err301);
 }
 errors++;
 }
-}
-if(data99.maxOpenFor !== undefined){
-let data110 = data99.maxOpenFor;
-if(typeof data110 === "string"){
-if(func3(data110) > 32){
-const err302 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern1.test(data110)){
+const err302 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err302];
 }
@@ -3777,8 +3775,9 @@ vErrors.push(err302);
 }
 errors++;
 }
-if(!pattern1.test(data110)){
-const err303 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err303 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err303];
 }
@@ -3788,8 +3787,9 @@ vErrors.push(err303);
 errors++;
 }
 }
+}
 else {
-const err304 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err304 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err304];
 }
@@ -3799,12 +3799,11 @@ vErrors.push(err304);
 errors++;
 }
 }
-if(data99.halfOpen !== undefined){
-let data111 = data99.halfOpen;
-if(data111 && typeof data111 == "object" && !Array.isArray(data111)){
-for(const key25 in data111){
-if(!((key25 === "maxProbes") || (key25 === "successesToClose"))){
-const err305 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
+if(data101.openFor !== undefined){
+let data111 = data101.openFor;
+if(typeof data111 === "string"){
+if(func3(data111) > 32){
+const err305 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err305];
 }
@@ -3813,11 +3812,8 @@ vErrors.push(err305);
 }
 errors++;
 }
-}
-if(data111.maxProbes !== undefined){
-let data112 = data111.maxProbes;
-if(!((typeof data112 == "number") && (!(data112 % 1) && !isNaN(data112)))){
-const err306 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data111)){
+const err306 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err306];
 }
@@ -3826,9 +3822,9 @@ vErrors.push(err306);
 }
 errors++;
 }
-if(typeof data112 == "number"){
-if(data112 > 100 || isNaN(data112)){
-const err307 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err307 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err307];
 }
@@ -3837,8 +3833,12 @@ vErrors.push(err307);
 }
 errors++;
 }
-if(data112 < 1 || isNaN(data112)){
-const err308 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data101.maxOpenFor !== undefined){
+let data112 = data101.maxOpenFor;
+if(typeof data112 === "string"){
+if(func3(data112) > 32){
+const err308 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err308];
 }
@@ -3847,12 +3847,8 @@ vErrors.push(err308);
 }
 errors++;
 }
-}
-}
-if(data111.successesToClose !== undefined){
-let data113 = data111.successesToClose;
-if(!((typeof data113 == "number") && (!(data113 % 1) && !isNaN(data113)))){
-const err309 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data112)){
+const err309 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err309];
 }
@@ -3861,9 +3857,9 @@ vErrors.push(err309);
 }
 errors++;
 }
-if(typeof data113 == "number"){
-if(data113 > 100 || isNaN(data113)){
-const err310 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err310 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err310];
 }
@@ -3872,8 +3868,13 @@ vErrors.push(err310);
 }
 errors++;
 }
-if(data113 < 1 || isNaN(data113)){
-const err311 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data101.halfOpen !== undefined){
+let data113 = data101.halfOpen;
+if(data113 && typeof data113 == "object" && !Array.isArray(data113)){
+for(const key25 in data113){
+if(!((key25 === "maxProbes") || (key25 === "successesToClose"))){
+const err311 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err311];
 }
@@ -3883,10 +3884,10 @@ vErrors.push(err311);
 errors++;
 }
 }
-}
-}
-else {
-const err312 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data113.maxProbes !== undefined){
+let data114 = data113.maxProbes;
+if(!((typeof data114 == "number") && (!(data114 % 1) && !isNaN(data114)))){
+const err312 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err312];
 }
@@ -3895,15 +3896,9 @@ vErrors.push(err312);
 }
 errors++;
 }
-}
-if(data99.failOn !== undefined){
-let data114 = data99.failOn;
-if(Array.isArray(data114)){
-const len10 = data114.length;
-for(let i16=0; i16<len10; i16++){
-let data115 = data114[i16];
-if(typeof data115 !== "string"){
-const err313 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data114 == "number"){
+if(data114 > 100 || isNaN(data114)){
+const err313 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err313];
 }
@@ -3912,8 +3907,8 @@ vErrors.push(err313);
 }
 errors++;
 }
-if(!((((((((((data115 === "rate-limited") || (data115 === "overloaded")) || (data115 === "server-error")) || (data115 === "timeout")) || (data115 === "connect-failure")) || (data115 === "reset")) || (data115 === "context-length")) || (data115 === "content-filter")) || (data115 === "invalid-response")) || (data115 === "client-error"))){
-const err314 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+if(data114 < 1 || isNaN(data114)){
+const err314 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err314];
 }
@@ -3923,18 +3918,11 @@ vErrors.push(err314);
 errors++;
 }
 }
-let i17 = data114.length;
-let j6;
-if(i17 > 1){
-const indices6 = {};
-for(;i17--;){
-let item6 = data114[i17];
-if(typeof item6 !== "string"){
-continue;
 }
-if(typeof indices6[item6] == "number"){
-j6 = indices6[item6];
-const err315 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i17, j: j6},message:"must NOT have duplicate items (items ## "+j6+" and "+i17+" are identical)"};
+if(data113.successesToClose !== undefined){
+let data115 = data113.successesToClose;
+if(!((typeof data115 == "number") && (!(data115 % 1) && !isNaN(data115)))){
+const err315 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err315];
 }
@@ -3942,14 +3930,10 @@ else {
 vErrors.push(err315);
 }
 errors++;
-break;
 }
-indices6[item6] = i17;
-}
-}
-}
-else {
-const err316 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data115 == "number"){
+if(data115 > 100 || isNaN(data115)){
+const err316 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err316];
 }
@@ -3958,10 +3942,8 @@ vErrors.push(err316);
 }
 errors++;
 }
-}
-}
-else {
-const err317 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data115 < 1 || isNaN(data115)){
+const err317 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err317];
 }
@@ -3971,12 +3953,10 @@ vErrors.push(err317);
 errors++;
 }
 }
-if(data56.bulkhead !== undefined){
-let data116 = data56.bulkhead;
-if(data116 && typeof data116 == "object" && !Array.isArray(data116)){
-for(const key26 in data116){
-if(!(((key26 === "maxConcurrent") || (key26 === "maxQueue")) || (key26 === "queueTimeout"))){
-const err318 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
+}
+}
+else {
+const err318 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err318];
 }
@@ -3986,10 +3966,14 @@ vErrors.push(err318);
 errors++;
 }
 }
-if(data116.maxConcurrent !== undefined){
-let data117 = data116.maxConcurrent;
-if(!((typeof data117 == "number") && (!(data117 % 1) && !isNaN(data117)))){
-const err319 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data101.failOn !== undefined){
+let data116 = data101.failOn;
+if(Array.isArray(data116)){
+const len10 = data116.length;
+for(let i16=0; i16<len10; i16++){
+let data117 = data116[i16];
+if(typeof data117 !== "string"){
+const err319 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err319];
 }
@@ -3998,9 +3982,8 @@ vErrors.push(err319);
 }
 errors++;
 }
-if(typeof data117 == "number"){
-if(data117 > 10000 || isNaN(data117)){
-const err320 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+if(!(((((((((((data117 === "rate-limited") || (data117 === "overloaded")) || (data117 === "server-error")) || (data117 === "timeout")) || (data117 === "connect-failure")) || (data117 === "reset")) || (data117 === "context-length")) || (data117 === "content-filter")) || (data117 === "invalid-response")) || (data117 === "diverged")) || (data117 === "client-error"))){
+const err320 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err320];
 }
@@ -4009,8 +3992,19 @@ vErrors.push(err320);
 }
 errors++;
 }
-if(data117 < 1 || isNaN(data117)){
-const err321 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let i17 = data116.length;
+let j6;
+if(i17 > 1){
+const indices6 = {};
+for(;i17--;){
+let item6 = data116[i17];
+if(typeof item6 !== "string"){
+continue;
+}
+if(typeof indices6[item6] == "number"){
+j6 = indices6[item6];
+const err321 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i17, j: j6},message:"must NOT have duplicate items (items ## "+j6+" and "+i17+" are identical)"};
 if(vErrors === null){
 vErrors = [err321];
 }
@@ -4018,13 +4012,14 @@ else {
 vErrors.push(err321);
 }
 errors++;
+break;
+}
+indices6[item6] = i17;
 }
 }
 }
-if(data116.maxQueue !== undefined){
-let data118 = data116.maxQueue;
-if(!((typeof data118 == "number") && (!(data118 % 1) && !isNaN(data118)))){
-const err322 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err322 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err322];
 }
@@ -4033,9 +4028,10 @@ vErrors.push(err322);
 }
 errors++;
 }
-if(typeof data118 == "number"){
-if(data118 > 100000 || isNaN(data118)){
-const err323 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+}
+else {
+const err323 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err323];
 }
@@ -4044,8 +4040,13 @@ vErrors.push(err323);
 }
 errors++;
 }
-if(data118 < 0 || isNaN(data118)){
-const err324 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data57.bulkhead !== undefined){
+let data118 = data57.bulkhead;
+if(data118 && typeof data118 == "object" && !Array.isArray(data118)){
+for(const key26 in data118){
+if(!(((key26 === "maxConcurrent") || (key26 === "maxQueue")) || (key26 === "queueTimeout"))){
+const err324 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err324];
 }
@@ -4055,12 +4056,10 @@ vErrors.push(err324);
 errors++;
 }
 }
-}
-if(data116.queueTimeout !== undefined){
-let data119 = data116.queueTimeout;
-if(typeof data119 === "string"){
-if(func3(data119) > 32){
-const err325 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data118.maxConcurrent !== undefined){
+let data119 = data118.maxConcurrent;
+if(!((typeof data119 == "number") && (!(data119 % 1) && !isNaN(data119)))){
+const err325 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err325];
 }
@@ -4069,8 +4068,9 @@ vErrors.push(err325);
 }
 errors++;
 }
-if(!pattern1.test(data119)){
-const err326 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data119 == "number"){
+if(data119 > 10000 || isNaN(data119)){
+const err326 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err326];
 }
@@ -4079,9 +4079,8 @@ vErrors.push(err326);
 }
 errors++;
 }
-}
-else {
-const err327 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data119 < 1 || isNaN(data119)){
+const err327 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err327];
 }
@@ -4092,8 +4091,10 @@ errors++;
 }
 }
 }
-else {
-const err328 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data118.maxQueue !== undefined){
+let data120 = data118.maxQueue;
+if(!((typeof data120 == "number") && (!(data120 % 1) && !isNaN(data120)))){
+const err328 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err328];
 }
@@ -4102,17 +4103,9 @@ vErrors.push(err328);
 }
 errors++;
 }
-}
-let data120 = data56.rateLimit;
-if(data120 && typeof data120 == "object" && !Array.isArray(data120)){
-if(data120.requestsPerMinute === undefined){
-data120.requestsPerMinute = 0;
-}
-if(data120.tokensPerMinute === undefined){
-data120.tokensPerMinute = 0;
-}
-if(data120.requestsPerMinute === undefined){
-const err329 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "requestsPerMinute"},message:"must have required property '"+"requestsPerMinute"+"'"};
+if(typeof data120 == "number"){
+if(data120 > 100000 || isNaN(data120)){
+const err329 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err329];
 }
@@ -4121,8 +4114,8 @@ vErrors.push(err329);
 }
 errors++;
 }
-if(data120.tokensPerMinute === undefined){
-const err330 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "tokensPerMinute"},message:"must have required property '"+"tokensPerMinute"+"'"};
+if(data120 < 0 || isNaN(data120)){
+const err330 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err330];
 }
@@ -4131,9 +4124,13 @@ vErrors.push(err330);
 }
 errors++;
 }
-for(const key27 in data120){
-if(!((key27 === "requestsPerMinute") || (key27 === "tokensPerMinute"))){
-const err331 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
+}
+}
+if(data118.queueTimeout !== undefined){
+let data121 = data118.queueTimeout;
+if(typeof data121 === "string"){
+if(func3(data121) > 32){
+const err331 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err331];
 }
@@ -4142,10 +4139,8 @@ vErrors.push(err331);
 }
 errors++;
 }
-}
-let data121 = data120.requestsPerMinute;
-if(!((typeof data121 == "number") && (!(data121 % 1) && !isNaN(data121)))){
-const err332 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data121)){
+const err332 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err332];
 }
@@ -4154,9 +4149,9 @@ vErrors.push(err332);
 }
 errors++;
 }
-if(typeof data121 == "number"){
-if(data121 < 0 || isNaN(data121)){
-const err333 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err333 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err333];
 }
@@ -4166,9 +4161,9 @@ vErrors.push(err333);
 errors++;
 }
 }
-let data122 = data120.tokensPerMinute;
-if(!((typeof data122 == "number") && (!(data122 % 1) && !isNaN(data122)))){
-const err334 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err334 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err334];
 }
@@ -4177,9 +4172,17 @@ vErrors.push(err334);
 }
 errors++;
 }
-if(typeof data122 == "number"){
-if(data122 < 0 || isNaN(data122)){
-const err335 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data122 = data57.rateLimit;
+if(data122 && typeof data122 == "object" && !Array.isArray(data122)){
+if(data122.requestsPerMinute === undefined){
+data122.requestsPerMinute = 0;
+}
+if(data122.tokensPerMinute === undefined){
+data122.tokensPerMinute = 0;
+}
+if(data122.requestsPerMinute === undefined){
+const err335 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "requestsPerMinute"},message:"must have required property '"+"requestsPerMinute"+"'"};
 if(vErrors === null){
 vErrors = [err335];
 }
@@ -4188,10 +4191,8 @@ vErrors.push(err335);
 }
 errors++;
 }
-}
-}
-else {
-const err336 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data122.tokensPerMinute === undefined){
+const err336 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "tokensPerMinute"},message:"must have required property '"+"tokensPerMinute"+"'"};
 if(vErrors === null){
 vErrors = [err336];
 }
@@ -4200,16 +4201,9 @@ vErrors.push(err336);
 }
 errors++;
 }
-let data123 = data56.limits;
-if(data123 && typeof data123 == "object" && !Array.isArray(data123)){
-if(data123.maxAnswerBytes === undefined){
-data123.maxAnswerBytes = "64Mi";
-}
-if(data123.maxStreamHeadBytes === undefined){
-data123.maxStreamHeadBytes = "1Mi";
-}
-if(data123.maxAnswerBytes === undefined){
-const err337 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxAnswerBytes"},message:"must have required property '"+"maxAnswerBytes"+"'"};
+for(const key27 in data122){
+if(!((key27 === "requestsPerMinute") || (key27 === "tokensPerMinute"))){
+const err337 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err337];
 }
@@ -4218,8 +4212,10 @@ vErrors.push(err337);
 }
 errors++;
 }
-if(data123.maxStreamHeadBytes === undefined){
-const err338 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxStreamHeadBytes"},message:"must have required property '"+"maxStreamHeadBytes"+"'"};
+}
+let data123 = data122.requestsPerMinute;
+if(!((typeof data123 == "number") && (!(data123 % 1) && !isNaN(data123)))){
+const err338 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err338];
 }
@@ -4228,9 +4224,9 @@ vErrors.push(err338);
 }
 errors++;
 }
-for(const key28 in data123){
-if(!((key28 === "maxAnswerBytes") || (key28 === "maxStreamHeadBytes"))){
-const err339 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
+if(typeof data123 == "number"){
+if(data123 < 0 || isNaN(data123)){
+const err339 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err339];
 }
@@ -4240,10 +4236,9 @@ vErrors.push(err339);
 errors++;
 }
 }
-let data124 = data123.maxAnswerBytes;
-if(typeof data124 === "string"){
-if(!pattern10.test(data124)){
-const err340 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+let data124 = data122.tokensPerMinute;
+if(!((typeof data124 == "number") && (!(data124 % 1) && !isNaN(data124)))){
+const err340 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err340];
 }
@@ -4252,9 +4247,9 @@ vErrors.push(err340);
 }
 errors++;
 }
-}
-else {
-const err341 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data124 == "number"){
+if(data124 < 0 || isNaN(data124)){
+const err341 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err341];
 }
@@ -4263,10 +4258,10 @@ vErrors.push(err341);
 }
 errors++;
 }
-let data125 = data123.maxStreamHeadBytes;
-if(typeof data125 === "string"){
-if(func3(data125) > 16){
-const err342 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+}
+}
+else {
+const err342 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err342];
 }
@@ -4275,8 +4270,16 @@ vErrors.push(err342);
 }
 errors++;
 }
-if(!pattern10.test(data125)){
-const err343 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+let data125 = data57.limits;
+if(data125 && typeof data125 == "object" && !Array.isArray(data125)){
+if(data125.maxAnswerBytes === undefined){
+data125.maxAnswerBytes = "64Mi";
+}
+if(data125.maxStreamHeadBytes === undefined){
+data125.maxStreamHeadBytes = "1Mi";
+}
+if(data125.maxAnswerBytes === undefined){
+const err343 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxAnswerBytes"},message:"must have required property '"+"maxAnswerBytes"+"'"};
 if(vErrors === null){
 vErrors = [err343];
 }
@@ -4285,9 +4288,8 @@ vErrors.push(err343);
 }
 errors++;
 }
-}
-else {
-const err344 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data125.maxStreamHeadBytes === undefined){
+const err344 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxStreamHeadBytes"},message:"must have required property '"+"maxStreamHeadBytes"+"'"};
 if(vErrors === null){
 vErrors = [err344];
 }
@@ -4296,9 +4298,9 @@ vErrors.push(err344);
 }
 errors++;
 }
-}
-else {
-const err345 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key28 in data125){
+if(!((key28 === "maxAnswerBytes") || (key28 === "maxStreamHeadBytes"))){
+const err345 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err345];
 }
@@ -4307,16 +4309,11 @@ vErrors.push(err345);
 }
 errors++;
 }
-let data126 = data56.streamRecovery;
-if(data126 && typeof data126 == "object" && !Array.isArray(data126)){
-if(data126.maxRecoveries === undefined){
-data126.maxRecoveries = 1;
 }
-if(data126.continuation === undefined){
-data126.continuation = "auto";
-}
-if(data126.maxRecoveries === undefined){
-const err346 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "maxRecoveries"},message:"must have required property '"+"maxRecoveries"+"'"};
+let data126 = data125.maxAnswerBytes;
+if(typeof data126 === "string"){
+if(!pattern11.test(data126)){
+const err346 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err346];
 }
@@ -4325,8 +4322,9 @@ vErrors.push(err346);
 }
 errors++;
 }
-if(data126.continuation === undefined){
-const err347 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "continuation"},message:"must have required property '"+"continuation"+"'"};
+}
+else {
+const err347 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err347];
 }
@@ -4335,9 +4333,10 @@ vErrors.push(err347);
 }
 errors++;
 }
-for(const key29 in data126){
-if(!((key29 === "maxRecoveries") || (key29 === "continuation"))){
-const err348 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties"};
+let data127 = data125.maxStreamHeadBytes;
+if(typeof data127 === "string"){
+if(func3(data127) > 16){
+const err348 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err348];
 }
@@ -4346,10 +4345,8 @@ vErrors.push(err348);
 }
 errors++;
 }
-}
-let data127 = data126.maxRecoveries;
-if(!((typeof data127 == "number") && (!(data127 % 1) && !isNaN(data127)))){
-const err349 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern11.test(data127)){
+const err349 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err349];
 }
@@ -4358,9 +4355,9 @@ vErrors.push(err349);
 }
 errors++;
 }
-if(typeof data127 == "number"){
-if(data127 > 3 || isNaN(data127)){
-const err350 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3},message:"must be <= 3"};
+}
+else {
+const err350 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err350];
 }
@@ -4369,8 +4366,9 @@ vErrors.push(err350);
 }
 errors++;
 }
-if(data127 < 0 || isNaN(data127)){
-const err351 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err351 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err351];
 }
@@ -4379,10 +4377,16 @@ vErrors.push(err351);
 }
 errors++;
 }
+let data128 = data57.streamRecovery;
+if(data128 && typeof data128 == "object" && !Array.isArray(data128)){
+if(data128.maxRecoveries === undefined){
+data128.maxRecoveries = 1;
 }
-let data128 = data126.continuation;
-if(typeof data128 !== "string"){
-const err352 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data128.continuation === undefined){
+data128.continuation = "auto";
+}
+if(data128.maxRecoveries === undefined){
+const err352 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "maxRecoveries"},message:"must have required property '"+"maxRecoveries"+"'"};
 if(vErrors === null){
 vErrors = [err352];
 }
@@ -4391,8 +4395,8 @@ vErrors.push(err352);
 }
 errors++;
 }
-if(!((((data128 === "auto") || (data128 === "prefill")) || (data128 === "continue-final-message")) || (data128 === "off"))){
-const err353 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.streamRecovery.properties.continuation.enum},message:"must be equal to one of the allowed values"};
+if(data128.continuation === undefined){
+const err353 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "continuation"},message:"must have required property '"+"continuation"+"'"};
 if(vErrors === null){
 vErrors = [err353];
 }
@@ -4401,9 +4405,9 @@ vErrors.push(err353);
 }
 errors++;
 }
-}
-else {
-const err354 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key29 in data128){
+if(!((key29 === "maxRecoveries") || (key29 === "continuation"))){
+const err354 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err354];
 }
@@ -4412,16 +4416,10 @@ vErrors.push(err354);
 }
 errors++;
 }
-let data129 = data56.throughputFloor;
-if(data129 && typeof data129 == "object" && !Array.isArray(data129)){
-if(data129.bytesPerSecond === undefined){
-data129.bytesPerSecond = 0;
 }
-if(data129.window === undefined){
-data129.window = "10s";
-}
-if(data129.bytesPerSecond === undefined){
-const err355 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "bytesPerSecond"},message:"must have required property '"+"bytesPerSecond"+"'"};
+let data129 = data128.maxRecoveries;
+if(!((typeof data129 == "number") && (!(data129 % 1) && !isNaN(data129)))){
+const err355 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err355];
 }
@@ -4430,8 +4428,9 @@ vErrors.push(err355);
 }
 errors++;
 }
-if(data129.window === undefined){
-const err356 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+if(typeof data129 == "number"){
+if(data129 > 3 || isNaN(data129)){
+const err356 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3},message:"must be <= 3"};
 if(vErrors === null){
 vErrors = [err356];
 }
@@ -4440,9 +4439,8 @@ vErrors.push(err356);
 }
 errors++;
 }
-for(const key30 in data129){
-if(!((key30 === "bytesPerSecond") || (key30 === "window"))){
-const err357 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key30},message:"must NOT have additional properties"};
+if(data129 < 0 || isNaN(data129)){
+const err357 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err357];
 }
@@ -4452,9 +4450,9 @@ vErrors.push(err357);
 errors++;
 }
 }
-let data130 = data129.bytesPerSecond;
-if(!((typeof data130 == "number") && (!(data130 % 1) && !isNaN(data130)))){
-const err358 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data130 = data128.continuation;
+if(typeof data130 !== "string"){
+const err358 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err358];
 }
@@ -4463,9 +4461,8 @@ vErrors.push(err358);
 }
 errors++;
 }
-if(typeof data130 == "number"){
-if(data130 > 1000000000 || isNaN(data130)){
-const err359 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000},message:"must be <= 1000000000"};
+if(!((((data130 === "auto") || (data130 === "prefill")) || (data130 === "continue-final-message")) || (data130 === "off"))){
+const err359 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.streamRecovery.properties.continuation.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err359];
 }
@@ -4474,8 +4471,9 @@ vErrors.push(err359);
 }
 errors++;
 }
-if(data130 < 0 || isNaN(data130)){
-const err360 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err360 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err360];
 }
@@ -4484,11 +4482,16 @@ vErrors.push(err360);
 }
 errors++;
 }
+let data131 = data57.throughputFloor;
+if(data131 && typeof data131 == "object" && !Array.isArray(data131)){
+if(data131.bytesPerSecond === undefined){
+data131.bytesPerSecond = 0;
 }
-let data131 = data129.window;
-if(typeof data131 === "string"){
-if(func3(data131) > 32){
-const err361 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data131.window === undefined){
+data131.window = "10s";
+}
+if(data131.bytesPerSecond === undefined){
+const err361 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "bytesPerSecond"},message:"must have required property '"+"bytesPerSecond"+"'"};
 if(vErrors === null){
 vErrors = [err361];
 }
@@ -4497,8 +4500,8 @@ vErrors.push(err361);
 }
 errors++;
 }
-if(!pattern1.test(data131)){
-const err362 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data131.window === undefined){
+const err362 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err362];
 }
@@ -4507,9 +4510,9 @@ vErrors.push(err362);
 }
 errors++;
 }
-}
-else {
-const err363 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key30 in data131){
+if(!((key30 === "bytesPerSecond") || (key30 === "window"))){
+const err363 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key30},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err363];
 }
@@ -4519,8 +4522,9 @@ vErrors.push(err363);
 errors++;
 }
 }
-else {
-const err364 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data132 = data131.bytesPerSecond;
+if(!((typeof data132 == "number") && (!(data132 % 1) && !isNaN(data132)))){
+const err364 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err364];
 }
@@ -4529,25 +4533,9 @@ vErrors.push(err364);
 }
 errors++;
 }
-let data132 = data56.healthCheck;
-if(data132 && typeof data132 == "object" && !Array.isArray(data132)){
-if(data132.path === undefined){
-data132.path = "";
-}
-if(data132.interval === undefined){
-data132.interval = "5s";
-}
-if(data132.timeout === undefined){
-data132.timeout = "2s";
-}
-if(data132.healthyThreshold === undefined){
-data132.healthyThreshold = 1;
-}
-if(data132.unhealthyThreshold === undefined){
-data132.unhealthyThreshold = 2;
-}
-if(data132.path === undefined){
-const err365 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'"};
+if(typeof data132 == "number"){
+if(data132 > 1000000000 || isNaN(data132)){
+const err365 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000},message:"must be <= 1000000000"};
 if(vErrors === null){
 vErrors = [err365];
 }
@@ -4556,8 +4544,8 @@ vErrors.push(err365);
 }
 errors++;
 }
-if(data132.interval === undefined){
-const err366 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "interval"},message:"must have required property '"+"interval"+"'"};
+if(data132 < 0 || isNaN(data132)){
+const err366 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err366];
 }
@@ -4566,8 +4554,11 @@ vErrors.push(err366);
 }
 errors++;
 }
-if(data132.timeout === undefined){
-const err367 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "timeout"},message:"must have required property '"+"timeout"+"'"};
+}
+let data133 = data131.window;
+if(typeof data133 === "string"){
+if(func3(data133) > 32){
+const err367 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err367];
 }
@@ -4576,8 +4567,8 @@ vErrors.push(err367);
 }
 errors++;
 }
-if(data132.healthyThreshold === undefined){
-const err368 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "healthyThreshold"},message:"must have required property '"+"healthyThreshold"+"'"};
+if(!pattern1.test(data133)){
+const err368 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err368];
 }
@@ -4586,8 +4577,9 @@ vErrors.push(err368);
 }
 errors++;
 }
-if(data132.unhealthyThreshold === undefined){
-const err369 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "unhealthyThreshold"},message:"must have required property '"+"unhealthyThreshold"+"'"};
+}
+else {
+const err369 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err369];
 }
@@ -4596,9 +4588,9 @@ vErrors.push(err369);
 }
 errors++;
 }
-for(const key31 in data132){
-if(!(((((key31 === "path") || (key31 === "interval")) || (key31 === "timeout")) || (key31 === "healthyThreshold")) || (key31 === "unhealthyThreshold"))){
-const err370 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key31},message:"must NOT have additional properties"};
+}
+else {
+const err370 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err370];
 }
@@ -4607,11 +4599,25 @@ vErrors.push(err370);
 }
 errors++;
 }
+let data134 = data57.healthCheck;
+if(data134 && typeof data134 == "object" && !Array.isArray(data134)){
+if(data134.path === undefined){
+data134.path = "";
 }
-let data133 = data132.path;
-if(typeof data133 === "string"){
-if(func3(data133) > 256){
-const err371 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(data134.interval === undefined){
+data134.interval = "5s";
+}
+if(data134.timeout === undefined){
+data134.timeout = "2s";
+}
+if(data134.healthyThreshold === undefined){
+data134.healthyThreshold = 1;
+}
+if(data134.unhealthyThreshold === undefined){
+data134.unhealthyThreshold = 2;
+}
+if(data134.path === undefined){
+const err371 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'"};
 if(vErrors === null){
 vErrors = [err371];
 }
@@ -4620,8 +4626,8 @@ vErrors.push(err371);
 }
 errors++;
 }
-if(!pattern40.test(data133)){
-const err372 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/pattern",keyword:"pattern",params:{pattern: "^(/[!-~]*)?$"},message:"must match pattern \""+"^(/[!-~]*)?$"+"\""};
+if(data134.interval === undefined){
+const err372 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "interval"},message:"must have required property '"+"interval"+"'"};
 if(vErrors === null){
 vErrors = [err372];
 }
@@ -4630,9 +4636,8 @@ vErrors.push(err372);
 }
 errors++;
 }
-}
-else {
-const err373 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data134.timeout === undefined){
+const err373 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "timeout"},message:"must have required property '"+"timeout"+"'"};
 if(vErrors === null){
 vErrors = [err373];
 }
@@ -4641,10 +4646,8 @@ vErrors.push(err373);
 }
 errors++;
 }
-let data134 = data132.interval;
-if(typeof data134 === "string"){
-if(func3(data134) > 32){
-const err374 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data134.healthyThreshold === undefined){
+const err374 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "healthyThreshold"},message:"must have required property '"+"healthyThreshold"+"'"};
 if(vErrors === null){
 vErrors = [err374];
 }
@@ -4653,8 +4656,8 @@ vErrors.push(err374);
 }
 errors++;
 }
-if(!pattern1.test(data134)){
-const err375 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data134.unhealthyThreshold === undefined){
+const err375 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "unhealthyThreshold"},message:"must have required property '"+"unhealthyThreshold"+"'"};
 if(vErrors === null){
 vErrors = [err375];
 }
@@ -4663,9 +4666,9 @@ vErrors.push(err375);
 }
 errors++;
 }
-}
-else {
-const err376 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key31 in data134){
+if(!(((((key31 === "path") || (key31 === "interval")) || (key31 === "timeout")) || (key31 === "healthyThreshold")) || (key31 === "unhealthyThreshold"))){
+const err376 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key31},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err376];
 }
@@ -4674,10 +4677,11 @@ vErrors.push(err376);
 }
 errors++;
 }
-let data135 = data132.timeout;
+}
+let data135 = data134.path;
 if(typeof data135 === "string"){
-if(func3(data135) > 32){
-const err377 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(func3(data135) > 256){
+const err377 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err377];
 }
@@ -4686,8 +4690,8 @@ vErrors.push(err377);
 }
 errors++;
 }
-if(!pattern1.test(data135)){
-const err378 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!pattern42.test(data135)){
+const err378 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/pattern",keyword:"pattern",params:{pattern: "^(/[!-~]*)?$"},message:"must match pattern \""+"^(/[!-~]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err378];
 }
@@ -4698,7 +4702,7 @@ errors++;
 }
 }
 else {
-const err379 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err379 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err379];
 }
@@ -4707,9 +4711,10 @@ vErrors.push(err379);
 }
 errors++;
 }
-let data136 = data132.healthyThreshold;
-if(!((typeof data136 == "number") && (!(data136 % 1) && !isNaN(data136)))){
-const err380 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data136 = data134.interval;
+if(typeof data136 === "string"){
+if(func3(data136) > 32){
+const err380 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err380];
 }
@@ -4718,9 +4723,8 @@ vErrors.push(err380);
 }
 errors++;
 }
-if(typeof data136 == "number"){
-if(data136 > 10 || isNaN(data136)){
-const err381 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+if(!pattern1.test(data136)){
+const err381 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err381];
 }
@@ -4729,8 +4733,9 @@ vErrors.push(err381);
 }
 errors++;
 }
-if(data136 < 1 || isNaN(data136)){
-const err382 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err382 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err382];
 }
@@ -4739,10 +4744,10 @@ vErrors.push(err382);
 }
 errors++;
 }
-}
-let data137 = data132.unhealthyThreshold;
-if(!((typeof data137 == "number") && (!(data137 % 1) && !isNaN(data137)))){
-const err383 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data137 = data134.timeout;
+if(typeof data137 === "string"){
+if(func3(data137) > 32){
+const err383 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err383];
 }
@@ -4751,9 +4756,8 @@ vErrors.push(err383);
 }
 errors++;
 }
-if(typeof data137 == "number"){
-if(data137 > 10 || isNaN(data137)){
-const err384 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+if(!pattern1.test(data137)){
+const err384 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err384];
 }
@@ -4762,8 +4766,9 @@ vErrors.push(err384);
 }
 errors++;
 }
-if(data137 < 1 || isNaN(data137)){
-const err385 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err385 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err385];
 }
@@ -4772,10 +4777,9 @@ vErrors.push(err385);
 }
 errors++;
 }
-}
-}
-else {
-const err386 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data138 = data134.healthyThreshold;
+if(!((typeof data138 == "number") && (!(data138 % 1) && !isNaN(data138)))){
+const err386 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err386];
 }
@@ -4784,16 +4788,9 @@ vErrors.push(err386);
 }
 errors++;
 }
-let data138 = data56.hedge;
-if(data138 && typeof data138 == "object" && !Array.isArray(data138)){
-if(data138.delay === undefined){
-data138.delay = "0s";
-}
-if(data138.percentile === undefined){
-data138.percentile = 0;
-}
-if(data138.delay === undefined){
-const err387 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "delay"},message:"must have required property '"+"delay"+"'"};
+if(typeof data138 == "number"){
+if(data138 > 10 || isNaN(data138)){
+const err387 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err387];
 }
@@ -4802,8 +4799,8 @@ vErrors.push(err387);
 }
 errors++;
 }
-if(data138.percentile === undefined){
-const err388 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "percentile"},message:"must have required property '"+"percentile"+"'"};
+if(data138 < 1 || isNaN(data138)){
+const err388 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err388];
 }
@@ -4812,9 +4809,10 @@ vErrors.push(err388);
 }
 errors++;
 }
-for(const key32 in data138){
-if(!((((key32 === "delay") || (key32 === "upstream")) || (key32 === "model")) || (key32 === "percentile"))){
-const err389 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
+}
+let data139 = data134.unhealthyThreshold;
+if(!((typeof data139 == "number") && (!(data139 % 1) && !isNaN(data139)))){
+const err389 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err389];
 }
@@ -4823,11 +4821,9 @@ vErrors.push(err389);
 }
 errors++;
 }
-}
-let data139 = data138.delay;
-if(typeof data139 === "string"){
-if(func3(data139) > 32){
-const err390 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(typeof data139 == "number"){
+if(data139 > 10 || isNaN(data139)){
+const err390 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err390];
 }
@@ -4836,8 +4832,8 @@ vErrors.push(err390);
 }
 errors++;
 }
-if(!pattern1.test(data139)){
-const err391 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data139 < 1 || isNaN(data139)){
+const err391 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err391];
 }
@@ -4847,8 +4843,9 @@ vErrors.push(err391);
 errors++;
 }
 }
+}
 else {
-const err392 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err392 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err392];
 }
@@ -4857,11 +4854,16 @@ vErrors.push(err392);
 }
 errors++;
 }
-if(data138.upstream !== undefined){
-let data140 = data138.upstream;
-if(typeof data140 === "string"){
-if(func3(data140) > 63){
-const err393 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+let data140 = data57.hedge;
+if(data140 && typeof data140 == "object" && !Array.isArray(data140)){
+if(data140.delay === undefined){
+data140.delay = "0s";
+}
+if(data140.percentile === undefined){
+data140.percentile = 0;
+}
+if(data140.delay === undefined){
+const err393 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "delay"},message:"must have required property '"+"delay"+"'"};
 if(vErrors === null){
 vErrors = [err393];
 }
@@ -4870,8 +4872,8 @@ vErrors.push(err393);
 }
 errors++;
 }
-if(!pattern16.test(data140)){
-const err394 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(data140.percentile === undefined){
+const err394 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "percentile"},message:"must have required property '"+"percentile"+"'"};
 if(vErrors === null){
 vErrors = [err394];
 }
@@ -4880,9 +4882,9 @@ vErrors.push(err394);
 }
 errors++;
 }
-}
-else {
-const err395 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key32 in data140){
+if(!((((key32 === "delay") || (key32 === "upstream")) || (key32 === "model")) || (key32 === "percentile"))){
+const err395 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err395];
 }
@@ -4892,11 +4894,10 @@ vErrors.push(err395);
 errors++;
 }
 }
-if(data138.model !== undefined){
-let data141 = data138.model;
+let data141 = data140.delay;
 if(typeof data141 === "string"){
-if(func3(data141) > 256){
-const err396 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(func3(data141) > 32){
+const err396 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err396];
 }
@@ -4905,8 +4906,8 @@ vErrors.push(err396);
 }
 errors++;
 }
-if(func3(data141) < 1){
-const err397 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(!pattern1.test(data141)){
+const err397 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err397];
 }
@@ -4917,7 +4918,7 @@ errors++;
 }
 }
 else {
-const err398 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err398 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err398];
 }
@@ -4926,10 +4927,11 @@ vErrors.push(err398);
 }
 errors++;
 }
-}
-let data142 = data138.percentile;
-if(!((typeof data142 == "number") && (!(data142 % 1) && !isNaN(data142)))){
-const err399 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data140.upstream !== undefined){
+let data142 = data140.upstream;
+if(typeof data142 === "string"){
+if(func3(data142) > 63){
+const err399 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err399];
 }
@@ -4938,9 +4940,8 @@ vErrors.push(err399);
 }
 errors++;
 }
-if(typeof data142 == "number"){
-if(data142 > 99 || isNaN(data142)){
-const err400 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99"};
+if(!pattern17.test(data142)){
+const err400 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err400];
 }
@@ -4949,8 +4950,9 @@ vErrors.push(err400);
 }
 errors++;
 }
-if(data142 < 0 || isNaN(data142)){
-const err401 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err401 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err401];
 }
@@ -4960,9 +4962,11 @@ vErrors.push(err401);
 errors++;
 }
 }
-}
-else {
-const err402 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data140.model !== undefined){
+let data143 = data140.model;
+if(typeof data143 === "string"){
+if(func3(data143) > 256){
+const err402 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err402];
 }
@@ -4971,10 +4975,8 @@ vErrors.push(err402);
 }
 errors++;
 }
-let data143 = data56.prices;
-if(Array.isArray(data143)){
-if(data143.length > 64){
-const err403 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+if(func3(data143) < 1){
+const err403 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err403];
 }
@@ -4983,12 +4985,9 @@ vErrors.push(err403);
 }
 errors++;
 }
-const len11 = data143.length;
-for(let i18=0; i18<len11; i18++){
-let data144 = data143[i18];
-if(data144 && typeof data144 == "object" && !Array.isArray(data144)){
-if(data144.model === undefined){
-const err404 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "model"},message:"must have required property '"+"model"+"'"};
+}
+else {
+const err404 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err404];
 }
@@ -4997,8 +4996,10 @@ vErrors.push(err404);
 }
 errors++;
 }
-if(data144.input === undefined){
-const err405 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "input"},message:"must have required property '"+"input"+"'"};
+}
+let data144 = data140.percentile;
+if(!((typeof data144 == "number") && (!(data144 % 1) && !isNaN(data144)))){
+const err405 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err405];
 }
@@ -5007,8 +5008,9 @@ vErrors.push(err405);
 }
 errors++;
 }
-if(data144.output === undefined){
-const err406 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "output"},message:"must have required property '"+"output"+"'"};
+if(typeof data144 == "number"){
+if(data144 > 99 || isNaN(data144)){
+const err406 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99"};
 if(vErrors === null){
 vErrors = [err406];
 }
@@ -5017,9 +5019,8 @@ vErrors.push(err406);
 }
 errors++;
 }
-for(const key33 in data144){
-if(!(((key33 === "model") || (key33 === "input")) || (key33 === "output"))){
-const err407 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
+if(data144 < 0 || isNaN(data144)){
+const err407 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err407];
 }
@@ -5029,11 +5030,9 @@ vErrors.push(err407);
 errors++;
 }
 }
-if(data144.model !== undefined){
-let data145 = data144.model;
-if(typeof data145 === "string"){
-if(func3(data145) > 256){
-const err408 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+}
+else {
+const err408 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err408];
 }
@@ -5042,8 +5041,10 @@ vErrors.push(err408);
 }
 errors++;
 }
-if(func3(data145) < 1){
-const err409 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+let data145 = data57.prices;
+if(Array.isArray(data145)){
+if(data145.length > 64){
+const err409 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err409];
 }
@@ -5052,9 +5053,12 @@ vErrors.push(err409);
 }
 errors++;
 }
-}
-else {
-const err410 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len11 = data145.length;
+for(let i18=0; i18<len11; i18++){
+let data146 = data145[i18];
+if(data146 && typeof data146 == "object" && !Array.isArray(data146)){
+if(data146.model === undefined){
+const err410 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "model"},message:"must have required property '"+"model"+"'"};
 if(vErrors === null){
 vErrors = [err410];
 }
@@ -5063,12 +5067,8 @@ vErrors.push(err410);
 }
 errors++;
 }
-}
-if(data144.input !== undefined){
-let data146 = data144.input;
-if(typeof data146 === "string"){
-if(func3(data146) > 16){
-const err411 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(data146.input === undefined){
+const err411 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "input"},message:"must have required property '"+"input"+"'"};
 if(vErrors === null){
 vErrors = [err411];
 }
@@ -5077,8 +5077,8 @@ vErrors.push(err411);
 }
 errors++;
 }
-if(!pattern45.test(data146)){
-const err412 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+if(data146.output === undefined){
+const err412 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "output"},message:"must have required property '"+"output"+"'"};
 if(vErrors === null){
 vErrors = [err412];
 }
@@ -5087,9 +5087,9 @@ vErrors.push(err412);
 }
 errors++;
 }
-}
-else {
-const err413 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key33 in data146){
+if(!(((key33 === "model") || (key33 === "input")) || (key33 === "output"))){
+const err413 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err413];
 }
@@ -5099,11 +5099,11 @@ vErrors.push(err413);
 errors++;
 }
 }
-if(data144.output !== undefined){
-let data147 = data144.output;
+if(data146.model !== undefined){
+let data147 = data146.model;
 if(typeof data147 === "string"){
-if(func3(data147) > 16){
-const err414 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(func3(data147) > 256){
+const err414 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err414];
 }
@@ -5112,8 +5112,8 @@ vErrors.push(err414);
 }
 errors++;
 }
-if(!pattern45.test(data147)){
-const err415 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+if(func3(data147) < 1){
+const err415 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err415];
 }
@@ -5124,7 +5124,7 @@ errors++;
 }
 }
 else {
-const err416 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err416 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err416];
 }
@@ -5134,9 +5134,11 @@ vErrors.push(err416);
 errors++;
 }
 }
-}
-else {
-const err417 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data146.input !== undefined){
+let data148 = data146.input;
+if(typeof data148 === "string"){
+if(func3(data148) > 16){
+const err417 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err417];
 }
@@ -5145,10 +5147,8 @@ vErrors.push(err417);
 }
 errors++;
 }
-}
-}
-else {
-const err418 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!pattern47.test(data148)){
+const err418 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err418];
 }
@@ -5157,19 +5157,9 @@ vErrors.push(err418);
 }
 errors++;
 }
-let data148 = data56.budget;
-if(data148 && typeof data148 == "object" && !Array.isArray(data148)){
-if(data148.window === undefined){
-data148.window = "hour";
 }
-if(data148.tokens === undefined){
-data148.tokens = 0;
-}
-if(data148.cost === undefined){
-data148.cost = "0";
-}
-if(data148.window === undefined){
-const err419 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err419 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err419];
 }
@@ -5178,8 +5168,12 @@ vErrors.push(err419);
 }
 errors++;
 }
-if(data148.tokens === undefined){
-const err420 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
+}
+if(data146.output !== undefined){
+let data149 = data146.output;
+if(typeof data149 === "string"){
+if(func3(data149) > 16){
+const err420 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err420];
 }
@@ -5188,8 +5182,8 @@ vErrors.push(err420);
 }
 errors++;
 }
-if(data148.cost === undefined){
-const err421 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
+if(!pattern47.test(data149)){
+const err421 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err421];
 }
@@ -5198,9 +5192,9 @@ vErrors.push(err421);
 }
 errors++;
 }
-for(const key34 in data148){
-if(!(((key34 === "window") || (key34 === "tokens")) || (key34 === "cost"))){
-const err422 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
+}
+else {
+const err422 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err422];
 }
@@ -5210,9 +5204,9 @@ vErrors.push(err422);
 errors++;
 }
 }
-let data149 = data148.window;
-if(typeof data149 !== "string"){
-const err423 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+else {
+const err423 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err423];
 }
@@ -5221,8 +5215,10 @@ vErrors.push(err423);
 }
 errors++;
 }
-if(!((data149 === "hour") || (data149 === "day"))){
-const err424 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err424 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err424];
 }
@@ -5231,9 +5227,19 @@ vErrors.push(err424);
 }
 errors++;
 }
-let data150 = data148.tokens;
-if(!((typeof data150 == "number") && (!(data150 % 1) && !isNaN(data150)))){
-const err425 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data150 = data57.budget;
+if(data150 && typeof data150 == "object" && !Array.isArray(data150)){
+if(data150.window === undefined){
+data150.window = "hour";
+}
+if(data150.tokens === undefined){
+data150.tokens = 0;
+}
+if(data150.cost === undefined){
+data150.cost = "0";
+}
+if(data150.window === undefined){
+const err425 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err425];
 }
@@ -5242,9 +5248,8 @@ vErrors.push(err425);
 }
 errors++;
 }
-if(typeof data150 == "number"){
-if(data150 > 1000000000000 || isNaN(data150)){
-const err426 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
+if(data150.tokens === undefined){
+const err426 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
 if(vErrors === null){
 vErrors = [err426];
 }
@@ -5253,8 +5258,8 @@ vErrors.push(err426);
 }
 errors++;
 }
-if(data150 < 0 || isNaN(data150)){
-const err427 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data150.cost === undefined){
+const err427 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
 if(vErrors === null){
 vErrors = [err427];
 }
@@ -5263,11 +5268,9 @@ vErrors.push(err427);
 }
 errors++;
 }
-}
-let data151 = data148.cost;
-if(typeof data151 === "string"){
-if(func3(data151) > 16){
-const err428 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+for(const key34 in data150){
+if(!(((key34 === "window") || (key34 === "tokens")) || (key34 === "cost"))){
+const err428 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err428];
 }
@@ -5276,8 +5279,10 @@ vErrors.push(err428);
 }
 errors++;
 }
-if(!pattern45.test(data151)){
-const err429 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+}
+let data151 = data150.window;
+if(typeof data151 !== "string"){
+const err429 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err429];
 }
@@ -5286,9 +5291,8 @@ vErrors.push(err429);
 }
 errors++;
 }
-}
-else {
-const err430 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!((data151 === "hour") || (data151 === "day"))){
+const err430 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err430];
 }
@@ -5297,9 +5301,9 @@ vErrors.push(err430);
 }
 errors++;
 }
-}
-else {
-const err431 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data152 = data150.tokens;
+if(!((typeof data152 == "number") && (!(data152 % 1) && !isNaN(data152)))){
+const err431 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err431];
 }
@@ -5308,19 +5312,9 @@ vErrors.push(err431);
 }
 errors++;
 }
-let data152 = data56.guards;
-if(data152 && typeof data152 == "object" && !Array.isArray(data152)){
-if(data152.maxInputBytes === undefined){
-data152.maxInputBytes = 0;
-}
-if(data152.maxInputTokens === undefined){
-data152.maxInputTokens = 0;
-}
-if(data152.deny === undefined){
-data152.deny = [];
-}
-if(data152.maxInputBytes === undefined){
-const err432 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputBytes"},message:"must have required property '"+"maxInputBytes"+"'"};
+if(typeof data152 == "number"){
+if(data152 > 1000000000000 || isNaN(data152)){
+const err432 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
 if(vErrors === null){
 vErrors = [err432];
 }
@@ -5329,8 +5323,8 @@ vErrors.push(err432);
 }
 errors++;
 }
-if(data152.maxInputTokens === undefined){
-const err433 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputTokens"},message:"must have required property '"+"maxInputTokens"+"'"};
+if(data152 < 0 || isNaN(data152)){
+const err433 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err433];
 }
@@ -5339,8 +5333,11 @@ vErrors.push(err433);
 }
 errors++;
 }
-if(data152.deny === undefined){
-const err434 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "deny"},message:"must have required property '"+"deny"+"'"};
+}
+let data153 = data150.cost;
+if(typeof data153 === "string"){
+if(func3(data153) > 16){
+const err434 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err434];
 }
@@ -5349,9 +5346,8 @@ vErrors.push(err434);
 }
 errors++;
 }
-for(const key35 in data152){
-if(!(((key35 === "maxInputBytes") || (key35 === "maxInputTokens")) || (key35 === "deny"))){
-const err435 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
+if(!pattern47.test(data153)){
+const err435 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err435];
 }
@@ -5361,9 +5357,8 @@ vErrors.push(err435);
 errors++;
 }
 }
-let data153 = data152.maxInputBytes;
-if(!((typeof data153 == "number") && (!(data153 % 1) && !isNaN(data153)))){
-const err436 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err436 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err436];
 }
@@ -5372,9 +5367,9 @@ vErrors.push(err436);
 }
 errors++;
 }
-if(typeof data153 == "number"){
-if(data153 > 1073741824 || isNaN(data153)){
-const err437 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1073741824},message:"must be <= 1073741824"};
+}
+else {
+const err437 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err437];
 }
@@ -5383,8 +5378,19 @@ vErrors.push(err437);
 }
 errors++;
 }
-if(data153 < 0 || isNaN(data153)){
-const err438 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+let data154 = data57.guards;
+if(data154 && typeof data154 == "object" && !Array.isArray(data154)){
+if(data154.maxInputBytes === undefined){
+data154.maxInputBytes = 0;
+}
+if(data154.maxInputTokens === undefined){
+data154.maxInputTokens = 0;
+}
+if(data154.deny === undefined){
+data154.deny = [];
+}
+if(data154.maxInputBytes === undefined){
+const err438 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputBytes"},message:"must have required property '"+"maxInputBytes"+"'"};
 if(vErrors === null){
 vErrors = [err438];
 }
@@ -5393,10 +5399,8 @@ vErrors.push(err438);
 }
 errors++;
 }
-}
-let data154 = data152.maxInputTokens;
-if(!((typeof data154 == "number") && (!(data154 % 1) && !isNaN(data154)))){
-const err439 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data154.maxInputTokens === undefined){
+const err439 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputTokens"},message:"must have required property '"+"maxInputTokens"+"'"};
 if(vErrors === null){
 vErrors = [err439];
 }
@@ -5405,9 +5409,8 @@ vErrors.push(err439);
 }
 errors++;
 }
-if(typeof data154 == "number"){
-if(data154 > 100000000 || isNaN(data154)){
-const err440 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000000},message:"must be <= 100000000"};
+if(data154.deny === undefined){
+const err440 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "deny"},message:"must have required property '"+"deny"+"'"};
 if(vErrors === null){
 vErrors = [err440];
 }
@@ -5416,8 +5419,9 @@ vErrors.push(err440);
 }
 errors++;
 }
-if(data154 < 0 || isNaN(data154)){
-const err441 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key35 in data154){
+if(!(((key35 === "maxInputBytes") || (key35 === "maxInputTokens")) || (key35 === "deny"))){
+const err441 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err441];
 }
@@ -5427,10 +5431,9 @@ vErrors.push(err441);
 errors++;
 }
 }
-let data155 = data152.deny;
-if(Array.isArray(data155)){
-if(data155.length > 16){
-const err442 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+let data155 = data154.maxInputBytes;
+if(!((typeof data155 == "number") && (!(data155 % 1) && !isNaN(data155)))){
+const err442 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err442];
 }
@@ -5439,15 +5442,9 @@ vErrors.push(err442);
 }
 errors++;
 }
-const len12 = data155.length;
-for(let i19=0; i19<len12; i19++){
-let data156 = data155[i19];
-if(data156 && typeof data156 == "object" && !Array.isArray(data156)){
-if(data156.ignoreCase === undefined){
-data156.ignoreCase = true;
-}
-if(data156.name === undefined){
-const err443 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(typeof data155 == "number"){
+if(data155 > 1073741824 || isNaN(data155)){
+const err443 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1073741824},message:"must be <= 1073741824"};
 if(vErrors === null){
 vErrors = [err443];
 }
@@ -5456,8 +5453,8 @@ vErrors.push(err443);
 }
 errors++;
 }
-if(data156.pattern === undefined){
-const err444 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "pattern"},message:"must have required property '"+"pattern"+"'"};
+if(data155 < 0 || isNaN(data155)){
+const err444 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err444];
 }
@@ -5466,8 +5463,10 @@ vErrors.push(err444);
 }
 errors++;
 }
-if(data156.ignoreCase === undefined){
-const err445 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "ignoreCase"},message:"must have required property '"+"ignoreCase"+"'"};
+}
+let data156 = data154.maxInputTokens;
+if(!((typeof data156 == "number") && (!(data156 % 1) && !isNaN(data156)))){
+const err445 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err445];
 }
@@ -5476,9 +5475,9 @@ vErrors.push(err445);
 }
 errors++;
 }
-for(const key36 in data156){
-if(!(((key36 === "name") || (key36 === "pattern")) || (key36 === "ignoreCase"))){
-const err446 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
+if(typeof data156 == "number"){
+if(data156 > 100000000 || isNaN(data156)){
+const err446 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000000},message:"must be <= 100000000"};
 if(vErrors === null){
 vErrors = [err446];
 }
@@ -5487,12 +5486,8 @@ vErrors.push(err446);
 }
 errors++;
 }
-}
-if(data156.name !== undefined){
-let data157 = data156.name;
-if(typeof data157 === "string"){
-if(func3(data157) > 63){
-const err447 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data156 < 0 || isNaN(data156)){
+const err447 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err447];
 }
@@ -5501,8 +5496,11 @@ vErrors.push(err447);
 }
 errors++;
 }
-if(!pattern16.test(data157)){
-const err448 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+let data157 = data154.deny;
+if(Array.isArray(data157)){
+if(data157.length > 16){
+const err448 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err448];
 }
@@ -5511,9 +5509,15 @@ vErrors.push(err448);
 }
 errors++;
 }
+const len12 = data157.length;
+for(let i19=0; i19<len12; i19++){
+let data158 = data157[i19];
+if(data158 && typeof data158 == "object" && !Array.isArray(data158)){
+if(data158.ignoreCase === undefined){
+data158.ignoreCase = true;
 }
-else {
-const err449 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data158.name === undefined){
+const err449 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err449];
 }
@@ -5522,12 +5526,8 @@ vErrors.push(err449);
 }
 errors++;
 }
-}
-if(data156.pattern !== undefined){
-let data158 = data156.pattern;
-if(typeof data158 === "string"){
-if(func3(data158) > 512){
-const err450 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
+if(data158.pattern === undefined){
+const err450 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "pattern"},message:"must have required property '"+"pattern"+"'"};
 if(vErrors === null){
 vErrors = [err450];
 }
@@ -5536,8 +5536,8 @@ vErrors.push(err450);
 }
 errors++;
 }
-if(func3(data158) < 1){
-const err451 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data158.ignoreCase === undefined){
+const err451 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "ignoreCase"},message:"must have required property '"+"ignoreCase"+"'"};
 if(vErrors === null){
 vErrors = [err451];
 }
@@ -5546,9 +5546,9 @@ vErrors.push(err451);
 }
 errors++;
 }
-}
-else {
-const err452 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key36 in data158){
+if(!(((key36 === "name") || (key36 === "pattern")) || (key36 === "ignoreCase"))){
+const err452 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err452];
 }
@@ -5558,8 +5558,11 @@ vErrors.push(err452);
 errors++;
 }
 }
-if(typeof data156.ignoreCase !== "boolean"){
-const err453 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/ignoreCase",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/ignoreCase/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data158.name !== undefined){
+let data159 = data158.name;
+if(typeof data159 === "string"){
+if(func3(data159) > 63){
+const err453 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err453];
 }
@@ -5568,9 +5571,8 @@ vErrors.push(err453);
 }
 errors++;
 }
-}
-else {
-const err454 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern17.test(data159)){
+const err454 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err454];
 }
@@ -5580,9 +5582,8 @@ vErrors.push(err454);
 errors++;
 }
 }
-}
 else {
-const err455 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err455 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err455];
 }
@@ -5592,8 +5593,11 @@ vErrors.push(err455);
 errors++;
 }
 }
-else {
-const err456 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data158.pattern !== undefined){
+let data160 = data158.pattern;
+if(typeof data160 === "string"){
+if(func3(data160) > 512){
+const err456 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err456];
 }
@@ -5602,10 +5606,8 @@ vErrors.push(err456);
 }
 errors++;
 }
-let data160 = data56.fallback;
-if(Array.isArray(data160)){
-if(data160.length > 16){
-const err457 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+if(func3(data160) < 1){
+const err457 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err457];
 }
@@ -5614,13 +5616,9 @@ vErrors.push(err457);
 }
 errors++;
 }
-const len13 = data160.length;
-for(let i20=0; i20<len13; i20++){
-let data161 = data160[i20];
-if(data161 && typeof data161 == "object" && !Array.isArray(data161)){
-for(const key37 in data161){
-if(!(((((key37 === "upstream") || (key37 === "model")) || (key37 === "cache")) || (key37 === "static")) || (key37 === "when"))){
-const err458 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
+}
+else {
+const err458 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err458];
 }
@@ -5630,11 +5628,8 @@ vErrors.push(err458);
 errors++;
 }
 }
-if(data161.upstream !== undefined){
-let data162 = data161.upstream;
-if(typeof data162 === "string"){
-if(func3(data162) > 63){
-const err459 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(typeof data158.ignoreCase !== "boolean"){
+const err459 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/ignoreCase",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/ignoreCase/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err459];
 }
@@ -5643,8 +5638,9 @@ vErrors.push(err459);
 }
 errors++;
 }
-if(!pattern16.test(data162)){
-const err460 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+else {
+const err460 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err460];
 }
@@ -5654,8 +5650,9 @@ vErrors.push(err460);
 errors++;
 }
 }
+}
 else {
-const err461 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err461 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err461];
 }
@@ -5665,11 +5662,8 @@ vErrors.push(err461);
 errors++;
 }
 }
-if(data161.model !== undefined){
-let data163 = data161.model;
-if(typeof data163 === "string"){
-if(func3(data163) > 256){
-const err462 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+else {
+const err462 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err462];
 }
@@ -5678,8 +5672,10 @@ vErrors.push(err462);
 }
 errors++;
 }
-if(func3(data163) < 1){
-const err463 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+let data162 = data57.fallback;
+if(Array.isArray(data162)){
+if(data162.length > 16){
+const err463 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err463];
 }
@@ -5688,9 +5684,13 @@ vErrors.push(err463);
 }
 errors++;
 }
-}
-else {
-const err464 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len13 = data162.length;
+for(let i20=0; i20<len13; i20++){
+let data163 = data162[i20];
+if(data163 && typeof data163 == "object" && !Array.isArray(data163)){
+for(const key37 in data163){
+if(!(((((key37 === "upstream") || (key37 === "model")) || (key37 === "cache")) || (key37 === "static")) || (key37 === "when"))){
+const err464 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err464];
 }
@@ -5700,11 +5700,11 @@ vErrors.push(err464);
 errors++;
 }
 }
-if(data161.cache !== undefined){
-let data164 = data161.cache;
-if(data164 && typeof data164 == "object" && !Array.isArray(data164)){
-for(const key38 in data164){
-const err465 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
+if(data163.upstream !== undefined){
+let data164 = data163.upstream;
+if(typeof data164 === "string"){
+if(func3(data164) > 63){
+const err465 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err465];
 }
@@ -5713,9 +5713,8 @@ vErrors.push(err465);
 }
 errors++;
 }
-}
-else {
-const err466 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern17.test(data164)){
+const err466 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err466];
 }
@@ -5725,11 +5724,8 @@ vErrors.push(err466);
 errors++;
 }
 }
-if(data161.static !== undefined){
-let data165 = data161.static;
-if(data165 && typeof data165 == "object" && !Array.isArray(data165)){
-if(data165.message === undefined){
-const err467 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
+else {
+const err467 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err467];
 }
@@ -5738,9 +5734,12 @@ vErrors.push(err467);
 }
 errors++;
 }
-for(const key39 in data165){
-if(!(key39 === "message")){
-const err468 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
+}
+if(data163.model !== undefined){
+let data165 = data163.model;
+if(typeof data165 === "string"){
+if(func3(data165) > 256){
+const err468 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err468];
 }
@@ -5749,12 +5748,8 @@ vErrors.push(err468);
 }
 errors++;
 }
-}
-if(data165.message !== undefined){
-let data166 = data165.message;
-if(typeof data166 === "string"){
-if(func3(data166) < 1){
-const err469 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(func3(data165) < 1){
+const err469 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err469];
 }
@@ -5765,7 +5760,7 @@ errors++;
 }
 }
 else {
-const err470 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err470 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err470];
 }
@@ -5775,9 +5770,11 @@ vErrors.push(err470);
 errors++;
 }
 }
-}
-else {
-const err471 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data163.cache !== undefined){
+let data166 = data163.cache;
+if(data166 && typeof data166 == "object" && !Array.isArray(data166)){
+for(const key38 in data166){
+const err471 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err471];
 }
@@ -5787,14 +5784,8 @@ vErrors.push(err471);
 errors++;
 }
 }
-if(data161.when !== undefined){
-let data167 = data161.when;
-if(Array.isArray(data167)){
-const len14 = data167.length;
-for(let i21=0; i21<len14; i21++){
-let data168 = data167[i21];
-if(typeof data168 !== "string"){
-const err472 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err472 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err472];
 }
@@ -5803,8 +5794,12 @@ vErrors.push(err472);
 }
 errors++;
 }
-if(!((((((((((((data168 === "rate-limited") || (data168 === "overloaded")) || (data168 === "server-error")) || (data168 === "timeout")) || (data168 === "connect-failure")) || (data168 === "reset")) || (data168 === "context-length")) || (data168 === "content-filter")) || (data168 === "invalid-response")) || (data168 === "client-error")) || (data168 === "unavailable")) || (data168 === "budget-exhausted"))){
-const err473 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
+}
+if(data163.static !== undefined){
+let data167 = data163.static;
+if(data167 && typeof data167 == "object" && !Array.isArray(data167)){
+if(data167.message === undefined){
+const err473 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
 if(vErrors === null){
 vErrors = [err473];
 }
@@ -5813,19 +5808,9 @@ vErrors.push(err473);
 }
 errors++;
 }
-}
-let i22 = data167.length;
-let j7;
-if(i22 > 1){
-const indices7 = {};
-for(;i22--;){
-let item7 = data167[i22];
-if(typeof item7 !== "string"){
-continue;
-}
-if(typeof indices7[item7] == "number"){
-j7 = indices7[item7];
-const err474 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i22, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i22+" are identical)"};
+for(const key39 in data167){
+if(!(key39 === "message")){
+const err474 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err474];
 }
@@ -5833,14 +5818,13 @@ else {
 vErrors.push(err474);
 }
 errors++;
-break;
-}
-indices7[item7] = i22;
 }
 }
-}
-else {
-const err475 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data167.message !== undefined){
+let data168 = data167.message;
+if(typeof data168 === "string"){
+if(func3(data168) < 1){
+const err475 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err475];
 }
@@ -5850,9 +5834,8 @@ vErrors.push(err475);
 errors++;
 }
 }
-}
 else {
-const err476 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err476 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err476];
 }
@@ -5864,7 +5847,7 @@ errors++;
 }
 }
 else {
-const err477 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err477 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err477];
 }
@@ -5874,8 +5857,14 @@ vErrors.push(err477);
 errors++;
 }
 }
-else {
-const err478 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data163.when !== undefined){
+let data169 = data163.when;
+if(Array.isArray(data169)){
+const len14 = data169.length;
+for(let i21=0; i21<len14; i21++){
+let data170 = data169[i21];
+if(typeof data170 !== "string"){
+const err478 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err478];
 }
@@ -5884,10 +5873,8 @@ vErrors.push(err478);
 }
 errors++;
 }
-}
-}
-else {
-const err479 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!(((((((((((((data170 === "rate-limited") || (data170 === "overloaded")) || (data170 === "server-error")) || (data170 === "timeout")) || (data170 === "connect-failure")) || (data170 === "reset")) || (data170 === "context-length")) || (data170 === "content-filter")) || (data170 === "invalid-response")) || (data170 === "diverged")) || (data170 === "client-error")) || (data170 === "unavailable")) || (data170 === "budget-exhausted"))){
+const err479 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err479];
 }
@@ -5897,16 +5884,18 @@ vErrors.push(err479);
 errors++;
 }
 }
-let data169 = data.priorities;
-if(data169 && typeof data169 == "object" && !Array.isArray(data169)){
-if(data169.default === undefined){
-data169.default = "normal";
+let i22 = data169.length;
+let j7;
+if(i22 > 1){
+const indices7 = {};
+for(;i22--;){
+let item7 = data169[i22];
+if(typeof item7 !== "string"){
+continue;
 }
-if(data169.classes === undefined){
-data169.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
-}
-if(data169.default === undefined){
-const err480 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
+if(typeof indices7[item7] == "number"){
+j7 = indices7[item7];
+const err480 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i22, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i22+" are identical)"};
 if(vErrors === null){
 vErrors = [err480];
 }
@@ -5914,9 +5903,14 @@ else {
 vErrors.push(err480);
 }
 errors++;
+break;
 }
-if(data169.classes === undefined){
-const err481 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
+indices7[item7] = i22;
+}
+}
+}
+else {
+const err481 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err481];
 }
@@ -5925,9 +5919,10 @@ vErrors.push(err481);
 }
 errors++;
 }
-for(const key40 in data169){
-if(!((key40 === "default") || (key40 === "classes"))){
-const err482 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
+}
+}
+else {
+const err482 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err482];
 }
@@ -5937,10 +5932,9 @@ vErrors.push(err482);
 errors++;
 }
 }
-let data170 = data169.default;
-if(typeof data170 === "string"){
-if(func3(data170) > 63){
-const err483 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+}
+else {
+const err483 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err483];
 }
@@ -5951,7 +5945,7 @@ errors++;
 }
 }
 else {
-const err484 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err484 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err484];
 }
@@ -5960,10 +5954,10 @@ vErrors.push(err484);
 }
 errors++;
 }
-let data171 = data169.classes;
-if(Array.isArray(data171)){
-if(data171.length > 8){
-const err485 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
+}
+}
+else {
+const err485 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err485];
 }
@@ -5972,8 +5966,17 @@ vErrors.push(err485);
 }
 errors++;
 }
-if(data171.length < 1){
-const err486 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+let data171 = data.priorities;
+if(data171 && typeof data171 == "object" && !Array.isArray(data171)){
+if(data171.default === undefined){
+data171.default = "normal";
+}
+if(data171.classes === undefined){
+data171.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
+}
+if(data171.default === undefined){
+const err486 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
 if(vErrors === null){
 vErrors = [err486];
 }
@@ -5982,18 +5985,8 @@ vErrors.push(err486);
 }
 errors++;
 }
-const len15 = data171.length;
-for(let i23=0; i23<len15; i23++){
-let data172 = data171[i23];
-if(data172 && typeof data172 == "object" && !Array.isArray(data172)){
-if(data172.reserved === undefined){
-data172.reserved = 0;
-}
-if(data172.maxShare === undefined){
-data172.maxShare = 100;
-}
-if(data172.name === undefined){
-const err487 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(data171.classes === undefined){
+const err487 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
 if(vErrors === null){
 vErrors = [err487];
 }
@@ -6002,8 +5995,9 @@ vErrors.push(err487);
 }
 errors++;
 }
-if(data172.reserved === undefined){
-const err488 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
+for(const key40 in data171){
+if(!((key40 === "default") || (key40 === "classes"))){
+const err488 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err488];
 }
@@ -6012,8 +6006,11 @@ vErrors.push(err488);
 }
 errors++;
 }
-if(data172.maxShare === undefined){
-const err489 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
+}
+let data172 = data171.default;
+if(typeof data172 === "string"){
+if(func3(data172) > 63){
+const err489 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err489];
 }
@@ -6022,9 +6019,9 @@ vErrors.push(err489);
 }
 errors++;
 }
-for(const key41 in data172){
-if(!(((key41 === "name") || (key41 === "reserved")) || (key41 === "maxShare"))){
-const err490 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
+}
+else {
+const err490 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err490];
 }
@@ -6033,12 +6030,10 @@ vErrors.push(err490);
 }
 errors++;
 }
-}
-if(data172.name !== undefined){
-let data173 = data172.name;
-if(typeof data173 === "string"){
-if(func3(data173) > 63){
-const err491 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+let data173 = data171.classes;
+if(Array.isArray(data173)){
+if(data173.length > 8){
+const err491 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
 if(vErrors === null){
 vErrors = [err491];
 }
@@ -6047,8 +6042,8 @@ vErrors.push(err491);
 }
 errors++;
 }
-if(!pattern16.test(data173)){
-const err492 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(data173.length < 1){
+const err492 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err492];
 }
@@ -6057,9 +6052,18 @@ vErrors.push(err492);
 }
 errors++;
 }
+const len15 = data173.length;
+for(let i23=0; i23<len15; i23++){
+let data174 = data173[i23];
+if(data174 && typeof data174 == "object" && !Array.isArray(data174)){
+if(data174.reserved === undefined){
+data174.reserved = 0;
 }
-else {
-const err493 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data174.maxShare === undefined){
+data174.maxShare = 100;
+}
+if(data174.name === undefined){
+const err493 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err493];
 }
@@ -6068,10 +6072,8 @@ vErrors.push(err493);
 }
 errors++;
 }
-}
-let data174 = data172.reserved;
-if(!((typeof data174 == "number") && (!(data174 % 1) && !isNaN(data174)))){
-const err494 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data174.reserved === undefined){
+const err494 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
 if(vErrors === null){
 vErrors = [err494];
 }
@@ -6080,9 +6082,8 @@ vErrors.push(err494);
 }
 errors++;
 }
-if(typeof data174 == "number"){
-if(data174 > 100 || isNaN(data174)){
-const err495 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data174.maxShare === undefined){
+const err495 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
 if(vErrors === null){
 vErrors = [err495];
 }
@@ -6091,8 +6092,9 @@ vErrors.push(err495);
 }
 errors++;
 }
-if(data174 < 0 || isNaN(data174)){
-const err496 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key41 in data174){
+if(!(((key41 === "name") || (key41 === "reserved")) || (key41 === "maxShare"))){
+const err496 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err496];
 }
@@ -6102,9 +6104,11 @@ vErrors.push(err496);
 errors++;
 }
 }
-let data175 = data172.maxShare;
-if(!((typeof data175 == "number") && (!(data175 % 1) && !isNaN(data175)))){
-const err497 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data174.name !== undefined){
+let data175 = data174.name;
+if(typeof data175 === "string"){
+if(func3(data175) > 63){
+const err497 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err497];
 }
@@ -6113,9 +6117,8 @@ vErrors.push(err497);
 }
 errors++;
 }
-if(typeof data175 == "number"){
-if(data175 > 100 || isNaN(data175)){
-const err498 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(!pattern17.test(data175)){
+const err498 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err498];
 }
@@ -6124,8 +6127,9 @@ vErrors.push(err498);
 }
 errors++;
 }
-if(data175 < 1 || isNaN(data175)){
-const err499 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err499 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err499];
 }
@@ -6135,9 +6139,9 @@ vErrors.push(err499);
 errors++;
 }
 }
-}
-else {
-const err500 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data176 = data174.reserved;
+if(!((typeof data176 == "number") && (!(data176 % 1) && !isNaN(data176)))){
+const err500 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err500];
 }
@@ -6146,10 +6150,9 @@ vErrors.push(err500);
 }
 errors++;
 }
-}
-}
-else {
-const err501 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data176 == "number"){
+if(data176 > 100 || isNaN(data176)){
+const err501 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err501];
 }
@@ -6158,9 +6161,8 @@ vErrors.push(err501);
 }
 errors++;
 }
-}
-else {
-const err502 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data176 < 0 || isNaN(data176)){
+const err502 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err502];
 }
@@ -6169,19 +6171,10 @@ vErrors.push(err502);
 }
 errors++;
 }
-let data176 = data.budget;
-if(data176 && typeof data176 == "object" && !Array.isArray(data176)){
-if(data176.window === undefined){
-data176.window = "hour";
 }
-if(data176.tokens === undefined){
-data176.tokens = 0;
-}
-if(data176.cost === undefined){
-data176.cost = "0";
-}
-if(data176.window === undefined){
-const err503 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+let data177 = data174.maxShare;
+if(!((typeof data177 == "number") && (!(data177 % 1) && !isNaN(data177)))){
+const err503 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err503];
 }
@@ -6190,8 +6183,9 @@ vErrors.push(err503);
 }
 errors++;
 }
-if(data176.tokens === undefined){
-const err504 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
+if(typeof data177 == "number"){
+if(data177 > 100 || isNaN(data177)){
+const err504 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err504];
 }
@@ -6200,8 +6194,8 @@ vErrors.push(err504);
 }
 errors++;
 }
-if(data176.cost === undefined){
-const err505 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
+if(data177 < 1 || isNaN(data177)){
+const err505 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err505];
 }
@@ -6210,9 +6204,10 @@ vErrors.push(err505);
 }
 errors++;
 }
-for(const key42 in data176){
-if(!(((key42 === "window") || (key42 === "tokens")) || (key42 === "cost"))){
-const err506 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
+}
+}
+else {
+const err506 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err506];
 }
@@ -6222,9 +6217,9 @@ vErrors.push(err506);
 errors++;
 }
 }
-let data177 = data176.window;
-if(typeof data177 !== "string"){
-const err507 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+else {
+const err507 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err507];
 }
@@ -6233,8 +6228,9 @@ vErrors.push(err507);
 }
 errors++;
 }
-if(!((data177 === "hour") || (data177 === "day"))){
-const err508 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err508 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err508];
 }
@@ -6243,9 +6239,19 @@ vErrors.push(err508);
 }
 errors++;
 }
-let data178 = data176.tokens;
-if(!((typeof data178 == "number") && (!(data178 % 1) && !isNaN(data178)))){
-const err509 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data178 = data.budget;
+if(data178 && typeof data178 == "object" && !Array.isArray(data178)){
+if(data178.window === undefined){
+data178.window = "hour";
+}
+if(data178.tokens === undefined){
+data178.tokens = 0;
+}
+if(data178.cost === undefined){
+data178.cost = "0";
+}
+if(data178.window === undefined){
+const err509 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err509];
 }
@@ -6254,9 +6260,8 @@ vErrors.push(err509);
 }
 errors++;
 }
-if(typeof data178 == "number"){
-if(data178 > 1000000000000 || isNaN(data178)){
-const err510 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
+if(data178.tokens === undefined){
+const err510 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
 if(vErrors === null){
 vErrors = [err510];
 }
@@ -6265,8 +6270,8 @@ vErrors.push(err510);
 }
 errors++;
 }
-if(data178 < 0 || isNaN(data178)){
-const err511 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data178.cost === undefined){
+const err511 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
 if(vErrors === null){
 vErrors = [err511];
 }
@@ -6275,11 +6280,9 @@ vErrors.push(err511);
 }
 errors++;
 }
-}
-let data179 = data176.cost;
-if(typeof data179 === "string"){
-if(func3(data179) > 16){
-const err512 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+for(const key42 in data178){
+if(!(((key42 === "window") || (key42 === "tokens")) || (key42 === "cost"))){
+const err512 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err512];
 }
@@ -6288,8 +6291,10 @@ vErrors.push(err512);
 }
 errors++;
 }
-if(!pattern45.test(data179)){
-const err513 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+}
+let data179 = data178.window;
+if(typeof data179 !== "string"){
+const err513 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err513];
 }
@@ -6298,9 +6303,8 @@ vErrors.push(err513);
 }
 errors++;
 }
-}
-else {
-const err514 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!((data179 === "hour") || (data179 === "day"))){
+const err514 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err514];
 }
@@ -6309,9 +6313,9 @@ vErrors.push(err514);
 }
 errors++;
 }
-}
-else {
-const err515 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data180 = data178.tokens;
+if(!((typeof data180 == "number") && (!(data180 % 1) && !isNaN(data180)))){
+const err515 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err515];
 }
@@ -6320,19 +6324,9 @@ vErrors.push(err515);
 }
 errors++;
 }
-let data180 = data.slo;
-if(data180 && typeof data180 == "object" && !Array.isArray(data180)){
-if(data180.window === undefined){
-data180.window = "1h";
-}
-if(data180.availability === undefined){
-data180.availability = {};
-}
-if(data180.timeToFirstToken === undefined){
-data180.timeToFirstToken = {};
-}
-if(data180.window === undefined){
-const err516 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+if(typeof data180 == "number"){
+if(data180 > 1000000000000 || isNaN(data180)){
+const err516 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
 if(vErrors === null){
 vErrors = [err516];
 }
@@ -6341,8 +6335,8 @@ vErrors.push(err516);
 }
 errors++;
 }
-if(data180.availability === undefined){
-const err517 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "availability"},message:"must have required property '"+"availability"+"'"};
+if(data180 < 0 || isNaN(data180)){
+const err517 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err517];
 }
@@ -6351,8 +6345,11 @@ vErrors.push(err517);
 }
 errors++;
 }
-if(data180.timeToFirstToken === undefined){
-const err518 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "timeToFirstToken"},message:"must have required property '"+"timeToFirstToken"+"'"};
+}
+let data181 = data178.cost;
+if(typeof data181 === "string"){
+if(func3(data181) > 16){
+const err518 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err518];
 }
@@ -6361,9 +6358,8 @@ vErrors.push(err518);
 }
 errors++;
 }
-for(const key43 in data180){
-if(!(((key43 === "window") || (key43 === "availability")) || (key43 === "timeToFirstToken"))){
-const err519 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
+if(!pattern47.test(data181)){
+const err519 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err519];
 }
@@ -6373,10 +6369,8 @@ vErrors.push(err519);
 errors++;
 }
 }
-let data181 = data180.window;
-if(typeof data181 === "string"){
-if(func3(data181) > 32){
-const err520 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err520 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err520];
 }
@@ -6385,8 +6379,9 @@ vErrors.push(err520);
 }
 errors++;
 }
-if(!pattern1.test(data181)){
-const err521 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err521 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err521];
 }
@@ -6395,9 +6390,19 @@ vErrors.push(err521);
 }
 errors++;
 }
+let data182 = data.slo;
+if(data182 && typeof data182 == "object" && !Array.isArray(data182)){
+if(data182.window === undefined){
+data182.window = "1h";
 }
-else {
-const err522 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data182.availability === undefined){
+data182.availability = {};
+}
+if(data182.timeToFirstToken === undefined){
+data182.timeToFirstToken = {};
+}
+if(data182.window === undefined){
+const err522 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err522];
 }
@@ -6406,13 +6411,8 @@ vErrors.push(err522);
 }
 errors++;
 }
-let data182 = data180.availability;
-if(data182 && typeof data182 == "object" && !Array.isArray(data182)){
-if(data182.objective === undefined){
-data182.objective = "0";
-}
-if(data182.objective === undefined){
-const err523 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
+if(data182.availability === undefined){
+const err523 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "availability"},message:"must have required property '"+"availability"+"'"};
 if(vErrors === null){
 vErrors = [err523];
 }
@@ -6421,9 +6421,8 @@ vErrors.push(err523);
 }
 errors++;
 }
-for(const key44 in data182){
-if(!(key44 === "objective")){
-const err524 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
+if(data182.timeToFirstToken === undefined){
+const err524 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "timeToFirstToken"},message:"must have required property '"+"timeToFirstToken"+"'"};
 if(vErrors === null){
 vErrors = [err524];
 }
@@ -6432,11 +6431,9 @@ vErrors.push(err524);
 }
 errors++;
 }
-}
-let data183 = data182.objective;
-if(typeof data183 === "string"){
-if(func3(data183) > 6){
-const err525 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
+for(const key43 in data182){
+if(!(((key43 === "window") || (key43 === "availability")) || (key43 === "timeToFirstToken"))){
+const err525 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err525];
 }
@@ -6445,8 +6442,11 @@ vErrors.push(err525);
 }
 errors++;
 }
-if(!pattern53.test(data183)){
-const err526 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
+}
+let data183 = data182.window;
+if(typeof data183 === "string"){
+if(func3(data183) > 32){
+const err526 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err526];
 }
@@ -6455,9 +6455,8 @@ vErrors.push(err526);
 }
 errors++;
 }
-}
-else {
-const err527 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data183)){
+const err527 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err527];
 }
@@ -6468,7 +6467,7 @@ errors++;
 }
 }
 else {
-const err528 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err528 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err528];
 }
@@ -6477,16 +6476,13 @@ vErrors.push(err528);
 }
 errors++;
 }
-let data184 = data180.timeToFirstToken;
+let data184 = data182.availability;
 if(data184 && typeof data184 == "object" && !Array.isArray(data184)){
-if(data184.threshold === undefined){
-data184.threshold = "2s";
-}
 if(data184.objective === undefined){
 data184.objective = "0";
 }
-if(data184.threshold === undefined){
-const err529 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "threshold"},message:"must have required property '"+"threshold"+"'"};
+if(data184.objective === undefined){
+const err529 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
 if(vErrors === null){
 vErrors = [err529];
 }
@@ -6495,8 +6491,9 @@ vErrors.push(err529);
 }
 errors++;
 }
-if(data184.objective === undefined){
-const err530 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
+for(const key44 in data184){
+if(!(key44 === "objective")){
+const err530 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err530];
 }
@@ -6505,9 +6502,11 @@ vErrors.push(err530);
 }
 errors++;
 }
-for(const key45 in data184){
-if(!((key45 === "threshold") || (key45 === "objective"))){
-const err531 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
+}
+let data185 = data184.objective;
+if(typeof data185 === "string"){
+if(func3(data185) > 6){
+const err531 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
 if(vErrors === null){
 vErrors = [err531];
 }
@@ -6516,11 +6515,8 @@ vErrors.push(err531);
 }
 errors++;
 }
-}
-let data185 = data184.threshold;
-if(typeof data185 === "string"){
-if(func3(data185) > 32){
-const err532 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern55.test(data185)){
+const err532 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
 if(vErrors === null){
 vErrors = [err532];
 }
@@ -6529,8 +6525,9 @@ vErrors.push(err532);
 }
 errors++;
 }
-if(!pattern1.test(data185)){
-const err533 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err533 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err533];
 }
@@ -6541,7 +6538,7 @@ errors++;
 }
 }
 else {
-const err534 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err534 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err534];
 }
@@ -6550,10 +6547,16 @@ vErrors.push(err534);
 }
 errors++;
 }
-let data186 = data184.objective;
-if(typeof data186 === "string"){
-if(func3(data186) > 6){
-const err535 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
+let data186 = data182.timeToFirstToken;
+if(data186 && typeof data186 == "object" && !Array.isArray(data186)){
+if(data186.threshold === undefined){
+data186.threshold = "2s";
+}
+if(data186.objective === undefined){
+data186.objective = "0";
+}
+if(data186.threshold === undefined){
+const err535 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "threshold"},message:"must have required property '"+"threshold"+"'"};
 if(vErrors === null){
 vErrors = [err535];
 }
@@ -6562,8 +6565,8 @@ vErrors.push(err535);
 }
 errors++;
 }
-if(!pattern53.test(data186)){
-const err536 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
+if(data186.objective === undefined){
+const err536 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
 if(vErrors === null){
 vErrors = [err536];
 }
@@ -6572,9 +6575,9 @@ vErrors.push(err536);
 }
 errors++;
 }
-}
-else {
-const err537 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key45 in data186){
+if(!((key45 === "threshold") || (key45 === "objective"))){
+const err537 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err537];
 }
@@ -6584,8 +6587,10 @@ vErrors.push(err537);
 errors++;
 }
 }
-else {
-const err538 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data187 = data186.threshold;
+if(typeof data187 === "string"){
+if(func3(data187) > 32){
+const err538 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err538];
 }
@@ -6594,9 +6599,8 @@ vErrors.push(err538);
 }
 errors++;
 }
-}
-else {
-const err539 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data187)){
+const err539 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err539];
 }
@@ -6605,19 +6609,9 @@ vErrors.push(err539);
 }
 errors++;
 }
-let data187 = data.degradation;
-if(data187 && typeof data187 == "object" && !Array.isArray(data187)){
-if(data187.window === undefined){
-data187.window = "60s";
 }
-if(data187.degraded === undefined){
-data187.degraded = {};
-}
-if(data187.emergency === undefined){
-data187.emergency = {};
-}
-if(data187.window === undefined){
-const err540 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err540 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err540];
 }
@@ -6626,8 +6620,10 @@ vErrors.push(err540);
 }
 errors++;
 }
-if(data187.degraded === undefined){
-const err541 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
+let data188 = data186.objective;
+if(typeof data188 === "string"){
+if(func3(data188) > 6){
+const err541 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
 if(vErrors === null){
 vErrors = [err541];
 }
@@ -6636,8 +6632,8 @@ vErrors.push(err541);
 }
 errors++;
 }
-if(data187.emergency === undefined){
-const err542 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
+if(!pattern55.test(data188)){
+const err542 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
 if(vErrors === null){
 vErrors = [err542];
 }
@@ -6646,9 +6642,9 @@ vErrors.push(err542);
 }
 errors++;
 }
-for(const key46 in data187){
-if(!(((key46 === "window") || (key46 === "degraded")) || (key46 === "emergency"))){
-const err543 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
+}
+else {
+const err543 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err543];
 }
@@ -6658,10 +6654,8 @@ vErrors.push(err543);
 errors++;
 }
 }
-let data188 = data187.window;
-if(typeof data188 === "string"){
-if(func3(data188) > 32){
-const err544 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err544 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err544];
 }
@@ -6670,8 +6664,9 @@ vErrors.push(err544);
 }
 errors++;
 }
-if(!pattern1.test(data188)){
-const err545 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err545 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err545];
 }
@@ -6680,9 +6675,19 @@ vErrors.push(err545);
 }
 errors++;
 }
+let data189 = data.degradation;
+if(data189 && typeof data189 == "object" && !Array.isArray(data189)){
+if(data189.window === undefined){
+data189.window = "60s";
 }
-else {
-const err546 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data189.degraded === undefined){
+data189.degraded = {};
+}
+if(data189.emergency === undefined){
+data189.emergency = {};
+}
+if(data189.window === undefined){
+const err546 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err546];
 }
@@ -6691,22 +6696,8 @@ vErrors.push(err546);
 }
 errors++;
 }
-let data189 = data187.degraded;
-if(data189 && typeof data189 == "object" && !Array.isArray(data189)){
-if(data189.errorRate === undefined){
-data189.errorRate = 5;
-}
-if(data189.queueDepth === undefined){
-data189.queueDepth = 100;
-}
-if(data189.maxTokens === undefined){
-data189.maxTokens = 256;
-}
-if(data189.temperature === undefined){
-data189.temperature = 0;
-}
-if(data189.errorRate === undefined){
-const err547 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+if(data189.degraded === undefined){
+const err547 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
 if(vErrors === null){
 vErrors = [err547];
 }
@@ -6715,8 +6706,8 @@ vErrors.push(err547);
 }
 errors++;
 }
-if(data189.queueDepth === undefined){
-const err548 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
+if(data189.emergency === undefined){
+const err548 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
 if(vErrors === null){
 vErrors = [err548];
 }
@@ -6725,8 +6716,9 @@ vErrors.push(err548);
 }
 errors++;
 }
-if(data189.maxTokens === undefined){
-const err549 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
+for(const key46 in data189){
+if(!(((key46 === "window") || (key46 === "degraded")) || (key46 === "emergency"))){
+const err549 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err549];
 }
@@ -6735,8 +6727,11 @@ vErrors.push(err549);
 }
 errors++;
 }
-if(data189.temperature === undefined){
-const err550 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
+}
+let data190 = data189.window;
+if(typeof data190 === "string"){
+if(func3(data190) > 32){
+const err550 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err550];
 }
@@ -6745,9 +6740,8 @@ vErrors.push(err550);
 }
 errors++;
 }
-for(const key47 in data189){
-if(!((((key47 === "errorRate") || (key47 === "queueDepth")) || (key47 === "maxTokens")) || (key47 === "temperature"))){
-const err551 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
+if(!pattern1.test(data190)){
+const err551 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err551];
 }
@@ -6757,9 +6751,8 @@ vErrors.push(err551);
 errors++;
 }
 }
-let data190 = data189.errorRate;
-if(!((typeof data190 == "number") && (!(data190 % 1) && !isNaN(data190)))){
-const err552 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err552 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err552];
 }
@@ -6768,9 +6761,22 @@ vErrors.push(err552);
 }
 errors++;
 }
-if(typeof data190 == "number"){
-if(data190 > 100 || isNaN(data190)){
-const err553 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+let data191 = data189.degraded;
+if(data191 && typeof data191 == "object" && !Array.isArray(data191)){
+if(data191.errorRate === undefined){
+data191.errorRate = 5;
+}
+if(data191.queueDepth === undefined){
+data191.queueDepth = 100;
+}
+if(data191.maxTokens === undefined){
+data191.maxTokens = 256;
+}
+if(data191.temperature === undefined){
+data191.temperature = 0;
+}
+if(data191.errorRate === undefined){
+const err553 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err553];
 }
@@ -6779,8 +6785,8 @@ vErrors.push(err553);
 }
 errors++;
 }
-if(data190 < 0 || isNaN(data190)){
-const err554 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data191.queueDepth === undefined){
+const err554 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
 if(vErrors === null){
 vErrors = [err554];
 }
@@ -6789,10 +6795,8 @@ vErrors.push(err554);
 }
 errors++;
 }
-}
-let data191 = data189.queueDepth;
-if(!((typeof data191 == "number") && (!(data191 % 1) && !isNaN(data191)))){
-const err555 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data191.maxTokens === undefined){
+const err555 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
 if(vErrors === null){
 vErrors = [err555];
 }
@@ -6801,9 +6805,8 @@ vErrors.push(err555);
 }
 errors++;
 }
-if(typeof data191 == "number"){
-if(data191 < 0 || isNaN(data191)){
-const err556 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data191.temperature === undefined){
+const err556 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
 if(vErrors === null){
 vErrors = [err556];
 }
@@ -6812,10 +6815,9 @@ vErrors.push(err556);
 }
 errors++;
 }
-}
-let data192 = data189.maxTokens;
-if(!((typeof data192 == "number") && (!(data192 % 1) && !isNaN(data192)))){
-const err557 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key47 in data191){
+if(!((((key47 === "errorRate") || (key47 === "queueDepth")) || (key47 === "maxTokens")) || (key47 === "temperature"))){
+const err557 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err557];
 }
@@ -6824,9 +6826,10 @@ vErrors.push(err557);
 }
 errors++;
 }
-if(typeof data192 == "number"){
-if(data192 < 1 || isNaN(data192)){
-const err558 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let data192 = data191.errorRate;
+if(!((typeof data192 == "number") && (!(data192 % 1) && !isNaN(data192)))){
+const err558 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err558];
 }
@@ -6835,11 +6838,9 @@ vErrors.push(err558);
 }
 errors++;
 }
-}
-let data193 = data189.temperature;
-if(typeof data193 == "number"){
-if(data193 > 2 || isNaN(data193)){
-const err559 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
+if(typeof data192 == "number"){
+if(data192 > 100 || isNaN(data192)){
+const err559 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err559];
 }
@@ -6848,8 +6849,8 @@ vErrors.push(err559);
 }
 errors++;
 }
-if(data193 < 0 || isNaN(data193)){
-const err560 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data192 < 0 || isNaN(data192)){
+const err560 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err560];
 }
@@ -6859,8 +6860,9 @@ vErrors.push(err560);
 errors++;
 }
 }
-else {
-const err561 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
+let data193 = data191.queueDepth;
+if(!((typeof data193 == "number") && (!(data193 % 1) && !isNaN(data193)))){
+const err561 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err561];
 }
@@ -6869,9 +6871,9 @@ vErrors.push(err561);
 }
 errors++;
 }
-}
-else {
-const err562 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data193 == "number"){
+if(data193 < 0 || isNaN(data193)){
+const err562 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err562];
 }
@@ -6880,16 +6882,10 @@ vErrors.push(err562);
 }
 errors++;
 }
-let data194 = data187.emergency;
-if(data194 && typeof data194 == "object" && !Array.isArray(data194)){
-if(data194.errorRate === undefined){
-data194.errorRate = 25;
 }
-if(data194.serve === undefined){
-data194.serve = ["cache","static"];
-}
-if(data194.errorRate === undefined){
-const err563 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+let data194 = data191.maxTokens;
+if(!((typeof data194 == "number") && (!(data194 % 1) && !isNaN(data194)))){
+const err563 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err563];
 }
@@ -6898,8 +6894,9 @@ vErrors.push(err563);
 }
 errors++;
 }
-if(data194.serve === undefined){
-const err564 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
+if(typeof data194 == "number"){
+if(data194 < 1 || isNaN(data194)){
+const err564 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err564];
 }
@@ -6908,9 +6905,11 @@ vErrors.push(err564);
 }
 errors++;
 }
-for(const key48 in data194){
-if(!((key48 === "errorRate") || (key48 === "serve"))){
-const err565 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key48},message:"must NOT have additional properties"};
+}
+let data195 = data191.temperature;
+if(typeof data195 == "number"){
+if(data195 > 2 || isNaN(data195)){
+const err565 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
 if(vErrors === null){
 vErrors = [err565];
 }
@@ -6919,10 +6918,8 @@ vErrors.push(err565);
 }
 errors++;
 }
-}
-let data195 = data194.errorRate;
-if(!((typeof data195 == "number") && (!(data195 % 1) && !isNaN(data195)))){
-const err566 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data195 < 0 || isNaN(data195)){
+const err566 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err566];
 }
@@ -6931,9 +6928,9 @@ vErrors.push(err566);
 }
 errors++;
 }
-if(typeof data195 == "number"){
-if(data195 > 100 || isNaN(data195)){
-const err567 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err567 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err567];
 }
@@ -6942,8 +6939,9 @@ vErrors.push(err567);
 }
 errors++;
 }
-if(data195 < 0 || isNaN(data195)){
-const err568 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err568 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err568];
 }
@@ -6952,14 +6950,16 @@ vErrors.push(err568);
 }
 errors++;
 }
+let data196 = data189.emergency;
+if(data196 && typeof data196 == "object" && !Array.isArray(data196)){
+if(data196.errorRate === undefined){
+data196.errorRate = 25;
 }
-let data196 = data194.serve;
-if(Array.isArray(data196)){
-const len16 = data196.length;
-for(let i24=0; i24<len16; i24++){
-let data197 = data196[i24];
-if(typeof data197 !== "string"){
-const err569 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data196.serve === undefined){
+data196.serve = ["cache","static"];
+}
+if(data196.errorRate === undefined){
+const err569 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err569];
 }
@@ -6968,8 +6968,8 @@ vErrors.push(err569);
 }
 errors++;
 }
-if(!((data197 === "cache") || (data197 === "static"))){
-const err570 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
+if(data196.serve === undefined){
+const err570 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
 if(vErrors === null){
 vErrors = [err570];
 }
@@ -6978,10 +6978,9 @@ vErrors.push(err570);
 }
 errors++;
 }
-}
-}
-else {
-const err571 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
+for(const key48 in data196){
+if(!((key48 === "errorRate") || (key48 === "serve"))){
+const err571 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key48},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err571];
 }
@@ -6991,8 +6990,9 @@ vErrors.push(err571);
 errors++;
 }
 }
-else {
-const err572 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data197 = data196.errorRate;
+if(!((typeof data197 == "number") && (!(data197 % 1) && !isNaN(data197)))){
+const err572 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err572];
 }
@@ -7001,9 +7001,9 @@ vErrors.push(err572);
 }
 errors++;
 }
-}
-else {
-const err573 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data197 == "number"){
+if(data197 > 100 || isNaN(data197)){
+const err573 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err573];
 }
@@ -7012,22 +7012,8 @@ vErrors.push(err573);
 }
 errors++;
 }
-let data198 = data.cache;
-if(data198 && typeof data198 == "object" && !Array.isArray(data198)){
-if(data198.ttl === undefined){
-data198.ttl = "10m";
-}
-if(data198.maxEntries === undefined){
-data198.maxEntries = 10000;
-}
-if(data198.maxBytes === undefined){
-data198.maxBytes = "64Mi";
-}
-if(data198.serveFresh === undefined){
-data198.serveFresh = false;
-}
-if(data198.ttl === undefined){
-const err574 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
+if(data197 < 0 || isNaN(data197)){
+const err574 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err574];
 }
@@ -7036,8 +7022,14 @@ vErrors.push(err574);
 }
 errors++;
 }
-if(data198.maxEntries === undefined){
-const err575 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
+}
+let data198 = data196.serve;
+if(Array.isArray(data198)){
+const len16 = data198.length;
+for(let i24=0; i24<len16; i24++){
+let data199 = data198[i24];
+if(typeof data199 !== "string"){
+const err575 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err575];
 }
@@ -7046,8 +7038,8 @@ vErrors.push(err575);
 }
 errors++;
 }
-if(data198.maxBytes === undefined){
-const err576 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
+if(!((data199 === "cache") || (data199 === "static"))){
+const err576 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err576];
 }
@@ -7056,8 +7048,10 @@ vErrors.push(err576);
 }
 errors++;
 }
-if(data198.serveFresh === undefined){
-const err577 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
+}
+}
+else {
+const err577 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err577];
 }
@@ -7066,9 +7060,9 @@ vErrors.push(err577);
 }
 errors++;
 }
-for(const key49 in data198){
-if(!(((((key49 === "ttl") || (key49 === "maxEntries")) || (key49 === "maxBytes")) || (key49 === "serveFresh")) || (key49 === "redis"))){
-const err578 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key49},message:"must NOT have additional properties"};
+}
+else {
+const err578 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err578];
 }
@@ -7078,10 +7072,8 @@ vErrors.push(err578);
 errors++;
 }
 }
-let data199 = data198.ttl;
-if(typeof data199 === "string"){
-if(func3(data199) > 32){
-const err579 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err579 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err579];
 }
@@ -7090,8 +7082,22 @@ vErrors.push(err579);
 }
 errors++;
 }
-if(!pattern1.test(data199)){
-const err580 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+let data200 = data.cache;
+if(data200 && typeof data200 == "object" && !Array.isArray(data200)){
+if(data200.ttl === undefined){
+data200.ttl = "10m";
+}
+if(data200.maxEntries === undefined){
+data200.maxEntries = 10000;
+}
+if(data200.maxBytes === undefined){
+data200.maxBytes = "64Mi";
+}
+if(data200.serveFresh === undefined){
+data200.serveFresh = false;
+}
+if(data200.ttl === undefined){
+const err580 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
 if(vErrors === null){
 vErrors = [err580];
 }
@@ -7100,9 +7106,8 @@ vErrors.push(err580);
 }
 errors++;
 }
-}
-else {
-const err581 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data200.maxEntries === undefined){
+const err581 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
 if(vErrors === null){
 vErrors = [err581];
 }
@@ -7111,9 +7116,8 @@ vErrors.push(err581);
 }
 errors++;
 }
-let data200 = data198.maxEntries;
-if(!((typeof data200 == "number") && (!(data200 % 1) && !isNaN(data200)))){
-const err582 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data200.maxBytes === undefined){
+const err582 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
 if(vErrors === null){
 vErrors = [err582];
 }
@@ -7122,9 +7126,8 @@ vErrors.push(err582);
 }
 errors++;
 }
-if(typeof data200 == "number"){
-if(data200 > 100000 || isNaN(data200)){
-const err583 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(data200.serveFresh === undefined){
+const err583 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
 if(vErrors === null){
 vErrors = [err583];
 }
@@ -7133,8 +7136,9 @@ vErrors.push(err583);
 }
 errors++;
 }
-if(data200 < 0 || isNaN(data200)){
-const err584 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key49 in data200){
+if(!(((((key49 === "ttl") || (key49 === "maxEntries")) || (key49 === "maxBytes")) || (key49 === "serveFresh")) || (key49 === "redis"))){
+const err584 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key49},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err584];
 }
@@ -7144,10 +7148,10 @@ vErrors.push(err584);
 errors++;
 }
 }
-let data201 = data198.maxBytes;
+let data201 = data200.ttl;
 if(typeof data201 === "string"){
-if(!pattern10.test(data201)){
-const err585 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(func3(data201) > 32){
+const err585 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err585];
 }
@@ -7156,9 +7160,8 @@ vErrors.push(err585);
 }
 errors++;
 }
-}
-else {
-const err586 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data201)){
+const err586 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err586];
 }
@@ -7167,8 +7170,9 @@ vErrors.push(err586);
 }
 errors++;
 }
-if(typeof data198.serveFresh !== "boolean"){
-const err587 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+else {
+const err587 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err587];
 }
@@ -7177,14 +7181,9 @@ vErrors.push(err587);
 }
 errors++;
 }
-if(data198.redis !== undefined){
-let data203 = data198.redis;
-if(data203 && typeof data203 == "object" && !Array.isArray(data203)){
-if(data203.url === undefined){
-data203.url = "";
-}
-if(data203.url === undefined){
-const err588 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
+let data202 = data200.maxEntries;
+if(!((typeof data202 == "number") && (!(data202 % 1) && !isNaN(data202)))){
+const err588 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err588];
 }
@@ -7193,9 +7192,9 @@ vErrors.push(err588);
 }
 errors++;
 }
-for(const key50 in data203){
-if(!((key50 === "url") || (key50 === "secretRef"))){
-const err589 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key50},message:"must NOT have additional properties"};
+if(typeof data202 == "number"){
+if(data202 > 100000 || isNaN(data202)){
+const err589 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err589];
 }
@@ -7204,11 +7203,8 @@ vErrors.push(err589);
 }
 errors++;
 }
-}
-let data204 = data203.url;
-if(typeof data204 === "string"){
-if(func3(data204) > 2048){
-const err590 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if(data202 < 0 || isNaN(data202)){
+const err590 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err590];
 }
@@ -7217,8 +7213,11 @@ vErrors.push(err590);
 }
 errors++;
 }
-if(!pattern59.test(data204)){
-const err591 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
+}
+let data203 = data200.maxBytes;
+if(typeof data203 === "string"){
+if(!pattern11.test(data203)){
+const err591 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err591];
 }
@@ -7229,7 +7228,7 @@ errors++;
 }
 }
 else {
-const err592 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err592 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err592];
 }
@@ -7238,11 +7237,8 @@ vErrors.push(err592);
 }
 errors++;
 }
-if(data203.secretRef !== undefined){
-let data205 = data203.secretRef;
-if(data205 && typeof data205 == "object" && !Array.isArray(data205)){
-if(data205.name === undefined){
-const err593 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(typeof data200.serveFresh !== "boolean"){
+const err593 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err593];
 }
@@ -7251,8 +7247,14 @@ vErrors.push(err593);
 }
 errors++;
 }
-if(data205.key === undefined){
-const err594 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+if(data200.redis !== undefined){
+let data205 = data200.redis;
+if(data205 && typeof data205 == "object" && !Array.isArray(data205)){
+if(data205.url === undefined){
+data205.url = "";
+}
+if(data205.url === undefined){
+const err594 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err594];
 }
@@ -7261,9 +7263,9 @@ vErrors.push(err594);
 }
 errors++;
 }
-for(const key51 in data205){
-if(!((key51 === "name") || (key51 === "key"))){
-const err595 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key51},message:"must NOT have additional properties"};
+for(const key50 in data205){
+if(!((key50 === "url") || (key50 === "secretRef"))){
+const err595 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key50},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err595];
 }
@@ -7273,11 +7275,10 @@ vErrors.push(err595);
 errors++;
 }
 }
-if(data205.name !== undefined){
-let data206 = data205.name;
+let data206 = data205.url;
 if(typeof data206 === "string"){
-if(func3(data206) > 253){
-const err596 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(func3(data206) > 2048){
+const err596 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err596];
 }
@@ -7286,8 +7287,8 @@ vErrors.push(err596);
 }
 errors++;
 }
-if(func3(data206) < 1){
-const err597 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(!pattern61.test(data206)){
+const err597 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
 if(vErrors === null){
 vErrors = [err597];
 }
@@ -7298,7 +7299,7 @@ errors++;
 }
 }
 else {
-const err598 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err598 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err598];
 }
@@ -7307,12 +7308,11 @@ vErrors.push(err598);
 }
 errors++;
 }
-}
-if(data205.key !== undefined){
-let data207 = data205.key;
-if(typeof data207 === "string"){
-if(func3(data207) > 253){
-const err599 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data205.secretRef !== undefined){
+let data207 = data205.secretRef;
+if(data207 && typeof data207 == "object" && !Array.isArray(data207)){
+if(data207.name === undefined){
+const err599 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err599];
 }
@@ -7321,8 +7321,8 @@ vErrors.push(err599);
 }
 errors++;
 }
-if(func3(data207) < 1){
-const err600 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data207.key === undefined){
+const err600 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err600];
 }
@@ -7331,9 +7331,9 @@ vErrors.push(err600);
 }
 errors++;
 }
-}
-else {
-const err601 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key51 in data207){
+if(!((key51 === "name") || (key51 === "key"))){
+const err601 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key51},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err601];
 }
@@ -7343,9 +7343,11 @@ vErrors.push(err601);
 errors++;
 }
 }
-}
-else {
-const err602 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data207.name !== undefined){
+let data208 = data207.name;
+if(typeof data208 === "string"){
+if(func3(data208) > 253){
+const err602 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err602];
 }
@@ -7354,10 +7356,8 @@ vErrors.push(err602);
 }
 errors++;
 }
-}
-}
-else {
-const err603 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(func3(data208) < 1){
+const err603 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err603];
 }
@@ -7367,9 +7367,8 @@ vErrors.push(err603);
 errors++;
 }
 }
-}
 else {
-const err604 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err604 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err604];
 }
@@ -7378,19 +7377,12 @@ vErrors.push(err604);
 }
 errors++;
 }
-let data208 = data.validation;
-if(data208 && typeof data208 == "object" && !Array.isArray(data208)){
-if(data208.json === undefined){
-data208.json = true;
 }
-if(data208.refusal === undefined){
-data208.refusal = false;
-}
-if(data208.emptyContent === undefined){
-data208.emptyContent = true;
-}
-if(data208.json === undefined){
-const err605 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
+if(data207.key !== undefined){
+let data209 = data207.key;
+if(typeof data209 === "string"){
+if(func3(data209) > 253){
+const err605 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err605];
 }
@@ -7399,8 +7391,8 @@ vErrors.push(err605);
 }
 errors++;
 }
-if(data208.refusal === undefined){
-const err606 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
+if(func3(data209) < 1){
+const err606 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err606];
 }
@@ -7409,8 +7401,9 @@ vErrors.push(err606);
 }
 errors++;
 }
-if(data208.emptyContent === undefined){
-const err607 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
+}
+else {
+const err607 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err607];
 }
@@ -7419,9 +7412,10 @@ vErrors.push(err607);
 }
 errors++;
 }
-for(const key52 in data208){
-if(!(((key52 === "json") || (key52 === "refusal")) || (key52 === "emptyContent"))){
-const err608 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key52},message:"must NOT have additional properties"};
+}
+}
+else {
+const err608 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err608];
 }
@@ -7431,8 +7425,9 @@ vErrors.push(err608);
 errors++;
 }
 }
-if(typeof data208.json !== "boolean"){
-const err609 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+else {
+const err609 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err609];
 }
@@ -7441,8 +7436,10 @@ vErrors.push(err609);
 }
 errors++;
 }
-if(typeof data208.refusal !== "boolean"){
-const err610 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+}
+else {
+const err610 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err610];
 }
@@ -7451,8 +7448,19 @@ vErrors.push(err610);
 }
 errors++;
 }
-if(typeof data208.emptyContent !== "boolean"){
-const err611 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+let data210 = data.validation;
+if(data210 && typeof data210 == "object" && !Array.isArray(data210)){
+if(data210.json === undefined){
+data210.json = true;
+}
+if(data210.refusal === undefined){
+data210.refusal = false;
+}
+if(data210.emptyContent === undefined){
+data210.emptyContent = true;
+}
+if(data210.json === undefined){
+const err611 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
 if(vErrors === null){
 vErrors = [err611];
 }
@@ -7461,9 +7469,8 @@ vErrors.push(err611);
 }
 errors++;
 }
-}
-else {
-const err612 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data210.refusal === undefined){
+const err612 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
 if(vErrors === null){
 vErrors = [err612];
 }
@@ -7472,10 +7479,8 @@ vErrors.push(err612);
 }
 errors++;
 }
-let data212 = data.faults;
-if(Array.isArray(data212)){
-if(data212.length > 32){
-const err613 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+if(data210.emptyContent === undefined){
+const err613 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
 if(vErrors === null){
 vErrors = [err613];
 }
@@ -7484,12 +7489,9 @@ vErrors.push(err613);
 }
 errors++;
 }
-const len17 = data212.length;
-for(let i25=0; i25<len17; i25++){
-let data213 = data212[i25];
-if(data213 && typeof data213 == "object" && !Array.isArray(data213)){
-if(data213.upstream === undefined){
-const err614 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+for(const key52 in data210){
+if(!(((key52 === "json") || (key52 === "refusal")) || (key52 === "emptyContent"))){
+const err614 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key52},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err614];
 }
@@ -7498,8 +7500,9 @@ vErrors.push(err614);
 }
 errors++;
 }
-if(data213.percent === undefined){
-const err615 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
+}
+if(typeof data210.json !== "boolean"){
+const err615 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err615];
 }
@@ -7508,9 +7511,8 @@ vErrors.push(err615);
 }
 errors++;
 }
-for(const key53 in data213){
-if(!((((key53 === "upstream") || (key53 === "percent")) || (key53 === "delay")) || (key53 === "abort"))){
-const err616 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key53},message:"must NOT have additional properties"};
+if(typeof data210.refusal !== "boolean"){
+const err616 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err616];
 }
@@ -7519,12 +7521,8 @@ vErrors.push(err616);
 }
 errors++;
 }
-}
-if(data213.upstream !== undefined){
-let data214 = data213.upstream;
-if(typeof data214 === "string"){
-if(func3(data214) > 63){
-const err617 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(typeof data210.emptyContent !== "boolean"){
+const err617 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err617];
 }
@@ -7533,8 +7531,9 @@ vErrors.push(err617);
 }
 errors++;
 }
-if(!pattern16.test(data214)){
-const err618 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+else {
+const err618 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err618];
 }
@@ -7543,9 +7542,10 @@ vErrors.push(err618);
 }
 errors++;
 }
-}
-else {
-const err619 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data214 = data.faults;
+if(Array.isArray(data214)){
+if(data214.length > 32){
+const err619 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err619];
 }
@@ -7554,11 +7554,12 @@ vErrors.push(err619);
 }
 errors++;
 }
-}
-if(data213.percent !== undefined){
-let data215 = data213.percent;
-if(!((typeof data215 == "number") && (!(data215 % 1) && !isNaN(data215)))){
-const err620 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const len17 = data214.length;
+for(let i25=0; i25<len17; i25++){
+let data215 = data214[i25];
+if(data215 && typeof data215 == "object" && !Array.isArray(data215)){
+if(data215.upstream === undefined){
+const err620 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
 if(vErrors === null){
 vErrors = [err620];
 }
@@ -7567,9 +7568,8 @@ vErrors.push(err620);
 }
 errors++;
 }
-if(typeof data215 == "number"){
-if(data215 > 100 || isNaN(data215)){
-const err621 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data215.percent === undefined){
+const err621 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
 if(vErrors === null){
 vErrors = [err621];
 }
@@ -7578,8 +7578,9 @@ vErrors.push(err621);
 }
 errors++;
 }
-if(data215 < 0 || isNaN(data215)){
-const err622 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key53 in data215){
+if(!((((key53 === "upstream") || (key53 === "percent")) || (key53 === "delay")) || (key53 === "abort"))){
+const err622 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key53},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err622];
 }
@@ -7589,12 +7590,11 @@ vErrors.push(err622);
 errors++;
 }
 }
-}
-if(data213.delay !== undefined){
-let data216 = data213.delay;
+if(data215.upstream !== undefined){
+let data216 = data215.upstream;
 if(typeof data216 === "string"){
-if(func3(data216) > 32){
-const err623 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(func3(data216) > 63){
+const err623 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err623];
 }
@@ -7603,8 +7603,8 @@ vErrors.push(err623);
 }
 errors++;
 }
-if(!pattern1.test(data216)){
-const err624 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!pattern17.test(data216)){
+const err624 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err624];
 }
@@ -7615,7 +7615,7 @@ errors++;
 }
 }
 else {
-const err625 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err625 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err625];
 }
@@ -7625,11 +7625,10 @@ vErrors.push(err625);
 errors++;
 }
 }
-if(data213.abort !== undefined){
-let data217 = data213.abort;
-if(data217 && typeof data217 == "object" && !Array.isArray(data217)){
-if(data217.status === undefined){
-const err626 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
+if(data215.percent !== undefined){
+let data217 = data215.percent;
+if(!((typeof data217 == "number") && (!(data217 % 1) && !isNaN(data217)))){
+const err626 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err626];
 }
@@ -7638,9 +7637,9 @@ vErrors.push(err626);
 }
 errors++;
 }
-for(const key54 in data217){
-if(!(key54 === "status")){
-const err627 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key54},message:"must NOT have additional properties"};
+if(typeof data217 == "number"){
+if(data217 > 100 || isNaN(data217)){
+const err627 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err627];
 }
@@ -7649,11 +7648,8 @@ vErrors.push(err627);
 }
 errors++;
 }
-}
-if(data217.status !== undefined){
-let data218 = data217.status;
-if(!((typeof data218 == "number") && (!(data218 % 1) && !isNaN(data218)))){
-const err628 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data217 < 0 || isNaN(data217)){
+const err628 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err628];
 }
@@ -7662,9 +7658,13 @@ vErrors.push(err628);
 }
 errors++;
 }
-if(typeof data218 == "number"){
-if(data218 > 599 || isNaN(data218)){
-const err629 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+}
+}
+if(data215.delay !== undefined){
+let data218 = data215.delay;
+if(typeof data218 === "string"){
+if(func3(data218) > 32){
+const err629 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err629];
 }
@@ -7673,8 +7673,8 @@ vErrors.push(err629);
 }
 errors++;
 }
-if(data218 < 400 || isNaN(data218)){
-const err630 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(!pattern1.test(data218)){
+const err630 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err630];
 }
@@ -7684,10 +7684,8 @@ vErrors.push(err630);
 errors++;
 }
 }
-}
-}
 else {
-const err631 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err631 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err631];
 }
@@ -7697,9 +7695,11 @@ vErrors.push(err631);
 errors++;
 }
 }
-}
-else {
-const err632 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data215.abort !== undefined){
+let data219 = data215.abort;
+if(data219 && typeof data219 == "object" && !Array.isArray(data219)){
+if(data219.status === undefined){
+const err632 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
 if(vErrors === null){
 vErrors = [err632];
 }
@@ -7708,10 +7708,9 @@ vErrors.push(err632);
 }
 errors++;
 }
-}
-}
-else {
-const err633 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
+for(const key54 in data219){
+if(!(key54 === "status")){
+const err633 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key54},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err633];
 }
@@ -7720,19 +7719,11 @@ vErrors.push(err633);
 }
 errors++;
 }
-let data219 = data.inbound;
-if(data219 && typeof data219 == "object" && !Array.isArray(data219)){
-if(data219.headersTimeout === undefined){
-data219.headersTimeout = "10s";
 }
-if(data219.requestTimeout === undefined){
-data219.requestTimeout = "120s";
-}
-if(data219.maxConnections === undefined){
-data219.maxConnections = 4096;
-}
-if(data219.headersTimeout === undefined){
-const err634 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
+if(data219.status !== undefined){
+let data220 = data219.status;
+if(!((typeof data220 == "number") && (!(data220 % 1) && !isNaN(data220)))){
+const err634 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err634];
 }
@@ -7741,8 +7732,9 @@ vErrors.push(err634);
 }
 errors++;
 }
-if(data219.requestTimeout === undefined){
-const err635 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
+if(typeof data220 == "number"){
+if(data220 > 599 || isNaN(data220)){
+const err635 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err635];
 }
@@ -7751,8 +7743,8 @@ vErrors.push(err635);
 }
 errors++;
 }
-if(data219.maxConnections === undefined){
-const err636 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
+if(data220 < 400 || isNaN(data220)){
+const err636 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
 if(vErrors === null){
 vErrors = [err636];
 }
@@ -7761,9 +7753,11 @@ vErrors.push(err636);
 }
 errors++;
 }
-for(const key55 in data219){
-if(!(((key55 === "headersTimeout") || (key55 === "requestTimeout")) || (key55 === "maxConnections"))){
-const err637 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key55},message:"must NOT have additional properties"};
+}
+}
+}
+else {
+const err637 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err637];
 }
@@ -7773,10 +7767,9 @@ vErrors.push(err637);
 errors++;
 }
 }
-let data220 = data219.headersTimeout;
-if(typeof data220 === "string"){
-if(func3(data220) > 32){
-const err638 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+else {
+const err638 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err638];
 }
@@ -7785,8 +7778,10 @@ vErrors.push(err638);
 }
 errors++;
 }
-if(!pattern1.test(data220)){
-const err639 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+}
+else {
+const err639 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err639];
 }
@@ -7795,9 +7790,19 @@ vErrors.push(err639);
 }
 errors++;
 }
+let data221 = data.inbound;
+if(data221 && typeof data221 == "object" && !Array.isArray(data221)){
+if(data221.headersTimeout === undefined){
+data221.headersTimeout = "10s";
 }
-else {
-const err640 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data221.requestTimeout === undefined){
+data221.requestTimeout = "120s";
+}
+if(data221.maxConnections === undefined){
+data221.maxConnections = 4096;
+}
+if(data221.headersTimeout === undefined){
+const err640 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err640];
 }
@@ -7806,10 +7811,8 @@ vErrors.push(err640);
 }
 errors++;
 }
-let data221 = data219.requestTimeout;
-if(typeof data221 === "string"){
-if(func3(data221) > 32){
-const err641 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data221.requestTimeout === undefined){
+const err641 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err641];
 }
@@ -7818,8 +7821,8 @@ vErrors.push(err641);
 }
 errors++;
 }
-if(!pattern1.test(data221)){
-const err642 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data221.maxConnections === undefined){
+const err642 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
 if(vErrors === null){
 vErrors = [err642];
 }
@@ -7828,9 +7831,9 @@ vErrors.push(err642);
 }
 errors++;
 }
-}
-else {
-const err643 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key55 in data221){
+if(!(((key55 === "headersTimeout") || (key55 === "requestTimeout")) || (key55 === "maxConnections"))){
+const err643 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key55},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err643];
 }
@@ -7839,9 +7842,11 @@ vErrors.push(err643);
 }
 errors++;
 }
-let data222 = data219.maxConnections;
-if(!((typeof data222 == "number") && (!(data222 % 1) && !isNaN(data222)))){
-const err644 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+let data222 = data221.headersTimeout;
+if(typeof data222 === "string"){
+if(func3(data222) > 32){
+const err644 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err644];
 }
@@ -7850,9 +7855,8 @@ vErrors.push(err644);
 }
 errors++;
 }
-if(typeof data222 == "number"){
-if(data222 > 65536 || isNaN(data222)){
-const err645 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
+if(!pattern1.test(data222)){
+const err645 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err645];
 }
@@ -7861,8 +7865,9 @@ vErrors.push(err645);
 }
 errors++;
 }
-if(data222 < 1 || isNaN(data222)){
-const err646 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err646 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err646];
 }
@@ -7871,10 +7876,10 @@ vErrors.push(err646);
 }
 errors++;
 }
-}
-}
-else {
-const err647 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data223 = data221.requestTimeout;
+if(typeof data223 === "string"){
+if(func3(data223) > 32){
+const err647 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err647];
 }
@@ -7883,13 +7888,8 @@ vErrors.push(err647);
 }
 errors++;
 }
-let data223 = data.limits;
-if(data223 && typeof data223 == "object" && !Array.isArray(data223)){
-if(data223.maxBufferedBytes === undefined){
-data223.maxBufferedBytes = "96Mi";
-}
-if(data223.maxBufferedBytes === undefined){
-const err648 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
+if(!pattern1.test(data223)){
+const err648 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err648];
 }
@@ -7898,9 +7898,9 @@ vErrors.push(err648);
 }
 errors++;
 }
-for(const key56 in data223){
-if(!(key56 === "maxBufferedBytes")){
-const err649 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key56},message:"must NOT have additional properties"};
+}
+else {
+const err649 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err649];
 }
@@ -7909,11 +7909,9 @@ vErrors.push(err649);
 }
 errors++;
 }
-}
-let data224 = data223.maxBufferedBytes;
-if(typeof data224 === "string"){
-if(!pattern10.test(data224)){
-const err650 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+let data224 = data221.maxConnections;
+if(!((typeof data224 == "number") && (!(data224 % 1) && !isNaN(data224)))){
+const err650 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err650];
 }
@@ -7922,9 +7920,9 @@ vErrors.push(err650);
 }
 errors++;
 }
-}
-else {
-const err651 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data224 == "number"){
+if(data224 > 65536 || isNaN(data224)){
+const err651 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
 if(vErrors === null){
 vErrors = [err651];
 }
@@ -7933,9 +7931,8 @@ vErrors.push(err651);
 }
 errors++;
 }
-}
-else {
-const err652 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data224 < 1 || isNaN(data224)){
+const err652 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err652];
 }
@@ -7944,16 +7941,10 @@ vErrors.push(err652);
 }
 errors++;
 }
-let data225 = data.shutdown;
-if(data225 && typeof data225 == "object" && !Array.isArray(data225)){
-if(data225.appPreStopSleep === undefined){
-data225.appPreStopSleep = "5s";
 }
-if(data225.drainTimeout === undefined){
-data225.drainTimeout = "30s";
 }
-if(data225.appPreStopSleep === undefined){
-const err653 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
+else {
+const err653 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err653];
 }
@@ -7962,8 +7953,13 @@ vErrors.push(err653);
 }
 errors++;
 }
-if(data225.drainTimeout === undefined){
-const err654 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
+let data225 = data.limits;
+if(data225 && typeof data225 == "object" && !Array.isArray(data225)){
+if(data225.maxBufferedBytes === undefined){
+data225.maxBufferedBytes = "96Mi";
+}
+if(data225.maxBufferedBytes === undefined){
+const err654 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
 if(vErrors === null){
 vErrors = [err654];
 }
@@ -7972,9 +7968,9 @@ vErrors.push(err654);
 }
 errors++;
 }
-for(const key57 in data225){
-if(!((key57 === "appPreStopSleep") || (key57 === "drainTimeout"))){
-const err655 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key57},message:"must NOT have additional properties"};
+for(const key56 in data225){
+if(!(key56 === "maxBufferedBytes")){
+const err655 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key56},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err655];
 }
@@ -7984,10 +7980,10 @@ vErrors.push(err655);
 errors++;
 }
 }
-let data226 = data225.appPreStopSleep;
+let data226 = data225.maxBufferedBytes;
 if(typeof data226 === "string"){
-if(func3(data226) > 32){
-const err656 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern11.test(data226)){
+const err656 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err656];
 }
@@ -7996,8 +7992,9 @@ vErrors.push(err656);
 }
 errors++;
 }
-if(!pattern1.test(data226)){
-const err657 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err657 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err657];
 }
@@ -8008,7 +8005,7 @@ errors++;
 }
 }
 else {
-const err658 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err658 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err658];
 }
@@ -8017,10 +8014,16 @@ vErrors.push(err658);
 }
 errors++;
 }
-let data227 = data225.drainTimeout;
-if(typeof data227 === "string"){
-if(func3(data227) > 32){
-const err659 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+let data227 = data.shutdown;
+if(data227 && typeof data227 == "object" && !Array.isArray(data227)){
+if(data227.appPreStopSleep === undefined){
+data227.appPreStopSleep = "5s";
+}
+if(data227.drainTimeout === undefined){
+data227.drainTimeout = "30s";
+}
+if(data227.appPreStopSleep === undefined){
+const err659 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
 if(vErrors === null){
 vErrors = [err659];
 }
@@ -8029,8 +8032,8 @@ vErrors.push(err659);
 }
 errors++;
 }
-if(!pattern1.test(data227)){
-const err660 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data227.drainTimeout === undefined){
+const err660 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err660];
 }
@@ -8039,9 +8042,9 @@ vErrors.push(err660);
 }
 errors++;
 }
-}
-else {
-const err661 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key57 in data227){
+if(!((key57 === "appPreStopSleep") || (key57 === "drainTimeout"))){
+const err661 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key57},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err661];
 }
@@ -8051,8 +8054,10 @@ vErrors.push(err661);
 errors++;
 }
 }
-else {
-const err662 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data228 = data227.appPreStopSleep;
+if(typeof data228 === "string"){
+if(func3(data228) > 32){
+const err662 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err662];
 }
@@ -8061,14 +8066,79 @@ vErrors.push(err662);
 }
 errors++;
 }
-}
-else {
-const err663 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data228)){
+const err663 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err663];
 }
 else {
 vErrors.push(err663);
+}
+errors++;
+}
+}
+else {
+const err664 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err664];
+}
+else {
+vErrors.push(err664);
+}
+errors++;
+}
+let data229 = data227.drainTimeout;
+if(typeof data229 === "string"){
+if(func3(data229) > 32){
+const err665 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err665];
+}
+else {
+vErrors.push(err665);
+}
+errors++;
+}
+if(!pattern1.test(data229)){
+const err666 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(vErrors === null){
+vErrors = [err666];
+}
+else {
+vErrors.push(err666);
+}
+errors++;
+}
+}
+else {
+const err667 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err667];
+}
+else {
+vErrors.push(err667);
+}
+errors++;
+}
+}
+else {
+const err668 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err668];
+}
+else {
+vErrors.push(err668);
+}
+errors++;
+}
+}
+else {
+const err669 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err669];
+}
+else {
+vErrors.push(err669);
 }
 errors++;
 }

@@ -27,7 +27,7 @@ export interface UpstreamConfig {
   loadBalancing: 'round-robin' | 'weighted' | 'least-outstanding';
   /** Header the sidecar sets instead of the app's credentials. */
   auth?: { header: string; value: string };
-  timeouts: { totalMs: number; attemptMs: number; firstByteMs: number; streamIdleMs: number; perOutputTokenMs: number };
+  timeouts: { totalMs: number; attemptMs: number; firstByteMs: number; streamIdleMs: number; fallbackHedgeMs: number; perOutputTokenMs: number };
   retry: {
     attempts: number;
     backoff: BackoffSettings;
@@ -202,6 +202,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
       totalMs: parseDuration(s.timeouts.total),
       attemptMs: parseDuration(s.timeouts.attempt),
       firstByteMs: parseDuration(s.timeouts.firstByte),
+      fallbackHedgeMs: parseDuration(s.timeouts.fallbackHedge),
       streamIdleMs: parseDuration(s.timeouts.streamIdle),
       perOutputTokenMs: parseDuration(s.timeouts.perOutputToken),
     },

@@ -7,7 +7,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FailureClass } from '../../api/index.js';
-import type { Mode } from '../resilience/index.js';
+import type { DeliveredContent, Mode } from '../resilience/index.js';
 import type { BodyLease } from './body-budget.js';
 import type { Dialect, LocalErrorCode, StreamFraming, TokenUsage } from './dialects/dialect.js';
 import type { StreamBody } from './stream-body.js';
@@ -33,12 +33,24 @@ export interface ProxyRequest {
   bodyStream?: Readable;
   model?: string;
   maxTokens?: number;
+  /** How many choices the app asked for, when more than one (OpenAI's `n`): a stream finishes when each has. */
+  choices?: number;
   /** Index of the priority class (0 = most important). */
   priority: number;
   /** The endpoint of the upstream this attempt goes to (set by the breaker layer). */
   endpoint?: Endpoint;
-  /** During a mid-stream recovery: the answer text the app already has, for a tier that can continue it. */
-  continuation?: string;
+  /** During a mid-stream recovery: what the app already has, and the break it recovers from. */
+  resume?: Resume;
+}
+
+/** A mid-stream recovery's new run of the chain: its success is the first content past what the app already has. */
+export interface Resume {
+  /** The content the app was sent. */
+  delivered: DeliveredContent;
+  /** The upstream whose stream broke, and how: the break counts as a failed attempt there. */
+  broke: { upstream: string; failure: FailureClass };
+  /** Set by a tier that asks its upstream to continue the text: how many of its characters the request carries. */
+  carried?: number;
 }
 
 /** What holds for the whole request, across tiers and attempts. */
@@ -99,8 +111,8 @@ export type StreamOutcome = Source & {
   timeToFirstDataMs: number;
   /** The upstream's stream-idle timeout, which also bounds how long the app may take to read. */
   idleMs: number;
-  /** For a stream asked to continue a recovery's text: how many of its characters the request carried; its text follows them. */
-  continues?: number;
+  /** For a recovery's new stream: how it took up the answer (it starts with the first content past what the app has). */
+  strategy?: 'regenerate' | 'continuation';
 };
 
 /** How a tier can fail, as fallback `when` names it: a failure class, unavailable, or its budget spent. */

@@ -68,7 +68,7 @@ export function buildPipeline(d: PipelineDeps): Handler {
       degradation({ monitor: d.degradation, queued: d.queued }),
       answerCache(d.cache),
       streamRecovery(d.clock, d.metrics),
-      fallback({ clock: d.clock, upstream: d.upstream, cache: d.cache }),
+      fallback({ clock: d.clock, metrics: d.metrics, upstream: d.upstream, cache: d.cache }),
       inputGuard(d.metrics),
       continuation,
       degradedRequest(d.degradedSettings),

@@ -78,7 +78,12 @@ export interface BodyFields {
   maxTokens?: number;
   stream?: boolean;
   jsonMode?: boolean;
+  /** How many choices a stream must finish (OpenAI's `n`, at most MAX_CHOICES). */
+  choices?: number;
 }
+
+/** The most choices the sidecar keeps track of in one stream. */
+const MAX_CHOICES = 128;
 
 /** Fields of a JSON request body the sidecar acts on: the model (breaker scope), the output token cap (perOutputToken), stream and JSON mode. */
 export function inspectBody(body: Buffer | null): BodyFields {
@@ -97,6 +102,7 @@ export function inspectBody(body: Buffer | null): BodyFields {
       model: typeof json.model === 'string' ? json.model.slice(0, MAX_MODEL_CHARS) : undefined,
       maxTokens: numberOrUndefined(json.max_tokens) ?? numberOrUndefined(json.max_completion_tokens) ?? numberOrUndefined(options?.num_predict),
       stream: typeof json.stream === 'boolean' ? json.stream : undefined,
+      choices: Number.isSafeInteger(json.n) && (json.n as number) > 1 ? Math.min(json.n as number, MAX_CHOICES) : undefined,
       jsonMode: /^json_(object|schema)$/.test((json.response_format as { type?: string } | undefined)?.type ?? '') || json.format === 'json' || typeof json.format === 'object' || undefined,
     };
   } catch {

@@ -11,6 +11,28 @@
  */
 import type { FailureClass } from '../../api/index.js';
 import type { TokenUsage } from './dialects/dialect.js';
+import type { StreamEvent } from './stream-events.js';
+
+/** Whole events of a stream, read once; `bytes` are their text encoded when that is exactly what came (written as they are). */
+export interface StreamChunk {
+  kind: 'chunk';
+  events: readonly StreamEvent[];
+  bytes?: Buffer;
+}
+
+/** A chunk of `events`, with the bytes they came as when those are known. */
+export function chunkOf(events: readonly StreamEvent[], bytes?: Buffer): StreamChunk {
+  return bytes ? { kind: 'chunk', events, bytes } : { kind: 'chunk', events };
+}
+
+/** What a chunk sends the app. */
+export function bytesOf(chunk: StreamChunk): Buffer {
+  if (chunk.bytes) return chunk.bytes;
+  if (chunk.events.length === 1) return Buffer.from(chunk.events[0]!.raw);
+  let text = '';
+  for (const event of chunk.events) text += event.raw;
+  return Buffer.from(text);
+}
 
 export type StreamEnd =
   | { kind: 'complete'; usage?: TokenUsage }
@@ -19,7 +41,7 @@ export type StreamEnd =
 
 export interface StreamBody {
   /** The next chunk, or how the stream ended (the same end on every later call); undefined when neither is here yet. Throws only what an onStreamEnd hook threw. */
-  poll(): Buffer | StreamEnd | undefined;
+  poll(): StreamChunk | StreamEnd | undefined;
   /** Resolves once `poll()` may give something (after it gave undefined). Never rejects. */
   ready(): Promise<void>;
   /** Gives the stream up: the upstream connection is closed and the stream ends `cancelled`. Idempotent. */
@@ -27,7 +49,7 @@ export interface StreamBody {
 }
 
 /** The next chunk of `body`, or how it ended, waiting as long as that takes. */
-export async function nextOf(body: StreamBody): Promise<Buffer | StreamEnd> {
+export async function nextOf(body: StreamBody): Promise<StreamChunk | StreamEnd> {
   for (;;) {
     const next = body.poll();
     if (next !== undefined) return next;
@@ -36,8 +58,8 @@ export async function nextOf(body: StreamBody): Promise<Buffer | StreamEnd> {
 }
 
 /** `body` with `first` read from it already: handed out first. */
-export function startingWith(first: Buffer, body: StreamBody): StreamBody {
-  let pending: Buffer | undefined = first;
+export function startingWith(first: StreamChunk, body: StreamBody): StreamBody {
+  let pending: StreamChunk | undefined = first;
   return {
     poll() {
       const next = pending;
@@ -56,9 +78,9 @@ class HookedBody implements StreamBody {
 
   constructor(private readonly body: StreamBody) {}
 
-  poll(): Buffer | StreamEnd | undefined {
+  poll(): StreamChunk | StreamEnd | undefined {
     const next = this.body.poll();
-    if (next !== undefined && !Buffer.isBuffer(next)) this.finish(next);
+    if (next !== undefined && next.kind !== 'chunk') this.finish(next);
     return next;
   }
 

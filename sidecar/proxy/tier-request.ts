@@ -66,14 +66,16 @@ export function limitOutput(req: ProxyRequest, dialect: Dialect, maxTokens: numb
 }
 
 /**
- * The request asking its upstream to continue `req.continuation`, in `style` (see the dialect's
- * continueWith), and how many characters of it the request carries; undefined when it cannot be asked.
+ * The request asking its upstream to continue the text a recovery delivered, in `style` (see the
+ * dialect's continueWith), with how many characters of it the request carries; undefined when it
+ * cannot be asked (nothing but text of one channel can be carried).
  */
-export function continuationRequest(req: ProxyRequest, dialect: Dialect, style: 'prefill' | 'continue-final-message'): { request: ProxyRequest; carried: number } | undefined {
-  const json = req.continuation === undefined ? undefined : parsed(req.body);
-  const carried = json && dialect.continueWith(json, req.continuation!, style);
+export function continuationRequest(req: ProxyRequest, dialect: Dialect, style: 'prefill' | 'continue-final-message'): ProxyRequest | undefined {
+  const text = req.resume?.delivered.text;
+  const json = text && parsed(req.body);
+  const carried = json && dialect.continueWith(json, text.text, style);
   const body = carried === undefined ? undefined : serialised(json!);
-  return body && { request: withBody(req, body), carried: carried! };
+  return body && withBody(req, body, { resume: { ...req.resume!, carried } });
 }
 
 /** The request for another upstream of the chain (optionally with another model), without the app's credentials. */

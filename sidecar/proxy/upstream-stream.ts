@@ -1,88 +1,119 @@
 /**
  * A stream from the upstream, relayed from its first content event on: the
- * chunks read so far first, then the rest under the stream-idle timeout (and
+ * events read so far first, then the rest under the stream-idle timeout (and
  * the attempt's and request's own timers, still running).
  *
- * It relays whole events only (event-splitter.ts), each checked by the
- * dialect: an error event from the upstream, or an event that is not the
- * API's JSON, ends the stream as a failure of its class before that event
- * reaches the app. It ends `complete` with the usage it reported, or
- * `failed` when the connection breaks, a timer fires, an event fails, or it
- * ends without its API's terminator, or falls below its throughput floor
- * (opt-in). A stream whose events said the answer finished (OpenAI's
- * finish_reason, Anthropic's stop_reason) and that then ends without its
+ * It relays whole events only, read once (stream-events.ts): an error event
+ * from the upstream, or an event that is not the API's JSON, ends the stream
+ * as a failure of its class before that event reaches the app. It ends
+ * `complete` with the usage it reported, or `failed` when the connection
+ * breaks, a timer fires, an event fails, it ends without its API's
+ * terminator, or it falls below its throughput floor (opt-in). A stream
+ * whose events said the answer finished (every choice it carried has a
+ * finish_reason; Anthropic's stop_reason) and that then ends without its
  * terminator is complete: the app gets the terminator it expects. Such a
  * stream gets FINISHED_IDLE_MS, not the whole idle timeout, to send the rest
  * (usage, the terminator), and is complete too if it breaks or stays silent.
+ * Terminators and finishes are read from parsed events: text that mentions
+ * `data: [DONE]` is text.
  */
 import type { IncomingMessage } from 'node:http';
-import { StringDecoder } from 'node:string_decoder';
 import type { ThroughputFloor } from '../resilience/index.js';
 import type { AttemptTimers } from './attempt-timers.js';
 import type { ChunkSource } from './chunk-source.js';
-import type { Dialect, StreamFraming, TokenUsage } from './dialects/dialect.js';
-import { EventSplitter, type WholeEvent } from './event-splitter.js';
-import type { StreamBody, StreamEnd } from './stream-body.js';
+import type { Dialect, TokenUsage } from './dialects/dialect.js';
+import type { EventReader, StreamEvent } from './stream-events.js';
+import { FIRST_CHOICE } from './dialects/shared.js';
+import { chunkOf, type StreamBody, type StreamChunk, type StreamEnd } from './stream-body.js';
 
 /** The longest single event relayed (held whole until it completes). */
 export const MAX_EVENT_CHARS = 4 * 1024 * 1024;
 /** How long a stream whose answer finished may take to send the rest (usage, the terminator). */
 export const FINISHED_IDLE_MS = 2000;
 
+const LF = 10;
+const CR = 13;
+
+/** What a stream's events said so far: its usage, whether its terminator came, which choices it carried and finished. */
+class StreamState {
+  usage: TokenUsage | undefined;
+  terminated = false;
+  private choices: Set<number> | undefined;
+  private finishedChoices: Set<number> | undefined;
+
+  /** `expectedChoices`: how many choices the request asked for (OpenAI's `n`): each must finish, whether or not it showed up. */
+  constructor(expectedChoices = 1) {
+    if (expectedChoices > 1) this.choices = new Set(Array.from({ length: expectedChoices }, (_, i) => i));
+  }
+
+  /** Notes what an event says. */
+  note(event: StreamEvent): void {
+    const { read } = event;
+    if (read.terminal) this.terminated = true;
+    if (read.usage) this.usage = { input: read.usage.input ?? this.usage?.input ?? 0, output: read.usage.output ?? this.usage?.output ?? 0 };
+    if (read.choices) for (const c of read.choices) (this.choices ??= new Set()).add(c);
+    // Content after a choice's finish: the finish did not end it (a cut that follows is a cut).
+    if (read.content && this.finishedChoices) for (const c of read.choices ?? FIRST_CHOICE) if (!read.finished?.includes(c)) this.finishedChoices.delete(c);
+    if (read.finished) for (const c of read.finished) (this.finishedChoices ??= new Set()).add(c);
+  }
+
+  /** Whether the answer finished: some choice did, and every choice the stream carried (or the request asked for) did. */
+  get finished(): boolean {
+    if (!this.finishedChoices || this.finishedChoices.size === 0) return false;
+    if (this.choices) for (const c of this.choices) if (!this.finishedChoices.has(c)) return false;
+    return true;
+  }
+
+  /** The answer is over: its terminator came, or it finished (what may follow is usage and the terminator). */
+  get over(): boolean {
+    return this.terminated || this.finished;
+  }
+}
+
 export class UpstreamStream implements StreamBody {
   private end: StreamEnd | undefined;
-  /** What to give the app next: whole events, then perhaps how the stream ended. */
-  private readonly queue: (Buffer | StreamEnd)[] = [];
-  private readonly decoder = new StringDecoder('utf8');
-  private readonly splitter: EventSplitter;
-  /**
-   * What the relayed events said, read as they pass (nothing of the stream is kept for its end): the usage
-   * reported (the last report of each count wins); whether the terminator came (undefined for an API without
-   * one); and, once an event said the answer finished, the terminator that ends it (the stream may still
-   * send usage and its own terminator).
-   */
-  private usage: TokenUsage | undefined;
-  private terminated: boolean | undefined;
-  private finishedWith: string | undefined;
+  /** What to give the app next: chunks of whole events, then perhaps how the stream ended. */
+  private readonly queue: (StreamChunk | StreamEnd)[] = [];
+  private readonly state: StreamState;
+  /** Whether the last chunk ended with an event (nothing held back, no character cut): the next one's bytes may then be relayed as they are. */
+  private clean = true;
   /** The stream-idle timeout armed now (shorter once the answer finished). */
   private armedIdleMs = 0;
 
   constructor(
     private readonly response: IncomingMessage,
     private readonly chunks: ChunkSource,
-    private readonly buffered: Buffer[],
+    private readonly reader: EventReader,
+    /** The events read before the stream was handed up (up to and including its first content event). */
+    head: StreamEvent[],
     private readonly timers: AttemptTimers,
     private readonly dialect: Dialect,
-    framing: StreamFraming,
     private readonly idleMs: number,
     /** An opt-in floor under the stream's throughput, and the clock it reads. */
     private readonly floor?: { meter: ThroughputFloor; now: () => number },
+    /** How many choices the request asked for (OpenAI's `n`). */
+    expectedChoices = 1,
   ) {
-    this.splitter = new EventSplitter(framing);
-    this.terminated = dialect.terminated(''); // false until the terminator comes, for an API that has one
+    this.state = new StreamState(expectedChoices);
+    this.clean = reader.held === 0;
+    this.accept(head);
   }
 
-  poll(): Buffer | StreamEnd | undefined {
+  poll(): StreamChunk | StreamEnd | undefined {
     for (;;) {
       if (this.end) return this.end;
       const next = this.queue.shift();
-      if (next) return Buffer.isBuffer(next) ? next : this.finish(next);
-      const early = this.buffered.shift();
-      if (early) {
-        this.accept(early);
-        continue;
-      }
+      if (next) return next.kind === 'chunk' ? next : this.finish(next);
       let chunk: Buffer | null | undefined;
       try {
         chunk = this.chunks.take();
       } catch (err) {
         const expired = this.timers.expired;
         if (!expired && this.timers.aborted) return this.finish({ kind: 'cancelled' }); // the app left
-        if (this.finishedWith !== undefined) {
+        if (this.state.over) {
           // The answer is whole; what did not come (usage, the terminator) is not worth a failure. Half an event is dropped.
           this.response.destroy();
-          this.splitter.flush();
-          this.ended();
+          this.completed();
           continue;
         }
         const detail = expired ? `${expired} timeout after the stream started` : `stream broken: ${(err as Error).message}`;
@@ -90,7 +121,7 @@ export class UpstreamStream implements StreamBody {
       }
       if (chunk === undefined) {
         // Nothing yet: the wait that follows is under the stream-idle timeout (shorter once the answer finished).
-        const idleMs = this.finishedWith !== undefined ? Math.min(this.idleMs, FINISHED_IDLE_MS) : this.idleMs;
+        const idleMs = this.state.over ? Math.min(this.idleMs, FINISHED_IDLE_MS) : this.idleMs;
         if (idleMs !== this.armedIdleMs) this.timers.armIdle((this.armedIdleMs = idleMs));
         else this.timers.touch();
         return undefined;
@@ -98,66 +129,69 @@ export class UpstreamStream implements StreamBody {
       if (chunk === null) this.ended();
       else {
         this.timers.touch();
-        this.accept(chunk);
+        this.arrived(chunk);
       }
     }
   }
 
   ready(): Promise<void> {
-    return this.end || this.queue.length > 0 || this.buffered.length > 0 ? Promise.resolve() : this.chunks.ready();
+    return this.end || this.queue.length > 0 ? Promise.resolve() : this.chunks.ready();
   }
 
   cancel(): void {
     this.finish({ kind: 'cancelled' });
   }
 
-  /** Queues the whole events a chunk completes, up to the first that fails. */
-  private accept(chunk: Buffer): void {
-    const heldBefore = this.splitter.held;
-    let out = '';
-    for (const event of this.splitter.push(this.decoder.write(chunk))) {
-      const failed = this.check(event);
-      if (failed) {
-        this.relay(out);
-        this.queue.push(failed);
-        return;
-      }
-      out += event.raw;
-    }
+  private arrived(bytes: Buffer): void {
+    const wasClean = this.clean;
+    const events = this.reader.push(bytes);
+    const last = bytes[bytes.length - 1];
+    this.clean = this.reader.held === 0 && (last === LF || last === CR);
     // A chunk of whole events (the usual case) is relayed as it came, not encoded again.
-    const whole = heldBefore === 0 && this.splitter.held === 0 && Buffer.byteLength(out) === chunk.length;
-    this.relay(out, whole ? chunk : undefined);
-    if (this.floor?.meter.record(Buffer.byteLength(out), this.floor.now())) {
+    const whole = this.accept(events, wasClean && this.clean ? bytes : undefined);
+    if (!whole) return;
+    if (this.floor?.meter.record(bytes.length, this.floor.now())) {
       this.queue.push({ kind: 'failed', failure: 'timeout', detail: 'the stream fell below its throughput floor' });
       return;
     }
-    if (this.splitter.held > MAX_EVENT_CHARS) this.queue.push({ kind: 'failed', failure: 'invalid-response', detail: `an event longer than ${MAX_EVENT_CHARS} characters` });
+    if (this.reader.held > MAX_EVENT_CHARS) this.queue.push({ kind: 'failed', failure: 'invalid-response', detail: `an event longer than ${MAX_EVENT_CHARS} characters` });
   }
 
-  /** The upstream ended the stream cleanly: was it complete? */
-  private ended(): void {
-    this.relay(this.splitter.flush() + this.decoder.end());
-    if (this.terminated === false) {
-      if (this.finishedWith === undefined) return void this.queue.push({ kind: 'failed', failure: 'reset', detail: 'upstream ended the stream without its terminator' });
-      this.relay(this.finishedWith);
+  /** Queues whole events, up to the first that fails (then the failure); false when one failed. What follows the terminator is dropped. */
+  private accept(events: StreamEvent[], bytes?: Buffer): boolean {
+    if (this.state.terminated) return true;
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!;
+      const failed = event.read.failure;
+      if (failed) {
+        if (i > 0) this.queue.push(chunkOf(events.slice(0, i)));
+        this.queue.push({ kind: 'failed', ...failed });
+        return false;
+      }
+      this.state.note(event);
+      if (this.state.terminated) {
+        this.queue.push(chunkOf(events.slice(0, i + 1), i + 1 === events.length ? bytes : undefined));
+        return true;
+      }
     }
-    this.queue.push({ kind: 'complete', usage: this.usage });
+    if (events.length > 0) this.queue.push(chunkOf(events, bytes));
+    return true;
   }
 
-  /** Why an event ends the stream, per the dialect; comments and keep-alives pass. */
-  private check({ fields }: WholeEvent): StreamEnd | undefined {
-    if (!fields) return undefined;
-    const failed = this.dialect.eventFailure(fields.event, fields.data);
-    return failed && { kind: 'failed', ...failed };
+  /** The upstream ended the stream cleanly: was it complete? (A last event missing only its line ending counts; other leftover text is dropped.) */
+  private ended(): void {
+    const last = this.reader.end();
+    if (last && !(last.read.failure && this.state.over) && !this.accept([last])) return;
+    if (!this.dialect.endsWithTerminator || this.state.terminated) return void this.queue.push({ kind: 'complete', usage: this.state.usage });
+    if (!this.state.finished) return void this.queue.push({ kind: 'failed', failure: 'reset', detail: 'upstream ended the stream without its terminator' });
+    this.completed();
   }
 
-  /** Queues `text` for the app (as `bytes` when they are its encoding already), noting what it says. */
-  private relay(text: string, bytes?: Buffer): void {
-    if (text === '') return;
-    this.finishedWith ??= this.dialect.missingTerminator(text);
-    this.terminated ||= this.dialect.terminated(text);
-    this.usage = this.dialect.usage(text, this.usage);
-    this.queue.push(bytes ?? Buffer.from(text));
+  /** The answer finished: it ends complete, with the terminator the app expects if none came. */
+  private completed(): void {
+    const terminator = this.dialect.terminator;
+    if (!this.state.terminated && terminator) this.queue.push(chunkOf([{ raw: terminator, fields: undefined, read: { terminal: true } }]));
+    this.queue.push({ kind: 'complete', usage: this.state.usage });
   }
 
   private finish(end: StreamEnd): StreamEnd {

@@ -10,6 +10,7 @@ import { CONNECTION_HEADERS, isSafeHeaderValue } from '../../lib/index.js';
 import type { Clock } from '../resilience/index.js';
 import type { Dialect, LocalErrorCode, TokenUsage } from './dialects/dialect.js';
 import type { ChainFailure, Outcome, RequestContext, StreamOutcome } from './handler.js';
+import { bytesOf } from './stream-body.js';
 
 /** `degraded`: answered by the static tier. */
 export type DeliveryOutcome = 'ok' | 'upstream_error' | 'local_error' | 'cancelled' | 'degraded';
@@ -121,9 +122,9 @@ async function relay(res: ServerResponse, stream: StreamOutcome, ctx: RequestCon
       await stream.body.ready();
       continue;
     }
-    if (Buffer.isBuffer(next)) {
+    if (next.kind === 'chunk') {
       // An app that stops reading holds its slot no longer than the stream-idle timeout and the deadline allow.
-      if (res.write(next) || (await drained(res, ctx.signal, clock, Math.min(stream.idleMs, ctx.deadline - clock.now())))) continue;
+      if (res.write(bytesOf(next)) || (await drained(res, ctx.signal, clock, Math.min(stream.idleMs, ctx.deadline - clock.now())))) continue;
       stream.body.cancel();
       res.destroy();
       return { status: stream.status, outcome: 'cancelled', failure: 'none', firstByteAt, tier };

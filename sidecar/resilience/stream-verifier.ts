@@ -1,30 +1,269 @@
 /**
- * Regenerate-and-verify, the state machine: the text a broken stream already
- * delivered is matched against the text of a new attempt's stream, piece by
- * piece. Until all of it has matched, the new text is held back; a piece that
- * disagrees means the new answer diverged; once it has all matched, what
- * follows is the continuation to relay (the first piece may be cut: only its
- * part past the delivered text is new).
+ * The seam of mid-stream recovery, as state machines over content pieces
+ * (a piece: a channel such as the text, the reasoning or a tool call's
+ * arguments, and the text it adds). What the app was sent is kept as
+ * DeliveredContent. A new stream that takes up the answer passes its pieces
+ * through a seam, which says of each: it repeats what the app has (drop it),
+ * it is new (keep it, or its tail), or the new stream is not the answer the
+ * app has (diverged). Nothing is ever spliced:
+ *
+ * - RegenerationSeam (regenerate and verify): the new stream must reproduce
+ *   everything delivered, channel by channel and in order, exactly; what
+ *   follows is new.
+ * - ContinuationSeam (the request carried the delivered text as a prefill):
+ *   the part of the text the request did not carry (Anthropic's trailing
+ *   whitespace) must come first, exactly; then the continuation must bring
+ *   new text, not the answer again (a restart, as a model that ignores the
+ *   prefill gives) nor a repeat of the last words delivered (an overlap).
+ *   Text that could still be either is held until it tells (compared as
+ *   `normalised` folds it); a continuation that ends while it is still a
+ *   beginning of the answer, or brings nothing, fails.
  */
-export type Verdict = { kind: 'hold' } | { kind: 'diverged' } | { kind: 'emit'; text: string };
 
-export class StreamVerifier {
+export interface ContentPiece {
+  channel: string;
+  text: string;
+}
+
+export type PieceVerdict = { kind: 'drop' } | { kind: 'keep'; text: string } | { kind: 'diverged'; why: string };
+
+export interface Seam {
+  readonly strategy: 'regenerate' | 'continuation';
+  /** The next content piece of the new stream. */
+  push(piece: ContentPiece): PieceVerdict;
+  /** Everything of what the app has that the new stream must repeat, it has repeated. */
+  readonly caughtUp: boolean;
+  /** Content past what the app has has begun (and is known not to repeat it). */
+  readonly decided: boolean;
+  /** A non-content event that marks the answer's structure (a content block's start or stop): left out (the app has it), passed on, or a divergence. */
+  structure(mark: string): 'drop' | 'pass' | 'diverged';
+  /** The new stream completed: whether what it gave can stand (undefined), or why not. */
+  complete(): string | undefined;
+}
+
+/** The most content a stream may have sent and still be recovered: a copy is kept to verify a new stream against. */
+export const MAX_RECOVERABLE_CHARS = 1024 * 1024;
+
+/** A channel's mark in the verification text: written where the channel changes. */
+const mark = (channel: string) => `\u0000${channel}\u0000`;
+/** Text with its NULs escaped, so that no text can pass for a mark. */
+const escaped = (text: string) => (text.includes('\u0000') ? text.replaceAll('\u0000', '\u0000\u0001') : text);
+const unescaped = (text: string) => (text.includes('\u0000') ? text.replaceAll('\u0000\u0001', '\u0000') : text);
+
+/** Builds the verification text of a stream's content: each piece's text, with its channel's mark where the channel changes. */
+class VerificationText {
+  text = '';
+  private channel: string | undefined;
+
+  /** The piece as it adds to the text. */
+  form(piece: ContentPiece): string {
+    const form = (piece.channel === this.channel ? '' : mark(piece.channel)) + escaped(piece.text);
+    this.channel = piece.channel;
+    return form;
+  }
+}
+
+/** What the app was sent of an answer, kept to verify a new stream against and to continue from. */
+export class DeliveredContent {
+  private readonly verification = new VerificationText();
+  /** The text, while every piece so far is of one channel whose name ends in "text". */
+  private plainText: string | undefined = '';
+  private textChannel: string | undefined;
+  /** The structure marks the app was sent after the last content (a block's stop, the next one's start): a new stream repeats them. */
+  trailing: string[] = [];
+  /** Past MAX_RECOVERABLE_CHARS the copy is dropped: the stream can no longer be recovered. */
+  overflowed = false;
+
+  /** Notes a structure mark sent after the content so far. */
+  mark(mark: string): void {
+    if (this.trailing.length < 64) this.trailing.push(mark);
+    else this.overflowed = true;
+  }
+
+  add(piece: ContentPiece): void {
+    if (this.overflowed) return;
+    this.trailing = [];
+    this.verification.text += this.verification.form(piece);
+    if (this.plainText !== undefined) {
+      this.textChannel ??= piece.channel;
+      this.plainText = this.textChannel === piece.channel && piece.channel.endsWith('text') ? this.plainText + piece.text : undefined;
+    }
+    if (this.verification.text.length > MAX_RECOVERABLE_CHARS) {
+      this.overflowed = true;
+      this.verification.text = '';
+      this.plainText = undefined;
+    }
+  }
+
+  get empty(): boolean {
+    return this.verification.text === '';
+  }
+
+  /** The verification text (see VerificationText). */
+  get all(): string {
+    return this.verification.text;
+  }
+
+  /** The text and its channel, when all that was delivered is text of one channel: what a continuation can carry. */
+  get text(): { text: string; channel: string } | undefined {
+    return this.plainText && this.textChannel && this.trailing.length === 0 ? { text: this.plainText, channel: this.textChannel } : undefined;
+  }
+}
+
+/** Regenerate and verify: the new stream repeats all that was delivered, then goes on. */
+export class RegenerationSeam implements Seam {
+  readonly strategy = 'regenerate';
   private matched = 0;
+  private started = false;
+  private readonly forms = new VerificationText();
+  /** How many of the delivered trailing structure marks the new stream has repeated. */
+  private marked = 0;
 
-  constructor(private readonly delivered: string) {}
+  constructor(
+    private readonly delivered: string,
+    private readonly trailing: readonly string[] = [],
+  ) {}
 
-  /** Whether everything delivered has been matched. */
+  structure(mark: string): 'drop' | 'pass' | 'diverged' {
+    if (!this.caughtUp) return 'drop';
+    if (this.marked >= this.trailing.length) return 'pass';
+    return this.trailing[this.marked++] === mark ? 'drop' : 'diverged';
+  }
+
   get caughtUp(): boolean {
     return this.matched >= this.delivered.length;
   }
 
-  /** The next piece of the new stream's text. */
-  push(piece: string): Verdict {
-    if (this.caughtUp) return { kind: 'emit', text: piece };
-    const expected = this.delivered.slice(this.matched, this.matched + piece.length);
-    if (!piece.startsWith(expected)) return { kind: 'diverged' };
+  get decided(): boolean {
+    return this.started;
+  }
+
+  push(piece: ContentPiece): PieceVerdict {
+    const form = this.forms.form(piece);
+    if (this.caughtUp && this.marked < this.trailing.length) return { kind: 'diverged', why: 'a new attempt\'s content blocks differ from those already sent' };
+    if (this.caughtUp) {
+      this.started = true;
+      return { kind: 'keep', text: piece.text };
+    }
+    const expected = this.delivered.slice(this.matched, this.matched + form.length);
+    if (!form.startsWith(expected)) return { kind: 'diverged', why: 'a new attempt diverged from the content already sent' };
     this.matched += expected.length;
-    const beyond = piece.slice(expected.length);
-    return beyond === '' ? { kind: 'hold' } : { kind: 'emit', text: beyond };
+    const beyond = form.slice(expected.length);
+    if (beyond === '') return { kind: 'drop' };
+    this.started = true;
+    // A mark is whole at the start of a form, and the delivered text ends with text: what is beyond is the piece's tail.
+    const tail = unescaped(beyond);
+    return { kind: 'keep', text: tail.length >= piece.text.length ? piece.text : tail };
+  }
+
+  complete(): string | undefined {
+    if (!this.caughtUp) return 'a new attempt ended before it had repeated the content already sent';
+    return this.marked < this.trailing.length ? 'a new attempt\'s content blocks differ from those already sent' : undefined;
+  }
+}
+
+/**
+ * Text as the repeat check compares it: Unicode compatibility forms folded and accents dropped (so a
+ * restart in another form, or cut between a letter and its combining mark, still compares), lower
+ * case, and every run of anything but letters and digits (whitespace, punctuation, invisible
+ * characters such as zero-width spaces, joiners and soft hyphens) one space.
+ */
+const normalised = (text: string) =>
+  text
+    .normalize('NFKD')
+    .replace(/\p{M}+/gu, '')
+    .toLowerCase()
+    .replace(/[\p{Cf}]+/gu, '')
+    .replace(/[^\p{L}\p{N}]+/gu, ' ');
+/** How far back from the end of the delivered text a repeat of its last words is looked for. */
+export const OVERLAP_CHARS = 16 * 1024;
+
+/** Continuation: the request carried the delivered text (all but `delivered.slice(carried)`); its stream must bring new text. */
+export class ContinuationSeam implements Seam {
+  readonly strategy = 'continuation';
+  private readonly notCarried: string;
+  private matched = 0;
+  /** Text past the not-carried part, held while it could still be a repeat. */
+  private held = '';
+  private started = false;
+  /** The normalised delivered text: a continuation that begins with it is a restart. */
+  private readonly whole: string;
+  /** The normalised end of the delivered text, and where in it a word starts that a repeat could still begin at. */
+  private readonly tail: string;
+  private live: number[] = [];
+
+  constructor(
+    delivered: string,
+    carried: number,
+    private readonly channel: string,
+  ) {
+    this.notCarried = delivered.slice(carried);
+    this.whole = normalised(delivered).trim();
+    this.tail = normalised(delivered.slice(-OVERLAP_CHARS)).trimEnd();
+    for (let p = 1; p < this.tail.length; p++) if (this.tail.charCodeAt(p - 1) === 32 && this.tail.charCodeAt(p) !== 32) this.live.push(p);
+  }
+
+  get caughtUp(): boolean {
+    return this.matched >= this.notCarried.length;
+  }
+
+  get decided(): boolean {
+    return this.started;
+  }
+
+  structure(): 'drop' | 'pass' {
+    // Before its first text, a continuation's marks open the block the app has open already.
+    return this.started || this.held !== '' ? 'pass' : 'drop';
+  }
+
+  push(piece: ContentPiece): PieceVerdict {
+    if (this.started) return { kind: 'keep', text: piece.text };
+    if (piece.channel !== this.channel) return { kind: 'diverged', why: `a continuation gave ${piece.channel.replace(/^.*\./, '')} before it continued the text` };
+    let text = piece.text;
+    if (!this.caughtUp) {
+      const expected = this.notCarried.slice(this.matched, this.matched + text.length);
+      if (!text.startsWith(expected)) return { kind: 'diverged', why: 'a continuation did not continue the text already sent' };
+      this.matched += expected.length;
+      text = text.slice(expected.length);
+      if (text === '') return { kind: 'drop' };
+    }
+    this.held += text;
+    const verdict = this.judge(false);
+    if (verdict === 'new') this.started = true;
+    if (verdict === 'repeat') return { kind: 'diverged', why: 'a continuation repeated the text already sent' };
+    return { kind: 'keep', text };
+  }
+
+  complete(): string | undefined {
+    if (this.started) return undefined;
+    if (this.held.trim() === '') return 'a continuation added no text';
+    if (normalised(this.held).trim() === '') return undefined; // punctuation alone: nothing it could repeat
+    return this.judge(true) === 'new' ? undefined : 'a continuation repeated the text already sent';
+  }
+
+  /**
+   * Whether the text held so far is new, repeats the answer (the whole of it: a restart; or its last
+   * words, from a word start to the end: an overlap), or cannot tell yet (it could still become one).
+   */
+  private judge(final: boolean): 'new' | 'repeat' | 'undecided' {
+    const held = normalised(this.held).trimStart();
+    if (held === '') return final ? 'new' : 'undecided';
+    if (this.whole !== '' && held.startsWith(this.whole)) return 'repeat';
+    let undecided = this.whole.startsWith(held);
+    const still: number[] = [];
+    for (const p of this.live) {
+      const rest = this.tail.length - p;
+      if (held.length < rest) {
+        if (this.tail.startsWith(held, p)) still.push(p);
+        continue;
+      }
+      // The held text covers the rest of the delivered text from p: a repeat if it matches and ends at a word's end.
+      if (held.startsWith(this.tail.slice(p)) && (held.length === rest ? final : held.charCodeAt(rest) === 32)) return 'repeat';
+      if (held.length === rest && held === this.tail.slice(p)) still.push(p);
+    }
+    this.live = still;
+    if (!final) return undecided || still.length > 0 ? 'undecided' : 'new';
+    // At the end: a beginning of the answer again is a restart however short; text that only began like the last words delivered, and stopped short of their end, is new.
+    return undecided ? 'repeat' : 'new';
   }
 }

@@ -4,7 +4,7 @@
  * run of the chain, and the app reads one whole answer: continued where the
  * tier can continue a prefill, else regenerated and verified against the
  * text already sent. A new stream that diverges ends the stream with the
- * original failure; tool-call streams are never recovered.
+ * original failure; streams of several choices are never recovered.
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
@@ -35,7 +35,7 @@ function openaiStream(socket: Socket, tokens: string[], breakAfter?: { at: numbe
   socket.end(chunk(openaiEvent({}, 'stop')) + chunk('data: [DONE]\n\n') + '0\r\n\r\n');
 }
 
-const policy = (url: string, extra: object = {}) => stringify({ upstreams: [{ name: 'primary', url, timeouts: { streamIdle: '500ms' }, retry: { attempts: 1 }, ...extra }] });
+const policy = (url: string, extra: object = {}) => stringify({ upstreams: [{ name: 'primary', url, timeouts: { streamIdle: '500ms' }, retry: { attempts: 2 }, ...extra }] });
 const sdk = (dataUrl: string) => new OpenAI({ apiKey: 'sk-test', baseURL: `${dataUrl}/primary/v1`, maxRetries: 0 });
 
 async function read(stream: AsyncIterable<OpenAI.ChatCompletionChunk>): Promise<string> {
@@ -113,15 +113,16 @@ describe('mid-stream recovery', () => {
     assert.equal(await metric(sidecar.adminUrl, { result: 'diverged' }), 1);
   });
 
-  it('never recovers a stream of tool-call deltas', async (t) => {
+  it('never recovers a stream of several choices (n: 2): recovery cannot vouch for them', async (t) => {
     let calls = 0;
+    const twoChoices = (content: string) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'gpt-test', choices: [0, 1].map((index) => ({ index, delta: { content }, finish_reason: null })) })}\n\n`;
     const upstream = await startRawUpstream(t, (socket) => {
       calls++;
-      socket.write(sseHead + chunk(openaiEvent({ content: 'Let me look. ' })) + chunk(openaiEvent({ tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'search', arguments: '{"q":' } }] })));
+      socket.write(sseHead + chunk(twoChoices('Let me ')) + chunk(twoChoices('look. ')));
       setTimeout(() => socket.resetAndDestroy(), 20);
     });
     const sidecar = await spawnSidecar(t, policy(upstream.url));
-    const stream = await sdk(sidecar.dataUrl).chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'x' }], stream: true });
+    const stream = await sdk(sidecar.dataUrl).chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'x' }], stream: true, n: 2 });
     await assert.rejects(read(stream));
     assert.equal(calls, 1);
     assert.equal(await metric(sidecar.adminUrl, { result: 'refused' }), 1);
@@ -156,7 +157,7 @@ describe('mid-stream recovery', () => {
           '0\r\n\r\n',
       );
     });
-    const sidecar = await spawnSidecar(t, stringify({ upstreams: [{ name: 'claude', url: upstream.url, api: 'anthropic', retry: { attempts: 1 }, streamRecovery: { continuation: 'off' } }] }));
+    const sidecar = await spawnSidecar(t, stringify({ upstreams: [{ name: 'claude', url: upstream.url, api: 'anthropic', retry: { attempts: 2 }, streamRecovery: { continuation: 'off' } }] }));
     const client = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${sidecar.dataUrl}/claude`, maxRetries: 0 });
     const message = await client.messages.stream({ model: 'claude-test', max_tokens: 100, messages: [{ role: 'user', content: 'count' }] }).finalMessage();
     const [block] = message.content;
@@ -169,7 +170,7 @@ describe('mid-stream recovery', () => {
 
 describe('mid-stream recovery by continuation', () => {
   const anthropicPolicy = (url: string, continuation?: string) =>
-    stringify({ upstreams: [{ name: 'claude', url, api: 'anthropic', retry: { attempts: 1 }, ...(continuation ? { streamRecovery: { continuation } } : {}) }] });
+    stringify({ upstreams: [{ name: 'claude', url, api: 'anthropic', retry: { attempts: 2 }, ...(continuation ? { streamRecovery: { continuation } } : {}) }] });
 
   it('anthropic (prefill by default): the upstream is asked to continue the delivered text, trailing whitespace left to it, and the app reads one message', async (t) => {
     const upstream = await startModelUpstream(t, { prefill: 'continues', fault: (call) => (call.n === 1 ? { cutAfter: 40 } : undefined) });

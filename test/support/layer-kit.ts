@@ -6,9 +6,11 @@
 import { loadPolicyText } from '../../sidecar/config/policy-file.js';
 import type { RuntimeConfig } from '../../sidecar/config/runtime-config.js';
 import { createMetrics } from '../../sidecar/metrics.js';
+import type { Dialect, StreamFraming } from '../../sidecar/proxy/dialects/dialect.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
 import type { AnswerOutcome, Handler, LocalOutcome, Outcome, ProxyRequest, RequestContext } from '../../sidecar/proxy/handler.js';
-import { nextOf, type StreamBody, type StreamEnd } from '../../sidecar/proxy/stream-body.js';
+import { chunkOf, nextOf, type StreamBody, type StreamChunk, type StreamEnd } from '../../sidecar/proxy/stream-body.js';
+import { EventReader } from '../../sidecar/proxy/stream-events.js';
 import { UpstreamState } from '../../sidecar/proxy/upstream-state.js';
 import { BodyBudget } from '../../sidecar/proxy/body-budget.js';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
@@ -57,15 +59,24 @@ export function innerGiving(...outcomes: (Outcome | (() => Outcome) | Error)[]):
   return Object.assign(handler, { calls });
 }
 
-/** A stream body the test drives: `push`, `end` and `fail` feed it; `cancels` counts cancel() calls. */
+/**
+ * A stream body the test drives: `push` (text read into events as `dialect`'s, OpenAI's by default; a chunk for each push that
+ * completes an event), `end` and `fail` feed it; `cancels` counts cancel() calls.
+ */
 export class DrivenStream implements StreamBody {
   cancels = 0;
-  private queue: (Buffer | StreamEnd)[] = [];
+  private readonly reader: EventReader;
+  private queue: (StreamChunk | StreamEnd)[] = [];
   private waiting: (() => void) | undefined;
   private over: StreamEnd | undefined;
 
+  constructor(dialect: Dialect = openai, framing: StreamFraming = 'sse') {
+    this.reader = new EventReader(framing, dialect);
+  }
+
   push(text: string): void {
-    this.deliver(Buffer.from(text));
+    const events = this.reader.push(Buffer.from(text));
+    if (events.length > 0) this.deliver(chunkOf(events));
   }
 
   end(usage?: { input: number; output: number }): void {
@@ -76,7 +87,7 @@ export class DrivenStream implements StreamBody {
     this.deliver({ kind: 'failed', failure, detail: 'test' });
   }
 
-  poll(): Buffer | StreamEnd | undefined {
+  poll(): StreamChunk | StreamEnd | undefined {
     return this.queue.shift() ?? this.over;
   }
 
@@ -90,9 +101,9 @@ export class DrivenStream implements StreamBody {
     this.deliver({ kind: 'cancelled' });
   }
 
-  private deliver(next: Buffer | StreamEnd): void {
+  private deliver(next: StreamChunk | StreamEnd): void {
     if (this.over) return;
-    if (Buffer.isBuffer(next)) this.queue.push(next);
+    if (next.kind === 'chunk') this.queue.push(next);
     else this.over = next;
     const waiter = this.waiting;
     this.waiting = undefined;
@@ -109,7 +120,7 @@ export async function drain(outcome: Outcome): Promise<StreamEnd> {
   if (outcome.kind !== 'stream') throw new Error(`expected a stream, got ${outcome.kind}`);
   for (;;) {
     const next = await nextOf(outcome.body);
-    if (!Buffer.isBuffer(next)) return next;
+    if (next.kind !== 'chunk') return next;
   }
 }
 

@@ -16,7 +16,8 @@ import { anthropic } from '../../sidecar/proxy/dialects/anthropic.js';
 import { ollamaChat, ollamaGenerate } from '../../sidecar/proxy/dialects/ollama.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
 import { UpstreamStream } from '../../sidecar/proxy/upstream-stream.js';
-import { nextOf, onStreamEnd, type StreamBody, type StreamEnd } from '../../sidecar/proxy/stream-body.js';
+import { EventReader } from '../../sidecar/proxy/stream-events.js';
+import { bytesOf, nextOf, onStreamEnd, type StreamBody, type StreamEnd } from '../../sidecar/proxy/stream-body.js';
 import { ManualClock } from '../../sidecar/resilience/index.js';
 
 const response = () => new PassThrough() as PassThrough & IncomingMessage;
@@ -122,8 +123,8 @@ describe('the relay (UpstreamStream)', () => {
     const out: Buffer[] = [];
     for (;;) {
       const next = await nextOf(stream);
-      if (!Buffer.isBuffer(next)) return { bytes: Buffer.concat(out), end: next };
-      out.push(next);
+      if (next.kind !== 'chunk') return { bytes: Buffer.concat(out), end: next };
+      out.push(bytesOf(next));
     }
   }
 
@@ -140,7 +141,8 @@ describe('the relay (UpstreamStream)', () => {
           const sent = cutShort ? whole.subarray(0, whole.length - Buffer.byteLength(end.at(-1)!)) : whole;
           const res = response();
           const attempt = attemptOf(new ManualClock());
-          const stream = new UpstreamStream(res, new ChunkSource(res, attempt), [], attempt, dialect, dialect === anthropic || dialect === openai ? 'sse' : 'ndjson', 60_000);
+          const reader = new EventReader(dialect === anthropic || dialect === openai ? 'sse' : 'ndjson', dialect);
+          const stream = new UpstreamStream(res, new ChunkSource(res, attempt), reader, [], attempt, dialect, 60_000);
           const offsets = [...new Set(cuts.map((c) => c % (sent.length + 1)))].sort((a, b) => a - b);
           [0, ...offsets].forEach((from, i) => res.write(sent.subarray(from, offsets[i] ?? sent.length)));
           res.end();
@@ -157,5 +159,46 @@ describe('the relay (UpstreamStream)', () => {
       }),
       { numRuns: 150 },
     );
+  });
+
+  it('ends a stream whose every choice finished complete, with the terminator it lacked, when it then ends or breaks; one still going is cut', async () => {
+    const choice = (index: number, delta: object, finish: string | null = null) => ({ index, delta, finish_reason: finish });
+    const chunk = (...choices: object[]) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices })}\n\n`;
+    const run = async (events: string[], how: 'end' | 'break', expectedChoices = 1) => {
+      const res = response();
+      const attempt = attemptOf(new ManualClock());
+      const stream = new UpstreamStream(res, new ChunkSource(res, attempt), new EventReader('sse', openai), [], attempt, openai, 60_000, undefined, expectedChoices);
+      for (const event of events) res.write(event);
+      if (how === 'end') res.end();
+      else setImmediate(() => res.destroy(new Error('socket hang up')));
+      return drain(stream);
+    };
+    const hi = chunk(choice(0, { content: 'hi' }));
+    const done = chunk(choice(0, {}, 'stop'));
+    for (const how of ['end', 'break'] as const) {
+      const finished = await run([hi, done], how);
+      assert.equal(finished.end.kind, 'complete', how);
+      assert.equal(finished.bytes.toString(), hi + done + 'data: [DONE]\n\n', `${how}: the terminator the app expects is added`);
+      const going = await run([hi, done, chunk(choice(0, { content: ' more' }))], how);
+      assert.equal(going.end.kind, 'failed', `${how}: content after the finish: the finish did not end the answer`);
+      // n: 2, as the request asked: each choice must finish, whether or not it has shown up yet.
+      const one = await run([chunk(choice(0, { content: 'a' })), chunk(choice(0, {}, 'stop'))], how, 2);
+      assert.equal(one.end.kind, 'failed', `${how}: choice 1 never finished`);
+      const both = await run([chunk(choice(0, { content: 'a' }), choice(1, { content: 'b' })), chunk(choice(1, {}, 'stop')), chunk(choice(0, {}, 'length'))], how, 2);
+      assert.equal(both.end.kind, 'complete', `${how}: both choices finished`);
+    }
+  });
+
+  it('relays nothing after the terminator, and reads a terminator only in a parsed event', async () => {
+    const res = response();
+    const attempt = attemptOf(new ManualClock());
+    const stream = new UpstreamStream(res, new ChunkSource(res, attempt), new EventReader('sse', openai), [], attempt, openai, 60_000);
+    const mention = `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: 'data: [DONE]\n\n' }, finish_reason: null }] })}\n\n`;
+    res.write(mention);
+    res.write('data:[DONE]\n\ndata: {"choices":[{"index":0,"delta":{"content":"late"}}]}\n\n');
+    res.end();
+    const relayed = await drain(stream);
+    assert.equal(relayed.bytes.toString(), mention + 'data:[DONE]\n\n');
+    assert.equal(relayed.end.kind, 'complete');
   });
 });

@@ -190,7 +190,7 @@ describe('the token budget layer', () => {
     assert.ok(streaming.kind === 'stream');
     stream.push('data: x\n\n');
     stream.fail();
-    for (let r = await nextOf(streaming.body); Buffer.isBuffer(r); r = await nextOf(streaming.body));
+    for (let r = await nextOf(streaming.body); r.kind === 'chunk'; r = await nextOf(streaming.body));
     assert.deepEqual(book.get({ scope: 'policy' })!.snapshot(), { ...book.get({ scope: 'policy' })!.snapshot(), spent: { tokens: 220, cost: 0 }, reserved: nothing });
   });
 
@@ -200,14 +200,14 @@ describe('the token budget layer', () => {
     const streaming = await layer(innerGiving(streamOf(stream)))(requestTo(up('cheap'), { ...sized(40, 500), stream: true }), contextAt(clock));
     assert.ok(streaming.kind === 'stream');
     stream.end({ input: 7, output: 3 });
-    for (let r = await nextOf(streaming.body); Buffer.isBuffer(r); r = await nextOf(streaming.body));
+    for (let r = await nextOf(streaming.body); r.kind === 'chunk'; r = await nextOf(streaming.body));
     assert.deepEqual(book.get({ scope: 'policy' })!.snapshot().spent, { tokens: 10, cost: 0 });
   });
 
   it('under the chain: a spent budget goes to the tier whose when lists budget-exhausted, and nowhere else', async () => {
     const { clock, up, layer } = budgetRig();
     const tiers = new Map([['cheap', up('cheap')]]);
-    const chain = (inner: ReturnType<typeof innerGiving>) => fallback({ clock, upstream: (n) => tiers.get(n), cache: () => new ResponseCache({ ttlMs: 0, maxEntries: 0, maxBytes: 0, serveFresh: false }) })(layer(inner));
+    const chain = (inner: ReturnType<typeof innerGiving>) => fallback({ clock, metrics, upstream: (n) => tiers.get(n), cache: () => new ResponseCache({ ttlMs: 0, maxEntries: 0, maxBytes: 0, serveFresh: false }) })(layer(inner));
     const inner = innerGiving(answer());
     for (const name of ['primary', 'strict']) {
       const outcome = await chain(inner)(requestTo(up(name), sized(400, 300)), contextAt(clock)); // 400 tokens: over 300

@@ -42,7 +42,7 @@ describe('answer validation', () => {
 });
 
 describe('usage in a plain answer', () => {
-  it("reads each API's counts from the parsed answer, as the stream reader finds them in its text", () => {
+  it("reads each API's counts from the parsed answer, as the stream reader finds them in the event that reports them", () => {
     const answers: [Dialect, object, { input: number; output: number }][] = [
       [openaiDialect, { choices: [], usage: { prompt_tokens: 12, completion_tokens: 16, total_tokens: 28 } }, { input: 12, output: 16 }],
       [anthropic, { content: [], usage: { input_tokens: 7, output_tokens: 3 } }, { input: 7, output: 3 }],
@@ -53,7 +53,17 @@ describe('usage in a plain answer', () => {
     for (const [dialect, answer, usage] of answers) {
       const text = JSON.stringify(answer);
       assert.deepEqual(dialect.answerUsage(parseObject(text)!), usage, text);
-      assert.deepEqual(dialect.usage(text), usage, text);
+    }
+    // The same counts as a stream reports them: OpenAI's usage-only last chunk, Anthropic's message_delta, Ollama's done line.
+    const events: [Dialect, string, object, { input: number; output: number }][] = [
+      [openaiDialect, 'message', { object: 'chat.completion.chunk', choices: [], usage: { prompt_tokens: 12, completion_tokens: 16, total_tokens: 28 } }, { input: 12, output: 16 }],
+      [anthropic, 'message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { input_tokens: 7, output_tokens: 3 } }, { input: 7, output: 3 }],
+      [ollamaChat, 'message', { message: { role: 'assistant', content: '' }, done: true, prompt_eval_count: 5, eval_count: 9 }, { input: 5, output: 9 }],
+    ];
+    for (const [dialect, event, data, usage] of events) {
+      const text = JSON.stringify(data);
+      assert.deepEqual(dialect.readEvent(event, text).usage, usage, text);
+      assert.deepEqual(dialect.answerUsage(parseObject(text)!), usage, `${text}, read as a plain answer`);
     }
   });
 

@@ -1,6 +1,6 @@
 /** Anthropic's Messages API: typed error bodies, named SSE events ending in message_stop, usage in input/output_tokens. */
-import type { Dialect, LocalErrorCode, Recogniser } from './types.js';
-import { clamp, composedId, jsonEventFailure, parseEventObject, ndjsonError, OVERLOADED, prefillAssistant, statusMessage, usageReaders } from './shared.js';
+import type { Dialect, EventReading, LocalErrorCode, Recogniser } from './types.js';
+import { answerUsageReader, asObject, clamp, composedId, ContentCollector, errorReading, FIRST_CHOICE, malformed, MALFORMED, ndjsonError, OVERLOADED, parseJson, prefillAssistant, statusMessage, usageOf } from './shared.js';
 
 const ANTHROPIC_RECOGNISERS: Recogniser[] = [
   { class: 'context-length', pattern: /prompt is too long/i, source: 'Anthropic' },
@@ -25,6 +25,87 @@ const ERROR_TYPE: Record<LocalErrorCode, string> = {
 
 const textBlock = (json: Record<string, any>) => (Array.isArray(json.content) ? json.content.find((c: { type?: string }) => c?.type === 'text') : undefined);
 
+const TERMINAL: EventReading = { terminal: true };
+const OPENS: EventReading = { opens: true };
+const NOTHING: EventReading = {};
+
+/** Channel names of the first content blocks, made once. */
+const channelsOf = (i: number) => ({ text: `block${i}.text`, thinking: `block${i}.thinking`, tool: `block${i}.tool`, args: `block${i}.args` });
+const BLOCKS = Array.from({ length: 16 }, (_, i) => channelsOf(i));
+const blockChannels = (index: unknown) => {
+  const i = typeof index === 'number' && Number.isSafeInteger(index) && index >= 0 ? index : 0;
+  return BLOCKS[i] ?? channelsOf(i);
+};
+
+/**
+ * Content of a kind recovery cannot vouch for (redacted thinking and server tools, whose data differs
+ * from one generation to the next; citations; kinds this sidecar does not know): it is the model's
+ * output all the same, so it counts as the stream's first content.
+ */
+const opaque = (channel: string, text: string): EventReading => ({ unverifiable: true, content: [{ channel, text: text || 'content' }] });
+
+/**
+ * A content block's start or delta: its content (text, thinking, a tool call's name, its argument
+ * JSON); a thinking block's signature, a mark of its structure (a regeneration repeats the thinking
+ * exactly, so the signature of either stream signs the same text); or, for other kinds, what it is.
+ */
+function blockContent(pieces: ContentCollector, event: string, json: Record<string, any>): EventReading | undefined {
+  const names = blockChannels(json.index);
+  if (event === 'content_block_start') {
+    const start = asObject(json.content_block);
+    if (start?.type === 'text') return void pieces.field(start, 'text', names.text, () => (start.text = ''));
+    if (start?.type === 'thinking') return void pieces.field(start, 'thinking', names.thinking, () => (start.thinking = ''));
+    // A tool call's input comes in its deltas; one that starts with input already cannot be verified.
+    if (start?.type === 'tool_use' && !(asObject(start.input) && Object.keys(start.input).length > 0)) return void pieces.field(start, 'name', names.tool);
+    return opaque(`${names.text}.${String(start?.type)}`, String(start?.type));
+  }
+  const delta = asObject(json.delta);
+  if (delta?.type === 'text_delta') return void pieces.field(delta, 'text', names.text, () => (delta.text = ''));
+  if (delta?.type === 'thinking_delta') return void pieces.field(delta, 'thinking', names.thinking, () => (delta.thinking = ''));
+  if (delta?.type === 'input_json_delta') return void pieces.field(delta, 'partial_json', names.args, () => (delta.partial_json = ''));
+  if (delta?.type === 'signature_delta') return { structure: `signature:${String(json.index)}` };
+  return opaque(`${names.text}.${String(delta?.type)}`, String(delta?.type));
+}
+
+/** What an event says, with its parse and its content (collected for a rewrite when `forRewrite`). */
+function readEventOf(event: string, data: string, forRewrite: boolean): { json: Record<string, any>; reading: EventReading; pieces: ContentCollector } | EventReading {
+  const parsed = parseJson(data);
+  if (parsed === MALFORMED) return malformed(data);
+  const json = asObject(parsed);
+  if (!json) return NOTHING;
+  const type = typeof json.type === 'string' ? json.type : event;
+  if (event === 'error' || type === 'error') return errorReading(json.error ?? json, ANTHROPIC_RECOGNISERS);
+  switch (type) {
+    case 'message_start': {
+      const usage = asObject(asObject(json.message)?.usage);
+      return usage ? { opens: true, usage: usageOf(usage.input_tokens, usage.output_tokens) } : OPENS;
+    }
+    case 'message_delta': {
+      const usage = asObject(json.usage);
+      const reading: EventReading = {};
+      if (usage) reading.usage = usageOf(usage.input_tokens, usage.output_tokens);
+      const stop: unknown = asObject(json.delta)?.stop_reason;
+      if (typeof stop === 'string' && stop !== '') reading.finished = FIRST_CHOICE;
+      return reading;
+    }
+    case 'message_stop':
+      return TERMINAL;
+    case 'content_block_start':
+    case 'content_block_delta': {
+      const pieces = new ContentCollector(forRewrite);
+      const other = blockContent(pieces, type, json);
+      if (other) return other;
+      // A text block that starts empty opens the block without content.
+      if (pieces.content.length === 0) return type === 'content_block_start' ? { opens: true, structure: `start:${String(json.index)}` } : NOTHING;
+      return { json, reading: pieces.into({}), pieces };
+    }
+    case 'content_block_stop':
+      return { structure: `stop:${String(json.index)}` };
+    default:
+      return NOTHING; // ping
+  }
+}
+
 export const anthropic: Dialect = {
   name: 'anthropic',
   errorBody: (code, text) => JSON.stringify({ type: 'error', error: { type: ERROR_TYPE[code], message: text, code } }),
@@ -35,26 +116,23 @@ export const anthropic: Dialect = {
   streamError(framing, code, text) {
     return framing === 'ndjson' ? ndjsonError(code, text) : `event: error\ndata: ${anthropic.errorBody(code, text)}\n\n`;
   },
-  terminated: (tail) => tail.includes('message_stop'),
-  streamText(event, data) {
-    const json = parseEventObject(data);
-    if (event === 'content_block_start' && json?.content_block?.type !== 'text') return null; // tool use, thinking
-    if (event !== 'content_block_delta') return undefined;
-    return json?.delta?.type === 'text_delta' && typeof json.delta.text === 'string' ? json.delta.text : null;
+  readEvent(event, data) {
+    const read = readEventOf(event, data, false);
+    return 'reading' in read ? read.reading : read;
   },
-  opensStream: (event) => event === 'message_start' || event === 'content_block_start',
-  withStreamText(event, data, text) {
-    const json = JSON.parse(data) as Record<string, any>;
-    return `event: ${event}\ndata: ${JSON.stringify({ ...json, delta: { ...json.delta, text } })}\n\n`;
+  terminator: 'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+  endsWithTerminator: true,
+  withContent(event, data, keep) {
+    const read = readEventOf(event, data, true);
+    if ('pieces' in read) read.pieces.keep(keep);
+    return `event: ${event}\ndata: ${'json' in read ? JSON.stringify(read.json) : data}\n\n`;
   },
   continueWith(json, text) {
     // "final assistant content cannot end with trailing whitespace": the whitespace is left to the continuation.
     const carried = text.trimEnd();
     return carried !== '' && prefillAssistant(json, carried) ? carried.length : undefined;
   },
-  eventFailure: jsonEventFailure((event, json) => (event === 'error' || json.type === 'error' ? (json.error ?? json) : undefined), ANTHROPIC_RECOGNISERS),
-  missingTerminator: (tail) => (/"stop_reason"\s*:\s*"[^"]+"/.test(tail) ? 'event: message_stop\ndata: {"type":"message_stop"}\n\n' : undefined),
-  ...usageReaders(['input_tokens'], ['output_tokens']),
+  answerUsage: answerUsageReader(['input_tokens'], ['output_tokens']),
   recognisers: ANTHROPIC_RECOGNISERS,
   streamsByDefault: false,
   answerText: (json) => textBlock(json)?.text,

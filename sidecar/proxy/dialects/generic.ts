@@ -4,10 +4,12 @@
  * answers read in any known shape, and no terminator to insist on.
  */
 import { anthropic } from './anthropic.js';
-import type { Dialect, Recogniser } from './types.js';
+import type { Dialect, EventReading, Recogniser } from './types.js';
 import { ollamaChat, ollamaGenerate } from './ollama.js';
 import { OPENAI_RECOGNISERS, openai } from './openai.js';
-import { usageReaders } from './shared.js';
+import { answerUsageReader } from './shared.js';
+
+const NOTHING: EventReading = {};
 
 const known = [openai, anthropic, ollamaChat, ollamaGenerate];
 const recognisers: Recogniser[] = [...OPENAI_RECOGNISERS];
@@ -16,14 +18,13 @@ for (const r of [...anthropic.recognisers, ...ollamaChat.recognisers]) if (!reco
 export const generic: Dialect = {
   ...openai,
   name: 'generic',
-  terminated: () => undefined,
-  missingTerminator: () => undefined,
-  eventFailure: () => undefined,
-  streamText: () => null,
-  withStreamText: (_event, data) => data, // an API it does not know: its events are relayed as they are
+  // Events of an API it does not know are relayed as they are: each counts as content, none can be vouched for, and no end is insisted on.
+  readEvent: (_event, data) => (data === '' ? NOTHING : { content: [{ channel: 'opaque', text: data }], unverifiable: true }),
+  terminator: undefined,
+  endsWithTerminator: false,
+  withContent: (_event, data) => data,
   continueWith: () => undefined,
-  opensStream: () => false,
-  ...usageReaders(['prompt_tokens', 'input_tokens', 'prompt_eval_count'], ['completion_tokens', 'output_tokens', 'eval_count']),
+  answerUsage: answerUsageReader(['prompt_tokens', 'input_tokens', 'prompt_eval_count'], ['completion_tokens', 'output_tokens', 'eval_count']),
   recognisers,
   answerText: (json) => known.map((d) => d.answerText(json)).find((text) => text !== undefined),
   hasToolCalls: (json) => known.some((d) => d.hasToolCalls(json)),

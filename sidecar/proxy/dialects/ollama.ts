@@ -4,10 +4,37 @@
  * prompt_eval_count and eval_count, and puts options under `options`.
  * (Its OpenAI-compatible /v1 is the openai dialect.)
  */
-import type { Dialect, Recogniser } from './types.js';
-import { clamp, jsonEventFailure, ndjsonError, OVERLOADED, parseEventObject, prefillAssistant, statusMessage, usageReaders } from './shared.js';
+import type { Dialect, EventReading, Recogniser } from './types.js';
+import { answerUsageReader, asObject, clamp, ContentCollector, errorReading, FIRST_CHOICE, malformed, MALFORMED, ndjsonError, OVERLOADED, parseJson, prefillAssistant, statusMessage, usageOf } from './shared.js';
 
 const OLLAMA_RECOGNISERS: Recogniser[] = [{ class: 'context-length', pattern: /context length|context window/i, source: 'Ollama' }, OVERLOADED];
+
+const NOTHING: EventReading = {};
+
+/** What a line says, with its parse and its content (thinking, text, and tool calls, which come whole, as their JSON). */
+function readLine(endpoint: 'chat' | 'generate', data: string, forRewrite: boolean): { json: Record<string, any>; reading: EventReading; pieces: ContentCollector } | EventReading {
+  const parsed = parseJson(data);
+  if (parsed === MALFORMED) return malformed(data);
+  const json = asObject(parsed);
+  if (!json) return NOTHING;
+  if (typeof json.error === 'string') return errorReading(json.error, OLLAMA_RECOGNISERS);
+  const pieces = new ContentCollector(forRewrite);
+  const holder = endpoint === 'chat' ? asObject(json.message) : json;
+  if (holder) {
+    pieces.field(holder, 'thinking', 'reasoning');
+    pieces.field(holder, endpoint === 'chat' ? 'content' : 'response', 'text', () => (holder[endpoint === 'chat' ? 'content' : 'response'] = ''));
+    const calls: unknown = holder.tool_calls;
+    if (endpoint === 'chat' && Array.isArray(calls) && calls.length > 0) pieces.piece('tools', JSON.stringify(calls), (v) => (v === undefined ? delete holder.tool_calls : (holder.tool_calls = JSON.parse(v))));
+  }
+  const reading = pieces.into({});
+  if (json.done === true) {
+    // The done line is both the finish and the terminator.
+    reading.terminal = true;
+    reading.finished = FIRST_CHOICE;
+    reading.usage = usageOf(json.prompt_eval_count, json.eval_count);
+  }
+  return { json, reading, pieces };
+}
 
 function ollamaDialect(endpoint: 'chat' | 'generate'): Dialect {
   const content = (text: string) => (endpoint === 'chat' ? { message: { role: 'assistant', content: text } } : { response: text });
@@ -18,25 +45,21 @@ function ollamaDialect(endpoint: 'chat' | 'generate'): Dialect {
     errorBody: (code, text) => JSON.stringify({ error: `${code}: ${text}` }),
     upstreamErrorBody: (status, text = statusMessage(status)) => JSON.stringify({ error: text }),
     streamError: (_framing, code, text) => ndjsonError(code, text),
-    terminated: (tail) => /"done"\s*:\s*true/.test(tail),
-    missingTerminator: () => undefined, // "done": true is both the finish and the terminator
-    streamText(_event, data) {
-      const json = parseEventObject(data);
-      if (json?.message?.tool_calls || json?.message?.thinking || json?.thinking) return null;
-      const text = endpoint === 'chat' ? json?.message?.content : json?.response;
-      return typeof text === 'string' && text !== '' ? text : undefined;
+    readEvent(_event, data) {
+      const read = readLine(endpoint, data, false);
+      return 'reading' in read ? read.reading : read;
     },
-    opensStream: () => false, // each line stands alone
-    withStreamText(_event, data, text) {
-      const json = JSON.parse(data) as Record<string, any>;
-      if (endpoint === 'chat') json.message = { ...json.message, content: text };
-      else json.response = text;
-      return JSON.stringify(json) + '\n';
+    terminator: undefined, // the done line carries the finish: a stream without it was cut
+    endsWithTerminator: true,
+    withContent(_event, data, keep) {
+      const read = readLine(endpoint, data, true);
+      if (!('pieces' in read)) return data + '\n';
+      read.pieces.keep(keep);
+      return JSON.stringify(read.json) + '\n';
     },
     // /api/generate wraps its prompt in the model's template: only a chat's assistant turn can be continued.
     continueWith: (json, text) => (endpoint === 'chat' && prefillAssistant(json, text) ? text.length : undefined),
-    eventFailure: jsonEventFailure((_event, json) => (typeof json.error === 'string' ? json.error : undefined), OLLAMA_RECOGNISERS),
-    ...usageReaders(['prompt_eval_count'], ['eval_count']),
+    answerUsage: answerUsageReader(['prompt_eval_count'], ['eval_count']),
     recognisers: OLLAMA_RECOGNISERS,
     streamsByDefault: true,
     answerText: (json) => (endpoint === 'chat' ? json.message?.content : json.response),

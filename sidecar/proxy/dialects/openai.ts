@@ -4,8 +4,8 @@
  * other providers' error messages through, which is why its recognisers also
  * know Anthropic's and Ollama's texts.
  */
-import type { Dialect, LocalErrorCode, Recogniser } from './types.js';
-import { clamp, composedId, dataErrorEvent, jsonEventFailure, parseEventObject, OVERLOADED, prefillAssistant, statusMessage, usageReaders } from './shared.js';
+import type { Dialect, EventReading, LocalErrorCode, Recogniser } from './types.js';
+import { answerUsageReader, asObject, channel, clamp, composedId, ContentCollector, dataErrorEvent, errorReading, FIRST_CHOICE, malformed, MALFORMED, OVERLOADED, parseJson, prefillAssistant, statusMessage, usageOf } from './shared.js';
 
 const ERROR_TYPE: Record<LocalErrorCode, string> = {
   circuit_open: 'server_error',
@@ -34,6 +34,81 @@ export const OPENAI_RECOGNISERS: readonly Recogniser[] = [
 
 const message = (json: Record<string, any>) => json.choices?.[0]?.message;
 
+const TERMINAL: EventReading = { terminal: true };
+const NOTHING: EventReading = {};
+
+/**
+ * The content of one choice of a chunk, in the order it is read: a legacy completion's text, reasoning
+ * (vLLM's and DeepSeek's reasoning_content, OpenRouter's reasoning), text, a refusal, and each tool
+ * call's name and arguments (function_call too, the older shape).
+ */
+function choiceContent(pieces: ContentCollector, choice: Record<string, any>, prefix: string): void {
+  pieces.field(choice, 'text', channel(prefix, 'text'));
+  const delta = asObject(choice.delta);
+  if (!delta) return;
+  pieces.field(delta, 'reasoning_content', channel(prefix, 'reasoning'));
+  pieces.field(delta, 'reasoning', channel(prefix, 'reasoning'));
+  pieces.field(delta, 'content', channel(prefix, 'text'));
+  pieces.field(delta, 'refusal', channel(prefix, 'refusal'));
+  const calls: unknown = delta.tool_calls;
+  if (Array.isArray(calls)) {
+    calls.forEach((call: unknown, position) => {
+      const c = asObject(call);
+      const fn = asObject(c?.function);
+      if (!c || !fn) return;
+      const tool = `${prefix}tool${typeof c.index === 'number' ? c.index : position}`;
+      // A tool call's name comes with its id and type: left out, they go too (the app has the first stream's).
+      pieces.field(fn, 'name', `${tool}.name`, () => {
+        delete fn.name;
+        delete c.id;
+        delete c.type;
+      });
+      pieces.field(fn, 'arguments', `${tool}.args`);
+    });
+  }
+  const legacy = asObject(delta.function_call);
+  if (legacy) {
+    pieces.field(legacy, 'name', channel(prefix, 'function.name'));
+    pieces.field(legacy, 'arguments', channel(prefix, 'function.args'));
+  }
+}
+
+/** What a chunk says, with its parse and its content (collected for a rewrite when `forRewrite`). */
+function readChunk(data: string, forRewrite: boolean): { json: Record<string, any>; reading: EventReading; pieces: ContentCollector } | EventReading {
+  if (data === '[DONE]') return TERMINAL;
+  const parsed = parseJson(data);
+  if (parsed === MALFORMED) return malformed(data);
+  const json = asObject(parsed);
+  if (!json) return NOTHING;
+  if (json.error !== undefined && json.error !== null) return errorReading(json.error, OPENAI_RECOGNISERS);
+  const reading: EventReading = {};
+  const pieces = new ContentCollector(forRewrite);
+  const usage = asObject(json.usage);
+  if (usage) reading.usage = usageOf(usage.prompt_tokens, usage.completion_tokens);
+  const choices: unknown = json.choices;
+  if (Array.isArray(choices) && choices.length > 0) {
+    let seen: number[] | undefined;
+    let finished: number[] | undefined;
+    let role = false;
+    choices.forEach((entry: unknown, position) => {
+      const choice = asObject(entry);
+      if (!choice) return;
+      const index = typeof choice.index === 'number' ? choice.index : position;
+      if (index !== 0) reading.unverifiable = true; // several choices: recovery cannot vouch for them
+      (seen ??= []).push(index);
+      if (typeof choice.finish_reason === 'string' && choice.finish_reason !== '') (finished ??= []).push(index);
+      const before = pieces.content.length;
+      choiceContent(pieces, choice, index === 0 ? '' : `choice${index}.`);
+      if (pieces.content.length === before && typeof choice.delta?.role === 'string' && !choice.finish_reason) role = true;
+      if (asObject(choice.delta)?.audio !== undefined) reading.unverifiable = true;
+    });
+    reading.choices = seen?.length === 1 && seen[0] === 0 ? FIRST_CHOICE : seen;
+    if (finished) reading.finished = finished.length === 1 && finished[0] === 0 ? FIRST_CHOICE : finished;
+    if (role && pieces.content.length === 0) reading.opens = true;
+  }
+  return { json, reading: pieces.into(reading), pieces };
+}
+
 export const openai: Dialect = {
   name: 'openai',
   errorBody: (code, text) => JSON.stringify({ error: { message: text, type: ERROR_TYPE[code], param: null, code } }),
@@ -44,25 +119,17 @@ export const openai: Dialect = {
   streamError(framing, code, text) {
     return dataErrorEvent(framing, code, text, openai.errorBody(code, text));
   },
-  terminated: (tail) => tail.includes('data: [DONE]'),
-  streamText(_event, data) {
-    if (data === '[DONE]') return undefined;
-    const json = parseEventObject(data);
-    const choices = json?.choices;
-    if (!Array.isArray(choices)) return undefined;
-    if (choices.length > 1) return null;
-    const delta = choices[0]?.delta;
-    if (delta?.tool_calls || delta?.function_call || delta?.reasoning_content || delta?.reasoning) return null;
-    return typeof delta?.content === 'string' ? delta.content : undefined;
+  readEvent(_event, data) {
+    const read = readChunk(data, false);
+    return 'reading' in read ? read.reading : read;
   },
-  opensStream(_event, data) {
-    const choice = parseEventObject(data)?.choices?.[0];
-    return typeof choice?.delta?.role === 'string' && !choice.delta.content && !choice.finish_reason;
-  },
-  withStreamText(_event, data, text) {
-    const json = JSON.parse(data) as Record<string, any>;
-    json.choices[0].delta.content = text;
-    return `data: ${JSON.stringify(json)}\n\n`;
+  terminator: 'data: [DONE]\n\n',
+  endsWithTerminator: true,
+  withContent(_event, data, keep) {
+    const read = readChunk(data, true);
+    if (!('pieces' in read)) return `data: ${data}\n\n`;
+    read.pieces.keep(keep);
+    return `data: ${JSON.stringify(read.json)}\n\n`;
   },
   continueWith(json, text, style) {
     if (!prefillAssistant(json, text)) return undefined;
@@ -72,9 +139,7 @@ export const openai: Dialect = {
     }
     return text.length;
   },
-  eventFailure: jsonEventFailure((_event, json) => json.error, OPENAI_RECOGNISERS),
-  missingTerminator: (tail) => (/"finish_reason"\s*:\s*"[^"]+"/.test(tail) ? 'data: [DONE]\n\n' : undefined),
-  ...usageReaders(['prompt_tokens'], ['completion_tokens']),
+  answerUsage: answerUsageReader(['prompt_tokens'], ['completion_tokens']),
   recognisers: OPENAI_RECOGNISERS,
   streamsByDefault: false,
   answerText: (json) => message(json)?.content ?? undefined,

@@ -1,19 +1,12 @@
 /** Pieces more than one dialect uses. */
 import { randomUUID } from 'node:crypto';
 import { classifyStreamError } from '../classify.js';
-import type { Dialect, EventFailure, Recogniser, StreamFraming } from './types.js';
-
-/** The last number a global pattern captures in `text`, or `value` when it captures none. */
-function lastNumber(pattern: RegExp, text: string, value: number): number {
-  pattern.lastIndex = 0;
-  for (let m = pattern.exec(text); m; m = pattern.exec(text)) value = Number(m[1]);
-  return value;
-}
+import type { Content, Dialect, EventReading, Recogniser, StreamFraming, TokenUsage } from './types.js';
 
 /** What `parseJson` gives for a text that is not JSON. */
-const MALFORMED = Symbol('malformed');
+export const MALFORMED = Symbol('malformed');
 
-function parseJson(text: string): unknown {
+export function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
@@ -21,7 +14,7 @@ function parseJson(text: string): unknown {
   }
 }
 
-function asObject(json: unknown): Record<string, any> | undefined {
+export function asObject(json: unknown): Record<string, any> | undefined {
   return typeof json === 'object' && json !== null ? (json as Record<string, any>) : undefined;
 }
 
@@ -30,68 +23,98 @@ export function parseObject(text: string): Record<string, any> | undefined {
   return asObject(parseJson(text));
 }
 
-/** Data longer than this is parsed each time it is read, not kept. */
-const KEPT_EVENT_CHARS = 64 * 1024;
-let lastEvent: { data: string; json: unknown } | undefined;
+/** The reading of an event that is not the JSON this API sends: it ends the stream as invalid-response, so no garbage reaches the app as a success. */
+export function malformed(data: string): EventReading {
+  return { failure: { failure: 'invalid-response', detail: `a malformed event: ${JSON.stringify(data.slice(0, 100))}` } };
+}
+
+/** The reading of an in-stream error event, classified by its text. */
+export function errorReading(error: unknown, recognisers: readonly Recogniser[]): EventReading {
+  let text: string;
+  try {
+    text = typeof error === 'string' ? error : JSON.stringify(error);
+  } catch {
+    text = 'an error too deeply nested to read';
+  }
+  return { failure: { failure: classifyStreamError(text, recognisers), detail: `an error event: ${text.slice(0, 300)}` } };
+}
+
+/** A token count as an API reports it, or undefined when the field holds none. */
+export function count(n: unknown): number | undefined {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+/** The usage `input` and `output` counts say, or undefined when neither is there. */
+export function usageOf(input: unknown, output: unknown): Partial<TokenUsage> | undefined {
+  const i = count(input);
+  const o = count(output);
+  if (i === undefined && o === undefined) return undefined;
+  const usage: Partial<TokenUsage> = {};
+  if (i !== undefined) usage.input = i;
+  if (o !== undefined) usage.output = o;
+  return usage;
+}
+
+/** The only choice of a one-choice stream. */
+export const FIRST_CHOICE: readonly number[] = [0];
 
 /**
- * A stream event's data as JSON (MALFORMED when it is not JSON), to read only: never change what it returns.
- * The last event parsed is kept, because the relay's check and recovery's reading of its text read the
- * same event one after the other, and an event is parsed once, not once per reader.
+ * Collects an event's content pieces, in order, as a dialect reads them; for a rewrite
+ * (Dialect.withContent), also how to carry other text (or none) in each piece's place.
  */
-function parseEventData(data: string): unknown {
-  if (lastEvent?.data === data) return lastEvent.json;
-  const json = parseJson(data);
-  lastEvent = data.length <= KEPT_EVENT_CHARS ? { data, json } : undefined;
-  return json;
+export class ContentCollector {
+  readonly content: Content[] = [];
+  private readonly setters: ((text: string | undefined) => void)[] | undefined;
+
+  constructor(forRewrite: boolean) {
+    this.setters = forRewrite ? [] : undefined;
+  }
+
+  /** A string field of `holder` as a piece of `channel`, when it holds text; `unset` leaves the piece out (default: the field goes). */
+  field(holder: Record<string, any>, field: string, channel: string, unset?: () => void): void {
+    const text: unknown = holder[field];
+    if (typeof text !== 'string' || text === '') return;
+    this.content.push({ channel, text });
+    this.setters?.push((v) => (v !== undefined ? (holder[field] = v) : unset ? unset() : delete holder[field]));
+  }
+
+  /** A piece whose text stands for a value (a whole tool call's JSON): `set` carries a text in its place. */
+  piece(channel: string, text: string, set: (text: string | undefined) => void): void {
+    this.content.push({ channel, text });
+    this.setters?.push(set);
+  }
+
+  /** Gives `reading` the pieces collected, if any. */
+  into(reading: EventReading): EventReading {
+    if (this.content.length > 0) reading.content = this.content;
+    return reading;
+  }
+
+  /** Sets each piece to what `keep` says for it (see Dialect.withContent). */
+  keep(keep: readonly (string | undefined)[]): void {
+    this.setters?.forEach((set, i) => set(keep[i]));
+  }
 }
 
-/** A stream event's data as a JSON object to read, or undefined when it is not one. */
-export function parseEventObject(data: string): Record<string, any> | undefined {
-  return asObject(parseEventData(data));
-}
-
-/**
- * The event check of an API whose stream events are JSON: an event that is not JSON is invalid-response
- * (so no garbage reaches the app as a success); `errorOf` finds an in-stream error, classified by its text.
- */
-export function jsonEventFailure(errorOf: (event: string, json: any) => unknown, recognisers: readonly Recogniser[]): (event: string, data: string) => EventFailure | undefined {
-  return (event, data) => {
-    if (data === '[DONE]' || data.trim() === '') return undefined;
-    const json = parseEventData(data);
-    if (json === MALFORMED) return { failure: 'invalid-response', detail: `a malformed event: ${JSON.stringify(data.slice(0, 100))}` };
-    const object = asObject(json);
-    const error = object && errorOf(event, object);
-    if (error === undefined || error === null) return undefined;
-    const text = typeof error === 'string' ? error : JSON.stringify(error);
-    return { failure: classifyStreamError(text, recognisers), detail: `an error event: ${text.slice(0, 300)}` };
-  };
-}
+/** `prefix` + `name`, without making a string when there is no prefix. */
+export const channel = (prefix: string, name: string) => (prefix === '' ? name : prefix + name);
 
 /** The last count any of `fields` holds, at the top of a parsed answer or in its `usage` object; 0 when none does. */
 function countIn(json: Record<string, any>, fields: string[]): number {
   let value = 0;
   for (const holder of [json, asObject(json.usage)]) {
     if (!holder) continue;
-    for (const field of fields) {
-      const n: unknown = holder[field];
-      if (typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) value = n;
-    }
+    for (const field of fields) value = count(holder[field]) ?? value;
   }
   return value;
 }
 
-/**
- * The usage readers for the given input and output field names: `usage` finds the last count in a text (a
- * stream's events, piece by piece), `answerUsage` reads a parsed answer, whose JSON the attempt parsed once already.
- */
-export function usageReaders(inputFields: string[], outputFields: string[]): Pick<Dialect, 'usage' | 'answerUsage'> {
-  const input = new RegExp(`"(?:${inputFields.join('|')})"\\s*:\\s*([0-9]{1,12})`, 'g');
-  const output = new RegExp(`"(?:${outputFields.join('|')})"\\s*:\\s*([0-9]{1,12})`, 'g');
-  const either = (i: number, o: number) => (i || o ? { input: i, output: o } : undefined);
-  return {
-    usage: (text, before) => either(lastNumber(input, text, before?.input ?? 0), lastNumber(output, text, before?.output ?? 0)),
-    answerUsage: (json) => either(countIn(json, inputFields), countIn(json, outputFields)),
+/** The usage reader of a parsed plain answer, for the given input and output field names. */
+export function answerUsageReader(inputFields: string[], outputFields: string[]): Dialect['answerUsage'] {
+  return (json) => {
+    const input = countIn(json, inputFields);
+    const output = countIn(json, outputFields);
+    return input || output ? { input, output } : undefined;
   };
 }
 

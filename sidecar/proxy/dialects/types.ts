@@ -37,6 +37,37 @@ export interface EventFailure {
   detail: string;
 }
 
+/**
+ * One piece of an answer's content as a stream event carries it: `channel` says which part of the
+ * answer it continues (the text, the reasoning, a tool call's name or its arguments, per choice or
+ * content block), `text` is what it adds (never empty).
+ */
+export interface Content {
+  channel: string;
+  text: string;
+}
+
+/** What one whole stream event says, read once from its parsed data by the dialect. */
+export interface EventReading {
+  /** The event ends the stream: an error event from the upstream, or not the JSON this API sends. */
+  failure?: EventFailure;
+  /** The content it adds, in order. */
+  content?: Content[];
+  /** It carries what recovery cannot vouch for (several choices, signed thinking, an API it does not know). */
+  unverifiable?: boolean;
+  /** It opens the answer or a content block without adding content (a role chunk, message_start): a new stream that takes up an answer leaves it out. */
+  opens?: boolean;
+  /** The choices it carries a part of, and those it says are finished (a stream is finished once every choice it carried is). */
+  choices?: readonly number[];
+  finished?: readonly number[];
+  /** For an event without content that marks the answer's structure (Anthropic's content_block_start and _stop): which, and of which block. */
+  structure?: string;
+  /** It is the API's terminator ([DONE], message_stop, Ollama's done line). */
+  terminal?: boolean;
+  /** Token counts it reports (the last report of each count wins). */
+  usage?: Partial<TokenUsage>;
+}
+
 /** A whole stream the sidecar composes: events before the content, one per piece, and the closing ones. */
 export interface ComposedStream {
   start: string[];
@@ -52,33 +83,18 @@ export interface Dialect {
   upstreamErrorBody(status: number, message?: string): string;
   /** The event that ends a stream the sidecar has to break off. */
   streamError(framing: StreamFraming, code: LocalErrorCode, message: string): string;
-  /** Whether a piece of a stream (whole events) holds this API's terminator; undefined when it has none to check. */
-  terminated(events: string): boolean | undefined;
+  /** What one whole stream event says (its SSE event name and data, or an NDJSON line as data). */
+  readEvent(event: string, data: string): EventReading;
+  /** The terminator to send the app when a finished stream ends without its own; undefined for an API without one. */
+  readonly terminator: string | undefined;
+  /** Whether a whole stream ends with a terminator (or a finish); false for an API whose ends the sidecar does not know. */
+  readonly endsWithTerminator: boolean;
   /**
-   * When a piece of a stream (whole events) says the answer finished (OpenAI's finish_reason, Anthropic's
-   * stop_reason): the terminator to send the app should the stream end cleanly without its own; undefined
-   * when it does not say so (a stream that ends without either was cut).
+   * The same event carrying only some of its content: `keep` gives, for each of its content pieces in
+   * order, the text to carry instead, or undefined to leave the piece out. For a new stream that takes
+   * up an answer at a point inside one of its events.
    */
-  missingTerminator(events: string): string | undefined;
-  /**
-   * Why one whole stream event (its SSE event name and data, or an NDJSON line) ends the stream: an error
-   * event from the upstream (Anthropic's `event: error`, an OpenAI `{"error": ...}` chunk, Ollama's
-   * `{"error": "..."}`), or an event that is not the JSON this API sends. Undefined for a good event.
-   */
-  eventFailure(event: string, data: string): EventFailure | undefined;
-  /**
-   * For mid-stream recovery: the answer text a whole stream event carries; undefined for an event without
-   * text (a role, a finish, usage); null for one recovery cannot vouch for (tool-call or reasoning deltas,
-   * several choices), or for an API whose events it does not know.
-   */
-  streamText(event: string, data: string): string | null | undefined;
-  /**
-   * Whether a stream event (without text) opens a stream or a content block: OpenAI's role chunk, Anthropic's
-   * message_start and content_block_start. A new stream that takes up an answer the app has begun drops them.
-   */
-  opensStream(event: string, data: string): boolean;
-  /** The same text event (one that `streamText` read), carrying `text` instead, as a raw event. */
-  withStreamText(event: string, data: string, text: string): string;
+  withContent(event: string, data: string, keep: readonly (string | undefined)[]): string;
   /**
    * For mid-stream recovery by continuation: makes a request body (in place) ask for the answer that begins
    * with `text`, as a trailing assistant message; `continue-final-message` also sets the flags vLLM and its
@@ -86,8 +102,6 @@ export interface Dialect {
    * undefined when the request cannot carry it (no chat messages, an API without prefill).
    */
   continueWith(json: Record<string, any>, text: string, style: 'prefill' | 'continue-final-message'): number | undefined;
-  /** Token usage reported in a text (a stream's events), over what `before` had (the last report of each count wins). */
-  usage(text: string, before?: TokenUsage): TokenUsage | undefined;
   /** Token usage reported in a parsed plain answer. */
   answerUsage(json: Record<string, any>): TokenUsage | undefined;
   /** Error-body recognisers, checked in order. */

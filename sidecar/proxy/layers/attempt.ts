@@ -7,16 +7,18 @@
  * so one that never starts can still be retried or fall back.
  */
 import type { IncomingMessage } from 'node:http';
-import { firstHeader, SseReader } from '../../../lib/index.js';
-import { ThroughputFloor, type Clock } from '../../resilience/index.js';
+import { firstHeader } from '../../../lib/index.js';
+import { ContinuationSeam, RegenerationSeam, type Seam, ThroughputFloor, type Clock } from '../../resilience/index.js';
 import { AttemptTimers, type AbortHooks } from '../attempt-timers.js';
 import { ChunkSource } from '../chunk-source.js';
 import type { BodyLease } from '../body-budget.js';
 import { classifyStatus, classifyTransportError } from '../classify.js';
-import { streamFraming, type Dialect, type StreamFraming } from '../dialects/dialect.js';
+import { streamFraming } from '../dialects/dialect.js';
 import { parseObject } from '../dialects/shared.js';
-import { localError, type Handler, type Outcome, type ProxyRequest } from '../handler.js';
-import { nextOf, startingWith } from '../stream-body.js';
+import { localError, type Handler, type Outcome, type ProxyRequest, type Resume } from '../handler.js';
+import { ResumedStream } from '../resumed-stream.js';
+import { EventReader, isContentOrFailure, type StreamEvent } from '../stream-events.js';
+import { nextOf, startingWith, type StreamBody, type StreamEnd } from '../stream-body.js';
 import { UpstreamStream } from '../upstream-stream.js';
 import { invalidAnswer } from '../validate-answer.js';
 
@@ -94,19 +96,11 @@ function readAll(response: IncomingMessage, max: number, memory: BodyLease, atte
   });
 }
 
-/**
- * Tells, chunk by chunk, whether a stream has sent its first content event: text, a tool call or
- * reasoning (not a role-only chunk, a ping or a keep-alive), or an event that fails it. Time to first
- * token is measured to there.
- */
-function firstContentDetector(framing: StreamFraming, dialect: Dialect): (chunk: Buffer) => boolean {
-  const counts = (event: string, data: string) => {
-    const text = dialect.streamText(event, data);
-    return text === null || (text !== undefined && text !== '') || dialect.eventFailure(event, data) !== undefined;
-  };
-  if (framing === 'ndjson') return (chunk) => /\S/.test(chunk.toString('utf8'));
-  const reader = new SseReader();
-  return (chunk) => reader.push(chunk.toString('utf8')).some((e) => counts(e.event, e.data));
+/** The seam a recovery's new stream goes through: a continuation of the text the request carried, or a regeneration. */
+function seamFor(resume: Resume): Seam {
+  const text = resume.delivered.text;
+  if (resume.carried !== undefined && text) return new ContinuationSeam(text.text, resume.carried, text.channel);
+  return new RegenerationSeam(resume.delivered.all, resume.delivered.trailing);
 }
 
 export function attempt(clock: Clock): Handler {
@@ -138,39 +132,52 @@ export function attempt(clock: Clock): Handler {
         return { kind: 'answer', ...source, status, headers: response.headers, body, failure, usage };
       }
       const chunks = new ChunkSource(response, timers);
-      const isFirstData = firstContentDetector(framing, ctx.dialect);
-      const buffered: Buffer[] = [];
-      for (let held = 0; ; ) {
+      // The stream's bytes become events here, once; the wait is for its first content event (or one that fails it).
+      const reader = new EventReader(framing, ctx.dialect);
+      const head: StreamEvent[] = [];
+      for (let held = 0; !head.some(isContentOrFailure); ) {
         const chunk = await chunks.next();
         if (chunk === null) break;
-        buffered.push(chunk);
-        if (isFirstData(chunk)) break;
+        head.push(...reader.push(chunk));
         held += chunk.length;
-        if (held > limits.maxStreamHeadBytes) {
+        if (held > limits.maxStreamHeadBytes && !head.some(isContentOrFailure)) {
           response.destroy();
           throw new TooLarge(`the stream sent more than limits.maxStreamHeadBytes (${limits.maxStreamHeadBytes} bytes) before its first content event`);
         }
       }
       timers.disarm('first-byte');
-      if (buffered.length === 0) return localError(req, 502, 'upstream_unavailable', `${source.upstream}: reset: stream ended before its first content event`, 'reset', 1000);
+      if (!head.some(isContentOrFailure)) {
+        // It ended before any content: read what is left (a last event without its line ending), else it was cut.
+        const last = reader.end();
+        if (last) head.push(last);
+        else return localError(req, 502, 'upstream_unavailable', `${source.upstream}: reset: stream ended before its first content event`, 'reset', 1000);
+      }
       handedOver = true; // from here the stream disposes of the timers
       const { throughputFloor } = req.upstream.config;
       const floor = throughputFloor.bytesPerSecond > 0 ? { meter: new ThroughputFloor(throughputFloor.bytesPerSecond, throughputFloor.windowMs, clock.now()), now: () => clock.now() } : undefined;
-      const stream = new UpstreamStream(response, chunks, buffered, timers, ctx.dialect, framing, timeouts.streamIdleMs, floor);
-      // Its first event is in already: one that fails (an error event, garbage) fails the attempt before the app sees anything.
+      const upstream = new UpstreamStream(response, chunks, reader, head, timers, ctx.dialect, timeouts.streamIdleMs, floor, req.choices);
+      // A recovery's new stream succeeds only once it gives content past what the app has (resumed-stream.ts).
+      const stream = req.resume ? new ResumedStream(upstream, seamFor(req.resume), ctx.dialect) : upstream;
+      // Its first content is in already: one that fails (an error event, garbage, a divergence) fails the attempt before the app sees anything.
       const first = await nextOf(stream);
-      if (!Buffer.isBuffer(first)) {
+      if (first.kind !== 'chunk') {
         if (first.kind === 'failed') return localError(req, 502, 'upstream_unavailable', `${source.upstream}: ${first.failure}: ${first.detail}`, first.failure, 1000);
-        return { kind: 'cancelled' };
+        if (first.kind === 'cancelled') return { kind: 'cancelled' };
       }
-      const body = startingWith(first, stream);
-      return { kind: 'stream', ...source, status, headers: response.headers, framing, body, timeToFirstDataMs: clock.now() - started, idleMs: timeouts.streamIdleMs };
+      const body = first.kind === 'chunk' ? startingWith(first, stream) : ended(first);
+      const strategy = req.resume ? (req.resume.carried === undefined ? 'regenerate' : 'continuation') : undefined;
+      return { kind: 'stream', ...source, status, headers: response.headers, framing, body, timeToFirstDataMs: clock.now() - started, idleMs: timeouts.streamIdleMs, strategy };
     } catch (err) {
       return failed(req, timers, ctx.signal, err);
     } finally {
       if (!handedOver) timers.dispose();
     }
   };
+}
+
+/** A body that has ended already (a recovery's new stream that completed right where the app's answer stood). */
+function ended(end: StreamEnd): StreamBody {
+  return { poll: () => end, ready: () => Promise.resolve(), cancel: () => {} };
 }
 
 /** The outcome of an attempt that threw: a timeout, the app leaving, or a transport failure. */

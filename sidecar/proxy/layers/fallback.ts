@@ -3,14 +3,18 @@
  * `when` admits, until one answers: another upstream (its own request, model
  * and credentials, through the layers below), the cache, or the policy's
  * static message. In emergency mode only the tiers the policy lists answer.
- * The total timeout spans the chain. Everything below this layer runs once
+ * The total timeout spans the chain. A stream whose first token is late
+ * (timeouts.fallbackHedge) also goes to the next upstream tier that takes a
+ * timeout, and the first to give content wins (first-token-race.ts). Everything below this layer runs once
  * per upstream tier.
  */
-import type { FallbackTierConfig } from '../../config/index.js';
+import type { ChainTier, FallbackTierConfig } from '../../config/index.js';
 import type { Clock } from '../../resilience/index.js';
 import type { ResponseCache } from '../response-cache.js';
 import { answerFromCache, staticAnswer } from '../composed-answers.js';
-import { failureOf, localError, type ChainFailure, type Handler, type Layer, type Outcome } from '../handler.js';
+import { failureOf, localError, type ChainFailure, type Handler, type Layer, type Outcome, type ProxyRequest, type RequestContext } from '../handler.js';
+import { firstTokenRace } from '../first-token-race.js';
+import type { Metrics } from '../../metrics.js';
 import { requestFor } from '../tier-request.js';
 import type { UpstreamState } from '../upstream-state.js';
 
@@ -28,6 +32,7 @@ function admits(tier: FallbackTierConfig, failure: ChainFailure): boolean {
 
 export interface FallbackDeps {
   clock: Clock;
+  metrics: Metrics;
   upstream(name: string): UpstreamState | undefined;
   cache(): ResponseCache;
 }
@@ -37,9 +42,11 @@ export function fallback(deps: FallbackDeps): Layer {
     const walk: Handler = async (primaryRequest, ctx) => {
       const primary = primaryRequest.upstream;
       const emergency = ctx.mode === 'emergency';
+      const tiers = emergency ? primary.config.emergencyChain : primary.config.chain;
       let failure: ChainFailure | undefined = emergency ? 'unavailable' : undefined;
       let last: Outcome | undefined;
-      for (const tier of emergency ? primary.config.emergencyChain : primary.config.chain) {
+      for (let i = 0; i < tiers.length; i++) {
+        const tier = tiers[i]!;
         if (tier.kind !== 'primary' && (failure === undefined || !admits(tier, failure))) continue;
         if (tier.kind === 'cache') {
           const hit = await answerFromCache(deps.cache(), ctx.cacheKey, primaryRequest, ctx.dialect);
@@ -50,7 +57,17 @@ export function fallback(deps: FallbackDeps): Layer {
         const upstream = tier.kind === 'primary' ? primary : deps.upstream(tier.upstream);
         // A body streamed to the primary (over maxBodyBytes) cannot be sent again.
         if (!upstream || (tier.kind !== 'primary' && primaryRequest.bodyStream) || deps.clock.now() >= ctx.deadline) continue;
-        last = await inner(tier.kind === 'primary' ? primaryRequest : requestFor(primaryRequest, upstream, tier.model), ctx);
+        const request = tier.kind === 'primary' ? primaryRequest : requestFor(primaryRequest, upstream, tier.model);
+        const alternate = tier.kind === 'primary' ? raceable(primaryRequest, ctx, tiers, i) : undefined;
+        if (alternate) {
+          const race = await firstTokenRace(inner, request, () => requestFor(primaryRequest, alternate.upstream, alternate.tier.model), ctx, primary.config.timeouts.fallbackHedgeMs, deps.clock);
+          last = race.outcome;
+          if (race.raced) {
+            deps.metrics.hedges.inc({ upstream: primary.config.name, result: race.winner === 'alternate' ? 'won' : 'lost' });
+            ctx.hedge = race.winner === 'alternate' ? 'won' : 'lost';
+            i = alternate.index; // the alternate tier has been tried
+          }
+        } else last = await inner(request, ctx);
         failure = failureOf(last);
         // A success stands, and so does the app's own mistake: no other tier would take it better.
         if (failure === undefined || failure === 'client-error') break;
@@ -59,6 +76,19 @@ export function fallback(deps: FallbackDeps): Layer {
       const message = emergency ? 'the sidecar is in emergency mode and has no cached answer for this request' : 'no tier of the chain could be tried';
       return localError(primaryRequest, 503, 'overloaded', message, 'unavailable', 5000);
     };
+
+    /** For a stream's primary tier: the upstream tier it races once its first token is late (the next one that takes a timeout), if any. */
+    const raceable = (req: ProxyRequest, ctx: RequestContext, tiers: readonly ChainTier[], from: number) => {
+      if (!req.stream || req.resume || req.bodyStream || ctx.mode === 'emergency' || req.upstream.config.timeouts.fallbackHedgeMs === 0) return undefined;
+      for (let index = from + 1; index < tiers.length; index++) {
+        const tier = tiers[index]!;
+        if (tier.kind !== 'upstream' || !admits(tier, 'timeout')) continue;
+        const upstream = deps.upstream(tier.upstream);
+        return upstream ? { index, tier, upstream } : undefined;
+      }
+      return undefined;
+    };
+
     // An upstream with no fallback tier, outside emergency mode, is its chain: the request goes straight through.
     return (req, ctx) => (req.upstream.config.chain.length === 1 && ctx.mode !== 'emergency' && deps.clock.now() < ctx.deadline ? inner(req, ctx) : walk(req, ctx));
   };

@@ -11,7 +11,8 @@
  */
 import type { Metrics } from '../../metrics.js';
 import { type Clock, LatencyWindow } from '../../resilience/index.js';
-import type { Handler, Layer, Outcome, ProxyRequest, RequestContext } from '../handler.js';
+import type { Handler, Layer, Outcome } from '../handler.js';
+import { launch, within, type Launched } from '../side-by-side.js';
 import { requestFor } from '../tier-request.js';
 import type { UpstreamState } from '../upstream-state.js';
 
@@ -20,51 +21,6 @@ const MIN_SAMPLES = 20;
 
 const good = (o: Outcome) => o.kind === 'stream' || (o.kind === 'answer' && o.failure === undefined);
 const refused = (o: Outcome) => o.kind === 'local' && o.code === 'circuit_open';
-
-interface Launched {
-  result: Promise<Outcome>;
-  startedAt: number;
-  /** Aborts the attempt, or gives up the stream it answered with. Idempotent. */
-  cancel(): void;
-}
-
-/** Runs one attempt under its own abort signal, which the app's signal also aborts. */
-function launch(inner: Handler, req: ProxyRequest, ctx: RequestContext, clock: Clock): Launched {
-  const controller = new AbortController();
-  ctx.signal.addEventListener('abort', () => controller.abort(), { once: true });
-  const result = inner(req, { ...ctx, signal: controller.signal });
-  let cancelled = false;
-  return {
-    result,
-    startedAt: clock.now(),
-    cancel() {
-      if (cancelled) return;
-      cancelled = true;
-      controller.abort();
-      result.then(
-        (o) => o.kind === 'stream' && o.body.cancel(),
-        () => {},
-      );
-    },
-  };
-}
-
-/** `work`'s outcome if it comes within `ms`, else undefined. */
-function within(work: Promise<Outcome>, ms: number, clock: Clock): Promise<Outcome | undefined> {
-  return new Promise((resolve, reject) => {
-    const timer = clock.setTimer(() => resolve(undefined), ms);
-    work.then(
-      (o) => {
-        clock.clearTimer(timer);
-        resolve(o);
-      },
-      (err: unknown) => {
-        clock.clearTimer(timer);
-        reject(err);
-      },
-    );
-  });
-}
 
 export interface HedgeDeps {
   clock: Clock;

@@ -6,12 +6,14 @@
  * tried and given back if the breaker below refuses it: a retry never goes
  * through an open breaker, and the last answer stands. A timeout of the
  * addressed upstream is not retried when a fallback upstream would take it:
- * a route that never answers costs one attempt, not the whole deadline.
+ * a route that never answers costs one attempt, not the whole deadline. In a
+ * mid-stream recovery, the break of this upstream's stream counts as its
+ * first attempt.
  */
 import type { FailureClass } from '../../../api/index.js';
 import type { Metrics } from '../../metrics.js';
 import { backoffDelay, type Clock, sleep } from '../../resilience/index.js';
-import type { AnswerOutcome, Layer, LocalOutcome, Outcome, StopReason } from '../handler.js';
+import { localError, type AnswerOutcome, type Layer, type LocalOutcome, type Outcome, type ProxyRequest, type StopReason } from '../handler.js';
 import { retryAfterMs } from '../retry-after.js';
 
 type Failed = AnswerOutcome | LocalOutcome;
@@ -32,17 +34,43 @@ export interface RetryDeps {
   random?: () => number;
 }
 
+/** A mid-stream recovery's break, when it happened on this upstream: a failed attempt already made. */
+function brokeHere(req: ProxyRequest): LocalOutcome | undefined {
+  const broke = req.resume?.broke;
+  if (broke?.upstream !== req.upstream.config.name) return undefined;
+  const code = broke.failure === 'timeout' ? 'upstream_timeout' : 'upstream_unavailable';
+  return localError(req, broke.failure === 'timeout' ? 504 : 502, code, `${broke.upstream}: ${broke.failure}: the stream broke after it started`, broke.failure);
+}
+
 export function retry({ clock, metrics, random }: RetryDeps): Layer {
   return (inner) => async (req, ctx) => {
     const { upstream } = req;
     const { name, retry: policy } = upstream.config;
     upstream.budget.recordRequest();
     let previousDelay = 0;
-    let last: Failed | undefined;
-    for (let n = 1; ; n++) {
-      if (last && !upstream.budget.tryWithdraw()) {
-        metrics.budgetRefusals.inc({ upstream: name });
-        return stopWith(last, 'budget');
+    // In a recovery, the break of this upstream's stream was its first attempt: whether another follows is decided as after any.
+    let last: Failed | undefined = brokeHere(req);
+    for (let n = last ? 2 : 1; ; n++) {
+      if (last) {
+        // Should there be another attempt, and after how long?
+        const failure = last.failure as FailureClass;
+        if (req.bodyStream) return stopWith(last, 'body-not-replayable');
+        if (failure === 'timeout' && name === ctx.primary && upstream.config.timeoutFallsBack) return stopWith(last, 'falls-back');
+        if (!policy.on.has(failure) || (last.kind === 'answer' && last.status >= 400 && !policy.statusCodes.has(last.status))) return stopWith(last, 'not-retryable');
+        if (n > policy.attempts) return stopWith(last, 'attempts-exhausted');
+        const asked = last.kind === 'answer' && policy.respectRetryAfter ? retryAfterMs(last.headers, clock.wallTime()) : undefined;
+        if (asked !== undefined && asked > policy.maxRetryAfterMs) return stopWith(last, 'retry-after-too-long');
+        const wait = asked ?? backoffDelay(policy.backoff, n - 1, previousDelay, random);
+        previousDelay = wait;
+        if (clock.now() + wait >= ctx.deadline) return stopWith(last, 'deadline');
+        if (!upstream.budget.tryWithdraw()) {
+          metrics.budgetRefusals.inc({ upstream: name });
+          return stopWith(last, 'budget');
+        }
+        if (!(await sleep(clock, wait, ctx.signal))) {
+          upstream.budget.refund();
+          return { kind: 'cancelled' };
+        }
       }
       const outcome = await inner(req, ctx);
       if (refused(outcome)) {
@@ -54,25 +82,8 @@ export function retry({ clock, metrics, random }: RetryDeps): Layer {
       if (last) metrics.retries.inc({ upstream: name, class: last.failure });
       const failure = outcome.kind === 'stream' || outcome.kind === 'cancelled' ? undefined : (outcome.failure as FailureClass | undefined);
       metrics.attempts.inc({ upstream: name, class: outcome.kind === 'cancelled' ? 'cancelled' : (failure ?? 'none') });
-      if (outcome.kind === 'cancelled') return outcome;
-      if (outcome.kind === 'stream' || failure === undefined) return outcome;
+      if (outcome.kind === 'cancelled' || outcome.kind === 'stream' || failure === undefined) return outcome;
       last = outcome as Failed;
-
-      // Should there be another attempt, and after how long?
-      if (req.bodyStream) return stopWith(last, 'body-not-replayable');
-      if (failure === 'timeout' && name === ctx.primary && upstream.config.timeoutFallsBack) return stopWith(last, 'falls-back');
-      if (!policy.on.has(failure) || (last.kind === 'answer' && last.status >= 400 && !policy.statusCodes.has(last.status))) return stopWith(last, 'not-retryable');
-      if (n >= policy.attempts) return stopWith(last, 'attempts-exhausted');
-      const asked = last.kind === 'answer' && policy.respectRetryAfter ? retryAfterMs(last.headers, clock.wallTime()) : undefined;
-      if (asked !== undefined && asked > policy.maxRetryAfterMs) return stopWith(last, 'retry-after-too-long');
-      const wait = asked ?? backoffDelay(policy.backoff, n, previousDelay, random);
-      previousDelay = wait;
-      if (clock.now() + wait >= ctx.deadline) return stopWith(last, 'deadline');
-      if (!upstream.budget.canWithdraw()) {
-        metrics.budgetRefusals.inc({ upstream: name });
-        return stopWith(last, 'budget');
-      }
-      if (!(await sleep(clock, wait, ctx.signal))) return { kind: 'cancelled' };
     }
   };
 }

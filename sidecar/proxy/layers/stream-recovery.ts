@@ -1,15 +1,20 @@
 /**
  * Mid-stream recovery: a stream from the chain below is relayed through a
- * RecoveringStream, which, when the stream breaks after text reached the app,
- * asks the chain for the same request again, carrying the text delivered so
- * a tier that can continue it does (layers/continuation.ts); the others
- * answer anew, and their text is verified against what was delivered
- * (recovering-stream.ts). Bounded by the upstream's
- * streamRecovery.maxRecoveries and the request's deadline.
+ * RecoveringStream, which, when the stream breaks after content reached the
+ * app, runs the chain again for the same request: the addressed upstream
+ * with its retries, then each fallback tier its `when` admits. The break
+ * counts as a failed attempt of the upstream that broke (so after a stall,
+ * a timeout, the chain goes straight to a fallback where one would take it;
+ * after a reset or an error event, that upstream's retry policy decides),
+ * and each tier continues the text delivered where it can
+ * (layers/continuation.ts) or regenerates and verifies. Bounded by the
+ * upstream's streamRecovery.maxRecoveries (how often the app's stream is
+ * resumed) and the request's deadline.
  */
 import type { Metrics } from '../../metrics.js';
 import type { Clock } from '../../resilience/index.js';
 import type { Layer } from '../handler.js';
+import { failureOf } from '../handler.js';
 import { RecoveringStream } from '../recovering-stream.js';
 
 export function streamRecovery(clock: Clock, metrics: Metrics): Layer {
@@ -17,14 +22,14 @@ export function streamRecovery(clock: Clock, metrics: Metrics): Layer {
     const outcome = await inner(req, ctx);
     const { maxRecoveries } = req.upstream.config.streamRecovery;
     if (outcome.kind !== 'stream' || maxRecoveries === 0) return outcome;
-    const body = new RecoveringStream(outcome.body, {
-      dialect: ctx.dialect,
+    const body = new RecoveringStream(outcome.body, outcome.upstream, {
       framing: outcome.framing,
       maxRecoveries,
-      async again(delivered) {
+      async again(delivered, broke) {
         if (clock.now() >= ctx.deadline || ctx.signal.aborted) return undefined;
-        const next = await inner({ ...req, continuation: delivered }, ctx);
-        return next.kind === 'stream' ? next : undefined;
+        const next = await inner({ ...req, resume: { delivered, broke } }, ctx);
+        if (next.kind === 'stream') return { kind: 'stream', body: next.body, upstream: next.upstream, strategy: next.strategy ?? 'regenerate' };
+        return { kind: 'failed', failure: failureOf(next) };
       },
       onRecovery: (result, strategy) => {
         metrics.streamRecoveries.inc({ upstream: req.upstream.config.name, strategy, result });

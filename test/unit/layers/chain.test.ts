@@ -10,7 +10,7 @@ import { answerCache } from '../../../sidecar/proxy/layers/answer-cache.js';
 import { degradation } from '../../../sidecar/proxy/layers/degradation.js';
 import { fallback } from '../../../sidecar/proxy/layers/fallback.js';
 import { rateLimit } from '../../../sidecar/proxy/layers/rate-limit.js';
-import { answer, contextAt, drain, DrivenStream, innerGiving, localFailure, ManualClock, requestTo, streamOf, upstreamOf } from '../../support/layer-kit.js';
+import { answer, contextAt, drain, DrivenStream, innerGiving, localFailure, ManualClock, metrics, requestTo, streamOf, upstreamOf } from '../../support/layer-kit.js';
 
 const CHAIN = {
   upstreams: [
@@ -25,7 +25,7 @@ function chainRig() {
   const secondary = upstreamOf(clock, {}, CHAIN, 'secondary');
   const cache = new ResponseCache({ ttlMs: 60_000, maxEntries: 10, maxBytes: 1 << 20, serveFresh: false });
   const layer = (inner: ReturnType<typeof innerGiving>) =>
-    answerCache(() => cache)(fallback({ clock, upstream: (n) => (n === 'secondary' ? secondary : undefined), cache: () => cache })(inner));
+    answerCache(() => cache)(fallback({ clock, metrics, upstream: (n) => (n === 'secondary' ? secondary : undefined), cache: () => cache })(inner));
   return { clock, primary, layer };
 }
 
@@ -65,7 +65,7 @@ describe('fallback chain', () => {
     const primary = upstreamOf(clock, {}, spec, 'primary');
     const inner = innerGiving(answer());
     const cache = new ResponseCache({ ttlMs: 0, maxEntries: 0, maxBytes: 0, serveFresh: false });
-    const outcome = await fallback({ clock, upstream: () => undefined, cache: () => cache })(inner)(requestTo(primary), contextAt(clock, { mode: 'emergency' }));
+    const outcome = await fallback({ clock, metrics, upstream: () => undefined, cache: () => cache })(inner)(requestTo(primary), contextAt(clock, { mode: 'emergency' }));
     assert.equal(outcome.kind === 'answer' && outcome.composed, 'static');
     assert.equal(inner.calls.length, 0);
   });

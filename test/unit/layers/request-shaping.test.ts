@@ -12,7 +12,9 @@ import { BodyBudget } from '../../../sidecar/proxy/body-budget.js';
 import { continuation } from '../../../sidecar/proxy/layers/continuation.js';
 import { degradedRequest } from '../../../sidecar/proxy/layers/degraded-request.js';
 import { faults } from '../../../sidecar/proxy/layers/faults.js';
-import { answer, contextAt, DrivenStream, innerGiving, ManualClock, metrics, requestTo, settle, streamOf, upstreamOf } from '../../support/layer-kit.js';
+import type { ProxyRequest } from '../../../sidecar/proxy/handler.js';
+import { DeliveredContent } from '../../../sidecar/resilience/stream-verifier.js';
+import { answer, contextAt, DrivenStream, innerGiving, localFailure, ManualClock, metrics, requestTo, settle, streamOf, upstreamOf } from '../../support/layer-kit.js';
 
 describe('faults layer', () => {
   it('answers with the abort status in the app\'s API shape instead of calling in', async () => {
@@ -82,19 +84,29 @@ describe('degraded-request layer', () => {
 describe('continuation layer', () => {
   const chat = (messages: object[]) => Buffer.from(JSON.stringify({ model: 'm', stream: true, messages }));
   const lastMessage = (body: Buffer | null) => JSON.parse(body!.toString()).messages.at(-1);
-  const setup = (api: string, continuationStyle?: string) => {
+  /** What the app was sent before the break: `pieces` of content (text of one channel by default). */
+  const deliveredOf = (...pieces: { channel: string; text: string }[]) => {
+    const delivered = new DeliveredContent();
+    for (const piece of pieces) delivered.add(piece);
+    return delivered;
+  };
+  const setup = (api: string, continuationStyle?: string, delivered = deliveredOf({ channel: 'text', text: 'one ' }, { channel: 'text', text: 'two ' })) => {
     const clock = new ManualClock();
     const upstream = upstreamOf(clock, { api, ...(continuationStyle ? { streamRecovery: { continuation: continuationStyle } } : {}) });
-    return { clock, upstream, req: requestTo(upstream, { stream: true, body: chat([{ role: 'user', content: 'count' }]), continuation: 'one two ' }) };
+    const resume = { delivered, broke: { upstream: 'primary', failure: 'reset' as const } };
+    return { clock, upstream, req: requestTo(upstream, { stream: true, body: chat([{ role: 'user', content: 'count' }]), resume }) };
   };
+  const carried = (req: ProxyRequest) => req.resume?.carried;
 
   it('asks an Anthropic tier to continue (trailing whitespace left out), and says how much the request carried', async () => {
     const { clock, req } = setup('anthropic');
     const inner = innerGiving(streamOf(new DrivenStream()));
-    const outcome = await continuation(inner)(req, contextAt(clock, { dialect: anthropic }));
+    await continuation(inner)(req, contextAt(clock, { dialect: anthropic }));
     assert.deepEqual(lastMessage(inner.calls[0]!.body), { role: 'assistant', content: 'one two' });
     assert.equal(inner.calls[0]!.headers['content-length'], String(inner.calls[0]!.body!.length));
-    assert.equal(outcome.kind === 'stream' && outcome.continues, 'one two'.length);
+    assert.equal(carried(inner.calls[0]!), 'one two'.length);
+    assert.equal(inner.calls[0]!.resume?.delivered, req.resume!.delivered, 'the break and what was delivered go with it');
+    assert.equal(carried(req), undefined, "the app's request is left as it was");
   });
 
   it('appends to the app\'s own trailing assistant message instead of adding a second one', async () => {
@@ -109,6 +121,7 @@ describe('continuation layer', () => {
   for (const [what, refusal] of [
     ['a 400 (no prefill on this model)', answer(400, 'client-error', '{"type":"error","error":{"type":"invalid_request_error","message":"prefill not supported"}}')],
     ['a context-length error (the prompt grew)', answer(400, 'context-length')],
+    ['a continuation that diverged (the model restarted the answer)', localFailure('diverged')],
   ] as const) {
     it(`sends the original request when the continuation is refused with ${what}; the refusal never comes out`, async () => {
       const { clock, req } = setup('anthropic');
@@ -117,7 +130,9 @@ describe('continuation layer', () => {
       const outcome = await continuation(inner)(req, contextAt(clock, { dialect: anthropic }));
       assert.equal(inner.calls.length, 2);
       assert.equal(lastMessage(inner.calls[1]!.body).role, 'user');
-      assert.equal(inner.calls[1]!.continuation, undefined);
+      assert.equal(carried(inner.calls[0]!), 'one two'.length);
+      assert.equal(carried(inner.calls[1]!), undefined, 'regenerated: the new stream is verified against all that was delivered');
+      assert.equal(inner.calls[1]!.body, req.body);
       assert.equal(outcome, regenerated);
     });
   }
@@ -130,19 +145,22 @@ describe('continuation layer', () => {
     assert.equal(outcome.kind === 'answer' && outcome.failure, 'overloaded');
   });
 
-  it('sends the original request where the tier cannot continue: OpenAI by default, continuation off, a body without messages, no memory left', async () => {
+  it('sends the original request where the tier cannot continue: OpenAI by default, continuation off, a body without messages, no memory left, content other than text', async () => {
     const cases = [
       { ...setup('openai'), dialect: openai, budget: Infinity },
       { ...setup('anthropic', 'off'), dialect: anthropic, budget: Infinity },
       { ...setup('ollama'), dialect: ollamaGenerate, budget: Infinity },
       { ...setup('anthropic'), dialect: anthropic, budget: 10 },
+      { ...setup('anthropic', undefined, deliveredOf({ channel: 'block0.text', text: 'Let me look. ' }, { channel: 'block1.tool', text: 'search' })), dialect: anthropic, budget: Infinity },
+      { ...setup('anthropic', undefined, deliveredOf({ channel: 'reasoning', text: 'Hmm.' })), dialect: anthropic, budget: Infinity },
     ];
     for (const { clock, req, dialect, budget } of cases) {
       const inner = innerGiving(streamOf(new DrivenStream()));
       const body = dialect === ollamaGenerate ? Buffer.from('{"model":"m","prompt":"count"}') : req.body;
       const outcome = await continuation(inner)({ ...req, body }, contextAt(clock, { dialect, memory: new BodyBudget(() => budget).lease() }));
       assert.equal(inner.calls[0]!.body, body, `${dialect.name}: the body as the app sent it`);
-      assert.equal(outcome.kind === 'stream' && outcome.continues, undefined);
+      assert.equal(carried(inner.calls[0]!), undefined);
+      assert.equal(outcome.kind, 'stream');
     }
   });
 

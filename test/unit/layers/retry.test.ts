@@ -13,6 +13,7 @@ import type { Outcome } from '../../../sidecar/proxy/handler.js';
 import { attempt } from '../../../sidecar/proxy/layers/attempt.js';
 import { retry } from '../../../sidecar/proxy/layers/retry.js';
 import { systemClock } from '../../../sidecar/resilience/clock.js';
+import { DeliveredContent } from '../../../sidecar/resilience/stream-verifier.js';
 import { streamRecovery } from '../../../sidecar/proxy/layers/stream-recovery.js';
 import type { StreamEnd } from '../../../sidecar/proxy/stream-body.js';
 import { answer, contextAt, innerGiving, localFailure, ManualClock, metrics, nextOf, requestTo, settle, upstreamOf } from '../../support/layer-kit.js';
@@ -98,6 +99,61 @@ describe('retry layer', () => {
     assert.equal(inner.calls.length, 1);
   });
 
+  describe("in a mid-stream recovery, the break of this upstream's stream is its first attempt", () => {
+    const resume = (upstream: string, failure: 'reset' | 'timeout' | 'content-filter') => ({ delivered: new DeliveredContent(), broke: { upstream, failure } });
+
+    it('leaves attempts - 1 to make, after the first backoff', async () => {
+      const clock = new ManualClock();
+      const inner = innerGiving(answer(503, 'overloaded'));
+      const ctx = contextAt(clock);
+      const { outcome, ms } = await onClock(clock, retry({ clock, metrics })(inner)(requestTo(upstreamOf(clock, FAST), { stream: true, resume: resume('primary', 'reset') }), ctx));
+      assert.equal(outcome.kind === 'answer' && outcome.stopped, 'attempts-exhausted');
+      assert.equal(inner.calls.length, 2, 'three attempts, the break being the first');
+      assert.equal(ctx.attempts, 2, 'the break was counted when its stream was had');
+      assert.ok(ms >= 200 && ms < 250, `a backoff before each new attempt, took ${ms}`);
+    });
+
+    it('makes none with attempts: 1, and ends with the break', async () => {
+      const clock = new ManualClock();
+      const inner = innerGiving(answer());
+      const outcome = await retry({ clock, metrics })(inner)(requestTo(upstreamOf(clock, { retry: { attempts: 1 } }), { stream: true, resume: resume('primary', 'reset') }), contextAt(clock));
+      assert.equal(inner.calls.length, 0);
+      assert.equal(outcome.kind === 'local' && outcome.failure, 'reset');
+      assert.match(outcome.kind === 'local' ? outcome.message : '', /primary: reset: the stream broke after it started/);
+    });
+
+    it('makes none after a break it would not retry, nor after a timeout of the addressed upstream a fallback takes', async () => {
+      const clock = new ManualClock();
+      const chain = { upstreams: [{ name: 'primary', url: 'http://127.0.0.1:9', ...FAST, fallback: [{ upstream: 'secondary' }] }, { name: 'secondary', url: 'http://127.0.0.1:9' }] };
+      for (const [upstream, failure, code] of [
+        [upstreamOf(clock, FAST), 'content-filter', 'upstream_unavailable'],
+        [upstreamOf(clock, {}, chain, 'primary'), 'timeout', 'upstream_timeout'],
+      ] as const) {
+        const inner = innerGiving(answer());
+        const outcome = await retry({ clock, metrics })(inner)(requestTo(upstream, { stream: true, resume: resume('primary', failure) }), contextAt(clock));
+        assert.equal(inner.calls.length, 0, failure);
+        assert.deepEqual(outcome.kind === 'local' && [outcome.failure, outcome.code], [failure, code]);
+      }
+    });
+
+    it('retries a timeout break of the addressed upstream when no fallback takes it', async () => {
+      const clock = new ManualClock();
+      const inner = innerGiving(answer());
+      const { outcome } = await onClock(clock, retry({ clock, metrics })(inner)(requestTo(upstreamOf(clock, FAST), { stream: true, resume: resume('primary', 'timeout') }), contextAt(clock)));
+      assert.equal(outcome.kind === 'answer' && outcome.status, 200);
+      assert.equal(inner.calls.length, 1);
+    });
+
+    it('gives another upstream (a fallback tier) all its attempts, the first at once', async () => {
+      const clock = new ManualClock();
+      const chain = { upstreams: [{ name: 'primary', url: 'http://127.0.0.1:9', fallback: [{ upstream: 'secondary' }] }, { name: 'secondary', url: 'http://127.0.0.1:9', ...FAST }] };
+      const inner = innerGiving(answer());
+      const outcome = await retry({ clock, metrics })(inner)(requestTo(upstreamOf(clock, {}, chain, 'secondary'), { stream: true, resume: resume('primary', 'timeout') }), contextAt(clock));
+      assert.equal(outcome.kind === 'answer' && outcome.status, 200);
+      assert.equal(inner.calls.length, 1);
+    });
+  });
+
   it('never retries a body it could not replay', async () => {
     const clock = new ManualClock();
     const inner = innerGiving(answer(503, 'overloaded'));
@@ -147,7 +203,7 @@ describe("the request's deadline, on the system clock", () => {
       const outcome = await streamRecovery(systemClock, metrics)(retry({ clock: systemClock, metrics })(attempt(systemClock)))(requestTo(state, { stream: true }), contextWithin(150 + (i % 7) + 0.37));
       assert.equal(outcome.kind, 'stream');
       if (outcome.kind !== 'stream') return;
-      assert.ok(Buffer.isBuffer(outcome.body.poll()), 'the first event');
+      assert.equal(outcome.body.poll()?.kind, 'chunk', 'the first event');
       const end = (await nextOf(outcome.body)) as StreamEnd;
       assert.equal(end.kind === 'failed' && end.failure, 'timeout');
     }

@@ -38,7 +38,7 @@ describe('holding()', () => {
           }
           if (step === 'read' && !reading) {
             reading = nextOf(outcome.body).then((r) => {
-              if (!Buffer.isBuffer(r)) over = true;
+              if (r.kind !== 'chunk') over = true;
               reading = undefined;
             });
           }

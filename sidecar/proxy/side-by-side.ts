@@ -1,0 +1,59 @@
+/**
+ * Running a request twice at once (a hedge, a first-token race): each run
+ * under its own abort signal, which the app's going away also aborts, so the
+ * loser can be cancelled at once (its attempt aborted, or the stream it
+ * answered with given up); each counts its own attempts, added to the
+ * request's when it settles.
+ */
+import type { Clock } from '../resilience/index.js';
+import type { Handler, Outcome, ProxyRequest, RequestContext } from './handler.js';
+
+export interface Launched {
+  result: Promise<Outcome>;
+  startedAt: number;
+  /** Aborts the run, or gives up the stream it answered with. Idempotent. */
+  cancel(): void;
+}
+
+export function launch(inner: Handler, req: ProxyRequest, ctx: RequestContext, clock: Clock): Launched {
+  const controller = new AbortController();
+  const onAppAbort = () => controller.abort();
+  ctx.signal.addEventListener('abort', onAppAbort, { once: true });
+  const child: RequestContext = { ...ctx, signal: controller.signal, attempts: 0 };
+  const result = inner(req, child).finally(() => {
+    ctx.signal.removeEventListener('abort', onAppAbort);
+    ctx.attempts += child.attempts;
+  });
+  result.catch(() => {}); // a loser's end may never be awaited: a throw there must not become an unhandled rejection
+  let cancelled = false;
+  return {
+    result,
+    startedAt: clock.now(),
+    cancel() {
+      if (cancelled) return;
+      cancelled = true;
+      controller.abort();
+      result.then(
+        (o) => o.kind === 'stream' && o.body.cancel(),
+        () => {},
+      );
+    },
+  };
+}
+
+/** `work`'s outcome if it comes within `ms`, else undefined. */
+export function within(work: Promise<Outcome>, ms: number, clock: Clock): Promise<Outcome | undefined> {
+  return new Promise((resolve, reject) => {
+    const timer = clock.setTimer(() => resolve(undefined), ms);
+    work.then(
+      (o) => {
+        clock.clearTimer(timer);
+        resolve(o);
+      },
+      (err: unknown) => {
+        clock.clearTimer(timer);
+        reject(err);
+      },
+    );
+  });
+}

@@ -1,0 +1,106 @@
+/**
+ * A stream's bytes become events here, once: decoded, split into whole
+ * events (SSE up to its blank line, NDJSON a line), and each read by the
+ * dialect (its content, finish, terminator, usage, or why it fails). Every
+ * later step (the attempt's wait for first content, the relay's checks,
+ * recovery, the app's writer) consumes these events and never parses the
+ * bytes again. An unfinished event is held back (the caller bounds `held`),
+ * so the app is only ever sent whole events.
+ */
+import { StringDecoder } from 'node:string_decoder';
+import { parseSseEvent, PendingText, SseSplitter, type SseEvent } from '../../lib/index.js';
+import type { Dialect, EventReading, StreamFraming } from './dialects/dialect.js';
+
+export interface StreamEvent {
+  /** The event as it came, its separator included. */
+  readonly raw: string;
+  /** Its name and data (an NDJSON line is a "message" with the line as data); undefined for a comment or keep-alive. */
+  readonly fields: SseEvent | undefined;
+  /** What the dialect read in it. */
+  readonly read: EventReading;
+}
+
+const NOTHING: EventReading = {};
+
+/** Whether an event gives the answer content (or fails it): the first such event ends the wait for first content. */
+export function isContentOrFailure(event: StreamEvent): boolean {
+  return event.read.content !== undefined || event.read.failure !== undefined;
+}
+
+/** Splits NDJSON into lines, each with its line ending. */
+class LineSplitter {
+  private readonly pending = new PendingText();
+
+  push(text: string): { raw: string; fields: SseEvent | undefined }[] {
+    const lines: { raw: string; fields: SseEvent | undefined }[] = [];
+    let start = 0;
+    for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
+      const raw = this.pending.take(text.slice(start, end + 1));
+      const data = raw.trim();
+      lines.push({ raw, fields: data === '' ? undefined : { event: 'message', data } });
+      start = end + 1;
+    }
+    this.pending.add(start === 0 ? text : text.slice(start));
+    return lines;
+  }
+
+  get held(): number {
+    return this.pending.length;
+  }
+
+  flush(): string {
+    return this.pending.take();
+  }
+}
+
+export class EventReader {
+  private readonly decoder = new StringDecoder('utf8');
+  private readonly splitter: SseSplitter | LineSplitter;
+
+  constructor(
+    private readonly framing: StreamFraming,
+    private readonly dialect: Dialect,
+  ) {
+    this.splitter = framing === 'sse' ? new SseSplitter() : new LineSplitter();
+  }
+
+  /** The whole events a piece of the stream completes, in order, each read. */
+  push(chunk: Buffer): StreamEvent[] {
+    return this.read(this.splitter.push(this.decoder.write(chunk)));
+  }
+
+  /**
+   * The stream ended: its last event, when it lacks only its final line ending (some servers end so),
+   * given the line ending it lacks; undefined when nothing of an event is left (other leftover text is dropped).
+   */
+  end(): StreamEvent | undefined {
+    const rest = (this.splitter.flush() + this.decoder.end()).replace(/[\r\n]+$/, '');
+    if (rest.trim() === '') return undefined;
+    const fields = this.framing === 'sse' ? parseSseEvent(rest) : { event: 'message', data: rest.trim() };
+    if (!fields) return undefined;
+    return { raw: rest + (this.framing === 'sse' ? '\n\n' : '\n'), fields, read: this.readSafely(fields) };
+  }
+
+  /** Characters of an unfinished event held back. */
+  get held(): number {
+    return this.splitter.held;
+  }
+
+  /** The dialect's reading; an event it cannot read at all (JSON nested too deep for the stack) is malformed. */
+  private readSafely(fields: SseEvent): EventReading {
+    try {
+      return this.dialect.readEvent(fields.event, fields.data);
+    } catch {
+      return { failure: { failure: 'invalid-response', detail: 'an event that could not be read' } };
+    }
+  }
+
+  private read(blocks: { raw: string; fields: SseEvent | undefined }[]): StreamEvent[] {
+    const events: StreamEvent[] = new Array(blocks.length);
+    for (let i = 0; i < blocks.length; i++) {
+      const { raw, fields } = blocks[i]!;
+      events[i] = { raw, fields, read: fields ? this.readSafely(fields) : NOTHING };
+    }
+    return events;
+  }
+}
