@@ -63,12 +63,13 @@ class VerificationText {
   }
 }
 
-/** What the app was sent of an answer, kept to verify a new stream against and to continue from. */
+/**
+ * What the app was sent of an answer, kept to verify a new stream against and to continue from: the
+ * pieces as they were read (no copy per piece), made into text only when a recovery asks for it.
+ */
 export class DeliveredContent {
-  private readonly verification = new VerificationText();
-  /** The text, while every piece so far is of one channel whose name ends in "text". */
-  private plainText: string | undefined = '';
-  private textChannel: string | undefined;
+  private pieces: ContentPiece[] = [];
+  private chars = 0;
   /** The structure marks the app was sent after the last content (a block's stop, the next one's start): a new stream repeats them. */
   trailing: string[] = [];
   /** Past MAX_RECOVERABLE_CHARS the copy is dropped: the stream can no longer be recovered. */
@@ -82,31 +83,30 @@ export class DeliveredContent {
 
   add(piece: ContentPiece): void {
     if (this.overflowed) return;
-    this.trailing = [];
-    this.verification.text += this.verification.form(piece);
-    if (this.plainText !== undefined) {
-      this.textChannel ??= piece.channel;
-      this.plainText = this.textChannel === piece.channel && piece.channel.endsWith('text') ? this.plainText + piece.text : undefined;
-    }
-    if (this.verification.text.length > MAX_RECOVERABLE_CHARS) {
-      this.overflowed = true;
-      this.verification.text = '';
-      this.plainText = undefined;
-    }
+    if (this.trailing.length > 0) this.trailing = [];
+    this.pieces.push(piece);
+    this.chars += piece.text.length;
+    if (this.chars <= MAX_RECOVERABLE_CHARS) return;
+    this.overflowed = true;
+    this.pieces = [];
   }
 
   get empty(): boolean {
-    return this.verification.text === '';
+    return this.pieces.length === 0;
   }
 
   /** The verification text (see VerificationText). */
   get all(): string {
-    return this.verification.text;
+    const verification = new VerificationText();
+    for (const piece of this.pieces) verification.text += verification.form(piece);
+    return verification.text;
   }
 
   /** The text and its channel, when all that was delivered is text of one channel: what a continuation can carry. */
   get text(): { text: string; channel: string } | undefined {
-    return this.plainText && this.textChannel && this.trailing.length === 0 ? { text: this.plainText, channel: this.textChannel } : undefined;
+    const channel = this.pieces[0]?.channel;
+    if (channel === undefined || !channel.endsWith('text') || this.trailing.length > 0 || this.pieces.some((p) => p.channel !== channel)) return undefined;
+    return { text: this.pieces.map((p) => p.text).join(''), channel };
   }
 }
 

@@ -95,7 +95,7 @@ describe('DeliveredContent', () => {
   it('drops its copy past MAX_RECOVERABLE_CHARS: the stream can no longer be recovered', () => {
     const delivered = deliveredOf([{ channel: 'text', text: 'x'.repeat(MAX_RECOVERABLE_CHARS - 100) }]);
     assert.equal(delivered.overflowed, false);
-    delivered.add({ channel: 'text', text: 'y'.repeat(100) });
+    delivered.add({ channel: 'text', text: 'y'.repeat(101) });
     assert.equal(delivered.overflowed, true);
     assert.equal(delivered.all, '');
     assert.equal(delivered.text, undefined);

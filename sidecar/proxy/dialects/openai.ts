@@ -90,9 +90,9 @@ function readChunk(data: string, forRewrite: boolean): { json: Record<string, an
     let seen: number[] | undefined;
     let finished: number[] | undefined;
     let role = false;
-    choices.forEach((entry: unknown, position) => {
-      const choice = asObject(entry);
-      if (!choice) return;
+    for (let position = 0; position < choices.length; position++) {
+      const choice = asObject(choices[position]);
+      if (!choice) continue;
       const index = typeof choice.index === 'number' ? choice.index : position;
       if (index !== 0) reading.unverifiable = true; // several choices: recovery cannot vouch for them
       (seen ??= []).push(index);
@@ -101,7 +101,7 @@ function readChunk(data: string, forRewrite: boolean): { json: Record<string, an
       choiceContent(pieces, choice, index === 0 ? '' : `choice${index}.`);
       if (pieces.content.length === before && typeof choice.delta?.role === 'string' && !choice.finish_reason) role = true;
       if (asObject(choice.delta)?.audio !== undefined) reading.unverifiable = true;
-    });
+    }
     reading.choices = seen?.length === 1 && seen[0] === 0 ? FIRST_CHOICE : seen;
     if (finished) reading.finished = finished.length === 1 && finished[0] === 0 ? FIRST_CHOICE : finished;
     if (role && pieces.content.length === 0) reading.opens = true;
