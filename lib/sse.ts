@@ -59,6 +59,8 @@ export function parseSseEvent(block: string, noCR = false): SseEvent | undefined
   return lines.length > 0 ? { event: event || 'message', data: lines.join('\n') } : undefined;
 }
 
+const asBlock = (raw: string, fields: SseEvent | undefined): SseBlock => ({ raw, fields });
+
 /**
  * Splits a stream's text into whole events (see the module's comment). Each piece is searched once,
  * and the unfinished event's text is kept as the pieces it came in, joined only once it is whole.
@@ -74,10 +76,10 @@ export class SseSplitter {
   /** The last piece ended in a CR: an LF that begins the next one belongs to that line ending. */
   private afterCR = false;
 
-  /** Feeds the next piece of text; returns the events it completed, in order. */
-  push(text: string): SseBlock[] {
+  /** Feeds the next piece of text; returns the events it completed, in order, each as `make` makes it of its text and fields. */
+  push<T = SseBlock>(text: string, make: (raw: string, fields: SseEvent | undefined) => T = asBlock as (raw: string, fields: SseEvent | undefined) => T): T[] {
     if (text === '') return [];
-    const blocks: SseBlock[] = [];
+    const blocks: T[] = [];
     let at = 0;
     // The LF of a CRLF cut in two ends no line of its own.
     if (this.afterCR && text.charCodeAt(0) === LF) at = 1;
@@ -109,7 +111,7 @@ export class SseSplitter {
       else if (this.hasLine) {
         // A blank line after the event's lines: the event is whole. (Blank lines before any line dispatch nothing, and go with the next event's text.)
         const raw = this.pending.take(text.slice(eventStart, next));
-        blocks.push({ raw, fields: parseSseEvent(raw, !hasCR && !this.pendingHadCR) });
+        blocks.push(make(raw, parseSseEvent(raw, !hasCR && !this.pendingHadCR)));
         this.pendingHadCR = false;
         this.hasLine = false;
         eventStart = next;

@@ -35,6 +35,10 @@ export interface ProxyRequest {
   maxTokens?: number;
   /** How many choices the app asked for, when more than one (OpenAI's `n`): a stream finishes when each has. */
   choices?: number;
+  /** The app asked an OpenAI stream for its usage (stream_options.include_usage). */
+  usageAsked?: boolean;
+  /** The sidecar asked the stream for its usage, which the app did not: the usage is counted, and hidden from the app. */
+  usageHidden?: boolean;
   /** Index of the priority class (0 = most important). */
   priority: number;
   /** The endpoint of the upstream this attempt goes to (set by the breaker layer). */

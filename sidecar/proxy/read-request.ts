@@ -80,6 +80,8 @@ export interface BodyFields {
   jsonMode?: boolean;
   /** How many choices a stream must finish (OpenAI's `n`, at most MAX_CHOICES). */
   choices?: number;
+  /** The app asked an OpenAI stream for its usage (stream_options.include_usage). */
+  usageAsked?: boolean;
 }
 
 /** The most choices the sidecar keeps track of in one stream. */
@@ -91,7 +93,7 @@ export function inspectBody(body: Buffer | null): BodyFields {
   if (body.length > PARSE_LIMIT) {
     const edges = body.toString('utf8', 0, PEEK_BYTES) + '\n' + body.toString('utf8', body.length - PEEK_BYTES);
     const model = PEEKED_MODEL.exec(edges)?.[1];
-    const maxTokens = /"(?:max_tokens|max_completion_tokens|num_predict)"\s*:\s*([0-9]+)/.exec(edges)?.[1];
+    const maxTokens = /"(?:max_tokens|max_completion_tokens|max_output_tokens|num_predict)"\s*:\s*([0-9]+)/.exec(edges)?.[1];
     const stream = /"stream"\s*:\s*(true|false)/.exec(edges)?.[1];
     return { model, maxTokens: maxTokens === undefined ? undefined : Number(maxTokens), stream: stream === undefined ? undefined : stream === 'true' };
   }
@@ -100,9 +102,10 @@ export function inspectBody(body: Buffer | null): BodyFields {
     const options = json.options as Record<string, unknown> | undefined;
     return {
       model: typeof json.model === 'string' ? json.model.slice(0, MAX_MODEL_CHARS) : undefined,
-      maxTokens: numberOrUndefined(json.max_tokens) ?? numberOrUndefined(json.max_completion_tokens) ?? numberOrUndefined(options?.num_predict),
+      maxTokens: numberOrUndefined(json.max_tokens) ?? numberOrUndefined(json.max_completion_tokens) ?? numberOrUndefined(json.max_output_tokens) ?? numberOrUndefined(options?.num_predict),
       stream: typeof json.stream === 'boolean' ? json.stream : undefined,
       choices: Number.isSafeInteger(json.n) && (json.n as number) > 1 ? Math.min(json.n as number, MAX_CHOICES) : undefined,
+      usageAsked: (json.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true || undefined,
       jsonMode: /^json_(object|schema)$/.test((json.response_format as { type?: string } | undefined)?.type ?? '') || json.format === 'json' || typeof json.format === 'object' || undefined,
     };
   } catch {

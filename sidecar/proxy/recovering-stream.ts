@@ -26,6 +26,8 @@ export type NextStream = { kind: 'stream'; body: StreamBody; upstream: string; s
 
 export interface RecoveryDeps {
   framing: StreamFraming;
+  /** For an API that numbers its events: an event renumbered (undefined when it has no number). */
+  renumber?: (event: StreamEvent, sequence: number) => string | undefined;
   maxRecoveries: number;
   /** A new run of the chain for the request, given what the app has and the break (undefined: no time left, or the app left). */
   again(delivered: DeliveredContent, broke: { upstream: string; failure: FailureClass }): Promise<NextStream | undefined>;
@@ -45,6 +47,8 @@ export class RecoveringStream implements StreamBody {
   /** Once recovered: how, and the failure it recovered from (said in a comment before the terminator). */
   private recovered: { strategy: RecoveryStrategy; from: Failed; said: boolean } | undefined;
   private end: StreamEnd | undefined;
+  /** The number of the last event the app had, for an API that numbers them: a recovered stream's events follow it. */
+  private sequence: number | undefined;
   /** While a new stream is being had: resolved once it is (or none could be). */
   private recovering: Promise<void> | undefined;
 
@@ -86,9 +90,11 @@ export class RecoveringStream implements StreamBody {
 
   /** Notes the content a chunk sends the app; in a recovered SSE stream, says so before the terminator. */
   private noted(chunk: StreamChunk): StreamChunk {
+    if (this.recovered && this.deps.renumber) chunk = this.renumbered(chunk, this.deps.renumber);
     let comment: number | undefined;
     for (let i = 0; i < chunk.events.length; i++) {
       const { read } = chunk.events[i]!;
+      if (read.sequence !== undefined) this.sequence = read.sequence;
       if (read.unverifiable) this.vouched = false;
       if (read.content && this.vouched) for (const piece of read.content) this.delivered.add(piece);
       else if (read.structure !== undefined && this.vouched) this.delivered.mark(read.structure);
@@ -100,6 +106,18 @@ export class RecoveringStream implements StreamBody {
     const detail = this.recovered!.from.detail.replace(/[\r\n]/g, ' ');
     const events: StreamEvent[] = [...chunk.events];
     events.splice(comment, 0, { raw: `: breakwater recovered this stream after: ${detail}\n\n`, fields: undefined, read: {} });
+    return chunkOf(events);
+  }
+
+  /** A recovered stream's chunk, its events numbered on from the last the app had. */
+  private renumbered(chunk: StreamChunk, renumber: NonNullable<RecoveryDeps['renumber']>): StreamChunk {
+    const events = chunk.events.map((event) => {
+      if (event.read.sequence === undefined || this.sequence === undefined || !event.fields) return event;
+      const sequence = this.sequence + 1;
+      const raw = renumber(event, sequence);
+      this.sequence = sequence;
+      return raw === undefined ? event : { ...event, raw, read: { ...event.read, sequence } };
+    });
     return chunkOf(events);
   }
 

@@ -11,7 +11,8 @@
  * is not the answer the app has fails as `diverged`.
  */
 import type { Seam } from '../resilience/index.js';
-import type { Dialect } from './dialects/dialect.js';
+import { parseSseEvent } from '../../lib/index.js';
+import type { Dialect, StreamFraming } from './dialects/dialect.js';
 import type { StreamEvent } from './stream-events.js';
 import { chunkOf, type StreamBody, type StreamChunk, type StreamEnd } from './stream-body.js';
 
@@ -25,6 +26,7 @@ export class ResumedStream implements StreamBody {
     private readonly body: StreamBody,
     private readonly seam: Seam,
     private readonly dialect: Dialect,
+    private readonly framing: StreamFraming,
   ) {}
 
   poll(): StreamChunk | StreamEnd | undefined {
@@ -105,7 +107,7 @@ export class ResumedStream implements StreamBody {
       return this.diverged('a new attempt sent an event that could not be rewritten');
     }
     const pieces = content.flatMap((piece, i) => (texts[i] === undefined ? [] : [{ channel: piece.channel, text: texts[i]! }]));
-    return { raw, fields: undefined, read: { ...event.read, content: pieces } };
+    return { raw, fields: this.framing === 'sse' ? parseSseEvent(raw) : { event: 'message', data: raw.trim() }, read: { ...event.read, content: pieces } };
   }
 
   private diverged(why: string): 'diverged' {

@@ -156,16 +156,21 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     const { body, stream: bodyStream } = read === OVER_BUDGET ? { body: null, stream: undefined } : read;
     const forwarded = appHeaders(req);
     const { stream: asked, ...fields } = inspectBody(body);
+    const stream = asked ?? dialect.streamsByDefault;
+    // Every stream's usage is counted: a stream that would not report it is asked to (its usage then hidden from the app).
+    const withUsage = stream && body && !fields.usageAsked ? dialect.askUsage?.(path, body) : undefined;
+    const sent = withUsage && lease.take(withUsage.length - body!.length) ? withUsage : body;
     const request: ProxyRequest = {
       upstream,
       method: req.method ?? 'GET',
       appPath: path,
       appHeaders: forwarded,
-      stream: asked ?? dialect.streamsByDefault,
-      headers: upstreamHeaders(forwarded, upstream, body, bodyStream ? firstHeader(req.headers, 'content-length') : undefined),
-      body,
+      stream,
+      headers: upstreamHeaders(forwarded, upstream, sent, bodyStream ? firstHeader(req.headers, 'content-length') : undefined),
+      body: sent,
       bodyStream,
       ...fields,
+      usageHidden: sent !== body || undefined,
       priority: routed.priority,
     };
     const ctx: RequestContext = { dialect, primary: upstream.config.name, startedAt, deadline: startedAt + routed.totalMs, signal: appGone.signal, mode: 'normal', attempts: 0, memory: lease };

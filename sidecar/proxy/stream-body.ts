@@ -35,7 +35,7 @@ export function bytesOf(chunk: StreamChunk): Buffer {
 }
 
 export type StreamEnd =
-  | { kind: 'complete'; usage?: TokenUsage }
+  | { kind: 'complete'; usage?: TokenUsage; outputChars?: number }
   | { kind: 'failed'; failure: FailureClass; detail: string }
   | { kind: 'cancelled' };
 

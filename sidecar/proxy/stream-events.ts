@@ -31,13 +31,13 @@ export function isContentOrFailure(event: StreamEvent): boolean {
 class LineSplitter {
   private readonly pending = new PendingText();
 
-  push(text: string): { raw: string; fields: SseEvent | undefined }[] {
-    const lines: { raw: string; fields: SseEvent | undefined }[] = [];
+  push(text: string, make: (raw: string, fields: SseEvent | undefined) => StreamEvent): StreamEvent[] {
+    const lines: StreamEvent[] = [];
     let start = 0;
     for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
       const raw = this.pending.take(text.slice(start, end + 1));
       const data = raw.trim();
-      lines.push({ raw, fields: data === '' ? undefined : { event: 'message', data } });
+      lines.push(make(raw, data === '' ? undefined : { event: 'message', data }));
       start = end + 1;
     }
     this.pending.add(start === 0 ? text : text.slice(start));
@@ -64,9 +64,12 @@ export class EventReader {
     this.splitter = framing === 'sse' ? new SseSplitter() : new LineSplitter();
   }
 
+  /** Makes one whole event, read. */
+  private readonly make = (raw: string, fields: SseEvent | undefined): StreamEvent => ({ raw, fields, read: fields ? this.readSafely(fields) : NOTHING });
+
   /** The whole events a piece of the stream completes, in order, each read. */
   push(chunk: Buffer): StreamEvent[] {
-    return this.read(this.splitter.push(this.decoder.write(chunk)));
+    return this.splitter.push(this.decoder.write(chunk), this.make);
   }
 
   /**
@@ -93,14 +96,5 @@ export class EventReader {
     } catch {
       return { failure: { failure: 'invalid-response', detail: 'an event that could not be read' } };
     }
-  }
-
-  private read(blocks: { raw: string; fields: SseEvent | undefined }[]): StreamEvent[] {
-    const events: StreamEvent[] = new Array(blocks.length);
-    for (let i = 0; i < blocks.length; i++) {
-      const { raw, fields } = blocks[i]!;
-      events[i] = { raw, fields, read: fields ? this.readSafely(fields) : NOTHING };
-    }
-    return events;
   }
 }

@@ -37,6 +37,8 @@ const CR = 13;
 /** What a stream's events said so far: its usage, whether its terminator came, which choices it carried and finished. */
 class StreamState {
   usage: TokenUsage | undefined;
+  /** Characters of content the stream sent: its output when it reports no usage. */
+  outputChars = 0;
   terminated = false;
   private choices: Set<number> | undefined;
   private finishedChoices: Set<number> | undefined;
@@ -51,6 +53,7 @@ class StreamState {
     const { read } = event;
     if (read.terminal) this.terminated = true;
     if (read.usage) this.usage = { input: read.usage.input ?? this.usage?.input ?? 0, output: read.usage.output ?? this.usage?.output ?? 0 };
+    if (read.content) for (const piece of read.content) this.outputChars += piece.text.length;
     if (read.choices) for (const c of read.choices) (this.choices ??= new Set()).add(c);
     // Content after a choice's finish: the finish did not end it (a cut that follows is a cut).
     if (read.content && this.finishedChoices) for (const c of read.choices ?? FIRST_CHOICE) if (!read.finished?.includes(c)) this.finishedChoices.delete(c);
@@ -70,7 +73,20 @@ class StreamState {
   }
 }
 
+export interface StreamOptions {
+  /** The stream-idle timeout. */
+  idleMs: number;
+  /** An opt-in floor under the stream's throughput, and the clock it reads. */
+  floor?: { meter: ThroughputFloor; now: () => number };
+  /** How many choices the request asked for (OpenAI's `n`). */
+  expectedChoices?: number;
+  /** Set when the sidecar asked for the usage and the app did not: each event as the app would have had it, or undefined to leave it out. */
+  withoutAskedUsage?: (event: StreamEvent) => StreamEvent | undefined;
+}
+
 export class UpstreamStream implements StreamBody {
+  private readonly idleMs: number;
+  private readonly floor: StreamOptions['floor'];
   private end: StreamEnd | undefined;
   /** What to give the app next: chunks of whole events, then perhaps how the stream ended. */
   private readonly queue: (StreamChunk | StreamEnd)[] = [];
@@ -88,13 +104,11 @@ export class UpstreamStream implements StreamBody {
     head: StreamEvent[],
     private readonly timers: AttemptTimers,
     private readonly dialect: Dialect,
-    private readonly idleMs: number,
-    /** An opt-in floor under the stream's throughput, and the clock it reads. */
-    private readonly floor?: { meter: ThroughputFloor; now: () => number },
-    /** How many choices the request asked for (OpenAI's `n`). */
-    expectedChoices = 1,
+    private readonly options: StreamOptions,
   ) {
-    this.state = new StreamState(expectedChoices);
+    this.idleMs = options.idleMs;
+    this.floor = options.floor;
+    this.state = new StreamState(options.expectedChoices);
     this.clean = reader.held === 0;
     this.accept(head);
   }
@@ -164,25 +178,45 @@ export class UpstreamStream implements StreamBody {
       const event = events[i]!;
       const failed = event.read.failure;
       if (failed) {
-        if (i > 0) this.queue.push(chunkOf(events.slice(0, i)));
+        if (i > 0) this.relay(events.slice(0, i));
         this.queue.push({ kind: 'failed', ...failed });
         return false;
       }
       this.state.note(event);
       if (this.state.terminated) {
-        this.queue.push(chunkOf(events.slice(0, i + 1), i + 1 === events.length ? bytes : undefined));
+        this.relay(events.slice(0, i + 1), i + 1 === events.length ? bytes : undefined);
         return true;
       }
     }
-    if (events.length > 0) this.queue.push(chunkOf(events, bytes));
+    this.relay(events, bytes);
     return true;
+  }
+
+  /** Queues events for the app (as `bytes` when those are theirs), as the app would have had them without usage it did not ask for. */
+  private relay(events: StreamEvent[], bytes?: Buffer): void {
+    const hide = this.options.withoutAskedUsage;
+    if (hide) {
+      const shown: StreamEvent[] = [];
+      for (const event of events) {
+        const as = hide(event);
+        if (as) shown.push(as);
+        if (as !== event) bytes = undefined;
+      }
+      events = shown;
+    }
+    if (events.length > 0) this.queue.push(chunkOf(events, bytes));
+  }
+
+  /** How the stream ends complete: with the usage it reported, or the characters of its output to estimate from. */
+  private complete(): StreamEnd {
+    return this.state.usage ? { kind: 'complete', usage: this.state.usage } : { kind: 'complete', outputChars: this.state.outputChars };
   }
 
   /** The upstream ended the stream cleanly: was it complete? (A last event missing only its line ending counts; other leftover text is dropped.) */
   private ended(): void {
     const last = this.reader.end();
     if (last && !(last.read.failure && this.state.over) && !this.accept([last])) return;
-    if (!this.dialect.endsWithTerminator || this.state.terminated) return void this.queue.push({ kind: 'complete', usage: this.state.usage });
+    if (!this.dialect.endsWithTerminator || this.state.terminated) return void this.queue.push(this.complete());
     if (!this.state.finished) return void this.queue.push({ kind: 'failed', failure: 'reset', detail: 'upstream ended the stream without its terminator' });
     this.completed();
   }
@@ -191,7 +225,7 @@ export class UpstreamStream implements StreamBody {
   private completed(): void {
     const terminator = this.dialect.terminator;
     if (!this.state.terminated && terminator) this.queue.push(chunkOf([{ raw: terminator, fields: undefined, read: { terminal: true } }]));
-    this.queue.push({ kind: 'complete', usage: this.state.usage });
+    this.queue.push(this.complete());
   }
 
   private finish(end: StreamEnd): StreamEnd {

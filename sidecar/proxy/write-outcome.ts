@@ -115,6 +115,8 @@ export async function writeOutcome(res: ServerResponse, outcome: Outcome, ctx: R
 async function relay(res: ServerResponse, stream: StreamOutcome, ctx: RequestContext, clock: Clock, tier: string): Promise<Delivery> {
   res.writeHead(stream.status, passedOn(stream.headers, breakwaterHeaders(stream, ctx, tier)));
   const firstByteAt = clock.now();
+  /** The number of the last event sent, for an API that numbers them (its error event follows it). */
+  let sequence: number | undefined;
   for (;;) {
     // Polled here rather than through nextOf: a chunk that is in already costs no promise.
     const next = stream.body.poll();
@@ -123,6 +125,7 @@ async function relay(res: ServerResponse, stream: StreamOutcome, ctx: RequestCon
       continue;
     }
     if (next.kind === 'chunk') {
+      sequence = next.events[next.events.length - 1]?.read.sequence ?? sequence;
       // An app that stops reading holds its slot no longer than the stream-idle timeout and the deadline allow.
       if (res.write(bytesOf(next)) || (await drained(res, ctx.signal, clock, Math.min(stream.idleMs, ctx.deadline - clock.now())))) continue;
       stream.body.cancel();
@@ -138,7 +141,7 @@ async function relay(res: ServerResponse, stream: StreamOutcome, ctx: RequestCon
       return { status: stream.status, outcome: 'cancelled', failure: 'none', firstByteAt, tier };
     }
     const code = next.failure === 'timeout' ? 'upstream_timeout' : 'stream_interrupted';
-    res.end(ctx.dialect.streamError(stream.framing, code, `${stream.upstream}: ${next.detail}`));
+    res.end(ctx.dialect.streamError(stream.framing, code, `${stream.upstream}: ${next.detail}`, sequence));
     return { status: stream.status, outcome: 'upstream_error', failure: next.failure, firstByteAt, tier, code };
   }
 }

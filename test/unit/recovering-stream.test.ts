@@ -78,7 +78,7 @@ describe('recovering stream', () => {
     const run = await recover(scripted([...anthropicOpening, anthropicText('Hello'), anthropicText(' wor')], cut, anthropic), (delivered) => {
       const { text, channel } = delivered.text!;
       // The attempt passes the continuation through its seam: what reaches the recovering stream starts at new content.
-      const body = new ResumedStream(scripted([...anthropicOpening, anthropicText('ld!'), ...anthropicClosing], { kind: 'complete' }, anthropic), new ContinuationSeam(text, text.length, channel), anthropic);
+      const body = new ResumedStream(scripted([...anthropicOpening, anthropicText('ld!'), ...anthropicClosing], { kind: 'complete' }, anthropic), new ContinuationSeam(text, text.length, channel), anthropic, 'sse');
       return stream(body, 'continuation', 'secondary');
     });
     assert.deepEqual(

@@ -73,7 +73,7 @@ async function resumed(dialect: Dialect, seam: Seam, chunks: string[][], end: 'c
   for (const chunk of chunks) body.push(chunk.join(''));
   if (end === 'complete') body.end();
   else body.fail(end);
-  const stream = new ResumedStream(body, seam, dialect);
+  const stream = new ResumedStream(body, seam, dialect, 'sse');
   const sent: Buffer[] = [];
   const passed: StreamEvent[] = [];
   let last: StreamEnd;
@@ -130,7 +130,7 @@ describe('ResumedStream: a regenerated stream', () => {
   it('holds the events that follow the catch-up until new content comes, then passes them on with it', async () => {
     const delivered = deliveredBy(anthropic, [an.start('msg_A'), an.textBlock(), an.text('Hello')]);
     const body = new DrivenStream(anthropic);
-    const stream = new ResumedStream(body, regenerating(delivered), anthropic);
+    const stream = new ResumedStream(body, regenerating(delivered), anthropic, 'sse');
     body.push(an.start('msg_B') + an.textBlock() + an.text('Hel') + an.text('lo'));
     assert.equal(stream.poll(), undefined, 'the repeat: nothing for the app');
     body.push(an.ping());

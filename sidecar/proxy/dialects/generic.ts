@@ -24,6 +24,8 @@ export const generic: Dialect = {
   endsWithTerminator: false,
   withContent: (_event, data) => data,
   continueWith: () => undefined,
+  askUsage: undefined, // an API it does not know is sent what the app sent
+  withoutAskedUsage: undefined,
   answerUsage: answerUsageReader(['prompt_tokens', 'input_tokens', 'prompt_eval_count'], ['completion_tokens', 'output_tokens', 'eval_count']),
   recognisers,
   answerText: (json) => known.map((d) => d.answerText(json)).find((text) => text !== undefined),

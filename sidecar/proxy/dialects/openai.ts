@@ -35,6 +35,12 @@ export const OPENAI_RECOGNISERS: readonly Recogniser[] = [
 const message = (json: Record<string, any>) => json.choices?.[0]?.message;
 
 const TERMINAL: EventReading = { terminal: true };
+
+/** Streams whose usage comes only when asked: Chat Completions and the legacy Completions. */
+const USAGE_PATHS = /\/(?:chat\/)?completions(?:\?|$)/;
+const ASK_USAGE = Buffer.from('{"stream_options":{"include_usage":true},');
+/** The `usage: null` an asked-for stream puts in every chunk (a quote in a JSON string is escaped, so this never matches inside one). */
+const NULL_USAGE = /,\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,/;
 const NOTHING: EventReading = {};
 
 /**
@@ -130,6 +136,26 @@ export const openai: Dialect = {
     if (!('pieces' in read)) return `data: ${data}\n\n`;
     read.pieces.keep(keep);
     return `data: ${JSON.stringify(read.json)}\n\n`;
+  },
+  askUsage(path, body) {
+    if (!USAGE_PATHS.test(path) || body[0] !== 0x7b /* { */) return undefined;
+    // Without stream_options, the option goes first; with them (rare), the body is written again.
+    if (body.indexOf('"stream_options"') < 0) return Buffer.concat([ASK_USAGE, body.subarray(1)]);
+    const json = asObject(parseJson(body.toString('utf8')));
+    if (!json) return undefined;
+    json.stream_options = { ...asObject(json.stream_options), include_usage: true };
+    try {
+      return Buffer.from(JSON.stringify(json));
+    } catch {
+      return undefined; // nested too deep to write back: not asked
+    }
+  },
+  withoutAskedUsage(event) {
+    const { read } = event;
+    if (read.usage && !read.choices && !read.content && !read.terminal) return undefined; // the usage chunk the app did not ask for
+    if (!event.raw.includes('"usage"')) return event;
+    const raw = event.raw.replace(NULL_USAGE, '');
+    return raw === event.raw ? event : { ...event, raw };
   },
   continueWith(json, text, style) {
     if (!prefillAssistant(json, text)) return undefined;

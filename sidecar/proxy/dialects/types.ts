@@ -1,5 +1,6 @@
 /** What a dialect is: the interface every API family's module implements, and the types it speaks in. */
 import type { FailureClass } from '../../../api/index.js';
+import type { StreamEvent } from '../stream-events.js';
 
 /** Codes of the answers the sidecar makes itself. */
 export type LocalErrorCode =
@@ -62,6 +63,8 @@ export interface EventReading {
   finished?: readonly number[];
   /** For an event without content that marks the answer's structure (Anthropic's content_block_start and _stop): which, and of which block. */
   structure?: string;
+  /** Its place in the stream, for an API that numbers its events (the Responses API's sequence_number). */
+  sequence?: number;
   /** It is the API's terminator ([DONE], message_stop, Ollama's done line). */
   terminal?: boolean;
   /** Token counts it reports (the last report of each count wins). */
@@ -81,8 +84,10 @@ export interface Dialect {
   errorBody(code: LocalErrorCode, message: string): string;
   /** An error body as this API's own servers write it (injected faults, the mock upstream). */
   upstreamErrorBody(status: number, message?: string): string;
-  /** The event that ends a stream the sidecar has to break off. */
-  streamError(framing: StreamFraming, code: LocalErrorCode, message: string): string;
+  /** The event that ends a stream the sidecar has to break off; `sequence`: the number of the last event the app had, for an API that numbers them. */
+  streamError(framing: StreamFraming, code: LocalErrorCode, message: string, sequence?: number): string;
+  /** For an API that numbers its events: the event renumbered (a recovered stream's events follow the app's numbering); undefined when it has no number. */
+  withSequence?(event: string, data: string, sequence: number): string | undefined;
   /** What one whole stream event says (its SSE event name and data, or an NDJSON line as data). */
   readEvent(event: string, data: string): EventReading;
   /** The terminator to send the app when a finished stream ends without its own; undefined for an API without one. */
@@ -102,6 +107,13 @@ export interface Dialect {
    * undefined when the request cannot carry it (no chat messages, an API without prefill).
    */
   continueWith(json: Record<string, any>, text: string, style: 'prefill' | 'continue-final-message'): number | undefined;
+  /**
+   * For an API whose streams report usage only when asked (OpenAI's Chat Completions): the body of a
+   * streamed request at `path` that asks for it, or undefined when it cannot or need not.
+   */
+  askUsage?(path: string, body: Buffer): Buffer | undefined;
+  /** For a stream whose usage the sidecar asked for and the app did not: the event as the app would have had it, or undefined to leave it out. */
+  withoutAskedUsage?(event: StreamEvent): StreamEvent | undefined;
   /** Token usage reported in a parsed plain answer. */
   answerUsage(json: Record<string, any>): TokenUsage | undefined;
   /** Error-body recognisers, checked in order. */

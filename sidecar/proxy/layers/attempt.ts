@@ -152,13 +152,19 @@ export function attempt(clock: Clock): Handler {
         if (last) head.push(last);
         else return localError(req, 502, 'upstream_unavailable', `${source.upstream}: reset: stream ended before its first content event`, 'reset', 1000);
       }
+      // The first event that is content or fails: one that fails (an error event, garbage) fails the attempt before the app sees anything.
+      const decisive = head.find(isContentOrFailure)?.read.failure;
+      if (decisive) {
+        response.destroy();
+        return localError(req, 502, 'upstream_unavailable', `${source.upstream}: ${decisive.failure}: ${decisive.detail}`, decisive.failure, 1000);
+      }
       handedOver = true; // from here the stream disposes of the timers
       const { throughputFloor } = req.upstream.config;
       const floor = throughputFloor.bytesPerSecond > 0 ? { meter: new ThroughputFloor(throughputFloor.bytesPerSecond, throughputFloor.windowMs, clock.now()), now: () => clock.now() } : undefined;
-      const upstream = new UpstreamStream(response, chunks, reader, head, timers, ctx.dialect, timeouts.streamIdleMs, floor, req.choices);
+      const upstream = new UpstreamStream(response, chunks, reader, head, timers, ctx.dialect, { idleMs: timeouts.streamIdleMs, floor, expectedChoices: req.choices, withoutAskedUsage: req.usageHidden ? ctx.dialect.withoutAskedUsage : undefined });
       // A recovery's new stream succeeds only once it gives content past what the app has (resumed-stream.ts).
-      const stream = req.resume ? new ResumedStream(upstream, seamFor(req.resume), ctx.dialect) : upstream;
-      // Its first content is in already: one that fails (an error event, garbage, a divergence) fails the attempt before the app sees anything.
+      const stream = req.resume ? new ResumedStream(upstream, seamFor(req.resume), ctx.dialect, framing) : upstream;
+      // A recovery's new stream that fails before its first new content (a cut, a divergence) fails the attempt before the app sees anything.
       const first = await nextOf(stream);
       if (first.kind !== 'chunk') {
         if (first.kind === 'failed') return localError(req, 502, 'upstream_unavailable', `${source.upstream}: ${first.failure}: ${first.detail}`, first.failure, 1000);

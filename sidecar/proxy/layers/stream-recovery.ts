@@ -22,8 +22,10 @@ export function streamRecovery(clock: Clock, metrics: Metrics): Layer {
     const outcome = await inner(req, ctx);
     const { maxRecoveries } = req.upstream.config.streamRecovery;
     if (outcome.kind !== 'stream' || maxRecoveries === 0) return outcome;
+    const { withSequence } = ctx.dialect;
     const body = new RecoveringStream(outcome.body, outcome.upstream, {
       framing: outcome.framing,
+      renumber: withSequence && ((event, sequence) => withSequence(event.fields!.event, event.fields!.data, sequence)),
       maxRecoveries,
       async again(delivered, broke) {
         if (clock.now() >= ctx.deadline || ctx.signal.aborted) return undefined;

@@ -25,7 +25,9 @@ function usedBy(end: CallEnd, expected: TokenUsage): TokenUsage {
       return NOTHING;
     case 'stream-ended':
       // A stream that broke or was cancelled was generating: its tokens are billed, and no usage came.
-      return end.end.kind === 'complete' ? (end.end.usage ?? expected) : expected;
+      if (end.end.kind !== 'complete') return expected;
+      // A stream that reported no usage is charged its input as estimated and its output by what it sent (~4 characters a token).
+      return end.end.usage ?? { input: expected.input, output: Math.ceil((end.end.outputChars ?? 0) / 4) };
     case 'returned':
       return end.outcome.kind === 'answer' && end.outcome.failure === undefined ? (end.outcome.usage ?? expected) : NOTHING;
   }
