@@ -642,6 +642,14 @@ export const PolicySpecSchema = Type.Object(
         rule: 'self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))',
         message: 'spec.upstreams[].fallback[].upstream must name another upstream of this policy',
       },
+      {
+        rule: "self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || self.upstreams.all(v, v.name != f.upstream || (has(v.api) ? v.api : 'openai') == (has(u.api) ? u.api : 'openai'))))",
+        message: 'spec.upstreams[].fallback[].upstream must speak the same api as its upstream: a chain speaks one API',
+      },
+      {
+        rule: "self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || self.upstreams.all(v, v.name != u.hedge.upstream || (has(v.api) ? v.api : 'openai') == (has(u.api) ? u.api : 'openai')))",
+        message: 'spec.upstreams[].hedge.upstream must speak the same api as its upstream',
+      },
       { rule: '!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))', message: 'spec.faults[].upstream must name an upstream of this policy' },
       {
         rule: 'self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || (u.hedge.upstream != u.name && self.upstreams.exists(v, v.name == u.hedge.upstream)))',

@@ -141,11 +141,15 @@ function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
         problems.push({ path: `${at}.upstream`, message: `names no upstream of this policy (known: ${[...names].join(', ')})` });
       }
       if (tier.upstream === upstream.name) problems.push({ path: `${at}.upstream`, message: 'an upstream cannot fall back to itself' });
+      const other = spec.upstreams.find((u) => u.name === tier.upstream);
+      if (other && other.api !== upstream.api) problems.push({ path: `${at}.upstream`, message: `${other.name} speaks ${other.api}, and ${upstream.name} ${upstream.api}: a chain speaks one API (the app's request and answer are in it)` });
     });
     const target = upstream.hedge.upstream;
     const at = `spec.upstreams[${i}].hedge`;
     if (target !== undefined && (target === upstream.name || !names.has(target))) problems.push({ path: `${at}.upstream`, message: `must name another upstream of this policy (known: ${[...names].join(', ')})` });
     if (upstream.hedge.model !== undefined && target === undefined) problems.push({ path: `${at}.model`, message: 'only applies with hedge.upstream' });
+    const hedged = spec.upstreams.find((u) => u.name === target);
+    if (hedged && target !== upstream.name && hedged.api !== upstream.api) problems.push({ path: `${at}.upstream`, message: `${hedged.name} speaks ${hedged.api}, and ${upstream.name} ${upstream.api}: a hedge speaks the API of the upstream it hedges` });
   });
   const classes = spec.priorities.classes.map((c) => c.name);
   if (new Set(classes).size !== classes.length) problems.push({ path: 'spec.priorities.classes', message: 'class names must be unique' });

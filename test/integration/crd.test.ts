@@ -64,6 +64,8 @@ describe('ResiliencePolicy CRD on a real API server', () => {
       ['long-timeout', { upstreams: [{ name: 'a', url: 'http://a', timeouts: { total: '1000h' } }], cache: { ttl: '597h' } }, [/spec\.upstreams\[0\]\.timeouts\.total: Invalid value: "1000h": must be at most 596h/, /spec\.cache\.ttl: Invalid value: "597h": must be at most 596h/]],
       ['unpriced-cost', { upstreams: [{ name: 'a', url: 'http://a', budget: { cost: '5' } }], budget: { window: 'day', cost: '0.5' } }, [/spec\.upstreams\[0\]: Invalid value: budget\.cost needs prices for this upstream's models/, /spec: Invalid value: spec\.budget\.cost needs prices on at least one upstream/]],
       ['hedge-to-self', { upstreams: [{ name: 'a', url: 'http://a', hedge: { delay: '1s', upstream: 'a' } }] }, [/spec\.upstreams\[\]\.hedge\.upstream must name another upstream of this policy/]],
+      ['mixed-chain', { upstreams: [{ name: 'a', url: 'http://a', fallback: [{ upstream: 'b' }] }, { name: 'b', url: 'http://b', api: 'anthropic' }] }, [/fallback\[\]\.upstream must speak the same api as its upstream: a chain speaks one API/]],
+      ['mixed-hedge', { upstreams: [{ name: 'a', url: 'http://a', api: 'ollama', hedge: { delay: '1s', upstream: 'b' } }, { name: 'b', url: 'http://b' }] }, [/hedge\.upstream must speak the same api as its upstream/]],
       ['starved-class', { upstreams: [{ name: 'a', url: 'http://a' }], priorities: { default: 'normal', classes: [{ name: 'critical', reserved: 100 }, { name: 'normal' }] } }, [/reserved shares must add up to less than 100/]],
     ];
     for (const [name, spec, patterns] of cases) {
