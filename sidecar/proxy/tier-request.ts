@@ -78,9 +78,24 @@ export function continuationRequest(req: ProxyRequest, dialect: Dialect, style: 
   return body && withBody(req, body, { resume: { ...req.resume!, carried } });
 }
 
-/** The request for another upstream of the chain (optionally with another model), without the app's credentials. */
+/** Query parameters that carry an app's credentials (Google's `key`, and the usual names of API keys and tokens). */
+const QUERY_CREDENTIALS = new Set(['key', 'api-key', 'api_key', 'apikey', 'access_token', 'token']);
+
+/** The app's path with its query's credentials left out. */
+function withoutQueryCredentials(path: string): string {
+  const q = path.indexOf('?');
+  if (q < 0) return path;
+  const query = new URLSearchParams(path.slice(q + 1));
+  const names = [...query.keys()].filter((name) => QUERY_CREDENTIALS.has(name.toLowerCase()));
+  if (names.length === 0) return path;
+  for (const name of names) query.delete(name);
+  const rest = query.toString();
+  return path.slice(0, q) + (rest ? `?${rest}` : '');
+}
+
+/** The request for another upstream of the chain (optionally with another model), without the app's credentials (headers and query). */
 export function requestFor(req: ProxyRequest, upstream: UpstreamState, model?: string): ProxyRequest {
-  const tier = { ...req, upstream, appHeaders: withoutCredentials(req.appHeaders) };
+  const tier = { ...req, upstream, appPath: withoutQueryCredentials(req.appPath), appHeaders: withoutCredentials(req.appHeaders) };
   const json = model === undefined ? undefined : parsed(req.body);
   const body = json && serialised({ ...json, model });
   if (body) return withBody(tier, body, { model });

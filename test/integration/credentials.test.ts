@@ -44,6 +44,17 @@ describe('credentials', () => {
     });
   }
 
+  it('never reach a fallback tier in the query either (Google\'s ?key=, and the usual names of keys and tokens); other parameters go on', async (t) => {
+    const primary = await startMock(t);
+    primary.defaultBehavior = { kind: 'status', status: 503 };
+    const other = await startMock(t);
+    const rig = await startRig(t, { upstreams: [{ name: 'primary', url: primary.url, retry: fast, fallback: [{ upstream: 'other' }] }, { name: 'other', url: other.url, retry: fast }] });
+    const r = await post(rig.url('/primary/v1/chat/completions?key=AIza-app&api-version=2024-10-21&API_KEY=k2&access_token=t'), chat());
+    assert.equal(r.status, 200);
+    assert.equal(primary.requests[0]!.path, '/v1/chat/completions?key=AIza-app&api-version=2024-10-21&API_KEY=k2&access_token=t', 'the addressed upstream gets the app\'s query');
+    assert.equal(other.requests[0]!.path, '/v1/chat/completions?api-version=2024-10-21');
+  });
+
   it('never reach a fallback tier in degraded mode either', async (t) => {
     const other = await startMock(t);
     const rig = await startRig(t, {

@@ -2,9 +2,9 @@
  * Time to first token on the DEFAULT policy plus one fallback tier, with
  * no timeout set: the sidecar's defaults must tell a slow first token from
  * a healthy model that thinks, and neither cut the thinker off nor pile
- * requests on a slow model. (The sidecar is to send a stream that has had
- * no content event for `timeouts.fallbackHedge`, 10 s by default, to the
- * first fallback tier as well; the first to produce content wins.)
+ * requests on a slow model. (The sidecar sends a stream that has had no
+ * content event for `timeouts.fallbackHedge`, 10 s by default, to the first
+ * fallback tier as well; the first to produce content wins.)
  *
  * - A primary whose first token is 20 s late on every attempt: the app's
  *   whole answer, from either upstream, within 12 s.
