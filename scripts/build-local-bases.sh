@@ -43,7 +43,10 @@ lay_out_node "$root"
 mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" "$root/usr/local/bin" "$root/usr/local/lib/node_modules"
 cp /bin/busybox "$root/bin/busybox"
 chroot "$root" /bin/busybox --install -s
-cp -r "$(npm root -g)/npm" "$root/usr/local/lib/node_modules/npm"
+# npm's own package, found from its executable: `npm root -g` follows the node first on PATH, which under
+# `npm run` is the project's Node 24 (node_modules/.bin), whose prefix holds no npm.
+npm_package=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
+cp -r "$npm_package" "$root/usr/local/lib/node_modules/npm"
 ln -s /nodejs/bin/node "$root/usr/local/bin/node"
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$root/usr/local/bin/npm"
 ln -s ../lib/node_modules/npm/bin/npx-cli.js "$root/usr/local/bin/npx"
