@@ -124,10 +124,12 @@ export class ResumedStream implements StreamBody {
 
   private finish(end: StreamEnd): StreamEnd {
     if (this.end) return this.end;
-    this.end = end;
     this.queue.length = 0;
     this.held = [];
     this.body.cancel(); // a no-op for an end that came from it; for its own (diverged), the upstream stream goes unread
-    return end;
+    // Given up: the upstream stream's own end says what it sent (what the attempt is charged).
+    const inner = end.kind === 'cancelled' ? this.body.poll() : undefined;
+    this.end = inner !== undefined && inner.kind === 'cancelled' ? inner : end;
+    return this.end;
   }
 }

@@ -36,8 +36,8 @@ export function bytesOf(chunk: StreamChunk): Buffer {
 
 export type StreamEnd =
   | { kind: 'complete'; usage?: TokenUsage; outputChars?: number }
-  | { kind: 'failed'; failure: FailureClass; detail: string }
-  | { kind: 'cancelled' };
+  | { kind: 'failed'; failure: FailureClass; detail: string; outputChars?: number }
+  | { kind: 'cancelled'; outputChars?: number };
 
 export interface StreamBody {
   /** The next chunk, or how the stream ended (the same end on every later call); undefined when neither is here yet. Throws only what an onStreamEnd hook threw. */
@@ -89,10 +89,12 @@ class HookedBody implements StreamBody {
   }
 
   cancel(): void {
+    let end: StreamChunk | StreamEnd | undefined;
     try {
       this.body.cancel();
+      end = this.body.poll(); // how the body ended: what it sent, for what the stream is charged
     } finally {
-      this.finish({ kind: 'cancelled' });
+      this.finish(end !== undefined && end.kind !== 'chunk' ? end : { kind: 'cancelled' });
     }
   }
 

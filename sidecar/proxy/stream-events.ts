@@ -22,9 +22,14 @@ export interface StreamEvent {
 
 const NOTHING: EventReading = {};
 
-/** Whether an event gives the answer content (or fails it): the first such event ends the wait for first content. */
-export function isContentOrFailure(event: StreamEvent): boolean {
-  return event.read.content !== undefined || event.read.failure !== undefined;
+/**
+ * Whether an event ends the wait for first content: it gives content, fails the answer, or ends it
+ * (an answer may end without content: a content-filter finish, an empty or reasoning-only answer cut
+ * at max_output_tokens, which are answers, not failures).
+ */
+export function endsFirstWait(event: StreamEvent): boolean {
+  const { read } = event;
+  return read.content !== undefined || read.failure !== undefined || read.terminal === true || read.finished !== undefined;
 }
 
 /** Splits NDJSON into lines, each with its line ending. */

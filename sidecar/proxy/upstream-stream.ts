@@ -230,6 +230,8 @@ export class UpstreamStream implements StreamBody {
 
   private finish(end: StreamEnd): StreamEnd {
     if (this.end) return this.end;
+    // A stream that broke or was given up was generating: what it sent is charged, usage or not.
+    if (end.kind !== 'complete') end = { ...end, outputChars: this.state.outputChars };
     this.end = end;
     this.queue.length = 0;
     this.timers.dispose();

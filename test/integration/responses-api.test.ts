@@ -100,6 +100,16 @@ describe('the Responses API', { concurrency: true }, () => {
     assert.equal(r.backup.calls.length, 0);
   });
 
+  it('an answer that ends before any text (a content filter\'s response.incomplete) is the answer: one request, no fallback', async (t) => {
+    const r = await rig(t, always({ filtered: true }));
+    const s = await streamed(r.client);
+    assert.equal(s.error, undefined, String(s.error));
+    assert.equal(s.text, '');
+    assert.equal(s.response?.incomplete_details?.reason, 'content_filter');
+    assert.equal(r.primary.calls.length, 1);
+    assert.equal(r.backup.calls.length, 0);
+  });
+
   it('an error event before any text goes to the fallback, with the fallback\'s credentials', async (t) => {
     const r = await rig(t, always({ errorBeforeText: true }));
     const s = await streamed(r.client);

@@ -89,4 +89,20 @@ describe('streams that end without their terminator', () => {
       /without its terminator|stream_interrupted/,
     );
   });
+
+  it('an answer that ends without text (a content filter\'s finish) is the answer: relayed once, not retried or sent elsewhere', async (t) => {
+    let calls = 0;
+    const chunk = (choices: object[], extra: object = {}) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'gpt-test', choices, ...extra })}\n\n`;
+    const upstream = await startRawUpstream(t, (socket) => {
+      calls++;
+      socket.end(sseHead + chunked([chunk([], { prompt_filter_results: [{ prompt_index: 0, content_filter_results: {} }] }), chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]), chunk([{ index: 0, delta: {}, finish_reason: 'content_filter' }]), 'data: [DONE]\n\n']));
+    });
+    const other = await startRawUpstream(t, (socket) => socket.destroy());
+    const sidecar = await spawnSidecar(t, stringify({ upstreams: [{ name: 'primary', url: upstream.url, fallback: [{ upstream: 'other' }] }, { name: 'other', url: other.url }] }));
+    const client = new OpenAI({ apiKey: 'sk-test', baseURL: `${sidecar.dataUrl}/primary/v1`, maxRetries: 0 });
+    const finishes: (string | null | undefined)[] = [];
+    for await (const c of await client.chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'x' }], stream: true })) finishes.push(c.choices[0]?.finish_reason);
+    assert.ok(finishes.includes('content_filter'), 'the app read the filter\'s finish');
+    assert.equal(calls, 1);
+  });
 });

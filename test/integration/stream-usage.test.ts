@@ -74,4 +74,19 @@ describe('usage for every stream', { concurrency: true }, () => {
     const input = spent - output;
     assert.ok(input > 0 && input < 60, `charged ${spent}: ${output} output tokens by the text (${CANONICAL.length} characters) and the input estimate (${input})`);
   });
+
+  it('charges a stream that breaks, or that the app gives up, at least what it sent, also without max_tokens', async (t) => {
+    const text = 'x'.repeat(4000);
+    const upstream = await startRawUpstream(t, (socket) => {
+      const chunk = `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: { content: text }, finish_reason: null }] })}\n\n`;
+      socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n${Buffer.byteLength(chunk).toString(16)}\r\n${chunk}\r\n`);
+      setTimeout(() => socket.resetAndDestroy(), 30);
+    });
+    const sidecar = await spawnSidecar(t, stringify({ upstreams: [{ name: 'primary', url: upstream.url, streamRecovery: { maxRecoveries: 0 } }], budget: { window: 'hour', tokens: 1_000_000 } }));
+    await bytesOf(`${sidecar.dataUrl}/primary/v1/chat/completions`, REQUEST);
+    const metrics = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
+    const spent = metric(metrics, /breakwater_budget_spent\{scope="policy",upstream="",unit="tokens"\} (\d+)/);
+    assert.ok(spent >= 1000, `a broken stream that sent ${text.length} characters was charged ${spent} tokens`);
+  });
 });
+

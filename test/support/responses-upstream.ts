@@ -25,7 +25,9 @@ export type ResponsesFault =
   | { firstDeltaAfterMs: number }
   | { cutAfter: number }
   | { failedAfter: number }
-  | { incompleteAfter: number };
+  | { incompleteAfter: number }
+  /** The answer stops before any text: response.incomplete with reason content_filter. */
+  | { filtered: true };
 
 export interface ResponsesCall {
   n: number;
@@ -94,6 +96,9 @@ export async function startResponsesUpstream(t: TestContext, fault?: (call: Resp
       const event = (type: string, fields: object) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence++, ...fields })}\n\n`;
       const at = { item_id: 'msg_fake1', output_index: 0, content_index: 0 };
       res.write(event('response.created', { response: response(model, 'in_progress', undefined, 0) }) + event('response.in_progress', { response: response(model, 'in_progress', undefined, 0) }));
+      if (f && 'filtered' in f) {
+        return void res.end(event('response.incomplete', { response: { ...response(model, 'incomplete', undefined, 0), incomplete_details: { reason: 'content_filter' } } }));
+      }
       if (f && 'errorBeforeText' in f) {
         return void res.end(event('error', { code: 'rate_limit_exceeded', message: 'Rate limit reached for requests', param: null }));
       }

@@ -17,8 +17,11 @@ describe('asking a stream for its usage', () => {
     const request = { model: 'm', messages: [{ role: 'user', content: 'say "stream_options"' }], stream: true };
     assert.deepEqual(JSON.parse(ask('/v1/chat/completions', request)!.toString()), { stream_options: { include_usage: true }, ...request });
     assert.deepEqual(JSON.parse(ask('/v1/completions?x=1', { prompt: 'p', stream: true })!.toString()), { stream_options: { include_usage: true }, prompt: 'p', stream: true });
-    const withOptions = { model: 'm', stream: true, stream_options: { include_obfuscation: false } };
-    assert.deepEqual(JSON.parse(ask('/v1/chat/completions', withOptions)!.toString()).stream_options, { include_obfuscation: false, include_usage: true });
+  });
+
+  it('sends a body with stream_options of its own as it is: written again, its numbers could change', () => {
+    assert.equal(ask('/v1/chat/completions', '{"model":"m","stream":true,"seed":12345678901234567890,"stream_options":{"include_obfuscation":false}}'), undefined);
+    assert.equal(ask('/v1/chat/completions', '{"model":"m","stream":true,"stream_options":{"include_usage":true}}'), undefined);
   });
 
   it('leaves other paths, and bodies that are not JSON objects, as they are', () => {
@@ -49,3 +52,20 @@ describe('hiding the usage the app did not ask for', () => {
     assert.equal(hide(finish!), finish, 'a chunk with choices and usage (a server that always reports it) is the app\'s as it came');
   });
 });
+
+describe('the Responses API\'s paths and numbers', () => {
+  it('is the dialect of /v1/responses and Azure\'s /openai/responses only, not of a deployment or a query that says responses', async () => {
+    const { dialectFor } = await import('../../sidecar/proxy/dialects/dialect.js');
+    assert.equal(dialectFor('openai', '/v1/responses').name, 'openai-responses');
+    assert.equal(dialectFor('openai', '/v1/responses/resp_1/input_items').name, 'openai-responses');
+    assert.equal(dialectFor('openai', '/openai/responses?api-version=2025-04-01-preview').name, 'openai-responses');
+    assert.equal(dialectFor('openai', '/openai/deployments/responses/chat/completions?api-version=2024-10-21').name, 'openai');
+    assert.equal(dialectFor('openai', '/v1/chat/completions?note=/v1/responses').name, 'openai');
+  });
+
+  it('passes an event nested too deep to write back on as it came, instead of throwing', () => {
+    const deep = '{"type":"response.output_text.delta","sequence_number":3,"x":' + '['.repeat(20000) + ']'.repeat(20000) + '}';
+    assert.equal(openaiResponses.withSequence!('response.output_text.delta', deep, 9), undefined);
+  });
+});
+

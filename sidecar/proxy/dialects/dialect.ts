@@ -19,8 +19,8 @@ import type { Dialect, StreamFraming } from './types.js';
 export type * from './types.js';
 
 /** The Responses API (`/v1/responses`, Azure's `/openai/responses`), else Chat Completions and the rest of OpenAI's paths. */
-const RESPONSES_PATH = /\/responses(?:[/?]|$)/;
-const openaiAt = (path: string) => (RESPONSES_PATH.test(path) ? openaiResponses : openai);
+const RESPONSES_PATH = /(?:^|\/)(?:v1|openai)\/responses(?:\/|$)/;
+const openaiAt = (path: string) => (RESPONSES_PATH.test(path.split('?', 1)[0]!) ? openaiResponses : openai);
 
 /** The dialect of a request to an upstream of family `api` at `path` (the path after the upstream's name). */
 export function dialectFor(api: ApiFamily, path: string): Dialect {

@@ -38,11 +38,13 @@ function readResponseEvent(event: string, data: string, forRewrite: boolean): { 
   const parsed = parseJson(data);
   if (parsed === MALFORMED) return malformed(data);
   const json = asObject(parsed);
-  if (!json) return NOTHING;
+  if (!json) return event === 'error' ? errorReading(data, OPENAI_RECOGNISERS) : NOTHING;
   const type = typeof json.type === 'string' ? json.type : event;
   const sequence = number(json.sequence_number);
   const withSequence = (reading: EventReading): EventReading => (sequence === undefined ? reading : { ...reading, sequence });
   if (type === 'error' || event === 'error') return errorReading({ code: json.code, message: json.message }, OPENAI_RECOGNISERS);
+  // A Chat-style error chunk (some gateways send one in any stream): the openai SDK throws on it, so it is a failure here too.
+  if (asObject(json.error) && json.type === undefined) return errorReading(json.error, OPENAI_RECOGNISERS);
   if (type === 'response.failed') return errorReading(asObject(json.response)?.error ?? json, OPENAI_RECOGNISERS);
   if (type === 'response.completed' || type === 'response.incomplete') {
     const usage = asObject(asObject(json.response)?.usage);
@@ -129,11 +131,17 @@ export const openaiResponses: Dialect = {
     const json = asObject(parseJson(data));
     if (!json || typeof json.sequence_number !== 'number') return undefined;
     json.sequence_number = sequence;
-    return `event: ${event}\ndata: ${JSON.stringify(json)}\n\n`;
+    try {
+      return `event: ${event}\ndata: ${JSON.stringify(json)}\n\n`;
+    } catch {
+      return undefined; // nested too deep to write back: passed on as it came
+    }
   },
   continueWith: () => undefined, // the Responses API takes no prefill: regenerate and verify
-  answerText: outputText,
-  hasToolCalls: (json) => Array.isArray(json.output) && json.output.some((item: { type?: string }) => item?.type === 'function_call'),
+  // Only a completed response is judged for empty text: an incomplete one (a reasoning model cut at max_output_tokens, a content filter) is what it is.
+  answerText: (json) => (json.status === undefined || json.status === 'completed' ? outputText(json) : undefined),
+  // Any output item but a message or reasoning is an action the model asks for (function, custom and computer calls, MCP, images…).
+  hasToolCalls: (json) => Array.isArray(json.output) && json.output.some((item: { type?: string }) => item?.type !== 'message' && item?.type !== 'reasoning'),
   refused: (json) => Array.isArray(json.output) && json.output.some((item: { content?: { type?: string }[] }) => item?.content?.some?.((part) => part?.type === 'refusal')),
   limitOutput(json, maxTokens, temperature) {
     json.max_output_tokens = clamp(json.max_output_tokens, maxTokens);

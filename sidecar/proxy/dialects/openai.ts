@@ -139,16 +139,10 @@ export const openai: Dialect = {
   },
   askUsage(path, body) {
     if (!USAGE_PATHS.test(path) || body[0] !== 0x7b /* { */) return undefined;
-    // Without stream_options, the option goes first; with them (rare), the body is written again.
-    if (body.indexOf('"stream_options"') < 0) return Buffer.concat([ASK_USAGE, body.subarray(1)]);
-    const json = asObject(parseJson(body.toString('utf8')));
-    if (!json) return undefined;
-    json.stream_options = { ...asObject(json.stream_options), include_usage: true };
-    try {
-      return Buffer.from(JSON.stringify(json));
-    } catch {
-      return undefined; // nested too deep to write back: not asked
-    }
+    // The option goes first, and the body is otherwise the app's byte for byte. A body with stream_options of its own
+    // (asking for usage or not, anywhere in a body of any size) is sent as it is: writing it again could change its
+    // numbers, and its stream is charged by its text if it reports no usage.
+    return body.indexOf('"stream_options"') < 0 ? Buffer.concat([ASK_USAGE, body.subarray(1)]) : undefined;
   },
   withoutAskedUsage(event) {
     const { read } = event;
@@ -168,7 +162,8 @@ export const openai: Dialect = {
   answerUsage: answerUsageReader(['prompt_tokens'], ['completion_tokens']),
   recognisers: OPENAI_RECOGNISERS,
   streamsByDefault: false,
-  answerText: (json) => message(json)?.content ?? undefined,
+  // An answer the provider's filter stopped is not judged for empty content: it is the provider's answer.
+  answerText: (json) => (json.choices?.[0]?.finish_reason === 'content_filter' ? undefined : (message(json)?.content ?? undefined)),
   hasToolCalls: (json) => Boolean(message(json)?.tool_calls?.length),
   refused: (json) => typeof message(json)?.refusal === 'string',
   limitOutput(json, maxTokens, temperature) {

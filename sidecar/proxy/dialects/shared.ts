@@ -39,9 +39,12 @@ export function errorReading(error: unknown, recognisers: readonly Recogniser[])
   return { failure: { failure: classifyStreamError(text, recognisers), detail: `an error event: ${text.slice(0, 300)}` } };
 }
 
+/** The most tokens one report may count: past it, a report is no count (an upstream cannot spend a budget with one number). */
+const MAX_REPORTED_TOKENS = 100_000_000;
+
 /** A token count as an API reports it, or undefined when the field holds none. */
 export function count(n: unknown): number | undefined {
-  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 && n <= MAX_REPORTED_TOKENS ? n : undefined;
 }
 
 /** The usage `input` and `output` counts say, or undefined when neither is there. */

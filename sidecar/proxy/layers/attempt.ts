@@ -17,7 +17,7 @@ import { streamFraming } from '../dialects/dialect.js';
 import { parseObject } from '../dialects/shared.js';
 import { localError, type Handler, type Outcome, type ProxyRequest, type Resume } from '../handler.js';
 import { ResumedStream } from '../resumed-stream.js';
-import { EventReader, isContentOrFailure, type StreamEvent } from '../stream-events.js';
+import { EventReader, endsFirstWait, type StreamEvent } from '../stream-events.js';
 import { nextOf, startingWith, type StreamBody, type StreamEnd } from '../stream-body.js';
 import { UpstreamStream } from '../upstream-stream.js';
 import { invalidAnswer } from '../validate-answer.js';
@@ -135,25 +135,25 @@ export function attempt(clock: Clock): Handler {
       // The stream's bytes become events here, once; the wait is for its first content event (or one that fails it).
       const reader = new EventReader(framing, ctx.dialect);
       const head: StreamEvent[] = [];
-      for (let held = 0; !head.some(isContentOrFailure); ) {
+      for (let held = 0; !head.some(endsFirstWait); ) {
         const chunk = await chunks.next();
         if (chunk === null) break;
         head.push(...reader.push(chunk));
         held += chunk.length;
-        if (held > limits.maxStreamHeadBytes && !head.some(isContentOrFailure)) {
+        if (held > limits.maxStreamHeadBytes && !head.some(endsFirstWait)) {
           response.destroy();
           throw new TooLarge(`the stream sent more than limits.maxStreamHeadBytes (${limits.maxStreamHeadBytes} bytes) before its first content event`);
         }
       }
       timers.disarm('first-byte');
-      if (!head.some(isContentOrFailure)) {
-        // It ended before any content: read what is left (a last event without its line ending), else it was cut.
+      if (!head.some(endsFirstWait)) {
+        // It ended before any content or end: read what is left (a last event without its line ending), else it was cut.
         const last = reader.end();
         if (last) head.push(last);
         else return localError(req, 502, 'upstream_unavailable', `${source.upstream}: reset: stream ended before its first content event`, 'reset', 1000);
       }
-      // The first event that is content or fails: one that fails (an error event, garbage) fails the attempt before the app sees anything.
-      const decisive = head.find(isContentOrFailure)?.read.failure;
+      // The first event that ends the wait: one that fails (an error event, garbage) fails the attempt before the app sees anything.
+      const decisive = head.find(endsFirstWait)?.read.failure;
       if (decisive) {
         response.destroy();
         return localError(req, 502, 'upstream_unavailable', `${source.upstream}: ${decisive.failure}: ${decisive.detail}`, decisive.failure, 1000);

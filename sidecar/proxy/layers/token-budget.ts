@@ -24,8 +24,8 @@ function usedBy(end: CallEnd, expected: TokenUsage): TokenUsage {
     case 'threw':
       return NOTHING;
     case 'stream-ended':
-      // A stream that broke or was cancelled was generating: its tokens are billed, and no usage came.
-      if (end.end.kind !== 'complete') return expected;
+      // A stream that broke or was given up was generating: charged its reservation, or what it sent if that was more.
+      if (end.end.kind !== 'complete') return { input: expected.input, output: Math.max(expected.output, Math.ceil((end.end.outputChars ?? 0) / 4)) };
       // A stream that reported no usage is charged its input as estimated and its output by what it sent (~4 characters a token).
       return end.end.usage ?? { input: expected.input, output: Math.ceil((end.end.outputChars ?? 0) / 4) };
     case 'returned':
