@@ -381,6 +381,10 @@ export const UpstreamSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: 'Active health checks of each endpoint (opt-in). Until its first probe answers, an endpoint takes no traffic.' },
     ),
+    websockets: Type.Boolean({
+      default: true,
+      description: 'Whether apps may open WebSockets (the Realtime API) to this upstream through the sidecar: tunnelled with its auth, a handshake timeout (timeouts.firstByte), its breaker and a bulkhead slot for as long as each is open. false: an upgrade gets 403.',
+    }),
     hedge: Type.Object(
       {
         delay: duration('Send one hedge (a second attempt, at this upstream or the one named in upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker of their target; the first to answer wins and the other is cancelled.', { default: '0s' }),

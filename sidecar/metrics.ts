@@ -222,6 +222,18 @@ export function createMetrics(sources: MetricSources = {}) {
         for (const u of live()) this.set({ upstream: u.name }, u.bulkhead.waiting);
       },
     }),
+    tunnels: new Gauge({
+      name: 'breakwater_websocket_tunnels',
+      help: 'WebSocket tunnels (the Realtime API) open now, by upstream.',
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+    }),
+    tunnelBytes: new Counter({
+      name: 'breakwater_websocket_bytes_total',
+      help: 'Bytes through WebSocket tunnels, by upstream and direction (to-upstream, to-app).',
+      labelNames: ['upstream', 'direction'] as const,
+      registers: [registry],
+    }),
     bulkheadRejected: new Counter({
       name: 'breakwater_bulkhead_rejected_total',
       help: 'Requests the bulkhead turned away, by reason (queue-full, queue-timeout, evicted).',

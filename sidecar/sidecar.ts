@@ -107,7 +107,8 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       const timeUp = new Promise<void>((resolve) => (timer = clock.setTimer(resolve, timeoutMs)));
       await Promise.race([proxy.idle(), timeUp]);
       clock.clearTimer(timer);
-      const clean = proxy.inFlight === 0;
+      const clean = proxy.inFlight === proxy.openTunnels;
+      await proxy.closeTunnels();
       proxy.server.closeAllConnections();
       adminServer.close();
       adminServer.closeAllConnections?.();

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || self.upstreams.all(v, v.name != f.upstream || (has(v.api) ? v.api : 'openai') == (has(u.api) ? u.api : 'openai'))))","message":"spec.upstreams[].fallback[].upstream must speak the same api as its upstream: a chain speaks one API"},{"rule":"self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || self.upstreams.all(v, v.name != u.hedge.upstream || (has(v.api) ? v.api : 'openai') == (has(u.api) ? u.api : 'openai')))","message":"spec.upstreams[].hedge.upstream must speak the same api as its upstream"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"},{"rule":"self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || (u.hedge.upstream != u.name && self.upstreams.exists(v, v.name == u.hedge.upstream)))","message":"spec.upstreams[].hedge.upstream must name another upstream of this policy"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)","message":"spec.budget.cost needs prices on at least one upstream"}],"type":"object","required":["upstreams","priorities","budget","slo","degradation","cache","validation","faults","inbound","limits","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || (has(self.prices) && size(self.prices) > 0)","message":"budget.cost needs prices for this upstream's models"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","healthCheck","hedge","prices","budget","guards","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries","continuation"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).","type":"integer"},"continuation":{"type":"string","enum":["auto","prefill","continue-final-message","off"],"default":"auto","description":"How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp's server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill)."}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}},"healthCheck":{"additionalProperties":false,"default":{},"description":"Active health checks of each endpoint (opt-in). Until its first probe answers, an endpoint takes no traffic.","type":"object","required":["path","interval","timeout","healthyThreshold","unhealthyThreshold"],"properties":{"path":{"pattern":"^(/[!-~]*)?$","maxLength":256,"default":"","description":"Path probed on each endpoint's origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp's slots_idle: 0). An endpoint takes traffic only while healthy.","type":"string"},"interval":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time from the end of one probe to the start of the next. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"timeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A probe that takes longer fails. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"healthyThreshold":{"minimum":1,"maximum":10,"default":1,"description":"Good probes in a row that make an unhealthy endpoint healthy.","type":"integer"},"unhealthyThreshold":{"minimum":1,"maximum":10,"default":2,"description":"Failed probes in a row that make a healthy endpoint unhealthy.","type":"integer"}}},"hedge":{"additionalProperties":false,"default":{},"description":"Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.","type":"object","required":["delay","percentile"],"properties":{"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Send one hedge (a second attempt, at this upstream or the one named in upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker of their target; the first to answer wins and the other is cancelled. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"0s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy to send the hedge to (with its own credentials), instead of this one.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the hedge's model (with upstream).","type":"string"},"percentile":{"minimum":0,"maximum":99,"default":0,"description":"When set (50-99) and at least 20 first-token times were seen, the hedge delay is this percentile of the last 100 (never below delay). 0 = the fixed delay.","type":"integer"}}},"prices":{"default":[],"maxItems":64,"description":"Per-model prices, for cost budgets. A model of this upstream that no entry names is charged at the highest listed price; an upstream without prices (a self-hosted model) costs nothing.","type":"array","items":{"additionalProperties":false,"type":"object","required":["model","input","output"],"properties":{"model":{"minLength":1,"maxLength":256,"description":"A model name, or a prefix ending in * (gpt-4o*). An exact name beats a prefix, and a longer prefix a shorter one.","type":"string"},"input":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million input tokens.","type":"string"},"output":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million output tokens.","type":"string"}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for this upstream (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"guards":{"additionalProperties":false,"default":{},"description":"Input guards (opt-in): a request that trips one gets 400 guardrail_blocked in the API's error shape and never reaches the upstream. Deny patterns read at most 1 MiB of message text; a body they cannot read whole (past retry.maxBodyBytes, not JSON, or more text than that) is blocked.","x-kubernetes-validations":[{"rule":"!has(self.deny) || self.deny.all(d, self.deny.exists_one(e, e.name == d.name))","message":"guards.deny[].name must be unique"}],"type":"object","required":["maxInputBytes","maxInputTokens","deny"],"properties":{"maxInputBytes":{"minimum":0,"maximum":1073741824,"default":0,"description":"Largest request body, in bytes (0 = off).","type":"integer"},"maxInputTokens":{"minimum":0,"maximum":100000000,"default":0,"description":"Most input tokens a request may carry, estimated as the UTF-8 bytes of its message text divided by 4 (0 = off).","type":"integer"},"deny":{"default":[],"maxItems":16,"description":"Patterns that block a request whose message text contains a match.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","pattern","ignoreCase"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The guard's name: the only thing said or logged about a request it blocks.","type":"string"},"pattern":{"minLength":1,"maxLength":512,"description":"An RE2 regular expression (linear-time: no backreferences or lookaround) searched for in the request's message text.","type":"string"},"ignoreCase":{"default":true,"description":"Match regardless of case.","type":"boolean"}}}}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream's or the policy's token or cost budget is spent.","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error","unavailable","budget-exhausted"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for all upstreams of the policy together (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"slo":{"additionalProperties":false,"default":{},"description":"Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy's SLIs over the window and a condition SLOMet into its status.","x-kubernetes-validations":[{"rule":"!has(self.window) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))","message":"slo.window must be between 1m and 24h"}],"type":"object","required":["window","availability","timeToFirstToken"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The rolling window over which each sidecar measures its SLIs, as /status and the policy's status report them (1m to 24h; longer compliance windows are Prometheus' job, from breakwater_sli_events_total). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"1h","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"availability":{"additionalProperties":false,"default":{},"description":"The availability SLO.","type":"object","required":["objective"],"properties":{"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of requests answered without failing the app (by any tier but the static message); requests the app or the policy refused (4xx, context-length, content-filter, guards, budgets) and requests the app cancelled do not count. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}},"timeToFirstToken":{"additionalProperties":false,"default":{},"description":"The time-to-first-token SLO, over streamed answers.","type":"object","required":["threshold","objective"],"properties":{"threshold":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A streamed answer whose first content event reaches the app within this is good. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of successful streamed answers whose first token came within threshold. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Added before the request is sent. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}}}};
+const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || self.upstreams.all(v, v.name != f.upstream || (has(v.api) ? v.api : 'openai') == (has(u.api) ? u.api : 'openai'))))","message":"spec.upstreams[].fallback[].upstream must speak the same api as its upstream: a chain speaks one API"},{"rule":"self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || self.upstreams.all(v, v.name != u.hedge.upstream || (has(v.api) ? v.api : 'openai') == (has(u.api) ? u.api : 'openai')))","message":"spec.upstreams[].hedge.upstream must speak the same api as its upstream"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"},{"rule":"self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || (u.hedge.upstream != u.name && self.upstreams.exists(v, v.name == u.hedge.upstream)))","message":"spec.upstreams[].hedge.upstream must name another upstream of this policy"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)","message":"spec.budget.cost needs prices on at least one upstream"}],"type":"object","required":["upstreams","priorities","budget","slo","degradation","cache","validation","faults","inbound","limits","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || (has(self.prices) && size(self.prices) > 0)","message":"budget.cost needs prices for this upstream's models"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","healthCheck","websockets","hedge","prices","budget","guards","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries","continuation"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).","type":"integer"},"continuation":{"type":"string","enum":["auto","prefill","continue-final-message","off"],"default":"auto","description":"How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp's server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill)."}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}},"healthCheck":{"additionalProperties":false,"default":{},"description":"Active health checks of each endpoint (opt-in). Until its first probe answers, an endpoint takes no traffic.","type":"object","required":["path","interval","timeout","healthyThreshold","unhealthyThreshold"],"properties":{"path":{"pattern":"^(/[!-~]*)?$","maxLength":256,"default":"","description":"Path probed on each endpoint's origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp's slots_idle: 0). An endpoint takes traffic only while healthy.","type":"string"},"interval":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time from the end of one probe to the start of the next. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"timeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A probe that takes longer fails. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"healthyThreshold":{"minimum":1,"maximum":10,"default":1,"description":"Good probes in a row that make an unhealthy endpoint healthy.","type":"integer"},"unhealthyThreshold":{"minimum":1,"maximum":10,"default":2,"description":"Failed probes in a row that make a healthy endpoint unhealthy.","type":"integer"}}},"websockets":{"default":true,"description":"Whether apps may open WebSockets (the Realtime API) to this upstream through the sidecar: tunnelled with its auth, a handshake timeout (timeouts.firstByte), its breaker and a bulkhead slot for as long as each is open. false: an upgrade gets 403.","type":"boolean"},"hedge":{"additionalProperties":false,"default":{},"description":"Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.","type":"object","required":["delay","percentile"],"properties":{"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Send one hedge (a second attempt, at this upstream or the one named in upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker of their target; the first to answer wins and the other is cancelled. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"0s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy to send the hedge to (with its own credentials), instead of this one.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the hedge's model (with upstream).","type":"string"},"percentile":{"minimum":0,"maximum":99,"default":0,"description":"When set (50-99) and at least 20 first-token times were seen, the hedge delay is this percentile of the last 100 (never below delay). 0 = the fixed delay.","type":"integer"}}},"prices":{"default":[],"maxItems":64,"description":"Per-model prices, for cost budgets. A model of this upstream that no entry names is charged at the highest listed price; an upstream without prices (a self-hosted model) costs nothing.","type":"array","items":{"additionalProperties":false,"type":"object","required":["model","input","output"],"properties":{"model":{"minLength":1,"maxLength":256,"description":"A model name, or a prefix ending in * (gpt-4o*). An exact name beats a prefix, and a longer prefix a shorter one.","type":"string"},"input":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million input tokens.","type":"string"},"output":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million output tokens.","type":"string"}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for this upstream (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"guards":{"additionalProperties":false,"default":{},"description":"Input guards (opt-in): a request that trips one gets 400 guardrail_blocked in the API's error shape and never reaches the upstream. Deny patterns read at most 1 MiB of message text; a body they cannot read whole (past retry.maxBodyBytes, not JSON, or more text than that) is blocked.","x-kubernetes-validations":[{"rule":"!has(self.deny) || self.deny.all(d, self.deny.exists_one(e, e.name == d.name))","message":"guards.deny[].name must be unique"}],"type":"object","required":["maxInputBytes","maxInputTokens","deny"],"properties":{"maxInputBytes":{"minimum":0,"maximum":1073741824,"default":0,"description":"Largest request body, in bytes (0 = off).","type":"integer"},"maxInputTokens":{"minimum":0,"maximum":100000000,"default":0,"description":"Most input tokens a request may carry, estimated as the UTF-8 bytes of its message text divided by 4 (0 = off).","type":"integer"},"deny":{"default":[],"maxItems":16,"description":"Patterns that block a request whose message text contains a match.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","pattern","ignoreCase"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The guard's name: the only thing said or logged about a request it blocks.","type":"string"},"pattern":{"minLength":1,"maxLength":512,"description":"An RE2 regular expression (linear-time: no backreferences or lookaround) searched for in the request's message text.","type":"string"},"ignoreCase":{"default":true,"description":"Match regardless of case.","type":"boolean"}}}}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream's or the policy's token or cost budget is spent.","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error","unavailable","budget-exhausted"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for all upstreams of the policy together (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"slo":{"additionalProperties":false,"default":{},"description":"Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy's SLIs over the window and a condition SLOMet into its status.","x-kubernetes-validations":[{"rule":"!has(self.window) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))","message":"slo.window must be between 1m and 24h"}],"type":"object","required":["window","availability","timeToFirstToken"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The rolling window over which each sidecar measures its SLIs, as /status and the policy's status report them (1m to 24h; longer compliance windows are Prometheus' job, from breakwater_sli_events_total). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"1h","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"availability":{"additionalProperties":false,"default":{},"description":"The availability SLO.","type":"object","required":["objective"],"properties":{"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of requests answered without failing the app (by any tier but the static message); requests the app or the policy refused (4xx, context-length, content-filter, guards, budgets) and requests the app cancelled do not count. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}},"timeToFirstToken":{"additionalProperties":false,"default":{},"description":"The time-to-first-token SLO, over streamed answers.","type":"object","required":["threshold","objective"],"properties":{"threshold":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A streamed answer whose first content event reaches the app within this is good. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of successful streamed answers whose first token came within threshold. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Added before the request is sent. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
 const pattern0 = new RegExp("^(.*)$", "u");
@@ -1909,6 +1909,9 @@ data57.throughputFloor = {};
 if(data57.healthCheck === undefined){
 data57.healthCheck = {};
 }
+if(data57.websockets === undefined){
+data57.websockets = true;
+}
 if(data57.hedge === undefined){
 data57.hedge = {};
 }
@@ -2014,8 +2017,8 @@ vErrors.push(err157);
 }
 errors++;
 }
-if(data57.hedge === undefined){
-const err158 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "hedge"},message:"must have required property '"+"hedge"+"'"};
+if(data57.websockets === undefined){
+const err158 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "websockets"},message:"must have required property '"+"websockets"+"'"};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2024,8 +2027,8 @@ vErrors.push(err158);
 }
 errors++;
 }
-if(data57.prices === undefined){
-const err159 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "prices"},message:"must have required property '"+"prices"+"'"};
+if(data57.hedge === undefined){
+const err159 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "hedge"},message:"must have required property '"+"hedge"+"'"};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2034,8 +2037,8 @@ vErrors.push(err159);
 }
 errors++;
 }
-if(data57.budget === undefined){
-const err160 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "budget"},message:"must have required property '"+"budget"+"'"};
+if(data57.prices === undefined){
+const err160 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "prices"},message:"must have required property '"+"prices"+"'"};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2044,8 +2047,8 @@ vErrors.push(err160);
 }
 errors++;
 }
-if(data57.guards === undefined){
-const err161 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "guards"},message:"must have required property '"+"guards"+"'"};
+if(data57.budget === undefined){
+const err161 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "budget"},message:"must have required property '"+"budget"+"'"};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2054,8 +2057,8 @@ vErrors.push(err161);
 }
 errors++;
 }
-if(data57.fallback === undefined){
-const err162 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "fallback"},message:"must have required property '"+"fallback"+"'"};
+if(data57.guards === undefined){
+const err162 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "guards"},message:"must have required property '"+"guards"+"'"};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2064,9 +2067,8 @@ vErrors.push(err162);
 }
 errors++;
 }
-for(const key14 in data57){
-if(!(func2.call(schema11.properties.upstreams.items.properties, key14))){
-const err163 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+if(data57.fallback === undefined){
+const err163 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "fallback"},message:"must have required property '"+"fallback"+"'"};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2075,12 +2077,9 @@ vErrors.push(err163);
 }
 errors++;
 }
-}
-if(data57.name !== undefined){
-let data58 = data57.name;
-if(typeof data58 === "string"){
-if(func3(data58) > 63){
-const err164 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+for(const key14 in data57){
+if(!(func2.call(schema11.properties.upstreams.items.properties, key14))){
+const err164 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2089,8 +2088,12 @@ vErrors.push(err164);
 }
 errors++;
 }
-if(!pattern17.test(data58)){
-const err165 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+if(data57.name !== undefined){
+let data58 = data57.name;
+if(typeof data58 === "string"){
+if(func3(data58) > 63){
+const err165 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2099,9 +2102,8 @@ vErrors.push(err165);
 }
 errors++;
 }
-}
-else {
-const err166 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern17.test(data58)){
+const err166 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2111,11 +2113,8 @@ vErrors.push(err166);
 errors++;
 }
 }
-if(data57.url !== undefined){
-let data59 = data57.url;
-if(typeof data59 === "string"){
-if(func3(data59) > 2048){
-const err167 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+else {
+const err167 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2124,8 +2123,12 @@ vErrors.push(err167);
 }
 errors++;
 }
-if(!pattern18.test(data59)){
-const err168 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
+}
+if(data57.url !== undefined){
+let data59 = data57.url;
+if(typeof data59 === "string"){
+if(func3(data59) > 2048){
+const err168 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2134,9 +2137,8 @@ vErrors.push(err168);
 }
 errors++;
 }
-}
-else {
-const err169 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern18.test(data59)){
+const err169 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2146,9 +2148,8 @@ vErrors.push(err169);
 errors++;
 }
 }
-let data60 = data57.api;
-if(typeof data60 !== "string"){
-const err170 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err170 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2157,13 +2158,25 @@ vErrors.push(err170);
 }
 errors++;
 }
-if(!((((data60 === "openai") || (data60 === "anthropic")) || (data60 === "ollama")) || (data60 === "generic"))){
-const err171 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.api.enum},message:"must be equal to one of the allowed values"};
+}
+let data60 = data57.api;
+if(typeof data60 !== "string"){
+const err171 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err171];
 }
 else {
 vErrors.push(err171);
+}
+errors++;
+}
+if(!((((data60 === "openai") || (data60 === "anthropic")) || (data60 === "ollama")) || (data60 === "generic"))){
+const err172 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.api.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err172];
+}
+else {
+vErrors.push(err172);
 }
 errors++;
 }
@@ -2174,23 +2187,23 @@ for(let i9=0; i9<len6; i9++){
 let data62 = data61[i9];
 if(typeof data62 === "string"){
 if(!pattern19.test(data62)){
-const err172 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
-if(vErrors === null){
-vErrors = [err172];
-}
-else {
-vErrors.push(err172);
-}
-errors++;
-}
-}
-else {
-const err173 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err173 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
 if(vErrors === null){
 vErrors = [err173];
 }
 else {
 vErrors.push(err173);
+}
+errors++;
+}
+}
+else {
+const err174 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err174];
+}
+else {
+vErrors.push(err174);
 }
 errors++;
 }
@@ -2206,12 +2219,12 @@ continue;
 }
 if(typeof indices3[item3] == "number"){
 j3 = indices3[item3];
-const err174 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/uniqueItems",keyword:"uniqueItems",params:{i: i10, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i10+" are identical)"};
+const err175 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/uniqueItems",keyword:"uniqueItems",params:{i: i10, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i10+" are identical)"};
 if(vErrors === null){
-vErrors = [err174];
+vErrors = [err175];
 }
 else {
-vErrors.push(err174);
+vErrors.push(err175);
 }
 errors++;
 break;
@@ -2221,12 +2234,12 @@ indices3[item3] = i10;
 }
 }
 else {
-const err175 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err176 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err175];
+vErrors = [err176];
 }
 else {
-vErrors.push(err175);
+vErrors.push(err176);
 }
 errors++;
 }
@@ -2240,17 +2253,7 @@ if(data63.prefix === undefined){
 data63.prefix = "Bearer ";
 }
 if(data63.header === undefined){
-const err176 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "header"},message:"must have required property '"+"header"+"'"};
-if(vErrors === null){
-vErrors = [err176];
-}
-else {
-vErrors.push(err176);
-}
-errors++;
-}
-if(data63.prefix === undefined){
-const err177 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "prefix"},message:"must have required property '"+"prefix"+"'"};
+const err177 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "header"},message:"must have required property '"+"header"+"'"};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2259,9 +2262,8 @@ vErrors.push(err177);
 }
 errors++;
 }
-for(const key15 in data63){
-if(!(((((key15 === "secretRef") || (key15 === "env")) || (key15 === "file")) || (key15 === "header")) || (key15 === "prefix"))){
-const err178 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+if(data63.prefix === undefined){
+const err178 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "prefix"},message:"must have required property '"+"prefix"+"'"};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2270,12 +2272,9 @@ vErrors.push(err178);
 }
 errors++;
 }
-}
-if(data63.secretRef !== undefined){
-let data64 = data63.secretRef;
-if(data64 && typeof data64 == "object" && !Array.isArray(data64)){
-if(data64.name === undefined){
-const err179 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+for(const key15 in data63){
+if(!(((((key15 === "secretRef") || (key15 === "env")) || (key15 === "file")) || (key15 === "header")) || (key15 === "prefix"))){
+const err179 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2284,8 +2283,12 @@ vErrors.push(err179);
 }
 errors++;
 }
-if(data64.key === undefined){
-const err180 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+}
+if(data63.secretRef !== undefined){
+let data64 = data63.secretRef;
+if(data64 && typeof data64 == "object" && !Array.isArray(data64)){
+if(data64.name === undefined){
+const err180 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2294,9 +2297,8 @@ vErrors.push(err180);
 }
 errors++;
 }
-for(const key16 in data64){
-if(!((key16 === "name") || (key16 === "key"))){
-const err181 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+if(data64.key === undefined){
+const err181 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2305,12 +2307,9 @@ vErrors.push(err181);
 }
 errors++;
 }
-}
-if(data64.name !== undefined){
-let data65 = data64.name;
-if(typeof data65 === "string"){
-if(func3(data65) > 253){
-const err182 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+for(const key16 in data64){
+if(!((key16 === "name") || (key16 === "key"))){
+const err182 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2319,8 +2318,12 @@ vErrors.push(err182);
 }
 errors++;
 }
-if(func3(data65) < 1){
-const err183 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data64.name !== undefined){
+let data65 = data64.name;
+if(typeof data65 === "string"){
+if(func3(data65) > 253){
+const err183 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -2329,9 +2332,8 @@ vErrors.push(err183);
 }
 errors++;
 }
-}
-else {
-const err184 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func3(data65) < 1){
+const err184 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -2341,11 +2343,8 @@ vErrors.push(err184);
 errors++;
 }
 }
-if(data64.key !== undefined){
-let data66 = data64.key;
-if(typeof data66 === "string"){
-if(func3(data66) > 253){
-const err185 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+else {
+const err185 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -2354,8 +2353,12 @@ vErrors.push(err185);
 }
 errors++;
 }
-if(func3(data66) < 1){
-const err186 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data64.key !== undefined){
+let data66 = data64.key;
+if(typeof data66 === "string"){
+if(func3(data66) > 253){
+const err186 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -2364,9 +2367,8 @@ vErrors.push(err186);
 }
 errors++;
 }
-}
-else {
-const err187 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func3(data66) < 1){
+const err187 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -2376,9 +2378,8 @@ vErrors.push(err187);
 errors++;
 }
 }
-}
 else {
-const err188 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err188 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -2388,11 +2389,9 @@ vErrors.push(err188);
 errors++;
 }
 }
-if(data63.env !== undefined){
-let data67 = data63.env;
-if(typeof data67 === "string"){
-if(func3(data67) < 1){
-const err189 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err189 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -2402,8 +2401,11 @@ vErrors.push(err189);
 errors++;
 }
 }
-else {
-const err190 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data63.env !== undefined){
+let data67 = data63.env;
+if(typeof data67 === "string"){
+if(func3(data67) < 1){
+const err190 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2413,11 +2415,8 @@ vErrors.push(err190);
 errors++;
 }
 }
-if(data63.file !== undefined){
-let data68 = data63.file;
-if(typeof data68 === "string"){
-if(func3(data68) < 1){
-const err191 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err191 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -2427,8 +2426,11 @@ vErrors.push(err191);
 errors++;
 }
 }
-else {
-const err192 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data63.file !== undefined){
+let data68 = data63.file;
+if(typeof data68 === "string"){
+if(func3(data68) < 1){
+const err192 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2438,10 +2440,8 @@ vErrors.push(err192);
 errors++;
 }
 }
-let data69 = data63.header;
-if(typeof data69 === "string"){
-if(func3(data69) > 64){
-const err193 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
+else {
+const err193 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2450,8 +2450,11 @@ vErrors.push(err193);
 }
 errors++;
 }
-if(func3(data69) < 1){
-const err194 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+let data69 = data63.header;
+if(typeof data69 === "string"){
+if(func3(data69) > 64){
+const err194 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2460,8 +2463,8 @@ vErrors.push(err194);
 }
 errors++;
 }
-if(!pattern20.test(data69)){
-const err195 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
+if(func3(data69) < 1){
+const err195 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2470,9 +2473,8 @@ vErrors.push(err195);
 }
 errors++;
 }
-}
-else {
-const err196 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern20.test(data69)){
+const err196 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2481,10 +2483,9 @@ vErrors.push(err196);
 }
 errors++;
 }
-let data70 = data63.prefix;
-if(typeof data70 === "string"){
-if(func3(data70) > 64){
-const err197 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
+}
+else {
+const err197 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2493,8 +2494,10 @@ vErrors.push(err197);
 }
 errors++;
 }
-if(!pattern21.test(data70)){
-const err198 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^[\\t\\x20-\\x7e]*$"},message:"must match pattern \""+"^[\\t\\x20-\\x7e]*$"+"\""};
+let data70 = data63.prefix;
+if(typeof data70 === "string"){
+if(func3(data70) > 64){
+const err198 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2503,9 +2506,8 @@ vErrors.push(err198);
 }
 errors++;
 }
-}
-else {
-const err199 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern21.test(data70)){
+const err199 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^[\\t\\x20-\\x7e]*$"},message:"must match pattern \""+"^[\\t\\x20-\\x7e]*$"+"\""};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2516,7 +2518,7 @@ errors++;
 }
 }
 else {
-const err200 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err200 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2526,11 +2528,8 @@ vErrors.push(err200);
 errors++;
 }
 }
-if(data57.endpoints !== undefined){
-let data71 = data57.endpoints;
-if(Array.isArray(data71)){
-if(data71.length > 64){
-const err201 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+else {
+const err201 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2539,13 +2538,27 @@ vErrors.push(err201);
 }
 errors++;
 }
-if(data71.length < 1){
-const err202 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+if(data57.endpoints !== undefined){
+let data71 = data57.endpoints;
+if(Array.isArray(data71)){
+if(data71.length > 64){
+const err202 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err202];
 }
 else {
 vErrors.push(err202);
+}
+errors++;
+}
+if(data71.length < 1){
+const err203 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(vErrors === null){
+vErrors = [err203];
+}
+else {
+vErrors.push(err203);
 }
 errors++;
 }
@@ -2557,17 +2570,7 @@ if(data72.weight === undefined){
 data72.weight = 1;
 }
 if(data72.url === undefined){
-const err203 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
-if(vErrors === null){
-vErrors = [err203];
-}
-else {
-vErrors.push(err203);
-}
-errors++;
-}
-if(data72.weight === undefined){
-const err204 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "weight"},message:"must have required property '"+"weight"+"'"};
+const err204 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -2576,9 +2579,8 @@ vErrors.push(err204);
 }
 errors++;
 }
-for(const key17 in data72){
-if(!((key17 === "url") || (key17 === "weight"))){
-const err205 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+if(data72.weight === undefined){
+const err205 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "weight"},message:"must have required property '"+"weight"+"'"};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -2587,12 +2589,9 @@ vErrors.push(err205);
 }
 errors++;
 }
-}
-if(data72.url !== undefined){
-let data73 = data72.url;
-if(typeof data73 === "string"){
-if(func3(data73) > 2048){
-const err206 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+for(const key17 in data72){
+if(!((key17 === "url") || (key17 === "weight"))){
+const err206 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -2601,8 +2600,12 @@ vErrors.push(err206);
 }
 errors++;
 }
-if(!pattern18.test(data73)){
-const err207 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
+}
+if(data72.url !== undefined){
+let data73 = data72.url;
+if(typeof data73 === "string"){
+if(func3(data73) > 2048){
+const err207 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -2611,9 +2614,8 @@ vErrors.push(err207);
 }
 errors++;
 }
-}
-else {
-const err208 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern18.test(data73)){
+const err208 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -2623,9 +2625,8 @@ vErrors.push(err208);
 errors++;
 }
 }
-let data74 = data72.weight;
-if(!((typeof data74 == "number") && (!(data74 % 1) && !isNaN(data74)))){
-const err209 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err209 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -2634,9 +2635,10 @@ vErrors.push(err209);
 }
 errors++;
 }
-if(typeof data74 == "number"){
-if(data74 > 1000 || isNaN(data74)){
-const err210 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+let data74 = data72.weight;
+if(!((typeof data74 == "number") && (!(data74 % 1) && !isNaN(data74)))){
+const err210 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -2645,8 +2647,9 @@ vErrors.push(err210);
 }
 errors++;
 }
-if(data74 < 1 || isNaN(data74)){
-const err211 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data74 == "number"){
+if(data74 > 1000 || isNaN(data74)){
+const err211 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -2655,10 +2658,8 @@ vErrors.push(err211);
 }
 errors++;
 }
-}
-}
-else {
-const err212 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data74 < 1 || isNaN(data74)){
+const err212 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -2670,7 +2671,7 @@ errors++;
 }
 }
 else {
-const err213 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err213 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -2680,9 +2681,9 @@ vErrors.push(err213);
 errors++;
 }
 }
-let data75 = data57.loadBalancing;
-if(typeof data75 !== "string"){
-const err214 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+else {
+const err214 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -2691,8 +2692,10 @@ vErrors.push(err214);
 }
 errors++;
 }
-if(!(((data75 === "round-robin") || (data75 === "weighted")) || (data75 === "least-outstanding"))){
-const err215 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.loadBalancing.enum},message:"must be equal to one of the allowed values"};
+}
+let data75 = data57.loadBalancing;
+if(typeof data75 !== "string"){
+const err215 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -2701,12 +2704,8 @@ vErrors.push(err215);
 }
 errors++;
 }
-if(data57.timeouts !== undefined){
-let data76 = data57.timeouts;
-if(data76 && typeof data76 == "object" && !Array.isArray(data76)){
-for(const key18 in data76){
-if(!((((((key18 === "total") || (key18 === "attempt")) || (key18 === "firstByte")) || (key18 === "streamIdle")) || (key18 === "fallbackHedge")) || (key18 === "perOutputToken"))){
-const err216 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+if(!(((data75 === "round-robin") || (data75 === "weighted")) || (data75 === "least-outstanding"))){
+const err216 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.loadBalancing.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err216];
 }
@@ -2715,12 +2714,12 @@ vErrors.push(err216);
 }
 errors++;
 }
-}
-if(data76.total !== undefined){
-let data77 = data76.total;
-if(typeof data77 === "string"){
-if(func3(data77) > 32){
-const err217 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data57.timeouts !== undefined){
+let data76 = data57.timeouts;
+if(data76 && typeof data76 == "object" && !Array.isArray(data76)){
+for(const key18 in data76){
+if(!((((((key18 === "total") || (key18 === "attempt")) || (key18 === "firstByte")) || (key18 === "streamIdle")) || (key18 === "fallbackHedge")) || (key18 === "perOutputToken"))){
+const err217 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err217];
 }
@@ -2729,8 +2728,12 @@ vErrors.push(err217);
 }
 errors++;
 }
-if(!pattern1.test(data77)){
-const err218 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data76.total !== undefined){
+let data77 = data76.total;
+if(typeof data77 === "string"){
+if(func3(data77) > 32){
+const err218 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err218];
 }
@@ -2739,9 +2742,8 @@ vErrors.push(err218);
 }
 errors++;
 }
-}
-else {
-const err219 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data77)){
+const err219 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err219];
 }
@@ -2751,11 +2753,8 @@ vErrors.push(err219);
 errors++;
 }
 }
-if(data76.attempt !== undefined){
-let data78 = data76.attempt;
-if(typeof data78 === "string"){
-if(func3(data78) > 32){
-const err220 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err220 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -2764,8 +2763,12 @@ vErrors.push(err220);
 }
 errors++;
 }
-if(!pattern1.test(data78)){
-const err221 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data76.attempt !== undefined){
+let data78 = data76.attempt;
+if(typeof data78 === "string"){
+if(func3(data78) > 32){
+const err221 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err221];
 }
@@ -2774,9 +2777,8 @@ vErrors.push(err221);
 }
 errors++;
 }
-}
-else {
-const err222 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data78)){
+const err222 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err222];
 }
@@ -2786,11 +2788,8 @@ vErrors.push(err222);
 errors++;
 }
 }
-if(data76.firstByte !== undefined){
-let data79 = data76.firstByte;
-if(typeof data79 === "string"){
-if(func3(data79) > 32){
-const err223 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err223 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err223];
 }
@@ -2799,8 +2798,12 @@ vErrors.push(err223);
 }
 errors++;
 }
-if(!pattern1.test(data79)){
-const err224 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data76.firstByte !== undefined){
+let data79 = data76.firstByte;
+if(typeof data79 === "string"){
+if(func3(data79) > 32){
+const err224 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -2809,9 +2812,8 @@ vErrors.push(err224);
 }
 errors++;
 }
-}
-else {
-const err225 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data79)){
+const err225 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err225];
 }
@@ -2821,11 +2823,8 @@ vErrors.push(err225);
 errors++;
 }
 }
-if(data76.streamIdle !== undefined){
-let data80 = data76.streamIdle;
-if(typeof data80 === "string"){
-if(func3(data80) > 32){
-const err226 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err226 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err226];
 }
@@ -2834,8 +2833,12 @@ vErrors.push(err226);
 }
 errors++;
 }
-if(!pattern1.test(data80)){
-const err227 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data76.streamIdle !== undefined){
+let data80 = data76.streamIdle;
+if(typeof data80 === "string"){
+if(func3(data80) > 32){
+const err227 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err227];
 }
@@ -2844,9 +2847,8 @@ vErrors.push(err227);
 }
 errors++;
 }
-}
-else {
-const err228 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data80)){
+const err228 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err228];
 }
@@ -2856,11 +2858,8 @@ vErrors.push(err228);
 errors++;
 }
 }
-if(data76.fallbackHedge !== undefined){
-let data81 = data76.fallbackHedge;
-if(typeof data81 === "string"){
-if(func3(data81) > 32){
-const err229 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err229 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err229];
 }
@@ -2869,8 +2868,12 @@ vErrors.push(err229);
 }
 errors++;
 }
-if(!pattern1.test(data81)){
-const err230 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data76.fallbackHedge !== undefined){
+let data81 = data76.fallbackHedge;
+if(typeof data81 === "string"){
+if(func3(data81) > 32){
+const err230 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err230];
 }
@@ -2879,9 +2882,8 @@ vErrors.push(err230);
 }
 errors++;
 }
-}
-else {
-const err231 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data81)){
+const err231 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err231];
 }
@@ -2891,11 +2893,8 @@ vErrors.push(err231);
 errors++;
 }
 }
-if(data76.perOutputToken !== undefined){
-let data82 = data76.perOutputToken;
-if(typeof data82 === "string"){
-if(func3(data82) > 32){
-const err232 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err232 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err232];
 }
@@ -2904,8 +2903,12 @@ vErrors.push(err232);
 }
 errors++;
 }
-if(!pattern1.test(data82)){
-const err233 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data76.perOutputToken !== undefined){
+let data82 = data76.perOutputToken;
+if(typeof data82 === "string"){
+if(func3(data82) > 32){
+const err233 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err233];
 }
@@ -2914,9 +2917,8 @@ vErrors.push(err233);
 }
 errors++;
 }
-}
-else {
-const err234 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data82)){
+const err234 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err234];
 }
@@ -2926,9 +2928,8 @@ vErrors.push(err234);
 errors++;
 }
 }
-}
 else {
-const err235 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err235 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err235];
 }
@@ -2938,12 +2939,9 @@ vErrors.push(err235);
 errors++;
 }
 }
-if(data57.retry !== undefined){
-let data83 = data57.retry;
-if(data83 && typeof data83 == "object" && !Array.isArray(data83)){
-for(const key19 in data83){
-if(!((((((((key19 === "attempts") || (key19 === "backoff")) || (key19 === "on")) || (key19 === "statusCodes")) || (key19 === "respectRetryAfter")) || (key19 === "maxRetryAfter")) || (key19 === "budget")) || (key19 === "maxBodyBytes"))){
-const err236 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+}
+else {
+const err236 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err236];
 }
@@ -2953,10 +2951,12 @@ vErrors.push(err236);
 errors++;
 }
 }
-if(data83.attempts !== undefined){
-let data84 = data83.attempts;
-if(!((typeof data84 == "number") && (!(data84 % 1) && !isNaN(data84)))){
-const err237 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data57.retry !== undefined){
+let data83 = data57.retry;
+if(data83 && typeof data83 == "object" && !Array.isArray(data83)){
+for(const key19 in data83){
+if(!((((((((key19 === "attempts") || (key19 === "backoff")) || (key19 === "on")) || (key19 === "statusCodes")) || (key19 === "respectRetryAfter")) || (key19 === "maxRetryAfter")) || (key19 === "budget")) || (key19 === "maxBodyBytes"))){
+const err237 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err237];
 }
@@ -2965,9 +2965,11 @@ vErrors.push(err237);
 }
 errors++;
 }
-if(typeof data84 == "number"){
-if(data84 > 10 || isNaN(data84)){
-const err238 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+if(data83.attempts !== undefined){
+let data84 = data83.attempts;
+if(!((typeof data84 == "number") && (!(data84 % 1) && !isNaN(data84)))){
+const err238 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err238];
 }
@@ -2976,13 +2978,24 @@ vErrors.push(err238);
 }
 errors++;
 }
-if(data84 < 1 || isNaN(data84)){
-const err239 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data84 == "number"){
+if(data84 > 10 || isNaN(data84)){
+const err239 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err239];
 }
 else {
 vErrors.push(err239);
+}
+errors++;
+}
+if(data84 < 1 || isNaN(data84)){
+const err240 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err240];
+}
+else {
+vErrors.push(err240);
 }
 errors++;
 }
@@ -2993,21 +3006,7 @@ let data85 = data83.backoff;
 if(data85 && typeof data85 == "object" && !Array.isArray(data85)){
 for(const key20 in data85){
 if(!((((key20 === "base") || (key20 === "max")) || (key20 === "multiplier")) || (key20 === "jitter"))){
-const err240 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err240];
-}
-else {
-vErrors.push(err240);
-}
-errors++;
-}
-}
-if(data85.base !== undefined){
-let data86 = data85.base;
-if(typeof data86 === "string"){
-if(func3(data86) > 32){
-const err241 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err241 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err241];
 }
@@ -3016,8 +3015,12 @@ vErrors.push(err241);
 }
 errors++;
 }
-if(!pattern1.test(data86)){
-const err242 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data85.base !== undefined){
+let data86 = data85.base;
+if(typeof data86 === "string"){
+if(func3(data86) > 32){
+const err242 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err242];
 }
@@ -3026,9 +3029,8 @@ vErrors.push(err242);
 }
 errors++;
 }
-}
-else {
-const err243 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data86)){
+const err243 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err243];
 }
@@ -3038,11 +3040,8 @@ vErrors.push(err243);
 errors++;
 }
 }
-if(data85.max !== undefined){
-let data87 = data85.max;
-if(typeof data87 === "string"){
-if(func3(data87) > 32){
-const err244 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err244 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err244];
 }
@@ -3051,8 +3050,12 @@ vErrors.push(err244);
 }
 errors++;
 }
-if(!pattern1.test(data87)){
-const err245 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data85.max !== undefined){
+let data87 = data85.max;
+if(typeof data87 === "string"){
+if(func3(data87) > 32){
+const err245 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err245];
 }
@@ -3061,9 +3064,8 @@ vErrors.push(err245);
 }
 errors++;
 }
-}
-else {
-const err246 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data87)){
+const err246 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err246];
 }
@@ -3073,11 +3075,8 @@ vErrors.push(err246);
 errors++;
 }
 }
-if(data85.multiplier !== undefined){
-let data88 = data85.multiplier;
-if(typeof data88 == "number"){
-if(data88 > 10 || isNaN(data88)){
-const err247 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+else {
+const err247 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err247];
 }
@@ -3086,8 +3085,12 @@ vErrors.push(err247);
 }
 errors++;
 }
-if(data88 < 1 || isNaN(data88)){
-const err248 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data85.multiplier !== undefined){
+let data88 = data85.multiplier;
+if(typeof data88 == "number"){
+if(data88 > 10 || isNaN(data88)){
+const err248 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err248];
 }
@@ -3096,9 +3099,8 @@ vErrors.push(err248);
 }
 errors++;
 }
-}
-else {
-const err249 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data88 < 1 || isNaN(data88)){
+const err249 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err249];
 }
@@ -3108,10 +3110,8 @@ vErrors.push(err249);
 errors++;
 }
 }
-if(data85.jitter !== undefined){
-let data89 = data85.jitter;
-if(typeof data89 !== "string"){
-const err250 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err250 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err250];
 }
@@ -3120,8 +3120,11 @@ vErrors.push(err250);
 }
 errors++;
 }
-if(!((((data89 === "full") || (data89 === "equal")) || (data89 === "decorrelated")) || (data89 === "none"))){
-const err251 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
+}
+if(data85.jitter !== undefined){
+let data89 = data85.jitter;
+if(typeof data89 !== "string"){
+const err251 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err251];
 }
@@ -3130,15 +3133,25 @@ vErrors.push(err251);
 }
 errors++;
 }
-}
-}
-else {
-const err252 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!((((data89 === "full") || (data89 === "equal")) || (data89 === "decorrelated")) || (data89 === "none"))){
+const err252 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err252];
 }
 else {
 vErrors.push(err252);
+}
+errors++;
+}
+}
+}
+else {
+const err253 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err253];
+}
+else {
+vErrors.push(err253);
 }
 errors++;
 }
@@ -3150,22 +3163,22 @@ const len8 = data90.length;
 for(let i12=0; i12<len8; i12++){
 let data91 = data90[i12];
 if(typeof data91 !== "string"){
-const err253 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err253];
-}
-else {
-vErrors.push(err253);
-}
-errors++;
-}
-if(!(((((((((((data91 === "rate-limited") || (data91 === "overloaded")) || (data91 === "server-error")) || (data91 === "timeout")) || (data91 === "connect-failure")) || (data91 === "reset")) || (data91 === "context-length")) || (data91 === "content-filter")) || (data91 === "invalid-response")) || (data91 === "diverged")) || (data91 === "client-error"))){
-const err254 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+const err254 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err254];
 }
 else {
 vErrors.push(err254);
+}
+errors++;
+}
+if(!(((((((((((data91 === "rate-limited") || (data91 === "overloaded")) || (data91 === "server-error")) || (data91 === "timeout")) || (data91 === "connect-failure")) || (data91 === "reset")) || (data91 === "context-length")) || (data91 === "content-filter")) || (data91 === "invalid-response")) || (data91 === "diverged")) || (data91 === "client-error"))){
+const err255 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err255];
+}
+else {
+vErrors.push(err255);
 }
 errors++;
 }
@@ -3181,12 +3194,12 @@ continue;
 }
 if(typeof indices4[item4] == "number"){
 j4 = indices4[item4];
-const err255 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i13, j: j4},message:"must NOT have duplicate items (items ## "+j4+" and "+i13+" are identical)"};
+const err256 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i13, j: j4},message:"must NOT have duplicate items (items ## "+j4+" and "+i13+" are identical)"};
 if(vErrors === null){
-vErrors = [err255];
+vErrors = [err256];
 }
 else {
-vErrors.push(err255);
+vErrors.push(err256);
 }
 errors++;
 break;
@@ -3196,12 +3209,12 @@ indices4[item4] = i13;
 }
 }
 else {
-const err256 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err257 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err256];
+vErrors = [err257];
 }
 else {
-vErrors.push(err256);
+vErrors.push(err257);
 }
 errors++;
 }
@@ -3213,18 +3226,7 @@ const len9 = data92.length;
 for(let i14=0; i14<len9; i14++){
 let data93 = data92[i14];
 if(!((typeof data93 == "number") && (!(data93 % 1) && !isNaN(data93)))){
-const err257 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err257];
-}
-else {
-vErrors.push(err257);
-}
-errors++;
-}
-if(typeof data93 == "number"){
-if(data93 > 599 || isNaN(data93)){
-const err258 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+const err258 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err258];
 }
@@ -3233,13 +3235,24 @@ vErrors.push(err258);
 }
 errors++;
 }
-if(data93 < 400 || isNaN(data93)){
-const err259 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(typeof data93 == "number"){
+if(data93 > 599 || isNaN(data93)){
+const err259 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err259];
 }
 else {
 vErrors.push(err259);
+}
+errors++;
+}
+if(data93 < 400 || isNaN(data93)){
+const err260 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(vErrors === null){
+vErrors = [err260];
+}
+else {
+vErrors.push(err260);
 }
 errors++;
 }
@@ -3256,12 +3269,12 @@ continue;
 }
 if(typeof indices5[item5] == "number"){
 j5 = indices5[item5];
-const err260 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i15, j: j5},message:"must NOT have duplicate items (items ## "+j5+" and "+i15+" are identical)"};
+const err261 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i15, j: j5},message:"must NOT have duplicate items (items ## "+j5+" and "+i15+" are identical)"};
 if(vErrors === null){
-vErrors = [err260];
+vErrors = [err261];
 }
 else {
-vErrors.push(err260);
+vErrors.push(err261);
 }
 errors++;
 break;
@@ -3271,19 +3284,7 @@ indices5[item5] = i15;
 }
 }
 else {
-const err261 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err261];
-}
-else {
-vErrors.push(err261);
-}
-errors++;
-}
-}
-if(data83.respectRetryAfter !== undefined){
-if(typeof data83.respectRetryAfter !== "boolean"){
-const err262 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/respectRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+const err262 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err262];
 }
@@ -3293,11 +3294,9 @@ vErrors.push(err262);
 errors++;
 }
 }
-if(data83.maxRetryAfter !== undefined){
-let data95 = data83.maxRetryAfter;
-if(typeof data95 === "string"){
-if(func3(data95) > 32){
-const err263 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data83.respectRetryAfter !== undefined){
+if(typeof data83.respectRetryAfter !== "boolean"){
+const err263 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/respectRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err263];
 }
@@ -3306,8 +3305,12 @@ vErrors.push(err263);
 }
 errors++;
 }
-if(!pattern1.test(data95)){
-const err264 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data83.maxRetryAfter !== undefined){
+let data95 = data83.maxRetryAfter;
+if(typeof data95 === "string"){
+if(func3(data95) > 32){
+const err264 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err264];
 }
@@ -3316,9 +3319,8 @@ vErrors.push(err264);
 }
 errors++;
 }
-}
-else {
-const err265 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data95)){
+const err265 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err265];
 }
@@ -3328,12 +3330,8 @@ vErrors.push(err265);
 errors++;
 }
 }
-if(data83.budget !== undefined){
-let data96 = data83.budget;
-if(data96 && typeof data96 == "object" && !Array.isArray(data96)){
-for(const key21 in data96){
-if(!(((key21 === "ratio") || (key21 === "minPerSecond")) || (key21 === "window"))){
-const err266 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
+else {
+const err266 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err266];
 }
@@ -3343,10 +3341,12 @@ vErrors.push(err266);
 errors++;
 }
 }
-if(data96.ratio !== undefined){
-let data97 = data96.ratio;
-if(!((typeof data97 == "number") && (!(data97 % 1) && !isNaN(data97)))){
-const err267 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data83.budget !== undefined){
+let data96 = data83.budget;
+if(data96 && typeof data96 == "object" && !Array.isArray(data96)){
+for(const key21 in data96){
+if(!(((key21 === "ratio") || (key21 === "minPerSecond")) || (key21 === "window"))){
+const err267 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err267];
 }
@@ -3355,9 +3355,11 @@ vErrors.push(err267);
 }
 errors++;
 }
-if(typeof data97 == "number"){
-if(data97 > 100 || isNaN(data97)){
-const err268 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data96.ratio !== undefined){
+let data97 = data96.ratio;
+if(!((typeof data97 == "number") && (!(data97 % 1) && !isNaN(data97)))){
+const err268 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err268];
 }
@@ -3366,8 +3368,9 @@ vErrors.push(err268);
 }
 errors++;
 }
-if(data97 < 0 || isNaN(data97)){
-const err269 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data97 == "number"){
+if(data97 > 100 || isNaN(data97)){
+const err269 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err269];
 }
@@ -3376,12 +3379,8 @@ vErrors.push(err269);
 }
 errors++;
 }
-}
-}
-if(data96.minPerSecond !== undefined){
-let data98 = data96.minPerSecond;
-if(!((typeof data98 == "number") && (!(data98 % 1) && !isNaN(data98)))){
-const err270 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data97 < 0 || isNaN(data97)){
+const err270 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err270];
 }
@@ -3390,9 +3389,12 @@ vErrors.push(err270);
 }
 errors++;
 }
-if(typeof data98 == "number"){
-if(data98 > 10000 || isNaN(data98)){
-const err271 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+}
+if(data96.minPerSecond !== undefined){
+let data98 = data96.minPerSecond;
+if(!((typeof data98 == "number") && (!(data98 % 1) && !isNaN(data98)))){
+const err271 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err271];
 }
@@ -3401,13 +3403,24 @@ vErrors.push(err271);
 }
 errors++;
 }
-if(data98 < 0 || isNaN(data98)){
-const err272 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data98 == "number"){
+if(data98 > 10000 || isNaN(data98)){
+const err272 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err272];
 }
 else {
 vErrors.push(err272);
+}
+errors++;
+}
+if(data98 < 0 || isNaN(data98)){
+const err273 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err273];
+}
+else {
+vErrors.push(err273);
 }
 errors++;
 }
@@ -3417,17 +3430,7 @@ if(data96.window !== undefined){
 let data99 = data96.window;
 if(typeof data99 === "string"){
 if(func3(data99) > 32){
-const err273 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err273];
-}
-else {
-vErrors.push(err273);
-}
-errors++;
-}
-if(!pattern1.test(data99)){
-const err274 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err274 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err274];
 }
@@ -3436,9 +3439,8 @@ vErrors.push(err274);
 }
 errors++;
 }
-}
-else {
-const err275 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data99)){
+const err275 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err275];
 }
@@ -3448,9 +3450,8 @@ vErrors.push(err275);
 errors++;
 }
 }
-}
 else {
-const err276 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err276 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err276];
 }
@@ -3460,11 +3461,9 @@ vErrors.push(err276);
 errors++;
 }
 }
-if(data83.maxBodyBytes !== undefined){
-let data100 = data83.maxBodyBytes;
-if(typeof data100 === "string"){
-if(!pattern11.test(data100)){
-const err277 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+}
+else {
+const err277 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err277];
 }
@@ -3474,8 +3473,11 @@ vErrors.push(err277);
 errors++;
 }
 }
-else {
-const err278 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data83.maxBodyBytes !== undefined){
+let data100 = data83.maxBodyBytes;
+if(typeof data100 === "string"){
+if(!pattern11.test(data100)){
+const err278 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err278];
 }
@@ -3485,9 +3487,8 @@ vErrors.push(err278);
 errors++;
 }
 }
-}
 else {
-const err279 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err279 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err279];
 }
@@ -3497,12 +3498,9 @@ vErrors.push(err279);
 errors++;
 }
 }
-if(data57.circuitBreaker !== undefined){
-let data101 = data57.circuitBreaker;
-if(data101 && typeof data101 == "object" && !Array.isArray(data101)){
-for(const key22 in data101){
-if(!((((((((key22 === "scope") || (key22 === "consecutiveFailures")) || (key22 === "failureRate")) || (key22 === "slowCall")) || (key22 === "openFor")) || (key22 === "maxOpenFor")) || (key22 === "halfOpen")) || (key22 === "failOn"))){
-const err280 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
+}
+else {
+const err280 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err280];
 }
@@ -3512,10 +3510,12 @@ vErrors.push(err280);
 errors++;
 }
 }
-if(data101.scope !== undefined){
-let data102 = data101.scope;
-if(typeof data102 !== "string"){
-const err281 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data57.circuitBreaker !== undefined){
+let data101 = data57.circuitBreaker;
+if(data101 && typeof data101 == "object" && !Array.isArray(data101)){
+for(const key22 in data101){
+if(!((((((((key22 === "scope") || (key22 === "consecutiveFailures")) || (key22 === "failureRate")) || (key22 === "slowCall")) || (key22 === "openFor")) || (key22 === "maxOpenFor")) || (key22 === "halfOpen")) || (key22 === "failOn"))){
+const err281 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err281];
 }
@@ -3524,8 +3524,11 @@ vErrors.push(err281);
 }
 errors++;
 }
-if(!((data102 === "upstream") || (data102 === "model"))){
-const err282 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
+}
+if(data101.scope !== undefined){
+let data102 = data101.scope;
+if(typeof data102 !== "string"){
+const err282 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err282];
 }
@@ -3534,11 +3537,8 @@ vErrors.push(err282);
 }
 errors++;
 }
-}
-if(data101.consecutiveFailures !== undefined){
-let data103 = data101.consecutiveFailures;
-if(!((typeof data103 == "number") && (!(data103 % 1) && !isNaN(data103)))){
-const err283 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!((data102 === "upstream") || (data102 === "model"))){
+const err283 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err283];
 }
@@ -3547,9 +3547,11 @@ vErrors.push(err283);
 }
 errors++;
 }
-if(typeof data103 == "number"){
-if(data103 > 1000 || isNaN(data103)){
-const err284 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+if(data101.consecutiveFailures !== undefined){
+let data103 = data101.consecutiveFailures;
+if(!((typeof data103 == "number") && (!(data103 % 1) && !isNaN(data103)))){
+const err284 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err284];
 }
@@ -3558,13 +3560,24 @@ vErrors.push(err284);
 }
 errors++;
 }
-if(data103 < 0 || isNaN(data103)){
-const err285 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data103 == "number"){
+if(data103 > 1000 || isNaN(data103)){
+const err285 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err285];
 }
 else {
 vErrors.push(err285);
+}
+errors++;
+}
+if(data103 < 0 || isNaN(data103)){
+const err286 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err286];
+}
+else {
+vErrors.push(err286);
 }
 errors++;
 }
@@ -3575,20 +3588,7 @@ let data104 = data101.failureRate;
 if(data104 && typeof data104 == "object" && !Array.isArray(data104)){
 for(const key23 in data104){
 if(!(((key23 === "threshold") || (key23 === "minRequests")) || (key23 === "window"))){
-const err286 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err286];
-}
-else {
-vErrors.push(err286);
-}
-errors++;
-}
-}
-if(data104.threshold !== undefined){
-let data105 = data104.threshold;
-if(!((typeof data105 == "number") && (!(data105 % 1) && !isNaN(data105)))){
-const err287 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err287 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err287];
 }
@@ -3597,9 +3597,11 @@ vErrors.push(err287);
 }
 errors++;
 }
-if(typeof data105 == "number"){
-if(data105 > 100 || isNaN(data105)){
-const err288 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data104.threshold !== undefined){
+let data105 = data104.threshold;
+if(!((typeof data105 == "number") && (!(data105 % 1) && !isNaN(data105)))){
+const err288 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err288];
 }
@@ -3608,8 +3610,9 @@ vErrors.push(err288);
 }
 errors++;
 }
-if(data105 < 0 || isNaN(data105)){
-const err289 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data105 == "number"){
+if(data105 > 100 || isNaN(data105)){
+const err289 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err289];
 }
@@ -3618,12 +3621,8 @@ vErrors.push(err289);
 }
 errors++;
 }
-}
-}
-if(data104.minRequests !== undefined){
-let data106 = data104.minRequests;
-if(!((typeof data106 == "number") && (!(data106 % 1) && !isNaN(data106)))){
-const err290 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data105 < 0 || isNaN(data105)){
+const err290 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err290];
 }
@@ -3632,9 +3631,12 @@ vErrors.push(err290);
 }
 errors++;
 }
-if(typeof data106 == "number"){
-if(data106 > 100000 || isNaN(data106)){
-const err291 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+}
+if(data104.minRequests !== undefined){
+let data106 = data104.minRequests;
+if(!((typeof data106 == "number") && (!(data106 % 1) && !isNaN(data106)))){
+const err291 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err291];
 }
@@ -3643,13 +3645,24 @@ vErrors.push(err291);
 }
 errors++;
 }
-if(data106 < 1 || isNaN(data106)){
-const err292 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data106 == "number"){
+if(data106 > 100000 || isNaN(data106)){
+const err292 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err292];
 }
 else {
 vErrors.push(err292);
+}
+errors++;
+}
+if(data106 < 1 || isNaN(data106)){
+const err293 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err293];
+}
+else {
+vErrors.push(err293);
 }
 errors++;
 }
@@ -3659,17 +3672,7 @@ if(data104.window !== undefined){
 let data107 = data104.window;
 if(typeof data107 === "string"){
 if(func3(data107) > 32){
-const err293 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err293];
-}
-else {
-vErrors.push(err293);
-}
-errors++;
-}
-if(!pattern1.test(data107)){
-const err294 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err294 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err294];
 }
@@ -3678,9 +3681,8 @@ vErrors.push(err294);
 }
 errors++;
 }
-}
-else {
-const err295 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data107)){
+const err295 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err295];
 }
@@ -3690,9 +3692,8 @@ vErrors.push(err295);
 errors++;
 }
 }
-}
 else {
-const err296 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err296 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err296];
 }
@@ -3702,12 +3703,9 @@ vErrors.push(err296);
 errors++;
 }
 }
-if(data101.slowCall !== undefined){
-let data108 = data101.slowCall;
-if(data108 && typeof data108 == "object" && !Array.isArray(data108)){
-for(const key24 in data108){
-if(!((key24 === "threshold") || (key24 === "duration"))){
-const err297 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
+}
+else {
+const err297 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err297];
 }
@@ -3717,10 +3715,12 @@ vErrors.push(err297);
 errors++;
 }
 }
-if(data108.threshold !== undefined){
-let data109 = data108.threshold;
-if(!((typeof data109 == "number") && (!(data109 % 1) && !isNaN(data109)))){
-const err298 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data101.slowCall !== undefined){
+let data108 = data101.slowCall;
+if(data108 && typeof data108 == "object" && !Array.isArray(data108)){
+for(const key24 in data108){
+if(!((key24 === "threshold") || (key24 === "duration"))){
+const err298 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err298];
 }
@@ -3729,9 +3729,11 @@ vErrors.push(err298);
 }
 errors++;
 }
-if(typeof data109 == "number"){
-if(data109 > 100 || isNaN(data109)){
-const err299 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data108.threshold !== undefined){
+let data109 = data108.threshold;
+if(!((typeof data109 == "number") && (!(data109 % 1) && !isNaN(data109)))){
+const err299 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err299];
 }
@@ -3740,13 +3742,24 @@ vErrors.push(err299);
 }
 errors++;
 }
-if(data109 < 0 || isNaN(data109)){
-const err300 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data109 == "number"){
+if(data109 > 100 || isNaN(data109)){
+const err300 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err300];
 }
 else {
 vErrors.push(err300);
+}
+errors++;
+}
+if(data109 < 0 || isNaN(data109)){
+const err301 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err301];
+}
+else {
+vErrors.push(err301);
 }
 errors++;
 }
@@ -3756,17 +3769,7 @@ if(data108.duration !== undefined){
 let data110 = data108.duration;
 if(typeof data110 === "string"){
 if(func3(data110) > 32){
-const err301 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err301];
-}
-else {
-vErrors.push(err301);
-}
-errors++;
-}
-if(!pattern1.test(data110)){
-const err302 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err302 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err302];
 }
@@ -3775,9 +3778,8 @@ vErrors.push(err302);
 }
 errors++;
 }
-}
-else {
-const err303 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data110)){
+const err303 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err303];
 }
@@ -3787,9 +3789,8 @@ vErrors.push(err303);
 errors++;
 }
 }
-}
 else {
-const err304 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err304 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err304];
 }
@@ -3799,11 +3800,9 @@ vErrors.push(err304);
 errors++;
 }
 }
-if(data101.openFor !== undefined){
-let data111 = data101.openFor;
-if(typeof data111 === "string"){
-if(func3(data111) > 32){
-const err305 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+else {
+const err305 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err305];
 }
@@ -3812,8 +3811,12 @@ vErrors.push(err305);
 }
 errors++;
 }
-if(!pattern1.test(data111)){
-const err306 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data101.openFor !== undefined){
+let data111 = data101.openFor;
+if(typeof data111 === "string"){
+if(func3(data111) > 32){
+const err306 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err306];
 }
@@ -3822,9 +3825,8 @@ vErrors.push(err306);
 }
 errors++;
 }
-}
-else {
-const err307 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data111)){
+const err307 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err307];
 }
@@ -3834,11 +3836,8 @@ vErrors.push(err307);
 errors++;
 }
 }
-if(data101.maxOpenFor !== undefined){
-let data112 = data101.maxOpenFor;
-if(typeof data112 === "string"){
-if(func3(data112) > 32){
-const err308 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err308 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err308];
 }
@@ -3847,8 +3846,12 @@ vErrors.push(err308);
 }
 errors++;
 }
-if(!pattern1.test(data112)){
-const err309 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data101.maxOpenFor !== undefined){
+let data112 = data101.maxOpenFor;
+if(typeof data112 === "string"){
+if(func3(data112) > 32){
+const err309 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err309];
 }
@@ -3857,9 +3860,8 @@ vErrors.push(err309);
 }
 errors++;
 }
-}
-else {
-const err310 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data112)){
+const err310 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err310];
 }
@@ -3869,12 +3871,8 @@ vErrors.push(err310);
 errors++;
 }
 }
-if(data101.halfOpen !== undefined){
-let data113 = data101.halfOpen;
-if(data113 && typeof data113 == "object" && !Array.isArray(data113)){
-for(const key25 in data113){
-if(!((key25 === "maxProbes") || (key25 === "successesToClose"))){
-const err311 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
+else {
+const err311 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err311];
 }
@@ -3884,10 +3882,12 @@ vErrors.push(err311);
 errors++;
 }
 }
-if(data113.maxProbes !== undefined){
-let data114 = data113.maxProbes;
-if(!((typeof data114 == "number") && (!(data114 % 1) && !isNaN(data114)))){
-const err312 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data101.halfOpen !== undefined){
+let data113 = data101.halfOpen;
+if(data113 && typeof data113 == "object" && !Array.isArray(data113)){
+for(const key25 in data113){
+if(!((key25 === "maxProbes") || (key25 === "successesToClose"))){
+const err312 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err312];
 }
@@ -3896,9 +3896,11 @@ vErrors.push(err312);
 }
 errors++;
 }
-if(typeof data114 == "number"){
-if(data114 > 100 || isNaN(data114)){
-const err313 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data113.maxProbes !== undefined){
+let data114 = data113.maxProbes;
+if(!((typeof data114 == "number") && (!(data114 % 1) && !isNaN(data114)))){
+const err313 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err313];
 }
@@ -3907,8 +3909,9 @@ vErrors.push(err313);
 }
 errors++;
 }
-if(data114 < 1 || isNaN(data114)){
-const err314 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data114 == "number"){
+if(data114 > 100 || isNaN(data114)){
+const err314 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err314];
 }
@@ -3917,12 +3920,8 @@ vErrors.push(err314);
 }
 errors++;
 }
-}
-}
-if(data113.successesToClose !== undefined){
-let data115 = data113.successesToClose;
-if(!((typeof data115 == "number") && (!(data115 % 1) && !isNaN(data115)))){
-const err315 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data114 < 1 || isNaN(data114)){
+const err315 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err315];
 }
@@ -3931,9 +3930,12 @@ vErrors.push(err315);
 }
 errors++;
 }
-if(typeof data115 == "number"){
-if(data115 > 100 || isNaN(data115)){
-const err316 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+}
+if(data113.successesToClose !== undefined){
+let data115 = data113.successesToClose;
+if(!((typeof data115 == "number") && (!(data115 % 1) && !isNaN(data115)))){
+const err316 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err316];
 }
@@ -3942,8 +3944,9 @@ vErrors.push(err316);
 }
 errors++;
 }
-if(data115 < 1 || isNaN(data115)){
-const err317 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data115 == "number"){
+if(data115 > 100 || isNaN(data115)){
+const err317 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err317];
 }
@@ -3952,16 +3955,26 @@ vErrors.push(err317);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err318 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data115 < 1 || isNaN(data115)){
+const err318 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err318];
 }
 else {
 vErrors.push(err318);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err319 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err319];
+}
+else {
+vErrors.push(err319);
 }
 errors++;
 }
@@ -3973,22 +3986,22 @@ const len10 = data116.length;
 for(let i16=0; i16<len10; i16++){
 let data117 = data116[i16];
 if(typeof data117 !== "string"){
-const err319 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err319];
-}
-else {
-vErrors.push(err319);
-}
-errors++;
-}
-if(!(((((((((((data117 === "rate-limited") || (data117 === "overloaded")) || (data117 === "server-error")) || (data117 === "timeout")) || (data117 === "connect-failure")) || (data117 === "reset")) || (data117 === "context-length")) || (data117 === "content-filter")) || (data117 === "invalid-response")) || (data117 === "diverged")) || (data117 === "client-error"))){
-const err320 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+const err320 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err320];
 }
 else {
 vErrors.push(err320);
+}
+errors++;
+}
+if(!(((((((((((data117 === "rate-limited") || (data117 === "overloaded")) || (data117 === "server-error")) || (data117 === "timeout")) || (data117 === "connect-failure")) || (data117 === "reset")) || (data117 === "context-length")) || (data117 === "content-filter")) || (data117 === "invalid-response")) || (data117 === "diverged")) || (data117 === "client-error"))){
+const err321 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err321];
+}
+else {
+vErrors.push(err321);
 }
 errors++;
 }
@@ -4004,12 +4017,12 @@ continue;
 }
 if(typeof indices6[item6] == "number"){
 j6 = indices6[item6];
-const err321 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i17, j: j6},message:"must NOT have duplicate items (items ## "+j6+" and "+i17+" are identical)"};
+const err322 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i17, j: j6},message:"must NOT have duplicate items (items ## "+j6+" and "+i17+" are identical)"};
 if(vErrors === null){
-vErrors = [err321];
+vErrors = [err322];
 }
 else {
-vErrors.push(err321);
+vErrors.push(err322);
 }
 errors++;
 break;
@@ -4019,19 +4032,7 @@ indices6[item6] = i17;
 }
 }
 else {
-const err322 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err322];
-}
-else {
-vErrors.push(err322);
-}
-errors++;
-}
-}
-}
-else {
-const err323 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err323 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err323];
 }
@@ -4041,12 +4042,9 @@ vErrors.push(err323);
 errors++;
 }
 }
-if(data57.bulkhead !== undefined){
-let data118 = data57.bulkhead;
-if(data118 && typeof data118 == "object" && !Array.isArray(data118)){
-for(const key26 in data118){
-if(!(((key26 === "maxConcurrent") || (key26 === "maxQueue")) || (key26 === "queueTimeout"))){
-const err324 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
+}
+else {
+const err324 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err324];
 }
@@ -4056,10 +4054,12 @@ vErrors.push(err324);
 errors++;
 }
 }
-if(data118.maxConcurrent !== undefined){
-let data119 = data118.maxConcurrent;
-if(!((typeof data119 == "number") && (!(data119 % 1) && !isNaN(data119)))){
-const err325 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data57.bulkhead !== undefined){
+let data118 = data57.bulkhead;
+if(data118 && typeof data118 == "object" && !Array.isArray(data118)){
+for(const key26 in data118){
+if(!(((key26 === "maxConcurrent") || (key26 === "maxQueue")) || (key26 === "queueTimeout"))){
+const err325 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err325];
 }
@@ -4068,9 +4068,11 @@ vErrors.push(err325);
 }
 errors++;
 }
-if(typeof data119 == "number"){
-if(data119 > 10000 || isNaN(data119)){
-const err326 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+if(data118.maxConcurrent !== undefined){
+let data119 = data118.maxConcurrent;
+if(!((typeof data119 == "number") && (!(data119 % 1) && !isNaN(data119)))){
+const err326 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err326];
 }
@@ -4079,8 +4081,9 @@ vErrors.push(err326);
 }
 errors++;
 }
-if(data119 < 1 || isNaN(data119)){
-const err327 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data119 == "number"){
+if(data119 > 10000 || isNaN(data119)){
+const err327 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err327];
 }
@@ -4089,12 +4092,8 @@ vErrors.push(err327);
 }
 errors++;
 }
-}
-}
-if(data118.maxQueue !== undefined){
-let data120 = data118.maxQueue;
-if(!((typeof data120 == "number") && (!(data120 % 1) && !isNaN(data120)))){
-const err328 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data119 < 1 || isNaN(data119)){
+const err328 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err328];
 }
@@ -4103,9 +4102,12 @@ vErrors.push(err328);
 }
 errors++;
 }
-if(typeof data120 == "number"){
-if(data120 > 100000 || isNaN(data120)){
-const err329 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+}
+if(data118.maxQueue !== undefined){
+let data120 = data118.maxQueue;
+if(!((typeof data120 == "number") && (!(data120 % 1) && !isNaN(data120)))){
+const err329 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err329];
 }
@@ -4114,13 +4116,24 @@ vErrors.push(err329);
 }
 errors++;
 }
-if(data120 < 0 || isNaN(data120)){
-const err330 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data120 == "number"){
+if(data120 > 100000 || isNaN(data120)){
+const err330 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err330];
 }
 else {
 vErrors.push(err330);
+}
+errors++;
+}
+if(data120 < 0 || isNaN(data120)){
+const err331 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err331];
+}
+else {
+vErrors.push(err331);
 }
 errors++;
 }
@@ -4130,17 +4143,7 @@ if(data118.queueTimeout !== undefined){
 let data121 = data118.queueTimeout;
 if(typeof data121 === "string"){
 if(func3(data121) > 32){
-const err331 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err331];
-}
-else {
-vErrors.push(err331);
-}
-errors++;
-}
-if(!pattern1.test(data121)){
-const err332 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err332 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err332];
 }
@@ -4149,9 +4152,8 @@ vErrors.push(err332);
 }
 errors++;
 }
-}
-else {
-const err333 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data121)){
+const err333 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err333];
 }
@@ -4161,14 +4163,25 @@ vErrors.push(err333);
 errors++;
 }
 }
-}
 else {
-const err334 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err334 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err334];
 }
 else {
 vErrors.push(err334);
+}
+errors++;
+}
+}
+}
+else {
+const err335 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err335];
+}
+else {
+vErrors.push(err335);
 }
 errors++;
 }
@@ -4182,17 +4195,7 @@ if(data122.tokensPerMinute === undefined){
 data122.tokensPerMinute = 0;
 }
 if(data122.requestsPerMinute === undefined){
-const err335 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "requestsPerMinute"},message:"must have required property '"+"requestsPerMinute"+"'"};
-if(vErrors === null){
-vErrors = [err335];
-}
-else {
-vErrors.push(err335);
-}
-errors++;
-}
-if(data122.tokensPerMinute === undefined){
-const err336 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "tokensPerMinute"},message:"must have required property '"+"tokensPerMinute"+"'"};
+const err336 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "requestsPerMinute"},message:"must have required property '"+"requestsPerMinute"+"'"};
 if(vErrors === null){
 vErrors = [err336];
 }
@@ -4201,9 +4204,8 @@ vErrors.push(err336);
 }
 errors++;
 }
-for(const key27 in data122){
-if(!((key27 === "requestsPerMinute") || (key27 === "tokensPerMinute"))){
-const err337 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
+if(data122.tokensPerMinute === undefined){
+const err337 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "tokensPerMinute"},message:"must have required property '"+"tokensPerMinute"+"'"};
 if(vErrors === null){
 vErrors = [err337];
 }
@@ -4212,10 +4214,9 @@ vErrors.push(err337);
 }
 errors++;
 }
-}
-let data123 = data122.requestsPerMinute;
-if(!((typeof data123 == "number") && (!(data123 % 1) && !isNaN(data123)))){
-const err338 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key27 in data122){
+if(!((key27 === "requestsPerMinute") || (key27 === "tokensPerMinute"))){
+const err338 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err338];
 }
@@ -4224,9 +4225,10 @@ vErrors.push(err338);
 }
 errors++;
 }
-if(typeof data123 == "number"){
-if(data123 < 0 || isNaN(data123)){
-const err339 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data123 = data122.requestsPerMinute;
+if(!((typeof data123 == "number") && (!(data123 % 1) && !isNaN(data123)))){
+const err339 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err339];
 }
@@ -4235,10 +4237,9 @@ vErrors.push(err339);
 }
 errors++;
 }
-}
-let data124 = data122.tokensPerMinute;
-if(!((typeof data124 == "number") && (!(data124 % 1) && !isNaN(data124)))){
-const err340 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data123 == "number"){
+if(data123 < 0 || isNaN(data123)){
+const err340 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err340];
 }
@@ -4247,9 +4248,10 @@ vErrors.push(err340);
 }
 errors++;
 }
-if(typeof data124 == "number"){
-if(data124 < 0 || isNaN(data124)){
-const err341 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data124 = data122.tokensPerMinute;
+if(!((typeof data124 == "number") && (!(data124 % 1) && !isNaN(data124)))){
+const err341 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err341];
 }
@@ -4258,15 +4260,26 @@ vErrors.push(err341);
 }
 errors++;
 }
-}
-}
-else {
-const err342 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data124 == "number"){
+if(data124 < 0 || isNaN(data124)){
+const err342 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err342];
 }
 else {
 vErrors.push(err342);
+}
+errors++;
+}
+}
+}
+else {
+const err343 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err343];
+}
+else {
+vErrors.push(err343);
 }
 errors++;
 }
@@ -4279,17 +4292,7 @@ if(data125.maxStreamHeadBytes === undefined){
 data125.maxStreamHeadBytes = "1Mi";
 }
 if(data125.maxAnswerBytes === undefined){
-const err343 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxAnswerBytes"},message:"must have required property '"+"maxAnswerBytes"+"'"};
-if(vErrors === null){
-vErrors = [err343];
-}
-else {
-vErrors.push(err343);
-}
-errors++;
-}
-if(data125.maxStreamHeadBytes === undefined){
-const err344 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxStreamHeadBytes"},message:"must have required property '"+"maxStreamHeadBytes"+"'"};
+const err344 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxAnswerBytes"},message:"must have required property '"+"maxAnswerBytes"+"'"};
 if(vErrors === null){
 vErrors = [err344];
 }
@@ -4298,9 +4301,8 @@ vErrors.push(err344);
 }
 errors++;
 }
-for(const key28 in data125){
-if(!((key28 === "maxAnswerBytes") || (key28 === "maxStreamHeadBytes"))){
-const err345 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
+if(data125.maxStreamHeadBytes === undefined){
+const err345 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxStreamHeadBytes"},message:"must have required property '"+"maxStreamHeadBytes"+"'"};
 if(vErrors === null){
 vErrors = [err345];
 }
@@ -4309,11 +4311,9 @@ vErrors.push(err345);
 }
 errors++;
 }
-}
-let data126 = data125.maxAnswerBytes;
-if(typeof data126 === "string"){
-if(!pattern11.test(data126)){
-const err346 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+for(const key28 in data125){
+if(!((key28 === "maxAnswerBytes") || (key28 === "maxStreamHeadBytes"))){
+const err346 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err346];
 }
@@ -4323,8 +4323,10 @@ vErrors.push(err346);
 errors++;
 }
 }
-else {
-const err347 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data126 = data125.maxAnswerBytes;
+if(typeof data126 === "string"){
+if(!pattern11.test(data126)){
+const err347 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err347];
 }
@@ -4333,10 +4335,9 @@ vErrors.push(err347);
 }
 errors++;
 }
-let data127 = data125.maxStreamHeadBytes;
-if(typeof data127 === "string"){
-if(func3(data127) > 16){
-const err348 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+}
+else {
+const err348 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err348];
 }
@@ -4345,8 +4346,10 @@ vErrors.push(err348);
 }
 errors++;
 }
-if(!pattern11.test(data127)){
-const err349 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+let data127 = data125.maxStreamHeadBytes;
+if(typeof data127 === "string"){
+if(func3(data127) > 16){
+const err349 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err349];
 }
@@ -4355,9 +4358,8 @@ vErrors.push(err349);
 }
 errors++;
 }
-}
-else {
-const err350 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern11.test(data127)){
+const err350 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err350];
 }
@@ -4368,12 +4370,23 @@ errors++;
 }
 }
 else {
-const err351 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err351 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err351];
 }
 else {
 vErrors.push(err351);
+}
+errors++;
+}
+}
+else {
+const err352 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err352];
+}
+else {
+vErrors.push(err352);
 }
 errors++;
 }
@@ -4386,17 +4399,7 @@ if(data128.continuation === undefined){
 data128.continuation = "auto";
 }
 if(data128.maxRecoveries === undefined){
-const err352 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "maxRecoveries"},message:"must have required property '"+"maxRecoveries"+"'"};
-if(vErrors === null){
-vErrors = [err352];
-}
-else {
-vErrors.push(err352);
-}
-errors++;
-}
-if(data128.continuation === undefined){
-const err353 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "continuation"},message:"must have required property '"+"continuation"+"'"};
+const err353 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "maxRecoveries"},message:"must have required property '"+"maxRecoveries"+"'"};
 if(vErrors === null){
 vErrors = [err353];
 }
@@ -4405,9 +4408,8 @@ vErrors.push(err353);
 }
 errors++;
 }
-for(const key29 in data128){
-if(!((key29 === "maxRecoveries") || (key29 === "continuation"))){
-const err354 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties"};
+if(data128.continuation === undefined){
+const err354 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "continuation"},message:"must have required property '"+"continuation"+"'"};
 if(vErrors === null){
 vErrors = [err354];
 }
@@ -4416,10 +4418,9 @@ vErrors.push(err354);
 }
 errors++;
 }
-}
-let data129 = data128.maxRecoveries;
-if(!((typeof data129 == "number") && (!(data129 % 1) && !isNaN(data129)))){
-const err355 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key29 in data128){
+if(!((key29 === "maxRecoveries") || (key29 === "continuation"))){
+const err355 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err355];
 }
@@ -4428,9 +4429,10 @@ vErrors.push(err355);
 }
 errors++;
 }
-if(typeof data129 == "number"){
-if(data129 > 3 || isNaN(data129)){
-const err356 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3},message:"must be <= 3"};
+}
+let data129 = data128.maxRecoveries;
+if(!((typeof data129 == "number") && (!(data129 % 1) && !isNaN(data129)))){
+const err356 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err356];
 }
@@ -4439,8 +4441,9 @@ vErrors.push(err356);
 }
 errors++;
 }
-if(data129 < 0 || isNaN(data129)){
-const err357 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data129 == "number"){
+if(data129 > 3 || isNaN(data129)){
+const err357 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3},message:"must be <= 3"};
 if(vErrors === null){
 vErrors = [err357];
 }
@@ -4449,10 +4452,8 @@ vErrors.push(err357);
 }
 errors++;
 }
-}
-let data130 = data128.continuation;
-if(typeof data130 !== "string"){
-const err358 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data129 < 0 || isNaN(data129)){
+const err358 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err358];
 }
@@ -4461,8 +4462,10 @@ vErrors.push(err358);
 }
 errors++;
 }
-if(!((((data130 === "auto") || (data130 === "prefill")) || (data130 === "continue-final-message")) || (data130 === "off"))){
-const err359 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.streamRecovery.properties.continuation.enum},message:"must be equal to one of the allowed values"};
+}
+let data130 = data128.continuation;
+if(typeof data130 !== "string"){
+const err359 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err359];
 }
@@ -4471,14 +4474,24 @@ vErrors.push(err359);
 }
 errors++;
 }
-}
-else {
-const err360 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!((((data130 === "auto") || (data130 === "prefill")) || (data130 === "continue-final-message")) || (data130 === "off"))){
+const err360 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.streamRecovery.properties.continuation.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err360];
 }
 else {
 vErrors.push(err360);
+}
+errors++;
+}
+}
+else {
+const err361 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err361];
+}
+else {
+vErrors.push(err361);
 }
 errors++;
 }
@@ -4491,17 +4504,7 @@ if(data131.window === undefined){
 data131.window = "10s";
 }
 if(data131.bytesPerSecond === undefined){
-const err361 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "bytesPerSecond"},message:"must have required property '"+"bytesPerSecond"+"'"};
-if(vErrors === null){
-vErrors = [err361];
-}
-else {
-vErrors.push(err361);
-}
-errors++;
-}
-if(data131.window === undefined){
-const err362 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+const err362 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "bytesPerSecond"},message:"must have required property '"+"bytesPerSecond"+"'"};
 if(vErrors === null){
 vErrors = [err362];
 }
@@ -4510,9 +4513,8 @@ vErrors.push(err362);
 }
 errors++;
 }
-for(const key30 in data131){
-if(!((key30 === "bytesPerSecond") || (key30 === "window"))){
-const err363 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key30},message:"must NOT have additional properties"};
+if(data131.window === undefined){
+const err363 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err363];
 }
@@ -4521,10 +4523,9 @@ vErrors.push(err363);
 }
 errors++;
 }
-}
-let data132 = data131.bytesPerSecond;
-if(!((typeof data132 == "number") && (!(data132 % 1) && !isNaN(data132)))){
-const err364 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key30 in data131){
+if(!((key30 === "bytesPerSecond") || (key30 === "window"))){
+const err364 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key30},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err364];
 }
@@ -4533,9 +4534,10 @@ vErrors.push(err364);
 }
 errors++;
 }
-if(typeof data132 == "number"){
-if(data132 > 1000000000 || isNaN(data132)){
-const err365 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000},message:"must be <= 1000000000"};
+}
+let data132 = data131.bytesPerSecond;
+if(!((typeof data132 == "number") && (!(data132 % 1) && !isNaN(data132)))){
+const err365 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err365];
 }
@@ -4544,8 +4546,9 @@ vErrors.push(err365);
 }
 errors++;
 }
-if(data132 < 0 || isNaN(data132)){
-const err366 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data132 == "number"){
+if(data132 > 1000000000 || isNaN(data132)){
+const err366 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000},message:"must be <= 1000000000"};
 if(vErrors === null){
 vErrors = [err366];
 }
@@ -4554,11 +4557,8 @@ vErrors.push(err366);
 }
 errors++;
 }
-}
-let data133 = data131.window;
-if(typeof data133 === "string"){
-if(func3(data133) > 32){
-const err367 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data132 < 0 || isNaN(data132)){
+const err367 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err367];
 }
@@ -4567,8 +4567,11 @@ vErrors.push(err367);
 }
 errors++;
 }
-if(!pattern1.test(data133)){
-const err368 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+let data133 = data131.window;
+if(typeof data133 === "string"){
+if(func3(data133) > 32){
+const err368 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err368];
 }
@@ -4577,9 +4580,8 @@ vErrors.push(err368);
 }
 errors++;
 }
-}
-else {
-const err369 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data133)){
+const err369 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err369];
 }
@@ -4590,12 +4592,23 @@ errors++;
 }
 }
 else {
-const err370 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err370 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err370];
 }
 else {
 vErrors.push(err370);
+}
+errors++;
+}
+}
+else {
+const err371 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err371];
+}
+else {
+vErrors.push(err371);
 }
 errors++;
 }
@@ -4617,17 +4630,7 @@ if(data134.unhealthyThreshold === undefined){
 data134.unhealthyThreshold = 2;
 }
 if(data134.path === undefined){
-const err371 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'"};
-if(vErrors === null){
-vErrors = [err371];
-}
-else {
-vErrors.push(err371);
-}
-errors++;
-}
-if(data134.interval === undefined){
-const err372 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "interval"},message:"must have required property '"+"interval"+"'"};
+const err372 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'"};
 if(vErrors === null){
 vErrors = [err372];
 }
@@ -4636,8 +4639,8 @@ vErrors.push(err372);
 }
 errors++;
 }
-if(data134.timeout === undefined){
-const err373 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "timeout"},message:"must have required property '"+"timeout"+"'"};
+if(data134.interval === undefined){
+const err373 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "interval"},message:"must have required property '"+"interval"+"'"};
 if(vErrors === null){
 vErrors = [err373];
 }
@@ -4646,8 +4649,8 @@ vErrors.push(err373);
 }
 errors++;
 }
-if(data134.healthyThreshold === undefined){
-const err374 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "healthyThreshold"},message:"must have required property '"+"healthyThreshold"+"'"};
+if(data134.timeout === undefined){
+const err374 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "timeout"},message:"must have required property '"+"timeout"+"'"};
 if(vErrors === null){
 vErrors = [err374];
 }
@@ -4656,8 +4659,8 @@ vErrors.push(err374);
 }
 errors++;
 }
-if(data134.unhealthyThreshold === undefined){
-const err375 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "unhealthyThreshold"},message:"must have required property '"+"unhealthyThreshold"+"'"};
+if(data134.healthyThreshold === undefined){
+const err375 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "healthyThreshold"},message:"must have required property '"+"healthyThreshold"+"'"};
 if(vErrors === null){
 vErrors = [err375];
 }
@@ -4666,9 +4669,8 @@ vErrors.push(err375);
 }
 errors++;
 }
-for(const key31 in data134){
-if(!(((((key31 === "path") || (key31 === "interval")) || (key31 === "timeout")) || (key31 === "healthyThreshold")) || (key31 === "unhealthyThreshold"))){
-const err376 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key31},message:"must NOT have additional properties"};
+if(data134.unhealthyThreshold === undefined){
+const err376 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "unhealthyThreshold"},message:"must have required property '"+"unhealthyThreshold"+"'"};
 if(vErrors === null){
 vErrors = [err376];
 }
@@ -4677,11 +4679,9 @@ vErrors.push(err376);
 }
 errors++;
 }
-}
-let data135 = data134.path;
-if(typeof data135 === "string"){
-if(func3(data135) > 256){
-const err377 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+for(const key31 in data134){
+if(!(((((key31 === "path") || (key31 === "interval")) || (key31 === "timeout")) || (key31 === "healthyThreshold")) || (key31 === "unhealthyThreshold"))){
+const err377 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key31},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err377];
 }
@@ -4690,8 +4690,11 @@ vErrors.push(err377);
 }
 errors++;
 }
-if(!pattern42.test(data135)){
-const err378 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/pattern",keyword:"pattern",params:{pattern: "^(/[!-~]*)?$"},message:"must match pattern \""+"^(/[!-~]*)?$"+"\""};
+}
+let data135 = data134.path;
+if(typeof data135 === "string"){
+if(func3(data135) > 256){
+const err378 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err378];
 }
@@ -4700,9 +4703,8 @@ vErrors.push(err378);
 }
 errors++;
 }
-}
-else {
-const err379 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern42.test(data135)){
+const err379 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/pattern",keyword:"pattern",params:{pattern: "^(/[!-~]*)?$"},message:"must match pattern \""+"^(/[!-~]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err379];
 }
@@ -4711,10 +4713,9 @@ vErrors.push(err379);
 }
 errors++;
 }
-let data136 = data134.interval;
-if(typeof data136 === "string"){
-if(func3(data136) > 32){
-const err380 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+else {
+const err380 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err380];
 }
@@ -4723,8 +4724,10 @@ vErrors.push(err380);
 }
 errors++;
 }
-if(!pattern1.test(data136)){
-const err381 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+let data136 = data134.interval;
+if(typeof data136 === "string"){
+if(func3(data136) > 32){
+const err381 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err381];
 }
@@ -4733,9 +4736,8 @@ vErrors.push(err381);
 }
 errors++;
 }
-}
-else {
-const err382 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data136)){
+const err382 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err382];
 }
@@ -4744,10 +4746,9 @@ vErrors.push(err382);
 }
 errors++;
 }
-let data137 = data134.timeout;
-if(typeof data137 === "string"){
-if(func3(data137) > 32){
-const err383 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+else {
+const err383 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err383];
 }
@@ -4756,8 +4757,10 @@ vErrors.push(err383);
 }
 errors++;
 }
-if(!pattern1.test(data137)){
-const err384 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+let data137 = data134.timeout;
+if(typeof data137 === "string"){
+if(func3(data137) > 32){
+const err384 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err384];
 }
@@ -4766,9 +4769,8 @@ vErrors.push(err384);
 }
 errors++;
 }
-}
-else {
-const err385 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data137)){
+const err385 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err385];
 }
@@ -4777,9 +4779,9 @@ vErrors.push(err385);
 }
 errors++;
 }
-let data138 = data134.healthyThreshold;
-if(!((typeof data138 == "number") && (!(data138 % 1) && !isNaN(data138)))){
-const err386 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err386 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err386];
 }
@@ -4788,9 +4790,9 @@ vErrors.push(err386);
 }
 errors++;
 }
-if(typeof data138 == "number"){
-if(data138 > 10 || isNaN(data138)){
-const err387 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+let data138 = data134.healthyThreshold;
+if(!((typeof data138 == "number") && (!(data138 % 1) && !isNaN(data138)))){
+const err387 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err387];
 }
@@ -4799,8 +4801,9 @@ vErrors.push(err387);
 }
 errors++;
 }
-if(data138 < 1 || isNaN(data138)){
-const err388 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data138 == "number"){
+if(data138 > 10 || isNaN(data138)){
+const err388 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err388];
 }
@@ -4809,10 +4812,8 @@ vErrors.push(err388);
 }
 errors++;
 }
-}
-let data139 = data134.unhealthyThreshold;
-if(!((typeof data139 == "number") && (!(data139 % 1) && !isNaN(data139)))){
-const err389 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data138 < 1 || isNaN(data138)){
+const err389 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err389];
 }
@@ -4821,9 +4822,10 @@ vErrors.push(err389);
 }
 errors++;
 }
-if(typeof data139 == "number"){
-if(data139 > 10 || isNaN(data139)){
-const err390 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+let data139 = data134.unhealthyThreshold;
+if(!((typeof data139 == "number") && (!(data139 % 1) && !isNaN(data139)))){
+const err390 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err390];
 }
@@ -4832,8 +4834,9 @@ vErrors.push(err390);
 }
 errors++;
 }
-if(data139 < 1 || isNaN(data139)){
-const err391 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data139 == "number"){
+if(data139 > 10 || isNaN(data139)){
+const err391 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err391];
 }
@@ -4842,10 +4845,8 @@ vErrors.push(err391);
 }
 errors++;
 }
-}
-}
-else {
-const err392 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data139 < 1 || isNaN(data139)){
+const err392 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err392];
 }
@@ -4854,16 +4855,10 @@ vErrors.push(err392);
 }
 errors++;
 }
-let data140 = data57.hedge;
-if(data140 && typeof data140 == "object" && !Array.isArray(data140)){
-if(data140.delay === undefined){
-data140.delay = "0s";
 }
-if(data140.percentile === undefined){
-data140.percentile = 0;
 }
-if(data140.delay === undefined){
-const err393 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "delay"},message:"must have required property '"+"delay"+"'"};
+else {
+const err393 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err393];
 }
@@ -4872,8 +4867,8 @@ vErrors.push(err393);
 }
 errors++;
 }
-if(data140.percentile === undefined){
-const err394 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "percentile"},message:"must have required property '"+"percentile"+"'"};
+if(typeof data57.websockets !== "boolean"){
+const err394 = {instancePath:instancePath+"/upstreams/" + i8+"/websockets",schemaPath:"#/properties/upstreams/items/properties/websockets/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err394];
 }
@@ -4882,9 +4877,16 @@ vErrors.push(err394);
 }
 errors++;
 }
-for(const key32 in data140){
-if(!((((key32 === "delay") || (key32 === "upstream")) || (key32 === "model")) || (key32 === "percentile"))){
-const err395 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
+let data141 = data57.hedge;
+if(data141 && typeof data141 == "object" && !Array.isArray(data141)){
+if(data141.delay === undefined){
+data141.delay = "0s";
+}
+if(data141.percentile === undefined){
+data141.percentile = 0;
+}
+if(data141.delay === undefined){
+const err395 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "delay"},message:"must have required property '"+"delay"+"'"};
 if(vErrors === null){
 vErrors = [err395];
 }
@@ -4893,11 +4895,8 @@ vErrors.push(err395);
 }
 errors++;
 }
-}
-let data141 = data140.delay;
-if(typeof data141 === "string"){
-if(func3(data141) > 32){
-const err396 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data141.percentile === undefined){
+const err396 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "percentile"},message:"must have required property '"+"percentile"+"'"};
 if(vErrors === null){
 vErrors = [err396];
 }
@@ -4906,8 +4905,9 @@ vErrors.push(err396);
 }
 errors++;
 }
-if(!pattern1.test(data141)){
-const err397 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key32 in data141){
+if(!((((key32 === "delay") || (key32 === "upstream")) || (key32 === "model")) || (key32 === "percentile"))){
+const err397 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err397];
 }
@@ -4917,8 +4917,10 @@ vErrors.push(err397);
 errors++;
 }
 }
-else {
-const err398 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data142 = data141.delay;
+if(typeof data142 === "string"){
+if(func3(data142) > 32){
+const err398 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err398];
 }
@@ -4927,11 +4929,8 @@ vErrors.push(err398);
 }
 errors++;
 }
-if(data140.upstream !== undefined){
-let data142 = data140.upstream;
-if(typeof data142 === "string"){
-if(func3(data142) > 63){
-const err399 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(!pattern1.test(data142)){
+const err399 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err399];
 }
@@ -4940,8 +4939,9 @@ vErrors.push(err399);
 }
 errors++;
 }
-if(!pattern17.test(data142)){
-const err400 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+else {
+const err400 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err400];
 }
@@ -4950,9 +4950,11 @@ vErrors.push(err400);
 }
 errors++;
 }
-}
-else {
-const err401 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data141.upstream !== undefined){
+let data143 = data141.upstream;
+if(typeof data143 === "string"){
+if(func3(data143) > 63){
+const err401 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err401];
 }
@@ -4961,12 +4963,8 @@ vErrors.push(err401);
 }
 errors++;
 }
-}
-if(data140.model !== undefined){
-let data143 = data140.model;
-if(typeof data143 === "string"){
-if(func3(data143) > 256){
-const err402 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(!pattern17.test(data143)){
+const err402 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err402];
 }
@@ -4975,8 +4973,9 @@ vErrors.push(err402);
 }
 errors++;
 }
-if(func3(data143) < 1){
-const err403 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err403 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err403];
 }
@@ -4986,8 +4985,11 @@ vErrors.push(err403);
 errors++;
 }
 }
-else {
-const err404 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data141.model !== undefined){
+let data144 = data141.model;
+if(typeof data144 === "string"){
+if(func3(data144) > 256){
+const err404 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err404];
 }
@@ -4996,10 +4998,8 @@ vErrors.push(err404);
 }
 errors++;
 }
-}
-let data144 = data140.percentile;
-if(!((typeof data144 == "number") && (!(data144 % 1) && !isNaN(data144)))){
-const err405 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(func3(data144) < 1){
+const err405 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err405];
 }
@@ -5008,9 +5008,9 @@ vErrors.push(err405);
 }
 errors++;
 }
-if(typeof data144 == "number"){
-if(data144 > 99 || isNaN(data144)){
-const err406 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99"};
+}
+else {
+const err406 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err406];
 }
@@ -5019,8 +5019,10 @@ vErrors.push(err406);
 }
 errors++;
 }
-if(data144 < 0 || isNaN(data144)){
-const err407 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data145 = data141.percentile;
+if(!((typeof data145 == "number") && (!(data145 % 1) && !isNaN(data145)))){
+const err407 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err407];
 }
@@ -5029,10 +5031,9 @@ vErrors.push(err407);
 }
 errors++;
 }
-}
-}
-else {
-const err408 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data145 == "number"){
+if(data145 > 99 || isNaN(data145)){
+const err408 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99"};
 if(vErrors === null){
 vErrors = [err408];
 }
@@ -5041,10 +5042,8 @@ vErrors.push(err408);
 }
 errors++;
 }
-let data145 = data57.prices;
-if(Array.isArray(data145)){
-if(data145.length > 64){
-const err409 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+if(data145 < 0 || isNaN(data145)){
+const err409 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err409];
 }
@@ -5053,12 +5052,10 @@ vErrors.push(err409);
 }
 errors++;
 }
-const len11 = data145.length;
-for(let i18=0; i18<len11; i18++){
-let data146 = data145[i18];
-if(data146 && typeof data146 == "object" && !Array.isArray(data146)){
-if(data146.model === undefined){
-const err410 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "model"},message:"must have required property '"+"model"+"'"};
+}
+}
+else {
+const err410 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err410];
 }
@@ -5067,8 +5064,10 @@ vErrors.push(err410);
 }
 errors++;
 }
-if(data146.input === undefined){
-const err411 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "input"},message:"must have required property '"+"input"+"'"};
+let data146 = data57.prices;
+if(Array.isArray(data146)){
+if(data146.length > 64){
+const err411 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err411];
 }
@@ -5077,8 +5076,12 @@ vErrors.push(err411);
 }
 errors++;
 }
-if(data146.output === undefined){
-const err412 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "output"},message:"must have required property '"+"output"+"'"};
+const len11 = data146.length;
+for(let i18=0; i18<len11; i18++){
+let data147 = data146[i18];
+if(data147 && typeof data147 == "object" && !Array.isArray(data147)){
+if(data147.model === undefined){
+const err412 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "model"},message:"must have required property '"+"model"+"'"};
 if(vErrors === null){
 vErrors = [err412];
 }
@@ -5087,9 +5090,8 @@ vErrors.push(err412);
 }
 errors++;
 }
-for(const key33 in data146){
-if(!(((key33 === "model") || (key33 === "input")) || (key33 === "output"))){
-const err413 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
+if(data147.input === undefined){
+const err413 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "input"},message:"must have required property '"+"input"+"'"};
 if(vErrors === null){
 vErrors = [err413];
 }
@@ -5098,12 +5100,8 @@ vErrors.push(err413);
 }
 errors++;
 }
-}
-if(data146.model !== undefined){
-let data147 = data146.model;
-if(typeof data147 === "string"){
-if(func3(data147) > 256){
-const err414 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(data147.output === undefined){
+const err414 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "output"},message:"must have required property '"+"output"+"'"};
 if(vErrors === null){
 vErrors = [err414];
 }
@@ -5112,8 +5110,9 @@ vErrors.push(err414);
 }
 errors++;
 }
-if(func3(data147) < 1){
-const err415 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+for(const key33 in data147){
+if(!(((key33 === "model") || (key33 === "input")) || (key33 === "output"))){
+const err415 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err415];
 }
@@ -5123,8 +5122,11 @@ vErrors.push(err415);
 errors++;
 }
 }
-else {
-const err416 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data147.model !== undefined){
+let data148 = data147.model;
+if(typeof data148 === "string"){
+if(func3(data148) > 256){
+const err416 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err416];
 }
@@ -5133,12 +5135,8 @@ vErrors.push(err416);
 }
 errors++;
 }
-}
-if(data146.input !== undefined){
-let data148 = data146.input;
-if(typeof data148 === "string"){
-if(func3(data148) > 16){
-const err417 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(func3(data148) < 1){
+const err417 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err417];
 }
@@ -5147,8 +5145,9 @@ vErrors.push(err417);
 }
 errors++;
 }
-if(!pattern47.test(data148)){
-const err418 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+}
+else {
+const err418 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err418];
 }
@@ -5158,8 +5157,11 @@ vErrors.push(err418);
 errors++;
 }
 }
-else {
-const err419 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data147.input !== undefined){
+let data149 = data147.input;
+if(typeof data149 === "string"){
+if(func3(data149) > 16){
+const err419 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err419];
 }
@@ -5168,12 +5170,8 @@ vErrors.push(err419);
 }
 errors++;
 }
-}
-if(data146.output !== undefined){
-let data149 = data146.output;
-if(typeof data149 === "string"){
-if(func3(data149) > 16){
-const err420 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(!pattern47.test(data149)){
+const err420 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err420];
 }
@@ -5182,8 +5180,9 @@ vErrors.push(err420);
 }
 errors++;
 }
-if(!pattern47.test(data149)){
-const err421 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+}
+else {
+const err421 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err421];
 }
@@ -5193,8 +5192,11 @@ vErrors.push(err421);
 errors++;
 }
 }
-else {
-const err422 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data147.output !== undefined){
+let data150 = data147.output;
+if(typeof data150 === "string"){
+if(func3(data150) > 16){
+const err422 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err422];
 }
@@ -5203,10 +5205,8 @@ vErrors.push(err422);
 }
 errors++;
 }
-}
-}
-else {
-const err423 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern47.test(data150)){
+const err423 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err423];
 }
@@ -5216,9 +5216,8 @@ vErrors.push(err423);
 errors++;
 }
 }
-}
 else {
-const err424 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err424 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err424];
 }
@@ -5227,19 +5226,10 @@ vErrors.push(err424);
 }
 errors++;
 }
-let data150 = data57.budget;
-if(data150 && typeof data150 == "object" && !Array.isArray(data150)){
-if(data150.window === undefined){
-data150.window = "hour";
 }
-if(data150.tokens === undefined){
-data150.tokens = 0;
 }
-if(data150.cost === undefined){
-data150.cost = "0";
-}
-if(data150.window === undefined){
-const err425 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err425 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err425];
 }
@@ -5248,8 +5238,10 @@ vErrors.push(err425);
 }
 errors++;
 }
-if(data150.tokens === undefined){
-const err426 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
+}
+}
+else {
+const err426 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err426];
 }
@@ -5258,8 +5250,19 @@ vErrors.push(err426);
 }
 errors++;
 }
-if(data150.cost === undefined){
-const err427 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
+let data151 = data57.budget;
+if(data151 && typeof data151 == "object" && !Array.isArray(data151)){
+if(data151.window === undefined){
+data151.window = "hour";
+}
+if(data151.tokens === undefined){
+data151.tokens = 0;
+}
+if(data151.cost === undefined){
+data151.cost = "0";
+}
+if(data151.window === undefined){
+const err427 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err427];
 }
@@ -5268,9 +5271,8 @@ vErrors.push(err427);
 }
 errors++;
 }
-for(const key34 in data150){
-if(!(((key34 === "window") || (key34 === "tokens")) || (key34 === "cost"))){
-const err428 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
+if(data151.tokens === undefined){
+const err428 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
 if(vErrors === null){
 vErrors = [err428];
 }
@@ -5279,10 +5281,8 @@ vErrors.push(err428);
 }
 errors++;
 }
-}
-let data151 = data150.window;
-if(typeof data151 !== "string"){
-const err429 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data151.cost === undefined){
+const err429 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
 if(vErrors === null){
 vErrors = [err429];
 }
@@ -5291,8 +5291,9 @@ vErrors.push(err429);
 }
 errors++;
 }
-if(!((data151 === "hour") || (data151 === "day"))){
-const err430 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
+for(const key34 in data151){
+if(!(((key34 === "window") || (key34 === "tokens")) || (key34 === "cost"))){
+const err430 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err430];
 }
@@ -5301,9 +5302,10 @@ vErrors.push(err430);
 }
 errors++;
 }
-let data152 = data150.tokens;
-if(!((typeof data152 == "number") && (!(data152 % 1) && !isNaN(data152)))){
-const err431 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+let data152 = data151.window;
+if(typeof data152 !== "string"){
+const err431 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err431];
 }
@@ -5312,9 +5314,8 @@ vErrors.push(err431);
 }
 errors++;
 }
-if(typeof data152 == "number"){
-if(data152 > 1000000000000 || isNaN(data152)){
-const err432 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
+if(!((data152 === "hour") || (data152 === "day"))){
+const err432 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err432];
 }
@@ -5323,8 +5324,9 @@ vErrors.push(err432);
 }
 errors++;
 }
-if(data152 < 0 || isNaN(data152)){
-const err433 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+let data153 = data151.tokens;
+if(!((typeof data153 == "number") && (!(data153 % 1) && !isNaN(data153)))){
+const err433 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err433];
 }
@@ -5333,11 +5335,9 @@ vErrors.push(err433);
 }
 errors++;
 }
-}
-let data153 = data150.cost;
-if(typeof data153 === "string"){
-if(func3(data153) > 16){
-const err434 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(typeof data153 == "number"){
+if(data153 > 1000000000000 || isNaN(data153)){
+const err434 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
 if(vErrors === null){
 vErrors = [err434];
 }
@@ -5346,8 +5346,8 @@ vErrors.push(err434);
 }
 errors++;
 }
-if(!pattern47.test(data153)){
-const err435 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+if(data153 < 0 || isNaN(data153)){
+const err435 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err435];
 }
@@ -5357,8 +5357,10 @@ vErrors.push(err435);
 errors++;
 }
 }
-else {
-const err436 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data154 = data151.cost;
+if(typeof data154 === "string"){
+if(func3(data154) > 16){
+const err436 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err436];
 }
@@ -5367,9 +5369,8 @@ vErrors.push(err436);
 }
 errors++;
 }
-}
-else {
-const err437 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern47.test(data154)){
+const err437 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err437];
 }
@@ -5378,19 +5379,9 @@ vErrors.push(err437);
 }
 errors++;
 }
-let data154 = data57.guards;
-if(data154 && typeof data154 == "object" && !Array.isArray(data154)){
-if(data154.maxInputBytes === undefined){
-data154.maxInputBytes = 0;
 }
-if(data154.maxInputTokens === undefined){
-data154.maxInputTokens = 0;
-}
-if(data154.deny === undefined){
-data154.deny = [];
-}
-if(data154.maxInputBytes === undefined){
-const err438 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputBytes"},message:"must have required property '"+"maxInputBytes"+"'"};
+else {
+const err438 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err438];
 }
@@ -5399,8 +5390,9 @@ vErrors.push(err438);
 }
 errors++;
 }
-if(data154.maxInputTokens === undefined){
-const err439 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputTokens"},message:"must have required property '"+"maxInputTokens"+"'"};
+}
+else {
+const err439 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err439];
 }
@@ -5409,8 +5401,19 @@ vErrors.push(err439);
 }
 errors++;
 }
-if(data154.deny === undefined){
-const err440 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "deny"},message:"must have required property '"+"deny"+"'"};
+let data155 = data57.guards;
+if(data155 && typeof data155 == "object" && !Array.isArray(data155)){
+if(data155.maxInputBytes === undefined){
+data155.maxInputBytes = 0;
+}
+if(data155.maxInputTokens === undefined){
+data155.maxInputTokens = 0;
+}
+if(data155.deny === undefined){
+data155.deny = [];
+}
+if(data155.maxInputBytes === undefined){
+const err440 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputBytes"},message:"must have required property '"+"maxInputBytes"+"'"};
 if(vErrors === null){
 vErrors = [err440];
 }
@@ -5419,9 +5422,8 @@ vErrors.push(err440);
 }
 errors++;
 }
-for(const key35 in data154){
-if(!(((key35 === "maxInputBytes") || (key35 === "maxInputTokens")) || (key35 === "deny"))){
-const err441 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
+if(data155.maxInputTokens === undefined){
+const err441 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputTokens"},message:"must have required property '"+"maxInputTokens"+"'"};
 if(vErrors === null){
 vErrors = [err441];
 }
@@ -5430,10 +5432,8 @@ vErrors.push(err441);
 }
 errors++;
 }
-}
-let data155 = data154.maxInputBytes;
-if(!((typeof data155 == "number") && (!(data155 % 1) && !isNaN(data155)))){
-const err442 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data155.deny === undefined){
+const err442 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "deny"},message:"must have required property '"+"deny"+"'"};
 if(vErrors === null){
 vErrors = [err442];
 }
@@ -5442,9 +5442,9 @@ vErrors.push(err442);
 }
 errors++;
 }
-if(typeof data155 == "number"){
-if(data155 > 1073741824 || isNaN(data155)){
-const err443 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1073741824},message:"must be <= 1073741824"};
+for(const key35 in data155){
+if(!(((key35 === "maxInputBytes") || (key35 === "maxInputTokens")) || (key35 === "deny"))){
+const err443 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err443];
 }
@@ -5453,8 +5453,10 @@ vErrors.push(err443);
 }
 errors++;
 }
-if(data155 < 0 || isNaN(data155)){
-const err444 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data156 = data155.maxInputBytes;
+if(!((typeof data156 == "number") && (!(data156 % 1) && !isNaN(data156)))){
+const err444 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err444];
 }
@@ -5463,10 +5465,9 @@ vErrors.push(err444);
 }
 errors++;
 }
-}
-let data156 = data154.maxInputTokens;
-if(!((typeof data156 == "number") && (!(data156 % 1) && !isNaN(data156)))){
-const err445 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data156 == "number"){
+if(data156 > 1073741824 || isNaN(data156)){
+const err445 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1073741824},message:"must be <= 1073741824"};
 if(vErrors === null){
 vErrors = [err445];
 }
@@ -5475,9 +5476,8 @@ vErrors.push(err445);
 }
 errors++;
 }
-if(typeof data156 == "number"){
-if(data156 > 100000000 || isNaN(data156)){
-const err446 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000000},message:"must be <= 100000000"};
+if(data156 < 0 || isNaN(data156)){
+const err446 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err446];
 }
@@ -5486,8 +5486,10 @@ vErrors.push(err446);
 }
 errors++;
 }
-if(data156 < 0 || isNaN(data156)){
-const err447 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data157 = data155.maxInputTokens;
+if(!((typeof data157 == "number") && (!(data157 % 1) && !isNaN(data157)))){
+const err447 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err447];
 }
@@ -5496,11 +5498,9 @@ vErrors.push(err447);
 }
 errors++;
 }
-}
-let data157 = data154.deny;
-if(Array.isArray(data157)){
-if(data157.length > 16){
-const err448 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+if(typeof data157 == "number"){
+if(data157 > 100000000 || isNaN(data157)){
+const err448 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000000},message:"must be <= 100000000"};
 if(vErrors === null){
 vErrors = [err448];
 }
@@ -5509,15 +5509,8 @@ vErrors.push(err448);
 }
 errors++;
 }
-const len12 = data157.length;
-for(let i19=0; i19<len12; i19++){
-let data158 = data157[i19];
-if(data158 && typeof data158 == "object" && !Array.isArray(data158)){
-if(data158.ignoreCase === undefined){
-data158.ignoreCase = true;
-}
-if(data158.name === undefined){
-const err449 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(data157 < 0 || isNaN(data157)){
+const err449 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err449];
 }
@@ -5526,8 +5519,11 @@ vErrors.push(err449);
 }
 errors++;
 }
-if(data158.pattern === undefined){
-const err450 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "pattern"},message:"must have required property '"+"pattern"+"'"};
+}
+let data158 = data155.deny;
+if(Array.isArray(data158)){
+if(data158.length > 16){
+const err450 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err450];
 }
@@ -5536,8 +5532,15 @@ vErrors.push(err450);
 }
 errors++;
 }
-if(data158.ignoreCase === undefined){
-const err451 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "ignoreCase"},message:"must have required property '"+"ignoreCase"+"'"};
+const len12 = data158.length;
+for(let i19=0; i19<len12; i19++){
+let data159 = data158[i19];
+if(data159 && typeof data159 == "object" && !Array.isArray(data159)){
+if(data159.ignoreCase === undefined){
+data159.ignoreCase = true;
+}
+if(data159.name === undefined){
+const err451 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err451];
 }
@@ -5546,9 +5549,8 @@ vErrors.push(err451);
 }
 errors++;
 }
-for(const key36 in data158){
-if(!(((key36 === "name") || (key36 === "pattern")) || (key36 === "ignoreCase"))){
-const err452 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
+if(data159.pattern === undefined){
+const err452 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "pattern"},message:"must have required property '"+"pattern"+"'"};
 if(vErrors === null){
 vErrors = [err452];
 }
@@ -5557,12 +5559,8 @@ vErrors.push(err452);
 }
 errors++;
 }
-}
-if(data158.name !== undefined){
-let data159 = data158.name;
-if(typeof data159 === "string"){
-if(func3(data159) > 63){
-const err453 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data159.ignoreCase === undefined){
+const err453 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "ignoreCase"},message:"must have required property '"+"ignoreCase"+"'"};
 if(vErrors === null){
 vErrors = [err453];
 }
@@ -5571,8 +5569,9 @@ vErrors.push(err453);
 }
 errors++;
 }
-if(!pattern17.test(data159)){
-const err454 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+for(const key36 in data159){
+if(!(((key36 === "name") || (key36 === "pattern")) || (key36 === "ignoreCase"))){
+const err454 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err454];
 }
@@ -5582,8 +5581,11 @@ vErrors.push(err454);
 errors++;
 }
 }
-else {
-const err455 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data159.name !== undefined){
+let data160 = data159.name;
+if(typeof data160 === "string"){
+if(func3(data160) > 63){
+const err455 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err455];
 }
@@ -5592,12 +5594,8 @@ vErrors.push(err455);
 }
 errors++;
 }
-}
-if(data158.pattern !== undefined){
-let data160 = data158.pattern;
-if(typeof data160 === "string"){
-if(func3(data160) > 512){
-const err456 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
+if(!pattern17.test(data160)){
+const err456 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err456];
 }
@@ -5606,8 +5604,9 @@ vErrors.push(err456);
 }
 errors++;
 }
-if(func3(data160) < 1){
-const err457 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err457 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err457];
 }
@@ -5617,8 +5616,11 @@ vErrors.push(err457);
 errors++;
 }
 }
-else {
-const err458 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data159.pattern !== undefined){
+let data161 = data159.pattern;
+if(typeof data161 === "string"){
+if(func3(data161) > 512){
+const err458 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err458];
 }
@@ -5627,9 +5629,8 @@ vErrors.push(err458);
 }
 errors++;
 }
-}
-if(typeof data158.ignoreCase !== "boolean"){
-const err459 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/ignoreCase",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/ignoreCase/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(func3(data161) < 1){
+const err459 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err459];
 }
@@ -5640,7 +5641,7 @@ errors++;
 }
 }
 else {
-const err460 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err460 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err460];
 }
@@ -5650,9 +5651,8 @@ vErrors.push(err460);
 errors++;
 }
 }
-}
-else {
-const err461 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data159.ignoreCase !== "boolean"){
+const err461 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/ignoreCase",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/ignoreCase/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err461];
 }
@@ -5663,7 +5663,7 @@ errors++;
 }
 }
 else {
-const err462 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err462 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err462];
 }
@@ -5672,10 +5672,10 @@ vErrors.push(err462);
 }
 errors++;
 }
-let data162 = data57.fallback;
-if(Array.isArray(data162)){
-if(data162.length > 16){
-const err463 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+}
+}
+else {
+const err463 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err463];
 }
@@ -5684,13 +5684,9 @@ vErrors.push(err463);
 }
 errors++;
 }
-const len13 = data162.length;
-for(let i20=0; i20<len13; i20++){
-let data163 = data162[i20];
-if(data163 && typeof data163 == "object" && !Array.isArray(data163)){
-for(const key37 in data163){
-if(!(((((key37 === "upstream") || (key37 === "model")) || (key37 === "cache")) || (key37 === "static")) || (key37 === "when"))){
-const err464 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
+}
+else {
+const err464 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err464];
 }
@@ -5699,12 +5695,10 @@ vErrors.push(err464);
 }
 errors++;
 }
-}
-if(data163.upstream !== undefined){
-let data164 = data163.upstream;
-if(typeof data164 === "string"){
-if(func3(data164) > 63){
-const err465 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+let data163 = data57.fallback;
+if(Array.isArray(data163)){
+if(data163.length > 16){
+const err465 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err465];
 }
@@ -5713,8 +5707,13 @@ vErrors.push(err465);
 }
 errors++;
 }
-if(!pattern17.test(data164)){
-const err466 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+const len13 = data163.length;
+for(let i20=0; i20<len13; i20++){
+let data164 = data163[i20];
+if(data164 && typeof data164 == "object" && !Array.isArray(data164)){
+for(const key37 in data164){
+if(!(((((key37 === "upstream") || (key37 === "model")) || (key37 === "cache")) || (key37 === "static")) || (key37 === "when"))){
+const err466 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err466];
 }
@@ -5724,8 +5723,11 @@ vErrors.push(err466);
 errors++;
 }
 }
-else {
-const err467 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data164.upstream !== undefined){
+let data165 = data164.upstream;
+if(typeof data165 === "string"){
+if(func3(data165) > 63){
+const err467 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err467];
 }
@@ -5734,12 +5736,8 @@ vErrors.push(err467);
 }
 errors++;
 }
-}
-if(data163.model !== undefined){
-let data165 = data163.model;
-if(typeof data165 === "string"){
-if(func3(data165) > 256){
-const err468 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(!pattern17.test(data165)){
+const err468 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err468];
 }
@@ -5748,8 +5746,9 @@ vErrors.push(err468);
 }
 errors++;
 }
-if(func3(data165) < 1){
-const err469 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err469 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err469];
 }
@@ -5759,8 +5758,11 @@ vErrors.push(err469);
 errors++;
 }
 }
-else {
-const err470 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data164.model !== undefined){
+let data166 = data164.model;
+if(typeof data166 === "string"){
+if(func3(data166) > 256){
+const err470 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err470];
 }
@@ -5769,12 +5771,8 @@ vErrors.push(err470);
 }
 errors++;
 }
-}
-if(data163.cache !== undefined){
-let data166 = data163.cache;
-if(data166 && typeof data166 == "object" && !Array.isArray(data166)){
-for(const key38 in data166){
-const err471 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
+if(func3(data166) < 1){
+const err471 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err471];
 }
@@ -5785,7 +5783,7 @@ errors++;
 }
 }
 else {
-const err472 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err472 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err472];
 }
@@ -5795,11 +5793,11 @@ vErrors.push(err472);
 errors++;
 }
 }
-if(data163.static !== undefined){
-let data167 = data163.static;
+if(data164.cache !== undefined){
+let data167 = data164.cache;
 if(data167 && typeof data167 == "object" && !Array.isArray(data167)){
-if(data167.message === undefined){
-const err473 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
+for(const key38 in data167){
+const err473 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err473];
 }
@@ -5808,9 +5806,9 @@ vErrors.push(err473);
 }
 errors++;
 }
-for(const key39 in data167){
-if(!(key39 === "message")){
-const err474 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
+}
+else {
+const err474 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err474];
 }
@@ -5820,11 +5818,11 @@ vErrors.push(err474);
 errors++;
 }
 }
-if(data167.message !== undefined){
-let data168 = data167.message;
-if(typeof data168 === "string"){
-if(func3(data168) < 1){
-const err475 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data164.static !== undefined){
+let data168 = data164.static;
+if(data168 && typeof data168 == "object" && !Array.isArray(data168)){
+if(data168.message === undefined){
+const err475 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
 if(vErrors === null){
 vErrors = [err475];
 }
@@ -5833,9 +5831,9 @@ vErrors.push(err475);
 }
 errors++;
 }
-}
-else {
-const err476 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key39 in data168){
+if(!(key39 === "message")){
+const err476 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err476];
 }
@@ -5845,9 +5843,11 @@ vErrors.push(err476);
 errors++;
 }
 }
-}
-else {
-const err477 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data168.message !== undefined){
+let data169 = data168.message;
+if(typeof data169 === "string"){
+if(func3(data169) < 1){
+const err477 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err477];
 }
@@ -5857,14 +5857,8 @@ vErrors.push(err477);
 errors++;
 }
 }
-if(data163.when !== undefined){
-let data169 = data163.when;
-if(Array.isArray(data169)){
-const len14 = data169.length;
-for(let i21=0; i21<len14; i21++){
-let data170 = data169[i21];
-if(typeof data170 !== "string"){
-const err478 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err478 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err478];
 }
@@ -5873,8 +5867,10 @@ vErrors.push(err478);
 }
 errors++;
 }
-if(!(((((((((((((data170 === "rate-limited") || (data170 === "overloaded")) || (data170 === "server-error")) || (data170 === "timeout")) || (data170 === "connect-failure")) || (data170 === "reset")) || (data170 === "context-length")) || (data170 === "content-filter")) || (data170 === "invalid-response")) || (data170 === "diverged")) || (data170 === "client-error")) || (data170 === "unavailable")) || (data170 === "budget-exhausted"))){
-const err479 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err479 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err479];
 }
@@ -5884,18 +5880,14 @@ vErrors.push(err479);
 errors++;
 }
 }
-let i22 = data169.length;
-let j7;
-if(i22 > 1){
-const indices7 = {};
-for(;i22--;){
-let item7 = data169[i22];
-if(typeof item7 !== "string"){
-continue;
-}
-if(typeof indices7[item7] == "number"){
-j7 = indices7[item7];
-const err480 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i22, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i22+" are identical)"};
+if(data164.when !== undefined){
+let data170 = data164.when;
+if(Array.isArray(data170)){
+const len14 = data170.length;
+for(let i21=0; i21<len14; i21++){
+let data171 = data170[i21];
+if(typeof data171 !== "string"){
+const err480 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err480];
 }
@@ -5903,14 +5895,9 @@ else {
 vErrors.push(err480);
 }
 errors++;
-break;
 }
-indices7[item7] = i22;
-}
-}
-}
-else {
-const err481 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!(((((((((((((data171 === "rate-limited") || (data171 === "overloaded")) || (data171 === "server-error")) || (data171 === "timeout")) || (data171 === "connect-failure")) || (data171 === "reset")) || (data171 === "context-length")) || (data171 === "content-filter")) || (data171 === "invalid-response")) || (data171 === "diverged")) || (data171 === "client-error")) || (data171 === "unavailable")) || (data171 === "budget-exhausted"))){
+const err481 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err481];
 }
@@ -5920,9 +5907,18 @@ vErrors.push(err481);
 errors++;
 }
 }
+let i22 = data170.length;
+let j7;
+if(i22 > 1){
+const indices7 = {};
+for(;i22--;){
+let item7 = data170[i22];
+if(typeof item7 !== "string"){
+continue;
 }
-else {
-const err482 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof indices7[item7] == "number"){
+j7 = indices7[item7];
+const err482 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i22, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i22+" are identical)"};
 if(vErrors === null){
 vErrors = [err482];
 }
@@ -5930,11 +5926,14 @@ else {
 vErrors.push(err482);
 }
 errors++;
+break;
+}
+indices7[item7] = i22;
 }
 }
 }
 else {
-const err483 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err483 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err483];
 }
@@ -5944,8 +5943,9 @@ vErrors.push(err483);
 errors++;
 }
 }
+}
 else {
-const err484 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err484 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err484];
 }
@@ -5957,7 +5957,7 @@ errors++;
 }
 }
 else {
-const err485 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err485 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err485];
 }
@@ -5967,16 +5967,8 @@ vErrors.push(err485);
 errors++;
 }
 }
-let data171 = data.priorities;
-if(data171 && typeof data171 == "object" && !Array.isArray(data171)){
-if(data171.default === undefined){
-data171.default = "normal";
-}
-if(data171.classes === undefined){
-data171.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
-}
-if(data171.default === undefined){
-const err486 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
+else {
+const err486 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err486];
 }
@@ -5985,8 +5977,10 @@ vErrors.push(err486);
 }
 errors++;
 }
-if(data171.classes === undefined){
-const err487 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
+}
+}
+else {
+const err487 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err487];
 }
@@ -5995,9 +5989,17 @@ vErrors.push(err487);
 }
 errors++;
 }
-for(const key40 in data171){
-if(!((key40 === "default") || (key40 === "classes"))){
-const err488 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
+}
+let data172 = data.priorities;
+if(data172 && typeof data172 == "object" && !Array.isArray(data172)){
+if(data172.default === undefined){
+data172.default = "normal";
+}
+if(data172.classes === undefined){
+data172.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
+}
+if(data172.default === undefined){
+const err488 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
 if(vErrors === null){
 vErrors = [err488];
 }
@@ -6006,11 +6008,8 @@ vErrors.push(err488);
 }
 errors++;
 }
-}
-let data172 = data171.default;
-if(typeof data172 === "string"){
-if(func3(data172) > 63){
-const err489 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data172.classes === undefined){
+const err489 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
 if(vErrors === null){
 vErrors = [err489];
 }
@@ -6019,9 +6018,9 @@ vErrors.push(err489);
 }
 errors++;
 }
-}
-else {
-const err490 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key40 in data172){
+if(!((key40 === "default") || (key40 === "classes"))){
+const err490 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err490];
 }
@@ -6030,10 +6029,11 @@ vErrors.push(err490);
 }
 errors++;
 }
-let data173 = data171.classes;
-if(Array.isArray(data173)){
-if(data173.length > 8){
-const err491 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
+}
+let data173 = data172.default;
+if(typeof data173 === "string"){
+if(func3(data173) > 63){
+const err491 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err491];
 }
@@ -6042,8 +6042,9 @@ vErrors.push(err491);
 }
 errors++;
 }
-if(data173.length < 1){
-const err492 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+else {
+const err492 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err492];
 }
@@ -6052,18 +6053,10 @@ vErrors.push(err492);
 }
 errors++;
 }
-const len15 = data173.length;
-for(let i23=0; i23<len15; i23++){
-let data174 = data173[i23];
-if(data174 && typeof data174 == "object" && !Array.isArray(data174)){
-if(data174.reserved === undefined){
-data174.reserved = 0;
-}
-if(data174.maxShare === undefined){
-data174.maxShare = 100;
-}
-if(data174.name === undefined){
-const err493 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+let data174 = data172.classes;
+if(Array.isArray(data174)){
+if(data174.length > 8){
+const err493 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
 if(vErrors === null){
 vErrors = [err493];
 }
@@ -6072,8 +6065,8 @@ vErrors.push(err493);
 }
 errors++;
 }
-if(data174.reserved === undefined){
-const err494 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
+if(data174.length < 1){
+const err494 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err494];
 }
@@ -6082,8 +6075,18 @@ vErrors.push(err494);
 }
 errors++;
 }
-if(data174.maxShare === undefined){
-const err495 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
+const len15 = data174.length;
+for(let i23=0; i23<len15; i23++){
+let data175 = data174[i23];
+if(data175 && typeof data175 == "object" && !Array.isArray(data175)){
+if(data175.reserved === undefined){
+data175.reserved = 0;
+}
+if(data175.maxShare === undefined){
+data175.maxShare = 100;
+}
+if(data175.name === undefined){
+const err495 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err495];
 }
@@ -6092,9 +6095,8 @@ vErrors.push(err495);
 }
 errors++;
 }
-for(const key41 in data174){
-if(!(((key41 === "name") || (key41 === "reserved")) || (key41 === "maxShare"))){
-const err496 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
+if(data175.reserved === undefined){
+const err496 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
 if(vErrors === null){
 vErrors = [err496];
 }
@@ -6103,12 +6105,8 @@ vErrors.push(err496);
 }
 errors++;
 }
-}
-if(data174.name !== undefined){
-let data175 = data174.name;
-if(typeof data175 === "string"){
-if(func3(data175) > 63){
-const err497 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data175.maxShare === undefined){
+const err497 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
 if(vErrors === null){
 vErrors = [err497];
 }
@@ -6117,8 +6115,9 @@ vErrors.push(err497);
 }
 errors++;
 }
-if(!pattern17.test(data175)){
-const err498 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+for(const key41 in data175){
+if(!(((key41 === "name") || (key41 === "reserved")) || (key41 === "maxShare"))){
+const err498 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err498];
 }
@@ -6128,8 +6127,11 @@ vErrors.push(err498);
 errors++;
 }
 }
-else {
-const err499 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data175.name !== undefined){
+let data176 = data175.name;
+if(typeof data176 === "string"){
+if(func3(data176) > 63){
+const err499 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err499];
 }
@@ -6138,10 +6140,8 @@ vErrors.push(err499);
 }
 errors++;
 }
-}
-let data176 = data174.reserved;
-if(!((typeof data176 == "number") && (!(data176 % 1) && !isNaN(data176)))){
-const err500 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern17.test(data176)){
+const err500 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err500];
 }
@@ -6150,9 +6150,9 @@ vErrors.push(err500);
 }
 errors++;
 }
-if(typeof data176 == "number"){
-if(data176 > 100 || isNaN(data176)){
-const err501 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err501 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err501];
 }
@@ -6161,8 +6161,10 @@ vErrors.push(err501);
 }
 errors++;
 }
-if(data176 < 0 || isNaN(data176)){
-const err502 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data177 = data175.reserved;
+if(!((typeof data177 == "number") && (!(data177 % 1) && !isNaN(data177)))){
+const err502 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err502];
 }
@@ -6171,10 +6173,9 @@ vErrors.push(err502);
 }
 errors++;
 }
-}
-let data177 = data174.maxShare;
-if(!((typeof data177 == "number") && (!(data177 % 1) && !isNaN(data177)))){
-const err503 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data177 == "number"){
+if(data177 > 100 || isNaN(data177)){
+const err503 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err503];
 }
@@ -6183,9 +6184,8 @@ vErrors.push(err503);
 }
 errors++;
 }
-if(typeof data177 == "number"){
-if(data177 > 100 || isNaN(data177)){
-const err504 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data177 < 0 || isNaN(data177)){
+const err504 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err504];
 }
@@ -6194,8 +6194,10 @@ vErrors.push(err504);
 }
 errors++;
 }
-if(data177 < 1 || isNaN(data177)){
-const err505 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let data178 = data175.maxShare;
+if(!((typeof data178 == "number") && (!(data178 % 1) && !isNaN(data178)))){
+const err505 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err505];
 }
@@ -6204,10 +6206,9 @@ vErrors.push(err505);
 }
 errors++;
 }
-}
-}
-else {
-const err506 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data178 == "number"){
+if(data178 > 100 || isNaN(data178)){
+const err506 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err506];
 }
@@ -6216,10 +6217,8 @@ vErrors.push(err506);
 }
 errors++;
 }
-}
-}
-else {
-const err507 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data178 < 1 || isNaN(data178)){
+const err507 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err507];
 }
@@ -6229,8 +6228,9 @@ vErrors.push(err507);
 errors++;
 }
 }
+}
 else {
-const err508 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err508 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err508];
 }
@@ -6239,19 +6239,10 @@ vErrors.push(err508);
 }
 errors++;
 }
-let data178 = data.budget;
-if(data178 && typeof data178 == "object" && !Array.isArray(data178)){
-if(data178.window === undefined){
-data178.window = "hour";
 }
-if(data178.tokens === undefined){
-data178.tokens = 0;
 }
-if(data178.cost === undefined){
-data178.cost = "0";
-}
-if(data178.window === undefined){
-const err509 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err509 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err509];
 }
@@ -6260,8 +6251,9 @@ vErrors.push(err509);
 }
 errors++;
 }
-if(data178.tokens === undefined){
-const err510 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
+}
+else {
+const err510 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err510];
 }
@@ -6270,8 +6262,19 @@ vErrors.push(err510);
 }
 errors++;
 }
-if(data178.cost === undefined){
-const err511 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
+let data179 = data.budget;
+if(data179 && typeof data179 == "object" && !Array.isArray(data179)){
+if(data179.window === undefined){
+data179.window = "hour";
+}
+if(data179.tokens === undefined){
+data179.tokens = 0;
+}
+if(data179.cost === undefined){
+data179.cost = "0";
+}
+if(data179.window === undefined){
+const err511 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err511];
 }
@@ -6280,9 +6283,8 @@ vErrors.push(err511);
 }
 errors++;
 }
-for(const key42 in data178){
-if(!(((key42 === "window") || (key42 === "tokens")) || (key42 === "cost"))){
-const err512 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
+if(data179.tokens === undefined){
+const err512 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
 if(vErrors === null){
 vErrors = [err512];
 }
@@ -6291,10 +6293,8 @@ vErrors.push(err512);
 }
 errors++;
 }
-}
-let data179 = data178.window;
-if(typeof data179 !== "string"){
-const err513 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data179.cost === undefined){
+const err513 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
 if(vErrors === null){
 vErrors = [err513];
 }
@@ -6303,8 +6303,9 @@ vErrors.push(err513);
 }
 errors++;
 }
-if(!((data179 === "hour") || (data179 === "day"))){
-const err514 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
+for(const key42 in data179){
+if(!(((key42 === "window") || (key42 === "tokens")) || (key42 === "cost"))){
+const err514 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err514];
 }
@@ -6313,9 +6314,10 @@ vErrors.push(err514);
 }
 errors++;
 }
-let data180 = data178.tokens;
-if(!((typeof data180 == "number") && (!(data180 % 1) && !isNaN(data180)))){
-const err515 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+let data180 = data179.window;
+if(typeof data180 !== "string"){
+const err515 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err515];
 }
@@ -6324,9 +6326,8 @@ vErrors.push(err515);
 }
 errors++;
 }
-if(typeof data180 == "number"){
-if(data180 > 1000000000000 || isNaN(data180)){
-const err516 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
+if(!((data180 === "hour") || (data180 === "day"))){
+const err516 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err516];
 }
@@ -6335,8 +6336,9 @@ vErrors.push(err516);
 }
 errors++;
 }
-if(data180 < 0 || isNaN(data180)){
-const err517 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+let data181 = data179.tokens;
+if(!((typeof data181 == "number") && (!(data181 % 1) && !isNaN(data181)))){
+const err517 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err517];
 }
@@ -6345,11 +6347,9 @@ vErrors.push(err517);
 }
 errors++;
 }
-}
-let data181 = data178.cost;
-if(typeof data181 === "string"){
-if(func3(data181) > 16){
-const err518 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(typeof data181 == "number"){
+if(data181 > 1000000000000 || isNaN(data181)){
+const err518 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
 if(vErrors === null){
 vErrors = [err518];
 }
@@ -6358,8 +6358,8 @@ vErrors.push(err518);
 }
 errors++;
 }
-if(!pattern47.test(data181)){
-const err519 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+if(data181 < 0 || isNaN(data181)){
+const err519 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err519];
 }
@@ -6369,8 +6369,10 @@ vErrors.push(err519);
 errors++;
 }
 }
-else {
-const err520 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data182 = data179.cost;
+if(typeof data182 === "string"){
+if(func3(data182) > 16){
+const err520 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err520];
 }
@@ -6379,9 +6381,8 @@ vErrors.push(err520);
 }
 errors++;
 }
-}
-else {
-const err521 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern47.test(data182)){
+const err521 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err521];
 }
@@ -6390,19 +6391,9 @@ vErrors.push(err521);
 }
 errors++;
 }
-let data182 = data.slo;
-if(data182 && typeof data182 == "object" && !Array.isArray(data182)){
-if(data182.window === undefined){
-data182.window = "1h";
 }
-if(data182.availability === undefined){
-data182.availability = {};
-}
-if(data182.timeToFirstToken === undefined){
-data182.timeToFirstToken = {};
-}
-if(data182.window === undefined){
-const err522 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err522 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err522];
 }
@@ -6411,8 +6402,9 @@ vErrors.push(err522);
 }
 errors++;
 }
-if(data182.availability === undefined){
-const err523 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "availability"},message:"must have required property '"+"availability"+"'"};
+}
+else {
+const err523 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err523];
 }
@@ -6421,8 +6413,19 @@ vErrors.push(err523);
 }
 errors++;
 }
-if(data182.timeToFirstToken === undefined){
-const err524 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "timeToFirstToken"},message:"must have required property '"+"timeToFirstToken"+"'"};
+let data183 = data.slo;
+if(data183 && typeof data183 == "object" && !Array.isArray(data183)){
+if(data183.window === undefined){
+data183.window = "1h";
+}
+if(data183.availability === undefined){
+data183.availability = {};
+}
+if(data183.timeToFirstToken === undefined){
+data183.timeToFirstToken = {};
+}
+if(data183.window === undefined){
+const err524 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err524];
 }
@@ -6431,9 +6434,8 @@ vErrors.push(err524);
 }
 errors++;
 }
-for(const key43 in data182){
-if(!(((key43 === "window") || (key43 === "availability")) || (key43 === "timeToFirstToken"))){
-const err525 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
+if(data183.availability === undefined){
+const err525 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "availability"},message:"must have required property '"+"availability"+"'"};
 if(vErrors === null){
 vErrors = [err525];
 }
@@ -6442,11 +6444,8 @@ vErrors.push(err525);
 }
 errors++;
 }
-}
-let data183 = data182.window;
-if(typeof data183 === "string"){
-if(func3(data183) > 32){
-const err526 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data183.timeToFirstToken === undefined){
+const err526 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "timeToFirstToken"},message:"must have required property '"+"timeToFirstToken"+"'"};
 if(vErrors === null){
 vErrors = [err526];
 }
@@ -6455,8 +6454,9 @@ vErrors.push(err526);
 }
 errors++;
 }
-if(!pattern1.test(data183)){
-const err527 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key43 in data183){
+if(!(((key43 === "window") || (key43 === "availability")) || (key43 === "timeToFirstToken"))){
+const err527 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err527];
 }
@@ -6466,8 +6466,10 @@ vErrors.push(err527);
 errors++;
 }
 }
-else {
-const err528 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data184 = data183.window;
+if(typeof data184 === "string"){
+if(func3(data184) > 32){
+const err528 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err528];
 }
@@ -6476,13 +6478,8 @@ vErrors.push(err528);
 }
 errors++;
 }
-let data184 = data182.availability;
-if(data184 && typeof data184 == "object" && !Array.isArray(data184)){
-if(data184.objective === undefined){
-data184.objective = "0";
-}
-if(data184.objective === undefined){
-const err529 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
+if(!pattern1.test(data184)){
+const err529 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err529];
 }
@@ -6491,9 +6488,9 @@ vErrors.push(err529);
 }
 errors++;
 }
-for(const key44 in data184){
-if(!(key44 === "objective")){
-const err530 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
+}
+else {
+const err530 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err530];
 }
@@ -6502,11 +6499,13 @@ vErrors.push(err530);
 }
 errors++;
 }
+let data185 = data183.availability;
+if(data185 && typeof data185 == "object" && !Array.isArray(data185)){
+if(data185.objective === undefined){
+data185.objective = "0";
 }
-let data185 = data184.objective;
-if(typeof data185 === "string"){
-if(func3(data185) > 6){
-const err531 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
+if(data185.objective === undefined){
+const err531 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
 if(vErrors === null){
 vErrors = [err531];
 }
@@ -6515,8 +6514,9 @@ vErrors.push(err531);
 }
 errors++;
 }
-if(!pattern55.test(data185)){
-const err532 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
+for(const key44 in data185){
+if(!(key44 === "objective")){
+const err532 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err532];
 }
@@ -6526,8 +6526,10 @@ vErrors.push(err532);
 errors++;
 }
 }
-else {
-const err533 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data186 = data185.objective;
+if(typeof data186 === "string"){
+if(func3(data186) > 6){
+const err533 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
 if(vErrors === null){
 vErrors = [err533];
 }
@@ -6536,9 +6538,8 @@ vErrors.push(err533);
 }
 errors++;
 }
-}
-else {
-const err534 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern55.test(data186)){
+const err534 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
 if(vErrors === null){
 vErrors = [err534];
 }
@@ -6547,16 +6548,9 @@ vErrors.push(err534);
 }
 errors++;
 }
-let data186 = data182.timeToFirstToken;
-if(data186 && typeof data186 == "object" && !Array.isArray(data186)){
-if(data186.threshold === undefined){
-data186.threshold = "2s";
 }
-if(data186.objective === undefined){
-data186.objective = "0";
-}
-if(data186.threshold === undefined){
-const err535 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "threshold"},message:"must have required property '"+"threshold"+"'"};
+else {
+const err535 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err535];
 }
@@ -6565,8 +6559,9 @@ vErrors.push(err535);
 }
 errors++;
 }
-if(data186.objective === undefined){
-const err536 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
+}
+else {
+const err536 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err536];
 }
@@ -6575,9 +6570,16 @@ vErrors.push(err536);
 }
 errors++;
 }
-for(const key45 in data186){
-if(!((key45 === "threshold") || (key45 === "objective"))){
-const err537 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
+let data187 = data183.timeToFirstToken;
+if(data187 && typeof data187 == "object" && !Array.isArray(data187)){
+if(data187.threshold === undefined){
+data187.threshold = "2s";
+}
+if(data187.objective === undefined){
+data187.objective = "0";
+}
+if(data187.threshold === undefined){
+const err537 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "threshold"},message:"must have required property '"+"threshold"+"'"};
 if(vErrors === null){
 vErrors = [err537];
 }
@@ -6586,11 +6588,8 @@ vErrors.push(err537);
 }
 errors++;
 }
-}
-let data187 = data186.threshold;
-if(typeof data187 === "string"){
-if(func3(data187) > 32){
-const err538 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data187.objective === undefined){
+const err538 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
 if(vErrors === null){
 vErrors = [err538];
 }
@@ -6599,8 +6598,9 @@ vErrors.push(err538);
 }
 errors++;
 }
-if(!pattern1.test(data187)){
-const err539 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key45 in data187){
+if(!((key45 === "threshold") || (key45 === "objective"))){
+const err539 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err539];
 }
@@ -6610,8 +6610,10 @@ vErrors.push(err539);
 errors++;
 }
 }
-else {
-const err540 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data188 = data187.threshold;
+if(typeof data188 === "string"){
+if(func3(data188) > 32){
+const err540 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err540];
 }
@@ -6620,10 +6622,8 @@ vErrors.push(err540);
 }
 errors++;
 }
-let data188 = data186.objective;
-if(typeof data188 === "string"){
-if(func3(data188) > 6){
-const err541 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
+if(!pattern1.test(data188)){
+const err541 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err541];
 }
@@ -6632,8 +6632,9 @@ vErrors.push(err541);
 }
 errors++;
 }
-if(!pattern55.test(data188)){
-const err542 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
+}
+else {
+const err542 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err542];
 }
@@ -6642,9 +6643,10 @@ vErrors.push(err542);
 }
 errors++;
 }
-}
-else {
-const err543 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data189 = data187.objective;
+if(typeof data189 === "string"){
+if(func3(data189) > 6){
+const err543 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
 if(vErrors === null){
 vErrors = [err543];
 }
@@ -6653,9 +6655,8 @@ vErrors.push(err543);
 }
 errors++;
 }
-}
-else {
-const err544 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern55.test(data189)){
+const err544 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
 if(vErrors === null){
 vErrors = [err544];
 }
@@ -6666,7 +6667,7 @@ errors++;
 }
 }
 else {
-const err545 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err545 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err545];
 }
@@ -6675,19 +6676,9 @@ vErrors.push(err545);
 }
 errors++;
 }
-let data189 = data.degradation;
-if(data189 && typeof data189 == "object" && !Array.isArray(data189)){
-if(data189.window === undefined){
-data189.window = "60s";
 }
-if(data189.degraded === undefined){
-data189.degraded = {};
-}
-if(data189.emergency === undefined){
-data189.emergency = {};
-}
-if(data189.window === undefined){
-const err546 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err546 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err546];
 }
@@ -6696,8 +6687,9 @@ vErrors.push(err546);
 }
 errors++;
 }
-if(data189.degraded === undefined){
-const err547 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
+}
+else {
+const err547 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err547];
 }
@@ -6706,8 +6698,19 @@ vErrors.push(err547);
 }
 errors++;
 }
-if(data189.emergency === undefined){
-const err548 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
+let data190 = data.degradation;
+if(data190 && typeof data190 == "object" && !Array.isArray(data190)){
+if(data190.window === undefined){
+data190.window = "60s";
+}
+if(data190.degraded === undefined){
+data190.degraded = {};
+}
+if(data190.emergency === undefined){
+data190.emergency = {};
+}
+if(data190.window === undefined){
+const err548 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err548];
 }
@@ -6716,9 +6719,8 @@ vErrors.push(err548);
 }
 errors++;
 }
-for(const key46 in data189){
-if(!(((key46 === "window") || (key46 === "degraded")) || (key46 === "emergency"))){
-const err549 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
+if(data190.degraded === undefined){
+const err549 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
 if(vErrors === null){
 vErrors = [err549];
 }
@@ -6727,11 +6729,8 @@ vErrors.push(err549);
 }
 errors++;
 }
-}
-let data190 = data189.window;
-if(typeof data190 === "string"){
-if(func3(data190) > 32){
-const err550 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data190.emergency === undefined){
+const err550 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
 if(vErrors === null){
 vErrors = [err550];
 }
@@ -6740,8 +6739,9 @@ vErrors.push(err550);
 }
 errors++;
 }
-if(!pattern1.test(data190)){
-const err551 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key46 in data190){
+if(!(((key46 === "window") || (key46 === "degraded")) || (key46 === "emergency"))){
+const err551 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err551];
 }
@@ -6751,8 +6751,10 @@ vErrors.push(err551);
 errors++;
 }
 }
-else {
-const err552 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data191 = data190.window;
+if(typeof data191 === "string"){
+if(func3(data191) > 32){
+const err552 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err552];
 }
@@ -6761,22 +6763,8 @@ vErrors.push(err552);
 }
 errors++;
 }
-let data191 = data189.degraded;
-if(data191 && typeof data191 == "object" && !Array.isArray(data191)){
-if(data191.errorRate === undefined){
-data191.errorRate = 5;
-}
-if(data191.queueDepth === undefined){
-data191.queueDepth = 100;
-}
-if(data191.maxTokens === undefined){
-data191.maxTokens = 256;
-}
-if(data191.temperature === undefined){
-data191.temperature = 0;
-}
-if(data191.errorRate === undefined){
-const err553 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+if(!pattern1.test(data191)){
+const err553 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err553];
 }
@@ -6785,8 +6773,9 @@ vErrors.push(err553);
 }
 errors++;
 }
-if(data191.queueDepth === undefined){
-const err554 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
+}
+else {
+const err554 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err554];
 }
@@ -6795,8 +6784,22 @@ vErrors.push(err554);
 }
 errors++;
 }
-if(data191.maxTokens === undefined){
-const err555 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
+let data192 = data190.degraded;
+if(data192 && typeof data192 == "object" && !Array.isArray(data192)){
+if(data192.errorRate === undefined){
+data192.errorRate = 5;
+}
+if(data192.queueDepth === undefined){
+data192.queueDepth = 100;
+}
+if(data192.maxTokens === undefined){
+data192.maxTokens = 256;
+}
+if(data192.temperature === undefined){
+data192.temperature = 0;
+}
+if(data192.errorRate === undefined){
+const err555 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err555];
 }
@@ -6805,8 +6808,8 @@ vErrors.push(err555);
 }
 errors++;
 }
-if(data191.temperature === undefined){
-const err556 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
+if(data192.queueDepth === undefined){
+const err556 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
 if(vErrors === null){
 vErrors = [err556];
 }
@@ -6815,9 +6818,8 @@ vErrors.push(err556);
 }
 errors++;
 }
-for(const key47 in data191){
-if(!((((key47 === "errorRate") || (key47 === "queueDepth")) || (key47 === "maxTokens")) || (key47 === "temperature"))){
-const err557 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
+if(data192.maxTokens === undefined){
+const err557 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
 if(vErrors === null){
 vErrors = [err557];
 }
@@ -6826,10 +6828,8 @@ vErrors.push(err557);
 }
 errors++;
 }
-}
-let data192 = data191.errorRate;
-if(!((typeof data192 == "number") && (!(data192 % 1) && !isNaN(data192)))){
-const err558 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data192.temperature === undefined){
+const err558 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
 if(vErrors === null){
 vErrors = [err558];
 }
@@ -6838,9 +6838,9 @@ vErrors.push(err558);
 }
 errors++;
 }
-if(typeof data192 == "number"){
-if(data192 > 100 || isNaN(data192)){
-const err559 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+for(const key47 in data192){
+if(!((((key47 === "errorRate") || (key47 === "queueDepth")) || (key47 === "maxTokens")) || (key47 === "temperature"))){
+const err559 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err559];
 }
@@ -6849,8 +6849,10 @@ vErrors.push(err559);
 }
 errors++;
 }
-if(data192 < 0 || isNaN(data192)){
-const err560 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data193 = data192.errorRate;
+if(!((typeof data193 == "number") && (!(data193 % 1) && !isNaN(data193)))){
+const err560 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err560];
 }
@@ -6859,10 +6861,9 @@ vErrors.push(err560);
 }
 errors++;
 }
-}
-let data193 = data191.queueDepth;
-if(!((typeof data193 == "number") && (!(data193 % 1) && !isNaN(data193)))){
-const err561 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data193 == "number"){
+if(data193 > 100 || isNaN(data193)){
+const err561 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err561];
 }
@@ -6871,9 +6872,8 @@ vErrors.push(err561);
 }
 errors++;
 }
-if(typeof data193 == "number"){
 if(data193 < 0 || isNaN(data193)){
-const err562 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+const err562 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err562];
 }
@@ -6883,9 +6883,9 @@ vErrors.push(err562);
 errors++;
 }
 }
-let data194 = data191.maxTokens;
+let data194 = data192.queueDepth;
 if(!((typeof data194 == "number") && (!(data194 % 1) && !isNaN(data194)))){
-const err563 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err563 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err563];
 }
@@ -6895,8 +6895,8 @@ vErrors.push(err563);
 errors++;
 }
 if(typeof data194 == "number"){
-if(data194 < 1 || isNaN(data194)){
-const err564 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data194 < 0 || isNaN(data194)){
+const err564 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err564];
 }
@@ -6906,10 +6906,9 @@ vErrors.push(err564);
 errors++;
 }
 }
-let data195 = data191.temperature;
-if(typeof data195 == "number"){
-if(data195 > 2 || isNaN(data195)){
-const err565 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
+let data195 = data192.maxTokens;
+if(!((typeof data195 == "number") && (!(data195 % 1) && !isNaN(data195)))){
+const err565 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err565];
 }
@@ -6918,8 +6917,9 @@ vErrors.push(err565);
 }
 errors++;
 }
-if(data195 < 0 || isNaN(data195)){
-const err566 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data195 == "number"){
+if(data195 < 1 || isNaN(data195)){
+const err566 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err566];
 }
@@ -6929,8 +6929,10 @@ vErrors.push(err566);
 errors++;
 }
 }
-else {
-const err567 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
+let data196 = data192.temperature;
+if(typeof data196 == "number"){
+if(data196 > 2 || isNaN(data196)){
+const err567 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
 if(vErrors === null){
 vErrors = [err567];
 }
@@ -6939,9 +6941,8 @@ vErrors.push(err567);
 }
 errors++;
 }
-}
-else {
-const err568 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data196 < 0 || isNaN(data196)){
+const err568 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err568];
 }
@@ -6950,16 +6951,9 @@ vErrors.push(err568);
 }
 errors++;
 }
-let data196 = data189.emergency;
-if(data196 && typeof data196 == "object" && !Array.isArray(data196)){
-if(data196.errorRate === undefined){
-data196.errorRate = 25;
 }
-if(data196.serve === undefined){
-data196.serve = ["cache","static"];
-}
-if(data196.errorRate === undefined){
-const err569 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+else {
+const err569 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err569];
 }
@@ -6968,8 +6962,9 @@ vErrors.push(err569);
 }
 errors++;
 }
-if(data196.serve === undefined){
-const err570 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
+}
+else {
+const err570 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err570];
 }
@@ -6978,9 +6973,16 @@ vErrors.push(err570);
 }
 errors++;
 }
-for(const key48 in data196){
-if(!((key48 === "errorRate") || (key48 === "serve"))){
-const err571 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key48},message:"must NOT have additional properties"};
+let data197 = data190.emergency;
+if(data197 && typeof data197 == "object" && !Array.isArray(data197)){
+if(data197.errorRate === undefined){
+data197.errorRate = 25;
+}
+if(data197.serve === undefined){
+data197.serve = ["cache","static"];
+}
+if(data197.errorRate === undefined){
+const err571 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err571];
 }
@@ -6989,10 +6991,8 @@ vErrors.push(err571);
 }
 errors++;
 }
-}
-let data197 = data196.errorRate;
-if(!((typeof data197 == "number") && (!(data197 % 1) && !isNaN(data197)))){
-const err572 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data197.serve === undefined){
+const err572 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
 if(vErrors === null){
 vErrors = [err572];
 }
@@ -7001,9 +7001,9 @@ vErrors.push(err572);
 }
 errors++;
 }
-if(typeof data197 == "number"){
-if(data197 > 100 || isNaN(data197)){
-const err573 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+for(const key48 in data197){
+if(!((key48 === "errorRate") || (key48 === "serve"))){
+const err573 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key48},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err573];
 }
@@ -7012,8 +7012,10 @@ vErrors.push(err573);
 }
 errors++;
 }
-if(data197 < 0 || isNaN(data197)){
-const err574 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data198 = data197.errorRate;
+if(!((typeof data198 == "number") && (!(data198 % 1) && !isNaN(data198)))){
+const err574 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err574];
 }
@@ -7022,14 +7024,9 @@ vErrors.push(err574);
 }
 errors++;
 }
-}
-let data198 = data196.serve;
-if(Array.isArray(data198)){
-const len16 = data198.length;
-for(let i24=0; i24<len16; i24++){
-let data199 = data198[i24];
-if(typeof data199 !== "string"){
-const err575 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data198 == "number"){
+if(data198 > 100 || isNaN(data198)){
+const err575 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err575];
 }
@@ -7038,8 +7035,8 @@ vErrors.push(err575);
 }
 errors++;
 }
-if(!((data199 === "cache") || (data199 === "static"))){
-const err576 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
+if(data198 < 0 || isNaN(data198)){
+const err576 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err576];
 }
@@ -7049,9 +7046,13 @@ vErrors.push(err576);
 errors++;
 }
 }
-}
-else {
-const err577 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data199 = data197.serve;
+if(Array.isArray(data199)){
+const len16 = data199.length;
+for(let i24=0; i24<len16; i24++){
+let data200 = data199[i24];
+if(typeof data200 !== "string"){
+const err577 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err577];
 }
@@ -7060,9 +7061,8 @@ vErrors.push(err577);
 }
 errors++;
 }
-}
-else {
-const err578 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!((data200 === "cache") || (data200 === "static"))){
+const err578 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err578];
 }
@@ -7072,8 +7072,9 @@ vErrors.push(err578);
 errors++;
 }
 }
+}
 else {
-const err579 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err579 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err579];
 }
@@ -7082,22 +7083,9 @@ vErrors.push(err579);
 }
 errors++;
 }
-let data200 = data.cache;
-if(data200 && typeof data200 == "object" && !Array.isArray(data200)){
-if(data200.ttl === undefined){
-data200.ttl = "10m";
 }
-if(data200.maxEntries === undefined){
-data200.maxEntries = 10000;
-}
-if(data200.maxBytes === undefined){
-data200.maxBytes = "64Mi";
-}
-if(data200.serveFresh === undefined){
-data200.serveFresh = false;
-}
-if(data200.ttl === undefined){
-const err580 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
+else {
+const err580 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err580];
 }
@@ -7106,8 +7094,9 @@ vErrors.push(err580);
 }
 errors++;
 }
-if(data200.maxEntries === undefined){
-const err581 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
+}
+else {
+const err581 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err581];
 }
@@ -7116,8 +7105,22 @@ vErrors.push(err581);
 }
 errors++;
 }
-if(data200.maxBytes === undefined){
-const err582 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
+let data201 = data.cache;
+if(data201 && typeof data201 == "object" && !Array.isArray(data201)){
+if(data201.ttl === undefined){
+data201.ttl = "10m";
+}
+if(data201.maxEntries === undefined){
+data201.maxEntries = 10000;
+}
+if(data201.maxBytes === undefined){
+data201.maxBytes = "64Mi";
+}
+if(data201.serveFresh === undefined){
+data201.serveFresh = false;
+}
+if(data201.ttl === undefined){
+const err582 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
 if(vErrors === null){
 vErrors = [err582];
 }
@@ -7126,8 +7129,8 @@ vErrors.push(err582);
 }
 errors++;
 }
-if(data200.serveFresh === undefined){
-const err583 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
+if(data201.maxEntries === undefined){
+const err583 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
 if(vErrors === null){
 vErrors = [err583];
 }
@@ -7136,9 +7139,8 @@ vErrors.push(err583);
 }
 errors++;
 }
-for(const key49 in data200){
-if(!(((((key49 === "ttl") || (key49 === "maxEntries")) || (key49 === "maxBytes")) || (key49 === "serveFresh")) || (key49 === "redis"))){
-const err584 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key49},message:"must NOT have additional properties"};
+if(data201.maxBytes === undefined){
+const err584 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
 if(vErrors === null){
 vErrors = [err584];
 }
@@ -7147,11 +7149,8 @@ vErrors.push(err584);
 }
 errors++;
 }
-}
-let data201 = data200.ttl;
-if(typeof data201 === "string"){
-if(func3(data201) > 32){
-const err585 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data201.serveFresh === undefined){
+const err585 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
 if(vErrors === null){
 vErrors = [err585];
 }
@@ -7160,8 +7159,9 @@ vErrors.push(err585);
 }
 errors++;
 }
-if(!pattern1.test(data201)){
-const err586 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key49 in data201){
+if(!(((((key49 === "ttl") || (key49 === "maxEntries")) || (key49 === "maxBytes")) || (key49 === "serveFresh")) || (key49 === "redis"))){
+const err586 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key49},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err586];
 }
@@ -7171,8 +7171,10 @@ vErrors.push(err586);
 errors++;
 }
 }
-else {
-const err587 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data202 = data201.ttl;
+if(typeof data202 === "string"){
+if(func3(data202) > 32){
+const err587 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err587];
 }
@@ -7181,9 +7183,8 @@ vErrors.push(err587);
 }
 errors++;
 }
-let data202 = data200.maxEntries;
-if(!((typeof data202 == "number") && (!(data202 % 1) && !isNaN(data202)))){
-const err588 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data202)){
+const err588 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err588];
 }
@@ -7192,9 +7193,9 @@ vErrors.push(err588);
 }
 errors++;
 }
-if(typeof data202 == "number"){
-if(data202 > 100000 || isNaN(data202)){
-const err589 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+else {
+const err589 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err589];
 }
@@ -7203,8 +7204,9 @@ vErrors.push(err589);
 }
 errors++;
 }
-if(data202 < 0 || isNaN(data202)){
-const err590 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+let data203 = data201.maxEntries;
+if(!((typeof data203 == "number") && (!(data203 % 1) && !isNaN(data203)))){
+const err590 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err590];
 }
@@ -7213,11 +7215,9 @@ vErrors.push(err590);
 }
 errors++;
 }
-}
-let data203 = data200.maxBytes;
-if(typeof data203 === "string"){
-if(!pattern11.test(data203)){
-const err591 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(typeof data203 == "number"){
+if(data203 > 100000 || isNaN(data203)){
+const err591 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err591];
 }
@@ -7226,9 +7226,8 @@ vErrors.push(err591);
 }
 errors++;
 }
-}
-else {
-const err592 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data203 < 0 || isNaN(data203)){
+const err592 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err592];
 }
@@ -7237,8 +7236,11 @@ vErrors.push(err592);
 }
 errors++;
 }
-if(typeof data200.serveFresh !== "boolean"){
-const err593 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+let data204 = data201.maxBytes;
+if(typeof data204 === "string"){
+if(!pattern11.test(data204)){
+const err593 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err593];
 }
@@ -7247,14 +7249,9 @@ vErrors.push(err593);
 }
 errors++;
 }
-if(data200.redis !== undefined){
-let data205 = data200.redis;
-if(data205 && typeof data205 == "object" && !Array.isArray(data205)){
-if(data205.url === undefined){
-data205.url = "";
 }
-if(data205.url === undefined){
-const err594 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
+else {
+const err594 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err594];
 }
@@ -7263,9 +7260,8 @@ vErrors.push(err594);
 }
 errors++;
 }
-for(const key50 in data205){
-if(!((key50 === "url") || (key50 === "secretRef"))){
-const err595 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key50},message:"must NOT have additional properties"};
+if(typeof data201.serveFresh !== "boolean"){
+const err595 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err595];
 }
@@ -7274,11 +7270,14 @@ vErrors.push(err595);
 }
 errors++;
 }
+if(data201.redis !== undefined){
+let data206 = data201.redis;
+if(data206 && typeof data206 == "object" && !Array.isArray(data206)){
+if(data206.url === undefined){
+data206.url = "";
 }
-let data206 = data205.url;
-if(typeof data206 === "string"){
-if(func3(data206) > 2048){
-const err596 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if(data206.url === undefined){
+const err596 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err596];
 }
@@ -7287,8 +7286,9 @@ vErrors.push(err596);
 }
 errors++;
 }
-if(!pattern61.test(data206)){
-const err597 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
+for(const key50 in data206){
+if(!((key50 === "url") || (key50 === "secretRef"))){
+const err597 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key50},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err597];
 }
@@ -7298,8 +7298,10 @@ vErrors.push(err597);
 errors++;
 }
 }
-else {
-const err598 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data207 = data206.url;
+if(typeof data207 === "string"){
+if(func3(data207) > 2048){
+const err598 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err598];
 }
@@ -7308,11 +7310,8 @@ vErrors.push(err598);
 }
 errors++;
 }
-if(data205.secretRef !== undefined){
-let data207 = data205.secretRef;
-if(data207 && typeof data207 == "object" && !Array.isArray(data207)){
-if(data207.name === undefined){
-const err599 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(!pattern61.test(data207)){
+const err599 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
 if(vErrors === null){
 vErrors = [err599];
 }
@@ -7321,8 +7320,9 @@ vErrors.push(err599);
 }
 errors++;
 }
-if(data207.key === undefined){
-const err600 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+}
+else {
+const err600 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err600];
 }
@@ -7331,9 +7331,11 @@ vErrors.push(err600);
 }
 errors++;
 }
-for(const key51 in data207){
-if(!((key51 === "name") || (key51 === "key"))){
-const err601 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key51},message:"must NOT have additional properties"};
+if(data206.secretRef !== undefined){
+let data208 = data206.secretRef;
+if(data208 && typeof data208 == "object" && !Array.isArray(data208)){
+if(data208.name === undefined){
+const err601 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err601];
 }
@@ -7342,12 +7344,8 @@ vErrors.push(err601);
 }
 errors++;
 }
-}
-if(data207.name !== undefined){
-let data208 = data207.name;
-if(typeof data208 === "string"){
-if(func3(data208) > 253){
-const err602 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data208.key === undefined){
+const err602 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err602];
 }
@@ -7356,8 +7354,9 @@ vErrors.push(err602);
 }
 errors++;
 }
-if(func3(data208) < 1){
-const err603 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+for(const key51 in data208){
+if(!((key51 === "name") || (key51 === "key"))){
+const err603 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key51},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err603];
 }
@@ -7367,8 +7366,11 @@ vErrors.push(err603);
 errors++;
 }
 }
-else {
-const err604 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data208.name !== undefined){
+let data209 = data208.name;
+if(typeof data209 === "string"){
+if(func3(data209) > 253){
+const err604 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err604];
 }
@@ -7377,12 +7379,8 @@ vErrors.push(err604);
 }
 errors++;
 }
-}
-if(data207.key !== undefined){
-let data209 = data207.key;
-if(typeof data209 === "string"){
-if(func3(data209) > 253){
-const err605 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(func3(data209) < 1){
+const err605 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err605];
 }
@@ -7391,8 +7389,9 @@ vErrors.push(err605);
 }
 errors++;
 }
-if(func3(data209) < 1){
-const err606 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err606 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err606];
 }
@@ -7402,8 +7401,11 @@ vErrors.push(err606);
 errors++;
 }
 }
-else {
-const err607 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data208.key !== undefined){
+let data210 = data208.key;
+if(typeof data210 === "string"){
+if(func3(data210) > 253){
+const err607 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err607];
 }
@@ -7412,10 +7414,8 @@ vErrors.push(err607);
 }
 errors++;
 }
-}
-}
-else {
-const err608 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(func3(data210) < 1){
+const err608 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err608];
 }
@@ -7425,9 +7425,8 @@ vErrors.push(err608);
 errors++;
 }
 }
-}
 else {
-const err609 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err609 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err609];
 }
@@ -7439,7 +7438,7 @@ errors++;
 }
 }
 else {
-const err610 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err610 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err610];
 }
@@ -7448,19 +7447,10 @@ vErrors.push(err610);
 }
 errors++;
 }
-let data210 = data.validation;
-if(data210 && typeof data210 == "object" && !Array.isArray(data210)){
-if(data210.json === undefined){
-data210.json = true;
 }
-if(data210.refusal === undefined){
-data210.refusal = false;
 }
-if(data210.emptyContent === undefined){
-data210.emptyContent = true;
-}
-if(data210.json === undefined){
-const err611 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
+else {
+const err611 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err611];
 }
@@ -7469,8 +7459,10 @@ vErrors.push(err611);
 }
 errors++;
 }
-if(data210.refusal === undefined){
-const err612 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
+}
+}
+else {
+const err612 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err612];
 }
@@ -7479,8 +7471,19 @@ vErrors.push(err612);
 }
 errors++;
 }
-if(data210.emptyContent === undefined){
-const err613 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
+let data211 = data.validation;
+if(data211 && typeof data211 == "object" && !Array.isArray(data211)){
+if(data211.json === undefined){
+data211.json = true;
+}
+if(data211.refusal === undefined){
+data211.refusal = false;
+}
+if(data211.emptyContent === undefined){
+data211.emptyContent = true;
+}
+if(data211.json === undefined){
+const err613 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
 if(vErrors === null){
 vErrors = [err613];
 }
@@ -7489,9 +7492,8 @@ vErrors.push(err613);
 }
 errors++;
 }
-for(const key52 in data210){
-if(!(((key52 === "json") || (key52 === "refusal")) || (key52 === "emptyContent"))){
-const err614 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key52},message:"must NOT have additional properties"};
+if(data211.refusal === undefined){
+const err614 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
 if(vErrors === null){
 vErrors = [err614];
 }
@@ -7500,9 +7502,8 @@ vErrors.push(err614);
 }
 errors++;
 }
-}
-if(typeof data210.json !== "boolean"){
-const err615 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data211.emptyContent === undefined){
+const err615 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
 if(vErrors === null){
 vErrors = [err615];
 }
@@ -7511,8 +7512,9 @@ vErrors.push(err615);
 }
 errors++;
 }
-if(typeof data210.refusal !== "boolean"){
-const err616 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+for(const key52 in data211){
+if(!(((key52 === "json") || (key52 === "refusal")) || (key52 === "emptyContent"))){
+const err616 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key52},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err616];
 }
@@ -7521,8 +7523,9 @@ vErrors.push(err616);
 }
 errors++;
 }
-if(typeof data210.emptyContent !== "boolean"){
-const err617 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+if(typeof data211.json !== "boolean"){
+const err617 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err617];
 }
@@ -7531,9 +7534,8 @@ vErrors.push(err617);
 }
 errors++;
 }
-}
-else {
-const err618 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data211.refusal !== "boolean"){
+const err618 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err618];
 }
@@ -7542,10 +7544,8 @@ vErrors.push(err618);
 }
 errors++;
 }
-let data214 = data.faults;
-if(Array.isArray(data214)){
-if(data214.length > 32){
-const err619 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+if(typeof data211.emptyContent !== "boolean"){
+const err619 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err619];
 }
@@ -7554,12 +7554,9 @@ vErrors.push(err619);
 }
 errors++;
 }
-const len17 = data214.length;
-for(let i25=0; i25<len17; i25++){
-let data215 = data214[i25];
-if(data215 && typeof data215 == "object" && !Array.isArray(data215)){
-if(data215.upstream === undefined){
-const err620 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+}
+else {
+const err620 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err620];
 }
@@ -7568,8 +7565,10 @@ vErrors.push(err620);
 }
 errors++;
 }
-if(data215.percent === undefined){
-const err621 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
+let data215 = data.faults;
+if(Array.isArray(data215)){
+if(data215.length > 32){
+const err621 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err621];
 }
@@ -7578,9 +7577,12 @@ vErrors.push(err621);
 }
 errors++;
 }
-for(const key53 in data215){
-if(!((((key53 === "upstream") || (key53 === "percent")) || (key53 === "delay")) || (key53 === "abort"))){
-const err622 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key53},message:"must NOT have additional properties"};
+const len17 = data215.length;
+for(let i25=0; i25<len17; i25++){
+let data216 = data215[i25];
+if(data216 && typeof data216 == "object" && !Array.isArray(data216)){
+if(data216.upstream === undefined){
+const err622 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
 if(vErrors === null){
 vErrors = [err622];
 }
@@ -7589,12 +7591,8 @@ vErrors.push(err622);
 }
 errors++;
 }
-}
-if(data215.upstream !== undefined){
-let data216 = data215.upstream;
-if(typeof data216 === "string"){
-if(func3(data216) > 63){
-const err623 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data216.percent === undefined){
+const err623 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
 if(vErrors === null){
 vErrors = [err623];
 }
@@ -7603,8 +7601,9 @@ vErrors.push(err623);
 }
 errors++;
 }
-if(!pattern17.test(data216)){
-const err624 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+for(const key53 in data216){
+if(!((((key53 === "upstream") || (key53 === "percent")) || (key53 === "delay")) || (key53 === "abort"))){
+const err624 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key53},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err624];
 }
@@ -7614,8 +7613,11 @@ vErrors.push(err624);
 errors++;
 }
 }
-else {
-const err625 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data216.upstream !== undefined){
+let data217 = data216.upstream;
+if(typeof data217 === "string"){
+if(func3(data217) > 63){
+const err625 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err625];
 }
@@ -7624,11 +7626,8 @@ vErrors.push(err625);
 }
 errors++;
 }
-}
-if(data215.percent !== undefined){
-let data217 = data215.percent;
-if(!((typeof data217 == "number") && (!(data217 % 1) && !isNaN(data217)))){
-const err626 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern17.test(data217)){
+const err626 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err626];
 }
@@ -7637,9 +7636,9 @@ vErrors.push(err626);
 }
 errors++;
 }
-if(typeof data217 == "number"){
-if(data217 > 100 || isNaN(data217)){
-const err627 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err627 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err627];
 }
@@ -7648,8 +7647,11 @@ vErrors.push(err627);
 }
 errors++;
 }
-if(data217 < 0 || isNaN(data217)){
-const err628 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data216.percent !== undefined){
+let data218 = data216.percent;
+if(!((typeof data218 == "number") && (!(data218 % 1) && !isNaN(data218)))){
+const err628 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err628];
 }
@@ -7658,13 +7660,9 @@ vErrors.push(err628);
 }
 errors++;
 }
-}
-}
-if(data215.delay !== undefined){
-let data218 = data215.delay;
-if(typeof data218 === "string"){
-if(func3(data218) > 32){
-const err629 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(typeof data218 == "number"){
+if(data218 > 100 || isNaN(data218)){
+const err629 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err629];
 }
@@ -7673,8 +7671,8 @@ vErrors.push(err629);
 }
 errors++;
 }
-if(!pattern1.test(data218)){
-const err630 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data218 < 0 || isNaN(data218)){
+const err630 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err630];
 }
@@ -7684,8 +7682,12 @@ vErrors.push(err630);
 errors++;
 }
 }
-else {
-const err631 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if(data216.delay !== undefined){
+let data219 = data216.delay;
+if(typeof data219 === "string"){
+if(func3(data219) > 32){
+const err631 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err631];
 }
@@ -7694,12 +7696,8 @@ vErrors.push(err631);
 }
 errors++;
 }
-}
-if(data215.abort !== undefined){
-let data219 = data215.abort;
-if(data219 && typeof data219 == "object" && !Array.isArray(data219)){
-if(data219.status === undefined){
-const err632 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
+if(!pattern1.test(data219)){
+const err632 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err632];
 }
@@ -7708,9 +7706,9 @@ vErrors.push(err632);
 }
 errors++;
 }
-for(const key54 in data219){
-if(!(key54 === "status")){
-const err633 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key54},message:"must NOT have additional properties"};
+}
+else {
+const err633 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err633];
 }
@@ -7720,10 +7718,11 @@ vErrors.push(err633);
 errors++;
 }
 }
-if(data219.status !== undefined){
-let data220 = data219.status;
-if(!((typeof data220 == "number") && (!(data220 % 1) && !isNaN(data220)))){
-const err634 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data216.abort !== undefined){
+let data220 = data216.abort;
+if(data220 && typeof data220 == "object" && !Array.isArray(data220)){
+if(data220.status === undefined){
+const err634 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
 if(vErrors === null){
 vErrors = [err634];
 }
@@ -7732,9 +7731,9 @@ vErrors.push(err634);
 }
 errors++;
 }
-if(typeof data220 == "number"){
-if(data220 > 599 || isNaN(data220)){
-const err635 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+for(const key54 in data220){
+if(!(key54 === "status")){
+const err635 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key54},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err635];
 }
@@ -7743,8 +7742,11 @@ vErrors.push(err635);
 }
 errors++;
 }
-if(data220 < 400 || isNaN(data220)){
-const err636 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+}
+if(data220.status !== undefined){
+let data221 = data220.status;
+if(!((typeof data221 == "number") && (!(data221 % 1) && !isNaN(data221)))){
+const err636 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err636];
 }
@@ -7753,11 +7755,9 @@ vErrors.push(err636);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err637 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data221 == "number"){
+if(data221 > 599 || isNaN(data221)){
+const err637 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err637];
 }
@@ -7766,10 +7766,8 @@ vErrors.push(err637);
 }
 errors++;
 }
-}
-}
-else {
-const err638 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data221 < 400 || isNaN(data221)){
+const err638 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
 if(vErrors === null){
 vErrors = [err638];
 }
@@ -7780,8 +7778,9 @@ errors++;
 }
 }
 }
+}
 else {
-const err639 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err639 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err639];
 }
@@ -7790,19 +7789,10 @@ vErrors.push(err639);
 }
 errors++;
 }
-let data221 = data.inbound;
-if(data221 && typeof data221 == "object" && !Array.isArray(data221)){
-if(data221.headersTimeout === undefined){
-data221.headersTimeout = "10s";
 }
-if(data221.requestTimeout === undefined){
-data221.requestTimeout = "120s";
 }
-if(data221.maxConnections === undefined){
-data221.maxConnections = 4096;
-}
-if(data221.headersTimeout === undefined){
-const err640 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
+else {
+const err640 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err640];
 }
@@ -7811,8 +7801,10 @@ vErrors.push(err640);
 }
 errors++;
 }
-if(data221.requestTimeout === undefined){
-const err641 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
+}
+}
+else {
+const err641 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err641];
 }
@@ -7821,8 +7813,19 @@ vErrors.push(err641);
 }
 errors++;
 }
-if(data221.maxConnections === undefined){
-const err642 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
+let data222 = data.inbound;
+if(data222 && typeof data222 == "object" && !Array.isArray(data222)){
+if(data222.headersTimeout === undefined){
+data222.headersTimeout = "10s";
+}
+if(data222.requestTimeout === undefined){
+data222.requestTimeout = "120s";
+}
+if(data222.maxConnections === undefined){
+data222.maxConnections = 4096;
+}
+if(data222.headersTimeout === undefined){
+const err642 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err642];
 }
@@ -7831,9 +7834,8 @@ vErrors.push(err642);
 }
 errors++;
 }
-for(const key55 in data221){
-if(!(((key55 === "headersTimeout") || (key55 === "requestTimeout")) || (key55 === "maxConnections"))){
-const err643 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key55},message:"must NOT have additional properties"};
+if(data222.requestTimeout === undefined){
+const err643 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err643];
 }
@@ -7842,11 +7844,8 @@ vErrors.push(err643);
 }
 errors++;
 }
-}
-let data222 = data221.headersTimeout;
-if(typeof data222 === "string"){
-if(func3(data222) > 32){
-const err644 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data222.maxConnections === undefined){
+const err644 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
 if(vErrors === null){
 vErrors = [err644];
 }
@@ -7855,8 +7854,9 @@ vErrors.push(err644);
 }
 errors++;
 }
-if(!pattern1.test(data222)){
-const err645 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key55 in data222){
+if(!(((key55 === "headersTimeout") || (key55 === "requestTimeout")) || (key55 === "maxConnections"))){
+const err645 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key55},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err645];
 }
@@ -7866,8 +7866,10 @@ vErrors.push(err645);
 errors++;
 }
 }
-else {
-const err646 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data223 = data222.headersTimeout;
+if(typeof data223 === "string"){
+if(func3(data223) > 32){
+const err646 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err646];
 }
@@ -7876,10 +7878,8 @@ vErrors.push(err646);
 }
 errors++;
 }
-let data223 = data221.requestTimeout;
-if(typeof data223 === "string"){
-if(func3(data223) > 32){
-const err647 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern1.test(data223)){
+const err647 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err647];
 }
@@ -7888,8 +7888,9 @@ vErrors.push(err647);
 }
 errors++;
 }
-if(!pattern1.test(data223)){
-const err648 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err648 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err648];
 }
@@ -7898,9 +7899,10 @@ vErrors.push(err648);
 }
 errors++;
 }
-}
-else {
-const err649 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data224 = data222.requestTimeout;
+if(typeof data224 === "string"){
+if(func3(data224) > 32){
+const err649 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err649];
 }
@@ -7909,9 +7911,8 @@ vErrors.push(err649);
 }
 errors++;
 }
-let data224 = data221.maxConnections;
-if(!((typeof data224 == "number") && (!(data224 % 1) && !isNaN(data224)))){
-const err650 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data224)){
+const err650 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err650];
 }
@@ -7920,9 +7921,9 @@ vErrors.push(err650);
 }
 errors++;
 }
-if(typeof data224 == "number"){
-if(data224 > 65536 || isNaN(data224)){
-const err651 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
+}
+else {
+const err651 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err651];
 }
@@ -7931,8 +7932,9 @@ vErrors.push(err651);
 }
 errors++;
 }
-if(data224 < 1 || isNaN(data224)){
-const err652 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+let data225 = data222.maxConnections;
+if(!((typeof data225 == "number") && (!(data225 % 1) && !isNaN(data225)))){
+const err652 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err652];
 }
@@ -7941,10 +7943,9 @@ vErrors.push(err652);
 }
 errors++;
 }
-}
-}
-else {
-const err653 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data225 == "number"){
+if(data225 > 65536 || isNaN(data225)){
+const err653 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
 if(vErrors === null){
 vErrors = [err653];
 }
@@ -7953,13 +7954,8 @@ vErrors.push(err653);
 }
 errors++;
 }
-let data225 = data.limits;
-if(data225 && typeof data225 == "object" && !Array.isArray(data225)){
-if(data225.maxBufferedBytes === undefined){
-data225.maxBufferedBytes = "96Mi";
-}
-if(data225.maxBufferedBytes === undefined){
-const err654 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
+if(data225 < 1 || isNaN(data225)){
+const err654 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err654];
 }
@@ -7968,9 +7964,10 @@ vErrors.push(err654);
 }
 errors++;
 }
-for(const key56 in data225){
-if(!(key56 === "maxBufferedBytes")){
-const err655 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key56},message:"must NOT have additional properties"};
+}
+}
+else {
+const err655 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err655];
 }
@@ -7979,11 +7976,13 @@ vErrors.push(err655);
 }
 errors++;
 }
+let data226 = data.limits;
+if(data226 && typeof data226 == "object" && !Array.isArray(data226)){
+if(data226.maxBufferedBytes === undefined){
+data226.maxBufferedBytes = "96Mi";
 }
-let data226 = data225.maxBufferedBytes;
-if(typeof data226 === "string"){
-if(!pattern11.test(data226)){
-const err656 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(data226.maxBufferedBytes === undefined){
+const err656 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
 if(vErrors === null){
 vErrors = [err656];
 }
@@ -7992,9 +7991,9 @@ vErrors.push(err656);
 }
 errors++;
 }
-}
-else {
-const err657 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key56 in data226){
+if(!(key56 === "maxBufferedBytes")){
+const err657 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key56},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err657];
 }
@@ -8004,8 +8003,10 @@ vErrors.push(err657);
 errors++;
 }
 }
-else {
-const err658 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data227 = data226.maxBufferedBytes;
+if(typeof data227 === "string"){
+if(!pattern11.test(data227)){
+const err658 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err658];
 }
@@ -8014,16 +8015,9 @@ vErrors.push(err658);
 }
 errors++;
 }
-let data227 = data.shutdown;
-if(data227 && typeof data227 == "object" && !Array.isArray(data227)){
-if(data227.appPreStopSleep === undefined){
-data227.appPreStopSleep = "5s";
 }
-if(data227.drainTimeout === undefined){
-data227.drainTimeout = "30s";
-}
-if(data227.appPreStopSleep === undefined){
-const err659 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
+else {
+const err659 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err659];
 }
@@ -8032,8 +8026,9 @@ vErrors.push(err659);
 }
 errors++;
 }
-if(data227.drainTimeout === undefined){
-const err660 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
+}
+else {
+const err660 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err660];
 }
@@ -8042,9 +8037,16 @@ vErrors.push(err660);
 }
 errors++;
 }
-for(const key57 in data227){
-if(!((key57 === "appPreStopSleep") || (key57 === "drainTimeout"))){
-const err661 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key57},message:"must NOT have additional properties"};
+let data228 = data.shutdown;
+if(data228 && typeof data228 == "object" && !Array.isArray(data228)){
+if(data228.appPreStopSleep === undefined){
+data228.appPreStopSleep = "5s";
+}
+if(data228.drainTimeout === undefined){
+data228.drainTimeout = "30s";
+}
+if(data228.appPreStopSleep === undefined){
+const err661 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
 if(vErrors === null){
 vErrors = [err661];
 }
@@ -8053,11 +8055,8 @@ vErrors.push(err661);
 }
 errors++;
 }
-}
-let data228 = data227.appPreStopSleep;
-if(typeof data228 === "string"){
-if(func3(data228) > 32){
-const err662 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data228.drainTimeout === undefined){
+const err662 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err662];
 }
@@ -8066,8 +8065,9 @@ vErrors.push(err662);
 }
 errors++;
 }
-if(!pattern1.test(data228)){
-const err663 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key57 in data228){
+if(!((key57 === "appPreStopSleep") || (key57 === "drainTimeout"))){
+const err663 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key57},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err663];
 }
@@ -8077,8 +8077,10 @@ vErrors.push(err663);
 errors++;
 }
 }
-else {
-const err664 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data229 = data228.appPreStopSleep;
+if(typeof data229 === "string"){
+if(func3(data229) > 32){
+const err664 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err664];
 }
@@ -8087,10 +8089,8 @@ vErrors.push(err664);
 }
 errors++;
 }
-let data229 = data227.drainTimeout;
-if(typeof data229 === "string"){
-if(func3(data229) > 32){
-const err665 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern1.test(data229)){
+const err665 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err665];
 }
@@ -8099,8 +8099,9 @@ vErrors.push(err665);
 }
 errors++;
 }
-if(!pattern1.test(data229)){
-const err666 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err666 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err666];
 }
@@ -8109,9 +8110,10 @@ vErrors.push(err666);
 }
 errors++;
 }
-}
-else {
-const err667 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data230 = data228.drainTimeout;
+if(typeof data230 === "string"){
+if(func3(data230) > 32){
+const err667 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err667];
 }
@@ -8120,9 +8122,8 @@ vErrors.push(err667);
 }
 errors++;
 }
-}
-else {
-const err668 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data230)){
+const err668 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err668];
 }
@@ -8133,12 +8134,34 @@ errors++;
 }
 }
 else {
-const err669 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err669 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err669];
 }
 else {
 vErrors.push(err669);
+}
+errors++;
+}
+}
+else {
+const err670 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err670];
+}
+else {
+vErrors.push(err670);
+}
+errors++;
+}
+}
+else {
+const err671 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err671];
+}
+else {
+vErrors.push(err671);
 }
 errors++;
 }

@@ -65,6 +65,8 @@ export interface UpstreamConfig {
   healthCheck?: HealthSettings & { path: string };
   /** Hedged requests: delay 0 = off; percentile 0 = the fixed delay; to another upstream (and model), or this one. */
   hedge: { delayMs: number; percentile: number; upstream?: string; model?: string };
+  /** Whether WebSocket upgrades (the Realtime API) are tunnelled to this upstream. */
+  websockets: boolean;
   /** Input guards (off unless the policy sets them). */
   guards: InputGuards;
   /** This upstream's token and cost budget (undefined: none). */
@@ -266,6 +268,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
         }
       : undefined,
     hedge: { delayMs: parseDuration(upstream.hedge.delay), percentile: upstream.hedge.percentile, upstream: upstream.hedge.upstream, model: upstream.hedge.model },
+    websockets: upstream.websockets,
     guards: compileInputGuards(upstream.guards),
     budget: budgetOf(upstream.budget),
     prices: compilePrices(upstream.prices),

@@ -22,6 +22,8 @@ import { inspectBody, OVER_BUDGET, readBody } from './read-request.js';
 import { upstreamHeaders } from './tier-request.js';
 import type { UpstreamState } from './upstream-state.js';
 import { writeLocalError, writeOutcome, type Delivery } from './write-outcome.js';
+import { refuseUpgrade, Tunnels } from './websocket-tunnel.js';
+import type { Duplex } from 'node:stream';
 
 /** Request headers never forwarded: connection headers, the host, and the app's words to the sidecar. */
 const NOT_FORWARDED = new Set([...CONNECTION_HEADERS, 'host', 'expect', 'x-breakwater-priority', 'x-breakwater-timeout']);
@@ -45,14 +47,18 @@ export interface ProxyServerDeps {
 
 export interface ProxyServer {
   server: Server;
-  /** Requests being handled now. */
+  /** Requests being handled now, and WebSocket tunnels open. */
   readonly inFlight: number;
+  /** WebSocket tunnels open now (a drain closes them with 1001: they do not make it unclean). */
+  readonly openTunnels: number;
   /** Bytes of bodies (requests, plain answers) held now, across all requests. */
   readonly bufferedBytes: number;
   /** Applies a config's header and request deadlines and connection cap (to connections from now on). */
   applyInbound(limits: InboundLimits): void;
   /** Stop taking new work: new requests on open connections are still answered, with connection: close. */
   startDraining(): void;
+  /** Closes the open WebSocket tunnels with 1001 (going away), at the end of a drain; resolves once the frames are written. */
+  closeTunnels(): Promise<void>;
   /** Resolves once no request is in flight. */
   idle(): Promise<void>;
 }
@@ -129,6 +135,11 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
   const idleWaiters: (() => void)[] = [];
 
   const bodies = new BodyBudget(() => deps.config()?.maxBufferedBytes ?? 0);
+  const finished = () => {
+    if (--inFlight === 0) idleWaiters.splice(0).forEach((wake) => wake());
+  };
+  // An open tunnel is work in flight: a drain waits for it, then closes it.
+  const tunnels = new Tunnels({ clock, metrics: deps.metrics, onOpen: () => inFlight++, onClose: finished });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const routed = route(req, deps);
@@ -202,9 +213,15 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     inFlight++;
     handle(req, res)
       .catch((err: unknown) => failedInside(res, openai, err, deps.log))
-      .finally(() => {
-        if (--inFlight === 0) idleWaiters.splice(0).forEach((wake) => wake());
-      });
+      .finally(finished);
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const routed = route(req, deps);
+    if (routed instanceof Refusal) return refuseUpgrade(socket, routed.dialect, routed.status, routed.code, routed.message);
+    if (String(req.headers.upgrade).toLowerCase() !== 'websocket') return refuseUpgrade(socket, routed.dialect, 400, 'invalid_request', 'only WebSocket upgrades are taken');
+    if (draining) return refuseUpgrade(socket, routed.dialect, 503, 'overloaded', 'the sidecar is draining');
+    tunnels.tunnel(req, socket, head, { ...routed, appHeaders: appHeaders(req) });
   });
   const applyInbound = (limits: InboundLimits) => {
     server.headersTimeout = limits.headersTimeoutMs;
@@ -218,10 +235,14 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     get inFlight() {
       return inFlight;
     },
+    get openTunnels() {
+      return tunnels.size;
+    },
     get bufferedBytes() {
       return bodies.held;
     },
     applyInbound,
+    closeTunnels: () => tunnels.closeAll(1001),
     startDraining() {
       draining = true;
       server.close();
