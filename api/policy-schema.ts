@@ -381,6 +381,12 @@ export const UpstreamSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: 'Active health checks of each endpoint (opt-in). Until its first probe answers, an endpoint takes no traffic.' },
     ),
+    apiVersion: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z0-9._-]{1,64}$',
+        description: 'Azure OpenAI: the api-version set on every request to this upstream (in place of the app\'s), so that a fallback or hedge tier serving an OpenAI app can reach Azure.',
+      }),
+    ),
     websockets: Type.Boolean({
       default: true,
       description: 'Whether apps may open WebSockets (the Realtime API) to this upstream through the sidecar: tunnelled with its auth, a handshake timeout (timeouts.firstByte), its breaker and a bulkhead slot for as long as each is open. false: an upgrade gets 403.',

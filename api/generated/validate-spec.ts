@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || self.upstreams.all(v, v.name != f.upstream || (has(v.api) ? v.api : 'openai') == (has(u.api) ? u.api : 'openai'))))","message":"spec.upstreams[].fallback[].upstream must speak the same api as its upstream: a chain speaks one API"},{"rule":"self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || self.upstreams.all(v, v.name != u.hedge.upstream || (has(v.api) ? v.api : 'openai') == (has(u.api) ? u.api : 'openai')))","message":"spec.upstreams[].hedge.upstream must speak the same api as its upstream"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"},{"rule":"self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || (u.hedge.upstream != u.name && self.upstreams.exists(v, v.name == u.hedge.upstream)))","message":"spec.upstreams[].hedge.upstream must name another upstream of this policy"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)","message":"spec.budget.cost needs prices on at least one upstream"}],"type":"object","required":["upstreams","priorities","budget","slo","degradation","cache","validation","faults","inbound","limits","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || (has(self.prices) && size(self.prices) > 0)","message":"budget.cost needs prices for this upstream's models"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","healthCheck","websockets","hedge","prices","budget","guards","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries","continuation"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).","type":"integer"},"continuation":{"type":"string","enum":["auto","prefill","continue-final-message","off"],"default":"auto","description":"How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp's server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill)."}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}},"healthCheck":{"additionalProperties":false,"default":{},"description":"Active health checks of each endpoint (opt-in). Until its first probe answers, an endpoint takes no traffic.","type":"object","required":["path","interval","timeout","healthyThreshold","unhealthyThreshold"],"properties":{"path":{"pattern":"^(/[!-~]*)?$","maxLength":256,"default":"","description":"Path probed on each endpoint's origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp's slots_idle: 0). An endpoint takes traffic only while healthy.","type":"string"},"interval":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time from the end of one probe to the start of the next. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"timeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A probe that takes longer fails. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"healthyThreshold":{"minimum":1,"maximum":10,"default":1,"description":"Good probes in a row that make an unhealthy endpoint healthy.","type":"integer"},"unhealthyThreshold":{"minimum":1,"maximum":10,"default":2,"description":"Failed probes in a row that make a healthy endpoint unhealthy.","type":"integer"}}},"websockets":{"default":true,"description":"Whether apps may open WebSockets (the Realtime API) to this upstream through the sidecar: tunnelled with its auth, a handshake timeout (timeouts.firstByte), its breaker and a bulkhead slot for as long as each is open. false: an upgrade gets 403.","type":"boolean"},"hedge":{"additionalProperties":false,"default":{},"description":"Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.","type":"object","required":["delay","percentile"],"properties":{"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Send one hedge (a second attempt, at this upstream or the one named in upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker of their target; the first to answer wins and the other is cancelled. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"0s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy to send the hedge to (with its own credentials), instead of this one.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the hedge's model (with upstream).","type":"string"},"percentile":{"minimum":0,"maximum":99,"default":0,"description":"When set (50-99) and at least 20 first-token times were seen, the hedge delay is this percentile of the last 100 (never below delay). 0 = the fixed delay.","type":"integer"}}},"prices":{"default":[],"maxItems":64,"description":"Per-model prices, for cost budgets. A model of this upstream that no entry names is charged at the highest listed price; an upstream without prices (a self-hosted model) costs nothing.","type":"array","items":{"additionalProperties":false,"type":"object","required":["model","input","output"],"properties":{"model":{"minLength":1,"maxLength":256,"description":"A model name, or a prefix ending in * (gpt-4o*). An exact name beats a prefix, and a longer prefix a shorter one.","type":"string"},"input":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million input tokens.","type":"string"},"output":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million output tokens.","type":"string"}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for this upstream (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"guards":{"additionalProperties":false,"default":{},"description":"Input guards (opt-in): a request that trips one gets 400 guardrail_blocked in the API's error shape and never reaches the upstream. Deny patterns read at most 1 MiB of message text; a body they cannot read whole (past retry.maxBodyBytes, not JSON, or more text than that) is blocked.","x-kubernetes-validations":[{"rule":"!has(self.deny) || self.deny.all(d, self.deny.exists_one(e, e.name == d.name))","message":"guards.deny[].name must be unique"}],"type":"object","required":["maxInputBytes","maxInputTokens","deny"],"properties":{"maxInputBytes":{"minimum":0,"maximum":1073741824,"default":0,"description":"Largest request body, in bytes (0 = off).","type":"integer"},"maxInputTokens":{"minimum":0,"maximum":100000000,"default":0,"description":"Most input tokens a request may carry, estimated as the UTF-8 bytes of its message text divided by 4 (0 = off).","type":"integer"},"deny":{"default":[],"maxItems":16,"description":"Patterns that block a request whose message text contains a match.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","pattern","ignoreCase"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The guard's name: the only thing said or logged about a request it blocks.","type":"string"},"pattern":{"minLength":1,"maxLength":512,"description":"An RE2 regular expression (linear-time: no backreferences or lookaround) searched for in the request's message text.","type":"string"},"ignoreCase":{"default":true,"description":"Match regardless of case.","type":"boolean"}}}}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream's or the policy's token or cost budget is spent.","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error","unavailable","budget-exhausted"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for all upstreams of the policy together (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"slo":{"additionalProperties":false,"default":{},"description":"Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy's SLIs over the window and a condition SLOMet into its status.","x-kubernetes-validations":[{"rule":"!has(self.window) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))","message":"slo.window must be between 1m and 24h"}],"type":"object","required":["window","availability","timeToFirstToken"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The rolling window over which each sidecar measures its SLIs, as /status and the policy's status report them (1m to 24h; longer compliance windows are Prometheus' job, from breakwater_sli_events_total). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"1h","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"availability":{"additionalProperties":false,"default":{},"description":"The availability SLO.","type":"object","required":["objective"],"properties":{"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of requests answered without failing the app (by any tier but the static message); requests the app or the policy refused (4xx, context-length, content-filter, guards, budgets) and requests the app cancelled do not count. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}},"timeToFirstToken":{"additionalProperties":false,"default":{},"description":"The time-to-first-token SLO, over streamed answers.","type":"object","required":["threshold","objective"],"properties":{"threshold":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A streamed answer whose first content event reaches the app within this is good. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of successful streamed answers whose first token came within threshold. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Added before the request is sent. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}}}};
+const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy"},{"rule":"self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || self.upstreams.all(v, v.name != f.upstream || (has(v.api) ? v.api : 'openai') == (has(u.api) ? u.api : 'openai'))))","message":"spec.upstreams[].fallback[].upstream must speak the same api as its upstream: a chain speaks one API"},{"rule":"self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || self.upstreams.all(v, v.name != u.hedge.upstream || (has(v.api) ? v.api : 'openai') == (has(u.api) ? u.api : 'openai')))","message":"spec.upstreams[].hedge.upstream must speak the same api as its upstream"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy"},{"rule":"self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || (u.hedge.upstream != u.name && self.upstreams.exists(v, v.name == u.hedge.upstream)))","message":"spec.upstreams[].hedge.upstream must name another upstream of this policy"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)","message":"spec.budget.cost needs prices on at least one upstream"}],"type":"object","required":["upstreams","priorities","budget","slo","degradation","cache","validation","faults","inbound","limits","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"]},"values":{"type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || (has(self.prices) && size(self.prices) > 0)","message":"budget.cost needs prices for this upstream's models"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","healthCheck","websockets","hedge","prices","budget","guards","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class (see the contract)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries","continuation"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).","type":"integer"},"continuation":{"type":"string","enum":["auto","prefill","continue-final-message","off"],"default":"auto","description":"How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp's server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill)."}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}},"healthCheck":{"additionalProperties":false,"default":{},"description":"Active health checks of each endpoint (opt-in). Until its first probe answers, an endpoint takes no traffic.","type":"object","required":["path","interval","timeout","healthyThreshold","unhealthyThreshold"],"properties":{"path":{"pattern":"^(/[!-~]*)?$","maxLength":256,"default":"","description":"Path probed on each endpoint's origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp's slots_idle: 0). An endpoint takes traffic only while healthy.","type":"string"},"interval":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time from the end of one probe to the start of the next. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"timeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A probe that takes longer fails. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"healthyThreshold":{"minimum":1,"maximum":10,"default":1,"description":"Good probes in a row that make an unhealthy endpoint healthy.","type":"integer"},"unhealthyThreshold":{"minimum":1,"maximum":10,"default":2,"description":"Failed probes in a row that make a healthy endpoint unhealthy.","type":"integer"}}},"apiVersion":{"pattern":"^[A-Za-z0-9._-]{1,64}$","description":"Azure OpenAI: the api-version set on every request to this upstream (in place of the app's), so that a fallback or hedge tier serving an OpenAI app can reach Azure.","type":"string"},"websockets":{"default":true,"description":"Whether apps may open WebSockets (the Realtime API) to this upstream through the sidecar: tunnelled with its auth, a handshake timeout (timeouts.firstByte), its breaker and a bulkhead slot for as long as each is open. false: an upgrade gets 403.","type":"boolean"},"hedge":{"additionalProperties":false,"default":{},"description":"Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.","type":"object","required":["delay","percentile"],"properties":{"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Send one hedge (a second attempt, at this upstream or the one named in upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker of their target; the first to answer wins and the other is cancelled. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"0s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy to send the hedge to (with its own credentials), instead of this one.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the hedge's model (with upstream).","type":"string"},"percentile":{"minimum":0,"maximum":99,"default":0,"description":"When set (50-99) and at least 20 first-token times were seen, the hedge delay is this percentile of the last 100 (never below delay). 0 = the fixed delay.","type":"integer"}}},"prices":{"default":[],"maxItems":64,"description":"Per-model prices, for cost budgets. A model of this upstream that no entry names is charged at the highest listed price; an upstream without prices (a self-hosted model) costs nothing.","type":"array","items":{"additionalProperties":false,"type":"object","required":["model","input","output"],"properties":{"model":{"minLength":1,"maxLength":256,"description":"A model name, or a prefix ending in * (gpt-4o*). An exact name beats a prefix, and a longer prefix a shorter one.","type":"string"},"input":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million input tokens.","type":"string"},"output":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million output tokens.","type":"string"}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for this upstream (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"guards":{"additionalProperties":false,"default":{},"description":"Input guards (opt-in): a request that trips one gets 400 guardrail_blocked in the API's error shape and never reaches the upstream. Deny patterns read at most 1 MiB of message text; a body they cannot read whole (past retry.maxBodyBytes, not JSON, or more text than that) is blocked.","x-kubernetes-validations":[{"rule":"!has(self.deny) || self.deny.all(d, self.deny.exists_one(e, e.name == d.name))","message":"guards.deny[].name must be unique"}],"type":"object","required":["maxInputBytes","maxInputTokens","deny"],"properties":{"maxInputBytes":{"minimum":0,"maximum":1073741824,"default":0,"description":"Largest request body, in bytes (0 = off).","type":"integer"},"maxInputTokens":{"minimum":0,"maximum":100000000,"default":0,"description":"Most input tokens a request may carry, estimated as the UTF-8 bytes of its message text divided by 4 (0 = off).","type":"integer"},"deny":{"default":[],"maxItems":16,"description":"Patterns that block a request whose message text contains a match.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","pattern","ignoreCase"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The guard's name: the only thing said or logged about a request it blocks.","type":"string"},"pattern":{"minLength":1,"maxLength":512,"description":"An RE2 regular expression (linear-time: no backreferences or lookaround) searched for in the request's message text.","type":"string"},"ignoreCase":{"default":true,"description":"Match regardless of case.","type":"boolean"}}}}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream's or the policy's token or cost budget is spent.","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error","unavailable","budget-exhausted"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)","message":"priorities.default must name one of priorities.classes"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for all upstreams of the policy together (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"slo":{"additionalProperties":false,"default":{},"description":"Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy's SLIs over the window and a condition SLOMet into its status.","x-kubernetes-validations":[{"rule":"!has(self.window) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))","message":"slo.window must be between 1m and 24h"}],"type":"object","required":["window","availability","timeToFirstToken"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The rolling window over which each sidecar measures its SLIs, as /status and the policy's status report them (1m to 24h; longer compliance windows are Prometheus' job, from breakwater_sli_events_total). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"1h","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"availability":{"additionalProperties":false,"default":{},"description":"The availability SLO.","type":"object","required":["objective"],"properties":{"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of requests answered without failing the app (by any tier but the static message); requests the app or the policy refused (4xx, context-length, content-filter, guards, budgets) and requests the app cancelled do not count. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}},"timeToFirstToken":{"additionalProperties":false,"default":{},"description":"The time-to-first-token SLO, over streamed answers.","type":"object","required":["threshold","objective"],"properties":{"threshold":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A streamed answer whose first content event reaches the app within this is good. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of successful streamed answers whose first token came within threshold. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"A key of a Secret.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of requests.","type":"array","items":{"additionalProperties":false,"type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Upstream the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Share of requests affected.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Added before the request is sent. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"duration(self) <= duration('596h')","message":"must be at most 596h"}],"type":"string"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
 const pattern0 = new RegExp("^(.*)$", "u");
@@ -17,9 +17,10 @@ const pattern19 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 const pattern20 = new RegExp("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "u");
 const pattern21 = new RegExp("^[\\t\\x20-\\x7e]*$", "u");
 const pattern42 = new RegExp("^(/[!-~]*)?$", "u");
-const pattern47 = new RegExp("^[0-9]{1,9}(\\.[0-9]{1,6})?$", "u");
-const pattern55 = new RegExp("^[0-9]{1,2}(\\.[0-9]{1,3})?$", "u");
-const pattern61 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
+const pattern45 = new RegExp("^[A-Za-z0-9._-]{1,64}$", "u");
+const pattern48 = new RegExp("^[0-9]{1,9}(\\.[0-9]{1,6})?$", "u");
+const pattern56 = new RegExp("^[0-9]{1,2}(\\.[0-9]{1,3})?$", "u");
+const pattern62 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -4867,8 +4868,11 @@ vErrors.push(err393);
 }
 errors++;
 }
-if(typeof data57.websockets !== "boolean"){
-const err394 = {instancePath:instancePath+"/upstreams/" + i8+"/websockets",schemaPath:"#/properties/upstreams/items/properties/websockets/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data57.apiVersion !== undefined){
+let data140 = data57.apiVersion;
+if(typeof data140 === "string"){
+if(!pattern45.test(data140)){
+const err394 = {instancePath:instancePath+"/upstreams/" + i8+"/apiVersion",schemaPath:"#/properties/upstreams/items/properties/apiVersion/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]{1,64}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]{1,64}$"+"\""};
 if(vErrors === null){
 vErrors = [err394];
 }
@@ -4877,16 +4881,9 @@ vErrors.push(err394);
 }
 errors++;
 }
-let data141 = data57.hedge;
-if(data141 && typeof data141 == "object" && !Array.isArray(data141)){
-if(data141.delay === undefined){
-data141.delay = "0s";
 }
-if(data141.percentile === undefined){
-data141.percentile = 0;
-}
-if(data141.delay === undefined){
-const err395 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "delay"},message:"must have required property '"+"delay"+"'"};
+else {
+const err395 = {instancePath:instancePath+"/upstreams/" + i8+"/apiVersion",schemaPath:"#/properties/upstreams/items/properties/apiVersion/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err395];
 }
@@ -4895,8 +4892,9 @@ vErrors.push(err395);
 }
 errors++;
 }
-if(data141.percentile === undefined){
-const err396 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "percentile"},message:"must have required property '"+"percentile"+"'"};
+}
+if(typeof data57.websockets !== "boolean"){
+const err396 = {instancePath:instancePath+"/upstreams/" + i8+"/websockets",schemaPath:"#/properties/upstreams/items/properties/websockets/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err396];
 }
@@ -4905,9 +4903,16 @@ vErrors.push(err396);
 }
 errors++;
 }
-for(const key32 in data141){
-if(!((((key32 === "delay") || (key32 === "upstream")) || (key32 === "model")) || (key32 === "percentile"))){
-const err397 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
+let data142 = data57.hedge;
+if(data142 && typeof data142 == "object" && !Array.isArray(data142)){
+if(data142.delay === undefined){
+data142.delay = "0s";
+}
+if(data142.percentile === undefined){
+data142.percentile = 0;
+}
+if(data142.delay === undefined){
+const err397 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "delay"},message:"must have required property '"+"delay"+"'"};
 if(vErrors === null){
 vErrors = [err397];
 }
@@ -4916,11 +4921,8 @@ vErrors.push(err397);
 }
 errors++;
 }
-}
-let data142 = data141.delay;
-if(typeof data142 === "string"){
-if(func3(data142) > 32){
-const err398 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data142.percentile === undefined){
+const err398 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "percentile"},message:"must have required property '"+"percentile"+"'"};
 if(vErrors === null){
 vErrors = [err398];
 }
@@ -4929,8 +4931,9 @@ vErrors.push(err398);
 }
 errors++;
 }
-if(!pattern1.test(data142)){
-const err399 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key32 in data142){
+if(!((((key32 === "delay") || (key32 === "upstream")) || (key32 === "model")) || (key32 === "percentile"))){
+const err399 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err399];
 }
@@ -4940,8 +4943,10 @@ vErrors.push(err399);
 errors++;
 }
 }
-else {
-const err400 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data143 = data142.delay;
+if(typeof data143 === "string"){
+if(func3(data143) > 32){
+const err400 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err400];
 }
@@ -4950,11 +4955,8 @@ vErrors.push(err400);
 }
 errors++;
 }
-if(data141.upstream !== undefined){
-let data143 = data141.upstream;
-if(typeof data143 === "string"){
-if(func3(data143) > 63){
-const err401 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(!pattern1.test(data143)){
+const err401 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err401];
 }
@@ -4963,8 +4965,9 @@ vErrors.push(err401);
 }
 errors++;
 }
-if(!pattern17.test(data143)){
-const err402 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+else {
+const err402 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err402];
 }
@@ -4973,9 +4976,11 @@ vErrors.push(err402);
 }
 errors++;
 }
-}
-else {
-const err403 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data142.upstream !== undefined){
+let data144 = data142.upstream;
+if(typeof data144 === "string"){
+if(func3(data144) > 63){
+const err403 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err403];
 }
@@ -4984,12 +4989,8 @@ vErrors.push(err403);
 }
 errors++;
 }
-}
-if(data141.model !== undefined){
-let data144 = data141.model;
-if(typeof data144 === "string"){
-if(func3(data144) > 256){
-const err404 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(!pattern17.test(data144)){
+const err404 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err404];
 }
@@ -4998,8 +4999,9 @@ vErrors.push(err404);
 }
 errors++;
 }
-if(func3(data144) < 1){
-const err405 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err405 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err405];
 }
@@ -5009,8 +5011,11 @@ vErrors.push(err405);
 errors++;
 }
 }
-else {
-const err406 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data142.model !== undefined){
+let data145 = data142.model;
+if(typeof data145 === "string"){
+if(func3(data145) > 256){
+const err406 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err406];
 }
@@ -5019,10 +5024,8 @@ vErrors.push(err406);
 }
 errors++;
 }
-}
-let data145 = data141.percentile;
-if(!((typeof data145 == "number") && (!(data145 % 1) && !isNaN(data145)))){
-const err407 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(func3(data145) < 1){
+const err407 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err407];
 }
@@ -5031,9 +5034,9 @@ vErrors.push(err407);
 }
 errors++;
 }
-if(typeof data145 == "number"){
-if(data145 > 99 || isNaN(data145)){
-const err408 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99"};
+}
+else {
+const err408 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err408];
 }
@@ -5042,8 +5045,10 @@ vErrors.push(err408);
 }
 errors++;
 }
-if(data145 < 0 || isNaN(data145)){
-const err409 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data146 = data142.percentile;
+if(!((typeof data146 == "number") && (!(data146 % 1) && !isNaN(data146)))){
+const err409 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err409];
 }
@@ -5052,10 +5057,9 @@ vErrors.push(err409);
 }
 errors++;
 }
-}
-}
-else {
-const err410 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data146 == "number"){
+if(data146 > 99 || isNaN(data146)){
+const err410 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99"};
 if(vErrors === null){
 vErrors = [err410];
 }
@@ -5064,10 +5068,8 @@ vErrors.push(err410);
 }
 errors++;
 }
-let data146 = data57.prices;
-if(Array.isArray(data146)){
-if(data146.length > 64){
-const err411 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+if(data146 < 0 || isNaN(data146)){
+const err411 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err411];
 }
@@ -5076,12 +5078,10 @@ vErrors.push(err411);
 }
 errors++;
 }
-const len11 = data146.length;
-for(let i18=0; i18<len11; i18++){
-let data147 = data146[i18];
-if(data147 && typeof data147 == "object" && !Array.isArray(data147)){
-if(data147.model === undefined){
-const err412 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "model"},message:"must have required property '"+"model"+"'"};
+}
+}
+else {
+const err412 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err412];
 }
@@ -5090,8 +5090,10 @@ vErrors.push(err412);
 }
 errors++;
 }
-if(data147.input === undefined){
-const err413 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "input"},message:"must have required property '"+"input"+"'"};
+let data147 = data57.prices;
+if(Array.isArray(data147)){
+if(data147.length > 64){
+const err413 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err413];
 }
@@ -5100,8 +5102,12 @@ vErrors.push(err413);
 }
 errors++;
 }
-if(data147.output === undefined){
-const err414 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "output"},message:"must have required property '"+"output"+"'"};
+const len11 = data147.length;
+for(let i18=0; i18<len11; i18++){
+let data148 = data147[i18];
+if(data148 && typeof data148 == "object" && !Array.isArray(data148)){
+if(data148.model === undefined){
+const err414 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "model"},message:"must have required property '"+"model"+"'"};
 if(vErrors === null){
 vErrors = [err414];
 }
@@ -5110,9 +5116,8 @@ vErrors.push(err414);
 }
 errors++;
 }
-for(const key33 in data147){
-if(!(((key33 === "model") || (key33 === "input")) || (key33 === "output"))){
-const err415 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
+if(data148.input === undefined){
+const err415 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "input"},message:"must have required property '"+"input"+"'"};
 if(vErrors === null){
 vErrors = [err415];
 }
@@ -5121,12 +5126,8 @@ vErrors.push(err415);
 }
 errors++;
 }
-}
-if(data147.model !== undefined){
-let data148 = data147.model;
-if(typeof data148 === "string"){
-if(func3(data148) > 256){
-const err416 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(data148.output === undefined){
+const err416 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "output"},message:"must have required property '"+"output"+"'"};
 if(vErrors === null){
 vErrors = [err416];
 }
@@ -5135,8 +5136,9 @@ vErrors.push(err416);
 }
 errors++;
 }
-if(func3(data148) < 1){
-const err417 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+for(const key33 in data148){
+if(!(((key33 === "model") || (key33 === "input")) || (key33 === "output"))){
+const err417 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err417];
 }
@@ -5146,8 +5148,11 @@ vErrors.push(err417);
 errors++;
 }
 }
-else {
-const err418 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data148.model !== undefined){
+let data149 = data148.model;
+if(typeof data149 === "string"){
+if(func3(data149) > 256){
+const err418 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err418];
 }
@@ -5156,12 +5161,8 @@ vErrors.push(err418);
 }
 errors++;
 }
-}
-if(data147.input !== undefined){
-let data149 = data147.input;
-if(typeof data149 === "string"){
-if(func3(data149) > 16){
-const err419 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(func3(data149) < 1){
+const err419 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err419];
 }
@@ -5170,8 +5171,9 @@ vErrors.push(err419);
 }
 errors++;
 }
-if(!pattern47.test(data149)){
-const err420 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+}
+else {
+const err420 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err420];
 }
@@ -5181,8 +5183,11 @@ vErrors.push(err420);
 errors++;
 }
 }
-else {
-const err421 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data148.input !== undefined){
+let data150 = data148.input;
+if(typeof data150 === "string"){
+if(func3(data150) > 16){
+const err421 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err421];
 }
@@ -5191,12 +5196,8 @@ vErrors.push(err421);
 }
 errors++;
 }
-}
-if(data147.output !== undefined){
-let data150 = data147.output;
-if(typeof data150 === "string"){
-if(func3(data150) > 16){
-const err422 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(!pattern48.test(data150)){
+const err422 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err422];
 }
@@ -5205,8 +5206,9 @@ vErrors.push(err422);
 }
 errors++;
 }
-if(!pattern47.test(data150)){
-const err423 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+}
+else {
+const err423 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err423];
 }
@@ -5216,8 +5218,11 @@ vErrors.push(err423);
 errors++;
 }
 }
-else {
-const err424 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data148.output !== undefined){
+let data151 = data148.output;
+if(typeof data151 === "string"){
+if(func3(data151) > 16){
+const err424 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err424];
 }
@@ -5226,10 +5231,8 @@ vErrors.push(err424);
 }
 errors++;
 }
-}
-}
-else {
-const err425 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern48.test(data151)){
+const err425 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err425];
 }
@@ -5239,9 +5242,8 @@ vErrors.push(err425);
 errors++;
 }
 }
-}
 else {
-const err426 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err426 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err426];
 }
@@ -5250,19 +5252,10 @@ vErrors.push(err426);
 }
 errors++;
 }
-let data151 = data57.budget;
-if(data151 && typeof data151 == "object" && !Array.isArray(data151)){
-if(data151.window === undefined){
-data151.window = "hour";
 }
-if(data151.tokens === undefined){
-data151.tokens = 0;
 }
-if(data151.cost === undefined){
-data151.cost = "0";
-}
-if(data151.window === undefined){
-const err427 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err427 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err427];
 }
@@ -5271,8 +5264,10 @@ vErrors.push(err427);
 }
 errors++;
 }
-if(data151.tokens === undefined){
-const err428 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
+}
+}
+else {
+const err428 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err428];
 }
@@ -5281,8 +5276,19 @@ vErrors.push(err428);
 }
 errors++;
 }
-if(data151.cost === undefined){
-const err429 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
+let data152 = data57.budget;
+if(data152 && typeof data152 == "object" && !Array.isArray(data152)){
+if(data152.window === undefined){
+data152.window = "hour";
+}
+if(data152.tokens === undefined){
+data152.tokens = 0;
+}
+if(data152.cost === undefined){
+data152.cost = "0";
+}
+if(data152.window === undefined){
+const err429 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err429];
 }
@@ -5291,9 +5297,8 @@ vErrors.push(err429);
 }
 errors++;
 }
-for(const key34 in data151){
-if(!(((key34 === "window") || (key34 === "tokens")) || (key34 === "cost"))){
-const err430 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
+if(data152.tokens === undefined){
+const err430 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
 if(vErrors === null){
 vErrors = [err430];
 }
@@ -5302,10 +5307,8 @@ vErrors.push(err430);
 }
 errors++;
 }
-}
-let data152 = data151.window;
-if(typeof data152 !== "string"){
-const err431 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data152.cost === undefined){
+const err431 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
 if(vErrors === null){
 vErrors = [err431];
 }
@@ -5314,8 +5317,9 @@ vErrors.push(err431);
 }
 errors++;
 }
-if(!((data152 === "hour") || (data152 === "day"))){
-const err432 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
+for(const key34 in data152){
+if(!(((key34 === "window") || (key34 === "tokens")) || (key34 === "cost"))){
+const err432 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err432];
 }
@@ -5324,9 +5328,10 @@ vErrors.push(err432);
 }
 errors++;
 }
-let data153 = data151.tokens;
-if(!((typeof data153 == "number") && (!(data153 % 1) && !isNaN(data153)))){
-const err433 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+let data153 = data152.window;
+if(typeof data153 !== "string"){
+const err433 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err433];
 }
@@ -5335,9 +5340,8 @@ vErrors.push(err433);
 }
 errors++;
 }
-if(typeof data153 == "number"){
-if(data153 > 1000000000000 || isNaN(data153)){
-const err434 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
+if(!((data153 === "hour") || (data153 === "day"))){
+const err434 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err434];
 }
@@ -5346,8 +5350,9 @@ vErrors.push(err434);
 }
 errors++;
 }
-if(data153 < 0 || isNaN(data153)){
-const err435 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+let data154 = data152.tokens;
+if(!((typeof data154 == "number") && (!(data154 % 1) && !isNaN(data154)))){
+const err435 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err435];
 }
@@ -5356,11 +5361,9 @@ vErrors.push(err435);
 }
 errors++;
 }
-}
-let data154 = data151.cost;
-if(typeof data154 === "string"){
-if(func3(data154) > 16){
-const err436 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(typeof data154 == "number"){
+if(data154 > 1000000000000 || isNaN(data154)){
+const err436 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
 if(vErrors === null){
 vErrors = [err436];
 }
@@ -5369,8 +5372,8 @@ vErrors.push(err436);
 }
 errors++;
 }
-if(!pattern47.test(data154)){
-const err437 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+if(data154 < 0 || isNaN(data154)){
+const err437 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err437];
 }
@@ -5380,8 +5383,10 @@ vErrors.push(err437);
 errors++;
 }
 }
-else {
-const err438 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data155 = data152.cost;
+if(typeof data155 === "string"){
+if(func3(data155) > 16){
+const err438 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err438];
 }
@@ -5390,9 +5395,8 @@ vErrors.push(err438);
 }
 errors++;
 }
-}
-else {
-const err439 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern48.test(data155)){
+const err439 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err439];
 }
@@ -5401,19 +5405,9 @@ vErrors.push(err439);
 }
 errors++;
 }
-let data155 = data57.guards;
-if(data155 && typeof data155 == "object" && !Array.isArray(data155)){
-if(data155.maxInputBytes === undefined){
-data155.maxInputBytes = 0;
 }
-if(data155.maxInputTokens === undefined){
-data155.maxInputTokens = 0;
-}
-if(data155.deny === undefined){
-data155.deny = [];
-}
-if(data155.maxInputBytes === undefined){
-const err440 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputBytes"},message:"must have required property '"+"maxInputBytes"+"'"};
+else {
+const err440 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err440];
 }
@@ -5422,8 +5416,9 @@ vErrors.push(err440);
 }
 errors++;
 }
-if(data155.maxInputTokens === undefined){
-const err441 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputTokens"},message:"must have required property '"+"maxInputTokens"+"'"};
+}
+else {
+const err441 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err441];
 }
@@ -5432,8 +5427,19 @@ vErrors.push(err441);
 }
 errors++;
 }
-if(data155.deny === undefined){
-const err442 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "deny"},message:"must have required property '"+"deny"+"'"};
+let data156 = data57.guards;
+if(data156 && typeof data156 == "object" && !Array.isArray(data156)){
+if(data156.maxInputBytes === undefined){
+data156.maxInputBytes = 0;
+}
+if(data156.maxInputTokens === undefined){
+data156.maxInputTokens = 0;
+}
+if(data156.deny === undefined){
+data156.deny = [];
+}
+if(data156.maxInputBytes === undefined){
+const err442 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputBytes"},message:"must have required property '"+"maxInputBytes"+"'"};
 if(vErrors === null){
 vErrors = [err442];
 }
@@ -5442,9 +5448,8 @@ vErrors.push(err442);
 }
 errors++;
 }
-for(const key35 in data155){
-if(!(((key35 === "maxInputBytes") || (key35 === "maxInputTokens")) || (key35 === "deny"))){
-const err443 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
+if(data156.maxInputTokens === undefined){
+const err443 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputTokens"},message:"must have required property '"+"maxInputTokens"+"'"};
 if(vErrors === null){
 vErrors = [err443];
 }
@@ -5453,10 +5458,8 @@ vErrors.push(err443);
 }
 errors++;
 }
-}
-let data156 = data155.maxInputBytes;
-if(!((typeof data156 == "number") && (!(data156 % 1) && !isNaN(data156)))){
-const err444 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data156.deny === undefined){
+const err444 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "deny"},message:"must have required property '"+"deny"+"'"};
 if(vErrors === null){
 vErrors = [err444];
 }
@@ -5465,9 +5468,9 @@ vErrors.push(err444);
 }
 errors++;
 }
-if(typeof data156 == "number"){
-if(data156 > 1073741824 || isNaN(data156)){
-const err445 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1073741824},message:"must be <= 1073741824"};
+for(const key35 in data156){
+if(!(((key35 === "maxInputBytes") || (key35 === "maxInputTokens")) || (key35 === "deny"))){
+const err445 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err445];
 }
@@ -5476,8 +5479,10 @@ vErrors.push(err445);
 }
 errors++;
 }
-if(data156 < 0 || isNaN(data156)){
-const err446 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data157 = data156.maxInputBytes;
+if(!((typeof data157 == "number") && (!(data157 % 1) && !isNaN(data157)))){
+const err446 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err446];
 }
@@ -5486,10 +5491,9 @@ vErrors.push(err446);
 }
 errors++;
 }
-}
-let data157 = data155.maxInputTokens;
-if(!((typeof data157 == "number") && (!(data157 % 1) && !isNaN(data157)))){
-const err447 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data157 == "number"){
+if(data157 > 1073741824 || isNaN(data157)){
+const err447 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1073741824},message:"must be <= 1073741824"};
 if(vErrors === null){
 vErrors = [err447];
 }
@@ -5498,9 +5502,8 @@ vErrors.push(err447);
 }
 errors++;
 }
-if(typeof data157 == "number"){
-if(data157 > 100000000 || isNaN(data157)){
-const err448 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000000},message:"must be <= 100000000"};
+if(data157 < 0 || isNaN(data157)){
+const err448 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err448];
 }
@@ -5509,8 +5512,10 @@ vErrors.push(err448);
 }
 errors++;
 }
-if(data157 < 0 || isNaN(data157)){
-const err449 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data158 = data156.maxInputTokens;
+if(!((typeof data158 == "number") && (!(data158 % 1) && !isNaN(data158)))){
+const err449 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err449];
 }
@@ -5519,11 +5524,9 @@ vErrors.push(err449);
 }
 errors++;
 }
-}
-let data158 = data155.deny;
-if(Array.isArray(data158)){
-if(data158.length > 16){
-const err450 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+if(typeof data158 == "number"){
+if(data158 > 100000000 || isNaN(data158)){
+const err450 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000000},message:"must be <= 100000000"};
 if(vErrors === null){
 vErrors = [err450];
 }
@@ -5532,15 +5535,8 @@ vErrors.push(err450);
 }
 errors++;
 }
-const len12 = data158.length;
-for(let i19=0; i19<len12; i19++){
-let data159 = data158[i19];
-if(data159 && typeof data159 == "object" && !Array.isArray(data159)){
-if(data159.ignoreCase === undefined){
-data159.ignoreCase = true;
-}
-if(data159.name === undefined){
-const err451 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(data158 < 0 || isNaN(data158)){
+const err451 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err451];
 }
@@ -5549,8 +5545,11 @@ vErrors.push(err451);
 }
 errors++;
 }
-if(data159.pattern === undefined){
-const err452 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "pattern"},message:"must have required property '"+"pattern"+"'"};
+}
+let data159 = data156.deny;
+if(Array.isArray(data159)){
+if(data159.length > 16){
+const err452 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err452];
 }
@@ -5559,8 +5558,15 @@ vErrors.push(err452);
 }
 errors++;
 }
-if(data159.ignoreCase === undefined){
-const err453 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "ignoreCase"},message:"must have required property '"+"ignoreCase"+"'"};
+const len12 = data159.length;
+for(let i19=0; i19<len12; i19++){
+let data160 = data159[i19];
+if(data160 && typeof data160 == "object" && !Array.isArray(data160)){
+if(data160.ignoreCase === undefined){
+data160.ignoreCase = true;
+}
+if(data160.name === undefined){
+const err453 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err453];
 }
@@ -5569,9 +5575,8 @@ vErrors.push(err453);
 }
 errors++;
 }
-for(const key36 in data159){
-if(!(((key36 === "name") || (key36 === "pattern")) || (key36 === "ignoreCase"))){
-const err454 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
+if(data160.pattern === undefined){
+const err454 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "pattern"},message:"must have required property '"+"pattern"+"'"};
 if(vErrors === null){
 vErrors = [err454];
 }
@@ -5580,12 +5585,8 @@ vErrors.push(err454);
 }
 errors++;
 }
-}
-if(data159.name !== undefined){
-let data160 = data159.name;
-if(typeof data160 === "string"){
-if(func3(data160) > 63){
-const err455 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data160.ignoreCase === undefined){
+const err455 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "ignoreCase"},message:"must have required property '"+"ignoreCase"+"'"};
 if(vErrors === null){
 vErrors = [err455];
 }
@@ -5594,8 +5595,9 @@ vErrors.push(err455);
 }
 errors++;
 }
-if(!pattern17.test(data160)){
-const err456 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+for(const key36 in data160){
+if(!(((key36 === "name") || (key36 === "pattern")) || (key36 === "ignoreCase"))){
+const err456 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err456];
 }
@@ -5605,8 +5607,11 @@ vErrors.push(err456);
 errors++;
 }
 }
-else {
-const err457 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data160.name !== undefined){
+let data161 = data160.name;
+if(typeof data161 === "string"){
+if(func3(data161) > 63){
+const err457 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err457];
 }
@@ -5615,12 +5620,8 @@ vErrors.push(err457);
 }
 errors++;
 }
-}
-if(data159.pattern !== undefined){
-let data161 = data159.pattern;
-if(typeof data161 === "string"){
-if(func3(data161) > 512){
-const err458 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
+if(!pattern17.test(data161)){
+const err458 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err458];
 }
@@ -5629,8 +5630,9 @@ vErrors.push(err458);
 }
 errors++;
 }
-if(func3(data161) < 1){
-const err459 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err459 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err459];
 }
@@ -5640,8 +5642,11 @@ vErrors.push(err459);
 errors++;
 }
 }
-else {
-const err460 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data160.pattern !== undefined){
+let data162 = data160.pattern;
+if(typeof data162 === "string"){
+if(func3(data162) > 512){
+const err460 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err460];
 }
@@ -5650,9 +5655,8 @@ vErrors.push(err460);
 }
 errors++;
 }
-}
-if(typeof data159.ignoreCase !== "boolean"){
-const err461 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/ignoreCase",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/ignoreCase/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(func3(data162) < 1){
+const err461 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err461];
 }
@@ -5663,7 +5667,7 @@ errors++;
 }
 }
 else {
-const err462 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err462 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err462];
 }
@@ -5673,9 +5677,8 @@ vErrors.push(err462);
 errors++;
 }
 }
-}
-else {
-const err463 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data160.ignoreCase !== "boolean"){
+const err463 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/ignoreCase",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/ignoreCase/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err463];
 }
@@ -5686,7 +5689,7 @@ errors++;
 }
 }
 else {
-const err464 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err464 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err464];
 }
@@ -5695,10 +5698,10 @@ vErrors.push(err464);
 }
 errors++;
 }
-let data163 = data57.fallback;
-if(Array.isArray(data163)){
-if(data163.length > 16){
-const err465 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+}
+}
+else {
+const err465 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err465];
 }
@@ -5707,13 +5710,9 @@ vErrors.push(err465);
 }
 errors++;
 }
-const len13 = data163.length;
-for(let i20=0; i20<len13; i20++){
-let data164 = data163[i20];
-if(data164 && typeof data164 == "object" && !Array.isArray(data164)){
-for(const key37 in data164){
-if(!(((((key37 === "upstream") || (key37 === "model")) || (key37 === "cache")) || (key37 === "static")) || (key37 === "when"))){
-const err466 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
+}
+else {
+const err466 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err466];
 }
@@ -5722,12 +5721,10 @@ vErrors.push(err466);
 }
 errors++;
 }
-}
-if(data164.upstream !== undefined){
-let data165 = data164.upstream;
-if(typeof data165 === "string"){
-if(func3(data165) > 63){
-const err467 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+let data164 = data57.fallback;
+if(Array.isArray(data164)){
+if(data164.length > 16){
+const err467 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err467];
 }
@@ -5736,8 +5733,13 @@ vErrors.push(err467);
 }
 errors++;
 }
-if(!pattern17.test(data165)){
-const err468 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+const len13 = data164.length;
+for(let i20=0; i20<len13; i20++){
+let data165 = data164[i20];
+if(data165 && typeof data165 == "object" && !Array.isArray(data165)){
+for(const key37 in data165){
+if(!(((((key37 === "upstream") || (key37 === "model")) || (key37 === "cache")) || (key37 === "static")) || (key37 === "when"))){
+const err468 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err468];
 }
@@ -5747,8 +5749,11 @@ vErrors.push(err468);
 errors++;
 }
 }
-else {
-const err469 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data165.upstream !== undefined){
+let data166 = data165.upstream;
+if(typeof data166 === "string"){
+if(func3(data166) > 63){
+const err469 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err469];
 }
@@ -5757,12 +5762,8 @@ vErrors.push(err469);
 }
 errors++;
 }
-}
-if(data164.model !== undefined){
-let data166 = data164.model;
-if(typeof data166 === "string"){
-if(func3(data166) > 256){
-const err470 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(!pattern17.test(data166)){
+const err470 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err470];
 }
@@ -5771,8 +5772,9 @@ vErrors.push(err470);
 }
 errors++;
 }
-if(func3(data166) < 1){
-const err471 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err471 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err471];
 }
@@ -5782,8 +5784,11 @@ vErrors.push(err471);
 errors++;
 }
 }
-else {
-const err472 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data165.model !== undefined){
+let data167 = data165.model;
+if(typeof data167 === "string"){
+if(func3(data167) > 256){
+const err472 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err472];
 }
@@ -5792,12 +5797,8 @@ vErrors.push(err472);
 }
 errors++;
 }
-}
-if(data164.cache !== undefined){
-let data167 = data164.cache;
-if(data167 && typeof data167 == "object" && !Array.isArray(data167)){
-for(const key38 in data167){
-const err473 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
+if(func3(data167) < 1){
+const err473 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err473];
 }
@@ -5808,7 +5809,7 @@ errors++;
 }
 }
 else {
-const err474 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err474 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err474];
 }
@@ -5818,11 +5819,11 @@ vErrors.push(err474);
 errors++;
 }
 }
-if(data164.static !== undefined){
-let data168 = data164.static;
+if(data165.cache !== undefined){
+let data168 = data165.cache;
 if(data168 && typeof data168 == "object" && !Array.isArray(data168)){
-if(data168.message === undefined){
-const err475 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
+for(const key38 in data168){
+const err475 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err475];
 }
@@ -5831,9 +5832,9 @@ vErrors.push(err475);
 }
 errors++;
 }
-for(const key39 in data168){
-if(!(key39 === "message")){
-const err476 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
+}
+else {
+const err476 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err476];
 }
@@ -5843,11 +5844,11 @@ vErrors.push(err476);
 errors++;
 }
 }
-if(data168.message !== undefined){
-let data169 = data168.message;
-if(typeof data169 === "string"){
-if(func3(data169) < 1){
-const err477 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data165.static !== undefined){
+let data169 = data165.static;
+if(data169 && typeof data169 == "object" && !Array.isArray(data169)){
+if(data169.message === undefined){
+const err477 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
 if(vErrors === null){
 vErrors = [err477];
 }
@@ -5856,9 +5857,9 @@ vErrors.push(err477);
 }
 errors++;
 }
-}
-else {
-const err478 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key39 in data169){
+if(!(key39 === "message")){
+const err478 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err478];
 }
@@ -5868,9 +5869,11 @@ vErrors.push(err478);
 errors++;
 }
 }
-}
-else {
-const err479 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data169.message !== undefined){
+let data170 = data169.message;
+if(typeof data170 === "string"){
+if(func3(data170) < 1){
+const err479 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err479];
 }
@@ -5880,14 +5883,8 @@ vErrors.push(err479);
 errors++;
 }
 }
-if(data164.when !== undefined){
-let data170 = data164.when;
-if(Array.isArray(data170)){
-const len14 = data170.length;
-for(let i21=0; i21<len14; i21++){
-let data171 = data170[i21];
-if(typeof data171 !== "string"){
-const err480 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err480 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err480];
 }
@@ -5896,8 +5893,10 @@ vErrors.push(err480);
 }
 errors++;
 }
-if(!(((((((((((((data171 === "rate-limited") || (data171 === "overloaded")) || (data171 === "server-error")) || (data171 === "timeout")) || (data171 === "connect-failure")) || (data171 === "reset")) || (data171 === "context-length")) || (data171 === "content-filter")) || (data171 === "invalid-response")) || (data171 === "diverged")) || (data171 === "client-error")) || (data171 === "unavailable")) || (data171 === "budget-exhausted"))){
-const err481 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err481 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err481];
 }
@@ -5907,18 +5906,14 @@ vErrors.push(err481);
 errors++;
 }
 }
-let i22 = data170.length;
-let j7;
-if(i22 > 1){
-const indices7 = {};
-for(;i22--;){
-let item7 = data170[i22];
-if(typeof item7 !== "string"){
-continue;
-}
-if(typeof indices7[item7] == "number"){
-j7 = indices7[item7];
-const err482 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i22, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i22+" are identical)"};
+if(data165.when !== undefined){
+let data171 = data165.when;
+if(Array.isArray(data171)){
+const len14 = data171.length;
+for(let i21=0; i21<len14; i21++){
+let data172 = data171[i21];
+if(typeof data172 !== "string"){
+const err482 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err482];
 }
@@ -5926,14 +5921,9 @@ else {
 vErrors.push(err482);
 }
 errors++;
-break;
 }
-indices7[item7] = i22;
-}
-}
-}
-else {
-const err483 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!(((((((((((((data172 === "rate-limited") || (data172 === "overloaded")) || (data172 === "server-error")) || (data172 === "timeout")) || (data172 === "connect-failure")) || (data172 === "reset")) || (data172 === "context-length")) || (data172 === "content-filter")) || (data172 === "invalid-response")) || (data172 === "diverged")) || (data172 === "client-error")) || (data172 === "unavailable")) || (data172 === "budget-exhausted"))){
+const err483 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err483];
 }
@@ -5943,9 +5933,18 @@ vErrors.push(err483);
 errors++;
 }
 }
+let i22 = data171.length;
+let j7;
+if(i22 > 1){
+const indices7 = {};
+for(;i22--;){
+let item7 = data171[i22];
+if(typeof item7 !== "string"){
+continue;
 }
-else {
-const err484 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof indices7[item7] == "number"){
+j7 = indices7[item7];
+const err484 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i22, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i22+" are identical)"};
 if(vErrors === null){
 vErrors = [err484];
 }
@@ -5953,11 +5952,14 @@ else {
 vErrors.push(err484);
 }
 errors++;
+break;
+}
+indices7[item7] = i22;
 }
 }
 }
 else {
-const err485 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err485 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err485];
 }
@@ -5967,8 +5969,9 @@ vErrors.push(err485);
 errors++;
 }
 }
+}
 else {
-const err486 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err486 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err486];
 }
@@ -5980,7 +5983,7 @@ errors++;
 }
 }
 else {
-const err487 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err487 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err487];
 }
@@ -5990,16 +5993,8 @@ vErrors.push(err487);
 errors++;
 }
 }
-let data172 = data.priorities;
-if(data172 && typeof data172 == "object" && !Array.isArray(data172)){
-if(data172.default === undefined){
-data172.default = "normal";
-}
-if(data172.classes === undefined){
-data172.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
-}
-if(data172.default === undefined){
-const err488 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
+else {
+const err488 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err488];
 }
@@ -6008,8 +6003,10 @@ vErrors.push(err488);
 }
 errors++;
 }
-if(data172.classes === undefined){
-const err489 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
+}
+}
+else {
+const err489 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err489];
 }
@@ -6018,9 +6015,17 @@ vErrors.push(err489);
 }
 errors++;
 }
-for(const key40 in data172){
-if(!((key40 === "default") || (key40 === "classes"))){
-const err490 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
+}
+let data173 = data.priorities;
+if(data173 && typeof data173 == "object" && !Array.isArray(data173)){
+if(data173.default === undefined){
+data173.default = "normal";
+}
+if(data173.classes === undefined){
+data173.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
+}
+if(data173.default === undefined){
+const err490 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
 if(vErrors === null){
 vErrors = [err490];
 }
@@ -6029,11 +6034,8 @@ vErrors.push(err490);
 }
 errors++;
 }
-}
-let data173 = data172.default;
-if(typeof data173 === "string"){
-if(func3(data173) > 63){
-const err491 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data173.classes === undefined){
+const err491 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
 if(vErrors === null){
 vErrors = [err491];
 }
@@ -6042,9 +6044,9 @@ vErrors.push(err491);
 }
 errors++;
 }
-}
-else {
-const err492 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key40 in data173){
+if(!((key40 === "default") || (key40 === "classes"))){
+const err492 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err492];
 }
@@ -6053,10 +6055,11 @@ vErrors.push(err492);
 }
 errors++;
 }
-let data174 = data172.classes;
-if(Array.isArray(data174)){
-if(data174.length > 8){
-const err493 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
+}
+let data174 = data173.default;
+if(typeof data174 === "string"){
+if(func3(data174) > 63){
+const err493 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err493];
 }
@@ -6065,8 +6068,9 @@ vErrors.push(err493);
 }
 errors++;
 }
-if(data174.length < 1){
-const err494 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+else {
+const err494 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err494];
 }
@@ -6075,18 +6079,10 @@ vErrors.push(err494);
 }
 errors++;
 }
-const len15 = data174.length;
-for(let i23=0; i23<len15; i23++){
-let data175 = data174[i23];
-if(data175 && typeof data175 == "object" && !Array.isArray(data175)){
-if(data175.reserved === undefined){
-data175.reserved = 0;
-}
-if(data175.maxShare === undefined){
-data175.maxShare = 100;
-}
-if(data175.name === undefined){
-const err495 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+let data175 = data173.classes;
+if(Array.isArray(data175)){
+if(data175.length > 8){
+const err495 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
 if(vErrors === null){
 vErrors = [err495];
 }
@@ -6095,8 +6091,8 @@ vErrors.push(err495);
 }
 errors++;
 }
-if(data175.reserved === undefined){
-const err496 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
+if(data175.length < 1){
+const err496 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err496];
 }
@@ -6105,8 +6101,18 @@ vErrors.push(err496);
 }
 errors++;
 }
-if(data175.maxShare === undefined){
-const err497 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
+const len15 = data175.length;
+for(let i23=0; i23<len15; i23++){
+let data176 = data175[i23];
+if(data176 && typeof data176 == "object" && !Array.isArray(data176)){
+if(data176.reserved === undefined){
+data176.reserved = 0;
+}
+if(data176.maxShare === undefined){
+data176.maxShare = 100;
+}
+if(data176.name === undefined){
+const err497 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err497];
 }
@@ -6115,9 +6121,8 @@ vErrors.push(err497);
 }
 errors++;
 }
-for(const key41 in data175){
-if(!(((key41 === "name") || (key41 === "reserved")) || (key41 === "maxShare"))){
-const err498 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
+if(data176.reserved === undefined){
+const err498 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
 if(vErrors === null){
 vErrors = [err498];
 }
@@ -6126,12 +6131,8 @@ vErrors.push(err498);
 }
 errors++;
 }
-}
-if(data175.name !== undefined){
-let data176 = data175.name;
-if(typeof data176 === "string"){
-if(func3(data176) > 63){
-const err499 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data176.maxShare === undefined){
+const err499 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
 if(vErrors === null){
 vErrors = [err499];
 }
@@ -6140,8 +6141,9 @@ vErrors.push(err499);
 }
 errors++;
 }
-if(!pattern17.test(data176)){
-const err500 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+for(const key41 in data176){
+if(!(((key41 === "name") || (key41 === "reserved")) || (key41 === "maxShare"))){
+const err500 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err500];
 }
@@ -6151,8 +6153,11 @@ vErrors.push(err500);
 errors++;
 }
 }
-else {
-const err501 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data176.name !== undefined){
+let data177 = data176.name;
+if(typeof data177 === "string"){
+if(func3(data177) > 63){
+const err501 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err501];
 }
@@ -6161,10 +6166,8 @@ vErrors.push(err501);
 }
 errors++;
 }
-}
-let data177 = data175.reserved;
-if(!((typeof data177 == "number") && (!(data177 % 1) && !isNaN(data177)))){
-const err502 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern17.test(data177)){
+const err502 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err502];
 }
@@ -6173,9 +6176,9 @@ vErrors.push(err502);
 }
 errors++;
 }
-if(typeof data177 == "number"){
-if(data177 > 100 || isNaN(data177)){
-const err503 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err503 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err503];
 }
@@ -6184,8 +6187,10 @@ vErrors.push(err503);
 }
 errors++;
 }
-if(data177 < 0 || isNaN(data177)){
-const err504 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data178 = data176.reserved;
+if(!((typeof data178 == "number") && (!(data178 % 1) && !isNaN(data178)))){
+const err504 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err504];
 }
@@ -6194,10 +6199,9 @@ vErrors.push(err504);
 }
 errors++;
 }
-}
-let data178 = data175.maxShare;
-if(!((typeof data178 == "number") && (!(data178 % 1) && !isNaN(data178)))){
-const err505 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data178 == "number"){
+if(data178 > 100 || isNaN(data178)){
+const err505 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err505];
 }
@@ -6206,9 +6210,8 @@ vErrors.push(err505);
 }
 errors++;
 }
-if(typeof data178 == "number"){
-if(data178 > 100 || isNaN(data178)){
-const err506 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data178 < 0 || isNaN(data178)){
+const err506 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err506];
 }
@@ -6217,8 +6220,10 @@ vErrors.push(err506);
 }
 errors++;
 }
-if(data178 < 1 || isNaN(data178)){
-const err507 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let data179 = data176.maxShare;
+if(!((typeof data179 == "number") && (!(data179 % 1) && !isNaN(data179)))){
+const err507 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err507];
 }
@@ -6227,10 +6232,9 @@ vErrors.push(err507);
 }
 errors++;
 }
-}
-}
-else {
-const err508 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data179 == "number"){
+if(data179 > 100 || isNaN(data179)){
+const err508 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err508];
 }
@@ -6239,10 +6243,8 @@ vErrors.push(err508);
 }
 errors++;
 }
-}
-}
-else {
-const err509 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data179 < 1 || isNaN(data179)){
+const err509 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err509];
 }
@@ -6252,8 +6254,9 @@ vErrors.push(err509);
 errors++;
 }
 }
+}
 else {
-const err510 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err510 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err510];
 }
@@ -6262,19 +6265,10 @@ vErrors.push(err510);
 }
 errors++;
 }
-let data179 = data.budget;
-if(data179 && typeof data179 == "object" && !Array.isArray(data179)){
-if(data179.window === undefined){
-data179.window = "hour";
 }
-if(data179.tokens === undefined){
-data179.tokens = 0;
 }
-if(data179.cost === undefined){
-data179.cost = "0";
-}
-if(data179.window === undefined){
-const err511 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err511 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err511];
 }
@@ -6283,8 +6277,9 @@ vErrors.push(err511);
 }
 errors++;
 }
-if(data179.tokens === undefined){
-const err512 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
+}
+else {
+const err512 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err512];
 }
@@ -6293,8 +6288,19 @@ vErrors.push(err512);
 }
 errors++;
 }
-if(data179.cost === undefined){
-const err513 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
+let data180 = data.budget;
+if(data180 && typeof data180 == "object" && !Array.isArray(data180)){
+if(data180.window === undefined){
+data180.window = "hour";
+}
+if(data180.tokens === undefined){
+data180.tokens = 0;
+}
+if(data180.cost === undefined){
+data180.cost = "0";
+}
+if(data180.window === undefined){
+const err513 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err513];
 }
@@ -6303,9 +6309,8 @@ vErrors.push(err513);
 }
 errors++;
 }
-for(const key42 in data179){
-if(!(((key42 === "window") || (key42 === "tokens")) || (key42 === "cost"))){
-const err514 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
+if(data180.tokens === undefined){
+const err514 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
 if(vErrors === null){
 vErrors = [err514];
 }
@@ -6314,10 +6319,8 @@ vErrors.push(err514);
 }
 errors++;
 }
-}
-let data180 = data179.window;
-if(typeof data180 !== "string"){
-const err515 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data180.cost === undefined){
+const err515 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
 if(vErrors === null){
 vErrors = [err515];
 }
@@ -6326,8 +6329,9 @@ vErrors.push(err515);
 }
 errors++;
 }
-if(!((data180 === "hour") || (data180 === "day"))){
-const err516 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
+for(const key42 in data180){
+if(!(((key42 === "window") || (key42 === "tokens")) || (key42 === "cost"))){
+const err516 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err516];
 }
@@ -6336,9 +6340,10 @@ vErrors.push(err516);
 }
 errors++;
 }
-let data181 = data179.tokens;
-if(!((typeof data181 == "number") && (!(data181 % 1) && !isNaN(data181)))){
-const err517 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+let data181 = data180.window;
+if(typeof data181 !== "string"){
+const err517 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err517];
 }
@@ -6347,9 +6352,8 @@ vErrors.push(err517);
 }
 errors++;
 }
-if(typeof data181 == "number"){
-if(data181 > 1000000000000 || isNaN(data181)){
-const err518 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
+if(!((data181 === "hour") || (data181 === "day"))){
+const err518 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err518];
 }
@@ -6358,8 +6362,9 @@ vErrors.push(err518);
 }
 errors++;
 }
-if(data181 < 0 || isNaN(data181)){
-const err519 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+let data182 = data180.tokens;
+if(!((typeof data182 == "number") && (!(data182 % 1) && !isNaN(data182)))){
+const err519 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err519];
 }
@@ -6368,11 +6373,9 @@ vErrors.push(err519);
 }
 errors++;
 }
-}
-let data182 = data179.cost;
-if(typeof data182 === "string"){
-if(func3(data182) > 16){
-const err520 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(typeof data182 == "number"){
+if(data182 > 1000000000000 || isNaN(data182)){
+const err520 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
 if(vErrors === null){
 vErrors = [err520];
 }
@@ -6381,8 +6384,8 @@ vErrors.push(err520);
 }
 errors++;
 }
-if(!pattern47.test(data182)){
-const err521 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+if(data182 < 0 || isNaN(data182)){
+const err521 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err521];
 }
@@ -6392,8 +6395,10 @@ vErrors.push(err521);
 errors++;
 }
 }
-else {
-const err522 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data183 = data180.cost;
+if(typeof data183 === "string"){
+if(func3(data183) > 16){
+const err522 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err522];
 }
@@ -6402,9 +6407,8 @@ vErrors.push(err522);
 }
 errors++;
 }
-}
-else {
-const err523 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern48.test(data183)){
+const err523 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err523];
 }
@@ -6413,19 +6417,9 @@ vErrors.push(err523);
 }
 errors++;
 }
-let data183 = data.slo;
-if(data183 && typeof data183 == "object" && !Array.isArray(data183)){
-if(data183.window === undefined){
-data183.window = "1h";
 }
-if(data183.availability === undefined){
-data183.availability = {};
-}
-if(data183.timeToFirstToken === undefined){
-data183.timeToFirstToken = {};
-}
-if(data183.window === undefined){
-const err524 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err524 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err524];
 }
@@ -6434,8 +6428,9 @@ vErrors.push(err524);
 }
 errors++;
 }
-if(data183.availability === undefined){
-const err525 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "availability"},message:"must have required property '"+"availability"+"'"};
+}
+else {
+const err525 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err525];
 }
@@ -6444,8 +6439,19 @@ vErrors.push(err525);
 }
 errors++;
 }
-if(data183.timeToFirstToken === undefined){
-const err526 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "timeToFirstToken"},message:"must have required property '"+"timeToFirstToken"+"'"};
+let data184 = data.slo;
+if(data184 && typeof data184 == "object" && !Array.isArray(data184)){
+if(data184.window === undefined){
+data184.window = "1h";
+}
+if(data184.availability === undefined){
+data184.availability = {};
+}
+if(data184.timeToFirstToken === undefined){
+data184.timeToFirstToken = {};
+}
+if(data184.window === undefined){
+const err526 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err526];
 }
@@ -6454,9 +6460,8 @@ vErrors.push(err526);
 }
 errors++;
 }
-for(const key43 in data183){
-if(!(((key43 === "window") || (key43 === "availability")) || (key43 === "timeToFirstToken"))){
-const err527 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
+if(data184.availability === undefined){
+const err527 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "availability"},message:"must have required property '"+"availability"+"'"};
 if(vErrors === null){
 vErrors = [err527];
 }
@@ -6465,11 +6470,8 @@ vErrors.push(err527);
 }
 errors++;
 }
-}
-let data184 = data183.window;
-if(typeof data184 === "string"){
-if(func3(data184) > 32){
-const err528 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data184.timeToFirstToken === undefined){
+const err528 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "timeToFirstToken"},message:"must have required property '"+"timeToFirstToken"+"'"};
 if(vErrors === null){
 vErrors = [err528];
 }
@@ -6478,8 +6480,9 @@ vErrors.push(err528);
 }
 errors++;
 }
-if(!pattern1.test(data184)){
-const err529 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key43 in data184){
+if(!(((key43 === "window") || (key43 === "availability")) || (key43 === "timeToFirstToken"))){
+const err529 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err529];
 }
@@ -6489,8 +6492,10 @@ vErrors.push(err529);
 errors++;
 }
 }
-else {
-const err530 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data185 = data184.window;
+if(typeof data185 === "string"){
+if(func3(data185) > 32){
+const err530 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err530];
 }
@@ -6499,13 +6504,8 @@ vErrors.push(err530);
 }
 errors++;
 }
-let data185 = data183.availability;
-if(data185 && typeof data185 == "object" && !Array.isArray(data185)){
-if(data185.objective === undefined){
-data185.objective = "0";
-}
-if(data185.objective === undefined){
-const err531 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
+if(!pattern1.test(data185)){
+const err531 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err531];
 }
@@ -6514,9 +6514,9 @@ vErrors.push(err531);
 }
 errors++;
 }
-for(const key44 in data185){
-if(!(key44 === "objective")){
-const err532 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
+}
+else {
+const err532 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err532];
 }
@@ -6525,11 +6525,13 @@ vErrors.push(err532);
 }
 errors++;
 }
+let data186 = data184.availability;
+if(data186 && typeof data186 == "object" && !Array.isArray(data186)){
+if(data186.objective === undefined){
+data186.objective = "0";
 }
-let data186 = data185.objective;
-if(typeof data186 === "string"){
-if(func3(data186) > 6){
-const err533 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
+if(data186.objective === undefined){
+const err533 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
 if(vErrors === null){
 vErrors = [err533];
 }
@@ -6538,8 +6540,9 @@ vErrors.push(err533);
 }
 errors++;
 }
-if(!pattern55.test(data186)){
-const err534 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
+for(const key44 in data186){
+if(!(key44 === "objective")){
+const err534 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err534];
 }
@@ -6549,8 +6552,10 @@ vErrors.push(err534);
 errors++;
 }
 }
-else {
-const err535 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data187 = data186.objective;
+if(typeof data187 === "string"){
+if(func3(data187) > 6){
+const err535 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
 if(vErrors === null){
 vErrors = [err535];
 }
@@ -6559,9 +6564,8 @@ vErrors.push(err535);
 }
 errors++;
 }
-}
-else {
-const err536 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern56.test(data187)){
+const err536 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
 if(vErrors === null){
 vErrors = [err536];
 }
@@ -6570,16 +6574,9 @@ vErrors.push(err536);
 }
 errors++;
 }
-let data187 = data183.timeToFirstToken;
-if(data187 && typeof data187 == "object" && !Array.isArray(data187)){
-if(data187.threshold === undefined){
-data187.threshold = "2s";
 }
-if(data187.objective === undefined){
-data187.objective = "0";
-}
-if(data187.threshold === undefined){
-const err537 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "threshold"},message:"must have required property '"+"threshold"+"'"};
+else {
+const err537 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err537];
 }
@@ -6588,8 +6585,9 @@ vErrors.push(err537);
 }
 errors++;
 }
-if(data187.objective === undefined){
-const err538 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
+}
+else {
+const err538 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err538];
 }
@@ -6598,9 +6596,16 @@ vErrors.push(err538);
 }
 errors++;
 }
-for(const key45 in data187){
-if(!((key45 === "threshold") || (key45 === "objective"))){
-const err539 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
+let data188 = data184.timeToFirstToken;
+if(data188 && typeof data188 == "object" && !Array.isArray(data188)){
+if(data188.threshold === undefined){
+data188.threshold = "2s";
+}
+if(data188.objective === undefined){
+data188.objective = "0";
+}
+if(data188.threshold === undefined){
+const err539 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "threshold"},message:"must have required property '"+"threshold"+"'"};
 if(vErrors === null){
 vErrors = [err539];
 }
@@ -6609,11 +6614,8 @@ vErrors.push(err539);
 }
 errors++;
 }
-}
-let data188 = data187.threshold;
-if(typeof data188 === "string"){
-if(func3(data188) > 32){
-const err540 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data188.objective === undefined){
+const err540 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
 if(vErrors === null){
 vErrors = [err540];
 }
@@ -6622,8 +6624,9 @@ vErrors.push(err540);
 }
 errors++;
 }
-if(!pattern1.test(data188)){
-const err541 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key45 in data188){
+if(!((key45 === "threshold") || (key45 === "objective"))){
+const err541 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err541];
 }
@@ -6633,8 +6636,10 @@ vErrors.push(err541);
 errors++;
 }
 }
-else {
-const err542 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data189 = data188.threshold;
+if(typeof data189 === "string"){
+if(func3(data189) > 32){
+const err542 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err542];
 }
@@ -6643,10 +6648,8 @@ vErrors.push(err542);
 }
 errors++;
 }
-let data189 = data187.objective;
-if(typeof data189 === "string"){
-if(func3(data189) > 6){
-const err543 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
+if(!pattern1.test(data189)){
+const err543 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err543];
 }
@@ -6655,8 +6658,9 @@ vErrors.push(err543);
 }
 errors++;
 }
-if(!pattern55.test(data189)){
-const err544 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
+}
+else {
+const err544 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err544];
 }
@@ -6665,9 +6669,10 @@ vErrors.push(err544);
 }
 errors++;
 }
-}
-else {
-const err545 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data190 = data188.objective;
+if(typeof data190 === "string"){
+if(func3(data190) > 6){
+const err545 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
 if(vErrors === null){
 vErrors = [err545];
 }
@@ -6676,9 +6681,8 @@ vErrors.push(err545);
 }
 errors++;
 }
-}
-else {
-const err546 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern56.test(data190)){
+const err546 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
 if(vErrors === null){
 vErrors = [err546];
 }
@@ -6689,7 +6693,7 @@ errors++;
 }
 }
 else {
-const err547 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err547 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err547];
 }
@@ -6698,19 +6702,9 @@ vErrors.push(err547);
 }
 errors++;
 }
-let data190 = data.degradation;
-if(data190 && typeof data190 == "object" && !Array.isArray(data190)){
-if(data190.window === undefined){
-data190.window = "60s";
 }
-if(data190.degraded === undefined){
-data190.degraded = {};
-}
-if(data190.emergency === undefined){
-data190.emergency = {};
-}
-if(data190.window === undefined){
-const err548 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err548 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err548];
 }
@@ -6719,8 +6713,9 @@ vErrors.push(err548);
 }
 errors++;
 }
-if(data190.degraded === undefined){
-const err549 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
+}
+else {
+const err549 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err549];
 }
@@ -6729,8 +6724,19 @@ vErrors.push(err549);
 }
 errors++;
 }
-if(data190.emergency === undefined){
-const err550 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
+let data191 = data.degradation;
+if(data191 && typeof data191 == "object" && !Array.isArray(data191)){
+if(data191.window === undefined){
+data191.window = "60s";
+}
+if(data191.degraded === undefined){
+data191.degraded = {};
+}
+if(data191.emergency === undefined){
+data191.emergency = {};
+}
+if(data191.window === undefined){
+const err550 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err550];
 }
@@ -6739,9 +6745,8 @@ vErrors.push(err550);
 }
 errors++;
 }
-for(const key46 in data190){
-if(!(((key46 === "window") || (key46 === "degraded")) || (key46 === "emergency"))){
-const err551 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
+if(data191.degraded === undefined){
+const err551 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
 if(vErrors === null){
 vErrors = [err551];
 }
@@ -6750,11 +6755,8 @@ vErrors.push(err551);
 }
 errors++;
 }
-}
-let data191 = data190.window;
-if(typeof data191 === "string"){
-if(func3(data191) > 32){
-const err552 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data191.emergency === undefined){
+const err552 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
 if(vErrors === null){
 vErrors = [err552];
 }
@@ -6763,8 +6765,9 @@ vErrors.push(err552);
 }
 errors++;
 }
-if(!pattern1.test(data191)){
-const err553 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key46 in data191){
+if(!(((key46 === "window") || (key46 === "degraded")) || (key46 === "emergency"))){
+const err553 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err553];
 }
@@ -6774,8 +6777,10 @@ vErrors.push(err553);
 errors++;
 }
 }
-else {
-const err554 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data192 = data191.window;
+if(typeof data192 === "string"){
+if(func3(data192) > 32){
+const err554 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err554];
 }
@@ -6784,22 +6789,8 @@ vErrors.push(err554);
 }
 errors++;
 }
-let data192 = data190.degraded;
-if(data192 && typeof data192 == "object" && !Array.isArray(data192)){
-if(data192.errorRate === undefined){
-data192.errorRate = 5;
-}
-if(data192.queueDepth === undefined){
-data192.queueDepth = 100;
-}
-if(data192.maxTokens === undefined){
-data192.maxTokens = 256;
-}
-if(data192.temperature === undefined){
-data192.temperature = 0;
-}
-if(data192.errorRate === undefined){
-const err555 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+if(!pattern1.test(data192)){
+const err555 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err555];
 }
@@ -6808,8 +6799,9 @@ vErrors.push(err555);
 }
 errors++;
 }
-if(data192.queueDepth === undefined){
-const err556 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
+}
+else {
+const err556 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err556];
 }
@@ -6818,8 +6810,22 @@ vErrors.push(err556);
 }
 errors++;
 }
-if(data192.maxTokens === undefined){
-const err557 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
+let data193 = data191.degraded;
+if(data193 && typeof data193 == "object" && !Array.isArray(data193)){
+if(data193.errorRate === undefined){
+data193.errorRate = 5;
+}
+if(data193.queueDepth === undefined){
+data193.queueDepth = 100;
+}
+if(data193.maxTokens === undefined){
+data193.maxTokens = 256;
+}
+if(data193.temperature === undefined){
+data193.temperature = 0;
+}
+if(data193.errorRate === undefined){
+const err557 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err557];
 }
@@ -6828,8 +6834,8 @@ vErrors.push(err557);
 }
 errors++;
 }
-if(data192.temperature === undefined){
-const err558 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
+if(data193.queueDepth === undefined){
+const err558 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
 if(vErrors === null){
 vErrors = [err558];
 }
@@ -6838,9 +6844,8 @@ vErrors.push(err558);
 }
 errors++;
 }
-for(const key47 in data192){
-if(!((((key47 === "errorRate") || (key47 === "queueDepth")) || (key47 === "maxTokens")) || (key47 === "temperature"))){
-const err559 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
+if(data193.maxTokens === undefined){
+const err559 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
 if(vErrors === null){
 vErrors = [err559];
 }
@@ -6849,10 +6854,8 @@ vErrors.push(err559);
 }
 errors++;
 }
-}
-let data193 = data192.errorRate;
-if(!((typeof data193 == "number") && (!(data193 % 1) && !isNaN(data193)))){
-const err560 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data193.temperature === undefined){
+const err560 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
 if(vErrors === null){
 vErrors = [err560];
 }
@@ -6861,9 +6864,9 @@ vErrors.push(err560);
 }
 errors++;
 }
-if(typeof data193 == "number"){
-if(data193 > 100 || isNaN(data193)){
-const err561 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+for(const key47 in data193){
+if(!((((key47 === "errorRate") || (key47 === "queueDepth")) || (key47 === "maxTokens")) || (key47 === "temperature"))){
+const err561 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err561];
 }
@@ -6872,8 +6875,10 @@ vErrors.push(err561);
 }
 errors++;
 }
-if(data193 < 0 || isNaN(data193)){
-const err562 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data194 = data193.errorRate;
+if(!((typeof data194 == "number") && (!(data194 % 1) && !isNaN(data194)))){
+const err562 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err562];
 }
@@ -6882,10 +6887,9 @@ vErrors.push(err562);
 }
 errors++;
 }
-}
-let data194 = data192.queueDepth;
-if(!((typeof data194 == "number") && (!(data194 % 1) && !isNaN(data194)))){
-const err563 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data194 == "number"){
+if(data194 > 100 || isNaN(data194)){
+const err563 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err563];
 }
@@ -6894,9 +6898,8 @@ vErrors.push(err563);
 }
 errors++;
 }
-if(typeof data194 == "number"){
 if(data194 < 0 || isNaN(data194)){
-const err564 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+const err564 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err564];
 }
@@ -6906,9 +6909,9 @@ vErrors.push(err564);
 errors++;
 }
 }
-let data195 = data192.maxTokens;
+let data195 = data193.queueDepth;
 if(!((typeof data195 == "number") && (!(data195 % 1) && !isNaN(data195)))){
-const err565 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err565 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err565];
 }
@@ -6918,8 +6921,8 @@ vErrors.push(err565);
 errors++;
 }
 if(typeof data195 == "number"){
-if(data195 < 1 || isNaN(data195)){
-const err566 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data195 < 0 || isNaN(data195)){
+const err566 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err566];
 }
@@ -6929,10 +6932,9 @@ vErrors.push(err566);
 errors++;
 }
 }
-let data196 = data192.temperature;
-if(typeof data196 == "number"){
-if(data196 > 2 || isNaN(data196)){
-const err567 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
+let data196 = data193.maxTokens;
+if(!((typeof data196 == "number") && (!(data196 % 1) && !isNaN(data196)))){
+const err567 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err567];
 }
@@ -6941,8 +6943,9 @@ vErrors.push(err567);
 }
 errors++;
 }
-if(data196 < 0 || isNaN(data196)){
-const err568 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data196 == "number"){
+if(data196 < 1 || isNaN(data196)){
+const err568 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err568];
 }
@@ -6952,8 +6955,10 @@ vErrors.push(err568);
 errors++;
 }
 }
-else {
-const err569 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
+let data197 = data193.temperature;
+if(typeof data197 == "number"){
+if(data197 > 2 || isNaN(data197)){
+const err569 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
 if(vErrors === null){
 vErrors = [err569];
 }
@@ -6962,9 +6967,8 @@ vErrors.push(err569);
 }
 errors++;
 }
-}
-else {
-const err570 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data197 < 0 || isNaN(data197)){
+const err570 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err570];
 }
@@ -6973,16 +6977,9 @@ vErrors.push(err570);
 }
 errors++;
 }
-let data197 = data190.emergency;
-if(data197 && typeof data197 == "object" && !Array.isArray(data197)){
-if(data197.errorRate === undefined){
-data197.errorRate = 25;
 }
-if(data197.serve === undefined){
-data197.serve = ["cache","static"];
-}
-if(data197.errorRate === undefined){
-const err571 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+else {
+const err571 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err571];
 }
@@ -6991,8 +6988,9 @@ vErrors.push(err571);
 }
 errors++;
 }
-if(data197.serve === undefined){
-const err572 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
+}
+else {
+const err572 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err572];
 }
@@ -7001,9 +6999,16 @@ vErrors.push(err572);
 }
 errors++;
 }
-for(const key48 in data197){
-if(!((key48 === "errorRate") || (key48 === "serve"))){
-const err573 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key48},message:"must NOT have additional properties"};
+let data198 = data191.emergency;
+if(data198 && typeof data198 == "object" && !Array.isArray(data198)){
+if(data198.errorRate === undefined){
+data198.errorRate = 25;
+}
+if(data198.serve === undefined){
+data198.serve = ["cache","static"];
+}
+if(data198.errorRate === undefined){
+const err573 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err573];
 }
@@ -7012,10 +7017,8 @@ vErrors.push(err573);
 }
 errors++;
 }
-}
-let data198 = data197.errorRate;
-if(!((typeof data198 == "number") && (!(data198 % 1) && !isNaN(data198)))){
-const err574 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data198.serve === undefined){
+const err574 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
 if(vErrors === null){
 vErrors = [err574];
 }
@@ -7024,9 +7027,9 @@ vErrors.push(err574);
 }
 errors++;
 }
-if(typeof data198 == "number"){
-if(data198 > 100 || isNaN(data198)){
-const err575 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+for(const key48 in data198){
+if(!((key48 === "errorRate") || (key48 === "serve"))){
+const err575 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key48},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err575];
 }
@@ -7035,8 +7038,10 @@ vErrors.push(err575);
 }
 errors++;
 }
-if(data198 < 0 || isNaN(data198)){
-const err576 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data199 = data198.errorRate;
+if(!((typeof data199 == "number") && (!(data199 % 1) && !isNaN(data199)))){
+const err576 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err576];
 }
@@ -7045,14 +7050,9 @@ vErrors.push(err576);
 }
 errors++;
 }
-}
-let data199 = data197.serve;
-if(Array.isArray(data199)){
-const len16 = data199.length;
-for(let i24=0; i24<len16; i24++){
-let data200 = data199[i24];
-if(typeof data200 !== "string"){
-const err577 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data199 == "number"){
+if(data199 > 100 || isNaN(data199)){
+const err577 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err577];
 }
@@ -7061,8 +7061,8 @@ vErrors.push(err577);
 }
 errors++;
 }
-if(!((data200 === "cache") || (data200 === "static"))){
-const err578 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
+if(data199 < 0 || isNaN(data199)){
+const err578 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err578];
 }
@@ -7072,9 +7072,13 @@ vErrors.push(err578);
 errors++;
 }
 }
-}
-else {
-const err579 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data200 = data198.serve;
+if(Array.isArray(data200)){
+const len16 = data200.length;
+for(let i24=0; i24<len16; i24++){
+let data201 = data200[i24];
+if(typeof data201 !== "string"){
+const err579 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err579];
 }
@@ -7083,9 +7087,8 @@ vErrors.push(err579);
 }
 errors++;
 }
-}
-else {
-const err580 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!((data201 === "cache") || (data201 === "static"))){
+const err580 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err580];
 }
@@ -7095,8 +7098,9 @@ vErrors.push(err580);
 errors++;
 }
 }
+}
 else {
-const err581 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err581 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err581];
 }
@@ -7105,22 +7109,9 @@ vErrors.push(err581);
 }
 errors++;
 }
-let data201 = data.cache;
-if(data201 && typeof data201 == "object" && !Array.isArray(data201)){
-if(data201.ttl === undefined){
-data201.ttl = "10m";
 }
-if(data201.maxEntries === undefined){
-data201.maxEntries = 10000;
-}
-if(data201.maxBytes === undefined){
-data201.maxBytes = "64Mi";
-}
-if(data201.serveFresh === undefined){
-data201.serveFresh = false;
-}
-if(data201.ttl === undefined){
-const err582 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
+else {
+const err582 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err582];
 }
@@ -7129,8 +7120,9 @@ vErrors.push(err582);
 }
 errors++;
 }
-if(data201.maxEntries === undefined){
-const err583 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
+}
+else {
+const err583 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err583];
 }
@@ -7139,8 +7131,22 @@ vErrors.push(err583);
 }
 errors++;
 }
-if(data201.maxBytes === undefined){
-const err584 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
+let data202 = data.cache;
+if(data202 && typeof data202 == "object" && !Array.isArray(data202)){
+if(data202.ttl === undefined){
+data202.ttl = "10m";
+}
+if(data202.maxEntries === undefined){
+data202.maxEntries = 10000;
+}
+if(data202.maxBytes === undefined){
+data202.maxBytes = "64Mi";
+}
+if(data202.serveFresh === undefined){
+data202.serveFresh = false;
+}
+if(data202.ttl === undefined){
+const err584 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
 if(vErrors === null){
 vErrors = [err584];
 }
@@ -7149,8 +7155,8 @@ vErrors.push(err584);
 }
 errors++;
 }
-if(data201.serveFresh === undefined){
-const err585 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
+if(data202.maxEntries === undefined){
+const err585 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
 if(vErrors === null){
 vErrors = [err585];
 }
@@ -7159,9 +7165,8 @@ vErrors.push(err585);
 }
 errors++;
 }
-for(const key49 in data201){
-if(!(((((key49 === "ttl") || (key49 === "maxEntries")) || (key49 === "maxBytes")) || (key49 === "serveFresh")) || (key49 === "redis"))){
-const err586 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key49},message:"must NOT have additional properties"};
+if(data202.maxBytes === undefined){
+const err586 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
 if(vErrors === null){
 vErrors = [err586];
 }
@@ -7170,11 +7175,8 @@ vErrors.push(err586);
 }
 errors++;
 }
-}
-let data202 = data201.ttl;
-if(typeof data202 === "string"){
-if(func3(data202) > 32){
-const err587 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data202.serveFresh === undefined){
+const err587 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
 if(vErrors === null){
 vErrors = [err587];
 }
@@ -7183,8 +7185,9 @@ vErrors.push(err587);
 }
 errors++;
 }
-if(!pattern1.test(data202)){
-const err588 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key49 in data202){
+if(!(((((key49 === "ttl") || (key49 === "maxEntries")) || (key49 === "maxBytes")) || (key49 === "serveFresh")) || (key49 === "redis"))){
+const err588 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key49},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err588];
 }
@@ -7194,8 +7197,10 @@ vErrors.push(err588);
 errors++;
 }
 }
-else {
-const err589 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data203 = data202.ttl;
+if(typeof data203 === "string"){
+if(func3(data203) > 32){
+const err589 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err589];
 }
@@ -7204,9 +7209,8 @@ vErrors.push(err589);
 }
 errors++;
 }
-let data203 = data201.maxEntries;
-if(!((typeof data203 == "number") && (!(data203 % 1) && !isNaN(data203)))){
-const err590 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data203)){
+const err590 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err590];
 }
@@ -7215,9 +7219,9 @@ vErrors.push(err590);
 }
 errors++;
 }
-if(typeof data203 == "number"){
-if(data203 > 100000 || isNaN(data203)){
-const err591 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+else {
+const err591 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err591];
 }
@@ -7226,8 +7230,9 @@ vErrors.push(err591);
 }
 errors++;
 }
-if(data203 < 0 || isNaN(data203)){
-const err592 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+let data204 = data202.maxEntries;
+if(!((typeof data204 == "number") && (!(data204 % 1) && !isNaN(data204)))){
+const err592 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err592];
 }
@@ -7236,11 +7241,9 @@ vErrors.push(err592);
 }
 errors++;
 }
-}
-let data204 = data201.maxBytes;
-if(typeof data204 === "string"){
-if(!pattern11.test(data204)){
-const err593 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(typeof data204 == "number"){
+if(data204 > 100000 || isNaN(data204)){
+const err593 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err593];
 }
@@ -7249,9 +7252,8 @@ vErrors.push(err593);
 }
 errors++;
 }
-}
-else {
-const err594 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data204 < 0 || isNaN(data204)){
+const err594 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err594];
 }
@@ -7260,8 +7262,11 @@ vErrors.push(err594);
 }
 errors++;
 }
-if(typeof data201.serveFresh !== "boolean"){
-const err595 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+let data205 = data202.maxBytes;
+if(typeof data205 === "string"){
+if(!pattern11.test(data205)){
+const err595 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err595];
 }
@@ -7270,14 +7275,9 @@ vErrors.push(err595);
 }
 errors++;
 }
-if(data201.redis !== undefined){
-let data206 = data201.redis;
-if(data206 && typeof data206 == "object" && !Array.isArray(data206)){
-if(data206.url === undefined){
-data206.url = "";
 }
-if(data206.url === undefined){
-const err596 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
+else {
+const err596 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err596];
 }
@@ -7286,9 +7286,8 @@ vErrors.push(err596);
 }
 errors++;
 }
-for(const key50 in data206){
-if(!((key50 === "url") || (key50 === "secretRef"))){
-const err597 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key50},message:"must NOT have additional properties"};
+if(typeof data202.serveFresh !== "boolean"){
+const err597 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err597];
 }
@@ -7297,11 +7296,14 @@ vErrors.push(err597);
 }
 errors++;
 }
+if(data202.redis !== undefined){
+let data207 = data202.redis;
+if(data207 && typeof data207 == "object" && !Array.isArray(data207)){
+if(data207.url === undefined){
+data207.url = "";
 }
-let data207 = data206.url;
-if(typeof data207 === "string"){
-if(func3(data207) > 2048){
-const err598 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if(data207.url === undefined){
+const err598 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err598];
 }
@@ -7310,8 +7312,9 @@ vErrors.push(err598);
 }
 errors++;
 }
-if(!pattern61.test(data207)){
-const err599 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
+for(const key50 in data207){
+if(!((key50 === "url") || (key50 === "secretRef"))){
+const err599 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key50},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err599];
 }
@@ -7321,8 +7324,10 @@ vErrors.push(err599);
 errors++;
 }
 }
-else {
-const err600 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data208 = data207.url;
+if(typeof data208 === "string"){
+if(func3(data208) > 2048){
+const err600 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err600];
 }
@@ -7331,11 +7336,8 @@ vErrors.push(err600);
 }
 errors++;
 }
-if(data206.secretRef !== undefined){
-let data208 = data206.secretRef;
-if(data208 && typeof data208 == "object" && !Array.isArray(data208)){
-if(data208.name === undefined){
-const err601 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(!pattern62.test(data208)){
+const err601 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
 if(vErrors === null){
 vErrors = [err601];
 }
@@ -7344,8 +7346,9 @@ vErrors.push(err601);
 }
 errors++;
 }
-if(data208.key === undefined){
-const err602 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+}
+else {
+const err602 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err602];
 }
@@ -7354,9 +7357,11 @@ vErrors.push(err602);
 }
 errors++;
 }
-for(const key51 in data208){
-if(!((key51 === "name") || (key51 === "key"))){
-const err603 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key51},message:"must NOT have additional properties"};
+if(data207.secretRef !== undefined){
+let data209 = data207.secretRef;
+if(data209 && typeof data209 == "object" && !Array.isArray(data209)){
+if(data209.name === undefined){
+const err603 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err603];
 }
@@ -7365,12 +7370,8 @@ vErrors.push(err603);
 }
 errors++;
 }
-}
-if(data208.name !== undefined){
-let data209 = data208.name;
-if(typeof data209 === "string"){
-if(func3(data209) > 253){
-const err604 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data209.key === undefined){
+const err604 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err604];
 }
@@ -7379,8 +7380,9 @@ vErrors.push(err604);
 }
 errors++;
 }
-if(func3(data209) < 1){
-const err605 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+for(const key51 in data209){
+if(!((key51 === "name") || (key51 === "key"))){
+const err605 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key51},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err605];
 }
@@ -7390,8 +7392,11 @@ vErrors.push(err605);
 errors++;
 }
 }
-else {
-const err606 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data209.name !== undefined){
+let data210 = data209.name;
+if(typeof data210 === "string"){
+if(func3(data210) > 253){
+const err606 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err606];
 }
@@ -7400,12 +7405,8 @@ vErrors.push(err606);
 }
 errors++;
 }
-}
-if(data208.key !== undefined){
-let data210 = data208.key;
-if(typeof data210 === "string"){
-if(func3(data210) > 253){
-const err607 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(func3(data210) < 1){
+const err607 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err607];
 }
@@ -7414,8 +7415,9 @@ vErrors.push(err607);
 }
 errors++;
 }
-if(func3(data210) < 1){
-const err608 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err608 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err608];
 }
@@ -7425,8 +7427,11 @@ vErrors.push(err608);
 errors++;
 }
 }
-else {
-const err609 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data209.key !== undefined){
+let data211 = data209.key;
+if(typeof data211 === "string"){
+if(func3(data211) > 253){
+const err609 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err609];
 }
@@ -7435,10 +7440,8 @@ vErrors.push(err609);
 }
 errors++;
 }
-}
-}
-else {
-const err610 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(func3(data211) < 1){
+const err610 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err610];
 }
@@ -7448,9 +7451,8 @@ vErrors.push(err610);
 errors++;
 }
 }
-}
 else {
-const err611 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err611 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err611];
 }
@@ -7462,7 +7464,7 @@ errors++;
 }
 }
 else {
-const err612 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err612 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err612];
 }
@@ -7471,19 +7473,10 @@ vErrors.push(err612);
 }
 errors++;
 }
-let data211 = data.validation;
-if(data211 && typeof data211 == "object" && !Array.isArray(data211)){
-if(data211.json === undefined){
-data211.json = true;
 }
-if(data211.refusal === undefined){
-data211.refusal = false;
 }
-if(data211.emptyContent === undefined){
-data211.emptyContent = true;
-}
-if(data211.json === undefined){
-const err613 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
+else {
+const err613 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err613];
 }
@@ -7492,8 +7485,10 @@ vErrors.push(err613);
 }
 errors++;
 }
-if(data211.refusal === undefined){
-const err614 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
+}
+}
+else {
+const err614 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err614];
 }
@@ -7502,8 +7497,19 @@ vErrors.push(err614);
 }
 errors++;
 }
-if(data211.emptyContent === undefined){
-const err615 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
+let data212 = data.validation;
+if(data212 && typeof data212 == "object" && !Array.isArray(data212)){
+if(data212.json === undefined){
+data212.json = true;
+}
+if(data212.refusal === undefined){
+data212.refusal = false;
+}
+if(data212.emptyContent === undefined){
+data212.emptyContent = true;
+}
+if(data212.json === undefined){
+const err615 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
 if(vErrors === null){
 vErrors = [err615];
 }
@@ -7512,9 +7518,8 @@ vErrors.push(err615);
 }
 errors++;
 }
-for(const key52 in data211){
-if(!(((key52 === "json") || (key52 === "refusal")) || (key52 === "emptyContent"))){
-const err616 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key52},message:"must NOT have additional properties"};
+if(data212.refusal === undefined){
+const err616 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
 if(vErrors === null){
 vErrors = [err616];
 }
@@ -7523,9 +7528,8 @@ vErrors.push(err616);
 }
 errors++;
 }
-}
-if(typeof data211.json !== "boolean"){
-const err617 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data212.emptyContent === undefined){
+const err617 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
 if(vErrors === null){
 vErrors = [err617];
 }
@@ -7534,8 +7538,9 @@ vErrors.push(err617);
 }
 errors++;
 }
-if(typeof data211.refusal !== "boolean"){
-const err618 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+for(const key52 in data212){
+if(!(((key52 === "json") || (key52 === "refusal")) || (key52 === "emptyContent"))){
+const err618 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key52},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err618];
 }
@@ -7544,8 +7549,9 @@ vErrors.push(err618);
 }
 errors++;
 }
-if(typeof data211.emptyContent !== "boolean"){
-const err619 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+if(typeof data212.json !== "boolean"){
+const err619 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err619];
 }
@@ -7554,9 +7560,8 @@ vErrors.push(err619);
 }
 errors++;
 }
-}
-else {
-const err620 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data212.refusal !== "boolean"){
+const err620 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err620];
 }
@@ -7565,10 +7570,8 @@ vErrors.push(err620);
 }
 errors++;
 }
-let data215 = data.faults;
-if(Array.isArray(data215)){
-if(data215.length > 32){
-const err621 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+if(typeof data212.emptyContent !== "boolean"){
+const err621 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err621];
 }
@@ -7577,12 +7580,9 @@ vErrors.push(err621);
 }
 errors++;
 }
-const len17 = data215.length;
-for(let i25=0; i25<len17; i25++){
-let data216 = data215[i25];
-if(data216 && typeof data216 == "object" && !Array.isArray(data216)){
-if(data216.upstream === undefined){
-const err622 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+}
+else {
+const err622 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err622];
 }
@@ -7591,8 +7591,10 @@ vErrors.push(err622);
 }
 errors++;
 }
-if(data216.percent === undefined){
-const err623 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
+let data216 = data.faults;
+if(Array.isArray(data216)){
+if(data216.length > 32){
+const err623 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err623];
 }
@@ -7601,9 +7603,12 @@ vErrors.push(err623);
 }
 errors++;
 }
-for(const key53 in data216){
-if(!((((key53 === "upstream") || (key53 === "percent")) || (key53 === "delay")) || (key53 === "abort"))){
-const err624 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key53},message:"must NOT have additional properties"};
+const len17 = data216.length;
+for(let i25=0; i25<len17; i25++){
+let data217 = data216[i25];
+if(data217 && typeof data217 == "object" && !Array.isArray(data217)){
+if(data217.upstream === undefined){
+const err624 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
 if(vErrors === null){
 vErrors = [err624];
 }
@@ -7612,12 +7617,8 @@ vErrors.push(err624);
 }
 errors++;
 }
-}
-if(data216.upstream !== undefined){
-let data217 = data216.upstream;
-if(typeof data217 === "string"){
-if(func3(data217) > 63){
-const err625 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data217.percent === undefined){
+const err625 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
 if(vErrors === null){
 vErrors = [err625];
 }
@@ -7626,8 +7627,9 @@ vErrors.push(err625);
 }
 errors++;
 }
-if(!pattern17.test(data217)){
-const err626 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+for(const key53 in data217){
+if(!((((key53 === "upstream") || (key53 === "percent")) || (key53 === "delay")) || (key53 === "abort"))){
+const err626 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key53},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err626];
 }
@@ -7637,8 +7639,11 @@ vErrors.push(err626);
 errors++;
 }
 }
-else {
-const err627 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data217.upstream !== undefined){
+let data218 = data217.upstream;
+if(typeof data218 === "string"){
+if(func3(data218) > 63){
+const err627 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err627];
 }
@@ -7647,11 +7652,8 @@ vErrors.push(err627);
 }
 errors++;
 }
-}
-if(data216.percent !== undefined){
-let data218 = data216.percent;
-if(!((typeof data218 == "number") && (!(data218 % 1) && !isNaN(data218)))){
-const err628 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern17.test(data218)){
+const err628 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err628];
 }
@@ -7660,9 +7662,9 @@ vErrors.push(err628);
 }
 errors++;
 }
-if(typeof data218 == "number"){
-if(data218 > 100 || isNaN(data218)){
-const err629 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err629 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err629];
 }
@@ -7671,8 +7673,11 @@ vErrors.push(err629);
 }
 errors++;
 }
-if(data218 < 0 || isNaN(data218)){
-const err630 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data217.percent !== undefined){
+let data219 = data217.percent;
+if(!((typeof data219 == "number") && (!(data219 % 1) && !isNaN(data219)))){
+const err630 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err630];
 }
@@ -7681,13 +7686,9 @@ vErrors.push(err630);
 }
 errors++;
 }
-}
-}
-if(data216.delay !== undefined){
-let data219 = data216.delay;
-if(typeof data219 === "string"){
-if(func3(data219) > 32){
-const err631 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(typeof data219 == "number"){
+if(data219 > 100 || isNaN(data219)){
+const err631 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err631];
 }
@@ -7696,8 +7697,8 @@ vErrors.push(err631);
 }
 errors++;
 }
-if(!pattern1.test(data219)){
-const err632 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data219 < 0 || isNaN(data219)){
+const err632 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err632];
 }
@@ -7707,8 +7708,12 @@ vErrors.push(err632);
 errors++;
 }
 }
-else {
-const err633 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if(data217.delay !== undefined){
+let data220 = data217.delay;
+if(typeof data220 === "string"){
+if(func3(data220) > 32){
+const err633 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err633];
 }
@@ -7717,12 +7722,8 @@ vErrors.push(err633);
 }
 errors++;
 }
-}
-if(data216.abort !== undefined){
-let data220 = data216.abort;
-if(data220 && typeof data220 == "object" && !Array.isArray(data220)){
-if(data220.status === undefined){
-const err634 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
+if(!pattern1.test(data220)){
+const err634 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err634];
 }
@@ -7731,9 +7732,9 @@ vErrors.push(err634);
 }
 errors++;
 }
-for(const key54 in data220){
-if(!(key54 === "status")){
-const err635 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key54},message:"must NOT have additional properties"};
+}
+else {
+const err635 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err635];
 }
@@ -7743,10 +7744,11 @@ vErrors.push(err635);
 errors++;
 }
 }
-if(data220.status !== undefined){
-let data221 = data220.status;
-if(!((typeof data221 == "number") && (!(data221 % 1) && !isNaN(data221)))){
-const err636 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data217.abort !== undefined){
+let data221 = data217.abort;
+if(data221 && typeof data221 == "object" && !Array.isArray(data221)){
+if(data221.status === undefined){
+const err636 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
 if(vErrors === null){
 vErrors = [err636];
 }
@@ -7755,9 +7757,9 @@ vErrors.push(err636);
 }
 errors++;
 }
-if(typeof data221 == "number"){
-if(data221 > 599 || isNaN(data221)){
-const err637 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+for(const key54 in data221){
+if(!(key54 === "status")){
+const err637 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key54},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err637];
 }
@@ -7766,8 +7768,11 @@ vErrors.push(err637);
 }
 errors++;
 }
-if(data221 < 400 || isNaN(data221)){
-const err638 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+}
+if(data221.status !== undefined){
+let data222 = data221.status;
+if(!((typeof data222 == "number") && (!(data222 % 1) && !isNaN(data222)))){
+const err638 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err638];
 }
@@ -7776,11 +7781,9 @@ vErrors.push(err638);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err639 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data222 == "number"){
+if(data222 > 599 || isNaN(data222)){
+const err639 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err639];
 }
@@ -7789,10 +7792,8 @@ vErrors.push(err639);
 }
 errors++;
 }
-}
-}
-else {
-const err640 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data222 < 400 || isNaN(data222)){
+const err640 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
 if(vErrors === null){
 vErrors = [err640];
 }
@@ -7803,8 +7804,9 @@ errors++;
 }
 }
 }
+}
 else {
-const err641 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err641 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err641];
 }
@@ -7813,19 +7815,10 @@ vErrors.push(err641);
 }
 errors++;
 }
-let data222 = data.inbound;
-if(data222 && typeof data222 == "object" && !Array.isArray(data222)){
-if(data222.headersTimeout === undefined){
-data222.headersTimeout = "10s";
 }
-if(data222.requestTimeout === undefined){
-data222.requestTimeout = "120s";
 }
-if(data222.maxConnections === undefined){
-data222.maxConnections = 4096;
-}
-if(data222.headersTimeout === undefined){
-const err642 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
+else {
+const err642 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err642];
 }
@@ -7834,8 +7827,10 @@ vErrors.push(err642);
 }
 errors++;
 }
-if(data222.requestTimeout === undefined){
-const err643 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
+}
+}
+else {
+const err643 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err643];
 }
@@ -7844,8 +7839,19 @@ vErrors.push(err643);
 }
 errors++;
 }
-if(data222.maxConnections === undefined){
-const err644 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
+let data223 = data.inbound;
+if(data223 && typeof data223 == "object" && !Array.isArray(data223)){
+if(data223.headersTimeout === undefined){
+data223.headersTimeout = "10s";
+}
+if(data223.requestTimeout === undefined){
+data223.requestTimeout = "120s";
+}
+if(data223.maxConnections === undefined){
+data223.maxConnections = 4096;
+}
+if(data223.headersTimeout === undefined){
+const err644 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err644];
 }
@@ -7854,9 +7860,8 @@ vErrors.push(err644);
 }
 errors++;
 }
-for(const key55 in data222){
-if(!(((key55 === "headersTimeout") || (key55 === "requestTimeout")) || (key55 === "maxConnections"))){
-const err645 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key55},message:"must NOT have additional properties"};
+if(data223.requestTimeout === undefined){
+const err645 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err645];
 }
@@ -7865,11 +7870,8 @@ vErrors.push(err645);
 }
 errors++;
 }
-}
-let data223 = data222.headersTimeout;
-if(typeof data223 === "string"){
-if(func3(data223) > 32){
-const err646 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data223.maxConnections === undefined){
+const err646 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
 if(vErrors === null){
 vErrors = [err646];
 }
@@ -7878,8 +7880,9 @@ vErrors.push(err646);
 }
 errors++;
 }
-if(!pattern1.test(data223)){
-const err647 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key55 in data223){
+if(!(((key55 === "headersTimeout") || (key55 === "requestTimeout")) || (key55 === "maxConnections"))){
+const err647 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key55},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err647];
 }
@@ -7889,8 +7892,10 @@ vErrors.push(err647);
 errors++;
 }
 }
-else {
-const err648 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data224 = data223.headersTimeout;
+if(typeof data224 === "string"){
+if(func3(data224) > 32){
+const err648 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err648];
 }
@@ -7899,10 +7904,8 @@ vErrors.push(err648);
 }
 errors++;
 }
-let data224 = data222.requestTimeout;
-if(typeof data224 === "string"){
-if(func3(data224) > 32){
-const err649 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern1.test(data224)){
+const err649 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err649];
 }
@@ -7911,8 +7914,9 @@ vErrors.push(err649);
 }
 errors++;
 }
-if(!pattern1.test(data224)){
-const err650 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err650 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err650];
 }
@@ -7921,9 +7925,10 @@ vErrors.push(err650);
 }
 errors++;
 }
-}
-else {
-const err651 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data225 = data223.requestTimeout;
+if(typeof data225 === "string"){
+if(func3(data225) > 32){
+const err651 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err651];
 }
@@ -7932,9 +7937,8 @@ vErrors.push(err651);
 }
 errors++;
 }
-let data225 = data222.maxConnections;
-if(!((typeof data225 == "number") && (!(data225 % 1) && !isNaN(data225)))){
-const err652 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data225)){
+const err652 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err652];
 }
@@ -7943,9 +7947,9 @@ vErrors.push(err652);
 }
 errors++;
 }
-if(typeof data225 == "number"){
-if(data225 > 65536 || isNaN(data225)){
-const err653 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
+}
+else {
+const err653 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err653];
 }
@@ -7954,8 +7958,9 @@ vErrors.push(err653);
 }
 errors++;
 }
-if(data225 < 1 || isNaN(data225)){
-const err654 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+let data226 = data223.maxConnections;
+if(!((typeof data226 == "number") && (!(data226 % 1) && !isNaN(data226)))){
+const err654 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err654];
 }
@@ -7964,10 +7969,9 @@ vErrors.push(err654);
 }
 errors++;
 }
-}
-}
-else {
-const err655 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data226 == "number"){
+if(data226 > 65536 || isNaN(data226)){
+const err655 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
 if(vErrors === null){
 vErrors = [err655];
 }
@@ -7976,13 +7980,8 @@ vErrors.push(err655);
 }
 errors++;
 }
-let data226 = data.limits;
-if(data226 && typeof data226 == "object" && !Array.isArray(data226)){
-if(data226.maxBufferedBytes === undefined){
-data226.maxBufferedBytes = "96Mi";
-}
-if(data226.maxBufferedBytes === undefined){
-const err656 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
+if(data226 < 1 || isNaN(data226)){
+const err656 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err656];
 }
@@ -7991,9 +7990,10 @@ vErrors.push(err656);
 }
 errors++;
 }
-for(const key56 in data226){
-if(!(key56 === "maxBufferedBytes")){
-const err657 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key56},message:"must NOT have additional properties"};
+}
+}
+else {
+const err657 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err657];
 }
@@ -8002,11 +8002,13 @@ vErrors.push(err657);
 }
 errors++;
 }
+let data227 = data.limits;
+if(data227 && typeof data227 == "object" && !Array.isArray(data227)){
+if(data227.maxBufferedBytes === undefined){
+data227.maxBufferedBytes = "96Mi";
 }
-let data227 = data226.maxBufferedBytes;
-if(typeof data227 === "string"){
-if(!pattern11.test(data227)){
-const err658 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(data227.maxBufferedBytes === undefined){
+const err658 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
 if(vErrors === null){
 vErrors = [err658];
 }
@@ -8015,9 +8017,9 @@ vErrors.push(err658);
 }
 errors++;
 }
-}
-else {
-const err659 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key56 in data227){
+if(!(key56 === "maxBufferedBytes")){
+const err659 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key56},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err659];
 }
@@ -8027,8 +8029,10 @@ vErrors.push(err659);
 errors++;
 }
 }
-else {
-const err660 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data228 = data227.maxBufferedBytes;
+if(typeof data228 === "string"){
+if(!pattern11.test(data228)){
+const err660 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err660];
 }
@@ -8037,16 +8041,9 @@ vErrors.push(err660);
 }
 errors++;
 }
-let data228 = data.shutdown;
-if(data228 && typeof data228 == "object" && !Array.isArray(data228)){
-if(data228.appPreStopSleep === undefined){
-data228.appPreStopSleep = "5s";
 }
-if(data228.drainTimeout === undefined){
-data228.drainTimeout = "30s";
-}
-if(data228.appPreStopSleep === undefined){
-const err661 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
+else {
+const err661 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err661];
 }
@@ -8055,8 +8052,9 @@ vErrors.push(err661);
 }
 errors++;
 }
-if(data228.drainTimeout === undefined){
-const err662 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
+}
+else {
+const err662 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err662];
 }
@@ -8065,9 +8063,16 @@ vErrors.push(err662);
 }
 errors++;
 }
-for(const key57 in data228){
-if(!((key57 === "appPreStopSleep") || (key57 === "drainTimeout"))){
-const err663 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key57},message:"must NOT have additional properties"};
+let data229 = data.shutdown;
+if(data229 && typeof data229 == "object" && !Array.isArray(data229)){
+if(data229.appPreStopSleep === undefined){
+data229.appPreStopSleep = "5s";
+}
+if(data229.drainTimeout === undefined){
+data229.drainTimeout = "30s";
+}
+if(data229.appPreStopSleep === undefined){
+const err663 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
 if(vErrors === null){
 vErrors = [err663];
 }
@@ -8076,11 +8081,8 @@ vErrors.push(err663);
 }
 errors++;
 }
-}
-let data229 = data228.appPreStopSleep;
-if(typeof data229 === "string"){
-if(func3(data229) > 32){
-const err664 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data229.drainTimeout === undefined){
+const err664 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err664];
 }
@@ -8089,8 +8091,9 @@ vErrors.push(err664);
 }
 errors++;
 }
-if(!pattern1.test(data229)){
-const err665 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key57 in data229){
+if(!((key57 === "appPreStopSleep") || (key57 === "drainTimeout"))){
+const err665 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key57},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err665];
 }
@@ -8100,8 +8103,10 @@ vErrors.push(err665);
 errors++;
 }
 }
-else {
-const err666 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data230 = data229.appPreStopSleep;
+if(typeof data230 === "string"){
+if(func3(data230) > 32){
+const err666 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err666];
 }
@@ -8110,10 +8115,8 @@ vErrors.push(err666);
 }
 errors++;
 }
-let data230 = data228.drainTimeout;
-if(typeof data230 === "string"){
-if(func3(data230) > 32){
-const err667 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern1.test(data230)){
+const err667 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err667];
 }
@@ -8122,8 +8125,9 @@ vErrors.push(err667);
 }
 errors++;
 }
-if(!pattern1.test(data230)){
-const err668 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err668 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err668];
 }
@@ -8132,9 +8136,10 @@ vErrors.push(err668);
 }
 errors++;
 }
-}
-else {
-const err669 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data231 = data229.drainTimeout;
+if(typeof data231 === "string"){
+if(func3(data231) > 32){
+const err669 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err669];
 }
@@ -8143,9 +8148,8 @@ vErrors.push(err669);
 }
 errors++;
 }
-}
-else {
-const err670 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data231)){
+const err670 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err670];
 }
@@ -8156,12 +8160,34 @@ errors++;
 }
 }
 else {
-const err671 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err671 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err671];
 }
 else {
 vErrors.push(err671);
+}
+errors++;
+}
+}
+else {
+const err672 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err672];
+}
+else {
+vErrors.push(err672);
+}
+errors++;
+}
+}
+else {
+const err673 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err673];
+}
+else {
+vErrors.push(err673);
 }
 errors++;
 }

@@ -67,6 +67,8 @@ export interface UpstreamConfig {
   hedge: { delayMs: number; percentile: number; upstream?: string; model?: string };
   /** Whether WebSocket upgrades (the Realtime API) are tunnelled to this upstream. */
   websockets: boolean;
+  /** Azure OpenAI: the api-version every request to this upstream carries. */
+  apiVersion?: string;
   /** Input guards (off unless the policy sets them). */
   guards: InputGuards;
   /** This upstream's token and cost budget (undefined: none). */
@@ -269,6 +271,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
       : undefined,
     hedge: { delayMs: parseDuration(upstream.hedge.delay), percentile: upstream.hedge.percentile, upstream: upstream.hedge.upstream, model: upstream.hedge.model },
     websockets: upstream.websockets,
+    apiVersion: upstream.apiVersion,
     guards: compileInputGuards(upstream.guards),
     budget: budgetOf(upstream.budget),
     prices: compilePrices(upstream.prices),

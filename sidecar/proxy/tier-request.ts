@@ -93,6 +93,16 @@ function withoutQueryCredentials(path: string): string {
   return path.slice(0, q) + (rest ? `?${rest}` : '');
 }
 
+/** The path an upstream is sent: the app's, with the upstream's fixed api-version (Azure) in place of the app's, if it has one. */
+export function upstreamPath(upstream: UpstreamState, appPath: string): string {
+  const version = upstream.config.apiVersion;
+  if (version === undefined) return appPath;
+  const q = appPath.indexOf('?');
+  const query = new URLSearchParams(q < 0 ? '' : appPath.slice(q + 1));
+  query.set('api-version', version);
+  return `${q < 0 ? appPath : appPath.slice(0, q)}?${query.toString()}`;
+}
+
 /** The request for another upstream of the chain (optionally with another model), without the app's credentials (headers and query). */
 export function requestFor(req: ProxyRequest, upstream: UpstreamState, model?: string): ProxyRequest {
   const tier = { ...req, upstream, appPath: withoutQueryCredentials(req.appPath), appHeaders: withoutCredentials(req.appHeaders) };

@@ -16,7 +16,7 @@ import type { Metrics } from '../metrics.js';
 import type { Clock } from '../resilience/index.js';
 import { classifyStatus, classifyTransportError } from './classify.js';
 import type { Dialect, LocalErrorCode } from './dialects/dialect.js';
-import { upstreamHeaders } from './tier-request.js';
+import { upstreamHeaders, upstreamPath } from './tier-request.js';
 import type { UpstreamState } from './upstream-state.js';
 
 /** What the server's routing made of the upgrade request. */
@@ -96,7 +96,7 @@ export class Tunnels {
     const headers = upstreamHeaders(route.appHeaders, upstream, null);
     delete headers['accept-encoding'];
     Object.assign(headers, { connection: 'Upgrade', upgrade: req.headers.upgrade ?? 'websocket' });
-    const outgoing = endpoint.client.request(endpoint.config.basePath + route.path, { method: 'GET', headers }, (res) => {
+    const outgoing = endpoint.client.request(endpoint.config.basePath + upstreamPath(upstream, route.path), { method: 'GET', headers }, (res) => {
       // Answered without switching protocols: the upstream's answer goes to the app.
       clock.clearTimer(timer);
       const status = res.statusCode ?? 502;

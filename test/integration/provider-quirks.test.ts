@@ -70,4 +70,28 @@ describe('OpenAI-compatible providers as they are', { concurrency: true }, () =>
     assert.equal(seen.finish, 'stop');
     assert.deepEqual(seen.usage, { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 });
   });
+
+  it('Azure as a fallback tier of an OpenAI upstream: its fixed api-version and its own api-key, never the app\'s credentials', async (t) => {
+    const primary = await startRawUpstream(t, (socket) => socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n'));
+    const seen: { path: string; key?: string; authorization?: string }[] = [];
+    const azure = await startRawUpstream(t, (socket, request) => {
+      seen.push({ path: request.split(' ')[1]!, key: /^api-key: (.*)$/im.exec(request)?.[1]?.trim(), authorization: /^authorization: (.*)$/im.exec(request)?.[1]?.trim() });
+      socket.end(head + chunk(WORDS.map((w) => delta(w)).join('') + delta('', 'stop') + 'data: [DONE]\n\n') + '0\r\n\r\n');
+    });
+    process.env.BW_TEST_AZURE_KEY = 'azure-key-from-policy';
+    t.after(() => delete process.env.BW_TEST_AZURE_KEY);
+    const sidecar = await spawnSidecar(
+      t,
+      stringify({
+        upstreams: [
+          { name: 'openai', url: primary.url, retry: { attempts: 1 }, fallback: [{ upstream: 'azure', model: 'gpt4o' }] },
+          { name: 'azure', url: `${azure.url}/openai`, apiVersion: '2024-10-21', auth: { env: 'BW_TEST_AZURE_KEY', header: 'api-key', prefix: '' } },
+        ],
+      }),
+    );
+    const seenByApp = await read(new OpenAI({ apiKey: 'sk-app', baseURL: `${sidecar.dataUrl}/openai/v1`, defaultQuery: { 'api-version': 'app-version' }, maxRetries: 0 }));
+    assert.equal(seenByApp.text, WORDS.join(''));
+    assert.deepEqual(seen, [{ path: '/openai/v1/chat/completions?api-version=2024-10-21', key: 'azure-key-from-policy', authorization: undefined }]);
+  });
 });
+

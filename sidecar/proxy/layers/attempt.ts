@@ -17,6 +17,7 @@ import { streamFraming } from '../dialects/dialect.js';
 import { parseObject } from '../dialects/shared.js';
 import { localError, type Handler, type Outcome, type ProxyRequest, type Resume } from '../handler.js';
 import { ResumedStream } from '../resumed-stream.js';
+import { upstreamPath } from '../tier-request.js';
 import { EventReader, endsFirstWait, type StreamEvent } from '../stream-events.js';
 import { nextOf, startingWith, type StreamBody, type StreamEnd } from '../stream-body.js';
 import { UpstreamStream } from '../upstream-stream.js';
@@ -36,7 +37,7 @@ function attemptLimitMs(req: ProxyRequest): number {
 function send(req: ProxyRequest, attempt: AbortHooks): Promise<IncomingMessage> {
   const endpoint = req.endpoint!;
   return new Promise((resolve, reject) => {
-    const outgoing = endpoint.client.request(endpoint.config.basePath + req.appPath, { method: req.method, headers: req.headers }, resolve);
+    const outgoing = endpoint.client.request(endpoint.config.basePath + upstreamPath(req.upstream, req.appPath), { method: req.method, headers: req.headers }, resolve);
     outgoing.on('error', reject);
     // Once the answer is whole its socket is back in the pool and destroy() is a no-op (the request is done).
     attempt.onAbort(() => {
