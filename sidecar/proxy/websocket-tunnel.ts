@@ -45,6 +45,22 @@ function closeFrame(code: number, masked: boolean): Buffer {
   return Buffer.concat([Buffer.from([0x88, 0x80 | payload.length]), mask, body]);
 }
 
+/**
+ * Takes the app's credentials out of the subprotocols it offers: OpenAI's Realtime API lets a browser send its key as
+ * `openai-insecure-api-key.<key>` (and its organization and project likewise), which must not reach an upstream that
+ * has credentials of its own.
+ */
+function stripProtocolCredentials(headers: IncomingHttpHeaders): void {
+  const offered = headers['sec-websocket-protocol'];
+  if (typeof offered !== 'string') return;
+  const kept = offered
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '' && !/^openai-(insecure-api-key|organization|project)\./i.test(p));
+  if (kept.length > 0) headers['sec-websocket-protocol'] = kept.join(', ');
+  else delete headers['sec-websocket-protocol'];
+}
+
 /** The model a Realtime URL names (`?model=`), for the breaker's scope. */
 const modelOf = (path: string) => new URLSearchParams(path.split('?')[1] ?? '').get('model')?.slice(0, 256) ?? undefined;
 
@@ -87,18 +103,35 @@ export class Tunnels {
       settled = true;
       breaker.record(permit, { failure: failure !== undefined && upstream.config.breaker.failOn.has(failure), durationMs: clock.now() - started });
     };
+    let appLeft = false;
     const fail = (status: number, code: LocalErrorCode, message: string, failure: ReturnType<typeof classifyTransportError>) => {
+      if (appLeft) return;
       settle(failure);
       release();
       if (!app.destroyed) refuseUpgrade(app, dialect, status, code, `${name}: ${message}`);
+    };
+    // An app that leaves before the handshake is over costs the upstream nothing: the permit is given back, not failed.
+    let upgraded = false;
+    const leave = () => {
+      if (upgraded || appLeft) return;
+      appLeft = true;
+      clock.clearTimer(timer);
+      outgoing.destroy();
+      if (!settled) {
+        settled = true;
+        breaker.release(permit);
+      }
+      release();
     };
 
     const headers = upstreamHeaders(route.appHeaders, upstream, null);
     delete headers['accept-encoding'];
     Object.assign(headers, { connection: 'Upgrade', upgrade: req.headers.upgrade ?? 'websocket' });
+    if (upstream.config.auth) stripProtocolCredentials(headers);
     const outgoing = endpoint.client.request(endpoint.config.basePath + upstreamPath(upstream, route.path), { method: 'GET', headers }, (res) => {
       // Answered without switching protocols: the upstream's answer goes to the app.
       clock.clearTimer(timer);
+      if (appLeft) return void res.resume();
       const status = res.statusCode ?? 502;
       const failure = classifyStatus(status, '', dialect.recognisers);
       settle(failure);
@@ -114,14 +147,13 @@ export class Tunnels {
       clock.clearTimer(timer);
       fail(502, 'upstream_unavailable', `WebSocket handshake failed: ${err.message}`, classifyTransportError(err));
     });
-    app.on('error', () => outgoing.destroy());
+    for (const event of ['error', 'end', 'close'] as const) app.once(event, leave);
+    if (app.destroyed) leave();
     outgoing.on('upgrade', (res, socket, upstreamHead) => {
       clock.clearTimer(timer);
+      if (appLeft) return void socket.destroy();
+      upgraded = true;
       settle(undefined);
-      if (app.destroyed) {
-        socket.destroy();
-        return release();
-      }
       // The upstream's 101 as it came, then the frames both ways.
       const lines = [`HTTP/1.1 101 ${res.statusMessage ?? 'Switching Protocols'}`];
       for (let i = 0; i < res.rawHeaders.length; i += 2) lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);

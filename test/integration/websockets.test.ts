@@ -28,9 +28,9 @@ async function realtimeUpstream(t: TestContext) {
   return { url: `http://127.0.0.1:${(wss.address() as AddressInfo).port}`, handshakes, wss };
 }
 
-function connect(url: string, headers: Record<string, string> = {}): Promise<{ ws: WebSocket; messages: string[]; closed: Promise<number> }> {
+function connect(url: string, headers: Record<string, string> = {}, protocols: string[] = []): Promise<{ ws: WebSocket; messages: string[]; closed: Promise<number> }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers });
+    const ws = new WebSocket(url, protocols, { headers });
     const messages: string[] = [];
     const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
     ws.on('message', (data) => messages.push(data.toString()));
@@ -47,7 +47,8 @@ describe('WebSockets through the sidecar', { concurrency: true }, () => {
     t.after(() => delete process.env.BW_TEST_REALTIME_KEY);
     const sidecar = await spawnSidecar(t, stringify({ upstreams: [{ name: 'openai', url: upstream.url, auth: { env: 'BW_TEST_REALTIME_KEY' } }] }));
     const wsUrl = `${sidecar.dataUrl.replace('http', 'ws')}/openai/v1/realtime?model=gpt-realtime`;
-    const { ws, messages } = await connect(wsUrl, { authorization: 'Bearer sk-app', 'openai-beta': 'realtime=v1' });
+    // A browser app's key as a subprotocol, as OpenAI's Realtime API accepts it: the policy's credential goes instead.
+    const { ws, messages } = await connect(wsUrl, { authorization: 'Bearer sk-app', 'openai-beta': 'realtime=v1' }, ['realtime', 'openai-insecure-api-key.sk-app']);
     ws.send(JSON.stringify({ type: 'session.update' }));
     ws.send('x'.repeat(70_000)); // a frame with a 64-bit length
     await until('both answers came back', () => messages.length >= 3);
@@ -57,6 +58,8 @@ describe('WebSockets through the sidecar', { concurrency: true }, () => {
     assert.equal(upstream.handshakes[0]!.url, '/v1/realtime?model=gpt-realtime');
     assert.equal(upstream.handshakes[0]!.headers.authorization, 'Bearer sk-policy-realtime');
     assert.equal(upstream.handshakes[0]!.headers['openai-beta'], 'realtime=v1');
+    assert.equal(upstream.handshakes[0]!.headers['sec-websocket-protocol'], 'realtime', 'the app\'s key offered as a subprotocol stays home');
+    assert.equal(ws.protocol, 'realtime');
     const metrics = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
     assert.match(metrics, /breakwater_websocket_tunnels\{upstream="openai"\} 1/);
     assert.match(metrics, /breakwater_websocket_bytes_total\{upstream="openai",direction="to-upstream"\} \d{5,}/);
@@ -88,6 +91,32 @@ describe('WebSockets through the sidecar', { concurrency: true }, () => {
     assert.equal(handshakes, 3);
     await assert.rejects(connect(url), (err: { status?: number }) => err.status === 503);
     assert.equal(handshakes, 3, 'the open breaker answered without a handshake');
+  });
+
+  it('an app that leaves during the handshake costs the upstream nothing: the breaker does not count it', async (t) => {
+    const slow = new WebSocketServer({ noServer: true });
+    const server = createServer();
+    server.on('upgrade', (req, socket, head) => setTimeout(() => !socket.destroyed && slow.handleUpgrade(req, socket, head, (ws) => ws.send('hello')), 400));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const sockets = new Set<import('node:net').Socket>();
+    server.on('upgrade', (_req, socket: import('node:net').Socket) => sockets.add(socket));
+    t.after(() => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    });
+    const sidecar = await spawnSidecar(t, stringify({ upstreams: [{ name: 'openai', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, circuitBreaker: { consecutiveFailures: 1 } }] }));
+    const url = `${sidecar.dataUrl.replace('http', 'ws')}/openai/v1/realtime`;
+    for (let i = 0; i < 3; i++) {
+      const leaving = new WebSocket(url);
+      leaving.on('error', () => {});
+      await new Promise((r) => setTimeout(r, 100));
+      leaving.terminate();
+    }
+    const { ws, messages } = await connect(url);
+    await until('the tunnel works: the breaker stayed closed', () => messages.length === 1);
+    const status = (await (await fetch(`${sidecar.adminUrl}/status`)).json()) as { upstreams: { bulkhead: { inFlight: number } }[] };
+    assert.equal(status.upstreams[0]!.bulkhead.inFlight, 1, 'only the open tunnel holds a slot');
+    ws.terminate();
   });
 
   it('closes an open tunnel with 1001 (going away) when the sidecar drains', async (t) => {
