@@ -17,11 +17,10 @@ export interface Launched {
 
 export function launch(inner: Handler, req: ProxyRequest, ctx: RequestContext, clock: Clock): Launched {
   const controller = new AbortController();
-  const onAppAbort = () => controller.abort();
-  ctx.signal.addEventListener('abort', onAppAbort, { once: true });
+  // The app's going away aborts the run for as long as it lasts, the stream it answered with included.
+  ctx.signal.addEventListener('abort', () => controller.abort(), { once: true });
   const child: RequestContext = { ...ctx, signal: controller.signal, attempts: 0 };
   const result = inner(req, child).finally(() => {
-    ctx.signal.removeEventListener('abort', onAppAbort);
     ctx.attempts += child.attempts;
   });
   result.catch(() => {}); // a loser's end may never be awaited: a throw there must not become an unhandled rejection

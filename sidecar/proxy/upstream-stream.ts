@@ -85,14 +85,15 @@ export interface StreamOptions {
 }
 
 export class UpstreamStream implements StreamBody {
-  private readonly idleMs: number;
-  private readonly floor: StreamOptions['floor'];
   private end: StreamEnd | undefined;
   /** What to give the app next: chunks of whole events, then perhaps how the stream ended. */
   private readonly queue: (StreamChunk | StreamEnd)[] = [];
   private readonly state: StreamState;
-  /** Whether the last chunk ended with an event (nothing held back, no character cut): the next one's bytes may then be relayed as they are. */
-  private clean = true;
+  /**
+   * Whether the last chunk ended with an event (nothing held back, no character cut): the next one's bytes may then be
+   * relayed as they are. Not known of the head's last chunk (the head's events are encoded again anyway).
+   */
+  private clean = false;
   /** The stream-idle timeout armed now (shorter once the answer finished). */
   private armedIdleMs = 0;
 
@@ -106,10 +107,7 @@ export class UpstreamStream implements StreamBody {
     private readonly dialect: Dialect,
     private readonly options: StreamOptions,
   ) {
-    this.idleMs = options.idleMs;
-    this.floor = options.floor;
     this.state = new StreamState(options.expectedChoices);
-    this.clean = reader.held === 0;
     this.accept(head);
   }
 
@@ -135,7 +133,7 @@ export class UpstreamStream implements StreamBody {
       }
       if (chunk === undefined) {
         // Nothing yet: the wait that follows is under the stream-idle timeout (shorter once the answer finished).
-        const idleMs = this.state.over ? Math.min(this.idleMs, FINISHED_IDLE_MS) : this.idleMs;
+        const idleMs = this.state.over ? Math.min(this.options.idleMs, FINISHED_IDLE_MS) : this.options.idleMs;
         if (idleMs !== this.armedIdleMs) this.timers.armIdle((this.armedIdleMs = idleMs));
         else this.timers.touch();
         return undefined;
@@ -164,7 +162,8 @@ export class UpstreamStream implements StreamBody {
     // A chunk of whole events (the usual case) is relayed as it came, not encoded again.
     const whole = this.accept(events, wasClean && this.clean ? bytes : undefined);
     if (!whole) return;
-    if (this.floor?.meter.record(bytes.length, this.floor.now())) {
+    const { floor } = this.options;
+    if (floor?.meter.record(bytes.length, floor.now())) {
       this.queue.push({ kind: 'failed', failure: 'timeout', detail: 'the stream fell below its throughput floor' });
       return;
     }

@@ -165,14 +165,16 @@ export class RegenerationSeam implements Seam {
 /**
  * Text as the repeat check compares it: Unicode compatibility forms folded and accents dropped (so a
  * restart in another form, or cut between a letter and its combining mark, still compares), lower
- * case, and every run of anything but letters and digits (whitespace, punctuation, invisible
- * characters such as zero-width spaces, joiners and soft hyphens) one space.
+ * case (the final sigma as any other, so that text cut anywhere folds as it does whole), and every
+ * run of anything but letters and digits (whitespace, punctuation, invisible characters such as
+ * zero-width spaces, joiners and soft hyphens) one space.
  */
 const normalised = (text: string) =>
   text
     .normalize('NFKD')
     .replace(/\p{M}+/gu, '')
     .toLowerCase()
+    .replaceAll('ς', 'σ')
     .replace(/[\p{Cf}]+/gu, '')
     .replace(/[^\p{L}\p{N}]+/gu, ' ');
 /** How far back from the end of the delivered text a repeat of its last words is looked for. */
@@ -183,9 +185,12 @@ export class ContinuationSeam implements Seam {
   readonly strategy = 'continuation';
   private readonly notCarried: string;
   private matched = 0;
-  /** Text past the not-carried part, held while it could still be a repeat. */
+  /** Text past the not-carried part, held while it could still be a repeat; and the same normalised (from its first letter or digit), built piece by piece. */
   private held = '';
+  private normHeld = '';
   private started = false;
+  /** Whether the normalised held text is still a beginning of the whole delivered text (it could still become a restart). */
+  private restartLive = true;
   /** The normalised delivered text: a continuation that begins with it is a restart. */
   private readonly whole: string;
   /** The normalised end of the delivered text, and where in it a word starts that a repeat could still begin at. */
@@ -228,7 +233,7 @@ export class ContinuationSeam implements Seam {
       if (text === '') return { kind: 'drop' };
     }
     this.held += text;
-    const verdict = this.judge(false);
+    const verdict = this.judge(text, false);
     if (verdict === 'new') this.started = true;
     if (verdict === 'repeat') return { kind: 'diverged', why: 'a continuation repeated the text already sent' };
     return { kind: 'keep', text };
@@ -238,32 +243,46 @@ export class ContinuationSeam implements Seam {
     if (this.started) return undefined;
     if (this.held.trim() === '') return 'a continuation added no text';
     if (normalised(this.held).trim() === '') return undefined; // punctuation alone: nothing it could repeat
-    return this.judge(true) === 'new' ? undefined : 'a continuation repeated the text already sent';
+    return this.judge('', true) === 'new' ? undefined : 'a continuation repeated the text already sent';
   }
 
   /**
-   * Whether the text held so far is new, repeats the answer (the whole of it: a restart; or its last
-   * words, from a word start to the end: an overlap), or cannot tell yet (it could still become one).
+   * Whether the text held so far, with `text` added, is new, repeats the answer (the whole of it: a restart;
+   * or its last words, from a word start to the end: an overlap), or cannot tell yet (it could still become
+   * one). Only the added text is normalised and compared (at the offsets the held text reached), so a long
+   * continuation that stays undecided costs time linear in its length.
    */
-  private judge(final: boolean): 'new' | 'repeat' | 'undecided' {
-    const held = normalised(this.held).trimStart();
+  private judge(text: string, final: boolean): 'new' | 'repeat' | 'undecided' {
+    const from = this.normHeld.length;
+    let add = normalised(text);
+    // Runs fold into one space across pieces too, and nothing counts before the first letter or digit.
+    if (add.charCodeAt(0) === 32 && (from === 0 || this.normHeld.charCodeAt(from - 1) === 32)) add = add.slice(1);
+    const held = (this.normHeld += add);
     if (held === '') return final ? 'new' : 'undecided';
-    if (this.whole !== '' && held.startsWith(this.whole)) return 'repeat';
-    let undecided = this.whole.startsWith(held);
+    const { whole, tail } = this;
+    if (this.restartLive) {
+      if (held.length >= whole.length) {
+        if (whole !== '' && whole.startsWith(add.slice(0, whole.length - from), from)) return 'repeat';
+        this.restartLive = false;
+      } else this.restartLive = whole.startsWith(add, from);
+    }
     const still: number[] = [];
     for (const p of this.live) {
-      const rest = this.tail.length - p;
+      const rest = tail.length - p;
       if (held.length < rest) {
-        if (this.tail.startsWith(held, p)) still.push(p);
+        if (tail.startsWith(add, p + from)) still.push(p);
         continue;
       }
       // The held text covers the rest of the delivered text from p: a repeat if it matches and ends at a word's end.
-      if (held.startsWith(this.tail.slice(p)) && (held.length === rest ? final : held.charCodeAt(rest) === 32)) return 'repeat';
-      if (held.length === rest && held === this.tail.slice(p)) still.push(p);
+      if (from < rest && !tail.startsWith(add.slice(0, rest - from), p + from)) continue;
+      if (held.length > rest) {
+        if (held.charCodeAt(rest) === 32) return 'repeat';
+      } else if (final) return 'repeat';
+      else still.push(p);
     }
     this.live = still;
-    if (!final) return undecided || still.length > 0 ? 'undecided' : 'new';
+    if (!final) return this.restartLive || still.length > 0 ? 'undecided' : 'new';
     // At the end: a beginning of the answer again is a restart however short; text that only began like the last words delivered, and stopped short of their end, is new.
-    return undecided ? 'repeat' : 'new';
+    return this.restartLive ? 'repeat' : 'new';
   }
 }

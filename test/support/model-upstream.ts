@@ -36,8 +36,8 @@
  * of the answer each time; a restarted answer starts at word 0 again.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import type { TestContext } from 'node:test';
+import { listenForTest } from './test-server.js';
 
 export const TOKENS = Array.from({ length: 60 }, (_, i) => `w${i} `);
 export const CANONICAL = TOKENS.join('');
@@ -182,7 +182,6 @@ function errorBody(api: Api, status: number, message: string, type = 'invalid_re
 
 export async function startModelUpstream(t: TestContext, options: ModelUpstreamOptions = {}): Promise<ModelUpstream> {
   const calls: Call[] = [];
-  const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const later = (ms: number, fn: () => void) => {
     const timer = setTimeout(() => (timers.delete(timer), fn()), ms);
@@ -296,17 +295,7 @@ export async function startModelUpstream(t: TestContext, options: ModelUpstreamO
     later(fault && 'firstTokenAfterMs' in fault ? fault.firstTokenAfterMs : 0, next);
   }
 
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(async () => {
-    timers.forEach(clearTimeout);
-    sockets.forEach((s) => s.destroy());
-    await new Promise((resolve) => server.close(resolve));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls };
+  return { url: await listenForTest(t, server, timers), calls };
 }
 
 /** The text of a trailing assistant message (a string, or text blocks), or undefined. */

@@ -14,8 +14,8 @@
  * a cut is reset before its headers.
  */
 import { createServer, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import type { TestContext } from 'node:test';
+import { listenForTest } from './test-server.js';
 
 export const RESPONSE_TOKENS = Array.from({ length: 30 }, (_, i) => `r${i} `);
 export const RESPONSE_TEXT = RESPONSE_TOKENS.join('');
@@ -70,7 +70,6 @@ function response(model: string, status: string, text: string | undefined, outpu
 
 export async function startResponsesUpstream(t: TestContext, fault?: (call: ResponsesCall) => ResponsesFault | undefined, gapMs = 2): Promise<ResponsesUpstream> {
   const calls: ResponsesCall[] = [];
-  const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const later = (ms: number, fn: () => void) => {
     const timer = setTimeout(() => (timers.delete(timer), fn()), ms);
@@ -131,15 +130,5 @@ export async function startResponsesUpstream(t: TestContext, fault?: (call: Resp
       later(f && 'firstDeltaAfterMs' in f ? f.firstDeltaAfterMs : 0, next);
     });
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(async () => {
-    timers.forEach(clearTimeout);
-    sockets.forEach((s) => s.destroy());
-    await new Promise((resolve) => server.close(resolve));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls };
+  return { url: await listenForTest(t, server, timers), calls };
 }

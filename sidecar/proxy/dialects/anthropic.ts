@@ -1,6 +1,6 @@
 /** Anthropic's Messages API: typed error bodies, named SSE events ending in message_stop, usage in input/output_tokens. */
 import type { Dialect, EventReading, LocalErrorCode, Recogniser } from './types.js';
-import { answerUsageReader, asObject, clamp, composedId, ContentCollector, errorReading, FIRST_CHOICE, malformed, MALFORMED, ndjsonError, OVERLOADED, parseJson, prefillAssistant, statusMessage, usageOf } from './shared.js';
+import { answerUsageReader, asObject, clamp, composedId, ContentCollector, kindOf, position, errorReading, FIRST_CHOICE, malformed, MALFORMED, ndjsonError, OVERLOADED, parseJson, prefillAssistant, statusMessage, usageOf } from './shared.js';
 
 const ANTHROPIC_RECOGNISERS: Recogniser[] = [
   { class: 'context-length', pattern: /prompt is too long/i, source: 'Anthropic' },
@@ -33,7 +33,7 @@ const NOTHING: EventReading = {};
 const channelsOf = (i: number) => ({ text: `block${i}.text`, thinking: `block${i}.thinking`, tool: `block${i}.tool`, args: `block${i}.args` });
 const BLOCKS = Array.from({ length: 16 }, (_, i) => channelsOf(i));
 const blockChannels = (index: unknown) => {
-  const i = typeof index === 'number' && Number.isSafeInteger(index) && index >= 0 ? index : 0;
+  const i = position(index);
   return BLOCKS[i] ?? channelsOf(i);
 };
 
@@ -57,14 +57,14 @@ function blockContent(pieces: ContentCollector, event: string, json: Record<stri
     if (start?.type === 'thinking') return void pieces.field(start, 'thinking', names.thinking, () => (start.thinking = ''));
     // A tool call's input comes in its deltas; one that starts with input already cannot be verified.
     if (start?.type === 'tool_use' && !(asObject(start.input) && Object.keys(start.input).length > 0)) return void pieces.field(start, 'name', names.tool);
-    return opaque(`${names.text}.${String(start?.type)}`, String(start?.type));
+    return opaque(`${names.text}.${kindOf(start?.type)}`, kindOf(start?.type));
   }
   const delta = asObject(json.delta);
   if (delta?.type === 'text_delta') return void pieces.field(delta, 'text', names.text, () => (delta.text = ''));
   if (delta?.type === 'thinking_delta') return void pieces.field(delta, 'thinking', names.thinking, () => (delta.thinking = ''));
   if (delta?.type === 'input_json_delta') return void pieces.field(delta, 'partial_json', names.args, () => (delta.partial_json = ''));
-  if (delta?.type === 'signature_delta') return { structure: `signature:${String(json.index)}` };
-  return opaque(`${names.text}.${String(delta?.type)}`, String(delta?.type));
+  if (delta?.type === 'signature_delta') return { structure: `signature:${position(json.index)}` };
+  return opaque(`${names.text}.${kindOf(delta?.type)}`, kindOf(delta?.type));
 }
 
 /** What an event says, with its parse and its content (collected for a rewrite when `forRewrite`). */
@@ -96,11 +96,11 @@ function readEventOf(event: string, data: string, forRewrite: boolean): { json: 
       const other = blockContent(pieces, type, json);
       if (other) return other;
       // A text block that starts empty opens the block without content.
-      if (pieces.content.length === 0) return type === 'content_block_start' ? { opens: true, structure: `start:${String(json.index)}` } : NOTHING;
+      if (pieces.content.length === 0) return type === 'content_block_start' ? { opens: true, structure: `start:${position(json.index)}` } : NOTHING;
       return { json, reading: pieces.into({}), pieces };
     }
     case 'content_block_stop':
-      return { structure: `stop:${String(json.index)}` };
+      return { structure: `stop:${position(json.index)}` };
     default:
       return NOTHING; // ping
   }

@@ -11,7 +11,7 @@
  */
 import type { Dialect, EventReading } from './types.js';
 import { openai, OPENAI_RECOGNISERS } from './openai.js';
-import { asObject, clamp, composedId, ContentCollector, errorReading, FIRST_CHOICE, malformed, MALFORMED, parseJson, usageOf } from './shared.js';
+import { asObject, clamp, composedId, ContentCollector, kindOf, position, errorReading, FIRST_CHOICE, malformed, MALFORMED, parseJson, usageOf } from './shared.js';
 
 const OPENS: EventReading = { opens: true };
 const NOTHING: EventReading = {};
@@ -20,12 +20,12 @@ const UNVERIFIABLE: EventReading = { unverifiable: true };
 
 /** Delta events: where their content goes (per output item, and content or summary part). */
 const DELTAS: Record<string, (json: Record<string, any>) => string> = {
-  'response.output_text.delta': (j) => `item${j.output_index}.text${j.content_index}`,
-  'response.refusal.delta': (j) => `item${j.output_index}.refusal${j.content_index}`,
-  'response.reasoning_text.delta': (j) => `item${j.output_index}.reasoning${j.content_index}`,
-  'response.reasoning_summary_text.delta': (j) => `item${j.output_index}.summary${j.summary_index}`,
-  'response.function_call_arguments.delta': (j) => `item${j.output_index}.args`,
-  'response.custom_tool_call_input.delta': (j) => `item${j.output_index}.input`,
+  'response.output_text.delta': (j) => `item${position(j.output_index)}.text${position(j.content_index)}`,
+  'response.refusal.delta': (j) => `item${position(j.output_index)}.refusal${position(j.content_index)}`,
+  'response.reasoning_text.delta': (j) => `item${position(j.output_index)}.reasoning${position(j.content_index)}`,
+  'response.reasoning_summary_text.delta': (j) => `item${position(j.output_index)}.summary${position(j.summary_index)}`,
+  'response.function_call_arguments.delta': (j) => `item${position(j.output_index)}.args`,
+  'response.custom_tool_call_input.delta': (j) => `item${position(j.output_index)}.input`,
 };
 
 /** Output items whose content is text, reasoning or a function call; others (web search, code interpreter, images, MCP) are opaque. */
@@ -59,16 +59,16 @@ function readResponseEvent(event: string, data: string, forRewrite: boolean): { 
   }
   if (type === 'response.output_item.added') {
     const item = asObject(json.item);
-    if (item && !VERIFIABLE_ITEMS.has(String(item.type))) return withSequence({ unverifiable: true, content: [{ channel: `item${json.output_index}.${String(item.type)}`, text: String(item.type) }] });
+    if (item && !VERIFIABLE_ITEMS.has(String(item.type))) return withSequence({ unverifiable: true, content: [{ channel: `item${position(json.output_index)}.${kindOf(item.type)}`, text: kindOf(item.type) }] });
     // A function call's name comes with its item; other items open a part of the answer.
-    if (item?.type === 'function_call' || item?.type === 'custom_tool_call') pieces.field(item, 'name', `item${json.output_index}.tool`);
+    if (item?.type === 'function_call' || item?.type === 'custom_tool_call') pieces.field(item, 'name', `item${position(json.output_index)}.tool`);
     if (pieces.content.length > 0) return { json, reading: withSequence(pieces.into({})), pieces };
-    return withSequence({ structure: `added:${json.output_index}` });
+    return withSequence({ structure: `added:${position(json.output_index)}` });
   }
   if (type === 'response.output_text.annotation.added') return withSequence(UNVERIFIABLE);
   // The rest marks the answer's structure: parts added, and items, parts and texts done (their text repeats the deltas').
-  if (type.startsWith('response.') && (type.endsWith('.done') || type.endsWith('part.added'))) return withSequence({ structure: `${type}:${json.output_index}:${json.content_index ?? json.summary_index ?? ''}` });
-  if (type.startsWith('response.') && type.endsWith('.delta')) return withSequence({ unverifiable: true, content: [{ channel: `item${json.output_index}.${type}`, text: 'delta' }] });
+  if (type.startsWith('response.') && (type.endsWith('.done') || type.endsWith('part.added'))) return withSequence({ structure: `${kindOf(type)}:${position(json.output_index)}:${position(json.content_index ?? json.summary_index)}` });
+  if (type.startsWith('response.') && type.endsWith('.delta')) return withSequence({ unverifiable: true, content: [{ channel: `item${position(json.output_index)}.${kindOf(type)}`, text: 'delta' }] });
   return withSequence(NOTHING);
 }
 

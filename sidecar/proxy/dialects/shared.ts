@@ -99,6 +99,12 @@ export class ContentCollector {
   }
 }
 
+/** A position an upstream's event names (a block's, an output item's): a whole number, else 0, so no upstream string reaches a channel or mark. */
+export const position = (n: unknown): number => (typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : 0);
+
+/** A kind an upstream's event names (a block's or a delta's type), bounded: it goes into a channel's name. */
+export const kindOf = (v: unknown): string => String(v).slice(0, 64);
+
 /** `prefix` + `name`, without making a string when there is no prefix. */
 export const channel = (prefix: string, name: string) => (prefix === '' ? name : prefix + name);
 

@@ -136,28 +136,34 @@ export function attempt(clock: Clock): Handler {
       // The stream's bytes become events here, once; the wait is for its first content event (or one that fails it).
       const reader = new EventReader(framing, ctx.dialect);
       const head: StreamEvent[] = [];
-      for (let held = 0; !head.some(endsFirstWait); ) {
+      // The first event that ends the wait (each event is looked at once: a head of many keep-alives costs no more).
+      let decisive: StreamEvent | undefined;
+      for (let held = 0; !decisive; ) {
         const chunk = await chunks.next();
         if (chunk === null) break;
-        head.push(...reader.push(chunk));
+        for (const event of reader.push(chunk)) {
+          head.push(event);
+          if (!decisive && endsFirstWait(event)) decisive = event;
+        }
         held += chunk.length;
-        if (held > limits.maxStreamHeadBytes && !head.some(endsFirstWait)) {
+        if (held > limits.maxStreamHeadBytes && !decisive) {
           response.destroy();
           throw new TooLarge(`the stream sent more than limits.maxStreamHeadBytes (${limits.maxStreamHeadBytes} bytes) before its first content event`);
         }
       }
       timers.disarm('first-byte');
-      if (!head.some(endsFirstWait)) {
+      if (!decisive) {
         // It ended before any content or end: read what is left (a last event without its line ending), else it was cut.
         const last = reader.end();
         if (last) head.push(last);
-        else return localError(req, 502, 'upstream_unavailable', `${source.upstream}: reset: stream ended before its first content event`, 'reset', 1000);
+        if (last && endsFirstWait(last)) decisive = last;
+        else if (!last) return localError(req, 502, 'upstream_unavailable', `${source.upstream}: reset: stream ended before its first content event`, 'reset', 1000);
       }
-      // The first event that ends the wait: one that fails (an error event, garbage) fails the attempt before the app sees anything.
-      const decisive = head.find(endsFirstWait)?.read.failure;
-      if (decisive) {
+      // One that fails (an error event, garbage) fails the attempt before the app sees anything.
+      const failure = decisive?.read.failure;
+      if (failure) {
         response.destroy();
-        return localError(req, 502, 'upstream_unavailable', `${source.upstream}: ${decisive.failure}: ${decisive.detail}`, decisive.failure, 1000);
+        return localError(req, 502, 'upstream_unavailable', `${source.upstream}: ${failure.failure}: ${failure.detail}`, failure.failure, 1000);
       }
       handedOver = true; // from here the stream disposes of the timers
       const { throughputFloor } = req.upstream.config;
