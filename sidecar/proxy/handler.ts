@@ -9,7 +9,8 @@ import type { Readable } from 'node:stream';
 import type { FailureClass } from '../../api/index.js';
 import type { DeliveredContent, Mode } from '../resilience/index.js';
 import type { BodyLease } from './body-budget.js';
-import type { Dialect, LocalErrorCode, StreamFraming, TokenUsage } from './dialects/dialect.js';
+import type { Dialect, LocalErrorCode, TokenUsage } from './dialects/dialect.js';
+import type { StreamFraming } from './stream-framing.js';
 import type { StreamBody } from './stream-body.js';
 import type { Endpoint, UpstreamState } from './upstream-state.js';
 

@@ -13,7 +13,7 @@
  */
 import type { FailureClass } from '../../api/index.js';
 import { DeliveredContent } from '../resilience/index.js';
-import type { StreamFraming } from './dialects/dialect.js';
+import type { StreamFraming } from './stream-framing.js';
 import type { StreamEvent } from './stream-events.js';
 import { chunkOf, type StreamBody, type StreamChunk, type StreamEnd } from './stream-body.js';
 
@@ -101,11 +101,11 @@ export class RecoveringStream implements StreamBody {
       if (read.terminal && this.recovered && !this.recovered.said) comment = i;
     }
     if (this.delivered.overflowed) this.vouched = false;
-    if (comment === undefined || this.deps.framing !== 'sse') return chunk;
+    const note = comment === undefined ? undefined : this.deps.framing.comment(`breakwater recovered this stream after: ${this.recovered!.from.detail}`);
+    if (note === undefined) return chunk;
     this.recovered!.said = true;
-    const detail = this.recovered!.from.detail.replace(/[\r\n]/g, ' ');
     const events: StreamEvent[] = [...chunk.events];
-    events.splice(comment, 0, { raw: `: breakwater recovered this stream after: ${detail}\n\n`, fields: undefined, read: {} });
+    events.splice(comment!, 0, { raw: note, fields: undefined, read: {} });
     return chunkOf(events);
   }
 

@@ -12,7 +12,8 @@
  */
 import type { Seam } from '../resilience/index.js';
 import { parseSseEvent } from '../../lib/index.js';
-import type { Dialect, StreamFraming } from './dialects/dialect.js';
+import type { Dialect } from './dialects/dialect.js';
+import type { StreamFraming } from './stream-framing.js';
 import type { StreamEvent } from './stream-events.js';
 import { chunkOf, type StreamBody, type StreamChunk, type StreamEnd } from './stream-body.js';
 
@@ -107,7 +108,7 @@ export class ResumedStream implements StreamBody {
       return this.diverged('a new attempt sent an event that could not be rewritten');
     }
     const pieces = content.flatMap((piece, i) => (texts[i] === undefined ? [] : [{ channel: piece.channel, text: texts[i]! }]));
-    return { raw, fields: this.framing === 'sse' ? parseSseEvent(raw) : { event: 'message', data: raw.trim() }, read: { ...event.read, content: pieces } };
+    return { raw, fields: this.framing.fields(raw), read: { ...event.read, content: pieces } };
   }
 
   private diverged(why: string): 'diverged' {

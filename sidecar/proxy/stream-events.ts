@@ -8,8 +8,9 @@
  * so the app is only ever sent whole events.
  */
 import { StringDecoder } from 'node:string_decoder';
-import { parseSseEvent, PendingText, SseSplitter, type SseEvent } from '../../lib/index.js';
-import type { Dialect, EventReading, StreamFraming } from './dialects/dialect.js';
+import type { SseEvent } from '../../lib/index.js';
+import type { Dialect, EventReading } from './dialects/dialect.js';
+import type { EventSplitter, StreamFraming } from './stream-framing.js';
 
 export interface StreamEvent {
   /** The event as it came, its separator included. */
@@ -32,41 +33,15 @@ export function endsFirstWait(event: StreamEvent): boolean {
   return read.content !== undefined || read.failure !== undefined || read.terminal === true || read.finished !== undefined;
 }
 
-/** Splits NDJSON into lines, each with its line ending. */
-class LineSplitter {
-  private readonly pending = new PendingText();
-
-  push(text: string, make: (raw: string, fields: SseEvent | undefined) => StreamEvent): StreamEvent[] {
-    const lines: StreamEvent[] = [];
-    let start = 0;
-    for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
-      const raw = this.pending.take(text.slice(start, end + 1));
-      const data = raw.trim();
-      lines.push(make(raw, data === '' ? undefined : { event: 'message', data }));
-      start = end + 1;
-    }
-    this.pending.add(start === 0 ? text : text.slice(start));
-    return lines;
-  }
-
-  get held(): number {
-    return this.pending.length;
-  }
-
-  flush(): string {
-    return this.pending.take();
-  }
-}
-
 export class EventReader {
   private readonly decoder = new StringDecoder('utf8');
-  private readonly splitter: SseSplitter | LineSplitter;
+  private readonly splitter: EventSplitter;
 
   constructor(
     private readonly framing: StreamFraming,
     private readonly dialect: Dialect,
   ) {
-    this.splitter = framing === 'sse' ? new SseSplitter() : new LineSplitter();
+    this.splitter = framing.splitter();
   }
 
   /** Makes one whole event, read. */
@@ -84,9 +59,9 @@ export class EventReader {
   end(): StreamEvent | undefined {
     const rest = (this.splitter.flush() + this.decoder.end()).replace(/[\r\n]+$/, '');
     if (rest.trim() === '') return undefined;
-    const fields = this.framing === 'sse' ? parseSseEvent(rest) : { event: 'message', data: rest.trim() };
+    const fields = this.framing.fields(rest);
     if (!fields) return undefined;
-    return { raw: rest + (this.framing === 'sse' ? '\n\n' : '\n'), fields, read: this.readSafely(fields) };
+    return { raw: rest + this.framing.separator, fields, read: this.readSafely(fields) };
   }
 
   /** Characters of an unfinished event held back. */

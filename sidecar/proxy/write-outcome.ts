@@ -141,7 +141,8 @@ async function relay(res: ServerResponse, stream: StreamOutcome, ctx: RequestCon
       return { status: stream.status, outcome: 'cancelled', failure: 'none', firstByteAt, tier };
     }
     const code = next.failure === 'timeout' ? 'upstream_timeout' : 'stream_interrupted';
-    res.end(ctx.dialect.streamError(stream.framing, code, `${stream.upstream}: ${next.detail}`, sequence));
+    const message = `${stream.upstream}: ${next.detail}`;
+    res.end(stream.framing.error(ctx.dialect.streamError(code, message, sequence), code, message));
     return { status: stream.status, outcome: 'upstream_error', failure: next.failure, firstByteAt, tier, code };
   }
 }

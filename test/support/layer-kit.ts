@@ -6,7 +6,7 @@
 import { loadPolicyText } from '../../sidecar/config/policy-file.js';
 import type { RuntimeConfig } from '../../sidecar/config/runtime-config.js';
 import { createMetrics } from '../../sidecar/metrics.js';
-import type { Dialect, StreamFraming } from '../../sidecar/proxy/dialects/dialect.js';
+import type { Dialect } from '../../sidecar/proxy/dialects/dialect.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
 import type { AnswerOutcome, Handler, LocalOutcome, Outcome, ProxyRequest, RequestContext } from '../../sidecar/proxy/handler.js';
 import { chunkOf, nextOf, type StreamBody, type StreamChunk, type StreamEnd } from '../../sidecar/proxy/stream-body.js';
@@ -14,6 +14,7 @@ import { EventReader } from '../../sidecar/proxy/stream-events.js';
 import { UpstreamState } from '../../sidecar/proxy/upstream-state.js';
 import { BodyBudget } from '../../sidecar/proxy/body-budget.js';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
+import { sse, type StreamFraming } from '../../sidecar/proxy/stream-framing.js';
 
 export const metrics = createMetrics();
 
@@ -70,7 +71,7 @@ export class DrivenStream implements StreamBody {
   private waiting: (() => void) | undefined;
   private over: StreamEnd | undefined;
 
-  constructor(dialect: Dialect = openai, framing: StreamFraming = 'sse') {
+  constructor(dialect: Dialect = openai, framing: StreamFraming = sse) {
     this.reader = new EventReader(framing, dialect);
   }
 
@@ -112,7 +113,7 @@ export class DrivenStream implements StreamBody {
 }
 
 export function streamOf(body: StreamBody): Outcome {
-  return { kind: 'stream', upstream: 'primary', status: 200, headers: { 'content-type': 'text/event-stream' }, framing: 'sse', body, timeToFirstDataMs: 5, idleMs: 30_000 };
+  return { kind: 'stream', upstream: 'primary', status: 200, headers: { 'content-type': 'text/event-stream' }, framing: sse, body, timeToFirstDataMs: 5, idleMs: 30_000 };
 }
 
 /** Reads a stream outcome to its end. */

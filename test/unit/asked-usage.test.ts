@@ -8,9 +8,10 @@ import { describe, it } from 'node:test';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
 import { openaiResponses } from '../../sidecar/proxy/dialects/openai-responses.js';
 import { EventReader } from '../../sidecar/proxy/stream-events.js';
+import { sse } from '../../sidecar/proxy/stream-framing.js';
 
 const ask = (path: string, body: object | string) => openai.askUsage!(path, Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)));
-const events = (text: string) => new EventReader('sse', openai).push(Buffer.from(text));
+const events = (text: string) => new EventReader(sse, openai).push(Buffer.from(text));
 
 describe('asking a stream for its usage', () => {
   it('adds stream_options.include_usage to a Chat Completions or Completions stream, keeping every other field', () => {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { FailureClass } from '../../api/index.js';
 import { anthropic } from '../../sidecar/proxy/dialects/anthropic.js';
-import type { Dialect, StreamFraming } from '../../sidecar/proxy/dialects/dialect.js';
+import type { Dialect } from '../../sidecar/proxy/dialects/dialect.js';
 import { ollamaChat } from '../../sidecar/proxy/dialects/ollama.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
 import { RecoveringStream, type NextStream, type RecoveryResult, type RecoveryStrategy } from '../../sidecar/proxy/recovering-stream.js';
@@ -18,12 +18,13 @@ import { ResumedStream } from '../../sidecar/proxy/resumed-stream.js';
 import { bytesOf, chunkOf, nextOf, type StreamBody, type StreamChunk, type StreamEnd } from '../../sidecar/proxy/stream-body.js';
 import { EventReader } from '../../sidecar/proxy/stream-events.js';
 import { ContinuationSeam, type DeliveredContent, MAX_RECOVERABLE_CHARS } from '../../sidecar/resilience/stream-verifier.js';
+import { sse, ndjson, type StreamFraming } from '../../sidecar/proxy/stream-framing.js';
 
 const event = (content: string) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content } }] })}\n\n`;
 const DONE = 'data: [DONE]\n\n';
 
 /** A stream that sends `pieces` (each a chunk of the events it holds, read as `dialect`'s), then ends with `end`. */
-function scripted(pieces: string[], end: StreamEnd, dialect: Dialect = openai, framing: StreamFraming = 'sse'): StreamBody & { cancels: number } {
+function scripted(pieces: string[], end: StreamEnd, dialect: Dialect = openai, framing: StreamFraming = sse): StreamBody & { cancels: number } {
   const reader = new EventReader(framing, dialect);
   const queue = pieces.map((piece) => chunkOf(reader.push(Buffer.from(piece))));
   const body = { cancels: 0, poll: () => queue.shift() ?? end, ready: async () => {}, cancel: () => void body.cancels++ };
@@ -46,7 +47,7 @@ async function drain(body: StreamBody): Promise<{ text: string; end: StreamEnd; 
 const cut: StreamEnd = { kind: 'failed', failure: 'reset', detail: 'stream broken' };
 
 /** Runs a stream that sends `first` then breaks, recovered by `next` (given what was delivered, and the break); what the app read, the recoveries and the asks. */
-async function recover(first: StreamBody, next: (delivered: DeliveredContent, broke: { upstream: string; failure: FailureClass }) => NextStream | undefined, framing: StreamFraming = 'sse', maxRecoveries = 1) {
+async function recover(first: StreamBody, next: (delivered: DeliveredContent, broke: { upstream: string; failure: FailureClass }) => NextStream | undefined, framing: StreamFraming = sse, maxRecoveries = 1) {
   const results: [RecoveryResult, RecoveryStrategy][] = [];
   const asked: { delivered: string; text: string | undefined; broke: { upstream: string; failure: FailureClass } }[] = [];
   const recovering = new RecoveringStream(first, 'primary', {
@@ -78,7 +79,7 @@ describe('recovering stream', () => {
     const run = await recover(scripted([...anthropicOpening, anthropicText('Hello'), anthropicText(' wor')], cut, anthropic), (delivered) => {
       const { text, channel } = delivered.text!;
       // The attempt passes the continuation through its seam: what reaches the recovering stream starts at new content.
-      const body = new ResumedStream(scripted([...anthropicOpening, anthropicText('ld!'), ...anthropicClosing], { kind: 'complete' }, anthropic), new ContinuationSeam(text, text.length, channel), anthropic, 'sse');
+      const body = new ResumedStream(scripted([...anthropicOpening, anthropicText('ld!'), ...anthropicClosing], { kind: 'complete' }, anthropic), new ContinuationSeam(text, text.length, channel), anthropic, sse);
       return stream(body, 'continuation', 'secondary');
     });
     assert.deepEqual(
@@ -124,7 +125,7 @@ describe('recovering stream', () => {
 
   it('recovers an Ollama NDJSON stream without writing an SSE comment into it', async () => {
     const line = (content: string, done = false) => JSON.stringify({ model: 'm', message: { role: 'assistant', content }, done }) + '\n';
-    const run = await recover(scripted([line('Hel')], cut, ollamaChat, 'ndjson'), () => stream(scripted([line('lo'), line('', true)], { kind: 'complete' }, ollamaChat, 'ndjson'), 'continuation'), 'ndjson');
+    const run = await recover(scripted([line('Hel')], cut, ollamaChat, ndjson), () => stream(scripted([line('lo'), line('', true)], { kind: 'complete' }, ollamaChat, ndjson), 'continuation'), ndjson);
     assert.deepEqual(run.results, [['recovered', 'continuation']]);
     assert.deepEqual(run.asked.map((a) => a.text), ['Hel']);
     assert.equal(run.text, line('Hel') + line('lo') + line('', true));
@@ -133,7 +134,7 @@ describe('recovering stream', () => {
   it('recovers at most maxRecoveries times, each from the stream that broke: a third break ends the stream with its failure', async () => {
     // Each new stream (from another tier each time) adds one piece and breaks again.
     let n = 0;
-    const run = await recover(scripted([event('a')], cut), () => (n++, stream(scripted([event(String(n))], cut), 'regenerate', `tier${n}`)), 'sse', 2);
+    const run = await recover(scripted([event('a')], cut), () => (n++, stream(scripted([event(String(n))], cut), 'regenerate', `tier${n}`)), sse, 2);
     assert.deepEqual(
       run.asked.map(({ delivered, broke }) => [delivered, broke.upstream]),
       [
@@ -149,7 +150,7 @@ describe('recovering stream', () => {
 
   it('counts each recovery once: one whose new stream broke again as failed, with its strategy', async () => {
     let n = 0;
-    const run = await recover(scripted([event('a')], cut), () => (n++, stream(scripted([event(String(n))], cut), 'continuation', `tier${n}`)), 'sse', 2);
+    const run = await recover(scripted([event('a')], cut), () => (n++, stream(scripted([event(String(n))], cut), 'continuation', `tier${n}`)), sse, 2);
     assert.deepEqual(run.results, [
       ['failed', 'continuation'],
       ['failed', 'continuation'],
@@ -180,7 +181,7 @@ describe('recovering stream', () => {
     };
     const results: RecoveryResult[] = [];
     let asked = 0;
-    const recovering = new RecoveringStream(upstream, 'primary', { framing: 'sse', maxRecoveries: 1, again: async () => (asked++, undefined), onRecovery: (r) => results.push(r) });
+    const recovering = new RecoveringStream(upstream, 'primary', { framing: sse, maxRecoveries: 1, again: async () => (asked++, undefined), onRecovery: (r) => results.push(r) });
     const run = await drain(recovering);
     assert.equal(run.text, pieces.join(''));
     run.chunks.forEach((chunk, i) => assert.equal(chunk, sent[i], 'a chunk is passed on as the same chunk'));
@@ -193,7 +194,7 @@ describe('recovering stream', () => {
     let give!: (next: NextStream) => void;
     const again = new Promise<NextStream>((resolve) => (give = resolve));
     const first = scripted([event('hi')], cut);
-    const recovering = new RecoveringStream(first, 'primary', { framing: 'sse', maxRecoveries: 1, again: () => again, onRecovery: () => {} });
+    const recovering = new RecoveringStream(first, 'primary', { framing: sse, maxRecoveries: 1, again: () => again, onRecovery: () => {} });
     assert.equal(recovering.poll()?.kind, 'chunk');
     assert.equal(recovering.poll(), undefined, 'the break starts a recovery: nothing to give until it is over');
     assert.equal(first.cancels, 1, 'the broken stream is given up at once');

@@ -19,6 +19,7 @@ import { bytesOf, nextOf, type StreamEnd } from '../../sidecar/proxy/stream-body
 import { EventReader, type StreamEvent } from '../../sidecar/proxy/stream-events.js';
 import { ContinuationSeam, DeliveredContent, RegenerationSeam, type Seam } from '../../sidecar/resilience/stream-verifier.js';
 import { DrivenStream } from '../support/layer-kit.js';
+import { sse } from '../../sidecar/proxy/stream-framing.js';
 
 /** OpenAI's chat.completion.chunk events. */
 const oa = {
@@ -50,7 +51,7 @@ const an = {
 /** What the app has, noted as the recovering stream notes it: the content of the events the first stream sent it, and the block marks after it. */
 function deliveredBy(dialect: Dialect, events: string[]): DeliveredContent {
   const delivered = new DeliveredContent();
-  for (const { read } of new EventReader('sse', dialect).push(Buffer.from(events.join('')))) {
+  for (const { read } of new EventReader(sse, dialect).push(Buffer.from(events.join('')))) {
     if (read.content) for (const piece of read.content) delivered.add(piece);
     else if (read.structure !== undefined) delivered.mark(read.structure);
   }
@@ -58,7 +59,7 @@ function deliveredBy(dialect: Dialect, events: string[]): DeliveredContent {
 }
 
 /** The app's events, read again from the bytes it was sent (a rewritten event must parse as its API's). */
-const reread = (dialect: Dialect, bytes: Buffer) => new EventReader('sse', dialect).push(bytes);
+const reread = (dialect: Dialect, bytes: Buffer) => new EventReader(sse, dialect).push(bytes);
 
 /** The text of each channel, in order, over `events`. */
 function contentOf(events: readonly StreamEvent[]): Record<string, string> {
@@ -73,7 +74,7 @@ async function resumed(dialect: Dialect, seam: Seam, chunks: string[][], end: 'c
   for (const chunk of chunks) body.push(chunk.join(''));
   if (end === 'complete') body.end();
   else body.fail(end);
-  const stream = new ResumedStream(body, seam, dialect, 'sse');
+  const stream = new ResumedStream(body, seam, dialect, sse);
   const sent: Buffer[] = [];
   const passed: StreamEvent[] = [];
   let last: StreamEnd;
@@ -130,7 +131,7 @@ describe('ResumedStream: a regenerated stream', () => {
   it('holds the events that follow the catch-up until new content comes, then passes them on with it', async () => {
     const delivered = deliveredBy(anthropic, [an.start('msg_A'), an.textBlock(), an.text('Hello')]);
     const body = new DrivenStream(anthropic);
-    const stream = new ResumedStream(body, regenerating(delivered), anthropic, 'sse');
+    const stream = new ResumedStream(body, regenerating(delivered), anthropic, sse);
     body.push(an.start('msg_B') + an.textBlock() + an.text('Hel') + an.text('lo'));
     assert.equal(stream.poll(), undefined, 'the repeat: nothing for the app');
     body.push(an.ping());
@@ -162,7 +163,7 @@ describe('ResumedStream: a regenerated stream', () => {
     assert.equal(run.end.kind, 'complete');
     assert.ok(!run.text.includes('call_B') && !run.text.includes('get_weather'), 'no second tool-call start');
     assert.deepEqual(JSON.parse(run.events[0]!.fields!.data).choices[0].delta, { tool_calls: [{ index: 0, function: { arguments: 'is"}' } }] });
-    const app = [...new EventReader('sse', openai).push(Buffer.from(first.join(''))), ...run.events];
+    const app = [...new EventReader(sse, openai).push(Buffer.from(first.join(''))), ...run.events];
     assert.equal(contentOf(app)['tool0.args'], '{"city": "Paris"}', 'the arguments the app reads, over both streams');
     assert.equal(contentOf(app)['tool0.name'], 'get_weather');
   });
@@ -189,7 +190,7 @@ describe('ResumedStream: a regenerated stream', () => {
       run.events.slice(1).map((e) => e.raw),
       [an.stop(1), an.delta('tool_use'), an.end()],
     );
-    const app = [...new EventReader('sse', anthropic).push(Buffer.from(first.join(''))), ...run.events];
+    const app = [...new EventReader(sse, anthropic).push(Buffer.from(first.join(''))), ...run.events];
     assert.deepEqual(contentOf(app), { 'block0.text': 'Let me check.', 'block1.tool': 'get_weather', 'block1.args': '{"city": "Paris"}' });
   });
 

@@ -12,11 +12,12 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type OpenAI from 'openai';
 import { anthropic } from '../../sidecar/proxy/dialects/anthropic.js';
-import type { Dialect, EventReading, StreamFraming } from '../../sidecar/proxy/dialects/dialect.js';
+import type { Dialect, EventReading } from '../../sidecar/proxy/dialects/dialect.js';
 import { generic } from '../../sidecar/proxy/dialects/generic.js';
 import { ollamaChat, ollamaGenerate } from '../../sidecar/proxy/dialects/ollama.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
 import { EventReader } from '../../sidecar/proxy/stream-events.js';
+import { sse, ndjson, type StreamFraming } from '../../sidecar/proxy/stream-framing.js';
 
 /** A chat.completion.chunk as OpenAI's SDK types it (vLLM's and Azure's additions on top). */
 const chunk = (choices: OpenAI.ChatCompletionChunk['choices'], extra: Partial<OpenAI.ChatCompletionChunk> & Record<string, unknown> = {}): OpenAI.ChatCompletionChunk => ({
@@ -187,7 +188,7 @@ describe('reading stream events', () => {
   });
 
   it('reads the terminator from the parsed event only: `data:[DONE]` without a space is terminal, a text that mentions it is not', () => {
-    const reader = new EventReader('sse', openai);
+    const reader = new EventReader(sse, openai);
     const events = reader.push(Buffer.from('data:[DONE]\n\n' + `data: ${JSON.stringify(chunk([choice({ content: 'data: [DONE]' })]))}\r\n\r\n` + 'data: [DONE]\r\n\r\n'));
     assert.deepEqual(
       events.map((e) => [e.fields?.data === '[DONE]', e.read.terminal === true, e.read.content?.[0]?.text]),
@@ -197,7 +198,7 @@ describe('reading stream events', () => {
         [true, true, undefined],
       ],
     );
-    const anthropicEvents = new EventReader('sse', anthropic).push(Buffer.from(`event: content_block_delta\ndata: ${JSON.stringify(ANTHROPIC.at(-1)![2])}\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n`));
+    const anthropicEvents = new EventReader(sse, anthropic).push(Buffer.from(`event: content_block_delta\ndata: ${JSON.stringify(ANTHROPIC.at(-1)![2])}\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n`));
     assert.deepEqual(
       anthropicEvents.map((e) => e.read.terminal === true),
       [false, true],
@@ -205,7 +206,7 @@ describe('reading stream events', () => {
   });
 
   it('reads an NDJSON stream a line at a time, and its last line without its line ending at the end', () => {
-    const reader = new EventReader('ndjson', ollamaChat);
+    const reader = new EventReader(ndjson, ollamaChat);
     const [content, done] = OLLAMA_CHAT.filter(([what]) => what === 'a content line' || what === 'the done line').map(([, , data]) => JSON.stringify(data));
     const events = reader.push(Buffer.from(`${content}\n\n${done}`));
     assert.deepEqual(
@@ -266,7 +267,7 @@ describe('reading stream events', () => {
   });
 
   it('carries exactly the content withContent is told to, in the event as its API writes it (property)', () => {
-    const framing = (dialect: Dialect): StreamFraming => (dialect === ollamaChat || dialect === ollamaGenerate ? 'ndjson' : 'sse');
+    const framing = (dialect: Dialect): StreamFraming => (dialect === ollamaChat || dialect === ollamaGenerate ? ndjson : sse);
     // (Content that cannot be vouched for is never rewritten: a new stream that sends it before its new content diverges.)
     const contentRows = TABLES.flatMap(([dialect, rows]) => rows.filter(([, , , expected]) => expected !== OPAQUE && 'content' in expected).map(([what, event, data]) => [`${dialect.name}: ${what}`, event, JSON.stringify(data)] as const));
     const dialectOf = (what: string) => TABLES.find(([d]) => what.startsWith(`${d.name}: `))![0];
@@ -280,7 +281,7 @@ describe('reading stream events', () => {
         const raw = dialect.withContent(event, data, texts);
         const [again, ...more] = new EventReader(framing(dialect), dialect).push(Buffer.from(raw));
         assert.equal(more.length, 0, 'one whole event');
-        assert.equal(again!.fields?.event, framing(dialect) === 'sse' ? event : 'message');
+        assert.equal(again!.fields?.event, framing(dialect) === sse ? event : 'message');
         const expected = pieces.flatMap((p, i) => (texts[i] === undefined ? [] : [{ channel: p.channel, text: texts[i]! }]));
         assert.deepEqual(again!.read.content ?? [], expected, raw);
         assert.equal(again!.read.failure, undefined);

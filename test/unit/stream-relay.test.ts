@@ -19,6 +19,7 @@ import { UpstreamStream } from '../../sidecar/proxy/upstream-stream.js';
 import { EventReader } from '../../sidecar/proxy/stream-events.js';
 import { bytesOf, nextOf, onStreamEnd, type StreamBody, type StreamEnd } from '../../sidecar/proxy/stream-body.js';
 import { ManualClock } from '../../sidecar/resilience/index.js';
+import { sse, ndjson } from '../../sidecar/proxy/stream-framing.js';
 
 const response = () => new PassThrough() as PassThrough & IncomingMessage;
 const tick = () => new Promise((r) => setImmediate(r));
@@ -141,7 +142,7 @@ describe('the relay (UpstreamStream)', () => {
           const sent = cutShort ? whole.subarray(0, whole.length - Buffer.byteLength(end.at(-1)!)) : whole;
           const res = response();
           const attempt = attemptOf(new ManualClock());
-          const reader = new EventReader(dialect === anthropic || dialect === openai ? 'sse' : 'ndjson', dialect);
+          const reader = new EventReader(dialect === anthropic || dialect === openai ? sse : ndjson, dialect);
           const stream = new UpstreamStream(res, new ChunkSource(res, attempt), reader, [], attempt, dialect, { idleMs: 60_000 });
           const offsets = [...new Set(cuts.map((c) => c % (sent.length + 1)))].sort((a, b) => a - b);
           [0, ...offsets].forEach((from, i) => res.write(sent.subarray(from, offsets[i] ?? sent.length)));
@@ -167,7 +168,7 @@ describe('the relay (UpstreamStream)', () => {
     const run = async (events: string[], how: 'end' | 'break', expectedChoices = 1) => {
       const res = response();
       const attempt = attemptOf(new ManualClock());
-      const stream = new UpstreamStream(res, new ChunkSource(res, attempt), new EventReader('sse', openai), [], attempt, openai, { idleMs: 60_000, expectedChoices });
+      const stream = new UpstreamStream(res, new ChunkSource(res, attempt), new EventReader(sse, openai), [], attempt, openai, { idleMs: 60_000, expectedChoices });
       for (const event of events) res.write(event);
       if (how === 'end') res.end();
       else setImmediate(() => res.destroy(new Error('socket hang up')));
@@ -192,7 +193,7 @@ describe('the relay (UpstreamStream)', () => {
   it('relays nothing after the terminator, and reads a terminator only in a parsed event', async () => {
     const res = response();
     const attempt = attemptOf(new ManualClock());
-    const stream = new UpstreamStream(res, new ChunkSource(res, attempt), new EventReader('sse', openai), [], attempt, openai, { idleMs: 60_000 });
+    const stream = new UpstreamStream(res, new ChunkSource(res, attempt), new EventReader(sse, openai), [], attempt, openai, { idleMs: 60_000 });
     const mention = `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: 'data: [DONE]\n\n' }, finish_reason: null }] })}\n\n`;
     res.write(mention);
     res.write('data:[DONE]\n\ndata: {"choices":[{"index":0,"delta":{"content":"late"}}]}\n\n');

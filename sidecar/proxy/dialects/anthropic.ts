@@ -1,6 +1,6 @@
 /** Anthropic's Messages API: typed error bodies, named SSE events ending in message_stop, usage in input/output_tokens. */
 import type { Dialect, EventReading, LocalErrorCode, Recogniser } from './types.js';
-import { answerUsageReader, asObject, clamp, composedId, ContentCollector, kindOf, position, errorReading, FIRST_CHOICE, malformed, MALFORMED, ndjsonError, OVERLOADED, parseJson, prefillAssistant, statusMessage, usageOf } from './shared.js';
+import { answerUsageReader, asObject, clamp, composedId, ContentCollector, kindOf, position, errorReading, FIRST_CHOICE, malformed, MALFORMED, OVERLOADED, parseJson, prefillAssistant, statusMessage, usageOf } from './shared.js';
 
 const ANTHROPIC_RECOGNISERS: Recogniser[] = [
   { class: 'context-length', pattern: /prompt is too long/i, source: 'Anthropic' },
@@ -113,9 +113,7 @@ export const anthropic: Dialect = {
     const type = status === 429 ? 'rate_limit_error' : status === 529 ? 'overloaded_error' : status >= 500 ? 'api_error' : 'invalid_request_error';
     return JSON.stringify({ type: 'error', error: { type, message: text } });
   },
-  streamError(framing, code, text) {
-    return framing === 'ndjson' ? ndjsonError(code, text) : `event: error\ndata: ${anthropic.errorBody(code, text)}\n\n`;
-  },
+  streamError: (code, text) => ({ event: 'error', data: anthropic.errorBody(code, text) }),
   readEvent(event, data) {
     const read = readEventOf(event, data, false);
     return 'reading' in read ? read.reading : read;

@@ -14,7 +14,7 @@ import { generic } from './generic.js';
 import { ollamaChat, ollamaGenerate } from './ollama.js';
 import { openai } from './openai.js';
 import { openaiResponses } from './openai-responses.js';
-import type { Dialect, StreamFraming } from './types.js';
+import type { Dialect } from './types.js';
 
 export type * from './types.js';
 
@@ -42,12 +42,4 @@ export function dialectFor(api: ApiFamily, path: string): Dialect {
 export function dialectOfPath(path: string): Dialect {
   if (path.includes('/messages')) return anthropic;
   return dialectFor(path.startsWith('/api/') ? 'ollama' : 'openai', path);
-}
-
-/** The framing of a stream, from its content type; undefined for a plain answer. */
-export function streamFraming(contentType: string | undefined): StreamFraming | undefined {
-  if (!contentType) return undefined;
-  if (contentType.includes('text/event-stream')) return 'sse';
-  if (contentType.includes('ndjson')) return 'ndjson';
-  return undefined;
 }

@@ -5,7 +5,7 @@
  * (Its OpenAI-compatible /v1 is the openai dialect.)
  */
 import type { Dialect, EventReading, Recogniser } from './types.js';
-import { answerUsageReader, asObject, clamp, ContentCollector, errorReading, FIRST_CHOICE, malformed, MALFORMED, ndjsonError, OVERLOADED, parseJson, prefillAssistant, statusMessage, usageOf } from './shared.js';
+import { answerUsageReader, asObject, clamp, ContentCollector, errorReading, FIRST_CHOICE, malformed, MALFORMED, OVERLOADED, parseJson, prefillAssistant, statusMessage, usageOf } from './shared.js';
 
 const OLLAMA_RECOGNISERS: Recogniser[] = [{ class: 'context-length', pattern: /context length|context window/i, source: 'Ollama' }, OVERLOADED];
 
@@ -44,7 +44,7 @@ function ollamaDialect(endpoint: 'chat' | 'generate'): Dialect {
     name: `ollama-${endpoint}`,
     errorBody: (code, text) => JSON.stringify({ error: `${code}: ${text}` }),
     upstreamErrorBody: (status, text = statusMessage(status)) => JSON.stringify({ error: text }),
-    streamError: (_framing, code, text) => ndjsonError(code, text),
+    streamError: (code, text) => ({ data: JSON.stringify({ error: `${code}: ${text}`, done: true }) }),
     readEvent(_event, data) {
       const read = readLine(endpoint, data, false);
       return 'reading' in read ? read.reading : read;

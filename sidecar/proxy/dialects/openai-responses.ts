@@ -112,10 +112,7 @@ const message = (id: string, text: string, status: 'in_progress' | 'completed') 
 export const openaiResponses: Dialect = {
   ...openai,
   name: 'openai-responses',
-  streamError(framing, code, text, sequence) {
-    if (framing === 'ndjson') return openai.streamError(framing, code, text);
-    return `event: error\ndata: ${JSON.stringify({ type: 'error', code, message: text, param: null, sequence_number: (sequence ?? 0) + 1 })}\n\n`;
-  },
+  streamError: (code, text, sequence) => ({ event: 'error', data: JSON.stringify({ type: 'error', code, message: text, param: null, sequence_number: (sequence ?? 0) + 1 }) }),
   readEvent(event, data) {
     const read = readResponseEvent(event, data, false);
     return 'reading' in read ? read.reading : read;

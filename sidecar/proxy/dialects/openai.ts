@@ -5,7 +5,7 @@
  * know Anthropic's and Ollama's texts.
  */
 import type { Dialect, EventReading, LocalErrorCode, Recogniser } from './types.js';
-import { answerUsageReader, asObject, channel, clamp, composedId, ContentCollector, dataErrorEvent, errorReading, FIRST_CHOICE, malformed, MALFORMED, OVERLOADED, parseJson, prefillAssistant, statusMessage, usageOf } from './shared.js';
+import { answerUsageReader, asObject, channel, clamp, composedId, ContentCollector, errorReading, FIRST_CHOICE, malformed, MALFORMED, OVERLOADED, parseJson, prefillAssistant, statusMessage, usageOf } from './shared.js';
 
 const ERROR_TYPE: Record<LocalErrorCode, string> = {
   circuit_open: 'server_error',
@@ -122,9 +122,7 @@ export const openai: Dialect = {
     const type = status === 429 ? 'requests' : status >= 500 ? 'server_error' : 'invalid_request_error';
     return JSON.stringify({ error: { message: text, type, param: null, code: status === 429 ? 'rate_limit_exceeded' : null } });
   },
-  streamError(framing, code, text) {
-    return dataErrorEvent(framing, code, text, openai.errorBody(code, text));
-  },
+  streamError: (code, text) => ({ data: openai.errorBody(code, text) }),
   readEvent(_event, data) {
     const read = readChunk(data, false);
     return 'reading' in read ? read.reading : read;

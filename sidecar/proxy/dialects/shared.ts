@@ -1,7 +1,7 @@
 /** Pieces more than one dialect uses. */
 import { randomUUID } from 'node:crypto';
 import { classifyStreamError } from '../classify.js';
-import type { Content, Dialect, EventReading, Recogniser, StreamFraming, TokenUsage } from './types.js';
+import type { Content, Dialect, EventReading, Recogniser, TokenUsage } from './types.js';
 
 /** What `parseJson` gives for a text that is not JSON. */
 export const MALFORMED = Symbol('malformed');
@@ -125,16 +125,6 @@ export function answerUsageReader(inputFields: string[], outputFields: string[])
     const output = countIn(json, outputFields);
     return input || output ? { input, output } : undefined;
   };
-}
-
-/** The error line that ends an NDJSON stream, in any family (Ollama's shape). */
-export function ndjsonError(code: string, message: string): string {
-  return JSON.stringify({ error: `${code}: ${message}`, done: true }) + '\n';
-}
-
-/** For dialects whose SSE error event is `data: <errorBody>`. */
-export function dataErrorEvent(framing: StreamFraming, code: string, message: string, body: string): string {
-  return framing === 'ndjson' ? ndjsonError(code, message) : `data: ${body}\n\n`;
 }
 
 /** An id for an answer the sidecar composes (never one that looks like a provider's or the mock's). */

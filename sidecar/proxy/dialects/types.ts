@@ -1,6 +1,7 @@
 /** What a dialect is: the interface every API family's module implements, and the types it speaks in. */
 import type { FailureClass } from '../../../api/index.js';
 import type { StreamEvent } from '../stream-events.js';
+import type { WrittenEvent } from '../stream-framing.js';
 
 /** Codes of the answers the sidecar makes itself. */
 export type LocalErrorCode =
@@ -21,8 +22,6 @@ export interface TokenUsage {
   input: number;
   output: number;
 }
-
-export type StreamFraming = 'sse' | 'ndjson';
 
 /** A pattern in an upstream's error body that names its failure class. */
 export interface Recogniser {
@@ -84,8 +83,8 @@ export interface Dialect {
   errorBody(code: LocalErrorCode, message: string): string;
   /** An error body as this API's own servers write it (injected faults, the mock upstream). */
   upstreamErrorBody(status: number, message?: string): string;
-  /** The event that ends a stream the sidecar has to break off; `sequence`: the number of the last event the app had, for an API that numbers them. */
-  streamError(framing: StreamFraming, code: LocalErrorCode, message: string, sequence?: number): string;
+  /** The event that ends a stream the sidecar has to break off (its framing writes it); `sequence`: the number of the last event the app had, for an API that numbers them. */
+  streamError(code: LocalErrorCode, message: string, sequence?: number): WrittenEvent;
   /** For an API that numbers its events: the event renumbered (a recovered stream's events follow the app's numbering); undefined when it has no number. */
   withSequence?(event: string, data: string, sequence: number): string | undefined;
   /** What one whole stream event says (its SSE event name and data, or an NDJSON line as data). */

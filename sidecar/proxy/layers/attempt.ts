@@ -13,10 +13,10 @@ import { AttemptTimers, type AbortHooks } from '../attempt-timers.js';
 import { ChunkSource } from '../chunk-source.js';
 import type { BodyLease } from '../body-budget.js';
 import { classifyStatus, classifyTransportError } from '../classify.js';
-import { streamFraming } from '../dialects/dialect.js';
 import { parseObject } from '../dialects/shared.js';
 import { localError, type Handler, type Outcome, type ProxyRequest, type Resume } from '../handler.js';
 import { ResumedStream } from '../resumed-stream.js';
+import { framingOf } from '../stream-framing.js';
 import { upstreamPath } from '../tier-request.js';
 import { EventReader, endsFirstWait, type StreamEvent } from '../stream-events.js';
 import { nextOf, startingWith, type StreamBody, type StreamEnd } from '../stream-body.js';
@@ -120,7 +120,7 @@ export function attempt(clock: Clock): Handler {
     try {
       const response = await send(req, timers);
       const status = response.statusCode!;
-      const framing = status < 300 ? streamFraming(firstHeader(response.headers, 'content-type')) : undefined;
+      const framing = status < 300 ? framingOf(firstHeader(response.headers, 'content-type')) : undefined;
       if (!framing) {
         timers.disarm('first-byte');
         const body = await readAll(response, limits.maxAnswerBytes, ctx.memory, timers);
