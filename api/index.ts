@@ -1,11 +1,12 @@
 /**
  * api/ — the contract both sides import and that imports neither: the policy
  * schema (policy-schema.ts, the single source of the CRD, the validator and the
- * defaults), the failure classes, duration/size units, and the sidecar–controller
+ * defaults), the API families (api-families.ts), the failure classes, duration/size units, and the sidecar–controller
  * protocol. The schema module itself (TypeBox) is for build time and tests;
  * run time uses what scripts/ generates from it into generated/, and its types.
  */
 export type * from './policy-schema.js';
+export * from './api-families.js';
 export * from './failure-classes.js';
 export * from './units.js';
 export * from './settings-defaults.js';

@@ -9,6 +9,7 @@
  * would be filled into every upstream and silently beat `spec.defaults`.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { API_FAMILY_NAMES } from './api-families.js';
 import { FAILURE_CLASSES } from './failure-classes.js';
 import { MAX_DURATION, MAX_DURATION_CHARS, MONEY_PATTERN, OBJECTIVE_PATTERN } from './units.js';
 
@@ -295,7 +296,7 @@ export const UpstreamSchema = Type.Object(
   {
     name: Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63, description: 'DNS label; apps reach it at http://127.0.0.1:15001/<name>/...' }),
     url: Type.Optional(httpUrl),
-    api: stringEnum(['openai', 'anthropic', 'ollama', 'generic'], {
+    api: stringEnum(API_FAMILY_NAMES, {
       default: 'openai',
       description: 'API family: error shapes, streaming format, model field, usage.',
     }),

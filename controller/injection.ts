@@ -11,7 +11,7 @@
  * returned unchanged.
  */
 import type { V1Container, V1EnvVar, V1Pod } from '@kubernetes/client-node';
-import { parseDuration, secretEnvName, TOKEN_AUDIENCE, type PolicySpec } from '../api/index.js';
+import { API_FAMILIES, parseDuration, secretEnvName, TOKEN_AUDIENCE, type PolicySpec } from '../api/index.js';
 
 export const SIDECAR_NAME = 'breakwater-sidecar';
 export const STATUS_ANNOTATION = 'breakwater.dev/status';
@@ -40,11 +40,12 @@ export interface InjectionContext {
   setByEnvFrom?: ReadonlyMap<string, ReadonlySet<string> | 'unknown'>;
 }
 
-/** The base URL an app uses for an upstream: OpenAI clients expect the /v1 prefix in it. */
+/** The base URL an app uses for an upstream: its family's base path (OpenAI clients expect /v1), unless the upstream's URL already ends with it. */
 function baseUrlFor(upstream: PolicySpec['upstreams'][number]): string {
   const root = `http://127.0.0.1:${DATA_PORT}/${upstream.name}`;
   const upstreamPath = upstream.url ? new URL(upstream.url).pathname.replace(/\/+$/, '') : '';
-  return upstream.api === 'openai' && !upstreamPath.endsWith('/v1') ? `${root}/v1` : root;
+  const base = API_FAMILIES[upstream.api ?? 'openai'].appBasePath;
+  return base !== '' && !upstreamPath.endsWith(base) ? root + base : root;
 }
 
 function sidecarContainer(context: InjectionContext, logLevel: string | undefined): V1Container {

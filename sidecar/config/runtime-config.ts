@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import {
+  API_FAMILIES,
   mergeSettings,
   parseDuration,
   parseSize,
@@ -83,13 +84,12 @@ export interface UpstreamConfig {
 export type ContinuationStyle = 'prefill' | 'continue-final-message' | 'off';
 
 /**
- * `auto` by API: Anthropic and Ollama continue a trailing assistant message; OpenAI's own API does not
- * (vLLM, llama.cpp and other servers that speak it are declared in the policy).
+ * `auto` by API family (api/api-families.ts): Anthropic and Ollama continue a trailing assistant message;
+ * OpenAI's own API does not (vLLM, llama.cpp and other servers that speak it are declared in the policy).
  */
 function continuationOf(upstream: UpstreamSpec): ContinuationStyle {
   const declared = upstream.streamRecovery.continuation;
-  if (declared !== 'auto') return declared;
-  return upstream.api === 'anthropic' || upstream.api === 'ollama' ? 'prefill' : 'off';
+  return declared === 'auto' ? API_FAMILIES[upstream.api].continuation : declared;
 }
 
 /** A tier of an upstream's chain: the upstream itself, or a fallback (`when` undefined: any failure the app did not cause). */

@@ -10,6 +10,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { dialectOfPath, type Dialect } from '../proxy/dialects/dialect.js';
+import { openai } from '../proxy/dialects/openai.js';
 
 export type Behavior =
   | { kind: 'ok'; text?: string; delayMs?: number; chunks?: number; chunkDelayMs?: number }
@@ -37,6 +38,12 @@ export interface MockUpstreamOptions {
   failure?: Behavior | Behavior[];
   random?: () => number;
 }
+
+/** A dialect that composes answers (every text-completion path). */
+type Composing = Required<Pick<Dialect, 'composeAnswer' | 'composeStream'>> & Dialect;
+
+/** The path's dialect when it composes answers; any other path (health, embeddings…) is answered as a chat completion. */
+const composing = (dialect: Dialect): Composing => (dialect.composeAnswer && dialect.composeStream ? (dialect as Composing) : (openai as Composing));
 
 const DEFAULT_TEXT = 'Hello from the Breakwater mock upstream.';
 
@@ -147,11 +154,11 @@ export class MockUpstream {
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', data: [{ id: 'mock-model', object: 'model' }] }));
           return;
         }
-        await this.answer(req, res, dialect, model, body, behavior);
+        await this.answer(req, res, composing(dialect), model, body, behavior);
     }
   }
 
-  private async answer(req: IncomingMessage, res: ServerResponse, dialect: Dialect, model: string, body: Record<string, unknown>, behavior: Behavior): Promise<void> {
+  private async answer(req: IncomingMessage, res: ServerResponse, dialect: Composing, model: string, body: Record<string, unknown>, behavior: Behavior): Promise<void> {
     const text = (behavior.kind === 'ok' && behavior.text) || DEFAULT_TEXT;
     const usage = { input: 12, output: text.split(' ').length };
     const cutAfter = 'afterChunks' in behavior ? behavior.afterChunks : undefined;

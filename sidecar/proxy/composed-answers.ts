@@ -9,9 +9,10 @@ import type { ResponseCache } from './response-cache.js';
 
 const NO_USAGE = { input: 0, output: 0 };
 
-function composed(req: ProxyRequest, dialect: Dialect, text: string, plainBody: Buffer | undefined, tier: 'cache' | 'static'): AnswerOutcome {
+function composed(req: ProxyRequest, dialect: Dialect, text: string, plainBody: Buffer | undefined, tier: 'cache' | 'static'): AnswerOutcome | undefined {
   const model = req.model ?? 'breakwater';
   const headers: Record<string, string> = tier === 'cache' ? { 'x-breakwater-cache': 'hit' } : { 'x-breakwater-degraded': 'true' };
+  if (!dialect.composeAnswer || !dialect.composeStream) return undefined;
   let body: Buffer;
   if (req.stream) {
     const events = dialect.composeStream(model, [text], NO_USAGE);
@@ -37,6 +38,7 @@ export async function answerFromCache(cache: ResponseCache, key: string | undefi
   return typeof text === 'string' ? composed(req, dialect, text, hit.body, 'cache') : undefined;
 }
 
-export function staticAnswer(message: string, req: ProxyRequest, dialect: Dialect): AnswerOutcome {
+/** The policy's static message as an answer, or undefined for a path whose answers are not text. */
+export function staticAnswer(message: string, req: ProxyRequest, dialect: Dialect): AnswerOutcome | undefined {
   return composed(req, dialect, message, undefined, 'static');
 }

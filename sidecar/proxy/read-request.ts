@@ -1,11 +1,13 @@
 /**
  * Reading an app's request once, as it arrives: the body buffered up to the
  * replay cap (past it, handed on as a stream that is sent once), and the
- * fields of a JSON body the sidecar acts on.
+ * fields of a JSON body the sidecar acts on, as the request's dialect reads them.
  */
 import type { IncomingMessage } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import type { BodyLease } from './body-budget.js';
+import type { Dialect, RequestFields } from './dialects/dialect.js';
+import { MAX_MODEL_CHARS } from './dialects/shared.js';
 
 export type Body = { body: Buffer | null; stream?: Readable };
 
@@ -58,9 +60,6 @@ export function readBody(req: IncomingMessage, max: number, lease: BodyLease): P
   });
 }
 
-/** The app's model, as the sidecar keeps it (breaker keys, headers, logs): longer ones are cut here, once. */
-const MAX_MODEL_CHARS = 256;
-
 /** A top-level "model" found by peeking, no longer than MAX_MODEL_CHARS. */
 const PEEKED_MODEL = new RegExp(`"model"\\s*:\\s*"((?:[^"\\\\]|\\\\.){1,${MAX_MODEL_CHARS}})"`);
 
@@ -69,46 +68,26 @@ const PARSE_LIMIT = 256 * 1024;
 /** Larger ones are only peeked at: SDKs write top-level scalars such as model before or after the long messages. */
 const PEEK_BYTES = 4096;
 
-function numberOrUndefined(value: unknown): number | undefined {
-  return typeof value === 'number' && value > 0 ? value : undefined;
+/** A cap under any of `names`, peeked at in `text`. */
+function peekedCap(text: string, names: readonly string[]): number | undefined {
+  if (names.length === 0) return undefined;
+  const found = new RegExp(`"(?:${names.join('|')})"\\s*:\\s*([0-9]+)`).exec(text)?.[1];
+  return found === undefined ? undefined : Number(found);
 }
 
-export interface BodyFields {
-  model?: string;
-  maxTokens?: number;
-  stream?: boolean;
-  jsonMode?: boolean;
-  /** How many choices a stream must finish (OpenAI's `n`, at most MAX_CHOICES). */
-  choices?: number;
-  /** The app asked an OpenAI stream for its usage (stream_options.include_usage). */
-  usageAsked?: boolean;
-}
-
-/** The most choices the sidecar keeps track of in one stream. */
-const MAX_CHOICES = 128;
-
-/** Fields of a JSON request body the sidecar acts on: the model (breaker scope), the output token cap (perOutputToken), stream and JSON mode. */
-export function inspectBody(body: Buffer | null): BodyFields {
+/** The fields of a JSON request body the sidecar acts on, as the request's dialect reads them (a body that is not a JSON object has none). */
+export function inspectBody(body: Buffer | null, dialect: Dialect): RequestFields {
   if (!body || body[0] !== 0x7b /* { */) return {};
   if (body.length > PARSE_LIMIT) {
     const edges = body.toString('utf8', 0, PEEK_BYTES) + '\n' + body.toString('utf8', body.length - PEEK_BYTES);
-    const model = PEEKED_MODEL.exec(edges)?.[1];
-    const maxTokens = /"(?:max_tokens|max_completion_tokens|max_output_tokens|num_predict)"\s*:\s*([0-9]+)/.exec(edges)?.[1];
     const stream = /"stream"\s*:\s*(true|false)/.exec(edges)?.[1];
-    return { model, maxTokens: maxTokens === undefined ? undefined : Number(maxTokens), stream: stream === undefined ? undefined : stream === 'true' };
+    return { model: PEEKED_MODEL.exec(edges)?.[1], maxTokens: peekedCap(edges, dialect.outputCapFields), stream: stream === undefined ? undefined : stream === 'true' };
   }
+  let json: unknown;
   try {
-    const json = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
-    const options = json.options as Record<string, unknown> | undefined;
-    return {
-      model: typeof json.model === 'string' ? json.model.slice(0, MAX_MODEL_CHARS) : undefined,
-      maxTokens: numberOrUndefined(json.max_tokens) ?? numberOrUndefined(json.max_completion_tokens) ?? numberOrUndefined(json.max_output_tokens) ?? numberOrUndefined(options?.num_predict),
-      stream: typeof json.stream === 'boolean' ? json.stream : undefined,
-      choices: Number.isSafeInteger(json.n) && (json.n as number) > 1 ? Math.min(json.n as number, MAX_CHOICES) : undefined,
-      usageAsked: (json.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true || undefined,
-      jsonMode: /^json_(object|schema)$/.test((json.response_format as { type?: string } | undefined)?.type ?? '') || json.format === 'json' || typeof json.format === 'object' || undefined,
-    };
+    json = JSON.parse(body.toString('utf8'));
   } catch {
     return {}; // not JSON after all: the upstream will say so
   }
+  return typeof json === 'object' && json !== null && !Array.isArray(json) ? dialect.readRequest(json as Record<string, any>) : {};
 }

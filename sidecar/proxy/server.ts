@@ -166,10 +166,10 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     const read = await readBody(req, upstream.config.retry.maxBodyBytes, lease);
     const { body, stream: bodyStream } = read === OVER_BUDGET ? { body: null, stream: undefined } : read;
     const forwarded = appHeaders(req);
-    const { stream: asked, ...fields } = inspectBody(body);
+    const { stream: asked, ...fields } = inspectBody(body, dialect);
     const stream = asked ?? dialect.streamsByDefault;
     // Every stream's usage is counted: a stream that would not report it is asked to (its usage then hidden from the app).
-    const withUsage = stream && body && !fields.usageAsked ? dialect.askUsage?.(path, body) : undefined;
+    const withUsage = stream && body && !fields.usageAsked ? dialect.askUsage?.(body) : undefined;
     const sent = withUsage && lease.take(withUsage.length - body!.length) ? withUsage : body;
     const request: ProxyRequest = {
       upstream,

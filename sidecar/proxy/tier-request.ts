@@ -103,11 +103,12 @@ export function upstreamPath(upstream: UpstreamState, appPath: string): string {
   return `${q < 0 ? appPath : appPath.slice(0, q)}?${query.toString()}`;
 }
 
-/** The request for another upstream of the chain (optionally with another model), without the app's credentials (headers and query). */
-export function requestFor(req: ProxyRequest, upstream: UpstreamState, model?: string): ProxyRequest {
+/** The request for another upstream of the chain (optionally with another model, set where the dialect keeps it), without the app's credentials (headers and query). */
+export function requestFor(req: ProxyRequest, dialect: Dialect, upstream: UpstreamState, model?: string): ProxyRequest {
   const tier = { ...req, upstream, appPath: withoutQueryCredentials(req.appPath), appHeaders: withoutCredentials(req.appHeaders) };
   const json = model === undefined ? undefined : parsed(req.body);
-  const body = json && serialised({ ...json, model });
+  if (json) dialect.setModel(json, model!);
+  const body = json && serialised(json);
   if (body) return withBody(tier, body, { model });
   return { ...tier, model: model ?? req.model, headers: upstreamHeaders(tier.appHeaders, upstream, req.body) };
 }

@@ -31,10 +31,10 @@ async function startBillingModel(t: TestContext, name: string) {
       const usage = { input: 400 * body.messages.length, output: OUTPUT_TOKENS };
       calls.push({ tokens: usage.input + usage.output });
       if (!body.stream) {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(openai.composeAnswer(name, `answer from ${name}`, usage));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(openai.composeAnswer!(name, `answer from ${name}`, usage));
         return;
       }
-      const events = openai.composeStream(name, ['answer ', `from ${name}`], usage);
+      const events = openai.composeStream!(name, ['answer ', `from ${name}`], usage);
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       for (const e of [...events.start, ...events.content, ...events.end]) res.write(e);
       res.end();

@@ -5,12 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { dialectFor } from '../../sidecar/proxy/dialects/dialect.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
 import { openaiResponses } from '../../sidecar/proxy/dialects/openai-responses.js';
 import { EventReader } from '../../sidecar/proxy/stream-events.js';
 import { sse } from '../../sidecar/proxy/stream-framing.js';
 
-const ask = (path: string, body: object | string) => openai.askUsage!(path, Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)));
+/** The body the sidecar sends for a stream at `path`, as the path's dialect asks it for its usage. */
+const ask = (path: string, body: object | string) => dialectFor('openai', path).askUsage?.(Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)));
 const events = (text: string) => new EventReader(sse, openai).push(Buffer.from(text));
 
 describe('asking a stream for its usage', () => {
@@ -27,7 +29,8 @@ describe('asking a stream for its usage', () => {
 
   it('leaves other paths, and bodies that are not JSON objects, as they are', () => {
     assert.equal(ask('/v1/embeddings', { input: 'x' }), undefined);
-    assert.equal(openaiResponses.askUsage!('/v1/responses', Buffer.from('{"stream":true}')), undefined, 'a Responses stream reports its usage anyway');
+    assert.equal(ask('/v1/responses', '{"stream":true}'), undefined, 'a Responses stream reports its usage anyway');
+    assert.equal(ask('/v1/audio/transcriptions', '{"stream":true}'), undefined);
     assert.equal(ask('/v1/chat/completions', '[1,2]'), undefined);
     assert.equal(ask('/v1/chat/completions', '{"stream_options": nope'), undefined);
   });
@@ -56,9 +59,10 @@ describe('hiding the usage the app did not ask for', () => {
 
 describe('the Responses API\'s paths and numbers', () => {
   it('is the dialect of /v1/responses and Azure\'s /openai/responses only, not of a deployment or a query that says responses', async () => {
-    const { dialectFor } = await import('../../sidecar/proxy/dialects/dialect.js');
     assert.equal(dialectFor('openai', '/v1/responses').name, 'openai-responses');
-    assert.equal(dialectFor('openai', '/v1/responses/resp_1/input_items').name, 'openai-responses');
+    assert.equal(dialectFor('openai', '/v1/responses/resp_1?stream=true').name, 'openai-responses', 'retrieving a response, which can stream');
+    assert.equal(dialectFor('openai', '/v1/responses/resp_1/input_items').name, 'openai-passthrough', 'a list, not a response');
+    assert.equal(dialectFor('openai', '/v1/responses/compact').name, 'openai-passthrough');
     assert.equal(dialectFor('openai', '/openai/responses?api-version=2025-04-01-preview').name, 'openai-responses');
     assert.equal(dialectFor('openai', '/openai/deployments/responses/chat/completions?api-version=2024-10-21').name, 'openai');
     assert.equal(dialectFor('openai', '/v1/chat/completions?note=/v1/responses').name, 'openai');

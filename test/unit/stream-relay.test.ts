@@ -134,7 +134,7 @@ describe('the relay (UpstreamStream)', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.string({ unit: 'binary' }), { maxLength: 40 }), count, count, fc.array(fc.nat(), { maxLength: 12 }), fc.boolean(), fc.boolean(), async (texts, input, output, cuts, cutShort, pinged) => {
         for (const dialect of [openai, anthropic, ollamaChat, ollamaGenerate]) {
-          const { start, content, end } = dialect.composeStream('m', texts, { input, output });
+          const { start, content, end } = dialect.composeStream!('m', texts, { input, output });
           // An SSE keep-alive between the finish and the terminator.
           if (pinged && (dialect === anthropic || dialect === openai)) end.splice(-1, 0, ': keep-alive\n\n');
           const whole = Buffer.from([...start, ...content, ...end].join(''));

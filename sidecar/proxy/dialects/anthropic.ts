@@ -1,6 +1,6 @@
 /** Anthropic's Messages API: typed error bodies, named SSE events ending in message_stop, usage in input/output_tokens. */
 import type { Dialect, EventReading, LocalErrorCode, Recogniser } from './types.js';
-import { answerUsageReader, asObject, clamp, composedId, ContentCollector, kindOf, position, errorReading, FIRST_CHOICE, malformed, MALFORMED, OVERLOADED, parseJson, prefillAssistant, statusMessage, usageOf } from './shared.js';
+import { answerUsageReader, asObject, clamp, composedId, ContentCollector, kindOf, position, errorReading, FIRST_CHOICE, malformed, MALFORMED, OVERLOADED, parseJson, positive, prefillAssistant, setTopLevelModel, statusMessage, topLevelFields, usageOf } from './shared.js';
 
 const ANTHROPIC_RECOGNISERS: Recogniser[] = [
   { class: 'context-length', pattern: /prompt is too long/i, source: 'Anthropic' },
@@ -108,6 +108,10 @@ function readEventOf(event: string, data: string, forRewrite: boolean): { json: 
 
 export const anthropic: Dialect = {
   name: 'anthropic',
+  readRequest: (json) => ({ ...topLevelFields(json), maxTokens: positive(json.max_tokens) }),
+  outputCapFields: ['max_tokens'],
+  setModel: setTopLevelModel,
+  streamsByDefault: false,
   errorBody: (code, text) => JSON.stringify({ type: 'error', error: { type: ERROR_TYPE[code], message: text, code } }),
   upstreamErrorBody(status, text = statusMessage(status)) {
     const type = status === 429 ? 'rate_limit_error' : status === 529 ? 'overloaded_error' : status >= 500 ? 'api_error' : 'invalid_request_error';
@@ -132,7 +136,6 @@ export const anthropic: Dialect = {
   },
   answerUsage: answerUsageReader(['input_tokens'], ['output_tokens']),
   recognisers: ANTHROPIC_RECOGNISERS,
-  streamsByDefault: false,
   answerText: (json) => textBlock(json)?.text,
   hasToolCalls: (json) => Array.isArray(json.content) && json.content.some((c: { type?: string }) => c?.type === 'tool_use'),
   refused: (json) => json.stop_reason === 'refusal',

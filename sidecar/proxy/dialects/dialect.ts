@@ -1,16 +1,21 @@
 /**
- * dialects/ — everything the sidecar knows about one API family, one module
- * each: openai (also vLLM, llama.cpp, Ollama's /v1 and gateways that speak
- * it) and its Responses API (openai-responses), anthropic, ollama (its
- * native /api), generic. A dialect gives the
- * shape of error bodies, how a stream ends and reports errors, where usage
- * is, the recognisers for context-length and content-filter errors, and the
- * answers the sidecar composes (cache and static tiers). A request's dialect
- * is chosen once, when it arrives, from the addressed upstream's `api`.
+ * dialects/ — everything the sidecar knows about one API, one module each:
+ * openai (Chat Completions and Completions; also vLLM, llama.cpp, Ollama's
+ * /v1 and gateways that speak it), its Responses API (openai-responses),
+ * anthropic, ollama (its native /api), generic, and pass-through for the
+ * paths of a known API whose answers are not text (generic.ts). A dialect
+ * owns both sides: the request (the model, the stream flag, the output cap,
+ * JSON mode, asking a stream for its usage, building a continuation,
+ * degraded mode's limits) and the answer (error bodies, how a stream's
+ * events read and end, where usage is, the recognisers for context-length
+ * and content-filter errors, the answers the sidecar composes). A request's
+ * dialect is chosen once, when it arrives, from the addressed upstream's
+ * `api` and the path, by the registry below. The framing of a stream (SSE or
+ * NDJSON) is the stream's own (../stream-framing.ts).
  */
 import type { ApiFamily } from '../../../api/index.js';
 import { anthropic } from './anthropic.js';
-import { generic } from './generic.js';
+import { generic, passThrough } from './generic.js';
 import { ollamaChat, ollamaGenerate } from './ollama.js';
 import { openai } from './openai.js';
 import { openaiResponses } from './openai-responses.js';
@@ -18,24 +23,42 @@ import type { Dialect } from './types.js';
 
 export type * from './types.js';
 
-/** The Responses API (`/v1/responses`, Azure's `/openai/responses`), else Chat Completions and the rest of OpenAI's paths. */
-const RESPONSES_PATH = /(?:^|\/)(?:v1|openai)\/responses(?:\/|$)/;
-const openaiAt = (path: string) => (RESPONSES_PATH.test(path.split('?', 1)[0]!) ? openaiResponses : openai);
+/** Only the path, without its query. */
+const pathOnly = (path: string) => path.split('?', 1)[0]!;
+
+/** Creating a response, or retrieving one (which can stream too); not its sub-resources (input items, cancel) or compaction. */
+const RESPONSES_PATH = /(?:^|\/)(?:v1|openai)\/responses(?:\/(?!compact$)[^/]+)?$/;
+/** Chat Completions and the legacy Completions (Azure's deployment paths end the same way). */
+const COMPLETIONS_PATH = /\/(?:chat\/)?completions$/;
+const openaiOther = passThrough(openai);
+const anthropicOther = passThrough(anthropic);
+const ollamaOther = passThrough(ollamaChat);
+
+/** OpenAI's paths: the Responses API, Chat Completions and Completions; the rest (embeddings, audio, files…) passes through. */
+function openaiAt(path: string): Dialect {
+  const p = pathOnly(path);
+  if (RESPONSES_PATH.test(p)) return openaiResponses;
+  return COMPLETIONS_PATH.test(p) ? openai : openaiOther;
+}
+
+/** The registry: for each API family, the dialect of a request at a path (the path after the upstream's name). */
+const FAMILIES: Record<ApiFamily, (path: string) => Dialect> = {
+  openai: openaiAt,
+  // Messages; the rest (count_tokens, batches, models, files) passes through.
+  anthropic: (path) => (/\/messages$/.test(pathOnly(path)) ? anthropic : anthropicOther),
+  // Ollama serves its own API under /api and OpenAI's under /v1.
+  ollama: (path) => {
+    const p = pathOnly(path);
+    if (!p.startsWith('/api/')) return openaiAt(path);
+    if (p === '/api/generate') return ollamaGenerate;
+    return p === '/api/chat' ? ollamaChat : ollamaOther;
+  },
+  generic: () => generic,
+};
 
 /** The dialect of a request to an upstream of family `api` at `path` (the path after the upstream's name). */
 export function dialectFor(api: ApiFamily, path: string): Dialect {
-  switch (api) {
-    case 'openai':
-      return openaiAt(path);
-    case 'anthropic':
-      return anthropic;
-    case 'ollama':
-      // Ollama serves its own API under /api and OpenAI's under /v1.
-      if (!path.startsWith('/api/')) return openaiAt(path);
-      return path.startsWith('/api/generate') ? ollamaGenerate : ollamaChat;
-    case 'generic':
-      return generic;
-  }
+  return FAMILIES[api](path);
 }
 
 /** The dialect a request's path implies when no upstream says (the mock upstream serves every API on one port). */

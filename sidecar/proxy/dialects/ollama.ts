@@ -5,7 +5,7 @@
  * (Its OpenAI-compatible /v1 is the openai dialect.)
  */
 import type { Dialect, EventReading, Recogniser } from './types.js';
-import { answerUsageReader, asObject, clamp, ContentCollector, errorReading, FIRST_CHOICE, malformed, MALFORMED, OVERLOADED, parseJson, prefillAssistant, statusMessage, usageOf } from './shared.js';
+import { answerUsageReader, asObject, clamp, ContentCollector, errorReading, FIRST_CHOICE, malformed, MALFORMED, OVERLOADED, parseJson, positive, prefillAssistant, setTopLevelModel, statusMessage, topLevelFields, usageOf } from './shared.js';
 
 const OLLAMA_RECOGNISERS: Recogniser[] = [{ class: 'context-length', pattern: /context length|context window/i, source: 'Ollama' }, OVERLOADED];
 
@@ -42,6 +42,14 @@ function ollamaDialect(endpoint: 'chat' | 'generate'): Dialect {
     JSON.stringify({ model, created_at: new Date().toISOString(), ...content(text), done, ...extra }) + '\n';
   return {
     name: `ollama-${endpoint}`,
+    readRequest: (json) => ({
+      ...topLevelFields(json),
+      maxTokens: positive(asObject(json.options)?.num_predict),
+      jsonMode: json.format === 'json' || asObject(json.format) !== undefined || undefined,
+    }),
+    outputCapFields: ['num_predict'],
+    setModel: setTopLevelModel,
+    streamsByDefault: true,
     errorBody: (code, text) => JSON.stringify({ error: `${code}: ${text}` }),
     upstreamErrorBody: (status, text = statusMessage(status)) => JSON.stringify({ error: text }),
     streamError: (code, text) => ({ data: JSON.stringify({ error: `${code}: ${text}`, done: true }) }),
@@ -61,7 +69,6 @@ function ollamaDialect(endpoint: 'chat' | 'generate'): Dialect {
     continueWith: (json, text) => (endpoint === 'chat' && prefillAssistant(json, text) ? text.length : undefined),
     answerUsage: answerUsageReader(['prompt_eval_count'], ['eval_count']),
     recognisers: OLLAMA_RECOGNISERS,
-    streamsByDefault: true,
     answerText: (json) => (endpoint === 'chat' ? json.message?.content : json.response),
     hasToolCalls: (json) => Boolean(json.message?.tool_calls?.length),
     refused: () => false,

@@ -10,8 +10,8 @@
  * terminal response object. Errors and requests otherwise are OpenAI's.
  */
 import type { Dialect, EventReading } from './types.js';
-import { openai, OPENAI_RECOGNISERS } from './openai.js';
-import { asObject, clamp, composedId, ContentCollector, kindOf, position, errorReading, FIRST_CHOICE, malformed, MALFORMED, parseJson, usageOf } from './shared.js';
+import { asksForJson, openai, OPENAI_RECOGNISERS } from './openai.js';
+import { asObject, clamp, composedId, ContentCollector, kindOf, position, errorReading, FIRST_CHOICE, malformed, MALFORMED, parseJson, positive, topLevelFields, usageOf } from './shared.js';
 
 const OPENS: EventReading = { opens: true };
 const NOTHING: EventReading = {};
@@ -112,6 +112,10 @@ const message = (id: string, text: string, status: 'in_progress' | 'completed') 
 export const openaiResponses: Dialect = {
   ...openai,
   name: 'openai-responses',
+  readRequest: (json) => ({ ...topLevelFields(json), maxTokens: positive(json.max_output_tokens), jsonMode: asksForJson(asObject(json.text)?.format) }),
+  outputCapFields: ['max_output_tokens'],
+  askUsage: undefined, // its terminal event always carries usage
+  withoutAskedUsage: undefined,
   streamError: (code, text, sequence) => ({ event: 'error', data: JSON.stringify({ type: 'error', code, message: text, param: null, sequence_number: (sequence ?? 0) + 1 }) }),
   readEvent(event, data) {
     const read = readResponseEvent(event, data, false);

@@ -5,7 +5,7 @@
  * know Anthropic's and Ollama's texts.
  */
 import type { Dialect, EventReading, LocalErrorCode, Recogniser } from './types.js';
-import { answerUsageReader, asObject, channel, clamp, composedId, ContentCollector, errorReading, FIRST_CHOICE, malformed, MALFORMED, OVERLOADED, parseJson, prefillAssistant, statusMessage, usageOf } from './shared.js';
+import { answerUsageReader, asObject, channel, clamp, composedId, ContentCollector, errorReading, FIRST_CHOICE, malformed, MALFORMED, OVERLOADED, parseJson, positive, prefillAssistant, setTopLevelModel, statusMessage, topLevelFields, usageOf } from './shared.js';
 
 const ERROR_TYPE: Record<LocalErrorCode, string> = {
   circuit_open: 'server_error',
@@ -36,8 +36,14 @@ const message = (json: Record<string, any>) => json.choices?.[0]?.message;
 
 const TERMINAL: EventReading = { terminal: true };
 
-/** Streams whose usage comes only when asked: Chat Completions and the legacy Completions. */
-const USAGE_PATHS = /\/(?:chat\/)?completions(?:\?|$)/;
+/** The most choices the sidecar keeps track of in one stream. */
+const MAX_CHOICES = 128;
+
+const JSON_FORMAT = /^json_(?:object|schema)$/;
+
+/** A format object's type asks for JSON (response_format, the Responses API's text.format). */
+export const asksForJson = (format: unknown): true | undefined => (JSON_FORMAT.test(String(asObject(format)?.type ?? '')) ? true : undefined);
+
 const ASK_USAGE = Buffer.from('{"stream_options":{"include_usage":true},');
 /** The `usage: null` an asked-for stream puts in every chunk (a quote in a JSON string is escaped, so this never matches inside one). */
 const NULL_USAGE = /,\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,/;
@@ -117,6 +123,16 @@ function readChunk(data: string, forRewrite: boolean): { json: Record<string, an
 
 export const openai: Dialect = {
   name: 'openai',
+  readRequest: (json) => ({
+    ...topLevelFields(json),
+    maxTokens: positive(json.max_completion_tokens) ?? positive(json.max_tokens),
+    choices: Number.isSafeInteger(json.n) && json.n > 1 ? Math.min(json.n, MAX_CHOICES) : undefined,
+    usageAsked: asObject(json.stream_options)?.include_usage === true || undefined,
+    jsonMode: asksForJson(json.response_format),
+  }),
+  outputCapFields: ['max_completion_tokens', 'max_tokens'],
+  setModel: setTopLevelModel,
+  streamsByDefault: false,
   errorBody: (code, text) => JSON.stringify({ error: { message: text, type: ERROR_TYPE[code], param: null, code } }),
   upstreamErrorBody(status, text = statusMessage(status)) {
     const type = status === 429 ? 'requests' : status >= 500 ? 'server_error' : 'invalid_request_error';
@@ -135,8 +151,8 @@ export const openai: Dialect = {
     read.pieces.keep(keep);
     return `data: ${JSON.stringify(read.json)}\n\n`;
   },
-  askUsage(path, body) {
-    if (!USAGE_PATHS.test(path) || body[0] !== 0x7b /* { */) return undefined;
+  askUsage(body) {
+    if (body[0] !== 0x7b /* { */) return undefined;
     // The option goes first, and the body is otherwise the app's byte for byte. A body with stream_options of its own
     // (asking for usage or not, anywhere in a body of any size) is sent as it is: writing it again could change its
     // numbers, and its stream is charged by its text if it reports no usage.
@@ -159,7 +175,6 @@ export const openai: Dialect = {
   },
   answerUsage: answerUsageReader(['prompt_tokens'], ['completion_tokens']),
   recognisers: OPENAI_RECOGNISERS,
-  streamsByDefault: false,
   // An answer the provider's filter stopped is not judged for empty content: it is the provider's answer.
   answerText: (json) => (json.choices?.[0]?.finish_reason === 'content_filter' ? undefined : (message(json)?.content ?? undefined)),
   hasToolCalls: (json) => Boolean(message(json)?.tool_calls?.length),

@@ -1,7 +1,7 @@
 /** Pieces more than one dialect uses. */
 import { randomUUID } from 'node:crypto';
 import { classifyStreamError } from '../classify.js';
-import type { Content, Dialect, EventReading, Recogniser, TokenUsage } from './types.js';
+import type { Content, Dialect, EventReading, Recogniser, RequestFields, TokenUsage } from './types.js';
 
 /** What `parseJson` gives for a text that is not JSON. */
 export const MALFORMED = Symbol('malformed');
@@ -151,6 +151,24 @@ export function prefillAssistant(json: Record<string, any>, text: string): boole
   else messages.push({ role: 'assistant', content: text });
   return true;
 }
+
+/** A positive count, else undefined. */
+export const positive = (value: unknown): number | undefined => (typeof value === 'number' && value > 0 ? value : undefined);
+
+/** The longest model name the sidecar keeps (breaker keys, headers, logs): longer ones are cut here, once. */
+export const MAX_MODEL_CHARS = 256;
+
+/** The model and stream flag where every API family puts them: at the top of the body. */
+export function topLevelFields(json: Record<string, any>): Pick<RequestFields, 'model' | 'stream'> {
+  return {
+    model: typeof json.model === 'string' ? json.model.slice(0, MAX_MODEL_CHARS) : undefined,
+    stream: typeof json.stream === 'boolean' ? json.stream : undefined,
+  };
+}
+
+export const setTopLevelModel = (json: Record<string, any>, model: string) => {
+  json.model = model;
+};
 
 /** Clamps a numeric cap to `max` (a missing one becomes `max`). */
 export function clamp(value: unknown, max: number): unknown {

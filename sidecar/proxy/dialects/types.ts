@@ -77,8 +77,36 @@ export interface ComposedStream {
   end: string[];
 }
 
+/** What the sidecar acts on in an app's request, as its API says it. */
+export interface RequestFields {
+  model?: string;
+  stream?: boolean;
+  /** The output-token cap (timeouts.perOutputToken, budgets' reservations). */
+  maxTokens?: number;
+  /** The answer must be JSON (validation.json). */
+  jsonMode?: boolean;
+  /** How many choices a stream must finish (OpenAI's `n`). */
+  choices?: number;
+  /** The app asked a stream for its usage itself. */
+  usageAsked?: boolean;
+}
+
 export interface Dialect {
   readonly name: string;
+
+  // The request half: what the app sends.
+
+  /** The fields of a request body the sidecar acts on, read from its parsed JSON. */
+  readRequest(json: Record<string, any>): RequestFields;
+  /** The names the output-token cap goes by, for a body too long to parse, whose edges are only searched. */
+  readonly outputCapFields: readonly string[];
+  /** The request body asking for another model, in place (a fallback or hedge tier's `model`). */
+  setModel(json: Record<string, any>, model: string): void;
+  /** Whether a request without a `stream` field gets a stream. */
+  readonly streamsByDefault: boolean;
+
+  // The response half: what comes back, and what the sidecar writes in this API's shapes.
+
   /** Body of an answer the sidecar makes itself (always JSON). */
   errorBody(code: LocalErrorCode, message: string): string;
   /** An error body as this API's own servers write it (injected faults, the mock upstream). */
@@ -107,18 +135,16 @@ export interface Dialect {
    */
   continueWith(json: Record<string, any>, text: string, style: 'prefill' | 'continue-final-message'): number | undefined;
   /**
-   * For an API whose streams report usage only when asked (OpenAI's Chat Completions): the body of a
-   * streamed request at `path` that asks for it, or undefined when it cannot or need not.
+   * For an API whose streams report usage only when asked (OpenAI's Chat Completions and Completions):
+   * the body of a streamed request that asks for it, or undefined when it cannot or need not.
    */
-  askUsage?(path: string, body: Buffer): Buffer | undefined;
+  askUsage?(body: Buffer): Buffer | undefined;
   /** For a stream whose usage the sidecar asked for and the app did not: the event as the app would have had it, or undefined to leave it out. */
   withoutAskedUsage?(event: StreamEvent): StreamEvent | undefined;
   /** Token usage reported in a parsed plain answer. */
   answerUsage(json: Record<string, any>): TokenUsage | undefined;
   /** Error-body recognisers, checked in order. */
   readonly recognisers: readonly Recogniser[];
-  /** Whether a request without a `stream` field gets a stream. */
-  readonly streamsByDefault: boolean;
   /** The text of a parsed plain answer; undefined when it is not a completion. */
   answerText(json: Record<string, any>): string | undefined;
   hasToolCalls(json: Record<string, any>): boolean;
@@ -126,9 +152,9 @@ export interface Dialect {
   refused(json: Record<string, any>): boolean;
   /** Clamps the output-token cap (adding it when absent) and sets the temperature, in place. */
   limitOutput(json: Record<string, any>, maxTokens: number, temperature: number): void;
-  /** A plain answer with `text`, in this API's success shape. */
-  composeAnswer(model: string, text: string, usage: TokenUsage): string;
+  /** A plain answer with `text`, in this API's success shape; undefined for a path whose answers are not text (no static or cache tier answers it). */
+  composeAnswer?(model: string, text: string, usage: TokenUsage): string;
   /** A stream with `pieces` of text, in this API's success shape and framing. */
-  composeStream(model: string, pieces: string[], usage: TokenUsage): ComposedStream;
+  composeStream?(model: string, pieces: string[], usage: TokenUsage): ComposedStream;
   readonly streamContentType: string;
 }

@@ -53,14 +53,18 @@ export function fallback(deps: FallbackDeps): Layer {
           if (hit) return hit;
           continue;
         }
-        if (tier.kind === 'static') return staticAnswer(tier.message, primaryRequest, ctx.dialect);
+        if (tier.kind === 'static') {
+          const answer = staticAnswer(tier.message, primaryRequest, ctx.dialect);
+          if (answer) return answer;
+          continue; // a path whose answers are not text (embeddings, audio): no message stands in for one
+        }
         const upstream = tier.kind === 'primary' ? primary : deps.upstream(tier.upstream);
         // A body streamed to the primary (over maxBodyBytes) cannot be sent again.
         if (!upstream || (tier.kind !== 'primary' && primaryRequest.bodyStream) || deps.clock.now() >= ctx.deadline) continue;
-        const request = tier.kind === 'primary' ? primaryRequest : requestFor(primaryRequest, upstream, tier.model);
+        const request = tier.kind === 'primary' ? primaryRequest : requestFor(primaryRequest, ctx.dialect, upstream, tier.model);
         const alternate = tier.kind === 'primary' ? raceable(primaryRequest, ctx, tiers, i) : undefined;
         if (alternate) {
-          const race = await firstTokenRace(inner, request, () => requestFor(primaryRequest, alternate.upstream, alternate.tier.model), ctx, primary.config.timeouts.fallbackHedgeMs, deps.clock);
+          const race = await firstTokenRace(inner, request, () => requestFor(primaryRequest, ctx.dialect, alternate.upstream, alternate.tier.model), ctx, primary.config.timeouts.fallbackHedgeMs, deps.clock);
           last = race.outcome;
           if (race.raced) {
             deps.metrics.hedges.inc({ upstream: primary.config.name, result: race.winner === 'alternate' ? 'won' : 'lost' });

@@ -69,7 +69,7 @@ export function hedge({ clock, metrics, upstream: live }: HedgeDeps): Layer {
         return (await firstDone).outcome;
       }
       const target = upstream.config.hedge.upstream === undefined ? undefined : live(upstream.config.hedge.upstream);
-      const second = launch(inner, target ? requestFor(req, target, upstream.config.hedge.model) : req, ctx, clock);
+      const second = launch(inner, target ? requestFor(req, ctx.dialect, target, upstream.config.hedge.model) : req, ctx, clock);
       const secondDone = timed(second, true, target !== undefined);
       ctx.attempts++;
       try {
