@@ -14,9 +14,19 @@ interface Status {
 const TOTAL_MS = 1500;
 
 describe('hostile upstreams', () => {
+  const INTERIM = [
+    { name: 'an unrequested 101 Switching Protocols', bytes: 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n' },
+    { name: 'a bare 101 with no headers', bytes: 'HTTP/1.1 101 Switching Protocols\r\n\r\n' },
+    { name: 'a 101 that then sends bytes', bytes: 'HTTP/1.1 101 Switching Protocols\r\n\r\n{"choices":[]}' },
+    { name: 'a 100 Continue and nothing more', bytes: 'HTTP/1.1 100 Continue\r\n\r\n' },
+    { name: 'endless 103 Early Hints', bytes: 'HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n'.repeat(50) },
+    { name: 'a 199 with headers', bytes: 'HTTP/1.1 199 Whatever\r\nX: y\r\n\r\n' },
+    { name: 'a status past 599', bytes: 'HTTP/1.1 799 Odd\r\ncontent-length: 2\r\n\r\n{}' },
+  ];
+  for (const interim of INTERIM)
   for (const stream of [false, true]) {
-    it(`an unrequested 101 Switching Protocols is answered in time, and the slot comes back (${stream ? 'stream' : 'plain'})`, async (t) => {
-      const upstream = await startRawUpstream(t, (socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'));
+    it(`${interim.name} is answered as a failure in time, and the slot comes back (${stream ? 'stream' : 'plain'})`, async (t) => {
+      const upstream = await startRawUpstream(t, (socket) => socket.write(interim.bytes));
       const rig = await startRig(t, {
         upstreams: [{ name: 'primary', url: upstream.url, timeouts: { total: `${TOTAL_MS}ms`, firstByte: '1s' }, retry: { attempts: 2, backoff: { base: '10ms', max: '10ms' } } }],
       });
@@ -25,9 +35,8 @@ describe('hostile upstreams', () => {
         new Promise<undefined>((resolve) => setTimeout(resolve, TOTAL_MS + 2000)),
       ]);
       assert.ok(answer, 'the request was answered');
-      assert.equal(answer.status, 502);
-      assert.equal(answer.json().error.code, 'upstream_unavailable');
-      assert.match(answer.json().error.message, /switched protocols/);
+      assert.ok(answer.status === 502 || answer.status === 504, `a failure, not ${answer.status}`);
+      assert.match(answer.json().error.code, /^upstream_(unavailable|timeout)$/);
       assert.equal(upstream.requests, 2, 'it was retried');
       const status = (await (await fetch(`${rig.sidecar.adminUrl}/status`)).json()) as Status;
       assert.equal(status.upstreams[0]!.bulkhead.inFlight, 0);

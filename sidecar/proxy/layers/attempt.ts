@@ -37,7 +37,14 @@ function attemptLimitMs(req: ProxyRequest): number {
 function send(req: ProxyRequest, attempt: AbortHooks): Promise<IncomingMessage> {
   const endpoint = req.endpoint!;
   return new Promise((resolve, reject) => {
-    const outgoing = endpoint.client.request(endpoint.config.basePath + upstreamPath(req.upstream, req.appPath), { method: req.method, headers: req.headers }, resolve);
+    const outgoing = endpoint.client.request(endpoint.config.basePath + upstreamPath(req.upstream, req.appPath), { method: req.method, headers: req.headers }, (response) => {
+      // Only 200–599 is an answer. Node hands over a bare 101 (one without Upgrade) as a response, and a status past 599 as one too.
+      const status = response.statusCode ?? 0;
+      if (status >= 200 && status <= 599) return resolve(response);
+      response.destroy();
+      outgoing.destroy();
+      reject(new Error(`upstream answered ${status}, which is no final answer`));
+    });
     outgoing.on('error', reject);
     // Once the answer is whole its socket is back in the pool and destroy() is a no-op (the request is done).
     attempt.onAbort(() => {
