@@ -14,25 +14,34 @@ export type Body = { body: Buffer | null; stream?: Readable };
 /** The body would take the request-body budget past its limit: nothing more is read. */
 export const OVER_BUDGET = Symbol('over budget');
 
+/** The app went away (or its connection failed) before its body was whole. */
+export const ABANDONED = Symbol('abandoned');
+
 /**
  * Buffers the body up to `max` bytes, taking them from `lease`: all at once
  * when the length is declared, else chunk by chunk. A body declared longer
  * than `max` is handed on as the request itself, sent once; one that only
  * turns out longer comes back as a stream that replays what was read and
- * the rest. OVER_BUDGET if the budget has no room for it.
+ * the rest. OVER_BUDGET if the budget has no room for it; ABANDONED if the app left before its body
+ * was whole. It never rejects.
  */
-export function readBody(req: IncomingMessage, max: number, lease: BodyLease): Promise<Body | typeof OVER_BUDGET> {
+export function readBody(req: IncomingMessage, max: number, lease: BodyLease): Promise<Body | typeof OVER_BUDGET | typeof ABANDONED> {
   const declared = Number(req.headers['content-length']);
   if (declared > max) return Promise.resolve({ body: null, stream: req });
   const takenUpFront = Number.isFinite(declared);
   if (takenUpFront && !lease.take(declared)) return Promise.resolve(OVER_BUDGET);
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const cleanup = () => {
       req.off('data', onData);
       req.off('end', onEnd);
-      req.off('error', reject);
+      req.off('error', onGone);
+      req.off('close', onGone);
+    };
+    const onGone = () => {
+      cleanup();
+      resolve(ABANDONED);
     };
     const onData = (chunk: Buffer) => {
       if (!takenUpFront && !lease.take(chunk.length)) {
@@ -56,7 +65,9 @@ export function readBody(req: IncomingMessage, max: number, lease: BodyLease): P
     };
     req.on('data', onData);
     req.on('end', onEnd);
-    req.on('error', reject);
+    req.on('error', onGone);
+    // A connection that closes before the end of the body ends it with 'close' alone.
+    req.on('close', onGone);
   });
 }
 

@@ -18,7 +18,7 @@ import type { Handler, Outcome, ProxyRequest, RequestContext } from './handler.j
 import { observe } from './observe.js';
 import type { SloTracker } from '../slo-tracker.js';
 import { BodyBudget, type BodyLease } from './body-budget.js';
-import { inspectBody, OVER_BUDGET, readBody } from './read-request.js';
+import { ABANDONED, inspectBody, OVER_BUDGET, readBody } from './read-request.js';
 import { upstreamHeaders } from './tier-request.js';
 import type { UpstreamState } from './upstream-state.js';
 import { writeLocalError, writeOutcome, type Delivery } from './write-outcome.js';
@@ -65,6 +65,11 @@ export interface ProxyServer {
 
 /** A `.` or `..` path segment, also percent-encoded: it would leave the upstream's base path. */
 const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|\?|$)/i;
+/**
+ * A separator an upstream or a proxy before it may decode or read as `/` (an encoded slash, a backslash,
+ * encoded or not), or an encoded NUL: each can hide a `..` segment from the check above.
+ */
+const HIDDEN_SEPARATOR = /%2f|%5c|\\|%00/i;
 
 /** A request the sidecar refuses before the pipeline: the answer to write instead. */
 class Refusal {
@@ -99,7 +104,9 @@ function route(req: IncomingMessage, deps: ProxyServerDeps): Refusal | Routed {
     return new Refusal(404, 'unknown_upstream', `no upstream named "${name.slice(0, 64)}"; known upstreams: ${known} (call http://127.0.0.1:15001/<upstream>/<path>)`);
   }
   const dialect = dialectFor(upstream.config.api, path);
-  if (DOT_SEGMENT.test(path.split('?', 1)[0]!)) return new Refusal(400, 'invalid_request', 'the path may not hold "." or ".." segments', dialect);
+  const pathOnly = path.split('?', 1)[0]!;
+  if (DOT_SEGMENT.test(pathOnly)) return new Refusal(400, 'invalid_request', 'the path may not hold "." or ".." segments', dialect);
+  if (HIDDEN_SEPARATOR.test(pathOnly)) return new Refusal(400, 'invalid_request', 'the path may not hold an encoded slash, a backslash or an encoded NUL', dialect);
   const { priorities } = config;
   const priorityName = firstHeader(req.headers, 'x-breakwater-priority');
   const priority = priorityName === undefined ? priorities.defaultIndex : priorities.classes.findIndex((c) => c.name === priorityName);
@@ -164,7 +171,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       if (!res.writableFinished) appGone.abort();
     });
     const read = await readBody(req, upstream.config.retry.maxBodyBytes, lease);
-    const { body, stream: bodyStream } = read === OVER_BUDGET ? { body: null, stream: undefined } : read;
+    const { body, stream: bodyStream } = read === OVER_BUDGET || read === ABANDONED ? { body: null, stream: undefined } : read;
     const forwarded = appHeaders(req);
     const { stream: asked, ...fields } = inspectBody(body, dialect);
     const stream = asked ?? dialect.streamsByDefault;
@@ -186,6 +193,12 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     };
     const ctx: RequestContext = { dialect, primary: upstream.config.name, startedAt, deadline: startedAt + routed.totalMs, signal: appGone.signal, mode: 'normal', attempts: 0, memory: lease };
     if (draining) res.setHeader('connection', 'close');
+    if (read === ABANDONED) {
+      // Counted like any request the app gave up on; nothing was sent upstream.
+      res.destroy();
+      observe(request, ctx, { status: 499, outcome: 'cancelled', failure: 'none', tier: 'primary' }, deps);
+      return;
+    }
     if (read === OVER_BUDGET) {
       // The rest of the body is read and dropped, and the connection kept: closing it while the app still sends
       // would reset it, and the app would lose the 503. inbound.requestTimeout bounds how long that takes.
