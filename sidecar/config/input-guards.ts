@@ -5,16 +5,38 @@
  * search backtrack), joined into one alternation so that one pass over the
  * text says whether any matches; only then is each tried to name the guard.
  *
- * The text a request carries is every string in its JSON body except inline
- * media (data: URLs and base64 `data`/`images` fields): what a model reads,
- * wherever the API puts it (messages, system, prompt, tools, tool results).
+ * The text a request carries is every string in its JSON body, and the
+ * property names of the JSON schemas in it (a tool's parameters), except
+ * inline media: what a model reads, wherever the API puts it (messages,
+ * system, prompt, tools, tool results, documents). Media is exempt only where
+ * it is media both by place and by shape: a `data:<mime>;base64,` URL, or
+ * base64 `data` in an image, audio or base64 source (Anthropic's base64
+ * sources, OpenAI's input_audio, Gemini's inline_data) and Ollama's `images`.
+ * A message that starts with "data:", or an Anthropic plain-text document
+ * under `data`, is text.
  */
 import { RE2JS } from 're2js';
 import type { UpstreamSpec } from '../../api/index.js';
 
 /** Deny patterns read at most this much text (about 250k tokens); a request carrying more is blocked. */
 export const MAX_SCANNED_CHARS = 1 << 20;
-const MEDIA_KEYS = new Set(['data', 'images']);
+
+/** A data URL carrying base64 media. */
+const DATA_URL = /^data:[\w.+-]+\/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,[A-Za-z0-9+/=\r\n]*$/;
+/** Base64 and nothing else. */
+const BASE64 = /^[A-Za-z0-9+/=_-]*$/;
+/** Keys whose object's keys are names a model reads: a JSON schema's properties and definitions. */
+const NAMED_KEYS = new Set(['properties', '$defs', 'definitions']);
+
+/** Whether `value`, under `key` of `holder`, is inline media rather than text. */
+function isMedia(value: string, key: string, holder: Record<string, unknown> | undefined): boolean {
+  if (value.startsWith('data:')) return DATA_URL.test(value);
+  if (!BASE64.test(value)) return false;
+  if (key === 'images') return true; // Ollama's images: an array of base64
+  if (key !== 'data' || !holder) return false;
+  // Anthropic's {type: base64, media_type, data}, OpenAI's input_audio {data, format}, Gemini's inline_data {mime_type, data}.
+  return holder.type === 'base64' || typeof holder.format === 'string' || typeof holder.mime_type === 'string' || typeof holder.mimeType === 'string';
+}
 
 export interface InputGuards {
   /** Whether any guard is on (otherwise the layer passes requests untouched). */
@@ -27,18 +49,19 @@ export interface InputGuards {
 export function requestText(json: unknown, max = MAX_SCANNED_CHARS): string | undefined {
   const parts: string[] = [];
   let length = 0;
-  const visit = (value: unknown, key: string): boolean => {
-    if (typeof value === 'string') {
-      if (MEDIA_KEYS.has(key) || value.startsWith('data:')) return true;
-      length += value.length + 1;
-      parts.push(value);
-      return length <= max;
-    }
-    if (Array.isArray(value)) return value.every((item) => visit(item, key));
-    if (typeof value === 'object' && value !== null) return Object.entries(value).every(([k, v]) => visit(v, k));
-    return true;
+  const add = (text: string): boolean => {
+    length += text.length + 1;
+    parts.push(text);
+    return length <= max;
   };
-  return visit(json, '') ? parts.join('\n') : undefined;
+  const visit = (value: unknown, key: string, holder: Record<string, unknown> | undefined): boolean => {
+    if (typeof value === 'string') return isMedia(value, key, holder) || add(value);
+    if (Array.isArray(value)) return value.every((item) => visit(item, key, undefined));
+    if (typeof value !== 'object' || value === null) return true;
+    const object = value as Record<string, unknown>;
+    return Object.entries(object).every(([k, v]) => (!NAMED_KEYS.has(key) || add(k)) && visit(v, k, object));
+  };
+  return visit(json, '', undefined) ? parts.join('\n') : undefined;
 }
 
 class DenyPatterns {

@@ -4,12 +4,13 @@
  * outcome; layers/ holds one file per layer; dialects/ what differs between
  * API families.
  *
+ *   input guard       the addressed upstream's input guards: a request that trips one is answered 400 by nothing else
  *   degradation       the sidecar's mode for this request; its outcome feeds the mode's window
  *   answer cache      fresh hits (serveFresh); keeps good answers for the cache tier
  *   stream recovery   a stream that breaks after its first text continues from a new run of the chain
  *   fallback          the addressed upstream, then each tier its `when` admits (upstream, cache, static)
  *   --- per upstream tier ---
- *   input guard       the tier's input guards: a request that trips one never leaves
+ *   input guard       a fallback tier's own input guards: a request that trips one never leaves
  *   continuation      in a recovery: the tier is asked to continue the text delivered, where it can
  *   degraded request  in degraded mode: output tokens clamped, temperature set
  *   token budget      the tier's and the policy's token and cost budgets: reserved up front, charged from usage
@@ -23,9 +24,11 @@
  *   endpoint load     attempts in flight per endpoint (least-outstanding)
  *   attempt           the HTTP call: timeouts, classification, first content event
  *
- * Why this order: the mode and the cache act on the request as the app sent
- * it; a guard reads the request as the app sent it, before it costs a token,
- * a slot or an attempt; recovery wraps the whole chain, so a broken stream may continue from the
+ * Why this order: the addressed upstream's guards come first, so no cached,
+ * static or emergency answer is given to a request they block (an answer
+ * cached before a guard was added included); the mode and the cache act on
+ * the request as the app sent it; a tier's guard reads the request before it
+ * costs a token, a slot or an attempt; recovery wraps the whole chain, so a broken stream may continue from the
  * same upstream or a fallback tier; each tier is its own upstream, with its own limits, slots and retries;
  * the budget reserves for the request the tier will send (continued, clamped), and once for
  * all its retries and hedges, so a spent budget can hand the request to a cheaper tier;
@@ -65,11 +68,12 @@ function stack(layers: Layer[], innermost: Handler): Handler {
 export function buildPipeline(d: PipelineDeps): Handler {
   return stack(
     [
+      inputGuard(d.metrics, 'addressed'),
       degradation({ monitor: d.degradation, queued: d.queued }),
       answerCache(d.cache),
       streamRecovery(d.clock, d.metrics),
       fallback({ clock: d.clock, metrics: d.metrics, upstream: d.upstream, cache: d.cache }),
-      inputGuard(d.metrics),
+      inputGuard(d.metrics, 'fallback tiers'),
       continuation,
       degradedRequest(d.degradedSettings),
       tokenBudget({ budgets: d.budgets, metrics: d.metrics, spent: d.budgetsSpent }),

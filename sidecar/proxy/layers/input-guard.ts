@@ -1,14 +1,19 @@
 /**
  * Input guards (the upstream's `guards`): a request that trips one is
  * answered 400 guardrail_blocked at once, as a client error (never retried,
- * never a breaker failure, never sent to a fallback tier), and never reaches
- * the upstream. What is said and counted about it is the guard's name only.
+ * never a breaker failure, never sent to a fallback tier, never answered from
+ * the cache or a static tier), and never reaches the upstream. What is said
+ * and counted about it is the guard's name only. The layer stands twice: the
+ * addressed upstream's guards before anything can answer, and each fallback
+ * tier's own before that tier is sent the request.
  */
 import type { Metrics } from '../../metrics.js';
 import { localError, type Layer } from '../handler.js';
 
-export function inputGuard(metrics: Metrics): Layer {
+export function inputGuard(metrics: Metrics, scope: 'addressed' | 'fallback tiers'): Layer {
   return (inner) => (req, ctx) => {
+    // The addressed upstream's were read by the outer layer.
+    if (scope === 'fallback tiers' && req.upstream.config.name === ctx.primary) return inner(req, ctx);
     const guards = req.upstream.config.guards;
     // A request without a body (GET /v1/models) carries no input to guard.
     if (!guards.active || (!req.body && !req.bodyStream)) return inner(req, ctx);
