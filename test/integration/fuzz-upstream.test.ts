@@ -2,10 +2,13 @@
  * Fuzzing the upstream side over real sockets: fast-check writes byte-level
  * reply scripts (status lines, headers, chunked and SSE framing, garbage,
  * pauses, resets, silence), and for each the app sends a plain or streamed
- * request with its credentials. Invariants: one answer by the deadline, no
- * crash, every bulkhead slot and endpoint count back to zero, and the app's
- * credentials never reach the fallback tier. BREAKWATER_FUZZ_RUNS sets the
- * number of scripts (default 40).
+ * request with its credentials, to Chat Completions, the Responses API or a
+ * pass-through path. The fragments include interim and unrequested statuses
+ * (bare 101, 103, past 599) and the events of Responses and tool-call
+ * streams. Invariants: one answer by the deadline, no crash, every bulkhead
+ * slot and endpoint count back to zero, and the app's credentials never
+ * reach the fallback tier. BREAKWATER_FUZZ_RUNS sets the number of scripts
+ * (default 40; `npm run fuzz` runs many more).
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
@@ -27,6 +30,19 @@ const fragment = fc.oneof(
     'HTTP/1.1 429 Too Many Requests\r\nretry-after: 0\r\n',
     'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n',
     'HTTP/1.1 100 Continue\r\n\r\n',
+    'HTTP/1.1 101 Switching Protocols\r\n\r\n',
+    'HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n',
+    'HTTP/1.1 799 Odd\r\n',
+    'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"id":"r","status":"in_progress","output":[]}}\n\n',
+    'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":3,"item_id":"m","output_index":0,"content_index":0,"delta":"x"}\n\n',
+    'event: response.function_call_arguments.delta\ndata: {"type":"response.function_call_arguments.delta","sequence_number":4,"item_id":"f","output_index":1,"delta":"{\\"a"}\n\n',
+    'event: response.completed\ndata: {"type":"response.completed","sequence_number":9,"response":{"id":"r","status":"completed","output":[],"usage":{"input_tokens":1,"output_tokens":2}}}\n\n',
+    'event: response.failed\ndata: {"type":"response.failed","sequence_number":9,"response":{"id":"r","status":"failed","error":{"code":"server_error","message":"x"}}}\n\n',
+    'event: error\ndata: {"type":"error","code":"rate_limit_exceeded","message":"slow down","sequence_number":1}\n\n',
+    'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","type":"function","function":{"name":"f","arguments":""}}]}}]}\n\n',
+    'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\\"q\\":"}}]}}]}\n\n',
+    'data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n',
+    'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1e300}}\n\n',
     'content-type: text/event-stream\r\n',
     'content-type: application/json\r\n',
     'content-type: application/x-ndjson\r\n',
@@ -88,16 +104,16 @@ it(`answers every one of ${RUNS} generated upstream scripts by its deadline, lea
   });
   let slowest = 0;
   await fc.assert(
-    fc.asyncProperty(fc.array(step, { maxLength: 12 }), fc.boolean(), async (steps, stream) => {
+    fc.asyncProperty(fc.array(step, { maxLength: 12 }), fc.boolean(), fc.constantFrom('/v1/chat/completions', '/v1/responses', '/v1/embeddings'), async (steps, stream, path) => {
       script = steps;
       const started = performance.now();
       const answer = await Promise.race([
-        fetch(rig.url('/primary/v1/chat/completions'), { method: 'POST', body: chat({ stream }), headers: { 'content-type': 'application/json', ...CREDENTIALS } })
+        fetch(rig.url(`/primary${path}`), { method: 'POST', body: chat({ stream }), headers: { 'content-type': 'application/json', ...CREDENTIALS } })
           .then(async (res) => ({ status: res.status, text: await res.text().catch(() => '') }))
           .catch((err: Error) => ({ status: 0, text: err.message })),
         new Promise<undefined>((resolve) => setTimeout(resolve, TOTAL_MS + 3000)),
       ]);
-      assert.ok(answer, `no answer within ${TOTAL_MS + 3000} ms for ${JSON.stringify(steps)}`);
+      assert.ok(answer, `no answer within ${TOTAL_MS + 3000} ms for ${path} ${JSON.stringify(steps)}`);
       slowest = Math.max(slowest, performance.now() - started);
       let status: Status | undefined;
       for (let i = 0; i < 40; i++) {
