@@ -11,7 +11,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +23,9 @@ const IMAGE = 'breakwater:e2e';
 const ARCHIVE = '/var/tmp/breakwater-e2e-image.tar';
 /** Where the app pods write their outcomes (a hostPath: the test runs on the node). */
 const OUTCOMES = '/var/tmp/breakwater-e2e-outcomes';
+/** Where image builds keep their storage (scripts/build-image.sh). */
+const BUILD_CACHE = join(process.env.BREAKWATER_CACHE_DIR ?? join(homedir(), '.cache/breakwater'), 'buildah');
+const buildCacheBytes = () => (existsSync(BUILD_CACHE) ? Number(execFileSync('du', ['-sb', BUILD_CACHE], { encoding: 'utf8' }).split('\t')[0]) : 0);
 
 const helm = () => process.env.HELM ?? execFileSync('bash', [`${ROOT}/scripts/build-helm.sh`], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
 
@@ -174,8 +178,13 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     until(what, 60_000, async () => calls(from), (list) => list.some((o) => o.kind === 'plain' && o.ok) && list.some((o) => o.kind === 'stream' && o.ok));
 
   before(async () => {
+    const cacheBefore = buildCacheBytes();
     const size = Number(execFileSync('bash', [`${ROOT}/scripts/build-image.sh`, IMAGE, ARCHIVE], { encoding: 'utf8', env: { ...process.env, BASES: process.env.BREAKWATER_E2E_BASES ?? 'local' } }).trim().split('\n').at(-1));
     figure(`image ${IMAGE}: ${(size / 2 ** 20).toFixed(1)} MiB (docker-archive, uncompressed layers)`);
+    const cacheAfter = buildCacheBytes();
+    figure(`build cache ${BUILD_CACHE}: ${(cacheBefore / 2 ** 20).toFixed(1)} MiB before the image build, ${(cacheAfter / 2 ** 20).toFixed(1)} MiB after`);
+    // A build on a machine that had the bases leaves the cache as it found it (the first build adds the bases, ~280 MiB, once).
+    if (cacheBefore > 200 * 2 ** 20) assert.ok(cacheAfter - cacheBefore < 2 ** 20, `the image build left ${cacheAfter - cacheBefore} bytes in ${BUILD_CACHE}`);
     rmSync(OUTCOMES, { recursive: true, force: true });
     mkdirSync(OUTCOMES);
     chmodSync(OUTCOMES, 0o777); // the app runs as a non-root user
@@ -183,6 +192,7 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     cluster = await startCluster();
     figure(`cluster ready in ${Date.now() - started} ms`);
     cluster.importImage(ARCHIVE);
+    rmSync(ARCHIVE, { force: true }); // imported: the node has it
   });
 
   let stopped = false;
