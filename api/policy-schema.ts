@@ -373,14 +373,14 @@ export const UpstreamSchema = Type.Object(
           pattern: '^(/[!-~]*)?$',
           maxLength: 256,
           default: '',
-          description: 'Path probed on each endpoint\'s origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp\'s slots_idle: 0). An endpoint takes traffic only while healthy.',
+          description: 'Path probed on each endpoint\'s origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp\'s slots_idle: 0). An unhealthy endpoint takes no traffic.',
         }),
         interval: duration('Time from the end of one probe to the start of the next.', { default: '5s' }),
         timeout: duration('A probe that takes longer fails.', { default: '2s' }),
         healthyThreshold: Type.Integer({ minimum: 1, maximum: 10, default: 1, description: 'Good probes in a row that make an unhealthy endpoint healthy.' }),
         unhealthyThreshold: Type.Integer({ minimum: 1, maximum: 10, default: 2, description: 'Failed probes in a row that make a healthy endpoint unhealthy.' }),
       },
-      { additionalProperties: false, default: {}, description: 'Active health checks of each endpoint (opt-in). Until its first probe answers, an endpoint takes no traffic.' },
+      { additionalProperties: false, default: {}, description: 'Active health checks of each endpoint (opt-in). The sidecar is ready once every first probe has answered (at most timeout); an endpoint a reload adds is tried after the healthy ones until its first probe answers.' },
     ),
     apiVersion: Type.Optional(
       Type.String({

@@ -25,6 +25,8 @@ export class SidecarState {
   slo: SloTracker | undefined;
   private degradationSettings = '';
   private upstreams = new Map<string, UpstreamState>();
+  /** Set once the first config in force has had its first health probes answered; never unset. */
+  private probedOnce = false;
 
   constructor(
     private readonly clock: Clock,
@@ -70,7 +72,7 @@ export class SidecarState {
       for (const [name, upstream] of config.upstreams) {
         const print = fingerprint(upstream, classes);
         const current = this.upstreams.get(name);
-        const live = current?.fingerprint === print ? current : new UpstreamState(upstream, print, classes, this.clock, this.metrics, this.onTransition, this.onHealthChange);
+        const live = current?.fingerprint === print ? current : new UpstreamState(upstream, print, classes, this.clock, this.metrics, this.onTransition, this.onHealthChange, current);
         if (live !== current) built.push(live);
         next.set(name, live);
       }
@@ -95,6 +97,24 @@ export class SidecarState {
     }
     this.budgets.configure(config.budget, new Map([...config.upstreams].map(([name, u]) => [name, u.budget])));
     this.config = config;
+  }
+
+  /**
+   * Whether the sidecar can take traffic, draining aside: a config is in force and its first health
+   * probes have answered. Kubernetes starts the app once the sidecar's startup probe (/readyz) passes,
+   * so the app's first requests go to endpoints known to be healthy, not to a model server still
+   * loading (as Envoy warms a cluster before it serves). It waits for no longer than the probes'
+   * timeout: a probe that times out counts as an answer (unhealthy), so a dead endpoint cannot keep
+   * the pod unready, and whether an upstream is up is not the sidecar's readiness (an upstream outage
+   * must not take every pod out of its Service). Only the first config is waited for: after that a
+   * reload never makes a ready pod unready (a policy rollout would pull every pod out of its Service
+   * at once); an endpoint a reload adds, or probes on a new path, is tried after the healthy ones
+   * until its first probe answers (UpstreamState.choose).
+   */
+  ready(): boolean {
+    if (this.config === undefined) return false;
+    this.probedOnce ||= [...this.upstreams.values()].every((u) => u.healthKnown());
+    return this.probedOnce;
   }
 
   /** Breaker states per upstream, as reported to the controller. */

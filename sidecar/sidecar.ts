@@ -122,7 +122,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const adminApp = createAdminApp({
     state,
     metrics,
-    isReady: () => state.config !== undefined && drainPromise === undefined,
+    isReady: () => drainPromise === undefined && state.ready(),
     isDraining: () => drainPromise !== undefined,
     bufferedBytes: () => proxy.bufferedBytes,
     quit: () => void drain(),

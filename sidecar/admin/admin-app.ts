@@ -10,7 +10,7 @@ import type { SidecarState } from '../sidecar-state.js';
 export interface AdminDeps {
   state: SidecarState;
   metrics: Metrics;
-  /** Ready: a config is loaded and the sidecar is not draining. */
+  /** Ready: a config is loaded, its first health probes have answered, and the sidecar is not draining. */
   isReady(): boolean;
   isDraining(): boolean;
   /** Bytes of bodies (requests, plain answers) the data port holds now. */
@@ -25,9 +25,9 @@ function fromLoopback(c: Context): boolean {
 }
 
 /** Breakers, queues, budgets, held body bytes and config version, as /status shows them. */
-export function statusReport(state: SidecarState, draining: boolean, bufferedBytes: number) {
+export function statusReport(state: SidecarState, ready: boolean, draining: boolean, bufferedBytes: number) {
   return {
-    ready: state.config !== undefined && !draining,
+    ready,
     draining,
     mode: state.degradation.name,
     sharedCache: state.cache.sharedStatus,
@@ -49,12 +49,17 @@ export function statusReport(state: SidecarState, draining: boolean, bufferedByt
   };
 }
 
+function notReadyBecause(deps: AdminDeps): string {
+  if (deps.isDraining()) return 'draining';
+  return deps.state.config === undefined ? 'no config loaded' : 'waiting for the first health probes';
+}
+
 export function createAdminApp(deps: AdminDeps): Hono {
   const app = new Hono();
   app.get('/healthz', (c) => c.text('ok'));
-  app.get('/readyz', (c) => (deps.isReady() ? c.text('ready') : c.text(deps.isDraining() ? 'draining' : 'no config loaded', 503)));
+  app.get('/readyz', (c) => (deps.isReady() ? c.text('ready') : c.text(notReadyBecause(deps), 503)));
   app.get('/metrics', async (c) => c.body(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }));
-  app.get('/status', (c) => c.json(statusReport(deps.state, deps.isDraining(), deps.bufferedBytes())));
+  app.get('/status', (c) => c.json(statusReport(deps.state, deps.isReady(), deps.isDraining(), deps.bufferedBytes())));
   app.use('*', async (c, next) => {
     if (c.req.method !== 'GET' && !fromLoopback(c)) return c.json({ error: 'admin mutations are accepted from loopback only' }, 403);
     await next();

@@ -2,9 +2,12 @@
  * The live objects behind one upstream: its endpoints (connections, requests
  * in flight, and breakers of their own), rate limiter, bulkhead and retry
  * budget. Each attempt goes to the first endpoint, in the balancer's order,
- * whose breaker admits it (and, with active health checks, that is healthy),
- * so an ejected endpoint takes no traffic while others can serve. On a config change, an upstream whose settings did not
- * change keeps them (open breakers stay open); a changed one gets new ones.
+ * whose breaker admits it (and, with active health checks, that is not
+ * unhealthy: see choose()), so an ejected endpoint takes no traffic while
+ * others can serve. On a config change, an upstream whose settings did not
+ * change keeps them (open breakers stay open); a changed one gets new ones,
+ * and its endpoints keep what their health checks had learnt when the same
+ * URL is probed as before.
  */
 import { LRUCache } from 'lru-cache';
 import type { EndpointConfig, UpstreamConfig } from '../config/index.js';
@@ -14,6 +17,8 @@ import { UpstreamClient } from './upstream-client.js';
 import { type BreakerPermit, Bulkhead, CircuitBreaker, type Clock, HealthCheck, type HealthStatus, type PriorityClass, RateLimiter, RetryBudget } from '../resilience/index.js';
 
 const UPSTREAM_SCOPE = '*';
+/** Endpoints that take traffic, in the order they are tried (each group in the balancer's order). */
+const SERVED_HEALTH: readonly HealthStatus[] = ['healthy', 'unknown'];
 
 export interface Endpoint {
   readonly index: number;
@@ -81,12 +86,17 @@ export class UpstreamState implements LiveUpstream {
     private readonly metrics: Metrics,
     private readonly onTransition: (event: BreakerTransition) => void,
     onHealthChange: (event: HealthChange) => void = () => {},
+    /** The live objects of this upstream that these replace, if any: their endpoints' health carries over. */
+    replaced?: UpstreamState,
   ) {
     this.endpoints = config.endpoints.map((e, index) => ({ index, config: e, client: new UpstreamClient(e.origin), outstanding: 0 }));
     const check = config.healthCheck;
     if (check) {
       for (const e of this.endpoints) {
-        e.health = new HealthCheck(check, clock, healthProbe(e, check.path), (status) => onHealthChange({ upstream: config.name, endpoint: e.config.origin, status }));
+        // A reload that changes, say, retry.attempts builds new objects; the endpoint is the same server, and
+        // forgetting what its probes said would take it out of service until the next probe answers.
+        const carried = replaced?.healthAt(e.config.origin, check.path);
+        e.health = new HealthCheck(check, clock, healthProbe(e, check.path), (status) => onHealthChange({ upstream: config.name, endpoint: e.config.origin, status }), carried);
       }
     }
     this.currentWeights = config.endpoints.map(() => 0);
@@ -122,20 +132,41 @@ export class UpstreamState implements LiveUpstream {
     }
   }
 
-  /** The endpoint for the next attempt and its breaker's permit, or how long until one would admit it. */
+  /**
+   * The endpoint for the next attempt and its breaker's permit, or how long until one would admit it.
+   * Healthy endpoints come first, in the balancer's order; endpoints whose check has not answered yet
+   * (added, or probed on a new path, by a reload) come after them; unhealthy ones never. A check that has
+   * not answered knows nothing against its endpoint: refusing it would make a reload blackhole traffic
+   * that the same upstream without health checks would have served (readiness covers the start).
+   */
   choose(model: string | undefined): Choice {
+    const order = this.order();
     let retryAfterMs = Infinity;
-    let healthy = 0;
-    for (const endpoint of this.order()) {
-      if (endpoint.health && endpoint.health.status !== 'healthy') continue;
-      healthy++;
-      const breaker = this.breakerFor(model, endpoint.index);
-      const admission = breaker.tryAcquire();
-      if (admission.ok) return { ok: true, endpoint, breaker, permit: admission.permit };
-      retryAfterMs = Math.min(retryAfterMs, admission.retryAfterMs);
+    let candidates = 0;
+    for (const wanted of SERVED_HEALTH) {
+      for (const endpoint of order) {
+        if ((endpoint.health?.status ?? 'healthy') !== wanted) continue;
+        candidates++;
+        const breaker = this.breakerFor(model, endpoint.index);
+        const admission = breaker.tryAcquire();
+        if (admission.ok) return { ok: true, endpoint, breaker, permit: admission.permit };
+        retryAfterMs = Math.min(retryAfterMs, admission.retryAfterMs);
+      }
+      if (!this.config.healthCheck) break;
     }
-    if (healthy === 0) return { ok: false, retryAfterMs: this.config.healthCheck!.intervalMs, unhealthy: true };
+    if (candidates === 0) return { ok: false, retryAfterMs: this.config.healthCheck!.intervalMs, unhealthy: true };
     return { ok: false, retryAfterMs };
+  }
+
+  /** What the health check of the endpoint at `origin` says, if it probes `path` (else it says nothing of that URL). */
+  healthAt(origin: string, path: string): HealthStatus | undefined {
+    if (this.config.healthCheck?.path !== path) return undefined;
+    return this.endpoints.find((e) => e.config.origin === origin)?.health?.status;
+  }
+
+  /** Whether every endpoint's health check has had its first answer (a probe that times out is one). */
+  healthKnown(): boolean {
+    return this.endpoints.every((e) => e.health?.status !== 'unknown');
   }
 
   /** Starts the endpoints' health checks (once this upstream's config is in force). */

@@ -1,6 +1,7 @@
 /**
  * An endpoint's active health check as a state machine: unknown until the
- * first probe answers, then healthy or unhealthy, changing only after
+ * first probe answers (unless it starts from what an earlier check of the
+ * same target had learnt), then healthy or unhealthy, changing only after
  * `healthyThreshold` or `unhealthyThreshold` results in a row say so. Never
  * more than one probe in flight: the next is timed from the end of the last,
  * and each is aborted after `timeoutMs`. `stop()` ends it for good.
@@ -17,7 +18,7 @@ export interface HealthSettings {
 export type HealthStatus = 'unknown' | 'healthy' | 'unhealthy';
 
 export class HealthCheck {
-  private current: HealthStatus = 'unknown';
+  private current: HealthStatus;
   /** Results in a row that disagree with the current status. */
   private disagreeing = 0;
   private timer: unknown;
@@ -29,7 +30,11 @@ export class HealthCheck {
     /** One probe: resolves true for a healthy answer; must give up when the signal aborts. */
     private readonly probe: (signal: AbortSignal) => Promise<boolean>,
     private readonly onChange: (status: HealthStatus) => void = () => {},
-  ) {}
+    /** The status an earlier check of the same target had reached (a config change replaced it). */
+    carried: HealthStatus = 'unknown',
+  ) {
+    this.current = carried;
+  }
 
   get status(): HealthStatus {
     return this.current;

@@ -1,7 +1,7 @@
 /** The active health check's state machine on a ManualClock, and what counts as a healthy answer from each kind of model server. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { healthyAnswer } from '../../sidecar/proxy/health-probe.js';
+import { healthyAnswer, healthyPrefix } from '../../sidecar/proxy/health-probe.js';
 import { HealthCheck, type HealthStatus } from '../../sidecar/resilience/health-check.js';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
 
@@ -72,6 +72,25 @@ describe('health check', () => {
     assert.equal(pending.length, 2, 'stopped: no more probes');
     assert.equal(check.status, 'unhealthy', 'and no more changes');
   });
+
+  it('starts from a carried status, which then changes only as the thresholds say', async () => {
+    const clock = new ManualClock();
+    const { probe, pending } = scripted();
+    const changes: HealthStatus[] = [];
+    const check = new HealthCheck(settings, clock, probe, (s) => changes.push(s), 'healthy');
+    assert.equal(check.status, 'healthy', 'before any probe of its own has answered');
+    check.start();
+    for (let i = 0; i < settings.unhealthyThreshold; i++) {
+      assert.equal(check.status, 'healthy');
+      pending.at(-1)!.resolve(false);
+      await settle();
+      clock.advance(settings.intervalMs);
+      await settle();
+    }
+    assert.equal(check.status, 'unhealthy');
+    assert.deepEqual(changes, ['unhealthy']);
+    check.stop();
+  });
 });
 
 describe('what a healthy answer is', () => {
@@ -91,5 +110,23 @@ describe('what a healthy answer is', () => {
   ];
   for (const [name, status, body, healthy] of cases) {
     it(`${name}: ${healthy ? 'healthy' : 'unhealthy'}`, () => assert.equal(healthyAnswer(status, body), healthy));
+  }
+});
+
+describe('what the first bytes of an answer too long to read whole say', () => {
+  const padding = 'x'.repeat(5000);
+  const cases: [string, number, string, boolean][] = [
+    ['llama.cpp, ready, with long details', 200, `{"status":"ok","slots_idle":2,"detail":"${padding}`, true],
+    ['llama.cpp, ready, pretty-printed', 200, `{\n  "status": "ok",\n  "detail": "${padding}`, true],
+    ['a 200 whose status says error', 200, `{"status":"error","detail":"${padding}`, false],
+    ['a 200 whose status says loading, escaped quotes before it ends', 200, `{"status":"model \\"m\\" loading","detail":"${padding}`, false],
+    ['llama.cpp, no free slot', 200, `{"status":"ok","slots_idle":0,"detail":"${padding}`, false],
+    ['a status nested before the answer\'s own', 200, `{"checks":[{"status":"ok"}],"status":"error","detail":"${padding}`, false],
+    ['JSON that does not open with its status', 200, `{"detail":"${padding}`, false],
+    ['a long plain-text 2xx', 200, `<html>${padding}`, false],
+    ['a 503 that opens with a good status', 503, `{"status":"ok","detail":"${padding}`, false],
+  ];
+  for (const [name, status, prefix, healthy] of cases) {
+    it(`${name}: ${healthy ? 'healthy' : 'unhealthy'}`, () => assert.equal(healthyPrefix(status, prefix.slice(0, 4096)), healthy));
   }
 });
