@@ -487,9 +487,12 @@ const labelSelector = Type.Object(
   { additionalProperties: false, description: 'Pods in this namespace that use this policy.' },
 );
 
+const DEFAULT_CLASS = 'normal';
+const DEFAULT_CLASSES = [{ name: 'critical', reserved: 25 }, { name: 'normal' }, { name: 'batch', maxShare: 20 }];
+
 export const PrioritiesSchema = Type.Object(
   {
-    default: Type.String({ default: 'normal', maxLength: 63, description: 'Class of requests without x-breakwater-priority.' }),
+    default: Type.String({ default: DEFAULT_CLASS, maxLength: 63, description: 'Class of requests without x-breakwater-priority.' }),
     classes: Type.Array(
       Type.Object(
         {
@@ -502,7 +505,7 @@ export const PrioritiesSchema = Type.Object(
       {
         minItems: 1,
         maxItems: 8,
-        default: [{ name: 'critical', reserved: 25 }, { name: 'normal' }, { name: 'batch', maxShare: 20 }],
+        default: DEFAULT_CLASSES,
         description: 'Bulkhead classes, most important first: queued requests are admitted in this order.',
         'x-kubernetes-list-type': 'map',
         'x-kubernetes-list-map-keys': ['name'],
@@ -514,7 +517,11 @@ export const PrioritiesSchema = Type.Object(
     default: {},
     description: 'Bulkhead priority classes chosen by the request header x-breakwater-priority.',
     ...cel(
-      { rule: '!has(self.classes) || !has(self.default) || self.classes.exists(c, c.name == self.default)', message: 'priorities.default must name one of priorities.classes' },
+      {
+        // The API server stores what the user wrote: an absent default or classes list is the product's default.
+        rule: `(has(self.classes) ? self.classes.map(c, c.name) : ${JSON.stringify(DEFAULT_CLASSES.map((c) => c.name)).replaceAll('"', "'")}).exists(n, n == (has(self.default) ? self.default : '${DEFAULT_CLASS}'))`,
+        message: 'priorities.default must name one of priorities.classes',
+      },
       {
         rule: '!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100',
         message: 'the classes\' reserved shares must add up to less than 100, or some class could never run',

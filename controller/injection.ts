@@ -102,7 +102,9 @@ export function injectSidecar(original: V1Pod, context: InjectionContext): V1Pod
   const spec = pod.spec!;
   const meta = (pod.metadata ??= {});
   const upstreams = context.policy.spec.upstreams ?? [];
-  const shutdown = context.policy.spec.shutdown ?? { appPreStopSleep: '5s', drainTimeout: '30s' };
+  // An invalid policy comes as it was stored, without defaults: injection still reads it safely.
+  const given: Partial<PolicySpec['shutdown']> = context.policy.spec.shutdown ?? {};
+  const shutdown = { appPreStopSleep: given.appPreStopSleep ?? '5s', drainTimeout: given.drainTimeout ?? '30s' };
   const sleepSeconds = Math.ceil(parseDuration(shutdown.appPreStopSleep) / 1000);
   const drainSeconds = Math.ceil(parseDuration(shutdown.drainTimeout) / 1000);
 
@@ -120,7 +122,7 @@ export function injectSidecar(original: V1Pod, context: InjectionContext): V1Pod
     const fromSources = context.setByEnvFrom?.get(container.name);
     const present = new Set([...(container.env ?? []).map((e) => e.name), ...(fromSources instanceof Set ? fromSources : [])]);
     for (const upstream of upstreams) {
-      for (const name of upstream.env) {
+      for (const name of upstream.env ?? []) {
         if (present.has(name) || fromSources === 'unknown') continue;
         (container.env ??= []).push({ name, value: baseUrlFor(upstream) });
         injectedEnv.add(name);

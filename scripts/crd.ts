@@ -3,7 +3,10 @@
  * JSON Schema TypeBox produces is rewritten into a Kubernetes structural schema
  * (no additionalProperties:false or uniqueItems, maps as additionalProperties,
  * defaulted fields not required) with the CEL rules, printer columns, short
- * name, category and status subresource.
+ * name, category and status subresource. Defaults are not written into the
+ * CRD: the API server stores what the user wrote, and the product applies the
+ * defaults of its release (a changed default reaches existing policies); each
+ * field's description says its default.
  */
 import { stringify } from 'yaml';
 import { INHERITED_DEFAULT, PolicySpecSchema } from '../api/policy-schema.js';
@@ -13,7 +16,7 @@ type Json = Record<string, unknown>;
 
 /** Keywords a structural schema may carry (everything else is dropped). */
 const KEPT = new Set([
-  'type', 'description', 'properties', 'required', 'items', 'enum', 'pattern', 'format', 'default',
+  'type', 'description', 'properties', 'required', 'items', 'enum', 'pattern', 'format',
   'minimum', 'maximum', 'minItems', 'maxItems', 'minLength', 'maxLength',
   'x-kubernetes-validations', 'x-kubernetes-list-type', 'x-kubernetes-list-map-keys',
 ]);
@@ -23,6 +26,10 @@ function structural(schema: Json): Json {
   for (const [key, value] of Object.entries(schema)) if (KEPT.has(key)) out[key] = value;
   if (schema[INHERITED_DEFAULT] !== undefined && typeof out.description === 'string') {
     out.description = `${out.description} Falls back to spec.defaults.`;
+  }
+  const shown = schema.default === undefined ? undefined : JSON.stringify(schema.default);
+  if (shown !== undefined && shown !== '{}' && shown.length <= 200 && typeof out.description === 'string' && !out.description.includes('Default:')) {
+    out.description = `${out.description} Default: ${shown}.`;
   }
   if (schema.patternProperties) {
     out.additionalProperties = structural(Object.values(schema.patternProperties as Record<string, Json>)[0]!);

@@ -1,6 +1,6 @@
 /**
  * The ResiliencePolicy CRD on a real kube-apiserver: it installs, the example
- * policies apply (with the API server filling defaults), invalid ones are
+ * policies apply (stored as written: the product fills its release's defaults), invalid ones are
  * rejected with messages that name the field — by kubectl and by the client,
  * in agreement with the sidecar's own validator — and kubectl explain / get
  * show descriptions and the printer columns.
@@ -11,7 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ApiException, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
-import { validatePolicy } from '../../api/index.js';
+import { BUILTIN_SETTINGS, validatePolicy } from '../../api/index.js';
+import { compileConfig } from '../../sidecar/config/runtime-config.js';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 
 const example = (name: string) => parse(readFileSync(new URL(`../../examples/policies/${name}`, import.meta.url), 'utf8')) as Record<string, unknown>;
@@ -38,10 +39,33 @@ describe('ResiliencePolicy CRD on a real API server', () => {
     const minimal = await cp.kubectl(['apply', '-f', '-'], stringify(asResource('minimal', example('minimal.yaml'))));
     assert.equal(minimal.code, 0, minimal.stderr);
     const stored = JSON.parse((await cp.kubectl(['get', 'rp', 'minimal', '-o', 'json'])).stdout);
-    assert.equal(stored.spec.upstreams[0].api, 'openai');
-    assert.equal(stored.spec.priorities.default, 'normal');
-    assert.equal(stored.spec.shutdown.drainTimeout, '30s');
-    assert.equal(stored.spec.upstreams[0].retry, undefined, 'inheritable settings are not defaulted into each upstream');
+    assert.deepEqual(stored.spec, example('minimal.yaml'), 'the API server stores what the user wrote, no defaults');
+    const described = await cp.kubectl(['describe', 'rp', 'minimal']);
+    assert.ok(!/Drain Timeout|Open For|Priorities/.test(described.stdout), `describe shows what the user wrote:\n${described.stdout}`);
+    // The product fills its release's defaults when it reads the policy.
+    const verdict = validatePolicy(stored.spec);
+    assert.ok(verdict.ok);
+    assert.equal(verdict.spec.upstreams[0]!.api, 'openai');
+    assert.equal(verdict.spec.priorities.default, 'normal');
+    assert.equal(verdict.spec.shutdown.drainTimeout, '30s');
+  });
+
+  it('lets a changed default reach a policy stored under an earlier release', async () => {
+    const stored = JSON.parse((await cp.kubectl(['get', 'rp', 'minimal', '-o', 'json'])).stdout);
+    const verdict = validatePolicy(stored.spec);
+    assert.ok(verdict.ok);
+    const version = { source: 'controller' as const, policy: 'default/minimal', generation: 1, hash: 'h' };
+    const openFor = () => compileConfig(verdict.spec, version).upstreams.values().next().value!.breaker.openForMs;
+    const before = openFor();
+    const saved = BUILTIN_SETTINGS.circuitBreaker.openFor;
+    try {
+      // The next release changes the default (as openFor once went from 30s to 10s).
+      BUILTIN_SETTINGS.circuitBreaker.openFor = '45s';
+      assert.equal(openFor(), 45_000, 'the stored policy runs with the new default');
+    } finally {
+      BUILTIN_SETTINGS.circuitBreaker.openFor = saved;
+    }
+    assert.equal(openFor(), before);
   });
 
   it('rejects invalid fields with messages that name them', async () => {
