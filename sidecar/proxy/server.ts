@@ -69,7 +69,7 @@ const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|\?|$)/i;
  * A separator an upstream or a proxy before it may decode or read as `/` (an encoded slash, a backslash,
  * encoded or not), or an encoded NUL: each can hide a `..` segment from the check above.
  */
-const HIDDEN_SEPARATOR = /%2f|%5c|\\|%00/i;
+const HIDDEN_SEPARATOR = /%2f|%5c|\\|%00|#/i;
 
 /** A request the sidecar refuses before the pipeline: the answer to write instead. */
 class Refusal {
@@ -103,10 +103,10 @@ function route(req: IncomingMessage, deps: ProxyServerDeps): Refusal | Routed {
     const known = [...config.upstreams.keys()].join(', ');
     return new Refusal(404, 'unknown_upstream', `no upstream named "${name.slice(0, 64)}"; known upstreams: ${known} (call http://127.0.0.1:15001/<upstream>/<path>)`);
   }
-  const dialect = dialectFor(upstream.config.api, path);
+  const dialect = dialectFor(upstream.config.api, path, req.method);
   const pathOnly = path.split('?', 1)[0]!;
   if (DOT_SEGMENT.test(pathOnly)) return new Refusal(400, 'invalid_request', 'the path may not hold "." or ".." segments', dialect);
-  if (HIDDEN_SEPARATOR.test(pathOnly)) return new Refusal(400, 'invalid_request', 'the path may not hold an encoded slash, a backslash or an encoded NUL', dialect);
+  if (HIDDEN_SEPARATOR.test(pathOnly)) return new Refusal(400, 'invalid_request', 'the path may not hold an encoded slash, a backslash, an encoded NUL or a #', dialect);
   const { priorities } = config;
   const priorityName = firstHeader(req.headers, 'x-breakwater-priority');
   const priority = priorityName === undefined ? priorities.defaultIndex : priorities.classes.findIndex((c) => c.name === priorityName);

@@ -10,12 +10,21 @@ import type { Dialect } from './dialects/dialect.js';
 import type { ProxyRequest } from './handler.js';
 import type { UpstreamState } from './upstream-state.js';
 
-/** Headers that carry an app's credentials or identity with a provider (OpenAI, Azure, Anthropic, Google, cookies). */
-const APP_CREDENTIALS = new Set(['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'api-key', 'x-goog-api-key', 'openai-organization', 'openai-project']);
+/**
+ * A header or query parameter whose name says it carries a secret: any name with a word such as key, token,
+ * auth, secret, signature, session or cookie (Azure API Management's Ocp-Apim-Subscription-Key, AWS's
+ * X-Amz-Security-Token, gateways' x-litellm-api-key and helicone-auth, SAS `sig`), matched by its words
+ * rather than listed, since every gateway names its own.
+ */
+const SECRET_NAME = /(?:^|[-_.])(?:auth\w*|[a-z]*key|[a-z]*token|secret|sig|signature|session\w*|cookie|password|passwd|credentials?)(?:$|[-_.])/i;
+/** Identities with a provider whose names say nothing of a secret. */
+const APP_IDENTITIES = new Set(['openai-organization', 'openai-project', 'code' /* Azure Functions' key */]);
+
+const isCredential = (name: string) => SECRET_NAME.test(name) || APP_IDENTITIES.has(name.toLowerCase());
 
 function withoutCredentials(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = {};
-  for (const [key, value] of Object.entries(headers)) if (!APP_CREDENTIALS.has(key)) out[key] = value;
+  for (const [key, value] of Object.entries(headers)) if (!isCredential(key)) out[key] = value;
   return out;
 }
 
@@ -78,15 +87,12 @@ export function continuationRequest(req: ProxyRequest, dialect: Dialect, style: 
   return body && withBody(req, body, { resume: { ...req.resume!, carried } });
 }
 
-/** Query parameters that carry an app's credentials (Google's `key`, and the usual names of API keys and tokens). */
-const QUERY_CREDENTIALS = new Set(['key', 'api-key', 'api_key', 'apikey', 'access_token', 'token']);
-
 /** The app's path with its query's credentials left out. */
 function withoutQueryCredentials(path: string): string {
   const q = path.indexOf('?');
   if (q < 0) return path;
   const query = new URLSearchParams(path.slice(q + 1));
-  const names = [...query.keys()].filter((name) => QUERY_CREDENTIALS.has(name.toLowerCase()));
+  const names = [...query.keys()].filter(isCredential);
   if (names.length === 0) return path;
   for (const name of names) query.delete(name);
   const rest = query.toString();

@@ -16,6 +16,12 @@ const APP_CREDENTIALS = {
   cookie: 'session=app',
   'openai-organization': 'org-app',
   'openai-project': 'proj-app',
+  // Gateways' and clouds' own names (red team, issue 25): matched by their words, not listed.
+  'ocp-apim-subscription-key': 'apim-app',
+  'x-amz-security-token': 'amz-app',
+  'cf-aig-authorization': 'Bearer cf-app',
+  'x-litellm-api-key': 'litellm-app',
+  'helicone-auth': 'Bearer helicone-app',
 };
 const fast = { attempts: 1 };
 
@@ -49,9 +55,10 @@ describe('credentials', () => {
     primary.defaultBehavior = { kind: 'status', status: 503 };
     const other = await startMock(t);
     const rig = await startRig(t, { upstreams: [{ name: 'primary', url: primary.url, retry: fast, fallback: [{ upstream: 'other' }] }, { name: 'other', url: other.url, retry: fast }] });
-    const r = await post(rig.url('/primary/v1/chat/completions?key=AIza-app&api-version=2024-10-21&API_KEY=k2&access_token=t'), chat());
+    const query = 'key=AIza-app&api-version=2024-10-21&API_KEY=k2&access_token=t&subscription-key=s&code=fn&sig=sas';
+    const r = await post(rig.url(`/primary/v1/chat/completions?${query}`), chat());
     assert.equal(r.status, 200);
-    assert.equal(primary.requests[0]!.path, '/v1/chat/completions?key=AIza-app&api-version=2024-10-21&API_KEY=k2&access_token=t', 'the addressed upstream gets the app\'s query');
+    assert.equal(primary.requests[0]!.path, `/v1/chat/completions?${query}`, 'the addressed upstream gets the app\'s query');
     assert.equal(other.requests[0]!.path, '/v1/chat/completions?api-version=2024-10-21');
   });
 

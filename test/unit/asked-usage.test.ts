@@ -60,7 +60,9 @@ describe('hiding the usage the app did not ask for', () => {
 describe('the Responses API\'s paths and numbers', () => {
   it('is the dialect of /v1/responses and Azure\'s /openai/responses only, not of a deployment or a query that says responses', async () => {
     assert.equal(dialectFor('openai', '/v1/responses').name, 'openai-responses');
-    assert.equal(dialectFor('openai', '/v1/responses/resp_1?stream=true').name, 'openai-responses', 'retrieving a response, which can stream');
+    assert.equal(dialectFor('openai', '/v1/responses/resp_1?stream=true', 'GET').name, 'openai-passthrough', 'retrieving a response passes through');
+    assert.equal(dialectFor('openai', '/v1/responses/resp_1', 'DELETE').name, 'openai-passthrough', 'deleting one is never answered by a cache or static tier');
+    assert.equal(dialectFor('openai', '/v1/responses/input_tokens').name, 'openai-passthrough');
     assert.equal(dialectFor('openai', '/v1/responses/resp_1/input_items').name, 'openai-passthrough', 'a list, not a response');
     assert.equal(dialectFor('openai', '/v1/responses/compact').name, 'openai-passthrough');
     assert.equal(dialectFor('openai', '/openai/responses?api-version=2025-04-01-preview').name, 'openai-responses');

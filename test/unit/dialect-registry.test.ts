@@ -13,6 +13,9 @@ describe('the dialect of a request', () => {
     const cases: [Parameters<typeof dialectFor>[0], string, string][] = [
       ['openai', '/v1/chat/completions', 'openai'],
       ['openai', '/v1/completions?x=1', 'openai'],
+      ['openai', '/v1/chat/%63ompletions', 'openai'],
+      ['openai', '/v1/chat/completions/', 'openai'],
+      ['openai', '/v1/%65mbeddings', 'openai-passthrough'],
       ['openai', '/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21', 'openai'],
       ['openai', '/v1beta/openai/chat/completions', 'openai'],
       ['openai', '/v1/responses', 'openai-responses'],
@@ -33,6 +36,15 @@ describe('the dialect of a request', () => {
       ['generic', '/anything', 'generic'],
     ];
     for (const [family, path, name] of cases) assert.equal(dialectFor(family, path).name, name, `${family} ${path}`);
+  });
+
+  it('is a text dialect for a POST only: any other method passes through', () => {
+    for (const method of ['GET', 'DELETE', 'PUT', 'PATCH', 'HEAD', 'OPTIONS']) {
+      assert.equal(dialectFor('openai', '/v1/chat/completions', method).name, 'openai-passthrough', method);
+      assert.equal(dialectFor('anthropic', '/v1/messages', method).name, 'anthropic-passthrough', method);
+      assert.equal(dialectFor('ollama', '/api/chat', method).name, 'ollama-chat-passthrough', method);
+    }
+    assert.equal(dialectFor('openai', '/v1/chat/completions', 'POST').name, 'openai');
   });
 
   it('composes no answer, judges nothing and rewrites nothing at a pass-through path', () => {

@@ -23,11 +23,14 @@ import type { Dialect } from './types.js';
 
 export type * from './types.js';
 
-/** Only the path, without its query. */
-const pathOnly = (path: string) => path.split('?', 1)[0]!;
+/** Unreserved characters, percent-encoded: a server decodes them, so `/chat/%63ompletions` is Chat Completions. */
+const ENCODED_UNRESERVED = /%(?:[46][1-9A-F]|[57][0-9A]|3[0-9]|2D|2E|5F|7E)/gi;
 
-/** Creating a response, or retrieving one (which can stream too); not its sub-resources (input items, cancel) or compaction. */
-const RESPONSES_PATH = /(?:^|\/)(?:v1|openai)\/responses(?:\/(?!compact$)[^/]+)?$/;
+/** The path as a server routes it: without its query, unreserved characters decoded, and without a trailing slash. */
+const pathOnly = (path: string) => path.split('?', 1)[0]!.replace(ENCODED_UNRESERVED, (e) => String.fromCharCode(parseInt(e.slice(1), 16))).replace(/(.)\/+$/, '$1');
+
+/** Creating a response (retrieving one is a GET, and its sub-resources and input_tokens pass through). */
+const RESPONSES_PATH = /(?:^|\/)(?:v1|openai)\/responses$/;
 /** Chat Completions and the legacy Completions (Azure's deployment paths end the same way). */
 const COMPLETIONS_PATH = /\/(?:chat\/)?completions$/;
 const openaiOther = passThrough(openai);
@@ -56,9 +59,16 @@ const FAMILIES: Record<ApiFamily, (path: string) => Dialect> = {
   generic: () => generic,
 };
 
-/** The dialect of a request to an upstream of family `api` at `path` (the path after the upstream's name). */
-export function dialectFor(api: ApiFamily, path: string): Dialect {
-  return FAMILIES[api](path);
+/** What passes through for each family: every request that is not a POST to a text endpoint. */
+const PASS_THROUGH: Record<ApiFamily, Dialect> = { openai: openaiOther, anthropic: anthropicOther, ollama: ollamaOther, generic };
+
+/**
+ * The dialect of a request to an upstream of family `api` at `path` (the path after the upstream's name).
+ * Only a POST creates an answer: a GET, DELETE or any other method (retrieving or deleting a stored
+ * response, listing stored completions) passes through, so no cache or static tier answers it.
+ */
+export function dialectFor(api: ApiFamily, path: string, method = 'POST'): Dialect {
+  return method === 'POST' ? FAMILIES[api](path) : PASS_THROUGH[api];
 }
 
 /** The dialect a request's path implies when no upstream says (the mock upstream serves every API on one port). */

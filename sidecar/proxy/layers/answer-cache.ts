@@ -2,7 +2,8 @@
  * The answer cache around the fallback chain: computes the request's key once
  * (only for chains that can use it), answers from the cache before anything
  * else when `cache.serveFresh` is set, and keeps every good plain JSON answer
- * so that a cache tier has something to serve later.
+ * to a text request (a POST to a completion endpoint) so that a cache tier has
+ * something to serve later.
  */
 import { ResponseCache } from '../response-cache.js';
 import { answerFromCache } from '../composed-answers.js';
@@ -24,7 +25,8 @@ export function answerCache(cache: () => ResponseCache): Layer {
       }
       return outcome;
     };
-    // A chain that cannot use the cache pays nothing for it.
-    return (req, ctx) => (cache().config.serveFresh || req.upstream.config.hasCacheTier ? cached(req, ctx) : inner(req, ctx));
+    // A chain that cannot use the cache pays nothing for it; nor does a request whose answer is not text
+    // (a pass-through path or method: embeddings, a GET or DELETE of a stored response), which it never serves.
+    return (req, ctx) => ((cache().config.serveFresh || req.upstream.config.hasCacheTier) && ctx.dialect.composeAnswer ? cached(req, ctx) : inner(req, ctx));
   };
 }
