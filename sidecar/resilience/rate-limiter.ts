@@ -2,8 +2,11 @@
  * Client-side rate limits for one upstream (policy `rateLimit`): token buckets
  * for requests and for LLM tokens per minute, each holding at most ten
  * seconds' worth so load is smoothed rather than let through in one burst.
- * A request reserves its estimated tokens; the estimate is corrected once the
- * answer reports its usage, so the bucket can run into debt and slow the next.
+ * A request reserves its estimated tokens, at most a bucket's worth; the
+ * estimate is corrected once the answer reports its usage, so the bucket can
+ * run into debt and slow the next, by at most a minute's worth: no one
+ * request (a max_tokens of 1e12, a huge reported usage) can shut the
+ * upstream for longer.
  */
 import type { Clock } from './clock.js';
 
@@ -13,6 +16,8 @@ export interface RateLimitSettings {
 }
 
 const BURST_MS = 10_000;
+/** The deepest debt a bucket runs into, in milliseconds of refill. */
+const MAX_DEBT_MS = 60_000;
 
 class Bucket {
   private level: number;
@@ -45,7 +50,7 @@ class Bucket {
 
   take(amount: number): void {
     this.refill();
-    this.level -= amount;
+    this.level = Math.min(this.capacity, Math.max(this.level - amount, -MAX_DEBT_MS * this.perMs));
   }
 }
 
@@ -62,7 +67,12 @@ export class RateLimiter {
     return this.requests !== undefined || this.tokens !== undefined;
   }
 
-  /** Takes one request and `tokens` estimated tokens now and returns 0, or returns how long to wait (taking nothing). */
+  /** What a request estimated at `tokens` reserves: at most a bucket's worth. */
+  reservation(tokens: number): number {
+    return this.tokens ? Math.min(tokens, this.tokens.capacity) : tokens;
+  }
+
+  /** Takes one request and `tokens` (a reservation) now and returns 0, or returns how long to wait (taking nothing). */
   tryTake(tokens: number): number {
     const wait = Math.max(this.requests?.waitFor(1) ?? 0, this.tokens?.waitFor(tokens) ?? 0);
     if (wait > 0) return wait;

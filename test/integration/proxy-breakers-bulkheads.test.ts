@@ -140,3 +140,15 @@ describe('proxy: app disconnects', () => {
     assert.equal(await rig.metric('breakwater_circuit_breaker_state', { state: 'closed' }), 1, 'a cancelled call is not a failure');
   });
 });
+
+describe('proxy: client-side rate limits', () => {
+  it('survive a request that claims 1e12 tokens and fails: the next one is served, not told to wait for years (red team, issue 25)', async (t) => {
+    const mock = await startMock(t);
+    const rig = await startRig(t, { upstreams: [{ name: 'primary', url: mock.url, retry: { attempts: 1 }, rateLimit: { tokensPerMinute: 60_000 } }] });
+    mock.enqueue({ kind: 'status', status: 400 });
+    const huge = await post(rig.url('/primary/v1/chat/completions'), chat({ max_tokens: 1e12 }));
+    assert.equal(huge.status, 400, 'the upstream refused it');
+    const next = await post(rig.url('/primary/v1/chat/completions'), chat({ max_tokens: 100 }));
+    assert.equal(next.status, 200, `then ${next.status} ${next.headers.get('retry-after')}`);
+  });
+});

@@ -22,6 +22,19 @@ describe('rate limiter', () => {
     assert.equal(limiter.tryTake(600), 0);
   });
 
+  it('reserves at most a bucket\'s worth, and runs into at most a minute\'s debt, whatever one request claims (red team, issue 25)', () => {
+    const clock = new ManualClock();
+    const limiter = new RateLimiter({ requestsPerMinute: 0, tokensPerMinute: 60_000 }, clock); // 1,000 tokens/s, burst 10,000
+    assert.equal(limiter.reservation(1e12), 10_000, 'a max_tokens of 1e12 reserves one bucket');
+    assert.equal(limiter.tryTake(limiter.reservation(1e12)), 0);
+    limiter.adjust(1e15); // a usage no provider reports, past the 100-million cap the dialects already apply
+    const wait = limiter.tryTake(1000);
+    assert.ok(wait > 0 && wait <= 61_000, `waits at most a minute and the next request's worth, not ${wait} ms`);
+    limiter.adjust(-1e15);
+    assert.equal(limiter.tryTake(1000), 0, 'a refund fills the bucket, never past its capacity');
+    assert.ok(limiter.tryTake(10_000) > 0, 'and no further');
+  });
+
   it('is off at 0', () => {
     const limiter = new RateLimiter({ requestsPerMinute: 0, tokensPerMinute: 0 }, new ManualClock());
     assert.equal(limiter.enabled, false);

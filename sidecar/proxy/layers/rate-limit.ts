@@ -3,7 +3,9 @@
  * and its estimated tokens from the upstream's buckets, waiting as long as
  * the bulkhead's queue timeout and the deadline allow, and is otherwise
  * refused with 429 `rate_limited`. Once the answer reports its usage (for a
- * stream, when it ends) the estimate is corrected.
+ * stream, when it ends) the estimate is corrected; a request that failed
+ * without an answer (a 400, a 503, a timeout before any byte) gives its
+ * reservation back, since the provider counted no tokens for it.
  */
 import { type Clock, sleep } from '../../resilience/index.js';
 import { localError, type Handler, type Layer, type ProxyRequest } from '../handler.js';
@@ -19,7 +21,7 @@ export function rateLimit(clock: Clock): Layer {
   return (inner) => {
     const limited: Handler = async (req, ctx) => {
       const { limiter, config } = req.upstream;
-      const estimate = estimatedTokens(req);
+      const estimate = limiter.reservation(estimatedTokens(req));
       const until = Math.min(clock.now() + config.bulkhead.queueTimeoutMs, ctx.deadline);
       for (let wait = limiter.tryTake(estimate); wait > 0; wait = limiter.tryTake(estimate)) {
         if (clock.now() + wait > until) {
@@ -37,6 +39,7 @@ export function rateLimit(clock: Clock): Layer {
                 ? end.outcome.usage
                 : undefined;
           if (usage) limiter.adjust(usage.input + usage.output - estimate);
+          else if (end.kind === 'returned' && (end.outcome.kind === 'local' || (end.outcome.kind === 'answer' && end.outcome.failure !== undefined))) limiter.adjust(-estimate);
         },
       );
     };
