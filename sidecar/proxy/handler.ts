@@ -46,6 +46,8 @@ export interface ProxyRequest {
   endpoint?: Endpoint;
   /** During a mid-stream recovery: what the app already has, and the break it recovers from. */
   resume?: Resume;
+  /** Sent as another upstream's hedge: not hedged again. */
+  hedged?: true;
 }
 
 /** A mid-stream recovery's new run of the chain: its success is the first content past what the app already has. */

@@ -18,6 +18,7 @@
  *   bulkhead          a slot of the upstream's bulkhead, by priority class
  *   retry             attempts with backoff, Retry-After and the retry budget
  *   hedge             a slow first attempt gets a second one alongside; the first to answer wins
+ *                     (one to another upstream enters that upstream's tier from the top)
  *   --- per attempt ---
  *   breaker           the first endpoint whose breaker admits the attempt
  *   faults            injected delays and aborts (so breakers see them)
@@ -66,13 +67,9 @@ function stack(layers: Layer[], innermost: Handler): Handler {
 }
 
 export function buildPipeline(d: PipelineDeps): Handler {
-  return stack(
+  // A hedge sent to another upstream enters that upstream's tier like a fallback: its guards, budget, limits and bulkhead.
+  const tier: Handler = stack(
     [
-      inputGuard(d.metrics, 'addressed'),
-      degradation({ monitor: d.degradation, queued: d.queued }),
-      answerCache(d.cache),
-      streamRecovery(d.clock, d.metrics),
-      fallback({ clock: d.clock, metrics: d.metrics, upstream: d.upstream, cache: d.cache }),
       inputGuard(d.metrics, 'fallback tiers'),
       continuation,
       degradedRequest(d.degradedSettings),
@@ -80,11 +77,21 @@ export function buildPipeline(d: PipelineDeps): Handler {
       rateLimit(d.clock),
       bulkhead(d.metrics),
       retry({ clock: d.clock, metrics: d.metrics, random: d.random }),
-      hedge({ clock: d.clock, metrics: d.metrics, upstream: d.upstream }),
+      hedge({ clock: d.clock, metrics: d.metrics, upstream: d.upstream, tier: (req, ctx) => tier(req, ctx) }),
       breaker(d.clock),
       faults({ clock: d.clock, metrics: d.metrics, random: d.random }),
       endpointLoad,
     ],
     attempt(d.clock),
+  );
+  return stack(
+    [
+      inputGuard(d.metrics, 'addressed'),
+      degradation({ monitor: d.degradation, queued: d.queued }),
+      answerCache(d.cache),
+      streamRecovery(d.clock, d.metrics),
+      fallback({ clock: d.clock, metrics: d.metrics, upstream: d.upstream, cache: d.cache }),
+    ],
+    tier,
   );
 }

@@ -42,4 +42,24 @@ describe('hedged requests', () => {
     assert.equal(mock.requests.length, 2, 'the failure and the probe: the hedge was refused by the breaker');
     assert.equal(await rig.metric('breakwater_hedges_total', { result: 'refused' }), 1);
   });
+
+  it('send a hedge to another upstream through that upstream\'s guards and budget (red team, issue 25)', async (t) => {
+    const slow = await startMock(t);
+    slow.defaultBehavior = { kind: 'ok', delayMs: 3000 };
+    const other = await startMock(t);
+    const rig = await startRig(t, {
+      upstreams: [
+        { name: 'a', url: slow.url, retry: { attempts: 1 }, hedge: { delay: '50ms', upstream: 'b' } },
+        { name: 'b', url: other.url, guards: { deny: [{ name: 'secret', pattern: 'TOPSECRET' }] }, budget: { window: 'hour', tokens: 1 } },
+      ],
+    });
+    const guarded = await post(rig.url('/a/v1/chat/completions'), chat({ messages: [{ role: 'user', content: 'TOPSECRET data' }] }));
+    assert.equal(other.requests.length, 0, 'b\'s guard kept the hedge from b');
+    assert.equal(guarded.status, 200, 'a answered in the end');
+    assert.notEqual(guarded.headers.get('x-breakwater-upstream'), 'b');
+    const budgeted = await post(rig.url('/a/v1/chat/completions'), chat());
+    assert.equal(other.requests.length, 0, 'b\'s 1-token budget kept the hedge from b');
+    assert.equal(budgeted.status, 200);
+  });
 });
+

@@ -14,7 +14,8 @@ import type { Layer } from '../handler.js';
 import { continuationRequest } from '../tier-request.js';
 
 export const continuation: Layer = (inner) => async (req, ctx) => {
-  if (!req.resume) return inner(req, ctx);
+  // A request that already carries the text (a hedge to another tier of a continued request) is not asked twice.
+  if (!req.resume || req.resume.carried !== undefined) return inner(req, ctx);
   const style = req.upstream.config.streamRecovery.continuation;
   const asked = style === 'off' ? undefined : continuationRequest(req, ctx.dialect, style);
   if (!asked || !ctx.memory.take(asked.body!.length)) return inner(req, ctx);

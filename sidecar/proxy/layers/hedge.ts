@@ -2,7 +2,9 @@
  * Hedged requests (the upstream's `hedge`): when the first attempt has no
  * outcome yet (for a stream: no first content event) after the hedge delay,
  * one more attempt goes to the same upstream, or to the upstream (and model)
- * the policy names, with that upstream's own credentials and breaker. The first good outcome wins and
+ * the policy names, through that upstream's whole tier as a fallback would
+ * be: its input guards, token budget and prices, rate limit, bulkhead,
+ * credentials and breaker (a hedge is never hedged again). The first good outcome wins and
  * the other attempt is cancelled at once: its request is aborted, or its
  * stream given up, so the upstream sees the cancel. A hedge is taken from the
  * retry budget (given back when the breaker refuses it) and goes through the
@@ -27,9 +29,11 @@ export interface HedgeDeps {
   metrics: Metrics;
   /** The live upstreams of the config in force, for a hedge sent to another one. */
   upstream(name: string): UpstreamState | undefined;
+  /** The tier a request to an upstream goes through, from the top: where a hedge to another upstream is sent. */
+  tier: Handler;
 }
 
-export function hedge({ clock, metrics, upstream: live }: HedgeDeps): Layer {
+export function hedge({ clock, metrics, upstream: live, tier }: HedgeDeps): Layer {
   const windows = new WeakMap<UpstreamState, LatencyWindow>();
   return (inner) => {
     const hedged: Handler = async (req, ctx) => {
@@ -69,7 +73,7 @@ export function hedge({ clock, metrics, upstream: live }: HedgeDeps): Layer {
         return (await firstDone).outcome;
       }
       const target = upstream.config.hedge.upstream === undefined ? undefined : live(upstream.config.hedge.upstream);
-      const second = launch(inner, target ? requestFor(req, ctx.dialect, target, upstream.config.hedge.model) : req, ctx, clock);
+      const second = target ? launch(tier, { ...requestFor(req, ctx.dialect, target, upstream.config.hedge.model), hedged: true }, ctx, clock) : launch(inner, req, ctx, clock);
       const secondDone = timed(second, true, target !== undefined);
       ctx.attempts++;
       try {
@@ -95,6 +99,6 @@ export function hedge({ clock, metrics, upstream: live }: HedgeDeps): Layer {
       }
     };
     // A request its upstream does not hedge goes straight through, with no async step of this layer's.
-    return (req, ctx) => (req.upstream.config.hedge.delayMs === 0 || req.bodyStream ? inner(req, ctx) : hedged(req, ctx));
+    return (req, ctx) => (req.upstream.config.hedge.delayMs === 0 || req.bodyStream || req.hedged ? inner(req, ctx) : hedged(req, ctx));
   };
 }

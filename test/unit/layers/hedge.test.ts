@@ -17,7 +17,7 @@ function attempts() {
 const hedged = (clock: ManualClock, hedgeSettings: object = { delay: '300ms' }, budget?: object) => {
   const upstream = upstreamOf(clock, { hedge: hedgeSettings, ...(budget ? { retry: { budget } } : {}) });
   const inner = attempts();
-  const handler = hedge({ clock, metrics, upstream: () => undefined })(inner.handler);
+  const handler = hedge({ clock, metrics, upstream: () => undefined, tier: inner.handler })(inner.handler);
   return { upstream, inner, handler };
 };
 
@@ -36,7 +36,7 @@ describe('hedge layer', () => {
     const primary = upstreamOf(clock, {}, spec, 'primary');
     const fast = upstreamOf(clock, {}, spec, 'fast');
     const inner = attempts();
-    const handler = hedge({ clock, metrics, upstream: (n) => (n === 'fast' ? fast : undefined) })(inner.handler);
+    const handler = hedge({ clock, metrics, upstream: (n) => (n === 'fast' ? fast : undefined), tier: inner.handler })(inner.handler);
     const ctx = contextAt(clock);
     const done = handler(requestTo(primary, { appHeaders: { authorization: 'Bearer app-key' }, headers: { authorization: 'Bearer app-key' } }), ctx);
     await settle();
@@ -44,6 +44,7 @@ describe('hedge layer', () => {
     await settle();
     const sent = inner.calls[1]!.req;
     assert.deepEqual([sent.upstream.name, sent.model, JSON.parse(sent.body!.toString()).model], ['fast', 'small', 'small']);
+    assert.equal(sent.hedged, true, 'sent into the target\'s tier as a hedge, which is not hedged again');
     assert.equal(sent.headers.authorization, 'Bearer sk-fast', 'the hedge target\'s credentials');
     assert.ok(!JSON.stringify(sent.headers).includes('app-key'), 'the app\'s credentials stay with the upstream it addressed');
     inner.calls[1]!.answer({ ...answer(), upstream: 'fast' });
