@@ -95,6 +95,7 @@ async function sidecar(args: string[]): Promise<void> {
       cacheFile: values['config-cache'],
       apply: (config) => sidecar.apply(config),
       breakers: () => sidecar.state.breakerCounts(),
+      opened: () => sidecar.state.openedBreakers(),
       slo: () => sidecar.state.slo?.report(),
       log,
     });

@@ -64,7 +64,7 @@ export const PolicyStatusSchema = Type.Object(
             { description: 'Each tracked SLI.', 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] },
           ),
         },
-        { description: 'The policy\'s SLIs over its window, summed from the sidecars\' reports (pods that have gone take their counts with them).' },
+        { description: 'The policy\'s SLIs over its window, combined from the sidecars\' reports, no pod weighing more than all the others together (pods that have gone take their counts with them).' },
       ),
     ),
   },

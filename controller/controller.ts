@@ -6,7 +6,7 @@
  * authenticate with their pod-bound tokens (token-review.ts). Every replica
  * serves streams and, when injection is on, the pod admission webhook
  * (admission.ts, injection.ts); only the Lease holder (leader-election.ts)
- * writes status. A small Hono app serves health, readiness and metrics.
+ * writes status and records Events. A small Hono app serves health, readiness and metrics.
  */
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -70,7 +70,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const identity = le.identity ?? `${hostname()}-${process.pid}`;
   const elector = new LeaderElector(
     kc.makeApiClient(CoordinationV1Api),
-    { name: 'breakwater-controller', identity, namespace: le.namespace, leaseDurationMs: le.leaseDurationMs, renewMs: le.renewMs, onChange: (leader) => (leader ? reconciler.resyncAll() : reconciler.recordLiveReports()) },
+    { name: 'breakwater-controller', identity, namespace: le.namespace, leaseDurationMs: le.leaseDurationMs, renewMs: le.renewMs, onChange: (leader) => reconciler.leadershipChanged(leader) },
     log,
   );
   const owner = options.ownPod && { apiVersion: 'v1', kind: 'Pod', name: options.ownPod.name, uid: options.ownPod.uid };

@@ -4,7 +4,7 @@
  * references are sound. Pure and level-based; conditions keep their
  * lastTransitionTime while their status does not change.
  */
-import type { ConfigVersion, PolicySpec, SidecarReport } from '../api/index.js';
+import { maxSliEvents, parseDuration, type ConfigVersion, type PolicySpec, type SidecarReport, type SliCounts } from '../api/index.js';
 import type { Condition, PolicyStatus } from '../api/policy-status.js';
 
 export interface PolicyFacts {
@@ -22,18 +22,46 @@ type SliStatus = NonNullable<PolicyStatus['slo']>['slis'][number];
 
 const SLI_NAMES = { availability: 'availability', timeToFirstToken: 'time to first token' } as const;
 
-/** Each SLI the spec gives an objective, summed over the pods' reports. */
+/**
+ * One SLI of the policy from its pods' counts. Each pod's counts come from the
+ * pod itself, which its owner controls, so no one pod may decide the result:
+ * - counts over what a pod can have served in the window (`ceiling`, see
+ *   maxSliEvents) are not a sidecar's, and are left out;
+ * - a pod weighs at most as much as all the other pods together: a larger
+ *   total is scaled down to theirs, good with it, so its ratio is kept. However
+ *   large the counts it claims, a pod then moves the SLI at most halfway from
+ *   the others' towards its own. Replicas behind one Service serve about the
+ *   same share and are hardly scaled; a pod that really served more than all
+ *   the others together is weighed as much as they are;
+ * - a pod alone with events is taken as it is: there is nothing to weigh it
+ *   against, and its ratio is the SLI whatever its weight.
+ */
+export function policySli(pods: readonly SliCounts[], ceiling: number): SliCounts {
+  const counted = pods.filter((c) => c.total > 0 && c.total <= ceiling);
+  const all = counted.reduce((sum, c) => sum + c.total, 0);
+  let good = 0;
+  let total = 0;
+  for (const c of counted) {
+    const others = all - c.total;
+    if (others === 0 || c.total <= others) {
+      good += c.good;
+      total += c.total;
+    } else {
+      good += Math.round((c.good * others) / c.total);
+      total += others;
+    }
+  }
+  return { good, total };
+}
+
+/** Each SLI the spec gives an objective, over the pods' reports (policySli). */
 function sloStatus(slo: PolicySpec['slo'], pods: TargetedPod[]): PolicyStatus['slo'] {
   const objectives = { availability: slo.availability.objective, timeToFirstToken: slo.timeToFirstToken.objective };
+  const ceiling = maxSliEvents(parseDuration(slo.window));
   const slis: SliStatus[] = [];
   for (const name of ['availability', 'timeToFirstToken'] as const) {
     if (!(Number(objectives[name]) > 0)) continue;
-    let good = 0;
-    let total = 0;
-    for (const pod of pods) {
-      good += pod.report?.slo?.[name]?.good ?? 0;
-      total += pod.report?.slo?.[name]?.total ?? 0;
-    }
+    const { good, total } = policySli(pods.flatMap((pod) => pod.report?.slo?.[name] ?? []), ceiling);
     // Cut, not rounded, so 99.9996% never reads as 100.000%.
     const actual = total === 0 ? '' : (Math.floor((good / total) * 100_000) / 1000).toFixed(3);
     slis.push({ name, objective: objectives[name], actual, good, total });

@@ -8,7 +8,8 @@
  * one's status from the caches alone (so the outcome does not depend on the
  * order of events, and is the same after a restart) and writes it through the
  * status subresource only when it changed. Pods are re-sent their config
- * whenever what they should run changes.
+ * whenever what they should run changes. The Events reports call for are
+ * recorded in the same pass, by the leader alone (report-events.ts).
  */
 import type { CoreV1Api, CustomObjectsApi, KubernetesObject, V1ConfigMap, V1ObjectMeta } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -18,6 +19,7 @@ import { ConfigHub, type Desired } from './config-hub.js';
 import type { EventRecorder } from './event-recorder.js';
 import { computeStatus, type PolicyFacts } from './policy-status.js';
 import { keyOf, resolvePod, type PodRef, type PolicyRef, type Resolution } from './policy-resolution.js';
+import { ReportEvents } from './report-events.js';
 import { RecordedReports, type ReportRecorder } from './report-store.js';
 
 export const GROUP = { group: 'breakwater.dev', version: 'v1alpha1', plural: 'resiliencepolicies' };
@@ -35,9 +37,11 @@ export interface ReconcilerDeps {
   /** Where this replica records its sidecars' reports while it does not lead. */
   reports: ReportRecorder;
   log: Logger;
-  /** Only the leader writes status. */
+  /** Only the leader writes status and records Events. */
   isLeader: () => boolean;
   coalesceMs?: number;
+  /** Wall-clock time (ms since the epoch), for when this replica started leading. */
+  now?: () => number;
 }
 
 /** A pod as the controller keeps it: its metadata (the watch asks for nothing else, and only for pods not finished). */
@@ -61,6 +65,7 @@ export class Reconciler {
   private refs: PolicyRef[] | undefined;
   private readonly pods = new Map<string, PodMeta>();
   private readonly recorded = new RecordedReports();
+  private readonly reportEvents: ReportEvents;
   private readonly dirty = new Set<string>();
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -69,8 +74,9 @@ export class Reconciler {
   constructor(private readonly deps: ReconcilerDeps) {
     this.hub = new ConfigHub(
       (pod) => this.desired(pod),
-      (pod, report, previous) => this.onReport(pod, report, previous),
+      (pod, report) => this.onReport(pod, report),
     );
+    this.reportEvents = new ReportEvents(deps.events, deps.now);
   }
 
   // --- informer events -------------------------------------------------------
@@ -100,6 +106,7 @@ export class Reconciler {
     this.pods.delete(key);
     this.hub.forget(key);
     this.deps.reports.forget(key);
+    this.reportEvents.forget(key);
     this.markResolution(this.resolve(pod));
   }
 
@@ -109,6 +116,16 @@ export class Reconciler {
       const pod = this.pods.get(key);
       if (pod) this.markResolution(this.resolve(pod));
     }
+  }
+
+  /**
+   * This replica became the leader (everything is reconciled, and Events are recorded only for
+   * what happens from now on) or stopped leading (recordLiveReports).
+   */
+  leadershipChanged(leader: boolean): void {
+    if (!leader) return this.recordLiveReports();
+    this.reportEvents.startLeading();
+    this.resyncAll();
   }
 
   /** Called when this replica stops leading: the new leader learns its sidecars' state from what this one records. */
@@ -142,7 +159,10 @@ export class Reconciler {
     const policies = among ? new Map(among.map((p) => [keyOf(policyRef(p)), p])) : this.policies;
     const key = resolvePod(ref, among ? among.map(policyRef) : this.policyRefs()).policy;
     const policy = key ? policies.get(key) : undefined;
-    return policy && { name: key!, spec: policy.spec };
+    if (!policy) return undefined;
+    // The API server keeps what the user wrote; injection reads the policy with this release's defaults in.
+    const verdict = validatePolicy(policy.spec);
+    return { name: key!, spec: verdict.ok ? verdict.spec : policy.spec };
   }
 
   desired(pod: string): Desired {
@@ -161,23 +181,14 @@ export class Reconciler {
     };
   }
 
-  private onReport(pod: string, report: SidecarReport, previous: SidecarReport | undefined): void {
+  private onReport(pod: string, report: SidecarReport): void {
     const object = this.pods.get(pod);
     const policyKey = object && this.resolve(object).policy;
     if (!policyKey) return;
     // The leader reads the reports that reach it; the others' reach it through their replicas' ConfigMaps.
+    // Events wait for the leader's pass over the newest reports (reconcile), so no replica records one on receipt.
     if (!this.deps.isLeader()) this.deps.reports.save(pod, report);
     this.mark(policyKey);
-    const policy = this.policies.get(policyKey)!;
-    const target = { apiVersion: 'breakwater.dev/v1alpha1', kind: 'ResiliencePolicy', metadata: policy.metadata };
-    for (const [upstream, counts] of Object.entries(report.breakers)) {
-      if (counts.open > (previous?.breakers[upstream]?.open ?? 0)) {
-        this.deps.events.record(target, 'Warning', 'BreakerOpened', `pod ${pod}: circuit breaker for upstream ${upstream} opened`);
-      }
-    }
-    if (report.rejected && report.rejected.version.hash !== previous?.rejected?.version.hash) {
-      this.deps.events.record(target, 'Warning', 'ConfigRejected', `pod ${pod} rejected generation ${report.rejected.version.generation}: ${report.rejected.error}`);
-    }
   }
 
   // --- status ----------------------------------------------------------------
@@ -249,6 +260,8 @@ export class Reconciler {
       if (r.policy === key && isLive(pod)) pods.push({ key: podKey(pod), report: this.newestReport(podKey(pod), upstreams) });
       if (r.conflicts.includes(key)) conflicts.push({ pod: podKey(pod), winner: r.policy! });
     }
+    const target = { apiVersion: 'breakwater.dev/v1alpha1', kind: 'ResiliencePolicy', metadata: policy.metadata };
+    for (const pod of pods) if (pod.report) this.reportEvents.observe(target, pod.key, pod.report);
     const status = computeStatus(await this.facts(key, policy, conflicts), pods, policy.status, new Date().toISOString());
     if (canonicalJson(status) === canonicalJson(policy.status ?? null)) return;
     const updated = (await this.deps.custom.patchNamespacedCustomObjectStatus({

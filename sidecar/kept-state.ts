@@ -11,10 +11,12 @@
  *   restart never gives a spent budget back. They are trusted across policy
  *   versions (editing a policy does not refill it) and only within the window.
  * Times are kept as wall-clock instants, since a restart resets the process's
- * monotonic clock. The file is bounded, and ignored when unreadable or corrupt.
+ * monotonic clock. The file is bounded, and ignored when unreadable or corrupt;
+ * it is read and written as kept-file.ts does (only a regular file, never
+ * blocking), so whatever sits at the path, the sidecar starts.
  */
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { KeptFileRefused, readKeptFile, writeKeptFile } from './kept-file.js';
 import type { BudgetScope } from './budget-book.js';
 import type { Clock, SavedBreakerState, SavedBudget } from './resilience/index.js';
 import type { SidecarState } from './sidecar-state.js';
@@ -52,6 +54,8 @@ interface StoredBreaker {
   /** Wall-clock time the open state ends (ms since the epoch). */
   until: number;
   reopenings: number;
+  /** Wall-clock time it opened (absent from files older than this field). */
+  openedAt?: number;
 }
 
 const isName = (v: unknown): v is string => typeof v === 'string' && v.length <= MAX_NAME_CHARS;
@@ -68,7 +72,8 @@ function isStoredBreaker(value: unknown): value is StoredBreaker {
     Number.isFinite(b.until) &&
     Number.isInteger(b.reopenings) &&
     b.reopenings! >= 0 &&
-    b.reopenings! <= 64
+    b.reopenings! <= 64 &&
+    (b.openedAt === undefined || (Number.isSafeInteger(b.openedAt) && b.openedAt >= 0))
   );
 }
 
@@ -96,10 +101,9 @@ export class StateFile {
   /** Replaces the file with this state, saved under `configHash`. Never throws: a failed write is logged. */
   save(configHash: string, state: KeptState): void {
     const now = this.wallNow();
-    const breakers: StoredBreaker[] = state.breakers.slice(0, MAX_SAVED).map((b) => ({ upstream: b.upstream, scope: b.scope, state: b.state, until: now + b.remainingMs, reopenings: b.reopenings }));
+    const breakers: StoredBreaker[] = state.breakers.slice(0, MAX_SAVED).map((b) => ({ upstream: b.upstream, scope: b.scope, state: b.state, until: now + b.remainingMs, reopenings: b.reopenings, openedAt: b.openedAt }));
     try {
-      writeFileSync(`${this.file}.tmp`, JSON.stringify({ config: configHash, savedAt: now, breakers, budgets: state.budgets.slice(0, MAX_BUDGETS) }));
-      renameSync(`${this.file}.tmp`, this.file);
+      writeKeptFile(this.file, JSON.stringify({ config: configHash, savedAt: now, breakers, budgets: state.budgets.slice(0, MAX_BUDGETS) }));
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not save the sidecar\'s kept state');
     }
@@ -112,10 +116,10 @@ export class StateFile {
   load(configHash: string): KeptState {
     let text: string;
     try {
-      if (statSync(this.file).size > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES} bytes`);
-      text = readFileSync(this.file, 'utf8');
+      text = readKeptFile(this.file, MAX_FILE_BYTES);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err: (err as Error).message }, 'ignoring the unreadable kept state');
+      if (err instanceof KeptFileRefused) this.log.warn({ file: this.file }, `ignoring the kept state: ${err.message}`);
+      else if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ file: this.file, err: (err as Error).message }, 'ignoring the unreadable kept state');
       return NOTHING;
     }
     let parsed: { config?: unknown; savedAt?: unknown; breakers?: unknown; budgets?: unknown };
@@ -139,7 +143,7 @@ export class StateFile {
     const breakers = parsed.breakers
       .slice(0, MAX_SAVED)
       .filter(isStoredBreaker)
-      .map((b) => ({ upstream: b.upstream, scope: b.scope, state: b.state, remainingMs: Math.max(0, b.until - now), reopenings: b.reopenings }));
+      .map((b) => ({ upstream: b.upstream, scope: b.scope, state: b.state, remainingMs: Math.max(0, b.until - now), reopenings: b.reopenings, ...(b.openedAt === undefined ? {} : { openedAt: b.openedAt }) }));
     return { breakers, budgets };
   }
 }

@@ -4,7 +4,7 @@
  * objects; the others get new ones, and the replaced ones close once their
  * in-flight requests finish.
  */
-import type { BreakerCounts } from '../api/index.js';
+import { MAX_BREAKER_NAME, MAX_REPORTED_OPENINGS, type BreakerCounts, type OpenedBreaker } from '../api/index.js';
 import { BudgetBook } from './budget-book.js';
 import type { RuntimeConfig } from './config/index.js';
 import type { Metrics } from './metrics.js';
@@ -131,6 +131,18 @@ export class SidecarState {
       out[name] = counts;
     }
     return out;
+  }
+
+  /** The breakers that are open or half-open, newest opening first, as a report to the controller names them. */
+  openedBreakers(): OpenedBreaker[] {
+    const opened: OpenedBreaker[] = [];
+    for (const [name, upstream] of this.upstreams) {
+      for (const [scope, breaker] of upstream.breakerEntries()) {
+        const openedAt = breaker.openedAt;
+        if (openedAt !== undefined) opened.push({ upstream: name, breaker: scope.slice(0, MAX_BREAKER_NAME), openedAt: Math.round(openedAt) });
+      }
+    }
+    return opened.sort((a, b) => b.openedAt - a.openedAt).slice(0, MAX_REPORTED_OPENINGS);
   }
 
   close(): void {

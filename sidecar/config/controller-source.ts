@@ -6,12 +6,19 @@
  * start-up, so the sidecar keeps enforcing its policy while the controller is
  * away, across its own restarts too. Reconnects back off with jitter. What is
  * applied, and breaker states, are reported back.
+ *
+ * What the stream carries is read as distrustfully as a policy file: an event
+ * that is not a snapshot (not JSON, no version) is rejected and logged like an
+ * invalid policy, the last good config stays, and the stream is read on.
+ * Nothing read from it may throw out of the stream's event handler, where it
+ * would take the process down.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { request, type RequestOptions } from 'node:https';
 import type { Logger } from 'pino';
-import { formatProblems, validatePolicy, type ConfigSnapshot, type ConfigVersion, type SidecarReport } from '../../api/index.js';
+import { formatProblems, readNoPolicy, readSnapshot, validatePolicy, type ConfigVersion, type SidecarReport, type UncheckedSnapshot } from '../../api/index.js';
 import { SseReader, type SseEvent } from '../../lib/index.js';
+import { KeptFileRefused, readKeptFile, writeKeptFile } from '../kept-file.js';
 import { backoffDelay } from '../resilience/index.js';
 import { compileConfig, type RuntimeConfig } from './runtime-config.js';
 
@@ -28,6 +35,8 @@ export interface ControllerSourceOptions {
   /** Puts a config in force, or says why it cannot be (the last good one then stays). */
   apply(config: RuntimeConfig): { ok: true } | { ok: false; error: string };
   breakers(): SidecarReport['breakers'];
+  /** The breakers that are open or half-open, each with when it opened. */
+  opened?(): SidecarReport['opened'];
   /** SLI counts over the SLO window, sent with every report, and whether each SLO is met: only a change of that is a reason for one. */
   slo?(): { counts: SidecarReport['slo']; verdict: string } | undefined;
   log: Logger;
@@ -37,8 +46,13 @@ export interface ControllerSourceOptions {
 }
 
 const RECONNECT = { baseMs: 500, maxMs: 30_000, multiplier: 2, jitter: 'full' as const };
+/**
+ * A snapshot is a policy's spec, which the API server keeps under 1.5 MiB: an event (or the copy on disk)
+ * longer than this is not one, and an unfinished event is not held past it.
+ */
+const MAX_SNAPSHOT_CHARS = 4 << 20;
 
-function compileSnapshot(snapshot: ConfigSnapshot): { config: RuntimeConfig } | { error: string } {
+function compileSnapshot(snapshot: UncheckedSnapshot): { config: RuntimeConfig } | { error: string } {
   const verdict = validatePolicy(snapshot.spec);
   if (!verdict.ok) return { error: formatProblems(verdict.problems) };
   try {
@@ -61,7 +75,7 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
   const url = () => options.urls[urlIndex % options.urls.length]!;
   const tls = (): RequestOptions => ({ ca: options.caFile ? readFileSync(options.caFile) : options.ca, headers: { authorization: `Bearer ${readFileSync(options.tokenFile, 'utf8').trim()}` } });
 
-  const take = (snapshot: ConfigSnapshot, from: string): boolean => {
+  const take = (snapshot: UncheckedSnapshot, from: string): boolean => {
     const compiled = compileSnapshot(snapshot);
     const result = 'error' in compiled ? compiled : options.apply(compiled.config);
     if ('error' in result) {
@@ -75,26 +89,29 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
   };
 
   if (options.cacheFile) {
+    let text: string | undefined;
     try {
-      const snapshot = JSON.parse(readFileSync(options.cacheFile, 'utf8')) as ConfigSnapshot;
-      if (take(snapshot, 'the last good copy on disk')) log.info({ version: snapshot.version }, 'applied the last good config from disk');
+      text = readKeptFile(options.cacheFile, MAX_SNAPSHOT_CHARS);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.warn({ err: (err as Error).message }, 'ignoring unreadable config cache');
+      if (err instanceof KeptFileRefused) log.warn({ file: options.cacheFile }, `ignoring the config kept on disk: ${err.message}`);
+      else if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.warn({ err: (err as Error).message }, 'ignoring unreadable config cache');
     }
+    const read = text === undefined ? undefined : readSnapshot(text);
+    if (read && !read.ok) log.warn({ error: read.error }, 'ignoring the config kept on disk: not a snapshot');
+    if (read?.ok && take(read.snapshot, 'the last good copy on disk')) log.info({ version: read.snapshot.version }, 'applied the last good config from disk');
   }
 
-  const persist = (snapshot: ConfigSnapshot) => {
+  const persist = (snapshot: UncheckedSnapshot) => {
     if (!options.cacheFile) return;
     try {
-      writeFileSync(`${options.cacheFile}.tmp`, JSON.stringify(snapshot));
-      renameSync(`${options.cacheFile}.tmp`, options.cacheFile);
+      writeKeptFile(options.cacheFile, JSON.stringify(snapshot));
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'could not keep the config on disk');
     }
   };
 
   const report = (force = false) => {
-    const state: SidecarReport = { applied, rejected, breakers: options.breakers() };
+    const state: SidecarReport = { applied, rejected, breakers: options.breakers(), opened: options.opened?.() };
     const slo = options.slo?.();
     const key = JSON.stringify([state, slo?.verdict]);
     // SLI counts change with every request: they ride on reports sent for a change (an SLO met or missed) or every 30 s.
@@ -121,14 +138,21 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
 
   const handleEvent = ({ event, data }: SseEvent) => {
     if (event === 'snapshot') {
-      const snapshot = JSON.parse(data) as ConfigSnapshot;
-      if (take(snapshot, 'the controller')) {
-        persist(snapshot);
-        log.info({ version: snapshot.version }, 'config from the controller applied');
+      const read = readSnapshot(data);
+      if (!read.ok) {
+        // Without a readable version there is nothing to name in a report's `rejected`: the log says it.
+        log.error({ error: read.error }, 'config from the controller rejected: not a snapshot; the last good config stays in force');
+        return;
+      }
+      if (take(read.snapshot, 'the controller')) {
+        persist(read.snapshot);
+        log.info({ version: read.snapshot.version }, 'config from the controller applied');
       }
       report(true);
     } else if (event === 'no-policy') {
-      log.warn({ reason: (JSON.parse(data) as { reason: string }).reason }, 'the controller has no policy for this pod; keeping the config in force');
+      const reason = readNoPolicy(data);
+      if (reason === undefined) log.warn('malformed no-policy event from the controller; ignored');
+      else log.warn({ reason }, 'the controller has no policy for this pod; keeping the config in force');
     }
   };
 
@@ -151,7 +175,7 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
       setTimeout(connect, delay).unref();
     };
     try {
-      current = request(`${url()}/v1/config?pod=${encodeURIComponent(options.pod)}`, tls(), (res) => {
+      const stream = request(`${url()}/v1/config?pod=${encodeURIComponent(options.pod)}`, tls(), (res) => {
         if (res.statusCode !== 200) {
           let body = '';
           res.on('data', (d) => (body += d));
@@ -163,10 +187,18 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
           alive();
-          for (const event of events.push(chunk)) handleEvent(event);
+          try {
+            for (const event of events.push(chunk)) handleEvent(event);
+            if (events.pending > MAX_SNAPSHOT_CHARS) stream.destroy(new Error(`an event longer than ${MAX_SNAPSHOT_CHARS} characters`));
+          } catch (err) {
+            // A bug, not the controller's data (that is checked above): start over on a new stream rather than crash.
+            log.error({ err: (err as Error).message }, 'could not take an event from the config stream');
+            stream.destroy(err as Error);
+          }
         });
         res.on('close', () => retry('stream ended'));
       });
+      current = stream;
     } catch (err) {
       return retry((err as Error).message);
     }

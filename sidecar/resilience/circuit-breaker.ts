@@ -26,6 +26,8 @@ export interface SavedBreakerState {
   state: 'open' | 'half-open';
   remainingMs: number;
   reopenings: number;
+  /** When it opened, by the wall clock (ms since the epoch): the opening it reports stays the same one across a restart. */
+  openedAt?: number;
 }
 
 type State =
@@ -49,6 +51,8 @@ export class CircuitBreaker {
   private generation = 0;
   /** How many times in a row the breaker opened without closing in between (drives the doubling). */
   private reopenings = 0;
+  /** Wall-clock time of the last opening, while open or half-open. */
+  private opening: number | undefined;
   private readonly rules: TripRules;
 
   constructor(
@@ -63,6 +67,14 @@ export class CircuitBreaker {
   get stateName(): BreakerStateName {
     if (this.state.name === 'open' && this.clock.now() >= this.state.until) return 'half-open';
     return this.state.name;
+  }
+
+  /**
+   * When the breaker last opened, by the wall clock (ms since the epoch), while it is open or half-open;
+   * undefined when closed. With the breaker, it names one opening (the controller records each once).
+   */
+  get openedAt(): number | undefined {
+    return this.opening;
   }
 
   /** Milliseconds until an open breaker lets a probe through (0 otherwise). */
@@ -107,13 +119,14 @@ export class CircuitBreaker {
   saved(): SavedBreakerState | undefined {
     const name = this.stateName;
     if (name === 'closed') return undefined;
-    return { state: name, remainingMs: this.remainingOpenMs, reopenings: this.reopenings };
+    return { state: name, remainingMs: this.remainingOpenMs, reopenings: this.reopenings, ...(this.opening === undefined ? {} : { openedAt: this.opening }) };
   }
 
   /** Puts a closed breaker back in a saved state (after a restart); one with a state of its own keeps it. */
   restore(saved: SavedBreakerState): void {
     if (this.state.name !== 'closed') return;
     this.reopenings = saved.reopenings;
+    this.opening = saved.openedAt ?? this.clock.wallTime();
     if (saved.state === 'open' && saved.remainingMs > 0) this.moveTo({ name: 'open', until: this.clock.now() + saved.remainingMs }, 'restored after a restart');
     else this.moveTo({ name: 'half-open', probes: 0, successes: 0 }, 'restored after a restart');
   }
@@ -128,11 +141,13 @@ export class CircuitBreaker {
     const { openForMs, maxOpenForMs } = this.settings;
     const duration = Math.min(maxOpenForMs, openForMs * 2 ** this.reopenings);
     this.reopenings++;
+    this.opening = this.clock.wallTime();
     this.moveTo({ name: 'open', until: this.clock.now() + duration }, reason);
   }
 
   private close(reason = 'probes succeeded'): void {
     this.reopenings = 0;
+    this.opening = undefined;
     this.rules.clear();
     this.moveTo({ name: 'closed' }, reason);
   }

@@ -2,9 +2,12 @@
  * Breakers that survive a restart, on a real sidecar process: killed (SIGKILL,
  * no drain) with an open breaker and restarted within openFor, it sends
  * nothing to that upstream until the breaker's half-open time, then probes.
+ * A state file that is not a regular file (a FIFO) is refused, and the
+ * sidecar starts with empty state instead of waiting for a writer forever.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -50,5 +53,24 @@ describe('breaker state across a sidecar restart', () => {
     assert.equal(probe.status, 200, 'after the saved open time, a probe goes through');
     assert.equal(mock.requests.length, sent + 1);
     assert.ok(second.logs.some((l) => l.msg === 'circuit breaker transition' && l.reason === 'restored after a restart'));
+  });
+
+  // Without the fix the sidecar blocks in read(2) on the FIFO before it listens: the test's timeout is how that hang shows.
+  it('a FIFO at --state-file is refused and logged; the sidecar becomes ready with empty state and replaces it on save', { timeout: 60_000 }, async (t) => {
+    const mock = await startMock(t);
+    const policy = writePolicy(`upstreams: [{name: model, url: "${mock.url}"}]\nshutdown: {drainTimeout: 1s}\n`);
+    const state = join(mkdtempSync(join(tmpdir(), 'breakwater-state-')), 'state.json');
+    execFileSync('mkfifo', [state]);
+
+    const sidecar = await startSidecarProcess(t, ['--policy', policy, '--state-file', state], policy);
+    assert.equal((await fetch(`${sidecar.adminUrl}/readyz`)).status, 200, 'ready');
+    assert.equal((await post(`${sidecar.dataUrl}/model/v1/chat/completions`, chat())).status, 200);
+    const refused = sidecar.logs.find((l) => l.msg === 'ignoring the kept state: not a regular file');
+    assert.ok(refused, 'the refusal is logged');
+    assert.equal(refused.level, 40, 'as a warning');
+
+    sidecar.child.kill('SIGTERM'); // a drain saves the state
+    assert.equal(await sidecar.exited, 0);
+    assert.ok(lstatSync(state).isFile(), 'the FIFO was replaced by a regular file, never written through');
   });
 });

@@ -1,8 +1,8 @@
 /** State that survives a restart: a breaker's saved state, and the file breakers and budgets are kept in (bounded, distrustful). */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { pino } from 'pino';
@@ -36,7 +36,7 @@ describe('a breaker\'s saved state', () => {
     fail(before); // the probe fails: open for 2 s, re-opened twice
     clock.advance(500);
     const saved = before.saved()!;
-    assert.deepEqual(saved, { state: 'open', remainingMs: 1500, reopenings: 2 });
+    assert.deepEqual(saved, { state: 'open', remainingMs: 1500, reopenings: 2, openedAt: Date.UTC(2026, 0, 1) + 1000 }, 'opened again when the probe failed');
 
     const after = new CircuitBreaker(settings, new ManualClock());
     const restarted = new ManualClock();
@@ -48,6 +48,30 @@ describe('a breaker\'s saved state', () => {
     fail(restored); // the probe fails: the doubling goes on from the saved count
     assert.equal(restored.remainingOpenMs, 4000);
     assert.equal(after.saved(), undefined, 'a closed breaker saves nothing');
+  });
+
+  it('names its opening by the wall-clock time it opened, while open or half-open, and keeps it across a restart', () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 24, 12));
+    const b = new CircuitBreaker(settings, clock);
+    assert.equal(b.openedAt, undefined, 'closed');
+    fail(b);
+    clock.advance(250);
+    fail(b); // opens
+    assert.equal(b.openedAt, Date.UTC(2026, 10, 24, 12) + 250);
+    clock.advance(1000);
+    assert.equal(b.stateName, 'half-open');
+    assert.equal(b.openedAt, Date.UTC(2026, 10, 24, 12) + 250, 'the same opening while it probes');
+    const restored = new CircuitBreaker(settings, new ManualClock(Date.UTC(2026, 10, 24, 13)));
+    restored.restore(b.saved()!);
+    assert.equal(restored.openedAt, Date.UTC(2026, 10, 24, 12) + 250, 'restored: still the same opening');
+    const file = fileIn();
+    const store = new StateFile(file, silent, () => Date.UTC(2026, 10, 24, 12, 1));
+    store.save('h', { breakers: [{ upstream: 'u', scope: '*', ...b.saved()! }], budgets: [] });
+    assert.equal(store.load('h').breakers[0]?.openedAt, Date.UTC(2026, 10, 24, 12) + 250, 'kept in the state file');
+    const a = b.tryAcquire();
+    assert.ok(a.ok);
+    b.record(a.permit, { failure: false, durationMs: 1 }); // the probe succeeds: closed
+    assert.equal(b.openedAt, undefined);
   });
 
   it('comes back half-open when its open time ran out while the sidecar was down, and leaves a breaker with a state of its own alone', () => {
@@ -104,6 +128,26 @@ describe('the kept state file: breakers', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('is never written through a link planted beside it: it goes to a new temporary file, renamed over the state file', () => {
+    const file = fileIn();
+    const victim = join(mkdtempSync(join(tmpdir(), 'breakwater-victim-')), 'victim.txt');
+    writeFileSync(victim, 'not yours');
+    symlinkSync(victim, `${file}.tmp`); // where a fixed temporary name would be written
+    symlinkSync(victim, file);
+    const store = new StateFile(file, silent, () => 0);
+    store.save('h', { breakers: [], budgets: [{ scope: 'policy', windowStart: 0, tokens: 7, cost: 0 }] });
+    assert.equal(readFileSync(victim, 'utf8'), 'not yours', 'the link\'s target is untouched');
+    assert.ok(lstatSync(file).isFile(), 'the state file is now a regular file of its own');
+    assert.deepEqual(store.load('h').budgets, [{ scope: 'policy', windowStart: 0, tokens: 7, cost: 0 }]);
+    assert.deepEqual(readdirSync(dirname(file)).sort(), ['breakers.json', 'breakers.json.tmp'], 'no temporary file left behind');
+  });
+
+  it('is refused when it is not a regular file, such as a directory', () => {
+    const file = fileIn();
+    const store = new StateFile(dirname(file), silent, () => 0);
+    assert.deepEqual(store.load('h'), { breakers: [], budgets: [] });
   });
 
   it('logs a write it cannot make instead of throwing', () => {

@@ -29,12 +29,24 @@ describe('sidecar report validation', () => {
       [{ ...good, breakers: { primary: { closed: 0, halfOpen: 0, open: 1e12 } } }, /counts/],
       [{ ...good, breakers: { primary: { closed: 0, halfOpen: 0, open: '1' } } }, /counts/],
       [{ ...good, rejected: { error: 'x' } }, /rejected/],
+      [{ ...good, opened: [{ upstream: 'someone-else', breaker: '*', openedAt: 1 }] }, /opened/],
+      [{ ...good, opened: [{ upstream: 'primary', breaker: 'm'.repeat(129), openedAt: 1 }] }, /opened/],
+      [{ ...good, opened: [{ upstream: 'primary', breaker: '*', openedAt: -1 }] }, /opened/],
+      [{ ...good, opened: Array.from({ length: 17 }, (_, i) => ({ upstream: 'primary', breaker: '*', openedAt: i })) }, /opened/],
+      [{ ...good, opened: {} }, /opened/],
     ];
     for (const [report, why] of cases) {
       const checked = validateReport(report, upstreams);
       assert.equal(checked.ok, false, JSON.stringify(report));
       if (!checked.ok) assert.match(checked.error, why);
     }
+  });
+
+  it('takes the breakers that opened, each with its upstream, breaker and opening time', () => {
+    const opened = [{ upstream: 'primary', breaker: 'gpt-4o@1', openedAt: Date.UTC(2026, 0, 1) }];
+    const checked = validateReport({ ...good, opened: [{ ...opened[0], extra: 'dropped' }] }, upstreams);
+    assert.ok(checked.ok);
+    assert.deepEqual(checked.report.opened, opened);
   });
 
   it('cuts a rejection\'s error to 1,024 characters', () => {

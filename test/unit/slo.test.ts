@@ -1,7 +1,7 @@
 /**
  * SLOs: the SLI window on a ManualClock (one-minute buckets, windows, burn
  * rates, stale slots), which finished requests count and how, the sidecar's
- * report of them, the controller's SLOMet condition summed over pods, and
+ * report of them, the controller's SLOMet condition combined over pods, and
  * reports that lie about their counts.
  */
 import assert from 'node:assert/strict';
@@ -131,13 +131,40 @@ describe('the SLOMet condition', () => {
   });
 });
 
+describe('the SLOMet condition, when one pod lies about its counts', () => {
+  // Two honest pods at 99.0% against 99.9%: the policy misses its SLO, whatever a third pod says.
+  const honest = [podWith('b', { availability: { good: 990, total: 1000 } }), podWith('c', { availability: { good: 990, total: 1000 } })];
+
+  it('leaves out counts over what a pod can have served in the window', () => {
+    const status = computeStatus(factsWith('99.9'), [podWith('a', { availability: { good: 400_000_000, total: 400_000_000 } }), ...honest], undefined, 't');
+    assert.deepEqual([sloMet(status)?.status, sloMet(status)?.reason], ['False', 'BelowObjective']);
+    assert.deepEqual(status.slo?.slis[0], { name: 'availability', objective: '99.9', actual: '99.000', good: 1980, total: 2000 });
+  });
+
+  it('weighs a pod at most as much as all the others together, so it cannot outweigh them', () => {
+    const status = computeStatus(factsWith('99.9'), [podWith('a', { availability: { good: 10_000_000, total: 10_000_000 } }), ...honest], undefined, 't');
+    assert.deepEqual([sloMet(status)?.status, sloMet(status)?.reason], ['False', 'BelowObjective']);
+    assert.deepEqual(status.slo?.slis[0], { name: 'availability', objective: '99.9', actual: '99.500', good: 3980, total: 4000 }, 'the liar counts as 2,000 events');
+  });
+
+  it('keeps a pod\'s ratio when it is scaled down, counts honest replicas of about the same traffic as they are, and takes a pod alone with events as it is', () => {
+    const busy = computeStatus(factsWith('99'), [podWith('a', { availability: { good: 9_950, total: 10_000 } }), podWith('b', { availability: { good: 1_000, total: 1_000 } })], undefined, 't');
+    assert.deepEqual(busy.slo?.slis[0], { name: 'availability', objective: '99', actual: '99.750', good: 1995, total: 2000 }, 'a: 995 of 1,000');
+    const even = computeStatus(factsWith('99'), [podWith('a', { availability: { good: 1000, total: 1000 } }), podWith('b', { availability: { good: 990, total: 1000 } }), podWith('c', { availability: { good: 1100, total: 1100 } })], undefined, 't');
+    assert.deepEqual([even.slo?.slis[0]?.good, even.slo?.slis[0]?.total], [3090, 3100]);
+    const alone = computeStatus(factsWith('99'), [podWith('a', { availability: { good: 98, total: 100 } }), podWith('b', { availability: { good: 0, total: 0 } })], undefined, 't');
+    assert.deepEqual([alone.slo?.slis[0]?.good, alone.slo?.slis[0]?.total, sloMet(alone)?.status], [98, 100, 'False']);
+  });
+});
+
 describe('SLI counts in a sidecar\'s report', () => {
-  it('are taken when well-formed, and refuse the report when not', () => {
+  it('are taken when well-formed and within what a pod can serve in the longest window (a day at 10,000 a second), and refuse the report when not', () => {
     const base = { applied: null, breakers: {} };
     const r = validateReport({ ...base, slo: { availability: { good: 5, total: 6 } } }, new Set());
     assert.ok(r.ok);
     assert.deepEqual(r.report.slo, { availability: { good: 5, total: 6 } });
-    for (const slo of [{ availability: { good: 7, total: 6 } }, { latency: { good: 1, total: 1 } }, { availability: { good: -1, total: 1 } }, { availability: { good: 1.5, total: 2 } }, { availability: { good: 1, total: 2e12 } }, [], 'x', { availability: null }]) {
+    assert.ok(validateReport({ ...base, slo: { availability: { good: 800_000_000, total: 800_000_000 } } }, new Set()).ok, '10,000 events a second for a day');
+    for (const slo of [{ availability: { good: 7, total: 6 } }, { latency: { good: 1, total: 1 } }, { availability: { good: -1, total: 1 } }, { availability: { good: 1.5, total: 2 } }, { availability: { good: 1, total: 2e12 } }, { availability: { good: 1e12, total: 1e12 } }, { availability: { good: 0, total: 900_000_000 } }, [], 'x', { availability: null }]) {
       const refused = validateReport({ ...base, slo }, new Set());
       assert.ok(!refused.ok && /^slo:/.test(refused.error), JSON.stringify(slo));
     }

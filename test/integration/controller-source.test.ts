@@ -1,0 +1,120 @@
+/**
+ * The sidecar's side of the controller's config stream, against a fake
+ * controller (HTTPS on 127.0.0.1, a throwaway self-signed certificate): a
+ * snapshot that is not one is rejected like an invalid policy (logged, the
+ * last good config kept, the stream read on), never thrown out of the stream's
+ * event handler; a FIFO where the last good config is kept does not hold the
+ * sidecar up.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { describe, it, type TestContext } from 'node:test';
+import { pino } from 'pino';
+import { validateReport, type ConfigVersion } from '../../api/index.js';
+import { followController } from '../../sidecar/config/controller-source.js';
+import type { RuntimeConfig } from '../../sidecar/config/index.js';
+import { until } from '../support/until.js';
+
+const spec = { upstreams: [{ name: 'a', url: 'http://127.0.0.1:9' }] };
+const version = (generation: number): ConfigVersion => ({ source: 'controller', policy: 'shop/chat', generation, hash: `h${generation}` });
+const event = (name: string, data: string) => `event: ${name}\ndata: ${data}\n\n`;
+
+/** A controller that sends `events` on every config stream and keeps the reports it is sent. */
+async function fakeController(t: TestContext, events: string[]): Promise<{ url: string; ca: string; reports: unknown[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'breakwater-fake-controller-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'ignore' });
+  const ca = readFileSync(join(dir, 'cert.pem'), 'utf8');
+  const reports: unknown[] = [];
+  const server: Server = createServer({ cert: ca, key: readFileSync(join(dir, 'key.pem')) }, (req, res) => {
+    if (req.method === 'POST') {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        reports.push(JSON.parse(body));
+        res.writeHead(204).end();
+      });
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    for (const e of events) res.write(e);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, ca, reports };
+}
+
+function follow(t: TestContext, controller: { url: string; ca: string }, cacheFile?: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'breakwater-pod-'));
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, 'pod-token');
+  const applied: ConfigVersion[] = [];
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const source = followController({
+    urls: [controller.url],
+    pod: 'chat-1',
+    tokenFile,
+    ca: controller.ca,
+    cacheFile,
+    apply: (config: RuntimeConfig) => {
+      applied.push(config.version);
+      return { ok: true };
+    },
+    breakers: () => ({ a: { closed: 1, halfOpen: 0, open: 0 } }),
+    log: pino({ level: 'info' }, sink),
+  });
+  t.after(() => source.stop());
+  return { applied, logs };
+}
+
+describe('the controller\'s config stream, as the sidecar reads it', () => {
+  it('rejects snapshots that are not one (logged, the last good config kept), reads on, and applies the good one after them', async (t) => {
+    const controller = await fakeController(t, [
+      event('snapshot', JSON.stringify({ version: version(1), spec })),
+      event('snapshot', '{"version": {"source": "controller", "pol'), // cut short: not JSON
+      event('snapshot', 'null'),
+      event('snapshot', JSON.stringify({ spec })), // no version
+      event('snapshot', JSON.stringify({ version: { ...version(2), generation: 'two' }, spec })),
+      event('snapshot', JSON.stringify({ version: version(3), spec: null })), // a version, but no policy: an invalid one, reported
+      event('no-policy', '{"reason": '),
+      event('snapshot', JSON.stringify({ version: version(4), spec })),
+    ]);
+    const { applied, logs } = follow(t, controller);
+    await until('the good snapshot after the malformed ones to be applied', () => applied.length >= 2 && controller.reports.some((r) => (r as { applied?: ConfigVersion }).applied?.generation === 4));
+    assert.deepEqual(applied, [version(1), version(4)], 'nothing applied from a malformed snapshot');
+    const rejections = logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('config from the controller rejected'));
+    assert.equal(rejections.length, 5, JSON.stringify(logs.map((l) => l.msg)));
+    assert.ok(logs.some((l) => l.msg === 'malformed no-policy event from the controller; ignored'));
+    assert.ok(!logs.some((l) => l.msg === 'config stream lost'), 'the stream was read on, not dropped');
+    for (const report of controller.reports) {
+      const checked = validateReport(report, new Set(['a']));
+      assert.ok(checked.ok, `a report the controller takes: ${JSON.stringify(report)}`);
+    }
+    assert.ok(controller.reports.some((r) => (r as { rejected?: { version: ConfigVersion } }).rejected?.version.generation === 3), 'the invalid snapshot with a version is reported as rejected');
+  });
+
+  // Without the fix, the read of the FIFO blocks this process for good: run this file under a timeout to see it.
+  it('starts from the controller when the last good config\'s file is a FIFO, and replaces it', async (t) => {
+    const controller = await fakeController(t, [event('snapshot', JSON.stringify({ version: version(7), spec }))]);
+    const cache = join(mkdtempSync(join(tmpdir(), 'breakwater-cache-')), 'config.json');
+    execFileSync('mkfifo', [cache]);
+    const { applied, logs } = follow(t, controller, cache);
+    assert.ok(logs.some((l) => l.msg === 'ignoring the config kept on disk: not a regular file'));
+    await until('the controller\'s snapshot applied', () => applied.length === 1);
+    assert.deepEqual(JSON.parse(readFileSync(cache, 'utf8')).version, version(7), 'kept on disk, in a regular file');
+  });
+});
