@@ -46,7 +46,8 @@ export class ReportEvents {
       for (const { upstream, breaker, openedAt } of report.opened) {
         if (openedAt < this.leadingSince || !this.remember(pod, `opened/${upstream}/${openedAt}/${breaker}`)) continue;
         const scope = breaker === '*' ? '' : ` (scope ${breaker})`;
-        this.events.record(target, 'Warning', 'BreakerOpened', `pod ${pod}: circuit breaker for upstream ${upstream} opened${scope}`);
+        // The opening time makes each episode's message its own: the recorder's repeat limit never swallows a new outage.
+        this.events.record(target, 'Warning', 'BreakerOpened', `pod ${pod}: circuit breaker for upstream ${upstream} opened${scope} at ${new Date(openedAt).toISOString()}`);
       }
     } else {
       const before = this.openCounts.get(pod);

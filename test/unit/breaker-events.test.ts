@@ -68,7 +68,7 @@ describe('Events about what sidecars report', () => {
     assert.deepEqual(a.events, [], 'a replica that does not lead records no Event');
     b.reconciler.recordedReports(a.configMap());
     await b.reconciler.flush();
-    assert.deepEqual(b.events, ['BreakerOpened: pod shop/chat-1: circuit breaker for upstream primary opened (scope gpt-4o)']);
+    assert.deepEqual(b.events, ['BreakerOpened: pod shop/chat-1: circuit breaker for upstream primary opened (scope gpt-4o) at 2026-01-01T12:00:00.000Z']);
 
     // The same opening again: sent to the leader itself, re-sent to a (every 30 s), recorded again.
     assert.equal(b.reconciler.hub.report(POD, report([opening], 1)), undefined);
@@ -81,11 +81,12 @@ describe('Events about what sidecars report', () => {
     // It closes and opens again: a new opening, one new Event.
     b.reconciler.hub.report(POD, report([], 0));
     await b.reconciler.flush();
-    const again = { ...opening, openedAt: opening.openedAt + 60_000 };
+    const again = { ...opening, openedAt: opening.openedAt + 5_000 }; // within the recorder's 30 s repeat limit
     a.reconciler.hub.report(POD, report([again], 1));
     b.reconciler.recordedReports(a.configMap());
     await b.reconciler.flush();
     assert.equal(b.events.length, 2, JSON.stringify(b.events));
+    assert.notEqual(b.events[1], b.events[0], 'a new episode\'s message is its own, so no repeat limit swallows it (issue 26)');
     b.reconciler.hub.report(POD, report([again], 1));
     await b.reconciler.flush();
     assert.equal(b.events.length, 2, JSON.stringify(b.events));
