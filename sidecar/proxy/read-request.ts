@@ -4,10 +4,10 @@
  * fields of a JSON body the sidecar acts on, as the request's dialect reads them.
  */
 import type { IncomingMessage } from 'node:http';
+import { shortMembers } from '../../lib/index.js';
 import { PassThrough, type Readable } from 'node:stream';
 import type { BodyLease } from './body-budget.js';
 import type { Dialect, RequestFields } from './dialects/dialect.js';
-import { MAX_MODEL_CHARS } from './dialects/shared.js';
 
 export type Body = { body: Buffer | null; stream?: Readable };
 
@@ -71,34 +71,26 @@ export function readBody(req: IncomingMessage, max: number, lease: BodyLease): P
   });
 }
 
-/** A top-level "model" found by peeking, no longer than MAX_MODEL_CHARS. */
-const PEEKED_MODEL = new RegExp(`"model"\\s*:\\s*"((?:[^"\\\\]|\\\\.){1,${MAX_MODEL_CHARS}})"`);
-
 /** Bodies up to this size are parsed whole to read the fields the sidecar acts on. */
 const PARSE_LIMIT = 256 * 1024;
-/** Larger ones are only peeked at: SDKs write top-level scalars such as model before or after the long messages. */
-const PEEK_BYTES = 4096;
+/** In a larger one, only members this short are parsed: model, stream, max_tokens and their kin, never the messages. */
+const SHORT_MEMBER = 64 * 1024;
 
-/** A cap under any of `names`, peeked at in `text`. */
-function peekedCap(text: string, names: readonly string[]): number | undefined {
-  if (names.length === 0) return undefined;
-  const found = new RegExp(`"(?:${names.join('|')})"\\s*:\\s*([0-9]+)`).exec(text)?.[1];
-  return found === undefined ? undefined : Number(found);
-}
-
-/** The fields of a JSON request body the sidecar acts on, as the request's dialect reads them (a body that is not a JSON object has none). */
+/**
+ * The fields of a JSON request body the sidecar acts on, as the request's dialect reads them (a body that
+ * is not a JSON object has none). A large body is read for its short top-level members only, wherever
+ * they are in it (SDKs write stream, max_tokens and model before or after long messages and tools).
+ */
 export function inspectBody(body: Buffer | null, dialect: Dialect): RequestFields {
-  if (!body || body[0] !== 0x7b /* { */) return {};
-  if (body.length > PARSE_LIMIT) {
-    const edges = body.toString('utf8', 0, PEEK_BYTES) + '\n' + body.toString('utf8', body.length - PEEK_BYTES);
-    const stream = /"stream"\s*:\s*(true|false)/.exec(edges)?.[1];
-    return { model: PEEKED_MODEL.exec(edges)?.[1], maxTokens: peekedCap(edges, dialect.outputCapFields), stream: stream === undefined ? undefined : stream === 'true' };
-  }
+  if (!body) return {};
   let json: unknown;
-  try {
-    json = JSON.parse(body.toString('utf8'));
-  } catch {
-    return {}; // not JSON after all: the upstream will say so
+  if (body.length > PARSE_LIMIT) json = shortMembers(body, SHORT_MEMBER);
+  else if (body[0] === 0x7b /* { */) {
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      return {}; // not JSON after all: the upstream will say so
+    }
   }
   return typeof json === 'object' && json !== null && !Array.isArray(json) ? dialect.readRequest(json as Record<string, any>) : {};
 }

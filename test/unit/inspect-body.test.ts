@@ -43,7 +43,15 @@ describe('request body inspection, by the request\'s dialect', () => {
     for (const raw of [Buffer.from('not json'), Buffer.from('{"a":'), Buffer.from('[1]'), null]) assert.deepEqual(inspectBody(raw, openai), {});
   });
 
-  it('peeks at the edges of a large body, for the names its dialect gives the cap', () => {
+  it('reads a large body\'s short members wherever they are: stream after 4 KiB of tools, no nested stream, the last model (red team, issue 25)', () => {
+    const long = 'x'.repeat(300 * 1024);
+    const tools = Array.from({ length: 200 }, (_, i) => ({ type: 'function', function: { name: `f${i}`, parameters: { type: 'object', properties: { stream: { type: 'boolean' } } } } }));
+    assert.deepEqual(read(Buffer.from(JSON.stringify({ messages: [{ role: 'user', content: long }], model: 'gpt-4o', tools, stream: true, max_tokens: 9 })), openai), { model: 'gpt-4o', stream: true, maxTokens: 9 }, 'openai-python writes stream after the tools');
+    assert.deepEqual(read(Buffer.from(`{"model":"m","metadata":{"stream":true},"messages":[{"role":"user","content":"${long}"}]}`), openai), { model: 'm' }, 'a nested stream is not the request\'s');
+    assert.equal(inspectBody(Buffer.from(`{"model":"cheap","messages":[{"role":"user","content":"${long}"}],"model":"gpt-4o"}`), openai).model, 'gpt-4o', 'the model the upstream reads: the last');
+  });
+
+  it('reads the edges of a large body too, for the names its dialect gives the cap', () => {
     const long = 'x'.repeat(1024 * 1024);
     assert.deepEqual(read(body({ model: 'gpt-4o', messages: [{ role: 'user', content: long }], max_tokens: 7 }), openai), { model: 'gpt-4o', maxTokens: 7 });
     assert.deepEqual(read(body({ messages: [{ role: 'user', content: long }], model: 'claude-x', max_tokens: 9, stream: true }), anthropic), { model: 'claude-x', maxTokens: 9, stream: true });

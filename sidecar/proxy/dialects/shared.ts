@@ -156,7 +156,7 @@ export function prefillAssistant(json: Record<string, any>, text: string): boole
 export const positive = (value: unknown): number | undefined => (typeof value === 'number' && value > 0 ? value : undefined);
 
 /** The longest model name the sidecar keeps (breaker keys, headers, logs): longer ones are cut here, once. */
-export const MAX_MODEL_CHARS = 256;
+const MAX_MODEL_CHARS = 256;
 
 /** The model and stream flag where every API family puts them: at the top of the body. */
 export function topLevelFields(json: Record<string, any>): Pick<RequestFields, 'model' | 'stream'> {
