@@ -86,7 +86,7 @@ export interface RequestContext {
 }
 
 /** Why the retry layer made no further attempt. */
-export type StopReason = 'falls-back' | 'not-retryable' | 'attempts-exhausted' | 'retry-after-too-long' | 'deadline' | 'budget' | 'circuit-open' | 'body-not-replayable';
+export type StopReason = 'falls-back' | 'not-retryable' | 'attempts-exhausted' | 'retry-after-too-long' | 'deadline' | 'budget' | 'circuit-open' | 'body-not-replayable' | 'not-idempotent';
 
 /** Who produced an outcome: the upstream (its name) and the model asked of it. */
 interface Source {
@@ -124,6 +124,13 @@ export type StreamOutcome = Source & {
 
 /** How a tier can fail, as fallback `when` names it: a failure class, unavailable, or its budget spent. */
 export type ChainFailure = FailureClass | 'unavailable' | 'budget-exhausted';
+
+/**
+ * Failures that say the upstream did not take the request: it never connected, refused it as rate-limited
+ * or overloaded, or it was never sent (breaker open, bulkhead full, budget spent). Only after one of these
+ * is a request that does not replay safely (a pass-through POST) sent again.
+ */
+export const NOT_TAKEN: ReadonlySet<ChainFailure> = new Set<ChainFailure>(['connect-failure', 'rate-limited', 'overloaded', 'unavailable', 'budget-exhausted']);
 
 export type LocalOutcome = Source & {
   kind: 'local';

@@ -112,6 +112,7 @@ export const anthropic: Dialect = {
   outputCapFields: ['max_tokens'],
   setModel: setTopLevelModel,
   streamsByDefault: false,
+  replaysSafely: true,
   errorBody: (code, text) => JSON.stringify({ type: 'error', error: { type: ERROR_TYPE[code], message: text, code } }),
   upstreamErrorBody(status, text = statusMessage(status)) {
     const type = status === 429 ? 'rate_limit_error' : status === 529 ? 'overloaded_error' : status >= 500 ? 'api_error' : 'invalid_request_error';

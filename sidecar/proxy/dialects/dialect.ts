@@ -33,9 +33,9 @@ const pathOnly = (path: string) => path.split('?', 1)[0]!.replace(ENCODED_UNRESE
 const RESPONSES_PATH = /(?:^|\/)(?:v1|openai)\/responses$/;
 /** Chat Completions and the legacy Completions (Azure's deployment paths end the same way). */
 const COMPLETIONS_PATH = /\/(?:chat\/)?completions$/;
-const openaiOther = passThrough(openai);
-const anthropicOther = passThrough(anthropic);
-const ollamaOther = passThrough(ollamaChat);
+const openaiOther = passThrough(openai, false);
+const anthropicOther = passThrough(anthropic, false);
+const ollamaOther = passThrough(ollamaChat, false);
 
 /** OpenAI's paths: the Responses API, Chat Completions and Completions; the rest (embeddings, audio, files…) passes through. */
 function openaiAt(path: string): Dialect {
@@ -59,8 +59,10 @@ const FAMILIES: Record<ApiFamily, (path: string) => Dialect> = {
   generic: () => generic,
 };
 
-/** What passes through for each family: every request that is not a POST to a text endpoint. */
-const PASS_THROUGH: Record<ApiFamily, Dialect> = { openai: openaiOther, anthropic: anthropicOther, ollama: ollamaOther, generic };
+/** What passes through for each family with a method that may be sent twice (RFC 9110's idempotent methods). */
+const IDEMPOTENT: Record<ApiFamily, Dialect> = { openai: passThrough(openai, true), anthropic: passThrough(anthropic, true), ollama: passThrough(ollamaChat, true), generic };
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+const OTHER: Record<ApiFamily, Dialect> = { openai: openaiOther, anthropic: anthropicOther, ollama: ollamaOther, generic };
 
 /**
  * The dialect of a request to an upstream of family `api` at `path` (the path after the upstream's name).
@@ -68,7 +70,8 @@ const PASS_THROUGH: Record<ApiFamily, Dialect> = { openai: openaiOther, anthropi
  * response, listing stored completions) passes through, so no cache or static tier answers it.
  */
 export function dialectFor(api: ApiFamily, path: string, method = 'POST'): Dialect {
-  return method === 'POST' ? FAMILIES[api](path) : PASS_THROUGH[api];
+  if (method === 'POST') return FAMILIES[api](path);
+  return IDEMPOTENT_METHODS.has(method) ? IDEMPOTENT[api] : OTHER[api];
 }
 
 /** The dialect a request's path implies when no upstream says (the mock upstream serves every API on one port). */

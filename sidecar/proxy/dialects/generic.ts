@@ -46,15 +46,17 @@ export const generic: Dialect = {
  * A path of `family`'s API that is not a text completion (embeddings, audio, files, batches, models…):
  * relayed untouched, streams included (a streamed transcription or speech has events of its own and
  * no terminator), with transport-level resilience only: no answer is judged, no request rewritten,
- * and no tier composes an answer for it. Errors are in the family's shape.
+ * and no tier composes an answer for it. Errors are in the family's shape. `idempotent`: the method
+ * says the request can be sent twice (GET, PUT, DELETE…); a POST may create something each time.
  */
-export function passThrough(family: Dialect): Dialect {
+export function passThrough(family: Dialect, idempotent: boolean): Dialect {
   return {
     ...generic,
     name: `${family.name}-passthrough`,
     readRequest: (json) => topLevelFields(json),
     outputCapFields: [],
     streamsByDefault: false,
+    replaysSafely: idempotent,
     errorBody: family.errorBody,
     upstreamErrorBody: family.upstreamErrorBody,
     streamError: family.streamError,

@@ -50,6 +50,7 @@ function ollamaDialect(endpoint: 'chat' | 'generate'): Dialect {
     outputCapFields: ['num_predict'],
     setModel: setTopLevelModel,
     streamsByDefault: true,
+    replaysSafely: true,
     errorBody: (code, text) => JSON.stringify({ error: `${code}: ${text}` }),
     upstreamErrorBody: (status, text = statusMessage(status)) => JSON.stringify({ error: text }),
     streamError: (code, text) => ({ data: JSON.stringify({ error: `${code}: ${text}`, done: true }) }),

@@ -133,6 +133,7 @@ export const openai: Dialect = {
   outputCapFields: ['max_completion_tokens', 'max_tokens'],
   setModel: setTopLevelModel,
   streamsByDefault: false,
+  replaysSafely: true,
   errorBody: (code, text) => JSON.stringify({ error: { message: text, type: ERROR_TYPE[code], param: null, code } }),
   upstreamErrorBody(status, text = statusMessage(status)) {
     const type = status === 429 ? 'requests' : status >= 500 ? 'server_error' : 'invalid_request_error';

@@ -104,6 +104,13 @@ export interface Dialect {
   setModel(json: Record<string, any>, model: string): void;
   /** Whether a request without a `stream` field gets a stream. */
   readonly streamsByDefault: boolean;
+  /**
+   * Whether a request that may have reached the upstream can be sent again (a retry, a hedge, another
+   * tier): a completion has no effect but its answer; a pass-through POST may have created something (a
+   * file, a batch, a fine-tuning job, an image), so it is sent again only after a failure that says it was
+   * not taken (see failure-classes' UNPROCESSED).
+   */
+  readonly replaysSafely: boolean;
 
   // The response half: what comes back, and what the sidecar writes in this API's shapes.
 

@@ -12,7 +12,7 @@ import type { ChainTier, FallbackTierConfig } from '../../config/index.js';
 import type { Clock } from '../../resilience/index.js';
 import type { ResponseCache } from '../response-cache.js';
 import { answerFromCache, staticAnswer } from '../composed-answers.js';
-import { failureOf, localError, type ChainFailure, type Handler, type Layer, type Outcome, type ProxyRequest, type RequestContext } from '../handler.js';
+import { failureOf, localError, NOT_TAKEN, type ChainFailure, type Handler, type Layer, type Outcome, type ProxyRequest, type RequestContext } from '../handler.js';
 import { firstTokenRace } from '../first-token-race.js';
 import type { Metrics } from '../../metrics.js';
 import { requestFor } from '../tier-request.js';
@@ -48,6 +48,8 @@ export function fallback(deps: FallbackDeps): Layer {
       for (let i = 0; i < tiers.length; i++) {
         const tier = tiers[i]!;
         if (tier.kind !== 'primary' && (failure === undefined || !admits(tier, failure))) continue;
+        // A request that must not be sent twice goes to another upstream only if the last did not take it.
+        if (tier.kind === 'upstream' && !ctx.dialect.replaysSafely && !NOT_TAKEN.has(failure!)) continue;
         if (tier.kind === 'cache') {
           const hit = await answerFromCache(deps.cache(), ctx.cacheKey, primaryRequest, ctx.dialect);
           if (hit) return hit;
@@ -83,7 +85,7 @@ export function fallback(deps: FallbackDeps): Layer {
 
     /** For a stream's primary tier: the upstream tier it races once its first token is late (the next one that takes a timeout), if any. */
     const raceable = (req: ProxyRequest, ctx: RequestContext, tiers: readonly ChainTier[], from: number) => {
-      if (!req.stream || req.resume || req.bodyStream || ctx.mode === 'emergency' || req.upstream.config.timeouts.fallbackHedgeMs === 0) return undefined;
+      if (!req.stream || req.resume || req.bodyStream || !ctx.dialect.replaysSafely || ctx.mode === 'emergency' || req.upstream.config.timeouts.fallbackHedgeMs === 0) return undefined;
       for (let index = from + 1; index < tiers.length; index++) {
         const tier = tiers[index]!;
         if (tier.kind !== 'upstream' || !admits(tier, 'timeout')) continue;

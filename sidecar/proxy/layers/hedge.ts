@@ -99,6 +99,7 @@ export function hedge({ clock, metrics, upstream: live, tier }: HedgeDeps): Laye
       }
     };
     // A request its upstream does not hedge goes straight through, with no async step of this layer's.
-    return (req, ctx) => (req.upstream.config.hedge.delayMs === 0 || req.bodyStream || req.hedged ? inner(req, ctx) : hedged(req, ctx));
+    // Nor is a request that must not be sent twice (a pass-through POST).
+    return (req, ctx) => (req.upstream.config.hedge.delayMs === 0 || req.bodyStream || req.hedged || !ctx.dialect.replaysSafely ? inner(req, ctx) : hedged(req, ctx));
   };
 }

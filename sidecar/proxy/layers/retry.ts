@@ -8,12 +8,14 @@
  * addressed upstream is not retried when a fallback upstream would take it:
  * a route that never answers costs one attempt, not the whole deadline. In a
  * mid-stream recovery, the break of this upstream's stream counts as its
- * first attempt.
+ * first attempt. A request that does not replay safely (a pass-through POST,
+ * which may create a file, a batch or an image each time) is sent again only
+ * after a failure that says the upstream did not take it.
  */
 import type { FailureClass } from '../../../api/index.js';
 import type { Metrics } from '../../metrics.js';
 import { backoffDelay, type Clock, sleep } from '../../resilience/index.js';
-import { localError, type AnswerOutcome, type Layer, type LocalOutcome, type Outcome, type ProxyRequest, type StopReason } from '../handler.js';
+import { localError, NOT_TAKEN, type AnswerOutcome, type Layer, type LocalOutcome, type Outcome, type ProxyRequest, type StopReason } from '../handler.js';
 import { retryAfterMs } from '../retry-after.js';
 
 type Failed = AnswerOutcome | LocalOutcome;
@@ -55,6 +57,7 @@ export function retry({ clock, metrics, random }: RetryDeps): Layer {
         // Should there be another attempt, and after how long?
         const failure = last.failure as FailureClass;
         if (req.bodyStream) return stopWith(last, 'body-not-replayable');
+        if (!ctx.dialect.replaysSafely && !NOT_TAKEN.has(failure)) return stopWith(last, 'not-idempotent');
         if (failure === 'timeout' && name === ctx.primary && upstream.config.timeoutFallsBack) return stopWith(last, 'falls-back');
         if (!policy.on.has(failure) || (last.kind === 'answer' && last.status >= 400 && !policy.statusCodes.has(last.status))) return stopWith(last, 'not-retryable');
         if (n > policy.attempts) return stopWith(last, 'attempts-exhausted');
