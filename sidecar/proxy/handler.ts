@@ -112,7 +112,8 @@ export type StreamOutcome = Source & {
   kind: 'stream';
   status: number;
   headers: IncomingHttpHeaders;
-  framing: StreamFraming;
+  /** How its events sit on the wire; undefined for a pass-through answer relayed as bytes (raw-relay.ts). */
+  framing: StreamFraming | undefined;
   body: StreamBody;
   /** Time from the attempt's start to its first content event. */
   timeToFirstDataMs: number;

@@ -142,7 +142,9 @@ async function relay(res: ServerResponse, stream: StreamOutcome, ctx: RequestCon
     }
     const code = next.failure === 'timeout' ? 'upstream_timeout' : 'stream_interrupted';
     const message = `${stream.upstream}: ${next.detail}`;
-    res.end(stream.framing.error(ctx.dialect.streamError(code, message, sequence), code, message));
+    // Bytes relayed as they came have no error event: the app's connection is cut, so its client sees a broken body.
+    if (stream.framing) res.end(stream.framing.error(ctx.dialect.streamError(code, message, sequence), code, message));
+    else res.destroy();
     return { status: stream.status, outcome: 'upstream_error', failure: next.failure, firstByteAt, tier, code };
   }
 }

@@ -158,5 +158,33 @@ describe('uploads and binary answers', { concurrency: true }, () => {
     assert.equal(models.status, 503);
     assert.equal(seen.filter((s) => s === 'GET /v1/models').length, 3, 'a GET is retried as the policy says');
   });
+
+  it('relays pass-through answers as bytes: a file larger than maxAnswerBytes, a 2 MB first event, and a cut body as a broken one (red team, issue 25)', async (t) => {
+    const file = randomBytes(24 * 1024 * 1024);
+    const partial = `data: ${JSON.stringify({ type: 'image_generation.partial_image', b64_json: randomBytes(1536 * 1024).toString('base64') })}\n\n`;
+    const server = createServer((req, res) => {
+      req.resume();
+      if (req.url === '/v1/files/file-1/content') return void res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': file.length }).end(file);
+      if (req.url === '/v1/images/generations') return void res.writeHead(200, { 'content-type': 'text/event-stream' }).end(partial);
+      // A download cut half way: content-length says more than comes.
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': file.length });
+      res.write(file.subarray(0, 1024 * 1024), () => res.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const sidecar = await spawnSidecar(t, stringify({ upstreams: [{ name: 'openai', url, limits: { maxAnswerBytes: '1Mi', maxStreamHeadBytes: '64Ki' } }] }));
+    const client = new OpenAI({ apiKey: 'sk-app', baseURL: `${sidecar.dataUrl}/openai/v1`, maxRetries: 0 });
+    const content = Buffer.from(await (await client.files.content('file-1')).arrayBuffer());
+    assert.equal(sha256(content), sha256(file), 'a 24 MiB file through a 1 MiB answer limit');
+    const image = await fetch(`${sidecar.dataUrl}/openai/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"gpt-image-1","prompt":"a cat","stream":true,"partial_images":1}' });
+    assert.equal(image.status, 200);
+    assert.equal(await image.text(), partial, 'a first event of 2 MB, byte for byte');
+    const cut = await fetch(`${sidecar.dataUrl}/openai/v1/files/file-2/content`);
+    assert.equal(cut.status, 200);
+    await assert.rejects(cut.arrayBuffer(), 'a body cut upstream reaches the app broken, not short and whole');
+    const status = (await (await fetch(`${sidecar.adminUrl}/status`)).json()) as { upstreams: { bulkhead: { inFlight: number } }[] };
+    assert.equal(status.upstreams[0]!.bulkhead.inFlight, 0);
+  });
 });
 

@@ -15,6 +15,7 @@ import type { BodyLease } from '../body-budget.js';
 import { classifyStatus, classifyTransportError } from '../classify.js';
 import { parseObject } from '../dialects/shared.js';
 import { localError, type Handler, type Outcome, type ProxyRequest, type Resume } from '../handler.js';
+import { RawRelay } from '../raw-relay.js';
 import { ResumedStream } from '../resumed-stream.js';
 import { framingOf } from '../stream-framing.js';
 import { upstreamPath } from '../tier-request.js';
@@ -127,6 +128,13 @@ export function attempt(clock: Clock): Handler {
     try {
       const response = await send(req, timers);
       const status = response.statusCode!;
+      if (status < 300 && !ctx.dialect.composeAnswer) {
+        // A pass-through answer (a file, audio, a streamed transcription) is relayed as bytes: nothing in it is read.
+        timers.disarm('first-byte');
+        handedOver = true;
+        const body = new RawRelay(response, new ChunkSource(response, timers), timers, timeouts.streamIdleMs);
+        return { kind: 'stream', ...source, status, headers: response.headers, framing: undefined, body, timeToFirstDataMs: clock.now() - started, idleMs: timeouts.streamIdleMs };
+      }
       const framing = status < 300 ? framingOf(firstHeader(response.headers, 'content-type')) : undefined;
       if (!framing) {
         timers.disarm('first-byte');

@@ -21,7 +21,8 @@ export function streamRecovery(clock: Clock, metrics: Metrics): Layer {
   return (inner) => async (req, ctx) => {
     const outcome = await inner(req, ctx);
     const { maxRecoveries } = req.upstream.config.streamRecovery;
-    if (outcome.kind !== 'stream' || maxRecoveries === 0) return outcome;
+    // An answer relayed as bytes has no events to take up: it is not recovered.
+    if (outcome.kind !== 'stream' || maxRecoveries === 0 || !outcome.framing) return outcome;
     const { withSequence } = ctx.dialect;
     const body = new RecoveringStream(outcome.body, outcome.upstream, {
       framing: outcome.framing,
