@@ -105,4 +105,18 @@ describe('streams that end without their terminator', () => {
     assert.ok(finishes.includes('content_filter'), 'the app read the filter\'s finish');
     assert.equal(calls, 1);
   });
+
+  it('a Chat Completions or Messages stream in NDJSON is not that API: a failure (invalid-response), never given a [DONE] inside NDJSON (red team, issue 25)', async (t) => {
+    const ndjson = 'HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n' + chunked(['{"message":{"content":"Hel"}}\n', '{"message":{"content":"lo"}}\n']);
+    const upstream = await startRawUpstream(t, (socket) => socket.end(ndjson));
+    const sidecar = await spawnSidecar(t, stringify({ upstreams: [{ name: 'openai', url: upstream.url, retry: { attempts: 2, backoff: { base: '5ms', max: '5ms' } } }, { name: 'claude', api: 'anthropic', url: upstream.url, retry: { attempts: 1 } }] }));
+    const openai = await fetch(`${sidecar.dataUrl}/openai/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"m","stream":true,"messages":[]}' });
+    assert.equal(openai.status, 502);
+    assert.match(await openai.text(), /invalid-response: streamed ndjson/);
+    assert.equal(upstream.requests, 1, 'invalid-response is not in the default retry.on');
+    const claude = await fetch(`${sidecar.dataUrl}/claude/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"m","max_tokens":5,"stream":true,"messages":[]}' });
+    assert.equal(claude.status, 502);
+    assert.match(await claude.text(), /"type":"error"/, "in Anthropic's error shape");
+  });
 });
+

@@ -147,6 +147,11 @@ export function attempt(clock: Clock): Handler {
         const usage = failure === undefined && json ? ctx.dialect.answerUsage(json) : undefined;
         return { kind: 'answer', ...source, status, headers: response.headers, body, failure, usage };
       }
+      // A known API's stream in another framing (NDJSON from a Chat Completions upstream) is not that API: its ends could not be read.
+      if (ctx.dialect.endsWithTerminator && framingOf(ctx.dialect.streamContentType) !== framing) {
+        response.destroy();
+        return localError(req, 502, 'upstream_unavailable', `${source.upstream}: invalid-response: streamed ${framing.name}, which this API does not`, 'invalid-response', 1000);
+      }
       const chunks = new ChunkSource(response, timers);
       // The stream's bytes become events here, once; the wait is for its first content event (or one that fails it).
       const reader = new EventReader(framing, ctx.dialect);
