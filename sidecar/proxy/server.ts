@@ -176,7 +176,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     const { stream: asked, ...fields } = inspectBody(body, dialect);
     const stream = asked ?? dialect.streamsByDefault;
     // Every stream's usage is counted: a stream that would not report it is asked to (its usage then hidden from the app).
-    const withUsage = stream && body && !fields.usageAsked ? dialect.askUsage?.(body) : undefined;
+    const withUsage = stream && body && !fields.usageAsked && !upstream.refusesUsageAsk ? dialect.askUsage?.(body) : undefined;
     const sent = withUsage && lease.take(withUsage.length - body!.length) ? withUsage : body;
     const request: ProxyRequest = {
       upstream,

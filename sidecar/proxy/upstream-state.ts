@@ -56,6 +56,8 @@ const MAX_PINNED_BREAKERS = 4096;
 
 export class UpstreamState implements LiveUpstream {
   readonly endpoints: Endpoint[];
+  /** The upstream refused a stream's stream_options (an older Azure api-version): its streams are no longer asked for usage. */
+  refusesUsageAsk = false;
   private turn = 0;
   /** Smooth weighted round-robin state (as nginx does it), one per endpoint. */
   private readonly currentWeights: number[];

@@ -7,6 +7,8 @@
  * all is charged its output by the text it sent.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { stringify } from 'yaml';
@@ -87,6 +89,35 @@ describe('usage for every stream', { concurrency: true }, () => {
     const metrics = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
     const spent = metric(metrics, /breakwater_budget_spent\{scope="policy",upstream="",unit="tokens"\} (\d+)/);
     assert.ok(spent >= 1000, `a broken stream that sent ${text.length} characters was charged ${spent} tokens`);
+  });
+
+  it('asks again as the app asked when a server refuses stream_options (Azure before 2024-09), at once, and stops asking that upstream (red team, issue 25)', async (t) => {
+    const bodies: string[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => {
+        bodies.push(body);
+        if (body.includes('stream_options')) {
+          return void res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":{"message":"Unrecognized request argument supplied: stream_options","type":"invalid_request_error","param":null,"code":null}}');
+        }
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        for (const text of ['Hel', 'lo']) res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'gpt-4o', choices: [{ index: 0, delta: { content: text }, finish_reason: null }] })}\n\n`);
+        res.end(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'gpt-4o', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\ndata: [DONE]\n\n`);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise((resolve) => server.close(resolve)));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const sidecar = await spawnSidecar(t, stringify({ upstreams: [{ name: 'azure', url, retry: { attempts: 1 } }] }));
+    const client = new OpenAI({ apiKey: 'sk-app', baseURL: `${sidecar.dataUrl}/azure/v1`, maxRetries: 0 });
+    for (let i = 0; i < 2; i++) {
+      let text = '';
+      for await (const chunk of await client.chat.completions.create({ ...REQUEST, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming)) text += chunk.choices[0]?.delta.content ?? '';
+      assert.equal(text, 'Hello');
+    }
+    assert.equal(bodies.length, 3, 'asked once with stream_options, then as the app asked');
+    assert.deepEqual(JSON.parse(bodies[1]!), REQUEST, 'the app\'s own body');
   });
 });
 

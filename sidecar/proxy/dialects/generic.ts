@@ -34,6 +34,7 @@ export const generic: Dialect = {
   withContent: (_event, data) => data,
   continueWith: () => undefined,
   askUsage: undefined, // an API it does not know is sent what the app sent
+  unaskUsage: undefined,
   withoutAskedUsage: undefined,
   answerUsage: answerUsageReader(['prompt_tokens', 'input_tokens', 'prompt_eval_count'], ['completion_tokens', 'output_tokens', 'eval_count']),
   recognisers,

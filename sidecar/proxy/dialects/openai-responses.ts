@@ -115,6 +115,7 @@ export const openaiResponses: Dialect = {
   readRequest: (json) => ({ ...topLevelFields(json), maxTokens: positive(json.max_output_tokens), jsonMode: asksForJson(asObject(json.text)?.format) }),
   outputCapFields: ['max_output_tokens'],
   askUsage: undefined, // its terminal event always carries usage
+  unaskUsage: undefined,
   withoutAskedUsage: undefined,
   streamError: (code, text, sequence) => ({ event: 'error', data: JSON.stringify({ type: 'error', code, message: text, param: null, sequence_number: (sequence ?? 0) + 1 }) }),
   readEvent(event, data) {

@@ -45,6 +45,7 @@ const JSON_FORMAT = /^json_(?:object|schema)$/;
 export const asksForJson = (format: unknown): true | undefined => (JSON_FORMAT.test(String(asObject(format)?.type ?? '')) ? true : undefined);
 
 const ASK_USAGE = Buffer.from('{"stream_options":{"include_usage":true},');
+const OPEN_BRACE = Buffer.from('{');
 /** The `usage: null` an asked-for stream puts in every chunk (a quote in a JSON string is escaped, so this never matches inside one). */
 const NULL_USAGE = /,\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,/;
 const NOTHING: EventReading = {};
@@ -159,6 +160,7 @@ export const openai: Dialect = {
     // numbers, and its stream is charged by its text if it reports no usage.
     return body.indexOf('"stream_options"') < 0 ? Buffer.concat([ASK_USAGE, body.subarray(1)]) : undefined;
   },
+  unaskUsage: (body) => (body.subarray(0, ASK_USAGE.length).equals(ASK_USAGE) ? Buffer.concat([OPEN_BRACE, body.subarray(ASK_USAGE.length)]) : undefined),
   withoutAskedUsage(event) {
     const { read } = event;
     if (read.usage && !read.choices && !read.content && !read.terminal) return undefined; // the usage chunk the app did not ask for

@@ -146,6 +146,8 @@ export interface Dialect {
    * the body of a streamed request that asks for it, or undefined when it cannot or need not.
    */
   askUsage?(body: Buffer): Buffer | undefined;
+  /** The body askUsage made, as the app sent it (for a server that refuses the option, such as Azure before 2024-09); undefined when it is not one. */
+  unaskUsage?(body: Buffer): Buffer | undefined;
   /** For a stream whose usage the sidecar asked for and the app did not: the event as the app would have had it, or undefined to leave it out. */
   withoutAskedUsage?(event: StreamEvent): StreamEvent | undefined;
   /** Token usage reported in a parsed plain answer. */

@@ -18,7 +18,7 @@ import { localError, type Handler, type Outcome, type ProxyRequest, type Resume 
 import { RawRelay } from '../raw-relay.js';
 import { ResumedStream } from '../resumed-stream.js';
 import { framingOf } from '../stream-framing.js';
-import { upstreamPath } from '../tier-request.js';
+import { upstreamHeaders, upstreamPath } from '../tier-request.js';
 import { EventReader, endsFirstWait, type StreamEvent } from '../stream-events.js';
 import { nextOf, startingWith, type StreamBody, type StreamEnd } from '../stream-body.js';
 import { UpstreamStream } from '../upstream-stream.js';
@@ -140,6 +140,13 @@ export function attempt(clock: Clock): Handler {
         timers.disarm('first-byte');
         const body = await readAll(response, limits.maxAnswerBytes, ctx.memory, timers);
         const text = body.toString('utf8');
+        // A server that refuses the stream_options the sidecar added (Azure before 2024-09) is asked again as the app asked, at once.
+        const unasked = status === 400 && req.usageHidden && req.body && /stream_options/.test(text) ? ctx.dialect.unaskUsage?.(req.body) : undefined;
+        if (unasked) {
+          req.upstream.refusesUsageAsk = true;
+          timers.dispose();
+          return await attempt(clock)({ ...req, body: unasked, usageHidden: undefined, headers: upstreamHeaders(req.appHeaders, req.upstream, unasked) }, ctx);
+        }
         let failure = classifyStatus(status, status >= 400 ? text : '', ctx.dialect.recognisers);
         // A 2xx is parsed once, for its validation and its usage.
         const json = status < 300 ? parseObject(text) : undefined;
