@@ -104,6 +104,11 @@ function route(req: IncomingMessage, deps: ProxyServerDeps): Refusal | Routed {
     return new Refusal(404, 'unknown_upstream', `no upstream named "${name.slice(0, 64)}"; known upstreams: ${known} (call http://127.0.0.1:15001/<upstream>/<path>)`);
   }
   const dialect = dialectFor(upstream.config.api, path, req.method);
+  // A compressed body would hide its model, stream flag, caps and text from the sidecar, and its size from the guards.
+  const encoding = firstHeader(req.headers, 'content-encoding')?.trim().toLowerCase();
+  if (encoding && encoding !== 'identity' && (dialect.composeAnswer || upstream.config.guards.active)) {
+    return new Refusal(415, 'invalid_request', `the sidecar reads request bodies: send this one without content-encoding (got ${encoding.slice(0, 32)})`, dialect);
+  }
   const pathOnly = path.split('?', 1)[0]!;
   if (DOT_SEGMENT.test(pathOnly)) return new Refusal(400, 'invalid_request', 'the path may not hold "." or ".." segments', dialect);
   if (HIDDEN_SEPARATOR.test(pathOnly)) return new Refusal(400, 'invalid_request', 'the path may not hold an encoded slash, a backslash, an encoded NUL or a #', dialect);

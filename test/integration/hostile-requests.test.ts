@@ -101,5 +101,18 @@ describe('hostile requests', () => {
     assert.equal(status.upstreams[0]!.bulkhead.inFlight, 0);
     assert.equal(status.bufferedBytes ?? 0, 0, 'no body bytes held');
   });
+
+  it('refuses a compressed body where it must read it (a text endpoint, or guards), and forwards nothing (red team, issue 25)', async (t) => {
+    const mock = await startMock(t);
+    const rig = await startRig(t, { upstreams: [{ name: 'primary', url: mock.url }, { name: 'guarded', url: mock.url, guards: { maxInputBytes: 2000 } }] });
+    const { gzipSync } = await import('node:zlib');
+    const body = gzipSync(chat({ messages: [{ role: 'user', content: 'x'.repeat(100_000) }] }));
+    for (const path of ['/primary/v1/chat/completions', '/guarded/v1/embeddings']) {
+      const r = await fetch(rig.url(path), { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body });
+      assert.equal(r.status, 415, path);
+      assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'invalid_request');
+    }
+    assert.equal(mock.requests.length, 0);
+  });
 });
 
