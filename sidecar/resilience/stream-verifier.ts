@@ -14,7 +14,9 @@
  *   the part of the text the request did not carry (Anthropic's trailing
  *   whitespace) must come first, exactly; then the continuation must bring
  *   new text, not the answer again (a restart, as a model that ignores the
- *   prefill gives) nor a repeat of the last words delivered (an overlap).
+ *   prefill gives) nor a repeat of the last words delivered (an overlap),
+ *   also when the text delivered ends inside a word and the repeat begins at
+ *   that word's start ("Hello wor" then "world!").
  *   Text that could still be either is held until it tells (compared as
  *   `normalised` folds it); a continuation that ends while it is still a
  *   beginning of the answer, or brings nothing, fails.
@@ -196,6 +198,12 @@ export class ContinuationSeam implements Seam {
   /** The normalised end of the delivered text, and where in it a word starts that a repeat could still begin at. */
   private readonly tail: string;
   private live: number[] = [];
+  /** Where in `tail` the last word delivered starts: an overlap from an earlier start spans two words or more. */
+  private readonly lastWordStart: number;
+  /** The delivered text ends with a letter or digit: perhaps inside a word, which a continuation may go on with. */
+  private readonly endsInWord: boolean;
+  /** Whether the continuation's first letter or digit came straight after the delivered text's last, nothing between (undefined until it comes). */
+  private glued: boolean | undefined;
 
   constructor(
     delivered: string,
@@ -204,8 +212,14 @@ export class ContinuationSeam implements Seam {
   ) {
     this.notCarried = delivered.slice(carried);
     this.whole = normalised(delivered).trim();
-    this.tail = normalised(delivered.slice(-OVERLAP_CHARS)).trimEnd();
+    const windowStart = Math.max(0, delivered.length - OVERLAP_CHARS);
+    const end = normalised(delivered.slice(windowStart));
+    this.tail = end.trimEnd();
+    this.endsInWord = end !== '' && end.length === this.tail.length;
+    // The window's first word is one a repeat can begin at when the window starts where it does (from the very start, `whole` covers it).
+    if (windowStart > 0 && /^[\p{L}\p{N}]/u.test(this.tail) && !/[\p{L}\p{N}]$/u.test(normalised(delivered.slice(Math.max(0, windowStart - 2), windowStart)))) this.live.push(0);
     for (let p = 1; p < this.tail.length; p++) if (this.tail.charCodeAt(p - 1) === 32 && this.tail.charCodeAt(p) !== 32) this.live.push(p);
+    this.lastWordStart = this.live.at(-1) ?? 0;
   }
 
   get caughtUp(): boolean {
@@ -251,10 +265,24 @@ export class ContinuationSeam implements Seam {
    * or its last words, from a word start to the end: an overlap), or cannot tell yet (it could still become
    * one). Only the added text is normalised and compared (at the offsets the held text reached), so a long
    * continuation that stays undecided costs time linear in its length.
+   *
+   * An overlap is text that goes through the end of the delivered text from a word start in it. Where it
+   * ends tells whether it is a repeat:
+   * - it spans two words or more ("of Germ" then "of Germany"): a repeat, whatever follows;
+   * - it came glued on, nothing between the delivered text's last letter and its first ("Germ" then
+   *   "Germany", "wor" then "world!"): a repeat, whatever follows. The app would read "GermGermany".
+   *   The cost: a word whose rest begins with its own beginning, cut just there ("pa" then "paya" for
+   *   "papaya", "1" then "11" for "111"), is taken for a repeat, and the answer is regenerated and verified
+   *   once. That is rare, and only costs time; a repeat let through would splice the answer the app has;
+   * - the last word alone, after a space or punctuation: a repeat only if the word ends where the
+   *   delivered text does ("the" then " the end"). A new word that begins like it ("the" then " theatre",
+   *   "he" then " helped") is common and is new. So "wor" then " world" passes too: without knowing words
+   *   the seam cannot tell it from " theatre" (regeneration would be the price of every such word).
    */
   private judge(text: string, final: boolean): 'new' | 'repeat' | 'undecided' {
     const from = this.normHeld.length;
     let add = normalised(text);
+    if (this.glued === undefined && add !== '') this.glued = this.endsInWord && add.charCodeAt(0) !== 32;
     // Runs fold into one space across pieces too, and nothing counts before the first letter or digit.
     if (add.charCodeAt(0) === 32 && (from === 0 || this.normHeld.charCodeAt(from - 1) === 32)) add = add.slice(1);
     const held = (this.normHeld += add);
@@ -273,12 +301,11 @@ export class ContinuationSeam implements Seam {
         if (tail.startsWith(add, p + from)) still.push(p);
         continue;
       }
-      // The held text covers the rest of the delivered text from p: a repeat if it matches and ends at a word's end.
+      // The held text covers the rest of the delivered text from p: if it matches, an overlap (see above for when it is a repeat).
       if (from < rest && !tail.startsWith(add.slice(0, rest - from), p + from)) continue;
-      if (held.length > rest) {
-        if (held.charCodeAt(rest) === 32) return 'repeat';
-      } else if (final) return 'repeat';
-      else still.push(p);
+      const wordEnds = held.length > rest ? held.charCodeAt(rest) === 32 : final;
+      if (wordEnds || this.glued || p < this.lastWordStart) return 'repeat';
+      if (held.length === rest) still.push(p);
     }
     this.live = still;
     if (!final) return this.restartLive || still.length > 0 ? 'undecided' : 'new';

@@ -74,6 +74,28 @@ describe('a continuation answered by a restart is never spliced', { concurrency:
     assertCanonicalOrCleanError(await rig.ask({ via: 'create' }), tokens.join(''));
   });
 
+  /**
+   * Tokens that end in the middle of a word, as BPE tokenisers cut words they have no token for: the cut after " Germ"
+   * leaves the app with "…The capital of Germ", and an `overlaps` upstream goes on from the start of that partial
+   * word ("Germany is Berlin."), glued to it. Relayed, the app would read "…GermGermany is Berlin." and a clean end.
+   */
+  const SUBWORD_TOKENS = ['The', ' capital', ' of', ' France', ' is', ' Paris', '.', ' The', ' capital', ' of', ' Germ', 'any', ' is', ' Berlin', '.'];
+  for (const api of ['anthropic', 'ollama'] as const satisfies Api[]) {
+    it(`${api}: a cut in the middle of a word, and a continuation that repeats that partial word glued on: the whole answer (regenerated and verified) or a clean error, never the spliced text`, { timeout: 30_000 }, async (t) => {
+      const tokens = SUBWORD_TOKENS;
+      const canonical = tokens.join('');
+      const rig = await failoverRig(t, api, { tokens, prefill: 'overlaps', fault: first(1, { cutAfter: tokens.indexOf(' Germ') + 1 }) }, { tokens, prefill: 'overlaps' });
+      t.after(() => t.diagnostic(trace(rig)));
+      // Through the app's SDK: for Anthropic, messages.stream(...).finalMessage().
+      const s = await rig.ask();
+      t.diagnostic(show(s));
+      assert.ok(!s.text.includes('GermGerm'), `the spliced text reached the app: ${show(s)}`);
+      assertCanonicalOrCleanError(s, canonical);
+      const prefills = [...rig.primary.calls, ...rig.backup.calls].map((c) => prefillOf(c.json)).filter((p) => p !== undefined);
+      assert.ok(prefills.includes('The capital of France is Paris. The capital of Germ'), `a continuation was asked for after the partial word: ${trace(rig)}`);
+    });
+  }
+
   for (const prefill of ['restarts', 'overlaps'] as const) {
     it(`vLLM (openai, continuation: continue-final-message) whose template ${prefill === 'restarts' ? 'restarts the answer' : 'repeats the last word'}: the canonical answer or a clean error`, { timeout: 30_000 }, async (t) => {
       const rig = await failoverRig(t, 'openai', { prefill, fault: first(1, CUT) }, { prefill }, { streamRecovery: { continuation: 'continue-final-message' } });

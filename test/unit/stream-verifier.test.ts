@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { ContinuationSeam, DeliveredContent, MAX_RECOVERABLE_CHARS, RegenerationSeam, type ContentPiece, type PieceVerdict, type Seam } from '../../sidecar/resilience/stream-verifier.js';
+import { ContinuationSeam, DeliveredContent, MAX_RECOVERABLE_CHARS, OVERLAP_CHARS, RegenerationSeam, type ContentPiece, type PieceVerdict, type Seam } from '../../sidecar/resilience/stream-verifier.js';
 import { CANONICAL } from '../support/model-upstream.js';
 
 /** Cuts `text` at `cuts` (any numbers, taken modulo its length) into non-empty pieces, never between positions `cuttable` refuses. */
@@ -403,5 +403,92 @@ describe('ContinuationSeam', () => {
     const { verdicts, decidedAfter } = pushAll(seam, [{ channel: 'text', text: ' ' + restart.slice(0, cut) }, { channel: 'text', text: restart.slice(cut) }]);
     assert.deepEqual(decidedAfter, [false, false]);
     assert.equal(verdicts.at(-1)!.kind, 'diverged');
+  });
+
+  /** Asserts that a stream is never taken for new text: it diverges or cannot stand at its end, and is never decided new before. */
+  const assertNotTaken = (s: { delivered: string; carried: number }, stream: string, cuts: number[]) => {
+    const { seam, verdicts, decidedAfter } = run(s, stream, cuts);
+    const brief = (t: string) => JSON.stringify(t.length > 160 ? `${t.slice(0, 40)}…${t.slice(-100)}` : t);
+    const what = () => `${brief(s.delivered)} then ${cutText(stream, cuts).map(brief).join(' + ')}`;
+    decidedAfter.forEach((decided, i) => assert.ok(verdicts[i]!.kind === 'diverged' || !decided, `${what()}: decided new at piece ${i}`));
+    if (verdicts.at(-1)?.kind !== 'diverged') assert.ok(seam.complete() !== undefined, `${what()}: complete() let it stand`);
+  };
+  /** Ways a stream is cut into pieces: whole, a character at a time, and a few token-like cuts. */
+  const CUTS = [[], Array.from({ length: 64 }, (_, i) => i + 1), [1, 4], [3, 9, 14], [2, 5, 11, 17, 23]];
+
+  it('takes a continuation that repeats the last word delivered, cut in the middle, glued on, for a repeat (not "Hello worworld!")', () => {
+    for (const [delivered, stream] of [
+      ['The capital of France is Paris. The capital of Germ', 'The capital of Germany is Berlin.'],
+      ['Hello wor', 'world!'],
+      ['Paris is the capital of France, and Berlin the capital of Germ', 'Germany is Berlin.'],
+      ['The capital of Germ', 'Germ'],
+      ['Le café ouvre à sept heu', 'heures.'],
+    ] as const) {
+      for (const cuts of CUTS) assertNotTaken({ delivered, carried: delivered.length }, stream, cuts);
+    }
+  });
+
+  it('takes a continuation that repeats two or more of the last words, the last one cut, for a repeat also when a space comes first', () => {
+    const delivered = 'The capital of France is Paris. The capital of Germ';
+    for (const stream of [' The capital of Germany is Berlin.', '\nof Germany is Berlin.', ' Paris. The capital of Germany', ' of Germ']) {
+      for (const cuts of CUTS) assertNotTaken({ delivered, carried: delivered.length }, stream, cuts);
+    }
+  });
+
+  it('pays for a word that repeats its own beginning ("pa" then "paya" for "papaya") with a regeneration, and keeps a new word after a space that begins like the last one', () => {
+    // The trade-off the seam makes (see ContinuationSeam.judge): glued on, the beginning of the last word again is a repeat.
+    for (const [delivered, stream] of [['She ate a pa', 'paya.'], ['I laughed: ha', 'haha!'], ['It costs 1', '11 euros.']] as const) {
+      assert.equal(run({ delivered, carried: delivered.length }, stream, []).verdicts.at(-1)!.kind, 'diverged', `${delivered} + ${stream}`);
+    }
+    // After a space the same letters are a new word, as "theatre" after "the".
+    const { seam, verdicts } = run({ delivered: 'It was then the', carried: 15 }, ' theatre opened its doors.', [5, 9]);
+    assert.equal(kept(verdicts).join(''), ' theatre opened its doors.');
+    assert.equal(seam.complete(), undefined);
+  });
+
+  it('looks for a repeat from the first word of the window too, when the window starts where that word does', () => {
+    const window = ('begin ' + 'alpha beta gamma delta epsilon '.repeat(OVERLAP_CHARS / 16)).slice(0, OVERLAP_CHARS - 4) + ' eta';
+    const delivered = 'x'.repeat(40) + ' ' + window;
+    assert.equal(delivered.slice(-OVERLAP_CHARS), window);
+    assertNotTaken({ delivered, carried: delivered.length }, ' ' + window + ' is next.', [100, 5000]);
+  });
+
+  it('never takes a restart from the start of the last word delivered (whole or cut) or from any earlier word start in the window for a continuation (property)', () => {
+    const isWordChar = (c: string) => /[\p{L}\p{N}]/u.test(c);
+    // Words of few letters, so that words often begin like others (é folds as e, B as b), and separators of all kinds.
+    const word = fc.string({ minLength: 1, maxLength: 4, unit: fc.constantFrom('a', 'b', 'B', 'e', 'é', '1') });
+    const separator = fc.constantFrom(' ', ', ', '. ', '\n\n', '-', ' (', '’', ': ');
+    const wordy = fc.array(fc.tuple(word, separator), { minLength: 1, maxLength: 12 }).map((ws) => ws.flat().join(''));
+    // Sometimes far more than the window before it, so that the window's start is where a repeat may begin.
+    const padding = fc.constantFrom('', Array.from({ length: OVERLAP_CHARS / 4 }, (_, i) => `p${i}`).join(' ') + ' ', 'x'.repeat(OVERLAP_CHARS + 3));
+    fc.assert(
+      fc.property(
+        padding,
+        fc.oneof(fc.constantFrom(...ANSWERS), wordy),
+        fc.nat(),
+        fc.nat(),
+        fc.constantFrom('', ' ', '\n'),
+        fc.constantFrom('', ' and so on.', 'x'),
+        fc.boolean(),
+        fc.array(fc.nat(), { maxLength: 10 }),
+        (pad, body, at, pick, leading, more, anthropic, cuts) => {
+          const answer = pad + body;
+          const p = pad.length + 1 + (at % Math.max(1, body.length - 1));
+          fc.pre(p < answer.length);
+          const delivered = answer.slice(0, p);
+          // Where a word starts in what was delivered (in the window, or at its very start: a restart of the whole).
+          const starts = [...delivered.matchAll(/(?<![\p{L}\p{N}])[\p{L}\p{N}]/gu)].map((m) => m.index).filter((i) => i === 0 || i >= p - OVERLAP_CHARS);
+          fc.pre(starts.length > 0);
+          const from = starts[pick % starts.length]!;
+          // After a space, the start of the last word when it was cut is the one thing the seam cannot tell from a new word ("the" then " theatre"): that restart comes glued on.
+          const cutWord = isWordChar(answer[p - 1]!) && isWordChar(answer[p] ?? '');
+          const lead = from === starts.at(-1) && cutWord ? '' : leading;
+          const carried = anthropic ? delivered.trimEnd().length : delivered.length;
+          const stream = delivered.slice(carried) + lead + answer.slice(from) + more;
+          assertNotTaken({ delivered, carried }, stream, cuts.map((c) => c % (stream.length + 1)));
+        },
+      ),
+      { numRuns: 1500 },
+    );
   });
 });
