@@ -2,7 +2,8 @@
  * Token and cost budgets: the budget's state machine on a ManualClock
  * (reserve, refuse, settle, window roll, restore), property-tested for what it
  * admits; per-model prices; the budget book across configs; and the layer,
- * alone and under the fallback chain.
+ * alone and under the fallback chain, with what it reserves for a request
+ * without max_tokens and charges an answer without usage.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -10,6 +11,10 @@ import fc from 'fast-check';
 import { validatePolicy } from '../../api/validate-policy.js';
 import { BudgetBook } from '../../sidecar/budget-book.js';
 import { compilePrices } from '../../sidecar/config/prices.js';
+import { passThrough } from '../../sidecar/proxy/dialects/generic.js';
+import { openai } from '../../sidecar/proxy/dialects/openai.js';
+import { UNCAPPED_OUTPUT_TOKENS } from '../../sidecar/proxy/expected-usage.js';
+import type { Handler, Outcome } from '../../sidecar/proxy/handler.js';
 import { fallback } from '../../sidecar/proxy/layers/fallback.js';
 import { tokenBudget } from '../../sidecar/proxy/layers/token-budget.js';
 import { ResponseCache } from '../../sidecar/proxy/response-cache.js';
@@ -139,12 +144,12 @@ const BUDGETED = {
   ],
 };
 
-function budgetRig() {
+function budgetRig(spec: object = BUDGETED) {
   const clock = new ManualClock(NOON);
-  const config = compile(BUDGETED);
+  const config = compile(spec);
   const book = new BudgetBook(clock);
   book.configure(config.budget, new Map([...config.upstreams].map(([n, u]) => [n, u.budget])));
-  const up = (name: string) => upstreamOf(clock, {}, BUDGETED, name);
+  const up = (name: string) => upstreamOf(clock, {}, spec, name);
   let saves = 0;
   const layer = tokenBudget({ budgets: () => book, metrics, spent: () => saves++ });
   return { clock, book, up, layer, saves: () => saves };
@@ -183,7 +188,8 @@ describe('the token budget layer', () => {
     await layer(innerGiving(localFailure('timeout')))(requestTo(cheap, sized(400, 100)), contextAt(clock));
     assert.deepEqual(book.get({ scope: 'policy' })!.snapshot().spent, nothing);
     await layer(innerGiving(answer()))(requestTo(cheap, sized(400, 100)), contextAt(clock));
-    assert.equal(book.get({ scope: 'policy' })!.snapshot().spent.tokens, 200, 'input 400/4 + max_tokens 100');
+    const answerTokens = Math.ceil(answer().body.length / 4);
+    assert.equal(book.get({ scope: 'policy' })!.snapshot().spent.tokens, 100 + answerTokens, 'input 400/4 + the answer at ~4 bytes a token (under its max_tokens 100)');
     const stream = new DrivenStream();
     const streaming = await layer(innerGiving(streamOf(stream)))(requestTo(cheap, { ...sized(40, 10), stream: true }), contextAt(clock));
     assert.equal(book.get({ scope: 'policy' })!.snapshot().reserved.tokens, 20, 'held while the stream runs');
@@ -191,7 +197,7 @@ describe('the token budget layer', () => {
     stream.push('data: x\n\n');
     stream.fail();
     for (let r = await nextOf(streaming.body); r.kind === 'chunk'; r = await nextOf(streaming.body));
-    assert.deepEqual(book.get({ scope: 'policy' })!.snapshot(), { ...book.get({ scope: 'policy' })!.snapshot(), spent: { tokens: 220, cost: 0 }, reserved: nothing });
+    assert.deepEqual(book.get({ scope: 'policy' })!.snapshot(), { ...book.get({ scope: 'policy' })!.snapshot(), spent: { tokens: 100 + answerTokens + 20, cost: 0 }, reserved: nothing });
   });
 
   it('charges a finished stream the usage it reported', async () => {
@@ -226,5 +232,73 @@ describe('the token budget layer', () => {
     assert.equal(book.get({ scope: 'policy' })!.snapshot().spent.tokens, 80);
     assert.equal(book.get({ scope: 'upstream', upstream: 'a' }), undefined);
     assert.deepEqual(book.spendingFor('a').map((b) => b.scope), ['policy']);
+  });
+});
+
+describe('the token budget layer, for requests without max_tokens', () => {
+  const OPEN = { upstreams: [{ name: 'open', url: 'http://127.0.0.1:9', budget: { tokens: 10_000 } }] };
+  const openBudget = (book: BudgetBook) => book.get({ scope: 'upstream', upstream: 'open' })!;
+
+  /** An inner handler that holds each call until the test answers it. */
+  function heldInner() {
+    const waiting: ((outcome: Outcome) => void)[] = [];
+    const handler: Handler = () => new Promise<Outcome>((resolve) => waiting.push(resolve));
+    return { handler, waiting };
+  }
+
+  it('reserves UNCAPPED_OUTPUT_TOKENS of output while it runs, and settles to what the answer reports', async () => {
+    const { clock, book, up, layer } = budgetRig(OPEN);
+    const held = heldInner();
+    const call = layer(held.handler)(requestTo(up('open'), sized(40)), contextAt(clock));
+    assert.equal(openBudget(book).snapshot().reserved.tokens, 10 + UNCAPPED_OUTPUT_TOKENS);
+    held.waiting[0]!({ ...answer(), usage: { input: 10, output: 5000 } });
+    await call;
+    assert.deepEqual([openBudget(book).snapshot().spent.tokens, openBudget(book).snapshot().reserved.tokens], [5010, 0], 'charged what it used, past its reservation');
+  });
+
+  it('near the limit holds what is left, so the next waits for it to settle; a spent budget refuses it until the window rolls', async () => {
+    const { clock, book, up, layer } = budgetRig(OPEN);
+    openBudget(book).settle(nothing, { tokens: 9000, cost: 0 });
+    const held = heldInner();
+    const first = layer(held.handler)(requestTo(up('open'), sized(40)), contextAt(clock));
+    assert.equal(openBudget(book).snapshot().reserved.tokens, 1000, 'its input and the 990 left, not 4,096');
+    const meanwhile = await layer(held.handler)(requestTo(up('open'), sized(40)), contextAt(clock));
+    assert.deepEqual(meanwhile.kind === 'local' && [meanwhile.code, meanwhile.retryAfterMs], ['budget_exhausted', 1000]);
+    assert.equal(held.waiting.length, 1);
+    held.waiting[0]!({ ...answer(), usage: { input: 10, output: 30 } });
+    await first;
+    const next = layer(held.handler)(requestTo(up('open'), sized(40)), contextAt(clock));
+    assert.equal(openBudget(book).snapshot().reserved.tokens, 960, 'admitted once the first settled');
+    held.waiting[1]!({ ...answer(), usage: { input: 10, output: 2000 } });
+    await next;
+    const spent = await layer(held.handler)(requestTo(up('open'), sized(40)), contextAt(clock));
+    assert.deepEqual(spent.kind === 'local' && [spent.code, spent.retryAfterMs], ['budget_exhausted', 60 * MINUTE]);
+  });
+
+  it('under a cost budget, reserves only the output the cost left pays for', async () => {
+    // $1 an output token and nothing for input, so the arithmetic is exact.
+    const PRICED = { upstreams: [{ name: 'open', url: 'http://127.0.0.1:9', prices: [{ model: '*', input: '0', output: '1000000' }], budget: { cost: '3000' } }] };
+    const { clock, book, up, layer } = budgetRig(PRICED);
+    const held = heldInner();
+    void layer(held.handler)(requestTo(up('open'), sized(40)), contextAt(clock));
+    assert.deepEqual(openBudget(book).snapshot().reserved, { tokens: 10 + 3000, cost: 3000 });
+    const meanwhile = await layer(held.handler)(requestTo(up('open'), sized(40)), contextAt(clock));
+    assert.deepEqual(meanwhile.kind === 'local' && [meanwhile.code, meanwhile.message.includes('cost budget')], ['budget_exhausted', true]);
+    held.waiting[0]!({ ...answer(), usage: { input: 10, output: 5 } });
+  });
+
+  it('charges a plain answer that reports no usage its size at ~4 bytes a token; a path that generates nothing (embeddings) reserves and is charged no output', async () => {
+    const { clock, book, up, layer } = budgetRig(OPEN);
+    const text = answer(200, undefined, JSON.stringify({ choices: [{ message: { content: 'word '.repeat(2000) } }] }));
+    await layer(innerGiving(text))(requestTo(up('open'), sized(40)), contextAt(clock));
+    assert.equal(openBudget(book).snapshot().spent.tokens, 10 + Math.ceil(text.body.length / 4));
+    const before = openBudget(book).snapshot().spent.tokens;
+    const held = heldInner();
+    const embeddings = { ...sized(400), appPath: '/v1/embeddings' };
+    const call = layer(held.handler)(requestTo(up('open'), embeddings), contextAt(clock, { dialect: passThrough(openai, false) }));
+    assert.equal(openBudget(book).snapshot().reserved.tokens, 100, 'its input only');
+    held.waiting[0]!(answer(200, undefined, JSON.stringify({ data: [{ embedding: Array(1536).fill(0.0123) }] })));
+    await call;
+    assert.equal(openBudget(book).snapshot().spent.tokens - before, 100);
   });
 });

@@ -1,6 +1,6 @@
-/** Anthropic's Messages API: typed error bodies, named SSE events ending in message_stop, usage in input/output_tokens. */
+/** Anthropic's Messages API: typed error bodies, named SSE events ending in message_stop, usage in input/output_tokens and the prompt cache's counts. */
 import type { Dialect, EventReading, LocalErrorCode, Recogniser } from './types.js';
-import { answerUsageReader, asObject, clamp, composedId, ContentCollector, kindOf, position, errorReading, FIRST_CHOICE, malformed, MALFORMED, OVERLOADED, parseJson, positive, prefillAssistant, setTopLevelModel, statusMessage, topLevelFields, usageOf } from './shared.js';
+import { asObject, clamp, composedId, ContentCollector, count, kindOf, position, errorReading, FIRST_CHOICE, malformed, MALFORMED, OVERLOADED, parseJson, positive, prefillAssistant, setTopLevelModel, statusMessage, topLevelFields, usageOf } from './shared.js';
 
 const ANTHROPIC_RECOGNISERS: Recogniser[] = [
   { class: 'context-length', pattern: /prompt is too long/i, source: 'Anthropic' },
@@ -22,6 +22,27 @@ const ERROR_TYPE: Record<LocalErrorCode, string> = {
   guardrail_blocked: 'invalid_request_error',
   budget_exhausted: 'rate_limit_error',
 };
+
+/**
+ * The input tokens a usage object reports: input_tokens leaves out the prompt cache's, which Anthropic
+ * counts apart (cache_creation_input_tokens written to it, cache_read_input_tokens read from it: "total
+ * input tokens is the summation" of the three, as the SDK's Usage says), so they are added here; a cache
+ * count that is absent or null is 0 (a server without a prompt cache). Undefined without input_tokens.
+ * `cumulative`: a stream's message_delta, whose counts are running totals in which a null one is
+ * unchanged (the SDK's stream reader keeps the one before): one that does not give all three leaves
+ * the input message_start reported.
+ */
+function inputOf(usage: Record<string, any>, cumulative = false): number | undefined {
+  const uncached = count(usage.input_tokens);
+  if (uncached === undefined) return undefined;
+  if (cumulative && (usage.cache_creation_input_tokens === null || usage.cache_read_input_tokens === null)) return undefined;
+  return uncached + (count(usage.cache_creation_input_tokens) ?? 0) + (count(usage.cache_read_input_tokens) ?? 0);
+}
+
+/** The counts a stream event's usage object reports: undefined when it says neither. */
+function streamUsage(usage: Record<string, any> | undefined, cumulative: boolean): EventReading['usage'] {
+  return usage ? usageOf(inputOf(usage, cumulative), usage.output_tokens) : undefined;
+}
 
 const textBlock = (json: Record<string, any>) => (Array.isArray(json.content) ? json.content.find((c: { type?: string }) => c?.type === 'text') : undefined);
 
@@ -77,13 +98,13 @@ function readEventOf(event: string, data: string, forRewrite: boolean): { json: 
   if (event === 'error' || type === 'error') return errorReading(json.error ?? json, ANTHROPIC_RECOGNISERS);
   switch (type) {
     case 'message_start': {
-      const usage = asObject(asObject(json.message)?.usage);
-      return usage ? { opens: true, usage: usageOf(usage.input_tokens, usage.output_tokens) } : OPENS;
+      const usage = streamUsage(asObject(asObject(json.message)?.usage), false);
+      return usage ? { opens: true, usage } : OPENS;
     }
     case 'message_delta': {
-      const usage = asObject(json.usage);
+      const usage = streamUsage(asObject(json.usage), true);
       const reading: EventReading = {};
-      if (usage) reading.usage = usageOf(usage.input_tokens, usage.output_tokens);
+      if (usage) reading.usage = usage;
       const stop: unknown = asObject(json.delta)?.stop_reason;
       if (typeof stop === 'string' && stop !== '') reading.finished = FIRST_CHOICE;
       return reading;
@@ -135,7 +156,13 @@ export const anthropic: Dialect = {
     const carried = text.trimEnd();
     return carried !== '' && prefillAssistant(json, carried) ? carried.length : undefined;
   },
-  answerUsage: answerUsageReader(['input_tokens'], ['output_tokens']),
+  answerUsage(json) {
+    const usage = asObject(json.usage);
+    if (!usage) return undefined;
+    const input = inputOf(usage) ?? 0;
+    const output = count(usage.output_tokens) ?? 0;
+    return input || output ? { input, output } : undefined;
+  },
   recognisers: ANTHROPIC_RECOGNISERS,
   answerText: (json) => textBlock(json)?.text,
   hasToolCalls: (json) => Array.isArray(json.content) && json.content.some((c: { type?: string }) => c?.type === 'tool_use'),

@@ -1,36 +1,71 @@
 /**
  * Token and cost budgets (policy `budget`, per upstream and for the whole
  * policy): before a tier's request is sent, it reserves what it may use from
- * every budget it spends from, all or none; over a limit it is answered 429
- * budget_exhausted with a Retry-After until the window rolls, as failure
- * `budget-exhausted`, which a fallback tier may take. Once the answer is in
- * (for a stream, when it ends) the reservation is settled with the usage the
- * answer reports, or the estimate when it reports none; a failed answer costs
- * nothing.
+ * every budget it spends from, all or none: its input (~4 bytes a token) and
+ * its max_tokens, or, without one, UNCAPPED_OUTPUT_TOKENS, or what is left
+ * when that is less. Over a limit it is answered 429 budget_exhausted with a
+ * Retry-After until the window rolls, as failure `budget-exhausted`, which a
+ * fallback tier may take. Once the answer is in (for a stream, when it ends)
+ * the reservation is settled with the usage the answer reports, or an
+ * estimate from its text when it reports none; a failed answer costs nothing.
+ *
+ * Cost is the upstream's price per input and output token. Prompt-cache
+ * tokens (Anthropic's cache writes and reads) count as input at the input
+ * price: reads, which Anthropic bills at a tenth of it, are over-charged, and
+ * writes, billed at 1.25x (5-minute cache) or 2x (1-hour cache), under-charged
+ * until the prefix is read back once or twice; for a cap, the error is on the
+ * safe side for any prefix that is reused.
  */
-import type { BudgetBook } from '../../budget-book.js';
+import type { BudgetBook, KeptBudget } from '../../budget-book.js';
+import type { PriceList } from '../../config/prices.js';
 import type { Metrics } from '../../metrics.js';
 import type { Spend } from '../../resilience/index.js';
 import type { TokenUsage } from '../dialects/dialect.js';
-import { expectedUsage } from '../expected-usage.js';
+import { expectedUsage, generatesOutput, tokensOfText, UNCAPPED_OUTPUT_TOKENS } from '../expected-usage.js';
 import { localError, type Layer } from '../handler.js';
 import { holding, type CallEnd } from '../holding.js';
 
 const NOTHING: TokenUsage = { input: 0, output: 0 };
 
-/** The tokens a call that ended so is charged: what its answer reports, else what was expected; nothing for a failure. */
-function usedBy(end: CallEnd, expected: TokenUsage): TokenUsage {
+/**
+ * The tokens a call that ended so is charged: what its answer reports, else an estimate; nothing for a failure.
+ * `mostOutput`: the most output its answer can hold (its max_tokens; 0 on a path that generates none; else Infinity).
+ */
+function usedBy(end: CallEnd, reserved: TokenUsage, mostOutput: number): TokenUsage {
   switch (end.kind) {
     case 'threw':
       return NOTHING;
     case 'stream-ended':
       // A stream that broke or was given up was generating: charged its reservation, or what it sent if that was more.
-      if (end.end.kind !== 'complete') return { input: expected.input, output: Math.max(expected.output, Math.ceil((end.end.outputChars ?? 0) / 4)) };
+      if (end.end.kind !== 'complete') return { input: reserved.input, output: Math.max(reserved.output, tokensOfText(end.end.outputChars ?? 0)) };
       // A stream that reported no usage is charged its input as estimated and its output by what it sent (~4 characters a token).
-      return end.end.usage ?? { input: expected.input, output: Math.ceil((end.end.outputChars ?? 0) / 4) };
-    case 'returned':
-      return end.outcome.kind === 'answer' && end.outcome.failure === undefined ? (end.outcome.usage ?? expected) : NOTHING;
+      return end.end.usage ?? { input: reserved.input, output: tokensOfText(end.end.outputChars ?? 0) };
+    case 'returned': {
+      const { outcome } = end;
+      if (outcome.kind !== 'answer' || outcome.failure !== undefined) return NOTHING;
+      // A plain answer that reported no usage is charged its output by its size, ~4 bytes a token, up to its cap:
+      // the JSON around its text (a few hundred bytes) counts too, but it is not parsed again for its text alone.
+      return outcome.usage ?? { input: reserved.input, output: Math.min(mostOutput, tokensOfText(outcome.body.length)) };
+    }
   }
+}
+
+/**
+ * The output a request without max_tokens reserves: UNCAPPED_OUTPUT_TOKENS, or what every budget has left
+ * past its input when that is less. Near a limit such a request is still let in, holding all that is left,
+ * so the next waits for it to settle (429 with Retry-After: 1) instead of both spending past the limit. At
+ * least one token, so a spent budget refuses it.
+ */
+function uncappedOutput(spending: readonly KeptBudget[], prices: PriceList, model: string | undefined, input: number): number {
+  let room = UNCAPPED_OUTPUT_TOKENS;
+  const inputCost = prices.costOf(model, { input, output: 0 });
+  const outputTokenCost = prices.costOf(model, { input: 0, output: 1 });
+  for (const { budget } of spending) {
+    const { limits, spent, reserved } = budget.snapshot();
+    if (limits.tokens > 0) room = Math.min(room, limits.tokens - spent.tokens - reserved.tokens - input);
+    if (limits.cost > 0 && outputTokenCost > 0) room = Math.min(room, Math.floor((limits.cost - spent.cost - reserved.cost - inputCost) / outputTokenCost));
+  }
+  return Math.max(1, room);
 }
 
 export interface TokenBudgetDeps {
@@ -46,7 +81,10 @@ export function tokenBudget(deps: TokenBudgetDeps): Layer {
     if (spending.length === 0) return inner(req, ctx);
     const { prices } = req.upstream.config;
     const expected = expectedUsage(req);
-    const reserved: Spend = { tokens: expected.input + expected.output, cost: prices.costOf(req.model, expected) };
+    const uncapped = req.maxTokens === undefined && generatesOutput(ctx.dialect);
+    const reservation: TokenUsage = uncapped ? { input: expected.input, output: uncappedOutput(spending, prices, req.model, expected.input) } : expected;
+    const mostOutput = uncapped ? Infinity : expected.output;
+    const reserved: Spend = { tokens: reservation.input + reservation.output, cost: prices.costOf(req.model, reservation) };
     for (let i = 0; i < spending.length; i++) {
       const admission = spending[i]!.budget.tryReserve(reserved);
       if (admission.ok) continue;
@@ -59,7 +97,7 @@ export function tokenBudget(deps: TokenBudgetDeps): Layer {
     return holding(
       () => inner(req, ctx),
       (end) => {
-        const used = usedBy(end, expected);
+        const used = usedBy(end, reservation, mostOutput);
         const charged: Spend = { tokens: used.input + used.output, cost: prices.costOf(req.model, used) };
         for (const { budget } of spending) budget.settle(reserved, charged);
         deps.spent();
