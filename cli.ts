@@ -3,7 +3,7 @@
  * The `breakwater` command. Subcommands:
  *   sidecar --policy FILE | --demo  [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021]
  *   check-policy FILE
- *   controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
+ *   controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--secret-poll 5s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
  *              [--sidecar-image IMAGE --advertise-url URL --ca-file FILE [--webhook-listen 0.0.0.0:15444] [--webhook-client-ca FILE]]
  *              (serves the injection webhook at /mutate-pods on its own port; with --webhook-client-ca, only to callers whose client certificate it signed)
  *   mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]
@@ -22,7 +22,7 @@ const USAGE = `usage:
   breakwater sidecar --controller URL[,URL...] --pod-name NAME [--token-file F] [--ca-file F] [--config-cache F] [--state-file F] [--listen ...] [--admin ...]
   breakwater sidecar --demo        (embedded policy and a built-in mock upstream)
   breakwater check-policy FILE
-  breakwater controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
+  breakwater controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--secret-poll 5s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
              [--sidecar-image IMAGE --advertise-url URL --ca-file FILE [--webhook-listen 0.0.0.0:15444] [--webhook-client-ca FILE]]
              (and serve the injection webhook on its own port; with --webhook-client-ca, only to callers whose client certificate that CA signed)
   breakwater mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]`;
@@ -153,6 +153,8 @@ async function checkPolicy(args: string[]): Promise<void> {
     const g = u.guards;
     const on = [g.maxInputBytes && `at most ${g.maxInputBytes} body bytes`, g.maxInputTokens && `at most ${g.maxInputTokens} input tokens (estimated)`, g.deny.length && `deny ${g.deny.map((d) => d.name).join(', ')}`].filter(Boolean);
     if (on.length > 0) process.stdout.write(`  ${u.name}: input guards: ${on.join('; ')}; a request that trips one gets 400 guardrail_blocked and never leaves\n`);
+    const ref = u.auth?.secretRef;
+    if (ref) process.stdout.write(`  ${u.name}: credential from Secret ${ref.name}, key ${ref.key}, which the controller reads in the policy's namespace (not checked here; until it exists, ${u.name} answers 503 and its fallback tiers serve)\n`);
   }
 }
 
@@ -168,6 +170,7 @@ async function controller(args: string[]): Promise<void> {
       'webhook-client-ca': { type: 'string' },
       kubeconfig: { type: 'string' },
       resync: { type: 'string', default: '30s' },
+      'secret-poll': { type: 'string', default: '5s' },
       'leader-election-namespace': { type: 'string', default: process.env.POD_NAMESPACE ?? 'breakwater-system' },
       'lease-duration': { type: 'string', default: '15s' },
       identity: { type: 'string', default: process.env.POD_NAME },
@@ -193,6 +196,7 @@ async function controller(args: string[]): Promise<void> {
     tlsCertFile: values['tls-cert'],
     tlsKeyFile: values['tls-key'],
     resyncMs: parseDuration(values.resync),
+    secretPollMs: parseDuration(values['secret-poll']),
     injection: injecting
       ? { listen: hostPort(values['webhook-listen'], '--webhook-listen'), image: values['sidecar-image']!, controllerUrl: values['advertise-url']!, caFile: values['ca-file']!, clientCaFile: values['webhook-client-ca'] }
       : undefined,

@@ -28,6 +28,29 @@ export interface ConfigVersion {
 export interface ConfigSnapshot {
   version: ConfigVersion;
   spec: PolicySpec;
+  /**
+   * The values of the Secret keys the policy names (auth.secretRef, cache.redis.secretRef), by
+   * `<secret>/<key>`, as the controller last read them; a Secret or key that does not exist is left out.
+   * A rotated value comes in a new snapshot of the same version.
+   */
+  credentials?: Record<string, string>;
+}
+
+/** The key of a Secret's key in a snapshot's credentials. */
+export const credentialKey = (ref: { name: string; key: string }) => `${ref.name}/${ref.key}`;
+
+/** The most credentials a snapshot carries (a policy names at most 32 upstreams and a cache), and the longest value. */
+const MAX_CREDENTIALS = 64;
+const MAX_CREDENTIAL_CHARS = 16 * 1024;
+
+/** A snapshot's credentials when well-formed: a map of short strings. */
+function credentialsOf(value: unknown): Record<string, string> | undefined | false {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length > MAX_CREDENTIALS) return false;
+  for (const [key, v] of entries) if (key.length > 512 || typeof v !== 'string' || v.length > MAX_CREDENTIAL_CHARS) return false;
+  return Object.fromEntries(entries) as Record<string, string>;
 }
 
 export interface BreakerCounts {
@@ -135,6 +158,7 @@ function isVersion(v: unknown): v is ConfigVersion {
 export interface UncheckedSnapshot {
   version: ConfigVersion;
   spec: unknown;
+  credentials?: Record<string, string>;
 }
 
 /**
@@ -152,7 +176,9 @@ export function readSnapshot(data: string): { ok: true; snapshot: UncheckedSnaps
   const o = value as Record<string, unknown>;
   if (typeof o !== 'object' || o === null || Array.isArray(o)) return { ok: false, error: 'a snapshot is a JSON object' };
   if (!isVersion(o.version)) return { ok: false, error: 'version: not a config version' };
-  return { ok: true, snapshot: { version: o.version, spec: o.spec } };
+  const credentials = credentialsOf(o.credentials);
+  if (credentials === false) return { ok: false, error: `credentials: at most ${MAX_CREDENTIALS} strings of at most ${MAX_CREDENTIAL_CHARS} characters` };
+  return { ok: true, snapshot: { version: o.version, spec: o.spec, credentials } };
 }
 
 /** The reason of a `no-policy` event, cut to 1,024 characters, or undefined when the data is not `{ reason: string }`. */

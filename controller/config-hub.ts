@@ -6,10 +6,13 @@
  * opens and whenever the pod's desired config version changes; heartbeats
  * keep idle streams (and their proxies) alive.
  */
+import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { validateReport, type ConfigSnapshot, type SidecarReport } from '../api/index.js';
 
 export type Desired = { snapshot: ConfigSnapshot } | { reason: string };
+
+const digest = (credentials: Record<string, string> | undefined) => (credentials ? createHash('sha256').update(JSON.stringify(credentials)).digest('hex') : '');
 
 export interface ReceivedReport {
   at: number;
@@ -107,7 +110,8 @@ export class ConfigHub {
     const desired = this.desired(pod);
     const [event, data] = 'snapshot' in desired ? ['snapshot', desired.snapshot] : ['no-policy', { reason: desired.reason }];
     const payload = JSON.stringify(data);
-    const fingerprint = `${event}:${'snapshot' in desired ? JSON.stringify(desired.snapshot.version) : payload}`;
+    // A rotated credential makes a new snapshot of the same version (only its digest is kept here).
+    const fingerprint = 'snapshot' in desired ? `${event}:${JSON.stringify(desired.snapshot.version)}:${digest(desired.snapshot.credentials)}` : `${event}:${payload}`;
     if (connection.sent === fingerprint) return;
     connection.sent = fingerprint;
     connection.res.write(`event: ${event}\ndata: ${payload}\n\n`);

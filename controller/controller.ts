@@ -27,6 +27,7 @@ import { metadataList, metadataWatch, type ObjectMetadata } from './metadata-wat
 import { GROUP, Reconciler, type PolicyObject } from './reconciler.js';
 import { ReportRecorder, reportsConfigMapName, REPORTS_LABEL } from './report-store.js';
 import { resilientInformer } from './resilient-informer.js';
+import { SecretValues, secretReader } from './secret-values.js';
 import { kubeTokenReview, tokenReviewer } from './token-review.js';
 
 /** Pods the injector has given a sidecar carry this label; the controller watches only them. */
@@ -41,6 +42,8 @@ export interface ControllerOptions {
   log: Logger;
   /** How often every policy is reconciled even without events. */
   resyncMs?: number;
+  /** How often the Secrets connected pods need are read again (a rotated key reaches sidecars within about this). */
+  secretPollMs?: number;
   /** Sidecar injection: the webhook's own port, the image, the URL sidecars reach this controller at, and the CA that signed its certificate. */
   injection?: { listen: HostPort; image: string; controllerUrl: string; caFile: string; clientCaFile?: string };
   /** Lease for leader election: only the leader writes status. */
@@ -75,7 +78,16 @@ export async function startController(options: ControllerOptions): Promise<Contr
   );
   const owner = options.ownPod && { apiVersion: 'v1', kind: 'Pod', name: options.ownPod.name, uid: options.ownPod.uid };
   const reports = new ReportRecorder(core, { namespace: le.namespace, name: reportsConfigMapName(identity), owner }, log);
-  const reconciler: Reconciler = new Reconciler({ custom, core, events: new EventRecorder(core, log), reports, log, isLeader: () => elector.isLeader() });
+  const reconciler: Reconciler = new Reconciler({
+    custom,
+    core,
+    events: new EventRecorder(core, log),
+    reports,
+    log,
+    isLeader: () => elector.isLeader(),
+    credentials: (namespace, refs) => secrets.valuesFor(namespace, refs),
+  });
+  const secrets = new SecretValues(secretReader(core), (namespace) => reconciler.secretsChanged(namespace), () => reconciler.wantedSecrets(), log, options.secretPollMs);
   elector.start();
 
   const policies = resilientInformer<PolicyObject>(
@@ -183,6 +195,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     reconciler,
     async stop() {
       clearInterval(resync);
+      secrets.close();
       await elector.stop();
       reconciler.close();
       configServer.closeAllConnections();

@@ -52,7 +52,8 @@ function sidecarContainer(context: InjectionContext, logLevel: string | undefine
   const secretEnv: V1EnvVar[] = [];
   const refs = [...(context.policy.spec.upstreams ?? []).map((u) => u.auth?.secretRef), context.policy.spec.cache?.redis?.secretRef];
   for (const ref of refs) {
-    // optional: a missing Secret must not keep the pod from starting; the sidecar reports the config it cannot use.
+    // optional: a missing Secret must not keep the pod from starting. The config stream carries the current values (rotation);
+    // these are what the sidecar uses while it talks to a controller that sends none (an upgrade from an earlier release).
     if (ref) secretEnv.push({ name: secretEnvName(ref.name, ref.key), valueFrom: { secretKeyRef: { name: ref.name, key: ref.key, optional: true } } });
   }
   const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({ httpGet: { path, port: ADMIN_PORT }, periodSeconds, failureThreshold, timeoutSeconds: 2 });

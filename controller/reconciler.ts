@@ -20,6 +20,7 @@ import type { EventRecorder } from './event-recorder.js';
 import { computeStatus, type PolicyFacts } from './policy-status.js';
 import { keyOf, resolvePod, type PodRef, type PolicyRef, type Resolution } from './policy-resolution.js';
 import { ReportEvents } from './report-events.js';
+import { secretRefsOf, type SecretRef } from './secret-values.js';
 import { RecordedReports, type ReportRecorder } from './report-store.js';
 
 export const GROUP = { group: 'breakwater.dev', version: 'v1alpha1', plural: 'resiliencepolicies' };
@@ -42,6 +43,8 @@ export interface ReconcilerDeps {
   coalesceMs?: number;
   /** Wall-clock time (ms since the epoch), for when this replica started leading. */
   now?: () => number;
+  /** The values of a policy's Secret keys known now (secret-values.ts), for its pods' snapshots. */
+  credentials?: (namespace: string, refs: readonly SecretRef[]) => Record<string, string>;
 }
 
 /** A pod as the controller keeps it: its metadata (the watch asks for nothing else, and only for pods not finished). */
@@ -173,12 +176,30 @@ export class Reconciler {
       return { reason: resolution.missingPin ? `pod pins policy ${resolution.missingPin}, which does not exist` : 'no ResiliencePolicy selects this pod' };
     }
     const policy = this.policies.get(resolution.policy)!;
+    const refs = secretRefsOf(policy.spec);
+    const credentials = refs.length > 0 ? this.deps.credentials?.(policy.metadata.namespace!, refs) : undefined;
     return {
       snapshot: {
         version: { source: 'controller', policy: resolution.policy, generation: policy.metadata.generation ?? 0, hash: hashSpec(policy.spec), uid: policy.metadata.uid },
         spec: policy.spec,
+        ...(credentials && { credentials }),
       },
     };
+  }
+
+  /** The Secrets (`namespace/name`) the pods connected here need. */
+  *wantedSecrets(): Iterable<string> {
+    for (const pod of this.hub.connectedPods()) {
+      const object = this.pods.get(pod);
+      const key = object && this.resolve(object).policy;
+      const policy = key ? this.policies.get(key) : undefined;
+      if (policy) for (const ref of secretRefsOf(policy.spec)) yield `${policy.metadata.namespace}/${ref.name}`;
+    }
+  }
+
+  /** A Secret of `namespace` changed: its connected pods are sent their snapshots again (only those whose credentials changed get one). */
+  secretsChanged(namespace: string): void {
+    for (const pod of this.hub.connectedPods()) if (pod.startsWith(`${namespace}/`)) this.hub.refresh(pod);
   }
 
   private onReport(pod: string, report: SidecarReport): void {

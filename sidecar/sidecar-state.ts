@@ -84,6 +84,8 @@ export class SidecarState {
       throw new Error(`config ${config.version.policy} (generation ${config.version.generation}) could not be applied: ${(err as Error).message}`);
     }
     for (const [name, state] of this.upstreams) if (next.get(name) !== state) state.close();
+    // An upstream kept as it was takes the new config's credential (all else is the same): a rotated key applies to the next request.
+    for (const [name, state] of next) state.config = config.upstreams.get(name)!;
     this.upstreams = next;
     for (const upstream of built) upstream.startHealthChecks();
     if (cache !== this.cache) {

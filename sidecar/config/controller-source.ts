@@ -56,7 +56,7 @@ function compileSnapshot(snapshot: UncheckedSnapshot): { config: RuntimeConfig }
   const verdict = validatePolicy(snapshot.spec);
   if (!verdict.ok) return { error: formatProblems(verdict.problems) };
   try {
-    return { config: compileConfig(verdict.spec, snapshot.version) };
+    return { config: compileConfig(verdict.spec, snapshot.version, snapshot.credentials) };
   } catch (err) {
     return { error: (err as Error).message };
   }

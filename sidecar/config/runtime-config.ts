@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import {
   API_FAMILIES,
+  credentialKey,
   mergeSettings,
   parseDuration,
   parseSize,
@@ -26,8 +27,11 @@ export interface UpstreamConfig {
   /** Where the upstream is served: its url, or its endpoints. */
   endpoints: EndpointConfig[];
   loadBalancing: 'round-robin' | 'weighted' | 'least-outstanding';
-  /** Header the sidecar sets instead of the app's credentials. */
-  auth?: { header: string; value: string };
+  /**
+   * Header the sidecar sets instead of the app's credentials: its value, or, when the Secret that holds it
+   * does not exist yet (or lacks the key), what is missing: the upstream is then not called at all.
+   */
+  auth?: { header: string; value: string; missing?: undefined } | { header: string; value?: undefined; missing: string };
   timeouts: { totalMs: number; attemptMs: number; firstByteMs: number; streamIdleMs: number; fallbackHedgeMs: number; perOutputTokenMs: number };
   retry: {
     attempts: number;
@@ -165,14 +169,24 @@ export interface InboundLimits {
   maxConnections: number;
 }
 
-function resolveAuth(auth: UpstreamSpec['auth']): UpstreamConfig['auth'] {
+/**
+ * A Secret key's value: as the controller last read it (the snapshot's credentials, which follow a
+ * rotation), else as the injector handed it over when the pod was created (an environment variable, for
+ * a controller that sends no credentials); undefined when neither has it.
+ */
+function secretValue(ref: { name: string; key: string }, credentials: Readonly<Record<string, string>> | undefined): string | undefined {
+  return credentials?.[credentialKey(ref)] || process.env[secretEnvName(ref.name, ref.key)] || undefined;
+}
+
+function resolveAuth(auth: UpstreamSpec['auth'], credentials: Readonly<Record<string, string>> | undefined): UpstreamConfig['auth'] {
   if (!auth) return undefined;
-  let secret: string | undefined;
-  if (auth.env !== undefined) secret = process.env[auth.env];
-  else if (auth.file !== undefined) secret = readFileSync(auth.file, 'utf8').trim();
-  // In a cluster the injector hands a secretRef to the sidecar as an environment variable.
-  else if (auth.secretRef) secret = process.env[secretEnvName(auth.secretRef.name, auth.secretRef.key)];
-  if (!secret) throw new Error(`credential for auth is empty or missing (${auth.env ? `env ${auth.env}` : auth.file ? `file ${auth.file}` : 'secretRef'})`);
+  if (auth.secretRef) {
+    // A Secret that does not exist yet is no reason to refuse the policy: that upstream waits for it, the others serve.
+    const secret = secretValue(auth.secretRef, credentials);
+    return secret ? { header: auth.header, value: auth.prefix + secret } : { header: auth.header, missing: `Secret ${auth.secretRef.name}, key ${auth.secretRef.key}` };
+  }
+  const secret = auth.env !== undefined ? process.env[auth.env] : readFileSync(auth.file!, 'utf8').trim();
+  if (!secret) throw new Error(`credential for auth is empty or missing (${auth.env ? `env ${auth.env}` : `file ${auth.file}`})`);
   return { header: auth.header, value: auth.prefix + secret };
 }
 
@@ -182,7 +196,7 @@ function budgetOf(budget: PolicySpec['budget']): BudgetLimits | undefined {
   return limits.tokens > 0 || limits.cost > 0 ? limits : undefined;
 }
 
-function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConfig {
+function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec, credentials: Readonly<Record<string, string>> | undefined): UpstreamConfig {
   const s = mergeSettings(spec.defaults, upstream);
   const endpoint = (text: string, weight: number): EndpointConfig => {
     const url = new URL(text);
@@ -201,7 +215,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
     api: upstream.api,
     endpoints: upstream.url !== undefined ? [endpoint(upstream.url, 1)] : upstream.endpoints!.map((e) => endpoint(e.url, e.weight)),
     loadBalancing: upstream.loadBalancing,
-    auth: resolveAuth(upstream.auth),
+    auth: resolveAuth(upstream.auth, credentials),
     timeouts: {
       totalMs: parseDuration(s.timeouts.total),
       attemptMs: parseDuration(s.timeouts.attempt),
@@ -279,11 +293,12 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec): UpstreamConf
   };
 }
 
-export function compileConfig(spec: PolicySpec, version: ConfigVersion): RuntimeConfig {
+/** `credentials`: the values of the Secret keys the policy names, as the controller sent them (see api/protocol.ts). */
+export function compileConfig(spec: PolicySpec, version: ConfigVersion, credentials?: Readonly<Record<string, string>>): RuntimeConfig {
   const classes = spec.priorities.classes.map((c) => ({ name: c.name, reservedPercent: c.reserved, maxSharePercent: c.maxShare }));
   return {
     version,
-    upstreams: new Map(spec.upstreams.map((u) => [u.name, compileUpstream(spec, u)])),
+    upstreams: new Map(spec.upstreams.map((u) => [u.name, compileUpstream(spec, u, credentials)])),
     priorities: { classes, defaultIndex: classes.findIndex((c) => c.name === spec.priorities.default) },
     cache: {
       ttlMs: parseDuration(spec.cache.ttl),
@@ -293,8 +308,7 @@ export function compileConfig(spec: PolicySpec, version: ConfigVersion): Runtime
       redis: spec.cache.redis?.url
         ? {
             url: spec.cache.redis.url,
-            // In a cluster the injector hands the Secret to the sidecar as an environment variable.
-            password: spec.cache.redis.secretRef ? process.env[secretEnvName(spec.cache.redis.secretRef.name, spec.cache.redis.secretRef.key)] : undefined,
+            password: spec.cache.redis.secretRef ? secretValue(spec.cache.redis.secretRef, credentials) : undefined,
           }
         : undefined,
     },

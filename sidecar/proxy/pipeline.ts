@@ -10,6 +10,7 @@
  *   stream recovery   a stream that breaks after its first text continues from a new run of the chain
  *   fallback          the addressed upstream, then each tier its `when` admits (upstream, cache, static)
  *   --- per upstream tier ---
+ *   credential        a tier whose Secret does not exist yet is not called (unavailable)
  *   input guard       a fallback tier's own input guards: a request that trips one never leaves
  *   continuation      in a recovery: the tier is asked to continue the text delivered, where it can
  *   degraded request  in degraded mode: output tokens clamped, temperature set
@@ -42,7 +43,7 @@ import type { BudgetBook } from '../budget-book.js';
 import type { Metrics } from '../metrics.js';
 import type { Clock, DegradationMonitor } from '../resilience/index.js';
 import type { Handler, Layer } from './handler.js';
-import { answerCache, attempt, breaker, bulkhead, continuation, hedge, inputGuard, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry, streamRecovery, tokenBudget } from './layers/index.js';
+import { answerCache, attempt, breaker, bulkhead, continuation, credential, hedge, inputGuard, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry, streamRecovery, tokenBudget } from './layers/index.js';
 import type { ResponseCache } from './response-cache.js';
 import type { UpstreamState } from './upstream-state.js';
 
@@ -70,6 +71,7 @@ export function buildPipeline(d: PipelineDeps): Handler {
   // A hedge sent to another upstream enters that upstream's tier like a fallback: its guards, budget, limits and bulkhead.
   const tier: Handler = stack(
     [
+      credential,
       inputGuard(d.metrics, 'fallback tiers'),
       continuation,
       degradedRequest(d.degradedSettings),

@@ -20,7 +20,10 @@ const SECRET_NAME = /(?:^|[-_.])(?:auth\w*|[a-z]*key|[a-z]*token|secret|sig|sign
 /** Identities with a provider whose names say nothing of a secret. */
 const APP_IDENTITIES = new Set(['openai-organization', 'openai-project', 'code' /* Azure Functions' key */]);
 
-const isCredential = (name: string) => SECRET_NAME.test(name) || APP_IDENTITIES.has(name.toLowerCase());
+/** Names with such a word that carry no secret, and that the upstream needs. */
+const NOT_SECRETS = new Set(['sec-websocket-key', 'idempotency-key', 'keep-alive']);
+
+const isCredential = (name: string) => (SECRET_NAME.test(name) && !NOT_SECRETS.has(name.toLowerCase())) || APP_IDENTITIES.has(name.toLowerCase());
 
 function withoutCredentials(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = {};
@@ -34,7 +37,7 @@ export function upstreamHeaders(appHeaders: IncomingHttpHeaders, upstream: Upstr
   const out: IncomingHttpHeaders = auth ? withoutCredentials(appHeaders) : { ...appHeaders };
   // Compressed answers would hide stream events, terminators and usage from the sidecar.
   out['accept-encoding'] = 'identity';
-  if (auth) out[auth.header.toLowerCase()] = auth.value;
+  if (auth?.value !== undefined) out[auth.header.toLowerCase()] = auth.value;
   if (body) out['content-length'] = String(body.length);
   else if (streamedLength !== undefined) out['content-length'] = streamedLength;
   return out;

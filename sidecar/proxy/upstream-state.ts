@@ -80,7 +80,8 @@ export class UpstreamState implements LiveUpstream {
   });
 
   constructor(
-    readonly config: UpstreamConfig,
+    /** The upstream's settings; replaced in place when only its credential changed (a rotated Secret: see fingerprint). */
+    public config: UpstreamConfig,
     /** Identity of the settings these objects were built from. */
     readonly fingerprint: string,
     classes: readonly PriorityClass[],
@@ -221,7 +222,10 @@ export class UpstreamState implements LiveUpstream {
   }
 }
 
-/** A stable identity for the settings an upstream's live objects depend on. */
+/**
+ * A stable identity for the settings an upstream's live objects depend on. The credential is not one of
+ * them: a rotated key takes effect in place, and breakers, bulkhead and health stay as they are.
+ */
 export function fingerprint(config: UpstreamConfig, classes: readonly PriorityClass[]): string {
-  return JSON.stringify([config, classes], (_key, value) => (value instanceof Set ? [...value] : value));
+  return JSON.stringify([{ ...config, auth: config.auth && { header: config.auth.header } }, classes], (_key, value) => (value instanceof Set ? [...value] : value));
 }

@@ -32,6 +32,14 @@ describe('breakwater check-policy', () => {
     assert.match(r.stdout, /^ {2}SLOs: availability 99\.9%; first token within 2s for 95% of streamed answers, over 1h \(status condition SLOMet\)$/m);
   });
 
+  it('checks a cluster policy that names Secrets without needing them, and says so (issue 26)', async () => {
+    const file = writePolicy('upstreams: [{name: openai, url: "https://api.openai.com", auth: {secretRef: {name: openai-key, key: apiKey}}}]\n');
+    const r = await cliResult(['check-policy', file]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /valid \(upstreams: openai\)/);
+    assert.match(r.stdout, /openai: credential from Secret openai-key, key apiKey, which the controller reads in the policy's namespace \(not checked here/);
+  });
+
   it('explains every error by field path and exits 1', async () => {
     const r = await cliResult(['check-policy', example('invalid/bad-fields.yaml')]);
     assert.equal(r.code, 1);

@@ -255,6 +255,69 @@ describe('controller end to end on a real API server', () => {
     assert.ok(!status.includes('sk-test'), 'no secret in status');
   });
 
+  it('hands a pod its Secret\'s key through the config stream: a Secret made after the pod, a secretRef added live, and a rotation reach the sidecar in seconds, with no restart and no failed call (issue 26)', async (t) => {
+    const app = { app: 'keyed' };
+    const keyedPod = { ...pod('keyed-a'), metadata: { name: 'keyed-a', namespace: NS, labels: { ...app, 'breakwater.dev/injected': 'true' } } };
+    assert.equal((await cp.kubectl(['apply', '-f', '-'], stringify(keyedPod))).code, 0);
+    assert.equal((await cp.kubectl(['-n', NS, 'patch', 'pod', 'keyed-a', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Running', podIP: '127.0.0.11' } })])).code, 0);
+    const upstream = await MockUpstream.start();
+    t.after(() => upstream.close());
+    const keyedPolicy = (auth?: object) => ({
+      apiVersion: 'breakwater.dev/v1alpha1',
+      kind: 'ResiliencePolicy',
+      metadata: { name: 'keyed-live', namespace: NS },
+      spec: { podSelector: { matchLabels: app }, upstreams: [{ name: 'openai', url: upstream.url, retry: { attempts: 1 }, ...(auth && { auth }) }] },
+    });
+    assert.equal((await cp.kubectl(['apply', '-f', '-'], stringify(keyedPolicy()))).code, 0);
+    const controller = await startCliProcess(
+      t,
+      ['controller', '--kubeconfig', cp.kubeconfig, '--tls-cert', tls.cert, '--tls-key', tls.key, '--config-listen', '127.0.0.1:0', '--health-listen', '127.0.0.1:0', '--resync', '1s', '--secret-poll', '500ms', '--lease-duration', '3s', '--identity', 'secrets'],
+      'controller started',
+    );
+    const sidecar = await sidecarFor(t, controller.entry.configUrl as string, 'keyed-a');
+    await until('the sidecar ready', () => ready(sidecar));
+    const call = async () => (await post(`${sidecar.dataUrl}/openai/v1/chat/completions`, chat(), { authorization: 'Bearer sk-app' })).status;
+    const lastKey = () => upstream.requests.at(-1)?.headers.authorization;
+    assert.equal(await call(), 200);
+    assert.equal(lastKey(), 'Bearer sk-app', 'no auth yet: the app\'s own key goes to the upstream it addressed');
+
+    // A secretRef added to the live policy, naming a Secret that does not exist yet: the new generation is taken, that upstream waits.
+    assert.equal((await cp.kubectl(['apply', '-f', '-'], stringify(keyedPolicy({ secretRef: { name: 'rotating-key', key: 'apiKey' } })))).code, 0);
+    const waiting = await until('the new generation in force, waiting for its Secret', async () => {
+      const r = await post(`${sidecar.dataUrl}/openai/v1/chat/completions`, chat(), { authorization: 'Bearer sk-app' });
+      return r.status === 503 && r;
+    });
+    assert.match(waiting.json().error.message, /no credential yet: Secret rotating-key, key apiKey does not exist/);
+    const status = (await (await fetch(`${sidecar.adminUrl}/status`)).json()) as { upstreams: { credentialMissing?: string }[] };
+    assert.equal(status.upstreams[0]!.credentialMissing, 'Secret rotating-key, key apiKey');
+    assert.ok(!upstream.requests.some((r) => r.headers.authorization === 'Bearer sk-app' && upstream.requests.indexOf(r) > 0), 'the app\'s key is never sent in place of the missing one');
+
+    // The Secret appears: served with it, within seconds.
+    let made = Date.now();
+    assert.equal((await cp.kubectl(['-n', NS, 'create', 'secret', 'generic', 'rotating-key', '--from-literal=apiKey=sk-one'])).code, 0);
+    await until('the first key in use', async () => (await call()) === 200 && lastKey() === 'Bearer sk-one');
+    const appeared = Date.now() - made;
+
+    // Rotation under traffic: every call succeeds, the new key is in use within seconds, the sidecar is the same process.
+    const statuses: number[] = [];
+    let calling = true;
+    const traffic = (async () => {
+      while (calling) statuses.push(await call());
+    })();
+    made = Date.now();
+    const rotated = stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'rotating-key', namespace: NS }, stringData: { apiKey: 'sk-two' } });
+    assert.equal((await cp.kubectl(['apply', '-f', '-'], rotated)).code, 0);
+    await until('the rotated key in use', async () => lastKey() === 'Bearer sk-two' && true);
+    const rotation = Date.now() - made;
+    calling = false;
+    await traffic;
+    assert.ok(statuses.length > 0 && statuses.every((s) => s === 200), `every call during the rotation succeeded: ${JSON.stringify(statuses.filter((s) => s !== 200))}`);
+    assert.equal(sidecar.child.exitCode, null, 'no restart');
+    t.diagnostic(`Secret created after its pod: in use after ${appeared} ms; rotated: in use after ${rotation} ms (secret poll 500 ms), ${statuses.length} calls, none failed`);
+    const logs = JSON.stringify(sidecar.logs) + sidecar.stderr() + JSON.stringify(controller.logs) + controller.stderr();
+    assert.ok(!/sk-one|sk-two/.test(logs), 'no key in any log');
+  });
+
   it('runs two replicas safely: one leader writes status, and the other takes over when it dies', async (t) => {
     const r1 = await startController(t, 'replica-1');
     const r2 = await startController(t, 'replica-2');

@@ -11,6 +11,7 @@ export * from './stream-recovery.js';
 export * from './fallback.js';
 export * from './input-guard.js';
 export * from './continuation.js';
+export * from './credential.js';
 export * from './degraded-request.js';
 export * from './token-budget.js';
 export * from './rate-limit.js';
