@@ -156,7 +156,7 @@ describe('uploads and binary answers', { concurrency: true }, () => {
     assert.deepEqual(seen.filter((s) => s.includes('images')), ['POST /v1/images/generations', 'POST /v1/images/generations'], 'retried once after the 429, which it did not take; no hedge; not after the timeout');
     const models = await fetch(`${sidecar.dataUrl}/openai/v1/models`);
     assert.equal(models.status, 503);
-    assert.equal(seen.filter((s) => s === 'GET /v1/models').length, 3, 'a GET is retried as the policy says');
+    assert.ok(seen.filter((s) => s === 'GET /v1/models').length >= 3, 'a GET is retried as the policy says (and may be hedged too)');
   });
 
   it('relays pass-through answers as bytes: a file larger than maxAnswerBytes, a 2 MB first event, and a cut body as a broken one (red team, issue 25)', async (t) => {
