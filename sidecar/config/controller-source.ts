@@ -43,9 +43,20 @@ export interface ControllerSourceOptions {
   reportIntervalMs?: number;
   /** A stream silent for this long (no heartbeat) is considered dead. */
   silenceMs?: number;
+  /** Deadline for connecting to a replica, TLS and response headers included (see CONNECT_TIMEOUT_MS). */
+  connectTimeoutMs?: number;
 }
 
 const RECONNECT = { baseMs: 500, maxMs: 30_000, multiplier: 2, jitter: 'full' as const };
+/**
+ * How long connecting to a replica may take, TLS handshake and response headers included. During a
+ * controller rollout a reconnect can go to a replica that is going away, and a SYN to a pod that is
+ * gone waits for the kernel's timeout (over two minutes): the deadline moves on to another within seconds.
+ */
+const CONNECT_TIMEOUT_MS = 5_000;
+const REPORT_TIMEOUT_MS = 5_000;
+/** What of a refusal's body is kept for the log. */
+const MAX_REFUSAL_CHARS = 1024;
 /**
  * A snapshot is a policy's spec, which the API server keeps under 1.5 MiB: an event (or the copy on disk)
  * longer than this is not one, and an unfinished event is not held past it.
@@ -122,7 +133,9 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
     let req;
     try {
       // Reports are rare: a short-lived connection, so the controller holds one connection per pod, not two.
-      req = request(`${url()}/v1/report?pod=${encodeURIComponent(options.pod)}`, { ...tls(), method: 'POST', agent: false }, (res) => res.resume());
+      // A report to a replica that is going away is given up rather than left waiting for the kernel's SYN timeout.
+      req = request(`${url()}/v1/report?pod=${encodeURIComponent(options.pod)}`, { ...tls(), method: 'POST', agent: false, timeout: REPORT_TIMEOUT_MS }, (res) => res.resume());
+      req.on('timeout', () => req!.destroy(new Error('report timed out')));
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'cannot report to the controller');
       return;
@@ -174,11 +187,16 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
       log.warn({ why, retryInMs: Math.round(delay) }, 'config stream lost');
       setTimeout(connect, delay).unref();
     };
+    // Every wait of a connection has a deadline: connect, TLS, response headers; after them, the silence timer.
+    const connecting = setTimeout(() => current?.destroy(new Error(`no answer within ${(options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS) / 1000} s (connect, TLS, headers)`)), options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
     try {
       const stream = request(`${url()}/v1/config?pod=${encodeURIComponent(options.pod)}`, tls(), (res) => {
+        clearTimeout(connecting);
         if (res.statusCode !== 200) {
           let body = '';
-          res.on('data', (d) => (body += d));
+          res.on('data', (d: Buffer) => {
+            if (body.length < MAX_REFUSAL_CHARS) body += d.toString('utf8', 0, MAX_REFUSAL_CHARS - body.length);
+          });
           res.on('end', () => retry(`controller answered ${res.statusCode}: ${body}`));
           return;
         }
@@ -200,9 +218,13 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
       });
       current = stream;
     } catch (err) {
+      clearTimeout(connecting);
       return retry((err as Error).message);
     }
-    current.on('error', (err) => retry(err.message));
+    current.on('error', (err) => {
+      clearTimeout(connecting);
+      retry(err.message);
+    });
     current.end();
   };
   connect();

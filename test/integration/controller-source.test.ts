@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,7 +53,7 @@ async function fakeController(t: TestContext, events: string[]): Promise<{ url: 
   return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, ca, reports };
 }
 
-function follow(t: TestContext, controller: { url: string; ca: string }, cacheFile?: string) {
+function follow(t: TestContext, controller: { url: string; ca: string; urls?: string[] }, cacheFile?: string, connectTimeoutMs?: number) {
   const dir = mkdtempSync(join(tmpdir(), 'breakwater-pod-'));
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, 'pod-token');
@@ -65,8 +66,9 @@ function follow(t: TestContext, controller: { url: string; ca: string }, cacheFi
     },
   });
   const source = followController({
-    urls: [controller.url],
+    urls: controller.urls ?? [controller.url],
     pod: 'chat-1',
+    connectTimeoutMs,
     tokenFile,
     ca: controller.ca,
     cacheFile,
@@ -117,4 +119,25 @@ describe('the controller\'s config stream, as the sidecar reads it', () => {
     await until('the controller\'s snapshot applied', () => applied.length === 1);
     assert.deepEqual(JSON.parse(readFileSync(cache, 'utf8')).version, version(7), 'kept on disk, in a regular file');
   });
+
+  it('gives up on a replica that never answers (connect, TLS) within its deadline and moves on to the next (issue 26)', async (t) => {
+    // A replica going away: it takes the connection and never says a word, not even the TLS handshake.
+    const held = new Set<net.Socket>();
+    const silent = net.createServer((socket) => {
+      held.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    });
+    const good = await fakeController(t, [event('snapshot', JSON.stringify({ version: version(1), spec }))]);
+    const started = Date.now();
+    const { applied, logs } = follow(t, { ...good, urls: [`https://127.0.0.1:${(silent.address() as AddressInfo).port}`, good.url] }, undefined, 300);
+    await until('the config from the next replica', () => applied.length, (n) => n === 1, 10_000);
+    assert.ok(logs.some((l) => String(l.why).includes('no answer within 0.3 s (connect, TLS, headers)')), JSON.stringify(logs.map((l) => l.why ?? l.msg)));
+    t.diagnostic(`config from the second replica after ${Date.now() - started} ms (deadline 300 ms)`);
+  });
 });
+
