@@ -1,5 +1,6 @@
 /**
- * The one schema of a ResiliencePolicy spec (contract: shared/api/v1alpha1.md).
+ * The one schema of a ResiliencePolicy spec: the contract, as `kubectl explain rp.spec`
+ * and the README's "Writing a policy" show it (every field has a description).
  *
  * Everything else derives from it: the TypeScript types (`Static`), the local
  * policy-file validator (Ajv), the CRD's openAPIV3Schema, and the built-in
@@ -23,9 +24,24 @@ export const INHERITED_DEFAULT = 'x-breakwater-default';
 /**
  * A cross-field rule as the CRD states it (CEL, checked by the API server); the
  * same rules are checked locally in validate-policy.ts, and the end-to-end
- * tests hold both to the same invalid examples.
+ * tests hold both to the same invalid examples. A `messageExpression` names
+ * the bad value and where it is (`message` stays as its fallback).
  */
-const cel = (...rules: { rule: string; message: string }[]) => ({ 'x-kubernetes-validations': rules });
+const cel = (...rules: { rule: string; message: string; messageExpression?: string }[]) => ({ 'x-kubernetes-validations': rules });
+
+/**
+ * A duration with a part of at least 1000h, 100000m, 10^7 s or 10^10 ms: longer
+ * than MAX_DURATION (596h) whatever else it holds. CEL's duration() fails on the
+ * longest of these (past 2^63 ns), so the CEL rules say "too long" before calling it.
+ */
+export const DURATION_TOO_LONG = '(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)';
+
+/**
+ * CEL: whether the string `x` is a duration CEL's duration() reads. A string the
+ * pattern refuses is reported by the pattern alone: a CEL rule that called
+ * duration() on it would add "type conversion error" to the answer.
+ */
+const celDuration = (x: string) => `(${x}.matches(r'${DURATION_PATTERN}') && !${x}.matches(r'${DURATION_TOO_LONG}'))`;
 
 /** A duration: at most MAX_DURATION, the longest wait a timer can hold (setTimeout's 2^31-1 ms). */
 const duration = (description: string, options: { default?: string } = {}) =>
@@ -34,7 +50,10 @@ const duration = (description: string, options: { default?: string } = {}) =>
     maxLength: MAX_DURATION_CHARS,
     description: `${description} A duration such as 250ms, 30s, 5m, 1h (at most ${MAX_DURATION}).`,
     ...options,
-    ...cel({ rule: `duration(self) <= duration('${MAX_DURATION}')`, message: `must be at most ${MAX_DURATION}` }),
+    ...cel({
+      rule: `!self.matches(r'${DURATION_PATTERN}') || (!self.matches(r'${DURATION_TOO_LONG}') && duration(self) <= duration('${MAX_DURATION}'))`,
+      message: `must be at most ${MAX_DURATION}`,
+    }),
   });
 const percent = (description: string) => Type.Integer({ minimum: 0, maximum: 100, description });
 
@@ -69,7 +88,10 @@ const objective = (description: string) => Type.String({ pattern: OBJECTIVE_PATT
 
 const hasCost = (at: string) => `!has(${at}.budget) || !has(${at}.budget.cost) || double(${at}.budget.cost) == 0.0`;
 
-const failureClass = stringEnum(FAILURE_CLASSES, { description: 'A failure class (see the contract).' });
+const failureClass = stringEnum(FAILURE_CLASSES, {
+  description:
+    'A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx).',
+});
 const failureClasses = (description: string, value: readonly string[]) =>
   inherited(Type.Array(failureClass, { description, uniqueItems: true }), value);
 
@@ -91,7 +113,7 @@ export const TimeoutsSchema = Type.Object(
       '0ms',
     ),
   },
-  { additionalProperties: false, description: 'Timeouts.' },
+  { additionalProperties: false, description: 'Timeouts of a request and of each attempt.' },
 );
 
 export const BackoffSchema = Type.Object(
@@ -107,7 +129,10 @@ export const BackoffSchema = Type.Object(
   {
     additionalProperties: false,
     description: 'Exponential backoff between attempts.',
-    ...cel({ rule: '!has(self.base) || !has(self.max) || duration(self.base) <= duration(self.max)', message: 'retry.backoff.base must not exceed retry.backoff.max' }),
+    ...cel({
+      rule: `!has(self.base) || !has(self.max) || !${celDuration('self.base')} || !${celDuration('self.max')} || duration(self.base) <= duration(self.max)`,
+      message: 'retry.backoff.base must not exceed retry.backoff.max',
+    }),
   },
 );
 
@@ -187,7 +212,7 @@ export const CircuitBreakerSchema = Type.Object(
         threshold: inherited(percent('Opens when slow calls reach this percentage of calls in the window (0 = off).'), 80),
         duration: inherited(duration('A call slower than this (to first byte for streams) is slow.'), '30s'),
       },
-      { additionalProperties: false, description: 'Slow-call rate.' },
+      { additionalProperties: false, description: 'Slow-call rate, over failureRate.window.' },
     )),
     openFor: inherited(duration('How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals.'), '10s'),
     maxOpenFor: inherited(duration('Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it).'), '20s'),
@@ -196,7 +221,7 @@ export const CircuitBreakerSchema = Type.Object(
         maxProbes: inherited(Type.Integer({ minimum: 1, maximum: 100, description: 'Probe calls let through at once while half-open.' }), 1),
         successesToClose: inherited(Type.Integer({ minimum: 1, maximum: 100, description: 'Successful probes that close the breaker.' }), 2),
       },
-      { additionalProperties: false, description: 'Half-open probing.' },
+      { additionalProperties: false, description: 'Half-open probing: once openFor has passed, a few calls go through, and enough successes close the breaker.' },
     )),
     failOn: failureClasses('Failure classes that count against the breaker (rate-limited is opt-in).', [
       'overloaded',
@@ -209,8 +234,11 @@ export const CircuitBreakerSchema = Type.Object(
   },
   {
     additionalProperties: false,
-    description: 'Circuit breaker.',
-    ...cel({ rule: '!has(self.openFor) || !has(self.maxOpenFor) || duration(self.openFor) <= duration(self.maxOpenFor)', message: 'circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor' }),
+    description: 'Circuit breaker: stops calling an upstream (or one of its models) that keeps failing, and probes it again after openFor.',
+    ...cel({
+      rule: `!has(self.openFor) || !has(self.maxOpenFor) || !${celDuration('self.openFor')} || !${celDuration('self.maxOpenFor')} || duration(self.openFor) <= duration(self.maxOpenFor)`,
+      message: 'circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor',
+    }),
   },
 );
 
@@ -235,17 +263,19 @@ export const SettingsSchema = Type.Object(settingsProperties, {
   description: 'Settings merged under every upstream\'s own settings.',
 });
 
-const secretRef = Type.Object(
-  {
-    name: Type.String({ minLength: 1, maxLength: 253, description: 'Secret name in the policy\'s namespace.' }),
-    key: Type.String({ minLength: 1, maxLength: 253, description: 'Key in the Secret.' }),
-  },
-  { additionalProperties: false, description: 'A key of a Secret.' },
-);
+/** A key of a Secret in the policy's namespace, which the controller reads and sends to the sidecar (and follows when it changes). */
+const secretRef = (what: string) =>
+  Type.Object(
+    {
+      name: Type.String({ minLength: 1, maxLength: 253, description: 'Secret name in the policy\'s namespace.' }),
+      key: Type.String({ minLength: 1, maxLength: 253, description: 'Key in the Secret.' }),
+    },
+    { additionalProperties: false, description: `${what}: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request.` },
+  );
 
 export const AuthSchema = Type.Object(
   {
-    secretRef: Type.Optional(secretRef),
+    secretRef: Type.Optional(secretRef('The credential')),
     env: Type.Optional(Type.String({ minLength: 1, description: 'Locally: read the credential from this environment variable of the sidecar.' })),
     file: Type.Optional(Type.String({ minLength: 1, description: 'Locally: read the credential from this file.' })),
     header: Type.String({ default: 'Authorization', minLength: 1, maxLength: 64, pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", description: 'Header the credential is sent in (an HTTP header name).' }),
@@ -474,9 +504,9 @@ const labelSelector = Type.Object(
       Type.Array(
         Type.Object(
           {
-            key: Type.String(),
-            operator: stringEnum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
-            values: Type.Optional(Type.Array(Type.String())),
+            key: Type.String({ description: 'A label key.' }),
+            operator: stringEnum(['In', 'NotIn', 'Exists', 'DoesNotExist'], { description: 'How the label is matched: In or NotIn values, or whether the key Exists or DoesNotExist.' }),
+            values: Type.Optional(Type.Array(Type.String(), { description: 'Values for In and NotIn; empty for Exists and DoesNotExist.' })),
           },
           { additionalProperties: false },
         ),
@@ -484,7 +514,7 @@ const labelSelector = Type.Object(
       ),
     ),
   },
-  { additionalProperties: false, description: 'Pods in this namespace that use this policy.' },
+  { additionalProperties: false, description: 'Pods in this namespace that use this policy (the oldest policy that matches a pod wins). Without it, only pods that name this policy in the annotation breakwater.dev/policy use it.' },
 );
 
 const DEFAULT_CLASS = 'normal';
@@ -521,6 +551,7 @@ export const PrioritiesSchema = Type.Object(
         // The API server stores what the user wrote: an absent default or classes list is the product's default.
         rule: `(has(self.classes) ? self.classes.map(c, c.name) : ${JSON.stringify(DEFAULT_CLASSES.map((c) => c.name)).replaceAll('"', "'")}).exists(n, n == (has(self.default) ? self.default : '${DEFAULT_CLASS}'))`,
         message: 'priorities.default must name one of priorities.classes',
+        messageExpression: `'priorities.default "' + (has(self.default) ? self.default : '${DEFAULT_CLASS}') + '" must name one of priorities.classes'`,
       },
       {
         rule: '!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100',
@@ -529,6 +560,64 @@ export const PrioritiesSchema = Type.Object(
     ),
   },
 );
+
+/*
+ * The spec-level rules and their messages use only the CEL that Kubernetes 1.29
+ * (the oldest release the chart supports) takes in a new CRD: CEL as of 1.28, so
+ * no format(), two-variable comprehensions or flatten(). Nor string(int) or join():
+ * the API server's cost estimate of those has no bound. A message finds the first
+ * bad item with map(bad).indexOf(true) and spells its index from a table.
+ */
+type Cel = string;
+/** CEL: an upstream's api, as written or by default. */
+const celApi = (u: Cel) => `(has(${u}.api) ? ${u}.api : 'openai')`;
+/** CEL: index `i` (below 32, as every list here is) in decimal. */
+const celIndex = (i: Cel) => `[${Array.from({ length: 32 }, (_, n) => `'${n}'`).join(', ')}][${i}]`;
+/** CEL: the index of the first item `x` of `list` for which `bad` holds. */
+const firstIndex = (list: Cel, x: string, bad: Cel) => `${list}.map(${x}, ${bad}).indexOf(true)`;
+
+/** Upstream `u`'s fallback tier `f` names this upstream itself or no upstream of the policy. */
+const otherTier = (u: Cel, f: Cel) => `has(${f}.upstream) && (${f}.upstream == ${u}.name || !self.upstreams.exists(v, v.name == ${f}.upstream))`;
+/** Upstream `u`'s fallback tier `f` names an upstream that speaks another api. */
+const mixedTier = (u: Cel, f: Cel) => `has(${f}.upstream) && self.upstreams.exists(v, v.name == ${f}.upstream && ${celApi('v')} != ${celApi(u)})`;
+const otherHedge = (u: Cel) => `has(${u}.hedge) && has(${u}.hedge.upstream) && (${u}.hedge.upstream == ${u}.name || !self.upstreams.exists(v, v.name == ${u}.hedge.upstream))`;
+const mixedHedge = (u: Cel) => `has(${u}.hedge) && has(${u}.hedge.upstream) && self.upstreams.exists(v, v.name == ${u}.hedge.upstream && ${celApi('v')} != ${celApi(u)})`;
+
+/**
+ * CEL: `body` with the int `name` bound to `value`, computed once (a one-item map:
+ * CEL as of 1.28 has no cel.bind). Only for ints: an object bound this way loses
+ * the bounds of its strings, and the cost estimate with them.
+ */
+const celLet = (name: string, value: Cel, body: Cel) => `[${value}].map(${name}, ${body})[0]`;
+
+/** CEL, for a message: what the upstream named `target` speaks, what `u` speaks, and `why` that is refused. */
+const speaksOther = (u: Cel, target: Cel, why: string) =>
+  celLet('k', firstIndex('self.upstreams', 'v', `v.name == ${target}`), `'speaks ' + ${celApi('self.upstreams[k]')} + ', and "' + ${u}.name + '" ' + ${celApi(u)} + ': ${why}'`);
+
+/** A rule over every fallback tier; its message names the first bad one by index and value, then what `says` of it. */
+function tierRule(bad: (u: Cel, f: Cel) => Cel, message: string, says: (u: Cel, f: Cel) => Cel) {
+  const hasBadTier = `has(u.fallback) && u.fallback.exists(f, ${bad('u', 'f')})`;
+  const [u, f] = ['self.upstreams[i]', 'self.upstreams[i].fallback[j]'];
+  return {
+    rule: `!self.upstreams.exists(u, ${hasBadTier})`,
+    message,
+    messageExpression: celLet(
+      'i',
+      firstIndex('self.upstreams', 'u', hasBadTier),
+      celLet('j', firstIndex(`${u}.fallback`, 't', bad(u, 't')), `'spec.upstreams[' + ${celIndex('i')} + '].fallback[' + ${celIndex('j')} + '].upstream: "' + ${f}.upstream + '" ' + ${says(u, f)}`),
+    ),
+  };
+}
+
+/** A rule over every upstream's hedge; its message names the first bad one by index and value, then what `says` of it. */
+function hedgeRule(bad: (u: Cel) => Cel, message: string, says: (u: Cel) => Cel) {
+  const u = 'self.upstreams[i]';
+  return {
+    rule: `!self.upstreams.exists(u, ${bad('u')})`,
+    message,
+    messageExpression: celLet('i', firstIndex('self.upstreams', 'u', bad('u')), `'spec.upstreams[' + ${celIndex('i')} + '].hedge.upstream: "' + ${u}.hedge.upstream + '" ' + ${says(u)}`),
+  };
+}
 
 export const PolicySpecSchema = Type.Object(
   {
@@ -562,7 +651,7 @@ export const PolicySpecSchema = Type.Object(
         additionalProperties: false,
         default: {},
         description: 'Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy\'s SLIs over the window and a condition SLOMet into its status.',
-        ...cel({ rule: `!has(self.window) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))`, message: 'slo.window must be between 1m and 24h' }),
+        ...cel({ rule: `!has(self.window) || !${celDuration('self.window')} || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))`, message: 'slo.window must be between 1m and 24h' }),
       },
     ),
     degradation: Type.Object(
@@ -575,14 +664,14 @@ export const PolicySpecSchema = Type.Object(
             maxTokens: Type.Integer({ minimum: 1, default: 256, description: 'max_tokens clamp in degraded mode.' }),
             temperature: Type.Number({ minimum: 0, maximum: 2, default: 0, description: 'temperature set in degraded mode.' }),
           },
-          { additionalProperties: false, default: {} },
+          { additionalProperties: false, default: {}, description: 'When degraded mode starts, and what it changes in requests.' },
         ),
         emergency: Type.Object(
           {
             errorRate: Type.Integer({ minimum: 0, maximum: 100, default: 25, description: 'Error rate (%) that enters emergency mode.' }),
             serve: Type.Array(stringEnum(['cache', 'static']), { default: ['cache', 'static'], description: 'Tiers served in emergency mode.' }),
           },
-          { additionalProperties: false, default: {} },
+          { additionalProperties: false, default: {}, description: 'When emergency mode starts, and the only tiers it answers from (upstreams are not called, for chains that have such a tier).' },
         ),
       },
       { additionalProperties: false, default: {}, description: 'Whole-sidecar modes: normal, degraded, emergency.' },
@@ -597,13 +686,13 @@ export const PolicySpecSchema = Type.Object(
           Type.Object(
             {
               url: Type.String({ default: '', pattern: '^(rediss?://[^\\s]+)?$', maxLength: 2048, description: 'Shared Redis cache, redis:// or rediss:// (empty = off).' }),
-              secretRef: Type.Optional(secretRef),
+              secretRef: Type.Optional(secretRef('The Redis password')),
             },
-            { additionalProperties: false },
+            { additionalProperties: false, description: 'A Redis the fleet shares (opt-in), asked after the local cache with a 100 ms timeout; Redis being down never fails or slows a request.' },
           ),
         ),
       },
-      { additionalProperties: false, default: {}, description: 'Response cache.' },
+      { additionalProperties: false, default: {}, description: 'Response cache: the last good answer to each request, for the cache fallback tier (and serveFresh).' },
     ),
     validation: Type.Object(
       {
@@ -616,14 +705,26 @@ export const PolicySpecSchema = Type.Object(
     faults: Type.Array(
       Type.Object(
         {
-          upstream: Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63, description: 'Upstream the fault applies to.' }),
-          percent: percent('Share of requests affected.'),
-          delay: Type.Optional(duration('Added before the request is sent.')),
-          abort: Type.Optional(Type.Object({ status: Type.Integer({ minimum: 400, maximum: 599 }) }, { additionalProperties: false })),
+          upstream: Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63, description: 'The upstream whose attempts the fault applies to.' }),
+          percent: percent('Percentage of attempts affected, each drawn at random.'),
+          delay: Type.Optional(duration('Wait this long before the attempt is sent (cut short by the request\'s total timeout).')),
+          abort: Type.Optional(
+            Type.Object(
+              { status: Type.Integer({ minimum: 400, maximum: 599, description: 'HTTP status of the injected answer, such as 503 or 429; its failure class is that of a real one.' }) },
+              {
+                additionalProperties: false,
+                description: 'Answer the attempt with this status, in the API\'s own error shape and marked x-breakwater-fault: abort, instead of sending it (after the delay, if one is set).',
+              },
+            ),
+          ),
         },
-        { additionalProperties: false },
+        { additionalProperties: false, description: 'One fault: a delay, an abort, or both.' },
       ),
-      { default: [], maxItems: 32, description: 'Chaos experiments: delay or abort a share of requests.' },
+      {
+        default: [],
+        maxItems: 32,
+        description: 'Chaos experiments: delay or abort a share of an upstream\'s attempts. Retries, fallbacks and breakers treat injected faults like real ones, so a policy can be tried out before an outage.',
+      },
     ),
     inbound: Type.Object(
       {
@@ -656,22 +757,30 @@ export const PolicySpecSchema = Type.Object(
     additionalProperties: false,
     description: 'How the sidecar treats this pod\'s LLM traffic.',
     ...cel(
+      tierRule(
+        otherTier,
+        'spec.upstreams[].fallback[].upstream must name another upstream of this policy',
+        (u, f) => `(${f}.upstream == ${u}.name ? 'is this upstream itself: an upstream cannot fall back to itself' : 'names no upstream of this policy')`,
+      ),
+      tierRule(
+        mixedTier,
+        'spec.upstreams[].fallback[].upstream must speak the same api as its upstream: a chain speaks one API',
+        (u, f) => speaksOther(u, `${f}.upstream`, "a chain speaks one API (the app\\'s request and answer are in it)"),
+      ),
+      hedgeRule(
+        otherHedge,
+        'spec.upstreams[].hedge.upstream must name another upstream of this policy',
+        (u) => `(${u}.hedge.upstream == ${u}.name ? 'is this upstream itself: a hedge goes to another upstream' : 'names no upstream of this policy')`,
+      ),
+      hedgeRule(
+        mixedHedge,
+        'spec.upstreams[].hedge.upstream must speak the same api as its upstream',
+        (u) => speaksOther(u, `${u}.hedge.upstream`, 'a hedge speaks the API of the upstream it hedges'),
+      ),
       {
-        rule: 'self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || (f.upstream != u.name && self.upstreams.exists(v, v.name == f.upstream))))',
-        message: 'spec.upstreams[].fallback[].upstream must name another upstream of this policy',
-      },
-      {
-        rule: "self.upstreams.all(u, !has(u.fallback) || u.fallback.all(f, !has(f.upstream) || self.upstreams.all(v, v.name != f.upstream || (has(v.api) ? v.api : 'openai') == (has(u.api) ? u.api : 'openai'))))",
-        message: 'spec.upstreams[].fallback[].upstream must speak the same api as its upstream: a chain speaks one API',
-      },
-      {
-        rule: "self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || self.upstreams.all(v, v.name != u.hedge.upstream || (has(v.api) ? v.api : 'openai') == (has(u.api) ? u.api : 'openai')))",
-        message: 'spec.upstreams[].hedge.upstream must speak the same api as its upstream',
-      },
-      { rule: '!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))', message: 'spec.faults[].upstream must name an upstream of this policy' },
-      {
-        rule: 'self.upstreams.all(u, !has(u.hedge) || !has(u.hedge.upstream) || (u.hedge.upstream != u.name && self.upstreams.exists(v, v.name == u.hedge.upstream)))',
-        message: 'spec.upstreams[].hedge.upstream must name another upstream of this policy',
+        rule: '!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))',
+        message: 'spec.faults[].upstream must name an upstream of this policy',
+        messageExpression: celLet('i', firstIndex('self.faults', 'f', '!self.upstreams.exists(u, u.name == f.upstream)'), `'spec.faults[' + ${celIndex('i')} + '].upstream: "' + self.faults[i].upstream + '" names no upstream of this policy'`),
       },
       { rule: `${hasCost('self')} || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)`, message: 'spec.budget.cost needs prices on at least one upstream' },
     ),

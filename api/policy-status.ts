@@ -19,6 +19,13 @@ export const ConditionSchema = Type.Object({
 export const PolicyStatusSchema = Type.Object(
   {
     observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'The spec generation this status describes.' })),
+    observedAt: Type.Optional(
+      Type.String({
+        maxLength: 64,
+        description:
+          'When a controller last computed this status (RFC 3339). Refreshed at least every 5 minutes while a controller runs: an older time means none is watching (after helm uninstall, say), and the rest of the status is as it was then.',
+      }),
+    ),
     conditions: Type.Optional(
       Type.Array(ConditionSchema, {
         description: 'Accepted (spec valid, references resolvable), Ready (every targeted pod acknowledged this generation), Degraded (breakers open or pods degraded), SLOMet (every SLO the spec sets is met over its window; Unknown without traffic).',

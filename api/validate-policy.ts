@@ -107,6 +107,9 @@ function guardProblems(guards: PolicySpec['upstreams'][number]['guards'], at: st
   });
 }
 
+/** Why a reference to an upstream is refused: it names none (the CRD's CEL messages say the same, without the list). */
+const namesNone = (names: Set<string>) => `names no upstream of this policy (known: ${[...names].join(', ')})`;
+
 /** The cross-field rules (the CRD's CEL rules say the same). */
 function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
   const problems: PolicyProblem[] = [];
@@ -138,29 +141,30 @@ function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
       if (kinds !== 1) problems.push({ path: at, message: 'exactly one of upstream, cache or static must be set' });
       if (tier.model !== undefined && tier.upstream === undefined) problems.push({ path: `${at}.model`, message: 'only applies to an upstream tier' });
       if (tier.upstream !== undefined && !names.has(tier.upstream)) {
-        problems.push({ path: `${at}.upstream`, message: `names no upstream of this policy (known: ${[...names].join(', ')})` });
+        problems.push({ path: `${at}.upstream`, message: `"${tier.upstream}" ${namesNone(names)}` });
       }
-      if (tier.upstream === upstream.name) problems.push({ path: `${at}.upstream`, message: 'an upstream cannot fall back to itself' });
+      if (tier.upstream === upstream.name) problems.push({ path: `${at}.upstream`, message: `"${tier.upstream}" is this upstream itself: an upstream cannot fall back to itself` });
       const other = spec.upstreams.find((u) => u.name === tier.upstream);
-      if (other && other.api !== upstream.api) problems.push({ path: `${at}.upstream`, message: `${other.name} speaks ${other.api}, and ${upstream.name} ${upstream.api}: a chain speaks one API (the app's request and answer are in it)` });
+      if (other && other.api !== upstream.api) problems.push({ path: `${at}.upstream`, message: `"${other.name}" speaks ${other.api}, and "${upstream.name}" ${upstream.api}: a chain speaks one API (the app's request and answer are in it)` });
     });
     const target = upstream.hedge.upstream;
     const at = `spec.upstreams[${i}].hedge`;
-    if (target !== undefined && (target === upstream.name || !names.has(target))) problems.push({ path: `${at}.upstream`, message: `must name another upstream of this policy (known: ${[...names].join(', ')})` });
+    if (target !== undefined && !names.has(target)) problems.push({ path: `${at}.upstream`, message: `"${target}" ${namesNone(names)}` });
+    if (target === upstream.name) problems.push({ path: `${at}.upstream`, message: `"${target}" is this upstream itself: a hedge goes to another upstream` });
     if (upstream.hedge.model !== undefined && target === undefined) problems.push({ path: `${at}.model`, message: 'only applies with hedge.upstream' });
     const hedged = spec.upstreams.find((u) => u.name === target);
-    if (hedged && target !== upstream.name && hedged.api !== upstream.api) problems.push({ path: `${at}.upstream`, message: `${hedged.name} speaks ${hedged.api}, and ${upstream.name} ${upstream.api}: a hedge speaks the API of the upstream it hedges` });
+    if (hedged && target !== upstream.name && hedged.api !== upstream.api) problems.push({ path: `${at}.upstream`, message: `"${hedged.name}" speaks ${hedged.api}, and "${upstream.name}" ${upstream.api}: a hedge speaks the API of the upstream it hedges` });
   });
   const classes = spec.priorities.classes.map((c) => c.name);
   if (new Set(classes).size !== classes.length) problems.push({ path: 'spec.priorities.classes', message: 'class names must be unique' });
   if (!classes.includes(spec.priorities.default)) {
-    problems.push({ path: 'spec.priorities.default', message: `names no class (known: ${classes.join(', ')})` });
+    problems.push({ path: 'spec.priorities.default', message: `"${spec.priorities.default}" names no class (known: ${classes.join(', ')})` });
   }
   const reserved = spec.priorities.classes.reduce((sum, c) => sum + c.reserved, 0);
   // The CRD's CEL rule says the same: with reserved shares of 100% or more, some class could never run.
   if (classes.length > 1 && reserved >= 100) problems.push({ path: 'spec.priorities.classes', message: `reserved shares add up to ${reserved}%: they must add up to less than 100, or some class could never run` });
   spec.faults.forEach((fault, i) => {
-    if (!names.has(fault.upstream)) problems.push({ path: `spec.faults[${i}].upstream`, message: 'names no upstream of this policy' });
+    if (!names.has(fault.upstream)) problems.push({ path: `spec.faults[${i}].upstream`, message: `"${fault.upstream}" ${namesNone(names)}` });
   });
   return problems;
 }

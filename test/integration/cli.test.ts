@@ -1,6 +1,6 @@
 /** The `breakwater` command as users run it: check-policy, start-up, hot reload, graceful drain. */
 import assert from 'node:assert/strict';
-import { writeFileSync, renameSync } from 'node:fs';
+import { readdirSync, writeFileSync, renameSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chat, post, startMock } from '../support/harness.js';
@@ -19,11 +19,15 @@ async function until(check: () => Promise<boolean> | boolean, what: string, ms =
 
 describe('breakwater check-policy', () => {
   it('accepts the example policies', async () => {
-    for (const file of ['minimal.yaml', 'chat-policy.yaml']) {
+    const files = readdirSync(new URL('../../examples/policies/', import.meta.url)).filter((f) => f.endsWith('.yaml'));
+    assert.ok(['minimal.yaml', 'chat-policy.yaml', 'secret-ref.yaml', 'fallback.yaml', 'faults.yaml'].every((f) => files.includes(f)), files.join(', '));
+    for (const file of files) {
       const r = await cliResult(['check-policy', example(file)]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /valid \(upstreams: /);
+      assert.equal(r.code, 0, `${file}: ${r.stderr}`);
+      assert.match(r.stdout, /valid \(upstreams: /, file);
     }
+    const secrets = await cliResult(['check-policy', example('secret-ref.yaml')]);
+    assert.match(secrets.stdout, /claude: credential from Secret llm-keys, key anthropic/);
     const r = await cliResult(['check-policy', example('chat-policy.yaml')]);
     assert.match(r.stdout, /^ {2}claude: input guards: at most 100000 input tokens \(estimated\); deny jailbreak; a request that trips one gets 400 guardrail_blocked/m, 'the guards that are on are explained');
     assert.doesNotMatch(r.stdout, /vllm: input guards/);

@@ -3,7 +3,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { BUILTIN_SETTINGS, formatProblems, mergeSettings, parseDuration, parseSize, validatePolicy } from '../../api/index.js';
-import { INHERITED_DEFAULT, SettingsSchema } from '../../api/policy-schema.js';
+import { DURATION_PATTERN, DURATION_TOO_LONG, INHERITED_DEFAULT, SettingsSchema } from '../../api/policy-schema.js';
+import { MAX_DURATION } from '../../api/units.js';
 import { generatedFiles } from '../../scripts/generated-files.js';
 import { compileConfig } from '../../sidecar/config/runtime-config.js';
 
@@ -74,6 +75,8 @@ describe('policy schema', () => {
 
   it('validates and compiles every example policy', () => {
     for (const file of readdirSync(new URL('../../examples/policies/', import.meta.url)).filter((f) => f.endsWith('.yaml'))) {
+      // `kubectl apply -n NS -f FILE` (as the README says) fails on a file that names another namespace.
+      assert.equal(example(file).metadata?.namespace, undefined, `${file} names a namespace`);
       const v = validatePolicy(example(file));
       assert.ok(v.ok, `${file}: ${v.ok ? '' : formatProblems(v.problems)}`);
       const config = compileConfig(v.spec, { source: 'file', policy: file, generation: 0, hash: 'x' });
@@ -104,10 +107,28 @@ describe('policy schema', () => {
     const text = problemsOf(example('invalid/cross-field.yaml'));
     assert.match(text, /spec\.upstreams\[1\]\.name: duplicate upstream name "primary"/);
     assert.match(text, /spec\.upstreams\[0\]\.retry\.backoff\.base: must not exceed retry\.backoff\.max/);
-    assert.match(text, /spec\.upstreams\[0\]\.fallback\[0\]\.upstream: names no upstream of this policy/);
+    assert.match(text, /spec\.upstreams\[0\]\.fallback\[0\]\.upstream: "secondary" names no upstream of this policy \(known: primary\)/);
     assert.match(problemsOf({ upstreams: [{ name: 'a' }] }), /spec\.upstreams\[0\]: exactly one of url or endpoints/);
-    assert.match(problemsOf({ upstreams: [{ name: 'a', url: 'http://a' }], priorities: { default: 'vip' } }), /spec\.priorities\.default: names no class/);
+    assert.match(problemsOf({ upstreams: [{ name: 'a', url: 'http://a' }], priorities: { default: 'vip' } }), /spec\.priorities\.default: "vip" names no class/);
     assert.match(problemsOf({ defaults: { circuitBreaker: { openFor: '10m', maxOpenFor: '5m' } }, upstreams: [{ name: 'a', url: 'http://a' }] }), /spec\.defaults\.circuitBreaker\.openFor: must not exceed/);
+  });
+
+  it('names the item and the value a reference to an upstream gets wrong, as the CRD\'s messages do', () => {
+    const text = problemsOf({
+      upstreams: [
+        { name: 'a', url: 'http://a', fallback: [{ static: { message: 'x' } }, { upstream: 'a' }], hedge: { delay: '1s', upstream: 'z' } },
+        { name: 'b', url: 'http://b', api: 'anthropic', hedge: { delay: '1s', upstream: 'b' } },
+        { name: 'c', url: 'http://c', fallback: [{ upstream: 'b' }], hedge: { delay: '1s', upstream: 'b' } },
+      ],
+      faults: [{ upstream: 'a', percent: 1 }, { upstream: 'y', percent: 1 }],
+    });
+    assert.match(text, /^spec\.upstreams\[0\]\.fallback\[1\]\.upstream: "a" is this upstream itself: an upstream cannot fall back to itself$/m);
+    assert.match(text, /^spec\.upstreams\[0\]\.hedge\.upstream: "z" names no upstream of this policy \(known: a, b, c\)$/m);
+    assert.match(text, /^spec\.upstreams\[1\]\.hedge\.upstream: "b" is this upstream itself: a hedge goes to another upstream$/m);
+    assert.match(text, /^spec\.upstreams\[2\]\.fallback\[0\]\.upstream: "b" speaks anthropic, and "c" openai: a chain speaks one API/m);
+    assert.match(text, /^spec\.upstreams\[2\]\.hedge\.upstream: "b" speaks anthropic, and "c" openai: a hedge speaks the API/m);
+    assert.match(text, /^spec\.faults\[1\]\.upstream: "y" names no upstream of this policy \(known: a, b, c\)$/m);
+    assert.equal(text.split('\n').length, 6, text);
   });
 
   it('lets an inherited cap stretch to an explicit value, as the API server does', () => {
@@ -116,6 +137,40 @@ describe('policy schema', () => {
     const u = compileConfig(v.spec, { source: 'file', policy: 'p', generation: 0, hash: 'h' }).upstreams.get('a')!;
     assert.equal(u.retry.backoff.maxMs, 20_000, 'max (10s inherited) stretched to base');
     assert.equal(u.breaker.maxOpenForMs, 600_000, 'maxOpenFor (5m inherited) stretched to openFor');
+  });
+
+  it('describes every field of the CRD, for kubectl explain', () => {
+    const crd = parse(readFileSync(new URL('../../crds/breakwater.dev_resiliencepolicies.yaml', import.meta.url), 'utf8'));
+    const missing: string[] = [];
+    const walk = (schema: Record<string, any>, path: string): void => {
+      for (const [key, child] of Object.entries<Record<string, any>>(schema.properties ?? {})) {
+        // metadata is Kubernetes' ObjectMeta: the API server describes it.
+        if (path === 'rp' && key === 'metadata') continue;
+        if (typeof child.description !== 'string' || child.description.trim() === '') missing.push(`${path}.${key}`);
+        walk(child, `${path}.${key}`);
+      }
+      if (schema.items) walk(schema.items, path);
+      if (typeof schema.additionalProperties === 'object') walk(schema.additionalProperties, `${path}.*`);
+    };
+    walk(crd.spec.versions[0].schema.openAPIV3Schema, 'rp');
+    assert.deepEqual(missing, [], 'fields without a description (kubectl explain says <no description>)');
+    assert.ok(!/see the contract|v1alpha1\.md/.test(JSON.stringify(crd)), 'descriptions point at no document the repository lacks');
+  });
+
+  it('sends CEL\'s duration() only durations it can read', () => {
+    const tooLong = new RegExp(DURATION_TOO_LONG);
+    const pattern = new RegExp(DURATION_PATTERN);
+    const maxMs = parseDuration(MAX_DURATION);
+    // What the pattern takes and the too-long check lets through is at most ~29,000 h: far below 2^63 ns (2,562,047 h).
+    for (const text of ['999h', '99999m', '9999999s', '9999999999ms', '596h', '999h999h999h999h999h999h999h', '0000000999h', '999.999999999h', '9999999s9999999s9999999s', '1000000s', '1000000000ms', '1000000ms']) {
+      assert.ok(pattern.test(text) && !tooLong.test(text), text);
+      assert.ok(parseDuration(text) < 2 ** 63 / 1e6, text);
+    }
+    // What it catches is longer than MAX_DURATION, so "must be at most 596h" is true of it.
+    for (const text of ['1000h', '100000m', '10000000s', '10000000000ms', '1s1000h', '5ms0001000h', '9999999h', '99999999999999999999999999999h', '1h100000m']) {
+      assert.ok(pattern.test(text) && tooLong.test(text), text);
+      assert.ok(parseDuration(text) > maxMs, text);
+    }
   });
 
   it('has its generated files up to date (run `npm run generate` after changing the schema)', () => {
