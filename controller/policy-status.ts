@@ -119,8 +119,9 @@ export function computeStatus(facts: PolicyFacts, pods: TargetedPod[], previous:
       ? { status: 'True' as const, reason: 'Conflicted', message: `${facts.conflicts.length} selected pod(s) use an older policy: ${facts.conflicts.slice(0, 5).map((c) => `${c.pod} → ${c.winner}`).join(', ')}` }
       : { status: 'True' as const, reason: 'Valid', message: 'The spec is valid and its references resolve.' };
   conditions = setCondition(conditions, { type: 'Accepted', observedGeneration: generation, ...accepted }, now);
-  const ready =
-    rejected.length > 0
+  const ready = facts.problem
+    ? { status: 'False' as const, reason: 'NotAccepted', message: `The policy is not accepted (${facts.problem.reason}): ${facts.problem.message}` }
+    : rejected.length > 0
       ? { status: 'False' as const, reason: 'ConfigRejected', message: `${rejected.length} sidecar(s) rejected generation ${generation}: ${rejected[0]!.report!.rejected!.error}` }
       : pods.length === 0
         ? { status: 'True' as const, reason: 'NoTargetedPods', message: 'No injected pod uses this policy.' }
@@ -140,6 +141,7 @@ export function computeStatus(facts: PolicyFacts, pods: TargetedPod[], previous:
   conditions.sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
   return {
     observedGeneration: generation,
+    observedAt: now,
     conditions,
     pods: { targeted: pods.length, synced: synced.length, withOpenBreaker },
     upstreams: [...upstreams].sort(([a], [b]) => a.localeCompare(b)).map(([name, breakers]) => {

@@ -25,6 +25,9 @@ import { RecordedReports, type ReportRecorder } from './report-store.js';
 
 export const GROUP = { group: 'breakwater.dev', version: 'v1alpha1', plural: 'resiliencepolicies' };
 
+/** A policy's status is written at least this often, for its observedAt. */
+const OBSERVED_REFRESH_MS = 5 * 60_000;
+
 export interface PolicyObject extends KubernetesObject {
   metadata: V1ObjectMeta;
   spec: PolicySpec;
@@ -284,7 +287,9 @@ export class Reconciler {
     const target = { apiVersion: 'breakwater.dev/v1alpha1', kind: 'ResiliencePolicy', metadata: policy.metadata };
     for (const pod of pods) if (pod.report) this.reportEvents.observe(target, pod.key, pod.report);
     const status = computeStatus(await this.facts(key, policy, conflicts), pods, policy.status, new Date().toISOString());
-    if (canonicalJson(status) === canonicalJson(policy.status ?? null)) return;
+    // Written when it changed, and at least every OBSERVED_REFRESH_MS so that observedAt tells a watched policy from a forsaken one.
+    const fresh = Date.now() - Date.parse(policy.status?.observedAt ?? '') < OBSERVED_REFRESH_MS;
+    if (fresh && canonicalJson({ ...status, observedAt: undefined }) === canonicalJson({ ...(policy.status ?? {}), observedAt: undefined })) return;
     const updated = (await this.deps.custom.patchNamespacedCustomObjectStatus({
       ...GROUP,
       namespace: policy.metadata.namespace!,

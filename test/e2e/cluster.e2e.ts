@@ -243,24 +243,31 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     figure(`kubectl get rp: TARGETED 2 SYNCED 2 READY True ${Date.now() - waited} ms after both apps ran`);
   });
 
-  it('opens breakers when the model fails (OPEN > 0, a BreakerOpened event) and closes them when it heals', async () => {
-    const failed = Date.now();
-    await kubectl(['scale', 'deployment/model', '-n', 'shop', '--replicas=0']);
-    await until('OPEN > 0', 60_000, row, (r) => r.open > 0);
-    figure(`upstream failure (model scaled to 0) to OPEN > 0: ${Date.now() - failed} ms`);
-    const events = JSON.parse(await kubectl(['get', 'events', '-n', 'shop', '--field-selector', 'reason=BreakerOpened', '-o', 'json'])) as { items: { message: string; involvedObject: { kind: string; name: string } }[] };
-    assert.ok(events.items.length > 0, 'a BreakerOpened event');
-    assert.deepEqual(events.items[0]!.involvedObject.kind, 'ResiliencePolicy');
-    assert.match(events.items[0]!.message, /circuit breaker for upstream openai opened/);
-    const refused = calls(failed).filter((o) => !o.ok);
-    assert.ok(refused.some((o) => o.status === 503 && o.body?.includes('circuit_open')), 'the app is answered circuit_open at once while the model is down');
+  it('opens breakers when the model fails (OPEN > 0, a BreakerOpened event within 5 s) and closes them when it heals, three outages in a row', async () => {
+    type Events = { items: { message: string; involvedObject: { kind: string; name: string } }[] };
+    const breakerEvents = async () => (JSON.parse(await kubectl(['get', 'events', '-n', 'shop', '--field-selector', 'reason=BreakerOpened', '-o', 'json'])) as Events).items;
+    for (let outage = 1; outage <= 3; outage++) {
+      const before = (await breakerEvents()).length;
+      const failed = Date.now();
+      await kubectl(['scale', 'deployment/model', '-n', 'shop', '--replicas=0']);
+      await until('OPEN > 0', 60_000, row, (r) => r.open > 0);
+      const opened = Date.now();
+      // Each outage is its own episode: its first event is never swallowed by the repeat limit of the one before (issue 26).
+      const events = await until(`outage ${outage}: a new BreakerOpened event`, 5_000, breakerEvents, (items) => items.length > before);
+      figure(`outage ${outage}: model scaled to 0 to OPEN > 0 in ${opened - failed} ms; its BreakerOpened event ${Date.now() - opened} ms after OPEN > 0`);
+      const event = events.at(-1)!;
+      assert.deepEqual(event.involvedObject.kind, 'ResiliencePolicy');
+      assert.match(event.message, /circuit breaker for upstream openai opened/);
+      const refused = calls(failed).filter((o) => !o.ok);
+      assert.ok(refused.some((o) => o.status === 503 && o.body?.includes('circuit_open')), 'the app is answered circuit_open at once while the model is down');
 
-    const healed = Date.now();
-    await kubectl(['scale', 'deployment/model', '-n', 'shop', '--replicas=1']);
-    await kubectl(['rollout', 'status', '-n', 'shop', 'deployment/model', '--timeout=120s']);
-    await until('OPEN back to 0', 90_000, row, (r) => r.open === 0);
-    figure(`model back to OPEN 0: ${Date.now() - healed} ms`);
-    await healthySince('calls succeed again', Date.now());
+      const healed = Date.now();
+      await kubectl(['scale', 'deployment/model', '-n', 'shop', '--replicas=1']);
+      await kubectl(['rollout', 'status', '-n', 'shop', 'deployment/model', '--timeout=120s']);
+      await until('OPEN back to 0', 90_000, row, (r) => r.open === 0);
+      figure(`outage ${outage}: model back to OPEN 0: ${Date.now() - healed} ms`);
+      await healthySince('calls succeed again', Date.now());
+    }
   });
 
   it('rolls the app out under traffic: no call fails, in-flight streams complete, the app stops before its sidecar', async () => {

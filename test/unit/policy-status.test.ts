@@ -40,6 +40,10 @@ describe('policy status', () => {
 
   it('reports a spec problem, conflicts and rejected config truthfully', () => {
     const bad = computeStatus({ ...facts, problem: { reason: 'SecretNotFound', message: 'secret openai-key not found' } }, [], undefined, 't');
+    assert.equal(condition(bad, 'Ready').status, 'False', 'a policy that is not accepted is never Ready (issue 26), with no pods as with pods');
+    assert.equal(condition(bad, 'Ready').reason, 'NotAccepted');
+    assert.equal(condition(computeStatus({ ...facts, problem: { reason: 'SecretNotFound', message: 'x' } }, [{ key: 'a', report: { applied: version, breakers: {} } }], undefined, 't'), 'Ready').status, 'False');
+    assert.equal(bad.observedAt, 't', 'observedAt says when it was computed');
     assert.equal(condition(bad, 'Accepted').status, 'False');
     assert.equal(condition(bad, 'Accepted').reason, 'SecretNotFound');
     const conflicted = computeStatus({ ...facts, conflicts: [{ pod: 'team-a/p', winner: 'team-a/old' }] }, [], undefined, 't');
