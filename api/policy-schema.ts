@@ -104,6 +104,10 @@ export const TimeoutsSchema = Type.Object(
       '60s',
     ),
     streamIdle: inherited(duration('Longest gap allowed between two stream chunks.'), '30s'),
+    connect: inherited(
+      duration('To open a connection to the upstream (TCP and TLS; a pooled one is reused at once). A SYN into a backend that went away (a pod deleted behind a Service) is dropped, not refused: past this the attempt fails as connect-failure and is retried, instead of waiting for firstByte.'),
+      '5s',
+    ),
     fallbackHedge: inherited(
       duration('A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens.'),
       '10s',

@@ -8,6 +8,7 @@ export const BUILTIN_SETTINGS: FullSettings = {
     "attempt": "120s",
     "firstByte": "60s",
     "streamIdle": "30s",
+    "connect": "5s",
     "fallbackHedge": "10s",
     "perOutputToken": "0ms"
   },

@@ -5,22 +5,22 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"!self.upstreams.exists(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && (f.upstream == u.name || !self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy","messageExpression":"[self.upstreams.map(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && (f.upstream == u.name || !self.upstreams.exists(v, v.name == f.upstream)))).indexOf(true)].map(i, [self.upstreams[i].fallback.map(t, has(t.upstream) && (t.upstream == self.upstreams[i].name || !self.upstreams.exists(v, v.name == t.upstream))).indexOf(true)].map(j, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].fallback[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][j] + '].upstream: \"' + self.upstreams[i].fallback[j].upstream + '\" ' + (self.upstreams[i].fallback[j].upstream == self.upstreams[i].name ? 'is this upstream itself: an upstream cannot fall back to itself' : 'names no upstream of this policy'))[0])[0]"},{"rule":"!self.upstreams.exists(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && self.upstreams.exists(v, v.name == f.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai'))))","message":"spec.upstreams[].fallback[].upstream must speak the same api as its upstream: a chain speaks one API","messageExpression":"[self.upstreams.map(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && self.upstreams.exists(v, v.name == f.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai')))).indexOf(true)].map(i, [self.upstreams[i].fallback.map(t, has(t.upstream) && self.upstreams.exists(v, v.name == t.upstream && (has(v.api) ? v.api : 'openai') != (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai'))).indexOf(true)].map(j, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].fallback[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][j] + '].upstream: \"' + self.upstreams[i].fallback[j].upstream + '\" ' + [self.upstreams.map(v, v.name == self.upstreams[i].fallback[j].upstream).indexOf(true)].map(k, 'speaks ' + (has(self.upstreams[k].api) ? self.upstreams[k].api : 'openai') + ', and \"' + self.upstreams[i].name + '\" ' + (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai') + ': a chain speaks one API (the app\\'s request and answer are in it)')[0])[0])[0]"},{"rule":"!self.upstreams.exists(u, has(u.hedge) && has(u.hedge.upstream) && (u.hedge.upstream == u.name || !self.upstreams.exists(v, v.name == u.hedge.upstream)))","message":"spec.upstreams[].hedge.upstream must name another upstream of this policy","messageExpression":"[self.upstreams.map(u, has(u.hedge) && has(u.hedge.upstream) && (u.hedge.upstream == u.name || !self.upstreams.exists(v, v.name == u.hedge.upstream))).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].hedge.upstream: \"' + self.upstreams[i].hedge.upstream + '\" ' + (self.upstreams[i].hedge.upstream == self.upstreams[i].name ? 'is this upstream itself: a hedge goes to another upstream' : 'names no upstream of this policy'))[0]"},{"rule":"!self.upstreams.exists(u, has(u.hedge) && has(u.hedge.upstream) && self.upstreams.exists(v, v.name == u.hedge.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai')))","message":"spec.upstreams[].hedge.upstream must speak the same api as its upstream","messageExpression":"[self.upstreams.map(u, has(u.hedge) && has(u.hedge.upstream) && self.upstreams.exists(v, v.name == u.hedge.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai'))).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].hedge.upstream: \"' + self.upstreams[i].hedge.upstream + '\" ' + [self.upstreams.map(v, v.name == self.upstreams[i].hedge.upstream).indexOf(true)].map(k, 'speaks ' + (has(self.upstreams[k].api) ? self.upstreams[k].api : 'openai') + ', and \"' + self.upstreams[i].name + '\" ' + (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai') + ': a hedge speaks the API of the upstream it hedges')[0])[0]"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy","messageExpression":"[self.faults.map(f, !self.upstreams.exists(u, u.name == f.upstream)).indexOf(true)].map(i, 'spec.faults[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].upstream: \"' + self.faults[i].upstream + '\" names no upstream of this policy')[0]"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)","message":"spec.budget.cost needs prices on at least one upstream"}],"type":"object","required":["upstreams","priorities","budget","slo","degradation","cache","validation","faults","inbound","limits","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy (the oldest policy that matches a pod wins). Without it, only pods that name this policy in the annotation breakwater.dev/policy use it.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"description":"A label key.","type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"],"description":"How the label is matched: In or NotIn values, or whether the key Exists or DoesNotExist."},"values":{"description":"Values for In and NotIn; empty for Exists and DoesNotExist.","type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts of a request and of each attempt.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || !(self.base.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.base.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.max.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.max.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker: stops calling an upstream (or one of its models) that keeps failing, and probes it again after openFor.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || !(self.openFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.openFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.maxOpenFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.maxOpenFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate, over failureRate.window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing: once openFor has passed, a few calls go through, and enough successes close the breaker.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || (has(self.prices) && size(self.prices) > 0)","message":"budget.cost needs prices for this upstream's models"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","healthCheck","websockets","hedge","prices","budget","guards","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"The credential: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts of a request and of each attempt.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || !(self.base.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.base.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.max.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.max.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker: stops calling an upstream (or one of its models) that keeps failing, and probes it again after openFor.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || !(self.openFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.openFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.maxOpenFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.maxOpenFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate, over failureRate.window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing: once openFor has passed, a few calls go through, and enough successes close the breaker.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries","continuation"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).","type":"integer"},"continuation":{"type":"string","enum":["auto","prefill","continue-final-message","off"],"default":"auto","description":"How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp's server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill)."}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"}}},"healthCheck":{"additionalProperties":false,"default":{},"description":"Active health checks of each endpoint (opt-in). The sidecar is ready once every first probe has answered (at most timeout); an endpoint a reload adds is tried after the healthy ones until its first probe answers.","type":"object","required":["path","interval","timeout","healthyThreshold","unhealthyThreshold"],"properties":{"path":{"pattern":"^(/[!-~]*)?$","maxLength":256,"default":"","description":"Path probed on each endpoint's origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp's slots_idle: 0). An unhealthy endpoint takes no traffic.","type":"string"},"interval":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time from the end of one probe to the start of the next. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"timeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A probe that takes longer fails. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"healthyThreshold":{"minimum":1,"maximum":10,"default":1,"description":"Good probes in a row that make an unhealthy endpoint healthy.","type":"integer"},"unhealthyThreshold":{"minimum":1,"maximum":10,"default":2,"description":"Failed probes in a row that make a healthy endpoint unhealthy.","type":"integer"}}},"apiVersion":{"pattern":"^[A-Za-z0-9._-]{1,64}$","description":"Azure OpenAI: the api-version set on every request to this upstream (in place of the app's), so that a fallback or hedge tier serving an OpenAI app can reach Azure.","type":"string"},"websockets":{"default":true,"description":"Whether apps may open WebSockets (the Realtime API) to this upstream through the sidecar: tunnelled with its auth, a handshake timeout (timeouts.firstByte), its breaker and a bulkhead slot for as long as each is open. false: an upgrade gets 403.","type":"boolean"},"hedge":{"additionalProperties":false,"default":{},"description":"Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.","type":"object","required":["delay","percentile"],"properties":{"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Send one hedge (a second attempt, at this upstream or the one named in upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker of their target; the first to answer wins and the other is cancelled. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"0s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy to send the hedge to (with its own credentials), instead of this one.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the hedge's model (with upstream).","type":"string"},"percentile":{"minimum":0,"maximum":99,"default":0,"description":"When set (50-99) and at least 20 first-token times were seen, the hedge delay is this percentile of the last 100 (never below delay). 0 = the fixed delay.","type":"integer"}}},"prices":{"default":[],"maxItems":64,"description":"Per-model prices, for cost budgets. A model of this upstream that no entry names is charged at the highest listed price; an upstream without prices (a self-hosted model) costs nothing.","type":"array","items":{"additionalProperties":false,"type":"object","required":["model","input","output"],"properties":{"model":{"minLength":1,"maxLength":256,"description":"A model name, or a prefix ending in * (gpt-4o*). An exact name beats a prefix, and a longer prefix a shorter one.","type":"string"},"input":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million input tokens.","type":"string"},"output":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million output tokens.","type":"string"}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for this upstream (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"guards":{"additionalProperties":false,"default":{},"description":"Input guards (opt-in): a request that trips one gets 400 guardrail_blocked in the API's error shape and never reaches the upstream. Deny patterns read at most 1 MiB of message text; a body they cannot read whole (past retry.maxBodyBytes, not JSON, or more text than that) is blocked.","x-kubernetes-validations":[{"rule":"!has(self.deny) || self.deny.all(d, self.deny.exists_one(e, e.name == d.name))","message":"guards.deny[].name must be unique"}],"type":"object","required":["maxInputBytes","maxInputTokens","deny"],"properties":{"maxInputBytes":{"minimum":0,"maximum":1073741824,"default":0,"description":"Largest request body, in bytes (0 = off).","type":"integer"},"maxInputTokens":{"minimum":0,"maximum":100000000,"default":0,"description":"Most input tokens a request may carry, estimated as the UTF-8 bytes of its message text divided by 4 (0 = off).","type":"integer"},"deny":{"default":[],"maxItems":16,"description":"Patterns that block a request whose message text contains a match.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","pattern","ignoreCase"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The guard's name: the only thing said or logged about a request it blocks.","type":"string"},"pattern":{"minLength":1,"maxLength":512,"description":"An RE2 regular expression (linear-time: no backreferences or lookaround) searched for in the request's message text.","type":"string"},"ignoreCase":{"default":true,"description":"Match regardless of case.","type":"boolean"}}}}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream's or the policy's token or cost budget is spent.","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error","unavailable","budget-exhausted"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"(has(self.classes) ? self.classes.map(c, c.name) : ['critical','normal','batch']).exists(n, n == (has(self.default) ? self.default : 'normal'))","message":"priorities.default must name one of priorities.classes","messageExpression":"'priorities.default \"' + (has(self.default) ? self.default : 'normal') + '\" must name one of priorities.classes'"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for all upstreams of the policy together (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"slo":{"additionalProperties":false,"default":{},"description":"Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy's SLIs over the window and a condition SLOMet into its status.","x-kubernetes-validations":[{"rule":"!has(self.window) || !(self.window.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.window.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))","message":"slo.window must be between 1m and 24h"}],"type":"object","required":["window","availability","timeToFirstToken"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The rolling window over which each sidecar measures its SLIs, as /status and the policy's status report them (1m to 24h; longer compliance windows are Prometheus' job, from breakwater_sli_events_total). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"1h","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"availability":{"additionalProperties":false,"default":{},"description":"The availability SLO.","type":"object","required":["objective"],"properties":{"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of requests answered without failing the app (by any tier but the static message); requests the app or the policy refused (4xx, context-length, content-filter, guards, budgets) and requests the app cancelled do not count. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}},"timeToFirstToken":{"additionalProperties":false,"default":{},"description":"The time-to-first-token SLO, over streamed answers.","type":"object","required":["threshold","objective"],"properties":{"threshold":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A streamed answer whose first content event reaches the app within this is good. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of successful streamed answers whose first token came within threshold. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"description":"When degraded mode starts, and what it changes in requests.","type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"description":"When emergency mode starts, and the only tiers it answers from (upstreams are not called, for chains that have such a tier).","type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache: the last good answer to each request, for the cache fallback tier (and serveFresh).","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"description":"A Redis the fleet shares (opt-in), asked after the local cache with a 100 ms timeout; Redis being down never fails or slows a request.","type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"The Redis password: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of an upstream's attempts. Retries, fallbacks and breakers treat injected faults like real ones, so a policy can be tried out before an outage.","type":"array","items":{"additionalProperties":false,"description":"One fault: a delay, an abort, or both.","type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The upstream whose attempts the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Percentage of attempts affected, each drawn at random.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Wait this long before the attempt is sent (cut short by the request's total timeout). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"description":"Answer the attempt with this status, in the API's own error shape and marked x-breakwater-fault: abort, instead of sending it (after the delay, if one is set).","type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"description":"HTTP status of the injected answer, such as 503 or 429; its failure class is that of a real one.","type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"}}}}};
+const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"!self.upstreams.exists(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && (f.upstream == u.name || !self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy","messageExpression":"[self.upstreams.map(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && (f.upstream == u.name || !self.upstreams.exists(v, v.name == f.upstream)))).indexOf(true)].map(i, [self.upstreams[i].fallback.map(t, has(t.upstream) && (t.upstream == self.upstreams[i].name || !self.upstreams.exists(v, v.name == t.upstream))).indexOf(true)].map(j, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].fallback[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][j] + '].upstream: \"' + self.upstreams[i].fallback[j].upstream + '\" ' + (self.upstreams[i].fallback[j].upstream == self.upstreams[i].name ? 'is this upstream itself: an upstream cannot fall back to itself' : 'names no upstream of this policy'))[0])[0]"},{"rule":"!self.upstreams.exists(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && self.upstreams.exists(v, v.name == f.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai'))))","message":"spec.upstreams[].fallback[].upstream must speak the same api as its upstream: a chain speaks one API","messageExpression":"[self.upstreams.map(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && self.upstreams.exists(v, v.name == f.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai')))).indexOf(true)].map(i, [self.upstreams[i].fallback.map(t, has(t.upstream) && self.upstreams.exists(v, v.name == t.upstream && (has(v.api) ? v.api : 'openai') != (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai'))).indexOf(true)].map(j, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].fallback[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][j] + '].upstream: \"' + self.upstreams[i].fallback[j].upstream + '\" ' + [self.upstreams.map(v, v.name == self.upstreams[i].fallback[j].upstream).indexOf(true)].map(k, 'speaks ' + (has(self.upstreams[k].api) ? self.upstreams[k].api : 'openai') + ', and \"' + self.upstreams[i].name + '\" ' + (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai') + ': a chain speaks one API (the app\\'s request and answer are in it)')[0])[0])[0]"},{"rule":"!self.upstreams.exists(u, has(u.hedge) && has(u.hedge.upstream) && (u.hedge.upstream == u.name || !self.upstreams.exists(v, v.name == u.hedge.upstream)))","message":"spec.upstreams[].hedge.upstream must name another upstream of this policy","messageExpression":"[self.upstreams.map(u, has(u.hedge) && has(u.hedge.upstream) && (u.hedge.upstream == u.name || !self.upstreams.exists(v, v.name == u.hedge.upstream))).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].hedge.upstream: \"' + self.upstreams[i].hedge.upstream + '\" ' + (self.upstreams[i].hedge.upstream == self.upstreams[i].name ? 'is this upstream itself: a hedge goes to another upstream' : 'names no upstream of this policy'))[0]"},{"rule":"!self.upstreams.exists(u, has(u.hedge) && has(u.hedge.upstream) && self.upstreams.exists(v, v.name == u.hedge.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai')))","message":"spec.upstreams[].hedge.upstream must speak the same api as its upstream","messageExpression":"[self.upstreams.map(u, has(u.hedge) && has(u.hedge.upstream) && self.upstreams.exists(v, v.name == u.hedge.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai'))).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].hedge.upstream: \"' + self.upstreams[i].hedge.upstream + '\" ' + [self.upstreams.map(v, v.name == self.upstreams[i].hedge.upstream).indexOf(true)].map(k, 'speaks ' + (has(self.upstreams[k].api) ? self.upstreams[k].api : 'openai') + ', and \"' + self.upstreams[i].name + '\" ' + (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai') + ': a hedge speaks the API of the upstream it hedges')[0])[0]"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy","messageExpression":"[self.faults.map(f, !self.upstreams.exists(u, u.name == f.upstream)).indexOf(true)].map(i, 'spec.faults[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].upstream: \"' + self.faults[i].upstream + '\" names no upstream of this policy')[0]"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)","message":"spec.budget.cost needs prices on at least one upstream"}],"type":"object","required":["upstreams","priorities","budget","slo","degradation","cache","validation","faults","inbound","limits","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy (the oldest policy that matches a pod wins). Without it, only pods that name this policy in the annotation breakwater.dev/policy use it.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"description":"A label key.","type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"],"description":"How the label is matched: In or NotIn values, or whether the key Exists or DoesNotExist."},"values":{"description":"Values for In and NotIn; empty for Exists and DoesNotExist.","type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts of a request and of each attempt.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"connect":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To open a connection to the upstream (TCP and TLS; a pooled one is reused at once). A SYN into a backend that went away (a pod deleted behind a Service) is dropped, not refused: past this the attempt fails as connect-failure and is retried, instead of waiting for firstByte. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || !(self.base.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.base.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.max.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.max.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker: stops calling an upstream (or one of its models) that keeps failing, and probes it again after openFor.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || !(self.openFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.openFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.maxOpenFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.maxOpenFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate, over failureRate.window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing: once openFor has passed, a few calls go through, and enough successes close the breaker.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || (has(self.prices) && size(self.prices) > 0)","message":"budget.cost needs prices for this upstream's models"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","healthCheck","websockets","hedge","prices","budget","guards","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: error shapes, streaming format, model field, usage."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream; it replaces the app's.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"The credential: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts of a request and of each attempt.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"connect":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To open a connection to the upstream (TCP and TLS; a pooled one is reused at once). A SYN into a backend that went away (a pod deleted behind a Service) is dropped, not refused: past this the attempt fails as connect-failure and is retried, instead of waiting for firstByte. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || !(self.base.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.base.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.max.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.max.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: do not wait, give the answer (or fall back). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker: stops calling an upstream (or one of its models) that keeps failing, and probes it again after openFor.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || !(self.openFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.openFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.maxOpenFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.maxOpenFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate, over failureRate.window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (to first byte for streams) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing: once openFor has passed, a few calls go through, and enough successes close the breaker.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker (rate-limited is opt-in). Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries","continuation"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).","type":"integer"},"continuation":{"type":"string","enum":["auto","prefill","continue-final-message","off"],"default":"auto","description":"How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp's server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill)."}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"}}},"healthCheck":{"additionalProperties":false,"default":{},"description":"Active health checks of each endpoint (opt-in). The sidecar is ready once every first probe has answered (at most timeout); an endpoint a reload adds is tried after the healthy ones until its first probe answers.","type":"object","required":["path","interval","timeout","healthyThreshold","unhealthyThreshold"],"properties":{"path":{"pattern":"^(/[!-~]*)?$","maxLength":256,"default":"","description":"Path probed on each endpoint's origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp's slots_idle: 0). An unhealthy endpoint takes no traffic.","type":"string"},"interval":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time from the end of one probe to the start of the next. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"timeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A probe that takes longer fails. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"healthyThreshold":{"minimum":1,"maximum":10,"default":1,"description":"Good probes in a row that make an unhealthy endpoint healthy.","type":"integer"},"unhealthyThreshold":{"minimum":1,"maximum":10,"default":2,"description":"Failed probes in a row that make a healthy endpoint unhealthy.","type":"integer"}}},"apiVersion":{"pattern":"^[A-Za-z0-9._-]{1,64}$","description":"Azure OpenAI: the api-version set on every request to this upstream (in place of the app's), so that a fallback or hedge tier serving an OpenAI app can reach Azure.","type":"string"},"websockets":{"default":true,"description":"Whether apps may open WebSockets (the Realtime API) to this upstream through the sidecar: tunnelled with its auth, a handshake timeout (timeouts.firstByte), its breaker and a bulkhead slot for as long as each is open. false: an upgrade gets 403.","type":"boolean"},"hedge":{"additionalProperties":false,"default":{},"description":"Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.","type":"object","required":["delay","percentile"],"properties":{"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Send one hedge (a second attempt, at this upstream or the one named in upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker of their target; the first to answer wins and the other is cancelled. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"0s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy to send the hedge to (with its own credentials), instead of this one.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the hedge's model (with upstream).","type":"string"},"percentile":{"minimum":0,"maximum":99,"default":0,"description":"When set (50-99) and at least 20 first-token times were seen, the hedge delay is this percentile of the last 100 (never below delay). 0 = the fixed delay.","type":"integer"}}},"prices":{"default":[],"maxItems":64,"description":"Per-model prices, for cost budgets. A model of this upstream that no entry names is charged at the highest listed price; an upstream without prices (a self-hosted model) costs nothing.","type":"array","items":{"additionalProperties":false,"type":"object","required":["model","input","output"],"properties":{"model":{"minLength":1,"maxLength":256,"description":"A model name, or a prefix ending in * (gpt-4o*). An exact name beats a prefix, and a longer prefix a shorter one.","type":"string"},"input":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million input tokens.","type":"string"},"output":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million output tokens.","type":"string"}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for this upstream (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"guards":{"additionalProperties":false,"default":{},"description":"Input guards (opt-in): a request that trips one gets 400 guardrail_blocked in the API's error shape and never reaches the upstream. Deny patterns read at most 1 MiB of message text; a body they cannot read whole (past retry.maxBodyBytes, not JSON, or more text than that) is blocked.","x-kubernetes-validations":[{"rule":"!has(self.deny) || self.deny.all(d, self.deny.exists_one(e, e.name == d.name))","message":"guards.deny[].name must be unique"}],"type":"object","required":["maxInputBytes","maxInputTokens","deny"],"properties":{"maxInputBytes":{"minimum":0,"maximum":1073741824,"default":0,"description":"Largest request body, in bytes (0 = off).","type":"integer"},"maxInputTokens":{"minimum":0,"maximum":100000000,"default":0,"description":"Most input tokens a request may carry, estimated as the UTF-8 bytes of its message text divided by 4 (0 = off).","type":"integer"},"deny":{"default":[],"maxItems":16,"description":"Patterns that block a request whose message text contains a match.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","pattern","ignoreCase"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The guard's name: the only thing said or logged about a request it blocks.","type":"string"},"pattern":{"minLength":1,"maxLength":512,"description":"An RE2 regular expression (linear-time: no backreferences or lookaround) searched for in the request's message text.","type":"string"},"ignoreCase":{"default":true,"description":"Match regardless of case.","type":"boolean"}}}}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request.","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream's or the policy's token or cost budget is spent.","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error","unavailable","budget-exhausted"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"(has(self.classes) ? self.classes.map(c, c.name) : ['critical','normal','batch']).exists(n, n == (has(self.default) ? self.default : 'normal'))","message":"priorities.default must name one of priorities.classes","messageExpression":"'priorities.default \"' + (has(self.default) ? self.default : 'normal') + '\" must name one of priorities.classes'"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for all upstreams of the policy together (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"slo":{"additionalProperties":false,"default":{},"description":"Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy's SLIs over the window and a condition SLOMet into its status.","x-kubernetes-validations":[{"rule":"!has(self.window) || !(self.window.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.window.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))","message":"slo.window must be between 1m and 24h"}],"type":"object","required":["window","availability","timeToFirstToken"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The rolling window over which each sidecar measures its SLIs, as /status and the policy's status report them (1m to 24h; longer compliance windows are Prometheus' job, from breakwater_sli_events_total). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"1h","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"availability":{"additionalProperties":false,"default":{},"description":"The availability SLO.","type":"object","required":["objective"],"properties":{"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of requests answered without failing the app (by any tier but the static message); requests the app or the policy refused (4xx, context-length, content-filter, guards, budgets) and requests the app cancelled do not count. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}},"timeToFirstToken":{"additionalProperties":false,"default":{},"description":"The time-to-first-token SLO, over streamed answers.","type":"object","required":["threshold","objective"],"properties":{"threshold":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A streamed answer whose first content event reaches the app within this is good. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of successful streamed answers whose first token came within threshold. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"description":"When degraded mode starts, and what it changes in requests.","type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"description":"When emergency mode starts, and the only tiers it answers from (upstreams are not called, for chains that have such a tier).","type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache: the last good answer to each request, for the cache fallback tier (and serveFresh).","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"description":"A Redis the fleet shares (opt-in), asked after the local cache with a 100 ms timeout; Redis being down never fails or slows a request.","type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off).","type":"string"},"secretRef":{"additionalProperties":false,"description":"The Redis password: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request.","type":"object","required":["name","key"],"properties":{"name":{"minLength":1,"maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"minLength":1,"maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of an upstream's attempts. Retries, fallbacks and breakers treat injected faults like real ones, so a policy can be tried out before an outage.","type":"array","items":{"additionalProperties":false,"description":"One fault: a delay, an abort, or both.","type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The upstream whose attempts the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Percentage of attempts affected, each drawn at random.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Wait this long before the attempt is sent (cut short by the request's total timeout). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"description":"Answer the attempt with this status, in the API's own error shape and marked x-breakwater-fault: abort, instead of sending it (after the delay, if one is set).","type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"description":"HTTP status of the injected answer, such as 503 or 429; its failure class is that of a real one.","type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
 const pattern0 = new RegExp("^(.*)$", "u");
 const pattern1 = new RegExp("^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$", "u");
-const pattern11 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$", "u");
-const pattern17 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
-const pattern18 = new RegExp("^https?://[^\\s/@?#]+(/[^\\s?#]*)?$", "u");
-const pattern19 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
-const pattern20 = new RegExp("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "u");
-const pattern21 = new RegExp("^[\\t\\x20-\\x7e]*$", "u");
-const pattern42 = new RegExp("^(/[!-~]*)?$", "u");
-const pattern45 = new RegExp("^[A-Za-z0-9._-]{1,64}$", "u");
-const pattern48 = new RegExp("^[0-9]{1,9}(\\.[0-9]{1,6})?$", "u");
-const pattern56 = new RegExp("^[0-9]{1,2}(\\.[0-9]{1,3})?$", "u");
-const pattern62 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
+const pattern12 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$", "u");
+const pattern18 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
+const pattern19 = new RegExp("^https?://[^\\s/@?#]+(/[^\\s?#]*)?$", "u");
+const pattern20 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
+const pattern21 = new RegExp("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "u");
+const pattern22 = new RegExp("^[\\t\\x20-\\x7e]*$", "u");
+const pattern44 = new RegExp("^(/[!-~]*)?$", "u");
+const pattern47 = new RegExp("^[A-Za-z0-9._-]{1,64}$", "u");
+const pattern50 = new RegExp("^[0-9]{1,9}(\\.[0-9]{1,6})?$", "u");
+const pattern58 = new RegExp("^[0-9]{1,2}(\\.[0-9]{1,3})?$", "u");
+const pattern64 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -379,7 +379,7 @@ if(data9.timeouts !== undefined){
 let data10 = data9.timeouts;
 if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
 for(const key5 in data10){
-if(!((((((key5 === "total") || (key5 === "attempt")) || (key5 === "firstByte")) || (key5 === "streamIdle")) || (key5 === "fallbackHedge")) || (key5 === "perOutputToken"))){
+if(!(((((((key5 === "total") || (key5 === "attempt")) || (key5 === "firstByte")) || (key5 === "streamIdle")) || (key5 === "connect")) || (key5 === "fallbackHedge")) || (key5 === "perOutputToken"))){
 const err27 = {instancePath:instancePath+"/defaults/timeouts",schemaPath:"#/properties/defaults/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err27];
@@ -530,11 +530,11 @@ vErrors.push(err39);
 errors++;
 }
 }
-if(data10.fallbackHedge !== undefined){
-let data15 = data10.fallbackHedge;
+if(data10.connect !== undefined){
+let data15 = data10.connect;
 if(typeof data15 === "string"){
 if(func3(data15) > 32){
-const err40 = {instancePath:instancePath+"/defaults/timeouts/fallbackHedge",schemaPath:"#/properties/defaults/properties/timeouts/properties/fallbackHedge/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err40 = {instancePath:instancePath+"/defaults/timeouts/connect",schemaPath:"#/properties/defaults/properties/timeouts/properties/connect/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -544,7 +544,7 @@ vErrors.push(err40);
 errors++;
 }
 if(!pattern1.test(data15)){
-const err41 = {instancePath:instancePath+"/defaults/timeouts/fallbackHedge",schemaPath:"#/properties/defaults/properties/timeouts/properties/fallbackHedge/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err41 = {instancePath:instancePath+"/defaults/timeouts/connect",schemaPath:"#/properties/defaults/properties/timeouts/properties/connect/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -555,7 +555,7 @@ errors++;
 }
 }
 else {
-const err42 = {instancePath:instancePath+"/defaults/timeouts/fallbackHedge",schemaPath:"#/properties/defaults/properties/timeouts/properties/fallbackHedge/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err42 = {instancePath:instancePath+"/defaults/timeouts/connect",schemaPath:"#/properties/defaults/properties/timeouts/properties/connect/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -565,11 +565,11 @@ vErrors.push(err42);
 errors++;
 }
 }
-if(data10.perOutputToken !== undefined){
-let data16 = data10.perOutputToken;
+if(data10.fallbackHedge !== undefined){
+let data16 = data10.fallbackHedge;
 if(typeof data16 === "string"){
 if(func3(data16) > 32){
-const err43 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err43 = {instancePath:instancePath+"/defaults/timeouts/fallbackHedge",schemaPath:"#/properties/defaults/properties/timeouts/properties/fallbackHedge/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -579,7 +579,7 @@ vErrors.push(err43);
 errors++;
 }
 if(!pattern1.test(data16)){
-const err44 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err44 = {instancePath:instancePath+"/defaults/timeouts/fallbackHedge",schemaPath:"#/properties/defaults/properties/timeouts/properties/fallbackHedge/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -590,7 +590,7 @@ errors++;
 }
 }
 else {
-const err45 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err45 = {instancePath:instancePath+"/defaults/timeouts/fallbackHedge",schemaPath:"#/properties/defaults/properties/timeouts/properties/fallbackHedge/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -600,9 +600,11 @@ vErrors.push(err45);
 errors++;
 }
 }
-}
-else {
-const err46 = {instancePath:instancePath+"/defaults/timeouts",schemaPath:"#/properties/defaults/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data10.perOutputToken !== undefined){
+let data17 = data10.perOutputToken;
+if(typeof data17 === "string"){
+if(func3(data17) > 32){
+const err46 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -611,13 +613,8 @@ vErrors.push(err46);
 }
 errors++;
 }
-}
-if(data9.retry !== undefined){
-let data17 = data9.retry;
-if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
-for(const key6 in data17){
-if(!((((((((key6 === "attempts") || (key6 === "backoff")) || (key6 === "on")) || (key6 === "statusCodes")) || (key6 === "respectRetryAfter")) || (key6 === "maxRetryAfter")) || (key6 === "budget")) || (key6 === "maxBodyBytes"))){
-const err47 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+if(!pattern1.test(data17)){
+const err47 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -627,10 +624,8 @@ vErrors.push(err47);
 errors++;
 }
 }
-if(data17.attempts !== undefined){
-let data18 = data17.attempts;
-if(!((typeof data18 == "number") && (!(data18 % 1) && !isNaN(data18)))){
-const err48 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err48 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -639,9 +634,10 @@ vErrors.push(err48);
 }
 errors++;
 }
-if(typeof data18 == "number"){
-if(data18 > 10 || isNaN(data18)){
-const err49 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+}
+else {
+const err49 = {instancePath:instancePath+"/defaults/timeouts",schemaPath:"#/properties/defaults/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -650,8 +646,13 @@ vErrors.push(err49);
 }
 errors++;
 }
-if(data18 < 1 || isNaN(data18)){
-const err50 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data9.retry !== undefined){
+let data18 = data9.retry;
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+for(const key6 in data18){
+if(!((((((((key6 === "attempts") || (key6 === "backoff")) || (key6 === "on")) || (key6 === "statusCodes")) || (key6 === "respectRetryAfter")) || (key6 === "maxRetryAfter")) || (key6 === "budget")) || (key6 === "maxBodyBytes"))){
+const err50 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -661,13 +662,10 @@ vErrors.push(err50);
 errors++;
 }
 }
-}
-if(data17.backoff !== undefined){
-let data19 = data17.backoff;
-if(data19 && typeof data19 == "object" && !Array.isArray(data19)){
-for(const key7 in data19){
-if(!((((key7 === "base") || (key7 === "max")) || (key7 === "multiplier")) || (key7 === "jitter"))){
-const err51 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+if(data18.attempts !== undefined){
+let data19 = data18.attempts;
+if(!((typeof data19 == "number") && (!(data19 % 1) && !isNaN(data19)))){
+const err51 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -676,12 +674,9 @@ vErrors.push(err51);
 }
 errors++;
 }
-}
-if(data19.base !== undefined){
-let data20 = data19.base;
-if(typeof data20 === "string"){
-if(func3(data20) > 32){
-const err52 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(typeof data19 == "number"){
+if(data19 > 10 || isNaN(data19)){
+const err52 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -690,8 +685,8 @@ vErrors.push(err52);
 }
 errors++;
 }
-if(!pattern1.test(data20)){
-const err53 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data19 < 1 || isNaN(data19)){
+const err53 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -701,8 +696,13 @@ vErrors.push(err53);
 errors++;
 }
 }
-else {
-const err54 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if(data18.backoff !== undefined){
+let data20 = data18.backoff;
+if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
+for(const key7 in data20){
+if(!((((key7 === "base") || (key7 === "max")) || (key7 === "multiplier")) || (key7 === "jitter"))){
+const err54 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -712,11 +712,11 @@ vErrors.push(err54);
 errors++;
 }
 }
-if(data19.max !== undefined){
-let data21 = data19.max;
+if(data20.base !== undefined){
+let data21 = data20.base;
 if(typeof data21 === "string"){
 if(func3(data21) > 32){
-const err55 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err55 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -726,7 +726,7 @@ vErrors.push(err55);
 errors++;
 }
 if(!pattern1.test(data21)){
-const err56 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err56 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -737,7 +737,7 @@ errors++;
 }
 }
 else {
-const err57 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err57 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -747,11 +747,11 @@ vErrors.push(err57);
 errors++;
 }
 }
-if(data19.multiplier !== undefined){
-let data22 = data19.multiplier;
-if(typeof data22 == "number"){
-if(data22 > 10 || isNaN(data22)){
-const err58 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+if(data20.max !== undefined){
+let data22 = data20.max;
+if(typeof data22 === "string"){
+if(func3(data22) > 32){
+const err58 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -760,8 +760,8 @@ vErrors.push(err58);
 }
 errors++;
 }
-if(data22 < 1 || isNaN(data22)){
-const err59 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(!pattern1.test(data22)){
+const err59 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -772,7 +772,7 @@ errors++;
 }
 }
 else {
-const err60 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
+const err60 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -782,10 +782,11 @@ vErrors.push(err60);
 errors++;
 }
 }
-if(data19.jitter !== undefined){
-let data23 = data19.jitter;
-if(typeof data23 !== "string"){
-const err61 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data20.multiplier !== undefined){
+let data23 = data20.multiplier;
+if(typeof data23 == "number"){
+if(data23 > 10 || isNaN(data23)){
+const err61 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -794,8 +795,8 @@ vErrors.push(err61);
 }
 errors++;
 }
-if(!((((data23 === "full") || (data23 === "equal")) || (data23 === "decorrelated")) || (data23 === "none"))){
-const err62 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
+if(data23 < 1 || isNaN(data23)){
+const err62 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -805,9 +806,8 @@ vErrors.push(err62);
 errors++;
 }
 }
-}
 else {
-const err63 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err63 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -817,14 +817,10 @@ vErrors.push(err63);
 errors++;
 }
 }
-if(data17.on !== undefined){
-let data24 = data17.on;
-if(Array.isArray(data24)){
-const len2 = data24.length;
-for(let i2=0; i2<len2; i2++){
-let data25 = data24[i2];
-if(typeof data25 !== "string"){
-const err64 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data20.jitter !== undefined){
+let data24 = data20.jitter;
+if(typeof data24 !== "string"){
+const err64 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -833,8 +829,8 @@ vErrors.push(err64);
 }
 errors++;
 }
-if(!(((((((((((data25 === "rate-limited") || (data25 === "overloaded")) || (data25 === "server-error")) || (data25 === "timeout")) || (data25 === "connect-failure")) || (data25 === "reset")) || (data25 === "context-length")) || (data25 === "content-filter")) || (data25 === "invalid-response")) || (data25 === "diverged")) || (data25 === "client-error"))){
-const err65 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+if(!((((data24 === "full") || (data24 === "equal")) || (data24 === "decorrelated")) || (data24 === "none"))){
+const err65 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -844,23 +840,62 @@ vErrors.push(err65);
 errors++;
 }
 }
-let i3 = data24.length;
-let j0;
-if(i3 > 1){
-const indices0 = {};
-for(;i3--;){
-let item0 = data24[i3];
-if(typeof item0 !== "string"){
-continue;
 }
-if(typeof indices0[item0] == "number"){
-j0 = indices0[item0];
-const err66 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i3+" are identical)"};
+else {
+const err66 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err66];
 }
 else {
 vErrors.push(err66);
+}
+errors++;
+}
+}
+if(data18.on !== undefined){
+let data25 = data18.on;
+if(Array.isArray(data25)){
+const len2 = data25.length;
+for(let i2=0; i2<len2; i2++){
+let data26 = data25[i2];
+if(typeof data26 !== "string"){
+const err67 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err67];
+}
+else {
+vErrors.push(err67);
+}
+errors++;
+}
+if(!(((((((((((data26 === "rate-limited") || (data26 === "overloaded")) || (data26 === "server-error")) || (data26 === "timeout")) || (data26 === "connect-failure")) || (data26 === "reset")) || (data26 === "context-length")) || (data26 === "content-filter")) || (data26 === "invalid-response")) || (data26 === "diverged")) || (data26 === "client-error"))){
+const err68 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err68];
+}
+else {
+vErrors.push(err68);
+}
+errors++;
+}
+}
+let i3 = data25.length;
+let j0;
+if(i3 > 1){
+const indices0 = {};
+for(;i3--;){
+let item0 = data25[i3];
+if(typeof item0 !== "string"){
+continue;
+}
+if(typeof indices0[item0] == "number"){
+j0 = indices0[item0];
+const err69 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i3+" are identical)"};
+if(vErrors === null){
+vErrors = [err69];
+}
+else {
+vErrors.push(err69);
 }
 errors++;
 break;
@@ -870,45 +905,7 @@ indices0[item0] = i3;
 }
 }
 else {
-const err67 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err67];
-}
-else {
-vErrors.push(err67);
-}
-errors++;
-}
-}
-if(data17.statusCodes !== undefined){
-let data26 = data17.statusCodes;
-if(Array.isArray(data26)){
-const len3 = data26.length;
-for(let i4=0; i4<len3; i4++){
-let data27 = data26[i4];
-if(!((typeof data27 == "number") && (!(data27 % 1) && !isNaN(data27)))){
-const err68 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err68];
-}
-else {
-vErrors.push(err68);
-}
-errors++;
-}
-if(typeof data27 == "number"){
-if(data27 > 599 || isNaN(data27)){
-const err69 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
-if(vErrors === null){
-vErrors = [err69];
-}
-else {
-vErrors.push(err69);
-}
-errors++;
-}
-if(data27 < 400 || isNaN(data27)){
-const err70 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+const err70 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -918,19 +915,14 @@ vErrors.push(err70);
 errors++;
 }
 }
-}
-let i5 = data26.length;
-let j1;
-if(i5 > 1){
-const indices1 = {};
-for(;i5--;){
-let item1 = data26[i5];
-if(!((typeof item1 == "number") && (!(item1 % 1) && !isNaN(item1)))){
-continue;
-}
-if(typeof indices1[item1] == "number"){
-j1 = indices1[item1];
-const err71 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i5, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i5+" are identical)"};
+if(data18.statusCodes !== undefined){
+let data27 = data18.statusCodes;
+if(Array.isArray(data27)){
+const len3 = data27.length;
+for(let i4=0; i4<len3; i4++){
+let data28 = data27[i4];
+if(!((typeof data28 == "number") && (!(data28 % 1) && !isNaN(data28)))){
+const err71 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -938,14 +930,10 @@ else {
 vErrors.push(err71);
 }
 errors++;
-break;
 }
-indices1[item1] = i5;
-}
-}
-}
-else {
-const err72 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data28 == "number"){
+if(data28 > 599 || isNaN(data28)){
+const err72 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -954,10 +942,8 @@ vErrors.push(err72);
 }
 errors++;
 }
-}
-if(data17.respectRetryAfter !== undefined){
-if(typeof data17.respectRetryAfter !== "boolean"){
-const err73 = {instancePath:instancePath+"/defaults/retry/respectRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data28 < 400 || isNaN(data28)){
+const err73 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -967,11 +953,19 @@ vErrors.push(err73);
 errors++;
 }
 }
-if(data17.maxRetryAfter !== undefined){
-let data29 = data17.maxRetryAfter;
-if(typeof data29 === "string"){
-if(func3(data29) > 32){
-const err74 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+let i5 = data27.length;
+let j1;
+if(i5 > 1){
+const indices1 = {};
+for(;i5--;){
+let item1 = data27[i5];
+if(!((typeof item1 == "number") && (!(item1 % 1) && !isNaN(item1)))){
+continue;
+}
+if(typeof indices1[item1] == "number"){
+j1 = indices1[item1];
+const err74 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i5, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i5+" are identical)"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -979,9 +973,14 @@ else {
 vErrors.push(err74);
 }
 errors++;
+break;
 }
-if(!pattern1.test(data29)){
-const err75 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+indices1[item1] = i5;
+}
+}
+}
+else {
+const err75 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -991,8 +990,9 @@ vErrors.push(err75);
 errors++;
 }
 }
-else {
-const err76 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data18.respectRetryAfter !== undefined){
+if(typeof data18.respectRetryAfter !== "boolean"){
+const err76 = {instancePath:instancePath+"/defaults/retry/respectRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1002,12 +1002,11 @@ vErrors.push(err76);
 errors++;
 }
 }
-if(data17.budget !== undefined){
-let data30 = data17.budget;
-if(data30 && typeof data30 == "object" && !Array.isArray(data30)){
-for(const key8 in data30){
-if(!(((key8 === "ratio") || (key8 === "minPerSecond")) || (key8 === "window"))){
-const err77 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
+if(data18.maxRetryAfter !== undefined){
+let data30 = data18.maxRetryAfter;
+if(typeof data30 === "string"){
+if(func3(data30) > 32){
+const err77 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1016,11 +1015,8 @@ vErrors.push(err77);
 }
 errors++;
 }
-}
-if(data30.ratio !== undefined){
-let data31 = data30.ratio;
-if(!((typeof data31 == "number") && (!(data31 % 1) && !isNaN(data31)))){
-const err78 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data30)){
+const err78 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1029,9 +1025,9 @@ vErrors.push(err78);
 }
 errors++;
 }
-if(typeof data31 == "number"){
-if(data31 > 100 || isNaN(data31)){
-const err79 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err79 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1040,8 +1036,13 @@ vErrors.push(err79);
 }
 errors++;
 }
-if(data31 < 0 || isNaN(data31)){
-const err80 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data18.budget !== undefined){
+let data31 = data18.budget;
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+for(const key8 in data31){
+if(!(((key8 === "ratio") || (key8 === "minPerSecond")) || (key8 === "window"))){
+const err80 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1051,11 +1052,10 @@ vErrors.push(err80);
 errors++;
 }
 }
-}
-if(data30.minPerSecond !== undefined){
-let data32 = data30.minPerSecond;
+if(data31.ratio !== undefined){
+let data32 = data31.ratio;
 if(!((typeof data32 == "number") && (!(data32 % 1) && !isNaN(data32)))){
-const err81 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err81 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1065,8 +1065,8 @@ vErrors.push(err81);
 errors++;
 }
 if(typeof data32 == "number"){
-if(data32 > 10000 || isNaN(data32)){
-const err82 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+if(data32 > 100 || isNaN(data32)){
+const err82 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1076,7 +1076,7 @@ vErrors.push(err82);
 errors++;
 }
 if(data32 < 0 || isNaN(data32)){
-const err83 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+const err83 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1087,11 +1087,10 @@ errors++;
 }
 }
 }
-if(data30.window !== undefined){
-let data33 = data30.window;
-if(typeof data33 === "string"){
-if(func3(data33) > 32){
-const err84 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data31.minPerSecond !== undefined){
+let data33 = data31.minPerSecond;
+if(!((typeof data33 == "number") && (!(data33 % 1) && !isNaN(data33)))){
+const err84 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1100,8 +1099,9 @@ vErrors.push(err84);
 }
 errors++;
 }
-if(!pattern1.test(data33)){
-const err85 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data33 == "number"){
+if(data33 > 10000 || isNaN(data33)){
+const err85 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1110,9 +1110,8 @@ vErrors.push(err85);
 }
 errors++;
 }
-}
-else {
-const err86 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data33 < 0 || isNaN(data33)){
+const err86 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1123,8 +1122,11 @@ errors++;
 }
 }
 }
-else {
-const err87 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data31.window !== undefined){
+let data34 = data31.window;
+if(typeof data34 === "string"){
+if(func3(data34) > 32){
+const err87 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1133,12 +1135,8 @@ vErrors.push(err87);
 }
 errors++;
 }
-}
-if(data17.maxBodyBytes !== undefined){
-let data34 = data17.maxBodyBytes;
-if(typeof data34 === "string"){
-if(!pattern11.test(data34)){
-const err88 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(!pattern1.test(data34)){
+const err88 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1149,7 +1147,7 @@ errors++;
 }
 }
 else {
-const err89 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err89 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1161,7 +1159,7 @@ errors++;
 }
 }
 else {
-const err90 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err90 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1171,12 +1169,11 @@ vErrors.push(err90);
 errors++;
 }
 }
-if(data9.circuitBreaker !== undefined){
-let data35 = data9.circuitBreaker;
-if(data35 && typeof data35 == "object" && !Array.isArray(data35)){
-for(const key9 in data35){
-if(!((((((((key9 === "scope") || (key9 === "consecutiveFailures")) || (key9 === "failureRate")) || (key9 === "slowCall")) || (key9 === "openFor")) || (key9 === "maxOpenFor")) || (key9 === "halfOpen")) || (key9 === "failOn"))){
-const err91 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
+if(data18.maxBodyBytes !== undefined){
+let data35 = data18.maxBodyBytes;
+if(typeof data35 === "string"){
+if(!pattern12.test(data35)){
+const err91 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1186,10 +1183,8 @@ vErrors.push(err91);
 errors++;
 }
 }
-if(data35.scope !== undefined){
-let data36 = data35.scope;
-if(typeof data36 !== "string"){
-const err92 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err92 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1198,8 +1193,10 @@ vErrors.push(err92);
 }
 errors++;
 }
-if(!((data36 === "upstream") || (data36 === "model"))){
-const err93 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err93 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1209,10 +1206,12 @@ vErrors.push(err93);
 errors++;
 }
 }
-if(data35.consecutiveFailures !== undefined){
-let data37 = data35.consecutiveFailures;
-if(!((typeof data37 == "number") && (!(data37 % 1) && !isNaN(data37)))){
-const err94 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data9.circuitBreaker !== undefined){
+let data36 = data9.circuitBreaker;
+if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
+for(const key9 in data36){
+if(!((((((((key9 === "scope") || (key9 === "consecutiveFailures")) || (key9 === "failureRate")) || (key9 === "slowCall")) || (key9 === "openFor")) || (key9 === "maxOpenFor")) || (key9 === "halfOpen")) || (key9 === "failOn"))){
+const err94 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1221,9 +1220,11 @@ vErrors.push(err94);
 }
 errors++;
 }
-if(typeof data37 == "number"){
-if(data37 > 1000 || isNaN(data37)){
-const err95 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+if(data36.scope !== undefined){
+let data37 = data36.scope;
+if(typeof data37 !== "string"){
+const err95 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1232,8 +1233,8 @@ vErrors.push(err95);
 }
 errors++;
 }
-if(data37 < 0 || isNaN(data37)){
-const err96 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(!((data37 === "upstream") || (data37 === "model"))){
+const err96 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1243,13 +1244,10 @@ vErrors.push(err96);
 errors++;
 }
 }
-}
-if(data35.failureRate !== undefined){
-let data38 = data35.failureRate;
-if(data38 && typeof data38 == "object" && !Array.isArray(data38)){
-for(const key10 in data38){
-if(!(((key10 === "threshold") || (key10 === "minRequests")) || (key10 === "window"))){
-const err97 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
+if(data36.consecutiveFailures !== undefined){
+let data38 = data36.consecutiveFailures;
+if(!((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38)))){
+const err97 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1258,11 +1256,9 @@ vErrors.push(err97);
 }
 errors++;
 }
-}
-if(data38.threshold !== undefined){
-let data39 = data38.threshold;
-if(!((typeof data39 == "number") && (!(data39 % 1) && !isNaN(data39)))){
-const err98 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data38 == "number"){
+if(data38 > 1000 || isNaN(data38)){
+const err98 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1271,9 +1267,8 @@ vErrors.push(err98);
 }
 errors++;
 }
-if(typeof data39 == "number"){
-if(data39 > 100 || isNaN(data39)){
-const err99 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data38 < 0 || isNaN(data38)){
+const err99 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1282,8 +1277,14 @@ vErrors.push(err99);
 }
 errors++;
 }
-if(data39 < 0 || isNaN(data39)){
-const err100 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+}
+if(data36.failureRate !== undefined){
+let data39 = data36.failureRate;
+if(data39 && typeof data39 == "object" && !Array.isArray(data39)){
+for(const key10 in data39){
+if(!(((key10 === "threshold") || (key10 === "minRequests")) || (key10 === "window"))){
+const err100 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1293,11 +1294,10 @@ vErrors.push(err100);
 errors++;
 }
 }
-}
-if(data38.minRequests !== undefined){
-let data40 = data38.minRequests;
+if(data39.threshold !== undefined){
+let data40 = data39.threshold;
 if(!((typeof data40 == "number") && (!(data40 % 1) && !isNaN(data40)))){
-const err101 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err101 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1307,8 +1307,8 @@ vErrors.push(err101);
 errors++;
 }
 if(typeof data40 == "number"){
-if(data40 > 100000 || isNaN(data40)){
-const err102 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(data40 > 100 || isNaN(data40)){
+const err102 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1317,8 +1317,8 @@ vErrors.push(err102);
 }
 errors++;
 }
-if(data40 < 1 || isNaN(data40)){
-const err103 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data40 < 0 || isNaN(data40)){
+const err103 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1329,11 +1329,10 @@ errors++;
 }
 }
 }
-if(data38.window !== undefined){
-let data41 = data38.window;
-if(typeof data41 === "string"){
-if(func3(data41) > 32){
-const err104 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data39.minRequests !== undefined){
+let data41 = data39.minRequests;
+if(!((typeof data41 == "number") && (!(data41 % 1) && !isNaN(data41)))){
+const err104 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1342,8 +1341,9 @@ vErrors.push(err104);
 }
 errors++;
 }
-if(!pattern1.test(data41)){
-const err105 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data41 == "number"){
+if(data41 > 100000 || isNaN(data41)){
+const err105 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1352,9 +1352,8 @@ vErrors.push(err105);
 }
 errors++;
 }
-}
-else {
-const err106 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data41 < 1 || isNaN(data41)){
+const err106 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1365,8 +1364,11 @@ errors++;
 }
 }
 }
-else {
-const err107 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data39.window !== undefined){
+let data42 = data39.window;
+if(typeof data42 === "string"){
+if(func3(data42) > 32){
+const err107 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1375,13 +1377,8 @@ vErrors.push(err107);
 }
 errors++;
 }
-}
-if(data35.slowCall !== undefined){
-let data42 = data35.slowCall;
-if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
-for(const key11 in data42){
-if(!((key11 === "threshold") || (key11 === "duration"))){
-const err108 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+if(!pattern1.test(data42)){
+const err108 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1391,10 +1388,8 @@ vErrors.push(err108);
 errors++;
 }
 }
-if(data42.threshold !== undefined){
-let data43 = data42.threshold;
-if(!((typeof data43 == "number") && (!(data43 % 1) && !isNaN(data43)))){
-const err109 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err109 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1403,9 +1398,10 @@ vErrors.push(err109);
 }
 errors++;
 }
-if(typeof data43 == "number"){
-if(data43 > 100 || isNaN(data43)){
-const err110 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+}
+else {
+const err110 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1414,8 +1410,13 @@ vErrors.push(err110);
 }
 errors++;
 }
-if(data43 < 0 || isNaN(data43)){
-const err111 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data36.slowCall !== undefined){
+let data43 = data36.slowCall;
+if(data43 && typeof data43 == "object" && !Array.isArray(data43)){
+for(const key11 in data43){
+if(!((key11 === "threshold") || (key11 === "duration"))){
+const err111 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1425,12 +1426,10 @@ vErrors.push(err111);
 errors++;
 }
 }
-}
-if(data42.duration !== undefined){
-let data44 = data42.duration;
-if(typeof data44 === "string"){
-if(func3(data44) > 32){
-const err112 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data43.threshold !== undefined){
+let data44 = data43.threshold;
+if(!((typeof data44 == "number") && (!(data44 % 1) && !isNaN(data44)))){
+const err112 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1439,8 +1438,9 @@ vErrors.push(err112);
 }
 errors++;
 }
-if(!pattern1.test(data44)){
-const err113 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data44 == "number"){
+if(data44 > 100 || isNaN(data44)){
+const err113 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1449,9 +1449,8 @@ vErrors.push(err113);
 }
 errors++;
 }
-}
-else {
-const err114 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data44 < 0 || isNaN(data44)){
+const err114 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1462,8 +1461,11 @@ errors++;
 }
 }
 }
-else {
-const err115 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data43.duration !== undefined){
+let data45 = data43.duration;
+if(typeof data45 === "string"){
+if(func3(data45) > 32){
+const err115 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1472,12 +1474,8 @@ vErrors.push(err115);
 }
 errors++;
 }
-}
-if(data35.openFor !== undefined){
-let data45 = data35.openFor;
-if(typeof data45 === "string"){
-if(func3(data45) > 32){
-const err116 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern1.test(data45)){
+const err116 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1486,8 +1484,9 @@ vErrors.push(err116);
 }
 errors++;
 }
-if(!pattern1.test(data45)){
-const err117 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err117 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1497,8 +1496,9 @@ vErrors.push(err117);
 errors++;
 }
 }
+}
 else {
-const err118 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err118 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1508,11 +1508,11 @@ vErrors.push(err118);
 errors++;
 }
 }
-if(data35.maxOpenFor !== undefined){
-let data46 = data35.maxOpenFor;
+if(data36.openFor !== undefined){
+let data46 = data36.openFor;
 if(typeof data46 === "string"){
 if(func3(data46) > 32){
-const err119 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err119 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1522,7 +1522,7 @@ vErrors.push(err119);
 errors++;
 }
 if(!pattern1.test(data46)){
-const err120 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err120 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1533,7 +1533,7 @@ errors++;
 }
 }
 else {
-const err121 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err121 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1543,12 +1543,11 @@ vErrors.push(err121);
 errors++;
 }
 }
-if(data35.halfOpen !== undefined){
-let data47 = data35.halfOpen;
-if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
-for(const key12 in data47){
-if(!((key12 === "maxProbes") || (key12 === "successesToClose"))){
-const err122 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+if(data36.maxOpenFor !== undefined){
+let data47 = data36.maxOpenFor;
+if(typeof data47 === "string"){
+if(func3(data47) > 32){
+const err122 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1557,11 +1556,8 @@ vErrors.push(err122);
 }
 errors++;
 }
-}
-if(data47.maxProbes !== undefined){
-let data48 = data47.maxProbes;
-if(!((typeof data48 == "number") && (!(data48 % 1) && !isNaN(data48)))){
-const err123 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data47)){
+const err123 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1570,9 +1566,9 @@ vErrors.push(err123);
 }
 errors++;
 }
-if(typeof data48 == "number"){
-if(data48 > 100 || isNaN(data48)){
-const err124 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err124 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1581,8 +1577,13 @@ vErrors.push(err124);
 }
 errors++;
 }
-if(data48 < 1 || isNaN(data48)){
-const err125 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data36.halfOpen !== undefined){
+let data48 = data36.halfOpen;
+if(data48 && typeof data48 == "object" && !Array.isArray(data48)){
+for(const key12 in data48){
+if(!((key12 === "maxProbes") || (key12 === "successesToClose"))){
+const err125 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -1592,11 +1593,10 @@ vErrors.push(err125);
 errors++;
 }
 }
-}
-if(data47.successesToClose !== undefined){
-let data49 = data47.successesToClose;
+if(data48.maxProbes !== undefined){
+let data49 = data48.maxProbes;
 if(!((typeof data49 == "number") && (!(data49 % 1) && !isNaN(data49)))){
-const err126 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err126 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1607,7 +1607,7 @@ errors++;
 }
 if(typeof data49 == "number"){
 if(data49 > 100 || isNaN(data49)){
-const err127 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+const err127 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -1617,7 +1617,7 @@ vErrors.push(err127);
 errors++;
 }
 if(data49 < 1 || isNaN(data49)){
-const err128 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err128 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -1628,9 +1628,10 @@ errors++;
 }
 }
 }
-}
-else {
-const err129 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data48.successesToClose !== undefined){
+let data50 = data48.successesToClose;
+if(!((typeof data50 == "number") && (!(data50 % 1) && !isNaN(data50)))){
+const err129 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -1639,15 +1640,9 @@ vErrors.push(err129);
 }
 errors++;
 }
-}
-if(data35.failOn !== undefined){
-let data50 = data35.failOn;
-if(Array.isArray(data50)){
-const len4 = data50.length;
-for(let i6=0; i6<len4; i6++){
-let data51 = data50[i6];
-if(typeof data51 !== "string"){
-const err130 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data50 == "number"){
+if(data50 > 100 || isNaN(data50)){
+const err130 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -1656,8 +1651,8 @@ vErrors.push(err130);
 }
 errors++;
 }
-if(!(((((((((((data51 === "rate-limited") || (data51 === "overloaded")) || (data51 === "server-error")) || (data51 === "timeout")) || (data51 === "connect-failure")) || (data51 === "reset")) || (data51 === "context-length")) || (data51 === "content-filter")) || (data51 === "invalid-response")) || (data51 === "diverged")) || (data51 === "client-error"))){
-const err131 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+if(data50 < 1 || isNaN(data50)){
+const err131 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -1667,18 +1662,10 @@ vErrors.push(err131);
 errors++;
 }
 }
-let i7 = data50.length;
-let j2;
-if(i7 > 1){
-const indices2 = {};
-for(;i7--;){
-let item2 = data50[i7];
-if(typeof item2 !== "string"){
-continue;
 }
-if(typeof indices2[item2] == "number"){
-j2 = indices2[item2];
-const err132 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i7, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i7+" are identical)"};
+}
+else {
+const err132 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -1686,14 +1673,16 @@ else {
 vErrors.push(err132);
 }
 errors++;
-break;
-}
-indices2[item2] = i7;
 }
 }
-}
-else {
-const err133 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data36.failOn !== undefined){
+let data51 = data36.failOn;
+if(Array.isArray(data51)){
+const len4 = data51.length;
+for(let i6=0; i6<len4; i6++){
+let data52 = data51[i6];
+if(typeof data52 !== "string"){
+const err133 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -1702,10 +1691,8 @@ vErrors.push(err133);
 }
 errors++;
 }
-}
-}
-else {
-const err134 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!(((((((((((data52 === "rate-limited") || (data52 === "overloaded")) || (data52 === "server-error")) || (data52 === "timeout")) || (data52 === "connect-failure")) || (data52 === "reset")) || (data52 === "context-length")) || (data52 === "content-filter")) || (data52 === "invalid-response")) || (data52 === "diverged")) || (data52 === "client-error"))){
+const err134 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -1715,12 +1702,18 @@ vErrors.push(err134);
 errors++;
 }
 }
-if(data9.bulkhead !== undefined){
-let data52 = data9.bulkhead;
-if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
-for(const key13 in data52){
-if(!(((key13 === "maxConcurrent") || (key13 === "maxQueue")) || (key13 === "queueTimeout"))){
-const err135 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+let i7 = data51.length;
+let j2;
+if(i7 > 1){
+const indices2 = {};
+for(;i7--;){
+let item2 = data51[i7];
+if(typeof item2 !== "string"){
+continue;
+}
+if(typeof indices2[item2] == "number"){
+j2 = indices2[item2];
+const err135 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i7, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i7+" are identical)"};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -1728,12 +1721,14 @@ else {
 vErrors.push(err135);
 }
 errors++;
+break;
+}
+indices2[item2] = i7;
 }
 }
-if(data52.maxConcurrent !== undefined){
-let data53 = data52.maxConcurrent;
-if(!((typeof data53 == "number") && (!(data53 % 1) && !isNaN(data53)))){
-const err136 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err136 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -1742,9 +1737,10 @@ vErrors.push(err136);
 }
 errors++;
 }
-if(typeof data53 == "number"){
-if(data53 > 10000 || isNaN(data53)){
-const err137 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+}
+else {
+const err137 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -1753,8 +1749,13 @@ vErrors.push(err137);
 }
 errors++;
 }
-if(data53 < 1 || isNaN(data53)){
-const err138 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data9.bulkhead !== undefined){
+let data53 = data9.bulkhead;
+if(data53 && typeof data53 == "object" && !Array.isArray(data53)){
+for(const key13 in data53){
+if(!(((key13 === "maxConcurrent") || (key13 === "maxQueue")) || (key13 === "queueTimeout"))){
+const err138 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -1764,11 +1765,10 @@ vErrors.push(err138);
 errors++;
 }
 }
-}
-if(data52.maxQueue !== undefined){
-let data54 = data52.maxQueue;
+if(data53.maxConcurrent !== undefined){
+let data54 = data53.maxConcurrent;
 if(!((typeof data54 == "number") && (!(data54 % 1) && !isNaN(data54)))){
-const err139 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err139 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -1778,8 +1778,8 @@ vErrors.push(err139);
 errors++;
 }
 if(typeof data54 == "number"){
-if(data54 > 100000 || isNaN(data54)){
-const err140 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(data54 > 10000 || isNaN(data54)){
+const err140 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -1788,8 +1788,8 @@ vErrors.push(err140);
 }
 errors++;
 }
-if(data54 < 0 || isNaN(data54)){
-const err141 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data54 < 1 || isNaN(data54)){
+const err141 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -1800,11 +1800,10 @@ errors++;
 }
 }
 }
-if(data52.queueTimeout !== undefined){
-let data55 = data52.queueTimeout;
-if(typeof data55 === "string"){
-if(func3(data55) > 32){
-const err142 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data53.maxQueue !== undefined){
+let data55 = data53.maxQueue;
+if(!((typeof data55 == "number") && (!(data55 % 1) && !isNaN(data55)))){
+const err142 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -1813,8 +1812,9 @@ vErrors.push(err142);
 }
 errors++;
 }
-if(!pattern1.test(data55)){
-const err143 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data55 == "number"){
+if(data55 > 100000 || isNaN(data55)){
+const err143 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -1823,9 +1823,8 @@ vErrors.push(err143);
 }
 errors++;
 }
-}
-else {
-const err144 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data55 < 0 || isNaN(data55)){
+const err144 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -1836,8 +1835,11 @@ errors++;
 }
 }
 }
-else {
-const err145 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data53.queueTimeout !== undefined){
+let data56 = data53.queueTimeout;
+if(typeof data56 === "string"){
+if(func3(data56) > 32){
+const err145 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -1846,10 +1848,8 @@ vErrors.push(err145);
 }
 errors++;
 }
-}
-}
-else {
-const err146 = {instancePath:instancePath+"/defaults",schemaPath:"#/properties/defaults/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data56)){
+const err146 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -1859,11 +1859,8 @@ vErrors.push(err146);
 errors++;
 }
 }
-if(data.upstreams !== undefined){
-let data56 = data.upstreams;
-if(Array.isArray(data56)){
-if(data56.length > 32){
-const err147 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+else {
+const err147 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -1872,8 +1869,10 @@ vErrors.push(err147);
 }
 errors++;
 }
-if(data56.length < 1){
-const err148 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+}
+else {
+const err148 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -1882,54 +1881,10 @@ vErrors.push(err148);
 }
 errors++;
 }
-const len5 = data56.length;
-for(let i8=0; i8<len5; i8++){
-let data57 = data56[i8];
-if(data57 && typeof data57 == "object" && !Array.isArray(data57)){
-if(data57.api === undefined){
-data57.api = "openai";
 }
-if(data57.env === undefined){
-data57.env = [];
 }
-if(data57.loadBalancing === undefined){
-data57.loadBalancing = "least-outstanding";
-}
-if(data57.rateLimit === undefined){
-data57.rateLimit = {};
-}
-if(data57.limits === undefined){
-data57.limits = {};
-}
-if(data57.streamRecovery === undefined){
-data57.streamRecovery = {};
-}
-if(data57.throughputFloor === undefined){
-data57.throughputFloor = {};
-}
-if(data57.healthCheck === undefined){
-data57.healthCheck = {};
-}
-if(data57.websockets === undefined){
-data57.websockets = true;
-}
-if(data57.hedge === undefined){
-data57.hedge = {};
-}
-if(data57.prices === undefined){
-data57.prices = [];
-}
-if(data57.budget === undefined){
-data57.budget = {};
-}
-if(data57.guards === undefined){
-data57.guards = {};
-}
-if(data57.fallback === undefined){
-data57.fallback = [];
-}
-if(data57.name === undefined){
-const err149 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+else {
+const err149 = {instancePath:instancePath+"/defaults",schemaPath:"#/properties/defaults/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -1938,8 +1893,12 @@ vErrors.push(err149);
 }
 errors++;
 }
-if(data57.api === undefined){
-const err150 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "api"},message:"must have required property '"+"api"+"'"};
+}
+if(data.upstreams !== undefined){
+let data57 = data.upstreams;
+if(Array.isArray(data57)){
+if(data57.length > 32){
+const err150 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -1948,8 +1907,8 @@ vErrors.push(err150);
 }
 errors++;
 }
-if(data57.env === undefined){
-const err151 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "env"},message:"must have required property '"+"env"+"'"};
+if(data57.length < 1){
+const err151 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -1958,8 +1917,54 @@ vErrors.push(err151);
 }
 errors++;
 }
-if(data57.loadBalancing === undefined){
-const err152 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "loadBalancing"},message:"must have required property '"+"loadBalancing"+"'"};
+const len5 = data57.length;
+for(let i8=0; i8<len5; i8++){
+let data58 = data57[i8];
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+if(data58.api === undefined){
+data58.api = "openai";
+}
+if(data58.env === undefined){
+data58.env = [];
+}
+if(data58.loadBalancing === undefined){
+data58.loadBalancing = "least-outstanding";
+}
+if(data58.rateLimit === undefined){
+data58.rateLimit = {};
+}
+if(data58.limits === undefined){
+data58.limits = {};
+}
+if(data58.streamRecovery === undefined){
+data58.streamRecovery = {};
+}
+if(data58.throughputFloor === undefined){
+data58.throughputFloor = {};
+}
+if(data58.healthCheck === undefined){
+data58.healthCheck = {};
+}
+if(data58.websockets === undefined){
+data58.websockets = true;
+}
+if(data58.hedge === undefined){
+data58.hedge = {};
+}
+if(data58.prices === undefined){
+data58.prices = [];
+}
+if(data58.budget === undefined){
+data58.budget = {};
+}
+if(data58.guards === undefined){
+data58.guards = {};
+}
+if(data58.fallback === undefined){
+data58.fallback = [];
+}
+if(data58.name === undefined){
+const err152 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -1968,8 +1973,8 @@ vErrors.push(err152);
 }
 errors++;
 }
-if(data57.rateLimit === undefined){
-const err153 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "rateLimit"},message:"must have required property '"+"rateLimit"+"'"};
+if(data58.api === undefined){
+const err153 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "api"},message:"must have required property '"+"api"+"'"};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -1978,8 +1983,8 @@ vErrors.push(err153);
 }
 errors++;
 }
-if(data57.limits === undefined){
-const err154 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "limits"},message:"must have required property '"+"limits"+"'"};
+if(data58.env === undefined){
+const err154 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "env"},message:"must have required property '"+"env"+"'"};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -1988,8 +1993,8 @@ vErrors.push(err154);
 }
 errors++;
 }
-if(data57.streamRecovery === undefined){
-const err155 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "streamRecovery"},message:"must have required property '"+"streamRecovery"+"'"};
+if(data58.loadBalancing === undefined){
+const err155 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "loadBalancing"},message:"must have required property '"+"loadBalancing"+"'"};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -1998,8 +2003,8 @@ vErrors.push(err155);
 }
 errors++;
 }
-if(data57.throughputFloor === undefined){
-const err156 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "throughputFloor"},message:"must have required property '"+"throughputFloor"+"'"};
+if(data58.rateLimit === undefined){
+const err156 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "rateLimit"},message:"must have required property '"+"rateLimit"+"'"};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -2008,8 +2013,8 @@ vErrors.push(err156);
 }
 errors++;
 }
-if(data57.healthCheck === undefined){
-const err157 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "healthCheck"},message:"must have required property '"+"healthCheck"+"'"};
+if(data58.limits === undefined){
+const err157 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "limits"},message:"must have required property '"+"limits"+"'"};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -2018,8 +2023,8 @@ vErrors.push(err157);
 }
 errors++;
 }
-if(data57.websockets === undefined){
-const err158 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "websockets"},message:"must have required property '"+"websockets"+"'"};
+if(data58.streamRecovery === undefined){
+const err158 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "streamRecovery"},message:"must have required property '"+"streamRecovery"+"'"};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2028,8 +2033,8 @@ vErrors.push(err158);
 }
 errors++;
 }
-if(data57.hedge === undefined){
-const err159 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "hedge"},message:"must have required property '"+"hedge"+"'"};
+if(data58.throughputFloor === undefined){
+const err159 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "throughputFloor"},message:"must have required property '"+"throughputFloor"+"'"};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2038,8 +2043,8 @@ vErrors.push(err159);
 }
 errors++;
 }
-if(data57.prices === undefined){
-const err160 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "prices"},message:"must have required property '"+"prices"+"'"};
+if(data58.healthCheck === undefined){
+const err160 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "healthCheck"},message:"must have required property '"+"healthCheck"+"'"};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2048,8 +2053,8 @@ vErrors.push(err160);
 }
 errors++;
 }
-if(data57.budget === undefined){
-const err161 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "budget"},message:"must have required property '"+"budget"+"'"};
+if(data58.websockets === undefined){
+const err161 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "websockets"},message:"must have required property '"+"websockets"+"'"};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2058,8 +2063,8 @@ vErrors.push(err161);
 }
 errors++;
 }
-if(data57.guards === undefined){
-const err162 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "guards"},message:"must have required property '"+"guards"+"'"};
+if(data58.hedge === undefined){
+const err162 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "hedge"},message:"must have required property '"+"hedge"+"'"};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2068,8 +2073,8 @@ vErrors.push(err162);
 }
 errors++;
 }
-if(data57.fallback === undefined){
-const err163 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "fallback"},message:"must have required property '"+"fallback"+"'"};
+if(data58.prices === undefined){
+const err163 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "prices"},message:"must have required property '"+"prices"+"'"};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2078,9 +2083,8 @@ vErrors.push(err163);
 }
 errors++;
 }
-for(const key14 in data57){
-if(!(func2.call(schema11.properties.upstreams.items.properties, key14))){
-const err164 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+if(data58.budget === undefined){
+const err164 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "budget"},message:"must have required property '"+"budget"+"'"};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2089,12 +2093,8 @@ vErrors.push(err164);
 }
 errors++;
 }
-}
-if(data57.name !== undefined){
-let data58 = data57.name;
-if(typeof data58 === "string"){
-if(func3(data58) > 63){
-const err165 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data58.guards === undefined){
+const err165 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "guards"},message:"must have required property '"+"guards"+"'"};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2103,8 +2103,8 @@ vErrors.push(err165);
 }
 errors++;
 }
-if(!pattern17.test(data58)){
-const err166 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(data58.fallback === undefined){
+const err166 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "fallback"},message:"must have required property '"+"fallback"+"'"};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2113,9 +2113,9 @@ vErrors.push(err166);
 }
 errors++;
 }
-}
-else {
-const err167 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key14 in data58){
+if(!(func2.call(schema11.properties.upstreams.items.properties, key14))){
+const err167 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2125,11 +2125,11 @@ vErrors.push(err167);
 errors++;
 }
 }
-if(data57.url !== undefined){
-let data59 = data57.url;
+if(data58.name !== undefined){
+let data59 = data58.name;
 if(typeof data59 === "string"){
-if(func3(data59) > 2048){
-const err168 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if(func3(data59) > 63){
+const err168 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2139,7 +2139,7 @@ vErrors.push(err168);
 errors++;
 }
 if(!pattern18.test(data59)){
-const err169 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
+const err169 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2150,7 +2150,7 @@ errors++;
 }
 }
 else {
-const err170 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err170 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2160,9 +2160,11 @@ vErrors.push(err170);
 errors++;
 }
 }
-let data60 = data57.api;
-if(typeof data60 !== "string"){
-const err171 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data58.url !== undefined){
+let data60 = data58.url;
+if(typeof data60 === "string"){
+if(func3(data60) > 2048){
+const err171 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2171,8 +2173,8 @@ vErrors.push(err171);
 }
 errors++;
 }
-if(!((((data60 === "openai") || (data60 === "anthropic")) || (data60 === "ollama")) || (data60 === "generic"))){
-const err172 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.api.enum},message:"must be equal to one of the allowed values"};
+if(!pattern19.test(data60)){
+const err172 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2181,14 +2183,9 @@ vErrors.push(err172);
 }
 errors++;
 }
-let data61 = data57.env;
-if(Array.isArray(data61)){
-const len6 = data61.length;
-for(let i9=0; i9<len6; i9++){
-let data62 = data61[i9];
-if(typeof data62 === "string"){
-if(!pattern19.test(data62)){
-const err173 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
+}
+else {
+const err173 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -2198,8 +2195,9 @@ vErrors.push(err173);
 errors++;
 }
 }
-else {
-const err174 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data61 = data58.api;
+if(typeof data61 !== "string"){
+const err174 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -2208,24 +2206,61 @@ vErrors.push(err174);
 }
 errors++;
 }
-}
-let i10 = data61.length;
-let j3;
-if(i10 > 1){
-const indices3 = {};
-for(;i10--;){
-let item3 = data61[i10];
-if(typeof item3 !== "string"){
-continue;
-}
-if(typeof indices3[item3] == "number"){
-j3 = indices3[item3];
-const err175 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/uniqueItems",keyword:"uniqueItems",params:{i: i10, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i10+" are identical)"};
+if(!((((data61 === "openai") || (data61 === "anthropic")) || (data61 === "ollama")) || (data61 === "generic"))){
+const err175 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.api.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err175];
 }
 else {
 vErrors.push(err175);
+}
+errors++;
+}
+let data62 = data58.env;
+if(Array.isArray(data62)){
+const len6 = data62.length;
+for(let i9=0; i9<len6; i9++){
+let data63 = data62[i9];
+if(typeof data63 === "string"){
+if(!pattern20.test(data63)){
+const err176 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
+if(vErrors === null){
+vErrors = [err176];
+}
+else {
+vErrors.push(err176);
+}
+errors++;
+}
+}
+else {
+const err177 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err177];
+}
+else {
+vErrors.push(err177);
+}
+errors++;
+}
+}
+let i10 = data62.length;
+let j3;
+if(i10 > 1){
+const indices3 = {};
+for(;i10--;){
+let item3 = data62[i10];
+if(typeof item3 !== "string"){
+continue;
+}
+if(typeof indices3[item3] == "number"){
+j3 = indices3[item3];
+const err178 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/uniqueItems",keyword:"uniqueItems",params:{i: i10, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i10+" are identical)"};
+if(vErrors === null){
+vErrors = [err178];
+}
+else {
+vErrors.push(err178);
 }
 errors++;
 break;
@@ -2235,47 +2270,7 @@ indices3[item3] = i10;
 }
 }
 else {
-const err176 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err176];
-}
-else {
-vErrors.push(err176);
-}
-errors++;
-}
-if(data57.auth !== undefined){
-let data63 = data57.auth;
-if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
-if(data63.header === undefined){
-data63.header = "Authorization";
-}
-if(data63.prefix === undefined){
-data63.prefix = "Bearer ";
-}
-if(data63.header === undefined){
-const err177 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "header"},message:"must have required property '"+"header"+"'"};
-if(vErrors === null){
-vErrors = [err177];
-}
-else {
-vErrors.push(err177);
-}
-errors++;
-}
-if(data63.prefix === undefined){
-const err178 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "prefix"},message:"must have required property '"+"prefix"+"'"};
-if(vErrors === null){
-vErrors = [err178];
-}
-else {
-vErrors.push(err178);
-}
-errors++;
-}
-for(const key15 in data63){
-if(!(((((key15 === "secretRef") || (key15 === "env")) || (key15 === "file")) || (key15 === "header")) || (key15 === "prefix"))){
-const err179 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+const err179 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2284,12 +2279,17 @@ vErrors.push(err179);
 }
 errors++;
 }
-}
-if(data63.secretRef !== undefined){
-let data64 = data63.secretRef;
+if(data58.auth !== undefined){
+let data64 = data58.auth;
 if(data64 && typeof data64 == "object" && !Array.isArray(data64)){
-if(data64.name === undefined){
-const err180 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(data64.header === undefined){
+data64.header = "Authorization";
+}
+if(data64.prefix === undefined){
+data64.prefix = "Bearer ";
+}
+if(data64.header === undefined){
+const err180 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "header"},message:"must have required property '"+"header"+"'"};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2298,8 +2298,8 @@ vErrors.push(err180);
 }
 errors++;
 }
-if(data64.key === undefined){
-const err181 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+if(data64.prefix === undefined){
+const err181 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "prefix"},message:"must have required property '"+"prefix"+"'"};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2308,9 +2308,9 @@ vErrors.push(err181);
 }
 errors++;
 }
-for(const key16 in data64){
-if(!((key16 === "name") || (key16 === "key"))){
-const err182 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+for(const key15 in data64){
+if(!(((((key15 === "secretRef") || (key15 === "env")) || (key15 === "file")) || (key15 === "header")) || (key15 === "prefix"))){
+const err182 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2320,11 +2320,11 @@ vErrors.push(err182);
 errors++;
 }
 }
-if(data64.name !== undefined){
-let data65 = data64.name;
-if(typeof data65 === "string"){
-if(func3(data65) > 253){
-const err183 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data64.secretRef !== undefined){
+let data65 = data64.secretRef;
+if(data65 && typeof data65 == "object" && !Array.isArray(data65)){
+if(data65.name === undefined){
+const err183 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -2333,8 +2333,8 @@ vErrors.push(err183);
 }
 errors++;
 }
-if(func3(data65) < 1){
-const err184 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data65.key === undefined){
+const err184 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -2343,9 +2343,9 @@ vErrors.push(err184);
 }
 errors++;
 }
-}
-else {
-const err185 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key16 in data65){
+if(!((key16 === "name") || (key16 === "key"))){
+const err185 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -2355,11 +2355,11 @@ vErrors.push(err185);
 errors++;
 }
 }
-if(data64.key !== undefined){
-let data66 = data64.key;
+if(data65.name !== undefined){
+let data66 = data65.name;
 if(typeof data66 === "string"){
 if(func3(data66) > 253){
-const err186 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+const err186 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -2369,7 +2369,7 @@ vErrors.push(err186);
 errors++;
 }
 if(func3(data66) < 1){
-const err187 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err187 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -2380,7 +2380,7 @@ errors++;
 }
 }
 else {
-const err188 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err188 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -2390,9 +2390,11 @@ vErrors.push(err188);
 errors++;
 }
 }
-}
-else {
-const err189 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data65.key !== undefined){
+let data67 = data65.key;
+if(typeof data67 === "string"){
+if(func3(data67) > 253){
+const err189 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -2401,12 +2403,8 @@ vErrors.push(err189);
 }
 errors++;
 }
-}
-if(data63.env !== undefined){
-let data67 = data63.env;
-if(typeof data67 === "string"){
 if(func3(data67) < 1){
-const err190 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err190 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2417,7 +2415,7 @@ errors++;
 }
 }
 else {
-const err191 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err191 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -2427,11 +2425,9 @@ vErrors.push(err191);
 errors++;
 }
 }
-if(data63.file !== undefined){
-let data68 = data63.file;
-if(typeof data68 === "string"){
-if(func3(data68) < 1){
-const err192 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err192 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2441,8 +2437,11 @@ vErrors.push(err192);
 errors++;
 }
 }
-else {
-const err193 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data64.env !== undefined){
+let data68 = data64.env;
+if(typeof data68 === "string"){
+if(func3(data68) < 1){
+const err193 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2452,10 +2451,8 @@ vErrors.push(err193);
 errors++;
 }
 }
-let data69 = data63.header;
-if(typeof data69 === "string"){
-if(func3(data69) > 64){
-const err194 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
+else {
+const err194 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2464,8 +2461,12 @@ vErrors.push(err194);
 }
 errors++;
 }
+}
+if(data64.file !== undefined){
+let data69 = data64.file;
+if(typeof data69 === "string"){
 if(func3(data69) < 1){
-const err195 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err195 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2474,8 +2475,9 @@ vErrors.push(err195);
 }
 errors++;
 }
-if(!pattern20.test(data69)){
-const err196 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
+}
+else {
+const err196 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2485,8 +2487,10 @@ vErrors.push(err196);
 errors++;
 }
 }
-else {
-const err197 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data70 = data64.header;
+if(typeof data70 === "string"){
+if(func3(data70) > 64){
+const err197 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2495,10 +2499,8 @@ vErrors.push(err197);
 }
 errors++;
 }
-let data70 = data63.prefix;
-if(typeof data70 === "string"){
-if(func3(data70) > 64){
-const err198 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
+if(func3(data70) < 1){
+const err198 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2508,7 +2510,7 @@ vErrors.push(err198);
 errors++;
 }
 if(!pattern21.test(data70)){
-const err199 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^[\\t\\x20-\\x7e]*$"},message:"must match pattern \""+"^[\\t\\x20-\\x7e]*$"+"\""};
+const err199 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2519,7 +2521,7 @@ errors++;
 }
 }
 else {
-const err200 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err200 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2528,9 +2530,10 @@ vErrors.push(err200);
 }
 errors++;
 }
-}
-else {
-const err201 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data71 = data64.prefix;
+if(typeof data71 === "string"){
+if(func3(data71) > 64){
+const err201 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2539,12 +2542,8 @@ vErrors.push(err201);
 }
 errors++;
 }
-}
-if(data57.endpoints !== undefined){
-let data71 = data57.endpoints;
-if(Array.isArray(data71)){
-if(data71.length > 64){
-const err202 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+if(!pattern22.test(data71)){
+const err202 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^[\\t\\x20-\\x7e]*$"},message:"must match pattern \""+"^[\\t\\x20-\\x7e]*$"+"\""};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -2553,8 +2552,9 @@ vErrors.push(err202);
 }
 errors++;
 }
-if(data71.length < 1){
-const err203 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+else {
+const err203 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -2563,15 +2563,9 @@ vErrors.push(err203);
 }
 errors++;
 }
-const len7 = data71.length;
-for(let i11=0; i11<len7; i11++){
-let data72 = data71[i11];
-if(data72 && typeof data72 == "object" && !Array.isArray(data72)){
-if(data72.weight === undefined){
-data72.weight = 1;
 }
-if(data72.url === undefined){
-const err204 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
+else {
+const err204 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -2580,8 +2574,12 @@ vErrors.push(err204);
 }
 errors++;
 }
-if(data72.weight === undefined){
-const err205 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "weight"},message:"must have required property '"+"weight"+"'"};
+}
+if(data58.endpoints !== undefined){
+let data72 = data58.endpoints;
+if(Array.isArray(data72)){
+if(data72.length > 64){
+const err205 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -2590,9 +2588,8 @@ vErrors.push(err205);
 }
 errors++;
 }
-for(const key17 in data72){
-if(!((key17 === "url") || (key17 === "weight"))){
-const err206 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+if(data72.length < 1){
+const err206 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -2601,12 +2598,15 @@ vErrors.push(err206);
 }
 errors++;
 }
+const len7 = data72.length;
+for(let i11=0; i11<len7; i11++){
+let data73 = data72[i11];
+if(data73 && typeof data73 == "object" && !Array.isArray(data73)){
+if(data73.weight === undefined){
+data73.weight = 1;
 }
-if(data72.url !== undefined){
-let data73 = data72.url;
-if(typeof data73 === "string"){
-if(func3(data73) > 2048){
-const err207 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if(data73.url === undefined){
+const err207 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -2615,8 +2615,8 @@ vErrors.push(err207);
 }
 errors++;
 }
-if(!pattern18.test(data73)){
-const err208 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
+if(data73.weight === undefined){
+const err208 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "weight"},message:"must have required property '"+"weight"+"'"};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -2625,9 +2625,9 @@ vErrors.push(err208);
 }
 errors++;
 }
-}
-else {
-const err209 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key17 in data73){
+if(!((key17 === "url") || (key17 === "weight"))){
+const err209 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -2637,9 +2637,11 @@ vErrors.push(err209);
 errors++;
 }
 }
-let data74 = data72.weight;
-if(!((typeof data74 == "number") && (!(data74 % 1) && !isNaN(data74)))){
-const err210 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data73.url !== undefined){
+let data74 = data73.url;
+if(typeof data74 === "string"){
+if(func3(data74) > 2048){
+const err210 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -2648,9 +2650,8 @@ vErrors.push(err210);
 }
 errors++;
 }
-if(typeof data74 == "number"){
-if(data74 > 1000 || isNaN(data74)){
-const err211 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+if(!pattern19.test(data74)){
+const err211 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -2659,8 +2660,9 @@ vErrors.push(err211);
 }
 errors++;
 }
-if(data74 < 1 || isNaN(data74)){
-const err212 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err212 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -2670,9 +2672,9 @@ vErrors.push(err212);
 errors++;
 }
 }
-}
-else {
-const err213 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data75 = data73.weight;
+if(!((typeof data75 == "number") && (!(data75 % 1) && !isNaN(data75)))){
+const err213 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -2681,10 +2683,9 @@ vErrors.push(err213);
 }
 errors++;
 }
-}
-}
-else {
-const err214 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data75 == "number"){
+if(data75 > 1000 || isNaN(data75)){
+const err214 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -2693,10 +2694,8 @@ vErrors.push(err214);
 }
 errors++;
 }
-}
-let data75 = data57.loadBalancing;
-if(typeof data75 !== "string"){
-const err215 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data75 < 1 || isNaN(data75)){
+const err215 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -2705,8 +2704,10 @@ vErrors.push(err215);
 }
 errors++;
 }
-if(!(((data75 === "round-robin") || (data75 === "weighted")) || (data75 === "least-outstanding"))){
-const err216 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.loadBalancing.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err216 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err216];
 }
@@ -2715,12 +2716,10 @@ vErrors.push(err216);
 }
 errors++;
 }
-if(data57.timeouts !== undefined){
-let data76 = data57.timeouts;
-if(data76 && typeof data76 == "object" && !Array.isArray(data76)){
-for(const key18 in data76){
-if(!((((((key18 === "total") || (key18 === "attempt")) || (key18 === "firstByte")) || (key18 === "streamIdle")) || (key18 === "fallbackHedge")) || (key18 === "perOutputToken"))){
-const err217 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+}
+}
+else {
+const err217 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err217];
 }
@@ -2730,11 +2729,9 @@ vErrors.push(err217);
 errors++;
 }
 }
-if(data76.total !== undefined){
-let data77 = data76.total;
-if(typeof data77 === "string"){
-if(func3(data77) > 32){
-const err218 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+let data76 = data58.loadBalancing;
+if(typeof data76 !== "string"){
+const err218 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err218];
 }
@@ -2743,8 +2740,8 @@ vErrors.push(err218);
 }
 errors++;
 }
-if(!pattern1.test(data77)){
-const err219 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!(((data76 === "round-robin") || (data76 === "weighted")) || (data76 === "least-outstanding"))){
+const err219 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.loadBalancing.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err219];
 }
@@ -2753,9 +2750,12 @@ vErrors.push(err219);
 }
 errors++;
 }
-}
-else {
-const err220 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data58.timeouts !== undefined){
+let data77 = data58.timeouts;
+if(data77 && typeof data77 == "object" && !Array.isArray(data77)){
+for(const key18 in data77){
+if(!(((((((key18 === "total") || (key18 === "attempt")) || (key18 === "firstByte")) || (key18 === "streamIdle")) || (key18 === "connect")) || (key18 === "fallbackHedge")) || (key18 === "perOutputToken"))){
+const err220 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -2765,11 +2765,11 @@ vErrors.push(err220);
 errors++;
 }
 }
-if(data76.attempt !== undefined){
-let data78 = data76.attempt;
+if(data77.total !== undefined){
+let data78 = data77.total;
 if(typeof data78 === "string"){
 if(func3(data78) > 32){
-const err221 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err221 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err221];
 }
@@ -2779,7 +2779,7 @@ vErrors.push(err221);
 errors++;
 }
 if(!pattern1.test(data78)){
-const err222 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err222 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err222];
 }
@@ -2790,7 +2790,7 @@ errors++;
 }
 }
 else {
-const err223 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err223 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err223];
 }
@@ -2800,11 +2800,11 @@ vErrors.push(err223);
 errors++;
 }
 }
-if(data76.firstByte !== undefined){
-let data79 = data76.firstByte;
+if(data77.attempt !== undefined){
+let data79 = data77.attempt;
 if(typeof data79 === "string"){
 if(func3(data79) > 32){
-const err224 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err224 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -2814,7 +2814,7 @@ vErrors.push(err224);
 errors++;
 }
 if(!pattern1.test(data79)){
-const err225 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err225 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err225];
 }
@@ -2825,7 +2825,7 @@ errors++;
 }
 }
 else {
-const err226 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err226 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err226];
 }
@@ -2835,11 +2835,11 @@ vErrors.push(err226);
 errors++;
 }
 }
-if(data76.streamIdle !== undefined){
-let data80 = data76.streamIdle;
+if(data77.firstByte !== undefined){
+let data80 = data77.firstByte;
 if(typeof data80 === "string"){
 if(func3(data80) > 32){
-const err227 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err227 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err227];
 }
@@ -2849,7 +2849,7 @@ vErrors.push(err227);
 errors++;
 }
 if(!pattern1.test(data80)){
-const err228 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err228 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err228];
 }
@@ -2860,7 +2860,7 @@ errors++;
 }
 }
 else {
-const err229 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err229 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err229];
 }
@@ -2870,11 +2870,11 @@ vErrors.push(err229);
 errors++;
 }
 }
-if(data76.fallbackHedge !== undefined){
-let data81 = data76.fallbackHedge;
+if(data77.streamIdle !== undefined){
+let data81 = data77.streamIdle;
 if(typeof data81 === "string"){
 if(func3(data81) > 32){
-const err230 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err230 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err230];
 }
@@ -2884,7 +2884,7 @@ vErrors.push(err230);
 errors++;
 }
 if(!pattern1.test(data81)){
-const err231 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err231 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err231];
 }
@@ -2895,7 +2895,7 @@ errors++;
 }
 }
 else {
-const err232 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err232 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err232];
 }
@@ -2905,11 +2905,11 @@ vErrors.push(err232);
 errors++;
 }
 }
-if(data76.perOutputToken !== undefined){
-let data82 = data76.perOutputToken;
+if(data77.connect !== undefined){
+let data82 = data77.connect;
 if(typeof data82 === "string"){
 if(func3(data82) > 32){
-const err233 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err233 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/connect",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/connect/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err233];
 }
@@ -2919,7 +2919,7 @@ vErrors.push(err233);
 errors++;
 }
 if(!pattern1.test(data82)){
-const err234 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err234 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/connect",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/connect/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err234];
 }
@@ -2930,7 +2930,7 @@ errors++;
 }
 }
 else {
-const err235 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err235 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/connect",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/connect/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err235];
 }
@@ -2940,9 +2940,11 @@ vErrors.push(err235);
 errors++;
 }
 }
-}
-else {
-const err236 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data77.fallbackHedge !== undefined){
+let data83 = data77.fallbackHedge;
+if(typeof data83 === "string"){
+if(func3(data83) > 32){
+const err236 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err236];
 }
@@ -2951,13 +2953,8 @@ vErrors.push(err236);
 }
 errors++;
 }
-}
-if(data57.retry !== undefined){
-let data83 = data57.retry;
-if(data83 && typeof data83 == "object" && !Array.isArray(data83)){
-for(const key19 in data83){
-if(!((((((((key19 === "attempts") || (key19 === "backoff")) || (key19 === "on")) || (key19 === "statusCodes")) || (key19 === "respectRetryAfter")) || (key19 === "maxRetryAfter")) || (key19 === "budget")) || (key19 === "maxBodyBytes"))){
-const err237 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+if(!pattern1.test(data83)){
+const err237 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err237];
 }
@@ -2967,10 +2964,8 @@ vErrors.push(err237);
 errors++;
 }
 }
-if(data83.attempts !== undefined){
-let data84 = data83.attempts;
-if(!((typeof data84 == "number") && (!(data84 % 1) && !isNaN(data84)))){
-const err238 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err238 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err238];
 }
@@ -2979,9 +2974,12 @@ vErrors.push(err238);
 }
 errors++;
 }
-if(typeof data84 == "number"){
-if(data84 > 10 || isNaN(data84)){
-const err239 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+if(data77.perOutputToken !== undefined){
+let data84 = data77.perOutputToken;
+if(typeof data84 === "string"){
+if(func3(data84) > 32){
+const err239 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err239];
 }
@@ -2990,8 +2988,8 @@ vErrors.push(err239);
 }
 errors++;
 }
-if(data84 < 1 || isNaN(data84)){
-const err240 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(!pattern1.test(data84)){
+const err240 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err240];
 }
@@ -3001,13 +2999,8 @@ vErrors.push(err240);
 errors++;
 }
 }
-}
-if(data83.backoff !== undefined){
-let data85 = data83.backoff;
-if(data85 && typeof data85 == "object" && !Array.isArray(data85)){
-for(const key20 in data85){
-if(!((((key20 === "base") || (key20 === "max")) || (key20 === "multiplier")) || (key20 === "jitter"))){
-const err241 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
+else {
+const err241 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err241];
 }
@@ -3017,11 +3010,9 @@ vErrors.push(err241);
 errors++;
 }
 }
-if(data85.base !== undefined){
-let data86 = data85.base;
-if(typeof data86 === "string"){
-if(func3(data86) > 32){
-const err242 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+else {
+const err242 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err242];
 }
@@ -3030,8 +3021,13 @@ vErrors.push(err242);
 }
 errors++;
 }
-if(!pattern1.test(data86)){
-const err243 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data58.retry !== undefined){
+let data85 = data58.retry;
+if(data85 && typeof data85 == "object" && !Array.isArray(data85)){
+for(const key19 in data85){
+if(!((((((((key19 === "attempts") || (key19 === "backoff")) || (key19 === "on")) || (key19 === "statusCodes")) || (key19 === "respectRetryAfter")) || (key19 === "maxRetryAfter")) || (key19 === "budget")) || (key19 === "maxBodyBytes"))){
+const err243 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err243];
 }
@@ -3041,8 +3037,10 @@ vErrors.push(err243);
 errors++;
 }
 }
-else {
-const err244 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data85.attempts !== undefined){
+let data86 = data85.attempts;
+if(!((typeof data86 == "number") && (!(data86 % 1) && !isNaN(data86)))){
+const err244 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err244];
 }
@@ -3051,12 +3049,9 @@ vErrors.push(err244);
 }
 errors++;
 }
-}
-if(data85.max !== undefined){
-let data87 = data85.max;
-if(typeof data87 === "string"){
-if(func3(data87) > 32){
-const err245 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(typeof data86 == "number"){
+if(data86 > 10 || isNaN(data86)){
+const err245 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err245];
 }
@@ -3065,8 +3060,8 @@ vErrors.push(err245);
 }
 errors++;
 }
-if(!pattern1.test(data87)){
-const err246 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data86 < 1 || isNaN(data86)){
+const err246 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err246];
 }
@@ -3076,8 +3071,13 @@ vErrors.push(err246);
 errors++;
 }
 }
-else {
-const err247 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if(data85.backoff !== undefined){
+let data87 = data85.backoff;
+if(data87 && typeof data87 == "object" && !Array.isArray(data87)){
+for(const key20 in data87){
+if(!((((key20 === "base") || (key20 === "max")) || (key20 === "multiplier")) || (key20 === "jitter"))){
+const err247 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err247];
 }
@@ -3087,11 +3087,11 @@ vErrors.push(err247);
 errors++;
 }
 }
-if(data85.multiplier !== undefined){
-let data88 = data85.multiplier;
-if(typeof data88 == "number"){
-if(data88 > 10 || isNaN(data88)){
-const err248 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+if(data87.base !== undefined){
+let data88 = data87.base;
+if(typeof data88 === "string"){
+if(func3(data88) > 32){
+const err248 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err248];
 }
@@ -3100,8 +3100,8 @@ vErrors.push(err248);
 }
 errors++;
 }
-if(data88 < 1 || isNaN(data88)){
-const err249 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(!pattern1.test(data88)){
+const err249 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err249];
 }
@@ -3112,7 +3112,7 @@ errors++;
 }
 }
 else {
-const err250 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
+const err250 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err250];
 }
@@ -3122,10 +3122,11 @@ vErrors.push(err250);
 errors++;
 }
 }
-if(data85.jitter !== undefined){
-let data89 = data85.jitter;
-if(typeof data89 !== "string"){
-const err251 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data87.max !== undefined){
+let data89 = data87.max;
+if(typeof data89 === "string"){
+if(func3(data89) > 32){
+const err251 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err251];
 }
@@ -3134,8 +3135,8 @@ vErrors.push(err251);
 }
 errors++;
 }
-if(!((((data89 === "full") || (data89 === "equal")) || (data89 === "decorrelated")) || (data89 === "none"))){
-const err252 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
+if(!pattern1.test(data89)){
+const err252 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err252];
 }
@@ -3145,9 +3146,8 @@ vErrors.push(err252);
 errors++;
 }
 }
-}
 else {
-const err253 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err253 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err253];
 }
@@ -3157,14 +3157,11 @@ vErrors.push(err253);
 errors++;
 }
 }
-if(data83.on !== undefined){
-let data90 = data83.on;
-if(Array.isArray(data90)){
-const len8 = data90.length;
-for(let i12=0; i12<len8; i12++){
-let data91 = data90[i12];
-if(typeof data91 !== "string"){
-const err254 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data87.multiplier !== undefined){
+let data90 = data87.multiplier;
+if(typeof data90 == "number"){
+if(data90 > 10 || isNaN(data90)){
+const err254 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err254];
 }
@@ -3173,8 +3170,8 @@ vErrors.push(err254);
 }
 errors++;
 }
-if(!(((((((((((data91 === "rate-limited") || (data91 === "overloaded")) || (data91 === "server-error")) || (data91 === "timeout")) || (data91 === "connect-failure")) || (data91 === "reset")) || (data91 === "context-length")) || (data91 === "content-filter")) || (data91 === "invalid-response")) || (data91 === "diverged")) || (data91 === "client-error"))){
-const err255 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+if(data90 < 1 || isNaN(data90)){
+const err255 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err255];
 }
@@ -3184,23 +3181,96 @@ vErrors.push(err255);
 errors++;
 }
 }
-let i13 = data90.length;
-let j4;
-if(i13 > 1){
-const indices4 = {};
-for(;i13--;){
-let item4 = data90[i13];
-if(typeof item4 !== "string"){
-continue;
-}
-if(typeof indices4[item4] == "number"){
-j4 = indices4[item4];
-const err256 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i13, j: j4},message:"must NOT have duplicate items (items ## "+j4+" and "+i13+" are identical)"};
+else {
+const err256 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err256];
 }
 else {
 vErrors.push(err256);
+}
+errors++;
+}
+}
+if(data87.jitter !== undefined){
+let data91 = data87.jitter;
+if(typeof data91 !== "string"){
+const err257 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err257];
+}
+else {
+vErrors.push(err257);
+}
+errors++;
+}
+if(!((((data91 === "full") || (data91 === "equal")) || (data91 === "decorrelated")) || (data91 === "none"))){
+const err258 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err258];
+}
+else {
+vErrors.push(err258);
+}
+errors++;
+}
+}
+}
+else {
+const err259 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err259];
+}
+else {
+vErrors.push(err259);
+}
+errors++;
+}
+}
+if(data85.on !== undefined){
+let data92 = data85.on;
+if(Array.isArray(data92)){
+const len8 = data92.length;
+for(let i12=0; i12<len8; i12++){
+let data93 = data92[i12];
+if(typeof data93 !== "string"){
+const err260 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err260];
+}
+else {
+vErrors.push(err260);
+}
+errors++;
+}
+if(!(((((((((((data93 === "rate-limited") || (data93 === "overloaded")) || (data93 === "server-error")) || (data93 === "timeout")) || (data93 === "connect-failure")) || (data93 === "reset")) || (data93 === "context-length")) || (data93 === "content-filter")) || (data93 === "invalid-response")) || (data93 === "diverged")) || (data93 === "client-error"))){
+const err261 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err261];
+}
+else {
+vErrors.push(err261);
+}
+errors++;
+}
+}
+let i13 = data92.length;
+let j4;
+if(i13 > 1){
+const indices4 = {};
+for(;i13--;){
+let item4 = data92[i13];
+if(typeof item4 !== "string"){
+continue;
+}
+if(typeof indices4[item4] == "number"){
+j4 = indices4[item4];
+const err262 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i13, j: j4},message:"must NOT have duplicate items (items ## "+j4+" and "+i13+" are identical)"};
+if(vErrors === null){
+vErrors = [err262];
+}
+else {
+vErrors.push(err262);
 }
 errors++;
 break;
@@ -3210,94 +3280,7 @@ indices4[item4] = i13;
 }
 }
 else {
-const err257 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err257];
-}
-else {
-vErrors.push(err257);
-}
-errors++;
-}
-}
-if(data83.statusCodes !== undefined){
-let data92 = data83.statusCodes;
-if(Array.isArray(data92)){
-const len9 = data92.length;
-for(let i14=0; i14<len9; i14++){
-let data93 = data92[i14];
-if(!((typeof data93 == "number") && (!(data93 % 1) && !isNaN(data93)))){
-const err258 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err258];
-}
-else {
-vErrors.push(err258);
-}
-errors++;
-}
-if(typeof data93 == "number"){
-if(data93 > 599 || isNaN(data93)){
-const err259 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
-if(vErrors === null){
-vErrors = [err259];
-}
-else {
-vErrors.push(err259);
-}
-errors++;
-}
-if(data93 < 400 || isNaN(data93)){
-const err260 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
-if(vErrors === null){
-vErrors = [err260];
-}
-else {
-vErrors.push(err260);
-}
-errors++;
-}
-}
-}
-let i15 = data92.length;
-let j5;
-if(i15 > 1){
-const indices5 = {};
-for(;i15--;){
-let item5 = data92[i15];
-if(!((typeof item5 == "number") && (!(item5 % 1) && !isNaN(item5)))){
-continue;
-}
-if(typeof indices5[item5] == "number"){
-j5 = indices5[item5];
-const err261 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i15, j: j5},message:"must NOT have duplicate items (items ## "+j5+" and "+i15+" are identical)"};
-if(vErrors === null){
-vErrors = [err261];
-}
-else {
-vErrors.push(err261);
-}
-errors++;
-break;
-}
-indices5[item5] = i15;
-}
-}
-}
-else {
-const err262 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err262];
-}
-else {
-vErrors.push(err262);
-}
-errors++;
-}
-}
-if(data83.respectRetryAfter !== undefined){
-if(typeof data83.respectRetryAfter !== "boolean"){
-const err263 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/respectRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+const err263 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err263];
 }
@@ -3307,11 +3290,14 @@ vErrors.push(err263);
 errors++;
 }
 }
-if(data83.maxRetryAfter !== undefined){
-let data95 = data83.maxRetryAfter;
-if(typeof data95 === "string"){
-if(func3(data95) > 32){
-const err264 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data85.statusCodes !== undefined){
+let data94 = data85.statusCodes;
+if(Array.isArray(data94)){
+const len9 = data94.length;
+for(let i14=0; i14<len9; i14++){
+let data95 = data94[i14];
+if(!((typeof data95 == "number") && (!(data95 % 1) && !isNaN(data95)))){
+const err264 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err264];
 }
@@ -3320,8 +3306,9 @@ vErrors.push(err264);
 }
 errors++;
 }
-if(!pattern1.test(data95)){
-const err265 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data95 == "number"){
+if(data95 > 599 || isNaN(data95)){
+const err265 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err265];
 }
@@ -3330,9 +3317,8 @@ vErrors.push(err265);
 }
 errors++;
 }
-}
-else {
-const err266 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data95 < 400 || isNaN(data95)){
+const err266 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
 if(vErrors === null){
 vErrors = [err266];
 }
@@ -3342,12 +3328,19 @@ vErrors.push(err266);
 errors++;
 }
 }
-if(data83.budget !== undefined){
-let data96 = data83.budget;
-if(data96 && typeof data96 == "object" && !Array.isArray(data96)){
-for(const key21 in data96){
-if(!(((key21 === "ratio") || (key21 === "minPerSecond")) || (key21 === "window"))){
-const err267 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
+}
+let i15 = data94.length;
+let j5;
+if(i15 > 1){
+const indices5 = {};
+for(;i15--;){
+let item5 = data94[i15];
+if(!((typeof item5 == "number") && (!(item5 % 1) && !isNaN(item5)))){
+continue;
+}
+if(typeof indices5[item5] == "number"){
+j5 = indices5[item5];
+const err267 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i15, j: j5},message:"must NOT have duplicate items (items ## "+j5+" and "+i15+" are identical)"};
 if(vErrors === null){
 vErrors = [err267];
 }
@@ -3355,12 +3348,14 @@ else {
 vErrors.push(err267);
 }
 errors++;
+break;
+}
+indices5[item5] = i15;
 }
 }
-if(data96.ratio !== undefined){
-let data97 = data96.ratio;
-if(!((typeof data97 == "number") && (!(data97 % 1) && !isNaN(data97)))){
-const err268 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err268 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err268];
 }
@@ -3369,9 +3364,10 @@ vErrors.push(err268);
 }
 errors++;
 }
-if(typeof data97 == "number"){
-if(data97 > 100 || isNaN(data97)){
-const err269 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data85.respectRetryAfter !== undefined){
+if(typeof data85.respectRetryAfter !== "boolean"){
+const err269 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/respectRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err269];
 }
@@ -3380,8 +3376,12 @@ vErrors.push(err269);
 }
 errors++;
 }
-if(data97 < 0 || isNaN(data97)){
-const err270 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data85.maxRetryAfter !== undefined){
+let data97 = data85.maxRetryAfter;
+if(typeof data97 === "string"){
+if(func3(data97) > 32){
+const err270 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err270];
 }
@@ -3390,12 +3390,8 @@ vErrors.push(err270);
 }
 errors++;
 }
-}
-}
-if(data96.minPerSecond !== undefined){
-let data98 = data96.minPerSecond;
-if(!((typeof data98 == "number") && (!(data98 % 1) && !isNaN(data98)))){
-const err271 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data97)){
+const err271 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err271];
 }
@@ -3404,9 +3400,9 @@ vErrors.push(err271);
 }
 errors++;
 }
-if(typeof data98 == "number"){
-if(data98 > 10000 || isNaN(data98)){
-const err272 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+else {
+const err272 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err272];
 }
@@ -3415,8 +3411,13 @@ vErrors.push(err272);
 }
 errors++;
 }
-if(data98 < 0 || isNaN(data98)){
-const err273 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data85.budget !== undefined){
+let data98 = data85.budget;
+if(data98 && typeof data98 == "object" && !Array.isArray(data98)){
+for(const key21 in data98){
+if(!(((key21 === "ratio") || (key21 === "minPerSecond")) || (key21 === "window"))){
+const err273 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err273];
 }
@@ -3426,12 +3427,10 @@ vErrors.push(err273);
 errors++;
 }
 }
-}
-if(data96.window !== undefined){
-let data99 = data96.window;
-if(typeof data99 === "string"){
-if(func3(data99) > 32){
-const err274 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data98.ratio !== undefined){
+let data99 = data98.ratio;
+if(!((typeof data99 == "number") && (!(data99 % 1) && !isNaN(data99)))){
+const err274 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err274];
 }
@@ -3440,8 +3439,9 @@ vErrors.push(err274);
 }
 errors++;
 }
-if(!pattern1.test(data99)){
-const err275 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data99 == "number"){
+if(data99 > 100 || isNaN(data99)){
+const err275 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err275];
 }
@@ -3450,9 +3450,8 @@ vErrors.push(err275);
 }
 errors++;
 }
-}
-else {
-const err276 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data99 < 0 || isNaN(data99)){
+const err276 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err276];
 }
@@ -3463,8 +3462,10 @@ errors++;
 }
 }
 }
-else {
-const err277 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data98.minPerSecond !== undefined){
+let data100 = data98.minPerSecond;
+if(!((typeof data100 == "number") && (!(data100 % 1) && !isNaN(data100)))){
+const err277 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err277];
 }
@@ -3473,12 +3474,9 @@ vErrors.push(err277);
 }
 errors++;
 }
-}
-if(data83.maxBodyBytes !== undefined){
-let data100 = data83.maxBodyBytes;
-if(typeof data100 === "string"){
-if(!pattern11.test(data100)){
-const err278 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(typeof data100 == "number"){
+if(data100 > 10000 || isNaN(data100)){
+const err278 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err278];
 }
@@ -3487,9 +3485,8 @@ vErrors.push(err278);
 }
 errors++;
 }
-}
-else {
-const err279 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data100 < 0 || isNaN(data100)){
+const err279 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err279];
 }
@@ -3500,8 +3497,11 @@ errors++;
 }
 }
 }
-else {
-const err280 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data98.window !== undefined){
+let data101 = data98.window;
+if(typeof data101 === "string"){
+if(func3(data101) > 32){
+const err280 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err280];
 }
@@ -3510,13 +3510,8 @@ vErrors.push(err280);
 }
 errors++;
 }
-}
-if(data57.circuitBreaker !== undefined){
-let data101 = data57.circuitBreaker;
-if(data101 && typeof data101 == "object" && !Array.isArray(data101)){
-for(const key22 in data101){
-if(!((((((((key22 === "scope") || (key22 === "consecutiveFailures")) || (key22 === "failureRate")) || (key22 === "slowCall")) || (key22 === "openFor")) || (key22 === "maxOpenFor")) || (key22 === "halfOpen")) || (key22 === "failOn"))){
-const err281 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
+if(!pattern1.test(data101)){
+const err281 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err281];
 }
@@ -3526,10 +3521,8 @@ vErrors.push(err281);
 errors++;
 }
 }
-if(data101.scope !== undefined){
-let data102 = data101.scope;
-if(typeof data102 !== "string"){
-const err282 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err282 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err282];
 }
@@ -3538,8 +3531,10 @@ vErrors.push(err282);
 }
 errors++;
 }
-if(!((data102 === "upstream") || (data102 === "model"))){
-const err283 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err283 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err283];
 }
@@ -3549,10 +3544,11 @@ vErrors.push(err283);
 errors++;
 }
 }
-if(data101.consecutiveFailures !== undefined){
-let data103 = data101.consecutiveFailures;
-if(!((typeof data103 == "number") && (!(data103 % 1) && !isNaN(data103)))){
-const err284 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data85.maxBodyBytes !== undefined){
+let data102 = data85.maxBodyBytes;
+if(typeof data102 === "string"){
+if(!pattern12.test(data102)){
+const err284 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err284];
 }
@@ -3561,9 +3557,9 @@ vErrors.push(err284);
 }
 errors++;
 }
-if(typeof data103 == "number"){
-if(data103 > 1000 || isNaN(data103)){
-const err285 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+else {
+const err285 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err285];
 }
@@ -3572,8 +3568,10 @@ vErrors.push(err285);
 }
 errors++;
 }
-if(data103 < 0 || isNaN(data103)){
-const err286 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+}
+else {
+const err286 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err286];
 }
@@ -3583,13 +3581,12 @@ vErrors.push(err286);
 errors++;
 }
 }
-}
-if(data101.failureRate !== undefined){
-let data104 = data101.failureRate;
-if(data104 && typeof data104 == "object" && !Array.isArray(data104)){
-for(const key23 in data104){
-if(!(((key23 === "threshold") || (key23 === "minRequests")) || (key23 === "window"))){
-const err287 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
+if(data58.circuitBreaker !== undefined){
+let data103 = data58.circuitBreaker;
+if(data103 && typeof data103 == "object" && !Array.isArray(data103)){
+for(const key22 in data103){
+if(!((((((((key22 === "scope") || (key22 === "consecutiveFailures")) || (key22 === "failureRate")) || (key22 === "slowCall")) || (key22 === "openFor")) || (key22 === "maxOpenFor")) || (key22 === "halfOpen")) || (key22 === "failOn"))){
+const err287 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err287];
 }
@@ -3599,10 +3596,10 @@ vErrors.push(err287);
 errors++;
 }
 }
-if(data104.threshold !== undefined){
-let data105 = data104.threshold;
-if(!((typeof data105 == "number") && (!(data105 % 1) && !isNaN(data105)))){
-const err288 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data103.scope !== undefined){
+let data104 = data103.scope;
+if(typeof data104 !== "string"){
+const err288 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err288];
 }
@@ -3611,9 +3608,8 @@ vErrors.push(err288);
 }
 errors++;
 }
-if(typeof data105 == "number"){
-if(data105 > 100 || isNaN(data105)){
-const err289 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(!((data104 === "upstream") || (data104 === "model"))){
+const err289 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err289];
 }
@@ -3622,8 +3618,11 @@ vErrors.push(err289);
 }
 errors++;
 }
-if(data105 < 0 || isNaN(data105)){
-const err290 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data103.consecutiveFailures !== undefined){
+let data105 = data103.consecutiveFailures;
+if(!((typeof data105 == "number") && (!(data105 % 1) && !isNaN(data105)))){
+const err290 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err290];
 }
@@ -3632,12 +3631,9 @@ vErrors.push(err290);
 }
 errors++;
 }
-}
-}
-if(data104.minRequests !== undefined){
-let data106 = data104.minRequests;
-if(!((typeof data106 == "number") && (!(data106 % 1) && !isNaN(data106)))){
-const err291 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data105 == "number"){
+if(data105 > 1000 || isNaN(data105)){
+const err291 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err291];
 }
@@ -3646,9 +3642,8 @@ vErrors.push(err291);
 }
 errors++;
 }
-if(typeof data106 == "number"){
-if(data106 > 100000 || isNaN(data106)){
-const err292 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(data105 < 0 || isNaN(data105)){
+const err292 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err292];
 }
@@ -3657,8 +3652,14 @@ vErrors.push(err292);
 }
 errors++;
 }
-if(data106 < 1 || isNaN(data106)){
-const err293 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+}
+if(data103.failureRate !== undefined){
+let data106 = data103.failureRate;
+if(data106 && typeof data106 == "object" && !Array.isArray(data106)){
+for(const key23 in data106){
+if(!(((key23 === "threshold") || (key23 === "minRequests")) || (key23 === "window"))){
+const err293 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err293];
 }
@@ -3668,12 +3669,10 @@ vErrors.push(err293);
 errors++;
 }
 }
-}
-if(data104.window !== undefined){
-let data107 = data104.window;
-if(typeof data107 === "string"){
-if(func3(data107) > 32){
-const err294 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data106.threshold !== undefined){
+let data107 = data106.threshold;
+if(!((typeof data107 == "number") && (!(data107 % 1) && !isNaN(data107)))){
+const err294 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err294];
 }
@@ -3682,8 +3681,9 @@ vErrors.push(err294);
 }
 errors++;
 }
-if(!pattern1.test(data107)){
-const err295 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data107 == "number"){
+if(data107 > 100 || isNaN(data107)){
+const err295 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err295];
 }
@@ -3692,9 +3692,8 @@ vErrors.push(err295);
 }
 errors++;
 }
-}
-else {
-const err296 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data107 < 0 || isNaN(data107)){
+const err296 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err296];
 }
@@ -3705,8 +3704,10 @@ errors++;
 }
 }
 }
-else {
-const err297 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data106.minRequests !== undefined){
+let data108 = data106.minRequests;
+if(!((typeof data108 == "number") && (!(data108 % 1) && !isNaN(data108)))){
+const err297 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err297];
 }
@@ -3715,13 +3716,9 @@ vErrors.push(err297);
 }
 errors++;
 }
-}
-if(data101.slowCall !== undefined){
-let data108 = data101.slowCall;
-if(data108 && typeof data108 == "object" && !Array.isArray(data108)){
-for(const key24 in data108){
-if(!((key24 === "threshold") || (key24 === "duration"))){
-const err298 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
+if(typeof data108 == "number"){
+if(data108 > 100000 || isNaN(data108)){
+const err298 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err298];
 }
@@ -3730,11 +3727,8 @@ vErrors.push(err298);
 }
 errors++;
 }
-}
-if(data108.threshold !== undefined){
-let data109 = data108.threshold;
-if(!((typeof data109 == "number") && (!(data109 % 1) && !isNaN(data109)))){
-const err299 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data108 < 1 || isNaN(data108)){
+const err299 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err299];
 }
@@ -3743,9 +3737,13 @@ vErrors.push(err299);
 }
 errors++;
 }
-if(typeof data109 == "number"){
-if(data109 > 100 || isNaN(data109)){
-const err300 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+}
+if(data106.window !== undefined){
+let data109 = data106.window;
+if(typeof data109 === "string"){
+if(func3(data109) > 32){
+const err300 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err300];
 }
@@ -3754,8 +3752,8 @@ vErrors.push(err300);
 }
 errors++;
 }
-if(data109 < 0 || isNaN(data109)){
-const err301 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(!pattern1.test(data109)){
+const err301 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err301];
 }
@@ -3765,12 +3763,8 @@ vErrors.push(err301);
 errors++;
 }
 }
-}
-if(data108.duration !== undefined){
-let data110 = data108.duration;
-if(typeof data110 === "string"){
-if(func3(data110) > 32){
-const err302 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err302 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err302];
 }
@@ -3779,8 +3773,10 @@ vErrors.push(err302);
 }
 errors++;
 }
-if(!pattern1.test(data110)){
-const err303 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+}
+else {
+const err303 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err303];
 }
@@ -3790,8 +3786,12 @@ vErrors.push(err303);
 errors++;
 }
 }
-else {
-const err304 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data103.slowCall !== undefined){
+let data110 = data103.slowCall;
+if(data110 && typeof data110 == "object" && !Array.isArray(data110)){
+for(const key24 in data110){
+if(!((key24 === "threshold") || (key24 === "duration"))){
+const err304 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err304];
 }
@@ -3801,9 +3801,10 @@ vErrors.push(err304);
 errors++;
 }
 }
-}
-else {
-const err305 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data110.threshold !== undefined){
+let data111 = data110.threshold;
+if(!((typeof data111 == "number") && (!(data111 % 1) && !isNaN(data111)))){
+const err305 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err305];
 }
@@ -3812,12 +3813,9 @@ vErrors.push(err305);
 }
 errors++;
 }
-}
-if(data101.openFor !== undefined){
-let data111 = data101.openFor;
-if(typeof data111 === "string"){
-if(func3(data111) > 32){
-const err306 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(typeof data111 == "number"){
+if(data111 > 100 || isNaN(data111)){
+const err306 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err306];
 }
@@ -3826,8 +3824,8 @@ vErrors.push(err306);
 }
 errors++;
 }
-if(!pattern1.test(data111)){
-const err307 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data111 < 0 || isNaN(data111)){
+const err307 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err307];
 }
@@ -3837,8 +3835,12 @@ vErrors.push(err307);
 errors++;
 }
 }
-else {
-const err308 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if(data110.duration !== undefined){
+let data112 = data110.duration;
+if(typeof data112 === "string"){
+if(func3(data112) > 32){
+const err308 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err308];
 }
@@ -3847,12 +3849,8 @@ vErrors.push(err308);
 }
 errors++;
 }
-}
-if(data101.maxOpenFor !== undefined){
-let data112 = data101.maxOpenFor;
-if(typeof data112 === "string"){
-if(func3(data112) > 32){
-const err309 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern1.test(data112)){
+const err309 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err309];
 }
@@ -3861,8 +3859,9 @@ vErrors.push(err309);
 }
 errors++;
 }
-if(!pattern1.test(data112)){
-const err310 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err310 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err310];
 }
@@ -3872,8 +3871,9 @@ vErrors.push(err310);
 errors++;
 }
 }
+}
 else {
-const err311 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err311 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err311];
 }
@@ -3883,12 +3883,11 @@ vErrors.push(err311);
 errors++;
 }
 }
-if(data101.halfOpen !== undefined){
-let data113 = data101.halfOpen;
-if(data113 && typeof data113 == "object" && !Array.isArray(data113)){
-for(const key25 in data113){
-if(!((key25 === "maxProbes") || (key25 === "successesToClose"))){
-const err312 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
+if(data103.openFor !== undefined){
+let data113 = data103.openFor;
+if(typeof data113 === "string"){
+if(func3(data113) > 32){
+const err312 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err312];
 }
@@ -3897,11 +3896,8 @@ vErrors.push(err312);
 }
 errors++;
 }
-}
-if(data113.maxProbes !== undefined){
-let data114 = data113.maxProbes;
-if(!((typeof data114 == "number") && (!(data114 % 1) && !isNaN(data114)))){
-const err313 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data113)){
+const err313 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err313];
 }
@@ -3910,9 +3906,9 @@ vErrors.push(err313);
 }
 errors++;
 }
-if(typeof data114 == "number"){
-if(data114 > 100 || isNaN(data114)){
-const err314 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err314 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err314];
 }
@@ -3921,8 +3917,12 @@ vErrors.push(err314);
 }
 errors++;
 }
-if(data114 < 1 || isNaN(data114)){
-const err315 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data103.maxOpenFor !== undefined){
+let data114 = data103.maxOpenFor;
+if(typeof data114 === "string"){
+if(func3(data114) > 32){
+const err315 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err315];
 }
@@ -3931,12 +3931,8 @@ vErrors.push(err315);
 }
 errors++;
 }
-}
-}
-if(data113.successesToClose !== undefined){
-let data115 = data113.successesToClose;
-if(!((typeof data115 == "number") && (!(data115 % 1) && !isNaN(data115)))){
-const err316 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data114)){
+const err316 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err316];
 }
@@ -3945,9 +3941,9 @@ vErrors.push(err316);
 }
 errors++;
 }
-if(typeof data115 == "number"){
-if(data115 > 100 || isNaN(data115)){
-const err317 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err317 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err317];
 }
@@ -3956,8 +3952,13 @@ vErrors.push(err317);
 }
 errors++;
 }
-if(data115 < 1 || isNaN(data115)){
-const err318 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data103.halfOpen !== undefined){
+let data115 = data103.halfOpen;
+if(data115 && typeof data115 == "object" && !Array.isArray(data115)){
+for(const key25 in data115){
+if(!((key25 === "maxProbes") || (key25 === "successesToClose"))){
+const err318 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err318];
 }
@@ -3967,10 +3968,10 @@ vErrors.push(err318);
 errors++;
 }
 }
-}
-}
-else {
-const err319 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data115.maxProbes !== undefined){
+let data116 = data115.maxProbes;
+if(!((typeof data116 == "number") && (!(data116 % 1) && !isNaN(data116)))){
+const err319 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err319];
 }
@@ -3979,15 +3980,9 @@ vErrors.push(err319);
 }
 errors++;
 }
-}
-if(data101.failOn !== undefined){
-let data116 = data101.failOn;
-if(Array.isArray(data116)){
-const len10 = data116.length;
-for(let i16=0; i16<len10; i16++){
-let data117 = data116[i16];
-if(typeof data117 !== "string"){
-const err320 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data116 == "number"){
+if(data116 > 100 || isNaN(data116)){
+const err320 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err320];
 }
@@ -3996,8 +3991,8 @@ vErrors.push(err320);
 }
 errors++;
 }
-if(!(((((((((((data117 === "rate-limited") || (data117 === "overloaded")) || (data117 === "server-error")) || (data117 === "timeout")) || (data117 === "connect-failure")) || (data117 === "reset")) || (data117 === "context-length")) || (data117 === "content-filter")) || (data117 === "invalid-response")) || (data117 === "diverged")) || (data117 === "client-error"))){
-const err321 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+if(data116 < 1 || isNaN(data116)){
+const err321 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err321];
 }
@@ -4007,18 +4002,11 @@ vErrors.push(err321);
 errors++;
 }
 }
-let i17 = data116.length;
-let j6;
-if(i17 > 1){
-const indices6 = {};
-for(;i17--;){
-let item6 = data116[i17];
-if(typeof item6 !== "string"){
-continue;
 }
-if(typeof indices6[item6] == "number"){
-j6 = indices6[item6];
-const err322 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i17, j: j6},message:"must NOT have duplicate items (items ## "+j6+" and "+i17+" are identical)"};
+if(data115.successesToClose !== undefined){
+let data117 = data115.successesToClose;
+if(!((typeof data117 == "number") && (!(data117 % 1) && !isNaN(data117)))){
+const err322 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err322];
 }
@@ -4026,14 +4014,10 @@ else {
 vErrors.push(err322);
 }
 errors++;
-break;
 }
-indices6[item6] = i17;
-}
-}
-}
-else {
-const err323 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data117 == "number"){
+if(data117 > 100 || isNaN(data117)){
+const err323 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err323];
 }
@@ -4042,10 +4026,8 @@ vErrors.push(err323);
 }
 errors++;
 }
-}
-}
-else {
-const err324 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data117 < 1 || isNaN(data117)){
+const err324 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err324];
 }
@@ -4055,12 +4037,10 @@ vErrors.push(err324);
 errors++;
 }
 }
-if(data57.bulkhead !== undefined){
-let data118 = data57.bulkhead;
-if(data118 && typeof data118 == "object" && !Array.isArray(data118)){
-for(const key26 in data118){
-if(!(((key26 === "maxConcurrent") || (key26 === "maxQueue")) || (key26 === "queueTimeout"))){
-const err325 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
+}
+}
+else {
+const err325 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err325];
 }
@@ -4070,10 +4050,14 @@ vErrors.push(err325);
 errors++;
 }
 }
-if(data118.maxConcurrent !== undefined){
-let data119 = data118.maxConcurrent;
-if(!((typeof data119 == "number") && (!(data119 % 1) && !isNaN(data119)))){
-const err326 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data103.failOn !== undefined){
+let data118 = data103.failOn;
+if(Array.isArray(data118)){
+const len10 = data118.length;
+for(let i16=0; i16<len10; i16++){
+let data119 = data118[i16];
+if(typeof data119 !== "string"){
+const err326 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err326];
 }
@@ -4082,9 +4066,8 @@ vErrors.push(err326);
 }
 errors++;
 }
-if(typeof data119 == "number"){
-if(data119 > 10000 || isNaN(data119)){
-const err327 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+if(!(((((((((((data119 === "rate-limited") || (data119 === "overloaded")) || (data119 === "server-error")) || (data119 === "timeout")) || (data119 === "connect-failure")) || (data119 === "reset")) || (data119 === "context-length")) || (data119 === "content-filter")) || (data119 === "invalid-response")) || (data119 === "diverged")) || (data119 === "client-error"))){
+const err327 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err327];
 }
@@ -4093,8 +4076,19 @@ vErrors.push(err327);
 }
 errors++;
 }
-if(data119 < 1 || isNaN(data119)){
-const err328 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let i17 = data118.length;
+let j6;
+if(i17 > 1){
+const indices6 = {};
+for(;i17--;){
+let item6 = data118[i17];
+if(typeof item6 !== "string"){
+continue;
+}
+if(typeof indices6[item6] == "number"){
+j6 = indices6[item6];
+const err328 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i17, j: j6},message:"must NOT have duplicate items (items ## "+j6+" and "+i17+" are identical)"};
 if(vErrors === null){
 vErrors = [err328];
 }
@@ -4102,13 +4096,14 @@ else {
 vErrors.push(err328);
 }
 errors++;
+break;
+}
+indices6[item6] = i17;
 }
 }
 }
-if(data118.maxQueue !== undefined){
-let data120 = data118.maxQueue;
-if(!((typeof data120 == "number") && (!(data120 % 1) && !isNaN(data120)))){
-const err329 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err329 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err329];
 }
@@ -4117,9 +4112,10 @@ vErrors.push(err329);
 }
 errors++;
 }
-if(typeof data120 == "number"){
-if(data120 > 100000 || isNaN(data120)){
-const err330 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+}
+else {
+const err330 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err330];
 }
@@ -4128,8 +4124,13 @@ vErrors.push(err330);
 }
 errors++;
 }
-if(data120 < 0 || isNaN(data120)){
-const err331 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data58.bulkhead !== undefined){
+let data120 = data58.bulkhead;
+if(data120 && typeof data120 == "object" && !Array.isArray(data120)){
+for(const key26 in data120){
+if(!(((key26 === "maxConcurrent") || (key26 === "maxQueue")) || (key26 === "queueTimeout"))){
+const err331 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err331];
 }
@@ -4139,12 +4140,10 @@ vErrors.push(err331);
 errors++;
 }
 }
-}
-if(data118.queueTimeout !== undefined){
-let data121 = data118.queueTimeout;
-if(typeof data121 === "string"){
-if(func3(data121) > 32){
-const err332 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data120.maxConcurrent !== undefined){
+let data121 = data120.maxConcurrent;
+if(!((typeof data121 == "number") && (!(data121 % 1) && !isNaN(data121)))){
+const err332 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err332];
 }
@@ -4153,8 +4152,9 @@ vErrors.push(err332);
 }
 errors++;
 }
-if(!pattern1.test(data121)){
-const err333 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data121 == "number"){
+if(data121 > 10000 || isNaN(data121)){
+const err333 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err333];
 }
@@ -4163,9 +4163,8 @@ vErrors.push(err333);
 }
 errors++;
 }
-}
-else {
-const err334 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data121 < 1 || isNaN(data121)){
+const err334 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err334];
 }
@@ -4176,8 +4175,10 @@ errors++;
 }
 }
 }
-else {
-const err335 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data120.maxQueue !== undefined){
+let data122 = data120.maxQueue;
+if(!((typeof data122 == "number") && (!(data122 % 1) && !isNaN(data122)))){
+const err335 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err335];
 }
@@ -4186,17 +4187,9 @@ vErrors.push(err335);
 }
 errors++;
 }
-}
-let data122 = data57.rateLimit;
-if(data122 && typeof data122 == "object" && !Array.isArray(data122)){
-if(data122.requestsPerMinute === undefined){
-data122.requestsPerMinute = 0;
-}
-if(data122.tokensPerMinute === undefined){
-data122.tokensPerMinute = 0;
-}
-if(data122.requestsPerMinute === undefined){
-const err336 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "requestsPerMinute"},message:"must have required property '"+"requestsPerMinute"+"'"};
+if(typeof data122 == "number"){
+if(data122 > 100000 || isNaN(data122)){
+const err336 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err336];
 }
@@ -4205,8 +4198,8 @@ vErrors.push(err336);
 }
 errors++;
 }
-if(data122.tokensPerMinute === undefined){
-const err337 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "tokensPerMinute"},message:"must have required property '"+"tokensPerMinute"+"'"};
+if(data122 < 0 || isNaN(data122)){
+const err337 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err337];
 }
@@ -4215,9 +4208,13 @@ vErrors.push(err337);
 }
 errors++;
 }
-for(const key27 in data122){
-if(!((key27 === "requestsPerMinute") || (key27 === "tokensPerMinute"))){
-const err338 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
+}
+}
+if(data120.queueTimeout !== undefined){
+let data123 = data120.queueTimeout;
+if(typeof data123 === "string"){
+if(func3(data123) > 32){
+const err338 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err338];
 }
@@ -4226,10 +4223,8 @@ vErrors.push(err338);
 }
 errors++;
 }
-}
-let data123 = data122.requestsPerMinute;
-if(!((typeof data123 == "number") && (!(data123 % 1) && !isNaN(data123)))){
-const err339 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data123)){
+const err339 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err339];
 }
@@ -4238,9 +4233,9 @@ vErrors.push(err339);
 }
 errors++;
 }
-if(typeof data123 == "number"){
-if(data123 < 0 || isNaN(data123)){
-const err340 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err340 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err340];
 }
@@ -4250,9 +4245,9 @@ vErrors.push(err340);
 errors++;
 }
 }
-let data124 = data122.tokensPerMinute;
-if(!((typeof data124 == "number") && (!(data124 % 1) && !isNaN(data124)))){
-const err341 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err341 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err341];
 }
@@ -4261,9 +4256,17 @@ vErrors.push(err341);
 }
 errors++;
 }
-if(typeof data124 == "number"){
-if(data124 < 0 || isNaN(data124)){
-const err342 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data124 = data58.rateLimit;
+if(data124 && typeof data124 == "object" && !Array.isArray(data124)){
+if(data124.requestsPerMinute === undefined){
+data124.requestsPerMinute = 0;
+}
+if(data124.tokensPerMinute === undefined){
+data124.tokensPerMinute = 0;
+}
+if(data124.requestsPerMinute === undefined){
+const err342 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "requestsPerMinute"},message:"must have required property '"+"requestsPerMinute"+"'"};
 if(vErrors === null){
 vErrors = [err342];
 }
@@ -4272,10 +4275,8 @@ vErrors.push(err342);
 }
 errors++;
 }
-}
-}
-else {
-const err343 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data124.tokensPerMinute === undefined){
+const err343 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "tokensPerMinute"},message:"must have required property '"+"tokensPerMinute"+"'"};
 if(vErrors === null){
 vErrors = [err343];
 }
@@ -4284,16 +4285,9 @@ vErrors.push(err343);
 }
 errors++;
 }
-let data125 = data57.limits;
-if(data125 && typeof data125 == "object" && !Array.isArray(data125)){
-if(data125.maxAnswerBytes === undefined){
-data125.maxAnswerBytes = "64Mi";
-}
-if(data125.maxStreamHeadBytes === undefined){
-data125.maxStreamHeadBytes = "1Mi";
-}
-if(data125.maxAnswerBytes === undefined){
-const err344 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxAnswerBytes"},message:"must have required property '"+"maxAnswerBytes"+"'"};
+for(const key27 in data124){
+if(!((key27 === "requestsPerMinute") || (key27 === "tokensPerMinute"))){
+const err344 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err344];
 }
@@ -4302,8 +4296,10 @@ vErrors.push(err344);
 }
 errors++;
 }
-if(data125.maxStreamHeadBytes === undefined){
-const err345 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxStreamHeadBytes"},message:"must have required property '"+"maxStreamHeadBytes"+"'"};
+}
+let data125 = data124.requestsPerMinute;
+if(!((typeof data125 == "number") && (!(data125 % 1) && !isNaN(data125)))){
+const err345 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err345];
 }
@@ -4312,9 +4308,9 @@ vErrors.push(err345);
 }
 errors++;
 }
-for(const key28 in data125){
-if(!((key28 === "maxAnswerBytes") || (key28 === "maxStreamHeadBytes"))){
-const err346 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
+if(typeof data125 == "number"){
+if(data125 < 0 || isNaN(data125)){
+const err346 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err346];
 }
@@ -4324,10 +4320,9 @@ vErrors.push(err346);
 errors++;
 }
 }
-let data126 = data125.maxAnswerBytes;
-if(typeof data126 === "string"){
-if(!pattern11.test(data126)){
-const err347 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+let data126 = data124.tokensPerMinute;
+if(!((typeof data126 == "number") && (!(data126 % 1) && !isNaN(data126)))){
+const err347 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err347];
 }
@@ -4336,9 +4331,9 @@ vErrors.push(err347);
 }
 errors++;
 }
-}
-else {
-const err348 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data126 == "number"){
+if(data126 < 0 || isNaN(data126)){
+const err348 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err348];
 }
@@ -4347,10 +4342,10 @@ vErrors.push(err348);
 }
 errors++;
 }
-let data127 = data125.maxStreamHeadBytes;
-if(typeof data127 === "string"){
-if(func3(data127) > 16){
-const err349 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+}
+}
+else {
+const err349 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err349];
 }
@@ -4359,8 +4354,16 @@ vErrors.push(err349);
 }
 errors++;
 }
-if(!pattern11.test(data127)){
-const err350 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+let data127 = data58.limits;
+if(data127 && typeof data127 == "object" && !Array.isArray(data127)){
+if(data127.maxAnswerBytes === undefined){
+data127.maxAnswerBytes = "64Mi";
+}
+if(data127.maxStreamHeadBytes === undefined){
+data127.maxStreamHeadBytes = "1Mi";
+}
+if(data127.maxAnswerBytes === undefined){
+const err350 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxAnswerBytes"},message:"must have required property '"+"maxAnswerBytes"+"'"};
 if(vErrors === null){
 vErrors = [err350];
 }
@@ -4369,9 +4372,8 @@ vErrors.push(err350);
 }
 errors++;
 }
-}
-else {
-const err351 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data127.maxStreamHeadBytes === undefined){
+const err351 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxStreamHeadBytes"},message:"must have required property '"+"maxStreamHeadBytes"+"'"};
 if(vErrors === null){
 vErrors = [err351];
 }
@@ -4380,9 +4382,9 @@ vErrors.push(err351);
 }
 errors++;
 }
-}
-else {
-const err352 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key28 in data127){
+if(!((key28 === "maxAnswerBytes") || (key28 === "maxStreamHeadBytes"))){
+const err352 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err352];
 }
@@ -4391,16 +4393,11 @@ vErrors.push(err352);
 }
 errors++;
 }
-let data128 = data57.streamRecovery;
-if(data128 && typeof data128 == "object" && !Array.isArray(data128)){
-if(data128.maxRecoveries === undefined){
-data128.maxRecoveries = 1;
 }
-if(data128.continuation === undefined){
-data128.continuation = "auto";
-}
-if(data128.maxRecoveries === undefined){
-const err353 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "maxRecoveries"},message:"must have required property '"+"maxRecoveries"+"'"};
+let data128 = data127.maxAnswerBytes;
+if(typeof data128 === "string"){
+if(!pattern12.test(data128)){
+const err353 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err353];
 }
@@ -4409,8 +4406,9 @@ vErrors.push(err353);
 }
 errors++;
 }
-if(data128.continuation === undefined){
-const err354 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "continuation"},message:"must have required property '"+"continuation"+"'"};
+}
+else {
+const err354 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err354];
 }
@@ -4419,9 +4417,10 @@ vErrors.push(err354);
 }
 errors++;
 }
-for(const key29 in data128){
-if(!((key29 === "maxRecoveries") || (key29 === "continuation"))){
-const err355 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties"};
+let data129 = data127.maxStreamHeadBytes;
+if(typeof data129 === "string"){
+if(func3(data129) > 16){
+const err355 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err355];
 }
@@ -4430,10 +4429,8 @@ vErrors.push(err355);
 }
 errors++;
 }
-}
-let data129 = data128.maxRecoveries;
-if(!((typeof data129 == "number") && (!(data129 % 1) && !isNaN(data129)))){
-const err356 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern12.test(data129)){
+const err356 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err356];
 }
@@ -4442,9 +4439,9 @@ vErrors.push(err356);
 }
 errors++;
 }
-if(typeof data129 == "number"){
-if(data129 > 3 || isNaN(data129)){
-const err357 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3},message:"must be <= 3"};
+}
+else {
+const err357 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err357];
 }
@@ -4453,8 +4450,9 @@ vErrors.push(err357);
 }
 errors++;
 }
-if(data129 < 0 || isNaN(data129)){
-const err358 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err358 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err358];
 }
@@ -4463,10 +4461,16 @@ vErrors.push(err358);
 }
 errors++;
 }
+let data130 = data58.streamRecovery;
+if(data130 && typeof data130 == "object" && !Array.isArray(data130)){
+if(data130.maxRecoveries === undefined){
+data130.maxRecoveries = 1;
 }
-let data130 = data128.continuation;
-if(typeof data130 !== "string"){
-const err359 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data130.continuation === undefined){
+data130.continuation = "auto";
+}
+if(data130.maxRecoveries === undefined){
+const err359 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "maxRecoveries"},message:"must have required property '"+"maxRecoveries"+"'"};
 if(vErrors === null){
 vErrors = [err359];
 }
@@ -4475,8 +4479,8 @@ vErrors.push(err359);
 }
 errors++;
 }
-if(!((((data130 === "auto") || (data130 === "prefill")) || (data130 === "continue-final-message")) || (data130 === "off"))){
-const err360 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.streamRecovery.properties.continuation.enum},message:"must be equal to one of the allowed values"};
+if(data130.continuation === undefined){
+const err360 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "continuation"},message:"must have required property '"+"continuation"+"'"};
 if(vErrors === null){
 vErrors = [err360];
 }
@@ -4485,9 +4489,9 @@ vErrors.push(err360);
 }
 errors++;
 }
-}
-else {
-const err361 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key29 in data130){
+if(!((key29 === "maxRecoveries") || (key29 === "continuation"))){
+const err361 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err361];
 }
@@ -4496,16 +4500,10 @@ vErrors.push(err361);
 }
 errors++;
 }
-let data131 = data57.throughputFloor;
-if(data131 && typeof data131 == "object" && !Array.isArray(data131)){
-if(data131.bytesPerSecond === undefined){
-data131.bytesPerSecond = 0;
 }
-if(data131.window === undefined){
-data131.window = "10s";
-}
-if(data131.bytesPerSecond === undefined){
-const err362 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "bytesPerSecond"},message:"must have required property '"+"bytesPerSecond"+"'"};
+let data131 = data130.maxRecoveries;
+if(!((typeof data131 == "number") && (!(data131 % 1) && !isNaN(data131)))){
+const err362 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err362];
 }
@@ -4514,8 +4512,9 @@ vErrors.push(err362);
 }
 errors++;
 }
-if(data131.window === undefined){
-const err363 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+if(typeof data131 == "number"){
+if(data131 > 3 || isNaN(data131)){
+const err363 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3},message:"must be <= 3"};
 if(vErrors === null){
 vErrors = [err363];
 }
@@ -4524,9 +4523,8 @@ vErrors.push(err363);
 }
 errors++;
 }
-for(const key30 in data131){
-if(!((key30 === "bytesPerSecond") || (key30 === "window"))){
-const err364 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key30},message:"must NOT have additional properties"};
+if(data131 < 0 || isNaN(data131)){
+const err364 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err364];
 }
@@ -4536,9 +4534,9 @@ vErrors.push(err364);
 errors++;
 }
 }
-let data132 = data131.bytesPerSecond;
-if(!((typeof data132 == "number") && (!(data132 % 1) && !isNaN(data132)))){
-const err365 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data132 = data130.continuation;
+if(typeof data132 !== "string"){
+const err365 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err365];
 }
@@ -4547,9 +4545,8 @@ vErrors.push(err365);
 }
 errors++;
 }
-if(typeof data132 == "number"){
-if(data132 > 1000000000 || isNaN(data132)){
-const err366 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000},message:"must be <= 1000000000"};
+if(!((((data132 === "auto") || (data132 === "prefill")) || (data132 === "continue-final-message")) || (data132 === "off"))){
+const err366 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.streamRecovery.properties.continuation.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err366];
 }
@@ -4558,8 +4555,9 @@ vErrors.push(err366);
 }
 errors++;
 }
-if(data132 < 0 || isNaN(data132)){
-const err367 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err367 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err367];
 }
@@ -4568,11 +4566,16 @@ vErrors.push(err367);
 }
 errors++;
 }
+let data133 = data58.throughputFloor;
+if(data133 && typeof data133 == "object" && !Array.isArray(data133)){
+if(data133.bytesPerSecond === undefined){
+data133.bytesPerSecond = 0;
 }
-let data133 = data131.window;
-if(typeof data133 === "string"){
-if(func3(data133) > 32){
-const err368 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data133.window === undefined){
+data133.window = "10s";
+}
+if(data133.bytesPerSecond === undefined){
+const err368 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "bytesPerSecond"},message:"must have required property '"+"bytesPerSecond"+"'"};
 if(vErrors === null){
 vErrors = [err368];
 }
@@ -4581,8 +4584,8 @@ vErrors.push(err368);
 }
 errors++;
 }
-if(!pattern1.test(data133)){
-const err369 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data133.window === undefined){
+const err369 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err369];
 }
@@ -4591,9 +4594,9 @@ vErrors.push(err369);
 }
 errors++;
 }
-}
-else {
-const err370 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key30 in data133){
+if(!((key30 === "bytesPerSecond") || (key30 === "window"))){
+const err370 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key30},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err370];
 }
@@ -4603,8 +4606,9 @@ vErrors.push(err370);
 errors++;
 }
 }
-else {
-const err371 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data134 = data133.bytesPerSecond;
+if(!((typeof data134 == "number") && (!(data134 % 1) && !isNaN(data134)))){
+const err371 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err371];
 }
@@ -4613,25 +4617,9 @@ vErrors.push(err371);
 }
 errors++;
 }
-let data134 = data57.healthCheck;
-if(data134 && typeof data134 == "object" && !Array.isArray(data134)){
-if(data134.path === undefined){
-data134.path = "";
-}
-if(data134.interval === undefined){
-data134.interval = "5s";
-}
-if(data134.timeout === undefined){
-data134.timeout = "2s";
-}
-if(data134.healthyThreshold === undefined){
-data134.healthyThreshold = 1;
-}
-if(data134.unhealthyThreshold === undefined){
-data134.unhealthyThreshold = 2;
-}
-if(data134.path === undefined){
-const err372 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'"};
+if(typeof data134 == "number"){
+if(data134 > 1000000000 || isNaN(data134)){
+const err372 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000},message:"must be <= 1000000000"};
 if(vErrors === null){
 vErrors = [err372];
 }
@@ -4640,8 +4628,8 @@ vErrors.push(err372);
 }
 errors++;
 }
-if(data134.interval === undefined){
-const err373 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "interval"},message:"must have required property '"+"interval"+"'"};
+if(data134 < 0 || isNaN(data134)){
+const err373 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err373];
 }
@@ -4650,8 +4638,11 @@ vErrors.push(err373);
 }
 errors++;
 }
-if(data134.timeout === undefined){
-const err374 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "timeout"},message:"must have required property '"+"timeout"+"'"};
+}
+let data135 = data133.window;
+if(typeof data135 === "string"){
+if(func3(data135) > 32){
+const err374 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err374];
 }
@@ -4660,8 +4651,8 @@ vErrors.push(err374);
 }
 errors++;
 }
-if(data134.healthyThreshold === undefined){
-const err375 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "healthyThreshold"},message:"must have required property '"+"healthyThreshold"+"'"};
+if(!pattern1.test(data135)){
+const err375 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err375];
 }
@@ -4670,8 +4661,9 @@ vErrors.push(err375);
 }
 errors++;
 }
-if(data134.unhealthyThreshold === undefined){
-const err376 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "unhealthyThreshold"},message:"must have required property '"+"unhealthyThreshold"+"'"};
+}
+else {
+const err376 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err376];
 }
@@ -4680,9 +4672,9 @@ vErrors.push(err376);
 }
 errors++;
 }
-for(const key31 in data134){
-if(!(((((key31 === "path") || (key31 === "interval")) || (key31 === "timeout")) || (key31 === "healthyThreshold")) || (key31 === "unhealthyThreshold"))){
-const err377 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key31},message:"must NOT have additional properties"};
+}
+else {
+const err377 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err377];
 }
@@ -4691,11 +4683,25 @@ vErrors.push(err377);
 }
 errors++;
 }
+let data136 = data58.healthCheck;
+if(data136 && typeof data136 == "object" && !Array.isArray(data136)){
+if(data136.path === undefined){
+data136.path = "";
 }
-let data135 = data134.path;
-if(typeof data135 === "string"){
-if(func3(data135) > 256){
-const err378 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(data136.interval === undefined){
+data136.interval = "5s";
+}
+if(data136.timeout === undefined){
+data136.timeout = "2s";
+}
+if(data136.healthyThreshold === undefined){
+data136.healthyThreshold = 1;
+}
+if(data136.unhealthyThreshold === undefined){
+data136.unhealthyThreshold = 2;
+}
+if(data136.path === undefined){
+const err378 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'"};
 if(vErrors === null){
 vErrors = [err378];
 }
@@ -4704,8 +4710,8 @@ vErrors.push(err378);
 }
 errors++;
 }
-if(!pattern42.test(data135)){
-const err379 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/pattern",keyword:"pattern",params:{pattern: "^(/[!-~]*)?$"},message:"must match pattern \""+"^(/[!-~]*)?$"+"\""};
+if(data136.interval === undefined){
+const err379 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "interval"},message:"must have required property '"+"interval"+"'"};
 if(vErrors === null){
 vErrors = [err379];
 }
@@ -4714,9 +4720,8 @@ vErrors.push(err379);
 }
 errors++;
 }
-}
-else {
-const err380 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data136.timeout === undefined){
+const err380 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "timeout"},message:"must have required property '"+"timeout"+"'"};
 if(vErrors === null){
 vErrors = [err380];
 }
@@ -4725,10 +4730,8 @@ vErrors.push(err380);
 }
 errors++;
 }
-let data136 = data134.interval;
-if(typeof data136 === "string"){
-if(func3(data136) > 32){
-const err381 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data136.healthyThreshold === undefined){
+const err381 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "healthyThreshold"},message:"must have required property '"+"healthyThreshold"+"'"};
 if(vErrors === null){
 vErrors = [err381];
 }
@@ -4737,8 +4740,8 @@ vErrors.push(err381);
 }
 errors++;
 }
-if(!pattern1.test(data136)){
-const err382 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data136.unhealthyThreshold === undefined){
+const err382 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "unhealthyThreshold"},message:"must have required property '"+"unhealthyThreshold"+"'"};
 if(vErrors === null){
 vErrors = [err382];
 }
@@ -4747,9 +4750,9 @@ vErrors.push(err382);
 }
 errors++;
 }
-}
-else {
-const err383 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key31 in data136){
+if(!(((((key31 === "path") || (key31 === "interval")) || (key31 === "timeout")) || (key31 === "healthyThreshold")) || (key31 === "unhealthyThreshold"))){
+const err383 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key31},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err383];
 }
@@ -4758,10 +4761,11 @@ vErrors.push(err383);
 }
 errors++;
 }
-let data137 = data134.timeout;
+}
+let data137 = data136.path;
 if(typeof data137 === "string"){
-if(func3(data137) > 32){
-const err384 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(func3(data137) > 256){
+const err384 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err384];
 }
@@ -4770,8 +4774,8 @@ vErrors.push(err384);
 }
 errors++;
 }
-if(!pattern1.test(data137)){
-const err385 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!pattern44.test(data137)){
+const err385 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/pattern",keyword:"pattern",params:{pattern: "^(/[!-~]*)?$"},message:"must match pattern \""+"^(/[!-~]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err385];
 }
@@ -4782,7 +4786,7 @@ errors++;
 }
 }
 else {
-const err386 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err386 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err386];
 }
@@ -4791,9 +4795,10 @@ vErrors.push(err386);
 }
 errors++;
 }
-let data138 = data134.healthyThreshold;
-if(!((typeof data138 == "number") && (!(data138 % 1) && !isNaN(data138)))){
-const err387 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data138 = data136.interval;
+if(typeof data138 === "string"){
+if(func3(data138) > 32){
+const err387 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err387];
 }
@@ -4802,9 +4807,8 @@ vErrors.push(err387);
 }
 errors++;
 }
-if(typeof data138 == "number"){
-if(data138 > 10 || isNaN(data138)){
-const err388 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+if(!pattern1.test(data138)){
+const err388 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err388];
 }
@@ -4813,8 +4817,9 @@ vErrors.push(err388);
 }
 errors++;
 }
-if(data138 < 1 || isNaN(data138)){
-const err389 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err389 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err389];
 }
@@ -4823,10 +4828,10 @@ vErrors.push(err389);
 }
 errors++;
 }
-}
-let data139 = data134.unhealthyThreshold;
-if(!((typeof data139 == "number") && (!(data139 % 1) && !isNaN(data139)))){
-const err390 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data139 = data136.timeout;
+if(typeof data139 === "string"){
+if(func3(data139) > 32){
+const err390 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err390];
 }
@@ -4835,9 +4840,8 @@ vErrors.push(err390);
 }
 errors++;
 }
-if(typeof data139 == "number"){
-if(data139 > 10 || isNaN(data139)){
-const err391 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+if(!pattern1.test(data139)){
+const err391 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err391];
 }
@@ -4846,8 +4850,9 @@ vErrors.push(err391);
 }
 errors++;
 }
-if(data139 < 1 || isNaN(data139)){
-const err392 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err392 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err392];
 }
@@ -4856,10 +4861,9 @@ vErrors.push(err392);
 }
 errors++;
 }
-}
-}
-else {
-const err393 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data140 = data136.healthyThreshold;
+if(!((typeof data140 == "number") && (!(data140 % 1) && !isNaN(data140)))){
+const err393 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err393];
 }
@@ -4868,11 +4872,9 @@ vErrors.push(err393);
 }
 errors++;
 }
-if(data57.apiVersion !== undefined){
-let data140 = data57.apiVersion;
-if(typeof data140 === "string"){
-if(!pattern45.test(data140)){
-const err394 = {instancePath:instancePath+"/upstreams/" + i8+"/apiVersion",schemaPath:"#/properties/upstreams/items/properties/apiVersion/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]{1,64}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]{1,64}$"+"\""};
+if(typeof data140 == "number"){
+if(data140 > 10 || isNaN(data140)){
+const err394 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err394];
 }
@@ -4881,9 +4883,8 @@ vErrors.push(err394);
 }
 errors++;
 }
-}
-else {
-const err395 = {instancePath:instancePath+"/upstreams/" + i8+"/apiVersion",schemaPath:"#/properties/upstreams/items/properties/apiVersion/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data140 < 1 || isNaN(data140)){
+const err395 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err395];
 }
@@ -4893,8 +4894,9 @@ vErrors.push(err395);
 errors++;
 }
 }
-if(typeof data57.websockets !== "boolean"){
-const err396 = {instancePath:instancePath+"/upstreams/" + i8+"/websockets",schemaPath:"#/properties/upstreams/items/properties/websockets/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+let data141 = data136.unhealthyThreshold;
+if(!((typeof data141 == "number") && (!(data141 % 1) && !isNaN(data141)))){
+const err396 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err396];
 }
@@ -4903,16 +4905,9 @@ vErrors.push(err396);
 }
 errors++;
 }
-let data142 = data57.hedge;
-if(data142 && typeof data142 == "object" && !Array.isArray(data142)){
-if(data142.delay === undefined){
-data142.delay = "0s";
-}
-if(data142.percentile === undefined){
-data142.percentile = 0;
-}
-if(data142.delay === undefined){
-const err397 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "delay"},message:"must have required property '"+"delay"+"'"};
+if(typeof data141 == "number"){
+if(data141 > 10 || isNaN(data141)){
+const err397 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err397];
 }
@@ -4921,8 +4916,8 @@ vErrors.push(err397);
 }
 errors++;
 }
-if(data142.percentile === undefined){
-const err398 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "percentile"},message:"must have required property '"+"percentile"+"'"};
+if(data141 < 1 || isNaN(data141)){
+const err398 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err398];
 }
@@ -4931,9 +4926,10 @@ vErrors.push(err398);
 }
 errors++;
 }
-for(const key32 in data142){
-if(!((((key32 === "delay") || (key32 === "upstream")) || (key32 === "model")) || (key32 === "percentile"))){
-const err399 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
+}
+}
+else {
+const err399 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err399];
 }
@@ -4942,11 +4938,11 @@ vErrors.push(err399);
 }
 errors++;
 }
-}
-let data143 = data142.delay;
-if(typeof data143 === "string"){
-if(func3(data143) > 32){
-const err400 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data58.apiVersion !== undefined){
+let data142 = data58.apiVersion;
+if(typeof data142 === "string"){
+if(!pattern47.test(data142)){
+const err400 = {instancePath:instancePath+"/upstreams/" + i8+"/apiVersion",schemaPath:"#/properties/upstreams/items/properties/apiVersion/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]{1,64}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]{1,64}$"+"\""};
 if(vErrors === null){
 vErrors = [err400];
 }
@@ -4955,8 +4951,9 @@ vErrors.push(err400);
 }
 errors++;
 }
-if(!pattern1.test(data143)){
-const err401 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err401 = {instancePath:instancePath+"/upstreams/" + i8+"/apiVersion",schemaPath:"#/properties/upstreams/items/properties/apiVersion/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err401];
 }
@@ -4966,8 +4963,8 @@ vErrors.push(err401);
 errors++;
 }
 }
-else {
-const err402 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data58.websockets !== "boolean"){
+const err402 = {instancePath:instancePath+"/upstreams/" + i8+"/websockets",schemaPath:"#/properties/upstreams/items/properties/websockets/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err402];
 }
@@ -4976,11 +4973,16 @@ vErrors.push(err402);
 }
 errors++;
 }
-if(data142.upstream !== undefined){
-let data144 = data142.upstream;
-if(typeof data144 === "string"){
-if(func3(data144) > 63){
-const err403 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+let data144 = data58.hedge;
+if(data144 && typeof data144 == "object" && !Array.isArray(data144)){
+if(data144.delay === undefined){
+data144.delay = "0s";
+}
+if(data144.percentile === undefined){
+data144.percentile = 0;
+}
+if(data144.delay === undefined){
+const err403 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "delay"},message:"must have required property '"+"delay"+"'"};
 if(vErrors === null){
 vErrors = [err403];
 }
@@ -4989,8 +4991,8 @@ vErrors.push(err403);
 }
 errors++;
 }
-if(!pattern17.test(data144)){
-const err404 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(data144.percentile === undefined){
+const err404 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "percentile"},message:"must have required property '"+"percentile"+"'"};
 if(vErrors === null){
 vErrors = [err404];
 }
@@ -4999,9 +5001,9 @@ vErrors.push(err404);
 }
 errors++;
 }
-}
-else {
-const err405 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key32 in data144){
+if(!((((key32 === "delay") || (key32 === "upstream")) || (key32 === "model")) || (key32 === "percentile"))){
+const err405 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err405];
 }
@@ -5011,11 +5013,10 @@ vErrors.push(err405);
 errors++;
 }
 }
-if(data142.model !== undefined){
-let data145 = data142.model;
+let data145 = data144.delay;
 if(typeof data145 === "string"){
-if(func3(data145) > 256){
-const err406 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(func3(data145) > 32){
+const err406 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err406];
 }
@@ -5024,8 +5025,8 @@ vErrors.push(err406);
 }
 errors++;
 }
-if(func3(data145) < 1){
-const err407 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(!pattern1.test(data145)){
+const err407 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err407];
 }
@@ -5036,7 +5037,7 @@ errors++;
 }
 }
 else {
-const err408 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err408 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err408];
 }
@@ -5045,10 +5046,11 @@ vErrors.push(err408);
 }
 errors++;
 }
-}
-let data146 = data142.percentile;
-if(!((typeof data146 == "number") && (!(data146 % 1) && !isNaN(data146)))){
-const err409 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data144.upstream !== undefined){
+let data146 = data144.upstream;
+if(typeof data146 === "string"){
+if(func3(data146) > 63){
+const err409 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err409];
 }
@@ -5057,9 +5059,8 @@ vErrors.push(err409);
 }
 errors++;
 }
-if(typeof data146 == "number"){
-if(data146 > 99 || isNaN(data146)){
-const err410 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99"};
+if(!pattern18.test(data146)){
+const err410 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err410];
 }
@@ -5068,8 +5069,9 @@ vErrors.push(err410);
 }
 errors++;
 }
-if(data146 < 0 || isNaN(data146)){
-const err411 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err411 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err411];
 }
@@ -5079,9 +5081,11 @@ vErrors.push(err411);
 errors++;
 }
 }
-}
-else {
-const err412 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data144.model !== undefined){
+let data147 = data144.model;
+if(typeof data147 === "string"){
+if(func3(data147) > 256){
+const err412 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err412];
 }
@@ -5090,10 +5094,8 @@ vErrors.push(err412);
 }
 errors++;
 }
-let data147 = data57.prices;
-if(Array.isArray(data147)){
-if(data147.length > 64){
-const err413 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+if(func3(data147) < 1){
+const err413 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err413];
 }
@@ -5102,12 +5104,9 @@ vErrors.push(err413);
 }
 errors++;
 }
-const len11 = data147.length;
-for(let i18=0; i18<len11; i18++){
-let data148 = data147[i18];
-if(data148 && typeof data148 == "object" && !Array.isArray(data148)){
-if(data148.model === undefined){
-const err414 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "model"},message:"must have required property '"+"model"+"'"};
+}
+else {
+const err414 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err414];
 }
@@ -5116,8 +5115,10 @@ vErrors.push(err414);
 }
 errors++;
 }
-if(data148.input === undefined){
-const err415 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "input"},message:"must have required property '"+"input"+"'"};
+}
+let data148 = data144.percentile;
+if(!((typeof data148 == "number") && (!(data148 % 1) && !isNaN(data148)))){
+const err415 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err415];
 }
@@ -5126,8 +5127,9 @@ vErrors.push(err415);
 }
 errors++;
 }
-if(data148.output === undefined){
-const err416 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "output"},message:"must have required property '"+"output"+"'"};
+if(typeof data148 == "number"){
+if(data148 > 99 || isNaN(data148)){
+const err416 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99"};
 if(vErrors === null){
 vErrors = [err416];
 }
@@ -5136,9 +5138,8 @@ vErrors.push(err416);
 }
 errors++;
 }
-for(const key33 in data148){
-if(!(((key33 === "model") || (key33 === "input")) || (key33 === "output"))){
-const err417 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
+if(data148 < 0 || isNaN(data148)){
+const err417 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err417];
 }
@@ -5148,11 +5149,9 @@ vErrors.push(err417);
 errors++;
 }
 }
-if(data148.model !== undefined){
-let data149 = data148.model;
-if(typeof data149 === "string"){
-if(func3(data149) > 256){
-const err418 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+}
+else {
+const err418 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err418];
 }
@@ -5161,8 +5160,10 @@ vErrors.push(err418);
 }
 errors++;
 }
-if(func3(data149) < 1){
-const err419 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+let data149 = data58.prices;
+if(Array.isArray(data149)){
+if(data149.length > 64){
+const err419 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err419];
 }
@@ -5171,9 +5172,12 @@ vErrors.push(err419);
 }
 errors++;
 }
-}
-else {
-const err420 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len11 = data149.length;
+for(let i18=0; i18<len11; i18++){
+let data150 = data149[i18];
+if(data150 && typeof data150 == "object" && !Array.isArray(data150)){
+if(data150.model === undefined){
+const err420 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "model"},message:"must have required property '"+"model"+"'"};
 if(vErrors === null){
 vErrors = [err420];
 }
@@ -5182,12 +5186,8 @@ vErrors.push(err420);
 }
 errors++;
 }
-}
-if(data148.input !== undefined){
-let data150 = data148.input;
-if(typeof data150 === "string"){
-if(func3(data150) > 16){
-const err421 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(data150.input === undefined){
+const err421 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "input"},message:"must have required property '"+"input"+"'"};
 if(vErrors === null){
 vErrors = [err421];
 }
@@ -5196,8 +5196,8 @@ vErrors.push(err421);
 }
 errors++;
 }
-if(!pattern48.test(data150)){
-const err422 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+if(data150.output === undefined){
+const err422 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "output"},message:"must have required property '"+"output"+"'"};
 if(vErrors === null){
 vErrors = [err422];
 }
@@ -5206,9 +5206,9 @@ vErrors.push(err422);
 }
 errors++;
 }
-}
-else {
-const err423 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key33 in data150){
+if(!(((key33 === "model") || (key33 === "input")) || (key33 === "output"))){
+const err423 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err423];
 }
@@ -5218,11 +5218,11 @@ vErrors.push(err423);
 errors++;
 }
 }
-if(data148.output !== undefined){
-let data151 = data148.output;
+if(data150.model !== undefined){
+let data151 = data150.model;
 if(typeof data151 === "string"){
-if(func3(data151) > 16){
-const err424 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(func3(data151) > 256){
+const err424 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err424];
 }
@@ -5231,8 +5231,8 @@ vErrors.push(err424);
 }
 errors++;
 }
-if(!pattern48.test(data151)){
-const err425 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+if(func3(data151) < 1){
+const err425 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err425];
 }
@@ -5243,7 +5243,7 @@ errors++;
 }
 }
 else {
-const err426 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err426 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err426];
 }
@@ -5253,9 +5253,11 @@ vErrors.push(err426);
 errors++;
 }
 }
-}
-else {
-const err427 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data150.input !== undefined){
+let data152 = data150.input;
+if(typeof data152 === "string"){
+if(func3(data152) > 16){
+const err427 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err427];
 }
@@ -5264,10 +5266,8 @@ vErrors.push(err427);
 }
 errors++;
 }
-}
-}
-else {
-const err428 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!pattern50.test(data152)){
+const err428 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err428];
 }
@@ -5276,19 +5276,9 @@ vErrors.push(err428);
 }
 errors++;
 }
-let data152 = data57.budget;
-if(data152 && typeof data152 == "object" && !Array.isArray(data152)){
-if(data152.window === undefined){
-data152.window = "hour";
 }
-if(data152.tokens === undefined){
-data152.tokens = 0;
-}
-if(data152.cost === undefined){
-data152.cost = "0";
-}
-if(data152.window === undefined){
-const err429 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err429 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err429];
 }
@@ -5297,8 +5287,12 @@ vErrors.push(err429);
 }
 errors++;
 }
-if(data152.tokens === undefined){
-const err430 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
+}
+if(data150.output !== undefined){
+let data153 = data150.output;
+if(typeof data153 === "string"){
+if(func3(data153) > 16){
+const err430 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err430];
 }
@@ -5307,8 +5301,8 @@ vErrors.push(err430);
 }
 errors++;
 }
-if(data152.cost === undefined){
-const err431 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
+if(!pattern50.test(data153)){
+const err431 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err431];
 }
@@ -5317,9 +5311,9 @@ vErrors.push(err431);
 }
 errors++;
 }
-for(const key34 in data152){
-if(!(((key34 === "window") || (key34 === "tokens")) || (key34 === "cost"))){
-const err432 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
+}
+else {
+const err432 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err432];
 }
@@ -5329,9 +5323,9 @@ vErrors.push(err432);
 errors++;
 }
 }
-let data153 = data152.window;
-if(typeof data153 !== "string"){
-const err433 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+else {
+const err433 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err433];
 }
@@ -5340,8 +5334,10 @@ vErrors.push(err433);
 }
 errors++;
 }
-if(!((data153 === "hour") || (data153 === "day"))){
-const err434 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err434 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err434];
 }
@@ -5350,9 +5346,19 @@ vErrors.push(err434);
 }
 errors++;
 }
-let data154 = data152.tokens;
-if(!((typeof data154 == "number") && (!(data154 % 1) && !isNaN(data154)))){
-const err435 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data154 = data58.budget;
+if(data154 && typeof data154 == "object" && !Array.isArray(data154)){
+if(data154.window === undefined){
+data154.window = "hour";
+}
+if(data154.tokens === undefined){
+data154.tokens = 0;
+}
+if(data154.cost === undefined){
+data154.cost = "0";
+}
+if(data154.window === undefined){
+const err435 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err435];
 }
@@ -5361,9 +5367,8 @@ vErrors.push(err435);
 }
 errors++;
 }
-if(typeof data154 == "number"){
-if(data154 > 1000000000000 || isNaN(data154)){
-const err436 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
+if(data154.tokens === undefined){
+const err436 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
 if(vErrors === null){
 vErrors = [err436];
 }
@@ -5372,8 +5377,8 @@ vErrors.push(err436);
 }
 errors++;
 }
-if(data154 < 0 || isNaN(data154)){
-const err437 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data154.cost === undefined){
+const err437 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
 if(vErrors === null){
 vErrors = [err437];
 }
@@ -5382,11 +5387,9 @@ vErrors.push(err437);
 }
 errors++;
 }
-}
-let data155 = data152.cost;
-if(typeof data155 === "string"){
-if(func3(data155) > 16){
-const err438 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+for(const key34 in data154){
+if(!(((key34 === "window") || (key34 === "tokens")) || (key34 === "cost"))){
+const err438 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err438];
 }
@@ -5395,8 +5398,10 @@ vErrors.push(err438);
 }
 errors++;
 }
-if(!pattern48.test(data155)){
-const err439 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+}
+let data155 = data154.window;
+if(typeof data155 !== "string"){
+const err439 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err439];
 }
@@ -5405,9 +5410,8 @@ vErrors.push(err439);
 }
 errors++;
 }
-}
-else {
-const err440 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!((data155 === "hour") || (data155 === "day"))){
+const err440 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err440];
 }
@@ -5416,9 +5420,9 @@ vErrors.push(err440);
 }
 errors++;
 }
-}
-else {
-const err441 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data156 = data154.tokens;
+if(!((typeof data156 == "number") && (!(data156 % 1) && !isNaN(data156)))){
+const err441 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err441];
 }
@@ -5427,19 +5431,9 @@ vErrors.push(err441);
 }
 errors++;
 }
-let data156 = data57.guards;
-if(data156 && typeof data156 == "object" && !Array.isArray(data156)){
-if(data156.maxInputBytes === undefined){
-data156.maxInputBytes = 0;
-}
-if(data156.maxInputTokens === undefined){
-data156.maxInputTokens = 0;
-}
-if(data156.deny === undefined){
-data156.deny = [];
-}
-if(data156.maxInputBytes === undefined){
-const err442 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputBytes"},message:"must have required property '"+"maxInputBytes"+"'"};
+if(typeof data156 == "number"){
+if(data156 > 1000000000000 || isNaN(data156)){
+const err442 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
 if(vErrors === null){
 vErrors = [err442];
 }
@@ -5448,8 +5442,8 @@ vErrors.push(err442);
 }
 errors++;
 }
-if(data156.maxInputTokens === undefined){
-const err443 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputTokens"},message:"must have required property '"+"maxInputTokens"+"'"};
+if(data156 < 0 || isNaN(data156)){
+const err443 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err443];
 }
@@ -5458,8 +5452,11 @@ vErrors.push(err443);
 }
 errors++;
 }
-if(data156.deny === undefined){
-const err444 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "deny"},message:"must have required property '"+"deny"+"'"};
+}
+let data157 = data154.cost;
+if(typeof data157 === "string"){
+if(func3(data157) > 16){
+const err444 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err444];
 }
@@ -5468,9 +5465,8 @@ vErrors.push(err444);
 }
 errors++;
 }
-for(const key35 in data156){
-if(!(((key35 === "maxInputBytes") || (key35 === "maxInputTokens")) || (key35 === "deny"))){
-const err445 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
+if(!pattern50.test(data157)){
+const err445 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err445];
 }
@@ -5480,9 +5476,8 @@ vErrors.push(err445);
 errors++;
 }
 }
-let data157 = data156.maxInputBytes;
-if(!((typeof data157 == "number") && (!(data157 % 1) && !isNaN(data157)))){
-const err446 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err446 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err446];
 }
@@ -5491,9 +5486,9 @@ vErrors.push(err446);
 }
 errors++;
 }
-if(typeof data157 == "number"){
-if(data157 > 1073741824 || isNaN(data157)){
-const err447 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1073741824},message:"must be <= 1073741824"};
+}
+else {
+const err447 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err447];
 }
@@ -5502,8 +5497,19 @@ vErrors.push(err447);
 }
 errors++;
 }
-if(data157 < 0 || isNaN(data157)){
-const err448 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+let data158 = data58.guards;
+if(data158 && typeof data158 == "object" && !Array.isArray(data158)){
+if(data158.maxInputBytes === undefined){
+data158.maxInputBytes = 0;
+}
+if(data158.maxInputTokens === undefined){
+data158.maxInputTokens = 0;
+}
+if(data158.deny === undefined){
+data158.deny = [];
+}
+if(data158.maxInputBytes === undefined){
+const err448 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputBytes"},message:"must have required property '"+"maxInputBytes"+"'"};
 if(vErrors === null){
 vErrors = [err448];
 }
@@ -5512,10 +5518,8 @@ vErrors.push(err448);
 }
 errors++;
 }
-}
-let data158 = data156.maxInputTokens;
-if(!((typeof data158 == "number") && (!(data158 % 1) && !isNaN(data158)))){
-const err449 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data158.maxInputTokens === undefined){
+const err449 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputTokens"},message:"must have required property '"+"maxInputTokens"+"'"};
 if(vErrors === null){
 vErrors = [err449];
 }
@@ -5524,9 +5528,8 @@ vErrors.push(err449);
 }
 errors++;
 }
-if(typeof data158 == "number"){
-if(data158 > 100000000 || isNaN(data158)){
-const err450 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000000},message:"must be <= 100000000"};
+if(data158.deny === undefined){
+const err450 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "deny"},message:"must have required property '"+"deny"+"'"};
 if(vErrors === null){
 vErrors = [err450];
 }
@@ -5535,8 +5538,9 @@ vErrors.push(err450);
 }
 errors++;
 }
-if(data158 < 0 || isNaN(data158)){
-const err451 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key35 in data158){
+if(!(((key35 === "maxInputBytes") || (key35 === "maxInputTokens")) || (key35 === "deny"))){
+const err451 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err451];
 }
@@ -5546,10 +5550,9 @@ vErrors.push(err451);
 errors++;
 }
 }
-let data159 = data156.deny;
-if(Array.isArray(data159)){
-if(data159.length > 16){
-const err452 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+let data159 = data158.maxInputBytes;
+if(!((typeof data159 == "number") && (!(data159 % 1) && !isNaN(data159)))){
+const err452 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err452];
 }
@@ -5558,15 +5561,9 @@ vErrors.push(err452);
 }
 errors++;
 }
-const len12 = data159.length;
-for(let i19=0; i19<len12; i19++){
-let data160 = data159[i19];
-if(data160 && typeof data160 == "object" && !Array.isArray(data160)){
-if(data160.ignoreCase === undefined){
-data160.ignoreCase = true;
-}
-if(data160.name === undefined){
-const err453 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(typeof data159 == "number"){
+if(data159 > 1073741824 || isNaN(data159)){
+const err453 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1073741824},message:"must be <= 1073741824"};
 if(vErrors === null){
 vErrors = [err453];
 }
@@ -5575,8 +5572,8 @@ vErrors.push(err453);
 }
 errors++;
 }
-if(data160.pattern === undefined){
-const err454 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "pattern"},message:"must have required property '"+"pattern"+"'"};
+if(data159 < 0 || isNaN(data159)){
+const err454 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err454];
 }
@@ -5585,8 +5582,10 @@ vErrors.push(err454);
 }
 errors++;
 }
-if(data160.ignoreCase === undefined){
-const err455 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "ignoreCase"},message:"must have required property '"+"ignoreCase"+"'"};
+}
+let data160 = data158.maxInputTokens;
+if(!((typeof data160 == "number") && (!(data160 % 1) && !isNaN(data160)))){
+const err455 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err455];
 }
@@ -5595,9 +5594,9 @@ vErrors.push(err455);
 }
 errors++;
 }
-for(const key36 in data160){
-if(!(((key36 === "name") || (key36 === "pattern")) || (key36 === "ignoreCase"))){
-const err456 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
+if(typeof data160 == "number"){
+if(data160 > 100000000 || isNaN(data160)){
+const err456 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000000},message:"must be <= 100000000"};
 if(vErrors === null){
 vErrors = [err456];
 }
@@ -5606,12 +5605,8 @@ vErrors.push(err456);
 }
 errors++;
 }
-}
-if(data160.name !== undefined){
-let data161 = data160.name;
-if(typeof data161 === "string"){
-if(func3(data161) > 63){
-const err457 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data160 < 0 || isNaN(data160)){
+const err457 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err457];
 }
@@ -5620,8 +5615,11 @@ vErrors.push(err457);
 }
 errors++;
 }
-if(!pattern17.test(data161)){
-const err458 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+let data161 = data158.deny;
+if(Array.isArray(data161)){
+if(data161.length > 16){
+const err458 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err458];
 }
@@ -5630,9 +5628,15 @@ vErrors.push(err458);
 }
 errors++;
 }
+const len12 = data161.length;
+for(let i19=0; i19<len12; i19++){
+let data162 = data161[i19];
+if(data162 && typeof data162 == "object" && !Array.isArray(data162)){
+if(data162.ignoreCase === undefined){
+data162.ignoreCase = true;
 }
-else {
-const err459 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data162.name === undefined){
+const err459 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err459];
 }
@@ -5641,12 +5645,8 @@ vErrors.push(err459);
 }
 errors++;
 }
-}
-if(data160.pattern !== undefined){
-let data162 = data160.pattern;
-if(typeof data162 === "string"){
-if(func3(data162) > 512){
-const err460 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
+if(data162.pattern === undefined){
+const err460 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "pattern"},message:"must have required property '"+"pattern"+"'"};
 if(vErrors === null){
 vErrors = [err460];
 }
@@ -5655,8 +5655,8 @@ vErrors.push(err460);
 }
 errors++;
 }
-if(func3(data162) < 1){
-const err461 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data162.ignoreCase === undefined){
+const err461 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "ignoreCase"},message:"must have required property '"+"ignoreCase"+"'"};
 if(vErrors === null){
 vErrors = [err461];
 }
@@ -5665,9 +5665,9 @@ vErrors.push(err461);
 }
 errors++;
 }
-}
-else {
-const err462 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key36 in data162){
+if(!(((key36 === "name") || (key36 === "pattern")) || (key36 === "ignoreCase"))){
+const err462 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err462];
 }
@@ -5677,8 +5677,11 @@ vErrors.push(err462);
 errors++;
 }
 }
-if(typeof data160.ignoreCase !== "boolean"){
-const err463 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/ignoreCase",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/ignoreCase/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data162.name !== undefined){
+let data163 = data162.name;
+if(typeof data163 === "string"){
+if(func3(data163) > 63){
+const err463 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err463];
 }
@@ -5687,9 +5690,8 @@ vErrors.push(err463);
 }
 errors++;
 }
-}
-else {
-const err464 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern18.test(data163)){
+const err464 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err464];
 }
@@ -5699,9 +5701,8 @@ vErrors.push(err464);
 errors++;
 }
 }
-}
 else {
-const err465 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err465 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err465];
 }
@@ -5711,8 +5712,11 @@ vErrors.push(err465);
 errors++;
 }
 }
-else {
-const err466 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data162.pattern !== undefined){
+let data164 = data162.pattern;
+if(typeof data164 === "string"){
+if(func3(data164) > 512){
+const err466 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err466];
 }
@@ -5721,10 +5725,8 @@ vErrors.push(err466);
 }
 errors++;
 }
-let data164 = data57.fallback;
-if(Array.isArray(data164)){
-if(data164.length > 16){
-const err467 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+if(func3(data164) < 1){
+const err467 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err467];
 }
@@ -5733,13 +5735,9 @@ vErrors.push(err467);
 }
 errors++;
 }
-const len13 = data164.length;
-for(let i20=0; i20<len13; i20++){
-let data165 = data164[i20];
-if(data165 && typeof data165 == "object" && !Array.isArray(data165)){
-for(const key37 in data165){
-if(!(((((key37 === "upstream") || (key37 === "model")) || (key37 === "cache")) || (key37 === "static")) || (key37 === "when"))){
-const err468 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
+}
+else {
+const err468 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err468];
 }
@@ -5749,11 +5747,8 @@ vErrors.push(err468);
 errors++;
 }
 }
-if(data165.upstream !== undefined){
-let data166 = data165.upstream;
-if(typeof data166 === "string"){
-if(func3(data166) > 63){
-const err469 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(typeof data162.ignoreCase !== "boolean"){
+const err469 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/ignoreCase",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/ignoreCase/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err469];
 }
@@ -5762,8 +5757,9 @@ vErrors.push(err469);
 }
 errors++;
 }
-if(!pattern17.test(data166)){
-const err470 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+else {
+const err470 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err470];
 }
@@ -5773,8 +5769,9 @@ vErrors.push(err470);
 errors++;
 }
 }
+}
 else {
-const err471 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err471 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err471];
 }
@@ -5784,11 +5781,8 @@ vErrors.push(err471);
 errors++;
 }
 }
-if(data165.model !== undefined){
-let data167 = data165.model;
-if(typeof data167 === "string"){
-if(func3(data167) > 256){
-const err472 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+else {
+const err472 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err472];
 }
@@ -5797,8 +5791,10 @@ vErrors.push(err472);
 }
 errors++;
 }
-if(func3(data167) < 1){
-const err473 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+let data166 = data58.fallback;
+if(Array.isArray(data166)){
+if(data166.length > 16){
+const err473 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err473];
 }
@@ -5807,9 +5803,13 @@ vErrors.push(err473);
 }
 errors++;
 }
-}
-else {
-const err474 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len13 = data166.length;
+for(let i20=0; i20<len13; i20++){
+let data167 = data166[i20];
+if(data167 && typeof data167 == "object" && !Array.isArray(data167)){
+for(const key37 in data167){
+if(!(((((key37 === "upstream") || (key37 === "model")) || (key37 === "cache")) || (key37 === "static")) || (key37 === "when"))){
+const err474 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err474];
 }
@@ -5819,11 +5819,11 @@ vErrors.push(err474);
 errors++;
 }
 }
-if(data165.cache !== undefined){
-let data168 = data165.cache;
-if(data168 && typeof data168 == "object" && !Array.isArray(data168)){
-for(const key38 in data168){
-const err475 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
+if(data167.upstream !== undefined){
+let data168 = data167.upstream;
+if(typeof data168 === "string"){
+if(func3(data168) > 63){
+const err475 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err475];
 }
@@ -5832,9 +5832,8 @@ vErrors.push(err475);
 }
 errors++;
 }
-}
-else {
-const err476 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern18.test(data168)){
+const err476 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err476];
 }
@@ -5844,11 +5843,8 @@ vErrors.push(err476);
 errors++;
 }
 }
-if(data165.static !== undefined){
-let data169 = data165.static;
-if(data169 && typeof data169 == "object" && !Array.isArray(data169)){
-if(data169.message === undefined){
-const err477 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
+else {
+const err477 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err477];
 }
@@ -5857,9 +5853,12 @@ vErrors.push(err477);
 }
 errors++;
 }
-for(const key39 in data169){
-if(!(key39 === "message")){
-const err478 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
+}
+if(data167.model !== undefined){
+let data169 = data167.model;
+if(typeof data169 === "string"){
+if(func3(data169) > 256){
+const err478 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err478];
 }
@@ -5868,12 +5867,8 @@ vErrors.push(err478);
 }
 errors++;
 }
-}
-if(data169.message !== undefined){
-let data170 = data169.message;
-if(typeof data170 === "string"){
-if(func3(data170) < 1){
-const err479 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(func3(data169) < 1){
+const err479 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err479];
 }
@@ -5884,7 +5879,7 @@ errors++;
 }
 }
 else {
-const err480 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err480 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err480];
 }
@@ -5894,9 +5889,11 @@ vErrors.push(err480);
 errors++;
 }
 }
-}
-else {
-const err481 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data167.cache !== undefined){
+let data170 = data167.cache;
+if(data170 && typeof data170 == "object" && !Array.isArray(data170)){
+for(const key38 in data170){
+const err481 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err481];
 }
@@ -5906,14 +5903,8 @@ vErrors.push(err481);
 errors++;
 }
 }
-if(data165.when !== undefined){
-let data171 = data165.when;
-if(Array.isArray(data171)){
-const len14 = data171.length;
-for(let i21=0; i21<len14; i21++){
-let data172 = data171[i21];
-if(typeof data172 !== "string"){
-const err482 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err482 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err482];
 }
@@ -5922,8 +5913,12 @@ vErrors.push(err482);
 }
 errors++;
 }
-if(!(((((((((((((data172 === "rate-limited") || (data172 === "overloaded")) || (data172 === "server-error")) || (data172 === "timeout")) || (data172 === "connect-failure")) || (data172 === "reset")) || (data172 === "context-length")) || (data172 === "content-filter")) || (data172 === "invalid-response")) || (data172 === "diverged")) || (data172 === "client-error")) || (data172 === "unavailable")) || (data172 === "budget-exhausted"))){
-const err483 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
+}
+if(data167.static !== undefined){
+let data171 = data167.static;
+if(data171 && typeof data171 == "object" && !Array.isArray(data171)){
+if(data171.message === undefined){
+const err483 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
 if(vErrors === null){
 vErrors = [err483];
 }
@@ -5932,19 +5927,9 @@ vErrors.push(err483);
 }
 errors++;
 }
-}
-let i22 = data171.length;
-let j7;
-if(i22 > 1){
-const indices7 = {};
-for(;i22--;){
-let item7 = data171[i22];
-if(typeof item7 !== "string"){
-continue;
-}
-if(typeof indices7[item7] == "number"){
-j7 = indices7[item7];
-const err484 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i22, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i22+" are identical)"};
+for(const key39 in data171){
+if(!(key39 === "message")){
+const err484 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err484];
 }
@@ -5952,14 +5937,13 @@ else {
 vErrors.push(err484);
 }
 errors++;
-break;
-}
-indices7[item7] = i22;
 }
 }
-}
-else {
-const err485 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data171.message !== undefined){
+let data172 = data171.message;
+if(typeof data172 === "string"){
+if(func3(data172) < 1){
+const err485 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err485];
 }
@@ -5969,9 +5953,8 @@ vErrors.push(err485);
 errors++;
 }
 }
-}
 else {
-const err486 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err486 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err486];
 }
@@ -5983,7 +5966,7 @@ errors++;
 }
 }
 else {
-const err487 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err487 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err487];
 }
@@ -5993,8 +5976,14 @@ vErrors.push(err487);
 errors++;
 }
 }
-else {
-const err488 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data167.when !== undefined){
+let data173 = data167.when;
+if(Array.isArray(data173)){
+const len14 = data173.length;
+for(let i21=0; i21<len14; i21++){
+let data174 = data173[i21];
+if(typeof data174 !== "string"){
+const err488 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err488];
 }
@@ -6003,10 +5992,8 @@ vErrors.push(err488);
 }
 errors++;
 }
-}
-}
-else {
-const err489 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!(((((((((((((data174 === "rate-limited") || (data174 === "overloaded")) || (data174 === "server-error")) || (data174 === "timeout")) || (data174 === "connect-failure")) || (data174 === "reset")) || (data174 === "context-length")) || (data174 === "content-filter")) || (data174 === "invalid-response")) || (data174 === "diverged")) || (data174 === "client-error")) || (data174 === "unavailable")) || (data174 === "budget-exhausted"))){
+const err489 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err489];
 }
@@ -6016,16 +6003,18 @@ vErrors.push(err489);
 errors++;
 }
 }
-let data173 = data.priorities;
-if(data173 && typeof data173 == "object" && !Array.isArray(data173)){
-if(data173.default === undefined){
-data173.default = "normal";
+let i22 = data173.length;
+let j7;
+if(i22 > 1){
+const indices7 = {};
+for(;i22--;){
+let item7 = data173[i22];
+if(typeof item7 !== "string"){
+continue;
 }
-if(data173.classes === undefined){
-data173.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
-}
-if(data173.default === undefined){
-const err490 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
+if(typeof indices7[item7] == "number"){
+j7 = indices7[item7];
+const err490 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i22, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i22+" are identical)"};
 if(vErrors === null){
 vErrors = [err490];
 }
@@ -6033,9 +6022,14 @@ else {
 vErrors.push(err490);
 }
 errors++;
+break;
 }
-if(data173.classes === undefined){
-const err491 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
+indices7[item7] = i22;
+}
+}
+}
+else {
+const err491 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err491];
 }
@@ -6044,9 +6038,10 @@ vErrors.push(err491);
 }
 errors++;
 }
-for(const key40 in data173){
-if(!((key40 === "default") || (key40 === "classes"))){
-const err492 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
+}
+}
+else {
+const err492 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err492];
 }
@@ -6056,10 +6051,9 @@ vErrors.push(err492);
 errors++;
 }
 }
-let data174 = data173.default;
-if(typeof data174 === "string"){
-if(func3(data174) > 63){
-const err493 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+}
+else {
+const err493 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err493];
 }
@@ -6070,7 +6064,7 @@ errors++;
 }
 }
 else {
-const err494 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err494 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err494];
 }
@@ -6079,10 +6073,10 @@ vErrors.push(err494);
 }
 errors++;
 }
-let data175 = data173.classes;
-if(Array.isArray(data175)){
-if(data175.length > 8){
-const err495 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
+}
+}
+else {
+const err495 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err495];
 }
@@ -6091,8 +6085,17 @@ vErrors.push(err495);
 }
 errors++;
 }
-if(data175.length < 1){
-const err496 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+let data175 = data.priorities;
+if(data175 && typeof data175 == "object" && !Array.isArray(data175)){
+if(data175.default === undefined){
+data175.default = "normal";
+}
+if(data175.classes === undefined){
+data175.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
+}
+if(data175.default === undefined){
+const err496 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
 if(vErrors === null){
 vErrors = [err496];
 }
@@ -6101,18 +6104,8 @@ vErrors.push(err496);
 }
 errors++;
 }
-const len15 = data175.length;
-for(let i23=0; i23<len15; i23++){
-let data176 = data175[i23];
-if(data176 && typeof data176 == "object" && !Array.isArray(data176)){
-if(data176.reserved === undefined){
-data176.reserved = 0;
-}
-if(data176.maxShare === undefined){
-data176.maxShare = 100;
-}
-if(data176.name === undefined){
-const err497 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(data175.classes === undefined){
+const err497 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
 if(vErrors === null){
 vErrors = [err497];
 }
@@ -6121,8 +6114,9 @@ vErrors.push(err497);
 }
 errors++;
 }
-if(data176.reserved === undefined){
-const err498 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
+for(const key40 in data175){
+if(!((key40 === "default") || (key40 === "classes"))){
+const err498 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err498];
 }
@@ -6131,8 +6125,11 @@ vErrors.push(err498);
 }
 errors++;
 }
-if(data176.maxShare === undefined){
-const err499 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
+}
+let data176 = data175.default;
+if(typeof data176 === "string"){
+if(func3(data176) > 63){
+const err499 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err499];
 }
@@ -6141,9 +6138,9 @@ vErrors.push(err499);
 }
 errors++;
 }
-for(const key41 in data176){
-if(!(((key41 === "name") || (key41 === "reserved")) || (key41 === "maxShare"))){
-const err500 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
+}
+else {
+const err500 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err500];
 }
@@ -6152,12 +6149,10 @@ vErrors.push(err500);
 }
 errors++;
 }
-}
-if(data176.name !== undefined){
-let data177 = data176.name;
-if(typeof data177 === "string"){
-if(func3(data177) > 63){
-const err501 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+let data177 = data175.classes;
+if(Array.isArray(data177)){
+if(data177.length > 8){
+const err501 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
 if(vErrors === null){
 vErrors = [err501];
 }
@@ -6166,8 +6161,8 @@ vErrors.push(err501);
 }
 errors++;
 }
-if(!pattern17.test(data177)){
-const err502 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(data177.length < 1){
+const err502 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err502];
 }
@@ -6176,9 +6171,18 @@ vErrors.push(err502);
 }
 errors++;
 }
+const len15 = data177.length;
+for(let i23=0; i23<len15; i23++){
+let data178 = data177[i23];
+if(data178 && typeof data178 == "object" && !Array.isArray(data178)){
+if(data178.reserved === undefined){
+data178.reserved = 0;
 }
-else {
-const err503 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data178.maxShare === undefined){
+data178.maxShare = 100;
+}
+if(data178.name === undefined){
+const err503 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err503];
 }
@@ -6187,10 +6191,8 @@ vErrors.push(err503);
 }
 errors++;
 }
-}
-let data178 = data176.reserved;
-if(!((typeof data178 == "number") && (!(data178 % 1) && !isNaN(data178)))){
-const err504 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data178.reserved === undefined){
+const err504 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
 if(vErrors === null){
 vErrors = [err504];
 }
@@ -6199,9 +6201,8 @@ vErrors.push(err504);
 }
 errors++;
 }
-if(typeof data178 == "number"){
-if(data178 > 100 || isNaN(data178)){
-const err505 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data178.maxShare === undefined){
+const err505 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
 if(vErrors === null){
 vErrors = [err505];
 }
@@ -6210,8 +6211,9 @@ vErrors.push(err505);
 }
 errors++;
 }
-if(data178 < 0 || isNaN(data178)){
-const err506 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key41 in data178){
+if(!(((key41 === "name") || (key41 === "reserved")) || (key41 === "maxShare"))){
+const err506 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err506];
 }
@@ -6221,9 +6223,11 @@ vErrors.push(err506);
 errors++;
 }
 }
-let data179 = data176.maxShare;
-if(!((typeof data179 == "number") && (!(data179 % 1) && !isNaN(data179)))){
-const err507 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data178.name !== undefined){
+let data179 = data178.name;
+if(typeof data179 === "string"){
+if(func3(data179) > 63){
+const err507 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err507];
 }
@@ -6232,9 +6236,8 @@ vErrors.push(err507);
 }
 errors++;
 }
-if(typeof data179 == "number"){
-if(data179 > 100 || isNaN(data179)){
-const err508 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(!pattern18.test(data179)){
+const err508 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err508];
 }
@@ -6243,8 +6246,9 @@ vErrors.push(err508);
 }
 errors++;
 }
-if(data179 < 1 || isNaN(data179)){
-const err509 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err509 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err509];
 }
@@ -6254,9 +6258,9 @@ vErrors.push(err509);
 errors++;
 }
 }
-}
-else {
-const err510 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data180 = data178.reserved;
+if(!((typeof data180 == "number") && (!(data180 % 1) && !isNaN(data180)))){
+const err510 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err510];
 }
@@ -6265,10 +6269,9 @@ vErrors.push(err510);
 }
 errors++;
 }
-}
-}
-else {
-const err511 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data180 == "number"){
+if(data180 > 100 || isNaN(data180)){
+const err511 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err511];
 }
@@ -6277,9 +6280,8 @@ vErrors.push(err511);
 }
 errors++;
 }
-}
-else {
-const err512 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data180 < 0 || isNaN(data180)){
+const err512 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err512];
 }
@@ -6288,19 +6290,10 @@ vErrors.push(err512);
 }
 errors++;
 }
-let data180 = data.budget;
-if(data180 && typeof data180 == "object" && !Array.isArray(data180)){
-if(data180.window === undefined){
-data180.window = "hour";
 }
-if(data180.tokens === undefined){
-data180.tokens = 0;
-}
-if(data180.cost === undefined){
-data180.cost = "0";
-}
-if(data180.window === undefined){
-const err513 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+let data181 = data178.maxShare;
+if(!((typeof data181 == "number") && (!(data181 % 1) && !isNaN(data181)))){
+const err513 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err513];
 }
@@ -6309,8 +6302,9 @@ vErrors.push(err513);
 }
 errors++;
 }
-if(data180.tokens === undefined){
-const err514 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
+if(typeof data181 == "number"){
+if(data181 > 100 || isNaN(data181)){
+const err514 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err514];
 }
@@ -6319,8 +6313,8 @@ vErrors.push(err514);
 }
 errors++;
 }
-if(data180.cost === undefined){
-const err515 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
+if(data181 < 1 || isNaN(data181)){
+const err515 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err515];
 }
@@ -6329,9 +6323,10 @@ vErrors.push(err515);
 }
 errors++;
 }
-for(const key42 in data180){
-if(!(((key42 === "window") || (key42 === "tokens")) || (key42 === "cost"))){
-const err516 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
+}
+}
+else {
+const err516 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err516];
 }
@@ -6341,9 +6336,9 @@ vErrors.push(err516);
 errors++;
 }
 }
-let data181 = data180.window;
-if(typeof data181 !== "string"){
-const err517 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+else {
+const err517 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err517];
 }
@@ -6352,8 +6347,9 @@ vErrors.push(err517);
 }
 errors++;
 }
-if(!((data181 === "hour") || (data181 === "day"))){
-const err518 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err518 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err518];
 }
@@ -6362,9 +6358,19 @@ vErrors.push(err518);
 }
 errors++;
 }
-let data182 = data180.tokens;
-if(!((typeof data182 == "number") && (!(data182 % 1) && !isNaN(data182)))){
-const err519 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data182 = data.budget;
+if(data182 && typeof data182 == "object" && !Array.isArray(data182)){
+if(data182.window === undefined){
+data182.window = "hour";
+}
+if(data182.tokens === undefined){
+data182.tokens = 0;
+}
+if(data182.cost === undefined){
+data182.cost = "0";
+}
+if(data182.window === undefined){
+const err519 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err519];
 }
@@ -6373,9 +6379,8 @@ vErrors.push(err519);
 }
 errors++;
 }
-if(typeof data182 == "number"){
-if(data182 > 1000000000000 || isNaN(data182)){
-const err520 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
+if(data182.tokens === undefined){
+const err520 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
 if(vErrors === null){
 vErrors = [err520];
 }
@@ -6384,8 +6389,8 @@ vErrors.push(err520);
 }
 errors++;
 }
-if(data182 < 0 || isNaN(data182)){
-const err521 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data182.cost === undefined){
+const err521 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
 if(vErrors === null){
 vErrors = [err521];
 }
@@ -6394,11 +6399,9 @@ vErrors.push(err521);
 }
 errors++;
 }
-}
-let data183 = data180.cost;
-if(typeof data183 === "string"){
-if(func3(data183) > 16){
-const err522 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+for(const key42 in data182){
+if(!(((key42 === "window") || (key42 === "tokens")) || (key42 === "cost"))){
+const err522 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err522];
 }
@@ -6407,8 +6410,10 @@ vErrors.push(err522);
 }
 errors++;
 }
-if(!pattern48.test(data183)){
-const err523 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+}
+let data183 = data182.window;
+if(typeof data183 !== "string"){
+const err523 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err523];
 }
@@ -6417,9 +6422,8 @@ vErrors.push(err523);
 }
 errors++;
 }
-}
-else {
-const err524 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!((data183 === "hour") || (data183 === "day"))){
+const err524 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err524];
 }
@@ -6428,9 +6432,9 @@ vErrors.push(err524);
 }
 errors++;
 }
-}
-else {
-const err525 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data184 = data182.tokens;
+if(!((typeof data184 == "number") && (!(data184 % 1) && !isNaN(data184)))){
+const err525 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err525];
 }
@@ -6439,19 +6443,9 @@ vErrors.push(err525);
 }
 errors++;
 }
-let data184 = data.slo;
-if(data184 && typeof data184 == "object" && !Array.isArray(data184)){
-if(data184.window === undefined){
-data184.window = "1h";
-}
-if(data184.availability === undefined){
-data184.availability = {};
-}
-if(data184.timeToFirstToken === undefined){
-data184.timeToFirstToken = {};
-}
-if(data184.window === undefined){
-const err526 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+if(typeof data184 == "number"){
+if(data184 > 1000000000000 || isNaN(data184)){
+const err526 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
 if(vErrors === null){
 vErrors = [err526];
 }
@@ -6460,8 +6454,8 @@ vErrors.push(err526);
 }
 errors++;
 }
-if(data184.availability === undefined){
-const err527 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "availability"},message:"must have required property '"+"availability"+"'"};
+if(data184 < 0 || isNaN(data184)){
+const err527 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err527];
 }
@@ -6470,8 +6464,11 @@ vErrors.push(err527);
 }
 errors++;
 }
-if(data184.timeToFirstToken === undefined){
-const err528 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "timeToFirstToken"},message:"must have required property '"+"timeToFirstToken"+"'"};
+}
+let data185 = data182.cost;
+if(typeof data185 === "string"){
+if(func3(data185) > 16){
+const err528 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err528];
 }
@@ -6480,9 +6477,8 @@ vErrors.push(err528);
 }
 errors++;
 }
-for(const key43 in data184){
-if(!(((key43 === "window") || (key43 === "availability")) || (key43 === "timeToFirstToken"))){
-const err529 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
+if(!pattern50.test(data185)){
+const err529 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err529];
 }
@@ -6492,10 +6488,8 @@ vErrors.push(err529);
 errors++;
 }
 }
-let data185 = data184.window;
-if(typeof data185 === "string"){
-if(func3(data185) > 32){
-const err530 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err530 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err530];
 }
@@ -6504,8 +6498,9 @@ vErrors.push(err530);
 }
 errors++;
 }
-if(!pattern1.test(data185)){
-const err531 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err531 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err531];
 }
@@ -6514,9 +6509,19 @@ vErrors.push(err531);
 }
 errors++;
 }
+let data186 = data.slo;
+if(data186 && typeof data186 == "object" && !Array.isArray(data186)){
+if(data186.window === undefined){
+data186.window = "1h";
 }
-else {
-const err532 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data186.availability === undefined){
+data186.availability = {};
+}
+if(data186.timeToFirstToken === undefined){
+data186.timeToFirstToken = {};
+}
+if(data186.window === undefined){
+const err532 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err532];
 }
@@ -6525,13 +6530,8 @@ vErrors.push(err532);
 }
 errors++;
 }
-let data186 = data184.availability;
-if(data186 && typeof data186 == "object" && !Array.isArray(data186)){
-if(data186.objective === undefined){
-data186.objective = "0";
-}
-if(data186.objective === undefined){
-const err533 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
+if(data186.availability === undefined){
+const err533 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "availability"},message:"must have required property '"+"availability"+"'"};
 if(vErrors === null){
 vErrors = [err533];
 }
@@ -6540,9 +6540,8 @@ vErrors.push(err533);
 }
 errors++;
 }
-for(const key44 in data186){
-if(!(key44 === "objective")){
-const err534 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
+if(data186.timeToFirstToken === undefined){
+const err534 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "timeToFirstToken"},message:"must have required property '"+"timeToFirstToken"+"'"};
 if(vErrors === null){
 vErrors = [err534];
 }
@@ -6551,11 +6550,9 @@ vErrors.push(err534);
 }
 errors++;
 }
-}
-let data187 = data186.objective;
-if(typeof data187 === "string"){
-if(func3(data187) > 6){
-const err535 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
+for(const key43 in data186){
+if(!(((key43 === "window") || (key43 === "availability")) || (key43 === "timeToFirstToken"))){
+const err535 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err535];
 }
@@ -6564,8 +6561,11 @@ vErrors.push(err535);
 }
 errors++;
 }
-if(!pattern56.test(data187)){
-const err536 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
+}
+let data187 = data186.window;
+if(typeof data187 === "string"){
+if(func3(data187) > 32){
+const err536 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err536];
 }
@@ -6574,9 +6574,8 @@ vErrors.push(err536);
 }
 errors++;
 }
-}
-else {
-const err537 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data187)){
+const err537 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err537];
 }
@@ -6587,7 +6586,7 @@ errors++;
 }
 }
 else {
-const err538 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err538 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err538];
 }
@@ -6596,16 +6595,13 @@ vErrors.push(err538);
 }
 errors++;
 }
-let data188 = data184.timeToFirstToken;
+let data188 = data186.availability;
 if(data188 && typeof data188 == "object" && !Array.isArray(data188)){
-if(data188.threshold === undefined){
-data188.threshold = "2s";
-}
 if(data188.objective === undefined){
 data188.objective = "0";
 }
-if(data188.threshold === undefined){
-const err539 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "threshold"},message:"must have required property '"+"threshold"+"'"};
+if(data188.objective === undefined){
+const err539 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
 if(vErrors === null){
 vErrors = [err539];
 }
@@ -6614,8 +6610,9 @@ vErrors.push(err539);
 }
 errors++;
 }
-if(data188.objective === undefined){
-const err540 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
+for(const key44 in data188){
+if(!(key44 === "objective")){
+const err540 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err540];
 }
@@ -6624,9 +6621,11 @@ vErrors.push(err540);
 }
 errors++;
 }
-for(const key45 in data188){
-if(!((key45 === "threshold") || (key45 === "objective"))){
-const err541 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
+}
+let data189 = data188.objective;
+if(typeof data189 === "string"){
+if(func3(data189) > 6){
+const err541 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
 if(vErrors === null){
 vErrors = [err541];
 }
@@ -6635,11 +6634,8 @@ vErrors.push(err541);
 }
 errors++;
 }
-}
-let data189 = data188.threshold;
-if(typeof data189 === "string"){
-if(func3(data189) > 32){
-const err542 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern58.test(data189)){
+const err542 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
 if(vErrors === null){
 vErrors = [err542];
 }
@@ -6648,8 +6644,9 @@ vErrors.push(err542);
 }
 errors++;
 }
-if(!pattern1.test(data189)){
-const err543 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err543 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err543];
 }
@@ -6660,7 +6657,7 @@ errors++;
 }
 }
 else {
-const err544 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err544 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err544];
 }
@@ -6669,10 +6666,16 @@ vErrors.push(err544);
 }
 errors++;
 }
-let data190 = data188.objective;
-if(typeof data190 === "string"){
-if(func3(data190) > 6){
-const err545 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
+let data190 = data186.timeToFirstToken;
+if(data190 && typeof data190 == "object" && !Array.isArray(data190)){
+if(data190.threshold === undefined){
+data190.threshold = "2s";
+}
+if(data190.objective === undefined){
+data190.objective = "0";
+}
+if(data190.threshold === undefined){
+const err545 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "threshold"},message:"must have required property '"+"threshold"+"'"};
 if(vErrors === null){
 vErrors = [err545];
 }
@@ -6681,8 +6684,8 @@ vErrors.push(err545);
 }
 errors++;
 }
-if(!pattern56.test(data190)){
-const err546 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
+if(data190.objective === undefined){
+const err546 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
 if(vErrors === null){
 vErrors = [err546];
 }
@@ -6691,9 +6694,9 @@ vErrors.push(err546);
 }
 errors++;
 }
-}
-else {
-const err547 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key45 in data190){
+if(!((key45 === "threshold") || (key45 === "objective"))){
+const err547 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err547];
 }
@@ -6703,8 +6706,10 @@ vErrors.push(err547);
 errors++;
 }
 }
-else {
-const err548 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data191 = data190.threshold;
+if(typeof data191 === "string"){
+if(func3(data191) > 32){
+const err548 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err548];
 }
@@ -6713,9 +6718,8 @@ vErrors.push(err548);
 }
 errors++;
 }
-}
-else {
-const err549 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data191)){
+const err549 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err549];
 }
@@ -6724,19 +6728,9 @@ vErrors.push(err549);
 }
 errors++;
 }
-let data191 = data.degradation;
-if(data191 && typeof data191 == "object" && !Array.isArray(data191)){
-if(data191.window === undefined){
-data191.window = "60s";
 }
-if(data191.degraded === undefined){
-data191.degraded = {};
-}
-if(data191.emergency === undefined){
-data191.emergency = {};
-}
-if(data191.window === undefined){
-const err550 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err550 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err550];
 }
@@ -6745,8 +6739,10 @@ vErrors.push(err550);
 }
 errors++;
 }
-if(data191.degraded === undefined){
-const err551 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
+let data192 = data190.objective;
+if(typeof data192 === "string"){
+if(func3(data192) > 6){
+const err551 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
 if(vErrors === null){
 vErrors = [err551];
 }
@@ -6755,8 +6751,8 @@ vErrors.push(err551);
 }
 errors++;
 }
-if(data191.emergency === undefined){
-const err552 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
+if(!pattern58.test(data192)){
+const err552 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
 if(vErrors === null){
 vErrors = [err552];
 }
@@ -6765,9 +6761,9 @@ vErrors.push(err552);
 }
 errors++;
 }
-for(const key46 in data191){
-if(!(((key46 === "window") || (key46 === "degraded")) || (key46 === "emergency"))){
-const err553 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
+}
+else {
+const err553 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err553];
 }
@@ -6777,10 +6773,8 @@ vErrors.push(err553);
 errors++;
 }
 }
-let data192 = data191.window;
-if(typeof data192 === "string"){
-if(func3(data192) > 32){
-const err554 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err554 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err554];
 }
@@ -6789,8 +6783,9 @@ vErrors.push(err554);
 }
 errors++;
 }
-if(!pattern1.test(data192)){
-const err555 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err555 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err555];
 }
@@ -6799,9 +6794,19 @@ vErrors.push(err555);
 }
 errors++;
 }
+let data193 = data.degradation;
+if(data193 && typeof data193 == "object" && !Array.isArray(data193)){
+if(data193.window === undefined){
+data193.window = "60s";
 }
-else {
-const err556 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data193.degraded === undefined){
+data193.degraded = {};
+}
+if(data193.emergency === undefined){
+data193.emergency = {};
+}
+if(data193.window === undefined){
+const err556 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err556];
 }
@@ -6810,22 +6815,8 @@ vErrors.push(err556);
 }
 errors++;
 }
-let data193 = data191.degraded;
-if(data193 && typeof data193 == "object" && !Array.isArray(data193)){
-if(data193.errorRate === undefined){
-data193.errorRate = 5;
-}
-if(data193.queueDepth === undefined){
-data193.queueDepth = 100;
-}
-if(data193.maxTokens === undefined){
-data193.maxTokens = 256;
-}
-if(data193.temperature === undefined){
-data193.temperature = 0;
-}
-if(data193.errorRate === undefined){
-const err557 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+if(data193.degraded === undefined){
+const err557 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
 if(vErrors === null){
 vErrors = [err557];
 }
@@ -6834,8 +6825,8 @@ vErrors.push(err557);
 }
 errors++;
 }
-if(data193.queueDepth === undefined){
-const err558 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
+if(data193.emergency === undefined){
+const err558 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
 if(vErrors === null){
 vErrors = [err558];
 }
@@ -6844,8 +6835,9 @@ vErrors.push(err558);
 }
 errors++;
 }
-if(data193.maxTokens === undefined){
-const err559 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
+for(const key46 in data193){
+if(!(((key46 === "window") || (key46 === "degraded")) || (key46 === "emergency"))){
+const err559 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err559];
 }
@@ -6854,8 +6846,11 @@ vErrors.push(err559);
 }
 errors++;
 }
-if(data193.temperature === undefined){
-const err560 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
+}
+let data194 = data193.window;
+if(typeof data194 === "string"){
+if(func3(data194) > 32){
+const err560 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err560];
 }
@@ -6864,9 +6859,8 @@ vErrors.push(err560);
 }
 errors++;
 }
-for(const key47 in data193){
-if(!((((key47 === "errorRate") || (key47 === "queueDepth")) || (key47 === "maxTokens")) || (key47 === "temperature"))){
-const err561 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
+if(!pattern1.test(data194)){
+const err561 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err561];
 }
@@ -6876,9 +6870,8 @@ vErrors.push(err561);
 errors++;
 }
 }
-let data194 = data193.errorRate;
-if(!((typeof data194 == "number") && (!(data194 % 1) && !isNaN(data194)))){
-const err562 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err562 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err562];
 }
@@ -6887,9 +6880,22 @@ vErrors.push(err562);
 }
 errors++;
 }
-if(typeof data194 == "number"){
-if(data194 > 100 || isNaN(data194)){
-const err563 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+let data195 = data193.degraded;
+if(data195 && typeof data195 == "object" && !Array.isArray(data195)){
+if(data195.errorRate === undefined){
+data195.errorRate = 5;
+}
+if(data195.queueDepth === undefined){
+data195.queueDepth = 100;
+}
+if(data195.maxTokens === undefined){
+data195.maxTokens = 256;
+}
+if(data195.temperature === undefined){
+data195.temperature = 0;
+}
+if(data195.errorRate === undefined){
+const err563 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err563];
 }
@@ -6898,8 +6904,8 @@ vErrors.push(err563);
 }
 errors++;
 }
-if(data194 < 0 || isNaN(data194)){
-const err564 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data195.queueDepth === undefined){
+const err564 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
 if(vErrors === null){
 vErrors = [err564];
 }
@@ -6908,10 +6914,8 @@ vErrors.push(err564);
 }
 errors++;
 }
-}
-let data195 = data193.queueDepth;
-if(!((typeof data195 == "number") && (!(data195 % 1) && !isNaN(data195)))){
-const err565 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data195.maxTokens === undefined){
+const err565 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
 if(vErrors === null){
 vErrors = [err565];
 }
@@ -6920,9 +6924,8 @@ vErrors.push(err565);
 }
 errors++;
 }
-if(typeof data195 == "number"){
-if(data195 < 0 || isNaN(data195)){
-const err566 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data195.temperature === undefined){
+const err566 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
 if(vErrors === null){
 vErrors = [err566];
 }
@@ -6931,10 +6934,9 @@ vErrors.push(err566);
 }
 errors++;
 }
-}
-let data196 = data193.maxTokens;
-if(!((typeof data196 == "number") && (!(data196 % 1) && !isNaN(data196)))){
-const err567 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key47 in data195){
+if(!((((key47 === "errorRate") || (key47 === "queueDepth")) || (key47 === "maxTokens")) || (key47 === "temperature"))){
+const err567 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err567];
 }
@@ -6943,9 +6945,10 @@ vErrors.push(err567);
 }
 errors++;
 }
-if(typeof data196 == "number"){
-if(data196 < 1 || isNaN(data196)){
-const err568 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let data196 = data195.errorRate;
+if(!((typeof data196 == "number") && (!(data196 % 1) && !isNaN(data196)))){
+const err568 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err568];
 }
@@ -6954,11 +6957,9 @@ vErrors.push(err568);
 }
 errors++;
 }
-}
-let data197 = data193.temperature;
-if(typeof data197 == "number"){
-if(data197 > 2 || isNaN(data197)){
-const err569 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
+if(typeof data196 == "number"){
+if(data196 > 100 || isNaN(data196)){
+const err569 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err569];
 }
@@ -6967,8 +6968,8 @@ vErrors.push(err569);
 }
 errors++;
 }
-if(data197 < 0 || isNaN(data197)){
-const err570 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data196 < 0 || isNaN(data196)){
+const err570 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err570];
 }
@@ -6978,8 +6979,9 @@ vErrors.push(err570);
 errors++;
 }
 }
-else {
-const err571 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
+let data197 = data195.queueDepth;
+if(!((typeof data197 == "number") && (!(data197 % 1) && !isNaN(data197)))){
+const err571 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err571];
 }
@@ -6988,9 +6990,9 @@ vErrors.push(err571);
 }
 errors++;
 }
-}
-else {
-const err572 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data197 == "number"){
+if(data197 < 0 || isNaN(data197)){
+const err572 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err572];
 }
@@ -6999,16 +7001,10 @@ vErrors.push(err572);
 }
 errors++;
 }
-let data198 = data191.emergency;
-if(data198 && typeof data198 == "object" && !Array.isArray(data198)){
-if(data198.errorRate === undefined){
-data198.errorRate = 25;
 }
-if(data198.serve === undefined){
-data198.serve = ["cache","static"];
-}
-if(data198.errorRate === undefined){
-const err573 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+let data198 = data195.maxTokens;
+if(!((typeof data198 == "number") && (!(data198 % 1) && !isNaN(data198)))){
+const err573 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err573];
 }
@@ -7017,8 +7013,9 @@ vErrors.push(err573);
 }
 errors++;
 }
-if(data198.serve === undefined){
-const err574 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
+if(typeof data198 == "number"){
+if(data198 < 1 || isNaN(data198)){
+const err574 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err574];
 }
@@ -7027,9 +7024,11 @@ vErrors.push(err574);
 }
 errors++;
 }
-for(const key48 in data198){
-if(!((key48 === "errorRate") || (key48 === "serve"))){
-const err575 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key48},message:"must NOT have additional properties"};
+}
+let data199 = data195.temperature;
+if(typeof data199 == "number"){
+if(data199 > 2 || isNaN(data199)){
+const err575 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
 if(vErrors === null){
 vErrors = [err575];
 }
@@ -7038,10 +7037,8 @@ vErrors.push(err575);
 }
 errors++;
 }
-}
-let data199 = data198.errorRate;
-if(!((typeof data199 == "number") && (!(data199 % 1) && !isNaN(data199)))){
-const err576 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data199 < 0 || isNaN(data199)){
+const err576 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err576];
 }
@@ -7050,9 +7047,9 @@ vErrors.push(err576);
 }
 errors++;
 }
-if(typeof data199 == "number"){
-if(data199 > 100 || isNaN(data199)){
-const err577 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err577 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err577];
 }
@@ -7061,8 +7058,9 @@ vErrors.push(err577);
 }
 errors++;
 }
-if(data199 < 0 || isNaN(data199)){
-const err578 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err578 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err578];
 }
@@ -7071,14 +7069,16 @@ vErrors.push(err578);
 }
 errors++;
 }
+let data200 = data193.emergency;
+if(data200 && typeof data200 == "object" && !Array.isArray(data200)){
+if(data200.errorRate === undefined){
+data200.errorRate = 25;
 }
-let data200 = data198.serve;
-if(Array.isArray(data200)){
-const len16 = data200.length;
-for(let i24=0; i24<len16; i24++){
-let data201 = data200[i24];
-if(typeof data201 !== "string"){
-const err579 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data200.serve === undefined){
+data200.serve = ["cache","static"];
+}
+if(data200.errorRate === undefined){
+const err579 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err579];
 }
@@ -7087,8 +7087,8 @@ vErrors.push(err579);
 }
 errors++;
 }
-if(!((data201 === "cache") || (data201 === "static"))){
-const err580 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
+if(data200.serve === undefined){
+const err580 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
 if(vErrors === null){
 vErrors = [err580];
 }
@@ -7097,10 +7097,9 @@ vErrors.push(err580);
 }
 errors++;
 }
-}
-}
-else {
-const err581 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
+for(const key48 in data200){
+if(!((key48 === "errorRate") || (key48 === "serve"))){
+const err581 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key48},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err581];
 }
@@ -7110,8 +7109,9 @@ vErrors.push(err581);
 errors++;
 }
 }
-else {
-const err582 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data201 = data200.errorRate;
+if(!((typeof data201 == "number") && (!(data201 % 1) && !isNaN(data201)))){
+const err582 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err582];
 }
@@ -7120,9 +7120,9 @@ vErrors.push(err582);
 }
 errors++;
 }
-}
-else {
-const err583 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data201 == "number"){
+if(data201 > 100 || isNaN(data201)){
+const err583 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err583];
 }
@@ -7131,22 +7131,8 @@ vErrors.push(err583);
 }
 errors++;
 }
-let data202 = data.cache;
-if(data202 && typeof data202 == "object" && !Array.isArray(data202)){
-if(data202.ttl === undefined){
-data202.ttl = "10m";
-}
-if(data202.maxEntries === undefined){
-data202.maxEntries = 10000;
-}
-if(data202.maxBytes === undefined){
-data202.maxBytes = "64Mi";
-}
-if(data202.serveFresh === undefined){
-data202.serveFresh = false;
-}
-if(data202.ttl === undefined){
-const err584 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
+if(data201 < 0 || isNaN(data201)){
+const err584 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err584];
 }
@@ -7155,8 +7141,14 @@ vErrors.push(err584);
 }
 errors++;
 }
-if(data202.maxEntries === undefined){
-const err585 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
+}
+let data202 = data200.serve;
+if(Array.isArray(data202)){
+const len16 = data202.length;
+for(let i24=0; i24<len16; i24++){
+let data203 = data202[i24];
+if(typeof data203 !== "string"){
+const err585 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err585];
 }
@@ -7165,8 +7157,8 @@ vErrors.push(err585);
 }
 errors++;
 }
-if(data202.maxBytes === undefined){
-const err586 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
+if(!((data203 === "cache") || (data203 === "static"))){
+const err586 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err586];
 }
@@ -7175,8 +7167,10 @@ vErrors.push(err586);
 }
 errors++;
 }
-if(data202.serveFresh === undefined){
-const err587 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
+}
+}
+else {
+const err587 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err587];
 }
@@ -7185,9 +7179,9 @@ vErrors.push(err587);
 }
 errors++;
 }
-for(const key49 in data202){
-if(!(((((key49 === "ttl") || (key49 === "maxEntries")) || (key49 === "maxBytes")) || (key49 === "serveFresh")) || (key49 === "redis"))){
-const err588 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key49},message:"must NOT have additional properties"};
+}
+else {
+const err588 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err588];
 }
@@ -7197,10 +7191,8 @@ vErrors.push(err588);
 errors++;
 }
 }
-let data203 = data202.ttl;
-if(typeof data203 === "string"){
-if(func3(data203) > 32){
-const err589 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err589 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err589];
 }
@@ -7209,8 +7201,22 @@ vErrors.push(err589);
 }
 errors++;
 }
-if(!pattern1.test(data203)){
-const err590 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+let data204 = data.cache;
+if(data204 && typeof data204 == "object" && !Array.isArray(data204)){
+if(data204.ttl === undefined){
+data204.ttl = "10m";
+}
+if(data204.maxEntries === undefined){
+data204.maxEntries = 10000;
+}
+if(data204.maxBytes === undefined){
+data204.maxBytes = "64Mi";
+}
+if(data204.serveFresh === undefined){
+data204.serveFresh = false;
+}
+if(data204.ttl === undefined){
+const err590 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
 if(vErrors === null){
 vErrors = [err590];
 }
@@ -7219,9 +7225,8 @@ vErrors.push(err590);
 }
 errors++;
 }
-}
-else {
-const err591 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data204.maxEntries === undefined){
+const err591 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
 if(vErrors === null){
 vErrors = [err591];
 }
@@ -7230,9 +7235,8 @@ vErrors.push(err591);
 }
 errors++;
 }
-let data204 = data202.maxEntries;
-if(!((typeof data204 == "number") && (!(data204 % 1) && !isNaN(data204)))){
-const err592 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data204.maxBytes === undefined){
+const err592 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
 if(vErrors === null){
 vErrors = [err592];
 }
@@ -7241,9 +7245,8 @@ vErrors.push(err592);
 }
 errors++;
 }
-if(typeof data204 == "number"){
-if(data204 > 100000 || isNaN(data204)){
-const err593 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(data204.serveFresh === undefined){
+const err593 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
 if(vErrors === null){
 vErrors = [err593];
 }
@@ -7252,8 +7255,9 @@ vErrors.push(err593);
 }
 errors++;
 }
-if(data204 < 0 || isNaN(data204)){
-const err594 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key49 in data204){
+if(!(((((key49 === "ttl") || (key49 === "maxEntries")) || (key49 === "maxBytes")) || (key49 === "serveFresh")) || (key49 === "redis"))){
+const err594 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key49},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err594];
 }
@@ -7263,10 +7267,10 @@ vErrors.push(err594);
 errors++;
 }
 }
-let data205 = data202.maxBytes;
+let data205 = data204.ttl;
 if(typeof data205 === "string"){
-if(!pattern11.test(data205)){
-const err595 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(func3(data205) > 32){
+const err595 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err595];
 }
@@ -7275,9 +7279,8 @@ vErrors.push(err595);
 }
 errors++;
 }
-}
-else {
-const err596 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data205)){
+const err596 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err596];
 }
@@ -7286,8 +7289,9 @@ vErrors.push(err596);
 }
 errors++;
 }
-if(typeof data202.serveFresh !== "boolean"){
-const err597 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+else {
+const err597 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err597];
 }
@@ -7296,14 +7300,9 @@ vErrors.push(err597);
 }
 errors++;
 }
-if(data202.redis !== undefined){
-let data207 = data202.redis;
-if(data207 && typeof data207 == "object" && !Array.isArray(data207)){
-if(data207.url === undefined){
-data207.url = "";
-}
-if(data207.url === undefined){
-const err598 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
+let data206 = data204.maxEntries;
+if(!((typeof data206 == "number") && (!(data206 % 1) && !isNaN(data206)))){
+const err598 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err598];
 }
@@ -7312,9 +7311,9 @@ vErrors.push(err598);
 }
 errors++;
 }
-for(const key50 in data207){
-if(!((key50 === "url") || (key50 === "secretRef"))){
-const err599 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key50},message:"must NOT have additional properties"};
+if(typeof data206 == "number"){
+if(data206 > 100000 || isNaN(data206)){
+const err599 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err599];
 }
@@ -7323,11 +7322,8 @@ vErrors.push(err599);
 }
 errors++;
 }
-}
-let data208 = data207.url;
-if(typeof data208 === "string"){
-if(func3(data208) > 2048){
-const err600 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if(data206 < 0 || isNaN(data206)){
+const err600 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err600];
 }
@@ -7336,8 +7332,11 @@ vErrors.push(err600);
 }
 errors++;
 }
-if(!pattern62.test(data208)){
-const err601 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
+}
+let data207 = data204.maxBytes;
+if(typeof data207 === "string"){
+if(!pattern12.test(data207)){
+const err601 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err601];
 }
@@ -7348,7 +7347,7 @@ errors++;
 }
 }
 else {
-const err602 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err602 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err602];
 }
@@ -7357,11 +7356,8 @@ vErrors.push(err602);
 }
 errors++;
 }
-if(data207.secretRef !== undefined){
-let data209 = data207.secretRef;
-if(data209 && typeof data209 == "object" && !Array.isArray(data209)){
-if(data209.name === undefined){
-const err603 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(typeof data204.serveFresh !== "boolean"){
+const err603 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err603];
 }
@@ -7370,8 +7366,14 @@ vErrors.push(err603);
 }
 errors++;
 }
-if(data209.key === undefined){
-const err604 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+if(data204.redis !== undefined){
+let data209 = data204.redis;
+if(data209 && typeof data209 == "object" && !Array.isArray(data209)){
+if(data209.url === undefined){
+data209.url = "";
+}
+if(data209.url === undefined){
+const err604 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err604];
 }
@@ -7380,9 +7382,9 @@ vErrors.push(err604);
 }
 errors++;
 }
-for(const key51 in data209){
-if(!((key51 === "name") || (key51 === "key"))){
-const err605 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key51},message:"must NOT have additional properties"};
+for(const key50 in data209){
+if(!((key50 === "url") || (key50 === "secretRef"))){
+const err605 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key50},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err605];
 }
@@ -7392,11 +7394,10 @@ vErrors.push(err605);
 errors++;
 }
 }
-if(data209.name !== undefined){
-let data210 = data209.name;
+let data210 = data209.url;
 if(typeof data210 === "string"){
-if(func3(data210) > 253){
-const err606 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(func3(data210) > 2048){
+const err606 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err606];
 }
@@ -7405,8 +7406,8 @@ vErrors.push(err606);
 }
 errors++;
 }
-if(func3(data210) < 1){
-const err607 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(!pattern64.test(data210)){
+const err607 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
 if(vErrors === null){
 vErrors = [err607];
 }
@@ -7417,7 +7418,7 @@ errors++;
 }
 }
 else {
-const err608 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err608 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err608];
 }
@@ -7426,12 +7427,11 @@ vErrors.push(err608);
 }
 errors++;
 }
-}
-if(data209.key !== undefined){
-let data211 = data209.key;
-if(typeof data211 === "string"){
-if(func3(data211) > 253){
-const err609 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data209.secretRef !== undefined){
+let data211 = data209.secretRef;
+if(data211 && typeof data211 == "object" && !Array.isArray(data211)){
+if(data211.name === undefined){
+const err609 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err609];
 }
@@ -7440,8 +7440,8 @@ vErrors.push(err609);
 }
 errors++;
 }
-if(func3(data211) < 1){
-const err610 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data211.key === undefined){
+const err610 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err610];
 }
@@ -7450,9 +7450,9 @@ vErrors.push(err610);
 }
 errors++;
 }
-}
-else {
-const err611 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key51 in data211){
+if(!((key51 === "name") || (key51 === "key"))){
+const err611 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key51},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err611];
 }
@@ -7462,9 +7462,11 @@ vErrors.push(err611);
 errors++;
 }
 }
-}
-else {
-const err612 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data211.name !== undefined){
+let data212 = data211.name;
+if(typeof data212 === "string"){
+if(func3(data212) > 253){
+const err612 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err612];
 }
@@ -7473,10 +7475,8 @@ vErrors.push(err612);
 }
 errors++;
 }
-}
-}
-else {
-const err613 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(func3(data212) < 1){
+const err613 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err613];
 }
@@ -7486,9 +7486,8 @@ vErrors.push(err613);
 errors++;
 }
 }
-}
 else {
-const err614 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err614 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err614];
 }
@@ -7497,19 +7496,12 @@ vErrors.push(err614);
 }
 errors++;
 }
-let data212 = data.validation;
-if(data212 && typeof data212 == "object" && !Array.isArray(data212)){
-if(data212.json === undefined){
-data212.json = true;
 }
-if(data212.refusal === undefined){
-data212.refusal = false;
-}
-if(data212.emptyContent === undefined){
-data212.emptyContent = true;
-}
-if(data212.json === undefined){
-const err615 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
+if(data211.key !== undefined){
+let data213 = data211.key;
+if(typeof data213 === "string"){
+if(func3(data213) > 253){
+const err615 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err615];
 }
@@ -7518,8 +7510,8 @@ vErrors.push(err615);
 }
 errors++;
 }
-if(data212.refusal === undefined){
-const err616 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
+if(func3(data213) < 1){
+const err616 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err616];
 }
@@ -7528,8 +7520,9 @@ vErrors.push(err616);
 }
 errors++;
 }
-if(data212.emptyContent === undefined){
-const err617 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
+}
+else {
+const err617 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err617];
 }
@@ -7538,9 +7531,10 @@ vErrors.push(err617);
 }
 errors++;
 }
-for(const key52 in data212){
-if(!(((key52 === "json") || (key52 === "refusal")) || (key52 === "emptyContent"))){
-const err618 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key52},message:"must NOT have additional properties"};
+}
+}
+else {
+const err618 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err618];
 }
@@ -7550,8 +7544,9 @@ vErrors.push(err618);
 errors++;
 }
 }
-if(typeof data212.json !== "boolean"){
-const err619 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+else {
+const err619 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err619];
 }
@@ -7560,8 +7555,10 @@ vErrors.push(err619);
 }
 errors++;
 }
-if(typeof data212.refusal !== "boolean"){
-const err620 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+}
+else {
+const err620 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err620];
 }
@@ -7570,8 +7567,19 @@ vErrors.push(err620);
 }
 errors++;
 }
-if(typeof data212.emptyContent !== "boolean"){
-const err621 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+let data214 = data.validation;
+if(data214 && typeof data214 == "object" && !Array.isArray(data214)){
+if(data214.json === undefined){
+data214.json = true;
+}
+if(data214.refusal === undefined){
+data214.refusal = false;
+}
+if(data214.emptyContent === undefined){
+data214.emptyContent = true;
+}
+if(data214.json === undefined){
+const err621 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
 if(vErrors === null){
 vErrors = [err621];
 }
@@ -7580,9 +7588,8 @@ vErrors.push(err621);
 }
 errors++;
 }
-}
-else {
-const err622 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data214.refusal === undefined){
+const err622 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
 if(vErrors === null){
 vErrors = [err622];
 }
@@ -7591,10 +7598,8 @@ vErrors.push(err622);
 }
 errors++;
 }
-let data216 = data.faults;
-if(Array.isArray(data216)){
-if(data216.length > 32){
-const err623 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+if(data214.emptyContent === undefined){
+const err623 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
 if(vErrors === null){
 vErrors = [err623];
 }
@@ -7603,12 +7608,9 @@ vErrors.push(err623);
 }
 errors++;
 }
-const len17 = data216.length;
-for(let i25=0; i25<len17; i25++){
-let data217 = data216[i25];
-if(data217 && typeof data217 == "object" && !Array.isArray(data217)){
-if(data217.upstream === undefined){
-const err624 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+for(const key52 in data214){
+if(!(((key52 === "json") || (key52 === "refusal")) || (key52 === "emptyContent"))){
+const err624 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key52},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err624];
 }
@@ -7617,8 +7619,9 @@ vErrors.push(err624);
 }
 errors++;
 }
-if(data217.percent === undefined){
-const err625 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
+}
+if(typeof data214.json !== "boolean"){
+const err625 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err625];
 }
@@ -7627,9 +7630,8 @@ vErrors.push(err625);
 }
 errors++;
 }
-for(const key53 in data217){
-if(!((((key53 === "upstream") || (key53 === "percent")) || (key53 === "delay")) || (key53 === "abort"))){
-const err626 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key53},message:"must NOT have additional properties"};
+if(typeof data214.refusal !== "boolean"){
+const err626 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err626];
 }
@@ -7638,12 +7640,8 @@ vErrors.push(err626);
 }
 errors++;
 }
-}
-if(data217.upstream !== undefined){
-let data218 = data217.upstream;
-if(typeof data218 === "string"){
-if(func3(data218) > 63){
-const err627 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(typeof data214.emptyContent !== "boolean"){
+const err627 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err627];
 }
@@ -7652,8 +7650,9 @@ vErrors.push(err627);
 }
 errors++;
 }
-if(!pattern17.test(data218)){
-const err628 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+else {
+const err628 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err628];
 }
@@ -7662,9 +7661,10 @@ vErrors.push(err628);
 }
 errors++;
 }
-}
-else {
-const err629 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data218 = data.faults;
+if(Array.isArray(data218)){
+if(data218.length > 32){
+const err629 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err629];
 }
@@ -7673,11 +7673,12 @@ vErrors.push(err629);
 }
 errors++;
 }
-}
-if(data217.percent !== undefined){
-let data219 = data217.percent;
-if(!((typeof data219 == "number") && (!(data219 % 1) && !isNaN(data219)))){
-const err630 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const len17 = data218.length;
+for(let i25=0; i25<len17; i25++){
+let data219 = data218[i25];
+if(data219 && typeof data219 == "object" && !Array.isArray(data219)){
+if(data219.upstream === undefined){
+const err630 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
 if(vErrors === null){
 vErrors = [err630];
 }
@@ -7686,9 +7687,8 @@ vErrors.push(err630);
 }
 errors++;
 }
-if(typeof data219 == "number"){
-if(data219 > 100 || isNaN(data219)){
-const err631 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data219.percent === undefined){
+const err631 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
 if(vErrors === null){
 vErrors = [err631];
 }
@@ -7697,8 +7697,9 @@ vErrors.push(err631);
 }
 errors++;
 }
-if(data219 < 0 || isNaN(data219)){
-const err632 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key53 in data219){
+if(!((((key53 === "upstream") || (key53 === "percent")) || (key53 === "delay")) || (key53 === "abort"))){
+const err632 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key53},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err632];
 }
@@ -7708,12 +7709,11 @@ vErrors.push(err632);
 errors++;
 }
 }
-}
-if(data217.delay !== undefined){
-let data220 = data217.delay;
+if(data219.upstream !== undefined){
+let data220 = data219.upstream;
 if(typeof data220 === "string"){
-if(func3(data220) > 32){
-const err633 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(func3(data220) > 63){
+const err633 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err633];
 }
@@ -7722,8 +7722,8 @@ vErrors.push(err633);
 }
 errors++;
 }
-if(!pattern1.test(data220)){
-const err634 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!pattern18.test(data220)){
+const err634 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err634];
 }
@@ -7734,7 +7734,7 @@ errors++;
 }
 }
 else {
-const err635 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err635 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err635];
 }
@@ -7744,11 +7744,10 @@ vErrors.push(err635);
 errors++;
 }
 }
-if(data217.abort !== undefined){
-let data221 = data217.abort;
-if(data221 && typeof data221 == "object" && !Array.isArray(data221)){
-if(data221.status === undefined){
-const err636 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
+if(data219.percent !== undefined){
+let data221 = data219.percent;
+if(!((typeof data221 == "number") && (!(data221 % 1) && !isNaN(data221)))){
+const err636 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err636];
 }
@@ -7757,9 +7756,9 @@ vErrors.push(err636);
 }
 errors++;
 }
-for(const key54 in data221){
-if(!(key54 === "status")){
-const err637 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key54},message:"must NOT have additional properties"};
+if(typeof data221 == "number"){
+if(data221 > 100 || isNaN(data221)){
+const err637 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err637];
 }
@@ -7768,11 +7767,8 @@ vErrors.push(err637);
 }
 errors++;
 }
-}
-if(data221.status !== undefined){
-let data222 = data221.status;
-if(!((typeof data222 == "number") && (!(data222 % 1) && !isNaN(data222)))){
-const err638 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data221 < 0 || isNaN(data221)){
+const err638 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err638];
 }
@@ -7781,9 +7777,13 @@ vErrors.push(err638);
 }
 errors++;
 }
-if(typeof data222 == "number"){
-if(data222 > 599 || isNaN(data222)){
-const err639 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+}
+}
+if(data219.delay !== undefined){
+let data222 = data219.delay;
+if(typeof data222 === "string"){
+if(func3(data222) > 32){
+const err639 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err639];
 }
@@ -7792,8 +7792,8 @@ vErrors.push(err639);
 }
 errors++;
 }
-if(data222 < 400 || isNaN(data222)){
-const err640 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(!pattern1.test(data222)){
+const err640 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err640];
 }
@@ -7803,10 +7803,8 @@ vErrors.push(err640);
 errors++;
 }
 }
-}
-}
 else {
-const err641 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err641 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err641];
 }
@@ -7816,9 +7814,11 @@ vErrors.push(err641);
 errors++;
 }
 }
-}
-else {
-const err642 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data219.abort !== undefined){
+let data223 = data219.abort;
+if(data223 && typeof data223 == "object" && !Array.isArray(data223)){
+if(data223.status === undefined){
+const err642 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
 if(vErrors === null){
 vErrors = [err642];
 }
@@ -7827,10 +7827,9 @@ vErrors.push(err642);
 }
 errors++;
 }
-}
-}
-else {
-const err643 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
+for(const key54 in data223){
+if(!(key54 === "status")){
+const err643 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key54},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err643];
 }
@@ -7839,19 +7838,11 @@ vErrors.push(err643);
 }
 errors++;
 }
-let data223 = data.inbound;
-if(data223 && typeof data223 == "object" && !Array.isArray(data223)){
-if(data223.headersTimeout === undefined){
-data223.headersTimeout = "10s";
 }
-if(data223.requestTimeout === undefined){
-data223.requestTimeout = "120s";
-}
-if(data223.maxConnections === undefined){
-data223.maxConnections = 4096;
-}
-if(data223.headersTimeout === undefined){
-const err644 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
+if(data223.status !== undefined){
+let data224 = data223.status;
+if(!((typeof data224 == "number") && (!(data224 % 1) && !isNaN(data224)))){
+const err644 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err644];
 }
@@ -7860,8 +7851,9 @@ vErrors.push(err644);
 }
 errors++;
 }
-if(data223.requestTimeout === undefined){
-const err645 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
+if(typeof data224 == "number"){
+if(data224 > 599 || isNaN(data224)){
+const err645 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err645];
 }
@@ -7870,8 +7862,8 @@ vErrors.push(err645);
 }
 errors++;
 }
-if(data223.maxConnections === undefined){
-const err646 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
+if(data224 < 400 || isNaN(data224)){
+const err646 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
 if(vErrors === null){
 vErrors = [err646];
 }
@@ -7880,9 +7872,11 @@ vErrors.push(err646);
 }
 errors++;
 }
-for(const key55 in data223){
-if(!(((key55 === "headersTimeout") || (key55 === "requestTimeout")) || (key55 === "maxConnections"))){
-const err647 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key55},message:"must NOT have additional properties"};
+}
+}
+}
+else {
+const err647 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err647];
 }
@@ -7892,10 +7886,9 @@ vErrors.push(err647);
 errors++;
 }
 }
-let data224 = data223.headersTimeout;
-if(typeof data224 === "string"){
-if(func3(data224) > 32){
-const err648 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+else {
+const err648 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err648];
 }
@@ -7904,8 +7897,10 @@ vErrors.push(err648);
 }
 errors++;
 }
-if(!pattern1.test(data224)){
-const err649 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+}
+else {
+const err649 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err649];
 }
@@ -7914,9 +7909,19 @@ vErrors.push(err649);
 }
 errors++;
 }
+let data225 = data.inbound;
+if(data225 && typeof data225 == "object" && !Array.isArray(data225)){
+if(data225.headersTimeout === undefined){
+data225.headersTimeout = "10s";
 }
-else {
-const err650 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data225.requestTimeout === undefined){
+data225.requestTimeout = "120s";
+}
+if(data225.maxConnections === undefined){
+data225.maxConnections = 4096;
+}
+if(data225.headersTimeout === undefined){
+const err650 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err650];
 }
@@ -7925,10 +7930,8 @@ vErrors.push(err650);
 }
 errors++;
 }
-let data225 = data223.requestTimeout;
-if(typeof data225 === "string"){
-if(func3(data225) > 32){
-const err651 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data225.requestTimeout === undefined){
+const err651 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err651];
 }
@@ -7937,8 +7940,8 @@ vErrors.push(err651);
 }
 errors++;
 }
-if(!pattern1.test(data225)){
-const err652 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data225.maxConnections === undefined){
+const err652 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
 if(vErrors === null){
 vErrors = [err652];
 }
@@ -7947,9 +7950,9 @@ vErrors.push(err652);
 }
 errors++;
 }
-}
-else {
-const err653 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key55 in data225){
+if(!(((key55 === "headersTimeout") || (key55 === "requestTimeout")) || (key55 === "maxConnections"))){
+const err653 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key55},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err653];
 }
@@ -7958,9 +7961,11 @@ vErrors.push(err653);
 }
 errors++;
 }
-let data226 = data223.maxConnections;
-if(!((typeof data226 == "number") && (!(data226 % 1) && !isNaN(data226)))){
-const err654 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+let data226 = data225.headersTimeout;
+if(typeof data226 === "string"){
+if(func3(data226) > 32){
+const err654 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err654];
 }
@@ -7969,9 +7974,8 @@ vErrors.push(err654);
 }
 errors++;
 }
-if(typeof data226 == "number"){
-if(data226 > 65536 || isNaN(data226)){
-const err655 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
+if(!pattern1.test(data226)){
+const err655 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err655];
 }
@@ -7980,8 +7984,9 @@ vErrors.push(err655);
 }
 errors++;
 }
-if(data226 < 1 || isNaN(data226)){
-const err656 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err656 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err656];
 }
@@ -7990,10 +7995,10 @@ vErrors.push(err656);
 }
 errors++;
 }
-}
-}
-else {
-const err657 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data227 = data225.requestTimeout;
+if(typeof data227 === "string"){
+if(func3(data227) > 32){
+const err657 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err657];
 }
@@ -8002,13 +8007,8 @@ vErrors.push(err657);
 }
 errors++;
 }
-let data227 = data.limits;
-if(data227 && typeof data227 == "object" && !Array.isArray(data227)){
-if(data227.maxBufferedBytes === undefined){
-data227.maxBufferedBytes = "96Mi";
-}
-if(data227.maxBufferedBytes === undefined){
-const err658 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
+if(!pattern1.test(data227)){
+const err658 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err658];
 }
@@ -8017,9 +8017,9 @@ vErrors.push(err658);
 }
 errors++;
 }
-for(const key56 in data227){
-if(!(key56 === "maxBufferedBytes")){
-const err659 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key56},message:"must NOT have additional properties"};
+}
+else {
+const err659 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err659];
 }
@@ -8028,11 +8028,9 @@ vErrors.push(err659);
 }
 errors++;
 }
-}
-let data228 = data227.maxBufferedBytes;
-if(typeof data228 === "string"){
-if(!pattern11.test(data228)){
-const err660 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+let data228 = data225.maxConnections;
+if(!((typeof data228 == "number") && (!(data228 % 1) && !isNaN(data228)))){
+const err660 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err660];
 }
@@ -8041,9 +8039,9 @@ vErrors.push(err660);
 }
 errors++;
 }
-}
-else {
-const err661 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data228 == "number"){
+if(data228 > 65536 || isNaN(data228)){
+const err661 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
 if(vErrors === null){
 vErrors = [err661];
 }
@@ -8052,9 +8050,8 @@ vErrors.push(err661);
 }
 errors++;
 }
-}
-else {
-const err662 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data228 < 1 || isNaN(data228)){
+const err662 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err662];
 }
@@ -8063,16 +8060,10 @@ vErrors.push(err662);
 }
 errors++;
 }
-let data229 = data.shutdown;
-if(data229 && typeof data229 == "object" && !Array.isArray(data229)){
-if(data229.appPreStopSleep === undefined){
-data229.appPreStopSleep = "5s";
 }
-if(data229.drainTimeout === undefined){
-data229.drainTimeout = "30s";
 }
-if(data229.appPreStopSleep === undefined){
-const err663 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
+else {
+const err663 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err663];
 }
@@ -8081,8 +8072,13 @@ vErrors.push(err663);
 }
 errors++;
 }
-if(data229.drainTimeout === undefined){
-const err664 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
+let data229 = data.limits;
+if(data229 && typeof data229 == "object" && !Array.isArray(data229)){
+if(data229.maxBufferedBytes === undefined){
+data229.maxBufferedBytes = "96Mi";
+}
+if(data229.maxBufferedBytes === undefined){
+const err664 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
 if(vErrors === null){
 vErrors = [err664];
 }
@@ -8091,9 +8087,9 @@ vErrors.push(err664);
 }
 errors++;
 }
-for(const key57 in data229){
-if(!((key57 === "appPreStopSleep") || (key57 === "drainTimeout"))){
-const err665 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key57},message:"must NOT have additional properties"};
+for(const key56 in data229){
+if(!(key56 === "maxBufferedBytes")){
+const err665 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key56},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err665];
 }
@@ -8103,10 +8099,10 @@ vErrors.push(err665);
 errors++;
 }
 }
-let data230 = data229.appPreStopSleep;
+let data230 = data229.maxBufferedBytes;
 if(typeof data230 === "string"){
-if(func3(data230) > 32){
-const err666 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern12.test(data230)){
+const err666 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err666];
 }
@@ -8115,8 +8111,9 @@ vErrors.push(err666);
 }
 errors++;
 }
-if(!pattern1.test(data230)){
-const err667 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err667 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err667];
 }
@@ -8127,7 +8124,7 @@ errors++;
 }
 }
 else {
-const err668 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err668 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err668];
 }
@@ -8136,10 +8133,16 @@ vErrors.push(err668);
 }
 errors++;
 }
-let data231 = data229.drainTimeout;
-if(typeof data231 === "string"){
-if(func3(data231) > 32){
-const err669 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+let data231 = data.shutdown;
+if(data231 && typeof data231 == "object" && !Array.isArray(data231)){
+if(data231.appPreStopSleep === undefined){
+data231.appPreStopSleep = "5s";
+}
+if(data231.drainTimeout === undefined){
+data231.drainTimeout = "30s";
+}
+if(data231.appPreStopSleep === undefined){
+const err669 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
 if(vErrors === null){
 vErrors = [err669];
 }
@@ -8148,8 +8151,8 @@ vErrors.push(err669);
 }
 errors++;
 }
-if(!pattern1.test(data231)){
-const err670 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data231.drainTimeout === undefined){
+const err670 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err670];
 }
@@ -8158,9 +8161,9 @@ vErrors.push(err670);
 }
 errors++;
 }
-}
-else {
-const err671 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key57 in data231){
+if(!((key57 === "appPreStopSleep") || (key57 === "drainTimeout"))){
+const err671 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key57},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err671];
 }
@@ -8170,8 +8173,10 @@ vErrors.push(err671);
 errors++;
 }
 }
-else {
-const err672 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data232 = data231.appPreStopSleep;
+if(typeof data232 === "string"){
+if(func3(data232) > 32){
+const err672 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err672];
 }
@@ -8180,14 +8185,79 @@ vErrors.push(err672);
 }
 errors++;
 }
-}
-else {
-const err673 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data232)){
+const err673 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err673];
 }
 else {
 vErrors.push(err673);
+}
+errors++;
+}
+}
+else {
+const err674 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err674];
+}
+else {
+vErrors.push(err674);
+}
+errors++;
+}
+let data233 = data231.drainTimeout;
+if(typeof data233 === "string"){
+if(func3(data233) > 32){
+const err675 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err675];
+}
+else {
+vErrors.push(err675);
+}
+errors++;
+}
+if(!pattern1.test(data233)){
+const err676 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(vErrors === null){
+vErrors = [err676];
+}
+else {
+vErrors.push(err676);
+}
+errors++;
+}
+}
+else {
+const err677 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err677];
+}
+else {
+vErrors.push(err677);
+}
+errors++;
+}
+}
+else {
+const err678 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err678];
+}
+else {
+vErrors.push(err678);
+}
+errors++;
+}
+}
+else {
+const err679 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err679];
+}
+else {
+vErrors.push(err679);
 }
 errors++;
 }

@@ -32,7 +32,7 @@ export interface UpstreamConfig {
    * does not exist yet (or lacks the key), what is missing: the upstream is then not called at all.
    */
   auth?: { header: string; value: string; missing?: undefined } | { header: string; value?: undefined; missing: string };
-  timeouts: { totalMs: number; attemptMs: number; firstByteMs: number; streamIdleMs: number; fallbackHedgeMs: number; perOutputTokenMs: number };
+  timeouts: { totalMs: number; attemptMs: number; firstByteMs: number; streamIdleMs: number; connectMs: number; fallbackHedgeMs: number; perOutputTokenMs: number };
   retry: {
     attempts: number;
     backoff: BackoffSettings;
@@ -222,6 +222,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec, credentials: 
       firstByteMs: parseDuration(s.timeouts.firstByte),
       fallbackHedgeMs: parseDuration(s.timeouts.fallbackHedge),
       streamIdleMs: parseDuration(s.timeouts.streamIdle),
+      connectMs: parseDuration(s.timeouts.connect),
       perOutputTokenMs: parseDuration(s.timeouts.perOutputToken),
     },
     retry: {

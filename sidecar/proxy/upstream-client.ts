@@ -7,6 +7,14 @@
 import http, { type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 
+/**
+ * How long a pooled connection may sit idle before it is closed. A connection to a backend that went away
+ * without a word (a pod deleted behind a Service: its packets are dropped, no reset comes) is otherwise
+ * taken from the pool later and hangs its request until the first-byte timeout; Node's own servers close
+ * idle connections after 5 s anyway, and reusing one just then races their close.
+ */
+const IDLE_SOCKET_MS = 4_000;
+
 export class UpstreamClient {
   private readonly agent: http.Agent;
   private readonly transport: typeof http | typeof https;
@@ -19,7 +27,8 @@ export class UpstreamClient {
     this.transport = secure ? https : http;
     this.hostname = url.hostname.replace(/^\[|\]$/g, '');
     this.port = Number(url.port) || (secure ? 443 : 80);
-    const options = { keepAlive: true, keepAliveMsecs: 30_000, maxFreeSockets: 256, scheduling: 'lifo' as const };
+    // An idle pooled connection is closed after IDLE_SOCKET_MS (a request in progress is not: the agent's timeout only ends free sockets).
+    const options = { keepAlive: true, keepAliveMsecs: 30_000, maxFreeSockets: 256, scheduling: 'lifo' as const, timeout: IDLE_SOCKET_MS };
     this.agent = secure ? new https.Agent(options) : new http.Agent(options);
   }
 

@@ -321,6 +321,25 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     assert.ok(tally(during).plain > 0);
   });
 
+  it('upgrades the controller with helm under traffic while the policy changes: every sidecar resyncs within 10 s, and no call fails (issue 26)', async () => {
+    await healthySince('traffic healthy before the upgrade', Date.now());
+    const from = Date.now();
+    // A new pod template rolls the replicas one at a time, as a new image tag would.
+    execFileSync(helm(), ['upgrade', 'breakwater', `${ROOT}/charts/breakwater`, '--kubeconfig', cluster.kubeconfig, '-n', 'breakwater-system', '--reuse-values', '--set-string', `controller.podAnnotations.rolled-at=${from}`], { stdio: 'pipe' });
+    const changed = Date.now();
+    await kubectl(['apply', '-f', '-'], policy(2));
+    const generation = Number(await kubectl(['get', 'rp', 'chat', '-n', 'shop', '-o', 'jsonpath={.metadata.generation}']));
+    await kubectl(['rollout', 'status', '-n', 'breakwater-system', 'deployment/breakwater', '--timeout=180s']);
+    const rolled = Date.now();
+    figure(`helm upgrade: controller rollout of 2 replicas took ${rolled - from} ms`);
+    const synced = await until(`SYNCED = TARGETED at generation ${generation} within 10 s of the rollout`, 10_000, async () => JSON.parse(await kubectl(['get', 'rp', 'chat', '-n', 'shop', '-o', 'jsonpath={.status}'])), (s) => s.observedGeneration === generation && s.pods?.synced === s.pods?.targeted && s.pods?.targeted === 2);
+    figure(`helm upgrade: SYNCED ${synced.pods.synced} of ${synced.pods.targeted} at generation ${generation}, ${Date.now() - rolled} ms after the rollout ended (${Date.now() - changed} ms after the policy change)`);
+    for (const pod of await appPods()) assert.equal((await sidecarStatus(pod)).config.generation, generation, `${pod} runs generation ${generation}`);
+    const during = calls(from);
+    assert.deepEqual(during.filter((o) => !o.ok), [], 'no app call failed during the upgrade');
+    assert.ok(tally(during).plain > 0);
+  });
+
   it('gives a Job\'s pod the sidecar, and the Job completes', async () => {
     await kubectl(['apply', '-f', '-'], JOB);
     await kubectl(['wait', '--for=condition=Complete', 'job/batch', '-n', 'shop', '--timeout=120s']);

@@ -7,7 +7,10 @@
  * permit for good (every later request: circuit_open).
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
+import { until } from '../support/until.js';
 import { chat, post, startMock, startRig } from '../support/harness.js';
 
 interface Status {
@@ -47,4 +50,28 @@ describe('proxy: releases', () => {
       assert.equal(after.status, 200, 'the breaker is not wedged');
     });
   }
+
+  it('closes an idle pooled upstream connection after 4 s, so a backend that vanished without a word is never reused (e2e flake, issue 26)', async (t) => {
+    const sockets: { closed: boolean }[] = [];
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'c', object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] })));
+    });
+    server.keepAliveTimeout = 60_000; // the upstream would keep it open: the sidecar must close it
+    server.on('connection', (socket) => {
+      const seen = { closed: false };
+      sockets.push(seen);
+      socket.on('close', () => (seen.closed = true));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }));
+    const rig = await startRig(t, { upstreams: [{ name: 'primary', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }] });
+    assert.equal((await post(rig.url('/primary/v1/chat/completions'), chat())).status, 200);
+    assert.equal((await post(rig.url('/primary/v1/chat/completions'), chat())).status, 200);
+    assert.equal(sockets.length, 1, 'kept alive between requests in a row');
+    await until('the idle connection closed by the sidecar', () => sockets[0]!.closed, Boolean, 10_000);
+    assert.equal((await post(rig.url('/primary/v1/chat/completions'), chat())).status, 200);
+    assert.equal(sockets.length, 2, 'a new connection after it');
+  });
 });
+

@@ -1,5 +1,6 @@
 /** Plain (non-streaming) requests through the sidecar against an upstream that misbehaves on purpose. */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { chat, post, startMock, startRig } from '../support/harness.js';
 
@@ -222,4 +223,35 @@ describe('proxy: plain requests', () => {
     await viaPrimary.text();
     assert.equal(mock.requests.at(-1)!.path, '//evil.example/x', 'a path that looks like a host stays a path on the named upstream');
   });
+
+  it('fails a connection that is not opened within timeouts.connect as connect-failure, and moves on (a dropped SYN, as into a backend that went away)', async (t) => {
+    // A listener whose accept queue is full: the kernel drops further SYNs, so a connect neither succeeds nor is refused.
+    const blackhole = spawn('python3', ['-c', `
+import socket, time
+s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)
+port = s.getsockname()[1]
+held = []
+for _ in range(4):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(('127.0.0.1', port))
+    except BlockingIOError: pass
+    held.append(c)
+print(port, flush=True)
+time.sleep(120)
+`]);
+    t.after(() => blackhole.kill());
+    const port = await new Promise<string>((resolve) => blackhole.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())));
+    const mock = await startMock(t);
+    const rig = await startRig(t, {
+      upstreams: [
+        { name: 'primary', url: `http://127.0.0.1:${port}`, timeouts: { connect: '300ms', firstByte: '20s' }, retry: { attempts: 2, backoff: { base: '10ms', max: '10ms' } }, fallback: [{ upstream: 'other' }] },
+        { name: 'other', url: mock.url },
+      ],
+    });
+    const r = await post(rig.url('/primary/v1/chat/completions'), chat());
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-breakwater-fallback'), 'other');
+    assert.equal(await rig.metric('breakwater_upstream_attempts_total', { upstream: 'primary', class: 'connect-failure' }), 2, 'both attempts failed to connect (not a first-byte timeout), and the retry was made');
+  });
 });
+

@@ -7,6 +7,7 @@
  * so one that never starts can still be retried or fall back.
  */
 import type { IncomingMessage } from 'node:http';
+import { TLSSocket } from 'node:tls';
 import { firstHeader } from '../../../lib/index.js';
 import { ContinuationSeam, RegenerationSeam, type Seam, ThroughputFloor, type Clock } from '../../resilience/index.js';
 import { AttemptTimers, type AbortHooks } from '../attempt-timers.js';
@@ -51,6 +52,14 @@ function send(req: ProxyRequest, attempt: AbortHooks): Promise<IncomingMessage> 
     attempt.onAbort(() => {
       outgoing.destroy();
       reject(new Error('attempt aborted'));
+    });
+    // A new connection must be open (TCP and TLS) within timeouts.connect: a dropped SYN fails fast, as connect-failure.
+    outgoing.on('socket', (socket) => {
+      if (!socket.connecting) return; // a pooled connection, open already
+      const timer = setTimeout(() => outgoing.destroy(Object.assign(new Error(`no connection within ${req.upstream.config.timeouts.connectMs} ms`), { code: 'ETIMEDOUT' })), req.upstream.config.timeouts.connectMs);
+      const done = () => clearTimeout(timer);
+      socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', done);
+      socket.once('close', done);
     });
     // The sidecar asks for no upgrade: an upstream that switches protocols anyway (101) has not answered.
     outgoing.on('upgrade', (response: IncomingMessage, socket: { destroy(): void }) => {
