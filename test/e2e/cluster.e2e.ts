@@ -31,7 +31,7 @@ const helm = () => process.env.HELM ?? execFileSync('bash', [`${ROOT}/scripts/bu
 
 const MODEL_SERVER = `apiVersion: apps/v1
 kind: Deployment
-metadata: {name: model, namespace: shop}
+metadata: {name: model, namespace: e2e-shop}
 spec:
   replicas: 1
   selector: {matchLabels: {app: model}}
@@ -48,7 +48,7 @@ spec:
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: model, namespace: shop}
+metadata: {name: model, namespace: e2e-shop}
 spec:
   selector: {app: model}
   ports: [{port: 80, targetPort: 8080}]
@@ -56,19 +56,19 @@ spec:
 
 const policy = (attempts: number) => `apiVersion: breakwater.dev/v1alpha1
 kind: ResiliencePolicy
-metadata: {name: chat, namespace: shop}
+metadata: {name: chat, namespace: e2e-shop}
 spec:
   podSelector: {matchLabels: {app: app}}
   upstreams:
     - name: openai
-      url: http://model.shop.svc.cluster.local
+      url: http://model.e2e-shop.svc.cluster.local
       env: [OPENAI_BASE_URL]
       retry: {attempts: ${attempts}}
 `;
 
 const APP = `apiVersion: apps/v1
 kind: Deployment
-metadata: {name: app, namespace: shop}
+metadata: {name: app, namespace: e2e-shop}
 spec:
   replicas: 2
   selector: {matchLabels: {app: app}}
@@ -89,7 +89,7 @@ spec:
 /** A Job that pins the policy by annotation (its labels match no podSelector) and makes one call. */
 const JOB = `apiVersion: batch/v1
 kind: Job
-metadata: {name: batch, namespace: shop}
+metadata: {name: batch, namespace: e2e-shop}
 spec:
   backoffLimit: 0
   template:
@@ -166,13 +166,13 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
   };
   /** `kubectl get rp chat` as {targeted, synced, open, ready}. */
   const row = async () => {
-    const [, targeted, synced, open, ready] = (await kubectl(['get', 'rp', 'chat', '-n', 'shop', '--no-headers'])).trim().split(/\s+/);
+    const [, targeted, synced, open, ready] = (await kubectl(['get', 'rp', 'chat', '-n', 'e2e-shop', '--no-headers'])).trim().split(/\s+/);
     return { targeted: Number(targeted), synced: Number(synced), open: Number(open), ready };
   };
-  const appPods = async () => (await kubectl(['get', 'pods', '-n', 'shop', '-l', 'app=app', '-o', 'jsonpath={.items[*].metadata.name}'])).split(' ').filter(Boolean);
+  const appPods = async () => (await kubectl(['get', 'pods', '-n', 'e2e-shop', '-l', 'app=app', '-o', 'jsonpath={.items[*].metadata.name}'])).split(' ').filter(Boolean);
   /** What a pod's sidecar says about itself (GET /status on its admin port, from the app container). */
   const sidecarStatus = async (pod: string) =>
-    JSON.parse(await kubectl(['exec', '-n', 'shop', pod, '-c', 'app', '--', '/nodejs/bin/node', '-e', 'fetch("http://127.0.0.1:15021/status").then(async (r) => console.log(await r.text()))'])) as { config: { generation: number } };
+    JSON.parse(await kubectl(['exec', '-n', 'e2e-shop', pod, '-c', 'app', '--', '/nodejs/bin/node', '-e', 'fetch("http://127.0.0.1:15021/status").then(async (r) => console.log(await r.text()))'])) as { config: { generation: number } };
   /** Waits until the app has made calls of both kinds since `from`, all of them good. */
   const healthySince = (what: string, from: number) =>
     until(what, 60_000, async () => calls(from), (list) => list.some((o) => o.kind === 'plain' && o.ok) && list.some((o) => o.kind === 'stream' && o.ok));
@@ -209,16 +209,33 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     assert.match(await kubectl(['get', 'crd', 'resiliencepolicies.breakwater.dev', '-o', 'name']), /resiliencepolicies/);
   });
 
+  it('runs the README\'s cluster commands as written (the chart installed above stands for its helm install)', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Install on a cluster'));
+    const block = section.slice(section.indexOf('```sh\n') + 6, section.indexOf('\n```', section.indexOf('```sh\n')));
+    // Each command line, comments removed; `helm install` (and its continuation) is the one the test ran with the local image.
+    const commands = block.replace(/\\\n\s*/g, ' ').split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter((l) => l !== '' && !l.startsWith('helm '));
+    assert.ok(commands.length >= 4, `the README's commands: ${JSON.stringify(commands)}`);
+    for (const command of commands) {
+      const [tool, ...args] = command.split(/\s+/);
+      assert.equal(tool, 'kubectl', command);
+      const r = await cluster.kubectl(args.map((a) => (a.startsWith('examples/') ? join(ROOT, a) : a)));
+      assert.equal(r.code, 0, `${command}: ${r.stderr}`);
+    }
+    const row = await until('the README\'s policy accepted', 30_000, () => kubectl(['get', 'rp', 'chat', '-n', 'shop', '--no-headers']), (r) => /^chat\s+0\s+0\s+0\s+True\s+True\s/.test(r));
+    figure(`the README's commands: ${commands.length} run as written; kubectl get rp -n shop: ${row.trim().split(/\s+/).join(' ')}`);
+  });
+
   it('injects a native sidecar that starts, and is ready, before the app; the app reaches the model through it by Service DNS', async () => {
-    await kubectl(['create', 'namespace', 'shop']);
-    await kubectl(['label', 'namespace', 'shop', 'breakwater.dev/inject=enabled']);
+    await kubectl(['create', 'namespace', 'e2e-shop']);
+    await kubectl(['label', 'namespace', 'e2e-shop', 'breakwater.dev/inject=enabled']);
     await kubectl(['apply', '-f', '-'], MODEL_SERVER);
-    await kubectl(['create', 'configmap', 'app-client', '-n', 'shop', `--from-file=app-client.mjs=${ROOT}/test/e2e/app-client.mjs`]);
+    await kubectl(['create', 'configmap', 'app-client', '-n', 'e2e-shop', `--from-file=app-client.mjs=${ROOT}/test/e2e/app-client.mjs`]);
     await kubectl(['apply', '-f', '-'], policy(2));
     await kubectl(['apply', '-f', '-'], APP);
-    await kubectl(['rollout', 'status', '-n', 'shop', 'deployment/model', '--timeout=120s']);
-    await kubectl(['rollout', 'status', '-n', 'shop', 'deployment/app', '--timeout=120s']);
-    const pods = JSON.parse(await kubectl(['get', 'pods', '-n', 'shop', '-l', 'app=app', '-o', 'json'])) as { items: any[] };
+    await kubectl(['rollout', 'status', '-n', 'e2e-shop', 'deployment/model', '--timeout=120s']);
+    await kubectl(['rollout', 'status', '-n', 'e2e-shop', 'deployment/app', '--timeout=120s']);
+    const pods = JSON.parse(await kubectl(['get', 'pods', '-n', 'e2e-shop', '-l', 'app=app', '-o', 'json'])) as { items: any[] };
     assert.equal(pods.items.length, 2);
     for (const pod of pods.items) {
       const sidecar = pod.spec.initContainers?.[0];
@@ -245,11 +262,11 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
 
   it('opens breakers when the model fails (OPEN > 0, a BreakerOpened event within 5 s) and closes them when it heals, three outages in a row', async () => {
     type Events = { items: { message: string; involvedObject: { kind: string; name: string } }[] };
-    const breakerEvents = async () => (JSON.parse(await kubectl(['get', 'events', '-n', 'shop', '--field-selector', 'reason=BreakerOpened', '-o', 'json'])) as Events).items;
+    const breakerEvents = async () => (JSON.parse(await kubectl(['get', 'events', '-n', 'e2e-shop', '--field-selector', 'reason=BreakerOpened', '-o', 'json'])) as Events).items;
     for (let outage = 1; outage <= 3; outage++) {
       const before = (await breakerEvents()).length;
       const failed = Date.now();
-      await kubectl(['scale', 'deployment/model', '-n', 'shop', '--replicas=0']);
+      await kubectl(['scale', 'deployment/model', '-n', 'e2e-shop', '--replicas=0']);
       await until('OPEN > 0', 60_000, row, (r) => r.open > 0);
       const opened = Date.now();
       // Each outage is its own episode: its first event is never swallowed by the repeat limit of the one before (issue 26).
@@ -262,8 +279,8 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
       assert.ok(refused.some((o) => o.status === 503 && o.body?.includes('circuit_open')), 'the app is answered circuit_open at once while the model is down');
 
       const healed = Date.now();
-      await kubectl(['scale', 'deployment/model', '-n', 'shop', '--replicas=1']);
-      await kubectl(['rollout', 'status', '-n', 'shop', 'deployment/model', '--timeout=120s']);
+      await kubectl(['scale', 'deployment/model', '-n', 'e2e-shop', '--replicas=1']);
+      await kubectl(['rollout', 'status', '-n', 'e2e-shop', 'deployment/model', '--timeout=120s']);
       await until('OPEN back to 0', 90_000, row, (r) => r.open === 0);
       figure(`outage ${outage}: model back to OPEN 0: ${Date.now() - healed} ms`);
       await healthySince('calls succeed again', Date.now());
@@ -274,8 +291,8 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     await healthySince('traffic healthy before the rollout', Date.now());
     const old = await appPods();
     const from = Date.now();
-    await kubectl(['rollout', 'restart', 'deployment/app', '-n', 'shop']);
-    await kubectl(['rollout', 'status', '-n', 'shop', 'deployment/app', '--timeout=180s']);
+    await kubectl(['rollout', 'restart', 'deployment/app', '-n', 'e2e-shop']);
+    await kubectl(['rollout', 'status', '-n', 'e2e-shop', 'deployment/app', '--timeout=180s']);
     await until('the old pods gone', 120_000, appPods, (now) => !now.some((p) => old.includes(p)));
     const to = Date.now();
     const during = calls(from, to);
@@ -311,8 +328,8 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
 
     const applied = Date.now();
     await kubectl(['apply', '-f', '-'], policy(3));
-    const generation = Number(await kubectl(['get', 'rp', 'chat', '-n', 'shop', '-o', 'jsonpath={.metadata.generation}']));
-    await until(`generation ${generation} synced on both pods`, 60_000, async () => JSON.parse(await kubectl(['get', 'rp', 'chat', '-n', 'shop', '-o', 'jsonpath={.status}'])), (s) => s.observedGeneration === generation && s.pods?.synced === 2);
+    const generation = Number(await kubectl(['get', 'rp', 'chat', '-n', 'e2e-shop', '-o', 'jsonpath={.metadata.generation}']));
+    await until(`generation ${generation} synced on both pods`, 60_000, async () => JSON.parse(await kubectl(['get', 'rp', 'chat', '-n', 'e2e-shop', '-o', 'jsonpath={.status}'])), (s) => s.observedGeneration === generation && s.pods?.synced === 2);
     figure(`policy change applied to SYNCED 2 of 2 (after a leader change): ${Date.now() - applied} ms`);
     for (const pod of await appPods()) assert.equal((await sidecarStatus(pod)).config.generation, generation, `${pod} runs generation ${generation}`);
     await until('a replacement controller Ready', 120_000, () => kubectl(['get', 'deployment', '-n', 'breakwater-system', '-o', 'jsonpath={.items[0].status.readyReplicas}']), (v) => v === '2');
@@ -328,11 +345,11 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     execFileSync(helm(), ['upgrade', 'breakwater', `${ROOT}/charts/breakwater`, '--kubeconfig', cluster.kubeconfig, '-n', 'breakwater-system', '--reuse-values', '--set-string', `controller.podAnnotations.rolled-at=${from}`], { stdio: 'pipe' });
     const changed = Date.now();
     await kubectl(['apply', '-f', '-'], policy(2));
-    const generation = Number(await kubectl(['get', 'rp', 'chat', '-n', 'shop', '-o', 'jsonpath={.metadata.generation}']));
+    const generation = Number(await kubectl(['get', 'rp', 'chat', '-n', 'e2e-shop', '-o', 'jsonpath={.metadata.generation}']));
     await kubectl(['rollout', 'status', '-n', 'breakwater-system', 'deployment/breakwater', '--timeout=180s']);
     const rolled = Date.now();
     figure(`helm upgrade: controller rollout of 2 replicas took ${rolled - from} ms`);
-    const synced = await until(`SYNCED = TARGETED at generation ${generation} within 10 s of the rollout`, 10_000, async () => JSON.parse(await kubectl(['get', 'rp', 'chat', '-n', 'shop', '-o', 'jsonpath={.status}'])), (s) => s.observedGeneration === generation && s.pods?.synced === s.pods?.targeted && s.pods?.targeted === 2);
+    const synced = await until(`SYNCED = TARGETED at generation ${generation} within 10 s of the rollout`, 10_000, async () => JSON.parse(await kubectl(['get', 'rp', 'chat', '-n', 'e2e-shop', '-o', 'jsonpath={.status}'])), (s) => s.observedGeneration === generation && s.pods?.synced === s.pods?.targeted && s.pods?.targeted === 2);
     figure(`helm upgrade: SYNCED ${synced.pods.synced} of ${synced.pods.targeted} at generation ${generation}, ${Date.now() - rolled} ms after the rollout ended (${Date.now() - changed} ms after the policy change)`);
     for (const pod of await appPods()) assert.equal((await sidecarStatus(pod)).config.generation, generation, `${pod} runs generation ${generation}`);
     const during = calls(from);
@@ -342,11 +359,11 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
 
   it('gives a Job\'s pod the sidecar, and the Job completes', async () => {
     await kubectl(['apply', '-f', '-'], JOB);
-    await kubectl(['wait', '--for=condition=Complete', 'job/batch', '-n', 'shop', '--timeout=120s']);
-    const pod = JSON.parse(await kubectl(['get', 'pods', '-n', 'shop', '-l', 'job-name=batch', '-o', 'json'])).items[0];
+    await kubectl(['wait', '--for=condition=Complete', 'job/batch', '-n', 'e2e-shop', '--timeout=120s']);
+    const pod = JSON.parse(await kubectl(['get', 'pods', '-n', 'e2e-shop', '-l', 'job-name=batch', '-o', 'json'])).items[0];
     assert.equal(pod.spec.initContainers?.[0]?.name, 'breakwater-sidecar');
     assert.equal(pod.status.phase, 'Succeeded');
-    assert.match(await kubectl(['logs', '-n', 'shop', pod.metadata.name, '-c', 'job']), /status 200/);
+    assert.match(await kubectl(['logs', '-n', 'e2e-shop', pod.metadata.name, '-c', 'job']), /status 200/);
   });
 
   it('after helm uninstall, running pods keep their last good config and new pods start without a sidecar', async () => {
@@ -358,9 +375,9 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     for (const pod of await appPods()) assert.equal((await sidecarStatus(pod)).config.generation, generation, `${pod} keeps generation ${generation}`);
     assert.deepEqual(calls(from).filter((o) => !o.ok), [], 'no call failed when the controller went away');
 
-    await kubectl(['apply', '-f', '-'], `apiVersion: v1\nkind: Pod\nmetadata: {name: late, namespace: shop, labels: {app: app-late}, annotations: {breakwater.dev/policy: chat}}\nspec:\n  containers: [{name: app, image: ${IMAGE}, command: [/nodejs/bin/node, -e, "setInterval(() => {}, 1 << 30)"]}]\n`);
-    await kubectl(['wait', '--for=condition=Ready', 'pod/late', '-n', 'shop', '--timeout=60s']);
-    const late = JSON.parse(await kubectl(['get', 'pod', 'late', '-n', 'shop', '-o', 'json']));
+    await kubectl(['apply', '-f', '-'], `apiVersion: v1\nkind: Pod\nmetadata: {name: late, namespace: e2e-shop, labels: {app: app-late}, annotations: {breakwater.dev/policy: chat}}\nspec:\n  containers: [{name: app, image: ${IMAGE}, command: [/nodejs/bin/node, -e, "setInterval(() => {}, 1 << 30)"]}]\n`);
+    await kubectl(['wait', '--for=condition=Ready', 'pod/late', '-n', 'e2e-shop', '--timeout=60s']);
+    const late = JSON.parse(await kubectl(['get', 'pod', 'late', '-n', 'e2e-shop', '-o', 'json']));
     assert.equal(late.spec.initContainers, undefined, 'no sidecar');
     assert.equal(late.spec.containers[0].env, undefined, 'no base URL');
   });
