@@ -105,7 +105,7 @@ export const TimeoutsSchema = Type.Object(
     ),
     streamIdle: inherited(duration('Longest gap allowed between two stream chunks.'), '30s'),
     connect: inherited(
-      duration('To open a connection to the upstream (TCP and TLS; a pooled one is reused at once). A SYN into a backend that went away (a pod deleted behind a Service) is dropped, not refused: past this the attempt fails as connect-failure and is retried, instead of waiting for firstByte.'),
+      duration('To open a connection to the upstream (TCP and TLS; a pooled one is reused at once). A SYN into a backend that went away (a pod deleted behind a Service) is dropped, not refused: past this the attempt fails as connect-failure and is retried, instead of waiting for firstByte (0 = no deadline of its own).'),
       '5s',
     ),
     fallbackHedge: inherited(

@@ -258,15 +258,16 @@ export class Reconciler {
     const version = { source: 'controller' as const, policy: key, generation, hash: hashSpec(policy.spec), uid: policy.metadata.uid };
     const verdict = validatePolicy(policy.spec);
     if (!verdict.ok) return { generation, version, conflicts, problem: { reason: 'InvalidSpec', message: formatProblems(verdict.problems) } };
-    for (const upstream of policy.spec.upstreams) {
-      const ref = upstream.auth?.secretRef;
-      if (!ref) continue;
+    // Every Secret key the policy names (an upstream's auth, the shared cache's password) must exist and hold a value.
+    for (const ref of secretRefsOf(policy.spec)) {
       const found = await this.deps.core.readNamespacedSecret({ name: ref.name, namespace: policy.metadata.namespace! }).then(
-        (secret) => secret.data?.[ref.key] !== undefined,
+        (secret) => (secret.data?.[ref.key] ?? '') !== '',
         (err: { code?: number }) => (err.code === 404 ? false : Promise.reject(err)),
       );
       if (!found) {
-        return { generation, version, conflicts, problem: { reason: 'SecretNotFound', message: `upstream ${upstream.name}: Secret ${ref.name} with key ${ref.key} not found in namespace ${policy.metadata.namespace}` } };
+        const user = policy.spec.upstreams.find((u) => u.auth?.secretRef?.name === ref.name && u.auth.secretRef.key === ref.key);
+        const whose = user ? `upstream ${user.name}` : 'cache.redis';
+        return { generation, version, conflicts, problem: { reason: 'SecretNotFound', message: `${whose}: Secret ${ref.name} with key ${ref.key} not found (or empty) in namespace ${policy.metadata.namespace}` } };
       }
     }
     return { generation, version, conflicts, slo: verdict.spec.slo };

@@ -193,11 +193,17 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
       const stream = request(`${url()}/v1/config?pod=${encodeURIComponent(options.pod)}`, tls(), (res) => {
         clearTimeout(connecting);
         if (res.statusCode !== 200) {
+          // A refusal is read for the log within the same deadline; one that stalls, drips or breaks is given up all the same.
           let body = '';
+          const reading = setTimeout(() => stream.destroy(new Error('a refusal that did not end')), options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
           res.on('data', (d: Buffer) => {
             if (body.length < MAX_REFUSAL_CHARS) body += d.toString('utf8', 0, MAX_REFUSAL_CHARS - body.length);
           });
-          res.on('end', () => retry(`controller answered ${res.statusCode}: ${body}`));
+          res.on('error', () => {});
+          res.on('close', () => {
+            clearTimeout(reading);
+            retry(`controller answered ${res.statusCode}: ${body}`);
+          });
           return;
         }
         failures = 0;

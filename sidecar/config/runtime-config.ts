@@ -171,19 +171,26 @@ export interface InboundLimits {
 
 /**
  * A Secret key's value: as the controller last read it (the snapshot's credentials, which follow a
- * rotation), else as the injector handed it over when the pod was created (an environment variable, for
- * a controller that sends no credentials); undefined when neither has it.
+ * rotation and a deletion), or, only from a controller that sends no credentials (an earlier release),
+ * as the injector handed it over when the pod was created (an environment variable); undefined when
+ * there is none.
  */
 function secretValue(ref: { name: string; key: string }, credentials: Readonly<Record<string, string>> | undefined): string | undefined {
-  return credentials?.[credentialKey(ref)] || process.env[secretEnvName(ref.name, ref.key)] || undefined;
+  const value = credentials !== undefined ? credentials[credentialKey(ref)] : process.env[secretEnvName(ref.name, ref.key)];
+  return value || undefined;
 }
+
+/** What an HTTP field value may hold (RFC 9110: visible characters, spaces and tabs): a Secret with a line break in it is no header. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 function resolveAuth(auth: UpstreamSpec['auth'], credentials: Readonly<Record<string, string>> | undefined): UpstreamConfig['auth'] {
   if (!auth) return undefined;
   if (auth.secretRef) {
     // A Secret that does not exist yet is no reason to refuse the policy: that upstream waits for it, the others serve.
     const secret = secretValue(auth.secretRef, credentials);
-    return secret ? { header: auth.header, value: auth.prefix + secret } : { header: auth.header, missing: `Secret ${auth.secretRef.name}, key ${auth.secretRef.key}` };
+    const named = `Secret ${auth.secretRef.name}, key ${auth.secretRef.key}`;
+    if (secret && !FIELD_VALUE.test(secret)) return { header: auth.header, missing: `${named} (its value is not a valid header value: a line break or a control character)` };
+    return secret ? { header: auth.header, value: auth.prefix + secret } : { header: auth.header, missing: named };
   }
   const secret = auth.env !== undefined ? process.env[auth.env] : readFileSync(auth.file!, 'utf8').trim();
   if (!secret) throw new Error(`credential for auth is empty or missing (${auth.env ? `env ${auth.env}` : `file ${auth.file}`})`);

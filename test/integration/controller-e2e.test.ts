@@ -251,7 +251,7 @@ describe('controller end to end on a real API server', () => {
     const columns = (await cp.kubectl(['-n', NS, 'get', 'rp', 'keyed'])).stdout.split('\n');
     assert.match(columns[0]!, /^NAME\s+TARGETED\s+SYNCED\s+OPEN\s+READY\s+ACCEPTED\s+OBSERVED\s+AGE/);
     assert.match(columns[1]!, /^keyed\s+0\s+0\s+0\s+False\s+False\s+\d+s/);
-    assert.match(missing.message, /Secret openai-key with key apiKey not found in namespace shop/);
+    assert.match(missing.message, /upstream openai: Secret openai-key with key apiKey not found \(or empty\) in namespace shop/);
     assert.equal((await cp.kubectl(['-n', NS, 'create', 'secret', 'generic', 'openai-key', '--from-literal=apiKey=sk-test'])).code, 0);
     const found = await until('Accepted=True', async () => (await accepted())?.status === 'True' && accepted());
     assert.equal(found.reason, 'Valid');

@@ -27,7 +27,7 @@ const version = (generation: number): ConfigVersion => ({ source: 'controller', 
 const event = (name: string, data: string) => `event: ${name}\ndata: ${data}\n\n`;
 
 /** A controller that sends `events` on every config stream and keeps the reports it is sent. */
-async function fakeController(t: TestContext, events: string[]): Promise<{ url: string; ca: string; reports: unknown[] }> {
+async function fakeController(t: TestContext, events: string[]): Promise<{ url: string; ca: string; key: string; reports: unknown[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'breakwater-fake-controller-'));
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'ignore' });
   const ca = readFileSync(join(dir, 'cert.pem'), 'utf8');
@@ -50,7 +50,7 @@ async function fakeController(t: TestContext, events: string[]): Promise<{ url: 
     server.closeAllConnections();
     server.close();
   });
-  return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, ca, reports };
+  return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, ca, key: readFileSync(join(dir, 'key.pem'), 'utf8'), reports };
 }
 
 function follow(t: TestContext, controller: { url: string; ca: string; urls?: string[] }, cacheFile?: string, connectTimeoutMs?: number) {
@@ -138,6 +138,23 @@ describe('the controller\'s config stream, as the sidecar reads it', () => {
     await until('the config from the next replica', () => applied.length, (n) => n === 1, 10_000);
     assert.ok(logs.some((l) => String(l.why).includes('no answer within 0.3 s (connect, TLS, headers)')), JSON.stringify(logs.map((l) => l.why ?? l.msg)));
     t.diagnostic(`config from the second replica after ${Date.now() - started} ms (deadline 300 ms)`);
+  });
+
+  it('gives up on a refusal that stalls, drips or breaks, and reconnects (red team, issue 26)', async (t) => {
+    const good = await fakeController(t, [event('snapshot', JSON.stringify({ version: version(1), spec }))]);
+    // Another replica with the same certificate: 503 and a body that never ends, as one going away in the middle of its answer.
+    const refusing: Server = createServer({ cert: good.ca, key: good.key }, (_req, res) => {
+      res.writeHead(503, { 'content-length': 100 });
+      res.write('going away');
+    });
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      refusing.closeAllConnections();
+      refusing.close();
+    });
+    const { applied, logs } = follow(t, { ...good, urls: [`https://127.0.0.1:${(refusing.address() as AddressInfo).port}`, good.url] }, undefined, 300);
+    await until('the config from the next replica after a refusal that never ended', () => applied.length, (n) => n === 1, 10_000);
+    assert.ok(logs.some((l) => /a refusal that did not end|controller answered 503/.test(String(l.why))), JSON.stringify(logs.map((l) => l.why ?? l.msg)));
   });
 });
 

@@ -31,7 +31,7 @@ describe('units', () => {
 
 describe('policy schema', () => {
   it('has the contract defaults for every inheritable setting', () => {
-    assert.deepEqual(BUILTIN_SETTINGS.timeouts, { total: '120s', attempt: '120s', firstByte: '60s', streamIdle: '30s', fallbackHedge: '10s', perOutputToken: '0ms' });
+    assert.deepEqual(BUILTIN_SETTINGS.timeouts, { total: '120s', attempt: '120s', firstByte: '60s', streamIdle: '30s', connect: '5s', fallbackHedge: '10s', perOutputToken: '0ms' });
     assert.deepEqual(BUILTIN_SETTINGS.retry.backoff, { base: '250ms', max: '10s', multiplier: 2, jitter: 'full' });
     assert.equal(BUILTIN_SETTINGS.retry.attempts, 3);
     assert.deepEqual(BUILTIN_SETTINGS.retry.statusCodes, [429, 500, 502, 503, 504, 529]);

@@ -38,8 +38,11 @@ function attemptLimitMs(req: ProxyRequest): number {
  */
 function send(req: ProxyRequest, attempt: AbortHooks): Promise<IncomingMessage> {
   const endpoint = req.endpoint!;
+  // The upstream's credential as it is now: a retry or a recovery after a rotation sends the new key, never the one the request began with.
+  const auth = req.upstream.config.auth;
+  const headers = auth?.value !== undefined ? { ...req.headers, [auth.header.toLowerCase()]: auth.value } : req.headers;
   return new Promise((resolve, reject) => {
-    const outgoing = endpoint.client.request(endpoint.config.basePath + upstreamPath(req.upstream, req.appPath), { method: req.method, headers: req.headers }, (response) => {
+    const outgoing = endpoint.client.request(endpoint.config.basePath + upstreamPath(req.upstream, req.appPath), { method: req.method, headers }, (response) => {
       // Only 200–599 is an answer. Node hands over a bare 101 (one without Upgrade) as a response, and a status past 599 as one too.
       const status = response.statusCode ?? 0;
       if (status >= 200 && status <= 599) return resolve(response);
@@ -55,7 +58,7 @@ function send(req: ProxyRequest, attempt: AbortHooks): Promise<IncomingMessage> 
     });
     // A new connection must be open (TCP and TLS) within timeouts.connect: a dropped SYN fails fast, as connect-failure.
     outgoing.on('socket', (socket) => {
-      if (!socket.connecting) return; // a pooled connection, open already
+      if (!socket.connecting || req.upstream.config.timeouts.connectMs === 0) return; // a pooled connection, open already; or no deadline (0)
       const timer = setTimeout(() => outgoing.destroy(Object.assign(new Error(`no connection within ${req.upstream.config.timeouts.connectMs} ms`), { code: 'ETIMEDOUT' })), req.upstream.config.timeouts.connectMs);
       const done = () => clearTimeout(timer);
       socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', done);
