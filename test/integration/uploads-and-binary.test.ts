@@ -143,14 +143,14 @@ describe('uploads and binary answers', { concurrency: true }, () => {
       req.resume();
       req.on('end', () => {
         if (req.url === '/v1/images/generations' && images++ === 0) return void res.writeHead(429, { 'retry-after-ms': '10', 'content-type': 'application/json' }).end('{"error":{"message":"slow down"}}');
-        if (req.url === '/v1/images/generations') return void setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[]}'), 1500); // past firstByte: it may be generating
+        if (req.url === '/v1/images/generations') return void setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[]}'), 5000); // past firstByte: it may be generating
         res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":{"message":"down"}}');
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     t.after(() => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const sidecar = await spawnSidecar(t, stringify({ upstreams: [{ name: 'openai', url, timeouts: { firstByte: '500ms' }, retry: { attempts: 3, backoff: { base: '10ms', max: '10ms' } }, hedge: { delay: '100ms' } }] }));
+    const sidecar = await spawnSidecar(t, stringify({ upstreams: [{ name: 'openai', url, timeouts: { firstByte: '2500ms' }, retry: { attempts: 3, backoff: { base: '10ms', max: '10ms' } }, hedge: { delay: '100ms' } }] }));
     const image = await fetch(`${sidecar.dataUrl}/openai/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"gpt-image-1","prompt":"a cat"}' });
     assert.equal(image.status, 504, 'the attempt that may be generating is not sent again');
     assert.deepEqual(seen.filter((s) => s.includes('images')), ['POST /v1/images/generations', 'POST /v1/images/generations'], 'retried once after the 429, which it did not take; no hedge; not after the timeout');
