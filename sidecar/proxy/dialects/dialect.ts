@@ -27,7 +27,11 @@ export type * from './types.js';
 const ENCODED_UNRESERVED = /%(?:[46][1-9A-F]|[57][0-9A]|3[0-9]|2D|2E|5F|7E)/gi;
 
 /** The path as a server routes it: without its query, unreserved characters decoded, and without a trailing slash. */
-const pathOnly = (path: string) => path.split('?', 1)[0]!.replace(ENCODED_UNRESERVED, (e) => String.fromCharCode(parseInt(e.slice(1), 16))).replace(/(.)\/+$/, '$1');
+function pathOnly(path: string): string {
+  let p = path.split('?', 1)[0]!;
+  if (p.includes('%')) p = p.replace(ENCODED_UNRESERVED, (e) => String.fromCharCode(parseInt(e.slice(1), 16)));
+  return p.endsWith('/') ? p.replace(/(.)\/+$/, '$1') : p;
+}
 
 /** Creating a response (retrieving one is a GET, and its sub-resources and input_tokens pass through). */
 const RESPONSES_PATH = /(?:^|\/)(?:v1|openai)\/responses$/;

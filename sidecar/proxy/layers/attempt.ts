@@ -39,8 +39,10 @@ function attemptLimitMs(req: ProxyRequest): number {
 function send(req: ProxyRequest, attempt: AbortHooks): Promise<IncomingMessage> {
   const endpoint = req.endpoint!;
   // The upstream's credential as it is now: a retry or a recovery after a rotation sends the new key, never the one the request began with.
+  // The headers were built with it (tier-request.ts): they are copied only when it changed since.
   const auth = req.upstream.config.auth;
-  const headers = auth?.value !== undefined ? { ...req.headers, [auth.header.toLowerCase()]: auth.value } : req.headers;
+  const name = auth?.value === undefined ? undefined : auth.header.toLowerCase();
+  const headers = name !== undefined && req.headers[name] !== auth!.value ? { ...req.headers, [name]: auth!.value } : req.headers;
   return new Promise((resolve, reject) => {
     const outgoing = endpoint.client.request(endpoint.config.basePath + upstreamPath(req.upstream, req.appPath), { method: req.method, headers }, (response) => {
       // Only 200–599 is an answer. Node hands over a bare 101 (one without Upgrade) as a response, and a status past 599 as one too.
