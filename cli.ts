@@ -3,10 +3,10 @@
  * The `breakwater` command. Subcommands:
  *   sidecar --policy FILE | --demo  [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021]
  *   check-policy FILE
- *   controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--secret-poll 5s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
+ *   controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--status-refresh 5m] [--secret-poll 5s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
  *              [--sidecar-image IMAGE --advertise-url URL --ca-file FILE [--webhook-listen 0.0.0.0:15444] [--webhook-client-ca FILE]]
  *              (serves the injection webhook at /mutate-pods on its own port; with --webhook-client-ca, only to callers whose client certificate it signed)
- *   mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]
+ *   mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N] [--fingerprint-credentials]
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -22,10 +22,10 @@ const USAGE = `usage:
   breakwater sidecar --controller URL[,URL...] --pod-name NAME [--token-file F] [--ca-file F] [--config-cache F] [--state-file F] [--listen ...] [--admin ...]
   breakwater sidecar --demo        (embedded policy and a built-in mock upstream)
   breakwater check-policy FILE
-  breakwater controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--secret-poll 5s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
+  breakwater controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--status-refresh 5m] [--secret-poll 5s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
              [--sidecar-image IMAGE --advertise-url URL --ca-file FILE [--webhook-listen 0.0.0.0:15444] [--webhook-client-ca FILE]]
              (and serve the injection webhook on its own port; with --webhook-client-ca, only to callers whose client certificate that CA signed)
-  breakwater mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N]`;
+  breakwater mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N] [--fingerprint-credentials]`;
 
 function hostPort(text: string, flag: string): HostPort {
   const at = parseHostPort(text);
@@ -170,6 +170,7 @@ async function controller(args: string[]): Promise<void> {
       'webhook-client-ca': { type: 'string' },
       kubeconfig: { type: 'string' },
       resync: { type: 'string', default: '30s' },
+      'status-refresh': { type: 'string', default: '5m' },
       'secret-poll': { type: 'string', default: '5s' },
       'leader-election-namespace': { type: 'string', default: process.env.POD_NAMESPACE ?? 'breakwater-system' },
       'lease-duration': { type: 'string', default: '15s' },
@@ -196,6 +197,7 @@ async function controller(args: string[]): Promise<void> {
     tlsCertFile: values['tls-cert'],
     tlsKeyFile: values['tls-key'],
     resyncMs: parseDuration(values.resync),
+    statusRefreshMs: parseDuration(values['status-refresh']),
     secretPollMs: parseDuration(values['secret-poll']),
     injection: injecting
       ? { listen: hostPort(values['webhook-listen'], '--webhook-listen'), image: values['sidecar-image']!, controllerUrl: values['advertise-url']!, caFile: values['ca-file']!, clientCaFile: values['webhook-client-ca'] }
@@ -213,10 +215,13 @@ async function controller(args: string[]): Promise<void> {
 }
 
 async function mockUpstream(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { listen: { type: 'string', default: '127.0.0.1:15099' }, 'fail-percent': { type: 'string', default: '0' } } });
+  const { values } = parseArgs({
+    args,
+    options: { listen: { type: 'string', default: '127.0.0.1:15099' }, 'fail-percent': { type: 'string', default: '0' }, 'fingerprint-credentials': { type: 'boolean', default: false } },
+  });
   const at = hostPort(values.listen, '--listen');
   const { MockUpstream } = await import('./sidecar/mock-upstream/mock-upstream.js');
-  const mock = await MockUpstream.start({ host: at.host, port: at.port, failPercent: Number(values['fail-percent']), failure: { kind: 'status', status: 503 } });
+  const mock = await MockUpstream.start({ host: at.host, port: at.port, failPercent: Number(values['fail-percent']), failure: { kind: 'status', status: 503 }, fingerprintCredentials: values['fingerprint-credentials'] });
   process.stdout.write(`mock upstream listening on ${mock.url}\n`);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void mock.close().then(() => process.exit(0)));
 }

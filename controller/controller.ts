@@ -42,6 +42,8 @@ export interface ControllerOptions {
   log: Logger;
   /** How often every policy is reconciled even without events. */
   resyncMs?: number;
+  /** A policy's status is written at least this often, so that its observedAt (kubectl's OBSERVED) says whether a controller watches it. */
+  statusRefreshMs?: number;
   /** How often the Secrets connected pods need are read again (a rotated key reaches sidecars within about this). */
   secretPollMs?: number;
   /** Sidecar injection: the webhook's own port, the image, the URL sidecars reach this controller at, and the CA that signed its certificate. */
@@ -86,6 +88,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     log,
     isLeader: () => elector.isLeader(),
     credentials: (namespace, refs) => secrets.valuesFor(namespace, refs),
+    observedRefreshMs: options.statusRefreshMs,
   });
   const secrets = new SecretValues(secretReader(core), (namespace) => reconciler.secretsChanged(namespace), () => reconciler.wantedSecrets(), log, options.secretPollMs);
   elector.start();

@@ -25,7 +25,7 @@ import { RecordedReports, type ReportRecorder } from './report-store.js';
 
 export const GROUP = { group: 'breakwater.dev', version: 'v1alpha1', plural: 'resiliencepolicies' };
 
-/** A policy's status is written at least this often, for its observedAt. */
+/** By default a policy's status is written at least this often, for its observedAt. */
 const OBSERVED_REFRESH_MS = 5 * 60_000;
 
 export interface PolicyObject extends KubernetesObject {
@@ -44,8 +44,10 @@ export interface ReconcilerDeps {
   /** Only the leader writes status and records Events. */
   isLeader: () => boolean;
   coalesceMs?: number;
-  /** Wall-clock time (ms since the epoch), for when this replica started leading. */
+  /** Wall-clock time (ms since the epoch): when this replica started leading, and each status's observedAt. */
   now?: () => number;
+  /** A policy's status is written at least this often (ms), so that a growing observedAt says no controller is watching. */
+  observedRefreshMs?: number;
   /** The values of a policy's Secret keys known now (secret-values.ts), for its pods' snapshots. */
   credentials?: (namespace: string, refs: readonly SecretRef[]) => Record<string, string>;
 }
@@ -287,9 +289,10 @@ export class Reconciler {
     }
     const target = { apiVersion: 'breakwater.dev/v1alpha1', kind: 'ResiliencePolicy', metadata: policy.metadata };
     for (const pod of pods) if (pod.report) this.reportEvents.observe(target, pod.key, pod.report);
-    const status = computeStatus(await this.facts(key, policy, conflicts), pods, policy.status, new Date().toISOString());
-    // Written when it changed, and at least every OBSERVED_REFRESH_MS so that observedAt tells a watched policy from a forsaken one.
-    const fresh = Date.now() - Date.parse(policy.status?.observedAt ?? '') < OBSERVED_REFRESH_MS;
+    const now = (this.deps.now ?? Date.now)();
+    const status = computeStatus(await this.facts(key, policy, conflicts), pods, policy.status, new Date(now).toISOString());
+    // Written when it changed, and at least every observedRefreshMs so that observedAt tells a watched policy from a forsaken one.
+    const fresh = now - Date.parse(policy.status?.observedAt ?? '') < (this.deps.observedRefreshMs ?? OBSERVED_REFRESH_MS);
     if (fresh && canonicalJson({ ...status, observedAt: undefined }) === canonicalJson({ ...(policy.status ?? {}), observedAt: undefined })) return;
     const updated = (await this.deps.custom.patchNamespacedCustomObjectStatus({
       ...GROUP,

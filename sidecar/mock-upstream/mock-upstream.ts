@@ -7,6 +7,7 @@
  * `x-mock-behavior` (JSON), else a queue the owner fills, else a default.
  * Used by the demo, the tests and the benchmark; it listens on loopback only.
  */
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { dialectOfPath, type Dialect } from '../proxy/dialects/dialect.js';
@@ -37,6 +38,13 @@ export interface MockUpstreamOptions {
   /** How they fail: one behaviour, or one picked at random from a list. */
   failure?: Behavior | Behavior[];
   random?: () => number;
+  /** Answers each request with `x-mock-credential`: the first 12 hex digits of the SHA-256 of its credential header (or `none`), so a test sees which key arrived without the key. */
+  fingerprintCredentials?: boolean;
+}
+
+/** The fingerprint `fingerprintCredentials` answers with: of `authorization`, else `x-api-key`. */
+export function credentialFingerprint(value: string | undefined): string {
+  return value === undefined ? 'none' : createHash('sha256').update(value).digest('hex').slice(0, 12);
 }
 
 /** A dialect that composes answers (every text-completion path). */
@@ -127,6 +135,10 @@ export class MockUpstream {
     res.on('close', () => {
       if (!res.writableFinished) this.abandoned++;
     });
+    if (this.options.fingerprintCredentials) {
+      const credential = req.headers.authorization ?? req.headers['x-api-key'];
+      res.setHeader('x-mock-credential', credentialFingerprint(typeof credential === 'string' ? credential : undefined));
+    }
     const behavior = this.pick(req);
     const dialect = dialectOfPath(path);
     const model = typeof body.model === 'string' ? body.model : 'mock-model';

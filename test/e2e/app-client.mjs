@@ -2,7 +2,8 @@
  * The app of the end-to-end tests: an LLM client that calls $OPENAI_BASE_URL
  * in two loops, plain and streaming, and appends every outcome as a JSON line
  * to /outcomes/$POD_NAME.jsonl (a hostPath the test reads). It records
- * whether its sidecar was ready when it started and when it exits. On SIGTERM
+ * whether its sidecar was ready when it started and when it exits, and which
+ * key reached the model (the model's `x-mock-credential` fingerprint). On SIGTERM
  * it starts nothing new, lets the requests in flight finish, and exits.
  * Runs in the image's Node from a ConfigMap; plain JavaScript on purpose.
  */
@@ -31,7 +32,8 @@ async function call(kind) {
     const text = await response.text();
     const events = kind === 'stream' ? text.split('\n\n').filter((e) => e.startsWith('data: {')).length : undefined;
     const ok = response.status === 200 && (kind === 'plain' ? text.includes('"choices"') : text.includes('data: [DONE]') && !text.includes('"error"'));
-    record({ kind, ok, status: response.status, ms: Date.now() - started, events, ...(ok ? {} : { body: text.slice(0, 300) }) });
+    const credential = response.headers.get('x-mock-credential') ?? undefined;
+    record({ kind, ok, status: response.status, ms: Date.now() - started, events, credential, ...(ok ? {} : { body: text.slice(0, 300) }) });
   } catch (err) {
     record({ kind, ok: false, ms: Date.now() - started, error: String(err.cause?.code ?? err.message ?? err).slice(0, 300) });
   } finally {

@@ -16,6 +16,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { credentialFingerprint } from '../../sidecar/mock-upstream/mock-upstream.js';
 import { startCluster, type Cluster } from '../support/cluster.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -23,6 +24,8 @@ const IMAGE = 'breakwater:e2e';
 const ARCHIVE = '/var/tmp/breakwater-e2e-image.tar';
 /** Where the app pods write their outcomes (a hostPath: the test runs on the node). */
 const OUTCOMES = '/var/tmp/breakwater-e2e-outcomes';
+/** The controller's --status-refresh here (5 minutes by default): a policy's observedAt is never older than this and a resync while a controller runs. */
+const STATUS_REFRESH_S = 15;
 /** Where image builds keep their storage (scripts/build-image.sh). */
 const BUILD_CACHE = join(process.env.BREAKWATER_CACHE_DIR ?? join(homedir(), '.cache/breakwater'), 'buildah');
 const buildCacheBytes = () => (existsSync(BUILD_CACHE) ? Number(execFileSync('du', ['-sb', BUILD_CACHE], { encoding: 'utf8' }).split('\t')[0]) : 0);
@@ -42,7 +45,7 @@ spec:
       containers:
         - name: model
           image: ${IMAGE}
-          args: [mock-upstream, --listen, "0.0.0.0:8080"]
+          args: [mock-upstream, --listen, "0.0.0.0:8080", --fingerprint-credentials]
           ports: [{containerPort: 8080}]
           readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
 ---
@@ -54,26 +57,29 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 `;
 
-const policy = (attempts: number) => `apiVersion: breakwater.dev/v1alpha1
+/** The policy of the app pods (or, named otherwise, of the pods labelled app=NAME), its key from a Secret when one is named. */
+const policy = (attempts: number, secret?: string, name = 'chat') => `apiVersion: breakwater.dev/v1alpha1
 kind: ResiliencePolicy
-metadata: {name: chat, namespace: e2e-shop}
+metadata: {name: ${name}, namespace: e2e-shop}
 spec:
-  podSelector: {matchLabels: {app: app}}
+  podSelector: {matchLabels: {app: ${name === 'chat' ? 'app' : name}}}
   upstreams:
     - name: openai
       url: http://model.e2e-shop.svc.cluster.local
       env: [OPENAI_BASE_URL]
-      retry: {attempts: ${attempts}}
+      retry: {attempts: ${attempts}}${secret ? `
+      auth: {secretRef: {name: ${secret}, key: apiKey}}` : ''}
 `;
 
-const APP = `apiVersion: apps/v1
+/** The app: app-client.mjs calling the model through its sidecar. */
+const app = (name: string, replicas: number) => `apiVersion: apps/v1
 kind: Deployment
-metadata: {name: app, namespace: e2e-shop}
+metadata: {name: ${name}, namespace: e2e-shop}
 spec:
-  replicas: 2
-  selector: {matchLabels: {app: app}}
+  replicas: ${replicas}
+  selector: {matchLabels: {app: ${name}}}
   template:
-    metadata: {labels: {app: app}}
+    metadata: {labels: {app: ${name}}}
     spec:
       containers:
         - name: app
@@ -85,6 +91,7 @@ spec:
         - {name: client, configMap: {name: app-client}}
         - {name: outcomes, hostPath: {path: ${OUTCOMES}, type: Directory}}
 `;
+const APP = app('app', 2);
 
 /** A Job that pins the policy by annotation (its labels match no podSelector) and makes one call. */
 const JOB = `apiVersion: batch/v1
@@ -120,6 +127,8 @@ interface Outcome {
   event?: 'start' | 'sigterm' | 'exit';
   sidecarReady?: number | string;
   inFlight?: number;
+  /** The fingerprint of the key the model received (credentialFingerprint). */
+  credential?: string;
 }
 
 /** Every outcome every app pod wrote so far (a line being written is skipped). */
@@ -203,7 +212,7 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
   });
 
   it('installs with helm: both controller replicas Ready on one node, and the CRD', async () => {
-    execFileSync(helm(), ['install', 'breakwater', `${ROOT}/charts/breakwater`, '--kubeconfig', cluster.kubeconfig, '-n', 'breakwater-system', '--create-namespace', '--set', 'image.repository=breakwater', '--set', 'image.tag=e2e', '--set', 'image.pullPolicy=Never', '--wait', '--timeout', '3m'], { stdio: 'pipe' });
+    execFileSync(helm(), ['install', 'breakwater', `${ROOT}/charts/breakwater`, '--kubeconfig', cluster.kubeconfig, '-n', 'breakwater-system', '--create-namespace', '--set', 'image.repository=breakwater', '--set', 'image.tag=e2e', '--set', 'image.pullPolicy=Never', '--set', 'controller.resync=5s', '--set', `controller.statusRefresh=${STATUS_REFRESH_S}s`, '--wait', '--timeout', '3m'], { stdio: 'pipe' });
     const ready = await until('controller replicas', 60_000, () => kubectl(['get', 'deployment', '-n', 'breakwater-system', '-o', 'jsonpath={.items[0].status.readyReplicas}']), (v) => v === '2');
     assert.equal(ready, '2');
     assert.match(await kubectl(['get', 'crd', 'resiliencepolicies.breakwater.dev', '-o', 'name']), /resiliencepolicies/);
@@ -366,6 +375,75 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     assert.ok(tally(during).plain > 0);
   });
 
+  it('takes the model\'s key from a Secret: a secretRef added to the live policy reaches running pods, a rotated key is in use within 15 s, with no failed call and no restart (issue 26)', async () => {
+    /** Each app pod's containers and their restart counts. */
+    const restarts = async () =>
+      (JSON.parse(await kubectl(['get', 'pods', '-n', 'e2e-shop', '-l', 'app=app', '-o', 'json'])) as { items: any[] }).items.map((p) => ({
+        pod: p.metadata.name,
+        restarts: [...(p.status.initContainerStatuses ?? []), ...p.status.containerStatuses].map((c: { name: string; restartCount: number }) => `${c.name}:${c.restartCount}`),
+      }));
+    const pods = await appPods();
+    const before = await restarts();
+    /** Waits until every app pod's calls reach the model with this key, and says how long that took. */
+    const keyInUse = async (key: string, since: number) => {
+      const fingerprint = credentialFingerprint(`Bearer ${key}`);
+      await until(`every app pod calling with key ${key}`, 30_000, async () => calls(since), (list) => pods.every((pod) => list.some((o) => o.pod === pod && o.ok && o.credential === fingerprint)));
+      return Date.now() - since;
+    };
+    await healthySince('traffic healthy before the key changes', Date.now());
+    assert.ok(calls(Date.now() - 5_000).every((o) => o.credential === 'none'), 'no key yet: the app sends none, the sidecar adds none');
+
+    const from = Date.now();
+    await kubectl(['create', 'secret', 'generic', 'model-key', '-n', 'e2e-shop', '--from-literal=apiKey=sk-e2e-one']);
+    const added = Date.now();
+    await kubectl(['apply', '-f', '-'], policy(2, 'model-key'));
+    figure(`a secretRef added to the live policy: every running pod calling with its key ${await keyInUse('sk-e2e-one', added)} ms later`);
+
+    const rotated = Date.now();
+    await kubectl(['apply', '-f', '-'], `apiVersion: v1\nkind: Secret\nmetadata: {name: model-key, namespace: e2e-shop}\nstringData: {apiKey: sk-e2e-two}\n`);
+    const rotation = await keyInUse('sk-e2e-two', rotated);
+    figure(`the Secret rotated under traffic: every pod calling with the new key ${rotation} ms later (secret poll 5 s)`);
+    assert.ok(rotation <= 15_000, `the rotated key in use within 15 s (${rotation} ms)`);
+    // A stream under way when the key changed finishes with the old key (2 s); every call that started later has the new one.
+    await new Promise((r) => setTimeout(r, 3_000));
+    const settled = Date.now();
+    await healthySince('calls after the rotation', settled);
+    assert.deepEqual([...new Set(calls(settled).map((o) => o.credential))], [credentialFingerprint('Bearer sk-e2e-two')], 'only the new key once the rotation is in force');
+
+    const during = calls(from);
+    figure(`key added and rotated: ${during.length} calls, ${during.filter((o) => !o.ok).length} failed`);
+    assert.deepEqual(during.filter((o) => !o.ok), [], 'no call failed while the key was added and rotated');
+    assert.deepEqual(await restarts(), before, 'the same pods, no container restarted');
+  });
+
+  it('starts a pod whose policy names a Secret that does not exist yet: it runs, the policy says so (READY not True), and it serves once the Secret appears (issue 26)', async () => {
+    await kubectl(['apply', '-f', '-'], policy(2, 'early-key', 'early'));
+    await kubectl(['apply', '-f', '-'], app('early', 1));
+    await kubectl(['rollout', 'status', '-n', 'e2e-shop', 'deployment/early', '--timeout=120s']);
+    const [pod] = (await kubectl(['get', 'pods', '-n', 'e2e-shop', '-l', 'app=early', '-o', 'jsonpath={.items[*].metadata.name}'])).split(' ');
+    const waiting = await until('the early pod refused for want of its key', 30_000, async () => calls(0).filter((o) => o.pod === pod), (list) => list.length > 0);
+    assert.ok(waiting.every((o) => o.status === 503 && o.body?.includes('no credential yet: Secret early-key, key apiKey does not exist')), `answered 503 naming the missing Secret: ${JSON.stringify(waiting[0])}`);
+    const reported = (await sidecarStatus(pod!)) as unknown as { upstreams: { credentialMissing?: string }[] };
+    assert.equal(reported.upstreams[0]!.credentialMissing, 'Secret early-key, key apiKey', 'the sidecar\'s /status names the missing key');
+    const columns = async () => (await kubectl(['get', 'rp', 'early', '-n', 'e2e-shop', '--no-headers'])).trim().split(/\s+/);
+    const missing = await until('the policy not accepted', 30_000, columns, (c) => c[5] === 'False');
+    assert.notEqual(missing[4], 'True', `READY is not True while the Secret is missing: ${missing.join(' ')}`);
+    const reason = await kubectl(['get', 'rp', 'early', '-n', 'e2e-shop', '-o', 'jsonpath={.status.conditions[?(@.type=="Accepted")].reason}']);
+    assert.equal(reason, 'SecretNotFound');
+    figure(`a policy naming a missing Secret: kubectl get rp: ${missing.join(' ')} (Accepted reason ${reason}); its pod Running, answered 503`);
+
+    const made = Date.now();
+    await kubectl(['create', 'secret', 'generic', 'early-key', '-n', 'e2e-shop', '--from-literal=apiKey=sk-e2e-early']);
+    const fingerprint = credentialFingerprint('Bearer sk-e2e-early');
+    await until('the early pod served with its key', 30_000, async () => calls(made).filter((o) => o.pod === pod), (list) => list.some((o) => o.ok && o.credential === fingerprint));
+    const served = Date.now() - made;
+    const ready = await until('the policy accepted and ready', 30_000, columns, (c) => c[4] === 'True' && c[5] === 'True');
+    figure(`the Secret created: the early pod served with it ${served} ms later; kubectl get rp: ${ready.join(' ')}`);
+    await kubectl(['delete', 'deployment', 'early', '-n', 'e2e-shop', '--wait=true']);
+    await kubectl(['delete', 'rp', 'early', '-n', 'e2e-shop']);
+    await until('the early pod gone', 60_000, () => kubectl(['get', 'pods', '-n', 'e2e-shop', '-l', 'app=early', '-o', 'name']), (v) => v.trim() === '');
+  });
+
   it('gives a Job\'s pod the sidecar, and the Job completes', async () => {
     await kubectl(['apply', '-f', '-'], JOB);
     await kubectl(['wait', '--for=condition=Complete', 'job/batch', '-n', 'e2e-shop', '--timeout=120s']);
@@ -375,8 +453,12 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     assert.match(await kubectl(['logs', '-n', 'e2e-shop', pod.metadata.name, '-c', 'job']), /status 200/);
   });
 
-  it('after helm uninstall, running pods keep their last good config and new pods start without a sidecar', async () => {
+  it('after helm uninstall, running pods keep their last good config, new pods start without a sidecar, and kubectl get rp says the status is stale', async () => {
     const generation = (await sidecarStatus((await appPods())[0]!)).config.generation;
+    const observedAt = async () => Date.parse(await kubectl(['get', 'rp', 'chat', '-n', 'e2e-shop', '-o', 'jsonpath={.status.observedAt}']));
+    // While a controller runs, an unchanged status is rewritten every STATUS_REFRESH_S (on a 5 s resync).
+    const watched = Date.now() - (await observedAt());
+    assert.ok(watched < (STATUS_REFRESH_S + 5 + 5) * 1000, `observedAt ${watched} ms old while the controller runs`);
     const from = Date.now();
     execFileSync(helm(), ['uninstall', 'breakwater', '--kubeconfig', cluster.kubeconfig, '-n', 'breakwater-system', '--wait', '--timeout', '2m'], { stdio: 'pipe' });
     await until('the controller pods gone', 60_000, () => kubectl(['get', 'pods', '-n', 'breakwater-system', '-o', 'name']), (v) => v.trim() === '');
@@ -389,6 +471,15 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     const late = JSON.parse(await kubectl(['get', 'pod', 'late', '-n', 'e2e-shop', '-o', 'json']));
     assert.equal(late.spec.initContainers, undefined, 'no sidecar');
     assert.equal(late.spec.containers[0].env, undefined, 'no base URL');
+
+    // Nobody refreshes the status now: OBSERVED grows past the refresh interval and says how long ago a controller last looked.
+    const last = await observedAt();
+    const age = async () => (await kubectl(['get', 'rp', 'chat', '-n', 'e2e-shop', '--no-headers'])).trim().split(/\s+/)[6]!;
+    const shown = await until('OBSERVED older than twice the refresh interval', 60_000, age, () => Date.now() - last > 2 * STATUS_REFRESH_S * 1000 + 2_000);
+    assert.equal(await observedAt(), last, 'no controller rewrote the status');
+    const seconds = Number(/^(\d+)s$/.exec(shown)?.[1]);
+    assert.ok(seconds >= 2 * STATUS_REFRESH_S, `kubectl get rp shows OBSERVED ${shown}, more than twice the ${STATUS_REFRESH_S} s refresh interval`);
+    figure(`while the controller ran, observedAt was ${watched} ms old (refresh ${STATUS_REFRESH_S} s); after helm uninstall kubectl get rp shows OBSERVED ${shown} and rising: ${(await kubectl(['get', 'rp', 'chat', '-n', 'e2e-shop', '--no-headers'])).trim().split(/\s+/).join(' ')}`);
   });
 
   it('stops the cluster and leaves nothing behind on the machine', async () => {
