@@ -9,9 +9,14 @@
  * (f) through the Portkey gateway (plain requests only), and for plain requests
  * (g) through the sidecar on the default policy logging every request (debug).
  *
- * Plain requests: wrk for closed-loop throughput, then vegeta open-loop at a
- * fixed rate in interleaved rounds, for latency and CPU time per request.
- * Streams: `streams load` holds N streams open at once and measures each
+ * Every path runs in a fresh process in each round, the paths in an order that
+ * rotates by round. Plain requests, sent as the openai SDK sends them (a 1.5 KB
+ * request, its headers; a 2.2 KB answer with usage), open loop at a fixed
+ * rate after a warm-up, by two harnesses that must agree: vegeta, and
+ * `streams plain` (this project's, over keep-alive connections); then the
+ * same rate in once-a-second bursts, as autocannon's -R sends it, for the CPU
+ * per request when requests overlap. The proxy's CPU per request is read from
+ * /proc. Streams: `streams load` holds N streams open at once and measures each
  * event's delay from the model server's write to its arrival; the proxy's
  * CPU per relayed event and its memory per open stream are read from /proc.
  * Everything is reported as a ratio to the floor. Writes bench/results/latest.{json,md}.
@@ -31,10 +36,12 @@ const VEGETA = join(ROOT, '.cache/bin/vegeta');
 const STREAMS = join(ROOT, '.cache/bin/streams');
 const PORTKEY = join(ROOT, '.cache/peers/node_modules/@portkey-ai/gateway/build/start-server.js');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const STREAM_COUNTS = (process.env.BENCH_STREAMS ?? '500,2000').split(',').map(Number);
-const STREAM_ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 3);
-const CONNECTIONS = 64;
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const STREAM_COUNTS = (process.env.BENCH_STREAMS ?? '500,2000').split(',').filter(Boolean).map(Number);
+/** Only these paths (and the floor), e.g. BENCH_ONLY=breakwater: for a quick look, not for figures. */
+const ONLY = process.env.BENCH_ONLY?.split(',');
+const CONNECTIONS = 32;
 const RATE = 500;
 const UPSTREAM = 'http://127.0.0.1:18090';
 /** A git ref whose sidecar runs beside this one (before/after in one run). */
@@ -43,7 +50,6 @@ const BASELINE = process.env.BENCH_BASELINE;
 const work = mkdtempSync(join(tmpdir(), 'breakwater-bench-'));
 const children: ChildProcess[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const REQUEST = JSON.stringify({ model: 'bench-model', messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 16 });
 
 interface Target {
   name: string;
@@ -189,11 +195,6 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length / 2;
-  return sorted.length % 2 ? sorted[Math.floor(mid)]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 function run(command: string, args: string[], input?: string | Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -206,39 +207,37 @@ function run(command: string, args: string[], input?: string | Buffer): Promise<
   });
 }
 
-interface Throughput {
-  rps: number;
-  errors: number;
-}
-
-async function wrk(target: Target, connections: number, seconds: number): Promise<Throughput> {
-  const script = join(work, `${target.name}.lua`);
-  const headers = Object.entries({ 'Content-Type': 'application/json', ...target.headers }).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`);
-  writeFileSync(script, [`wrk.method = "POST"`, `wrk.body = '${REQUEST}'`, ...headers].join('\n') + '\n');
-  const out = (await run('wrk', ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '-s', script, target.url])).toString();
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
-  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
-  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  return { rps, errors: non2xx + (socketErrors ? socketErrors.slice(1).reduce((s, n) => s + Number(n), 0) : 0) };
-}
-
-interface Latency {
+interface Plain {
   p50: number;
   p99: number;
   errors: number;
-  /** CPU time the path's process spent per request at this fixed rate, µs. */
+  /** CPU time the path's process spent per request, µs. */
   cpuMicros: number;
 }
 
-async function vegeta(target: Target, rate: number, seconds: number): Promise<Latency> {
+/** The request both harnesses send: `streams request`'s chat request (~1.5 KB) and the openai SDK's headers. */
+const SDK_REQUEST = JSON.parse(spawnSync(STREAMS, ['request'], { encoding: 'utf8' }).stdout || '{}') as { body: string; headers: Record<string, string> };
+
+/** Harness 1: vegeta, open loop at RATE, requests evenly spaced, its own keep-alive connections. */
+async function vegeta(target: Target, seconds: number): Promise<Plain> {
   const cpuBefore = cpuSeconds(target.pid);
   const bodyFile = join(work, 'body.json');
-  writeFileSync(bodyFile, REQUEST);
-  const headerArgs = Object.entries({ 'Content-Type': 'application/json', ...target.headers }).flatMap(([k, v]) => ['-header', `${k}: ${v}`]);
-  const attack = await run(VEGETA, ['attack', `-rate=${rate}`, `-duration=${seconds}s`, `-body=${bodyFile}`, ...headerArgs], `POST ${target.url}\n`);
-  const cpuMicros = ((cpuSeconds(target.pid) - cpuBefore) * 1e6) / (rate * seconds);
+  writeFileSync(bodyFile, SDK_REQUEST.body);
+  const headerArgs = Object.entries({ ...SDK_REQUEST.headers, ...target.headers }).flatMap(([k, v]) => ['-header', `${k}: ${v}`]);
+  const attack = await run(VEGETA, ['attack', `-rate=${RATE}`, `-duration=${seconds}s`, `-body=${bodyFile}`, ...headerArgs], `POST ${target.url}\n`);
+  const cpuMicros = ((cpuSeconds(target.pid) - cpuBefore) * 1e6) / (RATE * seconds);
   const report = JSON.parse((await run(VEGETA, ['report', '-type=json'], attack)).toString()) as { latencies: Record<string, number>; success: number; requests: number };
   return { p50: report.latencies['50th']! / 1e6, p99: report.latencies['99th']! / 1e6, errors: Math.round(report.requests * (1 - report.success)), cpuMicros };
+}
+
+/** Harness 2: `streams plain`, open loop at RATE over CONNECTIONS keep-alive connections (one client each), in bursts of `burst` requests. */
+async function streamsPlain(target: Target, seconds: number, burst = 1): Promise<Plain> {
+  const cpuBefore = cpuSeconds(target.pid);
+  const headerArgs = Object.entries(target.headers).flatMap(([k, v]) => ['-header', `${k}:${v}`]);
+  const out = await run(STREAMS, ['plain', '-url', target.url, '-rate', String(RATE), '-connections', String(CONNECTIONS), '-duration', `${seconds}s`, '-burst', String(burst), ...headerArgs]);
+  const r = JSON.parse(out.toString()) as { requests: number; errors: number; p50Ms: number; p99Ms: number; firstError?: string };
+  if (r.firstError) process.stderr.write(`${target.name}: ${r.firstError}\n`);
+  return { p50: r.p50Ms, p99: r.p99Ms, errors: r.errors, cpuMicros: ((cpuSeconds(target.pid) - cpuBefore) * 1e6) / r.requests };
 }
 
 interface StreamRun {
@@ -289,122 +288,175 @@ function stopAll(): void {
 }
 process.on('exit', stopAll);
 
-interface Result {
+/** One target's figures in one round (its own fresh process). */
+interface Round {
   idle: Memory;
-  throughput: Throughput;
-  latency: Latency;
-  /** Memory after the plain-request runs. */
+  vegeta: Plain;
+  streamsPlain: Plain;
+  bursts: Plain;
+  /** Memory after the plain requests. */
   afterPlain: Memory;
   streams: StreamRun[];
 }
 
+/** A path under test: how to start a fresh process for it, and which process its costs are read from. */
+interface Path {
+  name: string;
+  url: string;
+  headers: Record<string, string>;
+  streams: boolean;
+  /** Starts the path's process; returns the pid its CPU and memory are read from, and how to stop it. */
+  start(): Promise<{ pid: number; stop(): Promise<void> }>;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+  children.splice(children.indexOf(child), 1);
+}
+
+/** A path served by one child process (or nginx's worker). */
+function childPath(name: string, url: string, spawnIt: () => ChildProcess, opts: { headers?: Record<string, string>; streams?: boolean; pidOf?: (c: ChildProcess) => number } = {}): Path {
+  return {
+    name,
+    url,
+    headers: opts.headers ?? {},
+    streams: opts.streams ?? true,
+    async start() {
+      const child = spawnIt();
+      await waitFor(url, { method: 'POST', body: SDK_REQUEST.body, headers: { ...SDK_REQUEST.headers, ...opts.headers } });
+      return { pid: opts.pidOf ? opts.pidOf(child) : child.pid!, stop: () => stopChild(child) };
+    },
+  };
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length / 2;
+  return sorted.length % 2 ? sorted[Math.floor(mid)]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+async function measure(path: Path, round: number): Promise<Round> {
+  const { pid, stop } = await path.start();
+  try {
+    const target: Target = { name: path.name, url: path.url, headers: path.headers, pid, streams: path.streams };
+    await sleep(300);
+    const idle = memory(pid);
+    await streamsPlain(target, WARMUP_SECONDS); // steady state: connections open, code optimized
+    // The two harnesses, in an order that alternates by round.
+    const harnesses = [() => vegeta(target, SECONDS), () => streamsPlain(target, SECONDS)];
+    const [first, second] = round % 2 ? [harnesses[1]!, harnesses[0]!] : harnesses;
+    const a = await first!();
+    const b = await second!();
+    const [v, sp] = round % 2 ? [b, a] : [a, b];
+    const bursts = await streamsPlain(target, SECONDS, RATE);
+    const afterPlain = memory(pid);
+    const streams: StreamRun[] = [];
+    if (path.streams) for (const count of STREAM_COUNTS) streams.push(await streamLoad(target, count));
+    const line = (p: Plain) => `${p.cpuMicros.toFixed(0)} µs CPU/req, p50 ${p.p50.toFixed(2)} p99 ${p.p99.toFixed(2)} ms${p.errors ? `, ${p.errors} errors` : ''}`;
+    process.stdout.write(`round ${round + 1} ${path.name}: vegeta ${line(v)}; streams plain ${line(sp)}; bursts ${line(bursts)}\n`);
+    for (const s of streams) process.stdout.write(`round ${round + 1} ${s.streams} streams via ${path.name}: ${s.dropped} dropped, delay p50 ${s.delayP50Ms.toFixed(2)} p99 ${s.delayP99Ms.toFixed(2)} ms, ${s.cpuMicrosPerEvent.toFixed(1)} µs CPU/event, ${s.perStreamKiB.anon.toFixed(1)} KiB anon/stream${s.firstError ? `, first error: ${s.firstError}` : ''}\n`);
+    return { idle, vegeta: v, streamsPlain: sp, bursts, afterPlain, streams };
+  } finally {
+    await stop();
+  }
+}
+
 async function main(): Promise<void> {
   const model = start(STREAMS, ['upstream', '-listen', new URL(UPSTREAM).host]);
-  const nginx = nginxProxy(18081);
-  const floor = start(NODE, [...IMAGE_NODE_OPTIONS, join(ROOT, 'bench/floor-proxy.ts'), '18082', UPSTREAM]);
-  const portkey = start(NODE, [PORTKEY, '--port=18787', '--headless'], { NODE_ENV: 'production' });
   const [defaults, full] = [defaultPolicy(), fullPolicy()];
   const readyMs = await timeToReady(defaults);
-  const breakwater = startBreakwater(defaults, 18001);
-  const breakwaterFull = startBreakwater(full, 18002);
-  // A clean success's log line is a debug line: this one logs every request, as `breakwater.dev/log-level: debug` does.
-  const breakwaterLogged = startBreakwater(defaults, 18004, undefined, { BREAKWATER_LOG_LEVEL: 'debug' });
-  const baseline = BASELINE ? startBreakwater(defaults, 18003, buildBaseline(BASELINE)) : undefined;
-  // nginx serves from one worker process, the master's only child.
-  const nginxWorker = () => Number(readFileSync(`/proc/${nginx.pid}/task/${nginx.pid}/children`, 'utf8').trim().split(' ')[0]);
-  await sleep(300);
+  const baselineCli = BASELINE ? buildBaseline(BASELINE) : undefined;
   const chat = '/v1/chat/completions';
-  const targets: Target[] = [
-    { name: 'direct', url: `${UPSTREAM}${chat}`, headers: {}, pid: model.pid!, streams: true },
-    { name: 'nginx', url: `http://127.0.0.1:18081${chat}`, headers: {}, pid: nginxWorker(), streams: true },
-    { name: 'floor', url: `http://127.0.0.1:18082${chat}`, headers: {}, pid: floor.pid!, streams: true },
-    { name: 'breakwater', url: `http://127.0.0.1:18001/openai${chat}`, headers: {}, pid: breakwater.pid!, streams: true },
-    { name: 'breakwater-full', url: `http://127.0.0.1:18002/vllm${chat}`, headers: {}, pid: breakwaterFull.pid!, streams: true },
-    { name: 'breakwater-logged', url: `http://127.0.0.1:18004/openai${chat}`, headers: {}, pid: breakwaterLogged.pid!, streams: false },
-    ...(baseline ? [{ name: `breakwater@${BASELINE}`, url: `http://127.0.0.1:18003/openai${chat}`, headers: {}, pid: baseline.pid!, streams: true }] : []),
-    {
-      name: 'portkey',
-      url: `http://127.0.0.1:18787${chat}`,
-      headers: { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${UPSTREAM}/v1`, authorization: 'Bearer sk-bench' },
-      pid: portkey.pid!,
+  // nginx serves from one worker process, the master's only child.
+  const nginxWorker = (master: ChildProcess) => Number(readFileSync(`/proc/${master.pid}/task/${master.pid}/children`, 'utf8').trim().split(' ')[0]);
+  const paths: Path[] = [
+    { name: 'direct', url: `${UPSTREAM}${chat}`, headers: {}, streams: true, start: async () => ({ pid: model.pid!, stop: async () => {} }) },
+    childPath('nginx', `http://127.0.0.1:18081${chat}`, () => nginxProxy(18081), { pidOf: nginxWorker }),
+    childPath('floor', `http://127.0.0.1:18082${chat}`, () => start(NODE, [...IMAGE_NODE_OPTIONS, join(ROOT, 'bench/floor-proxy.ts'), '18082', UPSTREAM])),
+    childPath('breakwater', `http://127.0.0.1:18001/openai${chat}`, () => startBreakwater(defaults, 18001)),
+    childPath('breakwater-full', `http://127.0.0.1:18002/vllm${chat}`, () => startBreakwater(full, 18002)),
+    // A clean success's log line is a debug line: this one logs every request, as `breakwater.dev/log-level: debug` does.
+    childPath('breakwater-logged', `http://127.0.0.1:18004/openai${chat}`, () => startBreakwater(defaults, 18004, undefined, { BREAKWATER_LOG_LEVEL: 'debug' }), { streams: false }),
+    ...(baselineCli ? [childPath(`breakwater@${BASELINE}`, `http://127.0.0.1:18003/openai${chat}`, () => startBreakwater(defaults, 18003, baselineCli))] : []),
+    childPath('portkey', `http://127.0.0.1:18787${chat}`, () => start(NODE, [PORTKEY, '--port=18787', '--headless'], { NODE_ENV: 'production' }), {
+      headers: { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${UPSTREAM}/v1` },
       streams: false,
-    },
-  ];
-  for (const t of targets) await waitFor(t.url, { method: 'POST', body: REQUEST, headers: { 'content-type': 'application/json', ...t.headers } });
-  await sleep(1000);
-  const results: Record<string, Result> = {};
-  for (const t of targets) results[t.name] = { idle: memory(t.pid), throughput: { rps: 0, errors: 0 }, latency: { p50: 0, p99: 0, errors: 0, cpuMicros: 0 }, afterPlain: { rss: 0, anon: 0 }, streams: [] };
-
-  for (const t of targets) {
-    await wrk(t, CONNECTIONS, 2); // warm-up
-    results[t.name]!.throughput = await wrk(t, CONNECTIONS, SECONDS);
-    process.stdout.write(`${t.name}: ${results[t.name]!.throughput.rps.toFixed(0)} req/s\n`);
-  }
-  // Open-loop rounds, the targets in a rotating order, so drift on this shared machine falls on all alike.
-  const rounds: Record<string, Latency[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
+    }),
+  ].filter((p) => ONLY === undefined || ONLY.includes(p.name) || p.name === 'floor');
+  await waitFor(`${UPSTREAM}${chat}`, { method: 'POST', body: SDK_REQUEST.body });
+  // Rounds: every path in a fresh process, in an order that rotates by round, so drift on this shared machine falls on all alike.
+  const rounds: Record<string, Round[]> = Object.fromEntries(paths.map((p) => [p.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    for (let i = 0; i < targets.length; i++) {
-      const t = targets[(i + round) % targets.length]!;
-      const latency = await vegeta(t, RATE, SECONDS);
-      rounds[t.name]!.push(latency);
-      process.stdout.write(`round ${round + 1} ${t.name}: p50 ${latency.p50.toFixed(3)} p99 ${latency.p99.toFixed(3)} ms, ${latency.cpuMicros.toFixed(0)} µs CPU/req, ${latency.errors} errors\n`);
+    for (let i = 0; i < paths.length; i++) {
+      const path = paths[(i + round) % paths.length]!;
+      rounds[path.name]!.push(await measure(path, round));
     }
   }
-  for (const t of targets) {
-    const r = rounds[t.name]!;
-    results[t.name]!.latency = { p50: median(r.map((l) => l.p50)), p99: median(r.map((l) => l.p99)), errors: r.reduce((s, l) => s + l.errors, 0), cpuMicros: median(r.map((l) => l.cpuMicros)) };
-    results[t.name]!.afterPlain = memory(t.pid);
-  }
-  // Stream rounds too rotate the targets; each figure is the run with the median CPU per event (its delay and memory with it), and drops add up.
-  const streamTargets = targets.filter((t) => t.streams);
-  for (const count of STREAM_COUNTS) {
-    const runs: Record<string, StreamRun[]> = Object.fromEntries(streamTargets.map((t) => [t.name, []]));
-    for (let round = 0; round < STREAM_ROUNDS; round++) {
-      for (let i = 0; i < streamTargets.length; i++) {
-        const t = streamTargets[(i + round) % streamTargets.length]!;
-        const s = await streamLoad(t, count);
-        runs[t.name]!.push(s);
-        process.stdout.write(`round ${round + 1} ${count} streams via ${t.name}: ${s.dropped} dropped, delay p50 ${s.delayP50Ms.toFixed(2)} p99 ${s.delayP99Ms.toFixed(2)} ms, ${s.cpuMicrosPerEvent.toFixed(1)} µs CPU/event, peak ${s.peak.anon.toFixed(1)} MiB anon${s.firstError ? `, first error: ${s.firstError}` : ''}\n`);
-      }
-    }
-    for (const t of streamTargets) {
-      const byCpu = [...runs[t.name]!].sort((a, b) => a.cpuMicrosPerEvent - b.cpuMicrosPerEvent);
-      const middle = byCpu[Math.floor((byCpu.length - 1) / 2)]!;
-      results[t.name]!.streams.push({ ...middle, dropped: byCpu.reduce((n, r) => n + r.dropped, 0), rounds: byCpu.map((r) => r.cpuMicrosPerEvent) });
-    }
-  }
-  report(targets, results, readyMs);
+  report(paths, rounds, readyMs);
   stopAll();
 }
 
-function report(targets: Target[], results: Record<string, Result>, readyMs: number): void {
-  const direct = results.direct!;
+/** The figures of each path: the median of its rounds, each figure on its own. */
+interface Summary {
+  idle: Memory;
+  afterPlain: Memory;
+  vegeta: Plain;
+  streamsPlain: Plain;
+  bursts: Plain;
+  streams: (StreamRun & { rounds: number[] })[];
+}
+
+function summarize(list: Round[]): Summary {
+  const plain = (pick: (r: Round) => Plain): Plain => ({
+    p50: median(list.map((r) => pick(r).p50)),
+    p99: median(list.map((r) => pick(r).p99)),
+    errors: list.reduce((n, r) => n + pick(r).errors, 0),
+    cpuMicros: median(list.map((r) => pick(r).cpuMicros)),
+  });
+  const mem = (pick: (r: Round) => Memory): Memory => ({ rss: median(list.map((r) => pick(r).rss)), anon: median(list.map((r) => pick(r).anon)) });
+  // Each stream figure is the round with the median CPU per event (its delay and memory with it); drops add up.
+  const streams = STREAM_COUNTS.flatMap((count) => {
+    const runs = list.flatMap((r) => r.streams.filter((s) => s.streams === count)).sort((a, b) => a.cpuMicrosPerEvent - b.cpuMicrosPerEvent);
+    if (runs.length === 0) return [];
+    const middle = runs[Math.floor((runs.length - 1) / 2)]!;
+    return [{ ...middle, dropped: runs.reduce((n, r) => n + r.dropped, 0), rounds: runs.map((r) => r.cpuMicrosPerEvent) }];
+  });
+  return { idle: mem((r) => r.idle), afterPlain: mem((r) => r.afterPlain), vegeta: plain((r) => r.vegeta), streamsPlain: plain((r) => r.streamsPlain), bursts: plain((r) => r.bursts), streams };
+}
+
+function report(paths: Path[], rounds: Record<string, Round[]>, readyMs: number): void {
+  const results = Object.fromEntries(paths.map((p) => [p.name, summarize(rounds[p.name]!)]));
   const floor = results.floor!;
+  const direct = results.direct;
   const streamAt = (name: string, count: number) => results[name]!.streams.find((s) => s.streams === count);
-  const proxies = targets.filter((t) => t.name !== 'direct').map((t) => t.name);
+  const proxies = paths.filter((p) => p.name !== 'direct').map((p) => p.name);
   const summary = {
     date: new Date().toISOString(),
     node: spawnSync(NODE, ['--version'], { encoding: 'utf8' }).stdout.trim(),
     nodeOptions: IMAGE_NODE_OPTIONS,
     seconds: SECONDS,
+    warmupSeconds: WARMUP_SECONDS,
     rounds: ROUNDS,
     connections: CONNECTIONS,
     rate: RATE,
     readyMs,
     results,
+    perRound: rounds,
     vsFloor: Object.fromEntries(
       proxies.map((name) => {
         const r = results[name]!;
         return [
           name,
           {
-            cpuPerRequest: r.latency.cpuMicros / floor.latency.cpuMicros,
-            addedP99Ms: r.latency.p99 - direct.latency.p99,
+            cpuPerRequest: { vegeta: r.vegeta.cpuMicros / floor.vegeta.cpuMicros, streamsPlain: r.streamsPlain.cpuMicros / floor.streamsPlain.cpuMicros, bursts: r.bursts.cpuMicros / floor.bursts.cpuMicros },
+            addedCpuMicros: { vegeta: r.vegeta.cpuMicros - floor.vegeta.cpuMicros, streamsPlain: r.streamsPlain.cpuMicros - floor.streamsPlain.cpuMicros, bursts: r.bursts.cpuMicros - floor.bursts.cpuMicros },
             idleAnonMiB: r.idle.anon - floor.idle.anon,
             streams: r.streams.map((s) => {
               const f = streamAt('floor', s.streams)!;
-              const d = streamAt('direct', s.streams)!;
-              return { streams: s.streams, cpuPerEvent: s.cpuMicrosPerEvent / f.cpuMicrosPerEvent, addedDelayP99Ms: s.delayP99Ms - d.delayP99Ms, peakAnonOverFloorMiB: s.peak.anon - f.peak.anon };
+              return { streams: s.streams, cpuPerEvent: s.cpuMicrosPerEvent / f.cpuMicrosPerEvent, perStreamKiB: s.perStreamKiB.anon / f.perStreamKiB.anon };
             }),
           },
         ];
@@ -415,33 +467,38 @@ function report(targets: Target[], results: Record<string, Result>, readyMs: num
   const x = (v: number) => `${v.toFixed(2)}×`;
   const plainRow = (name: string) => {
     const r = results[name]!;
-    const added = name === 'direct' ? '—' : `${(r.latency.p50 - direct.latency.p50).toFixed(2)} / ${(r.latency.p99 - direct.latency.p99).toFixed(2)}`;
-    return `| ${name} | ${r.throughput.rps.toFixed(0)} | ${r.latency.p50.toFixed(2)} / ${r.latency.p99.toFixed(2)} | ${added} | ${r.latency.cpuMicros.toFixed(0)} | ${x(r.latency.cpuMicros / floor.latency.cpuMicros)} | ${r.idle.rss.toFixed(1)} / ${r.idle.anon.toFixed(1)} | ${r.afterPlain.rss.toFixed(1)} / ${r.afterPlain.anon.toFixed(1)} | ${r.throughput.errors + r.latency.errors} |`;
+    const cpu = (pick: (s: Summary) => Plain) => `${pick(r).cpuMicros.toFixed(0)} (${x(pick(r).cpuMicros / pick(floor).cpuMicros)})`;
+    const agree = r.streamsPlain.cpuMicros / r.vegeta.cpuMicros;
+    const errors = r.vegeta.errors + r.streamsPlain.errors + r.bursts.errors;
+    return `| ${name} | ${cpu((s) => s.vegeta)} | ${cpu((s) => s.streamsPlain)} | ${x(agree)} | ${cpu((s) => s.bursts)} | ${r.vegeta.p50.toFixed(2)} / ${r.vegeta.p99.toFixed(2)} | ${r.idle.rss.toFixed(1)} / ${r.idle.anon.toFixed(1)} | ${r.afterPlain.rss.toFixed(1)} / ${r.afterPlain.anon.toFixed(1)} | ${errors} |`;
   };
   const streamRows = STREAM_COUNTS.flatMap((count) =>
-    targets
-      .filter((t) => t.streams)
-      .map((t) => {
-        const s = streamAt(t.name, count)!;
+    paths
+      .filter((p) => p.streams && streamAt(p.name, count))
+      .map((p) => {
+        const s = streamAt(p.name, count)!;
         const f = streamAt('floor', count)!;
-        const d = streamAt('direct', count)!;
-        const added = t.name === 'direct' ? '—' : (s.delayP99Ms - d.delayP99Ms).toFixed(2);
-        return `| ${count} | ${t.name} | ${s.dropped} | ${s.delayP50Ms.toFixed(2)} / ${s.delayP99Ms.toFixed(2)} | ${added} | ${s.cpuMicrosPerEvent.toFixed(1)} | ${x(s.cpuMicrosPerEvent / f.cpuMicrosPerEvent)} | ${s.peak.rss.toFixed(1)} / ${s.peak.anon.toFixed(1)} | ${(s.peak.anon - f.peak.anon).toFixed(1)} | ${s.perStreamKiB.anon.toFixed(1)} |`;
+        const d = direct && streamAt('direct', count);
+        const added = p.name === 'direct' || !d ? '—' : (s.delayP99Ms - d.delayP99Ms).toFixed(2);
+        return `| ${count} | ${p.name} | ${s.dropped} | ${s.delayP50Ms.toFixed(2)} / ${s.delayP99Ms.toFixed(2)} | ${added} | ${s.cpuMicrosPerEvent.toFixed(1)} | ${x(s.cpuMicrosPerEvent / f.cpuMicrosPerEvent)} | ${s.peak.rss.toFixed(1)} / ${s.peak.anon.toFixed(1)} | ${s.perStreamKiB.anon.toFixed(1)} (${x(s.perStreamKiB.anon / f.perStreamKiB.anon)}) |`;
       }),
   );
-  const md = `Benchmark run ${summary.date} on ${summary.node}; 2 cores shared by the load generators, the proxies and the model server.
-Node proxies (the floor and the sidecars) run as the image runs them: node ${IMAGE_NODE_OPTIONS.join(' ')}.
+  const md = `Benchmark run ${summary.date} on ${summary.node}; 2 cores shared by the load generators, the proxies and the model server (bench/streams).
+Node proxies (the floor and the sidecars) run as the image runs them: node ${IMAGE_NODE_OPTIONS.join(' ')}. ${ROUNDS} rounds; in each, every path runs in a fresh process, the paths in an order that rotates by round; each figure is the median of the rounds.
 
-**Plain requests.** Throughput: wrk, 1 thread, ${CONNECTIONS} connections, ${SECONDS} s. Latency and CPU: vegeta open-loop at ${RATE} req/s for ${SECONDS} s, median of ${ROUNDS} interleaved rounds. Memory in MiB, RSS / anonymous (RssAnon).
+**Plain requests** as the openai SDK sends them (a 1.5 KB chat request with the SDK's 12 headers; a 2.2 KB answer with usage and OpenAI's answer headers), at ${RATE} req/s open loop, ${SECONDS} s each after a ${WARMUP_SECONDS} s warm-up. CPU is the path's process's user + system time per request, in µs, and its ratio to the floor's in the same run.
+- **vegeta**: requests evenly spaced, over the keep-alive connections vegeta opens (a handful at this rate).
+- **streams plain** (bench/streams/plain.go, this project's own load generator): requests evenly spaced over ${CONNECTIONS} keep-alive connections, one client each. The two harnesses alternate which goes first.
+- **bursts**: streams plain sending each second's ${RATE} requests at once, as autocannon's \`-R\` does (each connection sends its share of the second back to back, then waits for the next second). Requests that arrive together share the proxy's wake-ups and warm caches: every proxy costs less per request this way.
 
-| path | req/s | p50 / p99 ms | added p50 / p99 ms | CPU µs/req | CPU vs floor | idle memory | after the runs | errors |
+| path | CPU µs/req, vegeta | streams plain | streams plain ÷ vegeta | bursts | p50 / p99 ms (vegeta) | idle memory MiB, RSS / anon | after the runs | errors |
 |---|---|---|---|---|---|---|---|---|
-${['direct', ...proxies].map(plainRow).join('\n')}
+${paths.map((p) => p.name).map(plainRow).join('\n')}
 
-**Streams.** N streams at once (starts spread over 1 s), each 60 events at 20–50 ms; ${STREAM_ROUNDS} rounds, the targets in a rotating order, each row the round with the median CPU per event (drops summed over the rounds). Delay: from the model server's write to the client's read, per event. Memory: the peak while the streams were open, MiB RSS / anonymous.
+**Streams.** N streams at once (starts spread over 1 s), each 60 events at 20–50 ms; each row the round with the median CPU per event (drops summed over the rounds). Delay: from the model server's write to the client's read, per event. Memory: the peak while the streams were open, MiB RSS / anonymous, and the rise of anonymous memory per open stream over the memory just before.
 
-| streams | path | dropped | delay p50 / p99 ms | added p99 ms | CPU µs/event | CPU vs floor | peak memory | anon over floor MiB | anon KiB/stream |
-|---|---|---|---|---|---|---|---|---|---|
+| streams | path | dropped | delay p50 / p99 ms | added p99 ms | CPU µs/event | CPU vs floor | peak memory | anon KiB/stream (vs floor) |
+|---|---|---|---|---|---|---|---|---|
 ${streamRows.join('\n')}
 
 - Sidecar start to ready (/readyz 200): ${readyMs.toFixed(0)} ms (median of 7).

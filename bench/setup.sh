@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the benchmark compares against and drives load with:
-# nginx and wrk (Debian), vegeta (Go module proxy), the Portkey gateway (npm),
+# nginx (Debian), vegeta (Go module proxy), the Portkey gateway (npm),
 # and bench/streams (the model server and stream workload, built with Go).
 # Everything lands in git-ignored .cache/ or the system package set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+if ! command -v nginx >/dev/null; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
 fi
 mkdir -p .cache/bin .cache/peers
 (cd bench/streams && go build -o ../../.cache/bin/streams .)

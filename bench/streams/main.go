@@ -1,13 +1,16 @@
 // Command streams is bench/'s model server and LLM-shaped workload: an
 // upstream that answers a streaming chat completion with a server-sent-event
 // stream of chunks at random intervals (and any other request with one fixed
-// chat completion at once), and a load generator that holds N such streams
-// open through a proxy and measures each event's delay from the upstream's
-// write to its arrival. Both are Go so that they take little of the CPU the
-// proxies under test are measured on.
+// chat completion of about 2 KB at once, with OpenAI's answer headers), a load
+// generator that holds N such streams open through a proxy and measures each
+// event's delay from the upstream's write to its arrival, and an open-loop
+// load generator for plain requests as an SDK sends them (plain.go). All are
+// Go so that they take little of the CPU the proxies under test are measured on.
 //
 //	streams upstream -listen 127.0.0.1:18090 -events 60 -min 20ms -max 50ms
 //	streams load -url http://127.0.0.1:18001/primary/v1/chat/completions -streams 500 -ramp 1s
+//	streams plain -url http://127.0.0.1:18001/primary/v1/chat/completions -rate 500 -connections 32
+//	streams request   (the request plain sends, for another load generator)
 //
 // Each event's content is "t<unix nanoseconds> ", stamped as it is written;
 // load prints one JSON object with the delay percentiles and the streams that
@@ -26,13 +29,14 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: streams upstream|load [flags]")
+		fmt.Fprintln(os.Stderr, "usage: streams upstream|load|plain|request [flags]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -40,8 +44,12 @@ func main() {
 		upstream(os.Args[2:])
 	case "load":
 		load(os.Args[2:])
+	case "plain":
+		plain(os.Args[2:])
+	case "request":
+		request()
 	default:
-		fmt.Fprintln(os.Stderr, "usage: streams upstream|load [flags]")
+		fmt.Fprintln(os.Stderr, "usage: streams upstream|load|plain|request [flags]")
 		os.Exit(2)
 	}
 }
@@ -55,6 +63,9 @@ func upstream(args []string) {
 	fs.Parse(args)
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		for k, v := range answerHeaders {
+			w.Header().Set(k, v)
+		}
 		if !bytes.Contains(body, []byte(`"stream":true`)) {
 			w.Header().Set("content-type", "application/json")
 			w.Write(completion)
@@ -84,7 +95,26 @@ func upstream(args []string) {
 	}
 }
 
-var completion = []byte(`{"id":"chatcmpl-bench","object":"chat.completion","created":1,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the benchmark upstream."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15}}`)
+// completion is a plain answer of the size a chat answer has (about 2 KB, usage included), as OpenAI shapes it.
+var completion = []byte(`{"id":"chatcmpl-bench","object":"chat.completion","created":1733580000,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+	strings.Repeat("I am sorry your parcel has not moved yet. Order 48213 is waiting for pickup at our warehouse, and I have asked the team to hand it to the carrier today. ", 11) +
+	`","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":412,"completion_tokens":396,"total_tokens":808,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":"fp_bench"}`)
+
+// answerHeaders are the headers OpenAI's API answers with (rate limits, request id, processing time), on every answer.
+var answerHeaders = map[string]string{
+	"openai-organization":            "org-bench",
+	"openai-processing-ms":           "412",
+	"openai-version":                 "2020-10-01",
+	"x-request-id":                   "req_0123456789abcdef0123456789abcdef",
+	"x-ratelimit-limit-requests":     "10000",
+	"x-ratelimit-limit-tokens":       "30000000",
+	"x-ratelimit-remaining-requests": "9999",
+	"x-ratelimit-remaining-tokens":   "29999000",
+	"x-ratelimit-reset-requests":     "6ms",
+	"x-ratelimit-reset-tokens":       "2ms",
+	"strict-transport-security":      "max-age=31536000; includeSubDomains; preload",
+	"x-content-type-options":         "nosniff",
+}
 
 type report struct {
 	Streams     int     `json:"streams"`
