@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { formatProblems, parseDuration, validatePolicy } from './api/index.js';
 import { createLogger } from './sidecar/log.js';
-import { parseHostPort, type HostPort } from './lib/index.js';
+import { parseHostPort, printable, type HostPort } from './lib/index.js';
 
 // Each subcommand imports what it needs when it runs: the sidecar must not pay for the controller's Kubernetes client.
 
@@ -34,6 +34,18 @@ function hostPort(text: string, flag: string): HostPort {
 }
 
 class UsageError extends Error {}
+
+/** A duration flag in milliseconds: a duration (such as 30s or 500ms) of at least `min` ms, or a usage error. */
+function durationFlag(text: string, flag: string, min = 1): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch {
+    throw new UsageError(`${flag} must be a duration such as 30s or 500ms, got "${text.slice(0, 64)}"`);
+  }
+  if (ms < min) throw new UsageError(`${flag} must be ${min === 1 ? 'more than 0' : `at least ${min / 1000}s`}, got "${text}"`);
+  return ms;
+}
 
 async function sidecar(args: string[]): Promise<void> {
   const { startSidecar } = await import('./sidecar/sidecar.js');
@@ -116,29 +128,31 @@ async function checkPolicy(args: string[]): Promise<void> {
   const { loadPolicyFile } = await import('./sidecar/config/policy-file.js');
   const file = args[0];
   if (!file || args.length > 1) throw new UsageError('check-policy takes one FILE');
+  // Every line is printed with its control characters escaped: nothing a policy holds (a name, a key, the
+  // parser's quote of the file) can colour the terminal, move its cursor or add a line of its own.
+  const say = (line: string) => process.stdout.write(`${printable(line)}\n`);
+  const refuse = (lines: string[]): never => {
+    process.stderr.write(`${lines.map(printable).join('\n')}\n`);
+    return process.exit(1);
+  };
   let verdict;
   try {
     verdict = validatePolicy(parse(readFileSync(file, 'utf8')));
   } catch (err) {
-    process.stderr.write(`${file}: ${(err as Error).message}\n`);
-    process.exit(1);
+    return refuse(`${file}: ${(err as Error).message}`.split('\n'));
   }
   if (!verdict.ok) {
-    process.stderr.write(`${file}: invalid policy (${verdict.problems.length} problem${verdict.problems.length > 1 ? 's' : ''}):\n${formatProblems(verdict.problems)}\n`);
-    process.exit(1);
+    return refuse([`${file}: invalid policy (${verdict.problems.length} problem${verdict.problems.length > 1 ? 's' : ''}):`, ...verdict.problems.map((p) => formatProblems([p]))]);
   }
   const loaded = loadPolicyFile(file);
-  if (!loaded.ok) {
-    process.stderr.write(`${loaded.error}\n`);
-    process.exit(1);
-  }
+  if (!loaded.ok) return refuse(loaded.error.split('\n'));
   const names = verdict.spec.upstreams.map((u) => u.name).join(', ');
-  process.stdout.write(`${file}: valid (upstreams: ${names})\n`);
+  say(`${file}: valid (upstreams: ${names})`);
   const budgetLine = (b: typeof verdict.spec.budget, whose: string, routes: string[]) => {
     const limits = [b.tokens && `${b.tokens} tokens`, Number(b.cost) > 0 && `${b.cost} in cost`].filter(Boolean);
     if (limits.length === 0) return;
     const over = routes.length > 0 ? `goes to ${routes.join(', then ')}` : `gets 429 budget_exhausted until the ${b.window} rolls`;
-    process.stdout.write(`  ${whose}: budget of ${limits.join(' and ')} per ${b.window} (per pod); a request over it ${over}\n`);
+    say(`  ${whose}: budget of ${limits.join(' and ')} per ${b.window} (per pod); a request over it ${over}`);
   };
   budgetLine(verdict.spec.budget, 'all upstreams together', []);
   const { slo } = verdict.spec;
@@ -146,15 +160,24 @@ async function checkPolicy(args: string[]): Promise<void> {
     Number(slo.availability.objective) > 0 && `availability ${slo.availability.objective}%`,
     Number(slo.timeToFirstToken.objective) > 0 && `first token within ${slo.timeToFirstToken.threshold} for ${slo.timeToFirstToken.objective}% of streamed answers`,
   ].filter(Boolean);
-  if (objectives.length > 0) process.stdout.write(`  SLOs: ${objectives.join('; ')}, over ${slo.window} (status condition SLOMet)\n`);
+  if (objectives.length > 0) say(`  SLOs: ${objectives.join('; ')}, over ${slo.window} (status condition SLOMet)`);
   for (const u of verdict.spec.upstreams) {
     const routes = u.fallback.filter((f) => !f.when || f.when.includes('budget-exhausted')).map((f) => f.upstream ?? (f.cache ? 'the cache' : 'the static answer'));
     budgetLine(u.budget, u.name, routes);
     const g = u.guards;
     const on = [g.maxInputBytes && `at most ${g.maxInputBytes} body bytes`, g.maxInputTokens && `at most ${g.maxInputTokens} input tokens (estimated)`, g.deny.length && `deny ${g.deny.map((d) => d.name).join(', ')}`].filter(Boolean);
-    if (on.length > 0) process.stdout.write(`  ${u.name}: input guards: ${on.join('; ')}; a request that trips one gets 400 guardrail_blocked and never leaves\n`);
+    if (on.length > 0) say(`  ${u.name}: input guards: ${on.join('; ')}; a request that trips one gets 400 guardrail_blocked and never leaves`);
     const ref = u.auth?.secretRef;
-    if (ref) process.stdout.write(`  ${u.name}: credential from Secret ${ref.name}, key ${ref.key}, which the controller reads in the policy's namespace (not checked here; until it exists, ${u.name} answers 503 and its fallback tiers serve)\n`);
+    if (ref) say(`  ${u.name}: credential from Secret ${ref.name}, key ${ref.key}, which the controller reads in the policy's namespace (not checked here; until it exists, ${u.name} answers 503 and its fallback tiers serve)`);
+  }
+  const redis = verdict.spec.cache.redis;
+  if (redis?.secretRef) {
+    const { name, key } = redis.secretRef;
+    say(
+      redis.url
+        ? `  shared cache: Redis password from Secret ${name}, key ${key}, which the controller reads in the policy's namespace (not checked here; until it exists, the sidecars connect to Redis without a password, and each answers from its own cache while Redis refuses them)`
+        : `  shared cache: off (cache.redis.url is empty), so Secret ${name}, key ${key} (cache.redis.secretRef) is not used`,
+    );
   }
 }
 
@@ -185,6 +208,11 @@ async function controller(args: string[]): Promise<void> {
     throw new UsageError('injection (--sidecar-image) needs --advertise-url (how sidecars reach the controller) and --ca-file (the CA of its certificate)');
   }
   if (!values['tls-cert'] || !values['tls-key']) throw new UsageError('controller needs --tls-cert and --tls-key for the config stream');
+  // Each is a timer's period: zero would spin. The controller resyncs at least twice per status refresh, so that one is held to a second.
+  const resyncMs = durationFlag(values.resync, '--resync');
+  const statusRefreshMs = durationFlag(values['status-refresh'], '--status-refresh', 1000);
+  const secretPollMs = durationFlag(values['secret-poll'], '--secret-poll');
+  const leaseDurationMs = durationFlag(values['lease-duration'], '--lease-duration');
   const { startController } = await import('./controller/controller.js');
   const log = createLogger(undefined, 'controller');
   let running: Awaited<ReturnType<typeof startController>> | undefined;
@@ -196,17 +224,17 @@ async function controller(args: string[]): Promise<void> {
     healthListen: hostPort(values['health-listen'], '--health-listen'),
     tlsCertFile: values['tls-cert'],
     tlsKeyFile: values['tls-key'],
-    resyncMs: parseDuration(values.resync),
-    statusRefreshMs: parseDuration(values['status-refresh']),
-    secretPollMs: parseDuration(values['secret-poll']),
+    resyncMs,
+    statusRefreshMs,
+    secretPollMs,
     injection: injecting
       ? { listen: hostPort(values['webhook-listen'], '--webhook-listen'), image: values['sidecar-image']!, controllerUrl: values['advertise-url']!, caFile: values['ca-file']!, clientCaFile: values['webhook-client-ca'] }
       : undefined,
     leaderElection: {
       namespace: values['leader-election-namespace'],
       identity: values.identity,
-      leaseDurationMs: parseDuration(values['lease-duration']),
-      renewMs: parseDuration(values['lease-duration']) / 3,
+      leaseDurationMs,
+      renewMs: leaseDurationMs / 3,
     },
     ownPod: process.env.POD_NAME && process.env.POD_UID ? { name: process.env.POD_NAME, uid: process.env.POD_UID } : undefined,
     log,

@@ -1,8 +1,8 @@
 /**
  * api/ — the contract both sides import and that imports neither: the policy
  * schema (policy-schema.ts, the single source of the CRD, the validator and the
- * defaults), the API families (api-families.ts), the failure classes, duration/size units, and the sidecar–controller
- * protocol. The schema module itself (TypeBox) is for build time and tests;
+ * defaults), the API families (api-families.ts), the failure classes, duration/size units, the sidecar–controller
+ * protocol, and what makes a Secret's value a usable credential. The schema module itself (TypeBox) is for build time and tests;
  * run time uses what scripts/ generates from it into generated/, and its types.
  */
 export type * from './policy-schema.js';
@@ -12,4 +12,5 @@ export * from './units.js';
 export * from './settings-defaults.js';
 export * from './validate-policy.js';
 export * from './protocol.js';
+export * from './credential-value.js';
 export * from './config-hash.js';

@@ -12,6 +12,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { API_FAMILY_NAMES } from './api-families.js';
 import { FAILURE_CLASSES } from './failure-classes.js';
+import { MAX_SECRET_NAME, SECRET_KEY_PATTERN, SECRET_NAME_PATTERN } from './secret-names.js';
 import { MAX_DURATION, MAX_DURATION_CHARS, MONEY_PATTERN, OBJECTIVE_PATTERN } from './units.js';
 
 export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
@@ -271,10 +272,10 @@ export const SettingsSchema = Type.Object(settingsProperties, {
 const secretRef = (what: string) =>
   Type.Object(
     {
-      name: Type.String({ minLength: 1, maxLength: 253, description: 'Secret name in the policy\'s namespace.' }),
-      key: Type.String({ minLength: 1, maxLength: 253, description: 'Key in the Secret.' }),
+      name: Type.String({ pattern: SECRET_NAME_PATTERN, maxLength: MAX_SECRET_NAME, description: 'Secret name in the policy\'s namespace.' }),
+      key: Type.String({ pattern: SECRET_KEY_PATTERN, maxLength: MAX_SECRET_NAME, description: 'Key in the Secret.' }),
     },
-    { additionalProperties: false, description: `${what}: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request.` },
+    { additionalProperties: false, description: `${what}: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request. The Secret must be labelled breakwater.dev/credential: "true" (its owner's consent: whoever may write a policy may name any Secret) and not be a service-account or bootstrap token; the value must be printable ASCII (white space around it is dropped), at most 16 KiB. Until then the sidecar has none (an upstream answers 503 rather than be called without its key; the shared cache connects without a password), and the policy's Accepted condition is False (SecretNotFound, SecretNotAllowed or SecretValueUnusable) and says why.` },
   );
 
 export const AuthSchema = Type.Object(

@@ -7,6 +7,7 @@
  * its breaker states (and when each breaker that is not closed opened) and SLI
  * counts with `POST /v1/report` (a SidecarReport).
  */
+import { credentialValue } from './credential-value.js';
 import type { PolicySpec } from './policy-schema.js';
 
 export const TOKEN_AUDIENCE = 'breakwater.dev';
@@ -25,33 +26,78 @@ export interface ConfigVersion {
 }
 
 /** A complete config as a sidecar applies it. */
-export interface ConfigSnapshot {
+export interface ConfigSnapshot extends SnapshotCredentials {
   version: ConfigVersion;
   spec: PolicySpec;
-  /**
-   * The values of the Secret keys the policy names (auth.secretRef, cache.redis.secretRef), by
-   * `<secret>/<key>`, as the controller last read them; a Secret or key that does not exist is left out.
-   * A rotated value comes in a new snapshot of the same version.
-   */
-  credentials?: Record<string, string>;
 }
 
-/** The key of a Secret's key in a snapshot's credentials. */
+/**
+ * What the controller knows of the Secret keys a policy names (auth.secretRef, cache.redis.secretRef),
+ * each by its credentialKey. A key is in exactly one of the three fields, or (from a controller of an
+ * earlier release, which sends only `credentials`) in none, which reads as "does not exist". A rotated
+ * value, or a change of what is known, comes in a new snapshot of the same version.
+ */
+export interface SnapshotCredentials {
+  /** The usable values (api/credential-value.ts), as the controller last read them. */
+  credentials?: Record<string, string>;
+  /**
+   * Keys the controller knows have no usable value, each with why, said after "Secret <name>, key <key>":
+   * "does not exist", or "is not usable: <reason>" (a Secret not labelled for Breakwater, a value that is
+   * no credential). Never a value. Ignored by sidecars of an earlier release (the key is missing there too).
+   */
+  credentialProblems?: Record<string, string>;
+  /**
+   * Keys of Secrets the controller has not managed to read yet (it just started, or the API server refuses
+   * or fails its reads): it does not know them, so the sidecar keeps the value it had for each (in its last
+   * snapshot, on disk too). A sidecar of an earlier release takes them as missing, as it always did.
+   */
+  unreadCredentials?: string[];
+}
+
+/** The key of a Secret's key in a snapshot's credential fields. */
 export const credentialKey = (ref: { name: string; key: string }) => `${ref.name}/${ref.key}`;
 
-/** The most credentials a snapshot carries (a policy names at most 32 upstreams and a cache), and the longest value. */
+/** The most keys a credential field holds (a policy names at most 32 upstreams and a cache), the longest key, and the most of a reason kept. */
 const MAX_CREDENTIALS = 64;
-const MAX_CREDENTIAL_CHARS = 16 * 1024;
+const MAX_CREDENTIAL_KEY = 512;
+const MAX_CREDENTIAL_PROBLEM = 512;
 
-/** A snapshot's credentials when well-formed: a map of short strings. */
-function credentialsOf(value: unknown): Record<string, string> | undefined | false {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+/** A map of at most MAX_CREDENTIALS short keys to strings, as own entries; undefined when it is not one. */
+function stringMap(value: unknown): [string, string][] | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const entries = Object.entries(value as Record<string, unknown>);
-  if (entries.length > MAX_CREDENTIALS) return false;
-  if (entries.some(([key, v]) => key.length > 512 || typeof v !== 'string')) return false;
-  // A value too long to be a key is left out (that upstream then has none), not the whole snapshot.
-  return Object.fromEntries(entries.filter(([, v]) => (v as string).length <= MAX_CREDENTIAL_CHARS)) as Record<string, string>;
+  if (entries.length > MAX_CREDENTIALS || entries.some(([key, v]) => key.length > MAX_CREDENTIAL_KEY || typeof v !== 'string')) return undefined;
+  return entries as [string, string][];
+}
+
+/**
+ * A snapshot's credential fields when well-formed, or why not. Each value is held to credentialValue:
+ * one that is no usable credential (a controller of an earlier release sent it) moves to
+ * credentialProblems, and the rest of the snapshot is kept. Objects are built from entries, so a key
+ * such as `__proto__` is an own key like any other.
+ */
+function credentialsOf(o: Record<string, unknown>): SnapshotCredentials | string {
+  const out: SnapshotCredentials = {};
+  const problems = o.credentialProblems === undefined ? [] : stringMap(o.credentialProblems);
+  if (!problems) return `credentialProblems: at most ${MAX_CREDENTIALS} strings`;
+  if (o.credentials !== undefined) {
+    const values = stringMap(o.credentials);
+    if (!values) return `credentials: at most ${MAX_CREDENTIALS} strings`;
+    const usable: [string, string][] = [];
+    for (const [key, raw] of values) {
+      const checked = credentialValue(raw);
+      if (checked.problem === undefined) usable.push([key, checked.value]);
+      else problems.push([key, `is not usable: ${checked.problem}`]);
+    }
+    out.credentials = Object.fromEntries(usable);
+  }
+  if (o.credentialProblems !== undefined || problems.length > 0) out.credentialProblems = Object.fromEntries(problems.map(([key, why]) => [key, why.slice(0, MAX_CREDENTIAL_PROBLEM)]));
+  if (o.unreadCredentials !== undefined) {
+    const unread = o.unreadCredentials;
+    if (!Array.isArray(unread) || unread.length > MAX_CREDENTIALS || !unread.every((key) => isText(key, MAX_CREDENTIAL_KEY))) return `unreadCredentials: at most ${MAX_CREDENTIALS} strings`;
+    out.unreadCredentials = unread as string[];
+  }
+  return out;
 }
 
 export interface BreakerCounts {
@@ -155,11 +201,10 @@ function isVersion(v: unknown): v is ConfigVersion {
   );
 }
 
-/** A `snapshot` event's data once it reads as one: a version, and a spec that is still to be validated (validatePolicy). */
-export interface UncheckedSnapshot {
+/** A `snapshot` event's data once it reads as one: a version, credential fields, and a spec that is still to be validated (validatePolicy). */
+export interface UncheckedSnapshot extends SnapshotCredentials {
   version: ConfigVersion;
   spec: unknown;
-  credentials?: Record<string, string>;
 }
 
 /**
@@ -177,9 +222,9 @@ export function readSnapshot(data: string): { ok: true; snapshot: UncheckedSnaps
   const o = value as Record<string, unknown>;
   if (typeof o !== 'object' || o === null || Array.isArray(o)) return { ok: false, error: 'a snapshot is a JSON object' };
   if (!isVersion(o.version)) return { ok: false, error: 'version: not a config version' };
-  const credentials = credentialsOf(o.credentials);
-  if (credentials === false) return { ok: false, error: `credentials: at most ${MAX_CREDENTIALS} strings` };
-  return { ok: true, snapshot: { version: o.version, spec: o.spec, credentials } };
+  const credentials = credentialsOf(o);
+  if (typeof credentials === 'string') return { ok: false, error: credentials };
+  return { ok: true, snapshot: { version: o.version, spec: o.spec, ...credentials } };
 }
 
 /** The reason of a `no-policy` event, cut to 1,024 characters, or undefined when the data is not `{ reason: string }`. */

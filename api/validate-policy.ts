@@ -8,6 +8,7 @@ import { RE2JS } from 're2js';
 import generatedValidator from './generated/validate-spec.js';
 import { DURATION_FIELDS } from './generated/duration-fields.js';
 import type { PolicySpec, Settings } from './policy-schema.js';
+import { MAX_SECRET_NAME, SECRET_KEY_PATTERN, SECRET_NAME_PATTERN } from './secret-names.js';
 import { MAX_DURATION, MONEY_PATTERN, OBJECTIVE_PATTERN, parseDuration } from './units.js';
 
 export interface PolicyProblem {
@@ -32,7 +33,23 @@ function toPath(instancePath: string): string {
   return path;
 }
 
-function describe(error: ErrorObject): PolicyProblem {
+/** The value at `instancePath` (a JSON pointer) in `document`. */
+function valueAt(document: unknown, instancePath: string): unknown {
+  let value = document;
+  for (const part of instancePath.split('/').slice(1)) value = (value as Record<string, unknown> | undefined)?.[part.replaceAll('~1', '/').replaceAll('~0', '~')];
+  return value;
+}
+
+/** How much of a bad value a message quotes. */
+const MAX_QUOTED_CHARS = 80;
+
+/** A bad value as a message quotes it: JSON-quoted (control characters escaped), and cut when long. */
+function quoted(value: unknown): string {
+  const text = String(value);
+  return text.length > MAX_QUOTED_CHARS ? `${JSON.stringify(text.slice(0, MAX_QUOTED_CHARS))}... (${text.length} characters)` : JSON.stringify(text);
+}
+
+function describe(error: ErrorObject, document: unknown): PolicyProblem {
   const path = toPath(error.instancePath);
   switch (error.keyword) {
     case 'additionalProperties':
@@ -42,13 +59,16 @@ function describe(error: ErrorObject): PolicyProblem {
     case 'enum':
       return { path, message: `must be one of: ${(error.params.allowedValues as string[]).join(', ')}` };
     case 'pattern':
-      return { path, message: patternMessage(error.params.pattern as string) };
+      return { path, message: patternMessage(error.params.pattern as string, () => quoted(valueAt(document, error.instancePath))) };
     default:
       return { path, message: error.message ?? 'is invalid' };
   }
 }
 
-function patternMessage(pattern: string): string {
+/** What a value that `pattern` refuses must be; `value` quotes it, for the messages that name it. */
+function patternMessage(pattern: string, value: () => string): string {
+  if (pattern === SECRET_NAME_PATTERN) return `${value()} is not a Secret name: lower-case letters, digits, - and ., in parts that start and end with a letter or digit, at most ${MAX_SECRET_NAME}`;
+  if (pattern === SECRET_KEY_PATTERN) return `${value()} is not a key of a Secret: letters, digits, -, _ and ., not . or .. nor starting with .., at most ${MAX_SECRET_NAME}`;
   if (pattern.includes('ms|s|m|h')) return 'must be a duration such as 250ms, 30s, 5m or 1h';
   if (pattern.includes('Ki|Mi|Gi')) return 'must be a size such as 512Ki or 10Mi';
   if (pattern.includes('a-z0-9')) return 'must be a DNS label: lower-case letters, digits and -, at most 63';
@@ -181,7 +201,7 @@ export function validatePolicy(document: unknown): PolicyVerdict {
   }
   const spec = structuredClone(isResource ? doc.spec : doc);
   if (!validateSpec(spec)) {
-    const problems = (validateSpec.errors ?? []).map(describe);
+    const problems = (validateSpec.errors ?? []).map((error) => describe(error, spec));
     const unique = new Map(problems.map((p) => [`${p.path} ${p.message}`, p]));
     return { ok: false, problems: [...unique.values()] };
   }

@@ -3,16 +3,21 @@
  * pod, the snapshot last sent on it, and the last report each pod sent here
  * (reports are separate requests: through a Service they may reach another
  * replica than the pod's stream does). A snapshot is sent when a stream
- * opens and whenever the pod's desired config version changes; heartbeats
- * keep idle streams (and their proxies) alive.
+ * opens and whenever the pod's desired config version, or what is known of
+ * its Secret keys, changes; none while it waits for a Secret's first read
+ * (the read's end refreshes the pod). Heartbeats keep idle streams (and
+ * their proxies) alive.
  */
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { validateReport, type ConfigSnapshot, type SidecarReport } from '../api/index.js';
 
-export type Desired = { snapshot: ConfigSnapshot } | { reason: string };
+/** What a pod should run: a snapshot (held back while `waiting` for a Secret's first read), or why it has none. */
+export type Desired = { snapshot: ConfigSnapshot; waiting?: boolean } | { reason: string };
 
-const digest = (credentials: Record<string, string> | undefined) => (credentials ? createHash('sha256').update(JSON.stringify(credentials)).digest('hex') : '');
+/** A digest of what a snapshot says of its Secret keys (only the digest is kept here, never a value). */
+const credentialsDigest = ({ credentials, credentialProblems, unreadCredentials }: ConfigSnapshot) =>
+  credentials ? createHash('sha256').update(JSON.stringify([credentials, credentialProblems, unreadCredentials])).digest('hex') : '';
 
 export interface ReceivedReport {
   at: number;
@@ -33,6 +38,8 @@ export class ConfigHub {
   constructor(
     /** The config a pod (`namespace/name`) should run now. */
     private readonly desired: (pod: string) => Desired,
+    /** The upstreams of the policy a pod runs now (its report may name breakers of these only). */
+    private readonly upstreams: (pod: string) => ReadonlySet<string>,
     private readonly onReport: (pod: string, report: SidecarReport, previous: SidecarReport | undefined) => void,
     heartbeatMs = 15_000,
     private readonly now: () => number = Date.now,
@@ -85,9 +92,7 @@ export class ConfigHub {
 
   /** Takes a pod's report once it checks out (see validateReport); returns why it was refused, if it was. */
   report(pod: string, body: unknown): string | undefined {
-    const desired = this.desired(pod);
-    const upstreams = new Set('snapshot' in desired ? desired.snapshot.spec.upstreams.map((u) => u.name) : []);
-    const checked = validateReport(body, upstreams);
+    const checked = validateReport(body, this.upstreams(pod));
     if (!checked.ok) return checked.error;
     const report = checked.report;
     const previous = this.reports.get(pod)?.report;
@@ -108,10 +113,11 @@ export class ConfigHub {
 
   private send(pod: string, connection: Connection): void {
     const desired = this.desired(pod);
+    if ('snapshot' in desired && desired.waiting) return;
     const [event, data] = 'snapshot' in desired ? ['snapshot', desired.snapshot] : ['no-policy', { reason: desired.reason }];
     const payload = JSON.stringify(data);
-    // A rotated credential makes a new snapshot of the same version (only its digest is kept here).
-    const fingerprint = 'snapshot' in desired ? `${event}:${JSON.stringify(desired.snapshot.version)}:${digest(desired.snapshot.credentials)}` : `${event}:${payload}`;
+    // A rotated credential makes a new snapshot of the same version.
+    const fingerprint = 'snapshot' in desired ? `${event}:${JSON.stringify(desired.snapshot.version)}:${credentialsDigest(desired.snapshot)}` : `${event}:${payload}`;
     if (connection.sent === fingerprint) return;
     connection.sent = fingerprint;
     connection.res.write(`event: ${event}\ndata: ${payload}\n\n`);

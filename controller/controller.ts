@@ -27,6 +27,7 @@ import { metadataList, metadataWatch, type ObjectMetadata } from './metadata-wat
 import { GROUP, Reconciler, type PolicyObject } from './reconciler.js';
 import { ReportRecorder, reportsConfigMapName, REPORTS_LABEL } from './report-store.js';
 import { resilientInformer } from './resilient-informer.js';
+import { resyncSchedule } from './resync-schedule.js';
 import { SecretValues, secretReader } from './secret-values.js';
 import { kubeTokenReview, tokenReviewer } from './token-review.js';
 
@@ -40,7 +41,7 @@ export interface ControllerOptions {
   tlsCertFile: string;
   tlsKeyFile: string;
   log: Logger;
-  /** How often every policy is reconciled even without events. */
+  /** How often every policy is reconciled even without events (more often when statusRefreshMs needs it: resync-schedule.ts). */
   resyncMs?: number;
   /** A policy's status is written at least this often, so that its observedAt (kubectl's OBSERVED) says whether a controller watches it. */
   statusRefreshMs?: number;
@@ -80,6 +81,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   );
   const owner = options.ownPod && { apiVersion: 'v1', kind: 'Pod', name: options.ownPod.name, uid: options.ownPod.uid };
   const reports = new ReportRecorder(core, { namespace: le.namespace, name: reportsConfigMapName(identity), owner }, log);
+  const schedule = resyncSchedule(options.resyncMs ?? 30_000, options.statusRefreshMs ?? 5 * 60_000);
   const reconciler: Reconciler = new Reconciler({
     custom,
     core,
@@ -87,10 +89,10 @@ export async function startController(options: ControllerOptions): Promise<Contr
     reports,
     log,
     isLeader: () => elector.isLeader(),
-    credentials: (namespace, refs) => secrets.valuesFor(namespace, refs),
-    observedRefreshMs: options.statusRefreshMs,
+    credentials: (namespace, refs) => secrets.credentialsFor(namespace, refs),
+    observedRefreshMs: schedule.rewriteAfterMs,
   });
-  const secrets = new SecretValues(secretReader(core), (namespace) => reconciler.secretsChanged(namespace), () => reconciler.wantedSecrets(), log, options.secretPollMs);
+  const secrets = new SecretValues(secretReader(core), (namespace) => reconciler.secretsChanged(namespace), () => reconciler.wantedSecrets(), log, { pollMs: options.secretPollMs });
   elector.start();
 
   const policies = resilientInformer<PolicyObject>(
@@ -119,7 +121,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     log,
     { labelSelector: REPORTS_LABEL },
   );
-  const resync = setInterval(() => reconciler.resyncAll(), options.resyncMs ?? 30_000);
+  const resync = setInterval(() => reconciler.resyncAll(), schedule.resyncMs);
   resync.unref();
 
   const injection = options.injection;

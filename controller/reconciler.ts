@@ -20,7 +20,7 @@ import type { EventRecorder } from './event-recorder.js';
 import { computeStatus, type PolicyFacts } from './policy-status.js';
 import { keyOf, resolvePod, type PodRef, type PolicyRef, type Resolution } from './policy-resolution.js';
 import { ReportEvents } from './report-events.js';
-import { secretRefsOf, type SecretRef } from './secret-values.js';
+import { credentialIn, secretReader, secretRefsOf, type PolicyCredentials, type SecretRead, type SecretRef } from './secret-values.js';
 import { RecordedReports, type ReportRecorder } from './report-store.js';
 
 export const GROUP = { group: 'breakwater.dev', version: 'v1alpha1', plural: 'resiliencepolicies' };
@@ -48,8 +48,8 @@ export interface ReconcilerDeps {
   now?: () => number;
   /** A policy's status is written at least this often (ms), so that a growing observedAt says no controller is watching. */
   observedRefreshMs?: number;
-  /** The values of a policy's Secret keys known now (secret-values.ts), for its pods' snapshots. */
-  credentials?: (namespace: string, refs: readonly SecretRef[]) => Record<string, string>;
+  /** What is known now of a policy's Secret keys (secret-values.ts), for its pods' snapshots. */
+  credentials?: (namespace: string, refs: readonly SecretRef[]) => PolicyCredentials;
 }
 
 /** A pod as the controller keeps it: its metadata (the watch asks for nothing else, and only for pods not finished). */
@@ -82,6 +82,7 @@ export class Reconciler {
   constructor(private readonly deps: ReconcilerDeps) {
     this.hub = new ConfigHub(
       (pod) => this.desired(pod),
+      (pod) => new Set(this.policyOf(pod)?.spec.upstreams.map((u) => u.name)),
       (pod, report) => this.onReport(pod, report),
     );
     this.reportEvents = new ReportEvents(deps.events, deps.now);
@@ -182,22 +183,29 @@ export class Reconciler {
     }
     const policy = this.policies.get(resolution.policy)!;
     const refs = secretRefsOf(policy.spec);
-    const credentials = refs.length > 0 ? this.deps.credentials?.(policy.metadata.namespace!, refs) : undefined;
+    // A Secret the policy names that is being read for the first time holds the snapshot back (briefly: see secret-values.ts).
+    const known = refs.length > 0 ? this.deps.credentials?.(policy.metadata.namespace!, refs) : undefined;
     return {
       snapshot: {
         version: { source: 'controller', policy: resolution.policy, generation: policy.metadata.generation ?? 0, hash: hashSpec(policy.spec), uid: policy.metadata.uid },
         spec: policy.spec,
-        ...(credentials && { credentials }),
+        ...known?.fields,
       },
+      ...(known?.waiting && { waiting: true }),
     };
+  }
+
+  /** The policy a pod runs, if any. */
+  private policyOf(pod: string): PolicyObject | undefined {
+    const object = this.pods.get(pod);
+    const key = object && this.resolve(object).policy;
+    return key ? this.policies.get(key) : undefined;
   }
 
   /** The Secrets (`namespace/name`) the pods connected here need. */
   *wantedSecrets(): Iterable<string> {
     for (const pod of this.hub.connectedPods()) {
-      const object = this.pods.get(pod);
-      const key = object && this.resolve(object).policy;
-      const policy = key ? this.policies.get(key) : undefined;
+      const policy = this.policyOf(pod);
       if (policy) for (const ref of secretRefsOf(policy.spec)) yield `${policy.metadata.namespace}/${ref.name}`;
     }
   }
@@ -260,17 +268,14 @@ export class Reconciler {
     const version = { source: 'controller' as const, policy: key, generation, hash: hashSpec(policy.spec), uid: policy.metadata.uid };
     const verdict = validatePolicy(policy.spec);
     if (!verdict.ok) return { generation, version, conflicts, problem: { reason: 'InvalidSpec', message: formatProblems(verdict.problems) } };
-    // Every Secret key the policy names (an upstream's auth, the shared cache's password) must exist and hold a value.
+    // Every Secret key the policy names (an upstream's auth, the shared cache's password) must give a credential the sidecars can use,
+    // by the rule they apply themselves (api/credential-value.ts): the Secret labelled for Breakwater, the key there, its value usable.
+    const read = secretReader(this.deps.core);
+    const secrets = new Map<string, Promise<SecretRead>>();
     for (const ref of secretRefsOf(policy.spec)) {
-      const found = await this.deps.core.readNamespacedSecret({ name: ref.name, namespace: policy.metadata.namespace! }).then(
-        (secret) => (secret.data?.[ref.key] ?? '') !== '',
-        (err: { code?: number }) => (err.code === 404 ? false : Promise.reject(err)),
-      );
-      if (!found) {
-        const user = policy.spec.upstreams.find((u) => u.auth?.secretRef?.name === ref.name && u.auth.secretRef.key === ref.key);
-        const whose = user ? `upstream ${user.name}` : 'cache.redis';
-        return { generation, version, conflicts, problem: { reason: 'SecretNotFound', message: `${whose}: Secret ${ref.name} with key ${ref.key} not found (or empty) in namespace ${policy.metadata.namespace}` } };
-      }
+      if (!secrets.has(ref.name)) secrets.set(ref.name, read(policy.metadata.namespace!, ref.name));
+      const found = credentialIn(await secrets.get(ref.name)!, ref.key);
+      if (found.problem) return { generation, version, conflicts, problem: { reason: found.problem.reason, message: `${ref.usedBy}: Secret ${ref.name}, key ${ref.key} ${found.problem.says}` } };
     }
     return { generation, version, conflicts, slo: verdict.spec.slo };
   }

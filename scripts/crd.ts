@@ -72,7 +72,7 @@ export function crdYaml(): string {
             column('Synced', '.status.pods.synced', 'integer', 'Pods whose sidecar runs the current generation'),
             column('Open', '.status.pods.withOpenBreaker', 'integer', 'Pods with an open circuit breaker'),
             column('Ready', '.status.conditions[?(@.type=="Ready")].status', 'string', 'The policy is accepted and every targeted pod is synced'),
-            column('Accepted', '.status.conditions[?(@.type=="Accepted")].status', 'string', 'The spec is valid and the Secrets it names exist'),
+            column('Accepted', '.status.conditions[?(@.type=="Accepted")].status', 'string', 'The spec is valid and the Secrets it names give usable credentials'),
             column('Observed', '.status.observedAt', 'date', 'When a controller last computed this status: an old time means none is watching'),
             column('Age', '.metadata.creationTimestamp', 'date', 'Time since creation'),
           ],

@@ -15,7 +15,10 @@ import { fingerprint, UpstreamState, type BreakerTransition, type HealthChange }
 
 export class SidecarState {
   config: RuntimeConfig | undefined;
-  /** Answers kept for the cache tier; replaced (emptied) only when the cache settings change. */
+  /**
+   * Answers kept for the cache tier; replaced (emptied) only when its local settings change (size, TTL,
+   * serveFresh). A new shared Redis URL or password (a rotated Secret) only gives it a new Redis client.
+   */
   cache = new ResponseCache({ ttlMs: 0, maxEntries: 0, maxBytes: 0, serveFresh: false });
   /** The whole-sidecar mode; replaced (its window emptied) only when its settings change. */
   degradation: DegradationMonitor;
@@ -64,7 +67,7 @@ export class SidecarState {
     const classes = config.priorities.classes;
     const next = new Map<string, UpstreamState>();
     const built: UpstreamState[] = [];
-    const cacheChanged = JSON.stringify(this.cache.config) !== JSON.stringify(config.cache);
+    const cacheRebuilt = !this.cache.keepsAnswersUnder(config.cache);
     const degradationSettings = JSON.stringify(config.degradation.settings);
     let cache = this.cache;
     let degradation = this.degradation;
@@ -76,7 +79,7 @@ export class SidecarState {
         if (live !== current) built.push(live);
         next.set(name, live);
       }
-      if (cacheChanged) cache = new ResponseCache(config.cache, this.onRedisError);
+      if (cacheRebuilt) cache = new ResponseCache(config.cache, this.onRedisError);
       if (degradationSettings !== this.degradationSettings) degradation = new DegradationMonitor(config.degradation.settings, this.clock, this.onModeChange);
     } catch (err) {
       for (const upstream of built) upstream.close();
@@ -91,6 +94,8 @@ export class SidecarState {
     if (cache !== this.cache) {
       this.cache.close();
       this.cache = cache;
+    } else {
+      this.cache.follow(config.cache);
     }
     this.degradation = degradation;
     this.degradationSettings = degradationSettings;

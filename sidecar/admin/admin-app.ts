@@ -38,8 +38,8 @@ export function statusReport(state: SidecarState, ready: boolean, draining: bool
       endpoints: u.endpoints.map((e) => ({ origin: e.config.origin, weight: e.config.weight, inFlight: e.outstanding, ...(e.health ? { health: e.health.status } : {}) })),
       loadBalancing: u.config.loadBalancing,
       api: u.config.api,
-      // Where its credential comes from is not said, nor its value: only that one the policy names is missing.
-      ...(u.config.auth?.missing !== undefined ? { credentialMissing: u.config.auth.missing } : {}),
+      // Where its credential comes from is not said, nor its value: only that one the policy names is missing, and why.
+      ...(u.config.auth?.missing !== undefined ? { credentialMissing: u.config.auth.missing, credentialProblem: u.config.auth.problem } : {}),
       bulkhead: { inFlight: u.bulkhead.active, queued: u.bulkhead.waiting, maxConcurrent: u.config.bulkhead.maxConcurrent },
       retryBudget: { allowance: Math.floor(u.budget.allowance()) },
       breakers: u.breakerEntries().map(([scope, b]) => ({ scope, state: b.stateName, remainingOpenMs: Math.round(b.remainingOpenMs) })),

@@ -4,8 +4,12 @@
  * connect since the kubelet rotates it. Snapshots are validated and applied
  * whole; the last good one is kept on disk (an emptyDir) and applied at
  * start-up, so the sidecar keeps enforcing its policy while the controller is
- * away, across its own restarts too. Reconnects back off with jitter. What is
- * applied, and breaker states, are reported back.
+ * away, across its own restarts too; a Secret key the controller says it has
+ * not read keeps the value it had (unread-credentials.ts). Reconnects back off with jitter, and the
+ * backoff starts over only after a healthy stream (see HEALTHY_STREAM_MS); a
+ * reconnect that brings the snapshot already in force changes nothing (no
+ * re-apply, no re-write of the kept copy). What is applied, and breaker
+ * states, are reported back.
  *
  * What the stream carries is read as distrustfully as a policy file: an event
  * that is not a snapshot (not JSON, no version) is rejected and logged like an
@@ -13,14 +17,16 @@
  * Nothing read from it may throw out of the stream's event handler, where it
  * would take the process down.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request, type RequestOptions } from 'node:https';
 import type { Logger } from 'pino';
-import { formatProblems, readNoPolicy, readSnapshot, validatePolicy, type ConfigVersion, type SidecarReport, type UncheckedSnapshot } from '../../api/index.js';
+import { canonicalJson, formatProblems, readNoPolicy, readSnapshot, validatePolicy, type ConfigVersion, type SidecarReport, type UncheckedSnapshot } from '../../api/index.js';
 import { SseReader, type SseEvent } from '../../lib/index.js';
 import { KeptFileRefused, readKeptFile, writeKeptFile } from '../kept-file.js';
-import { backoffDelay } from '../resilience/index.js';
+import { backoffDelay, systemClock, type Clock } from '../resilience/index.js';
 import { compileConfig, type RuntimeConfig } from './runtime-config.js';
+import { keepUnreadCredentials } from './unread-credentials.js';
 
 export interface ControllerSourceOptions {
   /** https://controller:15443, or several replicas' URLs tried in turn. */
@@ -45,9 +51,23 @@ export interface ControllerSourceOptions {
   silenceMs?: number;
   /** Deadline for connecting to a replica, TLS and response headers included (see CONNECT_TIMEOUT_MS). */
   connectTimeoutMs?: number;
+  /** Times reconnects and how long a stream stayed up (tests drive a manual one); a connection's own deadlines run on real time. */
+  clock?: Clock;
+  /** The jitter's source, in [0, 1) (tests fix it to see the backoff's ceiling). */
+  random?: () => number;
 }
 
 const RECONNECT = { baseMs: 500, maxMs: 30_000, multiplier: 2, jitter: 'full' as const };
+/**
+ * How long a stream must stay up, after delivering the controller's answer for this pod (a snapshot now
+ * in force, or no-policy), before its end starts the backoff over from its base. A 200 alone proves
+ * nothing: a controller that answers and then drops the stream, or sends an event over the size cap,
+ * would otherwise be reconnected to every ~500 ms, each time re-sending its snapshot and paying a
+ * TokenReview. With this, such a controller sees the backoff grow to its cap, and one that drops a
+ * healthy stream at worst one reconnect per 10 s. A stream that served that long was a healthy one:
+ * its loss (a controller rollout) is retried within the backoff's base again.
+ */
+const HEALTHY_STREAM_MS = 10_000;
 /**
  * How long connecting to a replica may take, TLS handshake and response headers included. During a
  * controller rollout a reconnect can go to a replica that is going away, and a SYN to a pod that is
@@ -67,15 +87,23 @@ function compileSnapshot(snapshot: UncheckedSnapshot): { config: RuntimeConfig }
   const verdict = validatePolicy(snapshot.spec);
   if (!verdict.ok) return { error: formatProblems(verdict.problems) };
   try {
-    return { config: compileConfig(verdict.spec, snapshot.version, snapshot.credentials) };
+    return { config: compileConfig(verdict.spec, snapshot.version, snapshot) };
   } catch (err) {
     return { error: (err as Error).message };
   }
 }
 
+/** What makes two snapshots the same one: version, spec and credentials, whatever their keys' order. */
+const snapshotIdentity = (snapshot: UncheckedSnapshot) => createHash('sha256').update(canonicalJson(snapshot)).digest('base64');
+
 export function followController(options: ControllerSourceOptions): { stop(): void } {
   const { log } = options;
+  const clock = options.clock ?? systemClock;
   let applied: ConfigVersion | null = null;
+  /** The identity of the snapshot in force, so the same one brought again by a reconnect is not applied twice. */
+  let inForce: string | undefined;
+  /** The snapshot in force: its values stay for the keys a later one says the controller has not read (unread-credentials.ts). */
+  let kept: UncheckedSnapshot | undefined;
   let rejected: SidecarReport['rejected'];
   let stopped = false;
   let failures = 0;
@@ -86,7 +114,7 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
   const url = () => options.urls[urlIndex % options.urls.length]!;
   const tls = (): RequestOptions => ({ ca: options.caFile ? readFileSync(options.caFile) : options.ca, headers: { authorization: `Bearer ${readFileSync(options.tokenFile, 'utf8').trim()}` } });
 
-  const take = (snapshot: UncheckedSnapshot, from: string): boolean => {
+  const take = (snapshot: UncheckedSnapshot, from: string, identity: string): boolean => {
     const compiled = compileSnapshot(snapshot);
     const result = 'error' in compiled ? compiled : options.apply(compiled.config);
     if ('error' in result) {
@@ -96,6 +124,8 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
     }
     applied = snapshot.version;
     rejected = undefined;
+    inForce = identity;
+    kept = snapshot;
     return true;
   };
 
@@ -109,7 +139,7 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
     }
     const read = text === undefined ? undefined : readSnapshot(text);
     if (read && !read.ok) log.warn({ error: read.error }, 'ignoring the config kept on disk: not a snapshot');
-    if (read?.ok && take(read.snapshot, 'the last good copy on disk')) log.info({ version: read.snapshot.version }, 'applied the last good config from disk');
+    if (read?.ok && take(read.snapshot, 'the last good copy on disk', snapshotIdentity(read.snapshot))) log.info({ version: read.snapshot.version }, 'applied the last good config from disk');
   }
 
   const persist = (snapshot: UncheckedSnapshot) => {
@@ -149,24 +179,35 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
   const reporter = setInterval(() => report(), options.reportIntervalMs ?? 2000);
   reporter.unref();
 
-  const handleEvent = ({ event, data }: SseEvent) => {
+  /** Takes one event of the stream; true when it is the controller's answer for this pod (a snapshot now in force, or no-policy). */
+  const handleEvent = ({ event, data }: SseEvent): boolean => {
     if (event === 'snapshot') {
       const read = readSnapshot(data);
       if (!read.ok) {
         // Without a readable version there is nothing to name in a report's `rejected`: the log says it.
         log.error({ error: read.error }, 'config from the controller rejected: not a snapshot; the last good config stays in force');
-        return;
+        return false;
       }
-      if (take(read.snapshot, 'the controller')) {
-        persist(read.snapshot);
-        log.info({ version: read.snapshot.version }, 'config from the controller applied');
+      const snapshot = keepUnreadCredentials(kept, read.snapshot);
+      const identity = snapshotIdentity(snapshot);
+      let inEffect = identity === inForce;
+      if (inEffect) {
+        log.debug({ version: snapshot.version }, 'config from the controller already in force');
+      } else if (take(snapshot, 'the controller', identity)) {
+        persist(snapshot);
+        log.info({ version: snapshot.version }, 'config from the controller applied');
+        inEffect = true;
       }
       report(true);
-    } else if (event === 'no-policy') {
+      return inEffect;
+    }
+    if (event === 'no-policy') {
       const reason = readNoPolicy(data);
       if (reason === undefined) log.warn('malformed no-policy event from the controller; ignored');
       else log.warn({ reason }, 'the controller has no policy for this pod; keeping the config in force');
+      return reason !== undefined;
     }
+    return false;
   };
 
   const connect = () => {
@@ -178,14 +219,18 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
       silence = setTimeout(() => current?.destroy(new Error('config stream silent')), options.silenceMs ?? 45_000);
     };
     let done = false;
+    /** When the controller answered 200, and whether the stream has since delivered its answer for this pod. */
+    let answeredAt: number | undefined;
+    let delivered = false;
     const retry = (why: string) => {
       clearTimeout(silence);
       if (stopped || done) return;
       done = true;
-      const delay = backoffDelay(RECONNECT, ++failures, 0);
+      if (delivered && answeredAt !== undefined && clock.now() - answeredAt >= HEALTHY_STREAM_MS) failures = 0;
+      const delay = backoffDelay(RECONNECT, ++failures, 0, options.random);
       urlIndex++; // the next replica, if there are several
       log.warn({ why, retryInMs: Math.round(delay) }, 'config stream lost');
-      setTimeout(connect, delay).unref();
+      clock.setTimer(connect, delay);
     };
     // Every wait of a connection has a deadline: connect, TLS, response headers; after them, the silence timer.
     const connecting = setTimeout(() => current?.destroy(new Error(`no answer within ${(options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS) / 1000} s (connect, TLS, headers)`)), options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
@@ -206,13 +251,13 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
           });
           return;
         }
-        failures = 0;
+        answeredAt = clock.now();
         alive();
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
           alive();
           try {
-            for (const event of events.push(chunk)) handleEvent(event);
+            for (const event of events.push(chunk)) if (handleEvent(event)) delivered = true;
             if (events.pending > MAX_SNAPSHOT_CHARS) stream.destroy(new Error(`an event longer than ${MAX_SNAPSHOT_CHARS} characters`));
           } catch (err) {
             // A bug, not the controller's data (that is checked above): start over on a new stream rather than crash.

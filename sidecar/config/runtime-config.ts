@@ -1,12 +1,14 @@
 /**
  * Compiles a validated policy spec into the sidecar's runtime config: settings
  * merged per upstream (built-in ← spec.defaults ← own), durations in
- * milliseconds, sizes in bytes, class lists as sets, credentials resolved.
+ * milliseconds, sizes in bytes, class lists as sets, credentials resolved
+ * (a Secret key's from what the controller said of it: api/protocol.ts).
  */
 import { readFileSync } from 'node:fs';
 import {
   API_FAMILIES,
   credentialKey,
+  credentialValue,
   mergeSettings,
   parseDuration,
   parseSize,
@@ -15,6 +17,7 @@ import {
   type ConfigVersion,
   type FailureClass,
   type PolicySpec,
+  type SnapshotCredentials,
   type UpstreamSpec,
 } from '../../api/index.js';
 import { compileInputGuards, type InputGuards } from './input-guards.js';
@@ -28,10 +31,12 @@ export interface UpstreamConfig {
   endpoints: EndpointConfig[];
   loadBalancing: 'round-robin' | 'weighted' | 'least-outstanding';
   /**
-   * Header the sidecar sets instead of the app's credentials: its value, or, when the Secret that holds it
-   * does not exist yet (or lacks the key), what is missing: the upstream is then not called at all.
+   * Header the sidecar sets instead of the app's credentials: its value, or, when there is no usable one
+   * (the Secret or its key does not exist yet, it is not labelled for Breakwater, its value is no
+   * credential), which key is missing ("Secret <name>, key <key>") and why ("does not exist", "is not
+   * usable: ..."): the upstream is then not called at all.
    */
-  auth?: { header: string; value: string; missing?: undefined } | { header: string; value?: undefined; missing: string };
+  auth?: { header: string; value: string; missing?: undefined } | { header: string; value?: undefined; missing: string; problem: string };
   timeouts: { totalMs: number; attemptMs: number; firstByteMs: number; streamIdleMs: number; connectMs: number; fallbackHedgeMs: number; perOutputTokenMs: number };
   retry: {
     attempts: number;
@@ -170,27 +175,35 @@ export interface InboundLimits {
 }
 
 /**
- * A Secret key's value: as the controller last read it (the snapshot's credentials, which follow a
- * rotation and a deletion), or, only from a controller that sends no credentials (an earlier release),
- * as the injector handed it over when the pod was created (an environment variable); undefined when
- * there is none.
+ * A Secret key's credential, or why there is none: from what the controller said of it (`from`, a
+ * snapshot's credential fields, which follow a rotation, a deletion and a label taken off), or, only
+ * from a controller that sends no credentials (an earlier release), as the injector handed it over when
+ * the pod was created (an environment variable). Keys are looked up as own keys only, so one named like
+ * an Object.prototype member (`constructor`, `__proto__`) is missing like any other.
  */
-function secretValue(ref: { name: string; key: string }, credentials: Readonly<Record<string, string>> | undefined): string | undefined {
-  const value = credentials !== undefined ? credentials[credentialKey(ref)] : process.env[secretEnvName(ref.name, ref.key)];
-  return value || undefined;
+function secretCredential(ref: { name: string; key: string }, from: SnapshotCredentials | undefined): { value: string; problem?: undefined } | { value?: undefined; problem: string } {
+  const key = credentialKey(ref);
+  const usable = (raw: string) => {
+    const checked = credentialValue(raw);
+    return checked.problem === undefined ? checked : { problem: `is not usable: ${checked.problem}` };
+  };
+  if (from?.credentials === undefined) {
+    const env = process.env[secretEnvName(ref.name, ref.key)];
+    return env === undefined ? { problem: 'does not exist' } : usable(env);
+  }
+  if (Object.hasOwn(from.credentials, key)) return usable(from.credentials[key]!);
+  if (from.credentialProblems && Object.hasOwn(from.credentialProblems, key)) return { problem: from.credentialProblems[key]! };
+  if (from.unreadCredentials?.includes(key)) return { problem: 'has not been read by the controller yet' };
+  return { problem: 'does not exist' };
 }
 
-/** What an HTTP field value may hold (RFC 9110: visible characters, spaces and tabs): a Secret with a line break in it is no header. */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-
-function resolveAuth(auth: UpstreamSpec['auth'], credentials: Readonly<Record<string, string>> | undefined): UpstreamConfig['auth'] {
+function resolveAuth(auth: UpstreamSpec['auth'], from: SnapshotCredentials | undefined): UpstreamConfig['auth'] {
   if (!auth) return undefined;
   if (auth.secretRef) {
-    // A Secret that does not exist yet is no reason to refuse the policy: that upstream waits for it, the others serve.
-    const secret = secretValue(auth.secretRef, credentials);
-    const named = `Secret ${auth.secretRef.name}, key ${auth.secretRef.key}`;
-    if (secret && !FIELD_VALUE.test(secret)) return { header: auth.header, missing: `${named} (its value is not a valid header value: a line break or a control character)` };
-    return secret ? { header: auth.header, value: auth.prefix + secret } : { header: auth.header, missing: named };
+    // A Secret that cannot be used yet is no reason to refuse the policy: that upstream waits for it, the others serve.
+    const secret = secretCredential(auth.secretRef, from);
+    if (secret.problem !== undefined) return { header: auth.header, missing: `Secret ${auth.secretRef.name}, key ${auth.secretRef.key}`, problem: secret.problem };
+    return { header: auth.header, value: auth.prefix + secret.value };
   }
   const secret = auth.env !== undefined ? process.env[auth.env] : readFileSync(auth.file!, 'utf8').trim();
   if (!secret) throw new Error(`credential for auth is empty or missing (${auth.env ? `env ${auth.env}` : `file ${auth.file}`})`);
@@ -203,7 +216,7 @@ function budgetOf(budget: PolicySpec['budget']): BudgetLimits | undefined {
   return limits.tokens > 0 || limits.cost > 0 ? limits : undefined;
 }
 
-function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec, credentials: Readonly<Record<string, string>> | undefined): UpstreamConfig {
+function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec, credentials: SnapshotCredentials | undefined): UpstreamConfig {
   const s = mergeSettings(spec.defaults, upstream);
   const endpoint = (text: string, weight: number): EndpointConfig => {
     const url = new URL(text);
@@ -301,8 +314,8 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec, credentials: 
   };
 }
 
-/** `credentials`: the values of the Secret keys the policy names, as the controller sent them (see api/protocol.ts). */
-export function compileConfig(spec: PolicySpec, version: ConfigVersion, credentials?: Readonly<Record<string, string>>): RuntimeConfig {
+/** `credentials`: what the controller said of the Secret keys the policy names (a snapshot's credential fields, see api/protocol.ts). */
+export function compileConfig(spec: PolicySpec, version: ConfigVersion, credentials?: SnapshotCredentials): RuntimeConfig {
   const classes = spec.priorities.classes.map((c) => ({ name: c.name, reservedPercent: c.reserved, maxSharePercent: c.maxShare }));
   return {
     version,
@@ -316,7 +329,7 @@ export function compileConfig(spec: PolicySpec, version: ConfigVersion, credenti
       redis: spec.cache.redis?.url
         ? {
             url: spec.cache.redis.url,
-            password: spec.cache.redis.secretRef ? secretValue(spec.cache.redis.secretRef, credentials) : undefined,
+            password: spec.cache.redis.secretRef ? secretCredential(spec.cache.redis.secretRef, credentials).value : undefined,
           }
         : undefined,
     },

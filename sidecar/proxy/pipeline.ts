@@ -10,7 +10,7 @@
  *   stream recovery   a stream that breaks after its first text continues from a new run of the chain
  *   fallback          the addressed upstream, then each tier its `when` admits (upstream, cache, static)
  *   --- per upstream tier ---
- *   credential        a tier whose Secret does not exist yet is not called (unavailable)
+ *   credential        a tier without a usable credential from its Secret is not called (unavailable)
  *   input guard       a fallback tier's own input guards: a request that trips one never leaves
  *   continuation      in a recovery: the tier is asked to continue the text delivered, where it can
  *   degraded request  in degraded mode: output tokens clamped, temperature set

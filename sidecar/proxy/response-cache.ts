@@ -4,14 +4,14 @@
  * canonical form with its stream flags removed, so a streaming request can be
  * answered from a plain one. Used as a stale-if-error fallback tier, and as a
  * fresh cache only when `cache.serveFresh` is set. With `cache.redis`, a fleet
- * of pods shares answers: Redis is a second level behind the local LRU, asked
- * with a short timeout, and its being down never fails or slows a request (no
- * offline queue: commands fail at once while it is away).
+ * of pods shares answers: Redis is a second level behind the local LRU
+ * (shared-answers.ts). The answers kept here depend on the local settings
+ * alone: a new Redis URL or password changes the shared client, not them.
  */
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import type { CacheConfig } from '../config/index.js';
+import { SharedAnswers } from './shared-answers.js';
 
 export interface CachedAnswer {
   status: number;
@@ -23,43 +23,49 @@ const STREAM_FLAGS = /"stream"\s*:\s*(?:true|false)|"stream_options"\s*:\s*\{[^{
 /** The commas a cut leaves behind: before `,` or `}`, or right after `{`. */
 const STRAY_COMMAS = /,\s*(?=[,}])|(?<=\{)\s*,/g;
 
-/** How long a lookup waits for Redis before answering "not cached". */
-const REDIS_TIMEOUT_MS = 100;
-const REDIS_PREFIX = 'breakwater:answer:';
-
 /** Overhead counted per entry besides its body. */
 const ENTRY_OVERHEAD = 128;
 
+/** The settings the kept answers depend on: all but the shared Redis, whose URL and password only change its client. */
+const localSettings = ({ redis: _shared, ...local }: CacheConfig) => JSON.stringify(local);
+
 export class ResponseCache {
   private readonly lru: LRUCache<string, CachedAnswer> | undefined;
-  /** The fleet's Redis, once its client has loaded (loaded only by a config that names one). */
-  private redis: Redis | undefined;
-  private closed = false;
+  /** The fleet's Redis, when the config names one. */
+  private shared: SharedAnswers | undefined;
 
   constructor(
-    readonly config: CacheConfig,
-    onRedisError: (err: Error) => void = () => {},
+    private settings: CacheConfig,
+    private readonly onRedisError: (err: Error) => void = () => {},
   ) {
     this.lru =
-      config.maxEntries > 0 && config.maxBytes > 0
-        ? new LRUCache({ max: config.maxEntries, maxSize: config.maxBytes, sizeCalculation: (v) => v.body.length + ENTRY_OVERHEAD, ttl: config.ttlMs })
+      settings.maxEntries > 0 && settings.maxBytes > 0
+        ? new LRUCache({ max: settings.maxEntries, maxSize: settings.maxBytes, sizeCalculation: (v) => v.body.length + ENTRY_OVERHEAD, ttl: settings.ttlMs })
         : undefined;
-    const shared = config.redis;
-    if (!shared) return;
-    import('ioredis').then(
-      ({ Redis }) => {
-        if (this.closed) return;
-        this.redis = new Redis(shared.url, {
-          password: shared.password,
-          enableOfflineQueue: false,
-          maxRetriesPerRequest: 0,
-          connectTimeout: 1000,
-          retryStrategy: (times) => Math.min(200 * times, 5000),
-        });
-        this.redis.on('error', onRedisError);
-      },
-      (err: unknown) => onRedisError(err as Error),
-    );
+    this.shared = settings.redis && new SharedAnswers(settings.redis, onRedisError);
+  }
+
+  /** The settings in force. */
+  get config(): CacheConfig {
+    return this.settings;
+  }
+
+  /** Whether the answers kept here stay good under `config`: its local settings are these (the shared Redis aside). */
+  keepsAnswersUnder(config: CacheConfig): boolean {
+    return localSettings(config) === localSettings(this.settings);
+  }
+
+  /**
+   * Follows `config`, whose local settings are this cache's (keepsAnswersUnder): a shared Redis with
+   * another URL or password (a rotated Secret) gets a new client, which authenticates afresh; the
+   * answers kept here stay. Nothing changes when the shared Redis is the one in use.
+   */
+  follow(config: CacheConfig): void {
+    if (JSON.stringify(config.redis) !== JSON.stringify(this.settings.redis)) {
+      this.shared?.close();
+      this.shared = config.redis && new SharedAnswers(config.redis, this.onRedisError);
+    }
+    this.settings = config;
   }
 
   /**
@@ -77,17 +83,15 @@ export class ResponseCache {
 
   /** The shared cache's connection state (ready, connecting, reconnecting, ...), or 'off'. */
   get sharedStatus(): string {
-    return this.redis?.status ?? (this.config.redis ? 'connecting' : 'off');
+    return this.shared?.status ?? 'off';
   }
 
   /** The answer kept for `key`: from this pod first, then from the fleet's Redis. */
   async get(key: string | undefined): Promise<CachedAnswer | undefined> {
     if (key === undefined) return undefined;
     const local = this.lru?.get(key);
-    if (local || !this.redis || this.redis.status !== 'ready') return local;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), REDIS_TIMEOUT_MS)));
-    const body = await Promise.race([this.redis.getBuffer(REDIS_PREFIX + key).catch(() => null), timeout]).finally(() => clearTimeout(timer));
+    if (local || !this.shared) return local;
+    const body = await this.shared.get(key);
     if (!body) return undefined;
     const answer = { status: 200, contentType: 'application/json', body };
     this.lru?.set(key, answer);
@@ -97,11 +101,10 @@ export class ResponseCache {
   set(key: string | undefined, answer: CachedAnswer): void {
     if (key === undefined) return;
     this.lru?.set(key, answer);
-    if (this.redis?.status === 'ready') this.redis.set(REDIS_PREFIX + key, answer.body, 'PX', this.config.ttlMs).catch(() => {});
+    this.shared?.set(key, answer.body, this.settings.ttlMs);
   }
 
   close(): void {
-    this.closed = true;
-    this.redis?.disconnect();
+    this.shared?.close();
   }
 }

@@ -79,8 +79,8 @@ export class Tunnels {
     const { upstream, dialect } = route;
     const { name } = upstream.config;
     if (!upstream.config.websockets) return refuseUpgrade(app, dialect, 403, 'invalid_request', `upstream ${name} does not take WebSockets (websockets: false)`);
-    const missing = upstream.config.auth?.missing;
-    if (missing !== undefined) return refuseUpgrade(app, dialect, 503, 'upstream_unavailable', `upstream ${name} has no credential yet: ${missing} does not exist`);
+    const auth = upstream.config.auth;
+    if (auth?.missing !== undefined) return refuseUpgrade(app, dialect, 503, 'upstream_unavailable', `upstream ${name} has no credential yet: ${auth.missing} ${auth.problem}`);
     if (!upstream.bulkhead.tryAcquire(route.priority)) return refuseUpgrade(app, dialect, 503, 'overloaded', `upstream ${name} is at its concurrency limit`);
     const admission = upstream.choose(modelOf(route.path));
     if (!admission.ok) {

@@ -57,6 +57,13 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 `;
 
+/** A Secret of e2e-shop holding the model's key, labelled so that Breakwater may send it (breakwater.dev/credential=true: its owner's consent). */
+const credentialSecret = (name: string, apiKey: string) => `apiVersion: v1
+kind: Secret
+metadata: {name: ${name}, namespace: e2e-shop, labels: {breakwater.dev/credential: "true"}}
+stringData: {apiKey: ${apiKey}}
+`;
+
 /** The policy of the app pods (or, named otherwise, of the pods labelled app=NAME), its key from a Secret when one is named. */
 const policy = (attempts: number, secret?: string, name = 'chat') => `apiVersion: breakwater.dev/v1alpha1
 kind: ResiliencePolicy
@@ -394,13 +401,13 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     assert.ok(calls(Date.now() - 5_000).every((o) => o.credential === 'none'), 'no key yet: the app sends none, the sidecar adds none');
 
     const from = Date.now();
-    await kubectl(['create', 'secret', 'generic', 'model-key', '-n', 'e2e-shop', '--from-literal=apiKey=sk-e2e-one']);
+    await kubectl(['apply', '-f', '-'], credentialSecret('model-key', 'sk-e2e-one'));
     const added = Date.now();
     await kubectl(['apply', '-f', '-'], policy(2, 'model-key'));
     figure(`a secretRef added to the live policy: every running pod calling with its key ${await keyInUse('sk-e2e-one', added)} ms later`);
 
     const rotated = Date.now();
-    await kubectl(['apply', '-f', '-'], `apiVersion: v1\nkind: Secret\nmetadata: {name: model-key, namespace: e2e-shop}\nstringData: {apiKey: sk-e2e-two}\n`);
+    await kubectl(['apply', '-f', '-'], credentialSecret('model-key', 'sk-e2e-two'));
     const rotation = await keyInUse('sk-e2e-two', rotated);
     figure(`the Secret rotated under traffic: every pod calling with the new key ${rotation} ms later (secret poll 5 s)`);
     assert.ok(rotation <= 15_000, `the rotated key in use within 15 s (${rotation} ms)`);
@@ -433,7 +440,7 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     figure(`a policy naming a missing Secret: kubectl get rp: ${missing.join(' ')} (Accepted reason ${reason}); its pod Running, answered 503`);
 
     const made = Date.now();
-    await kubectl(['create', 'secret', 'generic', 'early-key', '-n', 'e2e-shop', '--from-literal=apiKey=sk-e2e-early']);
+    await kubectl(['apply', '-f', '-'], credentialSecret('early-key', 'sk-e2e-early'));
     const fingerprint = credentialFingerprint('Bearer sk-e2e-early');
     await until('the early pod served with its key', 30_000, async () => calls(made).filter((o) => o.pod === pod), (list) => list.some((o) => o.ok && o.credential === fingerprint));
     const served = Date.now() - made;

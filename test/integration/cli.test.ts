@@ -44,6 +44,33 @@ describe('breakwater check-policy', () => {
     assert.match(r.stdout, /openai: credential from Secret openai-key, key apiKey, which the controller reads in the policy's namespace \(not checked here/);
   });
 
+  it('reports the Redis password\'s Secret as it does an upstream\'s, and one the policy does not use (red team, issue 26)', async () => {
+    const shared = await cliResult(['check-policy', writePolicy('upstreams: [{name: openai, url: "https://api.openai.com"}]\ncache: {redis: {url: "redis://redis:6379", secretRef: {name: redis-auth, key: password}}}\n')]);
+    assert.equal(shared.code, 0, shared.stderr);
+    assert.match(shared.stdout, /^ {2}shared cache: Redis password from Secret redis-auth, key password, which the controller reads in the policy's namespace \(not checked here; /m);
+    const off = await cliResult(['check-policy', writePolicy('upstreams: [{name: openai, url: "https://api.openai.com"}]\ncache: {redis: {secretRef: {name: redis-auth, key: password}}}\n')]);
+    assert.equal(off.code, 0, off.stderr);
+    assert.match(off.stdout, /^ {2}shared cache: off \(cache\.redis\.url is empty\), so Secret redis-auth, key password \(cache\.redis\.secretRef\) is not used$/m);
+  });
+
+  it('prints what a policy holds with its control characters escaped, one problem a line (red team, issue 26)', async () => {
+    // An ANSI escape and a line break in Secret references, a CSI (U+009B) in an unknown field's name.
+    const hostile = await cliResult(['check-policy', writePolicy('upstreams: [{name: openai, url: "http://a", "x\\u009b2J": 1, auth: {secretRef: {name: "x\\e[31mRED", key: "k\\nFAKE: injected line"}}}]\n')]);
+    assert.equal(hostile.code, 1, hostile.stdout);
+    assert.doesNotMatch(hostile.stderr + hostile.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, 'no control character but the line ends');
+    const lines = hostile.stderr.trimEnd().split('\n');
+    assert.match(lines[0]!, /invalid policy \(3 problems\):$/);
+    assert.equal(lines.length, 4, hostile.stderr);
+    assert.match(hostile.stderr, /^spec\.upstreams\[0\]\.x\\x9b2J: unknown field$/m);
+    assert.match(hostile.stderr, /^spec\.upstreams\[0\]\.auth\.secretRef\.name: "x\\u001b\[31mRED" is not a Secret name/m);
+    assert.match(hostile.stderr, /^spec\.upstreams\[0\]\.auth\.secretRef\.key: "k\\nFAKE: injected line" is not a key of a Secret/m);
+    // The parser's quote of a file it cannot read, too.
+    const unparsable = await cliResult(['check-policy', writePolicy('upstreams:\n  - name: a\n    url: http://a\n   bad: "\u001b[2J"\n')]);
+    assert.equal(unparsable.code, 1);
+    assert.doesNotMatch(unparsable.stderr, /\u001b/);
+    assert.match(unparsable.stderr, /bad: "\\x1b\[2J"/);
+  });
+
   it('explains every error by field path and exits 1', async () => {
     const r = await cliResult(['check-policy', example('invalid/bad-fields.yaml')]);
     assert.equal(r.code, 1);

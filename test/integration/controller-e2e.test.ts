@@ -234,7 +234,7 @@ describe('controller end to end on a real API server', () => {
     mock.defaultBehavior = { kind: 'ok' };
   });
 
-  it('says Accepted=False with a reason while a Secret the policy names is missing, and True once it exists', async (t) => {
+  it('says Accepted=False with a reason while a Secret the policy names is missing or not labelled for Breakwater, and True once it is both', async (t) => {
     const keyed = {
       apiVersion: 'breakwater.dev/v1alpha1',
       kind: 'ResiliencePolicy',
@@ -251,8 +251,13 @@ describe('controller end to end on a real API server', () => {
     const columns = (await cp.kubectl(['-n', NS, 'get', 'rp', 'keyed'])).stdout.split('\n');
     assert.match(columns[0]!, /^NAME\s+TARGETED\s+SYNCED\s+OPEN\s+READY\s+ACCEPTED\s+OBSERVED\s+AGE/);
     assert.match(columns[1]!, /^keyed\s+0\s+0\s+0\s+False\s+False\s+\d+s/);
-    assert.match(missing.message, /upstream openai: Secret openai-key with key apiKey not found \(or empty\) in namespace shop/);
+    assert.equal(missing.message, 'upstream openai: Secret openai-key, key apiKey does not exist');
+    // Created, but without its owner's consent (red team 26, F7): still not accepted, with a reason of its own.
     assert.equal((await cp.kubectl(['-n', NS, 'create', 'secret', 'generic', 'openai-key', '--from-literal=apiKey=sk-test'])).code, 0);
+    const refused = await until('Accepted=False SecretNotAllowed', async () => (await accepted())?.reason === 'SecretNotAllowed' && accepted());
+    assert.equal(refused.status, 'False');
+    assert.match(refused.message, /^upstream openai: Secret openai-key, key apiKey is not usable: Secret openai-key is not labelled breakwater\.dev\/credential=true/);
+    assert.equal((await cp.kubectl(['-n', NS, 'label', 'secret', 'openai-key', 'breakwater.dev/credential=true'])).code, 0);
     const found = await until('Accepted=True', async () => (await accepted())?.status === 'True' && accepted());
     assert.equal(found.reason, 'Valid');
     const status = JSON.stringify(JSON.parse((await cp.kubectl(['-n', NS, 'get', 'rp', 'keyed', '-o', 'json'])).stdout).status);
@@ -294,11 +299,23 @@ describe('controller end to end on a real API server', () => {
     assert.match(waiting.json().error.message, /no credential yet: Secret rotating-key, key apiKey does not exist/);
     const status = (await (await fetch(`${sidecar.adminUrl}/status`)).json()) as { upstreams: { credentialMissing?: string }[] };
     assert.equal(status.upstreams[0]!.credentialMissing, 'Secret rotating-key, key apiKey');
-    assert.ok(!upstream.requests.some((r) => r.headers.authorization === 'Bearer sk-app' && upstream.requests.indexOf(r) > 0), 'the app\'s key is never sent in place of the missing one');
+    // Calls made before the new generation arrived went out with the app's key, as that generation has no auth; from now on none leaves.
+    const inForce = upstream.requests.length;
 
-    // The Secret appears: served with it, within seconds.
-    let made = Date.now();
+    // The Secret appears, not labelled for Breakwater (red team 26, F7): its value never leaves; that upstream still waits, and says why.
     assert.equal((await cp.kubectl(['-n', NS, 'create', 'secret', 'generic', 'rotating-key', '--from-literal=apiKey=sk-one'])).code, 0);
+    const unlabelled = await until('the upstream refused for want of the label', async () => {
+      const r = await post(`${sidecar.dataUrl}/openai/v1/chat/completions`, chat(), { authorization: 'Bearer sk-app' });
+      return r.status === 503 && /is not labelled breakwater\.dev\/credential=true/.test(r.text) && r;
+    });
+    assert.match(unlabelled.json().error.message, /no credential yet: Secret rotating-key, key apiKey is not usable: Secret rotating-key is not labelled breakwater\.dev\/credential=true/);
+    assert.ok(!unlabelled.text.includes('sk-one'));
+    assert.ok(!upstream.requests.some((r) => r.headers.authorization === 'Bearer sk-one'), 'no value of an unlabelled Secret is sent');
+    assert.equal(upstream.requests.length, inForce, 'and nothing else: the app\'s key is never sent in place of the missing one');
+
+    // Labelled: served with it, within seconds.
+    let made = Date.now();
+    assert.equal((await cp.kubectl(['-n', NS, 'label', 'secret', 'rotating-key', 'breakwater.dev/credential=true'])).code, 0);
     await until('the first key in use', async () => (await call()) === 200 && lastKey() === 'Bearer sk-one');
     const appeared = Date.now() - made;
 
@@ -309,7 +326,7 @@ describe('controller end to end on a real API server', () => {
       while (calling) statuses.push(await call());
     })();
     made = Date.now();
-    const rotated = stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'rotating-key', namespace: NS }, stringData: { apiKey: 'sk-two' } });
+    const rotated = stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'rotating-key', namespace: NS, labels: { 'breakwater.dev/credential': 'true' } }, stringData: { apiKey: 'sk-two' } });
     assert.equal((await cp.kubectl(['apply', '-f', '-'], rotated)).code, 0);
     await until('the rotated key in use', async () => lastKey() === 'Bearer sk-two' && true);
     const rotation = Date.now() - made;
@@ -317,7 +334,7 @@ describe('controller end to end on a real API server', () => {
     await traffic;
     assert.ok(statuses.length > 0 && statuses.every((s) => s === 200), `every call during the rotation succeeded: ${JSON.stringify(statuses.filter((s) => s !== 200))}`);
     assert.equal(sidecar.child.exitCode, null, 'no restart');
-    t.diagnostic(`Secret created after its pod: in use after ${appeared} ms; rotated: in use after ${rotation} ms (secret poll 500 ms), ${statuses.length} calls, none failed`);
+    t.diagnostic(`Secret labelled after its pod started: in use after ${appeared} ms; rotated: in use after ${rotation} ms (secret poll 500 ms), ${statuses.length} calls, none failed`);
     const logs = JSON.stringify(sidecar.logs) + sidecar.stderr() + JSON.stringify(controller.logs) + controller.stderr();
     assert.ok(!/sk-one|sk-two/.test(logs), 'no key in any log');
   });

@@ -4,11 +4,14 @@
  * snapshot that is not one is rejected like an invalid policy (logged, the
  * last good config kept, the stream read on), never thrown out of the stream's
  * event handler; a FIFO where the last good config is kept does not hold the
- * sidecar up.
+ * sidecar up; reconnects back off against a controller that answers and then
+ * drops the stream, and a reconnect that brings the snapshot in force changes
+ * nothing.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -20,40 +23,55 @@ import { pino } from 'pino';
 import { validateReport, type ConfigVersion } from '../../api/index.js';
 import { followController } from '../../sidecar/config/controller-source.js';
 import type { RuntimeConfig } from '../../sidecar/config/index.js';
+import { ManualClock } from '../../sidecar/resilience/index.js';
 import { until } from '../support/until.js';
 
 const spec = { upstreams: [{ name: 'a', url: 'http://127.0.0.1:9' }] };
 const version = (generation: number): ConfigVersion => ({ source: 'controller', policy: 'shop/chat', generation, hash: `h${generation}` });
 const event = (name: string, data: string) => `event: ${name}\ndata: ${data}\n\n`;
 
+interface FakeController {
+  url: string;
+  ca: string;
+  key: string;
+  reports: unknown[];
+  /** Every config stream opened, oldest first. */
+  streams: ServerResponse[];
+  /** Whether a config stream is ended right after its events (as a controller that answers 200 and then drops it). */
+  endStreams: boolean;
+}
+
 /** A controller that sends `events` on every config stream and keeps the reports it is sent. */
-async function fakeController(t: TestContext, events: string[]): Promise<{ url: string; ca: string; key: string; reports: unknown[] }> {
+async function fakeController(t: TestContext, events: string[], endStreams = false): Promise<FakeController> {
   const dir = mkdtempSync(join(tmpdir(), 'breakwater-fake-controller-'));
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'ignore' });
   const ca = readFileSync(join(dir, 'cert.pem'), 'utf8');
-  const reports: unknown[] = [];
+  const fake: FakeController = { url: '', ca, key: readFileSync(join(dir, 'key.pem'), 'utf8'), reports: [], streams: [], endStreams };
   const server: Server = createServer({ cert: ca, key: readFileSync(join(dir, 'key.pem')) }, (req, res) => {
     if (req.method === 'POST') {
       let body = '';
       req.on('data', (d) => (body += d));
       req.on('end', () => {
-        reports.push(JSON.parse(body));
+        fake.reports.push(JSON.parse(body));
         res.writeHead(204).end();
       });
       return;
     }
     res.writeHead(200, { 'content-type': 'text/event-stream' });
+    fake.streams.push(res);
     for (const e of events) res.write(e);
+    if (fake.endStreams) res.end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => {
     server.closeAllConnections();
     server.close();
   });
-  return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, ca, key: readFileSync(join(dir, 'key.pem'), 'utf8'), reports };
+  fake.url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return fake;
 }
 
-function follow(t: TestContext, controller: { url: string; ca: string; urls?: string[] }, cacheFile?: string, connectTimeoutMs?: number) {
+function follow(t: TestContext, controller: { url: string; ca: string; urls?: string[] }, cacheFile?: string, connectTimeoutMs?: number, timing: { clock?: ManualClock; random?: () => number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'breakwater-pod-'));
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, 'pod-token');
@@ -77,7 +95,8 @@ function follow(t: TestContext, controller: { url: string; ca: string; urls?: st
       return { ok: true };
     },
     breakers: () => ({ a: { closed: 1, halfOpen: 0, open: 0 } }),
-    log: pino({ level: 'info' }, sink),
+    log: pino({ level: 'debug' }, sink),
+    ...timing,
   });
   t.after(() => source.stop());
   return { applied, logs };
@@ -156,5 +175,44 @@ describe('the controller\'s config stream, as the sidecar reads it', () => {
     await until('the config from the next replica after a refusal that never ended', () => applied.length, (n) => n === 1, 10_000);
     assert.ok(logs.some((l) => /a refusal that did not end|controller answered 503/.test(String(l.why))), JSON.stringify(logs.map((l) => l.why ?? l.msg)));
   });
-});
 
+  it('backs off against a controller that answers 200 and drops the stream, starts over only after a stream stayed up 10 s, and takes the snapshot in force only once (red team, issue 26)', async (t) => {
+    const snapshot = { version: version(1), spec, credentials: { 'key/apiKey': 'sk-1' } };
+    const controller = await fakeController(t, [event('snapshot', JSON.stringify(snapshot))], true);
+    const cache = join(mkdtempSync(join(tmpdir(), 'breakwater-cache-')), 'config.json');
+    const clock = new ManualClock();
+    const { applied, logs } = follow(t, controller, cache, undefined, { clock, random: () => 0.5 });
+    const loss = async (n: number) => (await until(`config stream ${n} lost`, () => logs.filter((l) => l.msg === 'config stream lost'), (l) => l.length >= n))[n - 1]!.retryInMs as number;
+    const kept = await until('the snapshot kept on disk', () => statSync(cache, { throwIfNoEntry: false })?.ino);
+    const delays: number[] = [];
+    for (let n = 1; n <= 6; n++) {
+      delays.push(await loss(n));
+      if (n === 6) controller.endStreams = false; // the next stream stays up
+      clock.advance(delays.at(-1)!);
+    }
+    // The jitter is fixed at half the ceiling: the ceiling doubles from 500 ms, whatever the 200s before said.
+    assert.deepEqual(delays, [250, 500, 1000, 2000, 4000, 8000]);
+    await until('the seventh stream to bring the snapshot in force again', () => logs.filter((l) => l.msg === 'config from the controller already in force').length, (n) => n === 6);
+    clock.advance(10_000);
+    controller.streams.at(-1)!.end();
+    assert.equal(await loss(7), 250, 'after a stream that stayed up 10 s, the backoff starts over');
+    assert.deepEqual(applied, [version(1)], 'the same snapshot, brought again by six reconnects, is applied once');
+    assert.equal(statSync(cache).ino, kept, 'and kept on disk once (a write replaces the file)');
+  });
+
+  it('backs off against a controller whose event is over the size cap (red team, issue 26)', async (t) => {
+    const huge = event('snapshot', JSON.stringify({ version: version(1), spec, padding: 'A'.repeat(5 << 20) }));
+    const controller = await fakeController(t, [huge]);
+    const clock = new ManualClock();
+    const { applied, logs } = follow(t, controller, undefined, undefined, { clock, random: () => 0.5 });
+    const delays: number[] = [];
+    for (let n = 1; n <= 3; n++) {
+      const lost = await until(`config stream ${n} lost`, () => logs.filter((l) => l.msg === 'config stream lost'), (l) => l.length >= n, 10_000);
+      assert.match(String(lost[n - 1]!.why), /an event longer than/);
+      delays.push(lost[n - 1]!.retryInMs as number);
+      clock.advance(delays.at(-1)!);
+    }
+    assert.deepEqual(delays, [250, 500, 1000]);
+    assert.deepEqual(applied, []);
+  });
+});

@@ -115,6 +115,23 @@ describe('ResiliencePolicy CRD on a real API server', () => {
     }
   });
 
+  it('refuses Secret names and keys no Secret can have, naming the field and the value, and a long one without repeating it (red team, issue 26)', async () => {
+    const withRef = (name: string, key: string) => ({ upstreams: [{ name: 'a', url: 'http://a', auth: { secretRef: { name, key } } }], cache: { redis: { url: 'redis://r:6379', secretRef: { name, key } } } });
+    const bad = await cp.kubectl(['apply', '-f', '-'], stringify(asResource('bad-ref', withRef('..', 'bad key!'))));
+    assert.notEqual(bad.code, 0, 'accepted by the API server');
+    for (const at of ['spec.upstreams[0].auth.secretRef', 'spec.cache.redis.secretRef']) {
+      assert.match(bad.stderr, new RegExp(`${at.replace(/[.[\]]/g, '\\$&')}\\.name: Invalid value: "\\.\\.": `));
+      assert.match(bad.stderr, new RegExp(`${at.replace(/[.[\]]/g, '\\$&')}\\.key: Invalid value: "bad key!": `));
+    }
+    assert.equal(validatePolicy(withRef('..', 'bad key!')).ok, false);
+    const long = await cp.kubectl(['apply', '-f', '-'], stringify(asResource('long-ref', withRef(`a${'b'.repeat(100_000)}`, 'k'))));
+    assert.notEqual(long.code, 0, 'accepted by the API server');
+    assert.match(long.stderr, /spec\.upstreams\[0\]\.auth\.secretRef\.name: Too long/);
+    assert.ok(long.stderr.length < 4000, `the message is bounded: ${long.stderr.length} characters`);
+    const good = await cp.kubectl(['apply', '-f', '-'], stringify(asResource('good-ref', withRef('llm.keys', '.api_Key-1'))));
+    assert.equal(good.code, 0, good.stderr);
+  });
+
   it('says only what the pattern says of a value that is no duration', async () => {
     const r = await cp.kubectl(['apply', '-f', '-'], stringify(asResource('soon', { upstreams: [{ name: 'a', url: 'http://a', timeouts: { total: 'soon' }, retry: { backoff: { base: 'later', max: '1s' } } }], slo: { window: '1d' } })));
     assert.notEqual(r.code, 0);

@@ -1,33 +1,44 @@
 /**
  * The shared answer cache on a real redis-server (Debian's, installed by
  * scripts/ensure-redis.sh when missing): two sidecars of a "fleet" share
- * answers, and Redis going away mid-test fails no request.
+ * answers, Redis going away mid-test fails no request, and a rotated Redis
+ * password reaches the shared client without emptying the pod's own cache.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { credentialKey, validatePolicy } from '../../api/index.js';
+import { compileConfig } from '../../sidecar/config/runtime-config.js';
 import { chat, post, startMock, startRig, type Rig } from '../support/harness.js';
 import { freePort } from '../support/ports.js';
+import { until } from '../support/until.js';
 
 const ENSURE_REDIS = fileURLToPath(new URL('../../scripts/ensure-redis.sh', import.meta.url));
+
+/** A redis-server on 127.0.0.1, without persistence, started with `args`. */
+async function startRedis(...args: string[]): Promise<{ server: ChildProcess; port: number }> {
+  const binary = execFileSync('bash', [ENSURE_REDIS], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').at(-1)!;
+  const port = await freePort();
+  const server = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    server.stdout!.on('data', (d) => {
+      out += d;
+      if (out.includes('Ready to accept connections')) resolve();
+    });
+    server.on('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out}`)));
+  });
+  return { server, port };
+}
 
 describe('shared cache on Redis', () => {
   let redis: ChildProcess;
   let port: number;
 
   before(async () => {
-    const binary = execFileSync('bash', [ENSURE_REDIS], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').at(-1)!;
-    port = await freePort();
-    redis = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      redis.stdout!.on('data', (d) => {
-        out += d;
-        if (out.includes('Ready to accept connections')) resolve();
-      });
-      redis.on('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out}`)));
-    });
+    ({ server: redis, port } = await startRedis());
   });
   after(() => {
     if (redis.exitCode === null) redis.kill('SIGKILL');
@@ -72,5 +83,43 @@ describe('shared cache on Redis', () => {
     assert.ok(degraded.ms < 1000, `answered in ${degraded.ms} ms with Redis gone`);
     const again = await post(podB.url('/primary/v1/chat/completions'), question);
     assert.equal(again.headers.get('x-breakwater-cache'), 'hit', 'what pod B already fetched stays in its local cache');
+  });
+
+  it('keeps the pod\'s answers when only the Redis password rotates, and the shared client authenticates with the new one (red team, issue 26)', async (t) => {
+    const guarded = await startRedis('--requirepass', 'pw-one');
+    t.after(() => void guarded.server.kill('SIGKILL'));
+    const admin = new Redis({ host: '127.0.0.1', port: guarded.port, password: 'pw-one', lazyConnect: true });
+    await admin.connect();
+    t.after(() => admin.disconnect());
+    const upstream = await startMock(t);
+    const spec = {
+      upstreams: [{ name: 'primary', url: upstream.url, retry: { attempts: 1 }, circuitBreaker: { consecutiveFailures: 0 }, fallback: [{ cache: {} }] }],
+      cache: { redis: { url: `redis://127.0.0.1:${guarded.port}`, secretRef: { name: 'redis', key: 'password' } } },
+    };
+    const verdict = validatePolicy(spec);
+    assert.ok(verdict.ok);
+    // As the controller sends it: the same policy, the Secret's value beside it.
+    const withPassword = (password: string) => compileConfig(verdict.spec, { source: 'controller', policy: 'shop/chat', generation: 1, hash: 'h1' }, { credentials: { [credentialKey({ name: 'redis', key: 'password' })]: password } });
+    const pod = await startRig(t, { upstreams: spec.upstreams });
+    assert.deepEqual(pod.sidecar.apply(withPassword('pw-one')), { ok: true });
+    await sharedReady(pod);
+    upstream.enqueue({ kind: 'ok', text: 'Kept through a rotation.' });
+    const question = chat({ messages: [{ role: 'user', content: 'what survives a rotation?' }] });
+    assert.equal((await post(pod.url('/primary/v1/chat/completions'), question)).status, 200);
+
+    await admin.config('SET', 'requirepass', 'pw-two'); // the Secret rotates: Redis wants the new password
+    assert.deepEqual(pod.sidecar.apply(withPassword('pw-two')), { ok: true });
+    await admin.flushall(); // what the fleet kept is gone: only the pod's own cache can answer the first question now
+    await admin.call('CLIENT', 'KILL', 'TYPE', 'normal'); // connections authenticated before stay so: every client but this one must authenticate again
+    const other = chat({ messages: [{ role: 'user', content: 'does the shared client still write?' }] });
+    await until('an answer written to Redis by a client that authenticated with the new password', async () => {
+      await post(pod.url('/primary/v1/chat/completions'), other);
+      return admin.dbsize();
+    }, (keys) => keys > 0);
+    upstream.defaultBehavior = { kind: 'status', status: 503 };
+    const answered = await post(pod.url('/primary/v1/chat/completions'), question);
+    assert.equal(answered.status, 200, answered.text);
+    assert.equal(answered.headers.get('x-breakwater-fallback'), 'cache');
+    assert.equal(answered.json().choices[0].message.content, 'Kept through a rotation.');
   });
 });

@@ -131,6 +131,32 @@ describe('policy schema', () => {
     assert.equal(text.split('\n').length, 6, text);
   });
 
+  it('takes only Secret names and keys Kubernetes can have, and names a bad one quoted and cut short (red team, issue 26)', () => {
+    const withRefs = (name: string, key: string) => ({
+      upstreams: [{ name: 'a', url: 'http://a', auth: { secretRef: { name, key } } }],
+      cache: { redis: { url: 'redis://r:6379', secretRef: { name, key } } },
+    });
+    for (const [name, key] of [['openai-key', 'apiKey'], ['llm.keys', 'tls.crt'], ['a', '.hidden'], ['a'.repeat(253), 'K_E-Y.1'], ['a', 'a..b']]) {
+      const v = validatePolicy(withRefs(name!, key!));
+      assert.ok(v.ok, `${name} / ${key}: ${v.ok ? '' : formatProblems(v.problems)}`);
+    }
+    for (const name of ['..', '.', 'Upper', 'a_b', 'a/b', '-a', 'a-', 'a..b', 'a.-b', '', 'a'.repeat(254)]) {
+      assert.match(problemsOf(withRefs(name, 'k')), /^spec\.upstreams\[0\]\.auth\.secretRef\.name: /m, JSON.stringify(name));
+      assert.match(problemsOf(withRefs(name, 'k')), /^spec\.cache\.redis\.secretRef\.name: /m, JSON.stringify(name));
+    }
+    for (const key of ['bad key!', '.', '..', '..a', 'a/b', '', 'k'.repeat(254)]) {
+      assert.match(problemsOf(withRefs('s', key)), /^spec\.upstreams\[0\]\.auth\.secretRef\.key: /m, JSON.stringify(key));
+    }
+    const text = problemsOf(withRefs('..', 'bad key!'));
+    assert.match(text, /^spec\.upstreams\[0\]\.auth\.secretRef\.name: "\.\." is not a Secret name: /m);
+    assert.match(text, /^spec\.upstreams\[0\]\.auth\.secretRef\.key: "bad key!" is not a key of a Secret: /m);
+    // Control characters come out escaped, and a long value cut: one line per problem, of bounded length.
+    const hostile = problemsOf(withRefs(`x\u001b[31mRED${'y'.repeat(5000)}`, 'k\nFAKE: injected line'));
+    assert.match(hostile, /^spec\.upstreams\[0\]\.auth\.secretRef\.name: "x\\u001b\[31mREDy+"\.\.\. \(5009 characters\) is not a Secret name/m);
+    assert.match(hostile, /^spec\.upstreams\[0\]\.auth\.secretRef\.key: "k\\nFAKE: injected line" is not a key of a Secret/m);
+    assert.ok(!/[\u0000-\u0009\u000b-\u001f]/.test(hostile) && hostile.split('\n').every((line) => line.length < 400), hostile);
+  });
+
   it('lets an inherited cap stretch to an explicit value, as the API server does', () => {
     const v = validatePolicy({ upstreams: [{ name: 'a', url: 'http://a', retry: { backoff: { base: '20s' } }, circuitBreaker: { openFor: '10m' } }] });
     assert.ok(v.ok, v.ok ? '' : formatProblems(v.problems));

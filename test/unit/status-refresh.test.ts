@@ -2,8 +2,9 @@
  * A policy's status says how long ago a controller looked at it: the leader
  * writes it when it changes, and rewrites an unchanged one once its
  * observedAt is older than the refresh interval (--status-refresh), so a
- * growing observedAt means no controller runs. A Reconciler on a fake API
- * client and an injectable clock.
+ * growing observedAt means no controller runs, whatever --resync is (the
+ * controller resyncs as often as the refresh needs: resync-schedule.ts). A
+ * Reconciler on a fake API client and an injectable clock.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -11,6 +12,7 @@ import type { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { EventRecorder } from '../../controller/event-recorder.js';
 import { Reconciler, type PolicyObject } from '../../controller/reconciler.js';
+import { resyncSchedule } from '../../controller/resync-schedule.js';
 import type { ReportRecorder } from '../../controller/report-store.js';
 
 const START = Date.UTC(2026, 11, 7, 12);
@@ -74,5 +76,20 @@ describe('status.observedAt', () => {
     assert.equal(written.length, 1);
     await resync(5 * 60_000);
     assert.equal(written.length, 2);
+  });
+
+  it('is rewritten at least every --status-refresh, also when it is shorter than --resync (red team 26, F9)', async (t) => {
+    for (const [resyncMs, refreshMs] of [[30_000, 2_000], [30_000, 5 * 60_000], [1_000, 1_000]] as const) {
+      const schedule = resyncSchedule(resyncMs, refreshMs);
+      assert.ok(schedule.resyncMs <= resyncMs, 'never resyncs less often than asked');
+      const { reconciler, written, resync } = leader(schedule.rewriteAfterMs);
+      t.after(() => reconciler.close());
+      // Resyncs on the schedule's interval, each a few milliseconds late, for ten refresh intervals.
+      for (let tick = 0; tick * schedule.resyncMs <= 10 * refreshMs; tick++) await resync(tick * schedule.resyncMs + (tick % 3) * 5);
+      const at = written.map((w) => Date.parse(w));
+      const gaps = at.slice(1).map((w, i) => w - at[i]!);
+      assert.ok(gaps.length >= 9, `${resyncMs}/${refreshMs}: rewritten ${gaps.length + 1} times`);
+      assert.ok(Math.max(...gaps) <= refreshMs + 10, `${resyncMs}/${refreshMs}: observedAt at most ${refreshMs} ms old (plus a late tick): ${JSON.stringify(gaps)}`);
+    }
   });
 });
