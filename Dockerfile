@@ -14,6 +14,7 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json cli.ts ./
+COPY cli cli
 COPY api api
 COPY lib lib
 COPY sidecar sidecar

@@ -2,50 +2,18 @@
 /**
  * The `breakwater` command. Subcommands:
  *   sidecar --policy FILE | --demo  [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021]
- *   check-policy FILE
+ *   check-policy FILE [--kubeconfig F [--namespace NS]]
  *   controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--status-refresh 5m] [--secret-poll 5s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
  *              [--sidecar-image IMAGE --advertise-url URL --ca-file FILE [--webhook-listen 0.0.0.0:15444] [--webhook-client-ca FILE]]
  *              (serves the injection webhook at /mutate-pods on its own port; with --webhook-client-ca, only to callers whose client certificate it signed)
  *   mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N] [--fingerprint-credentials]
+ * Its usage text and shared flag parsing are in cli/usage.ts, check-policy in cli/check-policy.ts.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parse } from 'yaml';
-import { formatProblems, parseDuration, validatePolicy } from './api/index.js';
+import { durationFlag, hostPort, USAGE, UsageError } from './cli/usage.js';
 import { createLogger } from './sidecar/log.js';
-import { parseHostPort, printable, type HostPort } from './lib/index.js';
 
 // Each subcommand imports what it needs when it runs: the sidecar must not pay for the controller's Kubernetes client.
-
-const USAGE = `usage:
-  breakwater sidecar --policy FILE [--listen 127.0.0.1:15001] [--admin 0.0.0.0:15021] [--state-file FILE]
-  breakwater sidecar --controller URL[,URL...] --pod-name NAME [--token-file F] [--ca-file F] [--config-cache F] [--state-file F] [--listen ...] [--admin ...]
-  breakwater sidecar --demo        (embedded policy and a built-in mock upstream)
-  breakwater check-policy FILE
-  breakwater controller --tls-cert FILE --tls-key FILE [--config-listen 0.0.0.0:15443] [--health-listen 0.0.0.0:15080] [--kubeconfig FILE] [--resync 30s] [--status-refresh 5m] [--secret-poll 5s] [--leader-election-namespace NS] [--lease-duration 15s] [--identity NAME]
-             [--sidecar-image IMAGE --advertise-url URL --ca-file FILE [--webhook-listen 0.0.0.0:15444] [--webhook-client-ca FILE]]
-             (and serve the injection webhook on its own port; with --webhook-client-ca, only to callers whose client certificate that CA signed)
-  breakwater mock-upstream [--listen 127.0.0.1:15099] [--fail-percent N] [--fingerprint-credentials]`;
-
-function hostPort(text: string, flag: string): HostPort {
-  const at = parseHostPort(text);
-  if (!at) throw new UsageError(`${flag} must be HOST:PORT, got "${text}"`);
-  return at;
-}
-
-class UsageError extends Error {}
-
-/** A duration flag in milliseconds: a duration (such as 30s or 500ms) of at least `min` ms, or a usage error. */
-function durationFlag(text: string, flag: string, min = 1): number {
-  let ms: number;
-  try {
-    ms = parseDuration(text);
-  } catch {
-    throw new UsageError(`${flag} must be a duration such as 30s or 500ms, got "${text.slice(0, 64)}"`);
-  }
-  if (ms < min) throw new UsageError(`${flag} must be ${min === 1 ? 'more than 0' : `at least ${min / 1000}s`}, got "${text}"`);
-  return ms;
-}
 
 async function sidecar(args: string[]): Promise<void> {
   const { startSidecar } = await import('./sidecar/sidecar.js');
@@ -121,63 +89,6 @@ async function sidecar(args: string[]): Promise<void> {
   }
   if (values.demo) {
     process.stdout.write(`\nTry:\n  curl -s ${sidecar.dataUrl}/demo/v1/chat/completions -H 'content-type: application/json' \\\n    -d '{"model":"demo","messages":[{"role":"user","content":"hi"}]}' -i\n  curl -s ${sidecar.adminUrl.replace('0.0.0.0', '127.0.0.1')}/status\n\n`);
-  }
-}
-
-async function checkPolicy(args: string[]): Promise<void> {
-  const { loadPolicyFile } = await import('./sidecar/config/policy-file.js');
-  const file = args[0];
-  if (!file || args.length > 1) throw new UsageError('check-policy takes one FILE');
-  // Every line is printed with its control characters escaped: nothing a policy holds (a name, a key, the
-  // parser's quote of the file) can colour the terminal, move its cursor or add a line of its own.
-  const say = (line: string) => process.stdout.write(`${printable(line)}\n`);
-  const refuse = (lines: string[]): never => {
-    process.stderr.write(`${lines.map(printable).join('\n')}\n`);
-    return process.exit(1);
-  };
-  let verdict;
-  try {
-    verdict = validatePolicy(parse(readFileSync(file, 'utf8')));
-  } catch (err) {
-    return refuse(`${file}: ${(err as Error).message}`.split('\n'));
-  }
-  if (!verdict.ok) {
-    return refuse([`${file}: invalid policy (${verdict.problems.length} problem${verdict.problems.length > 1 ? 's' : ''}):`, ...verdict.problems.map((p) => formatProblems([p]))]);
-  }
-  const loaded = loadPolicyFile(file);
-  if (!loaded.ok) return refuse(loaded.error.split('\n'));
-  const names = verdict.spec.upstreams.map((u) => u.name).join(', ');
-  say(`${file}: valid (upstreams: ${names})`);
-  const budgetLine = (b: typeof verdict.spec.budget, whose: string, routes: string[]) => {
-    const limits = [b.tokens && `${b.tokens} tokens`, Number(b.cost) > 0 && `${b.cost} in cost`].filter(Boolean);
-    if (limits.length === 0) return;
-    const over = routes.length > 0 ? `goes to ${routes.join(', then ')}` : `gets 429 budget_exhausted until the ${b.window} rolls`;
-    say(`  ${whose}: budget of ${limits.join(' and ')} per ${b.window} (per pod); a request over it ${over}`);
-  };
-  budgetLine(verdict.spec.budget, 'all upstreams together', []);
-  const { slo } = verdict.spec;
-  const objectives = [
-    Number(slo.availability.objective) > 0 && `availability ${slo.availability.objective}%`,
-    Number(slo.timeToFirstToken.objective) > 0 && `first token within ${slo.timeToFirstToken.threshold} for ${slo.timeToFirstToken.objective}% of streamed answers`,
-  ].filter(Boolean);
-  if (objectives.length > 0) say(`  SLOs: ${objectives.join('; ')}, over ${slo.window} (status condition SLOMet)`);
-  for (const u of verdict.spec.upstreams) {
-    const routes = u.fallback.filter((f) => !f.when || f.when.includes('budget-exhausted')).map((f) => f.upstream ?? (f.cache ? 'the cache' : 'the static answer'));
-    budgetLine(u.budget, u.name, routes);
-    const g = u.guards;
-    const on = [g.maxInputBytes && `at most ${g.maxInputBytes} body bytes`, g.maxInputTokens && `at most ${g.maxInputTokens} input tokens (estimated)`, g.deny.length && `deny ${g.deny.map((d) => d.name).join(', ')}`].filter(Boolean);
-    if (on.length > 0) say(`  ${u.name}: input guards: ${on.join('; ')}; a request that trips one gets 400 guardrail_blocked and never leaves`);
-    const ref = u.auth?.secretRef;
-    if (ref) say(`  ${u.name}: credential from Secret ${ref.name}, key ${ref.key}, which the controller reads in the policy's namespace (not checked here; until it exists, ${u.name} answers 503 and its fallback tiers serve)`);
-  }
-  const redis = verdict.spec.cache.redis;
-  if (redis?.secretRef) {
-    const { name, key } = redis.secretRef;
-    say(
-      redis.url
-        ? `  shared cache: Redis password from Secret ${name}, key ${key}, which the controller reads in the policy's namespace (not checked here; until it exists, the sidecars connect to Redis without a password, and each answers from its own cache while Redis refuses them)`
-        : `  shared cache: off (cache.redis.url is empty), so Secret ${name}, key ${key} (cache.redis.secretRef) is not used`,
-    );
   }
 }
 
@@ -260,7 +171,7 @@ async function main(argv: string[]): Promise<void> {
     case 'sidecar':
       return sidecar(rest);
     case 'check-policy':
-      return checkPolicy(rest);
+      return (await import('./cli/check-policy.js')).checkPolicy(rest);
     case 'controller':
       return controller(rest);
     case 'mock-upstream':

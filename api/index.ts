@@ -12,5 +12,6 @@ export * from './units.js';
 export * from './settings-defaults.js';
 export * from './validate-policy.js';
 export * from './protocol.js';
+export * from './protocol-checks.js';
 export * from './credential-value.js';
 export * from './config-hash.js';

@@ -23,7 +23,7 @@ import type { SidecarState } from './sidecar-state.js';
 
 /** A burst of changes is written once, this soon after the first: soon enough to survive a kill. */
 const SAVE_AFTER_MS = 100;
-/** At most this many breakers are kept (the most an upstream pins, see upstream-state.ts). */
+/** At most this many breakers are kept (the most an upstream pins, see proxy/upstream/upstream-state.ts). */
 const MAX_SAVED = 4096;
 /** At most this many budgets: the policy's and one per upstream (at most 32). */
 const MAX_BUDGETS = 33;

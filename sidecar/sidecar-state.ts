@@ -10,8 +10,8 @@ import type { RuntimeConfig } from './config/index.js';
 import type { Metrics } from './metrics.js';
 import { SloTracker } from './slo-tracker.js';
 import { type Clock, DegradationMonitor } from './resilience/index.js';
-import { ResponseCache } from './proxy/response-cache.js';
-import { fingerprint, UpstreamState, type BreakerTransition, type HealthChange } from './proxy/upstream-state.js';
+import { ResponseCache } from './proxy/answers/response-cache.js';
+import { fingerprint, UpstreamState, type BreakerTransition, type HealthChange } from './proxy/upstream/upstream-state.js';
 
 export class SidecarState {
   config: RuntimeConfig | undefined;

@@ -16,7 +16,7 @@ import type { RuntimeConfig } from './config/index.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { buildPipeline } from './proxy/pipeline.js';
-import { createProxyServer } from './proxy/server.js';
+import { createProxyServer } from './proxy/inbound/server.js';
 import { type Clock, systemClock } from './resilience/index.js';
 import { SidecarState } from './sidecar-state.js';
 

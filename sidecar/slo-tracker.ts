@@ -5,16 +5,14 @@
  * status (counts over the window).
  */
 import type { SloConfig } from './config/index.js';
-import type { Delivery } from './proxy/write-outcome.js';
-import { type Clock, type SliCounts, SliWindow } from './resilience/index.js';
+import type { Delivery } from './proxy/inbound/write-outcome.js';
+import type { LiveSlo } from './live-gauges.js';
+import { BURN_WINDOWS, type Clock, type SliCounts, SliWindow } from './resilience/index.js';
 
 export type SliName = 'availability' | 'timeToFirstToken';
 
 /** Failures the app or its policy chose: they say nothing about the service. */
 const NOT_THE_SERVICE = new Set(['client-error', 'context-length', 'content-filter', 'budget-exhausted']);
-
-/** The windows multi-window, multi-burn-rate alerts read (Google SRE workbook, chapter 5). */
-export const BURN_WINDOWS = { '5m': 300_000, '30m': 1_800_000, '1h': 3_600_000, '6h': 21_600_000 } as const;
 
 /**
  * How one finished request counts: availability good if it was answered (by any tier but the static message),
@@ -27,7 +25,7 @@ export function sliEvents(d: Delivery, stream: boolean, startedAt: number, thres
   return { availability, timeToFirstToken: d.firstByteAt - startedAt <= thresholdMs };
 }
 
-export class SloTracker {
+export class SloTracker implements LiveSlo {
   /** The SLIs with an objective: each its objective (a ratio) and its window. */
   readonly slis = new Map<SliName, { objective: number; window: SliWindow }>();
 

@@ -2,14 +2,14 @@
  * Config from the controller: a long-lived server-sent-event stream
  * (api/protocol.ts) opened with the pod's projected token, re-read on every
  * connect since the kubelet rotates it. Snapshots are validated and applied
- * whole; the last good one is kept on disk (an emptyDir) and applied at
- * start-up, so the sidecar keeps enforcing its policy while the controller is
+ * whole; the last good one is kept on disk (an emptyDir: snapshots.ts) and
+ * applied at start-up, so the sidecar keeps enforcing its policy while the controller is
  * away, across its own restarts too; a Secret key the controller says it has
  * not read keeps the value it had (unread-credentials.ts). Reconnects back off with jitter, and the
  * backoff starts over only after a healthy stream (see HEALTHY_STREAM_MS); a
  * reconnect that brings the snapshot already in force changes nothing (no
  * re-apply, no re-write of the kept copy). What is applied, and breaker
- * states, are reported back.
+ * states, are reported back (controller-reports.ts).
  *
  * What the stream carries is read as distrustfully as a policy file: an event
  * that is not a snapshot (not JSON, no version) is rejected and logged like an
@@ -17,21 +17,19 @@
  * Nothing read from it may throw out of the stream's event handler, where it
  * would take the process down.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request, type RequestOptions } from 'node:https';
-import type { Logger } from 'pino';
-import { canonicalJson, formatProblems, readNoPolicy, readSnapshot, validatePolicy, type ConfigVersion, type SidecarReport, type UncheckedSnapshot } from '../../api/index.js';
+import { readNoPolicy, readSnapshot, type ConfigVersion, type SidecarReport, type UncheckedSnapshot } from '../../api/index.js';
 import { SseReader, type SseEvent } from '../../lib/index.js';
-import { KeptFileRefused, readKeptFile, writeKeptFile } from '../kept-file.js';
 import { backoffDelay, systemClock, type Clock } from '../resilience/index.js';
-import { compileConfig, type RuntimeConfig } from './runtime-config.js';
+import { reporter, type ReportSources } from './controller-reports.js';
+import type { RuntimeConfig } from './runtime-config.js';
+import { compileSnapshot, keepSnapshot, MAX_SNAPSHOT_CHARS, readKeptSnapshot, snapshotIdentity } from './snapshots.js';
 import { keepUnreadCredentials } from './unread-credentials.js';
 
-export interface ControllerSourceOptions {
+export interface ControllerSourceOptions extends ReportSources {
   /** https://controller:15443, or several replicas' URLs tried in turn. */
   urls: string[];
-  pod: string;
   tokenFile: string;
   caFile?: string;
   /** The CA as PEM text, when no file is given (the injector passes it in the environment). */
@@ -40,12 +38,6 @@ export interface ControllerSourceOptions {
   cacheFile?: string;
   /** Puts a config in force, or says why it cannot be (the last good one then stays). */
   apply(config: RuntimeConfig): { ok: true } | { ok: false; error: string };
-  breakers(): SidecarReport['breakers'];
-  /** The breakers that are open or half-open, each with when it opened. */
-  opened?(): SidecarReport['opened'];
-  /** SLI counts over the SLO window, sent with every report, and whether each SLO is met: only a change of that is a reason for one. */
-  slo?(): { counts: SidecarReport['slo']; verdict: string } | undefined;
-  log: Logger;
   reportIntervalMs?: number;
   /** A stream silent for this long (no heartbeat) is considered dead. */
   silenceMs?: number;
@@ -74,27 +66,8 @@ const HEALTHY_STREAM_MS = 10_000;
  * gone waits for the kernel's timeout (over two minutes): the deadline moves on to another within seconds.
  */
 const CONNECT_TIMEOUT_MS = 5_000;
-const REPORT_TIMEOUT_MS = 5_000;
 /** What of a refusal's body is kept for the log. */
 const MAX_REFUSAL_CHARS = 1024;
-/**
- * A snapshot is a policy's spec, which the API server keeps under 1.5 MiB: an event (or the copy on disk)
- * longer than this is not one, and an unfinished event is not held past it.
- */
-const MAX_SNAPSHOT_CHARS = 4 << 20;
-
-function compileSnapshot(snapshot: UncheckedSnapshot): { config: RuntimeConfig } | { error: string } {
-  const verdict = validatePolicy(snapshot.spec);
-  if (!verdict.ok) return { error: formatProblems(verdict.problems) };
-  try {
-    return { config: compileConfig(verdict.spec, snapshot.version, snapshot) };
-  } catch (err) {
-    return { error: (err as Error).message };
-  }
-}
-
-/** What makes two snapshots the same one: version, spec and credentials, whatever their keys' order. */
-const snapshotIdentity = (snapshot: UncheckedSnapshot) => createHash('sha256').update(canonicalJson(snapshot)).digest('base64');
 
 export function followController(options: ControllerSourceOptions): { stop(): void } {
   const { log } = options;
@@ -108,8 +81,6 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
   let stopped = false;
   let failures = 0;
   let current: ReturnType<typeof request> | undefined;
-  let lastSent = '';
-  let lastSentAt = 0;
   let urlIndex = 0;
   const url = () => options.urls[urlIndex % options.urls.length]!;
   const tls = (): RequestOptions => ({ ca: options.caFile ? readFileSync(options.caFile) : options.ca, headers: { authorization: `Bearer ${readFileSync(options.tokenFile, 'utf8').trim()}` } });
@@ -129,55 +100,16 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
     return true;
   };
 
-  if (options.cacheFile) {
-    let text: string | undefined;
-    try {
-      text = readKeptFile(options.cacheFile, MAX_SNAPSHOT_CHARS);
-    } catch (err) {
-      if (err instanceof KeptFileRefused) log.warn({ file: options.cacheFile }, `ignoring the config kept on disk: ${err.message}`);
-      else if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.warn({ err: (err as Error).message }, 'ignoring unreadable config cache');
-    }
-    const read = text === undefined ? undefined : readSnapshot(text);
-    if (read && !read.ok) log.warn({ error: read.error }, 'ignoring the config kept on disk: not a snapshot');
-    if (read?.ok && take(read.snapshot, 'the last good copy on disk', snapshotIdentity(read.snapshot))) log.info({ version: read.snapshot.version }, 'applied the last good config from disk');
-  }
+  const onDisk = options.cacheFile === undefined ? undefined : readKeptSnapshot(options.cacheFile, log);
+  if (onDisk && take(onDisk, 'the last good copy on disk', snapshotIdentity(onDisk))) log.info({ version: onDisk.version }, 'applied the last good config from disk');
 
   const persist = (snapshot: UncheckedSnapshot) => {
-    if (!options.cacheFile) return;
-    try {
-      writeKeptFile(options.cacheFile, JSON.stringify(snapshot));
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'could not keep the config on disk');
-    }
+    if (options.cacheFile) keepSnapshot(options.cacheFile, snapshot, log);
   };
 
-  const report = (force = false) => {
-    const state: SidecarReport = { applied, rejected, breakers: options.breakers(), opened: options.opened?.() };
-    const slo = options.slo?.();
-    const key = JSON.stringify([state, slo?.verdict]);
-    // SLI counts change with every request: they ride on reports sent for a change (an SLO met or missed) or every 30 s.
-    if (!force && key === lastSent && Date.now() - lastSentAt < 30_000) return;
-    lastSent = key;
-    lastSentAt = Date.now();
-    const body = JSON.stringify({ ...state, slo: slo?.counts } satisfies SidecarReport);
-    let req;
-    try {
-      // Reports are rare: a short-lived connection, so the controller holds one connection per pod, not two.
-      // A report to a replica that is going away is given up rather than left waiting for the kernel's SYN timeout.
-      req = request(`${url()}/v1/report?pod=${encodeURIComponent(options.pod)}`, { ...tls(), method: 'POST', agent: false, timeout: REPORT_TIMEOUT_MS }, (res) => res.resume());
-      req.on('timeout', () => req!.destroy(new Error('report timed out')));
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'cannot report to the controller');
-      return;
-    }
-    req.setHeader('content-type', 'application/json');
-    req.on('error', () => {
-      lastSent = ''; // try again next round
-    });
-    req.end(body);
-  };
-  const reporter = setInterval(() => report(), options.reportIntervalMs ?? 2000);
-  reporter.unref();
+  const report = reporter(options, url, tls, () => ({ applied, rejected }));
+  const reporting = setInterval(() => report(), options.reportIntervalMs ?? 2000);
+  reporting.unref();
 
   /** Takes one event of the stream; true when it is the controller's answer for this pod (a snapshot now in force, or no-policy). */
   const handleEvent = ({ event, data }: SseEvent): boolean => {
@@ -283,7 +215,7 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
   return {
     stop() {
       stopped = true;
-      clearInterval(reporter);
+      clearInterval(reporting);
       current?.destroy();
     },
   };

@@ -7,7 +7,8 @@ import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { formatProblems, hashSpec, validatePolicy } from '../../api/index.js';
-import { compileConfig, type RuntimeConfig } from './runtime-config.js';
+import { compileConfig } from './compile-config.js';
+import type { RuntimeConfig } from './runtime-config.js';
 
 export type LoadResult = { ok: true; config: RuntimeConfig } | { ok: false; error: string };
 

@@ -8,11 +8,11 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FailureClass } from '../../api/index.js';
 import type { DeliveredContent, Mode } from '../resilience/index.js';
-import type { BodyLease } from './body-budget.js';
+import type { BodyLease } from './inbound/body-budget.js';
 import type { Dialect, LocalErrorCode, TokenUsage } from './dialects/dialect.js';
-import type { StreamFraming } from './stream-framing.js';
-import type { StreamBody } from './stream-body.js';
-import type { Endpoint, UpstreamState } from './upstream-state.js';
+import type { StreamFraming } from './streams/stream-framing.js';
+import type { StreamBody } from './streams/stream-body.js';
+import type { Endpoint, UpstreamState } from './upstream/upstream-state.js';
 
 /** One app request as it goes to one upstream (the primary, or a fallback tier), parsed once when it arrived. */
 export interface ProxyRequest {
@@ -112,7 +112,7 @@ export type StreamOutcome = Source & {
   kind: 'stream';
   status: number;
   headers: IncomingHttpHeaders;
-  /** How its events sit on the wire; undefined for a pass-through answer relayed as bytes (raw-relay.ts). */
+  /** How its events sit on the wire; undefined for a pass-through answer relayed as bytes (streams/raw-relay.ts). */
   framing: StreamFraming | undefined;
   body: StreamBody;
   /** Time from the attempt's start to its first content event. */

@@ -5,7 +5,7 @@
  * body ends, fails or is cancelled.
  */
 import type { Outcome, StreamOutcome } from './handler.js';
-import { onStreamEnd, type StreamEnd } from './stream-body.js';
+import { onStreamEnd, type StreamEnd } from './streams/stream-body.js';
 
 /** How a call that a layer held something for came to an end. */
 export type CallEnd =

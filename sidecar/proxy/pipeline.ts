@@ -1,8 +1,18 @@
 /**
  * proxy/ — the data plane. This file is its map: the layers one request goes
- * through, outermost first. server.ts reads the request and writes the
- * outcome; layers/ holds one file per layer; dialects/ what differs between
- * API families.
+ * through, outermost first. layers/ holds one file per layer, and
+ * handler.ts the types they are made of: a layer keeps hold of what it
+ * acquires through holding.ts, and runs a request twice at once through
+ * side-by-side.ts (a hedge; fallback's first-token race,
+ * first-token-race.ts); expected-usage.ts is what the token layers reserve.
+ * Around them: inbound/ (the server the app calls: reads the request,
+ * writes the outcome), upstream/ (each upstream's live objects and the
+ * requests and attempts sent to it), streams/ (a streamed answer, relayed
+ * and recovered), answers/ (answers kept, composed or judged) and
+ * dialects/ (what differs between API families). Each folder's main file
+ * opens with what the folder holds: inbound/server.ts,
+ * upstream/upstream-state.ts, streams/stream-body.ts,
+ * answers/response-cache.ts, dialects/dialect.ts, layers/index.ts.
  *
  *   input guard       the addressed upstream's input guards: a request that trips one is answered 400 by nothing else
  *   degradation       the sidecar's mode for this request; its outcome feeds the mode's window
@@ -44,8 +54,8 @@ import type { Metrics } from '../metrics.js';
 import type { Clock, DegradationMonitor } from '../resilience/index.js';
 import type { Handler, Layer } from './handler.js';
 import { answerCache, attempt, breaker, bulkhead, continuation, credential, hedge, inputGuard, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry, streamRecovery, tokenBudget } from './layers/index.js';
-import type { ResponseCache } from './response-cache.js';
-import type { UpstreamState } from './upstream-state.js';
+import type { ResponseCache } from './answers/response-cache.js';
+import type { UpstreamState } from './upstream/upstream-state.js';
 
 export interface PipelineDeps {
   clock: Clock;

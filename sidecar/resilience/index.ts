@@ -14,6 +14,7 @@ export * from './rate-limiter.js';
 export * from './retry-budget.js';
 export * from './sleep.js';
 export * from './stream-verifier.js';
+export * from './continuation-seam.js';
 export * from './throughput-floor.js';
 export * from './latency-window.js';
 export * from './health-check.js';

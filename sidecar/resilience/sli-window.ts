@@ -9,6 +9,9 @@ import type { Clock } from './clock.js';
 
 const BUCKET_MS = 60_000;
 
+/** The windows multi-window, multi-burn-rate alerts read (Google SRE workbook, chapter 5). */
+export const BURN_WINDOWS = { '5m': 300_000, '30m': 1_800_000, '1h': 3_600_000, '6h': 21_600_000 } as const;
+
 export interface SliCounts {
   good: number;
   total: number;

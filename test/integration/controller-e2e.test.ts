@@ -15,7 +15,7 @@ import { stringify } from 'yaml';
 import { MockUpstream } from '../../sidecar/mock-upstream/mock-upstream.js';
 import { chat, post } from '../support/harness.js';
 import { issueServingCertificate, startControlPlane, type ControlPlane } from '../support/control-plane.js';
-import { startCliProcess, startSidecarProcess, type CliProcess, type SidecarProcess } from '../support/sidecar-process.js';
+import { cliResult, startCliProcess, startSidecarProcess, type CliProcess, type SidecarProcess } from '../support/sidecar-process.js';
 
 const NS = 'shop';
 
@@ -262,6 +262,28 @@ describe('controller end to end on a real API server', () => {
     assert.equal(found.reason, 'Valid');
     const status = JSON.stringify(JSON.parse((await cp.kubectl(['-n', NS, 'get', 'rp', 'keyed', '-o', 'json'])).stdout).status);
     assert.ok(!status.includes('sk-test'), 'no secret in status');
+  });
+
+  it('check-policy with a kubeconfig reads the Secrets a policy names as the controller would, and never prints a value (issue 26)', async () => {
+    const secret = (name: string, labelled: boolean) =>
+      stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: NS, labels: labelled ? { 'breakwater.dev/credential': 'true' } : {} }, stringData: { apiKey: 'sk-check-value' } });
+    assert.equal((await cp.kubectl(['apply', '-f', '-'], secret('check-good', true))).code, 0);
+    assert.equal((await cp.kubectl(['apply', '-f', '-'], secret('check-unlabelled', false))).code, 0);
+    const policyFile = (refs: [string, string][]) => {
+      const file = join(work, `check-${refs.length}.yaml`);
+      writeFileSync(file, stringify({ upstreams: refs.map(([name, key], i) => ({ name: `u${i}`, url: 'https://api.openai.com', auth: { secretRef: { name, key } } })) }));
+      return file;
+    };
+    const bad = await cliResult(['check-policy', policyFile([['check-good', 'apiKey'], ['check-unlabelled', 'apiKey'], ['check-missing', 'apiKey'], ['check-good', 'other']]), '--kubeconfig', cp.kubeconfig, '--namespace', NS]);
+    assert.equal(bad.code, 1, bad.stderr);
+    assert.match(bad.stdout, /u0: Secret check-good, key apiKey holds a usable credential, in namespace shop/);
+    assert.match(bad.stdout, /u1: Secret check-unlabelled, key apiKey is not usable: Secret check-unlabelled is not labelled breakwater\.dev\/credential=true.*\(SecretNotAllowed\)/);
+    assert.match(bad.stdout, /u2: Secret check-missing, key apiKey does not exist \(SecretNotFound\)/);
+    assert.match(bad.stdout, /u3: Secret check-good, key other does not exist \(SecretNotFound\)/);
+    assert.match(bad.stderr, /3 Secret keys in namespace shop would give no credential: the policy would not be Accepted/);
+    const good = await cliResult(['check-policy', policyFile([['check-good', 'apiKey']]), '--kubeconfig', cp.kubeconfig, '-n', NS]);
+    assert.equal(good.code, 0, good.stderr);
+    assert.doesNotMatch(good.stdout + good.stderr + bad.stdout + bad.stderr, /sk-check-value/, 'no value printed');
   });
 
   it('hands a pod its Secret\'s key through the config stream: a Secret made after the pod, a secretRef added live, and a rotation reach the sidecar in seconds, with no restart and no failed call (issue 26)', async (t) => {

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { ApiException, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import { BUILTIN_SETTINGS, validatePolicy } from '../../api/index.js';
-import { compileConfig } from '../../sidecar/config/runtime-config.js';
+import { compileConfig } from '../../sidecar/config/compile-config.js';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 
 const example = (name: string) => parse(readFileSync(new URL(`../../examples/policies/${name}`, import.meta.url), 'utf8')) as Record<string, unknown>;

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { credentialKey, validatePolicy } from '../../api/index.js';
-import { compileConfig } from '../../sidecar/config/runtime-config.js';
+import { compileConfig } from '../../sidecar/config/compile-config.js';
 import { chat, post, startMock, startRig, type Rig } from '../support/harness.js';
 import { freePort } from '../support/ports.js';
 import { until } from '../support/until.js';

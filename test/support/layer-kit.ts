@@ -9,12 +9,12 @@ import { createMetrics } from '../../sidecar/metrics.js';
 import type { Dialect } from '../../sidecar/proxy/dialects/dialect.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
 import type { AnswerOutcome, Handler, LocalOutcome, Outcome, ProxyRequest, RequestContext } from '../../sidecar/proxy/handler.js';
-import { chunkOf, nextOf, type StreamBody, type StreamChunk, type StreamEnd } from '../../sidecar/proxy/stream-body.js';
-import { EventReader } from '../../sidecar/proxy/stream-events.js';
-import { UpstreamState } from '../../sidecar/proxy/upstream-state.js';
-import { BodyBudget } from '../../sidecar/proxy/body-budget.js';
+import { chunkOf, nextOf, type StreamBody, type StreamChunk, type StreamEnd } from '../../sidecar/proxy/streams/stream-body.js';
+import { EventReader } from '../../sidecar/proxy/streams/stream-events.js';
+import { UpstreamState } from '../../sidecar/proxy/upstream/upstream-state.js';
+import { BodyBudget } from '../../sidecar/proxy/inbound/body-budget.js';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
-import { sse, type StreamFraming } from '../../sidecar/proxy/stream-framing.js';
+import { sse, type StreamFraming } from '../../sidecar/proxy/streams/stream-framing.js';
 
 export const metrics = createMetrics();
 

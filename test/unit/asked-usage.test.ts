@@ -8,8 +8,8 @@ import { describe, it } from 'node:test';
 import { dialectFor } from '../../sidecar/proxy/dialects/dialect.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
 import { openaiResponses } from '../../sidecar/proxy/dialects/openai-responses.js';
-import { EventReader } from '../../sidecar/proxy/stream-events.js';
-import { sse } from '../../sidecar/proxy/stream-framing.js';
+import { EventReader } from '../../sidecar/proxy/streams/stream-events.js';
+import { sse } from '../../sidecar/proxy/streams/stream-framing.js';
 
 /** The body the sidecar sends for a stream at `path`, as the path's dialect asks it for its usage. */
 const ask = (path: string, body: object | string) => dialectFor('openai', path).askUsage?.(Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)));

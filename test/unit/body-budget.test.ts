@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { BodyBudget } from '../../sidecar/proxy/body-budget.js';
+import { BodyBudget } from '../../sidecar/proxy/inbound/body-budget.js';
 
 describe('request-body budget', () => {
   it('never holds more than its max, and holds nothing once every lease is released', () => {

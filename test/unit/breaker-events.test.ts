@@ -10,7 +10,8 @@ import type { CoreV1Api, CustomObjectsApi, V1ConfigMap } from '@kubernetes/clien
 import { pino } from 'pino';
 import { hashSpec, type SidecarReport } from '../../api/index.js';
 import type { EventRecorder } from '../../controller/event-recorder.js';
-import { Reconciler, type PolicyObject } from '../../controller/reconciler.js';
+import type { PolicyObject } from '../../controller/policy-object.js';
+import { Reconciler } from '../../controller/reconciler.js';
 import type { ReportRecorder } from '../../controller/report-store.js';
 
 const POD = 'shop/chat-1';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { CircuitBreaker, type BreakerSettings, type BreakerStateName } from '../../sidecar/resilience/circuit-breaker.js';
-import { UpstreamState } from '../../sidecar/proxy/upstream-state.js';
+import { UpstreamState } from '../../sidecar/proxy/upstream/upstream-state.js';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
 import { compile, metrics } from '../support/layer-kit.js';
 

@@ -12,7 +12,8 @@ import type { CoreV1Api, CustomObjectsApi, V1Secret } from '@kubernetes/client-n
 import { pino } from 'pino';
 import type { Condition } from '../../api/policy-status.js';
 import type { EventRecorder } from '../../controller/event-recorder.js';
-import { Reconciler, type PolicyObject } from '../../controller/reconciler.js';
+import type { PolicyObject } from '../../controller/policy-object.js';
+import { Reconciler } from '../../controller/reconciler.js';
 import type { ReportRecorder } from '../../controller/report-store.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { readSnapshot, secretEnvName, type ConfigVersion, type PolicySpec, type SnapshotCredentials, type UncheckedSnapshot } from '../../api/index.js';
 import { validatePolicy } from '../../api/index.js';
-import { compileConfig } from '../../sidecar/config/runtime-config.js';
+import { compileConfig } from '../../sidecar/config/compile-config.js';
 import { keepUnreadCredentials } from '../../sidecar/config/unread-credentials.js';
 
 const version: ConfigVersion = { source: 'controller', policy: 'shop/chat', generation: 1, hash: 'h' };

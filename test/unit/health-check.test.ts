@@ -1,7 +1,7 @@
 /** The active health check's state machine on a ManualClock, and what counts as a healthy answer from each kind of model server. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { healthyAnswer, healthyPrefix } from '../../sidecar/proxy/health-probe.js';
+import { healthyAnswer, healthyPrefix } from '../../sidecar/proxy/upstream/health-probe.js';
 import { HealthCheck, type HealthStatus } from '../../sidecar/resilience/health-check.js';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
 

@@ -6,7 +6,7 @@ import { generic } from '../../sidecar/proxy/dialects/generic.js';
 import { ollamaChat } from '../../sidecar/proxy/dialects/ollama.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
 import { openaiResponses } from '../../sidecar/proxy/dialects/openai-responses.js';
-import { inspectBody } from '../../sidecar/proxy/read-request.js';
+import { inspectBody } from '../../sidecar/proxy/inbound/read-request.js';
 
 const body = (o: object) => Buffer.from(JSON.stringify(o));
 /** The fields read, without those left undefined. */

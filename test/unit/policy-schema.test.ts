@@ -6,7 +6,7 @@ import { BUILTIN_SETTINGS, formatProblems, mergeSettings, parseDuration, parseSi
 import { DURATION_PATTERN, DURATION_TOO_LONG, INHERITED_DEFAULT, SettingsSchema } from '../../api/policy-schema.js';
 import { MAX_DURATION } from '../../api/units.js';
 import { generatedFiles } from '../../scripts/generated-files.js';
-import { compileConfig } from '../../sidecar/config/runtime-config.js';
+import { compileConfig } from '../../sidecar/config/compile-config.js';
 
 const example = (name: string) => parse(readFileSync(new URL(`../../examples/policies/${name}`, import.meta.url), 'utf8'));
 const problemsOf = (doc: unknown) => {

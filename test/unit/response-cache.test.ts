@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ResponseCache } from '../../sidecar/proxy/response-cache.js';
+import { ResponseCache } from '../../sidecar/proxy/answers/response-cache.js';
 
 const key = (body: string) => ResponseCache.key('primary', '/v1/chat/completions', Buffer.from(body));
 

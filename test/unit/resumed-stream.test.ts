@@ -12,14 +12,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { anthropic } from '../../sidecar/proxy/dialects/anthropic.js';
-import type { Dialect } from '../../sidecar/proxy/dialects/dialect.js';
+import type { Dialect, StreamEvent } from '../../sidecar/proxy/dialects/dialect.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
-import { ResumedStream } from '../../sidecar/proxy/resumed-stream.js';
-import { bytesOf, nextOf, type StreamEnd } from '../../sidecar/proxy/stream-body.js';
-import { EventReader, type StreamEvent } from '../../sidecar/proxy/stream-events.js';
-import { ContinuationSeam, DeliveredContent, RegenerationSeam, type Seam } from '../../sidecar/resilience/stream-verifier.js';
+import { ResumedStream } from '../../sidecar/proxy/streams/resumed-stream.js';
+import { bytesOf, nextOf, type StreamEnd } from '../../sidecar/proxy/streams/stream-body.js';
+import { EventReader } from '../../sidecar/proxy/streams/stream-events.js';
+import { ContinuationSeam } from '../../sidecar/resilience/continuation-seam.js';
+import { DeliveredContent, RegenerationSeam, type Seam } from '../../sidecar/resilience/stream-verifier.js';
 import { DrivenStream } from '../support/layer-kit.js';
-import { sse } from '../../sidecar/proxy/stream-framing.js';
+import { sse } from '../../sidecar/proxy/streams/stream-framing.js';
 
 /** OpenAI's chat.completion.chunk events. */
 const oa = {

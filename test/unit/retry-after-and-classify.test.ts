@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { classifyStatus as classify, classifyTransportError } from '../../sidecar/proxy/classify.js';
+import { classifyStatus as classify, classifyTransportError } from '../../sidecar/proxy/dialects/classify.js';
 import { anthropic } from '../../sidecar/proxy/dialects/anthropic.js';
 import type { Dialect } from '../../sidecar/proxy/dialects/dialect.js';
 import { generic } from '../../sidecar/proxy/dialects/generic.js';
 import { ollamaChat } from '../../sidecar/proxy/dialects/ollama.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
-import { retryAfterMs } from '../../sidecar/proxy/retry-after.js';
+import { retryAfterMs } from '../../sidecar/proxy/upstream/retry-after.js';
 
 const NOW = Date.parse('2026-11-23T12:00:00Z');
 

@@ -14,7 +14,8 @@ import { describe, it, type TestContext } from 'node:test';
 import type { CoreV1Api, CustomObjectsApi, V1Secret } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { EventRecorder } from '../../controller/event-recorder.js';
-import { Reconciler, type PolicyObject } from '../../controller/reconciler.js';
+import type { PolicyObject } from '../../controller/policy-object.js';
+import { Reconciler } from '../../controller/reconciler.js';
 import type { ReportRecorder } from '../../controller/report-store.js';
 import { credentialIn, secretRead, SecretValues, type SecretRead } from '../../controller/secret-values.js';
 

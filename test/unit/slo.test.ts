@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { validatePolicy } from '../../api/validate-policy.js';
 import { validateReport } from '../../api/index.js';
 import { computeStatus, type PolicyFacts } from '../../controller/policy-status.js';
-import type { Delivery } from '../../sidecar/proxy/write-outcome.js';
+import type { Delivery } from '../../sidecar/proxy/inbound/write-outcome.js';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
 import { SliWindow } from '../../sidecar/resilience/sli-window.js';
 import { SloTracker, sliEvents } from '../../sidecar/slo-tracker.js';

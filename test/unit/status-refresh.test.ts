@@ -11,7 +11,8 @@ import { describe, it } from 'node:test';
 import type { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { EventRecorder } from '../../controller/event-recorder.js';
-import { Reconciler, type PolicyObject } from '../../controller/reconciler.js';
+import type { PolicyObject } from '../../controller/policy-object.js';
+import { Reconciler } from '../../controller/reconciler.js';
 import { resyncSchedule } from '../../controller/resync-schedule.js';
 import type { ReportRecorder } from '../../controller/report-store.js';
 

@@ -16,8 +16,8 @@ import type { Dialect, EventReading } from '../../sidecar/proxy/dialects/dialect
 import { generic } from '../../sidecar/proxy/dialects/generic.js';
 import { ollamaChat, ollamaGenerate } from '../../sidecar/proxy/dialects/ollama.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
-import { EventReader } from '../../sidecar/proxy/stream-events.js';
-import { sse, ndjson, type StreamFraming } from '../../sidecar/proxy/stream-framing.js';
+import { EventReader } from '../../sidecar/proxy/streams/stream-events.js';
+import { sse, ndjson, type StreamFraming } from '../../sidecar/proxy/streams/stream-framing.js';
 
 /** A chat.completion.chunk as OpenAI's SDK types it (vLLM's and Azure's additions on top). */
 const chunk = (choices: OpenAI.ChatCompletionChunk['choices'], extra: Partial<OpenAI.ChatCompletionChunk> & Record<string, unknown> = {}): OpenAI.ChatCompletionChunk => ({

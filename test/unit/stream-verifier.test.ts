@@ -9,7 +9,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { ContinuationSeam, DeliveredContent, MAX_RECOVERABLE_CHARS, OVERLAP_CHARS, RegenerationSeam, type ContentPiece, type PieceVerdict, type Seam } from '../../sidecar/resilience/stream-verifier.js';
+import { ContinuationSeam, OVERLAP_CHARS } from '../../sidecar/resilience/continuation-seam.js';
+import { DeliveredContent, MAX_RECOVERABLE_CHARS, RegenerationSeam, type ContentPiece, type PieceVerdict, type Seam } from '../../sidecar/resilience/stream-verifier.js';
 import { CANONICAL } from '../support/model-upstream.js';
 
 /** Cuts `text` at `cuts` (any numbers, taken modulo its length) into non-empty pieces, never between positions `cuttable` refuses. */

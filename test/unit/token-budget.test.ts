@@ -17,7 +17,7 @@ import { UNCAPPED_OUTPUT_TOKENS } from '../../sidecar/proxy/expected-usage.js';
 import type { Handler, Outcome } from '../../sidecar/proxy/handler.js';
 import { fallback } from '../../sidecar/proxy/layers/fallback.js';
 import { tokenBudget } from '../../sidecar/proxy/layers/token-budget.js';
-import { ResponseCache } from '../../sidecar/proxy/response-cache.js';
+import { ResponseCache } from '../../sidecar/proxy/answers/response-cache.js';
 import { TokenBudget } from '../../sidecar/resilience/token-budget.js';
 import { answer, compile, contextAt, DrivenStream, innerGiving, localFailure, ManualClock, metrics, nextOf, requestTo, streamOf, upstreamOf } from '../support/layer-kit.js';
 

@@ -7,7 +7,7 @@ import { ollamaChat } from '../../sidecar/proxy/dialects/ollama.js';
 import { openai as openaiDialect } from '../../sidecar/proxy/dialects/openai.js';
 import { parseObject } from '../../sidecar/proxy/dialects/shared.js';
 import type { Dialect } from '../../sidecar/proxy/dialects/types.js';
-import { invalidAnswer, type ValidationSettings } from '../../sidecar/proxy/validate-answer.js';
+import { invalidAnswer, type ValidationSettings } from '../../sidecar/proxy/answers/validate-answer.js';
 
 const on = { json: true, refusal: true, emptyContent: true };
 /** The attempt's way: the answer parsed once, then judged. */

@@ -10,8 +10,11 @@
  * events read and end, where usage is, the recognisers for context-length
  * and content-filter errors, the answers the sidecar composes). A request's
  * dialect is chosen once, when it arrives, from the addressed upstream's
- * `api` and the path, by the registry below. The framing of a stream (SSE or
- * NDJSON) is the stream's own (../stream-framing.ts).
+ * `api` and the path, by the registry below. The types a dialect speaks in
+ * are in types.ts, the pieces several share in shared.ts, and how an
+ * answer's status and error text become a failure class, by the dialect's
+ * recognisers, in classify.ts. The framing of a stream (SSE or NDJSON) is
+ * the stream's own (../streams/stream-framing.ts).
  */
 import type { ApiFamily } from '../../../api/index.js';
 import { anthropic } from './anthropic.js';

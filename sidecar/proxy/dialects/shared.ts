@@ -1,6 +1,6 @@
 /** Pieces more than one dialect uses. */
 import { randomUUID } from 'node:crypto';
-import { classifyStreamError } from '../classify.js';
+import { classifyStreamError } from './classify.js';
 import type { Content, Dialect, EventReading, Recogniser, RequestFields, TokenUsage } from './types.js';
 
 /** What `parseJson` gives for a text that is not JSON. */

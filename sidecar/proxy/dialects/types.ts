@@ -1,7 +1,7 @@
 /** What a dialect is: the interface every API family's module implements, and the types it speaks in. */
 import type { FailureClass } from '../../../api/index.js';
-import type { StreamEvent } from '../stream-events.js';
-import type { WrittenEvent } from '../stream-framing.js';
+import type { SseEvent } from '../../../lib/index.js';
+import type { WrittenEvent } from '../streams/stream-framing.js';
 
 /** Codes of the answers the sidecar makes itself. */
 export type LocalErrorCode =
@@ -68,6 +68,16 @@ export interface EventReading {
   terminal?: boolean;
   /** Token counts it reports (the last report of each count wins). */
   usage?: Partial<TokenUsage>;
+}
+
+/** One whole event of a stream, read once (../streams/stream-events.ts makes them): what every later step consumes. */
+export interface StreamEvent {
+  /** The event as it came, its separator included. */
+  readonly raw: string;
+  /** Its name and data (an NDJSON line is a "message" with the line as data); undefined for a comment or keep-alive. */
+  readonly fields: SseEvent | undefined;
+  /** What the dialect read in it. */
+  readonly read: EventReading;
 }
 
 /** A whole stream the sidecar composes: events before the content, one per piece, and the closing ones. */

@@ -5,8 +5,8 @@
  * to a text request (a POST to a completion endpoint) so that a cache tier has
  * something to serve later.
  */
-import { ResponseCache } from '../response-cache.js';
-import { answerFromCache } from '../composed-answers.js';
+import { ResponseCache } from '../answers/response-cache.js';
+import { answerFromCache } from '../answers/composed-answers.js';
 import type { Handler, Layer } from '../handler.js';
 
 export function answerCache(cache: () => ResponseCache): Layer {

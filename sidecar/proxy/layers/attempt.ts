@@ -10,20 +10,21 @@ import type { IncomingMessage } from 'node:http';
 import { TLSSocket } from 'node:tls';
 import { firstHeader } from '../../../lib/index.js';
 import { ContinuationSeam, RegenerationSeam, type Seam, ThroughputFloor, type Clock } from '../../resilience/index.js';
-import { AttemptTimers, type AbortHooks } from '../attempt-timers.js';
-import { ChunkSource } from '../chunk-source.js';
-import type { BodyLease } from '../body-budget.js';
-import { classifyStatus, classifyTransportError } from '../classify.js';
+import { AttemptTimers, type AbortHooks } from '../upstream/attempt-timers.js';
+import { ChunkSource } from '../streams/chunk-source.js';
+import type { BodyLease } from '../inbound/body-budget.js';
+import { classifyStatus, classifyTransportError } from '../dialects/classify.js';
 import { parseObject } from '../dialects/shared.js';
+import type { StreamEvent } from '../dialects/dialect.js';
 import { localError, type Handler, type Outcome, type ProxyRequest, type Resume } from '../handler.js';
-import { RawRelay } from '../raw-relay.js';
-import { ResumedStream } from '../resumed-stream.js';
-import { framingOf } from '../stream-framing.js';
-import { upstreamHeaders, upstreamPath } from '../tier-request.js';
-import { EventReader, endsFirstWait, type StreamEvent } from '../stream-events.js';
-import { nextOf, startingWith, type StreamBody, type StreamEnd } from '../stream-body.js';
-import { UpstreamStream } from '../upstream-stream.js';
-import { invalidAnswer } from '../validate-answer.js';
+import { RawRelay } from '../streams/raw-relay.js';
+import { ResumedStream } from '../streams/resumed-stream.js';
+import { framingOf } from '../streams/stream-framing.js';
+import { upstreamHeaders, upstreamPath } from '../upstream/tier-request.js';
+import { EventReader, endsFirstWait } from '../streams/stream-events.js';
+import { nextOf, startingWith, type StreamBody, type StreamEnd } from '../streams/stream-body.js';
+import { UpstreamStream } from '../streams/upstream-stream.js';
+import { invalidAnswer } from '../answers/validate-answer.js';
 
 /** timeouts.attempt, shortened by perOutputToken when the request says how many tokens it wants. */
 function attemptLimitMs(req: ProxyRequest): number {
@@ -39,7 +40,7 @@ function attemptLimitMs(req: ProxyRequest): number {
 function send(req: ProxyRequest, attempt: AbortHooks): Promise<IncomingMessage> {
   const endpoint = req.endpoint!;
   // The upstream's credential as it is now: a retry or a recovery after a rotation sends the new key, never the one the request began with.
-  // The headers were built with it (tier-request.ts): they are copied only when it changed since.
+  // The headers were built with it (../upstream/tier-request.ts): they are copied only when it changed since.
   const auth = req.upstream.config.auth;
   const name = auth?.value === undefined ? undefined : auth.header.toLowerCase();
   const headers = name !== undefined && req.headers[name] !== auth!.value ? { ...req.headers, [name]: auth!.value } : req.headers;
@@ -210,7 +211,7 @@ export function attempt(clock: Clock): Handler {
       const { throughputFloor } = req.upstream.config;
       const floor = throughputFloor.bytesPerSecond > 0 ? { meter: new ThroughputFloor(throughputFloor.bytesPerSecond, throughputFloor.windowMs, clock.now()), now: () => clock.now() } : undefined;
       const upstream = new UpstreamStream(response, chunks, reader, head, timers, ctx.dialect, { idleMs: timeouts.streamIdleMs, floor, expectedChoices: req.choices, withoutAskedUsage: req.usageHidden ? ctx.dialect.withoutAskedUsage : undefined });
-      // A recovery's new stream succeeds only once it gives content past what the app has (resumed-stream.ts).
+      // A recovery's new stream succeeds only once it gives content past what the app has (../streams/resumed-stream.ts).
       const stream = req.resume ? new ResumedStream(upstream, seamFor(req.resume), ctx.dialect, framing) : upstream;
       // A recovery's new stream that fails before its first new content (a cut, a divergence) fails the attempt before the app sees anything.
       const first = await nextOf(stream);

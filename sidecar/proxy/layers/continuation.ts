@@ -11,7 +11,7 @@
  * ever reaches the app.
  */
 import type { Layer } from '../handler.js';
-import { continuationRequest } from '../tier-request.js';
+import { continuationRequest } from '../upstream/tier-request.js';
 
 export const continuation: Layer = (inner) => async (req, ctx) => {
   // A request that already carries the text (a hedge to another tier of a continued request) is not asked twice.

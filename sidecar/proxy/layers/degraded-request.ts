@@ -4,7 +4,7 @@
  * `degradation.degraded` says. In other modes requests pass untouched.
  */
 import type { Layer } from '../handler.js';
-import { limitOutput } from '../tier-request.js';
+import { limitOutput } from '../upstream/tier-request.js';
 
 export function degradedRequest(settings: () => { maxTokens: number; temperature: number }): Layer {
   return (inner) => (req, ctx) => {

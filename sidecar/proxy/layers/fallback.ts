@@ -10,13 +10,13 @@
  */
 import type { ChainTier, FallbackTierConfig } from '../../config/index.js';
 import type { Clock } from '../../resilience/index.js';
-import type { ResponseCache } from '../response-cache.js';
-import { answerFromCache, staticAnswer } from '../composed-answers.js';
+import type { ResponseCache } from '../answers/response-cache.js';
+import { answerFromCache, staticAnswer } from '../answers/composed-answers.js';
 import { failureOf, localError, NOT_TAKEN, type ChainFailure, type Handler, type Layer, type Outcome, type ProxyRequest, type RequestContext } from '../handler.js';
 import { firstTokenRace } from '../first-token-race.js';
 import type { Metrics } from '../../metrics.js';
-import { requestFor } from '../tier-request.js';
-import type { UpstreamState } from '../upstream-state.js';
+import { requestFor } from '../upstream/tier-request.js';
+import type { UpstreamState } from '../upstream/upstream-state.js';
 
 /** Classes that, once retries are spent, make an upstream "unavailable" for `when`. */
 const UNAVAILABLE = new Set(['unavailable', 'rate-limited', 'overloaded', 'server-error', 'timeout', 'connect-failure', 'reset']);

@@ -5,7 +5,7 @@
  */
 import type { Metrics } from '../../metrics.js';
 import { type Clock, sleep } from '../../resilience/index.js';
-import { classifyStatus } from '../classify.js';
+import { classifyStatus } from '../dialects/classify.js';
 import type { Handler, Layer } from '../handler.js';
 
 export interface FaultDeps {

@@ -15,8 +15,8 @@ import type { Metrics } from '../../metrics.js';
 import { type Clock, LatencyWindow } from '../../resilience/index.js';
 import type { Handler, Layer, Outcome } from '../handler.js';
 import { launch, within, type Launched } from '../side-by-side.js';
-import { requestFor } from '../tier-request.js';
-import type { UpstreamState } from '../upstream-state.js';
+import { requestFor } from '../upstream/tier-request.js';
+import type { UpstreamState } from '../upstream/upstream-state.js';
 
 /** A percentile delay needs at least this many first-token times; until then the fixed delay holds. */
 const MIN_SAMPLES = 20;

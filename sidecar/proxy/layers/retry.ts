@@ -16,7 +16,7 @@ import type { FailureClass } from '../../../api/index.js';
 import type { Metrics } from '../../metrics.js';
 import { backoffDelay, type Clock, sleep } from '../../resilience/index.js';
 import { localError, NOT_TAKEN, type AnswerOutcome, type Layer, type LocalOutcome, type Outcome, type ProxyRequest, type StopReason } from '../handler.js';
-import { retryAfterMs } from '../retry-after.js';
+import { retryAfterMs } from '../upstream/retry-after.js';
 
 type Failed = AnswerOutcome | LocalOutcome;
 

@@ -15,7 +15,7 @@ import type { Metrics } from '../../metrics.js';
 import type { Clock } from '../../resilience/index.js';
 import type { Layer } from '../handler.js';
 import { failureOf } from '../handler.js';
-import { RecoveringStream } from '../recovering-stream.js';
+import { RecoveringStream } from '../streams/recovering-stream.js';
 
 export function streamRecovery(clock: Clock, metrics: Metrics): Layer {
   return (inner) => async (req, ctx) => {

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import type { Handler, Layer } from '../../../sidecar/proxy/handler.js';
 import { bulkhead } from '../../../sidecar/proxy/layers/bulkhead.js';
 import { endpointLoad } from '../../../sidecar/proxy/layers/endpoint-load.js';
-import type { UpstreamState } from '../../../sidecar/proxy/upstream-state.js';
+import type { UpstreamState } from '../../../sidecar/proxy/upstream/upstream-state.js';
 import { answer, contextAt, drain, DrivenStream, innerGiving, localFailure, ManualClock, metrics, nextOf, requestTo, settle, streamOf, upstreamOf } from '../../support/layer-kit.js';
 
 interface Held {

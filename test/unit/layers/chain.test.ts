@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DegradationMonitor } from '../../../sidecar/resilience/degradation.js';
-import { ResponseCache } from '../../../sidecar/proxy/response-cache.js';
+import { ResponseCache } from '../../../sidecar/proxy/answers/response-cache.js';
 import { answerCache } from '../../../sidecar/proxy/layers/answer-cache.js';
 import { degradation } from '../../../sidecar/proxy/layers/degradation.js';
 import { fallback } from '../../../sidecar/proxy/layers/fallback.js';

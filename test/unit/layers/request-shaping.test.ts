@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { anthropic } from '../../../sidecar/proxy/dialects/anthropic.js';
 import { ollamaChat, ollamaGenerate } from '../../../sidecar/proxy/dialects/ollama.js';
 import { openai } from '../../../sidecar/proxy/dialects/openai.js';
-import { BodyBudget } from '../../../sidecar/proxy/body-budget.js';
+import { BodyBudget } from '../../../sidecar/proxy/inbound/body-budget.js';
 import { continuation } from '../../../sidecar/proxy/layers/continuation.js';
 import { degradedRequest } from '../../../sidecar/proxy/layers/degraded-request.js';
 import { faults } from '../../../sidecar/proxy/layers/faults.js';

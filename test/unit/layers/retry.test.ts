@@ -15,7 +15,7 @@ import { retry } from '../../../sidecar/proxy/layers/retry.js';
 import { systemClock } from '../../../sidecar/resilience/clock.js';
 import { DeliveredContent } from '../../../sidecar/resilience/stream-verifier.js';
 import { streamRecovery } from '../../../sidecar/proxy/layers/stream-recovery.js';
-import type { StreamEnd } from '../../../sidecar/proxy/stream-body.js';
+import type { StreamEnd } from '../../../sidecar/proxy/streams/stream-body.js';
 import { answer, contextAt, innerGiving, localFailure, ManualClock, metrics, nextOf, requestTo, settle, upstreamOf } from '../../support/layer-kit.js';
 
 const FAST = { retry: { attempts: 3, backoff: { base: '100ms', max: '100ms', jitter: 'none' } } };

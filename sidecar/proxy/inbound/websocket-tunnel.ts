@@ -12,12 +12,12 @@
 import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import type { Metrics } from '../metrics.js';
-import type { Clock } from '../resilience/index.js';
-import { classifyStatus, classifyTransportError } from './classify.js';
-import type { Dialect, LocalErrorCode } from './dialects/dialect.js';
-import { upstreamHeaders, upstreamPath } from './tier-request.js';
-import type { UpstreamState } from './upstream-state.js';
+import type { Metrics } from '../../metrics.js';
+import type { Clock } from '../../resilience/index.js';
+import { classifyStatus, classifyTransportError } from '../dialects/classify.js';
+import type { Dialect, LocalErrorCode } from '../dialects/dialect.js';
+import { upstreamHeaders, upstreamPath } from '../upstream/tier-request.js';
+import type { UpstreamState } from '../upstream/upstream-state.js';
 
 /** What the server's routing made of the upgrade request. */
 export interface TunnelRoute {

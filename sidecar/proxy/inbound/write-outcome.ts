@@ -6,11 +6,11 @@
  * a well-formed error event. Returns what was delivered, for metrics and logs.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { CONNECTION_HEADERS, isSafeHeaderValue } from '../../lib/index.js';
-import type { Clock } from '../resilience/index.js';
-import type { Dialect, LocalErrorCode, TokenUsage } from './dialects/dialect.js';
-import type { ChainFailure, Outcome, RequestContext, StreamOutcome } from './handler.js';
-import { bytesOf } from './stream-body.js';
+import { CONNECTION_HEADERS, isSafeHeaderValue } from '../../../lib/index.js';
+import type { Clock } from '../../resilience/index.js';
+import type { Dialect, LocalErrorCode, TokenUsage } from '../dialects/dialect.js';
+import type { ChainFailure, Outcome, RequestContext, StreamOutcome } from '../handler.js';
+import { bytesOf } from '../streams/stream-body.js';
 
 /** `degraded`: answered by the static tier. */
 export type DeliveryOutcome = 'ok' | 'upstream_error' | 'local_error' | 'cancelled' | 'degraded';

@@ -18,12 +18,12 @@
  * `data: [DONE]` is text.
  */
 import type { IncomingMessage } from 'node:http';
-import type { ThroughputFloor } from '../resilience/index.js';
-import type { AttemptTimers } from './attempt-timers.js';
+import type { ThroughputFloor } from '../../resilience/index.js';
+import type { AttemptTimers } from '../upstream/attempt-timers.js';
 import type { ChunkSource } from './chunk-source.js';
-import type { Dialect, TokenUsage } from './dialects/dialect.js';
-import type { EventReader, StreamEvent } from './stream-events.js';
-import { FIRST_CHOICE } from './dialects/shared.js';
+import type { Dialect, StreamEvent, TokenUsage } from '../dialects/dialect.js';
+import type { EventReader } from './stream-events.js';
+import { FIRST_CHOICE } from '../dialects/shared.js';
 import { chunkOf, type StreamBody, type StreamChunk, type StreamEnd } from './stream-body.js';
 
 /** The longest single event relayed (held whole until it completes). */

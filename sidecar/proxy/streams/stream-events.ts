@@ -8,18 +8,9 @@
  * so the app is only ever sent whole events.
  */
 import { StringDecoder } from 'node:string_decoder';
-import type { SseEvent } from '../../lib/index.js';
-import type { Dialect, EventReading } from './dialects/dialect.js';
+import type { SseEvent } from '../../../lib/index.js';
+import type { Dialect, EventReading, StreamEvent } from '../dialects/dialect.js';
 import type { EventSplitter, StreamFraming } from './stream-framing.js';
-
-export interface StreamEvent {
-  /** The event as it came, its separator included. */
-  readonly raw: string;
-  /** Its name and data (an NDJSON line is a "message" with the line as data); undefined for a comment or keep-alive. */
-  readonly fields: SseEvent | undefined;
-  /** What the dialect read in it. */
-  readonly read: EventReading;
-}
 
 const NOTHING: EventReading = {};
 

@@ -10,7 +10,7 @@
  * the timer re-arms for the rest when it comes due, so a stream's events set
  * no timers.
  */
-import type { Clock } from '../resilience/index.js';
+import type { Clock } from '../../resilience/index.js';
 
 export type TimeoutKind = 'first-byte' | 'attempt' | 'total' | 'stream-idle';
 

@@ -4,10 +4,10 @@
  * fields of a JSON body the sidecar acts on, as the request's dialect reads them.
  */
 import type { IncomingMessage } from 'node:http';
-import { shortMembers } from '../../lib/index.js';
+import { shortMembers } from '../../../lib/index.js';
 import { PassThrough, type Readable } from 'node:stream';
 import type { BodyLease } from './body-budget.js';
-import type { Dialect, RequestFields } from './dialects/dialect.js';
+import type { Dialect, RequestFields } from '../dialects/dialect.js';
 
 export type Body = { body: Buffer | null; stream?: Readable };
 

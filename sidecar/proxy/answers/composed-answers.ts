@@ -3,8 +3,8 @@
  * answer to the same request (cache tier) and the policy's static message
  * (static tier), in the app's API's success shape, streamed if it asked.
  */
-import type { Dialect } from './dialects/dialect.js';
-import type { AnswerOutcome, ProxyRequest } from './handler.js';
+import type { Dialect } from '../dialects/dialect.js';
+import type { AnswerOutcome, ProxyRequest } from '../handler.js';
 import type { ResponseCache } from './response-cache.js';
 
 const NO_USAGE = { input: 0, output: 0 };

@@ -6,10 +6,10 @@
  * `breakwater.dev/log-level: debug` on a pod (BREAKWATER_LOG_LEVEL) logs every request.
  */
 import type { Logger } from 'pino';
-import type { Metrics } from '../metrics.js';
-import type { Clock } from '../resilience/index.js';
-import type { SloTracker } from '../slo-tracker.js';
-import type { ProxyRequest, RequestContext } from './handler.js';
+import type { Metrics } from '../../metrics.js';
+import type { Clock } from '../../resilience/index.js';
+import type { SloTracker } from '../../slo-tracker.js';
+import type { ProxyRequest, RequestContext } from '../handler.js';
 import type { Delivery } from './write-outcome.js';
 
 export function observe(req: ProxyRequest, ctx: RequestContext, d: Delivery, deps: { metrics: Metrics; log: Logger; clock: Clock; slo(): SloTracker | undefined }): void {

@@ -1,4 +1,13 @@
 /**
+ * upstream/ — the sidecar's side towards one upstream: its live objects
+ * (this file: endpoints, breakers, bulkhead, rate limiter, retry budget),
+ * the keep-alive connections to each endpoint (upstream-client.ts), active
+ * health probes (health-probe.ts), the request each tier is sent, with its
+ * own credentials (tier-request.ts), an attempt's timers
+ * (attempt-timers.ts), and how long an upstream asks to wait
+ * (retry-after.ts). What its answers mean is the dialect's
+ * (../dialects/, classify.ts there).
+ *
  * The live objects behind one upstream: its endpoints (connections, requests
  * in flight, and breakers of their own), rate limiter, bulkhead and retry
  * budget. Each attempt goes to the first endpoint, in the balancer's order,
@@ -10,11 +19,12 @@
  * URL is probed as before.
  */
 import { LRUCache } from 'lru-cache';
-import type { EndpointConfig, UpstreamConfig } from '../config/index.js';
-import type { LiveUpstream, Metrics } from '../metrics.js';
+import type { EndpointConfig, UpstreamConfig } from '../../config/index.js';
+import type { LiveUpstream } from '../../live-gauges.js';
+import type { Metrics } from '../../metrics.js';
 import { healthProbe } from './health-probe.js';
 import { UpstreamClient } from './upstream-client.js';
-import { type BreakerPermit, Bulkhead, CircuitBreaker, type Clock, HealthCheck, type HealthStatus, type PriorityClass, RateLimiter, RetryBudget } from '../resilience/index.js';
+import { type BreakerPermit, Bulkhead, CircuitBreaker, type Clock, HealthCheck, type HealthStatus, type PriorityClass, RateLimiter, RetryBudget } from '../../resilience/index.js';
 
 const UPSTREAM_SCOPE = '*';
 /** Endpoints that take traffic, in the order they are tried (each group in the balancer's order). */
@@ -99,7 +109,7 @@ export class UpstreamState implements LiveUpstream {
         // A reload that changes, say, retry.attempts builds new objects; the endpoint is the same server, and
         // forgetting what its probes said would take it out of service until the next probe answers.
         const carried = replaced?.healthAt(e.config.origin, check.path);
-        e.health = new HealthCheck(check, clock, healthProbe(e, check.path), (status) => onHealthChange({ upstream: config.name, endpoint: e.config.origin, status }), carried);
+        e.health = new HealthCheck(check, clock, healthProbe(e.client, check.path), (status) => onHealthChange({ upstream: config.name, endpoint: e.config.origin, status }), carried);
       }
     }
     this.currentWeights = config.endpoints.map(() => 0);
@@ -184,7 +194,7 @@ export class UpstreamState implements LiveUpstream {
 
   /** The breaker for a request's model (one per upstream when scope is upstream) at one endpoint. */
   breakerFor(model: string | undefined, endpoint = 0): CircuitBreaker {
-    // Models from apps are cut to 256 characters when read (read-request.ts), so keys stay small.
+    // Models from apps are cut to 256 characters when read (../inbound/read-request.ts), so keys stay small.
     const scope = this.config.breaker.scope === 'model' && model ? model : UPSTREAM_SCOPE;
     // With one endpoint the key is the scope alone; with several, the endpoint is part of it.
     return this.breakerAt(this.endpoints.length > 1 ? `${scope}@${endpoint}` : scope);

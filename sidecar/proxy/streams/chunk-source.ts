@@ -11,7 +11,7 @@
  * path of every stream.
  */
 import type { IncomingMessage } from 'node:http';
-import type { AbortHooks } from './attempt-timers.js';
+import type { AbortHooks } from '../upstream/attempt-timers.js';
 
 /** Bytes read ahead of the reader before the response is paused. */
 export const HIGH_WATER_BYTES = 64 * 1024;

@@ -1,4 +1,10 @@
 /**
+ * answers/ — answers the sidecar keeps, makes or judges instead of relaying
+ * them as they came: the answer cache (this file) and the fleet's Redis
+ * behind it (shared-answers.ts), the cache and static tiers' answers
+ * composed in the app's API's shape (composed-answers.ts), and the check
+ * that turns an unusable 200 into a failure (validate-answer.ts).
+ *
  * The answer cache (`lru-cache`, bounded by entries and bytes, with a TTL):
  * plain successful answers, keyed by upstream, path and the request body in
  * canonical form with its stream flags removed, so a streaming request can be
@@ -10,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { CacheConfig } from '../config/index.js';
+import type { CacheConfig } from '../../config/index.js';
 import { SharedAnswers } from './shared-answers.js';
 
 export interface CachedAnswer {

@@ -6,7 +6,7 @@
  * (its `remaining` header is 0), since providers send them on every answer.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { firstHeader as header } from '../../lib/index.js';
+import { firstHeader as header } from '../../../lib/index.js';
 
 const GO_DURATION = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g;
 const MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };

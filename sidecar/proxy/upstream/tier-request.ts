@@ -6,8 +6,8 @@
  * fallback tier gets its own credentials from the policy, or none.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Dialect } from './dialects/dialect.js';
-import type { ProxyRequest } from './handler.js';
+import type { Dialect } from '../dialects/dialect.js';
+import type { ProxyRequest } from '../handler.js';
 import type { UpstreamState } from './upstream-state.js';
 
 /**

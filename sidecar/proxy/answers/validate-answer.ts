@@ -4,8 +4,8 @@
  * breaker instead of reaching the app as a success. Checked on plain answers;
  * a stream is already on its way to the app when it could be judged.
  */
-import type { PolicySpec } from '../../api/index.js';
-import type { Dialect } from './dialects/dialect.js';
+import type { PolicySpec } from '../../../api/index.js';
+import type { Dialect } from '../dialects/dialect.js';
 
 export type ValidationSettings = PolicySpec['validation'];
 

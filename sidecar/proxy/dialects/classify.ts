@@ -3,8 +3,8 @@
  * then by the dialect's recognisers for the body (each API's real error
  * text lives in its dialect module); transport errors by their Node code.
  */
-import type { FailureClass } from '../../api/index.js';
-import type { Recogniser } from './dialects/dialect.js';
+import type { FailureClass } from '../../../api/index.js';
+import type { Recogniser } from './types.js';
 
 function recognise(recognisers: readonly Recogniser[], body: string): FailureClass | undefined {
   for (const r of recognisers) if (r.pattern.test(body)) return r.class;

@@ -8,7 +8,7 @@
  * 4 KiB of the answer are read, and a longer answer is judged by them alone
  * (healthyPrefix).
  */
-import type { Endpoint } from './upstream-state.js';
+import type { UpstreamClient } from './upstream-client.js';
 
 const MAX_BODY_BYTES = 4096;
 const UNHEALTHY_STATUS = /no slot|loading|unavailable|error|unhealthy|starting/i;
@@ -49,10 +49,10 @@ export function healthyPrefix(status: number, prefix: string): boolean {
   return !NO_IDLE_SLOT.test(prefix);
 }
 
-export function healthProbe(endpoint: Endpoint, path: string): (signal: AbortSignal) => Promise<boolean> {
+export function healthProbe(client: UpstreamClient, path: string): (signal: AbortSignal) => Promise<boolean> {
   return (signal) =>
     new Promise((resolve) => {
-      const request = endpoint.client.request(path, { method: 'GET', headers: { accept: 'application/json' }, signal }, (res) => {
+      const request = client.request(path, { method: 'GET', headers: { accept: 'application/json' }, signal }, (res) => {
         const chunks: Buffer[] = [];
         let bytes = 0;
         const text = () => Buffer.concat(chunks).toString('utf8');

@@ -10,11 +10,10 @@
  * held until content past it is certain, then passed on. A new stream that
  * is not the answer the app has fails as `diverged`.
  */
-import type { Seam } from '../resilience/index.js';
-import { parseSseEvent } from '../../lib/index.js';
-import type { Dialect } from './dialects/dialect.js';
+import type { Seam } from '../../resilience/index.js';
+import { parseSseEvent } from '../../../lib/index.js';
+import type { Dialect, StreamEvent } from '../dialects/dialect.js';
 import type { StreamFraming } from './stream-framing.js';
-import type { StreamEvent } from './stream-events.js';
 import { chunkOf, type StreamBody, type StreamChunk, type StreamEnd } from './stream-body.js';
 
 export class ResumedStream implements StreamBody {

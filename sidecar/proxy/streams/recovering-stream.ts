@@ -11,10 +11,10 @@
  * (several choices, signed thinking, an API it does not know) is never
  * recovered, nor is one that sent more than it keeps a copy of.
  */
-import type { FailureClass } from '../../api/index.js';
-import { DeliveredContent } from '../resilience/index.js';
+import type { FailureClass } from '../../../api/index.js';
+import { DeliveredContent } from '../../resilience/index.js';
 import type { StreamFraming } from './stream-framing.js';
-import type { StreamEvent } from './stream-events.js';
+import type { StreamEvent } from '../dialects/dialect.js';
 import { chunkOf, type StreamBody, type StreamChunk, type StreamEnd } from './stream-body.js';
 
 export type RecoveryResult = 'recovered' | 'diverged' | 'failed' | 'refused';

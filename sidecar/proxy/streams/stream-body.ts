@@ -1,4 +1,13 @@
 /**
+ * streams/ — a streamed answer on its way from the upstream to the app:
+ * its bytes taken chunk by chunk under backpressure (chunk-source.ts), how
+ * its events sit on the wire (stream-framing.ts) and become events, read
+ * once (stream-events.ts), the relay of an upstream's stream with its
+ * checks and timers (upstream-stream.ts) or of bytes as they come
+ * (raw-relay.ts), and mid-stream recovery: the stream that survives a
+ * break (recovering-stream.ts) and the new stream that takes it up at its
+ * seam (resumed-stream.ts). This file is the body they all are.
+ *
  * A streamed answer's body as the layers pass it up, polled the way tower
  * and linkerd2-proxy poll a body: `poll()` gives the next chunk, or how the
  * stream ended, when there is one now, and nothing when there is not yet;
@@ -9,9 +18,8 @@
  * through every layer in one call. Whoever gets the outcome last (the
  * server) cancels the body in its `finally`, so an abandoned stream ends too.
  */
-import type { FailureClass } from '../../api/index.js';
-import type { TokenUsage } from './dialects/dialect.js';
-import type { StreamEvent } from './stream-events.js';
+import type { FailureClass } from '../../../api/index.js';
+import type { StreamEvent, TokenUsage } from '../dialects/dialect.js';
 
 /** Whole events of a stream, read once; `bytes` are their text encoded when that is exactly what came (written as they are). */
 export interface StreamChunk {

@@ -5,7 +5,7 @@
  * from its content type; everything that splits, reads or writes events asks
  * it instead of branching on a name.
  */
-import { parseSseEvent, PendingText, SseSplitter, type SseEvent } from '../../lib/index.js';
+import { parseSseEvent, PendingText, SseSplitter, type SseEvent } from '../../../lib/index.js';
 
 /** Splits a stream's text into whole events, holding back the unfinished one. */
 export interface EventSplitter {

@@ -9,7 +9,7 @@
  * never a short one presented as whole.
  */
 import type { IncomingMessage } from 'node:http';
-import type { AttemptTimers } from './attempt-timers.js';
+import type { AttemptTimers } from '../upstream/attempt-timers.js';
 import type { ChunkSource } from './chunk-source.js';
 import type { StreamBody, StreamChunk, StreamEnd } from './stream-body.js';
 
