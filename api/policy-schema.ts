@@ -1,6 +1,6 @@
 /**
  * The one schema of a ResiliencePolicy spec: the contract, as `kubectl explain rp.spec`
- * and the README's "Writing a policy" show it (every field has a description).
+ * and docs/policy-reference.md (generated from it) show it (every field has a description).
  *
  * Everything else derives from it: the TypeScript types (`Static`), the local
  * policy-file validator (Ajv), the CRD's openAPIV3Schema, and the built-in
@@ -98,15 +98,15 @@ const failureClasses = (description: string, value: readonly string[]) =>
 
 export const TimeoutsSchema = Type.Object(
   {
-    total: inherited(duration('Whole request including queueing, retries and fallbacks.'), '120s'),
-    attempt: inherited(duration('One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off.'), '120s'),
+    total: inherited(duration('Whole request including queueing, retries and fallbacks. An app may shorten it for one request with the header x-breakwater-timeout (such as 5s), never lengthen it.'), '120s'),
+    attempt: inherited(duration('One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off, while firstByte, streamIdle and the throughput floor catch the attempts that hang.'), '120s'),
     firstByte: inherited(
-      duration('To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token.'),
+      duration('To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token; set it lower (say 10s) to fall back sooner from a slow first token.'),
       '60s',
     ),
     streamIdle: inherited(duration('Longest gap allowed between two stream chunks.'), '30s'),
     connect: inherited(
-      duration('To open a connection to the upstream (TCP and TLS; a pooled one is reused at once). A SYN into a backend that went away (a pod deleted behind a Service) is dropped, not refused: past this the attempt fails as connect-failure and is retried, instead of waiting for firstByte (0 = no deadline of its own).'),
+      duration('To open a connection to the upstream (TCP and TLS; a pooled one is reused at once). A SYN into a backend that went away (a pod deleted behind a Service) is dropped, not refused: past this the attempt fails as connect-failure and is retried, instead of waiting for firstByte (0 = no deadline of its own). Idle pooled connections are closed after 4 s, so none to a vanished backend is reused.'),
       '5s',
     ),
     fallbackHedge: inherited(
@@ -150,7 +150,7 @@ export const RetryBudgetSchema = Type.Object(
     ),
     window: inherited(duration('Window over which requests and retries are counted.'), '10s'),
   },
-  { additionalProperties: false, description: 'Retry budget (as in Envoy and Linkerd): bounds retries under load.' },
+  { additionalProperties: false, description: 'Retry budget (as in Envoy and Linkerd): bounds retries under load. Retries in the window are at most minPerSecond x window + ratio% of the requests in the window.' },
 );
 
 export const RetrySchema = Type.Object(
@@ -160,7 +160,7 @@ export const RetrySchema = Type.Object(
       3,
     ),
     backoff: Type.Optional(BackoffSchema),
-    on: failureClasses('Failure classes that are retried.', [
+    on: failureClasses('Failure classes that are retried. A timeout of the addressed upstream is not retried there when a fallback upstream tier would take it: a route that never answers costs one attempt, and the fallback answers.', [
       'rate-limited',
       'overloaded',
       'server-error',
@@ -176,13 +176,13 @@ export const RetrySchema = Type.Object(
       [429, 500, 502, 503, 504, 529],
     ),
     respectRetryAfter: inherited(
-      Type.Boolean({ description: 'Wait as Retry-After, retry-after-ms or x-ratelimit-reset-* asks.' }),
+      Type.Boolean({ description: 'Wait as the upstream asks before retrying: retry-after-ms, Retry-After (seconds or an HTTP date) and, for a limit that is spent, x-ratelimit-reset-* (OpenAI) and anthropic-ratelimit-*-reset.' }),
       true,
     ),
-    maxRetryAfter: inherited(duration('Asked to wait longer than this: do not wait, give the answer (or fall back).'), '30s'),
+    maxRetryAfter: inherited(duration('Asked to wait longer than this: no such wait is made, and the upstream\'s answer is passed on (or the next fallback tier answers).'), '30s'),
     budget: Type.Optional(RetryBudgetSchema),
     maxBodyBytes: inherited(
-      Type.String({ pattern: SIZE_PATTERN, description: 'Request bodies up to this size are buffered for replay; larger ones are streamed once, never retried. A size such as 512Ki or 10Mi.' }),
+      Type.String({ pattern: SIZE_PATTERN, description: 'Request bodies up to this size are buffered for replay; larger ones are streamed to the first tier once, never retried or sent to another tier. A size such as 512Ki or 10Mi.' }),
       '10Mi',
     ),
   },
@@ -215,7 +215,7 @@ export const CircuitBreakerSchema = Type.Object(
     slowCall: Type.Optional(Type.Object(
       {
         threshold: inherited(percent('Opens when slow calls reach this percentage of calls in the window (0 = off).'), 80),
-        duration: inherited(duration('A call slower than this (to first byte for streams) is slow.'), '30s'),
+        duration: inherited(duration('A call slower than this (for streams: to the first content event) is slow.'), '30s'),
       },
       { additionalProperties: false, description: 'Slow-call rate, over failureRate.window.' },
     )),
@@ -228,7 +228,7 @@ export const CircuitBreakerSchema = Type.Object(
       },
       { additionalProperties: false, description: 'Half-open probing: once openFor has passed, a few calls go through, and enough successes close the breaker.' },
     )),
-    failOn: failureClasses('Failure classes that count against the breaker (rate-limited is opt-in).', [
+    failOn: failureClasses('Failure classes that count against the breaker. By default an overloaded upstream (503, 529) is probed, not hammered; rate-limited and client-error are opt-in.', [
       'overloaded',
       'server-error',
       'timeout',
@@ -288,26 +288,26 @@ export const AuthSchema = Type.Object(
   },
   {
     additionalProperties: false,
-    description: 'Credential the sidecar sets when calling this upstream; it replaces the app\'s.',
+    description: 'Credential the sidecar sets when calling this upstream: header is set to prefix + the credential, in place of the app\'s own credentials, which are not sent.',
     ...cel({ rule: '[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1', message: 'auth: exactly one of secretRef, env or file must be set' }),
   },
 );
 
 export const FallbackTierSchema = Type.Object(
   {
-    upstream: Type.Optional(Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63, description: 'Another upstream of this policy.' })),
+    upstream: Type.Optional(Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63, description: 'Another upstream of this policy, called with its own breaker, bulkhead, retries and credentials (the app\'s credentials go only to the upstream it addressed).' })),
     model: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Rewrite the request\'s model for this tier.' })),
-    cache: Type.Optional(Type.Object({}, { additionalProperties: false, description: 'The last good answer to an identical request.' })),
+    cache: Type.Optional(Type.Object({}, { additionalProperties: false, description: 'The last good answer to an identical request (the stream flag aside: a streaming request gets it as a well-formed stream).' })),
     static: Type.Optional(
       Type.Object(
         { message: Type.String({ minLength: 1, description: 'Content of the degraded answer.' }) },
-        { additionalProperties: false, description: 'A degraded answer in the upstream\'s API shape.' },
+        { additionalProperties: false, description: 'A degraded answer in the upstream\'s API shape, plain or streamed, marked x-breakwater-degraded: true.' },
       ),
     ),
     when: Type.Optional(
       Type.Array(stringEnum([...FAILURE_CLASSES, 'unavailable', 'budget-exhausted']), {
         uniqueItems: true,
-        description: 'Conditions under which this tier is tried (default: any failure). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream\'s or the policy\'s token or cost budget is spent.',
+        description: 'Conditions under which this tier is tried (default: any failure the app did not cause, except a content-filter refusal, which goes only to a tier whose when names content-filter). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream\'s or the policy\'s token or cost budget is spent.',
       }),
     ),
   },
@@ -333,7 +333,7 @@ export const UpstreamSchema = Type.Object(
     url: Type.Optional(httpUrl),
     api: stringEnum(API_FAMILY_NAMES, {
       default: 'openai',
-      description: 'API family: error shapes, streaming format, model field, usage.',
+      description: 'API family: the error shape, the stream framing and terminator, the model field and where usage is found. A fallback or hedge upstream speaks the api of the upstream it serves (the app\'s request and answer are in that API).',
     }),
     env: Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), {
       default: [],
@@ -360,7 +360,7 @@ export const UpstreamSchema = Type.Object(
         requestsPerMinute: Type.Integer({ minimum: 0, default: 0, description: 'Client-side request rate limit (0 = off).' }),
         tokensPerMinute: Type.Integer({ minimum: 0, default: 0, description: 'Client-side token rate limit (0 = off).' }),
       },
-      { additionalProperties: false, default: {}, description: 'Client-side rate limits.' },
+      { additionalProperties: false, default: {}, description: 'Client-side rate limits (opt-in). Tokens are estimated from max_tokens and the body and corrected by the reported usage; each bucket lets at most ten seconds\' worth through at once. A request over a limit waits up to the bulkhead\'s queueTimeout (and its deadline), then gets 429 rate_limited with Retry-After.' },
     ),
     limits: Type.Object(
       {
@@ -420,7 +420,7 @@ export const UpstreamSchema = Type.Object(
     apiVersion: Type.Optional(
       Type.String({
         pattern: '^[A-Za-z0-9._-]{1,64}$',
-        description: 'Azure OpenAI: the api-version set on every request to this upstream (in place of the app\'s), so that a fallback or hedge tier serving an OpenAI app can reach Azure.',
+        description: 'Azure OpenAI: the api-version set on every request to this upstream (in place of the app\'s), so that a fallback or hedge tier serving an OpenAI app can reach Azure: with url https://<resource>.openai.azure.com/openai (Azure\'s v1 paths) and auth {header: api-key, prefix: \'\'}, an Azure deployment can be the fallback or hedge tier of an OpenAI upstream.',
       }),
     ),
     websockets: Type.Boolean({
@@ -679,7 +679,7 @@ export const PolicySpecSchema = Type.Object(
           { additionalProperties: false, default: {}, description: 'When emergency mode starts, and the only tiers it answers from (upstreams are not called, for chains that have such a tier).' },
         ),
       },
-      { additionalProperties: false, default: {}, description: 'Whole-sidecar modes: normal, degraded, emergency.' },
+      { additionalProperties: false, default: {}, description: 'Whole-sidecar modes: normal, degraded, emergency. A mode is entered when its threshold is reached, and left once the measure falls below half of it and the mode has been held for a quarter of the window; the error rate counts once the window holds 20 requests. The mode is in /status, breakwater_degradation_mode and the x-breakwater-mode header.' },
     ),
     cache: Type.Object(
       {
@@ -690,14 +690,14 @@ export const PolicySpecSchema = Type.Object(
         redis: Type.Optional(
           Type.Object(
             {
-              url: Type.String({ default: '', pattern: '^(rediss?://[^\\s]+)?$', maxLength: 2048, description: 'Shared Redis cache, redis:// or rediss:// (empty = off).' }),
+              url: Type.String({ default: '', pattern: '^(rediss?://[^\\s]+)?$', maxLength: 2048, description: 'Shared Redis cache, redis:// or rediss:// (empty = off). A new url or a rotated password gives the sidecar a new Redis client and keeps the answers it holds.' }),
               secretRef: Type.Optional(secretRef('The Redis password')),
             },
             { additionalProperties: false, description: 'A Redis the fleet shares (opt-in), asked after the local cache with a 100 ms timeout; Redis being down never fails or slows a request.' },
           ),
         ),
       },
-      { additionalProperties: false, default: {}, description: 'Response cache: the last good answer to each request, for the cache fallback tier (and serveFresh).' },
+      { additionalProperties: false, default: {}, description: 'Response cache: the last good answer to each request, for the cache fallback tier (and serveFresh). A change of ttl, maxEntries, maxBytes or serveFresh starts an empty cache.' },
     ),
     validation: Type.Object(
       {

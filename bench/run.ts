@@ -19,7 +19,8 @@
  * /proc. Streams: `streams load` holds N streams open at once and measures each
  * event's delay from the model server's write to its arrival; the proxy's
  * CPU per relayed event and its memory per open stream are read from /proc.
- * Everything is reported as a ratio to the floor. Writes bench/results/latest.{json,md}.
+ * Everything is reported as a ratio to the floor. Writes bench/results/latest.{json,md}, and the results
+ * section of docs/performance.md.
  * Run with `npm run bench` (installs the peers first). Loopback only.
  * `BENCH_BASELINE=<git ref> npm run bench` also runs that commit's sidecar on the default policy.
  */
@@ -504,7 +505,19 @@ ${streamRows.join('\n')}
 - Sidecar start to ready (/readyz 200): ${readyMs.toFixed(0)} ms (median of 7).
 `;
   writeFileSync(join(ROOT, 'bench/results/latest.md'), md);
+  writeIntoDocs(md);
   process.stdout.write(`\n${md}`);
+}
+
+/** docs/performance.md shows the latest results between its markers: the run rewrites them, nobody edits them by hand. */
+function writeIntoDocs(md: string): void {
+  const file = join(ROOT, 'docs/performance.md');
+  const [start, end] = ['<!-- bench:results -->', '<!-- /bench:results -->'];
+  const doc = readFileSync(file, 'utf8');
+  const from = doc.indexOf(start);
+  const to = doc.indexOf(end);
+  if (from < 0 || to < from) throw new Error(`${file} has no ${start} … ${end} section for the results`);
+  writeFileSync(file, `${doc.slice(0, from + start.length)}\n${md}\n${doc.slice(to)}`);
 }
 
 main().catch((err) => {

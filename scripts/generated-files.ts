@@ -3,14 +3,15 @@
  * committed: the standalone validator, the built-in settings defaults and where
  * durations are (so
  * the sidecar needs neither TypeBox nor Ajv at run time: faster start, less
- * memory) and the CRD. `npm run generate` writes them; a test fails when they
- * are stale.
+ * memory), the CRD, and the policy reference (docs/policy-reference.md).
+ * `npm run generate` writes them; a test fails when they are stale.
  */
 import type { TSchema } from '@sinclair/typebox';
 import { Ajv, type ValidateFunction } from 'ajv';
 import standaloneModule from 'ajv/dist/standalone/index.js';
 import { DURATION_PATTERN, INHERITED_DEFAULT, PolicySpecSchema, SettingsSchema } from '../api/policy-schema.js';
 import { crdYaml } from './crd.js';
+import { policyReferenceMarkdown } from './policy-reference.js';
 
 /** The CommonJS module's export is the function itself. */
 const standaloneCode = standaloneModule as unknown as (ajv: Ajv, validate: ValidateFunction) => string;
@@ -63,5 +64,6 @@ export function generatedFiles(): Record<string, string> {
     'crds/breakwater.dev_resiliencepolicies.yaml': crdYaml(),
     // Helm installs CRDs from the chart's own crds/ folder.
     'charts/breakwater/crds/breakwater.dev_resiliencepolicies.yaml': crdYaml(),
+    'docs/policy-reference.md': policyReferenceMarkdown(),
   };
 }
