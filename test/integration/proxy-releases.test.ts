@@ -8,8 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { describe, it } from 'node:test';
+import { UpstreamClient } from '../../sidecar/proxy/upstream/upstream-client.js';
 import { until } from '../support/until.js';
 import { chat, post, startMock, startRig } from '../support/harness.js';
 
@@ -72,6 +73,36 @@ describe('proxy: releases', () => {
     await until('the idle connection closed by the sidecar', () => sockets[0]!.closed, Boolean, 10_000);
     assert.equal((await post(rig.url('/primary/v1/chat/completions'), chat())).status, 200);
     assert.equal(sockets.length, 2, 'a new connection after it');
+  });
+
+  it('times a pooled upstream connection only while it sits idle: none while it carries a request, so no read re-arms a timer (issue 27)', async (t) => {
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+    });
+    server.keepAliveTimeout = 60_000;
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }));
+    const client = new UpstreamClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    t.after(() => client.close());
+    /** One request: the socket's timeout while its answer is read, and the socket. */
+    const call = () =>
+      new Promise<{ busy: number | undefined; socket: Socket }>((resolve, reject) => {
+        const request = client.request('/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' } }, (response) => {
+          const { socket } = response;
+          const busy = socket.timeout;
+          response.resume();
+          response.on('end', () => resolve({ busy, socket }));
+        });
+        request.on('error', reject);
+        request.end('{}');
+      });
+    const first = await call();
+    assert.ok(!first.busy, `a new connection carries no timer (${first.busy})`);
+    await until('the connection back in the pool, timed', () => first.socket.timeout === 4_000, Boolean, 2_000);
+    const second = await call();
+    assert.equal(second.socket, first.socket, 'the pooled connection was taken again');
+    assert.ok(!second.busy, `a pooled connection loses its idle timer while it carries a request (${second.busy})`);
   });
 });
 

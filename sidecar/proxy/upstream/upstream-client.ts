@@ -5,6 +5,7 @@
  * measured as fast on this pipeline (bench/).
  */
 import http, { type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import https from 'node:https';
 
 /**
@@ -14,6 +15,24 @@ import https from 'node:https';
  * idle connections after 5 s anyway, and reusing one just then races their close.
  */
 const IDLE_SOCKET_MS = 4_000;
+
+/**
+ * An agent whose idle timer runs only while a connection sits in the pool. Node's `timeout` option gives a
+ * connection its timer from birth, and a connection with a timer re-arms it on every read: on a stream,
+ * for every chunk. Here a new connection has none while it carries a request (the attempt's own timers
+ * bound that), gets the idle timer when it is freed (keepSocketAlive: `timeout`, or less when the server's
+ * Keep-Alive header says so), and loses it when it is taken again.
+ */
+function timedOnlyWhenIdle<A extends http.Agent>(agent: A): A {
+  const create = agent.createConnection.bind(agent);
+  const reuse = agent.reuseSocket.bind(agent);
+  agent.createConnection = (options, callback) => create({ ...options, timeout: undefined }, callback);
+  agent.reuseSocket = (socket, request) => {
+    (socket as Socket).setTimeout(0);
+    reuse(socket, request);
+  };
+  return agent;
+}
 
 export class UpstreamClient {
   private readonly agent: http.Agent;
@@ -29,7 +48,7 @@ export class UpstreamClient {
     this.port = Number(url.port) || (secure ? 443 : 80);
     // An idle pooled connection is closed after IDLE_SOCKET_MS (a request in progress is not: the agent's timeout only ends free sockets).
     const options = { keepAlive: true, keepAliveMsecs: 30_000, maxFreeSockets: 256, scheduling: 'lifo' as const, timeout: IDLE_SOCKET_MS };
-    this.agent = secure ? new https.Agent(options) : new http.Agent(options);
+    this.agent = timedOnlyWhenIdle(secure ? new https.Agent(options) : new http.Agent(options));
   }
 
   request(path: string, options: { method: string; headers: IncomingHttpHeaders; signal?: AbortSignal }, onResponse: (res: IncomingMessage) => void): ClientRequest {
