@@ -1,6 +1,6 @@
 /**
  * api/ — the contract both sides import and that imports neither: the policy
- * schema (policy-schema.ts, the single source of the CRD, the validator and the
+ * schema (policy-schema.ts, written by area in schema/, the single source of the CRD, the validator and the
  * defaults), the API families (api-families.ts), the failure classes, duration/size units, the sidecar–controller
  * protocol, and what makes a Secret's value a usable credential. The schema module itself (TypeBox) is for build time and tests;
  * run time uses what scripts/ generates from it into generated/, and its types.
