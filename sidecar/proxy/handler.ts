@@ -7,6 +7,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FailureClass } from '../../api/index.js';
+import type { UpstreamConfig } from '../config/index.js';
 import type { DeliveredContent, Mode } from '../resilience/index.js';
 import type { BodyLease } from './inbound/body-budget.js';
 import type { Dialect, LocalErrorCode, TokenUsage } from './dialects/dialect.js';
@@ -145,7 +146,19 @@ export type LocalOutcome = Source & {
 export type Outcome = AnswerOutcome | StreamOutcome | LocalOutcome | { kind: 'cancelled' };
 
 export type Handler = (req: ProxyRequest, ctx: RequestContext) => Promise<Outcome>;
-export type Layer = (inner: Handler) => Handler;
+/**
+ * One layer of the pipeline: wraps the handler inside it. A layer that only some upstreams need says which
+ * (`enabledFor`): each upstream's stack is built without the layers it does not enable (pipeline.ts).
+ */
+export interface Layer {
+  (inner: Handler): Handler;
+  enabledFor?(config: UpstreamConfig): boolean;
+}
+
+/** `layer`, in the stacks of the upstreams `enabledFor` admits only. */
+export function enabledWhen(enabledFor: (config: UpstreamConfig) => boolean, layer: (inner: Handler) => Handler): Layer {
+  return Object.assign(layer, { enabledFor });
+}
 
 /** An answer the sidecar makes itself about `req`. */
 export function localError(

@@ -36,6 +36,11 @@
  *   endpoint load     attempts in flight per endpoint (least-outstanding)
  *   attempt           the HTTP call: timeouts, classification, first content event
  *
+ * Each upstream gets its own stack, built for its config, holding only the
+ * layers it enables: no input guard without guards, no continuation where it
+ * is off, no rate limit, hedge or faults unless set, no stream recovery at
+ * maxRecoveries 0, no credential check while its credential is there.
+ *
  * Why this order: the addressed upstream's guards come first, so no cached,
  * static or emergency answer is given to a request they block (an answer
  * cached before a guard was added included); the mode and the cache act on
@@ -50,6 +55,7 @@
  * nor hedges pound an open breaker.
  */
 import type { BudgetBook } from '../budget-book.js';
+import type { UpstreamConfig } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
 import type { Clock, DegradationMonitor } from '../resilience/index.js';
 import type { Handler, Layer } from './handler.js';
@@ -72,9 +78,20 @@ export interface PipelineDeps {
   budgetsSpent(): void;
 }
 
-/** `layers` around `innermost`, the first given outermost. */
-function stack(layers: Layer[], innermost: Handler): Handler {
-  return layers.reduceRight<Handler>((inner, layer) => layer(inner), innermost);
+/**
+ * `layers` around `innermost`, the first given outermost: one stack for each upstream config, built at its
+ * first request, without the layers that upstream does not enable (Layer.enabledFor). A config applied
+ * replaces every upstream's config object, so its stacks are built anew, and the old ones go with it.
+ */
+export function stack(layers: Layer[], innermost: Handler): Handler {
+  const built = new WeakMap<UpstreamConfig, Handler>();
+  const build = (config: UpstreamConfig) => layers.filter((layer) => layer.enabledFor?.(config) ?? true).reduceRight<Handler>((inner, layer) => layer(inner), innermost);
+  return (req, ctx) => {
+    const { config } = req.upstream;
+    let handler = built.get(config);
+    if (!handler) built.set(config, (handler = build(config)));
+    return handler(req, ctx);
+  };
 }
 
 export function buildPipeline(d: PipelineDeps): Handler {

@@ -10,10 +10,10 @@
  * regenerated and verified. Neither the refusal nor the bad continuation
  * ever reaches the app.
  */
-import type { Layer } from '../handler.js';
+import { enabledWhen, type Layer } from '../handler.js';
 import { continuationRequest } from '../upstream/tier-request.js';
 
-export const continuation: Layer = (inner) => async (req, ctx) => {
+export const continuation: Layer = enabledWhen((config) => config.streamRecovery.continuation !== 'off', (inner) => async (req, ctx) => {
   // A request that already carries the text (a hedge to another tier of a continued request) is not asked twice.
   if (!req.resume || req.resume.carried !== undefined) return inner(req, ctx);
   const style = req.upstream.config.streamRecovery.continuation;
@@ -24,4 +24,4 @@ export const continuation: Layer = (inner) => async (req, ctx) => {
   // A longer prompt may also pass a server's context check that the original passed.
   if (outcome.failure === 'client-error' || outcome.failure === 'context-length' || outcome.failure === 'diverged') return inner(req, ctx);
   return outcome;
-};
+});

@@ -8,10 +8,10 @@
  * instead; once the controller sends a usable value, the next request is sent
  * with it.
  */
-import { localError, type Layer } from '../handler.js';
+import { enabledWhen, localError, type Layer } from '../handler.js';
 
-export const credential: Layer = (inner) => (req, ctx) => {
+export const credential: Layer = enabledWhen((config) => config.auth?.missing !== undefined, (inner) => (req, ctx) => {
   const auth = req.upstream.config.auth;
   if (auth?.missing === undefined) return inner(req, ctx);
   return Promise.resolve(localError(req, 503, 'upstream_unavailable', `upstream ${req.upstream.config.name} has no credential yet: ${auth.missing} ${auth.problem}`, 'unavailable', 5000));
-};
+});

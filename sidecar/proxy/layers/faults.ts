@@ -6,7 +6,7 @@
 import type { Metrics } from '../../metrics.js';
 import { type Clock, sleep } from '../../resilience/index.js';
 import { classifyStatus } from '../dialects/classify.js';
-import type { Handler, Layer } from '../handler.js';
+import { enabledWhen, type Handler, type Layer } from '../handler.js';
 
 export interface FaultDeps {
   clock: Clock;
@@ -15,7 +15,7 @@ export interface FaultDeps {
 }
 
 export function faults({ clock, metrics, random = Math.random }: FaultDeps): Layer {
-  return (inner) => {
+  return enabledWhen((config) => config.faults.length > 0, (inner) => {
     const injecting: Handler = async (req, ctx) => {
       const { name, faults: injected } = req.upstream.config;
       for (const fault of injected) {
@@ -41,5 +41,5 @@ export function faults({ clock, metrics, random = Math.random }: FaultDeps): Lay
       return inner(req, ctx);
     };
     return (req, ctx) => (req.upstream.config.faults.length === 0 ? inner(req, ctx) : injecting(req, ctx));
-  };
+  });
 }

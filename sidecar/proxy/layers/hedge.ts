@@ -13,7 +13,7 @@
  */
 import type { Metrics } from '../../metrics.js';
 import { type Clock, LatencyWindow } from '../../resilience/index.js';
-import type { Handler, Layer, Outcome } from '../handler.js';
+import { enabledWhen, type Handler, type Layer, type Outcome } from '../handler.js';
 import { launch, within, type Launched } from '../side-by-side.js';
 import { requestFor } from '../upstream/tier-request.js';
 import type { UpstreamState } from '../upstream/upstream-state.js';
@@ -35,7 +35,7 @@ export interface HedgeDeps {
 
 export function hedge({ clock, metrics, upstream: live, tier }: HedgeDeps): Layer {
   const windows = new WeakMap<UpstreamState, LatencyWindow>();
-  return (inner) => {
+  return enabledWhen((config) => config.hedge.delayMs > 0, (inner) => {
     const hedged: Handler = async (req, ctx) => {
       const { upstream } = req;
       const { delayMs, percentile } = upstream.config.hedge;
@@ -101,5 +101,5 @@ export function hedge({ clock, metrics, upstream: live, tier }: HedgeDeps): Laye
     // A request its upstream does not hedge goes straight through, with no async step of this layer's.
     // Nor is a request that must not be sent twice (a pass-through POST).
     return (req, ctx) => (req.upstream.config.hedge.delayMs === 0 || req.bodyStream || req.hedged || !ctx.dialect.replaysSafely ? inner(req, ctx) : hedged(req, ctx));
-  };
+  });
 }

@@ -8,10 +8,10 @@
  * tier's own before that tier is sent the request.
  */
 import type { Metrics } from '../../metrics.js';
-import { localError, type Layer } from '../handler.js';
+import { enabledWhen, localError, type Layer } from '../handler.js';
 
 export function inputGuard(metrics: Metrics, scope: 'addressed' | 'fallback tiers'): Layer {
-  return (inner) => (req, ctx) => {
+  return enabledWhen((config) => config.guards.active, (inner) => (req, ctx) => {
     // The addressed upstream's were read by the outer layer.
     if (scope === 'fallback tiers' && req.upstream.config.name === ctx.primary) return inner(req, ctx);
     const guards = req.upstream.config.guards;
@@ -21,5 +21,5 @@ export function inputGuard(metrics: Metrics, scope: 'addressed' | 'fallback tier
     if (tripped === undefined) return inner(req, ctx);
     metrics.guardBlocks.inc({ upstream: req.upstream.config.name, guard: tripped });
     return Promise.resolve(localError(req, 400, 'guardrail_blocked', `the request was blocked by input guard "${tripped}"`, 'client-error'));
-  };
+  });
 }

@@ -8,7 +8,7 @@
  * reservation back, since the provider counted no tokens for it.
  */
 import { type Clock, sleep } from '../../resilience/index.js';
-import { localError, type Handler, type Layer, type ProxyRequest } from '../handler.js';
+import { enabledWhen, localError, type Handler, type Layer, type ProxyRequest } from '../handler.js';
 import { expectedUsage } from '../expected-usage.js';
 import { holding } from '../holding.js';
 
@@ -18,7 +18,7 @@ const estimatedTokens = (req: ProxyRequest) => {
 };
 
 export function rateLimit(clock: Clock): Layer {
-  return (inner) => {
+  return enabledWhen((config) => config.rateLimit.requestsPerMinute > 0 || config.rateLimit.tokensPerMinute > 0, (inner) => {
     const limited: Handler = async (req, ctx) => {
       const { limiter, config } = req.upstream;
       const estimate = limiter.reservation(estimatedTokens(req));
@@ -44,5 +44,5 @@ export function rateLimit(clock: Clock): Layer {
       );
     };
     return (req, ctx) => (req.upstream.limiter.enabled ? limited(req, ctx) : inner(req, ctx));
-  };
+  });
 }

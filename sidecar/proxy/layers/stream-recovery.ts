@@ -14,11 +14,11 @@
 import type { Metrics } from '../../metrics.js';
 import type { Clock } from '../../resilience/index.js';
 import type { Layer } from '../handler.js';
-import { failureOf } from '../handler.js';
+import { enabledWhen, failureOf } from '../handler.js';
 import { RecoveringStream } from '../streams/recovering-stream.js';
 
 export function streamRecovery(clock: Clock, metrics: Metrics): Layer {
-  return (inner) => async (req, ctx) => {
+  return enabledWhen((config) => config.streamRecovery.maxRecoveries > 0, (inner) => async (req, ctx) => {
     const outcome = await inner(req, ctx);
     const { maxRecoveries } = req.upstream.config.streamRecovery;
     // An answer relayed as bytes has no events to take up: it is not recovered.
@@ -40,5 +40,5 @@ export function streamRecovery(clock: Clock, metrics: Metrics): Layer {
       },
     });
     return { ...outcome, body };
-  };
+  });
 }
