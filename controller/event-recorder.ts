@@ -5,6 +5,7 @@
  */
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { EventReason } from '../api/index.js';
 
 export interface EventTarget {
   apiVersion: string;
@@ -22,7 +23,7 @@ export class EventRecorder {
     private readonly component = 'breakwater-controller',
   ) {}
 
-  record(target: EventTarget, type: 'Normal' | 'Warning', reason: string, message: string): void {
+  record(target: EventTarget, type: 'Normal' | 'Warning', reason: EventReason, message: string): void {
     const key = `${target.metadata.uid}/${reason}/${message}`;
     const seen = this.last.get(key);
     const now = Date.now();

@@ -4,7 +4,7 @@
  * every Secret key it names gives a credential its sidecars can use.
  */
 import type { CoreV1Api } from '@kubernetes/client-node';
-import { formatProblems, hashSpec, validatePolicy } from '../api/index.js';
+import { formatProblems, hashSpec, ProblemReason, validatePolicy } from '../api/index.js';
 import type { PolicyObject } from './policy-object.js';
 import type { PolicyFacts } from './policy-status.js';
 import { credentialIn, secretReader, secretRefsOf, type SecretRead } from './secret-values.js';
@@ -13,7 +13,7 @@ export async function policyFacts(core: CoreV1Api, key: string, policy: PolicyOb
   const generation = policy.metadata.generation ?? 0;
   const version = { source: 'controller' as const, policy: key, generation, hash: hashSpec(policy.spec), uid: policy.metadata.uid };
   const verdict = validatePolicy(policy.spec);
-  if (!verdict.ok) return { generation, version, conflicts, problem: { reason: 'InvalidSpec', message: formatProblems(verdict.problems) } };
+  if (!verdict.ok) return { generation, version, conflicts, problem: { reason: ProblemReason.InvalidSpec, message: formatProblems(verdict.problems) } };
   // Every Secret key the policy names (an upstream's auth, the shared cache's password) must give a credential the sidecars can use,
   // by the rule they apply themselves (api/credential-value.ts): the Secret labelled for Breakwater, the key there, its value usable.
   const read = secretReader(core);

@@ -4,14 +4,27 @@
  * references are sound. Pure and level-based; conditions keep their
  * lastTransitionTime while their status does not change.
  */
-import { maxSliEvents, parseDuration, type ConfigVersion, type PolicySpec, type SidecarReport, type SliCounts } from '../api/index.js';
+import {
+  AcceptedReason,
+  ConditionType,
+  DegradedReason,
+  maxSliEvents,
+  parseDuration,
+  ReadyReason,
+  SloMetReason,
+  type ConfigVersion,
+  type PolicySpec,
+  type ProblemReason,
+  type SidecarReport,
+  type SliCounts,
+} from '../api/index.js';
 import type { Condition, PolicyStatus } from '../api/policy-status.js';
 
 export interface PolicyFacts {
   generation: number;
   version: ConfigVersion;
   /** Why the spec cannot be used (invalid, or a Secret it names is missing); undefined when sound. */
-  problem?: { reason: string; message: string };
+  problem?: { reason: ProblemReason; message: string };
   /** Pods that this policy selects but that use an older policy. */
   conflicts: { pod: string; winner: string }[];
   /** The spec's SLOs, when the spec is valid. */
@@ -73,10 +86,10 @@ function sloStatus(slo: PolicySpec['slo'], pods: TargetedPod[]): PolicyStatus['s
 function sloCondition(slo: NonNullable<PolicyStatus['slo']>): Omit<Condition, 'type' | 'lastTransitionTime'> {
   const counted = slo.slis.filter((s) => s.total > 0);
   const describe = (s: SliStatus) => `${SLI_NAMES[s.name]} ${s.actual}% (${s.good} of ${s.total}) against ${s.objective}%`;
-  if (counted.length === 0) return { status: 'Unknown', reason: 'NoTraffic', message: `No request counted towards the SLOs in the last ${slo.window}.` };
+  if (counted.length === 0) return { status: 'Unknown', reason: SloMetReason.NoTraffic, message: `No request counted towards the SLOs in the last ${slo.window}.` };
   const missed = counted.filter((s) => s.good < (Number(s.objective) / 100) * s.total);
-  if (missed.length > 0) return { status: 'False', reason: 'BelowObjective', message: `Over the last ${slo.window}: ${missed.map(describe).join('; ')}.` };
-  return { status: 'True', reason: 'WithinObjectives', message: `Over the last ${slo.window}: ${counted.map(describe).join('; ')}.` };
+  if (missed.length > 0) return { status: 'False', reason: SloMetReason.BelowObjective, message: `Over the last ${slo.window}: ${missed.map(describe).join('; ')}.` };
+  return { status: 'True', reason: SloMetReason.WithinObjectives, message: `Over the last ${slo.window}: ${counted.map(describe).join('; ')}.` };
 }
 
 export interface TargetedPod {
@@ -116,28 +129,28 @@ export function computeStatus(facts: PolicyFacts, pods: TargetedPod[], previous:
   const accepted = facts.problem
     ? { status: 'False' as const, ...facts.problem }
     : facts.conflicts.length > 0
-      ? { status: 'True' as const, reason: 'Conflicted', message: `${facts.conflicts.length} selected pod(s) use an older policy: ${facts.conflicts.slice(0, 5).map((c) => `${c.pod} → ${c.winner}`).join(', ')}` }
-      : { status: 'True' as const, reason: 'Valid', message: 'The spec is valid and its references resolve.' };
-  conditions = setCondition(conditions, { type: 'Accepted', observedGeneration: generation, ...accepted }, now);
+      ? { status: 'True' as const, reason: AcceptedReason.Conflicted, message: `${facts.conflicts.length} selected pod(s) use an older policy: ${facts.conflicts.slice(0, 5).map((c) => `${c.pod} → ${c.winner}`).join(', ')}` }
+      : { status: 'True' as const, reason: AcceptedReason.Valid, message: 'The spec is valid and its references resolve.' };
+  conditions = setCondition(conditions, { type: ConditionType.Accepted, observedGeneration: generation, ...accepted }, now);
   const ready = facts.problem
-    ? { status: 'False' as const, reason: 'NotAccepted', message: `The policy is not accepted (${facts.problem.reason}): ${facts.problem.message}` }
+    ? { status: 'False' as const, reason: ReadyReason.NotAccepted, message: `The policy is not accepted (${facts.problem.reason}): ${facts.problem.message}` }
     : rejected.length > 0
-      ? { status: 'False' as const, reason: 'ConfigRejected', message: `${rejected.length} sidecar(s) rejected generation ${generation}: ${rejected[0]!.report!.rejected!.error}` }
+      ? { status: 'False' as const, reason: ReadyReason.ConfigRejected, message: `${rejected.length} sidecar(s) rejected generation ${generation}: ${rejected[0]!.report!.rejected!.error}` }
       : pods.length === 0
-        ? { status: 'True' as const, reason: 'NoTargetedPods', message: 'No injected pod uses this policy.' }
+        ? { status: 'True' as const, reason: ReadyReason.NoTargetedPods, message: 'No injected pod uses this policy.' }
         : synced.length === pods.length
-          ? { status: 'True' as const, reason: 'AllPodsSynced', message: `All ${pods.length} pod(s) run generation ${generation}.` }
-          : { status: 'False' as const, reason: 'PodsNotSynced', message: `${pods.length - synced.length} of ${pods.length} pod(s) have not acknowledged generation ${generation}.` };
-  conditions = setCondition(conditions, { type: 'Ready', observedGeneration: generation, ...ready }, now);
+          ? { status: 'True' as const, reason: ReadyReason.AllPodsSynced, message: `All ${pods.length} pod(s) run generation ${generation}.` }
+          : { status: 'False' as const, reason: ReadyReason.PodsNotSynced, message: `${pods.length - synced.length} of ${pods.length} pod(s) have not acknowledged generation ${generation}.` };
+  conditions = setCondition(conditions, { type: ConditionType.Ready, observedGeneration: generation, ...ready }, now);
   const degraded =
     withOpenBreaker > 0
-      ? { status: 'True' as const, reason: 'BreakersOpen', message: `${withOpenBreaker} pod(s) have an open circuit breaker.` }
-      : { status: 'False' as const, reason: 'Healthy', message: 'No open circuit breakers.' };
-  conditions = setCondition(conditions, { type: 'Degraded', observedGeneration: generation, ...degraded }, now);
+      ? { status: 'True' as const, reason: DegradedReason.BreakersOpen, message: `${withOpenBreaker} pod(s) have an open circuit breaker.` }
+      : { status: 'False' as const, reason: DegradedReason.Healthy, message: 'No open circuit breakers.' };
+  conditions = setCondition(conditions, { type: ConditionType.Degraded, observedGeneration: generation, ...degraded }, now);
   const slo = facts.slo && sloStatus(facts.slo, pods);
-  if (slo) conditions = setCondition(conditions, { type: 'SLOMet', observedGeneration: generation, ...sloCondition(slo) }, now);
-  else conditions = conditions.filter((c) => c.type !== 'SLOMet');
-  const order = ['Accepted', 'Ready', 'Degraded', 'SLOMet'];
+  if (slo) conditions = setCondition(conditions, { type: ConditionType.SLOMet, observedGeneration: generation, ...sloCondition(slo) }, now);
+  else conditions = conditions.filter((c) => c.type !== ConditionType.SLOMet);
+  const order: readonly string[] = Object.values(ConditionType);
   conditions.sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
   return {
     observedGeneration: generation,

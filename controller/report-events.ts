@@ -13,7 +13,7 @@
  * sidecar that does not say when its breakers opened (older than `opened` in
  * the report) gets an Event when an upstream's open count rises.
  */
-import type { SidecarReport } from '../api/index.js';
+import { EventReason, type SidecarReport } from '../api/index.js';
 import type { EventRecorder, EventTarget } from './event-recorder.js';
 
 /** Keys remembered per pod, oldest dropped first: many more than a report names, so one that comes again is known. */
@@ -47,20 +47,20 @@ export class ReportEvents {
         if (openedAt < this.leadingSince || !this.remember(pod, `opened/${upstream}/${openedAt}/${breaker}`)) continue;
         const scope = breaker === '*' ? '' : ` (scope ${breaker})`;
         // The opening time makes each episode's message its own: the recorder's repeat limit never swallows a new outage.
-        this.events.record(target, 'Warning', 'BreakerOpened', `pod ${pod}: circuit breaker for upstream ${upstream} opened${scope} at ${new Date(openedAt).toISOString()}`);
+        this.events.record(target, 'Warning', EventReason.BreakerOpened, `pod ${pod}: circuit breaker for upstream ${upstream} opened${scope} at ${new Date(openedAt).toISOString()}`);
       }
     } else {
       const before = this.openCounts.get(pod);
       const now: Record<string, number> = {};
       for (const [upstream, counts] of Object.entries(report.breakers)) {
         now[upstream] = counts.open;
-        if (counts.open > (before?.[upstream] ?? 0)) this.events.record(target, 'Warning', 'BreakerOpened', `pod ${pod}: circuit breaker for upstream ${upstream} opened`);
+        if (counts.open > (before?.[upstream] ?? 0)) this.events.record(target, 'Warning', EventReason.BreakerOpened, `pod ${pod}: circuit breaker for upstream ${upstream} opened`);
       }
       this.openCounts.set(pod, now);
     }
     const rejected = report.rejected;
     if (rejected && this.remember(pod, `rejected/${rejected.version.generation}/${rejected.version.hash}`)) {
-      this.events.record(target, 'Warning', 'ConfigRejected', `pod ${pod} rejected generation ${rejected.version.generation}: ${rejected.error}`);
+      this.events.record(target, 'Warning', EventReason.ConfigRejected, `pod ${pod} rejected generation ${rejected.version.generation}: ${rejected.error}`);
     }
   }
 

@@ -26,7 +26,7 @@
 import { createHash } from 'node:crypto';
 import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { credentialKey, credentialValue, type CredentialValue, type SnapshotCredentials } from '../api/index.js';
+import { credentialKey, credentialValue, SecretReason, type CredentialValue, type SnapshotCredentials } from '../api/index.js';
 
 /** The label by which a Secret's owner lets Breakwater send its values to the sidecars of the policies that name it. */
 export const CREDENTIAL_LABEL = 'breakwater.dev/credential';
@@ -47,17 +47,17 @@ export type SecretRead = null | { refused: string } | { keys: ReadonlyMap<string
 
 /** Why a Secret key gives no credential: a status reason, and what follows "Secret <name>, key <key>" in a message. */
 export interface CredentialProblem {
-  reason: 'SecretNotFound' | 'SecretNotAllowed' | 'SecretValueUnusable';
+  reason: SecretReason;
   says: string;
 }
 
 /** A Secret key's usable value, or why it has none. */
 export function credentialIn(read: SecretRead, key: string): { value: string; problem?: undefined } | { value?: undefined; problem: CredentialProblem } {
-  if (read === null) return { problem: { reason: 'SecretNotFound', says: 'does not exist' } };
-  if ('refused' in read) return { problem: { reason: 'SecretNotAllowed', says: `is not usable: ${read.refused}` } };
+  if (read === null) return { problem: { reason: SecretReason.SecretNotFound, says: 'does not exist' } };
+  if ('refused' in read) return { problem: { reason: SecretReason.SecretNotAllowed, says: `is not usable: ${read.refused}` } };
   const found = read.keys.get(key);
-  if (!found) return { problem: { reason: 'SecretNotFound', says: 'does not exist' } };
-  return found.problem === undefined ? { value: found.value } : { problem: { reason: 'SecretValueUnusable', says: `is not usable: ${found.problem}` } };
+  if (!found) return { problem: { reason: SecretReason.SecretNotFound, says: 'does not exist' } };
+  return found.problem === undefined ? { value: found.value } : { problem: { reason: SecretReason.SecretValueUnusable, says: `is not usable: ${found.problem}` } };
 }
 
 /** What a Secret as the API server returns it is to Breakwater (see SecretRead). */

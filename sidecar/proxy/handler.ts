@@ -14,6 +14,7 @@ import type { Dialect, LocalErrorCode, TokenUsage } from './dialects/dialect.js'
 import type { StreamFraming } from './streams/stream-framing.js';
 import type { StreamBody } from './streams/stream-body.js';
 import type { Endpoint, UpstreamState } from './upstream/upstream-state.js';
+import type { RequestFacts, RequestReport } from './request-report.js';
 
 /** One app request as it goes to one upstream (the primary, or a fallback tier), parsed once when it arrived. */
 export interface ProxyRequest {
@@ -43,12 +44,19 @@ export interface ProxyRequest {
   usageHidden?: boolean;
   /** Index of the priority class (0 = most important). */
   priority: number;
-  /** The endpoint of the upstream this attempt goes to (set by the breaker layer). */
-  endpoint?: Endpoint;
+  /** The sidecar's mode for this request: set by the degradation layer (absent above it), read by the layers below. */
+  readonly mode?: Mode;
+  /** The request's key in the answer cache: set by the answer-cache layer when its chain uses the cache, read by fallback's cache tier. */
+  readonly cacheKey?: string;
   /** During a mid-stream recovery: what the app already has, and the break it recovers from. */
   resume?: Resume;
   /** Sent as another upstream's hedge: not hedged again. */
   hedged?: true;
+}
+
+/** A request past the breaker layer: one attempt, to the endpoint that layer chose (and holds its breaker's permit for). */
+export interface AttemptRequest extends ProxyRequest {
+  readonly endpoint: Endpoint;
 }
 
 /** A mid-stream recovery's new run of the chain: its success is the first content past what the app already has. */
@@ -61,7 +69,14 @@ export interface Resume {
   carried?: number;
 }
 
-/** What holds for the whole request, across tiers and attempts. */
+/**
+ * What holds for the whole request, across tiers and attempts: set by the server when the request
+ * arrives, and not changed after. What one layer decides for the layers inside it goes in with the
+ * request instead (ProxyRequest.mode: the degradation layer; ProxyRequest.cacheKey: the answer cache;
+ * AttemptRequest.endpoint: the breaker). What the layers tell the server goes in `report`, each fact
+ * through its writer's method: the mode (degradation), attempts (retry, hedge, side-by-side.ts), the
+ * hedge's result (hedge, fallback's first-token race), recoveries (stream recovery).
+ */
 export interface RequestContext {
   /** The app's API, chosen once from the addressed upstream. */
   readonly dialect: Dialect;
@@ -72,19 +87,14 @@ export interface RequestContext {
   readonly deadline: number;
   /** Aborts when the app goes away. */
   readonly signal: AbortSignal;
-  /** The sidecar's mode for this request (set by the degradation layer). */
-  mode: Mode;
-  /** Attempts sent upstream so far, over the whole chain. */
-  attempts: number;
-  /** Set when a hedge was sent: whether it or the first attempt answered. */
-  hedge?: 'won' | 'lost';
-  /** Mid-stream recoveries of this request's stream that succeeded. */
-  recoveries?: number;
-  /** The request's key in the answer cache, when its chain uses the cache. */
-  cacheKey?: string;
   /** The bytes of bodies this request holds (its own, plain answers), from the sidecar's budget; given back when it ends. */
   readonly memory: BodyLease;
+  /** What the layers report of the request to the server (a run side by side reports to one of its own: side-by-side.ts). */
+  readonly report: RequestReport;
 }
+
+/** The request's context as the server reads it once the pipeline has answered: the report's facts, read-only. */
+export type ServedContext = Omit<RequestContext, 'report'> & { readonly report: RequestFacts };
 
 /** Why the retry layer made no further attempt. */
 export type StopReason = 'falls-back' | 'not-retryable' | 'attempts-exhausted' | 'retry-after-too-long' | 'deadline' | 'budget' | 'circuit-open' | 'body-not-replayable' | 'not-idempotent';
@@ -141,22 +151,35 @@ export type LocalOutcome = Source & {
   message: string;
   retryAfterMs?: number;
   failure: ChainFailure;
+  /** Set when the breaker layer refused the attempt, so none was made (the app sees 503 `circuit_open`). */
+  refusedBy?: 'breaker';
 };
+
+/** The breaker layer's refusal: no endpoint's breaker admitted the attempt, and none was made. */
+export type BreakerRefusal = LocalOutcome & { code: 'circuit_open'; refusedBy: 'breaker' };
+
+/** Whether the breaker layer refused the attempt (rather than an attempt failing). */
+export function refusedByBreaker(outcome: Outcome): outcome is BreakerRefusal {
+  return outcome.kind === 'local' && outcome.refusedBy === 'breaker';
+}
 
 export type Outcome = AnswerOutcome | StreamOutcome | LocalOutcome | { kind: 'cancelled' };
 
-export type Handler = (req: ProxyRequest, ctx: RequestContext) => Promise<Outcome>;
+/** Takes a request of kind `R` (a ProxyRequest; below the breaker layer, an AttemptRequest) to its outcome. */
+export type Handler<R extends ProxyRequest = ProxyRequest> = (req: R, ctx: RequestContext) => Promise<Outcome>;
 /**
- * One layer of the pipeline: wraps the handler inside it. A layer that only some upstreams need says which
- * (`enabledFor`): each upstream's stack is built without the layers it does not enable (pipeline.ts).
+ * One layer of the pipeline: wraps the handler inside it, taking requests of kind `Outer` and handing it
+ * `Inner` (the breaker layer takes a ProxyRequest and hands in an AttemptRequest; the others hand in the
+ * kind they take). A layer that only some upstreams need says which (`enabledFor`): each upstream's stack
+ * is built without the layers it does not enable (pipeline.ts).
  */
-export interface Layer {
-  (inner: Handler): Handler;
+export interface Layer<Outer extends ProxyRequest = ProxyRequest, Inner extends ProxyRequest = Outer> {
+  (inner: Handler<Inner>): Handler<Outer>;
   enabledFor?(config: UpstreamConfig): boolean;
 }
 
-/** `layer`, in the stacks of the upstreams `enabledFor` admits only. */
-export function enabledWhen(enabledFor: (config: UpstreamConfig) => boolean, layer: (inner: Handler) => Handler): Layer {
+/** `layer`, in the stacks of the upstreams `enabledFor` admits only (so it hands in the kind of request it takes). */
+export function enabledWhen<R extends ProxyRequest = ProxyRequest>(enabledFor: (config: UpstreamConfig) => boolean, layer: (inner: Handler<R>) => Handler<R>): Layer<R> {
   return Object.assign(layer, { enabledFor });
 }
 

@@ -58,7 +58,7 @@ import type { BudgetBook } from '../budget-book.js';
 import type { UpstreamConfig } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
 import type { Clock, DegradationMonitor } from '../resilience/index.js';
-import type { Handler, Layer } from './handler.js';
+import type { Handler, Layer, ProxyRequest } from './handler.js';
 import { answerCache, attempt, breaker, bulkhead, continuation, credential, hedge, inputGuard, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry, streamRecovery, tokenBudget } from './layers/index.js';
 import type { ResponseCache } from './answers/response-cache.js';
 import type { UpstreamState } from './upstream/upstream-state.js';
@@ -78,14 +78,33 @@ export interface PipelineDeps {
   budgetsSpent(): void;
 }
 
+/** A layer of any kinds of request (every Layer is one); Outermost says which fit together. */
+interface AnyLayer {
+  (inner: never): Handler<never>;
+  enabledFor?(config: UpstreamConfig): boolean;
+}
+
+/**
+ * The kind of request that `layers` (outermost first) around a handler of `R` take, when each hands in
+ * the kind the one inside it takes (the innermost handler's, for the last); never when one does not (a
+ * layer that reads the chosen endpoint above the breaker, one that takes any request below it).
+ */
+type Outermost<L extends readonly AnyLayer[], R extends ProxyRequest> = L extends readonly [...infer Outer extends readonly AnyLayer[], infer Last]
+  ? Last extends Layer<infer O extends ProxyRequest, R>
+    ? Outermost<Outer, O>
+    : never
+  : R;
+
 /**
  * `layers` around `innermost`, the first given outermost: one stack for each upstream config, built at its
  * first request, without the layers that upstream does not enable (Layer.enabledFor). A config applied
  * replaces every upstream's config object, so its stacks are built anew, and the old ones go with it.
+ * The layers are checked to fit together where they are given (Outermost), and composed here as any.
  */
-export function stack(layers: Layer[], innermost: Handler): Handler {
+export function stack<const L extends readonly AnyLayer[], R extends ProxyRequest>(layers: L, innermost: Handler<R>): Handler<Outermost<L, R>>;
+export function stack(layers: readonly AnyLayer[], innermost: Handler<never>): Handler {
   const built = new WeakMap<UpstreamConfig, Handler>();
-  const build = (config: UpstreamConfig) => layers.filter((layer) => layer.enabledFor?.(config) ?? true).reduceRight<Handler>((inner, layer) => layer(inner), innermost);
+  const build = (config: UpstreamConfig) => layers.filter((layer) => layer.enabledFor?.(config) ?? true).reduceRight<Handler<never>>((inner, layer) => layer(inner as never), innermost) as Handler;
   return (req, ctx) => {
     const { config } = req.upstream;
     let handler = built.get(config);

@@ -2,11 +2,13 @@
  * Running a request twice at once (a hedge, a first-token race): each run
  * under its own abort signal, which the app's going away also aborts, so the
  * loser can be cancelled at once (its attempt aborted, or the stream it
- * answered with given up); each counts its own attempts, added to the
- * request's when it settles.
+ * answered with given up); each reports to a RequestReport of its own, whose
+ * attempts are added to the request's when it settles (what else it reports
+ * stays its own).
  */
 import type { Clock } from '../resilience/index.js';
 import type { Handler, Outcome, ProxyRequest, RequestContext } from './handler.js';
+import { RequestReport } from './request-report.js';
 
 export interface Launched {
   result: Promise<Outcome>;
@@ -19,10 +21,8 @@ export function launch(inner: Handler, req: ProxyRequest, ctx: RequestContext, c
   const controller = new AbortController();
   // The app's going away aborts the run for as long as it lasts, the stream it answered with included.
   ctx.signal.addEventListener('abort', () => controller.abort(), { once: true });
-  const child: RequestContext = { ...ctx, signal: controller.signal, attempts: 0 };
-  const result = inner(req, child).finally(() => {
-    ctx.attempts += child.attempts;
-  });
+  const child: RequestContext = { ...ctx, signal: controller.signal, report: new RequestReport() };
+  const result = inner(req, child).finally(() => ctx.report.attempted(child.report.attempts));
   result.catch(() => {}); // a loser's end may never be awaited: a throw there must not become an unhandled rejection
   let cancelled = false;
   return {

@@ -8,7 +8,8 @@ import type { RuntimeConfig } from '../../sidecar/config/runtime-config.js';
 import { createMetrics } from '../../sidecar/metrics.js';
 import type { Dialect } from '../../sidecar/proxy/dialects/dialect.js';
 import { openai } from '../../sidecar/proxy/dialects/openai.js';
-import type { AnswerOutcome, Handler, LocalOutcome, Outcome, ProxyRequest, RequestContext } from '../../sidecar/proxy/handler.js';
+import type { AnswerOutcome, AttemptRequest, BreakerRefusal, Handler, LocalOutcome, Outcome, ProxyRequest, RequestContext } from '../../sidecar/proxy/handler.js';
+import { RequestReport } from '../../sidecar/proxy/request-report.js';
 import { chunkOf, nextOf, type StreamBody, type StreamChunk, type StreamEnd } from '../../sidecar/proxy/streams/stream-body.js';
 import { EventReader } from '../../sidecar/proxy/streams/stream-events.js';
 import { UpstreamState } from '../../sidecar/proxy/upstream/upstream-state.js';
@@ -30,14 +31,15 @@ export function upstreamOf(clock: ManualClock, settings: object = {}, spec?: obj
   return new UpstreamState(config.upstreams.get(name)!, name, config.priorities.classes, clock, metrics, () => {});
 }
 
-export function requestTo(upstream: UpstreamState, extra: Partial<ProxyRequest> = {}): ProxyRequest {
+/** A request to `upstream`, as the breaker layer would hand it in (to its first endpoint): it goes to any layer. */
+export function requestTo(upstream: UpstreamState, extra: Partial<AttemptRequest> = {}): AttemptRequest {
   const body = Buffer.from(JSON.stringify({ model: 'm', messages: [] }));
-  return { upstream, method: 'POST', appPath: '/v1/chat/completions', appHeaders: {}, headers: {}, stream: false, body, model: 'm', priority: 1, endpoint: upstream.endpoints[0], ...extra };
+  return { upstream, method: 'POST', appPath: '/v1/chat/completions', appHeaders: {}, headers: {}, stream: false, body, model: 'm', priority: 1, endpoint: upstream.endpoints[0]!, ...extra };
 }
 
 export function contextAt(clock: ManualClock, extra: Partial<RequestContext> = {}): RequestContext & { abort(): void } {
   const app = new AbortController();
-  return { dialect: openai, primary: 'primary', startedAt: clock.now(), deadline: clock.now() + 60_000, signal: app.signal, mode: 'normal', attempts: 0, memory: new BodyBudget(() => Infinity).lease(), abort: () => app.abort(), ...extra };
+  return { dialect: openai, primary: 'primary', startedAt: clock.now(), deadline: clock.now() + 60_000, signal: app.signal, memory: new BodyBudget(() => Infinity).lease(), report: new RequestReport(), abort: () => app.abort(), ...extra };
 }
 
 export function answer(status = 200, failure?: AnswerOutcome['failure'], body = '{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":4}}'): AnswerOutcome {
@@ -48,10 +50,15 @@ export function localFailure(failure: LocalOutcome['failure'] = 'reset', code: L
   return { kind: 'local', upstream: 'primary', status: 502, code, message: 'failed', failure };
 }
 
-/** An inner handler giving each outcome in turn (the last one from then on) and counting its calls. */
-export function innerGiving(...outcomes: (Outcome | (() => Outcome) | Error)[]): Handler & { calls: ProxyRequest[] } {
-  const calls: ProxyRequest[] = [];
-  const handler = async (req: ProxyRequest) => {
+/** What the breaker layer answers while no breaker admits an attempt. */
+export function breakerRefused(): BreakerRefusal {
+  return { ...localFailure('unavailable', 'circuit_open'), code: 'circuit_open', refusedBy: 'breaker' };
+}
+
+/** An inner handler giving each outcome in turn (the last one from then on) and counting its calls (requests of kind `R`). */
+export function innerGiving<R extends ProxyRequest = ProxyRequest>(...outcomes: (Outcome | (() => Outcome) | Error)[]): Handler<R> & { calls: R[] } {
+  const calls: R[] = [];
+  const handler = async (req: R) => {
     calls.push(req);
     const next = outcomes[Math.min(calls.length, outcomes.length) - 1]!;
     if (next instanceof Error) throw next;

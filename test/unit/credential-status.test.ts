@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CoreV1Api, CustomObjectsApi, V1Secret } from '@kubernetes/client-node';
 import { pino } from 'pino';
+import { ConditionType } from '../../api/index.js';
 import type { Condition } from '../../api/policy-status.js';
 import type { EventRecorder } from '../../controller/event-recorder.js';
 import type { PolicyObject } from '../../controller/policy-object.js';
@@ -47,7 +48,7 @@ async function accepted(key: string, secret: V1Secret | undefined): Promise<Cond
   } finally {
     reconciler.close();
   }
-  return written!.conditions!.find((c) => c.type === 'Accepted')!;
+  return written!.conditions!.find((c) => c.type === ConditionType.Accepted)!;
 }
 
 const secret = (data: Record<string, string>, labels: Record<string, string> = { 'breakwater.dev/credential': 'true' }, type = 'Opaque'): V1Secret => ({

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { validatePolicy } from '../../api/validate-policy.js';
-import { validateReport } from '../../api/index.js';
+import { ConditionType, validateReport } from '../../api/index.js';
 import { computeStatus, type PolicyFacts } from '../../controller/policy-status.js';
 import type { Delivery } from '../../sidecar/proxy/inbound/write-outcome.js';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
@@ -106,7 +106,7 @@ const factsWith = (availability: string, ttft = '0'): PolicyFacts => {
   return { generation: 1, version, conflicts: [], slo: v.spec.slo };
 };
 const podWith = (key: string, slo?: object) => ({ key, report: { applied: version, breakers: {}, slo } });
-const sloMet = (s: ReturnType<typeof computeStatus>) => s.conditions?.find((c) => c.type === 'SLOMet');
+const sloMet = (s: ReturnType<typeof computeStatus>) => s.conditions?.find((c) => c.type === ConditionType.SLOMet);
 
 describe('the SLOMet condition', () => {
   it('sums the SLIs over the targeted pods: Unknown without events, True when every objective is met, False naming the one that is not', () => {

@@ -9,10 +9,10 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../../metrics.js';
 import type { Clock } from '../../resilience/index.js';
 import type { SloTracker } from '../../slo-tracker.js';
-import type { ProxyRequest, RequestContext } from '../handler.js';
+import type { ProxyRequest, ServedContext } from '../handler.js';
 import type { Delivery } from './write-outcome.js';
 
-export function observe(req: ProxyRequest, ctx: RequestContext, d: Delivery, deps: { metrics: Metrics; log: Logger; clock: Clock; slo(): SloTracker | undefined }): void {
+export function observe(req: ProxyRequest, ctx: ServedContext, d: Delivery, deps: { metrics: Metrics; log: Logger; clock: Clock; slo(): SloTracker | undefined }): void {
   const { metrics } = deps;
   const upstream = ctx.primary;
   const model = metrics.modelLabel(upstream, req.model);
@@ -27,7 +27,8 @@ export function observe(req: ProxyRequest, ctx: RequestContext, d: Delivery, dep
     metrics.tokens.inc({ upstream, model, type: 'input' }, d.usage.input);
     metrics.tokens.inc({ upstream, model, type: 'output' }, d.usage.output);
   }
-  const clean = d.outcome === 'ok' && d.tier === 'primary' && ctx.attempts <= 1 && !ctx.recoveries && ctx.hedge === undefined;
+  const { attempts, recoveries, hedge } = ctx.report;
+  const clean = d.outcome === 'ok' && d.tier === 'primary' && attempts <= 1 && recoveries === 0 && hedge === undefined;
   const level = clean ? 'debug' : 'info';
   if (!deps.log.isLevelEnabled(level)) return;
   deps.log[level](
@@ -39,8 +40,8 @@ export function observe(req: ProxyRequest, ctx: RequestContext, d: Delivery, dep
       outcome: d.outcome,
       class: d.failure,
       code: d.code,
-      attempts: ctx.attempts,
-      recoveries: ctx.recoveries,
+      attempts,
+      recoveries: recoveries || undefined, // left out of the line until one succeeded
       tier: d.tier,
       durationMs: Math.round(seconds * 1000),
       ttfbMs: d.firstByteAt === undefined ? undefined : Math.round(d.firstByteAt - ctx.startedAt),

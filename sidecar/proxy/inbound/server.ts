@@ -23,6 +23,7 @@ import type { SloTracker } from '../../slo-tracker.js';
 import type { Dialect } from '../dialects/dialect.js';
 import { openai } from '../dialects/openai.js';
 import type { Handler, Outcome, ProxyRequest, RequestContext } from '../handler.js';
+import { RequestReport } from '../request-report.js';
 import { upstreamHeaders } from '../upstream/tier-request.js';
 import type { UpstreamState } from '../upstream/upstream-state.js';
 import { BodyBudget, type BodyLease } from './body-budget.js';
@@ -124,7 +125,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       usageHidden: sent !== body || undefined,
       priority: routed.priority,
     };
-    const ctx: RequestContext = { dialect, primary: upstream.config.name, startedAt, deadline: startedAt + routed.totalMs, signal: appGone.signal, mode: 'normal', attempts: 0, memory: lease };
+    const ctx: RequestContext = { dialect, primary: upstream.config.name, startedAt, deadline: startedAt + routed.totalMs, signal: appGone.signal, memory: lease, report: new RequestReport() };
     if (draining) res.setHeader('connection', 'close');
     if (read === ABANDONED) {
       // Counted like any request the app gave up on; nothing was sent upstream.

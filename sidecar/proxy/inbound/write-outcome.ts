@@ -9,7 +9,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'n
 import { CONNECTION_HEADERS, isSafeHeaderValue } from '../../../lib/index.js';
 import type { Clock } from '../../resilience/index.js';
 import type { Dialect, LocalErrorCode, TokenUsage } from '../dialects/dialect.js';
-import type { ChainFailure, Outcome, RequestContext, StreamOutcome } from '../handler.js';
+import type { ChainFailure, Outcome, ServedContext, StreamOutcome } from '../handler.js';
 import { bytesOf } from '../streams/stream-body.js';
 
 /** `degraded`: answered by the static tier. */
@@ -51,19 +51,20 @@ function passedOn(headers: IncomingHttpHeaders, extra: OutgoingHttpHeaders): Out
 }
 
 /** Who answered, as x-breakwater-fallback and the metrics name it. */
-function tierOf(outcome: Outcome, ctx: RequestContext): string {
+function tierOf(outcome: Outcome, ctx: ServedContext): string {
   if (outcome.kind === 'cancelled') return 'primary';
   if (outcome.kind === 'answer' && outcome.composed) return outcome.composed;
   return outcome.upstream === ctx.primary ? 'primary' : outcome.upstream;
 }
 
-function breakwaterHeaders(outcome: Exclude<Outcome, { kind: 'cancelled' }>, ctx: RequestContext, tier: string): OutgoingHttpHeaders {
-  const h: OutgoingHttpHeaders = { 'x-breakwater-upstream': outcome.upstream, 'x-breakwater-attempts': String(ctx.attempts) };
+function breakwaterHeaders(outcome: Exclude<Outcome, { kind: 'cancelled' }>, ctx: ServedContext, tier: string): OutgoingHttpHeaders {
+  const { mode, attempts, hedge } = ctx.report;
+  const h: OutgoingHttpHeaders = { 'x-breakwater-upstream': outcome.upstream, 'x-breakwater-attempts': String(attempts) };
   // The model comes from the app: echoed only when it is a legal, short header value.
   if (outcome.model && isSafeHeaderValue(outcome.model)) h['x-breakwater-model'] = outcome.model;
   if (tier !== 'primary') h['x-breakwater-fallback'] = tier;
-  if (ctx.mode !== 'normal') h['x-breakwater-mode'] = ctx.mode;
-  if (ctx.hedge) h['x-breakwater-hedge'] = ctx.hedge;
+  if (mode !== 'normal') h['x-breakwater-mode'] = mode;
+  if (hedge) h['x-breakwater-hedge'] = hedge;
   return h;
 }
 
@@ -84,7 +85,7 @@ function drained(res: ServerResponse, signal: AbortSignal, clock: Clock, ms: num
   });
 }
 
-export async function writeOutcome(res: ServerResponse, outcome: Outcome, ctx: RequestContext, clock: Clock): Promise<Delivery> {
+export async function writeOutcome(res: ServerResponse, outcome: Outcome, ctx: ServedContext, clock: Clock): Promise<Delivery> {
   const tier = tierOf(outcome, ctx);
   switch (outcome.kind) {
     case 'cancelled':
@@ -112,7 +113,7 @@ export async function writeOutcome(res: ServerResponse, outcome: Outcome, ctx: R
   }
 }
 
-async function relay(res: ServerResponse, stream: StreamOutcome, ctx: RequestContext, clock: Clock, tier: string): Promise<Delivery> {
+async function relay(res: ServerResponse, stream: StreamOutcome, ctx: ServedContext, clock: Clock, tier: string): Promise<Delivery> {
   res.writeHead(stream.status, passedOn(stream.headers, breakwaterHeaders(stream, ctx, tier)));
   const firstByteAt = clock.now();
   /** The number of the last event sent, for an API that numbers them (its error event follows it). */

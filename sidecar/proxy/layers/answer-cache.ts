@@ -1,6 +1,7 @@
 /**
  * The answer cache around the fallback chain: computes the request's key once
- * (only for chains that can use it), answers from the cache before anything
+ * (only for chains that can use it) and hands it in with the request
+ * (ProxyRequest.cacheKey, for fallback's cache tier), answers from the cache before anything
  * else when `cache.serveFresh` is set, and keeps every good plain JSON answer
  * to a text request (a POST to a completion endpoint) so that a cache tier has
  * something to serve later.
@@ -14,12 +15,11 @@ export function answerCache(cache: () => ResponseCache): Layer {
     const cached: Handler = async (req, ctx) => {
       const store = cache();
       const key = ResponseCache.key(req.upstream.config.name, req.appPath, req.body);
-      ctx.cacheKey = key;
       if (store.config.serveFresh) {
         const hit = await answerFromCache(store, key, req, ctx.dialect);
         if (hit) return hit;
       }
-      const outcome = await inner(req, ctx);
+      const outcome = await inner({ ...req, cacheKey: key }, ctx);
       if (outcome.kind === 'answer' && !outcome.composed && outcome.failure === undefined && !req.stream && String(outcome.headers['content-type'] ?? '').includes('json')) {
         store.set(key, { status: outcome.status, contentType: 'application/json', body: outcome.body });
       }

@@ -16,7 +16,7 @@ import type { BodyLease } from '../inbound/body-budget.js';
 import { classifyStatus, classifyTransportError } from '../dialects/classify.js';
 import { parseObject } from '../dialects/shared.js';
 import type { StreamEvent } from '../dialects/dialect.js';
-import { localError, type Handler, type Outcome, type ProxyRequest, type Resume } from '../handler.js';
+import { localError, type AttemptRequest, type Handler, type Outcome, type ProxyRequest, type Resume } from '../handler.js';
 import { RawRelay } from '../streams/raw-relay.js';
 import { ResumedStream } from '../streams/resumed-stream.js';
 import { framingOf } from '../streams/stream-framing.js';
@@ -37,8 +37,8 @@ function attemptLimitMs(req: ProxyRequest): number {
  * Sends the request on the endpoint's keep-alive agent; resolves once the response headers are in.
  * The attempt's abort destroys it and ends the wait, whatever the peer did or did not do.
  */
-function send(req: ProxyRequest, attempt: AbortHooks): Promise<IncomingMessage> {
-  const endpoint = req.endpoint!;
+function send(req: AttemptRequest, attempt: AbortHooks): Promise<IncomingMessage> {
+  const { endpoint } = req;
   // The upstream's credential as it is now: a retry or a recovery after a rotation sends the new key, never the one the request began with.
   // The headers were built with it (../upstream/tier-request.ts): they are copied only when it changed since.
   const auth = req.upstream.config.auth;
@@ -127,7 +127,7 @@ function seamFor(resume: Resume): Seam {
   return new RegenerationSeam(resume.delivered.all, resume.delivered.trailing);
 }
 
-export function attempt(clock: Clock): Handler {
+export function attempt(clock: Clock): Handler<AttemptRequest> {
   return async (req, ctx) => {
     const started = clock.now();
     const timers = new AttemptTimers(clock, ctx.signal);

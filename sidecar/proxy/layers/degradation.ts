@@ -1,8 +1,10 @@
 /**
  * Degradation mode: reads the sidecar's mode (normal, degraded, emergency)
- * for each request, so the inner layers can act on it, and reports how the
- * request went to the rolling window that drives the mode. Emergency answers
- * stay out of the window, so it drains and the mode can recover.
+ * for each request, hands it in with the request (ProxyRequest.mode) for the
+ * inner layers to act on, tells the server (its x-breakwater-mode header),
+ * and reports how the request went to the rolling window that drives the
+ * mode. Emergency answers stay out of the window, so it drains and the mode
+ * can recover.
  */
 import type { DegradationMonitor } from '../../resilience/index.js';
 import type { Layer } from '../handler.js';
@@ -37,12 +39,14 @@ export interface DegradationDeps {
 export function degradation(deps: DegradationDeps): Layer {
   return (inner) => (req, ctx) => {
     const monitor = deps.monitor();
-    const mode = monitor.mode(deps.queued());
+    const monitored = monitor.mode(deps.queued());
     // Emergency needs a tier it may serve; a chain without one keeps calling its upstreams, as in degraded mode.
-    ctx.mode = mode === 'emergency' && req.upstream.config.emergencyChain.length === 0 ? 'degraded' : mode;
-    if (ctx.mode === 'emergency') return inner(req, ctx);
+    const mode = monitored === 'emergency' && req.upstream.config.emergencyChain.length === 0 ? 'degraded' : monitored;
+    ctx.report.servedIn(mode);
+    const moded = { ...req, mode };
+    if (mode === 'emergency') return inner(moded, ctx);
     return holding(
-      () => inner(req, ctx),
+      () => inner(moded, ctx),
       (end) => monitor.record(countsAsError(end)),
     );
   };

@@ -8,7 +8,7 @@ import { limitOutput } from '../upstream/tier-request.js';
 
 export function degradedRequest(settings: () => { maxTokens: number; temperature: number }): Layer {
   return (inner) => (req, ctx) => {
-    if (ctx.mode !== 'degraded') return inner(req, ctx);
+    if (req.mode !== 'degraded') return inner(req, ctx);
     const { maxTokens, temperature } = settings();
     return inner(limitOutput(req, ctx.dialect, maxTokens, temperature), ctx);
   };

@@ -3,11 +3,11 @@
  * which least-outstanding balancing reads. The count is taken and given back
  * here, once.
  */
-import type { Layer } from '../handler.js';
+import type { AttemptRequest, Layer } from '../handler.js';
 import { holding } from '../holding.js';
 
-export const endpointLoad: Layer = (inner) => (req, ctx) => {
-  const endpoint = req.endpoint!;
+export const endpointLoad: Layer<AttemptRequest> = (inner) => (req, ctx) => {
+  const { endpoint } = req;
   endpoint.outstanding++;
   return holding(
     () => inner(req, ctx),

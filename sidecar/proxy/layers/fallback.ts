@@ -41,7 +41,7 @@ export function fallback(deps: FallbackDeps): Layer {
   return (inner) => {
     const walk: Handler = async (primaryRequest, ctx) => {
       const primary = primaryRequest.upstream;
-      const emergency = ctx.mode === 'emergency';
+      const emergency = primaryRequest.mode === 'emergency';
       const tiers = emergency ? primary.config.emergencyChain : primary.config.chain;
       let failure: ChainFailure | undefined = emergency ? 'unavailable' : undefined;
       let last: Outcome | undefined;
@@ -51,7 +51,7 @@ export function fallback(deps: FallbackDeps): Layer {
         // A request that must not be sent twice goes to another upstream only if the last did not take it.
         if (tier.kind === 'upstream' && !ctx.dialect.replaysSafely && !NOT_TAKEN.has(failure!)) continue;
         if (tier.kind === 'cache') {
-          const hit = await answerFromCache(deps.cache(), ctx.cacheKey, primaryRequest, ctx.dialect);
+          const hit = await answerFromCache(deps.cache(), primaryRequest.cacheKey, primaryRequest, ctx.dialect);
           if (hit) return hit;
           continue;
         }
@@ -70,7 +70,7 @@ export function fallback(deps: FallbackDeps): Layer {
           last = race.outcome;
           if (race.raced) {
             deps.metrics.hedges.inc({ upstream: primary.config.name, result: race.winner === 'alternate' ? 'won' : 'lost' });
-            ctx.hedge = race.winner === 'alternate' ? 'won' : 'lost';
+            ctx.report.hedged(race.winner === 'alternate' ? 'won' : 'lost');
             i = alternate.index; // the alternate tier has been tried
           }
         } else last = await inner(request, ctx);
@@ -85,7 +85,7 @@ export function fallback(deps: FallbackDeps): Layer {
 
     /** For a stream's primary tier: the upstream tier it races once its first token is late (the next one that takes a timeout), if any. */
     const raceable = (req: ProxyRequest, ctx: RequestContext, tiers: readonly ChainTier[], from: number) => {
-      if (!req.stream || req.resume || req.bodyStream || !ctx.dialect.replaysSafely || ctx.mode === 'emergency' || req.upstream.config.timeouts.fallbackHedgeMs === 0) return undefined;
+      if (!req.stream || req.resume || req.bodyStream || !ctx.dialect.replaysSafely || req.mode === 'emergency' || req.upstream.config.timeouts.fallbackHedgeMs === 0) return undefined;
       for (let index = from + 1; index < tiers.length; index++) {
         const tier = tiers[index]!;
         if (tier.kind !== 'upstream' || !admits(tier, 'timeout')) continue;
@@ -96,6 +96,6 @@ export function fallback(deps: FallbackDeps): Layer {
     };
 
     // An upstream with no fallback tier, outside emergency mode, is its chain: the request goes straight through.
-    return (req, ctx) => (req.upstream.config.chain.length === 1 && ctx.mode !== 'emergency' && deps.clock.now() < ctx.deadline ? inner(req, ctx) : walk(req, ctx));
+    return (req, ctx) => (req.upstream.config.chain.length === 1 && req.mode !== 'emergency' && deps.clock.now() < ctx.deadline ? inner(req, ctx) : walk(req, ctx));
   };
 }

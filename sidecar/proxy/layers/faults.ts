@@ -6,7 +6,7 @@
 import type { Metrics } from '../../metrics.js';
 import { type Clock, sleep } from '../../resilience/index.js';
 import { classifyStatus } from '../dialects/classify.js';
-import { enabledWhen, type Handler, type Layer } from '../handler.js';
+import { enabledWhen, type AttemptRequest, type Handler, type Layer } from '../handler.js';
 
 export interface FaultDeps {
   clock: Clock;
@@ -14,9 +14,9 @@ export interface FaultDeps {
   random?: () => number;
 }
 
-export function faults({ clock, metrics, random = Math.random }: FaultDeps): Layer {
-  return enabledWhen((config) => config.faults.length > 0, (inner) => {
-    const injecting: Handler = async (req, ctx) => {
+export function faults({ clock, metrics, random = Math.random }: FaultDeps): Layer<AttemptRequest> {
+  return enabledWhen<AttemptRequest>((config) => config.faults.length > 0, (inner) => {
+    const injecting: Handler<AttemptRequest> = async (req, ctx) => {
       const { name, faults: injected } = req.upstream.config;
       for (const fault of injected) {
         if (random() * 100 >= fault.percent) continue;

@@ -13,7 +13,7 @@
  */
 import type { Metrics } from '../../metrics.js';
 import { type Clock, LatencyWindow } from '../../resilience/index.js';
-import { enabledWhen, type Handler, type Layer, type Outcome } from '../handler.js';
+import { enabledWhen, refusedByBreaker, type Handler, type Layer, type Outcome } from '../handler.js';
 import { launch, within, type Launched } from '../side-by-side.js';
 import { requestFor } from '../upstream/tier-request.js';
 import type { UpstreamState } from '../upstream/upstream-state.js';
@@ -22,7 +22,6 @@ import type { UpstreamState } from '../upstream/upstream-state.js';
 const MIN_SAMPLES = 20;
 
 const good = (o: Outcome) => o.kind === 'stream' || (o.kind === 'answer' && o.failure === undefined);
-const refused = (o: Outcome) => o.kind === 'local' && o.code === 'circuit_open';
 
 export interface HedgeDeps {
   clock: Clock;
@@ -65,7 +64,7 @@ export function hedge({ clock, metrics, upstream: live, tier }: HedgeDeps): Laye
       const name = upstream.config.name;
       const settle = (outcome: Outcome, result: 'won' | 'lost' | 'failed' | 'refused') => {
         metrics.hedges.inc({ upstream: name, result });
-        if (result === 'won' || result === 'lost') ctx.hedge = result;
+        if (result === 'won' || result === 'lost') ctx.report.hedged(result);
         return outcome;
       };
       if (!upstream.budget.tryWithdraw()) {
@@ -75,7 +74,7 @@ export function hedge({ clock, metrics, upstream: live, tier }: HedgeDeps): Laye
       const target = upstream.config.hedge.upstream === undefined ? undefined : live(upstream.config.hedge.upstream);
       const second = target ? launch(tier, { ...requestFor(req, ctx.dialect, target, upstream.config.hedge.model), hedged: true }, ctx, clock) : launch(inner, req, ctx, clock);
       const secondDone = timed(second, true, target !== undefined);
-      ctx.attempts++;
+      ctx.report.attempted();
       try {
         const sooner = await Promise.race([firstDone, secondDone]);
         const [loser, later] = sooner.hedged ? [first, firstDone] : [second, secondDone];
@@ -84,10 +83,10 @@ export function hedge({ clock, metrics, upstream: live, tier }: HedgeDeps): Laye
           return settle(sooner.outcome, sooner.hedged ? 'won' : 'lost');
         }
         const other = await later;
-        const hedgeRefused = refused(sooner.hedged ? sooner.outcome : other.outcome);
+        const hedgeRefused = refusedByBreaker(sooner.hedged ? sooner.outcome : other.outcome);
         if (hedgeRefused) {
           upstream.budget.refund();
-          ctx.attempts--;
+          ctx.report.attempted(-1);
           return settle(sooner.hedged ? other.outcome : sooner.outcome, 'refused');
         }
         if (good(other.outcome)) return settle(other.outcome, other.hedged ? 'won' : 'lost');

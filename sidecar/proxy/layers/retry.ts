@@ -15,7 +15,7 @@
 import type { FailureClass } from '../../../api/index.js';
 import type { Metrics } from '../../metrics.js';
 import { backoffDelay, type Clock, sleep } from '../../resilience/index.js';
-import { localError, NOT_TAKEN, type AnswerOutcome, type Layer, type LocalOutcome, type Outcome, type ProxyRequest, type StopReason } from '../handler.js';
+import { localError, NOT_TAKEN, refusedByBreaker, type AnswerOutcome, type Layer, type LocalOutcome, type Outcome, type ProxyRequest, type StopReason } from '../handler.js';
 import { retryAfterMs } from '../upstream/retry-after.js';
 
 type Failed = AnswerOutcome | LocalOutcome;
@@ -26,9 +26,6 @@ function stopWith(last: Failed, stopped: StopReason): Outcome {
   if (stopped !== 'budget') return last;
   return { ...last, status: 503, code: 'retry_budget_exhausted', message: `${last.message}; retry budget exhausted`, retryAfterMs: 1000 };
 }
-
-/** The breaker below refused the attempt: none was made. */
-const refused = (outcome: Outcome) => outcome.kind === 'local' && outcome.code === 'circuit_open';
 
 export interface RetryDeps {
   clock: Clock;
@@ -76,12 +73,13 @@ export function retry({ clock, metrics, random }: RetryDeps): Layer {
         }
       }
       const outcome = await inner(req, ctx);
-      if (refused(outcome)) {
+      // The breaker below refused the attempt: none was made.
+      if (refusedByBreaker(outcome)) {
         if (!last) return outcome;
         upstream.budget.refund();
         return stopWith(last, 'circuit-open');
       }
-      ctx.attempts++;
+      ctx.report.attempted();
       if (last) metrics.retries.inc({ upstream: name, class: last.failure });
       const failure = outcome.kind === 'stream' || outcome.kind === 'cancelled' ? undefined : (outcome.failure as FailureClass | undefined);
       metrics.attempts.inc({ upstream: name, class: outcome.kind === 'cancelled' ? 'cancelled' : (failure ?? 'none') });

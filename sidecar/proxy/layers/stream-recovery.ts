@@ -36,7 +36,7 @@ export function streamRecovery(clock: Clock, metrics: Metrics): Layer {
       },
       onRecovery: (result, strategy) => {
         metrics.streamRecoveries.inc({ upstream: req.upstream.config.name, strategy, result });
-        if (result === 'recovered') ctx.recoveries = (ctx.recoveries ?? 0) + 1;
+        if (result === 'recovered') ctx.report.recovered();
       },
     });
     return { ...outcome, body };

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Outcome } from '../../../sidecar/proxy/handler.js';
+import type { AttemptRequest, Outcome } from '../../../sidecar/proxy/handler.js';
 import { breaker } from '../../../sidecar/proxy/layers/breaker.js';
 import { answer, contextAt, drain, DrivenStream, innerGiving, localFailure, ManualClock, requestTo, streamOf, upstreamOf } from '../../support/layer-kit.js';
 
@@ -92,13 +92,14 @@ describe('breaker layer: one settlement per permit', () => {
     assert.equal(circuit.stateName, 'open');
     const refused = await call();
     assert.equal(refused.kind === 'local' && refused.code, 'circuit_open');
+    assert.equal(refused.kind === 'local' && refused.refusedBy, 'breaker', 'a typed refusal: no attempt was made');
     assert.equal(inner.calls.length, 1);
   });
 
   it('sends the attempt to the endpoint it chose', async () => {
     const clock = new ManualClock();
     const upstream = upstreamOf(clock, {}, { upstreams: [{ name: 'primary', endpoints: [{ url: 'http://127.0.0.1:9' }, { url: 'http://127.0.0.2:9' }], loadBalancing: 'round-robin' }] });
-    const inner = innerGiving(answer());
+    const inner = innerGiving<AttemptRequest>(answer());
     const layer = breaker(clock)(inner);
     await layer(requestTo(upstream, { endpoint: undefined }), contextAt(clock));
     await layer(requestTo(upstream, { endpoint: undefined }), contextAt(clock));

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Handler, Layer } from '../../../sidecar/proxy/handler.js';
+import type { AttemptRequest, Handler, Layer } from '../../../sidecar/proxy/handler.js';
 import { bulkhead } from '../../../sidecar/proxy/layers/bulkhead.js';
 import { endpointLoad } from '../../../sidecar/proxy/layers/endpoint-load.js';
 import type { UpstreamState } from '../../../sidecar/proxy/upstream/upstream-state.js';
@@ -13,7 +13,7 @@ import { answer, contextAt, drain, DrivenStream, innerGiving, localFailure, Manu
 
 interface Held {
   name: string;
-  layer: Layer;
+  layer: Layer | Layer<AttemptRequest>;
   held(u: UpstreamState): number;
 }
 

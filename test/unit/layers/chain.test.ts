@@ -65,7 +65,7 @@ describe('fallback chain', () => {
     const primary = upstreamOf(clock, {}, spec, 'primary');
     const inner = innerGiving(answer());
     const cache = new ResponseCache({ ttlMs: 0, maxEntries: 0, maxBytes: 0, serveFresh: false });
-    const outcome = await fallback({ clock, metrics, upstream: () => undefined, cache: () => cache })(inner)(requestTo(primary), contextAt(clock, { mode: 'emergency' }));
+    const outcome = await fallback({ clock, metrics, upstream: () => undefined, cache: () => cache })(inner)(requestTo(primary, { mode: 'emergency' }), contextAt(clock));
     assert.equal(outcome.kind === 'answer' && outcome.composed, 'static');
     assert.equal(inner.calls.length, 0);
   });
@@ -89,7 +89,7 @@ describe('degradation layer', () => {
     }
     const ctx = contextAt(clock);
     await layer(innerGiving(answer()))(requestTo(primary), ctx);
-    assert.equal(ctx.mode, 'degraded', '25 broken streams out of 25 make the sidecar degraded');
+    assert.equal(ctx.report.mode, 'degraded', '25 broken streams out of 25 make the sidecar degraded');
   });
 });
 

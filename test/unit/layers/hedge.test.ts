@@ -5,7 +5,7 @@ import type { Handler, Outcome, ProxyRequest, RequestContext } from '../../../si
 import { validatePolicy } from '../../../api/validate-policy.js';
 import { hedge } from '../../../sidecar/proxy/layers/hedge.js';
 import { LatencyWindow } from '../../../sidecar/resilience/latency-window.js';
-import { answer, contextAt, DrivenStream, localFailure, ManualClock, metrics, requestTo, settle, streamOf, upstreamOf } from '../../support/layer-kit.js';
+import { answer, breakerRefused, contextAt, DrivenStream, ManualClock, metrics, requestTo, settle, streamOf, upstreamOf } from '../../support/layer-kit.js';
 
 /** An inner handler whose attempts stay pending until the test answers them. */
 function attempts() {
@@ -50,7 +50,7 @@ describe('hedge layer', () => {
     inner.calls[1]!.answer({ ...answer(), upstream: 'fast' });
     const outcome = await done;
     assert.equal(outcome.kind === 'answer' && outcome.upstream, 'fast');
-    assert.equal(ctx.hedge, 'won');
+    assert.equal(ctx.report.hedge, 'won');
     assert.equal(inner.calls[0]!.signal.aborted, true);
   });
 
@@ -88,8 +88,8 @@ describe('hedge layer', () => {
     assert.equal(outcome.kind, 'stream');
     assert.equal(inner.calls[0]!.signal.aborted, true, 'the slow first attempt is aborted');
     assert.equal(inner.calls[1]!.signal.aborted, false);
-    assert.equal(ctx.hedge, 'won');
-    assert.equal(ctx.attempts, 1, 'the hedge counts as an attempt (the retry layer counts the first)');
+    assert.equal(ctx.report.hedge, 'won');
+    assert.equal(ctx.report.attempts, 1, 'the hedge counts as an attempt (the retry layer counts the first)');
     assert.equal(await count('won'), won + 1);
   });
 
@@ -108,7 +108,7 @@ describe('hedge layer', () => {
     inner.calls[1]!.answer(streamOf(late)); // the aborted hedge's stream had already started
     await settle();
     assert.equal(late.cancels, 1, 'given up as soon as it arrives');
-    assert.equal(ctx.hedge, 'lost');
+    assert.equal(ctx.report.hedge, 'lost');
   });
 
   it('waits for the other attempt when one fails, and gives back the budget when the breaker refuses the hedge', async () => {
@@ -130,12 +130,12 @@ describe('hedge layer', () => {
     await settle();
     clock.advance(300);
     await settle();
-    inner.calls[3]!.answer(localFailure('unavailable', 'circuit_open'));
+    inner.calls[3]!.answer(breakerRefused());
     await settle();
     inner.calls[2]!.answer(answer());
     assert.equal((await second).kind, 'answer');
     assert.equal(await count('refused'), refusedBefore + 1);
-    assert.equal(ctx.attempts, 0, 'a refused hedge is no attempt');
+    assert.equal(ctx.report.attempts, 0, 'a refused hedge is no attempt');
   });
 
   it('sends no hedge when the retry budget has nothing left', async () => {

@@ -63,8 +63,8 @@ describe('degraded-request layer', () => {
     const inner = innerGiving(answer());
     const layer = degradedRequest(settings)(inner);
     const body = Buffer.from(JSON.stringify({ model: 'm', max_tokens: 1000, temperature: 1 }));
-    await layer(requestTo(upstream, { body, maxTokens: 1000 }), contextAt(clock, { mode: 'normal' }));
-    await layer(requestTo(upstream, { body, maxTokens: 1000 }), contextAt(clock, { mode: 'degraded' }));
+    await layer(requestTo(upstream, { body, maxTokens: 1000, mode: 'normal' }), contextAt(clock));
+    await layer(requestTo(upstream, { body, maxTokens: 1000, mode: 'degraded' }), contextAt(clock));
     const [normal, degraded] = inner.calls.map((r) => JSON.parse(r.body!.toString()));
     assert.deepEqual([normal.max_tokens, normal.temperature], [1000, 1]);
     assert.deepEqual([degraded.max_tokens, degraded.temperature], [64, 0]);
@@ -76,7 +76,7 @@ describe('degraded-request layer', () => {
     const clock = new ManualClock();
     const inner = innerGiving(answer());
     const body = Buffer.from(JSON.stringify({ model: 'm', options: { num_predict: 500, top_k: 3 } }));
-    await degradedRequest(settings)(inner)(requestTo(upstreamOf(clock), { body }), contextAt(clock, { mode: 'degraded', dialect: ollamaChat }));
+    await degradedRequest(settings)(inner)(requestTo(upstreamOf(clock), { body, mode: 'degraded' }), contextAt(clock, { dialect: ollamaChat }));
     assert.deepEqual(JSON.parse(inner.calls[0]!.body!.toString()).options, { num_predict: 64, top_k: 3, temperature: 0 });
   });
 });

@@ -9,14 +9,14 @@
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import type { Outcome } from '../../../sidecar/proxy/handler.js';
+import type { Handler, Outcome } from '../../../sidecar/proxy/handler.js';
 import { attempt } from '../../../sidecar/proxy/layers/attempt.js';
 import { retry } from '../../../sidecar/proxy/layers/retry.js';
 import { systemClock } from '../../../sidecar/resilience/clock.js';
 import { DeliveredContent } from '../../../sidecar/resilience/stream-verifier.js';
 import { streamRecovery } from '../../../sidecar/proxy/layers/stream-recovery.js';
 import type { StreamEnd } from '../../../sidecar/proxy/streams/stream-body.js';
-import { answer, contextAt, innerGiving, localFailure, ManualClock, metrics, nextOf, requestTo, settle, upstreamOf } from '../../support/layer-kit.js';
+import { answer, breakerRefused, contextAt, innerGiving, localFailure, ManualClock, metrics, nextOf, requestTo, settle, upstreamOf } from '../../support/layer-kit.js';
 
 const FAST = { retry: { attempts: 3, backoff: { base: '100ms', max: '100ms', jitter: 'none' } } };
 
@@ -42,7 +42,7 @@ describe('retry layer', () => {
     const { outcome, ms } = await onClock(clock, retry({ clock, metrics })(inner)(requestTo(upstream), ctx));
     assert.equal(outcome.kind === 'answer' && outcome.status, 200);
     assert.equal(inner.calls.length, 3);
-    assert.equal(ctx.attempts, 3);
+    assert.equal(ctx.report.attempts, 3);
     assert.ok(ms >= 200 && ms < 250, `two backoffs of 100 ms, took ${ms}`);
   });
 
@@ -83,7 +83,7 @@ describe('retry layer', () => {
   it('stops with the last answer when the breaker refuses a retry, and gives that retry back to the budget', async () => {
     const clock = new ManualClock();
     const upstream = upstreamOf(clock, { ...FAST, retry: { ...FAST.retry, budget: { ratio: 100, minPerSecond: 0 } } });
-    const open = localFailure('unavailable', 'circuit_open');
+    const open = breakerRefused();
     const inner = innerGiving(answer(503, 'overloaded'), open);
     const { outcome } = await onClock(clock, retry({ clock, metrics })(inner)(requestTo(upstream), contextAt(clock)));
     assert.equal(outcome.kind === 'answer' && outcome.stopped, 'circuit-open');
@@ -109,7 +109,7 @@ describe('retry layer', () => {
       const { outcome, ms } = await onClock(clock, retry({ clock, metrics })(inner)(requestTo(upstreamOf(clock, FAST), { stream: true, resume: resume('primary', 'reset') }), ctx));
       assert.equal(outcome.kind === 'answer' && outcome.stopped, 'attempts-exhausted');
       assert.equal(inner.calls.length, 2, 'three attempts, the break being the first');
-      assert.equal(ctx.attempts, 2, 'the break was counted when its stream was had');
+      assert.equal(ctx.report.attempts, 2, 'the break was counted when its stream was had');
       assert.ok(ms >= 200 && ms < 250, `a backoff before each new attempt, took ${ms}`);
     });
 
@@ -183,13 +183,16 @@ describe("the request's deadline, on the system clock", () => {
   }
 
   const retrying = { retry: { attempts: 3, backoff: { base: '0ms', max: '0ms', jitter: 'none' } } }; // a retry at once, if any time is left
+  /** The attempt handler, on the upstream's first endpoint as the breaker layer would hand it in (no breaker here). */
+  const attempting = attempt(systemClock);
+  const onFirstEndpoint: Handler = (req, ctx) => attempting({ ...req, endpoint: req.upstream.endpoints[0]! }, ctx);
   const contextWithin = (ms: number) => contextAt(new ManualClock(), { startedAt: systemClock.now(), deadline: systemClock.now() + ms });
 
   it('starts no retry once the deadline timer ended the attempt', async (t) => {
     const upstream = await hangingUpstream(t);
     const state = upstreamOf(new ManualClock(), { url: upstream.url, ...retrying });
     for (let i = 0; i < 20; i++) {
-      const outcome = await retry({ clock: systemClock, metrics })(attempt(systemClock))(requestTo(state), contextWithin(20 + (i % 7) + 0.37));
+      const outcome = await retry({ clock: systemClock, metrics })(onFirstEndpoint)(requestTo(state), contextWithin(20 + (i % 7) + 0.37));
       assert.equal(outcome.kind === 'local' && outcome.code, 'upstream_timeout');
     }
     assert.equal(upstream.sockets.length, 20, 'one attempt per request: none in the last ms the clock still showed');
@@ -200,7 +203,7 @@ describe("the request's deadline, on the system clock", () => {
     const upstream = await hangingUpstream(t, `HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 100000\r\n\r\n${event}`);
     const state = upstreamOf(new ManualClock(), { url: upstream.url, ...retrying });
     for (let i = 0; i < 10; i++) {
-      const outcome = await streamRecovery(systemClock, metrics)(retry({ clock: systemClock, metrics })(attempt(systemClock)))(requestTo(state, { stream: true }), contextWithin(150 + (i % 7) + 0.37));
+      const outcome = await streamRecovery(systemClock, metrics)(retry({ clock: systemClock, metrics })(onFirstEndpoint))(requestTo(state, { stream: true }), contextWithin(150 + (i % 7) + 0.37));
       assert.equal(outcome.kind, 'stream');
       if (outcome.kind !== 'stream') return;
       assert.equal(outcome.body.poll()?.kind, 'chunk', 'the first event');
