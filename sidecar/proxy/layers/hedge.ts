@@ -74,7 +74,8 @@ export function hedge({ clock, metrics, upstream: live, tier }: HedgeDeps): Laye
       const target = upstream.config.hedge.upstream === undefined ? undefined : live(upstream.config.hedge.upstream);
       const second = target ? launch(tier, { ...requestFor(req, ctx.dialect, target, upstream.config.hedge.model), hedged: true }, ctx, clock) : launch(inner, req, ctx, clock);
       const secondDone = timed(second, true, target !== undefined);
-      ctx.report.attempted();
+      // A hedge into another upstream's tier is counted by that tier's retry layer, in its run's report (added to this one when it settles).
+      if (!target) ctx.report.attempted();
       try {
         const sooner = await Promise.race([firstDone, secondDone]);
         const [loser, later] = sooner.hedged ? [first, firstDone] : [second, secondDone];
@@ -86,7 +87,7 @@ export function hedge({ clock, metrics, upstream: live, tier }: HedgeDeps): Laye
         const hedgeRefused = refusedByBreaker(sooner.hedged ? sooner.outcome : other.outcome);
         if (hedgeRefused) {
           upstream.budget.refund();
-          ctx.report.attempted(-1);
+          if (!target) ctx.report.attempted(-1);
           return settle(sooner.hedged ? other.outcome : sooner.outcome, 'refused');
         }
         if (good(other.outcome)) return settle(other.outcome, other.hedged ? 'won' : 'lost');

@@ -54,6 +54,29 @@ describe('hedge layer', () => {
     assert.equal(inner.calls[0]!.signal.aborted, true);
   });
 
+  it('counts a hedge into another upstream\'s tier once: by that tier\'s own attempts, not again by the hedge (review of issue 28)', async () => {
+    const clock = new ManualClock();
+    const spec = { upstreams: [{ name: 'primary', url: 'http://127.0.0.1:9', hedge: { delay: '300ms', upstream: 'fast' } }, { name: 'fast', url: 'http://127.0.0.1:8' }] };
+    const primary = upstreamOf(clock, {}, spec, 'primary');
+    const fast = upstreamOf(clock, {}, spec, 'fast');
+    const inner = attempts();
+    // The target's tier, as its retry layer does: one attempt counted in the run's own report.
+    const tier: Handler = (req, ctx) => {
+      ctx.report.attempted();
+      return inner.handler(req, ctx);
+    };
+    const handler = hedge({ clock, metrics, upstream: (n) => (n === 'fast' ? fast : undefined), tier })(inner.handler);
+    const ctx = contextAt(clock);
+    const done = handler(requestTo(primary), ctx);
+    await settle();
+    clock.advance(300);
+    await settle();
+    inner.calls[1]!.answer({ ...answer(), upstream: 'fast' });
+    await done;
+    await settle();
+    assert.equal(ctx.report.attempts, 1, 'the hedge\'s one attempt, counted once (the first attempt is the retry layer\'s to count, outside this one)');
+  });
+
   it('takes hedge.upstream only when it names another upstream of the policy', () => {
     const v = validatePolicy({ upstreams: [{ name: 'a', url: 'http://x', hedge: { delay: '1s', upstream: 'a' } }, { name: 'b', url: 'http://y', hedge: { model: 'm' } }] });
     assert.deepEqual(!v.ok && v.problems.map((p) => p.path), ['spec.upstreams[0].hedge.upstream', 'spec.upstreams[1].hedge.model']);
