@@ -36,6 +36,18 @@ export interface MetricSources {
 /** The scrape-time gauges, in `registry`; `modelLabel` is the request counters' model label, shared by the breaker-state gauge. */
 export function liveGauges(registry: Registry, sources: MetricSources, modelLabel: (upstream: string, model: string | undefined) => string) {
   const { live = () => [], mode = () => 'normal', bufferedBytes = () => 0, budgets = () => [], slo = () => undefined } = sources;
+  /** A gauge of one figure of each live upstream, read when scraped. */
+  const perUpstream = (name: string, help: string, read: (u: LiveUpstream) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const u of live()) this.set({ upstream: u.name }, read(u));
+      },
+    });
   /** A gauge of one side of every budget (what it spent, or its limits), in tokens and in cost. */
   const budgetGauge = (name: string, help: string, pick: (b: ReturnType<TokenBudget['snapshot']>) => Spend) =>
     new Gauge({
@@ -110,26 +122,8 @@ export function liveGauges(registry: Registry, sources: MetricSources, modelLabe
         }
       },
     }),
-    bulkheadInFlight: new Gauge({
-      name: 'breakwater_bulkhead_in_flight',
-      help: 'Requests holding a bulkhead slot.',
-      labelNames: ['upstream'] as const,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const u of live()) this.set({ upstream: u.name }, u.bulkhead.active);
-      },
-    }),
-    bulkheadQueued: new Gauge({
-      name: 'breakwater_bulkhead_queued',
-      help: 'Requests waiting for a bulkhead slot.',
-      labelNames: ['upstream'] as const,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const u of live()) this.set({ upstream: u.name }, u.bulkhead.waiting);
-      },
-    }),
+    bulkheadInFlight: perUpstream('breakwater_bulkhead_in_flight', 'Requests holding a bulkhead slot.', (u) => u.bulkhead.active),
+    bulkheadQueued: perUpstream('breakwater_bulkhead_queued', 'Requests waiting for a bulkhead slot.', (u) => u.bulkhead.waiting),
     mode: new Gauge({
       name: 'breakwater_degradation_mode',
       help: '1 for the mode the sidecar is in: normal, degraded or emergency.',

@@ -53,7 +53,8 @@ export class RequestReport implements RequestFacts {
 
   /**
    * Written by the layers that send attempts: the retry layer (each attempt the breaker let through), the hedge
-   * layer (its hedge; -1 when the breaker refused it after all), and side-by-side.ts (a run's, when it settles).
+   * layer (a hedge to the same upstream; -1 when the breaker refused it after all: a hedge into another upstream's
+   * tier is counted by that tier's retry layer), and side-by-side.ts (a run's, when it settles).
    */
   attempted(count = 1): void {
     this.#attempts += count;
