@@ -3,9 +3,12 @@
  * from the policy (upstream names) or are bounded (classes, outcomes); model
  * names come from apps, so only the first MAX_MODELS per upstream, of at most
  * MAX_MODEL_LABEL characters, get a label of their own and the rest share
- * "other" (the breaker-state gauge too, where it counts the breakers).
+ * "other" (the breaker-state gauge too, where it counts the breakers). The
+ * counters are CellCounters (cell-counter.ts): the request path counts
+ * without building a label string per call.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CellCounter } from './cell-counter.js';
 import { liveGauges, type MetricSources } from './live-gauges.js';
 
 const MAX_MODELS = 32;
@@ -29,7 +32,7 @@ export function createMetrics(sources: MetricSources = {}) {
   collectDefaultMetrics({ register: registry, prefix: 'breakwater_process_' });
   const m = {
     registry,
-    requests: new Counter({
+    requests: new CellCounter({
       name: 'breakwater_requests_total',
       help: 'Finished requests by upstream, model, final failure class ("none" for success) and outcome (ok, upstream_error, local_error, cancelled, degraded).',
       labelNames: ['upstream', 'model', 'class', 'outcome'] as const,
@@ -49,61 +52,61 @@ export function createMetrics(sources: MetricSources = {}) {
       buckets: LATENCY_BUCKETS,
       registers: [registry],
     }),
-    attempts: new Counter({
+    attempts: new CellCounter({
       name: 'breakwater_upstream_attempts_total',
       help: 'Attempts sent upstream, by the failure class of their outcome ("none" for success, "cancelled" when the app left first).',
       labelNames: ['upstream', 'class'] as const,
       registers: [registry],
     }),
-    fallbacks: new Counter({
+    fallbacks: new CellCounter({
       name: 'breakwater_fallbacks_total',
       help: 'Requests answered by a fallback tier: another upstream (by name), cache or static.',
       labelNames: ['upstream', 'tier'] as const,
       registers: [registry],
     }),
-    hedges: new Counter({
+    hedges: new CellCounter({
       name: 'breakwater_hedges_total',
       help: 'Hedges: won (the hedge answered first), lost (the first attempt did), failed (both failed), refused (breaker open), budget (no retry budget left: not sent).',
       labelNames: ['upstream', 'result'] as const,
       registers: [registry],
     }),
-    guardBlocks: new Counter({
+    guardBlocks: new CellCounter({
       name: 'breakwater_guard_blocks_total',
       help: 'Requests an input guard blocked before they reached the upstream, by guard name.',
       labelNames: ['upstream', 'guard'] as const,
       registers: [registry],
     }),
-    sliEvents: new Counter({
+    sliEvents: new CellCounter({
       name: 'breakwater_sli_events_total',
       help: 'Requests counted towards the policy\'s SLOs, by SLI (availability, timeToFirstToken) and result (good, bad).',
       labelNames: ['policy', 'sli', 'result'] as const,
       registers: [registry],
     }),
-    budgetExhausted: new Counter({
+    budgetExhausted: new CellCounter({
       name: 'breakwater_budget_exhausted_total',
       help: 'Requests refused because a token or cost budget was spent, by scope (policy or upstream) and upstream ("" for the policy).',
       labelNames: ['scope', 'upstream'] as const,
       registers: [registry],
     }),
-    faults: new Counter({
+    faults: new CellCounter({
       name: 'breakwater_faults_injected_total',
       help: 'Faults injected into upstream attempts by the policy (kind delay or abort).',
       labelNames: ['upstream', 'kind'] as const,
       registers: [registry],
     }),
-    retries: new Counter({
+    retries: new CellCounter({
       name: 'breakwater_retries_total',
       help: 'Retries made, by the failure class that caused them.',
       labelNames: ['upstream', 'class'] as const,
       registers: [registry],
     }),
-    budgetRefusals: new Counter({
+    budgetRefusals: new CellCounter({
       name: 'breakwater_retry_budget_refusals_total',
       help: 'Retries not made because the retry budget was spent.',
       labelNames: ['upstream'] as const,
       registers: [registry],
     }),
-    breakerTransitions: new Counter({
+    breakerTransitions: new CellCounter({
       name: 'breakwater_circuit_breaker_transitions_total',
       help: 'Breaker state changes.',
       labelNames: ['upstream', 'from', 'to'] as const,
@@ -115,25 +118,25 @@ export function createMetrics(sources: MetricSources = {}) {
       labelNames: ['upstream'] as const,
       registers: [registry],
     }),
-    tunnelBytes: new Counter({
+    tunnelBytes: new CellCounter({
       name: 'breakwater_websocket_bytes_total',
       help: 'Bytes through WebSocket tunnels, by upstream and direction (to-upstream, to-app).',
       labelNames: ['upstream', 'direction'] as const,
       registers: [registry],
     }),
-    bulkheadRejected: new Counter({
+    bulkheadRejected: new CellCounter({
       name: 'breakwater_bulkhead_rejected_total',
       help: 'Requests the bulkhead turned away, by reason (queue-full, queue-timeout, evicted).',
       labelNames: ['upstream', 'reason'] as const,
       registers: [registry],
     }),
-    streamRecoveries: new Counter({
+    streamRecoveries: new CellCounter({
       name: 'breakwater_stream_recoveries_total',
       help: 'Streams that broke after text reached the app and were recovered or not, by strategy and result (recovered, diverged, failed, refused).',
       labelNames: ['upstream', 'strategy', 'result'] as const,
       registers: [registry],
     }),
-    tokens: new Counter({
+    tokens: new CellCounter({
       name: 'breakwater_tokens_total',
       help: 'Tokens reported in upstream answers (gen_ai.client.token.usage), by type input or output.',
       labelNames: ['upstream', 'model', 'type'] as const,

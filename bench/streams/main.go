@@ -1,11 +1,12 @@
 // Command streams is bench/'s model server and LLM-shaped workload: an
 // upstream that answers a streaming chat completion with a server-sent-event
-// stream of chunks at random intervals (and any other request with one fixed
-// chat completion of about 2 KB at once, with OpenAI's answer headers), a load
-// generator that holds N such streams open through a proxy and measures each
-// event's delay from the upstream's write to its arrival, and an open-loop
-// load generator for plain requests as an SDK sends them (plain.go). All are
-// Go so that they take little of the CPU the proxies under test are measured on.
+// stream of chunks at random intervals, shaped as OpenAI writes them (and any
+// other request with one fixed chat completion of about 2 KB at once, with
+// OpenAI's answer headers), a load generator that holds N such streams open
+// through a proxy and measures each event's delay from the upstream's write to
+// its arrival, and an open-loop load generator for plain requests as an SDK
+// sends them (plain.go). All are Go so that they take little of the CPU the
+// proxies under test are measured on.
 //
 //	streams upstream -listen 127.0.0.1:18090 -events 60 -min 20ms -max 50ms
 //	streams load -url http://127.0.0.1:18001/primary/v1/chat/completions -streams 500 -ramp 1s
@@ -72,20 +73,28 @@ func upstream(args []string) {
 			return
 		}
 		flusher := w.(http.Flusher)
-		w.Header().Set("content-type", "text/event-stream")
+		w.Header().Set("content-type", "text/event-stream; charset=utf-8")
 		w.Header().Set("cache-control", "no-cache")
 		w.WriteHeader(200)
 		flusher.Flush()
 		rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+		// Every chunk carries usage: null when the request asked for usage (OpenAI's include_usage), and an obfuscation field.
+		usage := bytes.Contains(body, []byte(`"include_usage":true`))
+		fmt.Fprint(w, chunk(`{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}`, usage, rng))
+		flusher.Flush()
 		for i := 0; i < *events; i++ {
 			time.Sleep(*min + time.Duration(rng.Int63n(int64(*max-*min)+1)))
-			fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"model\":\"bench-model\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"t%d \"},\"finish_reason\":null}]}\n\n", time.Now().UnixNano())
+			fmt.Fprint(w, chunk(fmt.Sprintf(`{"index":0,"delta":{"content":"t%d "},"logprobs":null,"finish_reason":null}`, time.Now().UnixNano()), usage, rng))
 			flusher.Flush()
 			if r.Context().Err() != nil {
 				return
 			}
 		}
-		fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"model\":\"bench-model\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":%d,\"total_tokens\":%d}}\n\ndata: [DONE]\n\n", *events, *events+9)
+		fmt.Fprint(w, chunk(`{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}`, usage, rng))
+		if usage {
+			fmt.Fprintf(w, "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":1733580000,\"model\":\"bench-model\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_bench\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":%d,\"total_tokens\":%d,\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}},\"obfuscation\":\"%s\"}\n\n", streamID, *events, *events+9, obfuscation(rng))
+		}
+		fmt.Fprint(w, "data: [DONE]\n\n")
 		flusher.Flush()
 	})
 	server := &http.Server{Addr: *listen, ReadHeaderTimeout: 10 * time.Second}
@@ -93,6 +102,28 @@ func upstream(args []string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+const streamID = "chatcmpl-CQ3d1Yb7xWq2bench"
+
+// chunk is one chat.completion.chunk event as OpenAI writes it: created, service_tier, system_fingerprint,
+// logprobs: null, usage: null on every chunk when usage was asked for, and a few random obfuscation characters.
+func chunk(choice string, usage bool, rng *rand.Rand) string {
+	nullUsage := ""
+	if usage {
+		nullUsage = `,"usage":null`
+	}
+	return fmt.Sprintf(`data: {"id":"%s","object":"chat.completion.chunk","created":1733580000,"model":"bench-model","service_tier":"default","system_fingerprint":"fp_bench","choices":[%s]%s,"obfuscation":"%s"}`+"\n\n", streamID, choice, nullUsage, obfuscation(rng))
+}
+
+// obfuscation is the padding OpenAI adds to each streamed chunk (stream_options.include_obfuscation, on by default).
+func obfuscation(rng *rand.Rand) string {
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	b := make([]byte, 2+rng.Intn(12))
+	for i := range b {
+		b[i] = letters[rng.Intn(len(letters))]
+	}
+	return string(b)
 }
 
 // completion is a plain answer of the size a chat answer has (about 2 KB, usage included), as OpenAI shapes it.

@@ -26,7 +26,8 @@ const NOT_FORWARDED = new Set([...CONNECTION_HEADERS, 'host', 'expect', 'x-break
 
 export function appHeaders(req: IncomingMessage): ProxyRequest['appHeaders'] {
   const out: ProxyRequest['appHeaders'] = {};
-  for (const [key, value] of Object.entries(req.headers)) if (!NOT_FORWARDED.has(key)) out[key] = value;
+  const { headers } = req;
+  for (const key in headers) if (!NOT_FORWARDED.has(key)) out[key] = headers[key];
   return out;
 }
 

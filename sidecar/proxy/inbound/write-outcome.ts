@@ -46,7 +46,10 @@ export function writeLocalError(
 
 function passedOn(headers: IncomingHttpHeaders, extra: OutgoingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [key, value] of Object.entries(headers)) if (value !== undefined && !CONNECTION_HEADERS.has(key)) out[key] = value;
+  for (const key in headers) {
+    const value = headers[key];
+    if (value !== undefined && !CONNECTION_HEADERS.has(key)) out[key] = value;
+  }
   return Object.assign(out, extra);
 }
 

@@ -27,7 +27,7 @@ const isCredential = (name: string) => (SECRET_NAME.test(name) && !NOT_SECRETS.h
 
 function withoutCredentials(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = {};
-  for (const [key, value] of Object.entries(headers)) if (!isCredential(key)) out[key] = value;
+  for (const key in headers) if (!isCredential(key)) out[key] = headers[key];
   return out;
 }
 
