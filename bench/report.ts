@@ -1,4 +1,4 @@
-/** The figures of a bench run: medians of its rounds, ratios to the floor, written to bench/results/ and docs/performance.md. */
+/** The figures of a bench run: medians of its rounds, ratios to the floor, written to bench/results/, docs/performance.md and the README's summary. */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -133,14 +133,30 @@ ${streamRows.join('\n')}
 - Sidecar start to ready (/readyz 200): ${readyMs.toFixed(0)} ms (median of 7).
 `;
   writeFileSync(join(ROOT, 'bench/results/latest.md'), md);
-  writeIntoDocs(md);
+  writeBetween('docs/performance.md', 'bench:results', md);
+  writeBetween('README.md', 'bench:summary', readmeSummary(summary));
   process.stdout.write(`\n${md}`);
 }
 
-/** docs/performance.md shows the latest results between its markers: the run rewrites them, nobody edits them by hand. */
-export function writeIntoDocs(md: string): void {
-  const file = join(ROOT, 'docs/performance.md');
-  const [start, end] = ['<!-- bench:results -->', '<!-- /bench:results -->'];
+/** What the README says of the latest run: the sidecar's ratios to the floor, from bench/results/latest.json's `vsFloor`. */
+export function readmeSummary(summary: { date: string; vsFloor: Record<string, { cpuPerRequest: Record<'vegeta' | 'streamsPlain' | 'bursts', number>; addedCpuMicros: Record<'vegeta' | 'streamsPlain' | 'bursts', number>; streams: { streams: number; cpuPerEvent: number; perStreamKiB: number }[] }> }): string {
+  const x = (v: number) => `${v.toFixed(2)}×`;
+  const line = (name: string, label: string) => {
+    const r = summary.vsFloor[name];
+    if (!r) return [];
+    const at500 = r.streams.find((s) => s.streams === 500);
+    const streams = at500 ? `; per stream event at 500 streams ${x(at500.cpuPerEvent)}, memory per open stream ${x(at500.perStreamKiB)}` : '';
+    const c = r.cpuPerRequest;
+    const added = Object.values(r.addedCpuMicros);
+    return [`- ${label}: CPU per plain request ${x(c.vegeta)} (vegeta), ${x(c.streamsPlain)} (streams plain), ${x(c.bursts)} (bursts), ${Math.min(...added).toFixed(0)}–${Math.max(...added).toFixed(0)} µs added${streams}.`];
+  };
+  return [`The latest run (${summary.date.slice(0, 10)}, \`bench/results/latest.md\`), as ratios to the floor's cost in the same run:`, ...line('breakwater', 'the default policy'), ...line('breakwater-full', 'the full example policy')].join('\n');
+}
+
+/** A file shows the latest results between its `<!-- name -->` markers: the run rewrites them, nobody edits them by hand. */
+export function writeBetween(path: string, name: string, md: string): void {
+  const file = join(ROOT, path);
+  const [start, end] = [`<!-- ${name} -->`, `<!-- /${name} -->`];
   const doc = readFileSync(file, 'utf8');
   const from = doc.indexOf(start);
   const to = doc.indexOf(end);

@@ -103,13 +103,18 @@ describe('the documentation', () => {
     assert.ok(commands.some((c) => /^kubectl apply -n shop -f examples\/policies\/chat-policy\.yaml$/.test(c)), 'the e2e test waits for the policy chat in shop');
   });
 
-  it('keeps the results section that npm run bench rewrites in docs/performance.md', () => {
-    const doc = read('docs/performance.md');
-    const [start, end] = ['<!-- bench:results -->', '<!-- /bench:results -->'];
-    assert.equal(doc.split(start).length, 2, `one ${start}`);
-    assert.equal(doc.split(end).length, 2, `one ${end}`);
-    assert.ok(doc.indexOf(start) < doc.indexOf(end));
-    const results = doc.slice(doc.indexOf(start) + start.length, doc.indexOf(end));
-    assert.match(results, /^Benchmark run /m, 'the section holds a run of bench/run.ts');
-  });
+  for (const [path, name, first] of [
+    ['docs/performance.md', 'bench:results', /^Benchmark run /m],
+    ['README.md', 'bench:summary', /^The latest run \(/m],
+  ] as const) {
+    it(`keeps the section that npm run bench rewrites in ${path}`, () => {
+      const doc = read(path);
+      const [start, end] = [`<!-- ${name} -->`, `<!-- /${name} -->`];
+      assert.equal(doc.split(start).length, 2, `one ${start}`);
+      assert.equal(doc.split(end).length, 2, `one ${end}`);
+      assert.ok(doc.indexOf(start) < doc.indexOf(end));
+      const results = doc.slice(doc.indexOf(start) + start.length, doc.indexOf(end));
+      assert.match(results, first, 'the section holds a run of bench/run.ts');
+    });
+  }
 });
