@@ -3,7 +3,9 @@
  * on the controller's HTTPS port with its projected service-account token
  * (audience `breakwater.dev`) as a bearer token, and receives server-sent
  * events: `snapshot` (a ConfigSnapshot, replaced whole, never patched) and
- * `no-policy`, with comment heartbeats between. It reports what it applied,
+ * `no-policy`, with comment heartbeats between; a controller that stops ends
+ * each stream with `draining` (data `{}`), after which the sidecar reconnects
+ * at its backoff's base (at most once per 10 s). It reports what it applied,
  * its breaker states (and when each breaker that is not closed opened) and SLI
  * counts with `POST /v1/report` (a SidecarReport). What arrives either way is
  * read distrustfully (protocol-checks.ts).

@@ -16,6 +16,9 @@ import { validateReport, type ConfigSnapshot, type SidecarReport } from '../api/
 export type Desired = { snapshot: ConfigSnapshot; waiting?: boolean } | { reason: string };
 
 /** A digest of what a snapshot says of its Secret keys (only the digest is kept here, never a value). */
+/** What a stopping controller ends each config stream with (api/protocol.ts). */
+const DRAIN_NOTICE = 'event: draining\ndata: {}\n\n';
+
 const credentialsDigest = ({ credentials, credentialProblems, unreadCredentials }: ConfigSnapshot) =>
   credentials ? createHash('sha256').update(JSON.stringify([credentials, credentialProblems, unreadCredentials])).digest('hex') : '';
 
@@ -105,10 +108,24 @@ export class ConfigHub {
     this.reports.delete(pod);
   }
 
-  close(): void {
+  /**
+   * Ends every stream with a drain notice (the sidecars reconnect, to another replica, at their backoff's
+   * base: controller-source.ts); resolves once each is written out, or after `graceMs`.
+   */
+  close(graceMs = 1000): Promise<void> {
     clearInterval(this.heartbeat);
-    for (const set of this.connections.values()) for (const c of set) c.res.end();
+    const ends: Promise<void>[] = [];
+    for (const set of this.connections.values()) {
+      for (const c of set) ends.push(new Promise((resolve) => c.res.end(DRAIN_NOTICE, () => resolve())));
+    }
     this.connections.clear();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, graceMs);
+      void Promise.all(ends).then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   private send(pod: string, connection: Connection): void {

@@ -203,7 +203,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       clearInterval(resync);
       secrets.close();
       await elector.stop();
-      reconciler.close();
+      await reconciler.close(); // the config streams end with a drain notice first
       configServer.closeAllConnections();
       configServer.close();
       webhookServer?.close();

@@ -235,9 +235,11 @@ export class Reconciler {
     return [...this.policies].flatMap(([key, p]) => (p.status?.pods ? [[key, p.status.pods] as [string, NonNullable<PolicyStatus['pods']>]] : []));
   }
 
-  close(): void {
+  /** Stops; resolves once the config streams are ended with their drain notice (or a second has passed). */
+  close(): Promise<void> {
     this.dirty.close();
-    this.hub.close();
+    const streamsEnded = this.hub.close();
     this.deps.reports.close();
+    return streamsEnded;
   }
 }

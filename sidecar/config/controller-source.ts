@@ -61,6 +61,13 @@ const RECONNECT = { baseMs: 500, maxMs: 30_000, multiplier: 2, jitter: 'full' as
  */
 const HEALTHY_STREAM_MS = 10_000;
 /**
+ * A controller that stops (a rollout, a scale-down) says so first (`event: draining`): its streams end
+ * through no fault of theirs, and the next connection goes at the backoff's base, however short the
+ * stream was. At most once per this long, so a controller that sends it on every stream cannot make
+ * its sidecars reconnect in a storm.
+ */
+const DRAIN_RESET_MS = 10_000;
+/**
  * How long connecting to a replica may take, TLS handshake and response headers included. During a
  * controller rollout a reconnect can go to a replica that is going away, and a SYN to a pod that is
  * gone waits for the kernel's timeout (over two minutes): the deadline moves on to another within seconds.
@@ -80,6 +87,8 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
   let rejected: SidecarReport['rejected'];
   let stopped = false;
   let failures = 0;
+  /** When a drain notice last started the backoff over. */
+  let drainResetAt: number | undefined;
   let current: ReturnType<typeof request> | undefined;
   let urlIndex = 0;
   const url = () => options.urls[urlIndex % options.urls.length]!;
@@ -111,7 +120,7 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
   const reporting = setInterval(() => report(), options.reportIntervalMs ?? 2000);
   reporting.unref();
 
-  /** Takes one event of the stream; true when it is the controller's answer for this pod (a snapshot now in force, or no-policy). */
+  /** Takes one event of the stream; true when it is the controller's answer for this pod (a snapshot now in force, or no-policy). A drain notice is the caller's. */
   const handleEvent = ({ event, data }: SseEvent): boolean => {
     if (event === 'snapshot') {
       const read = readSnapshot(data);
@@ -154,11 +163,17 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
     /** When the controller answered 200, and whether the stream has since delivered its answer for this pod. */
     let answeredAt: number | undefined;
     let delivered = false;
+    /** The controller said it is stopping before this stream ended. */
+    let drained = false;
     const retry = (why: string) => {
       clearTimeout(silence);
       if (stopped || done) return;
       done = true;
       if (delivered && answeredAt !== undefined && clock.now() - answeredAt >= HEALTHY_STREAM_MS) failures = 0;
+      else if (drained && (drainResetAt === undefined || clock.now() - drainResetAt >= DRAIN_RESET_MS)) {
+        drainResetAt = clock.now();
+        failures = 0;
+      }
       const delay = backoffDelay(RECONNECT, ++failures, 0, options.random);
       urlIndex++; // the next replica, if there are several
       log.warn({ why, retryInMs: Math.round(delay) }, 'config stream lost');
@@ -189,7 +204,10 @@ export function followController(options: ControllerSourceOptions): { stop(): vo
         res.on('data', (chunk: string) => {
           alive();
           try {
-            for (const event of events.push(chunk)) if (handleEvent(event)) delivered = true;
+            for (const event of events.push(chunk)) {
+              if (event.event === 'draining') drained = true;
+              else if (handleEvent(event)) delivered = true;
+            }
             if (events.pending > MAX_SNAPSHOT_CHARS) stream.destroy(new Error(`an event longer than ${MAX_SNAPSHOT_CHARS} characters`));
           } catch (err) {
             // A bug, not the controller's data (that is checked above): start over on a new stream rather than crash.

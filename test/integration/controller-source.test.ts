@@ -200,6 +200,24 @@ describe('the controller\'s config stream, as the sidecar reads it', () => {
     assert.equal(statSync(cache).ino, kept, 'and kept on disk once (a write replaces the file)');
   });
 
+  it('reconnects at the backoff\'s base after a stopping controller\'s drain notice, at most once per 10 s (issue 26)', async (t) => {
+    const snapshot = { version: version(1), spec, credentials: { 'key/apiKey': 'sk-1' } };
+    // Every stream brings the snapshot, then the notice of a controller that stops, then ends: a rollout, or one that says so on every stream.
+    const controller = await fakeController(t, [event('snapshot', JSON.stringify(snapshot)), event('draining', '{}')], true);
+    const clock = new ManualClock();
+    const { logs } = follow(t, controller, undefined, undefined, { clock, random: () => 0.5 });
+    const loss = async (n: number) => (await until(`config stream ${n} lost`, () => logs.filter((l) => l.msg === 'config stream lost'), (l) => l.length >= n))[n - 1]!.retryInMs as number;
+    const delays = [await loss(1)];
+    for (let n = 2; n <= 3; n++) {
+      clock.advance(delays.at(-1)!);
+      delays.push(await loss(n));
+    }
+    // The first notice starts the backoff over; the next ones within 10 s do not: the ceiling doubles from 500 ms as for any short stream.
+    assert.deepEqual(delays, [250, 500, 1000]);
+    clock.advance(delays.at(-1)! + 10_000);
+    assert.equal(await loss(4), 250, '10 s after the last, a notice starts the backoff over again');
+  });
+
   it('backs off against a controller whose event is over the size cap (red team, issue 26)', async (t) => {
     const huge = event('snapshot', JSON.stringify({ version: version(1), spec, padding: 'A'.repeat(5 << 20) }));
     const controller = await fakeController(t, [huge]);
