@@ -66,6 +66,8 @@ async function sidecar(args: string[]): Promise<void> {
   started = sidecar;
   if (values.controller) {
     const { followController } = await import('./sidecar/config/controller-source.js');
+    const { budgetReports } = await import('./sidecar/budget-reports.js');
+    const { concurrencyReports } = await import('./sidecar/concurrency-reports.js');
     const source = followController({
       urls: values.controller.split(','),
       pod: values['pod-name']!,
@@ -77,6 +79,9 @@ async function sidecar(args: string[]): Promise<void> {
       breakers: () => sidecar.state.breakerCounts(),
       opened: () => sidecar.state.openedBreakers(),
       slo: () => sidecar.state.slo?.report(),
+      budgets: () => budgetReports(sidecar.state.budgets),
+      concurrency: () => concurrencyReports(sidecar.state.live()),
+      sharedStore: () => ({ off: undefined, ready: 'available' as const, unavailable: 'unavailable' as const })[sidecar.state.fleet.status().store],
       log,
     });
     process.once('exit', () => source.stop());

@@ -10,7 +10,7 @@
 type ValueOf<T> = T[keyof T];
 
 /** The condition types, in the order the status lists them. */
-export const ConditionType = { Accepted: 'Accepted', Ready: 'Ready', Degraded: 'Degraded', SLOMet: 'SLOMet' } as const;
+export const ConditionType = { Accepted: 'Accepted', Ready: 'Ready', Degraded: 'Degraded', SLOMet: 'SLOMet', SharedStateAvailable: 'SharedStateAvailable' } as const;
 export type ConditionType = ValueOf<typeof ConditionType>;
 
 /** Accepted False: a Secret the spec names cannot give its credential. */
@@ -42,6 +42,10 @@ export type DegradedReason = ValueOf<typeof DegradedReason>;
 /** SLOMet: whether every SLI with events meets its objective. */
 export const SloMetReason = { NoTraffic: 'NoTraffic', BelowObjective: 'BelowObjective', WithinObjectives: 'WithinObjectives' } as const;
 export type SloMetReason = ValueOf<typeof SloMetReason>;
+
+/** SharedStateAvailable (a policy with spec.sharedState): whether the targeted pods reach the shared store their fleet limits are counted in. */
+export const SharedStateReason = { StoreAvailable: 'StoreAvailable', StoreUnavailable: 'StoreUnavailable', NoReports: 'NoReports' } as const;
+export type SharedStateReason = ValueOf<typeof SharedStateReason>;
 
 /** The reasons of the Events the controller records on a policy and its pods. */
 export const EventReason = { BreakerOpened: 'BreakerOpened', ConfigRejected: 'ConfigRejected' } as const;

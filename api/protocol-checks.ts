@@ -6,7 +6,7 @@
  * what it read, or why it refuses it.
  */
 import { credentialValue } from './credential-value.js';
-import { MAX_BREAKER_NAME, MAX_REPORTED_OPENINGS, maxSliEvents, type ConfigVersion, type OpenedBreaker, type SidecarReport, type SloReport, type SnapshotCredentials, type UncheckedSnapshot } from './protocol.js';
+import { MAX_BREAKER_NAME, MAX_CONCURRENCY_LIMIT, MAX_REPORTED_BUDGETS, MAX_REPORTED_CONCURRENCY, MAX_REPORTED_OPENINGS, MAX_SELECTED_PODS, maxSliEvents, type BudgetReport, type ConcurrencyReport, type ConfigVersion, type OpenedBreaker, type SidecarReport, type SloReport, type SnapshotCredentials, type UncheckedSnapshot } from './protocol.js';
 
 const MAX_REPORTED_ERROR = 1024;
 const MAX_COUNT = 1_000_000;
@@ -36,6 +36,43 @@ const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number
 function isOpenedBreaker(v: unknown, upstreams: ReadonlySet<string>): v is OpenedBreaker {
   const o = v as Record<string, unknown>;
   return typeof o === 'object' && o !== null && typeof o.upstream === 'string' && upstreams.has(o.upstream) && isText(o.breaker, MAX_BREAKER_NAME) && Number.isSafeInteger(o.openedAt) && (o.openedAt as number) >= 0;
+}
+
+const isAmount = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 1e15;
+const isSpend = (v: unknown) => typeof v === 'object' && v !== null && isAmount((v as Record<string, unknown>).tokens) && isAmount((v as Record<string, unknown>).cost);
+
+function isBudgetReport(v: unknown, upstreams: ReadonlySet<string>): v is BudgetReport {
+  const o = v as Record<string, unknown>;
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    (o.scope === 'policy' ? o.upstream === undefined : o.scope === 'upstream' && typeof o.upstream === 'string' && upstreams.has(o.upstream)) &&
+    typeof o.fleet === 'boolean' &&
+    Number.isSafeInteger(o.windowEndsAt) &&
+    (o.windowEndsAt as number) >= 0 &&
+    isSpend(o.limits) &&
+    isSpend(o.spent) &&
+    (o.storeAvailable === undefined || typeof o.storeAvailable === 'boolean')
+  );
+}
+
+const isLimit = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= MAX_CONCURRENCY_LIMIT;
+
+/** An upstream's concurrency limit: one of the pod's upstreams, a mode, and min <= limit <= max within the schema's bound. */
+function isConcurrencyReport(v: unknown, upstreams: ReadonlySet<string>): v is ConcurrencyReport {
+  const o = v as Record<string, unknown>;
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    typeof o.upstream === 'string' &&
+    upstreams.has(o.upstream) &&
+    (o.mode === 'adaptive' || o.mode === 'fixed') &&
+    isLimit(o.limit) &&
+    isLimit(o.min) &&
+    isLimit(o.max) &&
+    o.min <= o.limit &&
+    o.limit <= o.max
+  );
 }
 
 function isVersion(v: unknown): v is ConfigVersion {
@@ -111,7 +148,10 @@ export function readSnapshot(data: string): { ok: true; snapshot: UncheckedSnaps
   if (!isVersion(o.version)) return { ok: false, error: 'version: not a config version' };
   const credentials = credentialsOf(o);
   if (typeof credentials === 'string') return { ok: false, error: credentials };
-  return { ok: true, snapshot: { version: o.version, spec: o.spec, ...credentials } };
+  // selectedPods is advisory (the divisor of a local share): a figure that is not one is dropped, not a reason to refuse the policy.
+  const pods = o.selectedPods;
+  const selectedPods = Number.isSafeInteger(pods) && (pods as number) >= 1 && (pods as number) <= MAX_SELECTED_PODS ? (pods as number) : undefined;
+  return { ok: true, snapshot: { version: o.version, spec: o.spec, ...credentials, ...(selectedPods === undefined ? {} : { selectedPods }) } };
 }
 
 /** The reason of a `no-policy` event, cut to 1,024 characters, or undefined when the data is not `{ reason: string }`. */
@@ -160,6 +200,35 @@ export function validateReport(value: unknown, upstreams: ReadonlySet<string>): 
     const slo = sloReport(o.slo);
     if (!slo) return { ok: false, error: `slo: needs availability and timeToFirstToken counts, good <= total <= ${MAX_EVENTS}` };
     report.slo = slo;
+  }
+  if (o.budgets !== undefined) {
+    if (!Array.isArray(o.budgets) || o.budgets.length > MAX_REPORTED_BUDGETS || !o.budgets.every((b) => isBudgetReport(b, upstreams))) {
+      return { ok: false, error: `budgets: at most ${MAX_REPORTED_BUDGETS} budgets of this pod's policy, each with its scope, fleet, windowEndsAt, limits and spent` };
+    }
+    // One entry per budget: a pod that named one budget many times would weigh as many pods in the status.
+    if (new Set(o.budgets.map((b: BudgetReport) => `${b.scope}/${b.upstream ?? ''}`)).size !== o.budgets.length) return { ok: false, error: 'budgets: each budget at most once' };
+    report.budgets = o.budgets.map((b: BudgetReport) => ({
+      scope: b.scope,
+      ...(b.upstream === undefined ? {} : { upstream: b.upstream }),
+      fleet: b.fleet,
+      windowEndsAt: b.windowEndsAt,
+      limits: { tokens: b.limits.tokens, cost: b.limits.cost },
+      spent: { tokens: b.spent.tokens, cost: b.spent.cost },
+      ...(b.storeAvailable === undefined ? {} : { storeAvailable: b.storeAvailable }),
+    }));
+  }
+  if (o.sharedStore !== undefined) {
+    if (o.sharedStore !== 'available' && o.sharedStore !== 'unavailable') return { ok: false, error: 'sharedStore: available or unavailable' };
+    report.sharedStore = o.sharedStore;
+  }
+  if (o.concurrency !== undefined) {
+    const limits = o.concurrency;
+    if (!Array.isArray(limits) || limits.length > MAX_REPORTED_CONCURRENCY || !limits.every((c) => isConcurrencyReport(c, upstreams))) {
+      return { ok: false, error: `concurrency: at most ${MAX_REPORTED_CONCURRENCY} of this pod's upstreams, each with its mode and min <= limit <= max <= ${MAX_CONCURRENCY_LIMIT}` };
+    }
+    // One entry per upstream: a pod that named one many times would weigh as many pods in the status.
+    if (new Set(limits.map((c: ConcurrencyReport) => c.upstream)).size !== limits.length) return { ok: false, error: 'concurrency: each upstream at most once' };
+    report.concurrency = limits.map((c: ConcurrencyReport) => ({ upstream: c.upstream, mode: c.mode, limit: c.limit, min: c.min, max: c.max }));
   }
   if (rejected) report.rejected = { version: rejected.version as ConfigVersion, error: (rejected.error as string).slice(0, MAX_REPORTED_ERROR) };
   return { ok: true, report };

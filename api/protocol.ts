@@ -31,7 +31,15 @@ export interface ConfigVersion {
 export interface ConfigSnapshot extends SnapshotCredentials {
   version: ConfigVersion;
   spec: PolicySpec;
+  /**
+   * How many pods the policy selects, as the controller counts them: a sidecar whose shared store is away
+   * spends 1/selectedPods of what the fleet had left. Absent from controllers of an earlier release.
+   */
+  selectedPods?: number;
 }
+
+/** The most pods a snapshot's selectedPods may say. */
+export const MAX_SELECTED_PODS = 100_000;
 
 /**
  * What the controller knows of the Secret keys a policy names (auth.secretRef, cache.redis.secretRef),
@@ -81,7 +89,46 @@ export interface SidecarReport {
   opened?: OpenedBreaker[];
   /** Good and total events of each SLI the policy tracks, over its SLO window. */
   slo?: SloReport;
+  /** The policy's token and cost budgets as this sidecar sees them (at most MAX_REPORTED_BUDGETS); absent from sidecars older than this field. */
+  budgets?: BudgetReport[];
+  /** Whether the shared store of spec.sharedState answers this sidecar (absent without one): unavailable, it spends a local share of the fleet's limits. */
+  sharedStore?: 'available' | 'unavailable';
+  /** Each upstream's concurrency limit (its bulkhead's), at most one per upstream of the policy; absent from sidecars older than this field. */
+  concurrency?: ConcurrencyReport[];
 }
+
+/** An upstream's concurrency limit in a report: its mode, the limit in force (learnt, in mode adaptive) and its bounds (the fixed limit twice, in mode fixed). */
+export interface ConcurrencyReport {
+  upstream: string;
+  mode: 'adaptive' | 'fixed';
+  limit: number;
+  min: number;
+  max: number;
+}
+
+/** A report names at most this many upstreams' limits (a policy names at most 32 upstreams), and a limit is at most this (the schema's bound). */
+export const MAX_REPORTED_CONCURRENCY = 32;
+export const MAX_CONCURRENCY_LIMIT = 10_000;
+
+/** One budget in a report. */
+export interface BudgetReport {
+  scope: 'policy' | 'upstream';
+  /** The upstream, for an upstream's budget (one of the policy's). */
+  upstream?: string;
+  /** Whether the fleet keeps it (in the shared store), or each pod its own. */
+  fleet: boolean;
+  /** When its current window ends, by the sidecar's wall clock (ms since the epoch). */
+  windowEndsAt: number;
+  /** Its limits per window (0 = no limit). */
+  limits: { tokens: number; cost: number };
+  /** Spent in the window: by the fleet (as the store last said, with this pod's spending since) for a fleet budget; by this pod otherwise. */
+  spent: { tokens: number; cost: number };
+  /** For a fleet budget: whether the shared store answers (false: this pod spends a local share). */
+  storeAvailable?: boolean;
+}
+
+/** A report names at most this many budgets: the policy's and one per upstream. */
+export const MAX_REPORTED_BUDGETS = 33;
 
 export interface OpenedBreaker {
   upstream: string;
@@ -121,4 +168,5 @@ export const maxSliEvents = (windowMs: number) => Math.ceil(((windowMs + 60_000)
 export interface UncheckedSnapshot extends SnapshotCredentials {
   version: ConfigVersion;
   spec: unknown;
+  selectedPods?: number;
 }

@@ -74,6 +74,7 @@ function patternMessage(pattern: string, value: () => string): string {
   if (pattern.includes('a-z0-9')) return 'must be a DNS label: lower-case letters, digits and -, at most 63';
   if (pattern.startsWith('^https?')) return 'must be an http:// or https:// URL without credentials, query or fragment';
   if (pattern.startsWith('^(rediss?')) return 'must be a redis:// or rediss:// URL (or empty)';
+  if (pattern.startsWith('^rediss?')) return 'must be a redis:// or rediss:// URL';
   if (pattern.startsWith('^[!#$%')) return 'must be an HTTP header name';
   if (pattern.startsWith('^[\\t\\x20')) return 'must be printable ASCII (no CR, LF or NUL)';
   if (pattern === MONEY_PATTERN) return 'must be a decimal amount such as 25 or 0.15';
@@ -82,7 +83,7 @@ function patternMessage(pattern: string, value: () => string): string {
 }
 
 /**
- * base ≤ max and openFor ≤ maxOpenFor, when one object states both (as the CRD's
+ * base ≤ max, openFor ≤ maxOpenFor and adaptive min ≤ max, when one object states both (as the CRD's
  * CEL rules check them). A value inherited from elsewhere yields instead: the
  * compiled config stretches an inherited cap to an explicit value.
  */
@@ -94,6 +95,10 @@ function orderProblems(settings: Settings | undefined, at: string, problems: Pol
   const cb = settings?.circuitBreaker;
   if (cb?.openFor !== undefined && cb.maxOpenFor !== undefined && parseDuration(cb.openFor) > parseDuration(cb.maxOpenFor)) {
     problems.push({ path: `${at}.circuitBreaker.openFor`, message: 'must not exceed circuitBreaker.maxOpenFor' });
+  }
+  const adaptive = settings?.bulkhead?.adaptive;
+  if (adaptive?.min !== undefined && adaptive.max !== undefined && adaptive.min > adaptive.max) {
+    problems.push({ path: `${at}.bulkhead.adaptive.min`, message: 'must not exceed bulkhead.adaptive.max' });
   }
 }
 
@@ -127,6 +132,20 @@ function guardProblems(guards: PolicySpec['upstreams'][number]['guards'], at: st
   });
 }
 
+const NEEDS_STORE = 'fleet needs spec.sharedState (the store the fleet counts in)';
+
+/** Limits scoped to the fleet, and a shared answer cache, need spec.sharedState (the CRD's CEL rules say the same). */
+function sharedStateProblems(spec: PolicySpec, problems: PolicyProblem[]): void {
+  if (spec.cache.shared && spec.cache.redis?.url) problems.push({ path: 'spec.cache.shared', message: 'spec.cache.shared and spec.cache.redis.url name two Redis for one cache: set one of them' });
+  if (spec.sharedState) return;
+  if (spec.budget.scope === 'fleet') problems.push({ path: 'spec.budget.scope', message: NEEDS_STORE });
+  spec.upstreams.forEach((u, i) => {
+    if (u.budget.scope === 'fleet') problems.push({ path: `spec.upstreams[${i}].budget.scope`, message: NEEDS_STORE });
+    if (u.rateLimit.scope === 'fleet') problems.push({ path: `spec.upstreams[${i}].rateLimit.scope`, message: NEEDS_STORE });
+  });
+  if (spec.cache.shared) problems.push({ path: 'spec.cache.shared', message: 'needs spec.sharedState (the Redis the answers are shared in)' });
+}
+
 /** Why a reference to an upstream is refused: it names none (the CRD's CEL messages say the same, without the list). */
 const namesNone = (names: Set<string>) => `names no upstream of this policy (known: ${[...names].join(', ')})`;
 
@@ -154,6 +173,7 @@ function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
   const sloWindow = parseDuration(spec.slo.window);
   if (sloWindow < 60_000 || sloWindow > 24 * 3_600_000) problems.push({ path: 'spec.slo.window', message: 'must be between 1m and 24h' });
   if (Number(spec.budget.cost) > 0 && !spec.upstreams.some((u) => u.prices.length > 0)) problems.push({ path: 'spec.budget.cost', message: 'needs prices on at least one upstream' });
+  sharedStateProblems(spec, problems);
   spec.upstreams.forEach((upstream, i) => {
     upstream.fallback.forEach((tier, j) => {
       const at = `spec.upstreams[${i}].fallback[${j}]`;

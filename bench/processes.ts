@@ -70,6 +70,16 @@ export function defaultPolicy(): string {
   return file;
 }
 
+/**
+ * The default policy with the bulkhead's adaptive limit on (issue 31), able to open to the stream workload's
+ * 2,000 streams: against `defaultPolicy()` (a fixed limit), CPU per request with the limit learnt from every attempt.
+ */
+export function adaptivePolicy(): string {
+  const file = join(work, 'adaptive.yaml');
+  writeFileSync(file, readFileSync(defaultPolicy(), 'utf8').replace(`bulkhead: ${STREAM_BULKHEAD}`, 'bulkhead: {mode: adaptive, adaptive: {max: 4096}, maxQueue: 4096, queueTimeout: 5s}'));
+  return file;
+}
+
 /** examples/policies/chat-policy.yaml with every upstream on the bench's model server: guards, budget, SLOs, priorities, breakers, retries. */
 export function fullPolicy(): string {
   const file = join(work, 'full.yaml');

@@ -7,7 +7,9 @@
  * (floor-proxy.ts), (d) through the sidecar on the default policy, (e) through
  * the sidecar on the full example policy (examples/policies/chat-policy.yaml),
  * (f) through the Portkey gateway (plain requests only), and for plain requests
- * (g) through the sidecar on the default policy logging every request (debug).
+ * (g) through the sidecar on the default policy logging every request (debug);
+ * (h) through the sidecar on the default policy with the bulkhead's adaptive
+ * limit on (breakwater-adaptive; (d) has a fixed limit), for its CPU cost.
  *
  * Every path runs in a fresh process in each round, the paths in an order that
  * rotates by round. Plain requests, sent as the openai SDK sends them (a 1.5 KB
@@ -29,7 +31,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IMAGE_NODE_OPTIONS } from './image-node-options.js';
 import { memory, SDK_REQUEST, streamLoad, streamsPlain, vegeta, type Plain, type StreamRun, type Target } from './measures.js';
-import { buildBaseline, defaultPolicy, fullPolicy, nginxProxy, start, startBreakwater, stopAll, stopChild, timeToReady, waitFor } from './processes.js';
+import { adaptivePolicy, buildBaseline, defaultPolicy, fullPolicy, nginxProxy, start, startBreakwater, stopAll, stopChild, timeToReady, waitFor } from './processes.js';
 import { report, type Path, type Round } from './report.js';
 import { BASELINE, NODE, ONLY, PORTKEY, RATE, ROOT, ROUNDS, SECONDS, STREAM_COUNTS, STREAMS, UPSTREAM, WARMUP_SECONDS } from './settings.js';
 import { sleep } from './util.js';
@@ -78,7 +80,7 @@ async function measure(path: Path, round: number): Promise<Round> {
 
 async function main(): Promise<void> {
   const model = start(STREAMS, ['upstream', '-listen', new URL(UPSTREAM).host]);
-  const [defaults, full] = [defaultPolicy(), fullPolicy()];
+  const [defaults, full, adaptive] = [defaultPolicy(), fullPolicy(), adaptivePolicy()];
   const readyMs = await timeToReady(defaults);
   const baselineCli = BASELINE ? buildBaseline(BASELINE) : undefined;
   const chat = '/v1/chat/completions';
@@ -89,6 +91,8 @@ async function main(): Promise<void> {
     childPath('nginx', `http://127.0.0.1:18081${chat}`, () => nginxProxy(18081), { pidOf: nginxWorker }),
     childPath('floor', `http://127.0.0.1:18082${chat}`, () => start(NODE, [...IMAGE_NODE_OPTIONS, join(ROOT, 'bench/floor-proxy.ts'), '18082', UPSTREAM])),
     childPath('breakwater', `http://127.0.0.1:18001/openai${chat}`, () => startBreakwater(defaults, 18001)),
+    // The default policy with the adaptive limit on; `breakwater` above has it off (a fixed limit).
+    childPath('breakwater-adaptive', `http://127.0.0.1:18005/openai${chat}`, () => startBreakwater(adaptive, 18005)),
     childPath('breakwater-full', `http://127.0.0.1:18002/vllm${chat}`, () => startBreakwater(full, 18002)),
     // A clean success's log line is a debug line: this one logs every request, as `breakwater.dev/log-level: debug` does.
     childPath('breakwater-logged', `http://127.0.0.1:18004/openai${chat}`, () => startBreakwater(defaults, 18004, undefined, { BREAKWATER_LOG_LEVEL: 'debug' }), { streams: false }),

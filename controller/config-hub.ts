@@ -19,6 +19,13 @@ export type Desired = { snapshot: ConfigSnapshot; waiting?: boolean } | { reason
 /** What a stopping controller ends each config stream with (api/protocol.ts). */
 const DRAIN_NOTICE = 'event: draining\ndata: {}\n\n';
 
+/**
+ * A pod count as the snapshots' fingerprint holds it: exact up to 8, then in steps of a quarter. A fleet that
+ * scales pod by pod resends its snapshots (whose selectedPods is the exact count) some ten times between 10 and
+ * 100 pods, not ninety: the count only divides a fleet limit while the shared store is away.
+ */
+const podsStep = (pods: number | undefined) => (pods === undefined || pods <= 8 ? pods : Math.floor(Math.log(pods) / Math.log(1.25)));
+
 const credentialsDigest = ({ credentials, credentialProblems, unreadCredentials }: ConfigSnapshot) =>
   credentials ? createHash('sha256').update(JSON.stringify([credentials, credentialProblems, unreadCredentials])).digest('hex') : '';
 
@@ -133,8 +140,8 @@ export class ConfigHub {
     if ('snapshot' in desired && desired.waiting) return;
     const [event, data] = 'snapshot' in desired ? ['snapshot', desired.snapshot] : ['no-policy', { reason: desired.reason }];
     const payload = JSON.stringify(data);
-    // A rotated credential makes a new snapshot of the same version.
-    const fingerprint = 'snapshot' in desired ? `${event}:${JSON.stringify(desired.snapshot.version)}:${credentialsDigest(desired.snapshot)}` : `${event}:${payload}`;
+    // A rotated credential makes a new snapshot of the same version, and so does a pod count that moved by a step.
+    const fingerprint = 'snapshot' in desired ? `${event}:${JSON.stringify(desired.snapshot.version)}:${credentialsDigest(desired.snapshot)}:${podsStep(desired.snapshot.selectedPods)}` : `${event}:${payload}`;
     if (connection.sent === fingerprint) return;
     connection.sent = fingerprint;
     connection.res.write(`event: ${event}\ndata: ${payload}\n\n`);

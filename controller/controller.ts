@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { listen, type HostPort } from '../lib/index.js';
 import { admissionHandler } from './admission.js';
+import { chartTracingEnv } from './tracing-env.js';
 import { createConfigServer } from './config-server.js';
 import { createWebhookServer } from './webhook-server.js';
 import { EventRecorder } from './event-recorder.js';
@@ -131,7 +132,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     admissionHandler({
       core,
       log,
-      context: () => ({ image: injection.image, controllerUrl: injection.controllerUrl, controllerCa: readFileSync(injection.caFile, 'utf8') }),
+      context: () => ({ image: injection.image, controllerUrl: injection.controllerUrl, controllerCa: readFileSync(injection.caFile, 'utf8'), tracingEnv: chartTracingEnv(process.env) }),
       // A policy applied together with its workload may not be in the cache yet: then ask the API server.
       policyFor: async (pod, namespace) =>
         reconciler.policyFor(pod, namespace) ??

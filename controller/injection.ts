@@ -4,7 +4,8 @@
  * sidecar placed first among initContainers, with probes on the admin port, a
  * hardened securityContext, downward-API identity, a projected token for
  * audience breakwater.dev, an emptyDir for the last good config, and the
- * credentials of the Secrets its policy names; app containers get the
+ * credentials of the Secrets its policy names, and the pod's tracing
+ * settings (OTEL_*, tracing-env.ts); app containers get the
  * upstreams' env (never overriding a value set, in env or through envFrom)
  * and a preStop sleep; the grace
  * period covers sleep and drain. A pod that carries breakwater.dev/status is
@@ -12,6 +13,7 @@
  */
 import type { V1Container, V1EnvVar, V1Pod } from '@kubernetes/client-node';
 import { API_FAMILIES, parseDuration, secretEnvName, TOKEN_AUDIENCE, type PolicySpec } from '../api/index.js';
+import { tracingEnv } from './tracing-env.js';
 
 export const SIDECAR_NAME = 'breakwater-sidecar';
 export const STATUS_ANNOTATION = 'breakwater.dev/status';
@@ -38,6 +40,8 @@ export interface InjectionContext {
    * when a source could not be read: then it adds none to that container.
    */
   setByEnvFrom?: ReadonlyMap<string, ReadonlySet<string> | 'unknown'>;
+  /** The chart's tracing defaults (OTEL_* variables), under what the pod's own containers set (tracing-env.ts). */
+  tracingEnv?: V1EnvVar[];
 }
 
 /** The base URL an app uses for an upstream: its family's base path (OpenAI clients expect /v1), unless the upstream's URL already ends with it. */
@@ -48,9 +52,9 @@ function baseUrlFor(upstream: PolicySpec['upstreams'][number]): string {
   return base !== '' && !upstreamPath.endsWith(base) ? root + base : root;
 }
 
-function sidecarContainer(context: InjectionContext, logLevel: string | undefined): V1Container {
+function sidecarContainer(context: InjectionContext, logLevel: string | undefined, otel: readonly V1EnvVar[]): V1Container {
   const secretEnv: V1EnvVar[] = [];
-  const refs = [...(context.policy.spec.upstreams ?? []).map((u) => u.auth?.secretRef), context.policy.spec.cache?.redis?.secretRef];
+  const refs = [...(context.policy.spec.upstreams ?? []).map((u) => u.auth?.secretRef), context.policy.spec.cache?.redis?.secretRef, context.policy.spec.sharedState?.redis?.secretRef];
   for (const ref of refs) {
     // optional: a missing Secret must not keep the pod from starting. The config stream carries the current values (rotation);
     // these are what the sidecar uses while it talks to a controller that sends none (an upgrade from an earlier release).
@@ -75,6 +79,7 @@ function sidecarContainer(context: InjectionContext, logLevel: string | undefine
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
       { name: 'BREAKWATER_CONTROLLER_CA', value: context.controllerCa },
       ...(logLevel ? [{ name: 'BREAKWATER_LOG_LEVEL', value: logLevel }] : []),
+      ...otel,
       ...secretEnv,
     ],
     ports: [{ name: 'bw-admin', containerPort: ADMIN_PORT }],
@@ -110,7 +115,8 @@ export function injectSidecar(original: V1Pod, context: InjectionContext): V1Pod
   const drainSeconds = Math.ceil(parseDuration(shutdown.drainTimeout) / 1000);
 
   const logLevel = meta.annotations?.[LOG_LEVEL_ANNOTATION];
-  spec.initContainers = [sidecarContainer(context, logLevel && LOG_LEVELS.has(logLevel) ? logLevel : undefined), ...(spec.initContainers ?? [])];
+  const otel = tracingEnv(pod, context.tracingEnv ?? [], context.setByEnvFrom);
+  spec.initContainers = [sidecarContainer(context, logLevel && LOG_LEVELS.has(logLevel) ? logLevel : undefined, otel.env), ...(spec.initContainers ?? [])];
   // The projected token needs a service account; 'default' is what the ServiceAccount admission plugin would set.
   spec.serviceAccountName ??= 'default';
   spec.volumes = [
@@ -139,6 +145,9 @@ export function injectSidecar(original: V1Pod, context: InjectionContext): V1Pod
     image: context.image,
     policy: context.policy.name,
     env: [...injectedEnv].sort(),
+    // Whose OTEL_* the sidecar took, and what of them it could not (tracing-env.ts).
+    ...(otel.from ? { tracingFrom: otel.from } : {}),
+    ...(otel.skipped.length > 0 ? { tracingSkipped: otel.skipped } : {}),
   });
   return pod;
 }

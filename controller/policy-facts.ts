@@ -1,6 +1,7 @@
 /**
  * What a policy's status is computed from besides its pods' reports
- * (policy-status.ts): its version, whether its spec is valid, and whether
+ * (policy-status.ts): its version, whether its spec is valid (and the valid
+ * spec, whose SLOs, budgets and shared store the status shows), and whether
  * every Secret key it names gives a credential its sidecars can use.
  */
 import type { CoreV1Api } from '@kubernetes/client-node';
@@ -23,5 +24,5 @@ export async function policyFacts(core: CoreV1Api, key: string, policy: PolicyOb
     const found = credentialIn(await secrets.get(ref.name)!, ref.key);
     if (found.problem) return { generation, version, conflicts, problem: { reason: found.problem.reason, message: `${ref.usedBy}: Secret ${ref.name}, key ${ref.key} ${found.problem.says}` } };
   }
-  return { generation, version, conflicts, slo: verdict.spec.slo };
+  return { generation, version, conflicts, slo: verdict.spec.slo, spec: verdict.spec };
 }

@@ -19,6 +19,8 @@ import {
   type SliCounts,
 } from '../api/index.js';
 import type { Condition, PolicyStatus } from '../api/policy-status.js';
+import { budgetsStatus, sharedStateCondition, spendColumn } from './budget-status.js';
+import { concurrencyStatus } from './concurrency-status.js';
 
 export interface PolicyFacts {
   generation: number;
@@ -29,6 +31,8 @@ export interface PolicyFacts {
   conflicts: { pod: string; winner: string }[];
   /** The spec's SLOs, when the spec is valid. */
   slo?: PolicySpec['slo'];
+  /** The spec, when it is valid (its budgets and shared store: budget-status.ts). */
+  spec?: PolicySpec;
 }
 
 type SliStatus = NonNullable<PolicyStatus['slo']>['slis'][number];
@@ -150,6 +154,13 @@ export function computeStatus(facts: PolicyFacts, pods: TargetedPod[], previous:
   const slo = facts.slo && sloStatus(facts.slo, pods);
   if (slo) conditions = setCondition(conditions, { type: ConditionType.SLOMet, observedGeneration: generation, ...sloCondition(slo) }, now);
   else conditions = conditions.filter((c) => c.type !== ConditionType.SLOMet);
+  const reports = pods.map((p) => p.report);
+  if (facts.spec?.sharedState) conditions = setCondition(conditions, { type: ConditionType.SharedStateAvailable, observedGeneration: generation, ...sharedStateCondition(reports) }, now);
+  else conditions = conditions.filter((c) => c.type !== ConditionType.SharedStateAvailable);
+  const budgets = facts.spec ? budgetsStatus(facts.spec, reports, Date.parse(now)) : [];
+  const concurrency = concurrencyStatus(reports);
+  for (const name of concurrency.keys()) if (!upstreams.has(name)) upstreams.set(name, { closed: 0, halfOpen: 0, open: 0 });
+  const spend = spendColumn(budgets);
   const order: readonly string[] = Object.values(ConditionType);
   conditions.sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
   return {
@@ -161,8 +172,11 @@ export function computeStatus(facts: PolicyFacts, pods: TargetedPod[], previous:
       const before = previous?.upstreams?.find((u) => u.name === name);
       const changed = !before || JSON.stringify(before.breakers) !== JSON.stringify(breakers);
       const lastTransitionTime = changed ? now : before.lastTransitionTime;
-      return lastTransitionTime ? { name, breakers, lastTransitionTime } : { name, breakers };
+      const limit = concurrency.get(name);
+      return { name, breakers, ...(lastTransitionTime ? { lastTransitionTime } : {}), ...(limit ? { concurrency: limit } : {}) };
     }),
     ...(slo ? { slo } : {}),
+    ...(budgets.length > 0 ? { budgets } : {}),
+    ...(spend ? { spend } : {}),
   };
 }

@@ -13,7 +13,7 @@
  */
 import type { CoreV1Api, CustomObjectsApi, V1ConfigMap, V1ObjectMeta } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { hashSpec, type PolicySpec, type SidecarReport } from '../api/index.js';
+import { hashSpec, MAX_SELECTED_PODS, type PolicySpec, type SidecarReport } from '../api/index.js';
 import type { PolicyStatus } from '../api/policy-status.js';
 import { ConfigHub, type Desired } from './config-hub.js';
 import { DirtyKeys } from './dirty-keys.js';
@@ -146,11 +146,16 @@ export class Reconciler {
     const refs = secretRefsOf(policy.spec);
     // A Secret the policy names that is being read for the first time holds the snapshot back (briefly: see secret-values.ts).
     const known = refs.length > 0 ? this.deps.credentials?.(policy.metadata.namespace!, refs) : undefined;
+    // How many pods the policy selects, as its status (the leader's count, which every replica sees) says: the divisor
+    // of a sidecar's local share of a fleet limit while the shared store is away.
+    const targeted = policy.status?.pods?.targeted;
+    const selectedPods = targeted !== undefined && targeted >= 1 ? Math.min(targeted, MAX_SELECTED_PODS) : undefined;
     return {
       snapshot: {
         version: { source: 'controller', policy: resolution.policy, generation: policy.metadata.generation ?? 0, hash: hashSpec(policy.spec), uid: policy.metadata.uid },
         spec: policy.spec,
         ...known?.fields,
+        ...(selectedPods === undefined ? {} : { selectedPods }),
       },
       ...(known?.waiting && { waiting: true }),
     };

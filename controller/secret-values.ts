@@ -1,5 +1,6 @@
 /**
- * The Secret keys policies name (auth.secretRef, cache.redis.secretRef), as
+ * The Secret keys policies name (auth.secretRef, cache.redis.secretRef,
+ * sharedState.redis.secretRef), as
  * the config streams of the pods that use them carry them. The controller may
  * only `get` Secrets by name (never list or watch them), so a Secret a
  * connected pod needs is read again every `pollMs`: a rotated key reaches the
@@ -209,9 +210,10 @@ export interface NamedSecretRef extends SecretRef {
 }
 
 /** The Secret keys a policy's spec names. */
-export function secretRefsOf(spec: { upstreams?: readonly { name: string; auth?: { secretRef?: SecretRef } }[]; cache?: { redis?: { secretRef?: SecretRef } } }): NamedSecretRef[] {
+export function secretRefsOf(spec: { upstreams?: readonly { name: string; auth?: { secretRef?: SecretRef } }[]; cache?: { redis?: { secretRef?: SecretRef } }; sharedState?: { redis?: { secretRef?: SecretRef } } }): NamedSecretRef[] {
   const refs: NamedSecretRef[] = [];
   for (const upstream of spec.upstreams ?? []) if (upstream.auth?.secretRef) refs.push({ ...upstream.auth.secretRef, usedBy: `upstream ${upstream.name}` });
   if (spec.cache?.redis?.secretRef) refs.push({ ...spec.cache.redis.secretRef, usedBy: 'cache.redis' });
+  if (spec.sharedState?.redis?.secretRef) refs.push({ ...spec.sharedState.redis.secretRef, usedBy: 'sharedState.redis' });
   return refs;
 }

@@ -73,6 +73,7 @@ export function crdYaml(): string {
             column('Open', '.status.pods.withOpenBreaker', 'integer', 'Pods with an open circuit breaker'),
             column('Ready', '.status.conditions[?(@.type=="Ready")].status', 'string', 'The policy is accepted and every targeted pod is synced'),
             column('Accepted', '.status.conditions[?(@.type=="Accepted")].status', 'string', 'The spec is valid and the Secrets it names give usable credentials'),
+            column('Spend', '.status.spend', 'string', 'The fleet\'s spend against its budget in the current window'),
             column('Observed', '.status.observedAt', 'date', 'When a controller last computed this status: an old time means none is watching'),
             column('Age', '.metadata.creationTimestamp', 'date', 'Time since creation'),
           ],

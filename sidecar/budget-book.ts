@@ -1,8 +1,12 @@
 /**
- * The token and cost budgets in force: the policy's, and each upstream's.
- * They outlive config changes: a new config with a budget of the same scope
- * reconfigures it, so editing a policy never gives back what was spent.
+ * The token and cost budgets in force: the policy's, and each upstream's,
+ * each kept for this pod (TokenBudget) or for the fleet (FleetBudget, in the
+ * shared store: fleet/). They outlive config changes: a new config with a
+ * budget of the same scope reconfigures it, so editing a policy never gives
+ * back what was spent; one that moves a budget between the pod and the
+ * fleet carries this pod's spending over.
  */
+import type { FleetBudget } from './fleet/index.js';
 import { type BudgetLimits, type Clock, TokenBudget } from './resilience/index.js';
 
 /** Which budget: the whole policy's, or one upstream's. */
@@ -12,27 +16,49 @@ export interface BudgetScope {
   upstream?: string;
 }
 
+/** A budget's limits, and whether the fleet keeps it. */
+export type BookLimits = BudgetLimits & { fleet?: boolean };
+
+export type Budget = TokenBudget | FleetBudget;
+
 export interface KeptBudget extends BudgetScope {
-  budget: TokenBudget;
+  budget: Budget;
 }
 
 const key = (s: BudgetScope) => (s.scope === 'policy' ? 'policy' : `upstream/${s.upstream}`);
+const isFleet = (b: Budget): b is FleetBudget => 'fleet' in b;
 
 export class BudgetBook {
   private kept = new Map<string, KeptBudget>();
   /** Per upstream, the budgets a request to it spends from: its own, then the policy's. */
   private byUpstream = new Map<string, KeptBudget[]>();
 
-  constructor(private readonly clock: Clock) {}
+  /** `fleetBudget` makes a budget kept for the fleet under a name; without it, every budget is the pod's. */
+  constructor(
+    private readonly clock: Clock,
+    private readonly fleetBudget?: (what: string, limits: BudgetLimits) => FleetBudget,
+  ) {}
 
   /** Puts these limits in force (undefined: no budget); budgets of scopes that stay keep what they spent. */
-  configure(policy: BudgetLimits | undefined, upstreams: ReadonlyMap<string, BudgetLimits | undefined>): void {
+  configure(policy: BookLimits | undefined, upstreams: ReadonlyMap<string, BookLimits | undefined>): void {
     const next = new Map<string, KeptBudget>();
-    const keep = (scope: BudgetScope, limits: BudgetLimits | undefined) => {
+    const keep = (scope: BudgetScope, limits: BookLimits | undefined) => {
       if (!limits) return undefined;
       const current = this.kept.get(key(scope));
-      if (current) current.budget.reconfigure(limits);
-      const kept = current ?? { ...scope, budget: new TokenBudget(limits, this.clock) };
+      const fleet = limits.fleet === true && this.fleetBudget !== undefined;
+      if (current && isFleet(current.budget) === fleet) {
+        current.budget.reconfigure(limits);
+        next.set(key(scope), current);
+        return current;
+      }
+      const budget = fleet ? this.fleetBudget!(key(scope), limits) : new TokenBudget(limits, this.clock);
+      if (current) {
+        // Between the pod and the fleet: what this pod spent in the window goes with it.
+        if (isFleet(budget)) budget.adopt(current.budget.saved());
+        else budget.restore(current.budget.saved());
+        closeBudget(current.budget);
+      }
+      const kept = { ...scope, budget };
       next.set(key(scope), kept);
       return kept;
     };
@@ -42,6 +68,7 @@ export class BudgetBook {
       const own = keep({ scope: 'upstream', upstream: name }, limits);
       byUpstream.set(name, [own, whole].filter((b) => b !== undefined));
     }
+    for (const [k, gone] of this.kept) if (!next.has(k)) closeBudget(gone.budget);
     this.kept = next;
     this.byUpstream = byUpstream;
   }
@@ -50,11 +77,19 @@ export class BudgetBook {
     return this.byUpstream.get(upstream) ?? [];
   }
 
-  get(scope: BudgetScope): TokenBudget | undefined {
+  get(scope: BudgetScope): Budget | undefined {
     return this.kept.get(key(scope))?.budget;
   }
 
   all(): Iterable<KeptBudget> {
     return this.kept.values();
   }
+
+  close(): void {
+    for (const { budget } of this.kept.values()) closeBudget(budget);
+  }
+}
+
+function closeBudget(budget: Budget): void {
+  if (isFleet(budget)) budget.close();
 }

@@ -10,6 +10,9 @@
  * - what the token and cost budgets spent in their current window, so a
  *   restart never gives a spent budget back. They are trusted across policy
  *   versions (editing a policy does not refill it) and only within the window.
+ *   A fleet budget keeps the fleet's spent as the shared store last told it
+ *   (the restarted pod's local share and floor: fleet/) and what of its own
+ *   the store had not confirmed (reported again after the restart).
  * Times are kept as wall-clock instants, since a restart resets the process's
  * monotonic clock. The file is bounded, and ignored when unreadable or corrupt;
  * it is read and written as kept-file.ts does (only a regular file, never
@@ -18,7 +21,7 @@
 import type { Logger } from 'pino';
 import { KeptFileRefused, readKeptFile, writeKeptFile } from './kept-file.js';
 import type { BudgetScope } from './budget-book.js';
-import type { Clock, SavedBreakerState, SavedBudget } from './resilience/index.js';
+import type { Clock, SavedBreakerState, SavedBudget, Spend } from './resilience/index.js';
 import type { SidecarState } from './sidecar-state.js';
 
 /** A burst of changes is written once, this soon after the first: soon enough to survive a kill. */
@@ -60,6 +63,7 @@ interface StoredBreaker {
 
 const isName = (v: unknown): v is string => typeof v === 'string' && v.length <= MAX_NAME_CHARS;
 const isAmount = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+const isSpendOrNone = (v: unknown) => v === undefined || (typeof v === 'object' && v !== null && isAmount((v as Spend).tokens) && isAmount((v as Spend).cost));
 
 function isStoredBreaker(value: unknown): value is StoredBreaker {
   const b = value as Partial<StoredBreaker>;
@@ -85,7 +89,9 @@ function isStoredBudget(value: unknown): value is KeptBudgetState {
     (b.scope === 'policy' || (b.scope === 'upstream' && isName(b.upstream))) &&
     isAmount(b.windowStart) &&
     isAmount(b.tokens) &&
-    isAmount(b.cost)
+    isAmount(b.cost) &&
+    isSpendOrNone(b.fleetSpent) &&
+    isSpendOrNone(b.unreported)
   );
 }
 

@@ -1,7 +1,7 @@
 /**
  * The sidecar's gauges that are computed when scraped, from the live objects
  * (`MetricSources`), so the request path never touches them: endpoint health,
- * breaker states, bulkhead slots, the degradation mode, buffered bytes, the
+ * breaker states, bulkhead slots and limits, the degradation mode, buffered bytes, the
  * token and cost budgets and the SLOs' objectives and burn rates. The
  * objects they read say what they offer here (LiveUpstream, LiveSlo); the
  * counters the request path updates are in metrics.ts.
@@ -14,6 +14,8 @@ import { BURN_WINDOWS, type Bulkhead, type CircuitBreaker, type SliWindow, type 
 export interface LiveUpstream {
   name: string;
   bulkhead: Bulkhead;
+  /** The bounds of the bulkhead's limit (adaptive mode; the fixed limit twice otherwise). */
+  limitBounds: { min: number; max: number };
   endpoints: readonly { index: number; health?: { status: string } }[];
   breakerEntries(): [string, CircuitBreaker][];
 }
@@ -124,6 +126,9 @@ export function liveGauges(registry: Registry, sources: MetricSources, modelLabe
     }),
     bulkheadInFlight: perUpstream('breakwater_bulkhead_in_flight', 'Requests holding a bulkhead slot.', (u) => u.bulkhead.active),
     bulkheadQueued: perUpstream('breakwater_bulkhead_queued', 'Requests waiting for a bulkhead slot.', (u) => u.bulkhead.waiting),
+    bulkheadLimit: perUpstream('breakwater_bulkhead_limit', 'Requests the bulkhead lets in flight at once now: learnt by the adaptive mode, maxConcurrent in fixed mode.', (u) => u.bulkhead.limit),
+    bulkheadLimitMin: perUpstream('breakwater_bulkhead_limit_min', 'The least the bulkhead\'s limit may be (bulkhead.adaptive.min; maxConcurrent in fixed mode).', (u) => u.limitBounds.min),
+    bulkheadLimitMax: perUpstream('breakwater_bulkhead_limit_max', 'The most the bulkhead\'s limit may be (bulkhead.adaptive.max; maxConcurrent in fixed mode).', (u) => u.limitBounds.max),
     mode: new Gauge({
       name: 'breakwater_degradation_mode',
       help: '1 for the mode the sidecar is in: normal, degraded or emergency.',

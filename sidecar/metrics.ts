@@ -4,11 +4,13 @@
  * names come from apps, so only the first MAX_MODELS per upstream, of at most
  * MAX_MODEL_LABEL characters, get a label of their own and the rest share
  * "other" (the breaker-state gauge too, where it counts the breakers). The
- * counters are CellCounters (cell-counter.ts): the request path counts
- * without building a label string per call.
+ * counters and histograms are cells (cell-counter.ts, cell-histogram.ts): the
+ * request path counts without building a label string per call.
  */
-import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { CellCounter } from './cell-counter.js';
+import { CellHistogram } from './cell-histogram.js';
+import { genAiMetrics } from './genai-metrics.js';
 import { liveGauges, type MetricSources } from './live-gauges.js';
 
 const MAX_MODELS = 32;
@@ -38,14 +40,14 @@ export function createMetrics(sources: MetricSources = {}) {
       labelNames: ['upstream', 'model', 'class', 'outcome'] as const,
       registers: [registry],
     }),
-    duration: new Histogram({
+    duration: new CellHistogram({
       name: 'breakwater_request_duration_seconds',
       help: 'Time from request arrival to the last byte of the answer.',
       labelNames: ['upstream', 'outcome'] as const,
       buckets: LATENCY_BUCKETS,
       registers: [registry],
     }),
-    timeToFirstByte: new Histogram({
+    timeToFirstByte: new CellHistogram({
       name: 'breakwater_time_to_first_byte_seconds',
       help: 'Time from request arrival to the first byte sent to the app (first content event for streams).',
       labelNames: ['upstream'] as const,
@@ -130,6 +132,12 @@ export function createMetrics(sources: MetricSources = {}) {
       labelNames: ['upstream', 'reason'] as const,
       registers: [registry],
     }),
+    limitChanges: new CellCounter({
+      name: 'breakwater_bulkhead_limit_changes_total',
+      help: 'Moves of an adaptive concurrency limit, by reason: slow-start, probe (growth), overload (a 429, 503 or 529), slow-first-token, server-queue (cuts).',
+      labelNames: ['upstream', 'reason'] as const,
+      registers: [registry],
+    }),
     streamRecoveries: new CellCounter({
       name: 'breakwater_stream_recoveries_total',
       help: 'Streams that broke after text reached the app and were recovered or not, by strategy and result (recovered, diverged, failed, refused).',
@@ -142,6 +150,7 @@ export function createMetrics(sources: MetricSources = {}) {
       labelNames: ['upstream', 'model', 'type'] as const,
       registers: [registry],
     }),
+    ...genAiMetrics(registry),
     ...liveGauges(registry, sources, modelLabel),
   };
   return { ...m, modelLabel };

@@ -7,11 +7,13 @@
 import { MAX_BREAKER_NAME, MAX_REPORTED_OPENINGS, type BreakerCounts, type OpenedBreaker } from '../api/index.js';
 import { BudgetBook } from './budget-book.js';
 import type { RuntimeConfig } from './config/index.js';
+import { Fleet } from './fleet/index.js';
 import type { Metrics } from './metrics.js';
 import { SloTracker } from './slo-tracker.js';
 import { type Clock, DegradationMonitor } from './resilience/index.js';
 import { ResponseCache } from './proxy/answers/response-cache.js';
 import { fingerprint, UpstreamState, type BreakerTransition, type HealthChange } from './proxy/upstream/upstream-state.js';
+import { queuePressure } from './proxy/upstream/endpoint-limits.js';
 
 export class SidecarState {
   config: RuntimeConfig | undefined;
@@ -24,6 +26,8 @@ export class SidecarState {
   degradation: DegradationMonitor;
   /** The token and cost budgets; kept across configs, so a new one never gives back what was spent. */
   readonly budgets: BudgetBook;
+  /** The shared store and the limits kept for the fleet (fleet/): its budgets are in `budgets`, its rate limits here. */
+  readonly fleet: Fleet;
   /** The policy's SLOs, if it has any; replaced (its windows emptied) only when they or the policy change. */
   slo: SloTracker | undefined;
   private degradationSettings = '';
@@ -38,15 +42,17 @@ export class SidecarState {
     private readonly onModeChange: (from: string, to: string) => void = () => {},
     private readonly onRedisError: (err: Error) => void = () => {},
     private readonly onHealthChange: (event: HealthChange) => void = () => {},
+    onStoreError: (err: Error) => void = () => {},
   ) {
-    this.budgets = new BudgetBook(clock);
+    this.fleet = new Fleet(clock, onStoreError);
+    this.budgets = new BudgetBook(clock, (what, limits) => this.fleet.budget(what, limits));
     this.degradation = new DegradationMonitor({ windowMs: 60_000, degradedErrorRate: 0, degradedQueueDepth: 0, emergencyErrorRate: 0 }, clock);
   }
 
-  /** Requests waiting in every upstream's bulkhead queue. */
+  /** Requests waiting in the upstreams' bulkhead queues, as degraded mode counts them (queuePressure: not behind an adaptive limit still opening). */
   queued(): number {
     let n = 0;
-    for (const u of this.upstreams.values()) n += u.bulkhead.waiting;
+    for (const u of this.upstreams.values()) n += queuePressure(u);
     return n;
   }
 
@@ -102,6 +108,7 @@ export class SidecarState {
     if (JSON.stringify([config.slo, config.version.policy]) !== JSON.stringify([this.slo?.config, this.slo?.policy])) {
       this.slo = config.slo && new SloTracker(config.slo, config.version.policy, this.clock);
     }
+    this.fleet.configure(config);
     this.budgets.configure(config.budget, new Map([...config.upstreams].map(([name, u]) => [name, u.budget])));
     this.config = config;
   }
@@ -154,6 +161,8 @@ export class SidecarState {
 
   close(): void {
     this.cache.close();
+    this.budgets.close();
+    this.fleet.close();
     for (const state of this.upstreams.values()) state.close();
   }
 }

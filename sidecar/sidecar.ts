@@ -11,6 +11,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { listen, type HostPort } from '../lib/index.js';
 import { createAdminApp } from './admin/admin-app.js';
+import { fleetGauges } from './fleet/index.js';
 import { keepState } from './kept-state.js';
 import type { RuntimeConfig } from './config/index.js';
 import { createLogger } from './log.js';
@@ -19,6 +20,7 @@ import { buildPipeline } from './proxy/pipeline.js';
 import { createProxyServer } from './proxy/inbound/server.js';
 import { type Clock, systemClock } from './resilience/index.js';
 import { SidecarState } from './sidecar-state.js';
+import { Tracing } from './tracing/index.js';
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 
@@ -47,13 +49,21 @@ export interface Sidecar {
 }
 
 /** Redis errors while it is away come every few seconds: log one a minute. */
-function redisErrorLogger(log: Logger, clock: Clock): (err: Error) => void {
+function redisErrorLogger(log: Logger, clock: Clock, message: string): (err: Error) => void {
   let last = -Infinity;
   return (err) => {
     if (clock.now() - last < 60_000) return;
     last = clock.now();
-    log.warn({ err: err.message }, 'shared cache (Redis) unavailable; answering from the local cache only');
+    log.warn({ err: err.message.slice(0, 512) }, message);
   };
+}
+
+/** Every limit kept for the fleet, and whether it spends a local share, for the gauges. */
+function* fleetCounters(state: SidecarState) {
+  for (const { scope, upstream = '', budget } of state.budgets.all()) {
+    if ('fleet' in budget) yield { kind: 'budget', scope, upstream, mode: budget.snapshot().fleet.store };
+  }
+  for (const [upstream, limiter] of state.fleet.rateLimiters()) yield { kind: 'rate-limit', scope: 'upstream', upstream, mode: limiter.view().mode };
 }
 
 export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
@@ -75,11 +85,21 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       kept?.changed();
     },
     (from, to) => log.warn({ from, to }, 'degradation mode changed'),
-    redisErrorLogger(log, clock),
+    redisErrorLogger(log, clock, 'shared cache (Redis) unavailable; answering from the local cache only'),
     (h) => log.warn(h, 'endpoint health changed'),
+    redisErrorLogger(log, clock, 'shared store (Redis) unavailable; fleet budgets and rate limits spend local shares'),
   );
+  const fleetMetrics = fleetGauges(metrics.registry, {
+    status: () => state.fleet.status(),
+    pods: () => state.fleet.pods(),
+    counters: () => fleetCounters(state),
+  });
+  state.fleet.onWait = (ms) => fleetMetrics.storeWait.observe(ms / 1000);
+  // OpenTelemetry tracing, off unless a policy turns it on: its SDK is loaded then, and only then.
+  const tracing = new Tracing(log, { exported: (n) => metrics.traceSpansExported.inc({}, n), dropped: (reason, n) => metrics.traceSpansDropped.inc({ reason }, n) });
   if (options.config) {
     state.apply(options.config);
+    tracing.apply(options.config.tracing);
     kept?.restore();
   }
   const pipeline = buildPipeline({
@@ -93,8 +113,9 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     queued: () => state.queued(),
     budgets: () => state.budgets,
     budgetsSpent: () => kept?.changed(),
+    fleetLimiter: (upstream) => state.fleet.rateLimiter(upstream),
   });
-  const proxy = createProxyServer({ pipeline, config: () => state.config, upstream: (name) => state.upstream(name), clock, metrics, log, slo: () => state.slo });
+  const proxy = createProxyServer({ pipeline, config: () => state.config, upstream: (name) => state.upstream(name), clock, metrics, log, slo: () => state.slo, tracing });
   let drainPromise: Promise<boolean> | undefined;
 
   const drain = (): Promise<boolean> =>
@@ -113,6 +134,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       adminServer.close();
       adminServer.closeAllConnections?.();
       kept?.saveNow();
+      await tracing.shutdown();
       state.close();
       log.info({ clean, abandoned: proxy.inFlight }, 'drained');
       options.onDrained?.(clean);
@@ -139,6 +161,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       try {
         state.apply(config);
         proxy.applyInbound(config.inbound);
+        tracing.apply(config.tracing);
         kept?.restore();
       } catch (err) {
         const error = (err as Error).message;

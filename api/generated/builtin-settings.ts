@@ -73,8 +73,17 @@ export const BUILTIN_SETTINGS: FullSettings = {
     ]
   },
   "bulkhead": {
+    "mode": "adaptive",
     "maxConcurrent": 32,
-    "maxQueue": 128,
-    "queueTimeout": "5s"
+    "adaptive": {
+      "min": 4,
+      "initial": 32,
+      "max": 1024
+    },
+    "maxQueue": 1024,
+    "queueTimeout": "5s",
+    "fairBy": {
+      "header": ""
+    }
   }
 };

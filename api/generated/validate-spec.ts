@@ -5,24 +5,27 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"!self.upstreams.exists(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && (f.upstream == u.name || !self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy","messageExpression":"[self.upstreams.map(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && (f.upstream == u.name || !self.upstreams.exists(v, v.name == f.upstream)))).indexOf(true)].map(i, [self.upstreams[i].fallback.map(t, has(t.upstream) && (t.upstream == self.upstreams[i].name || !self.upstreams.exists(v, v.name == t.upstream))).indexOf(true)].map(j, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].fallback[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][j] + '].upstream: \"' + self.upstreams[i].fallback[j].upstream + '\" ' + (self.upstreams[i].fallback[j].upstream == self.upstreams[i].name ? 'is this upstream itself: an upstream cannot fall back to itself' : 'names no upstream of this policy'))[0])[0]"},{"rule":"!self.upstreams.exists(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && self.upstreams.exists(v, v.name == f.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai'))))","message":"spec.upstreams[].fallback[].upstream must speak the same api as its upstream: a chain speaks one API","messageExpression":"[self.upstreams.map(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && self.upstreams.exists(v, v.name == f.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai')))).indexOf(true)].map(i, [self.upstreams[i].fallback.map(t, has(t.upstream) && self.upstreams.exists(v, v.name == t.upstream && (has(v.api) ? v.api : 'openai') != (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai'))).indexOf(true)].map(j, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].fallback[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][j] + '].upstream: \"' + self.upstreams[i].fallback[j].upstream + '\" ' + [self.upstreams.map(v, v.name == self.upstreams[i].fallback[j].upstream).indexOf(true)].map(k, 'speaks ' + (has(self.upstreams[k].api) ? self.upstreams[k].api : 'openai') + ', and \"' + self.upstreams[i].name + '\" ' + (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai') + ': a chain speaks one API (the app\\'s request and answer are in it)')[0])[0])[0]"},{"rule":"!self.upstreams.exists(u, has(u.hedge) && has(u.hedge.upstream) && (u.hedge.upstream == u.name || !self.upstreams.exists(v, v.name == u.hedge.upstream)))","message":"spec.upstreams[].hedge.upstream must name another upstream of this policy","messageExpression":"[self.upstreams.map(u, has(u.hedge) && has(u.hedge.upstream) && (u.hedge.upstream == u.name || !self.upstreams.exists(v, v.name == u.hedge.upstream))).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].hedge.upstream: \"' + self.upstreams[i].hedge.upstream + '\" ' + (self.upstreams[i].hedge.upstream == self.upstreams[i].name ? 'is this upstream itself: a hedge goes to another upstream' : 'names no upstream of this policy'))[0]"},{"rule":"!self.upstreams.exists(u, has(u.hedge) && has(u.hedge.upstream) && self.upstreams.exists(v, v.name == u.hedge.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai')))","message":"spec.upstreams[].hedge.upstream must speak the same api as its upstream","messageExpression":"[self.upstreams.map(u, has(u.hedge) && has(u.hedge.upstream) && self.upstreams.exists(v, v.name == u.hedge.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai'))).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].hedge.upstream: \"' + self.upstreams[i].hedge.upstream + '\" ' + [self.upstreams.map(v, v.name == self.upstreams[i].hedge.upstream).indexOf(true)].map(k, 'speaks ' + (has(self.upstreams[k].api) ? self.upstreams[k].api : 'openai') + ', and \"' + self.upstreams[i].name + '\" ' + (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai') + ': a hedge speaks the API of the upstream it hedges')[0])[0]"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy","messageExpression":"[self.faults.map(f, !self.upstreams.exists(u, u.name == f.upstream)).indexOf(true)].map(i, 'spec.faults[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].upstream: \"' + self.faults[i].upstream + '\" names no upstream of this policy')[0]"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)","message":"spec.budget.cost needs prices on at least one upstream"}],"type":"object","required":["upstreams","priorities","budget","slo","degradation","cache","validation","faults","inbound","limits","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy (the oldest policy that matches a pod wins). Without it, only pods that name this policy in the annotation breakwater.dev/policy use it.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"description":"A label key.","type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"],"description":"How the label is matched: In or NotIn values, or whether the key Exists or DoesNotExist."},"values":{"description":"Values for In and NotIn; empty for Exists and DoesNotExist.","type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts of a request and of each attempt.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. An app may shorten it for one request with the header x-breakwater-timeout (such as 5s), never lengthen it. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off, while firstByte, streamIdle and the throughput floor catch the attempts that hang. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token; set it lower (say 10s) to fall back sooner from a slow first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"connect":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To open a connection to the upstream (TCP and TLS; a pooled one is reused at once). A SYN into a backend that went away (a pod deleted behind a Service) is dropped, not refused: past this the attempt fails as connect-failure and is retried, instead of waiting for firstByte (0 = no deadline of its own). Idle pooled connections are closed after 4 s, so none to a vanished backend is reused. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || !(self.base.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.base.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.max.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.max.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. A timeout of the addressed upstream is not retried there when a fallback upstream tier would take it: a route that never answers costs one attempt, and the fallback answers. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as the upstream asks before retrying: retry-after-ms, Retry-After (seconds or an HTTP date) and, for a limit that is spent, x-ratelimit-reset-* (OpenAI) and anthropic-ratelimit-*-reset. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: no such wait is made, and the upstream's answer is passed on (or the next fallback tier answers). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load. Retries in the window are at most minPerSecond x window + ratio% of the requests in the window.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed to the first tier once, never retried or sent to another tier. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker: stops calling an upstream (or one of its models) that keeps failing, and probes it again after openFor.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || !(self.openFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.openFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.maxOpenFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.maxOpenFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate, over failureRate.window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (for streams: to the first content event) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing: once openFor has passed, a few calls go through, and enough successes close the breaker.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker. By default an overloaded upstream (503, 529) is probed, not hammered; rate-limited and client-error are opt-in. Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || (has(self.prices) && size(self.prices) > 0)","message":"budget.cost needs prices for this upstream's models"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","healthCheck","websockets","hedge","prices","budget","guards","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: the error shape, the stream framing and terminator, the model field and where usage is found. A fallback or hedge upstream speaks the api of the upstream it serves (the app's request and answer are in that API)."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream: header is set to prefix + the credential, in place of the app's own credentials, which are not sent.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"The credential: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request. The Secret must be labelled breakwater.dev/credential: \"true\" (its owner's consent: whoever may write a policy may name any Secret) and not be a service-account or bootstrap token; the value must be printable ASCII (white space around it is dropped), at most 16 KiB. Until then the sidecar has none (an upstream answers 503 rather than be called without its key; the shared cache connects without a password), and the policy's Accepted condition is False (SecretNotFound, SecretNotAllowed or SecretValueUnusable) and says why.","type":"object","required":["name","key"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"pattern":"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$","maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts of a request and of each attempt.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. An app may shorten it for one request with the header x-breakwater-timeout (such as 5s), never lengthen it. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off, while firstByte, streamIdle and the throughput floor catch the attempts that hang. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token; set it lower (say 10s) to fall back sooner from a slow first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"connect":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To open a connection to the upstream (TCP and TLS; a pooled one is reused at once). A SYN into a backend that went away (a pod deleted behind a Service) is dropped, not refused: past this the attempt fails as connect-failure and is retried, instead of waiting for firstByte (0 = no deadline of its own). Idle pooled connections are closed after 4 s, so none to a vanished backend is reused. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || !(self.base.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.base.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.max.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.max.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. A timeout of the addressed upstream is not retried there when a fallback upstream tier would take it: a route that never answers costs one attempt, and the fallback answers. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as the upstream asks before retrying: retry-after-ms, Retry-After (seconds or an HTTP date) and, for a limit that is spent, x-ratelimit-reset-* (OpenAI) and anthropic-ratelimit-*-reset. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: no such wait is made, and the upstream's answer is passed on (or the next fallback tier answers). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load. Retries in the window are at most minPerSecond x window + ratio% of the requests in the window.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed to the first tier once, never retried or sent to another tier. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker: stops calling an upstream (or one of its models) that keeps failing, and probes it again after openFor.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || !(self.openFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.openFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.maxOpenFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.maxOpenFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate, over failureRate.window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (for streams: to the first content event) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing: once openFor has passed, a few calls go through, and enough successes close the breaker.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker. By default an overloaded upstream (503, 529) is probed, not hammered; rate-limited and client-error are opt-in. Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit with a priority queue.","type":"object","properties":{"maxConcurrent":{"minimum":1,"maximum":10000,"description":"Requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Default: 128.","type":"integer","x-breakwater-default":128},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits (opt-in). Tokens are estimated from max_tokens and the body and corrected by the reported usage; each bucket lets at most ten seconds' worth through at once. A request over a limit waits up to the bulkhead's queueTimeout (and its deadline), then gets 429 rate_limited with Retry-After.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries","continuation"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).","type":"integer"},"continuation":{"type":"string","enum":["auto","prefill","continue-final-message","off"],"default":"auto","description":"How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp's server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill)."}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"}}},"healthCheck":{"additionalProperties":false,"default":{},"description":"Active health checks of each endpoint (opt-in). The sidecar is ready once every first probe has answered (at most timeout); an endpoint a reload adds is tried after the healthy ones until its first probe answers.","type":"object","required":["path","interval","timeout","healthyThreshold","unhealthyThreshold"],"properties":{"path":{"pattern":"^(/[!-~]*)?$","maxLength":256,"default":"","description":"Path probed on each endpoint's origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp's slots_idle: 0). An unhealthy endpoint takes no traffic.","type":"string"},"interval":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time from the end of one probe to the start of the next. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"timeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A probe that takes longer fails. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"healthyThreshold":{"minimum":1,"maximum":10,"default":1,"description":"Good probes in a row that make an unhealthy endpoint healthy.","type":"integer"},"unhealthyThreshold":{"minimum":1,"maximum":10,"default":2,"description":"Failed probes in a row that make a healthy endpoint unhealthy.","type":"integer"}}},"apiVersion":{"pattern":"^[A-Za-z0-9._-]{1,64}$","description":"Azure OpenAI: the api-version set on every request to this upstream (in place of the app's), so that a fallback or hedge tier serving an OpenAI app can reach Azure: with url https://<resource>.openai.azure.com/openai (Azure's v1 paths) and auth {header: api-key, prefix: ''}, an Azure deployment can be the fallback or hedge tier of an OpenAI upstream.","type":"string"},"websockets":{"default":true,"description":"Whether apps may open WebSockets (the Realtime API) to this upstream through the sidecar: tunnelled with its auth, a handshake timeout (timeouts.firstByte), its breaker and a bulkhead slot for as long as each is open. false: an upgrade gets 403.","type":"boolean"},"hedge":{"additionalProperties":false,"default":{},"description":"Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.","type":"object","required":["delay","percentile"],"properties":{"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Send one hedge (a second attempt, at this upstream or the one named in upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker of their target; the first to answer wins and the other is cancelled. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"0s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy to send the hedge to (with its own credentials), instead of this one.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the hedge's model (with upstream).","type":"string"},"percentile":{"minimum":0,"maximum":99,"default":0,"description":"When set (50-99) and at least 20 first-token times were seen, the hedge delay is this percentile of the last 100 (never below delay). 0 = the fixed delay.","type":"integer"}}},"prices":{"default":[],"maxItems":64,"description":"Per-model prices, for cost budgets. A model of this upstream that no entry names is charged at the highest listed price; an upstream without prices (a self-hosted model) costs nothing.","type":"array","items":{"additionalProperties":false,"type":"object","required":["model","input","output"],"properties":{"model":{"minLength":1,"maxLength":256,"description":"A model name, or a prefix ending in * (gpt-4o*). An exact name beats a prefix, and a longer prefix a shorter one.","type":"string"},"input":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million input tokens.","type":"string"},"output":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million output tokens.","type":"string"}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for this upstream (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"guards":{"additionalProperties":false,"default":{},"description":"Input guards (opt-in): a request that trips one gets 400 guardrail_blocked in the API's error shape and never reaches the upstream. Deny patterns read at most 1 MiB of message text; a body they cannot read whole (past retry.maxBodyBytes, not JSON, or more text than that) is blocked.","x-kubernetes-validations":[{"rule":"!has(self.deny) || self.deny.all(d, self.deny.exists_one(e, e.name == d.name))","message":"guards.deny[].name must be unique"}],"type":"object","required":["maxInputBytes","maxInputTokens","deny"],"properties":{"maxInputBytes":{"minimum":0,"maximum":1073741824,"default":0,"description":"Largest request body, in bytes (0 = off).","type":"integer"},"maxInputTokens":{"minimum":0,"maximum":100000000,"default":0,"description":"Most input tokens a request may carry, estimated as the UTF-8 bytes of its message text divided by 4 (0 = off).","type":"integer"},"deny":{"default":[],"maxItems":16,"description":"Patterns that block a request whose message text contains a match.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","pattern","ignoreCase"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The guard's name: the only thing said or logged about a request it blocks.","type":"string"},"pattern":{"minLength":1,"maxLength":512,"description":"An RE2 regular expression (linear-time: no backreferences or lookaround) searched for in the request's message text.","type":"string"},"ignoreCase":{"default":true,"description":"Match regardless of case.","type":"boolean"}}}}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy, called with its own breaker, bulkhead, retries and credentials (the app's credentials go only to the upstream it addressed).","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request (the stream flag aside: a streaming request gets it as a well-formed stream).","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape, plain or streamed, marked x-breakwater-degraded: true.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure the app did not cause, except a content-filter refusal, which goes only to a tier whose when names content-filter). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream's or the policy's token or cost budget is spent.","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error","unavailable","budget-exhausted"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"(has(self.classes) ? self.classes.map(c, c.name) : ['critical','normal','batch']).exists(n, n == (has(self.default) ? self.default : 'normal'))","message":"priorities.default must name one of priorities.classes","messageExpression":"'priorities.default \"' + (has(self.default) ? self.default : 'normal') + '\" must name one of priorities.classes'"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for all upstreams of the policy together (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"}}},"slo":{"additionalProperties":false,"default":{},"description":"Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy's SLIs over the window and a condition SLOMet into its status.","x-kubernetes-validations":[{"rule":"!has(self.window) || !(self.window.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.window.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))","message":"slo.window must be between 1m and 24h"}],"type":"object","required":["window","availability","timeToFirstToken"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The rolling window over which each sidecar measures its SLIs, as /status and the policy's status report them (1m to 24h; longer compliance windows are Prometheus' job, from breakwater_sli_events_total). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"1h","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"availability":{"additionalProperties":false,"default":{},"description":"The availability SLO.","type":"object","required":["objective"],"properties":{"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of requests answered without failing the app (by any tier but the static message); requests the app or the policy refused (4xx, context-length, content-filter, guards, budgets) and requests the app cancelled do not count. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}},"timeToFirstToken":{"additionalProperties":false,"default":{},"description":"The time-to-first-token SLO, over streamed answers.","type":"object","required":["threshold","objective"],"properties":{"threshold":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A streamed answer whose first content event reaches the app within this is good. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of successful streamed answers whose first token came within threshold. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency. A mode is entered when its threshold is reached, and left once the measure falls below half of it and the mode has been held for a quarter of the window; the error rate counts once the window holds 20 requests. The mode is in /status, breakwater_degradation_mode and the x-breakwater-mode header.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"description":"When degraded mode starts, and what it changes in requests.","type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"description":"When emergency mode starts, and the only tiers it answers from (upstreams are not called, for chains that have such a tier).","type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache: the last good answer to each request, for the cache fallback tier (and serveFresh). A change of ttl, maxEntries, maxBytes or serveFresh starts an empty cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"redis":{"additionalProperties":false,"description":"A Redis the fleet shares (opt-in), asked after the local cache with a 100 ms timeout; Redis being down never fails or slows a request.","type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off). A new url or a rotated password gives the sidecar a new Redis client and keeps the answers it holds.","type":"string"},"secretRef":{"additionalProperties":false,"description":"The Redis password: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request. The Secret must be labelled breakwater.dev/credential: \"true\" (its owner's consent: whoever may write a policy may name any Secret) and not be a service-account or bootstrap token; the value must be printable ASCII (white space around it is dropped), at most 16 KiB. Until then the sidecar has none (an upstream answers 503 rather than be called without its key; the shared cache connects without a password), and the policy's Accepted condition is False (SecretNotFound, SecretNotAllowed or SecretValueUnusable) and says why.","type":"object","required":["name","key"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"pattern":"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$","maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of an upstream's attempts. Retries, fallbacks and breakers treat injected faults like real ones, so a policy can be tried out before an outage.","type":"array","items":{"additionalProperties":false,"description":"One fault: a delay, an abort, or both.","type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The upstream whose attempts the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Percentage of attempts affected, each drawn at random.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Wait this long before the attempt is sent (cut short by the request's total timeout). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"description":"Answer the attempt with this status, in the API's own error shape and marked x-breakwater-fault: abort, instead of sending it (after the delay, if one is set).","type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"description":"HTTP status of the injected answer, such as 503 or 429; its failure class is that of a real one.","type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"}}}}};
+const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"!self.upstreams.exists(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && (f.upstream == u.name || !self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy","messageExpression":"[self.upstreams.map(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && (f.upstream == u.name || !self.upstreams.exists(v, v.name == f.upstream)))).indexOf(true)].map(i, [self.upstreams[i].fallback.map(t, has(t.upstream) && (t.upstream == self.upstreams[i].name || !self.upstreams.exists(v, v.name == t.upstream))).indexOf(true)].map(j, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].fallback[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][j] + '].upstream: \"' + self.upstreams[i].fallback[j].upstream + '\" ' + (self.upstreams[i].fallback[j].upstream == self.upstreams[i].name ? 'is this upstream itself: an upstream cannot fall back to itself' : 'names no upstream of this policy'))[0])[0]"},{"rule":"!self.upstreams.exists(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && self.upstreams.exists(v, v.name == f.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai'))))","message":"spec.upstreams[].fallback[].upstream must speak the same api as its upstream: a chain speaks one API","messageExpression":"[self.upstreams.map(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && self.upstreams.exists(v, v.name == f.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai')))).indexOf(true)].map(i, [self.upstreams[i].fallback.map(t, has(t.upstream) && self.upstreams.exists(v, v.name == t.upstream && (has(v.api) ? v.api : 'openai') != (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai'))).indexOf(true)].map(j, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].fallback[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][j] + '].upstream: \"' + self.upstreams[i].fallback[j].upstream + '\" ' + [self.upstreams.map(v, v.name == self.upstreams[i].fallback[j].upstream).indexOf(true)].map(k, 'speaks ' + (has(self.upstreams[k].api) ? self.upstreams[k].api : 'openai') + ', and \"' + self.upstreams[i].name + '\" ' + (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai') + ': a chain speaks one API (the app\\'s request and answer are in it)')[0])[0])[0]"},{"rule":"!self.upstreams.exists(u, has(u.hedge) && has(u.hedge.upstream) && (u.hedge.upstream == u.name || !self.upstreams.exists(v, v.name == u.hedge.upstream)))","message":"spec.upstreams[].hedge.upstream must name another upstream of this policy","messageExpression":"[self.upstreams.map(u, has(u.hedge) && has(u.hedge.upstream) && (u.hedge.upstream == u.name || !self.upstreams.exists(v, v.name == u.hedge.upstream))).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].hedge.upstream: \"' + self.upstreams[i].hedge.upstream + '\" ' + (self.upstreams[i].hedge.upstream == self.upstreams[i].name ? 'is this upstream itself: a hedge goes to another upstream' : 'names no upstream of this policy'))[0]"},{"rule":"!self.upstreams.exists(u, has(u.hedge) && has(u.hedge.upstream) && self.upstreams.exists(v, v.name == u.hedge.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai')))","message":"spec.upstreams[].hedge.upstream must speak the same api as its upstream","messageExpression":"[self.upstreams.map(u, has(u.hedge) && has(u.hedge.upstream) && self.upstreams.exists(v, v.name == u.hedge.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai'))).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].hedge.upstream: \"' + self.upstreams[i].hedge.upstream + '\" ' + [self.upstreams.map(v, v.name == self.upstreams[i].hedge.upstream).indexOf(true)].map(k, 'speaks ' + (has(self.upstreams[k].api) ? self.upstreams[k].api : 'openai') + ', and \"' + self.upstreams[i].name + '\" ' + (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai') + ': a hedge speaks the API of the upstream it hedges')[0])[0]"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy","messageExpression":"[self.faults.map(f, !self.upstreams.exists(u, u.name == f.upstream)).indexOf(true)].map(i, 'spec.faults[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].upstream: \"' + self.faults[i].upstream + '\" names no upstream of this policy')[0]"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)","message":"spec.budget.cost needs prices on at least one upstream"},{"rule":"has(self.sharedState) || !(has(self.budget) && has(self.budget.scope) && self.budget.scope == 'fleet')","message":"spec.budget.scope: fleet needs spec.sharedState (the store the fleet counts in)"},{"rule":"has(self.sharedState) || !self.upstreams.exists(u, (has(u.budget) && has(u.budget.scope) && u.budget.scope == 'fleet'))","message":"spec.upstreams[].budget.scope: fleet needs spec.sharedState (the store the fleet counts in)","messageExpression":"[self.upstreams.map(u, (has(u.budget) && has(u.budget.scope) && u.budget.scope == 'fleet')).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].budget.scope: fleet needs spec.sharedState (the store the fleet counts in)')[0]"},{"rule":"has(self.sharedState) || !self.upstreams.exists(u, (has(u.rateLimit) && has(u.rateLimit.scope) && u.rateLimit.scope == 'fleet'))","message":"spec.upstreams[].rateLimit.scope: fleet needs spec.sharedState (the store the fleet counts in)","messageExpression":"[self.upstreams.map(u, (has(u.rateLimit) && has(u.rateLimit.scope) && u.rateLimit.scope == 'fleet')).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].rateLimit.scope: fleet needs spec.sharedState (the store the fleet counts in)')[0]"},{"rule":"has(self.sharedState) || !has(self.cache) || !has(self.cache.shared) || !self.cache.shared","message":"spec.cache.shared needs spec.sharedState (the Redis the answers are shared in)"},{"rule":"!has(self.cache) || !has(self.cache.shared) || !self.cache.shared || !has(self.cache.redis) || !has(self.cache.redis.url) || self.cache.redis.url == ''","message":"spec.cache.shared and spec.cache.redis.url name two Redis for one cache: set one of them"}],"type":"object","required":["upstreams","priorities","budget","slo","degradation","cache","validation","faults","inbound","limits","tracing","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy (the oldest policy that matches a pod wins). Without it, only pods that name this policy in the annotation breakwater.dev/policy use it.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"description":"A label key.","type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"],"description":"How the label is matched: In or NotIn values, or whether the key Exists or DoesNotExist."},"values":{"description":"Values for In and NotIn; empty for Exists and DoesNotExist.","type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts of a request and of each attempt.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. An app may shorten it for one request with the header x-breakwater-timeout (such as 5s), never lengthen it. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off, while firstByte, streamIdle and the throughput floor catch the attempts that hang. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token; set it lower (say 10s) to fall back sooner from a slow first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"connect":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To open a connection to the upstream (TCP and TLS; a pooled one is reused at once). A SYN into a backend that went away (a pod deleted behind a Service) is dropped, not refused: past this the attempt fails as connect-failure and is retried, instead of waiting for firstByte (0 = no deadline of its own). Idle pooled connections are closed after 4 s, so none to a vanished backend is reused. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || !(self.base.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.base.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.max.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.max.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. A timeout of the addressed upstream is not retried there when a fallback upstream tier would take it: a route that never answers costs one attempt, and the fallback answers. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as the upstream asks before retrying: retry-after-ms, Retry-After (seconds or an HTTP date) and, for a limit that is spent, x-ratelimit-reset-* (OpenAI) and anthropic-ratelimit-*-reset. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: no such wait is made, and the upstream's answer is passed on (or the next fallback tier answers). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load. Retries in the window are at most minPerSecond x window + ratio% of the requests in the window.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed to the first tier once, never retried or sent to another tier. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker: stops calling an upstream (or one of its models) that keeps failing, and probes it again after openFor.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || !(self.openFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.openFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.maxOpenFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.maxOpenFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate, over failureRate.window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (for streams: to the first content event) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing: once openFor has passed, a few calls go through, and enough successes close the breaker.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker. By default an overloaded upstream (503, 529) is probed, not hammered; rate-limited and client-error are opt-in. Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit, adaptive or fixed, with a priority queue that is fair between callers.","type":"object","properties":{"mode":{"type":"string","enum":["adaptive","fixed"],"description":"adaptive: the limit of requests in flight is learnt per endpoint from what the provider says (429, 503 and 529 with their Retry-After, rate-limit headers close to spent, time to first token, a self-hosted server's queue in its health answer), within adaptive.min and adaptive.max. fixed: it is maxConcurrent. A policy that sets maxConcurrent and not mode is fixed, as it was before the adaptive mode. Default: \"adaptive\".","x-breakwater-default":"adaptive"},"maxConcurrent":{"minimum":1,"maximum":10000,"description":"In fixed mode: requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"adaptive":{"additionalProperties":false,"description":"Bounds of the adaptive limit (mode adaptive), for the upstream (its endpoints' limits add up to it).","x-kubernetes-validations":[{"rule":"!has(self.min) || !has(self.max) || self.min <= self.max","message":"bulkhead.adaptive.min must not exceed bulkhead.adaptive.max"}],"type":"object","properties":{"min":{"minimum":1,"maximum":10000,"description":"The adaptive limit never goes below this. Default: 4.","type":"integer","x-breakwater-default":4},"initial":{"minimum":1,"maximum":10000,"description":"Where the adaptive limit starts; it doubles per round of good first answers until the provider first refuses. Default: 32.","type":"integer","x-breakwater-default":32},"max":{"minimum":1,"maximum":10000,"description":"The adaptive limit never goes above this. Default: 1024.","type":"integer","x-breakwater-default":1024}}},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Enough for a burst of streams while the adaptive limit opens (500 streams at once wait well under a second against a provider that takes them). Default: 1024.","type":"integer","x-breakwater-default":1024},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fairBy":{"additionalProperties":false,"description":"Token-fair admission between callers within a priority class.","type":"object","properties":{"header":{"maxLength":64,"pattern":"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)?$","description":"Header that names the caller (a tenant, the app's service account): requests waiting for a slot are let in by priority class, then fairly between callers by tokens (the input at ~4 bytes a token plus max_tokens, or 512 without it), so one caller's long prompts cannot starve the others. Values are cut to 128 characters, 64 distinct callers are told apart per class (the rest share one), and a value is never logged. Empty: off (first come, first served). Default: \"\".","type":"string","x-breakwater-default":""}}}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || (has(self.prices) && size(self.prices) > 0)","message":"budget.cost needs prices for this upstream's models"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","healthCheck","websockets","hedge","prices","budget","guards","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: the error shape, the stream framing and terminator, the model field and where usage is found. A fallback or hedge upstream speaks the api of the upstream it serves (the app's request and answer are in that API)."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream: header is set to prefix + the credential, in place of the app's own credentials, which are not sent.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"The credential: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request. The Secret must be labelled breakwater.dev/credential: \"true\" (its owner's consent: whoever may write a policy may name any Secret) and not be a service-account or bootstrap token; the value must be printable ASCII (white space around it is dropped), at most 16 KiB. Until then the sidecar has none (an upstream answers 503 rather than be called without its key; the shared cache connects without a password), and the policy's Accepted condition is False (SecretNotFound, SecretNotAllowed or SecretValueUnusable) and says why.","type":"object","required":["name","key"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"pattern":"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$","maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts of a request and of each attempt.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. An app may shorten it for one request with the header x-breakwater-timeout (such as 5s), never lengthen it. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off, while firstByte, streamIdle and the throughput floor catch the attempts that hang. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token; set it lower (say 10s) to fall back sooner from a slow first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"connect":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To open a connection to the upstream (TCP and TLS; a pooled one is reused at once). A SYN into a backend that went away (a pod deleted behind a Service) is dropped, not refused: past this the attempt fails as connect-failure and is retried, instead of waiting for firstByte (0 = no deadline of its own). Idle pooled connections are closed after 4 s, so none to a vanished backend is reused. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || !(self.base.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.base.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.max.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.max.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. A timeout of the addressed upstream is not retried there when a fallback upstream tier would take it: a route that never answers costs one attempt, and the fallback answers. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as the upstream asks before retrying: retry-after-ms, Retry-After (seconds or an HTTP date) and, for a limit that is spent, x-ratelimit-reset-* (OpenAI) and anthropic-ratelimit-*-reset. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: no such wait is made, and the upstream's answer is passed on (or the next fallback tier answers). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load. Retries in the window are at most minPerSecond x window + ratio% of the requests in the window.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed to the first tier once, never retried or sent to another tier. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker: stops calling an upstream (or one of its models) that keeps failing, and probes it again after openFor.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || !(self.openFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.openFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.maxOpenFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.maxOpenFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate, over failureRate.window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (for streams: to the first content event) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing: once openFor has passed, a few calls go through, and enough successes close the breaker.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker. By default an overloaded upstream (503, 529) is probed, not hammered; rate-limited and client-error are opt-in. Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit, adaptive or fixed, with a priority queue that is fair between callers.","type":"object","properties":{"mode":{"type":"string","enum":["adaptive","fixed"],"description":"adaptive: the limit of requests in flight is learnt per endpoint from what the provider says (429, 503 and 529 with their Retry-After, rate-limit headers close to spent, time to first token, a self-hosted server's queue in its health answer), within adaptive.min and adaptive.max. fixed: it is maxConcurrent. A policy that sets maxConcurrent and not mode is fixed, as it was before the adaptive mode. Default: \"adaptive\".","x-breakwater-default":"adaptive"},"maxConcurrent":{"minimum":1,"maximum":10000,"description":"In fixed mode: requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"adaptive":{"additionalProperties":false,"description":"Bounds of the adaptive limit (mode adaptive), for the upstream (its endpoints' limits add up to it).","x-kubernetes-validations":[{"rule":"!has(self.min) || !has(self.max) || self.min <= self.max","message":"bulkhead.adaptive.min must not exceed bulkhead.adaptive.max"}],"type":"object","properties":{"min":{"minimum":1,"maximum":10000,"description":"The adaptive limit never goes below this. Default: 4.","type":"integer","x-breakwater-default":4},"initial":{"minimum":1,"maximum":10000,"description":"Where the adaptive limit starts; it doubles per round of good first answers until the provider first refuses. Default: 32.","type":"integer","x-breakwater-default":32},"max":{"minimum":1,"maximum":10000,"description":"The adaptive limit never goes above this. Default: 1024.","type":"integer","x-breakwater-default":1024}}},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Enough for a burst of streams while the adaptive limit opens (500 streams at once wait well under a second against a provider that takes them). Default: 1024.","type":"integer","x-breakwater-default":1024},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fairBy":{"additionalProperties":false,"description":"Token-fair admission between callers within a priority class.","type":"object","properties":{"header":{"maxLength":64,"pattern":"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)?$","description":"Header that names the caller (a tenant, the app's service account): requests waiting for a slot are let in by priority class, then fairly between callers by tokens (the input at ~4 bytes a token plus max_tokens, or 512 without it), so one caller's long prompts cannot starve the others. Values are cut to 128 characters, 64 distinct callers are told apart per class (the rest share one), and a value is never logged. Empty: off (first come, first served). Default: \"\".","type":"string","x-breakwater-default":""}}}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits (opt-in), for each pod or for the fleet (scope). Tokens are estimated from max_tokens and the body and corrected by the reported usage; at most ten seconds' worth goes through at once (a pod's token bucket; for the fleet, a sixth of each clock minute's rate per ten-second slot). A request over a limit waits up to the bulkhead's queueTimeout (and its deadline), then gets 429 rate_limited with Retry-After.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"},"scope":{"type":"string","enum":["pod","fleet"],"description":"Whose the rates are: pod (each sidecar keeps its own, so N replicas may use N times them) or fleet (all the pods the policy selects together, counted in the shared store of spec.sharedState through leases: see the README's budgets section). Default: fleet when the policy sets spec.sharedState, else pod; fleet needs spec.sharedState."}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries","continuation"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).","type":"integer"},"continuation":{"type":"string","enum":["auto","prefill","continue-final-message","off"],"default":"auto","description":"How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp's server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill)."}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"}}},"healthCheck":{"additionalProperties":false,"default":{},"description":"Active health checks of each endpoint (opt-in). The sidecar is ready once every first probe has answered (at most timeout); an endpoint a reload adds is tried after the healthy ones until its first probe answers.","type":"object","required":["path","interval","timeout","healthyThreshold","unhealthyThreshold"],"properties":{"path":{"pattern":"^(/[!-~]*)?$","maxLength":256,"default":"","description":"Path probed on each endpoint's origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp's slots_idle: 0). An unhealthy endpoint takes no traffic.","type":"string"},"interval":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time from the end of one probe to the start of the next. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"timeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A probe that takes longer fails. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"healthyThreshold":{"minimum":1,"maximum":10,"default":1,"description":"Good probes in a row that make an unhealthy endpoint healthy.","type":"integer"},"unhealthyThreshold":{"minimum":1,"maximum":10,"default":2,"description":"Failed probes in a row that make a healthy endpoint unhealthy.","type":"integer"}}},"apiVersion":{"pattern":"^[A-Za-z0-9._-]{1,64}$","description":"Azure OpenAI: the api-version set on every request to this upstream (in place of the app's), so that a fallback or hedge tier serving an OpenAI app can reach Azure: with url https://<resource>.openai.azure.com/openai (Azure's v1 paths) and auth {header: api-key, prefix: ''}, an Azure deployment can be the fallback or hedge tier of an OpenAI upstream.","type":"string"},"websockets":{"default":true,"description":"Whether apps may open WebSockets (the Realtime API) to this upstream through the sidecar: tunnelled with its auth, a handshake timeout (timeouts.firstByte), its breaker and a bulkhead slot for as long as each is open. false: an upgrade gets 403.","type":"boolean"},"hedge":{"additionalProperties":false,"default":{},"description":"Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.","type":"object","required":["delay","percentile"],"properties":{"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Send one hedge (a second attempt, at this upstream or the one named in upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker of their target; the first to answer wins and the other is cancelled. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"0s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy to send the hedge to (with its own credentials), instead of this one.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the hedge's model (with upstream).","type":"string"},"percentile":{"minimum":0,"maximum":99,"default":0,"description":"When set (50-99) and at least 20 first-token times were seen, the hedge delay is this percentile of the last 100 (never below delay). 0 = the fixed delay.","type":"integer"}}},"prices":{"default":[],"maxItems":64,"description":"Per-model prices, for cost budgets. A model of this upstream that no entry names is charged at the highest listed price; an upstream without prices (a self-hosted model) costs nothing.","type":"array","items":{"additionalProperties":false,"type":"object","required":["model","input","output"],"properties":{"model":{"minLength":1,"maxLength":256,"description":"A model name, or a prefix ending in * (gpt-4o*). An exact name beats a prefix, and a longer prefix a shorter one.","type":"string"},"input":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million input tokens.","type":"string"},"output":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million output tokens.","type":"string"}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for this upstream (opt-in): for each pod, or for the fleet of pods the policy selects (scope). Kept across restarts and config changes. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"},"scope":{"type":"string","enum":["pod","fleet"],"description":"Whose the limits are: pod (each sidecar keeps its own, so N replicas may use N times them) or fleet (all the pods the policy selects together, counted in the shared store of spec.sharedState through leases: see the README's budgets section). Default: fleet when the policy sets spec.sharedState, else pod; fleet needs spec.sharedState."}}},"guards":{"additionalProperties":false,"default":{},"description":"Input guards (opt-in): a request that trips one gets 400 guardrail_blocked in the API's error shape and never reaches the upstream. Deny patterns read at most 1 MiB of message text; a body they cannot read whole (past retry.maxBodyBytes, not JSON, or more text than that) is blocked.","x-kubernetes-validations":[{"rule":"!has(self.deny) || self.deny.all(d, self.deny.exists_one(e, e.name == d.name))","message":"guards.deny[].name must be unique"}],"type":"object","required":["maxInputBytes","maxInputTokens","deny"],"properties":{"maxInputBytes":{"minimum":0,"maximum":1073741824,"default":0,"description":"Largest request body, in bytes (0 = off).","type":"integer"},"maxInputTokens":{"minimum":0,"maximum":100000000,"default":0,"description":"Most input tokens a request may carry, estimated as the UTF-8 bytes of its message text divided by 4 (0 = off).","type":"integer"},"deny":{"default":[],"maxItems":16,"description":"Patterns that block a request whose message text contains a match.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","pattern","ignoreCase"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The guard's name: the only thing said or logged about a request it blocks.","type":"string"},"pattern":{"minLength":1,"maxLength":512,"description":"An RE2 regular expression (linear-time: no backreferences or lookaround) searched for in the request's message text.","type":"string"},"ignoreCase":{"default":true,"description":"Match regardless of case.","type":"boolean"}}}}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy, called with its own breaker, bulkhead, retries and credentials (the app's credentials go only to the upstream it addressed).","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request (the stream flag aside: a streaming request gets it as a well-formed stream).","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape, plain or streamed, marked x-breakwater-degraded: true.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure the app did not cause, except a content-filter refusal, which goes only to a tier whose when names content-filter). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream's or the policy's token or cost budget is spent.","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error","unavailable","budget-exhausted"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"(has(self.classes) ? self.classes.map(c, c.name) : ['critical','normal','batch']).exists(n, n == (has(self.default) ? self.default : 'normal'))","message":"priorities.default must name one of priorities.classes","messageExpression":"'priorities.default \"' + (has(self.default) ? self.default : 'normal') + '\" must name one of priorities.classes'"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for all upstreams of the policy together (opt-in): for each pod, or for the fleet of pods the policy selects (scope). Kept across restarts and config changes. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"},"scope":{"type":"string","enum":["pod","fleet"],"description":"Whose the limits are: pod (each sidecar keeps its own, so N replicas may use N times them) or fleet (all the pods the policy selects together, counted in the shared store of spec.sharedState through leases: see the README's budgets section). Default: fleet when the policy sets spec.sharedState, else pod; fleet needs spec.sharedState."}}},"sharedState":{"additionalProperties":false,"description":"A store the pods the policy selects share (opt-in), named once: with it, budgets and rate limits are the fleet's by default (their scope), and cache.shared puts the answer cache in it too. Sidecars take leases, slices of the fleet's limits reserved atomically in Redis, and spend them locally: no request waits on Redis while its pod holds a lease, and none waits more than 50 ms when Redis is down or hangs; each sidecar then spends a local share of what is left (see the README's budgets section), and its spending is added when Redis is back. Keys are namespaced by the policy's namespace and name.","type":"object","required":["redis"],"properties":{"redis":{"additionalProperties":false,"description":"The Redis (or Valkey) that holds the fleet's counts.","type":"object","required":["url"],"properties":{"url":{"minLength":1,"pattern":"^rediss?://[^\\s]+$","maxLength":2048,"description":"redis:// or rediss:// (TLS) URL of a Redis or Valkey, with an optional database number (/0). A new url or a rotated password gives the sidecar a new client; what the fleet counted stays in Redis.","type":"string"},"secretRef":{"additionalProperties":false,"description":"The Redis password: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request. The Secret must be labelled breakwater.dev/credential: \"true\" (its owner's consent: whoever may write a policy may name any Secret) and not be a service-account or bootstrap token; the value must be printable ASCII (white space around it is dropped), at most 16 KiB. Until then the sidecar has none (an upstream answers 503 rather than be called without its key; the shared cache connects without a password), and the policy's Accepted condition is False (SecretNotFound, SecretNotAllowed or SecretValueUnusable) and says why.","type":"object","required":["name","key"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"pattern":"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$","maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"slo":{"additionalProperties":false,"default":{},"description":"Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy's SLIs over the window and a condition SLOMet into its status.","x-kubernetes-validations":[{"rule":"!has(self.window) || !(self.window.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.window.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))","message":"slo.window must be between 1m and 24h"}],"type":"object","required":["window","availability","timeToFirstToken"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The rolling window over which each sidecar measures its SLIs, as /status and the policy's status report them (1m to 24h; longer compliance windows are Prometheus' job, from breakwater_sli_events_total). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"1h","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"availability":{"additionalProperties":false,"default":{},"description":"The availability SLO.","type":"object","required":["objective"],"properties":{"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of requests answered without failing the app (by any tier but the static message); requests the app or the policy refused (4xx, context-length, content-filter, guards, budgets) and requests the app cancelled do not count. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}},"timeToFirstToken":{"additionalProperties":false,"default":{},"description":"The time-to-first-token SLO, over streamed answers.","type":"object","required":["threshold","objective"],"properties":{"threshold":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A streamed answer whose first content event reaches the app within this is good. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of successful streamed answers whose first token came within threshold. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency. A mode is entered when its threshold is reached, and left once the measure falls below half of it and the mode has been held for a quarter of the window; the error rate counts once the window holds 20 requests. The mode is in /status, breakwater_degradation_mode and the x-breakwater-mode header.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"description":"When degraded mode starts, and what it changes in requests.","type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode: those waiting behind a fixed bulkhead limit, or behind an adaptive one that is at its max or that the provider has refused (probing). A queue behind an adaptive limit still opening (slow start) is a burst on its way in, not overload, and does not count.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"description":"When emergency mode starts, and the only tiers it answers from (upstreams are not called, for chains that have such a tier).","type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache: the last good answer to each request, for the cache fallback tier (and serveFresh). A change of ttl, maxEntries, maxBytes or serveFresh starts an empty cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh","shared"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"shared":{"default":false,"description":"Share answers across the fleet in the Redis of spec.sharedState (as cache.redis does with a Redis of its own; not both).","type":"boolean"},"redis":{"additionalProperties":false,"description":"A Redis the fleet shares (opt-in), asked after the local cache with a 100 ms timeout; Redis being down never fails or slows a request.","type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off). A new url or a rotated password gives the sidecar a new Redis client and keeps the answers it holds.","type":"string"},"secretRef":{"additionalProperties":false,"description":"The Redis password: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request. The Secret must be labelled breakwater.dev/credential: \"true\" (its owner's consent: whoever may write a policy may name any Secret) and not be a service-account or bootstrap token; the value must be printable ASCII (white space around it is dropped), at most 16 KiB. Until then the sidecar has none (an upstream answers 503 rather than be called without its key; the shared cache connects without a password), and the policy's Accepted condition is False (SecretNotFound, SecretNotAllowed or SecretValueUnusable) and says why.","type":"object","required":["name","key"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"pattern":"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$","maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of an upstream's attempts. Retries, fallbacks and breakers treat injected faults like real ones, so a policy can be tried out before an outage.","type":"array","items":{"additionalProperties":false,"description":"One fault: a delay, an abort, or both.","type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The upstream whose attempts the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Percentage of attempts affected, each drawn at random.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Wait this long before the attempt is sent (cut short by the request's total timeout). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"description":"Answer the attempt with this status, in the API's own error shape and marked x-breakwater-fault: abort, instead of sending it (after the delay, if one is set).","type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"description":"HTTP status of the injected answer, such as 503 or 429; its failure class is that of a real one.","type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"tracing":{"additionalProperties":false,"default":{},"description":"OpenTelemetry tracing of the pod's LLM calls (opt-in). Spans never hold credentials or headers; prompts and answers only with content.record. Exported in batches through a bounded queue that drops (breakwater_trace_spans_dropped_total) rather than slow a request.","type":"object","required":["enabled","sampling","propagate","content"],"properties":{"enabled":{"default":false,"description":"Trace every LLM call: a server span per request, a span per tier the chain tries and a client span per attempt (hedges and recoveries included), with the OpenTelemetry GenAI attributes and what the resilience layers decided, exported over OTLP to the endpoint in OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT. OTEL_SDK_DISABLED=true (the chart's, or the app container's the sidecar takes its OTEL_* from) keeps it off. Turned on or off without a restart.","type":"boolean"},"sampling":{"pattern":"^(|100(\\.0{1,3})?|[0-9]{1,2}(\\.[0-9]{1,3})?)$","maxLength":7,"default":"","description":"Percentage of new traces recorded (requests whose app sent no sampled traceparent), such as 10 or 0.5; a request whose app sent a traceparent follows its sampled flag. Empty: as OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG say (parentbased_always_on when unset).","type":"string"},"propagate":{"default":true,"description":"Send each attempt's trace context (traceparent, tracestate) to the upstream, so its spans join the trace; false forwards the app's own, untouched.","type":"boolean"},"content":{"additionalProperties":false,"default":{},"description":"Prompts and answers in spans: off unless the policy opts in, and capped.","type":"object","required":["record","maxChars"],"properties":{"record":{"default":false,"description":"Record prompts (gen_ai.input.messages, on the request's span) and answers (gen_ai.output.messages, on each attempt's span): their text only, never headers or other fields.","type":"boolean"},"maxChars":{"minimum":1,"maximum":65536,"default":2048,"description":"Characters of each recorded attribute at most (a request's prompt, each attempt's answer), as recorded: the JSON of the messages, roles and escapes included.","type":"integer"}}}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
 const pattern0 = new RegExp("^(.*)$", "u");
 const pattern1 = new RegExp("^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$", "u");
 const pattern12 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$", "u");
-const pattern18 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
-const pattern19 = new RegExp("^https?://[^\\s/@?#]+(/[^\\s?#]*)?$", "u");
-const pattern20 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
-const pattern21 = new RegExp("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", "u");
-const pattern22 = new RegExp("^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$", "u");
-const pattern23 = new RegExp("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "u");
-const pattern24 = new RegExp("^[\\t\\x20-\\x7e]*$", "u");
-const pattern46 = new RegExp("^(/[!-~]*)?$", "u");
-const pattern49 = new RegExp("^[A-Za-z0-9._-]{1,64}$", "u");
-const pattern52 = new RegExp("^[0-9]{1,9}(\\.[0-9]{1,6})?$", "u");
-const pattern60 = new RegExp("^[0-9]{1,2}(\\.[0-9]{1,3})?$", "u");
-const pattern66 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
+const pattern18 = new RegExp("^([!#$%&'*+.^_`|~0-9A-Za-z-]+)?$", "u");
+const pattern19 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
+const pattern20 = new RegExp("^https?://[^\\s/@?#]+(/[^\\s?#]*)?$", "u");
+const pattern21 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
+const pattern22 = new RegExp("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", "u");
+const pattern23 = new RegExp("^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$", "u");
+const pattern24 = new RegExp("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "u");
+const pattern25 = new RegExp("^[\\t\\x20-\\x7e]*$", "u");
+const pattern48 = new RegExp("^(/[!-~]*)?$", "u");
+const pattern51 = new RegExp("^[A-Za-z0-9._-]{1,64}$", "u");
+const pattern54 = new RegExp("^[0-9]{1,9}(\\.[0-9]{1,6})?$", "u");
+const pattern61 = new RegExp("^rediss?://[^\\s]+$", "u");
+const pattern65 = new RegExp("^[0-9]{1,2}(\\.[0-9]{1,3})?$", "u");
+const pattern71 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
+const pattern79 = new RegExp("^(|100(\\.0{1,3})?|[0-9]{1,2}(\\.[0-9]{1,3})?)$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -54,6 +57,9 @@ data.inbound = {};
 }
 if(data.limits === undefined){
 data.limits = {};
+}
+if(data.tracing === undefined){
+data.tracing = {};
 }
 if(data.shutdown === undefined){
 data.shutdown = {};
@@ -158,8 +164,8 @@ vErrors.push(err9);
 }
 errors++;
 }
-if(data.shutdown === undefined){
-const err10 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "shutdown"},message:"must have required property '"+"shutdown"+"'"};
+if(data.tracing === undefined){
+const err10 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "tracing"},message:"must have required property '"+"tracing"+"'"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -168,14 +174,24 @@ vErrors.push(err10);
 }
 errors++;
 }
-for(const key0 in data){
-if(!(func2.call(schema11.properties, key0))){
-const err11 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
+if(data.shutdown === undefined){
+const err11 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "shutdown"},message:"must have required property '"+"shutdown"+"'"};
 if(vErrors === null){
 vErrors = [err11];
 }
 else {
 vErrors.push(err11);
+}
+errors++;
+}
+for(const key0 in data){
+if(!(func2.call(schema11.properties, key0))){
+const err12 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err12];
+}
+else {
+vErrors.push(err12);
 }
 errors++;
 }
@@ -185,12 +201,12 @@ let data0 = data.podSelector;
 if(data0 && typeof data0 == "object" && !Array.isArray(data0)){
 for(const key1 in data0){
 if(!((key1 === "matchLabels") || (key1 === "matchExpressions"))){
-const err12 = {instancePath:instancePath+"/podSelector",schemaPath:"#/properties/podSelector/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
+const err13 = {instancePath:instancePath+"/podSelector",schemaPath:"#/properties/podSelector/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
 if(vErrors === null){
-vErrors = [err12];
+vErrors = [err13];
 }
 else {
-vErrors.push(err12);
+vErrors.push(err13);
 }
 errors++;
 }
@@ -201,12 +217,12 @@ if(data1 && typeof data1 == "object" && !Array.isArray(data1)){
 for(const key2 in data1){
 if(pattern0.test(key2)){
 if(typeof data1[key2] !== "string"){
-const err13 = {instancePath:instancePath+"/podSelector/matchLabels/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/podSelector/properties/matchLabels/patternProperties/%5E(.*)%24/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err14 = {instancePath:instancePath+"/podSelector/matchLabels/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/podSelector/properties/matchLabels/patternProperties/%5E(.*)%24/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err13];
+vErrors = [err14];
 }
 else {
-vErrors.push(err13);
+vErrors.push(err14);
 }
 errors++;
 }
@@ -214,12 +230,12 @@ errors++;
 }
 }
 else {
-const err14 = {instancePath:instancePath+"/podSelector/matchLabels",schemaPath:"#/properties/podSelector/properties/matchLabels/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err15 = {instancePath:instancePath+"/podSelector/matchLabels",schemaPath:"#/properties/podSelector/properties/matchLabels/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
-vErrors = [err14];
+vErrors = [err15];
 }
 else {
-vErrors.push(err14);
+vErrors.push(err15);
 }
 errors++;
 }
@@ -232,17 +248,7 @@ for(let i0=0; i0<len0; i0++){
 let data4 = data3[i0];
 if(data4 && typeof data4 == "object" && !Array.isArray(data4)){
 if(data4.key === undefined){
-const err15 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
-if(vErrors === null){
-vErrors = [err15];
-}
-else {
-vErrors.push(err15);
-}
-errors++;
-}
-if(data4.operator === undefined){
-const err16 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/required",keyword:"required",params:{missingProperty: "operator"},message:"must have required property '"+"operator"+"'"};
+const err16 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -251,9 +257,8 @@ vErrors.push(err16);
 }
 errors++;
 }
-for(const key3 in data4){
-if(!(((key3 === "key") || (key3 === "operator")) || (key3 === "values"))){
-const err17 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
+if(data4.operator === undefined){
+const err17 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/required",keyword:"required",params:{missingProperty: "operator"},message:"must have required property '"+"operator"+"'"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -262,10 +267,9 @@ vErrors.push(err17);
 }
 errors++;
 }
-}
-if(data4.key !== undefined){
-if(typeof data4.key !== "string"){
-const err18 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/key",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key3 in data4){
+if(!(((key3 === "key") || (key3 === "operator")) || (key3 === "values"))){
+const err18 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -275,10 +279,9 @@ vErrors.push(err18);
 errors++;
 }
 }
-if(data4.operator !== undefined){
-let data6 = data4.operator;
-if(typeof data6 !== "string"){
-const err19 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/operator",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/operator/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data4.key !== undefined){
+if(typeof data4.key !== "string"){
+const err19 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/key",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -287,13 +290,26 @@ vErrors.push(err19);
 }
 errors++;
 }
-if(!((((data6 === "In") || (data6 === "NotIn")) || (data6 === "Exists")) || (data6 === "DoesNotExist"))){
-const err20 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/operator",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/operator/enum",keyword:"enum",params:{allowedValues: schema11.properties.podSelector.properties.matchExpressions.items.properties.operator.enum},message:"must be equal to one of the allowed values"};
+}
+if(data4.operator !== undefined){
+let data6 = data4.operator;
+if(typeof data6 !== "string"){
+const err20 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/operator",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/operator/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err20];
 }
 else {
 vErrors.push(err20);
+}
+errors++;
+}
+if(!((((data6 === "In") || (data6 === "NotIn")) || (data6 === "Exists")) || (data6 === "DoesNotExist"))){
+const err21 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/operator",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/operator/enum",keyword:"enum",params:{allowedValues: schema11.properties.podSelector.properties.matchExpressions.items.properties.operator.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err21];
+}
+else {
+vErrors.push(err21);
 }
 errors++;
 }
@@ -304,19 +320,7 @@ if(Array.isArray(data7)){
 const len1 = data7.length;
 for(let i1=0; i1<len1; i1++){
 if(typeof data7[i1] !== "string"){
-const err21 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/values/" + i1,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/values/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err21];
-}
-else {
-vErrors.push(err21);
-}
-errors++;
-}
-}
-}
-else {
-const err22 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/values",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/values/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err22 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/values/" + i1,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/values/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -328,7 +332,7 @@ errors++;
 }
 }
 else {
-const err23 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err23 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0+"/values",schemaPath:"#/properties/podSelector/properties/matchExpressions/items/properties/values/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -340,7 +344,7 @@ errors++;
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/podSelector/matchExpressions",schemaPath:"#/properties/podSelector/properties/matchExpressions/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err24 = {instancePath:instancePath+"/podSelector/matchExpressions/" + i0,schemaPath:"#/properties/podSelector/properties/matchExpressions/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -352,7 +356,7 @@ errors++;
 }
 }
 else {
-const err25 = {instancePath:instancePath+"/podSelector",schemaPath:"#/properties/podSelector/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err25 = {instancePath:instancePath+"/podSelector/matchExpressions",schemaPath:"#/properties/podSelector/properties/matchExpressions/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -362,12 +366,9 @@ vErrors.push(err25);
 errors++;
 }
 }
-if(data.defaults !== undefined){
-let data9 = data.defaults;
-if(data9 && typeof data9 == "object" && !Array.isArray(data9)){
-for(const key4 in data9){
-if(!((((key4 === "timeouts") || (key4 === "retry")) || (key4 === "circuitBreaker")) || (key4 === "bulkhead"))){
-const err26 = {instancePath:instancePath+"/defaults",schemaPath:"#/properties/defaults/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
+}
+else {
+const err26 = {instancePath:instancePath+"/podSelector",schemaPath:"#/properties/podSelector/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -377,12 +378,12 @@ vErrors.push(err26);
 errors++;
 }
 }
-if(data9.timeouts !== undefined){
-let data10 = data9.timeouts;
-if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
-for(const key5 in data10){
-if(!(((((((key5 === "total") || (key5 === "attempt")) || (key5 === "firstByte")) || (key5 === "streamIdle")) || (key5 === "connect")) || (key5 === "fallbackHedge")) || (key5 === "perOutputToken"))){
-const err27 = {instancePath:instancePath+"/defaults/timeouts",schemaPath:"#/properties/defaults/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+if(data.defaults !== undefined){
+let data9 = data.defaults;
+if(data9 && typeof data9 == "object" && !Array.isArray(data9)){
+for(const key4 in data9){
+if(!((((key4 === "timeouts") || (key4 === "retry")) || (key4 === "circuitBreaker")) || (key4 === "bulkhead"))){
+const err27 = {instancePath:instancePath+"/defaults",schemaPath:"#/properties/defaults/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -392,11 +393,12 @@ vErrors.push(err27);
 errors++;
 }
 }
-if(data10.total !== undefined){
-let data11 = data10.total;
-if(typeof data11 === "string"){
-if(func3(data11) > 32){
-const err28 = {instancePath:instancePath+"/defaults/timeouts/total",schemaPath:"#/properties/defaults/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data9.timeouts !== undefined){
+let data10 = data9.timeouts;
+if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
+for(const key5 in data10){
+if(!(((((((key5 === "total") || (key5 === "attempt")) || (key5 === "firstByte")) || (key5 === "streamIdle")) || (key5 === "connect")) || (key5 === "fallbackHedge")) || (key5 === "perOutputToken"))){
+const err28 = {instancePath:instancePath+"/defaults/timeouts",schemaPath:"#/properties/defaults/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -405,8 +407,12 @@ vErrors.push(err28);
 }
 errors++;
 }
-if(!pattern1.test(data11)){
-const err29 = {instancePath:instancePath+"/defaults/timeouts/total",schemaPath:"#/properties/defaults/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data10.total !== undefined){
+let data11 = data10.total;
+if(typeof data11 === "string"){
+if(func3(data11) > 32){
+const err29 = {instancePath:instancePath+"/defaults/timeouts/total",schemaPath:"#/properties/defaults/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -415,9 +421,8 @@ vErrors.push(err29);
 }
 errors++;
 }
-}
-else {
-const err30 = {instancePath:instancePath+"/defaults/timeouts/total",schemaPath:"#/properties/defaults/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data11)){
+const err30 = {instancePath:instancePath+"/defaults/timeouts/total",schemaPath:"#/properties/defaults/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -427,11 +432,8 @@ vErrors.push(err30);
 errors++;
 }
 }
-if(data10.attempt !== undefined){
-let data12 = data10.attempt;
-if(typeof data12 === "string"){
-if(func3(data12) > 32){
-const err31 = {instancePath:instancePath+"/defaults/timeouts/attempt",schemaPath:"#/properties/defaults/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err31 = {instancePath:instancePath+"/defaults/timeouts/total",schemaPath:"#/properties/defaults/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -440,8 +442,12 @@ vErrors.push(err31);
 }
 errors++;
 }
-if(!pattern1.test(data12)){
-const err32 = {instancePath:instancePath+"/defaults/timeouts/attempt",schemaPath:"#/properties/defaults/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data10.attempt !== undefined){
+let data12 = data10.attempt;
+if(typeof data12 === "string"){
+if(func3(data12) > 32){
+const err32 = {instancePath:instancePath+"/defaults/timeouts/attempt",schemaPath:"#/properties/defaults/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -450,9 +456,8 @@ vErrors.push(err32);
 }
 errors++;
 }
-}
-else {
-const err33 = {instancePath:instancePath+"/defaults/timeouts/attempt",schemaPath:"#/properties/defaults/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data12)){
+const err33 = {instancePath:instancePath+"/defaults/timeouts/attempt",schemaPath:"#/properties/defaults/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -462,11 +467,8 @@ vErrors.push(err33);
 errors++;
 }
 }
-if(data10.firstByte !== undefined){
-let data13 = data10.firstByte;
-if(typeof data13 === "string"){
-if(func3(data13) > 32){
-const err34 = {instancePath:instancePath+"/defaults/timeouts/firstByte",schemaPath:"#/properties/defaults/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err34 = {instancePath:instancePath+"/defaults/timeouts/attempt",schemaPath:"#/properties/defaults/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -475,8 +477,12 @@ vErrors.push(err34);
 }
 errors++;
 }
-if(!pattern1.test(data13)){
-const err35 = {instancePath:instancePath+"/defaults/timeouts/firstByte",schemaPath:"#/properties/defaults/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data10.firstByte !== undefined){
+let data13 = data10.firstByte;
+if(typeof data13 === "string"){
+if(func3(data13) > 32){
+const err35 = {instancePath:instancePath+"/defaults/timeouts/firstByte",schemaPath:"#/properties/defaults/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -485,9 +491,8 @@ vErrors.push(err35);
 }
 errors++;
 }
-}
-else {
-const err36 = {instancePath:instancePath+"/defaults/timeouts/firstByte",schemaPath:"#/properties/defaults/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data13)){
+const err36 = {instancePath:instancePath+"/defaults/timeouts/firstByte",schemaPath:"#/properties/defaults/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -497,11 +502,8 @@ vErrors.push(err36);
 errors++;
 }
 }
-if(data10.streamIdle !== undefined){
-let data14 = data10.streamIdle;
-if(typeof data14 === "string"){
-if(func3(data14) > 32){
-const err37 = {instancePath:instancePath+"/defaults/timeouts/streamIdle",schemaPath:"#/properties/defaults/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err37 = {instancePath:instancePath+"/defaults/timeouts/firstByte",schemaPath:"#/properties/defaults/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -510,8 +512,12 @@ vErrors.push(err37);
 }
 errors++;
 }
-if(!pattern1.test(data14)){
-const err38 = {instancePath:instancePath+"/defaults/timeouts/streamIdle",schemaPath:"#/properties/defaults/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data10.streamIdle !== undefined){
+let data14 = data10.streamIdle;
+if(typeof data14 === "string"){
+if(func3(data14) > 32){
+const err38 = {instancePath:instancePath+"/defaults/timeouts/streamIdle",schemaPath:"#/properties/defaults/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -520,9 +526,8 @@ vErrors.push(err38);
 }
 errors++;
 }
-}
-else {
-const err39 = {instancePath:instancePath+"/defaults/timeouts/streamIdle",schemaPath:"#/properties/defaults/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data14)){
+const err39 = {instancePath:instancePath+"/defaults/timeouts/streamIdle",schemaPath:"#/properties/defaults/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -532,11 +537,8 @@ vErrors.push(err39);
 errors++;
 }
 }
-if(data10.connect !== undefined){
-let data15 = data10.connect;
-if(typeof data15 === "string"){
-if(func3(data15) > 32){
-const err40 = {instancePath:instancePath+"/defaults/timeouts/connect",schemaPath:"#/properties/defaults/properties/timeouts/properties/connect/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err40 = {instancePath:instancePath+"/defaults/timeouts/streamIdle",schemaPath:"#/properties/defaults/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -545,8 +547,12 @@ vErrors.push(err40);
 }
 errors++;
 }
-if(!pattern1.test(data15)){
-const err41 = {instancePath:instancePath+"/defaults/timeouts/connect",schemaPath:"#/properties/defaults/properties/timeouts/properties/connect/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data10.connect !== undefined){
+let data15 = data10.connect;
+if(typeof data15 === "string"){
+if(func3(data15) > 32){
+const err41 = {instancePath:instancePath+"/defaults/timeouts/connect",schemaPath:"#/properties/defaults/properties/timeouts/properties/connect/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -555,9 +561,8 @@ vErrors.push(err41);
 }
 errors++;
 }
-}
-else {
-const err42 = {instancePath:instancePath+"/defaults/timeouts/connect",schemaPath:"#/properties/defaults/properties/timeouts/properties/connect/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data15)){
+const err42 = {instancePath:instancePath+"/defaults/timeouts/connect",schemaPath:"#/properties/defaults/properties/timeouts/properties/connect/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -567,11 +572,8 @@ vErrors.push(err42);
 errors++;
 }
 }
-if(data10.fallbackHedge !== undefined){
-let data16 = data10.fallbackHedge;
-if(typeof data16 === "string"){
-if(func3(data16) > 32){
-const err43 = {instancePath:instancePath+"/defaults/timeouts/fallbackHedge",schemaPath:"#/properties/defaults/properties/timeouts/properties/fallbackHedge/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err43 = {instancePath:instancePath+"/defaults/timeouts/connect",schemaPath:"#/properties/defaults/properties/timeouts/properties/connect/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -580,8 +582,12 @@ vErrors.push(err43);
 }
 errors++;
 }
-if(!pattern1.test(data16)){
-const err44 = {instancePath:instancePath+"/defaults/timeouts/fallbackHedge",schemaPath:"#/properties/defaults/properties/timeouts/properties/fallbackHedge/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data10.fallbackHedge !== undefined){
+let data16 = data10.fallbackHedge;
+if(typeof data16 === "string"){
+if(func3(data16) > 32){
+const err44 = {instancePath:instancePath+"/defaults/timeouts/fallbackHedge",schemaPath:"#/properties/defaults/properties/timeouts/properties/fallbackHedge/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -590,9 +596,8 @@ vErrors.push(err44);
 }
 errors++;
 }
-}
-else {
-const err45 = {instancePath:instancePath+"/defaults/timeouts/fallbackHedge",schemaPath:"#/properties/defaults/properties/timeouts/properties/fallbackHedge/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data16)){
+const err45 = {instancePath:instancePath+"/defaults/timeouts/fallbackHedge",schemaPath:"#/properties/defaults/properties/timeouts/properties/fallbackHedge/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -602,11 +607,8 @@ vErrors.push(err45);
 errors++;
 }
 }
-if(data10.perOutputToken !== undefined){
-let data17 = data10.perOutputToken;
-if(typeof data17 === "string"){
-if(func3(data17) > 32){
-const err46 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err46 = {instancePath:instancePath+"/defaults/timeouts/fallbackHedge",schemaPath:"#/properties/defaults/properties/timeouts/properties/fallbackHedge/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -615,8 +617,12 @@ vErrors.push(err46);
 }
 errors++;
 }
-if(!pattern1.test(data17)){
-const err47 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data10.perOutputToken !== undefined){
+let data17 = data10.perOutputToken;
+if(typeof data17 === "string"){
+if(func3(data17) > 32){
+const err47 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -625,9 +631,8 @@ vErrors.push(err47);
 }
 errors++;
 }
-}
-else {
-const err48 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data17)){
+const err48 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -637,9 +642,8 @@ vErrors.push(err48);
 errors++;
 }
 }
-}
 else {
-const err49 = {instancePath:instancePath+"/defaults/timeouts",schemaPath:"#/properties/defaults/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err49 = {instancePath:instancePath+"/defaults/timeouts/perOutputToken",schemaPath:"#/properties/defaults/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -649,12 +653,9 @@ vErrors.push(err49);
 errors++;
 }
 }
-if(data9.retry !== undefined){
-let data18 = data9.retry;
-if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
-for(const key6 in data18){
-if(!((((((((key6 === "attempts") || (key6 === "backoff")) || (key6 === "on")) || (key6 === "statusCodes")) || (key6 === "respectRetryAfter")) || (key6 === "maxRetryAfter")) || (key6 === "budget")) || (key6 === "maxBodyBytes"))){
-const err50 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+}
+else {
+const err50 = {instancePath:instancePath+"/defaults/timeouts",schemaPath:"#/properties/defaults/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -664,10 +665,12 @@ vErrors.push(err50);
 errors++;
 }
 }
-if(data18.attempts !== undefined){
-let data19 = data18.attempts;
-if(!((typeof data19 == "number") && (!(data19 % 1) && !isNaN(data19)))){
-const err51 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data9.retry !== undefined){
+let data18 = data9.retry;
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+for(const key6 in data18){
+if(!((((((((key6 === "attempts") || (key6 === "backoff")) || (key6 === "on")) || (key6 === "statusCodes")) || (key6 === "respectRetryAfter")) || (key6 === "maxRetryAfter")) || (key6 === "budget")) || (key6 === "maxBodyBytes"))){
+const err51 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -676,9 +679,11 @@ vErrors.push(err51);
 }
 errors++;
 }
-if(typeof data19 == "number"){
-if(data19 > 10 || isNaN(data19)){
-const err52 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+if(data18.attempts !== undefined){
+let data19 = data18.attempts;
+if(!((typeof data19 == "number") && (!(data19 % 1) && !isNaN(data19)))){
+const err52 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -687,13 +692,24 @@ vErrors.push(err52);
 }
 errors++;
 }
-if(data19 < 1 || isNaN(data19)){
-const err53 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data19 == "number"){
+if(data19 > 10 || isNaN(data19)){
+const err53 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err53];
 }
 else {
 vErrors.push(err53);
+}
+errors++;
+}
+if(data19 < 1 || isNaN(data19)){
+const err54 = {instancePath:instancePath+"/defaults/retry/attempts",schemaPath:"#/properties/defaults/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err54];
+}
+else {
+vErrors.push(err54);
 }
 errors++;
 }
@@ -704,21 +720,7 @@ let data20 = data18.backoff;
 if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
 for(const key7 in data20){
 if(!((((key7 === "base") || (key7 === "max")) || (key7 === "multiplier")) || (key7 === "jitter"))){
-const err54 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err54];
-}
-else {
-vErrors.push(err54);
-}
-errors++;
-}
-}
-if(data20.base !== undefined){
-let data21 = data20.base;
-if(typeof data21 === "string"){
-if(func3(data21) > 32){
-const err55 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err55 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -727,8 +729,12 @@ vErrors.push(err55);
 }
 errors++;
 }
-if(!pattern1.test(data21)){
-const err56 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data20.base !== undefined){
+let data21 = data20.base;
+if(typeof data21 === "string"){
+if(func3(data21) > 32){
+const err56 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -737,9 +743,8 @@ vErrors.push(err56);
 }
 errors++;
 }
-}
-else {
-const err57 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data21)){
+const err57 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -749,11 +754,8 @@ vErrors.push(err57);
 errors++;
 }
 }
-if(data20.max !== undefined){
-let data22 = data20.max;
-if(typeof data22 === "string"){
-if(func3(data22) > 32){
-const err58 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err58 = {instancePath:instancePath+"/defaults/retry/backoff/base",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -762,8 +764,12 @@ vErrors.push(err58);
 }
 errors++;
 }
-if(!pattern1.test(data22)){
-const err59 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data20.max !== undefined){
+let data22 = data20.max;
+if(typeof data22 === "string"){
+if(func3(data22) > 32){
+const err59 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -772,9 +778,8 @@ vErrors.push(err59);
 }
 errors++;
 }
-}
-else {
-const err60 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data22)){
+const err60 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -784,11 +789,8 @@ vErrors.push(err60);
 errors++;
 }
 }
-if(data20.multiplier !== undefined){
-let data23 = data20.multiplier;
-if(typeof data23 == "number"){
-if(data23 > 10 || isNaN(data23)){
-const err61 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+else {
+const err61 = {instancePath:instancePath+"/defaults/retry/backoff/max",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -797,8 +799,12 @@ vErrors.push(err61);
 }
 errors++;
 }
-if(data23 < 1 || isNaN(data23)){
-const err62 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data20.multiplier !== undefined){
+let data23 = data20.multiplier;
+if(typeof data23 == "number"){
+if(data23 > 10 || isNaN(data23)){
+const err62 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -807,9 +813,8 @@ vErrors.push(err62);
 }
 errors++;
 }
-}
-else {
-const err63 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data23 < 1 || isNaN(data23)){
+const err63 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -819,10 +824,8 @@ vErrors.push(err63);
 errors++;
 }
 }
-if(data20.jitter !== undefined){
-let data24 = data20.jitter;
-if(typeof data24 !== "string"){
-const err64 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err64 = {instancePath:instancePath+"/defaults/retry/backoff/multiplier",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -831,8 +834,11 @@ vErrors.push(err64);
 }
 errors++;
 }
-if(!((((data24 === "full") || (data24 === "equal")) || (data24 === "decorrelated")) || (data24 === "none"))){
-const err65 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
+}
+if(data20.jitter !== undefined){
+let data24 = data20.jitter;
+if(typeof data24 !== "string"){
+const err65 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -841,15 +847,25 @@ vErrors.push(err65);
 }
 errors++;
 }
-}
-}
-else {
-const err66 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!((((data24 === "full") || (data24 === "equal")) || (data24 === "decorrelated")) || (data24 === "none"))){
+const err66 = {instancePath:instancePath+"/defaults/retry/backoff/jitter",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err66];
 }
 else {
 vErrors.push(err66);
+}
+errors++;
+}
+}
+}
+else {
+const err67 = {instancePath:instancePath+"/defaults/retry/backoff",schemaPath:"#/properties/defaults/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err67];
+}
+else {
+vErrors.push(err67);
 }
 errors++;
 }
@@ -861,22 +877,22 @@ const len2 = data25.length;
 for(let i2=0; i2<len2; i2++){
 let data26 = data25[i2];
 if(typeof data26 !== "string"){
-const err67 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err67];
-}
-else {
-vErrors.push(err67);
-}
-errors++;
-}
-if(!(((((((((((data26 === "rate-limited") || (data26 === "overloaded")) || (data26 === "server-error")) || (data26 === "timeout")) || (data26 === "connect-failure")) || (data26 === "reset")) || (data26 === "context-length")) || (data26 === "content-filter")) || (data26 === "invalid-response")) || (data26 === "diverged")) || (data26 === "client-error"))){
-const err68 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+const err68 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err68];
 }
 else {
 vErrors.push(err68);
+}
+errors++;
+}
+if(!(((((((((((data26 === "rate-limited") || (data26 === "overloaded")) || (data26 === "server-error")) || (data26 === "timeout")) || (data26 === "connect-failure")) || (data26 === "reset")) || (data26 === "context-length")) || (data26 === "content-filter")) || (data26 === "invalid-response")) || (data26 === "diverged")) || (data26 === "client-error"))){
+const err69 = {instancePath:instancePath+"/defaults/retry/on/" + i2,schemaPath:"#/properties/defaults/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err69];
+}
+else {
+vErrors.push(err69);
 }
 errors++;
 }
@@ -892,12 +908,12 @@ continue;
 }
 if(typeof indices0[item0] == "number"){
 j0 = indices0[item0];
-const err69 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i3+" are identical)"};
+const err70 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i3+" are identical)"};
 if(vErrors === null){
-vErrors = [err69];
+vErrors = [err70];
 }
 else {
-vErrors.push(err69);
+vErrors.push(err70);
 }
 errors++;
 break;
@@ -907,12 +923,12 @@ indices0[item0] = i3;
 }
 }
 else {
-const err70 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err71 = {instancePath:instancePath+"/defaults/retry/on",schemaPath:"#/properties/defaults/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
-vErrors = [err70];
+vErrors = [err71];
 }
 else {
-vErrors.push(err70);
+vErrors.push(err71);
 }
 errors++;
 }
@@ -924,18 +940,7 @@ const len3 = data27.length;
 for(let i4=0; i4<len3; i4++){
 let data28 = data27[i4];
 if(!((typeof data28 == "number") && (!(data28 % 1) && !isNaN(data28)))){
-const err71 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err71];
-}
-else {
-vErrors.push(err71);
-}
-errors++;
-}
-if(typeof data28 == "number"){
-if(data28 > 599 || isNaN(data28)){
-const err72 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+const err72 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -944,13 +949,24 @@ vErrors.push(err72);
 }
 errors++;
 }
-if(data28 < 400 || isNaN(data28)){
-const err73 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(typeof data28 == "number"){
+if(data28 > 599 || isNaN(data28)){
+const err73 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err73];
 }
 else {
 vErrors.push(err73);
+}
+errors++;
+}
+if(data28 < 400 || isNaN(data28)){
+const err74 = {instancePath:instancePath+"/defaults/retry/statusCodes/" + i4,schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(vErrors === null){
+vErrors = [err74];
+}
+else {
+vErrors.push(err74);
 }
 errors++;
 }
@@ -967,12 +983,12 @@ continue;
 }
 if(typeof indices1[item1] == "number"){
 j1 = indices1[item1];
-const err74 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i5, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i5+" are identical)"};
+const err75 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i5, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i5+" are identical)"};
 if(vErrors === null){
-vErrors = [err74];
+vErrors = [err75];
 }
 else {
-vErrors.push(err74);
+vErrors.push(err75);
 }
 errors++;
 break;
@@ -982,19 +998,7 @@ indices1[item1] = i5;
 }
 }
 else {
-const err75 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err75];
-}
-else {
-vErrors.push(err75);
-}
-errors++;
-}
-}
-if(data18.respectRetryAfter !== undefined){
-if(typeof data18.respectRetryAfter !== "boolean"){
-const err76 = {instancePath:instancePath+"/defaults/retry/respectRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+const err76 = {instancePath:instancePath+"/defaults/retry/statusCodes",schemaPath:"#/properties/defaults/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1004,11 +1008,9 @@ vErrors.push(err76);
 errors++;
 }
 }
-if(data18.maxRetryAfter !== undefined){
-let data30 = data18.maxRetryAfter;
-if(typeof data30 === "string"){
-if(func3(data30) > 32){
-const err77 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data18.respectRetryAfter !== undefined){
+if(typeof data18.respectRetryAfter !== "boolean"){
+const err77 = {instancePath:instancePath+"/defaults/retry/respectRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1017,8 +1019,12 @@ vErrors.push(err77);
 }
 errors++;
 }
-if(!pattern1.test(data30)){
-const err78 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data18.maxRetryAfter !== undefined){
+let data30 = data18.maxRetryAfter;
+if(typeof data30 === "string"){
+if(func3(data30) > 32){
+const err78 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1027,9 +1033,8 @@ vErrors.push(err78);
 }
 errors++;
 }
-}
-else {
-const err79 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data30)){
+const err79 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1039,12 +1044,8 @@ vErrors.push(err79);
 errors++;
 }
 }
-if(data18.budget !== undefined){
-let data31 = data18.budget;
-if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
-for(const key8 in data31){
-if(!(((key8 === "ratio") || (key8 === "minPerSecond")) || (key8 === "window"))){
-const err80 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
+else {
+const err80 = {instancePath:instancePath+"/defaults/retry/maxRetryAfter",schemaPath:"#/properties/defaults/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1054,10 +1055,12 @@ vErrors.push(err80);
 errors++;
 }
 }
-if(data31.ratio !== undefined){
-let data32 = data31.ratio;
-if(!((typeof data32 == "number") && (!(data32 % 1) && !isNaN(data32)))){
-const err81 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data18.budget !== undefined){
+let data31 = data18.budget;
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+for(const key8 in data31){
+if(!(((key8 === "ratio") || (key8 === "minPerSecond")) || (key8 === "window"))){
+const err81 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1066,9 +1069,11 @@ vErrors.push(err81);
 }
 errors++;
 }
-if(typeof data32 == "number"){
-if(data32 > 100 || isNaN(data32)){
-const err82 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data31.ratio !== undefined){
+let data32 = data31.ratio;
+if(!((typeof data32 == "number") && (!(data32 % 1) && !isNaN(data32)))){
+const err82 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1077,8 +1082,9 @@ vErrors.push(err82);
 }
 errors++;
 }
-if(data32 < 0 || isNaN(data32)){
-const err83 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data32 == "number"){
+if(data32 > 100 || isNaN(data32)){
+const err83 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1087,12 +1093,8 @@ vErrors.push(err83);
 }
 errors++;
 }
-}
-}
-if(data31.minPerSecond !== undefined){
-let data33 = data31.minPerSecond;
-if(!((typeof data33 == "number") && (!(data33 % 1) && !isNaN(data33)))){
-const err84 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data32 < 0 || isNaN(data32)){
+const err84 = {instancePath:instancePath+"/defaults/retry/budget/ratio",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1101,9 +1103,12 @@ vErrors.push(err84);
 }
 errors++;
 }
-if(typeof data33 == "number"){
-if(data33 > 10000 || isNaN(data33)){
-const err85 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+}
+if(data31.minPerSecond !== undefined){
+let data33 = data31.minPerSecond;
+if(!((typeof data33 == "number") && (!(data33 % 1) && !isNaN(data33)))){
+const err85 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1112,13 +1117,24 @@ vErrors.push(err85);
 }
 errors++;
 }
-if(data33 < 0 || isNaN(data33)){
-const err86 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data33 == "number"){
+if(data33 > 10000 || isNaN(data33)){
+const err86 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err86];
 }
 else {
 vErrors.push(err86);
+}
+errors++;
+}
+if(data33 < 0 || isNaN(data33)){
+const err87 = {instancePath:instancePath+"/defaults/retry/budget/minPerSecond",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err87];
+}
+else {
+vErrors.push(err87);
 }
 errors++;
 }
@@ -1128,17 +1144,7 @@ if(data31.window !== undefined){
 let data34 = data31.window;
 if(typeof data34 === "string"){
 if(func3(data34) > 32){
-const err87 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err87];
-}
-else {
-vErrors.push(err87);
-}
-errors++;
-}
-if(!pattern1.test(data34)){
-const err88 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err88 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1147,9 +1153,8 @@ vErrors.push(err88);
 }
 errors++;
 }
-}
-else {
-const err89 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data34)){
+const err89 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1159,9 +1164,8 @@ vErrors.push(err89);
 errors++;
 }
 }
-}
 else {
-const err90 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err90 = {instancePath:instancePath+"/defaults/retry/budget/window",schemaPath:"#/properties/defaults/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1171,11 +1175,9 @@ vErrors.push(err90);
 errors++;
 }
 }
-if(data18.maxBodyBytes !== undefined){
-let data35 = data18.maxBodyBytes;
-if(typeof data35 === "string"){
-if(!pattern12.test(data35)){
-const err91 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+}
+else {
+const err91 = {instancePath:instancePath+"/defaults/retry/budget",schemaPath:"#/properties/defaults/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1185,8 +1187,11 @@ vErrors.push(err91);
 errors++;
 }
 }
-else {
-const err92 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data18.maxBodyBytes !== undefined){
+let data35 = data18.maxBodyBytes;
+if(typeof data35 === "string"){
+if(!pattern12.test(data35)){
+const err92 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1196,9 +1201,8 @@ vErrors.push(err92);
 errors++;
 }
 }
-}
 else {
-const err93 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err93 = {instancePath:instancePath+"/defaults/retry/maxBodyBytes",schemaPath:"#/properties/defaults/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1208,12 +1212,9 @@ vErrors.push(err93);
 errors++;
 }
 }
-if(data9.circuitBreaker !== undefined){
-let data36 = data9.circuitBreaker;
-if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
-for(const key9 in data36){
-if(!((((((((key9 === "scope") || (key9 === "consecutiveFailures")) || (key9 === "failureRate")) || (key9 === "slowCall")) || (key9 === "openFor")) || (key9 === "maxOpenFor")) || (key9 === "halfOpen")) || (key9 === "failOn"))){
-const err94 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
+}
+else {
+const err94 = {instancePath:instancePath+"/defaults/retry",schemaPath:"#/properties/defaults/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1223,10 +1224,12 @@ vErrors.push(err94);
 errors++;
 }
 }
-if(data36.scope !== undefined){
-let data37 = data36.scope;
-if(typeof data37 !== "string"){
-const err95 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data9.circuitBreaker !== undefined){
+let data36 = data9.circuitBreaker;
+if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
+for(const key9 in data36){
+if(!((((((((key9 === "scope") || (key9 === "consecutiveFailures")) || (key9 === "failureRate")) || (key9 === "slowCall")) || (key9 === "openFor")) || (key9 === "maxOpenFor")) || (key9 === "halfOpen")) || (key9 === "failOn"))){
+const err95 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1235,8 +1238,11 @@ vErrors.push(err95);
 }
 errors++;
 }
-if(!((data37 === "upstream") || (data37 === "model"))){
-const err96 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
+}
+if(data36.scope !== undefined){
+let data37 = data36.scope;
+if(typeof data37 !== "string"){
+const err96 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1245,11 +1251,8 @@ vErrors.push(err96);
 }
 errors++;
 }
-}
-if(data36.consecutiveFailures !== undefined){
-let data38 = data36.consecutiveFailures;
-if(!((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38)))){
-const err97 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!((data37 === "upstream") || (data37 === "model"))){
+const err97 = {instancePath:instancePath+"/defaults/circuitBreaker/scope",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1258,9 +1261,11 @@ vErrors.push(err97);
 }
 errors++;
 }
-if(typeof data38 == "number"){
-if(data38 > 1000 || isNaN(data38)){
-const err98 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+if(data36.consecutiveFailures !== undefined){
+let data38 = data36.consecutiveFailures;
+if(!((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38)))){
+const err98 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1269,13 +1274,24 @@ vErrors.push(err98);
 }
 errors++;
 }
-if(data38 < 0 || isNaN(data38)){
-const err99 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data38 == "number"){
+if(data38 > 1000 || isNaN(data38)){
+const err99 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err99];
 }
 else {
 vErrors.push(err99);
+}
+errors++;
+}
+if(data38 < 0 || isNaN(data38)){
+const err100 = {instancePath:instancePath+"/defaults/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err100];
+}
+else {
+vErrors.push(err100);
 }
 errors++;
 }
@@ -1286,20 +1302,7 @@ let data39 = data36.failureRate;
 if(data39 && typeof data39 == "object" && !Array.isArray(data39)){
 for(const key10 in data39){
 if(!(((key10 === "threshold") || (key10 === "minRequests")) || (key10 === "window"))){
-const err100 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err100];
-}
-else {
-vErrors.push(err100);
-}
-errors++;
-}
-}
-if(data39.threshold !== undefined){
-let data40 = data39.threshold;
-if(!((typeof data40 == "number") && (!(data40 % 1) && !isNaN(data40)))){
-const err101 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err101 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1308,9 +1311,11 @@ vErrors.push(err101);
 }
 errors++;
 }
-if(typeof data40 == "number"){
-if(data40 > 100 || isNaN(data40)){
-const err102 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data39.threshold !== undefined){
+let data40 = data39.threshold;
+if(!((typeof data40 == "number") && (!(data40 % 1) && !isNaN(data40)))){
+const err102 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1319,8 +1324,9 @@ vErrors.push(err102);
 }
 errors++;
 }
-if(data40 < 0 || isNaN(data40)){
-const err103 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data40 == "number"){
+if(data40 > 100 || isNaN(data40)){
+const err103 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1329,12 +1335,8 @@ vErrors.push(err103);
 }
 errors++;
 }
-}
-}
-if(data39.minRequests !== undefined){
-let data41 = data39.minRequests;
-if(!((typeof data41 == "number") && (!(data41 % 1) && !isNaN(data41)))){
-const err104 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data40 < 0 || isNaN(data40)){
+const err104 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1343,9 +1345,12 @@ vErrors.push(err104);
 }
 errors++;
 }
-if(typeof data41 == "number"){
-if(data41 > 100000 || isNaN(data41)){
-const err105 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+}
+if(data39.minRequests !== undefined){
+let data41 = data39.minRequests;
+if(!((typeof data41 == "number") && (!(data41 % 1) && !isNaN(data41)))){
+const err105 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1354,13 +1359,24 @@ vErrors.push(err105);
 }
 errors++;
 }
-if(data41 < 1 || isNaN(data41)){
-const err106 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data41 == "number"){
+if(data41 > 100000 || isNaN(data41)){
+const err106 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err106];
 }
 else {
 vErrors.push(err106);
+}
+errors++;
+}
+if(data41 < 1 || isNaN(data41)){
+const err107 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err107];
+}
+else {
+vErrors.push(err107);
 }
 errors++;
 }
@@ -1370,17 +1386,7 @@ if(data39.window !== undefined){
 let data42 = data39.window;
 if(typeof data42 === "string"){
 if(func3(data42) > 32){
-const err107 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err107];
-}
-else {
-vErrors.push(err107);
-}
-errors++;
-}
-if(!pattern1.test(data42)){
-const err108 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err108 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1389,9 +1395,8 @@ vErrors.push(err108);
 }
 errors++;
 }
-}
-else {
-const err109 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data42)){
+const err109 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1401,9 +1406,8 @@ vErrors.push(err109);
 errors++;
 }
 }
-}
 else {
-const err110 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err110 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate/window",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1413,12 +1417,9 @@ vErrors.push(err110);
 errors++;
 }
 }
-if(data36.slowCall !== undefined){
-let data43 = data36.slowCall;
-if(data43 && typeof data43 == "object" && !Array.isArray(data43)){
-for(const key11 in data43){
-if(!((key11 === "threshold") || (key11 === "duration"))){
-const err111 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+}
+else {
+const err111 = {instancePath:instancePath+"/defaults/circuitBreaker/failureRate",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1428,10 +1429,12 @@ vErrors.push(err111);
 errors++;
 }
 }
-if(data43.threshold !== undefined){
-let data44 = data43.threshold;
-if(!((typeof data44 == "number") && (!(data44 % 1) && !isNaN(data44)))){
-const err112 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data36.slowCall !== undefined){
+let data43 = data36.slowCall;
+if(data43 && typeof data43 == "object" && !Array.isArray(data43)){
+for(const key11 in data43){
+if(!((key11 === "threshold") || (key11 === "duration"))){
+const err112 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1440,9 +1443,11 @@ vErrors.push(err112);
 }
 errors++;
 }
-if(typeof data44 == "number"){
-if(data44 > 100 || isNaN(data44)){
-const err113 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data43.threshold !== undefined){
+let data44 = data43.threshold;
+if(!((typeof data44 == "number") && (!(data44 % 1) && !isNaN(data44)))){
+const err113 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1451,13 +1456,24 @@ vErrors.push(err113);
 }
 errors++;
 }
-if(data44 < 0 || isNaN(data44)){
-const err114 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data44 == "number"){
+if(data44 > 100 || isNaN(data44)){
+const err114 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err114];
 }
 else {
 vErrors.push(err114);
+}
+errors++;
+}
+if(data44 < 0 || isNaN(data44)){
+const err115 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err115];
+}
+else {
+vErrors.push(err115);
 }
 errors++;
 }
@@ -1467,17 +1483,7 @@ if(data43.duration !== undefined){
 let data45 = data43.duration;
 if(typeof data45 === "string"){
 if(func3(data45) > 32){
-const err115 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
-if(vErrors === null){
-vErrors = [err115];
-}
-else {
-vErrors.push(err115);
-}
-errors++;
-}
-if(!pattern1.test(data45)){
-const err116 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err116 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1486,9 +1492,8 @@ vErrors.push(err116);
 }
 errors++;
 }
-}
-else {
-const err117 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data45)){
+const err117 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1498,9 +1503,8 @@ vErrors.push(err117);
 errors++;
 }
 }
-}
 else {
-const err118 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err118 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall/duration",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1510,11 +1514,9 @@ vErrors.push(err118);
 errors++;
 }
 }
-if(data36.openFor !== undefined){
-let data46 = data36.openFor;
-if(typeof data46 === "string"){
-if(func3(data46) > 32){
-const err119 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+else {
+const err119 = {instancePath:instancePath+"/defaults/circuitBreaker/slowCall",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1523,8 +1525,12 @@ vErrors.push(err119);
 }
 errors++;
 }
-if(!pattern1.test(data46)){
-const err120 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data36.openFor !== undefined){
+let data46 = data36.openFor;
+if(typeof data46 === "string"){
+if(func3(data46) > 32){
+const err120 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1533,9 +1539,8 @@ vErrors.push(err120);
 }
 errors++;
 }
-}
-else {
-const err121 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data46)){
+const err121 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1545,11 +1550,8 @@ vErrors.push(err121);
 errors++;
 }
 }
-if(data36.maxOpenFor !== undefined){
-let data47 = data36.maxOpenFor;
-if(typeof data47 === "string"){
-if(func3(data47) > 32){
-const err122 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err122 = {instancePath:instancePath+"/defaults/circuitBreaker/openFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1558,8 +1560,12 @@ vErrors.push(err122);
 }
 errors++;
 }
-if(!pattern1.test(data47)){
-const err123 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data36.maxOpenFor !== undefined){
+let data47 = data36.maxOpenFor;
+if(typeof data47 === "string"){
+if(func3(data47) > 32){
+const err123 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1568,9 +1574,8 @@ vErrors.push(err123);
 }
 errors++;
 }
-}
-else {
-const err124 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data47)){
+const err124 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1580,12 +1585,8 @@ vErrors.push(err124);
 errors++;
 }
 }
-if(data36.halfOpen !== undefined){
-let data48 = data36.halfOpen;
-if(data48 && typeof data48 == "object" && !Array.isArray(data48)){
-for(const key12 in data48){
-if(!((key12 === "maxProbes") || (key12 === "successesToClose"))){
-const err125 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+else {
+const err125 = {instancePath:instancePath+"/defaults/circuitBreaker/maxOpenFor",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -1595,10 +1596,12 @@ vErrors.push(err125);
 errors++;
 }
 }
-if(data48.maxProbes !== undefined){
-let data49 = data48.maxProbes;
-if(!((typeof data49 == "number") && (!(data49 % 1) && !isNaN(data49)))){
-const err126 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data36.halfOpen !== undefined){
+let data48 = data36.halfOpen;
+if(data48 && typeof data48 == "object" && !Array.isArray(data48)){
+for(const key12 in data48){
+if(!((key12 === "maxProbes") || (key12 === "successesToClose"))){
+const err126 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1607,9 +1610,11 @@ vErrors.push(err126);
 }
 errors++;
 }
-if(typeof data49 == "number"){
-if(data49 > 100 || isNaN(data49)){
-const err127 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data48.maxProbes !== undefined){
+let data49 = data48.maxProbes;
+if(!((typeof data49 == "number") && (!(data49 % 1) && !isNaN(data49)))){
+const err127 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -1618,8 +1623,9 @@ vErrors.push(err127);
 }
 errors++;
 }
-if(data49 < 1 || isNaN(data49)){
-const err128 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data49 == "number"){
+if(data49 > 100 || isNaN(data49)){
+const err128 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -1628,12 +1634,8 @@ vErrors.push(err128);
 }
 errors++;
 }
-}
-}
-if(data48.successesToClose !== undefined){
-let data50 = data48.successesToClose;
-if(!((typeof data50 == "number") && (!(data50 % 1) && !isNaN(data50)))){
-const err129 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data49 < 1 || isNaN(data49)){
+const err129 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -1642,9 +1644,12 @@ vErrors.push(err129);
 }
 errors++;
 }
-if(typeof data50 == "number"){
-if(data50 > 100 || isNaN(data50)){
-const err130 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+}
+if(data48.successesToClose !== undefined){
+let data50 = data48.successesToClose;
+if(!((typeof data50 == "number") && (!(data50 % 1) && !isNaN(data50)))){
+const err130 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -1653,8 +1658,9 @@ vErrors.push(err130);
 }
 errors++;
 }
-if(data50 < 1 || isNaN(data50)){
-const err131 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data50 == "number"){
+if(data50 > 100 || isNaN(data50)){
+const err131 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -1663,16 +1669,26 @@ vErrors.push(err131);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err132 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data50 < 1 || isNaN(data50)){
+const err132 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err132];
 }
 else {
 vErrors.push(err132);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err133 = {instancePath:instancePath+"/defaults/circuitBreaker/halfOpen",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err133];
+}
+else {
+vErrors.push(err133);
 }
 errors++;
 }
@@ -1684,22 +1700,22 @@ const len4 = data51.length;
 for(let i6=0; i6<len4; i6++){
 let data52 = data51[i6];
 if(typeof data52 !== "string"){
-const err133 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err133];
-}
-else {
-vErrors.push(err133);
-}
-errors++;
-}
-if(!(((((((((((data52 === "rate-limited") || (data52 === "overloaded")) || (data52 === "server-error")) || (data52 === "timeout")) || (data52 === "connect-failure")) || (data52 === "reset")) || (data52 === "context-length")) || (data52 === "content-filter")) || (data52 === "invalid-response")) || (data52 === "diverged")) || (data52 === "client-error"))){
-const err134 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+const err134 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err134];
 }
 else {
 vErrors.push(err134);
+}
+errors++;
+}
+if(!(((((((((((data52 === "rate-limited") || (data52 === "overloaded")) || (data52 === "server-error")) || (data52 === "timeout")) || (data52 === "connect-failure")) || (data52 === "reset")) || (data52 === "context-length")) || (data52 === "content-filter")) || (data52 === "invalid-response")) || (data52 === "diverged")) || (data52 === "client-error"))){
+const err135 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn/" + i6,schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err135];
+}
+else {
+vErrors.push(err135);
 }
 errors++;
 }
@@ -1715,12 +1731,12 @@ continue;
 }
 if(typeof indices2[item2] == "number"){
 j2 = indices2[item2];
-const err135 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i7, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i7+" are identical)"};
+const err136 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i7, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i7+" are identical)"};
 if(vErrors === null){
-vErrors = [err135];
+vErrors = [err136];
 }
 else {
-vErrors.push(err135);
+vErrors.push(err136);
 }
 errors++;
 break;
@@ -1730,19 +1746,7 @@ indices2[item2] = i7;
 }
 }
 else {
-const err136 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err136];
-}
-else {
-vErrors.push(err136);
-}
-errors++;
-}
-}
-}
-else {
-const err137 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err137 = {instancePath:instancePath+"/defaults/circuitBreaker/failOn",schemaPath:"#/properties/defaults/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -1752,12 +1756,9 @@ vErrors.push(err137);
 errors++;
 }
 }
-if(data9.bulkhead !== undefined){
-let data53 = data9.bulkhead;
-if(data53 && typeof data53 == "object" && !Array.isArray(data53)){
-for(const key13 in data53){
-if(!(((key13 === "maxConcurrent") || (key13 === "maxQueue")) || (key13 === "queueTimeout"))){
-const err138 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+}
+else {
+const err138 = {instancePath:instancePath+"/defaults/circuitBreaker",schemaPath:"#/properties/defaults/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -1767,10 +1768,12 @@ vErrors.push(err138);
 errors++;
 }
 }
-if(data53.maxConcurrent !== undefined){
-let data54 = data53.maxConcurrent;
-if(!((typeof data54 == "number") && (!(data54 % 1) && !isNaN(data54)))){
-const err139 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data9.bulkhead !== undefined){
+let data53 = data9.bulkhead;
+if(data53 && typeof data53 == "object" && !Array.isArray(data53)){
+for(const key13 in data53){
+if(!((((((key13 === "mode") || (key13 === "maxConcurrent")) || (key13 === "adaptive")) || (key13 === "maxQueue")) || (key13 === "queueTimeout")) || (key13 === "fairBy"))){
+const err139 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -1779,9 +1782,11 @@ vErrors.push(err139);
 }
 errors++;
 }
-if(typeof data54 == "number"){
-if(data54 > 10000 || isNaN(data54)){
-const err140 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+if(data53.mode !== undefined){
+let data54 = data53.mode;
+if(typeof data54 !== "string"){
+const err140 = {instancePath:instancePath+"/defaults/bulkhead/mode",schemaPath:"#/properties/defaults/properties/bulkhead/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -1790,8 +1795,8 @@ vErrors.push(err140);
 }
 errors++;
 }
-if(data54 < 1 || isNaN(data54)){
-const err141 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(!((data54 === "adaptive") || (data54 === "fixed"))){
+const err141 = {instancePath:instancePath+"/defaults/bulkhead/mode",schemaPath:"#/properties/defaults/properties/bulkhead/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.defaults.properties.bulkhead.properties.mode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -1801,11 +1806,10 @@ vErrors.push(err141);
 errors++;
 }
 }
-}
-if(data53.maxQueue !== undefined){
-let data55 = data53.maxQueue;
+if(data53.maxConcurrent !== undefined){
+let data55 = data53.maxConcurrent;
 if(!((typeof data55 == "number") && (!(data55 % 1) && !isNaN(data55)))){
-const err142 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err142 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -1815,8 +1819,8 @@ vErrors.push(err142);
 errors++;
 }
 if(typeof data55 == "number"){
-if(data55 > 100000 || isNaN(data55)){
-const err143 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(data55 > 10000 || isNaN(data55)){
+const err143 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -1825,8 +1829,8 @@ vErrors.push(err143);
 }
 errors++;
 }
-if(data55 < 0 || isNaN(data55)){
-const err144 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data55 < 1 || isNaN(data55)){
+const err144 = {instancePath:instancePath+"/defaults/bulkhead/maxConcurrent",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -1837,11 +1841,12 @@ errors++;
 }
 }
 }
-if(data53.queueTimeout !== undefined){
-let data56 = data53.queueTimeout;
-if(typeof data56 === "string"){
-if(func3(data56) > 32){
-const err145 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data53.adaptive !== undefined){
+let data56 = data53.adaptive;
+if(data56 && typeof data56 == "object" && !Array.isArray(data56)){
+for(const key14 in data56){
+if(!(((key14 === "min") || (key14 === "initial")) || (key14 === "max"))){
+const err145 = {instancePath:instancePath+"/defaults/bulkhead/adaptive",schemaPath:"#/properties/defaults/properties/bulkhead/properties/adaptive/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -1850,8 +1855,11 @@ vErrors.push(err145);
 }
 errors++;
 }
-if(!pattern1.test(data56)){
-const err146 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data56.min !== undefined){
+let data57 = data56.min;
+if(!((typeof data57 == "number") && (!(data57 % 1) && !isNaN(data57)))){
+const err146 = {instancePath:instancePath+"/defaults/bulkhead/adaptive/min",schemaPath:"#/properties/defaults/properties/bulkhead/properties/adaptive/properties/min/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -1860,9 +1868,9 @@ vErrors.push(err146);
 }
 errors++;
 }
-}
-else {
-const err147 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data57 == "number"){
+if(data57 > 10000 || isNaN(data57)){
+const err147 = {instancePath:instancePath+"/defaults/bulkhead/adaptive/min",schemaPath:"#/properties/defaults/properties/bulkhead/properties/adaptive/properties/min/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -1871,10 +1879,8 @@ vErrors.push(err147);
 }
 errors++;
 }
-}
-}
-else {
-const err148 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data57 < 1 || isNaN(data57)){
+const err148 = {instancePath:instancePath+"/defaults/bulkhead/adaptive/min",schemaPath:"#/properties/defaults/properties/bulkhead/properties/adaptive/properties/min/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -1885,8 +1891,10 @@ errors++;
 }
 }
 }
-else {
-const err149 = {instancePath:instancePath+"/defaults",schemaPath:"#/properties/defaults/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data56.initial !== undefined){
+let data58 = data56.initial;
+if(!((typeof data58 == "number") && (!(data58 % 1) && !isNaN(data58)))){
+const err149 = {instancePath:instancePath+"/defaults/bulkhead/adaptive/initial",schemaPath:"#/properties/defaults/properties/bulkhead/properties/adaptive/properties/initial/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -1895,12 +1903,9 @@ vErrors.push(err149);
 }
 errors++;
 }
-}
-if(data.upstreams !== undefined){
-let data57 = data.upstreams;
-if(Array.isArray(data57)){
-if(data57.length > 32){
-const err150 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+if(typeof data58 == "number"){
+if(data58 > 10000 || isNaN(data58)){
+const err150 = {instancePath:instancePath+"/defaults/bulkhead/adaptive/initial",schemaPath:"#/properties/defaults/properties/bulkhead/properties/adaptive/properties/initial/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -1909,8 +1914,8 @@ vErrors.push(err150);
 }
 errors++;
 }
-if(data57.length < 1){
-const err151 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(data58 < 1 || isNaN(data58)){
+const err151 = {instancePath:instancePath+"/defaults/bulkhead/adaptive/initial",schemaPath:"#/properties/defaults/properties/bulkhead/properties/adaptive/properties/initial/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -1919,54 +1924,12 @@ vErrors.push(err151);
 }
 errors++;
 }
-const len5 = data57.length;
-for(let i8=0; i8<len5; i8++){
-let data58 = data57[i8];
-if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
-if(data58.api === undefined){
-data58.api = "openai";
 }
-if(data58.env === undefined){
-data58.env = [];
 }
-if(data58.loadBalancing === undefined){
-data58.loadBalancing = "least-outstanding";
-}
-if(data58.rateLimit === undefined){
-data58.rateLimit = {};
-}
-if(data58.limits === undefined){
-data58.limits = {};
-}
-if(data58.streamRecovery === undefined){
-data58.streamRecovery = {};
-}
-if(data58.throughputFloor === undefined){
-data58.throughputFloor = {};
-}
-if(data58.healthCheck === undefined){
-data58.healthCheck = {};
-}
-if(data58.websockets === undefined){
-data58.websockets = true;
-}
-if(data58.hedge === undefined){
-data58.hedge = {};
-}
-if(data58.prices === undefined){
-data58.prices = [];
-}
-if(data58.budget === undefined){
-data58.budget = {};
-}
-if(data58.guards === undefined){
-data58.guards = {};
-}
-if(data58.fallback === undefined){
-data58.fallback = [];
-}
-if(data58.name === undefined){
-const err152 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(data56.max !== undefined){
+let data59 = data56.max;
+if(!((typeof data59 == "number") && (!(data59 % 1) && !isNaN(data59)))){
+const err152 = {instancePath:instancePath+"/defaults/bulkhead/adaptive/max",schemaPath:"#/properties/defaults/properties/bulkhead/properties/adaptive/properties/max/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -1975,8 +1938,9 @@ vErrors.push(err152);
 }
 errors++;
 }
-if(data58.api === undefined){
-const err153 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "api"},message:"must have required property '"+"api"+"'"};
+if(typeof data59 == "number"){
+if(data59 > 10000 || isNaN(data59)){
+const err153 = {instancePath:instancePath+"/defaults/bulkhead/adaptive/max",schemaPath:"#/properties/defaults/properties/bulkhead/properties/adaptive/properties/max/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -1985,8 +1949,8 @@ vErrors.push(err153);
 }
 errors++;
 }
-if(data58.env === undefined){
-const err154 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "env"},message:"must have required property '"+"env"+"'"};
+if(data59 < 1 || isNaN(data59)){
+const err154 = {instancePath:instancePath+"/defaults/bulkhead/adaptive/max",schemaPath:"#/properties/defaults/properties/bulkhead/properties/adaptive/properties/max/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -1995,8 +1959,11 @@ vErrors.push(err154);
 }
 errors++;
 }
-if(data58.loadBalancing === undefined){
-const err155 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "loadBalancing"},message:"must have required property '"+"loadBalancing"+"'"};
+}
+}
+}
+else {
+const err155 = {instancePath:instancePath+"/defaults/bulkhead/adaptive",schemaPath:"#/properties/defaults/properties/bulkhead/properties/adaptive/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -2005,8 +1972,11 @@ vErrors.push(err155);
 }
 errors++;
 }
-if(data58.rateLimit === undefined){
-const err156 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "rateLimit"},message:"must have required property '"+"rateLimit"+"'"};
+}
+if(data53.maxQueue !== undefined){
+let data60 = data53.maxQueue;
+if(!((typeof data60 == "number") && (!(data60 % 1) && !isNaN(data60)))){
+const err156 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -2015,8 +1985,9 @@ vErrors.push(err156);
 }
 errors++;
 }
-if(data58.limits === undefined){
-const err157 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "limits"},message:"must have required property '"+"limits"+"'"};
+if(typeof data60 == "number"){
+if(data60 > 100000 || isNaN(data60)){
+const err157 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -2025,8 +1996,8 @@ vErrors.push(err157);
 }
 errors++;
 }
-if(data58.streamRecovery === undefined){
-const err158 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "streamRecovery"},message:"must have required property '"+"streamRecovery"+"'"};
+if(data60 < 0 || isNaN(data60)){
+const err158 = {instancePath:instancePath+"/defaults/bulkhead/maxQueue",schemaPath:"#/properties/defaults/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2035,8 +2006,13 @@ vErrors.push(err158);
 }
 errors++;
 }
-if(data58.throughputFloor === undefined){
-const err159 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "throughputFloor"},message:"must have required property '"+"throughputFloor"+"'"};
+}
+}
+if(data53.queueTimeout !== undefined){
+let data61 = data53.queueTimeout;
+if(typeof data61 === "string"){
+if(func3(data61) > 32){
+const err159 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2045,8 +2021,8 @@ vErrors.push(err159);
 }
 errors++;
 }
-if(data58.healthCheck === undefined){
-const err160 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "healthCheck"},message:"must have required property '"+"healthCheck"+"'"};
+if(!pattern1.test(data61)){
+const err160 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2055,8 +2031,9 @@ vErrors.push(err160);
 }
 errors++;
 }
-if(data58.websockets === undefined){
-const err161 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "websockets"},message:"must have required property '"+"websockets"+"'"};
+}
+else {
+const err161 = {instancePath:instancePath+"/defaults/bulkhead/queueTimeout",schemaPath:"#/properties/defaults/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2065,8 +2042,13 @@ vErrors.push(err161);
 }
 errors++;
 }
-if(data58.hedge === undefined){
-const err162 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "hedge"},message:"must have required property '"+"hedge"+"'"};
+}
+if(data53.fairBy !== undefined){
+let data62 = data53.fairBy;
+if(data62 && typeof data62 == "object" && !Array.isArray(data62)){
+for(const key15 in data62){
+if(!(key15 === "header")){
+const err162 = {instancePath:instancePath+"/defaults/bulkhead/fairBy",schemaPath:"#/properties/defaults/properties/bulkhead/properties/fairBy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2075,8 +2057,12 @@ vErrors.push(err162);
 }
 errors++;
 }
-if(data58.prices === undefined){
-const err163 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "prices"},message:"must have required property '"+"prices"+"'"};
+}
+if(data62.header !== undefined){
+let data63 = data62.header;
+if(typeof data63 === "string"){
+if(func3(data63) > 64){
+const err163 = {instancePath:instancePath+"/defaults/bulkhead/fairBy/header",schemaPath:"#/properties/defaults/properties/bulkhead/properties/fairBy/properties/header/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2085,8 +2071,8 @@ vErrors.push(err163);
 }
 errors++;
 }
-if(data58.budget === undefined){
-const err164 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "budget"},message:"must have required property '"+"budget"+"'"};
+if(!pattern18.test(data63)){
+const err164 = {instancePath:instancePath+"/defaults/bulkhead/fairBy/header",schemaPath:"#/properties/defaults/properties/bulkhead/properties/fairBy/properties/header/pattern",keyword:"pattern",params:{pattern: "^([!#$%&'*+.^_`|~0-9A-Za-z-]+)?$"},message:"must match pattern \""+"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)?$"+"\""};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2095,8 +2081,9 @@ vErrors.push(err164);
 }
 errors++;
 }
-if(data58.guards === undefined){
-const err165 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "guards"},message:"must have required property '"+"guards"+"'"};
+}
+else {
+const err165 = {instancePath:instancePath+"/defaults/bulkhead/fairBy/header",schemaPath:"#/properties/defaults/properties/bulkhead/properties/fairBy/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2105,8 +2092,10 @@ vErrors.push(err165);
 }
 errors++;
 }
-if(data58.fallback === undefined){
-const err166 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "fallback"},message:"must have required property '"+"fallback"+"'"};
+}
+}
+else {
+const err166 = {instancePath:instancePath+"/defaults/bulkhead/fairBy",schemaPath:"#/properties/defaults/properties/bulkhead/properties/fairBy/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2115,9 +2104,10 @@ vErrors.push(err166);
 }
 errors++;
 }
-for(const key14 in data58){
-if(!(func2.call(schema11.properties.upstreams.items.properties, key14))){
-const err167 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+}
+}
+else {
+const err167 = {instancePath:instancePath+"/defaults/bulkhead",schemaPath:"#/properties/defaults/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2127,11 +2117,9 @@ vErrors.push(err167);
 errors++;
 }
 }
-if(data58.name !== undefined){
-let data59 = data58.name;
-if(typeof data59 === "string"){
-if(func3(data59) > 63){
-const err168 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+}
+else {
+const err168 = {instancePath:instancePath+"/defaults",schemaPath:"#/properties/defaults/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2140,8 +2128,12 @@ vErrors.push(err168);
 }
 errors++;
 }
-if(!pattern18.test(data59)){
-const err169 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+if(data.upstreams !== undefined){
+let data64 = data.upstreams;
+if(Array.isArray(data64)){
+if(data64.length > 32){
+const err169 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2150,9 +2142,8 @@ vErrors.push(err169);
 }
 errors++;
 }
-}
-else {
-const err170 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data64.length < 1){
+const err170 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2161,12 +2152,54 @@ vErrors.push(err170);
 }
 errors++;
 }
+const len5 = data64.length;
+for(let i8=0; i8<len5; i8++){
+let data65 = data64[i8];
+if(data65 && typeof data65 == "object" && !Array.isArray(data65)){
+if(data65.api === undefined){
+data65.api = "openai";
 }
-if(data58.url !== undefined){
-let data60 = data58.url;
-if(typeof data60 === "string"){
-if(func3(data60) > 2048){
-const err171 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if(data65.env === undefined){
+data65.env = [];
+}
+if(data65.loadBalancing === undefined){
+data65.loadBalancing = "least-outstanding";
+}
+if(data65.rateLimit === undefined){
+data65.rateLimit = {};
+}
+if(data65.limits === undefined){
+data65.limits = {};
+}
+if(data65.streamRecovery === undefined){
+data65.streamRecovery = {};
+}
+if(data65.throughputFloor === undefined){
+data65.throughputFloor = {};
+}
+if(data65.healthCheck === undefined){
+data65.healthCheck = {};
+}
+if(data65.websockets === undefined){
+data65.websockets = true;
+}
+if(data65.hedge === undefined){
+data65.hedge = {};
+}
+if(data65.prices === undefined){
+data65.prices = [];
+}
+if(data65.budget === undefined){
+data65.budget = {};
+}
+if(data65.guards === undefined){
+data65.guards = {};
+}
+if(data65.fallback === undefined){
+data65.fallback = [];
+}
+if(data65.name === undefined){
+const err171 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2175,8 +2208,8 @@ vErrors.push(err171);
 }
 errors++;
 }
-if(!pattern19.test(data60)){
-const err172 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
+if(data65.api === undefined){
+const err172 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "api"},message:"must have required property '"+"api"+"'"};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2185,9 +2218,8 @@ vErrors.push(err172);
 }
 errors++;
 }
-}
-else {
-const err173 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data65.env === undefined){
+const err173 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "env"},message:"must have required property '"+"env"+"'"};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -2196,10 +2228,8 @@ vErrors.push(err173);
 }
 errors++;
 }
-}
-let data61 = data58.api;
-if(typeof data61 !== "string"){
-const err174 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data65.loadBalancing === undefined){
+const err174 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "loadBalancing"},message:"must have required property '"+"loadBalancing"+"'"};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -2208,8 +2238,8 @@ vErrors.push(err174);
 }
 errors++;
 }
-if(!((((data61 === "openai") || (data61 === "anthropic")) || (data61 === "ollama")) || (data61 === "generic"))){
-const err175 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.api.enum},message:"must be equal to one of the allowed values"};
+if(data65.rateLimit === undefined){
+const err175 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "rateLimit"},message:"must have required property '"+"rateLimit"+"'"};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2218,14 +2248,8 @@ vErrors.push(err175);
 }
 errors++;
 }
-let data62 = data58.env;
-if(Array.isArray(data62)){
-const len6 = data62.length;
-for(let i9=0; i9<len6; i9++){
-let data63 = data62[i9];
-if(typeof data63 === "string"){
-if(!pattern20.test(data63)){
-const err176 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
+if(data65.limits === undefined){
+const err176 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "limits"},message:"must have required property '"+"limits"+"'"};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -2234,9 +2258,8 @@ vErrors.push(err176);
 }
 errors++;
 }
-}
-else {
-const err177 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data65.streamRecovery === undefined){
+const err177 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "streamRecovery"},message:"must have required property '"+"streamRecovery"+"'"};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2245,19 +2268,8 @@ vErrors.push(err177);
 }
 errors++;
 }
-}
-let i10 = data62.length;
-let j3;
-if(i10 > 1){
-const indices3 = {};
-for(;i10--;){
-let item3 = data62[i10];
-if(typeof item3 !== "string"){
-continue;
-}
-if(typeof indices3[item3] == "number"){
-j3 = indices3[item3];
-const err178 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/uniqueItems",keyword:"uniqueItems",params:{i: i10, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i10+" are identical)"};
+if(data65.throughputFloor === undefined){
+const err178 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "throughputFloor"},message:"must have required property '"+"throughputFloor"+"'"};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2265,14 +2277,9 @@ else {
 vErrors.push(err178);
 }
 errors++;
-break;
 }
-indices3[item3] = i10;
-}
-}
-}
-else {
-const err179 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data65.healthCheck === undefined){
+const err179 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "healthCheck"},message:"must have required property '"+"healthCheck"+"'"};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2281,17 +2288,8 @@ vErrors.push(err179);
 }
 errors++;
 }
-if(data58.auth !== undefined){
-let data64 = data58.auth;
-if(data64 && typeof data64 == "object" && !Array.isArray(data64)){
-if(data64.header === undefined){
-data64.header = "Authorization";
-}
-if(data64.prefix === undefined){
-data64.prefix = "Bearer ";
-}
-if(data64.header === undefined){
-const err180 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "header"},message:"must have required property '"+"header"+"'"};
+if(data65.websockets === undefined){
+const err180 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "websockets"},message:"must have required property '"+"websockets"+"'"};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2300,8 +2298,8 @@ vErrors.push(err180);
 }
 errors++;
 }
-if(data64.prefix === undefined){
-const err181 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "prefix"},message:"must have required property '"+"prefix"+"'"};
+if(data65.hedge === undefined){
+const err181 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "hedge"},message:"must have required property '"+"hedge"+"'"};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2310,9 +2308,8 @@ vErrors.push(err181);
 }
 errors++;
 }
-for(const key15 in data64){
-if(!(((((key15 === "secretRef") || (key15 === "env")) || (key15 === "file")) || (key15 === "header")) || (key15 === "prefix"))){
-const err182 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+if(data65.prices === undefined){
+const err182 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "prices"},message:"must have required property '"+"prices"+"'"};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2321,12 +2318,8 @@ vErrors.push(err182);
 }
 errors++;
 }
-}
-if(data64.secretRef !== undefined){
-let data65 = data64.secretRef;
-if(data65 && typeof data65 == "object" && !Array.isArray(data65)){
-if(data65.name === undefined){
-const err183 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(data65.budget === undefined){
+const err183 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "budget"},message:"must have required property '"+"budget"+"'"};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -2335,8 +2328,8 @@ vErrors.push(err183);
 }
 errors++;
 }
-if(data65.key === undefined){
-const err184 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+if(data65.guards === undefined){
+const err184 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "guards"},message:"must have required property '"+"guards"+"'"};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -2345,9 +2338,8 @@ vErrors.push(err184);
 }
 errors++;
 }
-for(const key16 in data65){
-if(!((key16 === "name") || (key16 === "key"))){
-const err185 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+if(data65.fallback === undefined){
+const err185 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "fallback"},message:"must have required property '"+"fallback"+"'"};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -2356,12 +2348,9 @@ vErrors.push(err185);
 }
 errors++;
 }
-}
-if(data65.name !== undefined){
-let data66 = data65.name;
-if(typeof data66 === "string"){
-if(func3(data66) > 253){
-const err186 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+for(const key16 in data65){
+if(!(func2.call(schema11.properties.upstreams.items.properties, key16))){
+const err186 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -2370,8 +2359,12 @@ vErrors.push(err186);
 }
 errors++;
 }
-if(!pattern21.test(data66)){
-const err187 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+if(data65.name !== undefined){
+let data66 = data65.name;
+if(typeof data66 === "string"){
+if(func3(data66) > 63){
+const err187 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -2380,9 +2373,8 @@ vErrors.push(err187);
 }
 errors++;
 }
-}
-else {
-const err188 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern19.test(data66)){
+const err188 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -2392,11 +2384,8 @@ vErrors.push(err188);
 errors++;
 }
 }
-if(data65.key !== undefined){
-let data67 = data65.key;
-if(typeof data67 === "string"){
-if(func3(data67) > 253){
-const err189 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+else {
+const err189 = {instancePath:instancePath+"/upstreams/" + i8+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -2405,8 +2394,12 @@ vErrors.push(err189);
 }
 errors++;
 }
-if(!pattern22.test(data67)){
-const err190 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/pattern",keyword:"pattern",params:{pattern: "^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"},message:"must match pattern \""+"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"+"\""};
+}
+if(data65.url !== undefined){
+let data67 = data65.url;
+if(typeof data67 === "string"){
+if(func3(data67) > 2048){
+const err190 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2415,9 +2408,8 @@ vErrors.push(err190);
 }
 errors++;
 }
-}
-else {
-const err191 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern20.test(data67)){
+const err191 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -2427,9 +2419,8 @@ vErrors.push(err191);
 errors++;
 }
 }
-}
 else {
-const err192 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err192 = {instancePath:instancePath+"/upstreams/" + i8+"/url",schemaPath:"#/properties/upstreams/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2439,11 +2430,9 @@ vErrors.push(err192);
 errors++;
 }
 }
-if(data64.env !== undefined){
-let data68 = data64.env;
-if(typeof data68 === "string"){
-if(func3(data68) < 1){
-const err193 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+let data68 = data65.api;
+if(typeof data68 !== "string"){
+const err193 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2452,9 +2441,8 @@ vErrors.push(err193);
 }
 errors++;
 }
-}
-else {
-const err194 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!((((data68 === "openai") || (data68 === "anthropic")) || (data68 === "ollama")) || (data68 === "generic"))){
+const err194 = {instancePath:instancePath+"/upstreams/" + i8+"/api",schemaPath:"#/properties/upstreams/items/properties/api/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.api.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2463,12 +2451,14 @@ vErrors.push(err194);
 }
 errors++;
 }
-}
-if(data64.file !== undefined){
-let data69 = data64.file;
-if(typeof data69 === "string"){
-if(func3(data69) < 1){
-const err195 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+let data69 = data65.env;
+if(Array.isArray(data69)){
+const len6 = data69.length;
+for(let i9=0; i9<len6; i9++){
+let data70 = data69[i9];
+if(typeof data70 === "string"){
+if(!pattern21.test(data70)){
+const err195 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2479,7 +2469,7 @@ errors++;
 }
 }
 else {
-const err196 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err196 = {instancePath:instancePath+"/upstreams/" + i8+"/env/" + i9,schemaPath:"#/properties/upstreams/items/properties/env/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2489,10 +2479,18 @@ vErrors.push(err196);
 errors++;
 }
 }
-let data70 = data64.header;
-if(typeof data70 === "string"){
-if(func3(data70) > 64){
-const err197 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
+let i10 = data69.length;
+let j3;
+if(i10 > 1){
+const indices3 = {};
+for(;i10--;){
+let item3 = data69[i10];
+if(typeof item3 !== "string"){
+continue;
+}
+if(typeof indices3[item3] == "number"){
+j3 = indices3[item3];
+const err197 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/uniqueItems",keyword:"uniqueItems",params:{i: i10, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i10+" are identical)"};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2500,9 +2498,14 @@ else {
 vErrors.push(err197);
 }
 errors++;
+break;
 }
-if(func3(data70) < 1){
-const err198 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+indices3[item3] = i10;
+}
+}
+}
+else {
+const err198 = {instancePath:instancePath+"/upstreams/" + i8+"/env",schemaPath:"#/properties/upstreams/items/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2511,8 +2514,17 @@ vErrors.push(err198);
 }
 errors++;
 }
-if(!pattern23.test(data70)){
-const err199 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
+if(data65.auth !== undefined){
+let data71 = data65.auth;
+if(data71 && typeof data71 == "object" && !Array.isArray(data71)){
+if(data71.header === undefined){
+data71.header = "Authorization";
+}
+if(data71.prefix === undefined){
+data71.prefix = "Bearer ";
+}
+if(data71.header === undefined){
+const err199 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "header"},message:"must have required property '"+"header"+"'"};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2521,9 +2533,8 @@ vErrors.push(err199);
 }
 errors++;
 }
-}
-else {
-const err200 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data71.prefix === undefined){
+const err200 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/required",keyword:"required",params:{missingProperty: "prefix"},message:"must have required property '"+"prefix"+"'"};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2532,10 +2543,9 @@ vErrors.push(err200);
 }
 errors++;
 }
-let data71 = data64.prefix;
-if(typeof data71 === "string"){
-if(func3(data71) > 64){
-const err201 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
+for(const key17 in data71){
+if(!(((((key17 === "secretRef") || (key17 === "env")) || (key17 === "file")) || (key17 === "header")) || (key17 === "prefix"))){
+const err201 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2544,8 +2554,12 @@ vErrors.push(err201);
 }
 errors++;
 }
-if(!pattern24.test(data71)){
-const err202 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^[\\t\\x20-\\x7e]*$"},message:"must match pattern \""+"^[\\t\\x20-\\x7e]*$"+"\""};
+}
+if(data71.secretRef !== undefined){
+let data72 = data71.secretRef;
+if(data72 && typeof data72 == "object" && !Array.isArray(data72)){
+if(data72.name === undefined){
+const err202 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -2554,9 +2568,8 @@ vErrors.push(err202);
 }
 errors++;
 }
-}
-else {
-const err203 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data72.key === undefined){
+const err203 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -2565,9 +2578,9 @@ vErrors.push(err203);
 }
 errors++;
 }
-}
-else {
-const err204 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key18 in data72){
+if(!((key18 === "name") || (key18 === "key"))){
+const err204 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -2577,11 +2590,11 @@ vErrors.push(err204);
 errors++;
 }
 }
-if(data58.endpoints !== undefined){
-let data72 = data58.endpoints;
-if(Array.isArray(data72)){
-if(data72.length > 64){
-const err205 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+if(data72.name !== undefined){
+let data73 = data72.name;
+if(typeof data73 === "string"){
+if(func3(data73) > 253){
+const err205 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -2590,8 +2603,8 @@ vErrors.push(err205);
 }
 errors++;
 }
-if(data72.length < 1){
-const err206 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(!pattern22.test(data73)){
+const err206 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -2600,15 +2613,9 @@ vErrors.push(err206);
 }
 errors++;
 }
-const len7 = data72.length;
-for(let i11=0; i11<len7; i11++){
-let data73 = data72[i11];
-if(data73 && typeof data73 == "object" && !Array.isArray(data73)){
-if(data73.weight === undefined){
-data73.weight = 1;
 }
-if(data73.url === undefined){
-const err207 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
+else {
+const err207 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/name",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -2617,8 +2624,12 @@ vErrors.push(err207);
 }
 errors++;
 }
-if(data73.weight === undefined){
-const err208 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "weight"},message:"must have required property '"+"weight"+"'"};
+}
+if(data72.key !== undefined){
+let data74 = data72.key;
+if(typeof data74 === "string"){
+if(func3(data74) > 253){
+const err208 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -2627,9 +2638,8 @@ vErrors.push(err208);
 }
 errors++;
 }
-for(const key17 in data73){
-if(!((key17 === "url") || (key17 === "weight"))){
-const err209 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+if(!pattern23.test(data74)){
+const err209 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/pattern",keyword:"pattern",params:{pattern: "^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"},message:"must match pattern \""+"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"+"\""};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -2639,11 +2649,8 @@ vErrors.push(err209);
 errors++;
 }
 }
-if(data73.url !== undefined){
-let data74 = data73.url;
-if(typeof data74 === "string"){
-if(func3(data74) > 2048){
-const err210 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+else {
+const err210 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef/key",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -2652,8 +2659,10 @@ vErrors.push(err210);
 }
 errors++;
 }
-if(!pattern19.test(data74)){
-const err211 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
+}
+}
+else {
+const err211 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/secretRef",schemaPath:"#/properties/upstreams/items/properties/auth/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -2663,8 +2672,11 @@ vErrors.push(err211);
 errors++;
 }
 }
-else {
-const err212 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data71.env !== undefined){
+let data75 = data71.env;
+if(typeof data75 === "string"){
+if(func3(data75) < 1){
+const err212 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -2674,9 +2686,8 @@ vErrors.push(err212);
 errors++;
 }
 }
-let data75 = data73.weight;
-if(!((typeof data75 == "number") && (!(data75 % 1) && !isNaN(data75)))){
-const err213 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err213 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/env",schemaPath:"#/properties/upstreams/items/properties/auth/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -2685,9 +2696,12 @@ vErrors.push(err213);
 }
 errors++;
 }
-if(typeof data75 == "number"){
-if(data75 > 1000 || isNaN(data75)){
-const err214 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+if(data71.file !== undefined){
+let data76 = data71.file;
+if(typeof data76 === "string"){
+if(func3(data76) < 1){
+const err214 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -2696,8 +2710,9 @@ vErrors.push(err214);
 }
 errors++;
 }
-if(data75 < 1 || isNaN(data75)){
-const err215 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err215 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/file",schemaPath:"#/properties/upstreams/items/properties/auth/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -2707,9 +2722,10 @@ vErrors.push(err215);
 errors++;
 }
 }
-}
-else {
-const err216 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data77 = data71.header;
+if(typeof data77 === "string"){
+if(func3(data77) > 64){
+const err216 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err216];
 }
@@ -2718,10 +2734,8 @@ vErrors.push(err216);
 }
 errors++;
 }
-}
-}
-else {
-const err217 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(func3(data77) < 1){
+const err217 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err217];
 }
@@ -2730,10 +2744,8 @@ vErrors.push(err217);
 }
 errors++;
 }
-}
-let data76 = data58.loadBalancing;
-if(typeof data76 !== "string"){
-const err218 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern24.test(data77)){
+const err218 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
 if(vErrors === null){
 vErrors = [err218];
 }
@@ -2742,8 +2754,9 @@ vErrors.push(err218);
 }
 errors++;
 }
-if(!(((data76 === "round-robin") || (data76 === "weighted")) || (data76 === "least-outstanding"))){
-const err219 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.loadBalancing.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err219 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/header",schemaPath:"#/properties/upstreams/items/properties/auth/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err219];
 }
@@ -2752,12 +2765,10 @@ vErrors.push(err219);
 }
 errors++;
 }
-if(data58.timeouts !== undefined){
-let data77 = data58.timeouts;
-if(data77 && typeof data77 == "object" && !Array.isArray(data77)){
-for(const key18 in data77){
-if(!(((((((key18 === "total") || (key18 === "attempt")) || (key18 === "firstByte")) || (key18 === "streamIdle")) || (key18 === "connect")) || (key18 === "fallbackHedge")) || (key18 === "perOutputToken"))){
-const err220 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+let data78 = data71.prefix;
+if(typeof data78 === "string"){
+if(func3(data78) > 64){
+const err220 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -2766,12 +2777,8 @@ vErrors.push(err220);
 }
 errors++;
 }
-}
-if(data77.total !== undefined){
-let data78 = data77.total;
-if(typeof data78 === "string"){
-if(func3(data78) > 32){
-const err221 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern25.test(data78)){
+const err221 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^[\\t\\x20-\\x7e]*$"},message:"must match pattern \""+"^[\\t\\x20-\\x7e]*$"+"\""};
 if(vErrors === null){
 vErrors = [err221];
 }
@@ -2780,8 +2787,9 @@ vErrors.push(err221);
 }
 errors++;
 }
-if(!pattern1.test(data78)){
-const err222 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err222 = {instancePath:instancePath+"/upstreams/" + i8+"/auth/prefix",schemaPath:"#/properties/upstreams/items/properties/auth/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err222];
 }
@@ -2792,7 +2800,7 @@ errors++;
 }
 }
 else {
-const err223 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err223 = {instancePath:instancePath+"/upstreams/" + i8+"/auth",schemaPath:"#/properties/upstreams/items/properties/auth/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err223];
 }
@@ -2802,11 +2810,11 @@ vErrors.push(err223);
 errors++;
 }
 }
-if(data77.attempt !== undefined){
-let data79 = data77.attempt;
-if(typeof data79 === "string"){
-if(func3(data79) > 32){
-const err224 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data65.endpoints !== undefined){
+let data79 = data65.endpoints;
+if(Array.isArray(data79)){
+if(data79.length > 64){
+const err224 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -2815,8 +2823,8 @@ vErrors.push(err224);
 }
 errors++;
 }
-if(!pattern1.test(data79)){
-const err225 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data79.length < 1){
+const err225 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err225];
 }
@@ -2825,9 +2833,15 @@ vErrors.push(err225);
 }
 errors++;
 }
+const len7 = data79.length;
+for(let i11=0; i11<len7; i11++){
+let data80 = data79[i11];
+if(data80 && typeof data80 == "object" && !Array.isArray(data80)){
+if(data80.weight === undefined){
+data80.weight = 1;
 }
-else {
-const err226 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data80.url === undefined){
+const err226 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err226];
 }
@@ -2836,12 +2850,8 @@ vErrors.push(err226);
 }
 errors++;
 }
-}
-if(data77.firstByte !== undefined){
-let data80 = data77.firstByte;
-if(typeof data80 === "string"){
-if(func3(data80) > 32){
-const err227 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data80.weight === undefined){
+const err227 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/required",keyword:"required",params:{missingProperty: "weight"},message:"must have required property '"+"weight"+"'"};
 if(vErrors === null){
 vErrors = [err227];
 }
@@ -2850,8 +2860,9 @@ vErrors.push(err227);
 }
 errors++;
 }
-if(!pattern1.test(data80)){
-const err228 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key19 in data80){
+if(!((key19 === "url") || (key19 === "weight"))){
+const err228 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err228];
 }
@@ -2861,8 +2872,11 @@ vErrors.push(err228);
 errors++;
 }
 }
-else {
-const err229 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data80.url !== undefined){
+let data81 = data80.url;
+if(typeof data81 === "string"){
+if(func3(data81) > 2048){
+const err229 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err229];
 }
@@ -2871,12 +2885,8 @@ vErrors.push(err229);
 }
 errors++;
 }
-}
-if(data77.streamIdle !== undefined){
-let data81 = data77.streamIdle;
-if(typeof data81 === "string"){
-if(func3(data81) > 32){
-const err230 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern20.test(data81)){
+const err230 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"},message:"must match pattern \""+"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err230];
 }
@@ -2885,8 +2895,9 @@ vErrors.push(err230);
 }
 errors++;
 }
-if(!pattern1.test(data81)){
-const err231 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err231 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/url",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err231];
 }
@@ -2896,8 +2907,9 @@ vErrors.push(err231);
 errors++;
 }
 }
-else {
-const err232 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data82 = data80.weight;
+if(!((typeof data82 == "number") && (!(data82 % 1) && !isNaN(data82)))){
+const err232 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err232];
 }
@@ -2906,12 +2918,9 @@ vErrors.push(err232);
 }
 errors++;
 }
-}
-if(data77.connect !== undefined){
-let data82 = data77.connect;
-if(typeof data82 === "string"){
-if(func3(data82) > 32){
-const err233 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/connect",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/connect/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(typeof data82 == "number"){
+if(data82 > 1000 || isNaN(data82)){
+const err233 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err233];
 }
@@ -2920,8 +2929,8 @@ vErrors.push(err233);
 }
 errors++;
 }
-if(!pattern1.test(data82)){
-const err234 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/connect",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/connect/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data82 < 1 || isNaN(data82)){
+const err234 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11+"/weight",schemaPath:"#/properties/upstreams/items/properties/endpoints/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err234];
 }
@@ -2931,8 +2940,9 @@ vErrors.push(err234);
 errors++;
 }
 }
+}
 else {
-const err235 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/connect",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/connect/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err235 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints/" + i11,schemaPath:"#/properties/upstreams/items/properties/endpoints/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err235];
 }
@@ -2942,11 +2952,9 @@ vErrors.push(err235);
 errors++;
 }
 }
-if(data77.fallbackHedge !== undefined){
-let data83 = data77.fallbackHedge;
-if(typeof data83 === "string"){
-if(func3(data83) > 32){
-const err236 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+else {
+const err236 = {instancePath:instancePath+"/upstreams/" + i8+"/endpoints",schemaPath:"#/properties/upstreams/items/properties/endpoints/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err236];
 }
@@ -2955,8 +2963,10 @@ vErrors.push(err236);
 }
 errors++;
 }
-if(!pattern1.test(data83)){
-const err237 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+let data83 = data65.loadBalancing;
+if(typeof data83 !== "string"){
+const err237 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err237];
 }
@@ -2965,9 +2975,8 @@ vErrors.push(err237);
 }
 errors++;
 }
-}
-else {
-const err238 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!(((data83 === "round-robin") || (data83 === "weighted")) || (data83 === "least-outstanding"))){
+const err238 = {instancePath:instancePath+"/upstreams/" + i8+"/loadBalancing",schemaPath:"#/properties/upstreams/items/properties/loadBalancing/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.loadBalancing.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err238];
 }
@@ -2976,12 +2985,12 @@ vErrors.push(err238);
 }
 errors++;
 }
-}
-if(data77.perOutputToken !== undefined){
-let data84 = data77.perOutputToken;
-if(typeof data84 === "string"){
-if(func3(data84) > 32){
-const err239 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data65.timeouts !== undefined){
+let data84 = data65.timeouts;
+if(data84 && typeof data84 == "object" && !Array.isArray(data84)){
+for(const key20 in data84){
+if(!(((((((key20 === "total") || (key20 === "attempt")) || (key20 === "firstByte")) || (key20 === "streamIdle")) || (key20 === "connect")) || (key20 === "fallbackHedge")) || (key20 === "perOutputToken"))){
+const err239 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err239];
 }
@@ -2990,8 +2999,12 @@ vErrors.push(err239);
 }
 errors++;
 }
-if(!pattern1.test(data84)){
-const err240 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data84.total !== undefined){
+let data85 = data84.total;
+if(typeof data85 === "string"){
+if(func3(data85) > 32){
+const err240 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err240];
 }
@@ -3000,9 +3013,8 @@ vErrors.push(err240);
 }
 errors++;
 }
-}
-else {
-const err241 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data85)){
+const err241 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err241];
 }
@@ -3012,9 +3024,8 @@ vErrors.push(err241);
 errors++;
 }
 }
-}
 else {
-const err242 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err242 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/total",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/total/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err242];
 }
@@ -3024,12 +3035,11 @@ vErrors.push(err242);
 errors++;
 }
 }
-if(data58.retry !== undefined){
-let data85 = data58.retry;
-if(data85 && typeof data85 == "object" && !Array.isArray(data85)){
-for(const key19 in data85){
-if(!((((((((key19 === "attempts") || (key19 === "backoff")) || (key19 === "on")) || (key19 === "statusCodes")) || (key19 === "respectRetryAfter")) || (key19 === "maxRetryAfter")) || (key19 === "budget")) || (key19 === "maxBodyBytes"))){
-const err243 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+if(data84.attempt !== undefined){
+let data86 = data84.attempt;
+if(typeof data86 === "string"){
+if(func3(data86) > 32){
+const err243 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err243];
 }
@@ -3038,11 +3048,8 @@ vErrors.push(err243);
 }
 errors++;
 }
-}
-if(data85.attempts !== undefined){
-let data86 = data85.attempts;
-if(!((typeof data86 == "number") && (!(data86 % 1) && !isNaN(data86)))){
-const err244 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data86)){
+const err244 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err244];
 }
@@ -3051,9 +3058,9 @@ vErrors.push(err244);
 }
 errors++;
 }
-if(typeof data86 == "number"){
-if(data86 > 10 || isNaN(data86)){
-const err245 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+else {
+const err245 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/attempt",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/attempt/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err245];
 }
@@ -3062,8 +3069,12 @@ vErrors.push(err245);
 }
 errors++;
 }
-if(data86 < 1 || isNaN(data86)){
-const err246 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data84.firstByte !== undefined){
+let data87 = data84.firstByte;
+if(typeof data87 === "string"){
+if(func3(data87) > 32){
+const err246 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err246];
 }
@@ -3072,14 +3083,8 @@ vErrors.push(err246);
 }
 errors++;
 }
-}
-}
-if(data85.backoff !== undefined){
-let data87 = data85.backoff;
-if(data87 && typeof data87 == "object" && !Array.isArray(data87)){
-for(const key20 in data87){
-if(!((((key20 === "base") || (key20 === "max")) || (key20 === "multiplier")) || (key20 === "jitter"))){
-const err247 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties"};
+if(!pattern1.test(data87)){
+const err247 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err247];
 }
@@ -3089,11 +3094,8 @@ vErrors.push(err247);
 errors++;
 }
 }
-if(data87.base !== undefined){
-let data88 = data87.base;
-if(typeof data88 === "string"){
-if(func3(data88) > 32){
-const err248 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err248 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/firstByte",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/firstByte/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err248];
 }
@@ -3102,8 +3104,12 @@ vErrors.push(err248);
 }
 errors++;
 }
-if(!pattern1.test(data88)){
-const err249 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data84.streamIdle !== undefined){
+let data88 = data84.streamIdle;
+if(typeof data88 === "string"){
+if(func3(data88) > 32){
+const err249 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err249];
 }
@@ -3112,9 +3118,8 @@ vErrors.push(err249);
 }
 errors++;
 }
-}
-else {
-const err250 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data88)){
+const err250 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err250];
 }
@@ -3124,11 +3129,8 @@ vErrors.push(err250);
 errors++;
 }
 }
-if(data87.max !== undefined){
-let data89 = data87.max;
-if(typeof data89 === "string"){
-if(func3(data89) > 32){
-const err251 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err251 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/streamIdle",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/streamIdle/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err251];
 }
@@ -3137,8 +3139,12 @@ vErrors.push(err251);
 }
 errors++;
 }
-if(!pattern1.test(data89)){
-const err252 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data84.connect !== undefined){
+let data89 = data84.connect;
+if(typeof data89 === "string"){
+if(func3(data89) > 32){
+const err252 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/connect",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/connect/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err252];
 }
@@ -3147,9 +3153,8 @@ vErrors.push(err252);
 }
 errors++;
 }
-}
-else {
-const err253 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data89)){
+const err253 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/connect",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/connect/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err253];
 }
@@ -3159,11 +3164,8 @@ vErrors.push(err253);
 errors++;
 }
 }
-if(data87.multiplier !== undefined){
-let data90 = data87.multiplier;
-if(typeof data90 == "number"){
-if(data90 > 10 || isNaN(data90)){
-const err254 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+else {
+const err254 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/connect",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/connect/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err254];
 }
@@ -3172,8 +3174,12 @@ vErrors.push(err254);
 }
 errors++;
 }
-if(data90 < 1 || isNaN(data90)){
-const err255 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data84.fallbackHedge !== undefined){
+let data90 = data84.fallbackHedge;
+if(typeof data90 === "string"){
+if(func3(data90) > 32){
+const err255 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err255];
 }
@@ -3182,9 +3188,8 @@ vErrors.push(err255);
 }
 errors++;
 }
-}
-else {
-const err256 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(!pattern1.test(data90)){
+const err256 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err256];
 }
@@ -3194,10 +3199,8 @@ vErrors.push(err256);
 errors++;
 }
 }
-if(data87.jitter !== undefined){
-let data91 = data87.jitter;
-if(typeof data91 !== "string"){
-const err257 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err257 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/fallbackHedge",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/fallbackHedge/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err257];
 }
@@ -3206,8 +3209,12 @@ vErrors.push(err257);
 }
 errors++;
 }
-if(!((((data91 === "full") || (data91 === "equal")) || (data91 === "decorrelated")) || (data91 === "none"))){
-const err258 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
+}
+if(data84.perOutputToken !== undefined){
+let data91 = data84.perOutputToken;
+if(typeof data91 === "string"){
+if(func3(data91) > 32){
+const err258 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err258];
 }
@@ -3216,10 +3223,8 @@ vErrors.push(err258);
 }
 errors++;
 }
-}
-}
-else {
-const err259 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data91)){
+const err259 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err259];
 }
@@ -3229,14 +3234,8 @@ vErrors.push(err259);
 errors++;
 }
 }
-if(data85.on !== undefined){
-let data92 = data85.on;
-if(Array.isArray(data92)){
-const len8 = data92.length;
-for(let i12=0; i12<len8; i12++){
-let data93 = data92[i12];
-if(typeof data93 !== "string"){
-const err260 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err260 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts/perOutputToken",schemaPath:"#/properties/upstreams/items/properties/timeouts/properties/perOutputToken/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err260];
 }
@@ -3245,8 +3244,10 @@ vErrors.push(err260);
 }
 errors++;
 }
-if(!(((((((((((data93 === "rate-limited") || (data93 === "overloaded")) || (data93 === "server-error")) || (data93 === "timeout")) || (data93 === "connect-failure")) || (data93 === "reset")) || (data93 === "context-length")) || (data93 === "content-filter")) || (data93 === "invalid-response")) || (data93 === "diverged")) || (data93 === "client-error"))){
-const err261 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err261 = {instancePath:instancePath+"/upstreams/" + i8+"/timeouts",schemaPath:"#/properties/upstreams/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err261];
 }
@@ -3256,18 +3257,12 @@ vErrors.push(err261);
 errors++;
 }
 }
-let i13 = data92.length;
-let j4;
-if(i13 > 1){
-const indices4 = {};
-for(;i13--;){
-let item4 = data92[i13];
-if(typeof item4 !== "string"){
-continue;
-}
-if(typeof indices4[item4] == "number"){
-j4 = indices4[item4];
-const err262 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i13, j: j4},message:"must NOT have duplicate items (items ## "+j4+" and "+i13+" are identical)"};
+if(data65.retry !== undefined){
+let data92 = data65.retry;
+if(data92 && typeof data92 == "object" && !Array.isArray(data92)){
+for(const key21 in data92){
+if(!((((((((key21 === "attempts") || (key21 === "backoff")) || (key21 === "on")) || (key21 === "statusCodes")) || (key21 === "respectRetryAfter")) || (key21 === "maxRetryAfter")) || (key21 === "budget")) || (key21 === "maxBodyBytes"))){
+const err262 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err262];
 }
@@ -3275,14 +3270,12 @@ else {
 vErrors.push(err262);
 }
 errors++;
-break;
-}
-indices4[item4] = i13;
 }
 }
-}
-else {
-const err263 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data92.attempts !== undefined){
+let data93 = data92.attempts;
+if(!((typeof data93 == "number") && (!(data93 % 1) && !isNaN(data93)))){
+const err263 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err263];
 }
@@ -3291,15 +3284,9 @@ vErrors.push(err263);
 }
 errors++;
 }
-}
-if(data85.statusCodes !== undefined){
-let data94 = data85.statusCodes;
-if(Array.isArray(data94)){
-const len9 = data94.length;
-for(let i14=0; i14<len9; i14++){
-let data95 = data94[i14];
-if(!((typeof data95 == "number") && (!(data95 % 1) && !isNaN(data95)))){
-const err264 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data93 == "number"){
+if(data93 > 10 || isNaN(data93)){
+const err264 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err264];
 }
@@ -3308,9 +3295,8 @@ vErrors.push(err264);
 }
 errors++;
 }
-if(typeof data95 == "number"){
-if(data95 > 599 || isNaN(data95)){
-const err265 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+if(data93 < 1 || isNaN(data93)){
+const err265 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/attempts",schemaPath:"#/properties/upstreams/items/properties/retry/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err265];
 }
@@ -3319,8 +3305,14 @@ vErrors.push(err265);
 }
 errors++;
 }
-if(data95 < 400 || isNaN(data95)){
-const err266 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+}
+}
+if(data92.backoff !== undefined){
+let data94 = data92.backoff;
+if(data94 && typeof data94 == "object" && !Array.isArray(data94)){
+for(const key22 in data94){
+if(!((((key22 === "base") || (key22 === "max")) || (key22 === "multiplier")) || (key22 === "jitter"))){
+const err266 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err266];
 }
@@ -3330,19 +3322,11 @@ vErrors.push(err266);
 errors++;
 }
 }
-}
-let i15 = data94.length;
-let j5;
-if(i15 > 1){
-const indices5 = {};
-for(;i15--;){
-let item5 = data94[i15];
-if(!((typeof item5 == "number") && (!(item5 % 1) && !isNaN(item5)))){
-continue;
-}
-if(typeof indices5[item5] == "number"){
-j5 = indices5[item5];
-const err267 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i15, j: j5},message:"must NOT have duplicate items (items ## "+j5+" and "+i15+" are identical)"};
+if(data94.base !== undefined){
+let data95 = data94.base;
+if(typeof data95 === "string"){
+if(func3(data95) > 32){
+const err267 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err267];
 }
@@ -3350,14 +3334,9 @@ else {
 vErrors.push(err267);
 }
 errors++;
-break;
 }
-indices5[item5] = i15;
-}
-}
-}
-else {
-const err268 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!pattern1.test(data95)){
+const err268 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err268];
 }
@@ -3367,9 +3346,8 @@ vErrors.push(err268);
 errors++;
 }
 }
-if(data85.respectRetryAfter !== undefined){
-if(typeof data85.respectRetryAfter !== "boolean"){
-const err269 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/respectRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err269 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/base",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/base/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err269];
 }
@@ -3379,11 +3357,11 @@ vErrors.push(err269);
 errors++;
 }
 }
-if(data85.maxRetryAfter !== undefined){
-let data97 = data85.maxRetryAfter;
-if(typeof data97 === "string"){
-if(func3(data97) > 32){
-const err270 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data94.max !== undefined){
+let data96 = data94.max;
+if(typeof data96 === "string"){
+if(func3(data96) > 32){
+const err270 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err270];
 }
@@ -3392,8 +3370,8 @@ vErrors.push(err270);
 }
 errors++;
 }
-if(!pattern1.test(data97)){
-const err271 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!pattern1.test(data96)){
+const err271 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err271];
 }
@@ -3404,7 +3382,7 @@ errors++;
 }
 }
 else {
-const err272 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err272 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/max",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/max/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err272];
 }
@@ -3414,12 +3392,11 @@ vErrors.push(err272);
 errors++;
 }
 }
-if(data85.budget !== undefined){
-let data98 = data85.budget;
-if(data98 && typeof data98 == "object" && !Array.isArray(data98)){
-for(const key21 in data98){
-if(!(((key21 === "ratio") || (key21 === "minPerSecond")) || (key21 === "window"))){
-const err273 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties"};
+if(data94.multiplier !== undefined){
+let data97 = data94.multiplier;
+if(typeof data97 == "number"){
+if(data97 > 10 || isNaN(data97)){
+const err273 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err273];
 }
@@ -3428,11 +3405,8 @@ vErrors.push(err273);
 }
 errors++;
 }
-}
-if(data98.ratio !== undefined){
-let data99 = data98.ratio;
-if(!((typeof data99 == "number") && (!(data99 % 1) && !isNaN(data99)))){
-const err274 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data97 < 1 || isNaN(data97)){
+const err274 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err274];
 }
@@ -3441,9 +3415,9 @@ vErrors.push(err274);
 }
 errors++;
 }
-if(typeof data99 == "number"){
-if(data99 > 100 || isNaN(data99)){
-const err275 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err275 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/multiplier",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/multiplier/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err275];
 }
@@ -3452,8 +3426,11 @@ vErrors.push(err275);
 }
 errors++;
 }
-if(data99 < 0 || isNaN(data99)){
-const err276 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data94.jitter !== undefined){
+let data98 = data94.jitter;
+if(typeof data98 !== "string"){
+const err276 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err276];
 }
@@ -3462,12 +3439,8 @@ vErrors.push(err276);
 }
 errors++;
 }
-}
-}
-if(data98.minPerSecond !== undefined){
-let data100 = data98.minPerSecond;
-if(!((typeof data100 == "number") && (!(data100 % 1) && !isNaN(data100)))){
-const err277 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!((((data98 === "full") || (data98 === "equal")) || (data98 === "decorrelated")) || (data98 === "none"))){
+const err277 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff/jitter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/properties/jitter/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.backoff.properties.jitter.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err277];
 }
@@ -3476,9 +3449,10 @@ vErrors.push(err277);
 }
 errors++;
 }
-if(typeof data100 == "number"){
-if(data100 > 10000 || isNaN(data100)){
-const err278 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+}
+else {
+const err278 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/backoff",schemaPath:"#/properties/upstreams/items/properties/retry/properties/backoff/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err278];
 }
@@ -3487,8 +3461,15 @@ vErrors.push(err278);
 }
 errors++;
 }
-if(data100 < 0 || isNaN(data100)){
-const err279 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data92.on !== undefined){
+let data99 = data92.on;
+if(Array.isArray(data99)){
+const len8 = data99.length;
+for(let i12=0; i12<len8; i12++){
+let data100 = data99[i12];
+if(typeof data100 !== "string"){
+const err279 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err279];
 }
@@ -3497,13 +3478,8 @@ vErrors.push(err279);
 }
 errors++;
 }
-}
-}
-if(data98.window !== undefined){
-let data101 = data98.window;
-if(typeof data101 === "string"){
-if(func3(data101) > 32){
-const err280 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!(((((((((((data100 === "rate-limited") || (data100 === "overloaded")) || (data100 === "server-error")) || (data100 === "timeout")) || (data100 === "connect-failure")) || (data100 === "reset")) || (data100 === "context-length")) || (data100 === "content-filter")) || (data100 === "invalid-response")) || (data100 === "diverged")) || (data100 === "client-error"))){
+const err280 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on/" + i12,schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.retry.properties.on.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err280];
 }
@@ -3512,8 +3488,19 @@ vErrors.push(err280);
 }
 errors++;
 }
-if(!pattern1.test(data101)){
-const err281 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+let i13 = data99.length;
+let j4;
+if(i13 > 1){
+const indices4 = {};
+for(;i13--;){
+let item4 = data99[i13];
+if(typeof item4 !== "string"){
+continue;
+}
+if(typeof indices4[item4] == "number"){
+j4 = indices4[item4];
+const err281 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/uniqueItems",keyword:"uniqueItems",params:{i: i13, j: j4},message:"must NOT have duplicate items (items ## "+j4+" and "+i13+" are identical)"};
 if(vErrors === null){
 vErrors = [err281];
 }
@@ -3521,10 +3508,14 @@ else {
 vErrors.push(err281);
 }
 errors++;
+break;
+}
+indices4[item4] = i13;
+}
 }
 }
 else {
-const err282 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err282 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/on",schemaPath:"#/properties/upstreams/items/properties/retry/properties/on/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err282];
 }
@@ -3534,9 +3525,14 @@ vErrors.push(err282);
 errors++;
 }
 }
-}
-else {
-const err283 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data92.statusCodes !== undefined){
+let data101 = data92.statusCodes;
+if(Array.isArray(data101)){
+const len9 = data101.length;
+for(let i14=0; i14<len9; i14++){
+let data102 = data101[i14];
+if(!((typeof data102 == "number") && (!(data102 % 1) && !isNaN(data102)))){
+const err283 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err283];
 }
@@ -3545,12 +3541,9 @@ vErrors.push(err283);
 }
 errors++;
 }
-}
-if(data85.maxBodyBytes !== undefined){
-let data102 = data85.maxBodyBytes;
-if(typeof data102 === "string"){
-if(!pattern12.test(data102)){
-const err284 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(typeof data102 == "number"){
+if(data102 > 599 || isNaN(data102)){
+const err284 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err284];
 }
@@ -3559,9 +3552,8 @@ vErrors.push(err284);
 }
 errors++;
 }
-}
-else {
-const err285 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data102 < 400 || isNaN(data102)){
+const err285 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes/" + i14,schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
 if(vErrors === null){
 vErrors = [err285];
 }
@@ -3572,8 +3564,18 @@ errors++;
 }
 }
 }
-else {
-const err286 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let i15 = data101.length;
+let j5;
+if(i15 > 1){
+const indices5 = {};
+for(;i15--;){
+let item5 = data101[i15];
+if(!((typeof item5 == "number") && (!(item5 % 1) && !isNaN(item5)))){
+continue;
+}
+if(typeof indices5[item5] == "number"){
+j5 = indices5[item5];
+const err286 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/uniqueItems",keyword:"uniqueItems",params:{i: i15, j: j5},message:"must NOT have duplicate items (items ## "+j5+" and "+i15+" are identical)"};
 if(vErrors === null){
 vErrors = [err286];
 }
@@ -3581,14 +3583,14 @@ else {
 vErrors.push(err286);
 }
 errors++;
+break;
+}
+indices5[item5] = i15;
 }
 }
-if(data58.circuitBreaker !== undefined){
-let data103 = data58.circuitBreaker;
-if(data103 && typeof data103 == "object" && !Array.isArray(data103)){
-for(const key22 in data103){
-if(!((((((((key22 === "scope") || (key22 === "consecutiveFailures")) || (key22 === "failureRate")) || (key22 === "slowCall")) || (key22 === "openFor")) || (key22 === "maxOpenFor")) || (key22 === "halfOpen")) || (key22 === "failOn"))){
-const err287 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties"};
+}
+else {
+const err287 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/statusCodes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/statusCodes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err287];
 }
@@ -3598,10 +3600,9 @@ vErrors.push(err287);
 errors++;
 }
 }
-if(data103.scope !== undefined){
-let data104 = data103.scope;
-if(typeof data104 !== "string"){
-const err288 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data92.respectRetryAfter !== undefined){
+if(typeof data92.respectRetryAfter !== "boolean"){
+const err288 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/respectRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/respectRetryAfter/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err288];
 }
@@ -3610,8 +3611,12 @@ vErrors.push(err288);
 }
 errors++;
 }
-if(!((data104 === "upstream") || (data104 === "model"))){
-const err289 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
+}
+if(data92.maxRetryAfter !== undefined){
+let data104 = data92.maxRetryAfter;
+if(typeof data104 === "string"){
+if(func3(data104) > 32){
+const err289 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err289];
 }
@@ -3620,11 +3625,8 @@ vErrors.push(err289);
 }
 errors++;
 }
-}
-if(data103.consecutiveFailures !== undefined){
-let data105 = data103.consecutiveFailures;
-if(!((typeof data105 == "number") && (!(data105 % 1) && !isNaN(data105)))){
-const err290 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data104)){
+const err290 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err290];
 }
@@ -3633,9 +3635,9 @@ vErrors.push(err290);
 }
 errors++;
 }
-if(typeof data105 == "number"){
-if(data105 > 1000 || isNaN(data105)){
-const err291 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+else {
+const err291 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxRetryAfter",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxRetryAfter/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err291];
 }
@@ -3644,8 +3646,13 @@ vErrors.push(err291);
 }
 errors++;
 }
-if(data105 < 0 || isNaN(data105)){
-const err292 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data92.budget !== undefined){
+let data105 = data92.budget;
+if(data105 && typeof data105 == "object" && !Array.isArray(data105)){
+for(const key23 in data105){
+if(!(((key23 === "ratio") || (key23 === "minPerSecond")) || (key23 === "window"))){
+const err292 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err292];
 }
@@ -3655,13 +3662,10 @@ vErrors.push(err292);
 errors++;
 }
 }
-}
-if(data103.failureRate !== undefined){
-let data106 = data103.failureRate;
-if(data106 && typeof data106 == "object" && !Array.isArray(data106)){
-for(const key23 in data106){
-if(!(((key23 === "threshold") || (key23 === "minRequests")) || (key23 === "window"))){
-const err293 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key23},message:"must NOT have additional properties"};
+if(data105.ratio !== undefined){
+let data106 = data105.ratio;
+if(!((typeof data106 == "number") && (!(data106 % 1) && !isNaN(data106)))){
+const err293 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err293];
 }
@@ -3670,11 +3674,9 @@ vErrors.push(err293);
 }
 errors++;
 }
-}
-if(data106.threshold !== undefined){
-let data107 = data106.threshold;
-if(!((typeof data107 == "number") && (!(data107 % 1) && !isNaN(data107)))){
-const err294 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data106 == "number"){
+if(data106 > 100 || isNaN(data106)){
+const err294 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err294];
 }
@@ -3683,9 +3685,8 @@ vErrors.push(err294);
 }
 errors++;
 }
-if(typeof data107 == "number"){
-if(data107 > 100 || isNaN(data107)){
-const err295 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data106 < 0 || isNaN(data106)){
+const err295 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/ratio",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/ratio/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err295];
 }
@@ -3694,8 +3695,12 @@ vErrors.push(err295);
 }
 errors++;
 }
-if(data107 < 0 || isNaN(data107)){
-const err296 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+}
+if(data105.minPerSecond !== undefined){
+let data107 = data105.minPerSecond;
+if(!((typeof data107 == "number") && (!(data107 % 1) && !isNaN(data107)))){
+const err296 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err296];
 }
@@ -3704,12 +3709,9 @@ vErrors.push(err296);
 }
 errors++;
 }
-}
-}
-if(data106.minRequests !== undefined){
-let data108 = data106.minRequests;
-if(!((typeof data108 == "number") && (!(data108 % 1) && !isNaN(data108)))){
-const err297 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data107 == "number"){
+if(data107 > 10000 || isNaN(data107)){
+const err297 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err297];
 }
@@ -3718,9 +3720,8 @@ vErrors.push(err297);
 }
 errors++;
 }
-if(typeof data108 == "number"){
-if(data108 > 100000 || isNaN(data108)){
-const err298 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(data107 < 0 || isNaN(data107)){
+const err298 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/minPerSecond",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/minPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err298];
 }
@@ -3729,8 +3730,13 @@ vErrors.push(err298);
 }
 errors++;
 }
-if(data108 < 1 || isNaN(data108)){
-const err299 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+}
+if(data105.window !== undefined){
+let data108 = data105.window;
+if(typeof data108 === "string"){
+if(func3(data108) > 32){
+const err299 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err299];
 }
@@ -3739,13 +3745,8 @@ vErrors.push(err299);
 }
 errors++;
 }
-}
-}
-if(data106.window !== undefined){
-let data109 = data106.window;
-if(typeof data109 === "string"){
-if(func3(data109) > 32){
-const err300 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern1.test(data108)){
+const err300 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err300];
 }
@@ -3754,8 +3755,9 @@ vErrors.push(err300);
 }
 errors++;
 }
-if(!pattern1.test(data109)){
-const err301 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err301 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget/window",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err301];
 }
@@ -3765,8 +3767,9 @@ vErrors.push(err301);
 errors++;
 }
 }
+}
 else {
-const err302 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err302 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/budget",schemaPath:"#/properties/upstreams/items/properties/retry/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err302];
 }
@@ -3776,9 +3779,11 @@ vErrors.push(err302);
 errors++;
 }
 }
-}
-else {
-const err303 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data92.maxBodyBytes !== undefined){
+let data109 = data92.maxBodyBytes;
+if(typeof data109 === "string"){
+if(!pattern12.test(data109)){
+const err303 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err303];
 }
@@ -3788,12 +3793,8 @@ vErrors.push(err303);
 errors++;
 }
 }
-if(data103.slowCall !== undefined){
-let data110 = data103.slowCall;
-if(data110 && typeof data110 == "object" && !Array.isArray(data110)){
-for(const key24 in data110){
-if(!((key24 === "threshold") || (key24 === "duration"))){
-const err304 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
+else {
+const err304 = {instancePath:instancePath+"/upstreams/" + i8+"/retry/maxBodyBytes",schemaPath:"#/properties/upstreams/items/properties/retry/properties/maxBodyBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err304];
 }
@@ -3803,10 +3804,9 @@ vErrors.push(err304);
 errors++;
 }
 }
-if(data110.threshold !== undefined){
-let data111 = data110.threshold;
-if(!((typeof data111 == "number") && (!(data111 % 1) && !isNaN(data111)))){
-const err305 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err305 = {instancePath:instancePath+"/upstreams/" + i8+"/retry",schemaPath:"#/properties/upstreams/items/properties/retry/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err305];
 }
@@ -3815,9 +3815,13 @@ vErrors.push(err305);
 }
 errors++;
 }
-if(typeof data111 == "number"){
-if(data111 > 100 || isNaN(data111)){
-const err306 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data65.circuitBreaker !== undefined){
+let data110 = data65.circuitBreaker;
+if(data110 && typeof data110 == "object" && !Array.isArray(data110)){
+for(const key24 in data110){
+if(!((((((((key24 === "scope") || (key24 === "consecutiveFailures")) || (key24 === "failureRate")) || (key24 === "slowCall")) || (key24 === "openFor")) || (key24 === "maxOpenFor")) || (key24 === "halfOpen")) || (key24 === "failOn"))){
+const err306 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key24},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err306];
 }
@@ -3826,8 +3830,11 @@ vErrors.push(err306);
 }
 errors++;
 }
-if(data111 < 0 || isNaN(data111)){
-const err307 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data110.scope !== undefined){
+let data111 = data110.scope;
+if(typeof data111 !== "string"){
+const err307 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err307];
 }
@@ -3836,13 +3843,8 @@ vErrors.push(err307);
 }
 errors++;
 }
-}
-}
-if(data110.duration !== undefined){
-let data112 = data110.duration;
-if(typeof data112 === "string"){
-if(func3(data112) > 32){
-const err308 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!((data111 === "upstream") || (data111 === "model"))){
+const err308 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/scope",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.scope.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err308];
 }
@@ -3851,8 +3853,11 @@ vErrors.push(err308);
 }
 errors++;
 }
-if(!pattern1.test(data112)){
-const err309 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data110.consecutiveFailures !== undefined){
+let data112 = data110.consecutiveFailures;
+if(!((typeof data112 == "number") && (!(data112 % 1) && !isNaN(data112)))){
+const err309 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err309];
 }
@@ -3861,9 +3866,9 @@ vErrors.push(err309);
 }
 errors++;
 }
-}
-else {
-const err310 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data112 == "number"){
+if(data112 > 1000 || isNaN(data112)){
+const err310 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err310];
 }
@@ -3872,10 +3877,8 @@ vErrors.push(err310);
 }
 errors++;
 }
-}
-}
-else {
-const err311 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data112 < 0 || isNaN(data112)){
+const err311 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/consecutiveFailures",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/consecutiveFailures/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err311];
 }
@@ -3885,11 +3888,13 @@ vErrors.push(err311);
 errors++;
 }
 }
-if(data103.openFor !== undefined){
-let data113 = data103.openFor;
-if(typeof data113 === "string"){
-if(func3(data113) > 32){
-const err312 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+if(data110.failureRate !== undefined){
+let data113 = data110.failureRate;
+if(data113 && typeof data113 == "object" && !Array.isArray(data113)){
+for(const key25 in data113){
+if(!(((key25 === "threshold") || (key25 === "minRequests")) || (key25 === "window"))){
+const err312 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err312];
 }
@@ -3898,8 +3903,11 @@ vErrors.push(err312);
 }
 errors++;
 }
-if(!pattern1.test(data113)){
-const err313 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+if(data113.threshold !== undefined){
+let data114 = data113.threshold;
+if(!((typeof data114 == "number") && (!(data114 % 1) && !isNaN(data114)))){
+const err313 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err313];
 }
@@ -3908,9 +3916,9 @@ vErrors.push(err313);
 }
 errors++;
 }
-}
-else {
-const err314 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data114 == "number"){
+if(data114 > 100 || isNaN(data114)){
+const err314 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err314];
 }
@@ -3919,12 +3927,8 @@ vErrors.push(err314);
 }
 errors++;
 }
-}
-if(data103.maxOpenFor !== undefined){
-let data114 = data103.maxOpenFor;
-if(typeof data114 === "string"){
-if(func3(data114) > 32){
-const err315 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data114 < 0 || isNaN(data114)){
+const err315 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err315];
 }
@@ -3933,8 +3937,12 @@ vErrors.push(err315);
 }
 errors++;
 }
-if(!pattern1.test(data114)){
-const err316 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+}
+if(data113.minRequests !== undefined){
+let data115 = data113.minRequests;
+if(!((typeof data115 == "number") && (!(data115 % 1) && !isNaN(data115)))){
+const err316 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err316];
 }
@@ -3943,9 +3951,9 @@ vErrors.push(err316);
 }
 errors++;
 }
-}
-else {
-const err317 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data115 == "number"){
+if(data115 > 100000 || isNaN(data115)){
+const err317 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err317];
 }
@@ -3954,13 +3962,8 @@ vErrors.push(err317);
 }
 errors++;
 }
-}
-if(data103.halfOpen !== undefined){
-let data115 = data103.halfOpen;
-if(data115 && typeof data115 == "object" && !Array.isArray(data115)){
-for(const key25 in data115){
-if(!((key25 === "maxProbes") || (key25 === "successesToClose"))){
-const err318 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key25},message:"must NOT have additional properties"};
+if(data115 < 1 || isNaN(data115)){
+const err318 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/minRequests",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/minRequests/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err318];
 }
@@ -3970,10 +3973,12 @@ vErrors.push(err318);
 errors++;
 }
 }
-if(data115.maxProbes !== undefined){
-let data116 = data115.maxProbes;
-if(!((typeof data116 == "number") && (!(data116 % 1) && !isNaN(data116)))){
-const err319 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+if(data113.window !== undefined){
+let data116 = data113.window;
+if(typeof data116 === "string"){
+if(func3(data116) > 32){
+const err319 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err319];
 }
@@ -3982,9 +3987,8 @@ vErrors.push(err319);
 }
 errors++;
 }
-if(typeof data116 == "number"){
-if(data116 > 100 || isNaN(data116)){
-const err320 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(!pattern1.test(data116)){
+const err320 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err320];
 }
@@ -3993,8 +3997,9 @@ vErrors.push(err320);
 }
 errors++;
 }
-if(data116 < 1 || isNaN(data116)){
-const err321 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err321 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate/window",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err321];
 }
@@ -4005,10 +4010,8 @@ errors++;
 }
 }
 }
-if(data115.successesToClose !== undefined){
-let data117 = data115.successesToClose;
-if(!((typeof data117 == "number") && (!(data117 % 1) && !isNaN(data117)))){
-const err322 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err322 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failureRate",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failureRate/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err322];
 }
@@ -4017,9 +4020,13 @@ vErrors.push(err322);
 }
 errors++;
 }
-if(typeof data117 == "number"){
-if(data117 > 100 || isNaN(data117)){
-const err323 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data110.slowCall !== undefined){
+let data117 = data110.slowCall;
+if(data117 && typeof data117 == "object" && !Array.isArray(data117)){
+for(const key26 in data117){
+if(!((key26 === "threshold") || (key26 === "duration"))){
+const err323 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err323];
 }
@@ -4028,8 +4035,11 @@ vErrors.push(err323);
 }
 errors++;
 }
-if(data117 < 1 || isNaN(data117)){
-const err324 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data117.threshold !== undefined){
+let data118 = data117.threshold;
+if(!((typeof data118 == "number") && (!(data118 % 1) && !isNaN(data118)))){
+const err324 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err324];
 }
@@ -4038,11 +4048,9 @@ vErrors.push(err324);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err325 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data118 == "number"){
+if(data118 > 100 || isNaN(data118)){
+const err325 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err325];
 }
@@ -4051,15 +4059,8 @@ vErrors.push(err325);
 }
 errors++;
 }
-}
-if(data103.failOn !== undefined){
-let data118 = data103.failOn;
-if(Array.isArray(data118)){
-const len10 = data118.length;
-for(let i16=0; i16<len10; i16++){
-let data119 = data118[i16];
-if(typeof data119 !== "string"){
-const err326 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data118 < 0 || isNaN(data118)){
+const err326 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/threshold",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/threshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err326];
 }
@@ -4068,8 +4069,13 @@ vErrors.push(err326);
 }
 errors++;
 }
-if(!(((((((((((data119 === "rate-limited") || (data119 === "overloaded")) || (data119 === "server-error")) || (data119 === "timeout")) || (data119 === "connect-failure")) || (data119 === "reset")) || (data119 === "context-length")) || (data119 === "content-filter")) || (data119 === "invalid-response")) || (data119 === "diverged")) || (data119 === "client-error"))){
-const err327 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
+}
+}
+if(data117.duration !== undefined){
+let data119 = data117.duration;
+if(typeof data119 === "string"){
+if(func3(data119) > 32){
+const err327 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err327];
 }
@@ -4078,19 +4084,8 @@ vErrors.push(err327);
 }
 errors++;
 }
-}
-let i17 = data118.length;
-let j6;
-if(i17 > 1){
-const indices6 = {};
-for(;i17--;){
-let item6 = data118[i17];
-if(typeof item6 !== "string"){
-continue;
-}
-if(typeof indices6[item6] == "number"){
-j6 = indices6[item6];
-const err328 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i17, j: j6},message:"must NOT have duplicate items (items ## "+j6+" and "+i17+" are identical)"};
+if(!pattern1.test(data119)){
+const err328 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err328];
 }
@@ -4098,14 +4093,10 @@ else {
 vErrors.push(err328);
 }
 errors++;
-break;
-}
-indices6[item6] = i17;
-}
 }
 }
 else {
-const err329 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err329 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall/duration",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/properties/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err329];
 }
@@ -4117,7 +4108,7 @@ errors++;
 }
 }
 else {
-const err330 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err330 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/slowCall",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/slowCall/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err330];
 }
@@ -4127,12 +4118,11 @@ vErrors.push(err330);
 errors++;
 }
 }
-if(data58.bulkhead !== undefined){
-let data120 = data58.bulkhead;
-if(data120 && typeof data120 == "object" && !Array.isArray(data120)){
-for(const key26 in data120){
-if(!(((key26 === "maxConcurrent") || (key26 === "maxQueue")) || (key26 === "queueTimeout"))){
-const err331 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key26},message:"must NOT have additional properties"};
+if(data110.openFor !== undefined){
+let data120 = data110.openFor;
+if(typeof data120 === "string"){
+if(func3(data120) > 32){
+const err331 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err331];
 }
@@ -4141,11 +4131,8 @@ vErrors.push(err331);
 }
 errors++;
 }
-}
-if(data120.maxConcurrent !== undefined){
-let data121 = data120.maxConcurrent;
-if(!((typeof data121 == "number") && (!(data121 % 1) && !isNaN(data121)))){
-const err332 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data120)){
+const err332 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err332];
 }
@@ -4154,9 +4141,9 @@ vErrors.push(err332);
 }
 errors++;
 }
-if(typeof data121 == "number"){
-if(data121 > 10000 || isNaN(data121)){
-const err333 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
+}
+else {
+const err333 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/openFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/openFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err333];
 }
@@ -4165,8 +4152,12 @@ vErrors.push(err333);
 }
 errors++;
 }
-if(data121 < 1 || isNaN(data121)){
-const err334 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data110.maxOpenFor !== undefined){
+let data121 = data110.maxOpenFor;
+if(typeof data121 === "string"){
+if(func3(data121) > 32){
+const err334 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err334];
 }
@@ -4175,12 +4166,8 @@ vErrors.push(err334);
 }
 errors++;
 }
-}
-}
-if(data120.maxQueue !== undefined){
-let data122 = data120.maxQueue;
-if(!((typeof data122 == "number") && (!(data122 % 1) && !isNaN(data122)))){
-const err335 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data121)){
+const err335 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err335];
 }
@@ -4189,9 +4176,9 @@ vErrors.push(err335);
 }
 errors++;
 }
-if(typeof data122 == "number"){
-if(data122 > 100000 || isNaN(data122)){
-const err336 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+else {
+const err336 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/maxOpenFor",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/maxOpenFor/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err336];
 }
@@ -4200,8 +4187,13 @@ vErrors.push(err336);
 }
 errors++;
 }
-if(data122 < 0 || isNaN(data122)){
-const err337 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data110.halfOpen !== undefined){
+let data122 = data110.halfOpen;
+if(data122 && typeof data122 == "object" && !Array.isArray(data122)){
+for(const key27 in data122){
+if(!((key27 === "maxProbes") || (key27 === "successesToClose"))){
+const err337 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err337];
 }
@@ -4211,12 +4203,10 @@ vErrors.push(err337);
 errors++;
 }
 }
-}
-if(data120.queueTimeout !== undefined){
-let data123 = data120.queueTimeout;
-if(typeof data123 === "string"){
-if(func3(data123) > 32){
-const err338 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data122.maxProbes !== undefined){
+let data123 = data122.maxProbes;
+if(!((typeof data123 == "number") && (!(data123 % 1) && !isNaN(data123)))){
+const err338 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err338];
 }
@@ -4225,8 +4215,9 @@ vErrors.push(err338);
 }
 errors++;
 }
-if(!pattern1.test(data123)){
-const err339 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data123 == "number"){
+if(data123 > 100 || isNaN(data123)){
+const err339 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err339];
 }
@@ -4235,9 +4226,8 @@ vErrors.push(err339);
 }
 errors++;
 }
-}
-else {
-const err340 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data123 < 1 || isNaN(data123)){
+const err340 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/maxProbes",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/maxProbes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err340];
 }
@@ -4248,8 +4238,10 @@ errors++;
 }
 }
 }
-else {
-const err341 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data122.successesToClose !== undefined){
+let data124 = data122.successesToClose;
+if(!((typeof data124 == "number") && (!(data124 % 1) && !isNaN(data124)))){
+const err341 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err341];
 }
@@ -4258,17 +4250,9 @@ vErrors.push(err341);
 }
 errors++;
 }
-}
-let data124 = data58.rateLimit;
-if(data124 && typeof data124 == "object" && !Array.isArray(data124)){
-if(data124.requestsPerMinute === undefined){
-data124.requestsPerMinute = 0;
-}
-if(data124.tokensPerMinute === undefined){
-data124.tokensPerMinute = 0;
-}
-if(data124.requestsPerMinute === undefined){
-const err342 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "requestsPerMinute"},message:"must have required property '"+"requestsPerMinute"+"'"};
+if(typeof data124 == "number"){
+if(data124 > 100 || isNaN(data124)){
+const err342 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err342];
 }
@@ -4277,8 +4261,8 @@ vErrors.push(err342);
 }
 errors++;
 }
-if(data124.tokensPerMinute === undefined){
-const err343 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "tokensPerMinute"},message:"must have required property '"+"tokensPerMinute"+"'"};
+if(data124 < 1 || isNaN(data124)){
+const err343 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen/successesToClose",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/properties/successesToClose/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err343];
 }
@@ -4287,9 +4271,11 @@ vErrors.push(err343);
 }
 errors++;
 }
-for(const key27 in data124){
-if(!((key27 === "requestsPerMinute") || (key27 === "tokensPerMinute"))){
-const err344 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key27},message:"must NOT have additional properties"};
+}
+}
+}
+else {
+const err344 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/halfOpen",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/halfOpen/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err344];
 }
@@ -4299,9 +4285,14 @@ vErrors.push(err344);
 errors++;
 }
 }
-let data125 = data124.requestsPerMinute;
-if(!((typeof data125 == "number") && (!(data125 % 1) && !isNaN(data125)))){
-const err345 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data110.failOn !== undefined){
+let data125 = data110.failOn;
+if(Array.isArray(data125)){
+const len10 = data125.length;
+for(let i16=0; i16<len10; i16++){
+let data126 = data125[i16];
+if(typeof data126 !== "string"){
+const err345 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err345];
 }
@@ -4310,9 +4301,8 @@ vErrors.push(err345);
 }
 errors++;
 }
-if(typeof data125 == "number"){
-if(data125 < 0 || isNaN(data125)){
-const err346 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(!(((((((((((data126 === "rate-limited") || (data126 === "overloaded")) || (data126 === "server-error")) || (data126 === "timeout")) || (data126 === "connect-failure")) || (data126 === "reset")) || (data126 === "context-length")) || (data126 === "content-filter")) || (data126 === "invalid-response")) || (data126 === "diverged")) || (data126 === "client-error"))){
+const err346 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn/" + i16,schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.circuitBreaker.properties.failOn.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err346];
 }
@@ -4322,9 +4312,18 @@ vErrors.push(err346);
 errors++;
 }
 }
-let data126 = data124.tokensPerMinute;
-if(!((typeof data126 == "number") && (!(data126 % 1) && !isNaN(data126)))){
-const err347 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let i17 = data125.length;
+let j6;
+if(i17 > 1){
+const indices6 = {};
+for(;i17--;){
+let item6 = data125[i17];
+if(typeof item6 !== "string"){
+continue;
+}
+if(typeof indices6[item6] == "number"){
+j6 = indices6[item6];
+const err347 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/uniqueItems",keyword:"uniqueItems",params:{i: i17, j: j6},message:"must NOT have duplicate items (items ## "+j6+" and "+i17+" are identical)"};
 if(vErrors === null){
 vErrors = [err347];
 }
@@ -4332,10 +4331,14 @@ else {
 vErrors.push(err347);
 }
 errors++;
+break;
 }
-if(typeof data126 == "number"){
-if(data126 < 0 || isNaN(data126)){
-const err348 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+indices6[item6] = i17;
+}
+}
+}
+else {
+const err348 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker/failOn",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/properties/failOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err348];
 }
@@ -4347,7 +4350,7 @@ errors++;
 }
 }
 else {
-const err349 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err349 = {instancePath:instancePath+"/upstreams/" + i8+"/circuitBreaker",schemaPath:"#/properties/upstreams/items/properties/circuitBreaker/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err349];
 }
@@ -4356,16 +4359,13 @@ vErrors.push(err349);
 }
 errors++;
 }
-let data127 = data58.limits;
+}
+if(data65.bulkhead !== undefined){
+let data127 = data65.bulkhead;
 if(data127 && typeof data127 == "object" && !Array.isArray(data127)){
-if(data127.maxAnswerBytes === undefined){
-data127.maxAnswerBytes = "64Mi";
-}
-if(data127.maxStreamHeadBytes === undefined){
-data127.maxStreamHeadBytes = "1Mi";
-}
-if(data127.maxAnswerBytes === undefined){
-const err350 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxAnswerBytes"},message:"must have required property '"+"maxAnswerBytes"+"'"};
+for(const key28 in data127){
+if(!((((((key28 === "mode") || (key28 === "maxConcurrent")) || (key28 === "adaptive")) || (key28 === "maxQueue")) || (key28 === "queueTimeout")) || (key28 === "fairBy"))){
+const err350 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err350];
 }
@@ -4374,8 +4374,11 @@ vErrors.push(err350);
 }
 errors++;
 }
-if(data127.maxStreamHeadBytes === undefined){
-const err351 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxStreamHeadBytes"},message:"must have required property '"+"maxStreamHeadBytes"+"'"};
+}
+if(data127.mode !== undefined){
+let data128 = data127.mode;
+if(typeof data128 !== "string"){
+const err351 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/mode",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err351];
 }
@@ -4384,9 +4387,8 @@ vErrors.push(err351);
 }
 errors++;
 }
-for(const key28 in data127){
-if(!((key28 === "maxAnswerBytes") || (key28 === "maxStreamHeadBytes"))){
-const err352 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key28},message:"must NOT have additional properties"};
+if(!((data128 === "adaptive") || (data128 === "fixed"))){
+const err352 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/mode",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.bulkhead.properties.mode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err352];
 }
@@ -4396,10 +4398,10 @@ vErrors.push(err352);
 errors++;
 }
 }
-let data128 = data127.maxAnswerBytes;
-if(typeof data128 === "string"){
-if(!pattern12.test(data128)){
-const err353 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(data127.maxConcurrent !== undefined){
+let data129 = data127.maxConcurrent;
+if(!((typeof data129 == "number") && (!(data129 % 1) && !isNaN(data129)))){
+const err353 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err353];
 }
@@ -4408,9 +4410,9 @@ vErrors.push(err353);
 }
 errors++;
 }
-}
-else {
-const err354 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data129 == "number"){
+if(data129 > 10000 || isNaN(data129)){
+const err354 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err354];
 }
@@ -4419,10 +4421,8 @@ vErrors.push(err354);
 }
 errors++;
 }
-let data129 = data127.maxStreamHeadBytes;
-if(typeof data129 === "string"){
-if(func3(data129) > 16){
-const err355 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(data129 < 1 || isNaN(data129)){
+const err355 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxConcurrent",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxConcurrent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err355];
 }
@@ -4431,8 +4431,14 @@ vErrors.push(err355);
 }
 errors++;
 }
-if(!pattern12.test(data129)){
-const err356 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+}
+}
+if(data127.adaptive !== undefined){
+let data130 = data127.adaptive;
+if(data130 && typeof data130 == "object" && !Array.isArray(data130)){
+for(const key29 in data130){
+if(!(((key29 === "min") || (key29 === "initial")) || (key29 === "max"))){
+const err356 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/adaptive",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/adaptive/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err356];
 }
@@ -4442,8 +4448,10 @@ vErrors.push(err356);
 errors++;
 }
 }
-else {
-const err357 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data130.min !== undefined){
+let data131 = data130.min;
+if(!((typeof data131 == "number") && (!(data131 % 1) && !isNaN(data131)))){
+const err357 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/adaptive/min",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/adaptive/properties/min/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err357];
 }
@@ -4452,9 +4460,9 @@ vErrors.push(err357);
 }
 errors++;
 }
-}
-else {
-const err358 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data131 == "number"){
+if(data131 > 10000 || isNaN(data131)){
+const err358 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/adaptive/min",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/adaptive/properties/min/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err358];
 }
@@ -4463,16 +4471,8 @@ vErrors.push(err358);
 }
 errors++;
 }
-let data130 = data58.streamRecovery;
-if(data130 && typeof data130 == "object" && !Array.isArray(data130)){
-if(data130.maxRecoveries === undefined){
-data130.maxRecoveries = 1;
-}
-if(data130.continuation === undefined){
-data130.continuation = "auto";
-}
-if(data130.maxRecoveries === undefined){
-const err359 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "maxRecoveries"},message:"must have required property '"+"maxRecoveries"+"'"};
+if(data131 < 1 || isNaN(data131)){
+const err359 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/adaptive/min",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/adaptive/properties/min/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err359];
 }
@@ -4481,8 +4481,12 @@ vErrors.push(err359);
 }
 errors++;
 }
-if(data130.continuation === undefined){
-const err360 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "continuation"},message:"must have required property '"+"continuation"+"'"};
+}
+}
+if(data130.initial !== undefined){
+let data132 = data130.initial;
+if(!((typeof data132 == "number") && (!(data132 % 1) && !isNaN(data132)))){
+const err360 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/adaptive/initial",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/adaptive/properties/initial/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err360];
 }
@@ -4491,9 +4495,9 @@ vErrors.push(err360);
 }
 errors++;
 }
-for(const key29 in data130){
-if(!((key29 === "maxRecoveries") || (key29 === "continuation"))){
-const err361 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key29},message:"must NOT have additional properties"};
+if(typeof data132 == "number"){
+if(data132 > 10000 || isNaN(data132)){
+const err361 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/adaptive/initial",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/adaptive/properties/initial/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err361];
 }
@@ -4502,10 +4506,8 @@ vErrors.push(err361);
 }
 errors++;
 }
-}
-let data131 = data130.maxRecoveries;
-if(!((typeof data131 == "number") && (!(data131 % 1) && !isNaN(data131)))){
-const err362 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data132 < 1 || isNaN(data132)){
+const err362 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/adaptive/initial",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/adaptive/properties/initial/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err362];
 }
@@ -4514,9 +4516,12 @@ vErrors.push(err362);
 }
 errors++;
 }
-if(typeof data131 == "number"){
-if(data131 > 3 || isNaN(data131)){
-const err363 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3},message:"must be <= 3"};
+}
+}
+if(data130.max !== undefined){
+let data133 = data130.max;
+if(!((typeof data133 == "number") && (!(data133 % 1) && !isNaN(data133)))){
+const err363 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/adaptive/max",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/adaptive/properties/max/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err363];
 }
@@ -4525,8 +4530,9 @@ vErrors.push(err363);
 }
 errors++;
 }
-if(data131 < 0 || isNaN(data131)){
-const err364 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data133 == "number"){
+if(data133 > 10000 || isNaN(data133)){
+const err364 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/adaptive/max",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/adaptive/properties/max/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000"};
 if(vErrors === null){
 vErrors = [err364];
 }
@@ -4535,10 +4541,8 @@ vErrors.push(err364);
 }
 errors++;
 }
-}
-let data132 = data130.continuation;
-if(typeof data132 !== "string"){
-const err365 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data133 < 1 || isNaN(data133)){
+const err365 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/adaptive/max",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/adaptive/properties/max/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err365];
 }
@@ -4547,8 +4551,11 @@ vErrors.push(err365);
 }
 errors++;
 }
-if(!((((data132 === "auto") || (data132 === "prefill")) || (data132 === "continue-final-message")) || (data132 === "off"))){
-const err366 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.streamRecovery.properties.continuation.enum},message:"must be equal to one of the allowed values"};
+}
+}
+}
+else {
+const err366 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/adaptive",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/adaptive/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err366];
 }
@@ -4558,8 +4565,10 @@ vErrors.push(err366);
 errors++;
 }
 }
-else {
-const err367 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data127.maxQueue !== undefined){
+let data134 = data127.maxQueue;
+if(!((typeof data134 == "number") && (!(data134 % 1) && !isNaN(data134)))){
+const err367 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err367];
 }
@@ -4568,16 +4577,9 @@ vErrors.push(err367);
 }
 errors++;
 }
-let data133 = data58.throughputFloor;
-if(data133 && typeof data133 == "object" && !Array.isArray(data133)){
-if(data133.bytesPerSecond === undefined){
-data133.bytesPerSecond = 0;
-}
-if(data133.window === undefined){
-data133.window = "10s";
-}
-if(data133.bytesPerSecond === undefined){
-const err368 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "bytesPerSecond"},message:"must have required property '"+"bytesPerSecond"+"'"};
+if(typeof data134 == "number"){
+if(data134 > 100000 || isNaN(data134)){
+const err368 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err368];
 }
@@ -4586,8 +4588,8 @@ vErrors.push(err368);
 }
 errors++;
 }
-if(data133.window === undefined){
-const err369 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+if(data134 < 0 || isNaN(data134)){
+const err369 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/maxQueue",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/maxQueue/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err369];
 }
@@ -4596,9 +4598,13 @@ vErrors.push(err369);
 }
 errors++;
 }
-for(const key30 in data133){
-if(!((key30 === "bytesPerSecond") || (key30 === "window"))){
-const err370 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key30},message:"must NOT have additional properties"};
+}
+}
+if(data127.queueTimeout !== undefined){
+let data135 = data127.queueTimeout;
+if(typeof data135 === "string"){
+if(func3(data135) > 32){
+const err370 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err370];
 }
@@ -4607,10 +4613,8 @@ vErrors.push(err370);
 }
 errors++;
 }
-}
-let data134 = data133.bytesPerSecond;
-if(!((typeof data134 == "number") && (!(data134 % 1) && !isNaN(data134)))){
-const err371 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data135)){
+const err371 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err371];
 }
@@ -4619,9 +4623,9 @@ vErrors.push(err371);
 }
 errors++;
 }
-if(typeof data134 == "number"){
-if(data134 > 1000000000 || isNaN(data134)){
-const err372 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000},message:"must be <= 1000000000"};
+}
+else {
+const err372 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/queueTimeout",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/queueTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err372];
 }
@@ -4630,8 +4634,13 @@ vErrors.push(err372);
 }
 errors++;
 }
-if(data134 < 0 || isNaN(data134)){
-const err373 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data127.fairBy !== undefined){
+let data136 = data127.fairBy;
+if(data136 && typeof data136 == "object" && !Array.isArray(data136)){
+for(const key30 in data136){
+if(!(key30 === "header")){
+const err373 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/fairBy",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/fairBy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key30},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err373];
 }
@@ -4641,10 +4650,11 @@ vErrors.push(err373);
 errors++;
 }
 }
-let data135 = data133.window;
-if(typeof data135 === "string"){
-if(func3(data135) > 32){
-const err374 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data136.header !== undefined){
+let data137 = data136.header;
+if(typeof data137 === "string"){
+if(func3(data137) > 64){
+const err374 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/fairBy/header",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/fairBy/properties/header/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"};
 if(vErrors === null){
 vErrors = [err374];
 }
@@ -4653,8 +4663,8 @@ vErrors.push(err374);
 }
 errors++;
 }
-if(!pattern1.test(data135)){
-const err375 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!pattern18.test(data137)){
+const err375 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/fairBy/header",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/fairBy/properties/header/pattern",keyword:"pattern",params:{pattern: "^([!#$%&'*+.^_`|~0-9A-Za-z-]+)?$"},message:"must match pattern \""+"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)?$"+"\""};
 if(vErrors === null){
 vErrors = [err375];
 }
@@ -4665,7 +4675,7 @@ errors++;
 }
 }
 else {
-const err376 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err376 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/fairBy/header",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/fairBy/properties/header/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err376];
 }
@@ -4675,8 +4685,9 @@ vErrors.push(err376);
 errors++;
 }
 }
+}
 else {
-const err377 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err377 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead/fairBy",schemaPath:"#/properties/upstreams/items/properties/bulkhead/properties/fairBy/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err377];
 }
@@ -4685,25 +4696,10 @@ vErrors.push(err377);
 }
 errors++;
 }
-let data136 = data58.healthCheck;
-if(data136 && typeof data136 == "object" && !Array.isArray(data136)){
-if(data136.path === undefined){
-data136.path = "";
 }
-if(data136.interval === undefined){
-data136.interval = "5s";
 }
-if(data136.timeout === undefined){
-data136.timeout = "2s";
-}
-if(data136.healthyThreshold === undefined){
-data136.healthyThreshold = 1;
-}
-if(data136.unhealthyThreshold === undefined){
-data136.unhealthyThreshold = 2;
-}
-if(data136.path === undefined){
-const err378 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'"};
+else {
+const err378 = {instancePath:instancePath+"/upstreams/" + i8+"/bulkhead",schemaPath:"#/properties/upstreams/items/properties/bulkhead/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err378];
 }
@@ -4712,8 +4708,17 @@ vErrors.push(err378);
 }
 errors++;
 }
-if(data136.interval === undefined){
-const err379 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "interval"},message:"must have required property '"+"interval"+"'"};
+}
+let data138 = data65.rateLimit;
+if(data138 && typeof data138 == "object" && !Array.isArray(data138)){
+if(data138.requestsPerMinute === undefined){
+data138.requestsPerMinute = 0;
+}
+if(data138.tokensPerMinute === undefined){
+data138.tokensPerMinute = 0;
+}
+if(data138.requestsPerMinute === undefined){
+const err379 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "requestsPerMinute"},message:"must have required property '"+"requestsPerMinute"+"'"};
 if(vErrors === null){
 vErrors = [err379];
 }
@@ -4722,8 +4727,8 @@ vErrors.push(err379);
 }
 errors++;
 }
-if(data136.timeout === undefined){
-const err380 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "timeout"},message:"must have required property '"+"timeout"+"'"};
+if(data138.tokensPerMinute === undefined){
+const err380 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/required",keyword:"required",params:{missingProperty: "tokensPerMinute"},message:"must have required property '"+"tokensPerMinute"+"'"};
 if(vErrors === null){
 vErrors = [err380];
 }
@@ -4732,8 +4737,9 @@ vErrors.push(err380);
 }
 errors++;
 }
-if(data136.healthyThreshold === undefined){
-const err381 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "healthyThreshold"},message:"must have required property '"+"healthyThreshold"+"'"};
+for(const key31 in data138){
+if(!(((key31 === "requestsPerMinute") || (key31 === "tokensPerMinute")) || (key31 === "scope"))){
+const err381 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key31},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err381];
 }
@@ -4742,8 +4748,10 @@ vErrors.push(err381);
 }
 errors++;
 }
-if(data136.unhealthyThreshold === undefined){
-const err382 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "unhealthyThreshold"},message:"must have required property '"+"unhealthyThreshold"+"'"};
+}
+let data139 = data138.requestsPerMinute;
+if(!((typeof data139 == "number") && (!(data139 % 1) && !isNaN(data139)))){
+const err382 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err382];
 }
@@ -4752,9 +4760,9 @@ vErrors.push(err382);
 }
 errors++;
 }
-for(const key31 in data136){
-if(!(((((key31 === "path") || (key31 === "interval")) || (key31 === "timeout")) || (key31 === "healthyThreshold")) || (key31 === "unhealthyThreshold"))){
-const err383 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key31},message:"must NOT have additional properties"};
+if(typeof data139 == "number"){
+if(data139 < 0 || isNaN(data139)){
+const err383 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/requestsPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/requestsPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err383];
 }
@@ -4764,10 +4772,9 @@ vErrors.push(err383);
 errors++;
 }
 }
-let data137 = data136.path;
-if(typeof data137 === "string"){
-if(func3(data137) > 256){
-const err384 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+let data140 = data138.tokensPerMinute;
+if(!((typeof data140 == "number") && (!(data140 % 1) && !isNaN(data140)))){
+const err384 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err384];
 }
@@ -4776,8 +4783,9 @@ vErrors.push(err384);
 }
 errors++;
 }
-if(!pattern46.test(data137)){
-const err385 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/pattern",keyword:"pattern",params:{pattern: "^(/[!-~]*)?$"},message:"must match pattern \""+"^(/[!-~]*)?$"+"\""};
+if(typeof data140 == "number"){
+if(data140 < 0 || isNaN(data140)){
+const err385 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/tokensPerMinute",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/tokensPerMinute/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err385];
 }
@@ -4787,8 +4795,10 @@ vErrors.push(err385);
 errors++;
 }
 }
-else {
-const err386 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data138.scope !== undefined){
+let data141 = data138.scope;
+if(typeof data141 !== "string"){
+const err386 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/scope",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err386];
 }
@@ -4797,10 +4807,8 @@ vErrors.push(err386);
 }
 errors++;
 }
-let data138 = data136.interval;
-if(typeof data138 === "string"){
-if(func3(data138) > 32){
-const err387 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!((data141 === "pod") || (data141 === "fleet"))){
+const err387 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit/scope",schemaPath:"#/properties/upstreams/items/properties/rateLimit/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.rateLimit.properties.scope.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err387];
 }
@@ -4809,8 +4817,10 @@ vErrors.push(err387);
 }
 errors++;
 }
-if(!pattern1.test(data138)){
-const err388 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+}
+else {
+const err388 = {instancePath:instancePath+"/upstreams/" + i8+"/rateLimit",schemaPath:"#/properties/upstreams/items/properties/rateLimit/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err388];
 }
@@ -4819,9 +4829,16 @@ vErrors.push(err388);
 }
 errors++;
 }
+let data142 = data65.limits;
+if(data142 && typeof data142 == "object" && !Array.isArray(data142)){
+if(data142.maxAnswerBytes === undefined){
+data142.maxAnswerBytes = "64Mi";
 }
-else {
-const err389 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data142.maxStreamHeadBytes === undefined){
+data142.maxStreamHeadBytes = "1Mi";
+}
+if(data142.maxAnswerBytes === undefined){
+const err389 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxAnswerBytes"},message:"must have required property '"+"maxAnswerBytes"+"'"};
 if(vErrors === null){
 vErrors = [err389];
 }
@@ -4830,10 +4847,8 @@ vErrors.push(err389);
 }
 errors++;
 }
-let data139 = data136.timeout;
-if(typeof data139 === "string"){
-if(func3(data139) > 32){
-const err390 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data142.maxStreamHeadBytes === undefined){
+const err390 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/required",keyword:"required",params:{missingProperty: "maxStreamHeadBytes"},message:"must have required property '"+"maxStreamHeadBytes"+"'"};
 if(vErrors === null){
 vErrors = [err390];
 }
@@ -4842,8 +4857,9 @@ vErrors.push(err390);
 }
 errors++;
 }
-if(!pattern1.test(data139)){
-const err391 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key32 in data142){
+if(!((key32 === "maxAnswerBytes") || (key32 === "maxStreamHeadBytes"))){
+const err391 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err391];
 }
@@ -4853,8 +4869,10 @@ vErrors.push(err391);
 errors++;
 }
 }
-else {
-const err392 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data143 = data142.maxAnswerBytes;
+if(typeof data143 === "string"){
+if(!pattern12.test(data143)){
+const err392 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err392];
 }
@@ -4863,9 +4881,9 @@ vErrors.push(err392);
 }
 errors++;
 }
-let data140 = data136.healthyThreshold;
-if(!((typeof data140 == "number") && (!(data140 % 1) && !isNaN(data140)))){
-const err393 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err393 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxAnswerBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxAnswerBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err393];
 }
@@ -4874,9 +4892,10 @@ vErrors.push(err393);
 }
 errors++;
 }
-if(typeof data140 == "number"){
-if(data140 > 10 || isNaN(data140)){
-const err394 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+let data144 = data142.maxStreamHeadBytes;
+if(typeof data144 === "string"){
+if(func3(data144) > 16){
+const err394 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err394];
 }
@@ -4885,8 +4904,8 @@ vErrors.push(err394);
 }
 errors++;
 }
-if(data140 < 1 || isNaN(data140)){
-const err395 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(!pattern12.test(data144)){
+const err395 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err395];
 }
@@ -4896,9 +4915,8 @@ vErrors.push(err395);
 errors++;
 }
 }
-let data141 = data136.unhealthyThreshold;
-if(!((typeof data141 == "number") && (!(data141 % 1) && !isNaN(data141)))){
-const err396 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err396 = {instancePath:instancePath+"/upstreams/" + i8+"/limits/maxStreamHeadBytes",schemaPath:"#/properties/upstreams/items/properties/limits/properties/maxStreamHeadBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err396];
 }
@@ -4907,9 +4925,9 @@ vErrors.push(err396);
 }
 errors++;
 }
-if(typeof data141 == "number"){
-if(data141 > 10 || isNaN(data141)){
-const err397 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+else {
+const err397 = {instancePath:instancePath+"/upstreams/" + i8+"/limits",schemaPath:"#/properties/upstreams/items/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err397];
 }
@@ -4918,8 +4936,16 @@ vErrors.push(err397);
 }
 errors++;
 }
-if(data141 < 1 || isNaN(data141)){
-const err398 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+let data145 = data65.streamRecovery;
+if(data145 && typeof data145 == "object" && !Array.isArray(data145)){
+if(data145.maxRecoveries === undefined){
+data145.maxRecoveries = 1;
+}
+if(data145.continuation === undefined){
+data145.continuation = "auto";
+}
+if(data145.maxRecoveries === undefined){
+const err398 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "maxRecoveries"},message:"must have required property '"+"maxRecoveries"+"'"};
 if(vErrors === null){
 vErrors = [err398];
 }
@@ -4928,10 +4954,8 @@ vErrors.push(err398);
 }
 errors++;
 }
-}
-}
-else {
-const err399 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data145.continuation === undefined){
+const err399 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/required",keyword:"required",params:{missingProperty: "continuation"},message:"must have required property '"+"continuation"+"'"};
 if(vErrors === null){
 vErrors = [err399];
 }
@@ -4940,11 +4964,9 @@ vErrors.push(err399);
 }
 errors++;
 }
-if(data58.apiVersion !== undefined){
-let data142 = data58.apiVersion;
-if(typeof data142 === "string"){
-if(!pattern49.test(data142)){
-const err400 = {instancePath:instancePath+"/upstreams/" + i8+"/apiVersion",schemaPath:"#/properties/upstreams/items/properties/apiVersion/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]{1,64}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]{1,64}$"+"\""};
+for(const key33 in data145){
+if(!((key33 === "maxRecoveries") || (key33 === "continuation"))){
+const err400 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err400];
 }
@@ -4954,8 +4976,9 @@ vErrors.push(err400);
 errors++;
 }
 }
-else {
-const err401 = {instancePath:instancePath+"/upstreams/" + i8+"/apiVersion",schemaPath:"#/properties/upstreams/items/properties/apiVersion/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data146 = data145.maxRecoveries;
+if(!((typeof data146 == "number") && (!(data146 % 1) && !isNaN(data146)))){
+const err401 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err401];
 }
@@ -4964,9 +4987,9 @@ vErrors.push(err401);
 }
 errors++;
 }
-}
-if(typeof data58.websockets !== "boolean"){
-const err402 = {instancePath:instancePath+"/upstreams/" + i8+"/websockets",schemaPath:"#/properties/upstreams/items/properties/websockets/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(typeof data146 == "number"){
+if(data146 > 3 || isNaN(data146)){
+const err402 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3},message:"must be <= 3"};
 if(vErrors === null){
 vErrors = [err402];
 }
@@ -4975,16 +4998,8 @@ vErrors.push(err402);
 }
 errors++;
 }
-let data144 = data58.hedge;
-if(data144 && typeof data144 == "object" && !Array.isArray(data144)){
-if(data144.delay === undefined){
-data144.delay = "0s";
-}
-if(data144.percentile === undefined){
-data144.percentile = 0;
-}
-if(data144.delay === undefined){
-const err403 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "delay"},message:"must have required property '"+"delay"+"'"};
+if(data146 < 0 || isNaN(data146)){
+const err403 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/maxRecoveries",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/maxRecoveries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err403];
 }
@@ -4993,8 +5008,10 @@ vErrors.push(err403);
 }
 errors++;
 }
-if(data144.percentile === undefined){
-const err404 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "percentile"},message:"must have required property '"+"percentile"+"'"};
+}
+let data147 = data145.continuation;
+if(typeof data147 !== "string"){
+const err404 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err404];
 }
@@ -5003,9 +5020,8 @@ vErrors.push(err404);
 }
 errors++;
 }
-for(const key32 in data144){
-if(!((((key32 === "delay") || (key32 === "upstream")) || (key32 === "model")) || (key32 === "percentile"))){
-const err405 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key32},message:"must NOT have additional properties"};
+if(!((((data147 === "auto") || (data147 === "prefill")) || (data147 === "continue-final-message")) || (data147 === "off"))){
+const err405 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery/continuation",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/properties/continuation/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.streamRecovery.properties.continuation.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err405];
 }
@@ -5015,10 +5031,8 @@ vErrors.push(err405);
 errors++;
 }
 }
-let data145 = data144.delay;
-if(typeof data145 === "string"){
-if(func3(data145) > 32){
-const err406 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+else {
+const err406 = {instancePath:instancePath+"/upstreams/" + i8+"/streamRecovery",schemaPath:"#/properties/upstreams/items/properties/streamRecovery/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err406];
 }
@@ -5027,8 +5041,16 @@ vErrors.push(err406);
 }
 errors++;
 }
-if(!pattern1.test(data145)){
-const err407 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+let data148 = data65.throughputFloor;
+if(data148 && typeof data148 == "object" && !Array.isArray(data148)){
+if(data148.bytesPerSecond === undefined){
+data148.bytesPerSecond = 0;
+}
+if(data148.window === undefined){
+data148.window = "10s";
+}
+if(data148.bytesPerSecond === undefined){
+const err407 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "bytesPerSecond"},message:"must have required property '"+"bytesPerSecond"+"'"};
 if(vErrors === null){
 vErrors = [err407];
 }
@@ -5037,9 +5059,8 @@ vErrors.push(err407);
 }
 errors++;
 }
-}
-else {
-const err408 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data148.window === undefined){
+const err408 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err408];
 }
@@ -5048,11 +5069,9 @@ vErrors.push(err408);
 }
 errors++;
 }
-if(data144.upstream !== undefined){
-let data146 = data144.upstream;
-if(typeof data146 === "string"){
-if(func3(data146) > 63){
-const err409 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+for(const key34 in data148){
+if(!((key34 === "bytesPerSecond") || (key34 === "window"))){
+const err409 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err409];
 }
@@ -5061,8 +5080,10 @@ vErrors.push(err409);
 }
 errors++;
 }
-if(!pattern18.test(data146)){
-const err410 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+let data149 = data148.bytesPerSecond;
+if(!((typeof data149 == "number") && (!(data149 % 1) && !isNaN(data149)))){
+const err410 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err410];
 }
@@ -5071,9 +5092,9 @@ vErrors.push(err410);
 }
 errors++;
 }
-}
-else {
-const err411 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data149 == "number"){
+if(data149 > 1000000000 || isNaN(data149)){
+const err411 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000},message:"must be <= 1000000000"};
 if(vErrors === null){
 vErrors = [err411];
 }
@@ -5082,12 +5103,8 @@ vErrors.push(err411);
 }
 errors++;
 }
-}
-if(data144.model !== undefined){
-let data147 = data144.model;
-if(typeof data147 === "string"){
-if(func3(data147) > 256){
-const err412 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(data149 < 0 || isNaN(data149)){
+const err412 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/bytesPerSecond",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/bytesPerSecond/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err412];
 }
@@ -5096,8 +5113,11 @@ vErrors.push(err412);
 }
 errors++;
 }
-if(func3(data147) < 1){
-const err413 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+let data150 = data148.window;
+if(typeof data150 === "string"){
+if(func3(data150) > 32){
+const err413 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err413];
 }
@@ -5106,9 +5126,8 @@ vErrors.push(err413);
 }
 errors++;
 }
-}
-else {
-const err414 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data150)){
+const err414 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err414];
 }
@@ -5118,9 +5137,8 @@ vErrors.push(err414);
 errors++;
 }
 }
-let data148 = data144.percentile;
-if(!((typeof data148 == "number") && (!(data148 % 1) && !isNaN(data148)))){
-const err415 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err415 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor/window",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err415];
 }
@@ -5129,9 +5147,9 @@ vErrors.push(err415);
 }
 errors++;
 }
-if(typeof data148 == "number"){
-if(data148 > 99 || isNaN(data148)){
-const err416 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99"};
+}
+else {
+const err416 = {instancePath:instancePath+"/upstreams/" + i8+"/throughputFloor",schemaPath:"#/properties/upstreams/items/properties/throughputFloor/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err416];
 }
@@ -5140,8 +5158,25 @@ vErrors.push(err416);
 }
 errors++;
 }
-if(data148 < 0 || isNaN(data148)){
-const err417 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+let data151 = data65.healthCheck;
+if(data151 && typeof data151 == "object" && !Array.isArray(data151)){
+if(data151.path === undefined){
+data151.path = "";
+}
+if(data151.interval === undefined){
+data151.interval = "5s";
+}
+if(data151.timeout === undefined){
+data151.timeout = "2s";
+}
+if(data151.healthyThreshold === undefined){
+data151.healthyThreshold = 1;
+}
+if(data151.unhealthyThreshold === undefined){
+data151.unhealthyThreshold = 2;
+}
+if(data151.path === undefined){
+const err417 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'"};
 if(vErrors === null){
 vErrors = [err417];
 }
@@ -5150,10 +5185,8 @@ vErrors.push(err417);
 }
 errors++;
 }
-}
-}
-else {
-const err418 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data151.interval === undefined){
+const err418 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "interval"},message:"must have required property '"+"interval"+"'"};
 if(vErrors === null){
 vErrors = [err418];
 }
@@ -5162,10 +5195,8 @@ vErrors.push(err418);
 }
 errors++;
 }
-let data149 = data58.prices;
-if(Array.isArray(data149)){
-if(data149.length > 64){
-const err419 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+if(data151.timeout === undefined){
+const err419 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "timeout"},message:"must have required property '"+"timeout"+"'"};
 if(vErrors === null){
 vErrors = [err419];
 }
@@ -5174,12 +5205,8 @@ vErrors.push(err419);
 }
 errors++;
 }
-const len11 = data149.length;
-for(let i18=0; i18<len11; i18++){
-let data150 = data149[i18];
-if(data150 && typeof data150 == "object" && !Array.isArray(data150)){
-if(data150.model === undefined){
-const err420 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "model"},message:"must have required property '"+"model"+"'"};
+if(data151.healthyThreshold === undefined){
+const err420 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "healthyThreshold"},message:"must have required property '"+"healthyThreshold"+"'"};
 if(vErrors === null){
 vErrors = [err420];
 }
@@ -5188,8 +5215,8 @@ vErrors.push(err420);
 }
 errors++;
 }
-if(data150.input === undefined){
-const err421 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "input"},message:"must have required property '"+"input"+"'"};
+if(data151.unhealthyThreshold === undefined){
+const err421 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/required",keyword:"required",params:{missingProperty: "unhealthyThreshold"},message:"must have required property '"+"unhealthyThreshold"+"'"};
 if(vErrors === null){
 vErrors = [err421];
 }
@@ -5198,8 +5225,9 @@ vErrors.push(err421);
 }
 errors++;
 }
-if(data150.output === undefined){
-const err422 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "output"},message:"must have required property '"+"output"+"'"};
+for(const key35 in data151){
+if(!(((((key35 === "path") || (key35 === "interval")) || (key35 === "timeout")) || (key35 === "healthyThreshold")) || (key35 === "unhealthyThreshold"))){
+const err422 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err422];
 }
@@ -5208,9 +5236,11 @@ vErrors.push(err422);
 }
 errors++;
 }
-for(const key33 in data150){
-if(!(((key33 === "model") || (key33 === "input")) || (key33 === "output"))){
-const err423 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key33},message:"must NOT have additional properties"};
+}
+let data152 = data151.path;
+if(typeof data152 === "string"){
+if(func3(data152) > 256){
+const err423 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err423];
 }
@@ -5219,12 +5249,8 @@ vErrors.push(err423);
 }
 errors++;
 }
-}
-if(data150.model !== undefined){
-let data151 = data150.model;
-if(typeof data151 === "string"){
-if(func3(data151) > 256){
-const err424 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(!pattern48.test(data152)){
+const err424 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/pattern",keyword:"pattern",params:{pattern: "^(/[!-~]*)?$"},message:"must match pattern \""+"^(/[!-~]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err424];
 }
@@ -5233,8 +5259,9 @@ vErrors.push(err424);
 }
 errors++;
 }
-if(func3(data151) < 1){
-const err425 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err425 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/path",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err425];
 }
@@ -5243,9 +5270,10 @@ vErrors.push(err425);
 }
 errors++;
 }
-}
-else {
-const err426 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data153 = data151.interval;
+if(typeof data153 === "string"){
+if(func3(data153) > 32){
+const err426 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err426];
 }
@@ -5254,12 +5282,8 @@ vErrors.push(err426);
 }
 errors++;
 }
-}
-if(data150.input !== undefined){
-let data152 = data150.input;
-if(typeof data152 === "string"){
-if(func3(data152) > 16){
-const err427 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(!pattern1.test(data153)){
+const err427 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err427];
 }
@@ -5268,8 +5292,9 @@ vErrors.push(err427);
 }
 errors++;
 }
-if(!pattern52.test(data152)){
-const err428 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+}
+else {
+const err428 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err428];
 }
@@ -5278,9 +5303,10 @@ vErrors.push(err428);
 }
 errors++;
 }
-}
-else {
-const err429 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data154 = data151.timeout;
+if(typeof data154 === "string"){
+if(func3(data154) > 32){
+const err429 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err429];
 }
@@ -5289,12 +5315,8 @@ vErrors.push(err429);
 }
 errors++;
 }
-}
-if(data150.output !== undefined){
-let data153 = data150.output;
-if(typeof data153 === "string"){
-if(func3(data153) > 16){
-const err430 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(!pattern1.test(data154)){
+const err430 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err430];
 }
@@ -5303,8 +5325,9 @@ vErrors.push(err430);
 }
 errors++;
 }
-if(!pattern52.test(data153)){
-const err431 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+}
+else {
+const err431 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err431];
 }
@@ -5313,9 +5336,9 @@ vErrors.push(err431);
 }
 errors++;
 }
-}
-else {
-const err432 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data155 = data151.healthyThreshold;
+if(!((typeof data155 == "number") && (!(data155 % 1) && !isNaN(data155)))){
+const err432 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err432];
 }
@@ -5324,10 +5347,9 @@ vErrors.push(err432);
 }
 errors++;
 }
-}
-}
-else {
-const err433 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data155 == "number"){
+if(data155 > 10 || isNaN(data155)){
+const err433 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err433];
 }
@@ -5336,10 +5358,8 @@ vErrors.push(err433);
 }
 errors++;
 }
-}
-}
-else {
-const err434 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data155 < 1 || isNaN(data155)){
+const err434 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err434];
 }
@@ -5348,19 +5368,10 @@ vErrors.push(err434);
 }
 errors++;
 }
-let data154 = data58.budget;
-if(data154 && typeof data154 == "object" && !Array.isArray(data154)){
-if(data154.window === undefined){
-data154.window = "hour";
 }
-if(data154.tokens === undefined){
-data154.tokens = 0;
-}
-if(data154.cost === undefined){
-data154.cost = "0";
-}
-if(data154.window === undefined){
-const err435 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+let data156 = data151.unhealthyThreshold;
+if(!((typeof data156 == "number") && (!(data156 % 1) && !isNaN(data156)))){
+const err435 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err435];
 }
@@ -5369,8 +5380,9 @@ vErrors.push(err435);
 }
 errors++;
 }
-if(data154.tokens === undefined){
-const err436 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
+if(typeof data156 == "number"){
+if(data156 > 10 || isNaN(data156)){
+const err436 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err436];
 }
@@ -5379,8 +5391,8 @@ vErrors.push(err436);
 }
 errors++;
 }
-if(data154.cost === undefined){
-const err437 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
+if(data156 < 1 || isNaN(data156)){
+const err437 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err437];
 }
@@ -5389,9 +5401,10 @@ vErrors.push(err437);
 }
 errors++;
 }
-for(const key34 in data154){
-if(!(((key34 === "window") || (key34 === "tokens")) || (key34 === "cost"))){
-const err438 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key34},message:"must NOT have additional properties"};
+}
+}
+else {
+const err438 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err438];
 }
@@ -5400,10 +5413,11 @@ vErrors.push(err438);
 }
 errors++;
 }
-}
-let data155 = data154.window;
-if(typeof data155 !== "string"){
-const err439 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data65.apiVersion !== undefined){
+let data157 = data65.apiVersion;
+if(typeof data157 === "string"){
+if(!pattern51.test(data157)){
+const err439 = {instancePath:instancePath+"/upstreams/" + i8+"/apiVersion",schemaPath:"#/properties/upstreams/items/properties/apiVersion/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]{1,64}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]{1,64}$"+"\""};
 if(vErrors === null){
 vErrors = [err439];
 }
@@ -5412,8 +5426,9 @@ vErrors.push(err439);
 }
 errors++;
 }
-if(!((data155 === "hour") || (data155 === "day"))){
-const err440 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err440 = {instancePath:instancePath+"/upstreams/" + i8+"/apiVersion",schemaPath:"#/properties/upstreams/items/properties/apiVersion/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err440];
 }
@@ -5422,9 +5437,9 @@ vErrors.push(err440);
 }
 errors++;
 }
-let data156 = data154.tokens;
-if(!((typeof data156 == "number") && (!(data156 % 1) && !isNaN(data156)))){
-const err441 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+if(typeof data65.websockets !== "boolean"){
+const err441 = {instancePath:instancePath+"/upstreams/" + i8+"/websockets",schemaPath:"#/properties/upstreams/items/properties/websockets/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err441];
 }
@@ -5433,9 +5448,16 @@ vErrors.push(err441);
 }
 errors++;
 }
-if(typeof data156 == "number"){
-if(data156 > 1000000000000 || isNaN(data156)){
-const err442 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
+let data159 = data65.hedge;
+if(data159 && typeof data159 == "object" && !Array.isArray(data159)){
+if(data159.delay === undefined){
+data159.delay = "0s";
+}
+if(data159.percentile === undefined){
+data159.percentile = 0;
+}
+if(data159.delay === undefined){
+const err442 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "delay"},message:"must have required property '"+"delay"+"'"};
 if(vErrors === null){
 vErrors = [err442];
 }
@@ -5444,8 +5466,8 @@ vErrors.push(err442);
 }
 errors++;
 }
-if(data156 < 0 || isNaN(data156)){
-const err443 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data159.percentile === undefined){
+const err443 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "percentile"},message:"must have required property '"+"percentile"+"'"};
 if(vErrors === null){
 vErrors = [err443];
 }
@@ -5454,11 +5476,9 @@ vErrors.push(err443);
 }
 errors++;
 }
-}
-let data157 = data154.cost;
-if(typeof data157 === "string"){
-if(func3(data157) > 16){
-const err444 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+for(const key36 in data159){
+if(!((((key36 === "delay") || (key36 === "upstream")) || (key36 === "model")) || (key36 === "percentile"))){
+const err444 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err444];
 }
@@ -5467,8 +5487,11 @@ vErrors.push(err444);
 }
 errors++;
 }
-if(!pattern52.test(data157)){
-const err445 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+}
+let data160 = data159.delay;
+if(typeof data160 === "string"){
+if(func3(data160) > 32){
+const err445 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err445];
 }
@@ -5477,9 +5500,8 @@ vErrors.push(err445);
 }
 errors++;
 }
-}
-else {
-const err446 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern1.test(data160)){
+const err446 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err446];
 }
@@ -5490,7 +5512,7 @@ errors++;
 }
 }
 else {
-const err447 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err447 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err447];
 }
@@ -5499,19 +5521,11 @@ vErrors.push(err447);
 }
 errors++;
 }
-let data158 = data58.guards;
-if(data158 && typeof data158 == "object" && !Array.isArray(data158)){
-if(data158.maxInputBytes === undefined){
-data158.maxInputBytes = 0;
-}
-if(data158.maxInputTokens === undefined){
-data158.maxInputTokens = 0;
-}
-if(data158.deny === undefined){
-data158.deny = [];
-}
-if(data158.maxInputBytes === undefined){
-const err448 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputBytes"},message:"must have required property '"+"maxInputBytes"+"'"};
+if(data159.upstream !== undefined){
+let data161 = data159.upstream;
+if(typeof data161 === "string"){
+if(func3(data161) > 63){
+const err448 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err448];
 }
@@ -5520,8 +5534,8 @@ vErrors.push(err448);
 }
 errors++;
 }
-if(data158.maxInputTokens === undefined){
-const err449 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputTokens"},message:"must have required property '"+"maxInputTokens"+"'"};
+if(!pattern19.test(data161)){
+const err449 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err449];
 }
@@ -5530,8 +5544,9 @@ vErrors.push(err449);
 }
 errors++;
 }
-if(data158.deny === undefined){
-const err450 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "deny"},message:"must have required property '"+"deny"+"'"};
+}
+else {
+const err450 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err450];
 }
@@ -5540,9 +5555,12 @@ vErrors.push(err450);
 }
 errors++;
 }
-for(const key35 in data158){
-if(!(((key35 === "maxInputBytes") || (key35 === "maxInputTokens")) || (key35 === "deny"))){
-const err451 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
+}
+if(data159.model !== undefined){
+let data162 = data159.model;
+if(typeof data162 === "string"){
+if(func3(data162) > 256){
+const err451 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err451];
 }
@@ -5551,10 +5569,8 @@ vErrors.push(err451);
 }
 errors++;
 }
-}
-let data159 = data158.maxInputBytes;
-if(!((typeof data159 == "number") && (!(data159 % 1) && !isNaN(data159)))){
-const err452 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(func3(data162) < 1){
+const err452 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err452];
 }
@@ -5563,9 +5579,9 @@ vErrors.push(err452);
 }
 errors++;
 }
-if(typeof data159 == "number"){
-if(data159 > 1073741824 || isNaN(data159)){
-const err453 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1073741824},message:"must be <= 1073741824"};
+}
+else {
+const err453 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err453];
 }
@@ -5574,8 +5590,10 @@ vErrors.push(err453);
 }
 errors++;
 }
-if(data159 < 0 || isNaN(data159)){
-const err454 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data163 = data159.percentile;
+if(!((typeof data163 == "number") && (!(data163 % 1) && !isNaN(data163)))){
+const err454 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err454];
 }
@@ -5584,10 +5602,9 @@ vErrors.push(err454);
 }
 errors++;
 }
-}
-let data160 = data158.maxInputTokens;
-if(!((typeof data160 == "number") && (!(data160 % 1) && !isNaN(data160)))){
-const err455 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data163 == "number"){
+if(data163 > 99 || isNaN(data163)){
+const err455 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99"};
 if(vErrors === null){
 vErrors = [err455];
 }
@@ -5596,9 +5613,8 @@ vErrors.push(err455);
 }
 errors++;
 }
-if(typeof data160 == "number"){
-if(data160 > 100000000 || isNaN(data160)){
-const err456 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000000},message:"must be <= 100000000"};
+if(data163 < 0 || isNaN(data163)){
+const err456 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err456];
 }
@@ -5607,8 +5623,10 @@ vErrors.push(err456);
 }
 errors++;
 }
-if(data160 < 0 || isNaN(data160)){
-const err457 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+}
+else {
+const err457 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err457];
 }
@@ -5617,11 +5635,10 @@ vErrors.push(err457);
 }
 errors++;
 }
-}
-let data161 = data158.deny;
-if(Array.isArray(data161)){
-if(data161.length > 16){
-const err458 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+let data164 = data65.prices;
+if(Array.isArray(data164)){
+if(data164.length > 64){
+const err458 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err458];
 }
@@ -5630,15 +5647,12 @@ vErrors.push(err458);
 }
 errors++;
 }
-const len12 = data161.length;
-for(let i19=0; i19<len12; i19++){
-let data162 = data161[i19];
-if(data162 && typeof data162 == "object" && !Array.isArray(data162)){
-if(data162.ignoreCase === undefined){
-data162.ignoreCase = true;
-}
-if(data162.name === undefined){
-const err459 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+const len11 = data164.length;
+for(let i18=0; i18<len11; i18++){
+let data165 = data164[i18];
+if(data165 && typeof data165 == "object" && !Array.isArray(data165)){
+if(data165.model === undefined){
+const err459 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "model"},message:"must have required property '"+"model"+"'"};
 if(vErrors === null){
 vErrors = [err459];
 }
@@ -5647,8 +5661,8 @@ vErrors.push(err459);
 }
 errors++;
 }
-if(data162.pattern === undefined){
-const err460 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "pattern"},message:"must have required property '"+"pattern"+"'"};
+if(data165.input === undefined){
+const err460 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "input"},message:"must have required property '"+"input"+"'"};
 if(vErrors === null){
 vErrors = [err460];
 }
@@ -5657,8 +5671,8 @@ vErrors.push(err460);
 }
 errors++;
 }
-if(data162.ignoreCase === undefined){
-const err461 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "ignoreCase"},message:"must have required property '"+"ignoreCase"+"'"};
+if(data165.output === undefined){
+const err461 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "output"},message:"must have required property '"+"output"+"'"};
 if(vErrors === null){
 vErrors = [err461];
 }
@@ -5667,9 +5681,9 @@ vErrors.push(err461);
 }
 errors++;
 }
-for(const key36 in data162){
-if(!(((key36 === "name") || (key36 === "pattern")) || (key36 === "ignoreCase"))){
-const err462 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
+for(const key37 in data165){
+if(!(((key37 === "model") || (key37 === "input")) || (key37 === "output"))){
+const err462 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err462];
 }
@@ -5679,11 +5693,11 @@ vErrors.push(err462);
 errors++;
 }
 }
-if(data162.name !== undefined){
-let data163 = data162.name;
-if(typeof data163 === "string"){
-if(func3(data163) > 63){
-const err463 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data165.model !== undefined){
+let data166 = data165.model;
+if(typeof data166 === "string"){
+if(func3(data166) > 256){
+const err463 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err463];
 }
@@ -5692,8 +5706,8 @@ vErrors.push(err463);
 }
 errors++;
 }
-if(!pattern18.test(data163)){
-const err464 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(func3(data166) < 1){
+const err464 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err464];
 }
@@ -5704,7 +5718,7 @@ errors++;
 }
 }
 else {
-const err465 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err465 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err465];
 }
@@ -5714,11 +5728,11 @@ vErrors.push(err465);
 errors++;
 }
 }
-if(data162.pattern !== undefined){
-let data164 = data162.pattern;
-if(typeof data164 === "string"){
-if(func3(data164) > 512){
-const err466 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
+if(data165.input !== undefined){
+let data167 = data165.input;
+if(typeof data167 === "string"){
+if(func3(data167) > 16){
+const err466 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err466];
 }
@@ -5727,8 +5741,8 @@ vErrors.push(err466);
 }
 errors++;
 }
-if(func3(data164) < 1){
-const err467 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(!pattern54.test(data167)){
+const err467 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err467];
 }
@@ -5739,7 +5753,7 @@ errors++;
 }
 }
 else {
-const err468 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err468 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err468];
 }
@@ -5749,8 +5763,11 @@ vErrors.push(err468);
 errors++;
 }
 }
-if(typeof data162.ignoreCase !== "boolean"){
-const err469 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/ignoreCase",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/ignoreCase/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data165.output !== undefined){
+let data168 = data165.output;
+if(typeof data168 === "string"){
+if(func3(data168) > 16){
+const err469 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err469];
 }
@@ -5759,9 +5776,8 @@ vErrors.push(err469);
 }
 errors++;
 }
-}
-else {
-const err470 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern54.test(data168)){
+const err470 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err470];
 }
@@ -5771,9 +5787,8 @@ vErrors.push(err470);
 errors++;
 }
 }
-}
 else {
-const err471 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err471 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err471];
 }
@@ -5783,8 +5798,9 @@ vErrors.push(err471);
 errors++;
 }
 }
+}
 else {
-const err472 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err472 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err472];
 }
@@ -5793,10 +5809,10 @@ vErrors.push(err472);
 }
 errors++;
 }
-let data166 = data58.fallback;
-if(Array.isArray(data166)){
-if(data166.length > 16){
-const err473 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+}
+}
+else {
+const err473 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err473];
 }
@@ -5805,13 +5821,19 @@ vErrors.push(err473);
 }
 errors++;
 }
-const len13 = data166.length;
-for(let i20=0; i20<len13; i20++){
-let data167 = data166[i20];
-if(data167 && typeof data167 == "object" && !Array.isArray(data167)){
-for(const key37 in data167){
-if(!(((((key37 === "upstream") || (key37 === "model")) || (key37 === "cache")) || (key37 === "static")) || (key37 === "when"))){
-const err474 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
+let data169 = data65.budget;
+if(data169 && typeof data169 == "object" && !Array.isArray(data169)){
+if(data169.window === undefined){
+data169.window = "hour";
+}
+if(data169.tokens === undefined){
+data169.tokens = 0;
+}
+if(data169.cost === undefined){
+data169.cost = "0";
+}
+if(data169.window === undefined){
+const err474 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err474];
 }
@@ -5820,12 +5842,8 @@ vErrors.push(err474);
 }
 errors++;
 }
-}
-if(data167.upstream !== undefined){
-let data168 = data167.upstream;
-if(typeof data168 === "string"){
-if(func3(data168) > 63){
-const err475 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data169.tokens === undefined){
+const err475 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
 if(vErrors === null){
 vErrors = [err475];
 }
@@ -5834,8 +5852,8 @@ vErrors.push(err475);
 }
 errors++;
 }
-if(!pattern18.test(data168)){
-const err476 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(data169.cost === undefined){
+const err476 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
 if(vErrors === null){
 vErrors = [err476];
 }
@@ -5844,9 +5862,9 @@ vErrors.push(err476);
 }
 errors++;
 }
-}
-else {
-const err477 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key38 in data169){
+if(!((((key38 === "window") || (key38 === "tokens")) || (key38 === "cost")) || (key38 === "scope"))){
+const err477 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err477];
 }
@@ -5856,11 +5874,9 @@ vErrors.push(err477);
 errors++;
 }
 }
-if(data167.model !== undefined){
-let data169 = data167.model;
-if(typeof data169 === "string"){
-if(func3(data169) > 256){
-const err478 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+let data170 = data169.window;
+if(typeof data170 !== "string"){
+const err478 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err478];
 }
@@ -5869,8 +5885,8 @@ vErrors.push(err478);
 }
 errors++;
 }
-if(func3(data169) < 1){
-const err479 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(!((data170 === "hour") || (data170 === "day"))){
+const err479 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err479];
 }
@@ -5879,9 +5895,9 @@ vErrors.push(err479);
 }
 errors++;
 }
-}
-else {
-const err480 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data171 = data169.tokens;
+if(!((typeof data171 == "number") && (!(data171 % 1) && !isNaN(data171)))){
+const err480 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err480];
 }
@@ -5890,12 +5906,9 @@ vErrors.push(err480);
 }
 errors++;
 }
-}
-if(data167.cache !== undefined){
-let data170 = data167.cache;
-if(data170 && typeof data170 == "object" && !Array.isArray(data170)){
-for(const key38 in data170){
-const err481 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
+if(typeof data171 == "number"){
+if(data171 > 1000000000000 || isNaN(data171)){
+const err481 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
 if(vErrors === null){
 vErrors = [err481];
 }
@@ -5904,9 +5917,8 @@ vErrors.push(err481);
 }
 errors++;
 }
-}
-else {
-const err482 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data171 < 0 || isNaN(data171)){
+const err482 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err482];
 }
@@ -5916,11 +5928,10 @@ vErrors.push(err482);
 errors++;
 }
 }
-if(data167.static !== undefined){
-let data171 = data167.static;
-if(data171 && typeof data171 == "object" && !Array.isArray(data171)){
-if(data171.message === undefined){
-const err483 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
+let data172 = data169.cost;
+if(typeof data172 === "string"){
+if(func3(data172) > 16){
+const err483 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err483];
 }
@@ -5929,9 +5940,8 @@ vErrors.push(err483);
 }
 errors++;
 }
-for(const key39 in data171){
-if(!(key39 === "message")){
-const err484 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
+if(!pattern54.test(data172)){
+const err484 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err484];
 }
@@ -5941,11 +5951,8 @@ vErrors.push(err484);
 errors++;
 }
 }
-if(data171.message !== undefined){
-let data172 = data171.message;
-if(typeof data172 === "string"){
-if(func3(data172) < 1){
-const err485 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err485 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err485];
 }
@@ -5954,9 +5961,10 @@ vErrors.push(err485);
 }
 errors++;
 }
-}
-else {
-const err486 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data169.scope !== undefined){
+let data173 = data169.scope;
+if(typeof data173 !== "string"){
+const err486 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/scope",schemaPath:"#/properties/upstreams/items/properties/budget/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err486];
 }
@@ -5965,10 +5973,8 @@ vErrors.push(err486);
 }
 errors++;
 }
-}
-}
-else {
-const err487 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!((data173 === "pod") || (data173 === "fleet"))){
+const err487 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/scope",schemaPath:"#/properties/upstreams/items/properties/budget/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.scope.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err487];
 }
@@ -5978,14 +5984,9 @@ vErrors.push(err487);
 errors++;
 }
 }
-if(data167.when !== undefined){
-let data173 = data167.when;
-if(Array.isArray(data173)){
-const len14 = data173.length;
-for(let i21=0; i21<len14; i21++){
-let data174 = data173[i21];
-if(typeof data174 !== "string"){
-const err488 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+else {
+const err488 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err488];
 }
@@ -5994,8 +5995,19 @@ vErrors.push(err488);
 }
 errors++;
 }
-if(!(((((((((((((data174 === "rate-limited") || (data174 === "overloaded")) || (data174 === "server-error")) || (data174 === "timeout")) || (data174 === "connect-failure")) || (data174 === "reset")) || (data174 === "context-length")) || (data174 === "content-filter")) || (data174 === "invalid-response")) || (data174 === "diverged")) || (data174 === "client-error")) || (data174 === "unavailable")) || (data174 === "budget-exhausted"))){
-const err489 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
+let data174 = data65.guards;
+if(data174 && typeof data174 == "object" && !Array.isArray(data174)){
+if(data174.maxInputBytes === undefined){
+data174.maxInputBytes = 0;
+}
+if(data174.maxInputTokens === undefined){
+data174.maxInputTokens = 0;
+}
+if(data174.deny === undefined){
+data174.deny = [];
+}
+if(data174.maxInputBytes === undefined){
+const err489 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputBytes"},message:"must have required property '"+"maxInputBytes"+"'"};
 if(vErrors === null){
 vErrors = [err489];
 }
@@ -6004,19 +6016,8 @@ vErrors.push(err489);
 }
 errors++;
 }
-}
-let i22 = data173.length;
-let j7;
-if(i22 > 1){
-const indices7 = {};
-for(;i22--;){
-let item7 = data173[i22];
-if(typeof item7 !== "string"){
-continue;
-}
-if(typeof indices7[item7] == "number"){
-j7 = indices7[item7];
-const err490 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i22, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i22+" are identical)"};
+if(data174.maxInputTokens === undefined){
+const err490 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputTokens"},message:"must have required property '"+"maxInputTokens"+"'"};
 if(vErrors === null){
 vErrors = [err490];
 }
@@ -6024,14 +6025,9 @@ else {
 vErrors.push(err490);
 }
 errors++;
-break;
 }
-indices7[item7] = i22;
-}
-}
-}
-else {
-const err491 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data174.deny === undefined){
+const err491 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "deny"},message:"must have required property '"+"deny"+"'"};
 if(vErrors === null){
 vErrors = [err491];
 }
@@ -6040,10 +6036,9 @@ vErrors.push(err491);
 }
 errors++;
 }
-}
-}
-else {
-const err492 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key39 in data174){
+if(!(((key39 === "maxInputBytes") || (key39 === "maxInputTokens")) || (key39 === "deny"))){
+const err492 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err492];
 }
@@ -6053,9 +6048,9 @@ vErrors.push(err492);
 errors++;
 }
 }
-}
-else {
-const err493 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data175 = data174.maxInputBytes;
+if(!((typeof data175 == "number") && (!(data175 % 1) && !isNaN(data175)))){
+const err493 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err493];
 }
@@ -6064,9 +6059,9 @@ vErrors.push(err493);
 }
 errors++;
 }
-}
-else {
-const err494 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data175 == "number"){
+if(data175 > 1073741824 || isNaN(data175)){
+const err494 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1073741824},message:"must be <= 1073741824"};
 if(vErrors === null){
 vErrors = [err494];
 }
@@ -6075,10 +6070,8 @@ vErrors.push(err494);
 }
 errors++;
 }
-}
-}
-else {
-const err495 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data175 < 0 || isNaN(data175)){
+const err495 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err495];
 }
@@ -6088,16 +6081,9 @@ vErrors.push(err495);
 errors++;
 }
 }
-let data175 = data.priorities;
-if(data175 && typeof data175 == "object" && !Array.isArray(data175)){
-if(data175.default === undefined){
-data175.default = "normal";
-}
-if(data175.classes === undefined){
-data175.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
-}
-if(data175.default === undefined){
-const err496 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
+let data176 = data174.maxInputTokens;
+if(!((typeof data176 == "number") && (!(data176 % 1) && !isNaN(data176)))){
+const err496 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err496];
 }
@@ -6106,8 +6092,9 @@ vErrors.push(err496);
 }
 errors++;
 }
-if(data175.classes === undefined){
-const err497 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
+if(typeof data176 == "number"){
+if(data176 > 100000000 || isNaN(data176)){
+const err497 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000000},message:"must be <= 100000000"};
 if(vErrors === null){
 vErrors = [err497];
 }
@@ -6116,9 +6103,8 @@ vErrors.push(err497);
 }
 errors++;
 }
-for(const key40 in data175){
-if(!((key40 === "default") || (key40 === "classes"))){
-const err498 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
+if(data176 < 0 || isNaN(data176)){
+const err498 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err498];
 }
@@ -6128,10 +6114,10 @@ vErrors.push(err498);
 errors++;
 }
 }
-let data176 = data175.default;
-if(typeof data176 === "string"){
-if(func3(data176) > 63){
-const err499 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+let data177 = data174.deny;
+if(Array.isArray(data177)){
+if(data177.length > 16){
+const err499 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err499];
 }
@@ -6140,9 +6126,15 @@ vErrors.push(err499);
 }
 errors++;
 }
+const len12 = data177.length;
+for(let i19=0; i19<len12; i19++){
+let data178 = data177[i19];
+if(data178 && typeof data178 == "object" && !Array.isArray(data178)){
+if(data178.ignoreCase === undefined){
+data178.ignoreCase = true;
 }
-else {
-const err500 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data178.name === undefined){
+const err500 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err500];
 }
@@ -6151,10 +6143,8 @@ vErrors.push(err500);
 }
 errors++;
 }
-let data177 = data175.classes;
-if(Array.isArray(data177)){
-if(data177.length > 8){
-const err501 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
+if(data178.pattern === undefined){
+const err501 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "pattern"},message:"must have required property '"+"pattern"+"'"};
 if(vErrors === null){
 vErrors = [err501];
 }
@@ -6163,8 +6153,8 @@ vErrors.push(err501);
 }
 errors++;
 }
-if(data177.length < 1){
-const err502 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(data178.ignoreCase === undefined){
+const err502 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "ignoreCase"},message:"must have required property '"+"ignoreCase"+"'"};
 if(vErrors === null){
 vErrors = [err502];
 }
@@ -6173,18 +6163,9 @@ vErrors.push(err502);
 }
 errors++;
 }
-const len15 = data177.length;
-for(let i23=0; i23<len15; i23++){
-let data178 = data177[i23];
-if(data178 && typeof data178 == "object" && !Array.isArray(data178)){
-if(data178.reserved === undefined){
-data178.reserved = 0;
-}
-if(data178.maxShare === undefined){
-data178.maxShare = 100;
-}
-if(data178.name === undefined){
-const err503 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+for(const key40 in data178){
+if(!(((key40 === "name") || (key40 === "pattern")) || (key40 === "ignoreCase"))){
+const err503 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err503];
 }
@@ -6193,8 +6174,12 @@ vErrors.push(err503);
 }
 errors++;
 }
-if(data178.reserved === undefined){
-const err504 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
+}
+if(data178.name !== undefined){
+let data179 = data178.name;
+if(typeof data179 === "string"){
+if(func3(data179) > 63){
+const err504 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err504];
 }
@@ -6203,8 +6188,8 @@ vErrors.push(err504);
 }
 errors++;
 }
-if(data178.maxShare === undefined){
-const err505 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
+if(!pattern19.test(data179)){
+const err505 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err505];
 }
@@ -6213,9 +6198,9 @@ vErrors.push(err505);
 }
 errors++;
 }
-for(const key41 in data178){
-if(!(((key41 === "name") || (key41 === "reserved")) || (key41 === "maxShare"))){
-const err506 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
+}
+else {
+const err506 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err506];
 }
@@ -6225,11 +6210,11 @@ vErrors.push(err506);
 errors++;
 }
 }
-if(data178.name !== undefined){
-let data179 = data178.name;
-if(typeof data179 === "string"){
-if(func3(data179) > 63){
-const err507 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data178.pattern !== undefined){
+let data180 = data178.pattern;
+if(typeof data180 === "string"){
+if(func3(data180) > 512){
+const err507 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err507];
 }
@@ -6238,8 +6223,8 @@ vErrors.push(err507);
 }
 errors++;
 }
-if(!pattern18.test(data179)){
-const err508 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(func3(data180) < 1){
+const err508 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err508];
 }
@@ -6250,7 +6235,7 @@ errors++;
 }
 }
 else {
-const err509 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err509 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err509];
 }
@@ -6260,9 +6245,8 @@ vErrors.push(err509);
 errors++;
 }
 }
-let data180 = data178.reserved;
-if(!((typeof data180 == "number") && (!(data180 % 1) && !isNaN(data180)))){
-const err510 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data178.ignoreCase !== "boolean"){
+const err510 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/ignoreCase",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/ignoreCase/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err510];
 }
@@ -6271,9 +6255,9 @@ vErrors.push(err510);
 }
 errors++;
 }
-if(typeof data180 == "number"){
-if(data180 > 100 || isNaN(data180)){
-const err511 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+else {
+const err511 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err511];
 }
@@ -6282,8 +6266,10 @@ vErrors.push(err511);
 }
 errors++;
 }
-if(data180 < 0 || isNaN(data180)){
-const err512 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+}
+else {
+const err512 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err512];
 }
@@ -6293,9 +6279,8 @@ vErrors.push(err512);
 errors++;
 }
 }
-let data181 = data178.maxShare;
-if(!((typeof data181 == "number") && (!(data181 % 1) && !isNaN(data181)))){
-const err513 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err513 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err513];
 }
@@ -6304,9 +6289,10 @@ vErrors.push(err513);
 }
 errors++;
 }
-if(typeof data181 == "number"){
-if(data181 > 100 || isNaN(data181)){
-const err514 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+let data182 = data65.fallback;
+if(Array.isArray(data182)){
+if(data182.length > 16){
+const err514 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err514];
 }
@@ -6315,8 +6301,13 @@ vErrors.push(err514);
 }
 errors++;
 }
-if(data181 < 1 || isNaN(data181)){
-const err515 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const len13 = data182.length;
+for(let i20=0; i20<len13; i20++){
+let data183 = data182[i20];
+if(data183 && typeof data183 == "object" && !Array.isArray(data183)){
+for(const key41 in data183){
+if(!(((((key41 === "upstream") || (key41 === "model")) || (key41 === "cache")) || (key41 === "static")) || (key41 === "when"))){
+const err515 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err515];
 }
@@ -6326,9 +6317,11 @@ vErrors.push(err515);
 errors++;
 }
 }
-}
-else {
-const err516 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data183.upstream !== undefined){
+let data184 = data183.upstream;
+if(typeof data184 === "string"){
+if(func3(data184) > 63){
+const err516 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err516];
 }
@@ -6337,10 +6330,8 @@ vErrors.push(err516);
 }
 errors++;
 }
-}
-}
-else {
-const err517 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!pattern19.test(data184)){
+const err517 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err517];
 }
@@ -6351,7 +6342,7 @@ errors++;
 }
 }
 else {
-const err518 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err518 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err518];
 }
@@ -6360,19 +6351,12 @@ vErrors.push(err518);
 }
 errors++;
 }
-let data182 = data.budget;
-if(data182 && typeof data182 == "object" && !Array.isArray(data182)){
-if(data182.window === undefined){
-data182.window = "hour";
 }
-if(data182.tokens === undefined){
-data182.tokens = 0;
-}
-if(data182.cost === undefined){
-data182.cost = "0";
-}
-if(data182.window === undefined){
-const err519 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+if(data183.model !== undefined){
+let data185 = data183.model;
+if(typeof data185 === "string"){
+if(func3(data185) > 256){
+const err519 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err519];
 }
@@ -6381,8 +6365,8 @@ vErrors.push(err519);
 }
 errors++;
 }
-if(data182.tokens === undefined){
-const err520 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
+if(func3(data185) < 1){
+const err520 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err520];
 }
@@ -6391,8 +6375,9 @@ vErrors.push(err520);
 }
 errors++;
 }
-if(data182.cost === undefined){
-const err521 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
+}
+else {
+const err521 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err521];
 }
@@ -6401,9 +6386,12 @@ vErrors.push(err521);
 }
 errors++;
 }
-for(const key42 in data182){
-if(!(((key42 === "window") || (key42 === "tokens")) || (key42 === "cost"))){
-const err522 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
+}
+if(data183.cache !== undefined){
+let data186 = data183.cache;
+if(data186 && typeof data186 == "object" && !Array.isArray(data186)){
+for(const key42 in data186){
+const err522 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err522];
 }
@@ -6413,9 +6401,8 @@ vErrors.push(err522);
 errors++;
 }
 }
-let data183 = data182.window;
-if(typeof data183 !== "string"){
-const err523 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err523 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err523];
 }
@@ -6424,8 +6411,12 @@ vErrors.push(err523);
 }
 errors++;
 }
-if(!((data183 === "hour") || (data183 === "day"))){
-const err524 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
+}
+if(data183.static !== undefined){
+let data187 = data183.static;
+if(data187 && typeof data187 == "object" && !Array.isArray(data187)){
+if(data187.message === undefined){
+const err524 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
 if(vErrors === null){
 vErrors = [err524];
 }
@@ -6434,9 +6425,9 @@ vErrors.push(err524);
 }
 errors++;
 }
-let data184 = data182.tokens;
-if(!((typeof data184 == "number") && (!(data184 % 1) && !isNaN(data184)))){
-const err525 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key43 in data187){
+if(!(key43 === "message")){
+const err525 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err525];
 }
@@ -6445,9 +6436,12 @@ vErrors.push(err525);
 }
 errors++;
 }
-if(typeof data184 == "number"){
-if(data184 > 1000000000000 || isNaN(data184)){
-const err526 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
+}
+if(data187.message !== undefined){
+let data188 = data187.message;
+if(typeof data188 === "string"){
+if(func3(data188) < 1){
+const err526 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err526];
 }
@@ -6456,8 +6450,9 @@ vErrors.push(err526);
 }
 errors++;
 }
-if(data184 < 0 || isNaN(data184)){
-const err527 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err527 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err527];
 }
@@ -6467,10 +6462,9 @@ vErrors.push(err527);
 errors++;
 }
 }
-let data185 = data182.cost;
-if(typeof data185 === "string"){
-if(func3(data185) > 16){
-const err528 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+}
+else {
+const err528 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err528];
 }
@@ -6479,8 +6473,15 @@ vErrors.push(err528);
 }
 errors++;
 }
-if(!pattern52.test(data185)){
-const err529 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+}
+if(data183.when !== undefined){
+let data189 = data183.when;
+if(Array.isArray(data189)){
+const len14 = data189.length;
+for(let i21=0; i21<len14; i21++){
+let data190 = data189[i21];
+if(typeof data190 !== "string"){
+const err529 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err529];
 }
@@ -6489,9 +6490,8 @@ vErrors.push(err529);
 }
 errors++;
 }
-}
-else {
-const err530 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!(((((((((((((data190 === "rate-limited") || (data190 === "overloaded")) || (data190 === "server-error")) || (data190 === "timeout")) || (data190 === "connect-failure")) || (data190 === "reset")) || (data190 === "context-length")) || (data190 === "content-filter")) || (data190 === "invalid-response")) || (data190 === "diverged")) || (data190 === "client-error")) || (data190 === "unavailable")) || (data190 === "budget-exhausted"))){
+const err530 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err530];
 }
@@ -6501,8 +6501,18 @@ vErrors.push(err530);
 errors++;
 }
 }
-else {
-const err531 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let i22 = data189.length;
+let j7;
+if(i22 > 1){
+const indices7 = {};
+for(;i22--;){
+let item7 = data189[i22];
+if(typeof item7 !== "string"){
+continue;
+}
+if(typeof indices7[item7] == "number"){
+j7 = indices7[item7];
+const err531 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i22, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i22+" are identical)"};
 if(vErrors === null){
 vErrors = [err531];
 }
@@ -6510,20 +6520,14 @@ else {
 vErrors.push(err531);
 }
 errors++;
+break;
 }
-let data186 = data.slo;
-if(data186 && typeof data186 == "object" && !Array.isArray(data186)){
-if(data186.window === undefined){
-data186.window = "1h";
+indices7[item7] = i22;
 }
-if(data186.availability === undefined){
-data186.availability = {};
 }
-if(data186.timeToFirstToken === undefined){
-data186.timeToFirstToken = {};
 }
-if(data186.window === undefined){
-const err532 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err532 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err532];
 }
@@ -6532,8 +6536,10 @@ vErrors.push(err532);
 }
 errors++;
 }
-if(data186.availability === undefined){
-const err533 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "availability"},message:"must have required property '"+"availability"+"'"};
+}
+}
+else {
+const err533 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err533];
 }
@@ -6542,8 +6548,10 @@ vErrors.push(err533);
 }
 errors++;
 }
-if(data186.timeToFirstToken === undefined){
-const err534 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "timeToFirstToken"},message:"must have required property '"+"timeToFirstToken"+"'"};
+}
+}
+else {
+const err534 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err534];
 }
@@ -6552,9 +6560,9 @@ vErrors.push(err534);
 }
 errors++;
 }
-for(const key43 in data186){
-if(!(((key43 === "window") || (key43 === "availability")) || (key43 === "timeToFirstToken"))){
-const err535 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
+}
+else {
+const err535 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err535];
 }
@@ -6564,10 +6572,9 @@ vErrors.push(err535);
 errors++;
 }
 }
-let data187 = data186.window;
-if(typeof data187 === "string"){
-if(func3(data187) > 32){
-const err536 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+}
+else {
+const err536 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err536];
 }
@@ -6576,8 +6583,17 @@ vErrors.push(err536);
 }
 errors++;
 }
-if(!pattern1.test(data187)){
-const err537 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+let data191 = data.priorities;
+if(data191 && typeof data191 == "object" && !Array.isArray(data191)){
+if(data191.default === undefined){
+data191.default = "normal";
+}
+if(data191.classes === undefined){
+data191.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
+}
+if(data191.default === undefined){
+const err537 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
 if(vErrors === null){
 vErrors = [err537];
 }
@@ -6586,9 +6602,8 @@ vErrors.push(err537);
 }
 errors++;
 }
-}
-else {
-const err538 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data191.classes === undefined){
+const err538 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
 if(vErrors === null){
 vErrors = [err538];
 }
@@ -6597,13 +6612,9 @@ vErrors.push(err538);
 }
 errors++;
 }
-let data188 = data186.availability;
-if(data188 && typeof data188 == "object" && !Array.isArray(data188)){
-if(data188.objective === undefined){
-data188.objective = "0";
-}
-if(data188.objective === undefined){
-const err539 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
+for(const key44 in data191){
+if(!((key44 === "default") || (key44 === "classes"))){
+const err539 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err539];
 }
@@ -6612,9 +6623,11 @@ vErrors.push(err539);
 }
 errors++;
 }
-for(const key44 in data188){
-if(!(key44 === "objective")){
-const err540 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
+}
+let data192 = data191.default;
+if(typeof data192 === "string"){
+if(func3(data192) > 63){
+const err540 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err540];
 }
@@ -6624,10 +6637,8 @@ vErrors.push(err540);
 errors++;
 }
 }
-let data189 = data188.objective;
-if(typeof data189 === "string"){
-if(func3(data189) > 6){
-const err541 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
+else {
+const err541 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err541];
 }
@@ -6636,8 +6647,10 @@ vErrors.push(err541);
 }
 errors++;
 }
-if(!pattern60.test(data189)){
-const err542 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
+let data193 = data191.classes;
+if(Array.isArray(data193)){
+if(data193.length > 8){
+const err542 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
 if(vErrors === null){
 vErrors = [err542];
 }
@@ -6646,9 +6659,8 @@ vErrors.push(err542);
 }
 errors++;
 }
-}
-else {
-const err543 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data193.length < 1){
+const err543 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err543];
 }
@@ -6657,9 +6669,18 @@ vErrors.push(err543);
 }
 errors++;
 }
+const len15 = data193.length;
+for(let i23=0; i23<len15; i23++){
+let data194 = data193[i23];
+if(data194 && typeof data194 == "object" && !Array.isArray(data194)){
+if(data194.reserved === undefined){
+data194.reserved = 0;
 }
-else {
-const err544 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data194.maxShare === undefined){
+data194.maxShare = 100;
+}
+if(data194.name === undefined){
+const err544 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err544];
 }
@@ -6668,16 +6689,8 @@ vErrors.push(err544);
 }
 errors++;
 }
-let data190 = data186.timeToFirstToken;
-if(data190 && typeof data190 == "object" && !Array.isArray(data190)){
-if(data190.threshold === undefined){
-data190.threshold = "2s";
-}
-if(data190.objective === undefined){
-data190.objective = "0";
-}
-if(data190.threshold === undefined){
-const err545 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "threshold"},message:"must have required property '"+"threshold"+"'"};
+if(data194.reserved === undefined){
+const err545 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
 if(vErrors === null){
 vErrors = [err545];
 }
@@ -6686,8 +6699,8 @@ vErrors.push(err545);
 }
 errors++;
 }
-if(data190.objective === undefined){
-const err546 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
+if(data194.maxShare === undefined){
+const err546 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
 if(vErrors === null){
 vErrors = [err546];
 }
@@ -6696,9 +6709,9 @@ vErrors.push(err546);
 }
 errors++;
 }
-for(const key45 in data190){
-if(!((key45 === "threshold") || (key45 === "objective"))){
-const err547 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
+for(const key45 in data194){
+if(!(((key45 === "name") || (key45 === "reserved")) || (key45 === "maxShare"))){
+const err547 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err547];
 }
@@ -6708,10 +6721,11 @@ vErrors.push(err547);
 errors++;
 }
 }
-let data191 = data190.threshold;
-if(typeof data191 === "string"){
-if(func3(data191) > 32){
-const err548 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data194.name !== undefined){
+let data195 = data194.name;
+if(typeof data195 === "string"){
+if(func3(data195) > 63){
+const err548 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err548];
 }
@@ -6720,8 +6734,8 @@ vErrors.push(err548);
 }
 errors++;
 }
-if(!pattern1.test(data191)){
-const err549 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!pattern19.test(data195)){
+const err549 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err549];
 }
@@ -6732,7 +6746,7 @@ errors++;
 }
 }
 else {
-const err550 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err550 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err550];
 }
@@ -6741,10 +6755,10 @@ vErrors.push(err550);
 }
 errors++;
 }
-let data192 = data190.objective;
-if(typeof data192 === "string"){
-if(func3(data192) > 6){
-const err551 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
+}
+let data196 = data194.reserved;
+if(!((typeof data196 == "number") && (!(data196 % 1) && !isNaN(data196)))){
+const err551 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err551];
 }
@@ -6753,8 +6767,9 @@ vErrors.push(err551);
 }
 errors++;
 }
-if(!pattern60.test(data192)){
-const err552 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
+if(typeof data196 == "number"){
+if(data196 > 100 || isNaN(data196)){
+const err552 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err552];
 }
@@ -6763,9 +6778,8 @@ vErrors.push(err552);
 }
 errors++;
 }
-}
-else {
-const err553 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data196 < 0 || isNaN(data196)){
+const err553 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err553];
 }
@@ -6775,8 +6789,9 @@ vErrors.push(err553);
 errors++;
 }
 }
-else {
-const err554 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data197 = data194.maxShare;
+if(!((typeof data197 == "number") && (!(data197 % 1) && !isNaN(data197)))){
+const err554 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err554];
 }
@@ -6785,9 +6800,9 @@ vErrors.push(err554);
 }
 errors++;
 }
-}
-else {
-const err555 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data197 == "number"){
+if(data197 > 100 || isNaN(data197)){
+const err555 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err555];
 }
@@ -6796,19 +6811,8 @@ vErrors.push(err555);
 }
 errors++;
 }
-let data193 = data.degradation;
-if(data193 && typeof data193 == "object" && !Array.isArray(data193)){
-if(data193.window === undefined){
-data193.window = "60s";
-}
-if(data193.degraded === undefined){
-data193.degraded = {};
-}
-if(data193.emergency === undefined){
-data193.emergency = {};
-}
-if(data193.window === undefined){
-const err556 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+if(data197 < 1 || isNaN(data197)){
+const err556 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err556];
 }
@@ -6817,8 +6821,10 @@ vErrors.push(err556);
 }
 errors++;
 }
-if(data193.degraded === undefined){
-const err557 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
+}
+}
+else {
+const err557 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err557];
 }
@@ -6827,8 +6833,10 @@ vErrors.push(err557);
 }
 errors++;
 }
-if(data193.emergency === undefined){
-const err558 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
+}
+}
+else {
+const err558 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err558];
 }
@@ -6837,9 +6845,9 @@ vErrors.push(err558);
 }
 errors++;
 }
-for(const key46 in data193){
-if(!(((key46 === "window") || (key46 === "degraded")) || (key46 === "emergency"))){
-const err559 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
+}
+else {
+const err559 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err559];
 }
@@ -6848,11 +6856,19 @@ vErrors.push(err559);
 }
 errors++;
 }
+let data198 = data.budget;
+if(data198 && typeof data198 == "object" && !Array.isArray(data198)){
+if(data198.window === undefined){
+data198.window = "hour";
 }
-let data194 = data193.window;
-if(typeof data194 === "string"){
-if(func3(data194) > 32){
-const err560 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data198.tokens === undefined){
+data198.tokens = 0;
+}
+if(data198.cost === undefined){
+data198.cost = "0";
+}
+if(data198.window === undefined){
+const err560 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err560];
 }
@@ -6861,8 +6877,8 @@ vErrors.push(err560);
 }
 errors++;
 }
-if(!pattern1.test(data194)){
-const err561 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data198.tokens === undefined){
+const err561 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
 if(vErrors === null){
 vErrors = [err561];
 }
@@ -6871,9 +6887,8 @@ vErrors.push(err561);
 }
 errors++;
 }
-}
-else {
-const err562 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data198.cost === undefined){
+const err562 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
 if(vErrors === null){
 vErrors = [err562];
 }
@@ -6882,22 +6897,9 @@ vErrors.push(err562);
 }
 errors++;
 }
-let data195 = data193.degraded;
-if(data195 && typeof data195 == "object" && !Array.isArray(data195)){
-if(data195.errorRate === undefined){
-data195.errorRate = 5;
-}
-if(data195.queueDepth === undefined){
-data195.queueDepth = 100;
-}
-if(data195.maxTokens === undefined){
-data195.maxTokens = 256;
-}
-if(data195.temperature === undefined){
-data195.temperature = 0;
-}
-if(data195.errorRate === undefined){
-const err563 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+for(const key46 in data198){
+if(!((((key46 === "window") || (key46 === "tokens")) || (key46 === "cost")) || (key46 === "scope"))){
+const err563 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err563];
 }
@@ -6906,8 +6908,10 @@ vErrors.push(err563);
 }
 errors++;
 }
-if(data195.queueDepth === undefined){
-const err564 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
+}
+let data199 = data198.window;
+if(typeof data199 !== "string"){
+const err564 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err564];
 }
@@ -6916,8 +6920,8 @@ vErrors.push(err564);
 }
 errors++;
 }
-if(data195.maxTokens === undefined){
-const err565 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
+if(!((data199 === "hour") || (data199 === "day"))){
+const err565 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err565];
 }
@@ -6926,8 +6930,9 @@ vErrors.push(err565);
 }
 errors++;
 }
-if(data195.temperature === undefined){
-const err566 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
+let data200 = data198.tokens;
+if(!((typeof data200 == "number") && (!(data200 % 1) && !isNaN(data200)))){
+const err566 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err566];
 }
@@ -6936,9 +6941,9 @@ vErrors.push(err566);
 }
 errors++;
 }
-for(const key47 in data195){
-if(!((((key47 === "errorRate") || (key47 === "queueDepth")) || (key47 === "maxTokens")) || (key47 === "temperature"))){
-const err567 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
+if(typeof data200 == "number"){
+if(data200 > 1000000000000 || isNaN(data200)){
+const err567 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
 if(vErrors === null){
 vErrors = [err567];
 }
@@ -6947,10 +6952,8 @@ vErrors.push(err567);
 }
 errors++;
 }
-}
-let data196 = data195.errorRate;
-if(!((typeof data196 == "number") && (!(data196 % 1) && !isNaN(data196)))){
-const err568 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data200 < 0 || isNaN(data200)){
+const err568 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err568];
 }
@@ -6959,9 +6962,11 @@ vErrors.push(err568);
 }
 errors++;
 }
-if(typeof data196 == "number"){
-if(data196 > 100 || isNaN(data196)){
-const err569 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+let data201 = data198.cost;
+if(typeof data201 === "string"){
+if(func3(data201) > 16){
+const err569 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err569];
 }
@@ -6970,8 +6975,8 @@ vErrors.push(err569);
 }
 errors++;
 }
-if(data196 < 0 || isNaN(data196)){
-const err570 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(!pattern54.test(data201)){
+const err570 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err570];
 }
@@ -6981,9 +6986,8 @@ vErrors.push(err570);
 errors++;
 }
 }
-let data197 = data195.queueDepth;
-if(!((typeof data197 == "number") && (!(data197 % 1) && !isNaN(data197)))){
-const err571 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err571 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err571];
 }
@@ -6992,9 +6996,10 @@ vErrors.push(err571);
 }
 errors++;
 }
-if(typeof data197 == "number"){
-if(data197 < 0 || isNaN(data197)){
-const err572 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data198.scope !== undefined){
+let data202 = data198.scope;
+if(typeof data202 !== "string"){
+const err572 = {instancePath:instancePath+"/budget/scope",schemaPath:"#/properties/budget/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err572];
 }
@@ -7003,10 +7008,8 @@ vErrors.push(err572);
 }
 errors++;
 }
-}
-let data198 = data195.maxTokens;
-if(!((typeof data198 == "number") && (!(data198 % 1) && !isNaN(data198)))){
-const err573 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!((data202 === "pod") || (data202 === "fleet"))){
+const err573 = {instancePath:instancePath+"/budget/scope",schemaPath:"#/properties/budget/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.scope.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err573];
 }
@@ -7015,9 +7018,10 @@ vErrors.push(err573);
 }
 errors++;
 }
-if(typeof data198 == "number"){
-if(data198 < 1 || isNaN(data198)){
-const err574 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+}
+else {
+const err574 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err574];
 }
@@ -7026,11 +7030,11 @@ vErrors.push(err574);
 }
 errors++;
 }
-}
-let data199 = data195.temperature;
-if(typeof data199 == "number"){
-if(data199 > 2 || isNaN(data199)){
-const err575 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
+if(data.sharedState !== undefined){
+let data203 = data.sharedState;
+if(data203 && typeof data203 == "object" && !Array.isArray(data203)){
+if(data203.redis === undefined){
+const err575 = {instancePath:instancePath+"/sharedState",schemaPath:"#/properties/sharedState/required",keyword:"required",params:{missingProperty: "redis"},message:"must have required property '"+"redis"+"'"};
 if(vErrors === null){
 vErrors = [err575];
 }
@@ -7039,8 +7043,9 @@ vErrors.push(err575);
 }
 errors++;
 }
-if(data199 < 0 || isNaN(data199)){
-const err576 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key47 in data203){
+if(!(key47 === "redis")){
+const err576 = {instancePath:instancePath+"/sharedState",schemaPath:"#/properties/sharedState/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err576];
 }
@@ -7050,8 +7055,11 @@ vErrors.push(err576);
 errors++;
 }
 }
-else {
-const err577 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data203.redis !== undefined){
+let data204 = data203.redis;
+if(data204 && typeof data204 == "object" && !Array.isArray(data204)){
+if(data204.url === undefined){
+const err577 = {instancePath:instancePath+"/sharedState/redis",schemaPath:"#/properties/sharedState/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err577];
 }
@@ -7060,9 +7068,9 @@ vErrors.push(err577);
 }
 errors++;
 }
-}
-else {
-const err578 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key48 in data204){
+if(!((key48 === "url") || (key48 === "secretRef"))){
+const err578 = {instancePath:instancePath+"/sharedState/redis",schemaPath:"#/properties/sharedState/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key48},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err578];
 }
@@ -7071,16 +7079,12 @@ vErrors.push(err578);
 }
 errors++;
 }
-let data200 = data193.emergency;
-if(data200 && typeof data200 == "object" && !Array.isArray(data200)){
-if(data200.errorRate === undefined){
-data200.errorRate = 25;
 }
-if(data200.serve === undefined){
-data200.serve = ["cache","static"];
-}
-if(data200.errorRate === undefined){
-const err579 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+if(data204.url !== undefined){
+let data205 = data204.url;
+if(typeof data205 === "string"){
+if(func3(data205) > 2048){
+const err579 = {instancePath:instancePath+"/sharedState/redis/url",schemaPath:"#/properties/sharedState/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err579];
 }
@@ -7089,8 +7093,8 @@ vErrors.push(err579);
 }
 errors++;
 }
-if(data200.serve === undefined){
-const err580 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
+if(func3(data205) < 1){
+const err580 = {instancePath:instancePath+"/sharedState/redis/url",schemaPath:"#/properties/sharedState/properties/redis/properties/url/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err580];
 }
@@ -7099,9 +7103,8 @@ vErrors.push(err580);
 }
 errors++;
 }
-for(const key48 in data200){
-if(!((key48 === "errorRate") || (key48 === "serve"))){
-const err581 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key48},message:"must NOT have additional properties"};
+if(!pattern61.test(data205)){
+const err581 = {instancePath:instancePath+"/sharedState/redis/url",schemaPath:"#/properties/sharedState/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^rediss?://[^\\s]+$"},message:"must match pattern \""+"^rediss?://[^\\s]+$"+"\""};
 if(vErrors === null){
 vErrors = [err581];
 }
@@ -7111,9 +7114,8 @@ vErrors.push(err581);
 errors++;
 }
 }
-let data201 = data200.errorRate;
-if(!((typeof data201 == "number") && (!(data201 % 1) && !isNaN(data201)))){
-const err582 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err582 = {instancePath:instancePath+"/sharedState/redis/url",schemaPath:"#/properties/sharedState/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err582];
 }
@@ -7122,9 +7124,12 @@ vErrors.push(err582);
 }
 errors++;
 }
-if(typeof data201 == "number"){
-if(data201 > 100 || isNaN(data201)){
-const err583 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+if(data204.secretRef !== undefined){
+let data206 = data204.secretRef;
+if(data206 && typeof data206 == "object" && !Array.isArray(data206)){
+if(data206.name === undefined){
+const err583 = {instancePath:instancePath+"/sharedState/redis/secretRef",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err583];
 }
@@ -7133,8 +7138,8 @@ vErrors.push(err583);
 }
 errors++;
 }
-if(data201 < 0 || isNaN(data201)){
-const err584 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data206.key === undefined){
+const err584 = {instancePath:instancePath+"/sharedState/redis/secretRef",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err584];
 }
@@ -7143,14 +7148,9 @@ vErrors.push(err584);
 }
 errors++;
 }
-}
-let data202 = data200.serve;
-if(Array.isArray(data202)){
-const len16 = data202.length;
-for(let i24=0; i24<len16; i24++){
-let data203 = data202[i24];
-if(typeof data203 !== "string"){
-const err585 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key49 in data206){
+if(!((key49 === "name") || (key49 === "key"))){
+const err585 = {instancePath:instancePath+"/sharedState/redis/secretRef",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key49},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err585];
 }
@@ -7159,8 +7159,12 @@ vErrors.push(err585);
 }
 errors++;
 }
-if(!((data203 === "cache") || (data203 === "static"))){
-const err586 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
+}
+if(data206.name !== undefined){
+let data207 = data206.name;
+if(typeof data207 === "string"){
+if(func3(data207) > 253){
+const err586 = {instancePath:instancePath+"/sharedState/redis/secretRef/name",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err586];
 }
@@ -7169,10 +7173,8 @@ vErrors.push(err586);
 }
 errors++;
 }
-}
-}
-else {
-const err587 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!pattern22.test(data207)){
+const err587 = {instancePath:instancePath+"/sharedState/redis/secretRef/name",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err587];
 }
@@ -7183,7 +7185,7 @@ errors++;
 }
 }
 else {
-const err588 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err588 = {instancePath:instancePath+"/sharedState/redis/secretRef/name",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err588];
 }
@@ -7193,8 +7195,11 @@ vErrors.push(err588);
 errors++;
 }
 }
-else {
-const err589 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data206.key !== undefined){
+let data208 = data206.key;
+if(typeof data208 === "string"){
+if(func3(data208) > 253){
+const err589 = {instancePath:instancePath+"/sharedState/redis/secretRef/key",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err589];
 }
@@ -7203,22 +7208,8 @@ vErrors.push(err589);
 }
 errors++;
 }
-let data204 = data.cache;
-if(data204 && typeof data204 == "object" && !Array.isArray(data204)){
-if(data204.ttl === undefined){
-data204.ttl = "10m";
-}
-if(data204.maxEntries === undefined){
-data204.maxEntries = 10000;
-}
-if(data204.maxBytes === undefined){
-data204.maxBytes = "64Mi";
-}
-if(data204.serveFresh === undefined){
-data204.serveFresh = false;
-}
-if(data204.ttl === undefined){
-const err590 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
+if(!pattern23.test(data208)){
+const err590 = {instancePath:instancePath+"/sharedState/redis/secretRef/key",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/key/pattern",keyword:"pattern",params:{pattern: "^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"},message:"must match pattern \""+"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"+"\""};
 if(vErrors === null){
 vErrors = [err590];
 }
@@ -7227,8 +7218,9 @@ vErrors.push(err590);
 }
 errors++;
 }
-if(data204.maxEntries === undefined){
-const err591 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
+}
+else {
+const err591 = {instancePath:instancePath+"/sharedState/redis/secretRef/key",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err591];
 }
@@ -7237,8 +7229,10 @@ vErrors.push(err591);
 }
 errors++;
 }
-if(data204.maxBytes === undefined){
-const err592 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
+}
+}
+else {
+const err592 = {instancePath:instancePath+"/sharedState/redis/secretRef",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err592];
 }
@@ -7247,8 +7241,10 @@ vErrors.push(err592);
 }
 errors++;
 }
-if(data204.serveFresh === undefined){
-const err593 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
+}
+}
+else {
+const err593 = {instancePath:instancePath+"/sharedState/redis",schemaPath:"#/properties/sharedState/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err593];
 }
@@ -7257,9 +7253,10 @@ vErrors.push(err593);
 }
 errors++;
 }
-for(const key49 in data204){
-if(!(((((key49 === "ttl") || (key49 === "maxEntries")) || (key49 === "maxBytes")) || (key49 === "serveFresh")) || (key49 === "redis"))){
-const err594 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key49},message:"must NOT have additional properties"};
+}
+}
+else {
+const err594 = {instancePath:instancePath+"/sharedState",schemaPath:"#/properties/sharedState/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err594];
 }
@@ -7269,10 +7266,19 @@ vErrors.push(err594);
 errors++;
 }
 }
-let data205 = data204.ttl;
-if(typeof data205 === "string"){
-if(func3(data205) > 32){
-const err595 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+let data209 = data.slo;
+if(data209 && typeof data209 == "object" && !Array.isArray(data209)){
+if(data209.window === undefined){
+data209.window = "1h";
+}
+if(data209.availability === undefined){
+data209.availability = {};
+}
+if(data209.timeToFirstToken === undefined){
+data209.timeToFirstToken = {};
+}
+if(data209.window === undefined){
+const err595 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err595];
 }
@@ -7281,8 +7287,8 @@ vErrors.push(err595);
 }
 errors++;
 }
-if(!pattern1.test(data205)){
-const err596 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data209.availability === undefined){
+const err596 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "availability"},message:"must have required property '"+"availability"+"'"};
 if(vErrors === null){
 vErrors = [err596];
 }
@@ -7291,9 +7297,8 @@ vErrors.push(err596);
 }
 errors++;
 }
-}
-else {
-const err597 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data209.timeToFirstToken === undefined){
+const err597 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "timeToFirstToken"},message:"must have required property '"+"timeToFirstToken"+"'"};
 if(vErrors === null){
 vErrors = [err597];
 }
@@ -7302,9 +7307,9 @@ vErrors.push(err597);
 }
 errors++;
 }
-let data206 = data204.maxEntries;
-if(!((typeof data206 == "number") && (!(data206 % 1) && !isNaN(data206)))){
-const err598 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key50 in data209){
+if(!(((key50 === "window") || (key50 === "availability")) || (key50 === "timeToFirstToken"))){
+const err598 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key50},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err598];
 }
@@ -7313,9 +7318,11 @@ vErrors.push(err598);
 }
 errors++;
 }
-if(typeof data206 == "number"){
-if(data206 > 100000 || isNaN(data206)){
-const err599 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+}
+let data210 = data209.window;
+if(typeof data210 === "string"){
+if(func3(data210) > 32){
+const err599 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err599];
 }
@@ -7324,8 +7331,8 @@ vErrors.push(err599);
 }
 errors++;
 }
-if(data206 < 0 || isNaN(data206)){
-const err600 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(!pattern1.test(data210)){
+const err600 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err600];
 }
@@ -7335,10 +7342,8 @@ vErrors.push(err600);
 errors++;
 }
 }
-let data207 = data204.maxBytes;
-if(typeof data207 === "string"){
-if(!pattern12.test(data207)){
-const err601 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+else {
+const err601 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err601];
 }
@@ -7347,9 +7352,13 @@ vErrors.push(err601);
 }
 errors++;
 }
+let data211 = data209.availability;
+if(data211 && typeof data211 == "object" && !Array.isArray(data211)){
+if(data211.objective === undefined){
+data211.objective = "0";
 }
-else {
-const err602 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data211.objective === undefined){
+const err602 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
 if(vErrors === null){
 vErrors = [err602];
 }
@@ -7358,8 +7367,9 @@ vErrors.push(err602);
 }
 errors++;
 }
-if(typeof data204.serveFresh !== "boolean"){
-const err603 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+for(const key51 in data211){
+if(!(key51 === "objective")){
+const err603 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key51},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err603];
 }
@@ -7368,14 +7378,11 @@ vErrors.push(err603);
 }
 errors++;
 }
-if(data204.redis !== undefined){
-let data209 = data204.redis;
-if(data209 && typeof data209 == "object" && !Array.isArray(data209)){
-if(data209.url === undefined){
-data209.url = "";
 }
-if(data209.url === undefined){
-const err604 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
+let data212 = data211.objective;
+if(typeof data212 === "string"){
+if(func3(data212) > 6){
+const err604 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
 if(vErrors === null){
 vErrors = [err604];
 }
@@ -7384,9 +7391,8 @@ vErrors.push(err604);
 }
 errors++;
 }
-for(const key50 in data209){
-if(!((key50 === "url") || (key50 === "secretRef"))){
-const err605 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key50},message:"must NOT have additional properties"};
+if(!pattern65.test(data212)){
+const err605 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
 if(vErrors === null){
 vErrors = [err605];
 }
@@ -7396,10 +7402,8 @@ vErrors.push(err605);
 errors++;
 }
 }
-let data210 = data209.url;
-if(typeof data210 === "string"){
-if(func3(data210) > 2048){
-const err606 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+else {
+const err606 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err606];
 }
@@ -7408,8 +7412,9 @@ vErrors.push(err606);
 }
 errors++;
 }
-if(!pattern66.test(data210)){
-const err607 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
+}
+else {
+const err607 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err607];
 }
@@ -7418,9 +7423,16 @@ vErrors.push(err607);
 }
 errors++;
 }
+let data213 = data209.timeToFirstToken;
+if(data213 && typeof data213 == "object" && !Array.isArray(data213)){
+if(data213.threshold === undefined){
+data213.threshold = "2s";
 }
-else {
-const err608 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data213.objective === undefined){
+data213.objective = "0";
+}
+if(data213.threshold === undefined){
+const err608 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "threshold"},message:"must have required property '"+"threshold"+"'"};
 if(vErrors === null){
 vErrors = [err608];
 }
@@ -7429,11 +7441,8 @@ vErrors.push(err608);
 }
 errors++;
 }
-if(data209.secretRef !== undefined){
-let data211 = data209.secretRef;
-if(data211 && typeof data211 == "object" && !Array.isArray(data211)){
-if(data211.name === undefined){
-const err609 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(data213.objective === undefined){
+const err609 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
 if(vErrors === null){
 vErrors = [err609];
 }
@@ -7442,8 +7451,9 @@ vErrors.push(err609);
 }
 errors++;
 }
-if(data211.key === undefined){
-const err610 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+for(const key52 in data213){
+if(!((key52 === "threshold") || (key52 === "objective"))){
+const err610 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key52},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err610];
 }
@@ -7452,9 +7462,11 @@ vErrors.push(err610);
 }
 errors++;
 }
-for(const key51 in data211){
-if(!((key51 === "name") || (key51 === "key"))){
-const err611 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key51},message:"must NOT have additional properties"};
+}
+let data214 = data213.threshold;
+if(typeof data214 === "string"){
+if(func3(data214) > 32){
+const err611 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err611];
 }
@@ -7463,12 +7475,8 @@ vErrors.push(err611);
 }
 errors++;
 }
-}
-if(data211.name !== undefined){
-let data212 = data211.name;
-if(typeof data212 === "string"){
-if(func3(data212) > 253){
-const err612 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(!pattern1.test(data214)){
+const err612 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err612];
 }
@@ -7477,8 +7485,9 @@ vErrors.push(err612);
 }
 errors++;
 }
-if(!pattern21.test(data212)){
-const err613 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+}
+else {
+const err613 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err613];
 }
@@ -7487,9 +7496,10 @@ vErrors.push(err613);
 }
 errors++;
 }
-}
-else {
-const err614 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data215 = data213.objective;
+if(typeof data215 === "string"){
+if(func3(data215) > 6){
+const err614 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
 if(vErrors === null){
 vErrors = [err614];
 }
@@ -7498,12 +7508,8 @@ vErrors.push(err614);
 }
 errors++;
 }
-}
-if(data211.key !== undefined){
-let data213 = data211.key;
-if(typeof data213 === "string"){
-if(func3(data213) > 253){
-const err615 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(!pattern65.test(data215)){
+const err615 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
 if(vErrors === null){
 vErrors = [err615];
 }
@@ -7512,8 +7518,9 @@ vErrors.push(err615);
 }
 errors++;
 }
-if(!pattern22.test(data213)){
-const err616 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/pattern",keyword:"pattern",params:{pattern: "^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"},message:"must match pattern \""+"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"+"\""};
+}
+else {
+const err616 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err616];
 }
@@ -7524,7 +7531,7 @@ errors++;
 }
 }
 else {
-const err617 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err617 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err617];
 }
@@ -7534,9 +7541,8 @@ vErrors.push(err617);
 errors++;
 }
 }
-}
 else {
-const err618 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err618 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err618];
 }
@@ -7545,10 +7551,19 @@ vErrors.push(err618);
 }
 errors++;
 }
+let data216 = data.degradation;
+if(data216 && typeof data216 == "object" && !Array.isArray(data216)){
+if(data216.window === undefined){
+data216.window = "60s";
 }
+if(data216.degraded === undefined){
+data216.degraded = {};
 }
-else {
-const err619 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data216.emergency === undefined){
+data216.emergency = {};
+}
+if(data216.window === undefined){
+const err619 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err619];
 }
@@ -7557,10 +7572,8 @@ vErrors.push(err619);
 }
 errors++;
 }
-}
-}
-else {
-const err620 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data216.degraded === undefined){
+const err620 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
 if(vErrors === null){
 vErrors = [err620];
 }
@@ -7569,19 +7582,8 @@ vErrors.push(err620);
 }
 errors++;
 }
-let data214 = data.validation;
-if(data214 && typeof data214 == "object" && !Array.isArray(data214)){
-if(data214.json === undefined){
-data214.json = true;
-}
-if(data214.refusal === undefined){
-data214.refusal = false;
-}
-if(data214.emptyContent === undefined){
-data214.emptyContent = true;
-}
-if(data214.json === undefined){
-const err621 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
+if(data216.emergency === undefined){
+const err621 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
 if(vErrors === null){
 vErrors = [err621];
 }
@@ -7590,8 +7592,9 @@ vErrors.push(err621);
 }
 errors++;
 }
-if(data214.refusal === undefined){
-const err622 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
+for(const key53 in data216){
+if(!(((key53 === "window") || (key53 === "degraded")) || (key53 === "emergency"))){
+const err622 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key53},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err622];
 }
@@ -7600,8 +7603,11 @@ vErrors.push(err622);
 }
 errors++;
 }
-if(data214.emptyContent === undefined){
-const err623 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
+}
+let data217 = data216.window;
+if(typeof data217 === "string"){
+if(func3(data217) > 32){
+const err623 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err623];
 }
@@ -7610,9 +7616,8 @@ vErrors.push(err623);
 }
 errors++;
 }
-for(const key52 in data214){
-if(!(((key52 === "json") || (key52 === "refusal")) || (key52 === "emptyContent"))){
-const err624 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key52},message:"must NOT have additional properties"};
+if(!pattern1.test(data217)){
+const err624 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err624];
 }
@@ -7622,8 +7627,8 @@ vErrors.push(err624);
 errors++;
 }
 }
-if(typeof data214.json !== "boolean"){
-const err625 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err625 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err625];
 }
@@ -7632,8 +7637,22 @@ vErrors.push(err625);
 }
 errors++;
 }
-if(typeof data214.refusal !== "boolean"){
-const err626 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+let data218 = data216.degraded;
+if(data218 && typeof data218 == "object" && !Array.isArray(data218)){
+if(data218.errorRate === undefined){
+data218.errorRate = 5;
+}
+if(data218.queueDepth === undefined){
+data218.queueDepth = 100;
+}
+if(data218.maxTokens === undefined){
+data218.maxTokens = 256;
+}
+if(data218.temperature === undefined){
+data218.temperature = 0;
+}
+if(data218.errorRate === undefined){
+const err626 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err626];
 }
@@ -7642,8 +7661,8 @@ vErrors.push(err626);
 }
 errors++;
 }
-if(typeof data214.emptyContent !== "boolean"){
-const err627 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data218.queueDepth === undefined){
+const err627 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
 if(vErrors === null){
 vErrors = [err627];
 }
@@ -7652,9 +7671,8 @@ vErrors.push(err627);
 }
 errors++;
 }
-}
-else {
-const err628 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data218.maxTokens === undefined){
+const err628 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
 if(vErrors === null){
 vErrors = [err628];
 }
@@ -7663,10 +7681,8 @@ vErrors.push(err628);
 }
 errors++;
 }
-let data218 = data.faults;
-if(Array.isArray(data218)){
-if(data218.length > 32){
-const err629 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+if(data218.temperature === undefined){
+const err629 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
 if(vErrors === null){
 vErrors = [err629];
 }
@@ -7675,12 +7691,9 @@ vErrors.push(err629);
 }
 errors++;
 }
-const len17 = data218.length;
-for(let i25=0; i25<len17; i25++){
-let data219 = data218[i25];
-if(data219 && typeof data219 == "object" && !Array.isArray(data219)){
-if(data219.upstream === undefined){
-const err630 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+for(const key54 in data218){
+if(!((((key54 === "errorRate") || (key54 === "queueDepth")) || (key54 === "maxTokens")) || (key54 === "temperature"))){
+const err630 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key54},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err630];
 }
@@ -7689,8 +7702,10 @@ vErrors.push(err630);
 }
 errors++;
 }
-if(data219.percent === undefined){
-const err631 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
+}
+let data219 = data218.errorRate;
+if(!((typeof data219 == "number") && (!(data219 % 1) && !isNaN(data219)))){
+const err631 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err631];
 }
@@ -7699,9 +7714,9 @@ vErrors.push(err631);
 }
 errors++;
 }
-for(const key53 in data219){
-if(!((((key53 === "upstream") || (key53 === "percent")) || (key53 === "delay")) || (key53 === "abort"))){
-const err632 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key53},message:"must NOT have additional properties"};
+if(typeof data219 == "number"){
+if(data219 > 100 || isNaN(data219)){
+const err632 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err632];
 }
@@ -7710,12 +7725,8 @@ vErrors.push(err632);
 }
 errors++;
 }
-}
-if(data219.upstream !== undefined){
-let data220 = data219.upstream;
-if(typeof data220 === "string"){
-if(func3(data220) > 63){
-const err633 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data219 < 0 || isNaN(data219)){
+const err633 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err633];
 }
@@ -7724,8 +7735,10 @@ vErrors.push(err633);
 }
 errors++;
 }
-if(!pattern18.test(data220)){
-const err634 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+}
+let data220 = data218.queueDepth;
+if(!((typeof data220 == "number") && (!(data220 % 1) && !isNaN(data220)))){
+const err634 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err634];
 }
@@ -7734,9 +7747,9 @@ vErrors.push(err634);
 }
 errors++;
 }
-}
-else {
-const err635 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data220 == "number"){
+if(data220 < 0 || isNaN(data220)){
+const err635 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err635];
 }
@@ -7746,10 +7759,9 @@ vErrors.push(err635);
 errors++;
 }
 }
-if(data219.percent !== undefined){
-let data221 = data219.percent;
+let data221 = data218.maxTokens;
 if(!((typeof data221 == "number") && (!(data221 % 1) && !isNaN(data221)))){
-const err636 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err636 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err636];
 }
@@ -7759,8 +7771,8 @@ vErrors.push(err636);
 errors++;
 }
 if(typeof data221 == "number"){
-if(data221 > 100 || isNaN(data221)){
-const err637 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data221 < 1 || isNaN(data221)){
+const err637 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err637];
 }
@@ -7769,8 +7781,11 @@ vErrors.push(err637);
 }
 errors++;
 }
-if(data221 < 0 || isNaN(data221)){
-const err638 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data222 = data218.temperature;
+if(typeof data222 == "number"){
+if(data222 > 2 || isNaN(data222)){
+const err638 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
 if(vErrors === null){
 vErrors = [err638];
 }
@@ -7779,13 +7794,8 @@ vErrors.push(err638);
 }
 errors++;
 }
-}
-}
-if(data219.delay !== undefined){
-let data222 = data219.delay;
-if(typeof data222 === "string"){
-if(func3(data222) > 32){
-const err639 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data222 < 0 || isNaN(data222)){
+const err639 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err639];
 }
@@ -7794,8 +7804,9 @@ vErrors.push(err639);
 }
 errors++;
 }
-if(!pattern1.test(data222)){
-const err640 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err640 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err640];
 }
@@ -7806,7 +7817,7 @@ errors++;
 }
 }
 else {
-const err641 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err641 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err641];
 }
@@ -7815,12 +7826,16 @@ vErrors.push(err641);
 }
 errors++;
 }
-}
-if(data219.abort !== undefined){
-let data223 = data219.abort;
+let data223 = data216.emergency;
 if(data223 && typeof data223 == "object" && !Array.isArray(data223)){
-if(data223.status === undefined){
-const err642 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
+if(data223.errorRate === undefined){
+data223.errorRate = 25;
+}
+if(data223.serve === undefined){
+data223.serve = ["cache","static"];
+}
+if(data223.errorRate === undefined){
+const err642 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err642];
 }
@@ -7829,9 +7844,8 @@ vErrors.push(err642);
 }
 errors++;
 }
-for(const key54 in data223){
-if(!(key54 === "status")){
-const err643 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key54},message:"must NOT have additional properties"};
+if(data223.serve === undefined){
+const err643 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
 if(vErrors === null){
 vErrors = [err643];
 }
@@ -7840,11 +7854,9 @@ vErrors.push(err643);
 }
 errors++;
 }
-}
-if(data223.status !== undefined){
-let data224 = data223.status;
-if(!((typeof data224 == "number") && (!(data224 % 1) && !isNaN(data224)))){
-const err644 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key55 in data223){
+if(!((key55 === "errorRate") || (key55 === "serve"))){
+const err644 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key55},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err644];
 }
@@ -7853,9 +7865,10 @@ vErrors.push(err644);
 }
 errors++;
 }
-if(typeof data224 == "number"){
-if(data224 > 599 || isNaN(data224)){
-const err645 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+}
+let data224 = data223.errorRate;
+if(!((typeof data224 == "number") && (!(data224 % 1) && !isNaN(data224)))){
+const err645 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err645];
 }
@@ -7864,8 +7877,9 @@ vErrors.push(err645);
 }
 errors++;
 }
-if(data224 < 400 || isNaN(data224)){
-const err646 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(typeof data224 == "number"){
+if(data224 > 100 || isNaN(data224)){
+const err646 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err646];
 }
@@ -7874,11 +7888,8 @@ vErrors.push(err646);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err647 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data224 < 0 || isNaN(data224)){
+const err647 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err647];
 }
@@ -7888,9 +7899,13 @@ vErrors.push(err647);
 errors++;
 }
 }
-}
-else {
-const err648 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data225 = data223.serve;
+if(Array.isArray(data225)){
+const len16 = data225.length;
+for(let i24=0; i24<len16; i24++){
+let data226 = data225[i24];
+if(typeof data226 !== "string"){
+const err648 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err648];
 }
@@ -7899,10 +7914,8 @@ vErrors.push(err648);
 }
 errors++;
 }
-}
-}
-else {
-const err649 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!((data226 === "cache") || (data226 === "static"))){
+const err649 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err649];
 }
@@ -7911,19 +7924,10 @@ vErrors.push(err649);
 }
 errors++;
 }
-let data225 = data.inbound;
-if(data225 && typeof data225 == "object" && !Array.isArray(data225)){
-if(data225.headersTimeout === undefined){
-data225.headersTimeout = "10s";
 }
-if(data225.requestTimeout === undefined){
-data225.requestTimeout = "120s";
 }
-if(data225.maxConnections === undefined){
-data225.maxConnections = 4096;
-}
-if(data225.headersTimeout === undefined){
-const err650 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
+else {
+const err650 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err650];
 }
@@ -7932,8 +7936,9 @@ vErrors.push(err650);
 }
 errors++;
 }
-if(data225.requestTimeout === undefined){
-const err651 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
+}
+else {
+const err651 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err651];
 }
@@ -7942,8 +7947,9 @@ vErrors.push(err651);
 }
 errors++;
 }
-if(data225.maxConnections === undefined){
-const err652 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
+}
+else {
+const err652 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err652];
 }
@@ -7952,9 +7958,25 @@ vErrors.push(err652);
 }
 errors++;
 }
-for(const key55 in data225){
-if(!(((key55 === "headersTimeout") || (key55 === "requestTimeout")) || (key55 === "maxConnections"))){
-const err653 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key55},message:"must NOT have additional properties"};
+let data227 = data.cache;
+if(data227 && typeof data227 == "object" && !Array.isArray(data227)){
+if(data227.ttl === undefined){
+data227.ttl = "10m";
+}
+if(data227.maxEntries === undefined){
+data227.maxEntries = 10000;
+}
+if(data227.maxBytes === undefined){
+data227.maxBytes = "64Mi";
+}
+if(data227.serveFresh === undefined){
+data227.serveFresh = false;
+}
+if(data227.shared === undefined){
+data227.shared = false;
+}
+if(data227.ttl === undefined){
+const err653 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
 if(vErrors === null){
 vErrors = [err653];
 }
@@ -7963,11 +7985,8 @@ vErrors.push(err653);
 }
 errors++;
 }
-}
-let data226 = data225.headersTimeout;
-if(typeof data226 === "string"){
-if(func3(data226) > 32){
-const err654 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data227.maxEntries === undefined){
+const err654 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
 if(vErrors === null){
 vErrors = [err654];
 }
@@ -7976,8 +7995,8 @@ vErrors.push(err654);
 }
 errors++;
 }
-if(!pattern1.test(data226)){
-const err655 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data227.maxBytes === undefined){
+const err655 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
 if(vErrors === null){
 vErrors = [err655];
 }
@@ -7986,9 +8005,8 @@ vErrors.push(err655);
 }
 errors++;
 }
-}
-else {
-const err656 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data227.serveFresh === undefined){
+const err656 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
 if(vErrors === null){
 vErrors = [err656];
 }
@@ -7997,10 +8015,8 @@ vErrors.push(err656);
 }
 errors++;
 }
-let data227 = data225.requestTimeout;
-if(typeof data227 === "string"){
-if(func3(data227) > 32){
-const err657 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data227.shared === undefined){
+const err657 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "shared"},message:"must have required property '"+"shared"+"'"};
 if(vErrors === null){
 vErrors = [err657];
 }
@@ -8009,8 +8025,9 @@ vErrors.push(err657);
 }
 errors++;
 }
-if(!pattern1.test(data227)){
-const err658 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key56 in data227){
+if(!((((((key56 === "ttl") || (key56 === "maxEntries")) || (key56 === "maxBytes")) || (key56 === "serveFresh")) || (key56 === "shared")) || (key56 === "redis"))){
+const err658 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key56},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err658];
 }
@@ -8020,8 +8037,10 @@ vErrors.push(err658);
 errors++;
 }
 }
-else {
-const err659 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data228 = data227.ttl;
+if(typeof data228 === "string"){
+if(func3(data228) > 32){
+const err659 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err659];
 }
@@ -8030,9 +8049,8 @@ vErrors.push(err659);
 }
 errors++;
 }
-let data228 = data225.maxConnections;
-if(!((typeof data228 == "number") && (!(data228 % 1) && !isNaN(data228)))){
-const err660 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern1.test(data228)){
+const err660 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err660];
 }
@@ -8041,9 +8059,9 @@ vErrors.push(err660);
 }
 errors++;
 }
-if(typeof data228 == "number"){
-if(data228 > 65536 || isNaN(data228)){
-const err661 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
+}
+else {
+const err661 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err661];
 }
@@ -8052,8 +8070,9 @@ vErrors.push(err661);
 }
 errors++;
 }
-if(data228 < 1 || isNaN(data228)){
-const err662 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+let data229 = data227.maxEntries;
+if(!((typeof data229 == "number") && (!(data229 % 1) && !isNaN(data229)))){
+const err662 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err662];
 }
@@ -8062,10 +8081,9 @@ vErrors.push(err662);
 }
 errors++;
 }
-}
-}
-else {
-const err663 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data229 == "number"){
+if(data229 > 100000 || isNaN(data229)){
+const err663 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err663];
 }
@@ -8074,13 +8092,8 @@ vErrors.push(err663);
 }
 errors++;
 }
-let data229 = data.limits;
-if(data229 && typeof data229 == "object" && !Array.isArray(data229)){
-if(data229.maxBufferedBytes === undefined){
-data229.maxBufferedBytes = "96Mi";
-}
-if(data229.maxBufferedBytes === undefined){
-const err664 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
+if(data229 < 0 || isNaN(data229)){
+const err664 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err664];
 }
@@ -8089,9 +8102,11 @@ vErrors.push(err664);
 }
 errors++;
 }
-for(const key56 in data229){
-if(!(key56 === "maxBufferedBytes")){
-const err665 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key56},message:"must NOT have additional properties"};
+}
+let data230 = data227.maxBytes;
+if(typeof data230 === "string"){
+if(!pattern12.test(data230)){
+const err665 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err665];
 }
@@ -8101,10 +8116,8 @@ vErrors.push(err665);
 errors++;
 }
 }
-let data230 = data229.maxBufferedBytes;
-if(typeof data230 === "string"){
-if(!pattern12.test(data230)){
-const err666 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+else {
+const err666 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err666];
 }
@@ -8113,9 +8126,8 @@ vErrors.push(err666);
 }
 errors++;
 }
-}
-else {
-const err667 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data227.serveFresh !== "boolean"){
+const err667 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err667];
 }
@@ -8124,9 +8136,8 @@ vErrors.push(err667);
 }
 errors++;
 }
-}
-else {
-const err668 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data227.shared !== "boolean"){
+const err668 = {instancePath:instancePath+"/cache/shared",schemaPath:"#/properties/cache/properties/shared/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err668];
 }
@@ -8135,16 +8146,14 @@ vErrors.push(err668);
 }
 errors++;
 }
-let data231 = data.shutdown;
-if(data231 && typeof data231 == "object" && !Array.isArray(data231)){
-if(data231.appPreStopSleep === undefined){
-data231.appPreStopSleep = "5s";
+if(data227.redis !== undefined){
+let data233 = data227.redis;
+if(data233 && typeof data233 == "object" && !Array.isArray(data233)){
+if(data233.url === undefined){
+data233.url = "";
 }
-if(data231.drainTimeout === undefined){
-data231.drainTimeout = "30s";
-}
-if(data231.appPreStopSleep === undefined){
-const err669 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
+if(data233.url === undefined){
+const err669 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err669];
 }
@@ -8153,8 +8162,9 @@ vErrors.push(err669);
 }
 errors++;
 }
-if(data231.drainTimeout === undefined){
-const err670 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
+for(const key57 in data233){
+if(!((key57 === "url") || (key57 === "secretRef"))){
+const err670 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key57},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err670];
 }
@@ -8163,9 +8173,11 @@ vErrors.push(err670);
 }
 errors++;
 }
-for(const key57 in data231){
-if(!((key57 === "appPreStopSleep") || (key57 === "drainTimeout"))){
-const err671 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key57},message:"must NOT have additional properties"};
+}
+let data234 = data233.url;
+if(typeof data234 === "string"){
+if(func3(data234) > 2048){
+const err671 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err671];
 }
@@ -8174,11 +8186,8 @@ vErrors.push(err671);
 }
 errors++;
 }
-}
-let data232 = data231.appPreStopSleep;
-if(typeof data232 === "string"){
-if(func3(data232) > 32){
-const err672 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(!pattern71.test(data234)){
+const err672 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
 if(vErrors === null){
 vErrors = [err672];
 }
@@ -8187,8 +8196,9 @@ vErrors.push(err672);
 }
 errors++;
 }
-if(!pattern1.test(data232)){
-const err673 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+}
+else {
+const err673 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err673];
 }
@@ -8197,9 +8207,11 @@ vErrors.push(err673);
 }
 errors++;
 }
-}
-else {
-const err674 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data233.secretRef !== undefined){
+let data235 = data233.secretRef;
+if(data235 && typeof data235 == "object" && !Array.isArray(data235)){
+if(data235.name === undefined){
+const err674 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err674];
 }
@@ -8208,10 +8220,8 @@ vErrors.push(err674);
 }
 errors++;
 }
-let data233 = data231.drainTimeout;
-if(typeof data233 === "string"){
-if(func3(data233) > 32){
-const err675 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data235.key === undefined){
+const err675 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err675];
 }
@@ -8220,8 +8230,9 @@ vErrors.push(err675);
 }
 errors++;
 }
-if(!pattern1.test(data233)){
-const err676 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+for(const key58 in data235){
+if(!((key58 === "name") || (key58 === "key"))){
+const err676 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key58},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err676];
 }
@@ -8231,8 +8242,11 @@ vErrors.push(err676);
 errors++;
 }
 }
-else {
-const err677 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data235.name !== undefined){
+let data236 = data235.name;
+if(typeof data236 === "string"){
+if(func3(data236) > 253){
+const err677 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err677];
 }
@@ -8241,9 +8255,8 @@ vErrors.push(err677);
 }
 errors++;
 }
-}
-else {
-const err678 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern22.test(data236)){
+const err678 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err678];
 }
@@ -8254,12 +8267,1001 @@ errors++;
 }
 }
 else {
-const err679 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err679 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err679];
 }
 else {
 vErrors.push(err679);
+}
+errors++;
+}
+}
+if(data235.key !== undefined){
+let data237 = data235.key;
+if(typeof data237 === "string"){
+if(func3(data237) > 253){
+const err680 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(vErrors === null){
+vErrors = [err680];
+}
+else {
+vErrors.push(err680);
+}
+errors++;
+}
+if(!pattern23.test(data237)){
+const err681 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/pattern",keyword:"pattern",params:{pattern: "^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"},message:"must match pattern \""+"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"+"\""};
+if(vErrors === null){
+vErrors = [err681];
+}
+else {
+vErrors.push(err681);
+}
+errors++;
+}
+}
+else {
+const err682 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err682];
+}
+else {
+vErrors.push(err682);
+}
+errors++;
+}
+}
+}
+else {
+const err683 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err683];
+}
+else {
+vErrors.push(err683);
+}
+errors++;
+}
+}
+}
+else {
+const err684 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err684];
+}
+else {
+vErrors.push(err684);
+}
+errors++;
+}
+}
+}
+else {
+const err685 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err685];
+}
+else {
+vErrors.push(err685);
+}
+errors++;
+}
+let data238 = data.validation;
+if(data238 && typeof data238 == "object" && !Array.isArray(data238)){
+if(data238.json === undefined){
+data238.json = true;
+}
+if(data238.refusal === undefined){
+data238.refusal = false;
+}
+if(data238.emptyContent === undefined){
+data238.emptyContent = true;
+}
+if(data238.json === undefined){
+const err686 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
+if(vErrors === null){
+vErrors = [err686];
+}
+else {
+vErrors.push(err686);
+}
+errors++;
+}
+if(data238.refusal === undefined){
+const err687 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
+if(vErrors === null){
+vErrors = [err687];
+}
+else {
+vErrors.push(err687);
+}
+errors++;
+}
+if(data238.emptyContent === undefined){
+const err688 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
+if(vErrors === null){
+vErrors = [err688];
+}
+else {
+vErrors.push(err688);
+}
+errors++;
+}
+for(const key59 in data238){
+if(!(((key59 === "json") || (key59 === "refusal")) || (key59 === "emptyContent"))){
+const err689 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key59},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err689];
+}
+else {
+vErrors.push(err689);
+}
+errors++;
+}
+}
+if(typeof data238.json !== "boolean"){
+const err690 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err690];
+}
+else {
+vErrors.push(err690);
+}
+errors++;
+}
+if(typeof data238.refusal !== "boolean"){
+const err691 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err691];
+}
+else {
+vErrors.push(err691);
+}
+errors++;
+}
+if(typeof data238.emptyContent !== "boolean"){
+const err692 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err692];
+}
+else {
+vErrors.push(err692);
+}
+errors++;
+}
+}
+else {
+const err693 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err693];
+}
+else {
+vErrors.push(err693);
+}
+errors++;
+}
+let data242 = data.faults;
+if(Array.isArray(data242)){
+if(data242.length > 32){
+const err694 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+if(vErrors === null){
+vErrors = [err694];
+}
+else {
+vErrors.push(err694);
+}
+errors++;
+}
+const len17 = data242.length;
+for(let i25=0; i25<len17; i25++){
+let data243 = data242[i25];
+if(data243 && typeof data243 == "object" && !Array.isArray(data243)){
+if(data243.upstream === undefined){
+const err695 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+if(vErrors === null){
+vErrors = [err695];
+}
+else {
+vErrors.push(err695);
+}
+errors++;
+}
+if(data243.percent === undefined){
+const err696 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
+if(vErrors === null){
+vErrors = [err696];
+}
+else {
+vErrors.push(err696);
+}
+errors++;
+}
+for(const key60 in data243){
+if(!((((key60 === "upstream") || (key60 === "percent")) || (key60 === "delay")) || (key60 === "abort"))){
+const err697 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key60},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err697];
+}
+else {
+vErrors.push(err697);
+}
+errors++;
+}
+}
+if(data243.upstream !== undefined){
+let data244 = data243.upstream;
+if(typeof data244 === "string"){
+if(func3(data244) > 63){
+const err698 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(vErrors === null){
+vErrors = [err698];
+}
+else {
+vErrors.push(err698);
+}
+errors++;
+}
+if(!pattern19.test(data244)){
+const err699 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(vErrors === null){
+vErrors = [err699];
+}
+else {
+vErrors.push(err699);
+}
+errors++;
+}
+}
+else {
+const err700 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err700];
+}
+else {
+vErrors.push(err700);
+}
+errors++;
+}
+}
+if(data243.percent !== undefined){
+let data245 = data243.percent;
+if(!((typeof data245 == "number") && (!(data245 % 1) && !isNaN(data245)))){
+const err701 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err701];
+}
+else {
+vErrors.push(err701);
+}
+errors++;
+}
+if(typeof data245 == "number"){
+if(data245 > 100 || isNaN(data245)){
+const err702 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(vErrors === null){
+vErrors = [err702];
+}
+else {
+vErrors.push(err702);
+}
+errors++;
+}
+if(data245 < 0 || isNaN(data245)){
+const err703 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err703];
+}
+else {
+vErrors.push(err703);
+}
+errors++;
+}
+}
+}
+if(data243.delay !== undefined){
+let data246 = data243.delay;
+if(typeof data246 === "string"){
+if(func3(data246) > 32){
+const err704 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err704];
+}
+else {
+vErrors.push(err704);
+}
+errors++;
+}
+if(!pattern1.test(data246)){
+const err705 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(vErrors === null){
+vErrors = [err705];
+}
+else {
+vErrors.push(err705);
+}
+errors++;
+}
+}
+else {
+const err706 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err706];
+}
+else {
+vErrors.push(err706);
+}
+errors++;
+}
+}
+if(data243.abort !== undefined){
+let data247 = data243.abort;
+if(data247 && typeof data247 == "object" && !Array.isArray(data247)){
+if(data247.status === undefined){
+const err707 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
+if(vErrors === null){
+vErrors = [err707];
+}
+else {
+vErrors.push(err707);
+}
+errors++;
+}
+for(const key61 in data247){
+if(!(key61 === "status")){
+const err708 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key61},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err708];
+}
+else {
+vErrors.push(err708);
+}
+errors++;
+}
+}
+if(data247.status !== undefined){
+let data248 = data247.status;
+if(!((typeof data248 == "number") && (!(data248 % 1) && !isNaN(data248)))){
+const err709 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err709];
+}
+else {
+vErrors.push(err709);
+}
+errors++;
+}
+if(typeof data248 == "number"){
+if(data248 > 599 || isNaN(data248)){
+const err710 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+if(vErrors === null){
+vErrors = [err710];
+}
+else {
+vErrors.push(err710);
+}
+errors++;
+}
+if(data248 < 400 || isNaN(data248)){
+const err711 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+if(vErrors === null){
+vErrors = [err711];
+}
+else {
+vErrors.push(err711);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err712 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err712];
+}
+else {
+vErrors.push(err712);
+}
+errors++;
+}
+}
+}
+else {
+const err713 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err713];
+}
+else {
+vErrors.push(err713);
+}
+errors++;
+}
+}
+}
+else {
+const err714 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err714];
+}
+else {
+vErrors.push(err714);
+}
+errors++;
+}
+let data249 = data.inbound;
+if(data249 && typeof data249 == "object" && !Array.isArray(data249)){
+if(data249.headersTimeout === undefined){
+data249.headersTimeout = "10s";
+}
+if(data249.requestTimeout === undefined){
+data249.requestTimeout = "120s";
+}
+if(data249.maxConnections === undefined){
+data249.maxConnections = 4096;
+}
+if(data249.headersTimeout === undefined){
+const err715 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
+if(vErrors === null){
+vErrors = [err715];
+}
+else {
+vErrors.push(err715);
+}
+errors++;
+}
+if(data249.requestTimeout === undefined){
+const err716 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
+if(vErrors === null){
+vErrors = [err716];
+}
+else {
+vErrors.push(err716);
+}
+errors++;
+}
+if(data249.maxConnections === undefined){
+const err717 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
+if(vErrors === null){
+vErrors = [err717];
+}
+else {
+vErrors.push(err717);
+}
+errors++;
+}
+for(const key62 in data249){
+if(!(((key62 === "headersTimeout") || (key62 === "requestTimeout")) || (key62 === "maxConnections"))){
+const err718 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key62},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err718];
+}
+else {
+vErrors.push(err718);
+}
+errors++;
+}
+}
+let data250 = data249.headersTimeout;
+if(typeof data250 === "string"){
+if(func3(data250) > 32){
+const err719 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err719];
+}
+else {
+vErrors.push(err719);
+}
+errors++;
+}
+if(!pattern1.test(data250)){
+const err720 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(vErrors === null){
+vErrors = [err720];
+}
+else {
+vErrors.push(err720);
+}
+errors++;
+}
+}
+else {
+const err721 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err721];
+}
+else {
+vErrors.push(err721);
+}
+errors++;
+}
+let data251 = data249.requestTimeout;
+if(typeof data251 === "string"){
+if(func3(data251) > 32){
+const err722 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err722];
+}
+else {
+vErrors.push(err722);
+}
+errors++;
+}
+if(!pattern1.test(data251)){
+const err723 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(vErrors === null){
+vErrors = [err723];
+}
+else {
+vErrors.push(err723);
+}
+errors++;
+}
+}
+else {
+const err724 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err724];
+}
+else {
+vErrors.push(err724);
+}
+errors++;
+}
+let data252 = data249.maxConnections;
+if(!((typeof data252 == "number") && (!(data252 % 1) && !isNaN(data252)))){
+const err725 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err725];
+}
+else {
+vErrors.push(err725);
+}
+errors++;
+}
+if(typeof data252 == "number"){
+if(data252 > 65536 || isNaN(data252)){
+const err726 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
+if(vErrors === null){
+vErrors = [err726];
+}
+else {
+vErrors.push(err726);
+}
+errors++;
+}
+if(data252 < 1 || isNaN(data252)){
+const err727 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err727];
+}
+else {
+vErrors.push(err727);
+}
+errors++;
+}
+}
+}
+else {
+const err728 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err728];
+}
+else {
+vErrors.push(err728);
+}
+errors++;
+}
+let data253 = data.limits;
+if(data253 && typeof data253 == "object" && !Array.isArray(data253)){
+if(data253.maxBufferedBytes === undefined){
+data253.maxBufferedBytes = "96Mi";
+}
+if(data253.maxBufferedBytes === undefined){
+const err729 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
+if(vErrors === null){
+vErrors = [err729];
+}
+else {
+vErrors.push(err729);
+}
+errors++;
+}
+for(const key63 in data253){
+if(!(key63 === "maxBufferedBytes")){
+const err730 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key63},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err730];
+}
+else {
+vErrors.push(err730);
+}
+errors++;
+}
+}
+let data254 = data253.maxBufferedBytes;
+if(typeof data254 === "string"){
+if(!pattern12.test(data254)){
+const err731 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+if(vErrors === null){
+vErrors = [err731];
+}
+else {
+vErrors.push(err731);
+}
+errors++;
+}
+}
+else {
+const err732 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err732];
+}
+else {
+vErrors.push(err732);
+}
+errors++;
+}
+}
+else {
+const err733 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err733];
+}
+else {
+vErrors.push(err733);
+}
+errors++;
+}
+let data255 = data.tracing;
+if(data255 && typeof data255 == "object" && !Array.isArray(data255)){
+if(data255.enabled === undefined){
+data255.enabled = false;
+}
+if(data255.sampling === undefined){
+data255.sampling = "";
+}
+if(data255.propagate === undefined){
+data255.propagate = true;
+}
+if(data255.content === undefined){
+data255.content = {};
+}
+if(data255.enabled === undefined){
+const err734 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/required",keyword:"required",params:{missingProperty: "enabled"},message:"must have required property '"+"enabled"+"'"};
+if(vErrors === null){
+vErrors = [err734];
+}
+else {
+vErrors.push(err734);
+}
+errors++;
+}
+if(data255.sampling === undefined){
+const err735 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/required",keyword:"required",params:{missingProperty: "sampling"},message:"must have required property '"+"sampling"+"'"};
+if(vErrors === null){
+vErrors = [err735];
+}
+else {
+vErrors.push(err735);
+}
+errors++;
+}
+if(data255.propagate === undefined){
+const err736 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/required",keyword:"required",params:{missingProperty: "propagate"},message:"must have required property '"+"propagate"+"'"};
+if(vErrors === null){
+vErrors = [err736];
+}
+else {
+vErrors.push(err736);
+}
+errors++;
+}
+if(data255.content === undefined){
+const err737 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/required",keyword:"required",params:{missingProperty: "content"},message:"must have required property '"+"content"+"'"};
+if(vErrors === null){
+vErrors = [err737];
+}
+else {
+vErrors.push(err737);
+}
+errors++;
+}
+for(const key64 in data255){
+if(!((((key64 === "enabled") || (key64 === "sampling")) || (key64 === "propagate")) || (key64 === "content"))){
+const err738 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key64},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err738];
+}
+else {
+vErrors.push(err738);
+}
+errors++;
+}
+}
+if(typeof data255.enabled !== "boolean"){
+const err739 = {instancePath:instancePath+"/tracing/enabled",schemaPath:"#/properties/tracing/properties/enabled/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err739];
+}
+else {
+vErrors.push(err739);
+}
+errors++;
+}
+let data257 = data255.sampling;
+if(typeof data257 === "string"){
+if(func3(data257) > 7){
+const err740 = {instancePath:instancePath+"/tracing/sampling",schemaPath:"#/properties/tracing/properties/sampling/maxLength",keyword:"maxLength",params:{limit: 7},message:"must NOT have more than 7 characters"};
+if(vErrors === null){
+vErrors = [err740];
+}
+else {
+vErrors.push(err740);
+}
+errors++;
+}
+if(!pattern79.test(data257)){
+const err741 = {instancePath:instancePath+"/tracing/sampling",schemaPath:"#/properties/tracing/properties/sampling/pattern",keyword:"pattern",params:{pattern: "^(|100(\\.0{1,3})?|[0-9]{1,2}(\\.[0-9]{1,3})?)$"},message:"must match pattern \""+"^(|100(\\.0{1,3})?|[0-9]{1,2}(\\.[0-9]{1,3})?)$"+"\""};
+if(vErrors === null){
+vErrors = [err741];
+}
+else {
+vErrors.push(err741);
+}
+errors++;
+}
+}
+else {
+const err742 = {instancePath:instancePath+"/tracing/sampling",schemaPath:"#/properties/tracing/properties/sampling/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err742];
+}
+else {
+vErrors.push(err742);
+}
+errors++;
+}
+if(typeof data255.propagate !== "boolean"){
+const err743 = {instancePath:instancePath+"/tracing/propagate",schemaPath:"#/properties/tracing/properties/propagate/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err743];
+}
+else {
+vErrors.push(err743);
+}
+errors++;
+}
+let data259 = data255.content;
+if(data259 && typeof data259 == "object" && !Array.isArray(data259)){
+if(data259.record === undefined){
+data259.record = false;
+}
+if(data259.maxChars === undefined){
+data259.maxChars = 2048;
+}
+if(data259.record === undefined){
+const err744 = {instancePath:instancePath+"/tracing/content",schemaPath:"#/properties/tracing/properties/content/required",keyword:"required",params:{missingProperty: "record"},message:"must have required property '"+"record"+"'"};
+if(vErrors === null){
+vErrors = [err744];
+}
+else {
+vErrors.push(err744);
+}
+errors++;
+}
+if(data259.maxChars === undefined){
+const err745 = {instancePath:instancePath+"/tracing/content",schemaPath:"#/properties/tracing/properties/content/required",keyword:"required",params:{missingProperty: "maxChars"},message:"must have required property '"+"maxChars"+"'"};
+if(vErrors === null){
+vErrors = [err745];
+}
+else {
+vErrors.push(err745);
+}
+errors++;
+}
+for(const key65 in data259){
+if(!((key65 === "record") || (key65 === "maxChars"))){
+const err746 = {instancePath:instancePath+"/tracing/content",schemaPath:"#/properties/tracing/properties/content/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key65},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err746];
+}
+else {
+vErrors.push(err746);
+}
+errors++;
+}
+}
+if(typeof data259.record !== "boolean"){
+const err747 = {instancePath:instancePath+"/tracing/content/record",schemaPath:"#/properties/tracing/properties/content/properties/record/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err747];
+}
+else {
+vErrors.push(err747);
+}
+errors++;
+}
+let data261 = data259.maxChars;
+if(!((typeof data261 == "number") && (!(data261 % 1) && !isNaN(data261)))){
+const err748 = {instancePath:instancePath+"/tracing/content/maxChars",schemaPath:"#/properties/tracing/properties/content/properties/maxChars/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err748];
+}
+else {
+vErrors.push(err748);
+}
+errors++;
+}
+if(typeof data261 == "number"){
+if(data261 > 65536 || isNaN(data261)){
+const err749 = {instancePath:instancePath+"/tracing/content/maxChars",schemaPath:"#/properties/tracing/properties/content/properties/maxChars/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
+if(vErrors === null){
+vErrors = [err749];
+}
+else {
+vErrors.push(err749);
+}
+errors++;
+}
+if(data261 < 1 || isNaN(data261)){
+const err750 = {instancePath:instancePath+"/tracing/content/maxChars",schemaPath:"#/properties/tracing/properties/content/properties/maxChars/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err750];
+}
+else {
+vErrors.push(err750);
+}
+errors++;
+}
+}
+}
+else {
+const err751 = {instancePath:instancePath+"/tracing/content",schemaPath:"#/properties/tracing/properties/content/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err751];
+}
+else {
+vErrors.push(err751);
+}
+errors++;
+}
+}
+else {
+const err752 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err752];
+}
+else {
+vErrors.push(err752);
+}
+errors++;
+}
+let data262 = data.shutdown;
+if(data262 && typeof data262 == "object" && !Array.isArray(data262)){
+if(data262.appPreStopSleep === undefined){
+data262.appPreStopSleep = "5s";
+}
+if(data262.drainTimeout === undefined){
+data262.drainTimeout = "30s";
+}
+if(data262.appPreStopSleep === undefined){
+const err753 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
+if(vErrors === null){
+vErrors = [err753];
+}
+else {
+vErrors.push(err753);
+}
+errors++;
+}
+if(data262.drainTimeout === undefined){
+const err754 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
+if(vErrors === null){
+vErrors = [err754];
+}
+else {
+vErrors.push(err754);
+}
+errors++;
+}
+for(const key66 in data262){
+if(!((key66 === "appPreStopSleep") || (key66 === "drainTimeout"))){
+const err755 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key66},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err755];
+}
+else {
+vErrors.push(err755);
+}
+errors++;
+}
+}
+let data263 = data262.appPreStopSleep;
+if(typeof data263 === "string"){
+if(func3(data263) > 32){
+const err756 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err756];
+}
+else {
+vErrors.push(err756);
+}
+errors++;
+}
+if(!pattern1.test(data263)){
+const err757 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(vErrors === null){
+vErrors = [err757];
+}
+else {
+vErrors.push(err757);
+}
+errors++;
+}
+}
+else {
+const err758 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err758];
+}
+else {
+vErrors.push(err758);
+}
+errors++;
+}
+let data264 = data262.drainTimeout;
+if(typeof data264 === "string"){
+if(func3(data264) > 32){
+const err759 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(vErrors === null){
+vErrors = [err759];
+}
+else {
+vErrors.push(err759);
+}
+errors++;
+}
+if(!pattern1.test(data264)){
+const err760 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(vErrors === null){
+vErrors = [err760];
+}
+else {
+vErrors.push(err760);
+}
+errors++;
+}
+}
+else {
+const err761 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err761];
+}
+else {
+vErrors.push(err761);
+}
+errors++;
+}
+}
+else {
+const err762 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err762];
+}
+else {
+vErrors.push(err762);
+}
+errors++;
+}
+}
+else {
+const err763 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err763];
+}
+else {
+vErrors.push(err763);
 }
 errors++;
 }

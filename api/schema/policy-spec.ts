@@ -5,8 +5,8 @@
  * `spec.defaults` and each upstream take (settings.ts), an upstream
  * (upstream.ts) and the parts of it that stand alone (upstream-parts.ts:
  * secretRef, auth, a fallback tier), the pod selector and priority classes
- * (selector-and-priorities.ts), and the spec's cross-field CEL rules
- * (spec-rules.ts). This file assembles them into PolicySpecSchema, with the
+ * (selector-and-priorities.ts), OpenTelemetry tracing (tracing.ts), and the
+ * spec's cross-field CEL rules (spec-rules.ts). This file assembles them into PolicySpecSchema, with the
  * spec-wide sections (SLO, degradation, cache, validation, faults, inbound,
  * limits, shutdown), and gives the types derived from it. Importers use
  * ../policy-schema.ts, which re-exports the public names.
@@ -16,6 +16,7 @@ import { labelSelector, PrioritiesSchema } from './selector-and-priorities.js';
 import { SettingsSchema } from './settings.js';
 import { budget, cel, celDuration, DNS_LABEL_PATTERN, duration, objective, percent, SIZE_PATTERN, stringEnum } from './shared.js';
 import { SPEC_RULES } from './spec-rules.js';
+import { TracingSchema } from './tracing.js';
 import { secretRef } from './upstream-parts.js';
 import { UpstreamSchema } from './upstream.js';
 
@@ -32,6 +33,24 @@ export const PolicySpecSchema = Type.Object(
     }),
     priorities: PrioritiesSchema,
     budget: budget('all upstreams of the policy together'),
+    sharedState: Type.Optional(
+      Type.Object(
+        {
+          redis: Type.Object(
+            {
+              url: Type.String({ minLength: 1, pattern: '^rediss?://[^\\s]+$', maxLength: 2048, description: 'redis:// or rediss:// (TLS) URL of a Redis or Valkey, with an optional database number (/0). A new url or a rotated password gives the sidecar a new client; what the fleet counted stays in Redis.' }),
+              secretRef: Type.Optional(secretRef('The Redis password')),
+            },
+            { additionalProperties: false, description: 'The Redis (or Valkey) that holds the fleet\'s counts.' },
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'A store the pods the policy selects share (opt-in), named once: with it, budgets and rate limits are the fleet\'s by default (their scope), and cache.shared puts the answer cache in it too. Sidecars take leases, slices of the fleet\'s limits reserved atomically in Redis, and spend them locally: no request waits on Redis while its pod holds a lease, and none waits more than 50 ms when Redis is down or hangs; each sidecar then spends a local share of what is left (see the README\'s budgets section), and its spending is added when Redis is back. Keys are namespaced by the policy\'s namespace and name.',
+        },
+      ),
+    ),
     slo: Type.Object(
       {
         window: duration('The rolling window over which each sidecar measures its SLIs, as /status and the policy\'s status report them (1m to 24h; longer compliance windows are Prometheus\' job, from breakwater_sli_events_total).', { default: '1h' }),
@@ -60,7 +79,7 @@ export const PolicySpecSchema = Type.Object(
         degraded: Type.Object(
           {
             errorRate: Type.Integer({ minimum: 0, maximum: 100, default: 5, description: 'Error rate (%) that enters degraded mode.' }),
-            queueDepth: Type.Integer({ minimum: 0, default: 100, description: 'Queued requests that enter degraded mode.' }),
+            queueDepth: Type.Integer({ minimum: 0, default: 100, description: 'Queued requests that enter degraded mode: those waiting behind a fixed bulkhead limit, or behind an adaptive one that is at its max or that the provider has refused (probing). A queue behind an adaptive limit still opening (slow start) is a burst on its way in, not overload, and does not count.' }),
             maxTokens: Type.Integer({ minimum: 1, default: 256, description: 'max_tokens clamp in degraded mode.' }),
             temperature: Type.Number({ minimum: 0, maximum: 2, default: 0, description: 'temperature set in degraded mode.' }),
           },
@@ -82,6 +101,7 @@ export const PolicySpecSchema = Type.Object(
         maxEntries: Type.Integer({ minimum: 0, maximum: 100000, default: 10000, description: 'Entries kept (at most 100000: the cache reserves room for all of them up front).' }),
         maxBytes: Type.String({ pattern: SIZE_PATTERN, default: '64Mi', description: 'Bytes kept.' }),
         serveFresh: Type.Boolean({ default: false, description: 'Also answer from the cache while the upstream is healthy.' }),
+        shared: Type.Boolean({ default: false, description: 'Share answers across the fleet in the Redis of spec.sharedState (as cache.redis does with a Redis of its own; not both).' }),
         redis: Type.Optional(
           Type.Object(
             {
@@ -145,6 +165,7 @@ export const PolicySpecSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: 'Caps on what the whole sidecar holds.' },
     ),
+    tracing: TracingSchema,
     shutdown: Type.Object(
       {
         appPreStopSleep: duration('preStop sleep injected into app containers.', { default: '5s' }),

@@ -161,11 +161,39 @@ export const CircuitBreakerSchema = Type.Object(
 
 export const BulkheadSchema = Type.Object(
   {
-    maxConcurrent: inherited(Type.Integer({ minimum: 1, maximum: 10000, description: 'Requests in flight to this upstream at once.' }), 32),
-    maxQueue: inherited(Type.Integer({ minimum: 0, maximum: 100000, description: 'Requests waiting for a slot.' }), 128),
+    mode: inherited(
+      stringEnum(['adaptive', 'fixed'], {
+        description:
+          'adaptive: the limit of requests in flight is learnt per endpoint from what the provider says (429, 503 and 529 with their Retry-After, rate-limit headers close to spent, time to first token, a self-hosted server\'s queue in its health answer), within adaptive.min and adaptive.max. fixed: it is maxConcurrent. A policy that sets maxConcurrent and not mode is fixed, as it was before the adaptive mode.',
+      }),
+      'adaptive',
+    ),
+    maxConcurrent: inherited(Type.Integer({ minimum: 1, maximum: 10000, description: 'In fixed mode: requests in flight to this upstream at once.' }), 32),
+    adaptive: Type.Optional(Type.Object(
+      {
+        min: inherited(Type.Integer({ minimum: 1, maximum: 10000, description: 'The adaptive limit never goes below this.' }), 4),
+        initial: inherited(Type.Integer({ minimum: 1, maximum: 10000, description: 'Where the adaptive limit starts; it doubles per round of good first answers until the provider first refuses.' }), 32),
+        max: inherited(Type.Integer({ minimum: 1, maximum: 10000, description: 'The adaptive limit never goes above this.' }), 1024),
+      },
+      {
+        additionalProperties: false,
+        description: 'Bounds of the adaptive limit (mode adaptive), for the upstream (its endpoints\' limits add up to it).',
+        ...cel({ rule: '!has(self.min) || !has(self.max) || self.min <= self.max', message: 'bulkhead.adaptive.min must not exceed bulkhead.adaptive.max' }),
+      },
+    )),
+    maxQueue: inherited(Type.Integer({ minimum: 0, maximum: 100000, description: 'Requests waiting for a slot. Enough for a burst of streams while the adaptive limit opens (500 streams at once wait well under a second against a provider that takes them).' }), 1024),
     queueTimeout: inherited(duration('Longest wait for a slot.'), '5s'),
+    fairBy: Type.Optional(Type.Object(
+      {
+        header: inherited(
+          Type.String({ maxLength: 64, pattern: "^([!#$%&'*+.^_`|~0-9A-Za-z-]+)?$", description: 'Header that names the caller (a tenant, the app\'s service account): requests waiting for a slot are let in by priority class, then fairly between callers by tokens (the input at ~4 bytes a token plus max_tokens, or 512 without it), so one caller\'s long prompts cannot starve the others. Values are cut to 128 characters, 64 distinct callers are told apart per class (the rest share one), and a value is never logged. Empty: off (first come, first served).' }),
+          '',
+        ),
+      },
+      { additionalProperties: false, description: 'Token-fair admission between callers within a priority class.' },
+    )),
   },
-  { additionalProperties: false, description: 'Concurrency limit with a priority queue.' },
+  { additionalProperties: false, description: 'Concurrency limit, adaptive or fixed, with a priority queue that is fair between callers.' },
 );
 
 /** The fields of SettingsSchema, which every upstream also takes as its own. */

@@ -68,6 +68,18 @@ export function stringEnum<const T extends readonly string[]>(values: T, options
 
 export const money = (description: string, options: { default?: string } = {}) => Type.String({ pattern: MONEY_PATTERN, maxLength: 16, description, ...options });
 
+/**
+ * Whether a limit is each pod's or the fleet's. No schema default: it depends on
+ * whether the policy names a shared store (spec.sharedState), so a policy written
+ * before the field meant, and still means, each pod's.
+ */
+export const scopeField = (what: string) =>
+  Type.Optional(
+    stringEnum(['pod', 'fleet'], {
+      description: `Whose ${what} are: pod (each sidecar keeps its own, so N replicas may use N times them) or fleet (all the pods the policy selects together, counted in the shared store of spec.sharedState through leases: see the README's budgets section). Default: fleet when the policy sets spec.sharedState, else pod; fleet needs spec.sharedState.`,
+    }),
+  );
+
 /** A token and cost budget, for the whole policy or one upstream. */
 export const budget = (whose: string) =>
   Type.Object(
@@ -75,11 +87,12 @@ export const budget = (whose: string) =>
       window: stringEnum(['hour', 'day'], { default: 'hour', description: 'What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls.' }),
       tokens: Type.Integer({ minimum: 0, maximum: 1_000_000_000_000, default: 0, description: 'Input plus output tokens per window (0 = no limit).' }),
       cost: money('Cost per window, in the currency of the upstreams\' prices (0 = no limit).', { default: '0' }),
+      scope: scopeField('the limits'),
     },
     {
       additionalProperties: false,
       default: {},
-      description: `A token and cost budget for ${whose} (opt-in), kept by each sidecar for its pod and across its restarts. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.`,
+      description: `A token and cost budget for ${whose} (opt-in): for each pod, or for the fleet of pods the policy selects (scope). Kept across restarts and config changes. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.`,
     },
   );
 export const objective = (description: string) => Type.String({ pattern: OBJECTIVE_PATTERN, maxLength: 6, default: '0', description: `${description} A percentage below 100 such as 99 or 99.9; 0 = not tracked.` });

@@ -1,8 +1,9 @@
 /**
  * The spec's cross-field CEL rules (SPEC_RULES), which only the whole spec
  * can check: every fallback tier and hedge names another upstream of the
- * policy that speaks the same api, every fault names an upstream, and a cost
- * budget has prices to count with. A rule over a list says in its message
+ * policy that speaks the same api, every fault names an upstream, a cost
+ * budget has prices to count with, and a limit scoped to the fleet (and a
+ * shared answer cache) has a shared store to count in. A rule over a list says in its message
  * which item is bad, by index and value. The same rules are checked locally
  * in api/validate-policy.ts.
  */
@@ -94,4 +95,27 @@ export const SPEC_RULES: CelRule[] = [
     messageExpression: celLet('i', firstIndex('self.faults', 'f', '!self.upstreams.exists(u, u.name == f.upstream)'), `'spec.faults[' + ${celIndex('i')} + '].upstream: "' + self.faults[i].upstream + '" names no upstream of this policy'`),
   },
   { rule: `${hasCost('self')} || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)`, message: 'spec.budget.cost needs prices on at least one upstream' },
+  { rule: `has(self.sharedState) || !${fleetScoped('self.budget')}`, message: 'spec.budget.scope: fleet needs spec.sharedState (the store the fleet counts in)' },
+  fleetRule('budget'),
+  fleetRule('rateLimit'),
+  { rule: 'has(self.sharedState) || !has(self.cache) || !has(self.cache.shared) || !self.cache.shared', message: 'spec.cache.shared needs spec.sharedState (the Redis the answers are shared in)' },
+  {
+    rule: "!has(self.cache) || !has(self.cache.shared) || !self.cache.shared || !has(self.cache.redis) || !has(self.cache.redis.url) || self.cache.redis.url == ''",
+    message: 'spec.cache.shared and spec.cache.redis.url name two Redis for one cache: set one of them',
+  },
 ];
+
+/** CEL: the limits object at `at` says scope fleet. */
+function fleetScoped(at: Cel): Cel {
+  return `(has(${at}) && has(${at}.scope) && ${at}.scope == 'fleet')`;
+}
+
+/** An upstream's `field` (budget or rateLimit) scoped to the fleet needs spec.sharedState; the message names the first such upstream. */
+function fleetRule(field: 'budget' | 'rateLimit') {
+  const bad = (u: Cel) => fleetScoped(`${u}.${field}`);
+  return {
+    rule: `has(self.sharedState) || !self.upstreams.exists(u, ${bad('u')})`,
+    message: `spec.upstreams[].${field}.scope: fleet needs spec.sharedState (the store the fleet counts in)`,
+    messageExpression: celLet('i', firstIndex('self.upstreams', 'u', bad('u')), `'spec.upstreams[' + ${celIndex('i')} + '].${field}.scope: fleet needs spec.sharedState (the store the fleet counts in)'`),
+  };
+}

@@ -7,7 +7,7 @@
 import { Type } from '@sinclair/typebox';
 import { API_FAMILY_NAMES } from '../api-families.js';
 import { settingsProperties } from './settings.js';
-import { budget, cel, DNS_LABEL_PATTERN, duration, hasCost, money, SIZE_PATTERN, stringEnum } from './shared.js';
+import { budget, cel, DNS_LABEL_PATTERN, duration, hasCost, money, scopeField, SIZE_PATTERN, stringEnum } from './shared.js';
 import { AuthSchema, FallbackTierSchema } from './upstream-parts.js';
 
 const httpUrl = Type.String({
@@ -48,8 +48,9 @@ export const UpstreamSchema = Type.Object(
       {
         requestsPerMinute: Type.Integer({ minimum: 0, default: 0, description: 'Client-side request rate limit (0 = off).' }),
         tokensPerMinute: Type.Integer({ minimum: 0, default: 0, description: 'Client-side token rate limit (0 = off).' }),
+        scope: scopeField('the rates'),
       },
-      { additionalProperties: false, default: {}, description: 'Client-side rate limits (opt-in). Tokens are estimated from max_tokens and the body and corrected by the reported usage; each bucket lets at most ten seconds\' worth through at once. A request over a limit waits up to the bulkhead\'s queueTimeout (and its deadline), then gets 429 rate_limited with Retry-After.' },
+      { additionalProperties: false, default: {}, description: 'Client-side rate limits (opt-in), for each pod or for the fleet (scope). Tokens are estimated from max_tokens and the body and corrected by the reported usage; at most ten seconds\' worth goes through at once (a pod\'s token bucket; for the fleet, a sixth of each clock minute\'s rate per ten-second slot). A request over a limit waits up to the bulkhead\'s queueTimeout (and its deadline), then gets 429 rate_limited with Retry-After.' },
     ),
     limits: Type.Object(
       {

@@ -4,6 +4,7 @@
  */
 import { Hono, type Context } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
+import { budgetStatus } from '../budget-reports.js';
 import type { Metrics } from '../metrics.js';
 import type { SidecarState } from '../sidecar-state.js';
 
@@ -35,19 +36,24 @@ export function statusReport(state: SidecarState, ready: boolean, draining: bool
     bufferedBytes,
     upstreams: [...state.live()].map((u) => ({
       name: u.name,
-      endpoints: u.endpoints.map((e) => ({ origin: e.config.origin, weight: e.config.weight, inFlight: e.outstanding, ...(e.health ? { health: e.health.status } : {}) })),
+      endpoints: u.endpoints.map((e) => ({ origin: e.config.origin, weight: e.config.weight, inFlight: e.outstanding, ...(e.health ? { health: e.health.status } : {}), ...(e.limit ? { limit: e.limit.limit, limitPhase: e.limit.phase } : {}) })),
       loadBalancing: u.config.loadBalancing,
       api: u.config.api,
       // Where its credential comes from is not said, nor its value: only that one the policy names is missing, and why.
       ...(u.config.auth?.missing !== undefined ? { credentialMissing: u.config.auth.missing, credentialProblem: u.config.auth.problem } : {}),
-      bulkhead: { inFlight: u.bulkhead.active, queued: u.bulkhead.waiting, maxConcurrent: u.config.bulkhead.maxConcurrent },
+      // maxConcurrent: the limit in force now (learnt, in mode adaptive), within min and max.
+      bulkhead: { mode: u.config.bulkhead.adaptive ? 'adaptive' : 'fixed', inFlight: u.bulkhead.active, queued: u.bulkhead.waiting, maxConcurrent: u.bulkhead.limit, min: u.limitBounds.min, max: u.limitBounds.max, ...(u.config.bulkhead.fairBy ? { fairBy: u.config.bulkhead.fairBy } : {}) },
       retryBudget: { allowance: Math.floor(u.budget.allowance()) },
       breakers: u.breakerEntries().map(([scope, b]) => ({ scope, state: b.stateName, remainingOpenMs: Math.round(b.remainingOpenMs) })),
     })),
-    budgets: [...state.budgets.all()].map(({ scope, upstream, budget }) => {
-      const { window, windowEndsAt, limits, spent, reserved } = budget.snapshot();
-      return { scope, ...(upstream === undefined ? {} : { upstream }), window, windowEndsAt: new Date(windowEndsAt).toISOString(), limits, spent, reserved };
-    }),
+    budgets: budgetStatus(state.budgets),
+    fleet: {
+      ...state.fleet.status(),
+      rateLimits: [...state.fleet.rateLimiters()].map(([upstream, limiter]) => {
+        const view = limiter.view();
+        return { upstream, slotEndsAt: new Date(view.windowEndsAt).toISOString(), mode: view.mode, storeAvailable: view.mode === 'shared', limits: view.limits, fleetTaken: view.fleetSpent };
+      }),
+    },
   };
 }
 

@@ -15,14 +15,14 @@ import {
   parseSize,
   secretEnvName,
   type ConfigVersion,
+  type FullSettings,
   type PolicySpec,
   type SnapshotCredentials,
   type UpstreamSpec,
 } from '../../api/index.js';
-import type { BudgetLimits } from '../resilience/index.js';
 import { compileInputGuards } from './input-guards.js';
 import { compilePrices } from './prices.js';
-import type { ContinuationStyle, EndpointConfig, FallbackTierConfig, RuntimeConfig, SloConfig, UpstreamConfig } from './runtime-config.js';
+import type { BudgetConfig, ContinuationStyle, EndpointConfig, FallbackTierConfig, RuntimeConfig, SharedStoreConfig, SloConfig, UpstreamConfig } from './runtime-config.js';
 
 /**
  * `auto` by API family (api/api-families.ts): Anthropic and Ollama continue a trailing assistant message;
@@ -78,10 +78,32 @@ function resolveAuth(auth: UpstreamSpec['auth'], from: SnapshotCredentials | und
   return { header: auth.header, value: auth.prefix + secret };
 }
 
+/** Whether limits with this `scope` are the fleet's: as written, else the fleet's once the policy names a shared store. */
+const fleetScoped = (spec: PolicySpec, scope: 'pod' | 'fleet' | undefined) => (scope ?? (spec.sharedState ? 'fleet' : 'pod')) === 'fleet';
+
 /** A budget's limits, or undefined when it limits nothing. */
-function budgetOf(budget: PolicySpec['budget']): BudgetLimits | undefined {
-  const limits = { window: budget.window, tokens: budget.tokens, cost: Number(budget.cost) };
+function budgetOf(spec: PolicySpec, budget: PolicySpec['budget']): BudgetConfig | undefined {
+  const limits = { window: budget.window, tokens: budget.tokens, cost: Number(budget.cost), fleet: fleetScoped(spec, budget.scope) };
   return limits.tokens > 0 || limits.cost > 0 ? limits : undefined;
+}
+
+/** The Redis named by `redis` (url and password from its Secret), or undefined without one. */
+function storeOf(redis: { url: string; secretRef?: { name: string; key: string } } | undefined, credentials: SnapshotCredentials | undefined): SharedStoreConfig | undefined {
+  if (!redis?.url) return undefined;
+  return { url: redis.url, password: redis.secretRef ? secretCredential(redis.secretRef, credentials).value : undefined };
+}
+
+/**
+ * The bulkhead: adaptive unless `mode` says fixed, or a policy sets maxConcurrent without a mode (written
+ * before the adaptive mode, it keeps meaning a fixed limit). An inherited bound yields to an explicit one.
+ */
+function bulkheadOf(spec: PolicySpec, upstream: UpstreamSpec, b: FullSettings['bulkhead']): UpstreamConfig['bulkhead'] {
+  const own = [upstream.bulkhead, spec.defaults?.bulkhead];
+  const mode = own.find((x) => x?.mode !== undefined)?.mode ?? (own.some((x) => x?.maxConcurrent !== undefined) ? 'fixed' : b.mode);
+  const fixed = { maxConcurrent: b.maxConcurrent, maxQueue: b.maxQueue, queueTimeoutMs: parseDuration(b.queueTimeout), fairBy: b.fairBy.header.toLowerCase() || undefined };
+  if (mode === 'fixed') return fixed;
+  const max = Math.max(b.adaptive.max, b.adaptive.min);
+  return { ...fixed, maxConcurrent: max, adaptive: { min: b.adaptive.min, max, initial: Math.min(max, Math.max(b.adaptive.min, b.adaptive.initial)) } };
 }
 
 function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec, credentials: SnapshotCredentials | undefined): UpstreamConfig {
@@ -147,13 +169,9 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec, credentials: 
       maxOpenForMs: Math.max(parseDuration(cb.maxOpenFor), parseDuration(cb.openFor)),
       halfOpen: { maxProbes: cb.halfOpen.maxProbes, successesToClose: cb.halfOpen.successesToClose },
     },
-    bulkhead: {
-      maxConcurrent: s.bulkhead.maxConcurrent,
-      maxQueue: s.bulkhead.maxQueue,
-      queueTimeoutMs: parseDuration(s.bulkhead.queueTimeout),
-    },
+    bulkhead: bulkheadOf(spec, upstream, s.bulkhead),
     validation: spec.validation,
-    rateLimit: upstream.rateLimit,
+    rateLimit: { requestsPerMinute: upstream.rateLimit.requestsPerMinute, tokensPerMinute: upstream.rateLimit.tokensPerMinute, fleet: fleetScoped(spec, upstream.rateLimit.scope) },
     limits: { maxAnswerBytes: parseSize(upstream.limits.maxAnswerBytes), maxStreamHeadBytes: parseSize(upstream.limits.maxStreamHeadBytes) },
     faults: spec.faults
       .filter((f) => f.upstream === upstream.name)
@@ -176,14 +194,18 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec, credentials: 
     websockets: upstream.websockets,
     apiVersion: upstream.apiVersion,
     guards: compileInputGuards(upstream.guards),
-    budget: budgetOf(upstream.budget),
+    budget: budgetOf(spec, upstream.budget),
     prices: compilePrices(upstream.prices),
     timeoutFallsBack: fallback.some((tier) => tier.kind === 'upstream' && (!tier.when || tier.when.has('timeout') || tier.when.has('unavailable'))),
+    traced: spec.tracing.enabled,
   };
 }
 
-/** `credentials`: what the controller said of the Secret keys the policy names (a snapshot's credential fields, see api/protocol.ts). */
-export function compileConfig(spec: PolicySpec, version: ConfigVersion, credentials?: SnapshotCredentials): RuntimeConfig {
+/**
+ * `credentials`: what the controller said of the Secret keys the policy names (a snapshot's credential
+ * fields, see api/protocol.ts), and how many pods it says the policy selects.
+ */
+export function compileConfig(spec: PolicySpec, version: ConfigVersion, credentials?: SnapshotCredentials & { selectedPods?: number }): RuntimeConfig {
   const classes = spec.priorities.classes.map((c) => ({ name: c.name, reservedPercent: c.reserved, maxSharePercent: c.maxShare }));
   return {
     version,
@@ -194,12 +216,8 @@ export function compileConfig(spec: PolicySpec, version: ConfigVersion, credenti
       maxEntries: spec.cache.maxEntries,
       maxBytes: parseSize(spec.cache.maxBytes),
       serveFresh: spec.cache.serveFresh,
-      redis: spec.cache.redis?.url
-        ? {
-            url: spec.cache.redis.url,
-            password: spec.cache.redis.secretRef ? secretCredential(spec.cache.redis.secretRef, credentials).value : undefined,
-          }
-        : undefined,
+      // The shared answers are the policy's own: its name is their keys' namespace.
+      redis: ((store) => store && { ...store, policy: version.policy })(storeOf(spec.cache.shared ? spec.sharedState?.redis : spec.cache.redis, credentials)),
     },
     degradation: {
       settings: {
@@ -218,7 +236,15 @@ export function compileConfig(spec: PolicySpec, version: ConfigVersion, credenti
     },
     maxBufferedBytes: parseSize(spec.limits.maxBufferedBytes),
     drainTimeoutMs: parseDuration(spec.shutdown.drainTimeout),
-    budget: budgetOf(spec.budget),
+    budget: budgetOf(spec, spec.budget),
+    sharedState: storeOf(spec.sharedState?.redis, credentials),
+    selectedPods: credentials?.selectedPods,
     slo: sloOf(spec.slo),
+    tracing: {
+      enabled: spec.tracing.enabled,
+      sampleRatio: spec.tracing.sampling === '' ? undefined : Number(spec.tracing.sampling) / 100,
+      propagate: spec.tracing.propagate,
+      content: spec.tracing.content.record ? { maxChars: spec.tracing.content.maxChars } : undefined,
+    },
   };
 }

@@ -25,7 +25,8 @@ export function loadPolicyText(text: string, source: string, origin: 'file' | 'd
   try {
     const version = {
       source: origin,
-      policy: verdict.metadata.name ?? basename(source),
+      // namespace/name as the controller names a policy: its fleet counts and shared answers are its own.
+      policy: verdict.metadata.name === undefined ? basename(source) : [verdict.metadata.namespace, verdict.metadata.name].filter(Boolean).join('/'),
       generation: verdict.metadata.generation ?? 0,
       hash: hashSpec(verdict.spec),
     };

@@ -7,7 +7,7 @@
 import type { ApiFamily, ConfigVersion, FailureClass, PolicySpec } from '../../api/index.js';
 import type { InputGuards } from './input-guards.js';
 import type { PriceList } from './prices.js';
-import type { BackoffSettings, BreakerSettings, BudgetLimits, BulkheadSettings, DegradationSettings, HealthSettings, PriorityClass, RateLimitSettings, RetryBudgetSettings } from '../resilience/index.js';
+import type { AdaptiveLimitSettings, BackoffSettings, BreakerSettings, BudgetLimits, BulkheadSettings, DegradationSettings, HealthSettings, PriorityClass, RateLimitSettings, RetryBudgetSettings } from '../resilience/index.js';
 
 export interface UpstreamConfig {
   name: string;
@@ -34,7 +34,8 @@ export interface UpstreamConfig {
     maxBodyBytes: number;
   };
   breaker: BreakerSettings & { scope: 'upstream' | 'model'; failOn: ReadonlySet<FailureClass> };
-  bulkhead: BulkheadSettings;
+  /** Its queue and fixed limit; `adaptive`: the limit is learnt within these bounds instead; `fairBy`: the caller's header (lower case) when admission is fair between callers. */
+  bulkhead: BulkheadSettings & { adaptive?: AdaptiveLimitSettings; fairBy?: string };
   /** Which 200s count as invalid-response (the policy's `validation`). */
   validation: PolicySpec['validation'];
   /** The upstream itself, then its fallback tiers, in the order they are tried. */
@@ -45,8 +46,8 @@ export interface UpstreamConfig {
   hasCacheTier: boolean;
   /** A fallback upstream takes a timeout: then a timeout is not retried here, so a silent route costs one attempt. */
   timeoutFallsBack: boolean;
-  /** Client-side limits (0 = off). */
-  rateLimit: RateLimitSettings;
+  /** Client-side limits (0 = off): this pod's, or the fleet's (counted in the shared store). */
+  rateLimit: RateLimitSettings & { fleet: boolean };
   /** Least bytes per second a stream must send, over each window after its first content event (0 = off). */
   throughputFloor: { bytesPerSecond: number; windowMs: number };
   /**
@@ -67,11 +68,24 @@ export interface UpstreamConfig {
   /** Input guards (off unless the policy sets them). */
   guards: InputGuards;
   /** This upstream's token and cost budget (undefined: none). */
-  budget?: BudgetLimits;
+  budget?: BudgetConfig;
   /** What tokens of a model of this upstream cost (its `prices`). */
   prices: PriceList;
   /** Chaos: faults injected into this upstream's attempts. */
   faults: { percent: number; delayMs?: number; abortStatus?: number }[];
+  /** The policy turns tracing on (spec.tracing.enabled): this upstream's stacks hold the span layers. */
+  traced: boolean;
+}
+
+/** A token and cost budget: this pod's, or the fleet's (counted in the shared store). */
+export interface BudgetConfig extends BudgetLimits {
+  fleet: boolean;
+}
+
+/** A Redis (or Valkey) the fleet shares: its URL and, from a Secret, its password. */
+export interface SharedStoreConfig {
+  url: string;
+  password?: string;
 }
 
 /** How a tier is asked to continue a broken stream's text (see proxy/layers/continuation.ts). */
@@ -92,8 +106,12 @@ export interface CacheConfig {
   maxBytes: number;
   /** Answer from the cache even while the upstream is healthy. */
   serveFresh: boolean;
-  /** A Redis shared by the fleet, behind the local cache. */
-  redis?: { url: string; password?: string };
+  /**
+   * A Redis shared by the fleet, behind the local cache (cache.redis, or spec.sharedState with cache.shared),
+   * and the policy whose answers it keeps: keys are the policy's own, so policies that share a Redis never
+   * answer each other's requests.
+   */
+  redis?: SharedStoreConfig & { policy: string };
 }
 
 export interface DegradationConfig {
@@ -122,9 +140,26 @@ export interface RuntimeConfig {
   maxBufferedBytes: number;
   drainTimeoutMs: number;
   /** The token and cost budget of all upstreams together (undefined: none). */
-  budget?: BudgetLimits;
+  budget?: BudgetConfig;
+  /** The store the fleet's counts are kept in (spec.sharedState; undefined: none). */
+  sharedState?: SharedStoreConfig;
+  /** How many pods the controller says the policy selects (undefined: it did not say; a policy file). */
+  selectedPods?: number;
   /** The policy's SLOs (undefined: none). */
   slo?: SloConfig;
+  /** OpenTelemetry tracing, as the policy sets it (spec.tracing; the exporter is the OTEL_* environment's). */
+  tracing: TracingConfig;
+}
+
+/** What the policy says of tracing; OTEL_SDK_DISABLED=true in the environment keeps it off whatever it says. */
+export interface TracingConfig {
+  enabled: boolean;
+  /** Share of new traces (requests without a sampled parent) recorded, 0 to 1; undefined: OTEL_TRACES_SAMPLER's. */
+  sampleRatio?: number;
+  /** The upstream is sent the attempt's traceparent (else the app's, untouched). */
+  propagate: boolean;
+  /** Prompts and answers in spans, at most maxChars of each (undefined: never, the default). */
+  content?: { maxChars: number };
 }
 
 /** SLO objectives as ratios (0 = not tracked), over a window. */

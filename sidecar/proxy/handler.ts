@@ -15,6 +15,7 @@ import type { StreamFraming } from './streams/stream-framing.js';
 import type { StreamBody } from './streams/stream-body.js';
 import type { Endpoint, UpstreamState } from './upstream/upstream-state.js';
 import type { RequestFacts, RequestReport } from './request-report.js';
+import type { TraceScope } from './trace-scope.js';
 
 /** One app request as it goes to one upstream (the primary, or a fallback tier), parsed once when it arrived. */
 export interface ProxyRequest {
@@ -91,6 +92,11 @@ export interface RequestContext {
   readonly memory: BodyLease;
   /** What the layers report of the request to the server (a run side by side reports to one of its own: side-by-side.ts). */
   readonly report: RequestReport;
+  /**
+   * The span the layers inside are within, while tracing is on (undefined while it is off: the one field the
+   * request path checks). The server starts the request's; the tier and attempt layers hand in their own.
+   */
+  readonly trace?: TraceScope;
 }
 
 /** The request's context as the server reads it once the pipeline has answered: the report's facts, read-only. */

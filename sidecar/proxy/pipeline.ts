@@ -20,13 +20,14 @@
  *   stream recovery   a stream that breaks after its first text continues from a new run of the chain
  *   fallback          the addressed upstream, then each tier its `when` admits (upstream, cache, static)
  *   --- per upstream tier ---
+ *   trace tier        tracing on: the tier's span, which the layers below put their decisions on
  *   credential        a tier without a usable credential from its Secret is not called (unavailable)
  *   input guard       a fallback tier's own input guards: a request that trips one never leaves
  *   continuation      in a recovery: the tier is asked to continue the text delivered, where it can
  *   degraded request  in degraded mode: output tokens clamped, temperature set
  *   token budget      the tier's and the policy's token and cost budgets: reserved up front, charged from usage
  *   rate limit        client-side request and token buckets
- *   bulkhead          a slot of the upstream's bulkhead, by priority class
+ *   bulkhead          a slot of the upstream's bulkhead (its limit adaptive or fixed), by priority class, then fairly between callers
  *   retry             attempts with backoff, Retry-After and the retry budget
  *   hedge             a slow first attempt gets a second one alongside; the first to answer wins
  *                     (one to another upstream enters that upstream's tier from the top)
@@ -34,12 +35,16 @@
  *   breaker           the first endpoint whose breaker admits the attempt
  *   faults            injected delays and aborts (so breakers see them)
  *   endpoint load     attempts in flight per endpoint (least-outstanding)
+ *   adaptive limit    bulkhead mode adaptive: what each attempt's answer says of the provider's load moves its endpoint's limit
+ *   trace attempt     tracing on: the attempt's client span; the upstream gets its traceparent
  *   attempt           the HTTP call: timeouts, classification, first content event
  *
  * Each upstream gets its own stack, built for its config, holding only the
  * layers it enables: no input guard without guards, no continuation where it
  * is off, no rate limit, hedge or faults unless set, no stream recovery at
- * maxRecoveries 0, no credential check while its credential is there.
+ * maxRecoveries 0, no credential check while its credential is there, no
+ * adaptive limit in bulkhead mode fixed, no
+ * span layers unless the policy turns tracing on (../tracing/index.ts).
  *
  * Why this order: the addressed upstream's guards come first, so no cached,
  * static or emergency answer is given to a request they block (an answer
@@ -59,7 +64,8 @@ import type { UpstreamConfig } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
 import type { Clock, DegradationMonitor } from '../resilience/index.js';
 import type { Handler, Layer, ProxyRequest } from './handler.js';
-import { answerCache, attempt, breaker, bulkhead, continuation, credential, hedge, inputGuard, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry, streamRecovery, tokenBudget } from './layers/index.js';
+import type { Limiter } from './layers/rate-limit.js';
+import { adaptiveLimit, answerCache, attempt, breaker, bulkhead, continuation, credential, hedge, inputGuard, degradation, degradedRequest, endpointLoad, fallback, faults, rateLimit, retry, streamRecovery, tokenBudget, traceAttempt, traceTier } from './layers/index.js';
 import type { ResponseCache } from './answers/response-cache.js';
 import type { UpstreamState } from './upstream/upstream-state.js';
 
@@ -76,6 +82,8 @@ export interface PipelineDeps {
   budgets(): BudgetBook;
   /** Spending changed (to keep it across a restart). */
   budgetsSpent(): void;
+  /** The fleet's rate limiter of an upstream whose rate limit is the fleet's. */
+  fleetLimiter?(upstream: string): Limiter | undefined;
 }
 
 /** A layer of any kinds of request (every Layer is one); Outermost says which fit together. */
@@ -117,18 +125,21 @@ export function buildPipeline(d: PipelineDeps): Handler {
   // A hedge sent to another upstream enters that upstream's tier like a fallback: its guards, budget, limits and bulkhead.
   const tier: Handler = stack(
     [
+      traceTier,
       credential,
       inputGuard(d.metrics, 'fallback tiers'),
       continuation,
       degradedRequest(d.degradedSettings),
       tokenBudget({ budgets: d.budgets, metrics: d.metrics, spent: d.budgetsSpent }),
-      rateLimit(d.clock),
+      rateLimit(d.clock, (name) => d.fleetLimiter?.(name)),
       bulkhead(d.metrics),
       retry({ clock: d.clock, metrics: d.metrics, random: d.random }),
       hedge({ clock: d.clock, metrics: d.metrics, upstream: d.upstream, tier: (req, ctx) => tier(req, ctx) }),
       breaker(d.clock),
       faults({ clock: d.clock, metrics: d.metrics, random: d.random }),
       endpointLoad,
+      adaptiveLimit(d.clock),
+      traceAttempt,
     ],
     attempt(d.clock),
   );

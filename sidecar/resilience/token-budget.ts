@@ -24,9 +24,19 @@ export interface Spend {
 export interface SavedBudget extends Spend {
   /** Wall-clock start of the window (ms since the epoch). */
   windowStart: number;
+  /** A fleet budget's: the fleet's spent as the shared store last told it, and what of this pod's the store had not confirmed. */
+  fleetSpent?: Spend;
+  unreported?: Spend;
 }
 
-export type BudgetAdmission = { ok: true } | { ok: false; limit: 'tokens' | 'cost'; retryAfterMs: number };
+/**
+ * Why a fleet budget's reservation was refused (a pod's says none: spent): the budget is spent; the request asks
+ * for more than it has left; the rest is held by requests in flight or leases elsewhere; the shared store did not
+ * answer in time; or it has not yet answered this sidecar.
+ */
+export type BudgetRefused = 'spent' | 'too-large' | 'held' | 'slow' | 'unheard';
+
+export type BudgetAdmission = { ok: true } | { ok: false; limit: 'tokens' | 'cost'; retryAfterMs: number; reason?: BudgetRefused };
 
 const WINDOW_MS = { hour: 3_600_000, day: 86_400_000 } as const;
 const UNITS = ['tokens', 'cost'] as const;

@@ -11,6 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { credentialFingerprint } from '../../sidecar/mock-upstream/mock-upstream.js';
 import { startCluster, type Cluster } from '../support/cluster.js';
+import { FLEET_POLICY, FLEET_REPLICAS, FLEET_TOKENS, fleetApp, redis, REDIS_ARCHIVE, REDIS_IMAGE } from '../support/fleet-e2e.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const IMAGE = 'breakwater:e2e';
@@ -136,6 +138,10 @@ interface Outcome {
   inFlight?: number;
   /** The fingerprint of the key the model received (credentialFingerprint). */
   credential?: string;
+  /** The tokens a plain answer said it used. */
+  tokens?: number;
+  ms?: number;
+  retryAfter?: string;
 }
 
 /** Every outcome every app pod wrote so far (a line being written is skipped). */
@@ -451,6 +457,68 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
     await until('the early pod gone', 60_000, () => kubectl(['get', 'pods', '-n', 'e2e-shop', '-l', 'app=early', '-o', 'name']), (v) => v.trim() === '');
   });
 
+  it('shares one budget across an app\'s replicas through a Redis in the cluster: billed within the bound, then 429 budget_exhausted until the hour ends; SPEND and SharedStateAvailable in kubectl, through a Redis outage (issue 29)', async () => {
+    const size = Number(execFileSync('bash', [`${ROOT}/scripts/build-redis-image.sh`, REDIS_IMAGE, REDIS_ARCHIVE], { encoding: 'utf8' }).trim().split('\n').at(-1));
+    cluster.importImage(REDIS_ARCHIVE);
+    rmSync(REDIS_ARCHIVE, { force: true });
+    await kubectl(['apply', '-f', '-'], redis(randomBytes(12).toString('hex')));
+    await kubectl(['rollout', 'status', 'deployment/redis', '-n', 'e2e-shop', '--timeout=60s']);
+    await kubectl(['apply', '-f', '-'], FLEET_POLICY);
+    try {
+      const from = Date.now();
+      await kubectl(['apply', '-f', '-'], fleetApp(IMAGE, OUTCOMES));
+      await kubectl(['rollout', 'status', 'deployment/fleet', '-n', 'e2e-shop', '--timeout=120s']);
+      const fleetCalls = () => calls(from).filter((o) => o.pod.startsWith('fleet-'));
+      // Refused until the window ends (what is left is less than a request asks for), not because the rest is held in flight for a moment (Retry-After 1).
+      const refusedFor = (list: Outcome[]) => list.filter((o) => o.status === 429 && o.body?.includes('budget_exhausted') && Number(o.retryAfter) > 5);
+      await until('every replica refused: the fleet\'s budget spent', 120_000, async () => fleetCalls(), (list) => new Set(refusedFor(list).map((o) => o.pod)).size === FLEET_REPLICAS);
+      const spentAt = Date.now();
+      await new Promise((r) => setTimeout(r, 3000)); // refusals go on: nothing more is billed
+      const list = fleetCalls();
+      const billed = list.reduce((n, o) => n + (o.ok ? (o.tokens ?? 0) : 0), 0);
+      const perAnswer = Math.max(...list.filter((o) => o.ok).map((o) => o.tokens ?? 0));
+      const refused = refusedFor(list);
+      // While Redis answers, the fleet is billed past its limit only by what answers in flight use beyond their reservations: at most one answer per replica.
+      assert.ok(billed <= FLEET_TOKENS + FLEET_REPLICAS * perAnswer, `billed ${billed} tokens against a fleet budget of ${FLEET_TOKENS}`);
+      assert.ok(billed >= 0.9 * FLEET_TOKENS, `billed ${billed}: the fleet spent its budget`);
+      assert.equal(list.filter((o) => o.ok && o.t > spentAt + 1000).length, 0, 'no answer once every replica was refused (what leases held settled within a second)');
+      assert.deepEqual(list.filter((o) => !o.ok && o.status !== 429), [], 'every call answered: a 200 or a 429');
+      const hourEnd = Math.ceil(Date.now() / 3_600_000) * 3_600_000;
+      for (const o of refused) assert.ok(Math.abs(Number(o.retryAfter) - (hourEnd - o.t) / 1000) <= 3, `Retry-After ${o.retryAfter} s at ${new Date(o.t).toISOString()}: the hour ends at ${new Date(hourEnd).toISOString()}`);
+      const spend = await until('SPEND in kubectl get rp', 90_000, async () => (await kubectl(['get', 'rp', 'fleet', '-n', 'e2e-shop', '--no-headers'])).trim().split(/\s+/), (r) => Number(/^tokens:([\d.]+)k\/3k$/.exec(r.at(-3) ?? '')?.[1]) >= 2.7); // spend rides on the sidecars' reports: at most 30 s behind
+      const described = await kubectl(['describe', 'rp', 'fleet', '-n', 'e2e-shop']);
+      assert.match(described, /Kept For:\s+fleet/);
+      assert.match(described, /Shared State Available|SharedStateAvailable/);
+      const condition = async () => JSON.parse(await kubectl(['get', 'rp', 'fleet', '-n', 'e2e-shop', '-o', 'jsonpath={.status.conditions[?(@.type=="SharedStateAvailable")]}']) || '{}') as { status?: string; reason?: string; message?: string };
+      await until('SharedStateAvailable True', 60_000, condition, (c) => c.status === 'True');
+      figure(`fleet budget ${FLEET_TOKENS} tokens/hour, ${FLEET_REPLICAS} replicas: billed ${billed} (${refused.length} calls refused with 429 budget_exhausted, Retry-After to the hour's end); kubectl get rp fleet: ${spend.join(' ')}`);
+
+      // Redis goes away: every call is still answered at once (a local share of what the fleet had left: none), and the policy says so.
+      const outage = Date.now();
+      await kubectl(['scale', 'deployment/redis', '-n', 'e2e-shop', '--replicas=0']);
+      const down = await until('SharedStateAvailable False', 60_000, condition, (c) => c.status === 'False');
+      const saidDown = Date.now() - outage;
+      await new Promise((r) => setTimeout(r, 3000));
+      const during = calls(outage).filter((o) => o.pod.startsWith('fleet-'));
+      assert.ok(during.length > 0);
+      assert.deepEqual(during.filter((o) => o.ok || o.status !== 429), [], 'nothing billed and nothing failed while Redis was away');
+      const slowest = Math.max(...during.map((o) => o.ms ?? 0));
+      assert.ok(slowest < 1000, `the slowest call while Redis was away took ${slowest} ms`);
+      const back = Date.now();
+      await kubectl(['scale', 'deployment/redis', '-n', 'e2e-shop', '--replicas=1']);
+      await until('SharedStateAvailable True again', 90_000, condition, (c) => c.status === 'True');
+      const saidBack = Date.now() - back;
+      await new Promise((r) => setTimeout(r, 3000));
+      // Redis came back empty (no persistence): the sidecars counted again what the fleet spent, so no budget opened anew.
+      assert.deepEqual(calls(back).filter((o) => o.pod.startsWith('fleet-') && o.ok), [], 'no answer after Redis came back empty');
+      figure(`Redis scaled to 0: SharedStateAvailable False (${down.reason}: ${down.message}) ${saidDown} ms later; slowest call meanwhile ${slowest} ms; back True ${saidBack} ms after Redis returned, and the spent budget stayed spent`);
+    } finally {
+      // The fleet's app goes, whatever happened: the steps after this one judge every app pod's calls.
+      await kubectl(['delete', 'deployment/fleet', 'deployment/redis', 'rp/fleet', '-n', 'e2e-shop', '--ignore-not-found']);
+      await until('the fleet\'s pods gone', 60_000, () => kubectl(['get', 'pods', '-n', 'e2e-shop', '-l', 'app=fleet', '-o', 'name']), (v) => v.trim() === '');
+    }
+  });
+
   it('gives a Job\'s pod the sidecar, and the Job completes', async () => {
     await kubectl(['apply', '-f', '-'], JOB);
     await kubectl(['wait', '--for=condition=Complete', 'job/batch', '-n', 'e2e-shop', '--timeout=120s']);
@@ -481,7 +549,7 @@ describe('Breakwater on a real cluster', { timeout: 20 * 60_000 }, () => {
 
     // Nobody refreshes the status now: OBSERVED grows past the refresh interval and says how long ago a controller last looked.
     const last = await observedAt();
-    const age = async () => (await kubectl(['get', 'rp', 'chat', '-n', 'e2e-shop', '--no-headers'])).trim().split(/\s+/)[6]!;
+    const age = async () => (await kubectl(['get', 'rp', 'chat', '-n', 'e2e-shop', '--no-headers'])).trim().split(/\s+/).at(-2)!; // OBSERVED, before AGE
     const shown = await until('OBSERVED older than twice the refresh interval', 60_000, age, () => Date.now() - last > 2 * STATUS_REFRESH_S * 1000 + 2_000);
     assert.equal(await observedAt(), last, 'no controller rewrote the status');
     const seconds = Number(/^(\d+)s$/.exec(shown)?.[1]);

@@ -151,7 +151,9 @@ describe('controller end to end on a real API server', () => {
     await until('OPEN to count the pod', async () => /^chat\s+2\s+2\s+2\s+True\s/.test(await row()));
     const degraded = await status();
     assert.equal(degraded.conditions.find((c: { type: string }) => c.type === 'Degraded').status, 'True');
-    assert.deepEqual(degraded.upstreams, [{ name: 'primary', breakers: { closed: 0, halfOpen: 0, open: 2 }, lastTransitionTime: degraded.upstreams[0].lastTransitionTime }]);
+    const { concurrency, ...breakers } = degraded.upstreams[0];
+    assert.deepEqual([breakers], [{ name: 'primary', breakers: { closed: 0, halfOpen: 0, open: 2 }, lastTransitionTime: degraded.upstreams[0].lastTransitionTime }]);
+    assert.deepEqual(concurrency, { mode: 'adaptive', min: 4, max: 1024, limits: { lowest: 32, median: 32, highest: 32 }, pods: 2 }, 'each pod\'s adaptive limit, as the pods report it');
     const described = await until('the event in kubectl describe', async () => {
       const out = (await cp.kubectl(['-n', NS, 'describe', 'rp', 'chat'])).stdout;
       return /BreakerOpened.*circuit breaker for upstream primary opened/.test(out) && out;
@@ -249,7 +251,7 @@ describe('controller end to end on a real API server', () => {
     assert.equal(missing.reason, 'SecretNotFound');
     // kubectl get rp: READY is never True for a policy that is not accepted, and ACCEPTED says so (issue 26).
     const columns = (await cp.kubectl(['-n', NS, 'get', 'rp', 'keyed'])).stdout.split('\n');
-    assert.match(columns[0]!, /^NAME\s+TARGETED\s+SYNCED\s+OPEN\s+READY\s+ACCEPTED\s+OBSERVED\s+AGE/);
+    assert.match(columns[0]!, /^NAME\s+TARGETED\s+SYNCED\s+OPEN\s+READY\s+ACCEPTED\s+SPEND\s+OBSERVED\s+AGE/);
     assert.match(columns[1]!, /^keyed\s+0\s+0\s+0\s+False\s+False\s+\d+s/);
     assert.equal(missing.message, 'upstream openai: Secret openai-key, key apiKey does not exist');
     // Created, but without its owner's consent (red team 26, F7): still not accepted, with a reason of its own.

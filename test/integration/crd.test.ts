@@ -104,6 +104,9 @@ describe('ResiliencePolicy CRD on a real API server', () => {
       ['hedge-to-none', { upstreams: [{ name: 'a', url: 'http://a' }, { name: 'b', url: 'http://b', hedge: { delay: '1s', upstream: 'z' } }] }, [/spec\.upstreams\[1\]\.hedge\.upstream: "z" names no upstream of this policy/]],
       ['mixed-chain', { upstreams: [{ name: 'a', url: 'http://a', fallback: [{ upstream: 'b' }] }, { name: 'b', url: 'http://b', api: 'anthropic' }] }, [/spec\.upstreams\[0\]\.fallback\[0\]\.upstream: "b" speaks anthropic, and "a" openai: a chain speaks one API/]],
       ['mixed-hedge', { upstreams: [{ name: 'a', url: 'http://a', api: 'ollama', hedge: { delay: '1s', upstream: 'b' } }, { name: 'b', url: 'http://b' }] }, [/spec\.upstreams\[0\]\.hedge\.upstream: "b" speaks openai, and "a" ollama: a hedge speaks the API of the upstream it hedges/]],
+      // Fleet limits need a store to count in (issue 29); the message names the field.
+      ['fleet-without-store', { upstreams: [{ name: 'a', url: 'http://a' }, { name: 'b', url: 'http://b', rateLimit: { requestsPerMinute: 60, scope: 'fleet' } }], budget: { tokens: 1000, scope: 'fleet' } }, [/spec\.budget\.scope: fleet needs spec\.sharedState/, /spec\.upstreams\[1\]\.rateLimit\.scope: fleet needs spec\.sharedState/]],
+      ['shared-cache-twice', { upstreams: [{ name: 'a', url: 'http://a' }], sharedState: { redis: { url: 'redis://r:6379' } }, cache: { shared: true, redis: { url: 'redis://other:6379' } } }, [/spec\.cache\.shared and spec\.cache\.redis\.url name two Redis for one cache/]],
       ['starved-class', { upstreams: [{ name: 'a', url: 'http://a' }], priorities: { default: 'normal', classes: [{ name: 'critical', reserved: 100 }, { name: 'normal' }] } }, [/reserved shares must add up to less than 100/]],
     ];
     for (const [name, spec, patterns] of cases) {
@@ -182,8 +185,10 @@ describe('ResiliencePolicy CRD on a real API server', () => {
     };
     await api.patchNamespacedCustomObjectStatus({ ...GROUP, namespace: 'default', name: 'minimal', body: [{ op: 'add', path: '/status', value: status }] });
     const table = await cp.kubectl(['get', 'rp', 'minimal']);
-    assert.match(table.stdout, /^NAME\s+TARGETED\s+SYNCED\s+OPEN\s+READY\s+ACCEPTED\s+OBSERVED\s+AGE\s*$/m);
-    assert.match(table.stdout, /^minimal\s+3\s+2\s+1\s+False\s+True\s+3h\s+\S+\s*$/m, 'OBSERVED 3h: no controller has looked since');
+    assert.match(table.stdout, /^NAME\s+TARGETED\s+SYNCED\s+OPEN\s+READY\s+ACCEPTED\s+SPEND\s+OBSERVED\s+AGE\s*$/m);
+    assert.match(table.stdout, /^minimal\s+3\s+2\s+1\s+False\s+True\s+3h\s+\S+\s*$/m, 'OBSERVED 3h: no controller has looked since; no fleet budget: SPEND blank');
+    await api.patchNamespacedCustomObjectStatus({ ...GROUP, namespace: 'default', name: 'minimal', body: [{ op: 'add', path: '/status/spend', value: 'tokens:1.2M/2M' }] });
+    assert.match((await cp.kubectl(['get', 'rp', 'minimal'])).stdout, /^minimal\s+3\s+2\s+1\s+False\s+True\s+tokens:1\.2M\/2M\s+3h\s+\S+\s*$/m, 'SPEND: the fleet\'s spend against its budget');
     const all = await cp.kubectl(['get', 'breakwater', '-A', '-o', 'name']);
     assert.match(all.stdout, /resiliencepolicy\.breakwater\.dev\/chat/);
     // A status sent with the main resource is ignored.

@@ -160,8 +160,9 @@ describe('fallback chains', () => {
   it('answers Anthropic and Ollama apps from the static tier in their own shapes', async (t) => {
     const rig = await startRig(t, {
       upstreams: [
-        { name: 'claude', url: `http://127.0.0.1:${await freePort()}`, api: 'anthropic', retry: { attempts: 1 }, fallback: [{ static: { message: 'busy' } }] },
-        { name: 'ollama', url: `http://127.0.0.1:${await freePort()}`, api: 'ollama', retry: { attempts: 1 }, fallback: [{ static: { message: 'busy' } }] },
+        // Port 9 (discard) is never served here: a port freePort() found free may be another test's by the time it is called.
+        { name: 'claude', url: 'http://127.0.0.1:9', api: 'anthropic', retry: { attempts: 1 }, fallback: [{ static: { message: 'busy' } }] },
+        { name: 'ollama', url: 'http://127.0.0.1:9', api: 'ollama', retry: { attempts: 1 }, fallback: [{ static: { message: 'busy' } }] },
       ],
     });
     const claude = await post(rig.url('/claude/v1/messages'), JSON.stringify({ model: 'claude-x', max_tokens: 10, messages }));

@@ -5,44 +5,23 @@
  * password reaches the shared client without emptying the pod's own cache.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { credentialKey, validatePolicy } from '../../api/index.js';
 import { compileConfig } from '../../sidecar/config/compile-config.js';
 import { chat, post, startMock, startRig, type Rig } from '../support/harness.js';
-import { freePort } from '../support/ports.js';
+import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { until } from '../support/until.js';
 
-const ENSURE_REDIS = fileURLToPath(new URL('../../scripts/ensure-redis.sh', import.meta.url));
-
-/** A redis-server on 127.0.0.1, without persistence, started with `args`. */
-async function startRedis(...args: string[]): Promise<{ server: ChildProcess; port: number }> {
-  const binary = execFileSync('bash', [ENSURE_REDIS], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').at(-1)!;
-  const port = await freePort();
-  const server = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    server.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes('Ready to accept connections')) resolve();
-    });
-    server.on('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out}`)));
-  });
-  return { server, port };
-}
-
 describe('shared cache on Redis', () => {
-  let redis: ChildProcess;
+  let redis: RedisServer;
   let port: number;
 
   before(async () => {
-    ({ server: redis, port } = await startRedis());
+    redis = await startRedis(undefined);
+    port = redis.port;
   });
-  after(() => {
-    if (redis.exitCode === null) redis.kill('SIGKILL');
-  });
+  after(() => redis.kill());
 
   const policy = (url: string) => ({
     upstreams: [{ name: 'primary', url, retry: { attempts: 1 }, circuitBreaker: { consecutiveFailures: 0 }, fallback: [{ cache: {} }, { static: { message: 'busy' } }] }],
@@ -73,8 +52,7 @@ describe('shared cache on Redis', () => {
     assert.equal(fromFleet.headers.get('x-breakwater-cache'), 'hit');
     assert.equal(fromFleet.json().choices[0].message.content, 'Shared across the fleet.', 'pod B never saw this answer from its own upstream');
 
-    redis.kill('SIGKILL');
-    await new Promise((r) => redis.once('exit', r));
+    await redis.kill();
     const stillServed = await post(podA.url('/primary/v1/chat/completions'), chat());
     assert.equal(stillServed.status, 200);
     const degraded = await post(podB.url('/primary/v1/chat/completions'), chat({ messages: [{ role: 'user', content: 'new question' }] }));
@@ -85,9 +63,28 @@ describe('shared cache on Redis', () => {
     assert.equal(again.headers.get('x-breakwater-cache'), 'hit', 'what pod B already fetched stays in its local cache');
   });
 
+  it('never answers one policy\'s request with another policy\'s answer when they share a Redis (red team, issue 29)', async (t) => {
+    const shared = await startRedis(t);
+    const healthy = await startMock(t);
+    const failing = await startMock(t);
+    failing.defaultBehavior = { kind: 'status', status: 503 };
+    const team = (name: string, url: string) => ({ apiVersion: 'breakwater.dev/v1alpha1', kind: 'ResiliencePolicy', metadata: { name, namespace: 'shop' }, spec: { ...policy(url), cache: { redis: { url: `redis://127.0.0.1:${shared.port}` } } } });
+    const teamA = await startRig(t, team('team-a', healthy.url));
+    const teamB = await startRig(t, team('team-b', failing.url));
+    const teamA2 = await startRig(t, team('team-a', failing.url));
+    for (const rig of [teamA, teamB, teamA2]) await sharedReady(rig);
+    healthy.enqueue({ kind: 'ok', text: 'Only for team A.' });
+    const question = chat({ messages: [{ role: 'user', content: 'what is ours?' }] });
+    assert.equal((await post(teamA.url('/primary/v1/chat/completions'), question)).json().choices[0].message.content, 'Only for team A.');
+    const other = await post(teamB.url('/primary/v1/chat/completions'), question);
+    assert.equal(other.headers.get('x-breakwater-cache'), null, 'team B\'s pod got no answer of team A\'s');
+    assert.equal(other.headers.get('x-breakwater-fallback'), 'static');
+    const same = await post(teamA2.url('/primary/v1/chat/completions'), question);
+    assert.equal(same.headers.get('x-breakwater-cache'), 'hit', 'another pod of team A shares it');
+  });
+
   it('keeps the pod\'s answers when only the Redis password rotates, and the shared client authenticates with the new one (red team, issue 26)', async (t) => {
-    const guarded = await startRedis('--requirepass', 'pw-one');
-    t.after(() => void guarded.server.kill('SIGKILL'));
+    const guarded = await startRedis(t, undefined, '--requirepass', 'pw-one');
     const admin = new Redis({ host: '127.0.0.1', port: guarded.port, password: 'pw-one', lazyConnect: true });
     await admin.connect();
     t.after(() => admin.disconnect());

@@ -88,6 +88,8 @@ export interface Call {
   at: number;
   path: string;
   json: Record<string, any>;
+  /** The request's headers as they came. */
+  headers: IncomingMessage['headers'];
 }
 
 export interface ToolCall {
@@ -198,7 +200,7 @@ export async function startModelUpstream(t: TestContext, options: ModelUpstreamO
       } catch {
         // answered as an empty request
       }
-      const call: Call = { n: calls.length + 1, at: Date.now(), path: req.url ?? '', json };
+      const call: Call = { n: calls.length + 1, at: Date.now(), path: req.url ?? '', json, headers: req.headers };
       calls.push(call);
       answer(req, res, call, options.fault?.(call));
     });

@@ -26,8 +26,8 @@ export function writePolicy(text: string): string {
   return file;
 }
 
-export function runCli(args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function runCli(args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: env && { ...process.env, ...env } });
 }
 
 /** Collects a finished CLI run's exit code and output. */
@@ -41,14 +41,15 @@ export async function cliResult(args: string[]): Promise<{ code: number | null; 
   return { code, stdout, stderr };
 }
 
-export async function spawnSidecar(t: TestContext, policyText: string): Promise<SidecarProcess> {
+/** `env`: variables the sidecar gets beside the tests' own (OTEL_* for the tracing tests). */
+export async function spawnSidecar(t: TestContext, policyText: string, env?: NodeJS.ProcessEnv): Promise<SidecarProcess> {
   const policyFile = writePolicy(policyText);
-  return startSidecarProcess(t, ['--policy', policyFile], policyFile);
+  return startSidecarProcess(t, ['--policy', policyFile], policyFile, env);
 }
 
 /** Runs `breakwater sidecar` with these config arguments, on ephemeral ports. */
-export async function startSidecarProcess(t: TestContext, configArgs: string[], policyFile = ''): Promise<SidecarProcess> {
-  const { child, logs, exited, stderr, entry } = await startCliProcess(t, ['sidecar', ...configArgs, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], 'sidecar listening');
+export async function startSidecarProcess(t: TestContext, configArgs: string[], policyFile = '', env?: NodeJS.ProcessEnv): Promise<SidecarProcess> {
+  const { child, logs, exited, stderr, entry } = await startCliProcess(t, ['sidecar', ...configArgs, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], 'sidecar listening', env);
   return { child, dataUrl: entry.dataUrl as string, adminUrl: entry.adminUrl as string, policyFile, logs, exited, stderr };
 }
 
@@ -62,8 +63,8 @@ export interface CliProcess {
 }
 
 /** Runs the CLI until it logs `readyMessage`; killed when the test `t` ends (if given; otherwise the caller stops it). */
-export async function startCliProcess(t: TestContext | undefined, args: string[], readyMessage: string): Promise<CliProcess> {
-  const child = runCli(args);
+export async function startCliProcess(t: TestContext | undefined, args: string[], readyMessage: string, env?: NodeJS.ProcessEnv): Promise<CliProcess> {
+  const child = runCli(args, env);
   const logs: Record<string, unknown>[] = [];
   let err = '';
   let pending = '';

@@ -138,3 +138,49 @@ describe('bulkhead', () => {
     );
   });
 });
+
+describe('bulkhead: a limit that moves, and fair admission', () => {
+  it('lets waiters in when the limit rises, and admits no one while over a lowered limit', async () => {
+    const { b } = bulkhead(2, 10, 1000, [{ name: 'normal', reservedPercent: 0, maxSharePercent: 100 }]);
+    b.tryAcquire(0);
+    b.tryAcquire(0);
+    const waiting = [reason(b.acquire(0)), reason(b.acquire(0))];
+    b.setLimit(4);
+    assert.deepEqual(await Promise.all(waiting), ['admitted', 'admitted']);
+    b.setLimit(2);
+    b.release(0);
+    assert.equal(b.tryAcquire(0), false, '3 in flight of 2');
+    b.release(0);
+    b.release(0);
+    assert.ok(b.tryAcquire(0));
+  });
+
+  it('lets waiters of a class in fairly between callers by cost', async () => {
+    const { b } = bulkhead(1, 100, 10_000, [{ name: 'normal', reservedPercent: 0, maxSharePercent: 100 }]);
+    b.tryAcquire(0, { caller: 'big', cost: 1000 });
+    const order: string[] = [];
+    const all: Promise<unknown>[] = [];
+    for (let i = 0; i < 5; i++) all.push(b.acquire(0, undefined, { caller: 'big', cost: 1000 }).then(() => order.push('big')));
+    for (let i = 0; i < 20; i++) all.push(b.acquire(0, undefined, { caller: 'small', cost: 100 }).then(() => order.push('small')));
+    for (let i = 0; i < 25; i++) {
+      b.release(0);
+      await settle();
+    }
+    await Promise.all(all);
+    assert.equal(order.slice(0, 11).filter((o) => o === 'big').length, 1, order.join(' '));
+  });
+});
+
+describe('bulkhead limitFor (what an adaptive limit learns from what the provider held)', () => {
+  it('is the largest limit at which no more would have been in flight, slots kept for idle classes included', () => {
+    const { b } = bulkhead(14, 100, 1000, [{ name: 'critical', reservedPercent: 25, maxSharePercent: 100 }, { name: 'normal', reservedPercent: 0, maxSharePercent: 100 }]);
+    for (let i = 0; i < 11; i++) assert.ok(b.tryAcquire(1)); // 14 less 3 kept for critical
+    assert.equal(b.tryAcquire(1), false);
+    assert.equal(b.limitFor(1, 10), 13, 'at 13, normal may hold 10 (3 kept for critical); at 14, 11');
+    assert.equal(b.limitFor(1, 11), 14);
+    assert.equal(b.limitFor(1, 12), 15, 'the provider held more than this limit lets in: past it');
+    const plain = bulkhead(200, 100, 1000, [{ name: 'normal', reservedPercent: 0, maxSharePercent: 100 }]).b;
+    assert.equal(plain.limitFor(0, 150), 150);
+    assert.equal(plain.limitFor(0, 0), 1, 'never under one');
+  });
+});

@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
 import { DegradationMonitor, type DegradationSettings } from '../../sidecar/resilience/degradation.js';
+import { AdaptiveLimit } from '../../sidecar/resilience/adaptive-limit.js';
+import { Bulkhead } from '../../sidecar/resilience/bulkhead.js';
+import { adaptLimits, queuePressure } from '../../sidecar/proxy/upstream/endpoint-limits.js';
 
 const settings: DegradationSettings = { windowMs: 60_000, degradedErrorRate: 5, degradedQueueDepth: 100, emergencyErrorRate: 25 };
 
@@ -62,5 +65,38 @@ describe('degradation modes', () => {
     const ctx = monitor();
     traffic(ctx, 10, 100, 1_000);
     assert.equal(ctx.m.name, 'normal');
+  });
+});
+
+describe('the queue depth degraded mode counts (queuePressure)', () => {
+  /** An upstream with one endpoint and an adaptive limit of [4, 64] from 8, and `waiting` requests in its queue. */
+  function upstream(waiting: number) {
+    const clock = new ManualClock();
+    const bulkhead = new Bulkhead({ maxConcurrent: 8, maxQueue: 1024, queueTimeoutMs: 5000 }, [{ name: 'normal', reservedPercent: 0, maxSharePercent: 100 }], clock);
+    const endpoints: { limit?: AdaptiveLimit }[] = [{}];
+    adaptLimits(endpoints, bulkhead, { min: 4, max: 64, initial: 8 }, clock, () => {});
+    for (let i = 0; i < 8; i++) bulkhead.tryAcquire(0);
+    for (let i = 0; i < waiting; i++) bulkhead.acquire(0).catch(() => {});
+    return { clock, bulkhead, endpoints, u: { bulkhead, endpoints, limitBounds: { max: 64 } } };
+  }
+
+  it('does not count a burst waiting behind an adaptive limit still opening, and counts it once the provider refused or the limit is at its max', () => {
+    const { u, endpoints, clock } = upstream(200);
+    assert.equal(queuePressure(u), 0, 'slow start: a burst on its way in');
+    clock.advance(1);
+    endpoints[0]!.limit!.refused(clock.now(), 7, 8);
+    assert.equal(queuePressure(u), 200, 'the provider refused: the queue is overload');
+    const atMax = upstream(200);
+    for (let i = 0; i < 200 && atMax.bulkhead.limit < 64; i++) atMax.endpoints[0]!.limit!.served(atMax.clock.now(), atMax.bulkhead.limit);
+    assert.equal(atMax.bulkhead.limit, 64);
+    assert.ok(queuePressure(atMax.u) > 0, 'at its max, the limit cannot open further');
+  });
+
+  it('counts every request behind a fixed limit, as before', () => {
+    const clock = new ManualClock();
+    const bulkhead = new Bulkhead({ maxConcurrent: 1, maxQueue: 1024, queueTimeoutMs: 5000 }, [{ name: 'normal', reservedPercent: 0, maxSharePercent: 100 }], clock);
+    bulkhead.tryAcquire(0);
+    for (let i = 0; i < 150; i++) bulkhead.acquire(0).catch(() => {});
+    assert.equal(queuePressure({ bulkhead, endpoints: [{}], limitBounds: { max: 1 } }), 150);
   });
 });

@@ -41,7 +41,7 @@ describe('policy schema', () => {
     assert.equal(BUILTIN_SETTINGS.circuitBreaker.scope, 'model');
     assert.deepEqual(BUILTIN_SETTINGS.circuitBreaker.halfOpen, { maxProbes: 1, successesToClose: 2 });
     assert.deepEqual(BUILTIN_SETTINGS.circuitBreaker.failOn, ['overloaded', 'server-error', 'timeout', 'connect-failure', 'reset', 'invalid-response']);
-    assert.deepEqual(BUILTIN_SETTINGS.bulkhead, { maxConcurrent: 32, maxQueue: 128, queueTimeout: '5s' });
+    assert.deepEqual(BUILTIN_SETTINGS.bulkhead, { mode: 'adaptive', maxConcurrent: 32, adaptive: { min: 4, initial: 32, max: 1024 }, maxQueue: 1024, queueTimeout: '5s', fairBy: { header: '' } });
   });
 
   it('gives every settings leaf a built-in default', () => {

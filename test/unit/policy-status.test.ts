@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AcceptedReason, ConditionType, DegradedReason, EventReason, ProblemReason, ReadyReason, SecretReason, SloMetReason } from '../../api/index.js';
+import { AcceptedReason, ConditionType, DegradedReason, EventReason, ProblemReason, ReadyReason, SecretReason, SharedStateReason, SloMetReason } from '../../api/index.js';
 import { computeStatus, type PolicyFacts } from '../../controller/policy-status.js';
 
 const version = { source: 'controller' as const, policy: 'team-a/chat', generation: 2, hash: 'h2' };
@@ -56,12 +56,39 @@ describe('policy status', () => {
 
 describe('condition types and reasons', () => {
   it('keep the values of the contract, which kubectl, alerts and tools match', () => {
-    assert.deepEqual(Object.values(ConditionType), ['Accepted', 'Ready', 'Degraded', 'SLOMet']);
+    assert.deepEqual(Object.values(ConditionType), ['Accepted', 'Ready', 'Degraded', 'SLOMet', 'SharedStateAvailable']);
     assert.deepEqual(Object.values(AcceptedReason), ['Valid', 'Conflicted', 'InvalidSpec', 'SecretNotFound', 'SecretNotAllowed', 'SecretValueUnusable']);
     assert.deepEqual(Object.values(ProblemReason), ['InvalidSpec', 'SecretNotFound', 'SecretNotAllowed', 'SecretValueUnusable']);
     assert.deepEqual(Object.values(ReadyReason), ['NotAccepted', 'ConfigRejected', 'NoTargetedPods', 'AllPodsSynced', 'PodsNotSynced']);
     assert.deepEqual(Object.values(DegradedReason), ['BreakersOpen', 'Healthy']);
     assert.deepEqual(Object.values(SloMetReason), ['NoTraffic', 'BelowObjective', 'WithinObjectives']);
+    assert.deepEqual(Object.values(SharedStateReason), ['StoreAvailable', 'StoreUnavailable', 'NoReports']);
     assert.deepEqual(Object.values(EventReason), ['BreakerOpened', 'ConfigRejected']);
+  });
+});
+
+describe('concurrency limits in the status (kubectl describe)', () => {
+  const limitOf = (limit: number, extra: object = {}) => ({ upstream: 'openai', mode: 'adaptive' as const, limit, min: 4, max: 1024, ...extra });
+  const pod = (key: string, concurrency: ReturnType<typeof limitOf>[]) => ({ key, report: { applied: version, breakers: { openai: closed }, concurrency } });
+
+  it('shows each upstream\'s mode, bounds and the lowest, median and highest limit across pods', () => {
+    const s = computeStatus(facts, [pod('a', [limitOf(40)]), pod('b', [limitOf(12)]), pod('c', [limitOf(200)]), { key: 'd' }], undefined, 't');
+    assert.deepEqual(s.upstreams, [{ name: 'openai', breakers: { closed: 3, halfOpen: 0, open: 0 }, lastTransitionTime: 't', concurrency: { mode: 'adaptive', min: 4, max: 1024, limits: { lowest: 12, median: 40, highest: 200 }, pods: 3 } }]);
+  });
+
+  it('takes the mode and bounds most pods report, and leaves the field out when no pod reports a limit', () => {
+    const s = computeStatus(facts, [pod('a', [limitOf(32, { mode: 'fixed', min: 32, max: 32 })]), pod('b', [limitOf(10)]), pod('c', [limitOf(20)])], undefined, 't');
+    assert.deepEqual(s.upstreams![0]!.concurrency, { mode: 'adaptive', min: 4, max: 1024, limits: { lowest: 10, median: 20, highest: 32 }, pods: 3 });
+    const even = computeStatus(facts, [pod('a', [limitOf(10)]), pod('b', [limitOf(21)])], undefined, 't');
+    assert.equal(even.upstreams![0]!.concurrency!.limits.median, 16, 'the mean of the two middle ones, rounded');
+    const none = computeStatus(facts, [{ key: 'a', report: { applied: version, breakers: { openai: closed } } }], undefined, 't');
+    assert.equal(none.upstreams![0]!.concurrency, undefined);
+  });
+
+  it('a limit that moves does not move the upstream\'s lastTransitionTime (breakers only)', () => {
+    const first = computeStatus(facts, [pod('a', [limitOf(40)])], undefined, 't1');
+    const next = computeStatus(facts, [pod('a', [limitOf(60)])], first, 't2');
+    assert.equal(next.upstreams![0]!.lastTransitionTime, 't1');
+    assert.equal(next.upstreams![0]!.concurrency!.limits.highest, 60);
   });
 });

@@ -79,3 +79,34 @@ describe('sidecar report validation', () => {
     fc.assert(fc.property(fc.string(), (identity) => /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(reportsConfigMapName(identity)) && reportsConfigMapName(identity).length <= 253));
   });
 });
+
+describe('concurrency limits in a report', () => {
+  const limit = (extra: object = {}) => ({ upstream: 'primary', mode: 'adaptive', limit: 40, min: 4, max: 1024, ...extra });
+
+  it('takes each of the pod\'s upstreams once, with its mode and min <= limit <= max, and drops what else an entry holds', () => {
+    const checked = validateReport({ ...good, concurrency: [limit({ extra: 'x' }), limit({ upstream: 'local', mode: 'fixed', limit: 32, min: 32, max: 32 })] }, upstreams);
+    assert.ok(checked.ok);
+    assert.deepEqual(checked.report.concurrency, [limit(), limit({ upstream: 'local', mode: 'fixed', limit: 32, min: 32, max: 32 })]);
+    assert.ok(validateReport(good, upstreams).ok, 'absent from sidecars older than the field');
+  });
+
+  it('refuses limits of another policy\'s upstreams, out of bounds, named twice, or too many', () => {
+    for (const concurrency of [
+      [limit({ upstream: 'someone-else' })],
+      [limit({ mode: 'turbo' })],
+      [limit({ limit: 0, min: 0 })],
+      [limit({ limit: 2000, max: 1024 })],
+      [limit({ limit: 3, min: 4 })],
+      [limit({ max: 10_001, limit: 10_001 })],
+      [limit({ limit: 4.5 })],
+      [limit({ limit: '40' })],
+      [limit(), limit({ limit: 50 })],
+      Array.from({ length: 33 }, () => limit()),
+      {},
+      null,
+    ]) {
+      const checked = validateReport({ ...good, concurrency }, upstreams);
+      assert.ok(!checked.ok && checked.error.startsWith('concurrency:'), JSON.stringify(concurrency).slice(0, 80));
+    }
+  });
+});

@@ -8,25 +8,31 @@
  * authenticates afresh.
  */
 import type { Redis } from 'ioredis';
+import { redisTag } from '../../../lib/index.js';
 
 export interface SharedCacheSettings {
   url: string;
   password?: string;
+  /** The policy whose answers these are (`namespace/name`): its keys are its own. */
+  policy: string;
 }
 
 /** How long a lookup waits for Redis before answering "not cached". */
 const REDIS_TIMEOUT_MS = 100;
-const REDIS_PREFIX = 'breakwater:answer:';
+/** The policy names a key (a hash tag: a policy's keys stay together in a Redis Cluster). */
+const keyPrefix = (policy: string) => `breakwater:answer:${redisTag(policy)}:`;
 
 export class SharedAnswers {
   /** The client, once `ioredis` has loaded. */
   private redis: Redis | undefined;
   private closed = false;
+  private readonly prefix: string;
 
   constructor(
     readonly settings: SharedCacheSettings,
     onError: (err: Error) => void,
   ) {
+    this.prefix = keyPrefix(settings.policy);
     import('ioredis')
       .then(({ Redis }) => {
         if (this.closed) return;
@@ -52,13 +58,13 @@ export class SharedAnswers {
     if (this.redis?.status !== 'ready') return undefined;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), REDIS_TIMEOUT_MS)));
-    const body = await Promise.race([this.redis.getBuffer(REDIS_PREFIX + key).catch(() => null), timeout]).finally(() => clearTimeout(timer));
+    const body = await Promise.race([this.redis.getBuffer(this.prefix + key).catch(() => null), timeout]).finally(() => clearTimeout(timer));
     return body ?? undefined;
   }
 
   /** Keeps `body` under `key` for `ttlMs`, if Redis is ready; never waited for. */
   set(key: string, body: Buffer, ttlMs: number): void {
-    if (this.redis?.status === 'ready') this.redis.set(REDIS_PREFIX + key, body, 'PX', ttlMs).catch(() => {});
+    if (this.redis?.status === 'ready') this.redis.set(this.prefix + key, body, 'PX', ttlMs).catch(() => {});
   }
 
   close(): void {

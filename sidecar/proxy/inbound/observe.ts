@@ -4,6 +4,7 @@
  * at debug: its metrics say all there is, and a line per success is most of a pod's log volume and a
  * sixth of the sidecar's CPU per request at a steady rate (bench/). Anything else is logged at info.
  * `breakwater.dev/log-level: debug` on a pod (BREAKWATER_LOG_LEVEL) logs every request.
+ * A traced request's span ends here too, with what was delivered.
  */
 import type { Logger } from 'pino';
 import type { Metrics } from '../../metrics.js';
@@ -11,6 +12,8 @@ import type { Clock } from '../../resilience/index.js';
 import type { SloTracker } from '../../slo-tracker.js';
 import type { ProxyRequest, ServedContext } from '../handler.js';
 import type { Delivery } from './write-outcome.js';
+import { endRequest } from '../../tracing/request-span.js';
+import { operationOf, providerOf } from '../../tracing/genai.js';
 
 export function observe(req: ProxyRequest, ctx: ServedContext, d: Delivery, deps: { metrics: Metrics; log: Logger; clock: Clock; slo(): SloTracker | undefined }): void {
   const { metrics } = deps;
@@ -23,10 +26,17 @@ export function observe(req: ProxyRequest, ctx: ServedContext, d: Delivery, deps
   if (d.firstByteAt !== undefined) metrics.timeToFirstByte.observe({ upstream }, (d.firstByteAt - ctx.startedAt) / 1000);
   const slo = deps.slo();
   if (slo) for (const [sli, good] of slo.record(d, req.stream, ctx.startedAt)) metrics.sliEvents.inc({ policy: slo.policy, sli, result: good ? 'good' : 'bad' });
+  // The GenAI conventions' metrics (genai-metrics.ts), for the request as the app made it.
+  const genAi = { gen_ai_operation_name: operationOf(req.appPath), gen_ai_provider_name: providerOf(req.upstream.config), gen_ai_request_model: model };
+  metrics.genAiDuration.observe({ ...genAi, error_type: d.failure === 'none' ? '' : d.failure }, seconds);
+  if (req.stream && d.firstByteAt !== undefined) metrics.genAiTimeToFirstToken.observe(genAi, (d.firstByteAt - ctx.startedAt) / 1000);
   if (d.usage) {
     metrics.tokens.inc({ upstream, model, type: 'input' }, d.usage.input);
     metrics.tokens.inc({ upstream, model, type: 'output' }, d.usage.output);
+    metrics.genAiTokenUsage.observe({ ...genAi, gen_ai_token_type: 'input' }, d.usage.input);
+    metrics.genAiTokenUsage.observe({ ...genAi, gen_ai_token_type: 'output' }, d.usage.output);
   }
+  if (ctx.trace) endRequest(ctx.trace, ctx, d);
   const { attempts, recoveries, hedge } = ctx.report;
   const clean = d.outcome === 'ok' && d.tier === 'primary' && attempts <= 1 && recoveries === 0 && hedge === undefined;
   const level = clean ? 'debug' : 'info';

@@ -24,6 +24,8 @@ import type { Dialect } from '../dialects/dialect.js';
 import { openai } from '../dialects/openai.js';
 import type { Handler, Outcome, ProxyRequest, RequestContext } from '../handler.js';
 import { RequestReport } from '../request-report.js';
+import type { TracingSwitch } from '../trace-scope.js';
+import { startRequest } from '../../tracing/request-span.js';
 import { upstreamHeaders } from '../upstream/tier-request.js';
 import type { UpstreamState } from '../upstream/upstream-state.js';
 import { BodyBudget, type BodyLease } from './body-budget.js';
@@ -42,6 +44,8 @@ export interface ProxyServerDeps {
   log: Logger;
   /** The policy's SLOs, which every finished request counts towards. */
   slo(): SloTracker | undefined;
+  /** The tracer in force (none while tracing is off). */
+  tracing: TracingSwitch;
 }
 
 export interface ProxyServer {
@@ -125,7 +129,10 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       usageHidden: sent !== body || undefined,
       priority: routed.priority,
     };
-    const ctx: RequestContext = { dialect, primary: upstream.config.name, startedAt, deadline: startedAt + routed.totalMs, signal: appGone.signal, memory: lease, report: new RequestReport() };
+    // While tracing is off this is the one check the request pays: no span, no context, no header.
+    const { tracer } = deps.tracing;
+    const trace = tracer && startRequest(tracer, req.headers, request);
+    const ctx: RequestContext = { dialect, primary: upstream.config.name, startedAt, deadline: startedAt + routed.totalMs, signal: appGone.signal, memory: lease, report: new RequestReport(), trace };
     if (draining) res.setHeader('connection', 'close');
     if (read === ABANDONED) {
       // Counted like any request the app gave up on; nothing was sent upstream.

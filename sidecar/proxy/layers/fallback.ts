@@ -50,6 +50,7 @@ export function fallback(deps: FallbackDeps): Layer {
         if (tier.kind !== 'primary' && (failure === undefined || !admits(tier, failure))) continue;
         // A request that must not be sent twice goes to another upstream only if the last did not take it.
         if (tier.kind === 'upstream' && !ctx.dialect.replaysSafely && !NOT_TAKEN.has(failure!)) continue;
+        if (tier.kind !== 'primary') ctx.trace?.event('breakwater.fallback', { 'breakwater.failure_class': failure, 'breakwater.fallback.tier': tier.kind === 'upstream' ? tier.upstream : tier.kind });
         if (tier.kind === 'cache') {
           const hit = await answerFromCache(deps.cache(), primaryRequest.cacheKey, primaryRequest, ctx.dialect);
           if (hit) return hit;
@@ -71,6 +72,7 @@ export function fallback(deps: FallbackDeps): Layer {
           if (race.raced) {
             deps.metrics.hedges.inc({ upstream: primary.config.name, result: race.winner === 'alternate' ? 'won' : 'lost' });
             ctx.report.hedged(race.winner === 'alternate' ? 'won' : 'lost');
+            ctx.trace?.event('breakwater.fallback_race', { 'breakwater.hedge.result': race.winner === 'alternate' ? 'won' : 'lost', 'breakwater.fallback.tier': alternate.tier.upstream });
             i = alternate.index; // the alternate tier has been tried
           }
         } else last = await inner(request, ctx);

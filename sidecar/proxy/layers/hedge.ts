@@ -64,11 +64,13 @@ export function hedge({ clock, metrics, upstream: live, tier }: HedgeDeps): Laye
       const name = upstream.config.name;
       const settle = (outcome: Outcome, result: 'won' | 'lost' | 'failed' | 'refused') => {
         metrics.hedges.inc({ upstream: name, result });
+        ctx.trace?.set({ 'breakwater.hedge.result': result });
         if (result === 'won' || result === 'lost') ctx.report.hedged(result);
         return outcome;
       };
       if (!upstream.budget.tryWithdraw()) {
         metrics.hedges.inc({ upstream: name, result: 'budget' });
+        ctx.trace?.set({ 'breakwater.hedge.result': 'budget' });
         return (await firstDone).outcome;
       }
       const target = upstream.config.hedge.upstream === undefined ? undefined : live(upstream.config.hedge.upstream);

@@ -1,6 +1,7 @@
 /**
  * Client-side rate limit (policy `rateLimit`): a request takes one request
- * and its estimated tokens from the upstream's buckets, waiting as long as
+ * and its estimated tokens from the upstream's buckets (or, with scope
+ * fleet, from the fleet's slots through a lease: fleet/fleet-rate.ts), waiting as long as
  * the bulkhead's queue timeout and the deadline allow, and is otherwise
  * refused with 429 `rate_limited`. Once the answer reports its usage (for a
  * stream, when it ends) the estimate is corrected; a request that failed
@@ -17,16 +18,31 @@ const estimatedTokens = (req: ProxyRequest) => {
   return expected.input + expected.output;
 };
 
-export function rateLimit(clock: Clock): Layer {
+/** What the layer needs of a limiter: a pod's RateLimiter, or the fleet's, whose take may wait for its store. */
+export interface Limiter {
+  readonly enabled: boolean;
+  reservation(tokens: number): number;
+  tryTake(tokens: number): number | Promise<number>;
+  adjust(tokens: number): void;
+}
+
+/** `fleetLimiter`: the fleet's limiter of an upstream whose rate limit is the fleet's (rateLimit.scope). */
+export function rateLimit(clock: Clock, fleetLimiter: (upstream: string) => Limiter | undefined = () => undefined): Layer {
   return enabledWhen((config) => config.rateLimit.requestsPerMinute > 0 || config.rateLimit.tokensPerMinute > 0, (inner) => {
     const limited: Handler = async (req, ctx) => {
-      const { limiter, config } = req.upstream;
+      const { config } = req.upstream;
+      const limiter: Limiter = (config.rateLimit.fleet ? fleetLimiter(config.name) : undefined) ?? req.upstream.limiter;
       const estimate = limiter.reservation(estimatedTokens(req));
       const until = Math.min(clock.now() + config.bulkhead.queueTimeoutMs, ctx.deadline);
-      for (let wait = limiter.tryTake(estimate); wait > 0; wait = limiter.tryTake(estimate)) {
+      for (;;) {
+        let wait = limiter.tryTake(estimate);
+        if (typeof wait !== 'number') wait = await wait;
+        if (wait <= 0) break;
         if (clock.now() + wait > until) {
-          return localError(req, 429, 'rate_limited', `upstream ${config.name} is over its client-side rate limit`, 'rate-limited', wait);
+          const whose = config.rateLimit.fleet ? 'its fleet\'s' : 'its';
+          return localError(req, 429, 'rate_limited', `upstream ${config.name} is over ${whose} client-side rate limit`, 'rate-limited', wait);
         }
+        ctx.trace?.event('breakwater.rate_limit.wait', { 'breakwater.wait_ms': Math.round(wait) });
         if (!(await sleep(clock, wait, ctx.signal))) return { kind: 'cancelled' };
       }
       return holding(
@@ -43,6 +59,6 @@ export function rateLimit(clock: Clock): Layer {
         },
       );
     };
-    return (req, ctx) => (req.upstream.limiter.enabled ? limited(req, ctx) : inner(req, ctx));
+    return (req, ctx) => (req.upstream.limiter.enabled || req.upstream.config.rateLimit.fleet ? limited(req, ctx) : inner(req, ctx));
   });
 }

@@ -17,11 +17,14 @@ import type { Metrics } from '../../metrics.js';
 import { backoffDelay, type Clock, sleep } from '../../resilience/index.js';
 import { localError, NOT_TAKEN, refusedByBreaker, type AnswerOutcome, type Layer, type LocalOutcome, type Outcome, type ProxyRequest, type StopReason } from '../handler.js';
 import { retryAfterMs } from '../upstream/retry-after.js';
+import type { TraceScope } from '../trace-scope.js';
+import { BW } from '../../tracing/genai.js';
 
 type Failed = AnswerOutcome | LocalOutcome;
 
-/** The outcome a failed attempt ends the request with when no retry follows. */
-function stopWith(last: Failed, stopped: StopReason): Outcome {
+/** The outcome a failed attempt ends the request with when no retry follows (and why, on the tier's span when traced). */
+function stopWith(last: Failed, stopped: StopReason, trace: TraceScope | undefined): Outcome {
+  trace?.set({ [BW.retryStopped]: stopped });
   if (last.kind === 'answer') return { ...last, stopped };
   if (stopped !== 'budget') return last;
   return { ...last, status: 503, code: 'retry_budget_exhausted', message: `${last.message}; retry budget exhausted`, retryAfterMs: 1000 };
@@ -53,20 +56,21 @@ export function retry({ clock, metrics, random }: RetryDeps): Layer {
       if (last) {
         // Should there be another attempt, and after how long?
         const failure = last.failure as FailureClass;
-        if (req.bodyStream) return stopWith(last, 'body-not-replayable');
-        if (!ctx.dialect.replaysSafely && !NOT_TAKEN.has(failure)) return stopWith(last, 'not-idempotent');
-        if (failure === 'timeout' && name === ctx.primary && upstream.config.timeoutFallsBack) return stopWith(last, 'falls-back');
-        if (!policy.on.has(failure) || (last.kind === 'answer' && last.status >= 400 && !policy.statusCodes.has(last.status))) return stopWith(last, 'not-retryable');
-        if (n > policy.attempts) return stopWith(last, 'attempts-exhausted');
+        if (req.bodyStream) return stopWith(last, 'body-not-replayable', ctx.trace);
+        if (!ctx.dialect.replaysSafely && !NOT_TAKEN.has(failure)) return stopWith(last, 'not-idempotent', ctx.trace);
+        if (failure === 'timeout' && name === ctx.primary && upstream.config.timeoutFallsBack) return stopWith(last, 'falls-back', ctx.trace);
+        if (!policy.on.has(failure) || (last.kind === 'answer' && last.status >= 400 && !policy.statusCodes.has(last.status))) return stopWith(last, 'not-retryable', ctx.trace);
+        if (n > policy.attempts) return stopWith(last, 'attempts-exhausted', ctx.trace);
         const asked = last.kind === 'answer' && policy.respectRetryAfter ? retryAfterMs(last.headers, clock.wallTime()) : undefined;
-        if (asked !== undefined && asked > policy.maxRetryAfterMs) return stopWith(last, 'retry-after-too-long');
+        if (asked !== undefined && asked > policy.maxRetryAfterMs) return stopWith(last, 'retry-after-too-long', ctx.trace);
         const wait = asked ?? backoffDelay(policy.backoff, n - 1, previousDelay, random);
         previousDelay = wait;
-        if (clock.now() + wait >= ctx.deadline) return stopWith(last, 'deadline');
+        if (clock.now() + wait >= ctx.deadline) return stopWith(last, 'deadline', ctx.trace);
         if (!upstream.budget.tryWithdraw()) {
           metrics.budgetRefusals.inc({ upstream: name });
-          return stopWith(last, 'budget');
+          return stopWith(last, 'budget', ctx.trace);
         }
+        ctx.trace?.event('breakwater.retry', { [BW.attempt]: n, [BW.retryReason]: failure, [BW.retryWaitMs]: Math.round(wait), [BW.retryAfterMs]: asked });
         if (!(await sleep(clock, wait, ctx.signal))) {
           upstream.budget.refund();
           return { kind: 'cancelled' };
@@ -77,7 +81,7 @@ export function retry({ clock, metrics, random }: RetryDeps): Layer {
       if (refusedByBreaker(outcome)) {
         if (!last) return outcome;
         upstream.budget.refund();
-        return stopWith(last, 'circuit-open');
+        return stopWith(last, 'circuit-open', ctx.trace);
       }
       ctx.report.attempted();
       if (last) metrics.retries.inc({ upstream: name, class: last.failure });

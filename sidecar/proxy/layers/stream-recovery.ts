@@ -16,6 +16,7 @@ import type { Clock } from '../../resilience/index.js';
 import type { Layer } from '../handler.js';
 import { enabledWhen, failureOf } from '../handler.js';
 import { RecoveringStream } from '../streams/recovering-stream.js';
+import type { TraceScope } from '../trace-scope.js';
 
 export function streamRecovery(clock: Clock, metrics: Metrics): Layer {
   return enabledWhen((config) => config.streamRecovery.maxRecoveries > 0, (inner) => async (req, ctx) => {
@@ -24,19 +25,27 @@ export function streamRecovery(clock: Clock, metrics: Metrics): Layer {
     // An answer relayed as bytes has no events to take up: it is not recovered.
     if (outcome.kind !== 'stream' || maxRecoveries === 0 || !outcome.framing) return outcome;
     const { withSequence } = ctx.dialect;
+    // Traced: each recovery is a span inside the request's, holding the tiers it tries; it ends with its result.
+    let recovery: TraceScope | undefined;
     const body = new RecoveringStream(outcome.body, outcome.upstream, {
       framing: outcome.framing,
       renumber: withSequence && ((event, sequence) => withSequence(event.fields!.event, event.fields!.data, sequence)),
       maxRecoveries,
       async again(delivered, broke) {
         if (clock.now() >= ctx.deadline || ctx.signal.aborted) return undefined;
-        const next = await inner({ ...req, resume: { delivered, broke } }, ctx);
+        recovery = ctx.trace?.child('stream recovery', 'internal', { 'breakwater.upstream': broke.upstream, 'breakwater.failure_class': broke.failure });
+        const next = await inner({ ...req, resume: { delivered, broke } }, recovery ? { ...ctx, trace: recovery } : ctx);
         if (next.kind === 'stream') return { kind: 'stream', body: next.body, upstream: next.upstream, strategy: next.strategy ?? 'regenerate' };
         return { kind: 'failed', failure: failureOf(next) };
       },
       onRecovery: (result, strategy) => {
         metrics.streamRecoveries.inc({ upstream: req.upstream.config.name, strategy, result });
         if (result === 'recovered') ctx.report.recovered();
+        const decided = { 'breakwater.recovery.strategy': strategy, 'breakwater.recovery.result': result };
+        if (!recovery) ctx.trace?.event('breakwater.recovery', decided); // refused: no new run was made
+        recovery?.set(decided);
+        recovery?.end(result === 'recovered' ? undefined : result);
+        recovery = undefined;
       },
     });
     return { ...outcome, body };

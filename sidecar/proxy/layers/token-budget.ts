@@ -1,7 +1,9 @@
 /**
  * Token and cost budgets (policy `budget`, per upstream and for the whole
- * policy): before a tier's request is sent, it reserves what it may use from
- * every budget it spends from, all or none: its input (~4 bytes a token) and
+ * policy; each the pod's, or the fleet's, kept in the shared store through
+ * leases: fleet/, where a reservation that the pod's lease cannot cover
+ * waits for the store, at most 50 ms): before a tier's request is sent, it
+ * reserves what it may use from every budget it spends from, all or none: its input (~4 bytes a token) and
  * its max_tokens, or, without one, UNCAPPED_OUTPUT_TOKENS, or what is left
  * when that is less. Over a limit it is answered 429 budget_exhausted with a
  * Retry-After until the window rolls, as failure `budget-exhausted`, which a
@@ -19,10 +21,10 @@
 import type { BudgetBook, KeptBudget } from '../../budget-book.js';
 import type { PriceList } from '../../config/prices.js';
 import type { Metrics } from '../../metrics.js';
-import type { Spend } from '../../resilience/index.js';
+import type { BudgetAdmission, BudgetRefused, Spend } from '../../resilience/index.js';
 import type { TokenUsage } from '../dialects/dialect.js';
 import { expectedUsage, generatesOutput, tokensOfText, UNCAPPED_OUTPUT_TOKENS } from '../expected-usage.js';
-import { localError, type Layer } from '../handler.js';
+import { localError, type Layer, type Outcome } from '../handler.js';
 import { holding, type CallEnd } from '../holding.js';
 
 const NOTHING: TokenUsage = { input: 0, output: 0 };
@@ -68,11 +70,49 @@ function uncappedOutput(spending: readonly KeptBudget[], prices: PriceList, mode
   return Math.max(1, room);
 }
 
+/** What a refusal says, by why it was refused (`budget`: "the policy's fleet's tokens budget for this hour"). */
+function refusalMessage(budget: string, reason: BudgetRefused | undefined, fleet: boolean): string {
+  switch (reason) {
+    case 'too-large':
+      return `this request asks for more than ${budget} has left`;
+    case 'held':
+      return `the rest of ${budget} is reserved by requests in flight${fleet ? ' or held in other pods\' leases' : ''}; ask again in a second`;
+    case 'slow':
+      return `the shared store did not answer within 50 ms for ${budget} (it is not spent); ask again in a second`;
+    case 'unheard':
+      return `the shared store has not answered this sidecar yet for ${budget}; ask again in a second`;
+    default:
+      return `${budget} is spent`;
+  }
+}
+
 export interface TokenBudgetDeps {
   budgets(): BudgetBook;
   metrics: Metrics;
   /** Called after any spending changed, so it can be kept across a restart. */
   spent(): void;
+}
+
+interface Refusal {
+  by: KeptBudget;
+  admission: Extract<BudgetAdmission, { ok: false }>;
+}
+
+/**
+ * Reserves `amount` from every budget in `spending` from `from` on, all or none: undefined, or the first that
+ * refused. A pod's budget answers at once; a fleet's may wait for its shared store (at most 50 ms).
+ */
+function reserveAll(spending: readonly KeptBudget[], amount: Spend, from = 0): Refusal | undefined | Promise<Refusal | undefined> {
+  const refuse = (i: number, admission: Extract<BudgetAdmission, { ok: false }>): Refusal => {
+    for (const taken of spending.slice(0, i)) taken.budget.settle(amount, { tokens: 0, cost: 0 });
+    return { by: spending[i]!, admission };
+  };
+  for (let i = from; i < spending.length; i++) {
+    const admission = spending[i]!.budget.tryReserve(amount);
+    if (admission instanceof Promise) return admission.then((a) => (a.ok ? reserveAll(spending, amount, i + 1) : refuse(i, a)));
+    if (!admission.ok) return refuse(i, admission);
+  }
+  return undefined;
 }
 
 export function tokenBudget(deps: TokenBudgetDeps): Layer {
@@ -85,16 +125,18 @@ export function tokenBudget(deps: TokenBudgetDeps): Layer {
     const reservation: TokenUsage = uncapped ? { input: expected.input, output: uncappedOutput(spending, prices, req.model, expected.input) } : expected;
     const mostOutput = uncapped ? Infinity : expected.output;
     const reserved: Spend = { tokens: reservation.input + reservation.output, cost: prices.costOf(req.model, reservation) };
-    for (let i = 0; i < spending.length; i++) {
-      const admission = spending[i]!.budget.tryReserve(reserved);
-      if (admission.ok) continue;
-      for (const taken of spending.slice(0, i)) taken.budget.settle(reserved, { tokens: 0, cost: 0 });
-      const { scope, upstream } = spending[i]!;
-      deps.metrics.budgetExhausted.inc({ scope, upstream: upstream ?? '' });
-      const whose = scope === 'policy' ? 'the policy\'s' : `upstream ${upstream}'s`;
-      return Promise.resolve(localError(req, 429, 'budget_exhausted', `${whose} ${admission.limit} budget for this ${spending[i]!.budget.snapshot().window} is spent`, 'budget-exhausted', admission.retryAfterMs));
-    }
-    return holding(
+    const admitted = (refusal: Refusal | undefined): Promise<Outcome> => {
+      if (refusal) {
+        const { by: { scope, upstream, budget }, admission } = refusal;
+        deps.metrics.budgetExhausted.inc({ scope, upstream: upstream ?? '' });
+        const whose = scope === 'policy' ? 'the policy\'s' : `upstream ${upstream}'s`;
+        const fleet = 'fleet' in budget ? ' fleet\'s' : '';
+        const message = refusalMessage(`${whose}${fleet} ${admission.limit} budget for this ${budget.snapshot().window}`, admission.reason, fleet !== '');
+        return Promise.resolve(localError(req, 429, 'budget_exhausted', message, 'budget-exhausted', admission.retryAfterMs));
+      }
+      return call();
+    };
+    const call = () => holding(
       () => inner(req, ctx),
       (end) => {
         const used = usedBy(end, reservation, mostOutput);
@@ -103,5 +145,7 @@ export function tokenBudget(deps: TokenBudgetDeps): Layer {
         deps.spent();
       },
     );
+    const refusal = reserveAll(spending, reserved);
+    return refusal instanceof Promise ? refusal.then(admitted) : admitted(refusal);
   };
 }

@@ -1,6 +1,8 @@
 /**
  * upstream/ — the sidecar's side towards one upstream: its live objects
- * (this file: endpoints, breakers, bulkhead, rate limiter, retry budget),
+ * (this file: endpoints, breakers, bulkhead and its adaptive limits, rate
+ * limiter, retry budget; the endpoints' adaptive limits: endpoint-limits.ts),
+ * what an attempt's answer says of the provider's load (provider-load.ts),
  * the keep-alive connections to each endpoint (upstream-client.ts), active
  * health probes (health-probe.ts), the request each tier is sent, with its
  * own credentials (tier-request.ts), an attempt's timers
@@ -22,9 +24,10 @@ import { LRUCache } from 'lru-cache';
 import type { EndpointConfig, UpstreamConfig } from '../../config/index.js';
 import type { LiveUpstream } from '../../live-gauges.js';
 import type { Metrics } from '../../metrics.js';
+import { adaptLimits } from './endpoint-limits.js';
 import { healthProbe } from './health-probe.js';
 import { UpstreamClient } from './upstream-client.js';
-import { type BreakerPermit, Bulkhead, CircuitBreaker, type Clock, HealthCheck, type HealthStatus, type PriorityClass, RateLimiter, RetryBudget } from '../../resilience/index.js';
+import { type AdaptiveLimit, type BreakerPermit, Bulkhead, CircuitBreaker, type Clock, HealthCheck, type HealthStatus, type PriorityClass, RateLimiter, RetryBudget } from '../../resilience/index.js';
 
 const UPSTREAM_SCOPE = '*';
 /** Endpoints that take traffic, in the order they are tried (each group in the balancer's order). */
@@ -38,6 +41,8 @@ export interface Endpoint {
   outstanding: number;
   /** The endpoint's active health check, when the upstream has one. */
   health?: HealthCheck;
+  /** Its adaptive concurrency limit (bulkhead mode adaptive): the endpoints' limits add up to the bulkhead's. */
+  limit?: AdaptiveLimit;
 }
 
 export type Choice =
@@ -74,6 +79,7 @@ export class UpstreamState implements LiveUpstream {
   readonly bulkhead: Bulkhead;
   readonly budget: RetryBudget;
   readonly limiter: RateLimiter;
+  readonly limitBounds: { min: number; max: number }; // the bulkhead limit's: adaptive mode's, or the fixed limit twice
   /**
    * A breaker the LRU evicts while open or half-open moves to `pinned`, so
    * model churn cannot send traffic back to a failing upstream; it leaves
@@ -114,6 +120,9 @@ export class UpstreamState implements LiveUpstream {
     }
     this.currentWeights = config.endpoints.map(() => 0);
     this.bulkhead = new Bulkhead(config.bulkhead, classes, clock);
+    this.limitBounds = config.bulkhead.adaptive ?? { min: config.bulkhead.maxConcurrent, max: config.bulkhead.maxConcurrent };
+    const adaptive = config.bulkhead.adaptive;
+    if (adaptive) adaptLimits(this.endpoints, this.bulkhead, adaptive, clock, (reason) => metrics.limitChanges.inc({ upstream: config.name, reason }));
     this.budget = new RetryBudget(config.retry.budget, clock);
     this.limiter = new RateLimiter(config.rateLimit, clock);
   }

@@ -1,0 +1,88 @@
+/**
+ * What tracing costs the sidecar: CPU per request (the sidecar process's
+ * utime + stime from /proc, over a fixed number of requests) and resident
+ * memory, with tracing off (the SDK not loaded), and on with each OTLP
+ * exporter (HTTP/protobuf, gRPC, HTTP/JSON) into a real Jaeger, and on but
+ * sampling no new trace. Plain requests, 16 at a time, to a model server on
+ * 127.0.0.1. `npm run bench:tracing` (BENCH_MODES=off,... for some of them,
+ * BENCH_REQUESTS for how many); writes bench/results/tracing.md.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { TestContext } from 'node:test';
+import { stringify } from 'yaml';
+import { startJaeger } from '../test/support/jaeger.js';
+import { startModelUpstream } from '../test/support/model-upstream.js';
+import { rssBytes, MiB } from '../test/support/process-usage.js';
+import { spawnSidecar } from '../test/support/sidecar-process.js';
+
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
+const CONCURRENCY = 16;
+const cleanups: (() => unknown)[] = [];
+const t = { after: (fn: () => unknown) => cleanups.push(fn), diagnostic: () => {} } as unknown as TestContext;
+
+const cpuMs = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (100/s)
+};
+
+async function load(url: string, n: number): Promise<number[]> {
+  const body = JSON.stringify({ model: 'gpt-test', messages: [{ role: 'user', content: 'hi' }] });
+  const latencies: number[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next++ < n) {
+      const started = performance.now();
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      await res.arrayBuffer();
+      latencies.push(performance.now() - started);
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return latencies.sort((a, b) => a - b);
+}
+
+interface Mode {
+  name: string;
+  tracing: object;
+  env: Record<string, string>;
+}
+
+async function main(): Promise<void> {
+  const jaeger = await startJaeger(t);
+  const upstream = await startModelUpstream(t, { tokens: ['hello ', 'world'] });
+  const modes: Mode[] = [
+    { name: 'off', tracing: { enabled: false }, env: {} },
+    { name: 'on, http/protobuf', tracing: { enabled: true }, env: { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpHttp } },
+    { name: 'on, grpc', tracing: { enabled: true }, env: { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpGrpc, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } },
+    { name: 'on, http/json', tracing: { enabled: true }, env: { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpHttp, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' } },
+    { name: 'on, sampling 0%', tracing: { enabled: true, sampling: '0' }, env: { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpHttp } },
+  ];
+  const rows: string[] = [];
+  const only = process.env.BENCH_MODES?.split(',');
+  for (const mode of modes.filter((m) => !only || only.includes(m.name))) {
+    const sidecar = await spawnSidecar(t, stringify({ tracing: mode.tracing, upstreams: [{ name: 'primary', url: upstream.url }] }), { ...mode.env, OTEL_BSP_SCHEDULE_DELAY: '200' });
+    const pid = sidecar.child.pid!;
+    const url = `${sidecar.dataUrl}/primary/v1/chat/completions`;
+    await load(url, 1000); // warm: the SDK loaded, the JIT settled
+    const before = cpuMs(pid);
+    const latencies = await load(url, REQUESTS);
+    await new Promise((r) => setTimeout(r, 500)); // the last batches exported
+    const cpu = cpuMs(pid) - before;
+    const row = `| ${mode.name} | ${((cpu * 1000) / REQUESTS).toFixed(0)} | ${latencies[Math.floor(latencies.length / 2)]!.toFixed(2)} | ${latencies[Math.floor(latencies.length * 0.99)]!.toFixed(2)} | ${(rssBytes(pid) / MiB).toFixed(0)} |`;
+    console.log(row);
+    rows.push(row);
+    sidecar.child.kill('SIGKILL');
+    await sidecar.exited;
+  }
+  const table = ['| tracing | CPU µs per request | p50 ms | p99 ms | RSS MiB |', '|---|---|---|---|---|', ...rows].join('\n');
+  writeFileSync(new URL('results/tracing.md', import.meta.url), `# Tracing's cost\n\n${REQUESTS} plain requests, ${CONCURRENCY} at a time, after 1000 to warm up; \`npm run bench:tracing\` (bench/tracing.ts).\n\n${table}\n`);
+}
+
+main()
+  .catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });

@@ -1,0 +1,30 @@
+/**
+ * The concurrency limit of each upstream across a policy's pods, for its
+ * status (status.upstreams[].concurrency): from each pod's last report, the
+ * lowest, median and highest limit in force, and the mode and bounds most
+ * pods report (pods on an older generation may differ for a while). Each
+ * pod counts once per upstream (protocol-checks.ts refuses a report that
+ * names one twice).
+ */
+import type { SidecarReport } from '../api/index.js';
+import type { PolicyStatus } from '../api/policy-status.js';
+
+export type ConcurrencyStatus = NonNullable<NonNullable<PolicyStatus['upstreams']>[number]['concurrency']>;
+
+/** Per upstream named in `reports`, its concurrency across the pods that report it. */
+export function concurrencyStatus(reports: readonly (SidecarReport | undefined)[]): Map<string, ConcurrencyStatus> {
+  const byUpstream = new Map<string, NonNullable<SidecarReport['concurrency']>>();
+  for (const report of reports) {
+    for (const c of report?.concurrency ?? []) byUpstream.set(c.upstream, [...(byUpstream.get(c.upstream) ?? []), c]);
+  }
+  const out = new Map<string, ConcurrencyStatus>();
+  for (const [name, limits] of byUpstream) {
+    const settings = new Map<string, number>();
+    for (const { mode, min, max } of limits) settings.set(JSON.stringify([mode, min, max]), (settings.get(JSON.stringify([mode, min, max])) ?? 0) + 1);
+    const [mode, min, max] = JSON.parse([...settings].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0]) as [ConcurrencyStatus['mode'], number, number];
+    const sorted = limits.map((c) => c.limit).sort((a, b) => a - b);
+    const median = sorted.length % 2 === 1 ? sorted[(sorted.length - 1) / 2]! : Math.round((sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2);
+    out.set(name, { mode, min, max, limits: { lowest: sorted[0]!, median, highest: sorted.at(-1)! }, pods: limits.length });
+  }
+  return out;
+}

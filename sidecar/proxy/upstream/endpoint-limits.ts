@@ -1,0 +1,33 @@
+/**
+ * The adaptive limits of an upstream's endpoints (bulkhead mode adaptive):
+ * each endpoint learns its own from its answers (../layers/adaptive-limit.ts),
+ * starting from its share of the upstream's bounds, and the bulkhead's limit
+ * is their sum within the upstream's bounds (one endpoint: its limit is the
+ * upstream's). And whether the requests waiting in its bulkhead's queue are
+ * a sign of overload, for degraded mode's `queueDepth` (queuePressure).
+ */
+import { AdaptiveLimit, type AdaptiveLimitSettings, type Bulkhead, type Clock, type LimitChange } from '../../resilience/index.js';
+
+/** Gives each endpoint an adaptive limit and keeps `bulkhead`'s limit at their sum; `onChange` hears why each moved. */
+export function adaptLimits(endpoints: readonly { limit?: AdaptiveLimit }[], bulkhead: Bulkhead, bounds: AdaptiveLimitSettings, clock: Clock, onChange: (why: LimitChange) => void): void {
+  const n = endpoints.length;
+  const share = { min: Math.max(1, Math.floor(bounds.min / n)), max: bounds.max, initial: Math.max(1, Math.ceil(bounds.initial / n)) };
+  const sum = () => Math.min(bounds.max, Math.max(bounds.min, endpoints.reduce((total, e) => total + e.limit!.limit, 0)));
+  for (const e of endpoints) {
+    e.limit = new AdaptiveLimit(share, clock, (_limit, why) => {
+      bulkhead.setLimit(sum());
+      onChange(why);
+    });
+  }
+  bulkhead.setLimit(sum());
+}
+
+/**
+ * Requests waiting for the bulkhead that degraded mode's `queueDepth` counts: all of them behind a fixed limit, or an
+ * adaptive one that cannot open further (at its max) or that the provider holds back (it refused: probing). Behind an
+ * adaptive limit still opening (slow start), a queue is a burst on its way in, not overload: it counts for nothing.
+ */
+export function queuePressure(u: { bulkhead: Bulkhead; limitBounds: { max: number }; endpoints: readonly { limit?: AdaptiveLimit }[] }): number {
+  const opening = u.endpoints.every((e) => e.limit?.phase === 'slow-start') && u.bulkhead.limit < u.limitBounds.max;
+  return opening ? 0 : u.bulkhead.waiting;
+}

@@ -1,0 +1,209 @@
+/**
+ * An adaptive concurrency limit for one endpoint of an upstream: how many
+ * attempts it is sent at once, learnt from what an LLM provider says rather
+ * than from latency (which, for an LLM, measures the answer's length). It is
+ * an AIMD loop with a slow start; the request path reports each attempt's
+ * outcome, the limit moves, and `onChange` tells the bulkhead.
+ *
+ * The rules, in the order they are checked:
+ * 1. Bounds. The limit stays within [min, max] (both whole numbers).
+ * 2. Growth is earned: a good first answer (a stream's first content event, a
+ *    plain 2xx) grows the limit only while it is in use (at least half of it
+ *    in flight at the endpoint), and only once any wait the provider asked for
+ *    (Retry-After, a rate-limit quota close to spent, a server queue) is over.
+ * 3. Slow start. Until the first overload, each good answer adds the limit
+ *    over the attempts in flight (one, when the limit is full; more when
+ *    slots reserved for an idle priority class keep it from filling): the
+ *    limit doubles per round, so a burst of streams opens it in a few
+ *    first-token times, not a few stream lengths. It starts again when the
+ *    provider serves clearly more attempts at once than it held when it
+ *    last refused (its edge, by 5% and at least one more: the endpoint's
+ *    count runs a little ahead of the provider's): it grew (10 → 200).
+ * 4. Probing. After an overload, a round (`limit` good answers) adds `step`,
+ *    which starts at one and doubles each round (at most doubling the limit),
+ *    up to the ceiling: the limit at which the provider held what it held
+ *    when it last refused. There the limit stays for 4 rounds and at least
+ *    100 good answers, then probes past it the same way, +1, +2, +4…: a
+ *    provider that keeps its capacity refuses one attempt per probe, under
+ *    1% of attempts even at a limit of 10.
+ * 5. Cut. An overload (429, 503, 529) sets the ceiling to `held`, the limit
+ *    at which the endpoint would have had only the attempts the provider
+ *    held when it refused (the caller counts it: attempts waiting out a
+ *    Retry-After, the refused one, slots reserved for idle classes are not
+ *    at the provider), the provider's own measure of its capacity. A probe
+ *    past the ceiling (or a slow start past it) that is refused, or a
+ *    refusal while the provider holds about as many as at its last one
+ *    (within the same 5%), found the edge: the limit goes back to `held`. Any other overload means the
+ *    provider shrank (or others took it): the limit goes to 90% of `held`,
+ *    and a drop from 200 to 10 is followed within one stream length. Step
+ *    and round start again, and growth waits for its Retry-After. A cut is
+ *    of whole numbers: the fraction slow start grew by is dropped, never
+ *    scaled into the cut.
+ * 6. One cut per overload. An overload of an attempt sent before the last cut
+ *    (or in its millisecond) was already answered by it: a burst of 429s from one overload is one cut.
+ *    So is one whose `held` is past the limit: the provider still holds streams from before the cut.
+ * 7. Slow first tokens. A stream's time to first token, smoothed, rising past
+ *    twice its recent floor (and 1 s above it) is a provider queueing
+ *    inside (a self-hosted vLLM's KV cache full): a gentle cut to 95%, once
+ *    per rule 6, and no growth from that answer.
+ * 8. A quota close to spent (x-ratelimit-remaining-*, anthropic-ratelimit-*
+ *    under 5% of its limit) or a self-hosted server that reports requests
+ *    waiting holds growth for a while; waiting requests also cut gently.
+ */
+import type { Clock } from './clock.js';
+
+export interface AdaptiveLimitSettings {
+  min: number;
+  max: number;
+  initial: number;
+}
+
+export type LimitChange = 'slow-start' | 'probe' | 'overload' | 'slow-first-token' | 'server-queue';
+
+/** Share of what the provider held that a cut keeps (rule 5), and of the limit a gentle cut keeps (rules 7, 8). */
+export const CUT_TO = 0.9;
+export const GENTLE_CUT_TO = 0.95;
+/** Rule 7: smoothing of the time to first token, and how long its floor is remembered (two halves of this). */
+const TTFT_SMOOTHING = 0.1;
+const TTFT_FLOOR_MS = 60_000;
+const TTFT_SLACK_MS = 1000;
+/** Rule 4: rounds, and good answers at least, spent at the ceiling before probing past it. */
+const PLATEAU_ROUNDS = 4;
+const PLATEAU_ANSWERS = 100;
+
+export class AdaptiveLimit {
+  private value: number;
+  private slowStart = true;
+  private step = 1;
+  private round = 0;
+  /** The limit at which the provider held what it held at the last cut (rule 4's ceiling), and the good answers since at it (Infinity once it probes past). */
+  private ceiling = Infinity;
+  private plateau = 0;
+  /** Attempts the provider held when it last refused (rule 3: serving more means it grew). */
+  private edge = Infinity;
+  private holdUntil = -Infinity;
+  private lastCutAt = -Infinity;
+  private smoothedTtft: number | undefined;
+  /** The floor of the time to first token: the least of this half-window and of the one before it. */
+  private floor = { current: Infinity, previous: Infinity, since: 0 };
+
+  constructor(
+    readonly settings: AdaptiveLimitSettings,
+    private readonly clock: Clock,
+    private readonly onChange: (limit: number, why: LimitChange) => void = () => {},
+  ) {
+    this.value = clamp(settings.initial, settings);
+    this.floor.since = clock.now();
+  }
+
+  /** The limit now: a whole number within the bounds. */
+  get limit(): number {
+    return Math.floor(this.value);
+  }
+
+  /** Where the limit is: still in its slow start, or probing after an overload. */
+  get phase(): 'slow-start' | 'probing' {
+    return this.slowStart ? 'slow-start' : 'probing';
+  }
+
+  /**
+   * A good first answer from an attempt sent at `sentAt`, while `inFlight` attempts are at the endpoint; for a stream,
+   * `ttftMs` is its time to first content event (rule 7; plain answers have none worth reading).
+   */
+  served(sentAt: number, inFlight: number, ttftMs?: number): void {
+    if (ttftMs !== undefined && this.slowFirstToken(ttftMs)) return this.gentleCut(sentAt, 'slow-first-token');
+    if (this.clock.now() < this.holdUntil || inFlight * 2 < this.limit) return;
+    if (inFlight > this.edge + slack(this.edge)) this.grew();
+    if (this.slowStart) return this.set(this.value + Math.min(2, this.limit / Math.max(1, inFlight)), 'slow-start');
+    if (this.value >= this.ceiling && this.plateau !== Infinity) {
+      if (++this.plateau < Math.max(PLATEAU_ROUNDS * this.limit, PLATEAU_ANSWERS)) return;
+      this.plateau = Infinity;
+    }
+    if (++this.round < this.limit) return;
+    this.round = 0;
+    const step = this.step;
+    this.step = Math.min(this.step * 2, this.limit);
+    const below = this.value < this.ceiling;
+    this.set(below ? Math.min(this.ceiling, this.value + step) : this.value + step, 'probe');
+    if (below && this.value >= this.ceiling) this.step = 1;
+  }
+
+  /** The ceiling a cut set, if any: the limit at which the provider held what it held when it last refused. */
+  get ceilingNow(): number {
+    return this.ceiling;
+  }
+
+  /** Attempts the provider held when it last refused (Infinity before, or once it grew). */
+  get edgeNow(): number {
+    return this.edge;
+  }
+
+  /**
+   * The provider refused an attempt sent at `sentAt` as overloaded or rate-limited while holding `atProvider` others;
+   * `held` is the limit at which the endpoint would have had no more attempts than that (rules 5, 6).
+   */
+  refused(sentAt: number, atProvider: number, held: number, retryAfterMs?: number): void {
+    if (retryAfterMs !== undefined && retryAfterMs > 0) this.hold(retryAfterMs);
+    // Held past the limit: streams from before the last cut are what the provider holds, the same overload.
+    if (sentAt <= this.lastCutAt || held > this.limit) return;
+    const to = Math.max(1, Math.floor(held));
+    const edgeFound = this.limit > this.ceiling || atProvider >= this.edge - slack(this.edge);
+    this.cut(to, edgeFound ? to : CUT_TO * to, 'overload');
+    this.edge = Math.max(0, atProvider);
+  }
+
+  /** Holds growth for `ms` (rule 8: a quota close to spent; rule 5: a Retry-After). */
+  hold(ms: number): void {
+    this.holdUntil = Math.max(this.holdUntil, this.clock.now() + ms);
+  }
+
+  /** A self-hosted server reports `waiting` requests in its own queue (from its health answer): rule 8, until `untilMs` from now. */
+  serverQueue(waiting: number, forMs: number): void {
+    if (waiting <= 0) return;
+    this.hold(forMs);
+    this.gentleCut(this.clock.now(), 'server-queue');
+  }
+
+  private gentleCut(sentAt: number, why: LimitChange): void {
+    if (sentAt <= this.lastCutAt) return;
+    this.cut(this.limit, GENTLE_CUT_TO * this.limit, why);
+    this.edge = Infinity;
+  }
+
+  /** Rule 3: the provider serves more than it held when it refused; the ceiling stays, for rule 5. */
+  private grew(): void {
+    this.slowStart = true;
+    this.edge = Infinity;
+  }
+
+  private cut(ceiling: number, to: number, why: LimitChange): void {
+    this.lastCutAt = this.clock.now();
+    this.ceiling = Math.floor(ceiling);
+    this.plateau = 0;
+    this.slowStart = false;
+    this.step = 1;
+    this.round = 0;
+    this.set(Math.floor(to), why);
+  }
+
+  /** Rule 7: records the sample; true when the smoothed time to first token is well above its floor. */
+  private slowFirstToken(ms: number): boolean {
+    const now = this.clock.now();
+    const f = this.floor;
+    if (now - f.since >= TTFT_FLOOR_MS / 2) Object.assign(f, { previous: f.current, current: Infinity, since: now });
+    f.current = Math.min(f.current, ms);
+    const floor = Math.min(f.current, f.previous);
+    this.smoothedTtft = this.smoothedTtft === undefined ? ms : this.smoothedTtft + TTFT_SMOOTHING * (ms - this.smoothedTtft);
+    return this.smoothedTtft > Math.max(2 * floor, floor + TTFT_SLACK_MS);
+  }
+
+  private set(next: number, why: LimitChange): void {
+    const before = this.limit;
+    this.value = clamp(next, this.settings);
+    if (this.limit !== before) this.onChange(this.limit, why);
+  }
+}
+
+const clamp = (n: number, { min, max }: AdaptiveLimitSettings) => Math.min(max, Math.max(min, n));
+/** Rules 3, 5: what the endpoint's count of attempts may be off from the provider's by (streams it ended and the sidecar has not yet read end, attempts on their way): 5%, at least one. */
+const slack = (edge: number) => (Number.isFinite(edge) ? Math.max(1, Math.floor(edge / 20)) : 0);
