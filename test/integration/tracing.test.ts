@@ -45,7 +45,8 @@ async function traceOf(jaeger: Jaeger, traceId: string, ready: (spans: JaegerSpa
 const tracingOn = (sidecar: { logs: Record<string, unknown>[] }) => until('tracing on', () => sidecar.logs.some((l) => l.msg === 'tracing on: exporting spans over OTLP'), Boolean, 10_000);
 
 const parentOf = (span: JaegerSpan) => span.references.find((r) => r.refType === 'CHILD_OF')?.spanID;
-const childrenOf = (spans: JaegerSpan[], parent: JaegerSpan) => spans.filter((s) => parentOf(s) === parent.spanID).sort((a, b) => a.startTime - b.startTime);
+// In the order they started; spans that started in the same microsecond (a tier its open breaker refused at once, then the next), in the order they ended.
+const childrenOf = (spans: JaegerSpan[], parent: JaegerSpan) => spans.filter((s) => parentOf(s) === parent.spanID).sort((a, b) => a.startTime - b.startTime || a.startTime + a.duration - (b.startTime + b.duration));
 const kind = (span: JaegerSpan) => tag(span, 'span.kind');
 
 /** The trace as an indented tree of span names and a few attributes, for messages and for the report. */
