@@ -3,17 +3,19 @@
  * utime + stime from /proc, over a fixed number of requests) and resident
  * memory, with tracing off (the SDK not loaded), and on with each OTLP
  * exporter (HTTP/protobuf, gRPC, HTTP/JSON) into a real Jaeger, and on but
- * sampling no new trace. Plain requests, 16 at a time, to a model server on
- * 127.0.0.1. `npm run bench:tracing` (BENCH_MODES=off,... for some of them,
- * BENCH_REQUESTS for how many); writes bench/results/tracing.md.
+ * sampling no new trace, and on with the collector gone (Jaeger stopped: its
+ * spans dropped and counted). Plain requests, 16 at a time, to a model server
+ * on 127.0.0.1. `npm run bench:tracing` (BENCH_MODES=off;... for some of them,
+ * BENCH_REQUESTS for how many); writes its section of bench/results/tracing.md.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { TestContext } from 'node:test';
 import { stringify } from 'yaml';
 import { startJaeger } from '../test/support/jaeger.js';
 import { startModelUpstream } from '../test/support/model-upstream.js';
 import { rssBytes, MiB } from '../test/support/process-usage.js';
 import { spawnSidecar } from '../test/support/sidecar-process.js';
+import { writeBetween } from './report.js';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
 const CONCURRENCY = 16;
@@ -56,9 +58,11 @@ async function main(): Promise<void> {
     { name: 'on, grpc', tracing: { enabled: true }, env: { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpGrpc, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } },
     { name: 'on, http/json', tracing: { enabled: true }, env: { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpHttp, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' } },
     { name: 'on, sampling 0%', tracing: { enabled: true, sampling: '0' }, env: { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpHttp } },
+    // Jaeger stopped: nothing listens where the spans go (port 9 is never served here).
+    { name: 'on, Jaeger stopped', tracing: { enabled: true }, env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9' } },
   ];
   const rows: string[] = [];
-  const only = process.env.BENCH_MODES?.split(',');
+  const only = process.env.BENCH_MODES?.split(';');
   for (const mode of modes.filter((m) => !only || only.includes(m.name))) {
     const sidecar = await spawnSidecar(t, stringify({ tracing: mode.tracing, upstreams: [{ name: 'primary', url: upstream.url }] }), { ...mode.env, OTEL_BSP_SCHEDULE_DELAY: '200' });
     const pid = sidecar.child.pid!;
@@ -68,14 +72,16 @@ async function main(): Promise<void> {
     const latencies = await load(url, REQUESTS);
     await new Promise((r) => setTimeout(r, 500)); // the last batches exported
     const cpu = cpuMs(pid) - before;
-    const row = `| ${mode.name} | ${((cpu * 1000) / REQUESTS).toFixed(0)} | ${latencies[Math.floor(latencies.length / 2)]!.toFixed(2)} | ${latencies[Math.floor(latencies.length * 0.99)]!.toFixed(2)} | ${(rssBytes(pid) / MiB).toFixed(0)} |`;
+    const metrics = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
+    const dropped = metrics.split('\n').filter((l) => l.startsWith('breakwater_trace_spans_dropped_total')).reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+    const row = `| ${mode.name} | ${((cpu * 1000) / REQUESTS).toFixed(0)} | ${latencies[Math.floor(latencies.length / 2)]!.toFixed(2)} | ${latencies[Math.floor(latencies.length * 0.99)]!.toFixed(2)} | ${(rssBytes(pid) / MiB).toFixed(0)} | ${dropped} |`;
     console.log(row);
     rows.push(row);
     sidecar.child.kill('SIGKILL');
     await sidecar.exited;
   }
-  const table = ['| tracing | CPU µs per request | p50 ms | p99 ms | RSS MiB |', '|---|---|---|---|---|', ...rows].join('\n');
-  writeFileSync(new URL('results/tracing.md', import.meta.url), `# Tracing's cost\n\n${REQUESTS} plain requests, ${CONCURRENCY} at a time, after 1000 to warm up; \`npm run bench:tracing\` (bench/tracing.ts).\n\n${table}\n`);
+  const table = ['| tracing | CPU µs per request | p50 ms | p99 ms | RSS MiB | spans dropped |', '|---|---|---|---|---|---|', ...rows].join('\n');
+  writeBetween('bench/results/tracing.md', 'bench:tracing', `${REQUESTS} plain requests, ${CONCURRENCY} at a time, after 1000 to warm up, in one run (\`npm run bench:tracing\`, bench/tracing.ts; BENCH_MODES=name;name for some of the modes):\n\n${table}`);
 }
 
 main()
