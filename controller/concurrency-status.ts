@@ -15,13 +15,23 @@ export type ConcurrencyStatus = NonNullable<NonNullable<PolicyStatus['upstreams'
 export function concurrencyStatus(reports: readonly (SidecarReport | undefined)[]): Map<string, ConcurrencyStatus> {
   const byUpstream = new Map<string, NonNullable<SidecarReport['concurrency']>>();
   for (const report of reports) {
-    for (const c of report?.concurrency ?? []) byUpstream.set(c.upstream, [...(byUpstream.get(c.upstream) ?? []), c]);
+    for (const c of report?.concurrency ?? []) {
+      const list = byUpstream.get(c.upstream);
+      if (list) list.push(c);
+      else byUpstream.set(c.upstream, [c]);
+    }
   }
   const out = new Map<string, ConcurrencyStatus>();
   for (const [name, limits] of byUpstream) {
-    const settings = new Map<string, number>();
-    for (const { mode, min, max } of limits) settings.set(JSON.stringify([mode, min, max]), (settings.get(JSON.stringify([mode, min, max])) ?? 0) + 1);
-    const [mode, min, max] = JSON.parse([...settings].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0]) as [ConcurrencyStatus['mode'], number, number];
+    // The mode and bounds most pods report (a tie: the first by their JSON).
+    const settings = new Map<string, { count: number; mode: ConcurrencyStatus['mode']; min: number; max: number }>();
+    for (const { mode, min, max } of limits) {
+      const key = JSON.stringify([mode, min, max]);
+      const seen = settings.get(key);
+      if (seen) seen.count++;
+      else settings.set(key, { count: 1, mode, min, max });
+    }
+    const [, { mode, min, max }] = [...settings].sort((a, b) => b[1].count - a[1].count || a[0].localeCompare(b[0]))[0]!;
     const sorted = limits.map((c) => c.limit).sort((a, b) => a - b);
     const median = sorted.length % 2 === 1 ? sorted[(sorted.length - 1) / 2]! : Math.round((sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2);
     out.set(name, { mode, min, max, limits: { lowest: sorted[0]!, median, highest: sorted.at(-1)! }, pods: limits.length });

@@ -6,54 +6,19 @@
  * (retries and their waits, waits for a slot or the rate limit, the hedge's
  * result); it ends with the tier's outcome: why retrying stopped, whether the
  * breaker refused, whether a budget was spent. Its retry events number the
- * attempts made in this tier: in a recovery on the upstream whose stream
- * broke, the retry layer counts the break as its first attempt, but that
- * attempt is in an earlier tier's span.
+ * attempts made in this tier (the retry layer leaves out a recovery's break,
+ * which is in an earlier tier's span).
  */
 import type { ProxyRequest, RequestContext } from '../proxy/handler.js';
 import type { CallEnd } from '../proxy/holding.js';
-import type { TraceAttributes, TraceScope } from '../proxy/trace-scope.js';
+import type { TraceScope } from '../proxy/trace-scope.js';
 import { BW, bounded, GEN_AI } from './genai.js';
-
-/** A tier's span whose retry events number attempts from one less than the retry layer does. */
-class RecoveryTier implements TraceScope {
-  constructor(private readonly span: TraceScope) {}
-  get recording() {
-    return this.span.recording;
-  }
-  get sideBySide() {
-    return this.span.sideBySide;
-  }
-  get content() {
-    return this.span.content;
-  }
-  get propagates() {
-    return this.span.propagates;
-  }
-  set(attributes: TraceAttributes): void {
-    this.span.set(attributes);
-  }
-  event(name: string, attributes?: TraceAttributes): void {
-    const n = attributes?.[BW.attempt];
-    this.span.event(name, name === 'breakwater.retry' && typeof n === 'number' ? { ...attributes, [BW.attempt]: n - 1 } : attributes);
-  }
-  child(name: string, kind: 'internal' | 'client', attributes: TraceAttributes): TraceScope {
-    return this.span.child(name, kind, attributes);
-  }
-  end(errorType?: string): void {
-    this.span.end(errorType);
-  }
-  headers() {
-    return this.span.headers();
-  }
-}
 
 /** The span of `req`'s tier, inside `parent`. */
 export function startTier(parent: TraceScope, req: ProxyRequest, ctx: RequestContext): TraceScope {
   const name = req.upstream.config.name;
   const role = req.resume ? 'recovery' : req.hedged ? 'hedge' : name === ctx.primary ? 'primary' : 'fallback';
-  const span = parent.child(`tier ${name}`, 'internal', { [BW.upstream]: name, [BW.tierRole]: role, [GEN_AI.requestModel]: bounded(req.model) });
-  return req.resume?.broke.upstream === name ? new RecoveryTier(span) : span;
+  return parent.child(`tier ${name}`, 'internal', { [BW.upstream]: name, [BW.tierRole]: role, [GEN_AI.requestModel]: bounded(req.model) });
 }
 
 /** Ends a tier's span with the tier's outcome. */

@@ -16,11 +16,12 @@ import { requestTracer } from '../../sidecar/tracing/otel-scope.js';
 import { endRequest, startRequest } from '../../sidecar/tracing/request-span.js';
 import { exportSettings, QUEUE_LIMITS } from '../../sidecar/tracing/settings.js';
 import { spanBytes } from '../../sidecar/tracing/span-size.js';
-import { startTier } from '../../sidecar/tracing/tier-span.js';
 import type { TraceAttributes, TraceScope } from '../../sidecar/proxy/trace-scope.js';
 import { traceAttempt } from '../../sidecar/proxy/layers/trace-attempt.js';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
-import { answer, contextAt, innerGiving, requestTo, upstreamOf } from '../support/layer-kit.js';
+import { answer, contextAt, innerGiving, metrics, requestTo, settle, upstreamOf } from '../support/layer-kit.js';
+import { retry } from '../../sidecar/proxy/layers/retry.js';
+import { DeliveredContent } from '../../sidecar/resilience/stream-verifier.js';
 
 const body = (json: object) => Buffer.from(JSON.stringify(json));
 
@@ -137,12 +138,18 @@ describe('what the spans say', () => {
     assert.equal(ended(false, { status: 503, outcome: 'upstream_error', failure: 'overloaded', tier: 'fb2' })['breakwater.fallback.tier'], undefined, 'every tier failed');
   });
 
-  it('numbers a recovery tier\'s retries within that tier', () => {
-    const parent = recordingScope();
-    let tier: ReturnType<typeof recordingScope> | undefined;
-    parent.child = () => (tier = recordingScope());
-    const req = { upstream: { config: { name: 'cut' } }, model: 'm', resume: { broke: { upstream: 'cut', failure: 'reset' } } } as never;
-    startTier(parent, req, { primary: 'cut' } as never).event('breakwater.retry', { 'breakwater.attempt.number': 2, 'breakwater.retry.reason': 'reset' });
-    assert.deepEqual(tier!.events, [['breakwater.retry', { 'breakwater.attempt.number': 1, 'breakwater.retry.reason': 'reset' }]]);
+  it('numbers a recovery tier\'s retries within that tier (the break was an earlier tier\'s attempt)', async () => {
+    const clock = new ManualClock();
+    const tier = recordingScope();
+    const ctx = contextAt(clock, { trace: tier });
+    const upstream = upstreamOf(clock, { retry: { attempts: 3, backoff: { base: '1ms', max: '1ms', jitter: 'none' } } });
+    const resume = { delivered: new DeliveredContent(), broke: { upstream: 'primary', failure: 'reset' as const } };
+    const pending = retry({ clock, metrics })(innerGiving(answer(503, 'overloaded')))(requestTo(upstream, { stream: true, resume }), ctx);
+    for (let i = 0; i < 100 && tier.events.length < 2; i++) {
+      await settle();
+      clock.advance(1);
+    }
+    await pending;
+    assert.deepEqual(tier.events.map(([name, a]) => [name, a?.['breakwater.attempt.number'], a?.['breakwater.retry.reason']]), [['breakwater.retry', 1, 'reset'], ['breakwater.retry', 2, 'overloaded']]);
   });
 });

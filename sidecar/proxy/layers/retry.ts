@@ -52,7 +52,9 @@ export function retry({ clock, metrics, random }: RetryDeps): Layer {
     let previousDelay = 0;
     // In a recovery, the break of this upstream's stream was its first attempt: whether another follows is decided as after any.
     let last: Failed | undefined = brokeHere(req);
-    for (let n = last ? 2 : 1; ; n++) {
+    /** Attempts made in an earlier tier that count here (the break): a trace numbers the attempts of this tier. */
+    const before = last ? 1 : 0;
+    for (let n = before + 1; ; n++) {
       if (last) {
         // Should there be another attempt, and after how long?
         const failure = last.failure as FailureClass;
@@ -70,7 +72,7 @@ export function retry({ clock, metrics, random }: RetryDeps): Layer {
           metrics.budgetRefusals.inc({ upstream: name });
           return stopWith(last, 'budget', ctx.trace);
         }
-        ctx.trace?.event('breakwater.retry', { [BW.attempt]: n, [BW.retryReason]: failure, [BW.retryWaitMs]: Math.round(wait), [BW.retryAfterMs]: asked });
+        ctx.trace?.event('breakwater.retry', { [BW.attempt]: n - before, [BW.retryReason]: failure, [BW.retryWaitMs]: Math.round(wait), [BW.retryAfterMs]: asked });
         if (!(await sleep(clock, wait, ctx.signal))) {
           upstream.budget.refund();
           return { kind: 'cancelled' };
