@@ -31,6 +31,8 @@ interface PhaseFigures {
   refusedToApp: number;
   refusedWithRoom: number;
   meanLimit: number;
+  /** Time into the phase at which the provider first held 90% of its capacity. */
+  fullAfterMs: number;
 }
 
 async function limitOf(adminUrl: string): Promise<number> {
@@ -88,6 +90,7 @@ async function capacityRun(t: TestContext, bulkhead: object) {
         return during.length > 0 && during.reduce((sum, s) => sum + s.inFlight, 0) / during.length < 0.9 * capacity;
       }).length,
       meanLimit: mean((s) => s.limit),
+      fullAfterMs: (samples.find((s) => s.at >= phaseStart && s.inFlight >= 0.9 * capacity)?.at ?? Infinity) - phaseStart,
     });
   }
   stop = true;
@@ -96,7 +99,7 @@ async function capacityRun(t: TestContext, bulkhead: object) {
 }
 
 const show = (p: PhaseFigures) =>
-  `capacity ${p.capacity}: goodput ${(p.goodput * 100).toFixed(1)}%, mean limit ${p.meanLimit.toFixed(0)}, provider 429s ${p.providerRefused} of ${p.attempts} attempts (${((100 * p.providerRefused) / Math.max(1, p.attempts)).toFixed(2)}%), refused to the app ${p.refusedToApp} (${p.refusedWithRoom} while the provider had room)`;
+  `capacity ${p.capacity}: 90% full after ${(p.fullAfterMs / 1000).toFixed(1)} s, goodput ${(p.goodput * 100).toFixed(1)}%, mean limit ${p.meanLimit.toFixed(0)}, provider 429s ${p.providerRefused} of ${p.attempts} attempts (${((100 * p.providerRefused) / Math.max(1, p.attempts)).toFixed(2)}%), refused to the app ${p.refusedToApp} (${p.refusedWithRoom} while the provider had room)`;
 
 describe('adaptive concurrency (issue 31)', () => {
   it('follows a provider whose capacity moves (50, 10, 200): goodput within 10%, few 429s, none refused that it could serve; the fixed defaults for comparison', { timeout: 6 * PHASE_MS + 60_000 }, async (t) => {

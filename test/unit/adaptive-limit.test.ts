@@ -61,15 +61,15 @@ describe('adaptive limit', () => {
     assert.equal(l.limit, cut + 1);
   });
 
-  it('probes after a cut: a round adds 1, 2, 4… up to what the provider held, stays there 4 rounds, then probes past it', () => {
+  it('probes after a cut: a round adds 1, 2, 4… up to what the provider held, stays there 3 rounds, then probes past it', () => {
     const { l, clock, serve } = limiter({ initial: 100 });
     l.refused(clock.now(), 100, 100);
     const seen = [l.limit];
-    for (let round = 0; round < 11; round++) {
+    for (let round = 0; round < 10; round++) {
       serve(l.limit, undefined, 100); // the provider holds what it held when it refused
       seen.push(l.limit);
     }
-    assert.deepEqual(seen, [90, 91, 93, 97, 100, 100, 100, 100, 100, 101, 103, 107]);
+    assert.deepEqual(seen, [90, 91, 93, 97, 100, 100, 100, 100, 101, 103, 107]);
     assert.equal(l.ceilingNow, 100);
     clock.advance(1);
     l.refused(clock.now(), 100, 100);
@@ -79,12 +79,12 @@ describe('adaptive limit', () => {
     assert.equal(l.limit, 72, 'at the ceiling, an overload is a provider that shrank: 90% of what it held');
   });
 
-  it('at a small limit, probes past the ceiling after 100 good answers at it, not 4 rounds, and goes back to it when refused', () => {
+  it('at a small limit, probes past the ceiling after 60 good answers at it and a round, not 3 rounds, and goes back to it when refused', () => {
     const { l, clock, serve } = limiter({ initial: 10 });
     l.refused(clock.now(), 10, 10);
-    serve(9 + 10); // 9 → 10
+    serve(9); // 9 → 10
     assert.equal(l.limit, 10);
-    serve(98);
+    serve(60 + 8); // the 60th at the ceiling also counts to the round
     assert.equal(l.limit, 10, 'still at the ceiling');
     serve(1);
     assert.equal(l.limit, 11);
@@ -96,7 +96,7 @@ describe('adaptive limit', () => {
   it('starts slow start again once the provider serves more at once than it held when it refused (it grew)', () => {
     const { l, clock, serve, changes } = limiter({ initial: 20 });
     l.refused(clock.now(), 10, 10);
-    serve(120, undefined, 10);
+    serve(9 + 60 + 9, undefined, 10); // to the ceiling, 60 answers at it, a round: the first probe
     assert.equal(l.limit, 11);
     serve(5, undefined, 11);
     assert.equal(l.phase, 'probing', 'one more than its edge: within what the endpoint\'s count may be ahead of the provider\'s');
