@@ -169,6 +169,7 @@ function crossFieldProblems(spec: PolicySpec): PolicyProblem[] {
     orderProblems(upstream, at, problems);
     guardProblems(upstream.guards, `${at}.guards`, problems);
     if (Number(upstream.budget.cost) > 0 && upstream.prices.length === 0) problems.push({ path: `${at}.budget.cost`, message: 'needs prices for this upstream\'s models' });
+    if (upstream.healthCheck.metricsPath && !upstream.healthCheck.path) problems.push({ path: `${at}.healthCheck.metricsPath`, message: 'needs healthCheck.path: the metrics are read on the health check\'s schedule' });
   });
   const sloWindow = parseDuration(spec.slo.window);
   if (sloWindow < 60_000 || sloWindow > 24 * 3_600_000) problems.push({ path: 'spec.slo.window', message: 'must be between 1m and 24h' });

@@ -1,8 +1,9 @@
 /**
  * The sidecar's gauges that are computed when scraped, from the live objects
- * (`MetricSources`), so the request path never touches them: endpoint health,
- * breaker states, bulkhead slots and limits, the degradation mode, buffered bytes, the
- * token and cost budgets and the SLOs' objectives and burn rates. The
+ * (`MetricSources`), so the request path never touches them: endpoint health
+ * and the queue each endpoint's server reports, breaker states, bulkhead
+ * slots and limits, the degradation mode, buffered bytes, the token and cost
+ * budgets and the SLOs' objectives and burn rates. The
  * objects they read say what they offer here (LiveUpstream, LiveSlo); the
  * counters the request path updates are in metrics.ts.
  */
@@ -16,7 +17,7 @@ export interface LiveUpstream {
   bulkhead: Bulkhead;
   /** The bounds of the bulkhead's limit (adaptive mode; the fixed limit twice otherwise). */
   limitBounds: { min: number; max: number };
-  endpoints: readonly { index: number; health?: { status: string } }[];
+  endpoints: readonly { index: number; health?: { status: string }; queue?: { waiting: number | undefined } }[];
   breakerEntries(): [string, CircuitBreaker][];
 }
 
@@ -75,6 +76,21 @@ export function liveGauges(registry: Registry, sources: MetricSources, modelLabe
       collect() {
         this.reset();
         for (const u of live()) for (const e of u.endpoints) if (e.health) this.set({ upstream: u.name, endpoint: String(e.index) }, e.health.status === 'healthy' ? 1 : 0);
+      },
+    }),
+    serverQueue: new Gauge({
+      name: 'breakwater_upstream_server_queue',
+      help: 'Per endpoint (its index in the upstream) whose healthCheck.metricsPath is read: the requests waiting in its model server\'s own queue, as the server last reported them (no series while unknown).',
+      labelNames: ['upstream', 'endpoint'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const u of live()) {
+          for (const e of u.endpoints) {
+            const waiting = e.queue?.waiting;
+            if (waiting !== undefined) this.set({ upstream: u.name, endpoint: String(e.index) }, waiting);
+          }
+        }
       },
     }),
     budgetSpent: budgetGauge('breakwater_budget_spent', 'What each token and cost budget spent in its current window (unit tokens or cost), by scope (policy or upstream) and upstream ("" for the policy).', (b) => b.spent),

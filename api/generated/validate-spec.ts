@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"!self.upstreams.exists(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && (f.upstream == u.name || !self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy","messageExpression":"[self.upstreams.map(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && (f.upstream == u.name || !self.upstreams.exists(v, v.name == f.upstream)))).indexOf(true)].map(i, [self.upstreams[i].fallback.map(t, has(t.upstream) && (t.upstream == self.upstreams[i].name || !self.upstreams.exists(v, v.name == t.upstream))).indexOf(true)].map(j, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].fallback[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][j] + '].upstream: \"' + self.upstreams[i].fallback[j].upstream + '\" ' + (self.upstreams[i].fallback[j].upstream == self.upstreams[i].name ? 'is this upstream itself: an upstream cannot fall back to itself' : 'names no upstream of this policy'))[0])[0]"},{"rule":"!self.upstreams.exists(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && self.upstreams.exists(v, v.name == f.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai'))))","message":"spec.upstreams[].fallback[].upstream must speak the same api as its upstream: a chain speaks one API","messageExpression":"[self.upstreams.map(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && self.upstreams.exists(v, v.name == f.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai')))).indexOf(true)].map(i, [self.upstreams[i].fallback.map(t, has(t.upstream) && self.upstreams.exists(v, v.name == t.upstream && (has(v.api) ? v.api : 'openai') != (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai'))).indexOf(true)].map(j, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].fallback[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][j] + '].upstream: \"' + self.upstreams[i].fallback[j].upstream + '\" ' + [self.upstreams.map(v, v.name == self.upstreams[i].fallback[j].upstream).indexOf(true)].map(k, 'speaks ' + (has(self.upstreams[k].api) ? self.upstreams[k].api : 'openai') + ', and \"' + self.upstreams[i].name + '\" ' + (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai') + ': a chain speaks one API (the app\\'s request and answer are in it)')[0])[0])[0]"},{"rule":"!self.upstreams.exists(u, has(u.hedge) && has(u.hedge.upstream) && (u.hedge.upstream == u.name || !self.upstreams.exists(v, v.name == u.hedge.upstream)))","message":"spec.upstreams[].hedge.upstream must name another upstream of this policy","messageExpression":"[self.upstreams.map(u, has(u.hedge) && has(u.hedge.upstream) && (u.hedge.upstream == u.name || !self.upstreams.exists(v, v.name == u.hedge.upstream))).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].hedge.upstream: \"' + self.upstreams[i].hedge.upstream + '\" ' + (self.upstreams[i].hedge.upstream == self.upstreams[i].name ? 'is this upstream itself: a hedge goes to another upstream' : 'names no upstream of this policy'))[0]"},{"rule":"!self.upstreams.exists(u, has(u.hedge) && has(u.hedge.upstream) && self.upstreams.exists(v, v.name == u.hedge.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai')))","message":"spec.upstreams[].hedge.upstream must speak the same api as its upstream","messageExpression":"[self.upstreams.map(u, has(u.hedge) && has(u.hedge.upstream) && self.upstreams.exists(v, v.name == u.hedge.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai'))).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].hedge.upstream: \"' + self.upstreams[i].hedge.upstream + '\" ' + [self.upstreams.map(v, v.name == self.upstreams[i].hedge.upstream).indexOf(true)].map(k, 'speaks ' + (has(self.upstreams[k].api) ? self.upstreams[k].api : 'openai') + ', and \"' + self.upstreams[i].name + '\" ' + (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai') + ': a hedge speaks the API of the upstream it hedges')[0])[0]"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy","messageExpression":"[self.faults.map(f, !self.upstreams.exists(u, u.name == f.upstream)).indexOf(true)].map(i, 'spec.faults[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].upstream: \"' + self.faults[i].upstream + '\" names no upstream of this policy')[0]"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)","message":"spec.budget.cost needs prices on at least one upstream"},{"rule":"has(self.sharedState) || !(has(self.budget) && has(self.budget.scope) && self.budget.scope == 'fleet')","message":"spec.budget.scope: fleet needs spec.sharedState (the store the fleet counts in)"},{"rule":"has(self.sharedState) || !self.upstreams.exists(u, (has(u.budget) && has(u.budget.scope) && u.budget.scope == 'fleet'))","message":"spec.upstreams[].budget.scope: fleet needs spec.sharedState (the store the fleet counts in)","messageExpression":"[self.upstreams.map(u, (has(u.budget) && has(u.budget.scope) && u.budget.scope == 'fleet')).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].budget.scope: fleet needs spec.sharedState (the store the fleet counts in)')[0]"},{"rule":"has(self.sharedState) || !self.upstreams.exists(u, (has(u.rateLimit) && has(u.rateLimit.scope) && u.rateLimit.scope == 'fleet'))","message":"spec.upstreams[].rateLimit.scope: fleet needs spec.sharedState (the store the fleet counts in)","messageExpression":"[self.upstreams.map(u, (has(u.rateLimit) && has(u.rateLimit.scope) && u.rateLimit.scope == 'fleet')).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].rateLimit.scope: fleet needs spec.sharedState (the store the fleet counts in)')[0]"},{"rule":"has(self.sharedState) || !has(self.cache) || !has(self.cache.shared) || !self.cache.shared","message":"spec.cache.shared needs spec.sharedState (the Redis the answers are shared in)"},{"rule":"!has(self.cache) || !has(self.cache.shared) || !self.cache.shared || !has(self.cache.redis) || !has(self.cache.redis.url) || self.cache.redis.url == ''","message":"spec.cache.shared and spec.cache.redis.url name two Redis for one cache: set one of them"}],"type":"object","required":["upstreams","priorities","budget","slo","degradation","cache","validation","faults","inbound","limits","tracing","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy (the oldest policy that matches a pod wins). Without it, only pods that name this policy in the annotation breakwater.dev/policy use it.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"description":"A label key.","type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"],"description":"How the label is matched: In or NotIn values, or whether the key Exists or DoesNotExist."},"values":{"description":"Values for In and NotIn; empty for Exists and DoesNotExist.","type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts of a request and of each attempt.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. An app may shorten it for one request with the header x-breakwater-timeout (such as 5s), never lengthen it. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off, while firstByte, streamIdle and the throughput floor catch the attempts that hang. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token; set it lower (say 10s) to fall back sooner from a slow first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"connect":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To open a connection to the upstream (TCP and TLS; a pooled one is reused at once). A SYN into a backend that went away (a pod deleted behind a Service) is dropped, not refused: past this the attempt fails as connect-failure and is retried, instead of waiting for firstByte (0 = no deadline of its own). Idle pooled connections are closed after 4 s, so none to a vanished backend is reused. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || !(self.base.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.base.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.max.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.max.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. A timeout of the addressed upstream is not retried there when a fallback upstream tier would take it: a route that never answers costs one attempt, and the fallback answers. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as the upstream asks before retrying: retry-after-ms, Retry-After (seconds or an HTTP date) and, for a limit that is spent, x-ratelimit-reset-* (OpenAI) and anthropic-ratelimit-*-reset. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: no such wait is made, and the upstream's answer is passed on (or the next fallback tier answers). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load. Retries in the window are at most minPerSecond x window + ratio% of the requests in the window.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed to the first tier once, never retried or sent to another tier. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker: stops calling an upstream (or one of its models) that keeps failing, and probes it again after openFor.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || !(self.openFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.openFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.maxOpenFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.maxOpenFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate, over failureRate.window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (for streams: to the first content event) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing: once openFor has passed, a few calls go through, and enough successes close the breaker.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker. By default an overloaded upstream (503, 529) is probed, not hammered; rate-limited and client-error are opt-in. Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit, adaptive or fixed, with a priority queue that is fair between callers.","type":"object","properties":{"mode":{"type":"string","enum":["adaptive","fixed"],"description":"adaptive: the limit of requests in flight is learnt per endpoint from what the provider says (429, 503 and 529 with their Retry-After, rate-limit headers close to spent, time to first token, a self-hosted server's queue in its health answer), within adaptive.min and adaptive.max. fixed: it is maxConcurrent. A policy that sets maxConcurrent and not mode is fixed, as it was before the adaptive mode. Default: \"adaptive\".","x-breakwater-default":"adaptive"},"maxConcurrent":{"minimum":1,"maximum":10000,"description":"In fixed mode: requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"adaptive":{"additionalProperties":false,"description":"Bounds of the adaptive limit (mode adaptive), for the upstream (its endpoints' limits add up to it).","x-kubernetes-validations":[{"rule":"!has(self.min) || !has(self.max) || self.min <= self.max","message":"bulkhead.adaptive.min must not exceed bulkhead.adaptive.max"}],"type":"object","properties":{"min":{"minimum":1,"maximum":10000,"description":"The adaptive limit never goes below this. Default: 4.","type":"integer","x-breakwater-default":4},"initial":{"minimum":1,"maximum":10000,"description":"Where the adaptive limit starts; it doubles per round of good first answers until the provider first refuses. Default: 32.","type":"integer","x-breakwater-default":32},"max":{"minimum":1,"maximum":10000,"description":"The adaptive limit never goes above this. Default: 1024.","type":"integer","x-breakwater-default":1024}}},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Enough for a burst of streams while the adaptive limit opens (500 streams at once wait well under a second against a provider that takes them). Default: 1024.","type":"integer","x-breakwater-default":1024},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fairBy":{"additionalProperties":false,"description":"Token-fair admission between callers within a priority class.","type":"object","properties":{"header":{"maxLength":64,"pattern":"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)?$","description":"Header that names the caller (a tenant, the app's service account): requests waiting for a slot are let in by priority class, then fairly between callers by tokens (the input at ~4 bytes a token plus max_tokens, or 512 without it), so one caller's long prompts cannot starve the others. Values are cut to 128 characters, 64 distinct callers are told apart per class (the rest share one), and a value is never logged. Empty: off (first come, first served). Default: \"\".","type":"string","x-breakwater-default":""}}}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || (has(self.prices) && size(self.prices) > 0)","message":"budget.cost needs prices for this upstream's models"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","healthCheck","websockets","hedge","prices","budget","guards","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: the error shape, the stream framing and terminator, the model field and where usage is found. A fallback or hedge upstream speaks the api of the upstream it serves (the app's request and answer are in that API)."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream: header is set to prefix + the credential, in place of the app's own credentials, which are not sent.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"The credential: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request. The Secret must be labelled breakwater.dev/credential: \"true\" (its owner's consent: whoever may write a policy may name any Secret) and not be a service-account or bootstrap token; the value must be printable ASCII (white space around it is dropped), at most 16 KiB. Until then the sidecar has none (an upstream answers 503 rather than be called without its key; the shared cache connects without a password), and the policy's Accepted condition is False (SecretNotFound, SecretNotAllowed or SecretValueUnusable) and says why.","type":"object","required":["name","key"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"pattern":"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$","maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts of a request and of each attempt.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. An app may shorten it for one request with the header x-breakwater-timeout (such as 5s), never lengthen it. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off, while firstByte, streamIdle and the throughput floor catch the attempts that hang. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token; set it lower (say 10s) to fall back sooner from a slow first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"connect":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To open a connection to the upstream (TCP and TLS; a pooled one is reused at once). A SYN into a backend that went away (a pod deleted behind a Service) is dropped, not refused: past this the attempt fails as connect-failure and is retried, instead of waiting for firstByte (0 = no deadline of its own). Idle pooled connections are closed after 4 s, so none to a vanished backend is reused. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || !(self.base.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.base.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.max.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.max.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. A timeout of the addressed upstream is not retried there when a fallback upstream tier would take it: a route that never answers costs one attempt, and the fallback answers. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as the upstream asks before retrying: retry-after-ms, Retry-After (seconds or an HTTP date) and, for a limit that is spent, x-ratelimit-reset-* (OpenAI) and anthropic-ratelimit-*-reset. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: no such wait is made, and the upstream's answer is passed on (or the next fallback tier answers). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load. Retries in the window are at most minPerSecond x window + ratio% of the requests in the window.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed to the first tier once, never retried or sent to another tier. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker: stops calling an upstream (or one of its models) that keeps failing, and probes it again after openFor.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || !(self.openFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.openFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.maxOpenFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.maxOpenFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate, over failureRate.window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (for streams: to the first content event) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing: once openFor has passed, a few calls go through, and enough successes close the breaker.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker. By default an overloaded upstream (503, 529) is probed, not hammered; rate-limited and client-error are opt-in. Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit, adaptive or fixed, with a priority queue that is fair between callers.","type":"object","properties":{"mode":{"type":"string","enum":["adaptive","fixed"],"description":"adaptive: the limit of requests in flight is learnt per endpoint from what the provider says (429, 503 and 529 with their Retry-After, rate-limit headers close to spent, time to first token, a self-hosted server's queue in its health answer), within adaptive.min and adaptive.max. fixed: it is maxConcurrent. A policy that sets maxConcurrent and not mode is fixed, as it was before the adaptive mode. Default: \"adaptive\".","x-breakwater-default":"adaptive"},"maxConcurrent":{"minimum":1,"maximum":10000,"description":"In fixed mode: requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"adaptive":{"additionalProperties":false,"description":"Bounds of the adaptive limit (mode adaptive), for the upstream (its endpoints' limits add up to it).","x-kubernetes-validations":[{"rule":"!has(self.min) || !has(self.max) || self.min <= self.max","message":"bulkhead.adaptive.min must not exceed bulkhead.adaptive.max"}],"type":"object","properties":{"min":{"minimum":1,"maximum":10000,"description":"The adaptive limit never goes below this. Default: 4.","type":"integer","x-breakwater-default":4},"initial":{"minimum":1,"maximum":10000,"description":"Where the adaptive limit starts; it doubles per round of good first answers until the provider first refuses. Default: 32.","type":"integer","x-breakwater-default":32},"max":{"minimum":1,"maximum":10000,"description":"The adaptive limit never goes above this. Default: 1024.","type":"integer","x-breakwater-default":1024}}},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Enough for a burst of streams while the adaptive limit opens (500 streams at once wait well under a second against a provider that takes them). Default: 1024.","type":"integer","x-breakwater-default":1024},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fairBy":{"additionalProperties":false,"description":"Token-fair admission between callers within a priority class.","type":"object","properties":{"header":{"maxLength":64,"pattern":"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)?$","description":"Header that names the caller (a tenant, the app's service account): requests waiting for a slot are let in by priority class, then fairly between callers by tokens (the input at ~4 bytes a token plus max_tokens, or 512 without it), so one caller's long prompts cannot starve the others. Values are cut to 128 characters, 64 distinct callers are told apart per class (the rest share one), and a value is never logged. Empty: off (first come, first served). Default: \"\".","type":"string","x-breakwater-default":""}}}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits (opt-in), for each pod or for the fleet (scope). Tokens are estimated from max_tokens and the body and corrected by the reported usage; at most ten seconds' worth goes through at once (a pod's token bucket; for the fleet, a sixth of each clock minute's rate per ten-second slot). A request over a limit waits up to the bulkhead's queueTimeout (and its deadline), then gets 429 rate_limited with Retry-After.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"},"scope":{"type":"string","enum":["pod","fleet"],"description":"Whose the rates are: pod (each sidecar keeps its own, so N replicas may use N times them) or fleet (all the pods the policy selects together, counted in the shared store of spec.sharedState through leases: see the README's budgets section). Default: fleet when the policy sets spec.sharedState, else pod; fleet needs spec.sharedState."}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries","continuation"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).","type":"integer"},"continuation":{"type":"string","enum":["auto","prefill","continue-final-message","off"],"default":"auto","description":"How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp's server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill)."}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"}}},"healthCheck":{"additionalProperties":false,"default":{},"description":"Active health checks of each endpoint (opt-in). The sidecar is ready once every first probe has answered (at most timeout); an endpoint a reload adds is tried after the healthy ones until its first probe answers.","type":"object","required":["path","interval","timeout","healthyThreshold","unhealthyThreshold"],"properties":{"path":{"pattern":"^(/[!-~]*)?$","maxLength":256,"default":"","description":"Path probed on each endpoint's origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp's slots_idle: 0). An unhealthy endpoint takes no traffic.","type":"string"},"interval":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time from the end of one probe to the start of the next. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"timeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A probe that takes longer fails. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"healthyThreshold":{"minimum":1,"maximum":10,"default":1,"description":"Good probes in a row that make an unhealthy endpoint healthy.","type":"integer"},"unhealthyThreshold":{"minimum":1,"maximum":10,"default":2,"description":"Failed probes in a row that make a healthy endpoint unhealthy.","type":"integer"}}},"apiVersion":{"pattern":"^[A-Za-z0-9._-]{1,64}$","description":"Azure OpenAI: the api-version set on every request to this upstream (in place of the app's), so that a fallback or hedge tier serving an OpenAI app can reach Azure: with url https://<resource>.openai.azure.com/openai (Azure's v1 paths) and auth {header: api-key, prefix: ''}, an Azure deployment can be the fallback or hedge tier of an OpenAI upstream.","type":"string"},"websockets":{"default":true,"description":"Whether apps may open WebSockets (the Realtime API) to this upstream through the sidecar: tunnelled with its auth, a handshake timeout (timeouts.firstByte), its breaker and a bulkhead slot for as long as each is open. false: an upgrade gets 403.","type":"boolean"},"hedge":{"additionalProperties":false,"default":{},"description":"Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.","type":"object","required":["delay","percentile"],"properties":{"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Send one hedge (a second attempt, at this upstream or the one named in upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker of their target; the first to answer wins and the other is cancelled. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"0s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy to send the hedge to (with its own credentials), instead of this one.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the hedge's model (with upstream).","type":"string"},"percentile":{"minimum":0,"maximum":99,"default":0,"description":"When set (50-99) and at least 20 first-token times were seen, the hedge delay is this percentile of the last 100 (never below delay). 0 = the fixed delay.","type":"integer"}}},"prices":{"default":[],"maxItems":64,"description":"Per-model prices, for cost budgets. A model of this upstream that no entry names is charged at the highest listed price; an upstream without prices (a self-hosted model) costs nothing.","type":"array","items":{"additionalProperties":false,"type":"object","required":["model","input","output"],"properties":{"model":{"minLength":1,"maxLength":256,"description":"A model name, or a prefix ending in * (gpt-4o*). An exact name beats a prefix, and a longer prefix a shorter one.","type":"string"},"input":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million input tokens.","type":"string"},"output":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million output tokens.","type":"string"}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for this upstream (opt-in): for each pod, or for the fleet of pods the policy selects (scope). Kept across restarts and config changes. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"},"scope":{"type":"string","enum":["pod","fleet"],"description":"Whose the limits are: pod (each sidecar keeps its own, so N replicas may use N times them) or fleet (all the pods the policy selects together, counted in the shared store of spec.sharedState through leases: see the README's budgets section). Default: fleet when the policy sets spec.sharedState, else pod; fleet needs spec.sharedState."}}},"guards":{"additionalProperties":false,"default":{},"description":"Input guards (opt-in): a request that trips one gets 400 guardrail_blocked in the API's error shape and never reaches the upstream. Deny patterns read at most 1 MiB of message text; a body they cannot read whole (past retry.maxBodyBytes, not JSON, or more text than that) is blocked.","x-kubernetes-validations":[{"rule":"!has(self.deny) || self.deny.all(d, self.deny.exists_one(e, e.name == d.name))","message":"guards.deny[].name must be unique"}],"type":"object","required":["maxInputBytes","maxInputTokens","deny"],"properties":{"maxInputBytes":{"minimum":0,"maximum":1073741824,"default":0,"description":"Largest request body, in bytes (0 = off).","type":"integer"},"maxInputTokens":{"minimum":0,"maximum":100000000,"default":0,"description":"Most input tokens a request may carry, estimated as the UTF-8 bytes of its message text divided by 4 (0 = off).","type":"integer"},"deny":{"default":[],"maxItems":16,"description":"Patterns that block a request whose message text contains a match.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","pattern","ignoreCase"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The guard's name: the only thing said or logged about a request it blocks.","type":"string"},"pattern":{"minLength":1,"maxLength":512,"description":"An RE2 regular expression (linear-time: no backreferences or lookaround) searched for in the request's message text.","type":"string"},"ignoreCase":{"default":true,"description":"Match regardless of case.","type":"boolean"}}}}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy, called with its own breaker, bulkhead, retries and credentials (the app's credentials go only to the upstream it addressed).","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request (the stream flag aside: a streaming request gets it as a well-formed stream).","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape, plain or streamed, marked x-breakwater-degraded: true.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure the app did not cause, except a content-filter refusal, which goes only to a tier whose when names content-filter). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream's or the policy's token or cost budget is spent.","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error","unavailable","budget-exhausted"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"(has(self.classes) ? self.classes.map(c, c.name) : ['critical','normal','batch']).exists(n, n == (has(self.default) ? self.default : 'normal'))","message":"priorities.default must name one of priorities.classes","messageExpression":"'priorities.default \"' + (has(self.default) ? self.default : 'normal') + '\" must name one of priorities.classes'"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for all upstreams of the policy together (opt-in): for each pod, or for the fleet of pods the policy selects (scope). Kept across restarts and config changes. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"},"scope":{"type":"string","enum":["pod","fleet"],"description":"Whose the limits are: pod (each sidecar keeps its own, so N replicas may use N times them) or fleet (all the pods the policy selects together, counted in the shared store of spec.sharedState through leases: see the README's budgets section). Default: fleet when the policy sets spec.sharedState, else pod; fleet needs spec.sharedState."}}},"sharedState":{"additionalProperties":false,"description":"A store the pods the policy selects share (opt-in), named once: with it, budgets and rate limits are the fleet's by default (their scope), and cache.shared puts the answer cache in it too. Sidecars take leases, slices of the fleet's limits reserved atomically in Redis, and spend them locally: no request waits on Redis while its pod holds a lease, and none waits more than 50 ms when Redis is down or hangs; each sidecar then spends a local share of what is left (see the README's budgets section), and its spending is added when Redis is back. Keys are namespaced by the policy's namespace and name.","type":"object","required":["redis"],"properties":{"redis":{"additionalProperties":false,"description":"The Redis (or Valkey) that holds the fleet's counts.","type":"object","required":["url"],"properties":{"url":{"minLength":1,"pattern":"^rediss?://[^\\s]+$","maxLength":2048,"description":"redis:// or rediss:// (TLS) URL of a Redis or Valkey, with an optional database number (/0). A new url or a rotated password gives the sidecar a new client; what the fleet counted stays in Redis.","type":"string"},"secretRef":{"additionalProperties":false,"description":"The Redis password: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request. The Secret must be labelled breakwater.dev/credential: \"true\" (its owner's consent: whoever may write a policy may name any Secret) and not be a service-account or bootstrap token; the value must be printable ASCII (white space around it is dropped), at most 16 KiB. Until then the sidecar has none (an upstream answers 503 rather than be called without its key; the shared cache connects without a password), and the policy's Accepted condition is False (SecretNotFound, SecretNotAllowed or SecretValueUnusable) and says why.","type":"object","required":["name","key"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"pattern":"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$","maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"slo":{"additionalProperties":false,"default":{},"description":"Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy's SLIs over the window and a condition SLOMet into its status.","x-kubernetes-validations":[{"rule":"!has(self.window) || !(self.window.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.window.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))","message":"slo.window must be between 1m and 24h"}],"type":"object","required":["window","availability","timeToFirstToken"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The rolling window over which each sidecar measures its SLIs, as /status and the policy's status report them (1m to 24h; longer compliance windows are Prometheus' job, from breakwater_sli_events_total). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"1h","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"availability":{"additionalProperties":false,"default":{},"description":"The availability SLO.","type":"object","required":["objective"],"properties":{"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of requests answered without failing the app (by any tier but the static message); requests the app or the policy refused (4xx, context-length, content-filter, guards, budgets) and requests the app cancelled do not count. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}},"timeToFirstToken":{"additionalProperties":false,"default":{},"description":"The time-to-first-token SLO, over streamed answers.","type":"object","required":["threshold","objective"],"properties":{"threshold":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A streamed answer whose first content event reaches the app within this is good. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of successful streamed answers whose first token came within threshold. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency. A mode is entered when its threshold is reached, and left once the measure falls below half of it and the mode has been held for a quarter of the window; the error rate counts once the window holds 20 requests. The mode is in /status, breakwater_degradation_mode and the x-breakwater-mode header.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"description":"When degraded mode starts, and what it changes in requests.","type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode: those waiting behind a fixed bulkhead limit, or behind an adaptive one that is at its max or that the provider has refused (probing). A queue behind an adaptive limit still opening (slow start) is a burst on its way in, not overload, and does not count.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"description":"When emergency mode starts, and the only tiers it answers from (upstreams are not called, for chains that have such a tier).","type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache: the last good answer to each request, for the cache fallback tier (and serveFresh). A change of ttl, maxEntries, maxBytes or serveFresh starts an empty cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh","shared"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"shared":{"default":false,"description":"Share answers across the fleet in the Redis of spec.sharedState (as cache.redis does with a Redis of its own; not both).","type":"boolean"},"redis":{"additionalProperties":false,"description":"A Redis the fleet shares (opt-in), asked after the local cache with a 100 ms timeout; Redis being down never fails or slows a request.","type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off). A new url or a rotated password gives the sidecar a new Redis client and keeps the answers it holds.","type":"string"},"secretRef":{"additionalProperties":false,"description":"The Redis password: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request. The Secret must be labelled breakwater.dev/credential: \"true\" (its owner's consent: whoever may write a policy may name any Secret) and not be a service-account or bootstrap token; the value must be printable ASCII (white space around it is dropped), at most 16 KiB. Until then the sidecar has none (an upstream answers 503 rather than be called without its key; the shared cache connects without a password), and the policy's Accepted condition is False (SecretNotFound, SecretNotAllowed or SecretValueUnusable) and says why.","type":"object","required":["name","key"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"pattern":"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$","maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of an upstream's attempts. Retries, fallbacks and breakers treat injected faults like real ones, so a policy can be tried out before an outage.","type":"array","items":{"additionalProperties":false,"description":"One fault: a delay, an abort, or both.","type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The upstream whose attempts the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Percentage of attempts affected, each drawn at random.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Wait this long before the attempt is sent (cut short by the request's total timeout). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"description":"Answer the attempt with this status, in the API's own error shape and marked x-breakwater-fault: abort, instead of sending it (after the delay, if one is set).","type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"description":"HTTP status of the injected answer, such as 503 or 429; its failure class is that of a real one.","type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"tracing":{"additionalProperties":false,"default":{},"description":"OpenTelemetry tracing of the pod's LLM calls (opt-in). Spans never hold credentials or headers; prompts and answers only with content.record. Exported in batches through a bounded queue that drops (breakwater_trace_spans_dropped_total) rather than slow a request.","type":"object","required":["enabled","sampling","propagate","content"],"properties":{"enabled":{"default":false,"description":"Trace every LLM call: a server span per request, a span per tier the chain tries and a client span per attempt (hedges and recoveries included), with the OpenTelemetry GenAI attributes and what the resilience layers decided, exported over OTLP to the endpoint in OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT. OTEL_SDK_DISABLED=true (the chart's, or the app container's the sidecar takes its OTEL_* from) keeps it off. Turned on or off without a restart.","type":"boolean"},"sampling":{"pattern":"^(|100(\\.0{1,3})?|[0-9]{1,2}(\\.[0-9]{1,3})?)$","maxLength":7,"default":"","description":"Percentage of new traces recorded (requests whose app sent no sampled traceparent), such as 10 or 0.5; a request whose app sent a traceparent follows its sampled flag. Empty: as OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG say (parentbased_always_on when unset).","type":"string"},"propagate":{"default":true,"description":"Send each attempt's trace context (traceparent, tracestate) to the upstream, so its spans join the trace; false forwards the app's own, untouched.","type":"boolean"},"content":{"additionalProperties":false,"default":{},"description":"Prompts and answers in spans: off unless the policy opts in, and capped.","type":"object","required":["record","maxChars"],"properties":{"record":{"default":false,"description":"Record prompts (gen_ai.input.messages, on the request's span) and answers (gen_ai.output.messages, on each attempt's span): their text only, never headers or other fields.","type":"boolean"},"maxChars":{"minimum":1,"maximum":65536,"default":2048,"description":"Characters of each recorded attribute at most (a request's prompt, each attempt's answer), as recorded: the JSON of the messages, roles and escapes included.","type":"integer"}}}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"}}}}};
+const schema11 = {"additionalProperties":false,"description":"How the sidecar treats this pod's LLM traffic.","x-kubernetes-validations":[{"rule":"!self.upstreams.exists(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && (f.upstream == u.name || !self.upstreams.exists(v, v.name == f.upstream))))","message":"spec.upstreams[].fallback[].upstream must name another upstream of this policy","messageExpression":"[self.upstreams.map(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && (f.upstream == u.name || !self.upstreams.exists(v, v.name == f.upstream)))).indexOf(true)].map(i, [self.upstreams[i].fallback.map(t, has(t.upstream) && (t.upstream == self.upstreams[i].name || !self.upstreams.exists(v, v.name == t.upstream))).indexOf(true)].map(j, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].fallback[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][j] + '].upstream: \"' + self.upstreams[i].fallback[j].upstream + '\" ' + (self.upstreams[i].fallback[j].upstream == self.upstreams[i].name ? 'is this upstream itself: an upstream cannot fall back to itself' : 'names no upstream of this policy'))[0])[0]"},{"rule":"!self.upstreams.exists(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && self.upstreams.exists(v, v.name == f.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai'))))","message":"spec.upstreams[].fallback[].upstream must speak the same api as its upstream: a chain speaks one API","messageExpression":"[self.upstreams.map(u, has(u.fallback) && u.fallback.exists(f, has(f.upstream) && self.upstreams.exists(v, v.name == f.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai')))).indexOf(true)].map(i, [self.upstreams[i].fallback.map(t, has(t.upstream) && self.upstreams.exists(v, v.name == t.upstream && (has(v.api) ? v.api : 'openai') != (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai'))).indexOf(true)].map(j, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].fallback[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][j] + '].upstream: \"' + self.upstreams[i].fallback[j].upstream + '\" ' + [self.upstreams.map(v, v.name == self.upstreams[i].fallback[j].upstream).indexOf(true)].map(k, 'speaks ' + (has(self.upstreams[k].api) ? self.upstreams[k].api : 'openai') + ', and \"' + self.upstreams[i].name + '\" ' + (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai') + ': a chain speaks one API (the app\\'s request and answer are in it)')[0])[0])[0]"},{"rule":"!self.upstreams.exists(u, has(u.hedge) && has(u.hedge.upstream) && (u.hedge.upstream == u.name || !self.upstreams.exists(v, v.name == u.hedge.upstream)))","message":"spec.upstreams[].hedge.upstream must name another upstream of this policy","messageExpression":"[self.upstreams.map(u, has(u.hedge) && has(u.hedge.upstream) && (u.hedge.upstream == u.name || !self.upstreams.exists(v, v.name == u.hedge.upstream))).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].hedge.upstream: \"' + self.upstreams[i].hedge.upstream + '\" ' + (self.upstreams[i].hedge.upstream == self.upstreams[i].name ? 'is this upstream itself: a hedge goes to another upstream' : 'names no upstream of this policy'))[0]"},{"rule":"!self.upstreams.exists(u, has(u.hedge) && has(u.hedge.upstream) && self.upstreams.exists(v, v.name == u.hedge.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai')))","message":"spec.upstreams[].hedge.upstream must speak the same api as its upstream","messageExpression":"[self.upstreams.map(u, has(u.hedge) && has(u.hedge.upstream) && self.upstreams.exists(v, v.name == u.hedge.upstream && (has(v.api) ? v.api : 'openai') != (has(u.api) ? u.api : 'openai'))).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].hedge.upstream: \"' + self.upstreams[i].hedge.upstream + '\" ' + [self.upstreams.map(v, v.name == self.upstreams[i].hedge.upstream).indexOf(true)].map(k, 'speaks ' + (has(self.upstreams[k].api) ? self.upstreams[k].api : 'openai') + ', and \"' + self.upstreams[i].name + '\" ' + (has(self.upstreams[i].api) ? self.upstreams[i].api : 'openai') + ': a hedge speaks the API of the upstream it hedges')[0])[0]"},{"rule":"!has(self.faults) || self.faults.all(f, self.upstreams.exists(u, u.name == f.upstream))","message":"spec.faults[].upstream must name an upstream of this policy","messageExpression":"[self.faults.map(f, !self.upstreams.exists(u, u.name == f.upstream)).indexOf(true)].map(i, 'spec.faults[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].upstream: \"' + self.faults[i].upstream + '\" names no upstream of this policy')[0]"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || self.upstreams.exists(u, has(u.prices) && size(u.prices) > 0)","message":"spec.budget.cost needs prices on at least one upstream"},{"rule":"has(self.sharedState) || !(has(self.budget) && has(self.budget.scope) && self.budget.scope == 'fleet')","message":"spec.budget.scope: fleet needs spec.sharedState (the store the fleet counts in)"},{"rule":"has(self.sharedState) || !self.upstreams.exists(u, (has(u.budget) && has(u.budget.scope) && u.budget.scope == 'fleet'))","message":"spec.upstreams[].budget.scope: fleet needs spec.sharedState (the store the fleet counts in)","messageExpression":"[self.upstreams.map(u, (has(u.budget) && has(u.budget.scope) && u.budget.scope == 'fleet')).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].budget.scope: fleet needs spec.sharedState (the store the fleet counts in)')[0]"},{"rule":"has(self.sharedState) || !self.upstreams.exists(u, (has(u.rateLimit) && has(u.rateLimit.scope) && u.rateLimit.scope == 'fleet'))","message":"spec.upstreams[].rateLimit.scope: fleet needs spec.sharedState (the store the fleet counts in)","messageExpression":"[self.upstreams.map(u, (has(u.rateLimit) && has(u.rateLimit.scope) && u.rateLimit.scope == 'fleet')).indexOf(true)].map(i, 'spec.upstreams[' + ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31'][i] + '].rateLimit.scope: fleet needs spec.sharedState (the store the fleet counts in)')[0]"},{"rule":"has(self.sharedState) || !has(self.cache) || !has(self.cache.shared) || !self.cache.shared","message":"spec.cache.shared needs spec.sharedState (the Redis the answers are shared in)"},{"rule":"!has(self.cache) || !has(self.cache.shared) || !self.cache.shared || !has(self.cache.redis) || !has(self.cache.redis.url) || self.cache.redis.url == ''","message":"spec.cache.shared and spec.cache.redis.url name two Redis for one cache: set one of them"}],"type":"object","required":["upstreams","priorities","budget","slo","degradation","cache","validation","faults","inbound","limits","tracing","shutdown"],"properties":{"podSelector":{"additionalProperties":false,"description":"Pods in this namespace that use this policy (the oldest policy that matches a pod wins). Without it, only pods that name this policy in the annotation breakwater.dev/policy use it.","type":"object","properties":{"matchLabels":{"description":"Labels a pod must carry.","type":"object","patternProperties":{"^(.*)$":{"type":"string"}}},"matchExpressions":{"description":"Label expressions a pod must satisfy.","type":"array","items":{"additionalProperties":false,"type":"object","required":["key","operator"],"properties":{"key":{"description":"A label key.","type":"string"},"operator":{"type":"string","enum":["In","NotIn","Exists","DoesNotExist"],"description":"How the label is matched: In or NotIn values, or whether the key Exists or DoesNotExist."},"values":{"description":"Values for In and NotIn; empty for Exists and DoesNotExist.","type":"array","items":{"type":"string"}}}}}}},"defaults":{"additionalProperties":false,"description":"Settings merged under every upstream's own settings.","type":"object","properties":{"timeouts":{"additionalProperties":false,"description":"Timeouts of a request and of each attempt.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. An app may shorten it for one request with the header x-breakwater-timeout (such as 5s), never lengthen it. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off, while firstByte, streamIdle and the throughput floor catch the attempts that hang. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token; set it lower (say 10s) to fall back sooner from a slow first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"connect":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To open a connection to the upstream (TCP and TLS; a pooled one is reused at once). A SYN into a backend that went away (a pod deleted behind a Service) is dropped, not refused: past this the attempt fails as connect-failure and is retried, instead of waiting for firstByte (0 = no deadline of its own). Idle pooled connections are closed after 4 s, so none to a vanished backend is reused. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || !(self.base.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.base.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.max.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.max.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. A timeout of the addressed upstream is not retried there when a fallback upstream tier would take it: a route that never answers costs one attempt, and the fallback answers. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as the upstream asks before retrying: retry-after-ms, Retry-After (seconds or an HTTP date) and, for a limit that is spent, x-ratelimit-reset-* (OpenAI) and anthropic-ratelimit-*-reset. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: no such wait is made, and the upstream's answer is passed on (or the next fallback tier answers). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load. Retries in the window are at most minPerSecond x window + ratio% of the requests in the window.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed to the first tier once, never retried or sent to another tier. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker: stops calling an upstream (or one of its models) that keeps failing, and probes it again after openFor.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || !(self.openFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.openFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.maxOpenFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.maxOpenFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate, over failureRate.window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (for streams: to the first content event) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing: once openFor has passed, a few calls go through, and enough successes close the breaker.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker. By default an overloaded upstream (503, 529) is probed, not hammered; rate-limited and client-error are opt-in. Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit, adaptive or fixed, with a priority queue that is fair between callers.","type":"object","properties":{"mode":{"type":"string","enum":["adaptive","fixed"],"description":"adaptive: the limit of requests in flight is learnt per endpoint from what the provider says (429, 503 and 529 with their Retry-After, rate-limit headers close to spent, time to first token, a self-hosted server's queue in its metrics, healthCheck.metricsPath), within adaptive.min and adaptive.max. fixed: it is maxConcurrent. A policy that sets maxConcurrent and not mode is fixed, as it was before the adaptive mode. Default: \"adaptive\".","x-breakwater-default":"adaptive"},"maxConcurrent":{"minimum":1,"maximum":10000,"description":"In fixed mode: requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"adaptive":{"additionalProperties":false,"description":"Bounds of the adaptive limit (mode adaptive), for the upstream (its endpoints' limits add up to it).","x-kubernetes-validations":[{"rule":"!has(self.min) || !has(self.max) || self.min <= self.max","message":"bulkhead.adaptive.min must not exceed bulkhead.adaptive.max"}],"type":"object","properties":{"min":{"minimum":1,"maximum":10000,"description":"The adaptive limit never goes below this. Default: 4.","type":"integer","x-breakwater-default":4},"initial":{"minimum":1,"maximum":10000,"description":"Where the adaptive limit starts; it doubles per round of good first answers until the provider first refuses. Default: 32.","type":"integer","x-breakwater-default":32},"max":{"minimum":1,"maximum":10000,"description":"The adaptive limit never goes above this. Default: 1024.","type":"integer","x-breakwater-default":1024}}},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Enough for a burst of streams while the adaptive limit opens (500 streams at once wait well under a second against a provider that takes them). Default: 1024.","type":"integer","x-breakwater-default":1024},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fairBy":{"additionalProperties":false,"description":"Token-fair admission between callers within a priority class.","type":"object","properties":{"header":{"maxLength":64,"pattern":"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)?$","description":"Header that names the caller (a tenant, the app's service account): requests waiting for a slot are let in by priority class, then fairly between callers by tokens (the input at ~4 bytes a token plus max_tokens, or 512 without it), so one caller's long prompts cannot starve the others. Values are cut to 128 characters, 64 distinct callers are told apart per class (the rest share one), and a value is never logged. Empty: off (first come, first served). Default: \"\".","type":"string","x-breakwater-default":""}}}}}}},"upstreams":{"minItems":1,"maxItems":32,"description":"Model APIs, 1 to 32, with unique names.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"description":"A model API the app calls through the sidecar.","x-kubernetes-validations":[{"rule":"has(self.url) != has(self.endpoints)","message":"exactly one of url or endpoints must be set"},{"rule":"!has(self.budget) || !has(self.budget.cost) || double(self.budget.cost) == 0.0 || (has(self.prices) && size(self.prices) > 0)","message":"budget.cost needs prices for this upstream's models"}],"type":"object","required":["name","api","env","loadBalancing","rateLimit","limits","streamRecovery","throughputFloor","healthCheck","websockets","hedge","prices","budget","guards","fallback"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"DNS label; apps reach it at http://127.0.0.1:15001/<name>/...","type":"string"},"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"api":{"type":"string","enum":["openai","anthropic","ollama","generic"],"default":"openai","description":"API family: the error shape, the stream framing and terminator, the model field and where usage is found. A fallback or hedge upstream speaks the api of the upstream it serves (the app's request and answer are in that API)."},"env":{"default":[],"uniqueItems":true,"description":"App environment variables the injector points at this upstream (never overriding a value set).","type":"array","items":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","type":"string"}},"auth":{"additionalProperties":false,"description":"Credential the sidecar sets when calling this upstream: header is set to prefix + the credential, in place of the app's own credentials, which are not sent.","x-kubernetes-validations":[{"rule":"[has(self.secretRef), has(self.env), has(self.file)].filter(x, x).size() == 1","message":"auth: exactly one of secretRef, env or file must be set"}],"type":"object","required":["header","prefix"],"properties":{"secretRef":{"additionalProperties":false,"description":"The credential: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request. The Secret must be labelled breakwater.dev/credential: \"true\" (its owner's consent: whoever may write a policy may name any Secret) and not be a service-account or bootstrap token; the value must be printable ASCII (white space around it is dropped), at most 16 KiB. Until then the sidecar has none (an upstream answers 503 rather than be called without its key; the shared cache connects without a password), and the policy's Accepted condition is False (SecretNotFound, SecretNotAllowed or SecretValueUnusable) and says why.","type":"object","required":["name","key"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"pattern":"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$","maxLength":253,"description":"Key in the Secret.","type":"string"}}},"env":{"minLength":1,"description":"Locally: read the credential from this environment variable of the sidecar.","type":"string"},"file":{"minLength":1,"description":"Locally: read the credential from this file.","type":"string"},"header":{"default":"Authorization","minLength":1,"maxLength":64,"pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$","description":"Header the credential is sent in (an HTTP header name).","type":"string"},"prefix":{"default":"Bearer ","maxLength":64,"pattern":"^[\\t\\x20-\\x7e]*$","description":"Text put before the credential (printable ASCII: no CR, LF or NUL).","type":"string"}}},"endpoints":{"minItems":1,"maxItems":64,"description":"Several replicas, regions or keys instead of url.","type":"array","items":{"additionalProperties":false,"type":"object","required":["url","weight"],"properties":{"url":{"pattern":"^https?://[^\\s/@?#]+(/[^\\s?#]*)?$","maxLength":2048,"description":"http or https URL, with an optional base path; no credentials (use auth), query or fragment.","type":"string"},"weight":{"minimum":1,"maximum":1000,"default":1,"description":"Weight for weighted balancing.","type":"integer"}}}},"loadBalancing":{"type":"string","enum":["round-robin","weighted","least-outstanding"],"default":"least-outstanding","description":"How endpoints are chosen."},"timeouts":{"additionalProperties":false,"description":"Timeouts of a request and of each attempt.","type":"object","properties":{"total":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Whole request including queueing, retries and fallbacks. An app may shorten it for one request with the header x-breakwater-timeout (such as 5s), never lengthen it. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"attempt":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"One upstream attempt, streaming included (a stream also ends by streamIdle and the total timeout). As long as the total by default, so a long answer, such as a reasoning model that thinks for a minute and a half before it writes, is not cut off, while firstByte, streamIdle and the throughput floor catch the attempts that hang. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"120s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"120s"},"firstByte":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To response headers, and for streams to the first content event: text, a tool call or reasoning (not a role-only chunk, a ping or a keep-alive). Long enough for a reasoning model that thinks before its first token; set it lower (say 10s) to fall back sooner from a slow first token. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"60s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"60s"},"streamIdle":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest gap allowed between two stream chunks. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"connect":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"To open a connection to the upstream (TCP and TLS; a pooled one is reused at once). A SYN into a backend that went away (a pod deleted behind a Service) is dropped, not refused: past this the attempt fails as connect-failure and is retried, instead of waiting for firstByte (0 = no deadline of its own). Idle pooled connections are closed after 4 s, so none to a vanished backend is reused. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fallbackHedge":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A stream with no first content event after this long is also sent to the first fallback upstream tier that takes a timeout; the first to give content wins and the other is cancelled (0 = off). Costs at most one extra request, only for slow first tokens. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"perOutputToken":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"If above zero: attempt = min(attempt, firstByte + max_tokens x perOutputToken). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"0ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"0ms"}}},"retry":{"additionalProperties":false,"description":"Retries with backoff, Retry-After and a budget.","type":"object","properties":{"attempts":{"minimum":1,"maximum":10,"description":"Total attempts on this upstream, the first included. Default: 3.","type":"integer","x-breakwater-default":3},"backoff":{"additionalProperties":false,"description":"Exponential backoff between attempts.","x-kubernetes-validations":[{"rule":"!has(self.base) || !has(self.max) || !(self.base.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.base.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.max.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.max.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.base) <= duration(self.max)","message":"retry.backoff.base must not exceed retry.backoff.max"}],"type":"object","properties":{"base":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Delay before the first retry. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"250ms\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"250ms"},"max":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Largest delay between attempts. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"multiplier":{"minimum":1,"maximum":10,"description":"Growth factor per retry. Default: 2.","type":"number","x-breakwater-default":2},"jitter":{"type":"string","enum":["full","equal","decorrelated","none"],"description":"How the delay is randomised. Default: \"full\".","x-breakwater-default":"full"}}},"on":{"description":"Failure classes that are retried. A timeout of the addressed upstream is not retried there when a fallback upstream tier would take it: a route that never answers costs one attempt, and the fallback answers. Default: [\"rate-limited\",\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["rate-limited","overloaded","server-error","timeout","connect-failure","reset"]},"statusCodes":{"uniqueItems":true,"description":"HTTP statuses that are retried (when their class is in `on`). Default: [429,500,502,503,504,529].","type":"array","items":{"minimum":400,"maximum":599,"type":"integer"},"x-breakwater-default":[429,500,502,503,504,529]},"respectRetryAfter":{"description":"Wait as the upstream asks before retrying: retry-after-ms, Retry-After (seconds or an HTTP date) and, for a limit that is spent, x-ratelimit-reset-* (OpenAI) and anthropic-ratelimit-*-reset. Default: true.","type":"boolean","x-breakwater-default":true},"maxRetryAfter":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Asked to wait longer than this: no such wait is made, and the upstream's answer is passed on (or the next fallback tier answers). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"},"budget":{"additionalProperties":false,"description":"Retry budget (as in Envoy and Linkerd): bounds retries under load. Retries in the window are at most minPerSecond x window + ratio% of the requests in the window.","type":"object","properties":{"ratio":{"minimum":0,"maximum":100,"description":"Retries allowed as a percentage of requests in the window. Default: 20.","type":"integer","x-breakwater-default":20},"minPerSecond":{"minimum":0,"maximum":10000,"description":"Retries per second always allowed, whatever the ratio. Default: 5.","type":"integer","x-breakwater-default":5},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Window over which requests and retries are counted. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"}}},"maxBodyBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","description":"Request bodies up to this size are buffered for replay; larger ones are streamed to the first tier once, never retried or sent to another tier. A size such as 512Ki or 10Mi. Default: \"10Mi\".","type":"string","x-breakwater-default":"10Mi"}}},"circuitBreaker":{"additionalProperties":false,"description":"Circuit breaker: stops calling an upstream (or one of its models) that keeps failing, and probes it again after openFor.","x-kubernetes-validations":[{"rule":"!has(self.openFor) || !has(self.maxOpenFor) || !(self.openFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.openFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || !(self.maxOpenFor.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.maxOpenFor.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || duration(self.openFor) <= duration(self.maxOpenFor)","message":"circuitBreaker.openFor must not exceed circuitBreaker.maxOpenFor"}],"type":"object","properties":{"scope":{"type":"string","enum":["upstream","model"],"description":"One breaker per upstream, or one per upstream and model (the JSON body field `model`). Default: \"model\".","x-breakwater-default":"model"},"consecutiveFailures":{"minimum":0,"maximum":1000,"description":"Opens after this many failures in a row (0 = off). Default: 5.","type":"integer","x-breakwater-default":5},"failureRate":{"additionalProperties":false,"description":"Failure rate over a sliding time window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when failures reach this percentage of calls in the window (0 = off). Default: 50.","type":"integer","x-breakwater-default":50},"minRequests":{"minimum":1,"maximum":100000,"description":"Calls needed in the window before the rate counts. Default: 20.","type":"integer","x-breakwater-default":20},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Sliding window for the failure and slow-call rates. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"slowCall":{"additionalProperties":false,"description":"Slow-call rate, over failureRate.window.","type":"object","properties":{"threshold":{"minimum":0,"maximum":100,"description":"Opens when slow calls reach this percentage of calls in the window (0 = off). Default: 80.","type":"integer","x-breakwater-default":80},"duration":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A call slower than this (for streams: to the first content event) is slow. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"30s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"30s"}}},"openFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long the breaker stays open; doubles on each re-open. Short, so a flapping primary is probed and taken back soon after it heals. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"10s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"10s"},"maxOpenFor":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Cap on the doubled open time: the longest a healed primary waits to be taken back (a request must come to probe it). A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"20s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"20s"},"halfOpen":{"additionalProperties":false,"description":"Half-open probing: once openFor has passed, a few calls go through, and enough successes close the breaker.","type":"object","properties":{"maxProbes":{"minimum":1,"maximum":100,"description":"Probe calls let through at once while half-open. Default: 1.","type":"integer","x-breakwater-default":1},"successesToClose":{"minimum":1,"maximum":100,"description":"Successful probes that close the breaker. Default: 2.","type":"integer","x-breakwater-default":2}}},"failOn":{"description":"Failure classes that count against the breaker. By default an overloaded upstream (503, 529) is probed, not hammered; rate-limited and client-error are opt-in. Default: [\"overloaded\",\"server-error\",\"timeout\",\"connect-failure\",\"reset\",\"invalid-response\"].","uniqueItems":true,"type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error"],"description":"A failure class: rate-limited (429), overloaded (503, 529 or an overloaded error body), server-error (other 5xx), timeout, connect-failure, reset, context-length, content-filter, invalid-response (an answer that fails validation or a cap), diverged (a recovered stream that is not the answer the app has) or client-error (other 4xx)."},"x-breakwater-default":["overloaded","server-error","timeout","connect-failure","reset","invalid-response"]}}},"bulkhead":{"additionalProperties":false,"description":"Concurrency limit, adaptive or fixed, with a priority queue that is fair between callers.","type":"object","properties":{"mode":{"type":"string","enum":["adaptive","fixed"],"description":"adaptive: the limit of requests in flight is learnt per endpoint from what the provider says (429, 503 and 529 with their Retry-After, rate-limit headers close to spent, time to first token, a self-hosted server's queue in its metrics, healthCheck.metricsPath), within adaptive.min and adaptive.max. fixed: it is maxConcurrent. A policy that sets maxConcurrent and not mode is fixed, as it was before the adaptive mode. Default: \"adaptive\".","x-breakwater-default":"adaptive"},"maxConcurrent":{"minimum":1,"maximum":10000,"description":"In fixed mode: requests in flight to this upstream at once. Default: 32.","type":"integer","x-breakwater-default":32},"adaptive":{"additionalProperties":false,"description":"Bounds of the adaptive limit (mode adaptive), for the upstream (its endpoints' limits add up to it).","x-kubernetes-validations":[{"rule":"!has(self.min) || !has(self.max) || self.min <= self.max","message":"bulkhead.adaptive.min must not exceed bulkhead.adaptive.max"}],"type":"object","properties":{"min":{"minimum":1,"maximum":10000,"description":"The adaptive limit never goes below this. Default: 4.","type":"integer","x-breakwater-default":4},"initial":{"minimum":1,"maximum":10000,"description":"Where the adaptive limit starts; it doubles per round of good first answers until the provider first refuses. Default: 32.","type":"integer","x-breakwater-default":32},"max":{"minimum":1,"maximum":10000,"description":"The adaptive limit never goes above this. Default: 1024.","type":"integer","x-breakwater-default":1024}}},"maxQueue":{"minimum":0,"maximum":100000,"description":"Requests waiting for a slot. Enough for a burst of streams while the adaptive limit opens (500 streams at once wait well under a second against a provider that takes them). Default: 1024.","type":"integer","x-breakwater-default":1024},"queueTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest wait for a slot. A duration such as 250ms, 30s, 5m, 1h (at most 596h). Default: \"5s\".","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string","x-breakwater-default":"5s"},"fairBy":{"additionalProperties":false,"description":"Token-fair admission between callers within a priority class.","type":"object","properties":{"header":{"maxLength":64,"pattern":"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)?$","description":"Header that names the caller (a tenant, the app's service account): requests waiting for a slot are let in by priority class, then fairly between callers by tokens (the input at ~4 bytes a token plus max_tokens, or 512 without it), so one caller's long prompts cannot starve the others. Values are cut to 128 characters, 64 distinct callers are told apart per class (the rest share one), and a value is never logged. Empty: off (first come, first served). Default: \"\".","type":"string","x-breakwater-default":""}}}}},"rateLimit":{"additionalProperties":false,"default":{},"description":"Client-side rate limits (opt-in), for each pod or for the fleet (scope). Tokens are estimated from max_tokens and the body and corrected by the reported usage; at most ten seconds' worth goes through at once (a pod's token bucket; for the fleet, a sixth of each clock minute's rate per ten-second slot). A request over a limit waits up to the bulkhead's queueTimeout (and its deadline), then gets 429 rate_limited with Retry-After.","type":"object","required":["requestsPerMinute","tokensPerMinute"],"properties":{"requestsPerMinute":{"minimum":0,"default":0,"description":"Client-side request rate limit (0 = off).","type":"integer"},"tokensPerMinute":{"minimum":0,"default":0,"description":"Client-side token rate limit (0 = off).","type":"integer"},"scope":{"type":"string","enum":["pod","fleet"],"description":"Whose the rates are: pod (each sidecar keeps its own, so N replicas may use N times them) or fleet (all the pods the policy selects together, counted in the shared store of spec.sharedState through leases: see the README's budgets section). Default: fleet when the policy sets spec.sharedState, else pod; fleet needs spec.sharedState."}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the sidecar holds of an upstream answer.","type":"object","required":["maxAnswerBytes","maxStreamHeadBytes"],"properties":{"maxAnswerBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Largest plain answer (buffered whole to be classified, validated and cached); a larger one fails the attempt as invalid-response.","type":"string"},"maxStreamHeadBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","maxLength":16,"default":"1Mi","description":"Most a stream may send before its first content event (comments, keep-alives); past it the attempt fails as invalid-response.","type":"string"}}},"streamRecovery":{"additionalProperties":false,"default":{},"description":"Mid-stream recovery.","type":"object","required":["maxRecoveries","continuation"],"properties":{"maxRecoveries":{"minimum":0,"maximum":3,"default":1,"description":"A stream that breaks after text reached the app (cut, stall, error event) is continued from a new attempt of the chain: at most this many times per request (0 = off).","type":"integer"},"continuation":{"type":"string","enum":["auto","prefill","continue-final-message","off"],"default":"auto","description":"How this upstream, as the tier a recovery lands on, is asked to continue the text already delivered. prefill: the text as a trailing assistant message (Anthropic, llama.cpp's server, Ollama). continue-final-message: the same with continue_final_message (vLLM, SGLang, TGI). off: the request is sent again and its new answer verified against the text (regenerate and verify), as also happens when a continuation is refused with a 4xx. auto: prefill for anthropic and ollama, off for openai and generic (OpenAI does not continue a prefill)."}}},"throughputFloor":{"additionalProperties":false,"default":{},"description":"A floor under a stream's throughput (opt-in).","type":"object","required":["bytesPerSecond","window"],"properties":{"bytesPerSecond":{"minimum":0,"maximum":1000000000,"default":0,"description":"Least a stream must send per second, measured over `window` from its first content event (0 = off). Below it, the stream counts as stalled: it fails as timeout, and is recovered where it can be.","type":"integer"},"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The window the floor is measured over. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"}}},"healthCheck":{"additionalProperties":false,"default":{},"description":"Active health checks of each endpoint (opt-in). The sidecar is ready once every first probe has answered (at most timeout); an endpoint a reload adds is tried after the healthy ones until its first probe answers.","x-kubernetes-validations":[{"rule":"!has(self.metricsPath) || self.metricsPath == '' || (has(self.path) && self.path != '')","message":"healthCheck.metricsPath needs healthCheck.path: the metrics are read on the health check's schedule"}],"type":"object","required":["path","interval","timeout","healthyThreshold","unhealthyThreshold"],"properties":{"path":{"pattern":"^(/[!-~]*)?$","maxLength":256,"default":"","description":"Path probed on each endpoint's origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp's slots_idle: 0). An unhealthy endpoint takes no traffic.","type":"string"},"metricsPath":{"pattern":"^(/[!-~]*)?$","maxLength":256,"description":"Path of the server's Prometheus metrics (/metrics for vLLM, SGLang, TGI, llama.cpp started with --metrics), read from each endpoint's origin on each health-check interval (so it needs path); empty = off. Requests waiting in the server's own queue (vllm:num_requests_waiting, sglang:num_queue_reqs, tgi_queue_size, llamacpp:requests_deferred) hold the endpoint's adaptive limit's growth and cut it gently. At most the first 1 MiB is read; a read that fails says nothing.","type":"string"},"interval":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time from the end of one probe to the start of the next. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"timeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A probe that takes longer fails. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"healthyThreshold":{"minimum":1,"maximum":10,"default":1,"description":"Good probes in a row that make an unhealthy endpoint healthy.","type":"integer"},"unhealthyThreshold":{"minimum":1,"maximum":10,"default":2,"description":"Failed probes in a row that make a healthy endpoint unhealthy.","type":"integer"}}},"apiVersion":{"pattern":"^[A-Za-z0-9._-]{1,64}$","description":"Azure OpenAI: the api-version set on every request to this upstream (in place of the app's), so that a fallback or hedge tier serving an OpenAI app can reach Azure: with url https://<resource>.openai.azure.com/openai (Azure's v1 paths) and auth {header: api-key, prefix: ''}, an Azure deployment can be the fallback or hedge tier of an OpenAI upstream.","type":"string"},"websockets":{"default":true,"description":"Whether apps may open WebSockets (the Realtime API) to this upstream through the sidecar: tunnelled with its auth, a handshake timeout (timeouts.firstByte), its breaker and a bulkhead slot for as long as each is open. false: an upgrade gets 403.","type":"boolean"},"hedge":{"additionalProperties":false,"default":{},"description":"Hedged requests against slow first tokens (opt-in). Only requests whose body is kept for retries are hedged.","type":"object","required":["delay","percentile"],"properties":{"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Send one hedge (a second attempt, at this upstream or the one named in upstream) when the first has no first token (streams) or answer after this long; 0s = off. Hedges draw on the retry budget and are never sent through an open breaker of their target; the first to answer wins and the other is cancelled. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"0s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy to send the hedge to (with its own credentials), instead of this one.","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the hedge's model (with upstream).","type":"string"},"percentile":{"minimum":0,"maximum":99,"default":0,"description":"When set (50-99) and at least 20 first-token times were seen, the hedge delay is this percentile of the last 100 (never below delay). 0 = the fixed delay.","type":"integer"}}},"prices":{"default":[],"maxItems":64,"description":"Per-model prices, for cost budgets. A model of this upstream that no entry names is charged at the highest listed price; an upstream without prices (a self-hosted model) costs nothing.","type":"array","items":{"additionalProperties":false,"type":"object","required":["model","input","output"],"properties":{"model":{"minLength":1,"maxLength":256,"description":"A model name, or a prefix ending in * (gpt-4o*). An exact name beats a prefix, and a longer prefix a shorter one.","type":"string"},"input":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million input tokens.","type":"string"},"output":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Price of a million output tokens.","type":"string"}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for this upstream (opt-in): for each pod, or for the fleet of pods the policy selects (scope). Kept across restarts and config changes. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"},"scope":{"type":"string","enum":["pod","fleet"],"description":"Whose the limits are: pod (each sidecar keeps its own, so N replicas may use N times them) or fleet (all the pods the policy selects together, counted in the shared store of spec.sharedState through leases: see the README's budgets section). Default: fleet when the policy sets spec.sharedState, else pod; fleet needs spec.sharedState."}}},"guards":{"additionalProperties":false,"default":{},"description":"Input guards (opt-in): a request that trips one gets 400 guardrail_blocked in the API's error shape and never reaches the upstream. Deny patterns read at most 1 MiB of message text; a body they cannot read whole (past retry.maxBodyBytes, not JSON, or more text than that) is blocked.","x-kubernetes-validations":[{"rule":"!has(self.deny) || self.deny.all(d, self.deny.exists_one(e, e.name == d.name))","message":"guards.deny[].name must be unique"}],"type":"object","required":["maxInputBytes","maxInputTokens","deny"],"properties":{"maxInputBytes":{"minimum":0,"maximum":1073741824,"default":0,"description":"Largest request body, in bytes (0 = off).","type":"integer"},"maxInputTokens":{"minimum":0,"maximum":100000000,"default":0,"description":"Most input tokens a request may carry, estimated as the UTF-8 bytes of its message text divided by 4 (0 = off).","type":"integer"},"deny":{"default":[],"maxItems":16,"description":"Patterns that block a request whose message text contains a match.","type":"array","items":{"additionalProperties":false,"type":"object","required":["name","pattern","ignoreCase"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The guard's name: the only thing said or logged about a request it blocks.","type":"string"},"pattern":{"minLength":1,"maxLength":512,"description":"An RE2 regular expression (linear-time: no backreferences or lookaround) searched for in the request's message text.","type":"string"},"ignoreCase":{"default":true,"description":"Match regardless of case.","type":"boolean"}}}}}},"fallback":{"default":[],"maxItems":16,"description":"Tried in order once this upstream cannot answer.","type":"array","items":{"additionalProperties":false,"description":"One fallback tier: exactly one of upstream, cache, static.","x-kubernetes-validations":[{"rule":"[has(self.upstream), has(self.cache), has(self.static)].filter(x, x).size() == 1","message":"fallback: exactly one of upstream, cache or static must be set"},{"rule":"!has(self.model) || has(self.upstream)","message":"fallback.model only applies to an upstream tier"}],"type":"object","properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Another upstream of this policy, called with its own breaker, bulkhead, retries and credentials (the app's credentials go only to the upstream it addressed).","type":"string"},"model":{"minLength":1,"maxLength":256,"description":"Rewrite the request's model for this tier.","type":"string"},"cache":{"additionalProperties":false,"description":"The last good answer to an identical request (the stream flag aside: a streaming request gets it as a well-formed stream).","type":"object","properties":{}},"static":{"additionalProperties":false,"description":"A degraded answer in the upstream's API shape, plain or streamed, marked x-breakwater-degraded: true.","type":"object","required":["message"],"properties":{"message":{"minLength":1,"description":"Content of the degraded answer.","type":"string"}}},"when":{"uniqueItems":true,"description":"Conditions under which this tier is tried (default: any failure the app did not cause, except a content-filter refusal, which goes only to a tier whose when names content-filter). unavailable: breaker open, bulkhead full or retries exhausted; budget-exhausted: the upstream's or the policy's token or cost budget is spent.","type":"array","items":{"type":"string","enum":["rate-limited","overloaded","server-error","timeout","connect-failure","reset","context-length","content-filter","invalid-response","diverged","client-error","unavailable","budget-exhausted"]}}}}}}}},"priorities":{"additionalProperties":false,"default":{},"description":"Bulkhead priority classes chosen by the request header x-breakwater-priority.","x-kubernetes-validations":[{"rule":"(has(self.classes) ? self.classes.map(c, c.name) : ['critical','normal','batch']).exists(n, n == (has(self.default) ? self.default : 'normal'))","message":"priorities.default must name one of priorities.classes","messageExpression":"'priorities.default \"' + (has(self.default) ? self.default : 'normal') + '\" must name one of priorities.classes'"},{"rule":"!has(self.classes) || self.classes.size() < 2 || self.classes.map(c, has(c.reserved) ? c.reserved : 0).sum() < 100","message":"the classes' reserved shares must add up to less than 100, or some class could never run"}],"type":"object","required":["default","classes"],"properties":{"default":{"default":"normal","maxLength":63,"description":"Class of requests without x-breakwater-priority.","type":"string"},"classes":{"minItems":1,"maxItems":8,"default":[{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}],"description":"Bulkhead classes, most important first: queued requests are admitted in this order.","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name"],"type":"array","items":{"additionalProperties":false,"type":"object","required":["name","reserved","maxShare"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"Class name, as sent in x-breakwater-priority.","type":"string"},"reserved":{"minimum":0,"maximum":100,"default":0,"description":"Share of bulkhead slots only this class may use.","type":"integer"},"maxShare":{"minimum":1,"maximum":100,"default":100,"description":"Largest share of bulkhead slots this class may hold.","type":"integer"}}}}}},"budget":{"additionalProperties":false,"default":{},"description":"A token and cost budget for all upstreams of the policy together (opt-in): for each pod, or for the fleet of pods the policy selects (scope). Kept across restarts and config changes. Each request reserves what it may use (input at ~4 bytes a token, plus its max_tokens) and is charged what its answer reports. Over budget: 429 budget_exhausted with Retry-After until the window rolls, or the next fallback tier whose when lists budget-exhausted.","type":"object","required":["window","tokens","cost"],"properties":{"window":{"type":"string","enum":["hour","day"],"default":"hour","description":"What the limits are per: each clock hour, or each UTC day. Spending starts again from zero when the window rolls."},"tokens":{"minimum":0,"maximum":1000000000000,"default":0,"description":"Input plus output tokens per window (0 = no limit).","type":"integer"},"cost":{"pattern":"^[0-9]{1,9}(\\.[0-9]{1,6})?$","maxLength":16,"description":"Cost per window, in the currency of the upstreams' prices (0 = no limit).","default":"0","type":"string"},"scope":{"type":"string","enum":["pod","fleet"],"description":"Whose the limits are: pod (each sidecar keeps its own, so N replicas may use N times them) or fleet (all the pods the policy selects together, counted in the shared store of spec.sharedState through leases: see the README's budgets section). Default: fleet when the policy sets spec.sharedState, else pod; fleet needs spec.sharedState."}}},"sharedState":{"additionalProperties":false,"description":"A store the pods the policy selects share (opt-in), named once: with it, budgets and rate limits are the fleet's by default (their scope), and cache.shared puts the answer cache in it too. Sidecars take leases, slices of the fleet's limits reserved atomically in Redis, and spend them locally: no request waits on Redis while its pod holds a lease, and none waits more than 50 ms when Redis is down or hangs; each sidecar then spends a local share of what is left (see the README's budgets section), and its spending is added when Redis is back. Keys are namespaced by the policy's namespace and name.","type":"object","required":["redis"],"properties":{"redis":{"additionalProperties":false,"description":"The Redis (or Valkey) that holds the fleet's counts.","type":"object","required":["url"],"properties":{"url":{"minLength":1,"pattern":"^rediss?://[^\\s]+$","maxLength":2048,"description":"redis:// or rediss:// (TLS) URL of a Redis or Valkey, with an optional database number (/0). A new url or a rotated password gives the sidecar a new client; what the fleet counted stays in Redis.","type":"string"},"secretRef":{"additionalProperties":false,"description":"The Redis password: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request. The Secret must be labelled breakwater.dev/credential: \"true\" (its owner's consent: whoever may write a policy may name any Secret) and not be a service-account or bootstrap token; the value must be printable ASCII (white space around it is dropped), at most 16 KiB. Until then the sidecar has none (an upstream answers 503 rather than be called without its key; the shared cache connects without a password), and the policy's Accepted condition is False (SecretNotFound, SecretNotAllowed or SecretValueUnusable) and says why.","type":"object","required":["name","key"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"pattern":"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$","maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"slo":{"additionalProperties":false,"default":{},"description":"Service level objectives (opt-in): the sidecar exports SLI counters, objectives and burn rates; the controller writes the policy's SLIs over the window and a condition SLOMet into its status.","x-kubernetes-validations":[{"rule":"!has(self.window) || !(self.window.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') && !self.window.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)')) || (duration(self.window) >= duration('1m') && duration(self.window) <= duration('24h'))","message":"slo.window must be between 1m and 24h"}],"type":"object","required":["window","availability","timeToFirstToken"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"The rolling window over which each sidecar measures its SLIs, as /status and the policy's status report them (1m to 24h; longer compliance windows are Prometheus' job, from breakwater_sli_events_total). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"1h","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"availability":{"additionalProperties":false,"default":{},"description":"The availability SLO.","type":"object","required":["objective"],"properties":{"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of requests answered without failing the app (by any tier but the static message); requests the app or the policy refused (4xx, context-length, content-filter, guards, budgets) and requests the app cancelled do not count. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}},"timeToFirstToken":{"additionalProperties":false,"default":{},"description":"The time-to-first-token SLO, over streamed answers.","type":"object","required":["threshold","objective"],"properties":{"threshold":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"A streamed answer whose first content event reaches the app within this is good. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"2s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"objective":{"pattern":"^[0-9]{1,2}(\\.[0-9]{1,3})?$","maxLength":6,"default":"0","description":"Share of successful streamed answers whose first token came within threshold. A percentage below 100 such as 99 or 99.9; 0 = not tracked.","type":"string"}}}}},"degradation":{"additionalProperties":false,"default":{},"description":"Whole-sidecar modes: normal, degraded, emergency. A mode is entered when its threshold is reached, and left once the measure falls below half of it and the mode has been held for a quarter of the window; the error rate counts once the window holds 20 requests. The mode is in /status, breakwater_degradation_mode and the x-breakwater-mode header.","type":"object","required":["window","degraded","emergency"],"properties":{"window":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Rolling window for error rate and queue depth. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"60s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"degraded":{"additionalProperties":false,"default":{},"description":"When degraded mode starts, and what it changes in requests.","type":"object","required":["errorRate","queueDepth","maxTokens","temperature"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":5,"description":"Error rate (%) that enters degraded mode.","type":"integer"},"queueDepth":{"minimum":0,"default":100,"description":"Queued requests that enter degraded mode: those waiting behind a fixed bulkhead limit, or behind an adaptive one that is at its max or that the provider has refused (probing). A queue behind an adaptive limit still opening (slow start) is a burst on its way in, not overload, and does not count.","type":"integer"},"maxTokens":{"minimum":1,"default":256,"description":"max_tokens clamp in degraded mode.","type":"integer"},"temperature":{"minimum":0,"maximum":2,"default":0,"description":"temperature set in degraded mode.","type":"number"}}},"emergency":{"additionalProperties":false,"default":{},"description":"When emergency mode starts, and the only tiers it answers from (upstreams are not called, for chains that have such a tier).","type":"object","required":["errorRate","serve"],"properties":{"errorRate":{"minimum":0,"maximum":100,"default":25,"description":"Error rate (%) that enters emergency mode.","type":"integer"},"serve":{"default":["cache","static"],"description":"Tiers served in emergency mode.","type":"array","items":{"type":"string","enum":["cache","static"]}}}}}},"cache":{"additionalProperties":false,"default":{},"description":"Response cache: the last good answer to each request, for the cache fallback tier (and serveFresh). A change of ttl, maxEntries, maxBytes or serveFresh starts an empty cache.","type":"object","required":["ttl","maxEntries","maxBytes","serveFresh","shared"],"properties":{"ttl":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"How long an answer stays usable. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10m","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"maxEntries":{"minimum":0,"maximum":100000,"default":10000,"description":"Entries kept (at most 100000: the cache reserves room for all of them up front).","type":"integer"},"maxBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"64Mi","description":"Bytes kept.","type":"string"},"serveFresh":{"default":false,"description":"Also answer from the cache while the upstream is healthy.","type":"boolean"},"shared":{"default":false,"description":"Share answers across the fleet in the Redis of spec.sharedState (as cache.redis does with a Redis of its own; not both).","type":"boolean"},"redis":{"additionalProperties":false,"description":"A Redis the fleet shares (opt-in), asked after the local cache with a 100 ms timeout; Redis being down never fails or slows a request.","type":"object","required":["url"],"properties":{"url":{"default":"","pattern":"^(rediss?://[^\\s]+)?$","maxLength":2048,"description":"Shared Redis cache, redis:// or rediss:// (empty = off). A new url or a rotated password gives the sidecar a new Redis client and keeps the answers it holds.","type":"string"},"secretRef":{"additionalProperties":false,"description":"The Redis password: a key of a Secret in the policy's namespace. In a cluster only: the controller reads it and sends its value to the sidecar, and a changed value is used from the next request. The Secret must be labelled breakwater.dev/credential: \"true\" (its owner's consent: whoever may write a policy may name any Secret) and not be a service-account or bootstrap token; the value must be printable ASCII (white space around it is dropped), at most 16 KiB. Until then the sidecar has none (an upstream answers 503 rather than be called without its key; the shared cache connects without a password), and the policy's Accepted condition is False (SecretNotFound, SecretNotAllowed or SecretValueUnusable) and says why.","type":"object","required":["name","key"],"properties":{"name":{"pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$","maxLength":253,"description":"Secret name in the policy's namespace.","type":"string"},"key":{"pattern":"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$","maxLength":253,"description":"Key in the Secret.","type":"string"}}}}}}},"validation":{"additionalProperties":false,"default":{},"description":"200 answers that fail these count as invalid-response.","type":"object","required":["json","refusal","emptyContent"],"properties":{"json":{"default":true,"description":"A JSON-mode request must get valid JSON content.","type":"boolean"},"refusal":{"default":false,"description":"Refusal phrases count as invalid.","type":"boolean"},"emptyContent":{"default":true,"description":"Empty content counts as invalid.","type":"boolean"}}},"faults":{"default":[],"maxItems":32,"description":"Chaos experiments: delay or abort a share of an upstream's attempts. Retries, fallbacks and breakers treat injected faults like real ones, so a policy can be tried out before an outage.","type":"array","items":{"additionalProperties":false,"description":"One fault: a delay, an abort, or both.","type":"object","required":["upstream","percent"],"properties":{"upstream":{"pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","maxLength":63,"description":"The upstream whose attempts the fault applies to.","type":"string"},"percent":{"minimum":0,"maximum":100,"description":"Percentage of attempts affected, each drawn at random.","type":"integer"},"delay":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Wait this long before the attempt is sent (cut short by the request's total timeout). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"abort":{"additionalProperties":false,"description":"Answer the attempt with this status, in the API's own error shape and marked x-breakwater-fault: abort, instead of sending it (after the delay, if one is set).","type":"object","required":["status"],"properties":{"status":{"minimum":400,"maximum":599,"description":"HTTP status of the injected answer, such as 503 or 429; its failure class is that of a real one.","type":"integer"}}}}}},"inbound":{"additionalProperties":false,"default":{},"description":"Limits on what apps send to the sidecar.","type":"object","required":["headersTimeout","requestTimeout","maxConnections"],"properties":{"headersTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a request's headers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"10s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"requestTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Longest an app may take to send a whole request (not the answer, which may stream for long). A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"120s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"maxConnections":{"minimum":1,"maximum":65536,"default":4096,"description":"Connections the data port holds at once; past it, new ones are closed at once.","type":"integer"}}},"limits":{"additionalProperties":false,"default":{},"description":"Caps on what the whole sidecar holds.","type":"object","required":["maxBufferedBytes"],"properties":{"maxBufferedBytes":{"pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$","default":"96Mi","description":"Bodies the sidecar holds in memory at once, across all requests: request bodies (while they arrive, wait for a slot, or are kept for retries) and plain answers (while they are read and written). A request that would go past it gets 503 overloaded: before its body is read when it declares its length; an answer, as soon as it would.","type":"string"}}},"tracing":{"additionalProperties":false,"default":{},"description":"OpenTelemetry tracing of the pod's LLM calls (opt-in). Spans never hold credentials or headers; prompts and answers only with content.record. Exported in batches through a bounded queue that drops (breakwater_trace_spans_dropped_total) rather than slow a request.","type":"object","required":["enabled","sampling","propagate","content"],"properties":{"enabled":{"default":false,"description":"Trace every LLM call: a server span per request, a span per tier the chain tries and a client span per attempt (hedges and recoveries included), with the OpenTelemetry GenAI attributes and what the resilience layers decided, exported over OTLP to the endpoint in OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT. OTEL_SDK_DISABLED=true (the chart's, or the app container's the sidecar takes its OTEL_* from) keeps it off. Turned on or off without a restart.","type":"boolean"},"sampling":{"pattern":"^(|100(\\.0{1,3})?|[0-9]{1,2}(\\.[0-9]{1,3})?)$","maxLength":7,"default":"","description":"Percentage of new traces recorded (requests whose app sent no sampled traceparent), such as 10 or 0.5; a request whose app sent a traceparent follows its sampled flag. Empty: as OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG say (parentbased_always_on when unset).","type":"string"},"propagate":{"default":true,"description":"Send each attempt's trace context (traceparent, tracestate) to the upstream, so its spans join the trace; false forwards the app's own, untouched.","type":"boolean"},"content":{"additionalProperties":false,"default":{},"description":"Prompts and answers in spans: off unless the policy opts in, and capped.","type":"object","required":["record","maxChars"],"properties":{"record":{"default":false,"description":"Record prompts (gen_ai.input.messages, on the request's span) and answers (gen_ai.output.messages, on each attempt's span): their text only, never headers or other fields.","type":"boolean"},"maxChars":{"minimum":1,"maximum":65536,"default":2048,"description":"Characters of each recorded attribute at most (a request's prompt, each attempt's answer), as recorded: the JSON of the messages, roles and escapes included.","type":"integer"}}}}},"shutdown":{"additionalProperties":false,"default":{},"description":"Graceful shutdown.","type":"object","required":["appPreStopSleep","drainTimeout"],"properties":{"appPreStopSleep":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"preStop sleep injected into app containers. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"5s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"},"drainTimeout":{"pattern":"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$","maxLength":32,"description":"Time in-flight requests get to finish on shutdown. A duration such as 250ms, 30s, 5m, 1h (at most 596h).","default":"30s","x-kubernetes-validations":[{"rule":"!self.matches(r'^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || (!self.matches(r'(^|[hms])0*([1-9][0-9]{3,}(\\.[0-9]+)?h|[1-9][0-9]{5,}(\\.[0-9]+)?m([0-9]|$)|[1-9][0-9]{7,}(\\.[0-9]+)?s|[1-9][0-9]{10,}(\\.[0-9]+)?ms)') && duration(self) <= duration('596h'))","message":"must be at most 596h"}],"type":"string"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
 const pattern0 = new RegExp("^(.*)$", "u");
@@ -20,12 +20,12 @@ const pattern23 = new RegExp("^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$", "u");
 const pattern24 = new RegExp("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "u");
 const pattern25 = new RegExp("^[\\t\\x20-\\x7e]*$", "u");
 const pattern48 = new RegExp("^(/[!-~]*)?$", "u");
-const pattern51 = new RegExp("^[A-Za-z0-9._-]{1,64}$", "u");
-const pattern54 = new RegExp("^[0-9]{1,9}(\\.[0-9]{1,6})?$", "u");
-const pattern61 = new RegExp("^rediss?://[^\\s]+$", "u");
-const pattern65 = new RegExp("^[0-9]{1,2}(\\.[0-9]{1,3})?$", "u");
-const pattern71 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
-const pattern79 = new RegExp("^(|100(\\.0{1,3})?|[0-9]{1,2}(\\.[0-9]{1,3})?)$", "u");
+const pattern52 = new RegExp("^[A-Za-z0-9._-]{1,64}$", "u");
+const pattern55 = new RegExp("^[0-9]{1,9}(\\.[0-9]{1,6})?$", "u");
+const pattern62 = new RegExp("^rediss?://[^\\s]+$", "u");
+const pattern66 = new RegExp("^[0-9]{1,2}(\\.[0-9]{1,3})?$", "u");
+const pattern72 = new RegExp("^(rediss?://[^\\s]+)?$", "u");
+const pattern80 = new RegExp("^(|100(\\.0{1,3})?|[0-9]{1,2}(\\.[0-9]{1,3})?)$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -5226,7 +5226,7 @@ vErrors.push(err421);
 errors++;
 }
 for(const key35 in data151){
-if(!(((((key35 === "path") || (key35 === "interval")) || (key35 === "timeout")) || (key35 === "healthyThreshold")) || (key35 === "unhealthyThreshold"))){
+if(!((((((key35 === "path") || (key35 === "metricsPath")) || (key35 === "interval")) || (key35 === "timeout")) || (key35 === "healthyThreshold")) || (key35 === "unhealthyThreshold"))){
 const err422 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key35},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err422];
@@ -5270,10 +5270,11 @@ vErrors.push(err425);
 }
 errors++;
 }
-let data153 = data151.interval;
+if(data151.metricsPath !== undefined){
+let data153 = data151.metricsPath;
 if(typeof data153 === "string"){
-if(func3(data153) > 32){
-const err426 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(func3(data153) > 256){
+const err426 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/metricsPath",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/metricsPath/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err426];
 }
@@ -5282,8 +5283,8 @@ vErrors.push(err426);
 }
 errors++;
 }
-if(!pattern1.test(data153)){
-const err427 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(!pattern48.test(data153)){
+const err427 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/metricsPath",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/metricsPath/pattern",keyword:"pattern",params:{pattern: "^(/[!-~]*)?$"},message:"must match pattern \""+"^(/[!-~]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err427];
 }
@@ -5294,7 +5295,7 @@ errors++;
 }
 }
 else {
-const err428 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err428 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/metricsPath",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/metricsPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err428];
 }
@@ -5303,10 +5304,11 @@ vErrors.push(err428);
 }
 errors++;
 }
-let data154 = data151.timeout;
+}
+let data154 = data151.interval;
 if(typeof data154 === "string"){
 if(func3(data154) > 32){
-const err429 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err429 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err429];
 }
@@ -5316,7 +5318,7 @@ vErrors.push(err429);
 errors++;
 }
 if(!pattern1.test(data154)){
-const err430 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err430 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err430];
 }
@@ -5327,7 +5329,7 @@ errors++;
 }
 }
 else {
-const err431 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err431 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/interval",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/interval/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err431];
 }
@@ -5336,9 +5338,10 @@ vErrors.push(err431);
 }
 errors++;
 }
-let data155 = data151.healthyThreshold;
-if(!((typeof data155 == "number") && (!(data155 % 1) && !isNaN(data155)))){
-const err432 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data155 = data151.timeout;
+if(typeof data155 === "string"){
+if(func3(data155) > 32){
+const err432 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err432];
 }
@@ -5347,9 +5350,8 @@ vErrors.push(err432);
 }
 errors++;
 }
-if(typeof data155 == "number"){
-if(data155 > 10 || isNaN(data155)){
-const err433 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+if(!pattern1.test(data155)){
+const err433 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err433];
 }
@@ -5358,8 +5360,9 @@ vErrors.push(err433);
 }
 errors++;
 }
-if(data155 < 1 || isNaN(data155)){
-const err434 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err434 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/timeout",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/timeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err434];
 }
@@ -5368,10 +5371,9 @@ vErrors.push(err434);
 }
 errors++;
 }
-}
-let data156 = data151.unhealthyThreshold;
+let data156 = data151.healthyThreshold;
 if(!((typeof data156 == "number") && (!(data156 % 1) && !isNaN(data156)))){
-const err435 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err435 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err435];
 }
@@ -5382,7 +5384,7 @@ errors++;
 }
 if(typeof data156 == "number"){
 if(data156 > 10 || isNaN(data156)){
-const err436 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+const err436 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err436];
 }
@@ -5392,7 +5394,7 @@ vErrors.push(err436);
 errors++;
 }
 if(data156 < 1 || isNaN(data156)){
-const err437 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err437 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/healthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/healthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err437];
 }
@@ -5402,9 +5404,9 @@ vErrors.push(err437);
 errors++;
 }
 }
-}
-else {
-const err438 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data157 = data151.unhealthyThreshold;
+if(!((typeof data157 == "number") && (!(data157 % 1) && !isNaN(data157)))){
+const err438 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err438];
 }
@@ -5413,11 +5415,9 @@ vErrors.push(err438);
 }
 errors++;
 }
-if(data65.apiVersion !== undefined){
-let data157 = data65.apiVersion;
-if(typeof data157 === "string"){
-if(!pattern51.test(data157)){
-const err439 = {instancePath:instancePath+"/upstreams/" + i8+"/apiVersion",schemaPath:"#/properties/upstreams/items/properties/apiVersion/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]{1,64}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]{1,64}$"+"\""};
+if(typeof data157 == "number"){
+if(data157 > 10 || isNaN(data157)){
+const err439 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err439];
 }
@@ -5426,9 +5426,8 @@ vErrors.push(err439);
 }
 errors++;
 }
-}
-else {
-const err440 = {instancePath:instancePath+"/upstreams/" + i8+"/apiVersion",schemaPath:"#/properties/upstreams/items/properties/apiVersion/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data157 < 1 || isNaN(data157)){
+const err440 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck/unhealthyThreshold",schemaPath:"#/properties/upstreams/items/properties/healthCheck/properties/unhealthyThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err440];
 }
@@ -5438,8 +5437,9 @@ vErrors.push(err440);
 errors++;
 }
 }
-if(typeof data65.websockets !== "boolean"){
-const err441 = {instancePath:instancePath+"/upstreams/" + i8+"/websockets",schemaPath:"#/properties/upstreams/items/properties/websockets/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+else {
+const err441 = {instancePath:instancePath+"/upstreams/" + i8+"/healthCheck",schemaPath:"#/properties/upstreams/items/properties/healthCheck/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err441];
 }
@@ -5448,16 +5448,11 @@ vErrors.push(err441);
 }
 errors++;
 }
-let data159 = data65.hedge;
-if(data159 && typeof data159 == "object" && !Array.isArray(data159)){
-if(data159.delay === undefined){
-data159.delay = "0s";
-}
-if(data159.percentile === undefined){
-data159.percentile = 0;
-}
-if(data159.delay === undefined){
-const err442 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "delay"},message:"must have required property '"+"delay"+"'"};
+if(data65.apiVersion !== undefined){
+let data158 = data65.apiVersion;
+if(typeof data158 === "string"){
+if(!pattern52.test(data158)){
+const err442 = {instancePath:instancePath+"/upstreams/" + i8+"/apiVersion",schemaPath:"#/properties/upstreams/items/properties/apiVersion/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]{1,64}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]{1,64}$"+"\""};
 if(vErrors === null){
 vErrors = [err442];
 }
@@ -5466,8 +5461,9 @@ vErrors.push(err442);
 }
 errors++;
 }
-if(data159.percentile === undefined){
-const err443 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "percentile"},message:"must have required property '"+"percentile"+"'"};
+}
+else {
+const err443 = {instancePath:instancePath+"/upstreams/" + i8+"/apiVersion",schemaPath:"#/properties/upstreams/items/properties/apiVersion/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err443];
 }
@@ -5476,9 +5472,9 @@ vErrors.push(err443);
 }
 errors++;
 }
-for(const key36 in data159){
-if(!((((key36 === "delay") || (key36 === "upstream")) || (key36 === "model")) || (key36 === "percentile"))){
-const err444 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
+}
+if(typeof data65.websockets !== "boolean"){
+const err444 = {instancePath:instancePath+"/upstreams/" + i8+"/websockets",schemaPath:"#/properties/upstreams/items/properties/websockets/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err444];
 }
@@ -5487,11 +5483,16 @@ vErrors.push(err444);
 }
 errors++;
 }
+let data160 = data65.hedge;
+if(data160 && typeof data160 == "object" && !Array.isArray(data160)){
+if(data160.delay === undefined){
+data160.delay = "0s";
 }
-let data160 = data159.delay;
-if(typeof data160 === "string"){
-if(func3(data160) > 32){
-const err445 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data160.percentile === undefined){
+data160.percentile = 0;
+}
+if(data160.delay === undefined){
+const err445 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "delay"},message:"must have required property '"+"delay"+"'"};
 if(vErrors === null){
 vErrors = [err445];
 }
@@ -5500,8 +5501,8 @@ vErrors.push(err445);
 }
 errors++;
 }
-if(!pattern1.test(data160)){
-const err446 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data160.percentile === undefined){
+const err446 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/required",keyword:"required",params:{missingProperty: "percentile"},message:"must have required property '"+"percentile"+"'"};
 if(vErrors === null){
 vErrors = [err446];
 }
@@ -5510,9 +5511,9 @@ vErrors.push(err446);
 }
 errors++;
 }
-}
-else {
-const err447 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key36 in data160){
+if(!((((key36 === "delay") || (key36 === "upstream")) || (key36 === "model")) || (key36 === "percentile"))){
+const err447 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key36},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err447];
 }
@@ -5521,11 +5522,11 @@ vErrors.push(err447);
 }
 errors++;
 }
-if(data159.upstream !== undefined){
-let data161 = data159.upstream;
+}
+let data161 = data160.delay;
 if(typeof data161 === "string"){
-if(func3(data161) > 63){
-const err448 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(func3(data161) > 32){
+const err448 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err448];
 }
@@ -5534,8 +5535,8 @@ vErrors.push(err448);
 }
 errors++;
 }
-if(!pattern19.test(data161)){
-const err449 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(!pattern1.test(data161)){
+const err449 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err449];
 }
@@ -5546,7 +5547,7 @@ errors++;
 }
 }
 else {
-const err450 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err450 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/delay",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err450];
 }
@@ -5555,12 +5556,11 @@ vErrors.push(err450);
 }
 errors++;
 }
-}
-if(data159.model !== undefined){
-let data162 = data159.model;
+if(data160.upstream !== undefined){
+let data162 = data160.upstream;
 if(typeof data162 === "string"){
-if(func3(data162) > 256){
-const err451 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(func3(data162) > 63){
+const err451 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err451];
 }
@@ -5569,8 +5569,8 @@ vErrors.push(err451);
 }
 errors++;
 }
-if(func3(data162) < 1){
-const err452 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(!pattern19.test(data162)){
+const err452 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err452];
 }
@@ -5581,7 +5581,7 @@ errors++;
 }
 }
 else {
-const err453 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err453 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/upstream",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err453];
 }
@@ -5591,9 +5591,11 @@ vErrors.push(err453);
 errors++;
 }
 }
-let data163 = data159.percentile;
-if(!((typeof data163 == "number") && (!(data163 % 1) && !isNaN(data163)))){
-const err454 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data160.model !== undefined){
+let data163 = data160.model;
+if(typeof data163 === "string"){
+if(func3(data163) > 256){
+const err454 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err454];
 }
@@ -5602,9 +5604,8 @@ vErrors.push(err454);
 }
 errors++;
 }
-if(typeof data163 == "number"){
-if(data163 > 99 || isNaN(data163)){
-const err455 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99"};
+if(func3(data163) < 1){
+const err455 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err455];
 }
@@ -5613,8 +5614,9 @@ vErrors.push(err455);
 }
 errors++;
 }
-if(data163 < 0 || isNaN(data163)){
-const err456 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err456 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/model",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err456];
 }
@@ -5624,9 +5626,9 @@ vErrors.push(err456);
 errors++;
 }
 }
-}
-else {
-const err457 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data164 = data160.percentile;
+if(!((typeof data164 == "number") && (!(data164 % 1) && !isNaN(data164)))){
+const err457 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err457];
 }
@@ -5635,10 +5637,9 @@ vErrors.push(err457);
 }
 errors++;
 }
-let data164 = data65.prices;
-if(Array.isArray(data164)){
-if(data164.length > 64){
-const err458 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+if(typeof data164 == "number"){
+if(data164 > 99 || isNaN(data164)){
+const err458 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/maximum",keyword:"maximum",params:{comparison: "<=", limit: 99},message:"must be <= 99"};
 if(vErrors === null){
 vErrors = [err458];
 }
@@ -5647,12 +5648,8 @@ vErrors.push(err458);
 }
 errors++;
 }
-const len11 = data164.length;
-for(let i18=0; i18<len11; i18++){
-let data165 = data164[i18];
-if(data165 && typeof data165 == "object" && !Array.isArray(data165)){
-if(data165.model === undefined){
-const err459 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "model"},message:"must have required property '"+"model"+"'"};
+if(data164 < 0 || isNaN(data164)){
+const err459 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge/percentile",schemaPath:"#/properties/upstreams/items/properties/hedge/properties/percentile/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err459];
 }
@@ -5661,8 +5658,10 @@ vErrors.push(err459);
 }
 errors++;
 }
-if(data165.input === undefined){
-const err460 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "input"},message:"must have required property '"+"input"+"'"};
+}
+}
+else {
+const err460 = {instancePath:instancePath+"/upstreams/" + i8+"/hedge",schemaPath:"#/properties/upstreams/items/properties/hedge/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err460];
 }
@@ -5671,8 +5670,10 @@ vErrors.push(err460);
 }
 errors++;
 }
-if(data165.output === undefined){
-const err461 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "output"},message:"must have required property '"+"output"+"'"};
+let data165 = data65.prices;
+if(Array.isArray(data165)){
+if(data165.length > 64){
+const err461 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err461];
 }
@@ -5681,9 +5682,12 @@ vErrors.push(err461);
 }
 errors++;
 }
-for(const key37 in data165){
-if(!(((key37 === "model") || (key37 === "input")) || (key37 === "output"))){
-const err462 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
+const len11 = data165.length;
+for(let i18=0; i18<len11; i18++){
+let data166 = data165[i18];
+if(data166 && typeof data166 == "object" && !Array.isArray(data166)){
+if(data166.model === undefined){
+const err462 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "model"},message:"must have required property '"+"model"+"'"};
 if(vErrors === null){
 vErrors = [err462];
 }
@@ -5692,12 +5696,8 @@ vErrors.push(err462);
 }
 errors++;
 }
-}
-if(data165.model !== undefined){
-let data166 = data165.model;
-if(typeof data166 === "string"){
-if(func3(data166) > 256){
-const err463 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(data166.input === undefined){
+const err463 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "input"},message:"must have required property '"+"input"+"'"};
 if(vErrors === null){
 vErrors = [err463];
 }
@@ -5706,8 +5706,8 @@ vErrors.push(err463);
 }
 errors++;
 }
-if(func3(data166) < 1){
-const err464 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data166.output === undefined){
+const err464 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/required",keyword:"required",params:{missingProperty: "output"},message:"must have required property '"+"output"+"'"};
 if(vErrors === null){
 vErrors = [err464];
 }
@@ -5716,9 +5716,9 @@ vErrors.push(err464);
 }
 errors++;
 }
-}
-else {
-const err465 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key37 in data166){
+if(!(((key37 === "model") || (key37 === "input")) || (key37 === "output"))){
+const err465 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key37},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err465];
 }
@@ -5728,11 +5728,11 @@ vErrors.push(err465);
 errors++;
 }
 }
-if(data165.input !== undefined){
-let data167 = data165.input;
+if(data166.model !== undefined){
+let data167 = data166.model;
 if(typeof data167 === "string"){
-if(func3(data167) > 16){
-const err466 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+if(func3(data167) > 256){
+const err466 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err466];
 }
@@ -5741,8 +5741,8 @@ vErrors.push(err466);
 }
 errors++;
 }
-if(!pattern54.test(data167)){
-const err467 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+if(func3(data167) < 1){
+const err467 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err467];
 }
@@ -5753,7 +5753,7 @@ errors++;
 }
 }
 else {
-const err468 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err468 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/model",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err468];
 }
@@ -5763,11 +5763,11 @@ vErrors.push(err468);
 errors++;
 }
 }
-if(data165.output !== undefined){
-let data168 = data165.output;
+if(data166.input !== undefined){
+let data168 = data166.input;
 if(typeof data168 === "string"){
 if(func3(data168) > 16){
-const err469 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+const err469 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err469];
 }
@@ -5776,8 +5776,8 @@ vErrors.push(err469);
 }
 errors++;
 }
-if(!pattern54.test(data168)){
-const err470 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+if(!pattern55.test(data168)){
+const err470 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err470];
 }
@@ -5788,7 +5788,7 @@ errors++;
 }
 }
 else {
-const err471 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err471 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/input",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/input/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err471];
 }
@@ -5798,9 +5798,11 @@ vErrors.push(err471);
 errors++;
 }
 }
-}
-else {
-const err472 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data166.output !== undefined){
+let data169 = data166.output;
+if(typeof data169 === "string"){
+if(func3(data169) > 16){
+const err472 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err472];
 }
@@ -5809,10 +5811,8 @@ vErrors.push(err472);
 }
 errors++;
 }
-}
-}
-else {
-const err473 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!pattern55.test(data169)){
+const err473 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err473];
 }
@@ -5821,19 +5821,9 @@ vErrors.push(err473);
 }
 errors++;
 }
-let data169 = data65.budget;
-if(data169 && typeof data169 == "object" && !Array.isArray(data169)){
-if(data169.window === undefined){
-data169.window = "hour";
 }
-if(data169.tokens === undefined){
-data169.tokens = 0;
-}
-if(data169.cost === undefined){
-data169.cost = "0";
-}
-if(data169.window === undefined){
-const err474 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err474 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18+"/output",schemaPath:"#/properties/upstreams/items/properties/prices/items/properties/output/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err474];
 }
@@ -5842,8 +5832,10 @@ vErrors.push(err474);
 }
 errors++;
 }
-if(data169.tokens === undefined){
-const err475 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
+}
+}
+else {
+const err475 = {instancePath:instancePath+"/upstreams/" + i8+"/prices/" + i18,schemaPath:"#/properties/upstreams/items/properties/prices/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err475];
 }
@@ -5852,8 +5844,10 @@ vErrors.push(err475);
 }
 errors++;
 }
-if(data169.cost === undefined){
-const err476 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
+}
+}
+else {
+const err476 = {instancePath:instancePath+"/upstreams/" + i8+"/prices",schemaPath:"#/properties/upstreams/items/properties/prices/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err476];
 }
@@ -5862,9 +5856,19 @@ vErrors.push(err476);
 }
 errors++;
 }
-for(const key38 in data169){
-if(!((((key38 === "window") || (key38 === "tokens")) || (key38 === "cost")) || (key38 === "scope"))){
-const err477 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
+let data170 = data65.budget;
+if(data170 && typeof data170 == "object" && !Array.isArray(data170)){
+if(data170.window === undefined){
+data170.window = "hour";
+}
+if(data170.tokens === undefined){
+data170.tokens = 0;
+}
+if(data170.cost === undefined){
+data170.cost = "0";
+}
+if(data170.window === undefined){
+const err477 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err477];
 }
@@ -5873,10 +5877,8 @@ vErrors.push(err477);
 }
 errors++;
 }
-}
-let data170 = data169.window;
-if(typeof data170 !== "string"){
-const err478 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data170.tokens === undefined){
+const err478 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
 if(vErrors === null){
 vErrors = [err478];
 }
@@ -5885,8 +5887,8 @@ vErrors.push(err478);
 }
 errors++;
 }
-if(!((data170 === "hour") || (data170 === "day"))){
-const err479 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
+if(data170.cost === undefined){
+const err479 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
 if(vErrors === null){
 vErrors = [err479];
 }
@@ -5895,9 +5897,9 @@ vErrors.push(err479);
 }
 errors++;
 }
-let data171 = data169.tokens;
-if(!((typeof data171 == "number") && (!(data171 % 1) && !isNaN(data171)))){
-const err480 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key38 in data170){
+if(!((((key38 === "window") || (key38 === "tokens")) || (key38 === "cost")) || (key38 === "scope"))){
+const err480 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key38},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err480];
 }
@@ -5906,9 +5908,10 @@ vErrors.push(err480);
 }
 errors++;
 }
-if(typeof data171 == "number"){
-if(data171 > 1000000000000 || isNaN(data171)){
-const err481 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
+}
+let data171 = data170.window;
+if(typeof data171 !== "string"){
+const err481 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err481];
 }
@@ -5917,8 +5920,8 @@ vErrors.push(err481);
 }
 errors++;
 }
-if(data171 < 0 || isNaN(data171)){
-const err482 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(!((data171 === "hour") || (data171 === "day"))){
+const err482 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/window",schemaPath:"#/properties/upstreams/items/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err482];
 }
@@ -5927,11 +5930,9 @@ vErrors.push(err482);
 }
 errors++;
 }
-}
-let data172 = data169.cost;
-if(typeof data172 === "string"){
-if(func3(data172) > 16){
-const err483 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+let data172 = data170.tokens;
+if(!((typeof data172 == "number") && (!(data172 % 1) && !isNaN(data172)))){
+const err483 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err483];
 }
@@ -5940,8 +5941,9 @@ vErrors.push(err483);
 }
 errors++;
 }
-if(!pattern54.test(data172)){
-const err484 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+if(typeof data172 == "number"){
+if(data172 > 1000000000000 || isNaN(data172)){
+const err484 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
 if(vErrors === null){
 vErrors = [err484];
 }
@@ -5950,9 +5952,8 @@ vErrors.push(err484);
 }
 errors++;
 }
-}
-else {
-const err485 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data172 < 0 || isNaN(data172)){
+const err485 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/tokens",schemaPath:"#/properties/upstreams/items/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err485];
 }
@@ -5961,10 +5962,11 @@ vErrors.push(err485);
 }
 errors++;
 }
-if(data169.scope !== undefined){
-let data173 = data169.scope;
-if(typeof data173 !== "string"){
-const err486 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/scope",schemaPath:"#/properties/upstreams/items/properties/budget/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+let data173 = data170.cost;
+if(typeof data173 === "string"){
+if(func3(data173) > 16){
+const err486 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err486];
 }
@@ -5973,8 +5975,8 @@ vErrors.push(err486);
 }
 errors++;
 }
-if(!((data173 === "pod") || (data173 === "fleet"))){
-const err487 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/scope",schemaPath:"#/properties/upstreams/items/properties/budget/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.scope.enum},message:"must be equal to one of the allowed values"};
+if(!pattern55.test(data173)){
+const err487 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err487];
 }
@@ -5984,9 +5986,8 @@ vErrors.push(err487);
 errors++;
 }
 }
-}
 else {
-const err488 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err488 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/cost",schemaPath:"#/properties/upstreams/items/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err488];
 }
@@ -5995,19 +5996,10 @@ vErrors.push(err488);
 }
 errors++;
 }
-let data174 = data65.guards;
-if(data174 && typeof data174 == "object" && !Array.isArray(data174)){
-if(data174.maxInputBytes === undefined){
-data174.maxInputBytes = 0;
-}
-if(data174.maxInputTokens === undefined){
-data174.maxInputTokens = 0;
-}
-if(data174.deny === undefined){
-data174.deny = [];
-}
-if(data174.maxInputBytes === undefined){
-const err489 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputBytes"},message:"must have required property '"+"maxInputBytes"+"'"};
+if(data170.scope !== undefined){
+let data174 = data170.scope;
+if(typeof data174 !== "string"){
+const err489 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/scope",schemaPath:"#/properties/upstreams/items/properties/budget/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err489];
 }
@@ -6016,8 +6008,8 @@ vErrors.push(err489);
 }
 errors++;
 }
-if(data174.maxInputTokens === undefined){
-const err490 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputTokens"},message:"must have required property '"+"maxInputTokens"+"'"};
+if(!((data174 === "pod") || (data174 === "fleet"))){
+const err490 = {instancePath:instancePath+"/upstreams/" + i8+"/budget/scope",schemaPath:"#/properties/upstreams/items/properties/budget/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.budget.properties.scope.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err490];
 }
@@ -6026,8 +6018,10 @@ vErrors.push(err490);
 }
 errors++;
 }
-if(data174.deny === undefined){
-const err491 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "deny"},message:"must have required property '"+"deny"+"'"};
+}
+}
+else {
+const err491 = {instancePath:instancePath+"/upstreams/" + i8+"/budget",schemaPath:"#/properties/upstreams/items/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err491];
 }
@@ -6036,9 +6030,19 @@ vErrors.push(err491);
 }
 errors++;
 }
-for(const key39 in data174){
-if(!(((key39 === "maxInputBytes") || (key39 === "maxInputTokens")) || (key39 === "deny"))){
-const err492 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
+let data175 = data65.guards;
+if(data175 && typeof data175 == "object" && !Array.isArray(data175)){
+if(data175.maxInputBytes === undefined){
+data175.maxInputBytes = 0;
+}
+if(data175.maxInputTokens === undefined){
+data175.maxInputTokens = 0;
+}
+if(data175.deny === undefined){
+data175.deny = [];
+}
+if(data175.maxInputBytes === undefined){
+const err492 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputBytes"},message:"must have required property '"+"maxInputBytes"+"'"};
 if(vErrors === null){
 vErrors = [err492];
 }
@@ -6047,10 +6051,8 @@ vErrors.push(err492);
 }
 errors++;
 }
-}
-let data175 = data174.maxInputBytes;
-if(!((typeof data175 == "number") && (!(data175 % 1) && !isNaN(data175)))){
-const err493 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data175.maxInputTokens === undefined){
+const err493 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "maxInputTokens"},message:"must have required property '"+"maxInputTokens"+"'"};
 if(vErrors === null){
 vErrors = [err493];
 }
@@ -6059,9 +6061,8 @@ vErrors.push(err493);
 }
 errors++;
 }
-if(typeof data175 == "number"){
-if(data175 > 1073741824 || isNaN(data175)){
-const err494 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1073741824},message:"must be <= 1073741824"};
+if(data175.deny === undefined){
+const err494 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/required",keyword:"required",params:{missingProperty: "deny"},message:"must have required property '"+"deny"+"'"};
 if(vErrors === null){
 vErrors = [err494];
 }
@@ -6070,8 +6071,9 @@ vErrors.push(err494);
 }
 errors++;
 }
-if(data175 < 0 || isNaN(data175)){
-const err495 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key39 in data175){
+if(!(((key39 === "maxInputBytes") || (key39 === "maxInputTokens")) || (key39 === "deny"))){
+const err495 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key39},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err495];
 }
@@ -6081,9 +6083,9 @@ vErrors.push(err495);
 errors++;
 }
 }
-let data176 = data174.maxInputTokens;
+let data176 = data175.maxInputBytes;
 if(!((typeof data176 == "number") && (!(data176 % 1) && !isNaN(data176)))){
-const err496 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err496 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err496];
 }
@@ -6093,8 +6095,8 @@ vErrors.push(err496);
 errors++;
 }
 if(typeof data176 == "number"){
-if(data176 > 100000000 || isNaN(data176)){
-const err497 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000000},message:"must be <= 100000000"};
+if(data176 > 1073741824 || isNaN(data176)){
+const err497 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1073741824},message:"must be <= 1073741824"};
 if(vErrors === null){
 vErrors = [err497];
 }
@@ -6104,7 +6106,7 @@ vErrors.push(err497);
 errors++;
 }
 if(data176 < 0 || isNaN(data176)){
-const err498 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+const err498 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputBytes",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err498];
 }
@@ -6114,10 +6116,9 @@ vErrors.push(err498);
 errors++;
 }
 }
-let data177 = data174.deny;
-if(Array.isArray(data177)){
-if(data177.length > 16){
-const err499 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+let data177 = data175.maxInputTokens;
+if(!((typeof data177 == "number") && (!(data177 % 1) && !isNaN(data177)))){
+const err499 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err499];
 }
@@ -6126,15 +6127,9 @@ vErrors.push(err499);
 }
 errors++;
 }
-const len12 = data177.length;
-for(let i19=0; i19<len12; i19++){
-let data178 = data177[i19];
-if(data178 && typeof data178 == "object" && !Array.isArray(data178)){
-if(data178.ignoreCase === undefined){
-data178.ignoreCase = true;
-}
-if(data178.name === undefined){
-const err500 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(typeof data177 == "number"){
+if(data177 > 100000000 || isNaN(data177)){
+const err500 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000000},message:"must be <= 100000000"};
 if(vErrors === null){
 vErrors = [err500];
 }
@@ -6143,8 +6138,8 @@ vErrors.push(err500);
 }
 errors++;
 }
-if(data178.pattern === undefined){
-const err501 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "pattern"},message:"must have required property '"+"pattern"+"'"};
+if(data177 < 0 || isNaN(data177)){
+const err501 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/maxInputTokens",schemaPath:"#/properties/upstreams/items/properties/guards/properties/maxInputTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err501];
 }
@@ -6153,8 +6148,11 @@ vErrors.push(err501);
 }
 errors++;
 }
-if(data178.ignoreCase === undefined){
-const err502 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "ignoreCase"},message:"must have required property '"+"ignoreCase"+"'"};
+}
+let data178 = data175.deny;
+if(Array.isArray(data178)){
+if(data178.length > 16){
+const err502 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err502];
 }
@@ -6163,9 +6161,15 @@ vErrors.push(err502);
 }
 errors++;
 }
-for(const key40 in data178){
-if(!(((key40 === "name") || (key40 === "pattern")) || (key40 === "ignoreCase"))){
-const err503 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
+const len12 = data178.length;
+for(let i19=0; i19<len12; i19++){
+let data179 = data178[i19];
+if(data179 && typeof data179 == "object" && !Array.isArray(data179)){
+if(data179.ignoreCase === undefined){
+data179.ignoreCase = true;
+}
+if(data179.name === undefined){
+const err503 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err503];
 }
@@ -6174,12 +6178,8 @@ vErrors.push(err503);
 }
 errors++;
 }
-}
-if(data178.name !== undefined){
-let data179 = data178.name;
-if(typeof data179 === "string"){
-if(func3(data179) > 63){
-const err504 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data179.pattern === undefined){
+const err504 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "pattern"},message:"must have required property '"+"pattern"+"'"};
 if(vErrors === null){
 vErrors = [err504];
 }
@@ -6188,8 +6188,8 @@ vErrors.push(err504);
 }
 errors++;
 }
-if(!pattern19.test(data179)){
-const err505 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(data179.ignoreCase === undefined){
+const err505 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/required",keyword:"required",params:{missingProperty: "ignoreCase"},message:"must have required property '"+"ignoreCase"+"'"};
 if(vErrors === null){
 vErrors = [err505];
 }
@@ -6198,9 +6198,9 @@ vErrors.push(err505);
 }
 errors++;
 }
-}
-else {
-const err506 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key40 in data179){
+if(!(((key40 === "name") || (key40 === "pattern")) || (key40 === "ignoreCase"))){
+const err506 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key40},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err506];
 }
@@ -6210,11 +6210,11 @@ vErrors.push(err506);
 errors++;
 }
 }
-if(data178.pattern !== undefined){
-let data180 = data178.pattern;
+if(data179.name !== undefined){
+let data180 = data179.name;
 if(typeof data180 === "string"){
-if(func3(data180) > 512){
-const err507 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
+if(func3(data180) > 63){
+const err507 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err507];
 }
@@ -6223,8 +6223,8 @@ vErrors.push(err507);
 }
 errors++;
 }
-if(func3(data180) < 1){
-const err508 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(!pattern19.test(data180)){
+const err508 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err508];
 }
@@ -6235,7 +6235,7 @@ errors++;
 }
 }
 else {
-const err509 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err509 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/name",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err509];
 }
@@ -6245,8 +6245,11 @@ vErrors.push(err509);
 errors++;
 }
 }
-if(typeof data178.ignoreCase !== "boolean"){
-const err510 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/ignoreCase",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/ignoreCase/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data179.pattern !== undefined){
+let data181 = data179.pattern;
+if(typeof data181 === "string"){
+if(func3(data181) > 512){
+const err510 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err510];
 }
@@ -6255,9 +6258,8 @@ vErrors.push(err510);
 }
 errors++;
 }
-}
-else {
-const err511 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(func3(data181) < 1){
+const err511 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err511];
 }
@@ -6267,9 +6269,8 @@ vErrors.push(err511);
 errors++;
 }
 }
-}
 else {
-const err512 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err512 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/pattern",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err512];
 }
@@ -6279,8 +6280,8 @@ vErrors.push(err512);
 errors++;
 }
 }
-else {
-const err513 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data179.ignoreCase !== "boolean"){
+const err513 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19+"/ignoreCase",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/properties/ignoreCase/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err513];
 }
@@ -6289,10 +6290,9 @@ vErrors.push(err513);
 }
 errors++;
 }
-let data182 = data65.fallback;
-if(Array.isArray(data182)){
-if(data182.length > 16){
-const err514 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
+}
+else {
+const err514 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny/" + i19,schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err514];
 }
@@ -6301,13 +6301,10 @@ vErrors.push(err514);
 }
 errors++;
 }
-const len13 = data182.length;
-for(let i20=0; i20<len13; i20++){
-let data183 = data182[i20];
-if(data183 && typeof data183 == "object" && !Array.isArray(data183)){
-for(const key41 in data183){
-if(!(((((key41 === "upstream") || (key41 === "model")) || (key41 === "cache")) || (key41 === "static")) || (key41 === "when"))){
-const err515 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
+}
+}
+else {
+const err515 = {instancePath:instancePath+"/upstreams/" + i8+"/guards/deny",schemaPath:"#/properties/upstreams/items/properties/guards/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err515];
 }
@@ -6317,11 +6314,8 @@ vErrors.push(err515);
 errors++;
 }
 }
-if(data183.upstream !== undefined){
-let data184 = data183.upstream;
-if(typeof data184 === "string"){
-if(func3(data184) > 63){
-const err516 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+else {
+const err516 = {instancePath:instancePath+"/upstreams/" + i8+"/guards",schemaPath:"#/properties/upstreams/items/properties/guards/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err516];
 }
@@ -6330,8 +6324,10 @@ vErrors.push(err516);
 }
 errors++;
 }
-if(!pattern19.test(data184)){
-const err517 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+let data183 = data65.fallback;
+if(Array.isArray(data183)){
+if(data183.length > 16){
+const err517 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/maxItems",keyword:"maxItems",params:{limit: 16},message:"must NOT have more than 16 items"};
 if(vErrors === null){
 vErrors = [err517];
 }
@@ -6340,9 +6336,13 @@ vErrors.push(err517);
 }
 errors++;
 }
-}
-else {
-const err518 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len13 = data183.length;
+for(let i20=0; i20<len13; i20++){
+let data184 = data183[i20];
+if(data184 && typeof data184 == "object" && !Array.isArray(data184)){
+for(const key41 in data184){
+if(!(((((key41 === "upstream") || (key41 === "model")) || (key41 === "cache")) || (key41 === "static")) || (key41 === "when"))){
+const err518 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key41},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err518];
 }
@@ -6352,11 +6352,11 @@ vErrors.push(err518);
 errors++;
 }
 }
-if(data183.model !== undefined){
-let data185 = data183.model;
+if(data184.upstream !== undefined){
+let data185 = data184.upstream;
 if(typeof data185 === "string"){
-if(func3(data185) > 256){
-const err519 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
+if(func3(data185) > 63){
+const err519 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err519];
 }
@@ -6365,8 +6365,8 @@ vErrors.push(err519);
 }
 errors++;
 }
-if(func3(data185) < 1){
-const err520 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(!pattern19.test(data185)){
+const err520 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err520];
 }
@@ -6377,7 +6377,7 @@ errors++;
 }
 }
 else {
-const err521 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err521 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/upstream",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err521];
 }
@@ -6387,11 +6387,11 @@ vErrors.push(err521);
 errors++;
 }
 }
-if(data183.cache !== undefined){
-let data186 = data183.cache;
-if(data186 && typeof data186 == "object" && !Array.isArray(data186)){
-for(const key42 in data186){
-const err522 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
+if(data184.model !== undefined){
+let data186 = data184.model;
+if(typeof data186 === "string"){
+if(func3(data186) > 256){
+const err522 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"};
 if(vErrors === null){
 vErrors = [err522];
 }
@@ -6400,9 +6400,8 @@ vErrors.push(err522);
 }
 errors++;
 }
-}
-else {
-const err523 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(func3(data186) < 1){
+const err523 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err523];
 }
@@ -6412,11 +6411,8 @@ vErrors.push(err523);
 errors++;
 }
 }
-if(data183.static !== undefined){
-let data187 = data183.static;
-if(data187 && typeof data187 == "object" && !Array.isArray(data187)){
-if(data187.message === undefined){
-const err524 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
+else {
+const err524 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/model",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/model/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err524];
 }
@@ -6425,9 +6421,12 @@ vErrors.push(err524);
 }
 errors++;
 }
-for(const key43 in data187){
-if(!(key43 === "message")){
-const err525 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
+}
+if(data184.cache !== undefined){
+let data187 = data184.cache;
+if(data187 && typeof data187 == "object" && !Array.isArray(data187)){
+for(const key42 in data187){
+const err525 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key42},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err525];
 }
@@ -6437,11 +6436,8 @@ vErrors.push(err525);
 errors++;
 }
 }
-if(data187.message !== undefined){
-let data188 = data187.message;
-if(typeof data188 === "string"){
-if(func3(data188) < 1){
-const err526 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err526 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/cache",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err526];
 }
@@ -6451,8 +6447,11 @@ vErrors.push(err526);
 errors++;
 }
 }
-else {
-const err527 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data184.static !== undefined){
+let data188 = data184.static;
+if(data188 && typeof data188 == "object" && !Array.isArray(data188)){
+if(data188.message === undefined){
+const err527 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'"};
 if(vErrors === null){
 vErrors = [err527];
 }
@@ -6461,10 +6460,9 @@ vErrors.push(err527);
 }
 errors++;
 }
-}
-}
-else {
-const err528 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key43 in data188){
+if(!(key43 === "message")){
+const err528 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key43},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err528];
 }
@@ -6474,14 +6472,11 @@ vErrors.push(err528);
 errors++;
 }
 }
-if(data183.when !== undefined){
-let data189 = data183.when;
-if(Array.isArray(data189)){
-const len14 = data189.length;
-for(let i21=0; i21<len14; i21++){
-let data190 = data189[i21];
-if(typeof data190 !== "string"){
-const err529 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data188.message !== undefined){
+let data189 = data188.message;
+if(typeof data189 === "string"){
+if(func3(data189) < 1){
+const err529 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err529];
 }
@@ -6490,8 +6485,9 @@ vErrors.push(err529);
 }
 errors++;
 }
-if(!(((((((((((((data190 === "rate-limited") || (data190 === "overloaded")) || (data190 === "server-error")) || (data190 === "timeout")) || (data190 === "connect-failure")) || (data190 === "reset")) || (data190 === "context-length")) || (data190 === "content-filter")) || (data190 === "invalid-response")) || (data190 === "diverged")) || (data190 === "client-error")) || (data190 === "unavailable")) || (data190 === "budget-exhausted"))){
-const err530 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err530 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static/message",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err530];
 }
@@ -6501,18 +6497,9 @@ vErrors.push(err530);
 errors++;
 }
 }
-let i22 = data189.length;
-let j7;
-if(i22 > 1){
-const indices7 = {};
-for(;i22--;){
-let item7 = data189[i22];
-if(typeof item7 !== "string"){
-continue;
 }
-if(typeof indices7[item7] == "number"){
-j7 = indices7[item7];
-const err531 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i22, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i22+" are identical)"};
+else {
+const err531 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/static",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/static/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err531];
 }
@@ -6520,14 +6507,16 @@ else {
 vErrors.push(err531);
 }
 errors++;
-break;
-}
-indices7[item7] = i22;
 }
 }
-}
-else {
-const err532 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data184.when !== undefined){
+let data190 = data184.when;
+if(Array.isArray(data190)){
+const len14 = data190.length;
+for(let i21=0; i21<len14; i21++){
+let data191 = data190[i21];
+if(typeof data191 !== "string"){
+const err532 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err532];
 }
@@ -6536,10 +6525,8 @@ vErrors.push(err532);
 }
 errors++;
 }
-}
-}
-else {
-const err533 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!(((((((((((((data191 === "rate-limited") || (data191 === "overloaded")) || (data191 === "server-error")) || (data191 === "timeout")) || (data191 === "connect-failure")) || (data191 === "reset")) || (data191 === "context-length")) || (data191 === "content-filter")) || (data191 === "invalid-response")) || (data191 === "diverged")) || (data191 === "client-error")) || (data191 === "unavailable")) || (data191 === "budget-exhausted"))){
+const err533 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when/" + i21,schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.fallback.items.properties.when.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err533];
 }
@@ -6549,9 +6536,18 @@ vErrors.push(err533);
 errors++;
 }
 }
+let i22 = data190.length;
+let j7;
+if(i22 > 1){
+const indices7 = {};
+for(;i22--;){
+let item7 = data190[i22];
+if(typeof item7 !== "string"){
+continue;
 }
-else {
-const err534 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof indices7[item7] == "number"){
+j7 = indices7[item7];
+const err534 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/uniqueItems",keyword:"uniqueItems",params:{i: i22, j: j7},message:"must NOT have duplicate items (items ## "+j7+" and "+i22+" are identical)"};
 if(vErrors === null){
 vErrors = [err534];
 }
@@ -6559,10 +6555,14 @@ else {
 vErrors.push(err534);
 }
 errors++;
+break;
+}
+indices7[item7] = i22;
+}
 }
 }
 else {
-const err535 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err535 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20+"/when",schemaPath:"#/properties/upstreams/items/properties/fallback/items/properties/when/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err535];
 }
@@ -6574,7 +6574,7 @@ errors++;
 }
 }
 else {
-const err536 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err536 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback/" + i20,schemaPath:"#/properties/upstreams/items/properties/fallback/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err536];
 }
@@ -6584,16 +6584,9 @@ vErrors.push(err536);
 errors++;
 }
 }
-let data191 = data.priorities;
-if(data191 && typeof data191 == "object" && !Array.isArray(data191)){
-if(data191.default === undefined){
-data191.default = "normal";
 }
-if(data191.classes === undefined){
-data191.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
-}
-if(data191.default === undefined){
-const err537 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
+else {
+const err537 = {instancePath:instancePath+"/upstreams/" + i8+"/fallback",schemaPath:"#/properties/upstreams/items/properties/fallback/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err537];
 }
@@ -6602,8 +6595,9 @@ vErrors.push(err537);
 }
 errors++;
 }
-if(data191.classes === undefined){
-const err538 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
+}
+else {
+const err538 = {instancePath:instancePath+"/upstreams/" + i8,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err538];
 }
@@ -6612,9 +6606,10 @@ vErrors.push(err538);
 }
 errors++;
 }
-for(const key44 in data191){
-if(!((key44 === "default") || (key44 === "classes"))){
-const err539 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
+}
+}
+else {
+const err539 = {instancePath:instancePath+"/upstreams",schemaPath:"#/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err539];
 }
@@ -6624,10 +6619,16 @@ vErrors.push(err539);
 errors++;
 }
 }
-let data192 = data191.default;
-if(typeof data192 === "string"){
-if(func3(data192) > 63){
-const err540 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+let data192 = data.priorities;
+if(data192 && typeof data192 == "object" && !Array.isArray(data192)){
+if(data192.default === undefined){
+data192.default = "normal";
+}
+if(data192.classes === undefined){
+data192.classes = [{"name":"critical","reserved":25},{"name":"normal"},{"name":"batch","maxShare":20}];
+}
+if(data192.default === undefined){
+const err540 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'"};
 if(vErrors === null){
 vErrors = [err540];
 }
@@ -6636,9 +6637,8 @@ vErrors.push(err540);
 }
 errors++;
 }
-}
-else {
-const err541 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data192.classes === undefined){
+const err541 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/required",keyword:"required",params:{missingProperty: "classes"},message:"must have required property '"+"classes"+"'"};
 if(vErrors === null){
 vErrors = [err541];
 }
@@ -6647,10 +6647,9 @@ vErrors.push(err541);
 }
 errors++;
 }
-let data193 = data191.classes;
-if(Array.isArray(data193)){
-if(data193.length > 8){
-const err542 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
+for(const key44 in data192){
+if(!((key44 === "default") || (key44 === "classes"))){
+const err542 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key44},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err542];
 }
@@ -6659,8 +6658,11 @@ vErrors.push(err542);
 }
 errors++;
 }
-if(data193.length < 1){
-const err543 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+let data193 = data192.default;
+if(typeof data193 === "string"){
+if(func3(data193) > 63){
+const err543 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err543];
 }
@@ -6669,18 +6671,9 @@ vErrors.push(err543);
 }
 errors++;
 }
-const len15 = data193.length;
-for(let i23=0; i23<len15; i23++){
-let data194 = data193[i23];
-if(data194 && typeof data194 == "object" && !Array.isArray(data194)){
-if(data194.reserved === undefined){
-data194.reserved = 0;
 }
-if(data194.maxShare === undefined){
-data194.maxShare = 100;
-}
-if(data194.name === undefined){
-const err544 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+else {
+const err544 = {instancePath:instancePath+"/priorities/default",schemaPath:"#/properties/priorities/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err544];
 }
@@ -6689,8 +6682,10 @@ vErrors.push(err544);
 }
 errors++;
 }
-if(data194.reserved === undefined){
-const err545 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
+let data194 = data192.classes;
+if(Array.isArray(data194)){
+if(data194.length > 8){
+const err545 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/maxItems",keyword:"maxItems",params:{limit: 8},message:"must NOT have more than 8 items"};
 if(vErrors === null){
 vErrors = [err545];
 }
@@ -6699,8 +6694,8 @@ vErrors.push(err545);
 }
 errors++;
 }
-if(data194.maxShare === undefined){
-const err546 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
+if(data194.length < 1){
+const err546 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err546];
 }
@@ -6709,9 +6704,18 @@ vErrors.push(err546);
 }
 errors++;
 }
-for(const key45 in data194){
-if(!(((key45 === "name") || (key45 === "reserved")) || (key45 === "maxShare"))){
-const err547 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
+const len15 = data194.length;
+for(let i23=0; i23<len15; i23++){
+let data195 = data194[i23];
+if(data195 && typeof data195 == "object" && !Array.isArray(data195)){
+if(data195.reserved === undefined){
+data195.reserved = 0;
+}
+if(data195.maxShare === undefined){
+data195.maxShare = 100;
+}
+if(data195.name === undefined){
+const err547 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err547];
 }
@@ -6720,12 +6724,8 @@ vErrors.push(err547);
 }
 errors++;
 }
-}
-if(data194.name !== undefined){
-let data195 = data194.name;
-if(typeof data195 === "string"){
-if(func3(data195) > 63){
-const err548 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(data195.reserved === undefined){
+const err548 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "reserved"},message:"must have required property '"+"reserved"+"'"};
 if(vErrors === null){
 vErrors = [err548];
 }
@@ -6734,8 +6734,8 @@ vErrors.push(err548);
 }
 errors++;
 }
-if(!pattern19.test(data195)){
-const err549 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(data195.maxShare === undefined){
+const err549 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/required",keyword:"required",params:{missingProperty: "maxShare"},message:"must have required property '"+"maxShare"+"'"};
 if(vErrors === null){
 vErrors = [err549];
 }
@@ -6744,9 +6744,9 @@ vErrors.push(err549);
 }
 errors++;
 }
-}
-else {
-const err550 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key45 in data195){
+if(!(((key45 === "name") || (key45 === "reserved")) || (key45 === "maxShare"))){
+const err550 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key45},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err550];
 }
@@ -6756,9 +6756,11 @@ vErrors.push(err550);
 errors++;
 }
 }
-let data196 = data194.reserved;
-if(!((typeof data196 == "number") && (!(data196 % 1) && !isNaN(data196)))){
-const err551 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data195.name !== undefined){
+let data196 = data195.name;
+if(typeof data196 === "string"){
+if(func3(data196) > 63){
+const err551 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err551];
 }
@@ -6767,9 +6769,8 @@ vErrors.push(err551);
 }
 errors++;
 }
-if(typeof data196 == "number"){
-if(data196 > 100 || isNaN(data196)){
-const err552 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(!pattern19.test(data196)){
+const err552 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err552];
 }
@@ -6778,8 +6779,9 @@ vErrors.push(err552);
 }
 errors++;
 }
-if(data196 < 0 || isNaN(data196)){
-const err553 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err553 = {instancePath:instancePath+"/priorities/classes/" + i23+"/name",schemaPath:"#/properties/priorities/properties/classes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err553];
 }
@@ -6789,9 +6791,9 @@ vErrors.push(err553);
 errors++;
 }
 }
-let data197 = data194.maxShare;
+let data197 = data195.reserved;
 if(!((typeof data197 == "number") && (!(data197 % 1) && !isNaN(data197)))){
-const err554 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err554 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err554];
 }
@@ -6802,7 +6804,7 @@ errors++;
 }
 if(typeof data197 == "number"){
 if(data197 > 100 || isNaN(data197)){
-const err555 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+const err555 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err555];
 }
@@ -6811,8 +6813,8 @@ vErrors.push(err555);
 }
 errors++;
 }
-if(data197 < 1 || isNaN(data197)){
-const err556 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data197 < 0 || isNaN(data197)){
+const err556 = {instancePath:instancePath+"/priorities/classes/" + i23+"/reserved",schemaPath:"#/properties/priorities/properties/classes/items/properties/reserved/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err556];
 }
@@ -6822,9 +6824,9 @@ vErrors.push(err556);
 errors++;
 }
 }
-}
-else {
-const err557 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data198 = data195.maxShare;
+if(!((typeof data198 == "number") && (!(data198 % 1) && !isNaN(data198)))){
+const err557 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err557];
 }
@@ -6833,10 +6835,9 @@ vErrors.push(err557);
 }
 errors++;
 }
-}
-}
-else {
-const err558 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(typeof data198 == "number"){
+if(data198 > 100 || isNaN(data198)){
+const err558 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err558];
 }
@@ -6845,9 +6846,8 @@ vErrors.push(err558);
 }
 errors++;
 }
-}
-else {
-const err559 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data198 < 1 || isNaN(data198)){
+const err559 = {instancePath:instancePath+"/priorities/classes/" + i23+"/maxShare",schemaPath:"#/properties/priorities/properties/classes/items/properties/maxShare/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err559];
 }
@@ -6856,19 +6856,10 @@ vErrors.push(err559);
 }
 errors++;
 }
-let data198 = data.budget;
-if(data198 && typeof data198 == "object" && !Array.isArray(data198)){
-if(data198.window === undefined){
-data198.window = "hour";
 }
-if(data198.tokens === undefined){
-data198.tokens = 0;
 }
-if(data198.cost === undefined){
-data198.cost = "0";
-}
-if(data198.window === undefined){
-const err560 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err560 = {instancePath:instancePath+"/priorities/classes/" + i23,schemaPath:"#/properties/priorities/properties/classes/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err560];
 }
@@ -6877,8 +6868,10 @@ vErrors.push(err560);
 }
 errors++;
 }
-if(data198.tokens === undefined){
-const err561 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
+}
+}
+else {
+const err561 = {instancePath:instancePath+"/priorities/classes",schemaPath:"#/properties/priorities/properties/classes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err561];
 }
@@ -6887,8 +6880,9 @@ vErrors.push(err561);
 }
 errors++;
 }
-if(data198.cost === undefined){
-const err562 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
+}
+else {
+const err562 = {instancePath:instancePath+"/priorities",schemaPath:"#/properties/priorities/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err562];
 }
@@ -6897,9 +6891,19 @@ vErrors.push(err562);
 }
 errors++;
 }
-for(const key46 in data198){
-if(!((((key46 === "window") || (key46 === "tokens")) || (key46 === "cost")) || (key46 === "scope"))){
-const err563 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
+let data199 = data.budget;
+if(data199 && typeof data199 == "object" && !Array.isArray(data199)){
+if(data199.window === undefined){
+data199.window = "hour";
+}
+if(data199.tokens === undefined){
+data199.tokens = 0;
+}
+if(data199.cost === undefined){
+data199.cost = "0";
+}
+if(data199.window === undefined){
+const err563 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err563];
 }
@@ -6908,10 +6912,8 @@ vErrors.push(err563);
 }
 errors++;
 }
-}
-let data199 = data198.window;
-if(typeof data199 !== "string"){
-const err564 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data199.tokens === undefined){
+const err564 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "tokens"},message:"must have required property '"+"tokens"+"'"};
 if(vErrors === null){
 vErrors = [err564];
 }
@@ -6920,8 +6922,8 @@ vErrors.push(err564);
 }
 errors++;
 }
-if(!((data199 === "hour") || (data199 === "day"))){
-const err565 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
+if(data199.cost === undefined){
+const err565 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/required",keyword:"required",params:{missingProperty: "cost"},message:"must have required property '"+"cost"+"'"};
 if(vErrors === null){
 vErrors = [err565];
 }
@@ -6930,9 +6932,9 @@ vErrors.push(err565);
 }
 errors++;
 }
-let data200 = data198.tokens;
-if(!((typeof data200 == "number") && (!(data200 % 1) && !isNaN(data200)))){
-const err566 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key46 in data199){
+if(!((((key46 === "window") || (key46 === "tokens")) || (key46 === "cost")) || (key46 === "scope"))){
+const err566 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key46},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err566];
 }
@@ -6941,9 +6943,10 @@ vErrors.push(err566);
 }
 errors++;
 }
-if(typeof data200 == "number"){
-if(data200 > 1000000000000 || isNaN(data200)){
-const err567 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
+}
+let data200 = data199.window;
+if(typeof data200 !== "string"){
+const err567 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err567];
 }
@@ -6952,8 +6955,8 @@ vErrors.push(err567);
 }
 errors++;
 }
-if(data200 < 0 || isNaN(data200)){
-const err568 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(!((data200 === "hour") || (data200 === "day"))){
+const err568 = {instancePath:instancePath+"/budget/window",schemaPath:"#/properties/budget/properties/window/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.window.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err568];
 }
@@ -6962,11 +6965,9 @@ vErrors.push(err568);
 }
 errors++;
 }
-}
-let data201 = data198.cost;
-if(typeof data201 === "string"){
-if(func3(data201) > 16){
-const err569 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
+let data201 = data199.tokens;
+if(!((typeof data201 == "number") && (!(data201 % 1) && !isNaN(data201)))){
+const err569 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err569];
 }
@@ -6975,8 +6976,9 @@ vErrors.push(err569);
 }
 errors++;
 }
-if(!pattern54.test(data201)){
-const err570 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
+if(typeof data201 == "number"){
+if(data201 > 1000000000000 || isNaN(data201)){
+const err570 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000000000},message:"must be <= 1000000000000"};
 if(vErrors === null){
 vErrors = [err570];
 }
@@ -6985,9 +6987,8 @@ vErrors.push(err570);
 }
 errors++;
 }
-}
-else {
-const err571 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data201 < 0 || isNaN(data201)){
+const err571 = {instancePath:instancePath+"/budget/tokens",schemaPath:"#/properties/budget/properties/tokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err571];
 }
@@ -6996,10 +6997,11 @@ vErrors.push(err571);
 }
 errors++;
 }
-if(data198.scope !== undefined){
-let data202 = data198.scope;
-if(typeof data202 !== "string"){
-const err572 = {instancePath:instancePath+"/budget/scope",schemaPath:"#/properties/budget/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+let data202 = data199.cost;
+if(typeof data202 === "string"){
+if(func3(data202) > 16){
+const err572 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/maxLength",keyword:"maxLength",params:{limit: 16},message:"must NOT have more than 16 characters"};
 if(vErrors === null){
 vErrors = [err572];
 }
@@ -7008,8 +7010,8 @@ vErrors.push(err572);
 }
 errors++;
 }
-if(!((data202 === "pod") || (data202 === "fleet"))){
-const err573 = {instancePath:instancePath+"/budget/scope",schemaPath:"#/properties/budget/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.scope.enum},message:"must be equal to one of the allowed values"};
+if(!pattern55.test(data202)){
+const err573 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,9}(\\.[0-9]{1,6})?$"},message:"must match pattern \""+"^[0-9]{1,9}(\\.[0-9]{1,6})?$"+"\""};
 if(vErrors === null){
 vErrors = [err573];
 }
@@ -7019,9 +7021,8 @@ vErrors.push(err573);
 errors++;
 }
 }
-}
 else {
-const err574 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err574 = {instancePath:instancePath+"/budget/cost",schemaPath:"#/properties/budget/properties/cost/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err574];
 }
@@ -7030,11 +7031,10 @@ vErrors.push(err574);
 }
 errors++;
 }
-if(data.sharedState !== undefined){
-let data203 = data.sharedState;
-if(data203 && typeof data203 == "object" && !Array.isArray(data203)){
-if(data203.redis === undefined){
-const err575 = {instancePath:instancePath+"/sharedState",schemaPath:"#/properties/sharedState/required",keyword:"required",params:{missingProperty: "redis"},message:"must have required property '"+"redis"+"'"};
+if(data199.scope !== undefined){
+let data203 = data199.scope;
+if(typeof data203 !== "string"){
+const err575 = {instancePath:instancePath+"/budget/scope",schemaPath:"#/properties/budget/properties/scope/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err575];
 }
@@ -7043,9 +7043,8 @@ vErrors.push(err575);
 }
 errors++;
 }
-for(const key47 in data203){
-if(!(key47 === "redis")){
-const err576 = {instancePath:instancePath+"/sharedState",schemaPath:"#/properties/sharedState/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
+if(!((data203 === "pod") || (data203 === "fleet"))){
+const err576 = {instancePath:instancePath+"/budget/scope",schemaPath:"#/properties/budget/properties/scope/enum",keyword:"enum",params:{allowedValues: schema11.properties.budget.properties.scope.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err576];
 }
@@ -7055,11 +7054,9 @@ vErrors.push(err576);
 errors++;
 }
 }
-if(data203.redis !== undefined){
-let data204 = data203.redis;
-if(data204 && typeof data204 == "object" && !Array.isArray(data204)){
-if(data204.url === undefined){
-const err577 = {instancePath:instancePath+"/sharedState/redis",schemaPath:"#/properties/sharedState/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
+}
+else {
+const err577 = {instancePath:instancePath+"/budget",schemaPath:"#/properties/budget/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err577];
 }
@@ -7068,9 +7065,11 @@ vErrors.push(err577);
 }
 errors++;
 }
-for(const key48 in data204){
-if(!((key48 === "url") || (key48 === "secretRef"))){
-const err578 = {instancePath:instancePath+"/sharedState/redis",schemaPath:"#/properties/sharedState/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key48},message:"must NOT have additional properties"};
+if(data.sharedState !== undefined){
+let data204 = data.sharedState;
+if(data204 && typeof data204 == "object" && !Array.isArray(data204)){
+if(data204.redis === undefined){
+const err578 = {instancePath:instancePath+"/sharedState",schemaPath:"#/properties/sharedState/required",keyword:"required",params:{missingProperty: "redis"},message:"must have required property '"+"redis"+"'"};
 if(vErrors === null){
 vErrors = [err578];
 }
@@ -7079,12 +7078,9 @@ vErrors.push(err578);
 }
 errors++;
 }
-}
-if(data204.url !== undefined){
-let data205 = data204.url;
-if(typeof data205 === "string"){
-if(func3(data205) > 2048){
-const err579 = {instancePath:instancePath+"/sharedState/redis/url",schemaPath:"#/properties/sharedState/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+for(const key47 in data204){
+if(!(key47 === "redis")){
+const err579 = {instancePath:instancePath+"/sharedState",schemaPath:"#/properties/sharedState/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key47},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err579];
 }
@@ -7093,8 +7089,12 @@ vErrors.push(err579);
 }
 errors++;
 }
-if(func3(data205) < 1){
-const err580 = {instancePath:instancePath+"/sharedState/redis/url",schemaPath:"#/properties/sharedState/properties/redis/properties/url/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data204.redis !== undefined){
+let data205 = data204.redis;
+if(data205 && typeof data205 == "object" && !Array.isArray(data205)){
+if(data205.url === undefined){
+const err580 = {instancePath:instancePath+"/sharedState/redis",schemaPath:"#/properties/sharedState/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err580];
 }
@@ -7103,8 +7103,9 @@ vErrors.push(err580);
 }
 errors++;
 }
-if(!pattern61.test(data205)){
-const err581 = {instancePath:instancePath+"/sharedState/redis/url",schemaPath:"#/properties/sharedState/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^rediss?://[^\\s]+$"},message:"must match pattern \""+"^rediss?://[^\\s]+$"+"\""};
+for(const key48 in data205){
+if(!((key48 === "url") || (key48 === "secretRef"))){
+const err581 = {instancePath:instancePath+"/sharedState/redis",schemaPath:"#/properties/sharedState/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key48},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err581];
 }
@@ -7114,8 +7115,11 @@ vErrors.push(err581);
 errors++;
 }
 }
-else {
-const err582 = {instancePath:instancePath+"/sharedState/redis/url",schemaPath:"#/properties/sharedState/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data205.url !== undefined){
+let data206 = data205.url;
+if(typeof data206 === "string"){
+if(func3(data206) > 2048){
+const err582 = {instancePath:instancePath+"/sharedState/redis/url",schemaPath:"#/properties/sharedState/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err582];
 }
@@ -7124,12 +7128,8 @@ vErrors.push(err582);
 }
 errors++;
 }
-}
-if(data204.secretRef !== undefined){
-let data206 = data204.secretRef;
-if(data206 && typeof data206 == "object" && !Array.isArray(data206)){
-if(data206.name === undefined){
-const err583 = {instancePath:instancePath+"/sharedState/redis/secretRef",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(func3(data206) < 1){
+const err583 = {instancePath:instancePath+"/sharedState/redis/url",schemaPath:"#/properties/sharedState/properties/redis/properties/url/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err583];
 }
@@ -7138,8 +7138,8 @@ vErrors.push(err583);
 }
 errors++;
 }
-if(data206.key === undefined){
-const err584 = {instancePath:instancePath+"/sharedState/redis/secretRef",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+if(!pattern62.test(data206)){
+const err584 = {instancePath:instancePath+"/sharedState/redis/url",schemaPath:"#/properties/sharedState/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^rediss?://[^\\s]+$"},message:"must match pattern \""+"^rediss?://[^\\s]+$"+"\""};
 if(vErrors === null){
 vErrors = [err584];
 }
@@ -7148,9 +7148,9 @@ vErrors.push(err584);
 }
 errors++;
 }
-for(const key49 in data206){
-if(!((key49 === "name") || (key49 === "key"))){
-const err585 = {instancePath:instancePath+"/sharedState/redis/secretRef",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key49},message:"must NOT have additional properties"};
+}
+else {
+const err585 = {instancePath:instancePath+"/sharedState/redis/url",schemaPath:"#/properties/sharedState/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err585];
 }
@@ -7160,11 +7160,11 @@ vErrors.push(err585);
 errors++;
 }
 }
-if(data206.name !== undefined){
-let data207 = data206.name;
-if(typeof data207 === "string"){
-if(func3(data207) > 253){
-const err586 = {instancePath:instancePath+"/sharedState/redis/secretRef/name",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data205.secretRef !== undefined){
+let data207 = data205.secretRef;
+if(data207 && typeof data207 == "object" && !Array.isArray(data207)){
+if(data207.name === undefined){
+const err586 = {instancePath:instancePath+"/sharedState/redis/secretRef",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err586];
 }
@@ -7173,8 +7173,8 @@ vErrors.push(err586);
 }
 errors++;
 }
-if(!pattern22.test(data207)){
-const err587 = {instancePath:instancePath+"/sharedState/redis/secretRef/name",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+if(data207.key === undefined){
+const err587 = {instancePath:instancePath+"/sharedState/redis/secretRef",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err587];
 }
@@ -7183,9 +7183,9 @@ vErrors.push(err587);
 }
 errors++;
 }
-}
-else {
-const err588 = {instancePath:instancePath+"/sharedState/redis/secretRef/name",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key49 in data207){
+if(!((key49 === "name") || (key49 === "key"))){
+const err588 = {instancePath:instancePath+"/sharedState/redis/secretRef",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key49},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err588];
 }
@@ -7195,11 +7195,11 @@ vErrors.push(err588);
 errors++;
 }
 }
-if(data206.key !== undefined){
-let data208 = data206.key;
+if(data207.name !== undefined){
+let data208 = data207.name;
 if(typeof data208 === "string"){
 if(func3(data208) > 253){
-const err589 = {instancePath:instancePath+"/sharedState/redis/secretRef/key",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+const err589 = {instancePath:instancePath+"/sharedState/redis/secretRef/name",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err589];
 }
@@ -7208,8 +7208,8 @@ vErrors.push(err589);
 }
 errors++;
 }
-if(!pattern23.test(data208)){
-const err590 = {instancePath:instancePath+"/sharedState/redis/secretRef/key",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/key/pattern",keyword:"pattern",params:{pattern: "^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"},message:"must match pattern \""+"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"+"\""};
+if(!pattern22.test(data208)){
+const err590 = {instancePath:instancePath+"/sharedState/redis/secretRef/name",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err590];
 }
@@ -7220,7 +7220,7 @@ errors++;
 }
 }
 else {
-const err591 = {instancePath:instancePath+"/sharedState/redis/secretRef/key",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err591 = {instancePath:instancePath+"/sharedState/redis/secretRef/name",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err591];
 }
@@ -7230,9 +7230,11 @@ vErrors.push(err591);
 errors++;
 }
 }
-}
-else {
-const err592 = {instancePath:instancePath+"/sharedState/redis/secretRef",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data207.key !== undefined){
+let data209 = data207.key;
+if(typeof data209 === "string"){
+if(func3(data209) > 253){
+const err592 = {instancePath:instancePath+"/sharedState/redis/secretRef/key",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err592];
 }
@@ -7241,10 +7243,8 @@ vErrors.push(err592);
 }
 errors++;
 }
-}
-}
-else {
-const err593 = {instancePath:instancePath+"/sharedState/redis",schemaPath:"#/properties/sharedState/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern23.test(data209)){
+const err593 = {instancePath:instancePath+"/sharedState/redis/secretRef/key",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/key/pattern",keyword:"pattern",params:{pattern: "^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"},message:"must match pattern \""+"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"+"\""};
 if(vErrors === null){
 vErrors = [err593];
 }
@@ -7254,9 +7254,8 @@ vErrors.push(err593);
 errors++;
 }
 }
-}
 else {
-const err594 = {instancePath:instancePath+"/sharedState",schemaPath:"#/properties/sharedState/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err594 = {instancePath:instancePath+"/sharedState/redis/secretRef/key",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err594];
 }
@@ -7266,19 +7265,9 @@ vErrors.push(err594);
 errors++;
 }
 }
-let data209 = data.slo;
-if(data209 && typeof data209 == "object" && !Array.isArray(data209)){
-if(data209.window === undefined){
-data209.window = "1h";
 }
-if(data209.availability === undefined){
-data209.availability = {};
-}
-if(data209.timeToFirstToken === undefined){
-data209.timeToFirstToken = {};
-}
-if(data209.window === undefined){
-const err595 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err595 = {instancePath:instancePath+"/sharedState/redis/secretRef",schemaPath:"#/properties/sharedState/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err595];
 }
@@ -7287,8 +7276,10 @@ vErrors.push(err595);
 }
 errors++;
 }
-if(data209.availability === undefined){
-const err596 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "availability"},message:"must have required property '"+"availability"+"'"};
+}
+}
+else {
+const err596 = {instancePath:instancePath+"/sharedState/redis",schemaPath:"#/properties/sharedState/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err596];
 }
@@ -7297,8 +7288,10 @@ vErrors.push(err596);
 }
 errors++;
 }
-if(data209.timeToFirstToken === undefined){
-const err597 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "timeToFirstToken"},message:"must have required property '"+"timeToFirstToken"+"'"};
+}
+}
+else {
+const err597 = {instancePath:instancePath+"/sharedState",schemaPath:"#/properties/sharedState/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err597];
 }
@@ -7307,9 +7300,20 @@ vErrors.push(err597);
 }
 errors++;
 }
-for(const key50 in data209){
-if(!(((key50 === "window") || (key50 === "availability")) || (key50 === "timeToFirstToken"))){
-const err598 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key50},message:"must NOT have additional properties"};
+}
+let data210 = data.slo;
+if(data210 && typeof data210 == "object" && !Array.isArray(data210)){
+if(data210.window === undefined){
+data210.window = "1h";
+}
+if(data210.availability === undefined){
+data210.availability = {};
+}
+if(data210.timeToFirstToken === undefined){
+data210.timeToFirstToken = {};
+}
+if(data210.window === undefined){
+const err598 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err598];
 }
@@ -7318,11 +7322,8 @@ vErrors.push(err598);
 }
 errors++;
 }
-}
-let data210 = data209.window;
-if(typeof data210 === "string"){
-if(func3(data210) > 32){
-const err599 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data210.availability === undefined){
+const err599 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "availability"},message:"must have required property '"+"availability"+"'"};
 if(vErrors === null){
 vErrors = [err599];
 }
@@ -7331,8 +7332,8 @@ vErrors.push(err599);
 }
 errors++;
 }
-if(!pattern1.test(data210)){
-const err600 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data210.timeToFirstToken === undefined){
+const err600 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/required",keyword:"required",params:{missingProperty: "timeToFirstToken"},message:"must have required property '"+"timeToFirstToken"+"'"};
 if(vErrors === null){
 vErrors = [err600];
 }
@@ -7341,9 +7342,9 @@ vErrors.push(err600);
 }
 errors++;
 }
-}
-else {
-const err601 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key50 in data210){
+if(!(((key50 === "window") || (key50 === "availability")) || (key50 === "timeToFirstToken"))){
+const err601 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key50},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err601];
 }
@@ -7352,13 +7353,11 @@ vErrors.push(err601);
 }
 errors++;
 }
-let data211 = data209.availability;
-if(data211 && typeof data211 == "object" && !Array.isArray(data211)){
-if(data211.objective === undefined){
-data211.objective = "0";
 }
-if(data211.objective === undefined){
-const err602 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
+let data211 = data210.window;
+if(typeof data211 === "string"){
+if(func3(data211) > 32){
+const err602 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err602];
 }
@@ -7367,9 +7366,8 @@ vErrors.push(err602);
 }
 errors++;
 }
-for(const key51 in data211){
-if(!(key51 === "objective")){
-const err603 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key51},message:"must NOT have additional properties"};
+if(!pattern1.test(data211)){
+const err603 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err603];
 }
@@ -7379,10 +7377,8 @@ vErrors.push(err603);
 errors++;
 }
 }
-let data212 = data211.objective;
-if(typeof data212 === "string"){
-if(func3(data212) > 6){
-const err604 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
+else {
+const err604 = {instancePath:instancePath+"/slo/window",schemaPath:"#/properties/slo/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err604];
 }
@@ -7391,8 +7387,13 @@ vErrors.push(err604);
 }
 errors++;
 }
-if(!pattern65.test(data212)){
-const err605 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
+let data212 = data210.availability;
+if(data212 && typeof data212 == "object" && !Array.isArray(data212)){
+if(data212.objective === undefined){
+data212.objective = "0";
+}
+if(data212.objective === undefined){
+const err605 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
 if(vErrors === null){
 vErrors = [err605];
 }
@@ -7401,9 +7402,9 @@ vErrors.push(err605);
 }
 errors++;
 }
-}
-else {
-const err606 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key51 in data212){
+if(!(key51 === "objective")){
+const err606 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key51},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err606];
 }
@@ -7413,8 +7414,10 @@ vErrors.push(err606);
 errors++;
 }
 }
-else {
-const err607 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data213 = data212.objective;
+if(typeof data213 === "string"){
+if(func3(data213) > 6){
+const err607 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
 if(vErrors === null){
 vErrors = [err607];
 }
@@ -7423,16 +7426,8 @@ vErrors.push(err607);
 }
 errors++;
 }
-let data213 = data209.timeToFirstToken;
-if(data213 && typeof data213 == "object" && !Array.isArray(data213)){
-if(data213.threshold === undefined){
-data213.threshold = "2s";
-}
-if(data213.objective === undefined){
-data213.objective = "0";
-}
-if(data213.threshold === undefined){
-const err608 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "threshold"},message:"must have required property '"+"threshold"+"'"};
+if(!pattern66.test(data213)){
+const err608 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
 if(vErrors === null){
 vErrors = [err608];
 }
@@ -7441,8 +7436,9 @@ vErrors.push(err608);
 }
 errors++;
 }
-if(data213.objective === undefined){
-const err609 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
+}
+else {
+const err609 = {instancePath:instancePath+"/slo/availability/objective",schemaPath:"#/properties/slo/properties/availability/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err609];
 }
@@ -7451,9 +7447,9 @@ vErrors.push(err609);
 }
 errors++;
 }
-for(const key52 in data213){
-if(!((key52 === "threshold") || (key52 === "objective"))){
-const err610 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key52},message:"must NOT have additional properties"};
+}
+else {
+const err610 = {instancePath:instancePath+"/slo/availability",schemaPath:"#/properties/slo/properties/availability/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err610];
 }
@@ -7462,11 +7458,16 @@ vErrors.push(err610);
 }
 errors++;
 }
+let data214 = data210.timeToFirstToken;
+if(data214 && typeof data214 == "object" && !Array.isArray(data214)){
+if(data214.threshold === undefined){
+data214.threshold = "2s";
 }
-let data214 = data213.threshold;
-if(typeof data214 === "string"){
-if(func3(data214) > 32){
-const err611 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data214.objective === undefined){
+data214.objective = "0";
+}
+if(data214.threshold === undefined){
+const err611 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "threshold"},message:"must have required property '"+"threshold"+"'"};
 if(vErrors === null){
 vErrors = [err611];
 }
@@ -7475,8 +7476,8 @@ vErrors.push(err611);
 }
 errors++;
 }
-if(!pattern1.test(data214)){
-const err612 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data214.objective === undefined){
+const err612 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/required",keyword:"required",params:{missingProperty: "objective"},message:"must have required property '"+"objective"+"'"};
 if(vErrors === null){
 vErrors = [err612];
 }
@@ -7485,9 +7486,9 @@ vErrors.push(err612);
 }
 errors++;
 }
-}
-else {
-const err613 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key52 in data214){
+if(!((key52 === "threshold") || (key52 === "objective"))){
+const err613 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key52},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err613];
 }
@@ -7496,10 +7497,11 @@ vErrors.push(err613);
 }
 errors++;
 }
-let data215 = data213.objective;
+}
+let data215 = data214.threshold;
 if(typeof data215 === "string"){
-if(func3(data215) > 6){
-const err614 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
+if(func3(data215) > 32){
+const err614 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err614];
 }
@@ -7508,8 +7510,8 @@ vErrors.push(err614);
 }
 errors++;
 }
-if(!pattern65.test(data215)){
-const err615 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
+if(!pattern1.test(data215)){
+const err615 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err615];
 }
@@ -7520,7 +7522,7 @@ errors++;
 }
 }
 else {
-const err616 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err616 = {instancePath:instancePath+"/slo/timeToFirstToken/threshold",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/threshold/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err616];
 }
@@ -7529,9 +7531,10 @@ vErrors.push(err616);
 }
 errors++;
 }
-}
-else {
-const err617 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data216 = data214.objective;
+if(typeof data216 === "string"){
+if(func3(data216) > 6){
+const err617 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/maxLength",keyword:"maxLength",params:{limit: 6},message:"must NOT have more than 6 characters"};
 if(vErrors === null){
 vErrors = [err617];
 }
@@ -7540,9 +7543,8 @@ vErrors.push(err617);
 }
 errors++;
 }
-}
-else {
-const err618 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern66.test(data216)){
+const err618 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,2}(\\.[0-9]{1,3})?$"},message:"must match pattern \""+"^[0-9]{1,2}(\\.[0-9]{1,3})?$"+"\""};
 if(vErrors === null){
 vErrors = [err618];
 }
@@ -7551,19 +7553,9 @@ vErrors.push(err618);
 }
 errors++;
 }
-let data216 = data.degradation;
-if(data216 && typeof data216 == "object" && !Array.isArray(data216)){
-if(data216.window === undefined){
-data216.window = "60s";
 }
-if(data216.degraded === undefined){
-data216.degraded = {};
-}
-if(data216.emergency === undefined){
-data216.emergency = {};
-}
-if(data216.window === undefined){
-const err619 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
+else {
+const err619 = {instancePath:instancePath+"/slo/timeToFirstToken/objective",schemaPath:"#/properties/slo/properties/timeToFirstToken/properties/objective/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err619];
 }
@@ -7572,8 +7564,9 @@ vErrors.push(err619);
 }
 errors++;
 }
-if(data216.degraded === undefined){
-const err620 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
+}
+else {
+const err620 = {instancePath:instancePath+"/slo/timeToFirstToken",schemaPath:"#/properties/slo/properties/timeToFirstToken/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err620];
 }
@@ -7582,8 +7575,9 @@ vErrors.push(err620);
 }
 errors++;
 }
-if(data216.emergency === undefined){
-const err621 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
+}
+else {
+const err621 = {instancePath:instancePath+"/slo",schemaPath:"#/properties/slo/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err621];
 }
@@ -7592,9 +7586,19 @@ vErrors.push(err621);
 }
 errors++;
 }
-for(const key53 in data216){
-if(!(((key53 === "window") || (key53 === "degraded")) || (key53 === "emergency"))){
-const err622 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key53},message:"must NOT have additional properties"};
+let data217 = data.degradation;
+if(data217 && typeof data217 == "object" && !Array.isArray(data217)){
+if(data217.window === undefined){
+data217.window = "60s";
+}
+if(data217.degraded === undefined){
+data217.degraded = {};
+}
+if(data217.emergency === undefined){
+data217.emergency = {};
+}
+if(data217.window === undefined){
+const err622 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "window"},message:"must have required property '"+"window"+"'"};
 if(vErrors === null){
 vErrors = [err622];
 }
@@ -7603,11 +7607,8 @@ vErrors.push(err622);
 }
 errors++;
 }
-}
-let data217 = data216.window;
-if(typeof data217 === "string"){
-if(func3(data217) > 32){
-const err623 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data217.degraded === undefined){
+const err623 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "degraded"},message:"must have required property '"+"degraded"+"'"};
 if(vErrors === null){
 vErrors = [err623];
 }
@@ -7616,8 +7617,8 @@ vErrors.push(err623);
 }
 errors++;
 }
-if(!pattern1.test(data217)){
-const err624 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data217.emergency === undefined){
+const err624 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/required",keyword:"required",params:{missingProperty: "emergency"},message:"must have required property '"+"emergency"+"'"};
 if(vErrors === null){
 vErrors = [err624];
 }
@@ -7626,9 +7627,9 @@ vErrors.push(err624);
 }
 errors++;
 }
-}
-else {
-const err625 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key53 in data217){
+if(!(((key53 === "window") || (key53 === "degraded")) || (key53 === "emergency"))){
+const err625 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key53},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err625];
 }
@@ -7637,22 +7638,11 @@ vErrors.push(err625);
 }
 errors++;
 }
-let data218 = data216.degraded;
-if(data218 && typeof data218 == "object" && !Array.isArray(data218)){
-if(data218.errorRate === undefined){
-data218.errorRate = 5;
 }
-if(data218.queueDepth === undefined){
-data218.queueDepth = 100;
-}
-if(data218.maxTokens === undefined){
-data218.maxTokens = 256;
-}
-if(data218.temperature === undefined){
-data218.temperature = 0;
-}
-if(data218.errorRate === undefined){
-const err626 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+let data218 = data217.window;
+if(typeof data218 === "string"){
+if(func3(data218) > 32){
+const err626 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err626];
 }
@@ -7661,8 +7651,8 @@ vErrors.push(err626);
 }
 errors++;
 }
-if(data218.queueDepth === undefined){
-const err627 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
+if(!pattern1.test(data218)){
+const err627 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err627];
 }
@@ -7671,8 +7661,9 @@ vErrors.push(err627);
 }
 errors++;
 }
-if(data218.maxTokens === undefined){
-const err628 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
+}
+else {
+const err628 = {instancePath:instancePath+"/degradation/window",schemaPath:"#/properties/degradation/properties/window/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err628];
 }
@@ -7681,8 +7672,22 @@ vErrors.push(err628);
 }
 errors++;
 }
-if(data218.temperature === undefined){
-const err629 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
+let data219 = data217.degraded;
+if(data219 && typeof data219 == "object" && !Array.isArray(data219)){
+if(data219.errorRate === undefined){
+data219.errorRate = 5;
+}
+if(data219.queueDepth === undefined){
+data219.queueDepth = 100;
+}
+if(data219.maxTokens === undefined){
+data219.maxTokens = 256;
+}
+if(data219.temperature === undefined){
+data219.temperature = 0;
+}
+if(data219.errorRate === undefined){
+const err629 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err629];
 }
@@ -7691,9 +7696,8 @@ vErrors.push(err629);
 }
 errors++;
 }
-for(const key54 in data218){
-if(!((((key54 === "errorRate") || (key54 === "queueDepth")) || (key54 === "maxTokens")) || (key54 === "temperature"))){
-const err630 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key54},message:"must NOT have additional properties"};
+if(data219.queueDepth === undefined){
+const err630 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "queueDepth"},message:"must have required property '"+"queueDepth"+"'"};
 if(vErrors === null){
 vErrors = [err630];
 }
@@ -7702,10 +7706,8 @@ vErrors.push(err630);
 }
 errors++;
 }
-}
-let data219 = data218.errorRate;
-if(!((typeof data219 == "number") && (!(data219 % 1) && !isNaN(data219)))){
-const err631 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data219.maxTokens === undefined){
+const err631 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "maxTokens"},message:"must have required property '"+"maxTokens"+"'"};
 if(vErrors === null){
 vErrors = [err631];
 }
@@ -7714,9 +7716,8 @@ vErrors.push(err631);
 }
 errors++;
 }
-if(typeof data219 == "number"){
-if(data219 > 100 || isNaN(data219)){
-const err632 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data219.temperature === undefined){
+const err632 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/required",keyword:"required",params:{missingProperty: "temperature"},message:"must have required property '"+"temperature"+"'"};
 if(vErrors === null){
 vErrors = [err632];
 }
@@ -7725,8 +7726,9 @@ vErrors.push(err632);
 }
 errors++;
 }
-if(data219 < 0 || isNaN(data219)){
-const err633 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key54 in data219){
+if(!((((key54 === "errorRate") || (key54 === "queueDepth")) || (key54 === "maxTokens")) || (key54 === "temperature"))){
+const err633 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key54},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err633];
 }
@@ -7736,9 +7738,9 @@ vErrors.push(err633);
 errors++;
 }
 }
-let data220 = data218.queueDepth;
+let data220 = data219.errorRate;
 if(!((typeof data220 == "number") && (!(data220 % 1) && !isNaN(data220)))){
-const err634 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err634 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err634];
 }
@@ -7748,8 +7750,8 @@ vErrors.push(err634);
 errors++;
 }
 if(typeof data220 == "number"){
-if(data220 < 0 || isNaN(data220)){
-const err635 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data220 > 100 || isNaN(data220)){
+const err635 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err635];
 }
@@ -7758,10 +7760,8 @@ vErrors.push(err635);
 }
 errors++;
 }
-}
-let data221 = data218.maxTokens;
-if(!((typeof data221 == "number") && (!(data221 % 1) && !isNaN(data221)))){
-const err636 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data220 < 0 || isNaN(data220)){
+const err636 = {instancePath:instancePath+"/degradation/degraded/errorRate",schemaPath:"#/properties/degradation/properties/degraded/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err636];
 }
@@ -7770,9 +7770,10 @@ vErrors.push(err636);
 }
 errors++;
 }
-if(typeof data221 == "number"){
-if(data221 < 1 || isNaN(data221)){
-const err637 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let data221 = data219.queueDepth;
+if(!((typeof data221 == "number") && (!(data221 % 1) && !isNaN(data221)))){
+const err637 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err637];
 }
@@ -7781,11 +7782,9 @@ vErrors.push(err637);
 }
 errors++;
 }
-}
-let data222 = data218.temperature;
-if(typeof data222 == "number"){
-if(data222 > 2 || isNaN(data222)){
-const err638 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
+if(typeof data221 == "number"){
+if(data221 < 0 || isNaN(data221)){
+const err638 = {instancePath:instancePath+"/degradation/degraded/queueDepth",schemaPath:"#/properties/degradation/properties/degraded/properties/queueDepth/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err638];
 }
@@ -7794,8 +7793,10 @@ vErrors.push(err638);
 }
 errors++;
 }
-if(data222 < 0 || isNaN(data222)){
-const err639 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data222 = data219.maxTokens;
+if(!((typeof data222 == "number") && (!(data222 % 1) && !isNaN(data222)))){
+const err639 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err639];
 }
@@ -7804,9 +7805,9 @@ vErrors.push(err639);
 }
 errors++;
 }
-}
-else {
-const err640 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(typeof data222 == "number"){
+if(data222 < 1 || isNaN(data222)){
+const err640 = {instancePath:instancePath+"/degradation/degraded/maxTokens",schemaPath:"#/properties/degradation/properties/degraded/properties/maxTokens/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err640];
 }
@@ -7816,8 +7817,10 @@ vErrors.push(err640);
 errors++;
 }
 }
-else {
-const err641 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data223 = data219.temperature;
+if(typeof data223 == "number"){
+if(data223 > 2 || isNaN(data223)){
+const err641 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2},message:"must be <= 2"};
 if(vErrors === null){
 vErrors = [err641];
 }
@@ -7826,16 +7829,8 @@ vErrors.push(err641);
 }
 errors++;
 }
-let data223 = data216.emergency;
-if(data223 && typeof data223 == "object" && !Array.isArray(data223)){
-if(data223.errorRate === undefined){
-data223.errorRate = 25;
-}
-if(data223.serve === undefined){
-data223.serve = ["cache","static"];
-}
-if(data223.errorRate === undefined){
-const err642 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
+if(data223 < 0 || isNaN(data223)){
+const err642 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err642];
 }
@@ -7844,8 +7839,9 @@ vErrors.push(err642);
 }
 errors++;
 }
-if(data223.serve === undefined){
-const err643 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
+}
+else {
+const err643 = {instancePath:instancePath+"/degradation/degraded/temperature",schemaPath:"#/properties/degradation/properties/degraded/properties/temperature/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err643];
 }
@@ -7854,9 +7850,9 @@ vErrors.push(err643);
 }
 errors++;
 }
-for(const key55 in data223){
-if(!((key55 === "errorRate") || (key55 === "serve"))){
-const err644 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key55},message:"must NOT have additional properties"};
+}
+else {
+const err644 = {instancePath:instancePath+"/degradation/degraded",schemaPath:"#/properties/degradation/properties/degraded/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err644];
 }
@@ -7865,10 +7861,16 @@ vErrors.push(err644);
 }
 errors++;
 }
+let data224 = data217.emergency;
+if(data224 && typeof data224 == "object" && !Array.isArray(data224)){
+if(data224.errorRate === undefined){
+data224.errorRate = 25;
 }
-let data224 = data223.errorRate;
-if(!((typeof data224 == "number") && (!(data224 % 1) && !isNaN(data224)))){
-const err645 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data224.serve === undefined){
+data224.serve = ["cache","static"];
+}
+if(data224.errorRate === undefined){
+const err645 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "errorRate"},message:"must have required property '"+"errorRate"+"'"};
 if(vErrors === null){
 vErrors = [err645];
 }
@@ -7877,9 +7879,8 @@ vErrors.push(err645);
 }
 errors++;
 }
-if(typeof data224 == "number"){
-if(data224 > 100 || isNaN(data224)){
-const err646 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(data224.serve === undefined){
+const err646 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/required",keyword:"required",params:{missingProperty: "serve"},message:"must have required property '"+"serve"+"'"};
 if(vErrors === null){
 vErrors = [err646];
 }
@@ -7888,8 +7889,9 @@ vErrors.push(err646);
 }
 errors++;
 }
-if(data224 < 0 || isNaN(data224)){
-const err647 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key55 in data224){
+if(!((key55 === "errorRate") || (key55 === "serve"))){
+const err647 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key55},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err647];
 }
@@ -7899,13 +7901,9 @@ vErrors.push(err647);
 errors++;
 }
 }
-let data225 = data223.serve;
-if(Array.isArray(data225)){
-const len16 = data225.length;
-for(let i24=0; i24<len16; i24++){
-let data226 = data225[i24];
-if(typeof data226 !== "string"){
-const err648 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data225 = data224.errorRate;
+if(!((typeof data225 == "number") && (!(data225 % 1) && !isNaN(data225)))){
+const err648 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err648];
 }
@@ -7914,8 +7912,9 @@ vErrors.push(err648);
 }
 errors++;
 }
-if(!((data226 === "cache") || (data226 === "static"))){
-const err649 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
+if(typeof data225 == "number"){
+if(data225 > 100 || isNaN(data225)){
+const err649 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err649];
 }
@@ -7924,10 +7923,8 @@ vErrors.push(err649);
 }
 errors++;
 }
-}
-}
-else {
-const err650 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data225 < 0 || isNaN(data225)){
+const err650 = {instancePath:instancePath+"/degradation/emergency/errorRate",schemaPath:"#/properties/degradation/properties/emergency/properties/errorRate/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err650];
 }
@@ -7937,8 +7934,13 @@ vErrors.push(err650);
 errors++;
 }
 }
-else {
-const err651 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data226 = data224.serve;
+if(Array.isArray(data226)){
+const len16 = data226.length;
+for(let i24=0; i24<len16; i24++){
+let data227 = data226[i24];
+if(typeof data227 !== "string"){
+const err651 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err651];
 }
@@ -7947,9 +7949,8 @@ vErrors.push(err651);
 }
 errors++;
 }
-}
-else {
-const err652 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!((data227 === "cache") || (data227 === "static"))){
+const err652 = {instancePath:instancePath+"/degradation/emergency/serve/" + i24,schemaPath:"#/properties/degradation/properties/emergency/properties/serve/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.degradation.properties.emergency.properties.serve.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err652];
 }
@@ -7958,25 +7959,10 @@ vErrors.push(err652);
 }
 errors++;
 }
-let data227 = data.cache;
-if(data227 && typeof data227 == "object" && !Array.isArray(data227)){
-if(data227.ttl === undefined){
-data227.ttl = "10m";
 }
-if(data227.maxEntries === undefined){
-data227.maxEntries = 10000;
 }
-if(data227.maxBytes === undefined){
-data227.maxBytes = "64Mi";
-}
-if(data227.serveFresh === undefined){
-data227.serveFresh = false;
-}
-if(data227.shared === undefined){
-data227.shared = false;
-}
-if(data227.ttl === undefined){
-const err653 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
+else {
+const err653 = {instancePath:instancePath+"/degradation/emergency/serve",schemaPath:"#/properties/degradation/properties/emergency/properties/serve/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err653];
 }
@@ -7985,8 +7971,9 @@ vErrors.push(err653);
 }
 errors++;
 }
-if(data227.maxEntries === undefined){
-const err654 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
+}
+else {
+const err654 = {instancePath:instancePath+"/degradation/emergency",schemaPath:"#/properties/degradation/properties/emergency/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err654];
 }
@@ -7995,8 +7982,9 @@ vErrors.push(err654);
 }
 errors++;
 }
-if(data227.maxBytes === undefined){
-const err655 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
+}
+else {
+const err655 = {instancePath:instancePath+"/degradation",schemaPath:"#/properties/degradation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err655];
 }
@@ -8005,8 +7993,25 @@ vErrors.push(err655);
 }
 errors++;
 }
-if(data227.serveFresh === undefined){
-const err656 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
+let data228 = data.cache;
+if(data228 && typeof data228 == "object" && !Array.isArray(data228)){
+if(data228.ttl === undefined){
+data228.ttl = "10m";
+}
+if(data228.maxEntries === undefined){
+data228.maxEntries = 10000;
+}
+if(data228.maxBytes === undefined){
+data228.maxBytes = "64Mi";
+}
+if(data228.serveFresh === undefined){
+data228.serveFresh = false;
+}
+if(data228.shared === undefined){
+data228.shared = false;
+}
+if(data228.ttl === undefined){
+const err656 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "ttl"},message:"must have required property '"+"ttl"+"'"};
 if(vErrors === null){
 vErrors = [err656];
 }
@@ -8015,8 +8020,8 @@ vErrors.push(err656);
 }
 errors++;
 }
-if(data227.shared === undefined){
-const err657 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "shared"},message:"must have required property '"+"shared"+"'"};
+if(data228.maxEntries === undefined){
+const err657 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxEntries"},message:"must have required property '"+"maxEntries"+"'"};
 if(vErrors === null){
 vErrors = [err657];
 }
@@ -8025,9 +8030,8 @@ vErrors.push(err657);
 }
 errors++;
 }
-for(const key56 in data227){
-if(!((((((key56 === "ttl") || (key56 === "maxEntries")) || (key56 === "maxBytes")) || (key56 === "serveFresh")) || (key56 === "shared")) || (key56 === "redis"))){
-const err658 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key56},message:"must NOT have additional properties"};
+if(data228.maxBytes === undefined){
+const err658 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "maxBytes"},message:"must have required property '"+"maxBytes"+"'"};
 if(vErrors === null){
 vErrors = [err658];
 }
@@ -8036,11 +8040,8 @@ vErrors.push(err658);
 }
 errors++;
 }
-}
-let data228 = data227.ttl;
-if(typeof data228 === "string"){
-if(func3(data228) > 32){
-const err659 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data228.serveFresh === undefined){
+const err659 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "serveFresh"},message:"must have required property '"+"serveFresh"+"'"};
 if(vErrors === null){
 vErrors = [err659];
 }
@@ -8049,8 +8050,8 @@ vErrors.push(err659);
 }
 errors++;
 }
-if(!pattern1.test(data228)){
-const err660 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data228.shared === undefined){
+const err660 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/required",keyword:"required",params:{missingProperty: "shared"},message:"must have required property '"+"shared"+"'"};
 if(vErrors === null){
 vErrors = [err660];
 }
@@ -8059,9 +8060,9 @@ vErrors.push(err660);
 }
 errors++;
 }
-}
-else {
-const err661 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key56 in data228){
+if(!((((((key56 === "ttl") || (key56 === "maxEntries")) || (key56 === "maxBytes")) || (key56 === "serveFresh")) || (key56 === "shared")) || (key56 === "redis"))){
+const err661 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key56},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err661];
 }
@@ -8070,9 +8071,11 @@ vErrors.push(err661);
 }
 errors++;
 }
-let data229 = data227.maxEntries;
-if(!((typeof data229 == "number") && (!(data229 % 1) && !isNaN(data229)))){
-const err662 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+let data229 = data228.ttl;
+if(typeof data229 === "string"){
+if(func3(data229) > 32){
+const err662 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err662];
 }
@@ -8081,9 +8084,8 @@ vErrors.push(err662);
 }
 errors++;
 }
-if(typeof data229 == "number"){
-if(data229 > 100000 || isNaN(data229)){
-const err663 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
+if(!pattern1.test(data229)){
+const err663 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err663];
 }
@@ -8092,8 +8094,9 @@ vErrors.push(err663);
 }
 errors++;
 }
-if(data229 < 0 || isNaN(data229)){
-const err664 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err664 = {instancePath:instancePath+"/cache/ttl",schemaPath:"#/properties/cache/properties/ttl/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err664];
 }
@@ -8102,11 +8105,9 @@ vErrors.push(err664);
 }
 errors++;
 }
-}
-let data230 = data227.maxBytes;
-if(typeof data230 === "string"){
-if(!pattern12.test(data230)){
-const err665 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+let data230 = data228.maxEntries;
+if(!((typeof data230 == "number") && (!(data230 % 1) && !isNaN(data230)))){
+const err665 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err665];
 }
@@ -8115,9 +8116,9 @@ vErrors.push(err665);
 }
 errors++;
 }
-}
-else {
-const err666 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data230 == "number"){
+if(data230 > 100000 || isNaN(data230)){
+const err666 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100000},message:"must be <= 100000"};
 if(vErrors === null){
 vErrors = [err666];
 }
@@ -8126,8 +8127,8 @@ vErrors.push(err666);
 }
 errors++;
 }
-if(typeof data227.serveFresh !== "boolean"){
-const err667 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data230 < 0 || isNaN(data230)){
+const err667 = {instancePath:instancePath+"/cache/maxEntries",schemaPath:"#/properties/cache/properties/maxEntries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err667];
 }
@@ -8136,8 +8137,11 @@ vErrors.push(err667);
 }
 errors++;
 }
-if(typeof data227.shared !== "boolean"){
-const err668 = {instancePath:instancePath+"/cache/shared",schemaPath:"#/properties/cache/properties/shared/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+let data231 = data228.maxBytes;
+if(typeof data231 === "string"){
+if(!pattern12.test(data231)){
+const err668 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err668];
 }
@@ -8146,14 +8150,9 @@ vErrors.push(err668);
 }
 errors++;
 }
-if(data227.redis !== undefined){
-let data233 = data227.redis;
-if(data233 && typeof data233 == "object" && !Array.isArray(data233)){
-if(data233.url === undefined){
-data233.url = "";
 }
-if(data233.url === undefined){
-const err669 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
+else {
+const err669 = {instancePath:instancePath+"/cache/maxBytes",schemaPath:"#/properties/cache/properties/maxBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err669];
 }
@@ -8162,9 +8161,8 @@ vErrors.push(err669);
 }
 errors++;
 }
-for(const key57 in data233){
-if(!((key57 === "url") || (key57 === "secretRef"))){
-const err670 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key57},message:"must NOT have additional properties"};
+if(typeof data228.serveFresh !== "boolean"){
+const err670 = {instancePath:instancePath+"/cache/serveFresh",schemaPath:"#/properties/cache/properties/serveFresh/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err670];
 }
@@ -8173,11 +8171,8 @@ vErrors.push(err670);
 }
 errors++;
 }
-}
-let data234 = data233.url;
-if(typeof data234 === "string"){
-if(func3(data234) > 2048){
-const err671 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
+if(typeof data228.shared !== "boolean"){
+const err671 = {instancePath:instancePath+"/cache/shared",schemaPath:"#/properties/cache/properties/shared/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err671];
 }
@@ -8186,8 +8181,14 @@ vErrors.push(err671);
 }
 errors++;
 }
-if(!pattern71.test(data234)){
-const err672 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
+if(data228.redis !== undefined){
+let data234 = data228.redis;
+if(data234 && typeof data234 == "object" && !Array.isArray(data234)){
+if(data234.url === undefined){
+data234.url = "";
+}
+if(data234.url === undefined){
+const err672 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'"};
 if(vErrors === null){
 vErrors = [err672];
 }
@@ -8196,9 +8197,9 @@ vErrors.push(err672);
 }
 errors++;
 }
-}
-else {
-const err673 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key57 in data234){
+if(!((key57 === "url") || (key57 === "secretRef"))){
+const err673 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key57},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err673];
 }
@@ -8207,11 +8208,11 @@ vErrors.push(err673);
 }
 errors++;
 }
-if(data233.secretRef !== undefined){
-let data235 = data233.secretRef;
-if(data235 && typeof data235 == "object" && !Array.isArray(data235)){
-if(data235.name === undefined){
-const err674 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+}
+let data235 = data234.url;
+if(typeof data235 === "string"){
+if(func3(data235) > 2048){
+const err674 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"};
 if(vErrors === null){
 vErrors = [err674];
 }
@@ -8220,8 +8221,8 @@ vErrors.push(err674);
 }
 errors++;
 }
-if(data235.key === undefined){
-const err675 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+if(!pattern72.test(data235)){
+const err675 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/pattern",keyword:"pattern",params:{pattern: "^(rediss?://[^\\s]+)?$"},message:"must match pattern \""+"^(rediss?://[^\\s]+)?$"+"\""};
 if(vErrors === null){
 vErrors = [err675];
 }
@@ -8230,9 +8231,9 @@ vErrors.push(err675);
 }
 errors++;
 }
-for(const key58 in data235){
-if(!((key58 === "name") || (key58 === "key"))){
-const err676 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key58},message:"must NOT have additional properties"};
+}
+else {
+const err676 = {instancePath:instancePath+"/cache/redis/url",schemaPath:"#/properties/cache/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err676];
 }
@@ -8241,12 +8242,11 @@ vErrors.push(err676);
 }
 errors++;
 }
-}
-if(data235.name !== undefined){
-let data236 = data235.name;
-if(typeof data236 === "string"){
-if(func3(data236) > 253){
-const err677 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(data234.secretRef !== undefined){
+let data236 = data234.secretRef;
+if(data236 && typeof data236 == "object" && !Array.isArray(data236)){
+if(data236.name === undefined){
+const err677 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
 if(vErrors === null){
 vErrors = [err677];
 }
@@ -8255,8 +8255,8 @@ vErrors.push(err677);
 }
 errors++;
 }
-if(!pattern22.test(data236)){
-const err678 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
+if(data236.key === undefined){
+const err678 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
 if(vErrors === null){
 vErrors = [err678];
 }
@@ -8265,9 +8265,9 @@ vErrors.push(err678);
 }
 errors++;
 }
-}
-else {
-const err679 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key58 in data236){
+if(!((key58 === "name") || (key58 === "key"))){
+const err679 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key58},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err679];
 }
@@ -8277,11 +8277,11 @@ vErrors.push(err679);
 errors++;
 }
 }
-if(data235.key !== undefined){
-let data237 = data235.key;
+if(data236.name !== undefined){
+let data237 = data236.name;
 if(typeof data237 === "string"){
 if(func3(data237) > 253){
-const err680 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+const err680 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err680];
 }
@@ -8290,8 +8290,8 @@ vErrors.push(err680);
 }
 errors++;
 }
-if(!pattern23.test(data237)){
-const err681 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/pattern",keyword:"pattern",params:{pattern: "^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"},message:"must match pattern \""+"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"+"\""};
+if(!pattern22.test(data237)){
+const err681 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err681];
 }
@@ -8302,7 +8302,7 @@ errors++;
 }
 }
 else {
-const err682 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err682 = {instancePath:instancePath+"/cache/redis/secretRef/name",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err682];
 }
@@ -8312,9 +8312,11 @@ vErrors.push(err682);
 errors++;
 }
 }
-}
-else {
-const err683 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data236.key !== undefined){
+let data238 = data236.key;
+if(typeof data238 === "string"){
+if(func3(data238) > 253){
+const err683 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err683];
 }
@@ -8323,10 +8325,8 @@ vErrors.push(err683);
 }
 errors++;
 }
-}
-}
-else {
-const err684 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern23.test(data238)){
+const err684 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/pattern",keyword:"pattern",params:{pattern: "^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"},message:"must match pattern \""+"^\\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"+"\""};
 if(vErrors === null){
 vErrors = [err684];
 }
@@ -8336,9 +8336,8 @@ vErrors.push(err684);
 errors++;
 }
 }
-}
 else {
-const err685 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err685 = {instancePath:instancePath+"/cache/redis/secretRef/key",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err685];
 }
@@ -8347,19 +8346,10 @@ vErrors.push(err685);
 }
 errors++;
 }
-let data238 = data.validation;
-if(data238 && typeof data238 == "object" && !Array.isArray(data238)){
-if(data238.json === undefined){
-data238.json = true;
 }
-if(data238.refusal === undefined){
-data238.refusal = false;
 }
-if(data238.emptyContent === undefined){
-data238.emptyContent = true;
-}
-if(data238.json === undefined){
-const err686 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
+else {
+const err686 = {instancePath:instancePath+"/cache/redis/secretRef",schemaPath:"#/properties/cache/properties/redis/properties/secretRef/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err686];
 }
@@ -8368,8 +8358,10 @@ vErrors.push(err686);
 }
 errors++;
 }
-if(data238.refusal === undefined){
-const err687 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
+}
+}
+else {
+const err687 = {instancePath:instancePath+"/cache/redis",schemaPath:"#/properties/cache/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err687];
 }
@@ -8378,8 +8370,10 @@ vErrors.push(err687);
 }
 errors++;
 }
-if(data238.emptyContent === undefined){
-const err688 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
+}
+}
+else {
+const err688 = {instancePath:instancePath+"/cache",schemaPath:"#/properties/cache/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err688];
 }
@@ -8388,9 +8382,19 @@ vErrors.push(err688);
 }
 errors++;
 }
-for(const key59 in data238){
-if(!(((key59 === "json") || (key59 === "refusal")) || (key59 === "emptyContent"))){
-const err689 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key59},message:"must NOT have additional properties"};
+let data239 = data.validation;
+if(data239 && typeof data239 == "object" && !Array.isArray(data239)){
+if(data239.json === undefined){
+data239.json = true;
+}
+if(data239.refusal === undefined){
+data239.refusal = false;
+}
+if(data239.emptyContent === undefined){
+data239.emptyContent = true;
+}
+if(data239.json === undefined){
+const err689 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "json"},message:"must have required property '"+"json"+"'"};
 if(vErrors === null){
 vErrors = [err689];
 }
@@ -8399,9 +8403,8 @@ vErrors.push(err689);
 }
 errors++;
 }
-}
-if(typeof data238.json !== "boolean"){
-const err690 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data239.refusal === undefined){
+const err690 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "refusal"},message:"must have required property '"+"refusal"+"'"};
 if(vErrors === null){
 vErrors = [err690];
 }
@@ -8410,8 +8413,8 @@ vErrors.push(err690);
 }
 errors++;
 }
-if(typeof data238.refusal !== "boolean"){
-const err691 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data239.emptyContent === undefined){
+const err691 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/required",keyword:"required",params:{missingProperty: "emptyContent"},message:"must have required property '"+"emptyContent"+"'"};
 if(vErrors === null){
 vErrors = [err691];
 }
@@ -8420,8 +8423,9 @@ vErrors.push(err691);
 }
 errors++;
 }
-if(typeof data238.emptyContent !== "boolean"){
-const err692 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+for(const key59 in data239){
+if(!(((key59 === "json") || (key59 === "refusal")) || (key59 === "emptyContent"))){
+const err692 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key59},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err692];
 }
@@ -8431,8 +8435,8 @@ vErrors.push(err692);
 errors++;
 }
 }
-else {
-const err693 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data239.json !== "boolean"){
+const err693 = {instancePath:instancePath+"/validation/json",schemaPath:"#/properties/validation/properties/json/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err693];
 }
@@ -8441,10 +8445,8 @@ vErrors.push(err693);
 }
 errors++;
 }
-let data242 = data.faults;
-if(Array.isArray(data242)){
-if(data242.length > 32){
-const err694 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+if(typeof data239.refusal !== "boolean"){
+const err694 = {instancePath:instancePath+"/validation/refusal",schemaPath:"#/properties/validation/properties/refusal/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err694];
 }
@@ -8453,12 +8455,8 @@ vErrors.push(err694);
 }
 errors++;
 }
-const len17 = data242.length;
-for(let i25=0; i25<len17; i25++){
-let data243 = data242[i25];
-if(data243 && typeof data243 == "object" && !Array.isArray(data243)){
-if(data243.upstream === undefined){
-const err695 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+if(typeof data239.emptyContent !== "boolean"){
+const err695 = {instancePath:instancePath+"/validation/emptyContent",schemaPath:"#/properties/validation/properties/emptyContent/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err695];
 }
@@ -8467,8 +8465,9 @@ vErrors.push(err695);
 }
 errors++;
 }
-if(data243.percent === undefined){
-const err696 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
+}
+else {
+const err696 = {instancePath:instancePath+"/validation",schemaPath:"#/properties/validation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err696];
 }
@@ -8477,9 +8476,10 @@ vErrors.push(err696);
 }
 errors++;
 }
-for(const key60 in data243){
-if(!((((key60 === "upstream") || (key60 === "percent")) || (key60 === "delay")) || (key60 === "abort"))){
-const err697 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key60},message:"must NOT have additional properties"};
+let data243 = data.faults;
+if(Array.isArray(data243)){
+if(data243.length > 32){
+const err697 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err697];
 }
@@ -8488,12 +8488,12 @@ vErrors.push(err697);
 }
 errors++;
 }
-}
-if(data243.upstream !== undefined){
-let data244 = data243.upstream;
-if(typeof data244 === "string"){
-if(func3(data244) > 63){
-const err698 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+const len17 = data243.length;
+for(let i25=0; i25<len17; i25++){
+let data244 = data243[i25];
+if(data244 && typeof data244 == "object" && !Array.isArray(data244)){
+if(data244.upstream === undefined){
+const err698 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
 if(vErrors === null){
 vErrors = [err698];
 }
@@ -8502,8 +8502,8 @@ vErrors.push(err698);
 }
 errors++;
 }
-if(!pattern19.test(data244)){
-const err699 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(data244.percent === undefined){
+const err699 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/required",keyword:"required",params:{missingProperty: "percent"},message:"must have required property '"+"percent"+"'"};
 if(vErrors === null){
 vErrors = [err699];
 }
@@ -8512,9 +8512,9 @@ vErrors.push(err699);
 }
 errors++;
 }
-}
-else {
-const err700 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key60 in data244){
+if(!((((key60 === "upstream") || (key60 === "percent")) || (key60 === "delay")) || (key60 === "abort"))){
+const err700 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key60},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err700];
 }
@@ -8524,10 +8524,11 @@ vErrors.push(err700);
 errors++;
 }
 }
-if(data243.percent !== undefined){
-let data245 = data243.percent;
-if(!((typeof data245 == "number") && (!(data245 % 1) && !isNaN(data245)))){
-const err701 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data244.upstream !== undefined){
+let data245 = data244.upstream;
+if(typeof data245 === "string"){
+if(func3(data245) > 63){
+const err701 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err701];
 }
@@ -8536,9 +8537,8 @@ vErrors.push(err701);
 }
 errors++;
 }
-if(typeof data245 == "number"){
-if(data245 > 100 || isNaN(data245)){
-const err702 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if(!pattern19.test(data245)){
+const err702 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err702];
 }
@@ -8547,8 +8547,9 @@ vErrors.push(err702);
 }
 errors++;
 }
-if(data245 < 0 || isNaN(data245)){
-const err703 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err703 = {instancePath:instancePath+"/faults/" + i25+"/upstream",schemaPath:"#/properties/faults/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err703];
 }
@@ -8558,12 +8559,10 @@ vErrors.push(err703);
 errors++;
 }
 }
-}
-if(data243.delay !== undefined){
-let data246 = data243.delay;
-if(typeof data246 === "string"){
-if(func3(data246) > 32){
-const err704 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data244.percent !== undefined){
+let data246 = data244.percent;
+if(!((typeof data246 == "number") && (!(data246 % 1) && !isNaN(data246)))){
+const err704 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err704];
 }
@@ -8572,8 +8571,9 @@ vErrors.push(err704);
 }
 errors++;
 }
-if(!pattern1.test(data246)){
-const err705 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(typeof data246 == "number"){
+if(data246 > 100 || isNaN(data246)){
+const err705 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err705];
 }
@@ -8582,9 +8582,8 @@ vErrors.push(err705);
 }
 errors++;
 }
-}
-else {
-const err706 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data246 < 0 || isNaN(data246)){
+const err706 = {instancePath:instancePath+"/faults/" + i25+"/percent",schemaPath:"#/properties/faults/items/properties/percent/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err706];
 }
@@ -8594,11 +8593,12 @@ vErrors.push(err706);
 errors++;
 }
 }
-if(data243.abort !== undefined){
-let data247 = data243.abort;
-if(data247 && typeof data247 == "object" && !Array.isArray(data247)){
-if(data247.status === undefined){
-const err707 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
+}
+if(data244.delay !== undefined){
+let data247 = data244.delay;
+if(typeof data247 === "string"){
+if(func3(data247) > 32){
+const err707 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err707];
 }
@@ -8607,9 +8607,8 @@ vErrors.push(err707);
 }
 errors++;
 }
-for(const key61 in data247){
-if(!(key61 === "status")){
-const err708 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key61},message:"must NOT have additional properties"};
+if(!pattern1.test(data247)){
+const err708 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err708];
 }
@@ -8619,10 +8618,8 @@ vErrors.push(err708);
 errors++;
 }
 }
-if(data247.status !== undefined){
-let data248 = data247.status;
-if(!((typeof data248 == "number") && (!(data248 % 1) && !isNaN(data248)))){
-const err709 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err709 = {instancePath:instancePath+"/faults/" + i25+"/delay",schemaPath:"#/properties/faults/items/properties/delay/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err709];
 }
@@ -8631,9 +8628,12 @@ vErrors.push(err709);
 }
 errors++;
 }
-if(typeof data248 == "number"){
-if(data248 > 599 || isNaN(data248)){
-const err710 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
+}
+if(data244.abort !== undefined){
+let data248 = data244.abort;
+if(data248 && typeof data248 == "object" && !Array.isArray(data248)){
+if(data248.status === undefined){
+const err710 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'"};
 if(vErrors === null){
 vErrors = [err710];
 }
@@ -8642,8 +8642,9 @@ vErrors.push(err710);
 }
 errors++;
 }
-if(data248 < 400 || isNaN(data248)){
-const err711 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
+for(const key61 in data248){
+if(!(key61 === "status")){
+const err711 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key61},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err711];
 }
@@ -8653,10 +8654,10 @@ vErrors.push(err711);
 errors++;
 }
 }
-}
-}
-else {
-const err712 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data248.status !== undefined){
+let data249 = data248.status;
+if(!((typeof data249 == "number") && (!(data249 % 1) && !isNaN(data249)))){
+const err712 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err712];
 }
@@ -8665,10 +8666,9 @@ vErrors.push(err712);
 }
 errors++;
 }
-}
-}
-else {
-const err713 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data249 == "number"){
+if(data249 > 599 || isNaN(data249)){
+const err713 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599"};
 if(vErrors === null){
 vErrors = [err713];
 }
@@ -8677,10 +8677,8 @@ vErrors.push(err713);
 }
 errors++;
 }
-}
-}
-else {
-const err714 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data249 < 400 || isNaN(data249)){
+const err714 = {instancePath:instancePath+"/faults/" + i25+"/abort/status",schemaPath:"#/properties/faults/items/properties/abort/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 400},message:"must be >= 400"};
 if(vErrors === null){
 vErrors = [err714];
 }
@@ -8689,19 +8687,11 @@ vErrors.push(err714);
 }
 errors++;
 }
-let data249 = data.inbound;
-if(data249 && typeof data249 == "object" && !Array.isArray(data249)){
-if(data249.headersTimeout === undefined){
-data249.headersTimeout = "10s";
 }
-if(data249.requestTimeout === undefined){
-data249.requestTimeout = "120s";
 }
-if(data249.maxConnections === undefined){
-data249.maxConnections = 4096;
 }
-if(data249.headersTimeout === undefined){
-const err715 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
+else {
+const err715 = {instancePath:instancePath+"/faults/" + i25+"/abort",schemaPath:"#/properties/faults/items/properties/abort/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err715];
 }
@@ -8710,8 +8700,10 @@ vErrors.push(err715);
 }
 errors++;
 }
-if(data249.requestTimeout === undefined){
-const err716 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
+}
+}
+else {
+const err716 = {instancePath:instancePath+"/faults/" + i25,schemaPath:"#/properties/faults/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err716];
 }
@@ -8720,8 +8712,10 @@ vErrors.push(err716);
 }
 errors++;
 }
-if(data249.maxConnections === undefined){
-const err717 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
+}
+}
+else {
+const err717 = {instancePath:instancePath+"/faults",schemaPath:"#/properties/faults/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err717];
 }
@@ -8730,9 +8724,19 @@ vErrors.push(err717);
 }
 errors++;
 }
-for(const key62 in data249){
-if(!(((key62 === "headersTimeout") || (key62 === "requestTimeout")) || (key62 === "maxConnections"))){
-const err718 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key62},message:"must NOT have additional properties"};
+let data250 = data.inbound;
+if(data250 && typeof data250 == "object" && !Array.isArray(data250)){
+if(data250.headersTimeout === undefined){
+data250.headersTimeout = "10s";
+}
+if(data250.requestTimeout === undefined){
+data250.requestTimeout = "120s";
+}
+if(data250.maxConnections === undefined){
+data250.maxConnections = 4096;
+}
+if(data250.headersTimeout === undefined){
+const err718 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "headersTimeout"},message:"must have required property '"+"headersTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err718];
 }
@@ -8741,11 +8745,8 @@ vErrors.push(err718);
 }
 errors++;
 }
-}
-let data250 = data249.headersTimeout;
-if(typeof data250 === "string"){
-if(func3(data250) > 32){
-const err719 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data250.requestTimeout === undefined){
+const err719 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "requestTimeout"},message:"must have required property '"+"requestTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err719];
 }
@@ -8754,8 +8755,8 @@ vErrors.push(err719);
 }
 errors++;
 }
-if(!pattern1.test(data250)){
-const err720 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data250.maxConnections === undefined){
+const err720 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
 if(vErrors === null){
 vErrors = [err720];
 }
@@ -8764,9 +8765,9 @@ vErrors.push(err720);
 }
 errors++;
 }
-}
-else {
-const err721 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key62 in data250){
+if(!(((key62 === "headersTimeout") || (key62 === "requestTimeout")) || (key62 === "maxConnections"))){
+const err721 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key62},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err721];
 }
@@ -8775,10 +8776,11 @@ vErrors.push(err721);
 }
 errors++;
 }
-let data251 = data249.requestTimeout;
+}
+let data251 = data250.headersTimeout;
 if(typeof data251 === "string"){
 if(func3(data251) > 32){
-const err722 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err722 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err722];
 }
@@ -8788,7 +8790,7 @@ vErrors.push(err722);
 errors++;
 }
 if(!pattern1.test(data251)){
-const err723 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err723 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err723];
 }
@@ -8799,7 +8801,7 @@ errors++;
 }
 }
 else {
-const err724 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err724 = {instancePath:instancePath+"/inbound/headersTimeout",schemaPath:"#/properties/inbound/properties/headersTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err724];
 }
@@ -8808,9 +8810,10 @@ vErrors.push(err724);
 }
 errors++;
 }
-let data252 = data249.maxConnections;
-if(!((typeof data252 == "number") && (!(data252 % 1) && !isNaN(data252)))){
-const err725 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data252 = data250.requestTimeout;
+if(typeof data252 === "string"){
+if(func3(data252) > 32){
+const err725 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err725];
 }
@@ -8819,9 +8822,8 @@ vErrors.push(err725);
 }
 errors++;
 }
-if(typeof data252 == "number"){
-if(data252 > 65536 || isNaN(data252)){
-const err726 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
+if(!pattern1.test(data252)){
+const err726 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err726];
 }
@@ -8830,8 +8832,9 @@ vErrors.push(err726);
 }
 errors++;
 }
-if(data252 < 1 || isNaN(data252)){
-const err727 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err727 = {instancePath:instancePath+"/inbound/requestTimeout",schemaPath:"#/properties/inbound/properties/requestTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err727];
 }
@@ -8840,10 +8843,9 @@ vErrors.push(err727);
 }
 errors++;
 }
-}
-}
-else {
-const err728 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data253 = data250.maxConnections;
+if(!((typeof data253 == "number") && (!(data253 % 1) && !isNaN(data253)))){
+const err728 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err728];
 }
@@ -8852,13 +8854,9 @@ vErrors.push(err728);
 }
 errors++;
 }
-let data253 = data.limits;
-if(data253 && typeof data253 == "object" && !Array.isArray(data253)){
-if(data253.maxBufferedBytes === undefined){
-data253.maxBufferedBytes = "96Mi";
-}
-if(data253.maxBufferedBytes === undefined){
-const err729 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
+if(typeof data253 == "number"){
+if(data253 > 65536 || isNaN(data253)){
+const err729 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
 if(vErrors === null){
 vErrors = [err729];
 }
@@ -8867,9 +8865,8 @@ vErrors.push(err729);
 }
 errors++;
 }
-for(const key63 in data253){
-if(!(key63 === "maxBufferedBytes")){
-const err730 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key63},message:"must NOT have additional properties"};
+if(data253 < 1 || isNaN(data253)){
+const err730 = {instancePath:instancePath+"/inbound/maxConnections",schemaPath:"#/properties/inbound/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err730];
 }
@@ -8879,10 +8876,9 @@ vErrors.push(err730);
 errors++;
 }
 }
-let data254 = data253.maxBufferedBytes;
-if(typeof data254 === "string"){
-if(!pattern12.test(data254)){
-const err731 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
+}
+else {
+const err731 = {instancePath:instancePath+"/inbound",schemaPath:"#/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err731];
 }
@@ -8891,9 +8887,13 @@ vErrors.push(err731);
 }
 errors++;
 }
+let data254 = data.limits;
+if(data254 && typeof data254 == "object" && !Array.isArray(data254)){
+if(data254.maxBufferedBytes === undefined){
+data254.maxBufferedBytes = "96Mi";
 }
-else {
-const err732 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data254.maxBufferedBytes === undefined){
+const err732 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/required",keyword:"required",params:{missingProperty: "maxBufferedBytes"},message:"must have required property '"+"maxBufferedBytes"+"'"};
 if(vErrors === null){
 vErrors = [err732];
 }
@@ -8902,9 +8902,9 @@ vErrors.push(err732);
 }
 errors++;
 }
-}
-else {
-const err733 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key63 in data254){
+if(!(key63 === "maxBufferedBytes")){
+const err733 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key63},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err733];
 }
@@ -8913,22 +8913,11 @@ vErrors.push(err733);
 }
 errors++;
 }
-let data255 = data.tracing;
-if(data255 && typeof data255 == "object" && !Array.isArray(data255)){
-if(data255.enabled === undefined){
-data255.enabled = false;
 }
-if(data255.sampling === undefined){
-data255.sampling = "";
-}
-if(data255.propagate === undefined){
-data255.propagate = true;
-}
-if(data255.content === undefined){
-data255.content = {};
-}
-if(data255.enabled === undefined){
-const err734 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/required",keyword:"required",params:{missingProperty: "enabled"},message:"must have required property '"+"enabled"+"'"};
+let data255 = data254.maxBufferedBytes;
+if(typeof data255 === "string"){
+if(!pattern12.test(data255)){
+const err734 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|k|M|G)?$"+"\""};
 if(vErrors === null){
 vErrors = [err734];
 }
@@ -8937,8 +8926,9 @@ vErrors.push(err734);
 }
 errors++;
 }
-if(data255.sampling === undefined){
-const err735 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/required",keyword:"required",params:{missingProperty: "sampling"},message:"must have required property '"+"sampling"+"'"};
+}
+else {
+const err735 = {instancePath:instancePath+"/limits/maxBufferedBytes",schemaPath:"#/properties/limits/properties/maxBufferedBytes/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err735];
 }
@@ -8947,8 +8937,9 @@ vErrors.push(err735);
 }
 errors++;
 }
-if(data255.propagate === undefined){
-const err736 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/required",keyword:"required",params:{missingProperty: "propagate"},message:"must have required property '"+"propagate"+"'"};
+}
+else {
+const err736 = {instancePath:instancePath+"/limits",schemaPath:"#/properties/limits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err736];
 }
@@ -8957,8 +8948,22 @@ vErrors.push(err736);
 }
 errors++;
 }
-if(data255.content === undefined){
-const err737 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/required",keyword:"required",params:{missingProperty: "content"},message:"must have required property '"+"content"+"'"};
+let data256 = data.tracing;
+if(data256 && typeof data256 == "object" && !Array.isArray(data256)){
+if(data256.enabled === undefined){
+data256.enabled = false;
+}
+if(data256.sampling === undefined){
+data256.sampling = "";
+}
+if(data256.propagate === undefined){
+data256.propagate = true;
+}
+if(data256.content === undefined){
+data256.content = {};
+}
+if(data256.enabled === undefined){
+const err737 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/required",keyword:"required",params:{missingProperty: "enabled"},message:"must have required property '"+"enabled"+"'"};
 if(vErrors === null){
 vErrors = [err737];
 }
@@ -8967,9 +8972,8 @@ vErrors.push(err737);
 }
 errors++;
 }
-for(const key64 in data255){
-if(!((((key64 === "enabled") || (key64 === "sampling")) || (key64 === "propagate")) || (key64 === "content"))){
-const err738 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key64},message:"must NOT have additional properties"};
+if(data256.sampling === undefined){
+const err738 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/required",keyword:"required",params:{missingProperty: "sampling"},message:"must have required property '"+"sampling"+"'"};
 if(vErrors === null){
 vErrors = [err738];
 }
@@ -8978,9 +8982,8 @@ vErrors.push(err738);
 }
 errors++;
 }
-}
-if(typeof data255.enabled !== "boolean"){
-const err739 = {instancePath:instancePath+"/tracing/enabled",schemaPath:"#/properties/tracing/properties/enabled/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data256.propagate === undefined){
+const err739 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/required",keyword:"required",params:{missingProperty: "propagate"},message:"must have required property '"+"propagate"+"'"};
 if(vErrors === null){
 vErrors = [err739];
 }
@@ -8989,10 +8992,8 @@ vErrors.push(err739);
 }
 errors++;
 }
-let data257 = data255.sampling;
-if(typeof data257 === "string"){
-if(func3(data257) > 7){
-const err740 = {instancePath:instancePath+"/tracing/sampling",schemaPath:"#/properties/tracing/properties/sampling/maxLength",keyword:"maxLength",params:{limit: 7},message:"must NOT have more than 7 characters"};
+if(data256.content === undefined){
+const err740 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/required",keyword:"required",params:{missingProperty: "content"},message:"must have required property '"+"content"+"'"};
 if(vErrors === null){
 vErrors = [err740];
 }
@@ -9001,8 +9002,9 @@ vErrors.push(err740);
 }
 errors++;
 }
-if(!pattern79.test(data257)){
-const err741 = {instancePath:instancePath+"/tracing/sampling",schemaPath:"#/properties/tracing/properties/sampling/pattern",keyword:"pattern",params:{pattern: "^(|100(\\.0{1,3})?|[0-9]{1,2}(\\.[0-9]{1,3})?)$"},message:"must match pattern \""+"^(|100(\\.0{1,3})?|[0-9]{1,2}(\\.[0-9]{1,3})?)$"+"\""};
+for(const key64 in data256){
+if(!((((key64 === "enabled") || (key64 === "sampling")) || (key64 === "propagate")) || (key64 === "content"))){
+const err741 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key64},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err741];
 }
@@ -9012,8 +9014,8 @@ vErrors.push(err741);
 errors++;
 }
 }
-else {
-const err742 = {instancePath:instancePath+"/tracing/sampling",schemaPath:"#/properties/tracing/properties/sampling/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data256.enabled !== "boolean"){
+const err742 = {instancePath:instancePath+"/tracing/enabled",schemaPath:"#/properties/tracing/properties/enabled/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err742];
 }
@@ -9022,8 +9024,10 @@ vErrors.push(err742);
 }
 errors++;
 }
-if(typeof data255.propagate !== "boolean"){
-const err743 = {instancePath:instancePath+"/tracing/propagate",schemaPath:"#/properties/tracing/properties/propagate/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+let data258 = data256.sampling;
+if(typeof data258 === "string"){
+if(func3(data258) > 7){
+const err743 = {instancePath:instancePath+"/tracing/sampling",schemaPath:"#/properties/tracing/properties/sampling/maxLength",keyword:"maxLength",params:{limit: 7},message:"must NOT have more than 7 characters"};
 if(vErrors === null){
 vErrors = [err743];
 }
@@ -9032,16 +9036,8 @@ vErrors.push(err743);
 }
 errors++;
 }
-let data259 = data255.content;
-if(data259 && typeof data259 == "object" && !Array.isArray(data259)){
-if(data259.record === undefined){
-data259.record = false;
-}
-if(data259.maxChars === undefined){
-data259.maxChars = 2048;
-}
-if(data259.record === undefined){
-const err744 = {instancePath:instancePath+"/tracing/content",schemaPath:"#/properties/tracing/properties/content/required",keyword:"required",params:{missingProperty: "record"},message:"must have required property '"+"record"+"'"};
+if(!pattern80.test(data258)){
+const err744 = {instancePath:instancePath+"/tracing/sampling",schemaPath:"#/properties/tracing/properties/sampling/pattern",keyword:"pattern",params:{pattern: "^(|100(\\.0{1,3})?|[0-9]{1,2}(\\.[0-9]{1,3})?)$"},message:"must match pattern \""+"^(|100(\\.0{1,3})?|[0-9]{1,2}(\\.[0-9]{1,3})?)$"+"\""};
 if(vErrors === null){
 vErrors = [err744];
 }
@@ -9050,8 +9046,9 @@ vErrors.push(err744);
 }
 errors++;
 }
-if(data259.maxChars === undefined){
-const err745 = {instancePath:instancePath+"/tracing/content",schemaPath:"#/properties/tracing/properties/content/required",keyword:"required",params:{missingProperty: "maxChars"},message:"must have required property '"+"maxChars"+"'"};
+}
+else {
+const err745 = {instancePath:instancePath+"/tracing/sampling",schemaPath:"#/properties/tracing/properties/sampling/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err745];
 }
@@ -9060,9 +9057,8 @@ vErrors.push(err745);
 }
 errors++;
 }
-for(const key65 in data259){
-if(!((key65 === "record") || (key65 === "maxChars"))){
-const err746 = {instancePath:instancePath+"/tracing/content",schemaPath:"#/properties/tracing/properties/content/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key65},message:"must NOT have additional properties"};
+if(typeof data256.propagate !== "boolean"){
+const err746 = {instancePath:instancePath+"/tracing/propagate",schemaPath:"#/properties/tracing/properties/propagate/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err746];
 }
@@ -9071,9 +9067,16 @@ vErrors.push(err746);
 }
 errors++;
 }
+let data260 = data256.content;
+if(data260 && typeof data260 == "object" && !Array.isArray(data260)){
+if(data260.record === undefined){
+data260.record = false;
 }
-if(typeof data259.record !== "boolean"){
-const err747 = {instancePath:instancePath+"/tracing/content/record",schemaPath:"#/properties/tracing/properties/content/properties/record/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data260.maxChars === undefined){
+data260.maxChars = 2048;
+}
+if(data260.record === undefined){
+const err747 = {instancePath:instancePath+"/tracing/content",schemaPath:"#/properties/tracing/properties/content/required",keyword:"required",params:{missingProperty: "record"},message:"must have required property '"+"record"+"'"};
 if(vErrors === null){
 vErrors = [err747];
 }
@@ -9082,9 +9085,8 @@ vErrors.push(err747);
 }
 errors++;
 }
-let data261 = data259.maxChars;
-if(!((typeof data261 == "number") && (!(data261 % 1) && !isNaN(data261)))){
-const err748 = {instancePath:instancePath+"/tracing/content/maxChars",schemaPath:"#/properties/tracing/properties/content/properties/maxChars/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data260.maxChars === undefined){
+const err748 = {instancePath:instancePath+"/tracing/content",schemaPath:"#/properties/tracing/properties/content/required",keyword:"required",params:{missingProperty: "maxChars"},message:"must have required property '"+"maxChars"+"'"};
 if(vErrors === null){
 vErrors = [err748];
 }
@@ -9093,9 +9095,9 @@ vErrors.push(err748);
 }
 errors++;
 }
-if(typeof data261 == "number"){
-if(data261 > 65536 || isNaN(data261)){
-const err749 = {instancePath:instancePath+"/tracing/content/maxChars",schemaPath:"#/properties/tracing/properties/content/properties/maxChars/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
+for(const key65 in data260){
+if(!((key65 === "record") || (key65 === "maxChars"))){
+const err749 = {instancePath:instancePath+"/tracing/content",schemaPath:"#/properties/tracing/properties/content/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key65},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err749];
 }
@@ -9104,8 +9106,9 @@ vErrors.push(err749);
 }
 errors++;
 }
-if(data261 < 1 || isNaN(data261)){
-const err750 = {instancePath:instancePath+"/tracing/content/maxChars",schemaPath:"#/properties/tracing/properties/content/properties/maxChars/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(typeof data260.record !== "boolean"){
+const err750 = {instancePath:instancePath+"/tracing/content/record",schemaPath:"#/properties/tracing/properties/content/properties/record/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err750];
 }
@@ -9114,10 +9117,9 @@ vErrors.push(err750);
 }
 errors++;
 }
-}
-}
-else {
-const err751 = {instancePath:instancePath+"/tracing/content",schemaPath:"#/properties/tracing/properties/content/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data262 = data260.maxChars;
+if(!((typeof data262 == "number") && (!(data262 % 1) && !isNaN(data262)))){
+const err751 = {instancePath:instancePath+"/tracing/content/maxChars",schemaPath:"#/properties/tracing/properties/content/properties/maxChars/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err751];
 }
@@ -9126,9 +9128,9 @@ vErrors.push(err751);
 }
 errors++;
 }
-}
-else {
-const err752 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data262 == "number"){
+if(data262 > 65536 || isNaN(data262)){
+const err752 = {instancePath:instancePath+"/tracing/content/maxChars",schemaPath:"#/properties/tracing/properties/content/properties/maxChars/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65536},message:"must be <= 65536"};
 if(vErrors === null){
 vErrors = [err752];
 }
@@ -9137,16 +9139,8 @@ vErrors.push(err752);
 }
 errors++;
 }
-let data262 = data.shutdown;
-if(data262 && typeof data262 == "object" && !Array.isArray(data262)){
-if(data262.appPreStopSleep === undefined){
-data262.appPreStopSleep = "5s";
-}
-if(data262.drainTimeout === undefined){
-data262.drainTimeout = "30s";
-}
-if(data262.appPreStopSleep === undefined){
-const err753 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
+if(data262 < 1 || isNaN(data262)){
+const err753 = {instancePath:instancePath+"/tracing/content/maxChars",schemaPath:"#/properties/tracing/properties/content/properties/maxChars/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err753];
 }
@@ -9155,8 +9149,10 @@ vErrors.push(err753);
 }
 errors++;
 }
-if(data262.drainTimeout === undefined){
-const err754 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
+}
+}
+else {
+const err754 = {instancePath:instancePath+"/tracing/content",schemaPath:"#/properties/tracing/properties/content/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err754];
 }
@@ -9165,9 +9161,9 @@ vErrors.push(err754);
 }
 errors++;
 }
-for(const key66 in data262){
-if(!((key66 === "appPreStopSleep") || (key66 === "drainTimeout"))){
-const err755 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key66},message:"must NOT have additional properties"};
+}
+else {
+const err755 = {instancePath:instancePath+"/tracing",schemaPath:"#/properties/tracing/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err755];
 }
@@ -9176,11 +9172,16 @@ vErrors.push(err755);
 }
 errors++;
 }
+let data263 = data.shutdown;
+if(data263 && typeof data263 == "object" && !Array.isArray(data263)){
+if(data263.appPreStopSleep === undefined){
+data263.appPreStopSleep = "5s";
 }
-let data263 = data262.appPreStopSleep;
-if(typeof data263 === "string"){
-if(func3(data263) > 32){
-const err756 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+if(data263.drainTimeout === undefined){
+data263.drainTimeout = "30s";
+}
+if(data263.appPreStopSleep === undefined){
+const err756 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "appPreStopSleep"},message:"must have required property '"+"appPreStopSleep"+"'"};
 if(vErrors === null){
 vErrors = [err756];
 }
@@ -9189,8 +9190,8 @@ vErrors.push(err756);
 }
 errors++;
 }
-if(!pattern1.test(data263)){
-const err757 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+if(data263.drainTimeout === undefined){
+const err757 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/required",keyword:"required",params:{missingProperty: "drainTimeout"},message:"must have required property '"+"drainTimeout"+"'"};
 if(vErrors === null){
 vErrors = [err757];
 }
@@ -9199,9 +9200,9 @@ vErrors.push(err757);
 }
 errors++;
 }
-}
-else {
-const err758 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key66 in data263){
+if(!((key66 === "appPreStopSleep") || (key66 === "drainTimeout"))){
+const err758 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key66},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err758];
 }
@@ -9210,10 +9211,11 @@ vErrors.push(err758);
 }
 errors++;
 }
-let data264 = data262.drainTimeout;
+}
+let data264 = data263.appPreStopSleep;
 if(typeof data264 === "string"){
 if(func3(data264) > 32){
-const err759 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
+const err759 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err759];
 }
@@ -9223,7 +9225,7 @@ vErrors.push(err759);
 errors++;
 }
 if(!pattern1.test(data264)){
-const err760 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
+const err760 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err760];
 }
@@ -9234,7 +9236,7 @@ errors++;
 }
 }
 else {
-const err761 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err761 = {instancePath:instancePath+"/shutdown/appPreStopSleep",schemaPath:"#/properties/shutdown/properties/appPreStopSleep/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err761];
 }
@@ -9243,9 +9245,10 @@ vErrors.push(err761);
 }
 errors++;
 }
-}
-else {
-const err762 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data265 = data263.drainTimeout;
+if(typeof data265 === "string"){
+if(func3(data265) > 32){
+const err762 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/maxLength",keyword:"maxLength",params:{limit: 32},message:"must NOT have more than 32 characters"};
 if(vErrors === null){
 vErrors = [err762];
 }
@@ -9254,14 +9257,46 @@ vErrors.push(err762);
 }
 errors++;
 }
-}
-else {
-const err763 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data265)){
+const err763 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"+"\""};
 if(vErrors === null){
 vErrors = [err763];
 }
 else {
 vErrors.push(err763);
+}
+errors++;
+}
+}
+else {
+const err764 = {instancePath:instancePath+"/shutdown/drainTimeout",schemaPath:"#/properties/shutdown/properties/drainTimeout/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err764];
+}
+else {
+vErrors.push(err764);
+}
+errors++;
+}
+}
+else {
+const err765 = {instancePath:instancePath+"/shutdown",schemaPath:"#/properties/shutdown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err765];
+}
+else {
+vErrors.push(err765);
+}
+errors++;
+}
+}
+else {
+const err766 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err766];
+}
+else {
+vErrors.push(err766);
 }
 errors++;
 }

@@ -164,7 +164,7 @@ export const BulkheadSchema = Type.Object(
     mode: inherited(
       stringEnum(['adaptive', 'fixed'], {
         description:
-          'adaptive: the limit of requests in flight is learnt per endpoint from what the provider says (429, 503 and 529 with their Retry-After, rate-limit headers close to spent, time to first token, a self-hosted server\'s queue in its health answer), within adaptive.min and adaptive.max. fixed: it is maxConcurrent. A policy that sets maxConcurrent and not mode is fixed, as it was before the adaptive mode.',
+          'adaptive: the limit of requests in flight is learnt per endpoint from what the provider says (429, 503 and 529 with their Retry-After, rate-limit headers close to spent, time to first token, a self-hosted server\'s queue in its metrics, healthCheck.metricsPath), within adaptive.min and adaptive.max. fixed: it is maxConcurrent. A policy that sets maxConcurrent and not mode is fixed, as it was before the adaptive mode.',
       }),
       'adaptive',
     ),

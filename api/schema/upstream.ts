@@ -100,12 +100,24 @@ export const UpstreamSchema = Type.Object(
           default: '',
           description: 'Path probed on each endpoint\'s origin, such as /health (llama.cpp, vLLM, TGI) or / (Ollama); empty = off. Healthy: a 2xx whose JSON, if any, says neither loading nor error nor no free slot (llama.cpp\'s slots_idle: 0). An unhealthy endpoint takes no traffic.',
         }),
+        metricsPath: Type.Optional(
+          Type.String({
+            pattern: '^(/[!-~]*)?$',
+            maxLength: 256,
+            description: 'Path of the server\'s Prometheus metrics (/metrics for vLLM, SGLang, TGI, llama.cpp started with --metrics), read from each endpoint\'s origin on each health-check interval (so it needs path); empty = off. Requests waiting in the server\'s own queue (vllm:num_requests_waiting, sglang:num_queue_reqs, tgi_queue_size, llamacpp:requests_deferred) hold the endpoint\'s adaptive limit\'s growth and cut it gently. At most the first 1 MiB is read; a read that fails says nothing.',
+          }),
+        ),
         interval: duration('Time from the end of one probe to the start of the next.', { default: '5s' }),
         timeout: duration('A probe that takes longer fails.', { default: '2s' }),
         healthyThreshold: Type.Integer({ minimum: 1, maximum: 10, default: 1, description: 'Good probes in a row that make an unhealthy endpoint healthy.' }),
         unhealthyThreshold: Type.Integer({ minimum: 1, maximum: 10, default: 2, description: 'Failed probes in a row that make a healthy endpoint unhealthy.' }),
       },
-      { additionalProperties: false, default: {}, description: 'Active health checks of each endpoint (opt-in). The sidecar is ready once every first probe has answered (at most timeout); an endpoint a reload adds is tried after the healthy ones until its first probe answers.' },
+      {
+        additionalProperties: false,
+        default: {},
+        description: 'Active health checks of each endpoint (opt-in). The sidecar is ready once every first probe has answered (at most timeout); an endpoint a reload adds is tried after the healthy ones until its first probe answers.',
+        ...cel({ rule: "!has(self.metricsPath) || self.metricsPath == '' || (has(self.path) && self.path != '')", message: 'healthCheck.metricsPath needs healthCheck.path: the metrics are read on the health check\'s schedule' }),
+      },
     ),
     apiVersion: Type.Optional(
       Type.String({

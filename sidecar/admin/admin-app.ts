@@ -36,7 +36,7 @@ export function statusReport(state: SidecarState, ready: boolean, draining: bool
     bufferedBytes,
     upstreams: [...state.live()].map((u) => ({
       name: u.name,
-      endpoints: u.endpoints.map((e) => ({ origin: e.config.origin, weight: e.config.weight, inFlight: e.outstanding, ...(e.health ? { health: e.health.status } : {}), ...(e.limit ? { limit: e.limit.limit, limitPhase: e.limit.phase } : {}) })),
+      endpoints: u.endpoints.map((e) => ({ origin: e.config.origin, weight: e.config.weight, inFlight: e.outstanding, ...(e.health ? { health: e.health.status } : {}), ...(e.queue ? { serverQueue: e.queue.waiting ?? null } : {}), ...(e.limit ? { limit: e.limit.limit, limitPhase: e.limit.phase } : {}) })),
       loadBalancing: u.config.loadBalancing,
       api: u.config.api,
       // Where its credential comes from is not said, nor its value: only that one the policy names is missing, and why.

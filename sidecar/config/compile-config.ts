@@ -184,6 +184,7 @@ function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec, credentials: 
     healthCheck: upstream.healthCheck.path
       ? {
           path: upstream.healthCheck.path,
+          metricsPath: upstream.healthCheck.metricsPath || undefined,
           intervalMs: parseDuration(upstream.healthCheck.interval),
           timeoutMs: parseDuration(upstream.healthCheck.timeout),
           healthyThreshold: upstream.healthCheck.healthyThreshold,

@@ -57,8 +57,8 @@ export interface UpstreamConfig {
   streamRecovery: { maxRecoveries: number; continuation: ContinuationStyle };
   /** Caps on what is held of an answer: a plain one whole, a stream's bytes before its first content event. */
   limits: { maxAnswerBytes: number; maxStreamHeadBytes: number };
-  /** Active health checks of each endpoint (undefined: off). */
-  healthCheck?: HealthSettings & { path: string };
+  /** Active health checks of each endpoint (undefined: off), and the path of the server's Prometheus metrics read with them (its queue). */
+  healthCheck?: HealthSettings & { path: string; metricsPath?: string };
   /** Hedged requests: delay 0 = off; percentile 0 = the fixed delay; to another upstream (and model), or this one. */
   hedge: { delayMs: number; percentile: number; upstream?: string; model?: string };
   /** Whether WebSocket upgrades (the Realtime API) are tunnelled to this upstream. */

@@ -158,7 +158,7 @@ export class AdaptiveLimit {
     this.holdUntil = Math.max(this.holdUntil, this.clock.now() + ms);
   }
 
-  /** A self-hosted server reports `waiting` requests in its own queue (from its health answer): rule 8, until `untilMs` from now. */
+  /** A self-hosted server reports `waiting` requests in its own queue (in its metrics, read on the health check's schedule): rule 8, holding growth for `forMs`. */
   serverQueue(waiting: number, forMs: number): void {
     if (waiting <= 0) return;
     this.hold(forMs);

@@ -20,6 +20,7 @@ export * from './continuation-seam.js';
 export * from './throughput-floor.js';
 export * from './latency-window.js';
 export * from './health-check.js';
+export * from './server-queue-watch.js';
 export * from './sli-window.js';
 export * from './token-budget.js';
 export * from './trip-rules.js';

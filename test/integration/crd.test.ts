@@ -108,6 +108,7 @@ describe('ResiliencePolicy CRD on a real API server', () => {
       ['fleet-without-store', { upstreams: [{ name: 'a', url: 'http://a' }, { name: 'b', url: 'http://b', rateLimit: { requestsPerMinute: 60, scope: 'fleet' } }], budget: { tokens: 1000, scope: 'fleet' } }, [/spec\.budget\.scope: fleet needs spec\.sharedState/, /spec\.upstreams\[1\]\.rateLimit\.scope: fleet needs spec\.sharedState/]],
       ['shared-cache-twice', { upstreams: [{ name: 'a', url: 'http://a' }], sharedState: { redis: { url: 'redis://r:6379' } }, cache: { shared: true, redis: { url: 'redis://other:6379' } } }, [/spec\.cache\.shared and spec\.cache\.redis\.url name two Redis for one cache/]],
       ['starved-class', { upstreams: [{ name: 'a', url: 'http://a' }], priorities: { default: 'normal', classes: [{ name: 'critical', reserved: 100 }, { name: 'normal' }] } }, [/reserved shares must add up to less than 100/]],
+      ['metrics-without-health-check', { upstreams: [{ name: 'a', url: 'http://a', healthCheck: { metricsPath: '/metrics' } }] }, [/spec\.upstreams\[0\]\.healthCheck: Invalid value: .*healthCheck\.metricsPath needs healthCheck\.path/]],
     ];
     for (const [name, spec, patterns] of cases) {
       const r = await cp.kubectl(['apply', '-f', '-'], stringify(asResource(name, spec)));

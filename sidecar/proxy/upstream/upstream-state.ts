@@ -4,7 +4,8 @@
  * limiter, retry budget; the endpoints' adaptive limits: endpoint-limits.ts),
  * what an attempt's answer says of the provider's load (provider-load.ts),
  * the keep-alive connections to each endpoint (upstream-client.ts), active
- * health probes (health-probe.ts), the request each tier is sent, with its
+ * health probes (health-probe.ts) and reads of a model server's own queue
+ * from its metrics (server-queue-probe.ts), the request each tier is sent, with its
  * own credentials (tier-request.ts), an attempt's timers
  * (attempt-timers.ts), and how long an upstream asks to wait
  * (retry-after.ts). What its answers mean is the dialect's
@@ -26,8 +27,9 @@ import type { LiveUpstream } from '../../live-gauges.js';
 import type { Metrics } from '../../metrics.js';
 import { adaptLimits } from './endpoint-limits.js';
 import { healthProbe } from './health-probe.js';
+import { serverQueueProbe } from './server-queue-probe.js';
 import { UpstreamClient } from './upstream-client.js';
-import { type AdaptiveLimit, type BreakerPermit, Bulkhead, CircuitBreaker, type Clock, HealthCheck, type HealthStatus, type PriorityClass, RateLimiter, RetryBudget } from '../../resilience/index.js';
+import { type AdaptiveLimit, type BreakerPermit, Bulkhead, CircuitBreaker, type Clock, HealthCheck, type HealthStatus, type PriorityClass, RateLimiter, RetryBudget, ServerQueueWatch } from '../../resilience/index.js';
 
 const UPSTREAM_SCOPE = '*';
 /** Endpoints that take traffic, in the order they are tried (each group in the balancer's order). */
@@ -41,6 +43,8 @@ export interface Endpoint {
   outstanding: number;
   /** The endpoint's active health check, when the upstream has one. */
   health?: HealthCheck;
+  /** What its server says of its own queue, when the health check reads its metrics (metricsPath). */
+  queue?: ServerQueueWatch;
   /** Its adaptive concurrency limit (bulkhead mode adaptive): the endpoints' limits add up to the bulkhead's. */
   limit?: AdaptiveLimit;
 }
@@ -116,6 +120,8 @@ export class UpstreamState implements LiveUpstream {
         // forgetting what its probes said would take it out of service until the next probe answers.
         const carried = replaced?.healthAt(e.config.origin, check.path);
         e.health = new HealthCheck(check, clock, healthProbe(e.client, check.path), (status) => onHealthChange({ upstream: config.name, endpoint: e.config.origin, status }), carried);
+        // Requests waiting in the server's own queue: its adaptive limit (if any, set below) holds and is cut gently.
+        if (check.metricsPath) e.queue = new ServerQueueWatch(check, clock, serverQueueProbe(e.client, check.metricsPath), (waiting, holdMs) => e.limit?.serverQueue(waiting, holdMs));
       }
     }
     this.currentWeights = config.endpoints.map(() => 0);
@@ -191,14 +197,20 @@ export class UpstreamState implements LiveUpstream {
     return this.endpoints.every((e) => e.health?.status !== 'unknown');
   }
 
-  /** Starts the endpoints' health checks (once this upstream's config is in force). */
+  /** Starts the endpoints' health checks, and the reads of their servers' queues (once this upstream's config is in force). */
   startHealthChecks(): void {
-    for (const e of this.endpoints) e.health?.start();
+    for (const e of this.endpoints) {
+      e.health?.start();
+      e.queue?.start();
+    }
   }
 
   /** Stops them for good (a drain, or this upstream replaced); each endpoint keeps its last status. */
   stopHealthChecks(): void {
-    for (const e of this.endpoints) e.health?.stop();
+    for (const e of this.endpoints) {
+      e.health?.stop();
+      e.queue?.stop();
+    }
   }
 
   /** The breaker for a request's model (one per upstream when scope is upstream) at one endpoint. */
