@@ -5,8 +5,10 @@
  * exporter (HTTP/protobuf, gRPC, HTTP/JSON) into a real Jaeger, and on but
  * sampling no new trace, and on with the collector gone (Jaeger stopped: its
  * spans dropped and counted). Plain requests, 16 at a time, to a model server
- * on 127.0.0.1. `npm run bench:tracing` (BENCH_MODES=off;... for some of them,
- * BENCH_REQUESTS for how many); writes its section of bench/results/tracing.md.
+ * on 127.0.0.1, in rounds that alternate the modes (a fresh sidecar each),
+ * each figure the median of its rounds. `npm run bench:tracing`
+ * (BENCH_MODES=off;... for some of them, BENCH_REQUESTS for how many per
+ * round, BENCH_ROUNDS); writes its section of bench/results/tracing.md.
  */
 import { readFileSync } from 'node:fs';
 import type { TestContext } from 'node:test';
@@ -17,7 +19,8 @@ import { rssBytes, MiB } from '../test/support/process-usage.js';
 import { spawnSidecar } from '../test/support/sidecar-process.js';
 import { writeBetween } from './report.js';
 
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 10_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = 16;
 const cleanups: (() => unknown)[] = [];
 const t = { after: (fn: () => unknown) => cleanups.push(fn), diagnostic: () => {} } as unknown as TestContext;
@@ -61,27 +64,81 @@ async function main(): Promise<void> {
     // Jaeger stopped: nothing listens where the spans go (port 9 is never served here).
     { name: 'on, Jaeger stopped', tracing: { enabled: true }, env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9' } },
   ];
-  const rows: string[] = [];
   const only = process.env.BENCH_MODES?.split(';');
-  for (const mode of modes.filter((m) => !only || only.includes(m.name))) {
-    const sidecar = await spawnSidecar(t, stringify({ tracing: mode.tracing, upstreams: [{ name: 'primary', url: upstream.url }] }), { ...mode.env, OTEL_BSP_SCHEDULE_DELAY: '200' });
-    const pid = sidecar.child.pid!;
-    const url = `${sidecar.dataUrl}/primary/v1/chat/completions`;
-    await load(url, 1000); // warm: the SDK loaded, the JIT settled
-    const before = cpuMs(pid);
-    const latencies = await load(url, REQUESTS);
-    await new Promise((r) => setTimeout(r, 500)); // the last batches exported
-    const cpu = cpuMs(pid) - before;
-    const metrics = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
-    const dropped = metrics.split('\n').filter((l) => l.startsWith('breakwater_trace_spans_dropped_total')).reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
-    const row = `| ${mode.name} | ${((cpu * 1000) / REQUESTS).toFixed(0)} | ${latencies[Math.floor(latencies.length / 2)]!.toFixed(2)} | ${latencies[Math.floor(latencies.length * 0.99)]!.toFixed(2)} | ${(rssBytes(pid) / MiB).toFixed(0)} | ${dropped} |`;
-    console.log(row);
-    rows.push(row);
-    sidecar.child.kill('SIGKILL');
-    await sidecar.exited;
+  const chosen = modes.filter((m) => !only || only.includes(m.name));
+  const figures = new Map(chosen.map((m) => [m, [] as Figures[]]));
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const mode of chosen) {
+      const f = await measure(mode, upstream.url);
+      console.log(`round ${round}: ${mode.name}: ${JSON.stringify(f)}`);
+      figures.get(mode)!.push(f);
+    }
   }
-  const table = ['| tracing | CPU µs per request | p50 ms | p99 ms | RSS MiB | spans dropped |', '|---|---|---|---|---|---|', ...rows].join('\n');
-  writeBetween('bench/results/tracing.md', 'bench:tracing', `${REQUESTS} plain requests, ${CONCURRENCY} at a time, after 1000 to warm up, in one run (\`npm run bench:tracing\`, bench/tracing.ts; BENCH_MODES=name;name for some of the modes):\n\n${table}`);
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const rows = chosen.map((mode) => {
+    const fs = figures.get(mode)!;
+    const p99s = fs.map((f) => f.p99).sort((a, b) => a - b);
+    return `| ${mode.name} | ${median(fs.map((f) => f.cpuUs)).toFixed(0)} | ${median(fs.map((f) => f.p50)).toFixed(2)} | ${median(fs.map((f) => f.p99)).toFixed(2)} (${p99s[0]!.toFixed(1)}–${p99s.at(-1)!.toFixed(1)}) | ${median(fs.map((f) => f.majorGcs)).toFixed(0)} | ${median(fs.map((f) => f.gcMs)).toFixed(0)} | ${median(fs.map((f) => f.rssMiB)).toFixed(0)} | ${fs.reduce((n, f) => n + f.dropped, 0)} |`;
+  });
+  const table = ['| tracing | CPU µs per request | p50 ms | p99 ms (rounds\' range) | major GCs | GC ms | RSS MiB | spans dropped (all rounds) |', '|---|---|---|---|---|---|---|---|', ...rows].join('\n');
+  console.log(table);
+  writeBetween(
+    'bench/results/tracing.md',
+    'bench:tracing',
+    `${REQUESTS} plain requests, ${CONCURRENCY} at a time, after 1000 to warm up, per mode and round; ${ROUNDS} rounds alternating the modes, a fresh sidecar each; medians of the rounds (\`npm run bench:tracing\`, bench/tracing.ts; BENCH_MODES=name;name for some of the modes, BENCH_REQUESTS, BENCH_ROUNDS):\n\n${table}`,
+  );
+}
+
+interface Figures {
+  cpuUs: number;
+  p50: number;
+  p99: number;
+  rssMiB: number;
+  dropped: number;
+  /** Major collections (mark-compact) during the measured requests, and time in all collections. */
+  majorGcs: number;
+  gcMs: number;
+}
+
+/** The sidecar's garbage collections so far, from prom-client's process metrics: major ones counted, all timed. */
+function gcOf(metrics: string): { majorCount: number; ms: number } {
+  let majorCount = 0;
+  let ms = 0;
+  for (const line of metrics.split('\n')) {
+    if (!line.startsWith('breakwater_process_nodejs_gc_duration_seconds_')) continue;
+    const value = Number(line.split(' ').at(-1));
+    if (line.startsWith('breakwater_process_nodejs_gc_duration_seconds_sum{')) ms += value * 1000;
+    else if (line.startsWith('breakwater_process_nodejs_gc_duration_seconds_count{kind="major"')) majorCount += value;
+  }
+  return { majorCount, ms };
+}
+
+/** One round of one mode: a fresh sidecar, warmed, then REQUESTS requests. */
+async function measure(mode: Mode, upstreamUrl: string): Promise<Figures> {
+  const sidecar = await spawnSidecar(t, stringify({ tracing: mode.tracing, upstreams: [{ name: 'primary', url: upstreamUrl }] }), { ...mode.env, OTEL_BSP_SCHEDULE_DELAY: '200' });
+  const pid = sidecar.child.pid!;
+  const url = `${sidecar.dataUrl}/primary/v1/chat/completions`;
+  await load(url, 1000); // warm: the SDK loaded, the JIT settled
+  const gcBefore = gcOf(await (await fetch(`${sidecar.adminUrl}/metrics`)).text());
+  const before = cpuMs(pid);
+  const latencies = await load(url, REQUESTS);
+  await new Promise((r) => setTimeout(r, 500)); // the last batches exported
+  const cpu = cpuMs(pid) - before;
+  const metrics = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
+  const gc = gcOf(metrics);
+  const dropped = metrics.split('\n').filter((l) => l.startsWith('breakwater_trace_spans_dropped_total')).reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+  const figures = {
+    cpuUs: (cpu * 1000) / REQUESTS,
+    p50: latencies[Math.floor(latencies.length / 2)]!,
+    p99: latencies[Math.floor(latencies.length * 0.99)]!,
+    rssMiB: rssBytes(pid) / MiB,
+    dropped,
+    majorGcs: gc.majorCount - gcBefore.majorCount,
+    gcMs: gc.ms - gcBefore.ms,
+  };
+  sidecar.child.kill('SIGKILL');
+  await sidecar.exited;
+  return figures;
 }
 
 main()

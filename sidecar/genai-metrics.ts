@@ -49,7 +49,7 @@ export function genAiMetrics(registry: Registry) {
     }),
     traceSpansDropped: new CellCounter({
       name: 'breakwater_trace_spans_dropped_total',
-      help: 'Spans dropped instead of slowing requests: queue-full (the export queue was full) or export-failed (the collector refused or did not answer in time).',
+      help: 'Spans dropped instead of slowing requests: queue-full (the export queue was full), export-failed (the collector refused or did not answer in time) or collector-down (ended, or queued, during the backoff after a failed export).',
       labelNames: ['reason'] as const,
       registers: [registry],
     }),

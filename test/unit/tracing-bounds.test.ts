@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BasicTracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { DroppingBatchProcessor } from '../../sidecar/tracing/batch-processor.js';
+import { DroppingBatchProcessor, type DropReason } from '../../sidecar/tracing/batch-processor.js';
 import { answerOf, promptOf } from '../../sidecar/tracing/content.js';
 import { pathOf } from '../../sidecar/tracing/genai.js';
 import { requestTracer } from '../../sidecar/tracing/otel-scope.js';
@@ -53,8 +53,8 @@ describe('the export queue is bounded in bytes and in clamped numbers', () => {
   const hung: SpanExporter = { export: () => {}, shutdown: async () => {} };
 
   it('drops spans past its byte budget as queue-full, the batch in export included', async () => {
-    const dropped = { 'queue-full': 0, 'export-failed': 0 };
-    const counts = { exported: () => {}, dropped: (r: 'queue-full' | 'export-failed', n: number) => (dropped[r] += n) };
+    const dropped = { 'queue-full': 0, 'export-failed': 0, 'collector-down': 0 };
+    const counts = { exported: () => {}, dropped: (r: DropReason, n: number) => (dropped[r] += n) };
     const maxQueueBytes = 1024 * 1024;
     const p = new DroppingBatchProcessor(hung, { maxQueueSize: 10_000, maxQueueBytes, maxBatchSize: 512, scheduleDelayMs: 0, exportTimeoutMs: 60_000 }, counts);
     const big = span(65536);

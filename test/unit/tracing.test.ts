@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { chartTracingEnv, tracingEnv } from '../../controller/tracing-env.js';
-import { DroppingBatchProcessor } from '../../sidecar/tracing/batch-processor.js';
+import { DroppingBatchProcessor, type DropReason } from '../../sidecar/tracing/batch-processor.js';
 import { answerOf, promptOf } from '../../sidecar/tracing/content.js';
 import { bounded, finishReasonsIn, modelIn, operationOf } from '../../sidecar/tracing/genai.js';
 import { endpointOf, exportSettings } from '../../sidecar/tracing/settings.js';
@@ -88,8 +88,8 @@ describe('the dropping batch processor', () => {
     return { e, batches };
   };
   const counter = () => {
-    const c = { exported: 0, dropped: { 'queue-full': 0, 'export-failed': 0 } };
-    return { c, counts: { exported: (n: number) => (c.exported += n), dropped: (r: 'queue-full' | 'export-failed', n: number) => (c.dropped[r] += n) } };
+    const c = { exported: 0, dropped: { 'queue-full': 0, 'export-failed': 0, 'collector-down': 0 } };
+    return { c, counts: { exported: (n: number) => (c.exported += n), dropped: (r: DropReason, n: number) => (c.dropped[r] += n) } };
   };
   const queue = { maxQueueSize: 4, maxQueueBytes: 1024 * 1024, maxBatchSize: 2, scheduleDelayMs: 10_000, exportTimeoutMs: 50 };
 
@@ -111,13 +111,44 @@ describe('the dropping batch processor', () => {
     for (let i = 0; i < 10; i++) p.onEnd(span());
     assert.ok(performance.now() - started < 20, 'onEnd never waits');
     await p.forceFlush();
-    assert.equal(c.dropped['queue-full'] + c.dropped['export-failed'], 10, JSON.stringify(c));
+    assert.equal(c.dropped['queue-full'] + c.dropped['export-failed'] + c.dropped['collector-down'], 10, JSON.stringify(c));
     assert.ok(c.dropped['queue-full'] >= 6);
+    assert.equal(c.dropped['export-failed'], 2, 'the batch whose export hung');
+    assert.equal(c.dropped['collector-down'], 2, 'and what was queued behind it, once the collector was found gone');
     const failing = counter();
     const q = new DroppingBatchProcessor(exporter((done) => done(false)).e, queue, failing.counts);
     q.onEnd(span());
     await q.forceFlush();
-    assert.deepEqual(failing.c.dropped, { 'queue-full': 0, 'export-failed': 1 });
+    assert.deepEqual(failing.c.dropped, { 'queue-full': 0, 'export-failed': 1, 'collector-down': 0 });
+  });
+
+  it('holds no spans for a collector that is gone: drops them as they end for a backoff (1 s, doubling), then tries it with one batch', async () => {
+    let now = 0;
+    let up = false;
+    const { e, batches } = exporter((done) => done(up));
+    const { c, counts } = counter();
+    const p = new DroppingBatchProcessor(e, { ...queue, maxQueueSize: 100 }, counts, () => now);
+    const end = async (n: number) => {
+      for (let i = 0; i < n; i++) p.onEnd(span());
+      await p.forceFlush();
+    };
+    await end(1); // refused: down for 1 s
+    assert.deepEqual(c.dropped, { 'queue-full': 0, 'export-failed': 1, 'collector-down': 0 });
+    await end(50);
+    assert.equal(c.dropped['collector-down'], 50, 'nothing queued during the backoff');
+    now = 1000;
+    for (let i = 0; i < 50; i++) p.onEnd(span());
+    assert.equal(c.dropped['collector-down'], 50 + 48, 'after it, one batch (2) to try the collector with');
+    await p.forceFlush(); // refused again: down for 2 s
+    now = 2999;
+    await end(1);
+    assert.equal(c.dropped['collector-down'], 99);
+    now = 3000;
+    up = true;
+    await end(2); // the trial batch gets through
+    await end(10);
+    assert.equal(c.exported, 12, 'back to normal: everything queued and exported');
+    assert.equal(batches.length, 3 + 5);
   });
 });
 
