@@ -12,9 +12,8 @@
  * way but does not say how many, and counts spans only.)
  *
  * A collector that is gone is not waited on with a full queue either: the
- * exporter retries a refused export for some 13 s, and spans held that long
- * outlive the young generation and cost the sidecar major collections (the
- * p99 was higher with Jaeger stopped than running). After a failed export,
+ * exporter retries a refused export for some 13 s, and the queue would stay
+ * full of spans (up to its 16 MiB) all that time. After a failed export,
  * spans are dropped as they end (collector-down) for a backoff, 1 s doubling
  * to 30 s, and then only one batch is queued, to try the collector with,
  * until an export succeeds.
