@@ -88,7 +88,7 @@ export const RetrySchema = Type.Object(
       [429, 500, 502, 503, 504, 529],
     ),
     respectRetryAfter: inherited(
-      Type.Boolean({ description: 'Wait as the upstream asks before retrying: retry-after-ms, Retry-After (seconds or an HTTP date) and, for a limit that is spent, x-ratelimit-reset-* (OpenAI) and anthropic-ratelimit-*-reset.' }),
+      Type.Boolean({ description: 'Wait as the upstream asks before retrying: retry-after-ms, Retry-After (seconds or an HTTP date) and, for a limit that is spent, x-ratelimit-reset-* (OpenAI) and anthropic-ratelimit-*-reset; never less than the backoff (a Retry-After of 0 or a date gone by would send the attempts back to back).' }),
       true,
     ),
     maxRetryAfter: inherited(duration('Asked to wait longer than this: no such wait is made, and the upstream\'s answer is passed on (or the next fallback tier answers).'), '30s'),

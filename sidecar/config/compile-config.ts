@@ -102,8 +102,12 @@ function bulkheadOf(spec: PolicySpec, upstream: UpstreamSpec, b: FullSettings['b
   const mode = own.find((x) => x?.mode !== undefined)?.mode ?? (own.some((x) => x?.maxConcurrent !== undefined) ? 'fixed' : b.mode);
   const fixed = { maxConcurrent: b.maxConcurrent, maxQueue: b.maxQueue, queueTimeoutMs: parseDuration(b.queueTimeout), fairBy: b.fairBy.header.toLowerCase() || undefined };
   if (mode === 'fixed') return fixed;
-  const max = Math.max(b.adaptive.max, b.adaptive.min);
-  return { ...fixed, maxConcurrent: max, adaptive: { min: b.adaptive.min, max, initial: Math.min(max, Math.max(b.adaptive.min, b.adaptive.initial)) } };
+  // Crossed bounds come from two levels (validation refuses them in one object): the upstream's own one wins.
+  const bounds = upstream.bulkhead?.adaptive;
+  const ownMaxOnly = bounds?.max !== undefined && bounds.min === undefined;
+  const min = ownMaxOnly ? Math.min(b.adaptive.min, b.adaptive.max) : b.adaptive.min;
+  const max = ownMaxOnly ? b.adaptive.max : Math.max(b.adaptive.max, b.adaptive.min);
+  return { ...fixed, maxConcurrent: max, adaptive: { min, max, initial: Math.min(max, Math.max(min, b.adaptive.initial)) } };
 }
 
 function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec, credentials: SnapshotCredentials | undefined): UpstreamConfig {

@@ -13,9 +13,10 @@
  *    (Retry-After, a rate-limit quota close to spent, a server queue) is over.
  * 3. Slow start. Until the first overload, each good answer adds the limit
  *    over the attempts in flight (one, when the limit is full; more when
- *    slots reserved for an idle priority class keep it from filling): the
+ *    slots reserved for an idle priority class keep it from filling), twice
+ *    that for a stream, whose slot its first token does not free: the
  *    limit doubles per round, so a burst of streams opens it in a few
- *    first-token times, not a few stream lengths. It starts again when the
+ *    first-token times (32 to 500 in four), not a few stream lengths. It starts again when the
  *    provider serves clearly more attempts at once than it held when it
  *    last refused (its edge, by 5% and at least one more: the endpoint's
  *    count runs a little ahead of the provider's): it grew (10 → 200).
@@ -37,14 +38,20 @@
  *    (within the same 5%), found the edge: the limit goes back to `held`. Any other overload means the
  *    provider shrank (or others took it): the limit goes to 90% of `held`,
  *    and a drop from 200 to 10 is followed within one stream length. Step
- *    and round start again, and growth waits for its Retry-After. A cut is
+ *    and round start again, and growth waits for its Retry-After (10 s at
+ *    most). A refusal while the endpoint used under a quarter of its limit
+ *    (one 429 at idle: a rate quota, a provider others fill; counted in the
+ *    slots its requests hold, waits for a Retry-After included) says little
+ *    of its concurrency: the limit goes to 90% of itself, without a hold. A cut is
  *    of whole numbers: the fraction slow start grew by is dropped, never
  *    scaled into the cut.
  * 6. One cut per overload. An overload of an attempt sent before the last cut
  *    (or in its millisecond) was already answered by it: a burst of 429s from one overload is one cut.
  *    So is one whose `held` is past the limit: the provider still holds streams from before the cut.
  * 7. Slow first tokens. A stream's time to first token, smoothed, rising past
- *    twice its recent floor (and 1 s above it) is a provider queueing
+ *    twice the recent floor of that smoothed time (and 1 s above it; a
+ *    floor of single answers would take first tokens that merely vary for
+ *    a queue) is a provider queueing
  *    inside (a self-hosted vLLM's KV cache full): a gentle cut to 95%, once
  *    per rule 6, and no growth from that answer.
  * 8. A quota close to spent (x-ratelimit-remaining-*, anthropic-ratelimit-*
@@ -65,9 +72,15 @@ export type LimitChange = 'slow-start' | 'probe' | 'overload' | 'slow-first-toke
 export const CUT_TO = 0.9;
 export const GENTLE_CUT_TO = 0.95;
 /** Rule 7: smoothing of the time to first token, and how long its floor is remembered (two halves of this). */
-const TTFT_SMOOTHING = 0.1;
+const TTFT_SMOOTHING = 0.02;
 const TTFT_FLOOR_MS = 60_000;
 const TTFT_SLACK_MS = 1000;
+/** Rule 7: answers smoothed before the smoothed time counts towards a floor (twice the smoothing's memory). */
+const TTFT_WARM_SAMPLES = 2 / TTFT_SMOOTHING;
+/** Rule 5: a refusal while the endpoint used less than 1/UNDER_USED of its limit cuts gently. */
+const UNDER_USED = 4;
+/** Rules 5, 8: the longest a Retry-After or a server's queue holds growth. */
+const MAX_HOLD_MS = 10_000;
 /** Rule 4: rounds, and good answers at least, spent at the ceiling before probing past it. */
 const PLATEAU_ROUNDS = 3;
 const PLATEAU_ANSWERS = 60;
@@ -85,6 +98,7 @@ export class AdaptiveLimit {
   private holdUntil = -Infinity;
   private lastCutAt = -Infinity;
   private smoothedTtft: number | undefined;
+  private ttftSamples = 0;
   /** The floor of the time to first token: the least of this half-window and of the one before it. */
   private floor = { current: Infinity, previous: Infinity, since: 0 };
 
@@ -92,9 +106,17 @@ export class AdaptiveLimit {
     readonly settings: AdaptiveLimitSettings,
     private readonly clock: Clock,
     private readonly onChange: (limit: number, why: LimitChange) => void = () => {},
+    /** The limit of the same endpoint under the config this one replaces: what it learnt goes on (within these bounds). */
+    carried?: AdaptiveLimit,
   ) {
     this.value = clamp(settings.initial, settings);
     this.floor.since = clock.now();
+    if (carried) {
+      this.value = clamp(carried.value, settings);
+      [this.slowStart, this.step, this.round, this.ceiling, this.plateau] = [carried.slowStart, carried.step, carried.round, carried.ceiling, carried.plateau];
+      [this.edge, this.holdUntil, this.lastCutAt] = [carried.edge, carried.holdUntil, carried.lastCutAt];
+      [this.smoothedTtft, this.ttftSamples, this.floor] = [carried.smoothedTtft, carried.ttftSamples, { ...carried.floor }];
+    }
   }
 
   /** The limit now: a whole number within the bounds. */
@@ -115,7 +137,8 @@ export class AdaptiveLimit {
     if (ttftMs !== undefined && this.slowFirstToken(ttftMs)) return this.gentleCut(sentAt, 'slow-first-token');
     if (this.clock.now() < this.holdUntil || inFlight * 2 < this.limit) return;
     if (inFlight > this.edge + slack(this.edge)) this.grew();
-    if (this.slowStart) return this.set(this.value + Math.min(2, this.limit / Math.max(1, inFlight)), 'slow-start');
+    // A plain answer frees its slot, a stream's first token does not: to double per round, a stream adds two.
+    if (this.slowStart) return this.set(this.value + Math.min(this.limit, (ttftMs === undefined ? 1 : 2) * Math.min(2, this.limit / Math.max(1, inFlight))), 'slow-start');
     if (this.value >= this.ceiling && this.plateau !== Infinity) {
       if (++this.plateau < Math.max(PLATEAU_ROUNDS * this.limit, PLATEAU_ANSWERS)) return;
       this.plateau = Infinity;
@@ -141,21 +164,31 @@ export class AdaptiveLimit {
 
   /**
    * The provider refused an attempt sent at `sentAt` as overloaded or rate-limited while holding `atProvider` others;
-   * `held` is the limit at which the endpoint would have had no more attempts than that (rules 5, 6).
+   * `held` is the limit at which the endpoint would have had no more attempts than that (rules 5, 6); `inUse` the
+   * slots its requests had taken, the refused one's and those waiting out a Retry-After included (omitted: all).
    */
-  refused(sentAt: number, atProvider: number, held: number, retryAfterMs?: number): void {
-    if (retryAfterMs !== undefined && retryAfterMs > 0) this.hold(retryAfterMs);
+  refused(sentAt: number, atProvider: number, held: number, retryAfterMs?: number, inUse = Infinity): void {
     // Held past the limit: streams from before the last cut are what the provider holds, the same overload.
-    if (sentAt <= this.lastCutAt || held > this.limit) return;
+    const sameOverload = sentAt <= this.lastCutAt || held > this.limit;
+    if (inUse * UNDER_USED < this.limit) {
+      // Refused while the endpoint's requests used under a quarter of its limit: a rate quota, or a provider others
+      // fill, says little of what this endpoint can send at once. A gentle cut, and no hold.
+      if (sameOverload) return;
+      this.cut(this.limit, CUT_TO * this.limit, 'overload');
+      this.edge = Math.max(0, atProvider);
+      return;
+    }
+    if (retryAfterMs !== undefined && retryAfterMs > 0) this.hold(retryAfterMs);
+    if (sameOverload) return;
     const to = Math.max(1, Math.floor(held));
     const edgeFound = this.limit > this.ceiling || atProvider >= this.edge - slack(this.edge);
     this.cut(to, edgeFound ? to : CUT_TO * to, 'overload');
     this.edge = Math.max(0, atProvider);
   }
 
-  /** Holds growth for `ms` (rule 8: a quota close to spent; rule 5: a Retry-After). */
+  /** Holds growth for `ms`, 10 s at most (rule 8: a quota close to spent; rule 5: a Retry-After, which the provider sets). */
   hold(ms: number): void {
-    this.holdUntil = Math.max(this.holdUntil, this.clock.now() + ms);
+    this.holdUntil = Math.max(this.holdUntil, this.clock.now() + Math.min(ms, MAX_HOLD_MS));
   }
 
   /** A self-hosted server reports `waiting` requests in its own queue (in its metrics, read on the health check's schedule): rule 8, holding growth for `forMs`. */
@@ -192,9 +225,13 @@ export class AdaptiveLimit {
     const now = this.clock.now();
     const f = this.floor;
     if (now - f.since >= TTFT_FLOOR_MS / 2) Object.assign(f, { previous: f.current, current: Infinity, since: now });
-    f.current = Math.min(f.current, ms);
-    const floor = Math.min(f.current, f.previous);
     this.smoothedTtft = this.smoothedTtft === undefined ? ms : this.smoothedTtft + TTFT_SMOOTHING * (ms - this.smoothedTtft);
+    // The floor is of the smoothed time, not of single answers: first tokens that merely vary (prompts of every length,
+    // reasoning models) keep their mean well above their least, and that is no queue. Nor is the smoothed time of the
+    // first few answers (it starts at the first) a floor.
+    if (++this.ttftSamples < TTFT_WARM_SAMPLES) return false;
+    f.current = Math.min(f.current, this.smoothedTtft);
+    const floor = Math.min(f.current, f.previous);
     return this.smoothedTtft > Math.max(2 * floor, floor + TTFT_SLACK_MS);
   }
 

@@ -12,8 +12,16 @@
  *
  * Admissions that never waited are charged too (`charge`), so a caller that
  * takes every free slot starts behind once the queue forms. Distinct callers
- * are capped: past `maxCallers`, new ones share one bucket.
+ * are capped: past `maxCallers`, new ones share one bucket. A cost counts up
+ * to MAX_COST (and one that is not a number, as that): a caller's
+ * `max_tokens: 1e22` would otherwise carry the virtual time where adding a
+ * prompt's tokens changes nothing, every start ties, and the queue is first
+ * come, first served for everyone from then on.
  */
+
+/** The most a single entry costs: 2^21 tokens (past any model's context), so the virtual time stays exact for 2^32 entries. */
+export const MAX_COST = 2 ** 21;
+const bounded = (cost: number) => (cost >= 0 ? Math.min(cost, MAX_COST) : cost < 0 ? 0 : MAX_COST);
 
 /** The bucket callers share past the cap. */
 export const OVERFLOW_CALLER = '\u0000overflow';
@@ -47,7 +55,7 @@ export class FairQueue<T> {
   charge(caller: string, cost: number): void {
     const state = this.callerOf(this.keyOf(caller));
     const start = Math.max(this.virtual, state.finish);
-    state.finish = start + cost;
+    state.finish = start + bounded(cost);
     this.virtual = start;
     this.prune();
   }
@@ -56,7 +64,7 @@ export class FairQueue<T> {
     const key = this.keyOf(caller);
     const state = this.callerOf(key);
     const start = Math.max(this.virtual, state.finish);
-    state.finish = start + cost;
+    state.finish = start + bounded(cost);
     const entry: FairEntry<T> = { item, caller: key, start, seq: this.seq++ };
     state.entries.push(entry);
     this.count++;

@@ -123,6 +123,41 @@ describe('adaptive limit', () => {
     assert.equal(changes.at(-1), 'slow-first-token');
   });
 
+  it('takes first tokens that merely vary (100–3100 ms, evenly) for no queue: no cut', () => {
+    const { l, clock, serve, changes } = limiter({ initial: 60 });
+    l.refused(clock.now(), 60, 60); // out of slow start
+    let state = 7;
+    for (let i = 0; i < 2000; i++) {
+      clock.advance(25);
+      state = (state * 1103515245 + 12345) % 2 ** 31;
+      serve(1, 100 + (state / 2 ** 31) * 3000, l.limit);
+    }
+    assert.ok(!changes.includes('slow-first-token'), `cut ${changes.filter((c) => c === 'slow-first-token').length} times`);
+  });
+
+  it('opens for streams by doubling per round of first tokens: a stream\'s slot is not freed by its first token', () => {
+    const { l, serve } = limiter({ initial: 32 });
+    serve(32, 400); // the first round's first tokens, every slot still held by its stream
+    assert.ok(l.limit >= 96, `${l.limit}: 64 new slots for the next round, twice the first`);
+  });
+
+  it('takes a refusal while its requests used under a quarter of the limit (one 429 at idle) for a gentle cut without a hold, and caps any hold at 10 s', () => {
+    const { l, clock, serve } = limiter({ initial: 32 });
+    l.refused(clock.now(), 0, 1, 86_400_000, 1); // a quota's 429 with a day's Retry-After, this request alone in flight
+    assert.equal(l.limit, 28, '90% of itself, not the 1 the provider held');
+    serve(28);
+    assert.ok(l.limit > 28, 'and it grows at once: no hold');
+    const { l: busy, clock: c2, serve: serve2 } = limiter({ initial: 32 });
+    busy.refused(c2.now(), 32, 32, 86_400_000, 32); // refused at its limit, Retry-After a day
+    const cut = busy.limit;
+    c2.advance(9_999);
+    serve2(200);
+    assert.equal(busy.limit, cut, 'held');
+    c2.advance(1);
+    serve2(200);
+    assert.ok(busy.limit > cut, 'but 10 s at most');
+  });
+
   it('holds growth while a quota is close to spent or a server reports a queue', () => {
     const { l, clock, serve } = limiter({ initial: 50 });
     l.hold(1000);
@@ -138,7 +173,7 @@ describe('adaptive limit', () => {
   it('stays within its bounds, never grows while held or idle, never more than doubles at once, and cuts to 90% of what the provider held, or to it past the ceiling (property)', () => {
     const event = fc.oneof(
       fc.record({ serve: fc.integer({ min: 0, max: 400 }), ttft: fc.option(fc.integer({ min: 1, max: 5000 }), { nil: undefined }) }),
-      fc.record({ refuse: fc.integer({ min: 0, max: 400 }), held: fc.integer({ min: 1, max: 400 }), retryAfter: fc.option(fc.integer({ min: 0, max: 3000 }), { nil: undefined }), age: fc.integer({ min: 0, max: 500 }) }),
+      fc.record({ refuse: fc.integer({ min: 0, max: 400 }), held: fc.integer({ min: 1, max: 400 }), retryAfter: fc.option(fc.integer({ min: 0, max: 30_000 }), { nil: undefined }), age: fc.integer({ min: 0, max: 500 }), inUse: fc.option(fc.integer({ min: 0, max: 400 }), { nil: undefined }) }),
       fc.record({ hold: fc.integer({ min: 0, max: 3000 }) }),
       fc.record({ queue: fc.integer({ min: 0, max: 20 }) }),
       fc.record({ wait: fc.integer({ min: 1, max: 2000 }) }),
@@ -157,12 +192,17 @@ describe('adaptive limit', () => {
             if (clock.now() < heldUntil || e.serve * 2 < before) assert.ok(l.limit <= before, 'grew while held or idle');
             assert.ok(l.limit <= Math.max(before * 2, before + 1), 'more than doubled in one answer');
           } else if ('refuse' in e) {
-            l.refused(clock.now() - e.age, e.refuse, e.held, e.retryAfter);
-            if (e.retryAfter) heldUntil = Math.max(heldUntil, clock.now() + e.retryAfter);
+            l.refused(clock.now() - e.age, e.refuse, e.held, e.retryAfter, e.inUse);
             assert.ok(l.limit <= before, 'grew on a refusal');
-            // Refused past the ceiling, or holding as many as at its edge: back to what the provider held; otherwise 90% of it.
-            const to = before > ceiling || e.refuse >= edge - (Number.isFinite(edge) ? Math.max(1, Math.floor(edge / 20)) : 0) ? e.held : Math.floor(0.9 * e.held + 1e-9);
-            if (l.limit !== before) assert.ok(e.held <= before && l.limit <= Math.max(min, to), `cut to ${l.limit} from ${before}, above ${to} (held ${e.held}, ceiling ${ceiling}, edge ${edge})`);
+            if (e.inUse !== undefined && e.inUse * 4 < before) {
+              // Refused while using under a quarter of the limit: 90% of itself at most, and no hold.
+              if (l.limit !== before) assert.ok(l.limit <= Math.max(min, Math.floor(0.9 * before + 1e-9)), `gentle cut to ${l.limit} from ${before}`);
+            } else {
+              if (e.retryAfter) heldUntil = Math.max(heldUntil, clock.now() + Math.min(e.retryAfter, 10_000));
+              // Refused past the ceiling, or holding as many as at its edge: back to what the provider held; otherwise 90% of it.
+              const to = before > ceiling || e.refuse >= edge - (Number.isFinite(edge) ? Math.max(1, Math.floor(edge / 20)) : 0) ? e.held : Math.floor(0.9 * e.held + 1e-9);
+              if (l.limit !== before) assert.ok(e.held <= before && l.limit <= Math.max(min, to), `cut to ${l.limit} from ${before}, above ${to} (held ${e.held}, ceiling ${ceiling}, edge ${edge})`);
+            }
           } else if ('hold' in e) {
             l.hold(e.hold);
             heldUntil = Math.max(heldUntil, clock.now() + e.hold);

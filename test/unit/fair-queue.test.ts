@@ -28,6 +28,18 @@ describe('fair queue', () => {
     assert.equal(first.filter((x) => x.startsWith('big')).length, 4);
   });
 
+  it('stays fair after a caller claims an absurd cost (max_tokens: 1e22, NaN): each counts as MAX_COST at most', () => {
+    for (const absurd of [1e22, Infinity, Number.NaN]) {
+      const q = new FairQueue<string>();
+      for (let i = 0; i < 3; i++) q.charge('evil', absurd);
+      q.push('evil', absurd, 'evil0');
+      for (let i = 0; i < 20; i++) q.push('big', 1000, `big${i}`);
+      for (let i = 0; i < 100; i++) q.push('small', 100, `small${i}`);
+      const first = drainOrder(q).filter((x) => !x.startsWith('evil')).slice(0, 44);
+      assert.equal(first.filter((x) => x.startsWith('big')).length, 4, `after ${absurd}: ${first.join(' ')}`);
+    }
+  });
+
   it('gives an idle caller no credit: it starts at the virtual time', () => {
     const q = new FairQueue<string>();
     for (let i = 0; i < 10; i++) q.push('a', 10, `a${i}`);

@@ -165,6 +165,16 @@ describe('policy schema', () => {
     assert.equal(u.breaker.maxOpenForMs, 600_000, 'maxOpenFor (5m inherited) stretched to openFor');
   });
 
+  it('lets the upstream\'s own adaptive bound win over a crossed one from defaults', () => {
+    const compiled = (upstream: object) => {
+      const v = validatePolicy({ defaults: { bulkhead: { adaptive: { min: 100 } } }, upstreams: [{ name: 'a', url: 'http://a', bulkhead: upstream }] });
+      assert.ok(v.ok, v.ok ? '' : formatProblems(v.problems));
+      return compileConfig(v.spec, { source: 'file', policy: 'p', generation: 0, hash: 'h' }).upstreams.get('a')!.bulkhead.adaptive!;
+    };
+    assert.deepEqual(compiled({ adaptive: { max: 10 } }), { min: 10, max: 10, initial: 10 }, 'its max of 10 holds: the inherited min yields');
+    assert.deepEqual(compiled({}), { min: 100, max: 1024, initial: 100 });
+  });
+
   it('describes every field of the CRD, for kubectl explain', () => {
     const crd = parse(readFileSync(new URL('../../crds/breakwater.dev_resiliencepolicies.yaml', import.meta.url), 'utf8'));
     const missing: string[] = [];

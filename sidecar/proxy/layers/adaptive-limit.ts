@@ -33,7 +33,7 @@ export function adaptiveLimit(clock: Clock) {
           const atProvider = endpoint.outstanding - 1;
           const share = (bulkhead.active * limit.limit) / Math.max(1, bulkhead.limit);
           const held = endpoints.length === 1 ? bulkhead.limitFor(req.priority, atProvider) : limit.limit * Math.min(1, Math.max(1, atProvider) / Math.max(1, share));
-          limit.refused(sentAt, atProvider, held, load.retryAfterMs);
+          limit.refused(sentAt, atProvider, held, load.retryAfterMs, endpoints.length === 1 ? bulkhead.active : share);
         }
         else if (load) {
           if (load.quotaLow) limit.hold(QUOTA_HOLD_MS);

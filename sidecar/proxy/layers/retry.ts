@@ -65,7 +65,10 @@ export function retry({ clock, metrics, random }: RetryDeps): Layer {
         if (n > policy.attempts) return stopWith(last, 'attempts-exhausted', ctx.trace);
         const asked = last.kind === 'answer' && policy.respectRetryAfter ? retryAfterMs(last.headers, clock.wallTime()) : undefined;
         if (asked !== undefined && asked > policy.maxRetryAfterMs) return stopWith(last, 'retry-after-too-long', ctx.trace);
-        const wait = asked ?? backoffDelay(policy.backoff, n - 1, previousDelay, random);
+        // A Retry-After is waited out, but never less than the backoff: `Retry-After: 0` (or a date gone by) from an
+        // upstream in trouble would otherwise send every attempt back to back, from every pod at once.
+        const backoff = backoffDelay(policy.backoff, n - 1, previousDelay, random);
+        const wait = asked === undefined ? backoff : Math.max(asked, backoff);
         previousDelay = wait;
         if (clock.now() + wait >= ctx.deadline) return stopWith(last, 'deadline', ctx.trace);
         if (!upstream.budget.tryWithdraw()) {

@@ -8,16 +8,21 @@
  */
 import { AdaptiveLimit, type AdaptiveLimitSettings, type Bulkhead, type Clock, type LimitChange } from '../../resilience/index.js';
 
-/** Gives each endpoint an adaptive limit and keeps `bulkhead`'s limit at their sum; `onChange` hears why each moved. */
-export function adaptLimits(endpoints: readonly { limit?: AdaptiveLimit }[], bulkhead: Bulkhead, bounds: AdaptiveLimitSettings, clock: Clock, onChange: (why: LimitChange) => void): void {
+/**
+ * Gives each endpoint an adaptive limit and keeps `bulkhead`'s limit at their sum; `onChange` hears why each moved.
+ * `carried` finds the limit the same endpoint had under the config this one replaces: a reload that changes, say, a
+ * timeout does not make the endpoints learn their provider again from `initial`.
+ */
+export function adaptLimits<E extends { limit?: AdaptiveLimit }>(endpoints: readonly E[], bulkhead: Bulkhead, bounds: AdaptiveLimitSettings, clock: Clock, onChange: (why: LimitChange) => void, carried: (e: E) => AdaptiveLimit | undefined = () => undefined): void {
   const n = endpoints.length;
   const share = { min: Math.max(1, Math.floor(bounds.min / n)), max: bounds.max, initial: Math.max(1, Math.ceil(bounds.initial / n)) };
   const sum = () => Math.min(bounds.max, Math.max(bounds.min, endpoints.reduce((total, e) => total + e.limit!.limit, 0)));
   for (const e of endpoints) {
-    e.limit = new AdaptiveLimit(share, clock, (_limit, why) => {
+    const onLimitChange = (_limit: number, why: LimitChange) => {
       bulkhead.setLimit(sum());
       onChange(why);
-    });
+    };
+    e.limit = new AdaptiveLimit(share, clock, onLimitChange, carried(e));
   }
   bulkhead.setLimit(sum());
 }

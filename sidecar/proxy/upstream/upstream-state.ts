@@ -19,7 +19,10 @@
  * others can serve. On a config change, an upstream whose settings did not
  * change keeps them (open breakers stay open); a changed one gets new ones,
  * and its endpoints keep what their health checks had learnt when the same
- * URL is probed as before.
+ * URL is probed as before, and what their adaptive limits had learnt (the
+ * requests in flight under the old objects are not counted by the new
+ * bulkhead: for a moment after such a reload, up to twice the limit can be
+ * in flight).
  */
 import { LRUCache } from 'lru-cache';
 import type { EndpointConfig, UpstreamConfig } from '../../config/index.js';
@@ -128,7 +131,10 @@ export class UpstreamState implements LiveUpstream {
     this.bulkhead = new Bulkhead(config.bulkhead, classes, clock);
     this.limitBounds = config.bulkhead.adaptive ?? { min: config.bulkhead.maxConcurrent, max: config.bulkhead.maxConcurrent };
     const adaptive = config.bulkhead.adaptive;
-    if (adaptive) adaptLimits(this.endpoints, this.bulkhead, adaptive, clock, (reason) => metrics.limitChanges.inc({ upstream: config.name, reason }));
+    if (adaptive) {
+      const carried = (e: Endpoint) => replaced?.endpoints.find((old) => old.config.origin === e.config.origin && old.config.basePath === e.config.basePath)?.limit;
+      adaptLimits(this.endpoints, this.bulkhead, adaptive, clock, (reason) => metrics.limitChanges.inc({ upstream: config.name, reason }), carried);
+    }
     this.budget = new RetryBudget(config.retry.budget, clock);
     this.limiter = new RateLimiter(config.rateLimit, clock);
   }
@@ -137,10 +143,20 @@ export class UpstreamState implements LiveUpstream {
     return this.config.name;
   }
 
-  /** Endpoints in the order the balancer prefers them for the next attempt. */
+  /**
+   * Endpoints in the order the balancer prefers them for the next attempt; with adaptive limits, those at their
+   * limit after those with room (a small server that refuses at once would otherwise draw least-outstanding's
+   * traffic, and the retries of what it refused, while a large one sits idle).
+   */
   private order(): Endpoint[] {
     const all = this.endpoints;
     if (all.length === 1) return all;
+    const order = this.balancerOrder(all);
+    if (!all[0]!.limit || order.every((e) => e.outstanding < e.limit!.limit)) return order;
+    return [...order.filter((e) => e.outstanding < e.limit!.limit), ...order.filter((e) => e.outstanding >= e.limit!.limit)];
+  }
+
+  private balancerOrder(all: Endpoint[]): Endpoint[] {
     switch (this.config.loadBalancing) {
       case 'round-robin': {
         const start = this.turn++ % all.length;

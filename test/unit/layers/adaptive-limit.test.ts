@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { adaptiveLimit } from '../../../sidecar/proxy/layers/adaptive-limit.js';
 import { providerLoad, quotaLow } from '../../../sidecar/proxy/upstream/provider-load.js';
-import { answer, contextAt, DrivenStream, innerGiving, localFailure, ManualClock, requestTo, streamOf, upstreamOf } from '../../support/layer-kit.js';
+import { UpstreamState, type Endpoint } from '../../../sidecar/proxy/upstream/upstream-state.js';
+import { answer, compile, contextAt, DrivenStream, innerGiving, localFailure, ManualClock, metrics, requestTo, streamOf, upstreamOf } from '../../support/layer-kit.js';
 
 describe('adaptive limit layer', () => {
   it('reads refusals, their Retry-After, good answers and quotas close to spent', () => {
@@ -47,5 +48,35 @@ describe('adaptive limit layer', () => {
     const clock = new ManualClock();
     assert.equal(adaptiveLimit(clock).enabledFor!(upstreamOf(clock, { bulkhead: { maxConcurrent: 8 } }).config), false);
     assert.equal(adaptiveLimit(clock).enabledFor!(upstreamOf(clock, { bulkhead: { mode: 'fixed' } }).config), false);
+  });
+
+  it('sends the next attempt to an endpoint with room before one at its limit, whatever the balancer prefers', () => {
+    const clock = new ManualClock();
+    const upstream = upstreamOf(clock, { url: undefined, endpoints: [{ url: 'http://127.0.0.1:9' }, { url: 'http://127.0.0.2:9' }], loadBalancing: 'least-outstanding', bulkhead: { adaptive: { initial: 8, min: 2, max: 100 } } });
+    const [big, small] = upstream.endpoints as [Endpoint, Endpoint];
+    small.limit!.refused(clock.now(), 2, 2, undefined, 4); // a server that takes 2
+    const limit = small.limit!.limit;
+    small.outstanding = limit;
+    big.outstanding = big.limit!.limit - 1; // room, but more outstanding: least-outstanding would pick the small one
+    assert.ok(big.outstanding > small.outstanding, `${big.outstanding} > ${small.outstanding}`);
+    const choice = upstream.choose('m');
+    assert.ok(choice.ok && choice.endpoint === big, 'the small server is at its limit: the big one, with room');
+    small.outstanding = limit - 1;
+    const next = upstream.choose('m');
+    assert.ok(next.ok && next.endpoint === small, 'with room again, the balancer\'s order');
+  });
+
+  it('keeps what an endpoint\'s limit learnt across a reload that changes another setting of its upstream', () => {
+    const clock = new ManualClock();
+    const spec = (total: string) => ({ upstreams: [{ name: 'p', url: 'http://127.0.0.1:9', timeouts: { total }, bulkhead: { adaptive: { initial: 32, min: 1, max: 100 } } }] });
+    const before = upstreamOf(clock, {}, spec('60s'), 'p');
+    before.endpoints[0]!.limit!.refused(clock.now(), 8, 8, undefined, 10); // learnt: the provider holds 8
+    const learnt = before.endpoints[0]!.limit!.limit;
+    assert.ok(learnt < 32);
+    const config = compile(spec('90s'));
+    const after = new UpstreamState(config.upstreams.get('p')!, 'p2', config.priorities.classes, clock, metrics, () => {}, () => {}, before);
+    assert.equal(after.endpoints[0]!.limit!.limit, learnt, 'not back to initial (32)');
+    assert.equal(after.bulkhead.limit, learnt);
+    assert.equal(after.endpoints[0]!.limit!.phase, 'probing');
   });
 });

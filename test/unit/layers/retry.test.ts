@@ -1,6 +1,7 @@
 /**
  * The retry layer on a ManualClock: which failures it retries, how long it
- * waits (backoff, Retry-After read against the clock's wall time), and the
+ * waits (backoff, Retry-After read against the clock's wall time, never less
+ * than the backoff), and the
  * retry budget: a retry the breaker refuses is given back to the budget. And,
  * with the real attempt layer on the system clock against upstreams that
  * hang, that neither a retry nor a mid-stream recovery starts once the
@@ -71,6 +72,17 @@ describe('retry layer', () => {
     assert.equal(outcome.kind, 'answer');
     const expected = asked.getTime() - Date.UTC(2026, 0, 1);
     assert.ok(ms >= expected && ms < expected + 20, `waited ${ms} ms for ${expected}`);
+  });
+
+  it('waits at least the backoff when a Retry-After asks for less (0, or a date gone by): no attempts back to back', async () => {
+    for (const ask of ['0', '-5', new Date(Date.UTC(2025, 0, 1)).toUTCString()]) {
+      const clock = new ManualClock();
+      const limited: Outcome = { ...answer(429, 'rate-limited'), headers: { 'retry-after': ask } };
+      const inner = innerGiving(limited, limited, answer());
+      const { ms } = await onClock(clock, retry({ clock, metrics })(inner)(requestTo(upstreamOf(clock, FAST)), contextAt(clock)));
+      assert.equal(inner.calls.length, 3);
+      assert.ok(ms >= 200, `Retry-After ${ask}: two backoffs of 100 ms at least, took ${ms}`);
+    }
   });
 
   it('does not wait past the deadline', async () => {
