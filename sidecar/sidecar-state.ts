@@ -10,7 +10,7 @@ import type { RuntimeConfig } from './config/index.js';
 import { Fleet } from './fleet/index.js';
 import type { Metrics } from './metrics.js';
 import { SloTracker } from './slo-tracker.js';
-import { type Clock, DegradationMonitor } from './resilience/index.js';
+import { type Clock, DegradationMonitor, type Mode } from './resilience/index.js';
 import { ResponseCache } from './proxy/answers/response-cache.js';
 import { fingerprint, UpstreamState, type BreakerTransition, type HealthChange } from './proxy/upstream/upstream-state.js';
 import { queuePressure } from './proxy/upstream/endpoint-limits.js';
@@ -47,6 +47,11 @@ export class SidecarState {
     this.fleet = new Fleet(clock, onStoreError);
     this.budgets = new BudgetBook(clock, (what, limits) => this.fleet.budget(what, limits));
     this.degradation = new DegradationMonitor({ windowMs: 60_000, degradedErrorRate: 0, degradedQueueDepth: 0, emergencyErrorRate: 0 }, clock);
+  }
+
+  /** The degradation mode now: evaluated when read (by /status, a scrape) as well as per request, so an idle pod does not keep showing the mode of its last request. */
+  mode(): Mode {
+    return this.degradation.mode(this.queued());
   }
 
   /** Requests waiting in the upstreams' bulkhead queues, as degraded mode counts them (queuePressure: not behind an adaptive limit still opening). */

@@ -71,7 +71,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const log = options.log ?? createLogger();
   const metrics = createMetrics({
     live: () => state.live(),
-    mode: () => state.degradation.name,
+    mode: () => state.mode(),
     bufferedBytes: () => proxy.bufferedBytes,
     budgets: () => state.budgets.all(),
     slo: () => state.slo,

@@ -30,7 +30,7 @@ export function statusReport(state: SidecarState, ready: boolean, draining: bool
   return {
     ready,
     draining,
-    mode: state.degradation.name,
+    mode: state.mode(),
     sharedCache: state.cache.sharedStatus,
     config: state.config?.version ?? null,
     bufferedBytes,

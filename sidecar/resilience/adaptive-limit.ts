@@ -42,18 +42,20 @@
  *    most). A refusal while the endpoint used under a quarter of its limit
  *    (one 429 at idle: a rate quota, a provider others fill; counted in the
  *    slots its requests hold, waits for a Retry-After included) says little
- *    of its concurrency: the limit goes to 90% of itself, without a hold. A cut is
+ *    of its concurrency: the limit goes to 90% of itself, without a hold,
+ *    and stays in its phase. A cut is
  *    of whole numbers: the fraction slow start grew by is dropped, never
  *    scaled into the cut.
  * 6. One cut per overload. An overload of an attempt sent before the last cut
  *    (or in its millisecond) was already answered by it: a burst of 429s from one overload is one cut.
  *    So is one whose `held` is past the limit: the provider still holds streams from before the cut.
- * 7. Slow first tokens. A stream's time to first token, smoothed, rising past
- *    twice the recent floor of that smoothed time (and 1 s above it; a
- *    floor of single answers would take first tokens that merely vary for
- *    a queue) is a provider queueing
- *    inside (a self-hosted vLLM's KV cache full): a gentle cut to 95%, once
- *    per rule 6, and no growth from that answer.
+ * 7. Slow first tokens. A stream's time to first token, smoothed over the
+ *    last ~50 answers, rising past twice its level over the last ~200 (and
+ *    1 s above it) is a provider queueing inside (a self-hosted vLLM's KV
+ *    cache full): a gentle cut to 95%, once per rule 6, and no growth from
+ *    that answer. Both are means, not a least value: first tokens that
+ *    merely vary (prompts of every length, a reasoning model's long tail)
+ *    keep their mean far above their least, and that is no queue.
  * 8. A quota close to spent (x-ratelimit-remaining-*, anthropic-ratelimit-*
  *    under 5% of its limit) or a self-hosted server that reports requests
  *    waiting holds growth for a while; waiting requests also cut gently.
@@ -71,12 +73,11 @@ export type LimitChange = 'slow-start' | 'probe' | 'overload' | 'slow-first-toke
 /** Share of what the provider held that a cut keeps (rule 5), and of the limit a gentle cut keeps (rules 7, 8). */
 export const CUT_TO = 0.9;
 export const GENTLE_CUT_TO = 0.95;
-/** Rule 7: smoothing of the time to first token, and how long its floor is remembered (two halves of this). */
-const TTFT_SMOOTHING = 0.02;
-const TTFT_FLOOR_MS = 60_000;
+/** Rule 7: smoothing of the time to first token, recent and long-run, and answers read before it judges (the long-run's memory). */
+const TTFT_RECENT = 0.02;
+const TTFT_LONG_RUN = 0.005;
 const TTFT_SLACK_MS = 1000;
-/** Rule 7: answers smoothed before the smoothed time counts towards a floor (twice the smoothing's memory). */
-const TTFT_WARM_SAMPLES = 2 / TTFT_SMOOTHING;
+const TTFT_WARM_SAMPLES = 1 / TTFT_LONG_RUN;
 /** Rule 5: a refusal while the endpoint used less than 1/UNDER_USED of its limit cuts gently. */
 const UNDER_USED = 4;
 /** Rules 5, 8: the longest a Retry-After or a server's queue holds growth. */
@@ -97,10 +98,8 @@ export class AdaptiveLimit {
   private edge = Infinity;
   private holdUntil = -Infinity;
   private lastCutAt = -Infinity;
-  private smoothedTtft: number | undefined;
-  private ttftSamples = 0;
-  /** The floor of the time to first token: the least of this half-window and of the one before it. */
-  private floor = { current: Infinity, previous: Infinity, since: 0 };
+  /** Rule 7: the time to first token smoothed recently and over the long run, and the answers read. */
+  private ttft: { recent: number; longRun: number; samples: number } | undefined;
 
   constructor(
     readonly settings: AdaptiveLimitSettings,
@@ -110,12 +109,11 @@ export class AdaptiveLimit {
     carried?: AdaptiveLimit,
   ) {
     this.value = clamp(settings.initial, settings);
-    this.floor.since = clock.now();
     if (carried) {
       this.value = clamp(carried.value, settings);
       [this.slowStart, this.step, this.round, this.ceiling, this.plateau] = [carried.slowStart, carried.step, carried.round, carried.ceiling, carried.plateau];
       [this.edge, this.holdUntil, this.lastCutAt] = [carried.edge, carried.holdUntil, carried.lastCutAt];
-      [this.smoothedTtft, this.ttftSamples, this.floor] = [carried.smoothedTtft, carried.ttftSamples, { ...carried.floor }];
+      this.ttft = carried.ttft && { ...carried.ttft };
     }
   }
 
@@ -172,10 +170,11 @@ export class AdaptiveLimit {
     const sameOverload = sentAt <= this.lastCutAt || held > this.limit;
     if (inUse * UNDER_USED < this.limit) {
       // Refused while the endpoint's requests used under a quarter of its limit: a rate quota, or a provider others
-      // fill, says little of what this endpoint can send at once. A gentle cut, and no hold.
+      // fill, says little of what this endpoint can send at once. A gentle cut, no hold, and the phase stays (a burst
+      // that follows it is still a burst on its way in, not an overload).
       if (sameOverload) return;
-      this.cut(this.limit, CUT_TO * this.limit, 'overload');
-      this.edge = Math.max(0, atProvider);
+      this.lastCutAt = this.clock.now();
+      this.set(Math.floor(CUT_TO * this.limit), 'overload');
       return;
     }
     if (retryAfterMs !== undefined && retryAfterMs > 0) this.hold(retryAfterMs);
@@ -220,19 +219,13 @@ export class AdaptiveLimit {
     this.set(Math.floor(to), why);
   }
 
-  /** Rule 7: records the sample; true when the smoothed time to first token is well above its floor. */
+  /** Rule 7: records the sample; true when the recent time to first token is well above its long-run level. */
   private slowFirstToken(ms: number): boolean {
-    const now = this.clock.now();
-    const f = this.floor;
-    if (now - f.since >= TTFT_FLOOR_MS / 2) Object.assign(f, { previous: f.current, current: Infinity, since: now });
-    this.smoothedTtft = this.smoothedTtft === undefined ? ms : this.smoothedTtft + TTFT_SMOOTHING * (ms - this.smoothedTtft);
-    // The floor is of the smoothed time, not of single answers: first tokens that merely vary (prompts of every length,
-    // reasoning models) keep their mean well above their least, and that is no queue. Nor is the smoothed time of the
-    // first few answers (it starts at the first) a floor.
-    if (++this.ttftSamples < TTFT_WARM_SAMPLES) return false;
-    f.current = Math.min(f.current, this.smoothedTtft);
-    const floor = Math.min(f.current, f.previous);
-    return this.smoothedTtft > Math.max(2 * floor, floor + TTFT_SLACK_MS);
+    const t = (this.ttft ??= { recent: ms, longRun: ms, samples: 0 });
+    t.recent += TTFT_RECENT * (ms - t.recent);
+    t.longRun += TTFT_LONG_RUN * (ms - t.longRun);
+    if (++t.samples < TTFT_WARM_SAMPLES) return false;
+    return t.recent > Math.max(2 * t.longRun, t.longRun + TTFT_SLACK_MS);
   }
 
   private set(next: number, why: LimitChange): void {

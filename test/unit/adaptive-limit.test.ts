@@ -115,7 +115,7 @@ describe('adaptive limit', () => {
     serve(200, 300);
     const before = l.limit;
     assert.ok(before > 90);
-    for (let i = 0; i < 40 && l.limit === before; i++) {
+    for (let i = 0; i < 100 && l.limit === before; i++) {
       clock.advance(10);
       l.served(clock.now(), l.limit, 3000);
     }
@@ -123,16 +123,36 @@ describe('adaptive limit', () => {
     assert.equal(changes.at(-1), 'slow-first-token');
   });
 
-  it('takes first tokens that merely vary (100–3100 ms, evenly) for no queue: no cut', () => {
-    const { l, clock, serve, changes } = limiter({ initial: 60 });
-    l.refused(clock.now(), 60, 60); // out of slow start
-    let state = 7;
-    for (let i = 0; i < 2000; i++) {
-      clock.advance(25);
-      state = (state * 1103515245 + 12345) % 2 ** 31;
-      serve(1, 100 + (state / 2 ** 31) * 3000, l.limit);
+  it('takes first tokens that merely vary for no queue (evenly 100–3100 ms; 80% at 100 ms and 20% at 10 s; 70% and 30% at 8 s): no cut', () => {
+    const shapes: [string, (u: number) => number][] = [
+      ['even', (u) => 100 + u * 3000],
+      ['20% at 10 s', (u) => (u < 0.2 ? 10_000 : 100)],
+      ['30% at 8 s', (u) => (u < 0.3 ? 8_000 : 100)],
+    ];
+    for (const [name, ttftOf] of shapes) {
+      const { l, clock, serve, changes } = limiter({ initial: 60 });
+      l.refused(clock.now(), 60, 60); // out of slow start
+      let state = 7;
+      for (let i = 0; i < 5000; i++) {
+        clock.advance(25);
+        state = (state * 1103515245 + 12345) % 2 ** 31;
+        serve(1, ttftOf(state / 2 ** 31), l.limit);
+      }
+      assert.ok(!changes.includes('slow-first-token'), `${name}: cut ${changes.filter((c) => c === 'slow-first-token').length} times`);
     }
-    assert.ok(!changes.includes('slow-first-token'), `cut ${changes.filter((c) => c === 'slow-first-token').length} times`);
+  });
+
+  it('finds a queue that forms: first tokens from 200 ms to 3 s are cut for within 100 answers', () => {
+    const { l, clock, serve, changes } = limiter({ initial: 60 });
+    l.refused(clock.now(), 60, 60);
+    serve(300, 200, l.limit);
+    let n = 0;
+    while (!changes.includes('slow-first-token') && n < 1000) {
+      clock.advance(10);
+      serve(1, 3000, l.limit);
+      n++;
+    }
+    assert.ok(n <= 100, `cut after ${n} slow answers`);
   });
 
   it('opens for streams by doubling per round of first tokens: a stream\'s slot is not freed by its first token', () => {

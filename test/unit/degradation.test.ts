@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { SidecarState } from '../../sidecar/sidecar-state.js';
+import { compile, metrics } from '../support/layer-kit.js';
 import { describe, it } from 'node:test';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
 import { DegradationMonitor, type DegradationSettings } from '../../sidecar/resilience/degradation.js';
@@ -92,11 +94,36 @@ describe('the queue depth degraded mode counts (queuePressure)', () => {
     assert.ok(queuePressure(atMax.u) > 0, 'at its max, the limit cannot open further');
   });
 
+  it('does not count it after a 429 at idle (the endpoint held under a quarter of its limit), nor while another endpoint still opens', () => {
+    const { u, endpoints, clock } = upstream(200);
+    clock.advance(1);
+    endpoints[0]!.limit!.refused(clock.now(), 0, 1, 86_400_000, 1);
+    assert.equal(endpoints[0]!.limit!.phase, 'slow-start');
+    assert.equal(queuePressure(u), 0, 'a quota\'s 429 says nothing of the burst behind it');
+    const refusing = { limit: endpoints[0]!.limit };
+    refusing.limit!.refused(clock.now() + 1, 8, 8);
+    const opening = upstream(0).endpoints[0]!;
+    assert.equal(queuePressure({ ...u, endpoints: [refusing, opening] }), 0, 'a small endpoint refused; the other still opens');
+  });
+
   it('counts every request behind a fixed limit, as before', () => {
     const clock = new ManualClock();
     const bulkhead = new Bulkhead({ maxConcurrent: 1, maxQueue: 1024, queueTimeoutMs: 5000 }, [{ name: 'normal', reservedPercent: 0, maxSharePercent: 100 }], clock);
     bulkhead.tryAcquire(0);
     for (let i = 0; i < 150; i++) bulkhead.acquire(0).catch(() => {});
     assert.equal(queuePressure({ bulkhead, endpoints: [{}], limitBounds: { max: 1 } }), 150);
+  });
+});
+
+describe('the mode an idle sidecar shows', () => {
+  it('is evaluated when read, not only per request: an idle pod leaves emergency once its window has passed', () => {
+    const clock = new ManualClock();
+    const state = new SidecarState(clock, metrics, () => {});
+    state.apply(compile({ upstreams: [{ name: 'p', url: 'http://127.0.0.1:9' }], degradation: { window: '10s', emergency: { errorRate: 50 } } }));
+    for (let i = 0; i < 30; i++) state.degradation.record(true);
+    assert.equal(state.mode(), 'emergency');
+    clock.advance(11_000); // no request since
+    assert.equal(state.mode(), 'normal', 'the window holds nothing now');
+    assert.equal(state.degradation.name, 'normal');
   });
 });

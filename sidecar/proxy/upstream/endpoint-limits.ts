@@ -29,10 +29,11 @@ export function adaptLimits<E extends { limit?: AdaptiveLimit }>(endpoints: read
 
 /**
  * Requests waiting for the bulkhead that degraded mode's `queueDepth` counts: all of them behind a fixed limit, or an
- * adaptive one that cannot open further (at its max) or that the provider holds back (it refused: probing). Behind an
- * adaptive limit still opening (slow start), a queue is a burst on its way in, not overload: it counts for nothing.
+ * adaptive one that cannot open further (at its max) or whose every endpoint the provider holds back (each refused:
+ * probing). Behind an adaptive limit still opening (an endpoint in slow start), a queue is a burst on its way in, not
+ * overload: it counts for nothing. (One small endpoint that refused does not make the others' opening an overload.)
  */
 export function queuePressure(u: { bulkhead: Bulkhead; limitBounds: { max: number }; endpoints: readonly { limit?: AdaptiveLimit }[] }): number {
-  const opening = u.endpoints.every((e) => e.limit?.phase === 'slow-start') && u.bulkhead.limit < u.limitBounds.max;
+  const opening = u.endpoints.some((e) => e.limit?.phase === 'slow-start') && u.bulkhead.limit < u.limitBounds.max;
   return opening ? 0 : u.bulkhead.waiting;
 }

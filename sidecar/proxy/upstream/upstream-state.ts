@@ -20,9 +20,8 @@
  * change keeps them (open breakers stay open); a changed one gets new ones,
  * and its endpoints keep what their health checks had learnt when the same
  * URL is probed as before, and what their adaptive limits had learnt (the
- * requests in flight under the old objects are not counted by the new
- * bulkhead: for a moment after such a reload, up to twice the limit can be
- * in flight).
+ * requests in flight or queued under the old objects are not counted by the
+ * new bulkhead: until they end, up to twice the limit can be in flight).
  */
 import { LRUCache } from 'lru-cache';
 import type { EndpointConfig, UpstreamConfig } from '../../config/index.js';
