@@ -28,9 +28,8 @@ import type { BudgetConfig, ContinuationStyle, EndpointConfig, FallbackTierConfi
  * `auto` by API family (api/api-families.ts): Anthropic and Ollama continue a trailing assistant message;
  * OpenAI's own API does not (vLLM, llama.cpp and other servers that speak it are declared in the policy).
  */
-function continuationOf(upstream: UpstreamSpec): ContinuationStyle {
-  const declared = upstream.streamRecovery.continuation;
-  return declared === 'auto' ? API_FAMILIES[upstream.api].continuation : declared;
+function continuationOf({ streamRecovery: { continuation }, api }: UpstreamSpec): ContinuationStyle {
+  return continuation === 'auto' ? API_FAMILIES[api].continuation : continuation;
 }
 
 function sloOf(slo: PolicySpec['slo']): SloConfig | undefined {
@@ -94,20 +93,16 @@ function storeOf(redis: { url: string; secretRef?: { name: string; key: string }
 }
 
 /**
- * The bulkhead: adaptive unless `mode` says fixed, or a policy sets maxConcurrent without a mode (written
- * before the adaptive mode, it keeps meaning a fixed limit). An inherited bound yields to an explicit one.
+ * The bulkhead: adaptive unless `mode` says fixed, or maxConcurrent is set without a mode (as written before the
+ * adaptive mode: a fixed limit). Of adaptive bounds crossed between defaults and the upstream, the upstream's wins.
  */
 function bulkheadOf(spec: PolicySpec, upstream: UpstreamSpec, b: FullSettings['bulkhead']): UpstreamConfig['bulkhead'] {
-  const own = [upstream.bulkhead, spec.defaults?.bulkhead];
+  const [own, a] = [[upstream.bulkhead, spec.defaults?.bulkhead], b.adaptive];
   const mode = own.find((x) => x?.mode !== undefined)?.mode ?? (own.some((x) => x?.maxConcurrent !== undefined) ? 'fixed' : b.mode);
   const fixed = { maxConcurrent: b.maxConcurrent, maxQueue: b.maxQueue, queueTimeoutMs: parseDuration(b.queueTimeout), fairBy: b.fairBy.header.toLowerCase() || undefined };
   if (mode === 'fixed') return fixed;
-  // Crossed bounds come from two levels (validation refuses them in one object): the upstream's own one wins.
-  const bounds = upstream.bulkhead?.adaptive;
-  const ownMaxOnly = bounds?.max !== undefined && bounds.min === undefined;
-  const min = ownMaxOnly ? Math.min(b.adaptive.min, b.adaptive.max) : b.adaptive.min;
-  const max = ownMaxOnly ? b.adaptive.max : Math.max(b.adaptive.max, b.adaptive.min);
-  return { ...fixed, maxConcurrent: max, adaptive: { min, max, initial: Math.min(max, Math.max(min, b.adaptive.initial)) } };
+  const [min, max] = upstream.bulkhead?.adaptive?.max !== undefined && upstream.bulkhead.adaptive.min === undefined ? [Math.min(a.min, a.max), a.max] : [a.min, Math.max(a.max, a.min)];
+  return { ...fixed, maxConcurrent: max, adaptive: { min, max, initial: Math.min(max, Math.max(min, a.initial)) } };
 }
 
 function compileUpstream(spec: PolicySpec, upstream: UpstreamSpec, credentials: SnapshotCredentials | undefined): UpstreamConfig {

@@ -3,10 +3,11 @@
  * (this file: endpoints, breakers, bulkhead and its adaptive limits, rate
  * limiter, retry budget; the endpoints' adaptive limits: endpoint-limits.ts),
  * what an attempt's answer says of the provider's load (provider-load.ts),
- * the keep-alive connections to each endpoint (upstream-client.ts), active
+ * the order endpoints are offered an attempt in (balancer.ts), the
+ * keep-alive connections to each endpoint (upstream-client.ts), active
  * health probes (health-probe.ts) and reads of a model server's own queue
- * from its metrics (server-queue-probe.ts), the request each tier is sent, with its
- * own credentials (tier-request.ts), an attempt's timers
+ * from its metrics (server-queue-probe.ts), the request each tier is sent,
+ * with its own credentials (tier-request.ts), an attempt's timers
  * (attempt-timers.ts), and how long an upstream asks to wait
  * (retry-after.ts). What its answers mean is the dialect's
  * (../dialects/, classify.ts there).
@@ -27,6 +28,7 @@ import { LRUCache } from 'lru-cache';
 import type { EndpointConfig, UpstreamConfig } from '../../config/index.js';
 import type { LiveUpstream } from '../../live-gauges.js';
 import type { Metrics } from '../../metrics.js';
+import { Balancer } from './balancer.js';
 import { adaptLimits } from './endpoint-limits.js';
 import { healthProbe } from './health-probe.js';
 import { serverQueueProbe } from './server-queue-probe.js';
@@ -79,9 +81,7 @@ export class UpstreamState implements LiveUpstream {
   readonly endpoints: Endpoint[];
   /** The upstream refused a stream's stream_options (an older Azure api-version): its streams are no longer asked for usage. */
   refusesUsageAsk = false;
-  private turn = 0;
-  /** Smooth weighted round-robin state (as nginx does it), one per endpoint. */
-  private readonly currentWeights: number[];
+  private readonly balancer: Balancer<Endpoint>;
   readonly bulkhead: Bulkhead;
   readonly budget: RetryBudget;
   readonly limiter: RateLimiter;
@@ -126,7 +126,7 @@ export class UpstreamState implements LiveUpstream {
         if (check.metricsPath) e.queue = new ServerQueueWatch(check, clock, serverQueueProbe(e.client, check.metricsPath), (waiting, holdMs) => e.limit?.serverQueue(waiting, holdMs));
       }
     }
-    this.currentWeights = config.endpoints.map(() => 0);
+    this.balancer = new Balancer(config.loadBalancing, this.endpoints);
     this.bulkhead = new Bulkhead(config.bulkhead, classes, clock);
     this.limitBounds = config.bulkhead.adaptive ?? { min: config.bulkhead.maxConcurrent, max: config.bulkhead.maxConcurrent };
     const adaptive = config.bulkhead.adaptive;
@@ -143,39 +143,6 @@ export class UpstreamState implements LiveUpstream {
   }
 
   /**
-   * Endpoints in the order the balancer prefers them for the next attempt; with adaptive limits, those at their
-   * limit after those with room (a small server that refuses at once would otherwise draw least-outstanding's
-   * traffic, and the retries of what it refused, while a large one sits idle).
-   */
-  private order(): Endpoint[] {
-    const all = this.endpoints;
-    if (all.length === 1) return all;
-    const order = this.balancerOrder(all);
-    if (!all[0]!.limit || order.every((e) => e.outstanding < e.limit!.limit)) return order;
-    return [...order.filter((e) => e.outstanding < e.limit!.limit), ...order.filter((e) => e.outstanding >= e.limit!.limit)];
-  }
-
-  private balancerOrder(all: Endpoint[]): Endpoint[] {
-    switch (this.config.loadBalancing) {
-      case 'round-robin': {
-        const start = this.turn++ % all.length;
-        return [...all.slice(start), ...all.slice(0, start)];
-      }
-      case 'weighted': {
-        const total = all.reduce((sum, e) => sum + e.config.weight, 0);
-        all.forEach((e, i) => (this.currentWeights[i]! += e.config.weight));
-        const best = all.reduce((a, b) => (this.currentWeights[b.index]! > this.currentWeights[a.index]! ? b : a));
-        this.currentWeights[best.index]! -= total;
-        return [best, ...all.filter((e) => e !== best)];
-      }
-      case 'least-outstanding': {
-        const start = this.turn++ % all.length; // ties rotate
-        return [...all.slice(start), ...all.slice(0, start)].sort((a, b) => a.outstanding - b.outstanding);
-      }
-    }
-  }
-
-  /**
    * The endpoint for the next attempt and its breaker's permit, or how long until one would admit it.
    * Healthy endpoints come first, in the balancer's order; endpoints whose check has not answered yet
    * (added, or probed on a new path, by a reload) come after them; unhealthy ones never. A check that has
@@ -183,7 +150,7 @@ export class UpstreamState implements LiveUpstream {
    * that the same upstream without health checks would have served (readiness covers the start).
    */
   choose(model: string | undefined): Choice {
-    const order = this.order();
+    const order = this.balancer.order();
     let retryAfterMs = Infinity;
     let candidates = 0;
     for (const wanted of SERVED_HEALTH) {
