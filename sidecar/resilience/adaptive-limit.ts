@@ -41,7 +41,8 @@
  *    and round start again, and growth waits for its Retry-After (10 s at
  *    most). A refusal while the endpoint used under a quarter of its limit
  *    (one 429 at idle: a rate quota, a provider others fill; counted in the
- *    slots its requests hold, waits for a Retry-After included) says little
+ *    slots its requests hold, waits for a Retry-After included), or with
+ *    none of its other requests at the provider, says little
  *    of its concurrency: the limit goes to 90% of itself, without a hold,
  *    and stays in its phase. A cut is
  *    of whole numbers: the fraction slow start grew by is dropped, never
@@ -168,9 +169,9 @@ export class AdaptiveLimit {
   refused(sentAt: number, atProvider: number, held: number, retryAfterMs?: number, inUse = Infinity): void {
     // Held past the limit: streams from before the last cut are what the provider holds, the same overload.
     const sameOverload = sentAt <= this.lastCutAt || held > this.limit;
-    if (inUse * UNDER_USED < this.limit) {
-      // Refused while the endpoint's requests used under a quarter of its limit: a rate quota, or a provider others
-      // fill, says little of what this endpoint can send at once. A gentle cut, no hold, and the phase stays (a burst
+    if (inUse * UNDER_USED < this.limit || atProvider === 0) {
+      // Refused while the endpoint's requests used under a quarter of its limit, or with none of them at the provider:
+      // a rate quota, or a provider others fill, says little of what this endpoint can send at once. A gentle cut, no hold, and the phase stays (a burst
       // that follows it is still a burst on its way in, not an overload).
       if (sameOverload) return;
       this.lastCutAt = this.clock.now();
@@ -222,9 +223,11 @@ export class AdaptiveLimit {
   /** Rule 7: records the sample; true when the recent time to first token is well above its long-run level. */
   private slowFirstToken(ms: number): boolean {
     const t = (this.ttft ??= { recent: ms, longRun: ms, samples: 0 });
-    t.recent += TTFT_RECENT * (ms - t.recent);
-    t.longRun += TTFT_LONG_RUN * (ms - t.longRun);
-    if (++t.samples < TTFT_WARM_SAMPLES) return false;
+    // Until each has its memory's worth of answers, it is their plain mean (not the first answer, smoothed).
+    const n = ++t.samples;
+    t.recent += Math.max(1 / n, TTFT_RECENT) * (ms - t.recent);
+    t.longRun += Math.max(1 / n, TTFT_LONG_RUN) * (ms - t.longRun);
+    if (n < TTFT_WARM_SAMPLES) return false;
     return t.recent > Math.max(2 * t.longRun, t.longRun + TTFT_SLACK_MS);
   }
 

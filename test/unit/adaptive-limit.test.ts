@@ -214,7 +214,7 @@ describe('adaptive limit', () => {
           } else if ('refuse' in e) {
             l.refused(clock.now() - e.age, e.refuse, e.held, e.retryAfter, e.inUse);
             assert.ok(l.limit <= before, 'grew on a refusal');
-            if (e.inUse !== undefined && e.inUse * 4 < before) {
+            if ((e.inUse !== undefined && e.inUse * 4 < before) || e.refuse === 0) {
               // Refused while using under a quarter of the limit: 90% of itself at most, and no hold.
               if (l.limit !== before) assert.ok(l.limit <= Math.max(min, Math.floor(0.9 * before + 1e-9)), `gentle cut to ${l.limit} from ${before}`);
             } else {

@@ -100,8 +100,12 @@ describe('the queue depth degraded mode counts (queuePressure)', () => {
     endpoints[0]!.limit!.refused(clock.now(), 0, 1, 86_400_000, 1);
     assert.equal(endpoints[0]!.limit!.phase, 'slow-start');
     assert.equal(queuePressure(u), 0, 'a quota\'s 429 says nothing of the burst behind it');
-    const refusing = { limit: endpoints[0]!.limit };
-    refusing.limit!.refused(clock.now() + 1, 8, 8);
+    for (let i = 0; i < 40; i++) endpoints[0]!.limit!.refused(clock.now() + 1 + i, 0, 1, 1000, 1); // a quota's 429s, one request at a time
+    assert.equal(endpoints[0]!.limit!.phase, 'slow-start', 'walked to its min, still opening');
+    assert.equal(queuePressure(u), 0);
+    const refusing = upstream(0).endpoints[0]!;
+    refusing.limit!.refused(1, 7, 8);
+    assert.equal(refusing.limit!.phase, 'probing');
     const opening = upstream(0).endpoints[0]!;
     assert.equal(queuePressure({ ...u, endpoints: [refusing, opening] }), 0, 'a small endpoint refused; the other still opens');
   });
