@@ -85,7 +85,7 @@ async function resumed(dialect: Dialect, seam: Seam, chunks: string[][], end: 'c
       last = next;
       break;
     }
-    sent.push(bytesOf(next));
+    sent.push(Buffer.from(bytesOf(next)));
     passed.push(...next.events);
   }
   const bytes = Buffer.concat(sent);

@@ -125,7 +125,7 @@ describe('the relay (UpstreamStream)', () => {
     for (;;) {
       const next = await nextOf(stream);
       if (next.kind !== 'chunk') return { bytes: Buffer.concat(out), end: next };
-      out.push(bytesOf(next));
+      out.push(Buffer.from(bytesOf(next)));
     }
   }
 

@@ -164,8 +164,9 @@ export const openai: Dialect = {
   withoutAskedUsage(event) {
     const { read } = event;
     if (read.usage && !read.choices && !read.content && !read.terminal) return undefined; // the usage chunk the app did not ask for
-    if (!event.raw.includes('"usage"')) return event;
-    const raw = event.raw.replace(NULL_USAGE, '');
+    const at = event.raw.indexOf(',"usage":null');
+    // OpenAI's own spelling is cut out where it is; any other spacing is found by the pattern.
+    const raw = at >= 0 ? event.raw.slice(0, at) + event.raw.slice(at + 13) : event.raw.includes('"usage"') ? event.raw.replace(NULL_USAGE, '') : event.raw;
     return raw === event.raw ? event : { ...event, raw };
   },
   continueWith(json, text, style) {

@@ -33,13 +33,13 @@ export function chunkOf(events: readonly StreamEvent[], bytes?: Buffer): StreamC
   return bytes ? { kind: 'chunk', events, bytes } : { kind: 'chunk', events };
 }
 
-/** What a chunk sends the app. */
-export function bytesOf(chunk: StreamChunk): Buffer {
+/** What a chunk sends the app: the bytes it came as, or its events' text (written as text: no buffer is made of it). */
+export function bytesOf(chunk: StreamChunk): Buffer | string {
   if (chunk.bytes) return chunk.bytes;
-  if (chunk.events.length === 1) return Buffer.from(chunk.events[0]!.raw);
+  if (chunk.events.length === 1) return chunk.events[0]!.raw;
   let text = '';
   for (const event of chunk.events) text += event.raw;
-  return Buffer.from(text);
+  return text;
 }
 
 export type StreamEnd =
