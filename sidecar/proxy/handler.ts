@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FailureClass } from '../../api/index.js';
 import type { UpstreamConfig } from '../config/index.js';
-import type { DeliveredContent, Mode } from '../resilience/index.js';
+import type { AbortWatch, DeliveredContent, Mode } from '../resilience/index.js';
 import type { BodyLease } from './inbound/body-budget.js';
 import type { Dialect, LocalErrorCode, TokenUsage } from './dialects/dialect.js';
 import type { StreamFraming } from './streams/stream-framing.js';
@@ -87,7 +87,7 @@ export interface RequestContext {
   readonly startedAt: number;
   readonly deadline: number;
   /** Aborts when the app goes away. */
-  readonly signal: AbortSignal;
+  readonly signal: AbortWatch;
   /** The bytes of bodies this request holds (its own, plain answers), from the sidecar's budget; given back when it ends. */
   readonly memory: BodyLease;
   /** What the layers report of the request to the server (a run side by side reports to one of its own: side-by-side.ts). */

@@ -6,7 +6,7 @@
  * attempts are added to the request's when it settles (what else it reports
  * stays its own).
  */
-import type { Clock } from '../resilience/index.js';
+import { AbortFlag, type Clock } from '../resilience/index.js';
 import type { Handler, Outcome, ProxyRequest, RequestContext } from './handler.js';
 import { RequestReport } from './request-report.js';
 
@@ -18,10 +18,10 @@ export interface Launched {
 }
 
 export function launch(inner: Handler, req: ProxyRequest, ctx: RequestContext, clock: Clock): Launched {
-  const controller = new AbortController();
+  const controller = new AbortFlag();
   // The app's going away aborts the run for as long as it lasts, the stream it answered with included.
   ctx.signal.addEventListener('abort', () => controller.abort(), { once: true });
-  const child: RequestContext = { ...ctx, signal: controller.signal, report: new RequestReport() };
+  const child: RequestContext = { ...ctx, signal: controller, report: new RequestReport() };
   const result = inner(req, child).finally(() => ctx.report.attempted(child.report.attempts));
   result.catch(() => {}); // a loser's end may never be awaited: a throw there must not become an unhandled rejection
   let cancelled = false;

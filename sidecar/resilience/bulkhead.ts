@@ -11,6 +11,7 @@
  * served when there is one caller. When the queue is full, a more important
  * arrival evicts the newest waiter of the least important class.
  */
+import type { AbortWatch } from './abort-flag.js';
 import type { Clock } from './clock.js';
 import { FairQueue, type FairEntry } from './fair-queue.js';
 
@@ -103,7 +104,7 @@ export class Bulkhead {
   }
 
   /** Waits for a slot; rejects with a BulkheadRejection when the queue is full, the wait times out, or `signal` aborts. */
-  acquire(classIndex: number, signal?: AbortSignal, claim?: Claim): Promise<void> {
+  acquire(classIndex: number, signal?: AbortWatch, claim?: Claim): Promise<void> {
     if (this.tryAcquire(classIndex, claim)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(new BulkheadRejection('aborted'));

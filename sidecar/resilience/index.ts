@@ -3,13 +3,14 @@
  * and tested hard, and none knowing about HTTP: the circuit breaker and its
  * trip rules, the priority bulkhead (its adaptive limit and its fair queue), the retry budget, backoff with jitter,
  * client-side rate limits, degradation modes, the stream verifier of
- * mid-stream recovery, token and cost budgets, SLI windows, the sliding window they count in, and the injectable clock every one of them reads time from.
+ * mid-stream recovery, token and cost budgets, SLI windows, the sliding window they count in, the injectable clock every one of them reads time from, and the flag their waits watch for the app's going away.
  */
 export * from './backoff.js';
 export * from './adaptive-limit.js';
 export * from './bulkhead.js';
 export * from './fair-queue.js';
 export * from './circuit-breaker.js';
+export * from './abort-flag.js';
 export * from './clock.js';
 export * from './degradation.js';
 export * from './rate-limiter.js';

@@ -1,8 +1,9 @@
 /** A wait on the injectable clock that the app's going away cuts short. */
+import type { AbortWatch } from './abort-flag.js';
 import type { Clock } from './clock.js';
 
 /** Waits `ms`; resolves false if `signal` aborted first. */
-export function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<boolean> {
+export function sleep(clock: Clock, ms: number, signal: AbortWatch): Promise<boolean> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve(false);
     const onAbort = () => {

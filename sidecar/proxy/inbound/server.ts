@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { firstHeader } from '../../../lib/index.js';
 import type { InboundLimits, RuntimeConfig } from '../../config/index.js';
 import type { Metrics } from '../../metrics.js';
-import type { Clock } from '../../resilience/index.js';
+import { AbortFlag, type Clock } from '../../resilience/index.js';
 import type { SloTracker } from '../../slo-tracker.js';
 import type { Dialect } from '../dialects/dialect.js';
 import { openai } from '../dialects/openai.js';
@@ -104,7 +104,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
   async function proxy(req: IncomingMessage, res: ServerResponse, routed: Routed, lease: BodyLease): Promise<void> {
     const { upstream, path, dialect } = routed;
     const startedAt = clock.now();
-    const appGone = new AbortController();
+    const appGone = new AbortFlag();
     res.on('close', () => {
       if (!res.writableFinished) appGone.abort();
     });
@@ -132,7 +132,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     // While tracing is off this is the one check the request pays: no span, no context, no header.
     const { tracer } = deps.tracing;
     const trace = tracer && startRequest(tracer, req.headers, request);
-    const ctx: RequestContext = { dialect, primary: upstream.config.name, startedAt, deadline: startedAt + routed.totalMs, signal: appGone.signal, memory: lease, report: new RequestReport(), trace };
+    const ctx: RequestContext = { dialect, primary: upstream.config.name, startedAt, deadline: startedAt + routed.totalMs, signal: appGone, memory: lease, report: new RequestReport(), trace };
     if (draining) res.setHeader('connection', 'close');
     if (read === ABANDONED) {
       // Counted like any request the app gave up on; nothing was sent upstream.

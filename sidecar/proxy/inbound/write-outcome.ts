@@ -7,7 +7,7 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { CONNECTION_HEADERS, isSafeHeaderValue } from '../../../lib/index.js';
-import type { Clock } from '../../resilience/index.js';
+import type { AbortWatch, Clock } from '../../resilience/index.js';
 import type { Dialect, LocalErrorCode, TokenUsage } from '../dialects/dialect.js';
 import type { ChainFailure, Outcome, ServedContext, StreamOutcome } from '../handler.js';
 import { bytesOf } from '../streams/stream-body.js';
@@ -72,7 +72,7 @@ function breakwaterHeaders(outcome: Exclude<Outcome, { kind: 'cancelled' }>, ctx
 }
 
 /** Waits until `res` can take more (true), or the app leaves or reads nothing for `ms` (false). */
-function drained(res: ServerResponse, signal: AbortSignal, clock: Clock, ms: number): Promise<boolean> {
+function drained(res: ServerResponse, signal: AbortWatch, clock: Clock, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
     const done = (ok: boolean) => {
       res.off('drain', onDrain);

@@ -9,7 +9,7 @@
 import type { IncomingMessage } from 'node:http';
 import { TLSSocket } from 'node:tls';
 import { firstHeader } from '../../../lib/index.js';
-import { ContinuationSeam, RegenerationSeam, type Seam, ThroughputFloor, type Clock } from '../../resilience/index.js';
+import { ContinuationSeam, RegenerationSeam, type Seam, ThroughputFloor, type AbortWatch, type Clock } from '../../resilience/index.js';
 import { AttemptTimers, type AbortHooks } from '../upstream/attempt-timers.js';
 import { ChunkSource } from '../streams/chunk-source.js';
 import type { BodyLease } from '../inbound/body-budget.js';
@@ -236,7 +236,7 @@ function ended(end: StreamEnd): StreamBody {
 }
 
 /** The outcome of an attempt that threw: a timeout, the app leaving, or a transport failure. */
-function failed(req: ProxyRequest, timers: AttemptTimers, appSignal: AbortSignal, err: unknown): Outcome {
+function failed(req: ProxyRequest, timers: AttemptTimers, appSignal: AbortWatch, err: unknown): Outcome {
   const name = req.upstream.config.name;
   if (err instanceof TooLarge) return localError(req, 502, 'upstream_unavailable', `${name}: invalid-response: ${err.message}`, 'invalid-response');
   if (err instanceof OverBudget) return localError(req, 503, 'overloaded', `${name}: ${err.message}; retry shortly`, 'unavailable', 1000);

@@ -10,7 +10,7 @@
  * the timer re-arms for the rest when it comes due, so a stream's events set
  * no timers.
  */
-import type { Clock } from '../../resilience/index.js';
+import type { AbortWatch, Clock } from '../../resilience/index.js';
 
 export type TimeoutKind = 'first-byte' | 'attempt' | 'total' | 'stream-idle';
 
@@ -32,7 +32,7 @@ export class AttemptTimers implements AbortHooks {
 
   constructor(
     private readonly clock: Clock,
-    private readonly appSignal: AbortSignal,
+    private readonly appSignal: AbortWatch,
   ) {
     if (appSignal.aborted) this.abort();
     else appSignal.addEventListener('abort', this.onAppAbort, { once: true });

@@ -5,11 +5,12 @@ import type { Handler, Outcome, ProxyRequest, RequestContext } from '../../../si
 import { validatePolicy } from '../../../api/validate-policy.js';
 import { hedge } from '../../../sidecar/proxy/layers/hedge.js';
 import { LatencyWindow } from '../../../sidecar/resilience/latency-window.js';
+import type { AbortWatch } from '../../../sidecar/resilience/abort-flag.js';
 import { answer, breakerRefused, contextAt, DrivenStream, ManualClock, metrics, requestTo, settle, streamOf, upstreamOf } from '../../support/layer-kit.js';
 
 /** An inner handler whose attempts stay pending until the test answers them. */
 function attempts() {
-  const calls: { req: ProxyRequest; signal: AbortSignal; answer(o: Outcome): void }[] = [];
+  const calls: { req: ProxyRequest; signal: AbortWatch; answer(o: Outcome): void }[] = [];
   const handler: Handler = (req, ctx: RequestContext) => new Promise((resolve) => calls.push({ req, signal: ctx.signal, answer: resolve }));
   return { handler, calls };
 }
