@@ -39,7 +39,7 @@ export function tapStream(body: StreamBody, facts: StreamFacts): StreamBody {
       if (next?.kind === 'chunk') facts.read(next);
       return next;
     },
-    ready: () => body.ready(),
+    whenReady: (wake) => body.whenReady(wake),
     cancel: () => body.cancel(),
   };
 }

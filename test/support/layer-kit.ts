@@ -99,9 +99,9 @@ export class DrivenStream implements StreamBody {
     return this.queue.shift() ?? this.over;
   }
 
-  ready(): Promise<void> {
-    if (this.queue.length > 0 || this.over) return Promise.resolve();
-    return new Promise((resolve) => (this.waiting = resolve));
+  whenReady(wake: () => void): void {
+    if (this.queue.length > 0 || this.over) queueMicrotask(wake);
+    else this.waiting = wake;
   }
 
   cancel(): void {

@@ -28,7 +28,7 @@ const DONE = 'data: [DONE]\n\n';
 function scripted(pieces: string[], end: StreamEnd, dialect: Dialect = openai, framing: StreamFraming = sse): StreamBody & { cancels: number } {
   const reader = new EventReader(framing, dialect);
   const queue = pieces.map((piece) => chunkOf(reader.push(Buffer.from(piece))));
-  const body = { cancels: 0, poll: () => queue.shift() ?? end, ready: async () => {}, cancel: () => void body.cancels++ };
+  const body = { cancels: 0, poll: () => queue.shift() ?? end, whenReady: (wake: () => void) => queueMicrotask(wake), cancel: () => void body.cancels++ };
   return body;
 }
 
@@ -177,7 +177,7 @@ describe('recovering stream', () => {
         if (next?.kind === 'chunk') sent.push(next);
         return next;
       },
-      ready: async () => {},
+      whenReady: (wake) => queueMicrotask(wake),
       cancel: () => first.cancel(),
     };
     const results: RecoveryResult[] = [];
@@ -191,7 +191,7 @@ describe('recovering stream', () => {
     assert.deepEqual(run.end, cut);
   });
 
-  it('waits for a new stream on one promise, and cancels a new stream that comes after the stream was given up', async () => {
+  it('wakes its reader once a recovery is over, and cancels a new stream that comes after the stream was given up', async () => {
     let give!: (next: NextStream) => void;
     const again = new Promise<NextStream>((resolve) => (give = resolve));
     const first = scripted([event('hi')], cut);
@@ -199,13 +199,17 @@ describe('recovering stream', () => {
     assert.equal(recovering.poll()?.kind, 'chunk');
     assert.equal(recovering.poll(), undefined, 'the break starts a recovery: nothing to give until it is over');
     assert.equal(first.cancels, 1, 'the broken stream is given up at once');
-    assert.equal(recovering.ready(), recovering.ready(), 'every reader waits on the same promise');
+    let woken = 0;
+    recovering.whenReady(() => woken++);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(woken, 0, 'no wake while the recovery is under way');
     recovering.cancel();
     assert.deepEqual(recovering.poll(), { kind: 'cancelled' });
     let cancels = 0;
-    give(stream({ poll: () => undefined, ready: () => new Promise(() => {}), cancel: () => cancels++ }));
+    give(stream({ poll: () => undefined, whenReady: () => {}, cancel: () => cancels++ }));
     await new Promise((r) => setImmediate(r));
     assert.equal(cancels, 1, 'the late stream has no reader: its connection is closed');
+    assert.equal(woken, 1, 'the reader is woken once the recovery is over');
     assert.deepEqual(recovering.poll(), { kind: 'cancelled' });
   });
 });

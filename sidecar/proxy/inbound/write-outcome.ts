@@ -10,7 +10,7 @@ import { CONNECTION_HEADERS, isSafeHeaderValue } from '../../../lib/index.js';
 import type { AbortWatch, Clock } from '../../resilience/index.js';
 import type { Dialect, LocalErrorCode, TokenUsage } from '../dialects/dialect.js';
 import type { ChainFailure, Outcome, ServedContext, StreamOutcome } from '../handler.js';
-import { bytesOf } from '../streams/stream-body.js';
+import { bytesOf, type StreamEnd } from '../streams/stream-body.js';
 
 /** `degraded`: answered by the static tier. */
 export type DeliveryOutcome = 'ok' | 'upstream_error' | 'local_error' | 'cancelled' | 'degraded';
@@ -116,39 +116,56 @@ export async function writeOutcome(res: ServerResponse, outcome: Outcome, ctx: S
   }
 }
 
-async function relay(res: ServerResponse, stream: StreamOutcome, ctx: ServedContext, clock: Clock, tier: string): Promise<Delivery> {
+/**
+ * Relays a stream to the app: a pump that writes what the body has and, when it has nothing yet, asks the body to
+ * wake it, which it does from the upstream's data event. A waiting stream holds that callback alone (no promise,
+ * no suspended function), and a chunk reaches the app's socket in the call that read it.
+ */
+function relay(res: ServerResponse, stream: StreamOutcome, ctx: ServedContext, clock: Clock, tier: string): Promise<Delivery> {
   res.writeHead(stream.status, passedOn(stream.headers, breakwaterHeaders(stream, ctx, tier)));
   const firstByteAt = clock.now();
   /** The number of the last event sent, for an API that numbers them (its error event follows it). */
   let sequence: number | undefined;
-  for (;;) {
-    // Polled here rather than through nextOf: a chunk that is in already costs no promise.
-    const next = stream.body.poll();
-    if (next === undefined) {
-      await stream.body.ready();
-      continue;
+  const { promise, resolve, reject } = Promise.withResolvers<Delivery>();
+  const pump = (appReads = true): void => {
+    try {
+      if (!appReads) {
+        stream.body.cancel();
+        res.destroy();
+        return resolve({ status: stream.status, outcome: 'cancelled', failure: 'none', firstByteAt, tier });
+      }
+      for (;;) {
+        const next = stream.body.poll();
+        if (next === undefined) return stream.body.whenReady(pump);
+        if (next.kind !== 'chunk') return resolve(endStream(res, stream, next, ctx, sequence, { status: stream.status, firstByteAt, tier }));
+        sequence = next.events[next.events.length - 1]?.read.sequence ?? sequence;
+        if (res.write(bytesOf(next))) continue;
+        // An app that stops reading holds its slot no longer than the stream-idle timeout and the deadline allow.
+        void drained(res, ctx.signal, clock, Math.min(stream.idleMs, ctx.deadline - clock.now())).then(pump);
+        return;
+      }
+    } catch (err) {
+      reject(err);
     }
-    if (next.kind === 'chunk') {
-      sequence = next.events[next.events.length - 1]?.read.sequence ?? sequence;
-      // An app that stops reading holds its slot no longer than the stream-idle timeout and the deadline allow.
-      if (res.write(bytesOf(next)) || (await drained(res, ctx.signal, clock, Math.min(stream.idleMs, ctx.deadline - clock.now())))) continue;
-      stream.body.cancel();
-      res.destroy();
-      return { status: stream.status, outcome: 'cancelled', failure: 'none', firstByteAt, tier };
-    }
-    if (next.kind === 'complete') {
-      res.end();
-      return { status: stream.status, outcome: 'ok', failure: 'none', firstByteAt, tier, usage: next.usage };
-    }
-    if (next.kind === 'cancelled') {
-      res.destroy();
-      return { status: stream.status, outcome: 'cancelled', failure: 'none', firstByteAt, tier };
-    }
-    const code = next.failure === 'timeout' ? 'upstream_timeout' : 'stream_interrupted';
-    const message = `${stream.upstream}: ${next.detail}`;
-    // Bytes relayed as they came have no error event: the app's connection is cut, so its client sees a broken body.
-    if (stream.framing) res.end(stream.framing.error(ctx.dialect.streamError(code, message, sequence), code, message));
-    else res.destroy();
-    return { status: stream.status, outcome: 'upstream_error', failure: next.failure, firstByteAt, tier, code };
+  };
+  pump();
+  return promise;
+}
+
+/** Ends the app's stream as the body ended: complete, cancelled, or failed (with an error event where the stream has events). */
+function endStream(res: ServerResponse, stream: StreamOutcome, end: StreamEnd, ctx: ServedContext, sequence: number | undefined, sent: Pick<Delivery, 'status' | 'firstByteAt' | 'tier'>): Delivery {
+  if (end.kind === 'complete') {
+    res.end();
+    return { ...sent, outcome: 'ok', failure: 'none', usage: end.usage };
   }
+  if (end.kind === 'cancelled') {
+    res.destroy();
+    return { ...sent, outcome: 'cancelled', failure: 'none' };
+  }
+  const code = end.failure === 'timeout' ? 'upstream_timeout' : 'stream_interrupted';
+  const message = `${stream.upstream}: ${end.detail}`;
+  // Bytes relayed as they came have no error event: the app's connection is cut, so its client sees a broken body.
+  if (stream.framing) res.end(stream.framing.error(ctx.dialect.streamError(code, message, sequence), code, message));
+  else res.destroy();
+  return { ...sent, outcome: 'upstream_error', failure: end.failure, code };
 }

@@ -232,7 +232,7 @@ export function attempt(clock: Clock): Handler<AttemptRequest> {
 
 /** A body that has ended already (a recovery's new stream that completed right where the app's answer stood). */
 function ended(end: StreamEnd): StreamBody {
-  return { poll: () => end, ready: () => Promise.resolve(), cancel: () => {} };
+  return { poll: () => end, whenReady: (wake) => queueMicrotask(wake), cancel: () => {} };
 }
 
 /** The outcome of an attempt that threw: a timeout, the app leaving, or a transport failure. */

@@ -2,13 +2,13 @@
  * A streamed response's body, taken chunk by chunk: `take()` gives the
  * next chunk there is, `null` at a clean end, nothing when none has come
  * yet, and throws once the body broke or the attempt was aborted (whatever
- * the peer does: the abort alone ends a wait); `ready()` resolves when
- * taking again may give something. Chunks wait here while the reader is
+ * the peer does: the abort alone ends a wait); `whenReady(wake)` calls
+ * `wake` when taking again may give something, from the event that brought
+ * it, so a chunk goes on to the app in the call that read it. Chunks wait here while the reader is
  * busy, up to HIGH_WATER_BYTES; past it the response is paused until the
  * reader catches up, so a fast upstream and a slow app never hold more than
- * that. One listener per event for the whole body, and one promise per wait
- * (none for a chunk that arrives while nobody waits): this is the per-event
- * path of every stream.
+ * that. One listener per event for the whole body, and one callback per
+ * wait: this is the per-event path of every stream.
  */
 import type { IncomingMessage } from 'node:http';
 import type { AbortHooks } from '../upstream/attempt-timers.js';
@@ -21,8 +21,8 @@ export class ChunkSource {
   private queuedBytes = 0;
   private done = false;
   private broken: Error | undefined;
-  /** The wait in progress: resolved as soon as there is something to take. */
-  private wait: PromiseWithResolvers<void> | undefined;
+  /** The reader's wake, while it waits: called as soon as there is something to take. */
+  private waiter: (() => void) | undefined;
 
   constructor(
     private readonly response: IncomingMessage,
@@ -53,11 +53,10 @@ export class ChunkSource {
     return this.done ? null : undefined;
   }
 
-  /** Resolves once `take()` may give something: a chunk, the end or the break. Never rejects. */
-  ready(): Promise<void> {
-    if (this.broken || this.done || this.queue.length > 0) return Promise.resolve();
-    this.wait ??= Promise.withResolvers<void>();
-    return this.wait.promise;
+  /** Calls `wake` once `take()` may give something (a chunk, the end or the break): a microtask later if it may now. */
+  whenReady(wake: () => void): void {
+    if (this.broken || this.done || this.queue.length > 0) queueMicrotask(wake);
+    else this.waiter = wake;
   }
 
   /** The next chunk, or null at the end, waiting for it; rejects once the body broke. */
@@ -65,7 +64,7 @@ export class ChunkSource {
     for (;;) {
       const chunk = this.take();
       if (chunk !== undefined) return chunk;
-      await this.ready();
+      await new Promise<void>((wake) => this.whenReady(wake));
     }
   }
 
@@ -83,8 +82,8 @@ export class ChunkSource {
   }
 
   private wake(): void {
-    const wait = this.wait;
-    this.wait = undefined;
-    wait?.resolve();
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.();
   }
 }

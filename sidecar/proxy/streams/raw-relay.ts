@@ -45,8 +45,9 @@ export class RawRelay implements StreamBody {
     return { kind: 'chunk', events: [], bytes: chunk };
   }
 
-  ready(): Promise<void> {
-    return this.end ? Promise.resolve() : this.chunks.ready();
+  whenReady(wake: () => void): void {
+    if (this.end) queueMicrotask(wake);
+    else this.chunks.whenReady(wake);
   }
 
   cancel(): void {

@@ -80,8 +80,10 @@ export class RecoveringStream implements StreamBody {
     }
   }
 
-  ready(): Promise<void> {
-    return this.end ? Promise.resolve() : (this.recovering ?? this.current.ready());
+  whenReady(wake: () => void): void {
+    if (this.end) queueMicrotask(wake);
+    else if (this.recovering) void this.recovering.then(wake);
+    else this.current.whenReady(wake);
   }
 
   cancel(): void {

@@ -51,8 +51,9 @@ export class ResumedStream implements StreamBody {
     }
   }
 
-  ready(): Promise<void> {
-    return this.end || this.queue.length > 0 ? Promise.resolve() : this.body.ready();
+  whenReady(wake: () => void): void {
+    if (this.end || this.queue.length > 0) queueMicrotask(wake);
+    else this.body.whenReady(wake);
   }
 
   cancel(): void {

@@ -11,11 +11,11 @@
  * A streamed answer's body as the layers pass it up, polled the way tower
  * and linkerd2-proxy poll a body: `poll()` gives the next chunk, or how the
  * stream ended, when there is one now, and nothing when there is not yet;
- * `ready()` then resolves once polling again may give something. Each layer
- * answers a poll from the one below it, synchronously, and passes the
- * bottom's `ready()` up as it is, so a waiting stream holds one promise
- * (its upstream's), not one per layer, and a chunk that arrives goes
- * through every layer in one call. Whoever gets the outcome last (the
+ * `whenReady(wake)` then has `wake` called once polling again may give
+ * something. Each layer answers a poll from the one below it, synchronously,
+ * and hands the wake down to the bottom, so a waiting stream holds one
+ * callback (no promise, no suspended function), and a chunk that arrives
+ * goes through every layer to the app's socket in the call that read it. Whoever gets the outcome last (the
  * server) cancels the body in its `finally`, so an abandoned stream ends too.
  */
 import type { FailureClass } from '../../../api/index.js';
@@ -50,8 +50,11 @@ export type StreamEnd =
 export interface StreamBody {
   /** The next chunk, or how the stream ended (the same end on every later call); undefined when neither is here yet. Throws only what an onStreamEnd hook threw. */
   poll(): StreamChunk | StreamEnd | undefined;
-  /** Resolves once `poll()` may give something (after it gave undefined). Never rejects. */
-  ready(): Promise<void>;
+  /**
+   * Calls `wake` once, when `poll()` may give something (after it gave undefined): never within this call (at once
+   * is a microtask later). A body has one reader: a later wake replaces one not yet called.
+   */
+  whenReady(wake: () => void): void;
   /** Gives the stream up: the upstream connection is closed and the stream ends `cancelled`. Idempotent. */
   cancel(): void;
 }
@@ -61,7 +64,7 @@ export async function nextOf(body: StreamBody): Promise<StreamChunk | StreamEnd>
   for (;;) {
     const next = body.poll();
     if (next !== undefined) return next;
-    await body.ready();
+    await new Promise<void>((wake) => body.whenReady(wake));
   }
 }
 
@@ -74,7 +77,7 @@ export function startingWith(first: StreamChunk, body: StreamBody): StreamBody {
       pending = undefined;
       return next ?? body.poll();
     },
-    ready: () => body.ready(),
+    whenReady: (wake) => body.whenReady(wake),
     cancel: () => body.cancel(),
   };
 }
@@ -92,8 +95,8 @@ class HookedBody implements StreamBody {
     return next;
   }
 
-  ready(): Promise<void> {
-    return this.body.ready();
+  whenReady(wake: () => void): void {
+    this.body.whenReady(wake);
   }
 
   cancel(): void {

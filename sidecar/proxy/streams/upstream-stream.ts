@@ -146,8 +146,9 @@ export class UpstreamStream implements StreamBody {
     }
   }
 
-  ready(): Promise<void> {
-    return this.end || this.queue.length > 0 ? Promise.resolve() : this.chunks.ready();
+  whenReady(wake: () => void): void {
+    if (this.end || this.queue.length > 0) queueMicrotask(wake);
+    else this.chunks.whenReady(wake);
   }
 
   cancel(): void {
