@@ -20,7 +20,8 @@ export interface Launched {
 export function launch(inner: Handler, req: ProxyRequest, ctx: RequestContext, clock: Clock): Launched {
   const controller = new AbortFlag();
   // The app's going away aborts the run for as long as it lasts, the stream it answered with included.
-  ctx.signal.addEventListener('abort', () => controller.abort(), { once: true });
+  if (ctx.signal.aborted) controller.abort();
+  else ctx.signal.addEventListener('abort', () => controller.abort(), { once: true });
   const child: RequestContext = { ...ctx, signal: controller, report: new RequestReport() };
   const result = inner(req, child).finally(() => ctx.report.attempted(child.report.attempts));
   result.catch(() => {}); // a loser's end may never be awaited: a throw there must not become an unhandled rejection

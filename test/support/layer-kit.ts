@@ -15,6 +15,7 @@ import { EventReader } from '../../sidecar/proxy/streams/stream-events.js';
 import { UpstreamState } from '../../sidecar/proxy/upstream/upstream-state.js';
 import { BodyBudget } from '../../sidecar/proxy/inbound/body-budget.js';
 import { ManualClock } from '../../sidecar/resilience/clock.js';
+import { AbortFlag } from '../../sidecar/resilience/abort-flag.js';
 import { sse, type StreamFraming } from '../../sidecar/proxy/streams/stream-framing.js';
 
 export const metrics = createMetrics();
@@ -38,8 +39,8 @@ export function requestTo(upstream: UpstreamState, extra: Partial<AttemptRequest
 }
 
 export function contextAt(clock: ManualClock, extra: Partial<RequestContext> = {}): RequestContext & { abort(): void } {
-  const app = new AbortController();
-  return { dialect: openai, primary: 'primary', startedAt: clock.now(), deadline: clock.now() + 60_000, signal: app.signal, memory: new BodyBudget(() => Infinity).lease(), report: new RequestReport(), abort: () => app.abort(), ...extra };
+  const app = new AbortFlag(); // as the server gives each request
+  return { dialect: openai, primary: 'primary', startedAt: clock.now(), deadline: clock.now() + 60_000, signal: app, memory: new BodyBudget(() => Infinity).lease(), report: new RequestReport(), abort: () => app.abort(), ...extra };
 }
 
 export function answer(status = 200, failure?: AnswerOutcome['failure'], body = '{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":4}}'): AnswerOutcome {

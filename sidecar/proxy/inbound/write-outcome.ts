@@ -73,6 +73,7 @@ function breakwaterHeaders(outcome: Exclude<Outcome, { kind: 'cancelled' }>, ctx
 
 /** Waits until `res` can take more (true), or the app leaves or reads nothing for `ms` (false). */
 function drained(res: ServerResponse, signal: AbortWatch, clock: Clock, ms: number): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
   return new Promise((resolve) => {
     const done = (ok: boolean) => {
       res.off('drain', onDrain);
