@@ -171,8 +171,8 @@ export class AdaptiveLimit {
     const sameOverload = sentAt <= this.lastCutAt || held > this.limit;
     if (inUse * UNDER_USED < this.limit || atProvider === 0) {
       // Refused while the endpoint's requests used under a quarter of its limit, or with none of them at the provider:
-      // a rate quota, or a provider others fill, says little of what this endpoint can send at once. A gentle cut, no hold, and the phase stays (a burst
-      // that follows it is still a burst on its way in, not an overload).
+      // a rate quota, or a provider others fill, says little of what this endpoint can send at once. A gentle cut, no
+      // hold, and the phase stays (a burst that follows it is still a burst on its way in, not an overload).
       if (sameOverload) return;
       this.lastCutAt = this.clock.now();
       this.set(Math.floor(CUT_TO * this.limit), 'overload');

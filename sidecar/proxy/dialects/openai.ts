@@ -48,6 +48,15 @@ const ASK_USAGE = Buffer.from('{"stream_options":{"include_usage":true},');
 const OPEN_BRACE = Buffer.from('{');
 /** The `usage: null` an asked-for stream puts in every chunk (a quote in a JSON string is escaped, so this never matches inside one). */
 const NULL_USAGE = /,\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,/;
+/** OpenAI's own spelling of it, cut out by position (the pattern is for any other spacing). */
+const OPENAI_NULL_USAGE = ',"usage":null';
+
+/** `raw` without the `usage: null` of an asked-for stream. */
+function withoutNullUsage(raw: string): string {
+  const at = raw.indexOf(OPENAI_NULL_USAGE);
+  if (at >= 0) return raw.slice(0, at) + raw.slice(at + OPENAI_NULL_USAGE.length);
+  return raw.includes('"usage"') ? raw.replace(NULL_USAGE, '') : raw;
+}
 const NOTHING: EventReading = {};
 
 /**
@@ -164,9 +173,7 @@ export const openai: Dialect = {
   withoutAskedUsage(event) {
     const { read } = event;
     if (read.usage && !read.choices && !read.content && !read.terminal) return undefined; // the usage chunk the app did not ask for
-    const at = event.raw.indexOf(',"usage":null');
-    // OpenAI's own spelling is cut out where it is; any other spacing is found by the pattern.
-    const raw = at >= 0 ? event.raw.slice(0, at) + event.raw.slice(at + 13) : event.raw.includes('"usage"') ? event.raw.replace(NULL_USAGE, '') : event.raw;
+    const raw = withoutNullUsage(event.raw);
     return raw === event.raw ? event : { ...event, raw };
   },
   continueWith(json, text, style) {
